@@ -1,0 +1,189 @@
+//! The errors of noex's operations, one enum per kind of operation.
+//!
+//! Transport-level failures (the target is gone, a timeout ran out) are these enums. A
+//! handler's own errors are not: a `Reply` type of `Result<T, E>` reaches the caller as that
+//! `Result`, inside `Ok`.
+
+use thiserror::Error;
+
+use crate::{ExitReason, Pid};
+
+/// Why a [`call`](crate::ServerRef::call) produced no reply.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum CallError {
+    /// No reply arrived within the call's timeout (5 s by default). The server may still
+    /// handle the request; its late reply is dropped.
+    #[error("the call timed out")]
+    Timeout,
+    /// The server was not running when the call was made, or it ended before taking the
+    /// request from its mailbox: the request was never handled.
+    #[error("no such process")]
+    NoProc,
+    /// The server's node is not connected.
+    #[error("the server's node is not connected")]
+    NoConnection,
+    /// The server ended while handling the request (or after deferring its reply) with this
+    /// reason: the request may have had effects.
+    #[error("the server exited while handling the call: {0}")]
+    Exited(ExitReason),
+    /// The way to the server is full.
+    #[error("the server is overloaded")]
+    Overloaded,
+    /// A process called itself, which could only time out.
+    #[error("a process cannot call itself")]
+    CallingSelf,
+    /// The process found under a name runs a different behaviour than the caller expects.
+    #[error("{name:?} runs behaviour {found}, not {expected}")]
+    WrongBehavior {
+        /// The name that was looked up.
+        name: String,
+        /// The behaviour the caller expected.
+        expected: String,
+        /// The behaviour the process actually runs.
+        found: String,
+    },
+}
+
+/// Why a [`cast`](crate::ServerRef::cast) or another one-way send was not delivered.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum SendError {
+    /// The target process is not running.
+    #[error("no such process")]
+    NoProc,
+    /// The target's node is not connected.
+    #[error("the target's node is not connected")]
+    NoConnection,
+    /// The way to the target is full.
+    #[error("the target is overloaded")]
+    Overloaded,
+    /// The process found under a name runs a different behaviour than the sender expects.
+    #[error("{name:?} runs behaviour {found}, not {expected}")]
+    WrongBehavior {
+        /// The name that was looked up.
+        name: String,
+        /// The behaviour the sender expected.
+        expected: String,
+        /// The behaviour the process actually runs.
+        found: String,
+    },
+}
+
+/// Why a process could not be started. `E` is the behaviour's
+/// [`InitError`](crate::GenServer::InitError).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum SpawnError<E> {
+    /// `init` returned this error.
+    #[error("init failed: {0}")]
+    Init(E),
+    /// `init` panicked with this message.
+    #[error("init panicked: {0}")]
+    InitPanicked(String),
+    /// `init` did not finish within the init timeout (5 s by default); the process was killed.
+    #[error("init timed out")]
+    InitTimeout,
+    /// The process ended during `init` because of an exit signal (for example its linked
+    /// parent died).
+    #[error("the process exited during init: {0}")]
+    Exited(ExitReason),
+    /// The requested name is held by another process; no process was started.
+    #[error("the name {name:?} is already registered to {holder}")]
+    NameTaken {
+        /// The name that was requested.
+        name: String,
+        /// The process that holds it.
+        holder: Pid,
+    },
+    /// The node is shutting down.
+    #[error("the node is shutting down")]
+    NodeDown,
+}
+
+impl<E> SpawnError<E> {
+    /// Converts the `Init` error with `f`, keeping every other variant.
+    pub fn map_init<F>(self, f: impl FnOnce(E) -> F) -> SpawnError<F> {
+        match self {
+            SpawnError::Init(e) => SpawnError::Init(f(e)),
+            SpawnError::InitPanicked(msg) => SpawnError::InitPanicked(msg),
+            SpawnError::InitTimeout => SpawnError::InitTimeout,
+            SpawnError::Exited(reason) => SpawnError::Exited(reason),
+            SpawnError::NameTaken { name, holder } => SpawnError::NameTaken { name, holder },
+            SpawnError::NodeDown => SpawnError::NodeDown,
+        }
+    }
+}
+
+/// Why a name could not be looked up as a process of a given behaviour.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum LookupError {
+    /// No process is registered under the name.
+    #[error("no process is registered as {0:?}")]
+    NotFound(String),
+    /// The process under the name runs another behaviour.
+    #[error("{name:?} runs behaviour {found}, not {expected}")]
+    WrongBehavior {
+        /// The name that was looked up.
+        name: String,
+        /// The behaviour the caller expected.
+        expected: String,
+        /// The behaviour the process actually runs.
+        found: String,
+    },
+}
+
+impl From<LookupError> for CallError {
+    fn from(err: LookupError) -> Self {
+        match err {
+            LookupError::NotFound(_) => CallError::NoProc,
+            LookupError::WrongBehavior {
+                name,
+                expected,
+                found,
+            } => CallError::WrongBehavior {
+                name,
+                expected,
+                found,
+            },
+        }
+    }
+}
+
+impl From<LookupError> for SendError {
+    fn from(err: LookupError) -> Self {
+        match err {
+            LookupError::NotFound(_) => SendError::NoProc,
+            LookupError::WrongBehavior {
+                name,
+                expected,
+                found,
+            } => SendError::WrongBehavior {
+                name,
+                expected,
+                found,
+            },
+        }
+    }
+}
+
+/// Why a name could not be registered.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum RegisterError {
+    /// Another process holds the name.
+    #[error("the name {name:?} is already registered to {holder}")]
+    NameTaken {
+        /// The name that was requested.
+        name: String,
+        /// The process that holds it.
+        holder: Pid,
+    },
+    /// The process already has a name (a process has at most one).
+    #[error("{pid} is already registered as {name:?}")]
+    AlreadyNamed {
+        /// The process.
+        pid: Pid,
+        /// Its current name.
+        name: String,
+    },
+    /// The process is not running.
+    #[error("no such process")]
+    NoProc,
+}

@@ -1,0 +1,410 @@
+//! `Node`: one runtime instance, owning its processes, names, timers and threads.
+//!
+//! Nothing in noex is global: every process lives in exactly one `Node`, and several nodes
+//! can run side by side in one OS process (that is how multi-node tests run). A node is a
+//! cheap handle; clones share the same runtime.
+//!
+//! A node runs its processes on its own scheduler threads (by default one per CPU). A
+//! process spawned from inside another process starts on the same thread, so processes
+//! that talk to each other avoid cross-thread wake-ups; work started from outside the node
+//! is spread round-robin.
+
+pub(crate) mod executors;
+mod info;
+mod signals;
+
+use std::collections::hash_map::RandomState;
+use std::future::Future;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_lite::FutureExt;
+use smol::Task;
+
+use crate::error::{LookupError, RegisterError, SendError, SpawnError};
+use crate::events::{EventBus, Events};
+use crate::process::table::ProcessTable;
+use crate::process::AnyProcess;
+use crate::registry::Registry;
+use crate::server::process::Process;
+use crate::server::spawn::{self, Relation};
+use crate::server::{GenServer, NamedRef, ServerRef, SpawnOptions};
+use crate::timer::{self, TimerRef};
+use crate::{ExitReason, MonitorRef, Pid};
+
+use executors::Executors;
+pub use info::ProcessInfo;
+pub(crate) use signals::stop_process;
+
+/// How long [`Node::shutdown`] waits for killed processes to end.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
+
+/// The grace period of [`Node::stop`]: how long `terminate` may take before a kill.
+pub const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// A noex runtime instance. See the [module docs](self) and the [crate docs](crate).
+///
+/// ```
+/// use noex::Node;
+///
+/// let node = Node::builder().name("worker").threads(2).build();
+/// assert_eq!(node.name(), "worker");
+/// assert_eq!(node.process_count(), 0);
+/// node.shutdown();
+/// ```
+#[derive(Clone)]
+pub struct Node {
+    pub(crate) inner: Arc<NodeInner>,
+}
+
+/// The state a node owns. Processes hold it weakly, so dropping the last [`Node`] handle
+/// shuts the node down.
+pub(crate) struct NodeInner {
+    pub(crate) name: Arc<str>,
+    pub(crate) incarnation: u64,
+    serials: AtomicU64,
+    monitor_refs: AtomicU64,
+    pub(crate) table: ProcessTable,
+    pub(crate) registry: Registry,
+    pub(crate) executors: Executors,
+    pub(crate) events: EventBus,
+    shutting_down: AtomicBool,
+}
+
+/// Configures a [`Node`] before it starts.
+#[derive(Debug, Clone)]
+pub struct NodeBuilder {
+    name: String,
+    threads: usize,
+}
+
+impl Default for NodeBuilder {
+    fn default() -> Self {
+        NodeBuilder {
+            name: "nonode".to_owned(),
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+}
+
+impl NodeBuilder {
+    /// The node's name, shown in every pid (`<name.serial>`). Defaults to `nonode`.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// The number of scheduler threads. Defaults to the number of CPUs.
+    pub fn threads(mut self, threads: usize) -> Self {
+        self.threads = threads.max(1);
+        self
+    }
+
+    /// Starts the node.
+    pub fn build(self) -> Node {
+        let name: Arc<str> = Arc::from(self.name.as_str());
+        let inner = NodeInner {
+            executors: Executors::start(&self.name, self.threads),
+            name,
+            incarnation: random_u64(),
+            serials: AtomicU64::new(1),
+            monitor_refs: AtomicU64::new(1),
+            table: ProcessTable::default(),
+            registry: Registry::default(),
+            events: EventBus::default(),
+            shutting_down: AtomicBool::new(false),
+        };
+        Node {
+            inner: Arc::new(inner),
+        }
+    }
+}
+
+fn random_u64() -> u64 {
+    // RandomState is seeded from the OS per instance: enough for an incarnation number.
+    let mut hasher = RandomState::new().build_hasher();
+    hasher.write_u64(std::process::id() as u64);
+    hasher.finish()
+}
+
+impl NodeInner {
+    pub(crate) fn next_pid(&self) -> Pid {
+        let serial = self.serials.fetch_add(1, Ordering::Relaxed);
+        Pid::new(self.name.clone(), self.incarnation, serial)
+    }
+
+    pub(crate) fn next_monitor_ref(&self) -> MonitorRef {
+        MonitorRef(self.monitor_refs.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// The live process behind `pid`, if `pid` belongs to this node's current incarnation.
+    pub(crate) fn resolve(&self, pid: &Pid) -> Option<Arc<dyn AnyProcess>> {
+        if pid.incarnation() != self.incarnation || pid.node() != &*self.name {
+            return None;
+        }
+        self.table.get(pid.serial())
+    }
+
+    /// The live process behind `pid` as a process of behaviour `B`.
+    pub(crate) fn resolve_as<B: GenServer>(&self, pid: &Pid) -> Result<Arc<Process<B>>, String> {
+        let process = self.resolve(pid).ok_or_else(String::new)?;
+        let behavior = process.core().id.behavior;
+        process
+            .into_any()
+            .downcast::<Process<B>>()
+            .map_err(|_| behavior.to_owned())
+    }
+
+    pub(crate) fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for NodeInner {
+    fn drop(&mut self) {
+        self.executors.stop();
+    }
+}
+
+impl Default for Node {
+    fn default() -> Self {
+        Node::new()
+    }
+}
+
+impl Node {
+    /// Starts a local node named `nonode` with one scheduler thread per CPU.
+    pub fn new() -> Node {
+        NodeBuilder::default().build()
+    }
+
+    /// Configures a node; see [`NodeBuilder`].
+    pub fn builder() -> NodeBuilder {
+        NodeBuilder::default()
+    }
+
+    pub(crate) fn from_inner(inner: Arc<NodeInner>) -> Node {
+        Node { inner }
+    }
+
+    /// The node's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The node's incarnation: a random number drawn at start. Pids of other incarnations
+    /// never reach this node's processes.
+    pub fn incarnation(&self) -> u64 {
+        self.inner.incarnation
+    }
+
+    /// The number of scheduler threads.
+    pub fn threads(&self) -> usize {
+        self.inner.executors.threads()
+    }
+
+    /// Spawns a process running `B` and waits for its `init` (default timeout 5 s).
+    ///
+    /// From inside a process, the new process starts on the caller's thread.
+    pub async fn spawn<B: GenServer>(
+        &self,
+        args: B::Args,
+    ) -> Result<ServerRef<B>, SpawnError<B::InitError>> {
+        self.spawn_with(args, SpawnOptions::new()).await
+    }
+
+    /// Spawns a process with options: a registered name, an init timeout.
+    ///
+    /// A name that is taken fails the spawn with [`SpawnError::NameTaken`] before any
+    /// process starts.
+    pub async fn spawn_with<B: GenServer>(
+        &self,
+        args: B::Args,
+        options: SpawnOptions,
+    ) -> Result<ServerRef<B>, SpawnError<B::InitError>> {
+        spawn::spawn(&self.inner, args, options, Relation::None).await
+    }
+
+    /// Runs a future to completion on the current thread, driving timers and I/O.
+    ///
+    /// This is the entry point of `main` functions and tests. Do not call it from inside a
+    /// process: it would block that process's scheduler thread.
+    pub fn block_on<T>(&self, future: impl Future<Output = T>) -> T {
+        smol::block_on(future)
+    }
+
+    /// Runs a plain task (not a process) on the node's scheduler threads.
+    ///
+    /// Processes spawned from the task start on its thread, which makes it the fastest
+    /// place for a driver loop that talks to them.
+    pub fn spawn_task<T: Send + 'static>(
+        &self,
+        future: impl Future<Output = T> + Send + 'static,
+    ) -> Task<T> {
+        self.inner.executors.spawn(future)
+    }
+
+    /// Stops a process gracefully with `reason`: it finishes its current message, runs
+    /// `terminate`, and is killed if that takes longer than 5 s. Resolves with the reason it
+    /// actually ended with.
+    pub async fn stop(&self, pid: &Pid, reason: ExitReason) -> Result<ExitReason, SendError> {
+        self.inner
+            .stop(pid, reason, Some(DEFAULT_STOP_GRACE))
+            .await
+    }
+
+    /// Like [`stop`](Self::stop) with a grace period of your choice; `None` waits for
+    /// `terminate` however long it takes.
+    pub async fn stop_with_grace(
+        &self,
+        pid: &Pid,
+        reason: ExitReason,
+        grace: Option<Duration>,
+    ) -> Result<ExitReason, SendError> {
+        self.inner.stop(pid, reason, grace).await
+    }
+
+    /// Kills a process: it ends at once with [`ExitReason::Killed`], even if it traps exits;
+    /// `terminate` does not run. Returns `false` if it was not running.
+    pub fn kill(&self, pid: &Pid) -> bool {
+        self.inner.kill(pid)
+    }
+
+    /// `true` while the process runs.
+    pub fn is_alive(&self, pid: &Pid) -> bool {
+        self.inner
+            .resolve(pid)
+            .is_some_and(|p| p.core().is_alive())
+    }
+
+    /// Waits until the process has ended and returns why. For a process that is not running
+    /// (or never existed on this node), resolves at once with [`ExitReason::NoProc`].
+    pub async fn exited(&self, pid: &Pid) -> ExitReason {
+        match self.inner.resolve(pid) {
+            Some(process) => process.core().exited().await,
+            None => ExitReason::NoProc,
+        }
+    }
+
+    /// Registers `name` for a running process. Names are unique on the node, a process has
+    /// at most one, and the name is released when the process ends.
+    pub fn register(&self, name: &str, pid: &Pid) -> Result<(), RegisterError> {
+        let process = self.inner.resolve(pid).ok_or(RegisterError::NoProc)?;
+        self.inner.registry.register(name, process.core())
+    }
+
+    /// Removes a name; returns the process it named.
+    pub fn unregister(&self, name: &str) -> Option<Pid> {
+        let pid = self.inner.registry.unregister(name)?;
+        if let Some(process) = self.inner.resolve(&pid) {
+            process.core().clear_name(name);
+        }
+        Some(pid)
+    }
+
+    /// The process registered under `name`.
+    pub fn whereis(&self, name: &str) -> Option<Pid> {
+        self.inner.registry.whereis(name)
+    }
+
+    /// Every registered (name, pid) pair, sorted by name.
+    pub fn registered(&self) -> Vec<(String, Pid)> {
+        self.inner.registry.all()
+    }
+
+    /// The process registered under `name`, as a typed reference to behaviour `B`.
+    ///
+    /// Fails with [`LookupError::WrongBehavior`] (not a panic) if the process runs another
+    /// behaviour.
+    pub fn lookup<B: GenServer>(&self, name: &str) -> Result<ServerRef<B>, LookupError> {
+        let not_found = || LookupError::NotFound(name.to_owned());
+        let pid = self.whereis(name).ok_or_else(not_found)?;
+        match self.inner.resolve_as::<B>(&pid) {
+            Ok(process) => Ok(ServerRef::from_process(process)),
+            Err(found) if found.is_empty() => Err(not_found()),
+            Err(found) => Err(LookupError::WrongBehavior {
+                name: name.to_owned(),
+                expected: std::any::type_name::<B>().to_owned(),
+                found,
+            }),
+        }
+    }
+
+    /// A reference that finds the process registered under `name` at each use, so it keeps
+    /// working when a supervisor restarts that process under the same name.
+    pub fn named<B: GenServer>(&self, name: impl Into<String>) -> NamedRef<B> {
+        NamedRef::new(self.clone(), name.into())
+    }
+
+    /// Delivers `message` to `target`'s [`handle_info`](GenServer::handle_info) after
+    /// `delay`. The timer is cancelled if `target` ends first.
+    pub fn send_after<B: GenServer>(
+        &self,
+        target: &ServerRef<B>,
+        message: B::Info,
+        delay: Duration,
+    ) -> TimerRef {
+        timer::start(
+            &self.inner.executors,
+            target.process(),
+            message,
+            delay,
+            None,
+        )
+    }
+
+    /// Cancels a timer; `true` if it was still pending. Same as [`TimerRef::cancel`].
+    pub fn cancel_timer(&self, timer: &TimerRef) -> bool {
+        timer.cancel()
+    }
+
+    /// Subscribes to the node's [`LifecycleEvent`](crate::LifecycleEvent)s.
+    pub fn events(&self) -> Events {
+        self.inner.events.subscribe()
+    }
+
+    /// The number of running processes.
+    pub fn process_count(&self) -> usize {
+        self.inner.table.len()
+    }
+
+    /// Shuts the node down: refuses new processes, kills every running one (their links and
+    /// monitors see `Killed`), and stops the scheduler threads. Call it from outside the
+    /// node (a `main` function or a test); from inside a process it kills everything but
+    /// cannot wait for the threads to end. Dropping the last handle of a node does the
+    /// same, without the wait.
+    ///
+    /// To run `terminate` callbacks, stop your top-level supervisors first.
+    pub fn shutdown(&self) {
+        if self.inner.shutting_down.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        for process in self.inner.table.all() {
+            process.core().signal(crate::process::Signal::Kill);
+        }
+        if !self.inner.executors.on_own_thread() {
+            // A handler stuck in blocking code cannot be interrupted; do not wait forever.
+            let all_ended = async {
+                for process in self.inner.table.all() {
+                    process.core().exited().await;
+                }
+            };
+            smol::block_on(all_ended.or(async {
+                smol::Timer::after(SHUTDOWN_WAIT).await;
+            }));
+        }
+        self.inner.executors.stop();
+    }
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("name", &self.name())
+            .field("incarnation", &self.incarnation())
+            .field("processes", &self.process_count())
+            .finish()
+    }
+}

@@ -1,0 +1,110 @@
+//! The mailbox: a multi-producer, single-consumer queue of one process's messages.
+//!
+//! Senders push under a short lock; the process takes everything queued in one swap and
+//! works through that batch without touching the lock again, so a busy process pays one
+//! lock per batch rather than one per message. Once closed (the process ended), pushes fail
+//! and hand the message back, which is how senders learn `NoProc`.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+/// A closable FIFO of messages of type `M`.
+pub(crate) struct Mailbox<M> {
+    shared: Mutex<Shared<M>>,
+    /// Messages already taken by the consumer but not yet handled (for introspection).
+    in_hand: AtomicUsize,
+}
+
+struct Shared<M> {
+    queue: VecDeque<M>,
+    closed: bool,
+}
+
+/// A batch larger than this is released when the mailbox runs dry, so a burst does not
+/// pin its memory for the rest of the process's life.
+const KEEP_CAPACITY: usize = 64;
+
+impl<M> Mailbox<M> {
+    pub(crate) fn new() -> Self {
+        Mailbox {
+            shared: Mutex::new(Shared {
+                queue: VecDeque::new(),
+                closed: false,
+            }),
+            in_hand: AtomicUsize::new(0),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Shared<M>> {
+        // Nothing panics while holding this lock; tolerate poisoning anyway.
+        self.shared.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Appends `msg`, or hands it back if the mailbox is closed.
+    pub(crate) fn push(&self, msg: M) -> Result<(), M> {
+        let mut shared = self.lock();
+        if shared.closed {
+            return Err(msg);
+        }
+        shared.queue.push_back(msg);
+        Ok(())
+    }
+
+    /// Moves every queued message to the back of `batch` (which the consumer owns).
+    pub(crate) fn take_into(&self, batch: &mut VecDeque<M>) {
+        let mut shared = self.lock();
+        if batch.is_empty() {
+            std::mem::swap(&mut shared.queue, batch);
+            if shared.queue.capacity() > KEEP_CAPACITY {
+                shared.queue = VecDeque::new();
+            }
+        } else {
+            batch.append(&mut shared.queue);
+        }
+    }
+
+    /// Records how many taken messages the consumer still holds.
+    pub(crate) fn set_in_hand(&self, n: usize) {
+        self.in_hand.store(n, Ordering::Relaxed);
+    }
+
+    /// Messages waiting to be handled: queued ones plus those taken but not yet handled.
+    pub(crate) fn len(&self) -> usize {
+        self.lock().queue.len() + self.in_hand.load(Ordering::Relaxed)
+    }
+
+    /// Closes the mailbox and returns what was still queued. Later pushes fail.
+    pub(crate) fn close(&self) -> VecDeque<M> {
+        let mut shared = self.lock();
+        shared.closed = true;
+        self.in_hand.store(0, Ordering::Relaxed);
+        std::mem::take(&mut shared.queue)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_keep_fifo_order_across_takes() {
+        let mailbox = Mailbox::new();
+        let mut batch = VecDeque::new();
+        mailbox.push(1).unwrap();
+        mailbox.push(2).unwrap();
+        mailbox.take_into(&mut batch);
+        mailbox.push(3).unwrap();
+        mailbox.take_into(&mut batch);
+        assert_eq!(batch.into_iter().collect::<Vec<_>>(), vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn push_after_close_hands_the_message_back() {
+        let mailbox = Mailbox::new();
+        mailbox.push("queued").unwrap();
+        let left = mailbox.close();
+        assert_eq!(left.into_iter().collect::<Vec<_>>(), vec!["queued"]);
+        assert_eq!(mailbox.push("late"), Err("late"));
+    }
+}

@@ -1,0 +1,214 @@
+//! `Ctx`: what a running process can do to itself and the processes around it.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use super::process::Process;
+use super::reference::ServerRef;
+use super::spawn::{self, Relation, SpawnOptions};
+use super::GenServer;
+use crate::error::SpawnError;
+use crate::node::{Node, NodeInner};
+use crate::process::Signal;
+use crate::timer::{self, TimerRef};
+use crate::{ExitReason, MonitorRef, Pid};
+
+/// The context of a running process, given to every [`GenServer`] callback.
+///
+/// Through it a process links and monitors, traps exits, starts children and timers, and
+/// asks to stop.
+pub struct Ctx<B: GenServer> {
+    process: Arc<Process<B>>,
+    node: Weak<NodeInner>,
+    stop: Option<ExitReason>,
+}
+
+impl<B: GenServer> Ctx<B> {
+    pub(crate) fn new(process: Arc<Process<B>>, node: Weak<NodeInner>) -> Self {
+        Ctx {
+            process,
+            node,
+            stop: None,
+        }
+    }
+
+    pub(crate) fn process(&self) -> &Arc<Process<B>> {
+        &self.process
+    }
+
+    pub(crate) fn node_inner(&self) -> Option<Arc<NodeInner>> {
+        self.node.upgrade()
+    }
+
+    pub(crate) fn take_stop(&mut self) -> Option<ExitReason> {
+        self.stop.take()
+    }
+
+    /// This process's pid.
+    pub fn pid(&self) -> &Pid {
+        self.process.core.pid()
+    }
+
+    /// A typed reference to this process, to hand to others.
+    pub fn server_ref(&self) -> ServerRef<B> {
+        ServerRef::from_process(self.process.clone())
+    }
+
+    /// The process that spawned this one with a link, if any.
+    pub fn parent(&self) -> Option<&Pid> {
+        self.process.core.id.parent.as_ref()
+    }
+
+    /// The node this process runs on.
+    ///
+    /// # Panics
+    ///
+    /// If the node has been dropped — which only happens while it tears its processes down.
+    pub fn node(&self) -> Node {
+        Node::from_inner(
+            self.node_inner()
+                .expect("noex: the node of a running process was dropped"),
+        )
+    }
+
+    /// Asks this process to stop with `reason` once the current callback returns:
+    /// `terminate` runs, then the process ends.
+    pub fn stop(&mut self, reason: ExitReason) {
+        self.stop = Some(reason);
+    }
+
+    /// Turns trapping of exit signals on or off (off at start).
+    ///
+    /// While trapping, an exit signal from a linked process (or sent with [`Ctx::exit`])
+    /// arrives as [`Info::Exit`](crate::Info::Exit) instead of ending this process —
+    /// except a [kill](crate::Node::kill), which cannot be trapped, and an exit from the
+    /// parent, which makes a trapping server terminate with the parent's reason (as in OTP).
+    pub fn trap_exits(&mut self, trap: bool) {
+        self.process.core.set_trap_exit(trap);
+    }
+
+    /// Whether this process traps exits.
+    pub fn traps_exits(&self) -> bool {
+        self.process.core.trap_exit()
+    }
+
+    /// Links this process with `pid`: when either ends abnormally, the other gets an exit
+    /// signal. Linking to a process that is not running sends this process an exit signal
+    /// with reason [`ExitReason::NoProc`].
+    pub fn link(&mut self, pid: &Pid) {
+        if let Some(node) = self.node_inner() {
+            node.link(&self.process.core, pid);
+        }
+    }
+
+    /// Removes the link with `pid`. No exit signal from that link arrives afterwards.
+    pub fn unlink(&mut self, pid: &Pid) {
+        if let Some(node) = self.node_inner() {
+            node.unlink(&self.process.core, pid);
+        }
+    }
+
+    /// Monitors `pid`: when it ends, this process gets exactly one
+    /// [`Info::Down`](crate::Info::Down) with the returned reference. A process that is not
+    /// running produces a `Down` with reason [`ExitReason::NoProc`] at once.
+    pub fn monitor(&mut self, pid: &Pid) -> MonitorRef {
+        match self.node_inner() {
+            Some(node) => node.monitor(&self.process.core, pid),
+            None => MonitorRef(0),
+        }
+    }
+
+    /// Removes a monitor. No `Down` for it is handled afterwards, even one already queued.
+    /// Returns `false` if the monitor had already fired or been removed.
+    pub fn demonitor(&mut self, monitor: MonitorRef) -> bool {
+        self.node_inner()
+            .is_some_and(|node| node.demonitor(&self.process.core, monitor))
+    }
+
+    /// Sends `pid` an exit signal with `reason`, as if from a link: it ends unless it traps
+    /// exits (then it gets [`Info::Exit`](crate::Info::Exit)); `Normal` is ignored by a
+    /// process that does not trap. Returns `false` if `pid` is not running.
+    pub fn exit(&mut self, pid: &Pid, reason: ExitReason) -> bool {
+        if pid == self.pid() {
+            // A process exiting itself follows the same rules, through its own queue.
+            return self.process.core.signal(Signal::Exit {
+                from: pid.clone(),
+                reason,
+                linked: false,
+            });
+        }
+        self.node_inner()
+            .is_some_and(|node| node.exit(self.pid(), pid, reason))
+    }
+
+    /// Spawns a process linked to this one, atomically: there is no moment at which the
+    /// child runs unlinked. If `init` fails, the spawn returns the error and no exit signal
+    /// arrives.
+    pub async fn spawn_link<C: GenServer>(
+        &mut self,
+        args: C::Args,
+    ) -> Result<ServerRef<C>, SpawnError<C::InitError>> {
+        self.spawn_link_with(args, SpawnOptions::new()).await
+    }
+
+    /// [`spawn_link`](Self::spawn_link) with options.
+    pub async fn spawn_link_with<C: GenServer>(
+        &mut self,
+        args: C::Args,
+        options: SpawnOptions,
+    ) -> Result<ServerRef<C>, SpawnError<C::InitError>> {
+        let node = self.node_inner().ok_or(SpawnError::NodeDown)?;
+        spawn::spawn(&node, args, options, Relation::Link(&self.process.core)).await
+    }
+
+    /// Spawns a process monitored by this one, atomically. If `init` fails, the spawn
+    /// returns the error and no `Down` arrives.
+    pub async fn spawn_monitor<C: GenServer>(
+        &mut self,
+        args: C::Args,
+    ) -> Result<(ServerRef<C>, MonitorRef), SpawnError<C::InitError>> {
+        let node = self.node_inner().ok_or(SpawnError::NodeDown)?;
+        let monitor = node.next_monitor_ref();
+        let relation = Relation::Monitor(&self.process.core, monitor);
+        let server = spawn::spawn(&node, args, SpawnOptions::new(), relation).await?;
+        Ok((server, monitor))
+    }
+
+    /// Delivers `message` to this process's [`handle_info`](GenServer::handle_info) after
+    /// `delay`. The timer is cancelled when this process ends.
+    pub fn send_after(&mut self, message: B::Info, delay: Duration) -> TimerRef {
+        self.start_timer(message, delay, None)
+    }
+
+    /// Delivers a copy of `message` to this process every `period` until the timer is
+    /// cancelled or this process ends.
+    pub fn send_interval(&mut self, message: B::Info, period: Duration) -> TimerRef
+    where
+        B::Info: Clone,
+    {
+        self.start_timer(message, period, Some(B::Info::clone))
+    }
+
+    /// Cancels a timer; `true` if it was still pending. Same as [`TimerRef::cancel`].
+    pub fn cancel_timer(&mut self, timer: &TimerRef) -> bool {
+        timer.cancel()
+    }
+
+    fn start_timer(
+        &mut self,
+        message: B::Info,
+        delay: Duration,
+        repeat: Option<fn(&B::Info) -> B::Info>,
+    ) -> TimerRef {
+        match self.node_inner() {
+            Some(node) => timer::start(&node.executors, &self.process, message, delay, repeat),
+            None => TimerRef::inert(),
+        }
+    }
+}
+
+impl<B: GenServer> std::fmt::Debug for Ctx<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ctx").field("pid", self.pid()).finish()
+    }
+}

@@ -1,0 +1,279 @@
+//! Typed references to servers: [`ServerRef`] (one process) and [`NamedRef`] (whatever
+//! process holds a name right now).
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_lite::FutureExt;
+
+use super::process::{Envelope, Process};
+use super::reply::Abandoned;
+use super::{run, GenServer, Info};
+use crate::error::{CallError, LookupError, SendError};
+use crate::node::{stop_process, Node, DEFAULT_STOP_GRACE};
+use crate::{ExitReason, Pid};
+
+/// The timeout of [`ServerRef::call`], as in OTP's `gen_server:call/2`.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A typed reference to a process running behaviour `B`.
+///
+/// A `ServerRef` names one process (one [`Pid`]) and knows its message types, so only
+/// `B`'s calls, casts and infos can be sent through it. It is cheap to clone, `Send` and
+/// `Sync`, and stays valid after the process ends: sends then fail with `NoProc`.
+///
+/// ```
+/// # use noex::{Ctx, GenServer, Node, ReplyTo};
+/// # struct Echo;
+/// # impl GenServer for Echo {
+/// #     type Args = (); type Call = String; type Reply = String; type Cast = (); type Info = ();
+/// #     type InitError = std::convert::Infallible;
+/// #     async fn init(_: (), _: &mut Ctx<Self>) -> Result<Self, Self::InitError> { Ok(Echo) }
+/// #     async fn handle_call(&mut self, text: String, reply: ReplyTo<String>, _: &mut Ctx<Self>) {
+/// #         reply.send(text)
+/// #     }
+/// # }
+/// use std::time::Duration;
+/// use noex::{CallError, ExitReason};
+///
+/// let node = Node::new();
+/// node.block_on(async {
+///     let echo = node.spawn::<Echo>(()).await.unwrap();
+///     assert_eq!(echo.call("hi".to_string()).await.unwrap(), "hi");
+///     let quick = echo.call_timeout("hey".to_string(), Duration::from_millis(100));
+///     assert_eq!(quick.await.unwrap(), "hey");
+///
+///     echo.stop(ExitReason::Normal).await.unwrap();
+///     assert_eq!(echo.call("anyone?".to_string()).await, Err(CallError::NoProc));
+/// });
+/// node.shutdown();
+/// ```
+pub struct ServerRef<B: GenServer> {
+    process: Arc<Process<B>>,
+}
+
+impl<B: GenServer> Clone for ServerRef<B> {
+    fn clone(&self) -> Self {
+        ServerRef {
+            process: self.process.clone(),
+        }
+    }
+}
+
+impl<B: GenServer> PartialEq for ServerRef<B> {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.process, &other.process)
+    }
+}
+
+impl<B: GenServer> Eq for ServerRef<B> {}
+
+impl<B: GenServer> fmt::Debug for ServerRef<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("ServerRef").field(self.pid()).finish()
+    }
+}
+
+impl<B: GenServer> ServerRef<B> {
+    pub(crate) fn from_process(process: Arc<Process<B>>) -> Self {
+        ServerRef { process }
+    }
+
+    pub(crate) fn process(&self) -> &Arc<Process<B>> {
+        &self.process
+    }
+
+    /// The process's pid.
+    pub fn pid(&self) -> &Pid {
+        self.process.core.pid()
+    }
+
+    /// `true` while the process runs.
+    pub fn is_alive(&self) -> bool {
+        self.process.core.is_alive()
+    }
+
+    /// Calls the server and waits for its reply, for at most 5 s.
+    ///
+    /// Errors: [`CallError::NoProc`] at once if the server is not running or ends before
+    /// taking the request; [`CallError::Exited`] if it ends while handling it;
+    /// [`CallError::Timeout`] if no reply comes in time (a late reply is dropped).
+    pub async fn call(&self, request: B::Call) -> Result<B::Reply, CallError> {
+        self.call_timeout(request, DEFAULT_CALL_TIMEOUT).await
+    }
+
+    /// [`call`](Self::call) with a timeout of your choice.
+    pub async fn call_timeout(
+        &self,
+        request: B::Call,
+        timeout: Duration,
+    ) -> Result<B::Reply, CallError> {
+        if run::is_current(&self.process) {
+            return Err(CallError::CallingSelf);
+        }
+        let (slot, reply) = oneshot::async_channel();
+        if self.process.deliver(Envelope::Call(request, slot)).is_err() {
+            return Err(CallError::NoProc);
+        }
+        let deadline = Instant::now() + timeout;
+        match until(deadline, reply).await {
+            Some(Ok(Ok(value))) => Ok(value),
+            Some(Ok(Err(Abandoned))) => {
+                // Taken but never answered: the server is ending (or chose not to reply).
+                match until(deadline, self.process.core.exited()).await {
+                    Some(reason) => Err(CallError::Exited(reason)),
+                    None => Err(CallError::Timeout),
+                }
+            }
+            // The request was dropped unhandled with the mailbox.
+            Some(Err(_)) => Err(CallError::NoProc),
+            None => Err(CallError::Timeout),
+        }
+    }
+
+    /// Sends a one-way message. Fails with [`SendError::NoProc`] if the server is not
+    /// running; success means the message is queued, not that it will be handled.
+    pub fn cast(&self, message: B::Cast) -> Result<(), SendError> {
+        self.process
+            .deliver(Envelope::Cast(message))
+            .map_err(|_| SendError::NoProc)
+    }
+
+    /// Sends a plain message to the server's [`handle_info`](GenServer::handle_info), like
+    /// Erlang's `!`.
+    pub fn send(&self, message: B::Info) -> Result<(), SendError> {
+        self.process
+            .deliver(Envelope::Info(Info::Message(message)))
+            .map_err(|_| SendError::NoProc)
+    }
+
+    /// Stops the server gracefully: it finishes its current message, runs `terminate` and
+    /// ends with `reason`; if that takes more than 5 s it is killed. Resolves with the
+    /// reason it actually ended with.
+    pub async fn stop(&self, reason: ExitReason) -> Result<ExitReason, SendError> {
+        stop_process(&self.process.core, reason, Some(DEFAULT_STOP_GRACE)).await
+    }
+
+    /// [`stop`](Self::stop) with a grace period of your choice; `None` waits for
+    /// `terminate` however long it takes.
+    pub async fn stop_with_grace(
+        &self,
+        reason: ExitReason,
+        grace: Option<Duration>,
+    ) -> Result<ExitReason, SendError> {
+        stop_process(&self.process.core, reason, grace).await
+    }
+
+    /// Waits until the server has ended and returns why.
+    pub async fn exited(&self) -> ExitReason {
+        self.process.core.exited().await
+    }
+}
+
+/// Runs `future` until `deadline`; `None` if the deadline came first.
+async fn until<F: Future>(deadline: Instant, future: F) -> Option<F::Output> {
+    async { Some(future.await) }
+        .or(async {
+            smol::Timer::at(deadline).await;
+            None
+        })
+        .await
+}
+
+/// A reference by name: each use finds the process registered under the name at that
+/// moment, so it keeps reaching a supervised process across restarts.
+///
+/// ```
+/// # use noex::{Ctx, GenServer, Node, ReplyTo, SpawnOptions};
+/// # struct Echo;
+/// # impl GenServer for Echo {
+/// #     type Args = (); type Call = u32; type Reply = u32; type Cast = (); type Info = ();
+/// #     type InitError = std::convert::Infallible;
+/// #     async fn init(_: (), _: &mut Ctx<Self>) -> Result<Self, Self::InitError> { Ok(Echo) }
+/// #     async fn handle_call(&mut self, n: u32, reply: ReplyTo<u32>, _: &mut Ctx<Self>) {
+/// #         reply.send(n)
+/// #     }
+/// # }
+/// use noex::{CallError, ExitReason};
+///
+/// let node = Node::new();
+/// let echo = node.named::<Echo>("echo");
+/// node.block_on(async {
+///     assert_eq!(echo.call(1).await, Err(CallError::NoProc)); // nobody has the name yet
+///
+///     let first = node.spawn_with::<Echo>((), SpawnOptions::new().name("echo")).await.unwrap();
+///     assert_eq!(echo.call(2).await, Ok(2));
+///
+///     first.stop(ExitReason::Normal).await.unwrap();
+///     node.spawn_with::<Echo>((), SpawnOptions::new().name("echo")).await.unwrap();
+///     assert_eq!(echo.call(3).await, Ok(3)); // reaches the new process
+/// });
+/// node.shutdown();
+/// ```
+pub struct NamedRef<B: GenServer> {
+    node: Node,
+    name: String,
+    _behavior: std::marker::PhantomData<fn() -> B>,
+}
+
+impl<B: GenServer> Clone for NamedRef<B> {
+    fn clone(&self) -> Self {
+        NamedRef {
+            node: self.node.clone(),
+            name: self.name.clone(),
+            _behavior: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<B: GenServer> fmt::Debug for NamedRef<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("NamedRef").field(&self.name).finish()
+    }
+}
+
+impl<B: GenServer> NamedRef<B> {
+    pub(crate) fn new(node: Node, name: String) -> Self {
+        NamedRef {
+            node,
+            name,
+            _behavior: std::marker::PhantomData,
+        }
+    }
+
+    /// The name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The process holding the name now.
+    pub fn resolve(&self) -> Result<ServerRef<B>, LookupError> {
+        self.node.lookup::<B>(&self.name)
+    }
+
+    /// [`ServerRef::call`] on the process holding the name; `NoProc` if nobody does.
+    pub async fn call(&self, request: B::Call) -> Result<B::Reply, CallError> {
+        self.resolve()?.call(request).await
+    }
+
+    /// [`ServerRef::call_timeout`] on the process holding the name.
+    pub async fn call_timeout(
+        &self,
+        request: B::Call,
+        timeout: Duration,
+    ) -> Result<B::Reply, CallError> {
+        self.resolve()?.call_timeout(request, timeout).await
+    }
+
+    /// [`ServerRef::cast`] to the process holding the name.
+    pub fn cast(&self, message: B::Cast) -> Result<(), SendError> {
+        self.resolve()?.cast(message)
+    }
+
+    /// [`ServerRef::send`] to the process holding the name.
+    pub fn send(&self, message: B::Info) -> Result<(), SendError> {
+        self.resolve()?.send(message)
+    }
+}

@@ -1,0 +1,265 @@
+//! The process loop of a `GenServer`: init, then one message at a time, watching signals.
+//!
+//! Signals are acted on between messages and while a handler is suspended at an `.await`:
+//! a kill, or an exit signal the process does not trap, drops the running handler and ends
+//! the process at once; a trapped exit or a monitor's `Down` becomes an info message at the
+//! back of the mailbox (behind everything its sender sent before); a stop request lets the
+//! current handler finish, then runs `terminate`.
+
+use std::cell::Cell;
+use std::collections::VecDeque;
+use std::future::{poll_fn, Future};
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::Poll;
+
+use super::ctx::Ctx;
+use super::process::{Envelope, Process};
+use super::reply::ReplyTo;
+use super::{GenServer, Info};
+use crate::error::SpawnError;
+use crate::events::LifecycleEvent;
+use crate::process::Signal;
+use crate::ExitReason;
+
+/// How many messages a process handles before letting its neighbours on the same thread
+/// run (tokio's budget). Yielding this rarely costs under 2 % of throughput.
+const BUDGET: u32 = 128;
+
+/// Tells the spawner how `init` went.
+pub(crate) type Started<B> = oneshot::Sender<Result<(), SpawnError<<B as GenServer>::InitError>>>;
+
+thread_local! {
+    /// The process whose handler is being polled on this thread (to refuse self-calls).
+    static CURRENT: Cell<usize> = const { Cell::new(0) };
+}
+
+/// `true` if the handler being polled on this thread belongs to `process`.
+pub(crate) fn is_current<B: GenServer>(process: &Process<B>) -> bool {
+    CURRENT.with(|c| c.get()) == process as *const Process<B> as usize
+}
+
+/// What a signal asks of the process.
+enum Verdict<M> {
+    /// Nothing (a stale link's exit, a normal exit while not trapping).
+    Ignore,
+    /// Put this message at the back of the mailbox.
+    Deliver(Info<M>),
+    /// Finish the current message, run `terminate`, end with this reason.
+    Stop(ExitReason),
+    /// End now with this reason.
+    Die(ExitReason),
+}
+
+/// Decides what a signal does, following OTP's rules for receiving exit signals.
+fn judge<B: GenServer>(process: &Process<B>, signal: Signal) -> Verdict<B::Info> {
+    let core = &process.core;
+    match signal {
+        Signal::Kill => Verdict::Die(ExitReason::Killed),
+        Signal::Stop(reason) => Verdict::Stop(reason),
+        Signal::Down {
+            monitor,
+            pid,
+            reason,
+        } => Verdict::Deliver(Info::Down {
+            monitor,
+            pid,
+            reason,
+        }),
+        Signal::Exit {
+            from,
+            reason,
+            linked,
+        } => {
+            if linked && !core.remove_link(&from) {
+                // The link was removed meanwhile (unlink): the signal is void.
+                return Verdict::Ignore;
+            }
+            if core.trap_exit() {
+                if linked && core.id.parent.as_ref() == Some(&from) {
+                    // OTP: a trapping server whose parent ends terminates with its reason.
+                    Verdict::Stop(reason)
+                } else {
+                    Verdict::Deliver(Info::Exit { from, reason })
+                }
+            } else if reason.is_normal() && &from != core.pid() {
+                Verdict::Ignore
+            } else {
+                Verdict::Die(reason)
+            }
+        }
+    }
+}
+
+/// Handles queued signals. Returns the reason to die with, if one says so.
+fn handle_signals<B: GenServer>(
+    process: &Process<B>,
+    pending_stop: &mut Option<ExitReason>,
+) -> Option<ExitReason> {
+    while let Some(signal) = process.core.next_signal() {
+        match judge(process, signal) {
+            Verdict::Ignore => {}
+            Verdict::Deliver(info) => {
+                // Only this process closes its mailbox, and it has not: the push succeeds.
+                let _ = process.mailbox.push(Envelope::Info(info));
+            }
+            Verdict::Stop(reason) => {
+                pending_stop.get_or_insert(reason);
+            }
+            Verdict::Die(reason) => return Some(reason),
+        }
+    }
+    None
+}
+
+/// Polls `future` (a callback) while watching signals. `Err(reason)` if a signal ended the
+/// process; the callback is then dropped where it stood.
+async fn guarded<B: GenServer, T>(
+    process: &Process<B>,
+    pending_stop: &mut Option<ExitReason>,
+    future: impl Future<Output = T>,
+) -> Result<T, ExitReason> {
+    let mut future = pin!(future);
+    let me = process as *const Process<B> as usize;
+    poll_fn(|cx| loop {
+        if process.core.has_signals() {
+            if let Some(reason) = handle_signals(process, pending_stop) {
+                return Poll::Ready(Err(reason));
+            }
+        }
+        let previous = CURRENT.with(|c| c.replace(me));
+        let polled = future.as_mut().poll(cx);
+        CURRENT.with(|c| c.set(previous));
+        if let Poll::Ready(value) = polled {
+            return Poll::Ready(Ok(value));
+        }
+        process.core.waker.register(cx.waker());
+        if !process.core.has_signals() {
+            return Poll::Pending;
+        }
+    })
+    .await
+}
+
+/// Waits until the mailbox or the signal queue has something, moving queued messages into
+/// `batch`.
+async fn wait_for_work<B: GenServer>(process: &Process<B>, batch: &mut VecDeque<Envelope<B>>) {
+    poll_fn(|cx| {
+        process.mailbox.take_into(batch);
+        if !batch.is_empty() || process.core.has_signals() {
+            return Poll::Ready(());
+        }
+        process.core.waker.register(cx.waker());
+        process.mailbox.take_into(batch);
+        if !batch.is_empty() || process.core.has_signals() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await
+}
+
+/// Runs a process of behaviour `B` from `init` to its end; returns why it ended.
+pub(crate) async fn run<B: GenServer>(
+    mut ctx: Ctx<B>,
+    args: B::Args,
+    started: Started<B>,
+    init_done: &AtomicBool,
+) -> ExitReason {
+    let process = ctx.process().clone();
+    let process = &*process;
+    let mut pending_stop = None;
+
+    let init = guarded(process, &mut pending_stop, B::init(args, &mut ctx)).await;
+    let mut state = match init {
+        Ok(Ok(state)) => state,
+        Ok(Err(error)) => {
+            let reason = ExitReason::error(&error);
+            // The spawner may have given up (init timeout); nothing else to tell it.
+            let _ = started.send(Err(SpawnError::Init(error)));
+            return reason;
+        }
+        Err(reason) => {
+            let _ = started.send(Err(SpawnError::Exited(reason.clone())));
+            return reason;
+        }
+    };
+    init_done.store(true, Ordering::Relaxed);
+    if let Some(node) = ctx.node_inner() {
+        if node.events.is_active() {
+            node.events.publish(LifecycleEvent::Started {
+                pid: process.core.pid().clone(),
+                behavior: process.core.id.behavior,
+                name: process.core.name().map(|n| n.to_string()),
+            });
+        }
+    }
+    let _ = started.send(Ok(()));
+
+    let mut batch = VecDeque::new();
+    let mut budget = BUDGET;
+    loop {
+        if process.core.has_signals() {
+            if let Some(reason) = handle_signals(process, &mut pending_stop) {
+                return reason;
+            }
+        }
+        if let Some(reason) = ctx.take_stop().or_else(|| pending_stop.take()) {
+            let ended = guarded(
+                process,
+                &mut pending_stop,
+                state.terminate(&reason, &mut ctx),
+            )
+            .await;
+            return ended.err().unwrap_or(reason);
+        }
+        let Some(envelope) = batch.pop_front() else {
+            wait_for_work(process, &mut batch).await;
+            continue;
+        };
+        process.mailbox.set_in_hand(batch.len());
+        process.core.count_message();
+        let handled = match envelope {
+            Envelope::Call(request, slot) => {
+                let reply = ReplyTo::new(slot);
+                guarded(
+                    process,
+                    &mut pending_stop,
+                    state.handle_call(request, reply, &mut ctx),
+                )
+                .await
+            }
+            Envelope::Cast(message) => {
+                guarded(
+                    process,
+                    &mut pending_stop,
+                    state.handle_cast(message, &mut ctx),
+                )
+                .await
+            }
+            Envelope::Info(info) => {
+                if let Info::Down { monitor, .. } = &info {
+                    if process.core.remove_watching(*monitor).is_none() {
+                        // Demonitored after the Down was queued: it must not be seen.
+                        continue;
+                    }
+                }
+                guarded(
+                    process,
+                    &mut pending_stop,
+                    state.handle_info(info, &mut ctx),
+                )
+                .await
+            }
+        };
+        if let Err(reason) = handled {
+            return reason;
+        }
+        budget -= 1;
+        if budget == 0 {
+            budget = BUDGET;
+            smol::future::yield_now().await;
+        }
+    }
+}

@@ -1,0 +1,231 @@
+//! Starting a process: name, link or monitor, task, `init`, and the guard that records its
+//! end however the task finishes.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use futures_lite::FutureExt;
+
+use super::ctx::Ctx;
+use super::process::Process;
+use super::reference::ServerRef;
+use super::{run, GenServer};
+use crate::error::{RegisterError, SpawnError};
+use crate::exit::panic_message;
+use crate::node::NodeInner;
+use crate::process::{AnyProcess, Core, Identity, Signal};
+use crate::{ExitReason, MonitorRef, Pid};
+
+/// How long a spawn waits for `init` unless told otherwise, as in noex.
+pub const DEFAULT_INIT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Options for [`Node::spawn_with`](crate::Node::spawn_with) and
+/// [`Ctx::spawn_link_with`](crate::Ctx::spawn_link_with).
+///
+/// ```
+/// use std::time::Duration;
+/// use noex::SpawnOptions;
+///
+/// let options = SpawnOptions::new().name("cache").init_timeout(Duration::from_secs(1));
+/// # let _ = options;
+/// ```
+#[derive(Debug, Clone)]
+pub struct SpawnOptions {
+    pub(crate) name: Option<String>,
+    pub(crate) init_timeout: Duration,
+    pub(crate) supervisor: Option<Pid>,
+}
+
+impl Default for SpawnOptions {
+    fn default() -> Self {
+        SpawnOptions {
+            name: None,
+            init_timeout: DEFAULT_INIT_TIMEOUT,
+            supervisor: None,
+        }
+    }
+}
+
+impl SpawnOptions {
+    /// No name, init timeout 5 s.
+    pub fn new() -> Self {
+        SpawnOptions::default()
+    }
+
+    /// Registers the process under `name` before `init` runs. If the name is taken, the
+    /// spawn fails with [`SpawnError::NameTaken`] and no process is left behind.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// How long `init` may take; past it the process is killed and the spawn fails with
+    /// [`SpawnError::InitTimeout`].
+    pub fn init_timeout(mut self, timeout: Duration) -> Self {
+        self.init_timeout = timeout;
+        self
+    }
+
+    /// Marks the process as a child of `supervisor` (for introspection).
+    pub(crate) fn supervised_by(mut self, supervisor: Pid) -> Self {
+        self.supervisor = Some(supervisor);
+        self
+    }
+}
+
+/// How the new process relates to its spawner.
+pub(crate) enum Relation<'a> {
+    None,
+    /// Linked to the spawner (whose core this is).
+    Link(&'a Core),
+    /// Monitored by the spawner with this reference.
+    Monitor(&'a Core, MonitorRef),
+}
+
+/// Spawns a process of behaviour `B` and waits for its `init`.
+pub(crate) async fn spawn<B: GenServer>(
+    node: &Arc<NodeInner>,
+    args: B::Args,
+    options: SpawnOptions,
+    relation: Relation<'_>,
+) -> Result<ServerRef<B>, SpawnError<B::InitError>> {
+    if node.is_shutting_down() {
+        return Err(SpawnError::NodeDown);
+    }
+    let pid = node.next_pid();
+    let parent = match &relation {
+        Relation::Link(spawner) => Some(spawner.pid().clone()),
+        _ => None,
+    };
+    let process = Arc::new(Process::<B>::new(Identity {
+        pid: pid.clone(),
+        behavior: std::any::type_name::<B>(),
+        parent,
+        supervisor: options.supervisor.clone(),
+    }));
+    node.table.insert(pid.serial(), process.clone());
+    if let Some(name) = &options.name {
+        if let Err(error) = node.registry.register(name, &process.core) {
+            node.table.remove(pid.serial());
+            return Err(match error {
+                RegisterError::NameTaken { name, holder } => SpawnError::NameTaken { name, holder },
+                // A fresh process is alive and has no name yet.
+                other => unreachable!("registering a fresh process failed: {other}"),
+            });
+        }
+    }
+    let spawner = match relation {
+        Relation::None => None,
+        Relation::Link(spawner) => {
+            spawner.add_link(&pid);
+            process.core.add_link(spawner.pid());
+            Some((spawner, None))
+        }
+        Relation::Monitor(spawner, monitor) => {
+            spawner.add_watching(monitor, &pid);
+            process.core.add_monitored_by(monitor, spawner.pid());
+            Some((spawner, Some(monitor)))
+        }
+    };
+    let spawner_ties = spawner.map(|(core, monitor)| (core.pid().clone(), monitor));
+
+    let (started, init_result) = oneshot::async_channel();
+    let ctx = Ctx::new(process.clone(), Arc::downgrade(node));
+    let task = process_task(Arc::downgrade(node), process.clone(), ctx, args, started, spawner_ties);
+    node.executors.spawn(task).detach();
+
+    let deadline = Instant::now() + options.init_timeout;
+    let outcome = async { Some(init_result.await) }
+        .or(async {
+            smol::Timer::at(deadline).await;
+            None
+        })
+        .await;
+    let failure = match outcome {
+        Some(Ok(Ok(()))) => return Ok(ServerRef::from_process(process)),
+        Some(Ok(Err(error))) => error,
+        // The task ended without a word: `init` panicked.
+        Some(Err(_)) => match process.core.exited().await {
+            ExitReason::Panic(message) => SpawnError::InitPanicked(message),
+            reason => SpawnError::Exited(reason),
+        },
+        None => {
+            process.core.signal(Signal::Kill);
+            process.core.exited().await;
+            SpawnError::InitTimeout
+        }
+    };
+    if let Some((spawner, monitor)) = spawner {
+        // The spawner hears of the failure through the result, not through a signal.
+        spawner.remove_link(&pid);
+        if let Some(monitor) = monitor {
+            spawner.remove_watching(monitor);
+        }
+    }
+    Err(failure)
+}
+
+/// The task of one process: runs it, catches panics, and records its end.
+async fn process_task<B: GenServer>(
+    node: Weak<NodeInner>,
+    process: Arc<Process<B>>,
+    ctx: Ctx<B>,
+    args: B::Args,
+    started: run::Started<B>,
+    spawner: Option<(Pid, Option<MonitorRef>)>,
+) {
+    let mut guard = ExitGuard {
+        node,
+        process: Some(process.clone()),
+    };
+    let init_done = AtomicBool::new(false);
+    let body = run::run(ctx, args, started, &init_done);
+    let reason = match AssertUnwindSafe(body).catch_unwind().await {
+        Ok(reason) => reason,
+        Err(payload) => ExitReason::Panic(panic_message(&*payload)),
+    };
+    if !init_done.load(Ordering::Relaxed) {
+        // A failed init is reported to the spawner as the spawn's result; its link and
+        // monitor must not deliver a second report.
+        if let Some((spawner, monitor)) = spawner {
+            process.core.remove_link(&spawner);
+            if let Some(monitor) = monitor {
+                process.core.remove_monitored_by(monitor);
+            }
+        }
+    }
+    guard.finish(reason);
+}
+
+/// Records the end of a process exactly once: when its task returns, or — if the task is
+/// dropped unfinished (the node was dropped) — with reason `Killed`.
+struct ExitGuard {
+    node: Weak<NodeInner>,
+    process: Option<Arc<dyn AnyProcess>>,
+}
+
+impl ExitGuard {
+    fn finish(&mut self, reason: ExitReason) {
+        let Some(process) = self.process.take() else {
+            return;
+        };
+        match self.node.upgrade() {
+            Some(node) => node.finalize(process.as_ref(), reason),
+            None => {
+                // The node is gone: no table or names to update, but waiters must wake.
+                if process.core().mark_exited(reason).is_some() {
+                    process.close_mailbox();
+                    process.core().notify_exited();
+                }
+            }
+        }
+    }
+}
+
+impl Drop for ExitGuard {
+    fn drop(&mut self) {
+        self.finish(ExitReason::Killed);
+    }
+}

@@ -1,0 +1,76 @@
+//! Stopping children by their shutdown spec, one at a time or all at once.
+
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::task::Poll;
+use std::time::Instant;
+
+use futures_lite::FutureExt;
+
+use super::spec::Shutdown;
+use crate::node::NodeInner;
+use crate::process::Signal;
+use crate::{ExitReason, Pid};
+
+/// Stops one child by its shutdown spec and waits until it has ended; returns its reason.
+///
+/// The caller unlinks the child first, so its end produces no exit signal.
+pub(crate) async fn stop_child(node: &NodeInner, pid: &Pid, shutdown: Shutdown) -> ExitReason {
+    let Some(child) = node.resolve(pid) else {
+        return ExitReason::NoProc;
+    };
+    let core = child.core();
+    let deadline = match shutdown {
+        Shutdown::BrutalKill => {
+            core.signal(Signal::Kill);
+            return core.exited().await;
+        }
+        Shutdown::Timeout(grace) => Some(Instant::now() + grace),
+        Shutdown::Infinity => None,
+    };
+    core.signal(Signal::Stop(ExitReason::Shutdown));
+    let Some(deadline) = deadline else {
+        return core.exited().await;
+    };
+    let ended = async { Some(core.exited().await) }
+        .or(async {
+            smol::Timer::at(deadline).await;
+            None
+        })
+        .await;
+    match ended {
+        Some(reason) => reason,
+        None => {
+            tracing::warn!(%pid, "child did not stop within its shutdown timeout; killing it");
+            core.signal(Signal::Kill);
+            core.exited().await
+        }
+    }
+}
+
+/// Stops several children at once (simple_one_for_one), each by its own spec.
+pub(crate) async fn stop_children_concurrently(node: &NodeInner, children: Vec<(Pid, Shutdown)>) {
+    let mut stops: Vec<Option<Pin<Box<dyn Future<Output = ExitReason> + Send + '_>>>> = children
+        .into_iter()
+        .map(|(pid, shutdown)| {
+            let stop: Pin<Box<dyn Future<Output = ExitReason> + Send + '_>> =
+                Box::pin(async move { stop_child(node, &pid, shutdown).await });
+            Some(stop)
+        })
+        .collect();
+    poll_fn(|cx| {
+        for slot in stops.iter_mut() {
+            if let Some(stop) = slot {
+                if stop.as_mut().poll(cx).is_ready() {
+                    *slot = None;
+                }
+            }
+        }
+        if stops.iter().all(Option::is_none) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await
+}

@@ -1,0 +1,421 @@
+//! GenServer semantics: calls, casts, replies, init, stop, panics.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{run, within};
+use noex::{
+    CallError, Ctx, ExitReason, GenServer, Node, ReplyTo, SendError, ServerRef, SpawnError,
+    SpawnOptions, DEFAULT_CALL_TIMEOUT,
+};
+
+/// How `init` behaves.
+#[derive(Clone, Copy)]
+enum InitMode {
+    Ok,
+    Fail,
+    Panic,
+    Hang,
+}
+
+#[derive(Clone)]
+struct Args {
+    init: InitMode,
+    /// Reports `init` runs and `terminate` reasons.
+    report: Option<async_channel::Sender<String>>,
+    /// How long `terminate` takes.
+    terminate_for: Duration,
+}
+
+impl Args {
+    fn ok() -> Self {
+        Args {
+            init: InitMode::Ok,
+            report: None,
+            terminate_for: Duration::ZERO,
+        }
+    }
+
+    fn reporting(report: &async_channel::Sender<String>) -> Self {
+        Args {
+            report: Some(report.clone()),
+            ..Args::ok()
+        }
+    }
+}
+
+struct Server {
+    value: u64,
+    deferred: Vec<ReplyTo<Reply>>,
+    args: Args,
+}
+
+enum Call {
+    Get,
+    Fail,
+    Sleep(Duration),
+    Panic,
+    Defer,
+    Release(u64),
+    DropReply,
+    CallSelf,
+    StopAfterReply(ExitReason),
+}
+
+type Reply = Result<u64, String>;
+
+impl Server {
+    fn report(&self, what: String) {
+        if let Some(report) = &self.args.report {
+            let _ = report.try_send(what);
+        }
+    }
+}
+
+impl GenServer for Server {
+    type Args = Args;
+    type Call = Call;
+    type Reply = Reply;
+    type Cast = u64;
+    type Info = ();
+    type InitError = String;
+
+    async fn init(args: Args, _ctx: &mut Ctx<Self>) -> Result<Self, String> {
+        if let Some(report) = &args.report {
+            let _ = report.try_send("init".to_owned());
+        }
+        match args.init {
+            InitMode::Ok => Ok(Server {
+                value: 0,
+                deferred: Vec::new(),
+                args,
+            }),
+            InitMode::Fail => Err("no config".to_owned()),
+            InitMode::Panic => panic!("init exploded"),
+            InitMode::Hang => std::future::pending().await,
+        }
+    }
+
+    async fn handle_call(&mut self, call: Call, reply: ReplyTo<Reply>, ctx: &mut Ctx<Self>) {
+        match call {
+            Call::Get => reply.send(Ok(self.value)),
+            Call::Fail => reply.send(Err("nope".to_owned())),
+            Call::Sleep(duration) => {
+                smol::Timer::after(duration).await;
+                reply.send(Ok(u64::MAX));
+            }
+            Call::Panic => panic!("handler exploded"),
+            Call::Defer => self.deferred.push(reply),
+            Call::Release(value) => {
+                for waiting in self.deferred.drain(..) {
+                    waiting.send(Ok(value));
+                }
+                reply.send(Ok(value));
+            }
+            Call::DropReply => drop(reply),
+            Call::CallSelf => {
+                let result = ctx.server_ref().call(Call::Get).await;
+                reply.send(result.map_err(|e| e.to_string()).and_then(|r| r));
+            }
+            Call::StopAfterReply(reason) => {
+                reply.send(Ok(self.value));
+                ctx.stop(reason);
+            }
+        }
+    }
+
+    async fn handle_cast(&mut self, add: u64, _ctx: &mut Ctx<Self>) {
+        self.value += add;
+    }
+
+    async fn terminate(&mut self, reason: &ExitReason, _ctx: &mut Ctx<Self>) {
+        smol::Timer::after(self.args.terminate_for).await;
+        self.report(format!("terminate {reason}"));
+    }
+}
+
+async fn spawn(node: &Node) -> ServerRef<Server> {
+    node.spawn::<Server>(Args::ok()).await.unwrap()
+}
+
+#[test]
+fn casts_and_calls_are_handled_in_order() {
+    run(|node| async move {
+        let server = spawn(&node).await;
+        for n in 1..=100 {
+            server.cast(n).unwrap();
+        }
+        assert_eq!(server.call(Call::Get).await, Ok(Ok(5050)));
+    });
+}
+
+#[test]
+fn call_timeout_returns_timeout_and_the_late_reply_is_dropped() {
+    run(|node| async move {
+        let server = spawn(&node).await;
+        let slow = server.call_timeout(Call::Sleep(Duration::from_millis(200)), Duration::from_millis(20));
+        assert_eq!(slow.await, Err(CallError::Timeout));
+        // The server still handles the slow request; its reply must not answer this call.
+        server.cast(7).unwrap();
+        assert_eq!(server.call(Call::Get).await, Ok(Ok(7)));
+    });
+}
+
+#[test]
+fn call_without_a_timeout_gives_up_after_five_seconds() {
+    assert_eq!(DEFAULT_CALL_TIMEOUT, Duration::from_secs(5));
+    run(|node| async move {
+        let server = spawn(&node).await;
+        let started = Instant::now();
+        assert_eq!(server.call(Call::Sleep(Duration::from_secs(30))).await, Err(CallError::Timeout));
+        assert!(started.elapsed() >= DEFAULT_CALL_TIMEOUT);
+    });
+}
+
+#[test]
+fn call_to_dead_process_returns_noproc_without_waiting() {
+    run(|node| async move {
+        let server = spawn(&node).await;
+        server.stop(ExitReason::Normal).await.unwrap();
+        let call = server.call_timeout(Call::Get, Duration::from_secs(60));
+        assert_eq!(within("a prompt NoProc", call).await, Err(CallError::NoProc));
+    });
+}
+
+#[test]
+fn queued_calls_of_a_killed_server_return_noproc_and_the_one_in_hand_returns_exited() {
+    run(|node| async move {
+        let server = spawn(&node).await;
+        let in_hand = smol::spawn({
+            let server = server.clone();
+            async move { server.call(Call::Sleep(Duration::from_secs(60))).await }
+        });
+        let queued = smol::spawn({
+            let server = server.clone();
+            async move { server.call(Call::Get).await }
+        });
+        common::eventually("both calls queued", || {
+            node.process_info(server.pid()).is_some_and(|i| i.message_count == 1 && i.mailbox_len == 1)
+        })
+        .await;
+        node.kill(server.pid());
+        assert_eq!(within("the call in hand", in_hand).await, Err(CallError::Exited(ExitReason::Killed)));
+        assert_eq!(within("the queued call", queued).await, Err(CallError::NoProc));
+    });
+}
+
+#[test]
+fn a_panic_during_a_call_returns_exited_with_the_panic() {
+    run(|node| async move {
+        let server = spawn(&node).await;
+        let result = server.call(Call::Panic).await;
+        assert_eq!(result, Err(CallError::Exited(ExitReason::Panic("handler exploded".into()))));
+        assert_eq!(server.exited().await, ExitReason::Panic("handler exploded".into()));
+    });
+}
+
+#[test]
+fn a_panic_ends_only_the_process_that_panicked() {
+    run(|node| async move {
+        let victim = spawn(&node).await;
+        let bystander = spawn(&node).await;
+        bystander.cast(1).unwrap();
+        let _ = victim.call(Call::Panic).await;
+        assert!(!victim.is_alive());
+        assert_eq!(bystander.call(Call::Get).await, Ok(Ok(1)));
+        assert!(node.spawn::<Server>(Args::ok()).await.is_ok(), "the node still runs");
+    });
+}
+
+#[test]
+fn a_handler_error_is_a_reply_not_a_crash() {
+    run(|node| async move {
+        let server = spawn(&node).await;
+        assert_eq!(server.call(Call::Fail).await, Ok(Err("nope".to_owned())));
+        assert!(server.is_alive());
+    });
+}
+
+#[test]
+fn a_deferred_reply_answers_the_caller_later() {
+    run(|node| async move {
+        let server = spawn(&node).await;
+        let waiting = smol::spawn({
+            let server = server.clone();
+            async move { server.call(Call::Defer).await }
+        });
+        common::eventually("the deferred call handled", || {
+            node.process_info(server.pid()).is_some_and(|i| i.message_count == 1)
+        })
+        .await;
+        assert_eq!(server.call(Call::Release(9)).await, Ok(Ok(9)));
+        assert_eq!(within("the deferred reply", waiting).await, Ok(Ok(9)));
+    });
+}
+
+#[test]
+fn a_deferred_call_fails_with_exited_when_the_server_dies() {
+    run(|node| async move {
+        let server = spawn(&node).await;
+        let waiting = smol::spawn({
+            let server = server.clone();
+            async move { server.call(Call::Defer).await }
+        });
+        common::eventually("the deferred call handled", || {
+            node.process_info(server.pid()).is_some_and(|i| i.message_count == 1)
+        })
+        .await;
+        let _ = server.call(Call::Panic).await;
+        let result = within("the deferred call's failure", waiting).await;
+        assert_eq!(result, Err(CallError::Exited(ExitReason::Panic("handler exploded".into()))));
+    });
+}
+
+#[test]
+fn a_dropped_reply_leaves_the_caller_to_its_timeout() {
+    run(|node| async move {
+        let server = spawn(&node).await;
+        let call = server.call_timeout(Call::DropReply, Duration::from_millis(50));
+        assert_eq!(call.await, Err(CallError::Timeout));
+        assert!(server.is_alive());
+    });
+}
+
+#[test]
+fn a_process_calling_itself_gets_an_error_not_a_deadlock() {
+    run(|node| async move {
+        let server = spawn(&node).await;
+        let result = server.call(Call::CallSelf).await.unwrap();
+        assert_eq!(result, Err(CallError::CallingSelf.to_string()));
+    });
+}
+
+#[test]
+fn cast_to_dead_process_returns_noproc() {
+    run(|node| async move {
+        let server = spawn(&node).await;
+        server.stop(ExitReason::Normal).await.unwrap();
+        assert_eq!(server.cast(1), Err(SendError::NoProc));
+    });
+}
+
+#[test]
+fn init_error_fails_the_spawn_and_leaves_no_process() {
+    run(|node| async move {
+        let before = node.process_count();
+        let args = Args { init: InitMode::Fail, ..Args::ok() };
+        let result = node.spawn::<Server>(args).await;
+        assert_eq!(result.err(), Some(SpawnError::Init("no config".to_owned())));
+        assert_eq!(node.process_count(), before);
+    });
+}
+
+#[test]
+fn init_panic_fails_the_spawn_with_the_message() {
+    run(|node| async move {
+        let args = Args { init: InitMode::Panic, ..Args::ok() };
+        let result = node.spawn::<Server>(args).await;
+        assert_eq!(result.err(), Some(SpawnError::InitPanicked("init exploded".to_owned())));
+    });
+}
+
+#[test]
+fn init_that_takes_too_long_is_killed() {
+    run(|node| async move {
+        let before = node.process_count();
+        let args = Args { init: InitMode::Hang, ..Args::ok() };
+        let options = SpawnOptions::new().init_timeout(Duration::from_millis(50));
+        let result = node.spawn_with::<Server>(args, options).await;
+        assert_eq!(result.err(), Some(SpawnError::InitTimeout));
+        assert_eq!(node.process_count(), before);
+    });
+}
+
+#[test]
+fn starting_under_a_taken_name_fails_and_leaves_no_process() {
+    run(|node| async move {
+        let (report, reports) = async_channel::unbounded();
+        let first = node
+            .spawn_with::<Server>(Args::ok(), SpawnOptions::new().name("unique"))
+            .await
+            .unwrap();
+        let count = node.process_count();
+        let second = node
+            .spawn_with::<Server>(Args::reporting(&report), SpawnOptions::new().name("unique"))
+            .await;
+        assert_eq!(
+            second.err(),
+            Some(SpawnError::NameTaken { name: "unique".into(), holder: first.pid().clone() })
+        );
+        assert_eq!(node.process_count(), count);
+        assert!(reports.try_recv().is_err(), "init must not run");
+        assert_eq!(node.whereis("unique").as_ref(), Some(first.pid()));
+    });
+}
+
+#[test]
+fn stop_runs_terminate_with_the_reason() {
+    run(|node| async move {
+        let (report, reports) = async_channel::unbounded();
+        let server = node.spawn::<Server>(Args::reporting(&report)).await.unwrap();
+        assert_eq!(reports.recv().await.unwrap(), "init");
+        let custom = ExitReason::Custom("maintenance".into());
+        assert_eq!(server.stop(custom.clone()).await, Ok(custom));
+        assert_eq!(reports.recv().await.unwrap(), "terminate maintenance");
+        assert_eq!(server.stop(ExitReason::Normal).await, Err(SendError::NoProc));
+    });
+}
+
+#[test]
+fn stop_kills_a_server_whose_terminate_outlasts_the_grace_period() {
+    run(|node| async move {
+        let (report, reports) = async_channel::unbounded();
+        let args = Args { terminate_for: Duration::from_secs(60), ..Args::reporting(&report) };
+        let server = node.spawn::<Server>(args).await.unwrap();
+        let stop = server.stop_with_grace(ExitReason::Shutdown, Some(Duration::from_millis(50)));
+        assert_eq!(within("the forced stop", stop).await, Ok(ExitReason::Killed));
+        assert_eq!(reports.recv().await.unwrap(), "init");
+        assert!(reports.try_recv().is_err(), "terminate did not finish");
+    });
+}
+
+#[test]
+fn a_handler_can_stop_its_process_after_replying() {
+    run(|node| async move {
+        let (report, reports) = async_channel::unbounded();
+        let server = node.spawn::<Server>(Args::reporting(&report)).await.unwrap();
+        assert_eq!(server.call(Call::StopAfterReply(ExitReason::Normal)).await, Ok(Ok(0)));
+        assert_eq!(server.exited().await, ExitReason::Normal);
+        assert_eq!(reports.recv().await.unwrap(), "init");
+        assert_eq!(reports.recv().await.unwrap(), "terminate normal");
+    });
+}
+
+#[test]
+fn a_killed_server_does_not_run_terminate() {
+    run(|node| async move {
+        let (report, reports) = async_channel::unbounded();
+        let server = node.spawn::<Server>(Args::reporting(&report)).await.unwrap();
+        node.kill(server.pid());
+        assert_eq!(server.exited().await, ExitReason::Killed);
+        assert_eq!(reports.recv().await.unwrap(), "init");
+        assert!(reports.try_recv().is_err());
+    });
+}
+
+#[test]
+fn a_flooded_process_yields_to_its_neighbours() {
+    run(|node| async move {
+        let flooded = spawn(&node).await;
+        let neighbour = spawn(&node).await;
+        let flood = 100_000;
+        for _ in 0..flood {
+            flooded.cast(1).unwrap();
+        }
+        neighbour.call(Call::Get).await.unwrap().unwrap();
+        let handled = node.process_info(flooded.pid()).unwrap().message_count;
+        assert!(handled < flood, "the flooded process ran {handled} messages without yielding");
+        assert_eq!(flooded.call(Call::Get).await, Ok(Ok(flood)));
+    });
+}
