@@ -86,7 +86,8 @@ impl EventBus {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         subscribers.retain(|tx| tx.try_send(event.clone()).is_ok());
-        self.active.store(!subscribers.is_empty(), Ordering::Relaxed);
+        self.active
+            .store(!subscribers.is_empty(), Ordering::Relaxed);
     }
 
     pub(crate) fn subscribe(&self) -> Events {

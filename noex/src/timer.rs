@@ -57,7 +57,12 @@ impl TimerEntry {
             .compare_exchange(PENDING, CANCELLED, Ordering::AcqRel, Ordering::Acquire)
             .is_ok();
         // Dropping the task stops its sleep now rather than at the deadline.
-        drop(self.task.lock().unwrap_or_else(PoisonError::into_inner).take());
+        drop(
+            self.task
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take(),
+        );
         was_pending
     }
 
@@ -116,6 +121,9 @@ impl fmt::Debug for TimerRef {
     }
 }
 
+/// Makes the copy of an interval timer's message that each tick delivers.
+pub(crate) type Repeat<B> = fn(&<B as GenServer>::Info) -> <B as GenServer>::Info;
+
 /// Starts a timer delivering `message` to `target` after `delay`, or every `delay` when
 /// `repeat` is given (it makes the copies).
 pub(crate) fn start<B: GenServer>(
@@ -123,7 +131,7 @@ pub(crate) fn start<B: GenServer>(
     target: &Arc<Process<B>>,
     message: B::Info,
     delay: Duration,
-    repeat: Option<fn(&B::Info) -> B::Info>,
+    repeat: Option<Repeat<B>>,
 ) -> TimerRef {
     let entry = Arc::new(TimerEntry::new());
     if !target.core.add_timer(entry.clone()) {
@@ -150,7 +158,9 @@ pub(crate) fn start<B: GenServer>(
                 let mut ticks = smol::Timer::interval(delay);
                 loop {
                     ticks.next().await;
-                    let Some(target) = weak_target.upgrade() else { return };
+                    let Some(target) = weak_target.upgrade() else {
+                        return;
+                    };
                     if !timer.is_pending()
                         || target
                             .deliver(Envelope::Info(Info::Message(copy(&message))))
@@ -165,7 +175,13 @@ pub(crate) fn start<B: GenServer>(
     *entry.task.lock().unwrap_or_else(PoisonError::into_inner) = Some(task);
     if !entry.is_pending() {
         // Cancelled (or, for a zero delay, fired) before the task was stored.
-        drop(entry.task.lock().unwrap_or_else(PoisonError::into_inner).take());
+        drop(
+            entry
+                .task
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take(),
+        );
     }
     TimerRef { entry }
 }

@@ -59,7 +59,7 @@ enum Call {
     Defer,
     Release(u64),
     DropReply,
-    CallSelf,
+    CallMyself,
     StopAfterReply(ExitReason),
 }
 
@@ -114,7 +114,7 @@ impl GenServer for Server {
                 reply.send(Ok(value));
             }
             Call::DropReply => drop(reply),
-            Call::CallSelf => {
+            Call::CallMyself => {
                 let result = ctx.server_ref().call(Call::Get).await;
                 reply.send(result.map_err(|e| e.to_string()).and_then(|r| r));
             }
@@ -154,7 +154,10 @@ fn casts_and_calls_are_handled_in_order() {
 fn call_timeout_returns_timeout_and_the_late_reply_is_dropped() {
     run(|node| async move {
         let server = spawn(&node).await;
-        let slow = server.call_timeout(Call::Sleep(Duration::from_millis(200)), Duration::from_millis(20));
+        let slow = server.call_timeout(
+            Call::Sleep(Duration::from_millis(200)),
+            Duration::from_millis(20),
+        );
         assert_eq!(slow.await, Err(CallError::Timeout));
         // The server still handles the slow request; its reply must not answer this call.
         server.cast(7).unwrap();
@@ -168,7 +171,10 @@ fn call_without_a_timeout_gives_up_after_five_seconds() {
     run(|node| async move {
         let server = spawn(&node).await;
         let started = Instant::now();
-        assert_eq!(server.call(Call::Sleep(Duration::from_secs(30))).await, Err(CallError::Timeout));
+        assert_eq!(
+            server.call(Call::Sleep(Duration::from_secs(30))).await,
+            Err(CallError::Timeout)
+        );
         assert!(started.elapsed() >= DEFAULT_CALL_TIMEOUT);
     });
 }
@@ -179,7 +185,10 @@ fn call_to_dead_process_returns_noproc_without_waiting() {
         let server = spawn(&node).await;
         server.stop(ExitReason::Normal).await.unwrap();
         let call = server.call_timeout(Call::Get, Duration::from_secs(60));
-        assert_eq!(within("a prompt NoProc", call).await, Err(CallError::NoProc));
+        assert_eq!(
+            within("a prompt NoProc", call).await,
+            Err(CallError::NoProc)
+        );
     });
 }
 
@@ -196,12 +205,19 @@ fn queued_calls_of_a_killed_server_return_noproc_and_the_one_in_hand_returns_exi
             async move { server.call(Call::Get).await }
         });
         common::eventually("both calls queued", || {
-            node.process_info(server.pid()).is_some_and(|i| i.message_count == 1 && i.mailbox_len == 1)
+            node.process_info(server.pid())
+                .is_some_and(|i| i.message_count == 1 && i.mailbox_len == 1)
         })
         .await;
         node.kill(server.pid());
-        assert_eq!(within("the call in hand", in_hand).await, Err(CallError::Exited(ExitReason::Killed)));
-        assert_eq!(within("the queued call", queued).await, Err(CallError::NoProc));
+        assert_eq!(
+            within("the call in hand", in_hand).await,
+            Err(CallError::Exited(ExitReason::Killed))
+        );
+        assert_eq!(
+            within("the queued call", queued).await,
+            Err(CallError::NoProc)
+        );
     });
 }
 
@@ -210,8 +226,16 @@ fn a_panic_during_a_call_returns_exited_with_the_panic() {
     run(|node| async move {
         let server = spawn(&node).await;
         let result = server.call(Call::Panic).await;
-        assert_eq!(result, Err(CallError::Exited(ExitReason::Panic("handler exploded".into()))));
-        assert_eq!(server.exited().await, ExitReason::Panic("handler exploded".into()));
+        assert_eq!(
+            result,
+            Err(CallError::Exited(ExitReason::Panic(
+                "handler exploded".into()
+            )))
+        );
+        assert_eq!(
+            server.exited().await,
+            ExitReason::Panic("handler exploded".into())
+        );
     });
 }
 
@@ -224,7 +248,10 @@ fn a_panic_ends_only_the_process_that_panicked() {
         let _ = victim.call(Call::Panic).await;
         assert!(!victim.is_alive());
         assert_eq!(bystander.call(Call::Get).await, Ok(Ok(1)));
-        assert!(node.spawn::<Server>(Args::ok()).await.is_ok(), "the node still runs");
+        assert!(
+            node.spawn::<Server>(Args::ok()).await.is_ok(),
+            "the node still runs"
+        );
     });
 }
 
@@ -246,7 +273,8 @@ fn a_deferred_reply_answers_the_caller_later() {
             async move { server.call(Call::Defer).await }
         });
         common::eventually("the deferred call handled", || {
-            node.process_info(server.pid()).is_some_and(|i| i.message_count == 1)
+            node.process_info(server.pid())
+                .is_some_and(|i| i.message_count == 1)
         })
         .await;
         assert_eq!(server.call(Call::Release(9)).await, Ok(Ok(9)));
@@ -263,12 +291,18 @@ fn a_deferred_call_fails_with_exited_when_the_server_dies() {
             async move { server.call(Call::Defer).await }
         });
         common::eventually("the deferred call handled", || {
-            node.process_info(server.pid()).is_some_and(|i| i.message_count == 1)
+            node.process_info(server.pid())
+                .is_some_and(|i| i.message_count == 1)
         })
         .await;
         let _ = server.call(Call::Panic).await;
         let result = within("the deferred call's failure", waiting).await;
-        assert_eq!(result, Err(CallError::Exited(ExitReason::Panic("handler exploded".into()))));
+        assert_eq!(
+            result,
+            Err(CallError::Exited(ExitReason::Panic(
+                "handler exploded".into()
+            )))
+        );
     });
 }
 
@@ -286,7 +320,7 @@ fn a_dropped_reply_leaves_the_caller_to_its_timeout() {
 fn a_process_calling_itself_gets_an_error_not_a_deadlock() {
     run(|node| async move {
         let server = spawn(&node).await;
-        let result = server.call(Call::CallSelf).await.unwrap();
+        let result = server.call(Call::CallMyself).await.unwrap();
         assert_eq!(result, Err(CallError::CallingSelf.to_string()));
     });
 }
@@ -304,7 +338,10 @@ fn cast_to_dead_process_returns_noproc() {
 fn init_error_fails_the_spawn_and_leaves_no_process() {
     run(|node| async move {
         let before = node.process_count();
-        let args = Args { init: InitMode::Fail, ..Args::ok() };
+        let args = Args {
+            init: InitMode::Fail,
+            ..Args::ok()
+        };
         let result = node.spawn::<Server>(args).await;
         assert_eq!(result.err(), Some(SpawnError::Init("no config".to_owned())));
         assert_eq!(node.process_count(), before);
@@ -314,9 +351,15 @@ fn init_error_fails_the_spawn_and_leaves_no_process() {
 #[test]
 fn init_panic_fails_the_spawn_with_the_message() {
     run(|node| async move {
-        let args = Args { init: InitMode::Panic, ..Args::ok() };
+        let args = Args {
+            init: InitMode::Panic,
+            ..Args::ok()
+        };
         let result = node.spawn::<Server>(args).await;
-        assert_eq!(result.err(), Some(SpawnError::InitPanicked("init exploded".to_owned())));
+        assert_eq!(
+            result.err(),
+            Some(SpawnError::InitPanicked("init exploded".to_owned()))
+        );
     });
 }
 
@@ -324,7 +367,10 @@ fn init_panic_fails_the_spawn_with_the_message() {
 fn init_that_takes_too_long_is_killed() {
     run(|node| async move {
         let before = node.process_count();
-        let args = Args { init: InitMode::Hang, ..Args::ok() };
+        let args = Args {
+            init: InitMode::Hang,
+            ..Args::ok()
+        };
         let options = SpawnOptions::new().init_timeout(Duration::from_millis(50));
         let result = node.spawn_with::<Server>(args, options).await;
         assert_eq!(result.err(), Some(SpawnError::InitTimeout));
@@ -346,7 +392,10 @@ fn starting_under_a_taken_name_fails_and_leaves_no_process() {
             .await;
         assert_eq!(
             second.err(),
-            Some(SpawnError::NameTaken { name: "unique".into(), holder: first.pid().clone() })
+            Some(SpawnError::NameTaken {
+                name: "unique".into(),
+                holder: first.pid().clone()
+            })
         );
         assert_eq!(node.process_count(), count);
         assert!(reports.try_recv().is_err(), "init must not run");
@@ -358,12 +407,18 @@ fn starting_under_a_taken_name_fails_and_leaves_no_process() {
 fn stop_runs_terminate_with_the_reason() {
     run(|node| async move {
         let (report, reports) = async_channel::unbounded();
-        let server = node.spawn::<Server>(Args::reporting(&report)).await.unwrap();
+        let server = node
+            .spawn::<Server>(Args::reporting(&report))
+            .await
+            .unwrap();
         assert_eq!(reports.recv().await.unwrap(), "init");
         let custom = ExitReason::Custom("maintenance".into());
         assert_eq!(server.stop(custom.clone()).await, Ok(custom));
         assert_eq!(reports.recv().await.unwrap(), "terminate maintenance");
-        assert_eq!(server.stop(ExitReason::Normal).await, Err(SendError::NoProc));
+        assert_eq!(
+            server.stop(ExitReason::Normal).await,
+            Err(SendError::NoProc)
+        );
     });
 }
 
@@ -371,10 +426,16 @@ fn stop_runs_terminate_with_the_reason() {
 fn stop_kills_a_server_whose_terminate_outlasts_the_grace_period() {
     run(|node| async move {
         let (report, reports) = async_channel::unbounded();
-        let args = Args { terminate_for: Duration::from_secs(60), ..Args::reporting(&report) };
+        let args = Args {
+            terminate_for: Duration::from_secs(60),
+            ..Args::reporting(&report)
+        };
         let server = node.spawn::<Server>(args).await.unwrap();
         let stop = server.stop_with_grace(ExitReason::Shutdown, Some(Duration::from_millis(50)));
-        assert_eq!(within("the forced stop", stop).await, Ok(ExitReason::Killed));
+        assert_eq!(
+            within("the forced stop", stop).await,
+            Ok(ExitReason::Killed)
+        );
         assert_eq!(reports.recv().await.unwrap(), "init");
         assert!(reports.try_recv().is_err(), "terminate did not finish");
     });
@@ -384,8 +445,14 @@ fn stop_kills_a_server_whose_terminate_outlasts_the_grace_period() {
 fn a_handler_can_stop_its_process_after_replying() {
     run(|node| async move {
         let (report, reports) = async_channel::unbounded();
-        let server = node.spawn::<Server>(Args::reporting(&report)).await.unwrap();
-        assert_eq!(server.call(Call::StopAfterReply(ExitReason::Normal)).await, Ok(Ok(0)));
+        let server = node
+            .spawn::<Server>(Args::reporting(&report))
+            .await
+            .unwrap();
+        assert_eq!(
+            server.call(Call::StopAfterReply(ExitReason::Normal)).await,
+            Ok(Ok(0))
+        );
         assert_eq!(server.exited().await, ExitReason::Normal);
         assert_eq!(reports.recv().await.unwrap(), "init");
         assert_eq!(reports.recv().await.unwrap(), "terminate normal");
@@ -396,7 +463,10 @@ fn a_handler_can_stop_its_process_after_replying() {
 fn a_killed_server_does_not_run_terminate() {
     run(|node| async move {
         let (report, reports) = async_channel::unbounded();
-        let server = node.spawn::<Server>(Args::reporting(&report)).await.unwrap();
+        let server = node
+            .spawn::<Server>(Args::reporting(&report))
+            .await
+            .unwrap();
         node.kill(server.pid());
         assert_eq!(server.exited().await, ExitReason::Killed);
         assert_eq!(reports.recv().await.unwrap(), "init");
@@ -415,7 +485,10 @@ fn a_flooded_process_yields_to_its_neighbours() {
         }
         neighbour.call(Call::Get).await.unwrap().unwrap();
         let handled = node.process_info(flooded.pid()).unwrap().message_count;
-        assert!(handled < flood, "the flooded process ran {handled} messages without yielding");
+        assert!(
+            handled < flood,
+            "the flooded process ran {handled} messages without yielding"
+        );
         assert_eq!(flooded.call(Call::Get).await, Ok(Ok(flood)));
     });
 }

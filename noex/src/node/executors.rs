@@ -96,9 +96,9 @@ impl Executors {
         &self,
         future: impl Future<Output = T> + Send + 'static,
     ) -> Task<T> {
-        let index = self.current().unwrap_or_else(|| {
-            self.next.fetch_add(1, Ordering::Relaxed) % self.executors.len()
-        });
+        let index = self
+            .current()
+            .unwrap_or_else(|| self.next.fetch_add(1, Ordering::Relaxed) % self.executors.len());
         self.executors[index].spawn(future)
     }
 
@@ -115,12 +115,8 @@ impl Executors {
         if self.thread_ids.contains(&me) {
             return;
         }
-        let handles = std::mem::take(
-            &mut *self
-                .threads
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner),
-        );
+        let handles =
+            std::mem::take(&mut *self.threads.lock().unwrap_or_else(PoisonError::into_inner));
         for handle in handles {
             // A thread only ends by returning from `run`; a panic there was already reported.
             let _ = handle.join();

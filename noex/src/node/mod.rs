@@ -250,9 +250,7 @@ impl Node {
     /// `terminate`, and is killed if that takes longer than 5 s. Resolves with the reason it
     /// actually ended with.
     pub async fn stop(&self, pid: &Pid, reason: ExitReason) -> Result<ExitReason, SendError> {
-        self.inner
-            .stop(pid, reason, Some(DEFAULT_STOP_GRACE))
-            .await
+        self.inner.stop(pid, reason, Some(DEFAULT_STOP_GRACE)).await
     }
 
     /// Like [`stop`](Self::stop) with a grace period of your choice; `None` waits for
@@ -274,9 +272,7 @@ impl Node {
 
     /// `true` while the process runs.
     pub fn is_alive(&self, pid: &Pid) -> bool {
-        self.inner
-            .resolve(pid)
-            .is_some_and(|p| p.core().is_alive())
+        self.inner.resolve(pid).is_some_and(|p| p.core().is_alive())
     }
 
     /// Waits until the process has ended and returns why. For a process that is not running

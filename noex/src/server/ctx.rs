@@ -198,7 +198,7 @@ impl<B: GenServer> Ctx<B> {
         &mut self,
         message: B::Info,
         delay: Duration,
-        repeat: Option<fn(&B::Info) -> B::Info>,
+        repeat: Option<timer::Repeat<B>>,
     ) -> TimerRef {
         match self.node_inner() {
             Some(node) => timer::start(&node.executors, &self.process, message, delay, repeat),

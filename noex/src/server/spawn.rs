@@ -133,7 +133,14 @@ pub(crate) async fn spawn<B: GenServer>(
 
     let (started, init_result) = oneshot::async_channel();
     let ctx = Ctx::new(process.clone(), Arc::downgrade(node));
-    let task = process_task(Arc::downgrade(node), process.clone(), ctx, args, started, spawner_ties);
+    let task = process_task(
+        Arc::downgrade(node),
+        process.clone(),
+        ctx,
+        args,
+        started,
+        spawner_ties,
+    );
     node.executors.spawn(task).detach();
 
     let deadline = Instant::now() + options.init_timeout;

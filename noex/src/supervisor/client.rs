@@ -166,7 +166,10 @@ impl ServerRef<Supervisor> {
     }
 
     /// Starts a child of a simple_one_for_one supervisor from its template, with `args`.
-    pub async fn start_simple_child<B>(&self, args: B::Args) -> Result<ServerRef<B>, SupervisorError>
+    pub async fn start_simple_child<B>(
+        &self,
+        args: B::Args,
+    ) -> Result<ServerRef<B>, SupervisorError>
     where
         B: GenServer,
         B::Args: Clone + Sync,

@@ -92,8 +92,8 @@ pub use client::{ChildCounts, ChildInfo, ChildKey, SupervisorError};
 #[doc(hidden)]
 pub use client::{Request, Response};
 pub use spec::{
-    AutoShutdown, ChildKind, ChildSpec, ChildTemplate, Restart, Shutdown, Strategy,
-    SupervisorSpec, DEFAULT_MAX_RESTARTS, DEFAULT_RESTART_WINDOW, DEFAULT_WORKER_SHUTDOWN,
+    AutoShutdown, ChildKind, ChildSpec, ChildTemplate, Restart, Shutdown, Strategy, SupervisorSpec,
+    DEFAULT_MAX_RESTARTS, DEFAULT_RESTART_WINDOW, DEFAULT_WORKER_SHUTDOWN,
 };
 
 use spec::Started;
@@ -253,7 +253,12 @@ impl GenServer for Supervisor {
         Ok(supervisor)
     }
 
-    async fn handle_call(&mut self, request: Request, reply: ReplyTo<Response>, ctx: &mut Ctx<Self>) {
+    async fn handle_call(
+        &mut self,
+        request: Request,
+        reply: ReplyTo<Response>,
+        ctx: &mut Ctx<Self>,
+    ) {
         let response = match request {
             Request::StartChild(spec) => Response::Started(self.start_child(ctx, spec).await),
             Request::StartSimple(args, behavior, name) => {
@@ -453,9 +458,11 @@ impl Supervisor {
                 None => SupervisorError::AlreadyPresent(spec.id),
             });
         }
-        validate_child(&spec, self.auto_shutdown).map_err(|error| SupervisorError::StartFailed {
-            id: spec.id.clone(),
-            error,
+        validate_child(&spec, self.auto_shutdown).map_err(|error| {
+            SupervisorError::StartFailed {
+                id: spec.id.clone(),
+                error,
+            }
         })?;
         self.add_started(ctx, spec).await
     }
@@ -501,10 +508,17 @@ impl Supervisor {
         }
     }
 
-    async fn terminate_child(&mut self, ctx: &mut Ctx<Self>, key: ChildKey) -> Result<(), SupervisorError> {
+    async fn terminate_child(
+        &mut self,
+        ctx: &mut Ctx<Self>,
+        key: ChildKey,
+    ) -> Result<(), SupervisorError> {
         let index = match &key {
             ChildKey::Id(id) => self.position(id),
-            ChildKey::Pid(pid) => self.children.iter().position(|c| c.pid.as_ref() == Some(pid)),
+            ChildKey::Pid(pid) => self
+                .children
+                .iter()
+                .position(|c| c.pid.as_ref() == Some(pid)),
         }
         .ok_or(SupervisorError::NotFound(key))?;
         self.stop_child(ctx, index).await;

@@ -83,7 +83,8 @@ pub(crate) struct Started {
 }
 
 /// The future a child's start function returns: the new child, or why it failed.
-pub(crate) type StartFuture<'a> = Pin<Box<dyn Future<Output = Result<Started, String>> + Send + 'a>>;
+pub(crate) type StartFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Started, String>> + Send + 'a>>;
 
 /// Starts one child from inside its supervisor (always linked to it).
 pub(crate) type StartFn =

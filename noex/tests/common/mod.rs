@@ -37,7 +37,10 @@ where
         }),
     );
     node.shutdown();
-    assert!(finished, "test body did not finish within {TEST_DEADLINE:?}");
+    assert!(
+        finished,
+        "test body did not finish within {TEST_DEADLINE:?}"
+    );
 }
 
 /// Awaits `future`, failing the test if it takes longer than [`WAIT`].
@@ -67,8 +70,15 @@ pub async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
 /// What a [`Probe`] saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Seen {
-    Exit { from: Pid, reason: ExitReason },
-    Down { monitor: MonitorRef, pid: Pid, reason: ExitReason },
+    Exit {
+        from: Pid,
+        reason: ExitReason,
+    },
+    Down {
+        monitor: MonitorRef,
+        pid: Pid,
+        reason: ExitReason,
+    },
     Message(String),
     Terminated(ExitReason),
 }
@@ -125,7 +135,12 @@ impl GenServer for Probe {
         Ok(Probe { seen: args.seen })
     }
 
-    async fn handle_call(&mut self, call: ProbeCall, reply: ReplyTo<ProbeReply>, ctx: &mut Ctx<Self>) {
+    async fn handle_call(
+        &mut self,
+        call: ProbeCall,
+        reply: ReplyTo<ProbeReply>,
+        ctx: &mut Ctx<Self>,
+    ) {
         let answer = match call {
             ProbeCall::Ping => ProbeReply::Done,
             ProbeCall::Link(pid) => {
@@ -156,7 +171,9 @@ impl GenServer for Probe {
             ProbeCall::SpawnMonitor(args) => {
                 ProbeReply::SpawnedMonitored(ctx.spawn_monitor::<Probe>(args).await)
             }
-            ProbeCall::SendAfter(message, delay) => ProbeReply::Timer(ctx.send_after(message, delay)),
+            ProbeCall::SendAfter(message, delay) => {
+                ProbeReply::Timer(ctx.send_after(message, delay))
+            }
             ProbeCall::Interval(message, period) => {
                 ProbeReply::Timer(ctx.send_interval(message, period))
             }
@@ -167,7 +184,15 @@ impl GenServer for Probe {
     async fn handle_info(&mut self, info: Info<String>, _ctx: &mut Ctx<Self>) {
         let seen = match info {
             Info::Exit { from, reason } => Seen::Exit { from, reason },
-            Info::Down { monitor, pid, reason } => Seen::Down { monitor, pid, reason },
+            Info::Down {
+                monitor,
+                pid,
+                reason,
+            } => Seen::Down {
+                monitor,
+                pid,
+                reason,
+            },
             Info::Message(text) => Seen::Message(text),
         };
         let _ = self.seen.try_send(seen);
@@ -241,7 +266,10 @@ impl ProbeHandle {
 
     pub async fn spawn_link(&self, trap_exits: bool) -> ProbeHandle {
         let (tx, rx) = async_channel::unbounded();
-        let args = ProbeArgs { seen: tx, trap_exits };
+        let args = ProbeArgs {
+            seen: tx,
+            trap_exits,
+        };
         match self.ask(ProbeCall::SpawnLink(args)).await {
             ProbeReply::Spawned(Ok(server)) => ProbeHandle { server, seen: rx },
             _ => panic!("spawn_link failed"),
@@ -250,7 +278,10 @@ impl ProbeHandle {
 
     pub async fn spawn_monitor(&self) -> (ProbeHandle, MonitorRef) {
         let (tx, rx) = async_channel::unbounded();
-        let args = ProbeArgs { seen: tx, trap_exits: false };
+        let args = ProbeArgs {
+            seen: tx,
+            trap_exits: false,
+        };
         match self.ask(ProbeCall::SpawnMonitor(args)).await {
             ProbeReply::SpawnedMonitored(Ok((server, monitor))) => {
                 (ProbeHandle { server, seen: rx }, monitor)
@@ -260,14 +291,20 @@ impl ProbeHandle {
     }
 
     pub async fn send_after(&self, message: &str, delay: Duration) -> TimerRef {
-        match self.ask(ProbeCall::SendAfter(message.to_owned(), delay)).await {
+        match self
+            .ask(ProbeCall::SendAfter(message.to_owned(), delay))
+            .await
+        {
             ProbeReply::Timer(timer) => timer,
             _ => unreachable!(),
         }
     }
 
     pub async fn interval(&self, message: &str, period: Duration) -> TimerRef {
-        match self.ask(ProbeCall::Interval(message.to_owned(), period)).await {
+        match self
+            .ask(ProbeCall::Interval(message.to_owned(), period))
+            .await
+        {
             ProbeReply::Timer(timer) => timer,
             _ => unreachable!(),
         }
@@ -297,7 +334,10 @@ impl ProbeHandle {
 pub async fn probe(node: &Node, trap_exits: bool) -> ProbeHandle {
     let (tx, rx) = async_channel::unbounded();
     let server = node
-        .spawn::<Probe>(ProbeArgs { seen: tx, trap_exits })
+        .spawn::<Probe>(ProbeArgs {
+            seen: tx,
+            trap_exits,
+        })
         .await
         .expect("probe starts");
     ProbeHandle { server, seen: rx }
