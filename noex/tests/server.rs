@@ -59,7 +59,7 @@ enum Call {
     Defer,
     Release(u64),
     DropReply,
-    CallMyself,
+    AskMyself,
     StopAfterReply(ExitReason),
 }
 
@@ -114,7 +114,7 @@ impl GenServer for Server {
                 reply.send(Ok(value));
             }
             Call::DropReply => drop(reply),
-            Call::CallMyself => {
+            Call::AskMyself => {
                 let result = ctx.server_ref().call(Call::Get).await;
                 reply.send(result.map_err(|e| e.to_string()).and_then(|r| r));
             }
@@ -320,7 +320,7 @@ fn a_dropped_reply_leaves_the_caller_to_its_timeout() {
 fn a_process_calling_itself_gets_an_error_not_a_deadlock() {
     run(|node| async move {
         let server = spawn(&node).await;
-        let result = server.call(Call::CallMyself).await.unwrap();
+        let result = server.call(Call::AskMyself).await.unwrap();
         assert_eq!(result, Err(CallError::CallingSelf.to_string()));
     });
 }
