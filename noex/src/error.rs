@@ -112,16 +112,16 @@ impl<E> SpawnError<E> {
     }
 }
 
-/// Why a name could not be looked up as a process of a given behaviour.
+/// Why a name or pid could not be looked up as a process of a given behaviour.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum LookupError {
-    /// No process is registered under the name.
-    #[error("no process is registered as {0:?}")]
+    /// No process runs under the name (or pid).
+    #[error("no process runs as {0}")]
     NotFound(String),
-    /// The process under the name runs another behaviour.
-    #[error("{name:?} runs behaviour {found}, not {expected}")]
+    /// The process runs another behaviour.
+    #[error("{name} runs behaviour {found}, not {expected}")]
     WrongBehavior {
-        /// The name that was looked up.
+        /// The name (or pid) that was looked up.
         name: String,
         /// The behaviour the caller expected.
         expected: String,

@@ -95,3 +95,8 @@ pub use server::{Ctx, GenServer, Info, NamedRef, ReplyTo, ServerRef, SpawnOption
 pub use supervisor::{ChildSpec, Restart, Shutdown, Strategy, Supervisor, SupervisorSpec};
 
 pub use timer::TimerRef;
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;

@@ -1,1 +1,227 @@
-fn main() {}
+//! A small supervision tree, and what happens when its processes crash.
+//!
+//! ```text
+//! root (one_for_one)
+//! ├── cache      a key-value store, registered as "cache"
+//! └── pool       (one_for_one)
+//!     ├── worker-1 … worker-4, registered under their ids
+//! ```
+//!
+//! Run it with `cargo run -p examples --bin supervision_tree`.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use noex::supervisor::{ChildSpec, Strategy, SupervisorSpec};
+use noex::{Ctx, ExitReason, GenServer, LifecycleEvent, Node, ReplyTo, ServerRef, Supervisor};
+
+/// A key-value cache. Its state is lost when it crashes; its name survives restarts.
+struct Cache {
+    entries: HashMap<String, String>,
+}
+
+enum CacheCall {
+    Get(String),
+    Put(String, String),
+}
+
+impl GenServer for Cache {
+    type Args = ();
+    type Call = CacheCall;
+    type Reply = Option<String>;
+    type Cast = ();
+    type Info = ();
+    type InitError = std::convert::Infallible;
+
+    async fn init(_: (), _ctx: &mut Ctx<Self>) -> Result<Self, Self::InitError> {
+        Ok(Cache {
+            entries: HashMap::new(),
+        })
+    }
+
+    async fn handle_call(
+        &mut self,
+        call: CacheCall,
+        reply: ReplyTo<Option<String>>,
+        _: &mut Ctx<Self>,
+    ) {
+        match call {
+            CacheCall::Get(key) => reply.send(self.entries.get(&key).cloned()),
+            CacheCall::Put(key, value) => reply.send(self.entries.insert(key, value)),
+        }
+    }
+}
+
+/// A worker that squares numbers, and crashes on request.
+struct Worker {
+    id: String,
+    handled: u64,
+}
+
+enum Job {
+    Square(u64),
+    Crash,
+}
+
+impl GenServer for Worker {
+    type Args = String;
+    type Call = Job;
+    type Reply = Result<u64, String>;
+    type Cast = ();
+    type Info = ();
+    type InitError = std::convert::Infallible;
+
+    async fn init(id: String, _ctx: &mut Ctx<Self>) -> Result<Self, Self::InitError> {
+        Ok(Worker { id, handled: 0 })
+    }
+
+    async fn handle_call(
+        &mut self,
+        job: Job,
+        reply: ReplyTo<Result<u64, String>>,
+        _: &mut Ctx<Self>,
+    ) {
+        match job {
+            Job::Square(n) => {
+                self.handled += 1;
+                reply.send(n.checked_mul(n).ok_or_else(|| "overflow".to_owned()));
+            }
+            Job::Crash => panic!("{} was told to crash", self.id),
+        }
+    }
+
+    async fn terminate(&mut self, reason: &ExitReason, _: &mut Ctx<Self>) {
+        println!(
+            "    {} stops ({reason}) after {} jobs",
+            self.id, self.handled
+        );
+    }
+}
+
+fn tree() -> SupervisorSpec {
+    let pool = (1..=4).fold(SupervisorSpec::new(Strategy::OneForOne), |pool, n| {
+        let id = format!("worker-{n}");
+        pool.child(ChildSpec::worker::<Worker>(id.clone(), id.clone()).name(id))
+    });
+    SupervisorSpec::new(Strategy::OneForOne)
+        .child(ChildSpec::worker::<Cache>("cache", ()).name("cache"))
+        .child(ChildSpec::supervisor("pool", pool))
+}
+
+async fn print_tree(node: &Node, root: &ServerRef<Supervisor>) {
+    println!("  root {}", root.pid());
+    for child in root.which_children().await.expect("root answers") {
+        let pid = child.pid.as_ref().map_or("-".to_owned(), |p| p.to_string());
+        println!("  ├── {:<9} {pid}", child.id);
+        if child.id == "pool" {
+            let pool = node
+                .server_ref::<Supervisor>(child.pid.as_ref().expect("pool runs"))
+                .expect("pool is a supervisor");
+            for worker in pool.which_children().await.expect("pool answers") {
+                let pid = worker.pid.map_or("-".to_owned(), |p| p.to_string());
+                println!("  │   ├── {:<9} {pid}", worker.id);
+            }
+        }
+    }
+}
+
+/// Prints lifecycle events until the one `stop_at` accepts.
+async fn show_events(events: &noex::Events, stop_at: impl Fn(&LifecycleEvent) -> bool) {
+    let limit = smol::Timer::after(Duration::from_secs(5));
+    let wait = async {
+        while let Some(event) = events.recv().await {
+            match &event {
+                LifecycleEvent::Exited { pid, reason } => {
+                    println!("  event: {pid} exited: {reason}")
+                }
+                LifecycleEvent::ChildRestarted { child, pid, .. } => {
+                    println!("  event: {child} restarted as {pid}")
+                }
+                LifecycleEvent::Started {
+                    pid,
+                    name: Some(name),
+                    ..
+                } => {
+                    println!("  event: {pid} started as {name:?}")
+                }
+                _ => {}
+            }
+            if stop_at(&event) {
+                return;
+            }
+        }
+    };
+    smol::future::or(wait, async {
+        limit.await;
+        println!("  (no more events)");
+    })
+    .await;
+}
+
+fn main() {
+    // Keep the crash report of a panicking handler to one line.
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map_or("(no message)", String::as_str);
+        println!("  panic in a handler: {message}");
+    }));
+
+    let node = Node::new();
+    node.block_on(async {
+        println!("Starting the tree:");
+        let root = node
+            .spawn::<Supervisor>(tree())
+            .await
+            .expect("the tree starts");
+        print_tree(&node, &root).await;
+        let events = node.events();
+
+        let cache = node.named::<Cache>("cache");
+        let worker = node.named::<Worker>("worker-2");
+        cache
+            .call(CacheCall::Put("greeting".into(), "hello".into()))
+            .await
+            .unwrap();
+        println!(
+            "\nworker-2 squares 12: {:?}",
+            worker.call(Job::Square(12)).await.unwrap()
+        );
+
+        println!("\nworker-2 crashes:");
+        let crash = worker.call(Job::Crash).await;
+        println!("  the caller sees: {crash:?}");
+        show_events(&events, |e| {
+            matches!(e, LifecycleEvent::ChildRestarted { .. })
+        })
+        .await;
+        println!(
+            "  the name reaches the new worker-2: 7 squared is {:?}",
+            worker.call(Job::Square(7)).await.unwrap()
+        );
+
+        println!("\nThe cache is killed:");
+        let old = node.whereis("cache").expect("cache runs");
+        node.kill(&old);
+        show_events(&events, |e| {
+            matches!(e, LifecycleEvent::ChildRestarted { .. })
+        })
+        .await;
+        println!(
+            "  the restarted cache starts empty: greeting = {:?}",
+            cache.call(CacheCall::Get("greeting".into())).await.unwrap()
+        );
+
+        println!("\nThe tree after both restarts:");
+        print_tree(&node, &root).await;
+
+        println!("\nStopping the root (children stop in reverse order):");
+        let reason = root
+            .stop(ExitReason::Shutdown)
+            .await
+            .expect("root was running");
+        println!("  root exited: {reason}");
+    });
+    node.shutdown();
+}

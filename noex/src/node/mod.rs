@@ -317,11 +317,28 @@ impl Node {
     pub fn lookup<B: GenServer>(&self, name: &str) -> Result<ServerRef<B>, LookupError> {
         let not_found = || LookupError::NotFound(name.to_owned());
         let pid = self.whereis(name).ok_or_else(not_found)?;
-        match self.inner.resolve_as::<B>(&pid) {
-            Ok(process) => Ok(ServerRef::from_process(process)),
-            Err(found) if found.is_empty() => Err(not_found()),
-            Err(found) => Err(LookupError::WrongBehavior {
+        self.server_ref::<B>(&pid).map_err(|error| match error {
+            LookupError::NotFound(_) => not_found(),
+            LookupError::WrongBehavior {
+                expected, found, ..
+            } => LookupError::WrongBehavior {
                 name: name.to_owned(),
+                expected,
+                found,
+            },
+        })
+    }
+
+    /// A typed reference to the running process `pid`.
+    ///
+    /// Fails with [`LookupError::NotFound`] if it does not run, and with
+    /// [`LookupError::WrongBehavior`] if it runs another behaviour than `B`.
+    pub fn server_ref<B: GenServer>(&self, pid: &Pid) -> Result<ServerRef<B>, LookupError> {
+        match self.inner.resolve_as::<B>(pid) {
+            Ok(process) => Ok(ServerRef::from_process(process)),
+            Err(found) if found.is_empty() => Err(LookupError::NotFound(pid.to_string())),
+            Err(found) => Err(LookupError::WrongBehavior {
+                name: pid.to_string(),
                 expected: std::any::type_name::<B>().to_owned(),
                 found,
             }),

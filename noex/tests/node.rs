@@ -1,0 +1,138 @@
+//! Nodes: several in one OS process, introspection, lifecycle events, shutdown.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{probe, run, within, ProbeArgs, ProbeCall};
+use noex::{ExitReason, LifecycleEvent, Node};
+
+#[test]
+fn several_nodes_coexist_without_sharing_processes_or_names() {
+    run(|a| async move {
+        let b = Node::builder().name("other").threads(1).build();
+        let on_a = probe(&a, false).await;
+        let on_b = probe(&b, false).await;
+        a.register("svc", on_a.pid()).unwrap();
+        b.register("svc", on_b.pid()).unwrap();
+
+        assert_ne!(a.whereis("svc"), b.whereis("svc"));
+        assert!(
+            !b.is_alive(on_a.pid()),
+            "a pid of node a means nothing on node b"
+        );
+        assert_eq!(b.exited(on_a.pid()).await, ExitReason::NoProc);
+        assert!(!b.kill(on_a.pid()));
+        assert_eq!(on_b.pid().node(), "other");
+        b.shutdown();
+        assert!(on_a.server.is_alive(), "shutting b down leaves a alone");
+    });
+}
+
+#[test]
+fn a_pid_of_an_earlier_incarnation_never_reaches_a_new_node() {
+    let first = Node::builder().name("same").threads(1).build();
+    let old = first.block_on(common::probe(&first, false));
+    let old_pid = old.pid().clone();
+    first.shutdown();
+
+    let second = Node::builder().name("same").threads(1).build();
+    let new = second.block_on(common::probe(&second, false));
+    assert_eq!(old_pid.node(), new.pid().node());
+    assert_ne!(old_pid.incarnation(), new.pid().incarnation());
+    assert!(!second.is_alive(&old_pid));
+    assert!(second.register("x", &old_pid).is_err());
+    second.shutdown();
+}
+
+#[test]
+fn process_info_reports_names_behaviour_counts_and_mailbox() {
+    run(|node| async move {
+        let probe = probe(&node, true).await;
+        node.register("probe", probe.pid()).unwrap();
+        probe.sync().await;
+
+        // Keep it busy, then queue three more requests behind the busy one.
+        let busy = smol::spawn({
+            let server = probe.server.clone();
+            async move {
+                server
+                    .call(ProbeCall::Sleep(Duration::from_millis(300)))
+                    .await
+            }
+        });
+        let mut queued = Vec::new();
+        common::eventually("the probe to take the sleep", || {
+            node.process_info(probe.pid()).unwrap().message_count == 3
+        })
+        .await;
+        for _ in 0..3 {
+            queued.push(smol::spawn({
+                let server = probe.server.clone();
+                async move { server.call(ProbeCall::Ping).await }
+            }));
+        }
+        common::eventually("three queued requests", || {
+            node.process_info(probe.pid()).unwrap().mailbox_len == 3
+        })
+        .await;
+
+        let info = node.process_info(probe.pid()).unwrap();
+        assert_eq!(info.name.as_deref(), Some("probe"));
+        assert!(info.behavior.ends_with("Probe"), "{}", info.behavior);
+        assert!(info.trap_exit);
+        assert_eq!(info.supervisor, None);
+        assert!(node.processes().iter().any(|p| p.pid == *probe.pid()));
+
+        within("the busy call", busy).await.ok();
+        for call in queued {
+            within("a queued call", call).await.ok();
+        }
+        assert_eq!(node.process_info(probe.pid()).unwrap().mailbox_len, 0);
+        assert_eq!(node.process_info(probe.pid()).unwrap().message_count, 6);
+    });
+}
+
+#[test]
+fn lifecycle_events_report_starts_and_exits_in_order() {
+    run(|node| async move {
+        let events = node.events();
+        let (tx, _rx) = async_channel::unbounded();
+        let server = node
+            .spawn::<common::Probe>(ProbeArgs {
+                seen: tx,
+                trap_exits: false,
+            })
+            .await
+            .unwrap();
+        let started = within("the Started event", events.recv()).await.unwrap();
+        assert!(
+            matches!(&started, LifecycleEvent::Started { pid, name: None, .. } if pid == server.pid()),
+            "{started:?}"
+        );
+        node.kill(server.pid());
+        let exited = within("the Exited event", events.recv()).await.unwrap();
+        assert_eq!(
+            exited,
+            LifecycleEvent::Exited {
+                pid: server.pid().clone(),
+                reason: ExitReason::Killed
+            }
+        );
+    });
+}
+
+#[test]
+fn shutdown_kills_every_process_and_refuses_new_ones() {
+    let node = Node::builder().name("closing").threads(2).build();
+    let probe = node.block_on(common::probe(&node, true));
+    node.shutdown();
+    assert_eq!(node.block_on(probe.server.exited()), ExitReason::Killed);
+    assert_eq!(node.process_count(), 0);
+    let (tx, _rx) = async_channel::unbounded();
+    let late = node.block_on(node.spawn::<common::Probe>(ProbeArgs {
+        seen: tx,
+        trap_exits: false,
+    }));
+    assert!(matches!(late, Err(noex::SpawnError::NodeDown)));
+}

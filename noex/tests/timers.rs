@@ -1,0 +1,113 @@
+//! Timers: send_after, cancel, intervals, and timers dying with their process.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{probe, run, Seen};
+use noex::ExitReason;
+
+#[test]
+fn send_after_delivers_the_message_to_handle_info() {
+    run(|node| async move {
+        let probe = probe(&node, false).await;
+        let timer = probe.send_after("tick", Duration::from_millis(10)).await;
+        assert_eq!(probe.next_seen().await, Seen::Message("tick".into()));
+        assert!(!timer.is_pending());
+    });
+}
+
+#[test]
+fn node_send_after_targets_any_process() {
+    run(|node| async move {
+        let probe = probe(&node, false).await;
+        node.send_after(&probe.server, "hello".to_owned(), Duration::from_millis(5));
+        assert_eq!(probe.next_seen().await, Seen::Message("hello".into()));
+    });
+}
+
+#[test]
+fn cancel_timer_reports_whether_the_timer_was_still_pending() {
+    run(|node| async move {
+        let probe = probe(&node, false).await;
+        let pending = probe.send_after("never", Duration::from_secs(60)).await;
+        assert!(pending.is_pending());
+        assert!(node.cancel_timer(&pending), "a pending timer cancels");
+        assert!(!pending.is_pending());
+        assert!(!pending.cancel(), "a second cancel finds nothing pending");
+
+        let fired = probe.send_after("fired", Duration::from_millis(1)).await;
+        assert_eq!(probe.next_seen().await, Seen::Message("fired".into()));
+        assert!(!fired.cancel(), "a fired timer is no longer pending");
+
+        probe.sync().await;
+        probe.assert_saw_nothing();
+    });
+}
+
+#[test]
+fn a_cancelled_timer_delivers_nothing() {
+    run(|node| async move {
+        let probe = probe(&node, false).await;
+        let cancelled = probe
+            .send_after("cancelled", Duration::from_millis(20))
+            .await;
+        assert!(cancelled.cancel());
+        // A later timer's message proves the cancelled one's deadline has passed.
+        probe.send_after("later", Duration::from_millis(60)).await;
+        assert_eq!(probe.next_seen().await, Seen::Message("later".into()));
+    });
+}
+
+#[test]
+fn an_interval_delivers_until_cancelled() {
+    run(|node| async move {
+        let probe = probe(&node, false).await;
+        let interval = probe.interval("beat", Duration::from_millis(5)).await;
+        for _ in 0..3 {
+            assert_eq!(probe.next_seen().await, Seen::Message("beat".into()));
+        }
+        assert!(interval.is_pending());
+        assert!(interval.cancel());
+        assert!(!interval.is_pending());
+        // Drain what was queued before the cancel; nothing follows a marker sent afterwards.
+        probe.send_after("marker", Duration::from_millis(30)).await;
+        loop {
+            match probe.next_seen().await {
+                Seen::Message(m) if m == "beat" => continue,
+                Seen::Message(m) if m == "marker" => break,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        probe.sync().await;
+        probe.assert_saw_nothing();
+    });
+}
+
+#[test]
+fn timers_are_cancelled_when_their_process_ends() {
+    run(|node| async move {
+        let probe = probe(&node, false).await;
+        let once = probe.send_after("late", Duration::from_secs(60)).await;
+        let interval = probe.interval("beat", Duration::from_secs(60)).await;
+        assert!(once.is_pending() && interval.is_pending());
+
+        node.kill(probe.pid());
+        assert_eq!(probe.exited().await, ExitReason::Killed);
+
+        assert!(!once.is_pending(), "a one-shot timer dies with its process");
+        assert!(!interval.is_pending(), "an interval dies with its process");
+        assert!(!once.cancel());
+    });
+}
+
+#[test]
+fn a_timer_to_a_process_that_already_ended_is_never_pending() {
+    run(|node| async move {
+        let probe = probe(&node, false).await;
+        probe.server.stop(ExitReason::Normal).await.unwrap();
+        let timer = node.send_after(&probe.server, "lost".to_owned(), Duration::from_millis(1));
+        assert!(!timer.is_pending());
+        assert!(!timer.cancel());
+    });
+}
