@@ -136,3 +136,28 @@ fn shutdown_kills_every_process_and_refuses_new_ones() {
     }));
     assert!(matches!(late, Err(noex::SpawnError::NodeDown)));
 }
+
+#[test]
+fn pids_and_exit_reasons_travel_through_serde() {
+    run(|node| async move {
+        let probe = probe(&node, false).await;
+        let pid = probe.pid().clone();
+        let bytes = postcard::to_allocvec(&pid).unwrap();
+        let back: noex::Pid = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(back, pid);
+        assert_eq!(back.to_string(), format!("<test.{}>", pid.serial()));
+        assert!(node.is_alive(&back), "a decoded pid addresses the same process");
+
+        let reason = ExitReason::Panic("boom".into());
+        let bytes = postcard::to_allocvec(&reason).unwrap();
+        assert_eq!(postcard::from_bytes::<ExitReason>(&bytes).unwrap(), reason);
+    });
+}
+
+#[test]
+fn server_refs_are_clone_send_and_sync() {
+    fn assert_shareable<T: Clone + Send + Sync + 'static>() {}
+    assert_shareable::<noex::ServerRef<common::Probe>>();
+    assert_shareable::<noex::NamedRef<common::Probe>>();
+    assert_shareable::<Node>();
+}
