@@ -130,6 +130,9 @@ impl GenServer for Server {
     }
 
     async fn terminate(&mut self, reason: &ExitReason, _ctx: &mut Ctx<Self>) {
+        if *reason == ExitReason::Custom("panic in terminate".into()) {
+            panic!("terminate exploded");
+        }
         smol::Timer::after(self.args.terminate_for).await;
         self.report(format!("terminate {reason}"));
     }
@@ -456,6 +459,18 @@ fn a_handler_can_stop_its_process_after_replying() {
         assert_eq!(server.exited().await, ExitReason::Normal);
         assert_eq!(reports.recv().await.unwrap(), "init");
         assert_eq!(reports.recv().await.unwrap(), "terminate normal");
+    });
+}
+
+#[test]
+fn a_panic_in_terminate_ends_the_process_with_the_panic() {
+    run(|node| async move {
+        let server = spawn(&node).await;
+        let stop = server.stop(ExitReason::Custom("panic in terminate".into()));
+        assert_eq!(
+            stop.await,
+            Ok(ExitReason::Panic("terminate exploded".into()))
+        );
     });
 }
 

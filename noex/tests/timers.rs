@@ -5,7 +5,30 @@ mod common;
 use std::time::Duration;
 
 use common::{probe, run, Seen};
-use noex::ExitReason;
+use noex::{Ctx, ExitReason, GenServer, Info};
+
+/// Panics when its timer fires.
+struct Fragile;
+
+impl GenServer for Fragile {
+    type Args = ();
+    type Call = ();
+    type Reply = ();
+    type Cast = ();
+    type Info = &'static str;
+    type InitError = std::convert::Infallible;
+
+    async fn init(_: (), ctx: &mut Ctx<Self>) -> Result<Self, Self::InitError> {
+        ctx.send_after("explode", Duration::from_millis(1));
+        Ok(Fragile)
+    }
+
+    async fn handle_info(&mut self, info: Info<&'static str>, _: &mut Ctx<Self>) {
+        if let Info::Message(text) = info {
+            panic!("timer said {text}");
+        }
+    }
+}
 
 #[test]
 fn send_after_delivers_the_message_to_handle_info() {
@@ -98,6 +121,17 @@ fn timers_are_cancelled_when_their_process_ends() {
         assert!(!once.is_pending(), "a one-shot timer dies with its process");
         assert!(!interval.is_pending(), "an interval dies with its process");
         assert!(!once.cancel());
+    });
+}
+
+#[test]
+fn a_panic_handling_a_timer_message_ends_only_that_process() {
+    run(|node| async move {
+        let fragile = node.spawn::<Fragile>(()).await.unwrap();
+        let bystander = probe(&node, false).await;
+        let reason = common::within("the timer's crash", fragile.exited()).await;
+        assert_eq!(reason, ExitReason::Panic("timer said explode".into()));
+        bystander.sync().await;
     });
 }
 
