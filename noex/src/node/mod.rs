@@ -395,7 +395,9 @@ impl Node {
             return;
         }
         for process in self.inner.table.all() {
-            process.core().signal(crate::process::Signal::Kill);
+            process
+                .core()
+                .signal(crate::process::Signal::Die(ExitReason::Killed));
         }
         if !self.inner.executors.on_own_thread() {
             // A handler stuck in blocking code cannot be interrupted; do not wait forever.

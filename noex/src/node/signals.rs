@@ -8,13 +8,14 @@ use futures_lite::FutureExt;
 use super::NodeInner;
 use crate::error::SendError;
 use crate::events::LifecycleEvent;
-use crate::process::{AnyProcess, Core, Signal};
+use crate::process::{send_exit, AnyProcess, Core, Signal, SystemInfo};
 use crate::{ExitReason, MonitorRef, Pid};
 
 impl NodeInner {
-    /// Links `core` (a running process, the caller) with `peer`. If `peer` is not running,
-    /// `core` receives an exit signal with reason `NoProc` instead.
-    pub(crate) fn link(&self, core: &Core, peer: &Pid) {
+    /// Links `process` (a running process, the caller) with `peer`. If `peer` is not
+    /// running, `process` receives an exit signal with reason `NoProc` instead.
+    pub(crate) fn link(&self, process: &dyn AnyProcess, peer: &Pid) {
+        let core = process.core();
         if peer == core.pid() {
             return;
         }
@@ -25,11 +26,7 @@ impl NodeInner {
             .is_some_and(|p| p.core().add_link(core.pid()));
         if !linked {
             core.remove_link(peer);
-            core.signal(Signal::Exit {
-                from: peer.clone(),
-                reason: ExitReason::NoProc,
-                linked: false,
-            });
+            send_exit(process, peer, ExitReason::NoProc, false);
         }
     }
 
@@ -41,16 +38,17 @@ impl NodeInner {
         }
     }
 
-    /// Makes `core` monitor `target`. A target that is not running produces an immediate
-    /// `Down` with reason `NoProc`.
-    pub(crate) fn monitor(&self, core: &Core, target: &Pid) -> MonitorRef {
+    /// Makes `process` monitor `target`. A target that is not running produces an
+    /// immediate `Down` with reason `NoProc`.
+    pub(crate) fn monitor(&self, process: &dyn AnyProcess, target: &Pid) -> MonitorRef {
+        let core = process.core();
         let monitor = self.next_monitor_ref();
         core.add_watching(monitor, target);
         let watched = self
             .resolve(target)
             .is_some_and(|p| p.core().add_monitored_by(monitor, core.pid()));
         if !watched {
-            core.signal(Signal::Down {
+            process.deliver_system(SystemInfo::Down {
                 monitor,
                 pid: target.clone(),
                 reason: ExitReason::NoProc,
@@ -75,18 +73,19 @@ impl NodeInner {
     /// Sends an untrappable kill.
     pub(crate) fn kill(&self, pid: &Pid) -> bool {
         self.resolve(pid)
-            .is_some_and(|p| p.core().signal(Signal::Kill))
+            .is_some_and(|p| p.core().signal(Signal::Die(ExitReason::Killed)))
     }
 
-    /// Sends an exit signal from `from` (not through a link).
+    /// Sends an exit signal from `from` (not through a link). `false` if `pid` is not
+    /// running.
     pub(crate) fn exit(&self, from: &Pid, pid: &Pid, reason: ExitReason) -> bool {
-        self.resolve(pid).is_some_and(|p| {
-            p.core().signal(Signal::Exit {
-                from: from.clone(),
-                reason,
-                linked: false,
-            })
-        })
+        match self.resolve(pid) {
+            Some(target) => {
+                send_exit(target.as_ref(), from, reason, false);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Stops a process gracefully: it finishes its current message, runs `terminate` and
@@ -126,16 +125,12 @@ impl NodeInner {
         }
         for peer in remains.links {
             if let Some(p) = self.resolve(&peer) {
-                p.core().signal(Signal::Exit {
-                    from: pid.clone(),
-                    reason: reason.clone(),
-                    linked: true,
-                });
+                send_exit(p.as_ref(), pid, reason.clone(), true);
             }
         }
         for (monitor, watcher) in remains.monitored_by {
             if let Some(p) = self.resolve(&watcher) {
-                p.core().signal(Signal::Down {
+                p.deliver_system(SystemInfo::Down {
                     monitor,
                     pid: pid.clone(),
                     reason: reason.clone(),
@@ -174,7 +169,7 @@ pub(crate) async fn stop_process(
     match ended {
         Some(reason) => Ok(reason),
         None => {
-            core.signal(Signal::Kill);
+            core.signal(Signal::Die(ExitReason::Killed));
             Ok(core.exited().await)
         }
     }

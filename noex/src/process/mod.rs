@@ -23,25 +23,57 @@ use event_listener::Event;
 use crate::timer::TimerEntry;
 use crate::{ExitReason, MonitorRef, Pid};
 
-/// A signal: something that reaches a process outside its ordinary message flow.
+/// A signal that overtakes the mailbox: acted on by the process as soon as it can.
 #[derive(Debug)]
 pub(crate) enum Signal {
-    /// An exit signal, from a link (`linked`) or from [`Node::exit`](crate::Node::exit).
-    Exit {
-        from: Pid,
-        reason: ExitReason,
-        linked: bool,
-    },
-    /// The untrappable kill.
-    Kill,
+    /// End now with this reason, without `terminate`: a kill, or an exit signal that the
+    /// process does not trap.
+    Die(ExitReason),
     /// A graceful stop request: finish the current message, run `terminate`, exit.
     Stop(ExitReason),
-    /// A process this one monitors has ended.
+}
+
+/// A system message for a process's mailbox, from a sender that does not know its type.
+#[derive(Debug)]
+pub(crate) enum SystemInfo {
+    /// A trapped exit signal.
+    Exit { from: Pid, reason: ExitReason },
+    /// A monitored process ended.
     Down {
         monitor: MonitorRef,
         pid: Pid,
         reason: ExitReason,
     },
+}
+
+/// What an arriving exit signal does to its receiver.
+enum ExitVerdict {
+    /// Nothing: the receiver has ended, the link was removed, or a normal exit reached a
+    /// process that does not trap.
+    Ignore,
+    /// It becomes an `Info::Exit` message, behind everything its sender sent before.
+    Trap,
+    /// The receiver ends with the signal's reason.
+    Die,
+}
+
+/// Delivers an exit signal to `target`, applying OTP's rules at arrival, as Erlang does: a
+/// signal through a removed link is void; a trapping receiver gets a message (in order with
+/// the sender's messages); `Normal` from another process is ignored by a receiver that
+/// does not trap; anything else ends the receiver at once.
+pub(crate) fn send_exit(target: &dyn AnyProcess, from: &Pid, reason: ExitReason, linked: bool) {
+    match target.core().judge_exit(from, &reason, linked) {
+        ExitVerdict::Ignore => {}
+        ExitVerdict::Trap => {
+            target.deliver_system(SystemInfo::Exit {
+                from: from.clone(),
+                reason,
+            });
+        }
+        ExitVerdict::Die => {
+            target.core().signal(Signal::Die(reason));
+        }
+    }
 }
 
 /// Static facts about a process, fixed at spawn.
@@ -130,6 +162,29 @@ impl Core {
     /// `true` if signals wait to be handled (a cheap check for the process loop).
     pub(crate) fn has_signals(&self) -> bool {
         self.signals_pending.load(Ordering::Acquire)
+    }
+
+    /// Decides what an exit signal from `from` does to this process (see [`send_exit`]).
+    fn judge_exit(&self, from: &Pid, reason: &ExitReason, linked: bool) -> ExitVerdict {
+        let mut state = self.lock();
+        if state.exit.is_some() {
+            return ExitVerdict::Ignore;
+        }
+        if linked {
+            let before = state.links.len();
+            state.links.retain(|p| p != from);
+            if state.links.len() == before {
+                // The link was removed (unlink): the signal is void.
+                return ExitVerdict::Ignore;
+            }
+        }
+        if self.trap_exit() {
+            ExitVerdict::Trap
+        } else if reason.is_normal() && from != self.pid() {
+            ExitVerdict::Ignore
+        } else {
+            ExitVerdict::Die
+        }
     }
 
     /// Takes the next queued signal.
@@ -316,4 +371,6 @@ pub(crate) trait AnyProcess: Send + Sync + 'static {
     fn mailbox_len(&self) -> usize;
     /// Closes the mailbox and drops what was queued.
     fn close_mailbox(&self);
+    /// Puts a system message at the back of the mailbox; `false` if the process has ended.
+    fn deliver_system(&self, info: SystemInfo) -> bool;
 }

@@ -9,7 +9,7 @@ use super::spawn::{self, Relation, SpawnOptions};
 use super::GenServer;
 use crate::error::SpawnError;
 use crate::node::{Node, NodeInner};
-use crate::process::Signal;
+use crate::process::send_exit;
 use crate::timer::{self, TimerRef};
 use crate::{ExitReason, MonitorRef, Pid};
 
@@ -80,9 +80,11 @@ impl<B: GenServer> Ctx<B> {
     /// Turns trapping of exit signals on or off (off at start).
     ///
     /// While trapping, an exit signal from a linked process (or sent with [`Ctx::exit`])
-    /// arrives as [`Info::Exit`](crate::Info::Exit) instead of ending this process —
-    /// except a [kill](crate::Node::kill), which cannot be trapped, and an exit from the
-    /// parent, which makes a trapping server terminate with the parent's reason (as in OTP).
+    /// arrives as [`Info::Exit`](crate::Info::Exit), in order behind everything its sender
+    /// sent before, instead of ending this process — except a [kill](crate::Node::kill),
+    /// which cannot be trapped. An exit from the parent (the process that spawn-linked this
+    /// one) is not given to `handle_info`: when the server reaches it, it terminates with the
+    /// parent's reason, as in OTP.
     pub fn trap_exits(&mut self, trap: bool) {
         self.process.core.set_trap_exit(trap);
     }
@@ -97,11 +99,13 @@ impl<B: GenServer> Ctx<B> {
     /// with reason [`ExitReason::NoProc`].
     pub fn link(&mut self, pid: &Pid) {
         if let Some(node) = self.node_inner() {
-            node.link(&self.process.core, pid);
+            node.link(self.process.as_ref(), pid);
         }
     }
 
-    /// Removes the link with `pid`. No exit signal from that link arrives afterwards.
+    /// Removes the link with `pid`. No exit signal from that link has an effect afterwards;
+    /// as in OTP, an [`Info::Exit`](crate::Info::Exit) that reached the mailbox before the
+    /// unlink (while trapping) is still delivered.
     pub fn unlink(&mut self, pid: &Pid) {
         if let Some(node) = self.node_inner() {
             node.unlink(&self.process.core, pid);
@@ -113,13 +117,14 @@ impl<B: GenServer> Ctx<B> {
     /// running produces a `Down` with reason [`ExitReason::NoProc`] at once.
     pub fn monitor(&mut self, pid: &Pid) -> MonitorRef {
         match self.node_inner() {
-            Some(node) => node.monitor(&self.process.core, pid),
+            Some(node) => node.monitor(self.process.as_ref(), pid),
             None => MonitorRef(0),
         }
     }
 
     /// Removes a monitor. No `Down` for it is handled afterwards, even one already queued.
-    /// Returns `false` if the monitor had already fired or been removed.
+    /// Returns `true` if the monitor was active (its `Down`, if already queued, is
+    /// discarded), `false` if its `Down` was already handled or it was removed before.
     pub fn demonitor(&mut self, monitor: MonitorRef) -> bool {
         self.node_inner()
             .is_some_and(|node| node.demonitor(&self.process.core, monitor))
@@ -130,12 +135,9 @@ impl<B: GenServer> Ctx<B> {
     /// process that does not trap. Returns `false` if `pid` is not running.
     pub fn exit(&mut self, pid: &Pid, reason: ExitReason) -> bool {
         if pid == self.pid() {
-            // A process exiting itself follows the same rules, through its own queue.
-            return self.process.core.signal(Signal::Exit {
-                from: pid.clone(),
-                reason,
-                linked: false,
-            });
+            // A process exiting itself follows the same rules.
+            send_exit(self.process.as_ref(), pid, reason, false);
+            return true;
         }
         self.node_inner()
             .is_some_and(|node| node.exit(self.pid(), pid, reason))

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::reply::Slot;
 use super::{GenServer, Info};
 use crate::process::mailbox::Mailbox;
-use crate::process::{AnyProcess, Core, Identity};
+use crate::process::{AnyProcess, Core, Identity, SystemInfo};
 
 /// One message in a server's mailbox.
 pub(crate) enum Envelope<B: GenServer> {
@@ -48,6 +48,22 @@ impl<B: GenServer> AnyProcess for Process<B> {
 
     fn mailbox_len(&self) -> usize {
         self.mailbox.len()
+    }
+
+    fn deliver_system(&self, info: SystemInfo) -> bool {
+        let info = match info {
+            SystemInfo::Exit { from, reason } => Info::Exit { from, reason },
+            SystemInfo::Down {
+                monitor,
+                pid,
+                reason,
+            } => Info::Down {
+                monitor,
+                pid,
+                reason,
+            },
+        };
+        self.deliver(Envelope::Info(info)).is_ok()
     }
 
     fn close_mailbox(&self) {

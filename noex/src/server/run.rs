@@ -2,9 +2,9 @@
 //!
 //! Signals are acted on between messages and while a handler is suspended at an `.await`:
 //! a kill, or an exit signal the process does not trap, drops the running handler and ends
-//! the process at once; a trapped exit or a monitor's `Down` becomes an info message at the
-//! back of the mailbox (behind everything its sender sent before); a stop request lets the
-//! current handler finish, then runs `terminate`.
+//! the process at once; a stop request lets the current handler finish, then runs
+//! `terminate`. Trapped exits and monitors' `Down`s are not signals here: they arrive in the
+//! mailbox, in order with their sender's messages (see `process::send_exit`).
 
 use std::cell::Cell;
 use std::collections::VecDeque;
@@ -39,74 +39,18 @@ pub(crate) fn is_current<B: GenServer>(process: &Process<B>) -> bool {
     CURRENT.with(|c| c.get()) == process as *const Process<B> as usize
 }
 
-/// What a signal asks of the process.
-enum Verdict<M> {
-    /// Nothing (a stale link's exit, a normal exit while not trapping).
-    Ignore,
-    /// Put this message at the back of the mailbox.
-    Deliver(Info<M>),
-    /// Finish the current message, run `terminate`, end with this reason.
-    Stop(ExitReason),
-    /// End now with this reason.
-    Die(ExitReason),
-}
-
-/// Decides what a signal does, following OTP's rules for receiving exit signals.
-fn judge<B: GenServer>(process: &Process<B>, signal: Signal) -> Verdict<B::Info> {
-    let core = &process.core;
-    match signal {
-        Signal::Kill => Verdict::Die(ExitReason::Killed),
-        Signal::Stop(reason) => Verdict::Stop(reason),
-        Signal::Down {
-            monitor,
-            pid,
-            reason,
-        } => Verdict::Deliver(Info::Down {
-            monitor,
-            pid,
-            reason,
-        }),
-        Signal::Exit {
-            from,
-            reason,
-            linked,
-        } => {
-            if linked && !core.remove_link(&from) {
-                // The link was removed meanwhile (unlink): the signal is void.
-                return Verdict::Ignore;
-            }
-            if core.trap_exit() {
-                if linked && core.id.parent.as_ref() == Some(&from) {
-                    // OTP: a trapping server whose parent ends terminates with its reason.
-                    Verdict::Stop(reason)
-                } else {
-                    Verdict::Deliver(Info::Exit { from, reason })
-                }
-            } else if reason.is_normal() && &from != core.pid() {
-                Verdict::Ignore
-            } else {
-                Verdict::Die(reason)
-            }
-        }
-    }
-}
-
-/// Handles queued signals. Returns the reason to die with, if one says so.
+/// Acts on queued signals. Returns the reason to die with, if one says so; a stop request
+/// is recorded in `pending_stop` for the loop to honour after the current message.
 fn handle_signals<B: GenServer>(
     process: &Process<B>,
     pending_stop: &mut Option<ExitReason>,
 ) -> Option<ExitReason> {
     while let Some(signal) = process.core.next_signal() {
-        match judge(process, signal) {
-            Verdict::Ignore => {}
-            Verdict::Deliver(info) => {
-                // Only this process closes its mailbox, and it has not: the push succeeds.
-                let _ = process.mailbox.push(Envelope::Info(info));
-            }
-            Verdict::Stop(reason) => {
+        match signal {
+            Signal::Die(reason) => return Some(reason),
+            Signal::Stop(reason) => {
                 pending_stop.get_or_insert(reason);
             }
-            Verdict::Die(reason) => return Some(reason),
         }
     }
     None
@@ -239,11 +183,22 @@ pub(crate) async fn run<B: GenServer>(
                 .await
             }
             Envelope::Info(info) => {
-                if let Info::Down { monitor, .. } = &info {
-                    if process.core.remove_watching(*monitor).is_none() {
+                match &info {
+                    Info::Down { monitor, .. }
+                        if process.core.remove_watching(*monitor).is_none() =>
+                    {
                         // Demonitored after the Down was queued: it must not be seen.
                         continue;
                     }
+                    Info::Exit { from, reason }
+                        if process.core.id.parent.as_ref() == Some(from) =>
+                    {
+                        // OTP: a trapping server whose parent ends terminates with its reason,
+                        // after handling what the parent sent before.
+                        pending_stop.get_or_insert(reason.clone());
+                        continue;
+                    }
+                    _ => {}
                 }
                 guarded(
                     process,

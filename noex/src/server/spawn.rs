@@ -159,7 +159,7 @@ pub(crate) async fn spawn<B: GenServer>(
             reason => SpawnError::Exited(reason),
         },
         None => {
-            process.core.signal(Signal::Kill);
+            process.core.signal(Signal::Die(ExitReason::Killed));
             process.core.exited().await;
             SpawnError::InitTimeout
         }

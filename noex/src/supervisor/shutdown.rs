@@ -22,7 +22,7 @@ pub(crate) async fn stop_child(node: &NodeInner, pid: &Pid, shutdown: Shutdown) 
     let core = child.core();
     let deadline = match shutdown {
         Shutdown::BrutalKill => {
-            core.signal(Signal::Kill);
+            core.signal(Signal::Die(ExitReason::Killed));
             return core.exited().await;
         }
         Shutdown::Timeout(grace) => Some(Instant::now() + grace),
@@ -42,7 +42,7 @@ pub(crate) async fn stop_child(node: &NodeInner, pid: &Pid, shutdown: Shutdown) 
         Some(reason) => reason,
         None => {
             tracing::warn!(%pid, "child did not stop within its shutdown timeout; killing it");
-            core.signal(Signal::Kill);
+            core.signal(Signal::Die(ExitReason::Killed));
             core.exited().await
         }
     }

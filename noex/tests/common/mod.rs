@@ -342,3 +342,57 @@ pub async fn probe(node: &Node, trap_exits: bool) -> ProbeHandle {
         .expect("probe starts");
     ProbeHandle { server, seen: rx }
 }
+
+/// Makes `probe` panic with `message` inside a call; returns the reason it ended with, once
+/// its end has been fully processed (its exit signals and `Down`s are out).
+pub async fn crash(probe: &ProbeHandle, message: &str) -> ExitReason {
+    let call = probe.server.call(ProbeCall::Panic(message.to_owned()));
+    let result = within("the crashing call", call).await;
+    assert!(
+        matches!(result, Err(noex::CallError::Exited(_))),
+        "the crashing call should fail with Exited, got {:?}",
+        result.map(|_| ())
+    );
+    probe.exited().await
+}
+
+/// A process that is not running any more.
+pub async fn dead_pid(node: &Node) -> Pid {
+    let gone = probe(node, false).await;
+    gone.stop_itself(ExitReason::Normal).await;
+    assert_eq!(gone.exited().await, ExitReason::Normal);
+    gone.pid().clone()
+}
+
+/// How a [`Brief`] child lives.
+pub enum Fate {
+    /// `init` succeeds, then the child stops at once with this reason.
+    EndsRightAfterInit(ExitReason),
+    /// `init` returns this error.
+    InitFails(String),
+    /// `init` panics with this message.
+    InitPanics(String),
+}
+
+/// A child whose whole life is its [`Fate`].
+pub struct Brief;
+
+impl GenServer for Brief {
+    type Args = Fate;
+    type Call = ();
+    type Reply = ();
+    type Cast = ();
+    type Info = ();
+    type InitError = String;
+
+    async fn init(fate: Fate, ctx: &mut Ctx<Self>) -> Result<Self, String> {
+        match fate {
+            Fate::EndsRightAfterInit(reason) => {
+                ctx.stop(reason);
+                Ok(Brief)
+            }
+            Fate::InitFails(error) => Err(error),
+            Fate::InitPanics(message) => panic!("{message}"),
+        }
+    }
+}
