@@ -34,7 +34,7 @@ pub const DEFAULT_INIT_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone)]
 pub struct SpawnOptions {
     pub(crate) name: Option<String>,
-    pub(crate) init_timeout: Duration,
+    pub(crate) init_timeout: Option<Duration>,
     pub(crate) supervisor: Option<Pid>,
 }
 
@@ -42,7 +42,7 @@ impl Default for SpawnOptions {
     fn default() -> Self {
         SpawnOptions {
             name: None,
-            init_timeout: DEFAULT_INIT_TIMEOUT,
+            init_timeout: Some(DEFAULT_INIT_TIMEOUT),
             supervisor: None,
         }
     }
@@ -62,9 +62,10 @@ impl SpawnOptions {
     }
 
     /// How long `init` may take; past it the process is killed and the spawn fails with
-    /// [`SpawnError::InitTimeout`].
-    pub fn init_timeout(mut self, timeout: Duration) -> Self {
-        self.init_timeout = timeout;
+    /// [`SpawnError::InitTimeout`]. `None` waits however long `init` takes (supervisors
+    /// are started that way, since their `init` starts their children).
+    pub fn init_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.init_timeout = timeout.into();
         self
     }
 
@@ -143,10 +144,13 @@ pub(crate) async fn spawn<B: GenServer>(
     );
     node.executors.spawn(task).detach();
 
-    let deadline = Instant::now() + options.init_timeout;
+    let deadline = options.init_timeout.map(|timeout| Instant::now() + timeout);
     let outcome = async { Some(init_result.await) }
         .or(async {
-            smol::Timer::at(deadline).await;
+            match deadline {
+                Some(deadline) => smol::Timer::at(deadline).await,
+                None => std::future::pending().await,
+            };
             None
         })
         .await;

@@ -114,9 +114,12 @@ pub enum SupervisorInitError {
     InvalidSpec(String),
 }
 
-/// A message a supervisor sends itself (the `Cast` type of [`Supervisor`]).
+/// A message a supervisor sends itself (the `Cast` type of [`Supervisor`]). Only the
+/// supervisor can make one.
 #[doc(hidden)]
-pub enum Internal {
+pub struct Internal(InternalKind);
+
+enum InternalKind {
     /// Try again to restart a child whose restart failed.
     TryAgain(String),
 }
@@ -205,7 +208,9 @@ fn validate_child(child: &ChildSpec, auto_shutdown: AutoShutdown) -> Result<(), 
 
 /// Starts one child, linked to the supervisor and registered under the spec's name.
 async fn start(ctx: &mut Ctx<Supervisor>, spec: &ChildSpec) -> Result<Started, String> {
-    let mut options = SpawnOptions::new().supervised_by(ctx.pid().clone());
+    let mut options = SpawnOptions::new()
+        .supervised_by(ctx.pid().clone())
+        .init_timeout(spec.init_timeout);
     if let Some(name) = &spec.name {
         options = options.name(name.clone());
     }
@@ -274,9 +279,13 @@ impl GenServer for Supervisor {
     }
 
     async fn handle_cast(&mut self, message: Internal, ctx: &mut Ctx<Self>) {
-        match message {
-            Internal::TryAgain(id) => {
-                if self.position(&id).is_some() {
+        match message.0 {
+            InternalKind::TryAgain(id) => {
+                // Unless it was restarted (or removed) by request meanwhile.
+                if self
+                    .position(&id)
+                    .is_some_and(|i| self.children[i].pid.is_none())
+                {
                     self.restart(ctx, &id).await;
                 }
             }
@@ -395,7 +404,9 @@ impl Supervisor {
                         error: error.clone(),
                     });
                     // Our own mailbox is open while we run.
-                    let _ = ctx.server_ref().cast(Internal::TryAgain(member.clone()));
+                    let _ = ctx
+                        .server_ref()
+                        .cast(Internal(InternalKind::TryAgain(member.clone())));
                     return;
                 }
             }

@@ -118,11 +118,12 @@ pub struct ChildSpec {
     pub(crate) kind: ChildKind,
     pub(crate) significant: bool,
     pub(crate) name: Option<String>,
+    pub(crate) init_timeout: Option<Duration>,
 }
 
 impl ChildSpec {
     /// A worker running behaviour `B`, started with a clone of `args` each time.
-    /// Permanent, with a 5 s shutdown.
+    /// Permanent, with a 5 s shutdown and a 5 s init timeout.
     pub fn worker<B>(id: impl Into<String>, args: B::Args) -> ChildSpec
     where
         B: GenServer,
@@ -136,11 +137,13 @@ impl ChildSpec {
             kind: ChildKind::Worker,
             significant: false,
             name: None,
+            init_timeout: Some(crate::DEFAULT_INIT_TIMEOUT),
         }
     }
 
     /// A nested supervisor. Permanent, with an `Infinity` shutdown so that it can stop its
-    /// own children in full.
+    /// own children in full, and no init timeout: its start takes as long as its children's
+    /// starts, each bounded by its own init timeout.
     pub fn supervisor(id: impl Into<String>, spec: SupervisorSpec) -> ChildSpec {
         ChildSpec {
             id: id.into(),
@@ -150,6 +153,7 @@ impl ChildSpec {
             kind: ChildKind::Supervisor,
             significant: false,
             name: None,
+            init_timeout: None,
         }
     }
 
@@ -177,6 +181,13 @@ impl ChildSpec {
         self
     }
 
+    /// How long the child's `init` may take before the start counts as failed; `None` waits
+    /// however long it takes.
+    pub fn init_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.init_timeout = timeout.into();
+        self
+    }
+
     /// Marks the child significant for [`AutoShutdown`]. Only transient and temporary
     /// children may be significant.
     pub fn significant(mut self, significant: bool) -> Self {
@@ -194,6 +205,7 @@ impl fmt::Debug for ChildSpec {
             .field("kind", &self.kind)
             .field("significant", &self.significant)
             .field("name", &self.name)
+            .field("init_timeout", &self.init_timeout)
             .finish()
     }
 }
