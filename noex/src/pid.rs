@@ -46,6 +46,10 @@ impl Pid {
         }
     }
 
+    pub(crate) fn node_arc(&self) -> Arc<str> {
+        self.node.clone()
+    }
+
     /// The name of the node that runs (or ran) this process.
     pub fn node(&self) -> &str {
         &self.node

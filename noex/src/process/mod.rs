@@ -14,6 +14,7 @@ pub(crate) mod table;
 
 use std::any::Any;
 use std::collections::VecDeque;
+use std::num::NonZeroU64;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -80,10 +81,36 @@ pub(crate) fn send_exit(target: &dyn AnyProcess, from: &Pid, reason: ExitReason,
 pub(crate) struct Identity {
     pub(crate) pid: Pid,
     pub(crate) behavior: &'static str,
-    /// The process that spawned this one with a link, if any.
-    pub(crate) parent: Option<Pid>,
-    /// The supervisor this process is a child of, if any.
-    pub(crate) supervisor: Option<Pid>,
+    /// The serial of the process that spawned this one with a link, if any.
+    pub(crate) parent: Option<NonZeroU64>,
+    /// The serial of the supervisor this process is a child of, if any.
+    pub(crate) supervisor: Option<NonZeroU64>,
+}
+
+impl Identity {
+    /// The pid of a process of the same node with this serial.
+    fn sibling(&self, serial: NonZeroU64) -> Pid {
+        Pid::new(self.pid.node_arc(), self.pid.incarnation(), serial.get())
+    }
+
+    /// The process that spawned this one with a link.
+    pub(crate) fn parent(&self) -> Option<Pid> {
+        self.parent.map(|serial| self.sibling(serial))
+    }
+
+    /// The supervisor this process is a child of.
+    pub(crate) fn supervisor(&self) -> Option<Pid> {
+        self.supervisor.map(|serial| self.sibling(serial))
+    }
+
+    /// `true` if `pid` is this process's parent.
+    pub(crate) fn is_parent(&self, pid: &Pid) -> bool {
+        self.parent.is_some_and(|serial| {
+            pid.serial() == serial.get()
+                && pid.incarnation() == self.pid.incarnation()
+                && pid.node() == self.pid.node()
+        })
+    }
 }
 
 /// The shared, untyped state of one process.
@@ -93,34 +120,52 @@ pub(crate) struct Core {
     pub(crate) waker: AtomicWaker,
     signals_pending: AtomicBool,
     trap_exit: AtomicBool,
-    message_count: AtomicU64,
-    state: Mutex<CoreState>,
+    /// Set once `init` has succeeded.
+    initialized: AtomicBool,
     /// Set once the end is fully processed; [`Core::exited`] waits for it.
     finished: AtomicBool,
+    message_count: AtomicU64,
+    state: Mutex<CoreState>,
     exited: Event,
 }
 
 #[derive(Default)]
 struct CoreState {
     exit: Option<ExitReason>,
-    signals: VecDeque<Signal>,
-    links: Vec<Pid>,
-    /// Monitors others hold on this process: (reference, watcher).
-    monitored_by: Vec<(MonitorRef, Pid)>,
-    /// Monitors this process holds on others: (reference, target).
-    watching: Vec<(MonitorRef, Pid)>,
-    name: Option<Arc<str>>,
-    timers: Vec<Arc<TimerEntry>>,
+    /// Allocated on first use: most processes never need it, and idle processes are many.
+    ties: Option<Box<Ties>>,
 }
 
-/// What a process leaves behind when it ends: everyone who must hear of it.
-pub(crate) struct Remains {
+/// A process's relations to others, and its pending signals.
+#[derive(Default)]
+pub(crate) struct Ties {
+    signals: VecDeque<Signal>,
     pub(crate) links: Vec<Pid>,
+    /// Monitors others hold on this process: (reference, watcher).
     pub(crate) monitored_by: Vec<(MonitorRef, Pid)>,
+    /// Monitors this process holds on others: (reference, target).
     pub(crate) watching: Vec<(MonitorRef, Pid)>,
     pub(crate) name: Option<Arc<str>>,
     pub(crate) timers: Vec<Arc<TimerEntry>>,
 }
+
+impl CoreState {
+    fn ties(&mut self) -> &mut Ties {
+        self.ties.get_or_insert_with(Box::default)
+    }
+
+    /// The ties of a process that has not ended, or `None`.
+    fn live_ties(&mut self) -> Option<&mut Ties> {
+        if self.exit.is_some() {
+            None
+        } else {
+            Some(self.ties())
+        }
+    }
+}
+
+/// What a process leaves behind when it ends: everyone who must hear of it.
+pub(crate) type Remains = Ties;
 
 impl Core {
     pub(crate) fn new(id: Identity) -> Self {
@@ -129,9 +174,10 @@ impl Core {
             waker: AtomicWaker::new(),
             signals_pending: AtomicBool::new(false),
             trap_exit: AtomicBool::new(false),
+            initialized: AtomicBool::new(false),
+            finished: AtomicBool::new(false),
             message_count: AtomicU64::new(0),
             state: Mutex::new(CoreState::default()),
-            finished: AtomicBool::new(false),
             exited: Event::new(),
         }
     }
@@ -149,10 +195,10 @@ impl Core {
     pub(crate) fn signal(&self, signal: Signal) -> bool {
         {
             let mut state = self.lock();
-            if state.exit.is_some() {
+            let Some(ties) = state.live_ties() else {
                 return false;
-            }
-            state.signals.push_back(signal);
+            };
+            ties.signals.push_back(signal);
             self.signals_pending.store(true, Ordering::Release);
         }
         self.waker.wake();
@@ -167,16 +213,12 @@ impl Core {
     /// Decides what an exit signal from `from` does to this process (see [`send_exit`]).
     fn judge_exit(&self, from: &Pid, reason: &ExitReason, linked: bool) -> ExitVerdict {
         let mut state = self.lock();
-        if state.exit.is_some() {
+        let Some(ties) = state.live_ties() else {
             return ExitVerdict::Ignore;
-        }
-        if linked {
-            let before = state.links.len();
-            state.links.retain(|p| p != from);
-            if state.links.len() == before {
-                // The link was removed (unlink): the signal is void.
-                return ExitVerdict::Ignore;
-            }
+        };
+        if linked && !remove(&mut ties.links, |p| p == from) {
+            // The link was removed (unlink): the signal is void.
+            return ExitVerdict::Ignore;
         }
         if self.trap_exit() {
             ExitVerdict::Trap
@@ -190,11 +232,22 @@ impl Core {
     /// Takes the next queued signal.
     pub(crate) fn next_signal(&self) -> Option<Signal> {
         let mut state = self.lock();
-        let signal = state.signals.pop_front();
-        if state.signals.is_empty() {
+        let ties = state.ties.as_mut()?;
+        let signal = ties.signals.pop_front();
+        if ties.signals.is_empty() {
             self.signals_pending.store(false, Ordering::Release);
         }
         signal
+    }
+
+    /// Records that `init` succeeded. Only the process itself calls this.
+    pub(crate) fn set_initialized(&self) {
+        self.initialized.store(true, Ordering::Relaxed);
+    }
+
+    /// `true` once `init` has succeeded.
+    pub(crate) fn is_initialized(&self) -> bool {
+        self.initialized.load(Ordering::Relaxed)
     }
 
     pub(crate) fn trap_exit(&self) -> bool {
@@ -226,11 +279,11 @@ impl Core {
     /// Adds a link to `peer`. Fails with `false` if this process has ended.
     pub(crate) fn add_link(&self, peer: &Pid) -> bool {
         let mut state = self.lock();
-        if state.exit.is_some() {
+        let Some(ties) = state.live_ties() else {
             return false;
-        }
-        if !state.links.contains(peer) {
-            state.links.push(peer.clone());
+        };
+        if !ties.links.contains(peer) {
+            ties.links.push(peer.clone());
         }
         true
     }
@@ -238,68 +291,75 @@ impl Core {
     /// Removes the link to `peer`; `true` if it was there.
     pub(crate) fn remove_link(&self, peer: &Pid) -> bool {
         let mut state = self.lock();
-        let before = state.links.len();
-        state.links.retain(|p| p != peer);
-        state.links.len() != before
+        state
+            .ties
+            .as_mut()
+            .is_some_and(|ties| remove(&mut ties.links, |p| p == peer))
     }
 
     pub(crate) fn links(&self) -> Vec<Pid> {
-        self.lock().links.clone()
+        let state = self.lock();
+        state
+            .ties
+            .as_ref()
+            .map_or_else(Vec::new, |ties| ties.links.clone())
     }
 
     /// Records that `watcher` monitors this process. Fails with `false` if it has ended.
     pub(crate) fn add_monitored_by(&self, monitor: MonitorRef, watcher: &Pid) -> bool {
         let mut state = self.lock();
-        if state.exit.is_some() {
+        let Some(ties) = state.live_ties() else {
             return false;
-        }
-        state.monitored_by.push((monitor, watcher.clone()));
+        };
+        ties.monitored_by.push((monitor, watcher.clone()));
         true
     }
 
     pub(crate) fn remove_monitored_by(&self, monitor: MonitorRef) {
-        self.lock().monitored_by.retain(|(m, _)| *m != monitor);
+        if let Some(ties) = self.lock().ties.as_mut() {
+            remove(&mut ties.monitored_by, |(m, _)| *m == monitor);
+        }
     }
 
     /// Records that this process monitors `target`. Fails with `false` if it has ended.
     pub(crate) fn add_watching(&self, monitor: MonitorRef, target: &Pid) -> bool {
         let mut state = self.lock();
-        if state.exit.is_some() {
+        let Some(ties) = state.live_ties() else {
             return false;
-        }
-        state.watching.push((monitor, target.clone()));
+        };
+        ties.watching.push((monitor, target.clone()));
         true
     }
 
     /// Forgets a monitor this process holds; returns its target if it was still active.
     pub(crate) fn remove_watching(&self, monitor: MonitorRef) -> Option<Pid> {
         let mut state = self.lock();
-        let at = state.watching.iter().position(|(m, _)| *m == monitor)?;
-        Some(state.watching.swap_remove(at).1)
+        let watching = &mut state.ties.as_mut()?.watching;
+        let at = watching.iter().position(|(m, _)| *m == monitor)?;
+        Some(watching.swap_remove(at).1)
     }
 
     pub(crate) fn name(&self) -> Option<Arc<str>> {
-        self.lock().name.clone()
+        self.lock().ties.as_ref()?.name.clone()
     }
 
     /// Sets the process's name. Fails with the current name, or `Err(None)` if it has ended.
     pub(crate) fn set_name(&self, name: Arc<str>) -> Result<(), Option<Arc<str>>> {
         let mut state = self.lock();
-        if state.exit.is_some() {
-            return Err(None);
-        }
-        if let Some(current) = &state.name {
+        let ties = state.live_ties().ok_or(None)?;
+        if let Some(current) = &ties.name {
             return Err(Some(current.clone()));
         }
-        state.name = Some(name);
+        ties.name = Some(name);
         Ok(())
     }
 
     /// Clears the name if it is `name`.
     pub(crate) fn clear_name(&self, name: &str) {
-        let mut state = self.lock();
-        if state.name.as_deref() == Some(name) {
-            state.name = None;
+        if let Some(ties) = self.lock().ties.as_mut() {
+            if ties.name.as_deref() == Some(name) {
+                ties.name = None;
+            }
         }
     }
 
@@ -307,15 +367,17 @@ impl Core {
     /// it already has.
     pub(crate) fn add_timer(&self, timer: Arc<TimerEntry>) -> bool {
         let mut state = self.lock();
-        if state.exit.is_some() {
+        let Some(ties) = state.live_ties() else {
             return false;
-        }
-        state.timers.push(timer);
+        };
+        ties.timers.push(timer);
         true
     }
 
     pub(crate) fn remove_timer(&self, timer: &Arc<TimerEntry>) {
-        self.lock().timers.retain(|t| !Arc::ptr_eq(t, timer));
+        if let Some(ties) = self.lock().ties.as_mut() {
+            remove(&mut ties.timers, |t| Arc::ptr_eq(t, timer));
+        }
     }
 
     /// Records the end of the process. Returns what must be notified, or `None` if the end
@@ -326,15 +388,10 @@ impl Core {
             return None;
         }
         state.exit = Some(reason);
-        state.signals.clear();
         self.signals_pending.store(false, Ordering::Release);
-        Some(Remains {
-            links: std::mem::take(&mut state.links),
-            monitored_by: std::mem::take(&mut state.monitored_by),
-            watching: std::mem::take(&mut state.watching),
-            name: state.name.take(),
-            timers: std::mem::take(&mut state.timers),
-        })
+        let mut remains = state.ties.take().map_or_else(Ties::default, |ties| *ties);
+        remains.signals.clear();
+        Some(remains)
     }
 
     /// Wakes everyone waiting in [`exited`](Self::exited). Called once the end is fully
@@ -361,6 +418,17 @@ impl Core {
         } else {
             None
         }
+    }
+}
+
+/// Removes the first element matching `matches`; `true` if there was one.
+fn remove<T>(items: &mut Vec<T>, matches: impl Fn(&T) -> bool) -> bool {
+    match items.iter().position(matches) {
+        Some(at) => {
+            items.swap_remove(at);
+            true
+        }
+        None => false,
     }
 }
 

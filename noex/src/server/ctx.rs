@@ -55,8 +55,8 @@ impl<B: GenServer> Ctx<B> {
     }
 
     /// The process that spawned this one with a link, if any.
-    pub fn parent(&self) -> Option<&Pid> {
-        self.process.core.id.parent.as_ref()
+    pub fn parent(&self) -> Option<Pid> {
+        self.process.core.id.parent()
     }
 
     /// The node this process runs on.

@@ -10,8 +10,8 @@ use std::cell::Cell;
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::Poll;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use super::ctx::Ctx;
 use super::process::{Envelope, Process};
@@ -109,7 +109,6 @@ pub(crate) async fn run<B: GenServer>(
     mut ctx: Ctx<B>,
     args: B::Args,
     started: Started<B>,
-    init_done: &AtomicBool,
 ) -> ExitReason {
     let process = ctx.process().clone();
     let process = &*process;
@@ -129,7 +128,7 @@ pub(crate) async fn run<B: GenServer>(
             return reason;
         }
     };
-    init_done.store(true, Ordering::Relaxed);
+    process.core.set_initialized();
     if let Some(node) = ctx.node_inner() {
         if node.events.is_active() {
             node.events.publish(LifecycleEvent::Started {
@@ -164,50 +163,33 @@ pub(crate) async fn run<B: GenServer>(
         };
         process.mailbox.set_in_hand(batch.len());
         process.core.count_message();
-        let handled = match envelope {
-            Envelope::Call(request, slot) => {
-                let reply = ReplyTo::new(slot);
-                guarded(
-                    process,
-                    &mut pending_stop,
-                    state.handle_call(request, reply, &mut ctx),
-                )
-                .await
-            }
-            Envelope::Cast(message) => {
-                guarded(
-                    process,
-                    &mut pending_stop,
-                    state.handle_cast(message, &mut ctx),
-                )
-                .await
-            }
-            Envelope::Info(info) => {
-                match &info {
-                    Info::Down { monitor, .. }
-                        if process.core.remove_watching(*monitor).is_none() =>
-                    {
-                        // Demonitored after the Down was queued: it must not be seen.
-                        continue;
-                    }
-                    Info::Exit { from, reason }
-                        if process.core.id.parent.as_ref() == Some(from) =>
-                    {
-                        // OTP: a trapping server whose parent ends terminates with its reason,
-                        // after handling what the parent sent before.
-                        pending_stop.get_or_insert(reason.clone());
-                        continue;
-                    }
-                    _ => {}
+        if let Envelope::Info(info) = &envelope {
+            match info {
+                Info::Down { monitor, .. } if process.core.remove_watching(*monitor).is_none() => {
+                    // Demonitored after the Down was queued: it must not be seen.
+                    continue;
                 }
-                guarded(
-                    process,
-                    &mut pending_stop,
-                    state.handle_info(info, &mut ctx),
-                )
-                .await
+                Info::Exit { from, reason } if process.core.id.is_parent(from) => {
+                    // OTP: a trapping server whose parent ends terminates with its reason,
+                    // after handling what the parent sent before.
+                    pending_stop.get_or_insert(reason.clone());
+                    continue;
+                }
+                _ => {}
             }
+        }
+        let handler = match envelope {
+            Envelope::Call(request, slot) => Dispatch::Call {
+                handler: state.handle_call(request, ReplyTo::new(slot), &mut ctx),
+            },
+            Envelope::Cast(message) => Dispatch::Cast {
+                handler: state.handle_cast(message, &mut ctx),
+            },
+            Envelope::Info(info) => Dispatch::Info {
+                handler: state.handle_info(info, &mut ctx),
+            },
         };
+        let handled = guarded(process, &mut pending_stop, handler).await;
         if let Err(reason) = handled {
             return reason;
         }
@@ -215,6 +197,34 @@ pub(crate) async fn run<B: GenServer>(
         if budget == 0 {
             budget = BUDGET;
             smol::future::yield_now().await;
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The callback handling one message: a future of one of three kinds, holding nothing
+    /// else, so the process's future is as small as its largest callback.
+    #[project = DispatchProjection]
+    enum Dispatch<C, K, I> {
+        Call { #[pin] handler: C },
+        Cast { #[pin] handler: K },
+        Info { #[pin] handler: I },
+    }
+}
+
+impl<C, K, I> Future for Dispatch<C, K, I>
+where
+    C: Future<Output = ()>,
+    K: Future<Output = ()>,
+    I: Future<Output = ()>,
+{
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        match self.project() {
+            DispatchProjection::Call { handler } => handler.poll(cx),
+            DispatchProjection::Cast { handler } => handler.poll(cx),
+            DispatchProjection::Info { handler } => handler.poll(cx),
         }
     }
 }

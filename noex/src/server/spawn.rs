@@ -1,11 +1,15 @@
 //! Starting a process: name, link or monitor, task, `init`, and the guard that records its
 //! end however the task finishes.
 
+use std::future::Future;
+use std::num::NonZeroU64;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::pin::Pin;
 use std::sync::{Arc, Weak};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use futures_lite::future::CatchUnwind;
 use futures_lite::FutureExt;
 
 use super::ctx::Ctx;
@@ -97,14 +101,17 @@ pub(crate) async fn spawn<B: GenServer>(
     }
     let pid = node.next_pid();
     let parent = match &relation {
-        Relation::Link(spawner) => Some(spawner.pid().clone()),
+        Relation::Link(spawner) => NonZeroU64::new(spawner.pid().serial()),
         _ => None,
     };
     let process = Arc::new(Process::<B>::new(Identity {
         pid: pid.clone(),
         behavior: std::any::type_name::<B>(),
         parent,
-        supervisor: options.supervisor.clone(),
+        supervisor: options
+            .supervisor
+            .as_ref()
+            .and_then(|s| NonZeroU64::new(s.serial())),
     }));
     node.table.insert(pid.serial(), process.clone());
     if let Some(name) = &options.name {
@@ -130,18 +137,11 @@ pub(crate) async fn spawn<B: GenServer>(
             Some((spawner, Some(monitor)))
         }
     };
-    let spawner_ties = spawner.map(|(core, monitor)| (core.pid().clone(), monitor));
+    let spawner_monitor = spawner.and_then(|(_, monitor)| monitor);
 
     let (started, init_result) = oneshot::async_channel();
     let ctx = Ctx::new(process.clone(), Arc::downgrade(node));
-    let task = process_task(
-        Arc::downgrade(node),
-        process.clone(),
-        ctx,
-        args,
-        started,
-        spawner_ties,
-    );
+    let task = process_task(Arc::downgrade(node), ctx, args, started, spawner_monitor);
     node.executors.spawn(task).detach();
 
     let deadline = options.init_timeout.map(|timeout| Instant::now() + timeout);
@@ -178,36 +178,64 @@ pub(crate) async fn spawn<B: GenServer>(
     Err(failure)
 }
 
-/// The task of one process: runs it, catches panics, and records its end.
-async fn process_task<B: GenServer>(
+pin_project_lite::pin_project! {
+    /// The task of one process: runs it, catches panics, and records its end.
+    ///
+    /// Written as a plain struct rather than an `async fn` so that the arguments of the
+    /// process loop are stored once, in the loop's own future: idle processes are many.
+    struct ProcessTask<F> {
+        #[pin]
+        body: CatchUnwind<AssertUnwindSafe<F>>,
+        guard: ExitGuard,
+        // The monitor the spawner holds, if it spawned with one (its link, if any, is the
+        // process's parent link).
+        spawner_monitor: Option<MonitorRef>,
+    }
+}
+
+fn process_task<B: GenServer>(
     node: Weak<NodeInner>,
-    process: Arc<Process<B>>,
     ctx: Ctx<B>,
     args: B::Args,
     started: run::Started<B>,
-    spawner: Option<(Pid, Option<MonitorRef>)>,
-) {
-    let mut guard = ExitGuard {
-        node,
-        process: Some(process.clone()),
-    };
-    let init_done = AtomicBool::new(false);
-    let body = run::run(ctx, args, started, &init_done);
-    let reason = match AssertUnwindSafe(body).catch_unwind().await {
-        Ok(reason) => reason,
-        Err(payload) => ExitReason::Panic(panic_message(&*payload)),
-    };
-    if !init_done.load(Ordering::Relaxed) {
-        // A failed init is reported to the spawner as the spawn's result; its link and
-        // monitor must not deliver a second report.
-        if let Some((spawner, monitor)) = spawner {
-            process.core.remove_link(&spawner);
-            if let Some(monitor) = monitor {
-                process.core.remove_monitored_by(monitor);
+    spawner_monitor: Option<MonitorRef>,
+) -> ProcessTask<impl Future<Output = ExitReason>> {
+    let process: Arc<dyn AnyProcess> = ctx.process().clone();
+    ProcessTask {
+        body: AssertUnwindSafe(run::run(ctx, args, started)).catch_unwind(),
+        guard: ExitGuard {
+            node,
+            process: Some(process),
+        },
+        spawner_monitor,
+    }
+}
+
+impl<F: Future<Output = ExitReason>> Future for ProcessTask<F> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.project();
+        let reason = match std::task::ready!(this.body.poll(cx)) {
+            Ok(reason) => reason,
+            Err(payload) => ExitReason::Panic(panic_message(&*payload)),
+        };
+        if let Some(process) = &this.guard.process {
+            let core = process.core();
+            if !core.is_initialized() {
+                // A failed init is reported to the spawner as the spawn's result; its link
+                // and monitor must not deliver a second report.
+                if let Some(parent) = core.id.parent() {
+                    core.remove_link(&parent);
+                }
+                if let Some(monitor) = *this.spawner_monitor {
+                    core.remove_monitored_by(monitor);
+                }
             }
         }
+        this.guard.finish(reason);
+        Poll::Ready(())
     }
-    guard.finish(reason);
 }
 
 /// Records the end of a process exactly once: when its task returns, or — if the task is
