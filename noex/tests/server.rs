@@ -507,3 +507,31 @@ fn a_flooded_process_yields_to_its_neighbours() {
         assert_eq!(flooded.call(Call::Get).await, Ok(Ok(flood)));
     });
 }
+
+#[test]
+fn a_call_from_outside_the_node_times_out_too() {
+    let node = Node::builder().name("outside").threads(1).build();
+    let server = node.block_on(spawn(&node));
+    let slow = server.call_timeout(
+        Call::Sleep(Duration::from_millis(200)),
+        Duration::from_millis(20),
+    );
+    assert_eq!(node.block_on(slow), Err(CallError::Timeout));
+    assert_eq!(node.block_on(server.call(Call::Get)), Ok(Ok(0)));
+    node.shutdown();
+}
+
+#[test]
+fn call_timeouts_still_fire_after_many_answered_calls() {
+    run(|node| async move {
+        let server = spawn(&node).await;
+        for _ in 0..10_000 {
+            server.call(Call::Get).await.unwrap().unwrap();
+        }
+        let slow = server.call_timeout(
+            Call::Sleep(Duration::from_secs(60)),
+            Duration::from_millis(20),
+        );
+        assert_eq!(within("the timeout", slow).await, Err(CallError::Timeout));
+    });
+}

@@ -6,12 +6,15 @@
 //! and hand the message back, which is how senders learn `NoProc`.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 /// A closable FIFO of messages of type `M`.
 pub(crate) struct Mailbox<M> {
     shared: Mutex<Shared<M>>,
+    /// Set by a push, cleared when the consumer takes the queue: lets the consumer check for
+    /// work without the lock.
+    queued: AtomicBool,
     /// Messages already taken by the consumer but not yet handled (for introspection).
     in_hand: AtomicUsize,
 }
@@ -32,6 +35,7 @@ impl<M> Mailbox<M> {
                 queue: VecDeque::new(),
                 closed: false,
             }),
+            queued: AtomicBool::new(false),
             in_hand: AtomicUsize::new(0),
         }
     }
@@ -48,12 +52,14 @@ impl<M> Mailbox<M> {
             return Err(msg);
         }
         shared.queue.push_back(msg);
+        self.queued.store(true, Ordering::Release);
         Ok(())
     }
 
     /// Moves every queued message to the back of `batch` (which the consumer owns).
     pub(crate) fn take_into(&self, batch: &mut VecDeque<M>) {
         let mut shared = self.lock();
+        self.queued.store(false, Ordering::Relaxed);
         if batch.is_empty() {
             std::mem::swap(&mut shared.queue, batch);
             if shared.queue.capacity() > KEEP_CAPACITY {
@@ -62,6 +68,11 @@ impl<M> Mailbox<M> {
         } else {
             batch.append(&mut shared.queue);
         }
+    }
+
+    /// `true` if messages were pushed since the consumer last took the queue.
+    pub(crate) fn has_queued(&self) -> bool {
+        self.queued.load(Ordering::Acquire)
     }
 
     /// Records how many taken messages the consumer still holds.

@@ -27,6 +27,7 @@
 //!   interrupted, so long CPU-bound work should yield now and then.
 
 pub(crate) mod ctx;
+pub(crate) mod deadline;
 pub(crate) mod process;
 pub(crate) mod reference;
 pub(crate) mod reply;

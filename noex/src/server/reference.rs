@@ -2,12 +2,10 @@
 //! process holds a name right now).
 
 use std::fmt;
-use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use futures_lite::FutureExt;
-
+use super::deadline::CallDeadline;
 use super::process::{Envelope, Process};
 use super::reply::Abandoned;
 use super::{run, GenServer, Info};
@@ -117,12 +115,12 @@ impl<B: GenServer> ServerRef<B> {
         if self.process.deliver(Envelope::Call(request, slot)).is_err() {
             return Err(CallError::NoProc);
         }
-        let deadline = Instant::now() + timeout;
-        match until(deadline, reply).await {
+        let mut deadline = CallDeadline::after(timeout);
+        match deadline.run(reply).await {
             Some(Ok(Ok(value))) => Ok(value),
             Some(Ok(Err(Abandoned))) => {
                 // Taken but never answered: the server is ending (or chose not to reply).
-                match until(deadline, self.process.core.exited()).await {
+                match deadline.run(self.process.core.exited()).await {
                     Some(reason) => Err(CallError::Exited(reason)),
                     None => Err(CallError::Timeout),
                 }
@@ -170,16 +168,6 @@ impl<B: GenServer> ServerRef<B> {
     pub async fn exited(&self) -> ExitReason {
         self.process.core.exited().await
     }
-}
-
-/// Runs `future` until `deadline`; `None` if the deadline came first.
-async fn until<F: Future>(deadline: Instant, future: F) -> Option<F::Output> {
-    async { Some(future.await) }
-        .or(async {
-            smol::Timer::at(deadline).await;
-            None
-        })
-        .await
 }
 
 /// A reference by name: each use finds the process registered under the name at that

@@ -94,8 +94,8 @@ async fn wait_for_work<B: GenServer>(process: &Process<B>, batch: &mut VecDeque<
             return Poll::Ready(());
         }
         process.core.waker.register(cx.waker());
-        process.mailbox.take_into(batch);
-        if !batch.is_empty() || process.core.has_signals() {
+        // A push after the take above either sets `queued` before we look, or wakes us.
+        if process.mailbox.has_queued() || process.core.has_signals() {
             Poll::Ready(())
         } else {
             Poll::Pending

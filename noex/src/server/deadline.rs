@@ -1,0 +1,258 @@
+//! Call timeouts without a reactor timer per call.
+//!
+//! Every `call` has a timeout, and almost every call is answered long before it. A reactor
+//! timer per call costs more than a local call itself (registering one may wake the thread
+//! that sleeps in the reactor), so a call made on a node's scheduler thread registers its
+//! deadline in that thread's [`Watch`] instead: a slot in a per-thread table. A sweeper
+//! task per thread wakes every [`TICK`] while deadlines are registered and wakes the calls
+//! whose deadline has passed. The clock of a deadline starts when the sweeper first sees it
+//! (not when the call starts, which saves reading the clock on every call), so a call times
+//! out no earlier than asked and at most two ticks later. Calls made from other threads use
+//! a reactor timer.
+
+use std::cell::RefCell;
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+/// How often a thread's sweeper checks its deadlines while any are registered.
+const TICK: Duration = Duration::from_millis(5);
+
+thread_local! {
+    /// The deadline table of a node scheduler thread; `None` on any other thread.
+    static WATCH: RefCell<Option<Watch>> = const { RefCell::new(None) };
+}
+
+/// The deadlines registered on one scheduler thread.
+#[derive(Default)]
+pub(crate) struct Watch {
+    slots: Vec<Slot>,
+    free: Vec<usize>,
+    registered: usize,
+    /// The sweeper's waker while it waits for the first deadline.
+    sweeper: Option<Waker>,
+}
+
+struct Slot {
+    /// Bumped each time the slot is freed, so a stale handle cannot touch its successor.
+    generation: u64,
+    timeout: Duration,
+    /// When the sweeper first saw the slot: the start of its clock.
+    seen: Option<Instant>,
+    waker: Option<Waker>,
+    expired: bool,
+    in_use: bool,
+}
+
+impl Watch {
+    fn register(&mut self, timeout: Duration, waker: &Waker) -> (usize, u64) {
+        let index = self.free.pop().unwrap_or_else(|| {
+            self.slots.push(Slot {
+                generation: 0,
+                timeout,
+                seen: None,
+                waker: None,
+                expired: false,
+                in_use: false,
+            });
+            self.slots.len() - 1
+        });
+        let slot = &mut self.slots[index];
+        slot.timeout = timeout;
+        slot.seen = None;
+        slot.waker = Some(waker.clone());
+        slot.expired = false;
+        slot.in_use = true;
+        self.registered += 1;
+        if self.registered == 1 {
+            if let Some(sweeper) = self.sweeper.take() {
+                sweeper.wake();
+            }
+        }
+        (index, slot.generation)
+    }
+
+    fn release(&mut self, index: usize, generation: u64) {
+        if let Some(slot) = self.slots.get_mut(index) {
+            if slot.in_use && slot.generation == generation {
+                slot.in_use = false;
+                slot.waker = None;
+                slot.generation += 1;
+                self.registered -= 1;
+                self.free.push(index);
+            }
+        }
+    }
+
+    /// Starts the clock of new deadlines, marks expired ones and returns the wakers of
+    /// their calls.
+    fn expire(&mut self, now: Instant) -> Vec<Waker> {
+        let mut expired = Vec::new();
+        for slot in self.slots.iter_mut().filter(|s| s.in_use && !s.expired) {
+            let seen = *slot.seen.get_or_insert(now);
+            if now.duration_since(seen) >= slot.timeout {
+                slot.expired = true;
+                expired.extend(slot.waker.take());
+            }
+        }
+        expired
+    }
+}
+
+/// Identifies the calling thread's table (the address of its thread-local).
+fn table_id(watch: &RefCell<Option<Watch>>) -> usize {
+    watch as *const RefCell<Option<Watch>> as usize
+}
+
+/// Installs the deadline table of the calling scheduler thread and returns its sweeper, to
+/// be run on that thread's executor.
+pub(crate) fn install_watch() -> impl Future<Output = ()> + Send + 'static {
+    WATCH.with(|watch| *watch.borrow_mut() = Some(Watch::default()));
+    async {
+        loop {
+            // Sleep until a deadline is registered...
+            poll_fn(|cx| {
+                WATCH.with(|watch| match watch.borrow_mut().as_mut() {
+                    Some(watch) if watch.registered == 0 => {
+                        watch.sweeper = Some(cx.waker().clone());
+                        Poll::Pending
+                    }
+                    _ => Poll::Ready(()),
+                })
+            })
+            .await;
+            // ...then check every tick while any are.
+            smol::Timer::after(TICK).await;
+            let expired = WATCH.with(|watch| {
+                watch
+                    .borrow_mut()
+                    .as_mut()
+                    .map(|watch| watch.expire(Instant::now()))
+            });
+            for waker in expired.into_iter().flatten() {
+                waker.wake();
+            }
+        }
+    }
+}
+
+/// The deadline of one call.
+pub(crate) struct CallDeadline {
+    timeout: Duration,
+    state: State,
+}
+
+enum State {
+    /// Not registered yet: a call answered at its first poll never registers.
+    Idle,
+    /// Registered in the table of the calling thread (`table` tells which).
+    Watched {
+        table: usize,
+        index: usize,
+        generation: u64,
+    },
+    /// Off a scheduler thread: a reactor timer.
+    Timer(smol::Timer),
+}
+
+impl CallDeadline {
+    pub(crate) fn after(timeout: Duration) -> Self {
+        CallDeadline {
+            timeout,
+            state: State::Idle,
+        }
+    }
+
+    /// Ready once the deadline has passed; registers the caller's waker otherwise.
+    fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if let State::Idle = self.state {
+            let registered = WATCH.with(|cell| {
+                let table = table_id(cell);
+                cell.borrow_mut().as_mut().map(|watch| {
+                    let (index, generation) = watch.register(self.timeout, cx.waker());
+                    State::Watched {
+                        table,
+                        index,
+                        generation,
+                    }
+                })
+            });
+            self.state =
+                registered.unwrap_or_else(|| State::Timer(smol::Timer::after(self.timeout)));
+        }
+        let (table, index, generation) = match &mut self.state {
+            State::Idle => unreachable!("registered above"),
+            State::Timer(timer) => return Pin::new(timer).poll(cx).map(drop),
+            State::Watched {
+                table,
+                index,
+                generation,
+            } => (*table, *index, *generation),
+        };
+        let watched = WATCH.with(|cell| {
+            if table_id(cell) != table {
+                return None;
+            }
+            let mut watch = cell.borrow_mut();
+            let slot = watch
+                .as_mut()?
+                .slots
+                .get_mut(index)
+                .filter(|slot| slot.in_use && slot.generation == generation)?;
+            if slot.expired {
+                return Some(Poll::Ready(()));
+            }
+            match &slot.waker {
+                Some(waker) if waker.will_wake(cx.waker()) => {}
+                _ => slot.waker = Some(cx.waker().clone()),
+            }
+            Some(Poll::Pending)
+        });
+        watched.unwrap_or_else(|| {
+            // Polled on another thread than the one it registered on: a scheduler thread's
+            // tasks never move, so the future moved to a foreign executor. Fall back to a
+            // reactor timer (restarting the clock: at worst the call waits longer).
+            let mut timer = smol::Timer::after(self.timeout);
+            let polled = Pin::new(&mut timer).poll(cx).map(drop);
+            self.state = State::Timer(timer);
+            polled
+        })
+    }
+
+    /// Runs `future` until the deadline; `None` if the deadline came first.
+    pub(crate) async fn run<F: Future>(&mut self, future: F) -> Option<F::Output> {
+        let mut future = std::pin::pin!(future);
+        poll_fn(|cx| {
+            if let Poll::Ready(output) = future.as_mut().poll(cx) {
+                return Poll::Ready(Some(output));
+            }
+            self.poll_expired(cx).map(|()| None)
+        })
+        .await
+    }
+}
+
+impl Drop for CallDeadline {
+    fn drop(&mut self) {
+        if let State::Watched {
+            table,
+            index,
+            generation,
+        } = self.state
+        {
+            // `try_with`: the thread may be tearing its thread-locals down. A deadline
+            // dropped on another thread leaves its slot to expire there harmlessly.
+            let _ = WATCH.try_with(|cell| {
+                if table_id(cell) != table {
+                    return;
+                }
+                if let Ok(mut watch) = cell.try_borrow_mut() {
+                    if let Some(watch) = watch.as_mut() {
+                        watch.release(index, generation);
+                    }
+                }
+            });
+        }
+    }
+}
