@@ -103,6 +103,10 @@ impl<B: GenServer> ServerRef<B> {
     }
 
     /// [`call`](Self::call) with a timeout of your choice.
+    ///
+    /// The timeout is never cut short; from a node's own threads it may run up to about
+    /// 10 ms long, because call deadlines are checked by a per-thread sweeper rather than a
+    /// timer per call (which would cost more than the call).
     pub async fn call_timeout(
         &self,
         request: B::Call,
