@@ -146,7 +146,10 @@ fn pids_and_exit_reasons_travel_through_serde() {
         let back: noex::Pid = postcard::from_bytes(&bytes).unwrap();
         assert_eq!(back, pid);
         assert_eq!(back.to_string(), format!("<test.{}>", pid.serial()));
-        assert!(node.is_alive(&back), "a decoded pid addresses the same process");
+        assert!(
+            node.is_alive(&back),
+            "a decoded pid addresses the same process"
+        );
 
         let reason = ExitReason::Panic("boom".into());
         let bytes = postcard::to_allocvec(&reason).unwrap();

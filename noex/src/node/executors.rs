@@ -63,7 +63,9 @@ impl Executors {
                 .name(format!("noex-{node_name}-{index}"))
                 .spawn(move || {
                     CURRENT.with(|c| c.set(Some((key, index))));
-                    executor.spawn(crate::server::deadline::install_watch()).detach();
+                    executor
+                        .spawn(crate::server::deadline::install_watch())
+                        .detach();
                     smol::block_on(executor.run(stop.wait()));
                 })
                 .expect("failed to start a noex scheduler thread");

@@ -44,7 +44,16 @@ const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
 /// The grace period of [`Node::stop`]: how long `terminate` may take before a kill.
 pub const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(5);
 
-/// A noex runtime instance. See the [module docs](self) and the [crate docs](crate).
+/// A noex runtime instance: it owns its processes, names, timers and threads.
+///
+/// Nothing in noex is global: every process lives in exactly one `Node`, and several nodes
+/// can run side by side in one OS process. A `Node` is a cheap handle; clones share the
+/// same runtime, and dropping the last one shuts it down.
+///
+/// A node runs its processes on its own scheduler threads (by default one per CPU). A
+/// process spawned from inside another process starts on the same thread, so processes
+/// that talk to each other avoid cross-thread wake-ups; work started from outside the node
+/// is spread round-robin.
 ///
 /// ```
 /// use noex::Node;
