@@ -17,6 +17,46 @@ use crate::{ExitReason, MonitorRef, Pid};
 ///
 /// Through it a process links and monitors, traps exits, starts children and timers, and
 /// asks to stop.
+///
+/// ```
+/// use std::time::Duration;
+/// use noex::{Ctx, ExitReason, GenServer, Info, Node};
+///
+/// /// Ticks three times, then stops.
+/// struct Metronome {
+///     ticks: u32,
+/// }
+///
+/// impl GenServer for Metronome {
+///     type Args = ();
+///     type Call = ();
+///     type Reply = ();
+///     type Cast = ();
+///     type Info = &'static str;
+///     type InitError = std::convert::Infallible;
+///
+///     async fn init(_: (), ctx: &mut Ctx<Self>) -> Result<Self, Self::InitError> {
+///         ctx.send_interval("tick", Duration::from_millis(1));
+///         Ok(Metronome { ticks: 0 })
+///     }
+///
+///     async fn handle_info(&mut self, info: Info<&'static str>, ctx: &mut Ctx<Self>) {
+///         if let Info::Message("tick") = info {
+///             self.ticks += 1;
+///             if self.ticks == 3 {
+///                 ctx.stop(ExitReason::Normal); // its interval timer dies with it
+///             }
+///         }
+///     }
+/// }
+///
+/// let node = Node::new();
+/// node.block_on(async {
+///     let metronome = node.spawn::<Metronome>(()).await.unwrap();
+///     assert_eq!(metronome.exited().await, ExitReason::Normal);
+/// });
+/// node.shutdown();
+/// ```
 pub struct Ctx<B: GenServer> {
     process: Arc<Process<B>>,
     node: Weak<NodeInner>,
