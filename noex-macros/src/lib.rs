@@ -1,5 +1,19 @@
-//! Procedural macros for [noex](https://docs.rs/noex).
+//! Procedural macros for [noex](https://docs.rs/noex): `#[behavior]`.
 //!
-//! This crate is a placeholder: `#[behavior]` and `register_all!()` arrive with the
-//! macros issue. Until then, behaviours are written by implementing `noex::GenServer`
-//! by hand.
+//! Use them through the `noex` crate (`noex::behavior`); the crate's README shows what is
+//! generated for a small example.
+
+mod ast;
+mod attr;
+mod expand;
+mod valid;
+
+use proc_macro::TokenStream;
+
+/// Turns a struct and its `impl` block into a noex behaviour. See `noex::behavior`.
+#[proc_macro_attribute]
+pub fn behavior(args: TokenStream, input: TokenStream) -> TokenStream {
+    expand::behavior(args.into(), input.into())
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}

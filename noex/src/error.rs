@@ -32,6 +32,10 @@ pub enum CallError {
     /// A process called itself, which could only time out.
     #[error("a process cannot call itself")]
     CallingSelf,
+    /// The server answered with the reply of another request: the caller and the server
+    /// disagree on the behaviour's messages (for example, two different builds).
+    #[error("the server answered with a reply to another request")]
+    BadReply,
     /// The process found under a name runs a different behaviour than the caller expects.
     #[error("{name:?} runs behaviour {found}, not {expected}")]
     WrongBehavior {

@@ -73,6 +73,7 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod behavior;
 mod error;
 mod events;
 mod exit;
@@ -84,6 +85,14 @@ mod server;
 pub mod supervisor;
 mod timer;
 
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
+
+pub use behavior::{
+    BehaviorEntry, BehaviorInfo, BehaviorName, RegistryError, RemoteBehavior, ServerHandle,
+    SpawnByNameError, SpawnFuture,
+};
 pub use error::{CallError, LookupError, RegisterError, SendError, SpawnError};
 pub use events::{Events, LifecycleEvent};
 pub use exit::ExitReason;
@@ -95,6 +104,18 @@ pub use server::{Ctx, GenServer, Info, NamedRef, ReplyTo, ServerRef, SpawnOption
 pub use supervisor::{ChildSpec, Restart, Shutdown, Strategy, Supervisor, SupervisorSpec};
 
 pub use timer::TimerRef;
+
+pub use noex_macros::behavior;
+
+/// Registers every behaviour of the program with a node, so that it can be spawned by
+/// name: `noex::register_all!(node)`. Fails at start-up, with both type names, if two
+/// behaviours share a name. See [`Node::register_behaviors`].
+#[macro_export]
+macro_rules! register_all {
+    ($node:expr) => {
+        $crate::Node::register_behaviors(&$node)
+    };
+}
 
 /// The README's examples, compiled and run as doc tests.
 #[cfg(doctest)]

@@ -9,6 +9,7 @@
 //! that talk to each other avoid cross-thread wake-ups; work started from outside the node
 //! is spread round-robin.
 
+mod behaviors;
 pub(crate) mod executors;
 mod info;
 mod signals;
@@ -79,6 +80,7 @@ pub(crate) struct NodeInner {
     pub(crate) registry: Registry,
     pub(crate) executors: Executors,
     pub(crate) events: EventBus,
+    pub(crate) behaviors: behaviors::Behaviors,
     shutting_down: AtomicBool,
 }
 
@@ -123,6 +125,7 @@ impl NodeBuilder {
             table: ProcessTable::default(),
             registry: Registry::default(),
             events: EventBus::default(),
+            behaviors: behaviors::Behaviors::default(),
             shutting_down: AtomicBool::new(false),
         };
         Node {

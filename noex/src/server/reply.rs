@@ -29,33 +29,68 @@ pub(crate) type Slot<R> = oneshot::Sender<Outcome<R>>;
 /// another process. If it is dropped unanswered, the caller's call ends when the server ends
 /// ([`CallError::Exited`](crate::CallError::Exited)) or at its timeout.
 pub struct ReplyTo<R> {
-    slot: Option<Slot<R>>,
+    sink: Option<Sink<R>>,
+}
+
+/// Where a reply goes: the caller's slot, or a conversion on the way to it.
+enum Sink<R> {
+    Slot(Slot<R>),
+    Adapted(Box<dyn FnOnce(Outcome<R>) + Send + Sync>),
+}
+
+impl<R> Sink<R> {
+    fn deliver(self, outcome: Outcome<R>) {
+        match self {
+            // An error means the caller gave up; dropping the reply is the contract.
+            Sink::Slot(slot) => drop(slot.send(outcome)),
+            Sink::Adapted(forward) => forward(outcome),
+        }
+    }
 }
 
 impl<R> ReplyTo<R> {
     pub(crate) fn new(slot: Slot<R>) -> Self {
-        ReplyTo { slot: Some(slot) }
+        ReplyTo {
+            sink: Some(Sink::Slot(slot)),
+        }
     }
 
     /// Sends the reply. If the caller has stopped waiting (its call timed out), the reply is
     /// dropped.
     pub fn send(mut self, reply: R) {
-        if let Some(slot) = self.slot.take() {
-            // An error means the caller gave up; dropping the reply is the contract.
-            let _ = slot.send(Ok(reply));
+        if let Some(sink) = self.sink.take() {
+            sink.deliver(Ok(reply));
         }
     }
 
-    /// `true` if the caller has stopped waiting, so a reply would be dropped.
-    pub fn is_abandoned_by_caller(&self) -> bool {
-        self.slot.as_ref().is_none_or(|slot| slot.is_closed())
+    /// A `ReplyTo` for a value that `convert` turns into this one's reply: how a method of
+    /// one reply type answers a call whose reply type is an enum of several.
+    ///
+    /// ```
+    /// # fn demo(reply: noex::ReplyTo<Result<u64, String>>) {
+    /// let count: noex::ReplyTo<u64> = reply.adapt(Ok);
+    /// count.send(42); // the caller receives Ok(42)
+    /// # }
+    /// ```
+    pub fn adapt<U>(mut self, convert: impl FnOnce(U) -> R + Send + Sync + 'static) -> ReplyTo<U>
+    where
+        R: Send + Sync + 'static,
+    {
+        let sink = self.sink.take();
+        ReplyTo {
+            sink: sink.map(|sink| {
+                Sink::Adapted(Box::new(move |outcome: Outcome<U>| {
+                    sink.deliver(outcome.map(convert))
+                }))
+            }),
+        }
     }
 }
 
 impl<R> Drop for ReplyTo<R> {
     fn drop(&mut self) {
-        if let Some(slot) = self.slot.take() {
-            let _ = slot.send(Err(Abandoned));
+        if let Some(sink) = self.sink.take() {
+            sink.deliver(Err(Abandoned));
         }
     }
 }
@@ -63,7 +98,7 @@ impl<R> Drop for ReplyTo<R> {
 impl<R> fmt::Debug for ReplyTo<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ReplyTo")
-            .field("answered", &self.slot.is_none())
+            .field("answered", &self.sink.is_none())
             .finish()
     }
 }

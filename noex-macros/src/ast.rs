@@ -1,0 +1,275 @@
+//! The plain model of a behaviour, parsed from its annotated `impl` block.
+
+use proc_macro2::Span;
+use syn::spanned::Spanned;
+use syn::{
+    Attribute, FnArg, GenericArgument, Ident, ImplItem, ItemImpl, Pat, PathArguments, ReturnType,
+    Type,
+};
+
+use crate::attr::{self, Role};
+
+/// A behaviour: the impl block (noex markers removed) and its marked methods.
+pub(crate) struct Behavior {
+    pub(crate) item: ItemImpl,
+    /// The type's own name (`Worker` in `impl<T> Worker<T>`).
+    pub(crate) ident: Ident,
+    pub(crate) local: Option<Span>,
+    pub(crate) methods: Vec<Method>,
+}
+
+/// A method marked `#[init]`, `#[call]`, `#[cast]`, `#[info]` or `#[terminate]`.
+pub(crate) struct Method {
+    pub(crate) role: Role,
+    /// The marker attribute, for error spans.
+    pub(crate) marker: Attribute,
+    pub(crate) ident: Ident,
+    pub(crate) is_async: bool,
+    pub(crate) receiver: Receiver,
+    /// The parameters, in order.
+    pub(crate) inputs: Vec<Input>,
+    /// The return type; `None` for `()`.
+    pub(crate) output: Option<Type>,
+    /// The whole signature, for error spans.
+    pub(crate) sig: syn::Signature,
+    pub(crate) tag: Option<syn::LitInt>,
+    /// The method's doc comments, reused on the generated client method.
+    pub(crate) docs: Vec<Attribute>,
+}
+
+/// How a method takes `self`.
+#[derive(Clone, Copy)]
+pub(crate) enum Receiver {
+    None,
+    Ref,
+    RefMut,
+    /// `self` by value (not allowed; kept for the error).
+    Value(Span),
+}
+
+/// One parameter of a marked method.
+pub(crate) enum Input {
+    /// A message argument: part of what the caller sends.
+    Message { name: Ident, ty: Type },
+    /// `&mut Ctx<Self>`.
+    Ctx,
+    /// `ReplyTo<T>`: the method answers itself, now or later.
+    Reply { ty: Type, span: Span },
+    /// `Info<T>` (for `#[info]`).
+    Info { ty: Type },
+    /// `&ExitReason` (for `#[terminate]`).
+    Reason,
+}
+
+impl Method {
+    pub(crate) fn messages(&self) -> impl Iterator<Item = (&Ident, &Type)> {
+        self.inputs.iter().filter_map(|input| match input {
+            Input::Message { name, ty } => Some((name, ty)),
+            _ => None,
+        })
+    }
+
+    /// The type a deferred reply carries, if the method takes a `ReplyTo`.
+    pub(crate) fn deferred_reply(&self) -> Option<&Type> {
+        self.inputs.iter().find_map(|input| match input {
+            Input::Reply { ty, .. } => Some(ty),
+            _ => None,
+        })
+    }
+
+    /// What the caller of this `#[call]` method gets back; `None` for `()`.
+    pub(crate) fn reply_type(&self) -> Option<&Type> {
+        match self.deferred_reply() {
+            Some(ty) if is_unit(ty) => None,
+            Some(ty) => Some(ty),
+            None => self.output.as_ref(),
+        }
+    }
+
+    /// The type of `#[info]`'s messages.
+    pub(crate) fn info_type(&self) -> Option<&Type> {
+        self.inputs.iter().find_map(|input| match input {
+            Input::Info { ty } => Some(ty),
+            _ => None,
+        })
+    }
+}
+
+pub(crate) fn parse(mut item: ItemImpl, local: Option<Span>) -> syn::Result<Behavior> {
+    let ident = match &*item.self_ty {
+        Type::Path(path) if path.qself.is_none() => path
+            .path
+            .segments
+            .last()
+            .map(|segment| segment.ident.clone())
+            .ok_or_else(|| syn::Error::new_spanned(&item.self_ty, "expected a type name"))?,
+        other => {
+            return Err(syn::Error::new_spanned(
+                other,
+                "#[behavior] goes on the impl block of a named struct",
+            ))
+        }
+    };
+    if let Some((_, path, _)) = &item.trait_ {
+        return Err(syn::Error::new_spanned(
+            path,
+            "#[behavior] goes on the struct's own impl block, not on a trait impl",
+        ));
+    }
+    let mut methods = Vec::new();
+    let mut errors: Option<syn::Error> = None;
+    for impl_item in &mut item.items {
+        let ImplItem::Fn(function) = impl_item else {
+            continue;
+        };
+        match attr::take_markers(&mut function.attrs) {
+            Ok(markers) => {
+                if let Some((role, marker)) = markers.role {
+                    match method(role, marker, markers.tag, function) {
+                        Ok(method) => methods.push(method),
+                        Err(error) => combine(&mut errors, error),
+                    }
+                } else if let Some(tag) = markers.tag {
+                    combine(
+                        &mut errors,
+                        syn::Error::new_spanned(tag, "#[tag] goes on a #[call] or #[cast] method"),
+                    );
+                }
+            }
+            Err(error) => combine(&mut errors, error),
+        }
+    }
+    match errors {
+        Some(error) => Err(error),
+        None => Ok(Behavior {
+            item,
+            ident,
+            local,
+            methods,
+        }),
+    }
+}
+
+pub(crate) fn combine(errors: &mut Option<syn::Error>, error: syn::Error) {
+    match errors {
+        Some(all) => all.combine(error),
+        None => *errors = Some(error),
+    }
+}
+
+fn method(
+    role: Role,
+    marker: Attribute,
+    tag: Option<syn::LitInt>,
+    function: &syn::ImplItemFn,
+) -> syn::Result<Method> {
+    let sig = &function.sig;
+    let mut receiver = Receiver::None;
+    let mut inputs = Vec::new();
+    for (position, input) in sig.inputs.iter().enumerate() {
+        match input {
+            FnArg::Receiver(r) => {
+                receiver = match (&r.reference, &r.mutability) {
+                    (Some(_), None) => Receiver::Ref,
+                    (Some(_), Some(_)) => Receiver::RefMut,
+                    (None, _) => Receiver::Value(r.span()),
+                };
+            }
+            FnArg::Typed(typed) => inputs.push(classify(role, position, typed)?),
+        }
+    }
+    let output = match &sig.output {
+        ReturnType::Default => None,
+        ReturnType::Type(_, ty) if is_unit(ty) => None,
+        ReturnType::Type(_, ty) => Some((**ty).clone()),
+    };
+    let docs = function
+        .attrs
+        .iter()
+        .filter(|attr| attr.path().is_ident("doc"))
+        .cloned()
+        .collect();
+    Ok(Method {
+        role,
+        marker,
+        ident: sig.ident.clone(),
+        is_async: sig.asyncness.is_some(),
+        receiver,
+        inputs,
+        output,
+        sig: sig.clone(),
+        tag,
+        docs,
+    })
+}
+
+/// Sorts a parameter into message argument, context, reply handle, info or reason.
+fn classify(role: Role, position: usize, typed: &syn::PatType) -> syn::Result<Input> {
+    let ty = &*typed.ty;
+    if let Type::Reference(reference) = ty {
+        if last_segment_is(&reference.elem, "Ctx") {
+            if reference.mutability.is_none() {
+                return Err(syn::Error::new_spanned(
+                    ty,
+                    "the context is taken as `&mut Ctx<Self>`",
+                ));
+            }
+            return Ok(Input::Ctx);
+        }
+        if role == Role::Terminate && last_segment_is(&reference.elem, "ExitReason") {
+            return Ok(Input::Reason);
+        }
+    }
+    if role == Role::Call {
+        if let Some(inner) = generic_argument(ty, "ReplyTo") {
+            return Ok(Input::Reply {
+                ty: inner,
+                span: ty.span(),
+            });
+        }
+    }
+    if role == Role::Info {
+        if let Some(inner) = generic_argument(ty, "Info") {
+            return Ok(Input::Info { ty: inner });
+        }
+    }
+    let name = match &*typed.pat {
+        Pat::Ident(pat) => pat.ident.clone(),
+        _ => Ident::new(&format!("arg{position}"), typed.pat.span()),
+    };
+    Ok(Input::Message {
+        name,
+        ty: ty.clone(),
+    })
+}
+
+pub(crate) fn is_unit(ty: &Type) -> bool {
+    matches!(ty, Type::Tuple(tuple) if tuple.elems.is_empty())
+}
+
+fn last_segment_is(ty: &Type, name: &str) -> bool {
+    match ty {
+        Type::Path(path) => path
+            .path
+            .segments
+            .last()
+            .is_some_and(|segment| segment.ident == name),
+        _ => false,
+    }
+}
+
+/// `T` in `Name<T>`, if `ty` is `Name<T>` (under any path).
+pub(crate) fn generic_argument(ty: &Type, name: &str) -> Option<Type> {
+    let Type::Path(path) = ty else { return None };
+    let segment = path.path.segments.last()?;
+    if segment.ident != name {
+        return None;
+    }
+    let PathArguments::AngleBracketed(arguments) = &segment.arguments else {
+        return None;
+    };
+    match arguments.args.first()? {
+        GenericArgument::Type(inner) if arguments.args.len() == 1 => Some(inner.clone()),
+        _ => None,
+    }
+}

@@ -1,0 +1,138 @@
+//! Parsing of the attributes: `#[behavior(..)]` and the method markers.
+
+use proc_macro2::{Span, TokenStream};
+use syn::parse::Parser;
+use syn::{Attribute, Expr, ExprLit, Lit, LitInt, LitStr, Meta};
+
+/// The arguments of `#[behavior(..)]`.
+#[derive(Default)]
+pub(crate) struct BehaviorArgs {
+    /// `name = ".."`: the behaviour's registry and wire name (on the struct).
+    pub(crate) name: Option<LitStr>,
+    /// `local`: no serialization, no registry entry (on the impl block).
+    pub(crate) local: Option<Span>,
+}
+
+pub(crate) fn behavior_args(args: TokenStream) -> syn::Result<BehaviorArgs> {
+    let mut parsed = BehaviorArgs::default();
+    let parser = syn::meta::parser(|meta| {
+        if meta.path.is_ident("name") {
+            parsed.name = Some(meta.value()?.parse()?);
+            Ok(())
+        } else if meta.path.is_ident("local") {
+            parsed.local = Some(meta.path.require_ident()?.span());
+            Ok(())
+        } else {
+            Err(meta.error("unknown #[behavior] option; expected `name = \"...\"` or `local`"))
+        }
+    });
+    parser.parse2(args)?;
+    Ok(parsed)
+}
+
+/// What a method of the impl block is marked as.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Role {
+    Init,
+    Call,
+    Cast,
+    Info,
+    Terminate,
+}
+
+impl Role {
+    pub(crate) fn attr_name(self) -> &'static str {
+        match self {
+            Role::Init => "init",
+            Role::Call => "call",
+            Role::Cast => "cast",
+            Role::Info => "info",
+            Role::Terminate => "terminate",
+        }
+    }
+
+    fn from_attr(attr: &Attribute) -> Option<Role> {
+        let ident = attr.path().get_ident()?;
+        [
+            Role::Init,
+            Role::Call,
+            Role::Cast,
+            Role::Info,
+            Role::Terminate,
+        ]
+        .into_iter()
+        .find(|role| ident == role.attr_name())
+    }
+}
+
+/// The noex markers found on one method, removed from its attributes.
+pub(crate) struct Markers {
+    /// The role and the attribute that gave it (for spans).
+    pub(crate) role: Option<(Role, Attribute)>,
+    /// `#[tag = N]`.
+    pub(crate) tag: Option<LitInt>,
+}
+
+/// Takes the noex markers out of `attrs`, leaving the others.
+pub(crate) fn take_markers(attrs: &mut Vec<Attribute>) -> syn::Result<Markers> {
+    let mut markers = Markers {
+        role: None,
+        tag: None,
+    };
+    let mut errors: Option<syn::Error> = None;
+    let mut push_error = |error: syn::Error| match &mut errors {
+        Some(all) => all.combine(error),
+        None => errors = Some(error),
+    };
+    let mut kept = Vec::with_capacity(attrs.len());
+    for attr in attrs.drain(..) {
+        if let Some(role) = Role::from_attr(&attr) {
+            if !matches!(attr.meta, Meta::Path(_)) {
+                push_error(syn::Error::new_spanned(
+                    &attr,
+                    format!("#[{}] takes no arguments", role.attr_name()),
+                ));
+            } else if let Some((first, _)) = &markers.role {
+                push_error(syn::Error::new_spanned(
+                    &attr,
+                    format!(
+                        "a method has one role; it is already #[{}]",
+                        first.attr_name()
+                    ),
+                ));
+            } else {
+                markers.role = Some((role, attr));
+            }
+        } else if attr.path().is_ident("tag") {
+            match &attr.meta {
+                Meta::NameValue(nv) => match &nv.value {
+                    Expr::Lit(ExprLit {
+                        lit: Lit::Int(value),
+                        ..
+                    }) => match value.base10_parse::<u32>() {
+                        Ok(_) => markers.tag = Some(value.clone()),
+                        Err(_) => push_error(syn::Error::new_spanned(
+                            value,
+                            "a wire tag is a u32 integer",
+                        )),
+                    },
+                    other => push_error(syn::Error::new_spanned(
+                        other,
+                        "expected an integer: #[tag = 0x1234]",
+                    )),
+                },
+                _ => push_error(syn::Error::new_spanned(
+                    &attr,
+                    "expected #[tag = <integer>]",
+                )),
+            }
+        } else {
+            kept.push(attr);
+        }
+    }
+    *attrs = kept;
+    match errors {
+        Some(error) => Err(error),
+        None => Ok(markers),
+    }
+}

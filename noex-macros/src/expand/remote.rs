@@ -1,0 +1,192 @@
+//! What a remote-capable behaviour adds: wire tags, tagged serde impls of its messages,
+//! `RemoteBehavior`, and its entry in the behaviour registry.
+//!
+//! A message is encoded as a tuple: its tag (a `u32` derived from the behaviour's name and
+//! the method's name, or given with `#[tag = ..]`), then its payload. Decoding matches on
+//! the tag, so a message of a renamed or removed method is an error, never another method.
+
+use proc_macro2::{Ident, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+
+use super::server::{args_type, message_types};
+use super::{variant, with_role, Names};
+use crate::ast::{Behavior, Method};
+use crate::attr::Role;
+
+pub(super) fn remote(behavior: &Behavior, names: &Names) -> TokenStream {
+    let self_ty = &behavior.item.self_ty;
+    let ident = &behavior.ident;
+    let messages: Vec<&Method> = behavior
+        .methods
+        .iter()
+        .filter(|m| matches!(m.role, Role::Call | Role::Cast))
+        .collect();
+    let tag_consts = messages.iter().map(|method| {
+        let name = tag_const(method);
+        let method_name = method.ident.to_string();
+        let value = match &method.tag {
+            Some(tag) => quote!(#tag),
+            None => quote!(::noex::__private::tag(<#self_ty as ::noex::BehaviorName>::NAME, #method_name)),
+        };
+        quote!(const #name: u32 = #value;)
+    });
+    let all_tags: Vec<Ident> = messages.iter().map(|m| tag_const(m)).collect();
+    let tag_table = messages.iter().map(|method| {
+        let method_name = method.ident.to_string();
+        let name = tag_const(method);
+        quote!((#method_name, #name))
+    });
+    let collision =
+        format!("two messages of behaviour {ident} have the same wire tag; give one a #[tag = ..]");
+    let remote_checks = message_types(behavior)
+        .chain(args_types(behavior))
+        .map(|ty| quote_spanned!(ty.span()=> ::noex::__private::assert_remote::<#ty>();));
+    let call_serde = message_serde(behavior, &names.call, Role::Call, Payload::Arguments);
+    let reply_serde = message_serde(behavior, &names.reply, Role::Call, Payload::Reply);
+    let cast_serde = message_serde(behavior, &names.cast, Role::Cast, Payload::Arguments);
+    let args_ty = args_type(behavior);
+    quote! {
+        #(#tag_consts)*
+
+        const _: () = ::core::assert!(::noex::__private::distinct(&[#(#all_tags),*]), #collision);
+
+        const _: fn() = || {
+            #(#remote_checks)*
+        };
+
+        #call_serde
+        #reply_serde
+        #cast_serde
+
+        #[automatically_derived]
+        impl ::noex::RemoteBehavior for #self_ty {
+            const TAGS: &'static [(&'static str, u32)] = &[#(#tag_table),*];
+        }
+
+        ::noex::__private::inventory::submit! {
+            ::noex::__private::BehaviorEntry {
+                name: <#self_ty as ::noex::BehaviorName>::NAME,
+                type_name: ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#ident)),
+                args_type: ::core::stringify!(#args_ty),
+                spawn: ::noex::__private::spawn_encoded::<#self_ty>,
+            }
+        }
+    }
+}
+
+fn tag_const(method: &Method) -> Ident {
+    format_ident!("TAG_{}", method.ident.to_string().to_uppercase())
+}
+
+/// The types of the `#[init]` method's arguments.
+fn args_types(behavior: &Behavior) -> impl Iterator<Item = &syn::Type> {
+    super::init(behavior).messages().map(|(_, ty)| ty)
+}
+
+/// What a variant of a message enum carries.
+#[derive(Clone, Copy)]
+enum Payload {
+    /// The method's arguments (calls and casts).
+    Arguments,
+    /// The method's reply.
+    Reply,
+}
+
+/// `Serialize`, `Deserialize` and `FromTagged` for one message enum.
+fn message_serde(
+    behavior: &Behavior,
+    enum_ident: &Ident,
+    role: Role,
+    payload: Payload,
+) -> TokenStream {
+    let self_ty = &behavior.item.self_ty;
+    let mut serialize_arms = Vec::new();
+    let mut decode_arms = Vec::new();
+    for method in with_role(behavior, role) {
+        let variant = variant(method);
+        let tag = tag_const(method);
+        match payload {
+            Payload::Arguments => {
+                let (names, types): (Vec<_>, Vec<_>) = method.messages().unzip();
+                serialize_arms.push(quote! {
+                    Self::#variant(#(#names),*) =>
+                        ::noex::__private::serialize_tagged(serializer, #tag, &(#(#names,)*))
+                });
+                decode_arms.push(quote! {
+                    #tag => {
+                        let (#(#names,)*): (#(#types,)*) = ::noex::__private::payload(seq)?;
+                        ::core::result::Result::Ok(Self::#variant(#(#names),*))
+                    }
+                });
+            }
+            Payload::Reply => match method.reply_type() {
+                Some(ty) => {
+                    serialize_arms.push(quote! {
+                        Self::#variant(value) =>
+                            ::noex::__private::serialize_tagged(serializer, #tag, value)
+                    });
+                    decode_arms.push(quote! {
+                        #tag => ::core::result::Result::Ok(
+                            Self::#variant(::noex::__private::payload::<_, #ty>(seq)?)
+                        )
+                    });
+                }
+                None => {
+                    serialize_arms.push(quote! {
+                        Self::#variant => ::noex::__private::serialize_tagged(serializer, #tag, &())
+                    });
+                    decode_arms.push(quote! {
+                        #tag => {
+                            ::noex::__private::payload::<_, ()>(seq)?;
+                            ::core::result::Result::Ok(Self::#variant)
+                        }
+                    });
+                }
+            },
+        }
+    }
+    let serialize_body = if serialize_arms.is_empty() {
+        quote!(match *self {})
+    } else {
+        quote!(match self { #(#serialize_arms,)* })
+    };
+    quote! {
+        #[automatically_derived]
+        impl ::noex::__private::serde::Serialize for #enum_ident {
+            fn serialize<S: ::noex::__private::serde::Serializer>(
+                &self,
+                serializer: S,
+            ) -> ::core::result::Result<S::Ok, S::Error> {
+                #serialize_body
+            }
+        }
+
+        #[automatically_derived]
+        impl<'de> ::noex::__private::serde::Deserialize<'de> for #enum_ident {
+            fn deserialize<D: ::noex::__private::serde::Deserializer<'de>>(
+                deserializer: D,
+            ) -> ::core::result::Result<Self, D::Error> {
+                ::noex::__private::deserialize_tagged(deserializer)
+            }
+        }
+
+        #[automatically_derived]
+        impl ::noex::__private::FromTagged for #enum_ident {
+            const BEHAVIOR: &'static str = <#self_ty as ::noex::BehaviorName>::NAME;
+
+            fn from_tagged<'de, A: ::noex::__private::serde::de::SeqAccess<'de>>(
+                tag: u32,
+                seq: A,
+            ) -> ::core::result::Result<Self, A::Error> {
+                #[allow(unreachable_code, unused_variables)]
+                match tag {
+                    #(#decode_arms,)*
+                    other => ::core::result::Result::Err(
+                        ::noex::__private::unknown_tag(Self::BEHAVIOR, other),
+                    ),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,319 @@
+//! The message enums and the `GenServer` impl that dispatches them.
+
+use proc_macro2::TokenStream;
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{GenericParam, Type};
+
+use super::{init, variant, with_role, Names};
+use crate::ast::{is_unit, Behavior, Input, Method};
+use crate::attr::Role;
+
+/// The hidden `Call`, `Reply` and `Cast` enums.
+pub(super) fn enums(behavior: &Behavior, names: &Names) -> TokenStream {
+    let calls = with_role(behavior, Role::Call).map(|m| {
+        let variant = variant(m);
+        let fields = m.messages().map(|(_, ty)| ty);
+        quote!(#variant(#(#fields),*))
+    });
+    let replies = with_role(behavior, Role::Call).map(|m| {
+        let variant = variant(m);
+        match m.reply_type() {
+            Some(ty) => quote!(#variant(#ty)),
+            None => quote!(#variant),
+        }
+    });
+    let casts = with_role(behavior, Role::Cast).map(|m| {
+        let variant = variant(m);
+        let fields = m.messages().map(|(_, ty)| ty);
+        quote!(#variant(#(#fields),*))
+    });
+    let generics = &behavior.item.generics;
+    let where_clause = &generics.where_clause;
+    let phantom = phantom_variant(behavior);
+    let declare = |ident: &syn::Ident, what: &str, variants: Vec<TokenStream>| {
+        let doc = format!("The {what} of behaviour `{}` (generated).", behavior.ident);
+        quote! {
+            #[doc = #doc]
+            #[doc(hidden)]
+            #[allow(non_camel_case_types, clippy::enum_variant_names, clippy::large_enum_variant)]
+            pub enum #ident #generics #where_clause {
+                #(#variants,)*
+                #phantom
+            }
+        }
+    };
+    let call = declare(&names.call, "calls", calls.collect());
+    let reply = declare(&names.reply, "replies", replies.collect());
+    let cast = declare(&names.cast, "casts", casts.collect());
+    quote!(#call #reply #cast)
+}
+
+/// A generic behaviour's enums carry its type parameters in an uninhabited variant.
+fn phantom_variant(behavior: &Behavior) -> TokenStream {
+    let params: Vec<_> = behavior
+        .item
+        .generics
+        .params
+        .iter()
+        .filter_map(|param| match param {
+            GenericParam::Type(param) => Some(&param.ident),
+            _ => None,
+        })
+        .collect();
+    if params.is_empty() {
+        return TokenStream::new();
+    }
+    quote! {
+        #[doc(hidden)]
+        __Phantom(::core::marker::PhantomData<fn() -> (#(#params,)*)>, ::core::convert::Infallible),
+    }
+}
+
+/// The match arm that disposes of the phantom variant, if there is one.
+fn phantom_arm(behavior: &Behavior, enum_ident: &syn::Ident) -> TokenStream {
+    if behavior.item.generics.type_params().next().is_none() {
+        return TokenStream::new();
+    }
+    quote!(#enum_ident::__Phantom(_, never) => match never {},)
+}
+
+/// `Type<params>` for a generated enum.
+pub(super) fn enum_type(behavior: &Behavior, ident: &syn::Ident) -> TokenStream {
+    let (_, ty_generics, _) = behavior.item.generics.split_for_impl();
+    quote!(#ident #ty_generics)
+}
+
+/// `Args` of the behaviour: the `#[init]` method's message arguments, as one type.
+pub(super) fn args_type(behavior: &Behavior) -> TokenStream {
+    let types: Vec<&Type> = init(behavior).messages().map(|(_, ty)| ty).collect();
+    match types.as_slice() {
+        [] => quote!(()),
+        [one] => quote!(#one),
+        many => quote!((#(#many,)*)),
+    }
+}
+
+/// The arguments a method is called with, in its own parameter order.
+fn call_arguments(method: &Method, reply: TokenStream) -> Vec<TokenStream> {
+    method
+        .inputs
+        .iter()
+        .map(|input| match input {
+            Input::Message { name, .. } => quote!(#name),
+            Input::Ctx => quote!(__noex_ctx),
+            Input::Reply { .. } => reply.clone(),
+            Input::Info { .. } => quote!(__noex_info),
+            Input::Reason => quote!(__noex_reason),
+        })
+        .collect()
+}
+
+/// `self.method(args)` or `Self::method(args)`, awaited if the method is async.
+fn invoke(method: &Method, arguments: Vec<TokenStream>) -> TokenStream {
+    let ident = &method.ident;
+    let call = if method.role == Role::Init {
+        quote!(Self::#ident(#(#arguments),*))
+    } else {
+        quote!(self.#ident(#(#arguments),*))
+    };
+    if method.is_async {
+        quote!(#call.await)
+    } else {
+        call
+    }
+}
+
+/// The `GenServer` impl.
+pub(super) fn gen_server(behavior: &Behavior, names: &Names) -> TokenStream {
+    let self_ty = &behavior.item.self_ty;
+    let (impl_generics, _, where_clause) = behavior.item.generics.split_for_impl();
+    let args_ty = args_type(behavior);
+    let call_ty = enum_type(behavior, &names.call);
+    let reply_ty = enum_type(behavior, &names.reply);
+    let cast_ty = enum_type(behavior, &names.cast);
+    let info = with_role(behavior, Role::Info).next();
+    let info_ty = info
+        .and_then(Method::info_type)
+        .map_or_else(|| quote!(()), |ty| quote!(#ty));
+    let init_fn = init_fn(behavior);
+    let handle_call = handle_call(behavior, names);
+    let handle_cast = handle_cast(behavior, names);
+    let handle_info = info.map(|method| {
+        let invoke = invoke(method, call_arguments(method, TokenStream::new()));
+        quote! {
+            async fn handle_info(
+                &mut self,
+                __noex_info: ::noex::Info<Self::Info>,
+                __noex_ctx: &mut ::noex::Ctx<Self>,
+            ) {
+                #invoke
+            }
+        }
+    });
+    let terminate = with_role(behavior, Role::Terminate).next().map(|method| {
+        let invoke = invoke(method, call_arguments(method, TokenStream::new()));
+        quote! {
+            async fn terminate(
+                &mut self,
+                __noex_reason: &::noex::ExitReason,
+                __noex_ctx: &mut ::noex::Ctx<Self>,
+            ) {
+                #invoke
+            }
+        }
+    });
+    let init_method = init(behavior);
+    let init_error = match &init_method.output {
+        Some(output) if returns_result(output) => {
+            quote_spanned!(output.span()=> <#output as ::noex::__private::InitResult>::Error)
+        }
+        _ => quote!(::core::convert::Infallible),
+    };
+    let process_safe = message_types(behavior)
+        .map(|ty| quote_spanned!(ty.span()=> ::noex::__private::assert_process_safe::<#ty>();));
+    quote! {
+        #[automatically_derived]
+        impl #impl_generics ::noex::GenServer for #self_ty #where_clause {
+            type Args = #args_ty;
+            type Call = #call_ty;
+            type Reply = #reply_ty;
+            type Cast = #cast_ty;
+            type Info = #info_ty;
+            type InitError = #init_error;
+
+            #init_fn
+            #handle_call
+            #handle_cast
+            #handle_info
+            #terminate
+        }
+
+        const _: () = {
+            #[allow(dead_code)]
+            fn __noex_process_safe #impl_generics () #where_clause {
+                #(#process_safe)*
+            }
+        };
+    }
+}
+
+/// Every type that travels in a message: arguments, replies, init arguments, infos.
+pub(super) fn message_types(behavior: &Behavior) -> impl Iterator<Item = &Type> {
+    behavior.methods.iter().flat_map(|method| {
+        let arguments = method.messages().map(|(_, ty)| ty);
+        let reply = match method.role {
+            Role::Call => method.reply_type(),
+            _ => None,
+        };
+        arguments.chain(reply).chain(method.info_type())
+    })
+}
+
+fn returns_result(output: &Type) -> bool {
+    match output {
+        Type::Path(path) => path
+            .path
+            .segments
+            .last()
+            .is_some_and(|segment| segment.ident == "Result"),
+        _ => false,
+    }
+}
+
+fn init_fn(behavior: &Behavior) -> TokenStream {
+    let method = init(behavior);
+    let names: Vec<_> = method.messages().map(|(name, _)| name).collect();
+    let unpack = match names.as_slice() {
+        [] => quote!(let _ = __noex_args;),
+        [one] => quote!(let #one = __noex_args;),
+        many => quote!(let (#(#many,)*) = __noex_args;),
+    };
+    let invoke = invoke(method, call_arguments(method, TokenStream::new()));
+    let body = match &method.output {
+        Some(output) if returns_result(output) => {
+            quote!(::noex::__private::InitResult::into_result(#invoke))
+        }
+        _ => quote!(::core::result::Result::Ok(#invoke)),
+    };
+    quote! {
+        async fn init(
+            __noex_args: Self::Args,
+            __noex_ctx: &mut ::noex::Ctx<Self>,
+        ) -> ::core::result::Result<Self, Self::InitError> {
+            #unpack
+            #body
+        }
+    }
+}
+
+fn bindings(method: &Method) -> Vec<syn::Ident> {
+    method.messages().map(|(name, _)| name.clone()).collect()
+}
+
+fn handle_call(behavior: &Behavior, names: &Names) -> TokenStream {
+    let call = &names.call;
+    let reply = &names.reply;
+    let arms = with_role(behavior, Role::Call).map(|method| {
+        let variant = variant(method);
+        let bindings = bindings(method);
+        let body = match method.deferred_reply() {
+            Some(ty) => {
+                let adapt = if is_unit(ty) {
+                    quote!(__noex_reply.adapt(|()| #reply::#variant))
+                } else {
+                    quote!(__noex_reply.adapt(#reply::#variant))
+                };
+                let invoke = invoke(method, call_arguments(method, adapt));
+                quote!(#invoke;)
+            }
+            None => {
+                let invoke = invoke(method, call_arguments(method, TokenStream::new()));
+                match method.reply_type() {
+                    Some(_) => quote! {
+                        let __noex_value = #invoke;
+                        __noex_reply.send(#reply::#variant(__noex_value));
+                    },
+                    None => quote! {
+                        #invoke;
+                        __noex_reply.send(#reply::#variant);
+                    },
+                }
+            }
+        };
+        quote!(#call::#variant(#(#bindings),*) => { #body })
+    });
+    let phantom = phantom_arm(behavior, call);
+    quote! {
+        async fn handle_call(
+            &mut self,
+            __noex_request: Self::Call,
+            __noex_reply: ::noex::ReplyTo<Self::Reply>,
+            __noex_ctx: &mut ::noex::Ctx<Self>,
+        ) {
+            match __noex_request {
+                #(#arms)*
+                #phantom
+            }
+        }
+    }
+}
+
+fn handle_cast(behavior: &Behavior, names: &Names) -> TokenStream {
+    let cast = &names.cast;
+    let arms = with_role(behavior, Role::Cast).map(|method| {
+        let variant = variant(method);
+        let bindings = bindings(method);
+        let invoke = invoke(method, call_arguments(method, TokenStream::new()));
+        quote!(#cast::#variant(#(#bindings),*) => { #invoke; })
+    });
+    let phantom = phantom_arm(behavior, cast);
+    quote! {
+        async fn handle_cast(&mut self, __noex_message: Self::Cast, __noex_ctx: &mut ::noex::Ctx<Self>) {
+            match __noex_message {
+                #(#arms)*
+                #phantom
+            }
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! What `#[behavior]` adds to a `GenServer`: a name, wire tags, typed client methods and a
+//! registry entry for spawning by name.
+//!
+//! The traits here are implemented by the macros; hand-written behaviours may implement them
+//! too. See the [`behavior`](crate::behavior) attribute for what is generated.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::{CallError, SendError};
+use crate::server::{GenServer, NamedRef, ServerRef};
+use crate::{Node, Pid};
+
+/// A behaviour's name: what identifies it in the behaviour registry and on the wire.
+///
+/// `#[behavior]` on a struct implements it with the type's module path
+/// (`my_crate::workers::Worker`), or the name given as `#[behavior(name = "worker")]`.
+pub trait BehaviorName {
+    /// The name. Two behaviours of one program must not share it.
+    const NAME: &'static str;
+}
+
+/// A behaviour whose messages can cross the network: they are serde types, and each has a
+/// stable wire tag derived from the behaviour's name and the method's name.
+pub trait RemoteBehavior: GenServer + BehaviorName
+where
+    Self::Args: Serialize + DeserializeOwned,
+    Self::Call: Serialize + DeserializeOwned,
+    Self::Reply: Serialize + DeserializeOwned,
+    Self::Cast: Serialize + DeserializeOwned,
+{
+    /// Every message's wire tag, as (method name, tag), in declaration order.
+    const TAGS: &'static [(&'static str, u32)];
+}
+
+/// Something calls and casts to a behaviour `B` can go through: a [`ServerRef`] or a
+/// [`NamedRef`]. The methods `#[behavior]` generates work on every handle.
+pub trait ServerHandle<B: GenServer>: Sync {
+    /// Calls the server; see [`ServerRef::call_timeout`].
+    fn call_with_timeout(
+        &self,
+        request: B::Call,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<B::Reply, CallError>> + Send;
+
+    /// Casts to the server; see [`ServerRef::cast`].
+    fn cast_message(&self, message: B::Cast) -> Result<(), SendError>;
+}
+
+impl<B: GenServer> ServerHandle<B> for ServerRef<B> {
+    fn call_with_timeout(
+        &self,
+        request: B::Call,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<B::Reply, CallError>> + Send {
+        self.call_timeout(request, timeout)
+    }
+
+    fn cast_message(&self, message: B::Cast) -> Result<(), SendError> {
+        self.cast(message)
+    }
+}
+
+impl<B: GenServer> ServerHandle<B> for NamedRef<B> {
+    fn call_with_timeout(
+        &self,
+        request: B::Call,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<B::Reply, CallError>> + Send {
+        self.call_timeout(request, timeout)
+    }
+
+    fn cast_message(&self, message: B::Cast) -> Result<(), SendError> {
+        self.cast(message)
+    }
+}
+
+/// The future of a registry entry's spawn function.
+pub type SpawnFuture<'a> = Pin<Box<dyn Future<Output = Result<Pid, SpawnByNameError>> + Send + 'a>>;
+
+/// A behaviour in the registry that [`Node::register_behaviors`] fills: everything needed to
+/// spawn it from its name and postcard-encoded init arguments.
+///
+/// `#[behavior]` submits one for every behaviour that is not `local`; you rarely build one.
+pub struct BehaviorEntry {
+    /// The behaviour's [`BehaviorName::NAME`].
+    pub name: &'static str,
+    /// The Rust type of the behaviour (for error messages).
+    pub type_name: &'static str,
+    /// The Rust type of its init arguments (for error messages and tools).
+    pub args_type: &'static str,
+    /// Decodes the arguments and spawns the behaviour on `node`.
+    pub spawn: for<'a> fn(&'a Node, &'a [u8]) -> SpawnFuture<'a>,
+}
+
+impl fmt::Debug for BehaviorEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BehaviorEntry")
+            .field("name", &self.name)
+            .field("type_name", &self.type_name)
+            .field("args_type", &self.args_type)
+            .finish()
+    }
+}
+
+inventory::collect!(BehaviorEntry);
+
+/// Why a behaviour could not be spawned by name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SpawnByNameError {
+    /// No registered behaviour has this name (was `register_all!` called?).
+    #[error("no behaviour named {0:?} is registered")]
+    NotFound(String),
+    /// The init arguments did not decode as the behaviour's `Args`.
+    #[error("the init arguments of {behavior:?} do not decode as {args_type}: {error}")]
+    BadArgs {
+        /// The behaviour's name.
+        behavior: String,
+        /// The type the arguments should have.
+        args_type: &'static str,
+        /// The decoder's complaint.
+        error: String,
+    },
+    /// The process did not start.
+    #[error("{behavior:?} failed to start: {error}")]
+    Spawn {
+        /// The behaviour's name.
+        behavior: String,
+        /// Why, as text.
+        error: String,
+    },
+}
+
+/// Why the behaviour registry could not be filled.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegistryError {
+    /// Two behaviours of the program have the same name.
+    #[error(
+        "two behaviours are named {name:?}: {first} and {second}; \
+         give one another name with #[behavior(name = \"...\")]"
+    )]
+    DuplicateName {
+        /// The shared name.
+        name: String,
+        /// One behaviour's type.
+        first: &'static str,
+        /// The other's.
+        second: &'static str,
+    },
+}
+
+/// A registered behaviour, as listed by [`Node::behaviors`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BehaviorInfo {
+    /// Its name.
+    pub name: &'static str,
+    /// Its Rust type.
+    pub type_name: &'static str,
+    /// The Rust type of its init arguments.
+    pub args_type: &'static str,
+}

@@ -1,0 +1,190 @@
+//! Support for the code `#[behavior]` generates. Not a public API: names and signatures
+//! change without notice.
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::{self, DeserializeOwned, SeqAccess, Visitor};
+use serde::ser::SerializeTuple;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+pub use crate::behavior::{BehaviorEntry, SpawnFuture};
+pub use crate::server::reference::DEFAULT_CALL_TIMEOUT;
+pub use inventory;
+pub use serde;
+
+use crate::behavior::{BehaviorName, SpawnByNameError};
+use crate::server::GenServer;
+use crate::Node;
+
+/// The wire tag of `method` of `behavior`: FNV-1a (32 bits) of `behavior::method`.
+pub const fn tag(behavior: &str, method: &str) -> u32 {
+    const PRIME: u32 = 0x0100_0193;
+    let mut hash: u32 = 0x811c_9dc5;
+    let parts = [behavior.as_bytes(), b"::", method.as_bytes()];
+    let mut p = 0;
+    while p < parts.len() {
+        let bytes = parts[p];
+        let mut i = 0;
+        while i < bytes.len() {
+            hash ^= bytes[i] as u32;
+            hash = hash.wrapping_mul(PRIME);
+            i += 1;
+        }
+        p += 1;
+    }
+    hash
+}
+
+/// `true` if no two tags are equal (checked at compile time by the generated code).
+pub const fn distinct(tags: &[u32]) -> bool {
+    let mut i = 0;
+    while i < tags.len() {
+        let mut j = i + 1;
+        while j < tags.len() {
+            if tags[i] == tags[j] {
+                return false;
+            }
+            j += 1;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// What an `#[init]` method returning a `Result` (under any alias) fails with.
+pub trait InitResult {
+    /// The state built.
+    type Ok;
+    /// The error.
+    type Error: fmt::Display + Send + 'static;
+    /// The result itself.
+    fn into_result(self) -> Result<Self::Ok, Self::Error>;
+}
+
+impl<T, E: fmt::Display + Send + 'static> InitResult for Result<T, E> {
+    type Ok = T;
+    type Error = E;
+
+    fn into_result(self) -> Result<T, E> {
+        self
+    }
+}
+
+/// A type that can travel between nodes.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be sent to another node",
+    label = "this type is not serde-serializable",
+    note = "every argument and return type of a remote-capable behaviour must implement \
+            serde's `Serialize` and `DeserializeOwned` (derive them), or declare the behaviour \
+            local-only with `#[behavior(local)]` on its impl block"
+)]
+pub trait RemoteMessage: Serialize + DeserializeOwned {}
+
+impl<T: Serialize + DeserializeOwned> RemoteMessage for T {}
+
+/// Compile-time check that `T` can travel between nodes.
+pub fn assert_remote<T: RemoteMessage>() {}
+
+/// Compile-time check that `T` can live in a process.
+pub fn assert_process_safe<T: Send + 'static>() {}
+
+/// Serializes a tagged message: the tag, then the payload.
+pub fn serialize_tagged<S: Serializer, P: Serialize + ?Sized>(
+    serializer: S,
+    tag: u32,
+    payload: &P,
+) -> Result<S::Ok, S::Error> {
+    let mut tuple = serializer.serialize_tuple(2)?;
+    tuple.serialize_element(&tag)?;
+    tuple.serialize_element(payload)?;
+    tuple.end()
+}
+
+/// A message enum that decodes from its tag and payload.
+pub trait FromTagged: Sized {
+    /// The behaviour's name, for error messages.
+    const BEHAVIOR: &'static str;
+
+    /// Decodes the payload of the message with `tag` from the rest of `seq`.
+    fn from_tagged<'de, A: SeqAccess<'de>>(tag: u32, seq: A) -> Result<Self, A::Error>;
+}
+
+/// Deserializes a message written by [`serialize_tagged`]; an unknown tag is an error.
+pub fn deserialize_tagged<'de, D: Deserializer<'de>, T: FromTagged>(
+    deserializer: D,
+) -> Result<T, D::Error> {
+    struct TaggedVisitor<T>(PhantomData<T>);
+
+    impl<'de, T: FromTagged> Visitor<'de> for TaggedVisitor<T> {
+        type Value = T;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "a message of behaviour {}", T::BEHAVIOR)
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<T, A::Error> {
+            let tag: u32 = seq
+                .next_element()?
+                .ok_or_else(|| de::Error::invalid_length(0, &self))?;
+            T::from_tagged(tag, seq)
+        }
+    }
+
+    deserializer.deserialize_tuple(2, TaggedVisitor(PhantomData))
+}
+
+/// Decodes the payload that follows a tag.
+pub fn payload<'de, A: SeqAccess<'de>, P: Deserialize<'de>>(mut seq: A) -> Result<P, A::Error> {
+    seq.next_element()?
+        .ok_or_else(|| de::Error::custom("a message without its payload"))
+}
+
+/// The error for a tag no method of the behaviour has (a message from a different build).
+pub fn unknown_tag<E: de::Error>(behavior: &str, tag: u32) -> E {
+    E::custom(format_args!(
+        "behaviour {behavior} has no message with tag {tag:#010x} (a different build?)"
+    ))
+}
+
+/// The spawn function of a behaviour's registry entry.
+pub fn spawn_encoded<'a, B>(node: &'a Node, args: &'a [u8]) -> SpawnFuture<'a>
+where
+    B: GenServer + BehaviorName,
+    B::Args: DeserializeOwned,
+{
+    Box::pin(async move {
+        let args: B::Args =
+            postcard::from_bytes(args).map_err(|error| SpawnByNameError::BadArgs {
+                behavior: B::NAME.to_owned(),
+                args_type: std::any::type_name::<B::Args>(),
+                error: error.to_string(),
+            })?;
+        match node.spawn::<B>(args).await {
+            Ok(server) => Ok(server.pid().clone()),
+            Err(error) => Err(SpawnByNameError::Spawn {
+                behavior: B::NAME.to_owned(),
+                error: error.to_string(),
+            }),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_are_fnv1a_of_behavior_and_method() {
+        // FNV-1a 32 of "a::b", computed independently.
+        assert_eq!(tag("a", "b"), 0xf3f5_741e);
+        assert_ne!(tag("worker", "status"), tag("worker", "work"));
+        assert_eq!(tag("worker", "status"), tag("worker", "status"));
+    }
+
+    #[test]
+    fn distinct_finds_collisions() {
+        assert!(distinct(&[1, 2, 3]));
+        assert!(!distinct(&[1, 2, 1]));
+    }
+}

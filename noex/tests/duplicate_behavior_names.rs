@@ -1,0 +1,51 @@
+//! Two behaviours of one program with the same name: registering fails at start-up, naming
+//! both types. (A test binary of its own, since the registry covers the whole program.)
+
+use noex::{Node, RegistryError};
+
+mod first {
+    use noex::behavior;
+
+    #[behavior(name = "dup")]
+    pub struct Dup;
+
+    #[behavior]
+    impl Dup {
+        #[init]
+        fn init() -> Self {
+            Dup
+        }
+    }
+}
+
+mod second {
+    use noex::behavior;
+
+    #[behavior(name = "dup")]
+    pub struct Dup;
+
+    #[behavior]
+    impl Dup {
+        #[init]
+        fn init() -> Self {
+            Dup
+        }
+    }
+}
+
+#[test]
+fn two_behaviours_with_one_name_fail_registration_with_both_types() {
+    let node = Node::builder().name("dup").threads(1).build();
+    let error = noex::register_all!(node).unwrap_err();
+    assert_eq!(
+        error,
+        RegistryError::DuplicateName {
+            name: "dup".into(),
+            first: "duplicate_behavior_names::first::Dup",
+            second: "duplicate_behavior_names::second::Dup",
+        }
+    );
+    assert!(error.to_string().contains("#[behavior(name = \"...\")]"));
+    assert!(node.behaviors().is_empty(), "nothing is registered");
+    node.shutdown();
+}
