@@ -79,7 +79,10 @@ pub(super) fn client_trait(behavior: &Behavior, names: &Names) -> syn::Result<To
 fn call_methods(behavior: &Behavior, names: &Names, method: &Method) -> TokenStream {
     let ident = &method.ident;
     let with_timeout = format_ident!("{}_with_timeout", method.ident);
-    let docs = &method.docs;
+    let docs = docs(
+        method,
+        &format!("Calls `{ident}` on the server and waits for its reply (at most 5 s)."),
+    );
     let variant = variant(method);
     let call = enum_type(behavior, &names.call);
     let reply = &names.reply;
@@ -101,7 +104,7 @@ fn call_methods(behavior: &Behavior, names: &Names, method: &Method) -> TokenStr
     };
     let timeout_doc = format!("[`{ident}`](Self::{ident}) with a timeout of your choice.");
     quote! {
-        #(#docs)*
+        #docs
         fn #ident(&self, #(#arg_names: #arg_types),*)
             -> impl ::core::future::Future<
                 Output = ::core::result::Result<#output, ::noex::CallError>,
@@ -132,15 +135,26 @@ fn call_methods(behavior: &Behavior, names: &Names, method: &Method) -> TokenStr
     }
 }
 
+/// The method's own doc comments, or `fallback` if it has none (generated public items must
+/// be documented for `missing_docs`).
+fn docs(method: &Method, fallback: &str) -> TokenStream {
+    if method.docs.is_empty() {
+        quote!(#[doc = #fallback])
+    } else {
+        let docs = &method.docs;
+        quote!(#(#docs)*)
+    }
+}
+
 /// `method(args)` for a `#[cast]`.
 fn cast_method(behavior: &Behavior, names: &Names, method: &Method) -> TokenStream {
     let ident = &method.ident;
-    let docs = &method.docs;
+    let docs = docs(method, &format!("Casts `{ident}` to the server."));
     let variant = variant(method);
     let cast = enum_type(behavior, &names.cast);
     let (arg_names, arg_types): (Vec<_>, Vec<_>) = method.messages().unzip();
     quote! {
-        #(#docs)*
+        #docs
         fn #ident(&self, #(#arg_names: #arg_types),*)
             -> ::core::result::Result<(), ::noex::SendError>
         {
