@@ -44,6 +44,12 @@ impl Counter {
     fn reset(&mut self) {
         self.count = 0;
     }
+
+    /// A raw identifier as a method name.
+    #[call]
+    fn r#type(&self) -> String {
+        "counter".to_owned()
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -469,7 +475,12 @@ fn behaviour_names_default_to_the_module_path_unless_given() {
 fn wire_tags_are_stable() {
     assert_eq!(
         <Counter as RemoteBehavior>::TAGS,
-        &[("get", 0xa0a4_153d), ("add", 0xc571_acd6), ("reset", 7)]
+        &[
+            ("get", 0xa0a4_153d),
+            ("add", 0xc571_acd6),
+            ("reset", 7),
+            ("type", 0x79e9_ae8b),
+        ]
     );
     assert_eq!(
         <Cache as RemoteBehavior>::TAGS,

@@ -2,6 +2,7 @@
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
+use syn::ext::IdentExt;
 
 use super::server::enum_type;
 use super::{variant, Names};
@@ -78,7 +79,7 @@ pub(super) fn client_trait(behavior: &Behavior, names: &Names) -> syn::Result<To
 /// `method(args)` and `method_with_timeout(args, timeout)` for a `#[call]`.
 fn call_methods(behavior: &Behavior, names: &Names, method: &Method) -> TokenStream {
     let ident = &method.ident;
-    let with_timeout = format_ident!("{}_with_timeout", method.ident);
+    let with_timeout = format_ident!("{}_with_timeout", method.ident.unraw());
     let docs = docs(
         method,
         &format!("Calls `{ident}` on the server and waits for its reply (at most 5 s)."),

@@ -16,6 +16,7 @@ mod server;
 
 use proc_macro2::{Ident, TokenStream};
 use quote::{format_ident, quote};
+use syn::ext::IdentExt;
 use syn::{Item, ItemImpl, ItemStruct};
 
 use crate::ast::{self, Behavior, Method};
@@ -122,7 +123,7 @@ impl Names {
 
 /// The enum variant of a method: `get_status` → `GetStatus`.
 pub(crate) fn variant(method: &Method) -> Ident {
-    let name = method.ident.to_string();
+    let name = method.ident.unraw().to_string();
     let camel: String = name
         .split('_')
         .filter(|part| !part.is_empty())

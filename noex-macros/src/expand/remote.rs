@@ -7,6 +7,7 @@
 
 use proc_macro2::{Ident, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
+use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 
 use super::server::{args_type, message_types};
@@ -24,7 +25,7 @@ pub(super) fn remote(behavior: &Behavior, names: &Names) -> TokenStream {
         .collect();
     let tag_consts = messages.iter().map(|method| {
         let name = tag_const(method);
-        let method_name = method.ident.to_string();
+        let method_name = method.ident.unraw().to_string();
         let value = match &method.tag {
             Some(tag) => quote!(#tag),
             None => quote!(::noex::__private::tag(<#self_ty as ::noex::BehaviorName>::NAME, #method_name)),
@@ -33,7 +34,7 @@ pub(super) fn remote(behavior: &Behavior, names: &Names) -> TokenStream {
     });
     let all_tags: Vec<Ident> = messages.iter().map(|m| tag_const(m)).collect();
     let tag_table = messages.iter().map(|method| {
-        let method_name = method.ident.to_string();
+        let method_name = method.ident.unraw().to_string();
         let name = tag_const(method);
         quote!((#method_name, #name))
     });
@@ -76,7 +77,7 @@ pub(super) fn remote(behavior: &Behavior, names: &Names) -> TokenStream {
 }
 
 fn tag_const(method: &Method) -> Ident {
-    format_ident!("TAG_{}", method.ident.to_string().to_uppercase())
+    format_ident!("TAG_{}", method.ident.unraw().to_string().to_uppercase())
 }
 
 /// The types of the `#[init]` method's arguments.
