@@ -33,6 +33,8 @@ pub(crate) struct Method {
     /// The whole signature, for error spans.
     pub(crate) sig: syn::Signature,
     pub(crate) tag: Option<syn::LitInt>,
+    /// The whole `#[tag = N]` attribute, for error spans.
+    pub(crate) tag_attr: Option<Attribute>,
     /// The method's doc comments, reused on the generated client method.
     pub(crate) docs: Vec<Attribute>,
 }
@@ -125,14 +127,18 @@ pub(crate) fn parse(mut item: ItemImpl, local: Option<Span>) -> syn::Result<Beha
         match attr::take_markers(&mut function.attrs) {
             Ok(markers) => {
                 if let Some((role, marker)) = markers.role {
-                    match method(role, marker, markers.tag, function) {
+                    match method(role, marker, markers.tag, markers.tag_attr, function) {
                         Ok(method) => methods.push(method),
                         Err(error) => combine(&mut errors, error),
                     }
-                } else if let Some(tag) = markers.tag {
+                } else if let Some(tag) = markers.tag_attr {
                     combine(
                         &mut errors,
-                        syn::Error::new_spanned(tag, "#[tag] goes on a #[call] or #[cast] method"),
+                        syn::Error::new_spanned(
+                            tag,
+                            "#[tag] goes on a #[call] or #[cast] method; this method has no \
+                             #[call] or #[cast]",
+                        ),
                     );
                 }
             }
@@ -161,6 +167,7 @@ fn method(
     role: Role,
     marker: Attribute,
     tag: Option<syn::LitInt>,
+    tag_attr: Option<Attribute>,
     function: &syn::ImplItemFn,
 ) -> syn::Result<Method> {
     let sig = &function.sig;
@@ -199,6 +206,7 @@ fn method(
         output,
         sig: sig.clone(),
         tag,
+        tag_attr,
         docs,
     })
 }

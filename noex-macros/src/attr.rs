@@ -20,6 +20,13 @@ pub(crate) fn behavior_args(args: TokenStream) -> syn::Result<BehaviorArgs> {
             parsed.name = Some(meta.value()?.parse()?);
             Ok(())
         } else if meta.path.is_ident("local") {
+            if !meta.input.is_empty() && !meta.input.peek(syn::Token![,]) {
+                // Skip what follows `local` (`= true`, `(..)`) so that the error covers it.
+                while !meta.input.is_empty() && !meta.input.peek(syn::Token![,]) {
+                    meta.input.parse::<proc_macro2::TokenTree>()?;
+                }
+                return Err(meta.error("`local` takes no value: write #[behavior(local)]"));
+            }
             parsed.local = Some(meta.path.require_ident()?.span());
             Ok(())
         } else {
@@ -71,6 +78,8 @@ pub(crate) struct Markers {
     pub(crate) role: Option<(Role, Attribute)>,
     /// `#[tag = N]`.
     pub(crate) tag: Option<LitInt>,
+    /// The whole `#[tag = N]` attribute, for error spans.
+    pub(crate) tag_attr: Option<Attribute>,
 }
 
 /// Takes the noex markers out of `attrs`, leaving the others.
@@ -78,6 +87,7 @@ pub(crate) fn take_markers(attrs: &mut Vec<Attribute>) -> syn::Result<Markers> {
     let mut markers = Markers {
         role: None,
         tag: None,
+        tag_attr: None,
     };
     let mut errors: Option<syn::Error> = None;
     let mut push_error = |error: syn::Error| match &mut errors {
@@ -110,7 +120,14 @@ pub(crate) fn take_markers(attrs: &mut Vec<Attribute>) -> syn::Result<Markers> {
                         lit: Lit::Int(value),
                         ..
                     }) => match value.base10_parse::<u32>() {
-                        Ok(_) => markers.tag = Some(value.clone()),
+                        Ok(_) if markers.tag.is_some() => push_error(syn::Error::new_spanned(
+                            &attr,
+                            "a method has one wire tag; it already has a #[tag]",
+                        )),
+                        Ok(_) => {
+                            markers.tag = Some(value.clone());
+                            markers.tag_attr = Some(attr.clone());
+                        }
                         Err(_) => push_error(syn::Error::new_spanned(
                             value,
                             "a wire tag is a u32 integer",

@@ -10,7 +10,6 @@ mod valid;
 
 use proc_macro::TokenStream;
 
-/// Turns a struct and its `impl` block into a noex behaviour. See `noex::behavior`.
 #[proc_macro_attribute]
 pub fn behavior(args: TokenStream, input: TokenStream) -> TokenStream {
     expand::behavior(args.into(), input.into())

@@ -105,6 +105,126 @@ pub use supervisor::{ChildSpec, Restart, Shutdown, Strategy, Supervisor, Supervi
 
 pub use timer::TimerRef;
 
+/// Writes a behaviour from a struct and one annotated `impl` block: the message types, the
+/// [`GenServer`] impl, and a client trait with one typed method per message.
+///
+/// Put `#[behavior]` on the struct that holds the state and on the struct's own `impl`
+/// block, and mark the methods that handle messages:
+///
+/// ```
+/// use noex::{behavior, Node, ReplyTo};
+///
+/// /// A counter that can also tell a caller about its next change.
+/// #[behavior]
+/// pub struct Counter {
+///     count: u64,
+///     waiting: Vec<ReplyTo<u64>>,
+/// }
+///
+/// #[behavior]
+/// impl Counter {
+///     /// Builds the state from the spawn arguments.
+///     #[init]
+///     async fn init(start: u64) -> Self {
+///         Counter {
+///             count: start,
+///             waiting: Vec::new(),
+///         }
+///     }
+///
+///     /// The current count.
+///     #[call]
+///     async fn get(&self) -> u64 {
+///         self.count
+///     }
+///
+///     /// Adds `n`, and answers the callers waiting for a change.
+///     #[cast]
+///     async fn add(&mut self, n: u64) {
+///         self.count += n;
+///         for reply in self.waiting.drain(..) {
+///             reply.send(self.count);
+///         }
+///     }
+///
+///     /// The count after the next `add`: the method keeps the `ReplyTo` and answers later.
+///     #[call]
+///     async fn next_change(&mut self, reply: ReplyTo<u64>) {
+///         self.waiting.push(reply);
+///     }
+/// }
+///
+/// let node = Node::new();
+/// node.block_on(async {
+///     let counter = node.spawn::<Counter>(40).await.unwrap();
+///     counter.add(2).unwrap(); // a cast: Result<(), SendError>
+///     assert_eq!(counter.get().await, Ok(42)); // a call: Result<u64, CallError>
+///
+///     // `next_change` is answered by the `add` that follows it.
+///     let next = counter.next_change();
+///     let (next, added) = smol::future::zip(next, async { counter.add(1) }).await;
+///     assert_eq!((next, added), (Ok(43), Ok(())));
+/// });
+/// node.shutdown();
+/// ```
+///
+/// # The methods
+///
+/// | marker | takes | returns | handles |
+/// | --- | --- | --- | --- |
+/// | `#[init]` (exactly one) | no `self`; the spawn arguments | `Self` or `Result<Self, E>` | [`GenServer::init`] |
+/// | `#[call]` | `&self` or `&mut self`; the call's arguments | the reply (nothing for `()`) | a call |
+/// | `#[call]`, deferred | `&self` or `&mut self`, arguments, `reply: ReplyTo<T>` | nothing | a call answered through `reply`, now or later |
+/// | `#[cast]` | `&self` or `&mut self`; the cast's arguments | nothing | a cast |
+/// | `#[info]` (at most one) | `&self` or `&mut self`, `info: Info<T>` | nothing | [`GenServer::handle_info`]; `Info` is `T` |
+/// | `#[terminate]` (at most one) | `&self` or `&mut self`, `reason: &ExitReason` | nothing | [`GenServer::terminate`] |
+///
+/// Every marked method may also take `ctx: &mut Ctx<Self>` (anywhere among its
+/// parameters), and may be an `async fn` or a plain `fn`. The arguments of `#[init]` are the
+/// behaviour's `Args`: `()` for none, the type itself for one, a tuple for several
+/// (`node.spawn::<Worker>((10, "w".to_string()))`). An `Err` from `#[init]` fails the spawn
+/// with [`SpawnError::Init`]; an `Err` returned by a `#[call]` method is the caller's
+/// reply, not a crash. Methods without a marker stay ordinary methods.
+///
+/// An `async fn` that takes `&self` holds `&Self` across an `.await` of the server, so the
+/// state must be `Sync` (a `Cell` field, for example, is refused with "future cannot be sent
+/// between threads safely"); take `&mut self` or write a plain `fn` instead.
+///
+/// # What is generated
+///
+/// For `#[behavior] impl Counter`:
+///
+/// * `impl GenServer for Counter`, whose `Call`, `Reply` and `Cast` are hidden enums with
+///   one variant per `#[call]` or `#[cast]` method, dispatched to the methods;
+/// * `pub trait CounterApi`, implemented for every [`ServerHandle<Counter>`](ServerHandle)
+///   ([`ServerRef<Counter>`](ServerRef) and [`NamedRef<Counter>`](NamedRef)). Per `#[call]`
+///   it has `name(args)` and `name_with_timeout(args, timeout)`, which resolve to
+///   `Result<Reply, CallError>` (the first waits [`DEFAULT_CALL_TIMEOUT`]); per `#[cast]`,
+///   `name(args) -> Result<(), SendError>`. Import the trait where the handles are used;
+///   the method's doc comments become the client method's.
+/// * `#[behavior]` on the struct implements [`BehaviorName`]: the type's module path
+///   (`my_crate::workers::Counter`), or the name given with `#[behavior(name = "counter")]`.
+/// * Unless the behaviour is local: serde impls of the message enums, in which each message
+///   is tagged with a `u32` derived from the behaviour's name and the method's name (so a
+///   message of a renamed or removed method fails to decode instead of reaching another
+///   method); [`RemoteBehavior`] with those tags; and an entry in the behaviour registry,
+///   which [`register_all!`] loads into a node for [`Node::spawn_by_name`].
+///
+/// # Options
+///
+/// * `#[behavior(name = "...")]` on the struct: the behaviour's name in the registry and on
+///   the wire. Two behaviours of one program must not share a name (`register_all!` fails).
+/// * `#[behavior(local)]` on the impl block: no serialization and no registry entry, so the
+///   messages need not be serde types (channels, `Arc`s, closures). Otherwise every
+///   argument, reply, init argument and info type must implement `Serialize` and
+///   `DeserializeOwned`. A generic behaviour must be local, its type parameters
+///   `Send + 'static`.
+/// * `#[tag = 0x1234]` on a `#[call]` or `#[cast]` method pins its wire tag, to keep old
+///   messages decoding after a rename or to resolve a (compile-time detected) collision.
+///
+/// A message method named like a method of `ServerRef` or `NamedRef` (`call`, `cast`,
+/// `send`, `stop`, `pid`, `name`, ...) would be hidden by it, and is refused. The
+/// `noex-macros` README writes out the code generated for a small example.
 pub use noex_macros::behavior;
 
 /// Registers every behaviour of the program with a node, so that it can be spawned by

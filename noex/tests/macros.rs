@@ -449,6 +449,48 @@ fn a_local_behaviour_carries_values_that_cannot_be_serialized() {
     });
 }
 
+/// A state holding deferred replies whose behaviour has a non-`Sync` reply type stays
+/// usable from `&self` methods.
+#[behavior]
+pub struct Mailman {
+    waiting: Vec<ReplyTo<u32>>,
+}
+
+#[behavior(local)]
+impl Mailman {
+    #[init]
+    fn init() -> Self {
+        Mailman {
+            waiting: Vec::new(),
+        }
+    }
+
+    #[call]
+    async fn count(&self) -> usize {
+        self.waiting.len()
+    }
+
+    #[call]
+    fn wait(&mut self, reply: ReplyTo<u32>) {
+        self.waiting.push(reply);
+    }
+
+    /// A reply that is `Send` but not `Sync`.
+    #[call]
+    fn cell(&self) -> std::cell::Cell<u32> {
+        std::cell::Cell::new(self.waiting.len() as u32)
+    }
+}
+
+#[test]
+fn deferred_replies_do_not_require_sync_replies() {
+    run(|node| async move {
+        let mailman = node.spawn::<Mailman>(()).await.unwrap();
+        assert_eq!(mailman.count().await, Ok(0));
+        assert_eq!(mailman.cell().await.map(|c| c.get()), Ok(0));
+    });
+}
+
 #[test]
 fn a_generic_local_behaviour_works_for_each_type() {
     run(|node| async move {

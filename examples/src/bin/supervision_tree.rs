@@ -7,90 +7,73 @@
 //!     ├── worker-1 … worker-4, registered under their ids
 //! ```
 //!
+//! Both behaviours are written with `#[behavior]`: a struct and one annotated `impl` block.
+//! The macro generates the `GenServer` impl and a client trait per behaviour (`CacheApi`,
+//! `WorkerApi`), so a handle is used as `cache.get(key)` or `worker.square(n)`.
+//!
 //! Run it with `cargo run -p examples --bin supervision_tree`.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use noex::supervisor::{ChildSpec, Strategy, SupervisorSpec};
-use noex::{Ctx, ExitReason, GenServer, LifecycleEvent, Node, ReplyTo, ServerRef, Supervisor};
+use noex::{behavior, ExitReason, LifecycleEvent, Node, ServerRef, Supervisor};
 
 /// A key-value cache. Its state is lost when it crashes; its name survives restarts.
+#[behavior]
 struct Cache {
     entries: HashMap<String, String>,
 }
 
-enum CacheCall {
-    Get(String),
-    Put(String, String),
-}
-
-impl GenServer for Cache {
-    type Args = ();
-    type Call = CacheCall;
-    type Reply = Option<String>;
-    type Cast = ();
-    type Info = ();
-    type InitError = std::convert::Infallible;
-
-    async fn init(_: (), _ctx: &mut Ctx<Self>) -> Result<Self, Self::InitError> {
-        Ok(Cache {
+#[behavior]
+impl Cache {
+    #[init]
+    async fn init() -> Self {
+        Cache {
             entries: HashMap::new(),
-        })
+        }
     }
 
-    async fn handle_call(
-        &mut self,
-        call: CacheCall,
-        reply: ReplyTo<Option<String>>,
-        _: &mut Ctx<Self>,
-    ) {
-        match call {
-            CacheCall::Get(key) => reply.send(self.entries.get(&key).cloned()),
-            CacheCall::Put(key, value) => reply.send(self.entries.insert(key, value)),
-        }
+    /// The value stored under `key`, if any.
+    #[call]
+    async fn get(&self, key: String) -> Option<String> {
+        self.entries.get(&key).cloned()
+    }
+
+    /// Stores `value` under `key`; returns the value it replaces.
+    #[call]
+    async fn put(&mut self, key: String, value: String) -> Option<String> {
+        self.entries.insert(key, value)
     }
 }
 
 /// A worker that squares numbers, and crashes on request.
+#[behavior]
 struct Worker {
     id: String,
     handled: u64,
 }
 
-enum Job {
-    Square(u64),
-    Crash,
-}
-
-impl GenServer for Worker {
-    type Args = String;
-    type Call = Job;
-    type Reply = Result<u64, String>;
-    type Cast = ();
-    type Info = ();
-    type InitError = std::convert::Infallible;
-
-    async fn init(id: String, _ctx: &mut Ctx<Self>) -> Result<Self, Self::InitError> {
-        Ok(Worker { id, handled: 0 })
+#[behavior]
+impl Worker {
+    #[init]
+    async fn init(id: String) -> Self {
+        Worker { id, handled: 0 }
     }
 
-    async fn handle_call(
-        &mut self,
-        job: Job,
-        reply: ReplyTo<Result<u64, String>>,
-        _: &mut Ctx<Self>,
-    ) {
-        match job {
-            Job::Square(n) => {
-                self.handled += 1;
-                reply.send(n.checked_mul(n).ok_or_else(|| "overflow".to_owned()));
-            }
-            Job::Crash => panic!("{} was told to crash", self.id),
-        }
+    #[call]
+    async fn square(&mut self, n: u64) -> Result<u64, String> {
+        self.handled += 1;
+        n.checked_mul(n).ok_or_else(|| "overflow".to_owned())
     }
 
-    async fn terminate(&mut self, reason: &ExitReason, _: &mut Ctx<Self>) {
+    #[call]
+    async fn crash(&mut self) {
+        panic!("{} was told to crash", self.id);
+    }
+
+    #[terminate]
+    async fn terminate(&mut self, reason: &ExitReason) {
         println!(
             "    {} stops ({reason}) after {} jobs",
             self.id, self.handled
@@ -180,17 +163,14 @@ fn main() {
 
         let cache = node.named::<Cache>("cache");
         let worker = node.named::<Worker>("worker-2");
-        cache
-            .call(CacheCall::Put("greeting".into(), "hello".into()))
-            .await
-            .unwrap();
+        cache.put("greeting".into(), "hello".into()).await.unwrap();
         println!(
             "\nworker-2 squares 12: {:?}",
-            worker.call(Job::Square(12)).await.unwrap()
+            worker.square(12).await.unwrap()
         );
 
         println!("\nworker-2 crashes:");
-        let crash = worker.call(Job::Crash).await;
+        let crash = worker.crash().await;
         println!("  the caller sees: {crash:?}");
         show_events(&events, |e| {
             matches!(e, LifecycleEvent::ChildRestarted { .. })
@@ -198,7 +178,7 @@ fn main() {
         .await;
         println!(
             "  the name reaches the new worker-2: 7 squared is {:?}",
-            worker.call(Job::Square(7)).await.unwrap()
+            worker.square(7).await.unwrap()
         );
 
         println!("\nThe cache is killed:");
@@ -210,7 +190,7 @@ fn main() {
         .await;
         println!(
             "  the restarted cache starts empty: greeting = {:?}",
-            cache.call(CacheCall::Get("greeting".into())).await.unwrap()
+            cache.get("greeting".into()).await.unwrap()
         );
 
         println!("\nThe tree after both restarts:");

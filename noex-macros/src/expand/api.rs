@@ -37,8 +37,23 @@ pub(super) fn client_trait(behavior: &Behavior, names: &Names) -> syn::Result<To
     let generics = &behavior.item.generics;
     let (_, ty_generics, where_clause) = generics.split_for_impl();
     let mut methods = Vec::new();
+    let generated: Vec<String> = behavior
+        .methods
+        .iter()
+        .filter(|m| m.role == Role::Call)
+        .map(|m| format!("{}_with_timeout", m.ident.unraw()))
+        .collect();
     for method in &behavior.methods {
-        let name = method.ident.to_string();
+        let name = method.ident.unraw().to_string();
+        if matches!(method.role, Role::Call | Role::Cast) && generated.contains(&name) {
+            return Err(syn::Error::new_spanned(
+                &method.ident,
+                format!(
+                    "`{name}` is the name of the generated timeout variant of a #[call] \
+                     method; give this method another name"
+                ),
+            ));
+        }
         if matches!(method.role, Role::Call | Role::Cast) && TAKEN.contains(&name.as_str()) {
             return Err(syn::Error::new_spanned(
                 &method.ident,

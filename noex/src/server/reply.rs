@@ -11,6 +11,7 @@
 //!   [`CallError::Exited`](crate::CallError::Exited) with its reason, or times out.
 
 use std::fmt;
+use std::sync::{Mutex, PoisonError};
 
 /// What travels back through a reply slot.
 pub(crate) type Outcome<R> = Result<R, Abandoned>;
@@ -35,15 +36,22 @@ pub struct ReplyTo<R> {
 /// Where a reply goes: the caller's slot, or a conversion on the way to it.
 enum Sink<R> {
     Slot(Slot<R>),
-    Adapted(Box<dyn FnOnce(Outcome<R>) + Send + Sync>),
+    /// The mutex is never contended (the sink is used once, by value); it makes a `ReplyTo`
+    /// stored in a state shareable (`Sync`) whatever the conversion captures.
+    Adapted(Mutex<Forward<R>>),
 }
+
+type Forward<R> = Box<dyn FnOnce(Outcome<R>) + Send>;
 
 impl<R> Sink<R> {
     fn deliver(self, outcome: Outcome<R>) {
         match self {
             // An error means the caller gave up; dropping the reply is the contract.
             Sink::Slot(slot) => drop(slot.send(outcome)),
-            Sink::Adapted(forward) => forward(outcome),
+            Sink::Adapted(forward) => {
+                let forward = forward.into_inner().unwrap_or_else(PoisonError::into_inner);
+                forward(outcome)
+            }
         }
     }
 }
@@ -72,16 +80,16 @@ impl<R> ReplyTo<R> {
     /// count.send(42); // the caller receives Ok(42)
     /// # }
     /// ```
-    pub fn adapt<U>(mut self, convert: impl FnOnce(U) -> R + Send + Sync + 'static) -> ReplyTo<U>
+    pub fn adapt<U>(mut self, convert: impl FnOnce(U) -> R + Send + 'static) -> ReplyTo<U>
     where
-        R: Send + Sync + 'static,
+        R: Send + 'static,
     {
         let sink = self.sink.take();
         ReplyTo {
             sink: sink.map(|sink| {
-                Sink::Adapted(Box::new(move |outcome: Outcome<U>| {
+                Sink::Adapted(Mutex::new(Box::new(move |outcome: Outcome<U>| {
                     sink.deliver(outcome.map(convert))
-                }))
+                })))
             }),
         }
     }
