@@ -1,6 +1,6 @@
 //! Checks of the model: every misuse becomes an error at the offending token.
 
-use syn::{GenericParam, TypeParamBound, WherePredicate};
+use syn::{FnArg, GenericParam, PatType, TypeParamBound, WherePredicate};
 
 use crate::ast::{combine, Behavior, Input, Method, Receiver};
 use crate::attr::Role;
@@ -9,6 +9,7 @@ pub(crate) fn check(behavior: &Behavior) -> syn::Result<()> {
     let mut errors = None;
     check_generics(behavior, &mut errors);
     check_roles(behavior, &mut errors);
+    check_tags(behavior, &mut errors);
     for method in &behavior.methods {
         check_method(method, &mut errors);
     }
@@ -54,19 +55,31 @@ fn check_method(method: &Method, errors: &mut Option<syn::Error>) {
         (Role::Init, Receiver::None) => {}
         (Role::Init, _) => combine(
             errors,
-            syn::Error::new_spanned(
-                &method.sig.inputs,
-                "#[init] builds the state, so it takes no `self`",
-            ),
+            match method.sig.receiver() {
+                Some(receiver) => syn::Error::new_spanned(
+                    receiver,
+                    "#[init] builds the state, so it takes no `self`; remove this parameter",
+                ),
+                None => syn::Error::new_spanned(
+                    &method.sig.inputs,
+                    "#[init] builds the state, so it takes no `self`",
+                ),
+            },
         ),
         (_, Receiver::Ref | Receiver::RefMut) => {}
-        (_, Receiver::Value(span)) => combine(
-            errors,
-            syn::Error::new(
-                span,
-                format!("#[{role}] methods take `&self` or `&mut self`, not `self`"),
-            ),
-        ),
+        (_, Receiver::Value(span)) => {
+            let message = format!(
+                "#[{role}] methods take `&self` or `&mut self`, not `self`: the state \
+                 outlives each message"
+            );
+            combine(
+                errors,
+                match method.sig.receiver() {
+                    Some(receiver) => syn::Error::new_spanned(receiver, message),
+                    None => syn::Error::new(span, message),
+                },
+            )
+        }
         (_, Receiver::None) => combine(
             errors,
             syn::Error::new_spanned(
@@ -75,11 +88,19 @@ fn check_method(method: &Method, errors: &mut Option<syn::Error>) {
             ),
         ),
     }
-    if method.tag.is_some() && !matches!(method.role, Role::Call | Role::Cast) {
-        combine(
-            errors,
-            syn::Error::new_spanned(&method.tag, "#[tag] goes on a #[call] or #[cast] method"),
-        );
+    if let Some(tag) = &method.tag_attr {
+        if !matches!(method.role, Role::Call | Role::Cast) {
+            combine(
+                errors,
+                syn::Error::new_spanned(
+                    tag,
+                    format!(
+                        "#[tag] goes on a #[call] or #[cast] method, not on #[{role}]: \
+                         only messages have wire tags"
+                    ),
+                ),
+            );
+        }
     }
     match method.role {
         Role::Init => {
@@ -132,34 +153,140 @@ fn check_method(method: &Method, errors: &mut Option<syn::Error>) {
             }
         }
         Role::Info => {
-            let infos = method
+            const EXPECTED: &str =
+                "an #[info] method takes `info: Info<T>` (and optionally `ctx: &mut Ctx<Self>`)";
+            let has_info = method
                 .inputs
                 .iter()
-                .filter(|i| matches!(i, Input::Info { .. }))
-                .count();
-            let others = method.messages().count();
-            if infos != 1 || others != 0 {
+                .any(|input| matches!(input, Input::Info { .. }));
+            let mut infos = 0;
+            let mut suggested = false;
+            for (param, input) in typed_params(method) {
+                match input {
+                    Input::Info { .. } => {
+                        infos += 1;
+                        if infos == 2 {
+                            combine(
+                                errors,
+                                syn::Error::new_spanned(
+                                    param,
+                                    format!("{EXPECTED}; this is a second `Info`"),
+                                ),
+                            );
+                        }
+                    }
+                    Input::Message { name, ty } if !has_info && !suggested => {
+                        suggested = true;
+                        combine(
+                            errors,
+                            syn::Error::new_spanned(
+                                param,
+                                format!(
+                                    "{EXPECTED}; to receive `{ty}` messages (from timers and \
+                                     `send`), write `{name}: Info<{ty}>` and match \
+                                     `Info::Message({name})`",
+                                    ty = type_text(ty),
+                                ),
+                            ),
+                        );
+                    }
+                    Input::Message { .. } => combine(
+                        errors,
+                        syn::Error::new_spanned(
+                            param,
+                            format!("{EXPECTED}; remove this parameter"),
+                        ),
+                    ),
+                    _ => {}
+                }
+            }
+            if !has_info && !suggested {
                 combine(
                     errors,
                     syn::Error::new_spanned(
-                        &method.sig.inputs,
-                        "an #[info] method takes `info: Info<T>` (and optionally \
-                         `ctx: &mut Ctx<Self>`)",
+                        &method.sig.ident,
+                        format!("{EXPECTED}; `{}` has no `Info<T>` parameter", method.ident),
                     ),
                 );
             }
         }
         Role::Terminate => {
-            if method.messages().count() != 0 {
-                combine(
-                    errors,
-                    syn::Error::new_spanned(
-                        &method.sig.inputs,
-                        "a #[terminate] method takes `reason: &ExitReason` (and optionally \
-                         `ctx: &mut Ctx<Self>`)",
-                    ),
-                );
+            for (param, input) in typed_params(method) {
+                if let Input::Message { .. } = input {
+                    combine(
+                        errors,
+                        syn::Error::new_spanned(
+                            param,
+                            "a #[terminate] method takes `reason: &ExitReason` (and optionally \
+                             `ctx: &mut Ctx<Self>`); remove this parameter",
+                        ),
+                    );
+                }
             }
+        }
+    }
+}
+
+/// A type as the user would write it (`Vec<u8>`, not `Vec < u8 >`), for messages.
+fn type_text(ty: &syn::Type) -> String {
+    let text = quote::ToTokens::to_token_stream(ty).to_string();
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == ' ' {
+            let prev = out.chars().last();
+            let next = chars.peek().copied();
+            let glued = matches!(prev, Some('<' | '&' | ':' | '(' | '['))
+                || matches!(next, Some('<' | '>' | ',' | ':' | ')' | ']'));
+            if glued {
+                continue;
+            }
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The method's typed parameters (all but `self`), each with what it was parsed as.
+fn typed_params(method: &Method) -> impl Iterator<Item = (&PatType, &Input)> {
+    method
+        .sig
+        .inputs
+        .iter()
+        .filter_map(|arg| match arg {
+            FnArg::Typed(typed) => Some(typed),
+            FnArg::Receiver(_) => None,
+        })
+        .zip(&method.inputs)
+}
+
+/// Two messages must not be given the same wire tag. (A given tag equal to a derived one is
+/// caught when the generated code is compiled, as are two derived tags that collide.)
+fn check_tags(behavior: &Behavior, errors: &mut Option<syn::Error>) {
+    let mut seen: Vec<(u32, &Method)> = Vec::new();
+    for method in &behavior.methods {
+        if !matches!(method.role, Role::Call | Role::Cast) {
+            continue;
+        }
+        let (Some(tag), Some(attr)) = (&method.tag, &method.tag_attr) else {
+            continue;
+        };
+        let Ok(value) = tag.base10_parse::<u32>() else {
+            continue;
+        };
+        match seen.iter().find(|(other, _)| *other == value) {
+            Some((_, first)) => combine(
+                errors,
+                syn::Error::new_spanned(
+                    attr,
+                    format!(
+                        "wire tag {tag} is already the tag of `{}`; each message of a \
+                         behaviour needs its own tag",
+                        first.ident
+                    ),
+                ),
+            ),
+            None => seen.push((value, method)),
         }
     }
 }

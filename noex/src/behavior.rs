@@ -20,6 +20,11 @@ use crate::{Node, Pid};
 ///
 /// `#[behavior]` on a struct implements it with the type's module path
 /// (`my_crate::workers::Worker`), or the name given as `#[behavior(name = "worker")]`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a behaviour",
+    label = "`{Self}` has no behaviour name",
+    note = "put #[behavior] on the struct too, not only on its impl block"
+)]
 pub trait BehaviorName {
     /// The name. Two behaviours of one program must not share it.
     const NAME: &'static str;

@@ -86,8 +86,18 @@ impl<T: Serialize + DeserializeOwned> RemoteMessage for T {}
 /// Compile-time check that `T` can travel between nodes.
 pub fn assert_remote<T: RemoteMessage>() {}
 
+/// A type that can live in a process's messages.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be part of a message",
+    label = "messages move between threads, so this type must be `Send + 'static`",
+    note = "use an owned, thread-safe type (`String` rather than `&str`, `Arc` rather than `Rc`)"
+)]
+pub trait ProcessSafe: Send + 'static {}
+
+impl<T: Send + 'static> ProcessSafe for T {}
+
 /// Compile-time check that `T` can live in a process.
-pub fn assert_process_safe<T: Send + 'static>() {}
+pub fn assert_process_safe<T: ProcessSafe>() {}
 
 /// Serializes a tagged message: the tag, then the payload.
 pub fn serialize_tagged<S: Serializer, P: Serialize + ?Sized>(

@@ -77,7 +77,13 @@ fn expand_impl(args: attr::BehaviorArgs, item: ItemImpl) -> syn::Result<TokenStr
         ));
     }
     let behavior = ast::parse(item, args.local)?;
-    valid::check(&behavior)?;
+    if let Err(error) = valid::check(&behavior) {
+        // Keep the impl block (markers removed), so its methods still exist and the error
+        // is not followed by "no method named ..." wherever they are used.
+        let error = error.into_compile_error();
+        let item = &behavior.item;
+        return Ok(quote!(#item #error));
+    }
     let names = Names::new(&behavior.ident);
     let item = &behavior.item;
     let enums = server::enums(&behavior, &names);

@@ -47,6 +47,10 @@ pub(super) fn remote(behavior: &Behavior, names: &Names) -> TokenStream {
     let reply_serde = message_serde(behavior, &names.reply, Role::Call, Payload::Reply);
     let cast_serde = message_serde(behavior, &names.cast, Role::Cast, Payload::Arguments);
     let args_ty = args_type(behavior);
+    let all_types: Vec<&syn::Type> = message_types(behavior)
+        .chain(args_types(behavior))
+        .collect();
+    let remote_guard = quote!(where #(for<'__noex> #all_types: ::noex::__private::RemoteMessage,)*);
     quote! {
         #(#tag_consts)*
 
@@ -61,7 +65,7 @@ pub(super) fn remote(behavior: &Behavior, names: &Names) -> TokenStream {
         #cast_serde
 
         #[automatically_derived]
-        impl ::noex::RemoteBehavior for #self_ty {
+        impl ::noex::RemoteBehavior for #self_ty #remote_guard {
             const TAGS: &'static [(&'static str, u32)] = &[#(#tag_table),*];
         }
 
@@ -102,6 +106,15 @@ fn message_serde(
     payload: Payload,
 ) -> TokenStream {
     let self_ty = &behavior.item.self_ty;
+    let field_types: Vec<&syn::Type> = with_role(behavior, role)
+        .flat_map(|method| -> Vec<&syn::Type> {
+            match payload {
+                Payload::Arguments => method.messages().map(|(_, ty)| ty).collect(),
+                Payload::Reply => method.reply_type().into_iter().collect(),
+            }
+        })
+        .collect();
+    let guard = quote!(where #(for<'__noex> #field_types: ::noex::__private::RemoteMessage,)*);
     let mut serialize_arms = Vec::new();
     let mut decode_arms = Vec::new();
     for method in with_role(behavior, role) {
@@ -154,7 +167,7 @@ fn message_serde(
     };
     quote! {
         #[automatically_derived]
-        impl ::noex::__private::serde::Serialize for #enum_ident {
+        impl ::noex::__private::serde::Serialize for #enum_ident #guard {
             fn serialize<S: ::noex::__private::serde::Serializer>(
                 &self,
                 serializer: S,
@@ -164,7 +177,7 @@ fn message_serde(
         }
 
         #[automatically_derived]
-        impl<'de> ::noex::__private::serde::Deserialize<'de> for #enum_ident {
+        impl<'de> ::noex::__private::serde::Deserialize<'de> for #enum_ident #guard {
             fn deserialize<D: ::noex::__private::serde::Deserializer<'de>>(
                 deserializer: D,
             ) -> ::core::result::Result<Self, D::Error> {
@@ -173,7 +186,7 @@ fn message_serde(
         }
 
         #[automatically_derived]
-        impl ::noex::__private::FromTagged for #enum_ident {
+        impl ::noex::__private::FromTagged for #enum_ident #guard {
             const BEHAVIOR: &'static str = <#self_ty as ::noex::BehaviorName>::NAME;
 
             fn from_tagged<'de, A: ::noex::__private::serde::de::SeqAccess<'de>>(

@@ -1,0 +1,10 @@
+//! Misuse of `#[behavior]` is a compile error pointing at the offending token; the
+//! messages are pinned in `tests/ui/*.stderr`. Regenerate them with
+//! `TRYBUILD=overwrite cargo test -p noex --test compile_fail`.
+
+#[test]
+fn misuse_of_behavior_is_a_compile_error() {
+    let t = trybuild::TestCases::new();
+    t.compile_fail("tests/ui/*.rs");
+    t.pass("tests/ui-pass/*.rs");
+}

@@ -1,0 +1,9 @@
+use noex::behavior;
+
+#[behavior]
+pub enum Light {
+    On,
+    Off,
+}
+
+fn main() {}

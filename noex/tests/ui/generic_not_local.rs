@@ -1,0 +1,21 @@
+use noex::behavior;
+
+#[behavior]
+pub struct Stack<T> {
+    items: Vec<T>,
+}
+
+#[behavior]
+impl<T: Clone + Send + 'static> Stack<T> {
+    #[init]
+    fn init(items: Vec<T>) -> Self {
+        Stack { items }
+    }
+
+    #[call]
+    fn pop(&mut self) -> Option<T> {
+        self.items.pop()
+    }
+}
+
+fn main() {}

@@ -1,0 +1,21 @@
+use noex::behavior;
+
+#[behavior]
+pub struct Counter {
+    count: u64,
+}
+
+#[behavior]
+impl Counter {
+    #[init]
+    fn init(&self, count: u64) -> Self {
+        Counter { count }
+    }
+
+    #[call]
+    fn get(&self) -> u64 {
+        self.count
+    }
+}
+
+fn main() {}

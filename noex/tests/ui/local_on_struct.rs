@@ -1,0 +1,21 @@
+use noex::behavior;
+
+#[behavior(local)]
+pub struct Counter {
+    count: u64,
+}
+
+#[behavior(local)]
+impl Counter {
+    #[init]
+    fn init(count: u64) -> Self {
+        Counter { count }
+    }
+
+    #[call]
+    fn get(&self) -> u64 {
+        self.count
+    }
+}
+
+fn main() {}

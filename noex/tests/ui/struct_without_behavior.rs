@@ -1,0 +1,20 @@
+use noex::behavior;
+
+pub struct Counter {
+    count: u64,
+}
+
+#[behavior]
+impl Counter {
+    #[init]
+    fn init(count: u64) -> Self {
+        Counter { count }
+    }
+
+    #[call]
+    fn get(&self) -> u64 {
+        self.count
+    }
+}
+
+fn main() {}

@@ -1,0 +1,22 @@
+use noex::behavior;
+
+#[behavior]
+pub struct Counter {
+    count: u64,
+}
+
+#[behavior]
+impl Counter {
+    #[init]
+    #[tag = 1]
+    fn init(count: u64) -> Self {
+        Counter { count }
+    }
+
+    #[call]
+    fn get(&self) -> u64 {
+        self.count
+    }
+}
+
+fn main() {}

@@ -1,0 +1,21 @@
+use noex::behavior;
+
+#[behavior]
+pub struct Counter {
+    count: u64,
+}
+
+#[behavior]
+impl Counter {
+    #[init]
+    fn init(count: u64) -> Self {
+        Counter { count }
+    }
+
+    #[tag = 7]
+    fn helper(&self) -> u64 {
+        self.count
+    }
+}
+
+fn main() {}

@@ -1,0 +1,23 @@
+use noex::behavior;
+
+#[behavior]
+pub struct Counter {
+    count: u64,
+}
+
+#[behavior]
+impl Counter {
+    #[init]
+    fn init(count: u64) -> Self {
+        Counter { count }
+    }
+
+    #[call]
+    #[tag = 1]
+    #[tag = 2]
+    fn get(&self) -> u64 {
+        self.count
+    }
+}
+
+fn main() {}

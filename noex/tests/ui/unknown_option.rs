@@ -1,0 +1,8 @@
+use noex::behavior;
+
+#[behavior(remote)]
+pub struct Counter {
+    count: u64,
+}
+
+fn main() {}
