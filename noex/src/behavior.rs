@@ -9,9 +9,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use serde::de::DeserializeOwned;
-use serde::Serialize;
-
 use crate::error::{CallError, SendError};
 use crate::server::{GenServer, NamedRef, ServerRef};
 use crate::{Node, Pid};
@@ -32,15 +29,18 @@ pub trait BehaviorName {
 
 /// A behaviour whose messages can cross the network: they are serde types, and each has a
 /// stable wire tag derived from the behaviour's name and the method's name.
-pub trait RemoteBehavior: GenServer + BehaviorName
-where
-    Self::Args: Serialize + DeserializeOwned,
-    Self::Call: Serialize + DeserializeOwned,
-    Self::Reply: Serialize + DeserializeOwned,
-    Self::Cast: Serialize + DeserializeOwned,
-{
+#[diagnostic::on_unimplemented(
+    message = "the messages of `{Self}` cannot be sent to another node",
+    note = "see the errors about its argument and reply types, or declare the behaviour \
+            local-only with #[behavior(local)]"
+)]
+pub trait RemoteBehavior: GenServer + BehaviorName {
     /// Every message's wire tag, as (method name, tag), in declaration order.
     const TAGS: &'static [(&'static str, u32)];
+
+    /// How the behaviour's messages are encoded.
+    #[doc(hidden)]
+    fn codec() -> crate::dist::remote::Codec<Self>;
 }
 
 /// Something calls and casts to a behaviour `B` can go through: a [`ServerRef`] or a

@@ -36,6 +36,10 @@ pub enum CallError {
     /// disagree on the behaviour's messages (for example, two different builds).
     #[error("the server answered with a reply to another request")]
     BadReply,
+    /// The server's node could not handle the request: it did not decode there, the
+    /// behaviour is local-only, or the reply did not decode here. The text says which.
+    #[error("the remote node could not handle the call: {0}")]
+    Remote(String),
     /// The process found under a name runs a different behaviour than the caller expects.
     #[error("{name:?} runs behaviour {found}, not {expected}")]
     WrongBehavior {
@@ -122,6 +126,12 @@ pub enum LookupError {
     /// No process runs under the name (or pid).
     #[error("no process runs as {0}")]
     NotFound(String),
+    /// The name is registered on another node.
+    #[error("{0:?} is registered on another node")]
+    OnAnotherNode(String),
+    /// The pid is of another node, and the behaviour's messages cannot cross nodes.
+    #[error("behaviour {0} is local-only: it cannot be reached on another node")]
+    LocalOnly(String),
     /// The process runs another behaviour.
     #[error("{name} runs behaviour {found}, not {expected}")]
     WrongBehavior {
@@ -137,7 +147,10 @@ pub enum LookupError {
 impl From<LookupError> for CallError {
     fn from(err: LookupError) -> Self {
         match err {
-            LookupError::NotFound(_) => CallError::NoProc,
+            LookupError::NotFound(_) | LookupError::OnAnotherNode(_) => CallError::NoProc,
+            LookupError::LocalOnly(behavior) => {
+                CallError::Remote(format!("behaviour {behavior} is local-only"))
+            }
             LookupError::WrongBehavior {
                 name,
                 expected,
@@ -154,7 +167,8 @@ impl From<LookupError> for CallError {
 impl From<LookupError> for SendError {
     fn from(err: LookupError) -> Self {
         match err {
-            LookupError::NotFound(_) => SendError::NoProc,
+            LookupError::NotFound(_) | LookupError::OnAnotherNode(_) => SendError::NoProc,
+            LookupError::LocalOnly(_) => SendError::NoConnection,
             LookupError::WrongBehavior {
                 name,
                 expected,

@@ -65,19 +65,27 @@ pub enum LifecycleEvent {
 }
 
 /// Fans events out to subscribers.
-#[derive(Default)]
-pub(crate) struct EventBus {
+pub(crate) struct EventBus<T = LifecycleEvent> {
     active: AtomicBool,
-    subscribers: Mutex<Vec<async_channel::Sender<LifecycleEvent>>>,
+    subscribers: Mutex<Vec<async_channel::Sender<T>>>,
 }
 
-impl EventBus {
+impl<T> Default for EventBus<T> {
+    fn default() -> Self {
+        EventBus {
+            active: AtomicBool::new(false),
+            subscribers: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl<T: Clone> EventBus<T> {
     /// `true` if someone listens; check it before building an event.
     pub(crate) fn is_active(&self) -> bool {
         self.active.load(Ordering::Relaxed)
     }
 
-    pub(crate) fn publish(&self, event: LifecycleEvent) {
+    pub(crate) fn publish(&self, event: T) {
         if !self.is_active() {
             return;
         }
@@ -90,7 +98,7 @@ impl EventBus {
             .store(!subscribers.is_empty(), Ordering::Relaxed);
     }
 
-    pub(crate) fn subscribe(&self) -> Events {
+    pub(crate) fn subscribe(&self) -> Subscription<T> {
         let (tx, rx) = async_channel::unbounded();
         let mut subscribers = self
             .subscribers
@@ -98,11 +106,15 @@ impl EventBus {
             .unwrap_or_else(PoisonError::into_inner);
         subscribers.push(tx);
         self.active.store(true, Ordering::Relaxed);
-        Events { rx: Box::pin(rx) }
+        Subscription { rx: Box::pin(rx) }
     }
 }
 
 /// A subscription to a node's [`LifecycleEvent`]s. Also a [`Stream`].
+pub type Events = Subscription<LifecycleEvent>;
+
+/// A subscription to a stream of events (see [`Events`] and
+/// [`ClusterEvents`](crate::ClusterEvents)). Also a [`Stream`].
 ///
 /// ```
 /// use noex::{LifecycleEvent, Node};
@@ -126,24 +138,24 @@ impl EventBus {
 /// node.shutdown();
 /// ```
 #[derive(Debug)]
-pub struct Events {
-    rx: Pin<Box<async_channel::Receiver<LifecycleEvent>>>,
+pub struct Subscription<T> {
+    rx: Pin<Box<async_channel::Receiver<T>>>,
 }
 
-impl Events {
+impl<T> Subscription<T> {
     /// The next event; `None` once the node is gone.
-    pub async fn recv(&self) -> Option<LifecycleEvent> {
+    pub async fn recv(&self) -> Option<T> {
         self.rx.recv().await.ok()
     }
 
     /// The next event if one is already queued.
-    pub fn try_recv(&self) -> Option<LifecycleEvent> {
+    pub fn try_recv(&self) -> Option<T> {
         self.rx.try_recv().ok()
     }
 }
 
-impl Stream for Events {
-    type Item = LifecycleEvent;
+impl<T> Stream for Subscription<T> {
+    type Item = T;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         self.rx.as_mut().poll_next(cx)

@@ -74,6 +74,7 @@
 #![forbid(unsafe_code)]
 
 mod behavior;
+mod dist;
 mod error;
 mod events;
 mod exit;
@@ -93,10 +94,14 @@ pub use behavior::{
     BehaviorEntry, BehaviorInfo, BehaviorName, RegistryError, RemoteBehavior, ServerHandle,
     SpawnByNameError, SpawnFuture,
 };
+pub use dist::{
+    ClusterConfig, ClusterEvent, NodeDownReason, NodeId, NodeIdError, NodeInfo, NodeStatus,
+    StartError, TrafficStats,
+};
 pub use error::{CallError, LookupError, RegisterError, SendError, SpawnError};
-pub use events::{Events, LifecycleEvent};
+pub use events::{Events, LifecycleEvent, Subscription};
 pub use exit::ExitReason;
-pub use node::{Node, NodeBuilder, ProcessInfo, DEFAULT_STOP_GRACE};
+pub use node::{ClusterEvents, Faults, Node, NodeBuilder, ProcessInfo, DEFAULT_STOP_GRACE};
 pub use pid::{MonitorRef, Pid};
 pub use server::reference::DEFAULT_CALL_TIMEOUT;
 pub use server::spawn::DEFAULT_INIT_TIMEOUT;

@@ -9,6 +9,7 @@ use serde::ser::SerializeTuple;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub use crate::behavior::{BehaviorEntry, SpawnFuture};
+pub use crate::dist::remote::{codec, Codec};
 pub use crate::server::reference::DEFAULT_CALL_TIMEOUT;
 pub use inventory;
 pub use serde;
@@ -16,6 +17,44 @@ pub use serde;
 use crate::behavior::{BehaviorName, SpawnByNameError};
 use crate::server::GenServer;
 use crate::Node;
+
+/// Picks a behaviour's codec if it implements `RemoteBehavior`, `None` otherwise, without
+/// an error either way (autoref specialization): `(&Probe::<B>::new()).remote_codec()`.
+/// Where `RemoteBehavior` is not implemented because a message type is not serializable,
+/// the errors that say so point at that type, and this stays quiet.
+pub struct Probe<B>(PhantomData<B>);
+
+impl<B> Probe<B> {
+    /// A probe for `B`.
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
+        Probe(PhantomData)
+    }
+}
+
+/// The codec of a remote-capable behaviour.
+pub trait ViaRemote<B: GenServer> {
+    /// `Some(codec)`.
+    fn remote_codec(&self) -> Option<Codec<B>>;
+}
+
+impl<B: crate::RemoteBehavior> ViaRemote<B> for Probe<B> {
+    fn remote_codec(&self) -> Option<Codec<B>> {
+        Some(B::codec())
+    }
+}
+
+/// No codec, for every other behaviour.
+pub trait ViaNothing<B: GenServer> {
+    /// `None`.
+    fn remote_codec(&self) -> Option<Codec<B>>;
+}
+
+impl<B: GenServer> ViaNothing<B> for &Probe<B> {
+    fn remote_codec(&self) -> Option<Codec<B>> {
+        None
+    }
+}
 
 /// The wire tag of `method` of `behavior`: FNV-1a (32 bits) of `behavior::method`.
 pub const fn tag(behavior: &str, method: &str) -> u32 {

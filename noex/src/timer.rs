@@ -185,3 +185,31 @@ pub(crate) fn start<B: GenServer>(
     }
     TimerRef { entry }
 }
+
+/// Starts a timer that runs `deliver` after `delay`, owned by no process (for a target on
+/// another node).
+pub(crate) fn start_detached(
+    executors: &Executors,
+    delay: Duration,
+    deliver: impl FnOnce() + Send + 'static,
+) -> TimerRef {
+    let entry = Arc::new(TimerEntry::new());
+    let timer = entry.clone();
+    let task = executors.spawn(async move {
+        smol::Timer::after(delay).await;
+        if timer.fire() {
+            deliver();
+        }
+    });
+    *entry.task.lock().unwrap_or_else(PoisonError::into_inner) = Some(task);
+    if !entry.is_pending() {
+        drop(
+            entry
+                .task
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take(),
+        );
+    }
+    TimerRef { entry }
+}

@@ -67,6 +67,10 @@ pub(super) fn remote(behavior: &Behavior, names: &Names) -> TokenStream {
         #[automatically_derived]
         impl ::noex::RemoteBehavior for #self_ty #remote_guard {
             const TAGS: &'static [(&'static str, u32)] = &[#(#tag_table),*];
+
+            fn codec() -> ::noex::__private::Codec<Self> {
+                ::noex::__private::codec::<Self>()
+            }
         }
 
         ::noex::__private::inventory::submit! {

@@ -170,6 +170,15 @@ pub(super) fn gen_server(behavior: &Behavior, names: &Names) -> TokenStream {
         }
         _ => quote!(::core::convert::Infallible),
     };
+    let remote_codec = behavior.local.is_none().then(|| {
+        quote! {
+            fn __remote_codec() -> ::core::option::Option<::noex::__private::Codec<Self>> {
+                #[allow(unused_imports)]
+                use ::noex::__private::{ViaNothing as _, ViaRemote as _};
+                (&::noex::__private::Probe::<Self>::new()).remote_codec()
+            }
+        }
+    });
     let process_safe = message_types(behavior)
         .map(|ty| quote_spanned!(ty.span()=> ::noex::__private::assert_process_safe::<#ty>();));
     quote! {
@@ -187,6 +196,7 @@ pub(super) fn gen_server(behavior: &Behavior, names: &Names) -> TokenStream {
             #handle_cast
             #handle_info
             #terminate
+            #remote_codec
         }
 
         const _: () = {

@@ -10,6 +10,7 @@
 //! is spread round-robin.
 
 mod behaviors;
+mod cluster;
 pub(crate) mod executors;
 mod info;
 mod signals;
@@ -18,12 +19,13 @@ use std::collections::hash_map::RandomState;
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures_lite::FutureExt;
 use smol::Task;
 
+use crate::dist::Cluster;
 use crate::error::{LookupError, RegisterError, SendError, SpawnError};
 use crate::events::{EventBus, Events};
 use crate::process::table::ProcessTable;
@@ -35,6 +37,7 @@ use crate::server::{GenServer, NamedRef, ServerRef, SpawnOptions};
 use crate::timer::{self, TimerRef};
 use crate::{ExitReason, MonitorRef, Pid};
 
+pub use cluster::{ClusterEvents, Faults};
 use executors::Executors;
 pub use info::ProcessInfo;
 pub(crate) use signals::stop_process;
@@ -81,6 +84,8 @@ pub(crate) struct NodeInner {
     pub(crate) executors: Executors,
     pub(crate) events: EventBus,
     pub(crate) behaviors: behaviors::Behaviors,
+    /// The cluster state, for a node started with [`Node::start`].
+    pub(crate) cluster: OnceLock<Arc<Cluster>>,
     shutting_down: AtomicBool,
 }
 
@@ -115,10 +120,18 @@ impl NodeBuilder {
 
     /// Starts the node.
     pub fn build(self) -> Node {
-        let name: Arc<str> = Arc::from(self.name.as_str());
-        let inner = NodeInner {
-            executors: Executors::start(&self.name, self.threads),
-            name,
+        Node {
+            inner: Arc::new(NodeInner::new(&self.name, self.threads)),
+        }
+    }
+}
+
+impl NodeInner {
+    fn new(name: &str, threads: usize) -> NodeInner {
+        let thread_name = name.split('@').next().unwrap_or(name);
+        NodeInner {
+            executors: Executors::start(thread_name, threads),
+            name: Arc::from(name),
             incarnation: random_u64(),
             serials: AtomicU64::new(1),
             monitor_refs: AtomicU64::new(1),
@@ -126,10 +139,8 @@ impl NodeBuilder {
             registry: Registry::default(),
             events: EventBus::default(),
             behaviors: behaviors::Behaviors::default(),
+            cluster: OnceLock::new(),
             shutting_down: AtomicBool::new(false),
-        };
-        Node {
-            inner: Arc::new(inner),
         }
     }
 }
@@ -330,7 +341,8 @@ impl Node {
         let not_found = || LookupError::NotFound(name.to_owned());
         let pid = self.whereis(name).ok_or_else(not_found)?;
         self.server_ref::<B>(&pid).map_err(|error| match error {
-            LookupError::NotFound(_) => not_found(),
+            LookupError::NotFound(_) | LookupError::OnAnotherNode(_) => not_found(),
+            LookupError::LocalOnly(behavior) => LookupError::LocalOnly(behavior),
             LookupError::WrongBehavior {
                 expected, found, ..
             } => LookupError::WrongBehavior {
@@ -346,6 +358,9 @@ impl Node {
     /// Fails with [`LookupError::NotFound`] if it does not run, and with
     /// [`LookupError::WrongBehavior`] if it runs another behaviour than `B`.
     pub fn server_ref<B: GenServer>(&self, pid: &Pid) -> Result<ServerRef<B>, LookupError> {
+        if pid.node() != &*self.inner.name {
+            return self.remote_ref(pid);
+        }
         match self.inner.resolve_as::<B>(pid) {
             Ok(process) => Ok(ServerRef::from_process(process)),
             Err(found) if found.is_empty() => Err(LookupError::NotFound(pid.to_string())),
@@ -364,20 +379,24 @@ impl Node {
     }
 
     /// Delivers `message` to `target`'s [`handle_info`](GenServer::handle_info) after
-    /// `delay`. The timer is cancelled if `target` ends first.
+    /// `delay`. The timer is cancelled if `target` ends first (for a process of another
+    /// node, the message is sent at the deadline whatever happened).
     pub fn send_after<B: GenServer>(
         &self,
         target: &ServerRef<B>,
         message: B::Info,
         delay: Duration,
     ) -> TimerRef {
-        timer::start(
-            &self.inner.executors,
-            target.process(),
-            message,
-            delay,
-            None,
-        )
+        match target.local_process() {
+            Some(process) => timer::start(&self.inner.executors, process, message, delay, None),
+            None => {
+                let target = target.clone();
+                timer::start_detached(&self.inner.executors, delay, move || {
+                    // A remote target's end is not known here; a failed send is the answer.
+                    let _ = target.send(message);
+                })
+            }
+        }
     }
 
     /// Cancels a timer; `true` if it was still pending. Same as [`TimerRef::cancel`].
@@ -395,6 +414,21 @@ impl Node {
         self.inner.table.len()
     }
 
+    /// A typed reference to `pid` of another node of the cluster. Whether the process runs
+    /// there is not checked: calls to it fail with `NoProc` (or `NoConnection`) if not.
+    fn remote_ref<B: GenServer>(&self, pid: &Pid) -> Result<ServerRef<B>, LookupError> {
+        let codec = B::__remote_codec()
+            .ok_or_else(|| LookupError::LocalOnly(std::any::type_name::<B>().to_owned()))?;
+        let cluster = self
+            .inner
+            .cluster
+            .get()
+            .map(Arc::downgrade)
+            .unwrap_or_default();
+        let target = crate::dist::remote::RemoteTarget::by_pid(pid, cluster, codec);
+        Ok(ServerRef::remote(pid.clone(), target))
+    }
+
     /// Shuts the node down: refuses new processes, kills every running one (their links and
     /// monitors see `Killed`), and stops the scheduler threads. Call it from outside the
     /// node (a `main` function or a test); from inside a process it kills everything but
@@ -405,6 +439,17 @@ impl Node {
     pub fn shutdown(&self) {
         if self.inner.shutting_down.swap(true, Ordering::AcqRel) {
             return;
+        }
+        if let Some(cluster) = self.inner.cluster.get().cloned() {
+            // Say goodbye first, so peers report this node down as `Shutdown`.
+            if self.inner.executors.on_own_thread() {
+                self.inner
+                    .executors
+                    .spawn(async move { cluster.shutdown().await })
+                    .detach();
+            } else {
+                smol::block_on(cluster.shutdown());
+            }
         }
         for process in self.inner.table.all() {
             process

@@ -441,4 +441,6 @@ pub(crate) trait AnyProcess: Send + Sync + 'static {
     fn close_mailbox(&self);
     /// Puts a system message at the back of the mailbox; `false` if the process has ended.
     fn deliver_system(&self, info: SystemInfo) -> bool;
+    /// Decodes a message from another node and queues it (or answers why not).
+    fn deliver_remote(self: Arc<Self>, delivery: crate::dist::remote::RemoteDelivery);
 }

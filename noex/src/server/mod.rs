@@ -144,6 +144,14 @@ pub trait GenServer: Sized + Send + 'static {
         std::future::ready(())
     }
 
+    /// The codec of the behaviour's messages, if they can cross nodes. `#[behavior]` writes
+    /// it (from `RemoteBehavior::codec`); a hand-written behaviour whose messages are serde
+    /// types can return `Some(noex::__private::codec::<Self>())`.
+    #[doc(hidden)]
+    fn __remote_codec() -> Option<crate::dist::remote::Codec<Self>> {
+        None
+    }
+
     /// Runs when the process stops gracefully, with the reason it stops for. The default
     /// does nothing.
     fn terminate(

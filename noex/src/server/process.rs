@@ -3,14 +3,16 @@
 use std::any::Any;
 use std::sync::Arc;
 
-use super::reply::Slot;
+use super::reply::{Failure, ReplyTo};
 use super::{GenServer, Info};
+use crate::dist::remote::RemoteDelivery;
+use crate::dist::wire::RemoteOutcome;
 use crate::process::mailbox::Mailbox;
 use crate::process::{AnyProcess, Core, Identity, SystemInfo};
 
 /// One message in a server's mailbox.
 pub(crate) enum Envelope<B: GenServer> {
-    Call(B::Call, Slot<B::Reply>),
+    Call(B::Call, ReplyTo<B::Reply>),
     Cast(B::Cast),
     Info(Info<B::Info>),
 }
@@ -64,6 +66,68 @@ impl<B: GenServer> AnyProcess for Process<B> {
             },
         };
         self.deliver(Envelope::Info(info)).is_ok()
+    }
+
+    fn deliver_remote(self: Arc<Self>, delivery: RemoteDelivery) {
+        let Some(codec) = B::__remote_codec() else {
+            if let RemoteDelivery::Call { responder, .. } = delivery {
+                let text = format!("behaviour {} is local-only", self.core.id.behavior);
+                responder.respond(RemoteOutcome::Failed(text));
+            }
+            return;
+        };
+        let envelope = match delivery {
+            RemoteDelivery::Call {
+                behavior,
+                payload,
+                responder,
+            } => {
+                if behavior != codec.hash {
+                    let found = codec.name.to_owned();
+                    responder.respond(RemoteOutcome::WrongBehavior { found });
+                    return;
+                }
+                let request = match (codec.decode_call)(&payload) {
+                    Ok(request) => request,
+                    Err(error) => {
+                        let text = format!("the request does not decode: {error}");
+                        responder.respond(RemoteOutcome::Failed(text));
+                        return;
+                    }
+                };
+                let process = self.clone();
+                let encode = codec.encode_reply;
+                let reply = ReplyTo::forward(move |outcome| match outcome {
+                    Ok(reply) => responder.respond(match encode(&reply) {
+                        Ok(bytes) => RemoteOutcome::Reply(bytes),
+                        Err(error) => {
+                            RemoteOutcome::Failed(format!("the reply does not encode: {error}"))
+                        }
+                    }),
+                    Err(Failure::Unhandled) => responder.respond(RemoteOutcome::NoProc),
+                    Err(Failure::Abandoned) => responder.respond_when_exited(process),
+                });
+                Envelope::Call(request, reply)
+            }
+            RemoteDelivery::Cast { behavior, .. } | RemoteDelivery::Info { behavior, .. }
+                if behavior != codec.hash =>
+            {
+                let pid = self.core.pid();
+                return tracing::warn!(%pid, "dropped a remote message meant for another behaviour");
+            }
+            RemoteDelivery::Cast { payload, .. } => match (codec.decode_cast)(&payload) {
+                Ok(message) => Envelope::Cast(message),
+                Err(error) => return tracing::warn!(%error, "dropped an undecodable remote cast"),
+            },
+            RemoteDelivery::Info { payload, .. } => match (codec.decode_info)(&payload) {
+                Ok(message) => Envelope::Info(Info::Message(message)),
+                Err(error) => {
+                    return tracing::warn!(%error, "dropped an undecodable remote message")
+                }
+            },
+        };
+        // A closed mailbox drops the envelope: a call's ReplyTo then answers NoProc.
+        let _ = self.deliver(envelope);
     }
 
     fn close_mailbox(&self) {

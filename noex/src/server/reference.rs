@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use super::deadline::CallDeadline;
 use super::process::{Envelope, Process};
-use super::reply::Abandoned;
+use super::reply::{Failure, ReplyTo};
 use super::{run, GenServer, Info};
+use crate::dist::remote::RemoteTarget;
 use crate::error::{CallError, LookupError, SendError};
 use crate::node::{stop_process, Node, DEFAULT_STOP_GRACE};
 use crate::{ExitReason, Pid};
@@ -49,20 +50,40 @@ pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// node.shutdown();
 /// ```
 pub struct ServerRef<B: GenServer> {
-    process: Arc<Process<B>>,
+    route: Route<B>,
+}
+
+/// Where a `ServerRef`'s messages go.
+enum Route<B: GenServer> {
+    /// Straight into a local process's mailbox.
+    Local(Arc<Process<B>>),
+    /// Over the connection to the process's node.
+    Remote(Arc<RemoteProcess<B>>),
+}
+
+/// A process of another node.
+struct RemoteProcess<B: GenServer> {
+    pid: Pid,
+    target: RemoteTarget<B>,
 }
 
 impl<B: GenServer> Clone for ServerRef<B> {
     fn clone(&self) -> Self {
         ServerRef {
-            process: self.process.clone(),
+            route: match &self.route {
+                Route::Local(process) => Route::Local(process.clone()),
+                Route::Remote(remote) => Route::Remote(remote.clone()),
+            },
         }
     }
 }
 
 impl<B: GenServer> PartialEq for ServerRef<B> {
     fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.process, &other.process)
+        match (&self.route, &other.route) {
+            (Route::Local(a), Route::Local(b)) => Arc::ptr_eq(a, b),
+            _ => self.pid() == other.pid(),
+        }
     }
 }
 
@@ -76,28 +97,55 @@ impl<B: GenServer> fmt::Debug for ServerRef<B> {
 
 impl<B: GenServer> ServerRef<B> {
     pub(crate) fn from_process(process: Arc<Process<B>>) -> Self {
-        ServerRef { process }
+        ServerRef {
+            route: Route::Local(process),
+        }
     }
 
-    pub(crate) fn process(&self) -> &Arc<Process<B>> {
-        &self.process
+    pub(crate) fn remote(pid: Pid, target: RemoteTarget<B>) -> Self {
+        ServerRef {
+            route: Route::Remote(Arc::new(RemoteProcess { pid, target })),
+        }
+    }
+
+    /// The local process, if the reference is to one.
+    pub(crate) fn local_process(&self) -> Option<&Arc<Process<B>>> {
+        match &self.route {
+            Route::Local(process) => Some(process),
+            Route::Remote(_) => None,
+        }
     }
 
     /// The process's pid.
     pub fn pid(&self) -> &Pid {
-        self.process.core.pid()
+        match &self.route {
+            Route::Local(process) => process.core.pid(),
+            Route::Remote(remote) => &remote.pid,
+        }
     }
 
-    /// `true` while the process runs.
+    /// `true` if the process runs on this node (rather than on another node of the
+    /// cluster).
+    pub fn is_local(&self) -> bool {
+        matches!(self.route, Route::Local(_))
+    }
+
+    /// `true` while the process runs. For a process of another node: while that node is
+    /// connected (a node learns of a remote process's end only through a monitor).
     pub fn is_alive(&self) -> bool {
-        self.process.core.is_alive()
+        match &self.route {
+            Route::Local(process) => process.core.is_alive(),
+            Route::Remote(remote) => remote.target.is_reachable(),
+        }
     }
 
     /// Calls the server and waits for its reply, for at most 5 s.
     ///
     /// Errors: [`CallError::NoProc`] at once if the server is not running or ends before
     /// taking the request; [`CallError::Exited`] if it ends while handling it;
-    /// [`CallError::Timeout`] if no reply comes in time (a late reply is dropped).
+    /// [`CallError::Timeout`] if no reply comes in time (a late reply is dropped). A call
+    /// to another node fails with [`CallError::NoConnection`] as soon as that node is
+    /// lost.
     pub async fn call(&self, request: B::Call) -> Result<B::Reply, CallError> {
         self.call_timeout(request, DEFAULT_CALL_TIMEOUT).await
     }
@@ -112,50 +160,64 @@ impl<B: GenServer> ServerRef<B> {
         request: B::Call,
         timeout: Duration,
     ) -> Result<B::Reply, CallError> {
-        if run::is_current(&self.process) {
+        let process = match &self.route {
+            Route::Local(process) => process,
+            Route::Remote(remote) => return remote.target.call(request, timeout).await,
+        };
+        if run::is_current(process) {
             return Err(CallError::CallingSelf);
         }
         let (slot, reply) = oneshot::async_channel();
-        if self.process.deliver(Envelope::Call(request, slot)).is_err() {
+        if process
+            .deliver(Envelope::Call(request, ReplyTo::new(slot)))
+            .is_err()
+        {
             return Err(CallError::NoProc);
         }
         let mut deadline = CallDeadline::after(timeout);
         match deadline.run(reply).await {
             Some(Ok(Ok(value))) => Ok(value),
-            Some(Ok(Err(Abandoned))) => {
+            Some(Ok(Err(Failure::Abandoned))) => {
                 // Taken but never answered: the server is ending (or chose not to reply).
-                match deadline.run(self.process.core.exited()).await {
+                match deadline.run(process.core.exited()).await {
                     Some(reason) => Err(CallError::Exited(reason)),
                     None => Err(CallError::Timeout),
                 }
             }
             // The request was dropped unhandled with the mailbox.
-            Some(Err(_)) => Err(CallError::NoProc),
+            Some(Ok(Err(Failure::Unhandled)) | Err(_)) => Err(CallError::NoProc),
             None => Err(CallError::Timeout),
         }
     }
 
-    /// Sends a one-way message. Fails with [`SendError::NoProc`] if the server is not
-    /// running; success means the message is queued, not that it will be handled.
+    /// Sends a one-way message. Fails with [`SendError::NoProc`] if the server is known not
+    /// to run (or [`SendError::NoConnection`] / [`SendError::Overloaded`] for a process of
+    /// another node); success means the message is queued, not that it will be handled.
     pub fn cast(&self, message: B::Cast) -> Result<(), SendError> {
-        self.process
-            .deliver(Envelope::Cast(message))
-            .map_err(|_| SendError::NoProc)
+        match &self.route {
+            Route::Local(process) => process
+                .deliver(Envelope::Cast(message))
+                .map_err(|_| SendError::NoProc),
+            Route::Remote(remote) => remote.target.cast(message),
+        }
     }
 
     /// Sends a plain message to the server's [`handle_info`](GenServer::handle_info), like
     /// Erlang's `!`.
     pub fn send(&self, message: B::Info) -> Result<(), SendError> {
-        self.process
-            .deliver(Envelope::Info(Info::Message(message)))
-            .map_err(|_| SendError::NoProc)
+        match &self.route {
+            Route::Local(process) => process
+                .deliver(Envelope::Info(Info::Message(message)))
+                .map_err(|_| SendError::NoProc),
+            Route::Remote(remote) => remote.target.send(message),
+        }
     }
 
     /// Stops the server gracefully: it finishes its current message, runs `terminate` and
     /// ends with `reason`; if that takes more than 5 s it is killed. Resolves with the
     /// reason it actually ended with.
     pub async fn stop(&self, reason: ExitReason) -> Result<ExitReason, SendError> {
-        stop_process(&self.process.core, reason, Some(DEFAULT_STOP_GRACE)).await
+        self.stop_with_grace(reason, Some(DEFAULT_STOP_GRACE)).await
     }
 
     /// [`stop`](Self::stop) with a grace period of your choice; `None` waits for
@@ -165,12 +227,20 @@ impl<B: GenServer> ServerRef<B> {
         reason: ExitReason,
         grace: Option<Duration>,
     ) -> Result<ExitReason, SendError> {
-        stop_process(&self.process.core, reason, grace).await
+        match &self.route {
+            Route::Local(process) => stop_process(&process.core, reason, grace).await,
+            Route::Remote(remote) => remote.target.stop(reason, grace).await,
+        }
     }
 
-    /// Waits until the server has ended and returns why.
+    /// Waits until the server has ended and returns why. For a process of another node,
+    /// waits until that node is no longer connected and returns
+    /// [`ExitReason::NoConnection`] (its end is reported only to monitors).
     pub async fn exited(&self) -> ExitReason {
-        self.process.core.exited().await
+        match &self.route {
+            Route::Local(process) => process.core.exited().await,
+            Route::Remote(remote) => remote.target.unreachable().await,
+        }
     }
 }
 
@@ -207,7 +277,8 @@ impl<B: GenServer> ServerRef<B> {
 pub struct NamedRef<B: GenServer> {
     node: Node,
     name: String,
-    _behavior: std::marker::PhantomData<fn() -> B>,
+    /// Set when the name is registered on another node.
+    remote: Option<Arc<RemoteTarget<B>>>,
 }
 
 impl<B: GenServer> Clone for NamedRef<B> {
@@ -215,7 +286,7 @@ impl<B: GenServer> Clone for NamedRef<B> {
         NamedRef {
             node: self.node.clone(),
             name: self.name.clone(),
-            _behavior: std::marker::PhantomData,
+            remote: self.remote.clone(),
         }
     }
 }
@@ -231,7 +302,15 @@ impl<B: GenServer> NamedRef<B> {
         NamedRef {
             node,
             name,
-            _behavior: std::marker::PhantomData,
+            remote: None,
+        }
+    }
+
+    pub(crate) fn on_node(node: Node, name: String, target: RemoteTarget<B>) -> Self {
+        NamedRef {
+            node,
+            name,
+            remote: Some(Arc::new(target)),
         }
     }
 
@@ -240,14 +319,18 @@ impl<B: GenServer> NamedRef<B> {
         &self.name
     }
 
-    /// The process holding the name now.
+    /// The process holding the name now, on this node. A name of another node is reached
+    /// only through the `NamedRef` itself.
     pub fn resolve(&self) -> Result<ServerRef<B>, LookupError> {
-        self.node.lookup::<B>(&self.name)
+        match &self.remote {
+            None => self.node.lookup::<B>(&self.name),
+            Some(_) => Err(LookupError::OnAnotherNode(self.name.clone())),
+        }
     }
 
     /// [`ServerRef::call`] on the process holding the name; `NoProc` if nobody does.
     pub async fn call(&self, request: B::Call) -> Result<B::Reply, CallError> {
-        self.resolve()?.call(request).await
+        self.call_timeout(request, DEFAULT_CALL_TIMEOUT).await
     }
 
     /// [`ServerRef::call_timeout`] on the process holding the name.
@@ -256,16 +339,25 @@ impl<B: GenServer> NamedRef<B> {
         request: B::Call,
         timeout: Duration,
     ) -> Result<B::Reply, CallError> {
-        self.resolve()?.call_timeout(request, timeout).await
+        match &self.remote {
+            Some(target) => target.call(request, timeout).await,
+            None => self.resolve()?.call_timeout(request, timeout).await,
+        }
     }
 
     /// [`ServerRef::cast`] to the process holding the name.
     pub fn cast(&self, message: B::Cast) -> Result<(), SendError> {
-        self.resolve()?.cast(message)
+        match &self.remote {
+            Some(target) => target.cast(message),
+            None => self.resolve()?.cast(message),
+        }
     }
 
     /// [`ServerRef::send`] to the process holding the name.
     pub fn send(&self, message: B::Info) -> Result<(), SendError> {
-        self.resolve()?.send(message)
+        match &self.remote {
+            Some(target) => target.send(message),
+            None => self.resolve()?.send(message),
+        }
     }
 }

@@ -1,24 +1,33 @@
 //! The reply slot of a call: a one-shot channel from the server back to its caller.
 //!
-//! The caller keeps the receiving end; the request carries the sending end. What the caller
-//! sees depends on how the sending end goes away:
+//! The caller keeps the receiving end; the request carries the sending end, inside a
+//! [`ReplyTo`]. What the caller sees depends on how the `ReplyTo` goes away:
 //!
 //! * [`ReplyTo::send`] delivers the reply;
-//! * a request dropped unhandled (still queued when the server ended) closes the slot
-//!   without a word: the caller reports [`CallError::NoProc`](crate::CallError::NoProc);
-//! * a [`ReplyTo`] dropped unanswered (the handler crashed, was killed, or discarded it)
-//!   marks the slot *abandoned*: the caller waits for the server to end and reports
-//!   [`CallError::Exited`](crate::CallError::Exited) with its reason, or times out.
+//! * a request dropped unhandled (still queued when the server ended) reports
+//!   [`Failure::Unhandled`]: the caller returns [`CallError::NoProc`](crate::CallError::NoProc);
+//! * a `ReplyTo` dropped unanswered after the handler took it (the handler crashed, was
+//!   killed, or discarded it) reports [`Failure::Abandoned`]: the caller waits for the
+//!   server to end and returns [`CallError::Exited`](crate::CallError::Exited) with its
+//!   reason, or times out.
+//!
+//! For a call from another node, the slot is a function that encodes the outcome and sends
+//! it back over the connection.
 
 use std::fmt;
 use std::sync::{Mutex, PoisonError};
 
 /// What travels back through a reply slot.
-pub(crate) type Outcome<R> = Result<R, Abandoned>;
+pub(crate) type Outcome<R> = Result<R, Failure>;
 
-/// The server took the request but will not answer it.
-#[derive(Debug)]
-pub(crate) struct Abandoned;
+/// Why a call got no reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Failure {
+    /// The request was dropped before a handler took it.
+    Unhandled,
+    /// A handler took the request but will not answer it.
+    Abandoned,
+}
 
 /// The sending end of a reply slot, as carried by a queued request.
 pub(crate) type Slot<R> = oneshot::Sender<Outcome<R>>;
@@ -31,6 +40,8 @@ pub(crate) type Slot<R> = oneshot::Sender<Outcome<R>>;
 /// ([`CallError::Exited`](crate::CallError::Exited)) or at its timeout.
 pub struct ReplyTo<R> {
     sink: Option<Sink<R>>,
+    /// Whether a handler has taken the request (decides what dropping it means).
+    taken: bool,
 }
 
 /// Where a reply goes: the caller's slot, or a conversion on the way to it.
@@ -60,7 +71,22 @@ impl<R> ReplyTo<R> {
     pub(crate) fn new(slot: Slot<R>) -> Self {
         ReplyTo {
             sink: Some(Sink::Slot(slot)),
+            taken: false,
         }
+    }
+
+    /// A `ReplyTo` that hands the outcome to `forward` (a remote caller's connection).
+    pub(crate) fn forward(forward: impl FnOnce(Outcome<R>) + Send + 'static) -> Self {
+        ReplyTo {
+            sink: Some(Sink::Adapted(Mutex::new(Box::new(forward)))),
+            taken: false,
+        }
+    }
+
+    /// Marks the request as taken by a handler.
+    pub(crate) fn taken(mut self) -> Self {
+        self.taken = true;
+        self
     }
 
     /// Sends the reply. If the caller has stopped waiting (its call timed out), the reply is
@@ -86,6 +112,7 @@ impl<R> ReplyTo<R> {
     {
         let sink = self.sink.take();
         ReplyTo {
+            taken: self.taken,
             sink: sink.map(|sink| {
                 Sink::Adapted(Mutex::new(Box::new(move |outcome: Outcome<U>| {
                     sink.deliver(outcome.map(convert))
@@ -98,7 +125,12 @@ impl<R> ReplyTo<R> {
 impl<R> Drop for ReplyTo<R> {
     fn drop(&mut self) {
         if let Some(sink) = self.sink.take() {
-            sink.deliver(Err(Abandoned));
+            let failure = if self.taken {
+                Failure::Abandoned
+            } else {
+                Failure::Unhandled
+            };
+            sink.deliver(Err(failure));
         }
     }
 }

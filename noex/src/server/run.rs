@@ -15,7 +15,6 @@ use std::task::{Context, Poll};
 
 use super::ctx::Ctx;
 use super::process::{Envelope, Process};
-use super::reply::ReplyTo;
 use super::{GenServer, Info};
 use crate::error::SpawnError;
 use crate::events::LifecycleEvent;
@@ -32,6 +31,12 @@ pub(crate) type Started<B> = oneshot::Sender<Result<(), SpawnError<<B as GenServ
 thread_local! {
     /// The process whose handler is being polled on this thread (to refuse self-calls).
     static CURRENT: Cell<usize> = const { Cell::new(0) };
+}
+
+/// A key for the process whose handler runs on this thread (0 outside handlers): what a
+/// connection uses to keep each sender's messages in order.
+pub(crate) fn current_sender() -> usize {
+    CURRENT.with(|c| c.get())
 }
 
 /// `true` if the handler being polled on this thread belongs to `process`.
@@ -179,8 +184,8 @@ pub(crate) async fn run<B: GenServer>(
             }
         }
         let handler = match envelope {
-            Envelope::Call(request, slot) => Dispatch::Call {
-                handler: state.handle_call(request, ReplyTo::new(slot), &mut ctx),
+            Envelope::Call(request, reply) => Dispatch::Call {
+                handler: state.handle_call(request, reply.taken(), &mut ctx),
             },
             Envelope::Cast(message) => Dispatch::Cast {
                 handler: state.handle_cast(message, &mut ctx),

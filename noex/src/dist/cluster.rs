@@ -1,0 +1,577 @@
+//! Membership: who is connected, connecting and reconnecting, and the events that say so.
+//!
+//! Every node keeps one connection to every other (a full mesh). A node connects to its
+//! seeds, retrying with backoff until they answer; every connection starts with both sides
+//! exchanging the ids of their peers (`Members`), and a node announces its members again
+//! whenever one joins, so every node learns of every other and connects to it.
+//!
+//! Simultaneous connects are resolved the same way on both sides: the connection dialled
+//! by the node with the greater id wins. A peer that reconnects with a new incarnation
+//! (it restarted) replaces its old connection: the old one is reported down first.
+//!
+//! A connection lost by failure is re-dialled with exponential backoff and jitter. One
+//! ended by the peer's goodbye is not: the peer left.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::{Duration, Instant};
+
+use async_net::{TcpListener, TcpStream};
+use futures_lite::FutureExt;
+
+use super::config::{
+    ClusterConfig, ClusterEvent, NodeDownReason, NodeInfo, NodeStatus, Seed, TrafficStats,
+};
+use super::handshake::{self, Established, HandshakeError, Local};
+use super::node_id::NodeId;
+use super::peer::{self, Peer};
+use super::wire::{Refusal, WireMessage};
+use crate::events::EventBus;
+use crate::node::NodeInner;
+
+/// The cluster state of one node.
+pub(crate) struct Cluster {
+    pub(crate) config: ClusterConfig,
+    pub(crate) id: NodeId,
+    pub(crate) incarnation: u64,
+    node: Weak<NodeInner>,
+    state: Mutex<State>,
+    pub(crate) events: EventBus<ClusterEvent>,
+    started: Instant,
+    next_id: AtomicU64,
+    stopping: AtomicBool,
+    /// Fault injection: refuse every new connection.
+    refuse_connections: AtomicBool,
+}
+
+#[derive(Default)]
+struct State {
+    /// Established connections, by node id text.
+    peers: HashMap<Arc<str>, Arc<Peer>>,
+    /// Addresses (`host:port`) being dialled.
+    dialing: HashSet<String>,
+    /// Reconnections per node.
+    reconnects: HashMap<Arc<str>, u64>,
+}
+
+impl Cluster {
+    /// Binds the listener and returns the cluster state (not yet running).
+    pub(crate) async fn bind(
+        config: ClusterConfig,
+    ) -> Result<(TcpListener, NodeId), super::StartError> {
+        config.validate()?;
+        let listener =
+            TcpListener::bind(config.bind)
+                .await
+                .map_err(|error| super::StartError::Bind {
+                    address: config.bind,
+                    error,
+                })?;
+        let local = listener
+            .local_addr()
+            .map_err(|error| super::StartError::Bind {
+                address: config.bind,
+                error,
+            })?;
+        let id = config.node_id(local)?;
+        Ok((listener, id))
+    }
+
+    pub(crate) fn new(
+        config: ClusterConfig,
+        id: NodeId,
+        incarnation: u64,
+        node: Weak<NodeInner>,
+    ) -> Self {
+        Cluster {
+            config,
+            id,
+            incarnation,
+            node,
+            state: Mutex::new(State::default()),
+            events: EventBus::default(),
+            started: Instant::now(),
+            next_id: AtomicU64::new(1),
+            stopping: AtomicBool::new(false),
+            refuse_connections: AtomicBool::new(false),
+        }
+    }
+
+    /// Starts accepting connections and dialling the seeds.
+    pub(crate) fn run(self: &Arc<Self>, listener: TcpListener) {
+        let cluster = Arc::downgrade(self);
+        self.spawn(accept_loop(cluster, listener));
+        for seed in &self.config.seeds {
+            match Seed::parse(seed) {
+                Ok(seed) if seed.address() != self.id.address() => {
+                    let expected = match &seed {
+                        Seed::Node(id) => Some(id.clone()),
+                        Seed::Address(_) => None,
+                    };
+                    self.dial(seed.address().to_owned(), expected);
+                }
+                Ok(_) => {}
+                // Validated at start.
+                Err(_) => {}
+            }
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs a task on the node's scheduler threads.
+    pub(crate) fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        if let Some(node) = self.node.upgrade() {
+            node.executors.spawn(task).detach();
+        }
+    }
+
+    pub(crate) fn node(&self) -> Option<Arc<NodeInner>> {
+        self.node.upgrade()
+    }
+
+    pub(crate) fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn process_count(&self) -> usize {
+        self.node.upgrade().map_or(0, |node| node.table.len())
+    }
+
+    pub(crate) fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+
+    /// The connection to `node` (its id text), if established.
+    pub(crate) fn peer(&self, node: &str) -> Option<Arc<Peer>> {
+        self.lock().peers.get(node).cloned()
+    }
+
+    fn local(&self) -> Local<'_> {
+        Local {
+            id: &self.id,
+            incarnation: self.incarnation,
+            secret: &self.config.secret,
+        }
+    }
+
+    /// Dials `address` (unless already connected or dialling), retrying with backoff until
+    /// connected, refused for good, or the node stops.
+    pub(crate) fn dial(self: &Arc<Self>, address: String, expected: Option<NodeId>) {
+        {
+            let mut state = self.lock();
+            if let Some(id) = &expected {
+                if state.peers.contains_key(id.as_str()) {
+                    return;
+                }
+            }
+            if !state.dialing.insert(address.clone()) {
+                return;
+            }
+        }
+        let cluster = Arc::downgrade(self);
+        self.spawn(async move {
+            dial_loop(&cluster, &address, expected).await;
+            if let Some(cluster) = cluster.upgrade() {
+                cluster.lock().dialing.remove(&address);
+            }
+        });
+    }
+
+    /// Decides whether an inbound connection from `peer` may proceed.
+    fn admit(&self, peer: &NodeId, incarnation: u64) -> Result<(), Refusal> {
+        if self.is_stopping() {
+            return Err(Refusal::ShuttingDown);
+        }
+        let state = self.lock();
+        if let Some(existing) = state.peers.get(peer.as_str()) {
+            if existing.incarnation == incarnation {
+                return Err(Refusal::AlreadyConnected);
+            }
+        }
+        // A simultaneous connect: the connection dialled by the greater id wins.
+        if state.dialing.contains(peer.address()) && self.id > *peer {
+            return Err(Refusal::AlreadyConnected);
+        }
+        Ok(())
+    }
+
+    /// Installs an established connection; reports `NodeUp` (and the `NodeDown` of a
+    /// connection it replaces). Returns `false` if the connection was not needed.
+    fn register(
+        self: &Arc<Self>,
+        established: Established,
+        stream: TcpStream,
+        outbound: bool,
+    ) -> bool {
+        let _ = stream.set_nodelay(true);
+        let peer = Arc::new(Peer::new(
+            established.peer.clone(),
+            established.incarnation,
+            outbound,
+            stream,
+            self.config.outbound_queue_bytes,
+        ));
+        let key = peer.id.as_arc();
+        let members;
+        {
+            let mut state = self.lock();
+            if self.is_stopping() {
+                drop(state);
+                peer.close();
+                return false;
+            }
+            if let Some(existing) = state.peers.get(&key).cloned() {
+                if existing.incarnation == peer.incarnation {
+                    // Two connections to one peer: keep the one dialled by the greater id.
+                    let dialer = |p: &Peer| {
+                        if p.outbound {
+                            self.id.clone()
+                        } else {
+                            p.id.clone()
+                        }
+                    };
+                    if dialer(&peer) <= dialer(&existing) {
+                        drop(state);
+                        peer.close();
+                        return false;
+                    }
+                    existing.close();
+                    state.peers.insert(key.clone(), peer.clone());
+                    tracing::debug!(node = %peer.id, "replaced a duplicate connection");
+                } else {
+                    // The peer restarted: its old connection is dead.
+                    existing.close();
+                    state.peers.remove(&key);
+                    self.events.publish(ClusterEvent::NodeDown {
+                        node: existing.id.clone(),
+                        reason: NodeDownReason::ConnectionClosed,
+                    });
+                    tracing::info!(node = %existing.id, "node restarted; old connection dropped");
+                    state.peers.insert(key.clone(), peer.clone());
+                    self.events.publish(ClusterEvent::NodeUp {
+                        node: peer.id.clone(),
+                        incarnation: peer.incarnation,
+                    });
+                }
+            } else {
+                state.peers.insert(key.clone(), peer.clone());
+                self.events.publish(ClusterEvent::NodeUp {
+                    node: peer.id.clone(),
+                    incarnation: peer.incarnation,
+                });
+                tracing::info!(node = %peer.id, "node up");
+            }
+            members = state.peers.values().cloned().collect::<Vec<_>>();
+        }
+        peer::run(self, &peer);
+        // Tell everyone about everyone, so the new node meets the others and they meet it.
+        let nodes: Vec<String> = members.iter().map(|p| p.id.as_str().to_owned()).collect();
+        for member in &members {
+            let _ = member.queue.push_control(&WireMessage::Members {
+                nodes: nodes.clone(),
+            });
+        }
+        true
+    }
+
+    /// Connects to nodes a peer told us about.
+    pub(crate) fn learn(self: &Arc<Self>, nodes: &[String]) {
+        if self.is_stopping() {
+            return;
+        }
+        for text in nodes {
+            let Ok(id) = text.parse::<NodeId>() else {
+                tracing::warn!(node = %text, "a peer announced an invalid node id");
+                continue;
+            };
+            if id == self.id || self.peer(id.as_str()).is_some() {
+                continue;
+            }
+            // If both sides dial, the handshake's tie-break keeps one connection.
+            self.dial(id.address().to_owned(), Some(id));
+        }
+    }
+
+    /// A connection ended. Reports `NodeDown` if it was the current connection to the
+    /// peer, fails its pending calls, and re-dials unless the peer left.
+    pub(crate) fn peer_down(
+        self: &Arc<Self>,
+        peer: &Arc<Peer>,
+        reason: NodeDownReason,
+        detail: &str,
+    ) {
+        if !peer.close() {
+            return;
+        }
+        let key = peer.id.as_arc();
+        let was_current = {
+            let mut state = self.lock();
+            let current = state.peers.get(&key).is_some_and(|p| Arc::ptr_eq(p, peer));
+            if current {
+                state.peers.remove(&key);
+                self.events.publish(ClusterEvent::NodeDown {
+                    node: peer.id.clone(),
+                    reason: reason.clone(),
+                });
+            }
+            current
+        };
+        if !was_current {
+            return;
+        }
+        match &reason {
+            NodeDownReason::Shutdown => tracing::info!(node = %peer.id, "node left"),
+            _ => tracing::warn!(node = %peer.id, %reason, detail, "node down"),
+        }
+        if reason != NodeDownReason::Shutdown && !self.is_stopping() {
+            *self.lock().reconnects.entry(key).or_default() += 1;
+            self.dial(peer.id.address().to_owned(), Some(peer.id.clone()));
+        }
+    }
+
+    /// Says goodbye to every peer and closes every connection.
+    pub(crate) async fn shutdown(&self) {
+        if self.stopping.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let peers: Vec<_> = self.lock().peers.drain().map(|(_, p)| p).collect();
+        for peer in &peers {
+            let _ = peer.queue.push_control(&WireMessage::Goodbye);
+        }
+        // Give the writers a moment to flush the goodbyes, then close.
+        let flushed = async {
+            for peer in &peers {
+                while peer.queue.queued_bytes() > 0 && !peer.is_closed() {
+                    smol::Timer::after(Duration::from_millis(1)).await;
+                }
+            }
+            // The goodbye itself is a control frame; let it reach the socket.
+            smol::Timer::after(Duration::from_millis(20)).await;
+        };
+        flushed
+            .or(async {
+                smol::Timer::after(Duration::from_millis(500)).await;
+            })
+            .await;
+        for peer in peers {
+            peer.close();
+            self.events.publish(ClusterEvent::NodeDown {
+                node: peer.id.clone(),
+                reason: NodeDownReason::Shutdown,
+            });
+        }
+    }
+
+    /// The connected peers.
+    pub(crate) fn connected(&self) -> Vec<NodeInfo> {
+        let state = self.lock();
+        let mut nodes: Vec<_> = state
+            .peers
+            .values()
+            .map(|peer| {
+                let mut stats = peer.traffic();
+                stats.reconnects = state.reconnects.get(peer.id.as_str()).copied().unwrap_or(0);
+                NodeInfo {
+                    id: peer.id.clone(),
+                    incarnation: peer.incarnation,
+                    status: NodeStatus::Connected,
+                    process_count: peer.process_count.load(Ordering::Relaxed),
+                    uptime: Duration::from_millis(peer.uptime_ms.load(Ordering::Relaxed)),
+                    last_seen: peer.last_seen(),
+                    stats,
+                }
+            })
+            .collect();
+        nodes.sort_by(|a, b| a.id.cmp(&b.id));
+        nodes
+    }
+
+    /// Traffic counters of all current connections together.
+    pub(crate) fn totals(&self) -> TrafficStats {
+        self.connected()
+            .iter()
+            .fold(TrafficStats::default(), |total, node| {
+                add(total, node.stats)
+            })
+    }
+
+    /// Fault injection: drop everything written to `node` (it then sees us as silent).
+    pub(crate) fn silence(&self, node: &NodeId, silent: bool) -> bool {
+        match self.peer(node.as_str()) {
+            Some(peer) => {
+                peer.silenced.store(silent, Ordering::Relaxed);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Fault injection: refuse (close at once) every new connection, both ways.
+    pub(crate) fn refuse_connections(&self, refuse: bool) {
+        self.refuse_connections.store(refuse, Ordering::Relaxed);
+    }
+
+    /// Fault injection: drop the connection to `node` as if the network failed.
+    pub(crate) fn disconnect(self: &Arc<Self>, node: &NodeId) -> bool {
+        match self.peer(node.as_str()) {
+            Some(peer) => {
+                self.peer_down(
+                    &peer,
+                    NodeDownReason::ConnectionClosed,
+                    "disconnected on purpose",
+                );
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+fn add(a: TrafficStats, b: TrafficStats) -> TrafficStats {
+    TrafficStats {
+        messages_sent: a.messages_sent + b.messages_sent,
+        bytes_sent: a.bytes_sent + b.bytes_sent,
+        messages_received: a.messages_received + b.messages_received,
+        bytes_received: a.bytes_received + b.bytes_received,
+        calls_pending: a.calls_pending + b.calls_pending,
+        calls_timed_out: a.calls_timed_out + b.calls_timed_out,
+        casts_dropped: a.casts_dropped + b.casts_dropped,
+        reconnects: a.reconnects + b.reconnects,
+    }
+}
+
+async fn accept_loop(cluster: Weak<Cluster>, listener: TcpListener) {
+    loop {
+        let accepted = listener.accept().await;
+        let Some(cluster) = cluster.upgrade() else {
+            return;
+        };
+        if cluster.is_stopping() {
+            return;
+        }
+        let (stream, from) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                tracing::warn!(%error, "accepting a connection failed");
+                smol::Timer::after(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        if cluster.refuse_connections.load(Ordering::Relaxed) {
+            drop(stream);
+            continue;
+        }
+        let weak = Arc::downgrade(&cluster);
+        cluster.spawn(async move { accept_one(weak, stream, from).await });
+    }
+}
+
+async fn accept_one(cluster: Weak<Cluster>, mut stream: TcpStream, from: SocketAddr) {
+    let Some(strong) = cluster.upgrade() else {
+        return;
+    };
+    let timeout = strong.config.connect_timeout;
+    let handshake = async {
+        let local = strong.local();
+        Some(
+            handshake::accept(&mut stream, &local, |peer, incarnation| {
+                strong.admit(peer, incarnation)
+            })
+            .await,
+        )
+    };
+    let result = handshake
+        .or(async {
+            smol::Timer::after(timeout).await;
+            None
+        })
+        .await;
+    match result {
+        Some(Ok(established)) => {
+            strong.register(established, stream, false);
+        }
+        Some(Err(HandshakeError::Refused(Refusal::AlreadyConnected))) => {
+            tracing::debug!(%from, "refused a duplicate connection");
+        }
+        Some(Err(error)) => tracing::warn!(%from, %error, "refused a connection"),
+        None => tracing::warn!(%from, "a connection did not complete its handshake in time"),
+    }
+}
+
+async fn dial_loop(cluster: &Weak<Cluster>, address: &str, expected: Option<NodeId>) {
+    let mut backoff = match cluster.upgrade() {
+        Some(c) => c.config.reconnect_min,
+        None => return,
+    };
+    let mut warned = false;
+    loop {
+        let Some(strong) = cluster.upgrade() else {
+            return;
+        };
+        if strong.is_stopping() {
+            return;
+        }
+        if let Some(id) = &expected {
+            if strong.peer(id.as_str()).is_some() {
+                return;
+            }
+        }
+        let timeout = strong.config.connect_timeout;
+        let attempt = async {
+            if strong.refuse_connections.load(Ordering::Relaxed) {
+                return Err("connections refused (fault injection)".to_owned());
+            }
+            let mut stream = TcpStream::connect(address)
+                .await
+                .map_err(|e| e.to_string())?;
+            let local = strong.local();
+            match handshake::connect(&mut stream, &local, expected.as_ref()).await {
+                Ok(established) => Ok(Some((established, stream))),
+                Err(HandshakeError::RefusedByPeer(Refusal::AlreadyConnected)) => Ok(None),
+                Err(error) => Err(error.to_string()),
+            }
+        };
+        let result = attempt
+            .or(async {
+                smol::Timer::after(timeout).await;
+                Err("timed out".to_owned())
+            })
+            .await;
+        match result {
+            Ok(Some((established, stream))) => {
+                strong.register(established, stream, true);
+                return;
+            }
+            // The peer is connected to us through its own connection.
+            Ok(None) => return,
+            Err(error) => {
+                if !warned {
+                    tracing::warn!(%address, %error, "cannot connect; retrying with backoff");
+                    warned = true;
+                } else {
+                    tracing::debug!(%address, %error, "cannot connect");
+                }
+            }
+        }
+        let max = strong.config.reconnect_max;
+        drop(strong);
+        smol::Timer::after(jitter(backoff)).await;
+        backoff = (backoff * 2).min(max);
+    }
+}
+
+/// `delay` ±20 %.
+fn jitter(delay: Duration) -> Duration {
+    let random = getrandom::u32().unwrap_or(0) as f64 / u32::MAX as f64;
+    delay.mul_f64(0.8 + 0.4 * random)
+}

@@ -1,0 +1,340 @@
+//! How a clustered node is set up, and what it reports.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use thiserror::Error;
+
+use super::node_id::{split_address, NodeId, NodeIdError};
+
+/// The settings of a clustered node, for [`Node::start`](crate::Node::start).
+///
+/// ```
+/// use std::time::Duration;
+/// use noex::ClusterConfig;
+///
+/// let config = ClusterConfig::new("worker-1")
+///     .bind("0.0.0.0:4370".parse().unwrap())
+///     .advertise_host("10.0.0.7")
+///     .seed("coordinator@10.0.0.2:4370")
+///     .secret("change me")
+///     .heartbeat(Duration::from_millis(500), Duration::from_secs(3));
+/// # let _ = config;
+/// ```
+#[derive(Clone)]
+pub struct ClusterConfig {
+    pub(crate) name: String,
+    pub(crate) bind: SocketAddr,
+    pub(crate) advertise_host: Option<String>,
+    pub(crate) seeds: Vec<String>,
+    pub(crate) secret: Vec<u8>,
+    pub(crate) heartbeat_interval: Duration,
+    pub(crate) heartbeat_timeout: Duration,
+    pub(crate) max_frame_size: usize,
+    pub(crate) max_message_size: usize,
+    pub(crate) outbound_queue_bytes: usize,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) reconnect_min: Duration,
+    pub(crate) reconnect_max: Duration,
+    pub(crate) threads: Option<usize>,
+}
+
+impl std::fmt::Debug for ClusterConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterConfig")
+            .field("name", &self.name)
+            .field("bind", &self.bind)
+            .field("advertise_host", &self.advertise_host)
+            .field("seeds", &self.seeds)
+            .field("secret", &"<hidden>")
+            .field("heartbeat_interval", &self.heartbeat_interval)
+            .field("heartbeat_timeout", &self.heartbeat_timeout)
+            .field("max_frame_size", &self.max_frame_size)
+            .field("max_message_size", &self.max_message_size)
+            .field("outbound_queue_bytes", &self.outbound_queue_bytes)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("reconnect_min", &self.reconnect_min)
+            .field("reconnect_max", &self.reconnect_max)
+            .finish()
+    }
+}
+
+impl ClusterConfig {
+    /// A node named `name`, listening on 127.0.0.1 on a free port, with these defaults:
+    ///
+    /// | setting | default |
+    /// |---|---|
+    /// | heartbeat interval / failure timeout | 500 ms / 3 s |
+    /// | max frame size | 16 MiB |
+    /// | max message size (reassembled from fragments) | 256 MiB |
+    /// | outbound queue per peer | 8 MiB |
+    /// | connect timeout | 3 s |
+    /// | reconnect backoff | 100 ms doubling to 5 s, ±20 % jitter |
+    ///
+    /// The cluster secret defaults to empty: set one with [`secret`](Self::secret).
+    pub fn new(name: impl Into<String>) -> Self {
+        ClusterConfig {
+            name: name.into(),
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            advertise_host: None,
+            seeds: Vec::new(),
+            secret: Vec::new(),
+            heartbeat_interval: Duration::from_millis(500),
+            heartbeat_timeout: Duration::from_secs(3),
+            max_frame_size: 16 << 20,
+            max_message_size: 256 << 20,
+            outbound_queue_bytes: 8 << 20,
+            connect_timeout: Duration::from_secs(3),
+            reconnect_min: Duration::from_millis(100),
+            reconnect_max: Duration::from_secs(5),
+            threads: None,
+        }
+    }
+
+    /// The address to listen on. Port 0 picks a free port; the node id reports the real one.
+    pub fn bind(mut self, address: SocketAddr) -> Self {
+        self.bind = address;
+        self
+    }
+
+    /// The host other nodes use to reach this one. Defaults to the bind address's IP; a
+    /// node bound to `0.0.0.0` (or `::`) must set it, since it cannot know which of its
+    /// addresses the others can reach.
+    pub fn advertise_host(mut self, host: impl Into<String>) -> Self {
+        self.advertise_host = Some(host.into());
+        self
+    }
+
+    /// Adds a seed: `name@host:port` or `host:port`. Seeds are connected at start (and
+    /// retried with backoff until they answer); the rest of the cluster is learnt from them.
+    pub fn seed(mut self, seed: impl Into<String>) -> Self {
+        self.seeds.push(seed.into());
+        self
+    }
+
+    /// The cluster secret: nodes prove to each other that they know it.
+    pub fn secret(mut self, secret: impl AsRef<[u8]>) -> Self {
+        self.secret = secret.as_ref().to_vec();
+        self
+    }
+
+    /// Failure detection: a heartbeat is sent on a link quiet for `interval`; a peer heard
+    /// nothing from for `timeout` is declared down (`HeartbeatTimeout`).
+    pub fn heartbeat(mut self, interval: Duration, timeout: Duration) -> Self {
+        self.heartbeat_interval = interval;
+        self.heartbeat_timeout = timeout;
+        self
+    }
+
+    /// Limits: the largest frame read from a peer, and the largest message reassembled
+    /// from fragments. A peer exceeding them is disconnected.
+    pub fn limits(mut self, max_frame_size: usize, max_message_size: usize) -> Self {
+        self.max_frame_size = max_frame_size;
+        self.max_message_size = max_message_size;
+        self
+    }
+
+    /// The bytes of messages queued for one peer, at most: past it a cast fails with
+    /// `Overloaded` and a call waits for room (up to its timeout).
+    pub fn outbound_queue(mut self, bytes: usize) -> Self {
+        self.outbound_queue_bytes = bytes;
+        self
+    }
+
+    /// How long a connection attempt (TCP and handshake) may take.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Reconnection backoff: the first retry after `min`, doubling up to `max`.
+    pub fn reconnect_backoff(mut self, min: Duration, max: Duration) -> Self {
+        self.reconnect_min = min;
+        self.reconnect_max = max.max(min);
+        self
+    }
+
+    /// The number of scheduler threads (default: one per CPU).
+    pub fn threads(mut self, threads: usize) -> Self {
+        self.threads = Some(threads);
+        self
+    }
+
+    /// The node id this config yields once bound to `local` (the real address).
+    pub(crate) fn node_id(&self, local: SocketAddr) -> Result<NodeId, StartError> {
+        let host = match &self.advertise_host {
+            Some(host) => host.clone(),
+            None if local.ip().is_unspecified() => {
+                return Err(StartError::Config(format!(
+                    "bound to {local}: set advertise_host to an address other nodes can reach"
+                )))
+            }
+            None => match local.ip() {
+                IpAddr::V4(ip) => ip.to_string(),
+                IpAddr::V6(ip) => ip.to_string(),
+            },
+        };
+        Ok(NodeId::new(&self.name, &host, local.port())?)
+    }
+
+    /// Checks the settings that do not need the network.
+    pub(crate) fn validate(&self) -> Result<(), StartError> {
+        if self.heartbeat_interval.is_zero() || self.heartbeat_timeout <= self.heartbeat_interval {
+            return Err(StartError::Config(
+                "the heartbeat timeout must be longer than the (non-zero) interval".into(),
+            ));
+        }
+        if self.max_frame_size < 1024 {
+            return Err(StartError::Config(
+                "the max frame size must be at least 1 KiB".into(),
+            ));
+        }
+        for seed in &self.seeds {
+            Seed::parse(seed)?;
+        }
+        Ok(())
+    }
+}
+
+/// A seed: a node id, or only an address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Seed {
+    Node(NodeId),
+    Address(String),
+}
+
+impl Seed {
+    pub(crate) fn parse(text: &str) -> Result<Seed, NodeIdError> {
+        if text.contains('@') {
+            Ok(Seed::Node(text.parse()?))
+        } else {
+            split_address(text)?;
+            Ok(Seed::Address(text.to_owned()))
+        }
+    }
+
+    /// `host:port` to dial.
+    pub(crate) fn address(&self) -> &str {
+        match self {
+            Seed::Node(id) => id.address(),
+            Seed::Address(address) => address,
+        }
+    }
+}
+
+/// Why a clustered node did not start.
+#[derive(Debug, Error)]
+pub enum StartError {
+    /// The listening socket could not be bound.
+    #[error("cannot listen on {address}: {error}")]
+    Bind {
+        /// The address.
+        address: SocketAddr,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// The node id (name, advertised host) or a seed is invalid.
+    #[error(transparent)]
+    NodeId(#[from] NodeIdError),
+    /// The settings contradict each other.
+    #[error("invalid cluster configuration: {0}")]
+    Config(String),
+}
+
+/// Why a node was reported down.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NodeDownReason {
+    /// The connection closed or failed (the peer's process died, or the network did).
+    ConnectionClosed,
+    /// Nothing was heard from the peer for the heartbeat timeout.
+    HeartbeatTimeout,
+    /// The peer left the cluster (said goodbye) or this node shut down.
+    Shutdown,
+    /// The peer broke the protocol (an undecodable or oversized frame); the text says how.
+    ProtocolError(String),
+}
+
+impl std::fmt::Display for NodeDownReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NodeDownReason::ConnectionClosed => f.write_str("connection closed"),
+            NodeDownReason::HeartbeatTimeout => f.write_str("heartbeat timeout"),
+            NodeDownReason::Shutdown => f.write_str("shutdown"),
+            NodeDownReason::ProtocolError(text) => write!(f, "protocol error: {text}"),
+        }
+    }
+}
+
+/// A change of the cluster, from [`Node::cluster_events`](crate::Node::cluster_events).
+///
+/// For one peer, a `NodeDown` of an old connection always comes before the `NodeUp` of a
+/// new one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClusterEvent {
+    /// A connection to a node is up.
+    NodeUp {
+        /// The node.
+        node: NodeId,
+        /// Its incarnation (a restarted node has a new one).
+        incarnation: u64,
+    },
+    /// A node's connection is gone.
+    NodeDown {
+        /// The node.
+        node: NodeId,
+        /// Why.
+        reason: NodeDownReason,
+    },
+}
+
+/// The state of a connection to a peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NodeStatus {
+    /// Connected and authenticated.
+    Connected,
+}
+
+/// A connected peer, from [`Node::connected_nodes`](crate::Node::connected_nodes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NodeInfo {
+    /// Its id.
+    pub id: NodeId,
+    /// Its incarnation.
+    pub incarnation: u64,
+    /// The connection's state.
+    pub status: NodeStatus,
+    /// How many processes it runs (from its last heartbeat).
+    pub process_count: u64,
+    /// How long it has been up (from its last heartbeat).
+    pub uptime: Duration,
+    /// How long ago anything was received from it.
+    pub last_seen: Duration,
+    /// The connection's traffic counters.
+    pub stats: TrafficStats,
+}
+
+/// Traffic counters of one connection, or of all together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct TrafficStats {
+    /// Messages sent (user messages and replies).
+    pub messages_sent: u64,
+    /// Bytes written to the socket.
+    pub bytes_sent: u64,
+    /// Messages received (user messages and replies).
+    pub messages_received: u64,
+    /// Bytes read from the socket.
+    pub bytes_received: u64,
+    /// Remote calls waiting for their reply.
+    pub calls_pending: u64,
+    /// Remote calls that timed out.
+    pub calls_timed_out: u64,
+    /// Casts and sends that could not be queued (overloaded or not connected).
+    pub casts_dropped: u64,
+    /// Connections re-established after a loss.
+    pub reconnects: u64,
+}

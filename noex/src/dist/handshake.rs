@@ -1,0 +1,279 @@
+//! The handshake: protocol version, node identities, and mutual proof of the cluster secret.
+//!
+//! ```text
+//! connector                                   acceptor
+//!   Hello { version, node, incarnation, n_c } ──▶  checks version, identity, admission
+//!   ◀── Challenge { node, incarnation, n_a, proof_a = HMAC(secret, "challenge" n_c C A) }
+//!   verifies proof_a
+//!   Proof { proof_c = HMAC(secret, "proof" n_a A C) } ──▶  verifies proof_c
+//!   ◀── Welcome
+//! ```
+//!
+//! Each side proves it holds the secret over a nonce the *other* side chose just now, so a
+//! recorded handshake cannot be replayed; proofs are compared in constant time. The secret
+//! itself never crosses the wire. Any failure is answered with `Refused { reason }` (where
+//! the peer can still be told) and the connection is closed. Handshake frames are limited
+//! to [`HANDSHAKE_FRAME_LIMIT`] bytes, so an unauthenticated peer cannot make a node
+//! allocate much.
+
+use futures_lite::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+use thiserror::Error;
+
+use super::node_id::{NodeId, NodeIdError};
+use super::wire::{self, Refusal, WireError, WireMessage, PROTOCOL_VERSION};
+
+/// The largest frame accepted before the peer is authenticated.
+pub(crate) const HANDSHAKE_FRAME_LIMIT: usize = 4096;
+
+/// Who this node is, for the handshake.
+pub(crate) struct Local<'a> {
+    pub(crate) id: &'a NodeId,
+    pub(crate) incarnation: u64,
+    pub(crate) secret: &'a [u8],
+}
+
+/// The peer a handshake established.
+#[derive(Debug, Clone)]
+pub(crate) struct Established {
+    pub(crate) peer: NodeId,
+    pub(crate) incarnation: u64,
+}
+
+/// Why a handshake failed.
+#[derive(Debug, Error)]
+pub(crate) enum HandshakeError {
+    /// The peer refused us.
+    #[error("refused by the peer: {0}")]
+    RefusedByPeer(Refusal),
+    /// We refused the peer.
+    #[error("refused: {0}")]
+    Refused(Refusal),
+    /// The peer announced an invalid node id.
+    #[error("the peer's node id is invalid: {0}")]
+    BadPeerId(#[from] NodeIdError),
+    /// The peer is not the node we meant to connect to.
+    #[error("expected {expected}, reached {found}")]
+    WrongPeer {
+        /// The node we dialled.
+        expected: NodeId,
+        /// The node that answered.
+        found: NodeId,
+    },
+    /// The connection failed or sent garbage.
+    #[error(transparent)]
+    Wire(#[from] WireError),
+}
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// HMAC-SHA256 keyed by the secret over `label`, the nonce and both node ids.
+fn proof(secret: &[u8], label: &[u8], nonce: &[u8; 32], first: &str, second: &str) -> HmacSha256 {
+    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length");
+    mac.update(b"noex/1 ");
+    mac.update(label);
+    mac.update(nonce);
+    // Length-prefixed, so that ids cannot be shifted between the two fields.
+    for id in [first, second] {
+        mac.update(&(id.len() as u32).to_be_bytes());
+        mac.update(id.as_bytes());
+    }
+    mac
+}
+
+fn sign(secret: &[u8], label: &[u8], nonce: &[u8; 32], first: &str, second: &str) -> [u8; 32] {
+    proof(secret, label, nonce, first, second)
+        .finalize()
+        .into_bytes()
+        .into()
+}
+
+fn verify(
+    secret: &[u8],
+    label: &[u8],
+    nonce: &[u8; 32],
+    first: &str,
+    second: &str,
+    tag: &[u8; 32],
+) -> bool {
+    // `verify_slice` compares in constant time.
+    proof(secret, label, nonce, first, second)
+        .verify_slice(tag)
+        .is_ok()
+}
+
+fn nonce() -> [u8; 32] {
+    let mut nonce = [0u8; 32];
+    getrandom::fill(&mut nonce).expect("the operating system's random source failed");
+    nonce
+}
+
+async fn send<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    message: &WireMessage,
+) -> Result<(), WireError> {
+    let mut frame = Vec::new();
+    wire::encode_frame(message, &mut frame).map_err(WireError::Decode)?;
+    stream.write_all(&frame).await?;
+    stream.flush().await?;
+    Ok(())
+}
+
+/// Tells the peer why, best effort, and returns the error.
+async fn refuse<S: AsyncWrite + Unpin>(stream: &mut S, reason: Refusal) -> HandshakeError {
+    let _ = send(
+        stream,
+        &WireMessage::Refused {
+            reason: reason.clone(),
+        },
+    )
+    .await;
+    HandshakeError::Refused(reason)
+}
+
+/// Runs the connecting side. `expected` is the node we dialled, if we know its id.
+pub(crate) async fn connect<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    local: &Local<'_>,
+    expected: Option<&NodeId>,
+) -> Result<Established, HandshakeError> {
+    let my_nonce = nonce();
+    send(
+        stream,
+        &WireMessage::Hello {
+            version: PROTOCOL_VERSION,
+            node: local.id.as_str().to_owned(),
+            incarnation: local.incarnation,
+            nonce: my_nonce,
+        },
+    )
+    .await?;
+    let mut buffer = Vec::new();
+    let (peer, incarnation, their_nonce, their_proof) =
+        match wire::read_message(stream, HANDSHAKE_FRAME_LIMIT, &mut buffer).await? {
+            WireMessage::Challenge {
+                node,
+                incarnation,
+                nonce,
+                proof,
+            } => (node.parse::<NodeId>()?, incarnation, nonce, proof),
+            WireMessage::Refused { reason } => return Err(HandshakeError::RefusedByPeer(reason)),
+            _ => return Err(refuse(stream, Refusal::Protocol).await),
+        };
+    if let Some(expected) = expected {
+        if *expected != peer {
+            return Err(HandshakeError::WrongPeer {
+                expected: expected.clone(),
+                found: peer,
+            });
+        }
+    }
+    let (me, them) = (local.id.as_str(), peer.as_str());
+    if !verify(
+        local.secret,
+        b"challenge",
+        &my_nonce,
+        me,
+        them,
+        &their_proof,
+    ) {
+        return Err(refuse(stream, Refusal::Authentication).await);
+    }
+    let proof = sign(local.secret, b"proof", &their_nonce, them, me);
+    send(stream, &WireMessage::Proof { proof }).await?;
+    match wire::read_message(stream, HANDSHAKE_FRAME_LIMIT, &mut buffer).await? {
+        WireMessage::Welcome => Ok(Established { peer, incarnation }),
+        WireMessage::Refused { reason } => Err(HandshakeError::RefusedByPeer(reason)),
+        _ => Err(refuse(stream, Refusal::Protocol).await),
+    }
+}
+
+/// Runs the accepting side. `admit` decides, once the peer has said who it is, whether
+/// this connection may proceed (not ourselves, not a duplicate, not shutting down).
+pub(crate) async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    local: &Local<'_>,
+    admit: impl FnOnce(&NodeId, u64) -> Result<(), Refusal>,
+) -> Result<Established, HandshakeError> {
+    let mut buffer = Vec::new();
+    let (peer, incarnation, their_nonce) =
+        match wire::read_message(stream, HANDSHAKE_FRAME_LIMIT, &mut buffer).await? {
+            WireMessage::Hello {
+                version,
+                node,
+                incarnation,
+                nonce,
+            } => {
+                if version != PROTOCOL_VERSION {
+                    let reason = Refusal::Version {
+                        ours: PROTOCOL_VERSION,
+                        theirs: version,
+                    };
+                    return Err(refuse(stream, reason).await);
+                }
+                match node.parse::<NodeId>() {
+                    Ok(peer) => (peer, incarnation, nonce),
+                    Err(error) => {
+                        let _ = refuse(stream, Refusal::Protocol).await;
+                        return Err(error.into());
+                    }
+                }
+            }
+            _ => return Err(refuse(stream, Refusal::Protocol).await),
+        };
+    if peer == *local.id {
+        return Err(refuse(stream, Refusal::DuplicateNode).await);
+    }
+    if let Err(reason) = admit(&peer, incarnation) {
+        return Err(refuse(stream, reason).await);
+    }
+    let (me, them) = (local.id.as_str(), peer.as_str());
+    let my_nonce = nonce();
+    send(
+        stream,
+        &WireMessage::Challenge {
+            node: me.to_owned(),
+            incarnation: local.incarnation,
+            nonce: my_nonce,
+            proof: sign(local.secret, b"challenge", &their_nonce, them, me),
+        },
+    )
+    .await?;
+    match wire::read_message(stream, HANDSHAKE_FRAME_LIMIT, &mut buffer).await? {
+        WireMessage::Proof { proof } => {
+            if !verify(local.secret, b"proof", &my_nonce, me, them, &proof) {
+                return Err(refuse(stream, Refusal::Authentication).await);
+            }
+        }
+        WireMessage::Refused { reason } => return Err(HandshakeError::RefusedByPeer(reason)),
+        _ => return Err(refuse(stream, Refusal::Protocol).await),
+    }
+    send(stream, &WireMessage::Welcome).await?;
+    Ok(Established { peer, incarnation })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proofs_verify_only_with_the_same_secret_nonce_and_ids() {
+        let nonce = [7u8; 32];
+        let tag = sign(b"secret", b"proof", &nonce, "a@h:1", "b@h:2");
+        assert!(verify(b"secret", b"proof", &nonce, "a@h:1", "b@h:2", &tag));
+        assert!(!verify(b"other", b"proof", &nonce, "a@h:1", "b@h:2", &tag));
+        assert!(!verify(
+            b"secret", b"proof", &[8u8; 32], "a@h:1", "b@h:2", &tag
+        ));
+        assert!(!verify(b"secret", b"proof", &nonce, "b@h:2", "a@h:1", &tag));
+        assert!(!verify(
+            b"secret",
+            b"challenge",
+            &nonce,
+            "a@h:1",
+            "b@h:2",
+            &tag
+        ));
+    }
+}

@@ -1,0 +1,337 @@
+//! The wire protocol between nodes.
+//!
+//! A connection carries *frames*: a `u32` big-endian length, then that many bytes holding
+//! one postcard-encoded [`WireMessage`]. A frame longer than the receiver's maximum frame
+//! size is refused before anything is allocated for it, and the connection is closed.
+//!
+//! A connection starts with the handshake (`Hello`, `Challenge`, `Proof`, `Welcome`, or
+//! `Refused`), then carries everything else in any order. Messages larger than
+//! [`FRAGMENT_SIZE`] travel as `Fragment`s, interleaved with smaller traffic, and are
+//! decoded once reassembled.
+//!
+//! Versioning: `PROTOCOL_VERSION` is exchanged in `Hello`; nodes of different versions
+//! refuse each other. New message kinds get new variants at the end of the enum, so an
+//! older node that receives one fails to decode it (an error that closes the connection,
+//! never a panic) instead of misreading it.
+
+use futures_lite::{AsyncRead, AsyncReadExt};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::ExitReason;
+
+/// The protocol version this build speaks.
+pub(crate) const PROTOCOL_VERSION: u16 = 1;
+
+/// Encoded messages longer than this travel in fragments of this size.
+pub(crate) const FRAGMENT_SIZE: usize = 64 * 1024;
+
+/// Everything one node says to another.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) enum WireMessage {
+    /// Handshake step 1, from the connecting node.
+    Hello {
+        /// The connecting node's protocol version.
+        version: u16,
+        /// Its node id, `name@host:port`.
+        node: String,
+        /// Its incarnation: a random number drawn when it started.
+        incarnation: u64,
+        /// A fresh random nonce the accepting node must prove it can sign.
+        nonce: [u8; 32],
+    },
+    /// Handshake step 2, from the accepting node.
+    Challenge {
+        /// The accepting node's id.
+        node: String,
+        /// Its incarnation.
+        incarnation: u64,
+        /// A fresh random nonce the connecting node must prove it can sign.
+        nonce: [u8; 32],
+        /// HMAC-SHA256, keyed by the cluster secret, over the connecting node's nonce and
+        /// both ids (see `handshake::proof`).
+        proof: [u8; 32],
+    },
+    /// Handshake step 3, from the connecting node: its proof over the accepting node's
+    /// nonce.
+    Proof {
+        /// HMAC-SHA256 keyed by the cluster secret.
+        proof: [u8; 32],
+    },
+    /// Handshake step 4, from the accepting node: the connection is up.
+    Welcome,
+    /// The handshake is refused, and the connection closes.
+    Refused {
+        /// Why.
+        reason: Refusal,
+    },
+    /// Sent on a link that was otherwise quiet for a heartbeat interval.
+    Heartbeat {
+        /// How many processes run on the sender.
+        process_count: u64,
+        /// How long the sender has been up, in milliseconds.
+        uptime_ms: u64,
+    },
+    /// The node ids the sender is connected to, so that the receiver connects to them too.
+    Members {
+        /// `name@host:port` of each.
+        nodes: Vec<String>,
+    },
+    /// The sender leaves the cluster; the receiver reports it down with reason `Shutdown`.
+    Goodbye,
+    /// A call to a process of the receiver.
+    Call {
+        /// The caller's id for the call, echoed in the `Reply`.
+        id: u64,
+        /// The process.
+        to: Address,
+        /// The FNV-1a hash of the behaviour name the caller expects.
+        behavior: u32,
+        /// The request, encoded by the behaviour's codec.
+        payload: Vec<u8>,
+    },
+    /// The answer to a `Call`.
+    Reply {
+        /// The call's id.
+        id: u64,
+        /// What became of it.
+        outcome: RemoteOutcome,
+    },
+    /// A cast to a process of the receiver.
+    Cast {
+        /// The process.
+        to: Address,
+        /// The FNV-1a hash of the behaviour name the sender expects.
+        behavior: u32,
+        /// The message, encoded by the behaviour's codec.
+        payload: Vec<u8>,
+    },
+    /// A plain message (`ServerRef::send`) to a process of the receiver.
+    Info {
+        /// The process.
+        to: Address,
+        /// The FNV-1a hash of the behaviour name the sender expects.
+        behavior: u32,
+        /// The message, encoded by the behaviour's codec.
+        payload: Vec<u8>,
+    },
+    /// A request to stop a process of the receiver gracefully; answered with a `Reply`
+    /// whose `Exited` outcome carries the reason it ended with.
+    Stop {
+        /// The request's id.
+        id: u64,
+        /// The process.
+        to: Address,
+        /// The stop reason.
+        reason: ExitReason,
+        /// How long `terminate` may take before a kill, in milliseconds; `None` waits.
+        grace_ms: Option<u64>,
+    },
+    /// A piece of a large message: the pieces of one `id` arrive in order, the last one
+    /// has `last` set, and their bytes joined are one encoded `WireMessage`.
+    Fragment {
+        /// Identifies the message being sent in pieces.
+        id: u64,
+        /// `true` on the final piece.
+        last: bool,
+        /// The piece.
+        bytes: Vec<u8>,
+    },
+}
+
+/// Why a handshake was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Error)]
+pub(crate) enum Refusal {
+    /// The nodes speak different protocol versions.
+    #[error("protocol version mismatch: ours is {ours}, theirs is {theirs}")]
+    Version {
+        /// The refusing node's version.
+        ours: u16,
+        /// The other's.
+        theirs: u16,
+    },
+    /// A proof did not verify: the nodes do not share the cluster secret.
+    #[error("authentication failed (wrong cluster secret)")]
+    Authentication,
+    /// The connecting node claims the refusing node's own id.
+    #[error("duplicate node id")]
+    DuplicateNode,
+    /// The nodes are already connected (or the other connection of a simultaneous
+    /// connect wins).
+    #[error("already connected")]
+    AlreadyConnected,
+    /// The message was not the expected handshake step.
+    #[error("unexpected handshake message")]
+    Protocol,
+    /// The refusing node is shutting down.
+    #[error("the node is shutting down")]
+    ShuttingDown,
+}
+
+/// Which process of the receiving node a message is for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Address {
+    /// A pid of the receiving node.
+    Pid {
+        /// The pid's serial.
+        serial: u64,
+        /// The incarnation of the receiving node the pid belongs to.
+        incarnation: u64,
+    },
+    /// A name registered on the receiving node.
+    Name(String),
+}
+
+/// What became of a remote call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum RemoteOutcome {
+    /// The reply, encoded by the behaviour's codec.
+    Reply(Vec<u8>),
+    /// No such process (or it ended before taking the request).
+    NoProc,
+    /// The process ended while handling the request.
+    Exited(ExitReason),
+    /// The process runs another behaviour than the caller expected.
+    WrongBehavior {
+        /// The behaviour it runs.
+        found: String,
+    },
+    /// The request could not be handled: it did not decode, or the behaviour is local-only.
+    Failed(String),
+}
+
+/// Why a frame could not be read or decoded.
+#[derive(Debug, Error)]
+pub(crate) enum WireError {
+    /// The connection failed or closed.
+    #[error("connection error: {0}")]
+    Io(#[from] std::io::Error),
+    /// A frame announced more bytes than the limit.
+    #[error("frame of {len} bytes exceeds the limit of {max}")]
+    Oversized {
+        /// The announced length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The frame did not decode as a message.
+    #[error("undecodable frame: {0}")]
+    Decode(#[from] postcard::Error),
+}
+
+/// Appends one frame holding `message` to `out`. On error `out` is left empty.
+pub(crate) fn encode_frame(
+    message: &WireMessage,
+    out: &mut Vec<u8>,
+) -> Result<(), postcard::Error> {
+    let mut buffer = std::mem::take(out);
+    let start = buffer.len();
+    buffer.extend_from_slice(&[0; 4]);
+    let mut buffer = postcard::to_extend(message, buffer)?;
+    let len = (buffer.len() - start - 4) as u32;
+    buffer[start..start + 4].copy_from_slice(&len.to_be_bytes());
+    *out = buffer;
+    Ok(())
+}
+
+/// Encodes `message` without the frame's length prefix.
+pub(crate) fn encode(message: &WireMessage) -> Result<Vec<u8>, postcard::Error> {
+    postcard::to_allocvec(message)
+}
+
+/// Decodes one message from a frame's bytes (without the length prefix). Trailing bytes
+/// are an error: a frame holds exactly one message.
+pub(crate) fn decode(bytes: &[u8]) -> Result<WireMessage, WireError> {
+    let (message, rest) = postcard::take_from_bytes(bytes)?;
+    if rest.is_empty() {
+        Ok(message)
+    } else {
+        Err(WireError::Decode(postcard::Error::DeserializeBadEncoding))
+    }
+}
+
+/// Reads one frame into `buffer` (replacing its contents). The length is checked against
+/// `max` before anything is allocated.
+pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    max: usize,
+    buffer: &mut Vec<u8>,
+) -> Result<(), WireError> {
+    let mut prefix = [0u8; 4];
+    reader.read_exact(&mut prefix).await?;
+    let len = u32::from_be_bytes(prefix) as usize;
+    if len > max {
+        return Err(WireError::Oversized { len, max });
+    }
+    buffer.clear();
+    buffer.resize(len, 0);
+    reader.read_exact(buffer).await?;
+    Ok(())
+}
+
+/// Reads and decodes one frame.
+pub(crate) async fn read_message<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    max: usize,
+    buffer: &mut Vec<u8>,
+) -> Result<WireMessage, WireError> {
+    read_frame(reader, max, buffer).await?;
+    decode(buffer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(message: &WireMessage) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_frame(message, &mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn frames_round_trip() {
+        let message = WireMessage::Call {
+            id: 7,
+            to: Address::Name("counter".into()),
+            behavior: 42,
+            payload: vec![1, 2, 3],
+        };
+        let bytes = frame(&message);
+        assert_eq!(
+            u32::from_be_bytes(bytes[..4].try_into().unwrap()) as usize,
+            bytes.len() - 4
+        );
+        let mut buffer = Vec::new();
+        let read = smol::block_on(read_message(&mut &bytes[..], 1024, &mut buffer)).unwrap();
+        assert_eq!(read, message);
+    }
+
+    #[test]
+    fn an_oversized_length_is_refused_before_reading_the_body() {
+        let mut bytes = u32::MAX.to_be_bytes().to_vec();
+        bytes.extend_from_slice(&[0; 8]);
+        let mut buffer = Vec::new();
+        let error = smol::block_on(read_frame(&mut &bytes[..], 1024, &mut buffer)).unwrap_err();
+        assert!(
+            matches!(error, WireError::Oversized { len, max: 1024 } if len == u32::MAX as usize)
+        );
+        assert!(
+            buffer.capacity() < 1024,
+            "nothing was allocated for the frame"
+        );
+    }
+
+    #[test]
+    fn truncated_garbage_and_trailing_bytes_are_errors() {
+        let bytes = frame(&WireMessage::Goodbye);
+        let mut buffer = Vec::new();
+        assert!(
+            smol::block_on(read_frame(&mut &bytes[..bytes.len() - 1], 64, &mut buffer)).is_err()
+        );
+        assert!(decode(&[0xff, 0xff, 0xff]).is_err());
+        let mut goodbye = encode(&WireMessage::Goodbye).unwrap();
+        goodbye.push(0);
+        assert!(decode(&goodbye).is_err());
+    }
+}

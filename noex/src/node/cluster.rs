@@ -1,0 +1,130 @@
+//! The cluster side of `Node`: starting a clustered node and looking at its peers.
+
+use std::sync::Arc;
+
+use super::{Node, NodeInner};
+use crate::dist::remote::RemoteTarget;
+use crate::dist::{
+    Cluster, ClusterConfig, ClusterEvent, NodeId, NodeInfo, StartError, TrafficStats,
+};
+use crate::events::Subscription;
+use crate::server::NamedRef;
+use crate::RemoteBehavior;
+
+/// A subscription to [`ClusterEvent`]s, from [`Node::cluster_events`].
+pub type ClusterEvents = Subscription<ClusterEvent>;
+
+impl Node {
+    /// Starts a node that joins a cluster: it listens on the configured address, connects
+    /// to its seeds (retrying until they answer), and learns of every other member from
+    /// them. Its processes' pids carry its node id, so they can be reached from the others.
+    ///
+    /// ```
+    /// use noex::{ClusterConfig, Node};
+    ///
+    /// # smol::block_on(async {
+    /// let a = Node::start(ClusterConfig::new("a").secret("s3cret")).await.unwrap();
+    /// let seed = a.local_node_id().unwrap().to_string();
+    /// let b = Node::start(ClusterConfig::new("b").secret("s3cret").seed(seed)).await.unwrap();
+    ///
+    /// let up = a.cluster_events();
+    /// # let _ = up;
+    /// # a.shutdown();
+    /// # b.shutdown();
+    /// # });
+    /// ```
+    pub async fn start(config: ClusterConfig) -> Result<Node, StartError> {
+        let threads = config
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let (listener, id) = Cluster::bind(config.clone()).await?;
+        let inner = Arc::new(NodeInner::new(id.as_str(), threads));
+        let cluster = Arc::new(Cluster::new(
+            config,
+            id,
+            inner.incarnation,
+            Arc::downgrade(&inner),
+        ));
+        // A fresh OnceLock: setting it cannot fail.
+        let _ = inner.cluster.set(cluster.clone());
+        cluster.run(listener);
+        Ok(Node { inner })
+    }
+
+    fn cluster(&self) -> Option<&Arc<Cluster>> {
+        self.inner.cluster.get()
+    }
+
+    /// This node's id in its cluster; `None` for a local node (`Node::new`).
+    pub fn local_node_id(&self) -> Option<&NodeId> {
+        self.cluster().map(|cluster| &cluster.id)
+    }
+
+    /// The nodes this node is connected to, sorted by id.
+    pub fn connected_nodes(&self) -> Vec<NodeInfo> {
+        self.cluster().map(|c| c.connected()).unwrap_or_default()
+    }
+
+    /// Subscribes to `NodeUp` / `NodeDown` events. A local node never has any.
+    pub fn cluster_events(&self) -> ClusterEvents {
+        match self.cluster() {
+            Some(cluster) => cluster.events.subscribe(),
+            None => crate::events::EventBus::default().subscribe(),
+        }
+    }
+
+    /// Traffic counters of all current connections together.
+    pub fn cluster_stats(&self) -> TrafficStats {
+        self.cluster().map(|c| c.totals()).unwrap_or_default()
+    }
+
+    /// A reference to whatever process is registered as `name` on `node`, resolved there at
+    /// each message: Erlang's `{Name, Node}`. On this node's own id, the same as
+    /// [`named`](Node::named).
+    pub fn named_on<B: RemoteBehavior>(
+        &self,
+        name: impl Into<String>,
+        node: &NodeId,
+    ) -> NamedRef<B> {
+        let name = name.into();
+        let Some(cluster) = self.cluster().filter(|c| c.id != *node) else {
+            return self.named(name);
+        };
+        let codec = <B as RemoteBehavior>::codec();
+        let target = RemoteTarget::by_name(node.as_arc(), &name, Arc::downgrade(cluster), codec);
+        NamedRef::on_node(self.clone(), name, target)
+    }
+
+    /// Fault injection for tests: makes links misbehave on purpose.
+    #[doc(hidden)]
+    pub fn faults(&self) -> Faults<'_> {
+        Faults { node: self }
+    }
+}
+
+/// Fault injection for tests, from [`Node::faults`].
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Faults<'a> {
+    node: &'a Node,
+}
+
+impl Faults<'_> {
+    /// Drops (or stops dropping) everything this node writes to `peer`, heartbeats
+    /// included: to the peer, this node falls silent with its socket open.
+    pub fn silence(&self, peer: &NodeId, silent: bool) -> bool {
+        self.node.cluster().is_some_and(|c| c.silence(peer, silent))
+    }
+
+    /// Refuses every new connection, in and out (as if the network were cut).
+    pub fn refuse_connections(&self, refuse: bool) {
+        if let Some(cluster) = self.node.cluster() {
+            cluster.refuse_connections(refuse);
+        }
+    }
+
+    /// Drops the connection to `peer` as a network failure would.
+    pub fn disconnect(&self, peer: &NodeId) -> bool {
+        self.node.cluster().is_some_and(|c| c.disconnect(peer))
+    }
+}
