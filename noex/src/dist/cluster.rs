@@ -43,6 +43,8 @@ pub(crate) struct Cluster {
     started: Instant,
     next_id: AtomicU64,
     stopping: AtomicBool,
+    /// Notified when the node stops (the accept loop then closes the listener).
+    stopped: event_listener::Event,
     /// Fault injection: refuse every new connection.
     refuse_connections: AtomicBool,
 }
@@ -96,6 +98,7 @@ impl Cluster {
             started: Instant::now(),
             next_id: AtomicU64::new(1),
             stopping: AtomicBool::new(false),
+            stopped: event_listener::Event::new(),
             refuse_connections: AtomicBool::new(false),
         }
     }
@@ -344,6 +347,7 @@ impl Cluster {
         if self.stopping.swap(true, Ordering::AcqRel) {
             return;
         }
+        self.stopped.notify(usize::MAX);
         let peers: Vec<_> = self.lock().peers.drain().map(|(_, p)| p).collect();
         for peer in &peers {
             let _ = peer.queue.push_control(&WireMessage::Goodbye);
@@ -416,6 +420,17 @@ impl Cluster {
         }
     }
 
+    /// Fault injection: stop (or resume) writing to `node`, as if it stopped reading.
+    pub(crate) fn stall(&self, node: &NodeId, stalled: bool) -> bool {
+        match self.peer(node.as_str()) {
+            Some(peer) => {
+                peer.stall(stalled);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Fault injection: refuse (close at once) every new connection, both ways.
     pub(crate) fn refuse_connections(&self, refuse: bool) {
         self.refuse_connections.store(refuse, Ordering::Relaxed);
@@ -452,7 +467,27 @@ fn add(a: TrafficStats, b: TrafficStats) -> TrafficStats {
 
 async fn accept_loop(cluster: Weak<Cluster>, listener: TcpListener) {
     loop {
-        let accepted = listener.accept().await;
+        let stopped = {
+            let Some(cluster) = cluster.upgrade() else {
+                return;
+            };
+            // Listen before checking, so a stop in between is not missed.
+            let stopped = cluster.stopped.listen();
+            if cluster.is_stopping() {
+                return;
+            }
+            stopped
+        };
+        let accepted = async { Some(listener.accept().await) }
+            .or(async {
+                stopped.await;
+                None
+            })
+            .await;
+        // Stopped: returning drops (closes) the listener, freeing the port.
+        let Some(accepted) = accepted else {
+            return;
+        };
         let Some(cluster) = cluster.upgrade() else {
             return;
         };

@@ -64,6 +64,9 @@ pub(crate) struct Peer {
     pub(crate) uptime_ms: AtomicU64,
     /// Fault injection: drop everything this node writes to the peer.
     pub(crate) silenced: AtomicBool,
+    /// Fault injection: the writer stops taking from the queue (a peer that does not read).
+    stalled: AtomicBool,
+    unstalled: event_listener::Event,
 }
 
 impl Peer {
@@ -89,6 +92,26 @@ impl Peer {
             process_count: AtomicU64::new(0),
             uptime_ms: AtomicU64::new(0),
             silenced: AtomicBool::new(false),
+            stalled: AtomicBool::new(false),
+            unstalled: event_listener::Event::new(),
+        }
+    }
+
+    /// Fault injection: stops (or resumes) the writer.
+    pub(crate) fn stall(&self, stalled: bool) {
+        self.stalled.store(stalled, Ordering::Release);
+        if !stalled {
+            self.unstalled.notify(usize::MAX);
+        }
+    }
+
+    async fn wait_unstalled(&self) {
+        loop {
+            let listener = self.unstalled.listen();
+            if !self.stalled.load(Ordering::Acquire) || self.is_closed() {
+                return;
+            }
+            listener.await;
         }
     }
 
@@ -151,6 +174,7 @@ impl Peer {
         if self.closed.swap(true, Ordering::AcqRel) {
             return false;
         }
+        self.unstalled.notify(usize::MAX);
         self.queue.close();
         let _ = self.stream.shutdown(std::net::Shutdown::Both);
         self.fail_pending();
@@ -206,7 +230,11 @@ pub(crate) fn run(cluster: &Arc<Cluster>, peer: &Arc<Peer>) {
 async fn writer(cluster: Weak<Cluster>, peer: Arc<Peer>) {
     let mut stream = peer.stream.clone();
     let mut batch = Vec::with_capacity(64 * 1024);
-    while let Some(messages) = peer.queue.next_batch(&mut batch).await {
+    loop {
+        peer.wait_unstalled().await;
+        let Some(messages) = peer.queue.next_batch(&mut batch).await else {
+            return;
+        };
         if !peer.silenced.load(Ordering::Relaxed) {
             if let Err(error) = stream.write_all(&batch).await {
                 report(

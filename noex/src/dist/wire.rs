@@ -88,6 +88,7 @@ pub(crate) enum WireMessage {
         /// The FNV-1a hash of the behaviour name the caller expects.
         behavior: u32,
         /// The request, encoded by the behaviour's codec.
+        #[serde(with = "bytes")]
         payload: Vec<u8>,
     },
     /// The answer to a `Call`.
@@ -104,6 +105,7 @@ pub(crate) enum WireMessage {
         /// The FNV-1a hash of the behaviour name the sender expects.
         behavior: u32,
         /// The message, encoded by the behaviour's codec.
+        #[serde(with = "bytes")]
         payload: Vec<u8>,
     },
     /// A plain message (`ServerRef::send`) to a process of the receiver.
@@ -113,6 +115,7 @@ pub(crate) enum WireMessage {
         /// The FNV-1a hash of the behaviour name the sender expects.
         behavior: u32,
         /// The message, encoded by the behaviour's codec.
+        #[serde(with = "bytes")]
         payload: Vec<u8>,
     },
     /// A request to stop a process of the receiver gracefully; answered with a `Reply`
@@ -135,6 +138,7 @@ pub(crate) enum WireMessage {
         /// `true` on the final piece.
         last: bool,
         /// The piece.
+        #[serde(with = "bytes")]
         bytes: Vec<u8>,
     },
 }
@@ -186,7 +190,7 @@ pub(crate) enum Address {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum RemoteOutcome {
     /// The reply, encoded by the behaviour's codec.
-    Reply(Vec<u8>),
+    Reply(#[serde(with = "bytes")] Vec<u8>),
     /// No such process (or it ended before taking the request).
     NoProc,
     /// The process ended while handling the request.
@@ -198,6 +202,51 @@ pub(crate) enum RemoteOutcome {
     },
     /// The request could not be handled: it did not decode, or the behaviour is local-only.
     Failed(String),
+}
+
+/// Byte buffers as one length-prefixed block rather than a sequence of `u8`s: encoding
+/// and decoding a large payload is a copy, not a loop over its bytes.
+mod bytes {
+    use std::fmt;
+
+    use serde::de::{Deserializer, Error, SeqAccess, Visitor};
+    use serde::Serializer;
+
+    pub(super) fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(bytes)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<u8>, D::Error> {
+        struct BytesVisitor;
+
+        impl<'de> Visitor<'de> for BytesVisitor {
+            type Value = Vec<u8>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("bytes")
+            }
+
+            fn visit_bytes<E: Error>(self, bytes: &[u8]) -> Result<Vec<u8>, E> {
+                Ok(bytes.to_vec())
+            }
+
+            fn visit_byte_buf<E: Error>(self, bytes: Vec<u8>) -> Result<Vec<u8>, E> {
+                Ok(bytes)
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
+                let mut bytes = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+                while let Some(byte) = seq.next_element()? {
+                    bytes.push(byte);
+                }
+                Ok(bytes)
+            }
+        }
+
+        deserializer.deserialize_byte_buf(BytesVisitor)
+    }
 }
 
 /// Why a frame could not be read or decoded.

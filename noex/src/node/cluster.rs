@@ -116,6 +116,12 @@ impl Faults<'_> {
         self.node.cluster().is_some_and(|c| c.silence(peer, silent))
     }
 
+    /// Stops (or resumes) writing to `peer`, as if it stopped reading: the outbound queue
+    /// fills up.
+    pub fn stall(&self, peer: &NodeId, stalled: bool) -> bool {
+        self.node.cluster().is_some_and(|c| c.stall(peer, stalled))
+    }
+
     /// Refuses every new connection, in and out (as if the network were cut).
     pub fn refuse_connections(&self, refuse: bool) {
         if let Some(cluster) = self.node.cluster() {

@@ -396,3 +396,67 @@ impl GenServer for Brief {
         }
     }
 }
+
+/// Runs an async test body on the test's own thread (for tests that start their own nodes,
+/// such as clusters), failing if it takes longer than [`TEST_DEADLINE`].
+pub fn run_blocking<Fut: Future<Output = ()>>(body: Fut) {
+    let finished = smol::block_on(
+        async {
+            body.await;
+            true
+        }
+        .or(async {
+            smol::Timer::after(TEST_DEADLINE).await;
+            false
+        }),
+    );
+    assert!(
+        finished,
+        "test body did not finish within {TEST_DEADLINE:?}"
+    );
+}
+
+/// The cluster settings of tests: quick heartbeats and reconnects, loopback, a secret.
+pub fn cluster_config(name: &str) -> noex::ClusterConfig {
+    noex::ClusterConfig::new(name)
+        .secret("test secret")
+        .heartbeat(Duration::from_millis(100), Duration::from_millis(800))
+        .reconnect_backoff(Duration::from_millis(20), Duration::from_millis(200))
+        .connect_timeout(Duration::from_secs(2))
+        .threads(2)
+}
+
+/// Starts `n` nodes, each seeded with the first, and waits until all see each other.
+pub async fn start_cluster(n: usize) -> Vec<Node> {
+    let first = Node::start(cluster_config("n0"))
+        .await
+        .expect("node starts");
+    let seed = first.local_node_id().unwrap().to_string();
+    let mut nodes = vec![first];
+    for i in 1..n {
+        let config = cluster_config(&format!("n{i}")).seed(seed.clone());
+        nodes.push(Node::start(config).await.expect("node starts"));
+    }
+    for node in &nodes {
+        wait_connected(node, n - 1).await;
+    }
+    nodes
+}
+
+/// Waits until `node` is connected to exactly `count` peers.
+pub async fn wait_connected(node: &Node, count: usize) {
+    let what = format!("{:?} to see {count} peers", node.local_node_id());
+    within(&what, async {
+        while node.connected_nodes().len() != count {
+            smol::Timer::after(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+}
+
+/// The next cluster event, waiting at most [`WAIT`].
+pub async fn next_event(events: &noex::ClusterEvents) -> noex::ClusterEvent {
+    within("a cluster event", events.recv())
+        .await
+        .expect("the node is gone")
+}

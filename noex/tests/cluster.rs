@@ -1,0 +1,501 @@
+//! Clusters: membership, node events, remote calls and casts, location transparency.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{cluster_config, next_event, run_blocking, start_cluster, wait_connected, within};
+use noex::{
+    behavior, CallError, ClusterConfig, ClusterEvent, Ctx, ExitReason, LookupError, Node,
+    NodeDownReason, NodeId, ReplyTo, SendError, SpawnOptions, StartError,
+};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Note {
+    seq: u64,
+    text: String,
+}
+
+/// A server that keeps what it is sent, in order.
+#[behavior(name = "recorder")]
+pub struct Recorder {
+    notes: Vec<Note>,
+    waiting: Option<ReplyTo<u64>>,
+}
+
+#[behavior]
+impl Recorder {
+    #[init]
+    fn init() -> Self {
+        Recorder {
+            notes: Vec::new(),
+            waiting: None,
+        }
+    }
+
+    #[cast]
+    fn record(&mut self, note: Note) {
+        self.notes.push(note);
+    }
+
+    #[call]
+    fn notes(&self) -> Vec<Note> {
+        self.notes.clone()
+    }
+
+    #[call]
+    fn count(&self) -> usize {
+        self.notes.len()
+    }
+
+    #[call]
+    fn echo(&self, bytes: Vec<u8>) -> Vec<u8> {
+        bytes
+    }
+
+    #[call]
+    fn fail(&self, text: String) -> Result<u64, String> {
+        Err(text)
+    }
+
+    /// Never answers (until the process ends).
+    #[call]
+    fn hang(&mut self, reply: ReplyTo<u64>) {
+        self.waiting = Some(reply);
+    }
+
+    #[call]
+    fn crash(&self) -> u64 {
+        panic!("asked to crash")
+    }
+
+    #[call]
+    fn node_name(&self, ctx: &mut Ctx<Self>) -> String {
+        ctx.pid().node().to_owned()
+    }
+}
+
+/// Another behaviour, to be addressed under the wrong type.
+#[behavior(name = "other")]
+pub struct Other;
+
+#[behavior]
+impl Other {
+    #[init]
+    fn init() -> Self {
+        Other
+    }
+
+    #[call]
+    fn ping(&self) -> u8 {
+        1
+    }
+}
+
+fn id(node: &Node) -> NodeId {
+    node.local_node_id().unwrap().clone()
+}
+
+fn shutdown(nodes: Vec<Node>) {
+    for node in nodes {
+        node.shutdown();
+    }
+}
+
+#[test]
+fn a_node_reports_its_real_address_when_bound_to_port_zero() {
+    run_blocking(async {
+        let node = Node::start(cluster_config("solo")).await.unwrap();
+        let id = id(&node);
+        assert_eq!(id.name(), "solo");
+        assert_eq!(id.host(), "127.0.0.1");
+        assert_ne!(id.port(), 0);
+        assert!(node.connected_nodes().is_empty());
+        node.shutdown();
+    });
+}
+
+#[test]
+fn binding_every_interface_requires_an_advertised_host() {
+    run_blocking(async {
+        let any = "0.0.0.0:0".parse().unwrap();
+        let result = Node::start(cluster_config("any").bind(any)).await;
+        assert!(matches!(result, Err(StartError::Config(_))), "{result:?}");
+
+        let node = Node::start(cluster_config("any").bind(any).advertise_host("10.1.2.3"))
+            .await
+            .unwrap();
+        assert_eq!(
+            id(&node).host(),
+            "10.1.2.3",
+            "it advertises what it was told, not 127.0.0.1"
+        );
+        node.shutdown();
+    });
+}
+
+#[test]
+fn an_invalid_name_or_seed_is_a_typed_error() {
+    run_blocking(async {
+        let bad_name = Node::start(ClusterConfig::new("not a name")).await;
+        assert!(
+            matches!(bad_name, Err(StartError::NodeId(_))),
+            "{bad_name:?}"
+        );
+        let bad_seed = Node::start(cluster_config("ok").seed("nobody@:4000")).await;
+        assert!(
+            matches!(bad_seed, Err(StartError::NodeId(_))),
+            "{bad_seed:?}"
+        );
+    });
+}
+
+#[test]
+fn two_nodes_connect_and_report_node_up_with_peer_info() {
+    run_blocking(async {
+        let a = Node::start(cluster_config("a")).await.unwrap();
+        let events = a.cluster_events();
+        let b = Node::start(cluster_config("b").seed(id(&a).to_string()))
+            .await
+            .unwrap();
+        match next_event(&events).await {
+            ClusterEvent::NodeUp { node, incarnation } => {
+                assert_eq!(node, id(&b));
+                assert_eq!(incarnation, b.incarnation());
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        b.spawn::<Recorder>(()).await.unwrap();
+        common::eventually("a heartbeat carrying b's process count", || {
+            a.connected_nodes()
+                .first()
+                .is_some_and(|info| info.process_count == 1 && !info.uptime.is_zero())
+        })
+        .await;
+        let info = &a.connected_nodes()[0];
+        assert_eq!(info.id, id(&b));
+        assert!(info.last_seen < Duration::from_secs(1));
+        shutdown(vec![a, b]);
+    });
+}
+
+#[test]
+fn five_nodes_started_from_one_seed_all_see_each_other() {
+    run_blocking(async {
+        let nodes = start_cluster(5).await;
+        for node in &nodes {
+            let peers: Vec<_> = node.connected_nodes().into_iter().map(|i| i.id).collect();
+            assert_eq!(peers.len(), 4);
+            assert!(!peers.contains(&id(node)));
+        }
+        shutdown(nodes);
+    });
+}
+
+#[test]
+fn nodes_that_seed_each_other_end_with_one_connection_each() {
+    run_blocking(async {
+        // Reserve two ports, then start both nodes at once, each seeded with the other.
+        let ports: Vec<u16> = (0..2)
+            .map(|_| {
+                std::net::TcpListener::bind("127.0.0.1:0")
+                    .unwrap()
+                    .local_addr()
+                    .unwrap()
+                    .port()
+            })
+            .collect();
+        let config = |name: &str, own: u16, other_name: &str, other: u16| {
+            cluster_config(name)
+                .bind(format!("127.0.0.1:{own}").parse().unwrap())
+                .seed(format!("{other_name}@127.0.0.1:{other}"))
+        };
+        let (a, b) = futures_lite::future::zip(
+            Node::start(config("a", ports[0], "b", ports[1])),
+            Node::start(config("b", ports[1], "a", ports[0])),
+        )
+        .await;
+        let (a, b) = (a.unwrap(), b.unwrap());
+        let (a_events, b_events) = (a.cluster_events(), b.cluster_events());
+        wait_connected(&a, 1).await;
+        wait_connected(&b, 1).await;
+        // Whatever raced, each side settled on one connection and saw the other come up
+        // no more than once since subscribing.
+        let ping = b
+            .spawn_with::<Other>((), SpawnOptions::new().name("o"))
+            .await
+            .unwrap();
+        let _ = ping;
+        assert_eq!(a.named_on::<Other>("o", &id(&b)).ping().await, Ok(1));
+        let ups = |events: &noex::ClusterEvents| {
+            std::iter::from_fn(|| events.try_recv())
+                .filter(|e| matches!(e, ClusterEvent::NodeUp { .. }))
+                .count()
+        };
+        assert!(ups(&a_events) <= 1 && ups(&b_events) <= 1);
+        assert_eq!(a.connected_nodes().len(), 1);
+        shutdown(vec![a, b]);
+    });
+}
+
+#[test]
+fn a_seed_that_is_down_at_start_is_retried_until_it_answers() {
+    run_blocking(async {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let a = Node::start(cluster_config("a").seed(format!("127.0.0.1:{port}")))
+            .await
+            .unwrap();
+        let events = a.cluster_events();
+        // Let a fail a few attempts against the closed port.
+        smol::Timer::after(Duration::from_millis(100)).await;
+        let b = Node::start(cluster_config("b").bind(format!("127.0.0.1:{port}").parse().unwrap()))
+            .await
+            .unwrap();
+        assert!(
+            matches!(next_event(&events).await, ClusterEvent::NodeUp { node, .. } if node == id(&b))
+        );
+        shutdown(vec![a, b]);
+    });
+}
+
+#[test]
+fn remote_calls_and_casts_work_like_local_ones() {
+    run_blocking(async {
+        let nodes = start_cluster(2).await;
+        let (a, b) = (&nodes[0], &nodes[1]);
+        let local = b.spawn::<Recorder>(()).await.unwrap();
+        let remote = a.server_ref::<Recorder>(local.pid()).unwrap();
+        assert!(!remote.is_local() && remote.is_alive());
+        remote
+            .record(Note {
+                seq: 1,
+                text: "hello".into(),
+            })
+            .unwrap();
+        assert_eq!(remote.count().await, Ok(1));
+        assert_eq!(remote.node_name().await, Ok(id(b).to_string()));
+        assert_eq!(remote.fail("no".into()).await, Ok(Err("no".into())));
+        assert_eq!(
+            remote.count_with_timeout(Duration::from_secs(1)).await,
+            Ok(1)
+        );
+        // The same process, reached locally, saw the same message.
+        assert_eq!(local.count().await, Ok(1));
+        shutdown(nodes);
+    });
+}
+
+#[test]
+fn calls_and_casts_by_name_on_a_given_node() {
+    run_blocking(async {
+        let nodes = start_cluster(2).await;
+        let (a, b) = (&nodes[0], &nodes[1]);
+        b.spawn_with::<Recorder>((), SpawnOptions::new().name("log"))
+            .await
+            .unwrap();
+        let log = a.named_on::<Recorder>("log", &id(b));
+        log.record(Note {
+            seq: 1,
+            text: "by name".into(),
+        })
+        .unwrap();
+        assert_eq!(log.count().await, Ok(1));
+        assert_eq!(
+            log.resolve().err(),
+            Some(LookupError::OnAnotherNode("log".into()))
+        );
+        let nobody = a.named_on::<Recorder>("nobody", &id(b));
+        assert_eq!(nobody.count().await, Err(CallError::NoProc));
+        // The local id falls back to a local name.
+        let here = a.named_on::<Recorder>("log", &id(a));
+        assert_eq!(here.count().await, Err(CallError::NoProc));
+        shutdown(nodes);
+    });
+}
+
+#[test]
+fn remote_call_errors_are_the_local_ones() {
+    run_blocking(async {
+        let nodes = start_cluster(2).await;
+        let (a, b) = (&nodes[0], &nodes[1]);
+        let server = b.spawn::<Recorder>(()).await.unwrap();
+        let remote = a.server_ref::<Recorder>(server.pid()).unwrap();
+
+        assert_eq!(
+            remote.hang_with_timeout(Duration::from_millis(50)).await,
+            Err(CallError::Timeout)
+        );
+        assert_eq!(
+            remote.crash().await,
+            Err(CallError::Exited(ExitReason::Panic(
+                "asked to crash".into()
+            )))
+        );
+        assert_eq!(remote.count().await, Err(CallError::NoProc));
+        assert_eq!(
+            remote.record(Note {
+                seq: 0,
+                text: String::new()
+            }),
+            Ok(()),
+            "a cast to a dead remote process is not known to fail"
+        );
+
+        let other = b
+            .spawn_with::<Other>((), SpawnOptions::new().name("x"))
+            .await
+            .unwrap();
+        let wrong = a.named_on::<Recorder>("x", &id(b));
+        assert!(matches!(
+            wrong.count().await,
+            Err(CallError::WrongBehavior { found, .. }) if found == "other"
+        ));
+        let _ = other;
+        shutdown(nodes);
+    });
+}
+
+#[test]
+fn a_deferred_remote_call_fails_with_exited_when_the_server_dies() {
+    run_blocking(async {
+        let nodes = start_cluster(2).await;
+        let (a, b) = (&nodes[0], &nodes[1]);
+        let server = b.spawn::<Recorder>(()).await.unwrap();
+        let remote = a.server_ref::<Recorder>(server.pid()).unwrap();
+        let waiting = smol::spawn({
+            let remote = remote.clone();
+            async move { remote.hang().await }
+        });
+        common::eventually("the deferred call to be taken", || {
+            b.process_info(server.pid())
+                .is_some_and(|i| i.message_count == 1)
+        })
+        .await;
+        b.kill(server.pid());
+        assert_eq!(
+            within("the deferred call's failure", waiting).await,
+            Err(CallError::Exited(ExitReason::Killed))
+        );
+        shutdown(nodes);
+    });
+}
+
+#[test]
+fn a_remote_process_is_stopped_with_its_reason() {
+    run_blocking(async {
+        let nodes = start_cluster(2).await;
+        let (a, b) = (&nodes[0], &nodes[1]);
+        let server = b.spawn::<Recorder>(()).await.unwrap();
+        let remote = a.server_ref::<Recorder>(server.pid()).unwrap();
+        let reason = ExitReason::Custom("retired".into());
+        assert_eq!(remote.stop(reason.clone()).await, Ok(reason.clone()));
+        assert_eq!(server.exited().await, reason);
+        assert_eq!(
+            remote.stop(ExitReason::Normal).await,
+            Err(SendError::NoProc)
+        );
+        shutdown(nodes);
+    });
+}
+
+#[test]
+fn messages_from_one_process_arrive_in_order() {
+    run_blocking(async {
+        let nodes = start_cluster(2).await;
+        let (a, b) = (&nodes[0], &nodes[1]);
+        let server = b.spawn::<Recorder>(()).await.unwrap();
+        let remote = a.server_ref::<Recorder>(server.pid()).unwrap();
+        let count = 5_000;
+        for seq in 0..count {
+            loop {
+                match remote.record(Note {
+                    seq,
+                    text: String::new(),
+                }) {
+                    Ok(()) => break,
+                    Err(SendError::Overloaded) => smol::future::yield_now().await,
+                    Err(error) => panic!("{error}"),
+                }
+            }
+        }
+        let notes = remote.notes().await.unwrap();
+        let seqs: Vec<u64> = notes.iter().map(|n| n.seq).collect();
+        assert_eq!(seqs, (0..count).collect::<Vec<_>>());
+        shutdown(nodes);
+    });
+}
+
+#[test]
+fn a_message_larger_than_a_frame_arrives_whole() {
+    run_blocking(async {
+        // Encoding 20 MiB of `Vec<u8>` element by element takes a while in a debug build:
+        // give the heartbeats room, this test is about fragmentation, not timing.
+        let config = |name: &str| {
+            cluster_config(name).heartbeat(Duration::from_millis(200), Duration::from_secs(20))
+        };
+        let a = Node::start(config("a")).await.unwrap();
+        let b = Node::start(config("b").seed(id(&a).to_string()))
+            .await
+            .unwrap();
+        wait_connected(&a, 1).await;
+        let nodes = vec![a, b];
+        let (a, b) = (&nodes[0], &nodes[1]);
+        let server = b.spawn::<Recorder>(()).await.unwrap();
+        let remote = a.server_ref::<Recorder>(server.pid()).unwrap();
+        // 20 MiB: more than the 16 MiB frame limit, so it must travel in fragments.
+        let big: Vec<u8> = (0..20 << 20).map(|i| (i % 251) as u8).collect();
+        let echoed = remote
+            .echo_with_timeout(big.clone(), Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert!(echoed == big);
+        assert_eq!(remote.count().await, Ok(0));
+        shutdown(nodes);
+    });
+}
+
+#[test]
+fn a_graceful_shutdown_is_reported_as_shutdown() {
+    run_blocking(async {
+        let nodes = start_cluster(2).await;
+        let (a, b) = (&nodes[0], &nodes[1]);
+        let events = a.cluster_events();
+        b.shutdown();
+        assert_eq!(
+            next_event(&events).await,
+            ClusterEvent::NodeDown {
+                node: id(b),
+                reason: NodeDownReason::Shutdown
+            }
+        );
+        assert!(a.connected_nodes().is_empty());
+        shutdown(nodes);
+    });
+}
+
+#[test]
+fn traffic_is_counted_per_peer_and_node_wide() {
+    run_blocking(async {
+        let nodes = start_cluster(2).await;
+        let (a, b) = (&nodes[0], &nodes[1]);
+        let server = b.spawn::<Recorder>(()).await.unwrap();
+        let remote = a.server_ref::<Recorder>(server.pid()).unwrap();
+        for _ in 0..10 {
+            remote.count().await.unwrap();
+        }
+        let _ = remote.hang_with_timeout(Duration::from_millis(20)).await;
+        let stats = a.connected_nodes()[0].stats;
+        assert!(stats.messages_sent >= 11, "{stats:?}");
+        assert!(stats.messages_received >= 10, "{stats:?}");
+        assert!(stats.bytes_sent > 0 && stats.bytes_received > 0);
+        assert_eq!(stats.calls_timed_out, 1);
+        assert_eq!(stats.calls_pending, 0);
+        assert_eq!(a.cluster_stats().calls_timed_out, 1);
+        shutdown(nodes);
+    });
+}

@@ -1,0 +1,531 @@
+//! Faults: bad handshakes, bad input from the network, lost and silent peers, restarts,
+//! backpressure. A raw client here speaks the wire protocol independently of noex's own
+//! implementation, to send what a well-behaved node never would.
+
+mod common;
+
+use std::time::Duration;
+
+use async_net::TcpStream;
+use common::{cluster_config, next_event, run_blocking, start_cluster, wait_connected, within};
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use hmac::{Hmac, KeyInit, Mac};
+use noex::{
+    behavior, CallError, ClusterEvent, Node, NodeDownReason, NodeId, ReplyTo, SendError,
+    SpawnOptions,
+};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+#[behavior(name = "sink")]
+pub struct Sink {
+    count: u64,
+    held: Vec<ReplyTo<u64>>,
+}
+
+#[behavior]
+impl Sink {
+    #[init]
+    fn init() -> Self {
+        Sink {
+            count: 0,
+            held: Vec::new(),
+        }
+    }
+
+    #[cast]
+    fn take(&mut self, bytes: Vec<u8>) {
+        self.count += bytes.len() as u64;
+    }
+
+    #[call]
+    fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Never answers while the process lives.
+    #[call]
+    fn hold(&mut self, reply: ReplyTo<u64>) {
+        self.held.push(reply);
+    }
+}
+
+fn id(node: &Node) -> NodeId {
+    node.local_node_id().unwrap().clone()
+}
+
+// ---------------------------------------------------------------------------------------
+// A raw client of the wire protocol.
+// ---------------------------------------------------------------------------------------
+
+/// The handshake part of the protocol's message enum, variant for variant.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+enum Wire {
+    Hello {
+        version: u16,
+        node: String,
+        incarnation: u64,
+        nonce: [u8; 32],
+    },
+    Challenge {
+        node: String,
+        incarnation: u64,
+        nonce: [u8; 32],
+        proof: [u8; 32],
+    },
+    Proof {
+        proof: [u8; 32],
+    },
+    Welcome,
+    Refused {
+        reason: Refusal,
+    },
+}
+
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+enum Refusal {
+    Version { ours: u16, theirs: u16 },
+    Authentication,
+    DuplicateNode,
+    AlreadyConnected,
+    Protocol,
+    ShuttingDown,
+}
+
+fn proof(secret: &[u8], label: &[u8], nonce: &[u8; 32], first: &str, second: &str) -> [u8; 32] {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).unwrap();
+    mac.update(b"noex/1 ");
+    mac.update(label);
+    mac.update(nonce);
+    for id in [first, second] {
+        mac.update(&(id.len() as u32).to_be_bytes());
+        mac.update(id.as_bytes());
+    }
+    mac.finalize().into_bytes().into()
+}
+
+struct Raw {
+    stream: TcpStream,
+    name: String,
+}
+
+impl Raw {
+    async fn connect(node: &Node) -> Raw {
+        let stream = TcpStream::connect(id(node).address()).await.unwrap();
+        let port = stream.local_addr().unwrap().port();
+        Raw {
+            stream,
+            name: format!("raw@127.0.0.1:{port}"),
+        }
+    }
+
+    async fn send_bytes(&mut self, bytes: &[u8]) {
+        // The node may already have hung up; that is what some tests want.
+        let _ = self.stream.write_all(bytes).await;
+        let _ = self.stream.flush().await;
+    }
+
+    async fn send(&mut self, message: &Wire) {
+        let body = postcard::to_allocvec(message).unwrap();
+        let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+        frame.extend_from_slice(&body);
+        self.send_bytes(&frame).await;
+    }
+
+    async fn receive(&mut self) -> Option<Wire> {
+        let mut prefix = [0u8; 4];
+        within("a frame", self.stream.read_exact(&mut prefix))
+            .await
+            .ok()?;
+        let mut body = vec![0u8; u32::from_be_bytes(prefix) as usize];
+        within("a frame", self.stream.read_exact(&mut body))
+            .await
+            .ok()?;
+        postcard::from_bytes(&body).ok()
+    }
+
+    /// Waits until the node closes the connection.
+    async fn closed(&mut self) {
+        let mut rest = Vec::new();
+        within(
+            "the connection to close",
+            self.stream.read_to_end(&mut rest),
+        )
+        .await
+        .ok();
+    }
+
+    fn hello(&self, version: u16) -> Wire {
+        Wire::Hello {
+            version,
+            node: self.name.clone(),
+            incarnation: 7,
+            nonce: [1; 32],
+        }
+    }
+
+    /// Completes a handshake with `secret`; returns the node's answer to the proof.
+    async fn handshake(&mut self, node: &Node, secret: &[u8]) -> Option<Wire> {
+        self.send(&self.hello(1)).await;
+        let Some(Wire::Challenge {
+            nonce,
+            proof: theirs,
+            ..
+        }) = self.receive().await
+        else {
+            panic!("expected a challenge");
+        };
+        let node_id = id(node).to_string();
+        assert_eq!(
+            theirs,
+            proof(b"test secret", b"challenge", &[1; 32], &self.name, &node_id),
+            "the node proves it knows the secret"
+        );
+        let mine = proof(secret, b"proof", &nonce, &node_id, &self.name);
+        self.send(&Wire::Proof { proof: mine }).await;
+        self.receive().await
+    }
+}
+
+/// The node still serves: a new node can join it.
+async fn still_serves(node: &Node) {
+    let other = Node::start(cluster_config("late").seed(id(node).to_string()))
+        .await
+        .unwrap();
+    wait_connected(&other, 1).await;
+    other.shutdown();
+}
+
+// ---------------------------------------------------------------------------------------
+// Handshake.
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn a_peer_with_the_wrong_secret_is_refused() {
+    run_blocking(async {
+        let node = Node::start(cluster_config("a")).await.unwrap();
+        let mut raw = Raw::connect(&node).await;
+        assert_eq!(
+            raw.handshake(&node, b"wrong secret").await,
+            Some(Wire::Refused {
+                reason: Refusal::Authentication
+            })
+        );
+        raw.closed().await;
+        assert!(node.connected_nodes().is_empty());
+        still_serves(&node).await;
+        node.shutdown();
+    });
+}
+
+#[test]
+fn a_node_with_the_wrong_secret_never_joins() {
+    run_blocking(async {
+        let a = Node::start(cluster_config("a")).await.unwrap();
+        let seed = id(&a).to_string();
+        let intruder = Node::start(
+            cluster_config("intruder")
+                .secret("guess")
+                .seed(seed.clone()),
+        )
+        .await
+        .unwrap();
+        let friend = Node::start(cluster_config("friend").seed(seed))
+            .await
+            .unwrap();
+        wait_connected(&friend, 1).await;
+        let peers: Vec<_> = a.connected_nodes().into_iter().map(|n| n.id).collect();
+        assert_eq!(peers, vec![id(&friend)]);
+        assert!(intruder.connected_nodes().is_empty());
+        for node in [a, intruder, friend] {
+            node.shutdown();
+        }
+    });
+}
+
+#[test]
+fn a_protocol_version_mismatch_is_refused() {
+    run_blocking(async {
+        let node = Node::start(cluster_config("a")).await.unwrap();
+        let mut raw = Raw::connect(&node).await;
+        raw.send(&raw.hello(99)).await;
+        assert_eq!(
+            raw.receive().await,
+            Some(Wire::Refused {
+                reason: Refusal::Version {
+                    ours: 1,
+                    theirs: 99
+                }
+            })
+        );
+        raw.closed().await;
+        still_serves(&node).await;
+        node.shutdown();
+    });
+}
+
+#[test]
+fn a_peer_claiming_the_nodes_own_id_is_refused() {
+    run_blocking(async {
+        let node = Node::start(cluster_config("a")).await.unwrap();
+        let mut raw = Raw::connect(&node).await;
+        raw.name = id(&node).to_string();
+        raw.send(&raw.hello(1)).await;
+        assert_eq!(
+            raw.receive().await,
+            Some(Wire::Refused {
+                reason: Refusal::DuplicateNode
+            })
+        );
+        node.shutdown();
+    });
+}
+
+// ---------------------------------------------------------------------------------------
+// Bad input.
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn garbage_bytes_close_the_connection_without_harm() {
+    run_blocking(async {
+        let node = Node::start(cluster_config("a")).await.unwrap();
+        let mut raw = Raw::connect(&node).await;
+        raw.send_bytes(&[0, 0, 0, 12, 0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4, 5, 6, 7, 8])
+            .await;
+        raw.closed().await;
+        still_serves(&node).await;
+        node.shutdown();
+    });
+}
+
+#[test]
+fn a_truncated_frame_closes_the_connection_without_harm() {
+    run_blocking(async {
+        let node = Node::start(cluster_config("a")).await.unwrap();
+        let mut raw = Raw::connect(&node).await;
+        raw.send_bytes(&[0, 0, 0, 100, 1, 2, 3]).await;
+        drop(raw);
+        still_serves(&node).await;
+        node.shutdown();
+    });
+}
+
+#[test]
+fn an_oversized_length_prefix_is_refused_before_reading_on() {
+    run_blocking(async {
+        let node = Node::start(cluster_config("a")).await.unwrap();
+        let mut raw = Raw::connect(&node).await;
+        raw.send_bytes(&u32::MAX.to_be_bytes()).await;
+        // The node hangs up without waiting for the 4 GiB it was promised.
+        raw.closed().await;
+        still_serves(&node).await;
+        node.shutdown();
+    });
+}
+
+#[test]
+fn an_unknown_message_kind_after_the_handshake_is_a_protocol_error() {
+    run_blocking(async {
+        let node = Node::start(cluster_config("a")).await.unwrap();
+        let events = node.cluster_events();
+        let mut raw = Raw::connect(&node).await;
+        assert_eq!(
+            raw.handshake(&node, b"test secret").await,
+            Some(Wire::Welcome)
+        );
+        assert!(matches!(
+            next_event(&events).await,
+            ClusterEvent::NodeUp { .. }
+        ));
+        // A variant index no build of this protocol has.
+        raw.send_bytes(&[0, 0, 0, 2, 99, 0]).await;
+        match next_event(&events).await {
+            ClusterEvent::NodeDown {
+                reason: NodeDownReason::ProtocolError(_),
+                ..
+            } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+        raw.closed().await;
+        still_serves(&node).await;
+        node.shutdown();
+    });
+}
+
+// ---------------------------------------------------------------------------------------
+// Lost, silent and restarted peers.
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn a_peer_lost_mid_call_fails_the_call_with_noconnection_at_once() {
+    run_blocking(async {
+        let nodes = start_cluster(2).await;
+        let (a, b) = (&nodes[0], &nodes[1]);
+        let sink = b.spawn::<Sink>(()).await.unwrap();
+        let remote = a.server_ref::<Sink>(sink.pid()).unwrap();
+        let call = smol::spawn({
+            let remote = remote.clone();
+            async move { remote.hold_with_timeout(Duration::from_secs(60)).await }
+        });
+        common::eventually("the call to reach b", || {
+            b.process_info(sink.pid())
+                .is_some_and(|i| i.message_count == 1)
+        })
+        .await;
+        // b vanishes without a goodbye, and stays away.
+        b.faults().refuse_connections(true);
+        a.faults().refuse_connections(true);
+        assert!(b.faults().disconnect(&id(a)));
+        assert_eq!(
+            within("the failed call", call).await,
+            Err(CallError::NoConnection)
+        );
+        assert_eq!(remote.count().await, Err(CallError::NoConnection));
+        assert_eq!(remote.take(vec![1]), Err(SendError::NoConnection));
+        for node in nodes {
+            node.shutdown();
+        }
+    });
+}
+
+#[test]
+fn a_peer_that_falls_silent_is_detected_by_heartbeats() {
+    run_blocking(async {
+        let nodes = start_cluster(2).await;
+        let (a, b) = (&nodes[0], &nodes[1]);
+        let events = a.cluster_events();
+        let sink = b.spawn::<Sink>(()).await.unwrap();
+        let remote = a.server_ref::<Sink>(sink.pid()).unwrap();
+        let call = smol::spawn({
+            let remote = remote.clone();
+            async move { remote.hold_with_timeout(Duration::from_secs(60)).await }
+        });
+        // b's socket stays open, but nothing it writes reaches a any more.
+        b.faults().refuse_connections(true);
+        assert!(b.faults().silence(&id(a), true));
+        assert_eq!(
+            next_event(&events).await,
+            ClusterEvent::NodeDown {
+                node: id(b),
+                reason: NodeDownReason::HeartbeatTimeout
+            }
+        );
+        assert_eq!(
+            within("the failed call", call).await,
+            Err(CallError::NoConnection)
+        );
+        for node in nodes {
+            node.shutdown();
+        }
+    });
+}
+
+#[test]
+fn an_idle_healthy_link_is_not_declared_down() {
+    run_blocking(async {
+        let nodes = start_cluster(2).await;
+        let events = nodes[0].cluster_events();
+        // Ten heartbeat timeouts of silence from the application.
+        smol::Timer::after(Duration::from_secs(8)).await;
+        assert_eq!(events.try_recv(), None);
+        assert_eq!(nodes[0].connected_nodes().len(), 1);
+        for node in nodes {
+            node.shutdown();
+        }
+    });
+}
+
+#[test]
+fn a_restarted_peer_is_reconnected_and_its_old_pids_are_noproc() {
+    run_blocking(async {
+        let a = Node::start(cluster_config("a")).await.unwrap();
+        let b = Node::start(cluster_config("b").seed(id(&a).to_string()))
+            .await
+            .unwrap();
+        wait_connected(&a, 1).await;
+        let b_id = id(&b);
+        let old = b
+            .spawn_with::<Sink>((), SpawnOptions::new().name("sink"))
+            .await
+            .unwrap();
+        let old_remote = a.server_ref::<Sink>(old.pid()).unwrap();
+        assert_eq!(old_remote.count().await, Ok(0));
+        let events = a.cluster_events();
+
+        // b crashes: no goodbye, and a keeps re-dialling it.
+        b.faults().refuse_connections(true);
+        b.faults().disconnect(&id(&a));
+        assert!(matches!(
+            next_event(&events).await,
+            ClusterEvent::NodeDown {
+                reason: NodeDownReason::ConnectionClosed,
+                ..
+            }
+        ));
+        b.shutdown();
+
+        // b comes back on the same address, as a new incarnation.
+        let bind = format!("127.0.0.1:{}", b_id.port()).parse().unwrap();
+        let b2 = Node::start(cluster_config("b").bind(bind)).await.unwrap();
+        assert_eq!(id(&b2), b_id);
+        match next_event(&events).await {
+            ClusterEvent::NodeUp { node, incarnation } => {
+                assert_eq!(node, b_id);
+                assert_eq!(incarnation, b2.incarnation());
+                assert_ne!(incarnation, b.incarnation());
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        b2.spawn_with::<Sink>((), SpawnOptions::new().name("sink"))
+            .await
+            .unwrap();
+        // A pid of the old incarnation never reaches the new one.
+        assert_eq!(old_remote.count().await, Err(CallError::NoProc));
+        assert_eq!(a.named_on::<Sink>("sink", &b_id).count().await, Ok(0));
+        a.shutdown();
+        b2.shutdown();
+    });
+}
+
+// ---------------------------------------------------------------------------------------
+// Backpressure.
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn a_full_outbound_queue_refuses_casts_and_makes_calls_wait() {
+    run_blocking(async {
+        let a = Node::start(cluster_config("a").outbound_queue(16 * 1024))
+            .await
+            .unwrap();
+        let b = Node::start(cluster_config("b").seed(id(&a).to_string()))
+            .await
+            .unwrap();
+        wait_connected(&a, 1).await;
+        let sink = b.spawn::<Sink>(()).await.unwrap();
+        let remote = a.server_ref::<Sink>(sink.pid()).unwrap();
+
+        // b stops reading: a's queue to b fills up.
+        assert!(a.faults().stall(&id(&b), true));
+        let mut queued = 0u64;
+        let overloaded = loop {
+            match remote.take(vec![0; 1024]) {
+                Ok(()) => queued += 1024,
+                Err(error) => break error,
+            }
+            assert!(queued < 1 << 20, "the queue never filled");
+        };
+        assert_eq!(overloaded, SendError::Overloaded);
+        assert_eq!(a.cluster_stats().casts_dropped, 1);
+        // A call waits for room, up to its timeout.
+        assert_eq!(
+            remote.count_with_timeout(Duration::from_millis(50)).await,
+            Err(CallError::Timeout)
+        );
+
+        // b reads again: everything queued arrives.
+        a.faults().stall(&id(&b), false);
+        assert_eq!(remote.count().await, Ok(queued));
+        a.shutdown();
+        b.shutdown();
+    });
+}
