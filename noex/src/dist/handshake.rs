@@ -277,3 +277,82 @@ mod tests {
         ));
     }
 }
+
+/// Property tests: whatever a peer sends during the handshake, it ends in an error or an
+/// established connection, never a panic.
+#[cfg(test)]
+mod fuzz {
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use futures_lite::{AsyncRead, AsyncWrite};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// A stream that reads from fixed bytes and swallows what is written.
+    struct Scripted {
+        input: Vec<u8>,
+        at: usize,
+    }
+
+    impl AsyncRead for Scripted {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &mut [u8],
+        ) -> Poll<std::io::Result<usize>> {
+            let n = buf.len().min(self.input.len() - self.at);
+            let at = self.at;
+            buf[..n].copy_from_slice(&self.input[at..at + n]);
+            self.at += n;
+            Poll::Ready(Ok(n))
+        }
+    }
+
+    impl AsyncWrite for Scripted {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    fn framed(chunks: &[Vec<u8>]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for chunk in chunks {
+            out.extend_from_slice(&(chunk.len() as u32).to_be_bytes());
+            out.extend_from_slice(chunk);
+        }
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_input_never_panics_either_side(
+            chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..80), 0..4),
+            raw in any::<bool>(),
+        ) {
+            let id: NodeId = "me@127.0.0.1:1".parse().unwrap();
+            let local = Local { id: &id, incarnation: 1, secret: b"secret" };
+            let input = if raw { chunks.concat() } else { framed(&chunks) };
+            let mut stream = Scripted { input: input.clone(), at: 0 };
+            let accepted = smol::block_on(accept(&mut stream, &local, |_, _| Ok(())));
+            // Random bytes cannot carry a valid proof of the secret.
+            prop_assert!(accepted.is_err());
+            let mut stream = Scripted { input, at: 0 };
+            let connected = smol::block_on(connect(&mut stream, &local, None));
+            prop_assert!(connected.is_err());
+        }
+    }
+}

@@ -384,3 +384,106 @@ mod tests {
         assert!(decode(&goodbye).is_err());
     }
 }
+
+/// Property tests: whatever bytes arrive, decoding ends in a value or an error, never a
+/// panic, and what is encoded decodes back.
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn address() -> impl Strategy<Value = Address> {
+        prop_oneof![
+            (any::<u64>(), any::<u64>()).prop_map(|(serial, incarnation)| Address::Pid {
+                serial,
+                incarnation
+            }),
+            ".{0,20}".prop_map(Address::Name),
+        ]
+    }
+
+    fn message() -> impl Strategy<Value = WireMessage> {
+        prop_oneof![
+            (any::<u16>(), ".{0,30}", any::<u64>(), any::<[u8; 32]>()).prop_map(
+                |(version, node, incarnation, nonce)| WireMessage::Hello {
+                    version,
+                    node,
+                    incarnation,
+                    nonce
+                }
+            ),
+            any::<[u8; 32]>().prop_map(|proof| WireMessage::Proof { proof }),
+            (
+                any::<u64>(),
+                address(),
+                any::<u32>(),
+                proptest::collection::vec(any::<u8>(), 0..200)
+            )
+                .prop_map(|(id, to, behavior, payload)| WireMessage::Call {
+                    id,
+                    to,
+                    behavior,
+                    payload
+                }),
+            (any::<u64>(), proptest::collection::vec(any::<u8>(), 0..200)).prop_map(
+                |(id, bytes)| WireMessage::Reply {
+                    id,
+                    outcome: RemoteOutcome::Reply(bytes)
+                }
+            ),
+            (
+                any::<u64>(),
+                any::<bool>(),
+                proptest::collection::vec(any::<u8>(), 0..200)
+            )
+                .prop_map(|(id, last, bytes)| WireMessage::Fragment {
+                    id,
+                    last,
+                    bytes
+                }),
+            proptest::collection::vec(".{0,20}", 0..5)
+                .prop_map(|nodes| WireMessage::Members { nodes }),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic_the_decoder(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = decode(&bytes);
+        }
+
+        #[test]
+        fn arbitrary_streams_never_panic_the_frame_reader(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let mut buffer = Vec::new();
+            let mut input = &bytes[..];
+            // Read frames until the stream ends or breaks the protocol.
+            while smol::block_on(read_message(&mut input, 256, &mut buffer)).is_ok() {}
+            prop_assert!(buffer.len() <= 256);
+        }
+
+        #[test]
+        fn what_is_encoded_decodes_back(message in message()) {
+            let mut frame = Vec::new();
+            encode_frame(&message, &mut frame).unwrap();
+            let mut buffer = Vec::new();
+            let decoded = smol::block_on(read_message(&mut &frame[..], usize::MAX, &mut buffer)).unwrap();
+            prop_assert_eq!(decoded, message);
+        }
+
+        #[test]
+        fn a_corrupted_frame_is_an_error_or_another_message_never_a_panic(
+            message in message(),
+            flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8),
+        ) {
+            let mut body = encode(&message).unwrap();
+            for (at, byte) in flips {
+                if !body.is_empty() {
+                    let at = at % body.len();
+                    body[at] ^= byte;
+                }
+            }
+            let _ = decode(&body);
+        }
+    }
+}
