@@ -13,7 +13,9 @@
 //! * **timers and a registry** — messages after a delay, unique names, typed lookups.
 //!
 //! Every process belongs to a [`Node`]; nothing is global, so several nodes can run in one
-//! OS process.
+//! OS process. Nodes started with [`Node::start`] form a cluster over TCP, in which a
+//! [`ServerRef`] works the same whether its process runs here or on another node (see
+//! [`ClusterConfig`]).
 //!
 //! # Example
 //!
