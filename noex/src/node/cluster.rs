@@ -65,7 +65,11 @@ impl Node {
         self.cluster().map(|c| c.connected()).unwrap_or_default()
     }
 
-    /// Subscribes to `NodeUp` / `NodeDown` events. A local node never has any.
+    /// Subscribes to `NodeUp` / `NodeDown` events from now on. A local node never has any.
+    ///
+    /// To know every peer, subscribe first, then read
+    /// [`connected_nodes`](Node::connected_nodes): a peer that connected before (or while)
+    /// subscribing is in the list, and every later change arrives as an event.
     pub fn cluster_events(&self) -> ClusterEvents {
         match self.cluster() {
             Some(cluster) => cluster.events.subscribe(),
