@@ -1,18 +1,43 @@
 //! The process table: serial number → live process, for one node.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::AnyProcess;
 
+type Entries = HashMap<u64, Arc<dyn AnyProcess>, BuildHasherDefault<SerialHasher>>;
+
 /// Every live process of a node, by serial number.
 #[derive(Default)]
 pub(crate) struct ProcessTable {
-    entries: Mutex<HashMap<u64, Arc<dyn AnyProcess>>>,
+    entries: Mutex<Entries>,
+}
+
+/// Hashes a serial number with one multiplication (Fibonacci hashing): serials are
+/// handed out by the node itself, one after the other, so they need spreading, not
+/// protection from chosen collisions (they are not chosen by anyone outside).
+#[derive(Default)]
+struct SerialHasher(u64);
+
+impl Hasher for SerialHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.write_u64(self.0.rotate_left(8) ^ u64::from(byte));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
 }
 
 impl ProcessTable {
-    fn lock(&self) -> MutexGuard<'_, HashMap<u64, Arc<dyn AnyProcess>>> {
+    fn lock(&self) -> MutexGuard<'_, Entries> {
         self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
