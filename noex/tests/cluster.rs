@@ -4,10 +4,12 @@ mod common;
 
 use std::time::Duration;
 
-use common::{cluster_config, next_event, run_blocking, start_cluster, wait_connected, within};
+use common::{
+    cluster_config, eventually, next_event, run_blocking, start_cluster, wait_connected, within,
+};
 use noex::{
     behavior, CallError, ClusterConfig, ClusterEvent, Ctx, ExitReason, LookupError, Node,
-    NodeDownReason, NodeId, ReplyTo, SendError, SpawnOptions, StartError,
+    NodeDownReason, NodeId, ReplyTo, SendError, ServerRef, SpawnOptions, StartError,
 };
 use serde::{Deserialize, Serialize};
 
@@ -93,8 +95,42 @@ impl Other {
     }
 }
 
+/// A local process that forwards notes to a recorder: a sender of its own, so the
+/// connection keeps its messages in order among themselves only.
+#[behavior]
+pub struct Forwarder {
+    to: ServerRef<Recorder>,
+}
+
+#[behavior(local)]
+impl Forwarder {
+    #[init]
+    fn init(to: ServerRef<Recorder>) -> Self {
+        Forwarder { to }
+    }
+
+    #[cast]
+    fn forward(&self, note: Note) {
+        self.to.record(note).unwrap();
+    }
+}
+
 fn id(node: &Node) -> NodeId {
     node.local_node_id().unwrap().clone()
+}
+
+/// Two connected nodes whose heartbeats allow 20 s of silence: encoding a large message in
+/// a debug build takes a while, and the tests that send one are not about timing.
+async fn start_patient_pair() -> Vec<Node> {
+    let config = |name: &str| {
+        cluster_config(name).heartbeat(Duration::from_millis(200), Duration::from_secs(20))
+    };
+    let a = Node::start(config("a")).await.unwrap();
+    let b = Node::start(config("b").seed(id(&a).to_string()))
+        .await
+        .unwrap();
+    wait_connected(&a, 1).await;
+    vec![a, b]
 }
 
 fn shutdown(nodes: Vec<Node>) {
@@ -433,17 +469,7 @@ fn messages_from_one_process_arrive_in_order() {
 #[test]
 fn a_message_larger_than_a_frame_arrives_whole() {
     run_blocking(async {
-        // Encoding 20 MiB of `Vec<u8>` element by element takes a while in a debug build:
-        // give the heartbeats room, this test is about fragmentation, not timing.
-        let config = |name: &str| {
-            cluster_config(name).heartbeat(Duration::from_millis(200), Duration::from_secs(20))
-        };
-        let a = Node::start(config("a")).await.unwrap();
-        let b = Node::start(config("b").seed(id(&a).to_string()))
-            .await
-            .unwrap();
-        wait_connected(&a, 1).await;
-        let nodes = vec![a, b];
+        let nodes = start_patient_pair().await;
         let (a, b) = (&nodes[0], &nodes[1]);
         let server = b.spawn::<Recorder>(()).await.unwrap();
         let remote = a.server_ref::<Recorder>(server.pid()).unwrap();
@@ -455,6 +481,45 @@ fn a_message_larger_than_a_frame_arrives_whole() {
             .unwrap();
         assert!(echoed == big);
         assert_eq!(remote.count().await, Ok(0));
+        shutdown(nodes);
+    });
+}
+
+#[test]
+fn small_calls_pass_a_large_message_in_flight() {
+    run_blocking(async {
+        let nodes = start_patient_pair().await;
+        let (a, b) = (&nodes[0], &nodes[1]);
+        let sink = b.spawn::<Recorder>(()).await.unwrap();
+        let echo = b.spawn::<Recorder>(()).await.unwrap();
+        let sink = a.server_ref::<Recorder>(sink.pid()).unwrap();
+        let echo = a.server_ref::<Recorder>(echo.pid()).unwrap();
+        let forwarder = a.spawn::<Forwarder>(sink.clone()).await.unwrap();
+        let size = 48 << 20;
+        let before = a.cluster_stats().bytes_sent;
+        forwarder
+            .forward(Note {
+                seq: 0,
+                text: "x".repeat(size),
+            })
+            .unwrap();
+        // Once a few MiB of it are on their way, small calls go back and forth past the
+        // rest: the large message is still not delivered when they return.
+        eventually("the large message to be on its way", || {
+            a.cluster_stats().bytes_sent - before > 4 << 20
+        })
+        .await;
+        for _ in 0..10 {
+            assert_eq!(echo.echo(vec![7]).await, Ok(vec![7]));
+        }
+        assert_eq!(sink.count().await, Ok(0), "the large message is in flight");
+        let arrived = async {
+            while sink.count().await != Ok(1) {
+                smol::Timer::after(Duration::from_millis(5)).await;
+            }
+        };
+        within("the large message to arrive", arrived).await;
+        assert_eq!(sink.notes().await.unwrap()[0].text.len(), size);
         shutdown(nodes);
     });
 }

@@ -58,6 +58,9 @@ fn id(node: &Node) -> NodeId {
 // A raw client of the wire protocol.
 // ---------------------------------------------------------------------------------------
 
+/// The protocol version of this build.
+const PROTOCOL_VERSION: u16 = 2;
+
 /// The handshake part of the protocol's message enum, variant for variant.
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
 enum Wire {
@@ -166,7 +169,7 @@ impl Raw {
 
     /// Completes a handshake with `secret`; returns the node's answer to the proof.
     async fn handshake(&mut self, node: &Node, secret: &[u8]) -> Option<Wire> {
-        self.send(&self.hello(1)).await;
+        self.send(&self.hello(PROTOCOL_VERSION)).await;
         let Some(Wire::Challenge {
             nonce,
             proof: theirs,
@@ -253,7 +256,7 @@ fn a_protocol_version_mismatch_is_refused() {
             raw.receive().await,
             Some(Wire::Refused {
                 reason: Refusal::Version {
-                    ours: 1,
+                    ours: PROTOCOL_VERSION,
                     theirs: 99
                 }
             })
@@ -270,7 +273,7 @@ fn a_peer_claiming_the_nodes_own_id_is_refused() {
         let node = Node::start(cluster_config("a")).await.unwrap();
         let mut raw = Raw::connect(&node).await;
         raw.name = id(&node).to_string();
-        raw.send(&raw.hello(1)).await;
+        raw.send(&raw.hello(PROTOCOL_VERSION)).await;
         assert_eq!(
             raw.receive().await,
             Some(Wire::Refused {

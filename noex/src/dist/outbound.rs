@@ -1,36 +1,48 @@
-//! The outbound queue of one connection: three lanes, a byte bound, and fragmentation.
+//! The outbound queue of one connection: three lanes, byte bounds, fragmentation and a
+//! window on fragments in flight.
 //!
-//! * **Control** (heartbeats, member lists, goodbye) goes first, always.
-//! * **Small** messages are sent in FIFO order, batched into few writes.
-//! * **Large** messages (over [`FRAGMENT_SIZE`] encoded) are cut into fragments; one
-//!   fragment goes out per batch, between the small messages, so a small call is never
-//!   stuck behind a 64 MiB message.
+//! * **Control** (heartbeats, member lists, fragment acknowledgements, goodbye) goes first,
+//!   always.
+//! * **Small** messages are sent in FIFO order. They are appended to one buffer of frames,
+//!   which the writer takes whole (swapping in its emptied buffer): one copy per message,
+//!   no allocation, one write per batch.
+//! * **Large** messages (over [`FRAGMENT_SIZE`] encoded) are cut into fragments, sent after
+//!   the small messages of each batch. The receiver acknowledges the fragments it reads and
+//!   at most [`FRAGMENT_WINDOW`] bytes of them are unacknowledged, so the sockets' buffers
+//!   never hold more than that in front of a small message: a small call is never stuck
+//!   behind a 64 MiB message.
 //!
 //! Order is kept per sending process, as Erlang guarantees: a small message whose sender
 //! still has a large message queued goes to the large lane, behind it.
 //!
-//! The queue holds at most `limit` bytes of user messages: past it, `try_push` refuses
-//! (a cast then fails with `Overloaded`) and `push` waits for room (a call waits up to its
-//! timeout). One message larger than the limit is accepted into an empty queue.
+//! Small and large messages are each bounded by `limit` bytes: past it, `try_push` refuses
+//! (a cast then fails with `Overloaded`) and a call waits for [`Outbound::room`]. A large
+//! message in flight thus never makes small ones wait. One message larger than the limit is
+//! accepted when its lane is empty.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use event_listener::Event;
 
-use super::wire::{self, WireMessage, FRAGMENT_SIZE};
+use super::wire::{self, WireMessage, FRAGMENT_SIZE, FRAGMENT_WINDOW};
 
-/// Bytes written per batch, at most (one large fragment may add to it).
+/// The writer adds fragments to a batch until it holds this many bytes.
 const BATCH: usize = 256 * 1024;
+
+/// `true` if a frame (with its length prefix) is sent in fragments.
+pub(crate) fn is_large(frame: &[u8]) -> bool {
+    frame.len() > FRAGMENT_SIZE + 4
+}
 
 /// A message waiting in the large lane.
 enum Large {
-    /// A small message held behind its sender's large one.
+    /// A small message held behind its sender's large one (a frame).
     Whole { frame: Vec<u8>, sender: usize },
-    /// A large message being sent in fragments.
+    /// A large message being sent in fragments: a frame, sent up to `sent`.
     Fragmented {
         id: u64,
-        body: Vec<u8>,
+        frame: Vec<u8>,
         sent: usize,
         sender: usize,
     },
@@ -38,40 +50,116 @@ enum Large {
 
 #[derive(Default)]
 struct Lanes {
-    control: VecDeque<Vec<u8>>,
-    small: VecDeque<Vec<u8>>,
+    /// Frames of control messages, and how many.
+    control: Vec<u8>,
+    control_count: usize,
+    /// Frames of small messages, and how many.
+    small: Vec<u8>,
+    small_count: usize,
     large: VecDeque<Large>,
     /// How many entries each sender has in the large lane.
     senders_in_large: HashMap<usize, usize>,
-    /// Bytes of user messages queued.
-    bytes: usize,
+    /// Bytes of small messages queued (wherever they wait).
+    small_bytes: usize,
+    /// Bytes of large messages not yet sent.
+    large_bytes: usize,
+    /// Bytes of fragments sent and not yet acknowledged.
+    unacked: usize,
     next_fragment: u64,
     closed: bool,
 }
 
 impl Lanes {
-    /// Puts a message in its lane (see the module docs).
-    fn push(&mut self, body: Vec<u8>, sender: usize) {
-        if body.len() > FRAGMENT_SIZE {
+    fn has_room(&self, large: bool, limit: usize) -> bool {
+        let bytes = if large {
+            self.large_bytes
+        } else {
+            self.small_bytes
+        };
+        bytes == 0 || bytes < limit
+    }
+
+    /// Puts a frame in its lane (see the module docs), taking it out of `frame`.
+    fn push(&mut self, frame: &mut Vec<u8>, sender: usize) {
+        if is_large(frame) {
             let id = self.next_fragment;
             self.next_fragment += 1;
+            self.large_bytes += frame.len() - 4;
             *self.senders_in_large.entry(sender).or_default() += 1;
             self.large.push_back(Large::Fragmented {
                 id,
-                body,
-                sent: 0,
+                frame: std::mem::take(frame),
+                sent: 4,
                 sender,
             });
         } else {
-            let frame = with_prefix(&body);
+            self.small_bytes += frame.len();
             match self.senders_in_large.get_mut(&sender) {
                 Some(count) => {
                     *count += 1;
+                    let frame = std::mem::take(frame);
                     self.large.push_back(Large::Whole { frame, sender });
                 }
-                None => self.small.push_back(frame),
+                None => {
+                    self.small.extend_from_slice(frame);
+                    self.small_count += 1;
+                    frame.clear();
+                }
             }
         }
+    }
+
+    /// Moves the next large-lane entries into `batch`, up to [`BATCH`] bytes and within
+    /// the window. Returns the bytes freed of each class and the messages completed.
+    fn take_large(&mut self, batch: &mut Vec<u8>) -> (usize, usize, usize) {
+        let (mut freed_small, mut freed_large, mut messages) = (0, 0, 0);
+        while batch.len() < BATCH {
+            let Some(head) = self.large.front_mut() else {
+                break;
+            };
+            let (done, sender) = match head {
+                Large::Whole { frame, sender } => {
+                    freed_small += frame.len();
+                    batch.extend_from_slice(frame);
+                    messages += 1;
+                    (true, *sender)
+                }
+                Large::Fragmented {
+                    id,
+                    frame,
+                    sent,
+                    sender,
+                } => {
+                    if self.unacked >= FRAGMENT_WINDOW {
+                        break;
+                    }
+                    let end = (*sent + FRAGMENT_SIZE).min(frame.len());
+                    let last = end == frame.len();
+                    let piece = &frame[*sent..end];
+                    let fragment = WireMessage::Fragment { id: *id, last };
+                    // A fragment always encodes (two numbers and plain bytes).
+                    let _ = wire::encode_frame_with(&fragment, batch, |out| {
+                        out.extend_from_slice(piece);
+                        Ok(())
+                    });
+                    self.unacked += piece.len();
+                    freed_large += piece.len();
+                    *sent = end;
+                    messages += usize::from(last);
+                    (last, *sender)
+                }
+            };
+            if done {
+                self.large.pop_front();
+                if let Some(count) = self.senders_in_large.get_mut(&sender) {
+                    *count -= 1;
+                    if *count == 0 {
+                        self.senders_in_large.remove(&sender);
+                    }
+                }
+            }
+        }
+        (freed_small, freed_large, messages)
     }
 }
 
@@ -110,61 +198,56 @@ impl Outbound {
 
     /// Queues a control message (never refused for lack of room).
     pub(crate) fn push_control(&self, message: &WireMessage) -> Result<(), PushError> {
-        let mut frame = Vec::new();
-        if wire::encode_frame(message, &mut frame).is_err() {
-            return Ok(());
-        }
         let mut lanes = self.lock();
         if lanes.closed {
             return Err(PushError::Closed);
         }
-        lanes.control.push_back(frame);
-        drop(lanes);
+        let lanes = &mut *lanes;
+        if wire::encode_frame(message, &mut lanes.control).is_ok() {
+            lanes.control_count += 1;
+        }
         self.work.notify(1);
         Ok(())
     }
 
-    /// Queues an encoded message from `sender` (a process key, 0 for none) if there is room.
-    pub(crate) fn try_push(
-        &self,
-        body: Vec<u8>,
-        sender: usize,
-    ) -> Result<(), (PushError, Vec<u8>)> {
-        let mut lanes = self.lock();
-        if lanes.closed {
-            return Err((PushError::Closed, body));
-        }
-        if lanes.bytes >= self.limit && lanes.bytes > 0 {
-            return Err((PushError::Full, body));
-        }
-        lanes.bytes += body.len();
-        lanes.push(body, sender);
-        drop(lanes);
-        self.work.notify(1);
-        Ok(())
-    }
-
-    /// Queues an encoded message whatever the queue holds (replies: they are bounded by
-    /// the calls in flight, and must not be lost to a full queue).
-    pub(crate) fn force_push(&self, body: Vec<u8>, sender: usize) -> Result<(), PushError> {
+    /// Queues a frame from `sender` (a process key, 0 for none) if there is room. A queued
+    /// frame is taken out of `frame` (which keeps its allocation if it was copied); a
+    /// refused one is left there.
+    pub(crate) fn try_push(&self, frame: &mut Vec<u8>, sender: usize) -> Result<(), PushError> {
         let mut lanes = self.lock();
         if lanes.closed {
             return Err(PushError::Closed);
         }
-        lanes.bytes += body.len();
-        lanes.push(body, sender);
+        if !lanes.has_room(is_large(frame), self.limit) {
+            return Err(PushError::Full);
+        }
+        lanes.push(frame, sender);
         drop(lanes);
         self.work.notify(1);
         Ok(())
     }
 
-    /// Waits until there is room for a message (or the queue closes).
-    pub(crate) async fn room(&self) {
+    /// Queues a frame whatever the queue holds (replies: they are bounded by the calls in
+    /// flight, and must not be lost to a full queue).
+    pub(crate) fn force_push(&self, frame: &mut Vec<u8>, sender: usize) -> Result<(), PushError> {
+        let mut lanes = self.lock();
+        if lanes.closed {
+            return Err(PushError::Closed);
+        }
+        lanes.push(frame, sender);
+        drop(lanes);
+        self.work.notify(1);
+        Ok(())
+    }
+
+    /// Waits until there is room for `frame` (or the queue closes).
+    pub(crate) async fn room(&self, frame: &[u8]) {
+        let large = is_large(frame);
         loop {
             let listener = self.room.listen();
             {
                 let lanes = self.lock();
-                if lanes.closed || lanes.bytes < self.limit {
+                if lanes.closed || lanes.has_room(large, self.limit) {
                     return;
                 }
             }
@@ -172,14 +255,21 @@ impl Outbound {
         }
     }
 
+    /// The peer acknowledged `bytes` of fragments.
+    pub(crate) fn acknowledged(&self, bytes: usize) {
+        let mut lanes = self.lock();
+        lanes.unacked = lanes.unacked.saturating_sub(bytes);
+        drop(lanes);
+        self.work.notify(1);
+    }
+
     /// Closes the queue: pushes fail from now on, the writer stops, waiters wake.
     pub(crate) fn close(&self) {
         let mut lanes = self.lock();
-        lanes.closed = true;
-        lanes.control.clear();
-        lanes.small.clear();
-        lanes.large.clear();
-        lanes.bytes = 0;
+        *lanes = Lanes {
+            closed: true,
+            ..Lanes::default()
+        };
         drop(lanes);
         self.work.notify(usize::MAX);
         self.room.notify(usize::MAX);
@@ -187,7 +277,8 @@ impl Outbound {
 
     /// Bytes of user messages queued.
     pub(crate) fn queued_bytes(&self) -> usize {
-        self.lock().bytes
+        let lanes = self.lock();
+        lanes.small_bytes + lanes.large_bytes
     }
 
     /// Waits for the next batch of frames to write, appending them to `batch`; returns how
@@ -205,67 +296,27 @@ impl Outbound {
 
     fn take_batch(&self, batch: &mut Vec<u8>) -> Taken {
         let mut lanes = self.lock();
+        let lanes = &mut *lanes;
         if lanes.closed {
             return Taken::Closed;
         }
-        let mut messages = 0;
-        while let Some(frame) = lanes.control.pop_front() {
-            batch.extend_from_slice(&frame);
-            messages += 1;
+        let mut messages = std::mem::take(&mut lanes.control_count);
+        batch.extend_from_slice(&lanes.control);
+        lanes.control.clear();
+        let mut freed_small = lanes.small.len();
+        messages += std::mem::take(&mut lanes.small_count);
+        if batch.is_empty() {
+            std::mem::swap(batch, &mut lanes.small);
+        } else {
+            batch.extend_from_slice(&lanes.small);
+            lanes.small.clear();
         }
-        let mut freed = 0;
-        while batch.len() < BATCH {
-            let Some(frame) = lanes.small.pop_front() else {
-                break;
-            };
-            freed += frame.len() - 4;
-            batch.extend_from_slice(&frame);
-            messages += 1;
-        }
-        if let Some(head) = lanes.large.front_mut() {
-            let (done, sender) = match head {
-                Large::Whole { frame, sender } => {
-                    freed += frame.len() - 4;
-                    batch.extend_from_slice(frame);
-                    messages += 1;
-                    (true, *sender)
-                }
-                Large::Fragmented {
-                    id,
-                    body,
-                    sent,
-                    sender,
-                } => {
-                    let end = (*sent + FRAGMENT_SIZE).min(body.len());
-                    let last = end == body.len();
-                    let fragment = WireMessage::Fragment {
-                        id: *id,
-                        last,
-                        bytes: body[*sent..end].to_vec(),
-                    };
-                    freed += end - *sent;
-                    *sent = end;
-                    // A fragment always encodes (plain bytes).
-                    let _ = wire::encode_frame(&fragment, batch);
-                    if last {
-                        messages += 1;
-                    }
-                    (last, *sender)
-                }
-            };
-            if done {
-                lanes.large.pop_front();
-                if let Some(count) = lanes.senders_in_large.get_mut(&sender) {
-                    *count -= 1;
-                    if *count == 0 {
-                        lanes.senders_in_large.remove(&sender);
-                    }
-                }
-            }
-        }
-        lanes.bytes = lanes.bytes.saturating_sub(freed);
-        drop(lanes);
-        if freed > 0 {
+        let (small, large, completed) = lanes.take_large(batch);
+        freed_small += small;
+        messages += completed;
+        lanes.small_bytes -= freed_small;
+        lanes.large_bytes -= large;
+        if freed_small + large > 0 {
             self.room.notify(usize::MAX);
         }
         // A fragment alone counts as progress too.
@@ -278,20 +329,23 @@ enum Taken {
     Messages(usize),
 }
 
-/// `body` with its frame length prefix.
-fn with_prefix(body: &[u8]) -> Vec<u8> {
-    let mut frame = Vec::with_capacity(body.len() + 4);
-    frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
-    frame.extend_from_slice(body);
-    frame
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn body(len: usize, fill: u8) -> Vec<u8> {
-        vec![fill; len]
+    /// A frame holding a cast with a payload of `len` bytes of `fill`.
+    fn frame(len: usize, fill: u8) -> Vec<u8> {
+        let cast = WireMessage::Cast {
+            to: wire::Address::Name("x".into()),
+            behavior: 0,
+        };
+        let mut out = Vec::new();
+        wire::encode_frame_with(&cast, &mut out, |out| {
+            out.resize(out.len() + len, fill);
+            Ok(())
+        })
+        .unwrap();
+        out
     }
 
     /// Splits a batch into frame bodies.
@@ -305,58 +359,91 @@ mod tests {
         out
     }
 
+    fn is_fragment(body: &[u8]) -> bool {
+        matches!(wire::decode(body), Ok((WireMessage::Fragment { .. }, _)))
+    }
+
+    fn take(queue: &Outbound) -> Vec<Vec<u8>> {
+        let mut batch = Vec::new();
+        queue.take_batch(&mut batch);
+        frames(&batch)
+    }
+
     #[test]
     fn small_messages_pass_a_large_one_of_another_sender() {
         let queue = Outbound::new(usize::MAX);
-        queue.try_push(body(3 * FRAGMENT_SIZE, 1), 1).unwrap();
-        queue.try_push(body(10, 2), 2).unwrap();
-        let mut batch = Vec::new();
-        queue.take_batch(&mut batch);
-        let sent = frames(&batch);
-        // The small message and the first fragment.
-        assert_eq!(sent[0], body(10, 2));
-        assert!(matches!(
-            wire::decode(&sent[1]),
-            Ok(WireMessage::Fragment { last: false, .. })
-        ));
+        queue.try_push(&mut frame(3 * FRAGMENT_SIZE, 1), 1).unwrap();
+        let small = frame(10, 2);
+        queue.try_push(&mut small.clone(), 2).unwrap();
+        let sent = take(&queue);
+        // The small message, then fragments.
+        assert_eq!(sent[0], small[4..]);
+        assert!(sent[1..].iter().all(|body| is_fragment(body)));
     }
 
     #[test]
     fn a_senders_small_message_waits_behind_its_own_large_one() {
         let queue = Outbound::new(usize::MAX);
-        queue.try_push(body(2 * FRAGMENT_SIZE, 1), 1).unwrap();
-        queue.try_push(body(10, 2), 1).unwrap();
-        let mut bodies = Vec::new();
-        for _ in 0..4 {
-            let mut batch = Vec::new();
-            queue.take_batch(&mut batch);
-            bodies.extend(frames(&batch));
-        }
-        let kinds: Vec<_> = bodies
+        let large = frame(2 * FRAGMENT_SIZE, 1);
+        queue.try_push(&mut large.clone(), 1).unwrap();
+        let small = frame(10, 2);
+        queue.try_push(&mut small.clone(), 1).unwrap();
+        let bodies = take(&queue);
+        let kinds: Vec<_> = bodies.iter().map(|b| is_fragment(b)).collect();
+        assert_eq!(kinds, vec![true, true, true, false]);
+        assert_eq!(bodies[3], small[4..]);
+        // The fragments' payloads joined are the large frame's body.
+        let joined: Vec<u8> = bodies[..3]
             .iter()
-            .map(|b| matches!(wire::decode(b), Ok(WireMessage::Fragment { .. })))
+            .flat_map(|body| wire::decode(body).unwrap().1.to_vec())
             .collect();
-        assert_eq!(kinds, vec![true, true, false]);
-        assert_eq!(bodies[2], body(10, 2));
+        assert_eq!(joined, large[4..]);
+    }
+
+    #[test]
+    fn fragments_stop_at_the_window_until_acknowledged() {
+        let queue = Outbound::new(usize::MAX);
+        queue
+            .try_push(&mut frame(4 * FRAGMENT_WINDOW, 1), 1)
+            .unwrap();
+        let mut sent = 0;
+        for _ in 0..8 {
+            for body in take(&queue) {
+                sent += wire::decode(&body).unwrap().1.len();
+            }
+        }
+        assert_eq!(sent, FRAGMENT_WINDOW, "nothing past the window");
+        queue.acknowledged(FRAGMENT_SIZE);
+        let more: usize = take(&queue)
+            .iter()
+            .map(|body| wire::decode(body).unwrap().1.len())
+            .sum();
+        assert_eq!(more, FRAGMENT_SIZE);
+    }
+
+    #[test]
+    fn a_large_message_does_not_take_the_room_of_small_ones() {
+        let queue = Outbound::new(FRAGMENT_SIZE * 2);
+        queue.try_push(&mut frame(8 * FRAGMENT_SIZE, 1), 1).unwrap();
+        assert_eq!(
+            queue.try_push(&mut frame(8 * FRAGMENT_SIZE, 1), 1),
+            Err(PushError::Full)
+        );
+        queue.try_push(&mut frame(10, 2), 2).unwrap();
     }
 
     #[test]
     fn a_full_queue_refuses_until_the_writer_takes() {
         let queue = Outbound::new(100);
-        queue.try_push(body(60, 1), 0).unwrap();
-        queue.try_push(body(60, 1), 0).unwrap();
-        assert_eq!(
-            queue.try_push(body(1, 1), 0).unwrap_err().0,
-            PushError::Full
-        );
-        let mut batch = Vec::new();
-        queue.take_batch(&mut batch);
+        queue.try_push(&mut frame(60, 1), 0).unwrap();
+        queue.try_push(&mut frame(60, 1), 0).unwrap();
+        let mut refused = frame(1, 1);
+        assert_eq!(queue.try_push(&mut refused, 0), Err(PushError::Full));
+        assert_eq!(refused, frame(1, 1), "a refused frame is left in place");
+        take(&queue);
         assert_eq!(queue.queued_bytes(), 0);
-        queue.try_push(body(1, 1), 0).unwrap();
+        queue.try_push(&mut frame(1, 1), 0).unwrap();
         queue.close();
-        assert_eq!(
-            queue.try_push(body(1, 1), 0).unwrap_err().0,
-            PushError::Closed
-        );
+        assert_eq!(queue.try_push(&mut frame(1, 1), 0), Err(PushError::Closed));
     }
 }

@@ -1,9 +1,15 @@
 //! One established connection to a peer node: its writer, reader and heartbeat tasks.
 //!
 //! The writer drains the [`Outbound`] queue into batched writes. The reader decodes frames
-//! and hands them to the cluster; fragments are reassembled first. The ticker sends a
-//! heartbeat when the link was quiet for an interval, and declares the peer down when it
-//! was silent for the timeout. Whichever task notices the end first reports it, once.
+//! and hands them to the cluster; fragments are acknowledged and reassembled first. The
+//! ticker sends a heartbeat when nothing was sent for an interval, and declares the peer
+//! down when nothing was received for the timeout. Whichever task notices the end first
+//! reports it, once.
+//!
+//! On loopback a socket is almost always ready, so neither the writer nor the reader would
+//! ever wait; each yields to the other tasks of its thread every [`YIELD_BYTES`] bytes (the
+//! reader also every [`YIELD_FRAMES`] frames), so a large transfer or a flood of casts never
+//! starves the processes that share the thread.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -13,15 +19,23 @@ use std::time::{Duration, Instant};
 use async_net::TcpStream;
 use futures_lite::io::BufReader;
 use futures_lite::AsyncWriteExt;
+use smol::future::yield_now;
 
 use super::cluster::Cluster;
 use super::config::{NodeDownReason, TrafficStats};
 use super::node_id::NodeId;
 use super::outbound::{Outbound, PushError};
+use super::remote::{Payload, Resolver};
 use super::wire::{self, RemoteOutcome, WireError, WireMessage};
 
-/// How a remote call ended on the connection's side.
-pub(crate) type CallOutcome = Result<RemoteOutcome, ConnectionLost>;
+/// The writer and the reader yield after this many bytes.
+const YIELD_BYTES: usize = 256 * 1024;
+
+/// The reader yields after this many frames.
+const YIELD_FRAMES: u32 = 128;
+
+/// How a remote call ended on the connection's side: the outcome and its payload.
+pub(crate) type CallOutcome = Result<(RemoteOutcome, Payload<'static>), ConnectionLost>;
 
 /// The connection carrying a call was lost before its reply arrived.
 #[derive(Debug)]
@@ -55,9 +69,8 @@ pub(crate) struct Peer {
     pending: Mutex<HashMap<u64, oneshot::Sender<CallOutcome>>>,
     closed: AtomicBool,
     pub(crate) counters: Counters,
-    /// Milliseconds since `epoch` when something was last received / sent.
+    /// Milliseconds since `epoch` when something was last seen received (by the ticker).
     last_received: AtomicU64,
-    last_sent: AtomicU64,
     epoch: Instant,
     /// From the peer's heartbeats.
     pub(crate) process_count: AtomicU64,
@@ -87,7 +100,6 @@ impl Peer {
             closed: AtomicBool::new(false),
             counters: Counters::default(),
             last_received: AtomicU64::new(0),
-            last_sent: AtomicU64::new(0),
             epoch: Instant::now(),
             process_count: AtomicU64::new(0),
             uptime_ms: AtomicU64::new(0),
@@ -151,10 +163,10 @@ impl Peer {
         }
     }
 
-    fn answer(&self, id: u64, outcome: RemoteOutcome) {
+    fn answer(&self, id: u64, outcome: RemoteOutcome, payload: Payload<'_>) {
         if let Some(waiting) = self.pending().remove(&id) {
             // The caller may have given up just now; the reply is then dropped.
-            let _ = waiting.send(Ok(outcome));
+            let _ = waiting.send(Ok((outcome, payload.into_owned())));
         }
     }
 
@@ -181,25 +193,13 @@ impl Peer {
         true
     }
 
-    /// Queues a user message (a call, cast, info or reply) from `sender`.
-    pub(crate) fn try_send(&self, message: &WireMessage, sender: usize) -> Result<(), PushError> {
-        let body = wire::encode(message).map_err(|_| PushError::Closed)?;
-        self.queue
-            .try_push(body, sender)
-            .map_err(|(error, _)| error)
-    }
-
-    /// Queues a user message, waiting for room if the queue is full.
-    pub(crate) async fn send(&self, message: &WireMessage, sender: usize) -> Result<(), PushError> {
-        let mut body = wire::encode(message).map_err(|_| PushError::Closed)?;
+    /// Queues the frame of a user message from `sender`, waiting for room if the queue is
+    /// full.
+    pub(crate) async fn send(&self, mut frame: Vec<u8>, sender: usize) -> Result<(), PushError> {
         loop {
-            match self.queue.try_push(body, sender) {
-                Ok(()) => return Ok(()),
-                Err((PushError::Full, back)) => {
-                    body = back;
-                    self.queue.room().await;
-                }
-                Err((error, _)) => return Err(error),
+            match self.queue.try_push(&mut frame, sender) {
+                Err(PushError::Full) => self.queue.room(&frame).await,
+                done => return done,
             }
         }
     }
@@ -230,6 +230,7 @@ pub(crate) fn run(cluster: &Arc<Cluster>, peer: &Arc<Peer>) {
 async fn writer(cluster: Weak<Cluster>, peer: Arc<Peer>) {
     let mut stream = peer.stream.clone();
     let mut batch = Vec::with_capacity(64 * 1024);
+    let mut since_yield = 0;
     loop {
         peer.wait_unstalled().await;
         let Some(messages) = peer.queue.next_batch(&mut batch).await else {
@@ -248,12 +249,47 @@ async fn writer(cluster: Weak<Cluster>, peer: Arc<Peer>) {
         }
         Counters::add(&peer.counters.bytes_sent, batch.len() as u64);
         Counters::add(&peer.counters.messages_sent, messages as u64);
-        peer.last_sent.store(peer.now_ms(), Ordering::Relaxed);
+        since_yield += batch.len();
         batch.clear();
         if batch.capacity() > 1 << 20 {
             batch.shrink_to(64 * 1024);
         }
+        if since_yield >= YIELD_BYTES {
+            since_yield = 0;
+            yield_now().await;
+        }
     }
+}
+
+/// What the reader counted and has not yet added to the connection's counters.
+#[derive(Default)]
+struct Unreported {
+    bytes: u64,
+    messages: u64,
+}
+
+impl Unreported {
+    fn report(&mut self, counters: &Counters) {
+        if self.bytes > 0 {
+            Counters::add(&counters.bytes_received, std::mem::take(&mut self.bytes));
+        }
+        if self.messages > 0 {
+            Counters::add(
+                &counters.messages_received,
+                std::mem::take(&mut self.messages),
+            );
+        }
+    }
+}
+
+/// Ends the connection because of `error`, read or decoded.
+fn read_failed(cluster: &Weak<Cluster>, peer: &Arc<Peer>, error: WireError) {
+    let text = error.to_string();
+    let reason = match error {
+        WireError::Io(_) => NodeDownReason::ConnectionClosed,
+        _ => NodeDownReason::ProtocolError(text.clone()),
+    };
+    report(cluster, peer, reason, &text);
 }
 
 async fn reader(cluster: Weak<Cluster>, peer: Arc<Peer>) {
@@ -265,69 +301,74 @@ async fn reader(cluster: Weak<Cluster>, peer: Arc<Peer>) {
     let mut buffer = Vec::new();
     let mut fragments: HashMap<u64, Vec<u8>> = HashMap::new();
     let mut assembling = 0usize;
+    let mut unreported = Unreported::default();
+    let mut resolver = Resolver::default();
+    let (mut frames, mut bytes) = (0u32, 0usize);
     loop {
-        let message = match wire::read_frame(&mut stream, max_frame, &mut buffer).await {
-            Ok(()) => {
-                Counters::add(&peer.counters.bytes_received, buffer.len() as u64 + 4);
-                peer.last_received.store(peer.now_ms(), Ordering::Relaxed);
-                wire::decode(&buffer)
-            }
-            Err(error) => Err(error),
-        };
-        let message = match message {
-            Ok(WireMessage::Fragment { id, last, bytes }) => {
-                assembling += bytes.len();
-                if assembling > max_message {
-                    let text = format!("a fragmented message exceeds {max_message} bytes");
-                    report(
-                        &cluster,
-                        &peer,
-                        NodeDownReason::ProtocolError(text.clone()),
-                        &text,
-                    );
-                    return;
-                }
-                let whole = fragments.entry(id).or_default();
-                whole.extend_from_slice(&bytes);
-                if !last {
-                    continue;
-                }
-                let whole = fragments.remove(&id).unwrap_or_default();
-                assembling -= whole.len();
-                wire::decode(&whole)
-            }
-            other => other,
-        };
+        if stream.buffer().is_empty() {
+            // The next read may wait: bring the counters up to date first.
+            unreported.report(&peer.counters);
+        }
+        if let Err(error) = wire::read_frame(&mut stream, max_frame, &mut buffer).await {
+            return read_failed(&cluster, &peer, error);
+        }
+        unreported.bytes += buffer.len() as u64 + 4;
         let Some(cluster_now) = cluster.upgrade() else {
             return;
         };
-        match message {
-            Ok(message) => {
-                if let Err(reason) = dispatch(&cluster_now, &peer, message) {
-                    let text = reason.to_string();
-                    report(&cluster, &peer, reason, &text);
-                    return;
+        let handled = match wire::decode(&buffer) {
+            Ok((WireMessage::Fragment { id, last }, piece)) => {
+                assembling += piece.len();
+                if assembling > max_message {
+                    let text = format!("a fragmented message exceeds {max_message} bytes");
+                    let reason = NodeDownReason::ProtocolError(text.clone());
+                    return report(&cluster, &peer, reason, &text);
+                }
+                let ack = WireMessage::FragmentAck {
+                    bytes: piece.len() as u32,
+                };
+                let _ = peer.queue.push_control(&ack);
+                fragments.entry(id).or_default().extend_from_slice(piece);
+                if last {
+                    let whole = fragments.remove(&id).unwrap_or_default();
+                    assembling -= whole.len();
+                    match wire::decode(&whole) {
+                        Ok((message, payload)) => {
+                            let start = whole.len() - payload.len();
+                            let payload = Payload::Owned(whole, start);
+                            let state = (&mut unreported, &mut resolver);
+                            dispatch(&cluster_now, &peer, message, payload, state)
+                        }
+                        Err(error) => Err(error),
+                    }
+                } else {
+                    Ok(Ok(()))
                 }
             }
-            Err(WireError::Io(error)) => {
-                report(
-                    &cluster,
-                    &peer,
-                    NodeDownReason::ConnectionClosed,
-                    &error.to_string(),
-                );
-                return;
+            Ok((message, payload)) => dispatch(
+                &cluster_now,
+                &peer,
+                message,
+                Payload::Borrowed(payload),
+                (&mut unreported, &mut resolver),
+            ),
+            Err(error) => Err(error),
+        };
+        drop(cluster_now);
+        match handled {
+            Ok(Ok(())) => {}
+            Ok(Err(reason)) => {
+                let text = reason.to_string();
+                return report(&cluster, &peer, reason, &text);
             }
-            Err(error) => {
-                let text = error.to_string();
-                report(
-                    &cluster,
-                    &peer,
-                    NodeDownReason::ProtocolError(text.clone()),
-                    &text,
-                );
-                return;
-            }
+            Err(error) => return read_failed(&cluster, &peer, error),
+        }
+        frames += 1;
+        bytes += buffer.len();
+        if frames >= YIELD_FRAMES || bytes >= YIELD_BYTES {
+            (frames, bytes) = (0, 0);
+            unreported.report(&peer.counters);
+            yield_now().await;
         }
     }
 }
@@ -337,7 +378,9 @@ fn dispatch(
     cluster: &Arc<Cluster>,
     peer: &Arc<Peer>,
     message: WireMessage,
-) -> Result<(), NodeDownReason> {
+    payload: Payload<'_>,
+    (unreported, resolver): (&mut Unreported, &mut Resolver),
+) -> Result<Result<(), NodeDownReason>, WireError> {
     match message {
         WireMessage::Heartbeat {
             process_count,
@@ -347,34 +390,35 @@ fn dispatch(
             peer.uptime_ms.store(uptime_ms, Ordering::Relaxed);
         }
         WireMessage::Members { nodes } => cluster.learn(&nodes),
-        WireMessage::Goodbye => return Err(NodeDownReason::Shutdown),
+        WireMessage::Goodbye => return Ok(Err(NodeDownReason::Shutdown)),
+        WireMessage::FragmentAck { bytes } => peer.queue.acknowledged(bytes as usize),
         WireMessage::Reply { id, outcome } => {
-            Counters::add(&peer.counters.messages_received, 1);
-            peer.answer(id, outcome);
+            unreported.messages += 1;
+            peer.answer(id, outcome, payload);
         }
         message @ (WireMessage::Call { .. }
         | WireMessage::Cast { .. }
         | WireMessage::Info { .. }
         | WireMessage::Stop { .. }) => {
-            Counters::add(&peer.counters.messages_received, 1);
-            super::remote::deliver(cluster, peer, message);
+            unreported.messages += 1;
+            super::remote::deliver(cluster, peer, message, payload, resolver);
         }
         WireMessage::Hello { .. }
         | WireMessage::Challenge { .. }
         | WireMessage::Proof { .. }
         | WireMessage::Welcome
         | WireMessage::Refused { .. } => {
-            return Err(NodeDownReason::ProtocolError(
+            return Ok(Err(NodeDownReason::ProtocolError(
                 "a handshake message on an established connection".into(),
-            ))
+            )))
         }
         WireMessage::Fragment { .. } => {
-            return Err(NodeDownReason::ProtocolError(
+            return Ok(Err(NodeDownReason::ProtocolError(
                 "a fragment inside a fragment".into(),
-            ))
+            )))
         }
     }
-    Ok(())
+    Ok(Ok(()))
 }
 
 async fn ticker(cluster: Weak<Cluster>, peer: Arc<Peer>) {
@@ -383,6 +427,10 @@ async fn ticker(cluster: Weak<Cluster>, peer: Arc<Peer>) {
         None => return,
     };
     peer.last_received.store(peer.now_ms(), Ordering::Relaxed);
+    // Traffic is noticed by its counters changing between ticks (no clock read per frame).
+    let counted = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+    let mut received = counted(&peer.counters.bytes_received);
+    let mut sent = counted(&peer.counters.bytes_sent);
     let mut ticks = smol::Timer::interval(interval);
     loop {
         smol::stream::StreamExt::next(&mut ticks).await;
@@ -390,14 +438,19 @@ async fn ticker(cluster: Weak<Cluster>, peer: Arc<Peer>) {
             return;
         }
         let now = peer.now_ms();
+        let received_now = counted(&peer.counters.bytes_received);
+        if received_now != received {
+            received = received_now;
+            peer.last_received.store(now, Ordering::Relaxed);
+        }
         let silent = now.saturating_sub(peer.last_received.load(Ordering::Relaxed));
         if silent > timeout.as_millis() as u64 {
             let text = format!("nothing received for {silent} ms");
             report(&cluster, &peer, NodeDownReason::HeartbeatTimeout, &text);
             return;
         }
-        let quiet = now.saturating_sub(peer.last_sent.load(Ordering::Relaxed));
-        if quiet >= interval.as_millis() as u64 {
+        let sent_now = counted(&peer.counters.bytes_sent);
+        if sent_now == sent {
             let Some(cluster) = cluster.upgrade() else {
                 return;
             };
@@ -409,6 +462,7 @@ async fn ticker(cluster: Weak<Cluster>, peer: Arc<Peer>) {
                 return;
             }
         }
+        sent = sent_now;
     }
 }
 

@@ -9,7 +9,8 @@
 //! rather than misread — and queues it in the process's mailbox like a local message. The
 //! reply to a remote call travels back through a `ReplyTo` that encodes it.
 
-use std::sync::{Arc, Weak};
+use std::cell::Cell;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -19,7 +20,7 @@ use super::cluster::Cluster;
 use super::config::ClusterEvent;
 use super::outbound::PushError;
 use super::peer::{ConnectionLost, Counters, Peer};
-use super::wire::{Address, RemoteOutcome, WireMessage};
+use super::wire::{self, Address, RemoteOutcome, WireMessage};
 use crate::behavior::BehaviorName;
 use crate::error::{CallError, SendError};
 use crate::process::AnyProcess;
@@ -33,15 +34,21 @@ use crate::{ExitReason, Pid};
 pub struct Codec<B: GenServer> {
     pub(crate) name: &'static str,
     pub(crate) hash: u32,
-    encode_call: fn(&B::Call) -> Result<Vec<u8>, postcard::Error>,
-    pub(crate) decode_call: fn(&[u8]) -> Result<B::Call, postcard::Error>,
-    pub(crate) encode_reply: fn(&B::Reply) -> Result<Vec<u8>, postcard::Error>,
-    decode_reply: fn(&[u8]) -> Result<B::Reply, postcard::Error>,
-    encode_cast: fn(&B::Cast) -> Result<Vec<u8>, postcard::Error>,
-    pub(crate) decode_cast: fn(&[u8]) -> Result<B::Cast, postcard::Error>,
-    encode_info: fn(&B::Info) -> Result<Vec<u8>, postcard::Error>,
-    pub(crate) decode_info: fn(&[u8]) -> Result<B::Info, postcard::Error>,
+    encode_call: Encode<B::Call>,
+    pub(crate) decode_call: Decode<B::Call>,
+    pub(crate) encode_reply: Encode<B::Reply>,
+    decode_reply: Decode<B::Reply>,
+    encode_cast: Encode<B::Cast>,
+    pub(crate) decode_cast: Decode<B::Cast>,
+    encode_info: Encode<B::Info>,
+    pub(crate) decode_info: Decode<B::Info>,
 }
+
+/// Appends a value, encoded, to a buffer.
+type Encode<T> = fn(&T, &mut Vec<u8>) -> Result<(), postcard::Error>;
+
+/// Decodes a value from bytes.
+type Decode<T> = fn(&[u8]) -> Result<T, postcard::Error>;
 
 impl<B: GenServer> Clone for Codec<B> {
     fn clone(&self) -> Self {
@@ -51,8 +58,8 @@ impl<B: GenServer> Clone for Codec<B> {
 
 impl<B: GenServer> Copy for Codec<B> {}
 
-fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, postcard::Error> {
-    postcard::to_allocvec(value)
+fn encode<T: Serialize>(value: &T, out: &mut Vec<u8>) -> Result<(), postcard::Error> {
+    wire::append(value, out)
 }
 
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, postcard::Error> {
@@ -71,7 +78,7 @@ where
 {
     Codec {
         name: B::NAME,
-        hash: crate::__private::tag(B::NAME, ""),
+        hash: const { crate::__private::tag(B::NAME, "") },
         encode_call: encode::<B::Call>,
         decode_call: decode::<B::Call>,
         encode_reply: encode::<B::Reply>,
@@ -83,12 +90,43 @@ where
     }
 }
 
+/// The payload of a message from another node: where it lies in the frame just read, or
+/// a reassembled message of which it is the part from `start` on.
+pub(crate) enum Payload<'a> {
+    Borrowed(&'a [u8]),
+    Owned(Vec<u8>, usize),
+}
+
+impl Payload<'_> {
+    pub(crate) fn bytes(&self) -> &[u8] {
+        match self {
+            Payload::Borrowed(bytes) => bytes,
+            Payload::Owned(bytes, start) => &bytes[*start..],
+        }
+    }
+
+    pub(crate) fn into_owned(self) -> Payload<'static> {
+        match self {
+            Payload::Borrowed(bytes) => Payload::Owned(bytes.to_vec(), 0),
+            Payload::Owned(bytes, start) => Payload::Owned(bytes, start),
+        }
+    }
+}
+
+thread_local! {
+    /// A buffer casts are encoded in before being copied into a connection's queue (so a
+    /// cast allocates nothing). Taken out while in use, so a re-entrant cast gets another.
+    static SCRATCH: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
 /// A process of another node — by pid or by registered name — with its behaviour's codec.
 pub(crate) struct RemoteTarget<B: GenServer> {
     node: Arc<str>,
     address: Address,
     cluster: Weak<Cluster>,
     codec: Codec<B>,
+    /// The connection last used (weak: a reference does not keep a closed socket open).
+    connection: Mutex<Weak<Peer>>,
 }
 
 impl<B: GenServer> RemoteTarget<B> {
@@ -101,6 +139,7 @@ impl<B: GenServer> RemoteTarget<B> {
             },
             cluster,
             codec,
+            connection: Mutex::new(Weak::new()),
         }
     }
 
@@ -115,20 +154,33 @@ impl<B: GenServer> RemoteTarget<B> {
             address: Address::Name(name.to_owned()),
             cluster,
             codec,
+            connection: Mutex::new(Weak::new()),
         }
     }
 
     /// The connection to the target's node; `NoProc` if the target belongs to an earlier
     /// incarnation of that node.
-    fn peer(&self) -> Result<(Arc<Cluster>, Arc<Peer>), Unreachable> {
-        let cluster = self.cluster.upgrade().ok_or(Unreachable::NoConnection)?;
-        let peer = cluster.peer(&self.node).ok_or(Unreachable::NoConnection)?;
+    fn peer(&self) -> Result<Arc<Peer>, Unreachable> {
+        let mut connection = self
+            .connection
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let peer = match connection.upgrade() {
+            Some(peer) if !peer.is_closed() => peer,
+            _ => {
+                let cluster = self.cluster.upgrade().ok_or(Unreachable::NoConnection)?;
+                let peer = cluster.peer(&self.node).ok_or(Unreachable::NoConnection)?;
+                *connection = Arc::downgrade(&peer);
+                peer
+            }
+        };
+        drop(connection);
         if let Address::Pid { incarnation, .. } = &self.address {
             if *incarnation != peer.incarnation {
                 return Err(Unreachable::NoProc);
             }
         }
-        Ok((cluster, peer))
+        Ok(peer)
     }
 
     /// `true` while the target's node is connected (with the target's incarnation).
@@ -136,27 +188,31 @@ impl<B: GenServer> RemoteTarget<B> {
         self.peer().is_ok()
     }
 
+    fn next_id(&self) -> Result<u64, Unreachable> {
+        let cluster = self.cluster.upgrade().ok_or(Unreachable::NoConnection)?;
+        Ok(cluster.next_id())
+    }
+
     pub(crate) async fn call(
         &self,
         request: B::Call,
         timeout: Duration,
     ) -> Result<B::Reply, CallError> {
-        let (cluster, peer) = self.peer().map_err(CallError::from)?;
-        let payload = (self.codec.encode_call)(&request)
-            .map_err(|error| CallError::Remote(format!("the request does not encode: {error}")))?;
-        let id = cluster.next_id();
-        let reply = peer.expect_reply(id);
+        let peer = self.peer()?;
+        let id = self.next_id()?;
         let message = WireMessage::Call {
             id,
             to: self.address.clone(),
             behavior: self.codec.hash,
-            payload,
         };
+        let mut frame = Vec::new();
+        wire::encode_frame_with(&message, &mut frame, |out| {
+            (self.codec.encode_call)(&request, out)
+        })
+        .map_err(|error| CallError::Remote(format!("the request does not encode: {error}")))?;
+        let reply = peer.expect_reply(id);
         let mut deadline = CallDeadline::after(timeout);
-        match deadline
-            .run(peer.send(&message, run::current_sender()))
-            .await
-        {
+        match deadline.run(peer.send(frame, run::current_sender())).await {
             None => {
                 peer.forget_call(id);
                 return Err(CallError::Timeout);
@@ -164,7 +220,7 @@ impl<B: GenServer> RemoteTarget<B> {
             Some(Err(_)) => return Err(CallError::NoConnection),
             Some(Ok(())) => {}
         }
-        let outcome = match deadline.run(reply).await {
+        let (outcome, payload) = match deadline.run(reply).await {
             None => {
                 peer.forget_call(id);
                 return Err(CallError::Timeout);
@@ -173,7 +229,7 @@ impl<B: GenServer> RemoteTarget<B> {
             Some(Ok(Err(ConnectionLost)) | Err(_)) => return Err(CallError::NoConnection),
         };
         match outcome {
-            RemoteOutcome::Reply(bytes) => (self.codec.decode_reply)(&bytes)
+            RemoteOutcome::Reply => (self.codec.decode_reply)(payload.bytes())
                 .map_err(|error| CallError::Remote(format!("the reply does not decode: {error}"))),
             RemoteOutcome::NoProc => Err(CallError::NoProc),
             RemoteOutcome::Exited(reason) => Err(CallError::Exited(reason)),
@@ -186,37 +242,44 @@ impl<B: GenServer> RemoteTarget<B> {
         }
     }
 
-    fn one_way(&self, make: impl FnOnce(Address, u32) -> WireMessage) -> Result<(), SendError> {
-        let (_, peer) = self.peer().map_err(SendError::from)?;
-        let message = make(self.address.clone(), self.codec.hash);
-        match peer.try_send(&message, run::current_sender()) {
-            Ok(()) => Ok(()),
-            Err(error) => {
-                Counters::add(&peer.counters.casts_dropped, 1);
-                Err(match error {
-                    PushError::Full => SendError::Overloaded,
-                    PushError::Closed => SendError::NoConnection,
-                })
+    /// Queues a cast or info: `message` and its payload, encoded by `payload`.
+    fn one_way(
+        &self,
+        message: WireMessage,
+        payload: impl FnOnce(&mut Vec<u8>) -> Result<(), postcard::Error>,
+    ) -> Result<(), SendError> {
+        let peer = self.peer()?;
+        let mut frame = SCRATCH.take();
+        frame.clear();
+        let queued = match wire::encode_frame_with(&message, &mut frame, payload) {
+            // A message that does not encode cannot be delivered.
+            Err(_) => Err(PushError::Closed),
+            Ok(()) => peer.queue.try_push(&mut frame, run::current_sender()),
+        };
+        SCRATCH.set(frame);
+        queued.map_err(|error| {
+            Counters::add(&peer.counters.casts_dropped, 1);
+            match error {
+                PushError::Full => SendError::Overloaded,
+                PushError::Closed => SendError::NoConnection,
             }
-        }
+        })
     }
 
     pub(crate) fn cast(&self, message: B::Cast) -> Result<(), SendError> {
-        let payload = (self.codec.encode_cast)(&message).map_err(|_| SendError::NoConnection)?;
-        self.one_way(|to, behavior| WireMessage::Cast {
-            to,
-            behavior,
-            payload,
-        })
+        let cast = WireMessage::Cast {
+            to: self.address.clone(),
+            behavior: self.codec.hash,
+        };
+        self.one_way(cast, |out| (self.codec.encode_cast)(&message, out))
     }
 
     pub(crate) fn send(&self, message: B::Info) -> Result<(), SendError> {
-        let payload = (self.codec.encode_info)(&message).map_err(|_| SendError::NoConnection)?;
-        self.one_way(|to, behavior| WireMessage::Info {
-            to,
-            behavior,
-            payload,
-        })
+        let info = WireMessage::Info {
+            to: self.address.clone(),
+            behavior: self.codec.hash,
+        };
+        self.one_way(info, |out| (self.codec.encode_info)(&message, out))
     }
 
     /// Asks the target's node to stop it; resolves with the reason it ended with.
@@ -225,21 +288,23 @@ impl<B: GenServer> RemoteTarget<B> {
         reason: ExitReason,
         grace: Option<Duration>,
     ) -> Result<ExitReason, SendError> {
-        let (cluster, peer) = self.peer().map_err(SendError::from)?;
-        let id = cluster.next_id();
-        let reply = peer.expect_reply(id);
+        let peer = self.peer()?;
+        let id = self.next_id()?;
         let message = WireMessage::Stop {
             id,
             to: self.address.clone(),
             reason,
             grace_ms: grace.map(|g| g.as_millis() as u64),
         };
-        peer.send(&message, run::current_sender())
+        let mut frame = Vec::new();
+        wire::encode_frame(&message, &mut frame).map_err(|_| SendError::NoConnection)?;
+        let reply = peer.expect_reply(id);
+        peer.send(frame, run::current_sender())
             .await
             .map_err(|_| SendError::NoConnection)?;
         match reply.await {
-            Ok(Ok(RemoteOutcome::Exited(reason))) => Ok(reason),
-            Ok(Ok(RemoteOutcome::NoProc)) => Err(SendError::NoProc),
+            Ok(Ok((RemoteOutcome::Exited(reason), _))) => Ok(reason),
+            Ok(Ok((RemoteOutcome::NoProc, _))) => Err(SendError::NoProc),
             Ok(Ok(_)) | Ok(Err(ConnectionLost)) | Err(_) => Err(SendError::NoConnection),
         }
     }
@@ -305,15 +370,35 @@ pub(crate) struct Responder {
 }
 
 impl Responder {
+    /// Answers with an outcome other than a reply.
     pub(crate) fn respond(self, outcome: RemoteOutcome) {
+        self.send(outcome, |_| Ok(()));
+    }
+
+    /// Answers with a reply, which `encode` appends.
+    pub(crate) fn reply(self, encode: impl FnOnce(&mut Vec<u8>) -> Result<(), postcard::Error>) {
+        self.send(RemoteOutcome::Reply, encode);
+    }
+
+    fn send(
+        self,
+        outcome: RemoteOutcome,
+        payload: impl FnOnce(&mut Vec<u8>) -> Result<(), postcard::Error>,
+    ) {
         let reply = WireMessage::Reply {
             id: self.id,
             outcome,
         };
-        // Replies are bounded by the calls in flight: they never wait for room.
-        if let Ok(body) = super::wire::encode(&reply) {
-            let _ = self.peer.queue.force_push(body, run::current_sender());
+        let mut frame = Vec::new();
+        if let Err(error) = wire::encode_frame_with(&reply, &mut frame, payload) {
+            let text = format!("the reply does not encode: {error}");
+            return self.respond(RemoteOutcome::Failed(text));
         }
+        // Replies are bounded by the calls in flight: they never wait for room.
+        let _ = self
+            .peer
+            .queue
+            .force_push(&mut frame, run::current_sender());
     }
 
     /// Answers with the process's exit reason once it has ended (its handler dropped the
@@ -329,62 +414,38 @@ impl Responder {
     }
 }
 
+/// What a message from another node asks of a local process.
+pub(crate) enum RemoteKind {
+    Call(Responder),
+    Cast,
+    Info,
+}
+
 /// A message from another node for a local process.
-pub(crate) enum RemoteDelivery {
-    Call {
-        behavior: u32,
-        payload: Vec<u8>,
-        responder: Responder,
-    },
-    Cast {
-        behavior: u32,
-        payload: Vec<u8>,
-    },
-    Info {
-        behavior: u32,
-        payload: Vec<u8>,
-    },
+pub(crate) struct RemoteDelivery<'a> {
+    pub(crate) kind: RemoteKind,
+    /// The FNV-1a hash of the behaviour name the sender expects.
+    pub(crate) behavior: u32,
+    pub(crate) payload: Payload<'a>,
 }
 
 /// Delivers a message that arrived from `peer` to the local process it is for.
-pub(crate) fn deliver(cluster: &Arc<Cluster>, peer: &Arc<Peer>, message: WireMessage) {
+pub(crate) fn deliver(
+    cluster: &Arc<Cluster>,
+    peer: &Arc<Peer>,
+    message: WireMessage,
+    payload: Payload<'_>,
+    resolver: &mut Resolver,
+) {
     let responder = |id| Responder {
         peer: peer.clone(),
         id,
         cluster: Arc::downgrade(cluster),
     };
-    match message {
-        WireMessage::Call {
-            id,
-            to,
-            behavior,
-            payload,
-        } => match resolve(cluster, &to) {
-            Some(process) => process.deliver_remote(RemoteDelivery::Call {
-                behavior,
-                payload,
-                responder: responder(id),
-            }),
-            None => responder(id).respond(RemoteOutcome::NoProc),
-        },
-        WireMessage::Cast {
-            to,
-            behavior,
-            payload,
-        } => {
-            if let Some(process) = resolve(cluster, &to) {
-                process.deliver_remote(RemoteDelivery::Cast { behavior, payload });
-            }
-        }
-        WireMessage::Info {
-            to,
-            behavior,
-            payload,
-        } => {
-            if let Some(process) = resolve(cluster, &to) {
-                process.deliver_remote(RemoteDelivery::Info { behavior, payload });
-            }
-        }
+    let (to, kind, behavior) = match message {
+        WireMessage::Call { id, to, behavior } => (to, RemoteKind::Call(responder(id)), behavior),
+        WireMessage::Cast { to, behavior } => (to, RemoteKind::Cast, behavior),
+        WireMessage::Info { to, behavior } => (to, RemoteKind::Info, behavior),
         WireMessage::Stop {
             id,
             to,
@@ -404,8 +465,53 @@ pub(crate) fn deliver(cluster: &Arc<Cluster>, peer: &Arc<Peer>, message: WireMes
                 }),
                 None => responder.respond(RemoteOutcome::NoProc),
             }
+            return;
         }
-        _ => {}
+        _ => return,
+    };
+    match resolver.resolve(cluster, &to) {
+        Some(process) => process.deliver_remote(RemoteDelivery {
+            kind,
+            behavior,
+            payload,
+        }),
+        None => {
+            if let RemoteKind::Call(responder) = kind {
+                responder.respond(RemoteOutcome::NoProc);
+            }
+        }
+    }
+}
+
+/// Resolves addresses for one connection's reader, remembering the last process found by
+/// pid: a stream of messages to one process looks it up once. (Serials are never reused,
+/// so a remembered process is the right one; if it has ended, its closed mailbox refuses
+/// the message just as a failed lookup would.)
+#[derive(Default)]
+pub(crate) struct Resolver {
+    /// `(serial, incarnation)` of the last pid resolved, and its process.
+    last: Option<((u64, u64), Arc<dyn AnyProcess>)>,
+}
+
+impl Resolver {
+    fn resolve(&mut self, cluster: &Cluster, address: &Address) -> Option<Arc<dyn AnyProcess>> {
+        let key = match address {
+            Address::Pid {
+                serial,
+                incarnation,
+            } => Some((*serial, *incarnation)),
+            Address::Name(_) => None,
+        };
+        match (&self.last, key) {
+            (Some((last, process)), Some(key)) if *last == key => Some(process.clone()),
+            _ => {
+                let process = resolve(cluster, address)?;
+                if let Some(key) = key {
+                    self.last = Some((key, process.clone()));
+                }
+                Some(process)
+            }
+        }
     }
 }
 

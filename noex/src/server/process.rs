@@ -5,16 +5,89 @@ use std::sync::Arc;
 
 use super::reply::{Failure, ReplyTo};
 use super::{GenServer, Info};
-use crate::dist::remote::RemoteDelivery;
+use crate::dist::remote::{Codec, Payload, RemoteDelivery, RemoteKind};
 use crate::dist::wire::RemoteOutcome;
 use crate::process::mailbox::Mailbox;
 use crate::process::{AnyProcess, Core, Identity, SystemInfo};
+
+/// Remote messages at least this large are decoded off the scheduler threads.
+const DECODE_APART: usize = 1 << 20;
 
 /// One message in a server's mailbox.
 pub(crate) enum Envelope<B: GenServer> {
     Call(B::Call, ReplyTo<B::Reply>),
     Cast(B::Cast),
     Info(Info<B::Info>),
+    /// A large message from another node, still encoded (see [`Encoded`]).
+    Encoded(Box<Encoded<B>>),
+}
+
+/// A large message from another node, queued as it arrived: the process decodes it when
+/// it reaches it, on a blocking-pool thread, so a long decode neither holds up the
+/// connection it came on nor the other processes of the thread — and it keeps its place
+/// in the mailbox.
+pub(crate) struct Encoded<B: GenServer> {
+    process: Arc<Process<B>>,
+    codec: Codec<B>,
+    kind: RemoteKind,
+    payload: Payload<'static>,
+}
+
+impl<B: GenServer> Encoded<B> {
+    /// The message decoded, or `None` if it did not decode (a call is then answered).
+    pub(crate) async fn decode(self) -> Option<Envelope<B>> {
+        let Encoded {
+            process,
+            codec,
+            kind,
+            payload,
+        } = self;
+        smol::unblock(move || remote_envelope(&process, codec, kind, payload.bytes())).await
+    }
+}
+
+/// Decodes a message from another node into an envelope for `process`; `None` if it does
+/// not decode (a call is then answered with the error).
+fn remote_envelope<B: GenServer>(
+    process: &Arc<Process<B>>,
+    codec: Codec<B>,
+    kind: RemoteKind,
+    payload: &[u8],
+) -> Option<Envelope<B>> {
+    match kind {
+        RemoteKind::Call(responder) => {
+            let request = match (codec.decode_call)(payload) {
+                Ok(request) => request,
+                Err(error) => {
+                    let text = format!("the request does not decode: {error}");
+                    responder.respond(RemoteOutcome::Failed(text));
+                    return None;
+                }
+            };
+            let process = process.clone();
+            let encode = codec.encode_reply;
+            let reply = ReplyTo::forward(move |outcome| match outcome {
+                Ok(reply) => responder.reply(|out| encode(&reply, out)),
+                Err(Failure::Unhandled) => responder.respond(RemoteOutcome::NoProc),
+                Err(Failure::Abandoned) => responder.respond_when_exited(process),
+            });
+            Some(Envelope::Call(request, reply))
+        }
+        RemoteKind::Cast => match (codec.decode_cast)(payload) {
+            Ok(message) => Some(Envelope::Cast(message)),
+            Err(error) => {
+                tracing::warn!(%error, "dropped an undecodable remote cast");
+                None
+            }
+        },
+        RemoteKind::Info => match (codec.decode_info)(payload) {
+            Ok(message) => Some(Envelope::Info(Info::Message(message))),
+            Err(error) => {
+                tracing::warn!(%error, "dropped an undecodable remote message");
+                None
+            }
+        },
+    }
 }
 
 /// A process running behaviour `B`: its shared core plus its typed mailbox.
@@ -68,62 +141,44 @@ impl<B: GenServer> AnyProcess for Process<B> {
         self.deliver(Envelope::Info(info)).is_ok()
     }
 
-    fn deliver_remote(self: Arc<Self>, delivery: RemoteDelivery) {
+    fn deliver_remote(self: Arc<Self>, delivery: RemoteDelivery<'_>) {
+        let RemoteDelivery {
+            kind,
+            behavior,
+            payload,
+        } = delivery;
         let Some(codec) = B::__remote_codec() else {
-            if let RemoteDelivery::Call { responder, .. } = delivery {
+            if let RemoteKind::Call(responder) = kind {
                 let text = format!("behaviour {} is local-only", self.core.id.behavior);
                 responder.respond(RemoteOutcome::Failed(text));
             }
             return;
         };
-        let envelope = match delivery {
-            RemoteDelivery::Call {
-                behavior,
-                payload,
-                responder,
-            } => {
-                if behavior != codec.hash {
+        if behavior != codec.hash {
+            match kind {
+                RemoteKind::Call(responder) => {
                     let found = codec.name.to_owned();
                     responder.respond(RemoteOutcome::WrongBehavior { found });
-                    return;
                 }
-                let request = match (codec.decode_call)(&payload) {
-                    Ok(request) => request,
-                    Err(error) => {
-                        let text = format!("the request does not decode: {error}");
-                        responder.respond(RemoteOutcome::Failed(text));
-                        return;
-                    }
-                };
-                let process = self.clone();
-                let encode = codec.encode_reply;
-                let reply = ReplyTo::forward(move |outcome| match outcome {
-                    Ok(reply) => responder.respond(match encode(&reply) {
-                        Ok(bytes) => RemoteOutcome::Reply(bytes),
-                        Err(error) => {
-                            RemoteOutcome::Failed(format!("the reply does not encode: {error}"))
-                        }
-                    }),
-                    Err(Failure::Unhandled) => responder.respond(RemoteOutcome::NoProc),
-                    Err(Failure::Abandoned) => responder.respond_when_exited(process),
-                });
-                Envelope::Call(request, reply)
-            }
-            RemoteDelivery::Cast { behavior, .. } | RemoteDelivery::Info { behavior, .. }
-                if behavior != codec.hash =>
-            {
-                let pid = self.core.pid();
-                return tracing::warn!(%pid, "dropped a remote message meant for another behaviour");
-            }
-            RemoteDelivery::Cast { payload, .. } => match (codec.decode_cast)(&payload) {
-                Ok(message) => Envelope::Cast(message),
-                Err(error) => return tracing::warn!(%error, "dropped an undecodable remote cast"),
-            },
-            RemoteDelivery::Info { payload, .. } => match (codec.decode_info)(&payload) {
-                Ok(message) => Envelope::Info(Info::Message(message)),
-                Err(error) => {
-                    return tracing::warn!(%error, "dropped an undecodable remote message")
+                _ => {
+                    let pid = self.core.pid();
+                    tracing::warn!(%pid, "dropped a remote message meant for another behaviour");
                 }
+            }
+            return;
+        }
+        let envelope = match payload {
+            Payload::Owned(..) if payload.bytes().len() >= DECODE_APART => {
+                Envelope::Encoded(Box::new(Encoded {
+                    process: self.clone(),
+                    codec,
+                    kind,
+                    payload: payload.into_owned(),
+                }))
+            }
+            payload => match remote_envelope(&self, codec, kind, payload.bytes()) {
+                Some(envelope) => envelope,
+                None => return,
             },
         };
         // A closed mailbox drops the envelope: a call's ReplyTo then answers NoProc.

@@ -168,6 +168,16 @@ pub(crate) async fn run<B: GenServer>(
         };
         process.mailbox.set_in_hand(batch.len());
         process.core.count_message();
+        let envelope = match envelope {
+            Envelope::Encoded(encoded) => {
+                match guarded(process, &mut pending_stop, encoded.decode()).await {
+                    Ok(Some(envelope)) => envelope,
+                    Ok(None) => continue,
+                    Err(reason) => return reason,
+                }
+            }
+            envelope => envelope,
+        };
         if let Envelope::Info(info) = &envelope {
             match info {
                 Info::Down { monitor, .. } if process.core.remove_watching(*monitor).is_none() => {
@@ -193,6 +203,7 @@ pub(crate) async fn run<B: GenServer>(
             Envelope::Info(info) => Dispatch::Info {
                 handler: state.handle_info(info, &mut ctx),
             },
+            Envelope::Encoded(_) => unreachable!("decoded above"),
         };
         let handled = guarded(process, &mut pending_stop, handler).await;
         if let Err(reason) = handled {
