@@ -183,6 +183,52 @@ pub fn deserialize_tagged<'de, D: Deserializer<'de>, T: FromTagged>(
     deserializer.deserialize_tuple(2, TaggedVisitor(PhantomData))
 }
 
+/// A `Vec<u8>` argument or reply, encoded as one block of bytes rather than byte by byte.
+/// (postcard writes a sequence of `u8`s and a block of bytes identically — a length, then
+/// the bytes — so this changes the speed, not the format.)
+pub struct AsBytes<'a>(pub &'a Vec<u8>);
+
+impl Serialize for AsBytes<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(self.0)
+    }
+}
+
+/// Decodes what [`AsBytes`] encodes.
+pub struct ByteBuf(pub Vec<u8>);
+
+impl<'de> Deserialize<'de> for ByteBuf {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct BytesVisitor;
+
+        impl<'de> Visitor<'de> for BytesVisitor {
+            type Value = ByteBuf;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("bytes")
+            }
+
+            fn visit_bytes<E: de::Error>(self, bytes: &[u8]) -> Result<ByteBuf, E> {
+                Ok(ByteBuf(bytes.to_vec()))
+            }
+
+            fn visit_byte_buf<E: de::Error>(self, bytes: Vec<u8>) -> Result<ByteBuf, E> {
+                Ok(ByteBuf(bytes))
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ByteBuf, A::Error> {
+                let mut bytes = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+                while let Some(byte) = seq.next_element()? {
+                    bytes.push(byte);
+                }
+                Ok(ByteBuf(bytes))
+            }
+        }
+
+        deserializer.deserialize_byte_buf(BytesVisitor)
+    }
+}
+
 /// Decodes the payload that follows a tag.
 pub fn payload<'de, A: SeqAccess<'de>, P: Deserialize<'de>>(mut seq: A) -> Result<P, A::Error> {
     seq.next_element()?

@@ -102,6 +102,55 @@ enum Payload {
     Reply,
 }
 
+/// `true` if `ty` is written `Vec<u8>`: such an argument or reply is encoded as one block
+/// of bytes (the same bytes on the wire as a sequence of `u8`s, written and read at the
+/// speed of a copy rather than byte by byte).
+fn is_byte_vec(ty: &syn::Type) -> bool {
+    let syn::Type::Path(path) = ty else {
+        return false;
+    };
+    let Some(last) = path.path.segments.last() else {
+        return false;
+    };
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+        return false;
+    };
+    let mut args = args.args.iter();
+    let (Some(syn::GenericArgument::Type(syn::Type::Path(item))), None) =
+        (args.next(), args.next())
+    else {
+        return false;
+    };
+    path.qself.is_none() && last.ident == "Vec" && item.qself.is_none() && item.path.is_ident("u8")
+}
+
+/// The value to serialize for `name` (a reference to a `ty`).
+fn encoded(name: &Ident, ty: &syn::Type) -> TokenStream {
+    if is_byte_vec(ty) {
+        quote!(::noex::__private::AsBytes(#name))
+    } else {
+        quote!(#name)
+    }
+}
+
+/// The type to deserialize for a `ty`.
+fn wire_type(ty: &syn::Type) -> TokenStream {
+    if is_byte_vec(ty) {
+        quote!(::noex::__private::ByteBuf)
+    } else {
+        quote!(#ty)
+    }
+}
+
+/// The `ty` from its deserialized `name`.
+fn decoded(name: &Ident, ty: &syn::Type) -> TokenStream {
+    if is_byte_vec(ty) {
+        quote!(#name.0)
+    } else {
+        quote!(#name)
+    }
+}
+
 /// `Serialize`, `Deserialize` and `FromTagged` for one message enum.
 fn message_serde(
     behavior: &Behavior,
@@ -127,27 +176,35 @@ fn message_serde(
         match payload {
             Payload::Arguments => {
                 let (names, types): (Vec<_>, Vec<_>) = method.messages().unzip();
+                let encoded = names.iter().zip(&types).map(|(name, ty)| encoded(name, ty));
+                let wire_types = types.iter().map(|ty| wire_type(ty));
+                let decoded = names.iter().zip(&types).map(|(name, ty)| decoded(name, ty));
                 serialize_arms.push(quote! {
                     Self::#variant(#(#names),*) =>
-                        ::noex::__private::serialize_tagged(serializer, #tag, &(#(#names,)*))
+                        ::noex::__private::serialize_tagged(serializer, #tag, &(#(#encoded,)*))
                 });
                 decode_arms.push(quote! {
                     #tag => {
-                        let (#(#names,)*): (#(#types,)*) = ::noex::__private::payload(seq)?;
-                        ::core::result::Result::Ok(Self::#variant(#(#names),*))
+                        let (#(#names,)*): (#(#wire_types,)*) = ::noex::__private::payload(seq)?;
+                        ::core::result::Result::Ok(Self::#variant(#(#decoded),*))
                     }
                 });
             }
             Payload::Reply => match method.reply_type() {
                 Some(ty) => {
+                    let value = format_ident!("value");
+                    let encoded = encoded(&value, ty);
+                    let wire_type = wire_type(ty);
+                    let decoded = decoded(&value, ty);
                     serialize_arms.push(quote! {
-                        Self::#variant(value) =>
-                            ::noex::__private::serialize_tagged(serializer, #tag, value)
+                        Self::#variant(#value) =>
+                            ::noex::__private::serialize_tagged(serializer, #tag, &#encoded)
                     });
                     decode_arms.push(quote! {
-                        #tag => ::core::result::Result::Ok(
-                            Self::#variant(::noex::__private::payload::<_, #ty>(seq)?)
-                        )
+                        #tag => {
+                            let #value = ::noex::__private::payload::<_, #wire_type>(seq)?;
+                            ::core::result::Result::Ok(Self::#variant(#decoded))
+                        }
                     });
                 }
                 None => {
