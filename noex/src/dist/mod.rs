@@ -38,6 +38,7 @@
 mod cluster;
 mod config;
 mod handshake;
+mod header;
 mod node_id;
 mod outbound;
 mod peer;

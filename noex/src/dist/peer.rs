@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use async_net::TcpStream;
 use futures_lite::io::BufReader;
-use futures_lite::AsyncWriteExt;
+use futures_lite::{AsyncBufReadExt, AsyncWriteExt};
 use smol::future::yield_now;
 
 use super::cluster::Cluster;
@@ -299,77 +299,133 @@ async fn reader(cluster: Weak<Cluster>, peer: Arc<Peer>) {
     };
     let mut stream = BufReader::with_capacity(64 * 1024, peer.stream.clone());
     let mut buffer = Vec::new();
-    let mut fragments: HashMap<u64, Vec<u8>> = HashMap::new();
-    let mut assembling = 0usize;
-    let mut unreported = Unreported::default();
-    let mut resolver = Resolver::default();
+    let mut reading = Reading {
+        peer: peer.clone(),
+        max_message,
+        fragments: HashMap::new(),
+        assembling: 0,
+        unreported: Unreported::default(),
+        resolver: Resolver::default(),
+    };
     let (mut frames, mut bytes) = (0u32, 0usize);
-    loop {
-        if stream.buffer().is_empty() {
-            // The next read may wait: bring the counters up to date first.
-            unreported.report(&peer.counters);
-        }
-        if let Err(error) = wire::read_frame(&mut stream, max_frame, &mut buffer).await {
-            return read_failed(&cluster, &peer, error);
-        }
-        unreported.bytes += buffer.len() as u64 + 4;
+    let ended = loop {
         let Some(cluster_now) = cluster.upgrade() else {
             return;
         };
-        let handled = match wire::decode(&buffer) {
-            Ok((WireMessage::Fragment { id, last }, piece)) => {
-                assembling += piece.len();
-                if assembling > max_message {
-                    let text = format!("a fragmented message exceeds {max_message} bytes");
-                    let reason = NodeDownReason::ProtocolError(text.clone());
-                    return report(&cluster, &peer, reason, &text);
+        // A frame that lies whole in the read buffer is handled where it lies; one that
+        // does not is read (copied) into `buffer`.
+        let len = match buffered_frame(stream.buffer(), max_frame) {
+            Err(error) => break Ended::Read(error),
+            Ok(Some(len)) => {
+                let handled = reading.frame(&cluster_now, &stream.buffer()[4..4 + len]);
+                stream.consume(4 + len);
+                handled.map(|()| len)
+            }
+            Ok(None) => {
+                if stream.buffer().is_empty() {
+                    // The read may wait: bring the counters up to date first.
+                    reading.unreported.report(&peer.counters);
                 }
-                let ack = WireMessage::FragmentAck {
-                    bytes: piece.len() as u32,
+                drop(cluster_now);
+                if let Err(error) = wire::read_frame(&mut stream, max_frame, &mut buffer).await {
+                    break Ended::Read(error);
+                }
+                let Some(cluster_now) = cluster.upgrade() else {
+                    return;
                 };
-                let _ = peer.queue.push_control(&ack);
-                fragments.entry(id).or_default().extend_from_slice(piece);
-                if last {
-                    let whole = fragments.remove(&id).unwrap_or_default();
-                    assembling -= whole.len();
-                    match wire::decode(&whole) {
-                        Ok((message, payload)) => {
-                            let start = whole.len() - payload.len();
-                            let payload = Payload::Owned(whole, start);
-                            let state = (&mut unreported, &mut resolver);
-                            dispatch(&cluster_now, &peer, message, payload, state)
-                        }
-                        Err(error) => Err(error),
-                    }
-                } else {
-                    Ok(Ok(()))
-                }
+                reading.frame(&cluster_now, &buffer).map(|()| buffer.len())
             }
-            Ok((message, payload)) => dispatch(
-                &cluster_now,
-                &peer,
-                message,
-                Payload::Borrowed(payload),
-                (&mut unreported, &mut resolver),
-            ),
-            Err(error) => Err(error),
         };
-        drop(cluster_now);
-        match handled {
-            Ok(Ok(())) => {}
-            Ok(Err(reason)) => {
-                let text = reason.to_string();
-                return report(&cluster, &peer, reason, &text);
-            }
-            Err(error) => return read_failed(&cluster, &peer, error),
-        }
+        let len = match len {
+            Ok(len) => len,
+            Err(ended) => break ended,
+        };
         frames += 1;
-        bytes += buffer.len();
+        bytes += len;
         if frames >= YIELD_FRAMES || bytes >= YIELD_BYTES {
             (frames, bytes) = (0, 0);
-            unreported.report(&peer.counters);
+            reading.unreported.report(&peer.counters);
             yield_now().await;
         }
+    };
+    match ended {
+        Ended::Read(error) => read_failed(&cluster, &peer, error),
+        Ended::Down(reason) => {
+            let text = reason.to_string();
+            report(&cluster, &peer, reason, &text);
+        }
+    }
+}
+
+/// The length of the frame at the start of `buffered` if it lies there whole; an error if
+/// its length prefix exceeds `max`.
+fn buffered_frame(buffered: &[u8], max: usize) -> Result<Option<usize>, WireError> {
+    let Some(prefix) = buffered.first_chunk::<4>() else {
+        return Ok(None);
+    };
+    let len = u32::from_be_bytes(*prefix) as usize;
+    if len > max {
+        return Err(WireError::Oversized { len, max });
+    }
+    Ok((buffered.len() - 4 >= len).then_some(len))
+}
+
+/// Why a reader stops.
+enum Ended {
+    Read(WireError),
+    Down(NodeDownReason),
+}
+
+/// What the reader of a connection keeps from one frame to the next.
+struct Reading {
+    peer: Arc<Peer>,
+    max_message: usize,
+    /// Large messages being reassembled, by id, and their bytes so far in all.
+    fragments: HashMap<u64, Vec<u8>>,
+    assembling: usize,
+    unreported: Unreported,
+    resolver: Resolver,
+}
+
+impl Reading {
+    /// Handles one frame's bytes.
+    fn frame(&mut self, cluster: &Arc<Cluster>, frame: &[u8]) -> Result<(), Ended> {
+        self.unreported.bytes += frame.len() as u64 + 4;
+        let (message, payload) = wire::decode(frame).map_err(Ended::Read)?;
+        let WireMessage::Fragment { id, last } = message else {
+            return self.dispatch(cluster, message, Payload::Borrowed(payload));
+        };
+        self.assembling += payload.len();
+        if self.assembling > self.max_message {
+            let text = format!("a fragmented message exceeds {} bytes", self.max_message);
+            return Err(Ended::Down(NodeDownReason::ProtocolError(text)));
+        }
+        let ack = WireMessage::FragmentAck {
+            bytes: payload.len() as u32,
+        };
+        let _ = self.peer.queue.push_control(&ack);
+        self.fragments
+            .entry(id)
+            .or_default()
+            .extend_from_slice(payload);
+        if !last {
+            return Ok(());
+        }
+        let whole = self.fragments.remove(&id).unwrap_or_default();
+        self.assembling -= whole.len();
+        let (message, payload) = wire::decode(&whole).map_err(Ended::Read)?;
+        let start = whole.len() - payload.len();
+        self.dispatch(cluster, message, Payload::Owned(whole, start))
+    }
+
+    fn dispatch(
+        &mut self,
+        cluster: &Arc<Cluster>,
+        message: WireMessage,
+        payload: Payload<'_>,
+    ) -> Result<(), Ended> {
+        let state = (&mut self.unreported, &mut self.resolver);
+        dispatch(cluster, &self.peer, message, payload, state).map_err(Ended::Down)
     }
 }
 
@@ -380,7 +436,7 @@ fn dispatch(
     message: WireMessage,
     payload: Payload<'_>,
     (unreported, resolver): (&mut Unreported, &mut Resolver),
-) -> Result<Result<(), NodeDownReason>, WireError> {
+) -> Result<(), NodeDownReason> {
     match message {
         WireMessage::Heartbeat {
             process_count,
@@ -390,7 +446,7 @@ fn dispatch(
             peer.uptime_ms.store(uptime_ms, Ordering::Relaxed);
         }
         WireMessage::Members { nodes } => cluster.learn(&nodes),
-        WireMessage::Goodbye => return Ok(Err(NodeDownReason::Shutdown)),
+        WireMessage::Goodbye => return Err(NodeDownReason::Shutdown),
         WireMessage::FragmentAck { bytes } => peer.queue.acknowledged(bytes as usize),
         WireMessage::Reply { id, outcome } => {
             unreported.messages += 1;
@@ -408,17 +464,17 @@ fn dispatch(
         | WireMessage::Proof { .. }
         | WireMessage::Welcome
         | WireMessage::Refused { .. } => {
-            return Ok(Err(NodeDownReason::ProtocolError(
+            return Err(NodeDownReason::ProtocolError(
                 "a handshake message on an established connection".into(),
-            )))
+            ))
         }
         WireMessage::Fragment { .. } => {
-            return Ok(Err(NodeDownReason::ProtocolError(
+            return Err(NodeDownReason::ProtocolError(
                 "a fragment inside a fragment".into(),
-            )))
+            ))
         }
     }
-    Ok(Ok(()))
+    Ok(())
 }
 
 async fn ticker(cluster: Weak<Cluster>, peer: Arc<Peer>) {

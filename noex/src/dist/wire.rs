@@ -25,6 +25,7 @@ use futures_lite::{AsyncRead, AsyncReadExt};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use super::header;
 use crate::ExitReason;
 
 /// The protocol version this build speaks.
@@ -288,7 +289,12 @@ pub(crate) fn encode_frame_with(
 ) -> postcard::Result<()> {
     let start = out.len();
     out.extend_from_slice(&[0; 4]);
-    let written = append(message, out).and_then(|()| payload(out));
+    let header = if header::encode(message, out) {
+        Ok(())
+    } else {
+        append(message, out)
+    };
+    let written = header.and_then(|()| payload(out));
     let len = u32::try_from(out.len() - start - 4);
     match (written, len) {
         (Ok(()), Ok(len)) => {
@@ -314,7 +320,10 @@ pub(crate) fn encode_frame(message: &WireMessage, out: &mut Vec<u8>) -> postcard
 /// Decodes one frame's bytes (without the length prefix): the message and its payload.
 /// Bytes after a message of a kind without payload are an error.
 pub(crate) fn decode(bytes: &[u8]) -> Result<(WireMessage, &[u8]), WireError> {
-    let (message, rest) = postcard::take_from_bytes::<WireMessage>(bytes)?;
+    let (message, rest) = match header::decode(bytes) {
+        Some(decoded) => decoded,
+        None => postcard::take_from_bytes::<WireMessage>(bytes)?,
+    };
     if rest.is_empty() || message.has_payload() {
         Ok((message, rest))
     } else {
