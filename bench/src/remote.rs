@@ -1,0 +1,757 @@
+//! The remote workloads: noex's two clustered nodes and the bare TCP limits (both in this
+//! process), then ractor_cluster and Erlang/OTP (each in child processes).
+//!
+//! noex: nodes A and B started with `Node::start(ClusterConfig::new(..).threads(2))` in this
+//! OS process, each with 2 scheduler threads; the measuring task runs on A
+//! (`Node::spawn_task`), the servers on B. Bare: two [`BareThreads`] sets of 2 threads, the
+//! "A" side on one, the "B" side on the other, over a loopback TCP connection with
+//! `TCP_NODELAY`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use async_net::{TcpListener, TcpStream};
+use futures_lite::io::BufReader;
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use noex::{behavior, ClusterConfig, Node, SendError, ServerRef, TrafficStats};
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
+use smol::future::yield_now;
+
+use crate::bare::BareThreads;
+use crate::common::{percentile, smol_limit, Plan, Rep, CAST_CHUNK, PHASE_LIMIT, THREADS};
+use crate::report::{Figure, Outcome, Report};
+
+/// Bytes the bare stream writer buffers before a write (noex's writer batch).
+const BARE_BATCH: usize = 256 * 1024;
+
+/// The figures of the remote workloads, in table order:
+/// (key, workload, label, unit, higher is better).
+pub const FIGURES: [(&str, &str, &str, &str, bool); 11] = [
+    (
+        "call-p50",
+        "remote-call",
+        "remote call round trip, p50",
+        "µs",
+        false,
+    ),
+    (
+        "call-p99",
+        "remote-call",
+        "remote call round trip, p99",
+        "µs",
+        false,
+    ),
+    (
+        "cast16",
+        "remote-cast",
+        "remote cast, 16 B payload",
+        "msg/s",
+        true,
+    ),
+    (
+        "cast16-mb",
+        "remote-cast",
+        "remote cast, 16 B payload",
+        "MB/s",
+        true,
+    ),
+    (
+        "cast1k",
+        "remote-cast",
+        "remote cast, 1 KiB payload",
+        "msg/s",
+        true,
+    ),
+    (
+        "cast1k-mb",
+        "remote-cast",
+        "remote cast, 1 KiB payload",
+        "MB/s",
+        true,
+    ),
+    (
+        "big-p50",
+        "remote-big",
+        "small call p50 while 64 MiB is in flight",
+        "µs",
+        false,
+    ),
+    (
+        "big-p99",
+        "remote-big",
+        "small call p99 while 64 MiB is in flight",
+        "µs",
+        false,
+    ),
+    (
+        "big-max",
+        "remote-big",
+        "small call max while 64 MiB is in flight",
+        "µs",
+        false,
+    ),
+    (
+        "big-transfer",
+        "remote-big",
+        "64 MiB message: send to handled",
+        "ms",
+        false,
+    ),
+    (
+        "big-p99-vec",
+        "remote-big",
+        "small call p99 while 64 MiB is in flight, noex with a `Vec<u8>` payload",
+        "µs",
+        false,
+    ),
+];
+
+/// One library's remote results, keyed by [`FIGURES`] keys.
+pub type Results = BTreeMap<&'static str, Outcome>;
+
+/// The per-repetition values of one library, keyed by [`FIGURES`] keys.
+#[derive(Default)]
+pub struct Samples {
+    values: BTreeMap<&'static str, Vec<f64>>,
+    failed: BTreeMap<&'static str, String>,
+}
+
+impl Samples {
+    pub fn push(&mut self, key: &'static str, value: f64) {
+        self.values.entry(key).or_default().push(value);
+    }
+
+    pub fn fail(&mut self, key: &'static str, error: String) {
+        eprintln!("  {key}: {error}");
+        self.failed.insert(key, error);
+    }
+
+    pub fn has_failed(&self, key: &'static str) -> bool {
+        self.failed.contains_key(key)
+    }
+
+    pub fn results(mut self) -> Results {
+        let mut out = Results::new();
+        for (key, error) in std::mem::take(&mut self.failed) {
+            out.insert(key, Outcome::skipped(error));
+        }
+        for (key, values) in self.values {
+            out.entry(key)
+                .or_insert_with(|| Outcome::from_samples(values));
+        }
+        out
+    }
+}
+
+pub fn run(plan: &Plan, wanted: &dyn Fn(&str) -> bool, report: &mut Report) {
+    let mut columns: Vec<(&str, Results)> = Vec::new();
+    match noex_and_bare(plan, wanted, report) {
+        Ok((noex, bare)) => {
+            columns.push(("noex", noex));
+            columns.push(("bare", bare));
+        }
+        Err(error) => {
+            eprintln!("noex remote: {error}");
+            let mut failed = Results::new();
+            for (key, ..) in FIGURES {
+                failed.insert(key, Outcome::skipped(error.clone()));
+            }
+            columns.push(("noex", failed));
+        }
+    }
+    crate::progress("remote: noex and bare done");
+    columns.push((
+        "ractor",
+        crate::ractor_cluster_impl::run(plan, wanted, report),
+    ));
+    crate::progress("remote: ractor_cluster done");
+    columns.push(("erlang", crate::erlang::run(plan, wanted, report)));
+    crate::progress("remote: Erlang done");
+    let skipped_peers = [
+        (
+            "kameo",
+            "kameo's remote actors run over libp2p (feature `remote`), not benchmarked here",
+        ),
+        ("actix", "actix has no distribution"),
+    ];
+    for (key, workload, label, unit, higher) in FIGURES {
+        if !wanted(workload) {
+            continue;
+        }
+        let mut figure = Figure::new(workload, label, unit, higher);
+        for (library, results) in &columns {
+            if let Some(outcome) = results.get(key) {
+                figure.set(library, outcome.clone());
+            }
+        }
+        if key != "big-p99-vec" {
+            for (library, reason) in skipped_peers {
+                figure.set(library, Outcome::skipped(reason));
+            }
+        }
+        report.figures.push(figure);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// noex behaviours
+
+/// Answers `echo` with its argument.
+#[behavior(name = "noex-bench-echo")]
+pub struct Echo;
+
+#[behavior]
+impl Echo {
+    #[init]
+    fn init() -> Self {
+        Echo
+    }
+
+    #[call]
+    fn echo(&self, value: u64) -> u64 {
+        value
+    }
+}
+
+/// Large messages the [`Sink`] has handled (it is on another node of this OS process).
+static BIG_RECEIVED: AtomicU64 = AtomicU64::new(0);
+
+/// Counts what it is cast.
+#[behavior(name = "noex-bench-sink")]
+pub struct Sink {
+    messages: u64,
+    bytes: u64,
+}
+
+#[behavior]
+impl Sink {
+    #[init]
+    fn init() -> Self {
+        Sink {
+            messages: 0,
+            bytes: 0,
+        }
+    }
+
+    #[cast]
+    fn take(&mut self, payload: Vec<u8>) {
+        self.messages += 1;
+        self.bytes += payload.len() as u64;
+    }
+
+    /// (messages, bytes) taken since the last `take_count`.
+    #[call]
+    fn take_count(&mut self) -> (u64, u64) {
+        let counts = (self.messages, self.bytes);
+        self.messages = 0;
+        self.bytes = 0;
+        counts
+    }
+
+    #[cast]
+    fn big(&mut self, payload: Vec<u8>) {
+        std::hint::black_box(payload.last());
+        BIG_RECEIVED.fetch_add(1, Ordering::Release);
+    }
+
+    #[cast]
+    fn big_blob(&mut self, payload: Blob) {
+        std::hint::black_box(payload.0.last());
+        BIG_RECEIVED.fetch_add(1, Ordering::Release);
+    }
+}
+
+/// A byte buffer encoded as one block (`serialize_bytes`, as `serde_bytes` does) rather than
+/// element by element like a `Vec<u8>`: what an Erlang binary or ractor's `Vec<u8>` is.
+pub struct Blob(Vec<u8>);
+
+impl Serialize for Blob {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Blob {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct BlobVisitor;
+
+        impl Visitor<'_> for BlobVisitor {
+            type Value = Blob;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("bytes")
+            }
+
+            fn visit_bytes<E: de::Error>(self, bytes: &[u8]) -> Result<Blob, E> {
+                Ok(Blob(bytes.to_vec()))
+            }
+
+            fn visit_byte_buf<E: de::Error>(self, bytes: Vec<u8>) -> Result<Blob, E> {
+                Ok(Blob(bytes))
+            }
+        }
+
+        deserializer.deserialize_byte_buf(BlobVisitor)
+    }
+}
+
+/// Set if the `Blaster` could not queue its large message.
+static BLAST_FAILED: AtomicBool = AtomicBool::new(false);
+
+/// A process on A that sends the large message (a process, so that the small calls, from
+/// a plain task, are not ordered behind it).
+#[behavior(name = "noex-bench-blaster")]
+pub struct Blaster {
+    payload: Vec<u8>,
+}
+
+#[behavior(local)]
+impl Blaster {
+    #[init]
+    fn init() -> Self {
+        Blaster {
+            payload: Vec::new(),
+        }
+    }
+
+    /// Builds the next large payload (outside the timed window).
+    #[call]
+    fn prepare(&mut self, size: usize) {
+        self.payload = vec![0x5a; size];
+    }
+
+    #[cast]
+    fn blast(&mut self, sink: ServerRef<Sink>, blob: bool) {
+        let payload = std::mem::take(&mut self.payload);
+        let sent = if blob {
+            sink.big_blob(Blob(payload))
+        } else {
+            sink.big(payload)
+        };
+        if let Err(error) = sent {
+            eprintln!("the large cast failed: {error}");
+            BLAST_FAILED.store(true, Ordering::Release);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// noex measurements
+
+fn start_nodes() -> Rep<(Node, Node)> {
+    let config = |name: &str| {
+        ClusterConfig::new(name)
+            .secret("noex side-by-side bench")
+            .threads(THREADS)
+    };
+    smol_limit("starting the noex nodes", async {
+        let a = Node::start(config("bench-a"))
+            .await
+            .map_err(|e| e.to_string())?;
+        let seed = a.local_node_id().ok_or("not clustered")?.to_string();
+        let b = Node::start(config("bench-b").seed(seed))
+            .await
+            .map_err(|e| e.to_string())?;
+        while a.connected_nodes().len() != 1 || b.connected_nodes().len() != 1 {
+            smol::Timer::after(Duration::from_millis(5)).await;
+        }
+        Ok::<_, String>((a, b))
+    })?
+}
+
+/// Average bytes per message sent by a node between two counter readings.
+fn frame_size(before: TrafficStats, after: TrafficStats) -> usize {
+    let messages = after.messages_sent - before.messages_sent;
+    let bytes = after.bytes_sent - before.bytes_sent;
+    (bytes as f64 / messages.max(1) as f64).round() as usize
+}
+
+/// `warmup` then `samples` timed calls from a task on A (ns, sorted).
+fn noex_calls(a: &Node, echo: &ServerRef<Echo>, warmup: u64, samples: u64) -> Rep<Vec<u64>> {
+    let echo = echo.clone();
+    let mut times = smol_limit(
+        "noex remote calls",
+        a.spawn_task(async move {
+            let mut times = Vec::with_capacity(samples as usize);
+            for i in 0..warmup + samples {
+                let start = Instant::now();
+                let answer = echo.echo(i).await;
+                let elapsed = start.elapsed();
+                if answer != Ok(i) {
+                    return Err(format!("remote call failed: {answer:?}"));
+                }
+                if i >= warmup {
+                    times.push(elapsed.as_nanos() as u64);
+                }
+            }
+            Ok(times)
+        }),
+    )??;
+    times.sort_unstable();
+    Ok(times)
+}
+
+/// Casts `count` payloads of `size` bytes from a task on A; the time until a final call
+/// (ordered behind the casts) returns the sink's count.
+fn noex_casts(a: &Node, sink: &ServerRef<Sink>, count: u64, size: usize) -> Rep<Duration> {
+    let sink = sink.clone();
+    smol_limit(
+        "noex remote casts",
+        a.spawn_task(async move {
+            let payload = vec![7u8; size];
+            let start = Instant::now();
+            for i in 0..count {
+                loop {
+                    match sink.take(payload.clone()) {
+                        Ok(()) => break,
+                        Err(SendError::Overloaded) => yield_now().await,
+                        Err(error) => return Err(format!("remote cast failed: {error}")),
+                    }
+                }
+                if i % CAST_CHUNK == CAST_CHUNK - 1 {
+                    yield_now().await;
+                }
+            }
+            let counted = sink.take_count().await.map_err(|e| e.to_string())?;
+            let elapsed = start.elapsed();
+            if counted != (count, count * size as u64) {
+                return Err(format!("the sink counted {counted:?} of {count} casts"));
+            }
+            Ok(elapsed)
+        }),
+    )?
+}
+
+/// One large message from a `Blaster` process on A; small calls to `echo` from a task on A
+/// while it is in flight, until B's sink has handled it (ns, sorted).
+fn noex_big(
+    a: &Node,
+    echo: &ServerRef<Echo>,
+    sink: &ServerRef<Sink>,
+    size: usize,
+    blob: bool,
+) -> Rep<(Vec<u64>, Duration)> {
+    let (echo, sink, node) = (echo.clone(), sink.clone(), a.clone());
+    let (mut calls, transfer) = smol_limit(
+        "noex small calls during a large transfer",
+        a.spawn_task(async move {
+            let blaster = node.spawn::<Blaster>(()).await.map_err(|e| e.to_string())?;
+            blaster.prepare(size).await.map_err(|e| e.to_string())?;
+            let before = BIG_RECEIVED.load(Ordering::Acquire);
+            let start = Instant::now();
+            blaster
+                .blast(sink.clone(), blob)
+                .map_err(|e| e.to_string())?;
+            let mut calls = Vec::new();
+            let mut i = 0u64;
+            while BIG_RECEIVED.load(Ordering::Acquire) == before {
+                if BLAST_FAILED.load(Ordering::Acquire) {
+                    return Err("the large cast failed".to_owned());
+                }
+                if start.elapsed() > PHASE_LIMIT {
+                    return Err("the large message never arrived".to_owned());
+                }
+                let call = Instant::now();
+                let answer = echo.echo(i).await;
+                calls.push(call.elapsed().as_nanos() as u64);
+                if answer != Ok(i) {
+                    return Err(format!("small call failed: {answer:?}"));
+                }
+                i += 1;
+            }
+            let transfer = start.elapsed();
+            let _ = blaster.stop(noex::ExitReason::Normal).await;
+            Ok((calls, transfer))
+        }),
+    )??;
+    calls.sort_unstable();
+    Ok((calls, transfer))
+}
+
+fn noex_and_bare(
+    plan: &Plan,
+    wanted: &dyn Fn(&str) -> bool,
+    report: &mut Report,
+) -> Rep<(Results, Results)> {
+    let (a, b) = start_nodes()?;
+    let echo = smol_limit("spawning echo", b.spawn::<Echo>(()))?.map_err(|e| e.to_string())?;
+    let sink = smol_limit("spawning sink", b.spawn::<Sink>(()))?.map_err(|e| e.to_string())?;
+    let echo = a
+        .server_ref::<Echo>(echo.pid())
+        .map_err(|e| e.to_string())?;
+    let sink = a
+        .server_ref::<Sink>(sink.pid())
+        .map_err(|e| e.to_string())?;
+    let side_a = BareThreads::new(THREADS);
+    let side_b = BareThreads::new(THREADS);
+    let mut noex = Samples::default();
+    let mut bare = Samples::default();
+
+    if wanted("remote-call") {
+        // The frame sizes noex puts on the wire, for the bare ping-pong.
+        let (a0, b0) = (a.cluster_stats(), b.cluster_stats());
+        let probe = noex_calls(&a, &echo, 0, 100)?;
+        std::hint::black_box(probe);
+        let (request_len, reply_len) = (
+            frame_size(a0, a.cluster_stats()),
+            frame_size(b0, b.cluster_stats()),
+        );
+        for _ in 0..plan.reps {
+            if !noex.has_failed("call-p50") {
+                match noex_calls(&a, &echo, plan.call_warmup / 10, plan.remote_calls) {
+                    Ok(t) => {
+                        noex.push("call-p50", percentile(&t, 50.0) as f64 / 1e3);
+                        noex.push("call-p99", percentile(&t, 99.0) as f64 / 1e3);
+                    }
+                    Err(e) => {
+                        noex.fail("call-p50", e.clone());
+                        noex.fail("call-p99", e);
+                    }
+                }
+            }
+            if !bare.has_failed("call-p50") {
+                match bare_ping_pong(
+                    &side_a,
+                    &side_b,
+                    plan.call_warmup / 10,
+                    plan.remote_calls,
+                    request_len,
+                    reply_len,
+                ) {
+                    Ok(t) => {
+                        bare.push("call-p50", percentile(&t, 50.0) as f64 / 1e3);
+                        bare.push("call-p99", percentile(&t, 99.0) as f64 / 1e3);
+                    }
+                    Err(e) => {
+                        bare.fail("call-p50", e.clone());
+                        bare.fail("call-p99", e);
+                    }
+                }
+            }
+        }
+        report.notes.push(format!(
+            "remote call: {} timed u64 calls per repetition, one at a time; noex's call frame is {request_len} B and its reply frame {reply_len} B on the wire, the bare ping-pong sends frames of these sizes",
+            plan.remote_calls
+        ));
+        crate::progress("remote call: noex and bare");
+    }
+
+    if wanted("remote-cast") {
+        for (size, count, key, mb_key) in [
+            (16usize, plan.remote_casts_small, "cast16", "cast16-mb"),
+            (1024, plan.remote_casts_large, "cast1k", "cast1k-mb"),
+        ] {
+            let before = a.cluster_stats();
+            // A first, untimed round also measures noex's cast frame size.
+            noex_casts(&a, &sink, count / 10 + 1, size)?;
+            let cast_frame = frame_size(before, a.cluster_stats());
+            for _ in 0..plan.reps {
+                if !noex.has_failed(key) {
+                    match noex_casts(&a, &sink, count, size) {
+                        Ok(elapsed) => {
+                            let rate = count as f64 / elapsed.as_secs_f64();
+                            noex.push(key, rate);
+                            noex.push(mb_key, rate * size as f64 / 1e6);
+                        }
+                        Err(e) => {
+                            noex.fail(key, e.clone());
+                            noex.fail(mb_key, e);
+                        }
+                    }
+                }
+                if !bare.has_failed(key) {
+                    match bare_stream(&side_a, &side_b, count, cast_frame) {
+                        Ok(elapsed) => {
+                            let rate = count as f64 / elapsed.as_secs_f64();
+                            bare.push(key, rate);
+                            bare.push(mb_key, rate * size as f64 / 1e6);
+                        }
+                        Err(e) => {
+                            bare.fail(key, e.clone());
+                            bare.fail(mb_key, e);
+                        }
+                    }
+                }
+            }
+            report.notes.push(format!(
+                "remote cast {size} B: {count} casts per repetition (a `Vec<u8>` payload); noex's cast frame is {cast_frame} B, the bare batched stream sends frames of this size in 256 KiB writes; MB/s counts payload bytes (10^6)"
+            ));
+        }
+        crate::progress("remote cast: noex and bare");
+    }
+
+    if wanted("remote-big") {
+        for (blob, p50_key, p99_key) in [
+            (true, Some("big-p50"), "big-p99"),
+            (false, None, "big-p99-vec"),
+        ] {
+            let extra = |key: &'static str| if blob { Some(key) } else { None };
+            for _ in 0..plan.reps {
+                if noex.has_failed(p99_key) {
+                    break;
+                }
+                match noex_big(&a, &echo, &sink, plan.big_size, blob) {
+                    Ok((calls, transfer)) => {
+                        if let Some(key) = p50_key {
+                            noex.push(key, percentile(&calls, 50.0) as f64 / 1e3);
+                        }
+                        noex.push(p99_key, percentile(&calls, 99.0) as f64 / 1e3);
+                        if let Some(key) = extra("big-max") {
+                            noex.push(key, percentile(&calls, 100.0) as f64 / 1e3);
+                        }
+                        if let Some(key) = extra("big-transfer") {
+                            noex.push(key, transfer.as_secs_f64() * 1e3);
+                        }
+                    }
+                    Err(e) => {
+                        if let Some(key) = p50_key {
+                            noex.fail(key, e.clone());
+                        }
+                        noex.fail(p99_key, e);
+                    }
+                }
+            }
+        }
+        crate::progress("remote big: noex");
+    }
+
+    a.shutdown();
+    b.shutdown();
+    Ok((noex.results(), bare.results()))
+}
+
+// ---------------------------------------------------------------------------------------
+// Bare TCP
+
+/// Reads one length-prefixed frame into `buffer`.
+async fn read_frame(
+    reader: &mut (impl AsyncRead + Unpin),
+    buffer: &mut Vec<u8>,
+) -> std::io::Result<()> {
+    let mut prefix = [0u8; 4];
+    reader.read_exact(&mut prefix).await?;
+    let len = u32::from_be_bytes(prefix) as usize;
+    buffer.clear();
+    buffer.resize(len, 0);
+    reader.read_exact(buffer).await
+}
+
+/// A frame of `frame_len` bytes in all (prefix included).
+fn frame(frame_len: usize, fill: u8) -> Vec<u8> {
+    let body = frame_len.max(5) - 4;
+    let mut frame = Vec::with_capacity(body + 4);
+    frame.extend_from_slice(&(body as u32).to_be_bytes());
+    frame.resize(body + 4, fill);
+    frame
+}
+
+/// A connected pair of loopback sockets with `TCP_NODELAY`: (A's end, B's end).
+async fn tcp_pair() -> std::io::Result<(TcpStream, TcpStream)> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    let (a, b) = futures_lite::future::zip(TcpStream::connect(address), listener.accept()).await;
+    let (a, (b, _)) = (a?, b?);
+    a.set_nodelay(true)?;
+    b.set_nodelay(true)?;
+    Ok((a, b))
+}
+
+/// Bare ping-pong: `warmup` then `samples` timed round trips (ns, sorted).
+fn bare_ping_pong(
+    side_a: &BareThreads,
+    side_b: &BareThreads,
+    warmup: u64,
+    samples: u64,
+    request_len: usize,
+    reply_len: usize,
+) -> Rep<Vec<u64>> {
+    let (client, server) = smol_limit("bare tcp pair", tcp_pair())?.map_err(|e| e.to_string())?;
+    let answering = side_b.spawn(0, |_| async move {
+        let mut reader = BufReader::with_capacity(64 * 1024, server.clone());
+        let mut writer = server;
+        let reply = frame(reply_len, 2);
+        let mut buffer = Vec::new();
+        while read_frame(&mut reader, &mut buffer).await.is_ok() {
+            std::hint::black_box(&buffer);
+            if writer.write_all(&reply).await.is_err() {
+                break;
+            }
+        }
+    });
+    let timing = side_a.spawn(0, |_| async move {
+        let mut reader = BufReader::with_capacity(64 * 1024, client.clone());
+        let mut writer = client;
+        let request = frame(request_len, 1);
+        let mut buffer = Vec::new();
+        let mut times = Vec::with_capacity(samples as usize);
+        for i in 0..warmup + samples {
+            let start = Instant::now();
+            writer
+                .write_all(&request)
+                .await
+                .map_err(|e| e.to_string())?;
+            read_frame(&mut reader, &mut buffer)
+                .await
+                .map_err(|e| e.to_string())?;
+            if i >= warmup {
+                times.push(start.elapsed().as_nanos() as u64);
+            }
+        }
+        let _ = writer.shutdown(std::net::Shutdown::Both);
+        Ok::<_, String>(times)
+    });
+    let mut times = smol_limit("bare ping-pong", timing)??;
+    smol_limit("bare ping-pong server", answering)?;
+    times.sort_unstable();
+    Ok(times)
+}
+
+/// Bare batched stream of `count` frames of `frame_len` bytes: the time from the first
+/// write until the reader has decoded the last frame.
+fn bare_stream(
+    side_a: &BareThreads,
+    side_b: &BareThreads,
+    count: u64,
+    frame_len: usize,
+) -> Rep<Duration> {
+    let (client, server) = smol_limit("bare tcp pair", tcp_pair())?.map_err(|e| e.to_string())?;
+    let reading = side_b.spawn(0, |_| async move {
+        let mut reader = BufReader::with_capacity(64 * 1024, server);
+        let mut buffer = Vec::new();
+        let mut bytes = 0u64;
+        for _ in 0..count {
+            read_frame(&mut reader, &mut buffer)
+                .await
+                .map_err(|e| e.to_string())?;
+            bytes += buffer.len() as u64;
+        }
+        Ok::<_, String>((Instant::now(), bytes))
+    });
+    let writing = side_a.spawn(0, |_| async move {
+        let mut writer = client;
+        let one = frame(frame_len, 3);
+        let mut batch = Vec::with_capacity(BARE_BATCH + frame_len);
+        let start = Instant::now();
+        for i in 0..count {
+            // The frame's bytes are copied into the batch, as noex's writer encodes them.
+            batch.extend_from_slice(&one);
+            std::hint::black_box(i);
+            if batch.len() >= BARE_BATCH {
+                writer.write_all(&batch).await.map_err(|e| e.to_string())?;
+                batch.clear();
+            }
+        }
+        writer.write_all(&batch).await.map_err(|e| e.to_string())?;
+        Ok::<_, String>((start, writer))
+    });
+    let (start, writer) = smol_limit("bare stream writer", writing)??;
+    let (end, bytes) = smol_limit("bare stream reader", reading)??;
+    drop(writer);
+    if bytes != count * (frame_len.max(5) as u64 - 4) {
+        return Err("the bare reader lost bytes".into());
+    }
+    Ok(end - start)
+}
