@@ -1,92 +1,243 @@
-//! The node's scheduler threads: one single-threaded smol executor per thread.
+//! The node's scheduler threads, each running its own tasks from a queue of its own.
 //!
-//! A process spawned from one of the node's threads runs on that thread's executor, like
-//! Erlang placing a spawned process on its parent's scheduler: processes that talk to each
-//! other then share a thread, and a call between them costs no cross-thread wake-up. Work
-//! spawned from any other thread is spread round-robin over the executors.
+//! A process spawned from one of the node's threads runs on that thread, like Erlang placing
+//! a spawned process on its parent's scheduler: processes that talk to each other then
+//! share a thread, and a call between them costs no cross-thread wake-up. Work spawned from
+//! any other thread is spread round-robin over the threads.
+//!
+//! Each thread is a small purpose-built executor on [`async_task`]: a task woken on its own
+//! thread goes to that thread's local queue — a plain `VecDeque`, no atomics, no notification
+//! — and one woken from elsewhere goes to the thread's injection queue, waking the thread
+//! only if it sleeps. A general-purpose executor pays for work stealing and for notifying
+//! other threads on every wake-up; here a task never moves between threads, so a message
+//! exchange between two processes of one thread is a few queue operations. The loop runs
+//! inside `smol::block_on`, which drives the I/O reactor whenever the thread has nothing to
+//! run and every [`BUDGET`] tasks.
 
-use std::cell::Cell;
-use std::future::Future;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::future::{poll_fn, Future};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Poll, Waker};
 use std::thread::{self, JoinHandle, ThreadId};
 
-use event_listener::Event;
-use smol::{Executor, Task};
+use async_task::{Runnable, Task};
+use atomic_waker::AtomicWaker;
+use concurrent_queue::ConcurrentQueue;
+
+/// Tasks run before the thread lets the I/O reactor look for events.
+const BUDGET: u32 = 256;
+
+/// The injection queue is looked at (ahead of the local queue) every this many tasks, so
+/// tasks woken from other threads are not starved by a busy local queue.
+const INJECTED_EVERY: u32 = 31;
 
 thread_local! {
-    /// (identity of the executor set, index of the executor) for a node's own threads.
-    static CURRENT: Cell<Option<(usize, usize)>> = const { Cell::new(None) };
+    /// The scheduler this thread runs (its address), for a node's own threads.
+    static CURRENT: Cell<usize> = const { Cell::new(0) };
+    /// This thread's local run queue.
+    static LOCAL: RefCell<VecDeque<Runnable>> = const { RefCell::new(VecDeque::new()) };
 }
 
-/// The executors and threads of one node.
-pub(crate) struct Executors {
-    executors: Vec<Arc<Executor<'static>>>,
-    next: AtomicUsize,
-    key: usize,
-    stop: Arc<Stop>,
-    threads: Mutex<Vec<JoinHandle<()>>>,
-    thread_ids: Vec<ThreadId>,
-}
-
-#[derive(Default)]
-struct Stop {
+/// What other threads share with one scheduler thread.
+struct Scheduler {
+    /// Tasks woken from other threads.
+    injected: ConcurrentQueue<Runnable>,
+    /// Wakes the thread's `block_on`.
+    waker: AtomicWaker,
+    /// Set while the thread waits for work: a waker from elsewhere must wake it.
+    sleeping: AtomicBool,
     stopped: AtomicBool,
-    event: Event,
+    /// The tasks not yet ended, so that stopping can cancel them.
+    active: Mutex<Active>,
 }
 
-impl Stop {
-    async fn wait(&self) {
-        loop {
-            let listener = self.event.listen();
-            if self.stopped.load(Ordering::Acquire) {
-                return;
+/// A slab of the wakers of the tasks alive on one scheduler.
+#[derive(Default)]
+struct Active {
+    wakers: Vec<Option<Waker>>,
+    free: Vec<usize>,
+}
+
+impl Active {
+    fn insert(&mut self, waker: Waker) -> usize {
+        match self.free.pop() {
+            Some(key) => {
+                self.wakers[key] = Some(waker);
+                key
             }
-            listener.await;
+            None => {
+                self.wakers.push(Some(waker));
+                self.wakers.len() - 1
+            }
         }
     }
+
+    fn remove(&mut self, key: usize) {
+        if let Some(slot @ Some(_)) = self.wakers.get_mut(key) {
+            *slot = None;
+            self.free.push(key);
+        }
+    }
+}
+
+/// Runs `on_drop` when dropped: removes a task from [`Active`] however it ends.
+struct Deregister<F: FnMut()>(F);
+
+impl<F: FnMut()> Drop for Deregister<F> {
+    fn drop(&mut self) {
+        (self.0)();
+    }
+}
+
+impl Scheduler {
+    fn active(&self) -> std::sync::MutexGuard<'_, Active> {
+        self.active.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn id(self: &Arc<Self>) -> usize {
+        Arc::as_ptr(self) as usize
+    }
+
+    /// Queues a woken task: locally if on this scheduler's thread, else injected.
+    fn schedule(self: &Arc<Self>, runnable: Runnable) {
+        if CURRENT.with(Cell::get) == self.id() {
+            LOCAL.with(|local| local.borrow_mut().push_back(runnable));
+            // Woken on this thread but outside the run loop — by the I/O reactor, which
+            // `block_on` drives while the loop sleeps — the loop must be woken too. (On
+            // this thread, a plain load sees the loop's own store.)
+            if self.sleeping.load(Ordering::Relaxed) {
+                self.wake();
+            }
+            return;
+        }
+        // Only fails once closed, at shutdown: the task is then dropped, as intended.
+        let _ = self.injected.push(runnable);
+        self.wake();
+    }
+
+    /// Wakes the thread if it waits for work.
+    fn wake(&self) {
+        if self.sleeping.swap(false, Ordering::SeqCst) {
+            self.waker.wake();
+        }
+    }
+
+    /// Runs tasks until the node stops.
+    async fn run(self: Arc<Self>) {
+        let mut ran = 0u32;
+        poll_fn(|cx| {
+            self.waker.register(cx.waker());
+            for _ in 0..BUDGET {
+                if self.stopped.load(Ordering::Relaxed) {
+                    return Poll::Ready(());
+                }
+                ran = ran.wrapping_add(1);
+                let next = if ran % INJECTED_EVERY == 0 {
+                    self.injected.pop().ok().or_else(local_pop)
+                } else {
+                    local_pop().or_else(|| self.injected.pop().ok())
+                };
+                match next {
+                    Some(runnable) => {
+                        runnable.run();
+                    }
+                    None => {
+                        // Announce the sleep, then look again: a task injected meanwhile
+                        // is either seen here or its scheduler sees `sleeping` and wakes us.
+                        self.sleeping.store(true, Ordering::SeqCst);
+                        if self.injected.is_empty() && !self.stopped.load(Ordering::SeqCst) {
+                            return Poll::Pending;
+                        }
+                        self.sleeping.store(false, Ordering::SeqCst);
+                    }
+                }
+            }
+            // Budget spent: let `block_on` poll the reactor, then come back at once.
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        })
+        .await;
+    }
+}
+
+impl Scheduler {
+    /// Cancels every task left (on the scheduler's thread, once it stopped running them):
+    /// wakes each, so it is queued, then drops the queued tasks, which drops their futures.
+    fn cancel_all(&self) {
+        let wakers = std::mem::take(&mut self.active().wakers);
+        for waker in wakers.into_iter().flatten() {
+            waker.wake();
+        }
+        self.injected.close();
+        // Dropped outside any borrow of the queue: a future's drop may wake another task.
+        loop {
+            let left = LOCAL.with(|local| std::mem::take(&mut *local.borrow_mut()));
+            let injected: Vec<_> = std::iter::from_fn(|| self.injected.pop().ok()).collect();
+            if left.is_empty() && injected.is_empty() {
+                return;
+            }
+            drop(left);
+            drop(injected);
+        }
+    }
+}
+
+fn local_pop() -> Option<Runnable> {
+    LOCAL.with(|local| local.borrow_mut().pop_front())
+}
+
+/// The scheduler threads of one node.
+pub(crate) struct Executors {
+    schedulers: Vec<Arc<Scheduler>>,
+    next: AtomicUsize,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    thread_ids: Vec<ThreadId>,
 }
 
 impl Executors {
     /// Starts `threads` scheduler threads named after the node.
     pub(crate) fn start(node_name: &str, threads: usize) -> Self {
         let threads = threads.max(1);
-        let executors: Vec<_> = (0..threads).map(|_| Arc::new(Executor::new())).collect();
-        let stop = Arc::new(Stop::default());
-        // The stop flag's address identifies this executor set in thread-locals.
-        let key = Arc::as_ptr(&stop) as usize;
+        let schedulers: Vec<_> = (0..threads)
+            .map(|_| {
+                Arc::new(Scheduler {
+                    injected: ConcurrentQueue::unbounded(),
+                    waker: AtomicWaker::new(),
+                    sleeping: AtomicBool::new(false),
+                    stopped: AtomicBool::new(false),
+                    active: Mutex::new(Active::default()),
+                })
+            })
+            .collect();
         let mut handles = Vec::with_capacity(threads);
-        for (index, executor) in executors.iter().enumerate() {
-            let executor = executor.clone();
-            let stop = stop.clone();
+        for (index, scheduler) in schedulers.iter().enumerate() {
+            let scheduler = scheduler.clone();
             let handle = thread::Builder::new()
                 .name(format!("noex-{node_name}-{index}"))
                 .spawn(move || {
-                    CURRENT.with(|c| c.set(Some((key, index))));
-                    executor
-                        .spawn(crate::server::deadline::install_watch())
-                        .detach();
-                    smol::block_on(executor.run(stop.wait()));
+                    CURRENT.with(|c| c.set(scheduler.id()));
+                    spawn_on(&scheduler, crate::server::deadline::install_watch()).detach();
+                    smol::block_on(scheduler.clone().run());
+                    scheduler.cancel_all();
+                    CURRENT.with(|c| c.set(0));
                 })
                 .expect("failed to start a noex scheduler thread");
             handles.push(handle);
         }
         Executors {
             thread_ids: handles.iter().map(|h| h.thread().id()).collect(),
-            executors,
+            schedulers,
             next: AtomicUsize::new(0),
-            key,
-            stop,
             threads: Mutex::new(handles),
         }
     }
 
-    /// The executor of the calling thread, if it is one of ours.
+    /// The scheduler of the calling thread, if it is one of ours.
     fn current(&self) -> Option<usize> {
-        CURRENT.with(|c| match c.get() {
-            Some((key, index)) if key == self.key => Some(index),
-            _ => None,
-        })
+        let current = CURRENT.with(Cell::get);
+        self.schedulers.iter().position(|s| s.id() == current)
     }
 
     /// `true` when called from one of this node's scheduler threads.
@@ -94,26 +245,29 @@ impl Executors {
         self.current().is_some()
     }
 
-    /// Spawns a task: on the calling thread's executor if it is ours, else round-robin.
+    /// Spawns a task: on the calling thread if it is ours, else round-robin.
     pub(crate) fn spawn<T: Send + 'static>(
         &self,
         future: impl Future<Output = T> + Send + 'static,
     ) -> Task<T> {
         let index = self
             .current()
-            .unwrap_or_else(|| self.next.fetch_add(1, Ordering::Relaxed) % self.executors.len());
-        self.executors[index].spawn(future)
+            .unwrap_or_else(|| self.next.fetch_add(1, Ordering::Relaxed) % self.schedulers.len());
+        spawn_on(&self.schedulers[index], future)
     }
 
     /// Number of scheduler threads.
     pub(crate) fn threads(&self) -> usize {
-        self.executors.len()
+        self.schedulers.len()
     }
 
     /// Asks every thread to stop; joins them unless called from one of them.
     pub(crate) fn stop(&self) {
-        self.stop.stopped.store(true, Ordering::Release);
-        self.stop.event.notify(usize::MAX);
+        for scheduler in &self.schedulers {
+            scheduler.stopped.store(true, Ordering::SeqCst);
+            scheduler.sleeping.store(false, Ordering::SeqCst);
+            scheduler.waker.wake();
+        }
         let me = thread::current().id();
         if self.thread_ids.contains(&me) {
             return;
@@ -124,5 +278,136 @@ impl Executors {
             // A thread only ends by returning from `run`; a panic there was already reported.
             let _ = handle.join();
         }
+    }
+}
+
+/// Spawns `future` on `scheduler`'s thread. A panic in the task is caught and re-raised
+/// where the task is awaited, never on the scheduler thread.
+fn spawn_on<T: Send + 'static>(
+    scheduler: &Arc<Scheduler>,
+    future: impl Future<Output = T> + Send + 'static,
+) -> Task<T> {
+    let mut active = scheduler.active();
+    let key = active.free.last().copied().unwrap_or(active.wakers.len());
+    let owner = scheduler.clone();
+    // Moved into the future, so it runs however the future ends — even unpolled.
+    let deregister = Deregister(move || owner.active().remove(key));
+    let future = async move {
+        let _deregister = deregister;
+        future.await
+    };
+    let scheduler_ = scheduler.clone();
+    let (runnable, task) = async_task::Builder::new()
+        .propagate_panic(true)
+        .spawn(|_| future, move |runnable| scheduler_.schedule(runnable));
+    let inserted = active.insert(runnable.waker());
+    debug_assert_eq!(inserted, key);
+    drop(active);
+    runnable.schedule();
+    task
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+    use std::time::Duration;
+
+    use futures_lite::FutureExt;
+
+    use super::*;
+
+    /// Waits for `future` on the test thread, failing after 10 s.
+    fn wait<T>(future: impl Future<Output = T>) -> T {
+        smol::block_on(future.or(async {
+            smol::Timer::after(Duration::from_secs(10)).await;
+            panic!("timed out")
+        }))
+    }
+
+    #[test]
+    fn a_task_woken_by_a_timer_on_its_idle_thread_runs() {
+        // The idle thread drives the reactor itself; the timer wakes the task from there,
+        // outside the run loop.
+        let executors = Executors::start("test", 1);
+        for _ in 0..20 {
+            let task = executors.spawn(async {
+                smol::Timer::after(Duration::from_millis(2)).await;
+                7
+            });
+            assert_eq!(wait(task), 7);
+        }
+        executors.stop();
+    }
+
+    #[test]
+    fn a_task_woken_from_another_thread_runs() {
+        let executors = Executors::start("test", 2);
+        let (tx, rx) = async_channel::unbounded::<u32>();
+        let task = executors.spawn(async move {
+            let mut sum = 0;
+            while let Ok(n) = rx.recv().await {
+                sum += n;
+            }
+            sum
+        });
+        for n in 0..1_000 {
+            tx.send_blocking(n).unwrap();
+        }
+        drop(tx);
+        assert_eq!(wait(task), (0..1_000).sum());
+        executors.stop();
+    }
+
+    #[test]
+    fn tasks_spawned_on_a_scheduler_thread_stay_on_it() {
+        let executors = Arc::new(Executors::start("test", 2));
+        let inner = executors.clone();
+        let same = wait(executors.spawn(async move {
+            let here = thread::current().id();
+            let child = inner.spawn(async { thread::current().id() });
+            child.await == here
+        }));
+        assert!(same);
+        executors.stop();
+    }
+
+    #[test]
+    fn stopping_cancels_the_tasks_left() {
+        struct Flag(Arc<AtomicBool>);
+        impl Drop for Flag {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::SeqCst);
+            }
+        }
+        let executors = Executors::start("test", 1);
+        let dropped = Arc::new(AtomicBool::new(false));
+        let flag = Flag(dropped.clone());
+        let (started_tx, started) = async_channel::bounded::<()>(1);
+        executors
+            .spawn(async move {
+                let _flag = flag;
+                started_tx.send(()).await.unwrap();
+                std::future::pending::<()>().await
+            })
+            .detach();
+        wait(started.recv()).unwrap();
+        executors.stop();
+        assert!(
+            dropped.load(Ordering::SeqCst),
+            "the pending task was dropped"
+        );
+    }
+
+    #[test]
+    fn a_panicking_task_does_not_take_its_thread_down() {
+        let executors = Executors::start("test", 1);
+        let failed = executors.spawn(async { panic!("on purpose") });
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| wait(failed)));
+        assert!(
+            outcome.is_err(),
+            "the panic reaches whoever awaits the task"
+        );
+        assert_eq!(wait(executors.spawn(async { 1 })), 1);
+        executors.stop();
     }
 }
