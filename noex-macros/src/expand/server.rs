@@ -264,7 +264,8 @@ fn bindings(method: &Method) -> Vec<syn::Ident> {
 fn handle_call(behavior: &Behavior, names: &Names) -> TokenStream {
     let call = &names.call;
     let reply = &names.reply;
-    let arms = with_role(behavior, Role::Call).map(|method| {
+    // `tail` ends the arm's block (the `Ok(())` of the synchronous version).
+    let arm = |method: &Method, tail: TokenStream| {
         let variant = variant(method);
         let bindings = bindings(method);
         let body = match method.deferred_reply() {
@@ -291,9 +292,33 @@ fn handle_call(behavior: &Behavior, names: &Names) -> TokenStream {
                 }
             }
         };
-        quote!(#call::#variant(#(#bindings),*) => { #body })
-    });
+        quote!(#call::#variant(#(#bindings),*) => { #body #tail })
+    };
+    let arms = with_role(behavior, Role::Call).map(|method| arm(method, TokenStream::new()));
     let phantom = phantom_arm(behavior, call);
+    let now = now_arms(behavior, Role::Call, |method| {
+        arm(method, quote!(::core::result::Result::Ok(())))
+    });
+    let handle_now = now.map(|(arms, other)| {
+        let other = other.then(
+            || quote!(__noex_other => ::core::result::Result::Err((__noex_other, __noex_reply)),),
+        );
+        quote! {
+            #[allow(unreachable_code, unused_braces)]
+            fn __handle_call_now(
+                &mut self,
+                __noex_request: Self::Call,
+                __noex_reply: ::noex::ReplyTo<Self::Reply>,
+                __noex_ctx: &mut ::noex::Ctx<Self>,
+            ) -> ::core::result::Result<(), (Self::Call, ::noex::ReplyTo<Self::Reply>)> {
+                match __noex_request {
+                    #(#arms)*
+                    #other
+                    #phantom
+                }
+            }
+        }
+    });
     quote! {
         async fn handle_call(
             &mut self,
@@ -306,18 +331,64 @@ fn handle_call(behavior: &Behavior, names: &Names) -> TokenStream {
                 #phantom
             }
         }
+
+        #handle_now
     }
+}
+
+/// The arms of a `__handle_*_now` method: one per handler of `role` that is a plain `fn`,
+/// and whether others (`async fn`s) remain; `None` if every handler is async.
+fn now_arms(
+    behavior: &Behavior,
+    role: Role,
+    arm: impl Fn(&Method) -> TokenStream,
+) -> Option<(Vec<TokenStream>, bool)> {
+    let (sync, other): (Vec<&Method>, Vec<&Method>) =
+        with_role(behavior, role).partition(|method| !method.is_async);
+    if sync.is_empty() {
+        return None;
+    }
+    let arms = sync
+        .into_iter()
+        .map(|method| {
+            let arm = arm(method);
+            quote!(#arm,)
+        })
+        .collect();
+    Some((arms, !other.is_empty()))
 }
 
 fn handle_cast(behavior: &Behavior, names: &Names) -> TokenStream {
     let cast = &names.cast;
-    let arms = with_role(behavior, Role::Cast).map(|method| {
+    let arm = |method: &Method, tail: TokenStream| {
         let variant = variant(method);
         let bindings = bindings(method);
         let invoke = invoke(method, call_arguments(method, TokenStream::new()));
-        quote!(#cast::#variant(#(#bindings),*) => { #invoke; })
-    });
+        quote!(#cast::#variant(#(#bindings),*) => { #invoke; #tail })
+    };
+    let arms = with_role(behavior, Role::Cast).map(|method| arm(method, TokenStream::new()));
     let phantom = phantom_arm(behavior, cast);
+    let now = now_arms(behavior, Role::Cast, |method| {
+        arm(method, quote!(::core::result::Result::Ok(())))
+    });
+    let handle_now = now.map(|(arms, other)| {
+        let other =
+            other.then(|| quote!(__noex_other => ::core::result::Result::Err(__noex_other),));
+        quote! {
+            #[allow(unreachable_code, unused_braces)]
+            fn __handle_cast_now(
+                &mut self,
+                __noex_message: Self::Cast,
+                __noex_ctx: &mut ::noex::Ctx<Self>,
+            ) -> ::core::result::Result<(), Self::Cast> {
+                match __noex_message {
+                    #(#arms)*
+                    #other
+                    #phantom
+                }
+            }
+        }
+    });
     quote! {
         async fn handle_cast(&mut self, __noex_message: Self::Cast, __noex_ctx: &mut ::noex::Ctx<Self>) {
             match __noex_message {
@@ -325,5 +396,7 @@ fn handle_cast(behavior: &Behavior, names: &Names) -> TokenStream {
                 #phantom
             }
         }
+
+        #handle_now
     }
 }

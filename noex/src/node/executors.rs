@@ -17,9 +17,10 @@
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Poll, Waker};
+use std::task::{Context, Poll, Waker};
 use std::thread::{self, JoinHandle, ThreadId};
 
 use async_task::{Runnable, Task};
@@ -82,12 +83,30 @@ impl Active {
     }
 }
 
-/// Runs `on_drop` when dropped: removes a task from [`Active`] however it ends.
-struct Deregister<F: FnMut()>(F);
+pin_project_lite::pin_project! {
+    /// A task's future, which removes the task from its scheduler's [`Active`] when it is
+    /// dropped, however it ends. (A struct rather than an `async` block: an `async` block
+    /// awaiting a captured future holds it twice, doubling a process's memory.)
+    struct Registered<F> {
+        #[pin]
+        future: F,
+        scheduler: Arc<Scheduler>,
+        key: usize,
+    }
 
-impl<F: FnMut()> Drop for Deregister<F> {
-    fn drop(&mut self) {
-        (self.0)();
+    impl<F> PinnedDrop for Registered<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            this.scheduler.active().remove(*this.key);
+        }
+    }
+}
+
+impl<F: Future> Future for Registered<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        self.project().future.poll(cx)
     }
 }
 
@@ -289,12 +308,10 @@ fn spawn_on<T: Send + 'static>(
 ) -> Task<T> {
     let mut active = scheduler.active();
     let key = active.free.last().copied().unwrap_or(active.wakers.len());
-    let owner = scheduler.clone();
-    // Moved into the future, so it runs however the future ends — even unpolled.
-    let deregister = Deregister(move || owner.active().remove(key));
-    let future = async move {
-        let _deregister = deregister;
-        future.await
+    let future = Registered {
+        future,
+        scheduler: scheduler.clone(),
+        key,
     };
     let scheduler_ = scheduler.clone();
     let (runnable, task) = async_task::Builder::new()

@@ -144,6 +144,32 @@ pub trait GenServer: Sized + Send + 'static {
         std::future::ready(())
     }
 
+    /// Handles a call at once if its handler does not await (`#[behavior]` writes it for
+    /// the methods that are plain `fn`s): the process then runs it without building a
+    /// future. Hands the request back for [`handle_call`](GenServer::handle_call) otherwise.
+    #[doc(hidden)]
+    #[allow(clippy::type_complexity)]
+    fn __handle_call_now(
+        &mut self,
+        request: Self::Call,
+        reply: ReplyTo<Self::Reply>,
+        ctx: &mut Ctx<Self>,
+    ) -> Result<(), (Self::Call, ReplyTo<Self::Reply>)> {
+        let _ = ctx;
+        Err((request, reply))
+    }
+
+    /// Handles a cast at once if its handler does not await; hands it back otherwise.
+    #[doc(hidden)]
+    fn __handle_cast_now(
+        &mut self,
+        message: Self::Cast,
+        ctx: &mut Ctx<Self>,
+    ) -> Result<(), Self::Cast> {
+        let _ = ctx;
+        Err(message)
+    }
+
     /// The codec of the behaviour's messages, if they can cross nodes. `#[behavior]` writes
     /// it (from `RemoteBehavior::codec`); a hand-written behaviour whose messages are serde
     /// types can return `Some(noex::__private::codec::<Self>())`.

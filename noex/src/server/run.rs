@@ -44,6 +44,19 @@ pub(crate) fn is_current<B: GenServer>(process: &Process<B>) -> bool {
     CURRENT.with(|c| c.get()) == process as *const Process<B> as usize
 }
 
+/// Runs `handler` as the handler of the process at address `me` (see [`current_sender`]),
+/// restoring the previous value afterwards — also when it panics.
+fn as_current<T>(me: usize, handler: impl FnOnce() -> T) -> T {
+    struct Restore(usize);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            CURRENT.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(CURRENT.with(|c| c.replace(me)));
+    handler()
+}
+
 /// Acts on queued signals. Returns the reason to die with, if one says so; a stop request
 /// is recorded in `pending_stop` for the loop to honour after the current message.
 fn handle_signals<B: GenServer>(
@@ -76,9 +89,7 @@ async fn guarded<B: GenServer, T>(
                 return Poll::Ready(Err(reason));
             }
         }
-        let previous = CURRENT.with(|c| c.replace(me));
-        let polled = future.as_mut().poll(cx);
-        CURRENT.with(|c| c.set(previous));
+        let polled = as_current(me, || future.as_mut().poll(cx));
         if let Poll::Ready(value) = polled {
             return Poll::Ready(Ok(value));
         }
@@ -167,17 +178,6 @@ pub(crate) async fn run<B: GenServer>(
             continue;
         };
         process.mailbox.set_in_hand(batch.len());
-        process.core.count_message();
-        let envelope = match envelope {
-            Envelope::Encoded(encoded) => {
-                match guarded(process, &mut pending_stop, encoded.decode()).await {
-                    Ok(Some(envelope)) => envelope,
-                    Ok(None) => continue,
-                    Err(reason) => return reason,
-                }
-            }
-            envelope => envelope,
-        };
         if let Envelope::Info(info) = &envelope {
             match info {
                 Info::Down { monitor, .. } if process.core.remove_watching(*monitor).is_none() => {
@@ -193,21 +193,45 @@ pub(crate) async fn run<B: GenServer>(
                 _ => {}
             }
         }
+        // A handler that is a plain `fn` runs at once; others become a future, polled while
+        // signals are watched.
+        let me = process as *const Process<B> as usize;
         let handler = match envelope {
-            Envelope::Call(request, reply) => Dispatch::Call {
-                handler: state.handle_call(request, reply.taken(), &mut ctx),
-            },
-            Envelope::Cast(message) => Dispatch::Cast {
-                handler: state.handle_cast(message, &mut ctx),
-            },
-            Envelope::Info(info) => Dispatch::Info {
+            Envelope::Call(request, reply) => {
+                let reply = reply.taken();
+                match as_current(me, || state.__handle_call_now(request, reply, &mut ctx)) {
+                    Ok(()) => None,
+                    Err((request, reply)) => Some(Dispatch::Call {
+                        handler: state.handle_call(request, reply, &mut ctx),
+                    }),
+                }
+            }
+            Envelope::Cast(message) => {
+                match as_current(me, || state.__handle_cast_now(message, &mut ctx)) {
+                    Ok(()) => None,
+                    Err(message) => Some(Dispatch::Cast {
+                        handler: state.handle_cast(message, &mut ctx),
+                    }),
+                }
+            }
+            Envelope::Info(info) => Some(Dispatch::Info {
                 handler: state.handle_info(info, &mut ctx),
-            },
-            Envelope::Encoded(_) => unreachable!("decoded above"),
+            }),
+            Envelope::Encoded(encoded) => {
+                // Decoded apart; then handled like any message, first in line.
+                match guarded(process, &mut pending_stop, Box::pin(encoded.decode())).await {
+                    Ok(Some(envelope)) => batch.push_front(envelope),
+                    Ok(None) => {}
+                    Err(reason) => return reason,
+                }
+                continue;
+            }
         };
-        let handled = guarded(process, &mut pending_stop, handler).await;
-        if let Err(reason) = handled {
-            return reason;
+        process.core.count_message();
+        if let Some(handler) = handler {
+            if let Err(reason) = guarded(process, &mut pending_stop, handler).await {
+                return reason;
+            }
         }
         budget -= 1;
         if budget == 0 {
@@ -242,5 +266,20 @@ where
             DispatchProjection::Cast { handler } => handler.poll(cx),
             DispatchProjection::Info { handler } => handler.poll(cx),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_current_process_is_restored_after_a_handler_panics() {
+        assert_eq!(current_sender(), 0);
+        let panicked = std::panic::catch_unwind(|| as_current(42, || panic!("in a handler")));
+        assert!(panicked.is_err());
+        assert_eq!(current_sender(), 0, "not left pointing at the dead process");
+        assert_eq!(as_current(7, current_sender), 7);
+        assert_eq!(current_sender(), 0);
     }
 }
