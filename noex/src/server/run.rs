@@ -9,7 +9,6 @@
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
-use std::pin::pin;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -76,29 +75,52 @@ fn handle_signals<B: GenServer>(
 
 /// Polls `future` (a callback) while watching signals. `Err(reason)` if a signal ended the
 /// process; the callback is then dropped where it stood.
-async fn guarded<B: GenServer, T>(
-    process: &Process<B>,
-    pending_stop: &mut Option<ExitReason>,
-    future: impl Future<Output = T>,
-) -> Result<T, ExitReason> {
-    let mut future = pin!(future);
-    let me = process as *const Process<B> as usize;
-    poll_fn(|cx| loop {
-        if process.core.has_signals() {
-            if let Some(reason) = handle_signals(process, pending_stop) {
-                return Poll::Ready(Err(reason));
+fn guarded<'a, B: GenServer, F: Future>(
+    process: &'a Process<B>,
+    future: F,
+    pending_stop: &'a mut Option<ExitReason>,
+) -> Guarded<'a, B, F> {
+    Guarded {
+        process,
+        pending_stop,
+        future,
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`guarded`]: a struct, so that it holds the callback once (an `async`
+    /// fn would hold it twice, and it is part of every process's memory).
+    struct Guarded<'a, B: GenServer, F> {
+        process: &'a Process<B>,
+        pending_stop: &'a mut Option<ExitReason>,
+        #[pin]
+        future: F,
+    }
+}
+
+impl<B: GenServer, F: Future> Future for Guarded<'_, B, F> {
+    type Output = Result<F::Output, ExitReason>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let process = *this.process;
+        let me = process as *const Process<B> as usize;
+        loop {
+            if process.core.has_signals() {
+                if let Some(reason) = handle_signals(process, this.pending_stop) {
+                    return Poll::Ready(Err(reason));
+                }
+            }
+            let polled = as_current(me, || this.future.as_mut().poll(cx));
+            if let Poll::Ready(value) = polled {
+                return Poll::Ready(Ok(value));
+            }
+            process.core.waker.register(cx.waker());
+            if !process.core.has_signals() {
+                return Poll::Pending;
             }
         }
-        let polled = as_current(me, || future.as_mut().poll(cx));
-        if let Poll::Ready(value) = polled {
-            return Poll::Ready(Ok(value));
-        }
-        process.core.waker.register(cx.waker());
-        if !process.core.has_signals() {
-            return Poll::Pending;
-        }
-    })
-    .await
+    }
 }
 
 /// Waits until the mailbox or the signal queue has something, moving queued messages into
@@ -121,134 +143,160 @@ async fn wait_for_work<B: GenServer>(process: &Process<B>, batch: &mut VecDeque<
 }
 
 /// Runs a process of behaviour `B` from `init` to its end; returns why it ended.
-pub(crate) async fn run<B: GenServer>(
+///
+/// Written with an eye on the size of its future, which every process carries: the
+/// arguments are used where they were captured (an `async fn` would copy them), results
+/// are consumed where they are produced, and the message being dispatched lives only in
+/// the block that turns it into its handler.
+// Not an `async fn`: that would hold copies of the arguments for the process's life.
+#[allow(clippy::manual_async_fn)]
+pub(crate) fn run<B: GenServer>(
     mut ctx: Ctx<B>,
     args: B::Args,
     started: Started<B>,
-) -> ExitReason {
-    let process = ctx.process().clone();
-    let process = &*process;
-    let mut pending_stop = None;
+) -> impl Future<Output = ExitReason> {
+    async move {
+        let process = ctx.process().clone();
+        let process = &*process;
+        let mut pending_stop = None;
 
-    let init = guarded(process, &mut pending_stop, B::init(args, &mut ctx)).await;
-    let mut state = match init {
-        Ok(Ok(state)) => state,
-        Ok(Err(error)) => {
-            let reason = ExitReason::error(&error);
-            // The spawner may have given up (init timeout); nothing else to tell it.
-            let _ = started.send(Err(SpawnError::Init(error)));
-            return reason;
-        }
-        Err(reason) => {
-            let _ = started.send(Err(SpawnError::Exited(reason.clone())));
-            return reason;
-        }
-    };
-    process.core.set_initialized();
-    if let Some(node) = ctx.node_inner() {
-        if node.events.is_active() {
-            node.events.publish(LifecycleEvent::Started {
-                pid: process.core.pid().clone(),
-                behavior: process.core.id.behavior,
-                name: process.core.name().map(|n| n.to_string()),
-            });
-        }
-    }
-    let _ = started.send(Ok(()));
-
-    let mut batch = VecDeque::new();
-    let mut budget = BUDGET;
-    loop {
-        if process.core.has_signals() {
-            if let Some(reason) = handle_signals(process, &mut pending_stop) {
+        let mut state = match guarded(process, B::init(args, &mut ctx), &mut pending_stop).await {
+            Ok(Ok(state)) => state,
+            Ok(Err(error)) => {
+                let reason = ExitReason::error(&error);
+                // The spawner may have given up (init timeout); nothing else to tell it.
+                let _ = started.send(Err(SpawnError::Init(error)));
                 return reason;
             }
-        }
-        if let Some(reason) = ctx.take_stop().or_else(|| pending_stop.take()) {
-            let ended = guarded(
-                process,
-                &mut pending_stop,
-                state.terminate(&reason, &mut ctx),
-            )
-            .await;
-            return ended.err().unwrap_or(reason);
-        }
-        let Some(envelope) = batch.pop_front() else {
-            wait_for_work(process, &mut batch).await;
-            continue;
+            Err(reason) => {
+                let _ = started.send(Err(SpawnError::Exited(reason.clone())));
+                return reason;
+            }
         };
-        process.mailbox.set_in_hand(batch.len());
-        if let Envelope::Info(info) = &envelope {
-            match info {
-                Info::Down { monitor, .. } if process.core.remove_watching(*monitor).is_none() => {
-                    // Demonitored after the Down was queued: it must not be seen.
-                    continue;
-                }
-                Info::Exit { from, reason } if process.core.id.is_parent(from) => {
-                    // OTP: a trapping server whose parent ends terminates with its reason,
-                    // after handling what the parent sent before.
-                    pending_stop.get_or_insert(reason.clone());
-                    continue;
-                }
-                _ => {}
+        process.core.set_initialized();
+        if let Some(node) = ctx.node_inner() {
+            if node.events.is_active() {
+                node.events.publish(LifecycleEvent::Started {
+                    pid: process.core.pid().clone(),
+                    behavior: process.core.id.behavior,
+                    name: process.core.name().map(|n| n.to_string()),
+                });
             }
         }
-        // A handler that is a plain `fn` runs at once; others become a future, polled while
-        // signals are watched.
+        let _ = started.send(Ok(()));
+
         let me = process as *const Process<B> as usize;
-        let handler = match envelope {
-            Envelope::Call(request, reply) => {
-                let reply = reply.taken();
-                match as_current(me, || state.__handle_call_now(request, reply, &mut ctx)) {
-                    Ok(()) => None,
-                    Err((request, reply)) => Some(Dispatch::Call {
-                        handler: state.handle_call(request, reply, &mut ctx),
-                    }),
+        let mut batch = VecDeque::new();
+        let mut budget = BUDGET;
+        loop {
+            if process.core.has_signals() {
+                if let Some(reason) = handle_signals(process, &mut pending_stop) {
+                    return reason;
                 }
             }
-            Envelope::Cast(message) => {
-                match as_current(me, || state.__handle_cast_now(message, &mut ctx)) {
-                    Ok(()) => None,
-                    Err(message) => Some(Dispatch::Cast {
-                        handler: state.handle_cast(message, &mut ctx),
-                    }),
-                }
+            if let Some(reason) = ctx.take_stop().or_else(|| pending_stop.take()) {
+                let terminate = state.terminate(&reason, &mut ctx);
+                let ended = guarded(process, terminate, &mut pending_stop).await;
+                return ended.err().unwrap_or(reason);
             }
-            Envelope::Info(info) => Some(Dispatch::Info {
-                handler: state.handle_info(info, &mut ctx),
-            }),
-            Envelope::Encoded(encoded) => {
+            if batch.is_empty() {
+                wait_for_work(process, &mut batch).await;
+                continue;
+            }
+            let mut encoded = None;
+            // A handler that is a plain `fn` runs at once, here; others become a future,
+            // polled while signals are watched.
+            let handler = {
+                let Some(envelope) = batch.pop_front() else {
+                    continue;
+                };
+                process.mailbox.set_in_hand(batch.len());
+                if !matches!(envelope, Envelope::Encoded(_)) {
+                    // Counted when taken (a decoded message is counted when it comes back).
+                    process.core.count_message();
+                }
+                match envelope {
+                    Envelope::Call(request, reply) => {
+                        let reply = reply.taken();
+                        match as_current(me, || state.__handle_call_now(request, reply, &mut ctx)) {
+                            Ok(()) => Dispatch::Done,
+                            Err((request, reply)) => Dispatch::Call {
+                                handler: state.handle_call(request, reply, &mut ctx),
+                            },
+                        }
+                    }
+                    Envelope::Cast(message) => {
+                        match as_current(me, || state.__handle_cast_now(message, &mut ctx)) {
+                            Ok(()) => Dispatch::Done,
+                            Err(message) => Dispatch::Cast {
+                                handler: state.handle_cast(message, &mut ctx),
+                            },
+                        }
+                    }
+                    Envelope::Info(info) => {
+                        if !wanted(process, &info, &mut pending_stop) {
+                            continue;
+                        }
+                        Dispatch::Info {
+                            handler: state.handle_info(info, &mut ctx),
+                        }
+                    }
+                    Envelope::Encoded(message) => {
+                        encoded = Some(message);
+                        Dispatch::Done
+                    }
+                }
+            };
+            if let Err(reason) = guarded(process, handler, &mut pending_stop).await {
+                return reason;
+            }
+            if let Some(message) = encoded {
                 // Decoded apart; then handled like any message, first in line.
-                match guarded(process, &mut pending_stop, Box::pin(encoded.decode())).await {
+                let decode = Box::pin(message.decode());
+                match guarded(process, decode, &mut pending_stop).await {
                     Ok(Some(envelope)) => batch.push_front(envelope),
                     Ok(None) => {}
                     Err(reason) => return reason,
                 }
                 continue;
             }
-        };
-        process.core.count_message();
-        if let Some(handler) = handler {
-            if let Err(reason) = guarded(process, &mut pending_stop, handler).await {
-                return reason;
+            budget -= 1;
+            if budget == 0 {
+                budget = BUDGET;
+                smol::future::yield_now().await;
             }
         }
-        budget -= 1;
-        if budget == 0 {
-            budget = BUDGET;
-            smol::future::yield_now().await;
+    }
+}
+
+/// `false` for an info that must not reach the handler: the `Down` of a monitor removed
+/// after it was queued, and the exit of a trapping server's parent (OTP: the server then
+/// terminates with the parent's reason, after handling what the parent sent before).
+fn wanted<B: GenServer>(
+    process: &Process<B>,
+    info: &Info<B::Info>,
+    pending_stop: &mut Option<ExitReason>,
+) -> bool {
+    match info {
+        Info::Down { monitor, .. } => process.core.remove_watching(*monitor).is_some(),
+        Info::Exit { from, reason } if process.core.id.is_parent(from) => {
+            pending_stop.get_or_insert(reason.clone());
+            false
         }
+        _ => true,
     }
 }
 
 pin_project_lite::pin_project! {
     /// The callback handling one message: a future of one of three kinds, holding nothing
-    /// else, so the process's future is as small as its largest callback.
+    /// else, so the process's future is as small as its largest callback — or nothing
+    /// left to do, for a message handled at once.
     #[project = DispatchProjection]
     enum Dispatch<C, K, I> {
         Call { #[pin] handler: C },
         Cast { #[pin] handler: K },
         Info { #[pin] handler: I },
+        Done,
     }
 }
 
@@ -265,6 +313,7 @@ where
             DispatchProjection::Call { handler } => handler.poll(cx),
             DispatchProjection::Cast { handler } => handler.poll(cx),
             DispatchProjection::Info { handler } => handler.poll(cx),
+            DispatchProjection::Done => Poll::Ready(()),
         }
     }
 }
