@@ -162,7 +162,8 @@ impl<B: GenServer> ServerRef<B> {
     ) -> Result<B::Reply, CallError> {
         let process = match &self.route {
             Route::Local(process) => process,
-            Route::Remote(remote) => return remote.target.call(request, timeout).await,
+            // Boxed: the remote call's future is large, and every local call would carry it.
+            Route::Remote(remote) => return Box::pin(remote.target.call(request, timeout)).await,
         };
         if run::is_current(process) {
             return Err(CallError::CallingSelf);
