@@ -3,10 +3,13 @@
 //!
 //! # How it works
 //!
-//! * **Transport** ([`wire`], `peer`, `outbound`): one TCP connection per pair of nodes
-//!   (`TCP_NODELAY`), carrying length-prefixed postcard frames. A writer task per peer
-//!   drains a bounded queue into batched writes; control traffic (heartbeats, member lists)
-//!   goes first, and large messages are fragmented so that small ones pass them.
+//! * **Transport** ([`wire`], `header`, `peer`, `outbound`): one TCP connection per pair
+//!   of nodes (`TCP_NODELAY`), carrying length-prefixed postcard frames, a user message's
+//!   payload after its header so it is encoded and decoded in place. A writer task per
+//!   peer drains a bounded queue into batched writes; control traffic (heartbeats, member
+//!   lists, acknowledgements) goes first, and large messages are fragmented, with at most
+//!   512 KiB of fragments unacknowledged, so that small ones pass them; messages of 1 MiB
+//!   or more are decoded off the scheduler threads.
 //! * **Handshake** (`handshake`): protocol version, node ids and incarnations, and mutual
 //!   HMAC-SHA256 challenge–response over fresh nonces keyed by the cluster secret.
 //! * **Membership** (`cluster`): seeds, member lists exchanged on every connection (a full

@@ -189,6 +189,11 @@ pub(crate) fn run<B: GenServer>(
         let mut batch = VecDeque::new();
         let mut budget = BUDGET;
         loop {
+            budget -= 1;
+            if budget == 0 {
+                budget = BUDGET;
+                smol::future::yield_now().await;
+            }
             if process.core.has_signals() {
                 if let Some(reason) = handle_signals(process, &mut pending_stop) {
                     return reason;
@@ -204,8 +209,8 @@ pub(crate) fn run<B: GenServer>(
                 continue;
             }
             let mut encoded = None;
-            // A handler that is a plain `fn` runs at once, here; others become a future,
-            // polled while signals are watched.
+            // A handler that is a plain `fn` runs at once, here (and the loop goes on);
+            // others become a future, polled while signals are watched.
             let handler = {
                 let Some(envelope) = batch.pop_front() else {
                     continue;
@@ -219,7 +224,7 @@ pub(crate) fn run<B: GenServer>(
                     Envelope::Call(request, reply) => {
                         let reply = reply.taken();
                         match as_current(me, || state.__handle_call_now(request, reply, &mut ctx)) {
-                            Ok(()) => Dispatch::Done,
+                            Ok(()) => continue,
                             Err((request, reply)) => Dispatch::Call {
                                 handler: state.handle_call(request, reply, &mut ctx),
                             },
@@ -227,7 +232,7 @@ pub(crate) fn run<B: GenServer>(
                     }
                     Envelope::Cast(message) => {
                         match as_current(me, || state.__handle_cast_now(message, &mut ctx)) {
-                            Ok(()) => Dispatch::Done,
+                            Ok(()) => continue,
                             Err(message) => Dispatch::Cast {
                                 handler: state.handle_cast(message, &mut ctx),
                             },
@@ -258,12 +263,6 @@ pub(crate) fn run<B: GenServer>(
                     Ok(None) => {}
                     Err(reason) => return reason,
                 }
-                continue;
-            }
-            budget -= 1;
-            if budget == 0 {
-                budget = BUDGET;
-                smol::future::yield_now().await;
             }
         }
     }
@@ -290,7 +289,7 @@ fn wanted<B: GenServer>(
 pin_project_lite::pin_project! {
     /// The callback handling one message: a future of one of three kinds, holding nothing
     /// else, so the process's future is as small as its largest callback — or nothing
-    /// left to do, for a message handled at once.
+    /// left to do (a large remote message, which is decoded next).
     #[project = DispatchProjection]
     enum Dispatch<C, K, I> {
         Call { #[pin] handler: C },
