@@ -525,6 +525,36 @@ fn small_calls_pass_a_large_message_in_flight() {
 }
 
 #[test]
+fn a_large_message_keeps_its_place_among_its_senders_messages() {
+    run_blocking(async {
+        let nodes = start_patient_pair().await;
+        let (a, b) = (&nodes[0], &nodes[1]);
+        let recorder = b.spawn::<Recorder>(()).await.unwrap();
+        let remote = a.server_ref::<Recorder>(recorder.pid()).unwrap();
+        let forwarder = a.spawn::<Forwarder>(remote.clone()).await.unwrap();
+        // 3 MiB: fragmented on the way, and decoded apart from the scheduler threads on
+        // arrival; the small notes around it must not overtake it.
+        let note = |seq, len| Note {
+            seq,
+            text: "x".repeat(len),
+        };
+        forwarder.forward(note(0, 10)).unwrap();
+        forwarder.forward(note(1, 3 << 20)).unwrap();
+        forwarder.forward(note(2, 10)).unwrap();
+        let arrived = async {
+            while remote.count().await != Ok(3) {
+                smol::Timer::after(Duration::from_millis(5)).await;
+            }
+        };
+        within("the three notes", arrived).await;
+        let notes = remote.notes().await.unwrap();
+        let order: Vec<(u64, usize)> = notes.iter().map(|n| (n.seq, n.text.len())).collect();
+        assert_eq!(order, vec![(0, 10), (1, 3 << 20), (2, 10)]);
+        shutdown(nodes);
+    });
+}
+
+#[test]
 fn a_graceful_shutdown_is_reported_as_shutdown() {
     run_blocking(async {
         let nodes = start_cluster(2).await;
