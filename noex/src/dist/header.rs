@@ -76,13 +76,9 @@ fn varint(out: &mut Vec<u8>, mut n: u64) {
 
 fn address(out: &mut Vec<u8>, address: &Address) {
     match address {
-        Address::Pid {
-            serial,
-            incarnation,
-        } => {
+        Address::Pid { serial } => {
             out.push(PID);
             varint(out, *serial);
-            varint(out, *incarnation);
         }
         Address::Name(name) => {
             out.push(NAME);
@@ -182,7 +178,6 @@ impl<'a> Input<'a> {
         match self.byte()? {
             PID => Some(Address::Pid {
                 serial: self.u64()?,
-                incarnation: self.u64()?,
             }),
             NAME => {
                 let len = usize::try_from(self.u64()?).ok()?;
@@ -203,10 +198,7 @@ mod tests {
 
     fn address() -> impl Strategy<Value = Address> {
         prop_oneof![
-            (any::<u64>(), any::<u64>()).prop_map(|(serial, incarnation)| Address::Pid {
-                serial,
-                incarnation
-            }),
+            any::<u64>().prop_map(|serial| Address::Pid { serial }),
             ".{0,20}".prop_map(Address::Name),
         ]
     }

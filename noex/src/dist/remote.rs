@@ -123,6 +123,8 @@ thread_local! {
 pub(crate) struct RemoteTarget<B: GenServer> {
     node: Arc<str>,
     address: Address,
+    /// For a pid: the incarnation of its node, which the connection must be to.
+    incarnation: Option<u64>,
     cluster: Weak<Cluster>,
     codec: Codec<B>,
     /// The connection last used (weak: a reference does not keep a closed socket open).
@@ -135,8 +137,8 @@ impl<B: GenServer> RemoteTarget<B> {
             node: pid.node_arc(),
             address: Address::Pid {
                 serial: pid.serial(),
-                incarnation: pid.incarnation(),
             },
+            incarnation: Some(pid.incarnation()),
             cluster,
             codec,
             connection: Mutex::new(Weak::new()),
@@ -152,6 +154,7 @@ impl<B: GenServer> RemoteTarget<B> {
         RemoteTarget {
             node,
             address: Address::Name(name.to_owned()),
+            incarnation: None,
             cluster,
             codec,
             connection: Mutex::new(Weak::new()),
@@ -175,10 +178,11 @@ impl<B: GenServer> RemoteTarget<B> {
             }
         };
         drop(connection);
-        if let Address::Pid { incarnation, .. } = &self.address {
-            if *incarnation != peer.incarnation {
-                return Err(Unreachable::NoProc);
-            }
+        if self
+            .incarnation
+            .is_some_and(|incarnation| incarnation != peer.incarnation)
+        {
+            return Err(Unreachable::NoProc);
         }
         Ok(peer)
     }
@@ -332,7 +336,7 @@ impl<B: GenServer> RemoteTarget<B> {
 
     fn describe(&self) -> String {
         match &self.address {
-            Address::Pid { serial, .. } => format!("<{}.{}>", self.node, serial),
+            Address::Pid { serial } => format!("<{}.{}>", self.node, serial),
             Address::Name(name) => format!("{name} on {}", self.node),
         }
     }
@@ -489,17 +493,14 @@ pub(crate) fn deliver(
 /// the message just as a failed lookup would.)
 #[derive(Default)]
 pub(crate) struct Resolver {
-    /// `(serial, incarnation)` of the last pid resolved, and its process.
-    last: Option<((u64, u64), Arc<dyn AnyProcess>)>,
+    /// The serial of the last pid resolved, and its process.
+    last: Option<(u64, Arc<dyn AnyProcess>)>,
 }
 
 impl Resolver {
     fn resolve(&mut self, cluster: &Cluster, address: &Address) -> Option<Arc<dyn AnyProcess>> {
         let key = match address {
-            Address::Pid {
-                serial,
-                incarnation,
-            } => Some((*serial, *incarnation)),
+            Address::Pid { serial } => Some(*serial),
             Address::Name(_) => None,
         };
         match (&self.last, key) {
@@ -519,15 +520,7 @@ impl Resolver {
 fn resolve(cluster: &Cluster, address: &Address) -> Option<Arc<dyn AnyProcess>> {
     let node = cluster.node()?;
     match address {
-        Address::Pid {
-            serial,
-            incarnation,
-        } => {
-            if *incarnation != node.incarnation {
-                return None;
-            }
-            node.table.get(*serial)
-        }
+        Address::Pid { serial } => node.table.get(*serial),
         Address::Name(name) => {
             let pid = node.registry.whereis(name)?;
             node.resolve(&pid)

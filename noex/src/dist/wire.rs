@@ -203,12 +203,12 @@ pub(crate) enum Refusal {
 /// Which process of the receiving node a message is for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum Address {
-    /// A pid of the receiving node.
+    /// A pid of the receiving node. It belongs to the incarnation the connection was made
+    /// with: a sender checks that before sending (a pid of an earlier incarnation is
+    /// `NoProc` there), so the frame need not carry it.
     Pid {
         /// The pid's serial.
         serial: u64,
-        /// The incarnation of the receiving node the pid belongs to.
-        incarnation: u64,
     },
     /// A name registered on the receiving node.
     Name(String),
@@ -451,10 +451,7 @@ mod fuzz {
 
     fn address() -> impl Strategy<Value = Address> {
         prop_oneof![
-            (any::<u64>(), any::<u64>()).prop_map(|(serial, incarnation)| Address::Pid {
-                serial,
-                incarnation
-            }),
+            any::<u64>().prop_map(|serial| Address::Pid { serial }),
             ".{0,20}".prop_map(Address::Name),
         ]
     }
