@@ -22,7 +22,7 @@ use sha2::Sha256;
 use thiserror::Error;
 
 use super::node_id::{NodeId, NodeIdError};
-use super::wire::{self, Refusal, WireError, WireMessage, PROTOCOL_VERSION};
+use super::wire::{self, Challenge, Hello, Refusal, WireError, WireMessage, PROTOCOL_VERSION};
 
 /// The largest frame accepted before the peer is authenticated.
 pub(crate) const HANDSHAKE_FRAME_LIMIT: usize = 4096;
@@ -141,23 +141,26 @@ pub(crate) async fn connect<S: AsyncRead + AsyncWrite + Unpin>(
     let my_nonce = nonce();
     send(
         stream,
-        &WireMessage::Hello {
+        &WireMessage::Hello(Box::new(Hello {
             version: PROTOCOL_VERSION,
             node: local.id.as_str().to_owned(),
             incarnation: local.incarnation,
             nonce: my_nonce,
-        },
+        })),
     )
     .await?;
     let mut buffer = Vec::new();
     let (peer, incarnation, their_nonce, their_proof) =
         match wire::read_message(stream, HANDSHAKE_FRAME_LIMIT, &mut buffer).await? {
-            WireMessage::Challenge {
-                node,
-                incarnation,
-                nonce,
-                proof,
-            } => (node.parse::<NodeId>()?, incarnation, nonce, proof),
+            WireMessage::Challenge(challenge) => {
+                let Challenge {
+                    node,
+                    incarnation,
+                    nonce,
+                    proof,
+                } = *challenge;
+                (node.parse::<NodeId>()?, incarnation, nonce, proof)
+            }
             WireMessage::Refused { reason } => return Err(HandshakeError::RefusedByPeer(reason)),
             _ => return Err(refuse(stream, Refusal::Protocol).await),
         };
@@ -199,12 +202,13 @@ pub(crate) async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
     let mut buffer = Vec::new();
     let (peer, incarnation, their_nonce) =
         match wire::read_message(stream, HANDSHAKE_FRAME_LIMIT, &mut buffer).await? {
-            WireMessage::Hello {
-                version,
-                node,
-                incarnation,
-                nonce,
-            } => {
+            WireMessage::Hello(hello) => {
+                let Hello {
+                    version,
+                    node,
+                    incarnation,
+                    nonce,
+                } = *hello;
                 if version != PROTOCOL_VERSION {
                     let reason = Refusal::Version {
                         ours: PROTOCOL_VERSION,
@@ -232,12 +236,12 @@ pub(crate) async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
     let my_nonce = nonce();
     send(
         stream,
-        &WireMessage::Challenge {
+        &WireMessage::Challenge(Box::new(Challenge {
             node: me.to_owned(),
             incarnation: local.incarnation,
             nonce: my_nonce,
             proof: sign(local.secret, b"challenge", &their_nonce, them, me),
-        },
+        })),
     )
     .await?;
     match wire::read_message(stream, HANDSHAKE_FRAME_LIMIT, &mut buffer).await? {

@@ -220,12 +220,14 @@ mod tests {
             }),
             (any::<u64>(), any::<bool>()).prop_map(|(id, last)| WireMessage::Fragment { id, last }),
             any::<u32>().prop_map(|bytes| WireMessage::FragmentAck { bytes }),
-            (any::<u64>(), address()).prop_map(|(id, to)| WireMessage::Stop {
-                id,
-                to,
-                reason: ExitReason::Normal,
-                grace_ms: None,
-            }),
+            (any::<u64>(), address()).prop_map(|(id, to)| WireMessage::Stop(Box::new(
+                crate::dist::wire::Stop {
+                    id,
+                    to,
+                    reason: ExitReason::Normal,
+                    grace_ms: None,
+                }
+            ))),
             Just(WireMessage::Goodbye),
         ]
     }

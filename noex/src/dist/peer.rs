@@ -455,12 +455,12 @@ fn dispatch(
         message @ (WireMessage::Call { .. }
         | WireMessage::Cast { .. }
         | WireMessage::Info { .. }
-        | WireMessage::Stop { .. }) => {
+        | WireMessage::Stop(_)) => {
             unreported.messages += 1;
             super::remote::deliver(cluster, peer, message, payload, resolver);
         }
-        WireMessage::Hello { .. }
-        | WireMessage::Challenge { .. }
+        WireMessage::Hello(_)
+        | WireMessage::Challenge(_)
         | WireMessage::Proof { .. }
         | WireMessage::Welcome
         | WireMessage::Refused { .. } => {

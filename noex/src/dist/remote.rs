@@ -20,7 +20,7 @@ use super::cluster::Cluster;
 use super::config::ClusterEvent;
 use super::outbound::PushError;
 use super::peer::{ConnectionLost, Counters, Peer};
-use super::wire::{self, Address, RemoteOutcome, WireMessage};
+use super::wire::{self, Address, RemoteOutcome, Stop, WireMessage};
 use crate::behavior::BehaviorName;
 use crate::error::{CallError, SendError};
 use crate::process::AnyProcess;
@@ -294,12 +294,12 @@ impl<B: GenServer> RemoteTarget<B> {
     ) -> Result<ExitReason, SendError> {
         let peer = self.peer()?;
         let id = self.next_id()?;
-        let message = WireMessage::Stop {
+        let message = WireMessage::Stop(Box::new(Stop {
             id,
             to: self.address.clone(),
             reason,
             grace_ms: grace.map(|g| g.as_millis() as u64),
-        };
+        }));
         let mut frame = Vec::new();
         wire::encode_frame(&message, &mut frame).map_err(|_| SendError::NoConnection)?;
         let reply = peer.expect_reply(id);
@@ -450,12 +450,13 @@ pub(crate) fn deliver(
         WireMessage::Call { id, to, behavior } => (to, RemoteKind::Call(responder(id)), behavior),
         WireMessage::Cast { to, behavior } => (to, RemoteKind::Cast, behavior),
         WireMessage::Info { to, behavior } => (to, RemoteKind::Info, behavior),
-        WireMessage::Stop {
-            id,
-            to,
-            reason,
-            grace_ms,
-        } => {
+        WireMessage::Stop(stop) => {
+            let Stop {
+                id,
+                to,
+                reason,
+                grace_ms,
+            } = *stop;
             let responder = responder(id);
             match resolve(cluster, &to) {
                 Some(process) => cluster.spawn(async move {

@@ -38,31 +38,16 @@ pub(crate) const FRAGMENT_SIZE: usize = 64 * 1024;
 pub(crate) const FRAGMENT_WINDOW: usize = 512 * 1024;
 
 /// Everything one node says to another.
+///
+/// The rarely sent large kinds are boxed (postcard writes a box's content as it is, so this
+/// changes nothing on the wire): the enum is moved around once per message received, and a
+/// small one moves cheaply.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) enum WireMessage {
     /// Handshake step 1, from the connecting node.
-    Hello {
-        /// The connecting node's protocol version.
-        version: u16,
-        /// Its node id, `name@host:port`.
-        node: String,
-        /// Its incarnation: a random number drawn when it started.
-        incarnation: u64,
-        /// A fresh random nonce the accepting node must prove it can sign.
-        nonce: [u8; 32],
-    },
+    Hello(Box<Hello>),
     /// Handshake step 2, from the accepting node.
-    Challenge {
-        /// The accepting node's id.
-        node: String,
-        /// Its incarnation.
-        incarnation: u64,
-        /// A fresh random nonce the connecting node must prove it can sign.
-        nonce: [u8; 32],
-        /// HMAC-SHA256, keyed by the cluster secret, over the connecting node's nonce and
-        /// both ids (see `handshake::proof`).
-        proof: [u8; 32],
-    },
+    Challenge(Box<Challenge>),
     /// Handshake step 3, from the connecting node: its proof over the accepting node's
     /// nonce.
     Proof {
@@ -126,16 +111,7 @@ pub(crate) enum WireMessage {
     },
     /// A request to stop a process of the receiver gracefully; answered with a `Reply`
     /// whose `Exited` outcome carries the reason it ended with.
-    Stop {
-        /// The request's id.
-        id: u64,
-        /// The process.
-        to: Address,
-        /// The stop reason.
-        reason: ExitReason,
-        /// How long `terminate` may take before a kill, in milliseconds; `None` waits.
-        grace_ms: Option<u64>,
-    },
+    Stop(Box<Stop>),
     /// A piece of a large message: the pieces of one `id` arrive in order, the last one
     /// has `last` set, and their payloads joined are one frame's bytes (a message and its
     /// payload, without the length prefix).
@@ -152,6 +128,46 @@ pub(crate) enum WireMessage {
         /// Payload bytes of the fragments acknowledged.
         bytes: u32,
     },
+}
+
+/// Handshake step 1, from the connecting node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Hello {
+    /// The connecting node's protocol version.
+    pub(crate) version: u16,
+    /// Its node id, `name@host:port`.
+    pub(crate) node: String,
+    /// Its incarnation: a random number drawn when it started.
+    pub(crate) incarnation: u64,
+    /// A fresh random nonce the accepting node must prove it can sign.
+    pub(crate) nonce: [u8; 32],
+}
+
+/// Handshake step 2, from the accepting node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Challenge {
+    /// The accepting node's id.
+    pub(crate) node: String,
+    /// Its incarnation.
+    pub(crate) incarnation: u64,
+    /// A fresh random nonce the connecting node must prove it can sign.
+    pub(crate) nonce: [u8; 32],
+    /// HMAC-SHA256, keyed by the cluster secret, over the connecting node's nonce and both
+    /// ids (see `handshake::proof`).
+    pub(crate) proof: [u8; 32],
+}
+
+/// A request to stop a process of the receiver gracefully.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Stop {
+    /// The request's id.
+    pub(crate) id: u64,
+    /// The process.
+    pub(crate) to: Address,
+    /// The stop reason.
+    pub(crate) reason: ExitReason,
+    /// How long `terminate` may take before a kill, in milliseconds; `None` waits.
+    pub(crate) grace_ms: Option<u64>,
 }
 
 impl WireMessage {
@@ -459,12 +475,12 @@ mod fuzz {
     fn message() -> impl Strategy<Value = WireMessage> {
         prop_oneof![
             (any::<u16>(), ".{0,30}", any::<u64>(), any::<[u8; 32]>()).prop_map(
-                |(version, node, incarnation, nonce)| WireMessage::Hello {
+                |(version, node, incarnation, nonce)| WireMessage::Hello(Box::new(Hello {
                     version,
                     node,
                     incarnation,
                     nonce
-                }
+                }))
             ),
             any::<[u8; 32]>().prop_map(|proof| WireMessage::Proof { proof }),
             (any::<u64>(), address(), any::<u32>())
