@@ -45,15 +45,16 @@ impl<M> Mailbox<M> {
         self.shared.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Appends `msg`, or hands it back if the mailbox is closed.
-    pub(crate) fn push(&self, msg: M) -> Result<(), M> {
+    /// Appends `msg`, or hands it back if the mailbox is closed. Returns `true` if the
+    /// consumer must be woken: only the first message since it last took the queue needs
+    /// to (whoever pushed that one wakes it, and it takes them all).
+    pub(crate) fn push(&self, msg: M) -> Result<bool, M> {
         let mut shared = self.lock();
         if shared.closed {
             return Err(msg);
         }
         shared.queue.push_back(msg);
-        self.queued.store(true, Ordering::Release);
-        Ok(())
+        Ok(!self.queued.swap(true, Ordering::AcqRel))
     }
 
     /// Moves every queued message to the back of `batch` (which the consumer owns).
@@ -108,6 +109,16 @@ mod tests {
         mailbox.push(3).unwrap();
         mailbox.take_into(&mut batch);
         assert_eq!(batch.into_iter().collect::<Vec<_>>(), vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn only_the_first_message_since_the_last_take_wakes_the_consumer() {
+        let mailbox = Mailbox::new();
+        let mut batch = VecDeque::new();
+        assert_eq!(mailbox.push(1), Ok(true));
+        assert_eq!(mailbox.push(2), Ok(false));
+        mailbox.take_into(&mut batch);
+        assert_eq!(mailbox.push(3), Ok(true));
     }
 
     #[test]

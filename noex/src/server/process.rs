@@ -106,8 +106,9 @@ impl<B: GenServer> Process<B> {
 
     /// Queues a message and wakes the process, or hands the message back if it has ended.
     pub(crate) fn deliver(&self, envelope: Envelope<B>) -> Result<(), Envelope<B>> {
-        self.mailbox.push(envelope)?;
-        self.core.waker.wake();
+        if self.mailbox.push(envelope)? {
+            self.core.waker.wake();
+        }
         Ok(())
     }
 }
