@@ -91,6 +91,7 @@ fn address(out: &mut Vec<u8>, address: &Address) {
 /// Decodes the message at the start of `bytes` if it is of a kind handled here, with the
 /// bytes after it. `None` leaves the verdict to serde — for other kinds, and for anything
 /// irregular, which serde then accepts or refuses as it always would.
+#[inline]
 pub(crate) fn decode(bytes: &[u8]) -> Option<(WireMessage, &[u8])> {
     let mut input = Input(bytes);
     let message = match input.byte()? {

@@ -418,6 +418,7 @@ impl Reading {
         self.dispatch(cluster, message, Payload::Owned(whole, start))
     }
 
+    #[inline]
     fn dispatch(
         &mut self,
         cluster: &Arc<Cluster>,
@@ -430,6 +431,7 @@ impl Reading {
 }
 
 /// Handles one message from the peer; an error ends the connection.
+#[inline]
 fn dispatch(
     cluster: &Arc<Cluster>,
     peer: &Arc<Peer>,

@@ -434,6 +434,7 @@ pub(crate) struct RemoteDelivery<'a> {
 }
 
 /// Delivers a message that arrived from `peer` to the local process it is for.
+#[inline]
 pub(crate) fn deliver(
     cluster: &Arc<Cluster>,
     peer: &Arc<Peer>,

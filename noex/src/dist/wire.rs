@@ -335,6 +335,7 @@ pub(crate) fn encode_frame(message: &WireMessage, out: &mut Vec<u8>) -> postcard
 
 /// Decodes one frame's bytes (without the length prefix): the message and its payload.
 /// Bytes after a message of a kind without payload are an error.
+#[inline]
 pub(crate) fn decode(bytes: &[u8]) -> Result<(WireMessage, &[u8]), WireError> {
     let (message, rest) = match header::decode(bytes) {
         Some(decoded) => decoded,

@@ -63,11 +63,24 @@ impl<M> Mailbox<M> {
         self.queued.store(false, Ordering::Relaxed);
         if batch.is_empty() {
             std::mem::swap(&mut shared.queue, batch);
-            if shared.queue.capacity() > KEEP_CAPACITY {
-                shared.queue = VecDeque::new();
-            }
         } else {
             batch.append(&mut shared.queue);
+        }
+    }
+
+    /// Releases the memory of a burst once the consumer has nothing left to do: both
+    /// buffers (the queue, and the consumer's `batch`) keep their capacity while messages
+    /// keep coming, and go back to nothing when it goes idle with more than
+    /// [`KEEP_CAPACITY`].
+    pub(crate) fn trim(&self, batch: &mut VecDeque<M>) {
+        if batch.capacity() > KEEP_CAPACITY {
+            *batch = VecDeque::new();
+        }
+        let mut shared = self.lock();
+        if shared.queue.is_empty() && shared.queue.capacity() > KEEP_CAPACITY {
+            let burst = std::mem::take(&mut shared.queue);
+            drop(shared);
+            drop(burst);
         }
     }
 
@@ -119,6 +132,25 @@ mod tests {
         assert_eq!(mailbox.push(2), Ok(false));
         mailbox.take_into(&mut batch);
         assert_eq!(mailbox.push(3), Ok(true));
+    }
+
+    #[test]
+    fn a_burst_keeps_its_buffers_until_the_consumer_goes_idle() {
+        let mailbox = Mailbox::new();
+        let mut batch = VecDeque::new();
+        for round in 0..3 {
+            for n in 0..1_000 {
+                mailbox.push(round * 1_000 + n).unwrap();
+            }
+            mailbox.take_into(&mut batch);
+            assert_eq!(batch.len(), 1_000);
+            batch.clear();
+            // Busy: the next burst finds both buffers grown.
+            assert!(mailbox.lock().queue.capacity() >= 1_000 || round == 0);
+        }
+        mailbox.trim(&mut batch);
+        assert!(batch.capacity() <= KEEP_CAPACITY);
+        assert!(mailbox.lock().queue.capacity() <= KEEP_CAPACITY);
     }
 
     #[test]

@@ -48,6 +48,7 @@ impl<B: GenServer> Encoded<B> {
 
 /// Decodes a message from another node into an envelope for `process`; `None` if it does
 /// not decode (a call is then answered with the error).
+#[inline]
 fn remote_envelope<B: GenServer>(
     process: &Arc<Process<B>>,
     codec: Codec<B>,

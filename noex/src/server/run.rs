@@ -136,6 +136,7 @@ async fn wait_for_work<B: GenServer>(process: &Process<B>, batch: &mut VecDeque<
         if process.mailbox.has_queued() || process.core.has_signals() {
             Poll::Ready(())
         } else {
+            process.mailbox.trim(batch);
             Poll::Pending
         }
     })
