@@ -138,6 +138,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Option<(WireMessage, &[u8])> {
 struct Input<'a>(&'a [u8]);
 
 impl<'a> Input<'a> {
+    #[inline]
     fn byte(&mut self) -> Option<u8> {
         let (&byte, rest) = self.0.split_first()?;
         self.0 = rest;
@@ -155,13 +156,18 @@ impl<'a> Input<'a> {
 
     /// A varint of at most `max_bytes` bytes whose last byte is at most `max_last` (as
     /// postcard checks them).
-    fn varint(&mut self, max_bytes: u32, max_last: u8) -> Option<u64> {
+    #[inline]
+    fn varint(&mut self, max_bytes: usize, max_last: u8) -> Option<u64> {
+        let bytes = self.0;
         let mut value = 0u64;
-        for i in 0..max_bytes {
-            let byte = self.byte()?;
+        for (i, &byte) in bytes.iter().take(max_bytes).enumerate() {
             value |= u64::from(byte & 0x7f) << (7 * i);
             if byte & 0x80 == 0 {
-                return (i < max_bytes - 1 || byte <= max_last).then_some(value);
+                if i == max_bytes - 1 && byte > max_last {
+                    return None;
+                }
+                self.0 = &bytes[i + 1..];
+                return Some(value);
             }
         }
         None
@@ -175,6 +181,7 @@ impl<'a> Input<'a> {
         self.varint(5, 0x0f).map(|n| n as u32)
     }
 
+    #[inline]
     fn address(&mut self) -> Option<Address> {
         match self.byte()? {
             PID => Some(Address::Pid {
