@@ -115,6 +115,28 @@ impl Forwarder {
     }
 }
 
+/// A server whose handler can be kept busy.
+#[behavior(name = "napper")]
+pub struct Napper;
+
+#[behavior]
+impl Napper {
+    #[init]
+    fn init() -> Self {
+        Napper
+    }
+
+    #[call]
+    async fn nap(&self, millis: u64) {
+        smol::Timer::after(Duration::from_millis(millis)).await;
+    }
+
+    #[call]
+    fn size(&self, bytes: Vec<u8>) -> usize {
+        bytes.len()
+    }
+}
+
 fn id(node: &Node) -> NodeId {
     node.local_node_id().unwrap().clone()
 }
@@ -550,6 +572,52 @@ fn a_large_message_keeps_its_place_among_its_senders_messages() {
         let notes = remote.notes().await.unwrap();
         let order: Vec<(u64, usize)> = notes.iter().map(|n| (n.seq, n.text.len())).collect();
         assert_eq!(order, vec![(0, 10), (1, 3 << 20), (2, 10)]);
+        shutdown(nodes);
+    });
+}
+
+#[test]
+fn a_large_call_queued_at_a_process_that_dies_fails_with_noproc_at_once() {
+    run_blocking(async {
+        let nodes = start_patient_pair().await;
+        let (a, b) = (&nodes[0], &nodes[1]);
+        let napper = b.spawn::<Napper>(()).await.unwrap();
+        let pid = napper.pid().clone();
+        let remote = a.server_ref::<Napper>(&pid).unwrap();
+        let busy = smol::spawn({
+            let remote = remote.clone();
+            async move {
+                remote
+                    .nap_with_timeout(60_000, Duration::from_secs(90))
+                    .await
+            }
+        });
+        common::eventually("the nap to start", || {
+            b.process_info(&pid).is_some_and(|i| i.message_count == 1)
+        })
+        .await;
+        // 2 MiB: queued still encoded, to be decoded when the process reaches it.
+        let large = smol::spawn({
+            let remote = remote.clone();
+            async move {
+                remote
+                    .size_with_timeout(vec![0; 2 << 20], Duration::from_secs(60))
+                    .await
+            }
+        });
+        common::eventually("the large call to be queued", || {
+            b.process_info(&pid).is_some_and(|i| i.mailbox_len == 1)
+        })
+        .await;
+        assert!(b.kill(&pid));
+        assert_eq!(
+            within("the large call", large).await,
+            Err(CallError::NoProc)
+        );
+        assert!(matches!(
+            within("the busy call", busy).await,
+            Err(CallError::Exited(_))
+        ));
         shutdown(nodes);
     });
 }

@@ -355,6 +355,39 @@ fn an_unknown_message_kind_after_the_handshake_is_a_protocol_error() {
     });
 }
 
+#[test]
+fn an_empty_or_interleaved_fragment_is_a_protocol_error() {
+    // Fragment { id, last: false } is variant 13, then the id, then `last`, then the piece.
+    let empty: &[u8] = &[0, 0, 0, 3, 13, 1, 0];
+    let interleaved: &[u8] = &[0, 0, 0, 4, 13, 1, 0, 0xaa, 0, 0, 0, 4, 13, 2, 0, 0xbb];
+    for bytes in [empty, interleaved] {
+        run_blocking(async {
+            let node = Node::start(cluster_config("a")).await.unwrap();
+            let events = node.cluster_events();
+            let mut raw = Raw::connect(&node).await;
+            assert_eq!(
+                raw.handshake(&node, b"test secret").await,
+                Some(Wire::Welcome)
+            );
+            assert!(matches!(
+                next_event(&events).await,
+                ClusterEvent::NodeUp { .. }
+            ));
+            raw.send_bytes(bytes).await;
+            match next_event(&events).await {
+                ClusterEvent::NodeDown {
+                    reason: NodeDownReason::ProtocolError(_),
+                    ..
+                } => {}
+                other => panic!("unexpected {other:?}"),
+            }
+            raw.closed().await;
+            still_serves(&node).await;
+            node.shutdown();
+        });
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Lost, silent and restarted peers.
 // ---------------------------------------------------------------------------------------

@@ -65,6 +65,10 @@ struct Lanes {
     large_bytes: usize,
     /// Bytes of fragments sent and not yet acknowledged.
     unacked: usize,
+    /// Bytes of the peer's fragments received and not yet acknowledged: one
+    /// `FragmentAck` per batch covers them all (so a peer cannot grow this queue by
+    /// sending fragments while not reading).
+    ack_due: u64,
     next_fragment: u64,
     closed: bool,
 }
@@ -255,6 +259,18 @@ impl Outbound {
         }
     }
 
+    /// Records that `bytes` of the peer's fragments were received: acknowledged with the
+    /// next batch.
+    pub(crate) fn owe_ack(&self, bytes: usize) {
+        let mut lanes = self.lock();
+        if lanes.closed {
+            return;
+        }
+        lanes.ack_due += bytes as u64;
+        drop(lanes);
+        self.work.notify(1);
+    }
+
     /// The peer acknowledged `bytes` of fragments.
     pub(crate) fn acknowledged(&self, bytes: usize) {
         let mut lanes = self.lock();
@@ -303,6 +319,16 @@ impl Outbound {
         let mut messages = std::mem::take(&mut lanes.control_count);
         batch.extend_from_slice(&lanes.control);
         lanes.control.clear();
+        if lanes.ack_due > 0 {
+            let bytes = lanes.ack_due.min(u64::from(u32::MAX));
+            lanes.ack_due -= bytes;
+            let ack = WireMessage::FragmentAck {
+                bytes: bytes as u32,
+            };
+            // Two numbers: always encodes.
+            let _ = wire::encode_frame(&ack, batch);
+            messages += 1;
+        }
         let mut freed_small = lanes.small.len();
         messages += std::mem::take(&mut lanes.small_count);
         if batch.is_empty() {
@@ -419,6 +445,21 @@ mod tests {
             .map(|body| wire::decode(body).unwrap().1.len())
             .sum();
         assert_eq!(more, FRAGMENT_SIZE);
+    }
+
+    #[test]
+    fn acknowledgements_owed_go_out_as_one_per_batch() {
+        let queue = Outbound::new(usize::MAX);
+        for _ in 0..1_000 {
+            queue.owe_ack(7);
+        }
+        let sent = take(&queue);
+        assert_eq!(sent.len(), 1);
+        assert_eq!(
+            wire::decode(&sent[0]).unwrap().0,
+            WireMessage::FragmentAck { bytes: 7_000 }
+        );
+        assert!(take(&queue).is_empty());
     }
 
     #[test]

@@ -236,16 +236,18 @@ async fn writer(cluster: Weak<Cluster>, peer: Arc<Peer>) {
         let Some(messages) = peer.queue.next_batch(&mut batch).await else {
             return;
         };
-        if !peer.silenced.load(Ordering::Relaxed) {
-            if let Err(error) = stream.write_all(&batch).await {
-                report(
-                    &cluster,
-                    &peer,
-                    NodeDownReason::ConnectionClosed,
-                    &error.to_string(),
-                );
-                return;
-            }
+        if peer.silenced.load(Ordering::Relaxed) {
+            // Fault injection: the batch goes nowhere, so its fragments will never be
+            // acknowledged; they must not close the window for good.
+            peer.queue.acknowledged(usize::MAX);
+        } else if let Err(error) = stream.write_all(&batch).await {
+            report(
+                &cluster,
+                &peer,
+                NodeDownReason::ConnectionClosed,
+                &error.to_string(),
+            );
+            return;
         }
         Counters::add(&peer.counters.bytes_sent, batch.len() as u64);
         Counters::add(&peer.counters.messages_sent, messages as u64);
@@ -302,8 +304,7 @@ async fn reader(cluster: Weak<Cluster>, peer: Arc<Peer>) {
     let mut reading = Reading {
         peer: peer.clone(),
         max_message,
-        fragments: HashMap::new(),
-        assembling: 0,
+        assembling: None,
         unreported: Unreported::default(),
         resolver: Resolver::default(),
     };
@@ -380,9 +381,9 @@ enum Ended {
 struct Reading {
     peer: Arc<Peer>,
     max_message: usize,
-    /// Large messages being reassembled, by id, and their bytes so far in all.
-    fragments: HashMap<u64, Vec<u8>>,
-    assembling: usize,
+    /// The large message being reassembled: its id and its bytes so far. (A sender sends
+    /// one large message at a time, so fragments of two never interleave.)
+    assembling: Option<(u64, Vec<u8>)>,
     unreported: Unreported,
     resolver: Resolver,
 }
@@ -395,24 +396,27 @@ impl Reading {
         let WireMessage::Fragment { id, last } = message else {
             return self.dispatch(cluster, message, Payload::Borrowed(payload));
         };
-        self.assembling += payload.len();
-        if self.assembling > self.max_message {
-            let text = format!("a fragmented message exceeds {} bytes", self.max_message);
-            return Err(Ended::Down(NodeDownReason::ProtocolError(text)));
+        let protocol_error = |text: String| Err(Ended::Down(NodeDownReason::ProtocolError(text)));
+        if payload.is_empty() {
+            return protocol_error("an empty fragment".into());
         }
-        let ack = WireMessage::FragmentAck {
-            bytes: payload.len() as u32,
+        let (_, whole) = match &mut self.assembling {
+            Some((current, _)) if *current != id => {
+                return protocol_error("fragments of two messages interleaved".into())
+            }
+            Some(assembling) => assembling,
+            None => self.assembling.insert((id, Vec::new())),
         };
-        let _ = self.peer.queue.push_control(&ack);
-        self.fragments
-            .entry(id)
-            .or_default()
-            .extend_from_slice(payload);
+        if whole.len() + payload.len() > self.max_message {
+            let text = format!("a fragmented message exceeds {} bytes", self.max_message);
+            return protocol_error(text);
+        }
+        whole.extend_from_slice(payload);
+        self.peer.queue.owe_ack(payload.len());
         if !last {
             return Ok(());
         }
-        let whole = self.fragments.remove(&id).unwrap_or_default();
-        self.assembling -= whole.len();
+        let (_, whole) = self.assembling.take().unwrap_or_default();
         let (message, payload) = wire::decode(&whole).map_err(Ended::Read)?;
         let start = whole.len() - payload.len();
         self.dispatch(cluster, message, Payload::Owned(whole, start))

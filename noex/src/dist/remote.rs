@@ -366,37 +366,67 @@ impl From<Unreachable> for SendError {
     }
 }
 
-/// Answers one remote call, through the connection it came from.
+/// Answers one remote call, through the connection it came from. One dropped without
+/// answering — with a request that never reached a handler, say a large one still encoded
+/// in the mailbox of a process that died — answers `NoProc`, so no caller waits for its
+/// timeout.
 pub(crate) struct Responder {
     peer: Arc<Peer>,
     id: u64,
     cluster: Weak<Cluster>,
+    answered: bool,
+}
+
+impl Drop for Responder {
+    fn drop(&mut self) {
+        if !self.answered {
+            self.send(RemoteOutcome::NoProc, |_| Ok(()));
+        }
+    }
 }
 
 impl Responder {
+    pub(crate) fn new(peer: Arc<Peer>, id: u64, cluster: Weak<Cluster>) -> Self {
+        Responder {
+            peer,
+            id,
+            cluster,
+            answered: false,
+        }
+    }
+
     /// Answers with an outcome other than a reply.
-    pub(crate) fn respond(self, outcome: RemoteOutcome) {
+    pub(crate) fn respond(mut self, outcome: RemoteOutcome) {
         self.send(outcome, |_| Ok(()));
     }
 
     /// Answers with a reply, which `encode` appends.
-    pub(crate) fn reply(self, encode: impl FnOnce(&mut Vec<u8>) -> Result<(), postcard::Error>) {
+    pub(crate) fn reply(
+        mut self,
+        encode: impl FnOnce(&mut Vec<u8>) -> Result<(), postcard::Error>,
+    ) {
         self.send(RemoteOutcome::Reply, encode);
     }
 
     fn send(
-        self,
+        &mut self,
         outcome: RemoteOutcome,
         payload: impl FnOnce(&mut Vec<u8>) -> Result<(), postcard::Error>,
     ) {
+        self.answered = true;
         let reply = WireMessage::Reply {
             id: self.id,
             outcome,
         };
         let mut frame = Vec::new();
         if let Err(error) = wire::encode_frame_with(&reply, &mut frame, payload) {
-            let text = format!("the reply does not encode: {error}");
-            return self.respond(RemoteOutcome::Failed(text));
+            let failed = WireMessage::Reply {
+                id: self.id,
+                outcome: RemoteOutcome::Failed(format!("the reply does not encode: {error}")),
+            };
+            if wire::encode_frame(&failed, &mut frame).is_err() {
+                return;
+            }
         }
         // Replies are bounded by the calls in flight: they never wait for room.
         let _ = self
@@ -442,11 +472,7 @@ pub(crate) fn deliver(
     payload: Payload<'_>,
     resolver: &mut Resolver,
 ) {
-    let responder = |id| Responder {
-        peer: peer.clone(),
-        id,
-        cluster: Arc::downgrade(cluster),
-    };
+    let responder = |id| Responder::new(peer.clone(), id, Arc::downgrade(cluster));
     let (to, kind, behavior) = match message {
         WireMessage::Call { id, to, behavior } => (to, RemoteKind::Call(responder(id)), behavior),
         WireMessage::Cast { to, behavior } => (to, RemoteKind::Cast, behavior),
@@ -495,8 +521,9 @@ pub(crate) fn deliver(
 /// the message just as a failed lookup would.)
 #[derive(Default)]
 pub(crate) struct Resolver {
-    /// The serial of the last pid resolved, and its process.
-    last: Option<(u64, Arc<dyn AnyProcess>)>,
+    /// The serial of the last pid resolved, and its process (weak: the cache does not keep
+    /// a process that ended alive).
+    last: Option<(u64, Weak<dyn AnyProcess>)>,
 }
 
 impl Resolver {
@@ -505,16 +532,18 @@ impl Resolver {
             Address::Pid { serial } => Some(*serial),
             Address::Name(_) => None,
         };
-        match (&self.last, key) {
-            (Some((last, process)), Some(key)) if *last == key => Some(process.clone()),
-            _ => {
-                let process = resolve(cluster, address)?;
-                if let Some(key) = key {
-                    self.last = Some((key, process.clone()));
+        if let (Some((last, process)), Some(key)) = (&self.last, key) {
+            if *last == key {
+                if let Some(process) = process.upgrade() {
+                    return Some(process);
                 }
-                Some(process)
             }
         }
+        let process = resolve(cluster, address)?;
+        if let Some(key) = key {
+            self.last = Some((key, Arc::downgrade(&process)));
+        }
+        Some(process)
     }
 }
 

@@ -62,16 +62,17 @@ struct Active {
 }
 
 impl Active {
-    fn insert(&mut self, waker: Waker) -> usize {
-        match self.free.pop() {
-            Some(key) => {
-                self.wakers[key] = Some(waker);
-                key
-            }
-            None => {
-                self.wakers.push(Some(waker));
-                self.wakers.len() - 1
-            }
+    /// A slot for a task about to be spawned (filled by [`Active::fill`]).
+    fn reserve(&mut self) -> usize {
+        self.free.pop().unwrap_or_else(|| {
+            self.wakers.push(None);
+            self.wakers.len() - 1
+        })
+    }
+
+    fn fill(&mut self, key: usize, waker: Waker) {
+        if let Some(slot @ None) = self.wakers.get_mut(key) {
+            *slot = Some(waker);
         }
     }
 
@@ -185,8 +186,8 @@ impl Scheduler {
     /// Cancels every task left (on the scheduler's thread, once it stopped running them):
     /// wakes each, so it is queued, then drops the queued tasks, which drops their futures.
     fn cancel_all(&self) {
-        let wakers = std::mem::take(&mut self.active().wakers);
-        for waker in wakers.into_iter().flatten() {
+        let active = std::mem::take(&mut *self.active());
+        for waker in active.wakers.into_iter().flatten() {
             waker.wake();
         }
         self.injected.close();
@@ -306,20 +307,27 @@ fn spawn_on<T: Send + 'static>(
     scheduler: &Arc<Scheduler>,
     future: impl Future<Output = T> + Send + 'static,
 ) -> Task<T> {
-    let mut active = scheduler.active();
-    let key = active.free.last().copied().unwrap_or(active.wakers.len());
+    // Nothing is registered once the scheduler stopped: the task is dropped unrun (its
+    // queue is closed), and there is nothing left to cancel it later.
+    const NONE: usize = usize::MAX;
+    let stopped = || scheduler.stopped.load(Ordering::SeqCst);
+    let key = if stopped() {
+        NONE
+    } else {
+        scheduler.active().reserve()
+    };
     let future = Registered {
         future,
         scheduler: scheduler.clone(),
         key,
     };
-    let scheduler_ = scheduler.clone();
+    let owner = scheduler.clone();
     let (runnable, task) = async_task::Builder::new()
         .propagate_panic(true)
-        .spawn(|_| future, move |runnable| scheduler_.schedule(runnable));
-    let inserted = active.insert(runnable.waker());
-    debug_assert_eq!(inserted, key);
-    drop(active);
+        .spawn(|_| future, move |runnable| owner.schedule(runnable));
+    if key != NONE && !stopped() {
+        scheduler.active().fill(key, runnable.waker());
+    }
     runnable.schedule();
     task
 }
@@ -412,6 +420,25 @@ mod tests {
         assert!(
             dropped.load(Ordering::SeqCst),
             "the pending task was dropped"
+        );
+    }
+
+    #[test]
+    fn spawning_onto_a_stopped_scheduler_neither_panics_nor_hangs() {
+        let executors = Executors::start("test", 1);
+        // Tasks that ended leave free slots behind.
+        for n in 0..3 {
+            assert_eq!(wait(executors.spawn(async move { n })), n);
+        }
+        executors.stop();
+        let ran = Arc::new(AtomicBool::new(false));
+        let flag = ran.clone();
+        executors
+            .spawn(async move { flag.store(true, Ordering::SeqCst) })
+            .detach();
+        assert!(
+            !ran.load(Ordering::SeqCst),
+            "a stopped scheduler runs nothing"
         );
     }
 
