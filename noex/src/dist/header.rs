@@ -202,43 +202,8 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::ExitReason;
 
-    fn address() -> impl Strategy<Value = Address> {
-        prop_oneof![
-            any::<u64>().prop_map(|serial| Address::Pid { serial }),
-            ".{0,20}".prop_map(Address::Name),
-        ]
-    }
-
-    /// Every kind handled here, and some that are not.
-    fn message() -> impl Strategy<Value = WireMessage> {
-        prop_oneof![
-            (any::<u64>(), address(), any::<u32>())
-                .prop_map(|(id, to, behavior)| WireMessage::Call { id, to, behavior }),
-            (address(), any::<u32>()).prop_map(|(to, behavior)| WireMessage::Cast { to, behavior }),
-            (address(), any::<u32>()).prop_map(|(to, behavior)| WireMessage::Info { to, behavior }),
-            any::<u64>().prop_map(|id| WireMessage::Reply {
-                id,
-                outcome: RemoteOutcome::Reply
-            }),
-            any::<u64>().prop_map(|id| WireMessage::Reply {
-                id,
-                outcome: RemoteOutcome::NoProc
-            }),
-            (any::<u64>(), any::<bool>()).prop_map(|(id, last)| WireMessage::Fragment { id, last }),
-            any::<u32>().prop_map(|bytes| WireMessage::FragmentAck { bytes }),
-            (any::<u64>(), address()).prop_map(|(id, to)| WireMessage::Stop(Box::new(
-                crate::dist::wire::Stop {
-                    id,
-                    to,
-                    reason: ExitReason::Normal,
-                    grace_ms: None,
-                }
-            ))),
-            Just(WireMessage::Goodbye),
-        ]
-    }
+    use crate::dist::wire::strategies::message;
 
     proptest! {
         #[test]

@@ -458,22 +458,22 @@ mod tests {
     }
 }
 
-/// Property tests: whatever bytes arrive, decoding ends in a value or an error, never a
-/// panic, and what is encoded decodes back.
+/// Arbitrary messages, for the property tests of this module and of `header`.
 #[cfg(test)]
-mod fuzz {
+pub(crate) mod strategies {
     use proptest::prelude::*;
 
     use super::*;
 
-    fn address() -> impl Strategy<Value = Address> {
+    pub(crate) fn address() -> impl Strategy<Value = Address> {
         prop_oneof![
             any::<u64>().prop_map(|serial| Address::Pid { serial }),
             ".{0,20}".prop_map(Address::Name),
         ]
     }
 
-    fn message() -> impl Strategy<Value = WireMessage> {
+    /// A message of every kind.
+    pub(crate) fn message() -> impl Strategy<Value = WireMessage> {
         prop_oneof![
             (any::<u16>(), ".{0,30}", any::<u64>(), any::<[u8; 32]>()).prop_map(
                 |(version, node, incarnation, nonce)| WireMessage::Hello(Box::new(Hello {
@@ -485,11 +485,16 @@ mod fuzz {
             ),
             any::<[u8; 32]>().prop_map(|proof| WireMessage::Proof { proof }),
             (any::<u64>(), address(), any::<u32>())
-                .prop_map(|(id, to, behavior)| { WireMessage::Call { id, to, behavior } }),
+                .prop_map(|(id, to, behavior)| WireMessage::Call { id, to, behavior }),
             (address(), any::<u32>()).prop_map(|(to, behavior)| WireMessage::Cast { to, behavior }),
+            (address(), any::<u32>()).prop_map(|(to, behavior)| WireMessage::Info { to, behavior }),
             any::<u64>().prop_map(|id| WireMessage::Reply {
                 id,
                 outcome: RemoteOutcome::Reply
+            }),
+            any::<u64>().prop_map(|id| WireMessage::Reply {
+                id,
+                outcome: RemoteOutcome::NoProc
             }),
             any::<u64>().prop_map(|id| WireMessage::Reply {
                 id,
@@ -497,10 +502,28 @@ mod fuzz {
             }),
             (any::<u64>(), any::<bool>()).prop_map(|(id, last)| WireMessage::Fragment { id, last }),
             any::<u32>().prop_map(|bytes| WireMessage::FragmentAck { bytes }),
+            (any::<u64>(), address()).prop_map(|(id, to)| WireMessage::Stop(Box::new(Stop {
+                id,
+                to,
+                reason: ExitReason::Normal,
+                grace_ms: None,
+            }))),
+            Just(WireMessage::Goodbye),
             proptest::collection::vec(".{0,20}", 0..5)
                 .prop_map(|nodes| WireMessage::Members { nodes }),
         ]
     }
+}
+
+/// Property tests: whatever bytes arrive, decoding ends in a value or an error, never a
+/// panic, and what is encoded decodes back.
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    use super::strategies::message;
 
     /// A message with a payload if its kind has one.
     fn framed() -> impl Strategy<Value = (WireMessage, Vec<u8>)> {
