@@ -27,18 +27,19 @@
 //!   each. VmRSS is read in kB from /proc/self/status, so no page size is assumed. Under
 //!   `cargo test --benches` it is a 1,000-process smoke run.
 
+mod common;
+
 use std::convert::Infallible;
-use std::future::Future;
 use std::hint::black_box;
-use std::sync::Arc;
-use std::thread::{self, JoinHandle, ThreadId};
+use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
 use async_channel::{Receiver, Sender};
+use common::BareThreads;
 use criterion::{criterion_group, Criterion, Throughput};
 use noex::{Ctx, ExitReason, GenServer, Node, ReplyTo, ServerRef};
 use smol::future::yield_now;
-use smol::{Executor, Task};
+use smol::Task;
 
 /// Scheduler threads of the noex node and of the bare baselines alike.
 const THREADS: usize = 2;
@@ -116,65 +117,6 @@ impl Counter {
 
 // ---------------------------------------------------------------------------------------
 // Bare baselines
-
-/// Scheduler threads for the bare baselines, built like a noex node's: one smol `Executor`
-/// per thread, each driven by `block_on(executor.run(..))` on its own thread.
-struct BareThreads {
-    executors: Vec<Arc<Executor<'static>>>,
-    stop: Sender<()>,
-    threads: Vec<JoinHandle<()>>,
-}
-
-impl BareThreads {
-    fn new(threads: usize) -> Self {
-        let (stop, stopped) = async_channel::bounded::<()>(1);
-        let executors: Vec<_> = (0..threads).map(|_| Arc::new(Executor::new())).collect();
-        let threads = executors
-            .iter()
-            .enumerate()
-            .map(|(index, executor)| {
-                let executor = executor.clone();
-                let stopped = stopped.clone();
-                thread::Builder::new()
-                    .name(format!("bare-{index}"))
-                    .spawn(move || {
-                        smol::block_on(executor.run(async {
-                            let _ = stopped.recv().await;
-                        }))
-                    })
-                    .expect("failed to start a bare scheduler thread")
-            })
-            .collect();
-        BareThreads {
-            executors,
-            stop,
-            threads,
-        }
-    }
-
-    fn executor(&self, index: usize) -> Arc<Executor<'static>> {
-        self.executors[index].clone()
-    }
-
-    /// Runs `body` in a task on thread `index`; the task gets that thread's executor.
-    fn spawn<F, T>(&self, index: usize, body: impl FnOnce(Arc<Executor<'static>>) -> F) -> Task<T>
-    where
-        F: Future<Output = T> + Send + 'static,
-        T: Send + 'static,
-    {
-        let executor = self.executor(index);
-        executor.spawn(body(executor.clone()))
-    }
-}
-
-impl Drop for BareThreads {
-    fn drop(&mut self) {
-        self.stop.close();
-        for thread in self.threads.drain(..) {
-            let _ = thread.join();
-        }
-    }
-}
 
 type Request = (u64, Sender<u64>);
 

@@ -41,22 +41,21 @@
 //! `NOEX_REMOTE_BENCH=calls,cast16,cast1k,big,big-blob` runs only the listed measurements
 //! (for profiling one of them).
 
+mod common;
+
 use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use async_channel::Sender;
 use async_net::{TcpListener, TcpStream};
+use common::BareThreads;
 use futures_lite::io::BufReader;
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWriteExt, FutureExt};
 use noex::{behavior, ClusterConfig, Node, SendError, ServerRef, TrafficStats};
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 use smol::future::yield_now;
-use smol::{Executor, Task};
 
 /// Scheduler threads per node (and per side of the bare baselines).
 const THREADS: usize = 1;
@@ -264,59 +263,6 @@ impl Blaster {
 // ---------------------------------------------------------------------------------------
 // Bare baselines
 
-/// Scheduler threads for the bare baselines, built like a noex node's: one smol `Executor`
-/// per thread, each driven by `block_on(executor.run(..))` on its own thread.
-struct BareThreads {
-    executors: Vec<Arc<Executor<'static>>>,
-    stop: Sender<()>,
-    threads: Vec<JoinHandle<()>>,
-}
-
-impl BareThreads {
-    fn new(threads: usize) -> Self {
-        let (stop, stopped) = async_channel::bounded::<()>(1);
-        let executors: Vec<_> = (0..threads).map(|_| Arc::new(Executor::new())).collect();
-        let threads = executors
-            .iter()
-            .enumerate()
-            .map(|(index, executor)| {
-                let executor = executor.clone();
-                let stopped = stopped.clone();
-                thread::Builder::new()
-                    .name(format!("bare-{index}"))
-                    .spawn(move || {
-                        smol::block_on(executor.run(async {
-                            let _ = stopped.recv().await;
-                        }))
-                    })
-                    .expect("failed to start a bare scheduler thread")
-            })
-            .collect();
-        BareThreads {
-            executors,
-            stop,
-            threads,
-        }
-    }
-
-    fn spawn<T: Send + 'static>(
-        &self,
-        index: usize,
-        future: impl Future<Output = T> + Send + 'static,
-    ) -> Task<T> {
-        self.executors[index].spawn(future)
-    }
-}
-
-impl Drop for BareThreads {
-    fn drop(&mut self) {
-        self.stop.close();
-        for thread in self.threads.drain(..) {
-            let _ = thread.join();
-        }
-    }
-}
-
 /// Reads one length-prefixed frame into `buffer`, as noex's reader does.
 async fn read_frame(
     reader: &mut (impl AsyncRead + Unpin),
@@ -359,7 +305,7 @@ fn bare_ping_pong(
     reply_len: usize,
 ) -> Vec<u64> {
     let (client, server) = block_on_limit("bare tcp_pair", tcp_pair());
-    let answering = bare.spawn(1, async move {
+    let answering = bare.spawn(1, |_| async move {
         let mut reader = BufReader::with_capacity(64 * 1024, server.clone());
         let mut writer = server;
         let reply = frame(reply_len, 2);
@@ -371,7 +317,7 @@ fn bare_ping_pong(
             }
         }
     });
-    let timing = bare.spawn(0, async move {
+    let timing = bare.spawn(0, |_| async move {
         let mut reader = BufReader::with_capacity(64 * 1024, client.clone());
         let mut writer = client;
         let request = frame(request_len, 1);
@@ -399,7 +345,7 @@ fn bare_ping_pong(
 /// first write until the reader has decoded the last frame.
 fn bare_stream(bare: &BareThreads, count: u64, frame_len: usize) -> Duration {
     let (client, server) = block_on_limit("bare tcp_pair", tcp_pair());
-    let reading = bare.spawn(1, async move {
+    let reading = bare.spawn(1, |_| async move {
         let mut reader = BufReader::with_capacity(64 * 1024, server);
         let mut buffer = Vec::new();
         let mut bytes = 0u64;
@@ -411,7 +357,7 @@ fn bare_stream(bare: &BareThreads, count: u64, frame_len: usize) -> Duration {
         }
         (Instant::now(), bytes)
     });
-    let writing = bare.spawn(0, async move {
+    let writing = bare.spawn(0, |_| async move {
         let mut writer = client;
         let one = frame(frame_len, 3);
         let mut batch = Vec::with_capacity(BARE_BATCH + frame_len);
