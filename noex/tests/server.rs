@@ -509,6 +509,29 @@ fn a_flooded_process_yields_to_its_neighbours() {
 }
 
 #[test]
+fn a_process_keeps_up_with_a_sender_on_its_own_thread() {
+    run(|node| async move {
+        // Spawned from this task: the server shares its thread. Each round queues more
+        // messages than a process handles in one go (its budget) before the sender yields;
+        // the server's turn must still take them all, or its queue grows round after round.
+        let server = spawn(&node).await;
+        let (rounds, per_round) = (20, 1_000);
+        for round in 1..=rounds {
+            for _ in 0..per_round {
+                server.cast(1).unwrap();
+            }
+            smol::future::yield_now().await;
+            let queued = node.process_info(server.pid()).unwrap().mailbox_len;
+            assert!(
+                queued < per_round as usize,
+                "round {round}: {queued} messages still queued"
+            );
+        }
+        assert_eq!(server.call(Call::Get).await, Ok(Ok(rounds * per_round)));
+    });
+}
+
+#[test]
 fn a_call_from_outside_the_node_times_out_too() {
     let node = Node::builder().name("outside").threads(1).build();
     let server = node.block_on(spawn(&node));
