@@ -532,6 +532,26 @@ fn a_process_keeps_up_with_a_sender_on_its_own_thread() {
 }
 
 #[test]
+fn mailbox_len_counts_messages_taken_but_not_yet_handled() {
+    run(|node| async move {
+        // Queued together (the server shares this thread and has not run yet), so the
+        // server takes all three at once and stays in the first while two wait in hand.
+        let server = spawn(&node).await;
+        let mut sleep = Box::pin(server.call(Call::Sleep(Duration::from_secs(60))));
+        assert!(futures_lite::future::poll_once(&mut sleep).await.is_none());
+        server.cast(1).unwrap();
+        server.cast(2).unwrap();
+        common::eventually("the server in its first message, two in hand", || {
+            node.process_info(server.pid())
+                .is_some_and(|i| i.message_count == 1 && i.mailbox_len == 2)
+        })
+        .await;
+        node.kill(server.pid());
+        assert_eq!(server.exited().await, ExitReason::Killed);
+    });
+}
+
+#[test]
 fn a_call_from_outside_the_node_times_out_too() {
     let node = Node::builder().name("outside").threads(1).build();
     let server = node.block_on(spawn(&node));

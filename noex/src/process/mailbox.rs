@@ -6,27 +6,22 @@
 //! and hand the message back, which is how senders learn `NoProc`.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
+
+/// How many times taking the lock is tried before waiting for it.
+const SPINS: u32 = 200;
 
 /// A closable FIFO of messages of type `M`.
 pub(crate) struct Mailbox<M> {
-    /// What senders touch, on a cache line of its own: the consumer's per-message
-    /// bookkeeping below must not take the line away from senders on other threads at
-    /// every message (that halved the throughput of casts from two threads).
-    senders: Padded<Senders<M>>,
-    /// Messages already taken by the consumer but not yet handled (for introspection).
-    in_hand: AtomicUsize,
-}
-
-#[repr(align(64))]
-struct Padded<T>(T);
-
-struct Senders<M> {
     shared: Mutex<Shared<M>>,
     /// Set by a push, cleared when the consumer takes the queue: lets the consumer check for
     /// work without the lock.
     queued: AtomicBool,
+    /// How many messages the consumer has taken so far, updated once per take: with the
+    /// count it has handled, how many it holds (for introspection) — without a write per
+    /// message to the cache line that senders on other threads lock.
+    taken: AtomicU64,
 }
 
 struct Shared<M> {
@@ -41,24 +36,28 @@ const KEEP_CAPACITY: usize = 64;
 impl<M> Mailbox<M> {
     pub(crate) fn new() -> Self {
         Mailbox {
-            senders: Padded(Senders {
-                shared: Mutex::new(Shared {
-                    queue: VecDeque::new(),
-                    closed: false,
-                }),
-                queued: AtomicBool::new(false),
+            shared: Mutex::new(Shared {
+                queue: VecDeque::new(),
+                closed: false,
             }),
-            in_hand: AtomicUsize::new(0),
+            queued: AtomicBool::new(false),
+            taken: AtomicU64::new(0),
         }
     }
 
     fn lock(&self) -> MutexGuard<'_, Shared<M>> {
+        // The lock is held for a push or a swap, a few nanoseconds: keep trying rather than
+        // sleep. (A sender on another thread pushing in a loop re-takes it at once; a
+        // waiter that goes to sleep in the meantime loses microseconds per wake-up.)
+        for _ in 0..SPINS {
+            match self.shared.try_lock() {
+                Ok(guard) => return guard,
+                Err(TryLockError::Poisoned(poisoned)) => return poisoned.into_inner(),
+                Err(TryLockError::WouldBlock) => std::hint::spin_loop(),
+            }
+        }
         // Nothing panics while holding this lock; tolerate poisoning anyway.
-        self.senders
-            .0
-            .shared
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.shared.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Appends `msg`, or hands it back if the mailbox is closed. Returns `true` if the
@@ -70,13 +69,15 @@ impl<M> Mailbox<M> {
             return Err(msg);
         }
         shared.queue.push_back(msg);
-        Ok(!self.senders.0.queued.swap(true, Ordering::AcqRel))
+        Ok(!self.queued.swap(true, Ordering::AcqRel))
     }
 
     /// Moves every queued message to the back of `batch` (which the consumer owns).
     pub(crate) fn take_into(&self, batch: &mut VecDeque<M>) {
         let mut shared = self.lock();
-        self.senders.0.queued.store(false, Ordering::Relaxed);
+        self.queued.store(false, Ordering::Relaxed);
+        let taken = self.taken.load(Ordering::Relaxed) + shared.queue.len() as u64;
+        self.taken.store(taken, Ordering::Relaxed);
         if batch.is_empty() {
             std::mem::swap(&mut shared.queue, batch);
         } else {
@@ -102,24 +103,23 @@ impl<M> Mailbox<M> {
 
     /// `true` if messages were pushed since the consumer last took the queue.
     pub(crate) fn has_queued(&self) -> bool {
-        self.senders.0.queued.load(Ordering::Acquire)
+        self.queued.load(Ordering::Acquire)
     }
 
-    /// Records how many taken messages the consumer still holds.
-    pub(crate) fn set_in_hand(&self, n: usize) {
-        self.in_hand.store(n, Ordering::Relaxed);
+    /// How many messages the consumer has taken since the mailbox was made.
+    pub(crate) fn taken(&self) -> u64 {
+        self.taken.load(Ordering::Relaxed)
     }
 
-    /// Messages waiting to be handled: queued ones plus those taken but not yet handled.
-    pub(crate) fn len(&self) -> usize {
-        self.lock().queue.len() + self.in_hand.load(Ordering::Relaxed)
+    /// Messages queued and not yet taken.
+    pub(crate) fn queued_len(&self) -> usize {
+        self.lock().queue.len()
     }
 
     /// Closes the mailbox and returns what was still queued. Later pushes fail.
     pub(crate) fn close(&self) -> VecDeque<M> {
         let mut shared = self.lock();
         shared.closed = true;
-        self.in_hand.store(0, Ordering::Relaxed);
         std::mem::take(&mut shared.queue)
     }
 }

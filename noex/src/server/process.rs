@@ -124,7 +124,13 @@ impl<B: GenServer> AnyProcess for Process<B> {
     }
 
     fn mailbox_len(&self) -> usize {
-        self.mailbox.len()
+        // Taken but not yet handled: every message taken is counted once handled (one
+        // decoded apart, when its decoding ends).
+        let in_hand = self
+            .mailbox
+            .taken()
+            .saturating_sub(self.core.message_count());
+        self.mailbox.queued_len() + in_hand as usize
     }
 
     fn deliver_system(&self, info: SystemInfo) -> bool {

@@ -231,7 +231,6 @@ pub(crate) fn run<B: GenServer>(
                     continue;
                 };
                 turn += 1;
-                process.mailbox.set_in_hand(batch.len());
                 if !matches!(envelope, Envelope::Encoded(_)) {
                     // Counted when taken (a decoded message is counted when it comes back).
                     process.core.count_message();
@@ -276,7 +275,8 @@ pub(crate) fn run<B: GenServer>(
                 let decode = Box::pin(message.decode());
                 match guarded(process, decode, &mut pending_stop).await {
                     Ok(Some(envelope)) => batch.push_front(envelope),
-                    Ok(None) => {}
+                    // Undecodable (and dropped): counted now, as it will not come back.
+                    Ok(None) => process.core.count_message(),
                     Err(reason) => return reason,
                 }
             }
