@@ -22,6 +22,8 @@ pub(crate) struct Mailbox<M> {
     /// count it has handled, how many it holds (for introspection) — without a write per
     /// message to the cache line that senders on other threads lock.
     taken: AtomicU64,
+    /// The queue's buffer may be larger than [`KEEP_CAPACITY`] (known at each take).
+    large: AtomicBool,
 }
 
 struct Shared<M> {
@@ -42,6 +44,7 @@ impl<M> Mailbox<M> {
             }),
             queued: AtomicBool::new(false),
             taken: AtomicU64::new(0),
+            large: AtomicBool::new(false),
         }
     }
 
@@ -74,6 +77,11 @@ impl<M> Mailbox<M> {
 
     /// Moves every queued message to the back of `batch` (which the consumer owns).
     pub(crate) fn take_into(&self, batch: &mut VecDeque<M>) {
+        // Nothing pushed since the last take: no need for the lock. (A push under way
+        // sets `queued` after this look and then wakes the consumer.)
+        if !self.queued.load(Ordering::Acquire) {
+            return;
+        }
         let mut shared = self.lock();
         self.queued.store(false, Ordering::Relaxed);
         let taken = self.taken.load(Ordering::Relaxed) + shared.queue.len() as u64;
@@ -83,6 +91,8 @@ impl<M> Mailbox<M> {
         } else {
             batch.append(&mut shared.queue);
         }
+        self.large
+            .store(shared.queue.capacity() > KEEP_CAPACITY, Ordering::Relaxed);
     }
 
     /// Releases the memory of a burst once the consumer has nothing left to do: both
@@ -93,6 +103,10 @@ impl<M> Mailbox<M> {
         if batch.capacity() > KEEP_CAPACITY {
             *batch = VecDeque::new();
         }
+        if !self.large.load(Ordering::Relaxed) {
+            return;
+        }
+        self.large.store(false, Ordering::Relaxed);
         let mut shared = self.lock();
         if shared.queue.is_empty() && shared.queue.capacity() > KEEP_CAPACITY {
             let burst = std::mem::take(&mut shared.queue);

@@ -16,9 +16,9 @@ use std::any::Any;
 use std::collections::VecDeque;
 use std::num::NonZeroU64;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::task::Waker;
 
-use atomic_waker::AtomicWaker;
 use event_listener::Event;
 
 use crate::timer::TimerEntry;
@@ -113,11 +113,36 @@ impl Identity {
     }
 }
 
+/// The waker of a process's task. A process is one task for its whole life, polled with
+/// one waker, so the waker is kept from the first poll on: waking is `wake_by_ref`, with
+/// no exchange of wakers between the process and its senders on every message.
+///
+/// A wake before the first poll is lost, harmlessly: after registering, the process looks
+/// for messages and signals before it waits.
+#[derive(Default)]
+pub(crate) struct TaskWaker(OnceLock<Waker>);
+
+impl TaskWaker {
+    /// Keeps `waker` if none is kept yet (the process's own task: always the same one).
+    pub(crate) fn register(&self, waker: &Waker) {
+        if self.0.get().is_none() {
+            let _ = self.0.set(waker.clone());
+        }
+    }
+
+    /// Wakes the process's task, if it has been polled.
+    pub(crate) fn wake(&self) {
+        if let Some(waker) = self.0.get() {
+            waker.wake_by_ref();
+        }
+    }
+}
+
 /// The shared, untyped state of one process.
 pub(crate) struct Core {
     pub(crate) id: Identity,
     /// Wakes the process task: registered by the task, woken by messages and signals.
-    pub(crate) waker: AtomicWaker,
+    pub(crate) waker: TaskWaker,
     signals_pending: AtomicBool,
     trap_exit: AtomicBool,
     /// Set once `init` has succeeded.
@@ -171,7 +196,7 @@ impl Core {
     pub(crate) fn new(id: Identity) -> Self {
         Core {
             id,
-            waker: AtomicWaker::new(),
+            waker: TaskWaker::default(),
             signals_pending: AtomicBool::new(false),
             trap_exit: AtomicBool::new(false),
             initialized: AtomicBool::new(false),
