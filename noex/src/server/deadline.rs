@@ -28,6 +28,8 @@ thread_local! {
 #[derive(Default)]
 pub(crate) struct Watch {
     slots: Vec<Slot>,
+    /// Free slots, reused last-freed first: a task making one call after another gets
+    /// the same slot back, with its own waker still in it.
     free: Vec<usize>,
     registered: usize,
     /// The sweeper's waker while it waits for the first deadline.
@@ -40,6 +42,8 @@ struct Slot {
     timeout: Duration,
     /// When the sweeper first saw the slot: the start of its clock.
     seen: Option<Instant>,
+    /// The caller's waker. Kept when the slot is freed (its next user is likely the same
+    /// task, which then needs no clone); dropped when the thread has no deadline left.
     waker: Option<Waker>,
     expired: bool,
     in_use: bool,
@@ -61,7 +65,10 @@ impl Watch {
         let slot = &mut self.slots[index];
         slot.timeout = timeout;
         slot.seen = None;
-        slot.waker = Some(waker.clone());
+        match &slot.waker {
+            Some(kept) if kept.will_wake(waker) => {}
+            _ => slot.waker = Some(waker.clone()),
+        }
         slot.expired = false;
         slot.in_use = true;
         self.registered += 1;
@@ -77,11 +84,17 @@ impl Watch {
         if let Some(slot) = self.slots.get_mut(index) {
             if slot.in_use && slot.generation == generation {
                 slot.in_use = false;
-                slot.waker = None;
                 slot.generation += 1;
                 self.registered -= 1;
                 self.free.push(index);
             }
+        }
+    }
+
+    /// Drops the wakers kept in free slots (they hold their tasks' memory).
+    fn forget_wakers(&mut self) {
+        for slot in self.slots.iter_mut().filter(|s| !s.in_use) {
+            slot.waker = None;
         }
     }
 
@@ -93,7 +106,7 @@ impl Watch {
             let seen = *slot.seen.get_or_insert(now);
             if now.duration_since(seen) >= slot.timeout {
                 slot.expired = true;
-                expired.extend(slot.waker.take());
+                expired.extend(slot.waker.clone());
             }
         }
         expired
@@ -115,6 +128,7 @@ pub(crate) fn install_watch() -> impl Future<Output = ()> + Send + 'static {
             poll_fn(|cx| {
                 WATCH.with(|watch| match watch.borrow_mut().as_mut() {
                     Some(watch) if watch.registered == 0 => {
+                        watch.forget_wakers();
                         watch.sweeper = Some(cx.waker().clone());
                         Poll::Pending
                     }
@@ -178,8 +192,14 @@ impl CallDeadline {
                     }
                 })
             });
-            self.state =
-                registered.unwrap_or_else(|| State::Timer(smol::Timer::after(self.timeout)));
+            match registered {
+                // Just registered, with this waker: nothing to check yet.
+                Some(watched) => {
+                    self.state = watched;
+                    return Poll::Pending;
+                }
+                None => self.state = State::Timer(smol::Timer::after(self.timeout)),
+            }
         }
         let (table, index, generation) = match &mut self.state {
             State::Idle => unreachable!("registered above"),
@@ -254,5 +274,40 @@ impl Drop for CallDeadline {
                 }
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::task::Wake;
+
+    struct Count;
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {}
+    }
+
+    #[test]
+    fn a_freed_slot_keeps_its_waker_for_the_next_call_until_the_thread_goes_quiet() {
+        let task = Arc::new(Count);
+        let waker = Waker::from(task.clone());
+        let mut watch = Watch::default();
+        let (index, generation) = watch.register(Duration::from_secs(5), &waker);
+        assert_eq!(Arc::strong_count(&task), 3, "the slot holds a clone");
+        watch.release(index, generation);
+        assert_eq!(Arc::strong_count(&task), 3, "kept while free");
+        let (again, generation) = watch.register(Duration::from_secs(5), &waker);
+        assert_eq!(again, index, "the same slot comes back");
+        assert_eq!(
+            Arc::strong_count(&task),
+            3,
+            "and its waker is not cloned again"
+        );
+        watch.forget_wakers();
+        assert_eq!(Arc::strong_count(&task), 3, "a slot in use keeps its waker");
+        watch.release(again, generation);
+        watch.forget_wakers();
+        assert_eq!(Arc::strong_count(&task), 2, "forgotten once free");
     }
 }
