@@ -80,7 +80,12 @@ impl<M> Mailbox<M> {
             return Err(msg);
         }
         shared.queue.push_back(msg);
-        Ok(!self.queued.swap(true, Ordering::AcqRel))
+        // Written only under the lock: a load and a store, not a read-modify-write.
+        let first = !self.queued.load(Ordering::Relaxed);
+        if first {
+            self.queued.store(true, Ordering::Release);
+        }
+        Ok(first)
     }
 
     /// Moves every queued message to the back of `batch` (which the consumer owns).
