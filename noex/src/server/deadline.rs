@@ -167,7 +167,8 @@ enum State {
         generation: u64,
     },
     /// Off a scheduler thread: a reactor timer.
-    Timer(smol::Timer),
+    /// (Boxed: rare, and it would double the size of every call's future.)
+    Timer(Box<smol::Timer>),
 }
 
 impl CallDeadline {
@@ -179,7 +180,7 @@ impl CallDeadline {
     }
 
     /// Ready once the deadline has passed; registers the caller's waker otherwise.
-    fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+    pub(crate) fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         if let State::Idle = self.state {
             let registered = WATCH.with(|cell| {
                 let table = table_id(cell);
@@ -198,12 +199,12 @@ impl CallDeadline {
                     self.state = watched;
                     return Poll::Pending;
                 }
-                None => self.state = State::Timer(smol::Timer::after(self.timeout)),
+                None => self.state = State::Timer(Box::new(smol::Timer::after(self.timeout))),
             }
         }
         let (table, index, generation) = match &mut self.state {
             State::Idle => unreachable!("registered above"),
-            State::Timer(timer) => return Pin::new(timer).poll(cx).map(drop),
+            State::Timer(timer) => return Pin::new(&mut **timer).poll(cx).map(drop),
             State::Watched {
                 table,
                 index,
@@ -233,8 +234,8 @@ impl CallDeadline {
             // Polled on another thread than the one it registered on: a scheduler thread's
             // tasks never move, so the future moved to a foreign executor. Fall back to a
             // reactor timer (restarting the clock: at worst the call waits longer).
-            let mut timer = smol::Timer::after(self.timeout);
-            let polled = Pin::new(&mut timer).poll(cx).map(drop);
+            let mut timer = Box::new(smol::Timer::after(self.timeout));
+            let polled = Pin::new(&mut *timer).poll(cx).map(drop);
             self.state = State::Timer(timer);
             polled
         })

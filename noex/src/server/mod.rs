@@ -26,6 +26,7 @@
 //!   is waiting on an `.await` is dropped there. Code that runs without awaiting cannot be
 //!   interrupted, so long CPU-bound work should yield now and then.
 
+mod call;
 pub(crate) mod ctx;
 pub(crate) mod deadline;
 pub(crate) mod process;

@@ -2,13 +2,13 @@
 //! process holds a name right now).
 
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::deadline::CallDeadline;
+use super::call::Call;
 use super::process::{Envelope, Process};
-use super::reply::{Failure, ReplyTo};
-use super::{run, GenServer, Info};
+use super::{GenServer, Info};
 use crate::dist::remote::RemoteTarget;
 use crate::error::{CallError, LookupError, SendError};
 use crate::node::{stop_process, Node, DEFAULT_STOP_GRACE};
@@ -155,39 +155,15 @@ impl<B: GenServer> ServerRef<B> {
     /// The timeout is never cut short; from a node's own threads it may run up to about
     /// 10 ms long, because call deadlines are checked by a per-thread sweeper rather than a
     /// timer per call (which would cost more than the call).
-    pub async fn call_timeout(
+    pub fn call_timeout(
         &self,
         request: B::Call,
         timeout: Duration,
-    ) -> Result<B::Reply, CallError> {
-        let process = match &self.route {
-            Route::Local(process) => process,
+    ) -> impl Future<Output = Result<B::Reply, CallError>> + Send + '_ {
+        match &self.route {
+            Route::Local(process) => Call::local(process, request, timeout),
             // Boxed: the remote call's future is large, and every local call would carry it.
-            Route::Remote(remote) => return Box::pin(remote.target.call(request, timeout)).await,
-        };
-        if run::is_current(process) {
-            return Err(CallError::CallingSelf);
-        }
-        let (slot, reply) = oneshot::async_channel();
-        if process
-            .deliver(Envelope::Call(request, ReplyTo::new(slot)))
-            .is_err()
-        {
-            return Err(CallError::NoProc);
-        }
-        let mut deadline = CallDeadline::after(timeout);
-        match deadline.run(reply).await {
-            Some(Ok(Ok(value))) => Ok(value),
-            Some(Ok(Err(Failure::Abandoned))) => {
-                // Taken but never answered: the server is ending (or chose not to reply).
-                match deadline.run(process.core.exited()).await {
-                    Some(reason) => Err(CallError::Exited(reason)),
-                    None => Err(CallError::Timeout),
-                }
-            }
-            // The request was dropped unhandled with the mailbox.
-            Some(Ok(Err(Failure::Unhandled)) | Err(_)) => Err(CallError::NoProc),
-            None => Err(CallError::Timeout),
+            Route::Remote(remote) => Call::boxed(remote.target.call(request, timeout)),
         }
     }
 
