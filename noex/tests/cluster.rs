@@ -489,6 +489,55 @@ fn messages_from_one_process_arrive_in_order() {
 }
 
 #[test]
+fn concurrent_callers_on_every_thread_each_get_their_own_replies() {
+    // Callers on both of a's threads and servers on both of b's write their frames
+    // straight to the socket when the connection is idle, and through the writer when it
+    // is not: however they interleave, every frame must arrive whole and in place.
+    run_blocking(async {
+        let nodes = start_patient_pair().await;
+        let (a, b) = (&nodes[0], &nodes[1]);
+        let mut servers = Vec::new();
+        for _ in 0..3 {
+            let server = b.spawn::<Recorder>(()).await.unwrap();
+            servers.push(a.server_ref::<Recorder>(server.pid()).unwrap());
+        }
+        let callers: Vec<_> = (0..8u8)
+            .map(|caller| {
+                let servers = servers.clone();
+                a.spawn_task(async move {
+                    for i in 0..150usize {
+                        let server = &servers[(caller as usize + i) % servers.len()];
+                        let len = [0, 90, 9_000, 60_000][i % 4];
+                        let bytes: Vec<u8> = (0..len).map(|j| caller ^ (i + j) as u8).collect();
+                        let seq = u64::from(caller) << 32 | i as u64;
+                        server
+                            .record(Note {
+                                seq,
+                                text: String::new(),
+                            })
+                            .unwrap();
+                        let echoed = server
+                            .echo_with_timeout(bytes.clone(), Duration::from_secs(20))
+                            .await
+                            .unwrap();
+                        assert!(echoed == bytes, "caller {caller}, call {i}: wrong reply");
+                    }
+                })
+            })
+            .collect();
+        for caller in callers {
+            within("a caller's 150 calls", caller).await;
+        }
+        let mut recorded = 0;
+        for server in &servers {
+            recorded += server.count().await.unwrap();
+        }
+        assert_eq!(recorded, 8 * 150);
+        shutdown(nodes);
+    });
+}
+
+#[test]
 fn a_message_larger_than_a_frame_arrives_whole() {
     run_blocking(async {
         let nodes = start_patient_pair().await;

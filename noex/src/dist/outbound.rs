@@ -70,10 +70,24 @@ struct Lanes {
     /// sending fragments while not reading).
     ack_due: u64,
     next_fragment: u64,
+    /// The socket is being written: by the writer task (a batch), or by a sender (its
+    /// frame, straight from its thread; see [`Outbound::claim_idle`]).
+    writing: bool,
+    /// The tail of a frame a sender wrote only in part: it goes out before anything else.
+    partial: Vec<u8>,
     closed: bool,
 }
 
 impl Lanes {
+    /// Nothing to write.
+    fn is_empty(&self) -> bool {
+        self.partial.is_empty()
+            && self.control_count == 0
+            && self.small_count == 0
+            && self.large.is_empty()
+            && self.ack_due == 0
+    }
+
     fn has_room(&self, large: bool, limit: usize) -> bool {
         let bytes = if large {
             self.large_bytes
@@ -291,6 +305,45 @@ impl Outbound {
         self.room.notify(usize::MAX);
     }
 
+    /// Claims the socket for one frame that its sender writes itself, from its own thread:
+    /// granted only when nothing is queued or being written (the frame is next in line
+    /// anyway, so order is kept), and until [`release`](Self::release).
+    pub(crate) fn claim_idle(&self) -> bool {
+        let mut lanes = self.lock();
+        let idle = !lanes.closed && !lanes.writing && lanes.is_empty();
+        if idle {
+            lanes.writing = true;
+        }
+        idle
+    }
+
+    /// Ends a claim. `rest` is what the socket did not take of the frame: it goes out
+    /// first, before anything queued meanwhile.
+    pub(crate) fn release(&self, rest: &[u8]) {
+        let mut lanes = self.lock();
+        lanes.writing = false;
+        if lanes.closed {
+            return;
+        }
+        lanes.partial.extend_from_slice(rest);
+        let work = !lanes.is_empty();
+        drop(lanes);
+        if work {
+            self.work.notify(1);
+        }
+    }
+
+    /// The writer has written the batch it took.
+    pub(crate) fn written(&self) {
+        let mut lanes = self.lock();
+        lanes.writing = false;
+        let work = !lanes.is_empty();
+        drop(lanes);
+        if work {
+            self.work.notify(1);
+        }
+    }
+
     /// Bytes of user messages queued.
     pub(crate) fn queued_bytes(&self) -> usize {
         let lanes = self.lock();
@@ -316,7 +369,14 @@ impl Outbound {
         if lanes.closed {
             return Taken::Closed;
         }
-        let mut messages = std::mem::take(&mut lanes.control_count);
+        if lanes.writing {
+            // A sender is writing its frame; it calls for the writer when done.
+            return Taken::Messages(0);
+        }
+        // The rest of a frame a sender began to write.
+        let mut messages = usize::from(!lanes.partial.is_empty());
+        batch.append(&mut lanes.partial);
+        messages += std::mem::take(&mut lanes.control_count);
         batch.extend_from_slice(&lanes.control);
         lanes.control.clear();
         if lanes.ack_due > 0 {
@@ -345,6 +405,7 @@ impl Outbound {
         if freed_small + large > 0 {
             self.room.notify(usize::MAX);
         }
+        lanes.writing = !batch.is_empty();
         // A fragment alone counts as progress too.
         Taken::Messages(if batch.is_empty() { 0 } else { messages.max(1) })
     }
@@ -389,9 +450,11 @@ mod tests {
         matches!(wire::decode(body), Ok((WireMessage::Fragment { .. }, _)))
     }
 
+    /// Takes a batch as the writer does, and reports it written.
     fn take(queue: &Outbound) -> Vec<Vec<u8>> {
         let mut batch = Vec::new();
         queue.take_batch(&mut batch);
+        queue.written();
         frames(&batch)
     }
 
@@ -486,5 +549,51 @@ mod tests {
         queue.try_push(&mut frame(1, 1), 0).unwrap();
         queue.close();
         assert_eq!(queue.try_push(&mut frame(1, 1), 0), Err(PushError::Closed));
+    }
+
+    #[test]
+    fn a_sender_writes_itself_only_to_an_idle_connection() {
+        let queue = Outbound::new(usize::MAX);
+        assert!(queue.claim_idle(), "idle");
+        assert!(!queue.claim_idle(), "claimed once at a time");
+        // Queued meanwhile: the writer waits for the claim to end.
+        queue.try_push(&mut frame(10, 1), 1).unwrap();
+        let mut batch = Vec::new();
+        queue.take_batch(&mut batch);
+        assert!(batch.is_empty(), "the writer stays off the socket");
+        queue.release(&[]);
+        assert!(!queue.claim_idle(), "something is queued");
+        assert_eq!(take(&queue).len(), 1);
+        assert!(queue.claim_idle(), "idle again");
+        queue.release(&[]);
+        // The writer's own batch holds the socket too.
+        queue.try_push(&mut frame(10, 1), 1).unwrap();
+        queue.take_batch(&mut batch);
+        assert!(!queue.claim_idle(), "the writer is writing");
+        queue.written();
+        assert!(queue.claim_idle());
+    }
+
+    #[test]
+    fn the_rest_of_a_frame_written_in_part_goes_out_before_anything_else() {
+        let queue = Outbound::new(usize::MAX);
+        let direct = frame(100, 7);
+        assert!(queue.claim_idle());
+        queue
+            .push_control(&WireMessage::FragmentAck { bytes: 1 })
+            .unwrap();
+        queue.try_push(&mut frame(10, 1), 1).unwrap();
+        queue.release(&direct[30..]);
+        let mut batch = Vec::new();
+        queue.take_batch(&mut batch);
+        let rest = &direct[30..];
+        assert_eq!(&batch[..rest.len()], rest, "the rest first, whole");
+        let mut whole = direct[..30].to_vec();
+        whole.extend_from_slice(&batch);
+        assert_eq!(
+            frames(&whole).len(),
+            3,
+            "the rest, the control frame, the message"
+        );
     }
 }

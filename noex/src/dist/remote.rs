@@ -428,11 +428,15 @@ impl Responder {
                 return;
             }
         }
-        // Replies are bounded by the calls in flight: they never wait for room.
-        let _ = self
-            .peer
-            .queue
-            .force_push(&mut frame, run::current_sender());
+        // Written at once if this is the server's last message for now (a reply among many
+        // waits for the writer's next batch, with the others). Replies are bounded by the
+        // calls in flight: they never wait for room.
+        if run::more_to_handle() || !self.peer.write_now(&frame) {
+            let _ = self
+                .peer
+                .queue
+                .force_push(&mut frame, run::current_sender());
+        }
     }
 
     /// Answers with the process's exit reason once it has ended (its handler dropped the

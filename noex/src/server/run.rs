@@ -37,6 +37,14 @@ pub(crate) type Started<B> = oneshot::Sender<Result<(), SpawnError<<B as GenServ
 thread_local! {
     /// The process whose handler is being polled on this thread (to refuse self-calls).
     static CURRENT: Cell<usize> = const { Cell::new(0) };
+    /// Whether that process has more messages waiting after the one being handled.
+    static MORE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// `true` if the process whose handler runs on this thread has more messages to handle
+/// after this one: a reply it sends may then wait to go out with the next ones.
+pub(crate) fn more_to_handle() -> bool {
+    MORE.with(Cell::get)
 }
 
 /// A key for the process whose handler runs on this thread (0 outside handlers): what a
@@ -231,6 +239,7 @@ pub(crate) fn run<B: GenServer>(
                     continue;
                 };
                 turn += 1;
+                MORE.with(|more| more.set(!batch.is_empty() || process.mailbox.has_queued()));
                 if !matches!(envelope, Envelope::Encoded(_)) {
                     // Counted when taken (a decoded message is counted when it comes back).
                     process.core.count_message();
