@@ -24,7 +24,7 @@ use super::wire::{self, Address, RemoteOutcome, Stop, WireMessage};
 use crate::behavior::BehaviorName;
 use crate::error::{CallError, SendError};
 use crate::process::AnyProcess;
-use crate::server::deadline::CallDeadline;
+use crate::server::deadline::Deadline;
 use crate::server::{run, GenServer};
 use crate::{ExitReason, Pid};
 
@@ -215,7 +215,7 @@ impl<B: GenServer> RemoteTarget<B> {
         })
         .map_err(|error| CallError::Remote(format!("the request does not encode: {error}")))?;
         let reply = peer.expect_reply(id);
-        let mut deadline = CallDeadline::after(timeout);
+        let mut deadline = Deadline::after(timeout);
         match deadline.run(peer.send(frame, run::current_sender())).await {
             None => {
                 peer.forget_call(id);

@@ -3,12 +3,11 @@
 
 use std::time::Duration;
 
-use futures_lite::FutureExt;
-
 use super::NodeInner;
 use crate::error::SendError;
 use crate::events::LifecycleEvent;
 use crate::process::{send_exit, AnyProcess, Core, Signal, SystemInfo};
+use crate::server::deadline::Deadline;
 use crate::{ExitReason, MonitorRef, Pid};
 
 impl NodeInner {
@@ -160,15 +159,13 @@ pub(crate) async fn stop_process(
     let Some(grace) = grace else {
         return Ok(core.exited().await);
     };
-    let ended = async { Some(core.exited().await) }
-        .or(async {
-            smol::Timer::after(grace).await;
-            None
-        })
-        .await;
+    // A thread's deadline table rather than a reactor timer (see `spawn`).
+    let ended = Deadline::after(grace).run(core.exited()).await;
     match ended {
         Some(reason) => Ok(reason),
         None => {
+            let pid = core.pid();
+            tracing::warn!(%pid, "did not stop within its grace period; killing it");
             core.signal(Signal::Die(ExitReason::Killed));
             Ok(core.exited().await)
         }

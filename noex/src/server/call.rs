@@ -8,7 +8,7 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
-use super::deadline::CallDeadline;
+use super::deadline::Deadline;
 use super::process::{Envelope, Process};
 use super::reply::{Failure, Outcome, ReplyTo};
 use super::{run, GenServer};
@@ -32,7 +32,7 @@ enum State<'a, B: GenServer> {
     Waiting {
         process: &'a Process<B>,
         reply: oneshot::AsyncReceiver<Outcome<B::Reply>>,
-        deadline: CallDeadline,
+        deadline: Deadline,
     },
     /// A rare path (a remote call, or a request taken but abandoned), boxed so that it
     /// does not size every call.
@@ -93,7 +93,7 @@ impl<B: GenServer> Future for Call<'_, B> {
                     *state = State::Waiting {
                         process,
                         reply,
-                        deadline: CallDeadline::after(timeout),
+                        deadline: Deadline::after(timeout),
                     };
                 }
                 State::Waiting {

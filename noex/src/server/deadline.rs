@@ -1,4 +1,5 @@
-//! Call timeouts without a reactor timer per call.
+//! Call timeouts (and the other deadlines of the runtime: a spawn's init timeout, a stop's
+//! grace period) without a reactor timer each.
 //!
 //! Every `call` has a timeout, and almost every call is answered long before it. A reactor
 //! timer per call costs more than a local call itself (registering one may wake the thread
@@ -152,7 +153,7 @@ pub(crate) fn install_watch() -> impl Future<Output = ()> + Send + 'static {
 }
 
 /// The deadline of one call.
-pub(crate) struct CallDeadline {
+pub(crate) struct Deadline {
     timeout: Duration,
     state: State,
 }
@@ -171,9 +172,9 @@ enum State {
     Timer(Box<smol::Timer>),
 }
 
-impl CallDeadline {
+impl Deadline {
     pub(crate) fn after(timeout: Duration) -> Self {
-        CallDeadline {
+        Deadline {
             timeout,
             state: State::Idle,
         }
@@ -254,7 +255,7 @@ impl CallDeadline {
     }
 }
 
-impl Drop for CallDeadline {
+impl Drop for Deadline {
     fn drop(&mut self) {
         if let State::Watched {
             table,

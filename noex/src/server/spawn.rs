@@ -7,12 +7,13 @@ use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_lite::future::CatchUnwind;
 use futures_lite::FutureExt;
 
 use super::ctx::Ctx;
+use super::deadline::Deadline;
 use super::process::Process;
 use super::reference::ServerRef;
 use super::{run, GenServer};
@@ -144,16 +145,12 @@ pub(crate) async fn spawn<B: GenServer>(
     let task = process_task(Arc::downgrade(node), ctx, args, started, spawner_monitor);
     node.executors.spawn(task).detach();
 
-    let deadline = options.init_timeout.map(|timeout| Instant::now() + timeout);
-    let outcome = async { Some(init_result.await) }
-        .or(async {
-            match deadline {
-                Some(deadline) => smol::Timer::at(deadline).await,
-                None => std::future::pending().await,
-            };
-            None
-        })
-        .await;
+    // A thread's deadline table rather than a reactor timer: init is usually over before
+    // the timer would even be registered.
+    let outcome = match options.init_timeout {
+        Some(timeout) => Deadline::after(timeout).run(init_result).await,
+        None => Some(init_result.await),
+    };
     let failure = match outcome {
         Some(Ok(Ok(()))) => return Ok(ServerRef::from_process(process)),
         Some(Ok(Err(error))) => error,

@@ -3,12 +3,9 @@
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::task::Poll;
-use std::time::Instant;
-
-use futures_lite::FutureExt;
 
 use super::spec::Shutdown;
-use crate::node::NodeInner;
+use crate::node::{stop_process, NodeInner};
 use crate::process::Signal;
 use crate::{ExitReason, Pid};
 
@@ -20,31 +17,18 @@ pub(crate) async fn stop_child(node: &NodeInner, pid: &Pid, shutdown: Shutdown) 
         return ExitReason::NoProc;
     };
     let core = child.core();
-    let deadline = match shutdown {
+    let grace = match shutdown {
         Shutdown::BrutalKill => {
             core.signal(Signal::Die(ExitReason::Killed));
             return core.exited().await;
         }
-        Shutdown::Timeout(grace) => Some(Instant::now() + grace),
+        Shutdown::Timeout(grace) => Some(grace),
         Shutdown::Infinity => None,
     };
-    core.signal(Signal::Stop(ExitReason::Shutdown));
-    let Some(deadline) = deadline else {
-        return core.exited().await;
-    };
-    let ended = async { Some(core.exited().await) }
-        .or(async {
-            smol::Timer::at(deadline).await;
-            None
-        })
-        .await;
-    match ended {
-        Some(reason) => reason,
-        None => {
-            tracing::warn!(%pid, "child did not stop within its shutdown timeout; killing it");
-            core.signal(Signal::Die(ExitReason::Killed));
-            core.exited().await
-        }
+    // `Err`: it ended meanwhile, on its own.
+    match stop_process(core, ExitReason::Shutdown, grace).await {
+        Ok(reason) => reason,
+        Err(_) => core.exited().await,
     }
 }
 
