@@ -352,13 +352,13 @@ impl Outbound {
 
     /// Waits for the next batch of frames to write, appending them to `batch`; returns how
     /// many messages it holds, or `None` once the queue is closed.
-    pub(crate) async fn next_batch(&self, batch: &mut Vec<u8>) -> Option<usize> {
+    pub(crate) async fn next_batch(&self, batch: &mut Vec<u8>) -> Option<Batch> {
         loop {
             let listener = self.work.listen();
             match self.take_batch(batch) {
                 Taken::Closed => return None,
-                Taken::Messages(0) => listener.await,
-                Taken::Messages(n) => return Some(n),
+                Taken::Batch(Batch { messages: 0, .. }) => listener.await,
+                Taken::Batch(taken) => return Some(taken),
             }
         }
     }
@@ -371,10 +371,11 @@ impl Outbound {
         }
         if lanes.writing {
             // A sender is writing its frame; it calls for the writer when done.
-            return Taken::Messages(0);
+            return Taken::Batch(Batch::default());
         }
         // The rest of a frame a sender began to write.
-        let mut messages = usize::from(!lanes.partial.is_empty());
+        let head = lanes.partial.len();
+        let mut messages = usize::from(head > 0);
         batch.append(&mut lanes.partial);
         messages += std::mem::take(&mut lanes.control_count);
         batch.extend_from_slice(&lanes.control);
@@ -407,13 +408,26 @@ impl Outbound {
         }
         lanes.writing = !batch.is_empty();
         // A fragment alone counts as progress too.
-        Taken::Messages(if batch.is_empty() { 0 } else { messages.max(1) })
+        Taken::Batch(Batch {
+            messages: if batch.is_empty() { 0 } else { messages.max(1) },
+            head,
+        })
     }
 }
 
 enum Taken {
     Closed,
-    Messages(usize),
+    Batch(Batch),
+}
+
+/// What a batch holds.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Batch {
+    /// Messages (0: nothing to write).
+    pub(crate) messages: usize,
+    /// Bytes at its front that finish a frame a sender wrote in part: they must reach the
+    /// socket whatever happens to the rest, or the stream is broken mid-frame.
+    pub(crate) head: usize,
 }
 
 #[cfg(test)]
@@ -585,8 +599,11 @@ mod tests {
         queue.try_push(&mut frame(10, 1), 1).unwrap();
         queue.release(&direct[30..]);
         let mut batch = Vec::new();
-        queue.take_batch(&mut batch);
+        let Taken::Batch(taken) = queue.take_batch(&mut batch) else {
+            panic!("closed")
+        };
         let rest = &direct[30..];
+        assert_eq!(taken.head, rest.len(), "the writer knows what must go out");
         assert_eq!(&batch[..rest.len()], rest, "the rest first, whole");
         let mut whole = direct[..30].to_vec();
         whole.extend_from_slice(&batch);

@@ -266,14 +266,23 @@ async fn writer(cluster: Weak<Cluster>, peer: Arc<Peer>) {
     let mut since_yield = 0;
     loop {
         peer.wait_unstalled().await;
-        let Some(messages) = peer.queue.next_batch(&mut batch).await else {
+        let Some(taken) = peer.queue.next_batch(&mut batch).await else {
             return;
         };
-        if peer.silenced.load(Ordering::Relaxed) {
-            // Fault injection: the batch goes nowhere, so its fragments will never be
-            // acknowledged; they must not close the window for good.
+        let messages = taken.messages;
+        let silenced = peer.silenced.load(Ordering::Relaxed);
+        // Fault injection drops the batch — all but the end of a frame already begun.
+        let to_write = if silenced {
+            &batch[..taken.head]
+        } else {
+            &batch[..]
+        };
+        if silenced {
+            // Its fragments will never be acknowledged; they must not close the window
+            // for good.
             peer.queue.acknowledged(usize::MAX);
-        } else if let Err(error) = stream.write_all(&batch).await {
+        }
+        if let Err(error) = stream.write_all(to_write).await {
             report(
                 &cluster,
                 &peer,
