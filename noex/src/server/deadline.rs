@@ -44,7 +44,7 @@ struct Slot {
     /// When the sweeper first saw the slot: the start of its clock.
     seen: Option<Instant>,
     /// The caller's waker. Kept when the slot is freed (its next user is likely the same
-    /// task, which then needs no clone); dropped when the thread has no deadline left.
+    /// task, which then needs no clone) until the sweeper's next tick.
     waker: Option<Waker>,
     expired: bool,
     in_use: bool,
@@ -100,8 +100,10 @@ impl Watch {
     }
 
     /// Starts the clock of new deadlines, marks expired ones and returns the wakers of
-    /// their calls.
+    /// their calls. Drops the wakers kept in free slots: a freed slot keeps its waker for
+    /// one tick at most.
     fn expire(&mut self, now: Instant) -> Vec<Waker> {
+        self.forget_wakers();
         let mut expired = Vec::new();
         for slot in self.slots.iter_mut().filter(|s| s.in_use && !s.expired) {
             let seen = *slot.seen.get_or_insert(now);
@@ -311,5 +313,13 @@ mod tests {
         watch.release(again, generation);
         watch.forget_wakers();
         assert_eq!(Arc::strong_count(&task), 2, "forgotten once free");
+        // The sweeper's tick forgets them too, even while other deadlines are registered.
+        let (index, generation) = watch.register(Duration::from_secs(5), &waker);
+        let other = Waker::from(Arc::new(Count));
+        watch.register(Duration::from_secs(5), &other);
+        watch.release(index, generation);
+        assert_eq!(Arc::strong_count(&task), 3);
+        assert!(watch.expire(Instant::now()).is_empty());
+        assert_eq!(Arc::strong_count(&task), 2, "one tick at most");
     }
 }
