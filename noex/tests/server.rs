@@ -551,6 +551,47 @@ fn mailbox_len_counts_messages_taken_but_not_yet_handled() {
     });
 }
 
+/// Busy for the given number of microseconds per cast, without awaiting.
+#[noex::behavior]
+struct Grinder;
+
+#[noex::behavior(local)]
+impl Grinder {
+    #[init]
+    fn init() -> Self {
+        Grinder
+    }
+
+    #[cast]
+    fn grind(&mut self, micros: u64) {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_micros(micros) {
+            std::hint::spin_loop();
+        }
+    }
+}
+
+#[test]
+fn a_process_with_slow_handlers_yields_in_the_middle_of_a_batch() {
+    run(|node| async move {
+        // Queued before the grinder runs (it shares this thread), so it takes all of them
+        // in one batch: a turn that always finished its batch would hold the thread for
+        // the whole 60 ms.
+        let grinder = node.spawn::<Grinder>(()).await.unwrap();
+        let neighbour = spawn(&node).await;
+        let count = 1_000;
+        for _ in 0..count {
+            grinder.grind(60).unwrap();
+        }
+        neighbour.call(Call::Get).await.unwrap().unwrap();
+        let handled = node.process_info(grinder.pid()).unwrap().message_count;
+        assert!(
+            handled < count,
+            "the grinder handled all {handled} messages before yielding"
+        );
+    });
+}
+
 #[test]
 fn a_call_from_outside_the_node_times_out_too() {
     let node = Node::builder().name("outside").threads(1).build();

@@ -15,7 +15,7 @@ pub(crate) mod table;
 use std::any::Any;
 use std::collections::VecDeque;
 use std::num::NonZeroU64;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::task::Waker;
 
@@ -118,7 +118,10 @@ impl Identity {
 /// no exchange of wakers between the process and its senders on every message.
 ///
 /// A wake before the first poll is lost, harmlessly: after registering, the process looks
-/// for messages and signals before it waits.
+/// for messages and signals before it waits. (The registration and a sender's look for
+/// the waker are each followed by a sequentially consistent fence, so that one of the two
+/// sees the other's write.) The waker outlives the task as long as the process's `Core`
+/// does — a `ServerRef` kept to an ended process keeps its task's memory too.
 #[derive(Default)]
 pub(crate) struct TaskWaker(OnceLock<Waker>);
 
@@ -127,14 +130,25 @@ impl TaskWaker {
     pub(crate) fn register(&self, waker: &Waker) {
         if self.0.get().is_none() {
             let _ = self.0.set(waker.clone());
+            fence(Ordering::SeqCst);
         }
     }
 
     /// Wakes the process's task, if it has been polled.
     pub(crate) fn wake(&self) {
-        if let Some(waker) = self.0.get() {
-            waker.wake_by_ref();
-        }
+        let waker = match self.0.get() {
+            Some(waker) => waker,
+            // Not registered yet, or the registration is not visible yet: after the
+            // fence, either it is, or the process will see what the caller stored.
+            None => {
+                fence(Ordering::SeqCst);
+                match self.0.get() {
+                    Some(waker) => waker,
+                    None => return,
+                }
+            }
+        };
+        waker.wake_by_ref();
     }
 }
 

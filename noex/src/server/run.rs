@@ -11,6 +11,7 @@ use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use super::ctx::Ctx;
 use super::process::{Envelope, Process};
@@ -27,9 +28,42 @@ use crate::ExitReason;
 /// what was queued when it began, so the queue cannot grow turn after turn.
 const BUDGET: u32 = 128;
 
-/// A turn ends after this many messages even in the middle of a batch, so that a process
-/// with a long queue does not hold its thread for long.
+/// A turn past [`BUDGET`] also ends, mid-batch, once it has lasted this long (slow handlers)
+/// or handled [`TURN_LIMIT`] messages (a long queue).
+const TURN_TIME: Duration = Duration::from_millis(1);
 const TURN_LIMIT: u32 = 32 * BUDGET;
+
+/// The clock is read every this many messages of a turn (not per message: reading it
+/// costs as much as handling a cast).
+const CLOCK_EVERY: u32 = 64;
+
+/// A process's turn on its thread: what decides when it yields to its neighbours.
+#[derive(Default)]
+struct Turn {
+    handled: u32,
+    /// When the turn had handled [`CLOCK_EVERY`] messages.
+    mark: Option<Instant>,
+}
+
+impl Turn {
+    /// Counts a message taken for handling.
+    fn count(&mut self) {
+        self.handled += 1;
+        if self.handled % CLOCK_EVERY == 0 {
+            let now = Instant::now();
+            let mark = *self.mark.get_or_insert(now);
+            if now.duration_since(mark) >= TURN_TIME {
+                // Let `over` see it at once.
+                self.handled = self.handled.max(TURN_LIMIT);
+            }
+        }
+    }
+
+    /// `true` if the process should give up its thread before its next message.
+    fn over(&self, batch_is_empty: bool) -> bool {
+        self.handled >= BUDGET && (batch_is_empty || self.handled >= TURN_LIMIT)
+    }
+}
 
 /// Tells the spawner how `init` went.
 pub(crate) type Started<B> = oneshot::Sender<Result<(), SpawnError<<B as GenServer>::InitError>>>;
@@ -65,6 +99,8 @@ fn as_current<T>(me: usize, handler: impl FnOnce() -> T) -> T {
     impl Drop for Restore {
         fn drop(&mut self) {
             CURRENT.with(|c| c.set(self.0));
+            // Only meaningful while a handler runs (see `more_to_handle`).
+            MORE.with(|more| more.set(false));
         }
     }
     let _restore = Restore(CURRENT.with(|c| c.replace(me)));
@@ -208,11 +244,10 @@ pub(crate) fn run<B: GenServer>(
 
         let me = process as *const Process<B> as usize;
         let mut batch = VecDeque::new();
-        // Messages handled since the process last gave up its thread.
-        let mut turn = 0u32;
+        let mut turn = Turn::default();
         loop {
-            if turn >= BUDGET && (batch.is_empty() || turn >= TURN_LIMIT) {
-                turn = 0;
+            if turn.over(batch.is_empty()) {
+                turn = Turn::default();
                 smol::future::yield_now().await;
             }
             if process.core.has_signals() {
@@ -227,7 +262,7 @@ pub(crate) fn run<B: GenServer>(
             }
             if batch.is_empty() {
                 if wait_for_work(process, &mut batch).await {
-                    turn = 0;
+                    turn = Turn::default();
                 }
                 continue;
             }
@@ -238,7 +273,7 @@ pub(crate) fn run<B: GenServer>(
                 let Some(envelope) = batch.pop_front() else {
                     continue;
                 };
-                turn += 1;
+                turn.count();
                 MORE.with(|more| more.set(!batch.is_empty() || process.mailbox.has_queued()));
                 if !matches!(envelope, Envelope::Encoded(_)) {
                     // Counted when taken (a decoded message is counted when it comes back).
