@@ -47,6 +47,7 @@ struct Turn {
 
 impl Turn {
     /// Counts a message taken for handling.
+    #[inline]
     fn count(&mut self) {
         self.handled += 1;
         if self.handled % CLOCK_EVERY == 0 {
@@ -274,7 +275,6 @@ pub(crate) fn run<B: GenServer>(
                     continue;
                 };
                 turn.count();
-                MORE.with(|more| more.set(!batch.is_empty() || process.mailbox.has_queued()));
                 if !matches!(envelope, Envelope::Encoded(_)) {
                     // Counted when taken (a decoded message is counted when it comes back).
                     process.core.count_message();
@@ -282,6 +282,8 @@ pub(crate) fn run<B: GenServer>(
                 match envelope {
                     Envelope::Call(request, reply) => {
                         let reply = reply.taken();
+                        let more = !batch.is_empty() || process.mailbox.has_queued();
+                        MORE.with(|flag| flag.set(more));
                         match as_current(me, || state.__handle_call_now(request, reply, &mut ctx)) {
                             Ok(()) => continue,
                             Err((request, reply)) => Dispatch::Call {
