@@ -1,0 +1,183 @@
+//! Tests of the outbound queue: lanes, fragments, the window, direct writes.
+
+use super::*;
+
+/// A frame holding a cast with a payload of `len` bytes of `fill`.
+fn frame(len: usize, fill: u8) -> Vec<u8> {
+    let cast = WireMessage::Cast {
+        to: wire::Address::Name("x".into()),
+        behavior: 0,
+    };
+    let mut out = Vec::new();
+    wire::encode_frame_with(&cast, &mut out, |out| {
+        out.resize(out.len() + len, fill);
+        Ok(())
+    })
+    .unwrap();
+    out
+}
+
+/// Splits a batch into frame bodies.
+fn frames(mut batch: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    while !batch.is_empty() {
+        let len = u32::from_be_bytes(batch[..4].try_into().unwrap()) as usize;
+        out.push(batch[4..4 + len].to_vec());
+        batch = &batch[4 + len..];
+    }
+    out
+}
+
+fn is_fragment(body: &[u8]) -> bool {
+    matches!(wire::decode(body), Ok((WireMessage::Fragment { .. }, _)))
+}
+
+/// Takes a batch as the writer does, and reports it written.
+fn take(queue: &Outbound) -> Vec<Vec<u8>> {
+    let mut batch = Vec::new();
+    queue.take_batch(&mut batch);
+    queue.written();
+    frames(&batch)
+}
+
+#[test]
+fn small_messages_pass_a_large_one_of_another_sender() {
+    let queue = Outbound::new(usize::MAX);
+    queue.try_push(&mut frame(3 * FRAGMENT_SIZE, 1), 1).unwrap();
+    let small = frame(10, 2);
+    queue.try_push(&mut small.clone(), 2).unwrap();
+    let sent = take(&queue);
+    // The small message, then fragments.
+    assert_eq!(sent[0], small[4..]);
+    assert!(sent[1..].iter().all(|body| is_fragment(body)));
+}
+
+#[test]
+fn a_senders_small_message_waits_behind_its_own_large_one() {
+    let queue = Outbound::new(usize::MAX);
+    let large = frame(2 * FRAGMENT_SIZE, 1);
+    queue.try_push(&mut large.clone(), 1).unwrap();
+    let small = frame(10, 2);
+    queue.try_push(&mut small.clone(), 1).unwrap();
+    let bodies = take(&queue);
+    let kinds: Vec<_> = bodies.iter().map(|b| is_fragment(b)).collect();
+    assert_eq!(kinds, vec![true, true, true, false]);
+    assert_eq!(bodies[3], small[4..]);
+    // The fragments' payloads joined are the large frame's body.
+    let joined: Vec<u8> = bodies[..3]
+        .iter()
+        .flat_map(|body| wire::decode(body).unwrap().1.to_vec())
+        .collect();
+    assert_eq!(joined, large[4..]);
+}
+
+#[test]
+fn fragments_stop_at_the_window_until_acknowledged() {
+    let queue = Outbound::new(usize::MAX);
+    queue
+        .try_push(&mut frame(4 * FRAGMENT_WINDOW, 1), 1)
+        .unwrap();
+    let mut sent = 0;
+    for _ in 0..8 {
+        for body in take(&queue) {
+            sent += wire::decode(&body).unwrap().1.len();
+        }
+    }
+    assert_eq!(sent, FRAGMENT_WINDOW, "nothing past the window");
+    queue.acknowledged(FRAGMENT_SIZE);
+    let more: usize = take(&queue)
+        .iter()
+        .map(|body| wire::decode(body).unwrap().1.len())
+        .sum();
+    assert_eq!(more, FRAGMENT_SIZE);
+}
+
+#[test]
+fn acknowledgements_owed_go_out_as_one_per_batch() {
+    let queue = Outbound::new(usize::MAX);
+    for _ in 0..1_000 {
+        queue.owe_ack(7);
+    }
+    let sent = take(&queue);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        wire::decode(&sent[0]).unwrap().0,
+        WireMessage::FragmentAck { bytes: 7_000 }
+    );
+    assert!(take(&queue).is_empty());
+}
+
+#[test]
+fn a_large_message_does_not_take_the_room_of_small_ones() {
+    let queue = Outbound::new(FRAGMENT_SIZE * 2);
+    queue.try_push(&mut frame(8 * FRAGMENT_SIZE, 1), 1).unwrap();
+    assert_eq!(
+        queue.try_push(&mut frame(8 * FRAGMENT_SIZE, 1), 1),
+        Err(PushError::Full)
+    );
+    queue.try_push(&mut frame(10, 2), 2).unwrap();
+}
+
+#[test]
+fn a_full_queue_refuses_until_the_writer_takes() {
+    let queue = Outbound::new(100);
+    queue.try_push(&mut frame(60, 1), 0).unwrap();
+    queue.try_push(&mut frame(60, 1), 0).unwrap();
+    let mut refused = frame(1, 1);
+    assert_eq!(queue.try_push(&mut refused, 0), Err(PushError::Full));
+    assert_eq!(refused, frame(1, 1), "a refused frame is left in place");
+    take(&queue);
+    assert_eq!(queue.queued_bytes(), 0);
+    queue.try_push(&mut frame(1, 1), 0).unwrap();
+    queue.close();
+    assert_eq!(queue.try_push(&mut frame(1, 1), 0), Err(PushError::Closed));
+}
+
+#[test]
+fn a_sender_writes_itself_only_to_an_idle_connection() {
+    let queue = Outbound::new(usize::MAX);
+    assert!(queue.claim_idle(), "idle");
+    assert!(!queue.claim_idle(), "claimed once at a time");
+    // Queued meanwhile: the writer waits for the claim to end.
+    queue.try_push(&mut frame(10, 1), 1).unwrap();
+    let mut batch = Vec::new();
+    queue.take_batch(&mut batch);
+    assert!(batch.is_empty(), "the writer stays off the socket");
+    queue.release(&[]);
+    assert!(!queue.claim_idle(), "something is queued");
+    assert_eq!(take(&queue).len(), 1);
+    assert!(queue.claim_idle(), "idle again");
+    queue.release(&[]);
+    // The writer's own batch holds the socket too.
+    queue.try_push(&mut frame(10, 1), 1).unwrap();
+    queue.take_batch(&mut batch);
+    assert!(!queue.claim_idle(), "the writer is writing");
+    queue.written();
+    assert!(queue.claim_idle());
+}
+
+#[test]
+fn the_rest_of_a_frame_written_in_part_goes_out_before_anything_else() {
+    let queue = Outbound::new(usize::MAX);
+    let direct = frame(100, 7);
+    assert!(queue.claim_idle());
+    queue
+        .push_control(&WireMessage::FragmentAck { bytes: 1 })
+        .unwrap();
+    queue.try_push(&mut frame(10, 1), 1).unwrap();
+    queue.release(&direct[30..]);
+    let mut batch = Vec::new();
+    let Taken::Batch(taken) = queue.take_batch(&mut batch) else {
+        panic!("closed")
+    };
+    let rest = &direct[30..];
+    assert_eq!(taken.head, rest.len(), "the writer knows what must go out");
+    assert_eq!(&batch[..rest.len()], rest, "the rest first, whole");
+    let mut whole = direct[..30].to_vec();
+    whole.extend_from_slice(&batch);
+    assert_eq!(
+        frames(&whole).len(),
+        3,
+        "the rest, the control frame, the message"
+    );
+}
