@@ -538,6 +538,53 @@ fn concurrent_callers_on_every_thread_each_get_their_own_replies() {
 }
 
 #[test]
+fn calls_and_casts_go_on_while_the_readers_move_to_their_processes_threads() {
+    // A connection's reader moves to the thread of the processes it feeds once its
+    // deliveries settle there (after 64 in a row): on b towards the server, on a towards
+    // the caller. Servers on both of b's threads, sent bursts and calls in turn, make each
+    // reader move several times mid-stream.
+    run_blocking(async {
+        let nodes = start_cluster(2).await;
+        let (a, b) = (&nodes[0], &nodes[1]);
+        let mut servers = Vec::new();
+        for _ in 0..2 {
+            let server = b.spawn::<Recorder>(()).await.unwrap();
+            servers.push(a.server_ref::<Recorder>(server.pid()).unwrap());
+        }
+        let caller = a.spawn_task(async move {
+            let mut seq = 0;
+            for round in 0..6 {
+                let server = &servers[round % 2];
+                // A burst, which b's reader reads many frames at a time: it moves with
+                // frames still in its buffer...
+                for _ in 0..300 {
+                    let note = Note {
+                        seq,
+                        text: String::new(),
+                    };
+                    server.record(note).unwrap();
+                    seq += 1;
+                }
+                // ...and calls one at a time.
+                for i in 0..100u64 {
+                    let bytes = i.to_le_bytes().to_vec();
+                    assert_eq!(server.echo(bytes.clone()).await.unwrap(), bytes);
+                }
+            }
+            let mut seqs = Vec::new();
+            for server in &servers {
+                seqs.extend(server.notes().await.unwrap().into_iter().map(|n| n.seq));
+            }
+            seqs.sort_unstable();
+            let all: Vec<u64> = (0..1_800).collect();
+            assert_eq!(seqs, all, "every cast arrived once");
+        });
+        within("the calls and casts", caller).await;
+        shutdown(nodes);
+    });
+}
+
+#[test]
 fn a_message_larger_than_a_frame_arrives_whole() {
     run_blocking(async {
         let nodes = start_patient_pair().await;

@@ -45,6 +45,7 @@ mod header;
 mod node_id;
 mod outbound;
 mod peer;
+mod reader;
 pub(crate) mod remote;
 pub(crate) mod wire;
 

@@ -1,14 +1,15 @@
 //! One established connection to a peer node: its writer, reader and heartbeat tasks.
 //!
-//! The writer drains the [`Outbound`] queue into batched writes. The reader decodes frames
-//! and hands them to the cluster; fragments are acknowledged and reassembled first. The
+//! The writer drains the [`Outbound`] queue into batched writes (a sender may also write to
+//! an idle socket itself: [`Peer::write_now`]). The reader (`reader.rs`) decodes frames and
+//! hands them to the cluster; fragments are acknowledged and reassembled first. The
 //! ticker sends a heartbeat when nothing was sent for an interval, and declares the peer
 //! down when nothing was received for the timeout. Whichever task notices the end first
 //! reports it, once.
 //!
 //! On loopback a socket is almost always ready, so neither the writer nor the reader would
 //! ever wait; each yields to the other tasks of its thread every [`YIELD_BYTES`] bytes (the
-//! reader also every [`YIELD_FRAMES`] frames), so a large transfer or a flood of casts never
+//! reader also every 128 frames), so a large transfer or a flood of casts never
 //! starves the processes that share the thread.
 
 use std::collections::HashMap;
@@ -18,8 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use async_net::TcpStream;
-use futures_lite::io::BufReader;
-use futures_lite::{AsyncBufReadExt, AsyncWriteExt};
+use futures_lite::AsyncWriteExt;
 use smol::future::yield_now;
 use smol::Async;
 
@@ -27,14 +27,12 @@ use super::cluster::Cluster;
 use super::config::{NodeDownReason, TrafficStats};
 use super::node_id::NodeId;
 use super::outbound::{is_large, Outbound, PushError};
-use super::remote::{Payload, Resolver};
-use super::wire::{self, RemoteOutcome, WireError, WireMessage};
+use super::remote::Payload;
+use super::wire::{RemoteOutcome, WireMessage};
+use crate::node::executors;
 
 /// The writer and the reader yield after this many bytes.
-const YIELD_BYTES: usize = 256 * 1024;
-
-/// The reader yields after this many frames.
-const YIELD_FRAMES: u32 = 128;
+pub(super) const YIELD_BYTES: usize = 256 * 1024;
 
 /// How a remote call ended on the connection's side: the outcome and its payload.
 pub(crate) type CallOutcome = Result<(RemoteOutcome, Payload<'static>), ConnectionLost>;
@@ -67,10 +65,11 @@ pub(crate) struct Peer {
     /// `true` if this node dialled the connection.
     pub(crate) outbound: bool,
     pub(crate) queue: Outbound,
-    stream: TcpStream,
+    pub(super) stream: TcpStream,
     /// The same socket, for writes straight from a sender's thread.
     socket: Arc<Async<std::net::TcpStream>>,
-    pending: Mutex<HashMap<u64, oneshot::Sender<CallOutcome>>>,
+    /// Calls waiting for their reply, with the scheduler thread of each caller.
+    pending: Mutex<HashMap<u64, (oneshot::Sender<CallOutcome>, usize)>>,
     closed: AtomicBool,
     pub(crate) counters: Counters,
     /// Milliseconds since `epoch` when something was last seen received (by the ticker).
@@ -136,7 +135,7 @@ impl Peer {
         self.epoch.elapsed().as_millis() as u64
     }
 
-    fn pending(&self) -> MutexGuard<'_, HashMap<u64, oneshot::Sender<CallOutcome>>> {
+    fn pending(&self) -> MutexGuard<'_, HashMap<u64, (oneshot::Sender<CallOutcome>, usize)>> {
         self.pending.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -152,7 +151,8 @@ impl Peer {
         if self.is_closed() {
             let _ = tx.send(Err(ConnectionLost));
         } else {
-            self.pending().insert(id, tx);
+            self.pending()
+                .insert(id, (tx, executors::current_scheduler()));
             // Closed meanwhile: make sure nobody waits for a reply that cannot come.
             if self.is_closed() {
                 self.fail_pending();
@@ -168,15 +168,18 @@ impl Peer {
         }
     }
 
-    fn answer(&self, id: u64, outcome: RemoteOutcome, payload: Payload<'_>) {
-        if let Some(waiting) = self.pending().remove(&id) {
-            // The caller may have given up just now; the reply is then dropped.
-            let _ = waiting.send(Ok((outcome, payload.into_owned())));
-        }
+    /// Hands a reply to its caller; returns the caller's scheduler thread (0 if unknown).
+    pub(super) fn answer(&self, id: u64, outcome: RemoteOutcome, payload: Payload<'_>) -> usize {
+        let Some((waiting, caller)) = self.pending().remove(&id) else {
+            return 0;
+        };
+        // The caller may have given up just now; the reply is then dropped.
+        let _ = waiting.send(Ok((outcome, payload.into_owned())));
+        caller
     }
 
     fn fail_pending(&self) {
-        let waiting: Vec<_> = self.pending().drain().map(|(_, tx)| tx).collect();
+        let waiting: Vec<_> = self.pending().drain().map(|(_, (tx, _))| tx).collect();
         for tx in waiting {
             let _ = tx.send(Err(ConnectionLost));
         }
@@ -256,7 +259,7 @@ impl Peer {
 pub(crate) fn run(cluster: &Arc<Cluster>, peer: &Arc<Peer>) {
     let weak = Arc::downgrade(cluster);
     cluster.spawn(writer(weak.clone(), peer.clone()));
-    cluster.spawn(reader(weak.clone(), peer.clone()));
+    cluster.spawn(super::reader::reader(weak.clone(), peer.clone()));
     cluster.spawn(ticker(weak, peer.clone()));
 }
 
@@ -306,226 +309,6 @@ async fn writer(cluster: Weak<Cluster>, peer: Arc<Peer>) {
     }
 }
 
-/// What the reader counted and has not yet added to the connection's counters.
-#[derive(Default)]
-struct Unreported {
-    bytes: u64,
-    messages: u64,
-}
-
-impl Unreported {
-    fn report(&mut self, counters: &Counters) {
-        if self.bytes > 0 {
-            Counters::add(&counters.bytes_received, std::mem::take(&mut self.bytes));
-        }
-        if self.messages > 0 {
-            Counters::add(
-                &counters.messages_received,
-                std::mem::take(&mut self.messages),
-            );
-        }
-    }
-}
-
-/// Ends the connection because of `error`, read or decoded.
-fn read_failed(cluster: &Weak<Cluster>, peer: &Arc<Peer>, error: WireError) {
-    let text = error.to_string();
-    let reason = match error {
-        WireError::Io(_) => NodeDownReason::ConnectionClosed,
-        _ => NodeDownReason::ProtocolError(text.clone()),
-    };
-    report(cluster, peer, reason, &text);
-}
-
-async fn reader(cluster: Weak<Cluster>, peer: Arc<Peer>) {
-    let (max_frame, max_message) = match cluster.upgrade() {
-        Some(c) => (c.config.max_frame_size, c.config.max_message_size),
-        None => return,
-    };
-    let mut stream = BufReader::with_capacity(64 * 1024, peer.stream.clone());
-    let mut buffer = Vec::new();
-    let mut reading = Reading {
-        peer: peer.clone(),
-        max_message,
-        assembling: None,
-        unreported: Unreported::default(),
-        resolver: Resolver::default(),
-    };
-    let (mut frames, mut bytes) = (0u32, 0usize);
-    let ended = loop {
-        let Some(cluster_now) = cluster.upgrade() else {
-            return;
-        };
-        // A frame that lies whole in the read buffer is handled where it lies; one that
-        // does not is read (copied) into `buffer`.
-        let len = match buffered_frame(stream.buffer(), max_frame) {
-            Err(error) => break Ended::Read(error),
-            Ok(Some(len)) => {
-                let handled = reading.frame(&cluster_now, &stream.buffer()[4..4 + len]);
-                stream.consume(4 + len);
-                handled.map(|()| len)
-            }
-            Ok(None) => {
-                if stream.buffer().is_empty() {
-                    // The read may wait: bring the counters up to date first.
-                    reading.unreported.report(&peer.counters);
-                }
-                drop(cluster_now);
-                if let Err(error) = wire::read_frame(&mut stream, max_frame, &mut buffer).await {
-                    break Ended::Read(error);
-                }
-                let Some(cluster_now) = cluster.upgrade() else {
-                    return;
-                };
-                reading.frame(&cluster_now, &buffer).map(|()| buffer.len())
-            }
-        };
-        let len = match len {
-            Ok(len) => len,
-            Err(ended) => break ended,
-        };
-        frames += 1;
-        bytes += len;
-        if frames >= YIELD_FRAMES || bytes >= YIELD_BYTES {
-            (frames, bytes) = (0, 0);
-            reading.unreported.report(&peer.counters);
-            yield_now().await;
-        }
-    };
-    match ended {
-        Ended::Read(error) => read_failed(&cluster, &peer, error),
-        Ended::Down(reason) => {
-            let text = reason.to_string();
-            report(&cluster, &peer, reason, &text);
-        }
-    }
-}
-
-/// The length of the frame at the start of `buffered` if it lies there whole; an error if
-/// its length prefix exceeds `max`.
-fn buffered_frame(buffered: &[u8], max: usize) -> Result<Option<usize>, WireError> {
-    let Some(prefix) = buffered.first_chunk::<4>() else {
-        return Ok(None);
-    };
-    let len = u32::from_be_bytes(*prefix) as usize;
-    if len > max {
-        return Err(WireError::Oversized { len, max });
-    }
-    Ok((buffered.len() - 4 >= len).then_some(len))
-}
-
-/// Why a reader stops.
-enum Ended {
-    Read(WireError),
-    Down(NodeDownReason),
-}
-
-/// What the reader of a connection keeps from one frame to the next.
-struct Reading {
-    peer: Arc<Peer>,
-    max_message: usize,
-    /// The large message being reassembled: its id and its bytes so far. (A sender sends
-    /// one large message at a time, so fragments of two never interleave.)
-    assembling: Option<(u64, Vec<u8>)>,
-    unreported: Unreported,
-    resolver: Resolver,
-}
-
-impl Reading {
-    /// Handles one frame's bytes.
-    fn frame(&mut self, cluster: &Arc<Cluster>, frame: &[u8]) -> Result<(), Ended> {
-        self.unreported.bytes += frame.len() as u64 + 4;
-        let (message, payload) = wire::decode(frame).map_err(Ended::Read)?;
-        let WireMessage::Fragment { id, last } = message else {
-            return self.dispatch(cluster, message, Payload::Borrowed(payload));
-        };
-        let protocol_error = |text: String| Err(Ended::Down(NodeDownReason::ProtocolError(text)));
-        if payload.is_empty() {
-            return protocol_error("an empty fragment".into());
-        }
-        let (_, whole) = match &mut self.assembling {
-            Some((current, _)) if *current != id => {
-                return protocol_error("fragments of two messages interleaved".into())
-            }
-            Some(assembling) => assembling,
-            None => self.assembling.insert((id, Vec::new())),
-        };
-        if whole.len() + payload.len() > self.max_message {
-            let text = format!("a fragmented message exceeds {} bytes", self.max_message);
-            return protocol_error(text);
-        }
-        whole.extend_from_slice(payload);
-        self.peer.queue.owe_ack(payload.len());
-        if !last {
-            return Ok(());
-        }
-        let (_, whole) = self.assembling.take().unwrap_or_default();
-        let (message, payload) = wire::decode(&whole).map_err(Ended::Read)?;
-        let start = whole.len() - payload.len();
-        self.dispatch(cluster, message, Payload::Owned(whole, start))
-    }
-
-    #[inline]
-    fn dispatch(
-        &mut self,
-        cluster: &Arc<Cluster>,
-        message: WireMessage,
-        payload: Payload<'_>,
-    ) -> Result<(), Ended> {
-        let state = (&mut self.unreported, &mut self.resolver);
-        dispatch(cluster, &self.peer, message, payload, state).map_err(Ended::Down)
-    }
-}
-
-/// Handles one message from the peer; an error ends the connection.
-#[inline]
-fn dispatch(
-    cluster: &Arc<Cluster>,
-    peer: &Arc<Peer>,
-    message: WireMessage,
-    payload: Payload<'_>,
-    (unreported, resolver): (&mut Unreported, &mut Resolver),
-) -> Result<(), NodeDownReason> {
-    match message {
-        WireMessage::Heartbeat {
-            process_count,
-            uptime_ms,
-        } => {
-            peer.process_count.store(process_count, Ordering::Relaxed);
-            peer.uptime_ms.store(uptime_ms, Ordering::Relaxed);
-        }
-        WireMessage::Members { nodes } => cluster.learn(&nodes),
-        WireMessage::Goodbye => return Err(NodeDownReason::Shutdown),
-        WireMessage::FragmentAck { bytes } => peer.queue.acknowledged(bytes as usize),
-        WireMessage::Reply { id, outcome } => {
-            unreported.messages += 1;
-            peer.answer(id, outcome, payload);
-        }
-        message @ (WireMessage::Call { .. }
-        | WireMessage::Cast { .. }
-        | WireMessage::Info { .. }
-        | WireMessage::Stop(_)) => {
-            unreported.messages += 1;
-            super::remote::deliver(cluster, peer, message, payload, resolver);
-        }
-        WireMessage::Hello(_)
-        | WireMessage::Challenge(_)
-        | WireMessage::Proof { .. }
-        | WireMessage::Welcome
-        | WireMessage::Refused { .. } => {
-            return Err(NodeDownReason::ProtocolError(
-                "a handshake message on an established connection".into(),
-            ))
-        }
-        WireMessage::Fragment { .. } => {
-            return Err(NodeDownReason::ProtocolError(
-                "a fragment inside a fragment".into(),
-            ))
-        }
-    }
-    Ok(())
-}
-
 async fn ticker(cluster: Weak<Cluster>, peer: Arc<Peer>) {
     let (interval, timeout) = match cluster.upgrade() {
         Some(c) => (c.config.heartbeat_interval, c.config.heartbeat_timeout),
@@ -572,7 +355,12 @@ async fn ticker(cluster: Weak<Cluster>, peer: Arc<Peer>) {
 }
 
 /// Reports the end of the connection to the cluster (once).
-fn report(cluster: &Weak<Cluster>, peer: &Arc<Peer>, reason: NodeDownReason, detail: &str) {
+pub(super) fn report(
+    cluster: &Weak<Cluster>,
+    peer: &Arc<Peer>,
+    reason: NodeDownReason,
+    detail: &str,
+) {
     match cluster.upgrade() {
         Some(cluster) => cluster.peer_down(peer, reason, detail),
         None => {

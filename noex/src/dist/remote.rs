@@ -467,7 +467,8 @@ pub(crate) struct RemoteDelivery<'a> {
     pub(crate) payload: Payload<'a>,
 }
 
-/// Delivers a message that arrived from `peer` to the local process it is for.
+/// Delivers a message that arrived from `peer` to the local process it is for. Returns the
+/// scheduler thread that process runs on (0 if none or not known).
 #[inline]
 pub(crate) fn deliver(
     cluster: &Arc<Cluster>,
@@ -475,7 +476,7 @@ pub(crate) fn deliver(
     message: WireMessage,
     payload: Payload<'_>,
     resolver: &mut Resolver,
-) {
+) -> usize {
     let responder = |id| Responder::new(peer.clone(), id, Arc::downgrade(cluster));
     let (to, kind, behavior) = match message {
         WireMessage::Call { id, to, behavior } => (to, RemoteKind::Call(responder(id)), behavior),
@@ -501,20 +502,25 @@ pub(crate) fn deliver(
                 }),
                 None => responder.respond(RemoteOutcome::NoProc),
             }
-            return;
+            return 0;
         }
-        _ => return,
+        _ => return 0,
     };
     match resolver.resolve(cluster, &to) {
-        Some(process) => process.deliver_remote(RemoteDelivery {
-            kind,
-            behavior,
-            payload,
-        }),
+        Some(process) => {
+            let home = process.core().home();
+            process.deliver_remote(RemoteDelivery {
+                kind,
+                behavior,
+                payload,
+            });
+            home
+        }
         None => {
             if let RemoteKind::Call(responder) = kind {
                 responder.respond(RemoteOutcome::NoProc);
             }
+            0
         }
     }
 }

@@ -207,6 +207,12 @@ impl Scheduler {
     }
 }
 
+/// The scheduler whose thread is calling (a key for [`Executors::spawn_on_scheduler`]), 0 on
+/// any other thread.
+pub(crate) fn current_scheduler() -> usize {
+    CURRENT.with(Cell::get)
+}
+
 fn local_pop() -> Option<Runnable> {
     LOCAL.with(|local| local.borrow_mut().pop_front())
 }
@@ -277,6 +283,22 @@ impl Executors {
             .current()
             .unwrap_or_else(|| self.next.fetch_add(1, Ordering::Relaxed) % self.schedulers.len());
         spawn_on(&self.schedulers[index], future)
+    }
+
+    /// `true` if `key` (from [`current_scheduler`]) is one of this node's schedulers.
+    pub(crate) fn is_scheduler(&self, key: usize) -> bool {
+        self.schedulers.iter().any(|s| s.id() == key)
+    }
+
+    /// Spawns a task on the thread of the scheduler `key` (from [`current_scheduler`]);
+    /// `None` if it is not one of this node's.
+    pub(crate) fn spawn_on_scheduler<T: Send + 'static>(
+        &self,
+        key: usize,
+        future: impl Future<Output = T> + Send + 'static,
+    ) -> Option<Task<T>> {
+        let scheduler = self.schedulers.iter().find(|s| s.id() == key)?;
+        Some(spawn_on(scheduler, future))
     }
 
     /// Number of scheduler threads.

@@ -15,7 +15,7 @@ pub(crate) mod table;
 use std::any::Any;
 use std::collections::VecDeque;
 use std::num::NonZeroU64;
-use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::task::Waker;
 
@@ -164,6 +164,9 @@ pub(crate) struct Core {
     /// Set once the end is fully processed; [`Core::exited`] waits for it.
     finished: AtomicBool,
     message_count: AtomicU64,
+    /// The scheduler thread the process runs on (a key from
+    /// `executors::current_scheduler`), 0 until it first runs.
+    home: AtomicUsize,
     state: Mutex<CoreState>,
     exited: Event,
 }
@@ -216,6 +219,7 @@ impl Core {
             initialized: AtomicBool::new(false),
             finished: AtomicBool::new(false),
             message_count: AtomicU64::new(0),
+            home: AtomicUsize::new(0),
             state: Mutex::new(CoreState::default()),
             exited: Event::new(),
         }
@@ -295,6 +299,16 @@ impl Core {
 
     pub(crate) fn set_trap_exit(&self, trap: bool) {
         self.trap_exit.store(trap, Ordering::Relaxed);
+    }
+
+    /// Records the scheduler thread the process runs on (from its first poll).
+    pub(crate) fn set_home(&self, scheduler: usize) {
+        self.home.store(scheduler, Ordering::Relaxed);
+    }
+
+    /// The scheduler thread the process runs on; 0 if not known yet.
+    pub(crate) fn home(&self) -> usize {
+        self.home.load(Ordering::Relaxed)
     }
 
     pub(crate) fn message_count(&self) -> u64 {

@@ -216,6 +216,9 @@ pub(crate) fn run<B: GenServer>(
     async move {
         let process = ctx.process().clone();
         let process = &*process;
+        process
+            .core
+            .set_home(crate::node::executors::current_scheduler());
         let mut pending_stop = None;
 
         let mut state = match guarded(process, B::init(args, &mut ctx), &mut pending_stop).await {
