@@ -155,6 +155,17 @@ async fn start_patient_pair() -> Vec<Node> {
     vec![a, b]
 }
 
+/// `count` recorders spawned on `b` from outside (so spread over its threads), as
+/// references held on `a`.
+async fn remote_recorders(a: &Node, b: &Node, count: usize) -> Vec<ServerRef<Recorder>> {
+    let mut servers = Vec::new();
+    for _ in 0..count {
+        let server = b.spawn::<Recorder>(()).await.unwrap();
+        servers.push(a.server_ref::<Recorder>(server.pid()).unwrap());
+    }
+    servers
+}
+
 fn shutdown(nodes: Vec<Node>) {
     for node in nodes {
         node.shutdown();
@@ -496,11 +507,7 @@ fn concurrent_callers_on_every_thread_each_get_their_own_replies() {
     run_blocking(async {
         let nodes = start_patient_pair().await;
         let (a, b) = (&nodes[0], &nodes[1]);
-        let mut servers = Vec::new();
-        for _ in 0..3 {
-            let server = b.spawn::<Recorder>(()).await.unwrap();
-            servers.push(a.server_ref::<Recorder>(server.pid()).unwrap());
-        }
+        let servers = remote_recorders(a, b, 3).await;
         let callers: Vec<_> = (0..8u8)
             .map(|caller| {
                 let servers = servers.clone();
@@ -546,11 +553,7 @@ fn calls_and_casts_go_on_while_the_readers_move_to_their_processes_threads() {
     run_blocking(async {
         let nodes = start_cluster(2).await;
         let (a, b) = (&nodes[0], &nodes[1]);
-        let mut servers = Vec::new();
-        for _ in 0..2 {
-            let server = b.spawn::<Recorder>(()).await.unwrap();
-            servers.push(a.server_ref::<Recorder>(server.pid()).unwrap());
-        }
+        let servers = remote_recorders(a, b, 2).await;
         let caller = a.spawn_task(async move {
             let mut seq = 0;
             for round in 0..6 {
