@@ -21,17 +21,18 @@ use std::time::{Duration, Instant};
 const TICK: Duration = Duration::from_millis(5);
 
 thread_local! {
-    /// The deadline table of a node scheduler thread; `None` on any other thread.
-    static WATCH: RefCell<Option<Watch>> = const { RefCell::new(None) };
+    /// The deadline table of a node scheduler thread; not `installed` on any other thread.
+    static WATCH: RefCell<Watch> = const { RefCell::new(Watch::new()) };
 }
 
 /// The deadlines registered on one scheduler thread.
-#[derive(Default)]
 pub(crate) struct Watch {
+    /// Set on a node's scheduler thread, whose sweeper checks the table.
+    installed: bool,
     slots: Vec<Slot>,
     /// Free slots, reused last-freed first: a task making one call after another gets
     /// the same slot back, with its own waker still in it.
-    free: Vec<usize>,
+    free: Vec<u32>,
     registered: usize,
     /// The sweeper's waker while it waits for the first deadline.
     sweeper: Option<Waker>,
@@ -39,53 +40,80 @@ pub(crate) struct Watch {
 
 struct Slot {
     /// Bumped each time the slot is freed, so a stale handle cannot touch its successor.
-    generation: u64,
+    generation: u32,
+    in_use: bool,
+    expired: bool,
     timeout: Duration,
     /// When the sweeper first saw the slot: the start of its clock.
     seen: Option<Instant>,
     /// The caller's waker. Kept when the slot is freed (its next user is likely the same
     /// task, which then needs no clone) until the sweeper's next tick.
     waker: Option<Waker>,
-    expired: bool,
-    in_use: bool,
 }
 
 impl Watch {
-    fn register(&mut self, timeout: Duration, waker: &Waker) -> (usize, u64) {
-        let index = self.free.pop().unwrap_or_else(|| {
-            self.slots.push(Slot {
-                generation: 0,
-                timeout,
-                seen: None,
-                waker: None,
-                expired: false,
-                in_use: false,
-            });
-            self.slots.len() - 1
-        });
-        let slot = &mut self.slots[index];
+    const fn new() -> Self {
+        Watch {
+            installed: false,
+            slots: Vec::new(),
+            free: Vec::new(),
+            registered: 0,
+            sweeper: None,
+        }
+    }
+
+    #[inline]
+    fn register(&mut self, timeout: Duration, waker: &Waker) -> (u32, u32) {
+        let index = match self.free.pop() {
+            Some(index) => index,
+            None => self.grow(),
+        };
+        let Some(slot) = self.slots.get_mut(index as usize) else {
+            unreachable!("free slots are in the table")
+        };
         slot.timeout = timeout;
         slot.seen = None;
+        slot.expired = false;
+        slot.in_use = true;
         match &slot.waker {
             Some(kept) if kept.will_wake(waker) => {}
             _ => slot.waker = Some(waker.clone()),
         }
-        slot.expired = false;
-        slot.in_use = true;
+        let generation = slot.generation;
         self.registered += 1;
         if self.registered == 1 {
-            if let Some(sweeper) = self.sweeper.take() {
-                sweeper.wake();
-            }
+            self.wake_sweeper();
         }
-        (index, slot.generation)
+        (index, generation)
     }
 
-    fn release(&mut self, index: usize, generation: u64) {
-        if let Some(slot) = self.slots.get_mut(index) {
+    #[cold]
+    fn grow(&mut self) -> u32 {
+        let index = u32::try_from(self.slots.len()).expect("fewer than 2^32 deadlines");
+        self.slots.push(Slot {
+            generation: 0,
+            in_use: false,
+            expired: false,
+            timeout: Duration::ZERO,
+            seen: None,
+            waker: None,
+        });
+        index
+    }
+
+    #[cold]
+    fn wake_sweeper(&mut self) {
+        if let Some(sweeper) = self.sweeper.take() {
+            sweeper.wake();
+        }
+    }
+
+    #[inline]
+    fn release(&mut self, index: u32, generation: u32) {
+        if let Some(slot) = self.slots.get_mut(index as usize) {
             if slot.in_use && slot.generation == generation {
                 slot.in_use = false;
-                slot.generation += 1;
+                slot.generation = generation.wrapping_add(1);
                 self.registered -= 1;
                 self.free.push(index);
             }
@@ -117,37 +145,34 @@ impl Watch {
 }
 
 /// Identifies the calling thread's table (the address of its thread-local).
-fn table_id(watch: &RefCell<Option<Watch>>) -> usize {
-    watch as *const RefCell<Option<Watch>> as usize
+fn table_id(watch: &RefCell<Watch>) -> usize {
+    watch as *const RefCell<Watch> as usize
 }
 
 /// Installs the deadline table of the calling scheduler thread and returns its sweeper, to
 /// be run on that thread's executor.
 pub(crate) fn install_watch() -> impl Future<Output = ()> + Send + 'static {
-    WATCH.with(|watch| *watch.borrow_mut() = Some(Watch::default()));
+    WATCH.with(|watch| watch.borrow_mut().installed = true);
     async {
         loop {
             // Sleep until a deadline is registered...
             poll_fn(|cx| {
-                WATCH.with(|watch| match watch.borrow_mut().as_mut() {
-                    Some(watch) if watch.registered == 0 => {
+                WATCH.with(|watch| {
+                    let mut watch = watch.borrow_mut();
+                    if watch.registered == 0 {
                         watch.forget_wakers();
                         watch.sweeper = Some(cx.waker().clone());
                         Poll::Pending
+                    } else {
+                        Poll::Ready(())
                     }
-                    _ => Poll::Ready(()),
                 })
             })
             .await;
             // ...then check every tick while any are.
             smol::Timer::after(TICK).await;
-            let expired = WATCH.with(|watch| {
-                watch
-                    .borrow_mut()
-                    .as_mut()
-                    .map(|watch| watch.expire(Instant::now()))
-            });
-            for waker in expired.into_iter().flatten() {
+            let expired = WATCH.with(|watch| watch.borrow_mut().expire(Instant::now()));
+            for waker in expired {
                 waker.wake();
             }
         }
@@ -166,8 +191,8 @@ enum State {
     /// Registered in the table of the calling thread (`table` tells which).
     Watched {
         table: usize,
-        index: usize,
-        generation: u64,
+        index: u32,
+        generation: u32,
     },
     /// Off a scheduler thread: a reactor timer.
     /// (Boxed: rare, and it would double the size of every call's future.)
@@ -184,45 +209,53 @@ impl Deadline {
 
     /// Ready once the deadline has passed; registers the caller's waker otherwise.
     pub(crate) fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        if let State::Idle = self.state {
-            let registered = WATCH.with(|cell| {
-                let table = table_id(cell);
-                cell.borrow_mut().as_mut().map(|watch| {
-                    let (index, generation) = watch.register(self.timeout, cx.waker());
-                    State::Watched {
-                        table,
-                        index,
-                        generation,
+        match self.state {
+            State::Idle => {
+                let registered = WATCH.with(|cell| {
+                    let mut watch = cell.borrow_mut();
+                    watch.installed.then(|| {
+                        let (index, generation) = watch.register(self.timeout, cx.waker());
+                        State::Watched {
+                            table: table_id(cell),
+                            index,
+                            generation,
+                        }
+                    })
+                });
+                match registered {
+                    // Just registered, with this waker: nothing to check yet.
+                    Some(watched) => {
+                        self.state = watched;
+                        Poll::Pending
                     }
-                })
-            });
-            match registered {
-                // Just registered, with this waker: nothing to check yet.
-                Some(watched) => {
-                    self.state = watched;
-                    return Poll::Pending;
+                    None => self.start_timer(cx),
                 }
-                None => self.state = State::Timer(Box::new(smol::Timer::after(self.timeout))),
             }
-        }
-        let (table, index, generation) = match &mut self.state {
-            State::Idle => unreachable!("registered above"),
-            State::Timer(timer) => return Pin::new(&mut **timer).poll(cx).map(drop),
             State::Watched {
                 table,
                 index,
                 generation,
-            } => (*table, *index, *generation),
-        };
+            } => self.poll_watched(cx, table, index, generation),
+            State::Timer(ref mut timer) => Pin::new(&mut **timer).poll(cx).map(drop),
+        }
+    }
+
+    #[cold]
+    fn poll_watched(
+        &mut self,
+        cx: &mut Context<'_>,
+        table: usize,
+        index: u32,
+        generation: u32,
+    ) -> Poll<()> {
         let watched = WATCH.with(|cell| {
             if table_id(cell) != table {
                 return None;
             }
             let mut watch = cell.borrow_mut();
             let slot = watch
-                .as_mut()?
                 .slots
-                .get_mut(index)
+                .get_mut(index as usize)
                 .filter(|slot| slot.in_use && slot.generation == generation)?;
             if slot.expired {
                 return Some(Poll::Ready(()));
@@ -233,15 +266,19 @@ impl Deadline {
             }
             Some(Poll::Pending)
         });
-        watched.unwrap_or_else(|| {
-            // Polled on another thread than the one it registered on: a scheduler thread's
-            // tasks never move, so the future moved to a foreign executor. Fall back to a
-            // reactor timer (restarting the clock: at worst the call waits longer).
-            let mut timer = Box::new(smol::Timer::after(self.timeout));
-            let polled = Pin::new(&mut *timer).poll(cx).map(drop);
-            self.state = State::Timer(timer);
-            polled
-        })
+        // Polled on another thread than the one it registered on: a scheduler thread's
+        // tasks never move, so the future moved to a foreign executor. Fall back to a
+        // reactor timer (restarting the clock: at worst the call waits longer).
+        watched.unwrap_or_else(|| self.start_timer(cx))
+    }
+
+    /// Off a scheduler thread: a reactor timer.
+    #[cold]
+    fn start_timer(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut timer = Box::new(smol::Timer::after(self.timeout));
+        let polled = Pin::new(&mut *timer).poll(cx).map(drop);
+        self.state = State::Timer(timer);
+        polled
     }
 
     /// Runs `future` until the deadline; `None` if the deadline came first.
@@ -258,6 +295,7 @@ impl Deadline {
 }
 
 impl Drop for Deadline {
+    #[inline]
     fn drop(&mut self) {
         if let State::Watched {
             table,
@@ -268,11 +306,8 @@ impl Drop for Deadline {
             // `try_with`: the thread may be tearing its thread-locals down. A deadline
             // dropped on another thread leaves its slot to expire there harmlessly.
             let _ = WATCH.try_with(|cell| {
-                if table_id(cell) != table {
-                    return;
-                }
-                if let Ok(mut watch) = cell.try_borrow_mut() {
-                    if let Some(watch) = watch.as_mut() {
+                if table_id(cell) == table {
+                    if let Ok(mut watch) = cell.try_borrow_mut() {
                         watch.release(index, generation);
                     }
                 }
@@ -296,7 +331,7 @@ mod tests {
     fn a_freed_slot_keeps_its_waker_for_the_next_call_until_the_thread_goes_quiet() {
         let task = Arc::new(Count);
         let waker = Waker::from(task.clone());
-        let mut watch = Watch::default();
+        let mut watch = Watch::new();
         let (index, generation) = watch.register(Duration::from_secs(5), &waker);
         assert_eq!(Arc::strong_count(&task), 3, "the slot holds a clone");
         watch.release(index, generation);
