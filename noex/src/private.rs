@@ -283,3 +283,42 @@ mod tests {
         assert!(!distinct(&[1, 2, 1]));
     }
 }
+
+pin_project_lite::pin_project! {
+    /// The future of a generated call method: the call's future, with its reply (the
+    /// behaviour's reply enum) unpacked into the method's return value. (A struct rather
+    /// than an `async` block: it adds nothing to the call's future but the closure, which
+    /// captures nothing.)
+    pub struct Unpack<F, U> {
+        #[pin]
+        call: F,
+        unpack: U,
+    }
+}
+
+impl<F, U> Unpack<F, U> {
+    /// Unpacks the reply of `call` with `unpack`.
+    pub fn new<R, T>(call: F, unpack: U) -> Self
+    where
+        F: std::future::Future<Output = Result<R, crate::CallError>>,
+        U: Fn(R) -> Result<T, crate::CallError>,
+    {
+        Unpack { call, unpack }
+    }
+}
+
+impl<F, U, R, T> std::future::Future for Unpack<F, U>
+where
+    F: std::future::Future<Output = Result<R, crate::CallError>>,
+    U: Fn(R) -> Result<T, crate::CallError>,
+{
+    type Output = Result<T, crate::CallError>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let this = self.project();
+        this.call.poll(cx).map(|reply| reply.and_then(this.unpack))
+    }
+}

@@ -140,13 +140,11 @@ fn call_methods(behavior: &Behavior, names: &Names, method: &Method) -> TokenStr
                 <#call>::#variant(#(#arg_names),*),
                 #timeout,
             );
-            async move {
-                match __noex_call.await? {
-                    #unpack,
-                    #[allow(unreachable_patterns)]
-                    _ => ::core::result::Result::Err(::noex::CallError::BadReply),
-                }
-            }
+            ::noex::__private::Unpack::new(__noex_call, |__noex_reply| match __noex_reply {
+                #unpack,
+                #[allow(unreachable_patterns)]
+                _ => ::core::result::Result::Err(::noex::CallError::BadReply),
+            })
         }
     }
 }

@@ -221,7 +221,10 @@ mod tests {
         while next != [EACH; 2] {
             mailbox.take_into(&mut batch);
             for (sender, n) in batch.drain(..) {
-                assert_eq!(n, next[sender as usize], "sender {sender}'s messages in order");
+                assert_eq!(
+                    n, next[sender as usize],
+                    "sender {sender}'s messages in order"
+                );
                 next[sender as usize] += 1;
             }
             std::thread::yield_now();
