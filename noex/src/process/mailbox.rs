@@ -218,7 +218,12 @@ mod tests {
             .collect();
         let mut next = [0u32; 2];
         let mut batch = VecDeque::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         while next != [EACH; 2] {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "messages lost: {next:?} of {EACH} each arrived"
+            );
             mailbox.take_into(&mut batch);
             for (sender, n) in batch.drain(..) {
                 assert_eq!(
