@@ -10,6 +10,13 @@
 //! (not when the call starts, which saves reading the clock on every call), so a call times
 //! out no earlier than asked and at most two ticks later. Calls made from other threads use
 //! a reactor timer.
+//!
+//! The sweeper frees an expired slot itself when it wakes its call: a deadline that finds
+//! its slot freed (or reused, under a newer generation) has expired. So a deadline that is
+//! dropped on another thread than its table's — a call future completed elsewhere, which
+//! cannot touch this thread's table — costs its table no more than the call would have had
+//! it kept waiting: its slot is freed at its expiry, and the sweeper goes back to sleep
+//! once no slot is in use.
 
 use std::cell::RefCell;
 use std::future::{poll_fn, Future};
@@ -42,7 +49,6 @@ struct Slot {
     /// Bumped each time the slot is freed, so a stale handle cannot touch its successor.
     generation: u32,
     in_use: bool,
-    expired: bool,
     timeout: Duration,
     /// When the sweeper first saw the slot: the start of its clock.
     seen: Option<Instant>,
@@ -73,7 +79,6 @@ impl Watch {
         };
         slot.timeout = timeout;
         slot.seen = None;
-        slot.expired = false;
         slot.in_use = true;
         match &slot.waker {
             Some(kept) if kept.will_wake(waker) => {}
@@ -93,7 +98,6 @@ impl Watch {
         self.slots.push(Slot {
             generation: 0,
             in_use: false,
-            expired: false,
             timeout: Duration::ZERO,
             seen: None,
             waker: None,
@@ -127,17 +131,24 @@ impl Watch {
         }
     }
 
-    /// Starts the clock of new deadlines, marks expired ones and returns the wakers of
-    /// their calls. Drops the wakers kept in free slots: a freed slot keeps its waker for
-    /// one tick at most.
+    /// Starts the clock of new deadlines, frees the slots of expired ones and returns the
+    /// wakers of their calls (which find their slot freed: see [`Deadline::poll_expired`]).
+    /// Drops the wakers kept in free slots: a freed slot keeps its waker for one tick at
+    /// most.
     fn expire(&mut self, now: Instant) -> Vec<Waker> {
         self.forget_wakers();
         let mut expired = Vec::new();
-        for slot in self.slots.iter_mut().filter(|s| s.in_use && !s.expired) {
+        for (index, slot) in self.slots.iter_mut().enumerate() {
+            if !slot.in_use {
+                continue;
+            }
             let seen = *slot.seen.get_or_insert(now);
             if now.duration_since(seen) >= slot.timeout {
-                slot.expired = true;
-                expired.extend(slot.waker.clone());
+                slot.in_use = false;
+                slot.generation = slot.generation.wrapping_add(1);
+                self.registered -= 1;
+                self.free.push(index as u32);
+                expired.extend(slot.waker.take());
             }
         }
         expired
@@ -253,13 +264,14 @@ impl Deadline {
                 return None;
             }
             let mut watch = cell.borrow_mut();
-            let slot = watch
+            let Some(slot) = watch
                 .slots
                 .get_mut(index as usize)
-                .filter(|slot| slot.in_use && slot.generation == generation)?;
-            if slot.expired {
+                .filter(|slot| slot.in_use && slot.generation == generation)
+            else {
+                // Freed by the sweeper: expired.
                 return Some(Poll::Ready(()));
-            }
+            };
             match &slot.waker {
                 Some(waker) if waker.will_wake(cx.waker()) => {}
                 _ => slot.waker = Some(cx.waker().clone()),
@@ -304,7 +316,8 @@ impl Drop for Deadline {
         } = self.state
         {
             // `try_with`: the thread may be tearing its thread-locals down. A deadline
-            // dropped on another thread leaves its slot to expire there harmlessly.
+            // dropped on another thread leaves its slot to the sweeper, which frees it at
+            // its expiry (see the module docs).
             let _ = WATCH.try_with(|cell| {
                 if table_id(cell) == table {
                     if let Ok(mut watch) = cell.try_borrow_mut() {
@@ -321,6 +334,60 @@ mod tests {
     use super::*;
     use std::sync::Arc;
     use std::task::Wake;
+
+    /// Deadlines registered in the calling thread's table.
+    fn registered_here() -> usize {
+        WATCH.with(|watch| watch.borrow().registered)
+    }
+
+    #[test]
+    fn the_sweeper_frees_an_expired_slot_and_its_deadline_reads_expired() {
+        let waker = Waker::from(Arc::new(Count));
+        let mut watch = Watch::new();
+        let (index, generation) = watch.register(Duration::from_millis(10), &waker);
+        let start = Instant::now();
+        assert!(watch.expire(start).is_empty(), "the clock starts");
+        assert_eq!(watch.registered, 1);
+        let woken = watch.expire(start + Duration::from_millis(10));
+        assert_eq!(woken.len(), 1, "its call is woken");
+        assert_eq!(watch.registered, 0, "and its slot freed");
+        assert_eq!(watch.free, vec![index]);
+        // The owner's release comes too late and touches nothing.
+        watch.release(index, generation);
+        assert_eq!((watch.registered, watch.free.len()), (0, 1));
+    }
+
+    #[test]
+    fn a_deadline_finished_on_another_thread_frees_its_slot_at_its_expiry() {
+        let node = crate::Node::builder().threads(1).build();
+        let timeout = Duration::from_millis(50);
+        // Registered on the node's one scheduler thread...
+        let (mut deadline, registered) = node.block_on(node.spawn_task(async move {
+            let mut deadline = Deadline::after(timeout);
+            let first = futures_lite::future::poll_once(poll_fn(|cx| deadline.poll_expired(cx)));
+            assert_eq!(first.await, None);
+            (deadline, registered_here())
+        }));
+        assert_eq!(registered, 1);
+        // ...then polled and dropped on this thread, which cannot reach that table.
+        let polled =
+            futures_lite::future::block_on(futures_lite::future::poll_once(poll_fn(|cx| {
+                deadline.poll_expired(cx)
+            })));
+        assert_eq!(polled, None);
+        drop(deadline);
+        // The scheduler thread's table empties (and its sweeper sleeps) once the
+        // deadline has passed.
+        let start = Instant::now();
+        while node.block_on(node.spawn_task(async { registered_here() })) > 0 {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "the orphaned slot was never freed"
+            );
+            std::thread::sleep(TICK);
+        }
+        node.shutdown();
+    }
 
     struct Count;
     impl Wake for Count {
