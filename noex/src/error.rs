@@ -9,6 +9,17 @@ use thiserror::Error;
 use crate::{ExitReason, Pid};
 
 /// Why a [`call`](crate::ServerRef::call) produced no reply.
+///
+/// # `NoProc` and `Exited`: a deliberate difference from OTP
+///
+/// `gen_server:call` exits with the server's exit reason whenever the server dies before
+/// replying, whether or not it had begun on the request. noex tells the two cases apart,
+/// because they call for different action: [`NoProc`](CallError::NoProc) means the
+/// request was never handled — the server was not running, or it ended with the request
+/// still in its mailbox — so it had no effect and can be sent again (to a restarted
+/// server, say) without risk of doing it twice; [`Exited`](CallError::Exited) means a
+/// handler had taken it, so it may have had effects. The reason the server ended is not
+/// lost: [`ServerRef::exited`](crate::ServerRef::exited) and monitors report it.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum CallError {
     /// No reply arrived within the call's timeout (5 s by default). The server may still

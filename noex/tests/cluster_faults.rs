@@ -1,21 +1,17 @@
 //! Faults: bad handshakes, bad input from the network, lost and silent peers, restarts,
-//! backpressure. A raw client here speaks the wire protocol independently of noex's own
-//! implementation, to send what a well-behaved node never would.
+//! backpressure. A raw client (`common::raw`) speaks the wire protocol independently of
+//! noex's own implementation, to send what a well-behaved node never would.
 
 mod common;
 
 use std::time::Duration;
 
-use async_net::TcpStream;
+use common::raw::{Raw, Refusal, Wire, PROTOCOL_VERSION};
 use common::{cluster_config, next_event, run_blocking, start_cluster, wait_connected, within};
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use hmac::{Hmac, KeyInit, Mac};
 use noex::{
     behavior, CallError, ClusterEvent, Node, NodeDownReason, NodeId, ReplyTo, SendError,
     SpawnOptions,
 };
-use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 
 #[behavior(name = "sink")]
 pub struct Sink {
@@ -52,142 +48,6 @@ impl Sink {
 
 fn id(node: &Node) -> NodeId {
     node.local_node_id().unwrap().clone()
-}
-
-// ---------------------------------------------------------------------------------------
-// A raw client of the wire protocol.
-// ---------------------------------------------------------------------------------------
-
-/// The protocol version of this build.
-const PROTOCOL_VERSION: u16 = 2;
-
-/// The handshake part of the protocol's message enum, variant for variant.
-#[derive(Debug, PartialEq, Serialize, Deserialize)]
-enum Wire {
-    Hello {
-        version: u16,
-        node: String,
-        incarnation: u64,
-        nonce: [u8; 32],
-    },
-    Challenge {
-        node: String,
-        incarnation: u64,
-        nonce: [u8; 32],
-        proof: [u8; 32],
-    },
-    Proof {
-        proof: [u8; 32],
-    },
-    Welcome,
-    Refused {
-        reason: Refusal,
-    },
-}
-
-#[derive(Debug, PartialEq, Serialize, Deserialize)]
-enum Refusal {
-    Version { ours: u16, theirs: u16 },
-    Authentication,
-    DuplicateNode,
-    AlreadyConnected,
-    Protocol,
-    ShuttingDown,
-}
-
-fn proof(secret: &[u8], label: &[u8], nonce: &[u8; 32], first: &str, second: &str) -> [u8; 32] {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).unwrap();
-    mac.update(b"noex/1 ");
-    mac.update(label);
-    mac.update(nonce);
-    for id in [first, second] {
-        mac.update(&(id.len() as u32).to_be_bytes());
-        mac.update(id.as_bytes());
-    }
-    mac.finalize().into_bytes().into()
-}
-
-struct Raw {
-    stream: TcpStream,
-    name: String,
-}
-
-impl Raw {
-    async fn connect(node: &Node) -> Raw {
-        let stream = TcpStream::connect(id(node).address()).await.unwrap();
-        let port = stream.local_addr().unwrap().port();
-        Raw {
-            stream,
-            name: format!("raw@127.0.0.1:{port}"),
-        }
-    }
-
-    async fn send_bytes(&mut self, bytes: &[u8]) {
-        // The node may already have hung up; that is what some tests want.
-        let _ = self.stream.write_all(bytes).await;
-        let _ = self.stream.flush().await;
-    }
-
-    async fn send(&mut self, message: &Wire) {
-        let body = postcard::to_allocvec(message).unwrap();
-        let mut frame = (body.len() as u32).to_be_bytes().to_vec();
-        frame.extend_from_slice(&body);
-        self.send_bytes(&frame).await;
-    }
-
-    async fn receive(&mut self) -> Option<Wire> {
-        let mut prefix = [0u8; 4];
-        within("a frame", self.stream.read_exact(&mut prefix))
-            .await
-            .ok()?;
-        let mut body = vec![0u8; u32::from_be_bytes(prefix) as usize];
-        within("a frame", self.stream.read_exact(&mut body))
-            .await
-            .ok()?;
-        postcard::from_bytes(&body).ok()
-    }
-
-    /// Waits until the node closes the connection.
-    async fn closed(&mut self) {
-        let mut rest = Vec::new();
-        within(
-            "the connection to close",
-            self.stream.read_to_end(&mut rest),
-        )
-        .await
-        .ok();
-    }
-
-    fn hello(&self, version: u16) -> Wire {
-        Wire::Hello {
-            version,
-            node: self.name.clone(),
-            incarnation: 7,
-            nonce: [1; 32],
-        }
-    }
-
-    /// Completes a handshake with `secret`; returns the node's answer to the proof.
-    async fn handshake(&mut self, node: &Node, secret: &[u8]) -> Option<Wire> {
-        self.send(&self.hello(PROTOCOL_VERSION)).await;
-        let Some(Wire::Challenge {
-            nonce,
-            proof: theirs,
-            ..
-        }) = self.receive().await
-        else {
-            panic!("expected a challenge");
-        };
-        let node_id = id(node).to_string();
-        assert_eq!(
-            theirs,
-            proof(b"test secret", b"challenge", &[1; 32], &self.name, &node_id),
-            "the node proves it knows the secret"
-        );
-        let mine = proof(secret, b"proof", &nonce, &node_id, &self.name);
-        self.send(&Wire::Proof { proof: mine }).await;
-        self.receive().await
-    }
 }
 
 /// The node still serves: a new node can join it.
@@ -363,9 +223,10 @@ fn an_unknown_message_kind_after_the_handshake_is_a_protocol_error() {
 
 #[test]
 fn an_empty_or_interleaved_fragment_is_a_protocol_error() {
-    // Fragment { id, last: false } is variant 13, then the id, then `last`, then the piece.
-    assert_protocol_error_after(&[0, 0, 0, 3, 13, 1, 0]);
-    assert_protocol_error_after(&[0, 0, 0, 4, 13, 1, 0, 0xaa, 0, 0, 0, 4, 13, 2, 0, 0xbb]);
+    // Fragment { id, last: false, size } is variant 13, then the id, `last` and the
+    // message's size, then the piece.
+    assert_protocol_error_after(&[0, 0, 0, 4, 13, 1, 0, 5]);
+    assert_protocol_error_after(&[0, 0, 0, 5, 13, 1, 0, 2, 0xaa, 0, 0, 0, 5, 13, 2, 0, 2, 0xbb]);
 }
 
 // ---------------------------------------------------------------------------------------

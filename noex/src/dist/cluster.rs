@@ -27,7 +27,8 @@ use super::config::{
 };
 use super::handshake::{self, Established, HandshakeError, Local};
 use super::node_id::NodeId;
-use super::peer::{self, Peer};
+use super::peer::{self, Held, Peer};
+use super::reassembly::Reassembly;
 use super::wire::{Refusal, WireMessage};
 use crate::events::EventBus;
 use crate::node::NodeInner;
@@ -40,6 +41,8 @@ pub(crate) struct Cluster {
     node: Weak<NodeInner>,
     state: Mutex<State>,
     pub(crate) events: EventBus<ClusterEvent>,
+    /// The bound on bytes held in unfinished messages, shared by every connection.
+    pub(crate) reassembly: Arc<Reassembly>,
     started: Instant,
     next_id: AtomicU64,
     stopping: AtomicBool,
@@ -47,6 +50,8 @@ pub(crate) struct Cluster {
     stopped: event_listener::Event,
     /// Fault injection: refuse every new connection.
     refuse_connections: AtomicBool,
+    /// The connections whose memory is still held.
+    pub(crate) held: Held,
 }
 
 #[derive(Default)]
@@ -89,6 +94,7 @@ impl Cluster {
         node: Weak<NodeInner>,
     ) -> Self {
         Cluster {
+            reassembly: Reassembly::new(config.reassembly_bound()),
             config,
             id,
             incarnation,
@@ -100,6 +106,7 @@ impl Cluster {
             stopping: AtomicBool::new(false),
             stopped: event_listener::Event::new(),
             refuse_connections: AtomicBool::new(false),
+            held: Held::default(),
         }
     }
 
@@ -223,6 +230,7 @@ impl Cluster {
             outbound,
             stream,
             self.config.outbound_queue_bytes,
+            &self.held,
         ));
         let key = peer.id.as_arc();
         let members;
@@ -458,6 +466,7 @@ fn add(a: TrafficStats, b: TrafficStats) -> TrafficStats {
         bytes_sent: a.bytes_sent + b.bytes_sent,
         messages_received: a.messages_received + b.messages_received,
         bytes_received: a.bytes_received + b.bytes_received,
+        queued_bytes: a.queued_bytes + b.queued_bytes,
         calls_pending: a.calls_pending + b.calls_pending,
         calls_timed_out: a.calls_timed_out + b.calls_timed_out,
         casts_dropped: a.casts_dropped + b.casts_dropped,

@@ -32,6 +32,8 @@ pub struct ClusterConfig {
     pub(crate) heartbeat_timeout: Duration,
     pub(crate) max_frame_size: usize,
     pub(crate) max_message_size: usize,
+    /// `None`: twice `max_message_size`.
+    pub(crate) reassembly_limit: Option<usize>,
     pub(crate) outbound_queue_bytes: usize,
     pub(crate) connect_timeout: Duration,
     pub(crate) reconnect_min: Duration,
@@ -51,6 +53,7 @@ impl std::fmt::Debug for ClusterConfig {
             .field("heartbeat_timeout", &self.heartbeat_timeout)
             .field("max_frame_size", &self.max_frame_size)
             .field("max_message_size", &self.max_message_size)
+            .field("reassembly_limit", &self.reassembly_bound())
             .field("outbound_queue_bytes", &self.outbound_queue_bytes)
             .field("connect_timeout", &self.connect_timeout)
             .field("reconnect_min", &self.reconnect_min)
@@ -67,6 +70,7 @@ impl ClusterConfig {
     /// | heartbeat interval / failure timeout | 500 ms / 3 s |
     /// | max frame size | 16 MiB |
     /// | max message size (reassembled from fragments) | 256 MiB |
+    /// | bytes held in unfinished messages, all peers together | twice the max message size |
     /// | outbound queue per peer | 8 MiB |
     /// | connect timeout | 3 s |
     /// | reconnect backoff | 100 ms doubling to 5 s, ±20 % jitter |
@@ -83,6 +87,7 @@ impl ClusterConfig {
             heartbeat_timeout: Duration::from_secs(3),
             max_frame_size: 16 << 20,
             max_message_size: 256 << 20,
+            reassembly_limit: None,
             outbound_queue_bytes: 8 << 20,
             connect_timeout: Duration::from_secs(3),
             reconnect_min: Duration::from_millis(100),
@@ -134,8 +139,26 @@ impl ClusterConfig {
         self
     }
 
+    /// The bytes of unfinished messages (large messages still arriving in fragments) this
+    /// node holds, from all its peers together; at least the max message size. A peer
+    /// whose next message would pass it waits, unread, until other messages are complete.
+    /// Defaults to twice the max message size.
+    pub fn reassembly_limit(mut self, bytes: usize) -> Self {
+        self.reassembly_limit = Some(bytes);
+        self
+    }
+
+    /// The reassembly limit in force.
+    pub(crate) fn reassembly_bound(&self) -> usize {
+        self.reassembly_limit
+            .unwrap_or_else(|| self.max_message_size.saturating_mul(2))
+    }
+
     /// The bytes of messages queued for one peer, at most: past it a cast fails with
-    /// `Overloaded` and a call waits for room (up to its timeout).
+    /// `Overloaded` and a call waits for room (up to its timeout). Replies to the peer's
+    /// calls are bounded by it too: while that many bytes of them wait to be sent, this
+    /// node handles no more of the peer's messages (it reads up to as many again, then
+    /// leaves them in the peer's socket).
     pub fn outbound_queue(mut self, bytes: usize) -> Self {
         self.outbound_queue_bytes = bytes;
         self
@@ -187,6 +210,11 @@ impl ClusterConfig {
         if self.max_frame_size < 1024 {
             return Err(StartError::Config(
                 "the max frame size must be at least 1 KiB".into(),
+            ));
+        }
+        if self.reassembly_bound() < self.max_message_size {
+            return Err(StartError::Config(
+                "the reassembly limit must be at least the max message size".into(),
             ));
         }
         for seed in &self.seeds {
@@ -329,6 +357,8 @@ pub struct TrafficStats {
     pub messages_received: u64,
     /// Bytes read from the socket.
     pub bytes_received: u64,
+    /// Bytes of messages (replies included) waiting in the outbound queue.
+    pub queued_bytes: u64,
     /// Remote calls waiting for their reply.
     pub calls_pending: u64,
     /// Remote calls that timed out.

@@ -28,11 +28,17 @@ const OUTCOME_REPLY: u8 = 0;
 /// otherwise.
 pub(crate) fn encode(message: &WireMessage, out: &mut Vec<u8>) -> bool {
     match message {
-        WireMessage::Call { id, to, behavior } => {
+        WireMessage::Call {
+            id,
+            to,
+            behavior,
+            timeout_ms,
+        } => {
             out.push(CALL);
             varint(out, *id);
             address(out, to);
             varint(out, u64::from(*behavior));
+            varint(out, *timeout_ms);
         }
         WireMessage::Cast { to, behavior } | WireMessage::Info { to, behavior } => {
             let kind = if matches!(message, WireMessage::Cast { .. }) {
@@ -52,10 +58,11 @@ pub(crate) fn encode(message: &WireMessage, out: &mut Vec<u8>) -> bool {
             varint(out, *id);
             out.push(OUTCOME_REPLY);
         }
-        WireMessage::Fragment { id, last } => {
+        WireMessage::Fragment { id, last, size } => {
             out.push(FRAGMENT);
             varint(out, *id);
             out.push(u8::from(*last));
+            varint(out, *size);
         }
         WireMessage::FragmentAck { bytes } => {
             out.push(FRAGMENT_ACK);
@@ -99,6 +106,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Option<(WireMessage, &[u8])> {
             id: input.u64()?,
             to: input.address()?,
             behavior: input.u32()?,
+            timeout_ms: input.u64()?,
         },
         CAST => WireMessage::Cast {
             to: input.address()?,
@@ -125,6 +133,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Option<(WireMessage, &[u8])> {
                 1 => true,
                 _ => return None,
             },
+            size: input.u64()?,
         },
         FRAGMENT_ACK => WireMessage::FragmentAck {
             bytes: input.u32()?,

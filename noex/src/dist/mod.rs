@@ -46,6 +46,7 @@ mod node_id;
 mod outbound;
 mod peer;
 mod reader;
+mod reassembly;
 pub(crate) mod remote;
 pub(crate) mod wire;
 

@@ -19,8 +19,14 @@
 //! (a cast then fails with `Overloaded`) and a call waits for [`Outbound::room`]. A large
 //! message in flight thus never makes small ones wait. One message larger than the limit is
 //! accepted when its lane is empty.
+//!
+//! Replies are never refused (a caller waits for each), but they are counted: while the
+//! replies queued reach `limit` bytes, the connection's reader takes no more of the peer's
+//! messages (see [`Outbound::replies_full`]), so a peer that calls without reading its
+//! replies is held up in its own socket instead of growing this queue.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use event_listener::Event;
@@ -38,13 +44,18 @@ pub(crate) fn is_large(frame: &[u8]) -> bool {
 /// A message waiting in the large lane.
 enum Large {
     /// A small message held behind its sender's large one (a frame).
-    Whole { frame: Vec<u8>, sender: usize },
+    Whole {
+        frame: Vec<u8>,
+        sender: usize,
+        reply: bool,
+    },
     /// A large message being sent in fragments: a frame, sent up to `sent`.
     Fragmented {
         id: u64,
         frame: Vec<u8>,
         sent: usize,
         sender: usize,
+        reply: bool,
     },
 }
 
@@ -63,6 +74,10 @@ struct Lanes {
     small_bytes: usize,
     /// Bytes of large messages not yet sent.
     large_bytes: usize,
+    /// Bytes of replies queued (wherever they wait, counted in the two above too), and
+    /// those of them in the small lane.
+    reply_bytes: usize,
+    small_reply_bytes: usize,
     /// Bytes of fragments sent and not yet acknowledged.
     unacked: usize,
     /// Bytes of the peer's fragments received and not yet acknowledged: one
@@ -97,30 +112,45 @@ impl Lanes {
         bytes == 0 || bytes < limit
     }
 
-    /// Puts a frame in its lane (see the module docs), taking it out of `frame`.
-    fn push(&mut self, frame: &mut Vec<u8>, sender: usize) {
+    /// Puts a frame in its lane (see the module docs), taking it out of `frame`. `reply`
+    /// says whether it is the answer to a call.
+    fn push(&mut self, frame: &mut Vec<u8>, sender: usize, reply: bool) {
         if is_large(frame) {
             let id = self.next_fragment;
             self.next_fragment += 1;
             self.large_bytes += frame.len() - 4;
+            if reply {
+                self.reply_bytes += frame.len() - 4;
+            }
             *self.senders_in_large.entry(sender).or_default() += 1;
             self.large.push_back(Large::Fragmented {
                 id,
                 frame: std::mem::take(frame),
                 sent: 4,
                 sender,
+                reply,
             });
         } else {
             self.small_bytes += frame.len();
+            if reply {
+                self.reply_bytes += frame.len();
+            }
             match self.senders_in_large.get_mut(&sender) {
                 Some(count) => {
                     *count += 1;
                     let frame = std::mem::take(frame);
-                    self.large.push_back(Large::Whole { frame, sender });
+                    self.large.push_back(Large::Whole {
+                        frame,
+                        sender,
+                        reply,
+                    });
                 }
                 None => {
                     self.small.extend_from_slice(frame);
                     self.small_count += 1;
+                    if reply {
+                        self.small_reply_bytes += frame.len();
+                    }
                     frame.clear();
                 }
             }
@@ -136,8 +166,15 @@ impl Lanes {
                 break;
             };
             let (done, sender) = match head {
-                Large::Whole { frame, sender } => {
+                Large::Whole {
+                    frame,
+                    sender,
+                    reply,
+                } => {
                     freed_small += frame.len();
+                    if *reply {
+                        self.reply_bytes -= frame.len();
+                    }
                     batch.extend_from_slice(frame);
                     messages += 1;
                     (true, *sender)
@@ -147,6 +184,7 @@ impl Lanes {
                     frame,
                     sent,
                     sender,
+                    reply,
                 } => {
                     if self.unacked >= FRAGMENT_WINDOW {
                         break;
@@ -154,7 +192,11 @@ impl Lanes {
                     let end = (*sent + FRAGMENT_SIZE).min(frame.len());
                     let last = end == frame.len();
                     let piece = &frame[*sent..end];
-                    let fragment = WireMessage::Fragment { id: *id, last };
+                    let fragment = WireMessage::Fragment {
+                        id: *id,
+                        last,
+                        size: (frame.len() - 4) as u64,
+                    };
                     // A fragment always encodes (two numbers and plain bytes).
                     let _ = wire::encode_frame_with(&fragment, batch, |out| {
                         out.extend_from_slice(piece);
@@ -162,6 +204,9 @@ impl Lanes {
                     });
                     self.unacked += piece.len();
                     freed_large += piece.len();
+                    if *reply {
+                        self.reply_bytes -= piece.len();
+                    }
                     *sent = end;
                     messages += usize::from(last);
                     (last, *sender)
@@ -194,6 +239,8 @@ pub(crate) enum PushError {
 pub(crate) struct Outbound {
     lanes: Mutex<Lanes>,
     limit: usize,
+    /// `Lanes::reply_bytes`, for a look without the lock.
+    replies: AtomicUsize,
     /// Work for the writer.
     work: Event,
     /// Room for senders.
@@ -205,6 +252,7 @@ impl Outbound {
         Outbound {
             lanes: Mutex::new(Lanes::default()),
             limit,
+            replies: AtomicUsize::new(0),
             work: Event::new(),
             room: Event::new(),
         }
@@ -239,23 +287,48 @@ impl Outbound {
         if !lanes.has_room(is_large(frame), self.limit) {
             return Err(PushError::Full);
         }
-        lanes.push(frame, sender);
+        lanes.push(frame, sender, false);
         drop(lanes);
         self.work.notify(1);
         Ok(())
     }
 
-    /// Queues a frame whatever the queue holds (replies: they are bounded by the calls in
-    /// flight, and must not be lost to a full queue).
-    pub(crate) fn force_push(&self, frame: &mut Vec<u8>, sender: usize) -> Result<(), PushError> {
+    /// Queues a reply whatever the queue holds: a reply is never lost to a full queue.
+    /// Replies are bounded by the reader instead, which stops taking calls while
+    /// [`replies_full`](Self::replies_full).
+    pub(crate) fn push_reply(&self, frame: &mut Vec<u8>, sender: usize) -> Result<(), PushError> {
         let mut lanes = self.lock();
         if lanes.closed {
             return Err(PushError::Closed);
         }
-        lanes.push(frame, sender);
+        lanes.push(frame, sender, true);
+        self.replies.store(lanes.reply_bytes, Ordering::Relaxed);
         drop(lanes);
         self.work.notify(1);
         Ok(())
+    }
+
+    /// The bound on bytes queued (of each lane, and of replies).
+    pub(crate) fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// `true` while the replies queued reach the limit: the peer does not read them as
+    /// fast as it calls. A cheap look, for every frame the reader reads.
+    #[inline]
+    pub(crate) fn replies_full(&self) -> bool {
+        self.replies.load(Ordering::Relaxed) >= self.limit
+    }
+
+    /// Waits until the replies queued are under the limit (or the queue closes).
+    pub(crate) async fn room_for_replies(&self) {
+        loop {
+            let listener = self.room.listen();
+            if !self.replies_full() || self.lock().closed {
+                return;
+            }
+            listener.await;
+        }
     }
 
     /// Waits until there is room for `frame` (or the queue closes).
@@ -300,6 +373,7 @@ impl Outbound {
             closed: true,
             ..Lanes::default()
         };
+        self.replies.store(0, Ordering::Relaxed);
         drop(lanes);
         self.work.notify(usize::MAX);
         self.room.notify(usize::MAX);
@@ -391,6 +465,7 @@ impl Outbound {
             messages += 1;
         }
         let mut freed_small = lanes.small.len();
+        lanes.reply_bytes -= std::mem::take(&mut lanes.small_reply_bytes);
         messages += std::mem::take(&mut lanes.small_count);
         if batch.is_empty() {
             std::mem::swap(batch, &mut lanes.small);
@@ -403,6 +478,7 @@ impl Outbound {
         messages += completed;
         lanes.small_bytes -= freed_small;
         lanes.large_bytes -= large;
+        self.replies.store(lanes.reply_bytes, Ordering::Relaxed);
         if freed_small + large > 0 {
             self.room.notify(usize::MAX);
         }

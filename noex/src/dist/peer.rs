@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
@@ -41,6 +41,20 @@ pub(crate) type CallOutcome = Result<(RemoteOutcome, Payload<'static>), Connecti
 #[derive(Debug)]
 pub(crate) struct ConnectionLost;
 
+/// Why a connection's reader is not reading, if it is not: what liveness means meanwhile
+/// (see the ticker).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Pause {
+    /// Reading: the peer is alive while anything arrives.
+    Reading = 0,
+    /// Waiting for room to reassemble the peer's next large message, which other
+    /// connections' messages hold: not the peer's doing, so it counts as heard from.
+    ForRoom = 1,
+    /// Waiting until the peer reads the replies queued for it: alive while it does.
+    ForReplies = 2,
+}
+
 /// Traffic counters of one connection.
 #[derive(Default)]
 pub(crate) struct Counters {
@@ -55,6 +69,31 @@ pub(crate) struct Counters {
 impl Counters {
     pub(crate) fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// Counts the connections of a node whose memory (and socket) is still held, closed or
+/// not: one per [`Peer`] alive.
+#[derive(Default)]
+pub(crate) struct Held(Arc<AtomicUsize>);
+
+impl Held {
+    fn track(&self) -> HeldOne {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        HeldOne(self.0.clone())
+    }
+
+    pub(crate) fn count(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// One connection's count in its node's [`Held`], until dropped.
+struct HeldOne(Arc<AtomicUsize>);
+
+impl Drop for HeldOne {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -78,11 +117,15 @@ pub(crate) struct Peer {
     /// From the peer's heartbeats.
     pub(crate) process_count: AtomicU64,
     pub(crate) uptime_ms: AtomicU64,
+    /// Why the reader is not reading (a [`Pause`]).
+    pause: AtomicU8,
     /// Fault injection: drop everything this node writes to the peer.
     pub(crate) silenced: AtomicBool,
     /// Fault injection: the writer stops taking from the queue (a peer that does not read).
     stalled: AtomicBool,
     unstalled: event_listener::Event,
+    /// This connection's count in its node's [`Held`].
+    _held: HeldOne,
 }
 
 impl Peer {
@@ -92,6 +135,7 @@ impl Peer {
         outbound: bool,
         stream: TcpStream,
         queue_limit: usize,
+        held: &Held,
     ) -> Self {
         Peer {
             id,
@@ -107,9 +151,11 @@ impl Peer {
             epoch: Instant::now(),
             process_count: AtomicU64::new(0),
             uptime_ms: AtomicU64::new(0),
+            pause: AtomicU8::new(Pause::Reading as u8),
             silenced: AtomicBool::new(false),
             stalled: AtomicBool::new(false),
             unstalled: event_listener::Event::new(),
+            _held: held.track(),
         }
     }
 
@@ -128,6 +174,19 @@ impl Peer {
                 return;
             }
             listener.await;
+        }
+    }
+
+    /// Records why the reader stops reading, or that it reads again.
+    pub(super) fn set_pause(&self, pause: Pause) {
+        self.pause.store(pause as u8, Ordering::Relaxed);
+    }
+
+    fn pause(&self) -> Pause {
+        match self.pause.load(Ordering::Relaxed) {
+            1 => Pause::ForRoom,
+            2 => Pause::ForReplies,
+            _ => Pause::Reading,
         }
     }
 
@@ -161,11 +220,10 @@ impl Peer {
         rx
     }
 
-    /// Forgets a call (it timed out).
-    pub(crate) fn forget_call(&self, id: u64) {
-        if self.pending().remove(&id).is_some() {
-            Counters::add(&self.counters.calls_timed_out, 1);
-        }
+    /// Forgets a call that will not wait for its reply any more; `true` if it was still
+    /// waiting (no reply had arrived).
+    pub(crate) fn forget_call(&self, id: u64) -> bool {
+        self.pending().remove(&id).is_some()
     }
 
     /// Hands a reply to its caller; returns the caller's scheduler thread (0 if unknown).
@@ -247,6 +305,7 @@ impl Peer {
             bytes_sent: c.bytes_sent.load(Ordering::Relaxed),
             messages_received: c.messages_received.load(Ordering::Relaxed),
             bytes_received: c.bytes_received.load(Ordering::Relaxed),
+            queued_bytes: self.queue.queued_bytes() as u64,
             calls_pending: self.pending().len() as u64,
             calls_timed_out: c.calls_timed_out.load(Ordering::Relaxed),
             casts_dropped: c.casts_dropped.load(Ordering::Relaxed),
@@ -327,17 +386,28 @@ async fn ticker(cluster: Weak<Cluster>, peer: Arc<Peer>) {
         }
         let now = peer.now_ms();
         let received_now = counted(&peer.counters.bytes_received);
-        if received_now != received {
+        let sent_now = counted(&peer.counters.bytes_sent);
+        // Heard from: something arrived — or, while the reader holds back, the peer is
+        // not the cause (waiting for room), or it reads what this node sends (replies).
+        let heard = received_now != received
+            || match peer.pause() {
+                Pause::Reading => false,
+                Pause::ForRoom => true,
+                Pause::ForReplies => sent_now != sent,
+            };
+        if heard {
             received = received_now;
             peer.last_received.store(now, Ordering::Relaxed);
         }
         let silent = now.saturating_sub(peer.last_received.load(Ordering::Relaxed));
         if silent > timeout.as_millis() as u64 {
-            let text = format!("nothing received for {silent} ms");
+            let text = match peer.pause() {
+                Pause::ForReplies => format!("it read none of its replies for {silent} ms"),
+                _ => format!("nothing received for {silent} ms"),
+            };
             report(&cluster, &peer, NodeDownReason::HeartbeatTimeout, &text);
             return;
         }
-        let sent_now = counted(&peer.counters.bytes_sent);
         if sent_now == sent {
             let Some(cluster) = cluster.upgrade() else {
                 return;

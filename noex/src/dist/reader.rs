@@ -4,7 +4,15 @@
 //! The reader follows its deliveries: once they settle on processes of another scheduler
 //! thread, it moves there (see [`Follow`]), so that handing a message over wakes no other
 //! thread.
+//!
+//! The reader holds back in two cases. While the replies queued for the peer reach the
+//! outbound bound (a peer that calls without reading its replies), it handles no more of
+//! the peer's messages: it withholds them, up to that bound again, and then reads nothing
+//! more, leaving the rest in the peer's socket (see [`Withheld`]). And it reads nothing
+//! more before the first fragment of a message for which the node-wide reassembly bound
+//! has no room yet (see `reassembly`).
 
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 
@@ -15,7 +23,8 @@ use smol::future::yield_now;
 
 use super::cluster::Cluster;
 use super::config::NodeDownReason;
-use super::peer::{report, Counters, Peer, YIELD_BYTES};
+use super::peer::{report, Counters, Pause, Peer, YIELD_BYTES};
+use super::reassembly::{Reassembly, Reserved};
 use super::remote::{Payload, Resolver};
 use super::wire::{self, WireError, WireMessage};
 use crate::node::{executors, NodeInner};
@@ -55,8 +64,12 @@ fn read_failed(cluster: &Weak<Cluster>, peer: &Arc<Peer>, error: WireError) {
 }
 
 pub(super) async fn reader(cluster: Weak<Cluster>, peer: Arc<Peer>) {
-    let (max_frame, max_message) = match cluster.upgrade() {
-        Some(c) => (c.config.max_frame_size, c.config.max_message_size),
+    let (max_frame, max_message, reassembly) = match cluster.upgrade() {
+        Some(c) => (
+            c.config.max_frame_size,
+            c.config.max_message_size,
+            c.reassembly.clone(),
+        ),
         None => return,
     };
     let state = ReaderState {
@@ -65,7 +78,10 @@ pub(super) async fn reader(cluster: Weak<Cluster>, peer: Arc<Peer>) {
         reading: Reading {
             peer: peer.clone(),
             max_message,
+            reassembly,
+            room: None,
             assembling: None,
+            withheld: Withheld::default(),
             unreported: Unreported::default(),
             resolver: Resolver::default(),
             follow: Follow::default(),
@@ -147,16 +163,25 @@ async fn read_until_moved(
     let max_frame = *max_frame;
     let (mut frames, mut bytes) = (0u32, 0usize);
     loop {
+        if !reading.withheld.is_empty() && !reading.peer.queue.replies_full() {
+            reading.release_withheld(cluster).await?;
+        }
         let cluster_now = cluster.upgrade().ok_or(Ended::Gone)?;
         // A frame that lies whole in the read buffer is handled where it lies; one that
         // does not is read (copied) into `buffer`.
         let len = match buffered_frame(stream.buffer(), max_frame).map_err(Ended::Read)? {
-            Some(len) => {
-                let handled = reading.frame(&cluster_now, &stream.buffer()[4..4 + len]);
-                stream.consume(4 + len);
-                handled?;
-                len
-            }
+            Some(len) => match reading.take(&cluster_now, &stream.buffer()[4..4 + len])? {
+                Handled::Done => {
+                    stream.consume(4 + len);
+                    len
+                }
+                // The frame stays where it is, to be taken once the reader may go on.
+                Handled::Later(wait) => {
+                    drop(cluster_now);
+                    reading.wait(wait).await;
+                    continue;
+                }
+            },
             None => {
                 if stream.buffer().is_empty() {
                     // The read may wait: bring the counters up to date first.
@@ -166,8 +191,16 @@ async fn read_until_moved(
                 wire::read_frame(stream, max_frame, buffer)
                     .await
                     .map_err(Ended::Read)?;
-                let cluster_now = cluster.upgrade().ok_or(Ended::Gone)?;
-                reading.frame(&cluster_now, buffer)?;
+                loop {
+                    let cluster_now = cluster.upgrade().ok_or(Ended::Gone)?;
+                    match reading.take(&cluster_now, buffer)? {
+                        Handled::Done => break,
+                        Handled::Later(wait) => {
+                            drop(cluster_now);
+                            reading.wait(wait).await;
+                        }
+                    }
+                }
                 buffer.len()
             }
         };
@@ -206,16 +239,91 @@ enum Ended {
     Gone,
 }
 
+/// What became of a frame.
+enum Handled {
+    /// Handled, or withheld with the peer's other messages.
+    Done,
+    /// Left untouched: the reader must wait before it takes this frame.
+    Later(Wait),
+}
+
+/// What the reader waits for.
+#[derive(Clone, Copy)]
+enum Wait {
+    /// Room in the node's reassembly bound for a message of this size, which the frame
+    /// begins.
+    Room(usize),
+    /// The replies queued for the peer to go under the bound: the reader withholds no more
+    /// of the peer's messages than that bound either.
+    Replies,
+}
+
 /// What the reader of a connection keeps from one frame to the next.
 struct Reading {
     peer: Arc<Peer>,
     max_message: usize,
-    /// The large message being reassembled: its id and its bytes so far. (A sender sends
-    /// one large message at a time, so fragments of two never interleave.)
-    assembling: Option<(u64, Vec<u8>)>,
+    reassembly: Arc<Reassembly>,
+    /// Room reserved for the next message to reassemble.
+    room: Option<Reserved>,
+    /// The large message being reassembled. (A sender sends one large message at a
+    /// time, so fragments of two never interleave.)
+    assembling: Option<Assembly>,
+    /// The peer's messages read but not yet handled, while the replies queued for it are
+    /// over the bound.
+    withheld: Withheld,
     unreported: Unreported,
     resolver: Resolver,
     follow: Follow,
+}
+
+/// A large message being reassembled.
+struct Assembly {
+    id: u64,
+    /// Its announced size.
+    size: usize,
+    /// Its bytes so far.
+    whole: Vec<u8>,
+    /// Its room within the node's reassembly bound.
+    _room: Reserved,
+}
+
+/// The peer's messages the reader has read but not handled, in order, while the replies
+/// queued for the peer are over the bound: a peer that calls without reading its replies
+/// makes no more calls arrive, and yet the acknowledgements that let this node's large
+/// replies drain still get through. At most the bound's worth of messages is withheld;
+/// past it the reader reads nothing more (and a peer that then neither reads nor lets
+/// this node read is down after the heartbeat timeout).
+#[derive(Default)]
+struct Withheld {
+    frames: VecDeque<Vec<u8>>,
+    bytes: usize,
+}
+
+impl Withheld {
+    fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    /// Room for a frame of `len` bytes within `limit` (always for the first one).
+    fn has_room(&self, len: usize, limit: usize) -> bool {
+        self.bytes == 0 || self.bytes + len <= limit
+    }
+
+    fn push(&mut self, frame: &[u8]) {
+        self.bytes += frame.len();
+        self.frames.push_back(frame.to_vec());
+    }
+
+    fn pop(&mut self) -> Option<Vec<u8>> {
+        let frame = self.frames.pop_front()?;
+        self.bytes -= frame.len();
+        Some(frame)
+    }
+
+    fn put_back(&mut self, frame: Vec<u8>) {
+        self.bytes += frame.len();
+        self.frames.push_front(frame);
+    }
 }
 
 /// After this many deliveries in a row to one other scheduler thread, the reader moves
@@ -256,38 +364,161 @@ impl Follow {
     }
 }
 
+fn protocol_error<T>(text: impl Into<String>) -> Result<T, Ended> {
+    Err(Ended::Down(NodeDownReason::ProtocolError(text.into())))
+}
+
 impl Reading {
-    /// Handles one frame's bytes.
-    fn frame(&mut self, cluster: &Arc<Cluster>, frame: &[u8]) -> Result<(), Ended> {
-        self.unreported.bytes += frame.len() as u64 + 4;
-        let (message, payload) = wire::decode(frame).map_err(Ended::Read)?;
-        let WireMessage::Fragment { id, last } = message else {
-            return self.dispatch(cluster, message, Payload::Borrowed(payload));
+    /// Takes a frame just read: handles it — or, while the replies queued for the peer
+    /// are over the bound, withholds it with the peer's other messages (see
+    /// [`Withheld`]) — or leaves it, for the reader to wait before taking it.
+    fn take(&mut self, cluster: &Arc<Cluster>, frame: &[u8]) -> Result<Handled, Ended> {
+        let handled = if self.withheld.is_empty() && !self.peer.queue.replies_full() {
+            self.frame(cluster, frame)?
+        } else {
+            self.withhold(cluster, frame)?
         };
-        let protocol_error = |text: String| Err(Ended::Down(NodeDownReason::ProtocolError(text)));
-        if payload.is_empty() {
-            return protocol_error("an empty fragment".into());
+        if let Handled::Done = handled {
+            self.unreported.bytes += frame.len() as u64 + 4;
         }
-        let (_, whole) = match &mut self.assembling {
-            Some((current, _)) if *current != id => {
-                return protocol_error("fragments of two messages interleaved".into())
+        Ok(handled)
+    }
+
+    /// Withholds a frame — unless it is one that keeps the connection going (a heartbeat,
+    /// an acknowledgement of this node's fragments: the replies cannot drain without
+    /// those), which is handled at once.
+    fn withhold(&mut self, cluster: &Arc<Cluster>, frame: &[u8]) -> Result<Handled, Ended> {
+        let (message, _) = wire::decode(frame).map_err(Ended::Read)?;
+        if let WireMessage::Heartbeat { .. } | WireMessage::FragmentAck { .. } = message {
+            return self.frame(cluster, frame);
+        }
+        if !self.withheld.has_room(frame.len(), self.peer.queue.limit()) {
+            return Ok(Handled::Later(Wait::Replies));
+        }
+        self.withheld.push(frame);
+        Ok(Handled::Done)
+    }
+
+    /// Handles the withheld messages, in order, until none is left or the replies are
+    /// over the bound again.
+    async fn release_withheld(&mut self, cluster: &Weak<Cluster>) -> Result<(), Ended> {
+        let mut since_yield = 0;
+        while !self.peer.queue.replies_full() {
+            let Some(frame) = self.withheld.pop() else {
+                break;
+            };
+            let cluster_now = cluster.upgrade().ok_or(Ended::Gone)?;
+            if let Handled::Later(wait) = self.frame(&cluster_now, &frame)? {
+                drop(cluster_now);
+                self.withheld.put_back(frame);
+                self.wait(wait).await;
             }
-            Some(assembling) => assembling,
-            None => self.assembling.insert((id, Vec::new())),
-        };
-        if whole.len() + payload.len() > self.max_message {
-            let text = format!("a fragmented message exceeds {} bytes", self.max_message);
-            return protocol_error(text);
+            since_yield += 1;
+            if since_yield == YIELD_FRAMES {
+                since_yield = 0;
+                yield_now().await;
+            }
         }
-        whole.extend_from_slice(payload);
+        Ok(())
+    }
+
+    /// Handles one frame's bytes — unless it begins a message the node has no room for
+    /// yet (then nothing is done).
+    fn frame(&mut self, cluster: &Arc<Cluster>, frame: &[u8]) -> Result<Handled, Ended> {
+        let (message, payload) = wire::decode(frame).map_err(Ended::Read)?;
+        if let WireMessage::Fragment { id, last, size } = message {
+            if self.assembling.is_none() {
+                let size = match usize::try_from(size) {
+                    Ok(size) if size <= self.max_message => size,
+                    _ => return protocol_error(format!("a message of {size} bytes is too large")),
+                };
+                if !self.begin(id, size) {
+                    return Ok(Handled::Later(Wait::Room(size)));
+                }
+            }
+            self.fragment(cluster, id, last, size, payload)?;
+        } else {
+            self.dispatch(cluster, message, Payload::Borrowed(payload))?;
+        }
+        Ok(Handled::Done)
+    }
+
+    /// Begins reassembling a message of `size` bytes in room reserved for it; `false` if
+    /// the node has no room for it now.
+    fn begin(&mut self, id: u64, size: usize) -> bool {
+        let room = match self.room.take() {
+            Some(room) if room.bytes() == size => room,
+            _ => match self.reassembly.try_reserve(size) {
+                Some(room) => room,
+                None => return false,
+            },
+        };
+        self.assembling = Some(Assembly {
+            id,
+            size,
+            whole: Vec::with_capacity(size),
+            _room: room,
+        });
+        true
+    }
+
+    /// Adds a fragment to the message being reassembled; delivers the message once whole.
+    fn fragment(
+        &mut self,
+        cluster: &Arc<Cluster>,
+        id: u64,
+        last: bool,
+        size: u64,
+        payload: &[u8],
+    ) -> Result<(), Ended> {
+        let Some(assembly) = &mut self.assembling else {
+            unreachable!("begun by `frame`")
+        };
+        if assembly.id != id {
+            return protocol_error("fragments of two messages interleaved");
+        }
+        if payload.is_empty() {
+            return protocol_error("an empty fragment");
+        }
+        if assembly.size as u64 != size {
+            return protocol_error("the fragments of a message disagree on its size");
+        }
+        if assembly.whole.len() + payload.len() > assembly.size {
+            return protocol_error("a fragmented message exceeds its announced size");
+        }
+        assembly.whole.extend_from_slice(payload);
         self.peer.queue.owe_ack(payload.len());
         if !last {
             return Ok(());
         }
-        let (_, whole) = self.assembling.take().unwrap_or_default();
+        let Some(Assembly { size, whole, .. }) = self.assembling.take() else {
+            unreachable!("assembling above")
+        };
+        if whole.len() != size {
+            return protocol_error("a fragmented message is shorter than announced");
+        }
+        // Whole: its room is released, and the message is its process's.
         let (message, payload) = wire::decode(&whole).map_err(Ended::Read)?;
         let start = whole.len() - payload.len();
         self.dispatch(cluster, message, Payload::Owned(whole, start))
+    }
+
+    /// Reads nothing more until `wait` is over: until the node has room for a message
+    /// of that size (reserved then for the message the next frame begins), or until the
+    /// replies queued for the peer are under the bound.
+    async fn wait(&mut self, wait: Wait) {
+        self.unreported.report(&self.peer.counters);
+        match wait {
+            Wait::Room(size) => {
+                self.peer.set_pause(Pause::ForRoom);
+                self.room = Some(self.reassembly.reserve(size).await);
+            }
+            Wait::Replies => {
+                self.peer.set_pause(Pause::ForReplies);
+                self.peer.queue.room_for_replies().await;
+            }
+        }
+        self.peer.set_pause(Pause::Reading);
     }
 
     #[inline]

@@ -208,27 +208,22 @@ impl<B: GenServer> RemoteTarget<B> {
             id,
             to: self.address.clone(),
             behavior: self.codec.hash,
+            timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
         };
         let mut frame = Vec::new();
         wire::encode_frame_with(&message, &mut frame, |out| {
             (self.codec.encode_call)(&request, out)
         })
         .map_err(|error| CallError::Remote(format!("the request does not encode: {error}")))?;
-        let reply = peer.expect_reply(id);
+        let (pending, reply) = PendingCall::expect(&peer, id);
         let mut deadline = Deadline::after(timeout);
         match deadline.run(peer.send(frame, run::current_sender())).await {
-            None => {
-                peer.forget_call(id);
-                return Err(CallError::Timeout);
-            }
+            None => return Err(pending.timed_out()),
             Some(Err(_)) => return Err(CallError::NoConnection),
             Some(Ok(())) => {}
         }
         let (outcome, payload) = match deadline.run(reply).await {
-            None => {
-                peer.forget_call(id);
-                return Err(CallError::Timeout);
-            }
+            None => return Err(pending.timed_out()),
             Some(Ok(Ok(outcome))) => outcome,
             Some(Ok(Err(ConnectionLost)) | Err(_)) => return Err(CallError::NoConnection),
         };
@@ -302,7 +297,7 @@ impl<B: GenServer> RemoteTarget<B> {
         }));
         let mut frame = Vec::new();
         wire::encode_frame(&message, &mut frame).map_err(|_| SendError::NoConnection)?;
-        let reply = peer.expect_reply(id);
+        let (_pending, reply) = PendingCall::expect(&peer, id);
         peer.send(frame, run::current_sender())
             .await
             .map_err(|_| SendError::NoConnection)?;
@@ -342,6 +337,36 @@ impl<B: GenServer> RemoteTarget<B> {
     }
 }
 
+/// A request's entry in its connection's table of calls awaiting a reply, removed when
+/// the request's future ends, however it ends: answered, timed out, or dropped by its
+/// caller (a `select`, a killed process) — so no entry outlives its caller.
+struct PendingCall<'a> {
+    peer: &'a Peer,
+    id: u64,
+}
+
+impl<'a> PendingCall<'a> {
+    /// Registers request `id` on `peer`; returns the entry and where its reply arrives.
+    fn expect(peer: &'a Peer, id: u64) -> (Self, oneshot::AsyncReceiver<super::peer::CallOutcome>) {
+        let reply = peer.expect_reply(id);
+        (PendingCall { peer, id }, reply)
+    }
+
+    /// The call timed out: counted, unless its reply arrived just now.
+    fn timed_out(self) -> CallError {
+        if self.peer.forget_call(self.id) {
+            Counters::add(&self.peer.counters.calls_timed_out, 1);
+        }
+        CallError::Timeout
+    }
+}
+
+impl Drop for PendingCall<'_> {
+    fn drop(&mut self) {
+        self.peer.forget_call(self.id);
+    }
+}
+
 /// Why a remote target cannot be reached.
 enum Unreachable {
     NoConnection,
@@ -373,6 +398,8 @@ impl From<Unreachable> for SendError {
 pub(crate) struct Responder {
     peer: Arc<Peer>,
     id: u64,
+    /// How long the caller waits for the answer.
+    timeout: Duration,
     cluster: Weak<Cluster>,
     answered: bool,
 }
@@ -380,16 +407,17 @@ pub(crate) struct Responder {
 impl Drop for Responder {
     fn drop(&mut self) {
         if !self.answered {
-            self.send(RemoteOutcome::NoProc, |_| Ok(()));
+            answer(&self.peer, self.id, RemoteOutcome::NoProc, |_| Ok(()));
         }
     }
 }
 
 impl Responder {
-    pub(crate) fn new(peer: Arc<Peer>, id: u64, cluster: Weak<Cluster>) -> Self {
+    pub(crate) fn new(peer: Arc<Peer>, id: u64, timeout: Duration, cluster: Weak<Cluster>) -> Self {
         Responder {
             peer,
             id,
+            timeout,
             cluster,
             answered: false,
         }
@@ -397,7 +425,8 @@ impl Responder {
 
     /// Answers with an outcome other than a reply.
     pub(crate) fn respond(mut self, outcome: RemoteOutcome) {
-        self.send(outcome, |_| Ok(()));
+        self.answered = true;
+        answer(&self.peer, self.id, outcome, |_| Ok(()));
     }
 
     /// Answers with a reply, which `encode` appends.
@@ -405,50 +434,55 @@ impl Responder {
         mut self,
         encode: impl FnOnce(&mut Vec<u8>) -> Result<(), postcard::Error>,
     ) {
-        self.send(RemoteOutcome::Reply, encode);
-    }
-
-    fn send(
-        &mut self,
-        outcome: RemoteOutcome,
-        payload: impl FnOnce(&mut Vec<u8>) -> Result<(), postcard::Error>,
-    ) {
         self.answered = true;
-        let reply = WireMessage::Reply {
-            id: self.id,
-            outcome,
-        };
-        let mut frame = Vec::new();
-        if let Err(error) = wire::encode_frame_with(&reply, &mut frame, payload) {
-            let failed = WireMessage::Reply {
-                id: self.id,
-                outcome: RemoteOutcome::Failed(format!("the reply does not encode: {error}")),
-            };
-            if wire::encode_frame(&failed, &mut frame).is_err() {
-                return;
-            }
-        }
-        // Written at once if this is the server's last message for now (a reply among many
-        // waits for the writer's next batch, with the others). Replies are bounded by the
-        // calls in flight: they never wait for room.
-        if run::more_to_handle() || !self.peer.write_now(&frame) {
-            let _ = self
-                .peer
-                .queue
-                .force_push(&mut frame, run::current_sender());
-        }
+        answer(&self.peer, self.id, RemoteOutcome::Reply, encode);
     }
 
-    /// Answers with the process's exit reason once it has ended (its handler dropped the
-    /// reply, which means it is ending or chose not to answer).
-    pub(crate) fn respond_when_exited(self, process: Arc<dyn AnyProcess>) {
+    /// The handler dropped the reply: the server is ending, or chose not to answer. As for
+    /// a local caller, the answer is the server's exit reason if it ends while the caller
+    /// still waits; if it lives on, the caller is left to its own timeout. What waits here
+    /// holds the connection weakly (so a closed connection's socket is released at once)
+    /// and gives up when the caller does.
+    pub(crate) fn respond_when_exited(mut self, process: Arc<dyn AnyProcess>) {
+        self.answered = true;
         let Some(cluster) = self.cluster.upgrade() else {
             return;
         };
+        let (peer, id, timeout) = (Arc::downgrade(&self.peer), self.id, self.timeout);
+        drop(self);
         cluster.spawn(async move {
-            let reason = process.core().exited().await;
-            self.respond(RemoteOutcome::Exited(reason));
+            let mut deadline = Deadline::after(timeout);
+            let exited = deadline.run(process.core().exited()).await;
+            if let (Some(reason), Some(peer)) = (exited, peer.upgrade()) {
+                answer(&peer, id, RemoteOutcome::Exited(reason), |_| Ok(()));
+            }
         });
+    }
+}
+
+/// Sends the answer to call `id` on `peer`: `outcome`, and the payload `payload` appends.
+fn answer(
+    peer: &Peer,
+    id: u64,
+    outcome: RemoteOutcome,
+    payload: impl FnOnce(&mut Vec<u8>) -> Result<(), postcard::Error>,
+) {
+    let reply = WireMessage::Reply { id, outcome };
+    let mut frame = Vec::new();
+    if let Err(error) = wire::encode_frame_with(&reply, &mut frame, payload) {
+        let failed = WireMessage::Reply {
+            id,
+            outcome: RemoteOutcome::Failed(format!("the reply does not encode: {error}")),
+        };
+        if wire::encode_frame(&failed, &mut frame).is_err() {
+            return;
+        }
+    }
+    // Written at once if this is the server's last message for now (a reply among many
+    // waits for the writer's next batch, with the others). A reply never waits for room:
+    // the reader bounds replies by taking no more calls while too many are queued.
+    if run::more_to_handle() || !peer.write_now(&frame) {
+        let _ = peer.queue.push_reply(&mut frame, run::current_sender());
     }
 }
 
@@ -477,9 +511,18 @@ pub(crate) fn deliver(
     payload: Payload<'_>,
     resolver: &mut Resolver,
 ) -> usize {
-    let responder = |id| Responder::new(peer.clone(), id, Arc::downgrade(cluster));
+    let responder =
+        |id, timeout| Responder::new(peer.clone(), id, timeout, Arc::downgrade(cluster));
     let (to, kind, behavior) = match message {
-        WireMessage::Call { id, to, behavior } => (to, RemoteKind::Call(responder(id)), behavior),
+        WireMessage::Call {
+            id,
+            to,
+            behavior,
+            timeout_ms,
+        } => {
+            let responder = responder(id, Duration::from_millis(timeout_ms));
+            (to, RemoteKind::Call(responder), behavior)
+        }
         WireMessage::Cast { to, behavior } => (to, RemoteKind::Cast, behavior),
         WireMessage::Info { to, behavior } => (to, RemoteKind::Info, behavior),
         WireMessage::Stop(stop) => {
@@ -489,7 +532,8 @@ pub(crate) fn deliver(
                 reason,
                 grace_ms,
             } = *stop;
-            let responder = responder(id);
+            // A stop's answer is not kept waiting for (see `respond_when_exited`).
+            let responder = responder(id, Duration::ZERO);
             match resolve(cluster, &to) {
                 Some(process) => cluster.spawn(async move {
                     let grace = grace_ms.map(Duration::from_millis);

@@ -29,7 +29,7 @@ use super::header;
 use crate::ExitReason;
 
 /// The protocol version this build speaks.
-pub(crate) const PROTOCOL_VERSION: u16 = 2;
+pub(crate) const PROTOCOL_VERSION: u16 = 3;
 
 /// Encoded messages longer than this travel in fragments of this size.
 pub(crate) const FRAGMENT_SIZE: usize = 64 * 1024;
@@ -83,6 +83,10 @@ pub(crate) enum WireMessage {
         to: Address,
         /// The FNV-1a hash of the behaviour name the caller expects.
         behavior: u32,
+        /// How long the caller waits for the reply, in milliseconds: how long the
+        /// receiver keeps an unanswered request's caller in mind (see
+        /// `remote::Responder::respond_when_exited`).
+        timeout_ms: u64,
         // Payload: the request, encoded by the behaviour's codec.
     },
     /// The answer to a `Call` (or a `Stop`).
@@ -120,6 +124,9 @@ pub(crate) enum WireMessage {
         id: u64,
         /// `true` on the final piece.
         last: bool,
+        /// The length of the whole message (its pieces joined), the same in every piece:
+        /// the receiver reserves room for it before it takes the first piece.
+        size: u64,
         // Payload: the piece.
     },
     /// The receiver of fragments has taken `bytes` more bytes of them off the connection:
@@ -400,6 +407,7 @@ mod tests {
             id: 7,
             to: Address::Name("counter".into()),
             behavior: 42,
+            timeout_ms: 5_000,
         };
         let bytes = frame(&message, &[1, 2, 3]);
         assert_eq!(
@@ -484,8 +492,14 @@ pub(crate) mod strategies {
                 }))
             ),
             any::<[u8; 32]>().prop_map(|proof| WireMessage::Proof { proof }),
-            (any::<u64>(), address(), any::<u32>())
-                .prop_map(|(id, to, behavior)| WireMessage::Call { id, to, behavior }),
+            (any::<u64>(), address(), any::<u32>(), any::<u64>()).prop_map(
+                |(id, to, behavior, timeout_ms)| WireMessage::Call {
+                    id,
+                    to,
+                    behavior,
+                    timeout_ms
+                }
+            ),
             (address(), any::<u32>()).prop_map(|(to, behavior)| WireMessage::Cast { to, behavior }),
             (address(), any::<u32>()).prop_map(|(to, behavior)| WireMessage::Info { to, behavior }),
             any::<u64>().prop_map(|id| WireMessage::Reply {
@@ -500,7 +514,8 @@ pub(crate) mod strategies {
                 id,
                 outcome: RemoteOutcome::Failed("no".into())
             }),
-            (any::<u64>(), any::<bool>()).prop_map(|(id, last)| WireMessage::Fragment { id, last }),
+            (any::<u64>(), any::<bool>(), any::<u64>())
+                .prop_map(|(id, last, size)| WireMessage::Fragment { id, last, size }),
             any::<u32>().prop_map(|bytes| WireMessage::FragmentAck { bytes }),
             (any::<u64>(), address()).prop_map(|(id, to)| WireMessage::Stop(Box::new(Stop {
                 id,

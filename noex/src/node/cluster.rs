@@ -137,4 +137,10 @@ impl Faults<'_> {
     pub fn disconnect(&self, peer: &NodeId) -> bool {
         self.node.cluster().is_some_and(|c| c.disconnect(peer))
     }
+
+    /// How many connections this node still holds in memory, with their sockets — open
+    /// ones and closed ones something still refers to.
+    pub fn connections_held(&self) -> usize {
+        self.node.cluster().map_or(0, |c| c.held.count())
+    }
 }

@@ -2,6 +2,8 @@
 //! `Probe`, a process that does what the test tells it and reports everything it sees.
 #![allow(dead_code)]
 
+pub mod raw;
+
 use std::future::Future;
 use std::time::Duration;
 

@@ -1,0 +1,302 @@
+//! Bounds: what a node keeps for its peers — parked answers, pending calls, queued replies,
+//! unfinished messages — stays bounded whatever a peer does, and goes when it is no longer
+//! needed.
+
+mod common;
+
+use std::time::Duration;
+
+use common::raw::{frame, Address, Raw, Wire};
+use common::{
+    cluster_config, eventually, next_event, run_blocking, start_cluster, wait_connected, within,
+};
+use futures_lite::future::poll_once;
+use noex::{behavior, CallError, ClusterEvent, GenServer, Node, NodeId, ReplyTo, SpawnOptions};
+
+#[behavior(name = "bounds")]
+pub struct Bounds {
+    held: Vec<ReplyTo<()>>,
+}
+
+#[behavior]
+impl Bounds {
+    #[init]
+    fn init() -> Self {
+        Bounds { held: Vec::new() }
+    }
+
+    /// `len` bytes.
+    #[call]
+    fn blob(&self, len: u32) -> Vec<u8> {
+        vec![7; len as usize]
+    }
+
+    /// Never answered while the process lives.
+    #[call]
+    fn hold(&mut self, reply: ReplyTo<()>) {
+        self.held.push(reply);
+    }
+
+    /// Never answered: the reply is dropped at once, and the process lives on.
+    #[call]
+    fn discard(&mut self, reply: ReplyTo<()>) {
+        drop(reply);
+    }
+}
+
+type Request = <Bounds as GenServer>::Call;
+
+fn id(node: &Node) -> NodeId {
+    node.local_node_id().unwrap().clone()
+}
+
+async fn spawn_named(node: &Node) -> noex::ServerRef<Bounds> {
+    node.spawn_with::<Bounds>((), SpawnOptions::new().name("bounds"))
+        .await
+        .unwrap()
+}
+
+#[test]
+fn an_unanswered_remote_call_holds_no_connection_once_its_caller_stops_waiting() {
+    run_blocking(async {
+        let nodes = start_cluster(2).await;
+        let (a, b) = (&nodes[0], &nodes[1]);
+        let server = spawn_named(b).await;
+        let remote = a.server_ref::<Bounds>(server.pid()).unwrap();
+        for _ in 0..5 {
+            // The server drops the reply and lives on: the caller is left to its timeout.
+            assert_eq!(
+                remote
+                    .discard_with_timeout(Duration::from_millis(100))
+                    .await,
+                Err(CallError::Timeout)
+            );
+            // Then the connection is lost and made again.
+            let events = a.cluster_events();
+            assert!(a.faults().disconnect(&id(b)));
+            loop {
+                if let ClusterEvent::NodeUp { .. } = next_event(&events).await {
+                    break;
+                }
+            }
+        }
+        wait_connected(b, 1).await;
+        // Nothing b parked for those calls keeps a closed connection (and its socket).
+        eventually("b to hold only its one live connection", || {
+            b.faults().connections_held() == 1
+        })
+        .await;
+        assert!(server.is_alive());
+        for node in nodes {
+            node.shutdown();
+        }
+    });
+}
+
+#[test]
+fn a_remote_call_dropped_by_its_caller_leaves_no_pending_entry() {
+    run_blocking(async {
+        let nodes = start_cluster(2).await;
+        let (a, b) = (&nodes[0], &nodes[1]);
+        let server = spawn_named(b).await;
+        let remote = a.server_ref::<Bounds>(server.pid()).unwrap();
+        for round in 0..200 {
+            let mut call = Box::pin(remote.hold_with_timeout(Duration::from_secs(60)));
+            assert_eq!(poll_once(&mut call).await, None, "the call waits for b");
+            if round == 0 {
+                assert_eq!(a.cluster_stats().calls_pending, 1);
+            }
+            // The caller gives up: a `select`, a killed process.
+            drop(call);
+        }
+        assert_eq!(a.cluster_stats().calls_pending, 0);
+        for node in nodes {
+            node.shutdown();
+        }
+    });
+}
+
+/// A frame holding a call from a raw client to the process named "bounds".
+fn call_frame(id: u64, request: &Request) -> Vec<u8> {
+    let call = Wire::Call {
+        id,
+        to: Address::Name("bounds".into()),
+        behavior: noex::__private::tag("bounds", ""),
+        timeout_ms: 60_000,
+    };
+    frame(&call, &postcard::to_allocvec(request).unwrap())
+}
+
+#[test]
+fn a_peer_that_calls_without_reading_its_replies_is_held_up_in_its_own_socket() {
+    run_blocking(async {
+        let limit = 256 * 1024;
+        let config = cluster_config("a")
+            .outbound_queue(limit)
+            .heartbeat(Duration::from_millis(100), Duration::from_secs(3));
+        let a = Node::start(config).await.unwrap();
+        let server = spawn_named(&a).await;
+        let b = Node::start(cluster_config("b").seed(id(&a).to_string()))
+            .await
+            .unwrap();
+        wait_connected(&a, 1).await;
+        let events = a.cluster_events();
+        let mut raw = Raw::join(&a).await;
+        let raw_id: NodeId = raw.name.parse().unwrap();
+        let queued = || {
+            a.connected_nodes()
+                .into_iter()
+                .find(|n| n.id == raw_id)
+                .map_or(0, |n| n.stats.queued_bytes)
+        };
+
+        // 4,096 calls for 16 KiB each: 64 MiB of replies, of which the client reads none.
+        let mut calls = Vec::new();
+        for id in 0..4096 {
+            calls.extend(call_frame(id, &Request::Blob(16 * 1024)));
+        }
+        raw.send_bytes(&calls).await;
+
+        // a queues about its bound of replies (plus the answers to the calls it had taken
+        // by then), then takes no more of the client's calls; other peers are served
+        // meanwhile; and the client, which neither reads nor sends, is dropped in the end.
+        let bound = 8 << 20;
+        let mut most_queued = 0;
+        let mut served = false;
+        within("the client to be dropped for not reading", async {
+            loop {
+                most_queued = most_queued.max(queued());
+                assert!(
+                    most_queued <= bound,
+                    "{most_queued} bytes of replies queued for a peer that reads none"
+                );
+                if most_queued >= limit as u64 && !served {
+                    let other = b.named_on::<Bounds>("bounds", &id(&a)).blob(8).await;
+                    assert_eq!(other, Ok(vec![7; 8]), "another peer is served");
+                    served = true;
+                }
+                if let Some(ClusterEvent::NodeDown { node, .. }) = events.try_recv() {
+                    if node == raw_id {
+                        return;
+                    }
+                }
+                smol::Timer::after(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+        assert!(
+            served,
+            "the replies reached the bound while the client was connected"
+        );
+        assert!(server.is_alive());
+        a.shutdown();
+        b.shutdown();
+    });
+}
+
+#[test]
+fn replies_larger_than_the_bound_drain_while_their_callers_node_keeps_calling() {
+    run_blocking(async {
+        let b = Node::start(cluster_config("b").outbound_queue(64 * 1024))
+            .await
+            .unwrap();
+        spawn_named(&b).await;
+        let a = Node::start(cluster_config("a").seed(id(&b).to_string()))
+            .await
+            .unwrap();
+        wait_connected(&a, 1).await;
+        let remote = a.named_on::<Bounds>("bounds", &id(&b));
+        // Replies of 1 MiB each — sixteen times b's bound, so b withholds a's messages
+        // while they drain — and small calls all along.
+        let large: Vec<_> = (0..16)
+            .map(|_| {
+                let remote = remote.clone();
+                smol::spawn(async move { remote.blob(1 << 20).await.map(|r| r.len()) })
+            })
+            .collect();
+        eventually("b to queue more replies than its bound", || {
+            b.cluster_stats().queued_bytes > 64 * 1024
+        })
+        .await;
+        for _ in 0..100 {
+            assert_eq!(within("a small call", remote.blob(1)).await, Ok(vec![7]));
+        }
+        for reply in large {
+            assert_eq!(within("a large reply", reply).await, Ok(1 << 20));
+        }
+        a.shutdown();
+        b.shutdown();
+    });
+}
+
+/// Waits for the next `FragmentAck` on `raw`, passing over other frames.
+async fn next_ack(raw: &mut Raw) -> u32 {
+    loop {
+        match raw.receive().await {
+            Some(Wire::FragmentAck { bytes }) => return bytes,
+            Some(_) => {}
+            None => panic!("the connection ended"),
+        }
+    }
+}
+
+#[test]
+fn unfinished_messages_from_all_peers_stay_within_the_nodes_reassembly_limit() {
+    run_blocking(async {
+        const SIZE: usize = 512 * 1024;
+        const PIECE: usize = 64 * 1024;
+        let node = Node::start(
+            cluster_config("a")
+                .heartbeat(Duration::from_millis(100), Duration::from_secs(30))
+                .limits(1 << 20, SIZE)
+                .reassembly_limit(2 * SIZE),
+        )
+        .await
+        .unwrap();
+        // A message of SIZE bytes: a cast to nobody, padded.
+        let mut body = postcard::to_allocvec(&Wire::Cast {
+            to: Address::Name("nobody".into()),
+            behavior: 0,
+        })
+        .unwrap();
+        body.resize(SIZE, 0);
+        let piece = |i: usize| {
+            let fragment = Wire::Fragment {
+                id: 1,
+                last: (i + 1) * PIECE == SIZE,
+                size: SIZE as u64,
+            };
+            frame(&fragment, &body[i * PIECE..(i + 1) * PIECE])
+        };
+
+        // Three peers each begin a message: two fit the limit, the third waits unread.
+        let mut peers = Vec::new();
+        for _ in 0..3 {
+            let mut raw = Raw::join(&node).await;
+            raw.send_bytes(&piece(0)).await;
+            peers.push(raw);
+        }
+        assert_eq!(next_ack(&mut peers[0]).await, PIECE as u32);
+        assert_eq!(next_ack(&mut peers[1]).await, PIECE as u32);
+        let (acks, acked) = async_channel::unbounded();
+        let mut third = peers.pop().unwrap();
+        let _reading = smol::spawn(async move {
+            loop {
+                let _ = acks.send(next_ack(&mut third).await).await;
+            }
+        });
+        smol::Timer::after(Duration::from_millis(500)).await;
+        assert!(acked.is_empty(), "the third message waits for room");
+
+        // The first message completes: its room goes to the third.
+        for i in 1..SIZE / PIECE {
+            peers[0].send_bytes(&piece(i)).await;
+        }
+        assert_eq!(
+            within("the third's ack", acked.recv()).await,
+            Ok(PIECE as u32)
+        );
+        assert_eq!(node.connected_nodes().len(), 3, "nobody was dropped");
+        node.shutdown();
+    });
+}

@@ -1,0 +1,231 @@
+//! A raw client of the wire protocol, written independently of noex's implementation from
+//! the protocol's description, to send what a well-behaved node never would.
+
+use async_net::TcpStream;
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use hmac::{Hmac, KeyInit, Mac};
+use noex::{ExitReason, Node, NodeId};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+use super::within;
+
+/// The protocol version of this build.
+pub const PROTOCOL_VERSION: u16 = 3;
+
+/// The protocol's message enum, variant for variant (postcard encodes a variant as its
+/// index, so the order is the protocol's).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Wire {
+    Hello {
+        version: u16,
+        node: String,
+        incarnation: u64,
+        nonce: [u8; 32],
+    },
+    Challenge {
+        node: String,
+        incarnation: u64,
+        nonce: [u8; 32],
+        proof: [u8; 32],
+    },
+    Proof {
+        proof: [u8; 32],
+    },
+    Welcome,
+    Refused {
+        reason: Refusal,
+    },
+    Heartbeat {
+        process_count: u64,
+        uptime_ms: u64,
+    },
+    Members {
+        nodes: Vec<String>,
+    },
+    Goodbye,
+    /// Followed by the request, encoded by the behaviour's codec.
+    Call {
+        id: u64,
+        to: Address,
+        behavior: u32,
+        timeout_ms: u64,
+    },
+    Reply {
+        id: u64,
+        outcome: Outcome,
+    },
+    Cast {
+        to: Address,
+        behavior: u32,
+    },
+    Info {
+        to: Address,
+        behavior: u32,
+    },
+    Stop {
+        id: u64,
+        to: Address,
+        reason: ExitReason,
+        grace_ms: Option<u64>,
+    },
+    /// Followed by the piece.
+    Fragment {
+        id: u64,
+        last: bool,
+        size: u64,
+    },
+    FragmentAck {
+        bytes: u32,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Refusal {
+    Version { ours: u16, theirs: u16 },
+    Authentication,
+    DuplicateNode,
+    AlreadyConnected,
+    Protocol,
+    ShuttingDown,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Address {
+    Pid { serial: u64 },
+    Name(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Outcome {
+    Reply,
+    NoProc,
+    Exited(ExitReason),
+    WrongBehavior { found: String },
+    Failed(String),
+}
+
+/// One frame: a message and the bytes after it (its payload, for the kinds with one).
+pub fn frame(message: &Wire, payload: &[u8]) -> Vec<u8> {
+    let mut body = postcard::to_allocvec(message).unwrap();
+    body.extend_from_slice(payload);
+    let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&body);
+    frame
+}
+
+pub fn proof(secret: &[u8], label: &[u8], nonce: &[u8; 32], first: &str, second: &str) -> [u8; 32] {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).unwrap();
+    mac.update(b"noex/1 ");
+    mac.update(label);
+    mac.update(nonce);
+    for id in [first, second] {
+        mac.update(&(id.len() as u32).to_be_bytes());
+        mac.update(id.as_bytes());
+    }
+    mac.finalize().into_bytes().into()
+}
+
+fn id(node: &Node) -> NodeId {
+    node.local_node_id().unwrap().clone()
+}
+
+/// A connection to a node, speaking the protocol by hand.
+pub struct Raw {
+    pub stream: TcpStream,
+    pub name: String,
+}
+
+impl Raw {
+    pub async fn connect(node: &Node) -> Raw {
+        let stream = TcpStream::connect(id(node).address()).await.unwrap();
+        let port = stream.local_addr().unwrap().port();
+        Raw {
+            stream,
+            name: format!("raw@127.0.0.1:{port}"),
+        }
+    }
+
+    /// Connects and completes the handshake with the tests' secret.
+    pub async fn join(node: &Node) -> Raw {
+        let mut raw = Raw::connect(node).await;
+        assert_eq!(
+            raw.handshake(node, b"test secret").await,
+            Some(Wire::Welcome)
+        );
+        raw
+    }
+
+    pub async fn send_bytes(&mut self, bytes: &[u8]) {
+        // The node may already have hung up; that is what some tests want.
+        let _ = self.stream.write_all(bytes).await;
+        let _ = self.stream.flush().await;
+    }
+
+    pub async fn send(&mut self, message: &Wire) {
+        self.send_bytes(&frame(message, &[])).await;
+    }
+
+    /// The next frame's message and payload; `None` if the connection ended or the frame
+    /// does not decode.
+    pub async fn receive_with_payload(&mut self) -> Option<(Wire, Vec<u8>)> {
+        let mut prefix = [0u8; 4];
+        within("a frame", self.stream.read_exact(&mut prefix))
+            .await
+            .ok()?;
+        let mut body = vec![0u8; u32::from_be_bytes(prefix) as usize];
+        within("a frame", self.stream.read_exact(&mut body))
+            .await
+            .ok()?;
+        let (message, rest) = postcard::take_from_bytes::<Wire>(&body).ok()?;
+        Some((message, rest.to_vec()))
+    }
+
+    pub async fn receive(&mut self) -> Option<Wire> {
+        self.receive_with_payload()
+            .await
+            .map(|(message, _)| message)
+    }
+
+    /// Waits until the node closes the connection.
+    pub async fn closed(&mut self) {
+        let mut rest = Vec::new();
+        within(
+            "the connection to close",
+            self.stream.read_to_end(&mut rest),
+        )
+        .await
+        .ok();
+    }
+
+    pub fn hello(&self, version: u16) -> Wire {
+        Wire::Hello {
+            version,
+            node: self.name.clone(),
+            incarnation: 7,
+            nonce: [1; 32],
+        }
+    }
+
+    /// Completes a handshake with `secret`; returns the node's answer to the proof.
+    pub async fn handshake(&mut self, node: &Node, secret: &[u8]) -> Option<Wire> {
+        self.send(&self.hello(PROTOCOL_VERSION)).await;
+        let Some(Wire::Challenge {
+            nonce,
+            proof: theirs,
+            ..
+        }) = self.receive().await
+        else {
+            panic!("expected a challenge");
+        };
+        let node_id = id(node).to_string();
+        assert_eq!(
+            theirs,
+            proof(b"test secret", b"challenge", &[1; 32], &self.name, &node_id),
+            "the node proves it knows the secret"
+        );
+        let mine = proof(secret, b"proof", &nonce, &node_id, &self.name);
+        self.send(&Wire::Proof { proof: mine }).await;
+        self.receive().await
+    }
+}
