@@ -5,17 +5,19 @@
 //! exchanging the ids of their peers (`Members`), and a node announces its members again
 //! whenever one joins, so every node learns of every other and connects to it.
 //!
-//! Simultaneous connects are resolved the same way on both sides: the connection dialled
-//! by the node with the greater id wins. A peer that reconnects with a new incarnation
-//! (it restarted) replaces its old connection: the old one is reported down first.
+//! Simultaneous connects end with one connection, the same on both sides (see `connect`,
+//! which also owns the dial loops). A peer that reconnects with a new incarnation (it
+//! restarted) replaces its old connection: the old one is reported down first.
 //!
 //! A connection lost by failure is re-dialled with exponential backoff and jitter. One
 //! ended by the peer's goodbye is not: the peer left.
+//!
+//! A member list names at most [`ClusterConfig::max_members`] nodes, each a well-formed
+//! node id; anything else is a protocol error that ends the connection.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
@@ -25,11 +27,12 @@ use futures_lite::FutureExt;
 use super::config::{
     ClusterConfig, ClusterEvent, NodeDownReason, NodeInfo, NodeStatus, Seed, TrafficStats,
 };
-use super::handshake::{self, Established, HandshakeError, Local};
+use super::connect::{accept_loop, Dial, DialKind};
+use super::handshake::{Established, Local};
 use super::node_id::NodeId;
 use super::peer::{self, Held, Peer};
 use super::reassembly::Reassembly;
-use super::wire::{Refusal, WireMessage};
+use super::wire::WireMessage;
 use crate::events::EventBus;
 use crate::node::NodeInner;
 
@@ -47,19 +50,26 @@ pub(crate) struct Cluster {
     next_id: AtomicU64,
     stopping: AtomicBool,
     /// Notified when the node stops (the accept loop then closes the listener).
-    stopped: event_listener::Event,
+    pub(super) stopped: event_listener::Event,
     /// Fault injection: refuse every new connection.
-    refuse_connections: AtomicBool,
+    pub(super) refuse_connections: AtomicBool,
+    /// Fault injection: hold admitted inbound handshakes until released.
+    pub(super) hold_handshakes: AtomicBool,
+    pub(super) handshakes_released: event_listener::Event,
+    /// Handshakes held now.
+    pub(super) handshakes_held: AtomicUsize,
     /// The connections whose memory is still held.
     pub(crate) held: Held,
 }
 
 #[derive(Default)]
-struct State {
+pub(super) struct State {
     /// Established connections, by node id text.
-    peers: HashMap<Arc<str>, Arc<Peer>>,
-    /// Addresses (`host:port`) being dialled.
-    dialing: HashSet<String>,
+    pub(super) peers: HashMap<Arc<str>, Arc<Peer>>,
+    /// Dial loops, by the address (`host:port`) they dial.
+    pub(super) dials: HashMap<String, Dial>,
+    /// Inbound handshakes admitted and under way, by the peer's address.
+    pub(super) accepting: HashMap<String, usize>,
     /// Reconnections per node.
     reconnects: HashMap<Arc<str>, u64>,
 }
@@ -106,6 +116,9 @@ impl Cluster {
             stopping: AtomicBool::new(false),
             stopped: event_listener::Event::new(),
             refuse_connections: AtomicBool::new(false),
+            hold_handshakes: AtomicBool::new(false),
+            handshakes_released: event_listener::Event::new(),
+            handshakes_held: AtomicUsize::new(0),
             held: Held::default(),
         }
     }
@@ -121,7 +134,7 @@ impl Cluster {
                         Seed::Node(id) => Some(id.clone()),
                         Seed::Address(_) => None,
                     };
-                    self.dial(seed.address().to_owned(), expected);
+                    self.dial(seed.address().to_owned(), expected, DialKind::Seed);
                 }
                 Ok(_) => {}
                 // Validated at start.
@@ -130,7 +143,7 @@ impl Cluster {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    pub(super) fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -166,7 +179,7 @@ impl Cluster {
         self.lock().peers.get(node).cloned()
     }
 
-    fn local(&self) -> Local<'_> {
+    pub(super) fn local(&self) -> Local<'_> {
         Local {
             id: &self.id,
             incarnation: self.incarnation,
@@ -174,50 +187,9 @@ impl Cluster {
         }
     }
 
-    /// Dials `address` (unless already connected or dialling), retrying with backoff until
-    /// connected, refused for good, or the node stops.
-    pub(crate) fn dial(self: &Arc<Self>, address: String, expected: Option<NodeId>) {
-        {
-            let mut state = self.lock();
-            if let Some(id) = &expected {
-                if state.peers.contains_key(id.as_str()) {
-                    return;
-                }
-            }
-            if !state.dialing.insert(address.clone()) {
-                return;
-            }
-        }
-        let cluster = Arc::downgrade(self);
-        self.spawn(async move {
-            dial_loop(&cluster, &address, expected).await;
-            if let Some(cluster) = cluster.upgrade() {
-                cluster.lock().dialing.remove(&address);
-            }
-        });
-    }
-
-    /// Decides whether an inbound connection from `peer` may proceed.
-    fn admit(&self, peer: &NodeId, incarnation: u64) -> Result<(), Refusal> {
-        if self.is_stopping() {
-            return Err(Refusal::ShuttingDown);
-        }
-        let state = self.lock();
-        if let Some(existing) = state.peers.get(peer.as_str()) {
-            if existing.incarnation == incarnation {
-                return Err(Refusal::AlreadyConnected);
-            }
-        }
-        // A simultaneous connect: the connection dialled by the greater id wins.
-        if state.dialing.contains(peer.address()) && self.id > *peer {
-            return Err(Refusal::AlreadyConnected);
-        }
-        Ok(())
-    }
-
     /// Installs an established connection; reports `NodeUp` (and the `NodeDown` of a
     /// connection it replaces). Returns `false` if the connection was not needed.
-    fn register(
+    pub(super) fn register(
         self: &Arc<Self>,
         established: Established,
         stream: TcpStream,
@@ -256,9 +228,20 @@ impl Cluster {
                         peer.close();
                         return false;
                     }
+                    // The one in use loses, and with it what was in flight on it: its
+                    // calls fail, its links and monitors break. Say so, as for any lost
+                    // connection, before the new one is up.
                     existing.close();
+                    self.events.publish(ClusterEvent::NodeDown {
+                        node: existing.id.clone(),
+                        reason: NodeDownReason::ConnectionClosed,
+                    });
+                    tracing::warn!(node = %peer.id, "a second connection replaced the one in use");
                     state.peers.insert(key.clone(), peer.clone());
-                    tracing::debug!(node = %peer.id, "replaced a duplicate connection");
+                    self.events.publish(ClusterEvent::NodeUp {
+                        node: peer.id.clone(),
+                        incarnation: peer.incarnation,
+                    });
                 } else {
                     // The peer restarted: its old connection is dead.
                     existing.close();
@@ -295,22 +278,34 @@ impl Cluster {
         true
     }
 
-    /// Connects to nodes a peer told us about.
-    pub(crate) fn learn(self: &Arc<Self>, nodes: &[String]) {
-        if self.is_stopping() {
-            return;
+    /// Connects to nodes a peer told us about. A list that names too many nodes, or
+    /// anything but node ids, is a protocol error.
+    pub(crate) fn learn(self: &Arc<Self>, nodes: &[String]) -> Result<(), NodeDownReason> {
+        if nodes.len() > self.config.max_members {
+            return Err(NodeDownReason::ProtocolError(format!(
+                "a member list of {} nodes (the limit is {})",
+                nodes.len(),
+                self.config.max_members
+            )));
         }
-        for text in nodes {
-            let Ok(id) = text.parse::<NodeId>() else {
-                tracing::warn!(node = %text, "a peer announced an invalid node id");
-                continue;
-            };
+        let ids = nodes
+            .iter()
+            .map(|text| text.parse::<NodeId>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|error| {
+                NodeDownReason::ProtocolError(format!("a member list names {error}"))
+            })?;
+        if self.is_stopping() {
+            return Ok(());
+        }
+        for id in ids {
             if id == self.id || self.peer(id.as_str()).is_some() {
                 continue;
             }
-            // If both sides dial, the handshake's tie-break keeps one connection.
-            self.dial(id.address().to_owned(), Some(id));
+            // If both sides dial, the handshakes' tie-break keeps one connection.
+            self.dial(id.address().to_owned(), Some(id), DialKind::Learned);
         }
+        Ok(())
     }
 
     /// A connection ended. Reports `NodeDown` if it was the current connection to the
@@ -346,7 +341,8 @@ impl Cluster {
         }
         if reason != NodeDownReason::Shutdown && !self.is_stopping() {
             *self.lock().reconnects.entry(key).or_default() += 1;
-            self.dial(peer.id.address().to_owned(), Some(peer.id.clone()));
+            let address = peer.id.address().to_owned();
+            self.dial(address, Some(peer.id.clone()), DialKind::Lost);
         }
     }
 
@@ -472,150 +468,4 @@ fn add(a: TrafficStats, b: TrafficStats) -> TrafficStats {
         casts_dropped: a.casts_dropped + b.casts_dropped,
         reconnects: a.reconnects + b.reconnects,
     }
-}
-
-async fn accept_loop(cluster: Weak<Cluster>, listener: TcpListener) {
-    loop {
-        let stopped = {
-            let Some(cluster) = cluster.upgrade() else {
-                return;
-            };
-            // Listen before checking, so a stop in between is not missed.
-            let stopped = cluster.stopped.listen();
-            if cluster.is_stopping() {
-                return;
-            }
-            stopped
-        };
-        let accepted = async { Some(listener.accept().await) }
-            .or(async {
-                stopped.await;
-                None
-            })
-            .await;
-        // Stopped: returning drops (closes) the listener, freeing the port.
-        let Some(accepted) = accepted else {
-            return;
-        };
-        let Some(cluster) = cluster.upgrade() else {
-            return;
-        };
-        if cluster.is_stopping() {
-            return;
-        }
-        let (stream, from) = match accepted {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                tracing::warn!(%error, "accepting a connection failed");
-                smol::Timer::after(Duration::from_millis(10)).await;
-                continue;
-            }
-        };
-        if cluster.refuse_connections.load(Ordering::Relaxed) {
-            drop(stream);
-            continue;
-        }
-        let weak = Arc::downgrade(&cluster);
-        cluster.spawn(async move { accept_one(weak, stream, from).await });
-    }
-}
-
-async fn accept_one(cluster: Weak<Cluster>, mut stream: TcpStream, from: SocketAddr) {
-    let Some(strong) = cluster.upgrade() else {
-        return;
-    };
-    let timeout = strong.config.connect_timeout;
-    let handshake = async {
-        let local = strong.local();
-        Some(
-            handshake::accept(&mut stream, &local, |peer, incarnation| {
-                strong.admit(peer, incarnation)
-            })
-            .await,
-        )
-    };
-    let result = handshake
-        .or(async {
-            smol::Timer::after(timeout).await;
-            None
-        })
-        .await;
-    match result {
-        Some(Ok(established)) => {
-            strong.register(established, stream, false);
-        }
-        Some(Err(HandshakeError::Refused(Refusal::AlreadyConnected))) => {
-            tracing::debug!(%from, "refused a duplicate connection");
-        }
-        Some(Err(error)) => tracing::warn!(%from, %error, "refused a connection"),
-        None => tracing::warn!(%from, "a connection did not complete its handshake in time"),
-    }
-}
-
-async fn dial_loop(cluster: &Weak<Cluster>, address: &str, expected: Option<NodeId>) {
-    let mut backoff = match cluster.upgrade() {
-        Some(c) => c.config.reconnect_min,
-        None => return,
-    };
-    let mut warned = false;
-    loop {
-        let Some(strong) = cluster.upgrade() else {
-            return;
-        };
-        if strong.is_stopping() {
-            return;
-        }
-        if let Some(id) = &expected {
-            if strong.peer(id.as_str()).is_some() {
-                return;
-            }
-        }
-        let timeout = strong.config.connect_timeout;
-        let attempt = async {
-            if strong.refuse_connections.load(Ordering::Relaxed) {
-                return Err("connections refused (fault injection)".to_owned());
-            }
-            let mut stream = TcpStream::connect(address)
-                .await
-                .map_err(|e| e.to_string())?;
-            let local = strong.local();
-            match handshake::connect(&mut stream, &local, expected.as_ref()).await {
-                Ok(established) => Ok(Some((established, stream))),
-                Err(HandshakeError::RefusedByPeer(Refusal::AlreadyConnected)) => Ok(None),
-                Err(error) => Err(error.to_string()),
-            }
-        };
-        let result = attempt
-            .or(async {
-                smol::Timer::after(timeout).await;
-                Err("timed out".to_owned())
-            })
-            .await;
-        match result {
-            Ok(Some((established, stream))) => {
-                strong.register(established, stream, true);
-                return;
-            }
-            // The peer is connected to us through its own connection.
-            Ok(None) => return,
-            Err(error) => {
-                if !warned {
-                    tracing::warn!(%address, %error, "cannot connect; retrying with backoff");
-                    warned = true;
-                } else {
-                    tracing::debug!(%address, %error, "cannot connect");
-                }
-            }
-        }
-        let max = strong.config.reconnect_max;
-        drop(strong);
-        smol::Timer::after(jitter(backoff)).await;
-        backoff = (backoff * 2).min(max);
-    }
-}
-
-/// `delay` ±20 %.
-fn jitter(delay: Duration) -> Duration {
-    let random = getrandom::u32().unwrap_or(0) as f64 / u32::MAX as f64;
-    delay.mul_f64(0.8 + 0.4 * random)
 }

@@ -38,6 +38,9 @@ pub struct ClusterConfig {
     pub(crate) connect_timeout: Duration,
     pub(crate) reconnect_min: Duration,
     pub(crate) reconnect_max: Duration,
+    pub(crate) forget_unreachable_after: Duration,
+    pub(crate) max_dials: usize,
+    pub(crate) max_members: usize,
     pub(crate) threads: Option<usize>,
 }
 
@@ -58,6 +61,9 @@ impl std::fmt::Debug for ClusterConfig {
             .field("connect_timeout", &self.connect_timeout)
             .field("reconnect_min", &self.reconnect_min)
             .field("reconnect_max", &self.reconnect_max)
+            .field("forget_unreachable_after", &self.forget_unreachable_after)
+            .field("max_dials", &self.max_dials)
+            .field("max_members", &self.max_members)
             .finish()
     }
 }
@@ -74,6 +80,9 @@ impl ClusterConfig {
     /// | outbound queue per peer | 8 MiB |
     /// | connect timeout | 3 s |
     /// | reconnect backoff | 100 ms doubling to 5 s, ±20 % jitter |
+    /// | an address that does not answer is no longer dialled after (seeds: never) | 5 min |
+    /// | learnt addresses dialled at once | 128 |
+    /// | nodes one member list may name | 1,024 |
     ///
     /// The cluster secret defaults to empty: set one with [`secret`](Self::secret).
     pub fn new(name: impl Into<String>) -> Self {
@@ -92,6 +101,9 @@ impl ClusterConfig {
             connect_timeout: Duration::from_secs(3),
             reconnect_min: Duration::from_millis(100),
             reconnect_max: Duration::from_secs(5),
+            forget_unreachable_after: Duration::from_secs(5 * 60),
+            max_dials: 128,
+            max_members: 1024,
             threads: None,
         }
     }
@@ -174,6 +186,30 @@ impl ClusterConfig {
     pub fn reconnect_backoff(mut self, min: Duration, max: Duration) -> Self {
         self.reconnect_min = min;
         self.reconnect_max = max.max(min);
+        self
+    }
+
+    /// How long an address that does not answer is dialled before this node gives up on
+    /// it: a peer lost by failure, or a node another peer announced. Configured seeds are
+    /// dialled until they answer, however long that takes. (A peer that comes back later
+    /// dials its seeds, and the cluster reconnects through them.)
+    pub fn forget_unreachable_after(mut self, after: Duration) -> Self {
+        self.forget_unreachable_after = after;
+        self
+    }
+
+    /// The most addresses learnt from peers' member lists that this node dials at once;
+    /// more are not dialled until some of those connect or are given up. (Seeds and peers
+    /// lost by failure are always dialled.)
+    pub fn max_dials(mut self, dials: usize) -> Self {
+        self.max_dials = dials;
+        self
+    }
+
+    /// The most nodes one member list from a peer may name: the largest cluster this node
+    /// can be part of. A longer list is a protocol error that ends the connection.
+    pub fn max_members(mut self, members: usize) -> Self {
+        self.max_members = members;
         self
     }
 

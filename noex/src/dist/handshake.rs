@@ -193,11 +193,13 @@ pub(crate) async fn connect<S: AsyncRead + AsyncWrite + Unpin>(
 }
 
 /// Runs the accepting side. `admit` decides, once the peer has said who it is, whether
-/// this connection may proceed (not ourselves, not a duplicate, not shutting down).
+/// this connection may proceed (not ourselves, not a duplicate, not shutting down);
+/// `hold` is awaited once it has (fault injection holds handshakes open there).
 pub(crate) async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     local: &Local<'_>,
     admit: impl FnOnce(&NodeId, u64) -> Result<(), Refusal>,
+    hold: impl std::future::Future<Output = ()>,
 ) -> Result<Established, HandshakeError> {
     let mut buffer = Vec::new();
     let (peer, incarnation, their_nonce) =
@@ -232,6 +234,7 @@ pub(crate) async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
     if let Err(reason) = admit(&peer, incarnation) {
         return Err(refuse(stream, reason).await);
     }
+    hold.await;
     let (me, them) = (local.id.as_str(), peer.as_str());
     let my_nonce = nonce();
     send(
@@ -351,7 +354,7 @@ mod fuzz {
             let local = Local { id: &id, incarnation: 1, secret: b"secret" };
             let input = if raw { chunks.concat() } else { framed(&chunks) };
             let mut stream = Scripted { input: input.clone(), at: 0 };
-            let accepted = smol::block_on(accept(&mut stream, &local, |_, _| Ok(())));
+            let accepted = smol::block_on(accept(&mut stream, &local, |_, _| Ok(()), async {}));
             // Random bytes cannot carry a valid proof of the secret.
             prop_assert!(accepted.is_err());
             let mut stream = Scripted { input, at: 0 };

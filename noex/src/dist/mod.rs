@@ -12,14 +12,21 @@
 //!   or more are decoded off the scheduler threads.
 //! * **Handshake** (`handshake`): protocol version, node ids and incarnations, and mutual
 //!   HMAC-SHA256 challenge–response over fresh nonces keyed by the cluster secret.
-//! * **Membership** (`cluster`): seeds, member lists exchanged on every connection (a full
-//!   mesh), reconnection with exponential backoff and jitter, `NodeUp`/`NodeDown` events.
+//! * **Membership** (`cluster`, `connect`): seeds, member lists exchanged on every
+//!   connection (a full mesh), one connection per pair however the dials cross,
+//!   reconnection with exponential backoff and jitter, `NodeUp`/`NodeDown` events. What a
+//!   node dials is bounded: addresses refused for good or silent for long are dropped, and
+//!   learnt addresses have a bounded number of dial loops.
 //! * **Failure detection** (`peer`): a heartbeat on every link quiet for an interval; a peer
 //!   silent for the timeout is down (`HeartbeatTimeout`), a closed socket at once
 //!   (`ConnectionClosed`), a peer's goodbye as `Shutdown`.
-//! * **Remote calls** ([`remote`]): messages encoded by the behaviour's codec, routed to the
-//!   owning node, delivered into the target's mailbox; replies return on the same
-//!   connection; pending calls fail with `NoConnection` the moment the connection is lost.
+//! * **Remote calls** ([`remote`], [`inbound`]): messages encoded by the behaviour's codec,
+//!   routed to the owning node, delivered into the target's mailbox; replies return on the
+//!   same connection; pending calls fail with `NoConnection` the moment the connection is
+//!   lost.
+//! * **Bounds** (`outbound`, `reader`, `reassembly`): per peer, the bytes queued to send
+//!   (replies included: a peer that calls without reading them is held up in its own
+//!   socket); per node, the bytes held in unfinished fragmented messages.
 //!
 //! # Why not SWIM (`foca`)
 //!
@@ -40,8 +47,10 @@
 
 mod cluster;
 mod config;
+mod connect;
 mod handshake;
 mod header;
+pub(crate) mod inbound;
 mod node_id;
 mod outbound;
 mod peer;
@@ -54,4 +63,5 @@ pub(crate) use cluster::Cluster;
 pub use config::{
     ClusterConfig, ClusterEvent, NodeDownReason, NodeInfo, NodeStatus, StartError, TrafficStats,
 };
+pub(crate) use connect::DialKind;
 pub use node_id::{NodeId, NodeIdError};

@@ -25,9 +25,9 @@ use smol::Async;
 
 use super::cluster::Cluster;
 use super::config::{NodeDownReason, TrafficStats};
+use super::inbound::Payload;
 use super::node_id::NodeId;
 use super::outbound::{is_large, Outbound, PushError};
-use super::remote::Payload;
 use super::wire::{RemoteOutcome, WireMessage};
 use crate::node::executors;
 

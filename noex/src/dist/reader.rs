@@ -12,7 +12,6 @@
 //! more before the first fragment of a message for which the node-wide reassembly bound
 //! has no room yet (see `reassembly`).
 
-use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 
@@ -23,11 +22,17 @@ use smol::future::yield_now;
 
 use super::cluster::Cluster;
 use super::config::NodeDownReason;
+use super::inbound::{Payload, Resolver};
 use super::peer::{report, Counters, Pause, Peer, YIELD_BYTES};
 use super::reassembly::{Reassembly, Reserved};
-use super::remote::{Payload, Resolver};
 use super::wire::{self, WireError, WireMessage};
-use crate::node::{executors, NodeInner};
+use crate::node::NodeInner;
+
+mod follow;
+mod withheld;
+
+use follow::Follow;
+use withheld::Withheld;
 
 /// The reader yields after this many frames (or [`YIELD_BYTES`]).
 const YIELD_FRAMES: u32 = 128;
@@ -287,83 +292,6 @@ struct Assembly {
     _room: Reserved,
 }
 
-/// The peer's messages the reader has read but not handled, in order, while the replies
-/// queued for the peer are over the bound: a peer that calls without reading its replies
-/// makes no more calls arrive, and yet the acknowledgements that let this node's large
-/// replies drain still get through. At most the bound's worth of messages is withheld;
-/// past it the reader reads nothing more (and a peer that then neither reads nor lets
-/// this node read is down after the heartbeat timeout).
-#[derive(Default)]
-struct Withheld {
-    frames: VecDeque<Vec<u8>>,
-    bytes: usize,
-}
-
-impl Withheld {
-    fn is_empty(&self) -> bool {
-        self.frames.is_empty()
-    }
-
-    /// Room for a frame of `len` bytes within `limit` (always for the first one).
-    fn has_room(&self, len: usize, limit: usize) -> bool {
-        self.bytes == 0 || self.bytes + len <= limit
-    }
-
-    fn push(&mut self, frame: &[u8]) {
-        self.bytes += frame.len();
-        self.frames.push_back(frame.to_vec());
-    }
-
-    fn pop(&mut self) -> Option<Vec<u8>> {
-        let frame = self.frames.pop_front()?;
-        self.bytes -= frame.len();
-        Some(frame)
-    }
-
-    fn put_back(&mut self, frame: Vec<u8>) {
-        self.bytes += frame.len();
-        self.frames.push_front(frame);
-    }
-}
-
-/// After this many deliveries in a row to one other scheduler thread, the reader moves
-/// there.
-const FOLLOW_AFTER: u32 = 64;
-
-/// Where the reader's deliveries go: the scheduler thread of the processes (or callers)
-/// that got the last ones, and how many in a row. A reader on the thread of the process it
-/// feeds hands it each message without waking another thread; with 2 threads per node, a
-/// remote call round trip otherwise pays such a wake-up on each node whenever the
-/// connection's tasks and the processes ended up on different threads.
-#[derive(Default)]
-struct Follow {
-    target: usize,
-    run: u32,
-}
-
-impl Follow {
-    fn note(&mut self, target: usize) {
-        if target == 0 {
-            return;
-        }
-        if target == self.target {
-            self.run = self.run.saturating_add(1);
-        } else {
-            *self = Follow { target, run: 1 };
-        }
-    }
-
-    /// The thread to move to, if the deliveries have settled on one other than this one.
-    fn destination(&mut self) -> Option<usize> {
-        if self.run < FOLLOW_AFTER || self.target == executors::current_scheduler() {
-            return None;
-        }
-        let target = self.target;
-        *self = Follow::default();
-        Some(target)
-    }
-}
-
 fn protocol_error<T>(text: impl Into<String>) -> Result<T, Ended> {
     Err(Ended::Down(NodeDownReason::ProtocolError(text.into())))
 }
@@ -553,7 +481,7 @@ fn dispatch(
             peer.process_count.store(process_count, Ordering::Relaxed);
             peer.uptime_ms.store(uptime_ms, Ordering::Relaxed);
         }
-        WireMessage::Members { nodes } => cluster.learn(&nodes),
+        WireMessage::Members { nodes } => cluster.learn(&nodes)?,
         WireMessage::Goodbye => return Err(NodeDownReason::Shutdown),
         WireMessage::FragmentAck { bytes } => peer.queue.acknowledged(bytes as usize),
         WireMessage::Reply { id, outcome } => {
@@ -565,7 +493,7 @@ fn dispatch(
         | WireMessage::Info { .. }
         | WireMessage::Stop(_)) => {
             unreported.messages += 1;
-            target = super::remote::deliver(cluster, peer, message, payload, resolver);
+            target = super::inbound::deliver(cluster, peer, message, payload, resolver);
         }
         WireMessage::Hello(_)
         | WireMessage::Challenge(_)
@@ -586,25 +514,4 @@ fn dispatch(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_reader_follows_only_a_settled_run_of_deliveries_to_another_thread() {
-        // A test thread runs no scheduler (its key is 0): any other key is "elsewhere".
-        let mut follow = Follow::default();
-        for _ in 1..FOLLOW_AFTER {
-            follow.note(7);
-        }
-        assert_eq!(follow.destination(), None, "not yet");
-        follow.note(0); // a delivery to nobody in particular does not break the run
-        follow.note(7);
-        assert_eq!(follow.destination(), Some(7));
-        assert_eq!(follow.destination(), None, "moving starts a new count");
-        // Deliveries spread over two threads never settle.
-        for i in 0..10 * FOLLOW_AFTER {
-            follow.note(if i % 2 == 0 { 7 } else { 9 });
-        }
-        assert_eq!(follow.destination(), None);
-    }
-}
+mod tests;

@@ -1,13 +1,9 @@
-//! Remote calls, casts and sends: routing a message to the node that runs its target, and
-//! delivering messages from other nodes to local processes.
+//! Remote calls, casts and sends: routing a message to the node that runs its target.
 //!
 //! A behaviour usable across nodes has a [`Codec`]: its messages encoded with postcard
 //! (`#[behavior]` writes it). A reference to a remote process encodes the message, queues it
 //! on the connection to the process's node and, for a call, waits for the `Reply` with the
-//! same id. The receiving node decodes the message with the target process's own codec —
-//! the frame names the behaviour it expects, so a message for another behaviour is refused
-//! rather than misread — and queues it in the process's mailbox like a local message. The
-//! reply to a remote call travels back through a `ReplyTo` that encodes it.
+//! same id. The receiving side is `inbound`.
 
 use std::cell::Cell;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
@@ -23,7 +19,6 @@ use super::peer::{ConnectionLost, Counters, Peer};
 use super::wire::{self, Address, RemoteOutcome, Stop, WireMessage};
 use crate::behavior::BehaviorName;
 use crate::error::{CallError, SendError};
-use crate::process::AnyProcess;
 use crate::server::deadline::Deadline;
 use crate::server::{run, GenServer};
 use crate::{ExitReason, Pid};
@@ -87,29 +82,6 @@ where
         decode_cast: decode::<B::Cast>,
         encode_info: encode::<B::Info>,
         decode_info: decode::<B::Info>,
-    }
-}
-
-/// The payload of a message from another node: where it lies in the frame just read, or
-/// a reassembled message of which it is the part from `start` on.
-pub(crate) enum Payload<'a> {
-    Borrowed(&'a [u8]),
-    Owned(Vec<u8>, usize),
-}
-
-impl Payload<'_> {
-    pub(crate) fn bytes(&self) -> &[u8] {
-        match self {
-            Payload::Borrowed(bytes) => bytes,
-            Payload::Owned(bytes, start) => &bytes[*start..],
-        }
-    }
-
-    pub(crate) fn into_owned(self) -> Payload<'static> {
-        match self {
-            Payload::Borrowed(bytes) => Payload::Owned(bytes.to_vec(), 0),
-            Payload::Owned(bytes, start) => Payload::Owned(bytes, start),
-        }
     }
 }
 
@@ -387,228 +359,6 @@ impl From<Unreachable> for SendError {
         match error {
             Unreachable::NoConnection => SendError::NoConnection,
             Unreachable::NoProc => SendError::NoProc,
-        }
-    }
-}
-
-/// Answers one remote call, through the connection it came from. One dropped without
-/// answering — with a request that never reached a handler, say a large one still encoded
-/// in the mailbox of a process that died — answers `NoProc`, so no caller waits for its
-/// timeout.
-pub(crate) struct Responder {
-    peer: Arc<Peer>,
-    id: u64,
-    /// How long the caller waits for the answer.
-    timeout: Duration,
-    cluster: Weak<Cluster>,
-    answered: bool,
-}
-
-impl Drop for Responder {
-    fn drop(&mut self) {
-        if !self.answered {
-            answer(&self.peer, self.id, RemoteOutcome::NoProc, |_| Ok(()));
-        }
-    }
-}
-
-impl Responder {
-    pub(crate) fn new(peer: Arc<Peer>, id: u64, timeout: Duration, cluster: Weak<Cluster>) -> Self {
-        Responder {
-            peer,
-            id,
-            timeout,
-            cluster,
-            answered: false,
-        }
-    }
-
-    /// Answers with an outcome other than a reply.
-    pub(crate) fn respond(mut self, outcome: RemoteOutcome) {
-        self.answered = true;
-        answer(&self.peer, self.id, outcome, |_| Ok(()));
-    }
-
-    /// Answers with a reply, which `encode` appends.
-    pub(crate) fn reply(
-        mut self,
-        encode: impl FnOnce(&mut Vec<u8>) -> Result<(), postcard::Error>,
-    ) {
-        self.answered = true;
-        answer(&self.peer, self.id, RemoteOutcome::Reply, encode);
-    }
-
-    /// The handler dropped the reply: the server is ending, or chose not to answer. As for
-    /// a local caller, the answer is the server's exit reason if it ends while the caller
-    /// still waits; if it lives on, the caller is left to its own timeout. What waits here
-    /// holds the connection weakly (so a closed connection's socket is released at once)
-    /// and gives up when the caller does.
-    pub(crate) fn respond_when_exited(mut self, process: Arc<dyn AnyProcess>) {
-        self.answered = true;
-        let Some(cluster) = self.cluster.upgrade() else {
-            return;
-        };
-        let (peer, id, timeout) = (Arc::downgrade(&self.peer), self.id, self.timeout);
-        drop(self);
-        cluster.spawn(async move {
-            let mut deadline = Deadline::after(timeout);
-            let exited = deadline.run(process.core().exited()).await;
-            if let (Some(reason), Some(peer)) = (exited, peer.upgrade()) {
-                answer(&peer, id, RemoteOutcome::Exited(reason), |_| Ok(()));
-            }
-        });
-    }
-}
-
-/// Sends the answer to call `id` on `peer`: `outcome`, and the payload `payload` appends.
-fn answer(
-    peer: &Peer,
-    id: u64,
-    outcome: RemoteOutcome,
-    payload: impl FnOnce(&mut Vec<u8>) -> Result<(), postcard::Error>,
-) {
-    let reply = WireMessage::Reply { id, outcome };
-    let mut frame = Vec::new();
-    if let Err(error) = wire::encode_frame_with(&reply, &mut frame, payload) {
-        let failed = WireMessage::Reply {
-            id,
-            outcome: RemoteOutcome::Failed(format!("the reply does not encode: {error}")),
-        };
-        if wire::encode_frame(&failed, &mut frame).is_err() {
-            return;
-        }
-    }
-    // Written at once if this is the server's last message for now (a reply among many
-    // waits for the writer's next batch, with the others). A reply never waits for room:
-    // the reader bounds replies by taking no more calls while too many are queued.
-    if run::more_to_handle() || !peer.write_now(&frame) {
-        let _ = peer.queue.push_reply(&mut frame, run::current_sender());
-    }
-}
-
-/// What a message from another node asks of a local process.
-pub(crate) enum RemoteKind {
-    Call(Responder),
-    Cast,
-    Info,
-}
-
-/// A message from another node for a local process.
-pub(crate) struct RemoteDelivery<'a> {
-    pub(crate) kind: RemoteKind,
-    /// The FNV-1a hash of the behaviour name the sender expects.
-    pub(crate) behavior: u32,
-    pub(crate) payload: Payload<'a>,
-}
-
-/// Delivers a message that arrived from `peer` to the local process it is for. Returns the
-/// scheduler thread that process runs on (0 if none or not known).
-#[inline]
-pub(crate) fn deliver(
-    cluster: &Arc<Cluster>,
-    peer: &Arc<Peer>,
-    message: WireMessage,
-    payload: Payload<'_>,
-    resolver: &mut Resolver,
-) -> usize {
-    let responder =
-        |id, timeout| Responder::new(peer.clone(), id, timeout, Arc::downgrade(cluster));
-    let (to, kind, behavior) = match message {
-        WireMessage::Call {
-            id,
-            to,
-            behavior,
-            timeout_ms,
-        } => {
-            let responder = responder(id, Duration::from_millis(timeout_ms));
-            (to, RemoteKind::Call(responder), behavior)
-        }
-        WireMessage::Cast { to, behavior } => (to, RemoteKind::Cast, behavior),
-        WireMessage::Info { to, behavior } => (to, RemoteKind::Info, behavior),
-        WireMessage::Stop(stop) => {
-            let Stop {
-                id,
-                to,
-                reason,
-                grace_ms,
-            } = *stop;
-            // A stop's answer is not kept waiting for (see `respond_when_exited`).
-            let responder = responder(id, Duration::ZERO);
-            match resolve(cluster, &to) {
-                Some(process) => cluster.spawn(async move {
-                    let grace = grace_ms.map(Duration::from_millis);
-                    let outcome =
-                        match crate::node::stop_process(process.core(), reason, grace).await {
-                            Ok(reason) => RemoteOutcome::Exited(reason),
-                            Err(_) => RemoteOutcome::NoProc,
-                        };
-                    responder.respond(outcome);
-                }),
-                None => responder.respond(RemoteOutcome::NoProc),
-            }
-            return 0;
-        }
-        _ => return 0,
-    };
-    match resolver.resolve(cluster, &to) {
-        Some(process) => {
-            let home = process.core().home();
-            process.deliver_remote(RemoteDelivery {
-                kind,
-                behavior,
-                payload,
-            });
-            home
-        }
-        None => {
-            if let RemoteKind::Call(responder) = kind {
-                responder.respond(RemoteOutcome::NoProc);
-            }
-            0
-        }
-    }
-}
-
-/// Resolves addresses for one connection's reader, remembering the last process found by
-/// pid: a stream of messages to one process looks it up once. (Serials are never reused,
-/// so a remembered process is the right one; if it has ended, its closed mailbox refuses
-/// the message just as a failed lookup would.)
-#[derive(Default)]
-pub(crate) struct Resolver {
-    /// The serial of the last pid resolved, and its process (weak: the cache does not keep
-    /// a process that ended alive).
-    last: Option<(u64, Weak<dyn AnyProcess>)>,
-}
-
-impl Resolver {
-    fn resolve(&mut self, cluster: &Cluster, address: &Address) -> Option<Arc<dyn AnyProcess>> {
-        let key = match address {
-            Address::Pid { serial } => Some(*serial),
-            Address::Name(_) => None,
-        };
-        if let (Some((last, process)), Some(key)) = (&self.last, key) {
-            if *last == key {
-                if let Some(process) = process.upgrade() {
-                    return Some(process);
-                }
-            }
-        }
-        let process = resolve(cluster, address)?;
-        if let Some(key) = key {
-            self.last = Some((key, Arc::downgrade(&process)));
-        }
-        Some(process)
-    }
-}
-
-/// The local process an address names.
-fn resolve(cluster: &Cluster, address: &Address) -> Option<Arc<dyn AnyProcess>> {
-    let node = cluster.node()?;
-    match address {
-        Address::Pid { serial } => node.table.get(*serial),
-        Address::Name(name) => {
-            let pid = node.registry.whereis(name)?;
-            node.resolve(&pid)
         }
     }
 }

@@ -138,6 +138,31 @@ impl Faults<'_> {
         self.node.cluster().is_some_and(|c| c.disconnect(peer))
     }
 
+    /// Holds (or releases) every admitted inbound handshake before this node answers it,
+    /// so that a test can make handshakes cross.
+    pub fn hold_handshakes(&self, hold: bool) {
+        if let Some(cluster) = self.node.cluster() {
+            cluster.hold_handshakes(hold);
+        }
+    }
+
+    /// How many handshakes [`hold_handshakes`](Self::hold_handshakes) holds now.
+    pub fn handshakes_held(&self) -> usize {
+        self.node.cluster().map_or(0, |c| c.handshakes_held())
+    }
+
+    /// How many addresses this node is dialling (connecting or waiting to retry).
+    pub fn dials(&self) -> usize {
+        self.node.cluster().map_or(0, |c| c.dials())
+    }
+
+    /// Dials `address` (`host:port`) as if it were a seed given without a node id.
+    pub fn dial(&self, address: &str) {
+        if let Some(cluster) = self.node.cluster() {
+            cluster.dial(address.to_owned(), None, crate::dist::DialKind::Seed);
+        }
+    }
+
     /// How many connections this node still holds in memory, with their sockets — open
     /// ones and closed ones something still refers to.
     pub fn connections_held(&self) -> usize {

@@ -495,5 +495,5 @@ pub(crate) trait AnyProcess: Send + Sync + 'static {
     /// Puts a system message at the back of the mailbox; `false` if the process has ended.
     fn deliver_system(&self, info: SystemInfo) -> bool;
     /// Decodes a message from another node and queues it (or answers why not).
-    fn deliver_remote(self: Arc<Self>, delivery: crate::dist::remote::RemoteDelivery);
+    fn deliver_remote(self: Arc<Self>, delivery: crate::dist::inbound::RemoteDelivery);
 }

@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use super::reply::{Failure, ReplyTo};
 use super::{GenServer, Info};
-use crate::dist::remote::{Codec, Payload, RemoteDelivery, RemoteKind};
+use crate::dist::inbound::{Payload, RemoteDelivery, RemoteKind};
+use crate::dist::remote::Codec;
 use crate::dist::wire::RemoteOutcome;
 use crate::process::mailbox::Mailbox;
 use crate::process::{AnyProcess, Core, Identity, SystemInfo};

@@ -1,0 +1,499 @@
+//! Making connections: the accept loop, and a dial loop per address this node connects to.
+//!
+//! # One connection per pair of nodes
+//!
+//! Two nodes may dial each other at the same moment. Each node lets only one handshake
+//! with a given peer be under way at a time: an inbound one is admitted only if this
+//! node's own dial to that peer is not in its handshake — or is, but this node's id is
+//! the smaller — and a dial does not begin its handshake while an inbound one from that
+//! peer is under way. So when two handshakes cross, exactly one is refused
+//! (`AlreadyConnected`), and it is the same on both sides: the one dialled by the smaller
+//! id. A dial that is only waiting for its next attempt never wins a tie: a node that
+//! restarts and dials a survivor still re-dialling it is let in at once.
+//!
+//! Should two connections get through anyway (one node reached the other under two
+//! addresses, say a host name and an IP), both nodes keep the one dialled by the greater
+//! id, and report the other's loss like any lost connection (see `Cluster::register`).
+//!
+//! # Dial loops
+//!
+//! A dial loop retries with exponential backoff and jitter until it connects, or until
+//! the peer is connected through a connection of its own. A refusal for good — a wrong
+//! secret, another protocol version, another node than expected at that address, or
+//! something that does not speak the protocol — ends it. So does silence: an address that
+//! has not answered for [`ClusterConfig::forget_unreachable_after`] is forgotten, unless it
+//! is a configured seed. A dial refused because the peer is connecting to this node
+//! (`AlreadyConnected`) tries again shortly, until that connection exists.
+//!
+//! Addresses learnt from peers' member lists are dialled by at most
+//! [`ClusterConfig::max_dials`] loops at once (a lost peer and a seed always get one), so a
+//! member list cannot make a node dial without bound.
+//!
+//! [`ClusterConfig::forget_unreachable_after`]: super::ClusterConfig::forget_unreachable_after
+//! [`ClusterConfig::max_dials`]: super::ClusterConfig::max_dials
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use async_net::{TcpListener, TcpStream};
+use futures_lite::FutureExt;
+
+use super::cluster::Cluster;
+use super::handshake::{self, Established, HandshakeError};
+use super::node_id::NodeId;
+use super::wire::{Refusal, WireError};
+
+/// A dial loop.
+pub(super) struct Dial {
+    pub(super) kind: DialKind,
+    /// In its handshake now (not waiting for its next attempt).
+    pub(super) handshaking: bool,
+}
+
+/// Why an address is dialled, which decides when its dial loop gives up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum DialKind {
+    /// Named by a peer's member list: forgotten once silent for a while, and at most
+    /// `max_dials` at once.
+    Learned,
+    /// A peer lost by failure: forgotten once silent for a while.
+    Lost,
+    /// A configured seed: dialled until it answers.
+    Seed,
+}
+
+/// Whether a dial loop may begin a handshake now.
+pub(crate) enum Begin {
+    Go,
+    /// Connected already: the loop ends.
+    Connected,
+    /// A handshake from that peer is under way: try again shortly.
+    Wait,
+}
+
+/// An inbound handshake admitted and under way; its end (however it ends) is recorded when
+/// this is dropped.
+pub(crate) struct Admitted {
+    cluster: Weak<Cluster>,
+    address: String,
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        if let Some(cluster) = self.cluster.upgrade() {
+            let mut state = cluster.lock();
+            if let Some(count) = state.accepting.get_mut(&self.address) {
+                *count -= 1;
+                if *count == 0 {
+                    state.accepting.remove(&self.address);
+                }
+            }
+        }
+    }
+}
+
+impl Cluster {
+    /// Dials `address` (unless already connected or dialling) in a dial loop (see
+    /// `connect`). A learnt address is not dialled while `max_dials` of them are.
+    pub(crate) fn dial(
+        self: &Arc<Self>,
+        address: String,
+        expected: Option<NodeId>,
+        kind: DialKind,
+    ) {
+        {
+            let mut state = self.lock();
+            if let Some(id) = &expected {
+                if state.peers.contains_key(id.as_str()) {
+                    return;
+                }
+            }
+            if let Some(dial) = state.dials.get_mut(&address) {
+                // Already dialled; it now gives up only as the stronger reason allows.
+                dial.kind = dial.kind.max(kind);
+                return;
+            }
+            if kind == DialKind::Learned {
+                let learned = state.dials.values().filter(|d| d.kind == kind).count();
+                if learned >= self.config.max_dials {
+                    tracing::debug!(%address, "not dialled: as many learnt addresses are");
+                    return;
+                }
+            }
+            let dial = Dial {
+                kind,
+                handshaking: false,
+            };
+            state.dials.insert(address.clone(), dial);
+        }
+        let cluster = Arc::downgrade(self);
+        self.spawn(async move {
+            let kind = kind;
+            dial_loop(&cluster, &address, expected, kind).await;
+            if let Some(cluster) = cluster.upgrade() {
+                cluster.lock().dials.remove(&address);
+            }
+        });
+    }
+
+    /// `true` if connected to the node dialled at `address` (known by its id, by the
+    /// address in its id, or by where the socket led).
+    pub(super) fn connected_to(
+        &self,
+        address: &str,
+        expected: Option<&NodeId>,
+        resolved: Option<SocketAddr>,
+    ) -> bool {
+        let state = self.lock();
+        match expected {
+            Some(id) => state.peers.contains_key(id.as_str()),
+            None => state.peers.values().any(|peer| {
+                let at = peer.id.address();
+                at == address || resolved.is_some_and(|r| at.parse() == Ok(r))
+            }),
+        }
+    }
+
+    /// Marks the dial of `address` as in its handshake — unless the peer is connected, or
+    /// its own handshake with this node is under way (see `connect`).
+    pub(super) fn begin_handshake(&self, address: &str, expected: Option<&NodeId>) -> Begin {
+        let mut state = self.lock();
+        let connected = match expected {
+            Some(id) => state.peers.contains_key(id.as_str()),
+            None => state
+                .peers
+                .values()
+                .any(|peer| peer.id.address() == address),
+        };
+        if connected {
+            return Begin::Connected;
+        }
+        if state.accepting.contains_key(address) {
+            return Begin::Wait;
+        }
+        if let Some(dial) = state.dials.get_mut(address) {
+            dial.handshaking = true;
+        }
+        Begin::Go
+    }
+
+    /// The dial of `address` is no longer in its handshake.
+    pub(super) fn end_handshake(&self, address: &str) {
+        if let Some(dial) = self.lock().dials.get_mut(address) {
+            dial.handshaking = false;
+        }
+    }
+
+    /// Decides whether an inbound connection from `peer` may proceed; if it may, the
+    /// returned record marks its handshake as under way until dropped.
+    pub(super) fn admit(
+        self: &Arc<Self>,
+        peer: &NodeId,
+        incarnation: u64,
+    ) -> Result<Admitted, Refusal> {
+        if self.is_stopping() {
+            return Err(Refusal::ShuttingDown);
+        }
+        let mut state = self.lock();
+        if let Some(existing) = state.peers.get(peer.as_str()) {
+            if existing.incarnation == incarnation {
+                return Err(Refusal::AlreadyConnected);
+            }
+        }
+        // Crossing handshakes: the one dialled by the greater id goes on.
+        let dialing = state
+            .dials
+            .get(peer.address())
+            .is_some_and(|dial| dial.handshaking);
+        if dialing && self.id > *peer {
+            return Err(Refusal::AlreadyConnected);
+        }
+        let address = peer.address().to_owned();
+        *state.accepting.entry(address.clone()).or_default() += 1;
+        Ok(Admitted {
+            cluster: Arc::downgrade(self),
+            address,
+        })
+    }
+
+    /// Fault injection: resolves once admitted handshakes are not held.
+    pub(super) async fn handshake_hold(&self) {
+        if !self.hold_handshakes.load(Ordering::Acquire) {
+            return;
+        }
+        struct Holding<'a>(&'a AtomicUsize);
+        impl Drop for Holding<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        self.handshakes_held.fetch_add(1, Ordering::Relaxed);
+        let _holding = Holding(&self.handshakes_held);
+        loop {
+            let released = self.handshakes_released.listen();
+            if !self.hold_handshakes.load(Ordering::Acquire) || self.is_stopping() {
+                return;
+            }
+            released.await;
+        }
+    }
+
+    /// Fault injection: how many handshakes are held now.
+    pub(crate) fn handshakes_held(&self) -> usize {
+        self.handshakes_held.load(Ordering::Relaxed)
+    }
+
+    /// How many addresses are being dialled.
+    pub(crate) fn dials(&self) -> usize {
+        self.lock().dials.len()
+    }
+
+    /// Fault injection: holds admitted inbound handshakes (before this node's challenge)
+    /// until released.
+    pub(crate) fn hold_handshakes(&self, hold: bool) {
+        self.hold_handshakes.store(hold, Ordering::Release);
+        if !hold {
+            self.handshakes_released.notify(usize::MAX);
+        }
+    }
+}
+
+/// After this many `AlreadyConnected` refusals in a row with no connection to show for
+/// them, a dial loop goes back to its backoff.
+const MAX_TIES: u32 = 20;
+
+pub(super) async fn accept_loop(cluster: Weak<Cluster>, listener: TcpListener) {
+    loop {
+        let stopped = {
+            let Some(cluster) = cluster.upgrade() else {
+                return;
+            };
+            // Listen before checking, so a stop in between is not missed.
+            let stopped = cluster.stopped.listen();
+            if cluster.is_stopping() {
+                return;
+            }
+            stopped
+        };
+        let accepted = async { Some(listener.accept().await) }
+            .or(async {
+                stopped.await;
+                None
+            })
+            .await;
+        // Stopped: returning drops (closes) the listener, freeing the port.
+        let Some(accepted) = accepted else {
+            return;
+        };
+        let Some(cluster) = cluster.upgrade() else {
+            return;
+        };
+        if cluster.is_stopping() {
+            return;
+        }
+        let (stream, from) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                tracing::warn!(%error, "accepting a connection failed");
+                smol::Timer::after(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        if cluster.refuse_connections.load(Ordering::Relaxed) {
+            drop(stream);
+            continue;
+        }
+        let weak = Arc::downgrade(&cluster);
+        cluster.spawn(async move { accept_one(weak, stream, from).await });
+    }
+}
+
+async fn accept_one(cluster: Weak<Cluster>, mut stream: TcpStream, from: SocketAddr) {
+    let Some(strong) = cluster.upgrade() else {
+        return;
+    };
+    let timeout = strong.config.connect_timeout;
+    // While the handshake is under way, this node does not begin one of its own with the
+    // same peer (see the module docs); dropped at the end, whatever the end.
+    let mut admitted = None;
+    let handshake = async {
+        let local = strong.local();
+        let admit = |peer: &NodeId, incarnation| {
+            admitted = Some(strong.admit(peer, incarnation)?);
+            Ok(())
+        };
+        Some(handshake::accept(&mut stream, &local, admit, strong.handshake_hold()).await)
+    };
+    let result = handshake
+        .or(async {
+            smol::Timer::after(timeout).await;
+            None
+        })
+        .await;
+    match result {
+        Some(Ok(established)) => {
+            strong.register(established, stream, false);
+        }
+        Some(Err(HandshakeError::Refused(Refusal::AlreadyConnected))) => {
+            tracing::debug!(%from, "refused a duplicate connection");
+        }
+        Some(Err(error)) => tracing::warn!(%from, %error, "refused a connection"),
+        None => tracing::warn!(%from, "a connection did not complete its handshake in time"),
+    }
+    drop(admitted);
+}
+
+/// How one attempt to connect ended.
+enum Attempt {
+    Connected(Established, TcpStream),
+    /// Refused because the peer is connected, or connecting, to this node: where the
+    /// socket led (to recognise the peer by it).
+    Tied(Option<SocketAddr>),
+    /// Refused in a way that trying again cannot change.
+    ForGood(String),
+    /// Failed; `answered` if something at the address replied.
+    Failed {
+        error: String,
+        answered: bool,
+    },
+}
+
+/// Dials `address` until connected, refused for good, forgotten, or the node stops.
+pub(super) async fn dial_loop(
+    cluster: &Weak<Cluster>,
+    address: &str,
+    expected: Option<NodeId>,
+    kind: DialKind,
+) {
+    let Some(strong) = cluster.upgrade() else {
+        return;
+    };
+    let config = &strong.config;
+    let (min, max, forget_after) = (
+        config.reconnect_min,
+        config.reconnect_max,
+        config.forget_unreachable_after,
+    );
+    drop(strong);
+    let mut backoff = min;
+    let mut last_answer = Instant::now();
+    let (mut ties, mut warned) = (0, false);
+    loop {
+        let Some(strong) = cluster.upgrade() else {
+            return;
+        };
+        if strong.is_stopping() {
+            return;
+        }
+        match strong.begin_handshake(address, expected.as_ref()) {
+            Begin::Connected => return,
+            // A handshake from that peer is under way: it will connect us, or fail.
+            Begin::Wait => {
+                drop(strong);
+                smol::Timer::after(min).await;
+                continue;
+            }
+            Begin::Go => {}
+        }
+        let timeout = strong.config.connect_timeout;
+        let attempt = attempt(&strong, address, expected.as_ref())
+            .or(async {
+                smol::Timer::after(timeout).await;
+                Attempt::Failed {
+                    error: "timed out".to_owned(),
+                    answered: false,
+                }
+            })
+            .await;
+        match attempt {
+            Attempt::Connected(established, stream) => {
+                strong.register(established, stream, true);
+                strong.end_handshake(address);
+                return;
+            }
+            Attempt::Tied(resolved) => {
+                strong.end_handshake(address);
+                last_answer = Instant::now();
+                if strong.connected_to(address, expected.as_ref(), resolved) {
+                    return;
+                }
+                ties += 1;
+                if ties <= MAX_TIES {
+                    drop(strong);
+                    smol::Timer::after(min).await;
+                    continue;
+                }
+            }
+            Attempt::ForGood(error) => {
+                strong.end_handshake(address);
+                tracing::error!(%address, %error, "refused for good; no longer dialling it");
+                return;
+            }
+            Attempt::Failed { error, answered } => {
+                strong.end_handshake(address);
+                ties = 0;
+                if answered {
+                    last_answer = Instant::now();
+                }
+                if !warned {
+                    tracing::warn!(%address, %error, "cannot connect; retrying with backoff");
+                    warned = true;
+                } else {
+                    tracing::debug!(%address, %error, "cannot connect");
+                }
+            }
+        }
+        if kind != DialKind::Seed && last_answer.elapsed() >= forget_after {
+            tracing::info!(%address, "no answer for {forget_after:?}; no longer dialling it");
+            return;
+        }
+        drop(strong);
+        smol::Timer::after(jitter(backoff)).await;
+        backoff = (backoff * 2).min(max);
+    }
+}
+
+/// Connects to `address` and runs the handshake.
+async fn attempt(cluster: &Cluster, address: &str, expected: Option<&NodeId>) -> Attempt {
+    if cluster.refuse_connections.load(Ordering::Relaxed) {
+        return Attempt::Failed {
+            error: "connections refused (fault injection)".to_owned(),
+            answered: false,
+        };
+    }
+    let mut stream = match TcpStream::connect(address).await {
+        Ok(stream) => stream,
+        Err(error) => {
+            return Attempt::Failed {
+                error: error.to_string(),
+                answered: false,
+            }
+        }
+    };
+    let local = cluster.local();
+    match handshake::connect(&mut stream, &local, expected).await {
+        Ok(established) => Attempt::Connected(established, stream),
+        Err(HandshakeError::RefusedByPeer(Refusal::AlreadyConnected)) => {
+            Attempt::Tied(stream.peer_addr().ok())
+        }
+        Err(error @ HandshakeError::RefusedByPeer(Refusal::ShuttingDown)) => Attempt::Failed {
+            error: error.to_string(),
+            answered: true,
+        },
+        Err(HandshakeError::Wire(WireError::Io(error))) => Attempt::Failed {
+            error: error.to_string(),
+            answered: false,
+        },
+        // A wrong secret or version, another node at that address, or something that does
+        // not speak the protocol.
+        Err(error) => Attempt::ForGood(error.to_string()),
+    }
+}
+
+/// `delay` ±20 %.
+fn jitter(delay: Duration) -> Duration {
+    let random = getrandom::u32().unwrap_or(0) as f64 / u32::MAX as f64;
+    delay.mul_f64(0.8 + 0.4 * random)
+}

@@ -1,0 +1,41 @@
+//! Where a reader's deliveries go, and when it moves to their thread.
+
+use crate::node::executors;
+
+/// After this many deliveries in a row to one other scheduler thread, the reader moves
+/// there.
+pub(super) const FOLLOW_AFTER: u32 = 64;
+
+/// Where the reader's deliveries go: the scheduler thread of the processes (or callers)
+/// that got the last ones, and how many in a row. A reader on the thread of the process it
+/// feeds hands it each message without waking another thread; with 2 threads per node, a
+/// remote call round trip otherwise pays such a wake-up on each node whenever the
+/// connection's tasks and the processes ended up on different threads.
+#[derive(Default)]
+pub(super) struct Follow {
+    target: usize,
+    run: u32,
+}
+
+impl Follow {
+    pub(super) fn note(&mut self, target: usize) {
+        if target == 0 {
+            return;
+        }
+        if target == self.target {
+            self.run = self.run.saturating_add(1);
+        } else {
+            *self = Follow { target, run: 1 };
+        }
+    }
+
+    /// The thread to move to, if the deliveries have settled on one other than this one.
+    pub(super) fn destination(&mut self) -> Option<usize> {
+        if self.run < FOLLOW_AFTER || self.target == executors::current_scheduler() {
+            return None;
+        }
+        let target = self.target;
+        *self = Follow::default();
+        Some(target)
+    }
+}

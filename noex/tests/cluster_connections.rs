@@ -1,0 +1,327 @@
+//! Connections: a restarted node rejoins at once, crossing connects end with one
+//! connection (and a lost duplicate is reported), and what a node dials is bounded.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_net::TcpListener;
+use common::raw::{frame, Raw, Refusal, Wire};
+use common::{cluster_config, eventually, next_event, run_blocking, wait_connected, within};
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use noex::{
+    behavior, CallError, ClusterEvent, Node, NodeDownReason, NodeId, ReplyTo, SpawnOptions,
+};
+
+#[behavior(name = "holder")]
+pub struct Holder {
+    held: Vec<ReplyTo<()>>,
+}
+
+#[behavior]
+impl Holder {
+    #[init]
+    fn init() -> Self {
+        Holder { held: Vec::new() }
+    }
+
+    #[call]
+    fn ping(&self) {}
+
+    /// Never answered while the process lives.
+    #[call]
+    fn hold(&mut self, reply: ReplyTo<()>) {
+        self.held.push(reply);
+    }
+}
+
+fn id(node: &Node) -> NodeId {
+    node.local_node_id().unwrap().clone()
+}
+
+/// Waits for the next `NodeUp` of `node` among `events`.
+async fn node_up(events: &noex::ClusterEvents, node: &NodeId) {
+    loop {
+        if let ClusterEvent::NodeUp { node: up, .. } = next_event(events).await {
+            if up == *node {
+                return;
+            }
+        }
+    }
+}
+
+/// A node named `restarted` crashes and comes back on its address; `survivor`, which
+/// would wait 10 s before re-dialling it, sees it up again. Returns how long that took.
+async fn rejoin(survivor: &str, restarted: &str) -> Duration {
+    let slow = cluster_config(survivor)
+        .reconnect_backoff(Duration::from_secs(10), Duration::from_secs(10));
+    let s = Node::start(slow).await.unwrap();
+    let seed = id(&s).to_string();
+    let r = Node::start(cluster_config(restarted).seed(seed.clone()))
+        .await
+        .unwrap();
+    wait_connected(&s, 1).await;
+    let r_id = id(&r);
+
+    // r crashes: no goodbye, and s's first re-dial is refused, so s waits out its backoff.
+    let events = s.cluster_events();
+    r.faults().refuse_connections(true);
+    r.faults().disconnect(&id(&s));
+    assert!(matches!(
+        next_event(&events).await,
+        ClusterEvent::NodeDown { .. }
+    ));
+    r.shutdown();
+
+    // r comes back on the same address and dials s.
+    let bind = format!("127.0.0.1:{}", r_id.port()).parse().unwrap();
+    let started = Instant::now();
+    let r2 = Node::start(cluster_config(restarted).bind(bind).seed(seed))
+        .await
+        .unwrap();
+    within("the restarted node to be up", node_up(&events, &r_id)).await;
+    let took = started.elapsed();
+    wait_connected(&r2, 1).await;
+    s.shutdown();
+    r2.shutdown();
+    took
+}
+
+#[test]
+fn a_restarted_node_rejoins_at_once_when_its_id_is_the_smaller() {
+    run_blocking(async {
+        // The survivor's id is the greater: it used to refuse the restarted node while
+        // its own re-dial was only waiting for its next attempt.
+        let took = rejoin("z-survivor", "a-restarted").await;
+        eprintln!("rejoined in {took:?}");
+        assert!(took < Duration::from_secs(3), "rejoined after {took:?}");
+    });
+}
+
+#[test]
+fn a_restarted_node_rejoins_at_once_when_its_id_is_the_greater() {
+    run_blocking(async {
+        let took = rejoin("a-survivor", "z-restarted").await;
+        eprintln!("rejoined in {took:?}");
+        assert!(took < Duration::from_secs(3), "rejoined after {took:?}");
+    });
+}
+
+#[test]
+fn a_second_connection_that_replaces_the_one_in_use_is_reported_as_a_loss() {
+    run_blocking(async {
+        // Two nodes that reach each other under another name for their address, so that
+        // neither recognises the other's dial: both connections get through.
+        let a = Node::start(cluster_config("a")).await.unwrap();
+        let b = Node::start(cluster_config("b")).await.unwrap();
+        assert!(id(&b) > id(&a), "b's connection is the one kept");
+        let (a_events, b_events) = (a.cluster_events(), b.cluster_events());
+
+        // b dials a; a holds that handshake open.
+        a.faults().hold_handshakes(true);
+        b.faults().dial(&format!("localhost:{}", id(&a).port()));
+        eventually("a to hold b's handshake", || {
+            a.faults().handshakes_held() == 1
+        })
+        .await;
+        // a dials b: that connection comes up, and a calls b over it.
+        a.faults().dial(&format!("localhost:{}", id(&b).port()));
+        node_up(&a_events, &id(&b)).await;
+        node_up(&b_events, &id(&a)).await;
+        let holder = b.spawn::<Holder>(()).await.unwrap();
+        let remote = a.server_ref::<Holder>(holder.pid()).unwrap();
+        let call = smol::spawn({
+            let remote = remote.clone();
+            async move { remote.hold_with_timeout(Duration::from_secs(60)).await }
+        });
+        eventually("the call to reach b", || {
+            b.process_info(holder.pid())
+                .is_some_and(|info| info.message_count == 1)
+        })
+        .await;
+
+        // b's handshake goes on: its connection, dialled by the greater id, replaces the
+        // one in use on both sides — and both say so.
+        a.faults().hold_handshakes(false);
+        assert_eq!(within("the call", call).await, Err(CallError::NoConnection));
+        for (events, peer) in [(&a_events, id(&b)), (&b_events, id(&a))] {
+            assert_eq!(
+                next_event(events).await,
+                ClusterEvent::NodeDown {
+                    node: peer.clone(),
+                    reason: NodeDownReason::ConnectionClosed
+                }
+            );
+            assert!(matches!(
+                next_event(events).await,
+                ClusterEvent::NodeUp { node, .. } if node == peer
+            ));
+        }
+        assert_eq!(remote.ping().await, Ok(()));
+        assert_eq!(a.connected_nodes().len(), 1);
+        a.shutdown();
+        b.shutdown();
+    });
+}
+
+#[test]
+fn crossing_connects_end_with_one_connection_and_no_loss() {
+    run_blocking(async {
+        for _ in 0..10 {
+            let a = Node::start(cluster_config("a")).await.unwrap();
+            let b = Node::start(cluster_config("b")).await.unwrap();
+            let events = a.cluster_events();
+            a.faults().dial(id(&b).address());
+            b.faults().dial(id(&a).address());
+            node_up(&events, &id(&b)).await;
+            wait_connected(&b, 1).await;
+            let holder = b
+                .spawn_with::<Holder>((), SpawnOptions::new().name("holder"))
+                .await
+                .unwrap();
+            assert_eq!(a.named_on::<Holder>("holder", &id(&b)).ping().await, Ok(()));
+            drop(holder);
+            assert_eq!(events.try_recv(), None, "no connection was lost");
+            a.shutdown();
+            b.shutdown();
+        }
+    });
+}
+
+/// A member list from a raw peer naming `nodes`.
+fn members(nodes: Vec<String>) -> Vec<u8> {
+    frame(&Wire::Members { nodes }, &[])
+}
+
+/// Addresses where nothing listens.
+fn dead_addresses(n: usize) -> Vec<String> {
+    let listeners: Vec<_> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    listeners
+        .iter()
+        .enumerate()
+        .map(|(i, l)| format!("dead{i}@{}", l.local_addr().unwrap()))
+        .collect()
+}
+
+#[test]
+fn announced_addresses_are_dialled_by_a_bounded_number_of_loops_that_end() {
+    run_blocking(async {
+        let config = cluster_config("a")
+            .max_dials(16)
+            .forget_unreachable_after(Duration::from_millis(500));
+        let node = Node::start(config).await.unwrap();
+        let mut raw = Raw::join(&node).await;
+        raw.send_bytes(&members(dead_addresses(300))).await;
+        eventually("the node to dial", || node.faults().dials() > 0).await;
+        let mut most = 0;
+        within("the dial loops to end", async {
+            loop {
+                let dials = node.faults().dials();
+                most = most.max(dials);
+                assert!(dials <= 16, "{dials} dial loops");
+                if dials == 0 {
+                    return;
+                }
+                smol::Timer::after(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+        assert_eq!(most, 16);
+        node.shutdown();
+    });
+}
+
+#[test]
+fn an_address_that_refuses_for_good_is_dialled_once() {
+    run_blocking(async {
+        // Something at an announced address that refuses every handshake: a wrong secret.
+        let refuser = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = refuser.local_addr().unwrap();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let _refusing = smol::spawn({
+            let connections = connections.clone();
+            async move {
+                loop {
+                    let (mut stream, _) = refuser.accept().await.unwrap();
+                    connections.fetch_add(1, Ordering::Relaxed);
+                    let mut hello = [0u8; 256];
+                    let _ = stream.read(&mut hello).await;
+                    let refused = Wire::Refused {
+                        reason: Refusal::Authentication,
+                    };
+                    let _ = stream.write_all(&frame(&refused, &[])).await;
+                }
+            }
+        });
+        let node = Node::start(cluster_config("a")).await.unwrap();
+        let mut raw = Raw::join(&node).await;
+        raw.send_bytes(&members(vec![format!("other@{address}")]))
+            .await;
+        eventually("the node to dial it", || {
+            connections.load(Ordering::Relaxed) > 0
+        })
+        .await;
+        eventually("the node to stop dialling", || node.faults().dials() == 0).await;
+        // Several of its backoffs later, it has not come back.
+        smol::Timer::after(Duration::from_millis(500)).await;
+        assert_eq!(connections.load(Ordering::Relaxed), 1);
+        node.shutdown();
+    });
+}
+
+/// A listener that counts the connections it accepts (and answers none).
+async fn counting_listener() -> (std::net::SocketAddr, Arc<AtomicUsize>, smol::Task<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let task = smol::spawn({
+        let connections = connections.clone();
+        async move {
+            let mut kept = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                connections.fetch_add(1, Ordering::Relaxed);
+                kept.push(stream);
+            }
+        }
+    });
+    (address, connections, task)
+}
+
+#[test]
+fn a_member_list_too_long_or_naming_something_else_than_node_ids_is_a_protocol_error() {
+    run_blocking(async {
+        let config = cluster_config("a")
+            .max_members(8)
+            .forget_unreachable_after(Duration::ZERO);
+        let node = Node::start(config).await.unwrap();
+        let (address, connections, _listening) = counting_listener().await;
+        for nodes in [
+            (0..9).map(|i| format!("n{i}@{address}")).collect(),
+            vec![format!("n0@{address}"), "not a node id".to_owned()],
+        ] {
+            let events = node.cluster_events();
+            let mut raw = Raw::join(&node).await;
+            raw.send_bytes(&members(nodes)).await;
+            loop {
+                match next_event(&events).await {
+                    ClusterEvent::NodeDown {
+                        reason: NodeDownReason::ProtocolError(_),
+                        ..
+                    } => break,
+                    ClusterEvent::NodeUp { .. } => {}
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            raw.closed().await;
+        }
+        // Every dial loop has ended (the raw peers' re-dials give up at once here), and
+        // none of them was for the nodes those lists named.
+        eventually("the dial loops to end", || node.faults().dials() == 0).await;
+        assert_eq!(connections.load(Ordering::Relaxed), 0);
+        node.shutdown();
+    });
+}
