@@ -11,6 +11,7 @@ use common::{
     cluster_config, eventually, next_event, run_blocking, start_cluster, wait_connected, within,
 };
 use futures_lite::future::poll_once;
+use futures_lite::AsyncWriteExt;
 use noex::{behavior, CallError, ClusterEvent, GenServer, Node, NodeId, ReplyTo, SpawnOptions};
 
 #[behavior(name = "bounds")]
@@ -127,53 +128,77 @@ fn call_frame(id: u64, request: &Request) -> Vec<u8> {
     frame(&call, &postcard::to_allocvec(request).unwrap())
 }
 
+/// A node whose outbound bound is `limit`, running `bounds`; the raw peer's stats on it.
+async fn bounded_node(limit: usize) -> Node {
+    let config = cluster_config("a")
+        .outbound_queue(limit)
+        .heartbeat(Duration::from_millis(100), Duration::from_secs(3));
+    let a = Node::start(config).await.unwrap();
+    spawn_named(&a).await;
+    a
+}
+
+fn stats_of(node: &Node, peer: &NodeId) -> Option<noex::TrafficStats> {
+    node.connected_nodes()
+        .into_iter()
+        .find(|n| n.id == *peer)
+        .map(|n| n.stats)
+}
+
 #[test]
 fn a_peer_that_calls_without_reading_its_replies_is_held_up_in_its_own_socket() {
     run_blocking(async {
         let limit = 256 * 1024;
-        let config = cluster_config("a")
-            .outbound_queue(limit)
-            .heartbeat(Duration::from_millis(100), Duration::from_secs(3));
-        let a = Node::start(config).await.unwrap();
-        let server = spawn_named(&a).await;
+        let a = bounded_node(limit).await;
         let b = Node::start(cluster_config("b").seed(id(&a).to_string()))
             .await
             .unwrap();
         wait_connected(&a, 1).await;
         let events = a.cluster_events();
-        let mut raw = Raw::join(&a).await;
+        let raw = Raw::join(&a).await;
         let raw_id: NodeId = raw.name.parse().unwrap();
-        let queued = || {
-            a.connected_nodes()
-                .into_iter()
-                .find(|n| n.id == raw_id)
-                .map_or(0, |n| n.stats.queued_bytes)
-        };
 
-        // 4,096 calls for 16 KiB each: 64 MiB of replies, of which the client reads none.
-        let mut calls = Vec::new();
-        for id in 0..4096 {
-            calls.extend(call_frame(id, &Request::Blob(16 * 1024)));
+        // The client sends 8 MiB of calls for 4 KiB each — about 1 GiB of replies — and
+        // reads none of them.
+        let mut batch = Vec::new();
+        for id in 0..1000 {
+            batch.extend(call_frame(id, &Request::Blob(4 * 1024)));
         }
-        raw.send_bytes(&calls).await;
+        let mut stream = raw.stream.clone();
+        let _sending = smol::spawn(async move {
+            let mut sent = 0;
+            while sent < 8 << 20 && stream.write_all(&batch).await.is_ok() {
+                sent += batch.len();
+            }
+        });
 
-        // a queues about its bound of replies (plus the answers to the calls it had taken
-        // by then), then takes no more of the client's calls; other peers are served
-        // meanwhile; and the client, which neither reads nor sends, is dropped in the end.
-        let bound = 8 << 20;
-        let mut most_queued = 0;
+        // a queues at most its bound of replies plus the answers to the calls its
+        // processes had not yet taken (256 at most), withholds at most its bound of the
+        // client's messages and then reads nothing more from it; other peers are served
+        // meanwhile; and the client, which neither reads nor lets a read, is dropped.
+        let (most_queued, most_read) = (limit as u64 + 512 * 5 * 1024, 2 << 20);
+        let (mut peak_queued, mut peak_read) = (0, 0);
         let mut served = false;
         within("the client to be dropped for not reading", async {
             loop {
-                most_queued = most_queued.max(queued());
-                assert!(
-                    most_queued <= bound,
-                    "{most_queued} bytes of replies queued for a peer that reads none"
-                );
-                if most_queued >= limit as u64 && !served {
-                    let other = b.named_on::<Bounds>("bounds", &id(&a)).blob(8).await;
-                    assert_eq!(other, Ok(vec![7; 8]), "another peer is served");
-                    served = true;
+                if let Some(stats) = stats_of(&a, &raw_id) {
+                    peak_queued = peak_queued.max(stats.queued_bytes);
+                    peak_read = peak_read.max(stats.bytes_received);
+                    assert!(
+                        stats.queued_bytes <= most_queued,
+                        "{} bytes of replies queued for a peer that reads none",
+                        stats.queued_bytes
+                    );
+                    assert!(
+                        stats.bytes_received <= most_read,
+                        "{} bytes read from a peer whose replies are held up",
+                        stats.bytes_received
+                    );
+                    if stats.queued_bytes >= limit as u64 && !served {
+                        let other = b.named_on::<Bounds>("bounds", &id(&a)).blob(8).await;
+                        assert_eq!(other, Ok(vec![7; 8]), "another peer is served");
+                        served = true;
+                    }
                 }
                 if let Some(ClusterEvent::NodeDown { node, .. }) = events.try_recv() {
                     if node == raw_id {
@@ -188,9 +213,73 @@ fn a_peer_that_calls_without_reading_its_replies_is_held_up_in_its_own_socket() 
             served,
             "the replies reached the bound while the client was connected"
         );
-        assert!(server.is_alive());
+        eprintln!("peak queued {peak_queued} B, peak read {peak_read} B");
         a.shutdown();
         b.shutdown();
+    });
+}
+
+#[test]
+fn a_peer_that_reads_its_replies_late_has_every_call_answered() {
+    run_blocking(async {
+        let limit = 64 * 1024;
+        let a = bounded_node(limit).await;
+        let mut raw = Raw::join(&a).await;
+        let raw_id: NodeId = raw.name.parse().unwrap();
+        // 1,024 calls for 16 KiB each: far more replies than the bound.
+        let mut calls = Vec::new();
+        for id in 0..1024 {
+            calls.extend(call_frame(id, &Request::Blob(16 * 1024)));
+        }
+        raw.send_bytes(&calls).await;
+        eventually("a to hold the client back", || {
+            stats_of(&a, &raw_id).is_some_and(|s| s.queued_bytes >= limit as u64)
+        })
+        .await;
+        // The client reads its replies now, and sends nothing more: every call withheld
+        // is taken up as the replies drain.
+        let mut answered = 0;
+        while answered < 1024 {
+            match raw.receive().await {
+                Some(Wire::Reply { .. }) => answered += 1,
+                Some(_) => {}
+                None => panic!("the connection ended after {answered} replies"),
+            }
+        }
+        a.shutdown();
+    });
+}
+
+#[test]
+fn a_goodbye_behind_withheld_messages_is_still_a_goodbye() {
+    run_blocking(async {
+        let limit = 64 * 1024;
+        let a = bounded_node(limit).await;
+        let events = a.cluster_events();
+        let mut raw = Raw::join(&a).await;
+        let raw_id: NodeId = raw.name.parse().unwrap();
+        let mut calls = Vec::new();
+        for id in 0..1024 {
+            calls.extend(call_frame(id, &Request::Blob(16 * 1024)));
+        }
+        raw.send_bytes(&calls).await;
+        eventually("a to hold the client back", || {
+            stats_of(&a, &raw_id).is_some_and(|s| s.queued_bytes >= limit as u64)
+        })
+        .await;
+        // The client leaves: its goodbye waits with its calls, and then it hangs up.
+        raw.send(&Wire::Goodbye).await;
+        raw.stream.shutdown(std::net::Shutdown::Write).unwrap();
+        loop {
+            match next_event(&events).await {
+                ClusterEvent::NodeDown { node, reason } if node == raw_id => {
+                    assert_eq!(reason, noex::NodeDownReason::Shutdown);
+                    break;
+                }
+                _ => {}
+            }
+        }
+        a.shutdown();
     });
 }
 

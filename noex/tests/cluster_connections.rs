@@ -63,12 +63,13 @@ async fn rejoin(survivor: &str, restarted: &str) -> Duration {
         .await
         .unwrap();
     wait_connected(&s, 1).await;
+    wait_connected(&r, 1).await;
     let r_id = id(&r);
 
     // r crashes: no goodbye, and s's first re-dial is refused, so s waits out its backoff.
     let events = s.cluster_events();
     r.faults().refuse_connections(true);
-    r.faults().disconnect(&id(&s));
+    assert!(r.faults().disconnect(&id(&s)));
     assert!(matches!(
         next_event(&events).await,
         ClusterEvent::NodeDown { .. }
@@ -114,8 +115,9 @@ fn a_second_connection_that_replaces_the_one_in_use_is_reported_as_a_loss() {
     run_blocking(async {
         // Two nodes that reach each other under another name for their address, so that
         // neither recognises the other's dial: both connections get through.
-        let a = Node::start(cluster_config("a")).await.unwrap();
-        let b = Node::start(cluster_config("b")).await.unwrap();
+        let patient = |name| cluster_config(name).connect_timeout(Duration::from_secs(30));
+        let a = Node::start(patient("a")).await.unwrap();
+        let b = Node::start(patient("b")).await.unwrap();
         assert!(id(&b) > id(&a), "b's connection is the one kept");
         let (a_events, b_events) = (a.cluster_events(), b.cluster_events());
 
@@ -173,8 +175,17 @@ fn crossing_connects_end_with_one_connection_and_no_loss() {
             let a = Node::start(cluster_config("a")).await.unwrap();
             let b = Node::start(cluster_config("b")).await.unwrap();
             let events = a.cluster_events();
+            // Both dial before either answers.
+            a.faults().hold_handshakes(true);
+            b.faults().hold_handshakes(true);
             a.faults().dial(id(&b).address());
             b.faults().dial(id(&a).address());
+            eventually("a handshake to be held", || {
+                a.faults().handshakes_held() + b.faults().handshakes_held() > 0
+            })
+            .await;
+            a.faults().hold_handshakes(false);
+            b.faults().hold_handshakes(false);
             node_up(&events, &id(&b)).await;
             wait_connected(&b, 1).await;
             let holder = b
@@ -187,6 +198,43 @@ fn crossing_connects_end_with_one_connection_and_no_loss() {
             a.shutdown();
             b.shutdown();
         }
+    });
+}
+
+#[test]
+fn handshakes_that_never_finish_do_not_hold_a_dial_back_for_good() {
+    run_blocking(async {
+        let quick = |name| {
+            cluster_config(name)
+                .connect_timeout(Duration::from_millis(300))
+                .heartbeat(Duration::from_millis(100), Duration::from_secs(30))
+        };
+        let a = Node::start(quick("a")).await.unwrap();
+        let b = Node::start(quick("b")).await.unwrap();
+        // Someone without the secret keeps opening handshakes with a in b's name, each of
+        // which a holds until it times out.
+        a.faults().hold_handshakes(true);
+        let (a2, b_id) = (a.clone(), id(&b));
+        let _impostor = smol::spawn(async move {
+            let mut open = Vec::new();
+            loop {
+                let mut raw = Raw::connect(&a2).await;
+                raw.name = b_id.to_string();
+                raw.send(&raw.hello(common::raw::PROTOCOL_VERSION)).await;
+                open.push(raw);
+                smol::Timer::after(Duration::from_millis(100)).await;
+            }
+        });
+        eventually("an impostor's handshake to be under way", || {
+            a.faults().handshakes_held() > 0
+        })
+        .await;
+        // a's own dial to b waits for those handshakes no longer than one may take.
+        let events = a.cluster_events();
+        a.faults().dial(id(&b).address());
+        node_up(&events, &id(&b)).await;
+        a.shutdown();
+        b.shutdown();
     });
 }
 
@@ -211,6 +259,7 @@ fn dead_addresses(n: usize) -> Vec<String> {
 fn announced_addresses_are_dialled_by_a_bounded_number_of_loops_that_end() {
     run_blocking(async {
         let config = cluster_config("a")
+            .heartbeat(Duration::from_millis(100), Duration::from_secs(30))
             .max_dials(16)
             .forget_unreachable_after(Duration::from_millis(500));
         let node = Node::start(config).await.unwrap();
@@ -257,7 +306,9 @@ fn an_address_that_refuses_for_good_is_dialled_once() {
                 }
             }
         });
-        let node = Node::start(cluster_config("a")).await.unwrap();
+        let config =
+            cluster_config("a").heartbeat(Duration::from_millis(100), Duration::from_secs(30));
+        let node = Node::start(config).await.unwrap();
         let mut raw = Raw::join(&node).await;
         raw.send_bytes(&members(vec![format!("other@{address}")]))
             .await;

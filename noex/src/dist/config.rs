@@ -168,9 +168,11 @@ impl ClusterConfig {
 
     /// The bytes of messages queued for one peer, at most: past it a cast fails with
     /// `Overloaded` and a call waits for room (up to its timeout). Replies to the peer's
-    /// calls are bounded by it too: while that many bytes of them wait to be sent, this
-    /// node handles no more of the peer's messages (it reads up to as many again, then
-    /// leaves them in the peer's socket).
+    /// calls are bounded by it too: while that many bytes of them wait to be sent (or
+    /// some do, and 256 of the peer's calls still wait for a handler), this node handles
+    /// no more of the peer's messages — it reads up to as many bytes again, then leaves
+    /// them in the peer's socket. The replies queued then stay within this bound plus the
+    /// replies to the calls already handed to processes.
     pub fn outbound_queue(mut self, bytes: usize) -> Self {
         self.outbound_queue_bytes = bytes;
         self

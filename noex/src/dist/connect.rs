@@ -6,10 +6,11 @@
 //! with a given peer be under way at a time: an inbound one is admitted only if this
 //! node's own dial to that peer is not in its handshake — or is, but this node's id is
 //! the smaller — and a dial does not begin its handshake while an inbound one from that
-//! peer is under way. So when two handshakes cross, exactly one is refused
-//! (`AlreadyConnected`), and it is the same on both sides: the one dialled by the smaller
-//! id. A dial that is only waiting for its next attempt never wins a tie: a node that
-//! restarts and dials a survivor still re-dialling it is let in at once.
+//! peer is under way (for at most the connect timeout: the peer is not authenticated yet).
+//! So when two handshakes cross, exactly one is refused (`AlreadyConnected`), and it is
+//! the same on both sides: the one dialled by the smaller id. A dial that is only waiting
+//! for its next attempt never wins a tie: a node that restarts and dials a survivor still
+//! re-dialling it is let in at once.
 //!
 //! Should two connections get through anyway (one node reached the other under two
 //! addresses, say a host name and an IP), both nodes keep the one dialled by the greater
@@ -50,6 +51,9 @@ pub(super) struct Dial {
     pub(super) kind: DialKind,
     /// In its handshake now (not waiting for its next attempt).
     pub(super) handshaking: bool,
+    /// Asked for again while the loop runs (the peer was lost anew, say): the loop goes
+    /// on, with a fresh clock and backoff, rather than end.
+    renewed: bool,
 }
 
 /// Why an address is dialled, which decides when its dial loop gives up.
@@ -111,8 +115,10 @@ impl Cluster {
                 }
             }
             if let Some(dial) = state.dials.get_mut(&address) {
-                // Already dialled; it now gives up only as the stronger reason allows.
+                // Already dialled: it goes on, and gives up only as the stronger reason
+                // allows.
                 dial.kind = dial.kind.max(kind);
+                dial.renewed = true;
                 return;
             }
             if kind == DialKind::Learned {
@@ -125,17 +131,34 @@ impl Cluster {
             let dial = Dial {
                 kind,
                 handshaking: false,
+                renewed: false,
             };
             state.dials.insert(address.clone(), dial);
         }
         let cluster = Arc::downgrade(self);
-        self.spawn(async move {
-            let kind = kind;
-            dial_loop(&cluster, &address, expected, kind).await;
-            if let Some(cluster) = cluster.upgrade() {
-                cluster.lock().dials.remove(&address);
+        self.spawn(async move { dial_loop(&cluster, &address, expected).await });
+    }
+
+    /// The dial of `address`'s reason, and whether it was asked for again since the last
+    /// look; `None` if there is no such dial.
+    fn renewal(&self, address: &str) -> Option<(DialKind, bool)> {
+        let mut state = self.lock();
+        let dial = state.dials.get_mut(address)?;
+        Some((dial.kind, std::mem::take(&mut dial.renewed)))
+    }
+
+    /// Ends the dial of `address` — unless it was asked for again meanwhile (then `false`:
+    /// the loop goes on). Decided under the lock that `dial` takes, so that no request to
+    /// dial is lost to a loop ending.
+    fn finish_dial(&self, address: &str) -> bool {
+        let mut state = self.lock();
+        match state.dials.get_mut(address) {
+            Some(dial) if dial.renewed => false,
+            _ => {
+                state.dials.remove(address);
+                true
             }
-        });
+        }
     }
 
     /// `true` if connected to the node dialled at `address` (known by its id, by the
@@ -157,8 +180,8 @@ impl Cluster {
     }
 
     /// Marks the dial of `address` as in its handshake — unless the peer is connected, or
-    /// its own handshake with this node is under way (see `connect`).
-    pub(super) fn begin_handshake(&self, address: &str, expected: Option<&NodeId>) -> Begin {
+    /// (unless `waited_out`) its own handshake with this node is under way.
+    fn begin_handshake(&self, address: &str, expected: Option<&NodeId>, waited_out: bool) -> Begin {
         let mut state = self.lock();
         let connected = match expected {
             Some(id) => state.peers.contains_key(id.as_str()),
@@ -170,7 +193,7 @@ impl Cluster {
         if connected {
             return Begin::Connected;
         }
-        if state.accepting.contains_key(address) {
+        if state.accepting.contains_key(address) && !waited_out {
             return Begin::Wait;
         }
         if let Some(dial) = state.dials.get_mut(address) {
@@ -361,25 +384,23 @@ enum Attempt {
 }
 
 /// Dials `address` until connected, refused for good, forgotten, or the node stops.
-pub(super) async fn dial_loop(
-    cluster: &Weak<Cluster>,
-    address: &str,
-    expected: Option<NodeId>,
-    kind: DialKind,
-) {
+async fn dial_loop(cluster: &Weak<Cluster>, address: &str, expected: Option<NodeId>) {
     let Some(strong) = cluster.upgrade() else {
         return;
     };
     let config = &strong.config;
-    let (min, max, forget_after) = (
+    let (min, max, forget_after, connect_timeout) = (
         config.reconnect_min,
         config.reconnect_max,
         config.forget_unreachable_after,
+        config.connect_timeout,
     );
     drop(strong);
     let mut backoff = min;
     let mut last_answer = Instant::now();
     let (mut ties, mut warned) = (0, false);
+    // Since when an inbound handshake from the peer has kept this dial waiting.
+    let mut waiting_since: Option<Instant> = None;
     loop {
         let Some(strong) = cluster.upgrade() else {
             return;
@@ -387,20 +408,32 @@ pub(super) async fn dial_loop(
         if strong.is_stopping() {
             return;
         }
-        match strong.begin_handshake(address, expected.as_ref()) {
-            Begin::Connected => return,
+        let Some((kind, renewed)) = strong.renewal(address) else {
+            return;
+        };
+        if renewed {
+            (last_answer, backoff, ties) = (Instant::now(), min, 0);
+        }
+        // An inbound handshake that never ends (its peer unauthenticated as yet) holds
+        // this dial back no longer than a handshake may take.
+        let waited_out = waiting_since.is_some_and(|since| since.elapsed() >= connect_timeout);
+        match strong.begin_handshake(address, expected.as_ref(), waited_out) {
+            Begin::Connected => match strong.finish_dial(address) {
+                true => return,
+                false => continue,
+            },
             // A handshake from that peer is under way: it will connect us, or fail.
             Begin::Wait => {
+                waiting_since.get_or_insert_with(Instant::now);
                 drop(strong);
                 smol::Timer::after(min).await;
                 continue;
             }
-            Begin::Go => {}
+            Begin::Go => waiting_since = None,
         }
-        let timeout = strong.config.connect_timeout;
         let attempt = attempt(&strong, address, expected.as_ref())
             .or(async {
-                smol::Timer::after(timeout).await;
+                smol::Timer::after(connect_timeout).await;
                 Attempt::Failed {
                     error: "timed out".to_owned(),
                     answered: false,
@@ -411,13 +444,19 @@ pub(super) async fn dial_loop(
             Attempt::Connected(established, stream) => {
                 strong.register(established, stream, true);
                 strong.end_handshake(address);
-                return;
+                match strong.finish_dial(address) {
+                    true => return,
+                    false => continue,
+                }
             }
             Attempt::Tied(resolved) => {
                 strong.end_handshake(address);
                 last_answer = Instant::now();
                 if strong.connected_to(address, expected.as_ref(), resolved) {
-                    return;
+                    match strong.finish_dial(address) {
+                        true => return,
+                        false => continue,
+                    }
                 }
                 ties += 1;
                 if ties <= MAX_TIES {
@@ -429,6 +468,7 @@ pub(super) async fn dial_loop(
             Attempt::ForGood(error) => {
                 strong.end_handshake(address);
                 tracing::error!(%address, %error, "refused for good; no longer dialling it");
+                strong.lock().dials.remove(address);
                 return;
             }
             Attempt::Failed { error, answered } => {
@@ -446,8 +486,11 @@ pub(super) async fn dial_loop(
             }
         }
         if kind != DialKind::Seed && last_answer.elapsed() >= forget_after {
-            tracing::info!(%address, "no answer for {forget_after:?}; no longer dialling it");
-            return;
+            if strong.finish_dial(address) {
+                tracing::info!(%address, "no answer for {forget_after:?}; no longer dialling it");
+                return;
+            }
+            continue;
         }
         drop(strong);
         smol::Timer::after(jitter(backoff)).await;

@@ -10,6 +10,8 @@
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use futures_lite::FutureExt;
+
 use super::cluster::Cluster;
 use super::peer::Peer;
 use super::wire::{self, Address, RemoteOutcome, Stop, WireMessage};
@@ -90,19 +92,23 @@ impl Responder {
     /// The handler dropped the reply: the server is ending, or chose not to answer. As for
     /// a local caller, the answer is the server's exit reason if it ends while the caller
     /// still waits; if it lives on, the caller is left to its own timeout. What waits here
-    /// holds the connection weakly (so a closed connection's socket is released at once)
-    /// and gives up when the caller does.
+    /// gives up at the caller's timeout, or as soon as the connection closes (releasing
+    /// its socket).
     pub(crate) fn respond_when_exited(mut self, process: Arc<dyn AnyProcess>) {
         self.answered = true;
         let Some(cluster) = self.cluster.upgrade() else {
             return;
         };
-        let (peer, id, timeout) = (Arc::downgrade(&self.peer), self.id, self.timeout);
+        let (peer, id, timeout) = (self.peer.clone(), self.id, self.timeout);
         drop(self);
         cluster.spawn(async move {
+            let exited = async { Some(process.core().exited().await) };
+            let closed = async {
+                peer.closed().await;
+                None
+            };
             let mut deadline = Deadline::after(timeout);
-            let exited = deadline.run(process.core().exited()).await;
-            if let (Some(reason), Some(peer)) = (exited, peer.upgrade()) {
+            if let Some(Some(reason)) = deadline.run(exited.or(closed)).await {
                 answer(&peer, id, RemoteOutcome::Exited(reason), |_| Ok(()));
             }
         });
@@ -135,9 +141,27 @@ fn answer(
     }
 }
 
+/// A call from another node handed to a local process and not yet taken by a handler:
+/// counted against its connection (it will add a reply; see `Outbound::holding_back`)
+/// until dropped.
+pub(crate) struct Owed(Arc<Peer>);
+
+impl Owed {
+    fn new(peer: &Arc<Peer>) -> Self {
+        peer.queue.owe_reply();
+        Owed(peer.clone())
+    }
+}
+
+impl Drop for Owed {
+    fn drop(&mut self) {
+        self.0.queue.reply_owed_taken();
+    }
+}
+
 /// What a message from another node asks of a local process.
 pub(crate) enum RemoteKind {
-    Call(Responder),
+    Call(Responder, Owed),
     Cast,
     Info,
 }
@@ -170,7 +194,7 @@ pub(crate) fn deliver(
             timeout_ms,
         } => {
             let responder = responder(id, Duration::from_millis(timeout_ms));
-            (to, RemoteKind::Call(responder), behavior)
+            (to, RemoteKind::Call(responder, Owed::new(peer)), behavior)
         }
         WireMessage::Cast { to, behavior } => (to, RemoteKind::Cast, behavior),
         WireMessage::Info { to, behavior } => (to, RemoteKind::Info, behavior),
@@ -210,7 +234,7 @@ pub(crate) fn deliver(
             home
         }
         None => {
-            if let RemoteKind::Call(responder) = kind {
+            if let RemoteKind::Call(responder, _) = kind {
                 responder.respond(RemoteOutcome::NoProc);
             }
             0

@@ -20,10 +20,11 @@
 //! message in flight thus never makes small ones wait. One message larger than the limit is
 //! accepted when its lane is empty.
 //!
-//! Replies are never refused (a caller waits for each), but they are counted: while the
-//! replies queued reach `limit` bytes, the connection's reader takes no more of the peer's
-//! messages (see [`Outbound::replies_full`]), so a peer that calls without reading its
-//! replies is held up in its own socket instead of growing this queue.
+//! Replies are never refused (a caller waits for each), but they are counted, and so are
+//! the peer's calls that local handlers have yet to take (each will add a reply): while
+//! the peer is behind in reading its replies (see [`Outbound::holding_back`]), the
+//! connection's reader takes no more of the peer's messages, so a peer that calls without
+//! reading its replies is held up in its own socket instead of growing this queue.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -35,6 +36,10 @@ use super::wire::{self, WireMessage, FRAGMENT_SIZE, FRAGMENT_WINDOW};
 
 /// The writer adds fragments to a batch until it holds this many bytes.
 const BATCH: usize = 256 * 1024;
+
+/// While any reply waits to be sent, this many of the peer's calls waiting for a handler
+/// hold its reader back (see [`Outbound::holding_back`]).
+pub(crate) const OWED_WHILE_BEHIND: usize = 256;
 
 /// `true` if a frame (with its length prefix) is sent in fragments.
 pub(crate) fn is_large(frame: &[u8]) -> bool {
@@ -241,6 +246,8 @@ pub(crate) struct Outbound {
     limit: usize,
     /// `Lanes::reply_bytes`, for a look without the lock.
     replies: AtomicUsize,
+    /// The peer's calls handed to local processes whose handlers have not taken them yet.
+    owed: AtomicUsize,
     /// Work for the writer.
     work: Event,
     /// Room for senders.
@@ -253,6 +260,7 @@ impl Outbound {
             lanes: Mutex::new(Lanes::default()),
             limit,
             replies: AtomicUsize::new(0),
+            owed: AtomicUsize::new(0),
             work: Event::new(),
             room: Event::new(),
         }
@@ -313,18 +321,35 @@ impl Outbound {
         self.limit
     }
 
-    /// `true` while the replies queued reach the limit: the peer does not read them as
-    /// fast as it calls. A cheap look, for every frame the reader reads.
-    #[inline]
-    pub(crate) fn replies_full(&self) -> bool {
-        self.replies.load(Ordering::Relaxed) >= self.limit
+    /// A call from the peer was handed to a local process.
+    pub(crate) fn owe_reply(&self) {
+        self.owed.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Waits until the replies queued are under the limit (or the queue closes).
-    pub(crate) async fn room_for_replies(&self) {
+    /// A call from the peer was taken by its handler (or dropped untaken).
+    pub(crate) fn reply_owed_taken(&self) {
+        if self.owed.fetch_sub(1, Ordering::Relaxed) == OWED_WHILE_BEHIND {
+            self.room.notify(usize::MAX);
+        }
+    }
+
+    /// `true` while the peer is behind in reading its replies: they reach the limit, or
+    /// some wait to be sent while [`OWED_WHILE_BEHIND`] of its calls still wait for a
+    /// handler (each will add a reply). The connection's reader then takes no more of its
+    /// messages, so the replies queued stay within the limit plus the replies to those
+    /// calls. A cheap look, for every frame the reader reads.
+    #[inline]
+    pub(crate) fn holding_back(&self) -> bool {
+        let replies = self.replies.load(Ordering::Relaxed);
+        replies >= self.limit
+            || (replies > 0 && self.owed.load(Ordering::Relaxed) >= OWED_WHILE_BEHIND)
+    }
+
+    /// Waits until the reader may take the peer's messages again (or the queue closes).
+    pub(crate) async fn room_to_take(&self) {
         loop {
             let listener = self.room.listen();
-            if !self.replies_full() || self.lock().closed {
+            if !self.holding_back() || self.lock().closed {
                 return;
             }
             listener.await;

@@ -17,7 +17,7 @@ use std::sync::{Arc, Weak};
 
 use async_net::TcpStream;
 use futures_lite::io::BufReader;
-use futures_lite::AsyncBufReadExt;
+use futures_lite::{AsyncBufReadExt, FutureExt};
 use smol::future::yield_now;
 
 use super::cluster::Cluster;
@@ -29,9 +29,11 @@ use super::wire::{self, WireError, WireMessage};
 use crate::node::NodeInner;
 
 mod follow;
+mod incoming;
 mod withheld;
 
 use follow::Follow;
+use incoming::Incoming;
 use withheld::Withheld;
 
 /// The reader yields after this many frames (or [`YIELD_BYTES`]).
@@ -79,7 +81,7 @@ pub(super) async fn reader(cluster: Weak<Cluster>, peer: Arc<Peer>) {
     };
     let state = ReaderState {
         stream: BufReader::with_capacity(64 * 1024, peer.stream.clone()),
-        buffer: Vec::new(),
+        incoming: Incoming::default(),
         reading: Reading {
             peer: peer.clone(),
             max_message,
@@ -99,7 +101,8 @@ pub(super) async fn reader(cluster: Weak<Cluster>, peer: Arc<Peer>) {
 /// What a connection's reader holds, all of which moves with it to another thread.
 struct ReaderState {
     stream: BufReader<TcpStream>,
-    buffer: Vec<u8>,
+    /// A frame that does not lie whole in the read buffer, as far as it has been read.
+    incoming: Incoming,
     reading: Reading,
     max_frame: usize,
 }
@@ -122,6 +125,18 @@ async fn read(cluster: Weak<Cluster>, mut state: ReaderState) {
         }
     };
     let peer = state.reading.peer.clone();
+    // A peer that closed its side: what it sent before is handled, its goodbye included.
+    let ended = match ended {
+        Ended::Read(WireError::Io(error)) => match cluster.upgrade() {
+            Some(cluster_now) => state
+                .reading
+                .flush_withheld(&cluster_now)
+                .err()
+                .unwrap_or(Ended::Read(WireError::Io(error))),
+            None => Ended::Gone,
+        },
+        ended => ended,
+    };
     match ended {
         Ended::Read(error) => read_failed(&cluster, &peer, error),
         Ended::Down(reason) => {
@@ -161,20 +176,25 @@ async fn read_until_moved(
 ) -> Result<usize, Ended> {
     let ReaderState {
         stream,
-        buffer,
+        incoming,
         reading,
         max_frame,
     } = state;
     let max_frame = *max_frame;
     let (mut frames, mut bytes) = (0u32, 0usize);
     loop {
-        if !reading.withheld.is_empty() && !reading.peer.queue.replies_full() {
+        if !reading.withheld.is_empty() && !reading.peer.queue.holding_back() {
             reading.release_withheld(cluster).await?;
         }
         let cluster_now = cluster.upgrade().ok_or(Ended::Gone)?;
-        // A frame that lies whole in the read buffer is handled where it lies; one that
-        // does not is read (copied) into `buffer`.
-        let len = match buffered_frame(stream.buffer(), max_frame).map_err(Ended::Read)? {
+        // A frame begun in `incoming` comes first. Otherwise a frame that lies whole in the
+        // read buffer is handled where it lies, and one that does not is read (copied)
+        // into `incoming`.
+        let buffered = match incoming.is_empty() {
+            true => buffered_frame(stream.buffer(), max_frame).map_err(Ended::Read)?,
+            false => None,
+        };
+        let len = match buffered {
             Some(len) => match reading.take(&cluster_now, &stream.buffer()[4..4 + len])? {
                 Handled::Done => {
                     stream.consume(4 + len);
@@ -188,25 +208,41 @@ async fn read_until_moved(
                 }
             },
             None => {
-                if stream.buffer().is_empty() {
-                    // The read may wait: bring the counters up to date first.
-                    reading.unreported.report(&reading.peer.counters);
-                }
-                drop(cluster_now);
-                wire::read_frame(stream, max_frame, buffer)
-                    .await
-                    .map_err(Ended::Read)?;
-                loop {
-                    let cluster_now = cluster.upgrade().ok_or(Ended::Gone)?;
-                    match reading.take(&cluster_now, buffer)? {
-                        Handled::Done => break,
-                        Handled::Later(wait) => {
-                            drop(cluster_now);
-                            reading.wait(wait).await;
+                if incoming.whole().is_none() {
+                    if stream.buffer().is_empty() {
+                        // The read may wait: bring the counters up to date first.
+                        reading.unreported.report(&reading.peer.counters);
+                    }
+                    drop(cluster_now);
+                    let read = incoming.read(stream, max_frame);
+                    if reading.withheld.is_empty() {
+                        read.await.map_err(Ended::Read)?;
+                    } else {
+                        // Messages are withheld: the peer catching up on its replies
+                        // must not wait for its next frame to release them.
+                        let room = reading.peer.queue.room_to_take();
+                        match async { Some(read.await) }
+                            .or(async {
+                                room.await;
+                                None
+                            })
+                            .await
+                        {
+                            Some(read) => read.map_err(Ended::Read)?,
+                            None => continue,
                         }
                     }
                 }
-                buffer.len()
+                let cluster_now = cluster.upgrade().ok_or(Ended::Gone)?;
+                let frame = incoming.whole().unwrap_or_default();
+                match reading.take(&cluster_now, frame)? {
+                    Handled::Done => incoming.clear(),
+                    Handled::Later(wait) => {
+                        drop(cluster_now);
+                        reading.wait(wait).await;
+                        continue;
+                    }
+                }
             }
         };
         if let Some(destination) = reading.follow.destination() {
@@ -301,7 +337,7 @@ impl Reading {
     /// are over the bound, withholds it with the peer's other messages (see
     /// [`Withheld`]) — or leaves it, for the reader to wait before taking it.
     fn take(&mut self, cluster: &Arc<Cluster>, frame: &[u8]) -> Result<Handled, Ended> {
-        let handled = if self.withheld.is_empty() && !self.peer.queue.replies_full() {
+        let handled = if self.withheld.is_empty() && !self.peer.queue.holding_back() {
             self.frame(cluster, frame)?
         } else {
             self.withhold(cluster, frame)?
@@ -331,7 +367,7 @@ impl Reading {
     /// over the bound again.
     async fn release_withheld(&mut self, cluster: &Weak<Cluster>) -> Result<(), Ended> {
         let mut since_yield = 0;
-        while !self.peer.queue.replies_full() {
+        while !self.peer.queue.holding_back() {
             let Some(frame) = self.withheld.pop() else {
                 break;
             };
@@ -350,6 +386,15 @@ impl Reading {
         Ok(())
     }
 
+    /// Handles every withheld message, bound or not, once the connection has ended. (A
+    /// message that would wait for reassembly room is lost with the connection.)
+    fn flush_withheld(&mut self, cluster: &Arc<Cluster>) -> Result<(), Ended> {
+        while let Some(frame) = self.withheld.pop() {
+            self.frame(cluster, &frame)?;
+        }
+        Ok(())
+    }
+
     /// Handles one frame's bytes — unless it begins a message the node has no room for
     /// yet (then nothing is done).
     fn frame(&mut self, cluster: &Arc<Cluster>, frame: &[u8]) -> Result<Handled, Ended> {
@@ -360,7 +405,7 @@ impl Reading {
                     Ok(size) if size <= self.max_message => size,
                     _ => return protocol_error(format!("a message of {size} bytes is too large")),
                 };
-                if !self.begin(id, size) {
+                if !self.begin(id, size)? {
                     return Ok(Handled::Later(Wait::Room(size)));
                 }
             }
@@ -373,21 +418,25 @@ impl Reading {
 
     /// Begins reassembling a message of `size` bytes in room reserved for it; `false` if
     /// the node has no room for it now.
-    fn begin(&mut self, id: u64, size: usize) -> bool {
+    fn begin(&mut self, id: u64, size: usize) -> Result<bool, Ended> {
         let room = match self.room.take() {
             Some(room) if room.bytes() == size => room,
             _ => match self.reassembly.try_reserve(size) {
                 Some(room) => room,
-                None => return false,
+                None => return Ok(false),
             },
         };
+        let mut whole = Vec::new();
+        if whole.try_reserve_exact(size).is_err() {
+            return protocol_error(format!("no memory for a message of {size} bytes"));
+        }
         self.assembling = Some(Assembly {
             id,
             size,
-            whole: Vec::with_capacity(size),
+            whole,
             _room: room,
         });
-        true
+        Ok(true)
     }
 
     /// Adds a fragment to the message being reassembled; delivers the message once whole.
@@ -443,7 +492,7 @@ impl Reading {
             }
             Wait::Replies => {
                 self.peer.set_pause(Pause::ForReplies);
-                self.peer.queue.room_for_replies().await;
+                self.peer.queue.room_to_take().await;
             }
         }
         self.peer.set_pause(Pause::Reading);

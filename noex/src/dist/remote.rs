@@ -40,7 +40,7 @@ pub struct Codec<B: GenServer> {
 }
 
 /// Appends a value, encoded, to a buffer.
-type Encode<T> = fn(&T, &mut Vec<u8>) -> Result<(), postcard::Error>;
+pub(crate) type Encode<T> = fn(&T, &mut Vec<u8>) -> Result<(), postcard::Error>;
 
 /// Decodes a value from bytes.
 type Decode<T> = fn(&[u8]) -> Result<T, postcard::Error>;
@@ -196,8 +196,13 @@ impl<B: GenServer> RemoteTarget<B> {
         }
         let (outcome, payload) = match deadline.run(reply).await {
             None => return Err(pending.timed_out()),
-            Some(Ok(Ok(outcome))) => outcome,
-            Some(Ok(Err(ConnectionLost)) | Err(_)) => return Err(CallError::NoConnection),
+            Some(answered) => {
+                pending.settled();
+                match answered {
+                    Ok(Ok(outcome)) => outcome,
+                    Ok(Err(ConnectionLost)) | Err(_) => return Err(CallError::NoConnection),
+                }
+            }
         };
         match outcome {
             RemoteOutcome::Reply => (self.codec.decode_reply)(payload.bytes())
@@ -269,11 +274,13 @@ impl<B: GenServer> RemoteTarget<B> {
         }));
         let mut frame = Vec::new();
         wire::encode_frame(&message, &mut frame).map_err(|_| SendError::NoConnection)?;
-        let (_pending, reply) = PendingCall::expect(&peer, id);
+        let (pending, reply) = PendingCall::expect(&peer, id);
         peer.send(frame, run::current_sender())
             .await
             .map_err(|_| SendError::NoConnection)?;
-        match reply.await {
+        let answered = reply.await;
+        pending.settled();
+        match answered {
             Ok(Ok((RemoteOutcome::Exited(reason), _))) => Ok(reason),
             Ok(Ok((RemoteOutcome::NoProc, _))) => Err(SendError::NoProc),
             Ok(Ok(_)) | Ok(Err(ConnectionLost)) | Err(_) => Err(SendError::NoConnection),
@@ -315,13 +322,25 @@ impl<B: GenServer> RemoteTarget<B> {
 struct PendingCall<'a> {
     peer: &'a Peer,
     id: u64,
+    /// The entry is gone: its answer (or the connection's loss) came.
+    settled: bool,
 }
 
 impl<'a> PendingCall<'a> {
     /// Registers request `id` on `peer`; returns the entry and where its reply arrives.
     fn expect(peer: &'a Peer, id: u64) -> (Self, oneshot::AsyncReceiver<super::peer::CallOutcome>) {
         let reply = peer.expect_reply(id);
-        (PendingCall { peer, id }, reply)
+        let pending = PendingCall {
+            peer,
+            id,
+            settled: false,
+        };
+        (pending, reply)
+    }
+
+    /// The answer came (whoever sends one removes the entry): nothing to forget.
+    fn settled(mut self) {
+        self.settled = true;
     }
 
     /// The call timed out: counted, unless its reply arrived just now.
@@ -335,7 +354,9 @@ impl<'a> PendingCall<'a> {
 
 impl Drop for PendingCall<'_> {
     fn drop(&mut self) {
-        self.peer.forget_call(self.id);
+        if !self.settled {
+            self.peer.forget_call(self.id);
+        }
     }
 }
 

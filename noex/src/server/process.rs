@@ -3,10 +3,10 @@
 use std::any::Any;
 use std::sync::Arc;
 
-use super::reply::{Failure, ReplyTo};
+use super::reply::{Failure, Forward, Outcome, ReplyTo};
 use super::{GenServer, Info};
-use crate::dist::inbound::{Payload, RemoteDelivery, RemoteKind};
-use crate::dist::remote::Codec;
+use crate::dist::inbound::{Owed, Payload, RemoteDelivery, RemoteKind, Responder};
+use crate::dist::remote::{Codec, Encode};
 use crate::dist::wire::RemoteOutcome;
 use crate::process::mailbox::Mailbox;
 use crate::process::{AnyProcess, Core, Identity, SystemInfo};
@@ -57,7 +57,7 @@ fn remote_envelope<B: GenServer>(
     payload: &[u8],
 ) -> Option<Envelope<B>> {
     match kind {
-        RemoteKind::Call(responder) => {
+        RemoteKind::Call(responder, owed) => {
             let request = match (codec.decode_call)(payload) {
                 Ok(request) => request,
                 Err(error) => {
@@ -66,12 +66,11 @@ fn remote_envelope<B: GenServer>(
                     return None;
                 }
             };
-            let process = process.clone();
-            let encode = codec.encode_reply;
-            let reply = ReplyTo::forward(move |outcome| match outcome {
-                Ok(reply) => responder.reply(|out| encode(&reply, out)),
-                Err(Failure::Unhandled) => responder.respond(RemoteOutcome::NoProc),
-                Err(Failure::Abandoned) => responder.respond_when_exited(process),
+            let reply = ReplyTo::forward(RemoteReply {
+                responder,
+                encode: codec.encode_reply,
+                process: process.clone(),
+                owed: Some(owed),
             });
             Some(Envelope::Call(request, reply))
         }
@@ -89,6 +88,36 @@ fn remote_envelope<B: GenServer>(
                 None
             }
         },
+    }
+}
+
+/// Where the outcome of a call from another node goes: encoded, back over the connection
+/// it came on.
+struct RemoteReply<B: GenServer> {
+    responder: Responder,
+    encode: Encode<B::Reply>,
+    process: Arc<Process<B>>,
+    /// Counts the call against its connection until a handler takes it.
+    owed: Option<Owed>,
+}
+
+impl<B: GenServer> Forward<B::Reply> for RemoteReply<B> {
+    fn deliver(self: Box<Self>, outcome: Outcome<B::Reply>) {
+        let RemoteReply {
+            responder,
+            encode,
+            process,
+            ..
+        } = *self;
+        match outcome {
+            Ok(reply) => responder.reply(|out| encode(&reply, out)),
+            Err(Failure::Unhandled) => responder.respond(RemoteOutcome::NoProc),
+            Err(Failure::Abandoned) => responder.respond_when_exited(process),
+        }
+    }
+
+    fn taken(&mut self) {
+        self.owed = None;
     }
 }
 
@@ -157,7 +186,7 @@ impl<B: GenServer> AnyProcess for Process<B> {
             payload,
         } = delivery;
         let Some(codec) = B::__remote_codec() else {
-            if let RemoteKind::Call(responder) = kind {
+            if let RemoteKind::Call(responder, _) = kind {
                 let text = format!("behaviour {} is local-only", self.core.id.behavior);
                 responder.respond(RemoteOutcome::Failed(text));
             }
@@ -165,7 +194,7 @@ impl<B: GenServer> AnyProcess for Process<B> {
         };
         if behavior != codec.hash {
             match kind {
-                RemoteKind::Call(responder) => {
+                RemoteKind::Call(responder, _) => {
                     let found = codec.name.to_owned();
                     responder.respond(RemoteOutcome::WrongBehavior { found });
                 }

@@ -49,20 +49,34 @@ enum Sink<R> {
     Slot(Slot<R>),
     /// The mutex is never contended (the sink is used once, by value); it makes a `ReplyTo`
     /// stored in a state shareable (`Sync`) whatever the conversion captures.
-    Adapted(Mutex<Forward<R>>),
+    Adapted(Mutex<Box<dyn Forward<R>>>),
 }
 
-type Forward<R> = Box<dyn FnOnce(Outcome<R>) + Send>;
+/// Where the outcome of a call goes when it is not straight to a local caller: through a
+/// conversion ([`ReplyTo::adapt`]; any `FnOnce` is one), or back to a remote caller.
+pub(crate) trait Forward<R>: Send {
+    /// Hands the outcome on.
+    fn deliver(self: Box<Self>, outcome: Outcome<R>);
+
+    /// A handler has taken the request.
+    fn taken(&mut self) {}
+}
+
+impl<R, F: FnOnce(Outcome<R>) + Send> Forward<R> for F {
+    fn deliver(self: Box<Self>, outcome: Outcome<R>) {
+        (*self)(outcome)
+    }
+}
 
 impl<R> Sink<R> {
     fn deliver(self, outcome: Outcome<R>) {
         match self {
             // An error means the caller gave up; dropping the reply is the contract.
             Sink::Slot(slot) => drop(slot.send(outcome)),
-            Sink::Adapted(forward) => {
-                let forward = forward.into_inner().unwrap_or_else(PoisonError::into_inner);
-                forward(outcome)
-            }
+            Sink::Adapted(forward) => forward
+                .into_inner()
+                .unwrap_or_else(PoisonError::into_inner)
+                .deliver(outcome),
         }
     }
 }
@@ -76,7 +90,7 @@ impl<R> ReplyTo<R> {
     }
 
     /// A `ReplyTo` that hands the outcome to `forward` (a remote caller's connection).
-    pub(crate) fn forward(forward: impl FnOnce(Outcome<R>) + Send + 'static) -> Self {
+    pub(crate) fn forward(forward: impl Forward<R> + 'static) -> Self {
         ReplyTo {
             sink: Some(Sink::Adapted(Mutex::new(Box::new(forward)))),
             taken: false,
@@ -86,6 +100,12 @@ impl<R> ReplyTo<R> {
     /// Marks the request as taken by a handler.
     pub(crate) fn taken(mut self) -> Self {
         self.taken = true;
+        if let Some(Sink::Adapted(forward)) = &mut self.sink {
+            forward
+                .get_mut()
+                .unwrap_or_else(PoisonError::into_inner)
+                .taken();
+        }
         self
     }
 
@@ -114,9 +134,8 @@ impl<R> ReplyTo<R> {
         ReplyTo {
             taken: self.taken,
             sink: sink.map(|sink| {
-                Sink::Adapted(Mutex::new(Box::new(move |outcome: Outcome<U>| {
-                    sink.deliver(outcome.map(convert))
-                })))
+                let forward = move |outcome: Outcome<U>| sink.deliver(outcome.map(convert));
+                Sink::Adapted(Mutex::new(Box::new(forward)))
             }),
         }
     }

@@ -1,14 +1,16 @@
-//! The peer's messages a reader withholds while the replies queued for the peer are over
-//! the bound.
+//! The peer's messages a reader withholds while the peer is behind in reading its
+//! replies.
 
 use std::collections::VecDeque;
 
-/// The peer's messages the reader has read but not handled, in order, while the replies
-/// queued for the peer are over the bound: a peer that calls without reading its replies
-/// makes no more calls arrive, and yet the acknowledgements that let this node's large
-/// replies drain still get through. At most the bound's worth of messages is withheld;
-/// past it the reader reads nothing more (and a peer that then neither reads nor lets
-/// this node read is down after the heartbeat timeout).
+/// The peer's messages the reader has read but not handled, in order, while the peer is
+/// behind in reading its replies (`Outbound::holding_back`): a peer that calls without
+/// reading its replies gets no more calls handled, and yet its heartbeats and the
+/// acknowledgements that let this node's large replies drain still get through. At most
+/// the outbound bound's worth of messages is withheld; past it the reader reads nothing
+/// more (and a peer that then neither reads nor lets this node read is down after the
+/// heartbeat timeout). Withheld messages are taken up, in order, as soon as the peer has
+/// caught up — or, if it hangs up first, before its connection is reported down.
 #[derive(Default)]
 pub(super) struct Withheld {
     frames: VecDeque<Vec<u8>>,
