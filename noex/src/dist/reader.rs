@@ -336,6 +336,7 @@ impl Reading {
     /// Takes a frame just read: handles it — or, while the replies queued for the peer
     /// are over the bound, withholds it with the peer's other messages (see
     /// [`Withheld`]) — or leaves it, for the reader to wait before taking it.
+    #[inline]
     fn take(&mut self, cluster: &Arc<Cluster>, frame: &[u8]) -> Result<Handled, Ended> {
         let handled = if self.withheld.is_empty() && !self.peer.queue.holding_back() {
             self.frame(cluster, frame)?
@@ -351,6 +352,7 @@ impl Reading {
     /// Withholds a frame — unless it is one that keeps the connection going (a heartbeat,
     /// an acknowledgement of this node's fragments: the replies cannot drain without
     /// those), which is handled at once.
+    #[inline(never)]
     fn withhold(&mut self, cluster: &Arc<Cluster>, frame: &[u8]) -> Result<Handled, Ended> {
         let (message, _) = wire::decode(frame).map_err(Ended::Read)?;
         if let WireMessage::Heartbeat { .. } | WireMessage::FragmentAck { .. } = message {
@@ -397,22 +399,36 @@ impl Reading {
 
     /// Handles one frame's bytes — unless it begins a message the node has no room for
     /// yet (then nothing is done).
+    #[inline]
     fn frame(&mut self, cluster: &Arc<Cluster>, frame: &[u8]) -> Result<Handled, Ended> {
         let (message, payload) = wire::decode(frame).map_err(Ended::Read)?;
         if let WireMessage::Fragment { id, last, size } = message {
-            if self.assembling.is_none() {
-                let size = match usize::try_from(size) {
-                    Ok(size) if size <= self.max_message => size,
-                    _ => return protocol_error(format!("a message of {size} bytes is too large")),
-                };
-                if !self.begin(id, size)? {
-                    return Ok(Handled::Later(Wait::Room(size)));
-                }
-            }
-            self.fragment(cluster, id, last, size, payload)?;
-        } else {
-            self.dispatch(cluster, message, Payload::Borrowed(payload))?;
+            return self.piece(cluster, id, last, size, payload);
         }
+        self.dispatch(cluster, message, Payload::Borrowed(payload))?;
+        Ok(Handled::Done)
+    }
+
+    /// Handles a fragment — unless it begins a message the node has no room for yet.
+    #[inline(never)]
+    fn piece(
+        &mut self,
+        cluster: &Arc<Cluster>,
+        id: u64,
+        last: bool,
+        size: u64,
+        payload: &[u8],
+    ) -> Result<Handled, Ended> {
+        if self.assembling.is_none() {
+            let size = match usize::try_from(size) {
+                Ok(size) if size <= self.max_message => size,
+                _ => return protocol_error(format!("a message of {size} bytes is too large")),
+            };
+            if !self.begin(id, size)? {
+                return Ok(Handled::Later(Wait::Room(size)));
+            }
+        }
+        self.fragment(cluster, id, last, size, payload)?;
         Ok(Handled::Done)
     }
 
