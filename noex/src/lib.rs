@@ -98,7 +98,7 @@ pub use behavior::{
 };
 pub use dist::{
     ClusterConfig, ClusterEvent, NodeDownReason, NodeId, NodeIdError, NodeInfo, NodeStatus,
-    StartError, TrafficStats,
+    RemoteStats, StartError, TieStats, TrafficStats,
 };
 pub use error::{CallError, LookupError, RegisterError, SendError, SpawnError};
 pub use events::{Events, LifecycleEvent, Subscription};

@@ -75,6 +75,7 @@ impl GenServer for Parent {
                 pid,
                 reason,
             },
+            Info::NodeDown { node } => Seen::NodeDown(node),
             Info::Message(()) => Seen::Message(String::new()),
         };
         let _ = self.seen.try_send(seen);

@@ -88,6 +88,7 @@ impl GenServer for Watcher {
                 pid,
                 reason,
             },
+            Info::NodeDown { node } => Seen::NodeDown(node),
             Info::Message(()) => Seen::Message(String::new()),
         };
         let _ = self.seen.try_send(seen);

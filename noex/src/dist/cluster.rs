@@ -35,6 +35,8 @@ use super::reassembly::Reassembly;
 use super::wire::WireMessage;
 use crate::events::EventBus;
 use crate::node::NodeInner;
+use crate::process::{AnyProcess, SystemInfo};
+use crate::Pid;
 
 /// The cluster state of one node.
 pub(crate) struct Cluster {
@@ -60,6 +62,8 @@ pub(crate) struct Cluster {
     pub(super) handshakes_held: AtomicUsize,
     /// The connections whose memory is still held.
     pub(crate) held: Held,
+    /// `Down`s delivered for processes of other nodes.
+    pub(super) downs_delivered: AtomicU64,
 }
 
 #[derive(Default)]
@@ -72,6 +76,17 @@ pub(super) struct State {
     pub(super) accepting: HashMap<String, usize>,
     /// Reconnections per node.
     reconnects: HashMap<Arc<str>, u64>,
+    /// Processes (by serial) monitoring a connected node, once per monitor.
+    node_watchers: HashMap<Arc<str>, Vec<u64>>,
+}
+
+/// A connection that stopped being the one to its peer: what follows once the state lock
+/// is released.
+#[must_use]
+struct Lost {
+    peer: Arc<Peer>,
+    /// The processes that monitored its node.
+    watchers: Vec<u64>,
 }
 
 impl Cluster {
@@ -120,6 +135,7 @@ impl Cluster {
             handshakes_released: event_listener::Event::new(),
             handshakes_held: AtomicUsize::new(0),
             held: Held::default(),
+            downs_delivered: AtomicU64::new(0),
         }
     }
 
@@ -206,6 +222,7 @@ impl Cluster {
         ));
         let key = peer.id.as_arc();
         let members;
+        let mut lost = None;
         {
             let mut state = self.lock();
             if self.is_stopping() {
@@ -232,10 +249,11 @@ impl Cluster {
                     // calls fail, its links and monitors break. Say so, as for any lost
                     // connection, before the new one is up.
                     existing.close();
-                    self.events.publish(ClusterEvent::NodeDown {
-                        node: existing.id.clone(),
-                        reason: NodeDownReason::ConnectionClosed,
-                    });
+                    lost = Some(self.report_down(
+                        &mut state,
+                        &existing,
+                        NodeDownReason::ConnectionClosed,
+                    ));
                     tracing::warn!(node = %peer.id, "a second connection replaced the one in use");
                     state.peers.insert(key.clone(), peer.clone());
                     self.events.publish(ClusterEvent::NodeUp {
@@ -246,10 +264,11 @@ impl Cluster {
                     // The peer restarted: its old connection is dead.
                     existing.close();
                     state.peers.remove(&key);
-                    self.events.publish(ClusterEvent::NodeDown {
-                        node: existing.id.clone(),
-                        reason: NodeDownReason::ConnectionClosed,
-                    });
+                    lost = Some(self.report_down(
+                        &mut state,
+                        &existing,
+                        NodeDownReason::ConnectionClosed,
+                    ));
                     tracing::info!(node = %existing.id, "node restarted; old connection dropped");
                     state.peers.insert(key.clone(), peer.clone());
                     self.events.publish(ClusterEvent::NodeUp {
@@ -266,6 +285,9 @@ impl Cluster {
                 tracing::info!(node = %peer.id, "node up");
             }
             members = state.peers.values().cloned().collect::<Vec<_>>();
+        }
+        if let Some(lost) = lost {
+            self.settle(lost);
         }
         peer::run(self, &peer);
         // Tell everyone about everyone, so the new node meets the others and they meet it.
@@ -320,21 +342,16 @@ impl Cluster {
             return;
         }
         let key = peer.id.as_arc();
-        let was_current = {
+        let lost = {
             let mut state = self.lock();
             let current = state.peers.get(&key).is_some_and(|p| Arc::ptr_eq(p, peer));
-            if current {
-                state.peers.remove(&key);
-                self.events.publish(ClusterEvent::NodeDown {
-                    node: peer.id.clone(),
-                    reason: reason.clone(),
-                });
+            if !current {
+                return;
             }
-            current
+            state.peers.remove(&key);
+            self.report_down(&mut state, peer, reason.clone())
         };
-        if !was_current {
-            return;
-        }
+        self.settle(lost);
         match &reason {
             NodeDownReason::Shutdown => tracing::info!(node = %peer.id, "node left"),
             _ => tracing::warn!(node = %peer.id, %reason, detail, "node down"),
@@ -373,11 +390,92 @@ impl Cluster {
             .await;
         for peer in peers {
             peer.close();
-            self.events.publish(ClusterEvent::NodeDown {
-                node: peer.id.clone(),
-                reason: NodeDownReason::Shutdown,
-            });
+            let lost = self.report_down(&mut self.lock(), &peer, NodeDownReason::Shutdown);
+            self.settle(lost);
         }
+    }
+
+    /// Reports `peer`'s connection down (under the state lock, so that events keep their
+    /// order) and returns what must follow once the lock is released.
+    fn report_down(&self, state: &mut State, peer: &Arc<Peer>, reason: NodeDownReason) -> Lost {
+        self.events.publish(ClusterEvent::NodeDown {
+            node: peer.id.clone(),
+            reason,
+        });
+        let watchers = state.node_watchers.remove(peer.id.as_str());
+        Lost {
+            peer: peer.clone(),
+            watchers: watchers.unwrap_or_default(),
+        }
+    }
+
+    /// After a lost connection: the monitors and links made over it fire and break, and
+    /// the processes that monitored its node are told.
+    fn settle(&self, lost: Lost) {
+        self.ties_lost(&lost.peer);
+        let Some(node) = self.node() else {
+            return;
+        };
+        for serial in lost.watchers {
+            if let Some(process) = node.table.get(serial) {
+                process.deliver_system(SystemInfo::NodeDown {
+                    node: lost.peer.id.clone(),
+                });
+            }
+        }
+    }
+
+    /// `process` monitors `node`: it gets one `NodeDown` when the node is lost — at once if
+    /// it is not connected now.
+    pub(crate) fn monitor_node(&self, process: &dyn AnyProcess, node: &NodeId) {
+        let core = process.core();
+        let key = node.as_arc();
+        if !core.add_monitored_node(&key) {
+            return;
+        }
+        let connected = {
+            let mut state = self.lock();
+            let connected = state.peers.contains_key(&key);
+            if connected {
+                let serial = core.pid().serial();
+                state.node_watchers.entry(key).or_default().push(serial);
+            }
+            connected
+        };
+        if !connected {
+            process.deliver_system(SystemInfo::NodeDown { node: node.clone() });
+        }
+    }
+
+    /// Removes one monitor of `node` held by the process of `serial`; `true` if it held
+    /// one.
+    pub(crate) fn demonitor_node(&self, core: &crate::process::Core, node: &NodeId) -> bool {
+        if !core.remove_monitored_node(node.as_str()) {
+            return false;
+        }
+        self.forget_node_monitors(core.pid().serial(), &[node.as_arc()]);
+        true
+    }
+
+    /// Forgets one monitor of each of `nodes` held by the process of `serial`.
+    pub(crate) fn forget_node_monitors(&self, serial: u64, nodes: &[Arc<str>]) {
+        let mut state = self.lock();
+        for node in nodes {
+            if let Some(watchers) = state.node_watchers.get_mut(node) {
+                if let Some(at) = watchers.iter().position(|&w| w == serial) {
+                    watchers.swap_remove(at);
+                }
+                if watchers.is_empty() {
+                    state.node_watchers.remove(node);
+                }
+            }
+        }
+    }
+
+    /// `true` while the node of `pid` is connected with the pid's incarnation.
+    pub(crate) fn reaches(&self, pid: &Pid) -> bool {
+        self.peer(pid.node())
+            .is_some_and(|peer| peer.incarnation == pid.incarnation())
     }
 
     /// The connected peers.
@@ -397,6 +495,7 @@ impl Cluster {
                     uptime: Duration::from_millis(peer.uptime_ms.load(Ordering::Relaxed)),
                     last_seen: peer.last_seen(),
                     stats,
+                    ties: peer.tie_stats(),
                 }
             })
             .collect();

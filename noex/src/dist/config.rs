@@ -381,6 +381,32 @@ pub struct NodeInfo {
     pub last_seen: Duration,
     /// The connection's traffic counters.
     pub stats: TrafficStats,
+    /// The monitors and links between processes of the two nodes.
+    pub ties: TieStats,
+}
+
+/// A node's counters of its work with processes of other nodes, from
+/// [`Node::remote_stats`](crate::Node::remote_stats). Counted from the node's start, so they
+/// only grow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct RemoteStats {
+    /// `Down`s delivered for monitors of processes of other nodes (their end, or the loss
+    /// of their node).
+    pub downs_delivered: u64,
+}
+
+/// The monitors and links between the processes of this node and those of a peer, from
+/// [`NodeInfo::ties`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct TieStats {
+    /// Monitors this node's processes hold on the peer's.
+    pub monitors_out: u64,
+    /// Monitors the peer's processes hold on this node's.
+    pub monitors_in: u64,
+    /// Links between processes of the two nodes.
+    pub links: u64,
 }
 
 /// Traffic counters of one connection, or of all together.

@@ -51,6 +51,7 @@ mod connect;
 mod handshake;
 mod header;
 pub(crate) mod inbound;
+pub(crate) mod monitor;
 mod node_id;
 mod outbound;
 mod peer;
@@ -61,7 +62,8 @@ pub(crate) mod wire;
 
 pub(crate) use cluster::Cluster;
 pub use config::{
-    ClusterConfig, ClusterEvent, NodeDownReason, NodeInfo, NodeStatus, StartError, TrafficStats,
+    ClusterConfig, ClusterEvent, NodeDownReason, NodeInfo, NodeStatus, RemoteStats, StartError,
+    TieStats, TrafficStats,
 };
 pub(crate) use connect::DialKind;
 pub use node_id::{NodeId, NodeIdError};

@@ -301,6 +301,19 @@ impl Outbound {
         Ok(())
     }
 
+    /// Queues a signal (a link, monitor or exit signal between processes) whatever the queue
+    /// holds: signals are small, and a process's end must not be lost to a full queue.
+    pub(crate) fn push_signal(&self, frame: &mut Vec<u8>, sender: usize) -> Result<(), PushError> {
+        let mut lanes = self.lock();
+        if lanes.closed {
+            return Err(PushError::Closed);
+        }
+        lanes.push(frame, sender, false);
+        drop(lanes);
+        self.work.notify(1);
+        Ok(())
+    }
+
     /// Queues a reply whatever the queue holds: a reply is never lost to a full queue.
     /// Replies are bounded by the reader instead, which stops taking calls while
     /// [`replies_full`](Self::replies_full).

@@ -26,6 +26,7 @@ use smol::Async;
 use super::cluster::Cluster;
 use super::config::{NodeDownReason, TrafficStats};
 use super::inbound::Payload;
+use super::monitor::PeerTies;
 use super::node_id::NodeId;
 use super::outbound::{is_large, Outbound, PushError};
 use super::wire::{RemoteOutcome, WireMessage};
@@ -126,6 +127,9 @@ pub(crate) struct Peer {
     /// Fault injection: the writer stops taking from the queue (a peer that does not read).
     stalled: AtomicBool,
     unstalled: event_listener::Event,
+    /// The monitors and links between processes of the two nodes made over this
+    /// connection (see `monitor`).
+    ties: Mutex<PeerTies>,
     /// This connection's count in its node's [`Held`].
     _held: HeldOne,
 }
@@ -158,6 +162,7 @@ impl Peer {
             silenced: AtomicBool::new(false),
             stalled: AtomicBool::new(false),
             unstalled: event_listener::Event::new(),
+            ties: Mutex::new(PeerTies::default()),
             _held: held.track(),
         }
     }
@@ -195,6 +200,10 @@ impl Peer {
 
     fn now_ms(&self) -> u64 {
         self.epoch.elapsed().as_millis() as u64
+    }
+
+    pub(super) fn ties(&self) -> MutexGuard<'_, PeerTies> {
+        self.ties.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn pending(&self) -> MutexGuard<'_, HashMap<u64, (oneshot::Sender<CallOutcome>, usize)>> {

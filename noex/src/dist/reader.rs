@@ -574,6 +574,10 @@ fn dispatch(
                 "a fragment inside a fragment".into(),
             ))
         }
+        WireMessage::Signal(signal) => {
+            unreported.messages += 1;
+            cluster.receive_signal(peer, *signal);
+        }
     }
     Ok(target)
 }

@@ -13,7 +13,6 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::cluster::Cluster;
-use super::config::ClusterEvent;
 use super::outbound::PushError;
 use super::peer::{ConnectionLost, Counters, Peer};
 use super::wire::{self, Address, RemoteOutcome, Stop, WireMessage};
@@ -266,45 +265,14 @@ impl<B: GenServer> RemoteTarget<B> {
     ) -> Result<ExitReason, SendError> {
         let peer = self.peer()?;
         let id = self.next_id()?;
-        let message = WireMessage::Stop(Box::new(Stop {
-            id,
-            to: self.address.clone(),
-            reason,
-            grace_ms: grace.map(|g| g.as_millis() as u64),
-        }));
-        let mut frame = Vec::new();
-        wire::encode_frame(&message, &mut frame).map_err(|_| SendError::NoConnection)?;
-        let (pending, reply) = PendingCall::expect(&peer, id);
-        peer.send(frame, run::current_sender())
-            .await
-            .map_err(|_| SendError::NoConnection)?;
-        let answered = reply.await;
-        pending.settled();
-        match answered {
-            Ok(Ok((RemoteOutcome::Exited(reason), _))) => Ok(reason),
-            Ok(Ok((RemoteOutcome::NoProc, _))) => Err(SendError::NoProc),
-            Ok(Ok(_)) | Ok(Err(ConnectionLost)) | Err(_) => Err(SendError::NoConnection),
-        }
+        stop_at(&peer, id, self.address.clone(), reason, grace).await
     }
 
-    /// Waits until the target's node is no longer connected. (Without a remote monitor,
-    /// this is all a node can learn of a remote process's end.)
-    pub(crate) async fn unreachable(&self) -> ExitReason {
-        let Some(cluster) = self.cluster.upgrade() else {
-            return ExitReason::NoConnection;
-        };
-        let events = cluster.events.subscribe();
-        drop(cluster);
-        loop {
-            match self.peer() {
-                Err(Unreachable::NoProc) => return ExitReason::NoProc,
-                Err(Unreachable::NoConnection) => return ExitReason::NoConnection,
-                Ok(_) => {}
-            }
-            match events.recv().await {
-                Some(ClusterEvent::NodeDown { .. }) | Some(ClusterEvent::NodeUp { .. }) => {}
-                None => return ExitReason::NoConnection,
-            }
+    /// Waits until `pid`, the target, has ended (see `Cluster::watch`).
+    pub(crate) async fn exited(&self, pid: &Pid) -> ExitReason {
+        match self.cluster.upgrade() {
+            Some(cluster) => cluster.watch(pid).await,
+            None => ExitReason::NoConnection,
         }
     }
 
@@ -313,6 +281,52 @@ impl<B: GenServer> RemoteTarget<B> {
             Address::Pid { serial } => format!("<{}.{}>", self.node, serial),
             Address::Name(name) => format!("{name} on {}", self.node),
         }
+    }
+}
+
+/// Stops `pid`, a process of another node, gracefully (see `Node::stop`).
+pub(crate) async fn stop(
+    cluster: &Cluster,
+    pid: &Pid,
+    reason: ExitReason,
+    grace: Option<Duration>,
+) -> Result<ExitReason, SendError> {
+    let peer = cluster.peer(pid.node()).ok_or(SendError::NoConnection)?;
+    if peer.incarnation != pid.incarnation() {
+        return Err(SendError::NoProc);
+    }
+    let to = Address::Pid {
+        serial: pid.serial(),
+    };
+    stop_at(&peer, cluster.next_id(), to, reason, grace).await
+}
+
+/// Asks `peer`'s node to stop the process at `to`; resolves with the reason it ended with.
+async fn stop_at(
+    peer: &Peer,
+    id: u64,
+    to: Address,
+    reason: ExitReason,
+    grace: Option<Duration>,
+) -> Result<ExitReason, SendError> {
+    let message = WireMessage::Stop(Box::new(Stop {
+        id,
+        to,
+        reason,
+        grace_ms: grace.map(|g| g.as_millis() as u64),
+    }));
+    let mut frame = Vec::new();
+    wire::encode_frame(&message, &mut frame).map_err(|_| SendError::NoConnection)?;
+    let (pending, reply) = PendingCall::expect(peer, id);
+    peer.send(frame, run::current_sender())
+        .await
+        .map_err(|_| SendError::NoConnection)?;
+    let answered = reply.await;
+    pending.settled();
+    match answered {
+        Ok(Ok((RemoteOutcome::Exited(reason), _))) => Ok(reason),
+        Ok(Ok((RemoteOutcome::NoProc, _))) => Err(SendError::NoProc),
+        Ok(Ok(_)) | Ok(Err(ConnectionLost)) | Err(_) => Err(SendError::NoConnection),
     }
 }
 

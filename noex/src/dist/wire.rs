@@ -135,6 +135,74 @@ pub(crate) enum WireMessage {
         /// Payload bytes of the fragments acknowledged.
         bytes: u32,
     },
+    /// A link, monitor or exit signal between a process of the sender and one of the
+    /// receiver (see `dist::monitor`).
+    Signal(Box<RemoteSignal>),
+}
+
+/// A signal between processes of two nodes. Processes are named by their serials: `from`,
+/// `watcher` and `pid` are the sender's, `to` and `target` the receiver's (each node
+/// builds the full pids from the connection's node id and incarnation, so a node can only
+/// speak for its own processes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum RemoteSignal {
+    /// `from` links with `to`.
+    Link {
+        /// The linking process.
+        from: u64,
+        /// The process it links with.
+        to: u64,
+    },
+    /// `from` removes its link with `to`.
+    Unlink {
+        /// The unlinking process.
+        from: u64,
+        /// The process it was linked with.
+        to: u64,
+    },
+    /// An exit signal from `from` to `to`, through their link if `linked`.
+    Exit {
+        /// The process it comes from.
+        from: u64,
+        /// The process it is for.
+        to: u64,
+        /// Its reason.
+        reason: ExitReason,
+        /// `true` if it comes through a link (its sender ended).
+        linked: bool,
+    },
+    /// An untrappable kill of `to`.
+    Kill {
+        /// The process to kill.
+        to: u64,
+    },
+    /// `watcher` monitors `target`.
+    Monitor {
+        /// The monitor (the watcher's node numbers them).
+        monitor: u64,
+        /// The watching process.
+        watcher: u64,
+        /// The process watched.
+        target: u64,
+    },
+    /// `watcher` no longer monitors `target`.
+    Demonitor {
+        /// The monitor.
+        monitor: u64,
+        /// The watching process.
+        watcher: u64,
+        /// The process it watched.
+        target: u64,
+    },
+    /// The process `pid`, which `monitor` watched, ended with `reason`.
+    Down {
+        /// The monitor.
+        monitor: u64,
+        /// The process that ended.
+        pid: u64,
+        /// Why.
+        reason: ExitReason,
+    },
 }
 
 /// Handshake step 1, from the connecting node.

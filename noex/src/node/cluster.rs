@@ -5,7 +5,7 @@ use std::sync::Arc;
 use super::{Node, NodeInner};
 use crate::dist::remote::RemoteTarget;
 use crate::dist::{
-    Cluster, ClusterConfig, ClusterEvent, NodeId, NodeInfo, StartError, TrafficStats,
+    Cluster, ClusterConfig, ClusterEvent, NodeId, NodeInfo, RemoteStats, StartError, TrafficStats,
 };
 use crate::events::Subscription;
 use crate::server::NamedRef;
@@ -75,6 +75,11 @@ impl Node {
             Some(cluster) => cluster.events.subscribe(),
             None => crate::events::EventBus::default().subscribe(),
         }
+    }
+
+    /// Counters of this node's work with processes of other nodes.
+    pub fn remote_stats(&self) -> RemoteStats {
+        self.cluster().map(|c| c.remote_stats()).unwrap_or_default()
     }
 
     /// Traffic counters of all current connections together.

@@ -288,23 +288,24 @@ impl Node {
     }
 
     /// Kills a process: it ends at once with [`ExitReason::Killed`], even if it traps exits;
-    /// `terminate` does not run. Returns `false` if it was not running.
+    /// `terminate` does not run. Returns `false` if it was not running — for a process of
+    /// another node, if that node is not connected (the kill is sent to it otherwise).
     pub fn kill(&self, pid: &Pid) -> bool {
         self.inner.kill(pid)
     }
 
-    /// `true` while the process runs.
+    /// `true` while the process runs. For a process of another node: while that node is
+    /// connected (with the incarnation the pid belongs to) — a node learns of a remote
+    /// process's end through a monitor, or [`exited`](Self::exited).
     pub fn is_alive(&self, pid: &Pid) -> bool {
-        self.inner.resolve(pid).is_some_and(|p| p.core().is_alive())
+        self.inner.is_alive(pid)
     }
 
     /// Waits until the process has ended and returns why. For a process that is not running
-    /// (or never existed on this node), resolves at once with [`ExitReason::NoProc`].
+    /// (or never existed), resolves at once with [`ExitReason::NoProc`]; for a process of
+    /// another node, with [`ExitReason::NoConnection`] if that node is lost first.
     pub async fn exited(&self, pid: &Pid) -> ExitReason {
-        match self.inner.resolve(pid) {
-            Some(process) => process.core().exited().await,
-            None => ExitReason::NoProc,
-        }
+        self.inner.exited(pid).await
     }
 
     /// Registers `name` for a running process. Names are unique on the node, a process has

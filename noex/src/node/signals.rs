@@ -1,9 +1,12 @@
 //! Untyped operations between processes of one node: links, monitors, exit signals, stops,
 //! and the end of a process.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::NodeInner;
+use crate::dist::monitor::Remote;
+use crate::dist::{remote, Cluster};
 use crate::error::SendError;
 use crate::events::LifecycleEvent;
 use crate::process::{send_exit, AnyProcess, Core, Signal, SystemInfo};
@@ -11,8 +14,19 @@ use crate::server::deadline::Deadline;
 use crate::{ExitReason, MonitorRef, Pid};
 
 impl NodeInner {
+    /// `true` if `pid` names a process of another node.
+    pub(crate) fn is_remote(&self, pid: &Pid) -> bool {
+        pid.node() != &*self.name
+    }
+
+    /// The cluster, for a pid of another node; `None` on a local node.
+    fn cluster_for(&self) -> Option<&Arc<Cluster>> {
+        self.cluster.get()
+    }
+
     /// Links `process` (a running process, the caller) with `peer`. If `peer` is not
-    /// running, `process` receives an exit signal with reason `NoProc` instead.
+    /// running, `process` receives an exit signal with reason `NoProc` instead (for a
+    /// process of a node that is not connected, `NoConnection`).
     pub(crate) fn link(&self, process: &dyn AnyProcess, peer: &Pid) {
         let core = process.core();
         if peer == core.pid() {
@@ -20,6 +34,16 @@ impl NodeInner {
         }
         // Record our side first: if the peer dies right after, its exit signal finds the link.
         core.add_link(peer);
+        if self.is_remote(peer) {
+            match self.cluster_for() {
+                Some(cluster) => cluster.link(process, peer),
+                None => {
+                    core.remove_link(peer);
+                    send_exit(process, peer, ExitReason::NoConnection, false);
+                }
+            }
+            return;
+        }
         let linked = self
             .resolve(peer)
             .is_some_and(|p| p.core().add_link(core.pid()));
@@ -32,17 +56,35 @@ impl NodeInner {
     /// Removes the link between `core` and `peer`, on both sides.
     pub(crate) fn unlink(&self, core: &Core, peer: &Pid) {
         core.remove_link(peer);
-        if let Some(p) = self.resolve(peer) {
+        if self.is_remote(peer) {
+            if let Some(cluster) = self.cluster_for() {
+                cluster.unlink(core, peer);
+            }
+        } else if let Some(p) = self.resolve(peer) {
             p.core().remove_link(core.pid());
         }
     }
 
     /// Makes `process` monitor `target`. A target that is not running produces an
-    /// immediate `Down` with reason `NoProc`.
+    /// immediate `Down` with reason `NoProc` (for a process of a node that is not
+    /// connected, `NoConnection`).
     pub(crate) fn monitor(&self, process: &dyn AnyProcess, target: &Pid) -> MonitorRef {
         let core = process.core();
         let monitor = self.next_monitor_ref();
         core.add_watching(monitor, target);
+        if self.is_remote(target) {
+            match self.cluster_for() {
+                Some(cluster) => cluster.monitor(process, monitor, target),
+                None => {
+                    process.deliver_system(SystemInfo::Down {
+                        monitor,
+                        pid: target.clone(),
+                        reason: ExitReason::NoConnection,
+                    });
+                }
+            }
+            return monitor;
+        }
         let watched = self
             .resolve(target)
             .is_some_and(|p| p.core().add_monitored_by(monitor, core.pid()));
@@ -60,8 +102,12 @@ impl NodeInner {
     pub(crate) fn demonitor(&self, core: &Core, monitor: MonitorRef) -> bool {
         match core.remove_watching(monitor) {
             Some(target) => {
-                if let Some(p) = self.resolve(&target) {
-                    p.core().remove_monitored_by(monitor);
+                if self.is_remote(&target) {
+                    if let Some(cluster) = self.cluster_for() {
+                        cluster.demonitor(core.pid().serial(), monitor, &target);
+                    }
+                } else if let Some(p) = self.resolve(&target) {
+                    p.core().remove_monitored_by(monitor, core.pid());
                 }
                 true
             }
@@ -69,15 +115,24 @@ impl NodeInner {
         }
     }
 
-    /// Sends an untrappable kill.
+    /// Sends an untrappable kill. `false` if `pid` is not running — for a process of
+    /// another node: if its node is not connected (the kill is sent otherwise).
     pub(crate) fn kill(&self, pid: &Pid) -> bool {
+        if self.is_remote(pid) {
+            return self.cluster_for().is_some_and(|c| c.kill(pid));
+        }
         self.resolve(pid)
             .is_some_and(|p| p.core().signal(Signal::Die(ExitReason::Killed)))
     }
 
     /// Sends an exit signal from `from` (not through a link). `false` if `pid` is not
-    /// running.
+    /// running — for a process of another node: if its node is not connected.
     pub(crate) fn exit(&self, from: &Pid, pid: &Pid, reason: ExitReason) -> bool {
+        if self.is_remote(pid) {
+            return self
+                .cluster_for()
+                .is_some_and(|c| c.exit(from, pid, reason));
+        }
         match self.resolve(pid) {
             Some(target) => {
                 send_exit(target.as_ref(), from, reason, false);
@@ -96,13 +151,44 @@ impl NodeInner {
         reason: ExitReason,
         grace: Option<Duration>,
     ) -> Result<ExitReason, SendError> {
+        if self.is_remote(pid) {
+            let cluster = self.cluster_for().ok_or(SendError::NoConnection)?;
+            return remote::stop(cluster, pid, reason, grace).await;
+        }
         let process = self.resolve(pid).ok_or(SendError::NoProc)?;
         stop_process(process.core(), reason, grace).await
     }
 
+    /// Waits until `pid` has ended and returns why: `NoProc` at once for a process that
+    /// is not running; for a process of another node, `NoConnection` if its node is (or
+    /// gets) disconnected first.
+    pub(crate) async fn exited(&self, pid: &Pid) -> ExitReason {
+        if self.is_remote(pid) {
+            return match self.cluster_for() {
+                Some(cluster) => cluster.watch(pid).await,
+                None => ExitReason::NoConnection,
+            };
+        }
+        match self.resolve(pid) {
+            Some(process) => process.core().exited().await,
+            None => ExitReason::NoProc,
+        }
+    }
+
+    /// `true` while `pid` runs — for a process of another node: while its node is
+    /// connected with the pid's incarnation (a node learns of a remote process's end
+    /// through a monitor; see [`exited`](Self::exited)).
+    pub(crate) fn is_alive(&self, pid: &Pid) -> bool {
+        if self.is_remote(pid) {
+            return self.cluster_for().is_some_and(|c| c.reaches(pid));
+        }
+        self.resolve(pid).is_some_and(|p| p.core().is_alive())
+    }
+
     /// Records the end of `process` and tells everyone concerned, in OTP's order: queued
     /// requests fail, timers are cancelled, the name is released, the process leaves the
-    /// table, then linked processes get exit signals and monitors get `Down`.
+    /// table, then linked processes get exit signals and monitors get `Down` — those of
+    /// other nodes over the connection its messages took, behind them.
     pub(crate) fn finalize(&self, process: &dyn AnyProcess, reason: ExitReason) {
         let core = process.core();
         let Some(remains) = core.mark_exited(reason.clone()) else {
@@ -117,23 +203,40 @@ impl NodeInner {
             self.registry.release(name, pid);
         }
         self.table.remove(pid.serial());
-        for (monitor, target) in &remains.watching {
-            if let Some(p) = self.resolve(target) {
-                p.core().remove_monitored_by(*monitor);
+        let mut remote = Remote::default();
+        for (monitor, target) in remains.watching {
+            if self.is_remote(&target) {
+                remote.watching.push((monitor, target));
+            } else if let Some(p) = self.resolve(&target) {
+                p.core().remove_monitored_by(monitor, pid);
             }
         }
         for peer in remains.links {
-            if let Some(p) = self.resolve(&peer) {
+            if self.is_remote(&peer) {
+                remote.links.push(peer);
+            } else if let Some(p) = self.resolve(&peer) {
                 send_exit(p.as_ref(), pid, reason.clone(), true);
             }
         }
         for (monitor, watcher) in remains.monitored_by {
-            if let Some(p) = self.resolve(&watcher) {
+            if self.is_remote(&watcher) {
+                remote.monitored_by.push((monitor, watcher));
+            } else if let Some(p) = self.resolve(&watcher) {
                 p.deliver_system(SystemInfo::Down {
                     monitor,
                     pid: pid.clone(),
                     reason: reason.clone(),
                 });
+            }
+        }
+        if let Some(cluster) = self.cluster_for() {
+            if !remote.is_empty() {
+                cluster.ended(process, &reason, remote);
+            }
+        }
+        if !remains.monitored_nodes.is_empty() {
+            if let Some(cluster) = self.cluster_for() {
+                cluster.forget_node_monitors(pid.serial(), &remains.monitored_nodes);
             }
         }
         if self.events.is_active() {

@@ -45,6 +45,8 @@ pub(crate) enum SystemInfo {
         pid: Pid,
         reason: ExitReason,
     },
+    /// A monitored node was lost.
+    NodeDown { node: crate::NodeId },
 }
 
 /// What an arriving exit signal does to its receiver.
@@ -189,6 +191,8 @@ pub(crate) struct Ties {
     pub(crate) watching: Vec<(MonitorRef, Pid)>,
     pub(crate) name: Option<Arc<str>>,
     pub(crate) timers: Vec<Arc<TimerEntry>>,
+    /// Nodes this process monitors (`Ctx::monitor_node`), once each.
+    pub(crate) monitored_nodes: Vec<Arc<str>>,
 }
 
 impl CoreState {
@@ -368,9 +372,25 @@ impl Core {
         true
     }
 
-    pub(crate) fn remove_monitored_by(&self, monitor: MonitorRef) {
+    /// Forgets the monitor `watcher` holds on this process. (Monitor references are
+    /// numbered per node: a watcher of another node may use the same number as a local
+    /// one.)
+    pub(crate) fn remove_monitored_by(&self, monitor: MonitorRef, watcher: &Pid) {
         if let Some(ties) = self.lock().ties.as_mut() {
-            remove(&mut ties.monitored_by, |(m, _)| *m == monitor);
+            remove(&mut ties.monitored_by, |(m, w)| {
+                *m == monitor && w == watcher
+            });
+        }
+    }
+
+    /// Forgets the monitor the process that spawned this one holds on it (a process of
+    /// this node, whose monitor references are unique here).
+    pub(crate) fn remove_spawner_monitor(&self, monitor: MonitorRef) {
+        if let Some(ties) = self.lock().ties.as_mut() {
+            let node = self.id.pid.node();
+            remove(&mut ties.monitored_by, |(m, w)| {
+                *m == monitor && w.node() == node
+            });
         }
     }
 
@@ -414,6 +434,24 @@ impl Core {
                 ties.name = None;
             }
         }
+    }
+
+    /// Records that this process monitors `node`. Fails with `false` if it has ended.
+    pub(crate) fn add_monitored_node(&self, node: &Arc<str>) -> bool {
+        let mut state = self.lock();
+        let Some(ties) = state.live_ties() else {
+            return false;
+        };
+        ties.monitored_nodes.push(node.clone());
+        true
+    }
+
+    /// Forgets one monitor of `node`; `true` if there was one.
+    pub(crate) fn remove_monitored_node(&self, node: &str) -> bool {
+        self.lock()
+            .ties
+            .as_mut()
+            .is_some_and(|ties| remove(&mut ties.monitored_nodes, |n| &**n == node))
     }
 
     /// Attaches a timer that must be cancelled when this process ends. Fails with `false` if

@@ -137,6 +137,10 @@ impl<B: GenServer> Ctx<B> {
     /// Links this process with `pid`: when either ends abnormally, the other gets an exit
     /// signal. Linking to a process that is not running sends this process an exit signal
     /// with reason [`ExitReason::NoProc`].
+    ///
+    /// `pid` may be a process of another node: the link works the same, and if that node is
+    /// lost (or is not connected when linking) the link breaks with an exit signal with
+    /// reason [`ExitReason::NoConnection`].
     pub fn link(&mut self, pid: &Pid) {
         if let Some(node) = self.node_inner() {
             node.link(self.process.as_ref(), pid);
@@ -155,6 +159,10 @@ impl<B: GenServer> Ctx<B> {
     /// Monitors `pid`: when it ends, this process gets exactly one
     /// [`Info::Down`](crate::Info::Down) with the returned reference. A process that is not
     /// running produces a `Down` with reason [`ExitReason::NoProc`] at once.
+    ///
+    /// `pid` may be a process of another node: the `Down` carries the reason it ended with,
+    /// after every message it sent this process before; if its node is lost (or is not
+    /// connected when monitoring), the reason is [`ExitReason::NoConnection`].
     pub fn monitor(&mut self, pid: &Pid) -> MonitorRef {
         match self.node_inner() {
             Some(node) => node.monitor(self.process.as_ref(), pid),
@@ -170,9 +178,49 @@ impl<B: GenServer> Ctx<B> {
             .is_some_and(|node| node.demonitor(&self.process.core, monitor))
     }
 
+    /// Monitors the node `node`: this process gets one [`Info::NodeDown`](crate::Info::NodeDown)
+    /// when the node is lost (its connection closes or falls silent) — at once if it is not
+    /// connected now. Each call is one monitor, each with its own `NodeDown`. Like Erlang's
+    /// `monitor_node/2`; [`Node::cluster_events`](crate::Node::cluster_events) reports the
+    /// same to anyone, not only processes.
+    pub fn monitor_node(&mut self, node: &crate::NodeId) {
+        let Some(inner) = self.node_inner() else {
+            return;
+        };
+        match inner.cluster.get() {
+            Some(cluster) if cluster.id != *node => {
+                cluster.monitor_node(self.process.as_ref(), node)
+            }
+            // This node itself is never down to its processes.
+            Some(_) => {}
+            None => {
+                let key = node.as_arc();
+                if self.process.core.add_monitored_node(&key) {
+                    crate::process::AnyProcess::deliver_system(
+                        self.process.as_ref(),
+                        crate::process::SystemInfo::NodeDown { node: node.clone() },
+                    );
+                }
+            }
+        }
+    }
+
+    /// Removes one monitor of `node`; `true` if this process held one. No `NodeDown` for it
+    /// is handled afterwards, even one already queued.
+    pub fn demonitor_node(&mut self, node: &crate::NodeId) -> bool {
+        let Some(inner) = self.node_inner() else {
+            return false;
+        };
+        match inner.cluster.get() {
+            Some(cluster) => cluster.demonitor_node(&self.process.core, node),
+            None => self.process.core.remove_monitored_node(node.as_str()),
+        }
+    }
+
     /// Sends `pid` an exit signal with `reason`, as if from a link: it ends unless it traps
     /// exits (then it gets [`Info::Exit`](crate::Info::Exit)); `Normal` is ignored by a
-    /// process that does not trap. Returns `false` if `pid` is not running.
+    /// process that does not trap. Returns `false` if `pid` is not running — for a process
+    /// of another node, if its node is not connected (the signal is sent otherwise).
     pub fn exit(&mut self, pid: &Pid, reason: ExitReason) -> bool {
         if pid == self.pid() {
             // A process exiting itself follows the same rules.

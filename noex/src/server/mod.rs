@@ -213,6 +213,13 @@ pub enum Info<M> {
         /// Why it ended; [`ExitReason::NoProc`] if it was not running when monitored.
         reason: ExitReason,
     },
+    /// A monitored node was lost (see [`Ctx::monitor_node`]): its connection closed or
+    /// fell silent, or it was not connected when the monitor was set. Delivered once per
+    /// monitor, and never after [`Ctx::demonitor_node`].
+    NodeDown {
+        /// The node.
+        node: crate::NodeId,
+    },
     /// A plain message: from a timer or [`ServerRef::send`].
     Message(M),
 }

@@ -175,6 +175,7 @@ impl<B: GenServer> AnyProcess for Process<B> {
                 pid,
                 reason,
             },
+            SystemInfo::NodeDown { node } => Info::NodeDown { node },
         };
         self.deliver(Envelope::Info(info)).is_ok()
     }

@@ -211,12 +211,12 @@ impl<B: GenServer> ServerRef<B> {
     }
 
     /// Waits until the server has ended and returns why. For a process of another node,
-    /// waits until that node is no longer connected and returns
-    /// [`ExitReason::NoConnection`] (its end is reported only to monitors).
+    /// the reason comes from that node (through a monitor), or is
+    /// [`ExitReason::NoConnection`] if the node is lost first.
     pub async fn exited(&self) -> ExitReason {
         match &self.route {
             Route::Local(process) => process.core.exited().await,
-            Route::Remote(remote) => remote.target.unreachable().await,
+            Route::Remote(remote) => remote.target.exited(&remote.pid).await,
         }
     }
 }

@@ -226,7 +226,7 @@ impl<F: Future<Output = ExitReason>> Future for ProcessTask<F> {
                     core.remove_link(&parent);
                 }
                 if let Some(monitor) = *this.spawner_monitor {
-                    core.remove_monitored_by(monitor);
+                    core.remove_spawner_monitor(monitor);
                 }
             }
         }

@@ -82,6 +82,7 @@ pub enum Seen {
         reason: ExitReason,
     },
     Message(String),
+    NodeDown(noex::NodeId),
     Terminated(ExitReason),
 }
 
@@ -112,6 +113,8 @@ pub enum ProbeCall {
     SpawnMonitor(ProbeArgs),
     SendAfter(String, Duration),
     Interval(String, Duration),
+    MonitorNode(noex::NodeId),
+    DemonitorNode(noex::NodeId),
 }
 
 pub enum ProbeReply {
@@ -179,6 +182,11 @@ impl GenServer for Probe {
             ProbeCall::Interval(message, period) => {
                 ProbeReply::Timer(ctx.send_interval(message, period))
             }
+            ProbeCall::MonitorNode(node) => {
+                ctx.monitor_node(&node);
+                ProbeReply::Done
+            }
+            ProbeCall::DemonitorNode(node) => ProbeReply::Demonitored(ctx.demonitor_node(&node)),
         };
         reply.send(answer);
     }
@@ -195,6 +203,7 @@ impl GenServer for Probe {
                 pid,
                 reason,
             },
+            Info::NodeDown { node } => Seen::NodeDown(node),
             Info::Message(text) => Seen::Message(text),
         };
         let _ = self.seen.try_send(seen);
@@ -289,6 +298,17 @@ impl ProbeHandle {
                 (ProbeHandle { server, seen: rx }, monitor)
             }
             _ => panic!("spawn_monitor failed"),
+        }
+    }
+
+    pub async fn monitor_node(&self, node: &noex::NodeId) {
+        self.ask(ProbeCall::MonitorNode(node.clone())).await;
+    }
+
+    pub async fn demonitor_node(&self, node: &noex::NodeId) -> bool {
+        match self.ask(ProbeCall::DemonitorNode(node.clone())).await {
+            ProbeReply::Demonitored(held) => held,
+            _ => unreachable!(),
         }
     }
 
