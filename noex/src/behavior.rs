@@ -88,6 +88,31 @@ impl<B: GenServer> ServerHandle<B> for NamedRef<B> {
 /// The future of a registry entry's spawn function.
 pub type SpawnFuture<'a> = Pin<Box<dyn Future<Output = Result<Pid, SpawnByNameError>> + Send + 'a>>;
 
+/// How a process spawned by name starts: its options, and its ties to a spawner of another
+/// node. Built by noex; a registry entry's spawn function passes it on.
+pub struct SpawnParams {
+    pub(crate) options: crate::SpawnOptions,
+    pub(crate) remote: Option<Box<crate::server::spawn::RemoteSpawner>>,
+}
+
+impl SpawnParams {
+    pub(crate) fn local(options: crate::SpawnOptions) -> Self {
+        SpawnParams {
+            options,
+            remote: None,
+        }
+    }
+}
+
+impl fmt::Debug for SpawnParams {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SpawnParams")
+            .field("options", &self.options)
+            .field("remote", &self.remote.is_some())
+            .finish()
+    }
+}
+
 /// A behaviour in the registry that [`Node::register_behaviors`] fills: everything needed to
 /// spawn it from its name and postcard-encoded init arguments.
 ///
@@ -100,8 +125,20 @@ pub struct BehaviorEntry {
     /// The Rust type of its init arguments (for error messages and tools).
     pub args_type: &'static str,
     /// Decodes the arguments and spawns the behaviour on `node`.
-    pub spawn: for<'a> fn(&'a Node, &'a [u8]) -> SpawnFuture<'a>,
+    pub spawn: for<'a> fn(&'a Node, &'a [u8], SpawnParams) -> SpawnFuture<'a>,
 }
+
+/// A behaviour declared `#[behavior(local)]`, listed so that a request to spawn it by name
+/// (from another node, say) is answered "local-only" rather than "not registered".
+#[derive(Debug)]
+pub struct LocalBehaviorEntry {
+    /// The behaviour's [`BehaviorName::NAME`].
+    pub name: &'static str,
+    /// The Rust type of the behaviour.
+    pub type_name: &'static str,
+}
+
+inventory::collect!(LocalBehaviorEntry);
 
 impl fmt::Debug for BehaviorEntry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -117,10 +154,15 @@ inventory::collect!(BehaviorEntry);
 
 /// Why a behaviour could not be spawned by name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SpawnByNameError {
     /// No registered behaviour has this name (was `register_all!` called?).
     #[error("no behaviour named {0:?} is registered")]
     NotFound(String),
+    /// The behaviour is declared `#[behavior(local)]`: its arguments and messages cannot
+    /// cross nodes, so it is not spawned by name.
+    #[error("behaviour {0:?} is local-only")]
+    LocalOnly(String),
     /// The init arguments did not decode as the behaviour's `Args`.
     #[error("the init arguments of {behavior:?} do not decode as {args_type}: {error}")]
     BadArgs {
@@ -131,14 +173,68 @@ pub enum SpawnByNameError {
         /// The decoder's complaint.
         error: String,
     },
-    /// The process did not start.
-    #[error("{behavior:?} failed to start: {error}")]
-    Spawn {
+    /// `init` returned an error.
+    #[error("init of {behavior:?} failed: {error}")]
+    InitFailed {
         /// The behaviour's name.
         behavior: String,
-        /// Why, as text.
+        /// The error, as text.
         error: String,
     },
+    /// `init` panicked.
+    #[error("init of {behavior:?} panicked: {message}")]
+    InitPanicked {
+        /// The behaviour's name.
+        behavior: String,
+        /// The panic message.
+        message: String,
+    },
+    /// `init` did not finish within the init timeout; the process was killed.
+    #[error("init of {behavior:?} timed out")]
+    InitTimeout {
+        /// The behaviour's name.
+        behavior: String,
+    },
+    /// The requested name is held by another process; no process was started.
+    #[error("the name {name:?} is already registered to {holder}")]
+    NameTaken {
+        /// The name.
+        name: String,
+        /// The process that holds it.
+        holder: Pid,
+    },
+    /// The process ended during `init` because of an exit signal.
+    #[error("{behavior:?} exited during init: {reason}")]
+    Exited {
+        /// The behaviour's name.
+        behavior: String,
+        /// Why it ended.
+        reason: crate::ExitReason,
+    },
+    /// The node is shutting down.
+    #[error("the node is shutting down")]
+    NodeDown,
+}
+
+impl SpawnByNameError {
+    /// The error of a typed spawn of behaviour `name`, for a spawn by name.
+    pub(crate) fn from_spawn<E: fmt::Display>(name: &str, error: crate::SpawnError<E>) -> Self {
+        use crate::SpawnError;
+        let behavior = name.to_owned();
+        match error {
+            SpawnError::Init(error) => SpawnByNameError::InitFailed {
+                behavior,
+                error: error.to_string(),
+            },
+            SpawnError::InitPanicked(message) => {
+                SpawnByNameError::InitPanicked { behavior, message }
+            }
+            SpawnError::InitTimeout => SpawnByNameError::InitTimeout { behavior },
+            SpawnError::Exited(reason) => SpawnByNameError::Exited { behavior, reason },
+            SpawnError::NameTaken { name, holder } => SpawnByNameError::NameTaken { name, holder },
+            SpawnError::NodeDown => SpawnByNameError::NodeDown,
+        }
+    }
 }
 
 /// Why the behaviour registry could not be filled.

@@ -4,9 +4,11 @@
 //! handler's own errors are not: a `Reply` type of `Result<T, E>` reaches the caller as that
 //! `Result`, inside `Ok`.
 
+use std::time::Duration;
+
 use thiserror::Error;
 
-use crate::{ExitReason, Pid};
+use crate::{ExitReason, NodeId, Pid};
 
 /// Why a [`call`](crate::ServerRef::call) produced no reply.
 ///
@@ -129,6 +131,116 @@ impl<E> SpawnError<E> {
             SpawnError::NodeDown => SpawnError::NodeDown,
         }
     }
+}
+
+/// Why a process could not be spawned on another node ([`Node::spawn_on`](crate::Node::spawn_on)
+/// and its kin). Whatever the error, no process is left running on the target node: one
+/// that started too late for its spawner, or whose spawner gave up, is ended there.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum RemoteSpawnError {
+    /// The node is not connected (or its connection was lost during the spawn).
+    #[error("node {node} is not reachable")]
+    NodeNotReachable {
+        /// The node.
+        node: NodeId,
+    },
+    /// No behaviour of that name is registered on the node (was `register_all!` called
+    /// there?).
+    #[error("no behaviour named {behavior:?} is registered on {node}")]
+    BehaviorNotFound {
+        /// The behaviour's name.
+        behavior: String,
+        /// The node.
+        node: NodeId,
+    },
+    /// The behaviour is declared `#[behavior(local)]`: it cannot be spawned on another
+    /// node.
+    #[error("behaviour {behavior:?} is local-only")]
+    LocalOnly {
+        /// The behaviour's name.
+        behavior: String,
+    },
+    /// The arguments did not decode there as the behaviour's init arguments (the two
+    /// nodes run different builds).
+    #[error("the arguments of {behavior:?} do not decode on {node} as {args_type}: {error}")]
+    BadArgs {
+        /// The behaviour's name.
+        behavior: String,
+        /// The node.
+        node: NodeId,
+        /// The type the arguments should have there.
+        args_type: String,
+        /// The decoder's complaint.
+        error: String,
+    },
+    /// `init` returned an error.
+    #[error("init of {behavior:?} on {node} failed: {error}")]
+    InitFailed {
+        /// The behaviour's name.
+        behavior: String,
+        /// The node.
+        node: NodeId,
+        /// The error, as text.
+        error: String,
+    },
+    /// `init` panicked.
+    #[error("init of {behavior:?} on {node} panicked: {message}")]
+    InitPanicked {
+        /// The behaviour's name.
+        behavior: String,
+        /// The node.
+        node: NodeId,
+        /// The panic message.
+        message: String,
+    },
+    /// `init` did not finish within its init timeout; the process was killed.
+    #[error("init of {behavior:?} on {node} did not finish within {timeout:?}")]
+    InitTimeout {
+        /// The behaviour's name.
+        behavior: String,
+        /// The node.
+        node: NodeId,
+        /// The init timeout.
+        timeout: Duration,
+    },
+    /// The spawn did not complete within its timeout.
+    #[error("spawning {behavior:?} on {node} took longer than {timeout:?}")]
+    Timeout {
+        /// The behaviour's name.
+        behavior: String,
+        /// The node.
+        node: NodeId,
+        /// The spawn timeout.
+        timeout: Duration,
+    },
+    /// The requested name is registered to another process on the node.
+    #[error("the name {name:?} is already registered on {node} to {holder}")]
+    NameTaken {
+        /// The name.
+        name: String,
+        /// The node.
+        node: NodeId,
+        /// The process that holds it.
+        holder: Pid,
+    },
+    /// The process ended during `init` because of an exit signal (its spawner's link,
+    /// say).
+    #[error("{behavior:?} exited during init on {node}: {reason}")]
+    Exited {
+        /// The behaviour's name.
+        behavior: String,
+        /// The node.
+        node: NodeId,
+        /// Why it ended.
+        reason: ExitReason,
+    },
+    /// The node is shutting down.
+    #[error("node {node} is shutting down")]
+    NodeShuttingDown {
+        /// The node.
+        node: NodeId,
+    },
 }
 
 /// Why a name or pid could not be looked up as a process of a given behaviour.

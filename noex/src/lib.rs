@@ -93,20 +93,20 @@ mod timer;
 pub mod __private;
 
 pub use behavior::{
-    BehaviorEntry, BehaviorInfo, BehaviorName, RegistryError, RemoteBehavior, ServerHandle,
-    SpawnByNameError, SpawnFuture,
+    BehaviorEntry, BehaviorInfo, BehaviorName, LocalBehaviorEntry, RegistryError, RemoteBehavior,
+    ServerHandle, SpawnByNameError, SpawnFuture, SpawnParams,
 };
 pub use dist::{
     ClusterConfig, ClusterEvent, NodeDownReason, NodeId, NodeIdError, NodeInfo, NodeStatus,
-    RemoteStats, StartError, TieStats, TrafficStats,
+    RemoteStats, SpawnStats, StartError, TieStats, TrafficStats,
 };
-pub use error::{CallError, LookupError, RegisterError, SendError, SpawnError};
+pub use error::{CallError, LookupError, RegisterError, RemoteSpawnError, SendError, SpawnError};
 pub use events::{Events, LifecycleEvent, Subscription};
 pub use exit::ExitReason;
 pub use node::{ClusterEvents, Faults, Node, NodeBuilder, ProcessInfo, DEFAULT_STOP_GRACE};
 pub use pid::{MonitorRef, Pid};
 pub use server::reference::DEFAULT_CALL_TIMEOUT;
-pub use server::spawn::DEFAULT_INIT_TIMEOUT;
+pub use server::spawn::{DEFAULT_INIT_TIMEOUT, DEFAULT_SPAWN_TIMEOUT};
 pub use server::{Ctx, GenServer, Info, NamedRef, ReplyTo, ServerRef, SpawnOptions};
 pub use supervisor::{ChildSpec, Restart, Shutdown, Strategy, Supervisor, SupervisorSpec};
 

@@ -8,7 +8,7 @@ use serde::de::{self, DeserializeOwned, SeqAccess, Visitor};
 use serde::ser::SerializeTuple;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-pub use crate::behavior::{BehaviorEntry, SpawnFuture};
+pub use crate::behavior::{BehaviorEntry, LocalBehaviorEntry, SpawnFuture, SpawnParams};
 pub use crate::dist::remote::{codec, Codec};
 pub use crate::server::reference::DEFAULT_CALL_TIMEOUT;
 pub use inventory;
@@ -243,7 +243,7 @@ pub fn unknown_tag<E: de::Error>(behavior: &str, tag: u32) -> E {
 }
 
 /// The spawn function of a behaviour's registry entry.
-pub fn spawn_encoded<'a, B>(node: &'a Node, args: &'a [u8]) -> SpawnFuture<'a>
+pub fn spawn_encoded<'a, B>(node: &'a Node, args: &'a [u8], params: SpawnParams) -> SpawnFuture<'a>
 where
     B: GenServer + BehaviorName,
     B::Args: DeserializeOwned,
@@ -255,12 +255,9 @@ where
                 args_type: std::any::type_name::<B::Args>(),
                 error: error.to_string(),
             })?;
-        match node.spawn::<B>(args).await {
+        match node.spawn_with_params::<B>(args, params).await {
             Ok(server) => Ok(server.pid().clone()),
-            Err(error) => Err(SpawnByNameError::Spawn {
-                behavior: B::NAME.to_owned(),
-                error: error.to_string(),
-            }),
+            Err(error) => Err(SpawnByNameError::from_spawn(B::NAME, error)),
         }
     })
 }

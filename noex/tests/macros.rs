@@ -646,8 +646,15 @@ fn register_all_makes_behaviours_spawnable_by_name() {
         let zero = postcard::to_allocvec(&0_usize).unwrap();
         assert!(matches!(
             node.spawn_by_name("macros::Cache", &zero).await,
-            Err(SpawnByNameError::Spawn { .. })
+            Err(SpawnByNameError::InitFailed { .. })
         ));
+        // A local behaviour is known, and refused as such.
+        assert!(!node.has_behavior("macros::Notifier"));
+        assert_eq!(
+            node.spawn_by_name("macros::Notifier", &args).await,
+            Err(SpawnByNameError::LocalOnly("macros::Notifier".into()))
+        );
+        assert!(node.has_behavior("counter"));
     });
 }
 

@@ -89,10 +89,12 @@ fn expand_impl(args: attr::BehaviorArgs, item: ItemImpl) -> syn::Result<TokenStr
     let enums = server::enums(&behavior, &names);
     let gen_server = server::gen_server(&behavior, &names);
     let api = api::client_trait(&behavior, &names)?;
-    let remote = if behavior.local.is_some() {
-        TokenStream::new()
-    } else {
+    let remote = if behavior.local.is_none() {
         remote::remote(&behavior, &names)
+    } else if behavior.item.generics.params.is_empty() {
+        remote::local_entry(&behavior)
+    } else {
+        TokenStream::new()
     };
     Ok(quote! {
         #item

@@ -84,6 +84,21 @@ pub(super) fn remote(behavior: &Behavior, names: &Names) -> TokenStream {
     }
 }
 
+/// The registry entry of a local-only behaviour: known by name, so that a request to spawn
+/// it by name is answered "local-only" rather than "not registered".
+pub(super) fn local_entry(behavior: &Behavior) -> TokenStream {
+    let self_ty = &behavior.item.self_ty;
+    let ident = &behavior.ident;
+    quote! {
+        ::noex::__private::inventory::submit! {
+            ::noex::__private::LocalBehaviorEntry {
+                name: <#self_ty as ::noex::BehaviorName>::NAME,
+                type_name: ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#ident)),
+            }
+        }
+    }
+}
+
 fn tag_const(method: &Method) -> Ident {
     format_ident!("TAG_{}", method.ident.unraw().to_string().to_uppercase())
 }

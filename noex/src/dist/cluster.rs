@@ -64,6 +64,8 @@ pub(crate) struct Cluster {
     pub(crate) held: Held,
     /// `Down`s delivered for processes of other nodes.
     pub(super) downs_delivered: AtomicU64,
+    /// The spawns this node asked of others.
+    pub(super) spawn_counters: super::spawn::SpawnCounters,
 }
 
 #[derive(Default)]
@@ -136,6 +138,7 @@ impl Cluster {
             handshakes_held: AtomicUsize::new(0),
             held: Held::default(),
             downs_delivered: AtomicU64::new(0),
+            spawn_counters: Default::default(),
         }
     }
 

@@ -42,6 +42,7 @@ pub struct ClusterConfig {
     pub(crate) max_dials: usize,
     pub(crate) max_members: usize,
     pub(crate) threads: Option<usize>,
+    pub(crate) register_behaviors: bool,
 }
 
 impl std::fmt::Debug for ClusterConfig {
@@ -105,6 +106,7 @@ impl ClusterConfig {
             max_dials: 128,
             max_members: 1024,
             threads: None,
+            register_behaviors: false,
         }
     }
 
@@ -215,6 +217,15 @@ impl ClusterConfig {
         self
     }
 
+    /// Registers every behaviour of the program before the node listens, so that no peer
+    /// can ask it to spawn one before it is registered (see
+    /// [`Node::register_behaviors`](crate::Node::register_behaviors)). Two behaviours with
+    /// one name fail the start with [`StartError::Behaviors`].
+    pub fn register_behaviors(mut self) -> Self {
+        self.register_behaviors = true;
+        self
+    }
+
     /// The number of scheduler threads (default: one per CPU).
     pub fn threads(mut self, threads: usize) -> Self {
         self.threads = Some(threads);
@@ -305,6 +316,9 @@ pub enum StartError {
     /// The settings contradict each other.
     #[error("invalid cluster configuration: {0}")]
     Config(String),
+    /// The behaviours could not be registered (two share a name).
+    #[error(transparent)]
+    Behaviors(#[from] crate::behavior::RegistryError),
 }
 
 /// Why a node was reported down.
@@ -394,6 +408,31 @@ pub struct RemoteStats {
     /// `Down`s delivered for monitors of processes of other nodes (their end, or the loss
     /// of their node).
     pub downs_delivered: u64,
+    /// The spawns this node asked of others.
+    pub spawns: SpawnStats,
+}
+
+/// The spawns a node asked of others ([`Node::spawn_on`](crate::Node::spawn_on) and its
+/// kin), from [`RemoteStats::spawns`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct SpawnStats {
+    /// Spawns asked for.
+    pub started: u64,
+    /// Spawns whose process runs.
+    pub succeeded: u64,
+    /// Spawns that ran out of time (their process, if any, was ended).
+    pub timed_out: u64,
+    /// Spawns waiting for their answer now.
+    pub pending: u64,
+    /// Spawns that failed because the node was not reachable, or was lost meanwhile.
+    pub unreachable: u64,
+    /// Spawns the node refused: behaviour not registered or local-only, arguments that do
+    /// not decode, name taken, node shutting down.
+    pub refused: u64,
+    /// Spawns whose process failed in `init` (an error, a panic, its init timeout, or an
+    /// exit signal).
+    pub init_failed: u64,
 }
 
 /// The monitors and links between the processes of this node and those of a peer, from

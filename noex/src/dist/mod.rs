@@ -58,12 +58,13 @@ mod peer;
 mod reader;
 mod reassembly;
 pub(crate) mod remote;
+pub(crate) mod spawn;
 pub(crate) mod wire;
 
 pub(crate) use cluster::Cluster;
 pub use config::{
-    ClusterConfig, ClusterEvent, NodeDownReason, NodeInfo, NodeStatus, RemoteStats, StartError,
-    TieStats, TrafficStats,
+    ClusterConfig, ClusterEvent, NodeDownReason, NodeInfo, NodeStatus, RemoteStats, SpawnStats,
+    StartError, TieStats, TrafficStats,
 };
 pub(crate) use connect::DialKind;
 pub use node_id::{NodeId, NodeIdError};

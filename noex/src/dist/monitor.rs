@@ -43,19 +43,19 @@ pub(crate) enum Watcher {
 #[derive(Default)]
 pub(crate) struct PeerTies {
     /// Monitors held here on the peer's processes: the watcher, and the target's serial.
-    watching: HashMap<MonitorRef, (Watcher, u64)>,
+    pub(super) watching: HashMap<MonitorRef, (Watcher, u64)>,
     /// Monitors the peer's processes hold on local ones: (monitor, watcher's serial) and
     /// the target's serial.
-    watched: HashMap<(MonitorRef, u64), u64>,
+    pub(super) watched: HashMap<(MonitorRef, u64), u64>,
     /// Links: (local serial, the peer process's serial).
-    links: HashSet<(u64, u64)>,
+    pub(super) links: HashSet<(u64, u64)>,
     /// Set once the connection is lost: nothing is added afterwards.
     lost: bool,
 }
 
 impl Peer {
     /// The pid of the peer's process with this serial.
-    fn pid_of(&self, serial: u64) -> Pid {
+    pub(super) fn pid_of(&self, serial: u64) -> Pid {
         Pid::new(self.id.as_arc(), self.incarnation, serial)
     }
 
@@ -463,6 +463,7 @@ impl Cluster {
     pub(crate) fn remote_stats(&self) -> RemoteStats {
         RemoteStats {
             downs_delivered: self.downs_delivered.load(Ordering::Relaxed),
+            spawns: self.spawn_counters.stats(),
         }
     }
 }

@@ -29,6 +29,7 @@ use super::inbound::Payload;
 use super::monitor::PeerTies;
 use super::node_id::NodeId;
 use super::outbound::{is_large, Outbound, PushError};
+use super::spawn::Spawns;
 use super::wire::{RemoteOutcome, WireMessage};
 use crate::node::executors;
 
@@ -130,6 +131,8 @@ pub(crate) struct Peer {
     /// The monitors and links between processes of the two nodes made over this
     /// connection (see `monitor`).
     ties: Mutex<PeerTies>,
+    /// The spawns under way over this connection (see `spawn`).
+    spawns: Mutex<Spawns>,
     /// This connection's count in its node's [`Held`].
     _held: HeldOne,
 }
@@ -163,6 +166,7 @@ impl Peer {
             stalled: AtomicBool::new(false),
             unstalled: event_listener::Event::new(),
             ties: Mutex::new(PeerTies::default()),
+            spawns: Mutex::new(Spawns::default()),
             _held: held.track(),
         }
     }
@@ -204,6 +208,10 @@ impl Peer {
 
     pub(super) fn ties(&self) -> MutexGuard<'_, PeerTies> {
         self.ties.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(super) fn spawns(&self) -> MutexGuard<'_, Spawns> {
+        self.spawns.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn pending(&self) -> MutexGuard<'_, HashMap<u64, (oneshot::Sender<CallOutcome>, usize)>> {
@@ -280,6 +288,7 @@ impl Peer {
         self.queue.close();
         let _ = self.stream.shutdown(std::net::Shutdown::Both);
         self.fail_pending();
+        self.fail_spawns();
         true
     }
 

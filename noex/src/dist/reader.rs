@@ -578,6 +578,15 @@ fn dispatch(
             unreported.messages += 1;
             cluster.receive_signal(peer, *signal);
         }
+        WireMessage::Spawn(request) => {
+            unreported.messages += 1;
+            cluster.receive_spawn(peer, *request, payload);
+        }
+        WireMessage::SpawnReply { id, result } => {
+            unreported.messages += 1;
+            cluster.spawn_answered(peer, id, result);
+        }
+        WireMessage::SpawnAck { id, keep } => cluster.spawn_confirmed(peer, id, keep),
     }
     Ok(target)
 }

@@ -138,6 +138,74 @@ pub(crate) enum WireMessage {
     /// A link, monitor or exit signal between a process of the sender and one of the
     /// receiver (see `dist::monitor`).
     Signal(Box<RemoteSignal>),
+    /// A request to spawn a registered behaviour on the receiver (see `dist::spawn`).
+    /// Payload: the init arguments, encoded as the behaviour's `Args`.
+    Spawn(Box<SpawnRequest>),
+    /// The answer to a `Spawn`.
+    SpawnReply {
+        /// The request's id.
+        id: u64,
+        /// What became of it.
+        result: SpawnResult,
+    },
+    /// The spawner's word on a process its `Spawn` started: kept, or given up (its spawn
+    /// timed out or was dropped), which ends the process.
+    SpawnAck {
+        /// The request's id.
+        id: u64,
+        /// `true` to keep the process.
+        keep: bool,
+    },
+}
+
+/// A request to spawn a registered behaviour.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct SpawnRequest {
+    /// The request's id, echoed in the `SpawnReply` and `SpawnAck`.
+    pub(crate) id: u64,
+    /// The behaviour's registered name.
+    pub(crate) behavior: String,
+    /// A name to register the process under on the receiver, before `init`.
+    pub(crate) name: Option<String>,
+    /// How long `init` may take, in milliseconds; `None` waits.
+    pub(crate) init_timeout_ms: Option<u64>,
+    /// How long the spawner waits for the answer, in milliseconds.
+    pub(crate) timeout_ms: u64,
+    /// The spawner's process to link the new one with (its serial), before `init`.
+    pub(crate) link: Option<u64>,
+    /// A monitor the spawner's process holds on the new one: (monitor, the process's
+    /// serial), before `init`.
+    pub(crate) monitor: Option<(u64, u64)>,
+}
+
+/// What became of a `Spawn`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum SpawnResult {
+    /// The process runs: its serial on the receiver.
+    Started(u64),
+    /// No behaviour of that name is registered.
+    NotFound,
+    /// The behaviour is registered, but local-only.
+    LocalOnly,
+    /// The arguments did not decode as the behaviour's `Args` (named).
+    BadArgs {
+        /// The type the arguments should have.
+        args_type: String,
+        /// The decoder's complaint.
+        error: String,
+    },
+    /// `init` returned an error (its text).
+    InitFailed(String),
+    /// `init` panicked (the message).
+    InitPanicked(String),
+    /// `init` did not finish in time.
+    InitTimeout,
+    /// The name is registered to another process (its serial).
+    NameTaken(u64),
+    /// The process ended during `init` because of an exit signal.
+    Exited(ExitReason),
+    /// The receiver is shutting down.
+    ShuttingDown,
 }
 
 /// A signal between processes of two nodes. Processes are named by their serials: `from`,
@@ -254,6 +322,7 @@ impl WireMessage {
                 | WireMessage::Cast { .. }
                 | WireMessage::Info { .. }
                 | WireMessage::Fragment { .. }
+                | WireMessage::Spawn(_)
                 | WireMessage::Reply {
                     outcome: RemoteOutcome::Reply,
                     ..

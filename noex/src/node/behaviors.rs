@@ -3,22 +3,43 @@
 use std::collections::HashMap;
 use std::sync::{PoisonError, RwLock};
 
-use super::Node;
-use crate::behavior::{BehaviorEntry, BehaviorInfo, RegistryError, SpawnByNameError};
-use crate::Pid;
+use super::{Node, NodeInner};
+use crate::behavior::{
+    BehaviorEntry, BehaviorInfo, LocalBehaviorEntry, RegistryError, SpawnByNameError, SpawnParams,
+};
+use crate::{Pid, SpawnOptions};
 
 /// Behaviours by name.
 #[derive(Default)]
 pub(crate) struct Behaviors {
-    entries: RwLock<HashMap<&'static str, &'static BehaviorEntry>>,
+    entries: RwLock<Registered>,
 }
 
-impl Node {
-    /// Registers every behaviour of the program (every `#[behavior]` that is not `local`, in
-    /// any crate linked in), so that it can be spawned by name. Usually called through
-    /// [`register_all!`](crate::register_all). Returns how many are registered; fails
-    /// without registering anything if two behaviours share a name.
-    pub fn register_behaviors(&self) -> Result<usize, RegistryError> {
+#[derive(Default)]
+struct Registered {
+    spawnable: HashMap<&'static str, &'static BehaviorEntry>,
+    /// Behaviours declared local-only: known, but not spawned by name.
+    local: HashMap<&'static str, &'static str>,
+}
+
+impl Behaviors {
+    /// The registry entry of behaviour `name`.
+    pub(crate) fn find(&self, name: &str) -> Result<&'static BehaviorEntry, SpawnByNameError> {
+        let registered = self.entries.read().unwrap_or_else(PoisonError::into_inner);
+        match registered.spawnable.get(name) {
+            Some(entry) => Ok(*entry),
+            None if registered.local.contains_key(name) => {
+                Err(SpawnByNameError::LocalOnly(name.to_owned()))
+            }
+            None => Err(SpawnByNameError::NotFound(name.to_owned())),
+        }
+    }
+}
+
+impl NodeInner {
+    /// Registers every behaviour linked into the program (see
+    /// [`Node::register_behaviors`]).
+    pub(crate) fn register_behaviors(&self) -> Result<usize, RegistryError> {
         let mut found: HashMap<&'static str, &'static BehaviorEntry> = HashMap::new();
         for entry in inventory::iter::<BehaviorEntry> {
             if let Some(first) = found.insert(entry.name, entry) {
@@ -33,26 +54,62 @@ impl Node {
                 }
             }
         }
+        let mut local = HashMap::new();
+        for entry in inventory::iter::<LocalBehaviorEntry> {
+            let clash = found
+                .get(entry.name)
+                .map(|other| other.type_name)
+                .or_else(|| local.insert(entry.name, entry.type_name))
+                .filter(|other| *other != entry.type_name);
+            if let Some(other) = clash {
+                let (first, second) = ordered(other, entry.type_name);
+                return Err(RegistryError::DuplicateName {
+                    name: entry.name.to_owned(),
+                    first,
+                    second,
+                });
+            }
+        }
         let count = found.len();
-        let mut entries = self
-            .inner
+        let mut registered = self
             .behaviors
             .entries
             .write()
             .unwrap_or_else(PoisonError::into_inner);
-        *entries = found;
+        *registered = Registered {
+            spawnable: found,
+            local,
+        };
         Ok(count)
+    }
+}
+
+impl Node {
+    /// Registers every behaviour of the program (every `#[behavior]` that is not `local`, in
+    /// any crate linked in), so that it can be spawned by name. Usually called through
+    /// [`register_all!`](crate::register_all); a clustered node can do it before it
+    /// listens, with [`ClusterConfig::register_behaviors`](crate::ClusterConfig::register_behaviors).
+    /// Returns how many are registered; fails without registering anything if two
+    /// behaviours share a name.
+    pub fn register_behaviors(&self) -> Result<usize, RegistryError> {
+        self.inner.register_behaviors()
+    }
+
+    /// `true` if a behaviour named `name` can be spawned by name here.
+    pub fn has_behavior(&self, name: &str) -> bool {
+        self.inner.behaviors.find(name).is_ok()
     }
 
     /// The registered behaviours, sorted by name.
     pub fn behaviors(&self) -> Vec<BehaviorInfo> {
-        let entries = self
+        let registered = self
             .inner
             .behaviors
             .entries
             .read()
             .unwrap_or_else(PoisonError::into_inner);
-        let mut all: Vec<_> = entries
+        let mut all: Vec<_> = registered
+            .spawnable
             .values()
             .map(|entry| BehaviorInfo {
                 name: entry.name,
@@ -67,16 +124,19 @@ impl Node {
     /// Spawns the registered behaviour `name` with postcard-encoded init arguments: how a
     /// process is started without knowing its type (remote spawn builds on it).
     pub async fn spawn_by_name(&self, name: &str, args: &[u8]) -> Result<Pid, SpawnByNameError> {
-        let entry = self
-            .inner
-            .behaviors
-            .entries
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(name)
-            .copied()
-            .ok_or_else(|| SpawnByNameError::NotFound(name.to_owned()))?;
-        (entry.spawn)(self, args).await
+        self.spawn_by_name_with(name, args, SpawnOptions::new())
+            .await
+    }
+
+    /// [`spawn_by_name`](Self::spawn_by_name) with options: a name, an init timeout.
+    pub async fn spawn_by_name_with(
+        &self,
+        name: &str,
+        args: &[u8],
+        options: SpawnOptions,
+    ) -> Result<Pid, SpawnByNameError> {
+        let entry = self.inner.behaviors.find(name)?;
+        (entry.spawn)(self, args, SpawnParams::local(options)).await
     }
 }
 

@@ -39,6 +39,9 @@ impl Node {
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         let (listener, id) = Cluster::bind(config.clone()).await?;
         let inner = Arc::new(NodeInner::new(id.as_str(), threads));
+        if config.register_behaviors {
+            inner.register_behaviors()?;
+        }
         let cluster = Arc::new(Cluster::new(
             config,
             id,

@@ -13,6 +13,7 @@ mod behaviors;
 mod cluster;
 pub(crate) mod executors;
 mod info;
+mod remote_spawn;
 mod signals;
 
 use std::collections::hash_map::RandomState;
@@ -94,6 +95,7 @@ pub(crate) struct NodeInner {
 pub struct NodeBuilder {
     name: String,
     threads: usize,
+    register_behaviors: bool,
 }
 
 impl Default for NodeBuilder {
@@ -101,6 +103,7 @@ impl Default for NodeBuilder {
         NodeBuilder {
             name: "nonode".to_owned(),
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            register_behaviors: false,
         }
     }
 }
@@ -118,11 +121,29 @@ impl NodeBuilder {
         self
     }
 
+    /// Registers every behaviour of the program when the node starts, as
+    /// [`Node::register_behaviors`] does.
+    pub fn register_behaviors(mut self) -> Self {
+        self.register_behaviors = true;
+        self
+    }
+
     /// Starts the node.
+    ///
+    /// # Panics
+    ///
+    /// With [`register_behaviors`](Self::register_behaviors), if two behaviours of the
+    /// program share a name (the message names both).
     pub fn build(self) -> Node {
-        Node {
+        let node = Node {
             inner: Arc::new(NodeInner::new(&self.name, self.threads)),
+        };
+        if self.register_behaviors {
+            if let Err(error) = node.register_behaviors() {
+                panic!("noex: {error}");
+            }
         }
+        node
     }
 }
 
@@ -248,6 +269,19 @@ impl Node {
         options: SpawnOptions,
     ) -> Result<ServerRef<B>, SpawnError<B::InitError>> {
         spawn::spawn(&self.inner, args, options, Relation::None).await
+    }
+
+    /// Spawns with the parameters of a spawn by name (see `BehaviorEntry::spawn`).
+    pub(crate) async fn spawn_with_params<B: GenServer>(
+        &self,
+        args: B::Args,
+        params: crate::behavior::SpawnParams,
+    ) -> Result<ServerRef<B>, SpawnError<B::InitError>> {
+        let relation = match params.remote {
+            Some(remote) => Relation::Remote(remote),
+            None => Relation::None,
+        };
+        spawn::spawn(&self.inner, args, params.options, relation).await
     }
 
     /// Runs a future to completion on the current thread, driving timers and I/O.

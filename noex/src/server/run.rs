@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use super::ctx::Ctx;
 use super::process::{Envelope, Process};
+use super::spawn::OnStarted;
 use super::{GenServer, Info};
 use crate::error::SpawnError;
 use crate::events::LifecycleEvent;
@@ -67,7 +68,31 @@ impl Turn {
 }
 
 /// Tells the spawner how `init` went.
-pub(crate) type Started<B> = oneshot::Sender<Result<(), SpawnError<<B as GenServer>::InitError>>>;
+pub(crate) struct Started<B: GenServer> {
+    tx: oneshot::Sender<Result<(), SpawnError<B::InitError>>>,
+    /// Runs in the process's task once `init` has succeeded, before anything else (see
+    /// `spawn::RemoteSpawner`).
+    then: Option<OnStarted>,
+}
+
+impl<B: GenServer> Started<B> {
+    pub(crate) fn new(
+        tx: oneshot::Sender<Result<(), SpawnError<B::InitError>>>,
+        then: Option<OnStarted>,
+    ) -> Self {
+        Started { tx, then }
+    }
+
+    /// Tells the spawner how `init` went. (It may have given up: nothing else to tell it.)
+    fn send(self, result: Result<(), SpawnError<B::InitError>>, process: &Process<B>) {
+        if result.is_ok() {
+            if let Some(then) = self.then {
+                then(process.core.pid(), process as *const Process<B> as usize);
+            }
+        }
+        let _ = self.tx.send(result);
+    }
+}
 
 thread_local! {
     /// The process whose handler is being polled on this thread (to refuse self-calls).
@@ -225,12 +250,11 @@ pub(crate) fn run<B: GenServer>(
             Ok(Ok(state)) => state,
             Ok(Err(error)) => {
                 let reason = ExitReason::error(&error);
-                // The spawner may have given up (init timeout); nothing else to tell it.
-                let _ = started.send(Err(SpawnError::Init(error)));
+                started.send(Err(SpawnError::Init(error)), process);
                 return reason;
             }
             Err(reason) => {
-                let _ = started.send(Err(SpawnError::Exited(reason.clone())));
+                started.send(Err(SpawnError::Exited(reason.clone())), process);
                 return reason;
             }
         };
@@ -244,7 +268,7 @@ pub(crate) fn run<B: GenServer>(
                 });
             }
         }
-        let _ = started.send(Ok(()));
+        started.send(Ok(()), process);
 
         let me = process as *const Process<B> as usize;
         let mut batch = VecDeque::new();

@@ -40,21 +40,26 @@ pub const DEFAULT_INIT_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct SpawnOptions {
     pub(crate) name: Option<String>,
     pub(crate) init_timeout: Option<Duration>,
+    pub(crate) spawn_timeout: Duration,
     pub(crate) supervisor: Option<Pid>,
 }
+
+/// How long a spawn on another node may take in all, unless told otherwise.
+pub const DEFAULT_SPAWN_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Default for SpawnOptions {
     fn default() -> Self {
         SpawnOptions {
             name: None,
             init_timeout: Some(DEFAULT_INIT_TIMEOUT),
+            spawn_timeout: DEFAULT_SPAWN_TIMEOUT,
             supervisor: None,
         }
     }
 }
 
 impl SpawnOptions {
-    /// No name, init timeout 5 s.
+    /// No name, init timeout 5 s, spawn timeout (on another node) 10 s.
     pub fn new() -> Self {
         SpawnOptions::default()
     }
@@ -74,6 +79,15 @@ impl SpawnOptions {
         self
     }
 
+    /// How long a spawn on another node ([`Node::spawn_on_with`](crate::Node::spawn_on_with))
+    /// may take in all — the request, `init` there, the answer — before it fails with
+    /// [`RemoteSpawnError::Timeout`](crate::RemoteSpawnError::Timeout); a process that
+    /// started too late is then ended. 10 s by default.
+    pub fn spawn_timeout(mut self, timeout: Duration) -> Self {
+        self.spawn_timeout = timeout;
+        self
+    }
+
     /// Marks the process as a child of `supervisor` (for introspection).
     pub(crate) fn supervised_by(mut self, supervisor: Pid) -> Self {
         self.supervisor = Some(supervisor);
@@ -88,6 +102,38 @@ pub(crate) enum Relation<'a> {
     Link(&'a Core),
     /// Monitored by the spawner with this reference.
     Monitor(&'a Core, MonitorRef),
+    /// Spawned for a process of another node (see `dist::spawn`).
+    Remote(Box<RemoteSpawner>),
+}
+
+/// A spawner of another node: the link and monitor it holds on the new process (set before
+/// `init`, as for a local spawner), and what to do once `init` has succeeded — in the new
+/// process's task, before it does anything else, so that the spawner hears of the process
+/// before any signal from it.
+pub(crate) struct RemoteSpawner {
+    pub(crate) link: Option<Pid>,
+    pub(crate) monitor: Option<(MonitorRef, Pid)>,
+    pub(crate) on_started: OnStarted,
+}
+
+/// What runs in a new process's task once its `init` has succeeded: called with its pid
+/// and its key (see `run::current_sender`).
+pub(crate) type OnStarted = Box<dyn FnOnce(&Pid, usize) + Send>;
+
+/// The ties a spawner of another node holds on the new process.
+pub(crate) struct RemoteTies {
+    link: Option<Pid>,
+    monitor: Option<(MonitorRef, Pid)>,
+}
+
+/// The ties of the new process to its spawner that a failed `init` must undo (the
+/// spawner hears of the failure through the spawn's result only).
+enum Spawner {
+    None,
+    /// A monitor held by a spawner of this node.
+    Monitor(MonitorRef),
+    /// A spawner of another node.
+    Remote(Box<RemoteTies>),
 }
 
 /// Spawns a process of behaviour `B` and waits for its `init`.
@@ -125,24 +171,43 @@ pub(crate) async fn spawn<B: GenServer>(
             });
         }
     }
-    let spawner = match relation {
-        Relation::None => None,
+    let mut on_started = None;
+    let (spawner, undo) = match relation {
+        Relation::None => (None, Spawner::None),
         Relation::Link(spawner) => {
             spawner.add_link(&pid);
             process.core.add_link(spawner.pid());
-            Some((spawner, None))
+            (Some((spawner, None)), Spawner::None)
         }
         Relation::Monitor(spawner, monitor) => {
             spawner.add_watching(monitor, &pid);
             process.core.add_monitored_by(monitor, spawner.pid());
-            Some((spawner, Some(monitor)))
+            (Some((spawner, Some(monitor))), Spawner::Monitor(monitor))
+        }
+        Relation::Remote(remote) => {
+            let RemoteSpawner {
+                link,
+                monitor,
+                on_started: then,
+            } = *remote;
+            if let Some(spawner) = &link {
+                process.core.add_link(spawner);
+            }
+            if let Some((monitor, watcher)) = &monitor {
+                process.core.add_monitored_by(*monitor, watcher);
+            }
+            on_started = Some(then);
+            (
+                None,
+                Spawner::Remote(Box::new(RemoteTies { link, monitor })),
+            )
         }
     };
-    let spawner_monitor = spawner.and_then(|(_, monitor)| monitor);
 
-    let (started, init_result) = oneshot::async_channel();
+    let (tx, init_result) = oneshot::async_channel();
+    let started = run::Started::new(tx, on_started);
     let ctx = Ctx::new(process.clone(), Arc::downgrade(node));
-    let task = process_task(Arc::downgrade(node), ctx, args, started, spawner_monitor);
+    let task = process_task(Arc::downgrade(node), ctx, args, started, undo);
     node.executors.spawn(task).detach();
 
     // A thread's deadline table rather than a reactor timer: init is usually over before
@@ -184,9 +249,9 @@ pin_project_lite::pin_project! {
         #[pin]
         body: CatchUnwind<AssertUnwindSafe<F>>,
         guard: ExitGuard,
-        // The monitor the spawner holds, if it spawned with one (its link, if any, is the
-        // process's parent link).
-        spawner_monitor: Option<MonitorRef>,
+        // What a failed init must undo of the spawner's ties (a local spawner's link is
+        // the process's parent link).
+        spawner: Spawner,
     }
 }
 
@@ -195,7 +260,7 @@ fn process_task<B: GenServer>(
     ctx: Ctx<B>,
     args: B::Args,
     started: run::Started<B>,
-    spawner_monitor: Option<MonitorRef>,
+    spawner: Spawner,
 ) -> ProcessTask<impl Future<Output = ExitReason>> {
     let process: Arc<dyn AnyProcess> = ctx.process().clone();
     ProcessTask {
@@ -204,7 +269,7 @@ fn process_task<B: GenServer>(
             node,
             process: Some(process),
         },
-        spawner_monitor,
+        spawner,
     }
 }
 
@@ -225,8 +290,17 @@ impl<F: Future<Output = ExitReason>> Future for ProcessTask<F> {
                 if let Some(parent) = core.id.parent() {
                     core.remove_link(&parent);
                 }
-                if let Some(monitor) = *this.spawner_monitor {
-                    core.remove_spawner_monitor(monitor);
+                match &*this.spawner {
+                    Spawner::None => {}
+                    Spawner::Monitor(monitor) => core.remove_spawner_monitor(*monitor),
+                    Spawner::Remote(ties) => {
+                        if let Some(spawner) = &ties.link {
+                            core.remove_link(spawner);
+                        }
+                        if let Some((monitor, watcher)) = &ties.monitor {
+                            core.remove_monitored_by(*monitor, watcher);
+                        }
+                    }
                 }
             }
         }

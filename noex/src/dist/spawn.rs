@@ -1,0 +1,456 @@
+//! Spawning a registered behaviour on another node.
+//!
+//! ```text
+//! spawner's node                                  target's node
+//!   Spawn { id, behaviour, options, link/monitor } + args ──▶  spawns it (link and
+//!                                                               monitor set before init)
+//!   ◀── SpawnReply { id, Started(serial) | why not }           sent by the new process
+//!   records the spawner's link/monitor; answers the spawner
+//!   SpawnAck { id, keep } ──▶                                  keeps the process, or
+//!                                                               ends it
+//! ```
+//!
+//! The `Started` reply is sent by the new process itself, once `init` has succeeded and
+//! before it does anything else, and the spawner's node records the link or monitor the
+//! moment it reads that reply: a signal from the process (it may die at once) always comes
+//! after, on the same connection, and finds the link or monitor in place — as with a local
+//! `spawn_link`, no end is missed and a failed `init` is reported once, as the spawn's
+//! result.
+//!
+//! No process is left behind by a spawn that fails for its spawner: the target keeps a new
+//! process only once its spawner's node says so (`SpawnAck { keep: true }`, sent as soon as
+//! the reply is read). If the spawner gave up first (its timeout ran out, or its future was
+//! dropped), if its process ended meanwhile, if the connection is lost, or if no word comes
+//! within the spawn's timeout plus the heartbeat timeout, the target kills the process.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_lite::FutureExt;
+
+use super::cluster::Cluster;
+use super::inbound::Payload;
+use super::monitor::Watcher;
+use super::node_id::NodeId;
+use super::peer::Peer;
+use super::wire::{self, SpawnRequest, SpawnResult, WireMessage};
+use crate::behavior::{SpawnByNameError, SpawnParams};
+use crate::error::RemoteSpawnError;
+use crate::server::deadline::Deadline;
+use crate::server::run;
+use crate::server::spawn::RemoteSpawner;
+use crate::{MonitorRef, Node, Pid, SpawnOptions};
+
+/// The spawns a connection has under way, on either side.
+#[derive(Default)]
+pub(crate) struct Spawns {
+    /// This node's spawns waiting for their reply.
+    waiting: HashMap<u64, Waiting>,
+    /// The peer's spawns whose process runs here, waiting for the spawner's word.
+    unconfirmed: HashMap<u64, oneshot::Sender<bool>>,
+}
+
+/// A spawn waiting for its reply, and the ties its spawner holds on the new process.
+struct Waiting {
+    reply: oneshot::Sender<SpawnResult>,
+    tie: Option<Tie>,
+}
+
+/// A link or monitor a spawner's process holds on the process it spawns.
+#[derive(Clone, Copy)]
+pub(crate) struct Tie {
+    /// The spawner's serial.
+    pub(crate) process: u64,
+    pub(crate) link: bool,
+    pub(crate) monitor: Option<MonitorRef>,
+}
+
+/// Counters of the spawns a node asked of others.
+#[derive(Default)]
+pub(crate) struct SpawnCounters {
+    started: AtomicU64,
+    succeeded: AtomicU64,
+    timed_out: AtomicU64,
+    pending: AtomicU64,
+    unreachable: AtomicU64,
+    refused: AtomicU64,
+    init_failed: AtomicU64,
+}
+
+impl SpawnCounters {
+    fn add(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn stats(&self) -> super::config::SpawnStats {
+        let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        super::config::SpawnStats {
+            started: read(&self.started),
+            succeeded: read(&self.succeeded),
+            timed_out: read(&self.timed_out),
+            pending: read(&self.pending),
+            unreachable: read(&self.unreachable),
+            refused: read(&self.refused),
+            init_failed: read(&self.init_failed),
+        }
+    }
+}
+
+impl Peer {
+    /// Fails the spawns under way on this connection (it is closing): waiting spawners
+    /// learn the connection is lost, unconfirmed processes are ended.
+    pub(crate) fn fail_spawns(&self) {
+        let spawns = std::mem::take(&mut *self.spawns());
+        drop(spawns);
+    }
+}
+
+/// A spawn's entry in its connection's table, given up if the spawn's future is dropped or
+/// times out before the reply.
+struct WaitingEntry<'a> {
+    peer: &'a Peer,
+    id: u64,
+    counters: &'a SpawnCounters,
+    settled: bool,
+}
+
+impl WaitingEntry<'_> {
+    /// Gives the spawn up, if its reply has not been read yet: `true` then, and the target
+    /// is told to end the process it may have started.
+    fn give_up(&mut self) -> bool {
+        self.settled = true;
+        self.counters.pending.fetch_sub(1, Ordering::Relaxed);
+        if self.peer.spawns().waiting.remove(&self.id).is_none() {
+            return false;
+        }
+        send(
+            self.peer,
+            &WireMessage::SpawnAck {
+                id: self.id,
+                keep: false,
+            },
+            0,
+        );
+        true
+    }
+}
+
+impl Drop for WaitingEntry<'_> {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.give_up();
+        }
+    }
+}
+
+fn send(peer: &Peer, message: &WireMessage, sender: usize) {
+    let mut frame = Vec::new();
+    if wire::encode_frame(message, &mut frame).is_ok() {
+        let _ = peer.queue.push_signal(&mut frame, sender);
+    }
+}
+
+impl Cluster {
+    /// Spawns the registered behaviour `behavior` on `node` with encoded `args`; `tie` is
+    /// the link or monitor the spawning process holds on the new one.
+    pub(crate) async fn spawn_remote(
+        &self,
+        node: &NodeId,
+        behavior: &str,
+        args: &[u8],
+        options: &SpawnOptions,
+        tie: Option<Tie>,
+    ) -> Result<Pid, RemoteSpawnError> {
+        let counters = &self.spawn_counters;
+        SpawnCounters::add(&counters.started);
+        let unreachable = || {
+            SpawnCounters::add(&counters.unreachable);
+            RemoteSpawnError::NodeNotReachable { node: node.clone() }
+        };
+        let peer = self.peer(node.as_str()).ok_or_else(unreachable)?;
+        let id = self.next_id();
+        let request = SpawnRequest {
+            id,
+            behavior: behavior.to_owned(),
+            name: options.name.clone(),
+            init_timeout_ms: options.init_timeout.map(millis),
+            timeout_ms: millis(options.spawn_timeout),
+            link: tie.filter(|t| t.link).map(|t| t.process),
+            monitor: tie.and_then(|t| t.monitor.map(|m| (m.0, t.process))),
+        };
+        let mut frame = Vec::new();
+        let message = WireMessage::Spawn(Box::new(request));
+        let encoded = wire::encode_frame_with(&message, &mut frame, |out| {
+            out.extend_from_slice(args);
+            Ok(())
+        });
+        if encoded.is_err() {
+            return Err(unreachable());
+        }
+        let (tx, mut reply) = oneshot::async_channel();
+        peer.spawns().waiting.insert(id, Waiting { reply: tx, tie });
+        if peer.is_closed() {
+            peer.fail_spawns();
+        }
+        SpawnCounters::add(&counters.pending);
+        let mut entry = WaitingEntry {
+            peer: &peer,
+            id,
+            counters,
+            settled: false,
+        };
+        if peer.send(frame, run::current_sender()).await.is_err() {
+            entry.give_up();
+            return Err(unreachable());
+        }
+        let mut deadline = Deadline::after(options.spawn_timeout);
+        let answered = match deadline.run(&mut reply).await {
+            Some(answered) => {
+                entry.settled = true;
+                counters.pending.fetch_sub(1, Ordering::Relaxed);
+                answered
+            }
+            // Too late — unless the reply was being read just then.
+            None if entry.give_up() => {
+                SpawnCounters::add(&counters.timed_out);
+                return Err(RemoteSpawnError::Timeout {
+                    behavior: behavior.to_owned(),
+                    node: node.clone(),
+                    timeout: options.spawn_timeout,
+                });
+            }
+            None => reply.await,
+        };
+        let Ok(result) = answered else {
+            return Err(unreachable());
+        };
+        let error = match result {
+            SpawnResult::Started(serial) => {
+                SpawnCounters::add(&counters.succeeded);
+                return Ok(peer.pid_of(serial));
+            }
+            failure => failure,
+        };
+        let (node, behavior) = (node.clone(), behavior.to_owned());
+        let counted = match &error {
+            SpawnResult::InitFailed(_)
+            | SpawnResult::InitPanicked(_)
+            | SpawnResult::InitTimeout
+            | SpawnResult::Exited(_) => &counters.init_failed,
+            _ => &counters.refused,
+        };
+        SpawnCounters::add(counted);
+        Err(match error {
+            SpawnResult::Started(_) => unreachable!("returned above"),
+            SpawnResult::NotFound => RemoteSpawnError::BehaviorNotFound { behavior, node },
+            SpawnResult::LocalOnly => RemoteSpawnError::LocalOnly { behavior },
+            SpawnResult::BadArgs { args_type, error } => RemoteSpawnError::BadArgs {
+                behavior,
+                node,
+                args_type,
+                error,
+            },
+            SpawnResult::InitFailed(error) => RemoteSpawnError::InitFailed {
+                behavior,
+                node,
+                error,
+            },
+            SpawnResult::InitPanicked(message) => RemoteSpawnError::InitPanicked {
+                behavior,
+                node,
+                message,
+            },
+            SpawnResult::InitTimeout => RemoteSpawnError::InitTimeout {
+                behavior,
+                node,
+                timeout: options.init_timeout.unwrap_or_default(),
+            },
+            SpawnResult::NameTaken(holder) => RemoteSpawnError::NameTaken {
+                name: options.name.clone().unwrap_or_default(),
+                node,
+                holder: peer.pid_of(holder),
+            },
+            SpawnResult::Exited(reason) => RemoteSpawnError::Exited {
+                behavior,
+                node,
+                reason,
+            },
+            SpawnResult::ShuttingDown => RemoteSpawnError::NodeShuttingDown { node },
+        })
+    }
+
+    /// The reply to one of this node's spawns, read from `peer`: the spawner's link or
+    /// monitor is recorded now, before any later signal of the new process is read, and
+    /// the target is told to keep the process — unless its spawner gave up or ended.
+    pub(crate) fn spawn_answered(&self, peer: &Arc<Peer>, id: u64, result: SpawnResult) {
+        let Some(waiting) = peer.spawns().waiting.remove(&id) else {
+            // Given up: the target has been told.
+            return;
+        };
+        if let SpawnResult::Started(serial) = result {
+            let keep = match waiting.tie {
+                Some(tie) => self.tie_to_child(peer, tie, serial),
+                None => true,
+            };
+            send(peer, &WireMessage::SpawnAck { id, keep }, 0);
+        }
+        let _ = waiting.reply.send(result);
+    }
+
+    /// Records the link or monitor a spawning process holds on its new process of `peer`;
+    /// `false` if the spawner has ended.
+    fn tie_to_child(&self, peer: &Peer, tie: Tie, child: u64) -> bool {
+        let Some(node) = self.node() else {
+            return false;
+        };
+        let Some(spawner) = node.table.get(tie.process) else {
+            return false;
+        };
+        let core = spawner.core();
+        let child_pid = peer.pid_of(child);
+        let mut ties = peer.ties();
+        if tie.link {
+            if !core.add_link(&child_pid) {
+                return false;
+            }
+            ties.links.insert((tie.process, child));
+        }
+        if let Some(monitor) = tie.monitor {
+            if !core.add_watching(monitor, &child_pid) {
+                return false;
+            }
+            ties.watching
+                .insert(monitor, (Watcher::Process(tie.process), child));
+        }
+        true
+    }
+
+    /// The spawner's word on a process spawned here for `peer`.
+    pub(crate) fn spawn_confirmed(&self, peer: &Peer, id: u64, keep: bool) {
+        if let Some(waiting) = peer.spawns().unconfirmed.remove(&id) {
+            let _ = waiting.send(keep);
+        }
+    }
+
+    /// A request from `peer` to spawn a registered behaviour here.
+    pub(crate) fn receive_spawn(
+        self: &Arc<Self>,
+        peer: &Arc<Peer>,
+        request: SpawnRequest,
+        args: Payload<'_>,
+    ) {
+        let (tx, confirmed) = oneshot::async_channel();
+        peer.spawns().unconfirmed.insert(request.id, tx);
+        if peer.is_closed() {
+            peer.fail_spawns();
+        }
+        let args = args.bytes().to_vec();
+        let (cluster, peer) = (self.clone(), peer.clone());
+        self.spawn(async move { cluster.serve_spawn(peer, request, args, confirmed).await });
+    }
+
+    async fn serve_spawn(
+        self: Arc<Self>,
+        peer: Arc<Peer>,
+        request: SpawnRequest,
+        args: Vec<u8>,
+        confirmed: oneshot::AsyncReceiver<bool>,
+    ) {
+        let id = request.id;
+        // Answered once: by the new process when it has started, or by this task.
+        let answered = Arc::new(AtomicBool::new(false));
+        let answer = |result: SpawnResult| {
+            if !answered.swap(true, Ordering::AcqRel) {
+                send(&peer, &WireMessage::SpawnReply { id, result }, 0);
+            }
+        };
+        let Some(node) = self.node() else {
+            return answer(SpawnResult::ShuttingDown);
+        };
+        let entry = match node.behaviors.find(&request.behavior) {
+            Ok(entry) => entry,
+            Err(error) => return answer(failure(error)),
+        };
+        let link = request.link.map(|serial| peer.pid_of(serial));
+        let monitor = request
+            .monitor
+            .map(|(monitor, watcher)| (MonitorRef(monitor), peer.pid_of(watcher)));
+        let on_started = {
+            let (peer, answered) = (peer.clone(), answered.clone());
+            let ties = (request.link, request.monitor);
+            move |pid: &Pid, key: usize| {
+                if answered.swap(true, Ordering::AcqRel) {
+                    return;
+                }
+                {
+                    let mut peer_ties = peer.ties();
+                    if let Some(spawner) = ties.0 {
+                        peer_ties.links.insert((pid.serial(), spawner));
+                    }
+                    if let Some((monitor, watcher)) = ties.1 {
+                        peer_ties
+                            .watched
+                            .insert((MonitorRef(monitor), watcher), pid.serial());
+                    }
+                }
+                let result = SpawnResult::Started(pid.serial());
+                send(&peer, &WireMessage::SpawnReply { id, result }, key);
+            }
+        };
+        let options = SpawnOptions {
+            name: request.name.clone(),
+            init_timeout: request.init_timeout_ms.map(Duration::from_millis),
+            ..SpawnOptions::new()
+        };
+        let params = SpawnParams {
+            options,
+            remote: Some(Box::new(RemoteSpawner {
+                link,
+                monitor,
+                on_started: Box::new(on_started),
+            })),
+        };
+        let local = Node::from_inner(node.clone());
+        let pid = match (entry.spawn)(&local, &args, params).await {
+            Ok(pid) => pid,
+            Err(error) => return answer(failure(error)),
+        };
+        // Kept only on the spawner's word.
+        let wait = Duration::from_millis(request.timeout_ms) + self.config.heartbeat_timeout;
+        let word = async { confirmed.await.unwrap_or(false) }.or(async {
+            peer.closed().await;
+            false
+        });
+        if Deadline::after(wait).run(word).await != Some(true) {
+            peer.spawns().unconfirmed.remove(&id);
+            tracing::debug!(%pid, "its spawner did not keep it; ending it");
+            node.kill(&pid);
+        }
+    }
+}
+
+/// What a failed spawn by name answers.
+fn failure(error: SpawnByNameError) -> SpawnResult {
+    match error {
+        SpawnByNameError::NotFound(_) => SpawnResult::NotFound,
+        SpawnByNameError::LocalOnly(_) => SpawnResult::LocalOnly,
+        SpawnByNameError::BadArgs {
+            args_type, error, ..
+        } => SpawnResult::BadArgs {
+            args_type: args_type.to_owned(),
+            error,
+        },
+        SpawnByNameError::InitFailed { error, .. } => SpawnResult::InitFailed(error),
+        SpawnByNameError::InitPanicked { message, .. } => SpawnResult::InitPanicked(message),
+        SpawnByNameError::InitTimeout { .. } => SpawnResult::InitTimeout,
+        SpawnByNameError::NameTaken { holder, .. } => SpawnResult::NameTaken(holder.serial()),
+        SpawnByNameError::Exited { reason, .. } => SpawnResult::Exited(reason),
+        SpawnByNameError::NodeDown => SpawnResult::ShuttingDown,
+    }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,404 @@
+//! Spawning on other nodes: typed and by name, with a name, linked or monitored from a
+//! process, and every way a spawn can fail — with no process left behind.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{cluster_config, eventually, run_blocking, start_cluster, within};
+use noex::{
+    behavior, Ctx, ExitReason, Info, MonitorRef, Node, NodeId, Pid, RemoteSpawnError, ServerRef,
+    SpawnOptions,
+};
+use serde::{Deserialize, Serialize};
+
+/// How a [`Worker`]'s `init` goes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Start {
+    Fine,
+    Fail(String),
+    Panic,
+    Slow(u64),
+    EndAtOnce(ExitReason),
+}
+
+#[behavior(name = "worker")]
+pub struct Worker {
+    jobs: u64,
+}
+
+#[behavior]
+impl Worker {
+    #[init]
+    async fn init(start: Start, ctx: &mut Ctx<Self>) -> Result<Self, String> {
+        match start {
+            Start::Fine => {}
+            Start::Fail(error) => return Err(error),
+            Start::Panic => panic!("worker could not start"),
+            Start::Slow(ms) => {
+                smol::Timer::after(Duration::from_millis(ms)).await;
+            }
+            Start::EndAtOnce(reason) => ctx.stop(reason),
+        }
+        Ok(Worker { jobs: 0 })
+    }
+
+    #[call]
+    fn work(&mut self) -> u64 {
+        self.jobs += 1;
+        self.jobs
+    }
+
+    #[call]
+    fn crash(&self) {
+        panic!("worker crashed");
+    }
+}
+
+/// A local-only behaviour: not spawned by name.
+#[behavior(name = "local-thing")]
+pub struct LocalThing;
+
+#[behavior(local)]
+impl LocalThing {
+    #[init]
+    fn init() -> Self {
+        LocalThing
+    }
+}
+
+/// What a [`Parent`] saw.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Seen {
+    Exit(Pid, ExitReason),
+    Down(MonitorRef, Pid, ExitReason),
+}
+
+/// Spawns workers on other nodes, linked or monitored, and reports what it sees.
+#[behavior(name = "parent")]
+pub struct Parent {
+    seen: async_channel::Sender<Seen>,
+}
+
+#[behavior(local)]
+impl Parent {
+    #[init]
+    fn init(seen: async_channel::Sender<Seen>, ctx: &mut Ctx<Self>) -> Self {
+        ctx.trap_exits(true);
+        Parent { seen }
+    }
+
+    #[call]
+    async fn spawn_link_on(
+        &mut self,
+        node: NodeId,
+        start: Start,
+        ctx: &mut Ctx<Self>,
+    ) -> Result<ServerRef<Worker>, RemoteSpawnError> {
+        ctx.spawn_link_on::<Worker>(&node, start).await
+    }
+
+    #[call]
+    async fn spawn_monitor_on(
+        &mut self,
+        node: NodeId,
+        start: Start,
+        ctx: &mut Ctx<Self>,
+    ) -> Result<(ServerRef<Worker>, MonitorRef), RemoteSpawnError> {
+        ctx.spawn_monitor_on::<Worker>(&node, start).await
+    }
+
+    #[info]
+    fn info(&mut self, info: Info<()>) {
+        let seen = match info {
+            Info::Exit { from, reason } => Seen::Exit(from, reason),
+            Info::Down {
+                monitor,
+                pid,
+                reason,
+            } => Seen::Down(monitor, pid, reason),
+            _ => return,
+        };
+        let _ = self.seen.try_send(seen);
+    }
+}
+
+fn id(node: &Node) -> NodeId {
+    node.local_node_id().unwrap().clone()
+}
+
+/// A cluster of `n` nodes that all registered their behaviours before listening.
+async fn cluster(n: usize) -> Vec<Node> {
+    let nodes = start_cluster(n).await;
+    for node in &nodes {
+        node.register_behaviors().unwrap();
+    }
+    nodes
+}
+
+fn shutdown(nodes: Vec<Node>) {
+    for node in nodes {
+        node.shutdown();
+    }
+}
+
+/// Waits until `node` runs exactly `count` processes.
+async fn runs(node: &Node, count: usize) {
+    eventually("the processes to be as expected", || {
+        node.process_count() == count
+    })
+    .await
+}
+
+#[test]
+fn a_typed_remote_spawn_returns_a_reference_usable_at_once() {
+    run_blocking(async {
+        let nodes = cluster(2).await;
+        let (a, b) = (&nodes[0], &nodes[1]);
+        let worker = a.spawn_on::<Worker>(&id(b), Start::Fine).await.unwrap();
+        assert_eq!(worker.pid().node(), id(b).as_str());
+        assert!(!worker.is_local());
+        assert_eq!(worker.work().await, Ok(1));
+        assert_eq!(worker.work().await, Ok(2));
+        assert_eq!(b.process_count(), 1);
+        // On the node's own id: a local spawn.
+        let here = a.spawn_on::<Worker>(&id(a), Start::Fine).await.unwrap();
+        assert!(here.is_local());
+        let stats = a.remote_stats().spawns;
+        assert_eq!((stats.started, stats.succeeded, stats.pending), (1, 1, 0));
+        shutdown(nodes);
+    });
+}
+
+#[test]
+fn a_remote_spawn_with_a_name_is_found_from_a_third_node() {
+    run_blocking(async {
+        let nodes = cluster(3).await;
+        let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
+        let options = SpawnOptions::new().name("the-worker");
+        let worker = a
+            .spawn_on_with::<Worker>(&id(b), Start::Fine, options.clone())
+            .await
+            .unwrap();
+        assert_eq!(b.whereis("the-worker").as_ref(), Some(worker.pid()));
+        let named = c.named_on::<Worker>("the-worker", &id(b));
+        assert_eq!(named.work().await, Ok(1));
+        // The name is taken now: the next spawn fails, naming the holder, and leaves
+        // nothing behind.
+        let again = a
+            .spawn_on_with::<Worker>(&id(b), Start::Fine, options)
+            .await;
+        assert_eq!(
+            again.map(|w| w.pid().clone()),
+            Err(RemoteSpawnError::NameTaken {
+                name: "the-worker".into(),
+                node: id(b),
+                holder: worker.pid().clone()
+            })
+        );
+        runs(b, 1).await;
+        shutdown(nodes);
+    });
+}
+
+#[test]
+fn every_failed_remote_spawn_says_why_and_leaves_nothing_behind() {
+    run_blocking(async {
+        let nodes = cluster(2).await;
+        let (a, b) = (&nodes[0], &nodes[1]);
+        let node = id(b);
+        let spawn = |start: Start| a.spawn_on::<Worker>(&node, start);
+        let behavior = || "worker".to_owned();
+
+        assert_eq!(
+            spawn(Start::Fail("no disk".into())).await.map(|_| ()),
+            Err(RemoteSpawnError::InitFailed {
+                behavior: behavior(),
+                node: node.clone(),
+                error: "no disk".into()
+            })
+        );
+        assert_eq!(
+            spawn(Start::Panic).await.map(|_| ()),
+            Err(RemoteSpawnError::InitPanicked {
+                behavior: behavior(),
+                node: node.clone(),
+                message: "worker could not start".into()
+            })
+        );
+        let slow = SpawnOptions::new().init_timeout(Duration::from_millis(50));
+        assert_eq!(
+            a.spawn_on_with::<Worker>(&node, Start::Slow(5_000), slow)
+                .await
+                .map(|_| ()),
+            Err(RemoteSpawnError::InitTimeout {
+                behavior: behavior(),
+                node: node.clone(),
+                timeout: Duration::from_millis(50)
+            })
+        );
+        // The spawn as a whole times out: the process that starts too late is ended.
+        let impatient = SpawnOptions::new().spawn_timeout(Duration::from_millis(100));
+        assert_eq!(
+            a.spawn_on_with::<Worker>(&node, Start::Slow(300), impatient)
+                .await
+                .map(|_| ()),
+            Err(RemoteSpawnError::Timeout {
+                behavior: behavior(),
+                node: node.clone(),
+                timeout: Duration::from_millis(100)
+            })
+        );
+        assert_eq!(
+            a.spawn_by_name_on(&node, "no-such-thing", &[]).await,
+            Err(RemoteSpawnError::BehaviorNotFound {
+                behavior: "no-such-thing".into(),
+                node: node.clone()
+            })
+        );
+        assert_eq!(
+            a.spawn_by_name_on(&node, "local-thing", &[]).await,
+            Err(RemoteSpawnError::LocalOnly {
+                behavior: "local-thing".into()
+            })
+        );
+        assert!(matches!(
+            a.spawn_by_name_on(&node, "worker", &[0xff, 0xff]).await,
+            Err(RemoteSpawnError::BadArgs { behavior, node: n, .. }) if behavior == "worker" && n == node
+        ));
+        let stranger = Node::start(cluster_config("stranger")).await.unwrap();
+        assert_eq!(
+            spawn_on_stranger(a, &id(&stranger)).await,
+            Err(RemoteSpawnError::NodeNotReachable {
+                node: id(&stranger)
+            })
+        );
+        stranger.shutdown();
+        runs(b, 0).await;
+        let stats = a.remote_stats().spawns;
+        assert_eq!(stats.started, 8);
+        assert_eq!(stats.succeeded, 0);
+        assert_eq!(stats.timed_out, 1);
+        assert_eq!(stats.unreachable, 1);
+        assert_eq!(stats.init_failed, 3);
+        assert_eq!(stats.refused, 3);
+        assert_eq!(stats.pending, 0);
+        shutdown(nodes);
+    });
+}
+
+async fn spawn_on_stranger(a: &Node, stranger: &NodeId) -> Result<(), RemoteSpawnError> {
+    a.spawn_on::<Worker>(stranger, Start::Fine)
+        .await
+        .map(|_| ())
+}
+
+#[test]
+fn a_spawn_its_caller_gives_up_leaves_no_process_behind() {
+    run_blocking(async {
+        let nodes = cluster(2).await;
+        let (a, b) = (&nodes[0], &nodes[1]);
+        let target = id(b);
+        let mut spawn = Box::pin(a.spawn_on::<Worker>(&target, Start::Slow(200)));
+        assert!(futures_lite::future::poll_once(&mut spawn).await.is_none());
+        runs(b, 1).await;
+        drop(spawn);
+        runs(b, 0).await;
+        assert_eq!(a.remote_stats().spawns.pending, 0);
+        shutdown(nodes);
+    });
+}
+
+#[test]
+fn a_process_spawns_linked_and_monitored_workers_on_another_node() {
+    run_blocking(async {
+        let nodes = cluster(2).await;
+        let (a, b) = (&nodes[0], &nodes[1]);
+        let (tx, seen) = async_channel::unbounded();
+        let parent = a.spawn::<Parent>(tx).await.unwrap();
+        let next = || within("the parent to see something", seen.recv());
+
+        // A linked worker that crashes: the trapping parent hears of it.
+        let worker = parent
+            .spawn_link_on(id(b), Start::Fine)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(worker.pid().node(), id(b).as_str());
+        assert!(worker.crash().await.is_err());
+        let crash = ExitReason::Panic("worker crashed".into());
+        assert_eq!(
+            next().await,
+            Ok(Seen::Exit(worker.pid().clone(), crash.clone()))
+        );
+
+        // A monitored worker that crashes: one Down.
+        let (worker, monitor) = parent
+            .spawn_monitor_on(id(b), Start::Fine)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(worker.crash().await.is_err());
+        assert_eq!(
+            next().await,
+            Ok(Seen::Down(monitor, worker.pid().clone(), crash))
+        );
+
+        // Workers that end right after init are never missed.
+        let reason = ExitReason::Custom("done already".into());
+        let worker = parent
+            .spawn_link_on(id(b), Start::EndAtOnce(reason.clone()))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            next().await,
+            Ok(Seen::Exit(worker.pid().clone(), reason.clone()))
+        );
+        let (worker, monitor) = parent
+            .spawn_monitor_on(id(b), Start::EndAtOnce(reason.clone()))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            next().await,
+            Ok(Seen::Down(monitor, worker.pid().clone(), reason))
+        );
+
+        // A worker that fails in init is reported once, as the spawn's result.
+        let failed = parent
+            .spawn_link_on(id(b), Start::Fail("nope".into()))
+            .await
+            .unwrap();
+        assert!(matches!(failed, Err(RemoteSpawnError::InitFailed { .. })));
+        let failed = parent.spawn_monitor_on(id(b), Start::Panic).await.unwrap();
+        assert!(matches!(failed, Err(RemoteSpawnError::InitPanicked { .. })));
+        runs(b, 0).await;
+        // Nothing more arrived for the parent, and no tie is left.
+        assert!(seen.is_empty());
+        eventually("no ties left", || {
+            a.connected_nodes()[0].ties == noex::TieStats::default()
+                && b.connected_nodes()[0].ties == noex::TieStats::default()
+        })
+        .await;
+        shutdown(nodes);
+    });
+}
+
+#[test]
+fn behaviours_registered_before_listening_are_spawnable_at_once() {
+    run_blocking(async {
+        let b = Node::start(cluster_config("b").register_behaviors())
+            .await
+            .unwrap();
+        assert!(b.has_behavior("worker"));
+        let a = Node::start(cluster_config("a").seed(id(&b).to_string()))
+            .await
+            .unwrap();
+        common::wait_connected(&a, 1).await;
+        let worker = a.spawn_on::<Worker>(&id(&b), Start::Fine).await.unwrap();
+        assert_eq!(worker.work().await, Ok(1));
+        a.shutdown();
+        b.shutdown();
+    });
+}
