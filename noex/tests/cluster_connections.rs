@@ -238,6 +238,64 @@ fn handshakes_that_never_finish_do_not_hold_a_dial_back_for_good() {
     });
 }
 
+#[test]
+fn traffic_totals_never_go_backwards_when_a_peer_leaves() {
+    run_blocking(async {
+        let nodes = common::start_cluster(3).await;
+        let (a, b) = (&nodes[0], &nodes[1]);
+        let holder = b
+            .spawn_with::<Holder>((), SpawnOptions::new().name("holder"))
+            .await
+            .unwrap();
+        for _ in 0..20 {
+            assert_eq!(a.named_on::<Holder>("holder", &id(b)).ping().await, Ok(()));
+        }
+        drop(holder);
+        let before = a.cluster_stats();
+        assert!(before.messages_sent >= 20);
+        b.shutdown();
+        wait_connected(a, 1).await;
+        let after = a.cluster_stats();
+        assert!(
+            after.messages_sent >= before.messages_sent,
+            "{after:?} after {before:?}"
+        );
+        assert!(after.bytes_received >= before.bytes_received);
+        for node in nodes {
+            node.shutdown();
+        }
+    });
+}
+
+#[test]
+fn a_peer_s_load_is_known_at_once_and_stays_fresh_on_a_busy_link() {
+    run_blocking(async {
+        // Heartbeats every 100 ms; the link is never quiet for that long.
+        let nodes = common::start_cluster(2).await;
+        let (a, b) = (&nodes[0], &nodes[1]);
+        let holder = b.spawn::<Holder>(()).await.unwrap();
+        let remote = a.server_ref::<Holder>(holder.pid()).unwrap();
+        let busy = smol::spawn(async move {
+            loop {
+                if remote.ping().await.is_err() {
+                    return;
+                }
+            }
+        });
+        let load_of_b = || a.connected_nodes()[0].process_count;
+        eventually("b's one process to be known", || load_of_b() == 1).await;
+        let mut more = Vec::new();
+        for _ in 0..5 {
+            more.push(b.spawn::<Holder>(()).await.unwrap());
+        }
+        eventually("b's six processes to be known", || load_of_b() == 6).await;
+        drop(busy);
+        for node in nodes {
+            node.shutdown();
+        }
+    });
+}
+
 /// A member list from a raw peer naming `nodes`.
 fn members(nodes: Vec<String>) -> Vec<u8> {
     frame(&Wire::Members { nodes }, &[])

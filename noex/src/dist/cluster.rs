@@ -80,6 +80,8 @@ pub(super) struct State {
     reconnects: HashMap<Arc<str>, u64>,
     /// Processes (by serial) monitoring a connected node, once per monitor.
     node_watchers: HashMap<Arc<str>, Vec<u64>>,
+    /// The traffic of connections no longer current, so that totals never go backwards.
+    departed: TrafficStats,
 }
 
 /// A connection that stopped being the one to its peer: what follows once the state lock
@@ -405,6 +407,13 @@ impl Cluster {
             node: peer.id.clone(),
             reason,
         });
+        // Counters only: what waits or is pending went with the connection.
+        let traffic = TrafficStats {
+            queued_bytes: 0,
+            calls_pending: 0,
+            ..peer.traffic()
+        };
+        state.departed = add(state.departed, traffic);
         let watchers = state.node_watchers.remove(peer.id.as_str());
         Lost {
             peer: peer.clone(),
@@ -506,13 +515,20 @@ impl Cluster {
         nodes
     }
 
-    /// Traffic counters of all current connections together.
+    /// Traffic counters of all connections together, past ones included.
     pub(crate) fn totals(&self) -> TrafficStats {
-        self.connected()
+        let (departed, reconnects) = {
+            let state = self.lock();
+            (state.departed, state.reconnects.values().sum())
+        };
+        let current = self
+            .connected()
             .iter()
-            .fold(TrafficStats::default(), |total, node| {
-                add(total, node.stats)
-            })
+            .fold(departed, |total, node| add(total, node.stats));
+        TrafficStats {
+            reconnects,
+            ..current
+        }
     }
 
     /// Fault injection: drop everything written to `node` (it then sees us as silent).

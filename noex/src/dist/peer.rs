@@ -421,6 +421,10 @@ async fn writer(cluster: Weak<Cluster>, peer: Arc<Peer>) {
     }
 }
 
+/// A heartbeat (with this node's load) goes out at least every this many heartbeat
+/// intervals, even on a busy link.
+const LOAD_EVERY: u32 = 4;
+
 async fn ticker(cluster: Weak<Cluster>, peer: Arc<Peer>) {
     let (interval, timeout) = match cluster.upgrade() {
         Some(c) => (c.config.heartbeat_interval, c.config.heartbeat_timeout),
@@ -432,6 +436,17 @@ async fn ticker(cluster: Weak<Cluster>, peer: Arc<Peer>) {
     let mut received = counted(&peer.counters.bytes_received);
     let mut sent = counted(&peer.counters.bytes_sent);
     let mut ticks = smol::Timer::interval(interval);
+    // The peer learns this node's load at once, and at least every few intervals however
+    // busy the link (placement by load relies on it).
+    let heartbeat = |cluster: &Cluster| WireMessage::Heartbeat {
+        process_count: cluster.process_count() as u64,
+        uptime_ms: cluster.uptime().as_millis() as u64,
+    };
+    match cluster.upgrade() {
+        Some(c) if peer.queue.push_control(&heartbeat(&c)).is_ok() => {}
+        _ => return,
+    }
+    let mut since_heartbeat = 0;
     loop {
         smol::stream::StreamExt::next(&mut ticks).await;
         if peer.is_closed() {
@@ -461,17 +476,15 @@ async fn ticker(cluster: Weak<Cluster>, peer: Arc<Peer>) {
             report(&cluster, &peer, NodeDownReason::HeartbeatTimeout, &text);
             return;
         }
-        if sent_now == sent {
+        since_heartbeat += 1;
+        if sent_now == sent || since_heartbeat >= LOAD_EVERY {
             let Some(cluster) = cluster.upgrade() else {
                 return;
             };
-            let heartbeat = WireMessage::Heartbeat {
-                process_count: cluster.process_count() as u64,
-                uptime_ms: cluster.uptime().as_millis() as u64,
-            };
-            if peer.queue.push_control(&heartbeat).is_err() {
+            if peer.queue.push_control(&heartbeat(&cluster)).is_err() {
                 return;
             }
+            since_heartbeat = 0;
         }
         sent = sent_now;
     }

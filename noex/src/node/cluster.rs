@@ -85,7 +85,9 @@ impl Node {
         self.cluster().map(|c| c.remote_stats()).unwrap_or_default()
     }
 
-    /// Traffic counters of all current connections together.
+    /// Traffic counters of all this node's connections together, since it started: those
+    /// of lost connections stay counted (queued bytes and pending calls are those of the
+    /// current connections).
     pub fn cluster_stats(&self) -> TrafficStats {
         self.cluster().map(|c| c.totals()).unwrap_or_default()
     }
