@@ -234,6 +234,58 @@ pub use timer::TimerRef;
 /// `noex-macros` README writes out the code generated for a small example.
 pub use noex_macros::behavior;
 
+/// Makes a hand-written [`GenServer`] usable across nodes and spawnable by name, as
+/// `#[behavior]` does for its behaviours: put it on the `impl GenServer for T` block. Its
+/// `Args`, `Call`, `Reply`, `Cast` and `Info` types must be serde types. The behaviour's
+/// name is `T`'s module path, or the one given as `#[noex::remote(name = "..")]`.
+///
+/// ```
+/// use noex::{Ctx, GenServer, Node, ReplyTo};
+/// use serde::{Deserialize, Serialize};
+///
+/// struct Counter(u64);
+///
+/// #[derive(Serialize, Deserialize)]
+/// enum Call { Get }
+///
+/// #[derive(Serialize, Deserialize)]
+/// enum Cast { Add(u64) }
+///
+/// #[noex::remote(name = "hand-counter")]
+/// impl GenServer for Counter {
+///     type Args = u64;
+///     type Call = Call;
+///     type Reply = u64;
+///     type Cast = Cast;
+///     type Info = ();
+///     type InitError = std::convert::Infallible;
+///
+///     async fn init(start: u64, _ctx: &mut Ctx<Self>) -> Result<Self, Self::InitError> {
+///         Ok(Counter(start))
+///     }
+///
+///     async fn handle_call(&mut self, _: Call, reply: ReplyTo<u64>, _: &mut Ctx<Self>) {
+///         reply.send(self.0);
+///     }
+///
+///     async fn handle_cast(&mut self, Cast::Add(n): Cast, _: &mut Ctx<Self>) {
+///         self.0 += n;
+///     }
+/// }
+///
+/// let node = Node::builder().register_behaviors().build();
+/// assert!(node.has_behavior("hand-counter"));
+/// node.block_on(async {
+///     let args = postcard::to_allocvec(&40u64).unwrap();
+///     let pid = node.spawn_by_name("hand-counter", &args).await.unwrap();
+///     let counter = node.server_ref::<Counter>(&pid).unwrap();
+///     counter.cast(Cast::Add(2)).unwrap();
+///     assert_eq!(counter.call(Call::Get).await, Ok(42));
+/// });
+/// node.shutdown();
+/// ```
+pub use noex_macros::remote;
+
 /// Registers every behaviour of the program with a node, so that it can be spawned by
 /// name: `noex::register_all!(node)`. Fails at start-up, with both type names, if two
 /// behaviours share a name. See [`Node::register_behaviors`].

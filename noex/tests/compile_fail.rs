@@ -1,4 +1,4 @@
-//! Misuse of `#[behavior]` is a compile error pointing at the offending token; the
+//! Misuse of `#[behavior]` (and `#[remote]`) is a compile error pointing at the offending token; the
 //! messages are pinned in `tests/ui/*.stderr`. Regenerate them with
 //! `TRYBUILD=overwrite cargo test -p noex --test compile_fail`.
 

@@ -123,6 +123,41 @@ impl Parent {
     }
 }
 
+/// A hand-written `GenServer`, made remote with one line.
+pub struct HandCounter(u64);
+
+#[derive(Serialize, Deserialize)]
+pub enum HandCall {
+    Get,
+}
+
+#[derive(Serialize, Deserialize)]
+pub enum HandCast {
+    Add(u64),
+}
+
+#[noex::remote(name = "hand-counter")]
+impl noex::GenServer for HandCounter {
+    type Args = u64;
+    type Call = HandCall;
+    type Reply = u64;
+    type Cast = HandCast;
+    type Info = ();
+    type InitError = std::convert::Infallible;
+
+    async fn init(start: u64, _ctx: &mut Ctx<Self>) -> Result<Self, Self::InitError> {
+        Ok(HandCounter(start))
+    }
+
+    async fn handle_call(&mut self, _: HandCall, reply: noex::ReplyTo<u64>, _: &mut Ctx<Self>) {
+        reply.send(self.0);
+    }
+
+    async fn handle_cast(&mut self, HandCast::Add(n): HandCast, _: &mut Ctx<Self>) {
+        self.0 += n;
+    }
+}
+
 fn id(node: &Node) -> NodeId {
     node.local_node_id().unwrap().clone()
 }
@@ -381,6 +416,25 @@ fn a_process_spawns_linked_and_monitored_workers_on_another_node() {
                 && b.connected_nodes()[0].ties == noex::TieStats::default()
         })
         .await;
+        shutdown(nodes);
+    });
+}
+
+#[test]
+fn a_hand_written_gen_server_is_spawned_and_called_across_nodes() {
+    run_blocking(async {
+        let nodes = cluster(2).await;
+        let (a, b) = (&nodes[0], &nodes[1]);
+        let counter = a.spawn_on::<HandCounter>(&id(b), 40).await.unwrap();
+        counter.cast(HandCast::Add(2)).unwrap();
+        assert_eq!(counter.call(HandCall::Get).await, Ok(42));
+        let args = postcard::to_allocvec(&1u64).unwrap();
+        let pid = a
+            .spawn_by_name_on(&id(b), "hand-counter", &args)
+            .await
+            .unwrap();
+        let by_name = a.server_ref::<HandCounter>(&pid).unwrap();
+        assert_eq!(by_name.call(HandCall::Get).await, Ok(1));
         shutdown(nodes);
     });
 }

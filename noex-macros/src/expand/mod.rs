@@ -11,6 +11,7 @@
 //!   with the wire tags, and a registry entry for spawning by name ([`remote`]).
 
 mod api;
+pub(crate) mod hand_written;
 mod remote;
 mod server;
 
