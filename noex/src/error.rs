@@ -10,6 +10,45 @@ use thiserror::Error;
 
 use crate::{ExitReason, NodeId, Pid};
 
+/// The process a request or message was for: a pid, or a registered name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Target {
+    /// A process, by pid.
+    Pid(Pid),
+    /// Whatever process is registered under `name` on `node` (`None`: the node that sent
+    /// the request).
+    Name {
+        /// The name.
+        name: String,
+        /// The node, `name@host:port`.
+        node: Option<String>,
+    },
+}
+
+impl Target {
+    /// A name on this node.
+    pub(crate) fn name(name: &str) -> Target {
+        Target::Name {
+            name: name.to_owned(),
+            node: None,
+        }
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Pid(pid) => write!(f, "{pid}"),
+            Target::Name { name, node: None } => write!(f, "{name:?}"),
+            Target::Name {
+                name,
+                node: Some(node),
+            } => write!(f, "{name:?} on {node}"),
+        }
+    }
+}
+
 /// Why a [`call`](crate::ServerRef::call) produced no reply.
 ///
 /// # `NoProc` and `Exited`: a deliberate difference from OTP
@@ -26,15 +65,24 @@ use crate::{ExitReason, NodeId, Pid};
 pub enum CallError {
     /// No reply arrived within the call's timeout (5 s by default). The server may still
     /// handle the request; its late reply is dropped.
-    #[error("the call timed out")]
-    Timeout,
+    #[error("the call timed out after {timeout:?}")]
+    Timeout {
+        /// How long the caller waited.
+        timeout: Duration,
+    },
     /// The server was not running when the call was made, or it ended before taking the
     /// request from its mailbox: the request was never handled.
-    #[error("no such process")]
-    NoProc,
-    /// The server's node is not connected.
-    #[error("the server's node is not connected")]
-    NoConnection,
+    #[error("no such process: {target}")]
+    NoProc {
+        /// The process the call was for.
+        target: Target,
+    },
+    /// The server's node is not connected (or its connection was lost during the call).
+    #[error("node {node} is not connected")]
+    NoConnection {
+        /// The node, `name@host:port`.
+        node: String,
+    },
     /// The server ended while handling the request (or after deferring its reply) with this
     /// reason: the request may have had effects.
     #[error("the server exited while handling the call: {0}")]
@@ -69,11 +117,17 @@ pub enum CallError {
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum SendError {
     /// The target process is not running.
-    #[error("no such process")]
-    NoProc,
+    #[error("no such process: {target}")]
+    NoProc {
+        /// The process the message was for.
+        target: Target,
+    },
     /// The target's node is not connected.
-    #[error("the target's node is not connected")]
-    NoConnection,
+    #[error("node {node} is not connected")]
+    NoConnection {
+        /// The node, `name@host:port`.
+        node: String,
+    },
     /// The way to the target is full.
     #[error("the target is overloaded")]
     Overloaded,
@@ -270,7 +324,9 @@ pub enum LookupError {
 impl From<LookupError> for CallError {
     fn from(err: LookupError) -> Self {
         match err {
-            LookupError::NotFound(_) | LookupError::OnAnotherNode(_) => CallError::NoProc,
+            LookupError::NotFound(name) | LookupError::OnAnotherNode(name) => CallError::NoProc {
+                target: Target::name(&name),
+            },
             LookupError::LocalOnly(behavior) => {
                 CallError::Remote(format!("behaviour {behavior} is local-only"))
             }
@@ -290,8 +346,12 @@ impl From<LookupError> for CallError {
 impl From<LookupError> for SendError {
     fn from(err: LookupError) -> Self {
         match err {
-            LookupError::NotFound(_) | LookupError::OnAnotherNode(_) => SendError::NoProc,
-            LookupError::LocalOnly(_) => SendError::NoConnection,
+            LookupError::NotFound(name) | LookupError::OnAnotherNode(name) => SendError::NoProc {
+                target: Target::name(&name),
+            },
+            LookupError::LocalOnly(behavior) => SendError::NoProc {
+                target: Target::name(&behavior),
+            },
             LookupError::WrongBehavior {
                 name,
                 expected,

@@ -100,7 +100,9 @@ pub use dist::{
     ClusterConfig, ClusterEvent, NodeDownReason, NodeId, NodeIdError, NodeInfo, NodeStatus,
     RemoteStats, SpawnStats, StartError, TieStats, TrafficStats,
 };
-pub use error::{CallError, LookupError, RegisterError, RemoteSpawnError, SendError, SpawnError};
+pub use error::{
+    CallError, LookupError, RegisterError, RemoteSpawnError, SendError, SpawnError, Target,
+};
 pub use events::{Events, LifecycleEvent, Subscription};
 pub use exit::ExitReason;
 pub use node::{ClusterEvents, Faults, Node, NodeBuilder, ProcessInfo, DEFAULT_STOP_GRACE};

@@ -147,7 +147,10 @@ fn a_second_connection_that_replaces_the_one_in_use_is_reported_as_a_loss() {
         // b's handshake goes on: its connection, dialled by the greater id, replaces the
         // one in use on both sides — and both say so.
         a.faults().hold_handshakes(false);
-        assert_eq!(within("the call", call).await, Err(CallError::NoConnection));
+        assert_matches!(
+            within("the call", call).await,
+            Err(CallError::NoConnection { .. })
+        );
         for (events, peer) in [(&a_events, id(&b)), (&b_events, id(&a))] {
             assert_eq!(
                 next_event(events).await,

@@ -144,8 +144,8 @@ fn calls_and_casts_by_name_reach_the_registered_process() {
 fn calls_and_casts_to_an_unregistered_name_return_noproc() {
     run(|node| async move {
         let nobody = node.named::<Other>("nobody");
-        assert_eq!(nobody.call(()).await, Err(CallError::NoProc));
-        assert_eq!(nobody.cast(()), Err(SendError::NoProc));
+        assert_matches!(nobody.call(()).await, Err(CallError::NoProc { .. }));
+        assert_matches!(nobody.cast(()), Err(SendError::NoProc { .. }));
         assert_eq!(
             nobody.resolve().err(),
             Some(LookupError::NotFound("nobody".into()))

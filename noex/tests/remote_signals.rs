@@ -135,6 +135,14 @@ impl Target {
     fn panic(&self) {
         panic!("target exploded");
     }
+
+    #[call]
+    async fn sleep(&self, ms: u64) {
+        smol::Timer::after(Duration::from_millis(ms)).await;
+    }
+
+    #[info]
+    fn info(&mut self, _info: Info<()>) {}
 }
 
 fn id(node: &Node) -> NodeId {
@@ -449,9 +457,9 @@ fn exited_stop_kill_and_is_alive_work_on_a_remote_pid() {
             ExitReason::Custom("enough".into())
         );
         assert_eq!(a.exited(&pid).await, ExitReason::NoProc);
-        assert_eq!(
+        assert_matches!(
             a.stop(&pid, ExitReason::Normal).await,
-            Err(noex::SendError::NoProc)
+            Err(noex::SendError::NoProc { .. })
         );
 
         let another = b.spawn::<Target>(()).await.unwrap();
@@ -518,5 +526,59 @@ fn a_link_to_a_process_of_a_node_never_connected_breaks_with_noconnection() {
         );
         a.shutdown();
         b.shutdown();
+    });
+}
+
+#[test]
+fn call_errors_name_the_process_the_node_and_the_time_waited() {
+    use noex::{CallError, SendError, Target as To};
+    run_blocking(async {
+        let nodes = start_cluster(2).await;
+        let (a, b) = (&nodes[0], &nodes[1]);
+        let target = b.spawn::<Target>(()).await.unwrap();
+        let remote = a.server_ref::<Target>(target.pid()).unwrap();
+        // A call that times out says how long it waited, local or remote.
+        let wait = Duration::from_millis(30);
+        assert_eq!(
+            target.sleep_with_timeout(1_000, wait).await,
+            Err(CallError::Timeout { timeout: wait })
+        );
+        assert_eq!(
+            remote.sleep_with_timeout(1_000, wait).await,
+            Err(CallError::Timeout { timeout: wait })
+        );
+        // A stopped process: NoProc, by pid, for calls and casts alike.
+        target.stop(ExitReason::Normal).await.unwrap();
+        let gone = To::Pid(target.pid().clone());
+        assert_eq!(
+            remote.ping().await,
+            Err(CallError::NoProc {
+                target: gone.clone()
+            })
+        );
+        assert_eq!(target.send(()), Err(SendError::NoProc { target: gone }));
+        // A name nobody holds on a node: NoProc, by name and node.
+        assert_eq!(
+            a.named_on::<Recorder>("nobody", &id(b)).seen().await,
+            Err(CallError::NoProc {
+                target: To::Name {
+                    name: "nobody".into(),
+                    node: Some(id(b).to_string())
+                }
+            })
+        );
+        // A lost node: NoConnection, naming it.
+        let live = b.spawn::<Target>(()).await.unwrap();
+        let live = a.server_ref::<Target>(live.pid()).unwrap();
+        b.faults().refuse_connections(true);
+        a.faults().refuse_connections(true);
+        assert!(a.faults().disconnect(&id(b)));
+        let node = id(b).to_string();
+        assert_eq!(
+            live.ping().await,
+            Err(CallError::NoConnection { node: node.clone() })
+        );
+        assert_eq!(live.send(()), Err(SendError::NoConnection { node }));
+        shutdown(nodes);
     });
 }

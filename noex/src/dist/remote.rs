@@ -17,7 +17,7 @@ use super::outbound::PushError;
 use super::peer::{ConnectionLost, Counters, Peer};
 use super::wire::{self, Address, RemoteOutcome, Stop, WireMessage};
 use crate::behavior::BehaviorName;
-use crate::error::{CallError, SendError};
+use crate::error::{CallError, SendError, Target};
 use crate::server::deadline::Deadline;
 use crate::server::{run, GenServer};
 use crate::{ExitReason, Pid};
@@ -142,8 +142,10 @@ impl<B: GenServer> RemoteTarget<B> {
         let peer = match connection.upgrade() {
             Some(peer) if !peer.is_closed() => peer,
             _ => {
-                let cluster = self.cluster.upgrade().ok_or(Unreachable::NoConnection)?;
-                let peer = cluster.peer(&self.node).ok_or(Unreachable::NoConnection)?;
+                let cluster = self.cluster.upgrade().ok_or_else(|| self.no_connection())?;
+                let peer = cluster
+                    .peer(&self.node)
+                    .ok_or_else(|| self.no_connection())?;
                 *connection = Arc::downgrade(&peer);
                 peer
             }
@@ -153,9 +155,29 @@ impl<B: GenServer> RemoteTarget<B> {
             .incarnation
             .is_some_and(|incarnation| incarnation != peer.incarnation)
         {
-            return Err(Unreachable::NoProc);
+            return Err(Unreachable::NoProc(self.target()));
         }
         Ok(peer)
+    }
+
+    /// The process the target names, for errors.
+    fn target(&self) -> Target {
+        match &self.address {
+            Address::Pid { serial } => Target::Pid(Pid::new(
+                self.node.clone(),
+                self.incarnation.unwrap_or_default(),
+                *serial,
+            )),
+            Address::Name(name) => Target::Name {
+                name: name.clone(),
+                node: Some(self.node.to_string()),
+            },
+        }
+    }
+
+    #[cold]
+    fn no_connection(&self) -> Unreachable {
+        Unreachable::NoConnection(self.node.to_string())
     }
 
     /// `true` while the target's node is connected (with the target's incarnation).
@@ -164,7 +186,7 @@ impl<B: GenServer> RemoteTarget<B> {
     }
 
     fn next_id(&self) -> Result<u64, Unreachable> {
-        let cluster = self.cluster.upgrade().ok_or(Unreachable::NoConnection)?;
+        let cluster = self.cluster.upgrade().ok_or_else(|| self.no_connection())?;
         Ok(cluster.next_id())
     }
 
@@ -189,24 +211,26 @@ impl<B: GenServer> RemoteTarget<B> {
         let (pending, reply) = PendingCall::expect(&peer, id);
         let mut deadline = Deadline::after(timeout);
         match deadline.run(peer.send(frame, run::current_sender())).await {
-            None => return Err(pending.timed_out()),
-            Some(Err(_)) => return Err(CallError::NoConnection),
+            None => return Err(pending.timed_out(timeout)),
+            Some(Err(_)) => return Err(self.no_connection().into()),
             Some(Ok(())) => {}
         }
         let (outcome, payload) = match deadline.run(reply).await {
-            None => return Err(pending.timed_out()),
+            None => return Err(pending.timed_out(timeout)),
             Some(answered) => {
                 pending.settled();
                 match answered {
                     Ok(Ok(outcome)) => outcome,
-                    Ok(Err(ConnectionLost)) | Err(_) => return Err(CallError::NoConnection),
+                    Ok(Err(ConnectionLost)) | Err(_) => return Err(self.no_connection().into()),
                 }
             }
         };
         match outcome {
             RemoteOutcome::Reply => (self.codec.decode_reply)(payload.bytes())
                 .map_err(|error| CallError::Remote(format!("the reply does not decode: {error}"))),
-            RemoteOutcome::NoProc => Err(CallError::NoProc),
+            RemoteOutcome::NoProc => Err(CallError::NoProc {
+                target: self.target(),
+            }),
             RemoteOutcome::Exited(reason) => Err(CallError::Exited(reason)),
             RemoteOutcome::WrongBehavior { found } => Err(CallError::WrongBehavior {
                 name: self.describe(),
@@ -236,7 +260,7 @@ impl<B: GenServer> RemoteTarget<B> {
             Counters::add(&peer.counters.casts_dropped, 1);
             match error {
                 PushError::Full => SendError::Overloaded,
-                PushError::Closed => SendError::NoConnection,
+                PushError::Closed => self.no_connection().into(),
             }
         })
     }
@@ -265,7 +289,15 @@ impl<B: GenServer> RemoteTarget<B> {
     ) -> Result<ExitReason, SendError> {
         let peer = self.peer()?;
         let id = self.next_id()?;
-        stop_at(&peer, id, self.address.clone(), reason, grace).await
+        stop_at(
+            &peer,
+            id,
+            self.address.clone(),
+            self.target(),
+            reason,
+            grace,
+        )
+        .await
     }
 
     /// Waits until `pid`, the target, has ended (see `Cluster::watch`).
@@ -291,14 +323,20 @@ pub(crate) async fn stop(
     reason: ExitReason,
     grace: Option<Duration>,
 ) -> Result<ExitReason, SendError> {
-    let peer = cluster.peer(pid.node()).ok_or(SendError::NoConnection)?;
+    let no_connection = || SendError::NoConnection {
+        node: pid.node().to_owned(),
+    };
+    let peer = cluster.peer(pid.node()).ok_or_else(no_connection)?;
     if peer.incarnation != pid.incarnation() {
-        return Err(SendError::NoProc);
+        return Err(SendError::NoProc {
+            target: Target::Pid(pid.clone()),
+        });
     }
     let to = Address::Pid {
         serial: pid.serial(),
     };
-    stop_at(&peer, cluster.next_id(), to, reason, grace).await
+    let target = Target::Pid(pid.clone());
+    stop_at(&peer, cluster.next_id(), to, target, reason, grace).await
 }
 
 /// Asks `peer`'s node to stop the process at `to`; resolves with the reason it ended with.
@@ -306,9 +344,13 @@ async fn stop_at(
     peer: &Peer,
     id: u64,
     to: Address,
+    target: Target,
     reason: ExitReason,
     grace: Option<Duration>,
 ) -> Result<ExitReason, SendError> {
+    let no_connection = || SendError::NoConnection {
+        node: peer.id.to_string(),
+    };
     let message = WireMessage::Stop(Box::new(Stop {
         id,
         to,
@@ -316,17 +358,17 @@ async fn stop_at(
         grace_ms: grace.map(|g| g.as_millis() as u64),
     }));
     let mut frame = Vec::new();
-    wire::encode_frame(&message, &mut frame).map_err(|_| SendError::NoConnection)?;
+    wire::encode_frame(&message, &mut frame).map_err(|_| no_connection())?;
     let (pending, reply) = PendingCall::expect(peer, id);
     peer.send(frame, run::current_sender())
         .await
-        .map_err(|_| SendError::NoConnection)?;
+        .map_err(|_| no_connection())?;
     let answered = reply.await;
     pending.settled();
     match answered {
         Ok(Ok((RemoteOutcome::Exited(reason), _))) => Ok(reason),
-        Ok(Ok((RemoteOutcome::NoProc, _))) => Err(SendError::NoProc),
-        Ok(Ok(_)) | Ok(Err(ConnectionLost)) | Err(_) => Err(SendError::NoConnection),
+        Ok(Ok((RemoteOutcome::NoProc, _))) => Err(SendError::NoProc { target }),
+        Ok(Ok(_)) | Ok(Err(ConnectionLost)) | Err(_) => Err(no_connection()),
     }
 }
 
@@ -357,12 +399,12 @@ impl<'a> PendingCall<'a> {
         self.settled = true;
     }
 
-    /// The call timed out: counted, unless its reply arrived just now.
-    fn timed_out(self) -> CallError {
+    /// The call timed out after `timeout`: counted, unless its reply arrived just now.
+    fn timed_out(self, timeout: Duration) -> CallError {
         if self.peer.forget_call(self.id) {
             Counters::add(&self.peer.counters.calls_timed_out, 1);
         }
-        CallError::Timeout
+        CallError::Timeout { timeout }
     }
 }
 
@@ -376,15 +418,17 @@ impl Drop for PendingCall<'_> {
 
 /// Why a remote target cannot be reached.
 enum Unreachable {
-    NoConnection,
-    NoProc,
+    /// Its node (named) is not connected.
+    NoConnection(String),
+    /// It belongs to an earlier incarnation of its node.
+    NoProc(Target),
 }
 
 impl From<Unreachable> for CallError {
     fn from(error: Unreachable) -> Self {
         match error {
-            Unreachable::NoConnection => CallError::NoConnection,
-            Unreachable::NoProc => CallError::NoProc,
+            Unreachable::NoConnection(node) => CallError::NoConnection { node },
+            Unreachable::NoProc(target) => CallError::NoProc { target },
         }
     }
 }
@@ -392,8 +436,8 @@ impl From<Unreachable> for CallError {
 impl From<Unreachable> for SendError {
     fn from(error: Unreachable) -> Self {
         match error {
-            Unreachable::NoConnection => SendError::NoConnection,
-            Unreachable::NoProc => SendError::NoProc,
+            Unreachable::NoConnection(node) => SendError::NoConnection { node },
+            Unreachable::NoProc(target) => SendError::NoProc { target },
         }
     }
 }

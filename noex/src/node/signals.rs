@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::NodeInner;
 use crate::dist::monitor::Remote;
 use crate::dist::{remote, Cluster};
-use crate::error::SendError;
+use crate::error::{SendError, Target};
 use crate::events::LifecycleEvent;
 use crate::process::{send_exit, AnyProcess, Core, Signal, SystemInfo};
 use crate::server::deadline::Deadline;
@@ -152,10 +152,14 @@ impl NodeInner {
         grace: Option<Duration>,
     ) -> Result<ExitReason, SendError> {
         if self.is_remote(pid) {
-            let cluster = self.cluster_for().ok_or(SendError::NoConnection)?;
+            let cluster = self.cluster_for().ok_or_else(|| SendError::NoConnection {
+                node: pid.node().to_owned(),
+            })?;
             return remote::stop(cluster, pid, reason, grace).await;
         }
-        let process = self.resolve(pid).ok_or(SendError::NoProc)?;
+        let process = self.resolve(pid).ok_or_else(|| SendError::NoProc {
+            target: Target::Pid(pid.clone()),
+        })?;
         stop_process(process.core(), reason, grace).await
     }
 
@@ -257,7 +261,9 @@ pub(crate) async fn stop_process(
     grace: Option<Duration>,
 ) -> Result<ExitReason, SendError> {
     if !core.signal(Signal::Stop(reason)) {
-        return Err(SendError::NoProc);
+        return Err(SendError::NoProc {
+            target: Target::Pid(core.pid().clone()),
+        });
     }
     let Some(grace) = grace else {
         return Ok(core.exited().await);

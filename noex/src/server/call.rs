@@ -12,7 +12,7 @@ use super::deadline::Deadline;
 use super::process::{Envelope, Process};
 use super::reply::{Failure, Outcome, ReplyTo};
 use super::{run, GenServer};
-use crate::error::CallError;
+use crate::error::{CallError, Target};
 
 type Boxed<'a, R> = Pin<Box<dyn Future<Output = Result<R, CallError>> + Send + 'a>>;
 
@@ -64,6 +64,14 @@ impl<'a, B: GenServer> Call<'a, B> {
     }
 }
 
+/// The error of a call to a process that is not running.
+#[cold]
+fn no_proc<B: GenServer>(process: &Process<B>) -> CallError {
+    CallError::NoProc {
+        target: Target::Pid(process.core.pid().clone()),
+    }
+}
+
 impl<B: GenServer> Future for Call<'_, B> {
     type Output = Result<B::Reply, CallError>;
 
@@ -88,7 +96,7 @@ impl<B: GenServer> Future for Call<'_, B> {
                         .deliver(Envelope::Call(request, ReplyTo::new(slot)))
                         .is_err()
                     {
-                        return Poll::Ready(Err(CallError::NoProc));
+                        return Poll::Ready(Err(no_proc(process)));
                     }
                     *state = State::Waiting {
                         process,
@@ -117,19 +125,25 @@ impl<B: GenServer> Future for Call<'_, B> {
                         *state = State::Boxed(Box::pin(async move {
                             match deadline.run(process.core.exited()).await {
                                 Some(reason) => Err(CallError::Exited(reason)),
-                                None => Err(CallError::Timeout),
+                                None => Err(CallError::Timeout {
+                                    timeout: deadline.timeout(),
+                                }),
                             }
                         }));
                     }
                     // The request was dropped unhandled with the mailbox.
                     Poll::Ready(Ok(Err(Failure::Unhandled)) | Err(_)) => {
-                        *state = State::Done;
-                        return Poll::Ready(Err(CallError::NoProc));
+                        let State::Waiting { process, .. } = mem::replace(state, State::Done)
+                        else {
+                            unreachable!("matched above")
+                        };
+                        return Poll::Ready(Err(no_proc(process)));
                     }
                     Poll::Pending => {
                         ready!(deadline.poll_expired(cx));
+                        let timeout = deadline.timeout();
                         *state = State::Done;
-                        return Poll::Ready(Err(CallError::Timeout));
+                        return Poll::Ready(Err(CallError::Timeout { timeout }));
                     }
                 },
                 State::Boxed(future) => {

@@ -218,6 +218,11 @@ impl Deadline {
         }
     }
 
+    /// How long the deadline is from its start.
+    pub(crate) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// Ready once the deadline has passed; registers the caller's waker otherwise.
     pub(crate) fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         match self.state {

@@ -10,7 +10,7 @@ use super::call::Call;
 use super::process::{Envelope, Process};
 use super::{GenServer, Info};
 use crate::dist::remote::RemoteTarget;
-use crate::error::{CallError, LookupError, SendError};
+use crate::error::{CallError, LookupError, SendError, Target};
 use crate::node::{stop_process, Node, DEFAULT_STOP_GRACE};
 use crate::{ExitReason, Pid};
 
@@ -35,7 +35,7 @@ pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// #     }
 /// # }
 /// use std::time::Duration;
-/// use noex::{CallError, ExitReason};
+/// use noex::{CallError, ExitReason, Target};
 ///
 /// let node = Node::new();
 /// node.block_on(async {
@@ -45,7 +45,8 @@ pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
 ///     assert_eq!(quick.await.unwrap(), "hey");
 ///
 ///     echo.stop(ExitReason::Normal).await.unwrap();
-///     assert_eq!(echo.call("anyone?".to_string()).await, Err(CallError::NoProc));
+///     let gone = Target::Pid(echo.pid().clone());
+///     assert_eq!(echo.call("anyone?".to_string()).await, Err(CallError::NoProc { target: gone }));
 /// });
 /// node.shutdown();
 /// ```
@@ -116,6 +117,13 @@ impl<B: GenServer> ServerRef<B> {
         }
     }
 
+    #[cold]
+    fn no_proc(&self) -> SendError {
+        SendError::NoProc {
+            target: Target::Pid(self.pid().clone()),
+        }
+    }
+
     /// The process's pid.
     pub fn pid(&self) -> &Pid {
         match &self.route {
@@ -174,7 +182,7 @@ impl<B: GenServer> ServerRef<B> {
         match &self.route {
             Route::Local(process) => process
                 .deliver(Envelope::Cast(message))
-                .map_err(|_| SendError::NoProc),
+                .map_err(|_| self.no_proc()),
             Route::Remote(remote) => remote.target.cast(message),
         }
     }
@@ -185,7 +193,7 @@ impl<B: GenServer> ServerRef<B> {
         match &self.route {
             Route::Local(process) => process
                 .deliver(Envelope::Info(Info::Message(message)))
-                .map_err(|_| SendError::NoProc),
+                .map_err(|_| self.no_proc()),
             Route::Remote(remote) => remote.target.send(message),
         }
     }
@@ -240,7 +248,8 @@ impl<B: GenServer> ServerRef<B> {
 /// let node = Node::new();
 /// let echo = node.named::<Echo>("echo");
 /// node.block_on(async {
-///     assert_eq!(echo.call(1).await, Err(CallError::NoProc)); // nobody has the name yet
+///     // Nobody has the name yet.
+///     assert!(matches!(echo.call(1).await, Err(CallError::NoProc { .. })));
 ///
 ///     let first = node.spawn_with::<Echo>((), SpawnOptions::new().name("echo")).await.unwrap();
 ///     assert_eq!(echo.call(2).await, Ok(2));

@@ -482,3 +482,18 @@ pub async fn next_event(events: &noex::ClusterEvents) -> noex::ClusterEvent {
         .await
         .expect("the node is gone")
 }
+
+/// Asserts that `value` matches `pattern`, printing the value if not (std's
+/// `assert_matches!` is not stable yet).
+#[macro_export]
+macro_rules! assert_matches {
+    ($value:expr, $pattern:pat $(if $guard:expr)?) => {{
+        let value = $value;
+        assert!(
+            matches!(value, $pattern $(if $guard)?),
+            "expected {}, got {:?}",
+            stringify!($pattern),
+            value
+        );
+    }};
+}
