@@ -20,6 +20,7 @@ pub enum Start {
     Panic,
     Slow(u64),
     EndAtOnce(ExitReason),
+    Trapping,
 }
 
 #[behavior(name = "worker")]
@@ -39,6 +40,7 @@ impl Worker {
                 smol::Timer::after(Duration::from_millis(ms)).await;
             }
             Start::EndAtOnce(reason) => ctx.stop(reason),
+            Start::Trapping => ctx.trap_exits(true),
         }
         Ok(Worker { jobs: 0 })
     }
@@ -435,6 +437,30 @@ fn a_hand_written_gen_server_is_spawned_and_called_across_nodes() {
             .unwrap();
         let by_name = a.server_ref::<HandCounter>(&pid).unwrap();
         assert_eq!(by_name.call(HandCall::Get).await, Ok(1));
+        shutdown(nodes);
+    });
+}
+
+#[test]
+fn a_trapping_child_spawned_from_another_node_ends_with_its_parent() {
+    run_blocking(async {
+        let nodes = cluster(2).await;
+        let (a, b) = (&nodes[0], &nodes[1]);
+        let (tx, _seen) = async_channel::unbounded();
+        let parent = a.spawn::<Parent>(tx).await.unwrap();
+        let child = parent
+            .spawn_link_on(id(b), Start::Trapping)
+            .await
+            .unwrap()
+            .unwrap();
+        let info = b.process_info(child.pid()).unwrap();
+        assert_eq!(info.parent.as_ref(), Some(parent.pid()));
+        // As in OTP: the parent's exit ends a trapping child, with the parent's reason.
+        let mut ended = Box::pin(child.exited());
+        assert!(futures_lite::future::poll_once(&mut ended).await.is_none());
+        let reason = ExitReason::Custom("closing down".into());
+        parent.stop(reason.clone()).await.unwrap();
+        assert_eq!(within("the child's end", ended).await, reason);
         shutdown(nodes);
     });
 }

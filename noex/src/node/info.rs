@@ -36,7 +36,7 @@ impl ProcessInfo {
             name: core.name().map(|n| n.to_string()),
             behavior: core.id.behavior,
             supervisor: core.id.supervisor(),
-            parent: core.id.parent(),
+            parent: core.parent(),
             message_count: core.message_count(),
             mailbox_len: process.mailbox_len(),
             links: core.links(),

@@ -193,6 +193,8 @@ pub(crate) struct Ties {
     pub(crate) timers: Vec<Arc<TimerEntry>>,
     /// Nodes this process monitors (`Ctx::monitor_node`), once each.
     pub(crate) monitored_nodes: Vec<Arc<str>>,
+    /// The process of another node that spawned this one with a link (`spawn_link_on`).
+    pub(crate) remote_parent: Option<Pid>,
 }
 
 impl CoreState {
@@ -469,6 +471,32 @@ impl Core {
         if let Some(ties) = self.lock().ties.as_mut() {
             remove(&mut ties.timers, |t| Arc::ptr_eq(t, timer));
         }
+    }
+
+    /// Records that `parent`, a process of another node, spawned this one with a link.
+    pub(crate) fn set_remote_parent(&self, parent: &Pid) {
+        self.lock().ties().remote_parent = Some(parent.clone());
+    }
+
+    /// The process that spawned this one with a link, on this node or another.
+    pub(crate) fn parent(&self) -> Option<Pid> {
+        self.id.parent().or_else(|| {
+            let state = self.lock();
+            state.ties.as_ref()?.remote_parent.clone()
+        })
+    }
+
+    /// `true` if `pid` is this process's parent (see [`parent`](Self::parent)).
+    pub(crate) fn is_parent(&self, pid: &Pid) -> bool {
+        if pid.node() == self.id.pid.node() {
+            return self.id.is_parent(pid);
+        }
+        let state = self.lock();
+        state
+            .ties
+            .as_ref()
+            .and_then(|ties| ties.remote_parent.as_ref())
+            == Some(pid)
     }
 
     /// Records the end of the process. Returns what must be notified, or `None` if the end

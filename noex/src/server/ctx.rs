@@ -96,7 +96,7 @@ impl<B: GenServer> Ctx<B> {
 
     /// The process that spawned this one with a link, if any.
     pub fn parent(&self) -> Option<Pid> {
-        self.process.core.id.parent()
+        self.process.core.parent()
     }
 
     /// The node this process runs on.

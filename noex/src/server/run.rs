@@ -368,7 +368,7 @@ fn wanted<B: GenServer>(
     match info {
         Info::Down { monitor, .. } => process.core.remove_watching(*monitor).is_some(),
         Info::NodeDown { node } => process.core.remove_monitored_node(node.as_str()),
-        Info::Exit { from, reason } if process.core.id.is_parent(from) => {
+        Info::Exit { from, reason } if process.core.is_parent(from) => {
             pending_stop.get_or_insert(reason.clone());
             false
         }

@@ -192,6 +192,7 @@ pub(crate) async fn spawn<B: GenServer>(
             } = *remote;
             if let Some(spawner) = &link {
                 process.core.add_link(spawner);
+                process.core.set_remote_parent(spawner);
             }
             if let Some((monitor, watcher)) = &monitor {
                 process.core.add_monitored_by(*monitor, watcher);
