@@ -77,6 +77,7 @@ impl GenServer for Parent {
             },
             Info::NodeDown { node } => Seen::NodeDown(node),
             Info::Message(()) => Seen::Message(String::new()),
+            _ => return,
         };
         let _ = self.seen.try_send(seen);
     }

@@ -90,6 +90,7 @@ impl GenServer for Watcher {
             },
             Info::NodeDown { node } => Seen::NodeDown(node),
             Info::Message(()) => Seen::Message(String::new()),
+            _ => return,
         };
         let _ = self.seen.try_send(seen);
     }

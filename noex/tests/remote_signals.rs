@@ -58,6 +58,18 @@ impl Recorder {
         }
     }
 
+    /// Sends a message too large for one frame to the recorder `to`, monitors and
+    /// demonitors `pid`, then sends `to` the message "after": all in one handler, so all
+    /// behind the large message on the connection.
+    #[call]
+    fn large_then_cycle(&mut self, to: Pid, pid: Pid, ctx: &mut Ctx<Self>) {
+        let to = ctx.node().server_ref::<Recorder>(&to).unwrap();
+        to.send("x".repeat(300 * 1024)).unwrap();
+        let monitor = ctx.monitor(&pid);
+        ctx.demonitor(monitor);
+        to.send("after".to_owned()).unwrap();
+    }
+
     #[call]
     fn link(&mut self, pid: Pid, ctx: &mut Ctx<Self>) {
         ctx.link(&pid);
@@ -103,6 +115,7 @@ impl Recorder {
             },
             Info::NodeDown { node } => Event::NodeDown(node),
             Info::Message(text) => Event::Message(text),
+            _ => return,
         });
     }
 }
@@ -463,9 +476,11 @@ fn exited_stop_kill_and_is_alive_work_on_a_remote_pid() {
         );
 
         let another = b.spawn::<Target>(()).await.unwrap();
+        let mut killed = Box::pin(a.exited(another.pid()));
+        assert_eq!(futures_lite::future::poll_once(&mut killed).await, None);
         assert!(a.kill(another.pid()));
         assert_eq!(
-            within("the killed process", a.exited(another.pid())).await,
+            within("the killed process", killed).await,
             ExitReason::Killed
         );
         shutdown(nodes);
@@ -579,6 +594,48 @@ fn call_errors_name_the_process_the_node_and_the_time_waited() {
             Err(CallError::NoConnection { node: node.clone() })
         );
         assert_eq!(live.send(()), Err(SendError::NoConnection { node }));
+        shutdown(nodes);
+    });
+}
+
+#[test]
+fn a_link_to_a_remote_process_that_does_not_run_leaves_no_link_on_either_side() {
+    run_blocking(async {
+        let nodes = start_cluster(2).await;
+        let (a, b) = (&nodes[0], &nodes[1]);
+        let target = b.spawn::<Target>(()).await.unwrap();
+        target.stop(ExitReason::Normal).await.unwrap();
+        let linker = recorder(a, true).await;
+        linker.link(target.pid().clone()).await.unwrap();
+        let seen = seen_when(&linker, |s| !s.is_empty()).await;
+        assert_eq!(
+            seen,
+            vec![Event::Exit {
+                from: target.pid().clone(),
+                reason: ExitReason::NoProc
+            }]
+        );
+        // The linker's half of the link went with the answer, as for a local link.
+        assert!(a.process_info(linker.pid()).unwrap().links.is_empty());
+        assert_eq!(a.connected_nodes()[0].ties, noex::TieStats::default());
+        assert_eq!(b.connected_nodes()[0].ties, noex::TieStats::default());
+        shutdown(nodes);
+    });
+}
+
+#[test]
+fn a_demonitor_never_overtakes_its_monitor_held_behind_a_large_message() {
+    run_blocking(async {
+        let nodes = start_cluster(2).await;
+        let (a, b) = (&nodes[0], &nodes[1]);
+        let target = b.spawn::<Target>(()).await.unwrap();
+        let sink = recorder(b, false).await;
+        let watcher = recorder(a, false).await;
+        let cycle = watcher.large_then_cycle(sink.pid().clone(), target.pid().clone());
+        assert_eq!(cycle.await, Ok(()));
+        // Once "after" has arrived, b has read everything the watcher sent before it.
+        seen_when(&sink, |s| s.last() == Some(&Event::Message("after".into()))).await;
+        assert_eq!(b.connected_nodes()[0].ties, noex::TieStats::default());
         shutdown(nodes);
     });
 }

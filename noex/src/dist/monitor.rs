@@ -50,7 +50,7 @@ pub(crate) struct PeerTies {
     /// Links: (local serial, the peer process's serial).
     pub(super) links: HashSet<(u64, u64)>,
     /// Set once the connection is lost: nothing is added afterwards.
-    lost: bool,
+    pub(super) lost: bool,
 }
 
 impl Peer {
@@ -67,6 +67,17 @@ impl Peer {
         let message = WireMessage::Signal(Box::new(signal));
         if wire::encode_frame(&message, &mut frame).is_ok() {
             let _ = self.queue.push_signal(&mut frame, sender);
+        }
+    }
+
+    /// Queues the answer to one of the peer's signals (a `Down` or exit signal saying the
+    /// process is not running). Counted as a reply: a peer that provokes answers without
+    /// reading them is held back like one that calls without reading its replies.
+    fn answer_signal(&self, signal: RemoteSignal) {
+        let mut frame = Vec::new();
+        let message = WireMessage::Signal(Box::new(signal));
+        if wire::encode_frame(&message, &mut frame).is_ok() {
+            let _ = self.queue.push_answer(&mut frame);
         }
     }
 
@@ -170,7 +181,8 @@ impl Cluster {
     }
 
     /// Removes a monitor a local process held on `target`, a process of another node.
-    pub(crate) fn demonitor(&self, watcher: u64, monitor: MonitorRef, target: &Pid) {
+    /// `sender` is the process's key, 0 outside its handlers.
+    pub(crate) fn demonitor(&self, watcher: u64, monitor: MonitorRef, target: &Pid, sender: usize) {
         if let Ok(peer) = route(self, target) {
             if peer.ties().watching.remove(&monitor).is_some() {
                 let signal = RemoteSignal::Demonitor {
@@ -178,7 +190,7 @@ impl Cluster {
                     watcher,
                     target: target.serial(),
                 };
-                peer.signal(signal, 0);
+                peer.signal(signal, sender);
             }
         }
     }
@@ -222,7 +234,7 @@ impl Cluster {
                     from: serial,
                     to: peer_pid.serial(),
                 };
-                peer.signal(signal, 0);
+                peer.signal(signal, crate::server::run::current_sender());
             }
         }
     }
@@ -248,7 +260,8 @@ impl Cluster {
         let Ok(peer) = route(self, pid) else {
             return false;
         };
-        peer.signal(RemoteSignal::Kill { to: pid.serial() }, 0);
+        let sender = crate::server::run::current_sender();
+        peer.signal(RemoteSignal::Kill { to: pid.serial() }, sender);
         true
     }
 
@@ -289,7 +302,7 @@ impl Cluster {
             }
         }
         for (monitor, target) in remote.watching {
-            self.demonitor(pid.serial(), monitor, &target);
+            self.demonitor(pid.serial(), monitor, &target, key);
         }
     }
 
@@ -312,14 +325,15 @@ impl Cluster {
                     linked
                 };
                 if !linked {
-                    // As for a local link to a process that is not running.
-                    let signal = RemoteSignal::Exit {
+                    // As for a local link to a process that is not running: the linker's
+                    // side of the link goes (a linked signal removes it) and it gets an
+                    // exit signal `NoProc`.
+                    peer.answer_signal(RemoteSignal::Exit {
                         from: to,
                         to: from,
                         reason: ExitReason::NoProc,
-                        linked: false,
-                    };
-                    peer.signal(signal, 0);
+                        linked: true,
+                    });
                 }
             }
             RemoteSignal::Unlink { from, to } => {
@@ -365,12 +379,11 @@ impl Cluster {
                     watched
                 };
                 if !watched {
-                    let signal = RemoteSignal::Down {
+                    peer.answer_signal(RemoteSignal::Down {
                         monitor: monitor.0,
                         pid: target,
                         reason: ExitReason::NoProc,
-                    };
-                    peer.signal(signal, 0);
+                    });
                 }
             }
             RemoteSignal::Demonitor {

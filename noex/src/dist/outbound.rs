@@ -13,7 +13,9 @@
 //!   behind a 64 MiB message.
 //!
 //! Order is kept per sending process, as Erlang guarantees: a small message whose sender
-//! still has a large message queued goes to the large lane, behind it.
+//! still has a large message queued goes to the large lane, behind it. A signal sent by no
+//! process (a demonitor when a waiter gives up, the answer to a peer's signal) goes behind
+//! everything queued, so it never overtakes a signal it follows.
 //!
 //! Small and large messages are each bounded by `limit` bytes: past it, `try_push` refuses
 //! (a cast then fails with `Overloaded`) and a call waits for [`Outbound::room`]. A large
@@ -40,6 +42,11 @@ const BATCH: usize = 256 * 1024;
 /// While any reply waits to be sent, this many of the peer's calls waiting for a handler
 /// hold its reader back (see [`Outbound::holding_back`]).
 pub(crate) const OWED_WHILE_BEHIND: usize = 256;
+
+/// This many of the peer's calls waiting for a handler hold its reader back in any case:
+/// the replies a peer can have queued, should it stop reading, are those to at most this
+/// many calls beyond the bound.
+pub(crate) const OWED_MOST: usize = 1024;
 
 /// `true` if a frame (with its length prefix) is sent in fragments.
 pub(crate) fn is_large(frame: &[u8]) -> bool {
@@ -118,8 +125,10 @@ impl Lanes {
     }
 
     /// Puts a frame in its lane (see the module docs), taking it out of `frame`. `reply`
-    /// says whether it is the answer to a call.
-    fn push(&mut self, frame: &mut Vec<u8>, sender: usize, reply: bool) {
+    /// says whether it counts as a reply (see [`Outbound::holding_back`]); `behind_all`
+    /// sends a small frame of no process (`sender` 0) behind everything already queued,
+    /// as a signal must not overtake what was queued before it.
+    fn push(&mut self, frame: &mut Vec<u8>, sender: usize, reply: bool, behind_all: bool) {
         if is_large(frame) {
             let id = self.next_fragment;
             self.next_fragment += 1;
@@ -140,24 +149,31 @@ impl Lanes {
             if reply {
                 self.reply_bytes += frame.len();
             }
-            match self.senders_in_large.get_mut(&sender) {
+            let held = match self.senders_in_large.get_mut(&sender) {
                 Some(count) => {
                     *count += 1;
-                    let frame = std::mem::take(frame);
-                    self.large.push_back(Large::Whole {
-                        frame,
-                        sender,
-                        reply,
-                    });
+                    true
                 }
-                None => {
-                    self.small.extend_from_slice(frame);
-                    self.small_count += 1;
-                    if reply {
-                        self.small_reply_bytes += frame.len();
-                    }
-                    frame.clear();
+                None if behind_all && sender == 0 && !self.large.is_empty() => {
+                    self.senders_in_large.insert(sender, 1);
+                    true
                 }
+                None => false,
+            };
+            if held {
+                let frame = std::mem::take(frame);
+                self.large.push_back(Large::Whole {
+                    frame,
+                    sender,
+                    reply,
+                });
+            } else {
+                self.small.extend_from_slice(frame);
+                self.small_count += 1;
+                if reply {
+                    self.small_reply_bytes += frame.len();
+                }
+                frame.clear();
             }
         }
     }
@@ -295,35 +311,48 @@ impl Outbound {
         if !lanes.has_room(is_large(frame), self.limit) {
             return Err(PushError::Full);
         }
-        lanes.push(frame, sender, false);
+        lanes.push(frame, sender, false, false);
         drop(lanes);
         self.work.notify(1);
         Ok(())
     }
 
     /// Queues a signal (a link, monitor or exit signal between processes) whatever the queue
-    /// holds: signals are small, and a process's end must not be lost to a full queue.
+    /// holds: signals are small, and a process's end must not be lost to a full queue. A
+    /// signal of no process (`sender` 0) goes behind everything queued before it.
     pub(crate) fn push_signal(&self, frame: &mut Vec<u8>, sender: usize) -> Result<(), PushError> {
-        let mut lanes = self.lock();
-        if lanes.closed {
-            return Err(PushError::Closed);
-        }
-        lanes.push(frame, sender, false);
-        drop(lanes);
-        self.work.notify(1);
-        Ok(())
+        self.push_unrefused(frame, sender, false, true)
     }
 
     /// Queues a reply whatever the queue holds: a reply is never lost to a full queue.
-    /// Replies are bounded by the reader instead, which stops taking calls while
-    /// [`replies_full`](Self::replies_full).
+    /// Replies are bounded by the reader instead, which stops taking the peer's messages
+    /// while [`holding_back`](Self::holding_back). The answers the peer's signals provoke
+    /// (a `Down` for a monitor of a process that is not running...) are replies too.
     pub(crate) fn push_reply(&self, frame: &mut Vec<u8>, sender: usize) -> Result<(), PushError> {
+        self.push_unrefused(frame, sender, true, false)
+    }
+
+    /// Queues the answer to a signal of the peer, as a reply (counted) that goes behind
+    /// everything queued before it, like a signal.
+    pub(crate) fn push_answer(&self, frame: &mut Vec<u8>) -> Result<(), PushError> {
+        self.push_unrefused(frame, 0, true, true)
+    }
+
+    fn push_unrefused(
+        &self,
+        frame: &mut Vec<u8>,
+        sender: usize,
+        reply: bool,
+        behind_all: bool,
+    ) -> Result<(), PushError> {
         let mut lanes = self.lock();
         if lanes.closed {
             return Err(PushError::Closed);
         }
-        lanes.push(frame, sender, true);
-        self.replies.store(lanes.reply_bytes, Ordering::Relaxed);
+        lanes.push(frame, sender, reply, behind_all);
+        if reply {
+            self.replies.store(lanes.reply_bytes, Ordering::Relaxed);
+        }
         drop(lanes);
         self.work.notify(1);
         Ok(())
@@ -341,21 +370,23 @@ impl Outbound {
 
     /// A call from the peer was taken by its handler (or dropped untaken).
     pub(crate) fn reply_owed_taken(&self) {
-        if self.owed.fetch_sub(1, Ordering::Relaxed) == OWED_WHILE_BEHIND {
+        let owed = self.owed.fetch_sub(1, Ordering::Relaxed);
+        if owed == OWED_WHILE_BEHIND || owed == OWED_MOST {
             self.room.notify(usize::MAX);
         }
     }
 
-    /// `true` while the peer is behind in reading its replies: they reach the limit, or
+    /// `true` while the peer is behind in reading its replies — they reach the limit, or
     /// some wait to be sent while [`OWED_WHILE_BEHIND`] of its calls still wait for a
-    /// handler (each will add a reply). The connection's reader then takes no more of its
-    /// messages, so the replies queued stay within the limit plus the replies to those
-    /// calls. A cheap look, for every frame the reader reads.
+    /// handler (each will add a reply) — or while [`OWED_MOST`] of its calls wait for a
+    /// handler (its calls come faster than they are taken). The connection's reader then
+    /// takes no more of its messages, so the replies queued stay within the limit plus the
+    /// replies to at most `OWED_MOST` calls. A cheap look, for every frame the reader reads.
     #[inline]
     pub(crate) fn holding_back(&self) -> bool {
         let replies = self.replies.load(Ordering::Relaxed);
-        replies >= self.limit
-            || (replies > 0 && self.owed.load(Ordering::Relaxed) >= OWED_WHILE_BEHIND)
+        let owed = self.owed.load(Ordering::Relaxed);
+        replies >= self.limit || (replies > 0 && owed >= OWED_WHILE_BEHIND) || owed >= OWED_MOST
     }
 
     /// Waits until the reader may take the peer's messages again (or the queue closes).

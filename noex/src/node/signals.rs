@@ -104,7 +104,8 @@ impl NodeInner {
             Some(target) => {
                 if self.is_remote(&target) {
                     if let Some(cluster) = self.cluster_for() {
-                        cluster.demonitor(core.pid().serial(), monitor, &target);
+                        let sender = crate::server::run::current_sender();
+                        cluster.demonitor(core.pid().serial(), monitor, &target, sender);
                     }
                 } else if let Some(p) = self.resolve(&target) {
                     p.core().remove_monitored_by(monitor, core.pid());

@@ -193,6 +193,7 @@ pub trait GenServer: Sized + Send + 'static {
 
 /// A message for [`GenServer::handle_info`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Info<M> {
     /// A linked process ended (delivered only while trapping exits, see
     /// [`Ctx::trap_exits`]), or another process sent this one an exit signal with

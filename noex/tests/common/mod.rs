@@ -205,6 +205,7 @@ impl GenServer for Probe {
             },
             Info::NodeDown { node } => Seen::NodeDown(node),
             Info::Message(text) => Seen::Message(text),
+            _ => return,
         };
         let _ = self.seen.try_send(seen);
     }

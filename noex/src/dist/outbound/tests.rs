@@ -181,3 +181,46 @@ fn the_rest_of_a_frame_written_in_part_goes_out_before_anything_else() {
         "the rest, the control frame, the message"
     );
 }
+
+#[test]
+fn a_signal_of_no_process_goes_behind_everything_queued() {
+    let queue = Outbound::new(usize::MAX);
+    queue.try_push(&mut frame(2 * FRAGMENT_SIZE, 1), 1).unwrap();
+    let signal = frame(10, 2);
+    queue.push_signal(&mut signal.clone(), 0).unwrap();
+    // What follows it from no process stays behind it.
+    let message = frame(10, 3);
+    queue.try_push(&mut message.clone(), 0).unwrap();
+    // Another process's message does not wait.
+    let other = frame(10, 4);
+    queue.try_push(&mut other.clone(), 2).unwrap();
+    let bodies = take(&queue);
+    let kinds: Vec<_> = bodies.iter().map(|b| is_fragment(b)).collect();
+    assert_eq!(kinds, vec![false, true, true, true, false, false]);
+    assert_eq!(bodies[0], other[4..]);
+    assert_eq!(bodies[4], signal[4..]);
+    assert_eq!(bodies[5], message[4..]);
+}
+
+#[test]
+fn an_answer_to_a_signal_counts_as_a_reply_until_sent() {
+    let queue = Outbound::new(64);
+    queue.push_answer(&mut frame(100, 1)).unwrap();
+    assert!(queue.holding_back());
+    take(&queue);
+    assert!(!queue.holding_back());
+}
+
+#[test]
+fn calls_waiting_for_a_handler_hold_the_reader_back_past_a_number() {
+    let queue = Outbound::new(usize::MAX);
+    for _ in 0..OWED_MOST - 1 {
+        queue.owe_reply();
+    }
+    // Replies all sent: only the number of calls waiting counts.
+    assert!(!queue.holding_back());
+    queue.owe_reply();
+    assert!(queue.holding_back());
+    queue.reply_owed_taken();
+    assert!(!queue.holding_back());
+}
