@@ -110,6 +110,22 @@ impl Parent {
         ctx.spawn_monitor_on::<Worker>(&node, start).await
     }
 
+    /// Starts spawning a linked worker on `node`, waits for `gate`, then gives the spawn up.
+    #[call]
+    async fn spawn_link_on_then_drop(
+        &mut self,
+        node: NodeId,
+        gate: async_channel::Receiver<()>,
+        ctx: &mut Ctx<Self>,
+    ) {
+        let mut spawn = Box::pin(ctx.spawn_link_on::<Worker>(&node, Start::Fine));
+        assert!(futures_lite::future::poll_once(&mut spawn).await.is_none());
+        let _ = gate.recv().await;
+    }
+
+    #[call]
+    fn ping(&self) {}
+
     #[info]
     fn info(&mut self, info: Info<()>) {
         let seen = match info {
@@ -341,6 +357,42 @@ fn a_spawn_its_caller_gives_up_leaves_no_process_behind() {
         runs(b, 1).await;
         drop(spawn);
         runs(b, 0).await;
+        assert_eq!(a.remote_stats().spawns.pending, 0);
+        shutdown(nodes);
+    });
+}
+
+#[test]
+fn a_spawn_given_up_after_its_reply_was_read_leaves_no_process_and_no_link() {
+    run_blocking(async {
+        let nodes = cluster(2).await;
+        let (a, b) = (&nodes[0], &nodes[1]);
+        let (tx, seen) = async_channel::unbounded();
+        let parent = a.spawn::<Parent>(tx).await.unwrap();
+        let (open, gate) = async_channel::bounded(1);
+        let mut spawning = Box::pin(parent.spawn_link_on_then_drop(id(b), gate));
+        assert!(futures_lite::future::poll_once(&mut spawning)
+            .await
+            .is_none());
+        runs(b, 1).await;
+        let worker = b.processes()[0].pid.clone();
+        // The worker's reply to this call follows its spawn reply on the connection: once
+        // it is back, a has read the spawn reply — which the parent never takes.
+        let remote = a.server_ref::<Worker>(&worker).unwrap();
+        assert_eq!(remote.work().await, Ok(1));
+        open.send(()).await.unwrap();
+        assert_eq!(within("the parent", spawning).await, Ok(()));
+        // The worker is ended, and the parent, which never saw its pid, hears nothing.
+        runs(b, 0).await;
+        assert_eq!(a.exited(&worker).await, ExitReason::NoProc);
+        assert_eq!(parent.ping().await, Ok(()));
+        assert!(seen.is_empty());
+        assert!(a.process_info(parent.pid()).unwrap().links.is_empty());
+        eventually("no ties left", || {
+            a.connected_nodes()[0].ties == noex::TieStats::default()
+                && b.connected_nodes()[0].ties == noex::TieStats::default()
+        })
+        .await;
         assert_eq!(a.remote_stats().spawns.pending, 0);
         shutdown(nodes);
     });

@@ -18,10 +18,12 @@
 //! result.
 //!
 //! No process is left behind by a spawn that fails for its spawner: the target keeps a new
-//! process only once its spawner's node says so (`SpawnAck { keep: true }`, sent as soon as
-//! the reply is read). If the spawner gave up first (its timeout ran out, or its future was
-//! dropped), if its process ended meanwhile, if the connection is lost, or if no word comes
-//! within the spawn's timeout plus the heartbeat timeout, the target kills the process.
+//! process only once its spawner says so (`SpawnAck { keep: true }`, sent when the spawn's
+//! future takes the pid). If the spawner gave up first (its timeout ran out, or its future
+//! was dropped — even with the reply read but not yet taken), if its process ended
+//! meanwhile, if the connection is lost, or if no word comes within the spawn's timeout
+//! plus the heartbeat timeout, the target kills the process; a link or monitor recorded for
+//! it is then undone silently.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -48,6 +50,9 @@ use crate::{MonitorRef, Node, Pid, SpawnOptions};
 pub(crate) struct Spawns {
     /// This node's spawns waiting for their reply.
     waiting: HashMap<u64, Waiting>,
+    /// This node's spawns whose process has started, until their future takes its pid:
+    /// the tie recorded for it, and its serial.
+    started: HashMap<u64, (Option<Tie>, u64)>,
     /// The peer's spawns whose process runs here, waiting for the spawner's word.
     unconfirmed: HashMap<u64, oneshot::Sender<bool>>,
 }
@@ -107,40 +112,74 @@ impl Peer {
     }
 }
 
-/// A spawn's entry in its connection's table, given up if the spawn's future is dropped or
-/// times out before the reply.
+/// A spawn's entries in its connection's table: given up if the spawn's future is dropped
+/// or times out before it takes the new process's pid.
 struct WaitingEntry<'a> {
+    cluster: &'a Cluster,
     peer: &'a Peer,
     id: u64,
     counters: &'a SpawnCounters,
-    settled: bool,
+    /// Still counted as pending.
+    pending: bool,
 }
 
 impl WaitingEntry<'_> {
-    /// Gives the spawn up, if its reply has not been read yet: `true` then, and the target
-    /// is told to end the process it may have started.
-    fn give_up(&mut self) -> bool {
-        self.settled = true;
-        self.counters.pending.fetch_sub(1, Ordering::Relaxed);
+    /// No longer pending: answered, or given up.
+    fn settle(&mut self) {
+        if std::mem::take(&mut self.pending) {
+            self.counters.pending.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Gives the spawn up if its reply has not been read yet: `true` then, and the target
+    /// is told to end the process it may have started. `false` if the reply is read (its
+    /// result waits in the channel).
+    fn give_up_unanswered(&mut self) -> bool {
+        self.settle();
         if self.peer.spawns().waiting.remove(&self.id).is_none() {
             return false;
         }
-        send(
-            self.peer,
-            &WireMessage::SpawnAck {
-                id: self.id,
-                keep: false,
-            },
-            0,
-        );
+        self.end_it();
         true
+    }
+
+    /// The spawn's future takes the new process: the target is told to keep it. `false`
+    /// if the connection was lost meanwhile.
+    fn keep(&mut self) -> bool {
+        self.settle();
+        if self.peer.spawns().started.remove(&self.id).is_none() {
+            return false;
+        }
+        let keep = WireMessage::SpawnAck {
+            id: self.id,
+            keep: true,
+        };
+        send(self.peer, &keep, 0);
+        true
+    }
+
+    fn end_it(&self) {
+        let end = WireMessage::SpawnAck {
+            id: self.id,
+            keep: false,
+        };
+        send(self.peer, &end, 0);
     }
 }
 
 impl Drop for WaitingEntry<'_> {
     fn drop(&mut self) {
-        if !self.settled {
-            self.give_up();
+        self.settle();
+        let mut spawns = self.peer.spawns();
+        let waiting = spawns.waiting.remove(&self.id).is_some();
+        let started = spawns.started.remove(&self.id);
+        if let Some((Some(tie), child)) = started {
+            // The spawner never saw the pid: its tie goes without a word.
+            self.cluster.untie_child(self.peer, tie, child);
+        }
+        drop(spawns);
+        if waiting || started.is_some() {
+            self.end_it();
         }
     }
 }
@@ -196,24 +235,21 @@ impl Cluster {
         }
         SpawnCounters::add(&counters.pending);
         let mut entry = WaitingEntry {
+            cluster: self,
             peer: &peer,
             id,
             counters,
-            settled: false,
+            pending: true,
         };
         if peer.send(frame, run::current_sender()).await.is_err() {
-            entry.give_up();
+            entry.give_up_unanswered();
             return Err(unreachable());
         }
         let mut deadline = Deadline::after(options.spawn_timeout);
         let answered = match deadline.run(&mut reply).await {
-            Some(answered) => {
-                entry.settled = true;
-                counters.pending.fetch_sub(1, Ordering::Relaxed);
-                answered
-            }
-            // Too late — unless the reply was being read just then.
-            None if entry.give_up() => {
+            Some(answered) => answered,
+            // Too late — unless the reply was read just then.
+            None if entry.give_up_unanswered() => {
                 SpawnCounters::add(&counters.timed_out);
                 return Err(RemoteSpawnError::Timeout {
                     behavior: behavior.to_owned(),
@@ -223,14 +259,17 @@ impl Cluster {
             }
             None => reply.await,
         };
+        entry.settle();
+        // No result: the connection was lost as the reply was read.
         let Ok(result) = answered else {
             return Err(unreachable());
         };
         let error = match result {
-            SpawnResult::Started(serial) => {
+            SpawnResult::Started(serial) if entry.keep() => {
                 SpawnCounters::add(&counters.succeeded);
                 return Ok(peer.pid_of(serial));
             }
+            SpawnResult::Started(_) => return Err(unreachable()),
             failure => failure,
         };
         let (node, behavior) = (node.clone(), behavior.to_owned());
@@ -282,25 +321,35 @@ impl Cluster {
     }
 
     /// The reply to one of this node's spawns, read from `peer`: the spawner's link or
-    /// monitor is recorded now, before any later signal of the new process is read, and
-    /// the target is told to keep the process — unless its spawner gave up or ended.
+    /// monitor is recorded now, before any later signal of the new process is read. The
+    /// process is kept once the spawn's future takes its pid (see [`WaitingEntry::keep`]).
+    /// If the tie cannot be made (the spawner has ended, the connection is being lost),
+    /// the target is told to end the process and the future learns the node is lost.
     pub(crate) fn spawn_answered(&self, peer: &Arc<Peer>, id: u64, result: SpawnResult) {
-        let Some(waiting) = peer.spawns().waiting.remove(&id) else {
+        let mut spawns = peer.spawns();
+        let Some(waiting) = spawns.waiting.remove(&id) else {
             // Given up: the target has been told.
             return;
         };
         if let SpawnResult::Started(serial) = result {
-            let keep = match waiting.tie {
+            let tied = match waiting.tie {
                 Some(tie) => self.tie_to_child(peer, tie, serial),
-                None => true,
+                None => !peer.ties().lost,
             };
-            send(peer, &WireMessage::SpawnAck { id, keep }, 0);
+            if !tied {
+                drop(spawns);
+                send(peer, &WireMessage::SpawnAck { id, keep: false }, 0);
+                // The reply channel closes: the spawn fails as unreachable.
+                return;
+            }
+            spawns.started.insert(id, (waiting.tie, serial));
         }
+        drop(spawns);
         let _ = waiting.reply.send(result);
     }
 
     /// Records the link or monitor a spawning process holds on its new process of `peer`;
-    /// `false` if the spawner has ended.
+    /// `false` (with nothing recorded) if the spawner has ended or the connection is lost.
     fn tie_to_child(&self, peer: &Peer, tie: Tie, child: u64) -> bool {
         let Some(node) = self.node() else {
             return false;
@@ -311,6 +360,9 @@ impl Cluster {
         let core = spawner.core();
         let child_pid = peer.pid_of(child);
         let mut ties = peer.ties();
+        if ties.lost {
+            return false;
+        }
         if tie.link {
             if !core.add_link(&child_pid) {
                 return false;
@@ -319,12 +371,46 @@ impl Cluster {
         }
         if let Some(monitor) = tie.monitor {
             if !core.add_watching(monitor, &child_pid) {
+                drop(ties);
+                self.untie_child(
+                    peer,
+                    Tie {
+                        monitor: None,
+                        ..tie
+                    },
+                    child,
+                );
                 return false;
             }
             ties.watching
                 .insert(monitor, (Watcher::Process(tie.process), child));
         }
         true
+    }
+
+    /// Undoes what [`tie_to_child`](Self::tie_to_child) recorded, without a word to anyone:
+    /// the spawner never saw the new process.
+    fn untie_child(&self, peer: &Peer, tie: Tie, child: u64) {
+        let child_pid = peer.pid_of(child);
+        {
+            let mut ties = peer.ties();
+            if tie.link {
+                ties.links.remove(&(tie.process, child));
+            }
+            if let Some(monitor) = tie.monitor {
+                ties.watching.remove(&monitor);
+            }
+        }
+        let spawner = self.node().and_then(|node| node.table.get(tie.process));
+        if let Some(spawner) = spawner {
+            let core = spawner.core();
+            if tie.link {
+                core.remove_link(&child_pid);
+            }
+            if let Some(monitor) = tie.monitor {
+                core.remove_watching(monitor);
+            }
+        }
     }
 
     /// The spawner's word on a process spawned here for `peer`.
@@ -359,6 +445,8 @@ impl Cluster {
         confirmed: oneshot::AsyncReceiver<bool>,
     ) {
         let id = request.id;
+        // However this task ends, the spawner's word is no longer awaited.
+        let _unconfirmed = Unconfirmed { peer: &peer, id };
         // Answered once: by the new process when it has started, or by this task.
         let answered = Arc::new(AtomicBool::new(false));
         let answer = |result: SpawnResult| {
@@ -424,10 +512,21 @@ impl Cluster {
             false
         });
         if Deadline::after(wait).run(word).await != Some(true) {
-            peer.spawns().unconfirmed.remove(&id);
             tracing::debug!(%pid, "its spawner did not keep it; ending it");
             node.kill(&pid);
         }
+    }
+}
+
+/// Removes a spawn's wait for its spawner's word when the task serving it ends.
+struct Unconfirmed<'a> {
+    peer: &'a Peer,
+    id: u64,
+}
+
+impl Drop for Unconfirmed<'_> {
+    fn drop(&mut self) {
+        self.peer.spawns().unconfirmed.remove(&self.id);
     }
 }
 
