@@ -110,6 +110,18 @@ impl Parent {
         ctx.spawn_monitor_on::<Worker>(&node, start).await
     }
 
+    #[call]
+    async fn spawn_link_on_named(
+        &mut self,
+        node: NodeId,
+        name: String,
+        ctx: &mut Ctx<Self>,
+    ) -> Result<ServerRef<Worker>, RemoteSpawnError> {
+        let options = SpawnOptions::new().name(name);
+        ctx.spawn_link_on_with::<Worker>(&node, Start::Fine, options)
+            .await
+    }
+
     /// Starts spawning a linked worker on `node`, waits for `gate`, then gives the spawn up.
     #[call]
     async fn spawn_link_on_then_drop(
@@ -470,6 +482,34 @@ fn a_process_spawns_linked_and_monitored_workers_on_another_node() {
                 && b.connected_nodes()[0].ties == noex::TieStats::default()
         })
         .await;
+        shutdown(nodes);
+    });
+}
+
+#[test]
+fn a_linked_child_is_spawned_on_another_node_under_a_name() {
+    run_blocking(async {
+        let nodes = cluster(2).await;
+        let (a, b) = (&nodes[0], &nodes[1]);
+        let (tx, seen) = async_channel::unbounded();
+        let parent = a.spawn::<Parent>(tx).await.unwrap();
+        let spawn = parent.spawn_link_on_named(id(b), "linked-worker".into());
+        let worker = spawn.await.unwrap().unwrap();
+        assert_eq!(b.whereis("linked-worker").as_ref(), Some(worker.pid()));
+        let named = a.named_on::<Worker>("linked-worker", &id(b));
+        assert_eq!(named.work().await, Ok(1));
+        // The name is taken while it runs: a second spawn says by whom.
+        let again = parent.spawn_link_on_named(id(b), "linked-worker".into());
+        assert_matches!(
+            again.await.unwrap(),
+            Err(RemoteSpawnError::NameTaken { holder, .. }) if holder == worker.pid()
+        );
+        assert!(worker.crash().await.is_err());
+        let crash = ExitReason::Panic("worker crashed".into());
+        assert_eq!(
+            within("the parent to see it", seen.recv()).await,
+            Ok(Seen::Exit(worker.pid().clone(), crash))
+        );
         shutdown(nodes);
     });
 }

@@ -465,7 +465,8 @@ impl Node {
     }
 
     /// Shuts the node down: refuses new processes, kills every running one (their links and
-    /// monitors see `Killed`), and stops the scheduler threads. Call it from outside the
+    /// monitors on this node see `Killed`; those held by processes of other nodes see
+    /// `NoConnection`, as the connections close first), and stops the scheduler threads. Call it from outside the
     /// node (a `main` function or a test); from inside a process it kills everything but
     /// cannot wait for the threads to end. Dropping the last handle of a node does the
     /// same, without the wait.

@@ -213,12 +213,29 @@ impl<P: GenServer> Ctx<P> {
         C: RemoteBehavior,
         C::Args: Serialize,
     {
+        self.spawn_link_on_with::<C>(node, args, SpawnOptions::new())
+            .await
+    }
+
+    /// [`spawn_link_on`](Self::spawn_link_on) with options: a name to register the child
+    /// under on `node`, the init timeout, and the timeout of the spawn as a whole.
+    pub async fn spawn_link_on_with<C>(
+        &mut self,
+        node: &NodeId,
+        args: C::Args,
+        options: SpawnOptions,
+    ) -> Result<ServerRef<C>, RemoteSpawnError>
+    where
+        C: RemoteBehavior,
+        C::Args: Serialize,
+    {
         let here = self.node();
         if here.local_node_id() == Some(node) {
+            let init_timeout = options.init_timeout;
             return self
-                .spawn_link::<C>(args)
+                .spawn_link_with::<C>(args, options)
                 .await
-                .map_err(|error| local_error(node, C::NAME, Some(DEFAULT_INIT_TIMEOUT), error));
+                .map_err(|error| local_error(node, C::NAME, init_timeout, error));
         }
         let args = encode(C::NAME, node, &args)?;
         let tie = Tie {
@@ -226,7 +243,6 @@ impl<P: GenServer> Ctx<P> {
             link: true,
             monitor: None,
         };
-        let options = SpawnOptions::new();
         let pid = here
             .spawn_remote(node, C::NAME, &args, &options, Some(tie))
             .await?;

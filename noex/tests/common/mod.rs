@@ -491,7 +491,7 @@ macro_rules! assert_matches {
     ($value:expr, $pattern:pat $(if $guard:expr)?) => {{
         let value = $value;
         assert!(
-            matches!(value, $pattern $(if $guard)?),
+            matches!(&value, $pattern $(if $guard)?),
             "expected {}, got {:?}",
             stringify!($pattern),
             value
