@@ -211,6 +211,12 @@ pub enum SpawnByNameError {
         /// Why it ended.
         reason: crate::ExitReason,
     },
+    /// The global name could not be settled in time; no process was started.
+    #[error("the global name {name:?} could not be registered in time")]
+    RegistrationTimeout {
+        /// The name.
+        name: String,
+    },
     /// The node is shutting down.
     #[error("the node is shutting down")]
     NodeDown,
@@ -232,6 +238,9 @@ impl SpawnByNameError {
             SpawnError::InitTimeout => SpawnByNameError::InitTimeout { behavior },
             SpawnError::Exited(reason) => SpawnByNameError::Exited { behavior, reason },
             SpawnError::NameTaken { name, holder } => SpawnByNameError::NameTaken { name, holder },
+            SpawnError::RegistrationTimeout { name } => {
+                SpawnByNameError::RegistrationTimeout { name }
+            }
             SpawnError::NodeDown => SpawnByNameError::NodeDown,
         }
     }

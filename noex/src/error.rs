@@ -24,6 +24,11 @@ pub enum Target {
         /// The node, `name@host:port`.
         node: Option<String>,
     },
+    /// Whatever process holds the global `name`.
+    Global {
+        /// The name.
+        name: String,
+    },
 }
 
 impl Target {
@@ -45,6 +50,7 @@ impl std::fmt::Display for Target {
                 name,
                 node: Some(node),
             } => write!(f, "{name:?} on {node}"),
+            Target::Global { name } => write!(f, "global {name:?}"),
         }
     }
 }
@@ -168,6 +174,13 @@ pub enum SpawnError<E> {
         /// The process that holds it.
         holder: Pid,
     },
+    /// The global name could not be settled in time: a connected node did not answer
+    /// (see [`GLOBAL_TIMEOUT`](crate::GLOBAL_TIMEOUT)); no process was started.
+    #[error("the global name {name:?} could not be registered in time")]
+    RegistrationTimeout {
+        /// The name.
+        name: String,
+    },
     /// The node is shutting down.
     #[error("the node is shutting down")]
     NodeDown,
@@ -182,6 +195,7 @@ impl<E> SpawnError<E> {
             SpawnError::InitTimeout => SpawnError::InitTimeout,
             SpawnError::Exited(reason) => SpawnError::Exited(reason),
             SpawnError::NameTaken { name, holder } => SpawnError::NameTaken { name, holder },
+            SpawnError::RegistrationTimeout { name } => SpawnError::RegistrationTimeout { name },
             SpawnError::NodeDown => SpawnError::NodeDown,
         }
     }
@@ -268,8 +282,9 @@ pub enum RemoteSpawnError {
         /// The spawn timeout.
         timeout: Duration,
     },
-    /// The requested name is registered to another process on the node.
-    #[error("the name {name:?} is already registered on {node} to {holder}")]
+    /// The requested name is registered to another process: on the node, or — for a
+    /// global name — anywhere in the cluster.
+    #[error("the name {name:?} asked of {node} is already registered to {holder}")]
     NameTaken {
         /// The name.
         name: String,
@@ -288,6 +303,15 @@ pub enum RemoteSpawnError {
         node: NodeId,
         /// Why it ended.
         reason: ExitReason,
+    },
+    /// The global name could not be settled in time (a node of the cluster did not
+    /// answer); no process was started.
+    #[error("the global name {name:?} could not be registered in time on {node}")]
+    RegistrationTimeout {
+        /// The name.
+        name: String,
+        /// The node.
+        node: NodeId,
     },
     /// The node is shutting down.
     #[error("node {node} is shutting down")]
@@ -363,6 +387,43 @@ impl From<LookupError> for SendError {
             },
         }
     }
+}
+
+/// Why an operation of the global registry or of a process group failed.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum GlobalError {
+    /// Another process holds the name, somewhere in the cluster.
+    #[error("the global name {name:?} is registered to {holder}")]
+    Taken {
+        /// The name.
+        name: String,
+        /// The process that holds it.
+        holder: Pid,
+    },
+    /// The process is not running.
+    #[error("no such process: {pid}")]
+    NoProc {
+        /// The process.
+        pid: Pid,
+    },
+    /// The process's node is not connected.
+    #[error("node {node} is not connected")]
+    NoConnection {
+        /// The node, `name@host:port`.
+        node: String,
+    },
+    /// A connected node did not answer in time (see [`GLOBAL_TIMEOUT`](crate::GLOBAL_TIMEOUT)).
+    #[error("the cluster did not settle {name:?} within {timeout:?}")]
+    Timeout {
+        /// The name (or group).
+        name: String,
+        /// How long it waited.
+        timeout: Duration,
+    },
+    /// The node is shutting down.
+    #[error("the node is shutting down")]
+    ShuttingDown,
 }
 
 /// Why a name could not be registered.

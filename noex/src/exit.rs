@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 /// | `NoConnection` | the node of a linked or monitored process was lost | yes |
 /// | `Timeout` | a time limit ran out (for example `init` took too long) | yes |
 /// | `Custom(text)` | your own reason | yes |
+/// | `NameConflict(name)` | losing a global name when a partition heals | yes |
 ///
 /// ```
 /// use noex::ExitReason;
@@ -51,6 +52,11 @@ pub enum ExitReason {
     Timeout,
     /// An application-defined reason.
     Custom(String),
+    /// The process lost its global name (here, the name) to another process when two
+    /// parts of a cluster that had each registered it met again (see
+    /// [`Node::register_global`](crate::Node::register_global)). The process that keeps
+    /// the name sends this as an exit signal.
+    NameConflict(String),
 }
 
 impl ExitReason {
@@ -84,6 +90,7 @@ impl fmt::Display for ExitReason {
             ExitReason::NoConnection => f.write_str("noconnection"),
             ExitReason::Timeout => f.write_str("timeout"),
             ExitReason::Custom(text) => f.write_str(text),
+            ExitReason::NameConflict(name) => write!(f, "lost the global name {name:?}"),
         }
     }
 }

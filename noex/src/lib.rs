@@ -80,6 +80,7 @@ mod dist;
 mod error;
 mod events;
 mod exit;
+pub mod global;
 mod node;
 mod pid;
 mod process;
@@ -101,11 +102,15 @@ pub use dist::{
     RemoteStats, SpawnStats, StartError, TieStats, TrafficStats,
 };
 pub use error::{
-    CallError, LookupError, RegisterError, RemoteSpawnError, SendError, SpawnError, Target,
+    CallError, GlobalError, LookupError, RegisterError, RemoteSpawnError, SendError, SpawnError,
+    Target,
 };
 pub use events::{Events, LifecycleEvent, Subscription};
 pub use exit::ExitReason;
-pub use node::{ClusterEvents, Faults, Node, NodeBuilder, ProcessInfo, DEFAULT_STOP_GRACE};
+pub use global::{GlobalEvent, GLOBAL_TIMEOUT};
+pub use node::{
+    ClusterEvents, Faults, GlobalEvents, Node, NodeBuilder, ProcessInfo, DEFAULT_STOP_GRACE,
+};
 pub use pid::{MonitorRef, Pid};
 pub use server::reference::DEFAULT_CALL_TIMEOUT;
 pub use server::spawn::{DEFAULT_INIT_TIMEOUT, DEFAULT_SPAWN_TIMEOUT};

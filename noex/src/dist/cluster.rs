@@ -82,6 +82,8 @@ pub(super) struct State {
     node_watchers: HashMap<Arc<str>, Vec<u64>>,
     /// The traffic of connections no longer current, so that totals never go backwards.
     departed: TrafficStats,
+    /// Fault injection: nodes this node neither connects to nor accepts.
+    pub(super) partitioned: std::collections::HashSet<String>,
 }
 
 /// A connection that stopped being the one to its peer: what follows once the state lock
@@ -230,7 +232,7 @@ impl Cluster {
         let mut lost = None;
         {
             let mut state = self.lock();
-            if self.is_stopping() {
+            if self.is_stopping() || state.partitioned.contains(peer.id.as_str()) {
                 drop(state);
                 peer.close();
                 return false;
@@ -293,6 +295,11 @@ impl Cluster {
         }
         if let Some(lost) = lost {
             self.settle(lost);
+        }
+        // Before the reader takes anything: the peer's first global message meets this
+        // node's claims, and this node's table goes out first.
+        if let Some(node) = self.node() {
+            node.global.peer_up(&node, &peer);
         }
         peer::run(self, &peer);
         // Tell everyone about everyone, so the new node meets the others and they meet it.
@@ -428,6 +435,7 @@ impl Cluster {
         let Some(node) = self.node() else {
             return;
         };
+        node.global.peer_down(&node, &lost.peer);
         for serial in lost.watchers {
             if let Some(process) = node.table.get(serial) {
                 process.deliver_system(SystemInfo::NodeDown {
@@ -482,6 +490,11 @@ impl Cluster {
                 }
             }
         }
+    }
+
+    /// The established connections.
+    pub(crate) fn peers(&self) -> Vec<Arc<Peer>> {
+        self.lock().peers.values().cloned().collect()
     }
 
     /// `true` while the node of `pid` is connected with the pid's incarnation.
@@ -556,6 +569,26 @@ impl Cluster {
     /// Fault injection: refuse (close at once) every new connection, both ways.
     pub(crate) fn refuse_connections(&self, refuse: bool) {
         self.refuse_connections.store(refuse, Ordering::Relaxed);
+    }
+
+    /// Fault injection: cut (or heal) the link to `node`: its connection is dropped as if
+    /// the network failed, and no new one is made either way until healed.
+    pub(crate) fn partition(self: &Arc<Self>, node: &NodeId, cut: bool) {
+        {
+            let mut state = self.lock();
+            match cut {
+                true => state.partitioned.insert(node.as_str().to_owned()),
+                false => state.partitioned.remove(node.as_str()),
+            };
+        }
+        if cut {
+            self.disconnect(node);
+        }
+    }
+
+    /// `true` if the link to `node` is cut on purpose.
+    pub(super) fn is_partitioned(&self, node: &str) -> bool {
+        self.lock().partitioned.contains(node)
     }
 
     /// Fault injection: drop the connection to `node` as if the network failed.

@@ -220,6 +220,10 @@ impl Cluster {
             return Err(Refusal::ShuttingDown);
         }
         let mut state = self.lock();
+        if state.partitioned.contains(peer.as_str()) {
+            // As a node that cannot be reached right now (the dialler tries again).
+            return Err(Refusal::ShuttingDown);
+        }
         if let Some(existing) = state.peers.get(peer.as_str()) {
             if existing.incarnation == incarnation {
                 return Err(Refusal::AlreadyConnected);
@@ -504,6 +508,12 @@ async fn attempt(cluster: &Cluster, address: &str, expected: Option<&NodeId>) ->
         return Attempt::Failed {
             error: "connections refused (fault injection)".to_owned(),
             answered: false,
+        };
+    }
+    if expected.is_some_and(|id| cluster.is_partitioned(id.as_str())) {
+        return Attempt::Failed {
+            error: "partitioned (fault injection)".to_owned(),
+            answered: true,
         };
     }
     let mut stream = match TcpStream::connect(address).await {

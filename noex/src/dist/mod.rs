@@ -54,7 +54,7 @@ pub(crate) mod inbound;
 pub(crate) mod monitor;
 mod node_id;
 mod outbound;
-mod peer;
+pub(crate) mod peer;
 mod reader;
 mod reassembly;
 pub(crate) mod remote;

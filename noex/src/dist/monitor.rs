@@ -55,7 +55,7 @@ pub(crate) struct PeerTies {
 
 impl Peer {
     /// The pid of the peer's process with this serial.
-    pub(super) fn pid_of(&self, serial: u64) -> Pid {
+    pub(crate) fn pid_of(&self, serial: u64) -> Pid {
         Pid::new(self.id.as_arc(), self.incarnation, serial)
     }
 

@@ -587,6 +587,11 @@ fn dispatch(
             cluster.spawn_answered(peer, id, result);
         }
         WireMessage::SpawnAck { id, keep } => cluster.spawn_confirmed(peer, id, keep),
+        WireMessage::Global(message) => {
+            if let Some(node) = cluster.node() {
+                node.global.receive(&node, peer, *message);
+            }
+        }
     }
     Ok(target)
 }

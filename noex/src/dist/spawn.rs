@@ -214,6 +214,7 @@ impl Cluster {
             id,
             behavior: behavior.to_owned(),
             name: options.name.clone(),
+            global_name: options.global_name.clone(),
             init_timeout_ms: options.init_timeout.map(millis),
             timeout_ms: millis(options.spawn_timeout),
             link: tie.filter(|t| t.link).map(|t| t.process),
@@ -307,9 +308,18 @@ impl Cluster {
                 timeout: options.init_timeout.unwrap_or_default(),
             },
             SpawnResult::NameTaken(holder) => RemoteSpawnError::NameTaken {
-                name: options.name.clone().unwrap_or_default(),
+                // The local name is taken on the node itself.
+                name: match holder.node() == node.as_str() && options.name.is_some() {
+                    true => options.name.clone(),
+                    false => options.global_name.clone(),
+                }
+                .unwrap_or_default(),
                 node,
-                holder: peer.pid_of(holder),
+                holder,
+            },
+            SpawnResult::RegistrationTimeout => RemoteSpawnError::RegistrationTimeout {
+                name: options.global_name.clone().unwrap_or_default(),
+                node,
             },
             SpawnResult::Exited(reason) => RemoteSpawnError::Exited {
                 behavior,
@@ -489,6 +499,7 @@ impl Cluster {
         };
         let options = SpawnOptions {
             name: request.name.clone(),
+            global_name: request.global_name.clone(),
             init_timeout: request.init_timeout_ms.map(Duration::from_millis),
             ..SpawnOptions::new()
         };
@@ -544,7 +555,8 @@ fn failure(error: SpawnByNameError) -> SpawnResult {
         SpawnByNameError::InitFailed { error, .. } => SpawnResult::InitFailed(error),
         SpawnByNameError::InitPanicked { message, .. } => SpawnResult::InitPanicked(message),
         SpawnByNameError::InitTimeout { .. } => SpawnResult::InitTimeout,
-        SpawnByNameError::NameTaken { holder, .. } => SpawnResult::NameTaken(holder.serial()),
+        SpawnByNameError::NameTaken { holder, .. } => SpawnResult::NameTaken(holder),
+        SpawnByNameError::RegistrationTimeout { .. } => SpawnResult::RegistrationTimeout,
         SpawnByNameError::Exited { reason, .. } => SpawnResult::Exited(reason),
         SpawnByNameError::NodeDown => SpawnResult::ShuttingDown,
     }

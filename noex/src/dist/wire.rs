@@ -29,7 +29,7 @@ use super::header;
 use crate::ExitReason;
 
 /// The protocol version this build speaks.
-pub(crate) const PROTOCOL_VERSION: u16 = 3;
+pub(crate) const PROTOCOL_VERSION: u16 = 4;
 
 /// Encoded messages longer than this travel in fragments of this size.
 pub(crate) const FRAGMENT_SIZE: usize = 64 * 1024;
@@ -156,6 +156,8 @@ pub(crate) enum WireMessage {
         /// `true` to keep the process.
         keep: bool,
     },
+    /// The global registry and process groups (see `global`).
+    Global(Box<crate::global::protocol::GlobalMessage>),
 }
 
 /// A request to spawn a registered behaviour.
@@ -167,6 +169,8 @@ pub(crate) struct SpawnRequest {
     pub(crate) behavior: String,
     /// A name to register the process under on the receiver, before `init`.
     pub(crate) name: Option<String>,
+    /// A global name to register the process under, before `init`.
+    pub(crate) global_name: Option<String>,
     /// How long `init` may take, in milliseconds; `None` waits.
     pub(crate) init_timeout_ms: Option<u64>,
     /// How long the spawner waits for the answer, in milliseconds.
@@ -200,8 +204,11 @@ pub(crate) enum SpawnResult {
     InitPanicked(String),
     /// `init` did not finish in time.
     InitTimeout,
-    /// The name is registered to another process (its serial).
-    NameTaken(u64),
+    /// The name is registered to another process (of the receiver, or — for a global
+    /// name — of any node).
+    NameTaken(crate::Pid),
+    /// The global name could not be settled in time.
+    RegistrationTimeout,
     /// The process ended during `init` because of an exit signal.
     Exited(ExitReason),
     /// The receiver is shutting down.

@@ -143,6 +143,21 @@ impl Faults<'_> {
         }
     }
 
+    /// Cuts (or heals) the link to `peer`: the connection is dropped as a network failure
+    /// would, and neither node connects to the other until healed (the dial loops go on,
+    /// so a healed link comes back within their backoff). Cut both ways for a clean
+    /// partition: call it on both nodes.
+    pub fn partition(&self, peer: &NodeId, cut: bool) {
+        if let Some(cluster) = self.node.cluster() {
+            cluster.partition(peer, cut);
+        }
+    }
+
+    /// Claims and forwarded operations of the global registry under way on this node.
+    pub fn global_pending(&self) -> (usize, usize) {
+        self.node.inner.global.pending()
+    }
+
     /// Drops the connection to `peer` as a network failure would.
     pub fn disconnect(&self, peer: &NodeId) -> bool {
         self.node.cluster().is_some_and(|c| c.disconnect(peer))

@@ -12,6 +12,7 @@
 mod behaviors;
 mod cluster;
 pub(crate) mod executors;
+mod global;
 mod info;
 mod remote_spawn;
 mod signals;
@@ -29,6 +30,7 @@ use smol::Task;
 use crate::dist::Cluster;
 use crate::error::{LookupError, RegisterError, SendError, SpawnError};
 use crate::events::{EventBus, Events};
+use crate::global::Global;
 use crate::process::table::ProcessTable;
 use crate::process::AnyProcess;
 use crate::registry::Registry;
@@ -40,6 +42,7 @@ use crate::{ExitReason, MonitorRef, Pid};
 
 pub use cluster::{ClusterEvents, Faults};
 use executors::Executors;
+pub use global::GlobalEvents;
 pub use info::ProcessInfo;
 pub(crate) use signals::stop_process;
 
@@ -82,6 +85,8 @@ pub(crate) struct NodeInner {
     monitor_refs: AtomicU64,
     pub(crate) table: ProcessTable,
     pub(crate) registry: Registry,
+    /// This node's replica of the global registry and groups, and its part in them.
+    pub(crate) global: Global,
     pub(crate) executors: Executors,
     pub(crate) events: EventBus,
     pub(crate) behaviors: behaviors::Behaviors,
@@ -158,6 +163,7 @@ impl NodeInner {
             monitor_refs: AtomicU64::new(1),
             table: ProcessTable::default(),
             registry: Registry::default(),
+            global: Global::default(),
             events: EventBus::default(),
             behaviors: behaviors::Behaviors::default(),
             cluster: OnceLock::new(),
@@ -451,7 +457,7 @@ impl Node {
 
     /// A typed reference to `pid` of another node of the cluster. Whether the process runs
     /// there is not checked: calls to it fail with `NoProc` (or `NoConnection`) if not.
-    fn remote_ref<B: GenServer>(&self, pid: &Pid) -> Result<ServerRef<B>, LookupError> {
+    pub(crate) fn remote_ref<B: GenServer>(&self, pid: &Pid) -> Result<ServerRef<B>, LookupError> {
         let codec = B::__remote_codec()
             .ok_or_else(|| LookupError::LocalOnly(std::any::type_name::<B>().to_owned()))?;
         let cluster = self

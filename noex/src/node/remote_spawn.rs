@@ -165,6 +165,10 @@ impl Node {
                         node: node.clone(),
                         reason,
                     },
+                    E::RegistrationTimeout { name } => RemoteSpawnError::RegistrationTimeout {
+                        name,
+                        node: node.clone(),
+                    },
                     E::NodeDown => RemoteSpawnError::NodeShuttingDown { node: node.clone() },
                 });
         }
@@ -329,6 +333,9 @@ fn local_error<E: std::fmt::Display>(
         },
         SpawnError::NameTaken { name, holder } => {
             RemoteSpawnError::NameTaken { name, node, holder }
+        }
+        SpawnError::RegistrationTimeout { name } => {
+            RemoteSpawnError::RegistrationTimeout { name, node }
         }
         SpawnError::NodeDown => RemoteSpawnError::NodeShuttingDown { node },
     }

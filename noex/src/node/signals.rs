@@ -207,6 +207,10 @@ impl NodeInner {
         if let Some(name) = &remains.name {
             self.registry.release(name, pid);
         }
+        if !remains.global_names.is_empty() || !remains.groups.is_empty() {
+            self.global
+                .process_ended(self, pid, &remains.global_names, &remains.groups);
+        }
         self.table.remove(pid.serial());
         let mut remote = Remote::default();
         for (monitor, target) in remains.watching {

@@ -195,6 +195,10 @@ pub(crate) struct Ties {
     pub(crate) monitored_nodes: Vec<Arc<str>>,
     /// The process of another node that spawned this one with a link (`spawn_link_on`).
     pub(crate) remote_parent: Option<Pid>,
+    /// The global names it holds.
+    pub(crate) global_names: Vec<Arc<str>>,
+    /// The process groups it is a member of.
+    pub(crate) groups: Vec<Arc<str>>,
 }
 
 impl CoreState {
@@ -438,6 +442,46 @@ impl Core {
         }
     }
 
+    /// Records that this process holds the global `name`. Fails with `false` if it has
+    /// ended.
+    pub(crate) fn add_global_name(&self, name: &Arc<str>) -> bool {
+        let mut state = self.lock();
+        let Some(ties) = state.live_ties() else {
+            return false;
+        };
+        if !ties.global_names.contains(name) {
+            ties.global_names.push(name.clone());
+        }
+        true
+    }
+
+    /// Forgets the global `name`.
+    pub(crate) fn remove_global_name(&self, name: &str) {
+        if let Some(ties) = self.lock().ties.as_mut() {
+            remove(&mut ties.global_names, |n| &**n == name);
+        }
+    }
+
+    /// Records that this process is a member of `group`. Fails with `false` if it has
+    /// ended.
+    pub(crate) fn add_group(&self, group: &str) -> bool {
+        let mut state = self.lock();
+        let Some(ties) = state.live_ties() else {
+            return false;
+        };
+        if !ties.groups.iter().any(|g| &**g == group) {
+            ties.groups.push(Arc::from(group));
+        }
+        true
+    }
+
+    /// Forgets its membership of `group`.
+    pub(crate) fn remove_group(&self, group: &str) {
+        if let Some(ties) = self.lock().ties.as_mut() {
+            remove(&mut ties.groups, |g| &**g == group);
+        }
+    }
+
     /// Records that this process monitors `node`. Fails with `false` if it has ended.
     pub(crate) fn add_monitored_node(&self, node: &Arc<str>) -> bool {
         let mut state = self.lock();
@@ -560,6 +604,8 @@ pub(crate) trait AnyProcess: Send + Sync + 'static {
     fn close_mailbox(&self);
     /// Puts a system message at the back of the mailbox; `false` if the process has ended.
     fn deliver_system(&self, info: SystemInfo) -> bool;
+    /// The behaviour's name and wire hash (the hash is 0 for a local-only behaviour).
+    fn behavior_tag(&self) -> (&'static str, u32);
     /// Decodes a message from another node and queues it (or answers why not).
     fn deliver_remote(self: Arc<Self>, delivery: crate::dist::inbound::RemoteDelivery);
 }

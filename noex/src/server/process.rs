@@ -180,6 +180,13 @@ impl<B: GenServer> AnyProcess for Process<B> {
         self.deliver(Envelope::Info(info)).is_ok()
     }
 
+    fn behavior_tag(&self) -> (&'static str, u32) {
+        match B::__remote_codec() {
+            Some(codec) => (codec.name, codec.hash),
+            None => (self.core.id.behavior, 0),
+        }
+    }
+
     fn deliver_remote(self: Arc<Self>, delivery: RemoteDelivery<'_>) {
         let RemoteDelivery {
             kind,

@@ -263,8 +263,17 @@ impl<B: GenServer> ServerRef<B> {
 pub struct NamedRef<B: GenServer> {
     node: Node,
     name: String,
-    /// Set when the name is registered on another node.
-    remote: Option<Arc<RemoteTarget<B>>>,
+    scope: Scope<B>,
+}
+
+/// Where a [`NamedRef`]'s name is registered.
+enum Scope<B: GenServer> {
+    /// On this node.
+    Local,
+    /// On another node, which resolves it at each message.
+    Node(Arc<RemoteTarget<B>>),
+    /// In the global registry, whose replica this node reads at each message.
+    Global,
 }
 
 impl<B: GenServer> Clone for NamedRef<B> {
@@ -272,7 +281,11 @@ impl<B: GenServer> Clone for NamedRef<B> {
         NamedRef {
             node: self.node.clone(),
             name: self.name.clone(),
-            remote: self.remote.clone(),
+            scope: match &self.scope {
+                Scope::Local => Scope::Local,
+                Scope::Node(target) => Scope::Node(target.clone()),
+                Scope::Global => Scope::Global,
+            },
         }
     }
 }
@@ -288,7 +301,7 @@ impl<B: GenServer> NamedRef<B> {
         NamedRef {
             node,
             name,
-            remote: None,
+            scope: Scope::Local,
         }
     }
 
@@ -296,7 +309,15 @@ impl<B: GenServer> NamedRef<B> {
         NamedRef {
             node,
             name,
-            remote: Some(Arc::new(target)),
+            scope: Scope::Node(Arc::new(target)),
+        }
+    }
+
+    pub(crate) fn global(node: Node, name: String) -> Self {
+        NamedRef {
+            node,
+            name,
+            scope: Scope::Global,
         }
     }
 
@@ -305,12 +326,28 @@ impl<B: GenServer> NamedRef<B> {
         &self.name
     }
 
-    /// The process holding the name now, on this node. A name of another node is reached
-    /// only through the `NamedRef` itself.
+    /// The process holding the name now: on this node, or — for a global name — wherever
+    /// it runs. A name registered on another node is reached only through the `NamedRef`
+    /// itself.
     pub fn resolve(&self) -> Result<ServerRef<B>, LookupError> {
-        match &self.remote {
-            None => self.node.lookup::<B>(&self.name),
-            Some(_) => Err(LookupError::OnAnotherNode(self.name.clone())),
+        match &self.scope {
+            Scope::Local => self.node.lookup::<B>(&self.name),
+            Scope::Global => self.node.lookup_global::<B>(&self.name),
+            Scope::Node(_) => Err(LookupError::OnAnotherNode(self.name.clone())),
+        }
+    }
+
+    /// The holder, or the error a message to nobody gets.
+    fn holder(&self) -> Result<ServerRef<B>, LookupError> {
+        self.resolve()
+    }
+
+    fn nobody(&self) -> Target {
+        match self.scope {
+            Scope::Global => Target::Global {
+                name: self.name.clone(),
+            },
+            _ => Target::name(&self.name),
         }
     }
 
@@ -325,25 +362,40 @@ impl<B: GenServer> NamedRef<B> {
         request: B::Call,
         timeout: Duration,
     ) -> Result<B::Reply, CallError> {
-        match &self.remote {
-            Some(target) => target.call(request, timeout).await,
-            None => self.resolve()?.call_timeout(request, timeout).await,
+        match &self.scope {
+            Scope::Node(target) => target.call(request, timeout).await,
+            _ => match self.holder() {
+                Ok(holder) => holder.call_timeout(request, timeout).await,
+                Err(LookupError::NotFound(_)) => Err(CallError::NoProc {
+                    target: self.nobody(),
+                }),
+                Err(error) => Err(error.into()),
+            },
         }
     }
 
     /// [`ServerRef::cast`] to the process holding the name.
     pub fn cast(&self, message: B::Cast) -> Result<(), SendError> {
-        match &self.remote {
-            Some(target) => target.cast(message),
-            None => self.resolve()?.cast(message),
+        match &self.scope {
+            Scope::Node(target) => target.cast(message),
+            _ => self.one_way()?.cast(message),
         }
     }
 
     /// [`ServerRef::send`] to the process holding the name.
     pub fn send(&self, message: B::Info) -> Result<(), SendError> {
-        match &self.remote {
-            Some(target) => target.send(message),
-            None => self.resolve()?.send(message),
+        match &self.scope {
+            Scope::Node(target) => target.send(message),
+            _ => self.one_way()?.send(message),
         }
+    }
+
+    fn one_way(&self) -> Result<ServerRef<B>, SendError> {
+        self.holder().map_err(|error| match error {
+            LookupError::NotFound(_) => SendError::NoProc {
+                target: self.nobody(),
+            },
+            error => error.into(),
+        })
     }
 }

@@ -17,7 +17,7 @@ use super::deadline::Deadline;
 use super::process::Process;
 use super::reference::ServerRef;
 use super::{run, GenServer};
-use crate::error::{RegisterError, SpawnError};
+use crate::error::{GlobalError, RegisterError, SpawnError};
 use crate::exit::panic_message;
 use crate::node::NodeInner;
 use crate::process::{AnyProcess, Core, Identity, Signal};
@@ -39,6 +39,7 @@ pub const DEFAULT_INIT_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone)]
 pub struct SpawnOptions {
     pub(crate) name: Option<String>,
+    pub(crate) global_name: Option<String>,
     pub(crate) init_timeout: Option<Duration>,
     pub(crate) spawn_timeout: Duration,
     pub(crate) supervisor: Option<Pid>,
@@ -51,6 +52,7 @@ impl Default for SpawnOptions {
     fn default() -> Self {
         SpawnOptions {
             name: None,
+            global_name: None,
             init_timeout: Some(DEFAULT_INIT_TIMEOUT),
             spawn_timeout: DEFAULT_SPAWN_TIMEOUT,
             supervisor: None,
@@ -68,6 +70,15 @@ impl SpawnOptions {
     /// spawn fails with [`SpawnError::NameTaken`] and no process is left behind.
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
+        self
+    }
+
+    /// Registers the process under the global `name` (unique in the cluster, see
+    /// [`Node::register_global`](crate::Node::register_global)) before `init` runs. If any
+    /// process of the cluster holds the name, the spawn fails with
+    /// [`SpawnError::NameTaken`] and no process is left behind.
+    pub fn global_name(mut self, name: impl Into<String>) -> Self {
+        self.global_name = Some(name.into());
         self
     }
 
@@ -171,6 +182,22 @@ pub(crate) async fn spawn<B: GenServer>(
             });
         }
     }
+    if let Some(name) = &options.global_name {
+        let unstarted = Unstarted {
+            node,
+            process: Some(process.clone()),
+        };
+        let registered = node.global.register(node, name, &pid).await;
+        if let Err(error) = registered {
+            drop(unstarted);
+            return Err(match error {
+                GlobalError::Taken { name, holder } => SpawnError::NameTaken { name, holder },
+                GlobalError::Timeout { name, .. } => SpawnError::RegistrationTimeout { name },
+                _ => SpawnError::NodeDown,
+            });
+        }
+        unstarted.started();
+    }
     let mut on_started = None;
     let (spawner, undo) = match relation {
         Relation::None => (None, Spawner::None),
@@ -239,6 +266,40 @@ pub(crate) async fn spawn<B: GenServer>(
         }
     }
     Err(failure)
+}
+
+/// A process not started yet, whose spawn may still fail or be dropped: ended without a
+/// trace (no event, no signal: it never ran) unless [`started`](Self::started).
+struct Unstarted<'a, B: GenServer> {
+    node: &'a NodeInner,
+    process: Option<Arc<Process<B>>>,
+}
+
+impl<B: GenServer> Unstarted<'_, B> {
+    fn started(mut self) {
+        self.process = None;
+    }
+}
+
+impl<B: GenServer> Drop for Unstarted<'_, B> {
+    fn drop(&mut self) {
+        let Some(process) = self.process.take() else {
+            return;
+        };
+        let core = &process.core;
+        let Some(remains) = core.mark_exited(ExitReason::Killed) else {
+            return;
+        };
+        let pid = core.pid();
+        if let Some(name) = &remains.name {
+            self.node.registry.release(name, pid);
+        }
+        let global = &self.node.global;
+        global.process_ended(self.node, pid, &remains.global_names, &remains.groups);
+        self.node.table.remove(pid.serial());
+        process.close_mailbox();
+        core.notify_exited();
+    }
 }
 
 pin_project_lite::pin_project! {

@@ -214,6 +214,9 @@ async fn start(ctx: &mut Ctx<Supervisor>, spec: &ChildSpec) -> Result<Started, S
     if let Some(name) = &spec.name {
         options = options.name(name.clone());
     }
+    if let Some(name) = &spec.global_name {
+        options = options.global_name(name.clone());
+    }
     (spec.start)(ctx, options).await
 }
 

@@ -118,6 +118,7 @@ pub struct ChildSpec {
     pub(crate) kind: ChildKind,
     pub(crate) significant: bool,
     pub(crate) name: Option<String>,
+    pub(crate) global_name: Option<String>,
     pub(crate) init_timeout: Option<Duration>,
 }
 
@@ -137,6 +138,7 @@ impl ChildSpec {
             kind: ChildKind::Worker,
             significant: false,
             name: None,
+            global_name: None,
             init_timeout: Some(crate::DEFAULT_INIT_TIMEOUT),
         }
     }
@@ -153,6 +155,7 @@ impl ChildSpec {
             kind: ChildKind::Supervisor,
             significant: false,
             name: None,
+            global_name: None,
             init_timeout: None,
         }
     }
@@ -181,6 +184,15 @@ impl ChildSpec {
         self
     }
 
+    /// Registers every incarnation of the child under the global `name`, unique in the
+    /// cluster, so that callers on any node (see [`Node::named_global`](crate::Node::named_global))
+    /// reach the current one. A start whose name is held elsewhere fails, as for a taken
+    /// local name.
+    pub fn global_name(mut self, name: impl Into<String>) -> Self {
+        self.global_name = Some(name.into());
+        self
+    }
+
     /// How long the child's `init` may take before the start counts as failed; `None` waits
     /// however long it takes.
     pub fn init_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
@@ -205,6 +217,7 @@ impl fmt::Debug for ChildSpec {
             .field("kind", &self.kind)
             .field("significant", &self.significant)
             .field("name", &self.name)
+            .field("global_name", &self.global_name)
             .field("init_timeout", &self.init_timeout)
             .finish()
     }

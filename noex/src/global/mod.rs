@@ -1,0 +1,508 @@
+//! The global registry and process groups: cluster-wide unique names, and Erlang's `pg`.
+//!
+//! The operations are methods of [`Node`](crate::Node): [`register_global`](crate::Node::register_global),
+//! [`whereis_global`](crate::Node::whereis_global), [`lookup_global`](crate::Node::lookup_global),
+//! [`named_global`](crate::Node::named_global), [`unregister_global`](crate::Node::unregister_global),
+//! [`join_group`](crate::Node::join_group), [`group_members`](crate::Node::group_members) and
+//! their kin; [`SpawnOptions::global_name`](crate::SpawnOptions::global_name) registers a process
+//! (on any node) before its `init`. This page says how they work.
+//!
+//! Every node keeps a replica of the whole table, so a lookup is a read of local memory
+//! (one lock and one hash lookup, like the local registry). Each node is the authority
+//! for the names and group memberships of its own processes: it is the only one that
+//! registers, unregisters or releases them, and it tells every peer (`Registered`,
+//! `Unregistered`, `Joined`, `Left`, on the connection's control lane, in order). A node
+//! that connects receives, from every peer, everything that peer's processes hold
+//! (`Sync`); a node that goes down takes its processes' names and memberships with it,
+//! on every node at the moment each sees it go.
+//!
+//! # Registering a name: one winner
+//!
+//! A registration runs on the node of the process (a registration of a process of
+//! another node is forwarded there) as a round of Ricart–Agrawala mutual exclusion for
+//! the name, among the nodes connected at that moment:
+//!
+//! 1. The node stamps its claim with its Lamport clock, `(time, node id)`, and sends
+//!    `Claim` to every connected node (and to any node that connects while it waits).
+//! 2. A node that has its own earlier claim to the same name (a smaller stamp) keeps the
+//!    answer back until its claim is settled; any other node answers `Grant` at once. A
+//!    claim seen moves the receiver's clock past it, so a claim made afterwards on any
+//!    node has a greater stamp.
+//! 3. With every grant in, the claiming node looks at its replica: if the name is free it
+//!    registers it and tells every node (`Registered`), then sends the grants it kept
+//!    back. If not, the registration fails with `Taken`.
+//!
+//! So of two concurrent claims to one name, the one with the smaller stamp is settled
+//! first, everywhere; the other is settled after its node has seen the first one's
+//! `Registered` (it travels on the same connection, before the grant), and fails with
+//! `Taken`. Exactly one wins. Claims of different names never wait for each other, and a
+//! registration costs one round trip to the slowest peer, with no cluster-wide lock:
+//! nothing waits for a node that is lost, whose grant is no longer awaited.
+//!
+//! # Partitions: the conflict rule
+//!
+//! Nodes that cannot reach each other register independently, so when a partition heals,
+//! one name may be held on both sides. Every node applies the same rule to the two
+//! registrations, whatever order it learns them in: **the registration with the smaller
+//! stamp keeps the name** — the one registered earlier in Lamport time, ties broken by
+//! the owners' node ids. The loser's node removes its registration, tells every node
+//! (`Unregistered`), and sends the losing process an exit signal from the winner with
+//! reason [`ExitReason::NameConflict`](crate::ExitReason::NameConflict): a process that
+//! does not trap exits ends; one that does receives `Info::Exit` and decides. Every node
+//! that sees the conflict publishes [`GlobalEvent::Conflict`].
+//!
+//! # How stale a replica can be
+//!
+//! A change reaches another node one message after it is made (the `Registered` or
+//! `Unregistered` of the owning node, sent before anything else that node sends later),
+//! so a replica is behind by at most the time a message takes between the two nodes —
+//! well under a millisecond on a LAN. A node that is lost is dropped from the tables when
+//! its loss is detected (at most the failure-detection timeout). Names converge once
+//! every pair of nodes is connected: a node that reaches one side of a partition but not
+//! the other holds what it has heard.
+//!
+//! # Groups
+//!
+//! Groups work as Erlang's `pg`: no claims and no cluster-wide lock. A process joins and
+//! leaves through its own node, which tells every peer; a group's members across the
+//! cluster are the union of every node's local members. A process is a member of a
+//! group at most once; it leaves its groups when it ends.
+
+mod groups;
+mod names;
+pub(crate) mod protocol;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use event_listener::Event;
+
+use self::groups::Groups;
+use self::names::{Claim, Table};
+use self::protocol::{ForwardOp, ForwardResult, GlobalMessage, SYNC_PART};
+use crate::dist::peer::Peer;
+use crate::dist::wire::WireMessage;
+use crate::error::GlobalError;
+use crate::events::EventBus;
+use crate::node::NodeInner;
+use crate::Pid;
+
+pub(crate) use names::Behavior;
+
+/// How long a registration (or a forwarded operation) may wait for the cluster before it
+/// fails with [`GlobalError::Timeout`]. A lost node's answer is not awaited past its
+/// loss, so this only bounds waits on a node that is connected but does not answer.
+pub const GLOBAL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A change of the global registry or of a process group, seen by one node (from
+/// [`Node::global_events`](crate::Node::global_events)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum GlobalEvent {
+    /// A process now holds a global name.
+    Registered {
+        /// The name.
+        name: String,
+        /// The process.
+        pid: Pid,
+    },
+    /// A process no longer holds a global name: it was unregistered, the process ended,
+    /// its node was lost, or it lost a conflict.
+    Unregistered {
+        /// The name.
+        name: String,
+        /// The process.
+        pid: Pid,
+    },
+    /// Two processes held one name (registered on both sides of a partition): `winner`
+    /// keeps it, `loser` was told with an exit signal.
+    Conflict {
+        /// The name.
+        name: String,
+        /// The process that keeps it.
+        winner: Pid,
+        /// The process that lost it.
+        loser: Pid,
+    },
+    /// A process joined a group.
+    Joined {
+        /// The group.
+        group: String,
+        /// The process.
+        pid: Pid,
+    },
+    /// A process left a group (or ended, or its node was lost).
+    Left {
+        /// The group.
+        group: String,
+        /// The process.
+        pid: Pid,
+    },
+}
+
+/// The global registry and groups of one node: its replica and its part in the protocol.
+#[derive(Default)]
+pub(crate) struct Global {
+    /// The replica of every name in the cluster.
+    names: Mutex<Table>,
+    /// The replica of every group.
+    groups: Mutex<Groups>,
+    /// Claims and forwarded operations under way. Every change of the tables is made
+    /// under this lock (then the table's own), so that what a new peer is sent at connect
+    /// and what every peer is told afterwards follow one order.
+    state: Mutex<State>,
+    /// The Lamport clock of claims.
+    clock: AtomicU64,
+    /// Notified when a claim of this node is settled.
+    settled: Event,
+    pub(crate) events: EventBus<GlobalEvent>,
+}
+
+#[derive(Default)]
+struct State {
+    claims: HashMap<u64, Claim>,
+    /// This node's claim of each name, if any (one at a time per name).
+    claimed: HashMap<Arc<str>, u64>,
+    next_id: u64,
+    /// Operations forwarded to other nodes, awaiting their answer: (node, answer).
+    forwards: HashMap<u64, (Arc<str>, oneshot::Sender<ForwardResult>)>,
+}
+
+impl State {
+    fn next_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Global {
+    fn state(&self) -> MutexGuard<'_, State> {
+        lock(&self.state)
+    }
+
+    fn names(&self) -> MutexGuard<'_, Table> {
+        lock(&self.names)
+    }
+
+    fn groups(&self) -> MutexGuard<'_, Groups> {
+        lock(&self.groups)
+    }
+
+    /// The process holding `name`.
+    pub(crate) fn whereis(&self, name: &str) -> Option<Pid> {
+        self.names().get(name).map(|entry| entry.pid.clone())
+    }
+
+    /// The process holding `name` and its behaviour.
+    pub(crate) fn entry(&self, name: &str) -> Option<(Pid, Behavior)> {
+        self.names()
+            .get(name)
+            .map(|entry| (entry.pid.clone(), entry.behavior.clone()))
+    }
+
+    /// Every (name, pid) pair, sorted by name.
+    pub(crate) fn all(&self) -> Vec<(String, Pid)> {
+        let mut all: Vec<_> = self
+            .names()
+            .iter()
+            .map(|(name, entry)| (name.to_string(), entry.pid.clone()))
+            .collect();
+        all.sort();
+        all
+    }
+
+    /// The members of `group` across the cluster, sorted.
+    pub(crate) fn members(&self, group: &str) -> Vec<Pid> {
+        self.groups().members(group)
+    }
+
+    /// Every group with members, sorted.
+    pub(crate) fn which_groups(&self) -> Vec<String> {
+        self.groups().names()
+    }
+
+    /// Moves the clock past `time`; returns the clock.
+    fn observe(&self, time: u64) {
+        self.clock.fetch_max(time, Ordering::Relaxed);
+    }
+
+    fn tick(&self) -> u64 {
+        self.clock.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// A connection to `peer` is up: sends it what this node's processes hold, and the
+    /// claims this node is waiting on (the new node's grant is needed too). Runs before
+    /// the connection's reader takes anything.
+    pub(crate) fn peer_up(&self, node: &NodeInner, peer: &Peer) {
+        let mut state = self.state();
+        let own = node.name.as_ref();
+        let names = self.names().local_records(own);
+        let groups = self.groups().local_records(own);
+        let (mut names, mut groups) = (names.into_iter(), groups.into_iter());
+        // At least one part, so that the peer hears from this node even when it holds
+        // nothing.
+        loop {
+            let names: Vec<_> = names.by_ref().take(SYNC_PART).collect();
+            let groups: Vec<_> = groups.by_ref().take(SYNC_PART).collect();
+            let last = names.len() < SYNC_PART && groups.len() < SYNC_PART;
+            let sync = GlobalMessage::Sync { names, groups };
+            let _ = peer
+                .queue
+                .push_control(&WireMessage::Global(Box::new(sync)));
+            if last {
+                break;
+            }
+        }
+        self.claims_meet(&mut state, peer);
+    }
+
+    /// The connection to `peer` is lost: its node's names and members leave the tables,
+    /// its grants are no longer awaited, and what was forwarded to it fails.
+    pub(crate) fn peer_down(&self, node: &NodeInner, peer: &Peer) {
+        let mut state = self.state();
+        let lost = peer.id.as_str();
+        let removed = self.names().remove_node(lost);
+        for (name, pid) in removed {
+            self.events.publish(GlobalEvent::Unregistered {
+                name: name.to_string(),
+                pid,
+            });
+        }
+        let left = self.groups().remove_node(lost);
+        for (group, pid) in left {
+            self.events.publish(GlobalEvent::Left {
+                group: group.to_string(),
+                pid,
+            });
+        }
+        state.forwards.retain(|_, (node, _)| &**node != lost);
+        self.claims_lose(node, &mut state, peer);
+    }
+
+    /// A message of the global protocol from `peer`.
+    pub(crate) fn receive(&self, node: &Arc<NodeInner>, peer: &Arc<Peer>, message: GlobalMessage) {
+        let mut state = self.state();
+        // A message read just as its connection was lost would outlive the cleanup.
+        if peer.is_closed() {
+            return;
+        }
+        match message {
+            GlobalMessage::Sync { names, groups } => {
+                for record in names {
+                    self.merge(node, peer, record);
+                }
+                for record in groups {
+                    for serial in record.serials {
+                        self.joined(peer, &record.group, serial);
+                    }
+                }
+            }
+            GlobalMessage::Claim { id, name, time } => {
+                self.claimed(node, &mut state, (peer, id), &name, time)
+            }
+            GlobalMessage::Grant { id } => self.granted(node, &mut state, peer, id),
+            GlobalMessage::Registered(record) => self.merge(node, peer, record),
+            GlobalMessage::Unregistered { name, serial } => {
+                let pid = peer.pid_of(serial);
+                if self.names().release(&name, &pid) {
+                    self.events.publish(GlobalEvent::Unregistered { name, pid });
+                }
+            }
+            GlobalMessage::Joined { group, serial } => self.joined(peer, &group, serial),
+            GlobalMessage::Left { group, serial } => {
+                let pid = peer.pid_of(serial);
+                if self.groups().remove(&group, &pid) {
+                    self.events.publish(GlobalEvent::Left { group, pid });
+                }
+            }
+            GlobalMessage::Forward { id, op } => {
+                drop(state);
+                forwarded(node, peer, id, op);
+            }
+            GlobalMessage::Forwarded { id, result } => {
+                if let Some((_, answer)) = state.forwards.remove(&id) {
+                    let _ = answer.send(result);
+                }
+            }
+        }
+    }
+
+    fn joined(&self, peer: &Peer, group: &str, serial: u64) {
+        let pid = peer.pid_of(serial);
+        if self.groups().add(group, &pid) {
+            self.events.publish(GlobalEvent::Joined {
+                group: group.to_owned(),
+                pid,
+            });
+        }
+    }
+
+    /// Tells every peer `message`.
+    fn broadcast(&self, node: &NodeInner, message: GlobalMessage) {
+        let Some(cluster) = node.cluster.get() else {
+            return;
+        };
+        let message = WireMessage::Global(Box::new(message));
+        for peer in cluster.peers() {
+            let _ = peer.queue.push_control(&message);
+        }
+    }
+
+    /// Asks the node of `pid` to do `op`, and waits for its answer.
+    pub(crate) async fn forward(
+        &self,
+        node: &NodeInner,
+        pid: &Pid,
+        op: ForwardOp,
+        name: &str,
+    ) -> Result<ForwardResult, GlobalError> {
+        let no_connection = || GlobalError::NoConnection {
+            node: pid.node().to_owned(),
+        };
+        let peer = node
+            .cluster
+            .get()
+            .and_then(|cluster| cluster.peer(pid.node()))
+            .ok_or_else(no_connection)?;
+        if peer.incarnation != pid.incarnation() {
+            return Err(GlobalError::NoProc { pid: pid.clone() });
+        }
+        let (tx, rx) = oneshot::channel();
+        let id = {
+            let mut state = self.state();
+            let id = state.next_id();
+            state.forwards.insert(id, (peer.id.as_arc(), tx));
+            id
+        };
+        let message = WireMessage::Global(Box::new(GlobalMessage::Forward { id, op }));
+        if peer.queue.push_control(&message).is_err() || peer.is_closed() {
+            self.state().forwards.remove(&id);
+            return Err(no_connection());
+        }
+        drop(peer);
+        let answer = crate::server::deadline::Deadline::after(GLOBAL_TIMEOUT)
+            .run(async { rx.await })
+            .await;
+        match answer {
+            Some(Ok(result)) => Ok(result),
+            Some(Err(_)) => Err(no_connection()),
+            None => {
+                self.state().forwards.remove(&id);
+                Err(GlobalError::Timeout {
+                    name: name.to_owned(),
+                    timeout: GLOBAL_TIMEOUT,
+                })
+            }
+        }
+    }
+
+    /// The process `pid` of this node ended holding `names` and member of `groups`: they
+    /// are released here and on every peer, before its links and monitors hear of its
+    /// end.
+    pub(crate) fn process_ended(
+        &self,
+        node: &NodeInner,
+        pid: &Pid,
+        names: &[Arc<str>],
+        groups: &[Arc<str>],
+    ) {
+        let _state = self.state();
+        for name in names {
+            if self.names().release(name, pid) {
+                self.broadcast(
+                    node,
+                    GlobalMessage::Unregistered {
+                        name: name.to_string(),
+                        serial: pid.serial(),
+                    },
+                );
+                self.events.publish(GlobalEvent::Unregistered {
+                    name: name.to_string(),
+                    pid: pid.clone(),
+                });
+            }
+        }
+        for group in groups {
+            if self.groups().remove(group, pid) {
+                self.broadcast(
+                    node,
+                    GlobalMessage::Left {
+                        group: group.to_string(),
+                        serial: pid.serial(),
+                    },
+                );
+                self.events.publish(GlobalEvent::Left {
+                    group: group.to_string(),
+                    pid: pid.clone(),
+                });
+            }
+        }
+    }
+
+    /// Claims in progress, forwards awaited, and tables' sizes: for leak checks.
+    pub(crate) fn pending(&self) -> (usize, usize) {
+        let state = self.state();
+        (
+            state.claims.len() + state.claimed.len(),
+            state.forwards.len(),
+        )
+    }
+}
+
+/// Runs an operation a peer forwarded for one of this node's processes, and answers.
+fn forwarded(node: &Arc<NodeInner>, peer: &Arc<Peer>, id: u64, op: ForwardOp) {
+    let weak = Arc::downgrade(peer);
+    let (name, incarnation) = (node.name.clone(), node.incarnation);
+    let pid = move |serial| Pid::new(name.clone(), incarnation, serial);
+    let task = {
+        let node = node.clone();
+        async move {
+            let result = match op {
+                ForwardOp::Register { name, serial } => {
+                    match node.global.register(&node, &name, &pid(serial)).await {
+                        Ok(()) => ForwardResult::Done(true),
+                        Err(error) => error.into(),
+                    }
+                }
+                ForwardOp::Unregister { name, serial } => {
+                    ForwardResult::Done(node.global.unregister(&node, &name, &pid(serial)))
+                }
+                ForwardOp::Join { group, serial } => {
+                    match node.global.join(&node, &group, &pid(serial)) {
+                        Ok(changed) => ForwardResult::Done(changed),
+                        Err(error) => error.into(),
+                    }
+                }
+                ForwardOp::Leave { group, serial } => {
+                    ForwardResult::Done(node.global.leave(&node, &group, &pid(serial)))
+                }
+            };
+            if let Some(peer) = weak.upgrade() {
+                let answer = GlobalMessage::Forwarded { id, result };
+                let _ = peer
+                    .queue
+                    .push_control(&WireMessage::Global(Box::new(answer)));
+            }
+        }
+    };
+    node.executors.spawn(task).detach();
+}
+
+impl From<GlobalError> for ForwardResult {
+    fn from(error: GlobalError) -> Self {
+        match error {
+            GlobalError::Taken { holder, .. } => ForwardResult::Taken(holder),
+            GlobalError::NoProc { .. } => ForwardResult::NoProc,
+            GlobalError::Timeout { .. } => ForwardResult::Timeout,
+            GlobalError::NoConnection { .. } | GlobalError::ShuttingDown => {
+                ForwardResult::ShuttingDown
+            }
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! What nodes tell each other about global names and process groups: the
+//! `WireMessage::Global` frames (see the module docs of `global` for the protocol).
+
+use serde::{Deserialize, Serialize};
+
+use crate::Pid;
+
+/// One message of the global registry's protocol.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum GlobalMessage {
+    /// Part of what the sender's own processes hold: sent first on every new connection,
+    /// in parts of at most [`SYNC_PART`] records.
+    Sync {
+        /// Names held by the sender's processes.
+        names: Vec<NameRecord>,
+        /// Groups the sender's processes are members of.
+        groups: Vec<GroupRecord>,
+    },
+    /// The sender asks to register `name`: the receiver answers with a `Grant`, at once or,
+    /// if it has an earlier claim of its own to the name, once that claim is settled.
+    Claim {
+        /// The sender's id for the claim, echoed in the `Grant`.
+        id: u64,
+        /// The name.
+        name: String,
+        /// The claim's logical time (the sender's Lamport clock).
+        time: u64,
+    },
+    /// The receiver's claim `id` may go ahead as far as the sender is concerned.
+    Grant {
+        /// The claim's id.
+        id: u64,
+    },
+    /// A process of the sender now holds a name.
+    Registered(NameRecord),
+    /// A process of the sender no longer holds a name.
+    Unregistered {
+        /// The name.
+        name: String,
+        /// The process (its serial on the sender).
+        serial: u64,
+    },
+    /// A process of the sender joined a group.
+    Joined {
+        /// The group.
+        group: String,
+        /// The process.
+        serial: u64,
+    },
+    /// A process of the sender left a group.
+    Left {
+        /// The group.
+        group: String,
+        /// The process.
+        serial: u64,
+    },
+    /// An operation on a process of the receiver, asked by another node.
+    Forward {
+        /// The sender's id for it, echoed in `Forwarded`.
+        id: u64,
+        /// What to do.
+        op: ForwardOp,
+    },
+    /// The answer to a `Forward`.
+    Forwarded {
+        /// The request's id.
+        id: u64,
+        /// What became of it.
+        result: ForwardResult,
+    },
+}
+
+/// Records per `Sync` message.
+pub(crate) const SYNC_PART: usize = 4096;
+
+/// A name held by a process of the sender.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct NameRecord {
+    /// The name.
+    pub(crate) name: String,
+    /// The process.
+    pub(crate) serial: u64,
+    /// The logical time of its registration (with the owner's node id, its stamp).
+    pub(crate) time: u64,
+    /// The behaviour the process runs: its name.
+    pub(crate) behavior: String,
+    /// The FNV-1a hash of the behaviour's name, 0 for a local-only behaviour.
+    pub(crate) hash: u32,
+}
+
+/// The members of one group among the sender's processes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct GroupRecord {
+    /// The group.
+    pub(crate) group: String,
+    /// Its members (their serials).
+    pub(crate) serials: Vec<u64>,
+}
+
+/// An operation on a process of the receiving node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum ForwardOp {
+    /// Register the process under a global name.
+    Register {
+        /// The name.
+        name: String,
+        /// The process.
+        serial: u64,
+    },
+    /// Remove a global name if the process holds it.
+    Unregister {
+        /// The name.
+        name: String,
+        /// The process.
+        serial: u64,
+    },
+    /// Make the process a member of a group.
+    Join {
+        /// The group.
+        group: String,
+        /// The process.
+        serial: u64,
+    },
+    /// Remove the process from a group.
+    Leave {
+        /// The group.
+        group: String,
+        /// The process.
+        serial: u64,
+    },
+}
+
+/// What became of a forwarded operation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum ForwardResult {
+    /// Done; `true` if it changed something.
+    Done(bool),
+    /// The name is held by another process.
+    Taken(Pid),
+    /// The process is not running.
+    NoProc,
+    /// The cluster did not settle the name in time.
+    Timeout,
+    /// The node is shutting down.
+    ShuttingDown,
+}

@@ -1,0 +1,175 @@
+//! The global side of `Node`: cluster-wide names and process groups (see `global`).
+
+use super::Node;
+use crate::error::{GlobalError, LookupError};
+use crate::events::Subscription;
+use crate::global::protocol::{ForwardOp, ForwardResult};
+use crate::global::GlobalEvent;
+use crate::server::{GenServer, NamedRef, ServerRef};
+use crate::Pid;
+
+/// A subscription to [`GlobalEvent`]s, from [`Node::global_events`].
+pub type GlobalEvents = Subscription<GlobalEvent>;
+
+impl Node {
+    /// Registers `name` for the process `pid` across the cluster: from now on every node
+    /// finds it under that name, with no round trip ([`whereis_global`](Self::whereis_global),
+    /// [`lookup_global`](Self::lookup_global), [`named_global`](Self::named_global)), until
+    /// it is unregistered, the process ends or its node is lost.
+    ///
+    /// The name is unique in the cluster: if any process holds it, or another node
+    /// registers it at the same moment and is settled first, this fails with
+    /// [`GlobalError::Taken`] (naming the holder). A process may hold several global names.
+    /// It runs on the process's node (a process of another node is registered there),
+    /// and takes one round trip to every connected node; it fails with
+    /// [`GlobalError::Timeout`] only if a connected node does not answer within
+    /// [`GLOBAL_TIMEOUT`](crate::GLOBAL_TIMEOUT). A local node ([`Node::new`]) is a cluster
+    /// of one. The protocol, and what happens to a name registered on both sides of a
+    /// partition, are described in [`global`](crate::global).
+    ///
+    /// ```
+    /// # use noex::{Ctx, GenServer, Node, ReplyTo};
+    /// # struct Cache;
+    /// # impl GenServer for Cache {
+    /// #     type Args = (); type Call = (); type Reply = (); type Cast = (); type Info = ();
+    /// #     type InitError = std::convert::Infallible;
+    /// #     async fn init(_: (), _: &mut Ctx<Self>) -> Result<Self, Self::InitError> { Ok(Cache) }
+    /// # }
+    /// use noex::GlobalError;
+    ///
+    /// let node = Node::new();
+    /// node.block_on(async {
+    ///     let cache = node.spawn::<Cache>(()).await.unwrap();
+    ///     node.register_global("cache", cache.pid()).await.unwrap();
+    ///     assert_eq!(node.whereis_global("cache").as_ref(), Some(cache.pid()));
+    ///
+    ///     let other = node.spawn::<Cache>(()).await.unwrap();
+    ///     let taken = node.register_global("cache", other.pid()).await;
+    ///     assert!(matches!(taken, Err(GlobalError::Taken { holder, .. }) if &holder == cache.pid()));
+    /// });
+    /// node.shutdown();
+    /// ```
+    pub async fn register_global(&self, name: &str, pid: &Pid) -> Result<(), GlobalError> {
+        self.inner.global.register(&self.inner, name, pid).await
+    }
+
+    /// Removes the global `name`, on the node of the process that holds it; returns that
+    /// process (`None` if nobody held the name).
+    pub async fn unregister_global(&self, name: &str) -> Result<Option<Pid>, GlobalError> {
+        let Some(pid) = self.whereis_global(name) else {
+            return Ok(None);
+        };
+        let global = &self.inner.global;
+        if pid.node() == self.name() {
+            return Ok(global.unregister(&self.inner, name, &pid).then_some(pid));
+        }
+        let op = ForwardOp::Unregister {
+            name: name.to_owned(),
+            serial: pid.serial(),
+        };
+        match global.forward(&self.inner, &pid, op, name).await? {
+            ForwardResult::Done(true) => Ok(Some(pid)),
+            _ => Ok(None),
+        }
+    }
+
+    /// The process holding the global `name`, from this node's replica (no round trip).
+    pub fn whereis_global(&self, name: &str) -> Option<Pid> {
+        self.inner.global.whereis(name)
+    }
+
+    /// The process holding the global `name`, as a typed reference to behaviour `B`.
+    ///
+    /// Fails with [`LookupError::NotFound`] if nobody holds it, and with
+    /// [`LookupError::WrongBehavior`] if its process runs another behaviour than `B`
+    /// (checked here: the registry knows every holder's behaviour).
+    pub fn lookup_global<B: GenServer>(&self, name: &str) -> Result<ServerRef<B>, LookupError> {
+        let not_found = || LookupError::NotFound(name.to_owned());
+        let (pid, behavior) = self.inner.global.entry(name).ok_or_else(not_found)?;
+        if pid.node() == self.name() {
+            return self.server_ref::<B>(&pid).map_err(|error| match error {
+                LookupError::WrongBehavior {
+                    expected, found, ..
+                } => LookupError::WrongBehavior {
+                    name: name.to_owned(),
+                    expected,
+                    found,
+                },
+                _ => not_found(),
+            });
+        }
+        let codec = B::__remote_codec()
+            .ok_or_else(|| LookupError::LocalOnly(std::any::type_name::<B>().to_owned()))?;
+        if codec.hash != behavior.hash {
+            return Err(LookupError::WrongBehavior {
+                name: name.to_owned(),
+                expected: codec.name.to_owned(),
+                found: behavior.name.to_string(),
+            });
+        }
+        self.remote_ref(&pid)
+    }
+
+    /// A reference that finds the holder of the global `name` at each use, from any node:
+    /// it keeps reaching the name's current owner when it is restarted, or moves.
+    pub fn named_global<B: GenServer>(&self, name: impl Into<String>) -> NamedRef<B> {
+        NamedRef::global(self.clone(), name.into())
+    }
+
+    /// Every global (name, pid) pair this node knows, sorted by name.
+    pub fn global_names(&self) -> Vec<(String, Pid)> {
+        self.inner.global.all()
+    }
+
+    /// Subscribes to changes of the global registry and groups, as this node sees them,
+    /// from now on.
+    pub fn global_events(&self) -> GlobalEvents {
+        self.inner.global.events.subscribe()
+    }
+
+    /// Makes `pid` a member of `group`, cluster-wide (through its node, as Erlang's `pg`
+    /// does: no lock, no round trip for a process of this node). A process is a member at
+    /// most once; `Ok(false)` if it was one already. It leaves its groups when it ends.
+    ///
+    /// ```
+    /// # use noex::{Ctx, GenServer, Node};
+    /// # struct Worker;
+    /// # impl GenServer for Worker {
+    /// #     type Args = (); type Call = (); type Reply = (); type Cast = (); type Info = ();
+    /// #     type InitError = std::convert::Infallible;
+    /// #     async fn init(_: (), _: &mut Ctx<Self>) -> Result<Self, Self::InitError> { Ok(Worker) }
+    /// # }
+    /// let node = Node::new();
+    /// node.block_on(async {
+    ///     let worker = node.spawn::<Worker>(()).await.unwrap();
+    ///     assert_eq!(node.join_group("workers", worker.pid()).await, Ok(true));
+    ///     assert_eq!(node.group_members("workers"), vec![worker.pid().clone()]);
+    /// });
+    /// node.shutdown();
+    /// ```
+    pub async fn join_group(&self, group: &str, pid: &Pid) -> Result<bool, GlobalError> {
+        self.inner.global.join_group(&self.inner, group, pid).await
+    }
+
+    /// Removes `pid` from `group`; `Ok(false)` if it was not a member.
+    pub async fn leave_group(&self, group: &str, pid: &Pid) -> Result<bool, GlobalError> {
+        self.inner.global.leave_group(&self.inner, group, pid).await
+    }
+
+    /// The members of `group` on every node, sorted.
+    pub fn group_members(&self, group: &str) -> Vec<Pid> {
+        self.inner.global.members(group)
+    }
+
+    /// The members of `group` on this node, sorted.
+    pub fn local_group_members(&self, group: &str) -> Vec<Pid> {
+        let mut members = self.group_members(group);
+        members.retain(|pid| pid.node() == self.name());
+        members
+    }
+
+    /// Every group with members, sorted.
+    pub fn groups(&self) -> Vec<String> {
+        self.inner.global.which_groups()
+    }
+}
