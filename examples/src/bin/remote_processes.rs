@@ -1,5 +1,6 @@
 //! A worker pool spread over a cluster: workers are spawned on other nodes, watched with
-//! monitors, and spawned again elsewhere when their node goes down.
+//! monitors, and spawned again elsewhere when their node goes down; they share a cache
+//! found by a global name, and a client finds them through a process group.
 //!
 //! Every node registers its behaviours before it listens
 //! (`ClusterConfig::register_behaviors`, the same as `noex::register_all!(node)`). The
@@ -8,15 +9,29 @@
 //! hands out tasks to them by turns. When a worker's node is lost, its monitor fires with
 //! `NoConnection` and the pool spawns the worker again on a node still up.
 //!
+//! The pool's node also starts a `Cache`, with `spawn_on_with` and
+//! `SpawnOptions::new().global_name("cache")`: the name is registered cluster-wide before
+//! the cache's `init` runs, and every node then finds the cache under it without asking
+//! anyone. Each worker writes its results there through `ctx.node().named_global("cache")`,
+//! a reference that looks the name up at each message, wherever the cache runs.
+//!
+//! Each worker joins the process group `"workers"` in its `init` (`join_group`, like
+//! Erlang's `pg`). Any node lists the members with `group_members` and turns them into
+//! typed references with `server_ref::<Worker>`; a worker leaves the group when it ends or
+//! its node is lost.
+//!
 //! # In one process
 //!
 //! ```text
 //! cargo run -p examples --bin remote_processes -- --local-cluster 3
 //! ```
 //!
-//! starts `node1` (the pool) and two worker nodes, spawns four workers, runs a batch of
-//! tasks, cuts one worker node off, shows its workers moving to the survivor, runs another
-//! batch, and exits (0 only if every task was answered).
+//! starts `node1` (the pool) and two worker nodes, starts the cache on `node2`, spawns
+//! four workers and runs a batch of tasks. `node1` then reads a result back from the cache
+//! by its global name, and `node2`, as a client, finds the four workers through the group
+//! and gives each one a task. Then the last worker node is cut off: its workers move to the
+//! survivor, the client sees the group lose the cut-off workers and gain the respawned
+//! ones, and a last batch runs. It exits 0 only if every step worked.
 //!
 //! # As several processes
 //!
@@ -26,14 +41,20 @@
 //! cargo run -p examples --bin remote_processes -- --name node1 --port 4370 --seed node2@127.0.0.1:4371 --pool 4
 //! ```
 //!
-//! The node with `--pool N` spawns N workers on the others and gives them a task every
-//! 200 ms; kill a worker node (Ctrl-C) and watch its workers come back on another one.
-//! All traffic stays on 127.0.0.1; every node of a cluster must use the same `--secret`.
+//! The node with `--pool N` starts the cache (on its own node, so that it outlives the
+//! worker nodes), spawns N workers on the others and gives them a task every 200 ms,
+//! printing the size of the group `"workers"` every ten tasks; kill a worker node (Ctrl-C)
+//! and watch its workers come back on another one. All traffic stays on 127.0.0.1; every
+//! node of a cluster must use the same `--secret`.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::time::Duration;
 
-use noex::{behavior, ClusterConfig, Ctx, ExitReason, Info, MonitorRef, Node, NodeId, ServerRef};
+use noex::{
+    behavior, ClusterConfig, Ctx, ExitReason, Info, MonitorRef, NamedRef, Node, NodeId, Pid,
+    ServerRef, SpawnOptions,
+};
 use serde::{Deserialize, Serialize};
 use smol::future::FutureExt;
 
@@ -41,6 +62,10 @@ use smol::future::FutureExt;
 const DEFAULT_SECRET: &str = "noex remote_processes demo";
 /// How long the demo waits for the cluster to do something.
 const DEMO_WAIT: Duration = Duration::from_secs(10);
+/// The global name of the cache.
+const CACHE: &str = "cache";
+/// The process group every worker joins.
+const WORKERS: &str = "workers";
 
 const USAGE: &str = "\
 usage: remote_processes --name NAME [--port PORT] [--seed NAME@HOST:PORT]... [--pool N] [--secret SECRET]
@@ -61,27 +86,78 @@ pub struct Task {
     pub n: u64,
 }
 
-/// Does tasks; runs on any node.
+/// The key under which the sum of 1 to `n` is cached.
+fn sum_key(n: u64) -> String {
+    format!("sum 1..={n}")
+}
+
+/// A cache of results, reached by its global name ([`CACHE`]) from any node.
+#[behavior(name = "cache")]
+pub struct Cache {
+    entries: BTreeMap<String, u64>,
+}
+
+#[behavior]
+impl Cache {
+    #[init]
+    fn init() -> Self {
+        Cache {
+            entries: BTreeMap::new(),
+        }
+    }
+
+    /// The value cached under `key`, if any.
+    #[call]
+    fn get(&self, key: String) -> Option<u64> {
+        self.entries.get(&key).copied()
+    }
+
+    /// Caches `value` under `key`.
+    #[cast]
+    fn put(&mut self, key: String, value: u64) {
+        self.entries.insert(key, value);
+    }
+}
+
+/// Does tasks; runs on any node, as a member of the group [`WORKERS`].
 #[behavior(name = "worker")]
 pub struct Worker {
     number: u32,
     done: u64,
+    /// The cache, whichever node holds its global name when a result is written.
+    cache: NamedRef<Cache>,
 }
 
 #[behavior]
 impl Worker {
+    /// Joins the group [`WORKERS`]; the worker leaves it when it ends or its node is lost.
     #[init]
-    fn init(number: u32) -> Self {
-        Worker { number, done: 0 }
+    async fn init(number: u32, ctx: &mut Ctx<Self>) -> Self {
+        let node = ctx.node();
+        if let Err(error) = node.join_group(WORKERS, ctx.pid()).await {
+            println!("worker {number} did not join {WORKERS:?}: {error}");
+        }
+        Worker {
+            number,
+            done: 0,
+            cache: node.named_global(CACHE),
+        }
     }
 
-    /// Does `task` and says who did it: (worker number, node, sum).
+    /// Does `task`, caches its result, and says who did it: (worker number, node, sum).
     #[call]
     async fn work(&mut self, task: Task, ctx: &mut Ctx<Self>) -> (u32, String, u64) {
         smol::Timer::after(Duration::from_millis(5)).await;
         self.done += 1;
+        let sum = (1..=task.n).sum();
+        if let Err(error) = self.cache.put(sum_key(task.n), sum) {
+            println!(
+                "worker {}: task {} not cached: {error}",
+                self.number, task.id
+            );
+        }
         let node = ctx.pid().node().to_owned();
-        (self.number, node, (1..=task.n).sum())
+        (self.number, node, sum)
     }
 }
 
@@ -334,28 +410,98 @@ async fn start(config: ClusterConfig) -> Result<(Node, String), String> {
     let node = Node::start(config)
         .await
         .map_err(|error| format!("the node did not start: {error}"))?;
-    let id = node.local_node_id().expect("a started node has an id");
-    let label = format!("[{}]", id.name());
-    println!("{label} listening as {id}");
+    let label = node_label(&node);
+    println!("{label} listening as {}", node.name());
     Ok((node, label))
+}
+
+/// How a node's lines start: `[node1]`.
+fn node_label(node: &Node) -> String {
+    let id = node.local_node_id().expect("a started node has an id");
+    format!("[{}]", id.name())
+}
+
+/// Calls `attempt` every 10 ms until it gives a value, for at most [`DEMO_WAIT`].
+async fn poll_for<T, F>(what: &str, mut attempt: impl FnMut() -> F) -> Result<T, String>
+where
+    F: Future<Output = Option<T>>,
+{
+    let polling = async {
+        loop {
+            if let Some(value) = attempt().await {
+                return Some(value);
+            }
+            smol::Timer::after(Duration::from_millis(10)).await;
+        }
+    };
+    let timeout = async {
+        smol::Timer::after(DEMO_WAIT).await;
+        None
+    };
+    polling
+        .or(timeout)
+        .await
+        .ok_or_else(|| format!("gave up after {DEMO_WAIT:?} waiting for {what}"))
 }
 
 /// Waits until `done` holds, for at most [`DEMO_WAIT`].
 async fn wait_for(what: &str, mut done: impl FnMut() -> bool) -> Result<(), String> {
-    let waiting = async {
-        while !done() {
-            smol::Timer::after(Duration::from_millis(10)).await;
-        }
-        true
-    };
-    let timeout = async {
-        smol::Timer::after(DEMO_WAIT).await;
-        false
-    };
-    match waiting.or(timeout).await {
+    poll_for(what, || std::future::ready(done().then_some(()))).await
+}
+
+/// Starts the cache on `on` (this node or another), under the global name [`CACHE`].
+async fn start_cache(node: &Node, on: &NodeId) -> Result<ServerRef<Cache>, String> {
+    let options = SpawnOptions::new().global_name(CACHE);
+    let cache = node
+        .spawn_on_with::<Cache>(on, (), options)
+        .await
+        .map_err(|error| format!("the cache did not start: {error}"))?;
+    println!(
+        "{} started the cache on {on} as global {CACHE:?}",
+        node_label(node)
+    );
+    Ok(cache)
+}
+
+/// Reads the cached sum of 1 to `n` from `node`, through the global name (waiting for the
+/// worker's write, a cast, to arrive), and checks it.
+async fn read_cache(node: &Node, n: u64) -> Result<(), String> {
+    let cache = &node.named_global::<Cache>(CACHE);
+    let key = &sum_key(n);
+    let what = format!("{key:?} in the cache");
+    let value = poll_for(&what, || async move {
+        cache.get(key.clone()).await.ok().flatten()
+    })
+    .await?;
+    let holder = node.whereis_global(CACHE).ok_or("the cache is gone")?;
+    println!(
+        "{} cache[{key:?}] = {value}, served by {} (found by its global name)",
+        node_label(node),
+        holder.node()
+    );
+    match value == (1..=n).sum() {
         true => Ok(()),
-        false => Err(format!("gave up after {DEMO_WAIT:?} waiting for {what}")),
+        false => Err(format!("the cache holds a wrong {key:?}: {value}")),
     }
+}
+
+/// What `client` finds in the group [`WORKERS`]: every member, each given one task (ids
+/// from `first_task`).
+async fn discover(client: &Node, first_task: u64) -> Result<Vec<Pid>, String> {
+    let label = node_label(client);
+    let members = client.group_members(WORKERS);
+    println!("{label} group {WORKERS:?} has {} members", members.len());
+    for (pid, id) in members.iter().zip(first_task..) {
+        let worker = client
+            .server_ref::<Worker>(pid)
+            .map_err(|error| format!("member {pid}: {error}"))?;
+        let (number, on, sum) = worker
+            .work(Task { id, n: id })
+            .await
+            .map_err(|error| format!("member {pid}, task {id}: {error}"))?;
+        println!("{label}   {pid} is worker {number} on {on}; task {id}: {sum}");
+    }
+    Ok(members)
 }
 
 /// One node in this process; with `--pool`, the pool too. Runs until killed.
@@ -378,6 +524,11 @@ async fn run_node(
         !node.connected_nodes().is_empty()
     })
     .await?;
+    // Another pool's node may hold the name already: its cache then serves this pool too.
+    let here = node.local_node_id().expect("started").clone();
+    if let Err(error) = start_cache(&node, &here).await {
+        println!("{label} {error}");
+    }
     let pool = node
         .spawn::<Pool>(label.clone())
         .await
@@ -396,12 +547,16 @@ async fn run_node(
             Ok(None) => println!("{label} task {id}: no worker could take it"),
             Err(error) => println!("{label} task {id}: {error}"),
         }
+        if id % 10 == 0 {
+            let members = node.group_members(WORKERS).len();
+            println!("{label} group {WORKERS:?} has {members} members");
+        }
     }
     Ok(())
 }
 
-/// `n` nodes in this process: the pool on the first, workers on the others; one worker
-/// node is cut off mid-way.
+/// `n` nodes in this process: the pool on the first, the cache and the client on the
+/// second, workers on the others; the last node is cut off mid-way.
 async fn local_cluster(n: usize, secret: &str) -> Result<(), String> {
     println!("--- starting {n} nodes; node1 runs the pool ---");
     let (first, label) = start(config("node1", 0, secret)).await?;
@@ -423,6 +578,10 @@ async fn demo(first: &Node, label: &str, others: &[Node], n: usize) -> Result<()
     for node in std::iter::once(first).chain(others) {
         wait_for("the full mesh", || node.connected_nodes().len() == n - 1).await?;
     }
+    let client = &others[0];
+    let lost = others.last().expect("n >= 2");
+    println!("--- the cache, under a global name ---");
+    start_cache(first, client.local_node_id().expect("started")).await?;
     let pool = first
         .spawn::<Pool>(label.to_owned())
         .await
@@ -435,31 +594,56 @@ async fn demo(first: &Node, label: &str, others: &[Node], n: usize) -> Result<()
         .await
         .map_err(|e| e.to_string())?;
     batch(&pool, label, 0).await?;
+    read_cache(first, 10).await?;
 
-    let lost = others.last().expect("n >= 2");
+    println!(
+        "--- {} finds the workers through the group ---",
+        client.name()
+    );
+    wait_for("the client to see four workers", || {
+        client.group_members(WORKERS).len() == 4
+    })
+    .await?;
+    let before = discover(client, 51).await?;
+
     let lost_id = lost.local_node_id().expect("started").clone();
     println!("--- {lost_id} is cut off (as if it crashed) ---");
+    // Cut from every node, as a crash would: each node then forgets the lost node's
+    // group members and global names (the lost node's processes run on, unreachable).
     lost.faults().refuse_connections(true);
-    first.faults().refuse_connections(true);
-    lost.faults()
-        .disconnect(first.local_node_id().expect("started"));
-    let moved = async {
-        loop {
-            let workers = pool.workers().await.unwrap_or_default();
-            if workers.len() == 4 && workers.iter().all(|(_, node)| *node != lost_id) {
-                return true;
-            }
-            smol::Timer::after(Duration::from_millis(10)).await;
-        }
-    };
-    let timeout = async {
-        smol::Timer::after(DEMO_WAIT).await;
-        false
-    };
-    if !moved.or(timeout).await {
-        return Err("the pool did not move its workers off the lost node".into());
+    for node in std::iter::once(first).chain(&others[..others.len() - 1]) {
+        lost.faults()
+            .disconnect(node.local_node_id().expect("started"));
+    }
+    let (pool_ref, lost_ref) = (&pool, &lost_id);
+    poll_for(
+        "the pool to move its workers off the lost node",
+        || async move {
+            let workers = pool_ref.workers().await.unwrap_or_default();
+            let moved = workers.len() == 4 && workers.iter().all(|(_, node)| node != lost_ref);
+            moved.then_some(())
+        },
+    )
+    .await?;
+    wait_for("the group to lose the cut-off workers", || {
+        let members = client.group_members(WORKERS);
+        members.len() == 4 && members.iter().all(|pid| pid.node() != lost.name())
+    })
+    .await?;
+    let after = client.group_members(WORKERS);
+    let left: Vec<&Pid> = before.iter().filter(|pid| !after.contains(pid)).collect();
+    let joined: Vec<&Pid> = after.iter().filter(|pid| !before.contains(pid)).collect();
+    println!(
+        "{} group {WORKERS:?}: {left:?} left with {lost_id}, {joined:?} joined",
+        node_label(client)
+    );
+    if left.len() != joined.len() || left.iter().any(|pid| pid.node() != lost.name()) {
+        return Err(format!(
+            "the group changed unexpectedly: {before:?} -> {after:?}"
+        ));
     }
     batch(&pool, label, 100).await?;
+    read_cache(first, 110).await?;
     for (number, node) in pool.workers().await.map_err(|e| e.to_string())? {
         println!("{label} worker {number} runs on {node}");
     }
