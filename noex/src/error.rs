@@ -421,6 +421,14 @@ pub enum GlobalError {
         /// How long it waited.
         timeout: Duration,
     },
+    /// The name (or group) is longer than [`MAX_NAME_LEN`](crate::global::MAX_NAME_LEN).
+    #[error("a name of {len} bytes (the limit is {max})")]
+    NameTooLong {
+        /// Its length in bytes.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
     /// The node is shutting down.
     #[error("the node is shutting down")]
     ShuttingDown,

@@ -107,7 +107,7 @@ pub use error::{
 };
 pub use events::{Events, LifecycleEvent, Subscription};
 pub use exit::ExitReason;
-pub use global::{GlobalEvent, GLOBAL_TIMEOUT};
+pub use global::{GlobalEvent, GLOBAL_TIMEOUT, MAX_NAME_LEN};
 pub use node::{
     ClusterEvents, Faults, GlobalEvents, Node, NodeBuilder, ProcessInfo, DEFAULT_STOP_GRACE,
 };

@@ -560,6 +560,7 @@ fn many_cycles_leave_no_names_groups_or_claims_behind() {
                 n.global_names().is_empty()
                     && n.groups().is_empty()
                     && n.faults().global_pending() == (0, 0)
+                    && n.faults().global_records() == 0
             })
         })
         .await;
@@ -616,6 +617,108 @@ fn a_spawn_with_a_global_name_registers_before_init_and_fails_if_the_name_is_hel
             local.map(|_| ())
         );
         assert_eq!(nodes[1].process_count(), count);
+        shutdown(nodes);
+    });
+}
+
+#[test]
+fn a_conflicts_loser_takes_over_where_the_winner_goes_first() {
+    run_blocking(async {
+        // a and c cannot reach each other; b reaches both.
+        let nodes = start_cluster(3).await;
+        let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
+        a.faults().partition(&id(c), true);
+        c.faults().partition(&id(a), true);
+        wait_connected(a, 1).await;
+        wait_connected(c, 1).await;
+        let on_a = counter(a, 0).await;
+        let on_c = counter(c, 0).await;
+        a.register_global("x", on_a.pid()).await.unwrap();
+        c.register_global("x", on_c.pid()).await.unwrap();
+        // b keeps one of them by the rule; the other waits there.
+        eventually("b to hear of both", || {
+            b.faults().global_records() == 2 && b.whereis_global("x").is_some()
+        })
+        .await;
+        let first = b.whereis_global("x").unwrap();
+        let (winner, loser) = match &first == on_a.pid() {
+            true => (&on_a, &on_c),
+            false => (&on_c, &on_a),
+        };
+        winner.stop(ExitReason::Normal).await.unwrap();
+        everywhere(&nodes[1..2], "x", Some(loser.pid())).await;
+        a.faults().partition(&id(c), false);
+        c.faults().partition(&id(a), false);
+        for node in &nodes {
+            wait_connected(node, 2).await;
+        }
+        everywhere(&nodes, "x", Some(loser.pid())).await;
+        let other = counter(b, 0).await;
+        let taken = b.register_global("x", other.pid()).await;
+        assert!(
+            matches!(&taken, Err(GlobalError::Taken { holder, .. }) if holder == loser.pid()),
+            "{taken:?}"
+        );
+        shutdown(nodes);
+    });
+}
+
+#[test]
+fn long_names_are_refused_and_large_tables_reach_a_node_with_small_frames() {
+    run_blocking(async {
+        let config = |name: &str| cluster_config(name).limits(4096, 1 << 20);
+        let a = Node::start(config("a")).await.unwrap();
+        let server = counter(&a, 0).await;
+        let too_long = "y".repeat(noex::MAX_NAME_LEN + 1);
+        assert_eq!(
+            a.register_global(&too_long, server.pid()).await,
+            Err(GlobalError::NameTooLong {
+                len: noex::MAX_NAME_LEN + 1,
+                max: noex::MAX_NAME_LEN
+            })
+        );
+        let mut held = Vec::new();
+        for i in 0..40 {
+            let server = counter(&a, 0).await;
+            let name = format!("{i:03}{}", "z".repeat(noex::MAX_NAME_LEN - 3));
+            a.register_global(&name, server.pid()).await.unwrap();
+            a.join_group(&name, server.pid()).await.unwrap();
+            held.push((name, server.pid().clone()));
+        }
+        let seed = id(&a).to_string();
+        let b = Node::start(config("b").seed(seed)).await.unwrap();
+        wait_connected(&b, 1).await;
+        eventually("b to learn every long name", || b.global_names() == held).await;
+        assert_eq!(b.groups().len(), 40);
+        assert_eq!(b.cluster_stats().reconnects, 0);
+        a.shutdown();
+        b.shutdown();
+    });
+}
+
+#[test]
+fn a_spawn_given_up_while_registering_its_global_name_tells_its_watchers() {
+    run_blocking(async {
+        let nodes = start_cluster(2).await;
+        let watcher = common::probe(&nodes[0], false).await;
+        // The peer hears nothing: the claim waits for its grant.
+        nodes[0].faults().silence(&id(&nodes[1]), true);
+        let options = SpawnOptions::new().name("svc").global_name("g");
+        let mut spawn = Box::pin(nodes[0].spawn_with::<Counter>(0, options));
+        assert!(futures_lite::future::poll_once(&mut spawn).await.is_none());
+        let pid = nodes[0].whereis("svc").expect("named before init");
+        let monitor = watcher.monitor(&pid).await;
+        drop(spawn);
+        assert_eq!(
+            watcher.next_seen().await,
+            common::Seen::Down {
+                monitor,
+                pid: pid.clone(),
+                reason: ExitReason::NoProc
+            }
+        );
+        assert_eq!(nodes[0].whereis("svc"), None);
+        assert_eq!(nodes[0].faults().global_pending(), (0, 0));
         shutdown(nodes);
     });
 }

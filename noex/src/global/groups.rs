@@ -57,22 +57,24 @@ impl Groups {
         names
     }
 
-    /// The memberships of processes of node `own`, as sent to a new peer.
-    pub(crate) fn local_records(&self, own: &str) -> Vec<GroupRecord> {
-        self.0
-            .iter()
-            .filter_map(|(group, members)| {
-                let serials: Vec<u64> = members
-                    .iter()
-                    .filter(|pid| pid.node() == own)
-                    .map(Pid::serial)
-                    .collect();
-                (!serials.is_empty()).then(|| GroupRecord {
+    /// The memberships of processes of node `own`, as sent to a new peer: at most `most`
+    /// members a record (a large group takes several).
+    pub(crate) fn local_records(&self, own: &str, most: usize) -> Vec<GroupRecord> {
+        let mut records = Vec::new();
+        for (group, members) in &self.0 {
+            let serials: Vec<u64> = members
+                .iter()
+                .filter(|pid| pid.node() == own)
+                .map(Pid::serial)
+                .collect();
+            for chunk in serials.chunks(most.max(1)) {
+                records.push(GroupRecord {
                     group: group.to_string(),
-                    serials,
-                })
-            })
-            .collect()
+                    serials: chunk.to_vec(),
+                });
+            }
+        }
+        records
     }
 
     /// Removes the members of `node` from every group.
@@ -100,6 +102,7 @@ impl Global {
         group: &str,
         pid: &Pid,
     ) -> Result<bool, GlobalError> {
+        super::check_name(group)?;
         if pid.node() == &*node.name {
             return self.join(node, group, pid);
         }

@@ -30,7 +30,9 @@
 //!    node has a greater stamp.
 //! 3. With every grant in, the claiming node looks at its replica: if the name is free it
 //!    registers it and tells every node (`Registered`), then sends the grants it kept
-//!    back. If not, the registration fails with `Taken`.
+//!    back. If not, the registration fails with `Taken`. A node that holds the name
+//!    itself sends its registration along with its grant, so a claimant whose replica
+//!    missed it learns of it in time.
 //!
 //! So of two concurrent claims to one name, the one with the smaller stamp is settled
 //! first, everywhere; the other is settled after its node has seen the first one's
@@ -38,6 +40,11 @@
 //! `Taken`. Exactly one wins. Claims of different names never wait for each other, and a
 //! registration costs one round trip to the slowest peer, with no cluster-wide lock:
 //! nothing waits for a node that is lost, whose grant is no longer awaited.
+//!
+//! The round covers the nodes each claimant is connected to. While a node is joining —
+//! connected to some members but not yet to all — it and a member it has not reached can
+//! both register one name; they meet moments later, and the conflict rule below keeps one.
+//! Names are at most [`MAX_NAME_LEN`] bytes (as Erlang's atoms).
 //!
 //! # Partitions: the conflict rule
 //!
@@ -49,7 +56,10 @@
 //! (`Unregistered`), and sends the losing process an exit signal from the winner with
 //! reason [`ExitReason::NameConflict`](crate::ExitReason::NameConflict): a process that
 //! does not trap exits ends; one that does receives `Info::Exit` and decides. Every node
-//! that sees the conflict publishes [`GlobalEvent::Conflict`].
+//! that sees the conflict publishes [`GlobalEvent::Conflict`]. A node that hears of the
+//! loser's registration keeps it aside until the loser's node withdraws it: should the
+//! winner go first (its process ends, its node is lost), the loser holds the name there as
+//! it does on its own node.
 //!
 //! # How stale a replica can be
 //!
@@ -80,8 +90,8 @@ use std::time::Duration;
 use event_listener::Event;
 
 use self::groups::Groups;
-use self::names::{Claim, Table};
-use self::protocol::{ForwardOp, ForwardResult, GlobalMessage, SYNC_PART};
+use self::names::{Change, Claim, Table};
+use self::protocol::{ForwardOp, ForwardResult, GlobalMessage, SYNC_BYTES};
 use crate::dist::peer::Peer;
 use crate::dist::wire::WireMessage;
 use crate::error::GlobalError;
@@ -95,6 +105,23 @@ pub(crate) use names::Behavior;
 /// fails with [`GlobalError::Timeout`]. A lost node's answer is not awaited past its
 /// loss, so this only bounds waits on a node that is connected but does not answer.
 pub const GLOBAL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How much longer than [`GLOBAL_TIMEOUT`] a forwarded operation waits for its answer.
+const FORWARD_MARGIN: Duration = Duration::from_secs(2);
+
+/// The longest global name or group name, in bytes (as Erlang's atoms).
+pub const MAX_NAME_LEN: usize = 255;
+
+/// Refuses a name longer than [`MAX_NAME_LEN`].
+fn check_name(name: &str) -> Result<(), GlobalError> {
+    match name.len() <= MAX_NAME_LEN {
+        true => Ok(()),
+        false => Err(GlobalError::NameTooLong {
+            len: name.len(),
+            max: MAX_NAME_LEN,
+        }),
+    }
+}
 
 /// A change of the global registry or of a process group, seen by one node (from
 /// [`Node::global_events`](crate::Node::global_events)).
@@ -227,34 +254,62 @@ impl Global {
         self.groups().names()
     }
 
-    /// Moves the clock past `time`; returns the clock.
+    /// Moves the clock past `time`. A time no clock reaches (past 2^62, from a peer that
+    /// misbehaves) is ignored, so the clock never wraps.
     fn observe(&self, time: u64) {
-        self.clock.fetch_max(time, Ordering::Relaxed);
+        if time < 1 << 62 {
+            self.clock.fetch_max(time, Ordering::Relaxed);
+        }
     }
 
     fn tick(&self) -> u64 {
         self.clock.fetch_add(1, Ordering::Relaxed) + 1
     }
 
-    /// A connection to `peer` is up: sends it what this node's processes hold, and the
-    /// claims this node is waiting on (the new node's grant is needed too). Runs before
-    /// the connection's reader takes anything.
+    /// A connection to `peer` is up: what an earlier connection to its node left is
+    /// cleared, then this node sends what its processes hold, and the claims it is waiting
+    /// on (the new node's grant is needed too). Runs before the connection's reader takes
+    /// anything.
     pub(crate) fn peer_up(&self, node: &NodeInner, peer: &Peer) {
         let mut state = self.state();
+        let id = peer.id.as_str();
+        self.forget_node(&mut state, id);
+        for claim in state.claims.values_mut() {
+            // Asked again over this connection by `claims_meet`.
+            claim.waiting.retain(|n| &**n != id);
+        }
+        let budget = node.cluster.get().map_or(SYNC_BYTES, |cluster| {
+            (cluster.config.max_frame_size / 4).clamp(1024, SYNC_BYTES)
+        });
         let own = node.name.as_ref();
         let names = self.names().local_records(own);
-        let groups = self.groups().local_records(own);
-        let (mut names, mut groups) = (names.into_iter(), groups.into_iter());
+        let groups = self.groups().local_records(own, budget / 10);
+        let (mut names, mut groups) = (names.into_iter().peekable(), groups.into_iter().peekable());
         // At least one part, so that the peer hears from this node even when it holds
-        // nothing.
+        // nothing; each part within the budget (and at least one record).
         loop {
-            let names: Vec<_> = names.by_ref().take(SYNC_PART).collect();
-            let groups: Vec<_> = groups.by_ref().take(SYNC_PART).collect();
-            let last = names.len() < SYNC_PART && groups.len() < SYNC_PART;
-            let sync = GlobalMessage::Sync { names, groups };
+            let (mut part, mut bytes) = (GlobalMessage::sync(), 0);
+            let GlobalMessage::Sync {
+                names: n,
+                groups: g,
+            } = &mut part
+            else {
+                unreachable!()
+            };
+            while let Some(record) = names.next_if(|r| n.is_empty() || bytes + r.size() <= budget) {
+                bytes += record.size();
+                n.push(record);
+            }
+            while let Some(record) =
+                groups.next_if(|r| n.len() + g.len() == 0 || bytes + r.size() <= budget)
+            {
+                bytes += record.size();
+                g.push(record);
+            }
+            let last = names.peek().is_none() && groups.peek().is_none();
             let _ = peer
                 .queue
-                .push_control(&WireMessage::Global(Box::new(sync)));
+                .push_control(&WireMessage::Global(Box::new(part)));
             if last {
                 break;
             }
@@ -263,16 +318,24 @@ impl Global {
     }
 
     /// The connection to `peer` is lost: its node's names and members leave the tables,
-    /// its grants are no longer awaited, and what was forwarded to it fails.
-    pub(crate) fn peer_down(&self, node: &NodeInner, peer: &Peer) {
+    /// its grants are no longer awaited, and what was forwarded to it fails. Nothing
+    /// happens if a newer connection to its node is up already (that one's `peer_up`
+    /// cleared what this one left).
+    pub(crate) fn peer_down(&self, node: &NodeInner, peer: &Arc<Peer>) {
         let mut state = self.state();
-        let lost = peer.id.as_str();
+        let current = node.cluster.get().and_then(|c| c.peer(peer.id.as_str()));
+        if current.is_some_and(|current| !Arc::ptr_eq(&current, peer)) {
+            return;
+        }
+        self.forget_node(&mut state, peer.id.as_str());
+        self.claims_lose(node, &mut state, peer);
+    }
+
+    /// Forgets what node `lost` held and what this node awaits of it, but its grants.
+    fn forget_node(&self, state: &mut State, lost: &str) {
         let removed = self.names().remove_node(lost);
-        for (name, pid) in removed {
-            self.events.publish(GlobalEvent::Unregistered {
-                name: name.to_string(),
-                pid,
-            });
+        for (name, pid, change) in removed {
+            self.released(&name, &pid, change);
         }
         let left = self.groups().remove_node(lost);
         for (group, pid) in left {
@@ -281,8 +344,11 @@ impl Global {
                 pid,
             });
         }
+        // Dropped answers: their callers learn the node is lost.
         state.forwards.retain(|_, (node, _)| &**node != lost);
-        self.claims_lose(node, &mut state, peer);
+        for claim in state.claims.values_mut() {
+            claim.deferred.retain(|(p, _)| p.id.as_str() != lost);
+        }
     }
 
     /// A message of the global protocol from `peer`.
@@ -310,9 +376,8 @@ impl Global {
             GlobalMessage::Registered(record) => self.merge(node, peer, record),
             GlobalMessage::Unregistered { name, serial } => {
                 let pid = peer.pid_of(serial);
-                if self.names().release(&name, &pid) {
-                    self.events.publish(GlobalEvent::Unregistered { name, pid });
-                }
+                let change = self.names().release(&name, &pid);
+                self.released(&name, &pid, change);
             }
             GlobalMessage::Joined { group, serial } => self.joined(peer, &group, serial),
             GlobalMessage::Left { group, serial } => {
@@ -386,7 +451,8 @@ impl Global {
             return Err(no_connection());
         }
         drop(peer);
-        let answer = crate::server::deadline::Deadline::after(GLOBAL_TIMEOUT)
+        // The node asked may take GLOBAL_TIMEOUT itself: its answer gets a margin.
+        let answer = crate::server::deadline::Deadline::after(GLOBAL_TIMEOUT + FORWARD_MARGIN)
             .run(async { rx.await })
             .await;
         match answer {
@@ -414,7 +480,8 @@ impl Global {
     ) {
         let _state = self.state();
         for name in names {
-            if self.names().release(name, pid) {
+            let change = self.names().release(name, pid);
+            if !matches!(change, Change::None) {
                 self.broadcast(
                     node,
                     GlobalMessage::Unregistered {
@@ -422,10 +489,7 @@ impl Global {
                         serial: pid.serial(),
                     },
                 );
-                self.events.publish(GlobalEvent::Unregistered {
-                    name: name.to_string(),
-                    pid: pid.clone(),
-                });
+                self.released(name, pid, change);
             }
         }
         for group in groups {
@@ -445,7 +509,12 @@ impl Global {
         }
     }
 
-    /// Claims in progress, forwards awaited, and tables' sizes: for leak checks.
+    /// Records in the name table, those of conflicts' losers included.
+    pub(crate) fn records(&self) -> usize {
+        self.names().records()
+    }
+
+    /// Claims in progress and forwards awaited: for leak checks.
     pub(crate) fn pending(&self) -> (usize, usize) {
         let state = self.state();
         (
@@ -500,9 +569,9 @@ impl From<GlobalError> for ForwardResult {
             GlobalError::Taken { holder, .. } => ForwardResult::Taken(holder),
             GlobalError::NoProc { .. } => ForwardResult::NoProc,
             GlobalError::Timeout { .. } => ForwardResult::Timeout,
-            GlobalError::NoConnection { .. } | GlobalError::ShuttingDown => {
-                ForwardResult::ShuttingDown
-            }
+            GlobalError::NoConnection { .. }
+            | GlobalError::ShuttingDown
+            | GlobalError::NameTooLong { .. } => ForwardResult::ShuttingDown,
         }
     }
 }

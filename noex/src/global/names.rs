@@ -51,49 +51,111 @@ pub(crate) struct Entry {
 }
 
 /// The replica of every global name.
+///
+/// Besides each name's holder, it keeps the registrations of other nodes that lost to the
+/// holder by the conflict rule and are not withdrawn yet (their nodes have not heard of the
+/// winner): should the holder go first, the next one holds the name here as it does on
+/// its own node. A conflict is the only way a name has more than one record.
 #[derive(Default)]
-pub(crate) struct Table(HashMap<Arc<str>, Entry>);
+pub(crate) struct Table {
+    held: HashMap<Arc<str>, Entry>,
+    shadows: HashMap<Arc<str>, Vec<Entry>>,
+}
+
+/// What a change of the table did to a name's holder.
+pub(crate) enum Change {
+    /// Nothing visible.
+    None,
+    /// `pid` holds the name now.
+    Held(Pid),
+    /// Nobody holds the name now.
+    Free,
+}
 
 impl Table {
     pub(crate) fn get(&self, name: &str) -> Option<&Entry> {
-        self.0.get(name)
+        self.held.get(name)
     }
 
     pub(crate) fn iter(&self) -> hash_map::Iter<'_, Arc<str>, Entry> {
-        self.0.iter()
+        self.held.iter()
     }
 
     /// The names held by processes of node `own`, as sent to a new peer.
     pub(crate) fn local_records(&self, own: &str) -> Vec<NameRecord> {
-        self.0
+        self.held
             .iter()
             .filter(|(_, entry)| entry.pid.node() == own)
             .map(|(name, entry)| record(name, entry))
             .collect()
     }
 
-    /// Removes the names held by processes of `node`.
-    pub(crate) fn remove_node(&mut self, node: &str) -> Vec<(Arc<str>, Pid)> {
-        let mut removed = Vec::new();
-        self.0.retain(|name, entry| {
-            let keep = entry.pid.node() != node;
-            if !keep {
-                removed.push((name.clone(), entry.pid.clone()));
-            }
-            keep
+    /// Removes every record of processes of `node`: the names it held, with their next
+    /// holders (if a shadowed record takes over).
+    pub(crate) fn remove_node(&mut self, node: &str) -> Vec<(Arc<str>, Pid, Change)> {
+        self.shadows.retain(|_, shadows| {
+            shadows.retain(|entry| entry.pid.node() != node);
+            !shadows.is_empty()
         });
-        removed
+        let lost: Vec<(Arc<str>, Pid)> = self
+            .held
+            .iter()
+            .filter(|(_, entry)| entry.pid.node() == node)
+            .map(|(name, entry)| (name.clone(), entry.pid.clone()))
+            .collect();
+        lost.into_iter()
+            .map(|(name, pid)| {
+                let change = self.release(&name, &pid);
+                (name, pid, change)
+            })
+            .collect()
     }
 
-    /// Removes `name` if `pid` holds it; `true` if it did.
-    pub(crate) fn release(&mut self, name: &str, pid: &Pid) -> bool {
-        match self.0.get(name) {
-            Some(entry) if entry.pid == *pid => {
-                self.0.remove(name);
-                true
-            }
-            _ => false,
+    /// Removes the record of `pid` for `name`; if it held the name, the next record (if
+    /// any) takes over.
+    pub(crate) fn release(&mut self, name: &str, pid: &Pid) -> Change {
+        if self.held.get(name).is_some_and(|entry| entry.pid == *pid) {
+            let (name, _) = self.held.remove_entry(name).expect("just seen");
+            return match self.next_shadow(&name) {
+                Some(next) => {
+                    let pid = next.pid.clone();
+                    self.held.insert(name, next);
+                    Change::Held(pid)
+                }
+                None => Change::Free,
+            };
         }
+        if let Some(shadows) = self.shadows.get_mut(name) {
+            shadows.retain(|entry| entry.pid != *pid);
+            if shadows.is_empty() {
+                self.shadows.remove(name);
+            }
+        }
+        Change::None
+    }
+
+    /// Takes the shadowed record of `name` with the smallest stamp.
+    fn next_shadow(&mut self, name: &str) -> Option<Entry> {
+        let shadows = self.shadows.get_mut(name)?;
+        let at = (0..shadows.len()).min_by(|&a, &b| shadows[a].stamp.cmp(&shadows[b].stamp))?;
+        let next = shadows.swap_remove(at);
+        if shadows.is_empty() {
+            self.shadows.remove(name);
+        }
+        Some(next)
+    }
+
+    /// Keeps `entry` as a record that lost to the holder of `name`.
+    fn shadow(&mut self, name: Arc<str>, entry: Entry) {
+        let shadows = self.shadows.entry(name).or_default();
+        if !shadows.iter().any(|e| e.pid == entry.pid) {
+            shadows.push(entry);
+        }
+    }
+
+    /// How many records the table holds, shadows included.
+    pub(crate) fn records(&self) -> usize {
+        self.held.len() + self.shadows.values().map(Vec::len).sum::<usize>()
     }
 }
 
@@ -113,10 +175,10 @@ pub(crate) struct Claim {
     time: u64,
     pid: Pid,
     /// The nodes whose grant is awaited.
-    waiting: Vec<Arc<str>>,
+    pub(super) waiting: Vec<Arc<str>>,
     /// Claims of other nodes to the name whose grant waits for this one: (their
     /// connection, their id).
-    deferred: Vec<(Arc<Peer>, u64)>,
+    pub(super) deferred: Vec<(Arc<Peer>, u64)>,
     done: Option<oneshot::Sender<Result<(), GlobalError>>>,
 }
 
@@ -162,6 +224,7 @@ impl Global {
         name: &str,
         pid: &Pid,
     ) -> Result<(), GlobalError> {
+        super::check_name(name)?;
         if pid.node() != &*node.name {
             let op = ForwardOp::Register {
                 name: name.to_owned(),
@@ -266,6 +329,17 @@ impl Global {
         time: u64,
     ) {
         self.observe(time);
+        // A name held here: the claimant hears of it before the grant, whatever its
+        // replica says (it may have dropped the record as a conflict's loser).
+        let held = self.names().get(name).and_then(|entry| {
+            (entry.pid.node() == &*node.name)
+                .then(|| GlobalMessage::Registered(record(name, entry)))
+        });
+        if let Some(held) = held {
+            let _ = peer
+                .queue
+                .push_control(&WireMessage::Global(Box::new(held)));
+        }
         if let Some(mine) = state.claimed.get(name).copied() {
             if let Some(claim) = state.claims.get_mut(&mine) {
                 if claim.precedes(&node.name, time, peer.id.as_str()) {
@@ -373,7 +447,7 @@ impl Global {
             behavior: Behavior::of(process.as_ref()),
         };
         let registered = GlobalMessage::Registered(record(name, &entry));
-        names.0.insert(name.clone(), entry);
+        names.held.insert(name.clone(), entry);
         drop(names);
         self.broadcast(node, registered);
         self.events.publish(GlobalEvent::Registered {
@@ -387,7 +461,8 @@ impl Global {
     /// `true` if it did.
     pub(crate) fn unregister(&self, node: &NodeInner, name: &str, pid: &Pid) -> bool {
         let _state = self.state();
-        if !self.names().release(name, pid) {
+        let change = self.names().release(name, pid);
+        if matches!(change, Change::None) {
             return false;
         }
         if let Some(process) = node.resolve(pid) {
@@ -400,10 +475,7 @@ impl Global {
                 serial: pid.serial(),
             },
         );
-        self.events.publish(GlobalEvent::Unregistered {
-            name: name.to_owned(),
-            pid: pid.clone(),
-        });
+        self.released(name, pid, change);
         true
     }
 
@@ -426,36 +498,67 @@ impl Global {
             },
         };
         let mut names = self.names();
-        let loser = match names.0.get(&name) {
+        let loser = match names.held.get(&name) {
             None => None,
             Some(held) if held.pid == pid => return,
             Some(held) if held.stamp <= entry.stamp => {
-                // The holder keeps it; the newcomer's node applies the same rule.
+                // The holder keeps it. The newcomer's node applies the same rule once it
+                // hears of the holder; until then its record waits here, in case the
+                // holder goes first.
+                let winner = held.pid.clone();
+                names.shadow(name.clone(), entry);
+                drop(names);
                 self.events.publish(GlobalEvent::Conflict {
                     name: name.to_string(),
-                    winner: held.pid.clone(),
+                    winner,
                     loser: pid,
                 });
                 return;
             }
             Some(held) => Some(held.pid.clone()),
         };
-        names.0.insert(name.clone(), entry);
-        drop(names);
-        match loser {
-            None => self.events.publish(GlobalEvent::Registered {
+        let replaced = names.held.insert(name.clone(), entry);
+        let Some(loser) = loser else {
+            drop(names);
+            self.events.publish(GlobalEvent::Registered {
                 name: name.to_string(),
                 pid,
+            });
+            return;
+        };
+        let local = loser.node() == &*node.name;
+        if let Some(replaced) = replaced.filter(|_| !local) {
+            // Withdrawn by its own node once it hears of the winner.
+            names.shadow(name.clone(), replaced);
+        }
+        drop(names);
+        self.events.publish(GlobalEvent::Conflict {
+            name: name.to_string(),
+            winner: pid.clone(),
+            loser: loser.clone(),
+        });
+        if local {
+            self.lost(node, &name, &loser, &pid);
+        }
+    }
+
+    /// Publishes what a release did to a name's holder.
+    pub(super) fn released(&self, name: &str, pid: &Pid, change: Change) {
+        match change {
+            Change::None => {}
+            Change::Free => self.events.publish(GlobalEvent::Unregistered {
+                name: name.to_owned(),
+                pid: pid.clone(),
             }),
-            Some(loser) => {
-                self.events.publish(GlobalEvent::Conflict {
-                    name: name.to_string(),
-                    winner: pid.clone(),
-                    loser: loser.clone(),
+            Change::Held(next) => {
+                self.events.publish(GlobalEvent::Unregistered {
+                    name: name.to_owned(),
+                    pid: pid.clone(),
                 });
-                if loser.node() == &*node.name {
-                    self.lost(node, &name, &loser, &pid);
-                }
+                self.events.publish(GlobalEvent::Registered {
+                    name: name.to_owned(),
+                    pid: next,
+                });
             }
         }
     }

@@ -9,7 +9,7 @@ use crate::Pid;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum GlobalMessage {
     /// Part of what the sender's own processes hold: sent first on every new connection,
-    /// in parts of at most [`SYNC_PART`] records.
+    /// in parts of at most [`SYNC_BYTES`] (or a quarter of the peer's frame limit).
     Sync {
         /// Names held by the sender's processes.
         names: Vec<NameRecord>,
@@ -70,8 +70,18 @@ pub(crate) enum GlobalMessage {
     },
 }
 
-/// Records per `Sync` message.
-pub(crate) const SYNC_PART: usize = 4096;
+/// The most a `Sync` part holds, roughly (see [`NameRecord::size`]).
+pub(crate) const SYNC_BYTES: usize = 64 * 1024;
+
+impl GlobalMessage {
+    /// An empty `Sync` part.
+    pub(crate) fn sync() -> Self {
+        GlobalMessage::Sync {
+            names: Vec::new(),
+            groups: Vec::new(),
+        }
+    }
+}
 
 /// A name held by a process of the sender.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,6 +98,13 @@ pub(crate) struct NameRecord {
     pub(crate) hash: u32,
 }
 
+impl NameRecord {
+    /// At least its encoded size.
+    pub(crate) fn size(&self) -> usize {
+        self.name.len() + self.behavior.len() + 32
+    }
+}
+
 /// The members of one group among the sender's processes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct GroupRecord {
@@ -95,6 +112,13 @@ pub(crate) struct GroupRecord {
     pub(crate) group: String,
     /// Its members (their serials).
     pub(crate) serials: Vec<u64>,
+}
+
+impl GroupRecord {
+    /// At least its encoded size.
+    pub(crate) fn size(&self) -> usize {
+        self.group.len() + 10 * self.serials.len() + 8
+    }
 }
 
 /// An operation on a process of the receiving node.

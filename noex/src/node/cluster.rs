@@ -153,6 +153,11 @@ impl Faults<'_> {
         }
     }
 
+    /// Records in this node's global name table, the losers of conflicts included.
+    pub fn global_records(&self) -> usize {
+        self.node.inner.global.records()
+    }
+
     /// Claims and forwarded operations of the global registry under way on this node.
     pub fn global_pending(&self) -> (usize, usize) {
         self.node.inner.global.pending()

@@ -268,8 +268,9 @@ pub(crate) async fn spawn<B: GenServer>(
     Err(failure)
 }
 
-/// A process not started yet, whose spawn may still fail or be dropped: ended without a
-/// trace (no event, no signal: it never ran) unless [`started`](Self::started).
+/// A process not started yet, whose spawn may still fail or be dropped: ended with reason
+/// `NoProc` (it never ran) unless [`started`](Self::started). Its local name made it
+/// visible meanwhile, so whoever linked to or monitored it is told.
 struct Unstarted<'a, B: GenServer> {
     node: &'a NodeInner,
     process: Option<Arc<Process<B>>>,
@@ -283,22 +284,9 @@ impl<B: GenServer> Unstarted<'_, B> {
 
 impl<B: GenServer> Drop for Unstarted<'_, B> {
     fn drop(&mut self) {
-        let Some(process) = self.process.take() else {
-            return;
-        };
-        let core = &process.core;
-        let Some(remains) = core.mark_exited(ExitReason::Killed) else {
-            return;
-        };
-        let pid = core.pid();
-        if let Some(name) = &remains.name {
-            self.node.registry.release(name, pid);
+        if let Some(process) = self.process.take() {
+            self.node.finalize(process.as_ref(), ExitReason::NoProc);
         }
-        let global = &self.node.global;
-        global.process_ended(self.node, pid, &remains.global_names, &remains.groups);
-        self.node.table.remove(pid.serial());
-        process.close_mailbox();
-        core.notify_exited();
     }
 }
 
