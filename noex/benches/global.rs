@@ -76,6 +76,17 @@ async fn idle(node: &Node, count: usize) -> Vec<Pid> {
     pids
 }
 
+/// A fixed pseudo-random permutation (xorshift), the same in every run.
+fn shuffle<T>(items: &mut [T]) {
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    for i in (1..items.len()).rev() {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        items.swap(i, (state % (i as u64 + 1)) as usize);
+    }
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
@@ -222,11 +233,13 @@ fn main() {
     ));
 
     // Lookups: the global replica against the local registry, with the same names.
-    let global_names: Vec<String> = nodes[2]
+    // Both in one shuffled order (the registry's keys are not laid out in name order).
+    let mut global_names: Vec<String> = nodes[2]
         .global_names()
         .into_iter()
         .map(|(name, _)| name)
         .collect();
+    shuffle(&mut global_names);
     let local_names = block_on_limit("local names", async {
         let pids = idle(&nodes[2], global_names.len()).await;
         for (name, pid) in global_names.iter().zip(&pids) {
@@ -242,8 +255,20 @@ fn main() {
         start.elapsed().as_nanos() as f64 / plan.lookups as f64
     };
     let node = nodes[2].clone();
-    let local = time_lookups(&|name| node.whereis(name), &local_names);
-    let global = time_lookups(&|name| node.whereis_global(name), &global_names);
+    // Alternated, five rounds each: the median of each.
+    let (mut global, mut local) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        global.push(time_lookups(
+            &|name| node.whereis_global(name),
+            &global_names,
+        ));
+        local.push(time_lookups(&|name| node.whereis(name), &local_names));
+    }
+    let median = |mut values: Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        values[values.len() / 2]
+    };
+    let (global, local) = (median(global), median(local));
     rows.push((
         format!(
             "lookup by name, {} names: global / local registry",

@@ -79,6 +79,7 @@
 //! group at most once; it leaves its groups when it ends.
 
 mod groups;
+mod key;
 mod names;
 pub(crate) mod protocol;
 
@@ -238,7 +239,7 @@ impl Global {
         let mut all: Vec<_> = self
             .names()
             .iter()
-            .map(|(name, entry)| (name.to_string(), entry.pid.clone()))
+            .map(|(name, entry)| (name.as_str().to_owned(), entry.pid.clone()))
             .collect();
         all.sort();
         all

@@ -5,6 +5,7 @@ use std::collections::hash_map;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::key::Key;
 use super::protocol::{ForwardOp, ForwardResult, GlobalMessage, NameRecord};
 use super::{Global, GlobalEvent, State, GLOBAL_TIMEOUT};
 use crate::dist::peer::Peer;
@@ -58,8 +59,8 @@ pub(crate) struct Entry {
 /// its own node. A conflict is the only way a name has more than one record.
 #[derive(Default)]
 pub(crate) struct Table {
-    held: HashMap<Arc<str>, Entry>,
-    shadows: HashMap<Arc<str>, Vec<Entry>>,
+    held: HashMap<Key, Entry>,
+    shadows: HashMap<Key, Vec<Entry>>,
 }
 
 /// What a change of the table did to a name's holder.
@@ -74,10 +75,10 @@ pub(crate) enum Change {
 
 impl Table {
     pub(crate) fn get(&self, name: &str) -> Option<&Entry> {
-        self.held.get(name)
+        self.held.get(name.as_bytes())
     }
 
-    pub(crate) fn iter(&self) -> hash_map::Iter<'_, Arc<str>, Entry> {
+    pub(crate) fn iter(&self) -> hash_map::Iter<'_, Key, Entry> {
         self.held.iter()
     }
 
@@ -86,7 +87,7 @@ impl Table {
         self.held
             .iter()
             .filter(|(_, entry)| entry.pid.node() == own)
-            .map(|(name, entry)| record(name, entry))
+            .map(|(name, entry)| record(name.as_str(), entry))
             .collect()
     }
 
@@ -101,7 +102,7 @@ impl Table {
             .held
             .iter()
             .filter(|(_, entry)| entry.pid.node() == node)
-            .map(|(name, entry)| (name.clone(), entry.pid.clone()))
+            .map(|(name, entry)| (Arc::from(name.as_str()), entry.pid.clone()))
             .collect();
         lost.into_iter()
             .map(|(name, pid)| {
@@ -114,9 +115,10 @@ impl Table {
     /// Removes the record of `pid` for `name`; if it held the name, the next record (if
     /// any) takes over.
     pub(crate) fn release(&mut self, name: &str, pid: &Pid) -> Change {
-        if self.held.get(name).is_some_and(|entry| entry.pid == *pid) {
-            let (name, _) = self.held.remove_entry(name).expect("just seen");
-            return match self.next_shadow(&name) {
+        let bytes = name.as_bytes();
+        if self.held.get(bytes).is_some_and(|entry| entry.pid == *pid) {
+            let (name, _) = self.held.remove_entry(bytes).expect("just seen");
+            return match self.next_shadow(name.as_bytes()) {
                 Some(next) => {
                     let pid = next.pid.clone();
                     self.held.insert(name, next);
@@ -125,17 +127,17 @@ impl Table {
                 None => Change::Free,
             };
         }
-        if let Some(shadows) = self.shadows.get_mut(name) {
+        if let Some(shadows) = self.shadows.get_mut(bytes) {
             shadows.retain(|entry| entry.pid != *pid);
             if shadows.is_empty() {
-                self.shadows.remove(name);
+                self.shadows.remove(bytes);
             }
         }
         Change::None
     }
 
     /// Takes the shadowed record of `name` with the smallest stamp.
-    fn next_shadow(&mut self, name: &str) -> Option<Entry> {
+    fn next_shadow(&mut self, name: &[u8]) -> Option<Entry> {
         let shadows = self.shadows.get_mut(name)?;
         let at = (0..shadows.len()).min_by(|&a, &b| shadows[a].stamp.cmp(&shadows[b].stamp))?;
         let next = shadows.swap_remove(at);
@@ -146,8 +148,8 @@ impl Table {
     }
 
     /// Keeps `entry` as a record that lost to the holder of `name`.
-    fn shadow(&mut self, name: Arc<str>, entry: Entry) {
-        let shadows = self.shadows.entry(name).or_default();
+    fn shadow(&mut self, name: &str, entry: Entry) {
+        let shadows = self.shadows.entry(Key::new(name)).or_default();
         if !shadows.iter().any(|e| e.pid == entry.pid) {
             shadows.push(entry);
         }
@@ -447,7 +449,7 @@ impl Global {
             behavior: Behavior::of(process.as_ref()),
         };
         let registered = GlobalMessage::Registered(record(name, &entry));
-        names.held.insert(name.clone(), entry);
+        names.held.insert(Key::new(name), entry);
         drop(names);
         self.broadcast(node, registered);
         self.events.publish(GlobalEvent::Registered {
@@ -498,7 +500,7 @@ impl Global {
             },
         };
         let mut names = self.names();
-        let loser = match names.held.get(&name) {
+        let loser = match names.held.get(name.as_bytes()) {
             None => None,
             Some(held) if held.pid == pid => return,
             Some(held) if held.stamp <= entry.stamp => {
@@ -506,7 +508,7 @@ impl Global {
                 // hears of the holder; until then its record waits here, in case the
                 // holder goes first.
                 let winner = held.pid.clone();
-                names.shadow(name.clone(), entry);
+                names.shadow(&name, entry);
                 drop(names);
                 self.events.publish(GlobalEvent::Conflict {
                     name: name.to_string(),
@@ -517,7 +519,7 @@ impl Global {
             }
             Some(held) => Some(held.pid.clone()),
         };
-        let replaced = names.held.insert(name.clone(), entry);
+        let replaced = names.held.insert(Key::new(&name), entry);
         let Some(loser) = loser else {
             drop(names);
             self.events.publish(GlobalEvent::Registered {
@@ -529,7 +531,7 @@ impl Global {
         let local = loser.node() == &*node.name;
         if let Some(replaced) = replaced.filter(|_| !local) {
             // Withdrawn by its own node once it hears of the winner.
-            names.shadow(name.clone(), replaced);
+            names.shadow(&name, replaced);
         }
         drop(names);
         self.events.publish(GlobalEvent::Conflict {
