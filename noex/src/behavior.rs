@@ -93,6 +93,8 @@ pub type SpawnFuture<'a> = Pin<Box<dyn Future<Output = Result<Pid, SpawnByNameEr
 pub struct SpawnParams {
     pub(crate) options: crate::SpawnOptions,
     pub(crate) remote: Option<Box<crate::server::spawn::RemoteSpawner>>,
+    /// A spawner of this node to link with before `init`.
+    pub(crate) linked: Option<std::sync::Arc<dyn crate::process::AnyProcess>>,
 }
 
 impl SpawnParams {
@@ -100,6 +102,7 @@ impl SpawnParams {
         SpawnParams {
             options,
             remote: None,
+            linked: None,
         }
     }
 }

@@ -36,6 +36,9 @@ pub struct Codec<B: GenServer> {
     pub(crate) decode_cast: Decode<B::Cast>,
     encode_info: Encode<B::Info>,
     pub(crate) decode_info: Decode<B::Info>,
+    /// Encodes the init arguments, for a spawn on another node by a process that knows
+    /// the behaviour only as `B` (a supervisor placing a child).
+    pub(crate) encode_args: Encode<B::Args>,
 }
 
 /// Appends a value, encoded, to a buffer.
@@ -69,6 +72,7 @@ where
     B::Reply: Serialize + DeserializeOwned,
     B::Cast: Serialize + DeserializeOwned,
     B::Info: Serialize + DeserializeOwned,
+    B::Args: Serialize,
 {
     Codec {
         name: B::NAME,
@@ -81,6 +85,7 @@ where
         decode_cast: decode::<B::Cast>,
         encode_info: encode::<B::Info>,
         decode_info: decode::<B::Info>,
+        encode_args: encode::<B::Args>,
     }
 }
 

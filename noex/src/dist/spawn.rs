@@ -510,6 +510,7 @@ impl Cluster {
                 monitor,
                 on_started: Box::new(on_started),
             })),
+            linked: None,
         };
         let local = Node::from_inner(node.clone());
         let pid = match (entry.spawn)(&local, &args, params).await {

@@ -138,6 +138,23 @@ impl Node {
         let entry = self.inner.behaviors.find(name)?;
         (entry.spawn)(self, args, SpawnParams::local(options)).await
     }
+
+    /// [`spawn_by_name_with`](Self::spawn_by_name_with), linked to `spawner` (a process
+    /// of this node) before `init` runs.
+    pub(crate) async fn spawn_by_name_linked(
+        &self,
+        name: &str,
+        args: &[u8],
+        options: SpawnOptions,
+        spawner: Option<std::sync::Arc<dyn crate::process::AnyProcess>>,
+    ) -> Result<Pid, SpawnByNameError> {
+        let entry = self.inner.behaviors.find(name)?;
+        let params = SpawnParams {
+            linked: spawner,
+            ..SpawnParams::local(options)
+        };
+        (entry.spawn)(self, args, params).await
+    }
 }
 
 /// Two type names in a stable order, so the error reads the same on every run.

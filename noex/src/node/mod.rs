@@ -283,9 +283,10 @@ impl Node {
         args: B::Args,
         params: crate::behavior::SpawnParams,
     ) -> Result<ServerRef<B>, SpawnError<B::InitError>> {
-        let relation = match params.remote {
-            Some(remote) => Relation::Remote(remote),
-            None => Relation::None,
+        let relation = match (params.remote, &params.linked) {
+            (Some(remote), _) => Relation::Remote(remote),
+            (None, Some(spawner)) => Relation::Link(spawner.core()),
+            (None, None) => Relation::None,
         };
         spawn::spawn(&self.inner, args, params.options, relation).await
     }

@@ -119,58 +119,11 @@ impl Node {
         options: SpawnOptions,
     ) -> Result<Pid, RemoteSpawnError> {
         if self.local_node_id() == Some(node) {
-            use crate::behavior::SpawnByNameError as E;
             let init_timeout = options.init_timeout.unwrap_or_default();
             return self
                 .spawn_by_name_with(behavior, args, options)
                 .await
-                .map_err(|error| match error {
-                    E::NotFound(behavior) => RemoteSpawnError::BehaviorNotFound {
-                        behavior,
-                        node: node.clone(),
-                    },
-                    E::LocalOnly(behavior) => RemoteSpawnError::LocalOnly { behavior },
-                    E::BadArgs {
-                        behavior,
-                        args_type,
-                        error,
-                    } => RemoteSpawnError::BadArgs {
-                        behavior,
-                        node: node.clone(),
-                        args_type: args_type.to_owned(),
-                        error,
-                    },
-                    E::InitFailed { behavior, error } => RemoteSpawnError::InitFailed {
-                        behavior,
-                        node: node.clone(),
-                        error,
-                    },
-                    E::InitPanicked { behavior, message } => RemoteSpawnError::InitPanicked {
-                        behavior,
-                        node: node.clone(),
-                        message,
-                    },
-                    E::InitTimeout { behavior } => RemoteSpawnError::InitTimeout {
-                        behavior,
-                        node: node.clone(),
-                        timeout: init_timeout,
-                    },
-                    E::NameTaken { name, holder } => RemoteSpawnError::NameTaken {
-                        name,
-                        node: node.clone(),
-                        holder,
-                    },
-                    E::Exited { behavior, reason } => RemoteSpawnError::Exited {
-                        behavior,
-                        node: node.clone(),
-                        reason,
-                    },
-                    E::RegistrationTimeout { name } => RemoteSpawnError::RegistrationTimeout {
-                        name,
-                        node: node.clone(),
-                    },
-                    E::NodeDown => RemoteSpawnError::NodeShuttingDown { node: node.clone() },
-                });
+                .map_err(|error| by_name_error(node, init_timeout, error));
         }
         self.spawn_remote(node, behavior, args, &options, None)
             .await
@@ -253,6 +206,36 @@ impl<P: GenServer> Ctx<P> {
         Ok(here.remote_server::<C>(&pid))
     }
 
+    /// Spawns the behaviour registered as `behavior` on `node` — this node included — with
+    /// postcard-encoded init arguments, linked to this process atomically (as
+    /// [`spawn_link_on`](Self::spawn_link_on)): for code that knows a behaviour by name
+    /// only, such as a supervisor's child spec made with
+    /// [`ChildSpec::by_name`](crate::ChildSpec::by_name).
+    pub async fn spawn_link_by_name_on_with(
+        &mut self,
+        node: &NodeId,
+        behavior: &str,
+        args: &[u8],
+        options: SpawnOptions,
+    ) -> Result<Pid, RemoteSpawnError> {
+        let here = self.node();
+        if here.local_node_id().is_none_or(|id| id == node) {
+            let init_timeout = options.init_timeout.unwrap_or_default();
+            let me = here.inner.resolve(self.pid());
+            return here
+                .spawn_by_name_linked(behavior, args, options, me)
+                .await
+                .map_err(|error| by_name_error(node, init_timeout, error));
+        }
+        let tie = Tie {
+            process: self.pid().serial(),
+            link: true,
+            monitor: None,
+        };
+        here.spawn_remote(node, behavior, args, &options, Some(tie))
+            .await
+    }
+
     /// Spawns a process of behaviour `C` on `node`, monitored by this one, atomically (the
     /// monitor exists before `init` runs there). If `init` fails, the spawn returns the
     /// error and no `Down` arrives. On this node's own id,
@@ -285,6 +268,54 @@ impl<P: GenServer> Ctx<P> {
             .spawn_remote(node, C::NAME, &args, &options, Some(tie))
             .await?;
         Ok((here.remote_server::<C>(&pid), monitor))
+    }
+}
+
+/// A local spawn by name's error, as a spawn on this node through the remote API reports
+/// it.
+fn by_name_error(
+    node: &NodeId,
+    init_timeout: Duration,
+    error: crate::behavior::SpawnByNameError,
+) -> RemoteSpawnError {
+    use crate::behavior::SpawnByNameError as E;
+    let node = node.clone();
+    match error {
+        E::NotFound(behavior) => RemoteSpawnError::BehaviorNotFound { behavior, node },
+        E::LocalOnly(behavior) => RemoteSpawnError::LocalOnly { behavior },
+        E::BadArgs {
+            behavior,
+            args_type,
+            error,
+        } => RemoteSpawnError::BadArgs {
+            behavior,
+            node,
+            args_type: args_type.to_owned(),
+            error,
+        },
+        E::InitFailed { behavior, error } => RemoteSpawnError::InitFailed {
+            behavior,
+            node,
+            error,
+        },
+        E::InitPanicked { behavior, message } => RemoteSpawnError::InitPanicked {
+            behavior,
+            node,
+            message,
+        },
+        E::InitTimeout { behavior } => RemoteSpawnError::InitTimeout {
+            behavior,
+            node,
+            timeout: init_timeout,
+        },
+        E::NameTaken { name, holder } => RemoteSpawnError::NameTaken { name, node, holder },
+        E::Exited { behavior, reason } => RemoteSpawnError::Exited {
+            behavior,
+            node,
+            reason,
+        },
+        E::RegistrationTimeout { name } => RemoteSpawnError::RegistrationTimeout { name, node },
+        E::NodeDown => RemoteSpawnError::NodeShuttingDown { node },
     }
 }
 

@@ -4,6 +4,7 @@ use std::any::{Any, TypeId};
 
 use thiserror::Error;
 
+use super::placement::{DistributionStats, NodeSelector};
 use super::spec::{ChildKind, ChildSpec, Restart};
 use super::Supervisor;
 use crate::error::CallError;
@@ -61,6 +62,8 @@ pub struct ChildInfo {
     pub id: String,
     /// Its current pid; `None` while it is not running.
     pub pid: Option<Pid>,
+    /// The node it runs on (its pid's); `None` while it is not running.
+    pub node: Option<String>,
     /// Worker or supervisor.
     pub kind: ChildKind,
     /// Its restart type.
@@ -115,6 +118,9 @@ pub enum SupervisorError {
     /// The request does not apply to a simple_one_for_one supervisor.
     #[error("not supported by a simple_one_for_one supervisor")]
     SimpleOneForOne,
+    /// The request is for a distributed supervisor (one with a node selector).
+    #[error("not a distributed supervisor")]
+    NotDistributed,
     /// Only a simple_one_for_one supervisor starts children from a template.
     #[error("only a simple_one_for_one supervisor starts children from a template")]
     NotSimple,
@@ -139,6 +145,8 @@ pub enum Request {
     Delete(String),
     Which,
     Count,
+    SetSelector(NodeSelector),
+    Distribution,
 }
 
 /// A supervisor's answer (the `Reply` type of [`Supervisor`]).
@@ -148,6 +156,7 @@ pub enum Response {
     Done(Result<(), SupervisorError>),
     Children(Vec<ChildInfo>),
     Counts(ChildCounts),
+    Distribution(Result<DistributionStats, SupervisorError>),
 }
 
 impl ServerRef<Supervisor> {
@@ -224,6 +233,22 @@ impl ServerRef<Supervisor> {
         match self.request(Request::Count).await? {
             Response::Counts(counts) => Ok(counts),
             _ => unreachable!("supervisor answered count_children with another response"),
+        }
+    }
+
+    /// Changes where a [`DistributedSupervisor`](crate::DistributedSupervisor) places the
+    /// children it starts from now on; fails with [`SupervisorError::NotDistributed`] on a
+    /// supervisor started without a selector.
+    pub async fn set_selector(&self, selector: NodeSelector) -> Result<(), SupervisorError> {
+        self.done(Request::SetSelector(selector)).await
+    }
+
+    /// What a [`DistributedSupervisor`](crate::DistributedSupervisor) did: restarts,
+    /// migrations, children per node.
+    pub async fn distribution(&self) -> Result<DistributionStats, SupervisorError> {
+        match self.request(Request::Distribution).await? {
+            Response::Distribution(stats) => stats,
+            _ => unreachable!("supervisor answered distribution with another response"),
         }
     }
 

@@ -38,7 +38,12 @@
 //!   down with `Shutdown`. A child stopped by the supervisor does not count.
 //! * **Names.** A child spec with a [`name`](ChildSpec::name) registers every incarnation
 //!   of the child under that name, so callers using [`Node::named`](crate::Node::named) reach
-//!   the current one.
+//!   the current one; with a [`global_name`](ChildSpec::global_name), callers on any node
+//!   ([`Node::named_global`](crate::Node::named_global)) do.
+//! * **Nodes.** A spec made with [`SupervisorSpec::distributed`] (a
+//!   [`DistributedSupervisor`]) places its children on the nodes of the cluster by a
+//!   [`NodeSelector`], and moves them when their node is lost; see [`placement`] for the
+//!   rules, partitions included.
 //!
 //! # Example
 //!
@@ -75,10 +80,11 @@
 //! ```
 
 mod client;
+pub mod placement;
+mod requests;
 mod shutdown;
 mod spec;
 
-use std::any::TypeId;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -91,12 +97,16 @@ use crate::{ExitReason, Pid};
 pub use client::{ChildCounts, ChildInfo, ChildKey, SupervisorError};
 #[doc(hidden)]
 pub use client::{Request, Response};
+pub use placement::{
+    Choose, DistributedSupervisor, DistributionStats, NodeSelector, MAJORITY_RETRY,
+};
 pub use spec::{
     AutoShutdown, ChildKind, ChildSpec, ChildTemplate, Restart, Shutdown, Strategy, SupervisorSpec,
     DEFAULT_MAX_RESTARTS, DEFAULT_RESTART_WINDOW, DEFAULT_WORKER_SHUTDOWN,
 };
 
-use spec::Started;
+use placement::Placement;
+use spec::{PlaceError, Started};
 
 /// Why a supervisor could not start.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -132,11 +142,34 @@ pub struct Supervisor {
     template: Option<ChildTemplate>,
     children: Vec<Child>,
     simple_serial: u64,
+    /// Where children go, for a distributed supervisor.
+    placement: Option<Placement>,
 }
 
 struct Child {
     spec: ChildSpec,
     pid: Option<Pid>,
+    /// Waiting for a distributed supervisor's next look at the cluster.
+    held: Option<Held>,
+}
+
+/// Why a distributed supervisor's child waits to be started again.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Held {
+    /// Lost with its node: it moves once this side sees a majority.
+    Migration,
+    /// Its restart failed (no node could take it, say): tried again.
+    Retry,
+}
+
+impl Child {
+    fn new(spec: ChildSpec, pid: Pid) -> Self {
+        Child {
+            spec,
+            pid: Some(pid),
+            held: None,
+        }
+    }
 }
 
 /// Restart intensity: at most `max` restarts within `within`.
@@ -206,8 +239,14 @@ fn validate_child(child: &ChildSpec, auto_shutdown: AutoShutdown) -> Result<(), 
     Ok(())
 }
 
-/// Starts one child, linked to the supervisor and registered under the spec's name.
-async fn start(ctx: &mut Ctx<Supervisor>, spec: &ChildSpec) -> Result<Started, String> {
+/// Starts one child, linked to the supervisor and registered under the spec's names: on
+/// the node `placement` picks (trying the next one while a node cannot take it), given the
+/// supervisor's running `children`; on the supervisor's node without placement.
+async fn start(
+    ctx: &mut Ctx<Supervisor>,
+    spec: &ChildSpec,
+    placement: Option<(&mut Placement, &[Child])>,
+) -> Result<Started, String> {
     let mut options = SpawnOptions::new()
         .supervised_by(ctx.pid().clone())
         .init_timeout(spec.init_timeout);
@@ -217,7 +256,34 @@ async fn start(ctx: &mut Ctx<Supervisor>, spec: &ChildSpec) -> Result<Started, S
     if let Some(name) = &spec.global_name {
         options = options.global_name(name.clone());
     }
-    (spec.start)(ctx, options).await
+    let node = ctx.node();
+    let (Some(place), Some((placement, children)), Some(here)) =
+        (&spec.place, placement, node.local_node_id().cloned())
+    else {
+        return (spec.start)(ctx, options).await;
+    };
+    let mut load = std::collections::HashMap::new();
+    for pid in children.iter().filter_map(|c| c.pid.as_ref()) {
+        *load.entry(pid.node().to_owned()).or_insert(0) += 1;
+    }
+    let mut excluded = Vec::new();
+    let mut last = "no node of the cluster can take it".to_owned();
+    while let Some(target) = placement.choose(&node, &load, &excluded) {
+        if target == here {
+            // Typed, and no need for the behaviour's registration here.
+            return (spec.start)(ctx, options).await;
+        }
+        match place(ctx, target.clone(), options.clone()).await {
+            Ok(started) => return Ok(started),
+            Err(PlaceError::Child(error)) => return Err(error),
+            Err(PlaceError::Node(error)) => {
+                tracing::warn!(supervisor = %ctx.pid(), node = %target, %error, "cannot place a child there; trying another node");
+                last = error;
+                excluded.push(target);
+            }
+        }
+    }
+    Err(last)
 }
 
 impl GenServer for Supervisor {
@@ -242,13 +308,15 @@ impl GenServer for Supervisor {
             template: spec.template,
             children: Vec::with_capacity(spec.children.len()),
             simple_serial: 0,
+            placement: spec.selector.map(Placement::new),
         };
         for child in spec.children {
-            match start(ctx, &child).await {
-                Ok(started) => supervisor.children.push(Child {
-                    spec: child,
-                    pid: Some(started.pid),
-                }),
+            let placement = supervisor
+                .placement
+                .as_mut()
+                .map(|p| (p, &supervisor.children[..]));
+            match start(ctx, &child, placement).await {
+                Ok(started) => supervisor.children.push(Child::new(child, started.pid)),
                 Err(error) => {
                     supervisor.stop_all(ctx).await;
                     return Err(SupervisorInitError::ChildStart {
@@ -277,6 +345,8 @@ impl GenServer for Supervisor {
             Request::Delete(id) => Response::Done(self.delete_child(id)),
             Request::Which => Response::Children(self.which_children()),
             Request::Count => Response::Counts(self.count_children()),
+            Request::SetSelector(selector) => Response::Done(self.set_selector(selector)),
+            Request::Distribution => Response::Distribution(self.distribution()),
         };
         reply.send(response);
     }
@@ -296,8 +366,11 @@ impl GenServer for Supervisor {
     }
 
     async fn handle_info(&mut self, info: Info<()>, ctx: &mut Ctx<Self>) {
-        if let Info::Exit { from, reason } = info {
-            self.child_exited(ctx, from, reason).await;
+        match info {
+            Info::Exit { from, reason } => self.child_exited(ctx, from, reason).await,
+            // The timer of children held back for want of a majority.
+            Info::Message(()) => self.start_held_back(ctx).await,
+            _ => {}
         }
     }
 
@@ -307,6 +380,12 @@ impl GenServer for Supervisor {
 }
 
 impl Supervisor {
+    /// Starts the child at `index` (see [`start`]).
+    async fn start_at(&mut self, ctx: &mut Ctx<Self>, index: usize) -> Result<Started, String> {
+        let placement = self.placement.as_mut().map(|p| (p, &self.children[..]));
+        start(ctx, &self.children[index].spec, placement).await
+    }
+
     fn position(&self, id: &str) -> Option<usize> {
         self.children.iter().position(|c| c.spec.id == id)
     }
@@ -323,6 +402,14 @@ impl Supervisor {
         self.children[index].pid = None;
         let spec = &self.children[index].spec;
         let id = spec.id.clone();
+        let lost_node = reason == ExitReason::NoConnection && pid.node() != ctx.pid().node();
+        if lost_node && restarts(spec.restart, &reason) && self.placement.is_some() {
+            // Decided on the view of the cluster a moment later, when the loss that took
+            // this node has taken the others it takes (see `placement`).
+            tracing::warn!(supervisor = %ctx.pid(), child = %id, %pid, "child lost with its node; it moves once a majority is seen");
+            self.hold_back(ctx, index, Held::Migration);
+            return;
+        }
         if restarts(spec.restart, &reason) {
             tracing::error!(supervisor = %ctx.pid(), child = %id, %pid, %reason, "child terminated; restarting");
             self.restart(ctx, &id).await;
@@ -347,8 +434,60 @@ impl Supervisor {
         }
     }
 
+    /// Starts the children held back for want of a majority, once this side sees one
+    /// (looking again every [`MAJORITY_RETRY`] until then).
+    async fn start_held_back(&mut self, ctx: &mut Ctx<Self>) {
+        let Some(placement) = self.placement.as_mut() else {
+            return;
+        };
+        placement.retry_armed = false;
+        if !self.children.iter().any(|c| c.held.is_some()) {
+            return;
+        }
+        if !placement.sees_majority(&ctx.node()) {
+            self.arm_retry(ctx);
+            return;
+        }
+        let held: Vec<(String, Held)> = self
+            .children
+            .iter_mut()
+            .filter_map(|c| Some((c.spec.id.clone(), c.held.take()?)))
+            .collect();
+        for (id, why) in held {
+            // Unless restarted meanwhile (with its group, or by request).
+            if self
+                .position(&id)
+                .is_some_and(|i| self.children[i].pid.is_none())
+            {
+                if let Some(placement) = self.placement.as_mut() {
+                    placement.migrations += u64::from(why == Held::Migration);
+                }
+                self.restart(ctx, &id).await;
+            }
+        }
+    }
+
+    /// Holds the child at `index` back until the next look at the cluster (a
+    /// distributed supervisor's).
+    fn hold_back(&mut self, ctx: &mut Ctx<Self>, index: usize, why: Held) {
+        self.children[index].held = Some(why);
+        self.arm_retry(ctx);
+    }
+
+    fn arm_retry(&mut self, ctx: &mut Ctx<Self>) {
+        if let Some(placement) = self.placement.as_mut() {
+            if !placement.retry_armed {
+                placement.retry_armed = true;
+                ctx.send_after((), MAJORITY_RETRY);
+            }
+        }
+    }
+
     /// Restarts the group of `id` (by strategy), counting one restart toward intensity.
     async fn restart(&mut self, ctx: &mut Ctx<Self>, id: &str) {
+        if let Some(placement) = self.placement.as_mut() {
+            placement.restarts += 1;
+        }
         if !self.intensity.allow(Instant::now()) {
             tracing::error!(
                 supervisor = %ctx.pid(),
@@ -389,7 +528,7 @@ impl Supervisor {
             let Some(i) = self.position(member) else {
                 continue;
             };
-            match start(ctx, &self.children[i].spec).await {
+            match self.start_at(ctx, i).await {
                 Ok(started) => {
                     tracing::info!(supervisor = %ctx.pid(), child = %member, pid = %started.pid, "child restarted");
                     self.publish(ctx, || LifecycleEvent::ChildRestarted {
@@ -406,6 +545,11 @@ impl Supervisor {
                         child: member.clone(),
                         error: error.clone(),
                     });
+                    if self.placement.is_some() {
+                        // Spaced out: the cluster may need a moment to offer a node.
+                        self.hold_back(ctx, i, Held::Retry);
+                        return;
+                    }
                     // Our own mailbox is open while we run.
                     let _ = ctx
                         .server_ref()
@@ -452,158 +596,6 @@ impl Supervisor {
         }
         for index in (0..self.children.len()).rev() {
             self.stop_child(ctx, index).await;
-        }
-    }
-
-    async fn start_child(
-        &mut self,
-        ctx: &mut Ctx<Self>,
-        spec: ChildSpec,
-    ) -> Result<(Pid, Box<dyn std::any::Any + Send>), SupervisorError> {
-        if self.strategy == Strategy::SimpleOneForOne {
-            return Err(SupervisorError::SimpleOneForOne);
-        }
-        if let Some(existing) = self.position(&spec.id).map(|i| &self.children[i]) {
-            return Err(match &existing.pid {
-                Some(pid) => SupervisorError::AlreadyStarted {
-                    id: spec.id,
-                    pid: pid.clone(),
-                },
-                None => SupervisorError::AlreadyPresent(spec.id),
-            });
-        }
-        validate_child(&spec, self.auto_shutdown).map_err(|error| {
-            SupervisorError::StartFailed {
-                id: spec.id.clone(),
-                error,
-            }
-        })?;
-        self.add_started(ctx, spec).await
-    }
-
-    async fn start_simple(
-        &mut self,
-        ctx: &mut Ctx<Self>,
-        args: Box<dyn std::any::Any + Send>,
-        behavior: TypeId,
-        behavior_name: &'static str,
-    ) -> Result<(Pid, Box<dyn std::any::Any + Send>), SupervisorError> {
-        let template = self.template.as_ref().ok_or(SupervisorError::NotSimple)?;
-        if template.behavior != behavior {
-            return Err(SupervisorError::WrongBehavior {
-                expected: template.behavior_name,
-                found: behavior_name,
-            });
-        }
-        self.simple_serial += 1;
-        let id = format!("{}-{}", template.id, self.simple_serial);
-        let spec = (template.instantiate)(id, args)
-            .expect("arguments of the template's own behaviour")
-            .restart(template.restart)
-            .shutdown(template.shutdown);
-        self.add_started(ctx, spec).await
-    }
-
-    /// Starts a child from a new spec and appends it.
-    async fn add_started(
-        &mut self,
-        ctx: &mut Ctx<Self>,
-        spec: ChildSpec,
-    ) -> Result<(Pid, Box<dyn std::any::Any + Send>), SupervisorError> {
-        match start(ctx, &spec).await {
-            Ok(started) => {
-                self.children.push(Child {
-                    spec,
-                    pid: Some(started.pid.clone()),
-                });
-                Ok((started.pid, started.server))
-            }
-            Err(error) => Err(SupervisorError::StartFailed { id: spec.id, error }),
-        }
-    }
-
-    async fn terminate_child(
-        &mut self,
-        ctx: &mut Ctx<Self>,
-        key: ChildKey,
-    ) -> Result<(), SupervisorError> {
-        let index = match &key {
-            ChildKey::Id(id) => self.position(id),
-            ChildKey::Pid(pid) => self
-                .children
-                .iter()
-                .position(|c| c.pid.as_ref() == Some(pid)),
-        }
-        .ok_or(SupervisorError::NotFound(key))?;
-        self.stop_child(ctx, index).await;
-        if self.strategy == Strategy::SimpleOneForOne
-            || self.children[index].spec.restart == Restart::Temporary
-        {
-            self.children.remove(index);
-        }
-        Ok(())
-    }
-
-    async fn restart_child(
-        &mut self,
-        ctx: &mut Ctx<Self>,
-        id: String,
-    ) -> Result<(Pid, Box<dyn std::any::Any + Send>), SupervisorError> {
-        if self.strategy == Strategy::SimpleOneForOne {
-            return Err(SupervisorError::SimpleOneForOne);
-        }
-        let index = self
-            .position(&id)
-            .ok_or_else(|| SupervisorError::NotFound(ChildKey::Id(id.clone())))?;
-        if self.children[index].pid.is_some() {
-            return Err(SupervisorError::Running(id));
-        }
-        match start(ctx, &self.children[index].spec).await {
-            Ok(started) => {
-                self.children[index].pid = Some(started.pid.clone());
-                Ok((started.pid, started.server))
-            }
-            Err(error) => Err(SupervisorError::StartFailed { id, error }),
-        }
-    }
-
-    fn delete_child(&mut self, id: String) -> Result<(), SupervisorError> {
-        if self.strategy == Strategy::SimpleOneForOne {
-            return Err(SupervisorError::SimpleOneForOne);
-        }
-        let index = self
-            .position(&id)
-            .ok_or_else(|| SupervisorError::NotFound(ChildKey::Id(id.clone())))?;
-        if self.children[index].pid.is_some() {
-            return Err(SupervisorError::Running(id));
-        }
-        self.children.remove(index);
-        Ok(())
-    }
-
-    fn which_children(&self) -> Vec<ChildInfo> {
-        self.children
-            .iter()
-            .map(|c| ChildInfo {
-                id: c.spec.id.clone(),
-                pid: c.pid.clone(),
-                kind: c.spec.kind,
-                restart: c.spec.restart,
-            })
-            .collect()
-    }
-
-    fn count_children(&self) -> ChildCounts {
-        let supervisors = self
-            .children
-            .iter()
-            .filter(|c| c.spec.kind == ChildKind::Supervisor)
-            .count();
-        ChildCounts {
-            specs: self.children.len(),
-            active: self.children.iter().filter(|c| c.pid.is_some()).count(),
-            supervisors,
-            workers: self.children.len() - supervisors,
         }
     }
 }

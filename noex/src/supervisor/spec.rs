@@ -7,9 +7,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::placement::NodeSelector;
 use super::Supervisor;
+use crate::error::RemoteSpawnError;
 use crate::server::{Ctx, GenServer, SpawnOptions};
-use crate::Pid;
+use crate::{NodeId, Pid};
 
 /// Which children a supervisor restarts when one fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -90,6 +92,35 @@ pub(crate) type StartFuture<'a> =
 pub(crate) type StartFn =
     Arc<dyn for<'a> Fn(&'a mut Ctx<Supervisor>, SpawnOptions) -> StartFuture<'a> + Send + Sync>;
 
+/// Why a child could not be started on a given node.
+pub(crate) enum PlaceError {
+    /// The node cannot take it (not reachable, the behaviour not registered there...):
+    /// another node may.
+    Node(String),
+    /// The child itself failed (its `init`, a taken name...).
+    Child(String),
+}
+
+/// The future of a [`PlaceFn`].
+pub(crate) type PlaceFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Started, PlaceError>> + Send + 'a>>;
+
+/// Starts one child on a given node, linked to its supervisor (see `placement`).
+pub(crate) type PlaceFn = Arc<
+    dyn for<'a> Fn(&'a mut Ctx<Supervisor>, NodeId, SpawnOptions) -> PlaceFuture<'a> + Send + Sync,
+>;
+
+/// Sorts a remote spawn's error: the node's fault, or the child's.
+fn place_error(error: RemoteSpawnError) -> PlaceError {
+    match error {
+        RemoteSpawnError::NodeNotReachable { .. }
+        | RemoteSpawnError::BehaviorNotFound { .. }
+        | RemoteSpawnError::NodeShuttingDown { .. }
+        | RemoteSpawnError::Timeout { .. } => PlaceError::Node(error.to_string()),
+        _ => PlaceError::Child(error.to_string()),
+    }
+}
+
 /// How to start, restart and stop one child.
 ///
 /// ```
@@ -120,6 +151,8 @@ pub struct ChildSpec {
     pub(crate) name: Option<String>,
     pub(crate) global_name: Option<String>,
     pub(crate) init_timeout: Option<Duration>,
+    /// How to start it on a given node, if it can cross nodes.
+    pub(crate) place: Option<PlaceFn>,
 }
 
 impl ChildSpec {
@@ -132,7 +165,64 @@ impl ChildSpec {
     {
         ChildSpec {
             id: id.into(),
+            place: place_fn::<B>(&args),
             start: start_fn::<B>(args),
+            restart: Restart::Permanent,
+            shutdown: DEFAULT_WORKER_SHUTDOWN,
+            kind: ChildKind::Worker,
+            significant: false,
+            name: None,
+            global_name: None,
+            init_timeout: Some(crate::DEFAULT_INIT_TIMEOUT),
+        }
+    }
+
+    /// A worker running the behaviour registered as `behavior`, started with
+    /// postcard-encoded init arguments: for a supervisor that knows its children by name
+    /// only (a [`DistributedSupervisor`](crate::DistributedSupervisor) places it on any
+    /// node where the behaviour is registered). Its `ServerRef` is not typed: the start
+    /// functions return its `Pid`.
+    pub fn by_name(id: impl Into<String>, behavior: impl Into<String>, args: Vec<u8>) -> ChildSpec {
+        let behavior: Arc<str> = Arc::from(behavior.into());
+        let args: Arc<[u8]> = Arc::from(args);
+        let (local_behavior, local_args) = (behavior.clone(), args.clone());
+        let start: StartFn = Arc::new(move |ctx: &mut Ctx<Supervisor>, options| {
+            let (behavior, args) = (local_behavior.clone(), local_args.clone());
+            Box::pin(async move {
+                let node = ctx.node();
+                let here = ctx.pid().clone();
+                let me = node.inner.resolve(&here);
+                match node
+                    .spawn_by_name_linked(&behavior, &args, options, me)
+                    .await
+                {
+                    Ok(pid) => Ok(Started {
+                        server: Box::new(pid.clone()),
+                        pid,
+                    }),
+                    Err(error) => Err(error.to_string()),
+                }
+            }) as StartFuture<'_>
+        });
+        let place: PlaceFn = Arc::new(move |ctx: &mut Ctx<Supervisor>, node, options| {
+            let (behavior, args) = (behavior.clone(), args.clone());
+            Box::pin(async move {
+                match ctx
+                    .spawn_link_by_name_on_with(&node, &behavior, &args, options)
+                    .await
+                {
+                    Ok(pid) => Ok(Started {
+                        server: Box::new(pid.clone()),
+                        pid,
+                    }),
+                    Err(error) => Err(place_error(error)),
+                }
+            }) as PlaceFuture<'_>
+        });
+        ChildSpec {
+            id: id.into(),
+            start,
+            place: Some(place),
             restart: Restart::Permanent,
             shutdown: DEFAULT_WORKER_SHUTDOWN,
             kind: ChildKind::Worker,
@@ -157,6 +247,7 @@ impl ChildSpec {
             name: None,
             global_name: None,
             init_timeout: None,
+            place: None,
         }
     }
 
@@ -240,6 +331,36 @@ where
             }
         }) as StartFuture<'_>
     })
+}
+
+/// How a child of behaviour `B` starts on a given node: `None` if `B`'s messages cannot
+/// cross nodes (it then always starts on its supervisor's node). The arguments are encoded
+/// once, here.
+fn place_fn<B: GenServer>(args: &B::Args) -> Option<PlaceFn> {
+    let codec = B::__remote_codec()?;
+    let mut encoded = Vec::new();
+    (codec.encode_args)(args, &mut encoded).ok()?;
+    let args: Arc<[u8]> = Arc::from(encoded);
+    Some(Arc::new(
+        move |ctx: &mut Ctx<Supervisor>, node: NodeId, options| {
+            let args = args.clone();
+            Box::pin(async move {
+                let spawned = ctx
+                    .spawn_link_by_name_on_with(&node, codec.name, &args, options)
+                    .await;
+                match spawned {
+                    Ok(pid) => match ctx.node().server_ref::<B>(&pid) {
+                        Ok(server) => Ok(Started {
+                            pid,
+                            server: Box::new(server),
+                        }),
+                        Err(error) => Err(PlaceError::Child(error.to_string())),
+                    },
+                    Err(error) => Err(place_error(error)),
+                }
+            }) as PlaceFuture<'_>
+        },
+    ))
 }
 
 /// Makes a child spec from the arguments of one
@@ -344,6 +465,7 @@ pub struct SupervisorSpec {
     pub(crate) auto_shutdown: AutoShutdown,
     pub(crate) children: Vec<ChildSpec>,
     pub(crate) template: Option<ChildTemplate>,
+    pub(crate) selector: Option<NodeSelector>,
 }
 
 impl SupervisorSpec {
@@ -356,7 +478,24 @@ impl SupervisorSpec {
             auto_shutdown: AutoShutdown::Never,
             children: Vec::new(),
             template: None,
+            selector: None,
         }
+    }
+
+    /// A [`DistributedSupervisor`](crate::DistributedSupervisor): its children that can
+    /// cross nodes start where `selector` places them, and move when their node is lost
+    /// (see [`placement`](super::placement)).
+    pub fn distributed(strategy: Strategy, selector: NodeSelector) -> Self {
+        SupervisorSpec {
+            selector: Some(selector),
+            ..SupervisorSpec::new(strategy)
+        }
+    }
+
+    /// Places the children with `selector`: makes the supervisor distributed.
+    pub fn selector(mut self, selector: NodeSelector) -> Self {
+        self.selector = Some(selector);
+        self
     }
 
     /// A [`Strategy::SimpleOneForOne`] supervisor of children made from `template`.

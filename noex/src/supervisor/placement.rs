@@ -1,0 +1,255 @@
+//! Placing children on the nodes of a cluster: what makes a [`Supervisor`] a
+//! [`DistributedSupervisor`].
+//!
+//! A supervisor whose spec has a [`NodeSelector`] ([`SupervisorSpec::distributed`]) starts
+//! each child that can cross nodes — a behaviour with serde messages, given typed
+//! ([`ChildSpec::worker`]) or by registered name ([`ChildSpec::by_name`]) — on the node the
+//! selector picks among this node and the connected ones, linked to the supervisor across
+//! the nodes. Everything else is the supervisor's contract: strategies, restart types,
+//! shutdowns, intensity, names (a child's global name follows it from node to node).
+//!
+//! # When a node goes down
+//!
+//! The link of every child that ran there breaks with [`ExitReason::NoConnection`]: the
+//! child is restarted by its restart type and the strategy (a temporary child is dropped),
+//! on a node the selector picks among those still connected. That is a *migration*,
+//! counted in [`DistributionStats`]; each counts toward the restart intensity, which still
+//! bounds storms. The supervisor decides [`MAJORITY_RETRY`] after the loss, on the view of
+//! the cluster then — a loss that takes several nodes (a partition) is seen whole, not one
+//! connection at a time. A restart that fails (no node can take the child, say) is tried
+//! again every `MAJORITY_RETRY`, each attempt counting toward the intensity.
+//!
+//! # Partitions: a child never runs twice
+//!
+//! Two rules keep a child from running on both sides of a partition:
+//!
+//! 1. **Only the majority side moves children.** The supervisor restarts a child lost
+//!    with its node only while it sees a strict majority of the cluster's known members
+//!    (every node it has seen connected since it started, itself included). On the
+//!    minority side the child waits, not running, and is started once a majority is
+//!    connected again (looked at every [`MAJORITY_RETRY`]).
+//! 2. **Children cut off from their supervisor stop.** A child is linked to its
+//!    supervisor across the nodes, and a link to a lost node delivers
+//!    [`ExitReason::NoConnection`] — which ends the child even if it traps exits (its
+//!    parent's exit always does). So a child whose node loses the supervisor's node ends
+//!    within that node's failure-detection window, and the supervisor, whose own window
+//!    is the same, restarts it only after detecting the same loss.
+//!
+//! A supervisor on the minority side thus stops what it cannot see and starts nothing; the
+//! majority side starts again what it lost. With an even split neither side has a
+//! majority, and the children stay down until the partition heals, as Akka's
+//! keep-majority does.
+//!
+//! [`Supervisor`]: super::Supervisor
+//! [`SupervisorSpec::distributed`]: super::SupervisorSpec::distributed
+//! [`ChildSpec::worker`]: super::ChildSpec::worker
+//! [`ChildSpec::by_name`]: super::ChildSpec::by_name
+//! [`ExitReason::NoConnection`]: crate::ExitReason::NoConnection
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::{Node, NodeId};
+
+/// A supervisor whose children are placed on the nodes of a cluster: a [`Supervisor`]
+/// started with a [`SupervisorSpec::distributed`] spec (see the [module docs](self)).
+///
+/// ```
+/// use noex::supervisor::{ChildSpec, NodeSelector, Strategy, SupervisorSpec};
+/// use noex::{behavior, DistributedSupervisor, Node};
+///
+/// #[behavior(name = "doc-worker")]
+/// pub struct Worker;
+///
+/// #[behavior]
+/// impl Worker {
+///     #[init]
+///     fn init() -> Self {
+///         Worker
+///     }
+/// }
+///
+/// let node = Node::builder().register_behaviors().build();
+/// node.block_on(async {
+///     let spec = SupervisorSpec::distributed(Strategy::OneForOne, NodeSelector::RoundRobin)
+///         .intensity(10, std::time::Duration::from_secs(60))
+///         .child(ChildSpec::worker::<Worker>("w1", ()))
+///         .child(ChildSpec::worker::<Worker>("w2", ()));
+///     let sup = node.spawn::<DistributedSupervisor>(spec).await.unwrap();
+///     // A node alone places its children on itself.
+///     let stats = sup.distribution().await.unwrap();
+///     assert_eq!(stats.children_per_node.values().sum::<usize>(), 2);
+/// });
+/// node.shutdown();
+/// ```
+///
+/// [`Supervisor`]: super::Supervisor
+/// [`SupervisorSpec::distributed`]: super::SupervisorSpec::distributed
+pub type DistributedSupervisor = super::Supervisor;
+
+/// How often a supervisor on the minority side of a partition looks again for a
+/// majority, to start the children it holds back.
+pub const MAJORITY_RETRY: Duration = Duration::from_millis(250);
+
+/// Where a distributed supervisor starts a child, among this node and the connected ones.
+#[derive(Clone)]
+#[non_exhaustive]
+pub enum NodeSelector {
+    /// Each node in turn (by node id).
+    RoundRobin,
+    /// The node with the fewest children of this supervisor; ties go to the node with the
+    /// fewest processes (from its heartbeats), then by node id.
+    LeastLoaded,
+    /// This node, unless the child cannot start here; then as `RoundRobin`.
+    LocalFirst,
+    /// Any node, at random.
+    Random,
+    /// That node only: while it is not connected, a start fails (and a restart is tried
+    /// again, each attempt counting toward the intensity).
+    Specific(NodeId),
+    /// Your choice among the candidates (this node first, then the connected ones by id);
+    /// `None` places nothing.
+    Custom(Arc<Choose>),
+}
+
+/// A selector function: picks among the candidates (see [`NodeSelector::Custom`]).
+pub type Choose = dyn Fn(&[NodeId]) -> Option<NodeId> + Send + Sync;
+
+impl NodeSelector {
+    /// A selector of your own: `choose` gets the candidates (this node first, then the
+    /// connected ones by id).
+    pub fn custom(choose: impl Fn(&[NodeId]) -> Option<NodeId> + Send + Sync + 'static) -> Self {
+        NodeSelector::Custom(Arc::new(choose))
+    }
+}
+
+impl fmt::Debug for NodeSelector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NodeSelector::RoundRobin => f.write_str("RoundRobin"),
+            NodeSelector::LeastLoaded => f.write_str("LeastLoaded"),
+            NodeSelector::LocalFirst => f.write_str("LocalFirst"),
+            NodeSelector::Random => f.write_str("Random"),
+            NodeSelector::Specific(node) => f.debug_tuple("Specific").field(node).finish(),
+            NodeSelector::Custom(_) => f.write_str("Custom(..)"),
+        }
+    }
+}
+
+/// What a distributed supervisor did, from
+/// [`distribution`](crate::ServerRef::distribution).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DistributionStats {
+    /// Children restarted (migrations included), since the supervisor started.
+    pub restarts: u64,
+    /// Children restarted because their node was lost.
+    pub migrations: u64,
+    /// Running children per node id.
+    pub children_per_node: BTreeMap<String, usize>,
+    /// Children waiting to be started again: until this side sees a majority, or a node
+    /// can take them.
+    pub waiting_for_majority: usize,
+    /// The selector in use.
+    pub selector: String,
+}
+
+/// A supervisor's placement state.
+pub(crate) struct Placement {
+    pub(crate) selector: NodeSelector,
+    turn: usize,
+    /// The known members: every node seen connected since the supervisor started.
+    members: BTreeSet<String>,
+    pub(crate) restarts: u64,
+    pub(crate) migrations: u64,
+    /// A look at the cluster is scheduled (see `MAJORITY_RETRY`).
+    pub(crate) retry_armed: bool,
+}
+
+impl Placement {
+    pub(crate) fn new(selector: NodeSelector) -> Self {
+        Placement {
+            selector,
+            turn: 0,
+            members: BTreeSet::new(),
+            restarts: 0,
+            migrations: 0,
+            retry_armed: false,
+        }
+    }
+
+    /// This node (if clustered) and the connected ones, sorted by id after this node.
+    fn candidates(&mut self, node: &Node) -> Vec<NodeId> {
+        let mut candidates: Vec<NodeId> = node.local_node_id().cloned().into_iter().collect();
+        candidates.extend(node.connected_nodes().into_iter().map(|info| info.id));
+        for candidate in &candidates {
+            if !self.members.contains(candidate.as_str()) {
+                self.members.insert(candidate.as_str().to_owned());
+            }
+        }
+        candidates
+    }
+
+    /// `true` while this node sees a strict majority of the known members.
+    pub(crate) fn sees_majority(&mut self, node: &Node) -> bool {
+        let seen = self.candidates(node).len();
+        2 * seen > self.members.len()
+    }
+
+    /// Picks the node for the next child: `load` holds this supervisor's children per
+    /// node; `excluded` the nodes that could not take it. `None`: no node can.
+    pub(crate) fn choose(
+        &mut self,
+        node: &Node,
+        load: &HashMap<String, usize>,
+        excluded: &[NodeId],
+    ) -> Option<NodeId> {
+        let mut candidates = self.candidates(node);
+        candidates.retain(|c| !excluded.contains(c));
+        if candidates.is_empty() {
+            return None;
+        }
+        let by_turn = |turn: &mut usize, candidates: &[NodeId]| {
+            let mut sorted = candidates.to_vec();
+            sorted.sort();
+            let chosen = sorted[*turn % sorted.len()].clone();
+            *turn = turn.wrapping_add(1);
+            chosen
+        };
+        match &self.selector {
+            NodeSelector::RoundRobin => Some(by_turn(&mut self.turn, &candidates)),
+            NodeSelector::LocalFirst => match node.local_node_id() {
+                Some(here) if candidates.contains(here) => Some(here.clone()),
+                _ => Some(by_turn(&mut self.turn, &candidates)),
+            },
+            NodeSelector::LeastLoaded => {
+                let processes: HashMap<String, u64> = node
+                    .connected_nodes()
+                    .into_iter()
+                    .map(|info| (info.id.to_string(), info.process_count))
+                    .collect();
+                let count = |id: &NodeId| match node.local_node_id() == Some(id) {
+                    true => node.process_count() as u64,
+                    false => processes.get(id.as_str()).copied().unwrap_or(u64::MAX),
+                };
+                candidates.into_iter().min_by_key(|id| {
+                    (
+                        load.get(id.as_str()).copied().unwrap_or(0),
+                        count(id),
+                        id.clone(),
+                    )
+                })
+            }
+            NodeSelector::Random => {
+                let random = getrandom::u32().unwrap_or(0) as usize;
+                Some(candidates[random % candidates.len()].clone())
+            }
+            NodeSelector::Specific(wanted) => candidates.into_iter().find(|c| c == wanted),
+            NodeSelector::Custom(choose) => {
+                choose(&candidates).filter(|chosen| candidates.contains(chosen))
+            }
+        }
+    }
+}

@@ -1,0 +1,435 @@
+//! A supervisor whose children live on other nodes: placement by selector, restarts,
+//! migrations when a node is lost, and no child running twice across a partition.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::{eventually, run_blocking, start_cluster, wait_connected, within};
+use noex::supervisor::{ChildSpec, ChildTemplate, NodeSelector, Restart, Strategy, SupervisorSpec};
+use noex::{behavior, DistributedSupervisor, ExitReason, Node, NodeId, Pid, ServerRef, Supervisor};
+
+#[behavior(name = "dsup-worker")]
+pub struct Worker {
+    label: String,
+}
+
+#[behavior]
+impl Worker {
+    #[init]
+    fn init(label: String) -> Self {
+        Worker { label }
+    }
+
+    #[call]
+    fn label(&self) -> String {
+        self.label.clone()
+    }
+
+    #[call]
+    fn crash(&self) {
+        panic!("worker crashed on purpose");
+    }
+}
+
+async fn cluster(n: usize) -> Vec<Node> {
+    let nodes = start_cluster(n).await;
+    for node in &nodes {
+        node.register_behaviors().unwrap();
+    }
+    nodes
+}
+
+fn id(node: &Node) -> NodeId {
+    node.local_node_id().unwrap().clone()
+}
+
+fn workers(n: usize) -> Vec<ChildSpec> {
+    (0..n)
+        .map(|i| ChildSpec::worker::<Worker>(format!("w{i}"), format!("worker {i}")))
+        .collect()
+}
+
+async fn supervise(
+    node: &Node,
+    strategy: Strategy,
+    selector: NodeSelector,
+    children: Vec<ChildSpec>,
+) -> ServerRef<DistributedSupervisor> {
+    let mut spec =
+        SupervisorSpec::distributed(strategy, selector).intensity(10, Duration::from_secs(60));
+    for child in children {
+        spec = spec.child(child);
+    }
+    within(
+        "the supervisor to start",
+        node.spawn::<DistributedSupervisor>(spec),
+    )
+    .await
+    .expect("the supervisor starts")
+}
+
+/// The running children, by node.
+async fn placement(sup: &ServerRef<Supervisor>) -> BTreeMap<String, usize> {
+    sup.distribution().await.unwrap().children_per_node
+}
+
+/// Every child's pid, by id.
+async fn pids(sup: &ServerRef<Supervisor>) -> BTreeMap<String, Option<Pid>> {
+    sup.which_children()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.id, c.pid))
+        .collect()
+}
+
+/// How many processes of behaviour `Worker` run on all the nodes.
+fn workers_running(nodes: &[Node]) -> usize {
+    nodes
+        .iter()
+        .flat_map(|n| n.processes())
+        .filter(|p| p.behavior.contains("Worker"))
+        .count()
+}
+
+fn shutdown(nodes: Vec<Node>) {
+    for node in nodes {
+        node.shutdown();
+    }
+}
+
+#[test]
+fn children_are_placed_by_the_selector_and_reported_with_their_nodes() {
+    run_blocking(async {
+        let nodes = cluster(3).await;
+        let ids: Vec<String> = nodes.iter().map(|n| id(n).to_string()).collect();
+        let sup = supervise(
+            &nodes[0],
+            Strategy::OneForOne,
+            NodeSelector::RoundRobin,
+            workers(6),
+        )
+        .await;
+        let expected: BTreeMap<String, usize> = ids.iter().map(|id| (id.clone(), 2)).collect();
+        assert_eq!(placement(&sup).await, expected);
+        for child in sup.which_children().await.unwrap() {
+            let pid = child.pid.expect("running");
+            assert_eq!(child.node.as_deref(), Some(pid.node()));
+            let worker = nodes[0].server_ref::<Worker>(&pid).unwrap();
+            let label = within("a call", worker.label()).await.unwrap();
+            assert_eq!(label, format!("worker {}", &child.id[1..]));
+        }
+        assert_eq!(sup.count_children().await.unwrap().active, 6);
+
+        // Started at run time, placed the same way; the selector can change.
+        sup.set_selector(NodeSelector::Specific(id(&nodes[2])))
+            .await
+            .unwrap();
+        let extra = sup
+            .start_child(ChildSpec::worker::<Worker>("extra", "extra".into()))
+            .await
+            .unwrap();
+        assert_eq!(extra.node(), ids[2]);
+        sup.set_selector(NodeSelector::LocalFirst).await.unwrap();
+        let local = sup
+            .start_child(ChildSpec::worker::<Worker>("local", "local".into()))
+            .await
+            .unwrap();
+        assert_eq!(local.node(), ids[0]);
+        sup.set_selector(NodeSelector::custom(|candidates| {
+            candidates.last().cloned()
+        }))
+        .await
+        .unwrap();
+        let last = sup
+            .start_child(ChildSpec::worker::<Worker>("last", "last".into()))
+            .await
+            .unwrap();
+        assert_eq!(last.node(), ids.iter().max().unwrap());
+        let stats = sup.distribution().await.unwrap();
+        assert_eq!(stats.selector, "Custom(..)");
+        shutdown(nodes);
+    });
+}
+
+#[test]
+fn least_loaded_evens_out_and_random_stays_in_the_cluster() {
+    run_blocking(async {
+        let nodes = cluster(3).await;
+        let sup = supervise(
+            &nodes[0],
+            Strategy::OneForOne,
+            NodeSelector::LeastLoaded,
+            workers(6),
+        )
+        .await;
+        let counts: Vec<usize> = placement(&sup).await.into_values().collect();
+        assert_eq!(counts, vec![2, 2, 2]);
+        let random = supervise(
+            &nodes[1],
+            Strategy::OneForOne,
+            NodeSelector::Random,
+            workers(9),
+        )
+        .await;
+        let placed = placement(&random).await;
+        assert_eq!(placed.values().sum::<usize>(), 9);
+        let ids: Vec<String> = nodes.iter().map(|n| id(n).to_string()).collect();
+        assert!(placed.keys().all(|node| ids.contains(node)), "{placed:?}");
+        shutdown(nodes);
+    });
+}
+
+#[test]
+fn a_child_that_crashes_is_restarted_where_the_selector_says() {
+    run_blocking(async {
+        let nodes = cluster(2).await;
+        let sup = supervise(
+            &nodes[0],
+            Strategy::OneForOne,
+            NodeSelector::Specific(id(&nodes[1])),
+            workers(1),
+        )
+        .await;
+        let before = pids(&sup).await["w0"].clone().unwrap();
+        assert_eq!(before.node(), id(&nodes[1]).as_str());
+        let worker = nodes[0].server_ref::<Worker>(&before).unwrap();
+        let _ = within("the crashing call", worker.crash()).await;
+        let what = "the child to be restarted";
+        let after = within(what, async {
+            loop {
+                match pids(&sup).await["w0"].clone() {
+                    Some(pid) if pid != before => break pid,
+                    _ => {
+                        smol::Timer::after(Duration::from_millis(2)).await;
+                    }
+                }
+            }
+        })
+        .await;
+        assert_eq!(after.node(), id(&nodes[1]).as_str());
+        let stats = sup.distribution().await.unwrap();
+        assert_eq!((stats.restarts, stats.migrations), (1, 0));
+        shutdown(nodes);
+    });
+}
+
+#[test]
+fn the_children_of_a_lost_node_move_to_the_survivors_and_keep_their_global_names() {
+    run_blocking(async {
+        let nodes = cluster(3).await;
+        let lost = id(&nodes[2]);
+        let mut children = workers(4);
+        children.push(
+            ChildSpec::worker::<Worker>("named", "named".into()).global_name("the-named-worker"),
+        );
+        children
+            .push(ChildSpec::worker::<Worker>("brief", "brief".into()).restart(Restart::Temporary));
+        let sup = supervise(
+            &nodes[0],
+            Strategy::OneForOne,
+            NodeSelector::Specific(lost.clone()),
+            children,
+        )
+        .await;
+        assert_eq!(placement(&sup).await.get(lost.as_str()), Some(&6));
+        let named = nodes[1].named_global::<Worker>("the-named-worker");
+        eventually("the name to reach n1", || {
+            nodes[1].whereis_global("the-named-worker").is_some()
+        })
+        .await;
+        assert_eq!(
+            within("a call by name", named.label()).await.unwrap(),
+            "named"
+        );
+
+        sup.set_selector(NodeSelector::RoundRobin).await.unwrap();
+        // The node is cut off from the others, as if it crashed.
+        for node in &nodes[..2] {
+            node.faults().partition(&lost, true);
+        }
+        nodes[2].faults().partition(&id(&nodes[0]), true);
+        nodes[2].faults().partition(&id(&nodes[1]), true);
+        let what = "the children to move to the survivors";
+        let moved = within(what, async {
+            loop {
+                let children = sup.which_children().await.unwrap();
+                let running: Vec<_> = children.iter().filter_map(|c| c.node.clone()).collect();
+                if children.len() == 5 && running.len() == 5 && !running.contains(&lost.to_string())
+                {
+                    break children;
+                }
+                smol::Timer::after(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+        // The temporary child was dropped, not moved.
+        assert!(moved.iter().all(|c| c.id != "brief"));
+        let stats = sup.distribution().await.unwrap();
+        assert_eq!(stats.migrations, 5);
+        // The cut-off node's children ended there (their supervisor was lost).
+        eventually("the cut-off children to end", || {
+            workers_running(&nodes[2..]) == 0
+        })
+        .await;
+        assert_eq!(workers_running(&nodes[..2]), 5);
+        let label = within("a call by name", async {
+            loop {
+                match named.label().await {
+                    Ok(label) => break label,
+                    Err(_) => {
+                        smol::Timer::after(Duration::from_millis(5)).await;
+                    }
+                }
+            }
+        })
+        .await;
+        assert_eq!(label, "named");
+        shutdown(nodes);
+    });
+}
+
+#[test]
+fn a_supervisor_on_the_minority_side_holds_its_children_back_until_a_majority_returns() {
+    run_blocking(async {
+        let nodes = cluster(3).await;
+        let ids: Vec<NodeId> = nodes.iter().map(id).collect();
+        // The supervisor runs on n2, its children on n0 and n1.
+        let selector = NodeSelector::custom({
+            let (a, b) = (ids[0].clone(), ids[1].clone());
+            let mut turn = std::sync::atomic::AtomicUsize::new(0);
+            let _ = &mut turn;
+            move |candidates| {
+                let n = turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let wanted = if n % 2 == 0 { &a } else { &b };
+                candidates.iter().find(|c| *c == wanted).cloned()
+            }
+        });
+        let sup = supervise(&nodes[2], Strategy::OneForOne, selector, workers(4)).await;
+        assert_eq!(workers_running(&nodes[..2]), 4);
+        // n2 alone on its side: 1 of 3 known members.
+        for i in 0..2 {
+            nodes[i].faults().partition(&ids[2], true);
+            nodes[2].faults().partition(&ids[i], true);
+        }
+        wait_connected(&nodes[2], 0).await;
+        // Its children, cut off from it, end on the majority side; it starts none.
+        eventually("the cut-off children to end", || {
+            workers_running(&nodes) == 0
+        })
+        .await;
+        let held = within("the children to be held back", async {
+            loop {
+                let stats = sup.distribution().await.unwrap();
+                if stats.waiting_for_majority == 4 {
+                    break stats;
+                }
+                smol::Timer::after(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+        assert_eq!(held.migrations, 0);
+        assert_eq!(workers_running(&nodes), 0);
+
+        for i in 0..2 {
+            nodes[i].faults().partition(&ids[2], false);
+            nodes[2].faults().partition(&ids[i], false);
+        }
+        eventually("the children to start again", || {
+            workers_running(&nodes) == 4
+        })
+        .await;
+        let stats = sup.distribution().await.unwrap();
+        assert_eq!((stats.waiting_for_majority, stats.migrations), (0, 4));
+        shutdown(nodes);
+    });
+}
+
+#[test]
+fn one_for_all_restarts_every_child_when_one_node_is_lost() {
+    run_blocking(async {
+        let nodes = cluster(3).await;
+        let sup = supervise(
+            &nodes[0],
+            Strategy::OneForAll,
+            NodeSelector::RoundRobin,
+            workers(3),
+        )
+        .await;
+        let before = pids(&sup).await;
+        let lost = id(&nodes[2]);
+        for node in &nodes[..2] {
+            node.faults().partition(&lost, true);
+        }
+        nodes[2].faults().partition(&id(&nodes[0]), true);
+        nodes[2].faults().partition(&id(&nodes[1]), true);
+        let after = within("every child to restart", async {
+            loop {
+                let now = pids(&sup).await;
+                let all_new = now
+                    .iter()
+                    .all(|(child, pid)| pid.is_some() && *pid != before[child]);
+                if all_new {
+                    break now;
+                }
+                smol::Timer::after(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+        assert!(after
+            .values()
+            .flatten()
+            .all(|pid| pid.node() != lost.as_str()));
+        shutdown(nodes);
+    });
+}
+
+#[test]
+fn simple_one_for_one_and_by_name_children_are_placed_too() {
+    run_blocking(async {
+        let nodes = cluster(2).await;
+        let template = ChildTemplate::worker::<Worker>("pool");
+        let spec = SupervisorSpec::simple_one_for_one(template)
+            .selector(NodeSelector::Specific(id(&nodes[1])));
+        let sup = nodes[0].spawn::<DistributedSupervisor>(spec).await.unwrap();
+        let worker = sup
+            .start_simple_child::<Worker>("simple".into())
+            .await
+            .unwrap();
+        assert_eq!(worker.pid().node(), id(&nodes[1]).as_str());
+        assert_eq!(worker.label().await.unwrap(), "simple");
+
+        let args = postcard::to_allocvec(&"by name".to_owned()).unwrap();
+        let by_name = ChildSpec::by_name("by-name", "dsup-worker", args);
+        let spec =
+            SupervisorSpec::distributed(Strategy::OneForOne, NodeSelector::Specific(id(&nodes[1])))
+                .child(by_name.clone());
+        let remote = nodes[0].spawn::<DistributedSupervisor>(spec).await.unwrap();
+        let pid = pids(&remote).await["by-name"].clone().unwrap();
+        assert_eq!(pid.node(), id(&nodes[1]).as_str());
+        let worker = nodes[0].server_ref::<Worker>(&pid).unwrap();
+        assert_eq!(worker.label().await.unwrap(), "by name");
+
+        // By name on the supervisor's own node, and under a plain supervisor.
+        let spec = SupervisorSpec::new(Strategy::OneForOne).child(by_name);
+        let plain = nodes[0].spawn::<Supervisor>(spec).await.unwrap();
+        let pid = pids(&plain).await["by-name"].clone().unwrap();
+        assert_eq!(pid.node(), id(&nodes[0]).as_str());
+        assert!(nodes[0].kill(&pid));
+        eventually("the by-name child to restart", || {
+            nodes[0]
+                .processes()
+                .iter()
+                .any(|p| p.behavior.contains("Worker") && p.pid != pid)
+        })
+        .await;
+        assert_eq!(
+            plain.distribution().await,
+            Err(noex::supervisor::SupervisorError::NotDistributed)
+        );
+        let _ = plain.stop(ExitReason::Shutdown).await;
+        shutdown(nodes);
+    });
+}
