@@ -382,6 +382,39 @@ fn one_for_all_restarts_every_child_when_one_node_is_lost() {
             .values()
             .flatten()
             .all(|pid| pid.node() != lost.as_str()));
+        // The siblings on the nodes still up were stopped before the restart, not left
+        // running beside their new incarnations.
+        for pid in before.values().flatten() {
+            if pid.node() != lost.as_str() {
+                within("an old sibling to end", nodes[0].exited(pid)).await;
+            }
+        }
+        assert_eq!(workers_running(&nodes[..2]), 3);
+        shutdown(nodes);
+    });
+}
+
+#[test]
+fn stopping_a_distributed_supervisor_stops_its_children_on_every_node() {
+    run_blocking(async {
+        let nodes = cluster(3).await;
+        let sup = supervise(
+            &nodes[0],
+            Strategy::OneForOne,
+            NodeSelector::RoundRobin,
+            workers(6),
+        )
+        .await;
+        assert_eq!(workers_running(&nodes), 6);
+        let children: Vec<Pid> = pids(&sup).await.into_values().flatten().collect();
+        assert_eq!(
+            sup.stop(ExitReason::Shutdown).await,
+            Ok(ExitReason::Shutdown)
+        );
+        for pid in &children {
+            within("a child to end", nodes[0].exited(pid)).await;
+        }
+        assert_eq!(workers_running(&nodes), 0);
         shutdown(nodes);
     });
 }

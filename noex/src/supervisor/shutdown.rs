@@ -13,6 +13,9 @@ use crate::{ExitReason, Pid};
 ///
 /// The caller unlinks the child first, so its end produces no exit signal.
 pub(crate) async fn stop_child(node: &NodeInner, pid: &Pid, shutdown: Shutdown) -> ExitReason {
+    if node.is_remote(pid) {
+        return stop_remote_child(node, pid, shutdown).await;
+    }
     let Some(child) = node.resolve(pid) else {
         return ExitReason::NoProc;
     };
@@ -29,6 +32,23 @@ pub(crate) async fn stop_child(node: &NodeInner, pid: &Pid, shutdown: Shutdown) 
     match stop_process(core, ExitReason::Shutdown, grace).await {
         Ok(reason) => reason,
         Err(_) => core.exited().await,
+    }
+}
+
+/// [`stop_child`] for a child on another node (a distributed supervisor's): the same
+/// steps, over the connection; a lost node's child has ended already (`NoConnection`).
+async fn stop_remote_child(node: &NodeInner, pid: &Pid, shutdown: Shutdown) -> ExitReason {
+    let grace = match shutdown {
+        Shutdown::BrutalKill => {
+            node.kill(pid);
+            return node.exited(pid).await;
+        }
+        Shutdown::Timeout(grace) => Some(grace),
+        Shutdown::Infinity => None,
+    };
+    match node.stop(pid, ExitReason::Shutdown, grace).await {
+        Ok(reason) => reason,
+        Err(_) => node.exited(pid).await,
     }
 }
 
