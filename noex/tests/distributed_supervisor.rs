@@ -466,3 +466,86 @@ fn simple_one_for_one_and_by_name_children_are_placed_too() {
         shutdown(nodes);
     });
 }
+
+#[test]
+fn a_child_behind_a_silent_link_never_runs_twice() {
+    run_blocking(async {
+        let nodes = cluster(3).await;
+        let ids: Vec<NodeId> = nodes.iter().map(id).collect();
+        let sup = supervise(
+            &nodes[0],
+            Strategy::OneForOne,
+            NodeSelector::Specific(ids[1].clone()),
+            workers(1),
+        )
+        .await;
+        sup.set_selector(NodeSelector::RoundRobin).await.unwrap();
+        assert_eq!(workers_running(&nodes[1..2]), 1);
+        // n1 falls silent both ways, sockets open: each side finds out by its heartbeats.
+        for other in [0, 2] {
+            nodes[1].faults().silence(&ids[other], true);
+            nodes[other].faults().silence(&ids[1], true);
+        }
+        let mut most = 0;
+        within("the child to move", async {
+            loop {
+                let running = workers_running(&nodes);
+                most = most.max(running);
+                let moved = workers_running(&nodes[1..2]) == 0 && running == 1;
+                if moved {
+                    break;
+                }
+                smol::Timer::after(Duration::from_millis(1)).await;
+            }
+        })
+        .await;
+        assert_eq!(most, 1, "the child ran twice at some moment");
+        assert_eq!(sup.distribution().await.unwrap().migrations, 1);
+        shutdown(nodes);
+    });
+}
+
+/// Fails its `init` on the second start only.
+pub struct Flaky;
+
+impl noex::GenServer for Flaky {
+    type Args = std::sync::Arc<std::sync::atomic::AtomicUsize>;
+    type Call = ();
+    type Reply = ();
+    type Cast = ();
+    type Info = ();
+    type InitError = String;
+
+    async fn init(starts: Self::Args, _: &mut noex::Ctx<Self>) -> Result<Self, String> {
+        match starts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+            1 => Err("second start fails".into()),
+            _ => Ok(Flaky),
+        }
+    }
+}
+
+#[test]
+fn a_distributed_supervisor_alone_retries_a_failed_restart() {
+    common::run(|node| async move {
+        let starts = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let spec = SupervisorSpec::distributed(Strategy::OneForOne, NodeSelector::RoundRobin)
+            .child(ChildSpec::worker::<Flaky>("flaky", starts.clone()));
+        let sup = node.spawn::<DistributedSupervisor>(spec).await.unwrap();
+        let first = pids(&sup).await["flaky"].clone().unwrap();
+        assert!(node.kill(&first));
+        eventually("the third start", || {
+            starts.load(std::sync::atomic::Ordering::SeqCst) == 3
+        })
+        .await;
+        let now = within("the restarted child", async {
+            loop {
+                if let Some(pid) = pids(&sup).await["flaky"].clone() {
+                    break pid;
+                }
+                smol::Timer::after(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+        assert_ne!(now, first);
+    });
+}

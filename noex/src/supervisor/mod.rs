@@ -149,8 +149,11 @@ pub struct Supervisor {
 struct Child {
     spec: ChildSpec,
     pid: Option<Pid>,
-    /// Waiting for a distributed supervisor's next look at the cluster.
-    held: Option<Held>,
+    /// Waiting for a distributed supervisor's next look at the cluster, not before the
+    /// instant given.
+    held: Option<(Held, Instant)>,
+    /// Stopped by request (`terminate_child`): no pending restart brings it back.
+    terminated: bool,
 }
 
 /// Why a distributed supervisor's child waits to be started again.
@@ -168,6 +171,7 @@ impl Child {
             spec,
             pid: Some(pid),
             held: None,
+            terminated: false,
         }
     }
 }
@@ -192,6 +196,18 @@ impl Intensity {
         }
         self.restarts.len() as u32 <= self.max
     }
+}
+
+/// How long a distributed supervisor waits before moving a child lost with its node: the
+/// child's node may notice the loss up to about three heartbeat intervals after this one
+/// (each side hears from the other at least every other interval, and checks once an
+/// interval), and the child must have ended there first (see `placement`).
+fn migration_delay(ctx: &Ctx<Supervisor>) -> Duration {
+    let interval = ctx
+        .node_inner()
+        .and_then(|node| node.cluster.get().map(|c| c.config.heartbeat_interval))
+        .unwrap_or_default();
+    MAJORITY_RETRY + 3 * interval
 }
 
 /// Whether a child that ended with `reason` is restarted.
@@ -355,10 +371,10 @@ impl GenServer for Supervisor {
         match message.0 {
             InternalKind::TryAgain(id) => {
                 // Unless it was restarted (or removed) by request meanwhile.
-                if self
-                    .position(&id)
-                    .is_some_and(|i| self.children[i].pid.is_none())
-                {
+                let waiting = self.position(&id).is_some_and(|i| {
+                    self.children[i].pid.is_none() && !self.children[i].terminated
+                });
+                if waiting {
                     self.restart(ctx, &id).await;
                 }
             }
@@ -402,12 +418,16 @@ impl Supervisor {
         self.children[index].pid = None;
         let spec = &self.children[index].spec;
         let id = spec.id.clone();
-        let lost_node = reason == ExitReason::NoConnection && pid.node() != ctx.pid().node();
+        // Its node is lost (not: it ended by itself with that reason, its node still up).
+        let lost_node = reason == ExitReason::NoConnection
+            && pid.node() != ctx.pid().node()
+            && !ctx.node().is_alive(&pid);
         if lost_node && restarts(spec.restart, &reason) && self.placement.is_some() {
             // Decided on the view of the cluster a moment later, when the loss that took
             // this node has taken the others it takes (see `placement`).
             tracing::warn!(supervisor = %ctx.pid(), child = %id, %pid, "child lost with its node; it moves once a majority is seen");
-            self.hold_back(ctx, index, Held::Migration);
+            let settle = migration_delay(ctx);
+            self.hold_back(ctx, index, Held::Migration, settle);
             return;
         }
         if restarts(spec.restart, &reason) {
@@ -434,8 +454,8 @@ impl Supervisor {
         }
     }
 
-    /// Starts the children held back for want of a majority, once this side sees one
-    /// (looking again every [`MAJORITY_RETRY`] until then).
+    /// Starts the children held back whose time has come, once this side sees a majority
+    /// (looking again every [`MAJORITY_RETRY`] while any is held).
     async fn start_held_back(&mut self, ctx: &mut Ctx<Self>) {
         let Some(placement) = self.placement.as_mut() else {
             return;
@@ -448,29 +468,36 @@ impl Supervisor {
             self.arm_retry(ctx);
             return;
         }
-        let held: Vec<(String, Held)> = self
+        let now = Instant::now();
+        let due: Vec<(String, Held)> = self
             .children
             .iter_mut()
-            .filter_map(|c| Some((c.spec.id.clone(), c.held.take()?)))
+            .filter(|c| c.held.is_some_and(|(_, at)| at <= now))
+            .filter_map(|c| Some((c.spec.id.clone(), c.held.take()?.0)))
             .collect();
-        for (id, why) in held {
-            // Unless restarted meanwhile (with its group, or by request).
-            if self
+        for (id, why) in due {
+            // Unless restarted meanwhile (with its group, or by request), or stopped.
+            let waiting = self
                 .position(&id)
-                .is_some_and(|i| self.children[i].pid.is_none())
-            {
+                .is_some_and(|i| self.children[i].pid.is_none() && !self.children[i].terminated);
+            if waiting {
                 if let Some(placement) = self.placement.as_mut() {
                     placement.migrations += u64::from(why == Held::Migration);
                 }
-                self.restart(ctx, &id).await;
+                if !self.restart(ctx, &id).await {
+                    return;
+                }
             }
+        }
+        if self.children.iter().any(|c| c.held.is_some()) {
+            self.arm_retry(ctx);
         }
     }
 
     /// Holds the child at `index` back until the next look at the cluster (a
     /// distributed supervisor's).
-    fn hold_back(&mut self, ctx: &mut Ctx<Self>, index: usize, why: Held) {
-        self.children[index].held = Some(why);
+    fn hold_back(&mut self, ctx: &mut Ctx<Self>, index: usize, why: Held, wait: Duration) {
+        self.children[index].held = Some((why, Instant::now() + wait));
         self.arm_retry(ctx);
     }
 
@@ -484,10 +511,8 @@ impl Supervisor {
     }
 
     /// Restarts the group of `id` (by strategy), counting one restart toward intensity.
-    async fn restart(&mut self, ctx: &mut Ctx<Self>, id: &str) {
-        if let Some(placement) = self.placement.as_mut() {
-            placement.restarts += 1;
-        }
+    /// Returns `false` if the supervisor gave up (too many restarts).
+    async fn restart(&mut self, ctx: &mut Ctx<Self>, id: &str) -> bool {
         if !self.intensity.allow(Instant::now()) {
             tracing::error!(
                 supervisor = %ctx.pid(),
@@ -503,10 +528,13 @@ impl Supervisor {
                 });
             }
             ctx.stop(ExitReason::Shutdown);
-            return;
+            return false;
+        }
+        if let Some(placement) = self.placement.as_mut() {
+            placement.restarts += 1;
         }
         let Some(index) = self.position(id) else {
-            return;
+            return true;
         };
         let group: Vec<String> = match self.strategy {
             Strategy::OneForOne | Strategy::SimpleOneForOne => vec![id.to_owned()],
@@ -528,8 +556,13 @@ impl Supervisor {
             let Some(i) = self.position(member) else {
                 continue;
             };
+            if member != id && self.children[i].held.is_some() {
+                // Lost with its node and waiting for its own turn (a majority, say).
+                continue;
+            }
             match self.start_at(ctx, i).await {
                 Ok(started) => {
+                    (self.children[i].held, self.children[i].terminated) = (None, false);
                     tracing::info!(supervisor = %ctx.pid(), child = %member, pid = %started.pid, "child restarted");
                     self.publish(ctx, || LifecycleEvent::ChildRestarted {
                         supervisor: ctx.pid().clone(),
@@ -547,17 +580,18 @@ impl Supervisor {
                     });
                     if self.placement.is_some() {
                         // Spaced out: the cluster may need a moment to offer a node.
-                        self.hold_back(ctx, i, Held::Retry);
-                        return;
+                        self.hold_back(ctx, i, Held::Retry, MAJORITY_RETRY);
+                        return true;
                     }
                     // Our own mailbox is open while we run.
                     let _ = ctx
                         .server_ref()
                         .cast(Internal(InternalKind::TryAgain(member.clone())));
-                    return;
+                    return true;
                 }
             }
         }
+        true
     }
 
     fn publish(&self, ctx: &Ctx<Self>, event: impl FnOnce() -> LifecycleEvent) {

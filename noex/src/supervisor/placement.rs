@@ -14,10 +14,12 @@
 //! child is restarted by its restart type and the strategy (a temporary child is dropped),
 //! on a node the selector picks among those still connected. That is a *migration*,
 //! counted in [`DistributionStats`]; each counts toward the restart intensity, which still
-//! bounds storms. The supervisor decides [`MAJORITY_RETRY`] after the loss, on the view of
-//! the cluster then — a loss that takes several nodes (a partition) is seen whole, not one
-//! connection at a time. A restart that fails (no node can take the child, say) is tried
-//! again every `MAJORITY_RETRY`, each attempt counting toward the intensity.
+//! bounds storms (so size it for the children one node holds: with the default 3 in 5 s, a
+//! node that held four children takes the supervisor down with it). The supervisor
+//! decides a while after the loss (see below), on the view of the cluster then — a loss
+//! that takes several nodes (a partition) is seen whole, not one connection at a time. A
+//! restart that fails (no node can take the child, say) is tried again every
+//! `MAJORITY_RETRY`, each attempt counting toward the intensity.
 //!
 //! # Partitions: a child never runs twice
 //!
@@ -25,15 +27,21 @@
 //!
 //! 1. **Only the majority side moves children.** The supervisor restarts a child lost
 //!    with its node only while it sees a strict majority of the cluster's known members
-//!    (every node it has seen connected since it started, itself included). On the
-//!    minority side the child waits, not running, and is started once a majority is
-//!    connected again (looked at every [`MAJORITY_RETRY`]).
+//!    (every node it has seen connected since it started, itself included, but those
+//!    that left with a goodbye). On the minority side the child waits, not running, and
+//!    is started once a majority is connected again (looked at every [`MAJORITY_RETRY`]).
+//!    A node that crashes stays a member: a cluster whose nodes come back under new ids
+//!    (a new port each time) grows its known members, and a supervisor restarted there
+//!    starts afresh.
 //! 2. **Children cut off from their supervisor stop.** A child is linked to its
 //!    supervisor across the nodes, and a link to a lost node delivers
 //!    [`ExitReason::NoConnection`] — which ends the child even if it traps exits (its
 //!    parent's exit always does). So a child whose node loses the supervisor's node ends
-//!    within that node's failure-detection window, and the supervisor, whose own window
-//!    is the same, restarts it only after detecting the same loss.
+//!    within that node's failure-detection window. The two nodes notice a silent link
+//!    up to about three heartbeat intervals apart, so the supervisor moves a lost child
+//!    only `MAJORITY_RETRY` plus three heartbeat intervals after it noticed the loss:
+//!    by then the child has ended. This needs every node to use the same heartbeat
+//!    settings.
 //!
 //! A supervisor on the minority side thus stops what it cannot see and starts nothing; the
 //! majority side starts again what it lost. With an even split neither side has a
@@ -51,7 +59,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::{Node, NodeId};
+use crate::{ClusterEvent, ClusterEvents, Node, NodeDownReason, NodeId};
 
 /// A supervisor whose children are placed on the nodes of a cluster: a [`Supervisor`]
 /// started with a [`SupervisorSpec::distributed`] spec (see the [module docs](self)).
@@ -166,6 +174,9 @@ pub(crate) struct Placement {
     pub(crate) migrations: u64,
     /// A look at the cluster is scheduled (see `MAJORITY_RETRY`).
     pub(crate) retry_armed: bool,
+    /// The cluster's events since the supervisor started: a node that leaves with a
+    /// goodbye is no longer a member.
+    events: Option<ClusterEvents>,
 }
 
 impl Placement {
@@ -177,11 +188,22 @@ impl Placement {
             restarts: 0,
             migrations: 0,
             retry_armed: false,
+            events: None,
         }
     }
 
     /// This node (if clustered) and the connected ones, sorted by id after this node.
     fn candidates(&mut self, node: &Node) -> Vec<NodeId> {
+        let events = self.events.get_or_insert_with(|| node.cluster_events());
+        while let Some(event) = events.try_recv() {
+            if let ClusterEvent::NodeDown {
+                node,
+                reason: NodeDownReason::Shutdown,
+            } = event
+            {
+                self.members.remove(node.as_str());
+            }
+        }
         let mut candidates: Vec<NodeId> = node.local_node_id().cloned().into_iter().collect();
         candidates.extend(node.connected_nodes().into_iter().map(|info| info.id));
         for candidate in &candidates {
@@ -194,6 +216,10 @@ impl Placement {
 
     /// `true` while this node sees a strict majority of the known members.
     pub(crate) fn sees_majority(&mut self, node: &Node) -> bool {
+        if node.local_node_id().is_none() {
+            // A node alone (not clustered) is all of its cluster.
+            return true;
+        }
         let seen = self.candidates(node).len();
         2 * seen > self.members.len()
     }
@@ -248,7 +274,12 @@ impl Placement {
             }
             NodeSelector::Specific(wanted) => candidates.into_iter().find(|c| c == wanted),
             NodeSelector::Custom(choose) => {
-                choose(&candidates).filter(|chosen| candidates.contains(chosen))
+                let chosen = choose(&candidates)?;
+                if !candidates.contains(&chosen) {
+                    tracing::warn!(node = %chosen, "a custom node selector chose a node that is not connected");
+                    return None;
+                }
+                Some(chosen)
             }
         }
     }

@@ -90,6 +90,9 @@ impl Supervisor {
         }
         .ok_or(SupervisorError::NotFound(key))?;
         self.stop_child(ctx, index).await;
+        // No pending restart brings it back.
+        self.children[index].held = None;
+        self.children[index].terminated = true;
         if self.strategy == Strategy::SimpleOneForOne
             || self.children[index].spec.restart == Restart::Temporary
         {
@@ -114,7 +117,9 @@ impl Supervisor {
         }
         match self.start_at(ctx, index).await {
             Ok(started) => {
-                self.children[index].pid = Some(started.pid.clone());
+                let child = &mut self.children[index];
+                child.pid = Some(started.pid.clone());
+                (child.held, child.terminated) = (None, false);
                 Ok((started.pid, started.server))
             }
             Err(error) => Err(SupervisorError::StartFailed { id, error }),

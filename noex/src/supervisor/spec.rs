@@ -113,10 +113,11 @@ pub(crate) type PlaceFn = Arc<
 /// Sorts a remote spawn's error: the node's fault, or the child's.
 fn place_error(error: RemoteSpawnError) -> PlaceError {
     match error {
+        // Not a timeout: the process may have started there (it is ended, shortly, as one
+        // its spawner gave up); trying another node at once could run the child twice.
         RemoteSpawnError::NodeNotReachable { .. }
         | RemoteSpawnError::BehaviorNotFound { .. }
-        | RemoteSpawnError::NodeShuttingDown { .. }
-        | RemoteSpawnError::Timeout { .. } => PlaceError::Node(error.to_string()),
+        | RemoteSpawnError::NodeShuttingDown { .. } => PlaceError::Node(error.to_string()),
         _ => PlaceError::Child(error.to_string()),
     }
 }
