@@ -82,6 +82,8 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
 }
 
 fn main() {
+    // A worker crashed on request panics: one line, not a backtrace, in the console.
+    std::panic::set_hook(Box::new(|info| eprintln!("(a process panicked: {info})")));
     let options = match parse(std::env::args().skip(1)) {
         Ok(options) => options,
         Err(error) => {
