@@ -4,7 +4,7 @@
 //! root (one_for_one)
 //! ├── cache      a key-value store, registered as "cache"
 //! └── pool       (one_for_one)
-//!     ├── worker-1 … worker-4, registered under their ids
+//!     ├── worker-1 … worker-4, registered under their ids, restarted 100 ms after a crash
 //! ```
 //!
 //! Both behaviours are written with `#[behavior]`: a struct and one annotated `impl` block.
@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use noex::supervisor::{ChildSpec, Strategy, SupervisorSpec};
+use noex::supervisor::{Backoff, ChildSpec, Strategy, SupervisorSpec};
 use noex::{behavior, ExitReason, LifecycleEvent, Node, ServerRef, Supervisor};
 
 /// A key-value cache. Its state is lost when it crashes; its name survives restarts.
@@ -84,7 +84,13 @@ impl Worker {
 fn tree() -> SupervisorSpec {
     let pool = (1..=4).fold(SupervisorSpec::new(Strategy::OneForOne), |pool, n| {
         let id = format!("worker-{n}");
-        pool.child(ChildSpec::worker::<Worker>(id.clone(), id.clone()).name(id))
+        // As the guide's pool: a crashed worker comes back after 100 ms.
+        let backoff = Backoff::fixed(Duration::from_millis(100));
+        pool.child(
+            ChildSpec::worker::<Worker>(id.clone(), id.clone())
+                .name(id)
+                .backoff(backoff),
+        )
     });
     SupervisorSpec::new(Strategy::OneForOne)
         .child(ChildSpec::worker::<Cache>("cache", ()).name("cache"))
@@ -170,12 +176,17 @@ fn main() {
         );
 
         println!("\nworker-2 crashes:");
+        let crashed = std::time::Instant::now();
         let crash = worker.crash().await;
         println!("  the caller sees: {crash:?}");
         show_events(&events, |e| {
             matches!(e, LifecycleEvent::ChildRestarted { .. })
         })
         .await;
+        println!(
+            "  restarted {:.0?} after the crash (its backoff: 100 ms)",
+            crashed.elapsed()
+        );
         println!(
             "  the name reaches the new worker-2: 7 squared is {:?}",
             worker.square(7).await.unwrap()

@@ -64,6 +64,9 @@ pub struct ChildInfo {
     pub pid: Option<Pid>,
     /// The node it runs on (its pid's); `None` while it is not running.
     pub node: Option<String>,
+    /// `true` while it waits to be started again: its restart backoff, or — under a
+    /// distributed supervisor — a majority or a node that can take it.
+    pub restarting: bool,
     /// Worker or supervisor.
     pub kind: ChildKind,
     /// Its restart type.

@@ -23,6 +23,12 @@
 //!   started after it (`RestForOne`). Siblings are stopped in reverse start order, then
 //!   everything is started again in start order; a temporary sibling stopped this way is
 //!   removed, not restarted.
+//! * **Backoff.** A child spec with a [`Backoff`] waits before each restart — a fixed
+//!   delay, or one growing exponentially with jitter up to a cap and back to the first
+//!   once the child has run for a while. The child shows as
+//!   [`restarting`](ChildInfo::restarting) meanwhile; the restart counts toward the
+//!   intensity when it is decided; a supervisor stopped meanwhile stops cleanly (the
+//!   waiting child is not started).
 //! * **Intensity.** Every restart — including each failed attempt, which is retried — is
 //!   counted. More than `max_restarts` within `within` (default 3 in 5 s) and the supervisor
 //!   gives up: it logs and publishes [`LifecycleEvent::MaxRestartsExceeded`], stops its
@@ -79,7 +85,9 @@
 //! node.shutdown();
 //! ```
 
+mod backoff;
 mod client;
+mod held;
 pub mod placement;
 mod requests;
 mod shutdown;
@@ -94,6 +102,7 @@ use crate::events::LifecycleEvent;
 use crate::server::{Ctx, GenServer, Info, ReplyTo, SpawnOptions};
 use crate::{ExitReason, Pid};
 
+pub use backoff::Backoff;
 pub use client::{ChildCounts, ChildInfo, ChildKey, SupervisorError};
 #[doc(hidden)]
 pub use client::{Request, Response};
@@ -105,6 +114,7 @@ pub use spec::{
     DEFAULT_MAX_RESTARTS, DEFAULT_RESTART_WINDOW, DEFAULT_WORKER_SHUTDOWN,
 };
 
+use held::{migration_delay, Held};
 use placement::Placement;
 use spec::{PlaceError, Started};
 
@@ -144,34 +154,47 @@ pub struct Supervisor {
     simple_serial: u64,
     /// Where children go, for a distributed supervisor.
     placement: Option<Placement>,
+    /// The timer of held children (see `held`): when it fires.
+    timer: Option<(Instant, crate::TimerRef)>,
 }
 
 struct Child {
     spec: ChildSpec,
     pid: Option<Pid>,
-    /// Waiting for a distributed supervisor's next look at the cluster, not before the
-    /// instant given.
+    /// Waiting to be started again (see `held`), not before the instant given.
     held: Option<(Held, Instant)>,
     /// Stopped by request (`terminate_child`): no pending restart brings it back.
     terminated: bool,
-}
-
-/// Why a distributed supervisor's child waits to be started again.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Held {
-    /// Lost with its node: it moves once this side sees a majority.
-    Migration,
-    /// Its restart failed (no node could take it, say): tried again.
-    Retry,
+    /// When it last started, and the delay its next restart waits (see `Backoff`).
+    started: Instant,
+    backoff: Duration,
 }
 
 impl Child {
+    /// Records that it runs as `pid` now.
+    fn started(&mut self, pid: Pid) {
+        self.pid = Some(pid);
+        self.held = None;
+        self.terminated = false;
+        self.started = Instant::now();
+    }
+
+    /// The delay its restart waits, by its spec's backoff (none without one).
+    fn backoff(&mut self) -> Option<Duration> {
+        let backoff = self.spec.backoff?;
+        let (delay, remembered) = backoff.next(self.backoff, self.started.elapsed());
+        self.backoff = remembered;
+        Some(delay)
+    }
+
     fn new(spec: ChildSpec, pid: Pid) -> Self {
         Child {
             spec,
             pid: Some(pid),
             held: None,
             terminated: false,
+            started: Instant::now(),
+            backoff: Duration::ZERO,
         }
     }
 }
@@ -196,18 +219,6 @@ impl Intensity {
         }
         self.restarts.len() as u32 <= self.max
     }
-}
-
-/// How long a distributed supervisor waits before moving a child lost with its node: the
-/// child's node may notice the loss up to about three heartbeat intervals after this one
-/// (each side hears from the other at least every other interval, and checks once an
-/// interval), and the child must have ended there first (see `placement`).
-fn migration_delay(ctx: &Ctx<Supervisor>) -> Duration {
-    let interval = ctx
-        .node_inner()
-        .and_then(|node| node.cluster.get().map(|c| c.config.heartbeat_interval))
-        .unwrap_or_default();
-    MAJORITY_RETRY + 3 * interval
 }
 
 /// Whether a child that ended with `reason` is restarted.
@@ -325,6 +336,7 @@ impl GenServer for Supervisor {
             children: Vec::with_capacity(spec.children.len()),
             simple_serial: 0,
             placement: spec.selector.map(Placement::new),
+            timer: None,
         };
         for child in spec.children {
             let placement = supervisor
@@ -384,7 +396,7 @@ impl GenServer for Supervisor {
     async fn handle_info(&mut self, info: Info<()>, ctx: &mut Ctx<Self>) {
         match info {
             Info::Exit { from, reason } => self.child_exited(ctx, from, reason).await,
-            // The timer of children held back for want of a majority.
+            // The timer of children waiting to be started again.
             Info::Message(()) => self.start_held_back(ctx).await,
             _ => {}
         }
@@ -454,62 +466,6 @@ impl Supervisor {
         }
     }
 
-    /// Starts the children held back whose time has come, once this side sees a majority
-    /// (looking again every [`MAJORITY_RETRY`] while any is held).
-    async fn start_held_back(&mut self, ctx: &mut Ctx<Self>) {
-        let Some(placement) = self.placement.as_mut() else {
-            return;
-        };
-        placement.retry_armed = false;
-        if !self.children.iter().any(|c| c.held.is_some()) {
-            return;
-        }
-        if !placement.sees_majority(&ctx.node()) {
-            self.arm_retry(ctx);
-            return;
-        }
-        let now = Instant::now();
-        let due: Vec<(String, Held)> = self
-            .children
-            .iter_mut()
-            .filter(|c| c.held.is_some_and(|(_, at)| at <= now))
-            .filter_map(|c| Some((c.spec.id.clone(), c.held.take()?.0)))
-            .collect();
-        for (id, why) in due {
-            // Unless restarted meanwhile (with its group, or by request), or stopped.
-            let waiting = self
-                .position(&id)
-                .is_some_and(|i| self.children[i].pid.is_none() && !self.children[i].terminated);
-            if waiting {
-                if let Some(placement) = self.placement.as_mut() {
-                    placement.migrations += u64::from(why == Held::Migration);
-                }
-                if !self.restart(ctx, &id).await {
-                    return;
-                }
-            }
-        }
-        if self.children.iter().any(|c| c.held.is_some()) {
-            self.arm_retry(ctx);
-        }
-    }
-
-    /// Holds the child at `index` back until the next look at the cluster (a
-    /// distributed supervisor's).
-    fn hold_back(&mut self, ctx: &mut Ctx<Self>, index: usize, why: Held, wait: Duration) {
-        self.children[index].held = Some((why, Instant::now() + wait));
-        self.arm_retry(ctx);
-    }
-
-    fn arm_retry(&mut self, ctx: &mut Ctx<Self>) {
-        if let Some(placement) = self.placement.as_mut() {
-            if !placement.retry_armed {
-                placement.retry_armed = true;
-                ctx.send_after((), MAJORITY_RETRY);
-            }
-        }
-    }
-
     /// Restarts the group of `id` (by strategy), counting one restart toward intensity.
     /// Returns `false` if the supervisor gave up (too many restarts).
     async fn restart(&mut self, ctx: &mut Ctx<Self>, id: &str) -> bool {
@@ -560,16 +516,20 @@ impl Supervisor {
                 // Lost with its node and waiting for its own turn (a majority, say).
                 continue;
             }
+            if let Some(delay) = self.children[i].backoff() {
+                tracing::info!(supervisor = %ctx.pid(), child = %member, ?delay, "child restarts after its backoff");
+                self.hold_back(ctx, i, Held::Backoff, delay);
+                continue;
+            }
             match self.start_at(ctx, i).await {
                 Ok(started) => {
-                    (self.children[i].held, self.children[i].terminated) = (None, false);
                     tracing::info!(supervisor = %ctx.pid(), child = %member, pid = %started.pid, "child restarted");
                     self.publish(ctx, || LifecycleEvent::ChildRestarted {
                         supervisor: ctx.pid().clone(),
                         child: member.clone(),
                         pid: started.pid.clone(),
                     });
-                    self.children[i].pid = Some(started.pid);
+                    self.children[i].started(started.pid);
                 }
                 Err(error) => {
                     tracing::error!(supervisor = %ctx.pid(), child = %member, %error, "child restart failed; trying again");

@@ -172,8 +172,6 @@ pub(crate) struct Placement {
     members: BTreeSet<String>,
     pub(crate) restarts: u64,
     pub(crate) migrations: u64,
-    /// A look at the cluster is scheduled (see `MAJORITY_RETRY`).
-    pub(crate) retry_armed: bool,
     /// The cluster's events since the supervisor started: a node that leaves with a
     /// goodbye is no longer a member.
     events: Option<ClusterEvents>,
@@ -187,7 +185,6 @@ impl Placement {
             members: BTreeSet::new(),
             restarts: 0,
             migrations: 0,
-            retry_armed: false,
             events: None,
         }
     }

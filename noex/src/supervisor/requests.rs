@@ -57,6 +57,10 @@ impl Supervisor {
             .expect("arguments of the template's own behaviour")
             .restart(template.restart)
             .shutdown(template.shutdown);
+        let spec = match template.backoff {
+            Some(backoff) => spec.backoff(backoff),
+            None => spec,
+        };
         self.add_started(ctx, spec).await
     }
 
@@ -117,9 +121,7 @@ impl Supervisor {
         }
         match self.start_at(ctx, index).await {
             Ok(started) => {
-                let child = &mut self.children[index];
-                child.pid = Some(started.pid.clone());
-                (child.held, child.terminated) = (None, false);
+                self.children[index].started(started.pid.clone());
                 Ok((started.pid, started.server))
             }
             Err(error) => Err(SupervisorError::StartFailed { id, error }),
@@ -147,6 +149,7 @@ impl Supervisor {
                 id: c.spec.id.clone(),
                 pid: c.pid.clone(),
                 node: c.pid.as_ref().map(|pid| pid.node().to_owned()),
+                restarting: c.held.is_some(),
                 kind: c.spec.kind,
                 restart: c.spec.restart,
             })

@@ -7,6 +7,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::backoff::Backoff;
 use super::placement::NodeSelector;
 use super::Supervisor;
 use crate::error::RemoteSpawnError;
@@ -154,6 +155,7 @@ pub struct ChildSpec {
     pub(crate) init_timeout: Option<Duration>,
     /// How to start it on a given node, if it can cross nodes.
     pub(crate) place: Option<PlaceFn>,
+    pub(crate) backoff: Option<Backoff>,
 }
 
 impl ChildSpec {
@@ -175,6 +177,7 @@ impl ChildSpec {
             name: None,
             global_name: None,
             init_timeout: Some(crate::DEFAULT_INIT_TIMEOUT),
+            backoff: None,
         }
     }
 
@@ -231,6 +234,7 @@ impl ChildSpec {
             name: None,
             global_name: None,
             init_timeout: Some(crate::DEFAULT_INIT_TIMEOUT),
+            backoff: None,
         }
     }
 
@@ -249,6 +253,7 @@ impl ChildSpec {
             global_name: None,
             init_timeout: None,
             place: None,
+            backoff: None,
         }
     }
 
@@ -285,6 +290,13 @@ impl ChildSpec {
         self
     }
 
+    /// Makes each restart of the child wait for a delay (see [`Backoff`]); the restart
+    /// counts toward the intensity when it is decided, not when it happens.
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = Some(backoff);
+        self
+    }
+
     /// How long the child's `init` may take before the start counts as failed; `None` waits
     /// however long it takes.
     pub fn init_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
@@ -311,6 +323,7 @@ impl fmt::Debug for ChildSpec {
             .field("name", &self.name)
             .field("global_name", &self.global_name)
             .field("init_timeout", &self.init_timeout)
+            .field("backoff", &self.backoff)
             .finish()
     }
 }
@@ -395,6 +408,7 @@ pub struct ChildTemplate {
     pub(crate) instantiate: Instantiate,
     pub(crate) restart: Restart,
     pub(crate) shutdown: Shutdown,
+    pub(crate) backoff: Option<Backoff>,
 }
 
 impl ChildTemplate {
@@ -414,7 +428,14 @@ impl ChildTemplate {
             }),
             restart: Restart::Permanent,
             shutdown: DEFAULT_WORKER_SHUTDOWN,
+            backoff: None,
         }
+    }
+
+    /// Makes each restart of the children wait for a delay (see [`Backoff`]).
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = Some(backoff);
+        self
     }
 
     /// Sets when the children are restarted.
@@ -437,6 +458,7 @@ impl fmt::Debug for ChildTemplate {
             .field("behavior", &self.behavior_name)
             .field("restart", &self.restart)
             .field("shutdown", &self.shutdown)
+            .field("backoff", &self.backoff)
             .finish()
     }
 }

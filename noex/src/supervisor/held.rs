@@ -1,0 +1,140 @@
+//! Children waiting to be started again: after their restart backoff, or — for a
+//! distributed supervisor — until this side sees a majority (a child lost with its node)
+//! or a node can take them (a failed restart). One timer, armed for the earliest wait.
+
+use std::time::{Duration, Instant};
+
+use super::placement::MAJORITY_RETRY;
+use super::{Internal, InternalKind, Supervisor};
+use crate::events::LifecycleEvent;
+use crate::server::Ctx;
+
+/// Why a child waits to be started again.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum Held {
+    /// Its restart waits for its backoff delay (the restart is counted already).
+    Backoff,
+    /// Lost with its node: it moves once this side sees a majority.
+    Migration,
+    /// Its restart failed (no node could take it, say): tried again.
+    Retry,
+}
+
+/// How long a distributed supervisor waits before moving a child lost with its node: the
+/// child's node may notice the loss up to about three heartbeat intervals after this one
+/// (each side hears from the other at least every other interval, and checks once an
+/// interval), and the child must have ended there first (see `placement`).
+pub(super) fn migration_delay(ctx: &Ctx<Supervisor>) -> Duration {
+    let interval = ctx
+        .node_inner()
+        .and_then(|node| node.cluster.get().map(|c| c.config.heartbeat_interval))
+        .unwrap_or_default();
+    MAJORITY_RETRY + 3 * interval
+}
+
+impl Supervisor {
+    /// Holds the child at `index` back for `wait`, then starts it (see
+    /// [`start_held_back`](Self::start_held_back)).
+    pub(super) fn hold_back(
+        &mut self,
+        ctx: &mut Ctx<Self>,
+        index: usize,
+        why: Held,
+        wait: Duration,
+    ) {
+        let at = Instant::now() + wait;
+        self.children[index].held = Some((why, at));
+        self.arm_timer(ctx, at);
+    }
+
+    /// Makes sure the timer fires by `at`.
+    fn arm_timer(&mut self, ctx: &mut Ctx<Self>, at: Instant) {
+        if let Some((armed, timer)) = &self.timer {
+            if *armed <= at {
+                return;
+            }
+            timer.cancel();
+        }
+        let wait = at.saturating_duration_since(Instant::now());
+        self.timer = Some((at, ctx.send_after((), wait)));
+    }
+
+    /// The timer fired: starts the held children whose time has come — those lost with
+    /// their node only while this side sees a majority — and arms the timer for the rest.
+    pub(super) async fn start_held_back(&mut self, ctx: &mut Ctx<Self>) {
+        self.timer = None;
+        let majority = match self.placement.as_mut() {
+            Some(placement) => placement.sees_majority(&ctx.node()),
+            None => true,
+        };
+        let now = Instant::now();
+        let due: Vec<(String, Held)> = self
+            .children
+            .iter_mut()
+            .filter(|c| {
+                c.held
+                    .is_some_and(|(why, at)| at <= now && (majority || why == Held::Backoff))
+            })
+            .filter_map(|c| Some((c.spec.id.clone(), c.held.take()?.0)))
+            .collect();
+        for (id, why) in due {
+            // Unless restarted meanwhile (with its group, or by request), or stopped.
+            let Some(index) = self.position(&id) else {
+                continue;
+            };
+            let child = &self.children[index];
+            if child.pid.is_some() || child.terminated {
+                continue;
+            }
+            match why {
+                Held::Backoff => self.start_after_backoff(ctx, index).await,
+                Held::Migration | Held::Retry => {
+                    if let Some(placement) = self.placement.as_mut() {
+                        placement.migrations += u64::from(why == Held::Migration);
+                    }
+                    if !self.restart(ctx, &id).await {
+                        return;
+                    }
+                }
+            }
+        }
+        let next = self
+            .children
+            .iter()
+            .filter_map(|c| c.held.map(|(_, at)| at))
+            .min();
+        if let Some(at) = next {
+            // Waiting for a majority: look again shortly.
+            self.arm_timer(ctx, at.max(now + MAJORITY_RETRY * u32::from(!majority)));
+        }
+    }
+
+    /// Starts a child whose restart waited for its backoff delay (counted already).
+    async fn start_after_backoff(&mut self, ctx: &mut Ctx<Self>, index: usize) {
+        let id = self.children[index].spec.id.clone();
+        match self.start_at(ctx, index).await {
+            Ok(started) => {
+                tracing::info!(supervisor = %ctx.pid(), child = %id, pid = %started.pid, "child restarted after its backoff");
+                self.publish(ctx, || LifecycleEvent::ChildRestarted {
+                    supervisor: ctx.pid().clone(),
+                    child: id.clone(),
+                    pid: started.pid.clone(),
+                });
+                self.children[index].started(started.pid);
+            }
+            Err(error) => {
+                tracing::error!(supervisor = %ctx.pid(), child = %id, %error, "child restart failed; trying again");
+                self.publish(ctx, || LifecycleEvent::ChildStartFailed {
+                    supervisor: ctx.pid().clone(),
+                    child: id.clone(),
+                    error,
+                });
+                if self.placement.is_some() {
+                    self.hold_back(ctx, index, Held::Retry, MAJORITY_RETRY);
+                } else {
+                    let _ = ctx.server_ref().cast(Internal(InternalKind::TryAgain(id)));
+                }
+            }
+        }
+    }
+}
