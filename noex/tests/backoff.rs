@@ -83,7 +83,8 @@ fn a_restart_waits_for_its_backoff_and_shows_as_restarting() {
 fn a_crash_loop_with_backoff_still_exhausts_the_intensity() {
     run(|node: Node| async move {
         let events = node.events();
-        let backoff = Backoff::exponential(Duration::from_millis(5), Duration::from_millis(20));
+        let backoff =
+            Backoff::exponential(Duration::from_millis(5), Duration::from_millis(20)).jitter(0.0);
         let fragile = SupervisorSpec::simple_one_for_one(
             ChildTemplate::worker::<Child>("f").backoff(backoff),
         )

@@ -160,6 +160,8 @@ pub(crate) struct Core {
     /// Wakes the process task: registered by the task, woken by messages and signals.
     pub(crate) waker: TaskWaker,
     signals_pending: AtomicBool,
+    /// A graceful stop was asked for (see `Ctx::stopping`).
+    stop_requested: AtomicBool,
     trap_exit: AtomicBool,
     /// Set once `init` has succeeded.
     initialized: AtomicBool,
@@ -225,6 +227,7 @@ impl Core {
             id,
             waker: TaskWaker::default(),
             signals_pending: AtomicBool::new(false),
+            stop_requested: AtomicBool::new(false),
             trap_exit: AtomicBool::new(false),
             initialized: AtomicBool::new(false),
             finished: AtomicBool::new(false),
@@ -251,11 +254,19 @@ impl Core {
             let Some(ties) = state.live_ties() else {
                 return false;
             };
+            if let Signal::Stop(_) = signal {
+                self.stop_requested.store(true, Ordering::Release);
+            }
             ties.signals.push_back(signal);
             self.signals_pending.store(true, Ordering::Release);
         }
         self.waker.wake();
         true
+    }
+
+    /// `true` once a graceful stop of this process was asked for.
+    pub(crate) fn stop_requested(&self) -> bool {
+        self.stop_requested.load(Ordering::Acquire)
     }
 
     /// `true` if signals wait to be handled (a cheap check for the process loop).

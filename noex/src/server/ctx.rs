@@ -61,6 +61,12 @@ pub struct Ctx<B: GenServer> {
     process: Arc<Process<B>>,
     node: Weak<NodeInner>,
     stop: Option<ExitReason>,
+    /// The continuation asked for, handled before the next message.
+    proceed: Option<B::Info>,
+    /// The idle timeout in milliseconds (0: none), and whether it is armed (no `Timeout`
+    /// since the last message). Small: every process carries its `Ctx`.
+    idle_ms: u32,
+    idle_armed: bool,
 }
 
 impl<B: GenServer> Ctx<B> {
@@ -69,7 +75,26 @@ impl<B: GenServer> Ctx<B> {
             process,
             node,
             stop: None,
+            proceed: None,
+            idle_ms: 0,
+            idle_armed: false,
         }
+    }
+
+    pub(crate) fn take_continue(&mut self) -> Option<B::Info> {
+        self.proceed.take()
+    }
+
+    /// The idle timeout to wait for now, if one is set and armed.
+    #[inline]
+    pub(crate) fn idle_due(&self) -> Option<Duration> {
+        (self.idle_armed && self.idle_ms > 0).then(|| Duration::from_millis(self.idle_ms.into()))
+    }
+
+    /// A message arrived (`true`) or the idle timeout fired (`false`).
+    #[inline]
+    pub(crate) fn idle_arm(&mut self, armed: bool) {
+        self.idle_armed = armed;
     }
 
     pub(crate) fn process(&self) -> &Arc<Process<B>> {
@@ -115,6 +140,83 @@ impl<B: GenServer> Ctx<B> {
     /// `terminate` runs, then the process ends.
     pub fn stop(&mut self, reason: ExitReason) {
         self.stop = Some(reason);
+    }
+
+    /// Asks for `info` to be handled as [`Info::Continue`](crate::Info::Continue) by
+    /// `handle_info` right after the current callback, before any message in the mailbox —
+    /// OTP's `handle_continue`. From `init`, it runs work that must come first (loading
+    /// data, connecting somewhere) without keeping the spawner waiting: `spawn` returns
+    /// once `init` does, and nothing sent afterwards overtakes the continuation. A later
+    /// call replaces an earlier one not yet handled.
+    ///
+    /// ```
+    /// use noex::{Ctx, GenServer, Info, Node, ReplyTo};
+    ///
+    /// /// Loads its data after `init`, before any call.
+    /// struct Store(Vec<u32>);
+    ///
+    /// impl GenServer for Store {
+    ///     type Args = ();
+    ///     type Call = ();
+    ///     type Reply = usize;
+    ///     type Cast = ();
+    ///     type Info = &'static str;
+    ///     type InitError = std::convert::Infallible;
+    ///
+    ///     async fn init(_: (), ctx: &mut Ctx<Self>) -> Result<Self, Self::InitError> {
+    ///         ctx.continue_with("load");
+    ///         Ok(Store(Vec::new()))
+    ///     }
+    ///
+    ///     async fn handle_info(&mut self, info: Info<&'static str>, _: &mut Ctx<Self>) {
+    ///         if let Info::Continue("load") = info {
+    ///             self.0 = (1..=3).collect(); // slow work, after spawn returned
+    ///         }
+    ///     }
+    ///
+    ///     async fn handle_call(&mut self, _: (), reply: ReplyTo<usize>, _: &mut Ctx<Self>) {
+    ///         reply.send(self.0.len());
+    ///     }
+    /// }
+    ///
+    /// let node = Node::new();
+    /// node.block_on(async {
+    ///     let store = node.spawn::<Store>(()).await.unwrap();
+    ///     assert_eq!(store.call(()).await, Ok(3)); // the continuation ran first
+    /// });
+    /// node.shutdown();
+    /// ```
+    pub fn continue_with(&mut self, info: B::Info) {
+        self.proceed = Some(info);
+    }
+
+    /// Asks for [`Info::Timeout`](crate::Info::Timeout) when no message arrives for
+    /// `after` (in whole milliseconds, at least one; at most about 49 days) — once per
+    /// silence: any message starts the clock again, and after a timeout the next one needs
+    /// another message first. `None` turns it off. It stays set until changed.
+    pub fn idle_timeout(&mut self, after: impl Into<Option<Duration>>) {
+        self.idle_ms = after.into().map_or(0, |after| {
+            u32::try_from(after.as_millis()).unwrap_or(u32::MAX).max(1)
+        });
+        self.idle_armed = self.idle_ms > 0;
+    }
+
+    /// Resolves once a graceful stop of this process is asked for
+    /// ([`stop`](crate::ServerRef::stop), a supervisor's `Timeout` shutdown...): a
+    /// handler that awaits something long can `select` on it and wind down in time; the
+    /// stop then takes effect when the handler returns (`terminate` runs). Await it in
+    /// this process's own handlers.
+    pub fn stopping(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let process = self.process.clone();
+        std::future::poll_fn(move |cx| {
+            if process.core.stop_requested() {
+                return std::task::Poll::Ready(());
+            }
+            // The stop signal wakes the process's task, which polls this again; from
+            // elsewhere, the waker given here is woken too.
+            process.core.waker.register(cx.waker());
+            std::task::Poll::Pending
+        })
     }
 
     /// Turns trapping of exit signals on or off (off at start).

@@ -25,6 +25,16 @@
 //! * A kill, or an exit signal the process does not trap, ends it at once: a handler that
 //!   is waiting on an `.await` is dropped there. Code that runs without awaiting cannot be
 //!   interrupted, so long CPU-bound work should yield now and then.
+//! * **Continuation** (OTP's `handle_continue`): [`Ctx::continue_with`] in `init` or any
+//!   handler makes [`Info::Continue`] the next thing handled, before any message in the
+//!   mailbox — `init` returns (and `spawn` with it) while the continuation does the slow
+//!   part of starting.
+//! * **Idle timeout** (OTP's `timeout`): after [`Ctx::idle_timeout`], [`Info::Timeout`]
+//!   arrives when no message came for that long, once per silence; any message restarts
+//!   the clock.
+//! * **A stop a handler can see**: a graceful stop takes effect when the current handler
+//!   returns; a handler that awaits something long can `select` on [`Ctx::stopping`] to
+//!   wind down before the grace period ends (a kill still drops it where it stands).
 
 mod call;
 pub(crate) mod ctx;
@@ -223,4 +233,10 @@ pub enum Info<M> {
     },
     /// A plain message: from a timer or [`ServerRef::send`].
     Message(M),
+    /// The continuation asked for with [`Ctx::continue_with`]: handled before any message
+    /// in the mailbox (OTP's `handle_continue`).
+    Continue(M),
+    /// No message arrived for the duration set with [`Ctx::idle_timeout`] (OTP's
+    /// `timeout`). Once per silence: the next one can come only after another message.
+    Timeout,
 }

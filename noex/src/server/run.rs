@@ -225,6 +225,24 @@ async fn wait_for_work<B: GenServer>(
     .await
 }
 
+/// [`wait_for_work`] for at most `after`: `None` if nothing came. Boxed: only processes
+/// with an idle timeout carry its timer.
+fn idle_wait<'a, B: GenServer>(
+    process: &'a Process<B>,
+    batch: &'a mut VecDeque<Envelope<B>>,
+    after: Duration,
+) -> Pin<Box<dyn Future<Output = Option<bool>> + Send + 'a>> {
+    Box::pin(async move {
+        use futures_lite::FutureExt;
+        async { Some(wait_for_work(process, batch).await) }
+            .or(async {
+                smol::Timer::after(after).await;
+                None
+            })
+            .await
+    })
+}
+
 /// Runs a process of behaviour `B` from `init` to its end; returns why it ended.
 ///
 /// Written with an eye on the size of its future, which every process carries: the
@@ -288,8 +306,22 @@ pub(crate) fn run<B: GenServer>(
                 let ended = guarded(process, terminate, &mut pending_stop).await;
                 return ended.err().unwrap_or(reason);
             }
+            if let Some(info) = ctx.take_continue() {
+                batch.push_front(Envelope::Info(Info::Continue(info)));
+            }
             if batch.is_empty() {
-                if wait_for_work(process, &mut batch).await {
+                let waited = match ctx.idle_due() {
+                    None => wait_for_work(process, &mut batch).await,
+                    Some(after) => match idle_wait(process, &mut batch, after).await {
+                        Some(waited) => waited,
+                        None => {
+                            ctx.idle_arm(false);
+                            batch.push_back(Envelope::Info(Info::Timeout));
+                            true
+                        }
+                    },
+                };
+                if waited {
                     turn = Turn::default();
                 }
                 continue;
@@ -301,6 +333,9 @@ pub(crate) fn run<B: GenServer>(
                 let Some(envelope) = batch.pop_front() else {
                     continue;
                 };
+                if !matches!(envelope, Envelope::Info(Info::Timeout)) {
+                    ctx.idle_arm(true);
+                }
                 turn.count();
                 if !matches!(envelope, Envelope::Encoded(_)) {
                     // Counted when taken (a decoded message is counted when it comes back).

@@ -1,0 +1,195 @@
+//! What OTP users reach for beyond call and cast: a continuation after `init`, an idle
+//! timeout, and a stop request a long handler can see.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{run, within};
+use futures_lite::FutureExt;
+use noex::{behavior, Ctx, ExitReason, Info, Node};
+
+/// Records, in order, what it handled; loads in a continuation asked for by `init`.
+#[behavior]
+pub struct Loader {
+    log: Vec<String>,
+}
+
+#[behavior(local)]
+impl Loader {
+    #[init]
+    fn init(ctx: &mut Ctx<Self>) -> Self {
+        ctx.continue_with("load".to_owned());
+        Loader {
+            log: vec!["init".into()],
+        }
+    }
+
+    #[cast]
+    fn note(&mut self, text: String) {
+        self.log.push(text);
+    }
+
+    #[call]
+    fn log(&self) -> Vec<String> {
+        self.log.clone()
+    }
+
+    /// A continuation from a handler too.
+    #[cast]
+    fn later(&mut self, ctx: &mut Ctx<Self>) {
+        self.log.push("later asked".into());
+        ctx.continue_with("after later".into());
+    }
+
+    #[info]
+    async fn info(&mut self, info: Info<String>) {
+        if let Info::Continue(what) = info {
+            // Slow on purpose: messages sent meanwhile must wait.
+            smol::Timer::after(Duration::from_millis(20)).await;
+            self.log.push(format!("continued: {what}"));
+        }
+    }
+}
+
+#[test]
+fn a_continuation_runs_before_any_message_sent_after_spawn() {
+    run(|node: Node| async move {
+        let loader = node.spawn::<Loader>(()).await.unwrap();
+        loader.note("first message".into()).unwrap();
+        loader.later().unwrap();
+        loader.note("last message".into()).unwrap();
+        let log = within("the log", loader.log()).await.unwrap();
+        assert_eq!(
+            log,
+            [
+                "init",
+                "continued: load",
+                "first message",
+                "later asked",
+                "continued: after later",
+                "last message"
+            ]
+        );
+    });
+}
+
+/// Counts its idle timeouts.
+#[behavior]
+pub struct Sleepy {
+    timeouts: u32,
+}
+
+#[behavior(local)]
+impl Sleepy {
+    #[init]
+    fn init(after: Duration, ctx: &mut Ctx<Self>) -> Self {
+        ctx.idle_timeout(after);
+        Sleepy { timeouts: 0 }
+    }
+
+    #[call]
+    fn timeouts(&self) -> u32 {
+        self.timeouts
+    }
+
+    #[cast]
+    fn poke(&self) {}
+
+    #[info]
+    fn info(&mut self, info: Info<()>) {
+        if let Info::Timeout = info {
+            self.timeouts += 1;
+        }
+    }
+}
+
+#[test]
+fn an_idle_timeout_fires_once_after_silence_and_not_while_messages_arrive() {
+    run(|node: Node| async move {
+        let after = Duration::from_millis(150);
+        let sleepy = node.spawn::<Sleepy>(after).await.unwrap();
+        // Busy: a message every 10 ms for 300 ms; no timeout meanwhile.
+        let busy_until = Instant::now() + Duration::from_millis(300);
+        while Instant::now() < busy_until {
+            sleepy.poke().unwrap();
+            smol::Timer::after(Duration::from_millis(10)).await;
+        }
+        assert_eq!(sleepy.timeouts().await, Ok(0));
+        // Silent: exactly one timeout, however long the silence.
+        let fired = within("a timeout", async {
+            loop {
+                let _ = smol::Timer::after(Duration::from_millis(5)).await;
+                // `timeouts` is a message too: ask only after the silence is long enough.
+                if Instant::now() >= busy_until + after * 4 {
+                    break sleepy.timeouts().await.unwrap();
+                }
+            }
+        })
+        .await;
+        assert_eq!(fired, 1);
+        // The call above re-armed it: another silence, another timeout.
+        smol::Timer::after(after * 4).await;
+        assert_eq!(sleepy.timeouts().await, Ok(2));
+    });
+}
+
+/// Waits in a long handler, winding down when asked to stop.
+#[behavior]
+pub struct Patient {
+    seen: async_channel::Sender<String>,
+}
+
+#[behavior(local)]
+impl Patient {
+    #[init]
+    fn init(seen: async_channel::Sender<String>) -> Self {
+        Patient { seen }
+    }
+
+    /// Waits an hour unless the process is asked to stop first.
+    #[cast]
+    async fn long_job(&mut self, ctx: &mut Ctx<Self>) {
+        let _ = self.seen.try_send("job started".into());
+        let stopped = async {
+            ctx.stopping().await;
+            true
+        }
+        .or(async {
+            smol::Timer::after(Duration::from_secs(3600)).await;
+            false
+        })
+        .await;
+        let _ = self.seen.try_send(format!("job wound down: {stopped}"));
+    }
+
+    #[terminate]
+    fn terminate(&mut self, reason: &ExitReason) {
+        let _ = self.seen.try_send(format!("terminate: {reason}"));
+    }
+}
+
+#[test]
+fn a_long_handler_sees_the_stop_request_and_ends_within_the_grace_period() {
+    run(|node: Node| async move {
+        let (tx, seen) = async_channel::unbounded();
+        let patient = node.spawn::<Patient>(tx).await.unwrap();
+        patient.long_job().unwrap();
+        assert_eq!(seen.recv().await.unwrap(), "job started");
+        let grace = Duration::from_secs(2);
+        let asked = Instant::now();
+        let stopped = within(
+            "the stop",
+            patient.stop_with_grace(ExitReason::Shutdown, Some(grace)),
+        )
+        .await;
+        assert_eq!(
+            stopped,
+            Ok(ExitReason::Shutdown),
+            "ended by itself, not killed"
+        );
+        assert!(asked.elapsed() < grace);
+        assert_eq!(seen.recv().await.unwrap(), "job wound down: true");
+        assert_eq!(seen.recv().await.unwrap(), "terminate: shutdown");
+    });
+}
