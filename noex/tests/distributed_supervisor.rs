@@ -94,6 +94,15 @@ fn workers_running(nodes: &[Node]) -> usize {
         .count()
 }
 
+/// Cuts (or heals) every link between `nodes[at]` and the others, both ways.
+fn isolate(nodes: &[Node], at: usize, cut: bool) {
+    let lone = id(&nodes[at]);
+    for (i, node) in nodes.iter().enumerate().filter(|(i, _)| *i != at) {
+        node.faults().partition(&lone, cut);
+        nodes[at].faults().partition(&id(&nodes[i]), cut);
+    }
+}
+
 fn shutdown(nodes: Vec<Node>) {
     for node in nodes {
         node.shutdown();
@@ -247,11 +256,7 @@ fn the_children_of_a_lost_node_move_to_the_survivors_and_keep_their_global_names
 
         sup.set_selector(NodeSelector::RoundRobin).await.unwrap();
         // The node is cut off from the others, as if it crashed.
-        for node in &nodes[..2] {
-            node.faults().partition(&lost, true);
-        }
-        nodes[2].faults().partition(&id(&nodes[0]), true);
-        nodes[2].faults().partition(&id(&nodes[1]), true);
+        isolate(&nodes, 2, true);
         let what = "the children to move to the survivors";
         let moved = within(what, async {
             loop {
@@ -310,10 +315,7 @@ fn a_supervisor_on_the_minority_side_holds_its_children_back_until_a_majority_re
         let sup = supervise(&nodes[2], Strategy::OneForOne, selector, workers(4)).await;
         assert_eq!(workers_running(&nodes[..2]), 4);
         // n2 alone on its side: 1 of 3 known members.
-        for i in 0..2 {
-            nodes[i].faults().partition(&ids[2], true);
-            nodes[2].faults().partition(&ids[i], true);
-        }
+        isolate(&nodes, 2, true);
         wait_connected(&nodes[2], 0).await;
         // Its children, cut off from it, end on the majority side; it starts none.
         eventually("the cut-off children to end", || {
@@ -333,10 +335,7 @@ fn a_supervisor_on_the_minority_side_holds_its_children_back_until_a_majority_re
         assert_eq!(held.migrations, 0);
         assert_eq!(workers_running(&nodes), 0);
 
-        for i in 0..2 {
-            nodes[i].faults().partition(&ids[2], false);
-            nodes[2].faults().partition(&ids[i], false);
-        }
+        isolate(&nodes, 2, false);
         eventually("the children to start again", || {
             workers_running(&nodes) == 4
         })
@@ -360,11 +359,7 @@ fn one_for_all_restarts_every_child_when_one_node_is_lost() {
         .await;
         let before = pids(&sup).await;
         let lost = id(&nodes[2]);
-        for node in &nodes[..2] {
-            node.faults().partition(&lost, true);
-        }
-        nodes[2].faults().partition(&id(&nodes[0]), true);
-        nodes[2].faults().partition(&id(&nodes[1]), true);
+        isolate(&nodes, 2, true);
         let after = within("every child to restart", async {
             loop {
                 let now = pids(&sup).await;
