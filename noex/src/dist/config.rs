@@ -28,6 +28,8 @@ pub struct ClusterConfig {
     pub(crate) advertise_host: Option<String>,
     pub(crate) seeds: Vec<String>,
     pub(crate) secret: Vec<u8>,
+    /// Where the secret is read from at start, if not given in code.
+    secret_source: Option<SecretSource>,
     pub(crate) heartbeat_interval: Duration,
     pub(crate) heartbeat_timeout: Duration,
     pub(crate) max_frame_size: usize,
@@ -93,6 +95,7 @@ impl ClusterConfig {
             advertise_host: None,
             seeds: Vec::new(),
             secret: Vec::new(),
+            secret_source: None,
             heartbeat_interval: Duration::from_millis(500),
             heartbeat_timeout: Duration::from_secs(3),
             max_frame_size: 16 << 20,
@@ -131,9 +134,31 @@ impl ClusterConfig {
         self
     }
 
-    /// The cluster secret: nodes prove to each other that they know it.
+    /// The cluster secret: nodes prove to each other that they know it (HMAC-SHA256
+    /// challenges; the secret itself never crosses the network). Every node of a cluster
+    /// needs the same one. Make it long and random — 32 bytes from a good source, for
+    /// example `openssl rand -base64 32` — and keep it out of the code: see
+    /// [`secret_file`](Self::secret_file) and [`secret_env`](Self::secret_env). A node
+    /// that listens on anything but a loopback address does not start without one.
     pub fn secret(mut self, secret: impl AsRef<[u8]>) -> Self {
         self.secret = secret.as_ref().to_vec();
+        self.secret_source = None;
+        self
+    }
+
+    /// Reads the cluster secret from a file when the node starts (its content, without
+    /// surrounding whitespace, such as the final newline). A file that cannot be read, or
+    /// is empty, fails the start with [`StartError::Secret`].
+    pub fn secret_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.secret_source = Some(SecretSource::File(path.into()));
+        self
+    }
+
+    /// Reads the cluster secret from the environment variable `name` when the node starts
+    /// (without surrounding whitespace). A variable that is not set, or empty, fails the
+    /// start with [`StartError::Secret`].
+    pub fn secret_env(mut self, name: impl Into<String>) -> Self {
+        self.secret_source = Some(SecretSource::Env(name.into()));
         self
     }
 
@@ -250,6 +275,39 @@ impl ClusterConfig {
     }
 
     /// Checks the settings that do not need the network.
+    /// The configuration with its secret read from where it is kept; refuses a node that
+    /// listens beyond loopback without a secret.
+    pub(crate) fn resolve(mut self) -> Result<Self, StartError> {
+        let read = |from: String, text: Result<String, String>| {
+            let text = text.map_err(|error| StartError::Secret {
+                from: from.clone(),
+                error,
+            })?;
+            match text.trim() {
+                "" => Err(StartError::Secret {
+                    from,
+                    error: "it is empty".into(),
+                }),
+                secret => Ok(secret.as_bytes().to_vec()),
+            }
+        };
+        match self.secret_source.take() {
+            Some(SecretSource::File(path)) => {
+                let text = std::fs::read_to_string(&path).map_err(|e| e.to_string());
+                self.secret = read(format!("the file {}", path.display()), text)?;
+            }
+            Some(SecretSource::Env(name)) => {
+                let text = std::env::var(&name).map_err(|e| e.to_string());
+                self.secret = read(format!("the environment variable {name}"), text)?;
+            }
+            None => {}
+        }
+        if self.secret.is_empty() && !self.bind.ip().is_loopback() {
+            return Err(StartError::MissingSecret { address: self.bind });
+        }
+        Ok(self)
+    }
+
     pub(crate) fn validate(&self) -> Result<(), StartError> {
         if self.heartbeat_interval.is_zero() || self.heartbeat_timeout <= self.heartbeat_interval {
             return Err(StartError::Config(
@@ -319,6 +377,32 @@ pub enum StartError {
     /// The behaviours could not be registered (two share a name).
     #[error(transparent)]
     Behaviors(#[from] crate::behavior::RegistryError),
+    /// The node would listen beyond loopback with no cluster secret: anyone who can reach
+    /// the port could join.
+    #[error(
+        "a node listening on {address} needs a cluster secret: set one with \
+         ClusterConfig::secret, secret_file or secret_env (make one with \
+         `openssl rand -base64 32`)"
+    )]
+    MissingSecret {
+        /// The address it would listen on.
+        address: SocketAddr,
+    },
+    /// The secret could not be read from where the configuration says it is kept.
+    #[error("cannot read the cluster secret from {from}: {error}")]
+    Secret {
+        /// Where from (a file, an environment variable).
+        from: String,
+        /// Why.
+        error: String,
+    },
+}
+
+/// Where a secret is read from at start.
+#[derive(Debug, Clone)]
+enum SecretSource {
+    File(std::path::PathBuf),
+    Env(String),
 }
 
 /// Why a node was reported down.

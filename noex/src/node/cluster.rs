@@ -34,6 +34,7 @@ impl Node {
     /// # });
     /// ```
     pub async fn start(config: ClusterConfig) -> Result<Node, StartError> {
+        let config = config.resolve()?;
         let threads = config
             .threads
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));

@@ -1,0 +1,136 @@
+//! Safe secrets: a node reachable beyond loopback needs one, it can come from a file or
+//! the environment, and connections that never finish their handshake are closed while the
+//! node goes on serving its peers.
+
+mod common;
+
+use std::time::Duration;
+
+use common::raw::Raw;
+use common::{cluster_config, run_blocking, wait_connected, within};
+use noex::{ClusterConfig, Node, StartError};
+
+#[test]
+fn a_node_listening_beyond_loopback_refuses_to_start_without_a_secret() {
+    run_blocking(async {
+        let everywhere = "0.0.0.0:0".parse().unwrap();
+        let config = ClusterConfig::new("open")
+            .bind(everywhere)
+            .advertise_host("127.0.0.1");
+        match Node::start(config).await {
+            Err(StartError::MissingSecret { address }) => assert_eq!(address, everywhere),
+            Err(other) => panic!("expected MissingSecret, got {other}"),
+            Ok(node) => {
+                node.shutdown();
+                panic!("started without a secret");
+            }
+        }
+        let message = StartError::MissingSecret {
+            address: everywhere,
+        }
+        .to_string();
+        assert!(
+            message.contains("secret_file") && message.contains("openssl rand"),
+            "{message}"
+        );
+        // On loopback, a node alone on its machine may go without (tests, a laptop).
+        let local = Node::start(ClusterConfig::new("local")).await.unwrap();
+        local.shutdown();
+    });
+}
+
+#[test]
+fn the_secret_can_come_from_a_file_or_the_environment() {
+    run_blocking(async {
+        let dir = std::env::temp_dir().join(format!("noex-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // A variable every environment has (setting one would race with other threads):
+        // its value is the secret, in the file as well (with a final newline).
+        let variable = "PATH";
+        let secret = std::env::var(variable).expect("PATH is set");
+        let file = dir.join("secret");
+        std::fs::write(&file, format!("{secret}\n")).unwrap();
+
+        let base = |name: &str| {
+            ClusterConfig::new(name)
+                .heartbeat(Duration::from_millis(100), Duration::from_millis(800))
+                .reconnect_backoff(Duration::from_millis(20), Duration::from_millis(200))
+        };
+        let a = Node::start(base("a").secret_file(&file)).await.unwrap();
+        let seed = a.local_node_id().unwrap().to_string();
+        let b = Node::start(base("b").secret_env(variable).seed(seed.clone()))
+            .await
+            .unwrap();
+        let c = Node::start(base("c").secret(secret.trim()).seed(seed))
+            .await
+            .unwrap();
+        for node in [&a, &b, &c] {
+            wait_connected(node, 2).await;
+        }
+
+        let missing = Node::start(base("d").secret_file(dir.join("nothing here"))).await;
+        assert!(
+            matches!(missing, Err(StartError::Secret { .. })),
+            "{missing:?}"
+        );
+        let unset = Node::start(base("e").secret_env("NOEX_TEST_SECRET_NEVER_SET")).await;
+        assert!(matches!(unset, Err(StartError::Secret { .. })), "{unset:?}");
+        std::fs::write(&file, "\n").unwrap();
+        let empty = Node::start(base("f").secret_file(&file)).await;
+        assert!(
+            matches!(&empty, Err(StartError::Secret { error, .. }) if error.contains("empty")),
+            "{empty:?}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        for node in [a, b, c] {
+            node.shutdown();
+        }
+    });
+}
+
+#[test]
+fn connections_that_never_finish_their_handshake_are_closed_and_peers_are_served() {
+    run_blocking(async {
+        let config = |name: &str| cluster_config(name).connect_timeout(Duration::from_millis(300));
+        let a = Node::start(config("a")).await.unwrap();
+        let seed = a.local_node_id().unwrap().to_string();
+        let b = Node::start(config("b").seed(seed)).await.unwrap();
+        wait_connected(&a, 1).await;
+
+        // Fifty connections that say nothing.
+        let mut silent = Vec::new();
+        for _ in 0..50 {
+            silent.push(Raw::connect(&a).await);
+        }
+        // Meanwhile a serves its peer: a registration needs b's grant and a's.
+        let server = b.spawn::<Idle>(()).await.unwrap();
+        let registered = within("a registration across the nodes", {
+            a.register_global("served", server.pid())
+        })
+        .await;
+        assert_eq!(registered, Ok(()));
+        // Each silent one is closed by a (the raw client's wait is bounded).
+        for raw in &mut silent {
+            raw.closed().await;
+        }
+        assert_eq!(a.connected_nodes().len(), 1);
+        assert_eq!(a.faults().connections_held(), 1);
+        a.shutdown();
+        b.shutdown();
+    });
+}
+
+struct Idle;
+
+impl noex::GenServer for Idle {
+    type Args = ();
+    type Call = ();
+    type Reply = ();
+    type Cast = ();
+    type Info = ();
+    type InitError = std::convert::Infallible;
+
+    async fn init(_: (), _: &mut noex::Ctx<Self>) -> Result<Self, Self::InitError> {
+        Ok(Idle)
+    }
+}
