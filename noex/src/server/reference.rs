@@ -337,11 +337,6 @@ impl<B: GenServer> NamedRef<B> {
         }
     }
 
-    /// The holder, or the error a message to nobody gets.
-    fn holder(&self) -> Result<ServerRef<B>, LookupError> {
-        self.resolve()
-    }
-
     fn nobody(&self) -> Target {
         match self.scope {
             Scope::Global => Target::Global {
@@ -364,7 +359,7 @@ impl<B: GenServer> NamedRef<B> {
     ) -> Result<B::Reply, CallError> {
         match &self.scope {
             Scope::Node(target) => target.call(request, timeout).await,
-            _ => match self.holder() {
+            _ => match self.resolve() {
                 Ok(holder) => holder.call_timeout(request, timeout).await,
                 Err(LookupError::NotFound(_)) => Err(CallError::NoProc {
                     target: self.nobody(),
@@ -391,7 +386,7 @@ impl<B: GenServer> NamedRef<B> {
     }
 
     fn one_way(&self) -> Result<ServerRef<B>, SendError> {
-        self.holder().map_err(|error| match error {
+        self.resolve().map_err(|error| match error {
             LookupError::NotFound(_) => SendError::NoProc {
                 target: self.nobody(),
             },

@@ -60,7 +60,7 @@ pub struct TaskQueue {
     idle: VecDeque<Pid>,
     submitted: u64,
     requeued: u64,
-    results: Option<NamedRef<Results>>,
+    results: NamedRef<Results>,
 }
 
 #[behavior]
@@ -73,7 +73,7 @@ impl TaskQueue {
             idle: VecDeque::new(),
             submitted: 0,
             requeued: 0,
-            results: Some(ctx.node().named_global(RESULTS)),
+            results: ctx.node().named_global(RESULTS),
         }
     }
 
@@ -109,9 +109,7 @@ impl TaskQueue {
         if let Some((task, monitor)) = self.in_flight.remove(&worker) {
             ctx.demonitor(monitor);
             if task.id == outcome.task {
-                if let Some(results) = &self.results {
-                    let _ = results.record(outcome);
-                }
+                let _ = self.results.record(outcome);
             }
         }
     }
