@@ -111,6 +111,14 @@ async fn everywhere(nodes: &[Node], name: &str, holder: Option<&Pid>) {
     .await;
 }
 
+/// A counter started on `nodes[at]`, registered there as `name`, once every node sees it.
+async fn registered(nodes: &[Node], at: usize, name: &str, start: u64) -> noex::ServerRef<Counter> {
+    let server = counter(&nodes[at], start).await;
+    nodes[at].register_global(name, server.pid()).await.unwrap();
+    everywhere(nodes, name, Some(server.pid())).await;
+    server
+}
+
 fn shutdown(nodes: Vec<Node>) {
     for node in nodes {
         node.shutdown();
@@ -121,12 +129,7 @@ fn shutdown(nodes: Vec<Node>) {
 fn a_name_registered_on_one_node_is_found_and_called_from_every_other() {
     run_blocking(async {
         let nodes = start_cluster(3).await;
-        let cache = counter(&nodes[0], 41).await;
-        nodes[0]
-            .register_global("cache", cache.pid())
-            .await
-            .unwrap();
-        everywhere(&nodes, "cache", Some(cache.pid())).await;
+        let cache = registered(&nodes, 0, "cache", 41).await;
         for node in &nodes {
             let named = node.named_global::<Counter>("cache");
             named.add(1).unwrap();
@@ -147,12 +150,7 @@ fn a_name_registered_on_one_node_is_found_and_called_from_every_other() {
 fn a_typed_lookup_of_the_wrong_behaviour_is_an_error() {
     run_blocking(async {
         let nodes = start_cluster(2).await;
-        let cache = counter(&nodes[0], 0).await;
-        nodes[0]
-            .register_global("cache", cache.pid())
-            .await
-            .unwrap();
-        everywhere(&nodes, "cache", Some(cache.pid())).await;
+        let _cache = registered(&nodes, 0, "cache", 0).await;
         for node in &nodes {
             match node.lookup_global::<Other>("cache") {
                 Err(LookupError::WrongBehavior { name, found, .. }) => {
