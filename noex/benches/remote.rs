@@ -38,10 +38,17 @@
 //!   omission), counting for a call of `t` also `t − k·i` for every `k ≥ 1`, `i` being an
 //!   idle call's median round trip.
 //!
-//! `NOEX_REMOTE_BENCH=calls,cast16,cast1k,big,big-blob` runs only the listed measurements
-//! (for profiling one of them).
+//! * **TLS** (with `--features tls`) — the call round trip p50 and the cast throughputs
+//!   between two more nodes whose connection runs over TLS 1.3, against the plain nodes
+//!   measured alternately.
+//!
+//! `NOEX_REMOTE_BENCH=calls,cast16,cast1k,big,big-blob,tls` runs only the listed
+//! measurements (for profiling one of them).
 
 mod common;
+#[cfg(feature = "tls")]
+#[path = "remote/tls.rs"]
+mod tls;
 
 use std::fmt;
 use std::future::Future;
@@ -836,6 +843,11 @@ fn main() {
     if wanted("big-blob") {
         bench.big(true);
         progress("large Blob transfers");
+    }
+    #[cfg(feature = "tls")]
+    if wanted("tls") {
+        bench.tls();
+        progress("TLS");
     }
     bench.a.shutdown();
     bench.b.shutdown();

@@ -97,9 +97,11 @@ pub use behavior::{
     BehaviorEntry, BehaviorInfo, BehaviorName, LocalBehaviorEntry, RegistryError, RemoteBehavior,
     ServerHandle, SpawnByNameError, SpawnFuture, SpawnParams,
 };
+#[cfg(feature = "tls")]
+pub use dist::{rustls, TlsConfig, TlsError};
 pub use dist::{
     ClusterConfig, ClusterEvent, NodeDownReason, NodeId, NodeIdError, NodeInfo, NodeStatus,
-    RemoteStats, SpawnStats, StartError, TieStats, TrafficStats,
+    RefusedReason, RemoteStats, SpawnStats, StartError, TieStats, TrafficStats,
 };
 pub use error::{
     CallError, GlobalError, LookupError, RegisterError, RemoteSpawnError, SendError, SpawnError,

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::raw::Raw;
 use common::{cluster_config, run_blocking, wait_connected, within};
-use noex::{ClusterConfig, Node, StartError};
+use noex::{ClusterConfig, ClusterEvent, Node, RefusedReason, StartError};
 
 #[test]
 fn a_node_listening_beyond_loopback_refuses_to_start_without_a_secret() {
@@ -85,6 +85,44 @@ fn the_secret_can_come_from_a_file_or_the_environment() {
         for node in [a, b, c] {
             node.shutdown();
         }
+    });
+}
+
+#[test]
+fn a_wrong_secret_is_reported_as_a_refusal_on_both_sides() {
+    run_blocking(async {
+        let a = Node::start(cluster_config("a")).await.unwrap();
+        let a_events = a.cluster_events();
+        let seed = a.local_node_id().unwrap().to_string();
+        let b = Node::start(cluster_config("b").secret("another secret").seed(seed))
+            .await
+            .unwrap();
+        let b_events = b.cluster_events();
+        let refused = |events: noex::ClusterEvents| async move {
+            within("a refusal", async {
+                loop {
+                    if let ClusterEvent::Refused {
+                        inbound,
+                        by_peer,
+                        reason,
+                        ..
+                    } = events.recv().await.unwrap()
+                    {
+                        return (inbound, by_peer, reason);
+                    }
+                }
+            })
+            .await
+        };
+        // b checks a's proof first, and refuses.
+        assert_eq!(
+            refused(b_events).await,
+            (false, false, RefusedReason::Secret)
+        );
+        assert_eq!(refused(a_events).await, (true, true, RefusedReason::Secret));
+        assert!(a.connected_nodes().is_empty());
+        a.shutdown();
+        b.shutdown();
     });
 }
 

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
-use async_net::{TcpListener, TcpStream};
+use async_net::TcpListener;
 use futures_lite::FutureExt;
 
 use super::config::{
@@ -32,6 +32,7 @@ use super::handshake::{Established, Local};
 use super::node_id::NodeId;
 use super::peer::{self, Held, Peer};
 use super::reassembly::Reassembly;
+use super::transport::Stream;
 use super::wire::WireMessage;
 use crate::events::EventBus;
 use crate::node::NodeInner;
@@ -215,10 +216,10 @@ impl Cluster {
     pub(super) fn register(
         self: &Arc<Self>,
         established: Established,
-        stream: TcpStream,
+        stream: Stream,
         outbound: bool,
     ) -> bool {
-        let _ = stream.set_nodelay(true);
+        let _ = stream.tcp().set_nodelay(true);
         let peer = Arc::new(Peer::new(
             established.peer.clone(),
             established.incarnation,

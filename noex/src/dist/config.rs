@@ -6,6 +6,7 @@ use std::time::Duration;
 use thiserror::Error;
 
 use super::node_id::{split_address, NodeId, NodeIdError};
+use super::refused::RefusedReason;
 
 /// The settings of a clustered node, for [`Node::start`](crate::Node::start).
 ///
@@ -45,6 +46,8 @@ pub struct ClusterConfig {
     pub(crate) max_members: usize,
     pub(crate) threads: Option<usize>,
     pub(crate) register_behaviors: bool,
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<super::TlsConfig>,
 }
 
 impl std::fmt::Debug for ClusterConfig {
@@ -55,6 +58,7 @@ impl std::fmt::Debug for ClusterConfig {
             .field("advertise_host", &self.advertise_host)
             .field("seeds", &self.seeds)
             .field("secret", &"<hidden>")
+            .field("tls", &self.tls_enabled())
             .field("heartbeat_interval", &self.heartbeat_interval)
             .field("heartbeat_timeout", &self.heartbeat_timeout)
             .field("max_frame_size", &self.max_frame_size)
@@ -110,6 +114,8 @@ impl ClusterConfig {
             max_members: 1024,
             threads: None,
             register_behaviors: false,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 
@@ -255,6 +261,23 @@ impl ClusterConfig {
     pub fn threads(mut self, threads: usize) -> Self {
         self.threads = Some(threads);
         self
+    }
+
+    /// Runs every connection to another node over TLS 1.3 with mutual authentication
+    /// (the `tls` feature; see [`TlsConfig`](super::TlsConfig)). Every node of the cluster
+    /// needs it: a node with TLS and one without refuse each other
+    /// ([`RefusedReason::PeerWithoutTls`](super::RefusedReason::PeerWithoutTls)).
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, tls: super::TlsConfig) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    fn tls_enabled(&self) -> bool {
+        #[cfg(feature = "tls")]
+        return self.tls.is_some();
+        #[cfg(not(feature = "tls"))]
+        false
     }
 
     /// The node id this config yields once bound to `local` (the real address).
@@ -450,6 +473,18 @@ pub enum ClusterEvent {
         node: NodeId,
         /// Why.
         reason: NodeDownReason,
+    },
+    /// A connection with another node was refused before it was up: by this node
+    /// (`by_peer` false), or by the peer, which said why. Logged too.
+    Refused {
+        /// The address dialled, or where an accepted connection came from.
+        address: String,
+        /// `true` if the peer dialled this node.
+        inbound: bool,
+        /// `true` if the peer refused this node; `false` if this node refused the peer.
+        by_peer: bool,
+        /// Why.
+        reason: RefusedReason,
     },
 }
 

@@ -42,8 +42,11 @@ use async_net::{TcpListener, TcpStream};
 use futures_lite::FutureExt;
 
 use super::cluster::Cluster;
+use super::config::ClusterEvent;
 use super::handshake::{self, Established, HandshakeError};
 use super::node_id::NodeId;
+use super::refused::classify;
+use super::transport::Stream;
 use super::wire::{Refusal, WireError};
 
 /// A dial loop.
@@ -268,6 +271,42 @@ impl Cluster {
     }
 
     /// Fault injection: how many handshakes are held now.
+    /// Runs the TLS handshake of an accepted connection, if this node has TLS.
+    async fn secure_accepted(&self, tcp: TcpStream) -> std::io::Result<Stream> {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.config.tls {
+            return tls.accept(tcp).await;
+        }
+        Ok(Stream::Plain(tcp))
+    }
+
+    /// Runs the TLS handshake of a connection dialled to `address`, if this node has TLS.
+    async fn secure_dialled(&self, address: &str, tcp: TcpStream) -> std::io::Result<Stream> {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.config.tls {
+            return tls.connect(address, tcp).await;
+        }
+        let _ = address;
+        Ok(Stream::Plain(tcp))
+    }
+
+    /// Reports (an event and a log line) a handshake that ended in a refusal, by either
+    /// side. Returns `false` if `error` is no refusal (a lost connection, say).
+    fn report_refused(&self, address: &str, inbound: bool, error: &HandshakeError) -> bool {
+        let Some((reason, by_peer)) = classify(error) else {
+            return false;
+        };
+        let by = if by_peer { "the peer" } else { "this node" };
+        tracing::warn!(%address, inbound, %reason, "connection refused by {by}");
+        self.events.publish(ClusterEvent::Refused {
+            address: address.to_owned(),
+            inbound,
+            by_peer,
+            reason,
+        });
+        true
+    }
+
     pub(crate) fn handshakes_held(&self) -> usize {
         self.handshakes_held.load(Ordering::Relaxed)
     }
@@ -337,7 +376,7 @@ pub(super) async fn accept_loop(cluster: Weak<Cluster>, listener: TcpListener) {
     }
 }
 
-async fn accept_one(cluster: Weak<Cluster>, mut stream: TcpStream, from: SocketAddr) {
+async fn accept_one(cluster: Weak<Cluster>, tcp: TcpStream, from: SocketAddr) {
     let Some(strong) = cluster.upgrade() else {
         return;
     };
@@ -346,12 +385,17 @@ async fn accept_one(cluster: Weak<Cluster>, mut stream: TcpStream, from: SocketA
     // same peer (see the module docs); dropped at the end, whatever the end.
     let mut admitted = None;
     let handshake = async {
+        let mut stream = match strong.secure_accepted(tcp).await {
+            Ok(stream) => stream,
+            Err(error) => return Some(Err(HandshakeError::Wire(WireError::Io(error)))),
+        };
         let local = strong.local();
         let admit = |peer: &NodeId, incarnation| {
             admitted = Some(strong.admit(peer, incarnation)?);
             Ok(())
         };
-        Some(handshake::accept(&mut stream, &local, admit, strong.handshake_hold()).await)
+        let established = handshake::accept(&mut stream, &local, admit, strong.handshake_hold());
+        Some(established.await.map(|established| (established, stream)))
     };
     let result = handshake
         .or(async {
@@ -360,13 +404,17 @@ async fn accept_one(cluster: Weak<Cluster>, mut stream: TcpStream, from: SocketA
         })
         .await;
     match result {
-        Some(Ok(established)) => {
+        Some(Ok((established, stream))) => {
             strong.register(established, stream, false);
         }
         Some(Err(HandshakeError::Refused(Refusal::AlreadyConnected))) => {
             tracing::debug!(%from, "refused a duplicate connection");
         }
-        Some(Err(error)) => tracing::warn!(%from, %error, "refused a connection"),
+        Some(Err(error)) => {
+            if !strong.report_refused(&from.to_string(), true, &error) {
+                tracing::warn!(%from, %error, "an accepted connection failed in its handshake");
+            }
+        }
         None => tracing::warn!(%from, "a connection did not complete its handshake in time"),
     }
     drop(admitted);
@@ -374,7 +422,7 @@ async fn accept_one(cluster: Weak<Cluster>, mut stream: TcpStream, from: SocketA
 
 /// How one attempt to connect ended.
 enum Attempt {
-    Connected(Established, TcpStream),
+    Connected(Established, Stream),
     /// Refused because the peer is connected, or connecting, to this node: where the
     /// socket led (to recognise the peer by it).
     Tied(Option<SocketAddr>),
@@ -516,7 +564,7 @@ async fn attempt(cluster: &Cluster, address: &str, expected: Option<&NodeId>) ->
             answered: true,
         };
     }
-    let mut stream = match TcpStream::connect(address).await {
+    let tcp = match TcpStream::connect(address).await {
         Ok(stream) => stream,
         Err(error) => {
             return Attempt::Failed {
@@ -525,23 +573,39 @@ async fn attempt(cluster: &Cluster, address: &str, expected: Option<&NodeId>) ->
             }
         }
     };
+    let mut stream = match cluster.secure_dialled(address, tcp).await {
+        Ok(stream) => stream,
+        Err(error) => {
+            let error = HandshakeError::Wire(WireError::Io(error));
+            return match cluster.report_refused(address, false, &error) {
+                true => Attempt::ForGood(error.to_string()),
+                false => Attempt::Failed {
+                    error: error.to_string(),
+                    answered: true,
+                },
+            };
+        }
+    };
     let local = cluster.local();
     match handshake::connect(&mut stream, &local, expected).await {
         Ok(established) => Attempt::Connected(established, stream),
         Err(HandshakeError::RefusedByPeer(Refusal::AlreadyConnected)) => {
-            Attempt::Tied(stream.peer_addr().ok())
+            Attempt::Tied(stream.tcp().peer_addr().ok())
         }
         Err(error @ HandshakeError::RefusedByPeer(Refusal::ShuttingDown)) => Attempt::Failed {
             error: error.to_string(),
             answered: true,
         },
-        Err(HandshakeError::Wire(WireError::Io(error))) => Attempt::Failed {
-            error: error.to_string(),
-            answered: false,
+        // A wrong secret or version, another node at that address, a certificate refused,
+        // or something that does not speak the protocol: for good. A lost connection is
+        // tried again.
+        Err(error) => match cluster.report_refused(address, false, &error) {
+            true => Attempt::ForGood(error.to_string()),
+            false => Attempt::Failed {
+                error: error.to_string(),
+                answered: false,
+            },
         },
-        // A wrong secret or version, another node at that address, or something that does
-        // not speak the protocol.
-        Err(error) => Attempt::ForGood(error.to_string()),
     }
 }
 

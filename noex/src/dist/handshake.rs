@@ -202,32 +202,40 @@ pub(crate) async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
     hold: impl std::future::Future<Output = ()>,
 ) -> Result<Established, HandshakeError> {
     let mut buffer = Vec::new();
-    let (peer, incarnation, their_nonce) =
-        match wire::read_message(stream, HANDSHAKE_FRAME_LIMIT, &mut buffer).await? {
-            WireMessage::Hello(hello) => {
-                let Hello {
-                    version,
-                    node,
-                    incarnation,
-                    nonce,
-                } = *hello;
-                if version != PROTOCOL_VERSION {
-                    let reason = Refusal::Version {
-                        ours: PROTOCOL_VERSION,
-                        theirs: version,
-                    };
-                    return Err(refuse(stream, reason).await);
-                }
-                match node.parse::<NodeId>() {
-                    Ok(peer) => (peer, incarnation, nonce),
-                    Err(error) => {
-                        let _ = refuse(stream, Refusal::Protocol).await;
-                        return Err(error.into());
-                    }
+    let hello = match wire::read_message(stream, HANDSHAKE_FRAME_LIMIT, &mut buffer).await {
+        // Not a frame: perhaps a TLS client (see `refused`). The refusal, not TLS, tells
+        // it that this node does not speak TLS.
+        Err(error @ WireError::Oversized { .. }) => {
+            let _ = refuse(stream, Refusal::Protocol).await;
+            return Err(error.into());
+        }
+        hello => hello?,
+    };
+    let (peer, incarnation, their_nonce) = match hello {
+        WireMessage::Hello(hello) => {
+            let Hello {
+                version,
+                node,
+                incarnation,
+                nonce,
+            } = *hello;
+            if version != PROTOCOL_VERSION {
+                let reason = Refusal::Version {
+                    ours: PROTOCOL_VERSION,
+                    theirs: version,
+                };
+                return Err(refuse(stream, reason).await);
+            }
+            match node.parse::<NodeId>() {
+                Ok(peer) => (peer, incarnation, nonce),
+                Err(error) => {
+                    let _ = refuse(stream, Refusal::Protocol).await;
+                    return Err(error.into());
                 }
             }
-            _ => return Err(refuse(stream, Refusal::Protocol).await),
-        };
+        }
+        _ => return Err(refuse(stream, Refusal::Protocol).await),
+    };
     if peer == *local.id {
         return Err(refuse(stream, Refusal::DuplicateNode).await);
     }

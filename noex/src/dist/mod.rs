@@ -57,8 +57,12 @@ mod outbound;
 pub(crate) mod peer;
 mod reader;
 mod reassembly;
+mod refused;
 pub(crate) mod remote;
 pub(crate) mod spawn;
+#[cfg(feature = "tls")]
+mod tls;
+mod transport;
 pub(crate) mod wire;
 
 pub(crate) use cluster::Cluster;
@@ -67,4 +71,10 @@ pub use config::{
     StartError, TieStats, TrafficStats,
 };
 pub(crate) use connect::DialKind;
+/// The rustls crate noex's `tls` feature uses, for [`TlsConfig::from_rustls`].
+#[cfg(feature = "tls")]
+pub use futures_rustls::rustls;
 pub use node_id::{NodeId, NodeIdError};
+pub use refused::RefusedReason;
+#[cfg(feature = "tls")]
+pub use tls::{TlsConfig, TlsError};

@@ -30,6 +30,7 @@ use super::monitor::PeerTies;
 use super::node_id::NodeId;
 use super::outbound::{is_large, Outbound, PushError};
 use super::spawn::Spawns;
+use super::transport::{ReadHalf, Stream, WriteHalf};
 use super::wire::{RemoteOutcome, WireMessage};
 use crate::node::executors;
 
@@ -106,9 +107,12 @@ pub(crate) struct Peer {
     /// `true` if this node dialled the connection.
     pub(crate) outbound: bool,
     pub(crate) queue: Outbound,
-    pub(super) stream: TcpStream,
-    /// The same socket, for writes straight from a sender's thread.
-    socket: Arc<Async<std::net::TcpStream>>,
+    /// The socket, to shut it down.
+    tcp: TcpStream,
+    /// The same socket, for writes straight from a sender's thread (not over TLS).
+    socket: Option<Arc<Async<std::net::TcpStream>>>,
+    /// The stream's halves until the reader and the writer take theirs.
+    halves: Mutex<(Option<ReadHalf>, Option<WriteHalf>)>,
     /// Calls waiting for their reply, with the scheduler thread of each caller.
     pending: Mutex<HashMap<u64, (oneshot::Sender<CallOutcome>, usize)>>,
     closed: AtomicBool,
@@ -142,7 +146,7 @@ impl Peer {
         id: NodeId,
         incarnation: u64,
         outbound: bool,
-        stream: TcpStream,
+        stream: Stream,
         queue_limit: usize,
         held: &Held,
     ) -> Self {
@@ -151,8 +155,12 @@ impl Peer {
             incarnation,
             outbound,
             queue: Outbound::new(queue_limit),
-            socket: stream.clone().into(),
-            stream,
+            tcp: stream.tcp().clone(),
+            socket: (!stream.is_tls()).then(|| stream.tcp().clone().into()),
+            halves: Mutex::new({
+                let (read, write) = stream.split();
+                (Some(read), Some(write))
+            }),
             pending: Mutex::new(HashMap::new()),
             closed: AtomicBool::new(false),
             closing: event_listener::Event::new(),
@@ -286,7 +294,7 @@ impl Peer {
         self.unstalled.notify(usize::MAX);
         self.closing.notify(usize::MAX);
         self.queue.close();
-        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+        let _ = self.tcp.shutdown(std::net::Shutdown::Both);
         self.fail_pending();
         self.fail_spawns();
         true
@@ -298,6 +306,9 @@ impl Peer {
     /// leaving the frame to the queue, if the connection is busy (whose writer batches) or
     /// under fault injection.
     pub(crate) fn write_now(&self, frame: &[u8]) -> bool {
+        let Some(socket) = &self.socket else {
+            return false;
+        };
         if is_large(frame)
             || self.stalled.load(Ordering::Relaxed)
             || self.silenced.load(Ordering::Relaxed)
@@ -305,7 +316,7 @@ impl Peer {
         {
             return false;
         }
-        let mut socket: &std::net::TcpStream = self.socket.get_ref();
+        let mut socket: &std::net::TcpStream = socket.get_ref();
         // A socket that cannot take it all now (or failed: the writer will find out)
         // leaves the rest to the writer.
         let written = socket.write(frame).unwrap_or(0);
@@ -329,6 +340,23 @@ impl Peer {
                 done => return done,
             }
         }
+    }
+
+    /// The reading half of the stream, for the reader (once).
+    pub(super) fn take_reader(&self) -> Option<ReadHalf> {
+        self.halves
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .0
+            .take()
+    }
+
+    fn take_writer(&self) -> Option<WriteHalf> {
+        self.halves
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .1
+            .take()
     }
 
     pub(crate) fn traffic(&self) -> TrafficStats {
@@ -356,7 +384,9 @@ pub(crate) fn run(cluster: &Arc<Cluster>, peer: &Arc<Peer>) {
 }
 
 async fn writer(cluster: Weak<Cluster>, peer: Arc<Peer>) {
-    let mut stream = peer.stream.clone();
+    let Some(mut stream) = peer.take_writer() else {
+        return;
+    };
     let mut batch = Vec::with_capacity(64 * 1024);
     let mut since_yield = 0;
     loop {
@@ -402,6 +432,12 @@ async fn writer(cluster: Weak<Cluster>, peer: Arc<Peer>) {
                     return;
                 }
             }
+        }
+        // Over TLS, the end of the batch may still be in the session.
+        if let Err(error) = stream.flush().await {
+            let text = error.to_string();
+            report(&cluster, &peer, NodeDownReason::ConnectionClosed, &text);
+            return;
         }
         if silenced {
             // What fault injection dropped counts as sent.

@@ -15,7 +15,6 @@
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 
-use async_net::TcpStream;
 use futures_lite::io::BufReader;
 use futures_lite::{AsyncBufReadExt, FutureExt};
 use smol::future::yield_now;
@@ -25,6 +24,7 @@ use super::config::NodeDownReason;
 use super::inbound::{Payload, Resolver};
 use super::peer::{report, Counters, Pause, Peer, YIELD_BYTES};
 use super::reassembly::{Reassembly, Reserved};
+use super::transport::ReadHalf;
 use super::wire::{self, WireError, WireMessage};
 use crate::node::NodeInner;
 
@@ -79,8 +79,11 @@ pub(super) async fn reader(cluster: Weak<Cluster>, peer: Arc<Peer>) {
         ),
         None => return,
     };
+    let Some(stream) = peer.take_reader() else {
+        return;
+    };
     let state = ReaderState {
-        stream: BufReader::with_capacity(64 * 1024, peer.stream.clone()),
+        stream: BufReader::with_capacity(64 * 1024, stream),
         incoming: Incoming::default(),
         reading: Reading {
             peer: peer.clone(),
@@ -100,7 +103,7 @@ pub(super) async fn reader(cluster: Weak<Cluster>, peer: Arc<Peer>) {
 
 /// What a connection's reader holds, all of which moves with it to another thread.
 struct ReaderState {
-    stream: BufReader<TcpStream>,
+    stream: BufReader<ReadHalf>,
     /// A frame that does not lie whole in the read buffer, as far as it has been read.
     incoming: Incoming,
     reading: Reading,

@@ -1,0 +1,192 @@
+//! Why a connection with another node was refused at connect time, as the cluster events
+//! report it.
+
+use super::handshake::HandshakeError;
+use super::node_id::NodeId;
+use super::wire::{Refusal, WireError};
+
+/// Why a connection with another node was refused before it was up, from
+/// [`ClusterEvent::Refused`](super::ClusterEvent::Refused).
+///
+/// Whichever side refused, both report it: the refusing side with what it found wrong,
+/// the other with what it was told (`by_peer` in the event). A dial refused for one of
+/// these reasons is not retried: the settings of one of the nodes must change first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RefusedReason {
+    /// The nodes do not share the cluster secret.
+    Secret,
+    /// The nodes speak different protocol versions.
+    Version {
+        /// The refusing node's version.
+        ours: u16,
+        /// The other's.
+        theirs: u16,
+    },
+    /// The node that answered is not the one dialled.
+    WrongNode {
+        /// The node dialled.
+        expected: NodeId,
+        /// The node that answered.
+        found: NodeId,
+    },
+    /// The peer claims this node's own id.
+    DuplicateNode,
+    /// This node runs TLS and the peer does not speak it (a node without TLS configured,
+    /// or not a node at all).
+    PeerWithoutTls,
+    /// The peer speaks TLS and this node has no TLS configured.
+    PeerUsesTls,
+    /// The certificate does not chain to the configured certificate authority.
+    UnknownIssuer,
+    /// The certificate has expired (or is not valid yet).
+    CertificateExpired,
+    /// The certificate is not valid for the name it was checked against.
+    NameMismatch {
+        /// The name dialled (or [`TlsConfig::server_name`](super::TlsConfig::server_name)).
+        expected: String,
+        /// The names the certificate is valid for.
+        presented: Vec<String>,
+    },
+    /// The peer presented no certificate.
+    NoCertificate,
+    /// The certificate was refused for another reason; the text says which.
+    BadCertificate(String),
+    /// Another TLS failure; the text says which.
+    Tls(String),
+    /// The peer does not follow the handshake protocol; the text says how.
+    Protocol(String),
+}
+
+impl std::fmt::Display for RefusedReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RefusedReason::Secret => f.write_str("wrong cluster secret"),
+            RefusedReason::Version { ours, theirs } => {
+                write!(
+                    f,
+                    "protocol version {theirs} (the refusing node speaks {ours})"
+                )
+            }
+            RefusedReason::WrongNode { expected, found } => {
+                write!(f, "dialled {expected}, reached {found}")
+            }
+            RefusedReason::DuplicateNode => f.write_str("the peer claims this node's id"),
+            RefusedReason::PeerWithoutTls => f.write_str("the peer does not speak TLS"),
+            RefusedReason::PeerUsesTls => {
+                f.write_str("the peer speaks TLS and this node has no TLS configured")
+            }
+            RefusedReason::UnknownIssuer => {
+                f.write_str("certificate not issued by the cluster's certificate authority")
+            }
+            RefusedReason::CertificateExpired => f.write_str("certificate expired"),
+            RefusedReason::NameMismatch {
+                expected,
+                presented,
+            } => {
+                write!(
+                    f,
+                    "certificate not valid for {expected} (valid for {presented:?})"
+                )
+            }
+            RefusedReason::NoCertificate => f.write_str("no certificate presented"),
+            RefusedReason::BadCertificate(text) => write!(f, "bad certificate: {text}"),
+            RefusedReason::Tls(text) => write!(f, "TLS: {text}"),
+            RefusedReason::Protocol(text) => write!(f, "protocol: {text}"),
+        }
+    }
+}
+
+/// The frame length a TLS record's first bytes read as: a handshake record (`0x16 0x03`)
+/// or an alert (`0x15 0x03`), where a frame's length prefix was expected.
+fn looks_like_tls(len: usize) -> bool {
+    matches!(len >> 16, 0x1603 | 0x1503)
+}
+
+/// Why a handshake was refused, and whether by the peer; `None` for a failure that is not
+/// a refusal (a lost connection, a tie between crossing connections, a node stopping).
+pub(crate) fn classify(error: &HandshakeError) -> Option<(RefusedReason, bool)> {
+    let from_refusal = |refusal: &Refusal| match refusal {
+        Refusal::Version { ours, theirs } => Some(RefusedReason::Version {
+            ours: *ours,
+            theirs: *theirs,
+        }),
+        Refusal::Authentication => Some(RefusedReason::Secret),
+        Refusal::DuplicateNode => Some(RefusedReason::DuplicateNode),
+        Refusal::Protocol => Some(RefusedReason::Protocol(refusal.to_string())),
+        Refusal::AlreadyConnected | Refusal::ShuttingDown => None,
+    };
+    match error {
+        HandshakeError::RefusedByPeer(refusal) => from_refusal(refusal).map(|r| (r, true)),
+        HandshakeError::Refused(refusal) => from_refusal(refusal).map(|r| (r, false)),
+        HandshakeError::BadPeerId(error) => {
+            Some((RefusedReason::Protocol(error.to_string()), false))
+        }
+        HandshakeError::WrongPeer { expected, found } => Some((
+            RefusedReason::WrongNode {
+                expected: expected.clone(),
+                found: found.clone(),
+            },
+            false,
+        )),
+        HandshakeError::Wire(WireError::Oversized { len, .. }) if looks_like_tls(*len) => {
+            Some((RefusedReason::PeerUsesTls, false))
+        }
+        HandshakeError::Wire(WireError::Io(error)) => tls_failure(error),
+        HandshakeError::Wire(error) => Some((RefusedReason::Protocol(error.to_string()), false)),
+    }
+}
+
+#[cfg(not(feature = "tls"))]
+fn tls_failure(_: &std::io::Error) -> Option<(RefusedReason, bool)> {
+    None
+}
+
+/// The TLS failure an I/O error of a TLS stream carries, if it does.
+#[cfg(feature = "tls")]
+fn tls_failure(error: &std::io::Error) -> Option<(RefusedReason, bool)> {
+    use futures_rustls::rustls::{AlertDescription, CertificateError, Error};
+
+    let error = error.get_ref()?.downcast_ref::<Error>()?;
+    let certificate = |error: &CertificateError| match error {
+        CertificateError::Expired
+        | CertificateError::ExpiredContext { .. }
+        | CertificateError::NotValidYet
+        | CertificateError::NotValidYetContext { .. } => RefusedReason::CertificateExpired,
+        CertificateError::UnknownIssuer => RefusedReason::UnknownIssuer,
+        CertificateError::NotValidForNameContext {
+            expected,
+            presented,
+        } => RefusedReason::NameMismatch {
+            expected: expected.to_str().into_owned(),
+            presented: presented.clone(),
+        },
+        CertificateError::NotValidForName => RefusedReason::NameMismatch {
+            expected: String::new(),
+            presented: Vec::new(),
+        },
+        other => RefusedReason::BadCertificate(format!("{other:?}")),
+    };
+    Some(match error {
+        Error::InvalidCertificate(error) => (certificate(error), false),
+        Error::NoCertificatesPresented => (RefusedReason::NoCertificate, false),
+        // Not a TLS record where one was expected.
+        Error::InvalidMessage(_) => (RefusedReason::PeerWithoutTls, false),
+        Error::AlertReceived(alert) => {
+            let reason = match alert {
+                AlertDescription::CertificateExpired => RefusedReason::CertificateExpired,
+                AlertDescription::UnknownCA => RefusedReason::UnknownIssuer,
+                AlertDescription::CertificateRequired => RefusedReason::NoCertificate,
+                AlertDescription::BadCertificate
+                | AlertDescription::CertificateUnknown
+                | AlertDescription::UnsupportedCertificate
+                | AlertDescription::CertificateRevoked => {
+                    RefusedReason::BadCertificate(format!("{alert:?}"))
+                }
+                other => RefusedReason::Tls(format!("the peer sent the alert {other:?}")),
+            };
+            (reason, true)
+        }
+        other => (RefusedReason::Tls(other.to_string()), false),
+    })
+}
