@@ -93,6 +93,12 @@ mod timer;
 #[path = "private.rs"]
 pub mod __private;
 
+/// Guides: longer texts on using noex.
+pub mod guide {
+    #[doc = include_str!("../docs/running-a-cluster.md")]
+    pub mod running_a_cluster {}
+}
+
 pub use behavior::{
     BehaviorEntry, BehaviorInfo, BehaviorName, LocalBehaviorEntry, RegistryError, RemoteBehavior,
     ServerHandle, SpawnByNameError, SpawnFuture, SpawnParams,
