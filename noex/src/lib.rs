@@ -103,11 +103,13 @@ pub use behavior::{
     BehaviorEntry, BehaviorInfo, BehaviorName, LocalBehaviorEntry, RegistryError, RemoteBehavior,
     ServerHandle, SpawnByNameError, SpawnFuture, SpawnParams,
 };
+pub use dist::discovery;
 #[cfg(feature = "tls")]
 pub use dist::{rustls, TlsConfig, TlsError};
 pub use dist::{
-    ClusterConfig, ClusterEvent, NodeDownReason, NodeId, NodeIdError, NodeInfo, NodeStatus,
-    RefusedReason, RemoteStats, SpawnStats, StartError, TieStats, TrafficStats,
+    ClusterConfig, ClusterEvent, Discovery, DiscoveryError, DnsSeeds, NodeDownReason, NodeId,
+    NodeIdError, NodeInfo, NodeStatus, RefusedReason, RemoteStats, SpawnStats, StartError,
+    StaticSeeds, TieStats, TrafficStats, DEFAULT_DISCOVERY_INTERVAL,
 };
 pub use error::{
     CallError, GlobalError, LookupError, RegisterError, RemoteSpawnError, SendError, SpawnError,

@@ -25,9 +25,10 @@ use async_net::TcpListener;
 use futures_lite::FutureExt;
 
 use super::config::{
-    ClusterConfig, ClusterEvent, NodeDownReason, NodeInfo, NodeStatus, Seed, TrafficStats,
+    ClusterConfig, ClusterEvent, NodeDownReason, NodeInfo, NodeStatus, TrafficStats,
 };
 use super::connect::{accept_loop, Dial, DialKind};
+use super::discovery::{self, Listings};
 use super::handshake::{Established, Local};
 use super::node_id::NodeId;
 use super::peer::{self, Held, Peer};
@@ -75,6 +76,8 @@ pub(super) struct State {
     pub(super) peers: HashMap<Arc<str>, Arc<Peer>>,
     /// Dial loops, by the address (`host:port`) they dial.
     pub(super) dials: HashMap<String, Dial>,
+    /// The addresses discovery sources list.
+    pub(super) listings: Listings,
     /// Inbound handshakes admitted and under way, by the peer's address.
     pub(super) accepting: HashMap<String, usize>,
     /// Reconnections per node.
@@ -147,23 +150,19 @@ impl Cluster {
         }
     }
 
-    /// Starts accepting connections and dialling the seeds.
+    /// Starts accepting connections and following the discovery sources (the seeds
+    /// among them).
     pub(crate) fn run(self: &Arc<Self>, listener: TcpListener) {
+        let own = discovery::own_addresses(&self.id, &listener);
         let cluster = Arc::downgrade(self);
-        self.spawn(accept_loop(cluster, listener));
-        for seed in &self.config.seeds {
-            match Seed::parse(seed) {
-                Ok(seed) if seed.address() != self.id.address() => {
-                    let expected = match &seed {
-                        Seed::Node(id) => Some(id.clone()),
-                        Seed::Address(_) => None,
-                    };
-                    self.dial(seed.address().to_owned(), expected, DialKind::Seed);
-                }
-                Ok(_) => {}
-                // Validated at start.
-                Err(_) => {}
-            }
+        self.spawn(accept_loop(cluster.clone(), listener));
+        for (index, source) in self.config.sources().into_iter().enumerate() {
+            self.spawn(discovery::discover(
+                cluster.clone(),
+                index,
+                source,
+                own.clone(),
+            ));
         }
     }
 

@@ -1,10 +1,12 @@
 //! How a clustered node is set up, and what it reports.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use thiserror::Error;
 
+use super::discovery::{Discovery, Source, StaticSeeds};
 use super::node_id::{split_address, NodeId, NodeIdError};
 use super::refused::RefusedReason;
 
@@ -28,6 +30,8 @@ pub struct ClusterConfig {
     pub(crate) bind: SocketAddr,
     pub(crate) advertise_host: Option<String>,
     pub(crate) seeds: Vec<String>,
+    /// Discovery sources besides the seeds.
+    discovery: Vec<Arc<dyn Source>>,
     pub(crate) secret: Vec<u8>,
     /// Where the secret is read from at start, if not given in code.
     secret_source: Option<SecretSource>,
@@ -57,6 +61,7 @@ impl std::fmt::Debug for ClusterConfig {
             .field("bind", &self.bind)
             .field("advertise_host", &self.advertise_host)
             .field("seeds", &self.seeds)
+            .field("discovery", &self.discovery)
             .field("secret", &"<hidden>")
             .field("tls", &self.tls_enabled())
             .field("heartbeat_interval", &self.heartbeat_interval)
@@ -90,6 +95,7 @@ impl ClusterConfig {
     /// | an address that does not answer is no longer dialled after (seeds: never) | 5 min |
     /// | learnt addresses dialled at once | 128 |
     /// | nodes one member list may name | 1,024 |
+    /// | a [`DnsSeeds`](crate::DnsSeeds) name is resolved again every | 5 s |
     ///
     /// The cluster secret defaults to empty: set one with [`secret`](Self::secret).
     pub fn new(name: impl Into<String>) -> Self {
@@ -98,6 +104,7 @@ impl ClusterConfig {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             advertise_host: None,
             seeds: Vec::new(),
+            discovery: Vec::new(),
             secret: Vec::new(),
             secret_source: None,
             heartbeat_interval: Duration::from_millis(500),
@@ -135,9 +142,42 @@ impl ClusterConfig {
 
     /// Adds a seed: `name@host:port` or `host:port`. Seeds are connected at start (and
     /// retried with backoff until they answer); the rest of the cluster is learnt from them.
+    /// They are the [`StaticSeeds`] source of [`discovery`](Self::discovery). A host name
+    /// here is resolved at each attempt, to one address; for a name of several (a
+    /// Kubernetes headless service), use [`DnsSeeds`](crate::DnsSeeds).
     pub fn seed(mut self, seed: impl Into<String>) -> Self {
         self.seeds.push(seed.into());
         self
+    }
+
+    /// Adds a source of seeds: the node dials every address it lists, while it lists it,
+    /// and asks it again at each of its changes (see [`Discovery`] and the
+    /// [`discovery`](crate::discovery) module). Sources add up, to the seeds too: an
+    /// address is a seed while any of them lists it.
+    ///
+    /// ```
+    /// use noex::{ClusterConfig, DnsSeeds};
+    ///
+    /// let config = ClusterConfig::new("worker-1")
+    ///     .bind("0.0.0.0:4370".parse().unwrap())
+    ///     .advertise_host("10.0.0.7")
+    ///     .secret_env("NOEX_SECRET")
+    ///     .discovery(DnsSeeds::new("noex.default.svc.cluster.local:4370").unwrap());
+    /// # let _ = config;
+    /// ```
+    pub fn discovery(mut self, source: impl Discovery) -> Self {
+        self.discovery.push(Arc::new(source));
+        self
+    }
+
+    /// Every discovery source: the seeds (if any) first.
+    pub(crate) fn sources(&self) -> Vec<Arc<dyn Source>> {
+        let seeds = (!self.seeds.is_empty())
+            .then(|| Arc::new(StaticSeeds::unchecked(self.seeds.clone())) as Arc<dyn Source>);
+        seeds
+            .into_iter()
+            .chain(self.discovery.iter().cloned())
+            .collect()
     }
 
     /// The cluster secret: nodes prove to each other that they know it (HMAC-SHA256

@@ -494,6 +494,7 @@ async fn dial_loop(cluster: &Weak<Cluster>, address: &str, expected: Option<Node
             .await;
         match attempt {
             Attempt::Connected(established, stream) => {
+                strong.lock().listings.reached(address, &established.peer);
                 strong.register(established, stream, true);
                 strong.end_handshake(address);
                 match strong.finish_dial(address) {
@@ -520,7 +521,9 @@ async fn dial_loop(cluster: &Weak<Cluster>, address: &str, expected: Option<Node
             Attempt::ForGood(error) => {
                 strong.end_handshake(address);
                 tracing::error!(%address, %error, "refused for good; no longer dialling it");
-                strong.lock().dials.remove(address);
+                let mut state = strong.lock();
+                state.dials.remove(address);
+                state.listings.refused(address);
                 return;
             }
             Attempt::Failed { error, answered } => {

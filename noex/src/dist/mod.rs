@@ -12,6 +12,8 @@
 //!   or more are decoded off the scheduler threads.
 //! * **Handshake** (`handshake`): protocol version, node ids and incarnations, and mutual
 //!   HMAC-SHA256 challenge–response over fresh nonces keyed by the cluster secret.
+//! * **Discovery** ([`discovery`]): where the seeds come from — a static list, a DNS name
+//!   resolved again and again, or any source that implements `Discovery`.
 //! * **Membership** (`cluster`, `connect`): seeds, member lists exchanged on every
 //!   connection (a full mesh), one connection per pair however the dials cross,
 //!   reconnection with exponential backoff and jitter, `NodeUp`/`NodeDown` events. What a
@@ -48,6 +50,7 @@
 mod cluster;
 mod config;
 mod connect;
+pub mod discovery;
 mod handshake;
 mod header;
 pub(crate) mod inbound;
@@ -71,6 +74,7 @@ pub use config::{
     StartError, TieStats, TrafficStats,
 };
 pub(crate) use connect::DialKind;
+pub use discovery::{Discovery, DiscoveryError, DnsSeeds, StaticSeeds, DEFAULT_DISCOVERY_INTERVAL};
 /// The rustls crate noex's `tls` feature uses, for [`TlsConfig::from_rustls`].
 #[cfg(feature = "tls")]
 pub use futures_rustls::rustls;

@@ -1,0 +1,320 @@
+//! Discovery: a node dials what its sources list, while they list it; a DNS name is dialled
+//! at its addresses; a source that fails is retried; the sources' tasks end with the node.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_net::TcpListener;
+use common::raw::{frame, Refusal, Wire};
+use common::{cluster_config, eventually, run_blocking, wait_connected, within};
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use noex::{Discovery, DiscoveryError, DnsSeeds, Node, NodeId};
+
+/// A source the test controls: it lists what the test sets, and tells the node at once.
+#[derive(Debug)]
+struct Stub {
+    addresses: Mutex<Vec<String>>,
+    /// Asks that fail from now on.
+    failing: AtomicUsize,
+    /// Asks that failed.
+    failed: AtomicUsize,
+    /// Asks so far.
+    asks: AtomicUsize,
+    /// The asks the node has acted on (it waits for the next change).
+    acted: AtomicUsize,
+    /// The node's waits for a change under way now.
+    waiting: AtomicUsize,
+    changes: (async_channel::Sender<()>, async_channel::Receiver<()>),
+}
+
+impl Stub {
+    fn new() -> Arc<Stub> {
+        Arc::new(Stub {
+            addresses: Mutex::new(Vec::new()),
+            failing: AtomicUsize::new(0),
+            failed: AtomicUsize::new(0),
+            asks: AtomicUsize::new(0),
+            acted: AtomicUsize::new(0),
+            waiting: AtomicUsize::new(0),
+            changes: async_channel::bounded(1),
+        })
+    }
+
+    fn source(self: &Arc<Self>) -> StubSource {
+        StubSource(self.clone())
+    }
+
+    /// Lists `addresses` from now on, and says so.
+    fn set(&self, addresses: &[&str]) {
+        *self.addresses.lock().unwrap() = addresses.iter().map(|a| a.to_string()).collect();
+        let _ = self.changes.0.try_send(());
+    }
+
+    /// Fails the next `asks` asks.
+    fn fail(&self, asks: usize) {
+        self.failing.store(asks, Ordering::SeqCst);
+        let _ = self.changes.0.try_send(());
+    }
+
+    /// Says that something changed, and waits until the node has acted on an ask made
+    /// since. (An ask under way now is followed by another: the change is remembered.)
+    async fn next_round(&self) {
+        let asked = self.asks.load(Ordering::SeqCst);
+        let _ = self.changes.0.try_send(());
+        eventually("the node to ask its source again", || {
+            self.acted.load(Ordering::SeqCst) > asked
+        })
+        .await;
+    }
+}
+
+#[derive(Debug)]
+struct StubSource(Arc<Stub>);
+
+/// Counts a wait for a change while it lasts.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Discovery for StubSource {
+    async fn addresses(&self) -> Result<Vec<String>, DiscoveryError> {
+        let stub = &self.0;
+        stub.asks.fetch_add(1, Ordering::SeqCst);
+        let failing = stub.failing.load(Ordering::SeqCst);
+        if failing > 0 {
+            stub.failing.store(failing - 1, Ordering::SeqCst);
+            stub.failed.fetch_add(1, Ordering::SeqCst);
+            return Err(DiscoveryError::Other("the stub fails".into()));
+        }
+        Ok(stub.addresses.lock().unwrap().clone())
+    }
+
+    async fn changed(&self) {
+        let stub = &self.0;
+        stub.waiting.fetch_add(1, Ordering::SeqCst);
+        let _waiting = Waiting(&stub.waiting);
+        stub.acted
+            .store(stub.asks.load(Ordering::SeqCst), Ordering::SeqCst);
+        let _ = stub.changes.1.recv().await;
+    }
+}
+
+fn id(node: &Node) -> NodeId {
+    node.local_node_id().unwrap().clone()
+}
+
+async fn start(name: &str) -> Node {
+    Node::start(cluster_config(name)).await.unwrap()
+}
+
+/// `host:port` where nothing listens.
+fn dead_address() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().to_string()
+}
+
+#[test]
+fn a_node_connects_to_members_as_its_source_lists_them() {
+    run_blocking(async {
+        let (b, c) = (start("b").await, start("c").await);
+        let stub = Stub::new();
+        let a = Node::start(cluster_config("a").discovery(stub.source()))
+            .await
+            .unwrap();
+        stub.next_round().await;
+        assert!(a.connected_nodes().is_empty());
+
+        stub.set(&[id(&b).address()]);
+        wait_connected(&a, 1).await;
+        // Both at once; the one connected already is left alone.
+        stub.set(&[id(&b).address(), id(&c).address()]);
+        wait_connected(&a, 2).await;
+        let connected: Vec<_> = a.connected_nodes().into_iter().map(|n| n.id).collect();
+        assert_eq!(connected, [id(&b), id(&c)]);
+        for node in [a, b, c] {
+            node.shutdown();
+        }
+    });
+}
+
+#[test]
+fn a_listed_address_that_does_not_answer_is_dialled_until_no_longer_listed() {
+    run_blocking(async {
+        let forget = Duration::from_millis(150);
+        let config = cluster_config("a").forget_unreachable_after(forget);
+        let stub = Stub::new();
+        let a = Node::start(config.discovery(stub.source())).await.unwrap();
+        let dead = dead_address();
+        stub.set(&[&dead]);
+        eventually("the node to dial it", || a.faults().dials() == 1).await;
+        // A seed while listed: never forgotten, however long it stays silent.
+        smol::Timer::after(forget * 4).await;
+        assert_eq!(a.faults().dials(), 1);
+
+        stub.set(&[]);
+        eventually("the node to give it up", || a.faults().dials() == 0).await;
+        stub.next_round().await;
+        assert_eq!(a.faults().dials(), 0);
+        a.shutdown();
+    });
+}
+
+#[test]
+fn a_connected_member_stays_connected_when_no_longer_listed() {
+    run_blocking(async {
+        let b = start("b").await;
+        let stub = Stub::new();
+        let a = Node::start(cluster_config("a").discovery(stub.source()))
+            .await
+            .unwrap();
+        stub.set(&[id(&b).address()]);
+        wait_connected(&a, 1).await;
+        stub.set(&[]);
+        stub.next_round().await;
+        assert_eq!(a.connected_nodes()[0].id, id(&b));
+        a.shutdown();
+        b.shutdown();
+    });
+}
+
+#[test]
+fn a_failing_source_is_retried_and_what_it_listed_stays_listed() {
+    run_blocking(async {
+        let forget = Duration::from_millis(100);
+        let config = cluster_config("a").forget_unreachable_after(forget);
+        let stub = Stub::new();
+        let a = Node::start(config.discovery(stub.source())).await.unwrap();
+        stub.set(&[&dead_address()]);
+        eventually("the node to dial it", || a.faults().dials() == 1).await;
+
+        // Retried without a change to wait for (after the reconnect backoff: 20, 40, 80,
+        // 160, 200 ms), long past the time an unlisted address is forgotten in.
+        stub.fail(6);
+        eventually("six failed asks", || {
+            stub.failed.load(Ordering::SeqCst) == 6
+        })
+        .await;
+        assert_eq!(a.faults().dials(), 1);
+
+        // It answers again.
+        let b = start("b").await;
+        stub.set(&[id(&b).address()]);
+        wait_connected(&a, 1).await;
+        a.shutdown();
+        b.shutdown();
+    });
+}
+
+/// A listener that refuses every handshake (a wrong secret, it says), counting them.
+async fn refuser() -> (String, Arc<AtomicUsize>, smol::Task<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let task = smol::spawn({
+        let connections = connections.clone();
+        async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                connections.fetch_add(1, Ordering::SeqCst);
+                let mut hello = [0u8; 256];
+                let _ = stream.read(&mut hello).await;
+                let refused = Wire::Refused {
+                    reason: Refusal::Authentication,
+                };
+                let _ = stream.write_all(&frame(&refused, &[])).await;
+            }
+        }
+    });
+    (address, connections, task)
+}
+
+#[test]
+fn an_address_that_refuses_for_good_is_not_dialled_again_while_listed() {
+    run_blocking(async {
+        let (address, connections, _refusing) = refuser().await;
+        let stub = Stub::new();
+        let a = Node::start(cluster_config("a").discovery(stub.source()))
+            .await
+            .unwrap();
+        stub.set(&[&address]);
+        eventually("the node to be refused", || {
+            connections.load(Ordering::SeqCst) == 1 && a.faults().dials() == 0
+        })
+        .await;
+        stub.next_round().await;
+        stub.next_round().await;
+        assert_eq!(a.faults().dials(), 0);
+        assert_eq!(connections.load(Ordering::SeqCst), 1);
+
+        // Unlisted, then listed again: tried again.
+        stub.set(&[]);
+        stub.next_round().await;
+        stub.set(&[&address]);
+        eventually("the node to try again", || {
+            connections.load(Ordering::SeqCst) == 2
+        })
+        .await;
+        a.shutdown();
+    });
+}
+
+#[test]
+fn a_dns_name_is_dialled_at_the_addresses_it_resolves_to() {
+    run_blocking(async {
+        let b = start("b").await;
+        let name = format!("localhost:{}", id(&b).port());
+        let seeds = DnsSeeds::new(name).unwrap();
+        let a = Node::start(cluster_config("a").discovery(seeds))
+            .await
+            .unwrap();
+        wait_connected(&a, 1).await;
+        assert_eq!(a.connected_nodes()[0].id, id(&b));
+        a.shutdown();
+        b.shutdown();
+    });
+}
+
+#[test]
+fn a_node_does_not_dial_its_own_address() {
+    run_blocking(async {
+        // As a headless service lists every pod, the node's own among them.
+        let stub = Stub::new();
+        let a = Node::start(cluster_config("a").discovery(stub.source()))
+            .await
+            .unwrap();
+        // Every attempt fails: a dial, once begun, goes on.
+        a.faults().refuse_connections(true);
+        let dead = dead_address();
+        stub.set(&[id(&a).address(), &dead]);
+        stub.next_round().await;
+        assert_eq!(a.faults().dials(), 1, "only {dead} is dialled");
+        a.shutdown();
+    });
+}
+
+#[test]
+fn the_discovery_tasks_end_when_the_node_shuts_down() {
+    run_blocking(async {
+        let stub = Stub::new();
+        let a = Node::start(cluster_config("a").discovery(stub.source()))
+            .await
+            .unwrap();
+        eventually("the node to wait for a change", || {
+            stub.waiting.load(Ordering::SeqCst) == 1
+        })
+        .await;
+        a.shutdown();
+        within("the wait to end", async {
+            while stub.waiting.load(Ordering::SeqCst) != 0 {
+                smol::Timer::after(Duration::from_millis(1)).await;
+            }
+        })
+        .await;
+    });
+}
