@@ -24,15 +24,14 @@ use std::time::{Duration, Instant};
 use async_net::TcpListener;
 use futures_lite::FutureExt;
 
-use super::config::{
-    ClusterConfig, ClusterEvent, NodeDownReason, NodeInfo, NodeStatus, TrafficStats,
-};
+use super::config::ClusterConfig;
 use super::connect::{accept_loop, Dial, DialKind};
 use super::discovery::{self, Listings};
 use super::handshake::{Established, Local};
 use super::node_id::NodeId;
 use super::peer::{self, Held, Peer};
 use super::reassembly::Reassembly;
+use super::status::{ClusterEvent, NodeDownReason, NodeInfo, NodeStatus, TrafficStats};
 use super::transport::Stream;
 use super::wire::WireMessage;
 use crate::events::EventBus;

@@ -42,10 +42,8 @@ use async_net::{TcpListener, TcpStream};
 use futures_lite::FutureExt;
 
 use super::cluster::Cluster;
-use super::config::ClusterEvent;
 use super::handshake::{self, Established, HandshakeError};
 use super::node_id::NodeId;
-use super::refused::classify;
 use super::transport::Stream;
 use super::wire::{Refusal, WireError};
 
@@ -271,42 +269,6 @@ impl Cluster {
     }
 
     /// Fault injection: how many handshakes are held now.
-    /// Runs the TLS handshake of an accepted connection, if this node has TLS.
-    async fn secure_accepted(&self, tcp: TcpStream) -> std::io::Result<Stream> {
-        #[cfg(feature = "tls")]
-        if let Some(tls) = &self.config.tls {
-            return tls.accept(tcp).await;
-        }
-        Ok(Stream::Plain(tcp))
-    }
-
-    /// Runs the TLS handshake of a connection dialled to `address`, if this node has TLS.
-    async fn secure_dialled(&self, address: &str, tcp: TcpStream) -> std::io::Result<Stream> {
-        #[cfg(feature = "tls")]
-        if let Some(tls) = &self.config.tls {
-            return tls.connect(address, tcp).await;
-        }
-        let _ = address;
-        Ok(Stream::Plain(tcp))
-    }
-
-    /// Reports (an event and a log line) a handshake that ended in a refusal, by either
-    /// side. Returns `false` if `error` is no refusal (a lost connection, say).
-    fn report_refused(&self, address: &str, inbound: bool, error: &HandshakeError) -> bool {
-        let Some((reason, by_peer)) = classify(error) else {
-            return false;
-        };
-        let by = if by_peer { "the peer" } else { "this node" };
-        tracing::warn!(%address, inbound, %reason, "connection refused by {by}");
-        self.events.publish(ClusterEvent::Refused {
-            address: address.to_owned(),
-            inbound,
-            by_peer,
-            reason,
-        });
-        true
-    }
-
     pub(crate) fn handshakes_held(&self) -> usize {
         self.handshakes_held.load(Ordering::Relaxed)
     }

@@ -63,16 +63,14 @@ mod reassembly;
 mod refused;
 pub(crate) mod remote;
 pub(crate) mod spawn;
+mod status;
 #[cfg(feature = "tls")]
 mod tls;
 mod transport;
 pub(crate) mod wire;
 
 pub(crate) use cluster::Cluster;
-pub use config::{
-    ClusterConfig, ClusterEvent, NodeDownReason, NodeInfo, NodeStatus, RemoteStats, SpawnStats,
-    StartError, TieStats, TrafficStats,
-};
+pub use config::{ClusterConfig, StartError};
 pub(crate) use connect::DialKind;
 pub use discovery::{Discovery, DiscoveryError, DnsSeeds, StaticSeeds, DEFAULT_DISCOVERY_INTERVAL};
 /// The rustls crate noex's `tls` feature uses, for [`TlsConfig::from_rustls`].
@@ -80,5 +78,9 @@ pub use discovery::{Discovery, DiscoveryError, DnsSeeds, StaticSeeds, DEFAULT_DI
 pub use futures_rustls::rustls;
 pub use node_id::{NodeId, NodeIdError};
 pub use refused::RefusedReason;
+pub use status::{
+    ClusterEvent, NodeDownReason, NodeInfo, NodeStatus, RemoteStats, SpawnStats, TieStats,
+    TrafficStats,
+};
 #[cfg(feature = "tls")]
 pub use tls::{TlsConfig, TlsError};

@@ -24,8 +24,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::cluster::Cluster;
-use super::config::{RemoteStats, TieStats};
 use super::peer::{Counters, Peer};
+use super::status::{RemoteStats, TieStats};
 use super::wire::{self, RemoteSignal, WireMessage};
 use crate::node::NodeInner;
 use crate::process::{send_exit, AnyProcess, Core, Signal, SystemInfo};

@@ -24,12 +24,12 @@ use smol::future::yield_now;
 use smol::Async;
 
 use super::cluster::Cluster;
-use super::config::{NodeDownReason, TrafficStats};
 use super::inbound::Payload;
 use super::monitor::PeerTies;
 use super::node_id::NodeId;
 use super::outbound::{is_large, Outbound, PushError};
 use super::spawn::Spawns;
+use super::status::{NodeDownReason, TrafficStats};
 use super::transport::{ReadHalf, Stream, WriteHalf};
 use super::wire::{RemoteOutcome, WireMessage};
 use crate::node::executors;

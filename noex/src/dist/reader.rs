@@ -20,10 +20,10 @@ use futures_lite::{AsyncBufReadExt, FutureExt};
 use smol::future::yield_now;
 
 use super::cluster::Cluster;
-use super::config::NodeDownReason;
 use super::inbound::{Payload, Resolver};
 use super::peer::{report, Counters, Pause, Peer, YIELD_BYTES};
 use super::reassembly::{Reassembly, Reserved};
+use super::status::NodeDownReason;
 use super::transport::ReadHalf;
 use super::wire::{self, WireError, WireMessage};
 use crate::node::NodeInner;

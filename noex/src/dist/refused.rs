@@ -1,8 +1,10 @@
 //! Why a connection with another node was refused at connect time, as the cluster events
 //! report it.
 
+use super::cluster::Cluster;
 use super::handshake::HandshakeError;
 use super::node_id::NodeId;
+use super::status::ClusterEvent;
 use super::wire::{Refusal, WireError};
 
 /// Why a connection with another node was refused before it was up, from
@@ -94,6 +96,30 @@ impl std::fmt::Display for RefusedReason {
             RefusedReason::Tls(text) => write!(f, "TLS: {text}"),
             RefusedReason::Protocol(text) => write!(f, "protocol: {text}"),
         }
+    }
+}
+
+impl Cluster {
+    /// Reports (an event and a log line) a handshake that ended in a refusal, by either
+    /// side. Returns `false` if `error` is no refusal (a lost connection, say).
+    pub(super) fn report_refused(
+        &self,
+        address: &str,
+        inbound: bool,
+        error: &HandshakeError,
+    ) -> bool {
+        let Some((reason, by_peer)) = classify(error) else {
+            return false;
+        };
+        let by = if by_peer { "the peer" } else { "this node" };
+        tracing::warn!(%address, inbound, %reason, "connection refused by {by}");
+        self.events.publish(ClusterEvent::Refused {
+            address: address.to_owned(),
+            inbound,
+            by_peer,
+            reason,
+        });
+        true
     }
 }
 

@@ -89,9 +89,9 @@ impl SpawnCounters {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn stats(&self) -> super::config::SpawnStats {
+    pub(crate) fn stats(&self) -> super::status::SpawnStats {
         let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-        super::config::SpawnStats {
+        super::status::SpawnStats {
             started: read(&self.started),
             succeeded: read(&self.succeeded),
             timed_out: read(&self.timed_out),

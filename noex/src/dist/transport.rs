@@ -13,6 +13,8 @@ use std::task::{Context, Poll};
 use async_net::TcpStream;
 use futures_lite::{AsyncRead, AsyncWrite};
 
+use super::cluster::Cluster;
+
 #[cfg(feature = "tls")]
 type Tls = futures_rustls::TlsStream<TcpStream>;
 
@@ -130,5 +132,30 @@ impl AsyncWrite for WriteHalf {
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         forward!(self, s => Pin::new(s).poll_close(cx))
+    }
+}
+
+impl Cluster {
+    /// Runs the TLS handshake of an accepted connection, if this node has TLS.
+    pub(super) async fn secure_accepted(&self, tcp: TcpStream) -> std::io::Result<Stream> {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.config.tls {
+            return tls.accept(tcp).await;
+        }
+        Ok(Stream::Plain(tcp))
+    }
+
+    /// Runs the TLS handshake of a connection dialled to `address`, if this node has TLS.
+    pub(super) async fn secure_dialled(
+        &self,
+        address: &str,
+        tcp: TcpStream,
+    ) -> std::io::Result<Stream> {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.config.tls {
+            return tls.connect(address, tcp).await;
+        }
+        let _ = address;
+        Ok(Stream::Plain(tcp))
     }
 }
