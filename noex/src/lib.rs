@@ -119,7 +119,8 @@ pub use events::{Events, LifecycleEvent, Subscription};
 pub use exit::ExitReason;
 pub use global::{GlobalEvent, GLOBAL_TIMEOUT, MAX_NAME_LEN};
 pub use node::{
-    ClusterEvents, Faults, GlobalEvents, Node, NodeBuilder, ProcessInfo, DEFAULT_STOP_GRACE,
+    ClusterEvents, Faults, GlobalEvents, Node, NodeBuilder, ProcessInfo, DEFAULT_BUSY_WAIT,
+    DEFAULT_STOP_GRACE,
 };
 pub use pid::{MonitorRef, Pid};
 pub use server::reference::DEFAULT_CALL_TIMEOUT;

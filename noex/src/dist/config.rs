@@ -48,6 +48,7 @@ pub struct ClusterConfig {
     pub(crate) max_dials: usize,
     pub(crate) max_members: usize,
     pub(crate) threads: Option<usize>,
+    pub(crate) busy_wait: Duration,
     pub(crate) register_behaviors: bool,
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<super::TlsConfig>,
@@ -119,6 +120,7 @@ impl ClusterConfig {
             max_dials: 128,
             max_members: 1024,
             threads: None,
+            busy_wait: crate::node::DEFAULT_BUSY_WAIT,
             register_behaviors: false,
             #[cfg(feature = "tls")]
             tls: None,
@@ -299,6 +301,14 @@ impl ClusterConfig {
     /// The number of scheduler threads (default: one per CPU).
     pub fn threads(mut self, threads: usize) -> Self {
         self.threads = Some(threads);
+        self
+    }
+
+    /// How long the node's threads busy-wait for work before they sleep (default
+    /// [`DEFAULT_BUSY_WAIT`](crate::DEFAULT_BUSY_WAIT); zero turns it off): see
+    /// [`NodeBuilder::busy_wait`](crate::NodeBuilder::busy_wait).
+    pub fn busy_wait(mut self, busy_wait: Duration) -> Self {
+        self.busy_wait = busy_wait;
         self
     }
 

@@ -39,7 +39,7 @@ impl Node {
             .threads
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         let (listener, id) = Cluster::bind(config.clone()).await?;
-        let inner = Arc::new(NodeInner::new(id.as_str(), threads));
+        let inner = Arc::new(NodeInner::new(id.as_str(), threads, config.busy_wait));
         if config.register_behaviors {
             inner.register_behaviors()?;
         }

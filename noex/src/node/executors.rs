@@ -12,7 +12,30 @@
 //! other threads on every wake-up; here a task never moves between threads, so a message
 //! exchange between two processes of one thread is a few queue operations. The loop runs
 //! inside `smol::block_on`, which drives the I/O reactor whenever the thread has nothing to
-//! run and every [`BUDGET`] tasks.
+//! run, every [`BUDGET`] tasks, and whenever [`SERVICE_INTERVAL`] has passed since it last
+//! did (see below).
+//!
+//! # Work from elsewhere does not wait behind a busy neighbour
+//!
+//! A task woken from outside the run loop — by another thread (a call from outside the
+//! node, a message from a process of another thread), or by the reactor on this thread (a
+//! timer, a socket) — must not wait for the local queue to drain: a process flooded with
+//! messages takes turns of up to a millisecond, and many of them. So the loop looks at the
+//! clock every [`CLOCK_EVERY`] tasks and after any task that says it ran long
+//! ([`ran_long`]); once [`SERVICE_INTERVAL`] has passed since it last served the outside, it
+//! lets `block_on` poll the reactor, and then runs the tasks injected from other threads
+//! before its local queue. Tasks the reactor wakes go to the front of the local queue.
+//!
+//! # Busy-waiting before sleeping
+//!
+//! Waking a parked thread costs tens of microseconds on a VM — more than a whole message
+//! round trip between processes. So a thread that runs out of work first busy-waits for
+//! the node's [`busy_wait`](crate::NodeBuilder::busy_wait) setting, polling the reactor
+//! (without blocking) and its injection queue, and only then sleeps: a reply, a call from
+//! another thread or a frame from a peer that comes within that time is picked up at once.
+//! The cost is CPU time while idle: at most `busy_wait` per burst of work, so a node with
+//! nothing to do sleeps, and one with a steady stream of work spaced less than `busy_wait`
+//! apart keeps its threads busy (like Erlang's scheduler busy-wait, `+sbwt`).
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -22,6 +45,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::thread::{self, JoinHandle, ThreadId};
+use std::time::{Duration, Instant};
 
 use async_task::{Runnable, Task};
 use atomic_waker::AtomicWaker;
@@ -37,11 +61,31 @@ const BUDGET: u32 = 1024;
 /// tasks woken from other threads are not starved by a busy local queue.
 const INJECTED_EVERY: u32 = 31;
 
+/// The clock is read every this many tasks (reading it costs about as much as running a
+/// short task, so not after each).
+const CLOCK_EVERY: u32 = 32;
+
+/// How long a busy thread may go without polling the reactor and running the tasks
+/// injected from other threads ahead of its local queue.
+const SERVICE_INTERVAL: Duration = Duration::from_micros(500);
+
 thread_local! {
     /// The scheduler this thread runs (its address), for a node's own threads.
     static CURRENT: Cell<usize> = const { Cell::new(0) };
     /// This thread's local run queue.
     static LOCAL: RefCell<VecDeque<Runnable>> = const { RefCell::new(VecDeque::new()) };
+    /// Set while the run loop runs a task: a task woken on this thread while it is not
+    /// was woken by the reactor.
+    static RUNNING: Cell<bool> = const { Cell::new(false) };
+    /// Set by a task that ran long (see [`ran_long`]).
+    static RAN_LONG: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Tells the calling scheduler thread that the task it runs has been running for a while
+/// (a process's long turn): the thread then sees whether the outside needs serving before
+/// it runs the next task, rather than after [`CLOCK_EVERY`] more.
+pub(crate) fn ran_long() {
+    RAN_LONG.with(|flag| flag.set(true));
 }
 
 /// What other threads share with one scheduler thread.
@@ -53,6 +97,8 @@ struct Scheduler {
     /// Set while the thread waits for work: a waker from elsewhere must wake it.
     sleeping: AtomicBool,
     stopped: AtomicBool,
+    /// How long the thread busy-waits for work before it sleeps.
+    busy_wait: Duration,
     /// The tasks not yet ended, so that stopping can cancel them.
     active: Mutex<Active>,
 }
@@ -126,7 +172,13 @@ impl Scheduler {
     /// Queues a woken task: locally if on this scheduler's thread, else injected.
     fn schedule(self: &Arc<Self>, runnable: Runnable) {
         if CURRENT.with(Cell::get) == self.id() {
-            LOCAL.with(|local| local.borrow_mut().push_back(runnable));
+            // Woken by a task of this thread: behind the others. Woken by the reactor (a
+            // timer, a socket): ahead of them, as work from outside.
+            if RUNNING.with(Cell::get) {
+                LOCAL.with(|local| local.borrow_mut().push_back(runnable));
+            } else {
+                LOCAL.with(|local| local.borrow_mut().push_front(runnable));
+            }
             // Woken on this thread but outside the run loop — by the I/O reactor, which
             // `block_on` drives while the loop sleeps — the loop must be woken too. (On
             // this thread, a plain load sees the loop's own store.)
@@ -150,21 +202,45 @@ impl Scheduler {
     /// Runs tasks until the node stops.
     async fn run(self: Arc<Self>) {
         let mut ran = 0u32;
+        // Since when the thread has found no work (busy-waiting).
+        let mut idle_since: Option<Instant> = None;
+        // Injected tasks to run ahead of the local queue.
+        let mut injected_first = 0usize;
         poll_fn(|cx| {
             self.waker.register(cx.waker());
+            // Here `block_on` has just polled the reactor.
+            let served = Instant::now();
             for _ in 0..BUDGET {
                 if self.stopped.load(Ordering::Relaxed) {
                     return Poll::Ready(());
                 }
                 ran = ran.wrapping_add(1);
-                let next = if ran % INJECTED_EVERY == 0 {
+                let next = if injected_first > 0 || ran % INJECTED_EVERY == 0 {
+                    injected_first = injected_first.saturating_sub(1);
                     self.injected.pop().ok().or_else(local_pop)
                 } else {
                     local_pop().or_else(|| self.injected.pop().ok())
                 };
                 match next {
                     Some(runnable) => {
+                        idle_since = None;
+                        RUNNING.with(|running| running.set(true));
                         runnable.run();
+                        RUNNING.with(|running| running.set(false));
+                        let long = RAN_LONG.with(|flag| flag.replace(false));
+                        if (long || ran % CLOCK_EVERY == 0)
+                            && served.elapsed() >= SERVICE_INTERVAL
+                        {
+                            // Serve the outside: the reactor now, the injected tasks next.
+                            injected_first = self.injected.len();
+                            cx.waker().wake_by_ref();
+                            return Poll::Pending;
+                        }
+                    }
+                    None if self.busy_waits(&mut idle_since) => {
+                        // `block_on` polls the reactor without blocking and comes back.
+                        cx.waker().wake_by_ref();
+                        return Poll::Pending;
                     }
                     None => {
                         // Announce the sleep, then look again: a task injected meanwhile
@@ -182,6 +258,22 @@ impl Scheduler {
             Poll::Pending
         })
         .await;
+    }
+
+    /// `true` while the thread, out of work since `idle_since`, should busy-wait rather
+    /// than sleep.
+    fn busy_waits(&self, idle_since: &mut Option<Instant>) -> bool {
+        if self.busy_wait.is_zero() {
+            return false;
+        }
+        let now = Instant::now();
+        let since = *idle_since.get_or_insert(now);
+        if now.duration_since(since) < self.busy_wait {
+            // Let other threads of the machine run meanwhile, if any wait.
+            thread::yield_now();
+            return true;
+        }
+        false
     }
 }
 
@@ -226,8 +318,9 @@ pub(crate) struct Executors {
 }
 
 impl Executors {
-    /// Starts `threads` scheduler threads named after the node.
-    pub(crate) fn start(node_name: &str, threads: usize) -> Self {
+    /// Starts `threads` scheduler threads named after the node, each busy-waiting for
+    /// `busy_wait` before it sleeps.
+    pub(crate) fn start(node_name: &str, threads: usize, busy_wait: Duration) -> Self {
         let threads = threads.max(1);
         let schedulers: Vec<_> = (0..threads)
             .map(|_| {
@@ -236,6 +329,7 @@ impl Executors {
                     waker: AtomicWaker::new(),
                     sleeping: AtomicBool::new(false),
                     stopped: AtomicBool::new(false),
+                    busy_wait,
                     active: Mutex::new(Active::default()),
                 })
             })
@@ -306,6 +400,11 @@ impl Executors {
         self.schedulers.len()
     }
 
+    /// How long a thread busy-waits before it sleeps.
+    pub(crate) fn busy_wait(&self) -> Duration {
+        self.schedulers.first().map_or(Duration::ZERO, |s| s.busy_wait)
+    }
+
     /// Asks every thread to stop; joins them unless called from one of them.
     pub(crate) fn stop(&self) {
         for scheduler in &self.schedulers {
@@ -360,7 +459,6 @@ fn spawn_on<T: Send + 'static>(
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::AtomicBool;
-    use std::time::Duration;
 
     use futures_lite::FutureExt;
 
@@ -378,7 +476,7 @@ mod tests {
     fn a_task_woken_by_a_timer_on_its_idle_thread_runs() {
         // The idle thread drives the reactor itself; the timer wakes the task from there,
         // outside the run loop.
-        let executors = Executors::start("test", 1);
+        let executors = Executors::start("test", 1, Duration::ZERO);
         for _ in 0..20 {
             let task = executors.spawn(async {
                 smol::Timer::after(Duration::from_millis(2)).await;
@@ -391,7 +489,7 @@ mod tests {
 
     #[test]
     fn a_task_woken_from_another_thread_runs() {
-        let executors = Executors::start("test", 2);
+        let executors = Executors::start("test", 2, Duration::ZERO);
         let (tx, rx) = async_channel::unbounded::<u32>();
         let task = executors.spawn(async move {
             let mut sum = 0;
@@ -410,7 +508,7 @@ mod tests {
 
     #[test]
     fn tasks_spawned_on_a_scheduler_thread_stay_on_it() {
-        let executors = Arc::new(Executors::start("test", 2));
+        let executors = Arc::new(Executors::start("test", 2, Duration::ZERO));
         let inner = executors.clone();
         let same = wait(executors.spawn(async move {
             let here = thread::current().id();
@@ -429,7 +527,7 @@ mod tests {
                 self.0.store(true, Ordering::SeqCst);
             }
         }
-        let executors = Executors::start("test", 1);
+        let executors = Executors::start("test", 1, Duration::ZERO);
         let dropped = Arc::new(AtomicBool::new(false));
         let flag = Flag(dropped.clone());
         let (started_tx, started) = async_channel::bounded::<()>(1);
@@ -450,7 +548,7 @@ mod tests {
 
     #[test]
     fn spawning_onto_a_stopped_scheduler_neither_panics_nor_hangs() {
-        let executors = Executors::start("test", 1);
+        let executors = Executors::start("test", 1, Duration::ZERO);
         // Tasks that ended leave free slots behind.
         for n in 0..3 {
             assert_eq!(wait(executors.spawn(async move { n })), n);
@@ -469,7 +567,7 @@ mod tests {
 
     #[test]
     fn a_panicking_task_does_not_take_its_thread_down() {
-        let executors = Executors::start("test", 1);
+        let executors = Executors::start("test", 1, Duration::ZERO);
         let failed = executors.spawn(async { panic!("on purpose") });
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| wait(failed)));
         assert!(

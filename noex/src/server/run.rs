@@ -55,8 +55,9 @@ impl Turn {
             let now = Instant::now();
             let mark = *self.mark.get_or_insert(now);
             if now.duration_since(mark) >= TURN_TIME {
-                // Let `over` see it at once.
+                // Let `over` see it at once, and the thread serve the outside next.
                 self.handled = self.handled.max(TURN_LIMIT);
+                crate::node::executors::ran_long();
             }
         }
     }
