@@ -97,6 +97,8 @@ pub use behavior::{
     BehaviorEntry, BehaviorInfo, BehaviorName, LocalBehaviorEntry, RegistryError, RemoteBehavior,
     ServerHandle, SpawnByNameError, SpawnFuture, SpawnParams,
 };
+#[doc(hidden)]
+pub use dist::MembershipCounts;
 pub use dist::{
     ClusterConfig, ClusterEvent, NodeDownReason, NodeId, NodeIdError, NodeInfo, NodeStatus,
     RemoteStats, SpawnStats, StartError, TieStats, TrafficStats,

@@ -66,6 +66,8 @@ pub(crate) struct Cluster {
     pub(super) downs_delivered: AtomicU64,
     /// The spawns this node asked of others.
     pub(super) spawn_counters: super::spawn::SpawnCounters,
+    /// The member lists sent and received.
+    pub(super) membership: super::membership::Counters,
 }
 
 #[derive(Default)]
@@ -143,6 +145,7 @@ impl Cluster {
             held: Held::default(),
             downs_delivered: AtomicU64::new(0),
             spawn_counters: Default::default(),
+            membership: Default::default(),
         }
     }
 
@@ -305,41 +308,9 @@ impl Cluster {
         // Tell everyone about everyone, so the new node meets the others and they meet it.
         let nodes: Vec<String> = members.iter().map(|p| p.id.as_str().to_owned()).collect();
         for member in &members {
-            let _ = member.queue.push_control(&WireMessage::Members {
-                nodes: nodes.clone(),
-            });
+            self.send_members(member, nodes.clone());
         }
         true
-    }
-
-    /// Connects to nodes a peer told us about. A list that names too many nodes, or
-    /// anything but node ids, is a protocol error.
-    pub(crate) fn learn(self: &Arc<Self>, nodes: &[String]) -> Result<(), NodeDownReason> {
-        if nodes.len() > self.config.max_members {
-            return Err(NodeDownReason::ProtocolError(format!(
-                "a member list of {} nodes (the limit is {})",
-                nodes.len(),
-                self.config.max_members
-            )));
-        }
-        let ids = nodes
-            .iter()
-            .map(|text| text.parse::<NodeId>())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|error| {
-                NodeDownReason::ProtocolError(format!("a member list names {error}"))
-            })?;
-        if self.is_stopping() {
-            return Ok(());
-        }
-        for id in ids {
-            if id == self.id || self.peer(id.as_str()).is_some() {
-                continue;
-            }
-            // If both sides dial, the handshakes' tie-break keeps one connection.
-            self.dial(id.address().to_owned(), Some(id), DialKind::Learned);
-        }
-        Ok(())
     }
 
     /// A connection ended. Reports `NodeDown` if it was the current connection to the

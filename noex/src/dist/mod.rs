@@ -51,6 +51,7 @@ mod connect;
 mod handshake;
 mod header;
 pub(crate) mod inbound;
+mod membership;
 pub(crate) mod monitor;
 mod node_id;
 mod outbound;
@@ -67,4 +68,5 @@ pub use config::{
     StartError, TieStats, TrafficStats,
 };
 pub(crate) use connect::DialKind;
+pub use membership::MembershipCounts;
 pub use node_id::{NodeId, NodeIdError};
