@@ -36,6 +36,10 @@ pub struct Plan {
     pub remote_casts_small: u64,
     pub remote_casts_large: u64,
     pub big_size: usize,
+    /// Cluster sizes of `scale-cluster`.
+    pub scale_nodes: Vec<usize>,
+    /// Checkpoints of `scale-processes`, in increasing order.
+    pub scale_processes: Vec<usize>,
 }
 
 impl Plan {
@@ -54,6 +58,8 @@ impl Plan {
             remote_casts_small: 200_000,
             remote_casts_large: 50_000,
             big_size: 64 << 20,
+            scale_nodes: vec![8, 16, 32, 64, 80],
+            scale_processes: vec![10_000, 100_000, 1_000_000],
         }
     }
 
@@ -72,6 +78,8 @@ impl Plan {
             remote_casts_small: 2_000,
             remote_casts_large: 500,
             big_size: 1 << 20,
+            scale_nodes: vec![4, 8],
+            scale_processes: vec![1_000, 10_000],
         }
     }
 }

@@ -6,7 +6,8 @@
 //! ```
 //!
 //! Workloads: call, cast, spawn, memory, ring (local); remote-call, remote-cast, remote-big
-//! (remote); `local`, `remote` and `all` (the default) name groups.
+//! (remote); scale-cluster, scale-processes (scale, noex only); `local`, `remote`, `scale` and
+//! `all` (the default) name groups.
 
 mod actix_impl;
 mod bare;
@@ -19,6 +20,7 @@ mod ractor_cluster_impl;
 mod ractor_impl;
 mod remote;
 mod report;
+mod scale;
 
 use std::collections::BTreeMap;
 use std::process::{Command, ExitCode};
@@ -30,6 +32,7 @@ use report::{Figure, Outcome, Report};
 
 const LOCAL_WORKLOADS: [&str; 5] = ["call", "cast", "spawn", "memory", "ring"];
 const REMOTE_WORKLOADS: [&str; 3] = ["remote-call", "remote-cast", "remote-big"];
+const SCALE_WORKLOADS: [&str; 2] = ["scale-cluster", "scale-processes"];
 
 /// The whole run is abandoned after this long (a hung library cannot hang it forever).
 const RUN_LIMIT: Duration = Duration::from_secs(60 * 60);
@@ -37,10 +40,11 @@ const RUN_LIMIT: Duration = Duration::from_secs(60 * 60);
 fn usage() -> String {
     format!(
         "usage: noex-bench [--quick] [--json FILE] [workload...]\n\
-         workloads: {} | {} | local | remote | all (default)\n\
+         workloads: {} | {} | {} | local | remote | scale | all (default)\n\
          --quick (or NOEX_BENCH_QUICK=1): small counts, a smoke run whose figures mean little",
         LOCAL_WORKLOADS.join(", "),
-        REMOTE_WORKLOADS.join(", ")
+        REMOTE_WORKLOADS.join(", "),
+        SCALE_WORKLOADS.join(", ")
     )
 }
 
@@ -50,6 +54,8 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         Some("__memory") => return memory_child(&args[1..]),
         Some("__ractor-node") => return ractor_cluster_impl::node_child(&args[1..]),
+        Some("__scale-cluster") => return child(scale::cluster_child(&args[1..])),
+        Some("__scale-processes") => return child(scale::processes_child(&args[1..])),
         _ => {}
     }
 
@@ -71,17 +77,11 @@ fn main() -> ExitCode {
                 println!("{}", usage());
                 return ExitCode::SUCCESS;
             }
-            "all" => selected.extend(
-                LOCAL_WORKLOADS
-                    .iter()
-                    .chain(&REMOTE_WORKLOADS)
-                    .map(|s| s.to_string()),
-            ),
+            "all" => selected.extend(all_workloads()),
             "local" => selected.extend(LOCAL_WORKLOADS.iter().map(|s| s.to_string())),
             "remote" => selected.extend(REMOTE_WORKLOADS.iter().map(|s| s.to_string())),
-            w if LOCAL_WORKLOADS.contains(&w) || REMOTE_WORKLOADS.contains(&w) => {
-                selected.push(w.to_owned())
-            }
+            "scale" => selected.extend(SCALE_WORKLOADS.iter().map(|s| s.to_string())),
+            w if all_workloads().any(|a| a == w) => selected.push(w.to_owned()),
             other => {
                 eprintln!("unknown argument {other}\n{}", usage());
                 return ExitCode::FAILURE;
@@ -89,12 +89,7 @@ fn main() -> ExitCode {
         }
     }
     if selected.is_empty() {
-        selected.extend(
-            LOCAL_WORKLOADS
-                .iter()
-                .chain(&REMOTE_WORKLOADS)
-                .map(|s| s.to_string()),
-        );
+        selected.extend(all_workloads());
     }
     let wanted = |w: &str| selected.iter().any(|s| s == w);
 
@@ -130,6 +125,9 @@ fn main() -> ExitCode {
     if REMOTE_WORKLOADS.iter().any(|w| wanted(w)) {
         remote::run(&plan, &wanted, &mut report);
     }
+    if SCALE_WORKLOADS.iter().any(|w| wanted(w)) {
+        scale::run(&plan, &wanted, &mut report);
+    }
     report.notes.push(format!(
         "whole run: {:.0} s",
         started.elapsed().as_secs_f64()
@@ -155,6 +153,26 @@ fn main() -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+/// Every workload's name, in run order.
+fn all_workloads() -> impl Iterator<Item = String> {
+    LOCAL_WORKLOADS
+        .iter()
+        .chain(&REMOTE_WORKLOADS)
+        .chain(&SCALE_WORKLOADS)
+        .map(|s| s.to_string())
+}
+
+/// A measuring child's exit: its output is on stdout; an error goes to stderr.
+fn child(result: common::Rep<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("{error}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn progress(what: &str) {

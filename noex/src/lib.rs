@@ -104,6 +104,8 @@ pub use behavior::{
     ServerHandle, SpawnByNameError, SpawnFuture, SpawnParams,
 };
 pub use dist::discovery;
+#[doc(hidden)]
+pub use dist::MembershipCounts;
 #[cfg(feature = "tls")]
 pub use dist::{rustls, TlsConfig, TlsError};
 pub use dist::{

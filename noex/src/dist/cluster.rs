@@ -2,8 +2,9 @@
 //!
 //! Every node keeps one connection to every other (a full mesh). A node connects to its
 //! seeds, retrying with backoff until they answer; every connection starts with both sides
-//! exchanging the ids of their peers (`Members`), and a node announces its members again
-//! whenever one joins, so every node learns of every other and connects to it.
+//! sending each other, once, the ids of their other peers (`Members`), and each connects to
+//! those it does not know, so every node learns of every other and connects to it (why
+//! that is enough, and what it costs, is in `membership`).
 //!
 //! Simultaneous connects end with one connection, the same on both sides (see `connect`,
 //! which also owns the dial loops). A peer that reconnects with a new incarnation (it
@@ -67,6 +68,8 @@ pub(crate) struct Cluster {
     pub(super) downs_delivered: AtomicU64,
     /// The spawns this node asked of others.
     pub(super) spawn_counters: super::spawn::SpawnCounters,
+    /// The member lists sent and received.
+    pub(super) membership: super::membership::Counters,
 }
 
 #[derive(Default)]
@@ -87,6 +90,8 @@ pub(super) struct State {
     departed: TrafficStats,
     /// Fault injection: nodes this node neither connects to nor accepts.
     pub(super) partitioned: std::collections::HashSet<String>,
+    /// Learnt nodes waiting for a dial loop.
+    pub(super) waiting: super::membership::Waiting,
 }
 
 /// A connection that stopped being the one to its peer: what follows once the state lock
@@ -146,6 +151,7 @@ impl Cluster {
             held: Held::default(),
             downs_delivered: AtomicU64::new(0),
             spawn_counters: Default::default(),
+            membership: Default::default(),
         }
     }
 
@@ -290,7 +296,14 @@ impl Cluster {
                 });
                 tracing::info!(node = %peer.id, "node up");
             }
-            members = state.peers.values().cloned().collect::<Vec<_>>();
+            // Taken with the connection installed, under the lock: of two connections of
+            // this node, the later one's list names the earlier one's peer.
+            members = state
+                .peers
+                .keys()
+                .filter(|id| **id != key)
+                .map(|id| id.to_string())
+                .collect::<Vec<_>>();
         }
         if let Some(lost) = lost {
             self.settle(lost);
@@ -301,44 +314,9 @@ impl Cluster {
             node.global.peer_up(&node, &peer);
         }
         peer::run(self, &peer);
-        // Tell everyone about everyone, so the new node meets the others and they meet it.
-        let nodes: Vec<String> = members.iter().map(|p| p.id.as_str().to_owned()).collect();
-        for member in &members {
-            let _ = member.queue.push_control(&WireMessage::Members {
-                nodes: nodes.clone(),
-            });
-        }
+        // The new peer meets this node's other peers; they are not told (see `membership`).
+        self.send_members(&peer, members);
         true
-    }
-
-    /// Connects to nodes a peer told us about. A list that names too many nodes, or
-    /// anything but node ids, is a protocol error.
-    pub(crate) fn learn(self: &Arc<Self>, nodes: &[String]) -> Result<(), NodeDownReason> {
-        if nodes.len() > self.config.max_members {
-            return Err(NodeDownReason::ProtocolError(format!(
-                "a member list of {} nodes (the limit is {})",
-                nodes.len(),
-                self.config.max_members
-            )));
-        }
-        let ids = nodes
-            .iter()
-            .map(|text| text.parse::<NodeId>())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|error| {
-                NodeDownReason::ProtocolError(format!("a member list names {error}"))
-            })?;
-        if self.is_stopping() {
-            return Ok(());
-        }
-        for id in ids {
-            if id == self.id || self.peer(id.as_str()).is_some() {
-                continue;
-            }
-            // If both sides dial, the handshakes' tie-break keeps one connection.
-            self.dial(id.address().to_owned(), Some(id), DialKind::Learned);
-        }
-        Ok(())
     }
 
     /// A connection ended. Reports `NodeDown` if it was the current connection to the

@@ -275,8 +275,8 @@ impl ClusterConfig {
     }
 
     /// The most addresses learnt from peers' member lists that this node dials at once;
-    /// more are not dialled until some of those connect or are given up. (Seeds and peers
-    /// lost by failure are always dialled.)
+    /// more wait (up to [`max_members`](Self::max_members) of them) until some of those
+    /// connect or are given up. (Seeds and peers lost by failure are always dialled.)
     pub fn max_dials(mut self, dials: usize) -> Self {
         self.max_dials = dials;
         self

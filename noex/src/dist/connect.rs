@@ -28,7 +28,8 @@
 //!
 //! Addresses learnt from peers' member lists are dialled by at most
 //! [`ClusterConfig::max_dials`] loops at once (a lost peer and a seed always get one), so a
-//! member list cannot make a node dial without bound.
+//! member list cannot make a node dial without bound; the others wait for a loop to end
+//! (see `membership`).
 //!
 //! [`ClusterConfig::forget_unreachable_after`]: super::ClusterConfig::forget_unreachable_after
 //! [`ClusterConfig::max_dials`]: super::ClusterConfig::max_dials
@@ -125,7 +126,10 @@ impl Cluster {
             if kind == DialKind::Learned {
                 let learned = state.dials.values().filter(|d| d.kind == kind).count();
                 if learned >= self.config.max_dials {
-                    tracing::debug!(%address, "not dialled: as many learnt addresses are");
+                    // Dialled when a loop ends: no list names it again (see `membership`).
+                    if let Some(id) = expected {
+                        self.wait_to_dial(&mut state, id);
+                    }
                     return;
                 }
             }
@@ -137,7 +141,12 @@ impl Cluster {
             state.dials.insert(address.clone(), dial);
         }
         let cluster = Arc::downgrade(self);
-        self.spawn(async move { dial_loop(&cluster, &address, expected).await });
+        self.spawn(async move {
+            dial_loop(&cluster, &address, expected).await;
+            if let Some(cluster) = cluster.upgrade() {
+                cluster.dial_waiting();
+            }
+        });
     }
 
     /// The dial of `address`'s reason, and whether it was asked for again since the last

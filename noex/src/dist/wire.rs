@@ -68,7 +68,8 @@ pub(crate) enum WireMessage {
         /// How long the sender has been up, in milliseconds.
         uptime_ms: u64,
     },
-    /// The node ids the sender is connected to, so that the receiver connects to them too.
+    /// The node ids the sender is connected to (the receiver aside), so that the receiver
+    /// connects to them too: sent once by each side when a connection is up.
     Members {
         /// `name@host:port` of each.
         nodes: Vec<String>,

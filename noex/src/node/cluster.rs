@@ -194,6 +194,14 @@ impl Faults<'_> {
         }
     }
 
+    /// The member lists this node sent and received since it started.
+    pub fn membership(&self) -> crate::dist::MembershipCounts {
+        self.node
+            .cluster()
+            .map(|c| c.membership())
+            .unwrap_or_default()
+    }
+
     /// How many connections this node still holds in memory, with their sockets — open
     /// ones and closed ones something still refers to.
     pub fn connections_held(&self) -> usize {

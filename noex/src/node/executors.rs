@@ -228,8 +228,7 @@ impl Scheduler {
                         runnable.run();
                         RUNNING.with(|running| running.set(false));
                         let long = RAN_LONG.with(|flag| flag.replace(false));
-                        if (long || ran % CLOCK_EVERY == 0)
-                            && served.elapsed() >= SERVICE_INTERVAL
+                        if (long || ran % CLOCK_EVERY == 0) && served.elapsed() >= SERVICE_INTERVAL
                         {
                             // Serve the outside: the reactor now, the injected tasks next.
                             injected_first = self.injected.len();
@@ -402,7 +401,9 @@ impl Executors {
 
     /// How long a thread busy-waits before it sleeps.
     pub(crate) fn busy_wait(&self) -> Duration {
-        self.schedulers.first().map_or(Duration::ZERO, |s| s.busy_wait)
+        self.schedulers
+            .first()
+            .map_or(Duration::ZERO, |s| s.busy_wait)
     }
 
     /// Asks every thread to stop; joins them unless called from one of them.

@@ -95,7 +95,11 @@ mod tests {
 
     #[test]
     fn a_future_woken_while_spinning_or_after_completes() {
-        for busy_wait in [Duration::ZERO, Duration::from_micros(50), Duration::from_secs(1)] {
+        for busy_wait in [
+            Duration::ZERO,
+            Duration::from_micros(50),
+            Duration::from_secs(1),
+        ] {
             for delay in [Duration::ZERO, Duration::from_millis(5)] {
                 let (tx, rx) = async_channel::bounded::<u32>(1);
                 let sender = std::thread::spawn(move || {
