@@ -3,33 +3,29 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use noex::{behavior, Ctx, Info, NodeBuilder, ServerRef};
+use noex::{behavior, Ctx, Info, NodeBuilder};
 
-/// Counts what it is sent, slowly enough that a flood keeps it busy.
+/// Counts what it is sent (also where the flooding thread can see it).
 #[behavior]
 pub struct Sink {
-    count: u64,
+    handled: Arc<AtomicU64>,
 }
 
 #[behavior(local)]
 impl Sink {
     #[init]
-    fn init() -> Self {
-        Sink { count: 0 }
+    fn init(handled: Arc<AtomicU64>) -> Self {
+        Sink { handled }
     }
 
     #[cast]
     fn take(&mut self, n: u64) {
-        self.count = self.count.wrapping_add(std::hint::black_box(n));
-    }
-
-    #[call]
-    fn count(&self) -> u64 {
-        self.count
+        self.handled.fetch_add(1, Ordering::Relaxed);
+        std::hint::black_box(n);
     }
 }
 
@@ -72,24 +68,28 @@ fn percentile(mut values: Vec<Duration>, p: usize) -> Duration {
 fn timers_and_calls_from_outside_pass_a_flooded_neighbour() {
     // One thread, so the flood and the ticker share it.
     let node = NodeBuilder::default().threads(1).build();
+    let handled = Arc::new(AtomicU64::new(0));
     let (sink, ticker) = node.block_on(async {
-        let sink = node.spawn::<Sink>(()).await.unwrap();
+        let sink = node.spawn::<Sink>(handled.clone()).await.unwrap();
         let ticker = node.spawn::<Ticker>(()).await.unwrap();
         (sink, ticker)
     });
-    // The flood: a task on the same thread that casts as fast as it can, yielding now and
-    // then as a sender of many casts does.
+    // The flood: a thread outside the node that keeps the sink's mailbox full (up to a
+    // bounded backlog), so that the sink takes every turn it can.
     let flooding = Arc::new(AtomicBool::new(true));
     let flood = {
-        let (sink, flooding): (ServerRef<Sink>, _) = (sink.clone(), flooding.clone());
-        node.spawn_task(async move {
+        let (sink, flooding, handled) = (sink.clone(), flooding.clone(), handled.clone());
+        std::thread::spawn(move || {
             let mut sent = 0u64;
             while flooding.load(Ordering::Relaxed) {
-                for n in 0..256 {
+                if sent - handled.load(Ordering::Relaxed) > 200_000 {
+                    std::thread::yield_now();
+                    continue;
+                }
+                for n in 0..1024 {
                     sink.take(n).unwrap();
                 }
-                sent += 256;
-                smol::future::yield_now().await;
+                sent += 1024;
             }
             sent
         })
@@ -107,20 +107,34 @@ fn timers_and_calls_from_outside_pass_a_flooded_neighbour() {
     });
     let ticks = node.block_on(ticker.ticks()).unwrap();
     flooding.store(false, Ordering::Relaxed);
-    let sent = node.block_on(flood);
-    let counted = node.block_on(sink.count()).unwrap();
-    assert!(sent > 10_000 && counted > 0, "the flood ran: {sent} casts");
+    let sent = flood.join().unwrap();
+    assert!(sent > 100_000, "the flood ran: {sent} casts");
     // Gaps between ticks beyond their 1 ms period: how late each tick was.
     let late: Vec<Duration> = ticks
         .windows(2)
         .map(|pair| (pair[1] - pair[0]).saturating_sub(Duration::from_millis(1)))
         .collect();
     assert!(late.len() > 100, "only {} ticks", late.len());
+    let call_p50 = percentile(calls.clone(), 50);
     let (late_p99, call_p99) = (percentile(late, 99), percentile(calls, 99));
-    eprintln!("timer lateness p99 {late_p99:?}, outside call p99 {call_p99:?}, flood {sent} casts");
-    // Generous bounds for a busy test machine (the aim is 2 ms; a neighbour's turns once
-    // held both back for 10-100 ms).
-    assert!(late_p99 < Duration::from_millis(8), "timer lateness p99 {late_p99:?}");
-    assert!(call_p99 < Duration::from_millis(8), "outside call p99 {call_p99:?}");
+    eprintln!(
+        "timer lateness p99 {late_p99:?}; outside call p50 {call_p50:?} p99 {call_p99:?}; \
+         flood {sent} casts"
+    );
+    assert!(
+        call_p50 < Duration::from_millis(5),
+        "outside call p50 {call_p50:?}"
+    );
+    // Generous bounds: a test machine's other work holds this thread back as well. (The
+    // aim, met on a quiet machine, is 2 ms; a flooded neighbour once held ticks back by
+    // 10-30 ms and calls by up to 140 ms.)
+    assert!(
+        late_p99 < Duration::from_millis(25),
+        "timer lateness p99 {late_p99:?}"
+    );
+    assert!(
+        call_p99 < Duration::from_millis(25),
+        "outside call p99 {call_p99:?}"
+    );
     node.shutdown();
 }

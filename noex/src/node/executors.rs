@@ -21,8 +21,8 @@
 //! node, a message from a process of another thread), or by the reactor on this thread (a
 //! timer, a socket) — must not wait for the local queue to drain: a process flooded with
 //! messages takes turns of up to a millisecond, and many of them. So the loop looks at the
-//! clock every [`CLOCK_EVERY`] tasks and after any task that says it ran long
-//! ([`ran_long`]); once [`SERVICE_INTERVAL`] has passed since it last served the outside, it
+//! clock every few tasks (every [`CLOCK_EVERY`] while tasks are short, down to every
+//! task while they take long) and after any task that says it ran long ([`ran_long`]); once [`SERVICE_INTERVAL`] has passed since it last served the outside, it
 //! lets `block_on` poll the reactor, and then runs the tasks injected from other threads
 //! before its local queue. Tasks the reactor wakes go to the front of the local queue.
 //!
@@ -61,9 +61,14 @@ const BUDGET: u32 = 1024;
 /// tasks woken from other threads are not starved by a busy local queue.
 const INJECTED_EVERY: u32 = 31;
 
-/// The clock is read every this many tasks (reading it costs about as much as running a
-/// short task, so not after each).
+/// The clock is read at most every this many tasks (reading it costs about as much as
+/// running a short task, so not after each while tasks are short). While tasks take long,
+/// it is read more often, down to after every task: the stride halves when the tasks
+/// since the last reading took more than [`LONG_STRIDE`], and doubles back otherwise.
 const CLOCK_EVERY: u32 = 32;
+
+/// See [`CLOCK_EVERY`].
+const LONG_STRIDE: Duration = Duration::from_micros(100);
 
 /// How long a busy thread may go without polling the reactor and running the tasks
 /// injected from other threads ahead of its local queue.
@@ -83,7 +88,7 @@ thread_local! {
 
 /// Tells the calling scheduler thread that the task it runs has been running for a while
 /// (a process's long turn): the thread then sees whether the outside needs serving before
-/// it runs the next task, rather than after [`CLOCK_EVERY`] more.
+/// it runs the next task, rather than a few more.
 pub(crate) fn ran_long() {
     RAN_LONG.with(|flag| flag.set(true));
 }
@@ -202,6 +207,7 @@ impl Scheduler {
     /// Runs tasks until the node stops.
     async fn run(self: Arc<Self>) {
         let mut ran = 0u32;
+        let mut clock = Clock::new();
         // Since when the thread has found no work (busy-waiting).
         let mut idle_since: Option<Instant> = None;
         // Injected tasks to run ahead of the local queue.
@@ -228,7 +234,9 @@ impl Scheduler {
                         runnable.run();
                         RUNNING.with(|running| running.set(false));
                         let long = RAN_LONG.with(|flag| flag.replace(false));
-                        if (long || ran % CLOCK_EVERY == 0) && served.elapsed() >= SERVICE_INTERVAL
+                        if clock
+                            .tick(long)
+                            .is_some_and(|now| now - served >= SERVICE_INTERVAL)
                         {
                             // Serve the outside: the reactor now, the injected tasks next.
                             injected_first = self.injected.len();
@@ -295,6 +303,40 @@ impl Scheduler {
             drop(left);
             drop(injected);
         }
+    }
+}
+
+/// When the run loop reads the clock (see [`CLOCK_EVERY`]).
+struct Clock {
+    stride: u32,
+    left: u32,
+    last: Instant,
+}
+
+impl Clock {
+    fn new() -> Clock {
+        Clock {
+            stride: CLOCK_EVERY,
+            left: CLOCK_EVERY,
+            last: Instant::now(),
+        }
+    }
+
+    /// Counts a task run; the time now if the clock is due (or `long` says to read it).
+    #[inline]
+    fn tick(&mut self, long: bool) -> Option<Instant> {
+        self.left -= 1;
+        if self.left > 0 && !long {
+            return None;
+        }
+        let now = Instant::now();
+        self.stride = if now - self.last > LONG_STRIDE {
+            (self.stride / 2).max(1)
+        } else {
+            (self.stride * 2).min(CLOCK_EVERY)
+        };
+        (self.left, self.last) = (self.stride, now);
+        Some(now)
     }
 }
 
