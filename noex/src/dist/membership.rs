@@ -40,10 +40,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::cluster::{Cluster, State};
-use super::status::NodeDownReason;
 use super::connect::DialKind;
 use super::node_id::NodeId;
 use super::peer::Peer;
+use super::status::NodeDownReason;
 use super::wire::WireMessage;
 
 /// Counts of the member lists (`Members` messages) one node sent and received since it

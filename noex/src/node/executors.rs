@@ -61,6 +61,10 @@ const BUDGET: u32 = 1024;
 /// tasks woken from other threads are not starved by a busy local queue.
 const INJECTED_EVERY: u32 = 31;
 
+/// The bit of [`CURRENT`] set while the run loop is not running (a scheduler's address is
+/// aligned, so its lowest bit is free).
+const OUTSIDE: usize = 1;
+
 /// The clock is read at most every this many tasks (reading it costs about as much as
 /// running a short task, so not after each while tasks are short). While tasks take long,
 /// it is read more often, down to after every task: the stride halves when the tasks
@@ -76,21 +80,23 @@ const SERVICE_INTERVAL: Duration = Duration::from_micros(500);
 
 thread_local! {
     /// The scheduler this thread runs (its address), for a node's own threads.
+    /// Its lowest bit ([`OUTSIDE`]) is set while the run loop has handed the thread back
+    /// to `block_on`: a task woken on this thread meanwhile was woken by the reactor.
     static CURRENT: Cell<usize> = const { Cell::new(0) };
     /// This thread's local run queue.
     static LOCAL: RefCell<VecDeque<Runnable>> = const { RefCell::new(VecDeque::new()) };
-    /// Set while the run loop runs a task: a task woken on this thread while it is not
-    /// was woken by the reactor.
-    static RUNNING: Cell<bool> = const { Cell::new(false) };
-    /// Set by a task that ran long (see [`ran_long`]).
-    static RAN_LONG: Cell<bool> = const { Cell::new(false) };
+    /// Tasks left to run before the run loop reads the clock (see [`Clock`]); one task
+    /// that runs long sets it to 1 ([`ran_long`]).
+    static CLOCK_LEFT: Cell<u32> = const { Cell::new(CLOCK_EVERY) };
 }
 
 /// Tells the calling scheduler thread that the task it runs has been running for a while
 /// (a process's long turn): the thread then sees whether the outside needs serving before
 /// it runs the next task, rather than a few more.
+#[cold]
+#[inline(never)]
 pub(crate) fn ran_long() {
-    RAN_LONG.with(|flag| flag.set(true));
+    CLOCK_LEFT.with(|left| left.set(1));
 }
 
 /// What other threads share with one scheduler thread.
@@ -176,13 +182,14 @@ impl Scheduler {
 
     /// Queues a woken task: locally if on this scheduler's thread, else injected.
     fn schedule(self: &Arc<Self>, runnable: Runnable) {
-        if CURRENT.with(Cell::get) == self.id() {
+        let current = CURRENT.with(Cell::get);
+        if current & !OUTSIDE == self.id() {
             // Woken by a task of this thread: behind the others. Woken by the reactor (a
             // timer, a socket): ahead of them, as work from outside.
-            if RUNNING.with(Cell::get) {
-                LOCAL.with(|local| local.borrow_mut().push_back(runnable));
-            } else {
+            if current & OUTSIDE != 0 {
                 LOCAL.with(|local| local.borrow_mut().push_front(runnable));
+            } else {
+                LOCAL.with(|local| local.borrow_mut().push_back(runnable));
             }
             // Woken on this thread but outside the run loop — by the I/O reactor, which
             // `block_on` drives while the loop sleeps — the loop must be woken too. (On
@@ -206,46 +213,55 @@ impl Scheduler {
 
     /// Runs tasks until the node stops.
     async fn run(self: Arc<Self>) {
-        let mut ran = 0u32;
+        // Local tasks to run before the injected queue is looked at first.
+        let mut until_injected = INJECTED_EVERY;
         let mut clock = Clock::new();
         // Since when the thread has found no work (busy-waiting).
         let mut idle_since: Option<Instant> = None;
         // Injected tasks to run ahead of the local queue.
         let mut injected_first = 0usize;
+        let id = self.id();
+        let outside = |outside: bool| {
+            CURRENT.with(|current| current.set(if outside { id | OUTSIDE } else { id }))
+        };
         poll_fn(|cx| {
             self.waker.register(cx.waker());
             // Here `block_on` has just polled the reactor.
-            let served = Instant::now();
+            outside(false);
+            let serve_at = Instant::now() + SERVICE_INTERVAL;
             for _ in 0..BUDGET {
                 if self.stopped.load(Ordering::Relaxed) {
+                    outside(true);
                     return Poll::Ready(());
                 }
-                ran = ran.wrapping_add(1);
-                let next = if injected_first > 0 || ran % INJECTED_EVERY == 0 {
-                    injected_first = injected_first.saturating_sub(1);
+                let next = if until_injected == 0 {
+                    until_injected = match injected_first {
+                        0 => INJECTED_EVERY,
+                        _ => {
+                            injected_first -= 1;
+                            0
+                        }
+                    };
                     self.injected.pop().ok().or_else(local_pop)
                 } else {
+                    until_injected -= 1;
                     local_pop().or_else(|| self.injected.pop().ok())
                 };
                 match next {
                     Some(runnable) => {
                         idle_since = None;
-                        RUNNING.with(|running| running.set(true));
                         runnable.run();
-                        RUNNING.with(|running| running.set(false));
-                        let long = RAN_LONG.with(|flag| flag.replace(false));
-                        if clock
-                            .tick(long)
-                            .is_some_and(|now| now - served >= SERVICE_INTERVAL)
-                        {
+                        if clock.tick().is_some_and(|now| now >= serve_at) {
                             // Serve the outside: the reactor now, the injected tasks next.
-                            injected_first = self.injected.len();
+                            (injected_first, until_injected) = (self.injected.len(), 0);
+                            outside(true);
                             cx.waker().wake_by_ref();
                             return Poll::Pending;
                         }
                     }
                     None if self.busy_waits(&mut idle_since) => {
                         // `block_on` polls the reactor without blocking and comes back.
+                        outside(true);
                         cx.waker().wake_by_ref();
                         return Poll::Pending;
                     }
@@ -254,6 +270,7 @@ impl Scheduler {
                         // is either seen here or its scheduler sees `sleeping` and wakes us.
                         self.sleeping.store(true, Ordering::SeqCst);
                         if self.injected.is_empty() && !self.stopped.load(Ordering::SeqCst) {
+                            outside(true);
                             return Poll::Pending;
                         }
                         self.sleeping.store(false, Ordering::SeqCst);
@@ -261,6 +278,7 @@ impl Scheduler {
                 }
             }
             // Budget spent: let `block_on` poll the reactor, then come back at once.
+            outside(true);
             cx.waker().wake_by_ref();
             Poll::Pending
         })
@@ -306,36 +324,42 @@ impl Scheduler {
     }
 }
 
-/// When the run loop reads the clock (see [`CLOCK_EVERY`]).
+/// When the run loop reads the clock (see [`CLOCK_EVERY`]); the count of tasks left until
+/// then is [`CLOCK_LEFT`].
 struct Clock {
     stride: u32,
-    left: u32,
-    last: Instant,
+    /// When the tasks since the last reading count as long.
+    long_at: Instant,
 }
 
 impl Clock {
     fn new() -> Clock {
+        CLOCK_LEFT.with(|left| left.set(CLOCK_EVERY));
         Clock {
             stride: CLOCK_EVERY,
-            left: CLOCK_EVERY,
-            last: Instant::now(),
+            long_at: Instant::now() + LONG_STRIDE,
         }
     }
 
-    /// Counts a task run; the time now if the clock is due (or `long` says to read it).
+    /// Counts a task run; the time now if the clock is due.
     #[inline]
-    fn tick(&mut self, long: bool) -> Option<Instant> {
-        self.left -= 1;
-        if self.left > 0 && !long {
+    fn tick(&mut self) -> Option<Instant> {
+        let due = CLOCK_LEFT.with(|left| {
+            let now_left = left.get().saturating_sub(1);
+            left.set(now_left);
+            now_left == 0
+        });
+        if !due {
             return None;
         }
         let now = Instant::now();
-        self.stride = if now - self.last > LONG_STRIDE {
+        self.stride = if now > self.long_at {
             (self.stride / 2).max(1)
         } else {
             (self.stride * 2).min(CLOCK_EVERY)
         };
-        (self.left, self.last) = (self.stride, now);
+        self.long_at = now + LONG_STRIDE;
+        CLOCK_LEFT.with(|left| left.set(self.stride));
         Some(now)
     }
 }
@@ -343,7 +367,7 @@ impl Clock {
 /// The scheduler whose thread is calling (a key for [`Executors::spawn_on_scheduler`]), 0 on
 /// any other thread.
 pub(crate) fn current_scheduler() -> usize {
-    CURRENT.with(Cell::get)
+    CURRENT.with(Cell::get) & !OUTSIDE
 }
 
 fn local_pop() -> Option<Runnable> {
@@ -400,7 +424,7 @@ impl Executors {
 
     /// The scheduler of the calling thread, if it is one of ours.
     fn current(&self) -> Option<usize> {
-        let current = CURRENT.with(Cell::get);
+        let current = current_scheduler();
         self.schedulers.iter().position(|s| s.id() == current)
     }
 
