@@ -102,8 +102,8 @@ pub use dist::{
     RemoteStats, SpawnStats, StartError, TieStats, TrafficStats,
 };
 pub use error::{
-    CallError, GlobalError, LookupError, RegisterError, RemoteSpawnError, SendError, SpawnError,
-    Target,
+    CallError, CastError, GlobalError, LookupError, RegisterError, RemoteSpawnError, SendError,
+    SpawnError, Target,
 };
 pub use events::{Events, LifecycleEvent, Subscription};
 pub use exit::ExitReason;

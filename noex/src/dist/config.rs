@@ -194,7 +194,8 @@ impl ClusterConfig {
     }
 
     /// The bytes of messages queued for one peer, at most: past it a cast fails with
-    /// `Overloaded` and a call waits for room (up to its timeout). Replies to the peer's
+    /// `Overloaded`, and a call or a [`cast_wait`](crate::ServerRef::cast_wait) waits for
+    /// room (a call up to its timeout). Replies to the peer's
     /// calls are bounded by it too: while that many bytes of them wait to be sent (or
     /// some do, and 256 of the peer's calls still wait for a handler), this node handles
     /// no more of the peer's messages — it reads up to as many bytes again, then leaves

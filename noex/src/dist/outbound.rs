@@ -18,9 +18,9 @@
 //! everything queued, so it never overtakes a signal it follows.
 //!
 //! Small and large messages are each bounded by `limit` bytes: past it, `try_push` refuses
-//! (a cast then fails with `Overloaded`) and a call waits for [`Outbound::room`]. A large
-//! message in flight thus never makes small ones wait. One message larger than the limit is
-//! accepted when its lane is empty.
+//! (a cast then fails with `Overloaded`) and [`Outbound::push_waiting`] (a call, an awaited
+//! cast) waits in line for room (see [`line`]). A large message in flight thus never makes
+//! small ones wait. One message larger than the limit is accepted when its lane is empty.
 //!
 //! Replies are never refused (a caller waits for each), but they are counted, and so are
 //! the peer's calls that local handlers have yet to take (each will add a reply): while
@@ -35,6 +35,10 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use event_listener::Event;
 
 use super::wire::{self, WireMessage, FRAGMENT_SIZE, FRAGMENT_WINDOW};
+
+mod line;
+
+use line::Line;
 
 /// The writer adds fragments to a batch until it holds this many bytes.
 const BATCH: usize = 256 * 1024;
@@ -102,6 +106,10 @@ struct Lanes {
     writing: bool,
     /// The tail of a frame a sender wrote only in part: it goes out before anything else.
     partial: Vec<u8>,
+    /// The senders waiting for room in each lane, and the next place in line.
+    small_line: Line,
+    large_line: Line,
+    next_ticket: u64,
     closed: bool,
 }
 
@@ -266,7 +274,7 @@ pub(crate) struct Outbound {
     owed: AtomicUsize,
     /// Work for the writer.
     work: Event,
-    /// Room for senders.
+    /// Room for senders (and for the reader, see [`Outbound::room_to_take`]).
     room: Event,
 }
 
@@ -300,15 +308,15 @@ impl Outbound {
         Ok(())
     }
 
-    /// Queues a frame from `sender` (a process key, 0 for none) if there is room. A queued
-    /// frame is taken out of `frame` (which keeps its allocation if it was copied); a
-    /// refused one is left there.
+    /// Queues a frame from `sender` (a process key, 0 for none) if there is room and
+    /// nobody waits for it (see [`line`]). A queued frame is taken out of `frame` (which
+    /// keeps its allocation if it was copied); a refused one is left there.
     pub(crate) fn try_push(&self, frame: &mut Vec<u8>, sender: usize) -> Result<(), PushError> {
         let mut lanes = self.lock();
         if lanes.closed {
             return Err(PushError::Closed);
         }
-        if !lanes.has_room(is_large(frame), self.limit) {
+        if !lanes.may_queue(is_large(frame), sender, None, self.limit) {
             return Err(PushError::Full);
         }
         lanes.push(frame, sender, false, false);
@@ -400,21 +408,6 @@ impl Outbound {
         }
     }
 
-    /// Waits until there is room for `frame` (or the queue closes).
-    pub(crate) async fn room(&self, frame: &[u8]) {
-        let large = is_large(frame);
-        loop {
-            let listener = self.room.listen();
-            {
-                let lanes = self.lock();
-                if lanes.closed || lanes.has_room(large, self.limit) {
-                    return;
-                }
-            }
-            listener.await;
-        }
-    }
-
     /// Records that `bytes` of the peer's fragments were received: acknowledged with the
     /// next batch.
     pub(crate) fn owe_ack(&self, bytes: usize) {
@@ -449,11 +442,11 @@ impl Outbound {
     }
 
     /// Claims the socket for one frame that its sender writes itself, from its own thread:
-    /// granted only when nothing is queued or being written (the frame is next in line
-    /// anyway, so order is kept), and until [`release`](Self::release).
+    /// granted only when nothing is queued, being written or waiting for room (the frame
+    /// is next in line anyway, so order is kept), and until [`release`](Self::release).
     pub(crate) fn claim_idle(&self) -> bool {
         let mut lanes = self.lock();
-        let idle = !lanes.closed && !lanes.writing && lanes.is_empty();
+        let idle = !lanes.closed && !lanes.writing && lanes.is_empty() && lanes.nobody_waits();
         if idle {
             lanes.writing = true;
         }
