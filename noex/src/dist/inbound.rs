@@ -5,7 +5,8 @@
 //! names the behaviour its sender expects, so a message for another behaviour is refused
 //! rather than misread — and queues it in the process's mailbox like a local message. The
 //! reply to a remote call travels back through a [`Responder`], over the connection the
-//! call came on.
+//! call came on. A message that takes a process to its mailbox limit holds the connection
+//! back until the process has worked through its backlog (see [`hold_back`]).
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -226,11 +227,17 @@ pub(crate) fn deliver(
     match resolver.resolve(cluster, &to) {
         Some(process) => {
             let home = process.core().home();
+            // Does this message take the process to its limit?
+            let limit = cluster.config.mailbox_limit;
+            let behind = (process.mailbox_len() + 1 >= limit).then(|| process.clone());
             process.deliver_remote(RemoteDelivery {
                 kind,
                 behavior,
                 payload,
             });
+            if let Some(process) = behind {
+                hold_back(cluster, peer, process, limit);
+            }
             home
         }
         None => {
@@ -240,6 +247,26 @@ pub(crate) fn deliver(
             0
         }
     }
+}
+
+/// Holds `peer`'s messages back (see `Outbound::holding_back`) until `process`, just handed
+/// one, has fewer than `limit` messages waiting or ends: a slow process slows down the nodes
+/// that send to it instead of growing its mailbox (see `ClusterConfig::mailbox_limit`).
+#[cold]
+fn hold_back(cluster: &Cluster, peer: &Arc<Peer>, process: Arc<dyn AnyProcess>, limit: usize) {
+    if !peer.queue.hold_for_backlog() {
+        return;
+    }
+    let peer = peer.clone();
+    cluster.spawn(async move {
+        let core = process.core();
+        let drained = core.drain.until(|| process.mailbox_len() < limit);
+        let ended = async {
+            core.exited().await;
+        };
+        drained.or(ended).or(peer.closed()).await;
+        peer.queue.backlog_cleared();
+    });
 }
 
 /// Resolves addresses for one connection's reader, remembering the last process found by

@@ -29,7 +29,7 @@
 //! reading its replies is held up in its own socket instead of growing this queue.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use event_listener::Event;
@@ -272,6 +272,9 @@ pub(crate) struct Outbound {
     replies: AtomicUsize,
     /// The peer's calls handed to local processes whose handlers have not taken them yet.
     owed: AtomicUsize,
+    /// A local process the peer's messages went to is over its mailbox limit (see
+    /// [`Outbound::hold_for_backlog`]).
+    backlog: AtomicBool,
     /// Work for the writer.
     work: Event,
     /// Room for senders (and for the reader, see [`Outbound::room_to_take`]).
@@ -285,6 +288,7 @@ impl Outbound {
             limit,
             replies: AtomicUsize::new(0),
             owed: AtomicUsize::new(0),
+            backlog: AtomicBool::new(false),
             work: Event::new(),
             room: Event::new(),
         }
@@ -387,14 +391,33 @@ impl Outbound {
     /// `true` while the peer is behind in reading its replies — they reach the limit, or
     /// some wait to be sent while [`OWED_WHILE_BEHIND`] of its calls still wait for a
     /// handler (each will add a reply) — or while [`OWED_MOST`] of its calls wait for a
-    /// handler (its calls come faster than they are taken). The connection's reader then
-    /// takes no more of its messages, so the replies queued stay within the limit plus the
-    /// replies to at most `OWED_MOST` calls. A cheap look, for every frame the reader reads.
+    /// handler (its calls come faster than they are taken) — or while a local process
+    /// its messages went to is over its mailbox limit ([`hold_for_backlog`]). The
+    /// connection's reader then takes no more of its messages, so the replies queued stay
+    /// within the limit plus the replies to at most `OWED_MOST` calls. A cheap look, for
+    /// every frame the reader reads.
+    ///
+    /// [`hold_for_backlog`]: Self::hold_for_backlog
     #[inline]
     pub(crate) fn holding_back(&self) -> bool {
         let replies = self.replies.load(Ordering::Relaxed);
         let owed = self.owed.load(Ordering::Relaxed);
-        replies >= self.limit || (replies > 0 && owed >= OWED_WHILE_BEHIND) || owed >= OWED_MOST
+        replies >= self.limit
+            || (replies > 0 && owed >= OWED_WHILE_BEHIND)
+            || owed >= OWED_MOST
+            || self.backlog.load(Ordering::Relaxed)
+    }
+
+    /// Holds the reader back while a local process is behind on the peer's messages, until
+    /// [`backlog_cleared`](Self::backlog_cleared). `false` if it was held for that already.
+    pub(crate) fn hold_for_backlog(&self) -> bool {
+        !self.backlog.swap(true, Ordering::Relaxed)
+    }
+
+    /// The process is no longer behind: the reader may take the peer's messages again.
+    pub(crate) fn backlog_cleared(&self) {
+        self.backlog.store(false, Ordering::Relaxed);
+        self.room.notify(usize::MAX);
     }
 
     /// Waits until the reader may take the peer's messages again (or the queue closes).

@@ -66,8 +66,14 @@ pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// `cast_wait` completes at once). A cast to a process of another node is queued on the
 /// connection to that node, whose outbound queue is bounded
 /// ([`ClusterConfig::outbound_queue`](crate::ClusterConfig::outbound_queue)); it is full
-/// while that node takes messages more slowly than they are sent. Senders that use
-/// `cast_wait` then wait, like an Erlang process suspended on a busy distribution port.
+/// while that node takes messages more slowly than they are sent — on a slow network, or
+/// because a process there is slow: a node stops reading from a peer while a process it
+/// delivered that peer's messages to has
+/// [`mailbox_limit`](crate::ClusterConfig::mailbox_limit) messages waiting. So senders
+/// that use `cast_wait` go at the pace of the slowest consumer they feed, with bounded
+/// memory on both nodes, like an Erlang process suspended on a busy distribution port.
+/// The `#[behavior]` client methods come in the same three forms: `name(..)`,
+/// `try_name(..)` and `name_wait(..)`.
 ///
 /// **Order.** The messages of one sender (a process; code outside any process counts as
 /// one sender) to one server arrive in the order they were queued, whichever method
