@@ -227,16 +227,14 @@ pub(crate) fn deliver(
     match resolver.resolve(cluster, &to) {
         Some(process) => {
             let home = process.core().home();
-            // Does this message take the process to its limit?
-            let limit = cluster.config.mailbox_limit;
-            let behind = (process.mailbox_len() + 1 >= limit).then(|| process.clone());
+            let behind = resolver.behind(&process, cluster.config.mailbox_limit);
             process.deliver_remote(RemoteDelivery {
                 kind,
                 behavior,
                 payload,
             });
             if let Some(process) = behind {
-                hold_back(cluster, peer, process, limit);
+                hold_back(cluster, peer, process, cluster.config.mailbox_limit);
             }
             home
         }
@@ -278,6 +276,10 @@ pub(crate) struct Resolver {
     /// The serial of the last pid resolved, and its process (weak: the cache does not keep
     /// a process that ended alive).
     last: Option<(u64, Weak<dyn AnyProcess>)>,
+    /// How many more messages the last process can be handed before its mailbox may
+    /// reach its limit, as far as this connection knows (its own messages are the only
+    /// ones it counts): until then, its mailbox need not be looked at.
+    room: usize,
 }
 
 impl Resolver {
@@ -296,8 +298,34 @@ impl Resolver {
         let process = resolve(cluster, address)?;
         if let Some(key) = key {
             self.last = Some((key, Arc::downgrade(&process)));
+            self.room = 0;
         }
         Some(process)
+    }
+
+    /// `process`, if the message about to be handed to it takes its mailbox to `limit`
+    /// (see `hold_back`). The mailbox is looked at (a lock) only once the room known to
+    /// be left is used up, so a process far from its limit costs one comparison.
+    #[inline]
+    fn behind(
+        &mut self,
+        process: &Arc<dyn AnyProcess>,
+        limit: usize,
+    ) -> Option<Arc<dyn AnyProcess>> {
+        let last = match &self.last {
+            Some((_, last)) => std::ptr::addr_eq(last.as_ptr(), Arc::as_ptr(process)),
+            None => false,
+        };
+        if last && self.room > 0 {
+            self.room -= 1;
+            return None;
+        }
+        let waiting = process.mailbox_len();
+        if last {
+            // Each message adds one at most; the process only takes them away.
+            self.room = limit.saturating_sub(waiting + 2);
+        }
+        (waiting + 1 >= limit).then(|| process.clone())
     }
 }
 
