@@ -200,8 +200,9 @@ fn a_stopped_consumer_holds_its_remote_sender_back_without_losing_the_connection
         const MAILBOX: usize = 100;
         const CASTS: u64 = 20_000;
         let (a, b, remote) = pair(4 * 1024, MAILBOX).await;
-        let events = a.cluster_events();
-        // Longer than the failure detection window (800 ms).
+        let (a_events, b_events) = (a.cluster_events(), b.cluster_events());
+        // Longer than the failure detection window (800 ms): b reads nothing from a
+        // meanwhile, heartbeats included.
         remote.pause(2_000).unwrap();
 
         let sender = smol::spawn({
@@ -212,17 +213,29 @@ fn a_stopped_consumer_holds_its_remote_sender_back_without_losing_the_connection
                 }
             }
         });
-        // The consumer's mailbox reaches its limit, b stops reading, a's queue fills up.
-        eventually("a's queue to fill up", || {
-            a.cluster_stats().queued_bytes >= 4 * 1024
+        // The tally's mailbox stays within its limit while it is stopped and after: b
+        // stops reading from a instead (what it does not read waits in the sockets and
+        // in a's queue, and the sender waits).
+        let mut most_waiting = 0;
+        within_long(async {
+            loop {
+                let tally = b.process_info(remote.pid()).unwrap();
+                most_waiting = most_waiting.max(tally.mailbox_len);
+                if tally.message_count == CASTS + 1 {
+                    break;
+                }
+                smol::Timer::after(Duration::from_millis(1)).await;
+            }
         })
         .await;
-        let waiting = b.process_info(remote.pid()).unwrap().mailbox_len;
-        assert!(waiting <= MAILBOX + 1, "{waiting} messages waiting");
-
-        within_long(sender).await;
+        sender.await;
+        assert!(
+            most_waiting <= MAILBOX + 1,
+            "{most_waiting} messages waiting"
+        );
         assert_eq!(remote.received().await, Ok((CASTS, 0)));
-        no_node_down(&events);
+        no_node_down(&a_events);
+        no_node_down(&b_events);
         a.shutdown();
         b.shutdown();
     });
