@@ -9,7 +9,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use crate::error::{CallError, SendError};
+use crate::error::{CallError, CastError, SendError};
 use crate::server::{GenServer, NamedRef, ServerRef};
 use crate::{Node, Pid};
 
@@ -55,6 +55,16 @@ pub trait ServerHandle<B: GenServer>: Sync {
 
     /// Casts to the server; see [`ServerRef::cast`].
     fn cast_message(&self, message: B::Cast) -> Result<(), SendError>;
+
+    /// Casts to the server, handing the message back if it is not queued; see
+    /// [`ServerRef::try_cast`].
+    fn try_cast_message(&self, message: B::Cast) -> Result<(), CastError<B::Cast>>;
+
+    /// Casts to the server, waiting for room; see [`ServerRef::cast_wait`].
+    fn cast_message_wait(
+        &self,
+        message: B::Cast,
+    ) -> impl Future<Output = Result<(), CastError<B::Cast>>> + Send;
 }
 
 impl<B: GenServer> ServerHandle<B> for ServerRef<B> {
@@ -69,6 +79,17 @@ impl<B: GenServer> ServerHandle<B> for ServerRef<B> {
     fn cast_message(&self, message: B::Cast) -> Result<(), SendError> {
         self.cast(message)
     }
+
+    fn try_cast_message(&self, message: B::Cast) -> Result<(), CastError<B::Cast>> {
+        self.try_cast(message)
+    }
+
+    fn cast_message_wait(
+        &self,
+        message: B::Cast,
+    ) -> impl Future<Output = Result<(), CastError<B::Cast>>> + Send {
+        self.cast_wait(message)
+    }
 }
 
 impl<B: GenServer> ServerHandle<B> for NamedRef<B> {
@@ -82,6 +103,17 @@ impl<B: GenServer> ServerHandle<B> for NamedRef<B> {
 
     fn cast_message(&self, message: B::Cast) -> Result<(), SendError> {
         self.cast(message)
+    }
+
+    fn try_cast_message(&self, message: B::Cast) -> Result<(), CastError<B::Cast>> {
+        self.try_cast(message)
+    }
+
+    fn cast_message_wait(
+        &self,
+        message: B::Cast,
+    ) -> impl Future<Output = Result<(), CastError<B::Cast>>> + Send {
+        self.cast_wait(message)
     }
 }
 

@@ -149,6 +149,99 @@ pub enum SendError {
     },
 }
 
+/// Why a cast was not queued, with the message handed back: what
+/// [`try_cast`](crate::ServerRef::try_cast) and [`cast_wait`](crate::ServerRef::cast_wait)
+/// (and the generated `try_<cast>` / `<cast>_wait` methods) fail with, like
+/// `async_channel::TrySendError`.
+///
+/// The message was not sent: send it again later, to another process, or wait for room
+/// with `cast_wait`. `?` turns it into a [`SendError`], dropping the message.
+///
+/// ```
+/// use noex::{CastError, SendError};
+///
+/// let refused = CastError::new(SendError::Overloaded, "hello".to_string());
+/// assert!(refused.is_overloaded());
+/// assert_eq!(refused.error(), &SendError::Overloaded);
+/// assert_eq!(refused.to_string(), "the target is overloaded");
+/// assert_eq!(refused.into_inner(), "hello");
+///
+/// fn send() -> Result<(), SendError> {
+///     Err(CastError::new(SendError::Overloaded, 7u64))?
+/// }
+/// assert_eq!(send(), Err(SendError::Overloaded));
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct CastError<M> {
+    error: SendError,
+    message: M,
+}
+
+impl<M> CastError<M> {
+    /// The error `error`, with `message` handed back.
+    pub fn new(error: SendError, message: M) -> Self {
+        CastError { error, message }
+    }
+
+    /// Why the message was not queued.
+    pub fn error(&self) -> &SendError {
+        &self.error
+    }
+
+    /// `true` if the way to the target was full ([`SendError::Overloaded`]): the target
+    /// may well be running, and [`cast_wait`](crate::ServerRef::cast_wait) would wait for
+    /// room.
+    pub fn is_overloaded(&self) -> bool {
+        self.error == SendError::Overloaded
+    }
+
+    /// The message that was not sent.
+    pub fn into_inner(self) -> M {
+        self.message
+    }
+
+    /// The error and the message.
+    pub fn into_parts(self) -> (SendError, M) {
+        (self.error, self.message)
+    }
+
+    /// The error, dropping the message.
+    pub fn into_error(self) -> SendError {
+        self.error
+    }
+
+    /// The same error with the message converted by `f`.
+    pub fn map<N>(self, f: impl FnOnce(M) -> N) -> CastError<N> {
+        CastError {
+            error: self.error,
+            message: f(self.message),
+        }
+    }
+}
+
+impl<M> From<CastError<M>> for SendError {
+    fn from(error: CastError<M>) -> Self {
+        error.error
+    }
+}
+
+/// Shows the error, not the message (which need not be `Debug`).
+impl<M> std::fmt::Debug for CastError<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CastError")
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<M> std::fmt::Display for CastError<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.error, f)
+    }
+}
+
+impl<M> std::error::Error for CastError<M> {}
+
 /// Why a process could not be started. `E` is the behaviour's
 /// [`InitError`](crate::GenServer::InitError).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]

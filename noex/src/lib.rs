@@ -114,8 +114,8 @@ pub use dist::{
     StaticSeeds, TieStats, TrafficStats, DEFAULT_DISCOVERY_INTERVAL,
 };
 pub use error::{
-    CallError, GlobalError, LookupError, RegisterError, RemoteSpawnError, SendError, SpawnError,
-    Target,
+    CallError, CastError, GlobalError, LookupError, RegisterError, RemoteSpawnError, SendError,
+    SpawnError, Target,
 };
 pub use events::{Events, LifecycleEvent, Subscription};
 pub use exit::ExitReason;
@@ -230,8 +230,13 @@ pub use timer::TimerRef;
 ///   ([`ServerRef<Counter>`](ServerRef) and [`NamedRef<Counter>`](NamedRef)). Per `#[call]`
 ///   it has `name(args)` and `name_with_timeout(args, timeout)`, which resolve to
 ///   `Result<Reply, CallError>` (the first waits [`DEFAULT_CALL_TIMEOUT`]); per `#[cast]`,
-///   `name(args) -> Result<(), SendError>`. Import the trait where the handles are used;
-///   the method's doc comments become the client method's.
+///   `name(args) -> Result<(), SendError>`, `try_name(args) -> Result<(), CastError<A>>`
+///   and `name_wait(args)`, which resolves to `Result<(), CastError<A>>` — the three forms
+///   of a cast ([`cast`](ServerRef::cast), [`try_cast`](ServerRef::try_cast),
+///   [`cast_wait`](ServerRef::cast_wait); see [flow control](ServerRef#casts-and-flow-control)),
+///   where `A` is the arguments handed back: `()` for none, the type itself for one, a tuple
+///   for several. Import the trait where the handles are used; the method's doc comments
+///   become the client method's.
 /// * `#[behavior]` on the struct implements [`BehaviorName`]: the type's module path
 ///   (`my_crate::workers::Counter`), or the name given with `#[behavior(name = "counter")]`.
 /// * Unless the behaviour is local: serde impls of the message enums, in which each message
@@ -253,7 +258,8 @@ pub use timer::TimerRef;
 ///   messages decoding after a rename or to resolve a (compile-time detected) collision.
 ///
 /// A message method named like a method of `ServerRef` or `NamedRef` (`call`, `cast`,
-/// `send`, `stop`, `pid`, `name`, ...) would be hidden by it, and is refused. The
+/// `send`, `stop`, `pid`, `name`, ...) would be hidden by it, and is refused, as is one
+/// named like a client method generated for another (`add_wait` next to a `#[cast] add`). The
 /// `noex-macros` README writes out the code generated for a small example.
 pub use noex_macros::behavior;
 

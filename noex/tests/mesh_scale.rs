@@ -144,7 +144,12 @@ fn learnt_addresses_beyond_max_dials_wait_for_a_dial_loop() {
                 .any(|n| Some(&n.id) == b.local_node_id())
         })
         .await;
-        // The raw peer's list, and b's, which names no one (b has no other peer).
+        // The raw peer's list, and b's, which names no one (b has no other peer). (b's
+        // may be read just after the connection is up.)
+        common::eventually("b's member list", || {
+            a.faults().membership().lists_received >= 2
+        })
+        .await;
         let heard = a.faults().membership();
         assert_eq!((heard.lists_received, heard.ids_received), (2, 3));
         a.shutdown();

@@ -29,6 +29,10 @@ const TAKEN: &[&str] = &[
     "fmt",
     "call_with_timeout",
     "cast_message",
+    "try_cast",
+    "cast_wait",
+    "try_cast_message",
+    "cast_message_wait",
 ];
 
 pub(super) fn client_trait(behavior: &Behavior, names: &Names) -> syn::Result<TokenStream> {
@@ -36,36 +40,12 @@ pub(super) fn client_trait(behavior: &Behavior, names: &Names) -> syn::Result<To
     let api = &names.api;
     let generics = &behavior.item.generics;
     let (_, ty_generics, where_clause) = generics.split_for_impl();
+    check_names(behavior)?;
     let mut methods = Vec::new();
-    let generated: Vec<String> = behavior
-        .methods
-        .iter()
-        .filter(|m| m.role == Role::Call)
-        .map(|m| format!("{}_with_timeout", m.ident.unraw()))
-        .collect();
     for method in &behavior.methods {
-        let name = method.ident.unraw().to_string();
-        if matches!(method.role, Role::Call | Role::Cast) && generated.contains(&name) {
-            return Err(syn::Error::new_spanned(
-                &method.ident,
-                format!(
-                    "`{name}` is the name of the generated timeout variant of a #[call] \
-                     method; give this method another name"
-                ),
-            ));
-        }
-        if matches!(method.role, Role::Call | Role::Cast) && TAKEN.contains(&name.as_str()) {
-            return Err(syn::Error::new_spanned(
-                &method.ident,
-                format!(
-                    "a message method named `{name}` would be hidden by `ServerRef::{name}`; \
-                     give it another name"
-                ),
-            ));
-        }
         match method.role {
             Role::Call => methods.push(call_methods(behavior, names, method)),
-            Role::Cast => methods.push(cast_method(behavior, names, method)),
+            Role::Cast => methods.push(cast_methods(behavior, names, method)),
             _ => {}
         }
     }
@@ -89,6 +69,55 @@ pub(super) fn client_trait(behavior: &Behavior, names: &Names) -> syn::Result<To
         #[allow(private_bounds, private_interfaces)]
         impl #blanket_impl_generics #api #ty_generics for __NoexHandle #where_clause {}
     })
+}
+
+/// The client methods generated for a `#[call]` or `#[cast]` method, besides its own name.
+fn generated_names(method: &Method) -> Vec<String> {
+    let name = method.ident.unraw();
+    match method.role {
+        Role::Call => vec![format!("{name}_with_timeout")],
+        Role::Cast => vec![format!("try_{name}"), format!("{name}_wait")],
+        _ => Vec::new(),
+    }
+}
+
+/// Refuses a message method whose client method would be hidden by a method of the
+/// handles, or would clash with another client method.
+fn check_names(behavior: &Behavior) -> syn::Result<()> {
+    let messages: Vec<&Method> = behavior
+        .methods
+        .iter()
+        .filter(|m| matches!(m.role, Role::Call | Role::Cast))
+        .collect();
+    for method in &messages {
+        let name = method.ident.unraw().to_string();
+        if TAKEN.contains(&name.as_str()) {
+            return Err(syn::Error::new_spanned(
+                &method.ident,
+                format!(
+                    "a message method named `{name}` would be hidden by `ServerRef::{name}`; \
+                     give it another name"
+                ),
+            ));
+        }
+        for other in &messages {
+            let role = match other.role {
+                Role::Call => "#[call]",
+                _ => "#[cast]",
+            };
+            if generated_names(other).contains(&name) {
+                return Err(syn::Error::new_spanned(
+                    &method.ident,
+                    format!(
+                        "`{name}` is the name of a client method generated for the {role} \
+                         method `{}`; give this method another name",
+                        other.ident.unraw()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `method(args)` and `method_with_timeout(args, timeout)` for a `#[call]`.
@@ -160,19 +189,66 @@ fn docs(method: &Method, fallback: &str) -> TokenStream {
     }
 }
 
-/// `method(args)` for a `#[cast]`.
-fn cast_method(behavior: &Behavior, names: &Names, method: &Method) -> TokenStream {
+/// `method(args)`, `try_method(args)` and `method_wait(args)` for a `#[cast]`.
+fn cast_methods(behavior: &Behavior, names: &Names, method: &Method) -> TokenStream {
     let ident = &method.ident;
+    let try_ident = format_ident!("try_{}", method.ident.unraw());
+    let wait_ident = format_ident!("{}_wait", method.ident.unraw());
     let docs = docs(method, &format!("Casts `{ident}` to the server."));
+    let try_doc = format!(
+        "[`{ident}`](Self::{ident}), handing the arguments back in the error if the cast \
+         cannot be queued (`SendError::Overloaded` while the way to the server is full); \
+         see `ServerRef::try_cast`."
+    );
+    let wait_doc = format!(
+        "[`{ident}`](Self::{ident}), waiting for room instead of failing with \
+         `SendError::Overloaded`; the arguments come back in the error if the cast fails. \
+         See `ServerRef::cast_wait`."
+    );
     let variant = variant(method);
     let cast = enum_type(behavior, &names.cast);
+    let cast_ident = &names.cast;
     let (arg_names, arg_types): (Vec<_>, Vec<_>) = method.messages().unzip();
+    // What comes back in a `CastError`: the arguments, as one value.
+    let (args_type, args) = match arg_types.as_slice() {
+        [] => (quote!(()), quote!(())),
+        [one] => (quote!(#one), quote!(#(#arg_names)*)),
+        many => (quote!((#(#many,)*)), quote!((#(#arg_names,)*))),
+    };
+    let hand_back = quote! {
+        |__noex_refused: ::noex::CastError<#cast>| {
+            __noex_refused.map(|__noex_message| match __noex_message {
+                #cast_ident::#variant(#(#arg_names),*) => #args,
+                #[allow(unreachable_patterns)]
+                _ => ::core::unreachable!("the message handed back is the one cast"),
+            })
+        }
+    };
     quote! {
         #docs
         fn #ident(&self, #(#arg_names: #arg_types),*)
             -> ::core::result::Result<(), ::noex::SendError>
         {
             ::noex::ServerHandle::cast_message(self, <#cast>::#variant(#(#arg_names),*))
+        }
+
+        #[doc = #try_doc]
+        fn #try_ident(&self, #(#arg_names: #arg_types),*)
+            -> ::core::result::Result<(), ::noex::CastError<#args_type>>
+        {
+            ::noex::ServerHandle::try_cast_message(self, <#cast>::#variant(#(#arg_names),*))
+                .map_err(#hand_back)
+        }
+
+        #[doc = #wait_doc]
+        fn #wait_ident(&self, #(#arg_names: #arg_types),*)
+            -> impl ::core::future::Future<
+                Output = ::core::result::Result<(), ::noex::CastError<#args_type>>,
+            > + ::core::marker::Send
+        {
+            let __noex_cast =
+                ::noex::ServerHandle::cast_message_wait(self, <#cast>::#variant(#(#arg_names),*));
+            async move { __noex_cast.await.map_err(#hand_back) }
         }
     }
 }

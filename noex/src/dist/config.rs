@@ -41,6 +41,7 @@ pub struct ClusterConfig {
     /// `None`: twice `max_message_size`.
     pub(crate) reassembly_limit: Option<usize>,
     pub(crate) outbound_queue_bytes: usize,
+    pub(crate) mailbox_limit: usize,
     pub(crate) connect_timeout: Duration,
     pub(crate) reconnect_min: Duration,
     pub(crate) reconnect_max: Duration,
@@ -70,6 +71,7 @@ impl std::fmt::Debug for ClusterConfig {
             .field("max_message_size", &self.max_message_size)
             .field("reassembly_limit", &self.reassembly_bound())
             .field("outbound_queue_bytes", &self.outbound_queue_bytes)
+            .field("mailbox_limit", &self.mailbox_limit)
             .field("connect_timeout", &self.connect_timeout)
             .field("reconnect_min", &self.reconnect_min)
             .field("reconnect_max", &self.reconnect_max)
@@ -90,6 +92,7 @@ impl ClusterConfig {
     /// | max message size (reassembled from fragments) | 256 MiB |
     /// | bytes held in unfinished messages, all peers together | twice the max message size |
     /// | outbound queue per peer | 8 MiB |
+    /// | messages waiting in a process past which its senders of other nodes are held back | 65,536 |
     /// | connect timeout | 3 s |
     /// | reconnect backoff | 100 ms doubling to 5 s, ±20 % jitter |
     /// | an address that does not answer is no longer dialled after (seeds: never) | 5 min |
@@ -113,6 +116,7 @@ impl ClusterConfig {
             max_message_size: 256 << 20,
             reassembly_limit: None,
             outbound_queue_bytes: 8 << 20,
+            mailbox_limit: 1 << 16,
             connect_timeout: Duration::from_secs(3),
             reconnect_min: Duration::from_millis(100),
             reconnect_max: Duration::from_secs(5),
@@ -241,7 +245,8 @@ impl ClusterConfig {
     }
 
     /// The bytes of messages queued for one peer, at most: past it a cast fails with
-    /// `Overloaded` and a call waits for room (up to its timeout). Replies to the peer's
+    /// `Overloaded`, and a call or a [`cast_wait`](crate::ServerRef::cast_wait) waits for
+    /// room (a call up to its timeout). Replies to the peer's
     /// calls are bounded by it too: while that many bytes of them wait to be sent (or
     /// some do, and 256 of the peer's calls still wait for a handler), this node handles
     /// no more of the peer's messages — it reads up to as many bytes again, then leaves
@@ -249,6 +254,27 @@ impl ClusterConfig {
     /// replies to the calls already handed to processes.
     pub fn outbound_queue(mut self, bytes: usize) -> Self {
         self.outbound_queue_bytes = bytes;
+        self
+    }
+
+    /// How many messages may wait in the mailbox of a process of this node before it
+    /// holds back the nodes that send to it (at least 1). When a message from a peer
+    /// leaves a process with this many messages waiting, the connection to that peer
+    /// hands it no more messages, whoever they are for, until the process is under the
+    /// limit again (or ends): it reads up to the [outbound-queue](Self::outbound_queue)
+    /// bound more, then leaves the rest in the peer's socket, so the peer's queue fills
+    /// and its senders wait ([`cast_wait`](crate::ServerRef::cast_wait), calls) or are
+    /// refused ([`cast`](crate::ServerRef::cast)). A slow process thus slows down its
+    /// senders on other nodes instead of growing its mailbox without bound. Heartbeats
+    /// still pass, so the peer is not declared down meanwhile.
+    ///
+    /// Messages from this node's own processes are not limited (a mailbox is unbounded).
+    /// The price of holding a connection back is that the peer's other messages wait too:
+    /// a handler that awaits a reply from the very node whose messages it is behind on
+    /// waits until the call times out. Raise the limit for processes that receive bursts
+    /// larger than this from other nodes.
+    pub fn mailbox_limit(mut self, messages: usize) -> Self {
+        self.mailbox_limit = messages.max(1);
         self
     }
 

@@ -5,7 +5,8 @@
 //! names the behaviour its sender expects, so a message for another behaviour is refused
 //! rather than misread — and queues it in the process's mailbox like a local message. The
 //! reply to a remote call travels back through a [`Responder`], over the connection the
-//! call came on.
+//! call came on. A message that takes a process to its mailbox limit holds the connection
+//! back until the process has worked through its backlog (see [`hold_back`]).
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -226,11 +227,15 @@ pub(crate) fn deliver(
     match resolver.resolve(cluster, &to) {
         Some(process) => {
             let home = process.core().home();
+            let behind = resolver.behind(&process, cluster.config.mailbox_limit);
             process.deliver_remote(RemoteDelivery {
                 kind,
                 behavior,
                 payload,
             });
+            if let Some(process) = behind {
+                hold_back(cluster, peer, process, cluster.config.mailbox_limit);
+            }
             home
         }
         None => {
@@ -242,6 +247,26 @@ pub(crate) fn deliver(
     }
 }
 
+/// Holds `peer`'s messages back (see `Outbound::holding_back`) until `process`, just handed
+/// one, has fewer than `limit` messages waiting or ends: a slow process slows down the nodes
+/// that send to it instead of growing its mailbox (see `ClusterConfig::mailbox_limit`).
+#[cold]
+fn hold_back(cluster: &Cluster, peer: &Arc<Peer>, process: Arc<dyn AnyProcess>, limit: usize) {
+    if !peer.queue.hold_for_backlog() {
+        return;
+    }
+    let peer = peer.clone();
+    cluster.spawn(async move {
+        let core = process.core();
+        let drained = core.drain.until(|| process.mailbox_len() < limit);
+        let ended = async {
+            core.exited().await;
+        };
+        drained.or(ended).or(peer.closed()).await;
+        peer.queue.backlog_cleared();
+    });
+}
+
 /// Resolves addresses for one connection's reader, remembering the last process found by
 /// pid: a stream of messages to one process looks it up once. (Serials are never reused,
 /// so a remembered process is the right one; if it has ended, its closed mailbox refuses
@@ -251,6 +276,10 @@ pub(crate) struct Resolver {
     /// The serial of the last pid resolved, and its process (weak: the cache does not keep
     /// a process that ended alive).
     last: Option<(u64, Weak<dyn AnyProcess>)>,
+    /// How many more messages the last process can be handed before its mailbox may
+    /// reach its limit, as far as this connection knows (its own messages are the only
+    /// ones it counts): until then, its mailbox need not be looked at.
+    room: usize,
 }
 
 impl Resolver {
@@ -269,8 +298,34 @@ impl Resolver {
         let process = resolve(cluster, address)?;
         if let Some(key) = key {
             self.last = Some((key, Arc::downgrade(&process)));
+            self.room = 0;
         }
         Some(process)
+    }
+
+    /// `process`, if the message about to be handed to it takes its mailbox to `limit`
+    /// (see `hold_back`). The mailbox is looked at (a lock) only once the room known to
+    /// be left is used up, so a process far from its limit costs one comparison.
+    #[inline]
+    fn behind(
+        &mut self,
+        process: &Arc<dyn AnyProcess>,
+        limit: usize,
+    ) -> Option<Arc<dyn AnyProcess>> {
+        let last = match &self.last {
+            Some((_, last)) => std::ptr::addr_eq(last.as_ptr(), Arc::as_ptr(process)),
+            None => false,
+        };
+        if last && self.room > 0 {
+            self.room -= 1;
+            return None;
+        }
+        let waiting = process.mailbox_len();
+        if last {
+            // Each message adds one at most; the process only takes them away.
+            self.room = limit.saturating_sub(waiting + 2);
+        }
+        (waiting + 1 >= limit).then(|| process.clone())
     }
 }
 

@@ -18,9 +18,9 @@
 //! everything queued, so it never overtakes a signal it follows.
 //!
 //! Small and large messages are each bounded by `limit` bytes: past it, `try_push` refuses
-//! (a cast then fails with `Overloaded`) and a call waits for [`Outbound::room`]. A large
-//! message in flight thus never makes small ones wait. One message larger than the limit is
-//! accepted when its lane is empty.
+//! (a cast then fails with `Overloaded`) and [`Outbound::push_waiting`] (a call, an awaited
+//! cast) waits in line for room (see [`line`]). A large message in flight thus never makes
+//! small ones wait. One message larger than the limit is accepted when its lane is empty.
 //!
 //! Replies are never refused (a caller waits for each), but they are counted, and so are
 //! the peer's calls that local handlers have yet to take (each will add a reply): while
@@ -29,12 +29,16 @@
 //! reading its replies is held up in its own socket instead of growing this queue.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use event_listener::Event;
 
 use super::wire::{self, WireMessage, FRAGMENT_SIZE, FRAGMENT_WINDOW};
+
+mod line;
+
+use line::Line;
 
 /// The writer adds fragments to a batch until it holds this many bytes.
 const BATCH: usize = 256 * 1024;
@@ -102,6 +106,10 @@ struct Lanes {
     writing: bool,
     /// The tail of a frame a sender wrote only in part: it goes out before anything else.
     partial: Vec<u8>,
+    /// The senders waiting for room in each lane, and the next place in line.
+    small_line: Line,
+    large_line: Line,
+    next_ticket: u64,
     closed: bool,
 }
 
@@ -264,9 +272,12 @@ pub(crate) struct Outbound {
     replies: AtomicUsize,
     /// The peer's calls handed to local processes whose handlers have not taken them yet.
     owed: AtomicUsize,
+    /// A local process the peer's messages went to is over its mailbox limit (see
+    /// [`Outbound::hold_for_backlog`]).
+    backlog: AtomicBool,
     /// Work for the writer.
     work: Event,
-    /// Room for senders.
+    /// Room for senders (and for the reader, see [`Outbound::room_to_take`]).
     room: Event,
 }
 
@@ -277,6 +288,7 @@ impl Outbound {
             limit,
             replies: AtomicUsize::new(0),
             owed: AtomicUsize::new(0),
+            backlog: AtomicBool::new(false),
             work: Event::new(),
             room: Event::new(),
         }
@@ -300,15 +312,15 @@ impl Outbound {
         Ok(())
     }
 
-    /// Queues a frame from `sender` (a process key, 0 for none) if there is room. A queued
-    /// frame is taken out of `frame` (which keeps its allocation if it was copied); a
-    /// refused one is left there.
+    /// Queues a frame from `sender` (a process key, 0 for none) if there is room and
+    /// nobody waits for it (see [`line`]). A queued frame is taken out of `frame` (which
+    /// keeps its allocation if it was copied); a refused one is left there.
     pub(crate) fn try_push(&self, frame: &mut Vec<u8>, sender: usize) -> Result<(), PushError> {
         let mut lanes = self.lock();
         if lanes.closed {
             return Err(PushError::Closed);
         }
-        if !lanes.has_room(is_large(frame), self.limit) {
+        if !lanes.may_queue(is_large(frame), sender, None, self.limit) {
             return Err(PushError::Full);
         }
         lanes.push(frame, sender, false, false);
@@ -379,14 +391,33 @@ impl Outbound {
     /// `true` while the peer is behind in reading its replies — they reach the limit, or
     /// some wait to be sent while [`OWED_WHILE_BEHIND`] of its calls still wait for a
     /// handler (each will add a reply) — or while [`OWED_MOST`] of its calls wait for a
-    /// handler (its calls come faster than they are taken). The connection's reader then
-    /// takes no more of its messages, so the replies queued stay within the limit plus the
-    /// replies to at most `OWED_MOST` calls. A cheap look, for every frame the reader reads.
+    /// handler (its calls come faster than they are taken) — or while a local process
+    /// its messages went to is over its mailbox limit ([`hold_for_backlog`]). The
+    /// connection's reader then takes no more of its messages, so the replies queued stay
+    /// within the limit plus the replies to at most `OWED_MOST` calls. A cheap look, for
+    /// every frame the reader reads.
+    ///
+    /// [`hold_for_backlog`]: Self::hold_for_backlog
     #[inline]
     pub(crate) fn holding_back(&self) -> bool {
         let replies = self.replies.load(Ordering::Relaxed);
         let owed = self.owed.load(Ordering::Relaxed);
-        replies >= self.limit || (replies > 0 && owed >= OWED_WHILE_BEHIND) || owed >= OWED_MOST
+        replies >= self.limit
+            || (replies > 0 && owed >= OWED_WHILE_BEHIND)
+            || owed >= OWED_MOST
+            || self.backlog.load(Ordering::Relaxed)
+    }
+
+    /// Holds the reader back while a local process is behind on the peer's messages, until
+    /// [`backlog_cleared`](Self::backlog_cleared). `false` if it was held for that already.
+    pub(crate) fn hold_for_backlog(&self) -> bool {
+        !self.backlog.swap(true, Ordering::Relaxed)
+    }
+
+    /// The process is no longer behind: the reader may take the peer's messages again.
+    pub(crate) fn backlog_cleared(&self) {
+        self.backlog.store(false, Ordering::Relaxed);
+        self.room.notify(usize::MAX);
     }
 
     /// Waits until the reader may take the peer's messages again (or the queue closes).
@@ -395,21 +426,6 @@ impl Outbound {
             let listener = self.room.listen();
             if !self.holding_back() || self.lock().closed {
                 return;
-            }
-            listener.await;
-        }
-    }
-
-    /// Waits until there is room for `frame` (or the queue closes).
-    pub(crate) async fn room(&self, frame: &[u8]) {
-        let large = is_large(frame);
-        loop {
-            let listener = self.room.listen();
-            {
-                let lanes = self.lock();
-                if lanes.closed || lanes.has_room(large, self.limit) {
-                    return;
-                }
             }
             listener.await;
         }
@@ -449,11 +465,11 @@ impl Outbound {
     }
 
     /// Claims the socket for one frame that its sender writes itself, from its own thread:
-    /// granted only when nothing is queued or being written (the frame is next in line
-    /// anyway, so order is kept), and until [`release`](Self::release).
+    /// granted only when nothing is queued, being written or waiting for room (the frame
+    /// is next in line anyway, so order is kept), and until [`release`](Self::release).
     pub(crate) fn claim_idle(&self) -> bool {
         let mut lanes = self.lock();
-        let idle = !lanes.closed && !lanes.writing && lanes.is_empty();
+        let idle = !lanes.closed && !lanes.writing && lanes.is_empty() && lanes.nobody_waits();
         if idle {
             lanes.writing = true;
         }

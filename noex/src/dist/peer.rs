@@ -328,18 +328,14 @@ impl Peer {
         true
     }
 
-    /// Queues the frame of a user message from `sender`, waiting for room if the queue is
-    /// full — or writes it at once if the connection is idle (see [`Peer::write_now`]).
+    /// Queues the frame of a user message from `sender`, waiting in line for room if the
+    /// queue is full — or writes it at once if the connection is idle (see
+    /// [`Peer::write_now`]).
     pub(crate) async fn send(&self, mut frame: Vec<u8>, sender: usize) -> Result<(), PushError> {
         if self.write_now(&frame) {
             return Ok(());
         }
-        loop {
-            match self.queue.try_push(&mut frame, sender) {
-                Err(PushError::Full) => self.queue.room(&frame).await,
-                done => return done,
-            }
-        }
+        self.queue.push_waiting(&mut frame, sender).await
     }
 
     /// The reading half of the stream, for the reader (once).

@@ -6,11 +6,12 @@
 //! thread.
 //!
 //! The reader holds back in two cases. While the replies queued for the peer reach the
-//! outbound bound (a peer that calls without reading its replies), it handles no more of
-//! the peer's messages: it withholds them, up to that bound again, and then reads nothing
-//! more, leaving the rest in the peer's socket (see [`Withheld`]). And it reads nothing
-//! more before the first fragment of a message for which the node-wide reassembly bound
-//! has no room yet (see `reassembly`).
+//! outbound bound (a peer that calls without reading its replies), or while a local process
+//! the peer's messages went to is past its mailbox limit (see `inbound::hold_back`), it
+//! handles no more of the peer's messages: it withholds them, up to that bound again, and
+//! then reads nothing more, leaving the rest in the peer's socket (see [`Withheld`]). And
+//! it reads nothing more before the first fragment of a message for which the node-wide
+//! reassembly bound has no room yet (see `reassembly`).
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};

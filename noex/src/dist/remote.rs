@@ -4,6 +4,14 @@
 //! (`#[behavior]` writes it). A reference to a remote process encodes the message, queues it
 //! on the connection to the process's node and, for a call, waits for the `Reply` with the
 //! same id. The receiving side is `inbound`.
+//!
+//! Flow control: the connection's outbound queue is bounded. A call, and an awaited cast
+//! (`cast_wait`), wait in line for room (`Outbound::push_waiting`); a plain cast is refused
+//! with `Overloaded` instead (`try_cast` hands the message back), also while others wait in
+//! line, so that it never passes them. The receiving node in turn stops reading while a
+//! process it delivers to is past its mailbox limit (`inbound::hold_back`), which fills
+//! this queue: a slow process slows its remote senders down, with bounded memory on both
+//! nodes.
 
 use std::cell::Cell;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
@@ -17,7 +25,7 @@ use super::outbound::PushError;
 use super::peer::{ConnectionLost, Counters, Peer};
 use super::wire::{self, Address, RemoteOutcome, Stop, WireMessage};
 use crate::behavior::BehaviorName;
-use crate::error::{CallError, SendError, Target};
+use crate::error::{CallError, CastError, SendError, Target};
 use crate::server::deadline::Deadline;
 use crate::server::{run, GenServer};
 use crate::{ExitReason, Pid};
@@ -246,7 +254,8 @@ impl<B: GenServer> RemoteTarget<B> {
         }
     }
 
-    /// Queues a cast or info: `message` and its payload, encoded by `payload`.
+    /// Queues a cast or info if there is room: `message` and its payload, encoded by
+    /// `payload`.
     fn one_way(
         &self,
         message: WireMessage,
@@ -261,21 +270,61 @@ impl<B: GenServer> RemoteTarget<B> {
             Ok(()) => peer.queue.try_push(&mut frame, run::current_sender()),
         };
         SCRATCH.set(frame);
-        queued.map_err(|error| {
-            Counters::add(&peer.counters.casts_dropped, 1);
-            match error {
-                PushError::Full => SendError::Overloaded,
-                PushError::Closed => self.no_connection().into(),
-            }
-        })
+        queued.map_err(|error| self.refused(&peer, error))
+    }
+
+    /// The error of a message `peer`'s queue refused, counted.
+    #[cold]
+    fn refused(&self, peer: &Peer, error: PushError) -> SendError {
+        Counters::add(&peer.counters.casts_dropped, 1);
+        match error {
+            PushError::Full => SendError::Overloaded,
+            PushError::Closed => self.no_connection().into(),
+        }
+    }
+
+    fn cast_header(&self) -> WireMessage {
+        WireMessage::Cast {
+            to: self.address.clone(),
+            behavior: self.codec.hash,
+        }
     }
 
     pub(crate) fn cast(&self, message: B::Cast) -> Result<(), SendError> {
-        let cast = WireMessage::Cast {
-            to: self.address.clone(),
-            behavior: self.codec.hash,
+        self.one_way(self.cast_header(), |out| {
+            (self.codec.encode_cast)(&message, out)
+        })
+    }
+
+    /// [`cast`](Self::cast), handing the message back if it is not queued.
+    pub(crate) fn try_cast(&self, message: B::Cast) -> Result<(), CastError<B::Cast>> {
+        let queued = self.one_way(self.cast_header(), |out| {
+            (self.codec.encode_cast)(&message, out)
+        });
+        queued.map_err(|error| CastError::new(error, message))
+    }
+
+    /// Queues a cast, waiting in line for room if the connection's queue is full (see
+    /// `outbound::line`); hands the message back if the connection is lost first.
+    pub(crate) async fn cast_wait(&self, message: B::Cast) -> Result<(), CastError<B::Cast>> {
+        let peer = match self.peer() {
+            Ok(peer) => peer,
+            Err(error) => return Err(CastError::new(error.into(), message)),
         };
-        self.one_way(cast, |out| (self.codec.encode_cast)(&message, out))
+        let sender = run::current_sender();
+        // The scratch buffer stays out while waiting: a cast meanwhile on this thread
+        // takes an empty one.
+        let mut frame = SCRATCH.take();
+        frame.clear();
+        let encoded = wire::encode_frame_with(&self.cast_header(), &mut frame, |out| {
+            (self.codec.encode_cast)(&message, out)
+        });
+        let queued = match encoded {
+            Err(_) => Err(PushError::Closed),
+            Ok(()) => peer.queue.push_waiting(&mut frame, sender).await,
+        };
+        SCRATCH.set(frame);
+        queued.map_err(|error| CastError::new(self.refused(&peer, error), message))
     }
 
     pub(crate) fn send(&self, message: B::Info) -> Result<(), SendError> {

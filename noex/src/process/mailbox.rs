@@ -139,14 +139,12 @@ impl<M> Mailbox<M> {
         self.queued.load(Ordering::Acquire)
     }
 
-    /// How many messages the consumer has taken since the mailbox was made.
-    pub(crate) fn taken(&self) -> u64 {
-        self.taken.load(Ordering::Relaxed)
-    }
-
-    /// Messages queued and not yet taken.
-    pub(crate) fn queued_len(&self) -> usize {
-        self.lock().queue.len()
+    /// Messages queued and not yet taken, and how many the consumer has taken since the
+    /// mailbox was made: read together, so that a take in between cannot hide its batch
+    /// from both.
+    pub(crate) fn queued_and_taken(&self) -> (usize, u64) {
+        let shared = self.lock();
+        (shared.queue.len(), self.taken.load(Ordering::Relaxed))
     }
 
     /// Closes the mailbox and returns what was still queued. Later pushes fail.

@@ -9,6 +9,7 @@
 //! stores the reason, closes the signal queue and hands back everything that must be
 //! notified, in the order OTP uses (names released before exit and down signals go out).
 
+pub(crate) mod drain;
 pub(crate) mod mailbox;
 pub(crate) mod table;
 
@@ -173,6 +174,8 @@ pub(crate) struct Core {
     home: AtomicUsize,
     state: Mutex<CoreState>,
     exited: Event,
+    /// Who waits for the process to work through its mailbox.
+    pub(crate) drain: drain::Drain,
 }
 
 #[derive(Default)]
@@ -235,6 +238,7 @@ impl Core {
             home: AtomicUsize::new(0),
             state: Mutex::new(CoreState::default()),
             exited: Event::new(),
+            drain: drain::Drain::new(),
         }
     }
 

@@ -154,13 +154,12 @@ impl<B: GenServer> AnyProcess for Process<B> {
     }
 
     fn mailbox_len(&self) -> usize {
-        // Taken but not yet handled: every message taken is counted once handled (one
-        // decoded apart, when its decoding ends).
-        let in_hand = self
-            .mailbox
-            .taken()
-            .saturating_sub(self.core.message_count());
-        self.mailbox.queued_len() + in_hand as usize
+        // Queued, plus taken but not yet handled: every message taken is counted once
+        // handled (one decoded apart, when its decoding ends). The handled count is read
+        // after the other two, so that the length is never under-reported.
+        let (queued, taken) = self.mailbox.queued_and_taken();
+        let in_hand = taken.saturating_sub(self.core.message_count());
+        queued + in_hand as usize
     }
 
     fn deliver_system(&self, info: SystemInfo) -> bool {

@@ -10,7 +10,7 @@ use super::call::Call;
 use super::process::{Envelope, Process};
 use super::{GenServer, Info};
 use crate::dist::remote::RemoteTarget;
-use crate::error::{CallError, LookupError, SendError, Target};
+use crate::error::{CallError, CastError, LookupError, SendError, Target};
 use crate::node::{stop_process, Node, DEFAULT_STOP_GRACE};
 use crate::{ExitReason, Pid};
 
@@ -47,6 +47,72 @@ pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
 ///     echo.stop(ExitReason::Normal).await.unwrap();
 ///     let gone = Target::Pid(echo.pid().clone());
 ///     assert_eq!(echo.call("anyone?".to_string()).await, Err(CallError::NoProc { target: gone }));
+/// });
+/// node.shutdown();
+/// ```
+///
+/// # Casts and flow control
+///
+/// A cast is queued for the server and not waited for. There are three ways to send one,
+/// which differ only in what happens when it cannot be queued:
+///
+/// | method | when the way to the server is full | the message, if not queued |
+/// |---|---|---|
+/// | [`cast`](Self::cast) | fails with [`SendError::Overloaded`] | dropped (counted in [`TrafficStats::casts_dropped`](crate::TrafficStats)) |
+/// | [`try_cast`](Self::try_cast) | fails with [`SendError::Overloaded`] | handed back in the [`CastError`] |
+/// | [`cast_wait`](Self::cast_wait)`.await` | waits for room | handed back in the [`CastError`] |
+///
+/// A mailbox is unbounded, so a cast to a process of this node always finds room (and
+/// `cast_wait` completes at once). A cast to a process of another node is queued on the
+/// connection to that node, whose outbound queue is bounded
+/// ([`ClusterConfig::outbound_queue`](crate::ClusterConfig::outbound_queue)); it is full
+/// while that node takes messages more slowly than they are sent — on a slow network, or
+/// because a process there is slow: a node stops reading from a peer while a process it
+/// delivered that peer's messages to has
+/// [`mailbox_limit`](crate::ClusterConfig::mailbox_limit) messages waiting. So senders
+/// that use `cast_wait` go at the pace of the slowest consumer they feed, with bounded
+/// memory on both nodes, like an Erlang process suspended on a busy distribution port.
+/// The `#[behavior]` client methods come in the same three forms: `name(..)`,
+/// `try_name(..)` and `name_wait(..)`.
+///
+/// **Order.** The messages of one sender (a process; code outside any process counts as
+/// one sender) to one server arrive in the order they were queued, whichever method
+/// queued them. A waiting `cast_wait` keeps its place: a later `try_cast` or `cast` of
+/// the same sender (from another future of the same process, say) fails with
+/// `Overloaded` rather than pass it. Among senders, room goes to them in the order they
+/// began to wait, so a waiting sender is never starved by others that do not wait.
+/// Dropping a waiting `cast_wait` future withdraws its message: it is not sent.
+///
+/// ```
+/// # use noex::{Ctx, GenServer, Node, ReplyTo};
+/// # struct Counter(u64);
+/// # enum Cast { Add(u64) }
+/// # impl GenServer for Counter {
+/// #     type Args = (); type Call = (); type Reply = u64; type Cast = Cast; type Info = ();
+/// #     type InitError = std::convert::Infallible;
+/// #     async fn init(_: (), _: &mut Ctx<Self>) -> Result<Self, Self::InitError> { Ok(Counter(0)) }
+/// #     async fn handle_call(&mut self, _: (), reply: ReplyTo<u64>, _: &mut Ctx<Self>) {
+/// #         reply.send(self.0)
+/// #     }
+/// #     async fn handle_cast(&mut self, Cast::Add(n): Cast, _: &mut Ctx<Self>) { self.0 += n }
+/// # }
+/// use noex::{ExitReason, SendError};
+///
+/// let node = Node::new();
+/// node.block_on(async {
+///     let counter = node.spawn::<Counter>(()).await.unwrap();
+///     counter.cast_wait(Cast::Add(1)).await.unwrap(); // waits only if the way is full
+///     if let Err(refused) = counter.try_cast(Cast::Add(2)) {
+///         // Full: wait for room with the same message.
+///         counter.cast_wait(refused.into_inner()).await.unwrap();
+///     }
+///     assert_eq!(counter.call(()).await, Ok(3));
+///
+///     counter.stop(ExitReason::Normal).await.unwrap();
+///     let refused = counter.try_cast(Cast::Add(4)).unwrap_err();
+///     assert!(matches!(refused.error(), SendError::NoProc { .. }));
+///     let Cast::Add(n) = refused.into_inner();
+///     assert_eq!(n, 4);
 /// });
 /// node.shutdown();
 /// ```
@@ -178,12 +244,46 @@ impl<B: GenServer> ServerRef<B> {
     /// Sends a one-way message. Fails with [`SendError::NoProc`] if the server is known not
     /// to run (or [`SendError::NoConnection`] / [`SendError::Overloaded`] for a process of
     /// another node); success means the message is queued, not that it will be handled.
+    /// A message that fails is dropped: [`try_cast`](Self::try_cast) hands it back, and
+    /// [`cast_wait`](Self::cast_wait) waits for room instead of failing with `Overloaded`
+    /// (see [flow control](Self#casts-and-flow-control)).
     pub fn cast(&self, message: B::Cast) -> Result<(), SendError> {
         match &self.route {
             Route::Local(process) => process
                 .deliver(Envelope::Cast(message))
                 .map_err(|_| self.no_proc()),
             Route::Remote(remote) => remote.target.cast(message),
+        }
+    }
+
+    /// [`cast`](Self::cast), handing the message back in the error if it cannot be
+    /// queued (see [`CastError`]): with [`SendError::Overloaded`] while the way to a
+    /// process of another node is full, to be sent again later or with
+    /// [`cast_wait`](Self::cast_wait). It never waits.
+    pub fn try_cast(&self, message: B::Cast) -> Result<(), CastError<B::Cast>> {
+        match &self.route {
+            Route::Local(process) => match process.deliver(Envelope::Cast(message)) {
+                Ok(()) => Ok(()),
+                Err(Envelope::Cast(message)) => Err(CastError::new(self.no_proc(), message)),
+                Err(_) => unreachable!("a mailbox hands back the envelope it was given"),
+            },
+            Route::Remote(remote) => remote.target.try_cast(message),
+        }
+    }
+
+    /// [`cast`](Self::cast) that waits for room instead of failing with
+    /// [`SendError::Overloaded`]: the awaited, flow-controlled cast (see
+    /// [flow control](Self#casts-and-flow-control)). To a process of this node it
+    /// completes at once. To a process of another node it waits while the connection's
+    /// outbound queue is full, in line with the other senders that wait there, and fails —
+    /// handing the message back — with [`SendError::NoConnection`] if the connection is
+    /// lost first. It resolves once the message is queued, not handled.
+    ///
+    /// Dropping the future while it waits withdraws the message: it is not sent.
+    pub async fn cast_wait(&self, message: B::Cast) -> Result<(), CastError<B::Cast>> {
+        match &self.route {
+            Route::Local(_) => self.try_cast(message),
+            Route::Remote(remote) => remote.target.cast_wait(message).await,
         }
     }
 
@@ -374,6 +474,32 @@ impl<B: GenServer> NamedRef<B> {
         match &self.scope {
             Scope::Node(target) => target.cast(message),
             _ => self.one_way()?.cast(message),
+        }
+    }
+
+    /// [`ServerRef::try_cast`] to the process holding the name (`NoProc`, with the
+    /// message, if nobody does).
+    pub fn try_cast(&self, message: B::Cast) -> Result<(), CastError<B::Cast>> {
+        match &self.scope {
+            Scope::Node(target) => target.try_cast(message),
+            _ => match self.one_way() {
+                Ok(holder) => holder.try_cast(message),
+                Err(error) => Err(CastError::new(error, message)),
+            },
+        }
+    }
+
+    /// [`ServerRef::cast_wait`] to the process holding the name (`NoProc`, with the
+    /// message, if nobody does). A name of this node or a global name is looked up once,
+    /// before the wait; a name on another node is looked up there, when the message
+    /// arrives.
+    pub async fn cast_wait(&self, message: B::Cast) -> Result<(), CastError<B::Cast>> {
+        match &self.scope {
+            Scope::Node(target) => target.cast_wait(message).await,
+            _ => match self.one_way() {
+                Ok(holder) => holder.cast_wait(message).await,
+                Err(error) => Err(CastError::new(error, message)),
+            },
         }
     }
 

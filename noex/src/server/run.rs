@@ -208,6 +208,9 @@ async fn wait_for_work<B: GenServer>(
     batch: &mut VecDeque<Envelope<B>>,
 ) -> bool {
     let mut waited = false;
+    // Every message taken is handled: a reader holding a peer back for this process may
+    // look again (see `process::drain`).
+    process.core.drain.batch_done(false);
     poll_fn(|cx| {
         process.mailbox.take_into(batch);
         if !batch.is_empty() || process.core.has_signals() {
@@ -219,6 +222,7 @@ async fn wait_for_work<B: GenServer>(
             Poll::Ready(waited)
         } else {
             process.mailbox.trim(batch);
+            process.core.drain.batch_done(true);
             waited = true;
             Poll::Pending
         }

@@ -224,3 +224,78 @@ fn calls_waiting_for_a_handler_hold_the_reader_back_past_a_number() {
     queue.reply_owed_taken();
     assert!(!queue.holding_back());
 }
+
+/// Polls a waiting push once: `Some` if it finished.
+fn poll<F: std::future::Future + Unpin>(push: &mut F) -> Option<F::Output> {
+    futures_lite::future::block_on(futures_lite::future::poll_once(push))
+}
+
+/// A queue of `limit` bytes, whose small lane is full.
+fn full(limit: usize) -> Outbound {
+    let queue = Outbound::new(limit);
+    while queue.try_push(&mut frame(limit / 2, 0), 0).is_ok() {}
+    queue
+}
+
+#[test]
+fn senders_waiting_for_room_get_it_in_the_order_they_came() {
+    let queue = full(100);
+    let (mut first, mut second) = (frame(30, 1), frame(30, 2));
+    let mut first_push = Box::pin(queue.push_waiting(&mut first, 1));
+    assert!(poll(&mut first_push).is_none());
+    let mut second_push = Box::pin(queue.push_waiting(&mut second, 2));
+    assert!(poll(&mut second_push).is_none());
+
+    take(&queue);
+    // Room enough for both, but the second waits for the first.
+    assert!(poll(&mut second_push).is_none());
+    assert_eq!(poll(&mut first_push), Some(Ok(())));
+    assert_eq!(poll(&mut second_push), Some(Ok(())));
+    let sent = take(&queue);
+    assert_eq!(
+        sent,
+        [frame(30, 1)[4..].to_vec(), frame(30, 2)[4..].to_vec()]
+    );
+}
+
+#[test]
+fn a_plain_push_never_passes_a_waiting_sender() {
+    let queue = full(100);
+    let mut waiting = frame(30, 1);
+    let mut push = Box::pin(queue.push_waiting(&mut waiting, 1));
+    assert!(poll(&mut push).is_none());
+    take(&queue);
+    assert_eq!(queue.try_push(&mut frame(1, 2), 2), Err(PushError::Full));
+    assert_eq!(poll(&mut push), Some(Ok(())));
+    queue.try_push(&mut frame(1, 2), 2).unwrap();
+}
+
+#[test]
+fn a_small_message_waits_behind_a_large_one_only_of_its_own_sender() {
+    let queue = Outbound::new(FRAGMENT_SIZE);
+    queue.try_push(&mut frame(2 * FRAGMENT_SIZE, 0), 0).unwrap();
+    let mut large = frame(2 * FRAGMENT_SIZE, 1);
+    let mut push = Box::pin(queue.push_waiting(&mut large, 1));
+    assert!(poll(&mut push).is_none(), "the large lane is full");
+    // Another sender's small message passes; the waiting sender's own does not.
+    queue.try_push(&mut frame(10, 2), 2).unwrap();
+    assert_eq!(queue.try_push(&mut frame(10, 1), 1), Err(PushError::Full));
+    let mut small = frame(10, 1);
+    let mut small_push = Box::pin(queue.push_waiting(&mut small, 1));
+    assert!(
+        poll(&mut small_push).is_none(),
+        "behind its sender's large one"
+    );
+    drop(push);
+    assert_eq!(poll(&mut small_push), Some(Ok(())), "the large one gave up");
+}
+
+#[test]
+fn a_waiting_sender_fails_when_the_queue_closes() {
+    let queue = full(100);
+    let mut waiting = frame(30, 1);
+    let mut push = Box::pin(queue.push_waiting(&mut waiting, 1));
+    assert!(poll(&mut push).is_none());
+    queue.close();
+    assert_eq!(poll(&mut push), Some(Err(PushError::Closed)));
+}

@@ -1,0 +1,303 @@
+//! Flow control of casts: a cast that cannot be queued hands its message back
+//! (`try_cast`), an awaited cast waits for room in the connection's queue (`cast_wait`)
+//! and keeps its place in line, and a slow process holds back the nodes that send to it,
+//! so that a flood of casts reaches it whole, in order, with bounded memory on both nodes.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{cluster_config, eventually, run, run_blocking, wait_connected, within};
+use futures_lite::future::poll_once;
+use noex::{behavior, ClusterEvents, ExitReason, Node, NodeId, SendError, ServerRef};
+
+/// Takes numbers, counting them and those that came out of order. Slow: each number ends
+/// its turn on the thread (as a handler that awaits I/O would), while a connection's
+/// reader hands it up to 128 messages per turn.
+#[behavior]
+pub struct Tally {
+    next: u64,
+    received: u64,
+    out_of_order: u64,
+}
+
+#[behavior]
+impl Tally {
+    #[init]
+    fn init() -> Self {
+        Tally {
+            next: 0,
+            received: 0,
+            out_of_order: 0,
+        }
+    }
+
+    #[cast]
+    async fn push(&mut self, n: u64) {
+        if n != self.next {
+            self.out_of_order += 1;
+        }
+        self.next = n + 1;
+        self.received += 1;
+        smol::future::yield_now().await;
+    }
+
+    /// Handles nothing for `ms` milliseconds: a consumer that stops for a while.
+    #[cast]
+    async fn pause(&mut self, ms: u64) {
+        smol::Timer::after(Duration::from_millis(ms)).await;
+    }
+
+    /// (numbers received, of which out of order)
+    #[call]
+    fn received(&self) -> (u64, u64) {
+        (self.received, self.out_of_order)
+    }
+}
+
+fn id(node: &Node) -> NodeId {
+    node.local_node_id().unwrap().clone()
+}
+
+/// Node `a` (outbound queue `queue` bytes) and `b` (mailbox limit `mailbox`), connected,
+/// with a `Tally` on `b` and `a`'s reference to it.
+async fn pair(queue: usize, mailbox: usize) -> (Node, Node, ServerRef<Tally>) {
+    let a = Node::start(cluster_config("a").outbound_queue(queue))
+        .await
+        .unwrap();
+    let b = Node::start(
+        cluster_config("b")
+            .outbound_queue(queue)
+            .mailbox_limit(mailbox)
+            .seed(id(&a).to_string()),
+    )
+    .await
+    .unwrap();
+    wait_connected(&a, 1).await;
+    let tally = b.spawn::<Tally>(()).await.unwrap();
+    let remote = a.server_ref::<Tally>(tally.pid()).unwrap();
+    (a, b, remote)
+}
+
+/// With `a`'s writer stalled, casts numbers from `from` on until the queue is full;
+/// returns the number refused (handed back).
+fn fill(remote: &ServerRef<Tally>, from: u64) -> u64 {
+    for n in from.. {
+        if let Err(refused) = remote.try_push(n) {
+            assert!(refused.is_overloaded(), "{refused}");
+            return refused.into_inner();
+        }
+        assert!(n - from < 1 << 20, "the queue never filled");
+    }
+    unreachable!()
+}
+
+#[test]
+fn a_cast_refused_by_a_full_queue_hands_its_message_back() {
+    run_blocking(async {
+        let (a, b, remote) = pair(4 * 1024, 1 << 16).await;
+        assert!(a.faults().stall(&id(&b), true));
+
+        let refused = fill(&remote, 0);
+        assert!(refused > 0);
+        // Every form refuses while the queue is full: the generated `try_push` above, and
+        // the reference's own `try_cast`, which hands back the message enum.
+        let again = remote.try_push(refused).unwrap_err();
+        assert_eq!(again.error(), &SendError::Overloaded);
+        assert_eq!(again.into_inner(), refused);
+        assert_eq!(remote.push(refused), Err(SendError::Overloaded));
+
+        // The message handed back is sent later, and nothing is lost.
+        a.faults().stall(&id(&b), false);
+        within("room", remote.push_wait(refused)).await.unwrap();
+        assert_eq!(remote.received().await, Ok((refused + 1, 0)));
+        a.shutdown();
+        b.shutdown();
+    });
+}
+
+#[test]
+fn a_cast_to_a_process_that_is_not_running_hands_its_message_back() {
+    run(|node| async move {
+        let tally = node.spawn::<Tally>(()).await.unwrap();
+        tally.stop(ExitReason::Normal).await.unwrap();
+        let refused = tally.try_push(7).unwrap_err();
+        assert!(matches!(refused.error(), SendError::NoProc { .. }));
+        assert_eq!(refused.into_inner(), 7);
+        let refused = tally.push_wait(8).await.unwrap_err();
+        assert_eq!(refused.into_inner(), 8);
+        let nobody = node.named::<Tally>("nobody").try_pause(9).unwrap_err();
+        assert!(matches!(nobody.error(), SendError::NoProc { .. }));
+        assert_eq!(nobody.into_inner(), 9);
+    });
+}
+
+#[test]
+fn an_awaited_cast_to_a_local_process_completes_at_once() {
+    run(|node| async move {
+        let tally = node.spawn::<Tally>(()).await.unwrap();
+        for n in 0..1000 {
+            assert_eq!(poll_once(tally.push_wait(n)).await, Some(Ok(())));
+        }
+        assert_eq!(tally.received().await, Ok((1000, 0)));
+    });
+}
+
+#[test]
+fn an_awaited_cast_waits_for_room_and_keeps_its_place_before_a_later_try_cast() {
+    run_blocking(async {
+        let (a, b, remote) = pair(4 * 1024, 1 << 16).await;
+        assert!(a.faults().stall(&id(&b), true));
+        let first = fill(&remote, 0);
+        let mut waiting = Box::pin(remote.push_wait(first));
+        assert!(poll_once(&mut waiting).await.is_none(), "the queue is full");
+
+        // The queue empties, but the waiting cast has not been polled since: the same
+        // sender's later `try_push` must not take the room before it.
+        a.faults().stall(&id(&b), false);
+        eventually("a's queue to empty", || a.cluster_stats().queued_bytes == 0).await;
+        let later = remote.try_push(first + 1).unwrap_err();
+        assert!(later.is_overloaded());
+        within("the waiting cast", waiting).await.unwrap();
+        remote.try_push(later.into_inner()).unwrap();
+
+        assert_eq!(remote.received().await, Ok((first + 2, 0)));
+        a.shutdown();
+        b.shutdown();
+    });
+}
+
+#[test]
+fn an_awaited_cast_fails_with_its_message_when_the_connection_is_lost() {
+    run_blocking(async {
+        let (a, b, remote) = pair(4 * 1024, 1 << 16).await;
+        assert!(a.faults().stall(&id(&b), true));
+        let refused = fill(&remote, 0);
+        let mut waiting = Box::pin(remote.push_wait(refused));
+        assert!(poll_once(&mut waiting).await.is_none(), "the queue is full");
+
+        assert!(a.faults().disconnect(&id(&b)));
+        let lost = within("the waiting cast to fail", waiting)
+            .await
+            .unwrap_err();
+        assert!(matches!(lost.error(), SendError::NoConnection { .. }));
+        assert_eq!(lost.into_inner(), refused);
+        a.shutdown();
+        b.shutdown();
+    });
+}
+
+/// No `NodeDown` came on `events` so far.
+fn no_node_down(events: &ClusterEvents) {
+    if let Some(event) = events.try_recv() {
+        panic!("unexpected {event:?}");
+    }
+}
+
+#[test]
+fn a_stopped_consumer_holds_its_remote_sender_back_without_losing_the_connection() {
+    run_blocking(async {
+        const MAILBOX: usize = 100;
+        const CASTS: u64 = 20_000;
+        let (a, b, remote) = pair(4 * 1024, MAILBOX).await;
+        let (a_events, b_events) = (a.cluster_events(), b.cluster_events());
+        // Longer than the failure detection window (800 ms): b reads nothing from a
+        // meanwhile, heartbeats included.
+        remote.pause(2_000).unwrap();
+
+        let sender = smol::spawn({
+            let remote = remote.clone();
+            async move {
+                for n in 0..CASTS {
+                    remote.push_wait(n).await.unwrap();
+                }
+            }
+        });
+        // The tally's mailbox stays within its limit while it is stopped and after: b
+        // stops reading from a instead (what it does not read waits in the sockets and
+        // in a's queue, and the sender waits).
+        let mut most_waiting = 0;
+        within_long(async {
+            loop {
+                let tally = b.process_info(remote.pid()).unwrap();
+                most_waiting = most_waiting.max(tally.mailbox_len);
+                if tally.message_count == CASTS + 1 {
+                    break;
+                }
+                smol::Timer::after(Duration::from_millis(1)).await;
+            }
+        })
+        .await;
+        sender.await;
+        assert!(
+            most_waiting <= MAILBOX + 1,
+            "{most_waiting} messages waiting"
+        );
+        assert_eq!(remote.received().await, Ok((CASTS, 0)));
+        no_node_down(&a_events);
+        no_node_down(&b_events);
+        a.shutdown();
+        b.shutdown();
+    });
+}
+
+/// Awaits `future` for at most 30 s.
+async fn within_long<T>(future: impl std::future::Future<Output = T>) -> T {
+    use futures_lite::FutureExt;
+    async { Some(future.await) }
+        .or(async {
+            smol::Timer::after(Duration::from_secs(30)).await;
+            None
+        })
+        .await
+        .expect("timed out after 30 s")
+}
+
+/// Casts `count` numbers from `a` to a slow `Tally` on `b` — `try_push`, and `push_wait`
+/// when refused — with a small outbound queue, so that it is full most of the time; checks
+/// that all arrive, in order, while `a`'s queue stays within its bound and the tally's
+/// mailbox within its limit.
+async fn flood(count: u64) {
+    const QUEUE: usize = 4 * 1024;
+    const MAILBOX: usize = 1000;
+    let (a, b, remote) = pair(QUEUE, MAILBOX).await;
+    let (mut waited, mut most_queued, mut most_waiting) = (0u64, 0u64, 0usize);
+    for n in 0..count {
+        if let Err(refused) = remote.try_push(n) {
+            assert!(refused.is_overloaded(), "{refused}");
+            waited += 1;
+            remote.push_wait(refused.into_inner()).await.unwrap();
+        }
+        if n % 512 == 0 {
+            most_queued = most_queued.max(a.cluster_stats().queued_bytes);
+            let tally = b.process_info(remote.pid()).unwrap();
+            most_waiting = most_waiting.max(tally.mailbox_len);
+        }
+    }
+    assert_eq!(remote.received().await, Ok((count, 0)));
+    // A frame of `push` is under 32 bytes; the queue takes one more while under its bound.
+    assert!(
+        most_queued < (QUEUE + 32) as u64,
+        "{most_queued} bytes queued"
+    );
+    // (+1: the handled count, written on the tally's thread, may lag a message here.)
+    assert!(
+        most_waiting <= MAILBOX + 1,
+        "{most_waiting} messages waiting"
+    );
+    assert!(waited > 0, "the queue was never full");
+    a.shutdown();
+    b.shutdown();
+}
+
+#[test]
+fn two_hundred_thousand_casts_to_a_slow_consumer_arrive_in_order_with_bounded_memory() {
+    run_blocking(flood(200_000));
+}
+
+/// Takes about 2 minutes in a debug build: run it with `--release -- --ignored`.
+#[test]
+#[ignore = "ten million casts: run in release with --ignored"]
+fn ten_million_casts_to_a_slow_consumer_arrive_in_order_with_bounded_memory() {
+    run_blocking(flood(10_000_000));
+}

@@ -1,0 +1,27 @@
+use noex::behavior;
+
+#[behavior]
+pub struct Counter {
+    count: u64,
+}
+
+#[behavior]
+impl Counter {
+    #[init]
+    fn init() -> Self {
+        Counter { count: 0 }
+    }
+
+    #[cast]
+    fn add(&mut self, n: u64) {
+        self.count += n;
+    }
+
+    // Clashes with the awaited form generated for `add`.
+    #[call]
+    fn add_wait(&self) -> u64 {
+        self.count
+    }
+}
+
+fn main() {}
