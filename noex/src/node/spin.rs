@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use atomic_waker::AtomicWaker;
 
+use crate::server::deadline::deferring_timers;
+
 /// Spins every this many turns yield the thread (to whatever else wants the core).
 const YIELD_EVERY: u32 = 64;
 
@@ -66,7 +68,12 @@ impl<F: Future> Future for SpinFirst<F> {
             this.flag.outer.register(cx.waker());
             this.flag.woken.store(false, Ordering::Relaxed);
             let mut inner = Context::from_waker(this.waker);
-            if let Poll::Ready(output) = this.future.as_mut().poll(&mut inner) {
+            if this.busy_wait.is_zero() {
+                return this.future.as_mut().poll(&mut inner);
+            }
+            // While it spins, the calls' deadlines need no reactor timer (see `deadline`).
+            let polled = deferring_timers(|| this.future.as_mut().poll(&mut inner));
+            if let Poll::Ready(output) = polled {
                 return Poll::Ready(output);
             }
             let since = *pending_since.get_or_insert_with(Instant::now);
@@ -76,7 +83,10 @@ impl<F: Future> Future for SpinFirst<F> {
                     break;
                 }
                 if since.elapsed() >= *this.busy_wait {
-                    return Poll::Pending;
+                    // Polled once more without deferring: the deadlines get their timers
+                    // before the thread parks.
+                    this.flag.woken.store(false, Ordering::Relaxed);
+                    return this.future.as_mut().poll(&mut inner);
                 }
                 turns = turns.wrapping_add(1);
                 if turns % YIELD_EVERY == 0 {

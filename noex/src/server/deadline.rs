@@ -9,7 +9,9 @@
 //! whose deadline has passed. The clock of a deadline starts when the sweeper first sees it
 //! (not when the call starts, which saves reading the clock on every call), so a call times
 //! out no earlier than asked and at most two ticks later. Calls made from other threads use
-//! a reactor timer.
+//! a reactor timer — but not while [`Node::block_on`](crate::Node::block_on) busy-waits for
+//! the call's answer (see [`deferring_timers`]): most calls from outside are answered
+//! within that window, and registering a reactor timer costs a system call.
 //!
 //! The sweeper frees an expired slot itself when it wakes its call: a deadline that finds
 //! its slot freed (or reused, under a newer generation) has expired. So a deadline that is
@@ -18,7 +20,7 @@
 //! it kept waiting: its slot is freed at its expiry, and the sweeper goes back to sleep
 //! once no slot is in use.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
@@ -30,6 +32,19 @@ const TICK: Duration = Duration::from_millis(5);
 thread_local! {
     /// The deadline table of a node scheduler thread; not `installed` on any other thread.
     static WATCH: RefCell<Watch> = const { RefCell::new(Watch::new()) };
+    /// Set while a busy-waiting `block_on` polls its future (see [`deferring_timers`]).
+    static DEFER_TIMERS: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `poll` with the reactor timers of deadlines deferred (off the scheduler threads):
+/// a deadline polled meanwhile waits unregistered. For a caller that polls the same future
+/// again without deferring before it lets its thread park — as `Node::block_on` does when
+/// its busy-wait ends — so the deadline's clock starts at most that much later.
+pub(crate) fn deferring_timers<T>(poll: impl FnOnce() -> T) -> T {
+    DEFER_TIMERS.with(|defer| defer.set(true));
+    let output = poll();
+    DEFER_TIMERS.with(|defer| defer.set(false));
+    output
 }
 
 /// The deadlines registered on one scheduler thread.
@@ -244,6 +259,7 @@ impl Deadline {
                         self.state = watched;
                         Poll::Pending
                     }
+                    None if DEFER_TIMERS.with(Cell::get) => Poll::Pending,
                     None => self.start_timer(cx),
                 }
             }
