@@ -161,7 +161,7 @@ pub fn node_child(args: &[String]) -> ExitCode {
     while std::io::stdin()
         .lock()
         .read_line(&mut line)
-        .map_or(false, |n| n > 0)
+        .is_ok_and(|n| n > 0)
     {
         line.clear();
     }
