@@ -200,16 +200,23 @@ impl Local for KameoLocal {
     fn call_outside(&mut self, warmup: u64, calls: u64) -> Rep<Vec<u64>> {
         // `rt.block_on` runs this future on the bench thread; the actor, spawned from it,
         // is a task on the runtime's workers.
-        tokio_outside(&self.rt, "kameo call from outside the runtime", async move {
-            let server = spawn_echo().await;
-            let server_ref = &server;
-            let times = timed_calls(warmup, calls, |i| async move {
-                call_echo(server_ref, i).await
-            })
-            .await;
-            stop(&server).await;
-            times
-        })
+        tokio_outside(
+            &self.rt,
+            "kameo call from outside the runtime",
+            async move {
+                let server = spawn_echo().await;
+                let server_ref = &server;
+                let times =
+                    timed_calls(
+                        warmup,
+                        calls,
+                        |i| async move { call_echo(server_ref, i).await },
+                    )
+                    .await;
+                stop(&server).await;
+                times
+            },
+        )
     }
 
     fn ring(&mut self, size: usize, hops: u64) -> Rep<Duration> {

@@ -21,7 +21,8 @@ use noex::{behavior, ExitReason, Node, ServerRef};
 use smol::future::yield_now;
 
 use crate::common::{
-    echo_reply, placement, rss_bytes, smol_limit, timed_calls, Rep, CAST_CHUNK, PHASE_LIMIT, PROBE, THREADS,
+    echo_reply, placement, rss_bytes, smol_limit, timed_calls, Rep, CAST_CHUNK, PHASE_LIMIT, PROBE,
+    THREADS,
 };
 use crate::local::{Local, SpawnStop};
 
@@ -129,8 +130,8 @@ fn block_on_limit<T>(node: &Node, what: &str, future: impl Future<Output = T>) -
 /// of its threads), called from this thread inside one `node.block_on`, each call timed
 /// alone (ns, sorted).
 pub fn call_outside(node: &Node, warmup: u64, calls: u64) -> Rep<Vec<u64>> {
-    let server = block_on_limit(node, "noex spawn", node.spawn::<Echo>(()))?
-        .map_err(|e| e.to_string())?;
+    let server =
+        block_on_limit(node, "noex spawn", node.spawn::<Echo>(()))?.map_err(|e| e.to_string())?;
     let server_ref = &server;
     let times = block_on_limit(
         node,

@@ -250,17 +250,24 @@ impl Local for RactorLocal {
     fn call_outside(&mut self, warmup: u64, calls: u64) -> Rep<Vec<u64>> {
         // `rt.block_on` runs this future on the bench thread; the actor, spawned from it,
         // is a task on the runtime's workers.
-        tokio_outside(&self.rt, "ractor call from outside the runtime", async move {
-            let (server, handle) = Actor::spawn(None, Echo, ()).await.expect("spawn");
-            let server_ref = &server;
-            let times = timed_calls(warmup, calls, |i| async move {
-                call_echo(server_ref, i).await
-            })
-            .await;
-            server.stop(None);
-            let _ = handle.await;
-            times
-        })
+        tokio_outside(
+            &self.rt,
+            "ractor call from outside the runtime",
+            async move {
+                let (server, handle) = Actor::spawn(None, Echo, ()).await.expect("spawn");
+                let server_ref = &server;
+                let times =
+                    timed_calls(
+                        warmup,
+                        calls,
+                        |i| async move { call_echo(server_ref, i).await },
+                    )
+                    .await;
+                server.stop(None);
+                let _ = handle.await;
+                times
+            },
+        )
     }
 
     fn ring(&mut self, size: usize, hops: u64) -> Rep<Duration> {

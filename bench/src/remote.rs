@@ -193,7 +193,13 @@ pub enum Step {
 }
 
 impl Step {
-    const ALL: [Step; 5] = [Step::Call, Step::Cast16, Step::Cast1k, Step::Big, Step::BigVec];
+    const ALL: [Step; 5] = [
+        Step::Call,
+        Step::Cast16,
+        Step::Cast1k,
+        Step::Big,
+        Step::BigVec,
+    ];
 
     fn workload(self) -> &'static str {
         match self {
@@ -301,11 +307,21 @@ pub fn run(plan: &Plan, wanted: &dyn Fn(&str) -> bool, report: &mut Report) {
         .and_then(|mut noex| noex.frames(plan).map(|frames| (noex, frames)));
     let frames = match noex {
         Ok((noex, frames)) => {
-            sessions.push(Session::new("noex", "noex", standard_keys, Ok(Box::new(noex))));
+            sessions.push(Session::new(
+                "noex",
+                "noex",
+                standard_keys,
+                Ok(Box::new(noex)),
+            ));
             Ok(frames)
         }
         Err(error) => {
-            sessions.push(Session::new("noex", "noex", standard_keys, Err(error.clone())));
+            sessions.push(Session::new(
+                "noex",
+                "noex",
+                standard_keys,
+                Err(error.clone()),
+            ));
             Err(format!("needs noex's frame sizes: {error}"))
         }
     };
@@ -747,10 +763,8 @@ struct NoexRemote {
 impl NoexRemote {
     fn start(busy_wait: Duration, busy_off: bool) -> Rep<NoexRemote> {
         let (a, b) = start_nodes(busy_wait)?;
-        let echo =
-            smol_limit("spawning echo", b.spawn::<Echo>(()))?.map_err(|e| e.to_string())?;
-        let sink =
-            smol_limit("spawning sink", b.spawn::<Sink>(()))?.map_err(|e| e.to_string())?;
+        let echo = smol_limit("spawning echo", b.spawn::<Echo>(()))?.map_err(|e| e.to_string())?;
+        let sink = smol_limit("spawning sink", b.spawn::<Sink>(()))?.map_err(|e| e.to_string())?;
         let echo = a
             .server_ref::<Echo>(echo.pid())
             .map_err(|e| e.to_string())?;
