@@ -5,14 +5,18 @@
 %% This node (A) starts a peer node (B) on this host with `peer`, both with 2 scheduler
 %% threads (+S 2:2), connected by Erlang distribution over TCP on 127.0.0.1. B runs the
 %% gen_servers of noex_bench_srv.erl (compiled here and loaded on B); this escript's main
-%% process is the caller / sender on A. It prints one line per figure:
-%%   RESULT <key> <value of repetition 1> <value of repetition 2> ...
+%% process is the caller / sender on A. Once B is up it prints `READY`, then runs one
+%% repetition per command line read from stdin (`call`, `cast16`, `cast1k`, `big`), so that
+%% the Rust side can interleave its repetitions with the other libraries'; each repetition
+%% prints one line per figure and then `DONE`:
+%%   RESULT <key> <value>
+%% At the end of stdin it stops B and exits.
 %%
-%% usage: escript noex_bench.escript REPS CALLS WARMUP CASTS16 CASTS1K BIGSIZE WORKLOAD...
+%% usage: escript noex_bench.escript CALLS WARMUP CASTS16 CASTS1K BIGSIZE
 -mode(compile).
 
-main([Reps, Calls, Warmup, Casts16, Casts1k, BigSize | Workloads]) ->
-    [R, C, W, S, L, B] = [list_to_integer(X) || X <- [Reps, Calls, Warmup, Casts16, Casts1k, BigSize]],
+main([Calls, Warmup, Casts16, Casts1k, BigSize]) ->
+    [C, W, S, L, B] = [list_to_integer(X) || X <- [Calls, Warmup, Casts16, Casts1k, BigSize]],
     Dir = filename:dirname(escript:script_name()),
     {ok, Mod, Bin} = compile:file(filename:join(Dir, "noex_bench_srv.erl"), [binary]),
     {ok, Peer, Node} = peer:start_link(#{name => noex_bench_b, host => "localhost",
@@ -21,36 +25,42 @@ main([Reps, Calls, Warmup, Casts16, Casts1k, BigSize | Workloads]) ->
     ok = erpc:call(Node, noex_bench_srv, start, []),
     Echo = {noex_bench_echo, Node},
     Sink = {noex_bench_sink, Node},
-    Wanted = fun(Wl) -> lists:member(Wl, Workloads) end,
-    case Wanted("remote-call") of
-        true ->
-            Runs = [sorted_calls(Echo, W, C) || _ <- lists:seq(1, R)],
-            result("call-p50", [percentile(T, 50) / 1000 || T <- Runs]),
-            result("call-p99", [percentile(T, 99) / 1000 || T <- Runs]);
-        false -> ok
-    end,
-    case Wanted("remote-cast") of
-        true ->
-            lists:foreach(
-              fun({Size, Count, Key, MbKey}) ->
-                      Rates = [Count / casts(Sink, Count, Size) || _ <- lists:seq(1, R)],
-                      result(Key, Rates),
-                      result(MbKey, [Rate * Size / 1.0e6 || Rate <- Rates])
-              end,
-              [{16, S, "cast16", "cast16-mb"}, {1024, L, "cast1k", "cast1k-mb"}]);
-        false -> ok
-    end,
-    case Wanted("remote-big") of
-        true ->
-            Big = [big(Echo, Sink, B) || _ <- lists:seq(1, R)],
-            result("big-p50", [percentile(T, 50) / 1000 || {T, _} <- Big]),
-            result("big-p99", [percentile(T, 99) / 1000 || {T, _} <- Big]),
-            result("big-max", [percentile(T, 100) / 1000 || {T, _} <- Big]),
-            result("big-transfer", [Took / 1.0e6 || {_, Took} <- Big]);
-        false -> ok
-    end,
+    io:format("READY~n"),
+    commands(Echo, Sink, {C, W, S, L, B}),
     peer:stop(Peer),
     ok.
+
+commands(Echo, Sink, Counts) ->
+    case io:get_line("") of
+        eof -> ok;
+        {error, _} -> ok;
+        Line ->
+            run(string:trim(Line), Echo, Sink, Counts),
+            io:format("DONE~n"),
+            commands(Echo, Sink, Counts)
+    end.
+
+run("call", Echo, _, {C, W, _, _, _}) ->
+    T = sorted_calls(Echo, W, C),
+    result("call-p50", percentile(T, 50) / 1000),
+    result("call-p99", percentile(T, 99) / 1000);
+run("cast16", _, Sink, {_, _, S, _, _}) ->
+    casts_result(Sink, S, 16, "cast16", "cast16-mb");
+run("cast1k", _, Sink, {_, _, _, L, _}) ->
+    casts_result(Sink, L, 1024, "cast1k", "cast1k-mb");
+run("big", Echo, Sink, {_, _, _, _, B}) ->
+    {T, Took} = big(Echo, Sink, B),
+    result("big-p50", percentile(T, 50) / 1000),
+    result("big-p99", percentile(T, 99) / 1000),
+    result("big-max", percentile(T, 100) / 1000),
+    result("big-transfer", Took / 1.0e6);
+run(Other, _, _, _) ->
+    io:format("unknown command ~s~n", [Other]).
+
+casts_result(Sink, Count, Size, Key, MbKey) ->
+    Rate = Count / casts(Sink, Count, Size),
+    result(Key, Rate),
+    result(MbKey, Rate * Size / 1.0e6).
 
 now_ns() -> erlang:monotonic_time(nanosecond).
 
@@ -102,5 +112,5 @@ percentile(Sorted, P) ->
     Rank = max(1, min(N, ceil(P / 100 * N))),
     lists:nth(Rank, Sorted).
 
-result(Key, Values) ->
-    io:format("RESULT ~s~s~n", [Key, [io_lib:format(" ~.6f", [float(V)]) || V <- Values]]).
+result(Key, Value) ->
+    io:format("RESULT ~s ~.6f~n", [Key, float(Value)]).

@@ -6,6 +6,12 @@
 //! processes all share the System thread. The 2-sender cast adds one `Arbiter` (a second
 //! thread) for the second sender, the receiver staying on the System thread: two threads,
 //! like the other libraries. `send` is the call, `do_send` the cast (unbounded).
+//!
+//! `call-outside`: actix has no `block_on` that leaves its actors on other threads (the
+//! `SystemRunner::block_on` runs the System arbiter itself on the calling thread), so the
+//! server is started on its own `Arbiter` (a thread with actix's event loop) and the bench
+//! thread awaits `Addr::send` inside one `smol::block_on` (which parks the thread between
+//! wake-ups): the bench thread is the caller, the Arbiter thread the callee.
 
 use std::future::Future;
 use std::hint::black_box;
@@ -15,9 +21,10 @@ use actix::prelude::*;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::common::{
-    echo_reply, placement, rss_bytes, thread_number, Rep, CAST_CHUNK, PHASE_LIMIT, PROBE,
+    echo_reply, placement, rss_bytes, smol_limit, thread_number, timed_calls, Rep, CAST_CHUNK,
+    PHASE_LIMIT, PROBE,
 };
-use crate::local::Local;
+use crate::local::{Local, SpawnStop};
 
 /// Answers `EchoReq`; reports its start and its end when asked to. The idle process too.
 pub struct Echo {
@@ -253,18 +260,45 @@ impl Local for ActixLocal {
         result
     }
 
-    fn spawn_stop(&mut self, count: usize) -> Rep<Duration> {
+    fn spawn_stop(&mut self, count: usize) -> Rep<SpawnStop> {
         run(&self.system, "actix spawn/stop", async move {
             let start = Instant::now();
             let mut actors = Vec::with_capacity(count);
             for _ in 0..count {
                 actors.push(spawn_echo().await);
             }
+            let spawned = start.elapsed();
             for (addr, on_stop) in actors {
                 stop_echo(&addr, on_stop).await;
             }
-            start.elapsed()
+            SpawnStop {
+                spawned,
+                total: start.elapsed(),
+            }
         })
+    }
+
+    fn call_outside(&mut self, warmup: u64, calls: u64) -> Rep<Vec<u64>> {
+        let arbiter = Arbiter::new();
+        let (started, on_start) = oneshot::channel();
+        let (stopped, on_stop) = oneshot::channel();
+        let server = Echo::start_in_arbiter(&arbiter.handle(), move |_| Echo {
+            started: Some(started),
+            stopped: Some(stopped),
+        });
+        let result = smol_limit("actix call from outside the System", async {
+            on_start.await.expect("actix actor did not start");
+            let server_ref = &server;
+            let times = timed_calls(warmup, calls, |i| async move {
+                server_ref.send(EchoReq(i)).await.expect("actix send")
+            })
+            .await;
+            stop_echo(&server, on_stop).await;
+            times
+        });
+        arbiter.stop();
+        let _ = arbiter.join();
+        result
     }
 
     fn ring(&mut self, size: usize, hops: u64) -> Rep<Duration> {

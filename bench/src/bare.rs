@@ -2,7 +2,8 @@
 //! smol `Executor` per thread, each driven by `block_on(executor.run(..))`).
 //!
 //! Placement: everything that noex puts on one thread runs here on executor 0; the second
-//! sender of the 2-sender cast runs on executor 1.
+//! sender of the 2-sender cast runs on executor 1. `call-outside`: the echo task on executor
+//! 0, the bench thread calling it inside `smol::block_on`.
 
 use std::future::Future;
 use std::hint::black_box;
@@ -15,9 +16,9 @@ use smol::future::yield_now;
 use smol::{Executor, Task};
 
 use crate::common::{
-    echo_reply, placement, rss_bytes, smol_limit, Rep, CAST_CHUNK, PROBE, THREADS,
+    echo_reply, placement, rss_bytes, smol_limit, timed_calls, Rep, CAST_CHUNK, PROBE, THREADS,
 };
-use crate::local::Local;
+use crate::local::{Local, SpawnStop};
 
 /// Scheduler threads for the bare baselines, built like a noex node's.
 pub struct BareThreads {
@@ -246,7 +247,7 @@ impl Local for BareLocal {
         })
     }
 
-    fn spawn_stop(&mut self, count: usize) -> Rep<Duration> {
+    fn spawn_stop(&mut self, count: usize) -> Rep<SpawnStop> {
         smol_limit(
             "bare spawn/stop",
             self.threads.spawn(0, |executor| async move {
@@ -255,13 +256,31 @@ impl Local for BareLocal {
                 for _ in 0..count {
                     actors.push(spawn_actor(&executor).await);
                 }
+                let spawned = start.elapsed();
                 for (mailbox, actor) in actors {
                     mailbox.close();
                     actor.await;
                 }
-                start.elapsed()
+                SpawnStop {
+                    spawned,
+                    total: start.elapsed(),
+                }
             }),
         )
+    }
+
+    fn call_outside(&mut self, warmup: u64, calls: u64) -> Rep<Vec<u64>> {
+        // The echo task on executor 0; this (the bench) thread calls it in `smol::block_on`.
+        let (requests, inbox) = async_channel::unbounded();
+        let server = self.threads.spawn(0, |_| echo_server(inbox));
+        let requests_ref = &requests;
+        let times = smol_limit(
+            "bare call from outside the executors",
+            timed_calls(warmup, calls, |i| bare_call(requests_ref, i)),
+        )?;
+        drop(requests);
+        smol_limit("bare echo task", server)?;
+        Ok(times)
     }
 
     fn ring(&mut self, size: usize, hops: u64) -> Rep<Duration> {

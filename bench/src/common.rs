@@ -32,6 +32,9 @@ pub struct Plan {
     pub memory_processes: usize,
     pub ring_size: usize,
     pub ring_hops: u64,
+    /// Timed calls (after `outside_warmup` untimed) of `call-outside`, each timed alone.
+    pub outside_calls: u64,
+    pub outside_warmup: u64,
     pub remote_calls: u64,
     pub remote_casts_small: u64,
     pub remote_casts_large: u64,
@@ -46,7 +49,7 @@ impl Plan {
     pub fn full() -> Plan {
         Plan {
             quick: false,
-            reps: 5,
+            reps: 9,
             calls: 200_000,
             call_warmup: 10_000,
             casts: 1_000_000,
@@ -54,6 +57,8 @@ impl Plan {
             memory_processes: 100_000,
             ring_size: 100,
             ring_hops: 1_000_000,
+            outside_calls: 20_000,
+            outside_warmup: 2_000,
             remote_calls: 20_000,
             remote_casts_small: 200_000,
             remote_casts_large: 50_000,
@@ -66,7 +71,7 @@ impl Plan {
     pub fn quick() -> Plan {
         Plan {
             quick: true,
-            reps: 5,
+            reps: 3,
             calls: 2_000,
             call_warmup: 100,
             casts: 10_000,
@@ -74,6 +79,8 @@ impl Plan {
             memory_processes: 2_000,
             ring_size: 100,
             ring_hops: 10_000,
+            outside_calls: 500,
+            outside_warmup: 50,
             remote_calls: 500,
             remote_casts_small: 2_000,
             remote_casts_large: 500,
@@ -139,6 +146,40 @@ pub fn tokio_limit<T: Send + 'static>(
             )),
         }
     })
+}
+
+/// Runs `future` with `rt.block_on` on the calling thread (not a worker: the program's own
+/// thread blocking on it), giving up after [`PHASE_LIMIT`].
+pub fn tokio_outside<T>(
+    rt: &tokio::runtime::Runtime,
+    what: &str,
+    future: impl Future<Output = T>,
+) -> Rep<T> {
+    rt.block_on(async {
+        tokio::time::timeout(PHASE_LIMIT, future)
+            .await
+            .map_err(|_| format!("{what} did not finish within {} s", PHASE_LIMIT.as_secs()))
+    })
+}
+
+/// Times `warmup + calls` calls of `call(i)` one at a time; the last `calls` in ns, sorted.
+pub async fn timed_calls<F: Future<Output = u64>>(
+    warmup: u64,
+    calls: u64,
+    mut call: impl FnMut(u64) -> F,
+) -> Vec<u64> {
+    let mut times = Vec::with_capacity(calls as usize);
+    for i in 0..warmup + calls {
+        let start = std::time::Instant::now();
+        let answer = call(std::hint::black_box(i)).await;
+        let elapsed = start.elapsed();
+        assert_eq!(answer, i, "a wrong echo");
+        if i >= warmup {
+            times.push(elapsed.as_nanos() as u64);
+        }
+    }
+    times.sort_unstable();
+    times
 }
 
 /// A tokio runtime with [`THREADS`] worker threads, as ractor and kameo use.

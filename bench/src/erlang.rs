@@ -3,18 +3,20 @@
 //!
 //! The escript's node A (`-sname`, `+S 2:2`) starts node B with `peer` (`+S 2:2`): two VMs,
 //! two OS processes, connected through epmd and a distribution TCP connection on this host.
-//! If epmd was not running before, it is stopped (`epmd -kill`) afterwards.
+//! The escript stays up for the whole remote run and measures one repetition per command
+//! read from its stdin, so that its repetitions interleave with the other libraries'. If
+//! epmd was not running before, it is stopped (`epmd -kill`) afterwards.
 
-use std::io::Read;
-use std::process::{Command, Stdio};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::common::Plan;
-use crate::remote::{Results, FIGURES};
-use crate::report::{Outcome, Report};
+use crate::common::{Plan, Rep, PHASE_LIMIT};
+use crate::remote::{peer_keys, Remote, Step};
 
-/// How long the whole escript may run.
-const ESCRIPT_LIMIT: Duration = Duration::from_secs(15 * 60);
+/// How long the escript may take to start its peer node.
+const START_LIMIT: Duration = Duration::from_secs(60);
 
 fn escript_path() -> String {
     concat!(env!("CARGO_MANIFEST_DIR"), "/erlang/noex_bench.escript").to_owned()
@@ -46,113 +48,165 @@ fn epmd_running() -> bool {
         .is_ok_and(|s| s.success())
 }
 
-fn skipped(reason: &str) -> Results {
-    let mut results = Results::new();
-    for (key, ..) in FIGURES {
-        if key != "big-p99-vec" {
-            results.insert(key, Outcome::skipped(reason));
-        }
-    }
-    results
+/// The running escript: its stdin for commands, its stdout and stderr lines on a channel.
+pub struct ErlangRemote {
+    release: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<String>,
+    epmd_was_running: bool,
 }
 
-pub fn run(plan: &Plan, wanted: &dyn Fn(&str) -> bool, report: &mut Report) -> Results {
-    let Some(release) = version() else {
-        let reason = "`erl` is not installed (Debian: apt-get install erlang-base)";
-        eprintln!("Erlang/OTP skipped: {reason}");
-        report.notes.push(format!("Erlang/OTP skipped: {reason}"));
-        return skipped(reason);
-    };
-    let epmd_was_running = epmd_running();
-    let result = run_escript(plan, wanted);
-    if !epmd_was_running && epmd_running() {
-        let _ = Command::new("epmd")
-            .arg("-kill")
-            .stdout(Stdio::null())
-            .status();
-    }
-    match result {
-        Ok(results) => {
-            report.notes.push(format!(
-                "Erlang/OTP {release}: two VMs (escript node + `peer` node), +S 2:2 each, gen_server call/cast, binaries as payloads"
-            ));
-            results
+/// Sends every line of `from` on `to`, `prefix` before each.
+fn forward(from: impl Read + Send + 'static, prefix: &'static str, to: mpsc::Sender<String>) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(from).lines() {
+            let Ok(line) = line else { break };
+            if to.send(format!("{prefix}{line}")).is_err() {
+                break;
+            }
         }
-        Err(error) => {
-            eprintln!("Erlang/OTP: {error}");
-            report.notes.push(format!("Erlang/OTP failed: {error}"));
-            skipped(&error)
+    });
+}
+
+impl ErlangRemote {
+    pub fn start(plan: &Plan) -> Result<ErlangRemote, String> {
+        let Some(release) = version() else {
+            let reason = "`erl` is not installed (Debian: apt-get install erlang-base)";
+            eprintln!("Erlang/OTP skipped: {reason}");
+            return Err(reason.into());
+        };
+        let epmd_was_running = epmd_running();
+        let mut child = Command::new("escript")
+            .args([
+                escript_path(),
+                plan.remote_calls.to_string(),
+                (plan.call_warmup / 10).to_string(),
+                plan.remote_casts_small.to_string(),
+                plan.remote_casts_large.to_string(),
+                plan.big_size.to_string(),
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("could not run escript: {e}"))?;
+        let (send, lines) = mpsc::channel();
+        if let Some(stdout) = child.stdout.take() {
+            forward(stdout, "", send.clone());
+        }
+        if let Some(stderr) = child.stderr.take() {
+            forward(stderr, "stderr: ", send);
+        }
+        let stdin = child.stdin.take();
+        let mut erlang = ErlangRemote {
+            release,
+            child,
+            stdin,
+            lines,
+            epmd_was_running,
+        };
+        erlang.until("READY", START_LIMIT)?;
+        Ok(erlang)
+    }
+
+    pub fn release(&self) -> &str {
+        &self.release
+    }
+
+    /// The `RESULT` lines until `end` (within `limit`).
+    fn until(&mut self, end: &str, limit: Duration) -> Rep<Vec<(String, f64)>> {
+        let deadline = Instant::now() + limit;
+        let mut results = Vec::new();
+        let mut said = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line == end => return Ok(results),
+                Ok(line) => match line.strip_prefix("RESULT ").and_then(|r| {
+                    let (key, value) = r.split_once(' ')?;
+                    Some((key.to_owned(), value.trim().parse::<f64>().ok()?))
+                }) {
+                    Some(result) => results.push(result),
+                    None => said.push(line),
+                },
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    return Err(format!(
+                        "the escript did not answer within {} s",
+                        limit.as_secs()
+                    ))
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let status = self.child.wait().map(|s| s.to_string());
+                    return Err(format!(
+                        "the escript ended ({}): {}",
+                        status.unwrap_or_else(|e| e.to_string()),
+                        said.iter().take(3).cloned().collect::<Vec<_>>().join(" / ")
+                    ));
+                }
+            }
         }
     }
 }
 
-fn run_escript(plan: &Plan, wanted: &dyn Fn(&str) -> bool) -> Result<Results, String> {
-    let mut args = vec![
-        escript_path(),
-        plan.reps.to_string(),
-        plan.remote_calls.to_string(),
-        (plan.call_warmup / 10).to_string(),
-        plan.remote_casts_small.to_string(),
-        plan.remote_casts_large.to_string(),
-        plan.big_size.to_string(),
-    ];
-    for workload in ["remote-call", "remote-cast", "remote-big"] {
-        if wanted(workload) {
-            args.push(workload.to_owned());
-        }
-    }
-    let mut child = Command::new("escript")
-        .args(&args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("could not run escript: {e}"))?;
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
-            break status;
-        }
-        if start.elapsed() > ESCRIPT_LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(format!(
-                "the escript did not finish within {} s",
-                ESCRIPT_LIMIT.as_secs()
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut stdout = String::new();
-    let mut stderr = String::new();
-    if let Some(mut out) = child.stdout.take() {
-        let _ = out.read_to_string(&mut stdout);
-    }
-    if let Some(mut err) = child.stderr.take() {
-        let _ = err.read_to_string(&mut stderr);
-    }
-    if !status.success() {
-        let said = stdout
-            .lines()
-            .chain(stderr.lines())
-            .filter(|l| !l.starts_with("RESULT"))
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" / ");
-        return Err(format!("the escript failed ({status}): {said}"));
-    }
-    let mut results = Results::new();
-    for line in stdout.lines() {
-        let Some(rest) = line.strip_prefix("RESULT ") else {
-            continue;
+impl Remote for ErlangRemote {
+    fn rep(&mut self, step: Step, _: &Plan) -> Rep<Vec<f64>> {
+        let command = match step {
+            Step::Call => "call",
+            Step::Cast16 => "cast16",
+            Step::Cast1k => "cast1k",
+            Step::Big => "big",
+            Step::BigVec => return Err("noex only".into()),
         };
-        let mut fields = rest.split_whitespace();
-        let Some(key) = fields.next() else { continue };
-        let Some((key, ..)) = FIGURES.iter().find(|(k, ..)| *k == key) else {
-            continue;
+        let stdin = self.stdin.as_mut().ok_or("the escript's stdin is closed")?;
+        writeln!(stdin, "{command}")
+            .and_then(|()| stdin.flush())
+            .map_err(|e| format!("could not write to the escript: {e}"))?;
+        let results = match self.until("DONE", PHASE_LIMIT) {
+            Ok(results) => results,
+            Err(error) => {
+                // The escript is in an unknown state: no more commands.
+                self.stdin = None;
+                let _ = self.child.kill();
+                return Err(error);
+            }
         };
-        let values: Vec<f64> = fields.filter_map(|v| v.parse().ok()).collect();
-        results.insert(*key, Outcome::from_samples(values));
+        peer_keys(step)
+            .iter()
+            .map(|key| {
+                results
+                    .iter()
+                    .find(|(k, _)| k == key)
+                    .map(|(_, v)| *v)
+                    .ok_or_else(|| format!("the escript gave no {key}"))
+            })
+            .collect()
     }
-    Ok(results)
+}
+
+impl Drop for ErlangRemote {
+    fn drop(&mut self) {
+        // End of stdin: the escript stops its peer node and exits.
+        self.stdin = None;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(_)) => break,
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50))
+                }
+                _ => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    break;
+                }
+            }
+        }
+        if !self.epmd_was_running && epmd_running() {
+            let _ = Command::new("epmd")
+                .arg("-kill")
+                .stdout(Stdio::null())
+                .status();
+        }
+    }
 }

@@ -17,10 +17,10 @@ use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
 
 use crate::common::{
-    echo_reply, placement, rss_bytes, thread_number, tokio_limit, tokio_runtime, Rep, CAST_CHUNK,
-    PROBE,
+    echo_reply, placement, rss_bytes, thread_number, timed_calls, tokio_limit, tokio_outside,
+    tokio_runtime, Rep, CAST_CHUNK, PROBE,
 };
-use crate::local::Local;
+use crate::local::{Local, SpawnStop};
 
 #[derive(Actor)]
 pub struct Echo;
@@ -179,18 +179,44 @@ impl Local for KameoLocal {
         })
     }
 
-    fn spawn_stop(&mut self, count: usize) -> Rep<Duration> {
+    fn spawn_stop(&mut self, count: usize) -> Rep<SpawnStop> {
         tokio_limit(&self.rt, "kameo spawn/stop", async move {
             let start = Instant::now();
             let mut actors = Vec::with_capacity(count);
             for _ in 0..count {
                 actors.push(spawn_echo().await);
             }
+            let spawned = start.elapsed();
             for actor in &actors {
                 stop(actor).await;
             }
-            start.elapsed()
+            SpawnStop {
+                spawned,
+                total: start.elapsed(),
+            }
         })
+    }
+
+    fn call_outside(&mut self, warmup: u64, calls: u64) -> Rep<Vec<u64>> {
+        // `rt.block_on` runs this future on the bench thread; the actor, spawned from it,
+        // is a task on the runtime's workers.
+        tokio_outside(
+            &self.rt,
+            "kameo call from outside the runtime",
+            async move {
+                let server = spawn_echo().await;
+                let server_ref = &server;
+                let times =
+                    timed_calls(
+                        warmup,
+                        calls,
+                        |i| async move { call_echo(server_ref, i).await },
+                    )
+                    .await;
+                stop(&server).await;
+                times
+            },
+        )
     }
 
     fn ring(&mut self, size: usize, hops: u64) -> Rep<Duration> {

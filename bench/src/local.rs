@@ -16,14 +16,28 @@ pub trait Local {
     fn cast(&mut self, count: u64, senders: usize) -> Rep<Duration>;
 
     /// Spawns `count` processes (each has finished its start hook), then stops them all (each
-    /// has ended); the whole time.
-    fn spawn_stop(&mut self, count: usize) -> Rep<Duration>;
+    /// has ended); the time the spawns took, and the whole time.
+    fn spawn_stop(&mut self, count: usize) -> Rep<SpawnStop>;
 
     /// A ring of `size` processes passing one token `hops` times.
     fn ring(&mut self, size: usize, hops: u64) -> Rep<Duration>;
 
+    /// `calls` call round trips (after `warmup` untimed ones), one at a time, each timed
+    /// alone, from the program's own thread (not a task of the runtime) blocking on them, to
+    /// a server running on the runtime's threads: the times in ns, sorted.
+    fn call_outside(&mut self, warmup: u64, calls: u64) -> Rep<Vec<u64>>;
+
     /// Untimed: where the callee of the call workload ran, relative to its caller.
     fn placement(&mut self) -> Rep<String>;
+}
+
+/// One repetition of the spawn workload.
+#[derive(Debug, Clone, Copy)]
+pub struct SpawnStop {
+    /// From before the first spawn until the last process has started.
+    pub spawned: Duration,
+    /// From before the first spawn until the last process has ended.
+    pub total: Duration,
 }
 
 /// The libraries with local workloads, in column order.

@@ -5,7 +5,7 @@
 //! cargo run --release --manifest-path bench/Cargo.toml -- [--quick] [--json FILE] [workload...]
 //! ```
 //!
-//! Workloads: call, cast, spawn, memory, ring (local); remote-call, remote-cast, remote-big
+//! Workloads: call, call-outside, cast, spawn, memory, ring (local); remote-call, remote-cast, remote-big
 //! (remote); scale-cluster, scale-processes (scale, noex only); `local`, `remote`, `scale` and
 //! `all` (the default) name groups.
 
@@ -30,7 +30,7 @@ use common::{Plan, Rep};
 use local::{Local, LOCAL_LIBRARIES};
 use report::{Figure, Outcome, Report};
 
-const LOCAL_WORKLOADS: [&str; 5] = ["call", "cast", "spawn", "memory", "ring"];
+const LOCAL_WORKLOADS: [&str; 6] = ["call", "call-outside", "cast", "spawn", "memory", "ring"];
 const REMOTE_WORKLOADS: [&str; 3] = ["remote-call", "remote-cast", "remote-big"];
 const SCALE_WORKLOADS: [&str; 2] = ["scale-cluster", "scale-processes"];
 
@@ -191,24 +191,34 @@ fn chrono_now() -> String {
     )
 }
 
-/// Runs `reps` repetitions of `one` for every library, interleaved (rep 1 of each library,
-/// then rep 2, ...), so that slow drift of the machine hits every library alike. A library
-/// whose repetition fails is not run again for this figure.
-fn repeat(
-    libs: &mut [(&'static str, Box<dyn Local>)],
+/// Runs `reps` repetitions of `one` for every entry of `names`, interleaved (repetition 1 of
+/// each entry, then repetition 2, ...), so that slow drift of the machine hits every library
+/// alike. One repetition gives one value per figure (`figures` values); an entry whose
+/// repetition fails is not run again. Returns, per entry, one outcome per figure.
+fn interleave(
+    names: &[&'static str],
     reps: usize,
+    figures: usize,
     what: &str,
-    mut one: impl FnMut(&str, &mut dyn Local) -> Rep<f64>,
-) -> BTreeMap<&'static str, Outcome> {
-    let mut samples: BTreeMap<&'static str, Vec<f64>> = BTreeMap::new();
+    mut one: impl FnMut(&'static str) -> Rep<Vec<f64>>,
+) -> BTreeMap<&'static str, Vec<Outcome>> {
+    let mut samples: BTreeMap<&'static str, Vec<Vec<f64>>> = BTreeMap::new();
     let mut failed: BTreeMap<&'static str, String> = BTreeMap::new();
     for rep in 0..reps {
-        for (name, lib) in libs.iter_mut() {
+        for &name in names {
             if failed.contains_key(name) {
                 continue;
             }
-            match one(name, lib.as_mut()) {
-                Ok(value) => samples.entry(name).or_default().push(value),
+            match one(name) {
+                Ok(values) => {
+                    debug_assert_eq!(values.len(), figures);
+                    let columns = samples
+                        .entry(name)
+                        .or_insert_with(|| vec![Vec::new(); figures]);
+                    for (column, value) in columns.iter_mut().zip(values) {
+                        column.push(value);
+                    }
+                }
                 Err(error) => {
                     eprintln!("  {name} {what}: {error}");
                     failed.insert(name, error);
@@ -218,14 +228,51 @@ fn repeat(
         progress(&format!("{what}: repetition {}/{reps}", rep + 1));
     }
     let mut out = BTreeMap::new();
-    for (name, _) in libs.iter() {
-        let outcome = match failed.remove(name) {
-            Some(error) => Outcome::skipped(error),
-            None => Outcome::from_samples(samples.remove(name).unwrap_or_default()),
+    for &name in names {
+        let outcomes = match failed.remove(name) {
+            Some(error) => vec![Outcome::skipped(error); figures],
+            None => match samples.remove(name) {
+                Some(columns) => columns.into_iter().map(Outcome::from_samples).collect(),
+                None => vec![Outcome::skipped("no repetition ran"); figures],
+            },
         };
-        out.insert(*name, outcome);
+        out.insert(name, outcomes);
     }
     out
+}
+
+/// The library named `name` among `libs`.
+fn lib<'a>(libs: &'a mut [(&'static str, Box<dyn Local>)], name: &str) -> &'a mut dyn Local {
+    libs.iter_mut()
+        .find(|(n, _)| *n == name)
+        .map(|(_, lib)| lib.as_mut())
+        .expect("a local library")
+}
+
+/// Adds one figure per (label, unit, higher is better) to the report, each from the outcome
+/// of that index; `columns` maps an entry of `results` to its column (entries it leaves
+/// out are not in these figures).
+fn push_figures(
+    report: &mut Report,
+    workload: &str,
+    rows: &[(&str, &str, bool)],
+    results: &BTreeMap<&'static str, Vec<Outcome>>,
+    columns: impl Fn(&str) -> Option<&'static str>,
+) {
+    for (index, (label, unit, higher)) in rows.iter().enumerate() {
+        let mut figure = Figure::new(workload, label, unit, *higher);
+        for (name, outcomes) in results {
+            if let Some(column) = columns(name) {
+                figure.set(column, outcomes[index].clone());
+            }
+        }
+        report.figures.push(figure);
+    }
+}
+
+/// The columns of the local libraries (each its own).
+fn own_column(name: &str) -> Option<&'static str> {
+    LOCAL_LIBRARIES.iter().find(|l| **l == name).copied()
 }
 
 fn run_local(plan: &Plan, wanted: &dyn Fn(&str) -> bool, report: &mut Report) {
@@ -246,62 +293,116 @@ fn run_local(plan: &Plan, wanted: &dyn Fn(&str) -> bool, report: &mut Report) {
 
     if wanted("call") {
         let (warmup, calls) = (plan.call_warmup, plan.calls);
-        let results = repeat(&mut libs, reps, "local call", |_, lib| {
-            Ok(lib.call(warmup, calls)?.as_nanos() as f64 / calls as f64)
+        // The bare variant with one reply channel reused for every call is an extra entry.
+        let mut bare_reused = bare::BareLocal::new();
+        let mut names: Vec<&'static str> = LOCAL_LIBRARIES.to_vec();
+        names.push("bare-reused");
+        let results = interleave(&names, reps, 1, "local call", |name| {
+            let elapsed = match name {
+                "bare-reused" => bare_reused.call_reused(warmup, calls)?,
+                _ => lib(&mut libs, name).call(warmup, calls)?,
+            };
+            Ok(vec![elapsed.as_nanos() as f64 / calls as f64])
         });
-        let mut figure = Figure::new("call", "local call round trip", "ns", false);
-        for (name, outcome) in results {
-            figure.set(name, outcome);
-        }
-        report.figures.push(figure);
-        // The bare variant with one reply channel reused for every call.
-        let mut bare = bare::BareLocal::new();
-        let mut samples = Vec::new();
-        let mut failure = None;
-        for _ in 0..reps {
-            match bare.call_reused(warmup, calls) {
-                Ok(elapsed) => samples.push(elapsed.as_nanos() as f64 / calls as f64),
-                Err(error) => {
-                    failure = Some(error);
-                    break;
-                }
-            }
-        }
-        let mut figure = Figure::new(
+        push_figures(
+            report,
             "call",
-            "local call round trip, bare with a reused reply channel",
-            "ns",
-            false,
+            &[("local call round trip", "ns", false)],
+            &results,
+            own_column,
         );
-        figure.set(
-            "bare",
-            failure.map_or_else(|| Outcome::from_samples(samples), Outcome::skipped),
+        push_figures(
+            report,
+            "call",
+            &[(
+                "local call round trip, bare with a reused reply channel",
+                "ns",
+                false,
+            )],
+            &results,
+            |name| (name == "bare-reused").then_some("bare"),
         );
-        report.figures.push(figure);
         report.notes.push(format!(
             "call: {calls} timed calls per repetition after {warmup} untimed, one at a time, from a task inside the runtime"
+        ));
+    }
+
+    if wanted("call-outside") {
+        let (warmup, calls) = (plan.outside_warmup, plan.outside_calls);
+        // noex again on a node with busy-waiting off, for the extra rows.
+        let quiet = noex_impl::node_with_busy_wait(Duration::ZERO);
+        let mut names: Vec<&'static str> = LOCAL_LIBRARIES.to_vec();
+        names.push("noex-busy-off");
+        let results = interleave(&names, reps, 2, "local call from outside", |name| {
+            let times = match name {
+                "noex-busy-off" => noex_impl::call_outside(&quiet, warmup, calls)?,
+                _ => lib(&mut libs, name).call_outside(warmup, calls)?,
+            };
+            Ok(vec![
+                common::percentile(&times, 50.0) as f64 / 1e3,
+                common::percentile(&times, 99.0) as f64 / 1e3,
+            ])
+        });
+        quiet.shutdown();
+        push_figures(
+            report,
+            "call-outside",
+            &[
+                ("local call from outside the node, p50", "µs", false),
+                ("local call from outside the node, p99", "µs", false),
+            ],
+            &results,
+            own_column,
+        );
+        push_figures(
+            report,
+            "call-outside",
+            &[
+                (
+                    "local call from outside the node, p50, noex with busy-waiting off",
+                    "µs",
+                    false,
+                ),
+                (
+                    "local call from outside the node, p99, noex with busy-waiting off",
+                    "µs",
+                    false,
+                ),
+            ],
+            &results,
+            |name| (name == "noex-busy-off").then_some("noex"),
+        );
+        report.notes.push(format!(
+            "call-outside: {calls} calls per repetition after {warmup} untimed, each timed alone, from the bench thread blocking on them (noex `Node::block_on`, tokio `Runtime::block_on`, actix and bare `smol::block_on`) to a server on the runtime's threads; noex's busy-wait is {} µs by default",
+            noex::DEFAULT_BUSY_WAIT.as_micros()
         ));
     }
 
     if wanted("cast") {
         let count = plan.casts;
         for senders in [1, 2] {
-            let results = repeat(
-                &mut libs,
+            let results = interleave(
+                &LOCAL_LIBRARIES,
                 reps,
+                1,
                 &format!("local cast, {senders} sender(s)"),
-                |_, lib| Ok(count as f64 / lib.cast(count, senders)?.as_secs_f64()),
+                |name| {
+                    let elapsed = lib(&mut libs, name).cast(count, senders)?;
+                    Ok(vec![count as f64 / elapsed.as_secs_f64()])
+                },
             );
             let label = if senders == 1 {
-                "local cast, 1 sender".to_owned()
+                "local cast, 1 sender"
             } else {
-                "local cast, 2 senders".to_owned()
+                "local cast, 2 senders"
             };
-            let mut figure = Figure::new("cast", &label, "msg/s", true);
-            for (name, outcome) in results {
-                figure.set(name, outcome);
-            }
-            report.figures.push(figure);
+            push_figures(
+                report,
+                "cast",
+                &[(label, "msg/s", true)],
+                &results,
+                own_column,
+            );
         }
         report.notes.push(format!(
             "cast: {count} u64 casts per repetition (split evenly between 2 senders), each sender yielding every {} casts; the clock stops when the receiver has handled all",
@@ -311,68 +412,66 @@ fn run_local(plan: &Plan, wanted: &dyn Fn(&str) -> bool, report: &mut Report) {
 
     if wanted("spawn") {
         let count = plan.spawns;
-        let results = repeat(&mut libs, reps, "spawn/stop", |_, lib| {
-            Ok(count as f64 / lib.spawn_stop(count)?.as_secs_f64())
+        let results = interleave(&LOCAL_LIBRARIES, reps, 2, "spawn/stop", |name| {
+            let times = lib(&mut libs, name).spawn_stop(count)?;
+            Ok(vec![
+                count as f64 / times.spawned.as_secs_f64(),
+                count as f64 / times.total.as_secs_f64(),
+            ])
         });
-        let mut figure = Figure::new(
+        push_figures(
+            report,
             "spawn",
-            &format!("spawn + stop of {count} processes"),
-            "processes/s",
-            true,
+            &[
+                (&format!("spawn of {count} processes"), "processes/s", true),
+                (
+                    &format!("spawn + stop of {count} processes"),
+                    "processes/s",
+                    true,
+                ),
+            ],
+            &results,
+            own_column,
         );
-        for (name, outcome) in results {
-            figure.set(name, outcome);
-        }
-        report.figures.push(figure);
+        report.notes.push(format!(
+            "spawn: {count} processes spawned one after the other from one task, each awaited until started (the spawn row stops the clock there), then stopped one after the other, each awaited until ended (the spawn + stop row stops it there)"
+        ));
     }
 
     if wanted("ring") {
         let (size, hops) = (plan.ring_size, plan.ring_hops);
-        let results = repeat(&mut libs, reps, "ring", |_, lib| {
-            Ok(hops as f64 / lib.ring(size, hops)?.as_secs_f64())
+        let results = interleave(&LOCAL_LIBRARIES, reps, 1, "ring", |name| {
+            Ok(vec![
+                hops as f64 / lib(&mut libs, name).ring(size, hops)?.as_secs_f64(),
+            ])
         });
-        let mut figure = Figure::new(
+        push_figures(
+            report,
             "ring",
-            &format!("ring of {size}, {hops} hops"),
-            "hops/s",
-            true,
+            &[(&format!("ring of {size}, {hops} hops"), "hops/s", true)],
+            &results,
+            own_column,
         );
-        for (name, outcome) in results {
-            figure.set(name, outcome);
-        }
-        report.figures.push(figure);
     }
     drop(libs);
 
     if wanted("memory") {
         let count = plan.memory_processes;
-        let mut figure = Figure::new(
+        let results = interleave(&LOCAL_LIBRARIES, reps, 1, "memory", |name| {
+            let (before, after) = memory_in_child(name, count)?;
+            Ok(vec![after.saturating_sub(before) as f64 / count as f64])
+        });
+        push_figures(
+            report,
             "memory",
-            &format!("resident memory per idle process ({count} idle)"),
-            "bytes",
-            false,
+            &[(
+                &format!("resident memory per idle process ({count} idle)"),
+                "bytes",
+                false,
+            )],
+            &results,
+            own_column,
         );
-        for name in LOCAL_LIBRARIES {
-            let mut samples = Vec::new();
-            let mut failure = None;
-            for _ in 0..reps {
-                match memory_in_child(name, count) {
-                    Ok((before, after)) => {
-                        samples.push(after.saturating_sub(before) as f64 / count as f64)
-                    }
-                    Err(error) => {
-                        failure = Some(error);
-                        break;
-                    }
-                }
-            }
-            progress(&format!("memory: {name}"));
-            figure.set(
-                name,
-                failure.map_or_else(|| Outcome::from_samples(samples), Outcome::skipped),
-            );
-        }
-        report.figures.push(figure);
         report.notes.push(
             "memory: each repetition is a fresh child process (this binary, re-executed) that spawns and stops 1,000 processes, reads /proc/self/statm, spawns the idle processes from one task, reads it again; (after − before) / count, handles kept by the spawner included".into(),
         );

@@ -5,19 +5,26 @@
 //! ring workloads run caller and callees on one thread. Work spawned from outside the node
 //! is spread round-robin, which puts the two senders of the 2-sender cast on the two
 //! threads (checked), the receiver on the first.
+//!
+//! `call-outside`: the server is spawned from outside the node (so on one of its threads);
+//! the bench thread calls it inside `Node::block_on`, which busy-waits like the node's
+//! threads (the node's `busy_wait`) before it parks.
 
+use std::future::Future;
 use std::hint::black_box;
 use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
 use async_channel::Sender;
+use futures_lite::FutureExt;
 use noex::{behavior, ExitReason, Node, ServerRef};
 use smol::future::yield_now;
 
 use crate::common::{
-    echo_reply, placement, rss_bytes, smol_limit, Rep, CAST_CHUNK, PROBE, THREADS,
+    echo_reply, placement, rss_bytes, smol_limit, timed_calls, Rep, CAST_CHUNK, PHASE_LIMIT, PROBE,
+    THREADS,
 };
-use crate::local::Local;
+use crate::local::{Local, SpawnStop};
 
 /// Answers `echo` with its argument. Also the idle process of the memory workload.
 #[behavior]
@@ -98,6 +105,43 @@ impl RingNode {
 
 fn node() -> Node {
     Node::builder().name("bench").threads(THREADS).build()
+}
+
+/// A node like [`node`] with its busy-wait set (`Duration::ZERO`: off).
+pub fn node_with_busy_wait(busy_wait: Duration) -> Node {
+    Node::builder()
+        .name("bench-busy-wait")
+        .threads(THREADS)
+        .busy_wait(busy_wait)
+        .build()
+}
+
+/// Runs `future` on the calling thread with `node.block_on`, giving up after
+/// [`PHASE_LIMIT`].
+fn block_on_limit<T>(node: &Node, what: &str, future: impl Future<Output = T>) -> Rep<T> {
+    node.block_on(async { Some(future.await) }.or(async {
+        smol::Timer::after(PHASE_LIMIT).await;
+        None
+    }))
+    .ok_or_else(|| format!("{what} did not finish within {} s", PHASE_LIMIT.as_secs()))
+}
+
+/// The `call-outside` workload on `node`: an `Echo` spawned from outside the node (so on one
+/// of its threads), called from this thread inside one `node.block_on`, each call timed
+/// alone (ns, sorted).
+pub fn call_outside(node: &Node, warmup: u64, calls: u64) -> Rep<Vec<u64>> {
+    let server =
+        block_on_limit(node, "noex spawn", node.spawn::<Echo>(()))?.map_err(|e| e.to_string())?;
+    let server_ref = &server;
+    let times = block_on_limit(
+        node,
+        "noex call from outside the node",
+        timed_calls(warmup, calls, |i| async move {
+            server_ref.echo(i).await.expect("call failed")
+        }),
+    )?;
+    block_on_limit(node, "noex stop", stop(&server))?;
+    Ok(times)
 }
 
 async fn stop<B: noex::GenServer>(server: &ServerRef<B>) {
@@ -196,7 +240,7 @@ impl Local for NoexLocal {
         Ok(elapsed)
     }
 
-    fn spawn_stop(&mut self, count: usize) -> Rep<Duration> {
+    fn spawn_stop(&mut self, count: usize) -> Rep<SpawnStop> {
         let node = self.node.clone();
         smol_limit(
             "noex spawn/stop",
@@ -206,12 +250,20 @@ impl Local for NoexLocal {
                 for _ in 0..count {
                     servers.push(node.spawn::<Echo>(()).await.expect("spawn failed"));
                 }
+                let spawned = start.elapsed();
                 for server in &servers {
                     stop(server).await;
                 }
-                start.elapsed()
+                SpawnStop {
+                    spawned,
+                    total: start.elapsed(),
+                }
             }),
         )
+    }
+
+    fn call_outside(&mut self, warmup: u64, calls: u64) -> Rep<Vec<u64>> {
+        call_outside(&self.node, warmup, calls)
     }
 
     fn ring(&mut self, size: usize, hops: u64) -> Rep<Duration> {

@@ -21,8 +21,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::{NodeServer, RactorClusterMessage};
 
 use crate::common::{percentile, tokio_limit, tokio_runtime, Plan, Rep, CAST_CHUNK, PHASE_LIMIT};
-use crate::remote::{Results, Samples};
-use crate::report::Report;
+use crate::remote::{Remote, Step};
 
 const COOKIE: &str = "noex-side-by-side-bench";
 const ECHO_GROUP: &str = "noex_bench_echo";
@@ -161,7 +160,7 @@ pub fn node_child(args: &[String]) -> ExitCode {
     while std::io::stdin()
         .lock()
         .read_line(&mut line)
-        .map_or(false, |n| n > 0)
+        .is_ok_and(|n| n > 0)
     {
         line.clear();
     }
@@ -309,111 +308,76 @@ async fn big(
     Ok((times, took))
 }
 
-pub fn run(plan: &Plan, wanted: &dyn Fn(&str) -> bool, report: &mut Report) -> Results {
-    match measure(plan, wanted) {
-        Ok(results) => results,
-        Err(error) => {
-            eprintln!("ractor_cluster: {error}");
-            report
-                .notes
-                .push(format!("ractor_cluster could not run: {error}"));
-            let mut results = Results::new();
-            for (key, ..) in crate::remote::FIGURES {
-                if key != "big-p99-vec" {
-                    results.insert(key, crate::report::Outcome::skipped(error.clone()));
-                }
-            }
-            results
-        }
+/// Node A (this process, its own tokio runtime) connected to node B (a child process), with
+/// references to B's echo and sink actors.
+pub struct RactorRemote {
+    // Dropped in this order: the runtime (and node A) before node B's process.
+    rt: tokio::runtime::Runtime,
+    echo: ActorRef<EchoMsg>,
+    sink: ActorRef<SinkMsg>,
+    _child: ChildNode,
+}
+
+impl RactorRemote {
+    pub fn start() -> Rep<RactorRemote> {
+        let port_b = free_port()?;
+        let port_a = free_port()?;
+        let child = start_child(port_b)?;
+        let rt = tokio_runtime();
+        let (echo, sink) = tokio_limit(&rt, "ractor_cluster connect", async move {
+            let (server, _) = Actor::spawn(None, node_server(port_a, "bench_a"), ())
+                .await
+                .map_err(|e| e.to_string())?;
+            ractor_cluster::client_connect(&server, ("127.0.0.1", port_b))
+                .await
+                .map_err(|e| e.to_string())?;
+            let echo = remote_member::<EchoMsg>(ECHO_GROUP).await?;
+            let sink = remote_member::<SinkMsg>(SINK_GROUP).await?;
+            Ok::<_, String>((echo, sink))
+        })??;
+        Ok(RactorRemote {
+            rt,
+            echo,
+            sink,
+            _child: child,
+        })
     }
 }
 
-fn measure(plan: &Plan, wanted: &dyn Fn(&str) -> bool) -> Rep<Results> {
-    let port_b = free_port()?;
-    let port_a = free_port()?;
-    let _child = start_child(port_b)?;
-    let rt = tokio_runtime();
-    let (echo, sink) = tokio_limit(&rt, "ractor_cluster connect", async move {
-        let (server, _) = Actor::spawn(None, node_server(port_a, "bench_a"), ())
-            .await
-            .map_err(|e| e.to_string())?;
-        ractor_cluster::client_connect(&server, ("127.0.0.1", port_b))
-            .await
-            .map_err(|e| e.to_string())?;
-        let echo = remote_member::<EchoMsg>(ECHO_GROUP).await?;
-        let sink = remote_member::<SinkMsg>(SINK_GROUP).await?;
-        Ok::<_, String>((echo, sink))
-    })??;
-    let mut samples = Samples::default();
-
-    if wanted("remote-call") {
-        for _ in 0..plan.reps {
-            let e = echo.clone();
-            let (warmup, n) = (plan.call_warmup / 10, plan.remote_calls);
-            match tokio_limit(&rt, "ractor_cluster calls", calls(e, warmup, n)).and_then(|r| r) {
-                Ok(t) => {
-                    samples.push("call-p50", percentile(&t, 50.0) as f64 / 1e3);
-                    samples.push("call-p99", percentile(&t, 99.0) as f64 / 1e3);
-                }
-                Err(e) => {
-                    samples.fail("call-p50", e.clone());
-                    samples.fail("call-p99", e);
-                    break;
-                }
+impl Remote for RactorRemote {
+    fn rep(&mut self, step: Step, plan: &Plan) -> Rep<Vec<f64>> {
+        let (echo, sink) = (self.echo.clone(), self.sink.clone());
+        let cast_rates = |size: usize, count: u64| {
+            let sink = self.sink.clone();
+            let elapsed = tokio_limit(&self.rt, "ractor_cluster casts", casts(sink, count, size))??;
+            let rate = count as f64 / elapsed.as_secs_f64();
+            Ok(vec![rate, rate * size as f64 / 1e6])
+        };
+        match step {
+            Step::Call => {
+                let (warmup, n) = (plan.call_warmup / 10, plan.remote_calls);
+                let t = tokio_limit(&self.rt, "ractor_cluster calls", calls(echo, warmup, n))??;
+                Ok(vec![
+                    percentile(&t, 50.0) as f64 / 1e3,
+                    percentile(&t, 99.0) as f64 / 1e3,
+                ])
             }
-        }
-        crate::progress("remote call: ractor_cluster");
-    }
-    if wanted("remote-cast") {
-        for (size, count, key, mb_key) in [
-            (16usize, plan.remote_casts_small, "cast16", "cast16-mb"),
-            (1024, plan.remote_casts_large, "cast1k", "cast1k-mb"),
-        ] {
-            for _ in 0..plan.reps {
-                let s = sink.clone();
-                match tokio_limit(&rt, "ractor_cluster casts", casts(s, count, size))
-                    .and_then(|r| r)
-                {
-                    Ok(elapsed) => {
-                        let rate = count as f64 / elapsed.as_secs_f64();
-                        samples.push(key, rate);
-                        samples.push(mb_key, rate * size as f64 / 1e6);
-                    }
-                    Err(e) => {
-                        samples.fail(key, e.clone());
-                        samples.fail(mb_key, e);
-                        break;
-                    }
-                }
+            Step::Cast16 => cast_rates(16, plan.remote_casts_small),
+            Step::Cast1k => cast_rates(1024, plan.remote_casts_large),
+            Step::Big => {
+                let (t, took) = tokio_limit(
+                    &self.rt,
+                    "ractor_cluster large message",
+                    big(echo, sink, plan.big_size),
+                )??;
+                Ok(vec![
+                    percentile(&t, 50.0) as f64 / 1e3,
+                    percentile(&t, 99.0) as f64 / 1e3,
+                    percentile(&t, 100.0) as f64 / 1e3,
+                    took.as_secs_f64() * 1e3,
+                ])
             }
+            Step::BigVec => Err("noex only".into()),
         }
-        crate::progress("remote cast: ractor_cluster");
     }
-    if wanted("remote-big") {
-        for _ in 0..plan.reps {
-            let (e, s) = (echo.clone(), sink.clone());
-            match tokio_limit(
-                &rt,
-                "ractor_cluster large message",
-                big(e, s, plan.big_size),
-            )
-            .and_then(|r| r)
-            {
-                Ok((t, took)) => {
-                    samples.push("big-p50", percentile(&t, 50.0) as f64 / 1e3);
-                    samples.push("big-p99", percentile(&t, 99.0) as f64 / 1e3);
-                    samples.push("big-max", percentile(&t, 100.0) as f64 / 1e3);
-                    samples.push("big-transfer", took.as_secs_f64() * 1e3);
-                }
-                Err(e) => {
-                    samples.fail("big-p50", e.clone());
-                    samples.fail("big-p99", e);
-                    break;
-                }
-            }
-        }
-        crate::progress("remote big: ractor_cluster");
-    }
-    drop(rt);
-    Ok(samples.results())
 }

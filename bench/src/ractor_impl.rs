@@ -17,10 +17,10 @@ use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
 
 use crate::common::{
-    echo_reply, placement, rss_bytes, thread_number, tokio_limit, tokio_runtime, Rep, CAST_CHUNK,
-    PROBE,
+    echo_reply, placement, rss_bytes, thread_number, timed_calls, tokio_limit, tokio_outside,
+    tokio_runtime, Rep, CAST_CHUNK, PROBE,
 };
-use crate::local::Local;
+use crate::local::{Local, SpawnStop};
 
 // ---------------------------------------------------------------------------------------
 // Actors
@@ -228,19 +228,46 @@ impl Local for RactorLocal {
         })
     }
 
-    fn spawn_stop(&mut self, count: usize) -> Rep<Duration> {
+    fn spawn_stop(&mut self, count: usize) -> Rep<SpawnStop> {
         tokio_limit(&self.rt, "ractor spawn/stop", async move {
             let start = Instant::now();
             let mut actors = Vec::with_capacity(count);
             for _ in 0..count {
                 actors.push(Actor::spawn(None, Echo, ()).await.expect("spawn"));
             }
+            let spawned = start.elapsed();
             for (actor, handle) in actors {
                 actor.stop(None);
                 handle.await.expect("actor ended");
             }
-            start.elapsed()
+            SpawnStop {
+                spawned,
+                total: start.elapsed(),
+            }
         })
+    }
+
+    fn call_outside(&mut self, warmup: u64, calls: u64) -> Rep<Vec<u64>> {
+        // `rt.block_on` runs this future on the bench thread; the actor, spawned from it,
+        // is a task on the runtime's workers.
+        tokio_outside(
+            &self.rt,
+            "ractor call from outside the runtime",
+            async move {
+                let (server, handle) = Actor::spawn(None, Echo, ()).await.expect("spawn");
+                let server_ref = &server;
+                let times =
+                    timed_calls(
+                        warmup,
+                        calls,
+                        |i| async move { call_echo(server_ref, i).await },
+                    )
+                    .await;
+                server.stop(None);
+                let _ = handle.await;
+                times
+            },
+        )
     }
 
     fn ring(&mut self, size: usize, hops: u64) -> Rep<Duration> {

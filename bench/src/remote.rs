@@ -1,5 +1,10 @@
-//! The remote workloads: noex's two clustered nodes and the bare TCP limits (both in this
-//! process), then ractor_cluster and Erlang/OTP (each in child processes).
+//! The remote workloads: noex's two clustered nodes (with its default busy-wait, and again
+//! with busy-waiting off) and the bare TCP limits (all in this process), ractor_cluster
+//! (node B a child process) and Erlang/OTP (an escript and its peer node).
+//!
+//! Every library is set up once; then each step (the call ping-pong, the 16 B casts, the
+//! 1 KiB casts, the large message) runs repetition 1 of every library, then repetition 2,
+//! ..., so that drift of the machine hits all alike.
 //!
 //! noex: nodes A and B started with `Node::start(ClusterConfig::new(..).threads(2))` in this
 //! OS process, each with 2 scheduler threads; the measuring task runs on A
@@ -29,7 +34,7 @@ const BARE_BATCH: usize = 256 * 1024;
 
 /// The figures of the remote workloads, in table order:
 /// (key, workload, label, unit, higher is better).
-pub const FIGURES: [(&str, &str, &str, &str, bool); 11] = [
+pub const FIGURES: [(&str, &str, &str, &str, bool); 14] = [
     (
         "call-p50",
         "remote-call",
@@ -45,6 +50,20 @@ pub const FIGURES: [(&str, &str, &str, &str, bool); 11] = [
         false,
     ),
     (
+        "call-p50-busy-off",
+        "remote-call",
+        "remote call round trip, p50, noex with busy-waiting off",
+        "µs",
+        false,
+    ),
+    (
+        "call-p99-busy-off",
+        "remote-call",
+        "remote call round trip, p99, noex with busy-waiting off",
+        "µs",
+        false,
+    ),
+    (
         "cast16",
         "remote-cast",
         "remote cast, 16 B payload",
@@ -56,6 +75,13 @@ pub const FIGURES: [(&str, &str, &str, &str, bool); 11] = [
         "remote-cast",
         "remote cast, 16 B payload",
         "MB/s",
+        true,
+    ),
+    (
+        "cast16-busy-off",
+        "remote-cast",
+        "remote cast, 16 B payload, noex with busy-waiting off",
+        "msg/s",
         true,
     ),
     (
@@ -109,6 +135,11 @@ pub const FIGURES: [(&str, &str, &str, &str, bool); 11] = [
     ),
 ];
 
+/// Figures only noex has (its extra rows): the peers' cells stay empty.
+fn noex_only(key: &str) -> bool {
+    key == "big-p99-vec" || key.ends_with("-busy-off")
+}
+
 /// One library's remote results, keyed by [`FIGURES`] keys.
 pub type Results = BTreeMap<&'static str, Outcome>;
 
@@ -125,7 +156,6 @@ impl Samples {
     }
 
     pub fn fail(&mut self, key: &'static str, error: String) {
-        eprintln!("  {key}: {error}");
         self.failed.insert(key, error);
     }
 
@@ -146,30 +176,277 @@ impl Samples {
     }
 }
 
-pub fn run(plan: &Plan, wanted: &dyn Fn(&str) -> bool, report: &mut Report) {
-    let mut columns: Vec<(&str, Results)> = Vec::new();
-    match noex_and_bare(plan, wanted, report) {
-        Ok((noex, bare)) => {
-            columns.push(("noex", noex));
-            columns.push(("bare", bare));
-        }
-        Err(error) => {
-            eprintln!("noex remote: {error}");
-            let mut failed = Results::new();
-            for (key, ..) in FIGURES {
-                failed.insert(key, Outcome::skipped(error.clone()));
-            }
-            columns.push(("noex", failed));
+/// One measured step of the remote workloads; a repetition of it gives a value for each of
+/// its figures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Small calls one at a time: p50, p99.
+    Call,
+    /// 16-byte casts: msg/s, MB/s.
+    Cast16,
+    /// 1 KiB casts: msg/s, MB/s.
+    Cast1k,
+    /// Small calls while a large message is in flight: p50, p99, max, transfer time.
+    Big,
+    /// noex only: the same with a `Vec<u8>` payload: p99.
+    BigVec,
+}
+
+impl Step {
+    const ALL: [Step; 5] = [
+        Step::Call,
+        Step::Cast16,
+        Step::Cast1k,
+        Step::Big,
+        Step::BigVec,
+    ];
+
+    fn workload(self) -> &'static str {
+        match self {
+            Step::Call => "remote-call",
+            Step::Cast16 | Step::Cast1k => "remote-cast",
+            Step::Big | Step::BigVec => "remote-big",
         }
     }
-    crate::progress("remote: noex and bare done");
-    columns.push((
-        "ractor",
-        crate::ractor_cluster_impl::run(plan, wanted, report),
+
+    fn describe(self) -> &'static str {
+        match self {
+            Step::Call => "remote call",
+            Step::Cast16 => "remote cast 16 B",
+            Step::Cast1k => "remote cast 1 KiB",
+            Step::Big => "remote big",
+            Step::BigVec => "remote big (Vec<u8>)",
+        }
+    }
+}
+
+/// The figure keys of each step for noex (default busy-wait) and the peers that do it.
+pub fn standard_keys(step: Step) -> &'static [&'static str] {
+    match step {
+        Step::Call => &["call-p50", "call-p99"],
+        Step::Cast16 => &["cast16", "cast16-mb"],
+        Step::Cast1k => &["cast1k", "cast1k-mb"],
+        Step::Big => &["big-p50", "big-p99", "big-max", "big-transfer"],
+        Step::BigVec => &["big-p99-vec"],
+    }
+}
+
+/// ractor_cluster's and Erlang's keys: every step but noex's `Vec<u8>` variant.
+pub fn peer_keys(step: Step) -> &'static [&'static str] {
+    match step {
+        Step::BigVec => &[],
+        _ => standard_keys(step),
+    }
+}
+
+fn noex_busy_off_keys(step: Step) -> &'static [&'static str] {
+    match step {
+        Step::Call => &["call-p50-busy-off", "call-p99-busy-off"],
+        Step::Cast16 => &["cast16-busy-off"],
+        _ => &[],
+    }
+}
+
+fn bare_keys(step: Step) -> &'static [&'static str] {
+    match step {
+        Step::Call | Step::Cast16 | Step::Cast1k => standard_keys(step),
+        _ => &[],
+    }
+}
+
+/// One library set up for the remote workloads.
+pub trait Remote {
+    /// One repetition of `step`: a value for each of the session's keys for it, in order.
+    fn rep(&mut self, step: Step, plan: &Plan) -> Rep<Vec<f64>>;
+}
+
+/// A library in the interleaved loop: its column, its keys per step, and its set-up (or
+/// why it could not be set up).
+struct Session {
+    name: &'static str,
+    column: &'static str,
+    keys: fn(Step) -> &'static [&'static str],
+    remote: Result<Box<dyn Remote>, String>,
+    samples: Samples,
+}
+
+impl Session {
+    fn new(
+        name: &'static str,
+        column: &'static str,
+        keys: fn(Step) -> &'static [&'static str],
+        remote: Result<Box<dyn Remote>, String>,
+    ) -> Session {
+        if let Err(error) = &remote {
+            eprintln!("{name}: {error}");
+        }
+        Session {
+            name,
+            column,
+            keys,
+            remote,
+            samples: Samples::default(),
+        }
+    }
+}
+
+/// The frame sizes noex puts on the wire, which the bare limits send.
+#[derive(Debug, Clone, Copy)]
+pub struct Frames {
+    call: usize,
+    reply: usize,
+    cast16: usize,
+    cast1k: usize,
+}
+
+pub fn run(plan: &Plan, wanted: &dyn Fn(&str) -> bool, report: &mut Report) {
+    let mut sessions = Vec::new();
+
+    // noex with its default busy-wait; its frame sizes for the bare limits.
+    let noex = NoexRemote::start(noex::DEFAULT_BUSY_WAIT, false)
+        .and_then(|mut noex| noex.frames(plan).map(|frames| (noex, frames)));
+    let frames = match noex {
+        Ok((noex, frames)) => {
+            sessions.push(Session::new(
+                "noex",
+                "noex",
+                standard_keys,
+                Ok(Box::new(noex)),
+            ));
+            Ok(frames)
+        }
+        Err(error) => {
+            sessions.push(Session::new(
+                "noex",
+                "noex",
+                standard_keys,
+                Err(error.clone()),
+            ));
+            Err(format!("needs noex's frame sizes: {error}"))
+        }
+    };
+    report.notes.push(format!(
+        "remote, noex: busy-wait {} µs (the default) unless the row says busy-waiting off (`busy_wait(Duration::ZERO)`: a second pair of nodes, A and B, both with it off)",
+        noex::DEFAULT_BUSY_WAIT.as_micros()
     ));
-    crate::progress("remote: ractor_cluster done");
-    columns.push(("erlang", crate::erlang::run(plan, wanted, report)));
-    crate::progress("remote: Erlang done");
+    if let Ok(frames) = frames {
+        report.notes.push(format!(
+            "remote call: {} timed u64 calls per repetition, one at a time; noex's call frame is {} B and its reply frame {} B on the wire, the bare ping-pong sends frames of these sizes",
+            plan.remote_calls, frames.call, frames.reply
+        ));
+        for (size, count, frame) in [
+            (16, plan.remote_casts_small, frames.cast16),
+            (1024, plan.remote_casts_large, frames.cast1k),
+        ] {
+            report.notes.push(format!(
+                "remote cast {size} B: {count} casts per repetition (a `Vec<u8>` payload); noex's cast frame is {frame} B, the bare batched stream sends frames of this size in 256 KiB writes; MB/s counts payload bytes (10^6)"
+            ));
+        }
+    }
+    // noex with busy-waiting off: its own pair of nodes (warmed like the first).
+    let busy_off = NoexRemote::start(Duration::ZERO, true)
+        .and_then(|mut noex| noex.frames(plan).map(|_| noex));
+    sessions.push(Session::new(
+        "noex, busy-waiting off",
+        "noex",
+        noex_busy_off_keys,
+        busy_off.map(|n| Box::new(n) as Box<dyn Remote>),
+    ));
+    sessions.push(Session::new(
+        "bare",
+        "bare",
+        bare_keys,
+        frames.map(|f| Box::new(BareRemote::new(f)) as Box<dyn Remote>),
+    ));
+    let ractor = crate::ractor_cluster_impl::RactorRemote::start();
+    if let Err(error) = &ractor {
+        report
+            .notes
+            .push(format!("ractor_cluster could not run: {error}"));
+    }
+    sessions.push(Session::new(
+        "ractor_cluster",
+        "ractor",
+        peer_keys,
+        ractor.map(|r| Box::new(r) as Box<dyn Remote>),
+    ));
+    let erlang = crate::erlang::ErlangRemote::start(plan);
+    match &erlang {
+        Ok(erlang) => report.notes.push(format!(
+            "Erlang/OTP {}: two VMs (escript node + `peer` node), +S 2:2 each, gen_server call/cast, binaries as payloads",
+            erlang.release()
+        )),
+        Err(error) => report.notes.push(format!("Erlang/OTP not measured: {error}")),
+    }
+    sessions.push(Session::new(
+        "erlang",
+        "erlang",
+        peer_keys,
+        erlang.map(|e| Box::new(e) as Box<dyn Remote>),
+    ));
+    crate::progress("remote: set up");
+
+    for step in Step::ALL {
+        if !wanted(step.workload()) {
+            continue;
+        }
+        for rep in 0..plan.reps {
+            for session in sessions.iter_mut() {
+                let keys = (session.keys)(step);
+                let Some(first) = keys.first() else { continue };
+                let Ok(remote) = session.remote.as_mut() else {
+                    continue;
+                };
+                if session.samples.has_failed(first) {
+                    continue;
+                }
+                match remote.rep(step, plan) {
+                    Ok(values) if values.len() == keys.len() => {
+                        for (key, value) in keys.iter().zip(values) {
+                            session.samples.push(key, value);
+                        }
+                    }
+                    Ok(values) => {
+                        for key in keys {
+                            session.samples.fail(
+                                key,
+                                format!("{} values for {} figures", values.len(), keys.len()),
+                            );
+                        }
+                    }
+                    Err(error) => {
+                        eprintln!("  {} {}: {error}", session.name, step.describe());
+                        for key in keys {
+                            session.samples.fail(key, error.clone());
+                        }
+                    }
+                }
+            }
+            crate::progress(&format!(
+                "{}: repetition {}/{}",
+                step.describe(),
+                rep + 1,
+                plan.reps
+            ));
+        }
+    }
+
+    // The columns: each session's results (set-up failures on every key it has).
+    let mut columns: BTreeMap<&'static str, Results> = BTreeMap::new();
+    for session in sessions {
+        let column = columns.entry(session.column).or_default();
+        match &session.remote {
+            Ok(_) => column.extend(session.samples.results()),
+            Err(error) => {
+                for step in Step::ALL {
+                    for key in (session.keys)(step) {
+                        column.insert(key, Outcome::skipped(error.clone()));
+                    }
+                }
+            }
+        }
+        drop(session.remote);
+    }
     let skipped_peers = [
         (
             "kameo",
@@ -187,7 +464,7 @@ pub fn run(plan: &Plan, wanted: &dyn Fn(&str) -> bool, report: &mut Report) {
                 figure.set(library, outcome.clone());
             }
         }
-        if key != "big-p99-vec" {
+        if !noex_only(key) {
             for (library, reason) in skipped_peers {
                 figure.set(library, Outcome::skipped(reason));
             }
@@ -341,18 +618,20 @@ impl Blaster {
 // ---------------------------------------------------------------------------------------
 // noex measurements
 
-fn start_nodes() -> Rep<(Node, Node)> {
+fn start_nodes(busy_wait: Duration) -> Rep<(Node, Node)> {
     let config = |name: &str| {
         ClusterConfig::new(name)
             .secret("noex side-by-side bench")
             .threads(THREADS)
+            .busy_wait(busy_wait)
     };
     smol_limit("starting the noex nodes", async {
-        let a = Node::start(config("bench-a"))
+        let suffix = if busy_wait.is_zero() { "-busy-off" } else { "" };
+        let a = Node::start(config(&format!("bench-a{suffix}")))
             .await
             .map_err(|e| e.to_string())?;
         let seed = a.local_node_id().ok_or("not clustered")?.to_string();
-        let b = Node::start(config("bench-b").seed(seed))
+        let b = Node::start(config(&format!("bench-b{suffix}")).seed(seed))
             .await
             .map_err(|e| e.to_string())?;
         while a.connected_nodes().len() != 1 || b.connected_nodes().len() != 1 {
@@ -471,156 +750,156 @@ fn noex_big(
     Ok((calls, transfer))
 }
 
-fn noex_and_bare(
-    plan: &Plan,
-    wanted: &dyn Fn(&str) -> bool,
-    report: &mut Report,
-) -> Rep<(Results, Results)> {
-    let (a, b) = start_nodes()?;
-    let echo = smol_limit("spawning echo", b.spawn::<Echo>(()))?.map_err(|e| e.to_string())?;
-    let sink = smol_limit("spawning sink", b.spawn::<Sink>(()))?.map_err(|e| e.to_string())?;
-    let echo = a
-        .server_ref::<Echo>(echo.pid())
-        .map_err(|e| e.to_string())?;
-    let sink = a
-        .server_ref::<Sink>(sink.pid())
-        .map_err(|e| e.to_string())?;
-    let side_a = BareThreads::new(THREADS);
-    let side_b = BareThreads::new(THREADS);
-    let mut noex = Samples::default();
-    let mut bare = Samples::default();
+/// noex's nodes A and B and the servers on B (references from A).
+struct NoexRemote {
+    a: Node,
+    b: Node,
+    echo: ServerRef<Echo>,
+    sink: ServerRef<Sink>,
+    /// The busy-waiting-off session: calls and 16 B casts only, msg/s only.
+    busy_off: bool,
+}
 
-    if wanted("remote-call") {
-        // The frame sizes noex puts on the wire, for the bare ping-pong.
-        let (a0, b0) = (a.cluster_stats(), b.cluster_stats());
-        let probe = noex_calls(&a, &echo, 0, 100)?;
-        std::hint::black_box(probe);
-        let (request_len, reply_len) = (
-            frame_size(a0, a.cluster_stats()),
-            frame_size(b0, b.cluster_stats()),
+impl NoexRemote {
+    fn start(busy_wait: Duration, busy_off: bool) -> Rep<NoexRemote> {
+        let (a, b) = start_nodes(busy_wait)?;
+        let echo = smol_limit("spawning echo", b.spawn::<Echo>(()))?.map_err(|e| e.to_string())?;
+        let sink = smol_limit("spawning sink", b.spawn::<Sink>(()))?.map_err(|e| e.to_string())?;
+        let echo = a
+            .server_ref::<Echo>(echo.pid())
+            .map_err(|e| e.to_string())?;
+        let sink = a
+            .server_ref::<Sink>(sink.pid())
+            .map_err(|e| e.to_string())?;
+        Ok(NoexRemote {
+            a,
+            b,
+            echo,
+            sink,
+            busy_off,
+        })
+    }
+
+    /// Untimed: 100 calls and a round of each cast size (a tenth of a repetition), which
+    /// warm the connection and measure the frames noex puts on the wire.
+    fn frames(&mut self, plan: &Plan) -> Rep<Frames> {
+        let (a0, b0) = (self.a.cluster_stats(), self.b.cluster_stats());
+        std::hint::black_box(noex_calls(&self.a, &self.echo, 0, 100)?);
+        let (call, reply) = (
+            frame_size(a0, self.a.cluster_stats()),
+            frame_size(b0, self.b.cluster_stats()),
         );
-        for _ in 0..plan.reps {
-            if !noex.has_failed("call-p50") {
-                match noex_calls(&a, &echo, plan.call_warmup / 10, plan.remote_calls) {
-                    Ok(t) => {
-                        noex.push("call-p50", percentile(&t, 50.0) as f64 / 1e3);
-                        noex.push("call-p99", percentile(&t, 99.0) as f64 / 1e3);
-                    }
-                    Err(e) => {
-                        noex.fail("call-p50", e.clone());
-                        noex.fail("call-p99", e);
-                    }
-                }
-            }
-            if !bare.has_failed("call-p50") {
-                match bare_ping_pong(
-                    &side_a,
-                    &side_b,
+        let cast = |size: usize, count: u64| {
+            let before = self.a.cluster_stats();
+            noex_casts(&self.a, &self.sink, count / 10 + 1, size)?;
+            Ok::<_, String>(frame_size(before, self.a.cluster_stats()))
+        };
+        let cast16 = cast(16, plan.remote_casts_small)?;
+        let cast1k = cast(1024, plan.remote_casts_large)?;
+        Ok(Frames {
+            call,
+            reply,
+            cast16,
+            cast1k,
+        })
+    }
+}
+
+impl Remote for NoexRemote {
+    fn rep(&mut self, step: Step, plan: &Plan) -> Rep<Vec<f64>> {
+        let cast_rates = |size: usize, count: u64| {
+            let elapsed = noex_casts(&self.a, &self.sink, count, size)?;
+            let rate = count as f64 / elapsed.as_secs_f64();
+            Ok(if self.busy_off {
+                vec![rate]
+            } else {
+                vec![rate, rate * size as f64 / 1e6]
+            })
+        };
+        match step {
+            Step::Call => {
+                let t = noex_calls(
+                    &self.a,
+                    &self.echo,
                     plan.call_warmup / 10,
                     plan.remote_calls,
-                    request_len,
-                    reply_len,
-                ) {
-                    Ok(t) => {
-                        bare.push("call-p50", percentile(&t, 50.0) as f64 / 1e3);
-                        bare.push("call-p99", percentile(&t, 99.0) as f64 / 1e3);
-                    }
-                    Err(e) => {
-                        bare.fail("call-p50", e.clone());
-                        bare.fail("call-p99", e);
-                    }
-                }
+                )?;
+                Ok(vec![
+                    percentile(&t, 50.0) as f64 / 1e3,
+                    percentile(&t, 99.0) as f64 / 1e3,
+                ])
+            }
+            Step::Cast16 => cast_rates(16, plan.remote_casts_small),
+            Step::Cast1k => cast_rates(1024, plan.remote_casts_large),
+            Step::Big => {
+                let (calls, transfer) =
+                    noex_big(&self.a, &self.echo, &self.sink, plan.big_size, true)?;
+                Ok(vec![
+                    percentile(&calls, 50.0) as f64 / 1e3,
+                    percentile(&calls, 99.0) as f64 / 1e3,
+                    percentile(&calls, 100.0) as f64 / 1e3,
+                    transfer.as_secs_f64() * 1e3,
+                ])
+            }
+            Step::BigVec => {
+                let (calls, _) = noex_big(&self.a, &self.echo, &self.sink, plan.big_size, false)?;
+                Ok(vec![percentile(&calls, 99.0) as f64 / 1e3])
             }
         }
-        report.notes.push(format!(
-            "remote call: {} timed u64 calls per repetition, one at a time; noex's call frame is {request_len} B and its reply frame {reply_len} B on the wire, the bare ping-pong sends frames of these sizes",
-            plan.remote_calls
-        ));
-        crate::progress("remote call: noex and bare");
     }
+}
 
-    if wanted("remote-cast") {
-        for (size, count, key, mb_key) in [
-            (16usize, plan.remote_casts_small, "cast16", "cast16-mb"),
-            (1024, plan.remote_casts_large, "cast1k", "cast1k-mb"),
-        ] {
-            let before = a.cluster_stats();
-            // A first, untimed round also measures noex's cast frame size.
-            noex_casts(&a, &sink, count / 10 + 1, size)?;
-            let cast_frame = frame_size(before, a.cluster_stats());
-            for _ in 0..plan.reps {
-                if !noex.has_failed(key) {
-                    match noex_casts(&a, &sink, count, size) {
-                        Ok(elapsed) => {
-                            let rate = count as f64 / elapsed.as_secs_f64();
-                            noex.push(key, rate);
-                            noex.push(mb_key, rate * size as f64 / 1e6);
-                        }
-                        Err(e) => {
-                            noex.fail(key, e.clone());
-                            noex.fail(mb_key, e);
-                        }
-                    }
-                }
-                if !bare.has_failed(key) {
-                    match bare_stream(&side_a, &side_b, count, cast_frame) {
-                        Ok(elapsed) => {
-                            let rate = count as f64 / elapsed.as_secs_f64();
-                            bare.push(key, rate);
-                            bare.push(mb_key, rate * size as f64 / 1e6);
-                        }
-                        Err(e) => {
-                            bare.fail(key, e.clone());
-                            bare.fail(mb_key, e);
-                        }
-                    }
-                }
-            }
-            report.notes.push(format!(
-                "remote cast {size} B: {count} casts per repetition (a `Vec<u8>` payload); noex's cast frame is {cast_frame} B, the bare batched stream sends frames of this size in 256 KiB writes; MB/s counts payload bytes (10^6)"
-            ));
+impl Drop for NoexRemote {
+    fn drop(&mut self) {
+        self.a.shutdown();
+        self.b.shutdown();
+    }
+}
+
+/// The bare limits: two sets of bare threads, a fresh loopback connection per repetition.
+struct BareRemote {
+    side_a: BareThreads,
+    side_b: BareThreads,
+    frames: Frames,
+}
+
+impl BareRemote {
+    fn new(frames: Frames) -> BareRemote {
+        BareRemote {
+            side_a: BareThreads::new(THREADS),
+            side_b: BareThreads::new(THREADS),
+            frames,
         }
-        crate::progress("remote cast: noex and bare");
     }
+}
 
-    if wanted("remote-big") {
-        for (blob, p50_key, p99_key) in [
-            (true, Some("big-p50"), "big-p99"),
-            (false, None, "big-p99-vec"),
-        ] {
-            let extra = |key: &'static str| if blob { Some(key) } else { None };
-            for _ in 0..plan.reps {
-                if noex.has_failed(p99_key) {
-                    break;
-                }
-                match noex_big(&a, &echo, &sink, plan.big_size, blob) {
-                    Ok((calls, transfer)) => {
-                        if let Some(key) = p50_key {
-                            noex.push(key, percentile(&calls, 50.0) as f64 / 1e3);
-                        }
-                        noex.push(p99_key, percentile(&calls, 99.0) as f64 / 1e3);
-                        if let Some(key) = extra("big-max") {
-                            noex.push(key, percentile(&calls, 100.0) as f64 / 1e3);
-                        }
-                        if let Some(key) = extra("big-transfer") {
-                            noex.push(key, transfer.as_secs_f64() * 1e3);
-                        }
-                    }
-                    Err(e) => {
-                        if let Some(key) = p50_key {
-                            noex.fail(key, e.clone());
-                        }
-                        noex.fail(p99_key, e);
-                    }
-                }
+impl Remote for BareRemote {
+    fn rep(&mut self, step: Step, plan: &Plan) -> Rep<Vec<f64>> {
+        let stream = |size: usize, count: u64, frame: usize| {
+            let elapsed = bare_stream(&self.side_a, &self.side_b, count, frame)?;
+            let rate = count as f64 / elapsed.as_secs_f64();
+            Ok(vec![rate, rate * size as f64 / 1e6])
+        };
+        match step {
+            Step::Call => {
+                let t = bare_ping_pong(
+                    &self.side_a,
+                    &self.side_b,
+                    plan.call_warmup / 10,
+                    plan.remote_calls,
+                    self.frames.call,
+                    self.frames.reply,
+                )?;
+                Ok(vec![
+                    percentile(&t, 50.0) as f64 / 1e3,
+                    percentile(&t, 99.0) as f64 / 1e3,
+                ])
             }
+            Step::Cast16 => stream(16, plan.remote_casts_small, self.frames.cast16),
+            Step::Cast1k => stream(1024, plan.remote_casts_large, self.frames.cast1k),
+            Step::Big | Step::BigVec => Err("no bare large-message limit".into()),
         }
-        crate::progress("remote big: noex");
     }
-
-    a.shutdown();
-    b.shutdown();
-    Ok((noex.results(), bare.results()))
 }
 
 // ---------------------------------------------------------------------------------------
