@@ -55,6 +55,12 @@ pub const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// How long a node's threads busy-wait for work before they sleep, unless configured
 /// otherwise ([`NodeBuilder::busy_wait`], [`ClusterConfig::busy_wait`](crate::ClusterConfig::busy_wait)).
+///
+/// Chosen from measurements on a 2-vCPU VM (two nodes on 127.0.0.1, one thread each):
+/// with busy-waiting off, a call from `block_on` to the node took about 60 µs at the
+/// median and a remote call's p99 was about 45 µs; at 20 µs the remote p99 was still
+/// 26 µs; at 50 µs they were 1.7 µs and 14 µs, and 100 µs bought nothing more. A round trip
+/// between nodes leaves each side idle for about 10 µs, which 50 µs covers with room.
 pub const DEFAULT_BUSY_WAIT: Duration = Duration::from_micros(50);
 
 /// A noex runtime instance: it owns its processes, names, timers and threads.
