@@ -45,7 +45,7 @@ pub enum RefusedReason {
     CertificateExpired,
     /// The certificate is not valid for the name it was checked against.
     NameMismatch {
-        /// The name dialled (or [`TlsConfig::server_name`](super::TlsConfig::server_name)).
+        /// The name dialled (or `TlsConfig::server_name`).
         expected: String,
         /// The names the certificate is valid for.
         presented: Vec<String>,
