@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::{cluster_config, run_blocking, wait_connected, within};
 use noex::{behavior, ClusterEvent, ClusterEvents, Node, RefusedReason, TlsConfig, TlsError};
@@ -33,12 +33,27 @@ impl Authority {
 
     /// A certificate (PEM) for `names` and its key (PEM).
     fn issue(&self, names: &[&str], expired: bool) -> (String, String) {
+        match expired {
+            true => self.issue_valid(names, -1000, -10),
+            false => self.issue_valid(names, -60, 3600),
+        }
+    }
+
+    /// A certificate (PEM) for `names`, valid from `from` to `until` seconds from now, and
+    /// its key (PEM).
+    fn issue_valid(&self, names: &[&str], from: i64, until: i64) -> (String, String) {
         let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
         let mut params = CertificateParams::new(names).unwrap();
-        if expired {
-            params.not_before = rcgen::date_time_ymd(2020, 1, 1);
-            params.not_after = rcgen::date_time_ymd(2021, 1, 1);
-        }
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+        let at = |offset: i64| {
+            let epoch = rcgen::date_time_ymd(1970, 1, 1);
+            match offset >= 0 {
+                true => epoch + now + Duration::from_secs(offset as u64),
+                false => epoch + now - Duration::from_secs(offset.unsigned_abs()),
+            }
+        };
+        params.not_before = at(from);
+        params.not_after = at(until);
         let key = KeyPair::generate().unwrap();
         let certificate = params.signed_by(&key, &self.issuer).unwrap();
         (certificate.pem(), key.serialize_pem())
@@ -52,6 +67,16 @@ impl Authority {
 
     fn node_named(&self, issuer: &Authority, names: &[&str], expired: bool) -> TlsConfig {
         let (certificate, key) = issuer.issue(names, expired);
+        self.node_with(&certificate, &key)
+    }
+
+    /// A node that trusts this authority and presents `certificate`.
+    fn node_valid(&self, from: i64, until: i64) -> TlsConfig {
+        let (certificate, key) = self.issue_valid(&["127.0.0.1"], from, until);
+        self.node_with(&certificate, &key)
+    }
+
+    fn node_with(&self, certificate: &str, key: &str) -> TlsConfig {
         TlsConfig::from_pem(
             self.pem().as_bytes(),
             certificate.as_bytes(),
@@ -332,4 +357,92 @@ fn tls_settings_that_cannot_work_are_typed_errors() {
             .server_name("not a name"),
         Err(TlsError::ServerName(_))
     ));
+}
+
+#[test]
+fn a_certificate_not_valid_yet_is_retried_until_it_is() {
+    run_blocking(async {
+        let ca = Authority::new("cluster CA");
+        let a = start("a", Some(ca.node(&ca, false)), None).await;
+        let events = a.cluster_events();
+        // Valid two seconds from now (issued ahead of a clock, say).
+        let early = start("early", Some(ca.node_valid(2, 3600)), Some(&a)).await;
+        let (inbound, by_peer, reason) = refused(&events).await;
+        assert_eq!(
+            (inbound, by_peer, reason),
+            (true, false, RefusedReason::CertificateNotYetValid)
+        );
+        // Tried again as a failed connection is, it gets in once valid.
+        within("the early node to get in", async {
+            while a.connected_nodes().is_empty() {
+                smol::Timer::after(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        still_serves(&a, &early).await;
+        shutdown(&[&a, &early]);
+    });
+}
+
+#[test]
+fn a_node_whose_certificate_expired_cannot_come_back_by_resuming_a_session() {
+    run_blocking(async {
+        let ca = Authority::new("cluster CA");
+        let a = start("a", Some(ca.node(&ca, false)), None).await;
+        // Valid for two more seconds: long enough to connect.
+        let b = start("b", Some(ca.node_valid(-60, 2)), Some(&a)).await;
+        wait_connected(&a, 1).await;
+        let events = a.cluster_events();
+        // Waiting for the certificate to expire (a time, not an event to synchronise on).
+        smol::Timer::after(Duration::from_millis(2500)).await;
+        assert!(b.faults().disconnect(a.local_node_id().unwrap()));
+        // Reconnecting takes a full handshake, which checks the certificate again.
+        loop {
+            let (_, _, reason) = refused(&events).await;
+            if reason == RefusedReason::CertificateExpired {
+                break;
+            }
+        }
+        assert!(a.connected_nodes().is_empty());
+        shutdown(&[&a, &b]);
+    });
+}
+
+#[test]
+fn connections_that_are_no_nodes_are_reported_once_in_a_while() {
+    use futures_lite::AsyncWriteExt;
+    run_blocking(async {
+        let ca = Authority::new("cluster CA");
+        let secure = start("secure", Some(ca.node(&ca, false)), None).await;
+        let plain = start("plain", None, None).await;
+        for node in [&secure, &plain] {
+            let events = node.cluster_events();
+            let address = id(node).split_once('@').unwrap().1.to_owned();
+            // A health check or a port scanner, fifty times.
+            for _ in 0..50 {
+                let mut stream = async_net::TcpStream::connect(address.as_str())
+                    .await
+                    .unwrap();
+                let _ = stream.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+                let mut rest = Vec::new();
+                let _ = futures_lite::AsyncReadExt::read_to_end(&mut stream, &mut rest).await;
+            }
+            // One report; the node then goes on serving.
+            let (inbound, by_peer, _) = refused(&events).await;
+            assert!(inbound && !by_peer);
+            let tls = node.local_node_id() == secure.local_node_id();
+            let friend = match tls {
+                true => start("friend", Some(ca.node(&ca, false)), Some(node)).await,
+                false => start("friend", None, Some(node)).await,
+            };
+            wait_connected(node, 1).await;
+            still_serves(node, &friend).await;
+            let more = std::iter::from_fn(|| events.try_recv())
+                .filter(|event| matches!(event, ClusterEvent::Refused { .. }))
+                .count();
+            assert_eq!(more, 0, "one report for fifty refusals");
+            friend.shutdown();
+        }
+        shutdown(&[&secure, &plain]);
+    });
 }

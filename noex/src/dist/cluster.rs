@@ -32,6 +32,7 @@ use super::handshake::{Established, Local};
 use super::node_id::NodeId;
 use super::peer::{self, Held, Peer};
 use super::reassembly::Reassembly;
+use super::refused::InboundReports;
 use super::status::{ClusterEvent, NodeDownReason, NodeInfo, NodeStatus, TrafficStats};
 use super::transport::Stream;
 use super::wire::WireMessage;
@@ -64,6 +65,8 @@ pub(crate) struct Cluster {
     pub(super) handshakes_held: AtomicUsize,
     /// The connections whose memory is still held.
     pub(crate) held: Held,
+    /// When accepted connections' refusals were last reported (see `refused`).
+    pub(super) inbound_reports: InboundReports,
     /// `Down`s delivered for processes of other nodes.
     pub(super) downs_delivered: AtomicU64,
     /// The spawns this node asked of others.
@@ -149,6 +152,7 @@ impl Cluster {
             handshakes_released: event_listener::Event::new(),
             handshakes_held: AtomicUsize::new(0),
             held: Held::default(),
+            inbound_reports: InboundReports::default(),
             downs_delivered: AtomicU64::new(0),
             spawn_counters: Default::default(),
             membership: Default::default(),

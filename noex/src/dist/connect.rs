@@ -20,8 +20,11 @@
 //!
 //! A dial loop retries with exponential backoff and jitter until it connects, or until
 //! the peer is connected through a connection of its own. A refusal for good — a wrong
-//! secret, another protocol version, another node than expected at that address, or
-//! something that does not speak the protocol — ends it. So does silence: an address that
+//! secret, another protocol version, another node than expected at that address, a
+//! certificate refused, or something that does not speak the protocol — ends it, unless the
+//! address is a seed, which is tried again every 30 s (its node may be fixed and
+//! restarted without knowing of this one). Each refusal is reported once per loop (see
+//! `refused`). So does silence: an address that
 //! has not answered for [`ClusterConfig::forget_unreachable_after`] is forgotten, unless it
 //! is a configured seed. A dial refused because the peer is connecting to this node
 //! (`AlreadyConnected`) tries again shortly, until that connection exists.
@@ -45,6 +48,7 @@ use futures_lite::FutureExt;
 use super::cluster::Cluster;
 use super::handshake::{self, Established, HandshakeError};
 use super::node_id::NodeId;
+use super::refused::{classify, RefusedReason};
 use super::transport::Stream;
 use super::wire::{Refusal, WireError};
 
@@ -120,7 +124,9 @@ impl Cluster {
                 // Already dialled: it goes on, and gives up only as the stronger reason
                 // allows.
                 dial.kind = dial.kind.max(kind);
-                dial.renewed = true;
+                // A peer lost anew starts the loop's clock and backoff over; a seed listed
+                // again (discovery asks at every poll) does not.
+                dial.renewed |= kind == DialKind::Lost;
                 return;
             }
             if kind == DialKind::Learned {
@@ -301,6 +307,10 @@ impl Cluster {
 /// them, a dial loop goes back to its backoff.
 const MAX_TIES: u32 = 20;
 
+/// A seed that refused this node is tried again this often (or every `reconnect_max`, if
+/// longer).
+const REFUSED_RETRY: Duration = Duration::from_secs(30);
+
 pub(super) async fn accept_loop(cluster: Weak<Cluster>, listener: TcpListener) {
     loop {
         let stopped = {
@@ -382,7 +392,7 @@ async fn accept_one(cluster: Weak<Cluster>, tcp: TcpStream, from: SocketAddr) {
             tracing::debug!(%from, "refused a duplicate connection");
         }
         Some(Err(error)) => {
-            if !strong.report_refused(&from.to_string(), true, &error) {
+            if !strong.report_inbound_refusal(from, &error) {
                 tracing::warn!(%from, %error, "an accepted connection failed in its handshake");
             }
         }
@@ -397,8 +407,12 @@ enum Attempt {
     /// Refused because the peer is connected, or connecting, to this node: where the
     /// socket led (to recognise the peer by it).
     Tied(Option<SocketAddr>),
-    /// Refused in a way that trying again cannot change.
-    ForGood(String),
+    /// Refused, by either side.
+    Refused {
+        reason: RefusedReason,
+        by_peer: bool,
+        error: String,
+    },
     /// Failed; `answered` if something at the address replied.
     Failed {
         error: String,
@@ -422,6 +436,8 @@ async fn dial_loop(cluster: &Weak<Cluster>, address: &str, expected: Option<Node
     let mut backoff = min;
     let mut last_answer = Instant::now();
     let (mut ties, mut warned) = (0, false);
+    // What the last refusal said (each is reported once per loop).
+    let mut refused: Option<RefusedReason> = None;
     // Since when an inbound handshake from the peer has kept this dial waiting.
     let mut waiting_since: Option<Instant> = None;
     loop {
@@ -489,13 +505,35 @@ async fn dial_loop(cluster: &Weak<Cluster>, address: &str, expected: Option<Node
                     continue;
                 }
             }
-            Attempt::ForGood(error) => {
+            Attempt::Refused {
+                reason,
+                by_peer,
+                error,
+            } => {
                 strong.end_handshake(address);
-                tracing::error!(%address, %error, "refused for good; no longer dialling it");
-                let mut state = strong.lock();
-                state.dials.remove(address);
-                state.listings.refused(address);
-                return;
+                ties = 0;
+                let new = refused.as_ref() != Some(&reason);
+                refused = Some(reason.clone());
+                if new {
+                    strong.report_refused(address, false, by_peer, reason.clone());
+                }
+                if reason.is_final() {
+                    if kind != DialKind::Seed {
+                        tracing::error!(%address, %error, "refused for good; no longer dialling it");
+                        let mut state = strong.lock();
+                        state.dials.remove(address);
+                        state.listings.refused(address);
+                        return;
+                    }
+                    // A seed is tried again, slowly: its node may be fixed and restarted
+                    // without knowing of this one.
+                    if new {
+                        tracing::error!(%address, %error, "refused; trying again every {REFUSED_RETRY:?}");
+                    }
+                    drop(strong);
+                    smol::Timer::after(jitter(REFUSED_RETRY.max(max))).await;
+                    continue;
+                }
             }
             Attempt::Failed { error, answered } => {
                 strong.end_handshake(address);
@@ -551,13 +589,7 @@ async fn attempt(cluster: &Cluster, address: &str, expected: Option<&NodeId>) ->
         Ok(stream) => stream,
         Err(error) => {
             let error = HandshakeError::Wire(WireError::Io(error));
-            return match cluster.report_refused(address, false, &error) {
-                true => Attempt::ForGood(error.to_string()),
-                false => Attempt::Failed {
-                    error: error.to_string(),
-                    answered: true,
-                },
-            };
+            return refused_or(&error, true);
         }
     };
     let local = cluster.local();
@@ -573,12 +605,21 @@ async fn attempt(cluster: &Cluster, address: &str, expected: Option<&NodeId>) ->
         // A wrong secret or version, another node at that address, a certificate refused,
         // or something that does not speak the protocol: for good. A lost connection is
         // tried again.
-        Err(error) => match cluster.report_refused(address, false, &error) {
-            true => Attempt::ForGood(error.to_string()),
-            false => Attempt::Failed {
-                error: error.to_string(),
-                answered: false,
-            },
+        Err(error) => refused_or(&error, false),
+    }
+}
+
+/// A refusal, if `error` is one; otherwise a failure.
+fn refused_or(error: &HandshakeError, answered: bool) -> Attempt {
+    match classify(error) {
+        Some((reason, by_peer)) => Attempt::Refused {
+            reason,
+            by_peer,
+            error: error.to_string(),
+        },
+        None => Attempt::Failed {
+            error: error.to_string(),
+            answered,
         },
     }
 }

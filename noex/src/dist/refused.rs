@@ -1,6 +1,12 @@
 //! Why a connection with another node was refused at connect time, as the cluster events
 //! report it.
 
+use std::collections::HashMap;
+use std::mem::Discriminant;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
 use super::cluster::Cluster;
 use super::handshake::HandshakeError;
 use super::node_id::NodeId;
@@ -10,9 +16,19 @@ use super::wire::{Refusal, WireError};
 /// Why a connection with another node was refused before it was up, from
 /// [`ClusterEvent::Refused`](super::ClusterEvent::Refused).
 ///
-/// Whichever side refused, both report it: the refusing side with what it found wrong,
-/// the other with what it was told (`by_peer` in the event). A dial refused for one of
-/// these reasons is not retried: the settings of one of the nodes must change first.
+/// The refusing side reports what it found wrong; the other side reports what it was told
+/// (`by_peer` in the event), when it was told — a dialler that reaches another node than
+/// it dialled hangs up without a word, and a name mismatch reaches the accepting side as
+/// `BadCertificate`. A dial refused for one of these reasons is retried only slowly (a
+/// seed every 30 s; another address not at all): the settings of one of the nodes must
+/// change first — except [`CertificateExpired`](Self::CertificateExpired),
+/// [`CertificateNotYetValid`](Self::CertificateNotYetValid) and [`Tls`](Self::Tls), which
+/// are retried as a failed connection is (a certificate renewed, a clock caught up; TLS
+/// alerts do not tell an expired certificate from one not valid yet).
+///
+/// A node reports each reason once per dial loop, and an accepted connection's refusal at
+/// most once per 10 s per source address and reason, so a port scanner cannot flood the
+/// events or the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RefusedReason {
@@ -41,8 +57,11 @@ pub enum RefusedReason {
     PeerUsesTls,
     /// The certificate does not chain to the configured certificate authority.
     UnknownIssuer,
-    /// The certificate has expired (or is not valid yet).
+    /// The certificate has expired.
     CertificateExpired,
+    /// The certificate is not valid yet (a clock behind, or a certificate issued moments
+    /// ago): retried.
+    CertificateNotYetValid,
     /// The certificate is not valid for the name it was checked against.
     NameMismatch {
         /// The name dialled (or `TlsConfig::server_name`).
@@ -82,6 +101,7 @@ impl std::fmt::Display for RefusedReason {
                 f.write_str("certificate not issued by the cluster's certificate authority")
             }
             RefusedReason::CertificateExpired => f.write_str("certificate expired"),
+            RefusedReason::CertificateNotYetValid => f.write_str("certificate not valid yet"),
             RefusedReason::NameMismatch {
                 expected,
                 presented,
@@ -99,18 +119,56 @@ impl std::fmt::Display for RefusedReason {
     }
 }
 
+impl RefusedReason {
+    /// `false` for a refusal that another attempt may not meet (see the type's docs).
+    pub(crate) fn is_final(&self) -> bool {
+        !matches!(
+            self,
+            RefusedReason::CertificateExpired
+                | RefusedReason::CertificateNotYetValid
+                | RefusedReason::Tls(_)
+        )
+    }
+}
+
+/// How often an accepted connection's refusal is reported per source address and reason.
+const INBOUND_REPORT_EVERY: Duration = Duration::from_secs(10);
+
+/// Source addresses and reasons remembered at most (then forgotten all at once).
+const INBOUND_REPORTS_KEPT: usize = 1024;
+
+/// When each (source address, reason) of accepted connections was last reported.
+#[derive(Default)]
+pub(crate) struct InboundReports(Mutex<HashMap<(IpAddr, Discriminant<RefusedReason>), Instant>>);
+
+impl InboundReports {
+    /// `true` if the refusal of a connection from `from` for `reason` is to be reported.
+    fn admit(&self, from: IpAddr, reason: &RefusedReason) -> bool {
+        let mut reported = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        let key = (from, std::mem::discriminant(reason));
+        match reported.get(&key) {
+            Some(last) if now.duration_since(*last) < INBOUND_REPORT_EVERY => false,
+            _ => {
+                if reported.len() >= INBOUND_REPORTS_KEPT {
+                    reported.clear();
+                }
+                reported.insert(key, now);
+                true
+            }
+        }
+    }
+}
+
 impl Cluster {
-    /// Reports (an event and a log line) a handshake that ended in a refusal, by either
-    /// side. Returns `false` if `error` is no refusal (a lost connection, say).
+    /// Reports (an event and a log line) a refusal by either side.
     pub(super) fn report_refused(
         &self,
         address: &str,
         inbound: bool,
-        error: &HandshakeError,
-    ) -> bool {
-        let Some((reason, by_peer)) = classify(error) else {
-            return false;
-        };
+        by_peer: bool,
+        reason: RefusedReason,
+    ) {
         let by = if by_peer { "the peer" } else { "this node" };
         tracing::warn!(%address, inbound, %reason, "connection refused by {by}");
         self.events.publish(ClusterEvent::Refused {
@@ -119,6 +177,19 @@ impl Cluster {
             by_peer,
             reason,
         });
+    }
+
+    /// Reports the refusal of an accepted connection from `from` (rate-limited); `false`
+    /// if `error` is no refusal.
+    pub(super) fn report_inbound_refusal(&self, from: SocketAddr, error: &HandshakeError) -> bool {
+        let Some((reason, by_peer)) = classify(error) else {
+            return false;
+        };
+        if self.inbound_reports.admit(from.ip(), &reason) {
+            self.report_refused(&from.to_string(), true, by_peer, reason);
+        } else {
+            tracing::debug!(%from, %reason, "connection refused (reported recently)");
+        }
         true
     }
 }
@@ -175,10 +246,12 @@ fn tls_failure(error: &std::io::Error) -> Option<(RefusedReason, bool)> {
 
     let error = error.get_ref()?.downcast_ref::<Error>()?;
     let certificate = |error: &CertificateError| match error {
-        CertificateError::Expired
-        | CertificateError::ExpiredContext { .. }
-        | CertificateError::NotValidYet
-        | CertificateError::NotValidYetContext { .. } => RefusedReason::CertificateExpired,
+        CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+            RefusedReason::CertificateExpired
+        }
+        CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+            RefusedReason::CertificateNotYetValid
+        }
         CertificateError::UnknownIssuer => RefusedReason::UnknownIssuer,
         CertificateError::NotValidForNameContext {
             expected,

@@ -9,6 +9,11 @@
 //! for certificates issued to one service name. The cluster secret's handshake then runs
 //! inside TLS: a peer must pass both.
 //!
+//! Certificates are checked when a connection is made (every handshake is a full one: no
+//! session resumption), not while it lasts: a node whose certificate expires keeps its
+//! connections until they drop. A node certificate with an extended key usage must allow
+//! both server and client authentication (it acts as both).
+//!
 //! A peer that is refused — no TLS, a certificate from another authority, expired, not
 //! valid for the name — is reported on both sides as a [`ClusterEvent::Refused`] with a
 //! [`RefusedReason`] and a log line, and the node goes on serving its other peers.
@@ -151,7 +156,9 @@ impl TlsConfig {
     /// dials, `server` for those it accepts. For mutual authentication, `client` must
     /// present a certificate and `server` must verify its peers' (a
     /// [`WebPkiClientVerifier`](rustls::server::WebPkiClientVerifier)); the TLS versions
-    /// and cipher suites are theirs.
+    /// and cipher suites are theirs. Turn session resumption off in both (as the other
+    /// constructors do): a resumed handshake checks no certificate, so an expired or
+    /// revoked one would be let back in.
     pub fn from_rustls(client: Arc<ClientConfig>, server: Arc<ServerConfig>) -> TlsConfig {
         TlsConfig {
             client,
@@ -182,7 +189,7 @@ impl TlsConfig {
             roots.add(certificate).map_err(rustls_error)?;
         }
         let roots = Arc::new(roots);
-        let client = ClientConfig::builder_with_provider(provider.clone())
+        let mut client = ClientConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(rustls_error)?
             .with_root_certificates(roots.clone())
@@ -191,12 +198,18 @@ impl TlsConfig {
         let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider.clone())
             .build()
             .map_err(|error| TlsError::Rustls(error.to_string()))?;
-        let server = ServerConfig::builder_with_provider(provider)
+        let mut server = ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(rustls_error)?
             .with_client_cert_verifier(verifier)
             .with_single_cert(chain, key)
             .map_err(rustls_error)?;
+        // No session resumption: a resumed handshake checks no certificate, so a node
+        // whose certificate expired would get back in. Connections between nodes are
+        // long-lived; a full handshake each time costs nothing that matters.
+        client.resumption = rustls::client::Resumption::disabled();
+        server.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+        server.send_tls13_tickets = 0;
         Ok(TlsConfig::from_rustls(Arc::new(client), Arc::new(server)))
     }
 
