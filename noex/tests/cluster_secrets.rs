@@ -6,8 +6,10 @@ mod common;
 
 use std::time::Duration;
 
+use futures_lite::future::poll_once;
+
 use common::raw::Raw;
-use common::{cluster_config, run_blocking, wait_connected, within};
+use common::{cluster_config, eventually, run_blocking, wait_connected, within};
 use noex::{ClusterConfig, ClusterEvent, Node, RefusedReason, StartError};
 
 #[test]
@@ -153,6 +155,48 @@ fn connections_that_never_finish_their_handshake_are_closed_and_peers_are_served
         }
         assert_eq!(a.connected_nodes().len(), 1);
         assert_eq!(a.faults().connections_held(), 1);
+        a.shutdown();
+        b.shutdown();
+    });
+}
+
+#[test]
+fn a_flood_of_connections_holds_at_most_64_handshakes_open() {
+    run_blocking(async {
+        // Long enough that the silent connections are not closed for their silence here.
+        let config = |name: &str| cluster_config(name).connect_timeout(Duration::from_secs(30));
+        let a = Node::start(config("a")).await.unwrap();
+        let seed = a.local_node_id().unwrap().to_string();
+        let b = Node::start(config("b").seed(seed)).await.unwrap();
+        wait_connected(&a, 1).await;
+        let mut silent = Vec::new();
+        for _ in 0..100 {
+            silent.push(Raw::connect(&a).await);
+        }
+        // The 36 beyond the bound are closed at once; the 64 wait for their deadline.
+        let mut closed = vec![false; silent.len()];
+        let mut count_closed = || {
+            for (raw, closed) in silent.iter_mut().zip(closed.iter_mut()) {
+                let mut byte = [0u8; 1];
+                let read = futures_lite::AsyncReadExt::read(&mut raw.stream, &mut byte);
+                if let Some(Ok(0) | Err(_)) = futures_lite::future::block_on(poll_once(read)) {
+                    *closed = true;
+                }
+            }
+            closed.iter().filter(|c| **c).count()
+        };
+        eventually("the connections beyond the bound to be closed", || {
+            count_closed() >= 36
+        })
+        .await;
+        assert_eq!(count_closed(), 36);
+        // Meanwhile a serves its peer.
+        let server = b.spawn::<Idle>(()).await.unwrap();
+        let registered = within("a registration across the nodes", {
+            a.register_global("served", server.pid())
+        })
+        .await;
+        assert_eq!(registered, Ok(()));
         a.shutdown();
         b.shutdown();
     });

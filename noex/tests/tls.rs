@@ -149,6 +149,13 @@ async fn refused(events: &ClusterEvents) -> (bool, bool, RefusedReason) {
 
 /// `node` still serves its peer `from`: a call from there is answered.
 async fn still_serves(node: &Node, from: &Node) {
+    // (`from` may see the connection up a moment after `node` does.)
+    common::eventually("the peer to see the connection", || {
+        from.connected_nodes()
+            .iter()
+            .any(|peer| Some(&peer.id) == node.local_node_id())
+    })
+    .await;
     let tally = node.spawn::<Tally>(()).await.unwrap();
     let remote = from.server_ref::<Tally>(tally.pid()).unwrap();
     remote.add(2).unwrap();
@@ -389,12 +396,13 @@ fn a_node_whose_certificate_expired_cannot_come_back_by_resuming_a_session() {
     run_blocking(async {
         let ca = Authority::new("cluster CA");
         let a = start("a", Some(ca.node(&ca, false)), None).await;
-        // Valid for two more seconds: long enough to connect.
-        let b = start("b", Some(ca.node_valid(-60, 2)), Some(&a)).await;
+        // Valid for one more second: long enough to connect.
+        let b = start("b", Some(ca.node_valid(-60, 1)), Some(&a)).await;
         wait_connected(&a, 1).await;
         let events = a.cluster_events();
-        // Waiting for the certificate to expire (a time, not an event to synchronise on).
-        smol::Timer::after(Duration::from_millis(2500)).await;
+        // Waiting for the certificate to expire (a time, not an event to synchronise on;
+        // certificates count whole seconds, so well past the second).
+        smol::Timer::after(Duration::from_millis(2200)).await;
         assert!(b.faults().disconnect(a.local_node_id().unwrap()));
         // Reconnecting takes a full handshake, which checks the certificate again.
         loop {

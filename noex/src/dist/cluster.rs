@@ -25,14 +25,15 @@ use std::time::{Duration, Instant};
 use async_net::TcpListener;
 use futures_lite::FutureExt;
 
+use super::accept::accept_loop;
 use super::config::ClusterConfig;
-use super::connect::{accept_loop, Dial, DialKind};
+use super::connect::{Dial, DialKind};
 use super::discovery::{self, Listings};
 use super::handshake::{Established, Local};
 use super::node_id::NodeId;
 use super::peer::{self, Held, Peer};
 use super::reassembly::Reassembly;
-use super::refused::InboundReports;
+use super::refused::Inbound;
 use super::status::{ClusterEvent, NodeDownReason, NodeInfo, NodeStatus, TrafficStats};
 use super::transport::Stream;
 use super::wire::WireMessage;
@@ -65,8 +66,8 @@ pub(crate) struct Cluster {
     pub(super) handshakes_held: AtomicUsize,
     /// The connections whose memory is still held.
     pub(crate) held: Held,
-    /// When accepted connections' refusals were last reported (see `refused`).
-    pub(super) inbound_reports: InboundReports,
+    /// Accepted connections before they are authenticated (see `refused`).
+    pub(super) inbound: Arc<Inbound>,
     /// `Down`s delivered for processes of other nodes.
     pub(super) downs_delivered: AtomicU64,
     /// The spawns this node asked of others.
@@ -152,7 +153,7 @@ impl Cluster {
             handshakes_released: event_listener::Event::new(),
             handshakes_held: AtomicUsize::new(0),
             held: Held::default(),
-            inbound_reports: InboundReports::default(),
+            inbound: Arc::default(),
             downs_delivered: AtomicU64::new(0),
             spawn_counters: Default::default(),
             membership: Default::default(),

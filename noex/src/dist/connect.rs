@@ -1,4 +1,5 @@
-//! Making connections: the accept loop, and a dial loop per address this node connects to.
+//! Making connections: a dial loop per address this node connects to, and the rules that
+//! keep one connection per pair of nodes (accepted connections are `accept`'s).
 //!
 //! # One connection per pair of nodes
 //!
@@ -42,7 +43,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use async_net::{TcpListener, TcpStream};
+use async_net::TcpStream;
 use futures_lite::FutureExt;
 
 use super::cluster::Cluster;
@@ -310,96 +311,6 @@ const MAX_TIES: u32 = 20;
 /// A seed that refused this node is tried again this often (or every `reconnect_max`, if
 /// longer).
 const REFUSED_RETRY: Duration = Duration::from_secs(30);
-
-pub(super) async fn accept_loop(cluster: Weak<Cluster>, listener: TcpListener) {
-    loop {
-        let stopped = {
-            let Some(cluster) = cluster.upgrade() else {
-                return;
-            };
-            // Listen before checking, so a stop in between is not missed.
-            let stopped = cluster.stopped.listen();
-            if cluster.is_stopping() {
-                return;
-            }
-            stopped
-        };
-        let accepted = async { Some(listener.accept().await) }
-            .or(async {
-                stopped.await;
-                None
-            })
-            .await;
-        // Stopped: returning drops (closes) the listener, freeing the port.
-        let Some(accepted) = accepted else {
-            return;
-        };
-        let Some(cluster) = cluster.upgrade() else {
-            return;
-        };
-        if cluster.is_stopping() {
-            return;
-        }
-        let (stream, from) = match accepted {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                tracing::warn!(%error, "accepting a connection failed");
-                smol::Timer::after(Duration::from_millis(10)).await;
-                continue;
-            }
-        };
-        if cluster.refuse_connections.load(Ordering::Relaxed) {
-            drop(stream);
-            continue;
-        }
-        let weak = Arc::downgrade(&cluster);
-        cluster.spawn(async move { accept_one(weak, stream, from).await });
-    }
-}
-
-async fn accept_one(cluster: Weak<Cluster>, tcp: TcpStream, from: SocketAddr) {
-    let Some(strong) = cluster.upgrade() else {
-        return;
-    };
-    let timeout = strong.config.connect_timeout;
-    // While the handshake is under way, this node does not begin one of its own with the
-    // same peer (see the module docs); dropped at the end, whatever the end.
-    let mut admitted = None;
-    let handshake = async {
-        let mut stream = match strong.secure_accepted(tcp).await {
-            Ok(stream) => stream,
-            Err(error) => return Some(Err(HandshakeError::Wire(WireError::Io(error)))),
-        };
-        let local = strong.local();
-        let admit = |peer: &NodeId, incarnation| {
-            admitted = Some(strong.admit(peer, incarnation)?);
-            Ok(())
-        };
-        let established = handshake::accept(&mut stream, &local, admit, strong.handshake_hold());
-        Some(established.await.map(|established| (established, stream)))
-    };
-    let result = handshake
-        .or(async {
-            smol::Timer::after(timeout).await;
-            None
-        })
-        .await;
-    match result {
-        Some(Ok((established, stream))) => {
-            strong.register(established, stream, false);
-        }
-        Some(Err(HandshakeError::Refused(Refusal::AlreadyConnected))) => {
-            tracing::debug!(%from, "refused a duplicate connection");
-        }
-        Some(Err(error)) => {
-            if !strong.report_inbound_refusal(from, &error) {
-                tracing::warn!(%from, %error, "an accepted connection failed in its handshake");
-            }
-        }
-        None => tracing::warn!(%from, "a connection did not complete its handshake in time"),
-    }
-    drop(admitted);
-}
 
 /// How one attempt to connect ended.
 enum Attempt {

@@ -76,6 +76,7 @@
 //! by a connection opened on demand (as Erlang connects on first use) or by forwarding
 //! over the overlay.
 
+mod accept;
 mod cluster;
 mod config;
 mod connect;

@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 use std::mem::Discriminant;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::cluster::Cluster;
@@ -137,9 +138,42 @@ const INBOUND_REPORT_EVERY: Duration = Duration::from_secs(10);
 /// Source addresses and reasons remembered at most (then forgotten all at once).
 const INBOUND_REPORTS_KEPT: usize = 1024;
 
+/// Handshakes of accepted connections under way at most; more connections are closed at
+/// once. A handshake is work for a peer nobody has authenticated yet (over TLS, a key
+/// exchange and a signature), so a flood of connections must not take the threads.
+pub(crate) const MAX_INBOUND_HANDSHAKES: usize = 64;
+
+/// What a node keeps about the connections it accepted before they are authenticated.
+#[derive(Default)]
+pub(crate) struct Inbound {
+    /// When each (source address, reason) of a refusal was last reported.
+    reports: InboundReports,
+    /// Handshakes under way.
+    handshakes: AtomicUsize,
+}
+
+impl Inbound {
+    /// Counts an accepted connection's handshake while the returned guard lives; `None`
+    /// if [`MAX_INBOUND_HANDSHAKES`] are under way.
+    pub(crate) fn begin_handshake(self: &Arc<Self>) -> Option<InboundHandshake> {
+        let before = self.handshakes.fetch_add(1, Ordering::AcqRel);
+        let guard = InboundHandshake(self.clone());
+        (before < MAX_INBOUND_HANDSHAKES).then_some(guard)
+    }
+}
+
+/// An accepted connection's handshake, counted until dropped.
+pub(crate) struct InboundHandshake(Arc<Inbound>);
+
+impl Drop for InboundHandshake {
+    fn drop(&mut self) {
+        self.0.handshakes.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// When each (source address, reason) of accepted connections was last reported.
 #[derive(Default)]
-pub(crate) struct InboundReports(Mutex<HashMap<(IpAddr, Discriminant<RefusedReason>), Instant>>);
+struct InboundReports(Mutex<HashMap<(IpAddr, Discriminant<RefusedReason>), Instant>>);
 
 impl InboundReports {
     /// `true` if the refusal of a connection from `from` for `reason` is to be reported.
@@ -185,7 +219,7 @@ impl Cluster {
         let Some((reason, by_peer)) = classify(error) else {
             return false;
         };
-        if self.inbound_reports.admit(from.ip(), &reason) {
+        if self.inbound.reports.admit(from.ip(), &reason) {
             self.report_refused(&from.to_string(), true, by_peer, reason);
         } else {
             tracing::debug!(%from, %reason, "connection refused (reported recently)");

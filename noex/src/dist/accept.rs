@@ -1,0 +1,114 @@
+//! Accepting connections: the accept loop, and the handshake of each accepted connection
+//! (TLS first, if this node has it), bounded in number and in time (see `refused`).
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use async_net::{TcpListener, TcpStream};
+use futures_lite::FutureExt;
+
+use super::cluster::Cluster;
+use super::handshake::{self, HandshakeError};
+use super::node_id::NodeId;
+use super::refused::MAX_INBOUND_HANDSHAKES;
+use super::wire::{Refusal, WireError};
+
+pub(super) async fn accept_loop(cluster: Weak<Cluster>, listener: TcpListener) {
+    loop {
+        let stopped = {
+            let Some(cluster) = cluster.upgrade() else {
+                return;
+            };
+            // Listen before checking, so a stop in between is not missed.
+            let stopped = cluster.stopped.listen();
+            if cluster.is_stopping() {
+                return;
+            }
+            stopped
+        };
+        let accepted = async { Some(listener.accept().await) }
+            .or(async {
+                stopped.await;
+                None
+            })
+            .await;
+        // Stopped: returning drops (closes) the listener, freeing the port.
+        let Some(accepted) = accepted else {
+            return;
+        };
+        let Some(cluster) = cluster.upgrade() else {
+            return;
+        };
+        if cluster.is_stopping() {
+            return;
+        }
+        let (stream, from) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                tracing::warn!(%error, "accepting a connection failed");
+                smol::Timer::after(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        if cluster.refuse_connections.load(Ordering::Relaxed) {
+            drop(stream);
+            continue;
+        }
+        let Some(handshake) = cluster.inbound.begin_handshake() else {
+            tracing::debug!(%from, "closed: {MAX_INBOUND_HANDSHAKES} handshakes under way");
+            drop(stream);
+            continue;
+        };
+        let weak = Arc::downgrade(&cluster);
+        cluster.spawn(async move {
+            accept_one(weak, stream, from).await;
+            drop(handshake);
+        });
+    }
+}
+
+async fn accept_one(cluster: Weak<Cluster>, tcp: TcpStream, from: SocketAddr) {
+    let Some(strong) = cluster.upgrade() else {
+        return;
+    };
+    let timeout = strong.config.connect_timeout;
+    // While the handshake is under way, this node does not begin one of its own with the
+    // same peer (see the module docs); dropped at the end, whatever the end.
+    let mut admitted = None;
+    let handshake = async {
+        let mut stream = match strong.secure_accepted(tcp).await {
+            Ok(stream) => stream,
+            Err(error) => return Some(Err(HandshakeError::Wire(WireError::Io(error)))),
+        };
+        let local = strong.local();
+        let admit = |peer: &NodeId, incarnation| {
+            admitted = Some(strong.admit(peer, incarnation)?);
+            Ok(())
+        };
+        let established = handshake::accept(&mut stream, &local, admit, strong.handshake_hold());
+        Some(established.await.map(|established| (established, stream)))
+    };
+    let result = handshake
+        .or(async {
+            smol::Timer::after(timeout).await;
+            None
+        })
+        .await;
+    match result {
+        Some(Ok((established, stream))) => {
+            strong.register(established, stream, false);
+        }
+        Some(Err(HandshakeError::Refused(Refusal::AlreadyConnected))) => {
+            tracing::debug!(%from, "refused a duplicate connection");
+        }
+        Some(Err(error)) => {
+            if !strong.report_inbound_refusal(from, &error) {
+                tracing::warn!(%from, %error, "an accepted connection failed in its handshake");
+            }
+        }
+        None => tracing::warn!(%from, "a connection did not complete its handshake in time"),
+    }
+    drop(admitted);
+}
