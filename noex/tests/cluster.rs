@@ -186,6 +186,30 @@ fn a_node_reports_its_real_address_when_bound_to_port_zero() {
 }
 
 #[test]
+fn nodes_on_ipv6_loopback_connect_by_their_bracketed_ids() {
+    run_blocking(async {
+        let v6 = |name: &str| cluster_config(name).bind("[::1]:0".parse().unwrap());
+        let a = Node::start(v6("a")).await.unwrap();
+        let (a_id, seed) = (id(&a), id(&a).to_string());
+        assert!(seed.starts_with("a@[::1]:"), "{seed}");
+        assert_eq!(a_id.host(), "::1");
+        let b = Node::start(v6("b").seed(seed)).await.unwrap();
+        wait_connected(&a, 1).await;
+        wait_connected(&b, 1).await;
+        // Connected once each way, and no dial left over (the peer's address is
+        // recognised as that of a connected node).
+        common::eventually("the dials to end", || {
+            a.faults().dials() == 0 && b.faults().dials() == 0
+        })
+        .await;
+        let server = b.spawn::<Recorder>(()).await.unwrap();
+        let remote = a.server_ref::<Recorder>(server.pid()).unwrap();
+        assert_eq!(remote.count().await, Ok(0));
+        shutdown(vec![a, b]);
+    });
+}
+
+#[test]
 fn binding_every_interface_requires_an_advertised_host() {
     run_blocking(async {
         let any = "0.0.0.0:0".parse().unwrap();

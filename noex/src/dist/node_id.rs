@@ -22,6 +22,7 @@ use thiserror::Error;
 pub struct NodeId {
     text: Arc<str>,
     name_len: usize,
+    host_start: usize,
     host_end: usize,
     port: u16,
 }
@@ -54,10 +55,15 @@ impl NodeId {
         if port == 0 {
             return Err(NodeIdError::BadPort("0".into()));
         }
-        let text = format!("{name}@{host}:{port}");
+        // An IPv6 host is written in brackets, so that `host:port` can be dialled.
+        let (text, host_start) = match host.contains(':') {
+            true => (format!("{name}@[{host}]:{port}"), name.len() + 2),
+            false => (format!("{name}@{host}:{port}"), name.len() + 1),
+        };
         Ok(NodeId {
             name_len: name.len(),
-            host_end: name.len() + 1 + host.len(),
+            host_start,
+            host_end: host_start + host.len(),
             port,
             text: Arc::from(text),
         })
@@ -68,9 +74,9 @@ impl NodeId {
         &self.text[..self.name_len]
     }
 
-    /// The host other nodes connect to.
+    /// The host other nodes connect to (an IPv6 address without its brackets).
     pub fn host(&self) -> &str {
-        &self.text[self.name_len + 1..self.host_end]
+        &self.text[self.host_start..self.host_end]
     }
 
     /// The port other nodes connect to.
@@ -78,7 +84,7 @@ impl NodeId {
         self.port
     }
 
-    /// `host:port`.
+    /// `host:port` (`[host]:port` for an IPv6 address), to dial.
     pub fn address(&self) -> &str {
         &self.text[self.name_len + 1..]
     }
@@ -198,7 +204,16 @@ mod tests {
         assert_eq!(id.to_string(), "a@127.0.0.1:4000");
         assert_eq!(id.address(), "127.0.0.1:4000");
         let v6: NodeId = "b@[::1]:5".parse().unwrap();
-        assert_eq!(v6.host(), "::1");
+        assert_eq!((v6.host(), v6.address()), ("::1", "[::1]:5"));
+        assert_eq!(v6.to_string(), "b@[::1]:5");
+        assert_eq!(NodeId::new("b", "::1", 5), Ok(v6.clone()));
+        assert_eq!(
+            v6.address()
+                .parse::<std::net::SocketAddr>()
+                .ok()
+                .map(|a| a.port()),
+            Some(5)
+        );
         let dns: NodeId = "c_1@db-2.example.com:80".parse().unwrap();
         assert_eq!(dns.host(), "db-2.example.com");
     }
