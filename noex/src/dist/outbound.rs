@@ -36,6 +36,7 @@ use event_listener::Event;
 
 use super::wire::{self, WireMessage, FRAGMENT_SIZE, FRAGMENT_WINDOW};
 
+mod apart;
 mod line;
 
 use line::Line;
@@ -59,6 +60,9 @@ pub(crate) fn is_large(frame: &[u8]) -> bool {
 
 /// A message waiting in the large lane.
 enum Large {
+    /// A place kept for a message being encoded off the scheduler threads (see
+    /// [`apart`]): what its sender queues meanwhile waits behind it.
+    Encoding { slot: u64, sender: usize },
     /// A small message held behind its sender's large one (a frame).
     Whole {
         frame: Vec<u8>,
@@ -195,6 +199,8 @@ impl Lanes {
                 break;
             };
             let (done, sender) = match head {
+                // Sent once encoded: nothing behind it may pass it.
+                Large::Encoding { .. } => break,
                 Large::Whole {
                     frame,
                     sender,
