@@ -94,6 +94,9 @@ struct Lanes {
     small_bytes: usize,
     /// Bytes of large messages not yet sent.
     large_bytes: usize,
+    /// Places held for messages being encoded (see [`apart`]): the large lane has no
+    /// room while there are any, their sizes being unknown.
+    encoding: usize,
     /// Bytes of replies queued (wherever they wait, counted in the two above too), and
     /// those of them in the small lane.
     reply_bytes: usize,
@@ -128,6 +131,9 @@ impl Lanes {
     }
 
     fn has_room(&self, large: bool, limit: usize) -> bool {
+        if large && self.encoding > 0 {
+            return false;
+        }
         let bytes = if large {
             self.large_bytes
         } else {

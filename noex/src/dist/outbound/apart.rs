@@ -7,7 +7,11 @@
 //! that whatever the sender queues next waits behind it (as behind any large message of
 //! that sender: see the module docs of `outbound`), and [`Outbound::fill`] puts the frame
 //! in its place once encoded. The writer sends nothing of the large lane past a
-//! placeholder; small messages of other senders go on passing it.
+//! placeholder; small messages of other senders go on passing it. While a place is held,
+//! the large lane has no room for others (its message's size is not known yet, and it is
+//! at least `ENCODE_APART`): a sender casting one large message after another is refused
+//! (`Overloaded`) until the first is encoded, as it is once that is queued and fills the
+//! lane — so encodings do not pile up on the thread pool past the queue's bound.
 
 use super::{is_large, Large, Outbound, PushError};
 
@@ -28,6 +32,7 @@ impl Outbound {
         let slot = lanes.next_fragment;
         lanes.next_fragment += 1;
         *lanes.senders_in_large.entry(sender).or_default() += 1;
+        lanes.encoding += 1;
         lanes.large.push_back(Large::Encoding { slot, sender });
         Ok(slot)
     }
@@ -48,6 +53,7 @@ impl Outbound {
         let Large::Encoding { sender, .. } = lanes.large[at] else {
             unreachable!("found above")
         };
+        lanes.encoding -= 1;
         match frame {
             Some(frame) => {
                 let frame = std::mem::take(frame);
@@ -77,9 +83,10 @@ impl Outbound {
                         lanes.senders_in_large.remove(&sender);
                     }
                 }
-                self.room.notify(usize::MAX);
             }
         }
+        // Its size is known now: there may be room for others.
+        self.room.notify(usize::MAX);
         self.work.notify(1);
         true
     }

@@ -331,3 +331,16 @@ fn a_place_given_up_lets_the_senders_next_messages_go() {
     queue.close();
     assert!(!queue.fill(slot, None), "gone with the connection");
 }
+
+#[test]
+fn a_place_held_leaves_no_room_for_another_large_message_until_filled() {
+    let queue = Outbound::new(4 * FRAGMENT_SIZE);
+    let slot = queue.hold(1).unwrap();
+    assert_eq!(queue.hold(2), Err(PushError::Full));
+    let mut large = frame(2 * FRAGMENT_SIZE, 1);
+    assert_eq!(queue.try_push(&mut large, 2), Err(PushError::Full));
+    queue.try_push(&mut frame(10, 2), 2).unwrap();
+    assert!(queue.fill(slot, Some(&mut frame(2 * FRAGMENT_SIZE, 1))));
+    // Its size known, and under the bound: room again.
+    queue.try_push(&mut large, 2).unwrap();
+}
