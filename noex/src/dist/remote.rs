@@ -273,9 +273,9 @@ impl<B: GenServer> RemoteTarget<B> {
 
     /// Queues a cast or info if there is room: `header`, then `message` encoded by
     /// `encode`; hands the message back if it is not queued. A message that outgrows
-    /// [`ENCODE_APART`] has its place in the queue kept while the `blocking` thread pool
-    /// encodes it (see `outbound::apart`), and is counted as dropped should it fail to
-    /// encode there.
+    /// [`ENCODE_APART`](apart::ENCODE_APART) has its place in the queue kept while the
+    /// `blocking` thread pool encodes it (see `outbound::apart`), and is counted as dropped
+    /// should it fail to encode there.
     fn one_way<T: Send + 'static>(
         &self,
         header: WireMessage,
