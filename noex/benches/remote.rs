@@ -36,7 +36,10 @@
 //!   stuck behind a 50 ms stall is one sample, however many calls a steady caller would
 //!   have had stuck; the "open-loop equivalent" p99 corrects for that (coordinated
 //!   omission), counting for a call of `t` also `t − k·i` for every `k ≥ 1`, `i` being an
-//!   idle call's median round trip.
+//!   idle call's median round trip. Also the process's peak resident memory during each
+//!   transfer (`VmHWM`, restarted by writing 5 to `/proc/self/clear_refs` as the large
+//!   cast is sent) less what it held then (the prepared payload included), over the
+//!   message size: both nodes together, as they share this process.
 //!
 //! * **TLS** (with `--features tls`) — the call round trip p50 and the cast throughputs
 //!   between two more nodes whose connection runs over TLS 1.3, against the plain nodes
@@ -497,6 +500,29 @@ struct BigRun {
     calls: Vec<u64>,
     /// Time from the large cast to its handling on B, per transfer.
     transfers: Vec<Duration>,
+    /// The process's peak resident memory during each transfer, less what it held
+    /// before (bytes; empty where Linux's `/proc/self` is not there).
+    peaks: Vec<u64>,
+}
+
+/// A field of `/proc/self/status` in bytes (`VmRSS`, `VmHWM`), if there is one.
+fn proc_status(field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with(field))?;
+    let kib: u64 = line[field.len()..]
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
+/// Starts a new peak of resident memory (`VmHWM`) at the current resident memory, and
+/// returns that: the base the next peak is measured from.
+fn reset_peak() -> Option<u64> {
+    std::fs::write("/proc/self/clear_refs", "5").ok()?;
+    proc_status("VmRSS:")
 }
 
 /// Sends `rounds` large messages from a `Blaster` process on A to `sink`, timing small
@@ -516,9 +542,11 @@ fn noex_big(
             let blaster = node.spawn::<Blaster>(()).await.expect("blaster starts");
             let mut calls = Vec::new();
             let mut transfers = Vec::new();
+            let mut peaks = Vec::new();
             for _ in 0..rounds {
                 blaster.prepare(size).await.expect("prepare failed");
                 let before = BIG_RECEIVED.load(Ordering::Acquire);
+                let base = reset_peak();
                 let start = Instant::now();
                 blaster
                     .blast(sink.clone(), blob)
@@ -540,12 +568,19 @@ fn noex_big(
                     i += 1;
                 }
                 transfers.push(start.elapsed());
+                if let (Some(base), Some(peak)) = (base, proc_status("VmHWM:")) {
+                    peaks.push(peak.saturating_sub(base));
+                }
             }
             blaster
                 .stop(noex::ExitReason::Normal)
                 .await
                 .expect("blaster stops");
-            BigRun { calls, transfers }
+            BigRun {
+                calls,
+                transfers,
+                peaks,
+            }
         }),
     )
 }
@@ -749,6 +784,24 @@ impl Bench {
                 ratio: "—".to_owned(),
                 target: target.to_owned(),
                 met,
+            });
+        }
+        if !run.peaks.is_empty() {
+            let times: Vec<f64> = run
+                .peaks
+                .iter()
+                .map(|&peak| peak as f64 / plan.big_size as f64)
+                .collect();
+            self.rows.push(Row {
+                what: format!(
+                    "peak resident memory during a {mib} MiB {kind} transfer, both nodes, \
+                     over the message size (×)"
+                ),
+                noex: format!("{:.2}", median(times)),
+                bare: "—".to_owned(),
+                ratio: "—".to_owned(),
+                target: "≤ 3 per node".to_owned(),
+                met: "",
             });
         }
         let transfers: Vec<String> = run

@@ -9,7 +9,8 @@
 //!   peer drains a bounded queue into batched writes; control traffic (heartbeats, member
 //!   lists, acknowledgements) goes first, and large messages are fragmented, with at most
 //!   512 KiB of fragments unacknowledged, so that small ones pass them; messages of 1 MiB
-//!   or more are decoded off the scheduler threads.
+//!   or more are encoded (`remote::apart`) and decoded off the scheduler threads, in
+//!   their sender's order.
 //! * **Handshake** (`handshake`): protocol version, node ids and incarnations, and mutual
 //!   HMAC-SHA256 challenge–response over fresh nonces keyed by the cluster secret.
 //! * **Discovery** ([`discovery`]): where the seeds come from — a static list, a DNS name

@@ -36,6 +36,7 @@ use event_listener::Event;
 
 use super::wire::{self, WireMessage, FRAGMENT_SIZE, FRAGMENT_WINDOW};
 
+mod apart;
 mod line;
 
 use line::Line;
@@ -59,6 +60,9 @@ pub(crate) fn is_large(frame: &[u8]) -> bool {
 
 /// A message waiting in the large lane.
 enum Large {
+    /// A place kept for a message being encoded off the scheduler threads (see
+    /// [`apart`]): what its sender queues meanwhile waits behind it.
+    Encoding { slot: u64, sender: usize },
     /// A small message held behind its sender's large one (a frame).
     Whole {
         frame: Vec<u8>,
@@ -90,6 +94,9 @@ struct Lanes {
     small_bytes: usize,
     /// Bytes of large messages not yet sent.
     large_bytes: usize,
+    /// Places held for messages being encoded (see [`apart`]): the large lane has no
+    /// room while there are any, their sizes being unknown.
+    encoding: usize,
     /// Bytes of replies queued (wherever they wait, counted in the two above too), and
     /// those of them in the small lane.
     reply_bytes: usize,
@@ -124,6 +131,9 @@ impl Lanes {
     }
 
     fn has_room(&self, large: bool, limit: usize) -> bool {
+        if large && self.encoding > 0 {
+            return false;
+        }
         let bytes = if large {
             self.large_bytes
         } else {
@@ -195,6 +205,8 @@ impl Lanes {
                 break;
             };
             let (done, sender) = match head {
+                // Sent once encoded: nothing behind it may pass it.
+                Large::Encoding { .. } => break,
                 Large::Whole {
                     frame,
                     sender,

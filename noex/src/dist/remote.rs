@@ -5,6 +5,10 @@
 //! on the connection to the process's node and, for a call, waits for the `Reply` with the
 //! same id. The receiving side is `inbound`.
 //!
+//! A message whose encoding outgrows [`apart::ENCODE_APART`] is encoded on the `blocking`
+//! thread pool instead of the sender's scheduler thread, keeping its place among the
+//! sender's messages (see [`apart`]).
+//!
 //! Flow control: the connection's outbound queue is bounded. A call, and an awaited cast
 //! (`cast_wait`), wait in line for room (`Outbound::push_waiting`); a plain cast is refused
 //! with `Overloaded` instead (`try_cast` hands the message back), also while others wait in
@@ -36,18 +40,23 @@ use crate::{ExitReason, Pid};
 pub struct Codec<B: GenServer> {
     pub(crate) name: &'static str,
     pub(crate) hash: u32,
-    encode_call: Encode<B::Call>,
+    encode_call: Bounded<B::Call>,
     pub(crate) decode_call: Decode<B::Call>,
     pub(crate) encode_reply: Encode<B::Reply>,
     decode_reply: Decode<B::Reply>,
-    encode_cast: Encode<B::Cast>,
+    encode_cast: Bounded<B::Cast>,
     pub(crate) decode_cast: Decode<B::Cast>,
-    encode_info: Encode<B::Info>,
+    encode_info: Bounded<B::Info>,
     pub(crate) decode_info: Decode<B::Info>,
     /// Encodes the init arguments, for a spawn on another node by a process that knows
     /// the behaviour only as `B` (a supervisor placing a child).
     pub(crate) encode_args: Encode<B::Args>,
 }
+
+mod apart;
+
+pub(crate) use apart::Bounded;
+use apart::{encode_apart, encode_here, encode_in_place, encode_within, Encoded};
 
 /// Appends a value, encoded, to a buffer.
 pub(crate) type Encode<T> = fn(&T, &mut Vec<u8>) -> Result<(), postcard::Error>;
@@ -85,13 +94,13 @@ where
     Codec {
         name: B::NAME,
         hash: const { crate::__private::tag(B::NAME, "") },
-        encode_call: encode::<B::Call>,
+        encode_call: encode_within::<B::Call>,
         decode_call: decode::<B::Call>,
         encode_reply: encode::<B::Reply>,
         decode_reply: decode::<B::Reply>,
-        encode_cast: encode::<B::Cast>,
+        encode_cast: encode_within::<B::Cast>,
         decode_cast: decode::<B::Cast>,
-        encode_info: encode::<B::Info>,
+        encode_info: encode_within::<B::Info>,
         decode_info: decode::<B::Info>,
         encode_args: encode::<B::Args>,
     }
@@ -216,11 +225,19 @@ impl<B: GenServer> RemoteTarget<B> {
             behavior: self.codec.hash,
             timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
         };
+        let not_encoded =
+            |error| CallError::Remote(format!("the request does not encode: {error}"));
         let mut frame = Vec::new();
-        wire::encode_frame_with(&message, &mut frame, |out| {
-            (self.codec.encode_call)(&request, out)
-        })
-        .map_err(|error| CallError::Remote(format!("the request does not encode: {error}")))?;
+        let encode = self.codec.encode_call;
+        if let Encoded::Apart =
+            encode_here(&message, &request, encode, &mut frame).map_err(not_encoded)?
+        {
+            // The caller waits for its frame: nothing it sends can pass this request.
+            frame = encode_apart(message, request, encode)
+                .await
+                .0
+                .map_err(not_encoded)?;
+        }
         let (pending, reply) = PendingCall::expect(&peer, id);
         let mut deadline = Deadline::after(timeout);
         match deadline.run(peer.send(frame, run::current_sender())).await {
@@ -254,23 +271,42 @@ impl<B: GenServer> RemoteTarget<B> {
         }
     }
 
-    /// Queues a cast or info if there is room: `message` and its payload, encoded by
-    /// `payload`.
-    fn one_way(
+    /// Queues a cast or info if there is room: `header`, then `message` encoded by
+    /// `encode`; hands the message back if it is not queued. A message that outgrows
+    /// [`ENCODE_APART`](apart::ENCODE_APART) has its place in the queue kept while the
+    /// `blocking` thread pool encodes it (see `outbound::apart`), and is counted as dropped
+    /// should it fail to encode there.
+    fn one_way<T: Send + 'static>(
         &self,
-        message: WireMessage,
-        payload: impl FnOnce(&mut Vec<u8>) -> Result<(), postcard::Error>,
-    ) -> Result<(), SendError> {
-        let peer = self.peer()?;
+        header: WireMessage,
+        message: T,
+        encode: Bounded<T>,
+    ) -> Result<(), CastError<T>> {
+        let peer = match self.peer() {
+            Ok(peer) => peer,
+            Err(error) => return Err(CastError::new(error.into(), message)),
+        };
+        let sender = run::current_sender();
         let mut frame = SCRATCH.take();
         frame.clear();
-        let queued = match wire::encode_frame_with(&message, &mut frame, payload) {
+        let queued = match encode_here(&header, &message, encode, &mut frame) {
             // A message that does not encode cannot be delivered.
             Err(_) => Err(PushError::Closed),
-            Ok(()) => peer.queue.try_push(&mut frame, run::current_sender()),
+            Ok(Encoded::Here) => peer.queue.try_push(&mut frame, sender),
+            Ok(Encoded::Apart) => match peer.queue.hold(sender) {
+                Ok(slot) => {
+                    SCRATCH.set(frame);
+                    encode_in_place(peer, slot, header, message, encode);
+                    return Ok(());
+                }
+                Err(error) => Err(error),
+            },
         };
         SCRATCH.set(frame);
-        queued.map_err(|error| self.refused(&peer, error))
+        match queued {
+            Ok(()) => Ok(()),
+            Err(error) => Err(CastError::new(self.refused(&peer, error), message)),
+        }
     }
 
     /// The error of a message `peer`'s queue refused, counted.
@@ -291,17 +327,12 @@ impl<B: GenServer> RemoteTarget<B> {
     }
 
     pub(crate) fn cast(&self, message: B::Cast) -> Result<(), SendError> {
-        self.one_way(self.cast_header(), |out| {
-            (self.codec.encode_cast)(&message, out)
-        })
+        self.try_cast(message).map_err(|error| error.into_parts().0)
     }
 
     /// [`cast`](Self::cast), handing the message back if it is not queued.
     pub(crate) fn try_cast(&self, message: B::Cast) -> Result<(), CastError<B::Cast>> {
-        let queued = self.one_way(self.cast_header(), |out| {
-            (self.codec.encode_cast)(&message, out)
-        });
-        queued.map_err(|error| CastError::new(error, message))
+        self.one_way(self.cast_header(), message, self.codec.encode_cast)
     }
 
     /// Queues a cast, waiting in line for room if the connection's queue is full (see
@@ -316,12 +347,17 @@ impl<B: GenServer> RemoteTarget<B> {
         // takes an empty one.
         let mut frame = SCRATCH.take();
         frame.clear();
-        let encoded = wire::encode_frame_with(&self.cast_header(), &mut frame, |out| {
-            (self.codec.encode_cast)(&message, out)
-        });
-        let queued = match encoded {
-            Err(_) => Err(PushError::Closed),
-            Ok(()) => peer.queue.push_waiting(&mut frame, sender).await,
+        let (header, encode) = (self.cast_header(), self.codec.encode_cast);
+        let (queued, message) = match encode_here(&header, &message, encode, &mut frame) {
+            Err(_) => (Err(PushError::Closed), message),
+            Ok(Encoded::Here) => (peer.queue.push_waiting(&mut frame, sender).await, message),
+            // The sender waits for its frame: nothing it sends can pass this cast.
+            Ok(Encoded::Apart) => match encode_apart(header, message, encode).await {
+                (Err(_), message) => (Err(PushError::Closed), message),
+                (Ok(mut whole), message) => {
+                    (peer.queue.push_waiting(&mut whole, sender).await, message)
+                }
+            },
         };
         SCRATCH.set(frame);
         queued.map_err(|error| CastError::new(self.refused(&peer, error), message))
@@ -332,7 +368,8 @@ impl<B: GenServer> RemoteTarget<B> {
             to: self.address.clone(),
             behavior: self.codec.hash,
         };
-        self.one_way(info, |out| (self.codec.encode_info)(&message, out))
+        self.one_way(info, message, self.codec.encode_info)
+            .map_err(|error| error.into_parts().0)
     }
 
     /// Asks the target's node to stop it; resolves with the reason it ended with.

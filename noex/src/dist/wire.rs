@@ -420,21 +420,31 @@ pub(crate) enum WireError {
 }
 
 /// A postcard output that appends to a `Vec` it borrows (so a caller's buffer keeps its
-/// allocation from one message to the next).
-struct Append<'a>(&'a mut Vec<u8>);
+/// allocation from one message to the next), up to a length: past `end` bytes in all, it
+/// fails with `SerializeBufferFull` (see [`append_within`]).
+struct Append<'a> {
+    out: &'a mut Vec<u8>,
+    end: usize,
+}
 
 impl postcard::ser_flavors::Flavor for Append<'_> {
     type Output = ();
 
     #[inline]
     fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
-        self.0.push(byte);
+        if self.out.len() >= self.end {
+            return Err(postcard::Error::SerializeBufferFull);
+        }
+        self.out.push(byte);
         Ok(())
     }
 
     #[inline]
     fn try_extend(&mut self, bytes: &[u8]) -> postcard::Result<()> {
-        self.0.extend_from_slice(bytes);
+        if bytes.len() > self.end - self.out.len() {
+            return Err(postcard::Error::SerializeBufferFull);
+        }
+        self.out.extend_from_slice(bytes);
         Ok(())
     }
 
@@ -445,7 +455,19 @@ impl postcard::ser_flavors::Flavor for Append<'_> {
 
 /// Appends `value`, postcard-encoded, to `out`.
 pub(crate) fn append<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> postcard::Result<()> {
-    postcard::serialize_with_flavor(value, Append(out))
+    append_within(value, out, usize::MAX)
+}
+
+/// Appends `value`, postcard-encoded, to `out` — unless its encoding is longer than `most`
+/// bytes: then `out` is left with a part of it, and the error is `SerializeBufferFull`
+/// (which nothing else returns here: postcard raises it only from its output).
+pub(crate) fn append_within<T: Serialize + ?Sized>(
+    value: &T,
+    out: &mut Vec<u8>,
+    most: usize,
+) -> postcard::Result<()> {
+    let end = out.len().saturating_add(most);
+    postcard::serialize_with_flavor(value, Append { out, end })
 }
 
 /// Appends one frame to `out`: `message`, then the payload `payload` appends (nothing for

@@ -299,3 +299,48 @@ fn a_waiting_sender_fails_when_the_queue_closes() {
     queue.close();
     assert_eq!(poll(&mut push), Some(Err(PushError::Closed)));
 }
+
+#[test]
+fn a_place_held_for_an_encoding_keeps_its_senders_order() {
+    let queue = Outbound::new(usize::MAX);
+    let slot = queue.hold(1).unwrap();
+    let (before, after) = (frame(10, 2), frame(10, 3));
+    queue.try_push(&mut after.clone(), 1).unwrap();
+    queue.try_push(&mut before.clone(), 2).unwrap();
+    // Another sender's message passes the place; the holder's waits behind it.
+    assert_eq!(take(&queue), vec![before[4..].to_vec()]);
+    assert!(take(&queue).is_empty(), "nothing passes the place held");
+    let large = frame(2 * FRAGMENT_SIZE, 1);
+    assert!(queue.fill(slot, Some(&mut large.clone())));
+    let bodies = take(&queue);
+    let kinds: Vec<_> = bodies.iter().map(|b| is_fragment(b)).collect();
+    assert_eq!(kinds, vec![true, true, true, false]);
+    assert_eq!(bodies[3], after[4..]);
+    assert_eq!(queue.queued_bytes(), 0);
+}
+
+#[test]
+fn a_place_given_up_lets_the_senders_next_messages_go() {
+    let queue = Outbound::new(usize::MAX);
+    let slot = queue.hold(1).unwrap();
+    let after = frame(10, 3);
+    queue.try_push(&mut after.clone(), 1).unwrap();
+    assert!(take(&queue).is_empty());
+    assert!(queue.fill(slot, None));
+    assert_eq!(take(&queue), vec![after[4..].to_vec()]);
+    queue.close();
+    assert!(!queue.fill(slot, None), "gone with the connection");
+}
+
+#[test]
+fn a_place_held_leaves_no_room_for_another_large_message_until_filled() {
+    let queue = Outbound::new(4 * FRAGMENT_SIZE);
+    let slot = queue.hold(1).unwrap();
+    assert_eq!(queue.hold(2), Err(PushError::Full));
+    let mut large = frame(2 * FRAGMENT_SIZE, 1);
+    assert_eq!(queue.try_push(&mut large, 2), Err(PushError::Full));
+    queue.try_push(&mut frame(10, 2), 2).unwrap();
+    assert!(queue.fill(slot, Some(&mut frame(2 * FRAGMENT_SIZE, 1))));
+    // Its size known, and under the bound: room again.
+    queue.try_push(&mut large, 2).unwrap();
+}

@@ -1,0 +1,107 @@
+//! Large messages encoded off the scheduler threads.
+//!
+//! A user message is encoded on its sender's thread within a budget of [`ENCODE_APART`]
+//! bytes. One that outgrows it (the attempt stops there, having cost at most that much) is
+//! encoded again on the `blocking` thread pool, so that copying megabytes never holds up
+//! the other processes of the sender's thread. Order is kept:
+//!
+//! * a call or an awaited cast waits for its frame before it is queued, and its sender,
+//!   waiting with it, queues nothing meanwhile;
+//! * a plain cast or info returns at once: its place in the connection's queue is kept by
+//!   a placeholder counted as its sender's (`Outbound::hold`), behind which whatever the
+//!   sender queues next waits, as behind any large message of that sender, until the frame
+//!   fills it (`Outbound::fill`). Room for it is checked when the place is taken, as for a
+//!   message encoded at once; should it fail to encode there (a `Serialize` impl that
+//!   errors past the budget), it is logged and counted as a dropped cast.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::super::peer::{Counters, Peer};
+use super::super::wire::{self, WireMessage};
+
+/// Appends a value, encoded, to a buffer — unless its encoding is longer than the number
+/// of bytes given (see [`wire::append_within`]).
+pub(crate) type Bounded<T> = fn(&T, &mut Vec<u8>, usize) -> Result<(), postcard::Error>;
+
+/// A message whose encoding outgrows this many bytes on its sender's thread is encoded on
+/// the `blocking` thread pool instead (see the module docs).
+pub(crate) const ENCODE_APART: usize = 1 << 20;
+
+pub(super) fn encode_within<T: Serialize>(
+    value: &T,
+    out: &mut Vec<u8>,
+    most: usize,
+) -> Result<(), postcard::Error> {
+    wire::append_within(value, out, most)
+}
+
+/// How a user message was encoded.
+pub(super) enum Encoded {
+    /// Into the buffer given, on the sender's thread.
+    Here,
+    /// Not: it outgrows [`ENCODE_APART`], and is to be encoded on the `blocking` thread
+    /// pool (a long copy on a scheduler thread would hold up the other processes of that
+    /// thread). The buffer is left as it was.
+    Apart,
+}
+
+/// Appends the frame of `header` and `message` to `frame` if its encoding stays within
+/// [`ENCODE_APART`].
+pub(super) fn encode_here<T>(
+    header: &WireMessage,
+    message: &T,
+    encode: Bounded<T>,
+    frame: &mut Vec<u8>,
+) -> Result<Encoded, postcard::Error> {
+    match wire::encode_frame_with(header, frame, |out| encode(message, out, ENCODE_APART)) {
+        Ok(()) => Ok(Encoded::Here),
+        Err(postcard::Error::SerializeBufferFull) => Ok(Encoded::Apart),
+        Err(error) => Err(error),
+    }
+}
+
+/// Encodes the frame of `header` and `message` whatever its size: on the calling thread,
+/// which must not be a scheduler's.
+fn encode_whole<T>(
+    header: &WireMessage,
+    message: &T,
+    encode: Bounded<T>,
+) -> Result<Vec<u8>, postcard::Error> {
+    let mut frame = Vec::new();
+    wire::encode_frame_with(header, &mut frame, |out| encode(message, out, usize::MAX))?;
+    Ok(frame)
+}
+
+/// The frame of `header` and `message`, encoded on the `blocking` thread pool; with the
+/// message, handed back.
+pub(super) async fn encode_apart<T: Send + 'static>(
+    header: WireMessage,
+    message: T,
+    encode: Bounded<T>,
+) -> (Result<Vec<u8>, postcard::Error>, T) {
+    smol::unblock(move || (encode_whole(&header, &message, encode), message)).await
+}
+
+/// Encodes the frame of `header` and `message` on the `blocking` thread pool into the place
+/// `slot` kept for it in `peer`'s queue. A message that does not encode is logged and
+/// counted as dropped.
+pub(super) fn encode_in_place<T: Send + 'static>(
+    peer: Arc<Peer>,
+    slot: u64,
+    header: WireMessage,
+    message: T,
+    encode: Bounded<T>,
+) {
+    smol::unblock(move || {
+        let mut encoded = encode_whole(&header, &message, encode);
+        drop(message);
+        peer.queue.fill(slot, encoded.as_mut().ok());
+        if let Err(error) = encoded {
+            tracing::warn!(%error, "dropped a remote message that does not encode");
+            Counters::add(&peer.counters.casts_dropped, 1);
+        }
+    })
+    .detach();
+}

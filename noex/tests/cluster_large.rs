@@ -1,0 +1,166 @@
+//! Large messages sent to other nodes: encoded off the sender's scheduler thread, in the
+//! sender's order.
+
+mod common;
+
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
+
+use common::{cluster_config, run_blocking, wait_connected, within};
+use noex::{behavior, Node, ServerRef};
+use serde::ser::SerializeTuple;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Closed until a test opens it: a [`Gated`] message's encoding waits for it.
+static GATE: Mutex<bool> = Mutex::new(false);
+static GATE_OPENED: Condvar = Condvar::new();
+
+/// How long an encoding waits for the gate at most (so that a failing test ends).
+const GATE_LIMIT: Duration = Duration::from_secs(20);
+
+fn open_gate() {
+    *GATE.lock().unwrap() = true;
+    GATE_OPENED.notify_all();
+}
+
+fn wait_for_gate() {
+    let gate = GATE.lock().unwrap();
+    let _open = GATE_OPENED
+        .wait_timeout_while(gate, GATE_LIMIT, |open| !*open)
+        .unwrap();
+}
+
+/// A large message whose encoding, once its bytes are written, waits for the gate: an
+/// encoding that outgrows the sender's thread's budget stops before it reaches the gate
+/// there, and only the encoding on the blocking thread pool waits.
+#[derive(Debug)]
+pub struct Gated(Vec<u8>);
+
+impl Serialize for Gated {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut tuple = serializer.serialize_tuple(2)?;
+        tuple.serialize_element(&self.0)?;
+        wait_for_gate();
+        tuple.serialize_element(&0u8)?;
+        tuple.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Gated {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let (bytes, _): (Vec<u8>, u8) = Deserialize::deserialize(deserializer)?;
+        Ok(Gated(bytes))
+    }
+}
+
+/// Keeps what it is sent, in order.
+#[behavior(name = "cluster-large-recorder")]
+pub struct Recorder {
+    seen: Vec<String>,
+}
+
+#[behavior]
+impl Recorder {
+    #[init]
+    fn init() -> Self {
+        Recorder { seen: Vec::new() }
+    }
+
+    #[cast]
+    fn large(&mut self, gated: Gated) {
+        self.seen.push(format!("large of {}", gated.0.len()));
+    }
+
+    #[cast]
+    fn note(&mut self, seq: u64) {
+        self.seen.push(format!("note {seq}"));
+    }
+
+    #[call]
+    fn seen(&self) -> Vec<String> {
+        self.seen.clone()
+    }
+}
+
+/// A local process that sends a gated large message and a note after it.
+#[behavior]
+pub struct Sender {
+    to: ServerRef<Recorder>,
+}
+
+#[behavior(local)]
+impl Sender {
+    #[init]
+    fn init(to: ServerRef<Recorder>) -> Self {
+        Sender { to }
+    }
+
+    #[cast]
+    fn send_three(&self, size: usize) {
+        self.to.note(0).unwrap();
+        self.to.large(Gated(vec![7; size])).unwrap();
+        self.to.note(1).unwrap();
+    }
+}
+
+/// Another local process, on the sender's thread.
+#[behavior]
+pub struct Pinger;
+
+#[behavior(local)]
+impl Pinger {
+    #[init]
+    fn init() -> Self {
+        Pinger
+    }
+
+    #[call]
+    fn ping(&self) -> u8 {
+        1
+    }
+}
+
+#[test]
+fn a_large_message_is_encoded_off_its_senders_thread_and_keeps_its_place() {
+    run_blocking(async {
+        // One scheduler thread on `a`: the sender and the pinger share it.
+        let config = |name: &str| {
+            cluster_config(name)
+                .threads(1)
+                .heartbeat(Duration::from_millis(200), Duration::from_secs(20))
+        };
+        let a = Node::start(config("a")).await.unwrap();
+        let seed = a.local_node_id().unwrap().to_string();
+        let b = Node::start(config("b").seed(seed)).await.unwrap();
+        wait_connected(&a, 1).await;
+        let recorder = b.spawn::<Recorder>(()).await.unwrap();
+        let remote = a.server_ref::<Recorder>(recorder.pid()).unwrap();
+        let sender = a.spawn::<Sender>(remote.clone()).await.unwrap();
+        let pinger = a.spawn::<Pinger>(()).await.unwrap();
+        // 2 MiB: past what is encoded on the sender's thread.
+        let size = 2 << 20;
+        sender.send_three(size).unwrap();
+        // The encoding waits at the gate; the sender's thread is not held up by it.
+        let pinged = pinger.ping_with_timeout(Duration::from_secs(10)).await;
+        open_gate();
+        assert_eq!(
+            pinged,
+            Ok(1),
+            "the sender's thread ran while the message encoded"
+        );
+        let arrived = async {
+            loop {
+                let seen = remote.seen().await.unwrap();
+                if seen.len() == 3 {
+                    return seen;
+                }
+                smol::Timer::after(Duration::from_millis(5)).await;
+            }
+        };
+        let seen = within("the three messages", arrived).await;
+        let large = format!("large of {size}");
+        assert_eq!(seen, ["note 0", large.as_str(), "note 1"]);
+        a.shutdown();
+        b.shutdown();
+    });
+}
