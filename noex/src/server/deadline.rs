@@ -259,8 +259,7 @@ impl Deadline {
                         self.state = watched;
                         Poll::Pending
                     }
-                    None if DEFER_TIMERS.with(Cell::get) => Poll::Pending,
-                    None => self.start_timer(cx),
+                    None => self.unwatched(cx),
                 }
             }
             State::Watched {
@@ -303,6 +302,15 @@ impl Deadline {
         // tasks never move, so the future moved to a foreign executor. Fall back to a
         // reactor timer (restarting the clock: at worst the call waits longer).
         watched.unwrap_or_else(|| self.start_timer(cx))
+    }
+
+    /// Off a scheduler thread: a reactor timer, unless timers are deferred meanwhile.
+    #[cold]
+    fn unwatched(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        match DEFER_TIMERS.with(Cell::get) {
+            true => Poll::Pending,
+            false => self.start_timer(cx),
+        }
     }
 
     /// Off a scheduler thread: a reactor timer.

@@ -210,7 +210,7 @@ async fn wait_for_work<B: GenServer>(
     let mut waited = false;
     // Every message taken is handled: a reader holding a peer back for this process may
     // look again (see `process::drain`).
-    process.core.drain.batch_done(false);
+    process.core.drain.batch_done();
     poll_fn(|cx| {
         process.mailbox.take_into(batch);
         if !batch.is_empty() || process.core.has_signals() {
@@ -222,7 +222,6 @@ async fn wait_for_work<B: GenServer>(
             Poll::Ready(waited)
         } else {
             process.mailbox.trim(batch);
-            process.core.drain.batch_done(true);
             waited = true;
             Poll::Pending
         }
