@@ -78,62 +78,49 @@ macro_rules! forward {
     };
 }
 
-impl AsyncRead for Stream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        forward!(self, s => Pin::new(s).poll_read(cx, buf))
-    }
+/// `AsyncRead` for a type whose variants each hold a reader.
+macro_rules! forward_read {
+    ($type:ty) => {
+        impl AsyncRead for $type {
+            fn poll_read(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &mut [u8],
+            ) -> Poll<io::Result<usize>> {
+                forward!(self, s => Pin::new(s).poll_read(cx, buf))
+            }
+        }
+    };
 }
 
-impl AsyncWrite for Stream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        forward!(self, s => Pin::new(s).poll_write(cx, buf))
-    }
+/// `AsyncWrite` for a type whose variants each hold a writer. (Over TLS, a flush writes
+/// what the session has encrypted but not yet written.)
+macro_rules! forward_write {
+    ($type:ty) => {
+        impl AsyncWrite for $type {
+            fn poll_write(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &[u8],
+            ) -> Poll<io::Result<usize>> {
+                forward!(self, s => Pin::new(s).poll_write(cx, buf))
+            }
 
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        forward!(self, s => Pin::new(s).poll_flush(cx))
-    }
+            fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                forward!(self, s => Pin::new(s).poll_flush(cx))
+            }
 
-    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        forward!(self, s => Pin::new(s).poll_close(cx))
-    }
+            fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                forward!(self, s => Pin::new(s).poll_close(cx))
+            }
+        }
+    };
 }
 
-impl AsyncRead for ReadHalf {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        forward!(self, s => Pin::new(s).poll_read(cx, buf))
-    }
-}
-
-impl AsyncWrite for WriteHalf {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        forward!(self, s => Pin::new(s).poll_write(cx, buf))
-    }
-
-    /// Over TLS, what the session has encrypted but not yet written reaches the socket.
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        forward!(self, s => Pin::new(s).poll_flush(cx))
-    }
-
-    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        forward!(self, s => Pin::new(s).poll_close(cx))
-    }
-}
+forward_read!(Stream);
+forward_write!(Stream);
+forward_read!(ReadHalf);
+forward_write!(WriteHalf);
 
 impl Cluster {
     /// Runs the TLS handshake of an accepted connection, if this node has TLS.
