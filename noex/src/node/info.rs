@@ -34,7 +34,7 @@ impl ProcessInfo {
         ProcessInfo {
             pid: core.pid().clone(),
             name: core.name().map(|n| n.to_string()),
-            behavior: core.id.behavior,
+            behavior: process.behavior(),
             supervisor: core.id.supervisor(),
             parent: core.parent(),
             message_count: core.message_count(),

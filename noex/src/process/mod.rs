@@ -83,7 +83,6 @@ pub(crate) fn send_exit(target: &dyn AnyProcess, from: &Pid, reason: ExitReason,
 /// Static facts about a process, fixed at spawn.
 pub(crate) struct Identity {
     pub(crate) pid: Pid,
-    pub(crate) behavior: &'static str,
     /// The serial of the process that spawned this one with a link, if any.
     pub(crate) parent: Option<NonZeroU64>,
     /// The serial of the supervisor this process is a child of, if any.
@@ -613,6 +612,8 @@ fn remove<T>(items: &mut Vec<T>, matches: impl Fn(&T) -> bool) -> bool {
 /// A process seen without its behaviour type: what the process table stores.
 pub(crate) trait AnyProcess: Send + Sync + 'static {
     fn core(&self) -> &Core;
+    /// The behaviour's type name (not stored per process: known from the type).
+    fn behavior(&self) -> &'static str;
     fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
     fn mailbox_len(&self) -> usize;
     /// Closes the mailbox and drops what was queued.

@@ -286,7 +286,7 @@ pub(crate) fn run<B: GenServer>(
             if node.events.is_active() {
                 node.events.publish(LifecycleEvent::Started {
                     pid: process.core.pid().clone(),
-                    behavior: process.core.id.behavior,
+                    behavior: std::any::type_name::<B>(),
                     name: process.core.name().map(|n| n.to_string()),
                 });
             }

@@ -164,14 +164,13 @@ pub(crate) async fn spawn<B: GenServer>(
     };
     let process = Arc::new(Process::<B>::new(Identity {
         pid: pid.clone(),
-        behavior: std::any::type_name::<B>(),
         parent,
         supervisor: options
             .supervisor
             .as_ref()
             .and_then(|s| NonZeroU64::new(s.serial())),
     }));
-    node.table.insert(pid.serial(), process.clone());
+    node.table.insert(process.clone());
     if let Some(name) = &options.name {
         if let Err(error) = node.registry.register(name, &process.core) {
             node.table.remove(pid.serial());
