@@ -35,7 +35,7 @@ impl ProcessInfo {
             pid: core.pid().clone(),
             name: core.name().map(|n| n.to_string()),
             behavior: process.behavior(),
-            supervisor: core.id.supervisor(),
+            supervisor: core.supervisor(),
             parent: core.parent(),
             message_count: core.message_count(),
             mailbox_len: process.mailbox_len(),

@@ -85,8 +85,6 @@ pub(crate) struct Identity {
     pub(crate) pid: Pid,
     /// The serial of the process that spawned this one with a link, if any.
     pub(crate) parent: Option<NonZeroU64>,
-    /// The serial of the supervisor this process is a child of, if any.
-    pub(crate) supervisor: Option<NonZeroU64>,
 }
 
 impl Identity {
@@ -98,11 +96,6 @@ impl Identity {
     /// The process that spawned this one with a link.
     pub(crate) fn parent(&self) -> Option<Pid> {
         self.parent.map(|serial| self.sibling(serial))
-    }
-
-    /// The supervisor this process is a child of.
-    pub(crate) fn supervisor(&self) -> Option<Pid> {
-        self.supervisor.map(|serial| self.sibling(serial))
     }
 
     /// `true` if `pid` is this process's parent.
@@ -162,6 +155,9 @@ pub(crate) struct Core {
     signals_pending: AtomicBool,
     /// A graceful stop was asked for (see `Ctx::stopping`).
     stop_requested: AtomicBool,
+    /// A stop the process has taken note of waits in [`Ties::stop`] (see
+    /// [`Core::note_stop`]): a flag, so the process loop looks without the lock.
+    stop_noted: AtomicBool,
     trap_exit: AtomicBool,
     /// Set once `init` has succeeded.
     initialized: AtomicBool,
@@ -188,6 +184,12 @@ struct CoreState {
 #[derive(Default)]
 pub(crate) struct Ties {
     signals: VecDeque<Signal>,
+    /// The reason of a stop the process honours after its current message: its own
+    /// (`Ctx::stop`, the last one wins), else the first of a stop request or its parent's
+    /// exit while it traps exits.
+    /// Kept here rather than in the process's future: idle processes are many, and
+    /// stopping ones few.
+    stop: Option<ExitReason>,
     pub(crate) links: Vec<Pid>,
     /// Monitors others hold on this process: (reference, watcher).
     pub(crate) monitored_by: Vec<(MonitorRef, Pid)>,
@@ -197,8 +199,14 @@ pub(crate) struct Ties {
     pub(crate) timers: Vec<Arc<TimerEntry>>,
     /// Nodes this process monitors (`Ctx::monitor_node`), once each.
     pub(crate) monitored_nodes: Vec<Arc<str>>,
+    /// The serial of the supervisor this process is a child of, if any (for
+    /// introspection; a supervised process has ties anyway, for its link).
+    pub(crate) supervisor: Option<NonZeroU64>,
     /// The process of another node that spawned this one with a link (`spawn_link_on`).
     pub(crate) remote_parent: Option<Pid>,
+    /// What the process keeps of its spawn until `init` has ended, if anything (a
+    /// spawner's monitor, or a spawner of another node): see `server::spawn::Spawning`.
+    pub(crate) spawning: Option<Box<crate::server::spawn::Spawning>>,
     /// The global names it holds.
     pub(crate) global_names: Vec<Arc<str>>,
     /// The process groups it is a member of.
@@ -230,6 +238,7 @@ impl Core {
             waker: TaskWaker::default(),
             signals_pending: AtomicBool::new(false),
             stop_requested: AtomicBool::new(false),
+            stop_noted: AtomicBool::new(false),
             trap_exit: AtomicBool::new(false),
             initialized: AtomicBool::new(false),
             finished: AtomicBool::new(false),
@@ -270,6 +279,39 @@ impl Core {
     /// `true` once a graceful stop of this process was asked for.
     pub(crate) fn stop_requested(&self) -> bool {
         self.stop_requested.load(Ordering::Acquire)
+    }
+
+    /// Notes a stop to honour after the current message (only the process itself calls
+    /// this); an earlier one noted and not yet taken wins.
+    pub(crate) fn note_stop(&self, reason: ExitReason) {
+        let mut state = self.lock();
+        let Some(ties) = state.live_ties() else {
+            return;
+        };
+        ties.stop.get_or_insert(reason);
+        self.stop_noted.store(true, Ordering::Relaxed);
+    }
+
+    /// Notes a stop the process asked for itself (`Ctx::stop`): it wins over one noted
+    /// from a signal, and over an earlier one of its own.
+    pub(crate) fn note_own_stop(&self, reason: ExitReason) {
+        let mut state = self.lock();
+        let Some(ties) = state.live_ties() else {
+            return;
+        };
+        ties.stop = Some(reason);
+        self.stop_noted.store(true, Ordering::Relaxed);
+    }
+
+    /// Takes the stop noted by [`note_stop`](Self::note_stop), if any. Only the process
+    /// itself calls this (and `note_stop`), so the flag needs no ordering.
+    #[inline]
+    pub(crate) fn take_noted_stop(&self) -> Option<ExitReason> {
+        if !self.stop_noted.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.stop_noted.store(false, Ordering::Relaxed);
+        self.lock().ties.as_mut()?.stop.take()
     }
 
     /// `true` if signals wait to be handled (a cheap check for the process loop).
@@ -529,6 +571,27 @@ impl Core {
         if let Some(ties) = self.lock().ties.as_mut() {
             remove(&mut ties.timers, |t| Arc::ptr_eq(t, timer));
         }
+    }
+
+    /// Keeps what the process must know of its spawn until `init` has ended.
+    pub(crate) fn set_spawning(&self, spawning: Box<crate::server::spawn::Spawning>) {
+        self.lock().ties().spawning = Some(spawning);
+    }
+
+    /// Takes what the process kept of its spawn, if anything.
+    pub(crate) fn take_spawning(&self) -> Option<Box<crate::server::spawn::Spawning>> {
+        self.lock().ties.as_mut()?.spawning.take()
+    }
+
+    /// Records that the process is a child of `supervisor` (a process of this node).
+    pub(crate) fn set_supervisor(&self, supervisor: NonZeroU64) {
+        self.lock().ties().supervisor = Some(supervisor);
+    }
+
+    /// The supervisor this process is a child of.
+    pub(crate) fn supervisor(&self) -> Option<Pid> {
+        let serial = self.lock().ties.as_ref()?.supervisor?;
+        Some(self.id.sibling(serial))
     }
 
     /// Records that `parent`, a process of another node, spawned this one with a link.

@@ -10,12 +10,12 @@ use std::cell::Cell;
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use super::ctx::Ctx;
 use super::process::{Envelope, Process};
-use super::spawn::OnStarted;
 use super::{GenServer, Info};
 use crate::error::SpawnError;
 use crate::events::LifecycleEvent;
@@ -69,25 +69,26 @@ impl Turn {
 }
 
 /// Tells the spawner how `init` went.
+///
+/// One pointer: it is part of every process's future for its whole life. What a spawner
+/// of another node wants done once `init` has succeeded (`spawn::OnStarted`) waits in the
+/// process's core instead (`spawn::Spawning`).
 pub(crate) struct Started<B: GenServer> {
     tx: oneshot::Sender<Result<(), SpawnError<B::InitError>>>,
-    /// Runs in the process's task once `init` has succeeded, before anything else (see
-    /// `spawn::RemoteSpawner`).
-    then: Option<OnStarted>,
 }
 
 impl<B: GenServer> Started<B> {
-    pub(crate) fn new(
-        tx: oneshot::Sender<Result<(), SpawnError<B::InitError>>>,
-        then: Option<OnStarted>,
-    ) -> Self {
-        Started { tx, then }
+    pub(crate) fn new(tx: oneshot::Sender<Result<(), SpawnError<B::InitError>>>) -> Self {
+        Started { tx }
     }
 
-    /// Tells the spawner how `init` went. (It may have given up: nothing else to tell it.)
+    /// Tells the spawner how `init` went (it may have given up: nothing else to tell it),
+    /// having first run what a spawner of another node left to run once `init` succeeded,
+    /// before the process does anything else.
     fn send(self, result: Result<(), SpawnError<B::InitError>>, process: &Process<B>) {
         if result.is_ok() {
-            if let Some(then) = self.then {
+            let spawning = process.core.take_spawning();
+            if let Some(then) = spawning.and_then(|spawning| spawning.on_started) {
                 then(process.core.pid(), process as *const Process<B> as usize);
             }
         }
@@ -135,17 +136,13 @@ fn as_current<T>(me: usize, handler: impl FnOnce() -> T) -> T {
 }
 
 /// Acts on queued signals. Returns the reason to die with, if one says so; a stop request
-/// is recorded in `pending_stop` for the loop to honour after the current message.
-fn handle_signals<B: GenServer>(
-    process: &Process<B>,
-    pending_stop: &mut Option<ExitReason>,
-) -> Option<ExitReason> {
+/// is noted in the core (`Core::note_stop`) for the loop to honour after the current
+/// message.
+fn handle_signals<B: GenServer>(process: &Process<B>) -> Option<ExitReason> {
     while let Some(signal) = process.core.next_signal() {
         match signal {
             Signal::Die(reason) => return Some(reason),
-            Signal::Stop(reason) => {
-                pending_stop.get_or_insert(reason);
-            }
+            Signal::Stop(reason) => process.core.note_stop(reason),
         }
     }
     None
@@ -153,16 +150,8 @@ fn handle_signals<B: GenServer>(
 
 /// Polls `future` (a callback) while watching signals. `Err(reason)` if a signal ended the
 /// process; the callback is then dropped where it stood.
-fn guarded<'a, B: GenServer, F: Future>(
-    process: &'a Process<B>,
-    future: F,
-    pending_stop: &'a mut Option<ExitReason>,
-) -> Guarded<'a, B, F> {
-    Guarded {
-        process,
-        pending_stop,
-        future,
-    }
+fn guarded<B: GenServer, F: Future>(process: &Process<B>, future: F) -> Guarded<'_, B, F> {
+    Guarded { process, future }
 }
 
 pin_project_lite::pin_project! {
@@ -170,7 +159,6 @@ pin_project_lite::pin_project! {
     /// fn would hold it twice, and it is part of every process's memory).
     struct Guarded<'a, B: GenServer, F> {
         process: &'a Process<B>,
-        pending_stop: &'a mut Option<ExitReason>,
         #[pin]
         future: F,
     }
@@ -185,7 +173,7 @@ impl<B: GenServer, F: Future> Future for Guarded<'_, B, F> {
         let me = process as *const Process<B> as usize;
         loop {
             if process.core.has_signals() {
-                if let Some(reason) = handle_signals(process, this.pending_stop) {
+                if let Some(reason) = handle_signals(process) {
                     return Poll::Ready(Err(reason));
                 }
             }
@@ -262,22 +250,22 @@ pub(crate) fn run<B: GenServer>(
     started: Started<B>,
 ) -> impl Future<Output = ExitReason> {
     async move {
+        // One pointer for the process's life: borrowed where needed rather than kept
+        // as a reference beside the `Arc` (both would be stored in this future).
         let process = ctx.process().clone();
-        let process = &*process;
         process
             .core
             .set_home(crate::node::executors::current_scheduler());
-        let mut pending_stop = None;
 
-        let mut state = match guarded(process, B::init(args, &mut ctx), &mut pending_stop).await {
+        let mut state = match guarded(&process, B::init(args, &mut ctx)).await {
             Ok(Ok(state)) => state,
             Ok(Err(error)) => {
                 let reason = ExitReason::error(&error);
-                started.send(Err(SpawnError::Init(error)), process);
+                started.send(Err(SpawnError::Init(error)), &process);
                 return reason;
             }
             Err(reason) => {
-                started.send(Err(SpawnError::Exited(reason.clone())), process);
+                started.send(Err(SpawnError::Exited(reason.clone())), &process);
                 return reason;
             }
         };
@@ -291,9 +279,8 @@ pub(crate) fn run<B: GenServer>(
                 });
             }
         }
-        started.send(Ok(()), process);
+        started.send(Ok(()), &process);
 
-        let me = process as *const Process<B> as usize;
         let mut batch = VecDeque::new();
         let mut turn = Turn::default();
         loop {
@@ -302,13 +289,13 @@ pub(crate) fn run<B: GenServer>(
                 smol::future::yield_now().await;
             }
             if process.core.has_signals() {
-                if let Some(reason) = handle_signals(process, &mut pending_stop) {
+                if let Some(reason) = handle_signals(&process) {
                     return reason;
                 }
             }
-            if let Some(reason) = ctx.take_stop().or_else(|| pending_stop.take()) {
+            if let Some(reason) = process.core.take_noted_stop() {
                 let terminate = state.terminate(&reason, &mut ctx);
-                let ended = guarded(process, terminate, &mut pending_stop).await;
+                let ended = guarded(&process, terminate).await;
                 return ended.err().unwrap_or(reason);
             }
             if let Some(info) = ctx.take_continue() {
@@ -316,8 +303,8 @@ pub(crate) fn run<B: GenServer>(
             }
             if batch.is_empty() {
                 let waited = match ctx.idle_due() {
-                    None => wait_for_work(process, &mut batch).await,
-                    Some(after) => match idle_wait(process, &mut batch, after).await {
+                    None => wait_for_work(&process, &mut batch).await,
+                    Some(after) => match idle_wait(&process, &mut batch, after).await {
                         Some(waited) => waited,
                         None => {
                             ctx.idle_arm(false);
@@ -351,7 +338,9 @@ pub(crate) fn run<B: GenServer>(
                         let reply = reply.taken();
                         let more = !batch.is_empty() || process.mailbox.has_queued();
                         MORE.with(|flag| flag.set(more));
-                        match as_current(me, || state.__handle_call_now(request, reply, &mut ctx)) {
+                        match as_current(Arc::as_ptr(&process) as usize, || {
+                            state.__handle_call_now(request, reply, &mut ctx)
+                        }) {
                             Ok(()) => continue,
                             Err((request, reply)) => Dispatch::Call {
                                 handler: state.handle_call(request, reply, &mut ctx),
@@ -359,7 +348,9 @@ pub(crate) fn run<B: GenServer>(
                         }
                     }
                     Envelope::Cast(message) => {
-                        match as_current(me, || state.__handle_cast_now(message, &mut ctx)) {
+                        match as_current(Arc::as_ptr(&process) as usize, || {
+                            state.__handle_cast_now(message, &mut ctx)
+                        }) {
                             Ok(()) => continue,
                             Err(message) => Dispatch::Cast {
                                 handler: state.handle_cast(message, &mut ctx),
@@ -367,7 +358,7 @@ pub(crate) fn run<B: GenServer>(
                         }
                     }
                     Envelope::Info(info) => {
-                        if !wanted(process, &info, &mut pending_stop) {
+                        if !wanted(&process, &info) {
                             continue;
                         }
                         Dispatch::Info {
@@ -380,13 +371,13 @@ pub(crate) fn run<B: GenServer>(
                     }
                 }
             };
-            if let Err(reason) = guarded(process, handler, &mut pending_stop).await {
+            if let Err(reason) = guarded(&process, handler).await {
                 return reason;
             }
             if let Some(message) = encoded {
                 // Decoded apart; then handled like any message, first in line.
                 let decode = Box::pin(message.decode());
-                match guarded(process, decode, &mut pending_stop).await {
+                match guarded(&process, decode).await {
                     Ok(Some(envelope)) => batch.push_front(envelope),
                     // Undecodable (and dropped): counted now, as it will not come back.
                     Ok(None) => process.core.count_message(),
@@ -400,16 +391,12 @@ pub(crate) fn run<B: GenServer>(
 /// `false` for an info that must not reach the handler: the `Down` of a monitor removed
 /// after it was queued, and the exit of a trapping server's parent (OTP: the server then
 /// terminates with the parent's reason, after handling what the parent sent before).
-fn wanted<B: GenServer>(
-    process: &Process<B>,
-    info: &Info<B::Info>,
-    pending_stop: &mut Option<ExitReason>,
-) -> bool {
+fn wanted<B: GenServer>(process: &Process<B>, info: &Info<B::Info>) -> bool {
     match info {
         Info::Down { monitor, .. } => process.core.remove_watching(*monitor).is_some(),
         Info::NodeDown { node } => process.core.remove_monitored_node(node.as_str()),
         Info::Exit { from, reason } if process.core.is_parent(from) => {
-            pending_stop.get_or_insert(reason.clone());
+            process.core.note_stop(reason.clone());
             false
         }
         _ => true,
