@@ -10,7 +10,7 @@ use std::cell::Cell;
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -42,8 +42,19 @@ const CLOCK_EVERY: u32 = 64;
 #[derive(Default)]
 struct Turn {
     handled: u32,
-    /// When the turn had handled [`CLOCK_EVERY`] messages.
-    mark: Option<Instant>,
+    /// When the turn had handled [`CLOCK_EVERY`] messages, in nanoseconds since
+    /// [`clock`]'s epoch; 0 before. (Not an `Option<Instant>`: twice the size, in every
+    /// process's future.)
+    mark: u64,
+}
+
+/// Nanoseconds since the first call (at least 1).
+fn clock() -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    u64::try_from(epoch.elapsed().as_nanos())
+        .unwrap_or(u64::MAX)
+        .max(1)
 }
 
 impl Turn {
@@ -52,9 +63,11 @@ impl Turn {
     fn count(&mut self) {
         self.handled += 1;
         if self.handled % CLOCK_EVERY == 0 {
-            let now = Instant::now();
-            let mark = *self.mark.get_or_insert(now);
-            if now.duration_since(mark) >= TURN_TIME {
+            let now = clock();
+            if self.mark == 0 {
+                self.mark = now;
+            }
+            if now - self.mark >= TURN_TIME.as_nanos() as u64 {
                 // Let `over` see it at once, and the thread serve the outside next.
                 self.handled = self.handled.max(TURN_LIMIT);
                 crate::node::executors::ran_long();
@@ -318,7 +331,6 @@ pub(crate) fn run<B: GenServer>(
                 }
                 continue;
             }
-            let mut encoded = None;
             // A handler that is a plain `fn` runs at once, here (and the loop goes on);
             // others become a future, polled while signals are watched.
             let handler = {
@@ -366,23 +378,23 @@ pub(crate) fn run<B: GenServer>(
                         }
                     }
                     Envelope::Encoded(message) => {
-                        encoded = Some(message);
-                        Dispatch::Done
+                        // Decoded apart; then handled like any message, first in line.
+                        // (Here rather than after the handlers' `await`: nothing of it is
+                        // kept across that one, which every process's future has room for.)
+                        let decode = Box::pin(message.decode());
+                        match guarded(&process, decode).await {
+                            Ok(Some(envelope)) => batch.push_front(envelope),
+                            // Undecodable (and dropped): counted now, as it will not come
+                            // back.
+                            Ok(None) => process.core.count_message(),
+                            Err(reason) => return reason,
+                        }
+                        continue;
                     }
                 }
             };
             if let Err(reason) = guarded(&process, handler).await {
                 return reason;
-            }
-            if let Some(message) = encoded {
-                // Decoded apart; then handled like any message, first in line.
-                let decode = Box::pin(message.decode());
-                match guarded(&process, decode).await {
-                    Ok(Some(envelope)) => batch.push_front(envelope),
-                    // Undecodable (and dropped): counted now, as it will not come back.
-                    Ok(None) => process.core.count_message(),
-                    Err(reason) => return reason,
-                }
             }
         }
     }
@@ -405,14 +417,12 @@ fn wanted<B: GenServer>(process: &Process<B>, info: &Info<B::Info>) -> bool {
 
 pin_project_lite::pin_project! {
     /// The callback handling one message: a future of one of three kinds, holding nothing
-    /// else, so the process's future is as small as its largest callback — or nothing
-    /// left to do (a large remote message, which is decoded next).
+    /// else, so the process's future is as small as its largest callback.
     #[project = DispatchProjection]
     enum Dispatch<C, K, I> {
         Call { #[pin] handler: C },
         Cast { #[pin] handler: K },
         Info { #[pin] handler: I },
-        Done,
     }
 }
 
@@ -429,7 +439,6 @@ where
             DispatchProjection::Call { handler } => handler.poll(cx),
             DispatchProjection::Cast { handler } => handler.poll(cx),
             DispatchProjection::Info { handler } => handler.poll(cx),
-            DispatchProjection::Done => Poll::Ready(()),
         }
     }
 }
