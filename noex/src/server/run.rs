@@ -15,7 +15,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use super::ctx::Ctx;
-use super::process::{Envelope, Process};
+use super::process::{Encoded, Envelope, Process};
 use super::{GenServer, Info};
 use crate::error::SpawnError;
 use crate::events::LifecycleEvent;
@@ -331,6 +331,23 @@ pub(crate) fn run<B: GenServer>(
                 }
                 continue;
             }
+            if let Some(message) = take_encoded(&mut batch) {
+                // A large message from another node: decoded apart, then handled like any
+                // message, first in line. (Counted when it comes back decoded.) Taken out
+                // here, before the envelope of a handler is, so that nothing of the
+                // envelope is kept across this `await`: every process's future has room
+                // for what it keeps across each of its `await`s.
+                ctx.idle_arm(true);
+                turn.count();
+                let decode = Box::pin(message.decode());
+                match guarded(&process, decode).await {
+                    Ok(Some(envelope)) => batch.push_front(envelope),
+                    // Undecodable (and dropped): counted now, as it will not come back.
+                    Ok(None) => process.core.count_message(),
+                    Err(reason) => return reason,
+                }
+                continue;
+            }
             // A handler that is a plain `fn` runs at once, here (and the loop goes on);
             // others become a future, polled while signals are watched.
             let handler = {
@@ -377,18 +394,9 @@ pub(crate) fn run<B: GenServer>(
                             handler: state.handle_info(info, &mut ctx),
                         }
                     }
+                    // Taken out above.
                     Envelope::Encoded(message) => {
-                        // Decoded apart; then handled like any message, first in line.
-                        // (Here rather than after the handlers' `await`: nothing of it is
-                        // kept across that one, which every process's future has room for.)
-                        let decode = Box::pin(message.decode());
-                        match guarded(&process, decode).await {
-                            Ok(Some(envelope)) => batch.push_front(envelope),
-                            // Undecodable (and dropped): counted now, as it will not come
-                            // back.
-                            Ok(None) => process.core.count_message(),
-                            Err(reason) => return reason,
-                        }
+                        batch.push_front(Envelope::Encoded(message));
                         continue;
                     }
                 }
@@ -397,6 +405,18 @@ pub(crate) fn run<B: GenServer>(
                 return reason;
             }
         }
+    }
+}
+
+/// Takes the first message of `batch` if it is a large message from another node, still
+/// encoded.
+fn take_encoded<B: GenServer>(batch: &mut VecDeque<Envelope<B>>) -> Option<Box<Encoded<B>>> {
+    if !matches!(batch.front(), Some(Envelope::Encoded(_))) {
+        return None;
+    }
+    match batch.pop_front() {
+        Some(Envelope::Encoded(message)) => Some(message),
+        _ => None,
     }
 }
 
