@@ -158,6 +158,9 @@ pub(crate) struct Core {
     /// A stop the process has taken note of waits in [`Ties::stop`] (see
     /// [`Core::note_stop`]): a flag, so the process loop looks without the lock.
     stop_noted: AtomicBool,
+    /// The ties hold a `Spawning` (see [`Core::set_spawning`]): most processes have
+    /// none, and learn it without the lock.
+    spawning: AtomicBool,
     trap_exit: AtomicBool,
     /// Set once `init` has succeeded.
     initialized: AtomicBool,
@@ -239,6 +242,7 @@ impl Core {
             signals_pending: AtomicBool::new(false),
             stop_requested: AtomicBool::new(false),
             stop_noted: AtomicBool::new(false),
+            spawning: AtomicBool::new(false),
             trap_exit: AtomicBool::new(false),
             initialized: AtomicBool::new(false),
             finished: AtomicBool::new(false),
@@ -574,12 +578,20 @@ impl Core {
     }
 
     /// Keeps what the process must know of its spawn until `init` has ended.
+    /// (Set by the spawner before the process's task is spawned, which orders it before
+    /// the process's reads.)
     pub(crate) fn set_spawning(&self, spawning: Box<crate::server::spawn::Spawning>) {
         self.lock().ties().spawning = Some(spawning);
+        self.spawning.store(true, Ordering::Relaxed);
     }
 
-    /// Takes what the process kept of its spawn, if anything.
+    /// Takes what the process kept of its spawn, if anything. Only the process itself
+    /// calls this.
     pub(crate) fn take_spawning(&self) -> Option<Box<crate::server::spawn::Spawning>> {
+        if !self.spawning.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.spawning.store(false, Ordering::Relaxed);
         self.lock().ties.as_mut()?.spawning.take()
     }
 
