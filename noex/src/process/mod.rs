@@ -11,14 +11,17 @@
 
 pub(crate) mod drain;
 pub(crate) mod mailbox;
+mod noted;
 pub(crate) mod table;
+mod waker;
+
+pub(crate) use waker::TaskWaker;
 
 use std::any::Any;
 use std::collections::VecDeque;
 use std::num::NonZeroU64;
-use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
-use std::task::Waker;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use event_listener::Event;
 
@@ -105,45 +108,6 @@ impl Identity {
                 && pid.incarnation() == self.pid.incarnation()
                 && pid.node() == self.pid.node()
         })
-    }
-}
-
-/// The waker of a process's task. A process is one task for its whole life, polled with
-/// one waker, so the waker is kept from the first poll on: waking is `wake_by_ref`, with
-/// no exchange of wakers between the process and its senders on every message.
-///
-/// A wake before the first poll is lost, harmlessly: after registering, the process looks
-/// for messages and signals before it waits. (The registration and a sender's look for
-/// the waker are each followed by a sequentially consistent fence, so that one of the two
-/// sees the other's write.) The waker outlives the task as long as the process's `Core`
-/// does — a `ServerRef` kept to an ended process keeps its task's memory too.
-#[derive(Default)]
-pub(crate) struct TaskWaker(OnceLock<Waker>);
-
-impl TaskWaker {
-    /// Keeps `waker` if none is kept yet (the process's own task: always the same one).
-    pub(crate) fn register(&self, waker: &Waker) {
-        if self.0.get().is_none() {
-            let _ = self.0.set(waker.clone());
-            fence(Ordering::SeqCst);
-        }
-    }
-
-    /// Wakes the process's task, if it has been polled.
-    pub(crate) fn wake(&self) {
-        let waker = match self.0.get() {
-            Some(waker) => waker,
-            // Not registered yet, or the registration is not visible yet: after the
-            // fence, either it is, or the process will see what the caller stored.
-            None => {
-                fence(Ordering::SeqCst);
-                match self.0.get() {
-                    Some(waker) => waker,
-                    None => return,
-                }
-            }
-        };
-        waker.wake_by_ref();
     }
 }
 
@@ -283,39 +247,6 @@ impl Core {
     /// `true` once a graceful stop of this process was asked for.
     pub(crate) fn stop_requested(&self) -> bool {
         self.stop_requested.load(Ordering::Acquire)
-    }
-
-    /// Notes a stop to honour after the current message (only the process itself calls
-    /// this); an earlier one noted and not yet taken wins.
-    pub(crate) fn note_stop(&self, reason: ExitReason) {
-        let mut state = self.lock();
-        let Some(ties) = state.live_ties() else {
-            return;
-        };
-        ties.stop.get_or_insert(reason);
-        self.stop_noted.store(true, Ordering::Relaxed);
-    }
-
-    /// Notes a stop the process asked for itself (`Ctx::stop`): it wins over one noted
-    /// from a signal, and over an earlier one of its own.
-    pub(crate) fn note_own_stop(&self, reason: ExitReason) {
-        let mut state = self.lock();
-        let Some(ties) = state.live_ties() else {
-            return;
-        };
-        ties.stop = Some(reason);
-        self.stop_noted.store(true, Ordering::Relaxed);
-    }
-
-    /// Takes the stop noted by [`note_stop`](Self::note_stop), if any. Only the process
-    /// itself calls this (and `note_stop`), so the flag needs no ordering.
-    #[inline]
-    pub(crate) fn take_noted_stop(&self) -> Option<ExitReason> {
-        if !self.stop_noted.load(Ordering::Relaxed) {
-            return None;
-        }
-        self.stop_noted.store(false, Ordering::Relaxed);
-        self.lock().ties.as_mut()?.stop.take()
     }
 
     /// `true` if signals wait to be handled (a cheap check for the process loop).
@@ -575,35 +506,6 @@ impl Core {
         if let Some(ties) = self.lock().ties.as_mut() {
             remove(&mut ties.timers, |t| Arc::ptr_eq(t, timer));
         }
-    }
-
-    /// Keeps what the process must know of its spawn until `init` has ended.
-    /// (Set by the spawner before the process's task is spawned, which orders it before
-    /// the process's reads.)
-    pub(crate) fn set_spawning(&self, spawning: Box<crate::server::spawn::Spawning>) {
-        self.lock().ties().spawning = Some(spawning);
-        self.spawning.store(true, Ordering::Relaxed);
-    }
-
-    /// Takes what the process kept of its spawn, if anything. Only the process itself
-    /// calls this.
-    pub(crate) fn take_spawning(&self) -> Option<Box<crate::server::spawn::Spawning>> {
-        if !self.spawning.load(Ordering::Relaxed) {
-            return None;
-        }
-        self.spawning.store(false, Ordering::Relaxed);
-        self.lock().ties.as_mut()?.spawning.take()
-    }
-
-    /// Records that the process is a child of `supervisor` (a process of this node).
-    pub(crate) fn set_supervisor(&self, supervisor: NonZeroU64) {
-        self.lock().ties().supervisor = Some(supervisor);
-    }
-
-    /// The supervisor this process is a child of.
-    pub(crate) fn supervisor(&self) -> Option<Pid> {
-        let serial = self.lock().ties.as_ref()?.supervisor?;
-        Some(self.id.sibling(serial))
     }
 
     /// Records that `parent`, a process of another node, spawned this one with a link.
