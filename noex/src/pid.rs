@@ -64,6 +64,11 @@ impl Pid {
     pub fn serial(&self) -> u64 {
         self.serial
     }
+
+    /// The serial by reference (how the process table looks processes up).
+    pub(crate) fn serial_ref(&self) -> &u64 {
+        &self.serial
+    }
 }
 
 impl fmt::Display for Pid {

@@ -129,11 +129,11 @@ fn timers_and_calls_from_outside_pass_a_flooded_neighbour() {
     // aim, met on a quiet machine, is 2 ms; a flooded neighbour once held ticks back by
     // 10-30 ms and calls by up to 140 ms.)
     assert!(
-        late_p99 < Duration::from_millis(25),
+        late_p99 < Duration::from_millis(50),
         "timer lateness p99 {late_p99:?}"
     );
     assert!(
-        call_p99 < Duration::from_millis(25),
+        call_p99 < Duration::from_millis(50),
         "outside call p99 {call_p99:?}"
     );
     node.shutdown();

@@ -34,8 +34,8 @@ impl ProcessInfo {
         ProcessInfo {
             pid: core.pid().clone(),
             name: core.name().map(|n| n.to_string()),
-            behavior: core.id.behavior,
-            supervisor: core.id.supervisor(),
+            behavior: process.behavior(),
+            supervisor: core.supervisor(),
             parent: core.parent(),
             message_count: core.message_count(),
             mailbox_len: process.mailbox_len(),

@@ -229,7 +229,7 @@ impl NodeInner {
     /// The live process behind `pid` as a process of behaviour `B`.
     pub(crate) fn resolve_as<B: GenServer>(&self, pid: &Pid) -> Result<Arc<Process<B>>, String> {
         let process = self.resolve(pid).ok_or_else(String::new)?;
-        let behavior = process.core().id.behavior;
+        let behavior = process.behavior();
         process
             .into_any()
             .downcast::<Process<B>>()

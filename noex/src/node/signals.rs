@@ -255,7 +255,7 @@ impl NodeInner {
             });
         }
         core.notify_exited();
-        log_exit(pid, core.id.behavior, &reason);
+        log_exit(pid, process.behavior(), &reason);
     }
 }
 

@@ -27,11 +27,13 @@ pub(crate) struct Mailbox<M> {
     taken: AtomicU64,
     /// The queue's buffer may be larger than [`KEEP_CAPACITY`] (known at each take).
     large: AtomicBool,
+    /// Set once the process has ended; read and written under the lock only (an atomic
+    /// beside the locked queue rather than in it: that packs with the flags above).
+    closed: AtomicBool,
 }
 
 struct Shared<M> {
     queue: VecDeque<M>,
-    closed: bool,
 }
 
 /// A batch larger than this is released when the mailbox runs dry, so a burst does not
@@ -43,11 +45,11 @@ impl<M> Mailbox<M> {
         Mailbox {
             shared: SpinMutex::new(Shared {
                 queue: VecDeque::new(),
-                closed: false,
             }),
             queued: AtomicBool::new(false),
             taken: AtomicU64::new(0),
             large: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
         }
     }
 
@@ -82,7 +84,7 @@ impl<M> Mailbox<M> {
     /// to (whoever pushed that one wakes it, and it takes them all).
     pub(crate) fn push(&self, msg: M) -> Result<bool, M> {
         let mut shared = self.lock();
-        if shared.closed {
+        if self.closed.load(Ordering::Relaxed) {
             return Err(msg);
         }
         shared.queue.push_back(msg);
@@ -150,7 +152,7 @@ impl<M> Mailbox<M> {
     /// Closes the mailbox and returns what was still queued. Later pushes fail.
     pub(crate) fn close(&self) -> VecDeque<M> {
         let mut shared = self.lock();
-        shared.closed = true;
+        self.closed.store(true, Ordering::Relaxed);
         std::mem::take(&mut shared.queue)
     }
 }

@@ -11,14 +11,17 @@
 
 pub(crate) mod drain;
 pub(crate) mod mailbox;
+mod noted;
 pub(crate) mod table;
+mod waker;
+
+pub(crate) use waker::TaskWaker;
 
 use std::any::Any;
 use std::collections::VecDeque;
 use std::num::NonZeroU64;
-use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
-use std::task::Waker;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use event_listener::Event;
 
@@ -83,11 +86,8 @@ pub(crate) fn send_exit(target: &dyn AnyProcess, from: &Pid, reason: ExitReason,
 /// Static facts about a process, fixed at spawn.
 pub(crate) struct Identity {
     pub(crate) pid: Pid,
-    pub(crate) behavior: &'static str,
     /// The serial of the process that spawned this one with a link, if any.
     pub(crate) parent: Option<NonZeroU64>,
-    /// The serial of the supervisor this process is a child of, if any.
-    pub(crate) supervisor: Option<NonZeroU64>,
 }
 
 impl Identity {
@@ -101,11 +101,6 @@ impl Identity {
         self.parent.map(|serial| self.sibling(serial))
     }
 
-    /// The supervisor this process is a child of.
-    pub(crate) fn supervisor(&self) -> Option<Pid> {
-        self.supervisor.map(|serial| self.sibling(serial))
-    }
-
     /// `true` if `pid` is this process's parent.
     pub(crate) fn is_parent(&self, pid: &Pid) -> bool {
         self.parent.is_some_and(|serial| {
@@ -113,45 +108,6 @@ impl Identity {
                 && pid.incarnation() == self.pid.incarnation()
                 && pid.node() == self.pid.node()
         })
-    }
-}
-
-/// The waker of a process's task. A process is one task for its whole life, polled with
-/// one waker, so the waker is kept from the first poll on: waking is `wake_by_ref`, with
-/// no exchange of wakers between the process and its senders on every message.
-///
-/// A wake before the first poll is lost, harmlessly: after registering, the process looks
-/// for messages and signals before it waits. (The registration and a sender's look for
-/// the waker are each followed by a sequentially consistent fence, so that one of the two
-/// sees the other's write.) The waker outlives the task as long as the process's `Core`
-/// does — a `ServerRef` kept to an ended process keeps its task's memory too.
-#[derive(Default)]
-pub(crate) struct TaskWaker(OnceLock<Waker>);
-
-impl TaskWaker {
-    /// Keeps `waker` if none is kept yet (the process's own task: always the same one).
-    pub(crate) fn register(&self, waker: &Waker) {
-        if self.0.get().is_none() {
-            let _ = self.0.set(waker.clone());
-            fence(Ordering::SeqCst);
-        }
-    }
-
-    /// Wakes the process's task, if it has been polled.
-    pub(crate) fn wake(&self) {
-        let waker = match self.0.get() {
-            Some(waker) => waker,
-            // Not registered yet, or the registration is not visible yet: after the
-            // fence, either it is, or the process will see what the caller stored.
-            None => {
-                fence(Ordering::SeqCst);
-                match self.0.get() {
-                    Some(waker) => waker,
-                    None => return,
-                }
-            }
-        };
-        waker.wake_by_ref();
     }
 }
 
@@ -163,6 +119,12 @@ pub(crate) struct Core {
     signals_pending: AtomicBool,
     /// A graceful stop was asked for (see `Ctx::stopping`).
     stop_requested: AtomicBool,
+    /// A stop the process has taken note of waits in [`Ties::stop`] (see
+    /// [`Core::note_stop`]): a flag, so the process loop looks without the lock.
+    stop_noted: AtomicBool,
+    /// The ties hold a `Spawning` (see [`Core::set_spawning`]): most processes have
+    /// none, and learn it without the lock.
+    spawning: AtomicBool,
     trap_exit: AtomicBool,
     /// Set once `init` has succeeded.
     initialized: AtomicBool,
@@ -189,6 +151,12 @@ struct CoreState {
 #[derive(Default)]
 pub(crate) struct Ties {
     signals: VecDeque<Signal>,
+    /// The reason of a stop the process honours after its current message: its own
+    /// (`Ctx::stop`, the last one wins), else the first of a stop request or its parent's
+    /// exit while it traps exits.
+    /// Kept here rather than in the process's future: idle processes are many, and
+    /// stopping ones few.
+    stop: Option<ExitReason>,
     pub(crate) links: Vec<Pid>,
     /// Monitors others hold on this process: (reference, watcher).
     pub(crate) monitored_by: Vec<(MonitorRef, Pid)>,
@@ -198,8 +166,14 @@ pub(crate) struct Ties {
     pub(crate) timers: Vec<Arc<TimerEntry>>,
     /// Nodes this process monitors (`Ctx::monitor_node`), once each.
     pub(crate) monitored_nodes: Vec<Arc<str>>,
+    /// The serial of the supervisor this process is a child of, if any (for
+    /// introspection; a supervised process has ties anyway, for its link).
+    pub(crate) supervisor: Option<NonZeroU64>,
     /// The process of another node that spawned this one with a link (`spawn_link_on`).
     pub(crate) remote_parent: Option<Pid>,
+    /// What the process keeps of its spawn until `init` has ended, if anything (a
+    /// spawner's monitor, or a spawner of another node): see `server::spawn::Spawning`.
+    pub(crate) spawning: Option<Box<crate::server::spawn::Spawning>>,
     /// The global names it holds.
     pub(crate) global_names: Vec<Arc<str>>,
     /// The process groups it is a member of.
@@ -231,6 +205,8 @@ impl Core {
             waker: TaskWaker::default(),
             signals_pending: AtomicBool::new(false),
             stop_requested: AtomicBool::new(false),
+            stop_noted: AtomicBool::new(false),
+            spawning: AtomicBool::new(false),
             trap_exit: AtomicBool::new(false),
             initialized: AtomicBool::new(false),
             finished: AtomicBool::new(false),
@@ -613,6 +589,8 @@ fn remove<T>(items: &mut Vec<T>, matches: impl Fn(&T) -> bool) -> bool {
 /// A process seen without its behaviour type: what the process table stores.
 pub(crate) trait AnyProcess: Send + Sync + 'static {
     fn core(&self) -> &Core;
+    /// The behaviour's type name (not stored per process: known from the type).
+    fn behavior(&self) -> &'static str;
     fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
     fn mailbox_len(&self) -> usize;
     /// Closes the mailbox and drops what was queued.

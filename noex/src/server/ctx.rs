@@ -60,7 +60,6 @@ use crate::{ExitReason, MonitorRef, Pid};
 pub struct Ctx<B: GenServer> {
     process: Arc<Process<B>>,
     node: Weak<NodeInner>,
-    stop: Option<ExitReason>,
     /// The continuation asked for, handled before the next message.
     proceed: Option<B::Info>,
     /// The idle timeout in milliseconds (0: none), and whether it is armed (no `Timeout`
@@ -74,7 +73,6 @@ impl<B: GenServer> Ctx<B> {
         Ctx {
             process,
             node,
-            stop: None,
             proceed: None,
             idle_ms: 0,
             idle_armed: false,
@@ -103,10 +101,6 @@ impl<B: GenServer> Ctx<B> {
 
     pub(crate) fn node_inner(&self) -> Option<Arc<NodeInner>> {
         self.node.upgrade()
-    }
-
-    pub(crate) fn take_stop(&mut self) -> Option<ExitReason> {
-        self.stop.take()
     }
 
     /// This process's pid.
@@ -139,7 +133,8 @@ impl<B: GenServer> Ctx<B> {
     /// Asks this process to stop with `reason` once the current callback returns:
     /// `terminate` runs, then the process ends.
     pub fn stop(&mut self, reason: ExitReason) {
-        self.stop = Some(reason);
+        // Kept in the core, not here: every process carries its `Ctx`.
+        self.process.core.note_own_stop(reason);
     }
 
     /// Asks for `info` to be handled as [`Info::Continue`](crate::Info::Continue) by

@@ -149,6 +149,10 @@ impl<B: GenServer> AnyProcess for Process<B> {
         &self.core
     }
 
+    fn behavior(&self) -> &'static str {
+        std::any::type_name::<B>()
+    }
+
     fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
         self
     }
@@ -182,7 +186,7 @@ impl<B: GenServer> AnyProcess for Process<B> {
     fn behavior_tag(&self) -> (&'static str, u32) {
         match B::__remote_codec() {
             Some(codec) => (codec.name, codec.hash),
-            None => (self.core.id.behavior, 0),
+            None => (std::any::type_name::<B>(), 0),
         }
     }
 
@@ -194,7 +198,7 @@ impl<B: GenServer> AnyProcess for Process<B> {
         } = delivery;
         let Some(codec) = B::__remote_codec() else {
             if let RemoteKind::Call(responder, _) = kind {
-                let text = format!("behaviour {} is local-only", self.core.id.behavior);
+                let text = format!("behaviour {} is local-only", std::any::type_name::<B>());
                 responder.respond(RemoteOutcome::Failed(text));
             }
             return;

@@ -10,12 +10,12 @@ use std::cell::Cell;
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use super::ctx::Ctx;
-use super::process::{Envelope, Process};
-use super::spawn::OnStarted;
+use super::process::{Encoded, Envelope, Process};
 use super::{GenServer, Info};
 use crate::error::SpawnError;
 use crate::events::LifecycleEvent;
@@ -42,8 +42,19 @@ const CLOCK_EVERY: u32 = 64;
 #[derive(Default)]
 struct Turn {
     handled: u32,
-    /// When the turn had handled [`CLOCK_EVERY`] messages.
-    mark: Option<Instant>,
+    /// When the turn had handled [`CLOCK_EVERY`] messages, in nanoseconds since
+    /// [`clock`]'s epoch; 0 before. (Not an `Option<Instant>`: twice the size, in every
+    /// process's future.)
+    mark: u64,
+}
+
+/// Nanoseconds since the first call (at least 1).
+fn clock() -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    u64::try_from(epoch.elapsed().as_nanos())
+        .unwrap_or(u64::MAX)
+        .max(1)
 }
 
 impl Turn {
@@ -52,9 +63,11 @@ impl Turn {
     fn count(&mut self) {
         self.handled += 1;
         if self.handled % CLOCK_EVERY == 0 {
-            let now = Instant::now();
-            let mark = *self.mark.get_or_insert(now);
-            if now.duration_since(mark) >= TURN_TIME {
+            let now = clock();
+            if self.mark == 0 {
+                self.mark = now;
+            }
+            if now - self.mark >= TURN_TIME.as_nanos() as u64 {
                 // Let `over` see it at once, and the thread serve the outside next.
                 self.handled = self.handled.max(TURN_LIMIT);
                 crate::node::executors::ran_long();
@@ -69,25 +82,26 @@ impl Turn {
 }
 
 /// Tells the spawner how `init` went.
+///
+/// One pointer: it is part of every process's future for its whole life. What a spawner
+/// of another node wants done once `init` has succeeded (`spawn::OnStarted`) waits in the
+/// process's core instead (`spawn::Spawning`).
 pub(crate) struct Started<B: GenServer> {
     tx: oneshot::Sender<Result<(), SpawnError<B::InitError>>>,
-    /// Runs in the process's task once `init` has succeeded, before anything else (see
-    /// `spawn::RemoteSpawner`).
-    then: Option<OnStarted>,
 }
 
 impl<B: GenServer> Started<B> {
-    pub(crate) fn new(
-        tx: oneshot::Sender<Result<(), SpawnError<B::InitError>>>,
-        then: Option<OnStarted>,
-    ) -> Self {
-        Started { tx, then }
+    pub(crate) fn new(tx: oneshot::Sender<Result<(), SpawnError<B::InitError>>>) -> Self {
+        Started { tx }
     }
 
-    /// Tells the spawner how `init` went. (It may have given up: nothing else to tell it.)
+    /// Tells the spawner how `init` went (it may have given up: nothing else to tell it),
+    /// having first run what a spawner of another node left to run once `init` succeeded,
+    /// before the process does anything else.
     fn send(self, result: Result<(), SpawnError<B::InitError>>, process: &Process<B>) {
         if result.is_ok() {
-            if let Some(then) = self.then {
+            let spawning = process.core.take_spawning();
+            if let Some(then) = spawning.and_then(|spawning| spawning.on_started) {
                 then(process.core.pid(), process as *const Process<B> as usize);
             }
         }
@@ -135,17 +149,13 @@ fn as_current<T>(me: usize, handler: impl FnOnce() -> T) -> T {
 }
 
 /// Acts on queued signals. Returns the reason to die with, if one says so; a stop request
-/// is recorded in `pending_stop` for the loop to honour after the current message.
-fn handle_signals<B: GenServer>(
-    process: &Process<B>,
-    pending_stop: &mut Option<ExitReason>,
-) -> Option<ExitReason> {
+/// is noted in the core (`Core::note_stop`) for the loop to honour after the current
+/// message.
+fn handle_signals<B: GenServer>(process: &Process<B>) -> Option<ExitReason> {
     while let Some(signal) = process.core.next_signal() {
         match signal {
             Signal::Die(reason) => return Some(reason),
-            Signal::Stop(reason) => {
-                pending_stop.get_or_insert(reason);
-            }
+            Signal::Stop(reason) => process.core.note_stop(reason),
         }
     }
     None
@@ -153,16 +163,8 @@ fn handle_signals<B: GenServer>(
 
 /// Polls `future` (a callback) while watching signals. `Err(reason)` if a signal ended the
 /// process; the callback is then dropped where it stood.
-fn guarded<'a, B: GenServer, F: Future>(
-    process: &'a Process<B>,
-    future: F,
-    pending_stop: &'a mut Option<ExitReason>,
-) -> Guarded<'a, B, F> {
-    Guarded {
-        process,
-        pending_stop,
-        future,
-    }
+fn guarded<B: GenServer, F: Future>(process: &Process<B>, future: F) -> Guarded<'_, B, F> {
+    Guarded { process, future }
 }
 
 pin_project_lite::pin_project! {
@@ -170,7 +172,6 @@ pin_project_lite::pin_project! {
     /// fn would hold it twice, and it is part of every process's memory).
     struct Guarded<'a, B: GenServer, F> {
         process: &'a Process<B>,
-        pending_stop: &'a mut Option<ExitReason>,
         #[pin]
         future: F,
     }
@@ -185,7 +186,7 @@ impl<B: GenServer, F: Future> Future for Guarded<'_, B, F> {
         let me = process as *const Process<B> as usize;
         loop {
             if process.core.has_signals() {
-                if let Some(reason) = handle_signals(process, this.pending_stop) {
+                if let Some(reason) = handle_signals(process) {
                     return Poll::Ready(Err(reason));
                 }
             }
@@ -261,22 +262,22 @@ pub(crate) fn run<B: GenServer>(
     started: Started<B>,
 ) -> impl Future<Output = ExitReason> {
     async move {
+        // One pointer for the process's life: borrowed where needed rather than kept
+        // as a reference beside the `Arc` (both would be stored in this future).
         let process = ctx.process().clone();
-        let process = &*process;
         process
             .core
             .set_home(crate::node::executors::current_scheduler());
-        let mut pending_stop = None;
 
-        let mut state = match guarded(process, B::init(args, &mut ctx), &mut pending_stop).await {
+        let mut state = match guarded(&process, B::init(args, &mut ctx)).await {
             Ok(Ok(state)) => state,
             Ok(Err(error)) => {
                 let reason = ExitReason::error(&error);
-                started.send(Err(SpawnError::Init(error)), process);
+                started.send(Err(SpawnError::Init(error)), &process);
                 return reason;
             }
             Err(reason) => {
-                started.send(Err(SpawnError::Exited(reason.clone())), process);
+                started.send(Err(SpawnError::Exited(reason.clone())), &process);
                 return reason;
             }
         };
@@ -285,14 +286,13 @@ pub(crate) fn run<B: GenServer>(
             if node.events.is_active() {
                 node.events.publish(LifecycleEvent::Started {
                     pid: process.core.pid().clone(),
-                    behavior: process.core.id.behavior,
+                    behavior: std::any::type_name::<B>(),
                     name: process.core.name().map(|n| n.to_string()),
                 });
             }
         }
-        started.send(Ok(()), process);
+        started.send(Ok(()), &process);
 
-        let me = process as *const Process<B> as usize;
         let mut batch = VecDeque::new();
         let mut turn = Turn::default();
         loop {
@@ -301,13 +301,13 @@ pub(crate) fn run<B: GenServer>(
                 smol::future::yield_now().await;
             }
             if process.core.has_signals() {
-                if let Some(reason) = handle_signals(process, &mut pending_stop) {
+                if let Some(reason) = handle_signals(&process) {
                     return reason;
                 }
             }
-            if let Some(reason) = ctx.take_stop().or_else(|| pending_stop.take()) {
+            if let Some(reason) = process.core.take_noted_stop() {
                 let terminate = state.terminate(&reason, &mut ctx);
-                let ended = guarded(process, terminate, &mut pending_stop).await;
+                let ended = guarded(&process, terminate).await;
                 return ended.err().unwrap_or(reason);
             }
             if let Some(info) = ctx.take_continue() {
@@ -315,8 +315,8 @@ pub(crate) fn run<B: GenServer>(
             }
             if batch.is_empty() {
                 let waited = match ctx.idle_due() {
-                    None => wait_for_work(process, &mut batch).await,
-                    Some(after) => match idle_wait(process, &mut batch, after).await {
+                    None => wait_for_work(&process, &mut batch).await,
+                    Some(after) => match idle_wait(&process, &mut batch, after).await {
                         Some(waited) => waited,
                         None => {
                             ctx.idle_arm(false);
@@ -330,7 +330,23 @@ pub(crate) fn run<B: GenServer>(
                 }
                 continue;
             }
-            let mut encoded = None;
+            if let Some(message) = take_encoded(&mut batch) {
+                // A large message from another node: decoded apart, then handled like any
+                // message, first in line. (Counted when it comes back decoded.) Taken out
+                // here, before the envelope of a handler is, so that nothing of the
+                // envelope is kept across this `await`: every process's future has room
+                // for what it keeps across each of its `await`s.
+                ctx.idle_arm(true);
+                turn.count();
+                let decode = Box::pin(message.decode());
+                match guarded(&process, decode).await {
+                    Ok(Some(envelope)) => batch.push_front(envelope),
+                    // Undecodable (and dropped): counted now, as it will not come back.
+                    Ok(None) => process.core.count_message(),
+                    Err(reason) => return reason,
+                }
+                continue;
+            }
             // A handler that is a plain `fn` runs at once, here (and the loop goes on);
             // others become a future, polled while signals are watched.
             let handler = {
@@ -350,7 +366,9 @@ pub(crate) fn run<B: GenServer>(
                         let reply = reply.taken();
                         let more = !batch.is_empty() || process.mailbox.has_queued();
                         MORE.with(|flag| flag.set(more));
-                        match as_current(me, || state.__handle_call_now(request, reply, &mut ctx)) {
+                        match as_current(Arc::as_ptr(&process) as usize, || {
+                            state.__handle_call_now(request, reply, &mut ctx)
+                        }) {
                             Ok(()) => continue,
                             Err((request, reply)) => Dispatch::Call {
                                 handler: state.handle_call(request, reply, &mut ctx),
@@ -358,7 +376,9 @@ pub(crate) fn run<B: GenServer>(
                         }
                     }
                     Envelope::Cast(message) => {
-                        match as_current(me, || state.__handle_cast_now(message, &mut ctx)) {
+                        match as_current(Arc::as_ptr(&process) as usize, || {
+                            state.__handle_cast_now(message, &mut ctx)
+                        }) {
                             Ok(()) => continue,
                             Err(message) => Dispatch::Cast {
                                 handler: state.handle_cast(message, &mut ctx),
@@ -366,49 +386,48 @@ pub(crate) fn run<B: GenServer>(
                         }
                     }
                     Envelope::Info(info) => {
-                        if !wanted(process, &info, &mut pending_stop) {
+                        if !wanted(&process, &info) {
                             continue;
                         }
                         Dispatch::Info {
                             handler: state.handle_info(info, &mut ctx),
                         }
                     }
+                    // Taken out above.
                     Envelope::Encoded(message) => {
-                        encoded = Some(message);
-                        Dispatch::Done
+                        batch.push_front(Envelope::Encoded(message));
+                        continue;
                     }
                 }
             };
-            if let Err(reason) = guarded(process, handler, &mut pending_stop).await {
+            if let Err(reason) = guarded(&process, handler).await {
                 return reason;
             }
-            if let Some(message) = encoded {
-                // Decoded apart; then handled like any message, first in line.
-                let decode = Box::pin(message.decode());
-                match guarded(process, decode, &mut pending_stop).await {
-                    Ok(Some(envelope)) => batch.push_front(envelope),
-                    // Undecodable (and dropped): counted now, as it will not come back.
-                    Ok(None) => process.core.count_message(),
-                    Err(reason) => return reason,
-                }
-            }
         }
+    }
+}
+
+/// Takes the first message of `batch` if it is a large message from another node, still
+/// encoded.
+fn take_encoded<B: GenServer>(batch: &mut VecDeque<Envelope<B>>) -> Option<Box<Encoded<B>>> {
+    if !matches!(batch.front(), Some(Envelope::Encoded(_))) {
+        return None;
+    }
+    match batch.pop_front() {
+        Some(Envelope::Encoded(message)) => Some(message),
+        _ => None,
     }
 }
 
 /// `false` for an info that must not reach the handler: the `Down` of a monitor removed
 /// after it was queued, and the exit of a trapping server's parent (OTP: the server then
 /// terminates with the parent's reason, after handling what the parent sent before).
-fn wanted<B: GenServer>(
-    process: &Process<B>,
-    info: &Info<B::Info>,
-    pending_stop: &mut Option<ExitReason>,
-) -> bool {
+fn wanted<B: GenServer>(process: &Process<B>, info: &Info<B::Info>) -> bool {
     match info {
         Info::Down { monitor, .. } => process.core.remove_watching(*monitor).is_some(),
         Info::NodeDown { node } => process.core.remove_monitored_node(node.as_str()),
         Info::Exit { from, reason } if process.core.is_parent(from) => {
-            pending_stop.get_or_insert(reason.clone());
+            process.core.note_stop(reason.clone());
             false
         }
         _ => true,
@@ -417,14 +436,12 @@ fn wanted<B: GenServer>(
 
 pin_project_lite::pin_project! {
     /// The callback handling one message: a future of one of three kinds, holding nothing
-    /// else, so the process's future is as small as its largest callback — or nothing
-    /// left to do (a large remote message, which is decoded next).
+    /// else, so the process's future is as small as its largest callback.
     #[project = DispatchProjection]
     enum Dispatch<C, K, I> {
         Call { #[pin] handler: C },
         Cast { #[pin] handler: K },
         Info { #[pin] handler: I },
-        Done,
     }
 }
 
@@ -441,7 +458,6 @@ where
             DispatchProjection::Call { handler } => handler.poll(cx),
             DispatchProjection::Cast { handler } => handler.poll(cx),
             DispatchProjection::Info { handler } => handler.poll(cx),
-            DispatchProjection::Done => Poll::Ready(()),
         }
     }
 }

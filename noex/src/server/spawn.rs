@@ -140,11 +140,20 @@ pub(crate) struct RemoteTies {
 /// The ties of the new process to its spawner that a failed `init` must undo (the
 /// spawner hears of the failure through the spawn's result only).
 enum Spawner {
-    None,
     /// A monitor held by a spawner of this node.
     Monitor(MonitorRef),
     /// A spawner of another node.
-    Remote(Box<RemoteTies>),
+    Remote(RemoteTies),
+}
+
+/// What a process keeps of its spawn until `init` has ended, in its core's ties (see
+/// `Core::set_spawning`) rather than in its task: only spawns with a monitor or for
+/// another node have any, and a task's memory is kept for the process's life.
+pub(crate) struct Spawning {
+    /// Runs in the process's task once `init` has succeeded, before anything else.
+    pub(crate) on_started: Option<OnStarted>,
+    /// What a failed `init` undoes.
+    undo: Spawner,
 }
 
 /// Spawns a process of behaviour `B` and waits for its `init`.
@@ -164,14 +173,14 @@ pub(crate) async fn spawn<B: GenServer>(
     };
     let process = Arc::new(Process::<B>::new(Identity {
         pid: pid.clone(),
-        behavior: std::any::type_name::<B>(),
         parent,
-        supervisor: options
-            .supervisor
-            .as_ref()
-            .and_then(|s| NonZeroU64::new(s.serial())),
     }));
-    node.table.insert(pid.serial(), process.clone());
+    if let Some(supervisor) = options.supervisor.as_ref() {
+        if let Some(serial) = NonZeroU64::new(supervisor.serial()) {
+            process.core.set_supervisor(serial);
+        }
+    }
+    node.table.insert(process.clone());
     if let Some(name) = &options.name {
         if let Err(error) = node.registry.register(name, &process.core) {
             node.table.remove(pid.serial());
@@ -198,18 +207,21 @@ pub(crate) async fn spawn<B: GenServer>(
         }
         unstarted.started();
     }
-    let mut on_started = None;
-    let (spawner, undo) = match relation {
-        Relation::None => (None, Spawner::None),
+    let spawner = match relation {
+        Relation::None => None,
         Relation::Link(spawner) => {
             spawner.add_link(&pid);
             process.core.add_link(spawner.pid());
-            (Some((spawner, None)), Spawner::None)
+            Some((spawner, None))
         }
         Relation::Monitor(spawner, monitor) => {
             spawner.add_watching(monitor, &pid);
             process.core.add_monitored_by(monitor, spawner.pid());
-            (Some((spawner, Some(monitor))), Spawner::Monitor(monitor))
+            process.core.set_spawning(Box::new(Spawning {
+                on_started: None,
+                undo: Spawner::Monitor(monitor),
+            }));
+            Some((spawner, Some(monitor)))
         }
         Relation::Remote(remote) => {
             let RemoteSpawner {
@@ -224,18 +236,18 @@ pub(crate) async fn spawn<B: GenServer>(
             if let Some((monitor, watcher)) = &monitor {
                 process.core.add_monitored_by(*monitor, watcher);
             }
-            on_started = Some(then);
-            (
-                None,
-                Spawner::Remote(Box::new(RemoteTies { link, monitor })),
-            )
+            process.core.set_spawning(Box::new(Spawning {
+                on_started: Some(then),
+                undo: Spawner::Remote(RemoteTies { link, monitor }),
+            }));
+            None
         }
     };
 
     let (tx, init_result) = oneshot::async_channel();
-    let started = run::Started::new(tx, on_started);
+    let started = run::Started::new(tx);
     let ctx = Ctx::new(process.clone(), Arc::downgrade(node));
-    let task = process_task(Arc::downgrade(node), ctx, args, started, undo);
+    let task = process_task(Arc::downgrade(node), ctx, args, started);
     node.executors.spawn(task).detach();
 
     // A thread's deadline table rather than a reactor timer: init is usually over before
@@ -295,13 +307,10 @@ pin_project_lite::pin_project! {
     ///
     /// Written as a plain struct rather than an `async fn` so that the arguments of the
     /// process loop are stored once, in the loop's own future: idle processes are many.
-    struct ProcessTask<F> {
+    struct ProcessTask<B: GenServer, F> {
         #[pin]
         body: CatchUnwind<AssertUnwindSafe<F>>,
-        guard: ExitGuard,
-        // What a failed init must undo of the spawner's ties (a local spawner's link is
-        // the process's parent link).
-        spawner: Spawner,
+        guard: ExitGuard<B>,
     }
 }
 
@@ -310,20 +319,18 @@ fn process_task<B: GenServer>(
     ctx: Ctx<B>,
     args: B::Args,
     started: run::Started<B>,
-    spawner: Spawner,
-) -> ProcessTask<impl Future<Output = ExitReason>> {
-    let process: Arc<dyn AnyProcess> = ctx.process().clone();
+) -> ProcessTask<B, impl Future<Output = ExitReason>> {
+    let process = ctx.process().clone();
     ProcessTask {
         body: AssertUnwindSafe(run::run(ctx, args, started)).catch_unwind(),
         guard: ExitGuard {
             node,
             process: Some(process),
         },
-        spawner,
     }
 }
 
-impl<F: Future<Output = ExitReason>> Future for ProcessTask<F> {
+impl<B: GenServer, F: Future<Output = ExitReason>> Future for ProcessTask<B, F> {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
@@ -333,17 +340,18 @@ impl<F: Future<Output = ExitReason>> Future for ProcessTask<F> {
             Err(payload) => ExitReason::Panic(panic_message(&*payload)),
         };
         if let Some(process) = &this.guard.process {
-            let core = process.core();
+            let core = &process.core;
             if !core.is_initialized() {
                 // A failed init is reported to the spawner as the spawn's result; its link
-                // and monitor must not deliver a second report.
+                // and monitor must not deliver a second report. (A local spawner's link is
+                // the process's parent link.)
                 if let Some(parent) = core.id.parent() {
                     core.remove_link(&parent);
                 }
-                match &*this.spawner {
-                    Spawner::None => {}
-                    Spawner::Monitor(monitor) => core.remove_spawner_monitor(*monitor),
-                    Spawner::Remote(ties) => {
+                match core.take_spawning().map(|spawning| spawning.undo) {
+                    None => {}
+                    Some(Spawner::Monitor(monitor)) => core.remove_spawner_monitor(monitor),
+                    Some(Spawner::Remote(ties)) => {
                         if let Some(spawner) = &ties.link {
                             core.remove_link(spawner);
                         }
@@ -361,12 +369,14 @@ impl<F: Future<Output = ExitReason>> Future for ProcessTask<F> {
 
 /// Records the end of a process exactly once: when its task returns, or — if the task is
 /// dropped unfinished (the node was dropped) — with reason `Killed`.
-struct ExitGuard {
+///
+/// Typed, so that it holds a thin pointer: it is part of every process's task.
+struct ExitGuard<B: GenServer> {
     node: Weak<NodeInner>,
-    process: Option<Arc<dyn AnyProcess>>,
+    process: Option<Arc<Process<B>>>,
 }
 
-impl ExitGuard {
+impl<B: GenServer> ExitGuard<B> {
     fn finish(&mut self, reason: ExitReason) {
         let Some(process) = self.process.take() else {
             return;
@@ -384,7 +394,7 @@ impl ExitGuard {
     }
 }
 
-impl Drop for ExitGuard {
+impl<B: GenServer> Drop for ExitGuard<B> {
     fn drop(&mut self) {
         self.finish(ExitReason::Killed);
     }
