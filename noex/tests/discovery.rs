@@ -114,6 +114,13 @@ async fn start(name: &str) -> Node {
     Node::start(cluster_config(name)).await.unwrap()
 }
 
+/// A node started with `config` and a stub source the test controls (listing nothing yet).
+async fn start_with_stub(config: noex::ClusterConfig) -> (Arc<Stub>, Node) {
+    let stub = Stub::new();
+    let node = Node::start(config.discovery(stub.source())).await.unwrap();
+    (stub, node)
+}
+
 /// `host:port` where nothing listens.
 fn dead_address() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -124,10 +131,7 @@ fn dead_address() -> String {
 fn a_node_connects_to_members_as_its_source_lists_them() {
     run_blocking(async {
         let (b, c) = (start("b").await, start("c").await);
-        let stub = Stub::new();
-        let a = Node::start(cluster_config("a").discovery(stub.source()))
-            .await
-            .unwrap();
+        let (stub, a) = start_with_stub(cluster_config("a")).await;
         stub.next_round().await;
         assert!(a.connected_nodes().is_empty());
 
@@ -149,8 +153,7 @@ fn a_listed_address_that_does_not_answer_is_dialled_until_no_longer_listed() {
     run_blocking(async {
         let forget = Duration::from_millis(150);
         let config = cluster_config("a").forget_unreachable_after(forget);
-        let stub = Stub::new();
-        let a = Node::start(config.discovery(stub.source())).await.unwrap();
+        let (stub, a) = start_with_stub(config).await;
         let dead = dead_address();
         stub.set(&[&dead]);
         eventually("the node to dial it", || a.faults().dials() == 1).await;
@@ -170,10 +173,7 @@ fn a_listed_address_that_does_not_answer_is_dialled_until_no_longer_listed() {
 fn a_connected_member_stays_connected_when_no_longer_listed() {
     run_blocking(async {
         let b = start("b").await;
-        let stub = Stub::new();
-        let a = Node::start(cluster_config("a").discovery(stub.source()))
-            .await
-            .unwrap();
+        let (stub, a) = start_with_stub(cluster_config("a")).await;
         stub.set(&[id(&b).address()]);
         wait_connected(&a, 1).await;
         stub.set(&[]);
@@ -189,8 +189,7 @@ fn a_failing_source_is_retried_and_what_it_listed_stays_listed() {
     run_blocking(async {
         let forget = Duration::from_millis(100);
         let config = cluster_config("a").forget_unreachable_after(forget);
-        let stub = Stub::new();
-        let a = Node::start(config.discovery(stub.source())).await.unwrap();
+        let (stub, a) = start_with_stub(config).await;
         stub.set(&[&dead_address()]);
         eventually("the node to dial it", || a.faults().dials() == 1).await;
 
@@ -238,10 +237,7 @@ async fn refuser() -> (String, Arc<AtomicUsize>, smol::Task<()>) {
 fn an_address_that_refuses_for_good_is_tried_again_only_slowly_while_listed() {
     run_blocking(async {
         let (address, connections, _refusing) = refuser().await;
-        let stub = Stub::new();
-        let a = Node::start(cluster_config("a").discovery(stub.source()))
-            .await
-            .unwrap();
+        let (stub, a) = start_with_stub(cluster_config("a")).await;
         let events = a.cluster_events();
         stub.set(&[&address]);
         eventually("the node to be refused", || {
@@ -286,10 +282,7 @@ fn a_dns_name_is_dialled_at_the_addresses_it_resolves_to() {
 fn a_node_does_not_dial_its_own_address() {
     run_blocking(async {
         // As a headless service lists every pod, the node's own among them.
-        let stub = Stub::new();
-        let a = Node::start(cluster_config("a").discovery(stub.source()))
-            .await
-            .unwrap();
+        let (stub, a) = start_with_stub(cluster_config("a")).await;
         // Every attempt fails: a dial, once begun, goes on.
         a.faults().refuse_connections(true);
         let dead = dead_address();
@@ -303,10 +296,7 @@ fn a_node_does_not_dial_its_own_address() {
 #[test]
 fn the_discovery_tasks_end_when_the_node_shuts_down() {
     run_blocking(async {
-        let stub = Stub::new();
-        let a = Node::start(cluster_config("a").discovery(stub.source()))
-            .await
-            .unwrap();
+        let (stub, a) = start_with_stub(cluster_config("a")).await;
         eventually("the node to wait for a change", || {
             stub.waiting.load(Ordering::SeqCst) == 1
         })
@@ -342,11 +332,8 @@ async fn closer() -> (String, Arc<AtomicUsize>, smol::Task<()>) {
 fn listing_an_address_again_does_not_reset_its_backoff() {
     run_blocking(async {
         let (address, connections, _closing) = closer().await;
-        let stub = Stub::new();
+        let (stub, a) = start_with_stub(cluster_config("a")).await;
         stub.set(&[&address]);
-        let a = Node::start(cluster_config("a").discovery(stub.source()))
-            .await
-            .unwrap();
         // A poll every 50 ms for 1.5 s, each listing the address again. With the backoff
         // (20 ms doubling to 200 ms) it is tried about 10 times; were each listing to
         // start the backoff over, some 60 times.
