@@ -6,13 +6,14 @@
 //! ```
 //!
 //! Workloads: call, call-outside, cast, spawn, memory, ring (local); remote-call, remote-cast, remote-big
-//! (remote); scale-cluster, scale-processes (scale, noex only); `local`, `remote`, `scale` and
-//! `all` (the default) name groups.
+//! (remote); scale-cluster, scale-processes, fairness (scale, noex only); `local`, `remote`,
+//! `scale` and `all` (the default) name groups.
 
 mod actix_impl;
 mod bare;
 mod common;
 mod erlang;
+mod fairness;
 mod kameo_impl;
 mod local;
 mod noex_impl;
@@ -32,7 +33,7 @@ use report::{Figure, Outcome, Report};
 
 const LOCAL_WORKLOADS: [&str; 6] = ["call", "call-outside", "cast", "spawn", "memory", "ring"];
 const REMOTE_WORKLOADS: [&str; 3] = ["remote-call", "remote-cast", "remote-big"];
-const SCALE_WORKLOADS: [&str; 2] = ["scale-cluster", "scale-processes"];
+const SCALE_WORKLOADS: [&str; 3] = ["scale-cluster", "scale-processes", "fairness"];
 
 /// The whole run is abandoned after this long (a hung library cannot hang it forever).
 const RUN_LIMIT: Duration = Duration::from_secs(60 * 60);
@@ -127,6 +128,9 @@ fn main() -> ExitCode {
     }
     if SCALE_WORKLOADS.iter().any(|w| wanted(w)) {
         scale::run(&plan, &wanted, &mut report);
+        if wanted("fairness") {
+            fairness::run(&plan, &mut report);
+        }
     }
     report.notes.push(format!(
         "whole run: {:.0} s",
