@@ -102,6 +102,29 @@ impl<F: Future> Future for SpinFirst<F> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::deadline::Deadline;
+
+    #[test]
+    fn a_panic_while_spinning_leaves_no_deadline_unregistered() {
+        let panicked = std::panic::catch_unwind(|| {
+            smol::block_on(SpinFirst::new(
+                async { panic!("on purpose") },
+                Duration::from_micros(50),
+            ))
+        });
+        assert!(panicked.is_err());
+        // On this (non-scheduler) thread a deadline needs a reactor timer: it must get one.
+        let expired = smol::block_on(async {
+            let mut deadline = Deadline::after(Duration::from_millis(10));
+            let waited = deadline.run(std::future::pending::<()>());
+            futures_lite::FutureExt::or(async { Some(waited.await) }, async {
+                smol::Timer::after(Duration::from_secs(5)).await;
+                None
+            })
+            .await
+        });
+        assert_eq!(expired, Some(None), "the deadline expired");
+    }
 
     #[test]
     fn a_future_woken_while_spinning_or_after_completes() {

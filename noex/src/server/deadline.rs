@@ -41,10 +41,16 @@ thread_local! {
 /// again without deferring before it lets its thread park — as `Node::block_on` does when
 /// its busy-wait ends — so the deadline's clock starts at most that much later.
 pub(crate) fn deferring_timers<T>(poll: impl FnOnce() -> T) -> T {
+    /// Ends the deferral however `poll` ends (a panic included).
+    struct Deferring;
+    impl Drop for Deferring {
+        fn drop(&mut self) {
+            DEFER_TIMERS.with(|defer| defer.set(false));
+        }
+    }
     DEFER_TIMERS.with(|defer| defer.set(true));
-    let output = poll();
-    DEFER_TIMERS.with(|defer| defer.set(false));
-    output
+    let _deferring = Deferring;
+    poll()
 }
 
 /// The deadlines registered on one scheduler thread.
