@@ -82,6 +82,7 @@ mod events;
 mod exit;
 pub mod global;
 mod node;
+pub mod observe;
 mod pid;
 mod process;
 mod registry;
@@ -121,9 +122,9 @@ pub use events::{Events, LifecycleEvent, Subscription};
 pub use exit::ExitReason;
 pub use global::{GlobalEvent, GLOBAL_TIMEOUT, MAX_NAME_LEN};
 pub use node::{
-    ClusterEvents, Faults, GlobalEvents, Node, NodeBuilder, ProcessInfo, DEFAULT_BUSY_WAIT,
-    DEFAULT_STOP_GRACE,
+    ClusterEvents, Faults, GlobalEvents, Node, NodeBuilder, DEFAULT_BUSY_WAIT, DEFAULT_STOP_GRACE,
 };
+pub use observe::{Observer, ProcessInfo};
 pub use pid::{MonitorRef, Pid};
 pub use server::reference::DEFAULT_CALL_TIMEOUT;
 pub use server::spawn::{DEFAULT_INIT_TIMEOUT, DEFAULT_SPAWN_TIMEOUT};

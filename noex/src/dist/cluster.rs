@@ -196,7 +196,7 @@ impl Cluster {
     }
 
     pub(crate) fn process_count(&self) -> usize {
-        self.node.upgrade().map_or(0, |node| node.table.len())
+        self.node.upgrade().map_or(0, |node| node.process_count())
     }
 
     pub(crate) fn uptime(&self) -> Duration {
@@ -217,6 +217,7 @@ impl Cluster {
             id: &self.id,
             incarnation: self.incarnation,
             secret: &self.config.secret,
+            hidden: self.config.hidden,
         }
     }
 
@@ -230,8 +231,7 @@ impl Cluster {
     ) -> bool {
         let _ = stream.tcp().set_nodelay(true);
         let peer = Arc::new(Peer::new(
-            established.peer.clone(),
-            established.incarnation,
+            established,
             outbound,
             stream,
             self.config.outbound_queue_bytes,
@@ -273,10 +273,7 @@ impl Cluster {
                     ));
                     tracing::warn!(node = %peer.id, "a second connection replaced the one in use");
                     state.peers.insert(key.clone(), peer.clone());
-                    self.events.publish(ClusterEvent::NodeUp {
-                        node: peer.id.clone(),
-                        incarnation: peer.incarnation,
-                    });
+                    self.announce_up(&peer);
                 } else {
                     // The peer restarted: its old connection is dead.
                     existing.close();
@@ -288,26 +285,21 @@ impl Cluster {
                     ));
                     tracing::info!(node = %existing.id, "node restarted; old connection dropped");
                     state.peers.insert(key.clone(), peer.clone());
-                    self.events.publish(ClusterEvent::NodeUp {
-                        node: peer.id.clone(),
-                        incarnation: peer.incarnation,
-                    });
+                    self.announce_up(&peer);
                 }
             } else {
                 state.peers.insert(key.clone(), peer.clone());
-                self.events.publish(ClusterEvent::NodeUp {
-                    node: peer.id.clone(),
-                    incarnation: peer.incarnation,
-                });
+                self.announce_up(&peer);
                 tracing::info!(node = %peer.id, "node up");
             }
             // Taken with the connection installed, under the lock: of two connections of
             // this node, the later one's list names the earlier one's peer.
+            // Hidden nodes are named to no one, and name no one.
             members = state
                 .peers
-                .keys()
-                .filter(|id| **id != key)
-                .map(|id| id.to_string())
+                .values()
+                .filter(|p| p.id.as_str() != &*key && !p.hidden && !self.config.hidden)
+                .map(|p| p.id.to_string())
                 .collect::<Vec<_>>();
         }
         if let Some(lost) = lost {
@@ -315,7 +307,7 @@ impl Cluster {
         }
         // Before the reader takes anything: the peer's first global message meets this
         // node's claims, and this node's table goes out first.
-        if let Some(node) = self.node() {
+        if let Some(node) = self.node().filter(|_| self.shares_with(&peer)) {
             node.global.peer_up(&node, &peer);
         }
         peer::run(self, &peer);
@@ -392,10 +384,12 @@ impl Cluster {
     /// Reports `peer`'s connection down (under the state lock, so that events keep their
     /// order) and returns what must follow once the lock is released.
     fn report_down(&self, state: &mut State, peer: &Arc<Peer>, reason: NodeDownReason) -> Lost {
-        self.events.publish(ClusterEvent::NodeDown {
-            node: peer.id.clone(),
-            reason,
-        });
+        if !peer.hidden {
+            self.events.publish(ClusterEvent::NodeDown {
+                node: peer.id.clone(),
+                reason,
+            });
+        }
         // Counters only: what waits or is pending went with the connection.
         let traffic = TrafficStats {
             queued_bytes: 0,
@@ -417,7 +411,9 @@ impl Cluster {
         let Some(node) = self.node() else {
             return;
         };
-        node.global.peer_down(&node, &lost.peer);
+        if self.shares_with(&lost.peer) {
+            node.global.peer_down(&node, &lost.peer);
+        }
         for serial in lost.watchers {
             if let Some(process) = node.table.get(serial) {
                 process.deliver_system(SystemInfo::NodeDown {
@@ -474,9 +470,31 @@ impl Cluster {
         }
     }
 
-    /// The established connections.
+    /// Reports a connection up, unless its peer is hidden.
+    fn announce_up(&self, peer: &Peer) {
+        if !peer.hidden {
+            self.events.publish(ClusterEvent::NodeUp {
+                node: peer.id.clone(),
+                incarnation: peer.incarnation,
+            });
+        }
+    }
+
+    /// `true` if this node shares the cluster's state (the global registry) with `peer`:
+    /// neither is hidden.
+    pub(crate) fn shares_with(&self, peer: &Peer) -> bool {
+        !peer.hidden && !self.config.hidden
+    }
+
+    /// The established connections this node shares the cluster's state with (hidden
+    /// peers aside, and none at all on a hidden node).
     pub(crate) fn peers(&self) -> Vec<Arc<Peer>> {
-        self.lock().peers.values().cloned().collect()
+        self.lock()
+            .peers
+            .values()
+            .filter(|peer| self.shares_with(peer))
+            .cloned()
+            .collect()
     }
 
     /// `true` while the node of `pid` is connected with the pid's incarnation.
@@ -485,12 +503,13 @@ impl Cluster {
             .is_some_and(|peer| peer.incarnation == pid.incarnation())
     }
 
-    /// The connected peers.
-    pub(crate) fn connected(&self) -> Vec<NodeInfo> {
+    /// The connected peers, hidden ones (`true`) or the others.
+    pub(crate) fn connected(&self, hidden: bool) -> Vec<NodeInfo> {
         let state = self.lock();
         let mut nodes: Vec<_> = state
             .peers
             .values()
+            .filter(|peer| peer.hidden == hidden)
             .map(|peer| {
                 let mut stats = peer.traffic();
                 stats.reconnects = state.reconnects.get(peer.id.as_str()).copied().unwrap_or(0);
@@ -503,6 +522,8 @@ impl Cluster {
                     last_seen: peer.last_seen(),
                     stats,
                     ties: peer.tie_stats(),
+                    round_trip: peer.round_trip.last(),
+                    hidden: peer.hidden,
                 }
             })
             .collect();
@@ -516,8 +537,9 @@ impl Cluster {
             let state = self.lock();
             (state.departed, state.reconnects.values().sum())
         };
-        let current = self
-            .connected()
+        let mut connected = self.connected(false);
+        connected.extend(self.connected(true));
+        let current = connected
             .iter()
             .fold(departed, |total, node| add(total, node.stats));
         TrafficStats {

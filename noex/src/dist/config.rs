@@ -51,6 +51,7 @@ pub struct ClusterConfig {
     pub(crate) threads: Option<usize>,
     pub(crate) busy_wait: Duration,
     pub(crate) register_behaviors: bool,
+    pub(crate) hidden: bool,
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<super::TlsConfig>,
 }
@@ -77,6 +78,7 @@ impl std::fmt::Debug for ClusterConfig {
             .field("reconnect_max", &self.reconnect_max)
             .field("forget_unreachable_after", &self.forget_unreachable_after)
             .field("max_dials", &self.max_dials)
+            .field("hidden", &self.hidden)
             .field("max_members", &self.max_members)
             .finish()
     }
@@ -126,6 +128,7 @@ impl ClusterConfig {
             threads: None,
             busy_wait: crate::node::DEFAULT_BUSY_WAIT,
             register_behaviors: false,
+            hidden: false,
             #[cfg(feature = "tls")]
             tls: None,
         }
@@ -321,6 +324,21 @@ impl ClusterConfig {
     /// one name fail the start with [`StartError::Behaviors`].
     pub fn register_behaviors(mut self) -> Self {
         self.register_behaviors = true;
+        self
+    }
+
+    /// Makes this node a *hidden* node, as Erlang's `-hidden`: a node that connects to the
+    /// members of the cluster to look at them (the `noex-observer` does) without being one
+    /// of them. The other nodes do not report it in
+    /// [`connected_nodes`](crate::Node::connected_nodes) (it is in
+    /// [`hidden_nodes`](crate::Node::hidden_nodes)) nor in their cluster events, do not
+    /// name it in the member lists they send, never place a distributed supervisor's child
+    /// on it, and do not share the global registry with it. Calls, casts, monitors and
+    /// links between its processes and theirs work as between any two nodes.
+    ///
+    /// A hidden node itself connects to every member it learns of, as any node does.
+    pub fn hidden(mut self) -> Self {
+        self.hidden = true;
         self
     }
 

@@ -32,6 +32,7 @@ pub(crate) struct Local<'a> {
     pub(crate) id: &'a NodeId,
     pub(crate) incarnation: u64,
     pub(crate) secret: &'a [u8],
+    pub(crate) hidden: bool,
 }
 
 /// The peer a handshake established.
@@ -39,6 +40,8 @@ pub(crate) struct Local<'a> {
 pub(crate) struct Established {
     pub(crate) peer: NodeId,
     pub(crate) incarnation: u64,
+    /// The peer is a hidden node.
+    pub(crate) hidden: bool,
 }
 
 /// Why a handshake failed.
@@ -146,11 +149,12 @@ pub(crate) async fn connect<S: AsyncRead + AsyncWrite + Unpin>(
             node: local.id.as_str().to_owned(),
             incarnation: local.incarnation,
             nonce: my_nonce,
+            hidden: local.hidden,
         })),
     )
     .await?;
     let mut buffer = Vec::new();
-    let (peer, incarnation, their_nonce, their_proof) =
+    let (peer, incarnation, their_nonce, their_proof, hidden) =
         match wire::read_message(stream, HANDSHAKE_FRAME_LIMIT, &mut buffer).await? {
             WireMessage::Challenge(challenge) => {
                 let Challenge {
@@ -158,8 +162,9 @@ pub(crate) async fn connect<S: AsyncRead + AsyncWrite + Unpin>(
                     incarnation,
                     nonce,
                     proof,
+                    hidden,
                 } = *challenge;
-                (node.parse::<NodeId>()?, incarnation, nonce, proof)
+                (node.parse::<NodeId>()?, incarnation, nonce, proof, hidden)
             }
             WireMessage::Refused { reason } => return Err(HandshakeError::RefusedByPeer(reason)),
             _ => return Err(refuse(stream, Refusal::Protocol).await),
@@ -186,7 +191,11 @@ pub(crate) async fn connect<S: AsyncRead + AsyncWrite + Unpin>(
     let proof = sign(local.secret, b"proof", &their_nonce, them, me);
     send(stream, &WireMessage::Proof { proof }).await?;
     match wire::read_message(stream, HANDSHAKE_FRAME_LIMIT, &mut buffer).await? {
-        WireMessage::Welcome => Ok(Established { peer, incarnation }),
+        WireMessage::Welcome => Ok(Established {
+            peer,
+            incarnation,
+            hidden,
+        }),
         WireMessage::Refused { reason } => Err(HandshakeError::RefusedByPeer(reason)),
         _ => Err(refuse(stream, Refusal::Protocol).await),
     }
@@ -211,13 +220,14 @@ pub(crate) async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
         }
         hello => hello?,
     };
-    let (peer, incarnation, their_nonce) = match hello {
+    let (peer, incarnation, their_nonce, hidden) = match hello {
         WireMessage::Hello(hello) => {
             let Hello {
                 version,
                 node,
                 incarnation,
                 nonce,
+                hidden,
             } = *hello;
             if version != PROTOCOL_VERSION {
                 let reason = Refusal::Version {
@@ -227,7 +237,7 @@ pub(crate) async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
                 return Err(refuse(stream, reason).await);
             }
             match node.parse::<NodeId>() {
-                Ok(peer) => (peer, incarnation, nonce),
+                Ok(peer) => (peer, incarnation, nonce, hidden),
                 Err(error) => {
                     let _ = refuse(stream, Refusal::Protocol).await;
                     return Err(error.into());
@@ -252,6 +262,7 @@ pub(crate) async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
             incarnation: local.incarnation,
             nonce: my_nonce,
             proof: sign(local.secret, b"challenge", &their_nonce, them, me),
+            hidden: local.hidden,
         })),
     )
     .await?;
@@ -265,7 +276,11 @@ pub(crate) async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
         _ => return Err(refuse(stream, Refusal::Protocol).await),
     }
     send(stream, &WireMessage::Welcome).await?;
-    Ok(Established { peer, incarnation })
+    Ok(Established {
+        peer,
+        incarnation,
+        hidden,
+    })
 }
 
 #[cfg(test)]
@@ -359,7 +374,7 @@ mod fuzz {
             raw in any::<bool>(),
         ) {
             let id: NodeId = "me@127.0.0.1:1".parse().unwrap();
-            let local = Local { id: &id, incarnation: 1, secret: b"secret" };
+            let local = Local { id: &id, incarnation: 1, secret: b"secret", hidden: false };
             let input = if raw { chunks.concat() } else { framed(&chunks) };
             let mut stream = Scripted { input: input.clone(), at: 0 };
             let accepted = smol::block_on(accept(&mut stream, &local, |_, _| Ok(()), async {}));

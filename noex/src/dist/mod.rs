@@ -94,6 +94,7 @@ mod reader;
 mod reassembly;
 mod refused;
 pub(crate) mod remote;
+mod rtt;
 pub(crate) mod spawn;
 mod status;
 #[cfg(feature = "tls")]

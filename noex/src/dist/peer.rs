@@ -106,6 +106,10 @@ pub(crate) struct Peer {
     pub(crate) incarnation: u64,
     /// `true` if this node dialled the connection.
     pub(crate) outbound: bool,
+    /// The peer is a hidden node (see `ClusterConfig::hidden`).
+    pub(crate) hidden: bool,
+    /// Round-trip times, from heartbeats.
+    pub(crate) round_trip: super::rtt::RoundTrip,
     pub(crate) queue: Outbound,
     /// The socket, to shut it down.
     tcp: TcpStream,
@@ -143,17 +147,18 @@ pub(crate) struct Peer {
 
 impl Peer {
     pub(crate) fn new(
-        id: NodeId,
-        incarnation: u64,
+        established: super::handshake::Established,
         outbound: bool,
         stream: Stream,
         queue_limit: usize,
         held: &Held,
     ) -> Self {
         Peer {
-            id,
-            incarnation,
+            id: established.peer,
+            incarnation: established.incarnation,
             outbound,
+            hidden: established.hidden,
+            round_trip: super::rtt::RoundTrip::new(),
             queue: Outbound::new(queue_limit),
             tcp: stream.tcp().clone(),
             socket: (!stream.is_tls()).then(|| stream.tcp().clone().into()),
@@ -470,9 +475,15 @@ async fn ticker(cluster: Weak<Cluster>, peer: Arc<Peer>) {
     let mut ticks = smol::Timer::interval(interval);
     // The peer learns this node's load at once, and at least every few intervals however
     // busy the link (placement by load relies on it).
-    let heartbeat = |cluster: &Cluster| WireMessage::Heartbeat {
-        process_count: cluster.process_count() as u64,
-        uptime_ms: cluster.uptime().as_millis() as u64,
+    let heartbeat = |cluster: &Cluster| {
+        let stamps = peer.round_trip.stamps();
+        WireMessage::Heartbeat {
+            process_count: cluster.process_count() as u64,
+            uptime_ms: cluster.uptime().as_millis() as u64,
+            stamp_us: stamps.stamp_us,
+            echo_us: stamps.echo_us,
+            held_us: stamps.held_us,
+        }
     };
     match cluster.upgrade() {
         Some(c) if peer.queue.push_control(&heartbeat(&c)).is_ok() => {}

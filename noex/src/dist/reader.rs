@@ -546,9 +546,13 @@ fn dispatch(
         WireMessage::Heartbeat {
             process_count,
             uptime_ms,
+            stamp_us,
+            echo_us,
+            held_us,
         } => {
             peer.process_count.store(process_count, Ordering::Relaxed);
             peer.uptime_ms.store(uptime_ms, Ordering::Relaxed);
+            peer.round_trip.heard(stamp_us, echo_us, held_us);
         }
         WireMessage::Members { nodes } => cluster.learn(&nodes)?,
         WireMessage::Goodbye => return Err(NodeDownReason::Shutdown),

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 use super::node_id::NodeId;
 use super::refused::RefusedReason;
 
@@ -67,7 +69,7 @@ pub enum ClusterEvent {
 }
 
 /// The state of a connection to a peer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum NodeStatus {
     /// Connected and authenticated.
@@ -75,7 +77,7 @@ pub enum NodeStatus {
 }
 
 /// A connected peer, from [`Node::connected_nodes`](crate::Node::connected_nodes).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct NodeInfo {
     /// Its id.
@@ -94,12 +96,17 @@ pub struct NodeInfo {
     pub stats: TrafficStats,
     /// The monitors and links between processes of the two nodes.
     pub ties: TieStats,
+    /// The last round-trip time measured by heartbeats (every 2 s at least); `None` until
+    /// the first has come back.
+    pub round_trip: Option<Duration>,
+    /// `true` for a hidden node (see [`ClusterConfig::hidden`](crate::ClusterConfig::hidden)).
+    pub hidden: bool,
 }
 
 /// A node's counters of its work with processes of other nodes, from
 /// [`Node::remote_stats`](crate::Node::remote_stats). Counted from the node's start, so they
 /// only grow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct RemoteStats {
     /// `Down`s delivered for monitors of processes of other nodes (their end, or the loss
@@ -111,7 +118,7 @@ pub struct RemoteStats {
 
 /// The spawns a node asked of others ([`Node::spawn_on`](crate::Node::spawn_on) and its
 /// kin), from [`RemoteStats::spawns`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct SpawnStats {
     /// Spawns asked for.
@@ -134,7 +141,7 @@ pub struct SpawnStats {
 
 /// The monitors and links between the processes of this node and those of a peer, from
 /// [`NodeInfo::ties`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct TieStats {
     /// Monitors this node's processes hold on the peer's.
@@ -146,7 +153,7 @@ pub struct TieStats {
 }
 
 /// Traffic counters of one connection, or of all together.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct TrafficStats {
     /// Messages sent (user messages and replies).

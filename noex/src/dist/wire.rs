@@ -29,7 +29,7 @@ use super::header;
 use crate::ExitReason;
 
 /// The protocol version this build speaks.
-pub(crate) const PROTOCOL_VERSION: u16 = 4;
+pub(crate) const PROTOCOL_VERSION: u16 = 5;
 
 /// Encoded messages longer than this travel in fragments of this size.
 pub(crate) const FRAGMENT_SIZE: usize = 64 * 1024;
@@ -67,6 +67,13 @@ pub(crate) enum WireMessage {
         process_count: u64,
         /// How long the sender has been up, in milliseconds.
         uptime_ms: u64,
+        /// When the sender sent it, in microseconds of its own clock (never 0).
+        stamp_us: u64,
+        /// The `stamp_us` of the receiver's last heartbeat, echoed (0: none yet)...
+        echo_us: u64,
+        /// ...and how long the sender held it, in microseconds: the receiver's round-trip
+        /// time is its clock now, less `echo_us` and this.
+        held_us: u64,
     },
     /// The node ids the sender is connected to (the receiver aside), so that the receiver
     /// connects to them too: sent once by each side when a connection is up.
@@ -292,6 +299,8 @@ pub(crate) struct Hello {
     pub(crate) incarnation: u64,
     /// A fresh random nonce the accepting node must prove it can sign.
     pub(crate) nonce: [u8; 32],
+    /// A hidden node (an observer): left out of member lists, events and placement.
+    pub(crate) hidden: bool,
 }
 
 /// Handshake step 2, from the accepting node.
@@ -306,6 +315,8 @@ pub(crate) struct Challenge {
     /// HMAC-SHA256, keyed by the cluster secret, over the connecting node's nonce and both
     /// ids (see `handshake::proof`).
     pub(crate) proof: [u8; 32],
+    /// A hidden node (an observer): left out of member lists, events and placement.
+    pub(crate) hidden: bool,
 }
 
 /// A request to stop a process of the receiver gracefully.

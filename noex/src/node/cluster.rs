@@ -51,8 +51,21 @@ impl Node {
         ));
         // A fresh OnceLock: setting it cannot fail.
         let _ = inner.cluster.set(cluster.clone());
+        let node = Node { inner };
+        node.start_agent().await;
         cluster.run(listener);
-        Ok(Node { inner })
+        Ok(node)
+    }
+
+    /// Starts the node's agent, which answers observers of other nodes (see `observe`).
+    async fn start_agent(&self) {
+        let options = crate::SpawnOptions::default().name(crate::observe::AGENT_NAME);
+        match self.spawn_with::<crate::observe::Agent>((), options).await {
+            Ok(agent) => {
+                let _ = self.inner.agent.set(agent.pid().serial());
+            }
+            Err(error) => tracing::warn!(%error, "the node's observer agent did not start"),
+        }
     }
 
     fn cluster(&self) -> Option<&Arc<Cluster>> {
@@ -64,9 +77,25 @@ impl Node {
         self.cluster().map(|cluster| &cluster.id)
     }
 
-    /// The nodes this node is connected to, sorted by id.
+    /// The nodes this node is connected to, sorted by id — hidden nodes aside (see
+    /// [`hidden_nodes`](Node::hidden_nodes)).
     pub fn connected_nodes(&self) -> Vec<NodeInfo> {
-        self.cluster().map(|c| c.connected()).unwrap_or_default()
+        self.cluster()
+            .map(|c| c.connected(false))
+            .unwrap_or_default()
+    }
+
+    /// The hidden nodes (observers, see [`ClusterConfig::hidden`]) this node is connected
+    /// to, sorted by id.
+    pub fn hidden_nodes(&self) -> Vec<NodeInfo> {
+        self.cluster()
+            .map(|c| c.connected(true))
+            .unwrap_or_default()
+    }
+
+    /// `true` for a hidden node (see [`ClusterConfig::hidden`]).
+    pub fn is_hidden(&self) -> bool {
+        self.cluster().is_some_and(|c| c.config.hidden)
     }
 
     /// Subscribes to `NodeUp` / `NodeDown` events from now on. A local node never has any.

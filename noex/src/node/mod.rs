@@ -44,7 +44,6 @@ use crate::{ExitReason, MonitorRef, Pid};
 pub use cluster::{ClusterEvents, Faults};
 use executors::Executors;
 pub use global::GlobalEvents;
-pub use info::ProcessInfo;
 pub(crate) use signals::stop_process;
 
 /// How long [`Node::shutdown`] waits for killed processes to end.
@@ -104,6 +103,11 @@ pub(crate) struct NodeInner {
     /// The cluster state, for a node started with [`Node::start`].
     pub(crate) cluster: OnceLock<Arc<Cluster>>,
     shutting_down: AtomicBool,
+    /// When the node started.
+    pub(crate) started: std::time::Instant,
+    /// The serial of the node's agent (see `observe`), a system process that answers
+    /// observers of other nodes; clustered nodes only.
+    pub(crate) agent: OnceLock<u64>,
 }
 
 /// Configures a [`Node`] before it starts.
@@ -197,6 +201,8 @@ impl NodeInner {
             behaviors: behaviors::Behaviors::default(),
             cluster: OnceLock::new(),
             shutting_down: AtomicBool::new(false),
+            started: std::time::Instant::now(),
+            agent: OnceLock::new(),
         }
     }
 }
@@ -234,6 +240,19 @@ impl NodeInner {
             .into_any()
             .downcast::<Process<B>>()
             .map_err(|_| behavior.to_owned())
+    }
+
+    /// The serial of the node's agent, if it has one.
+    pub(crate) fn agent_serial(&self) -> Option<u64> {
+        self.agent.get().copied()
+    }
+
+    /// The number of running processes, system processes aside.
+    pub(crate) fn process_count(&self) -> usize {
+        let system = self
+            .agent_serial()
+            .is_some_and(|serial| self.table.get(serial).is_some());
+        self.table.len().saturating_sub(usize::from(system))
     }
 
     pub(crate) fn is_shutting_down(&self) -> bool {
@@ -483,9 +502,10 @@ impl Node {
         self.inner.events.subscribe()
     }
 
-    /// The number of running processes.
+    /// The number of running processes (the node's own system process aside, see
+    /// [`observe`](crate::observe)).
     pub fn process_count(&self) -> usize {
-        self.inner.table.len()
+        self.inner.process_count()
     }
 
     /// A typed reference to `pid` of another node of the cluster. Whether the process runs

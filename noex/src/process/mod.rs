@@ -13,6 +13,7 @@ pub(crate) mod drain;
 pub(crate) mod mailbox;
 mod noted;
 pub(crate) mod table;
+mod view;
 mod waker;
 
 pub(crate) use waker::TaskWaker;
@@ -349,14 +350,6 @@ impl Core {
             .ties
             .as_mut()
             .is_some_and(|ties| remove(&mut ties.links, |p| p == peer))
-    }
-
-    pub(crate) fn links(&self) -> Vec<Pid> {
-        let state = self.lock();
-        state
-            .ties
-            .as_ref()
-            .map_or_else(Vec::new, |ties| ties.links.clone())
     }
 
     /// Records that `watcher` monitors this process. Fails with `false` if it has ended.

@@ -55,7 +55,7 @@ impl std::fmt::Display for ChildKey {
 }
 
 /// One child, as reported by [`which_children`](ServerRef::which_children).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct ChildInfo {
     /// The child's id.
@@ -71,6 +71,10 @@ pub struct ChildInfo {
     pub kind: ChildKind,
     /// Its restart type.
     pub restart: Restart,
+    /// How many times it was started again since the supervisor added it: restarts
+    /// after it ended, on another node after its node was lost, or by
+    /// [`restart_child`](ServerRef::restart_child).
+    pub restarts: u32,
 }
 
 /// Child counts, as reported by [`count_children`](ServerRef::count_children).

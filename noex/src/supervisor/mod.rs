@@ -168,11 +168,14 @@ struct Child {
     /// When it last started, and the delay its next restart waits (see `Backoff`).
     started: Instant,
     backoff: Duration,
+    /// Starts after the first (see `ChildInfo::restarts`).
+    restarts: u32,
 }
 
 impl Child {
     /// Records that it runs as `pid` now.
     fn started(&mut self, pid: Pid) {
+        self.restarts = self.restarts.saturating_add(1);
         self.pid = Some(pid);
         self.held = None;
         self.terminated = false;
@@ -195,6 +198,7 @@ impl Child {
             terminated: false,
             started: Instant::now(),
             backoff: Duration::ZERO,
+            restarts: 0,
         }
     }
 }

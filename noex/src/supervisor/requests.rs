@@ -152,6 +152,7 @@ impl Supervisor {
                 restarting: c.held.is_some(),
                 kind: c.spec.kind,
                 restart: c.spec.restart,
+                restarts: c.restarts,
             })
             .collect()
     }

@@ -32,7 +32,7 @@ pub enum Strategy {
 }
 
 /// When a child is restarted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum Restart {
     /// Always.
     #[default]
@@ -58,7 +58,7 @@ pub enum Shutdown {
 pub const DEFAULT_WORKER_SHUTDOWN: Shutdown = Shutdown::Timeout(Duration::from_secs(5));
 
 /// Whether a child is a worker or a supervisor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ChildKind {
     /// Any process that is not a supervisor.
     Worker,

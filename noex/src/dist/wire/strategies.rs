@@ -14,13 +14,30 @@ pub(crate) fn address() -> impl Strategy<Value = Address> {
 /// A message of every kind.
 pub(crate) fn message() -> impl Strategy<Value = WireMessage> {
     prop_oneof![
-        (any::<u16>(), ".{0,30}", any::<u64>(), any::<[u8; 32]>()).prop_map(
-            |(version, node, incarnation, nonce)| WireMessage::Hello(Box::new(Hello {
-                version,
-                node,
-                incarnation,
-                nonce
-            }))
+        (
+            any::<u16>(),
+            ".{0,30}",
+            any::<u64>(),
+            any::<[u8; 32]>(),
+            any::<bool>()
+        )
+            .prop_map(|(version, node, incarnation, nonce, hidden)| {
+                WireMessage::Hello(Box::new(Hello {
+                    version,
+                    node,
+                    incarnation,
+                    nonce,
+                    hidden,
+                }))
+            }),
+        (any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>()).prop_map(
+            |(process_count, stamp_us, echo_us, held_us)| WireMessage::Heartbeat {
+                process_count,
+                uptime_ms: stamp_us / 1000,
+                stamp_us,
+                echo_us,
+                held_us,
+            }
         ),
         any::<[u8; 32]>().prop_map(|proof| WireMessage::Proof { proof }),
         (any::<u64>(), address(), any::<u32>(), any::<u64>()).prop_map(

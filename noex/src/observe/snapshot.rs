@@ -1,0 +1,203 @@
+//! Reading a node: what an [`Observer`](super::Observer) of this node returns, and what the
+//! node's agent answers to observers of other nodes. Each read walks the node's tables
+//! once and asks each supervisor at most once, with a deadline.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use futures_lite::FutureExt;
+
+use super::types::{
+    GlobalInfo, NodeOverview, PeerList, ProcessDetail, ProcessInfo, ProcessList, ProcessQuery,
+    ProcessStatus, SortBy, SupervisorInfo,
+};
+use crate::process::AnyProcess;
+use crate::supervisor::ChildInfo;
+use crate::{Node, Pid, Supervisor};
+
+/// How long a supervisor has to list its children for an observer.
+const SUPERVISOR_DEADLINE: Duration = Duration::from_secs(1);
+
+pub(crate) fn process_info(process: &dyn AnyProcess) -> ProcessInfo {
+    let core = process.core();
+    let view = core.view();
+    let mailbox_len = process.mailbox_len();
+    let status = if view.ended {
+        ProcessStatus::Exiting
+    } else if !view.initialized {
+        ProcessStatus::Starting
+    } else if mailbox_len > 0 {
+        ProcessStatus::Busy
+    } else {
+        ProcessStatus::Idle
+    };
+    ProcessInfo {
+        pid: core.pid().clone(),
+        name: view.name,
+        behavior: process.behavior().to_owned(),
+        status,
+        supervisor: core.supervisor(),
+        parent: core.parent(),
+        message_count: core.message_count(),
+        mailbox_len,
+        links: view.links,
+        trap_exit: core.trap_exit(),
+        restarts: None,
+    }
+}
+
+impl Node {
+    /// The processes an observer sees: the node's, system processes aside.
+    pub(crate) fn observable(&self) -> Vec<std::sync::Arc<dyn AnyProcess>> {
+        let agent = self.inner.agent_serial();
+        let mut all = self.inner.table.all();
+        all.retain(|p| Some(p.core().pid().serial()) != agent);
+        all
+    }
+
+    pub(crate) async fn read_processes(&self, query: ProcessQuery) -> ProcessList {
+        let all = self.observable();
+        let total = all.len();
+        let mut processes: Vec<ProcessInfo> =
+            all.iter().map(|p| process_info(p.as_ref())).collect();
+        match query.sort {
+            SortBy::Spawn => {}
+            SortBy::MailboxLen => processes.sort_by_key(|p| std::cmp::Reverse(p.mailbox_len)),
+            SortBy::MessageCount => processes.sort_by_key(|p| std::cmp::Reverse(p.message_count)),
+        }
+        processes.truncate(query.limit);
+        self.fill_restarts(&mut processes).await;
+        ProcessList { total, processes }
+    }
+
+    /// Fills in `restarts` for the supervised processes of `processes`, asking each of
+    /// their supervisors once.
+    async fn fill_restarts(&self, processes: &mut [ProcessInfo]) {
+        let mut supervisors: Vec<Pid> = processes
+            .iter()
+            .filter_map(|p| p.supervisor.clone())
+            .collect();
+        supervisors.sort();
+        supervisors.dedup();
+        let mut restarts = HashMap::new();
+        for supervisor in supervisors {
+            if let Some(children) = self.children_of(&supervisor).await {
+                for child in children {
+                    if let Some(pid) = child.pid {
+                        restarts.insert(pid, child.restarts);
+                    }
+                }
+            }
+        }
+        for process in processes {
+            process.restarts = restarts.get(&process.pid).copied();
+        }
+    }
+
+    /// The children of a supervisor of this node, if it answers in time.
+    async fn children_of(&self, supervisor: &Pid) -> Option<Vec<ChildInfo>> {
+        let reference = self.server_ref::<Supervisor>(supervisor).ok()?;
+        async { reference.which_children().await.ok() }
+            .or(async {
+                smol::Timer::after(SUPERVISOR_DEADLINE).await;
+                None
+            })
+            .await
+    }
+
+    pub(crate) async fn read_process(&self, pid: &Pid) -> Option<ProcessDetail> {
+        let process = self.inner.resolve(pid)?;
+        if Some(pid.serial()) == self.inner.agent_serial() {
+            return None;
+        }
+        let mut info = [process_info(process.as_ref())];
+        self.fill_restarts(&mut info).await;
+        let [info] = info;
+        let view = process.core().view();
+        Some(ProcessDetail {
+            info,
+            monitors: view.monitors,
+            monitored_by: view.monitored_by,
+            monitored_nodes: view.monitored_nodes,
+            global_names: view.global_names,
+            groups: view.groups,
+            timers: view.timers,
+        })
+    }
+
+    pub(crate) async fn read_supervisors(&self) -> Vec<SupervisorInfo> {
+        let kind = std::any::type_name::<Supervisor>();
+        let mut out = Vec::new();
+        for process in self.observable() {
+            if process.behavior() != kind || !process.core().is_alive() {
+                continue;
+            }
+            let core = process.core();
+            let pid = core.pid().clone();
+            let children = self.children_of(&pid).await;
+            let distributed = match self.server_ref::<Supervisor>(&pid) {
+                Ok(reference) => {
+                    async { reference.distribution().await.is_ok() }
+                        .or(async {
+                            smol::Timer::after(SUPERVISOR_DEADLINE).await;
+                            false
+                        })
+                        .await
+                }
+                Err(_) => false,
+            };
+            out.push(SupervisorInfo {
+                pid,
+                name: core.name().map(|n| n.to_string()),
+                supervisor: core.supervisor(),
+                distributed,
+                answered: children.is_some(),
+                children: children.unwrap_or_default(),
+            });
+        }
+        out
+    }
+
+    pub(crate) fn read_globals(&self) -> GlobalInfo {
+        let mut names = self.global_names();
+        names.sort();
+        let mut groups: Vec<(String, Vec<Pid>)> = self
+            .groups()
+            .into_iter()
+            .map(|group| {
+                let members = self.group_members(&group);
+                (group, members)
+            })
+            .collect();
+        groups.sort();
+        GlobalInfo { names, groups }
+    }
+
+    pub(crate) fn read_peers(&self) -> PeerList {
+        let mut peers = self.connected_nodes();
+        peers.extend(self.hidden_nodes());
+        peers
+    }
+
+    pub(crate) fn read_overview(&self) -> NodeOverview {
+        let processes = self.observable();
+        let (handled, queued) = processes.iter().fold((0, 0), |(h, q), p| {
+            (h + p.core().message_count(), q + p.mailbox_len() as u64)
+        });
+        NodeOverview {
+            node: self.name().to_owned(),
+            incarnation: self.incarnation(),
+            uptime: self.inner.started.elapsed(),
+            threads: self.threads(),
+            hidden: self.is_hidden(),
+            processes: processes.len(),
+            messages_handled: handled,
+            messages_queued: queued,
+            registered: self.registered().len(),
+            behaviors: self.behaviors().len(),
+            peers: self.connected_nodes().len(),
+            traffic: self.cluster_stats(),
+            remote: self.remote_stats(),
+        }
+    }
+}
