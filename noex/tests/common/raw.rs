@@ -11,7 +11,7 @@ use sha2::Sha256;
 use super::within;
 
 /// The protocol version of this build.
-pub const PROTOCOL_VERSION: u16 = 4;
+pub const PROTOCOL_VERSION: u16 = 5;
 
 /// The index of the first message kind `Wire` does not model (signals, spawns, the global
 /// registry): frames of those kinds are skipped by [`Raw::receive_with_payload`].
@@ -26,12 +26,14 @@ pub enum Wire {
         node: String,
         incarnation: u64,
         nonce: [u8; 32],
+        hidden: bool,
     },
     Challenge {
         node: String,
         incarnation: u64,
         nonce: [u8; 32],
         proof: [u8; 32],
+        hidden: bool,
     },
     Proof {
         proof: [u8; 32],
@@ -43,6 +45,9 @@ pub enum Wire {
     Heartbeat {
         process_count: u64,
         uptime_ms: u64,
+        stamp_us: u64,
+        echo_us: u64,
+        held_us: u64,
     },
     Members {
         nodes: Vec<String>,
@@ -218,6 +223,7 @@ impl Raw {
             node: self.name.clone(),
             incarnation: 7,
             nonce: [1; 32],
+            hidden: false,
         }
     }
 
