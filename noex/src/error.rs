@@ -412,6 +412,14 @@ pub enum RemoteSpawnError {
         /// The node.
         node: NodeId,
     },
+    /// The node is a hidden node (see
+    /// [`ClusterConfig::hidden`](crate::ClusterConfig::hidden)), which hosts no processes
+    /// for other nodes.
+    #[error("node {node} is a hidden node and hosts no processes for other nodes")]
+    HiddenNode {
+        /// The node.
+        node: NodeId,
+    },
 }
 
 /// Why a name or pid could not be looked up as a process of a given behaviour.

@@ -304,6 +304,24 @@ fn a_hidden_node_is_left_out_of_members_events_and_the_global_registry() {
         .await;
         assert_eq!(hidden.whereis_global("shared"), None);
 
+        // It takes no spawns from the others, and no distributed supervisor places on it.
+        let refused = a.spawn_on::<Worker>(&id(&hidden), ()).await.unwrap_err();
+        assert!(
+            matches!(refused, noex::RemoteSpawnError::HiddenNode { .. }),
+            "{refused:?}"
+        );
+        for node in [a, b, &late] {
+            node.register_behaviors().unwrap();
+        }
+        let spread = (0..6).fold(
+            SupervisorSpec::distributed(Strategy::OneForOne, NodeSelector::RoundRobin),
+            |spec, i| spec.child(ChildSpec::worker::<Worker>(format!("w{i}"), ())),
+        );
+        let dsup = a.spawn::<DistributedSupervisor>(spread).await.unwrap();
+        for child in dsup.which_children().await.unwrap() {
+            assert_ne!(child.node.as_deref(), Some(id(&hidden).as_str()));
+        }
+
         // It observes as any node does.
         let overview = hidden.observer_of(&id(b)).overview().await.unwrap();
         assert_eq!(overview.peers, 2, "a and late, not the hidden node");

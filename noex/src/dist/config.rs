@@ -333,8 +333,10 @@ impl ClusterConfig {
     /// [`connected_nodes`](crate::Node::connected_nodes) (it is in
     /// [`hidden_nodes`](crate::Node::hidden_nodes)) nor in their cluster events, do not
     /// name it in the member lists they send, never place a distributed supervisor's child
-    /// on it, and do not share the global registry with it. Calls, casts, monitors and
-    /// links between its processes and theirs work as between any two nodes.
+    /// on it, and do not share the global registry with it; it refuses their spawns
+    /// ([`RemoteSpawnError::HiddenNode`](crate::RemoteSpawnError::HiddenNode)). Calls,
+    /// casts, monitors and links between its processes and theirs work as between any two
+    /// nodes.
     ///
     /// A hidden node itself connects to every member it learns of, as any node does.
     pub fn hidden(mut self) -> Self {

@@ -327,6 +327,7 @@ impl Cluster {
                 reason,
             },
             SpawnResult::ShuttingDown => RemoteSpawnError::NodeShuttingDown { node },
+            SpawnResult::Hidden => RemoteSpawnError::HiddenNode { node },
         })
     }
 
@@ -467,6 +468,9 @@ impl Cluster {
         let Some(node) = self.node() else {
             return answer(SpawnResult::ShuttingDown);
         };
+        if self.config.hidden {
+            return answer(SpawnResult::Hidden);
+        }
         let entry = match node.behaviors.find(&request.behavior) {
             Ok(entry) => entry,
             Err(error) => return answer(failure(error)),

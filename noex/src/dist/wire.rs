@@ -221,6 +221,8 @@ pub(crate) enum SpawnResult {
     Exited(ExitReason),
     /// The receiver is shutting down.
     ShuttingDown,
+    /// The receiver is a hidden node, which hosts no processes for other nodes.
+    Hidden,
 }
 
 /// A signal between processes of two nodes. Processes are named by their serials: `from`,

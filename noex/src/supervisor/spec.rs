@@ -118,7 +118,8 @@ fn place_error(error: RemoteSpawnError) -> PlaceError {
         // its spawner gave up); trying another node at once could run the child twice.
         RemoteSpawnError::NodeNotReachable { .. }
         | RemoteSpawnError::BehaviorNotFound { .. }
-        | RemoteSpawnError::NodeShuttingDown { .. } => PlaceError::Node(error.to_string()),
+        | RemoteSpawnError::NodeShuttingDown { .. }
+        | RemoteSpawnError::HiddenNode { .. } => PlaceError::Node(error.to_string()),
         _ => PlaceError::Child(error.to_string()),
     }
 }
