@@ -56,16 +56,25 @@ impl Node {
     }
 
     pub(crate) async fn read_processes(&self, query: ProcessQuery) -> ProcessList {
-        let all = self.observable();
+        let mut all = self.observable();
         let total = all.len();
+        let limit = query.limit.min(ProcessQuery::MAX_LIMIT);
+        // Only the processes returned are described: with a million processes, a query
+        // for the 50 longest mailboxes reads one number of each, not everything.
+        let key = |p: &std::sync::Arc<dyn AnyProcess>| match query.sort {
+            SortBy::Spawn => 0,
+            SortBy::MailboxLen => p.mailbox_len() as u64,
+            SortBy::MessageCount => p.core().message_count(),
+        };
+        if query.sort != SortBy::Spawn {
+            let mut keyed: Vec<_> = all.into_iter().map(|p| (key(&p), p)).collect();
+            // Stable: equal keys stay in spawn order.
+            keyed.sort_by_key(|(key, _)| std::cmp::Reverse(*key));
+            all = keyed.into_iter().map(|(_, p)| p).collect();
+        }
+        all.truncate(limit);
         let mut processes: Vec<ProcessInfo> =
             all.iter().map(|p| process_info(p.as_ref())).collect();
-        match query.sort {
-            SortBy::Spawn => {}
-            SortBy::MailboxLen => processes.sort_by_key(|p| std::cmp::Reverse(p.mailbox_len)),
-            SortBy::MessageCount => processes.sort_by_key(|p| std::cmp::Reverse(p.message_count)),
-        }
-        processes.truncate(query.limit);
         self.fill_restarts(&mut processes).await;
         ProcessList { total, processes }
     }

@@ -122,6 +122,9 @@ impl Default for ProcessQuery {
 impl ProcessQuery {
     /// The processes a query returns unless told otherwise.
     pub const DEFAULT_LIMIT: usize = 1000;
+    /// The most processes a query returns, whatever its limit (a reply stays well under
+    /// the cluster's message size).
+    pub const MAX_LIMIT: usize = 10_000;
 
     /// The first `limit` processes by `sort`.
     pub fn new(sort: SortBy, limit: usize) -> Self {
