@@ -88,6 +88,8 @@ mod registry;
 mod server;
 pub mod supervisor;
 mod timer;
+#[cfg(feature = "tracing-context")]
+pub mod trace;
 
 #[doc(hidden)]
 #[path = "private.rs"]
