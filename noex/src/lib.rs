@@ -81,6 +81,8 @@ mod error;
 mod events;
 mod exit;
 pub mod global;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 mod node;
 mod pid;
 mod process;

@@ -104,6 +104,9 @@ pub(crate) struct NodeInner {
     /// The cluster state, for a node started with [`Node::start`].
     pub(crate) cluster: OnceLock<Arc<Cluster>>,
     shutting_down: AtomicBool,
+    /// What the node keeps for its metrics (the `metrics` feature).
+    #[cfg(feature = "metrics")]
+    pub(crate) metrics: crate::metrics::NodeMetrics,
 }
 
 /// Configures a [`Node`] before it starts.
@@ -113,6 +116,8 @@ pub struct NodeBuilder {
     threads: usize,
     busy_wait: Duration,
     register_behaviors: bool,
+    #[cfg(feature = "metrics")]
+    metrics_interval: Duration,
 }
 
 impl Default for NodeBuilder {
@@ -122,6 +127,8 @@ impl Default for NodeBuilder {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             busy_wait: DEFAULT_BUSY_WAIT,
             register_behaviors: false,
+            #[cfg(feature = "metrics")]
+            metrics_interval: crate::metrics::DEFAULT_METRICS_INTERVAL,
         }
     }
 }
@@ -162,6 +169,15 @@ impl NodeBuilder {
         self
     }
 
+    /// How often the node samples its [metrics](crate::metrics) (the `metrics` feature);
+    /// [`Duration::ZERO`] turns the sampling off. Defaults to
+    /// [`DEFAULT_METRICS_INTERVAL`](crate::metrics::DEFAULT_METRICS_INTERVAL).
+    #[cfg(feature = "metrics")]
+    pub fn metrics_interval(mut self, interval: Duration) -> Self {
+        self.metrics_interval = interval;
+        self
+    }
+
     /// Starts the node.
     ///
     /// # Panics
@@ -177,6 +193,8 @@ impl NodeBuilder {
                 panic!("noex: {error}");
             }
         }
+        #[cfg(feature = "metrics")]
+        crate::metrics::start(&node.inner, self.metrics_interval, None);
         node
     }
 }
@@ -197,6 +215,8 @@ impl NodeInner {
             behaviors: behaviors::Behaviors::default(),
             cluster: OnceLock::new(),
             shutting_down: AtomicBool::new(false),
+            #[cfg(feature = "metrics")]
+            metrics: crate::metrics::NodeMetrics::default(),
         }
     }
 }
