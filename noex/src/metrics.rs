@@ -53,7 +53,7 @@
 //! # node.shutdown();
 //! ```
 //!
-//! A recorder set with [`metrics::set_global_recorder`](::metrics::set_global_recorder) is
+//! A recorder set with [`metrics::set_global_recorder`] is
 //! seen by every node; one set with `metrics::with_local_recorder` only by code on that
 //! thread, which the nodes' own threads are not.
 
