@@ -81,6 +81,8 @@ mod error;
 mod events;
 mod exit;
 pub mod global;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 mod node;
 pub mod observe;
 mod pid;
@@ -89,6 +91,8 @@ mod registry;
 mod server;
 pub mod supervisor;
 mod timer;
+#[cfg(feature = "tracing-context")]
+pub mod trace;
 
 #[doc(hidden)]
 #[path = "private.rs"]

@@ -54,6 +54,8 @@ pub struct ClusterConfig {
     pub(crate) hidden: bool,
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<super::TlsConfig>,
+    #[cfg(feature = "metrics")]
+    pub(crate) metrics_interval: Duration,
 }
 
 impl std::fmt::Debug for ClusterConfig {
@@ -131,6 +133,8 @@ impl ClusterConfig {
             hidden: false,
             #[cfg(feature = "tls")]
             tls: None,
+            #[cfg(feature = "metrics")]
+            metrics_interval: crate::metrics::DEFAULT_METRICS_INTERVAL,
         }
     }
 
@@ -355,6 +359,15 @@ impl ClusterConfig {
     /// [`NodeBuilder::busy_wait`](crate::NodeBuilder::busy_wait).
     pub fn busy_wait(mut self, busy_wait: Duration) -> Self {
         self.busy_wait = busy_wait;
+        self
+    }
+
+    /// How often the node samples its [metrics](crate::metrics) (the `metrics` feature);
+    /// [`Duration::ZERO`] turns the sampling off. Defaults to
+    /// [`DEFAULT_METRICS_INTERVAL`](crate::metrics::DEFAULT_METRICS_INTERVAL).
+    #[cfg(feature = "metrics")]
+    pub fn metrics_interval(mut self, interval: Duration) -> Self {
+        self.metrics_interval = interval;
         self
     }
 

@@ -173,6 +173,9 @@ pub(crate) struct RemoteDelivery<'a> {
     /// The FNV-1a hash of the behaviour name the sender expects.
     pub(crate) behavior: u32,
     pub(crate) payload: Payload<'a>,
+    /// The trace context it came with (see `crate::trace`).
+    #[cfg(feature = "tracing-context")]
+    pub(crate) trace: Option<Box<crate::trace::TraceContext>>,
 }
 
 /// Delivers a message that arrived from `peer` to the local process it is for. Returns the
@@ -185,6 +188,8 @@ pub(crate) fn deliver(
     payload: Payload<'_>,
     resolver: &mut Resolver,
 ) -> usize {
+    #[cfg(feature = "tracing-context")]
+    let trace = resolver.trace.take();
     let responder =
         |id, timeout| Responder::new(peer.clone(), id, timeout, Arc::downgrade(cluster));
     let (to, kind, behavior) = match message {
@@ -232,6 +237,8 @@ pub(crate) fn deliver(
                 kind,
                 behavior,
                 payload,
+                #[cfg(feature = "tracing-context")]
+                trace,
             });
             if let Some(process) = behind {
                 hold_back(cluster, peer, process, cluster.config.mailbox_limit);
@@ -280,6 +287,10 @@ pub(crate) struct Resolver {
     /// reach its limit, as far as this connection knows (its own messages are the only
     /// ones it counts): until then, its mailbox need not be looked at.
     room: usize,
+    /// The trace context of the message about to be delivered, set by the reader when
+    /// the message came in a `Trace` (see `crate::trace`).
+    #[cfg(feature = "tracing-context")]
+    pub(crate) trace: Option<Box<crate::trace::TraceContext>>,
 }
 
 impl Resolver {

@@ -600,8 +600,40 @@ fn dispatch(
                 node.global.receive(&node, peer, *message);
             }
         }
+        WireMessage::Trace(traced) => {
+            return traced_message(cluster, peer, *traced, payload, (unreported, resolver))
+        }
     }
     Ok(target)
+}
+
+/// Handles a message that came in a `Trace`: with its context on a node built with the
+/// `tracing-context` feature, as if the context were not there on others.
+#[cold]
+fn traced_message(
+    cluster: &Arc<Cluster>,
+    peer: &Arc<Peer>,
+    traced: wire::Traced,
+    payload: Payload<'_>,
+    (unreported, resolver): (&mut Unreported, &mut Resolver),
+) -> Result<usize, NodeDownReason> {
+    #[cfg(feature = "tracing-context")]
+    {
+        resolver.trace = crate::trace::received(&traced, &peer.id);
+    }
+    // Decoding refuses a trace inside a trace: this goes one level deep at most.
+    let target = dispatch(
+        cluster,
+        peer,
+        traced.message,
+        payload,
+        (unreported, resolver),
+    );
+    #[cfg(feature = "tracing-context")]
+    {
+        resolver.trace = None;
+    }
+    target
 }
 
 #[cfg(test)]

@@ -225,6 +225,8 @@ impl<B: GenServer> RemoteTarget<B> {
             behavior: self.codec.hash,
             timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
         };
+        #[cfg(feature = "tracing-context")]
+        let message = crate::trace::wrap(message);
         let not_encoded =
             |error| CallError::Remote(format!("the request does not encode: {error}"));
         let mut frame = Vec::new();
@@ -282,6 +284,8 @@ impl<B: GenServer> RemoteTarget<B> {
         message: T,
         encode: Bounded<T>,
     ) -> Result<(), CastError<T>> {
+        #[cfg(feature = "tracing-context")]
+        let header = crate::trace::wrap(header);
         let peer = match self.peer() {
             Ok(peer) => peer,
             Err(error) => return Err(CastError::new(error.into(), message)),
@@ -348,6 +352,8 @@ impl<B: GenServer> RemoteTarget<B> {
         let mut frame = SCRATCH.take();
         frame.clear();
         let (header, encode) = (self.cast_header(), self.codec.encode_cast);
+        #[cfg(feature = "tracing-context")]
+        let header = crate::trace::wrap(header);
         let (queued, message) = match encode_here(&header, &message, encode, &mut frame) {
             Err(_) => (Err(PushError::Closed), message),
             Ok(Encoded::Here) => (peer.queue.push_waiting(&mut frame, sender).await, message),

@@ -166,6 +166,8 @@ pub(crate) enum WireMessage {
     },
     /// The global registry and process groups (see `global`).
     Global(Box<crate::global::protocol::GlobalMessage>),
+    /// A user message that carries a trace context (see [`Traced`]).
+    Trace(Box<Traced>),
 }
 
 /// A request to spawn a registered behaviour.
@@ -337,6 +339,9 @@ pub(crate) struct Stop {
 impl WireMessage {
     /// `true` for the kinds followed by a payload.
     pub(crate) fn has_payload(&self) -> bool {
+        if let WireMessage::Trace(traced) = self {
+            return traced.message.has_payload();
+        }
         matches!(
             self,
             WireMessage::Call { .. }
@@ -566,6 +571,9 @@ pub(crate) async fn read_message<R: AsyncRead + Unpin>(
         _ => Err(WireError::Decode(postcard::Error::DeserializeBadEncoding)),
     }
 }
+
+mod trace;
+pub(crate) use trace::Traced;
 
 /// Arbitrary messages, for the property tests of this module and of `header`.
 #[cfg(test)]

@@ -51,6 +51,12 @@ impl Node {
         ));
         // A fresh OnceLock: setting it cannot fail.
         let _ = inner.cluster.set(cluster.clone());
+        #[cfg(feature = "metrics")]
+        crate::metrics::start(
+            &inner,
+            cluster.config.metrics_interval,
+            Some(cluster.events.subscribe()),
+        );
         let node = Node { inner };
         node.start_agent().await;
         cluster.run(listener);

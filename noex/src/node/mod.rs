@@ -108,6 +108,9 @@ pub(crate) struct NodeInner {
     /// The serial of the node's agent (see `observe`), a system process that answers
     /// observers of other nodes; clustered nodes only.
     pub(crate) agent: OnceLock<u64>,
+    /// What the node keeps for its metrics (the `metrics` feature).
+    #[cfg(feature = "metrics")]
+    pub(crate) metrics: crate::metrics::NodeMetrics,
 }
 
 /// Configures a [`Node`] before it starts.
@@ -117,6 +120,8 @@ pub struct NodeBuilder {
     threads: usize,
     busy_wait: Duration,
     register_behaviors: bool,
+    #[cfg(feature = "metrics")]
+    metrics_interval: Duration,
 }
 
 impl Default for NodeBuilder {
@@ -126,6 +131,8 @@ impl Default for NodeBuilder {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             busy_wait: DEFAULT_BUSY_WAIT,
             register_behaviors: false,
+            #[cfg(feature = "metrics")]
+            metrics_interval: crate::metrics::DEFAULT_METRICS_INTERVAL,
         }
     }
 }
@@ -166,6 +173,15 @@ impl NodeBuilder {
         self
     }
 
+    /// How often the node samples its [metrics](crate::metrics) (the `metrics` feature);
+    /// [`Duration::ZERO`] turns the sampling off. Defaults to
+    /// [`DEFAULT_METRICS_INTERVAL`](crate::metrics::DEFAULT_METRICS_INTERVAL).
+    #[cfg(feature = "metrics")]
+    pub fn metrics_interval(mut self, interval: Duration) -> Self {
+        self.metrics_interval = interval;
+        self
+    }
+
     /// Starts the node.
     ///
     /// # Panics
@@ -181,6 +197,8 @@ impl NodeBuilder {
                 panic!("noex: {error}");
             }
         }
+        #[cfg(feature = "metrics")]
+        crate::metrics::start(&node.inner, self.metrics_interval, None);
         node
     }
 }
@@ -203,6 +221,8 @@ impl NodeInner {
             shutting_down: AtomicBool::new(false),
             started: std::time::Instant::now(),
             agent: OnceLock::new(),
+            #[cfg(feature = "metrics")]
+            metrics: crate::metrics::NodeMetrics::default(),
         }
     }
 }

@@ -212,6 +212,8 @@ impl NodeInner {
                 .process_ended(self, pid, &remains.global_names, &remains.groups);
         }
         self.table.remove(pid.serial());
+        #[cfg(feature = "metrics")]
+        self.metrics.process_ended(core.message_count());
         let mut remote = Remote::default();
         for (monitor, target) in remains.watching {
             if self.is_remote(&target) {

@@ -21,6 +21,46 @@ pub(crate) enum Envelope<B: GenServer> {
     Info(Info<B::Info>),
     /// A large message from another node, still encoded (see [`Encoded`]).
     Encoded(Box<Encoded<B>>),
+    /// A message from another node that came with a trace context (the
+    /// `tracing-context` feature): handled in a span that continues the trace.
+    #[cfg(feature = "tracing-context")]
+    Traced(Box<Traced<B>>),
+}
+
+/// A message from another node and the trace context it came with.
+#[cfg(feature = "tracing-context")]
+pub(crate) struct Traced<B: GenServer> {
+    context: crate::trace::TraceContext,
+    envelope: Envelope<B>,
+}
+
+#[cfg(feature = "tracing-context")]
+impl<B: GenServer> Envelope<B> {
+    /// `envelope` with the trace context it came with, if any.
+    fn traced(envelope: Envelope<B>, context: Option<Box<crate::trace::TraceContext>>) -> Self {
+        match context {
+            Some(context) => Envelope::Traced(Box::new(Traced {
+                context: *context,
+                envelope,
+            })),
+            None => envelope,
+        }
+    }
+
+    /// The message without its trace context, and the handling of the trace: the span its
+    /// handler runs in.
+    pub(crate) fn untraced(self) -> (Envelope<B>, Option<crate::trace::Handling>) {
+        let Envelope::Traced(traced) = self else {
+            return (self, None);
+        };
+        let Traced { context, envelope } = *traced;
+        let kind = match envelope {
+            Envelope::Call(..) => "call",
+            Envelope::Cast(_) => "cast",
+            _ => "info",
+        };
+        (envelope, Some(crate::trace::Handling::new(context, kind)))
+    }
 }
 
 /// A large message from another node, queued as it arrived: the process decodes it when
@@ -32,6 +72,8 @@ pub(crate) struct Encoded<B: GenServer> {
     codec: Codec<B>,
     kind: RemoteKind,
     payload: Payload<'static>,
+    #[cfg(feature = "tracing-context")]
+    trace: Option<Box<crate::trace::TraceContext>>,
 }
 
 impl<B: GenServer> Encoded<B> {
@@ -42,8 +84,14 @@ impl<B: GenServer> Encoded<B> {
             codec,
             kind,
             payload,
+            #[cfg(feature = "tracing-context")]
+            trace,
         } = self;
-        smol::unblock(move || remote_envelope(&process, codec, kind, payload.bytes())).await
+        let envelope =
+            smol::unblock(move || remote_envelope(&process, codec, kind, payload.bytes())).await;
+        #[cfg(feature = "tracing-context")]
+        let envelope = envelope.map(|envelope| Envelope::traced(envelope, trace));
+        envelope
     }
 }
 
@@ -195,6 +243,8 @@ impl<B: GenServer> AnyProcess for Process<B> {
             kind,
             behavior,
             payload,
+            #[cfg(feature = "tracing-context")]
+            trace,
         } = delivery;
         let Some(codec) = B::__remote_codec() else {
             if let RemoteKind::Call(responder, _) = kind {
@@ -223,9 +273,14 @@ impl<B: GenServer> AnyProcess for Process<B> {
                     codec,
                     kind,
                     payload: payload.into_owned(),
+                    #[cfg(feature = "tracing-context")]
+                    trace,
                 }))
             }
             payload => match remote_envelope(&self, codec, kind, payload.bytes()) {
+                #[cfg(feature = "tracing-context")]
+                Some(envelope) => Envelope::traced(envelope, trace),
+                #[cfg(not(feature = "tracing-context"))]
                 Some(envelope) => envelope,
                 None => return,
             },

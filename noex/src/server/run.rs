@@ -347,12 +347,24 @@ pub(crate) fn run<B: GenServer>(
                 }
                 continue;
             }
+            // A message from another node with a trace context is handled in the trace's
+            // span (the `tracing-context` feature; see `crate::trace`).
+            #[cfg(feature = "tracing-context")]
+            let trace;
             // A handler that is a plain `fn` runs at once, here (and the loop goes on);
             // others become a future, polled while signals are watched.
             let handler = {
                 let Some(envelope) = batch.pop_front() else {
                     continue;
                 };
+                #[cfg(feature = "tracing-context")]
+                let envelope = {
+                    let (envelope, handling) = envelope.untraced();
+                    trace = handling;
+                    envelope
+                };
+                #[cfg(feature = "tracing-context")]
+                let _entered = trace.as_ref().map(crate::trace::Handling::enter);
                 if !matches!(envelope, Envelope::Info(Info::Timeout)) {
                     ctx.idle_arm(true);
                 }
@@ -398,8 +410,18 @@ pub(crate) fn run<B: GenServer>(
                         batch.push_front(Envelope::Encoded(message));
                         continue;
                     }
+                    // Unwrapped above.
+                    #[cfg(feature = "tracing-context")]
+                    Envelope::Traced(_) => continue,
                 }
             };
+            #[cfg(feature = "tracing-context")]
+            if let Some(trace) = trace {
+                if let Err(reason) = trace.instrument(guarded(&process, handler)).await {
+                    return reason;
+                }
+                continue;
+            }
             if let Err(reason) = guarded(&process, handler).await {
                 return reason;
             }

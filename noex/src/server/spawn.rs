@@ -248,6 +248,8 @@ pub(crate) async fn spawn<B: GenServer>(
     let started = run::Started::new(tx);
     let ctx = Ctx::new(process.clone(), Arc::downgrade(node));
     let task = process_task(Arc::downgrade(node), ctx, args, started);
+    #[cfg(feature = "tracing-context")]
+    let task = tracing::Instrument::instrument(task, crate::trace::process_span(&pid, &node.name));
     node.executors.spawn(task).detach();
 
     // A thread's deadline table rather than a reactor timer: init is usually over before

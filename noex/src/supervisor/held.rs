@@ -115,6 +115,10 @@ impl Supervisor {
         match self.start_at(ctx, index).await {
             Ok(started) => {
                 tracing::info!(supervisor = %ctx.pid(), child = %id, pid = %started.pid, "child restarted after its backoff");
+                #[cfg(feature = "metrics")]
+                if let Some(node) = ctx.node_inner() {
+                    crate::metrics::restarted(&node);
+                }
                 self.publish(ctx, || LifecycleEvent::ChildRestarted {
                     supervisor: ctx.pid().clone(),
                     child: id.clone(),

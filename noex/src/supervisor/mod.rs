@@ -528,6 +528,10 @@ impl Supervisor {
             match self.start_at(ctx, i).await {
                 Ok(started) => {
                     tracing::info!(supervisor = %ctx.pid(), child = %member, pid = %started.pid, "child restarted");
+                    #[cfg(feature = "metrics")]
+                    if let Some(node) = ctx.node_inner() {
+                        crate::metrics::restarted(&node);
+                    }
                     self.publish(ctx, || LifecycleEvent::ChildRestarted {
                         supervisor: ctx.pid().clone(),
                         child: member.clone(),
