@@ -54,7 +54,7 @@ impl GenServer for Agent {
     async fn handle_call(&mut self, request: Request, reply: ReplyTo<Answer>, ctx: &mut Ctx<Self>) {
         let node = ctx.node();
         let answer = match request {
-            Request::Overview => Answer::Overview(Box::new(node.read_overview())),
+            Request::Overview => Answer::Overview(Box::new(node.read_overview().await)),
             Request::Processes(query) => Answer::Processes(node.read_processes(query).await),
             Request::Process(pid) => Answer::Process(node.read_process(&pid).await.map(Box::new)),
             Request::Supervisors => Answer::Supervisors(node.read_supervisors().await),

@@ -143,7 +143,7 @@ impl Observer {
     /// The node at a glance: uptime, threads, process and message counts, traffic.
     pub async fn overview(&self) -> Result<NodeOverview, CallError> {
         let Some(id) = &self.target else {
-            return Ok(self.node.read_overview());
+            return Ok(self.node.read_overview().await);
         };
         match self.ask(id, Request::Overview).await? {
             Answer::Overview(overview) => Ok(*overview),

@@ -2,9 +2,12 @@
 //! node's agent answers to observers of other nodes. Each read walks the node's tables
 //! once and asks each supervisor at most once, with a deadline.
 
+use std::cmp::Reverse;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
+use futures_lite::future::yield_now;
 use futures_lite::FutureExt;
 
 use super::types::{
@@ -17,6 +20,10 @@ use crate::{Node, Pid, Supervisor};
 
 /// How long a supervisor has to list its children for an observer.
 const SUPERVISOR_DEADLINE: Duration = Duration::from_secs(1);
+
+/// A read walks this many processes between yields, so that the other processes of its
+/// thread wait behind it for tens of microseconds at most, however many there are.
+const WALK_CHUNK: usize = 512;
 
 pub(crate) fn process_info(process: &dyn AnyProcess) -> ProcessInfo {
     let core = process.core();
@@ -47,34 +54,52 @@ pub(crate) fn process_info(process: &dyn AnyProcess) -> ProcessInfo {
 }
 
 impl Node {
-    /// The processes an observer sees: the node's, system processes aside.
-    pub(crate) fn observable(&self) -> Vec<std::sync::Arc<dyn AnyProcess>> {
+    /// The processes an observer sees — the node's, system processes aside — in spawn
+    /// order.
+    pub(crate) fn observable(&self) -> Vec<Arc<dyn AnyProcess>> {
+        let mut all = self.observable_unordered();
+        all.sort_unstable_by_key(|p| p.core().pid().serial());
+        all
+    }
+
+    /// The processes an observer sees, in no particular order.
+    fn observable_unordered(&self) -> Vec<Arc<dyn AnyProcess>> {
         let agent = self.inner.agent_serial();
-        let mut all = self.inner.table.all();
+        let mut all = self.inner.table.snapshot();
         all.retain(|p| Some(p.core().pid().serial()) != agent);
         all
     }
 
     pub(crate) async fn read_processes(&self, query: ProcessQuery) -> ProcessList {
-        let mut all = self.observable();
+        let all = self.observable_unordered();
         let total = all.len();
         let limit = query.limit.min(ProcessQuery::MAX_LIMIT);
-        // Only the processes returned are described: with a million processes, a query
-        // for the 50 longest mailboxes reads one number of each, not everything.
-        let key = |p: &std::sync::Arc<dyn AnyProcess>| match query.sort {
-            SortBy::Spawn => 0,
-            SortBy::MailboxLen => p.mailbox_len() as u64,
-            SortBy::MessageCount => p.core().message_count(),
+        // Ordered by the query's key, then by spawn. Only the processes returned are
+        // sorted and described: with a million processes, a query for the 50 longest
+        // mailboxes reads one number of each, not everything.
+        let key = |p: &Arc<dyn AnyProcess>| {
+            let primary = match query.sort {
+                SortBy::Spawn => 0,
+                SortBy::MailboxLen => p.mailbox_len() as u64,
+                SortBy::MessageCount => p.core().message_count(),
+            };
+            (Reverse(primary), p.core().pid().serial())
         };
-        if query.sort != SortBy::Spawn {
-            let mut keyed: Vec<_> = all.into_iter().map(|p| (key(&p), p)).collect();
-            // Stable: equal keys stay in spawn order.
-            keyed.sort_by_key(|(key, _)| std::cmp::Reverse(*key));
-            all = keyed.into_iter().map(|(_, p)| p).collect();
+        let mut keyed = Vec::with_capacity(total);
+        for chunk in all.chunks(WALK_CHUNK) {
+            keyed.extend(chunk.iter().map(|p| (key(p), p)));
+            yield_now().await;
         }
-        all.truncate(limit);
-        let mut processes: Vec<ProcessInfo> =
-            all.iter().map(|p| process_info(p.as_ref())).collect();
+        if keyed.len() > limit {
+            keyed.select_nth_unstable_by_key(limit, |(key, _)| *key);
+            keyed.truncate(limit);
+        }
+        keyed.sort_unstable_by_key(|(key, _)| *key);
+        let mut processes = Vec::with_capacity(keyed.len());
+        for chunk in keyed.chunks(WALK_CHUNK) {
+            processes.extend(chunk.iter().map(|(_, p)| process_info(p.as_ref())));
+            yield_now().await;
+        }
         self.fill_restarts(&mut processes).await;
         ProcessList { total, processes }
     }
@@ -188,11 +213,16 @@ impl Node {
         peers
     }
 
-    pub(crate) fn read_overview(&self) -> NodeOverview {
-        let processes = self.observable();
-        let (handled, queued) = processes.iter().fold((0, 0), |(h, q), p| {
-            (h + p.core().message_count(), q + p.mailbox_len() as u64)
-        });
+    pub(crate) async fn read_overview(&self) -> NodeOverview {
+        let processes = self.observable_unordered();
+        let (mut handled, mut queued) = (0, 0);
+        for chunk in processes.chunks(WALK_CHUNK) {
+            for p in chunk {
+                handled += p.core().message_count();
+                queued += p.mailbox_len() as u64;
+            }
+            yield_now().await;
+        }
         NodeOverview {
             node: self.name().to_owned(),
             incarnation: self.incarnation(),

@@ -83,8 +83,16 @@ impl ProcessTable {
 
     /// A snapshot of every live process, in spawn order.
     pub(crate) fn all(&self) -> Vec<Arc<dyn AnyProcess>> {
-        let mut all: Vec<_> = self.lock().iter().map(|entry| entry.0.clone()).collect();
-        all.sort_by_key(|p| p.core().pid().serial());
+        let mut all = self.snapshot();
+        all.sort_unstable_by_key(|p| p.core().pid().serial());
+        all
+    }
+
+    /// A snapshot of every live process, in no particular order.
+    pub(crate) fn snapshot(&self) -> Vec<Arc<dyn AnyProcess>> {
+        let entries = self.lock();
+        let mut all = Vec::with_capacity(entries.len());
+        all.extend(entries.iter().map(|entry| entry.0.clone()));
         all
     }
 
