@@ -72,7 +72,7 @@ impl std::fmt::Display for NodeState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             NodeState::Up => "up",
-            NodeState::NoAnswer => "no answer",
+            NodeState::NoAnswer => "silent",
             NodeState::Down => "down",
         })
     }

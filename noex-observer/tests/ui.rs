@@ -129,6 +129,8 @@ fn the_nodes_view_lists_every_node_with_its_state_and_rates_and_the_peers_of_the
     );
     assert!(line_with(&text, B).contains("down"));
     assert!(text.contains(&format!("Connections of {A}")), "{text}");
+    let peer_b = text.lines().filter(|line| line.contains(B)).nth(1).unwrap();
+    assert!(peer_b.contains("12/0"), "{text}");
     assert!(text.contains("observer@127.0.0.1:4400 (hidden)"), "{text}");
 }
 

@@ -1,5 +1,6 @@
-//! The nodes view: every node of the cluster with its state, uptime, processes and rates,
-//! and below, the connections of the selected node with their rates.
+//! The nodes view: every node of the cluster with its state, uptime, processes, messages
+//! handled and traffic, and below, the connections of the selected node with the traffic
+//! of each (messages and bytes per second, in and out).
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Modifier, Style};
@@ -7,7 +8,7 @@ use ratatui::widgets::{Block, Row, Table, TableState};
 use ratatui::Frame;
 
 use super::{per_second, round_trip, uptime, SELECTED};
-use crate::model::Model;
+use crate::model::{Model, Rates};
 
 pub(super) fn render(frame: &mut Frame, area: Rect, model: &Model) {
     let height = (model.nodes.len() as u16 + 3).max(5);
@@ -17,14 +18,11 @@ pub(super) fn render(frame: &mut Frame, area: Rect, model: &Model) {
         "NODE",
         "STATUS",
         "UPTIME",
-        "THREADS",
         "PROCS",
-        "HANDLED/S",
         "QUEUED",
-        "MSG IN/S",
-        "MSG OUT/S",
-        "B IN/S",
-        "B OUT/S",
+        "HANDLED/S",
+        "MSG/S IN/OUT",
+        "BYTES/S IN/OUT",
         "RTT",
     ])
     .style(Style::new().add_modifier(Modifier::BOLD));
@@ -34,29 +32,23 @@ pub(super) fn render(frame: &mut Frame, area: Rect, model: &Model) {
             n.id.clone(),
             n.state.to_string(),
             uptime(n.uptime),
-            n.threads.to_string(),
             n.processes.to_string(),
-            per_second(n.handled),
             n.queued.to_string(),
-            per_second(n.traffic.messages_in),
-            per_second(n.traffic.messages_out),
-            per_second(n.traffic.bytes_in),
-            per_second(n.traffic.bytes_out),
+            per_second(n.handled),
+            messages(&n.traffic),
+            bytes(&n.traffic),
             round_trip(n.round_trip),
         ])
     });
     let widths = [
         Constraint::Length(id_width),
-        Constraint::Length(9),
-        Constraint::Length(8),
+        Constraint::Length(6),
         Constraint::Length(7),
+        Constraint::Length(5),
         Constraint::Length(6),
         Constraint::Length(9),
-        Constraint::Length(7),
-        Constraint::Length(8),
-        Constraint::Length(9),
-        Constraint::Length(7),
-        Constraint::Length(7),
+        Constraint::Length(12),
+        Constraint::Length(14),
         Constraint::Length(8),
     ];
     let table = Table::new(rows, widths)
@@ -73,10 +65,8 @@ pub(super) fn render(frame: &mut Frame, area: Rect, model: &Model) {
     };
     let header = Row::new([
         "PEER",
-        "MSG IN/S",
-        "MSG OUT/S",
-        "B IN/S",
-        "B OUT/S",
+        "MSG/S IN/OUT",
+        "BYTES/S IN/OUT",
         "QUEUED B",
         "CALLS",
         "RTT",
@@ -97,10 +87,8 @@ pub(super) fn render(frame: &mut Frame, area: Rect, model: &Model) {
     let rows = model.peers.iter().zip(ids).map(|(p, id)| {
         Row::new([
             id,
-            per_second(p.rates.messages_in),
-            per_second(p.rates.messages_out),
-            per_second(p.rates.bytes_in),
-            per_second(p.rates.bytes_out),
+            messages(&p.rates),
+            bytes(&p.rates),
             p.queued_bytes.to_string(),
             p.calls_pending.to_string(),
             round_trip(p.round_trip),
@@ -108,10 +96,8 @@ pub(super) fn render(frame: &mut Frame, area: Rect, model: &Model) {
     });
     let widths = [
         Constraint::Length(id_width),
-        Constraint::Length(8),
-        Constraint::Length(9),
-        Constraint::Length(7),
-        Constraint::Length(7),
+        Constraint::Length(12),
+        Constraint::Length(14),
         Constraint::Length(8),
         Constraint::Length(5),
         Constraint::Length(8),
@@ -127,4 +113,22 @@ pub(super) fn render(frame: &mut Frame, area: Rect, model: &Model) {
 /// The widest of `widths`, at least `min`, as a column width.
 fn width(widths: impl Iterator<Item = usize>, min: usize) -> u16 {
     widths.max().unwrap_or(0).max(min).min(u16::MAX as usize) as u16
+}
+
+/// Messages per second in and out: `46/38`.
+fn messages(rates: &Rates) -> String {
+    format!(
+        "{}/{}",
+        per_second(rates.messages_in),
+        per_second(rates.messages_out)
+    )
+}
+
+/// Bytes per second in and out: `4.2k/1.5k`.
+fn bytes(rates: &Rates) -> String {
+    format!(
+        "{}/{}",
+        per_second(rates.bytes_in),
+        per_second(rates.bytes_out)
+    )
 }
