@@ -24,6 +24,8 @@
 //! the main thread; they share the model behind a mutex, and the interface sends the
 //! poller [`Command`](poll::Command)s on a channel.
 
+#![warn(missing_docs)]
+
 pub mod app;
 pub mod cli;
 pub mod model;

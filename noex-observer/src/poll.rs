@@ -490,24 +490,19 @@ pub async fn run(
         if model.lock().unwrap().quit {
             return;
         }
-        let next = Instant::now() + every;
-        loop {
-            let command = async { commands.recv().await.ok() }
-                .or(async {
-                    smol::Timer::at(next).await;
-                    None
-                })
-                .await;
-            match command {
-                Some(Command::Act(action, pid)) => {
-                    poller.act(action, &pid, &model).await;
-                    break;
-                }
-                Some(Command::Refresh) => break,
-                // The user interface is gone.
-                None if commands.is_closed() => return,
-                None => break,
-            }
+        // Until the next tick, or a command, whichever comes first.
+        let command = async { commands.recv().await.ok() }
+            .or(async {
+                smol::Timer::after(every).await;
+                None
+            })
+            .await;
+        match command {
+            Some(Command::Act(action, pid)) => poller.act(action, &pid, &model).await,
+            Some(Command::Refresh) => {}
+            // The user interface is gone.
+            None if commands.is_closed() => return,
+            None => {}
         }
     }
 }
