@@ -10,7 +10,9 @@
 //!   a panic ends only the process that panicked;
 //! * **supervisors** — restart failed processes by strategy and restart type, and give up
 //!   (escalate) when failures come too fast;
-//! * **timers and a registry** — messages after a delay, unique names, typed lookups.
+//! * **timers and a registry** — messages after a delay, unique names, typed lookups;
+//! * **introspection** — what runs on any node of a cluster, read through one typed API
+//!   ([`observe`]), with metrics and traces across nodes as opt-in features.
 //!
 //! Every process belongs to a [`Node`]; nothing is global, so several nodes can run in one
 //! OS process. Nodes started with [`Node::start`] form a cluster over TCP, in which a
