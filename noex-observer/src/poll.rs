@@ -139,7 +139,7 @@ impl Poller {
                 if let Some(id) = &focus_id {
                     let sort = match interest.sort {
                         Sort::MailboxLen => SortBy::MailboxLen,
-                        Sort::MessageRate => SortBy::MessageCount,
+                        Sort::MessageRate => SortBy::MessageRate,
                     };
                     let query = ProcessQuery::new(sort, PROCESS_LIMIT);
                     let observer = self.observer(id);

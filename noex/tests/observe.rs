@@ -108,6 +108,33 @@ fn another_node_is_read_through_its_agent_as_this_one_is() {
 }
 
 #[test]
+fn the_busiest_processes_are_those_of_the_last_interval() {
+    run_blocking(async {
+        let nodes = start_cluster(2).await;
+        let (a, b) = (&nodes[0], &nodes[1]);
+        let old = b.spawn::<Worker>(()).await.unwrap();
+        let new = b.spawn::<Worker>(()).await.unwrap();
+        for _ in 0..50 {
+            old.ping().await.unwrap();
+        }
+        new.ping().await.unwrap();
+        let observer = a.observer_of(&id(b));
+        let query = ProcessQuery::new(SortBy::MessageRate, 1);
+        // The first query has nothing to compare with: by messages handled in all.
+        let first = observer.processes(query).await.unwrap();
+        assert_eq!(first.processes[0].pid, *old.pid());
+        for _ in 0..5 {
+            new.ping().await.unwrap();
+        }
+        let second = observer.processes(query).await.unwrap();
+        assert_eq!(second.processes[0].pid, *new.pid(), "5 recent against none");
+        for node in nodes {
+            node.shutdown();
+        }
+    });
+}
+
+#[test]
 fn a_process_in_detail_shows_its_links_monitors_names_and_groups() {
     run_blocking(async {
         let nodes = start_cluster(2).await;

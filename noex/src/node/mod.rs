@@ -22,7 +22,7 @@ use std::collections::hash_map::RandomState;
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use futures_lite::FutureExt;
@@ -108,6 +108,8 @@ pub(crate) struct NodeInner {
     /// The serial of the node's agent (see `observe`), a system process that answers
     /// observers of other nodes; clustered nodes only.
     pub(crate) agent: OnceLock<u64>,
+    /// The message counts of the last `SortBy::MessageRate` query (see `observe`).
+    pub(crate) rate_base: Mutex<Option<crate::observe::snapshot::RateBase>>,
     /// What the node keeps for its metrics (the `metrics` feature).
     #[cfg(feature = "metrics")]
     pub(crate) metrics: crate::metrics::NodeMetrics,
@@ -221,6 +223,7 @@ impl NodeInner {
             shutting_down: AtomicBool::new(false),
             started: std::time::Instant::now(),
             agent: OnceLock::new(),
+            rate_base: Mutex::default(),
             #[cfg(feature = "metrics")]
             metrics: crate::metrics::NodeMetrics::default(),
         }

@@ -67,6 +67,10 @@ use crate::error::CallError;
 use crate::{Node, NodeId, Pid};
 use agent::{Answer, Request};
 
+/// How long a node remembers the message counts of a [`SortBy::MessageRate`] query for
+/// the next one; then it forgets them (they take 16 bytes a process).
+pub const RATE_WINDOW: Duration = Duration::from_secs(10);
+
 /// How long an observer waits for another node's answer, unless told otherwise.
 pub const DEFAULT_OBSERVE_TIMEOUT: Duration = Duration::from_secs(5);
 

@@ -4,8 +4,8 @@
 
 use std::cmp::Reverse;
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, PoisonError};
+use std::time::{Duration, Instant};
 
 use futures_lite::future::yield_now;
 use futures_lite::FutureExt;
@@ -14,6 +14,7 @@ use super::types::{
     GlobalInfo, NodeOverview, PeerList, ProcessDetail, ProcessInfo, ProcessList, ProcessQuery,
     ProcessStatus, SortBy, SupervisorInfo,
 };
+use super::RATE_WINDOW;
 use crate::process::AnyProcess;
 use crate::supervisor::ChildInfo;
 use crate::{Node, Pid, Supervisor};
@@ -53,7 +54,48 @@ pub(crate) fn process_info(process: &dyn AnyProcess) -> ProcessInfo {
     }
 }
 
+/// The message counts a `SortBy::MessageRate` query saw, for the next one.
+pub(crate) struct RateBase {
+    at: Instant,
+    counts: HashMap<u64, u64>,
+}
+
 impl Node {
+    /// The counts of the previous `MessageRate` query, if it was recent.
+    fn take_rate_base(&self) -> Option<RateBase> {
+        let mut base = self
+            .inner
+            .rate_base
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        base.take().filter(|b| b.at.elapsed() < RATE_WINDOW)
+    }
+
+    /// Keeps `counts` for the next `MessageRate` query, and forgets them after
+    /// [`RATE_WINDOW`] unless a query has replaced them.
+    fn keep_rate_base(&self, counts: HashMap<u64, u64>) {
+        let at = Instant::now();
+        *self
+            .inner
+            .rate_base
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(RateBase { at, counts });
+        let node = Arc::downgrade(&self.inner);
+        self.spawn_task(async move {
+            smol::Timer::after(RATE_WINDOW).await;
+            if let Some(node) = node.upgrade() {
+                let mut base = node
+                    .rate_base
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                if base.as_ref().is_some_and(|b| b.at == at) {
+                    *base = None;
+                }
+            }
+        })
+        .detach();
+    }
+
     /// The processes an observer sees — the node's, system processes aside — in spawn
     /// order.
     pub(crate) fn observable(&self) -> Vec<Arc<dyn AnyProcess>> {
@@ -77,18 +119,31 @@ impl Node {
         // Ordered by the query's key, then by spawn. Only the processes returned are
         // sorted and described: with a million processes, a query for the 50 longest
         // mailboxes reads one number of each, not everything.
-        let key = |p: &Arc<dyn AnyProcess>| {
+        let rates = query.sort == SortBy::MessageRate;
+        let before = if rates { self.take_rate_base() } else { None };
+        let mut counts = HashMap::with_capacity(if rates { total } else { 0 });
+        let mut key = |p: &Arc<dyn AnyProcess>| {
+            let serial = p.core().pid().serial();
             let primary = match query.sort {
                 SortBy::Spawn => 0,
                 SortBy::MailboxLen => p.mailbox_len() as u64,
                 SortBy::MessageCount => p.core().message_count(),
+                SortBy::MessageRate => {
+                    let count = p.core().message_count();
+                    counts.insert(serial, count);
+                    let earlier = before.as_ref().and_then(|b| b.counts.get(&serial));
+                    count - earlier.copied().unwrap_or(0).min(count)
+                }
             };
-            (Reverse(primary), p.core().pid().serial())
+            (Reverse(primary), serial)
         };
         let mut keyed = Vec::with_capacity(total);
         for chunk in all.chunks(WALK_CHUNK) {
             keyed.extend(chunk.iter().map(|p| (key(p), p)));
             yield_now().await;
+        }
+        if rates {
+            self.keep_rate_base(counts);
         }
         if keyed.len() > limit {
             keyed.select_nth_unstable_by_key(limit, |(key, _)| *key);

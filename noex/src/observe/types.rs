@@ -98,6 +98,11 @@ pub enum SortBy {
     MailboxLen,
     /// Most messages handled first.
     MessageCount,
+    /// Most messages handled recently first: since the node's previous `MessageRate`
+    /// query, if that was within [`RATE_WINDOW`](super::RATE_WINDOW) (else, as
+    /// `MessageCount`, since they started). An observer that asks once a refresh gets the
+    /// busiest processes of its last interval, however long they have run.
+    MessageRate,
 }
 
 /// Which processes to list, from [`Observer::processes`](super::Observer::processes).
