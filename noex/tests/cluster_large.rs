@@ -164,3 +164,71 @@ fn a_large_message_is_encoded_off_its_senders_thread_and_keeps_its_place() {
         b.shutdown();
     });
 }
+
+/// Takes byte buffers and counts them.
+#[behavior(name = "cluster-large-sink")]
+pub struct Sink {
+    taken: usize,
+}
+
+#[behavior]
+impl Sink {
+    #[init]
+    fn init() -> Self {
+        Sink { taken: 0 }
+    }
+
+    #[cast]
+    fn take(&mut self, bytes: Vec<u8>) {
+        self.taken += usize::from(!bytes.is_empty());
+    }
+
+    #[call]
+    fn taken(&self) -> usize {
+        self.taken
+    }
+}
+
+#[test]
+fn the_buffers_of_large_messages_are_kept_for_the_next_ones_then_released() {
+    run_blocking(async {
+        let b = Node::start(cluster_config("spares-b")).await.unwrap();
+        b.register_behaviors().unwrap();
+        let seed = b.local_node_id().unwrap().to_string();
+        let a = Node::start(cluster_config("spares-a").seed(seed))
+            .await
+            .unwrap();
+        wait_connected(&a, 1).await;
+        let sink = a
+            .spawn_on::<Sink>(b.local_node_id().unwrap(), ())
+            .await
+            .unwrap();
+        const SIZE: usize = 3 << 20;
+        for round in 1..=3 {
+            sink.take(vec![7; SIZE]).unwrap();
+            within("the large message", async {
+                while sink.taken().await.unwrap() < round {
+                    smol::Timer::after(Duration::from_millis(5)).await;
+                }
+            })
+            .await;
+            // The sender's frame and the receiver's reassembly buffer are kept; the same
+            // ones serve the next message (at most two a node).
+            for node in [&a, &b] {
+                common::eventually("the buffer to be kept", || {
+                    let kept = node.faults().spare_bytes();
+                    (SIZE..=2 * (SIZE + (1 << 20))).contains(&kept)
+                })
+                .await;
+            }
+        }
+        for node in [&a, &b] {
+            common::eventually("the buffers to be released", || {
+                node.faults().spare_bytes() == 0
+            })
+            .await;
+        }
+        a.shutdown();
+        b.shutdown();
+    });
+}

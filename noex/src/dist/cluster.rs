@@ -66,6 +66,8 @@ pub(crate) struct Cluster {
     pub(super) handshakes_held: AtomicUsize,
     /// The connections whose memory is still held.
     pub(crate) held: Held,
+    /// Buffers of large messages, kept for the next ones (see `spares`).
+    pub(crate) spares: Arc<super::spares::Spares>,
     /// Accepted connections before they are authenticated (see `refused`).
     pub(super) inbound: Arc<Inbound>,
     /// `Down`s delivered for processes of other nodes.
@@ -153,6 +155,7 @@ impl Cluster {
             handshakes_released: event_listener::Event::new(),
             handshakes_held: AtomicUsize::new(0),
             held: Held::default(),
+            spares: Arc::default(),
             inbound: Arc::default(),
             downs_delivered: AtomicU64::new(0),
             spawn_counters: Default::default(),
@@ -236,6 +239,7 @@ impl Cluster {
             stream,
             self.config.outbound_queue_bytes,
             &self.held,
+            &self.spares,
         ));
         let key = peer.id.as_arc();
         let members;

@@ -15,6 +15,7 @@ use futures_lite::FutureExt;
 
 use super::cluster::Cluster;
 use super::peer::Peer;
+use super::spares::Pooled;
 use super::wire::{self, Address, RemoteOutcome, Stop, WireMessage};
 use crate::process::AnyProcess;
 use crate::server::deadline::Deadline;
@@ -24,20 +25,20 @@ use crate::server::run;
 /// a reassembled message of which it is the part from `start` on.
 pub(crate) enum Payload<'a> {
     Borrowed(&'a [u8]),
-    Owned(Vec<u8>, usize),
+    Owned(Pooled, usize),
 }
 
 impl Payload<'_> {
     pub(crate) fn bytes(&self) -> &[u8] {
         match self {
             Payload::Borrowed(bytes) => bytes,
-            Payload::Owned(bytes, start) => &bytes[*start..],
+            Payload::Owned(bytes, start) => &bytes.bytes()[*start..],
         }
     }
 
     pub(crate) fn into_owned(self) -> Payload<'static> {
         match self {
-            Payload::Borrowed(bytes) => Payload::Owned(bytes.to_vec(), 0),
+            Payload::Borrowed(bytes) => Payload::Owned(Pooled::unpooled(bytes.to_vec()), 0),
             Payload::Owned(bytes, start) => Payload::Owned(bytes, start),
         }
     }

@@ -95,6 +95,7 @@ mod reassembly;
 mod refused;
 pub(crate) mod remote;
 mod rtt;
+pub(crate) mod spares;
 pub(crate) mod spawn;
 mod status;
 #[cfg(feature = "tls")]

@@ -30,10 +30,11 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use event_listener::Event;
 
+use super::spares::Spares;
 use super::wire::{self, WireMessage, FRAGMENT_SIZE, FRAGMENT_WINDOW};
 
 mod apart;
@@ -118,6 +119,8 @@ struct Lanes {
     large_line: Line,
     next_ticket: u64,
     closed: bool,
+    /// Frames of large messages sent in full, for the node's spares (see `spares`).
+    finished: Vec<Vec<u8>>,
 }
 
 impl Lanes {
@@ -254,7 +257,9 @@ impl Lanes {
                 }
             };
             if done {
-                self.large.pop_front();
+                if let Some(Large::Fragmented { frame, .. }) = self.large.pop_front() {
+                    self.finished.push(frame);
+                }
                 if let Some(count) = self.senders_in_large.get_mut(&sender) {
                     *count -= 1;
                     if *count == 0 {
@@ -287,6 +292,8 @@ pub(crate) struct Outbound {
     /// A local process the peer's messages went to is over its mailbox limit (see
     /// [`Outbound::hold_for_backlog`]).
     backlog: AtomicBool,
+    /// The node's spare buffers, which the frames of large messages go back to.
+    spares: Arc<Spares>,
     /// Work for the writer.
     work: Event,
     /// Room for senders (and for the reader, see [`Outbound::room_to_take`]).
@@ -294,9 +301,10 @@ pub(crate) struct Outbound {
 }
 
 impl Outbound {
-    pub(crate) fn new(limit: usize) -> Self {
+    pub(crate) fn new(limit: usize, spares: Arc<Spares>) -> Self {
         Outbound {
             lanes: Mutex::new(Lanes::default()),
+            spares,
             limit,
             replies: AtomicUsize::new(0),
             owed: AtomicUsize::new(0),
@@ -534,7 +542,14 @@ impl Outbound {
         }
     }
 
+    /// The node's spare buffers.
+    pub(crate) fn spares(&self) -> &Arc<Spares> {
+        &self.spares
+    }
+
     fn take_batch(&self, batch: &mut Vec<u8>) -> Taken {
+        // Declared first, dropped last: after the lock (handing pages back takes time).
+        let mut dropped = Vec::new();
         let mut lanes = self.lock();
         let lanes = &mut *lanes;
         if lanes.closed {
@@ -571,6 +586,9 @@ impl Outbound {
             lanes.small.clear();
         }
         let (small, large, completed) = lanes.take_large(batch);
+        for frame in lanes.finished.drain(..) {
+            dropped.extend(self.spares.give(frame));
+        }
         freed_small += small;
         messages += completed;
         lanes.small_bytes -= freed_small;

@@ -152,6 +152,7 @@ impl Peer {
         stream: Stream,
         queue_limit: usize,
         held: &Held,
+        spares: &Arc<super::spares::Spares>,
     ) -> Self {
         Peer {
             id: established.peer,
@@ -159,7 +160,7 @@ impl Peer {
             outbound,
             hidden: established.hidden,
             round_trip: super::rtt::RoundTrip::new(),
-            queue: Outbound::new(queue_limit),
+            queue: Outbound::new(queue_limit, spares.clone()),
             tcp: stream.tcp().clone(),
             socket: (!stream.is_tls()).then(|| stream.tcp().clone().into()),
             halves: Mutex::new({
@@ -495,6 +496,7 @@ async fn ticker(cluster: Weak<Cluster>, peer: Arc<Peer>) {
         if peer.is_closed() {
             return;
         }
+        peer.queue.spares().expire();
         let now = peer.now_ms();
         let received_now = counted(&peer.counters.bytes_received);
         let sent_now = counted(&peer.counters.bytes_sent);

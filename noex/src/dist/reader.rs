@@ -24,6 +24,7 @@ use super::cluster::Cluster;
 use super::inbound::{Payload, Resolver};
 use super::peer::{report, Counters, Pause, Peer, YIELD_BYTES};
 use super::reassembly::{Reassembly, Reserved};
+use super::spares::Pooled;
 use super::status::NodeDownReason;
 use super::transport::ReadHalf;
 use super::wire::{self, WireError, WireMessage};
@@ -446,7 +447,8 @@ impl Reading {
                 None => return Ok(false),
             },
         };
-        let mut whole = Vec::new();
+        // The buffer of an earlier large message, if the node kept one (see `spares`).
+        let mut whole = self.peer.queue.spares().take(size);
         if whole.try_reserve_exact(size).is_err() {
             return protocol_error(format!("no memory for a message of {size} bytes"));
         }
@@ -497,6 +499,7 @@ impl Reading {
         // Whole: its room is released, and the message is its process's.
         let (message, payload) = wire::decode(&whole).map_err(Ended::Read)?;
         let start = whole.len() - payload.len();
+        let whole = Pooled::new(whole, self.peer.queue.spares());
         self.dispatch(cluster, message, Payload::Owned(whole, start))
     }
 

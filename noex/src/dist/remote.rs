@@ -106,6 +106,11 @@ where
     }
 }
 
+/// The spare buffers of `peer`'s node (see `spares`).
+fn spares(peer: &Peer) -> Arc<super::spares::Spares> {
+    peer.queue.spares().clone()
+}
+
 thread_local! {
     /// A buffer casts are encoded in before being copied into a connection's queue (so a
     /// cast allocates nothing). Taken out while in use, so a re-entrant cast gets another.
@@ -235,7 +240,7 @@ impl<B: GenServer> RemoteTarget<B> {
             encode_here(&message, &request, encode, &mut frame).map_err(not_encoded)?
         {
             // The caller waits for its frame: nothing it sends can pass this request.
-            frame = encode_apart(message, request, encode)
+            frame = encode_apart(message, request, encode, spares(&peer))
                 .await
                 .0
                 .map_err(not_encoded)?;
@@ -358,12 +363,14 @@ impl<B: GenServer> RemoteTarget<B> {
             Err(_) => (Err(PushError::Closed), message),
             Ok(Encoded::Here) => (peer.queue.push_waiting(&mut frame, sender).await, message),
             // The sender waits for its frame: nothing it sends can pass this cast.
-            Ok(Encoded::Apart) => match encode_apart(header, message, encode).await {
-                (Err(_), message) => (Err(PushError::Closed), message),
-                (Ok(mut whole), message) => {
-                    (peer.queue.push_waiting(&mut whole, sender).await, message)
+            Ok(Encoded::Apart) => {
+                match encode_apart(header, message, encode, spares(&peer)).await {
+                    (Err(_), message) => (Err(PushError::Closed), message),
+                    (Ok(mut whole), message) => {
+                        (peer.queue.push_waiting(&mut whole, sender).await, message)
+                    }
                 }
-            },
+            }
         };
         SCRATCH.set(frame);
         queued.map_err(|error| CastError::new(self.refused(&peer, error), message))

@@ -237,6 +237,11 @@ impl Faults<'_> {
             .unwrap_or_default()
     }
 
+    /// The bytes of the buffers this node keeps for its next large messages.
+    pub fn spare_bytes(&self) -> usize {
+        self.node.cluster().map_or(0, |c| c.spares.kept())
+    }
+
     /// How many connections this node still holds in memory, with their sockets — open
     /// ones and closed ones something still refers to.
     pub fn connections_held(&self) -> usize {

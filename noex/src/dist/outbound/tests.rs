@@ -42,7 +42,7 @@ fn take(queue: &Outbound) -> Vec<Vec<u8>> {
 
 #[test]
 fn small_messages_pass_a_large_one_of_another_sender() {
-    let queue = Outbound::new(usize::MAX);
+    let queue = Outbound::new(usize::MAX, Default::default());
     queue.try_push(&mut frame(3 * FRAGMENT_SIZE, 1), 1).unwrap();
     let small = frame(10, 2);
     queue.try_push(&mut small.clone(), 2).unwrap();
@@ -54,7 +54,7 @@ fn small_messages_pass_a_large_one_of_another_sender() {
 
 #[test]
 fn a_senders_small_message_waits_behind_its_own_large_one() {
-    let queue = Outbound::new(usize::MAX);
+    let queue = Outbound::new(usize::MAX, Default::default());
     let large = frame(2 * FRAGMENT_SIZE, 1);
     queue.try_push(&mut large.clone(), 1).unwrap();
     let small = frame(10, 2);
@@ -73,7 +73,7 @@ fn a_senders_small_message_waits_behind_its_own_large_one() {
 
 #[test]
 fn fragments_stop_at_the_window_until_acknowledged() {
-    let queue = Outbound::new(usize::MAX);
+    let queue = Outbound::new(usize::MAX, Default::default());
     queue
         .try_push(&mut frame(4 * FRAGMENT_WINDOW, 1), 1)
         .unwrap();
@@ -94,7 +94,7 @@ fn fragments_stop_at_the_window_until_acknowledged() {
 
 #[test]
 fn acknowledgements_owed_go_out_as_one_per_batch() {
-    let queue = Outbound::new(usize::MAX);
+    let queue = Outbound::new(usize::MAX, Default::default());
     for _ in 0..1_000 {
         queue.owe_ack(7);
     }
@@ -109,7 +109,7 @@ fn acknowledgements_owed_go_out_as_one_per_batch() {
 
 #[test]
 fn a_large_message_does_not_take_the_room_of_small_ones() {
-    let queue = Outbound::new(FRAGMENT_SIZE * 2);
+    let queue = Outbound::new(FRAGMENT_SIZE * 2, Default::default());
     queue.try_push(&mut frame(8 * FRAGMENT_SIZE, 1), 1).unwrap();
     assert_eq!(
         queue.try_push(&mut frame(8 * FRAGMENT_SIZE, 1), 1),
@@ -120,7 +120,7 @@ fn a_large_message_does_not_take_the_room_of_small_ones() {
 
 #[test]
 fn a_full_queue_refuses_until_the_writer_takes() {
-    let queue = Outbound::new(100);
+    let queue = Outbound::new(100, Default::default());
     queue.try_push(&mut frame(60, 1), 0).unwrap();
     queue.try_push(&mut frame(60, 1), 0).unwrap();
     let mut refused = frame(1, 1);
@@ -135,7 +135,7 @@ fn a_full_queue_refuses_until_the_writer_takes() {
 
 #[test]
 fn a_sender_writes_itself_only_to_an_idle_connection() {
-    let queue = Outbound::new(usize::MAX);
+    let queue = Outbound::new(usize::MAX, Default::default());
     assert!(queue.claim_idle(), "idle");
     assert!(!queue.claim_idle(), "claimed once at a time");
     // Queued meanwhile: the writer waits for the claim to end.
@@ -158,7 +158,7 @@ fn a_sender_writes_itself_only_to_an_idle_connection() {
 
 #[test]
 fn the_rest_of_a_frame_written_in_part_goes_out_before_anything_else() {
-    let queue = Outbound::new(usize::MAX);
+    let queue = Outbound::new(usize::MAX, Default::default());
     let direct = frame(100, 7);
     assert!(queue.claim_idle());
     queue
@@ -184,7 +184,7 @@ fn the_rest_of_a_frame_written_in_part_goes_out_before_anything_else() {
 
 #[test]
 fn a_signal_of_no_process_goes_behind_everything_queued() {
-    let queue = Outbound::new(usize::MAX);
+    let queue = Outbound::new(usize::MAX, Default::default());
     queue.try_push(&mut frame(2 * FRAGMENT_SIZE, 1), 1).unwrap();
     let signal = frame(10, 2);
     queue.push_signal(&mut signal.clone(), 0).unwrap();
@@ -204,7 +204,7 @@ fn a_signal_of_no_process_goes_behind_everything_queued() {
 
 #[test]
 fn an_answer_to_a_signal_counts_as_a_reply_until_sent() {
-    let queue = Outbound::new(64);
+    let queue = Outbound::new(64, Default::default());
     queue.push_answer(&mut frame(100, 1)).unwrap();
     assert!(queue.holding_back());
     take(&queue);
@@ -213,7 +213,7 @@ fn an_answer_to_a_signal_counts_as_a_reply_until_sent() {
 
 #[test]
 fn calls_waiting_for_a_handler_hold_the_reader_back_past_a_number() {
-    let queue = Outbound::new(usize::MAX);
+    let queue = Outbound::new(usize::MAX, Default::default());
     for _ in 0..OWED_MOST - 1 {
         queue.owe_reply();
     }
@@ -232,7 +232,7 @@ fn poll<F: std::future::Future + Unpin>(push: &mut F) -> Option<F::Output> {
 
 /// A queue of `limit` bytes, whose small lane is full.
 fn full(limit: usize) -> Outbound {
-    let queue = Outbound::new(limit);
+    let queue = Outbound::new(limit, Default::default());
     while queue.try_push(&mut frame(limit / 2, 0), 0).is_ok() {}
     queue
 }
@@ -272,7 +272,7 @@ fn a_plain_push_never_passes_a_waiting_sender() {
 
 #[test]
 fn a_small_message_waits_behind_a_large_one_only_of_its_own_sender() {
-    let queue = Outbound::new(FRAGMENT_SIZE);
+    let queue = Outbound::new(FRAGMENT_SIZE, Default::default());
     queue.try_push(&mut frame(2 * FRAGMENT_SIZE, 0), 0).unwrap();
     let mut large = frame(2 * FRAGMENT_SIZE, 1);
     let mut push = Box::pin(queue.push_waiting(&mut large, 1));
@@ -302,7 +302,7 @@ fn a_waiting_sender_fails_when_the_queue_closes() {
 
 #[test]
 fn a_place_held_for_an_encoding_keeps_its_senders_order() {
-    let queue = Outbound::new(usize::MAX);
+    let queue = Outbound::new(usize::MAX, Default::default());
     let slot = queue.hold(1).unwrap();
     let (before, after) = (frame(10, 2), frame(10, 3));
     queue.try_push(&mut after.clone(), 1).unwrap();
@@ -321,7 +321,7 @@ fn a_place_held_for_an_encoding_keeps_its_senders_order() {
 
 #[test]
 fn a_place_given_up_lets_the_senders_next_messages_go() {
-    let queue = Outbound::new(usize::MAX);
+    let queue = Outbound::new(usize::MAX, Default::default());
     let slot = queue.hold(1).unwrap();
     let after = frame(10, 3);
     queue.try_push(&mut after.clone(), 1).unwrap();
@@ -334,7 +334,7 @@ fn a_place_given_up_lets_the_senders_next_messages_go() {
 
 #[test]
 fn a_place_held_leaves_no_room_for_another_large_message_until_filled() {
-    let queue = Outbound::new(4 * FRAGMENT_SIZE);
+    let queue = Outbound::new(4 * FRAGMENT_SIZE, Default::default());
     let slot = queue.hold(1).unwrap();
     assert_eq!(queue.hold(2), Err(PushError::Full));
     let mut large = frame(2 * FRAGMENT_SIZE, 1);

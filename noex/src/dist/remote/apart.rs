@@ -19,6 +19,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::super::peer::{Counters, Peer};
+use super::super::spares::Spares;
 use super::super::wire::{self, WireMessage};
 
 /// Appends a value, encoded, to a buffer — unless its encoding is longer than the number
@@ -68,8 +69,11 @@ fn encode_whole<T>(
     header: &WireMessage,
     message: &T,
     encode: Bounded<T>,
+    spares: &Spares,
 ) -> Result<Vec<u8>, postcard::Error> {
-    let mut frame = Vec::new();
+    // The buffer of an earlier large message, if the node kept one: its pages are
+    // touched already (see `spares`).
+    let mut frame = spares.take(0);
     wire::encode_frame_with(header, &mut frame, |out| encode(message, out, usize::MAX))?;
     Ok(frame)
 }
@@ -80,8 +84,9 @@ pub(super) async fn encode_apart<T: Send + 'static>(
     header: WireMessage,
     message: T,
     encode: Bounded<T>,
+    spares: Arc<Spares>,
 ) -> (Result<Vec<u8>, postcard::Error>, T) {
-    smol::unblock(move || (encode_whole(&header, &message, encode), message)).await
+    smol::unblock(move || (encode_whole(&header, &message, encode, &spares), message)).await
 }
 
 /// Encodes the frame of `header` and `message` on the `blocking` thread pool into the place
@@ -95,7 +100,7 @@ pub(super) fn encode_in_place<T: Send + 'static>(
     encode: Bounded<T>,
 ) {
     smol::unblock(move || {
-        let mut encoded = encode_whole(&header, &message, encode);
+        let mut encoded = encode_whole(&header, &message, encode, peer.queue.spares());
         drop(message);
         peer.queue.fill(slot, encoded.as_mut().ok());
         if let Err(error) = encoded {
