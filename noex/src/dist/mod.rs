@@ -10,7 +10,10 @@
 //!   lists, acknowledgements) goes first, and large messages are fragmented, with at most
 //!   512 KiB of fragments unacknowledged, so that small ones pass them; messages of 1 MiB
 //!   or more are encoded (`remote::apart`) and decoded off the scheduler threads, in
-//!   their sender's order.
+//!   their sender's order. The buffers of the last large messages (a sender's frame, a
+//!   receiver's reassembly) are kept for the next ones (`spares`: at most two a node,
+//!   dropped after 2 s unused), as a fresh buffer of megabytes costs several times its
+//!   copy in first touches of its pages.
 //! * **Handshake** (`handshake`): protocol version, node ids and incarnations, and mutual
 //!   HMAC-SHA256 challenge–response over fresh nonces keyed by the cluster secret.
 //! * **Discovery** ([`discovery`]): where the seeds come from — a static list, a DNS name
