@@ -13,7 +13,6 @@
 //! `TCP_NODELAY`.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -21,8 +20,6 @@ use async_net::{TcpListener, TcpStream};
 use futures_lite::io::BufReader;
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use noex::{behavior, ClusterConfig, Node, SendError, ServerRef, TrafficStats};
-use serde::de::{self, Deserializer, Visitor};
-use serde::{Deserialize, Serialize, Serializer};
 use smol::future::yield_now;
 
 use crate::bare::BareThreads;
@@ -535,43 +532,9 @@ impl Sink {
     }
 
     #[cast]
-    fn big_blob(&mut self, payload: Blob) {
-        std::hint::black_box(payload.0.last());
+    fn big_blob(&mut self, payload: noex::Bytes) {
+        std::hint::black_box(payload.last());
         BIG_RECEIVED.fetch_add(1, Ordering::Release);
-    }
-}
-
-/// A byte buffer encoded as one block (`serialize_bytes`, as `serde_bytes` does) rather than
-/// element by element like a `Vec<u8>`: what an Erlang binary or ractor's `Vec<u8>` is.
-pub struct Blob(Vec<u8>);
-
-impl Serialize for Blob {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_bytes(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for Blob {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct BlobVisitor;
-
-        impl Visitor<'_> for BlobVisitor {
-            type Value = Blob;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("bytes")
-            }
-
-            fn visit_bytes<E: de::Error>(self, bytes: &[u8]) -> Result<Blob, E> {
-                Ok(Blob(bytes.to_vec()))
-            }
-
-            fn visit_byte_buf<E: de::Error>(self, bytes: Vec<u8>) -> Result<Blob, E> {
-                Ok(Blob(bytes))
-            }
-        }
-
-        deserializer.deserialize_byte_buf(BlobVisitor)
     }
 }
 
@@ -604,7 +567,7 @@ impl Blaster {
     fn blast(&mut self, sink: ServerRef<Sink>, blob: bool) {
         let payload = std::mem::take(&mut self.payload);
         let sent = if blob {
-            sink.big_blob(Blob(payload))
+            sink.big_blob(noex::Bytes::from(payload))
         } else {
             sink.big(payload)
         };

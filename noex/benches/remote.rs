@@ -31,8 +31,8 @@
 //!   it by per-sender ordering); meanwhile a task on A calls `echo` on B one call at a time
 //!   and times each, from the moment the big cast is queued until B's server has handled
 //!   the big message. [`BIG_ROUNDS`] transfers; p50/p99/max of all those calls. Twice: with
-//!   the payload a `Vec<u8>` (what one writes; serde encodes it byte by byte) and a [`Blob`]
-//!   (encoded as one block of bytes, like `serde_bytes`). These calls are closed-loop: a call
+//!   the payload a `Vec<u8>` (what one writes; serde encodes it byte by byte) and `noex::Bytes`
+//!   (encoded as one block of bytes, and received as a view of the arrived buffer). These calls are closed-loop: a call
 //!   stuck behind a 50 ms stall is one sample, however many calls a steady caller would
 //!   have had stuck; the "open-loop equivalent" p99 corrects for that (coordinated
 //!   omission), counting for a call of `t` also `t − k·i` for every `k ≥ 1`, `i` being an
@@ -53,7 +53,6 @@ mod common;
 #[path = "remote/tls.rs"]
 mod tls;
 
-use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -62,9 +61,7 @@ use async_net::{TcpListener, TcpStream};
 use common::BareThreads;
 use futures_lite::io::BufReader;
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWriteExt, FutureExt};
-use noex::{behavior, ClusterConfig, Node, SendError, ServerRef, TrafficStats};
-use serde::de::{self, Deserializer, Visitor};
-use serde::{Deserialize, Serialize, Serializer};
+use noex::{behavior, Bytes, ClusterConfig, Node, SendError, ServerRef, TrafficStats};
 use smol::future::yield_now;
 
 /// Scheduler threads per node (and per side of the bare baselines).
@@ -190,43 +187,9 @@ impl Sink {
 
     /// The large message, encoded as one block of bytes.
     #[cast]
-    fn big_blob(&mut self, payload: Blob) {
-        std::hint::black_box(payload.0.last());
+    fn big_blob(&mut self, payload: Bytes) {
+        std::hint::black_box(payload.last());
         BIG_RECEIVED.fetch_add(1, Ordering::Release);
-    }
-}
-
-/// A byte buffer encoded as one block (`serialize_bytes`, as `serde_bytes` does) rather than
-/// element by element like a `Vec<u8>`.
-pub struct Blob(Vec<u8>);
-
-impl Serialize for Blob {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_bytes(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for Blob {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct BlobVisitor;
-
-        impl Visitor<'_> for BlobVisitor {
-            type Value = Blob;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("bytes")
-            }
-
-            fn visit_bytes<E: de::Error>(self, bytes: &[u8]) -> Result<Blob, E> {
-                Ok(Blob(bytes.to_vec()))
-            }
-
-            fn visit_byte_buf<E: de::Error>(self, bytes: Vec<u8>) -> Result<Blob, E> {
-                Ok(Blob(bytes))
-            }
-        }
-
-        deserializer.deserialize_byte_buf(BlobVisitor)
     }
 }
 
@@ -254,12 +217,12 @@ impl Blaster {
         self.payload = vec![0x5a; size];
     }
 
-    /// Casts the prepared payload to `sink` (as a [`Blob`] if `blob`).
+    /// Casts the prepared payload to `sink` (as [`Bytes`] if `blob`).
     #[cast]
     fn blast(&mut self, sink: ServerRef<Sink>, blob: bool) {
         let payload = std::mem::take(&mut self.payload);
         let sent = if blob {
-            sink.big_blob(Blob(payload))
+            sink.big_blob(Bytes::from(payload))
         } else {
             sink.big(payload)
         };
@@ -756,7 +719,7 @@ impl Bench {
         let mut corrected = open_loop(&calls, interval);
         corrected.sort_unstable();
         let mib = plan.big_size >> 20;
-        let kind = if blob { "`Blob`" } else { "`Vec<u8>`" };
+        let kind = if blob { "`Bytes`" } else { "`Vec<u8>`" };
         let rows = [
             ("p50", percentile(&calls, 50.0), "—"),
             ("p99", percentile(&calls, 99.0), "< 10 ms"),
@@ -895,7 +858,7 @@ fn main() {
     }
     if wanted("big-blob") {
         bench.big(true);
-        progress("large Blob transfers");
+        progress("large Bytes transfers");
     }
     #[cfg(feature = "tls")]
     if wanted("tls") {

@@ -78,6 +78,7 @@
 #![forbid(unsafe_code)]
 
 mod behavior;
+mod bytes;
 mod dist;
 mod error;
 mod events;
@@ -110,6 +111,7 @@ pub use behavior::{
     BehaviorEntry, BehaviorInfo, BehaviorName, LocalBehaviorEntry, RegistryError, RemoteBehavior,
     ServerHandle, SpawnByNameError, SpawnFuture, SpawnParams,
 };
+pub use bytes::Bytes;
 pub use dist::discovery;
 #[doc(hidden)]
 pub use dist::MembershipCounts;

@@ -232,3 +232,80 @@ fn the_buffers_of_large_messages_are_kept_for_the_next_ones_then_released() {
         b.shutdown();
     });
 }
+
+/// Keeps the last `Bytes` it was sent.
+#[behavior(name = "cluster-large-keeper")]
+pub struct Keeper {
+    kept: Option<noex::Bytes>,
+}
+
+#[behavior]
+impl Keeper {
+    #[init]
+    fn init() -> Self {
+        Keeper { kept: None }
+    }
+
+    #[cast]
+    fn keep(&mut self, bytes: noex::Bytes) {
+        self.kept = Some(bytes);
+    }
+
+    /// The length and a checksum of what it keeps.
+    #[call]
+    fn kept(&self) -> Option<(usize, u64)> {
+        let bytes = self.kept.as_ref()?;
+        Some((bytes.len(), bytes.iter().map(|&b| u64::from(b)).sum()))
+    }
+
+    #[call]
+    fn release(&mut self) {
+        self.kept = None;
+    }
+}
+
+#[test]
+fn large_bytes_arrive_as_a_view_of_the_buffer_they_were_received_in() {
+    run_blocking(async {
+        let b = Node::start(cluster_config("bytes-b")).await.unwrap();
+        b.register_behaviors().unwrap();
+        let seed = b.local_node_id().unwrap().to_string();
+        let a = Node::start(cluster_config("bytes-a").seed(seed))
+            .await
+            .unwrap();
+        wait_connected(&a, 1).await;
+        let keeper = a
+            .spawn_on::<Keeper>(b.local_node_id().unwrap(), ())
+            .await
+            .unwrap();
+        const SIZE: usize = 3 << 20;
+        let payload: Vec<u8> = (0..SIZE).map(|i| (i % 251) as u8).collect();
+        let sum = payload.iter().map(|&b| u64::from(b)).sum::<u64>();
+        keeper.keep(noex::Bytes::from(payload)).unwrap();
+        let kept = within("the bytes to arrive", async {
+            loop {
+                if let Some(kept) = keeper.kept().await.unwrap() {
+                    break kept;
+                }
+                smol::Timer::after(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+        assert_eq!(kept, (SIZE, sum));
+        // The receiving node's reassembly buffer is the `Bytes` it handed over: it is not
+        // back among the spare buffers while the process keeps it...
+        common::eventually("the sender's frame to be kept", || {
+            a.faults().spare_bytes() >= SIZE
+        })
+        .await;
+        assert_eq!(b.faults().spare_bytes(), 0);
+        // ...and is, once the process lets it go.
+        keeper.release().await.unwrap();
+        common::eventually("the buffer to come back", || {
+            b.faults().spare_bytes() >= SIZE
+        })
+        .await;
+        a.shutdown();
+        b.shutdown();
+    });
+}

@@ -25,7 +25,8 @@ use crate::server::run;
 /// a reassembled message of which it is the part from `start` on.
 pub(crate) enum Payload<'a> {
     Borrowed(&'a [u8]),
-    Owned(Pooled, usize),
+    /// Shared: a [`Bytes`](crate::Bytes) decoded from it may keep it.
+    Owned(Arc<Pooled>, usize),
 }
 
 impl Payload<'_> {
@@ -36,9 +37,22 @@ impl Payload<'_> {
         }
     }
 
+    /// Decodes the payload with `decode`: a [`Bytes`](crate::Bytes) in an owned payload is
+    /// decoded as a view of it, without a copy.
+    pub(crate) fn decode<T>(&self, decode: impl FnOnce(&[u8]) -> T) -> T {
+        match self {
+            Payload::Borrowed(bytes) => decode(bytes),
+            Payload::Owned(buffer, start) => {
+                crate::bytes::sharing(buffer, || decode(&buffer.bytes()[*start..]))
+            }
+        }
+    }
+
     pub(crate) fn into_owned(self) -> Payload<'static> {
         match self {
-            Payload::Borrowed(bytes) => Payload::Owned(Pooled::unpooled(bytes.to_vec()), 0),
+            Payload::Borrowed(bytes) => {
+                Payload::Owned(Arc::new(Pooled::unpooled(bytes.to_vec())), 0)
+            }
             Payload::Owned(bytes, start) => Payload::Owned(bytes, start),
         }
     }

@@ -499,7 +499,7 @@ impl Reading {
         // Whole: its room is released, and the message is its process's.
         let (message, payload) = wire::decode(&whole).map_err(Ended::Read)?;
         let start = whole.len() - payload.len();
-        let whole = Pooled::new(whole, self.peer.queue.spares());
+        let whole = Arc::new(Pooled::new(whole, self.peer.queue.spares()));
         self.dispatch(cluster, message, Payload::Owned(whole, start))
     }
 

@@ -87,8 +87,10 @@ impl<B: GenServer> Encoded<B> {
             #[cfg(feature = "tracing-context")]
             trace,
         } = self;
-        let envelope =
-            smol::unblock(move || remote_envelope(&process, codec, kind, payload.bytes())).await;
+        let envelope = smol::unblock(move || {
+            payload.decode(|bytes| remote_envelope(&process, codec, kind, bytes))
+        })
+        .await;
         #[cfg(feature = "tracing-context")]
         let envelope = envelope.map(|envelope| Envelope::traced(envelope, trace));
         envelope
