@@ -189,16 +189,18 @@ impl Sink {
     }
 }
 
+/// Two connected nodes, b with this test's behaviours registered.
+async fn two_nodes() -> (Node, Node) {
+    let mut nodes = common::start_cluster(2).await;
+    let b = nodes.pop().unwrap();
+    b.register_behaviors().unwrap();
+    (nodes.pop().unwrap(), b)
+}
+
 #[test]
 fn the_buffers_of_large_messages_are_kept_for_the_next_ones_then_released() {
     run_blocking(async {
-        let b = Node::start(cluster_config("spares-b")).await.unwrap();
-        b.register_behaviors().unwrap();
-        let seed = b.local_node_id().unwrap().to_string();
-        let a = Node::start(cluster_config("spares-a").seed(seed))
-            .await
-            .unwrap();
-        wait_connected(&a, 1).await;
+        let (a, b) = two_nodes().await;
         let sink = a
             .spawn_on::<Sink>(b.local_node_id().unwrap(), ())
             .await
@@ -267,13 +269,7 @@ impl Keeper {
 #[test]
 fn large_bytes_arrive_as_a_view_of_the_buffer_they_were_received_in() {
     run_blocking(async {
-        let b = Node::start(cluster_config("bytes-b")).await.unwrap();
-        b.register_behaviors().unwrap();
-        let seed = b.local_node_id().unwrap().to_string();
-        let a = Node::start(cluster_config("bytes-a").seed(seed))
-            .await
-            .unwrap();
-        wait_connected(&a, 1).await;
+        let (a, b) = two_nodes().await;
         let keeper = a
             .spawn_on::<Keeper>(b.local_node_id().unwrap(), ())
             .await
