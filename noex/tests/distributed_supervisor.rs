@@ -500,6 +500,82 @@ fn a_child_behind_a_silent_link_never_runs_twice() {
     });
 }
 
+/// Opened by a test: a [`Gated`] child's `init` waits for it.
+static GATE_OPEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// A child whose `init` waits for [`GATE_OPEN`]: the supervisor starting it is busy
+/// meanwhile, and its mailbox waits.
+#[behavior(name = "dsup-gated")]
+pub struct Gated;
+
+#[behavior]
+impl Gated {
+    #[init]
+    async fn init() -> Self {
+        while !GATE_OPEN.load(std::sync::atomic::Ordering::Acquire) {
+            smol::Timer::after(Duration::from_millis(1)).await;
+        }
+        Gated
+    }
+}
+
+#[test]
+fn a_child_lost_with_a_connection_that_came_back_still_moves_as_lost() {
+    run_blocking(async {
+        let nodes = cluster(3).await;
+        let ids: Vec<NodeId> = nodes.iter().map(id).collect();
+        let sup = supervise(
+            &nodes[0],
+            Strategy::OneForOne,
+            NodeSelector::Specific(ids[1].clone()),
+            workers(1),
+        )
+        .await;
+        assert_eq!(workers_running(&nodes[1..2]), 1);
+        // The supervisor starts a child on its own node whose init waits: it reads none of
+        // its messages until the gate opens.
+        sup.set_selector(NodeSelector::Specific(ids[0].clone()))
+            .await
+            .unwrap();
+        let busy = {
+            let sup = sup.clone();
+            nodes[0].spawn_task(async move {
+                sup.start_child(ChildSpec::worker::<Gated>("gated", ()))
+                    .await
+                    .unwrap()
+            })
+        };
+        eventually("the gated child to be starting", || {
+            nodes[0]
+                .processes()
+                .iter()
+                .any(|p| p.behavior.contains("Gated"))
+        })
+        .await;
+        // Meanwhile the connection to n1 drops and comes back: the link to the worker
+        // went with it (the worker on n1 ends), and the supervisor's `NoConnection` waits
+        // in its mailbox until n1 is connected again.
+        nodes[0].faults().disconnect(&ids[1]);
+        eventually("n1's worker to end", || workers_running(&nodes[1..2]) == 0).await;
+        eventually("n1 to be connected again", || {
+            nodes[0].connected_nodes().iter().any(|n| n.id == ids[1])
+        })
+        .await;
+        GATE_OPEN.store(true, std::sync::atomic::Ordering::Release);
+        within("the gated child to start", busy).await;
+        // Still a lost child: it moves (held back for the loss to settle), counted so.
+        sup.set_selector(NodeSelector::RoundRobin).await.unwrap();
+        within("the worker to move", async {
+            while sup.distribution().await.unwrap().migrations == 0 {
+                smol::Timer::after(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+        eventually("the worker to run again", || workers_running(&nodes) == 1).await;
+        shutdown(nodes);
+    });
+}
+
 /// Fails its `init` on the second start only.
 pub struct Flaky;
 

@@ -90,6 +90,8 @@ pub(super) struct State {
     pub(super) accepting: HashMap<String, usize>,
     /// Reconnections per node.
     reconnects: HashMap<Arc<str>, u64>,
+    /// When the connection to each node was last lost.
+    lost_at: HashMap<Arc<str>, Instant>,
     /// Processes (by serial) monitoring a connected node, once per monitor.
     node_watchers: HashMap<Arc<str>, Vec<u64>>,
     /// The traffic of connections no longer current, so that totals never go backwards.
@@ -388,6 +390,7 @@ impl Cluster {
     /// Reports `peer`'s connection down (under the state lock, so that events keep their
     /// order) and returns what must follow once the lock is released.
     fn report_down(&self, state: &mut State, peer: &Arc<Peer>, reason: NodeDownReason) -> Lost {
+        state.lost_at.insert(peer.id.as_arc(), Instant::now());
         if !peer.hidden {
             self.events.publish(ClusterEvent::NodeDown {
                 node: peer.id.clone(),
@@ -499,6 +502,12 @@ impl Cluster {
             .filter(|peer| self.shares_with(peer))
             .cloned()
             .collect()
+    }
+
+    /// `true` if the connection to `node` was lost at `since` or later (a loss this node
+    /// may have reconnected after).
+    pub(crate) fn lost_since(&self, node: &str, since: Instant) -> bool {
+        self.lock().lost_at.get(node).is_some_and(|&at| at >= since)
     }
 
     /// `true` while the node of `pid` is connected with the pid's incarnation.

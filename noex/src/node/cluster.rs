@@ -63,6 +63,13 @@ impl Node {
         Ok(node)
     }
 
+    /// `true` if this node's connection to the node of `pid` was lost at `since` or later
+    /// (it may be connected again by now).
+    pub(crate) fn lost_since(&self, pid: &crate::Pid, since: std::time::Instant) -> bool {
+        self.cluster()
+            .is_some_and(|c| c.lost_since(pid.node(), since))
+    }
+
     /// Starts the node's agent, which answers observers of other nodes (see `observe`).
     async fn start_agent(&self) {
         let options = crate::SpawnOptions::default().name(crate::observe::AGENT_NAME);

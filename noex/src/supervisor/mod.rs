@@ -434,10 +434,13 @@ impl Supervisor {
         self.children[index].pid = None;
         let spec = &self.children[index].spec;
         let id = spec.id.clone();
-        // Its node is lost (not: it ended by itself with that reason, its node still up).
+        // Its node is lost (not: it ended by itself with that reason, its node still up) —
+        // even if this node has reconnected to it since: the link went with the
+        // connection, so the child may still run there until its node ends it.
+        let started = self.children[index].started;
         let lost_node = reason == ExitReason::NoConnection
             && pid.node() != ctx.pid().node()
-            && !ctx.node().is_alive(&pid);
+            && (!ctx.node().is_alive(&pid) || ctx.node().lost_since(&pid, started));
         if lost_node && restarts(spec.restart, &reason) && self.placement.is_some() {
             // Decided on the view of the cluster a moment later, when the loss that took
             // this node has taken the others it takes (see `placement`).
