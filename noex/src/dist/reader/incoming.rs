@@ -15,6 +15,8 @@ pub(super) struct Incoming {
     prefix_read: usize,
     /// The body's length, once the prefix is read.
     len: Option<usize>,
+    /// Holds the body in its first `len` bytes; never shrinks, so the zeroes a longer
+    /// frame needs are written once, not for every frame.
     body: Vec<u8>,
     body_read: usize,
 }
@@ -27,7 +29,7 @@ impl Incoming {
 
     /// The frame's body, once it has been read whole.
     pub(super) fn whole(&self) -> Option<&[u8]> {
-        (self.len == Some(self.body_read)).then_some(&self.body[..])
+        (self.len == Some(self.body_read)).then_some(&self.body[..self.body_read])
     }
 
     /// Forgets the frame read (its body buffer is kept for the next), returning its length.
@@ -61,13 +63,14 @@ impl Incoming {
                 if len > max {
                     return Err(WireError::Oversized { len, max });
                 }
-                self.body.clear();
-                self.body.resize(len, 0);
+                if self.body.len() < len {
+                    self.body.resize(len, 0);
+                }
                 *self.len.insert(len)
             }
         };
         while self.body_read < len {
-            let n = stream.read(&mut self.body[self.body_read..]).await?;
+            let n = stream.read(&mut self.body[self.body_read..len]).await?;
             if n == 0 {
                 return Err(eof());
             }
