@@ -47,6 +47,10 @@ pub struct Poller {
     peers: HashMap<(String, String), (Instant, TrafficStats)>,
     /// Per process: when, its messages handled.
     processes: HashMap<Pid, (Instant, u64)>,
+    /// The observer's cluster events, for the refusals of its connections.
+    events: noex::ClusterEvents,
+    /// The last refusal since a node was last up: shown while no member answers.
+    refused: Option<String>,
 }
 
 /// What the user looks at, read from the model at the start of a refresh.
@@ -61,11 +65,13 @@ impl Poller {
     /// A poller reading through `node` (the observer's node).
     pub fn new(node: Node) -> Self {
         Poller {
+            events: node.cluster_events(),
             node,
             timeout: DEFAULT_TIMEOUT,
             nodes: HashMap::new(),
             peers: HashMap::new(),
             processes: HashMap::new(),
+            refused: None,
         }
     }
 
@@ -92,7 +98,25 @@ impl Poller {
         };
         let mut errors = Vec::new();
 
+        while let Some(event) = self.events.try_recv() {
+            match event {
+                noex::ClusterEvent::Refused {
+                    address,
+                    by_peer,
+                    reason,
+                    ..
+                } => {
+                    let by = if by_peer { "the peer" } else { "this observer" };
+                    self.refused = Some(format!("{address}: refused by {by}: {reason}"));
+                }
+                noex::ClusterEvent::NodeUp { .. } => self.refused = None,
+                _ => {}
+            }
+        }
         let members = self.node.connected_nodes();
+        if members.is_empty() {
+            errors.extend(self.refused.clone());
+        }
         let overviews = self.overviews(&members).await;
         let now = Instant::now();
         let mut rows = Vec::new();

@@ -164,3 +164,36 @@ fn a_member_that_leaves_stays_listed_as_down() {
         nodes[0].shutdown();
     });
 }
+
+#[test]
+fn a_seed_that_refuses_the_observer_says_why() {
+    run(async {
+        let nodes = start_cluster(&["gamma"]).await;
+        // The observer has another secret: the member refuses it.
+        let observer = Node::start(
+            cluster_config("observer")
+                .secret("not the cluster's secret")
+                .seed(id(&nodes[0]))
+                .hidden(),
+        )
+        .await
+        .unwrap();
+        let model = Mutex::new(Model::new(id(&observer)));
+        let mut poller = Poller::new(observer.clone());
+        let mut shown = String::new();
+        for _ in 0..500 {
+            poller.refresh(&model).await;
+            shown = model.lock().unwrap().errors.join("; ");
+            if !shown.is_empty() {
+                break;
+            }
+            smol::Timer::after(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(shown.contains("refused"), "{shown:?}");
+        assert!(shown.contains("secret"), "{shown:?}");
+        observer.shutdown();
+        for node in nodes {
+            node.shutdown();
+        }
+    });
+}
