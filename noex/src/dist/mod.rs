@@ -85,6 +85,7 @@ mod cluster;
 mod config;
 mod connect;
 pub mod discovery;
+mod faults;
 mod handshake;
 mod header;
 pub(crate) mod inbound;
