@@ -462,20 +462,26 @@ fn simple_one_for_one_and_by_name_children_are_placed_too() {
     });
 }
 
+/// Three nodes, and on n0 a supervisor of one worker, running on n1.
+async fn one_worker_on_n1() -> (Vec<Node>, Vec<NodeId>, ServerRef<DistributedSupervisor>) {
+    let nodes = cluster(3).await;
+    let ids: Vec<NodeId> = nodes.iter().map(id).collect();
+    let sup = supervise(
+        &nodes[0],
+        Strategy::OneForOne,
+        NodeSelector::Specific(ids[1].clone()),
+        workers(1),
+    )
+    .await;
+    assert_eq!(workers_running(&nodes[1..2]), 1);
+    (nodes, ids, sup)
+}
+
 #[test]
 fn a_child_behind_a_silent_link_never_runs_twice() {
     run_blocking(async {
-        let nodes = cluster(3).await;
-        let ids: Vec<NodeId> = nodes.iter().map(id).collect();
-        let sup = supervise(
-            &nodes[0],
-            Strategy::OneForOne,
-            NodeSelector::Specific(ids[1].clone()),
-            workers(1),
-        )
-        .await;
+        let (nodes, ids, sup) = one_worker_on_n1().await;
         sup.set_selector(NodeSelector::RoundRobin).await.unwrap();
-        assert_eq!(workers_running(&nodes[1..2]), 1);
         // n1 falls silent both ways, sockets open: each side finds out by its heartbeats.
         for other in [0, 2] {
             nodes[1].faults().silence(&ids[other], true);
@@ -522,16 +528,7 @@ impl Gated {
 #[test]
 fn a_child_lost_with_a_connection_that_came_back_still_moves_as_lost() {
     run_blocking(async {
-        let nodes = cluster(3).await;
-        let ids: Vec<NodeId> = nodes.iter().map(id).collect();
-        let sup = supervise(
-            &nodes[0],
-            Strategy::OneForOne,
-            NodeSelector::Specific(ids[1].clone()),
-            workers(1),
-        )
-        .await;
-        assert_eq!(workers_running(&nodes[1..2]), 1);
+        let (nodes, ids, sup) = one_worker_on_n1().await;
         // The supervisor starts a child on its own node whose init waits: it reads none of
         // its messages until the gate opens.
         sup.set_selector(NodeSelector::Specific(ids[0].clone()))
