@@ -228,14 +228,21 @@ async fn notes_seen(notes: &noex::ServerRef<Notes>, count: usize) -> Vec<(String
     .await
 }
 
+/// Two connected nodes with every behaviour of this test registered.
+async fn registered_pair() -> Vec<Node> {
+    let nodes = start_cluster(2).await;
+    for node in &nodes {
+        noex::register_all!(node).unwrap();
+    }
+    nodes
+}
+
 #[test]
 fn a_remote_cast_in_a_span_is_handled_in_a_span_that_continues_its_trace() {
     let capture = capture();
     run_blocking(async {
-        let nodes = start_cluster(2).await;
+        let nodes = registered_pair().await;
         let (a, b) = (&nodes[0], &nodes[1]);
-        noex::register_all!(a).unwrap();
-        noex::register_all!(b).unwrap();
         let notes = a.spawn_on::<Notes>(&id(b), ()).await.unwrap();
 
         // Outside any span: no context travels, and no `noex.message` span is opened.
@@ -288,10 +295,8 @@ fn a_remote_cast_in_a_span_is_handled_in_a_span_that_continues_its_trace() {
 fn a_trace_goes_on_through_a_handler_that_sends_to_another_node() {
     let capture = capture();
     run_blocking(async {
-        let nodes = start_cluster(2).await;
+        let nodes = registered_pair().await;
         let (a, b) = (&nodes[0], &nodes[1]);
-        noex::register_all!(a).unwrap();
-        noex::register_all!(b).unwrap();
         // The relay runs on b; the notes it casts to, on a.
         let relay = a.spawn_on::<Notes>(&id(b), ()).await.unwrap();
         let notes = b.spawn_on::<Notes>(&id(a), ()).await.unwrap();
