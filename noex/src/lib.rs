@@ -75,7 +75,7 @@
 //! [`GenServer`].
 
 #![warn(missing_docs)]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 mod behavior;
 mod bytes;

@@ -11,6 +11,7 @@ use std::time::Duration;
 use super::deadline::Deadline;
 use super::process::{Envelope, Process};
 use super::reply::{Failure, Outcome, ReplyTo};
+use super::slot::{self, Receiver};
 use super::{run, GenServer};
 use crate::error::{CallError, Target};
 
@@ -31,7 +32,7 @@ enum State<'a, B: GenServer> {
     /// Sent; waiting for the reply or the deadline.
     Waiting {
         process: &'a Process<B>,
-        reply: oneshot::AsyncReceiver<Outcome<B::Reply>>,
+        reply: Receiver<Outcome<B::Reply>>,
         deadline: Deadline,
     },
     /// A rare path (a remote call, or a request taken but abandoned), boxed so that it
@@ -91,7 +92,7 @@ impl<B: GenServer> Future for Call<'_, B> {
                     if run::is_current(process) {
                         return Poll::Ready(Err(CallError::CallingSelf));
                     }
-                    let (slot, reply) = oneshot::async_channel();
+                    let (slot, reply) = slot::slot();
                     if process
                         .deliver(Envelope::Call(request, ReplyTo::new(slot)))
                         .is_err()
@@ -106,12 +107,14 @@ impl<B: GenServer> Future for Call<'_, B> {
                 }
                 State::Waiting {
                     reply, deadline, ..
-                } => match Pin::new(reply).poll(cx) {
-                    Poll::Ready(Ok(Ok(value))) => {
-                        *state = State::Done;
+                } => match reply.poll(cx) {
+                    Poll::Ready(Some(Ok(value))) => {
+                        if let State::Waiting { reply, .. } = mem::replace(state, State::Done) {
+                            reply.recycle();
+                        }
                         return Poll::Ready(Ok(value));
                     }
-                    Poll::Ready(Ok(Err(Failure::Abandoned))) => {
+                    Poll::Ready(Some(Err(Failure::Abandoned))) => {
                         // Taken but never answered: the server is ending (or chose not to
                         // reply). Wait for its end, within the same deadline.
                         let State::Waiting {
@@ -132,7 +135,7 @@ impl<B: GenServer> Future for Call<'_, B> {
                         }));
                     }
                     // The request was dropped unhandled with the mailbox.
-                    Poll::Ready(Ok(Err(Failure::Unhandled)) | Err(_)) => {
+                    Poll::Ready(Some(Err(Failure::Unhandled)) | None) => {
                         let State::Waiting { process, .. } = mem::replace(state, State::Done)
                         else {
                             unreachable!("matched above")

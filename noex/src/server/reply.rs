@@ -30,7 +30,7 @@ pub(crate) enum Failure {
 }
 
 /// The sending end of a reply slot, as carried by a queued request.
-pub(crate) type Slot<R> = oneshot::Sender<Outcome<R>>;
+pub(crate) type Slot<R> = super::slot::Sender<Outcome<R>>;
 
 /// Where the reply to one call goes. Given to [`GenServer::handle_call`](crate::GenServer::handle_call).
 ///
@@ -71,8 +71,8 @@ impl<R, F: FnOnce(Outcome<R>) + Send> Forward<R> for F {
 impl<R> Sink<R> {
     fn deliver(self, outcome: Outcome<R>) {
         match self {
-            // An error means the caller gave up; dropping the reply is the contract.
-            Sink::Slot(slot) => drop(slot.send(outcome)),
+            // A caller that gave up has left the slot: the reply is dropped with it.
+            Sink::Slot(slot) => slot.send(outcome),
             Sink::Adapted(forward) => forward
                 .into_inner()
                 .unwrap_or_else(PoisonError::into_inner)

@@ -1,0 +1,442 @@
+//! The reply slot of a local call: a one-shot rendezvous between the server that answers
+//! and the caller that waits, **reused** from one call to the next.
+//!
+//! A call needs somewhere for its reply to land. A fresh one-shot channel per call costs an
+//! allocation, a free and a clone of the caller's waker each time; this slot is taken from
+//! a small per-thread cache of spares instead, and goes back to it when the call ends with
+//! the server's end already let go (the usual case: the server answers, drops its end, and
+//! the caller reads the reply). A slot that comes back keeps the waker of its last caller,
+//! so a task calling again and again registers itself once.
+//!
+//! This is the crate's only `unsafe` module: the value and the waker live in `UnsafeCell`s
+//! whose access is ruled by one atomic state (see [`Inner`]). Its tests run under Miri in
+//! CI (`cargo +nightly miri test -p noex --lib server::slot`).
+
+#![allow(unsafe_code)]
+
+use std::any::{Any, TypeId};
+use std::cell::{RefCell, UnsafeCell};
+use std::fmt;
+use std::mem::MaybeUninit;
+use std::sync::atomic::AtomicU8;
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+/// No value; no waker registered (or one the sender must not use).
+const EMPTY: u8 = 0;
+/// No value; the receiver's waker is in `waker`.
+const WAITING: u8 = 1;
+/// The sender wrote the value.
+const FULL: u8 = 2;
+/// The receiver moved the value out.
+const TAKEN: u8 = 3;
+/// The sender went away without a value.
+const CLOSED: u8 = 4;
+
+/// The shared part of a slot.
+///
+/// Who touches what:
+/// * `value` is written by the [`Sender`] only, once, before it moves the state to `FULL`
+///   (release); it is moved out by the [`Receiver`] only, after it reads `FULL` (acquire),
+///   and the receiver then sets `TAKEN`. If it is still `FULL` when the slot is dropped,
+///   the drop frees it.
+/// * `waker` is written by the receiver only, and only while the state is `EMPTY` — a state
+///   only the receiver leaves for `WAITING`. While it is `WAITING` the receiver and the
+///   sender may both read it (the sender wakes through a shared reference); to change it,
+///   the receiver first takes it back to `EMPTY` with a compare-exchange that fails if the
+///   sender got there first.
+/// * A slot is reset for reuse only through `Arc::get_mut`, that is with no other holder.
+struct Inner<T> {
+    state: AtomicU8,
+    value: UnsafeCell<MaybeUninit<T>>,
+    waker: UnsafeCell<Option<Waker>>,
+}
+
+// SAFETY: the `T` in `value` moves from the sender's thread to the receiver's (hence
+// `T: Send`), and is never shared by reference between threads; the `Waker` is `Send +
+// Sync`. Access to both cells follows the protocol documented on `Inner`, ordered by the
+// acquire/release operations on `state`.
+unsafe impl<T: Send> Send for Inner<T> {}
+// SAFETY: as above: the only accesses through `&Inner` from two threads at once are reads
+// of the waker (`Waker: Sync`) and atomic operations on `state`.
+unsafe impl<T: Send> Sync for Inner<T> {}
+
+impl<T> Inner<T> {
+    fn new() -> Self {
+        Inner {
+            state: AtomicU8::new(EMPTY),
+            value: UnsafeCell::new(MaybeUninit::uninit()),
+            waker: UnsafeCell::new(None),
+        }
+    }
+}
+
+impl<T> Drop for Inner<T> {
+    fn drop(&mut self) {
+        if *self.state.get_mut() == FULL {
+            // SAFETY: `FULL` means the sender wrote the value and no receiver moved it out;
+            // `&mut self` means nobody else can.
+            unsafe { self.value.get_mut().assume_init_drop() }
+        }
+    }
+}
+
+/// The sending end: held by the [`ReplyTo`](super::ReplyTo) of the request.
+pub(crate) struct Sender<T> {
+    inner: Option<Arc<Inner<T>>>,
+}
+
+/// The receiving end: held by the caller's call future.
+pub(crate) struct Receiver<T> {
+    inner: Arc<Inner<T>>,
+}
+
+/// A slot for one call: a spare from this thread's cache if there is one of this type.
+pub(crate) fn slot<T: Send + 'static>() -> (Sender<T>, Receiver<T>) {
+    let inner = spares::take::<Inner<T>>().unwrap_or_else(|| Arc::new(Inner::new()));
+    (
+        Sender {
+            inner: Some(inner.clone()),
+        },
+        Receiver { inner },
+    )
+}
+
+impl<T> Sender<T> {
+    /// Hands the value to the receiver (dropped with the slot if the receiver is gone).
+    pub(crate) fn send(mut self, value: T) {
+        let Some(inner) = self.inner.take() else {
+            unreachable!("a sender sends once: `send` takes it by value")
+        };
+        // SAFETY: only the sender writes `value`, once (this is the one `send` of the one
+        // sender), and the receiver reads it only after seeing `FULL`, set below.
+        unsafe { (*inner.value.get()).write(value) };
+        Self::finish(&inner, FULL);
+    }
+
+    /// Moves the state to `end` and wakes the receiver if it registered.
+    fn finish(inner: &Inner<T>, end: u8) {
+        if inner.state.swap(end, AcqRel) == WAITING {
+            // SAFETY: the state was `WAITING`, so the receiver's waker is in place and the
+            // receiver writes it only after moving the state from `WAITING` to `EMPTY`,
+            // which it can no longer do (the state is now `end`): shared reads only.
+            if let Some(waker) = unsafe { &*inner.waker.get() } {
+                waker.wake_by_ref();
+            }
+        }
+    }
+}
+
+impl<T> Drop for Sender<T> {
+    fn drop(&mut self) {
+        if let Some(inner) = self.inner.take() {
+            Self::finish(&inner, CLOSED);
+        }
+    }
+}
+
+impl<T: Send + 'static> Receiver<T> {
+    /// The value once sent: `Some(value)`, or `None` if the sender went away without one.
+    /// Not to be polled again after it returned `Ready`.
+    pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        let inner = &*self.inner;
+        let mut state = inner.state.load(Acquire);
+        if state == WAITING {
+            // SAFETY: while the state is `WAITING` the waker is only read (by us and by a
+            // sender waking it).
+            let registered = unsafe { &*inner.waker.get() };
+            if registered.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                return Poll::Pending;
+            }
+            // Take the waker back to change it, unless the sender finished meanwhile.
+            match inner
+                .state
+                .compare_exchange(WAITING, EMPTY, Acquire, Acquire)
+            {
+                Ok(_) => state = EMPTY,
+                Err(now) => state = now,
+            }
+        }
+        if state == EMPTY {
+            // SAFETY: in `EMPTY` only the receiver touches the waker (the sender reads it
+            // only when it finds `WAITING`), and we are the receiver.
+            let waker = unsafe { &mut *inner.waker.get() };
+            match waker {
+                Some(kept) if kept.will_wake(cx.waker()) => {}
+                _ => *waker = Some(cx.waker().clone()),
+            }
+            match inner
+                .state
+                .compare_exchange(EMPTY, WAITING, AcqRel, Acquire)
+            {
+                Ok(_) => return Poll::Pending,
+                Err(now) => state = now,
+            }
+        }
+        match state {
+            FULL => {
+                inner.state.store(TAKEN, Relaxed);
+                // SAFETY: `FULL` was read with acquire ordering after the sender's release
+                // swap, so the value is written; only the receiver moves it out, once (it
+                // sets `TAKEN` and is not polled again).
+                Poll::Ready(Some(unsafe { (*inner.value.get()).assume_init_read() }))
+            }
+            CLOSED => Poll::Ready(None),
+            _ => unreachable!("a reply slot polled after its value was taken"),
+        }
+    }
+
+    /// Gives the slot back to this thread's spares if the sender has let go of it.
+    pub(crate) fn recycle(mut self) {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            let state = inner.state.get_mut();
+            if *state == TAKEN || *state == CLOSED {
+                *state = EMPTY;
+                spares::put(self.inner);
+            }
+        }
+    }
+}
+
+impl<T> fmt::Debug for Receiver<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Receiver").finish_non_exhaustive()
+    }
+}
+
+/// The spare slots of each thread, a few types at a time.
+mod spares {
+    use super::*;
+
+    /// How many slot types a thread keeps a spare of.
+    const KEPT: usize = 4;
+
+    type Spare = Option<(TypeId, Arc<dyn Any + Send + Sync>)>;
+
+    thread_local! {
+        static SPARES: RefCell<[Spare; KEPT]> = const { RefCell::new([None, None, None, None]) };
+    }
+
+    /// This thread's spare of type `S`, if it has one.
+    #[inline]
+    pub(super) fn take<S: Any + Send + Sync>() -> Option<Arc<S>> {
+        let id = TypeId::of::<S>();
+        let spare = SPARES
+            .try_with(|spares| {
+                let mut spares = spares.try_borrow_mut().ok()?;
+                let entry = spares
+                    .iter_mut()
+                    .find(|e| matches!(e, Some((t, _)) if *t == id))?;
+                entry.take().map(|(_, spare)| spare)
+            })
+            .ok()
+            .flatten()?;
+        spare.downcast::<S>().ok()
+    }
+
+    /// Keeps `spare` for this thread's next slot of its type (in place of the oldest kind
+    /// if all places are taken).
+    #[inline]
+    pub(super) fn put<S: Any + Send + Sync>(spare: Arc<S>) {
+        let id = TypeId::of::<S>();
+        let _ = SPARES.try_with(|spares| {
+            if let Ok(mut spares) = spares.try_borrow_mut() {
+                let index = spares.iter().position(Option::is_none).unwrap_or(KEPT - 1);
+                spares[index] = Some((id, spare));
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    use std::task::Wake;
+
+    /// A waker that counts its wake-ups.
+    struct Count(AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, SeqCst);
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.fetch_add(1, SeqCst);
+        }
+    }
+
+    fn counter() -> (Arc<Count>, Waker) {
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        (count.clone(), Waker::from(count))
+    }
+
+    #[test]
+    fn a_value_sent_before_the_poll_is_ready_at_once() {
+        let (_, waker) = counter();
+        let mut cx = Context::from_waker(&waker);
+        let (tx, mut rx) = slot::<String>();
+        tx.send("reply".to_owned());
+        assert_eq!(rx.poll(&mut cx), Poll::Ready(Some("reply".to_owned())));
+    }
+
+    #[test]
+    fn a_waiting_receiver_is_woken_once_and_gets_the_value() {
+        let (count, waker) = counter();
+        let mut cx = Context::from_waker(&waker);
+        let (tx, mut rx) = slot::<u64>();
+        assert_eq!(rx.poll(&mut cx), Poll::Pending);
+        assert_eq!(
+            rx.poll(&mut cx),
+            Poll::Pending,
+            "polled again with the same waker"
+        );
+        tx.send(7);
+        assert_eq!(count.0.load(SeqCst), 1);
+        assert_eq!(rx.poll(&mut cx), Poll::Ready(Some(7)));
+    }
+
+    #[test]
+    fn a_new_waker_replaces_the_registered_one() {
+        let (first, waker1) = counter();
+        let (second, waker2) = counter();
+        let (tx, mut rx) = slot::<u64>();
+        assert_eq!(rx.poll(&mut Context::from_waker(&waker1)), Poll::Pending);
+        assert_eq!(rx.poll(&mut Context::from_waker(&waker2)), Poll::Pending);
+        tx.send(1);
+        assert_eq!((first.0.load(SeqCst), second.0.load(SeqCst)), (0, 1));
+    }
+
+    #[test]
+    fn a_sender_dropped_without_a_value_closes_the_slot() {
+        let (count, waker) = counter();
+        let mut cx = Context::from_waker(&waker);
+        let (tx, mut rx) = slot::<u64>();
+        assert_eq!(rx.poll(&mut cx), Poll::Pending);
+        drop(tx);
+        assert_eq!(count.0.load(SeqCst), 1);
+        assert_eq!(rx.poll(&mut cx), Poll::Ready(None));
+    }
+
+    #[test]
+    fn a_value_nobody_reads_is_dropped_with_the_slot() {
+        let value = Arc::new(());
+        let (tx, rx) = slot::<Arc<()>>();
+        drop(rx);
+        tx.send(value.clone());
+        assert_eq!(Arc::strong_count(&value), 1, "freed with the slot");
+
+        let (tx, mut rx) = slot::<Arc<()>>();
+        tx.send(value.clone());
+        drop(rx.poll(&mut Context::from_waker(&counter().1)));
+        drop(rx);
+        assert_eq!(
+            Arc::strong_count(&value),
+            1,
+            "the taken value is the receiver's"
+        );
+    }
+
+    #[test]
+    fn a_finished_slot_is_reused_with_its_waker() {
+        let (count, waker) = counter();
+        let mut cx = Context::from_waker(&waker);
+        let (tx, mut rx) = slot::<u32>();
+        let first = Arc::as_ptr(&rx.inner);
+        assert_eq!(rx.poll(&mut cx), Poll::Pending);
+        tx.send(1);
+        assert_eq!(rx.poll(&mut cx), Poll::Ready(Some(1)));
+        rx.recycle();
+
+        let (tx, mut rx) = slot::<u32>();
+        assert_eq!(Arc::as_ptr(&rx.inner), first, "the spare came back");
+        assert_eq!(rx.poll(&mut cx), Poll::Pending);
+        tx.send(2);
+        assert_eq!(count.0.load(SeqCst), 2);
+        assert_eq!(rx.poll(&mut cx), Poll::Ready(Some(2)));
+        rx.recycle();
+    }
+
+    #[test]
+    fn a_slot_the_sender_still_holds_is_not_reused() {
+        let (tx, mut rx) = slot::<u8>();
+        let first = Arc::as_ptr(&rx.inner);
+        let other = tx.inner.clone(); // as if the sender were still finishing
+        tx.send(3);
+        assert_eq!(
+            rx.poll(&mut Context::from_waker(&counter().1)),
+            Poll::Ready(Some(3))
+        );
+        rx.recycle();
+        let (_tx, rx) = slot::<u8>();
+        assert_ne!(Arc::as_ptr(&rx.inner), first);
+        drop(other);
+    }
+
+    #[test]
+    fn spares_of_several_types_are_kept_apart() {
+        fn finish<T: Send + 'static + PartialEq + fmt::Debug>(value: T) -> *const () {
+            let (tx, mut rx) = slot::<T>();
+            let at = Arc::as_ptr(&rx.inner).cast::<()>();
+            tx.send(value);
+            assert!(rx.poll(&mut Context::from_waker(&counter().1)).is_ready());
+            rx.recycle();
+            at
+        }
+        let a = finish(1u8);
+        let b = finish(String::from("b"));
+        assert_eq!(finish(2u8), a);
+        assert_eq!(finish(String::from("c")), b);
+        for _ in 0..8 {
+            finish(1u16);
+            finish(1u32);
+            finish(1u64);
+            finish(1i8);
+        }
+    }
+
+    #[test]
+    fn sends_from_another_thread_race_the_polls() {
+        let (count, waker) = counter();
+        let rounds = if cfg!(miri) { 50 } else { 2_000 };
+        for round in 0..rounds {
+            let (tx, mut rx) = slot::<Vec<u64>>();
+            let sender = std::thread::spawn(move || tx.send(vec![round]));
+            let mut cx = Context::from_waker(&waker);
+            let value = loop {
+                if let Poll::Ready(value) = rx.poll(&mut cx) {
+                    break value;
+                }
+                std::thread::yield_now();
+            };
+            assert_eq!(value, Some(vec![round]));
+            sender.join().unwrap();
+            rx.recycle();
+        }
+        assert!(count.0.load(SeqCst) <= rounds as usize);
+    }
+
+    #[test]
+    fn a_close_from_another_thread_races_a_waker_change() {
+        let rounds = if cfg!(miri) { 50 } else { 2_000 };
+        for _ in 0..rounds {
+            let (_, waker1) = counter();
+            let (_, waker2) = counter();
+            let (tx, mut rx) = slot::<u64>();
+            assert!(rx.poll(&mut Context::from_waker(&waker1)).is_pending());
+            let sender = std::thread::spawn(move || drop(tx));
+            let mut flip = false;
+            let value = loop {
+                flip = !flip;
+                let waker = if flip { &waker2 } else { &waker1 };
+                if let Poll::Ready(value) = rx.poll(&mut Context::from_waker(waker)) {
+                    break value;
+                }
+                std::thread::yield_now();
+            };
+            assert_eq!(value, None);
+            sender.join().unwrap();
+        }
+    }
+}
