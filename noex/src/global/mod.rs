@@ -82,6 +82,7 @@ mod groups;
 mod key;
 mod names;
 pub(crate) mod protocol;
+mod replica;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -91,8 +92,9 @@ use std::time::Duration;
 use event_listener::Event;
 
 use self::groups::Groups;
-use self::names::{Change, Claim, Table};
+use self::names::Claim;
 use self::protocol::{ForwardOp, ForwardResult, GlobalMessage, SYNC_BYTES};
+use self::replica::{Change, Table};
 use crate::dist::peer::Peer;
 use crate::dist::wire::WireMessage;
 use crate::error::GlobalError;
@@ -100,7 +102,7 @@ use crate::events::EventBus;
 use crate::node::NodeInner;
 use crate::Pid;
 
-pub(crate) use names::Behavior;
+pub(crate) use replica::Behavior;
 
 /// How long a registration (or a forwarded operation) may wait for the cluster before it
 /// fails with [`GlobalError::Timeout`]. A lost node's answer is not awaited past its

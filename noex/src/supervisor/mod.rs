@@ -92,6 +92,7 @@ pub mod placement;
 mod requests;
 mod shutdown;
 mod spec;
+mod validate;
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -117,6 +118,7 @@ pub use spec::{
 use held::{migration_delay, Held};
 use placement::Placement;
 use spec::{PlaceError, Started};
+use validate::{validate, validate_child};
 
 /// Why a supervisor could not start.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -232,42 +234,6 @@ fn restarts(restart: Restart, reason: &ExitReason) -> bool {
         Restart::Transient => !reason.is_clean(),
         Restart::Temporary => false,
     }
-}
-
-fn validate(spec: &SupervisorSpec) -> Result<(), String> {
-    let mut ids = std::collections::HashSet::new();
-    for child in &spec.children {
-        if !ids.insert(child.id.as_str()) {
-            return Err(format!("two children have the id {:?}", child.id));
-        }
-        validate_child(child, spec.auto_shutdown)?;
-    }
-    match (spec.strategy, &spec.template) {
-        (Strategy::SimpleOneForOne, None) => {
-            Err("a simple_one_for_one supervisor needs a child template".into())
-        }
-        (Strategy::SimpleOneForOne, Some(_)) if !spec.children.is_empty() => {
-            Err("a simple_one_for_one supervisor takes no static children".into())
-        }
-        (Strategy::SimpleOneForOne, Some(_)) | (_, None) => Ok(()),
-        (_, Some(_)) => Err("only a simple_one_for_one supervisor takes a child template".into()),
-    }
-}
-
-fn validate_child(child: &ChildSpec, auto_shutdown: AutoShutdown) -> Result<(), String> {
-    if child.significant && auto_shutdown == AutoShutdown::Never {
-        return Err(format!(
-            "child {:?} is significant but auto_shutdown is Never",
-            child.id
-        ));
-    }
-    if child.significant && child.restart == Restart::Permanent {
-        return Err(format!(
-            "child {:?} is significant, so it must be transient or temporary",
-            child.id
-        ));
-    }
-    Ok(())
 }
 
 /// Starts one child, linked to the supervisor and registered under the spec's names: on
