@@ -6,7 +6,9 @@
 //! a small per-thread cache of spares instead, and goes back to it when the call ends with
 //! the server's end already let go (the usual case: the server answers, drops its end, and
 //! the caller reads the reply). A slot that comes back keeps the waker of its last caller,
-//! so a task calling again and again registers itself once.
+//! so a task calling again and again registers itself once. (That waker holds its task's
+//! allocation: a task that ended after a call stays allocated until a later call's slot
+//! replaces that spare — at most [`spares::KEPT`] tasks a thread.)
 //!
 //! This is the crate's only `unsafe` module: the value and the waker live in `UnsafeCell`s
 //! whose access is ruled by one atomic state (see [`Inner`]). Its tests run under Miri in
@@ -210,7 +212,7 @@ mod spares {
     use super::*;
 
     /// How many slot types a thread keeps a spare of.
-    const KEPT: usize = 4;
+    pub(super) const KEPT: usize = 4;
 
     type Spare = Option<(TypeId, Arc<dyn Any + Send + Sync>)>;
 
