@@ -2,12 +2,14 @@
 //! decisions, for logs, dashboards and tests.
 //!
 //! Subscribe with [`Node::events`](crate::Node::events). Each subscriber gets every event
-//! published after it subscribed, in order, through an unbounded queue; a node without
-//! subscribers skips the work entirely.
+//! published after it subscribed, in order, through a queue of its own that holds up to
+//! [`EVENT_QUEUE`] unread events: a subscriber that falls further behind loses the newest
+//! ones rather than the node's memory, and [`Subscription::missed`] counts them. A node
+//! without subscribers skips the work entirely.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -64,10 +66,21 @@ pub enum LifecycleEvent {
     },
 }
 
+/// How many unread events a subscription holds; later events are lost to it (and counted
+/// by [`Subscription::missed`]) until it reads some.
+pub const EVENT_QUEUE: usize = 65_536;
+
 /// Fans events out to subscribers.
 pub(crate) struct EventBus<T = LifecycleEvent> {
     active: AtomicBool,
-    subscribers: Mutex<Vec<async_channel::Sender<T>>>,
+    subscribers: Mutex<Vec<Subscriber<T>>>,
+}
+
+/// One subscription's end in the bus.
+struct Subscriber<T> {
+    tx: async_channel::Sender<T>,
+    /// Events it lost to a full queue.
+    missed: Arc<AtomicU64>,
 }
 
 impl<T> Default for EventBus<T> {
@@ -93,20 +106,52 @@ impl<T: Clone> EventBus<T> {
             .subscribers
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        subscribers.retain(|tx| tx.try_send(event.clone()).is_ok());
+        subscribers.retain(|subscriber| match subscriber.tx.try_send(event.clone()) {
+            Ok(()) => true,
+            Err(async_channel::TrySendError::Full(_)) => {
+                if subscriber.missed.fetch_add(1, Ordering::Relaxed) == 0 {
+                    tracing::warn!(
+                        queue = EVENT_QUEUE,
+                        "an event subscriber fell behind; it loses events until it reads"
+                    );
+                }
+                true
+            }
+            Err(async_channel::TrySendError::Closed(_)) => false,
+        });
         self.active
             .store(!subscribers.is_empty(), Ordering::Relaxed);
     }
 
+    /// A subscription holding up to [`EVENT_QUEUE`] unread events.
     pub(crate) fn subscribe(&self) -> Subscription<T> {
-        let (tx, rx) = async_channel::unbounded();
+        self.subscribe_with(async_channel::bounded(EVENT_QUEUE))
+    }
+
+    /// A subscription that never loses an event: for the runtime's own subscribers
+    /// (placement, metrics), whose events are rare or read at once.
+    pub(crate) fn subscribe_unbounded(&self) -> Subscription<T> {
+        self.subscribe_with(async_channel::unbounded())
+    }
+
+    fn subscribe_with(
+        &self,
+        (tx, rx): (async_channel::Sender<T>, async_channel::Receiver<T>),
+    ) -> Subscription<T> {
+        let missed = Arc::new(AtomicU64::new(0));
         let mut subscribers = self
             .subscribers
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        subscribers.push(tx);
+        subscribers.push(Subscriber {
+            tx,
+            missed: missed.clone(),
+        });
         self.active.store(true, Ordering::Relaxed);
-        Subscription { rx: Box::pin(rx) }
+        Subscription {
+            rx: Box::pin(rx),
+            missed,
+        }
     }
 }
 
@@ -140,6 +185,7 @@ pub type Events = Subscription<LifecycleEvent>;
 #[derive(Debug)]
 pub struct Subscription<T> {
     rx: Pin<Box<async_channel::Receiver<T>>>,
+    missed: Arc<AtomicU64>,
 }
 
 impl<T> Subscription<T> {
@@ -152,6 +198,20 @@ impl<T> Subscription<T> {
     pub fn try_recv(&self) -> Option<T> {
         self.rx.try_recv().ok()
     }
+
+    /// How many events this subscription has lost because it held [`EVENT_QUEUE`] unread
+    /// ones when they were published (0 for a subscriber that keeps up). Events are never
+    /// reordered: the ones received are in order, with the lost ones missing.
+    ///
+    /// ```
+    /// let node = noex::Node::new();
+    /// let events = node.events();
+    /// assert_eq!(events.missed(), 0);
+    /// # node.shutdown();
+    /// ```
+    pub fn missed(&self) -> u64 {
+        self.missed.load(Ordering::Relaxed)
+    }
 }
 
 impl<T> Stream for Subscription<T> {
@@ -159,5 +219,49 @@ impl<T> Stream for Subscription<T> {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         self.rx.as_mut().poll_next(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_subscriber_that_falls_behind_loses_the_newest_events_and_counts_them() {
+        let bus = EventBus::<usize>::default();
+        let slow = bus.subscribe();
+        let keeping_up = bus.subscribe();
+        let all = bus.subscribe_unbounded();
+        for event in 0..EVENT_QUEUE + 10 {
+            bus.publish(event);
+            assert_eq!(keeping_up.try_recv(), Some(event));
+        }
+        assert_eq!(slow.missed(), 10);
+        assert_eq!(keeping_up.missed(), 0);
+        assert_eq!(all.missed(), 0);
+        // What it holds is in order: the first EVENT_QUEUE events.
+        assert_eq!(slow.try_recv(), Some(0));
+        // Room again: the next event arrives, after the ones it held.
+        bus.publish(usize::MAX);
+        assert_eq!(slow.missed(), 10);
+        let rest: Vec<_> = std::iter::from_fn(|| slow.try_recv()).collect();
+        assert_eq!(rest.len(), EVENT_QUEUE);
+        assert_eq!(rest[EVENT_QUEUE - 2], EVENT_QUEUE - 1);
+        assert_eq!(rest[EVENT_QUEUE - 1], usize::MAX);
+        assert_eq!(
+            all.rx.len(),
+            EVENT_QUEUE + 11,
+            "the unbounded one lost nothing"
+        );
+    }
+
+    #[test]
+    fn a_dropped_subscription_leaves_the_bus() {
+        let bus = EventBus::<u8>::default();
+        let subscription = bus.subscribe();
+        bus.publish(1);
+        drop(subscription);
+        bus.publish(2);
+        assert!(!bus.is_active(), "nobody listens any more");
     }
 }

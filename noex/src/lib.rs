@@ -126,7 +126,7 @@ pub use error::{
     CallError, CastError, GlobalError, LookupError, RegisterError, RemoteSpawnError, SendError,
     SpawnError, Target,
 };
-pub use events::{Events, LifecycleEvent, Subscription};
+pub use events::{Events, LifecycleEvent, Subscription, EVENT_QUEUE};
 pub use exit::ExitReason;
 pub use global::{GlobalEvent, GLOBAL_TIMEOUT, MAX_NAME_LEN};
 pub use node::{

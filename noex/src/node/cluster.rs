@@ -55,7 +55,7 @@ impl Node {
         crate::metrics::start(
             &inner,
             cluster.config.metrics_interval,
-            Some(cluster.events.subscribe()),
+            Some(cluster.events.subscribe_unbounded()),
         );
         let node = Node { inner };
         node.start_agent().await;
@@ -116,10 +116,22 @@ impl Node {
     /// To know every peer, subscribe first, then read
     /// [`connected_nodes`](Node::connected_nodes): a peer that connected before (or while)
     /// subscribing is in the list, and every later change arrives as an event.
+    ///
+    /// The subscription holds up to [`EVENT_QUEUE`](crate::EVENT_QUEUE) unread events (see
+    /// [`Subscription::missed`]).
     pub fn cluster_events(&self) -> ClusterEvents {
         match self.cluster() {
             Some(cluster) => cluster.events.subscribe(),
             None => crate::events::EventBus::default().subscribe(),
+        }
+    }
+
+    /// Cluster events for the runtime's own use: a subscription that loses none (placement
+    /// reads it only when it places a child; the events are rare).
+    pub(crate) fn cluster_events_unbounded(&self) -> ClusterEvents {
+        match self.cluster() {
+            Some(cluster) => cluster.events.subscribe_unbounded(),
+            None => crate::events::EventBus::default().subscribe_unbounded(),
         }
     }
 

@@ -122,7 +122,8 @@ impl Node {
     }
 
     /// Subscribes to changes of the global registry and groups, as this node sees them,
-    /// from now on.
+    /// from now on (up to [`EVENT_QUEUE`](crate::EVENT_QUEUE) unread events, see
+    /// [`Subscription::missed`](crate::Subscription::missed)).
     pub fn global_events(&self) -> GlobalEvents {
         self.inner.global.events.subscribe()
     }

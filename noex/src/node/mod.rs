@@ -520,7 +520,10 @@ impl Node {
         timer.cancel()
     }
 
-    /// Subscribes to the node's [`LifecycleEvent`](crate::LifecycleEvent)s.
+    /// Subscribes to the node's [`LifecycleEvent`](crate::LifecycleEvent)s, from now on.
+    /// The subscription holds up to [`EVENT_QUEUE`](crate::EVENT_QUEUE) unread events: one
+    /// that falls further behind loses the newest (counted by
+    /// [`missed`](crate::Subscription::missed)) rather than growing without bound.
     pub fn events(&self) -> Events {
         self.inner.events.subscribe()
     }

@@ -191,7 +191,9 @@ impl Placement {
 
     /// This node (if clustered) and the connected ones, sorted by id after this node.
     fn candidates(&mut self, node: &Node) -> Vec<NodeId> {
-        let events = self.events.get_or_insert_with(|| node.cluster_events());
+        let events = self
+            .events
+            .get_or_insert_with(|| node.cluster_events_unbounded());
         while let Some(event) = events.try_recv() {
             if let ClusterEvent::NodeDown {
                 node,
