@@ -228,7 +228,11 @@ impl Scheduler {
             self.waker.register(cx.waker());
             // Here `block_on` has just polled the reactor.
             outside(false);
-            let serve_at = Instant::now() + SERVICE_INTERVAL;
+            let now = Instant::now();
+            let serve_at = now + SERVICE_INTERVAL;
+            // The time the thread spent outside (asleep, or polling the reactor) is not
+            // the tasks': measure them from here.
+            clock.restart(now);
             for _ in 0..BUDGET {
                 if self.stopped.load(Ordering::Relaxed) {
                     outside(true);
@@ -339,6 +343,12 @@ impl Clock {
             stride: CLOCK_EVERY,
             long_at: Instant::now() + LONG_STRIDE,
         }
+    }
+
+    /// Starts measuring the tasks from `now` (the run loop is back from outside).
+    #[inline]
+    fn restart(&mut self, now: Instant) {
+        self.long_at = now + LONG_STRIDE;
     }
 
     /// Counts a task run; the time now if the clock is due.
