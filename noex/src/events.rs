@@ -79,6 +79,8 @@ pub(crate) struct EventBus<T = LifecycleEvent> {
 /// One subscription's end in the bus.
 struct Subscriber<T> {
     tx: async_channel::Sender<T>,
+    /// Holds at most [`EVENT_QUEUE`] unread events.
+    bounded: bool,
     /// Events it lost to a full queue.
     missed: Arc<AtomicU64>,
 }
@@ -106,18 +108,17 @@ impl<T: Clone> EventBus<T> {
             .subscribers
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        subscribers.retain(|subscriber| match subscriber.tx.try_send(event.clone()) {
-            Ok(()) => true,
-            Err(async_channel::TrySendError::Full(_)) => {
+        subscribers.retain(|subscriber| {
+            if subscriber.bounded && subscriber.tx.len() >= EVENT_QUEUE {
                 if subscriber.missed.fetch_add(1, Ordering::Relaxed) == 0 {
                     tracing::warn!(
                         queue = EVENT_QUEUE,
                         "an event subscriber fell behind; it loses events until it reads"
                     );
                 }
-                true
+                return !subscriber.tx.is_closed();
             }
-            Err(async_channel::TrySendError::Closed(_)) => false,
+            subscriber.tx.try_send(event.clone()).is_ok()
         });
         self.active
             .store(!subscribers.is_empty(), Ordering::Relaxed);
@@ -125,19 +126,19 @@ impl<T: Clone> EventBus<T> {
 
     /// A subscription holding up to [`EVENT_QUEUE`] unread events.
     pub(crate) fn subscribe(&self) -> Subscription<T> {
-        self.subscribe_with(async_channel::bounded(EVENT_QUEUE))
+        self.subscribe_with(true)
     }
 
     /// A subscription that never loses an event: for the runtime's own subscribers
     /// (placement, metrics), whose events are rare or read at once.
     pub(crate) fn subscribe_unbounded(&self) -> Subscription<T> {
-        self.subscribe_with(async_channel::unbounded())
+        self.subscribe_with(false)
     }
 
-    fn subscribe_with(
-        &self,
-        (tx, rx): (async_channel::Sender<T>, async_channel::Receiver<T>),
-    ) -> Subscription<T> {
+    fn subscribe_with(&self, bounded: bool) -> Subscription<T> {
+        // Unbounded underneath (a bounded channel would allocate all its room at once),
+        // bounded by the length check in `publish`.
+        let (tx, rx) = async_channel::unbounded();
         let missed = Arc::new(AtomicU64::new(0));
         let mut subscribers = self
             .subscribers
@@ -145,6 +146,7 @@ impl<T: Clone> EventBus<T> {
             .unwrap_or_else(PoisonError::into_inner);
         subscribers.push(Subscriber {
             tx,
+            bounded,
             missed: missed.clone(),
         });
         self.active.store(true, Ordering::Relaxed);
