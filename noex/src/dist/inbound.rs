@@ -15,6 +15,7 @@ use futures_lite::FutureExt;
 
 use super::cluster::Cluster;
 use super::peer::Peer;
+use super::scratch::Scratch;
 use super::spares::Pooled;
 use super::wire::{self, Address, RemoteOutcome, Stop, WireMessage};
 use crate::process::AnyProcess;
@@ -139,7 +140,7 @@ fn answer(
     payload: impl FnOnce(&mut Vec<u8>) -> Result<(), postcard::Error>,
 ) {
     let reply = WireMessage::Reply { id, outcome };
-    let mut frame = Vec::new();
+    let mut frame = Scratch::take();
     if let Err(error) = wire::encode_frame_with(&reply, &mut frame, payload) {
         let failed = WireMessage::Reply {
             id,

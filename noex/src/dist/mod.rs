@@ -99,6 +99,7 @@ mod reassembly;
 mod refused;
 pub(crate) mod remote;
 mod rtt;
+mod scratch;
 pub(crate) mod spares;
 pub(crate) mod spawn;
 mod status;

@@ -33,6 +33,7 @@ use super::status::{NodeDownReason, TrafficStats};
 use super::transport::{ReadHalf, Stream, WriteHalf};
 use super::wire::{RemoteOutcome, WireMessage};
 use crate::node::executors;
+use crate::server::slot;
 
 /// The writer and the reader yield after this many bytes.
 pub(super) const YIELD_BYTES: usize = 256 * 1024;
@@ -118,7 +119,7 @@ pub(crate) struct Peer {
     /// The stream's halves until the reader and the writer take theirs.
     halves: Mutex<(Option<ReadHalf>, Option<WriteHalf>)>,
     /// Calls waiting for their reply, with the scheduler thread of each caller.
-    pending: Mutex<HashMap<u64, (oneshot::Sender<CallOutcome>, usize)>>,
+    pending: Mutex<HashMap<u64, (slot::Sender<CallOutcome>, usize)>>,
     closed: AtomicBool,
     /// Notified when the connection closes.
     closing: event_listener::Event,
@@ -228,7 +229,7 @@ impl Peer {
         self.spawns.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn pending(&self) -> MutexGuard<'_, HashMap<u64, (oneshot::Sender<CallOutcome>, usize)>> {
+    fn pending(&self) -> MutexGuard<'_, HashMap<u64, (slot::Sender<CallOutcome>, usize)>> {
         self.pending.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -239,10 +240,10 @@ impl Peer {
     }
 
     /// Registers a call awaiting its reply.
-    pub(crate) fn expect_reply(&self, id: u64) -> oneshot::AsyncReceiver<CallOutcome> {
-        let (tx, rx) = oneshot::async_channel();
+    pub(crate) fn expect_reply(&self, id: u64) -> slot::Receiver<CallOutcome> {
+        let (tx, rx) = slot::slot();
         if self.is_closed() {
-            let _ = tx.send(Err(ConnectionLost));
+            tx.send(Err(ConnectionLost));
         } else {
             self.pending()
                 .insert(id, (tx, executors::current_scheduler()));
@@ -266,14 +267,14 @@ impl Peer {
             return 0;
         };
         // The caller may have given up just now; the reply is then dropped.
-        let _ = waiting.send(Ok((outcome, payload.into_owned())));
+        waiting.send(Ok((outcome, payload.into_owned())));
         caller
     }
 
     fn fail_pending(&self) {
         let waiting: Vec<_> = self.pending().drain().map(|(_, (tx, _))| tx).collect();
         for tx in waiting {
-            let _ = tx.send(Err(ConnectionLost));
+            tx.send(Err(ConnectionLost));
         }
     }
 
@@ -337,11 +338,11 @@ impl Peer {
     /// Queues the frame of a user message from `sender`, waiting in line for room if the
     /// queue is full — or writes it at once if the connection is idle (see
     /// [`Peer::write_now`]).
-    pub(crate) async fn send(&self, mut frame: Vec<u8>, sender: usize) -> Result<(), PushError> {
-        if self.write_now(&frame) {
+    pub(crate) async fn send(&self, frame: &mut Vec<u8>, sender: usize) -> Result<(), PushError> {
+        if self.write_now(frame) {
             return Ok(());
         }
-        self.queue.push_waiting(&mut frame, sender).await
+        self.queue.push_waiting(frame, sender).await
     }
 
     /// The reading half of the stream, for the reader (once).

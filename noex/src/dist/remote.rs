@@ -31,6 +31,7 @@ use super::wire::{self, Address, RemoteOutcome, Stop, WireMessage};
 use crate::behavior::BehaviorName;
 use crate::error::{CallError, CastError, SendError, Target};
 use crate::server::deadline::Deadline;
+use crate::server::slot;
 use crate::server::{run, GenServer};
 use crate::{ExitReason, Pid};
 
@@ -55,8 +56,9 @@ pub struct Codec<B: GenServer> {
 
 mod apart;
 
-pub(crate) use apart::Bounded;
+use super::scratch::Scratch;
 use apart::{encode_apart, encode_here, encode_in_place, encode_within, Encoded};
+pub(crate) use apart::{Bounded, ENCODE_APART};
 
 /// Appends a value, encoded, to a buffer.
 pub(crate) type Encode<T> = fn(&T, &mut Vec<u8>) -> Result<(), postcard::Error>;
@@ -234,31 +236,38 @@ impl<B: GenServer> RemoteTarget<B> {
         let message = crate::trace::wrap(message);
         let not_encoded =
             |error| CallError::Remote(format!("the request does not encode: {error}"));
-        let mut frame = Vec::new();
+        // The scratch buffer stays out while the call waits for room: a cast or call
+        // meanwhile on this thread takes an empty one.
+        let mut frame = Scratch::take();
         let encode = self.codec.encode_call;
         if let Encoded::Apart =
             encode_here(&message, &request, encode, &mut frame).map_err(not_encoded)?
         {
             // The caller waits for its frame: nothing it sends can pass this request.
-            frame = encode_apart(message, request, encode, spares(&peer))
+            *frame = encode_apart(message, request, encode, spares(&peer))
                 .await
                 .0
                 .map_err(not_encoded)?;
         }
-        let (pending, reply) = PendingCall::expect(&peer, id);
+        let (pending, mut reply) = PendingCall::expect(&peer, id);
         let mut deadline = Deadline::after(timeout);
-        match deadline.run(peer.send(frame, run::current_sender())).await {
+        let sent = deadline
+            .run(peer.send(&mut frame, run::current_sender()))
+            .await;
+        drop(frame);
+        match sent {
             None => return Err(pending.timed_out(timeout)),
             Some(Err(_)) => return Err(self.no_connection().into()),
             Some(Ok(())) => {}
         }
-        let (outcome, payload) = match deadline.run(reply).await {
+        let (outcome, payload) = match deadline.run(&mut reply).await {
             None => return Err(pending.timed_out(timeout)),
             Some(answered) => {
                 pending.settled();
+                reply.recycle();
                 match answered {
-                    Ok(Ok(outcome)) => outcome,
-                    Ok(Err(ConnectionLost)) | Err(_) => return Err(self.no_connection().into()),
+                    Some(Ok(outcome)) => outcome,
+                    Some(Err(ConnectionLost)) | None => return Err(self.no_connection().into()),
                 }
             }
         };
@@ -464,15 +473,15 @@ async fn stop_at(
     let mut frame = Vec::new();
     wire::encode_frame(&message, &mut frame).map_err(|_| no_connection())?;
     let (pending, reply) = PendingCall::expect(peer, id);
-    peer.send(frame, run::current_sender())
+    peer.send(&mut frame, run::current_sender())
         .await
         .map_err(|_| no_connection())?;
     let answered = reply.await;
     pending.settled();
     match answered {
-        Ok(Ok((RemoteOutcome::Exited(reason), _))) => Ok(reason),
-        Ok(Ok((RemoteOutcome::NoProc, _))) => Err(SendError::NoProc { target }),
-        Ok(Ok(_)) | Ok(Err(ConnectionLost)) | Err(_) => Err(no_connection()),
+        Some(Ok((RemoteOutcome::Exited(reason), _))) => Ok(reason),
+        Some(Ok((RemoteOutcome::NoProc, _))) => Err(SendError::NoProc { target }),
+        Some(Ok(_)) | Some(Err(ConnectionLost)) | None => Err(no_connection()),
     }
 }
 
@@ -488,7 +497,7 @@ struct PendingCall<'a> {
 
 impl<'a> PendingCall<'a> {
     /// Registers request `id` on `peer`; returns the entry and where its reply arrives.
-    fn expect(peer: &'a Peer, id: u64) -> (Self, oneshot::AsyncReceiver<super::peer::CallOutcome>) {
+    fn expect(peer: &'a Peer, id: u64) -> (Self, slot::Receiver<super::peer::CallOutcome>) {
         let reply = peer.expect_reply(id);
         let pending = PendingCall {
             peer,

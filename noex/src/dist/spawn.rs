@@ -242,7 +242,7 @@ impl Cluster {
             counters,
             pending: true,
         };
-        if peer.send(frame, run::current_sender()).await.is_err() {
+        if peer.send(&mut frame, run::current_sender()).await.is_err() {
             entry.give_up_unanswered();
             return Err(unreachable());
         }

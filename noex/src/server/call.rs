@@ -107,7 +107,7 @@ impl<B: GenServer> Future for Call<'_, B> {
                 }
                 State::Waiting {
                     reply, deadline, ..
-                } => match reply.poll(cx) {
+                } => match reply.poll_reply(cx) {
                     Poll::Ready(Some(Ok(value))) => {
                         if let State::Waiting { reply, .. } = mem::replace(state, State::Done) {
                             reply.recycle();

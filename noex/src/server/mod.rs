@@ -43,7 +43,7 @@ pub(crate) mod process;
 pub(crate) mod reference;
 pub(crate) mod reply;
 pub(crate) mod run;
-mod slot;
+pub(crate) mod slot;
 pub(crate) mod spawn;
 
 use std::fmt;

@@ -1,4 +1,4 @@
-//! The reply slot of a local call: a one-shot rendezvous between the server that answers
+//! The reply slot of a call (a local call, or a remote call waiting for its reply frame): a one-shot rendezvous between the server that answers
 //! and the caller that waits, **reused** from one call to the next.
 //!
 //! A call needs somewhere for its reply to land. A fresh one-shot channel per call costs an
@@ -19,7 +19,9 @@
 use std::any::{Any, TypeId};
 use std::cell::{RefCell, UnsafeCell};
 use std::fmt;
+use std::future::Future;
 use std::mem::MaybeUninit;
+use std::pin::Pin;
 use std::sync::atomic::AtomicU8;
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
 use std::sync::Arc;
@@ -138,10 +140,10 @@ impl<T> Drop for Sender<T> {
     }
 }
 
-impl<T: Send + 'static> Receiver<T> {
+impl<T> Receiver<T> {
     /// The value once sent: `Some(value)`, or `None` if the sender went away without one.
     /// Not to be polled again after it returned `Ready`.
-    pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
+    pub(crate) fn poll_reply(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
         let inner = &*self.inner;
         let mut state = inner.state.load(Acquire);
         if state == WAITING {
@@ -188,7 +190,9 @@ impl<T: Send + 'static> Receiver<T> {
             _ => unreachable!("a reply slot polled after its value was taken"),
         }
     }
+}
 
+impl<T: Send + 'static> Receiver<T> {
     /// Gives the slot back to this thread's spares if the sender has let go of it.
     pub(crate) fn recycle(mut self) {
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
@@ -198,6 +202,14 @@ impl<T: Send + 'static> Receiver<T> {
                 spares::put(self.inner);
             }
         }
+    }
+}
+
+impl<T> Future for Receiver<T> {
+    type Output = Option<T>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        self.get_mut().poll_reply(cx)
     }
 }
 
@@ -280,7 +292,10 @@ mod tests {
         let mut cx = Context::from_waker(&waker);
         let (tx, mut rx) = slot::<String>();
         tx.send("reply".to_owned());
-        assert_eq!(rx.poll(&mut cx), Poll::Ready(Some("reply".to_owned())));
+        assert_eq!(
+            rx.poll_reply(&mut cx),
+            Poll::Ready(Some("reply".to_owned()))
+        );
     }
 
     #[test]
@@ -288,15 +303,15 @@ mod tests {
         let (count, waker) = counter();
         let mut cx = Context::from_waker(&waker);
         let (tx, mut rx) = slot::<u64>();
-        assert_eq!(rx.poll(&mut cx), Poll::Pending);
+        assert_eq!(rx.poll_reply(&mut cx), Poll::Pending);
         assert_eq!(
-            rx.poll(&mut cx),
+            rx.poll_reply(&mut cx),
             Poll::Pending,
             "polled again with the same waker"
         );
         tx.send(7);
         assert_eq!(count.0.load(SeqCst), 1);
-        assert_eq!(rx.poll(&mut cx), Poll::Ready(Some(7)));
+        assert_eq!(rx.poll_reply(&mut cx), Poll::Ready(Some(7)));
     }
 
     #[test]
@@ -304,8 +319,14 @@ mod tests {
         let (first, waker1) = counter();
         let (second, waker2) = counter();
         let (tx, mut rx) = slot::<u64>();
-        assert_eq!(rx.poll(&mut Context::from_waker(&waker1)), Poll::Pending);
-        assert_eq!(rx.poll(&mut Context::from_waker(&waker2)), Poll::Pending);
+        assert_eq!(
+            rx.poll_reply(&mut Context::from_waker(&waker1)),
+            Poll::Pending
+        );
+        assert_eq!(
+            rx.poll_reply(&mut Context::from_waker(&waker2)),
+            Poll::Pending
+        );
         tx.send(1);
         assert_eq!((first.0.load(SeqCst), second.0.load(SeqCst)), (0, 1));
     }
@@ -315,10 +336,10 @@ mod tests {
         let (count, waker) = counter();
         let mut cx = Context::from_waker(&waker);
         let (tx, mut rx) = slot::<u64>();
-        assert_eq!(rx.poll(&mut cx), Poll::Pending);
+        assert_eq!(rx.poll_reply(&mut cx), Poll::Pending);
         drop(tx);
         assert_eq!(count.0.load(SeqCst), 1);
-        assert_eq!(rx.poll(&mut cx), Poll::Ready(None));
+        assert_eq!(rx.poll_reply(&mut cx), Poll::Ready(None));
     }
 
     #[test]
@@ -331,7 +352,7 @@ mod tests {
 
         let (tx, mut rx) = slot::<Arc<()>>();
         tx.send(value.clone());
-        drop(rx.poll(&mut Context::from_waker(&counter().1)));
+        drop(rx.poll_reply(&mut Context::from_waker(&counter().1)));
         drop(rx);
         assert_eq!(
             Arc::strong_count(&value),
@@ -346,17 +367,17 @@ mod tests {
         let mut cx = Context::from_waker(&waker);
         let (tx, mut rx) = slot::<u32>();
         let first = Arc::as_ptr(&rx.inner);
-        assert_eq!(rx.poll(&mut cx), Poll::Pending);
+        assert_eq!(rx.poll_reply(&mut cx), Poll::Pending);
         tx.send(1);
-        assert_eq!(rx.poll(&mut cx), Poll::Ready(Some(1)));
+        assert_eq!(rx.poll_reply(&mut cx), Poll::Ready(Some(1)));
         rx.recycle();
 
         let (tx, mut rx) = slot::<u32>();
         assert_eq!(Arc::as_ptr(&rx.inner), first, "the spare came back");
-        assert_eq!(rx.poll(&mut cx), Poll::Pending);
+        assert_eq!(rx.poll_reply(&mut cx), Poll::Pending);
         tx.send(2);
         assert_eq!(count.0.load(SeqCst), 2);
-        assert_eq!(rx.poll(&mut cx), Poll::Ready(Some(2)));
+        assert_eq!(rx.poll_reply(&mut cx), Poll::Ready(Some(2)));
         rx.recycle();
     }
 
@@ -367,7 +388,7 @@ mod tests {
         let other = tx.inner.clone(); // as if the sender were still finishing
         tx.send(3);
         assert_eq!(
-            rx.poll(&mut Context::from_waker(&counter().1)),
+            rx.poll_reply(&mut Context::from_waker(&counter().1)),
             Poll::Ready(Some(3))
         );
         rx.recycle();
@@ -382,7 +403,9 @@ mod tests {
             let (tx, mut rx) = slot::<T>();
             let at = Arc::as_ptr(&rx.inner).cast::<()>();
             tx.send(value);
-            assert!(rx.poll(&mut Context::from_waker(&counter().1)).is_ready());
+            assert!(rx
+                .poll_reply(&mut Context::from_waker(&counter().1))
+                .is_ready());
             rx.recycle();
             at
         }
@@ -407,7 +430,7 @@ mod tests {
             let sender = std::thread::spawn(move || tx.send(vec![round]));
             let mut cx = Context::from_waker(&waker);
             let value = loop {
-                if let Poll::Ready(value) = rx.poll(&mut cx) {
+                if let Poll::Ready(value) = rx.poll_reply(&mut cx) {
                     break value;
                 }
                 std::thread::yield_now();
@@ -426,13 +449,15 @@ mod tests {
             let (_, waker1) = counter();
             let (_, waker2) = counter();
             let (tx, mut rx) = slot::<u64>();
-            assert!(rx.poll(&mut Context::from_waker(&waker1)).is_pending());
+            assert!(rx
+                .poll_reply(&mut Context::from_waker(&waker1))
+                .is_pending());
             let sender = std::thread::spawn(move || drop(tx));
             let mut flip = false;
             let value = loop {
                 flip = !flip;
                 let waker = if flip { &waker2 } else { &waker1 };
-                if let Poll::Ready(value) = rx.poll(&mut Context::from_waker(waker)) {
+                if let Poll::Ready(value) = rx.poll_reply(&mut Context::from_waker(waker)) {
                     break value;
                 }
                 std::thread::yield_now();
