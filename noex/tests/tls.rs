@@ -334,6 +334,50 @@ fn a_certificate_for_another_name_is_refused_unless_that_name_is_expected() {
 }
 
 #[test]
+fn a_node_cannot_claim_an_id_on_a_host_its_certificate_is_not_for() {
+    run_blocking(async {
+        let ca = Authority::new("cluster CA");
+        let a = start("a", Some(ca.node(&ca, false)), None).await;
+        let events = a.cluster_events();
+        // Issued by the cluster's authority, but for another host than the one b's id names
+        // (127.0.0.1): b passes the TLS handshake, and is refused when it claims its id.
+        let b = start(
+            "b",
+            Some(ca.node_named(&ca, &["127.0.0.2"], false)),
+            Some(&a),
+        )
+        .await;
+        let b_events = b.cluster_events();
+        match refused(&events).await {
+            (
+                true,
+                false,
+                RefusedReason::NameMismatch {
+                    expected,
+                    presented,
+                },
+            ) => {
+                assert_eq!(expected, "127.0.0.1");
+                assert_eq!(presented, ["IpAddress(127.0.0.2)"]);
+            }
+            other => panic!("expected a name mismatch, got {other:?}"),
+        }
+        match refused(&b_events).await {
+            (false, true, RefusedReason::NameMismatch { expected, .. }) => {
+                assert_eq!(expected, "127.0.0.1")
+            }
+            other => panic!("expected a name mismatch reported by the peer, got {other:?}"),
+        }
+        assert!(a.connected_nodes().is_empty() && b.connected_nodes().is_empty());
+        // A node whose certificate names its host gets in.
+        let c = start("c", Some(ca.node(&ca, false)), Some(&a)).await;
+        wait_connected(&a, 1).await;
+        still_serves(&a, &c).await;
+        shutdown(&[&a, &b, &c]);
+    });
+}
+
+#[test]
 fn tls_settings_that_cannot_work_are_typed_errors() {
     let ca = Authority::new("cluster CA");
     let (certificate, key) = ca.issue(&["127.0.0.1"], false);

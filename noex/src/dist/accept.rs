@@ -83,7 +83,17 @@ async fn accept_one(cluster: Weak<Cluster>, tcp: TcpStream, from: SocketAddr) {
             Err(error) => return Some(Err(HandshakeError::Wire(WireError::Io(error)))),
         };
         let local = strong.local();
+        #[cfg(feature = "tls")]
+        let identity = strong
+            .config
+            .tls
+            .as_ref()
+            .and_then(|tls| tls.peer_identity(&stream));
         let admit = |peer: &NodeId, incarnation| {
+            #[cfg(feature = "tls")]
+            if let Some(identity) = &identity {
+                identity.check(peer)?;
+            }
             admitted = Some(strong.admit(peer, incarnation)?);
             Ok(())
         };

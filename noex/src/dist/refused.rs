@@ -245,6 +245,13 @@ pub(crate) fn classify(error: &HandshakeError) -> Option<(RefusedReason, bool)> 
         Refusal::Authentication => Some(RefusedReason::Secret),
         Refusal::DuplicateNode => Some(RefusedReason::DuplicateNode),
         Refusal::Protocol => Some(RefusedReason::Protocol(refusal.to_string())),
+        Refusal::CertificateName {
+            expected,
+            presented,
+        } => Some(RefusedReason::NameMismatch {
+            expected: expected.clone(),
+            presented: presented.clone(),
+        }),
         Refusal::AlreadyConnected | Refusal::ShuttingDown => None,
     };
     match error {

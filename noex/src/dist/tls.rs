@@ -5,8 +5,10 @@
 //! authentication: each side presents its certificate, and each accepts only a peer whose
 //! certificate chains to the configured certificate authority. The dialling side also
 //! checks that the peer's certificate is valid for the host it dialled (the `host` of
-//! `host:port`, a DNS name or an IP address) — or for [`TlsConfig::server_name`] if set,
-//! for certificates issued to one service name. The cluster secret's handshake then runs
+//! `host:port`, a DNS name or an IP address), and the accepting side that the dialler's
+//! certificate is valid for the host of the node id it claims (so a node cannot pass for
+//! a node of another host) — both against [`TlsConfig::server_name`] instead, if set, for
+//! certificates issued to one service name. The cluster secret's handshake then runs
 //! inside TLS: a peer must pass both.
 //!
 //! Certificates are checked when a connection is made (every handshake is a full one: no
@@ -26,15 +28,17 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_net::TcpStream;
+use futures_rustls::rustls::client::verify_server_name;
 use futures_rustls::rustls::pki_types::pem::PemObject;
 use futures_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use futures_rustls::rustls::server::WebPkiClientVerifier;
-use futures_rustls::rustls::{self, ClientConfig, RootCertStore, ServerConfig};
+use futures_rustls::rustls::server::{ParsedCertificate, WebPkiClientVerifier};
+use futures_rustls::rustls::{self, CertificateError, ClientConfig, RootCertStore, ServerConfig};
 use futures_rustls::{TlsAcceptor, TlsConnector, TlsStream};
 use thiserror::Error;
 
-use super::node_id::split_address;
+use super::node_id::{split_address, NodeId};
 use super::transport::Stream;
+use super::wire::Refusal;
 
 /// The TLS settings of a node: its certificate and key, and the certificate authority its
 /// peers' certificates must chain to.
@@ -235,6 +239,59 @@ impl TlsConfig {
     pub(crate) async fn accept(&self, tcp: TcpStream) -> io::Result<Stream> {
         let stream = TlsAcceptor::from(self.server.clone()).accept(tcp).await?;
         Ok(Stream::Tls(Box::new(TlsStream::Server(stream))))
+    }
+
+    /// What an accepted connection's peer proved with its certificate, to check the node id
+    /// it then claims against (`None` for a stream that is not an accepted TLS one).
+    pub(crate) fn peer_identity(&self, stream: &Stream) -> Option<PeerIdentity> {
+        let Stream::Tls(tls) = stream else {
+            return None;
+        };
+        let TlsStream::Server(server) = &**tls else {
+            return None;
+        };
+        let certificate = server.get_ref().1.peer_certificates()?.first()?.clone();
+        Some(PeerIdentity {
+            certificate: certificate.into_owned(),
+            server_name: self.server_name.clone(),
+        })
+    }
+}
+
+/// The certificate an accepted peer presented (it chains to the authority: the TLS
+/// handshake checked that).
+pub(crate) struct PeerIdentity {
+    certificate: CertificateDer<'static>,
+    server_name: Option<ServerName<'static>>,
+}
+
+impl PeerIdentity {
+    /// Checks that the certificate is valid for the host of the node id the peer claims —
+    /// as the peer's own dials are checked against the host they dial — or, with
+    /// [`TlsConfig::server_name`], for that name. So a node cannot claim the id of a node on
+    /// another host with its own certificate.
+    pub(crate) fn check(&self, peer: &NodeId) -> Result<(), Refusal> {
+        let expected = match &self.server_name {
+            Some(name) => name.clone(),
+            None => ServerName::try_from(peer.host().to_owned()).map_err(|_| {
+                Refusal::CertificateName {
+                    expected: peer.host().to_owned(),
+                    presented: Vec::new(),
+                }
+            })?,
+        };
+        let refused = |presented| Refusal::CertificateName {
+            expected: expected.to_str().into_owned(),
+            presented,
+        };
+        let parsed = ParsedCertificate::try_from(&self.certificate).map_err(|_| refused(vec![]))?;
+        verify_server_name(&parsed, &expected).map_err(|error| match error {
+            rustls::Error::InvalidCertificate(CertificateError::NotValidForNameContext {
+                presented,
+                ..
+            }) => refused(presented),
+            _ => refused(Vec::new()),
+        })
     }
 }
 

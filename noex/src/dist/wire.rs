@@ -29,7 +29,7 @@ use super::header;
 use crate::ExitReason;
 
 /// The protocol version this build speaks.
-pub(crate) const PROTOCOL_VERSION: u16 = 5;
+pub(crate) const PROTOCOL_VERSION: u16 = 6;
 
 /// Encoded messages longer than this travel in fragments of this size.
 pub(crate) const FRAGMENT_SIZE: usize = 64 * 1024;
@@ -384,6 +384,15 @@ pub(crate) enum Refusal {
     /// The refusing node is shutting down.
     #[error("the node is shutting down")]
     ShuttingDown,
+    /// The connecting node's TLS certificate is not valid for the host of the node id it
+    /// claims (or for the refusing node's `TlsConfig::server_name`).
+    #[error("the certificate is not valid for {expected:?} (it is for {presented:?})")]
+    CertificateName {
+        /// The name the certificate was checked against.
+        expected: String,
+        /// The names the certificate is valid for.
+        presented: Vec<String>,
+    },
 }
 
 /// Which process of the receiving node a message is for.
