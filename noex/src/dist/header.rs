@@ -73,6 +73,44 @@ pub(crate) fn encode(message: &WireMessage, out: &mut Vec<u8>) -> bool {
     true
 }
 
+/// The encoding of a `Cast` or an `Info` to one pid, for one behaviour: what a reference to
+/// a process of another node encodes once, so that each of its casts copies it rather
+/// than encoding it (a tenth of the instructions).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PidHead {
+    /// A `Cast`'s bytes: the kind, the address (`PID` and a varint of up to 10 bytes) and
+    /// the behaviour hash (a varint of up to 5).
+    bytes: [u8; 17],
+    len: u8,
+}
+
+impl PidHead {
+    pub(crate) fn new(serial: u64, behavior: u32) -> Self {
+        let mut bytes = Vec::with_capacity(17);
+        let cast = WireMessage::Cast {
+            to: Address::Pid { serial },
+            behavior,
+        };
+        encode(&cast, &mut bytes);
+        let mut head = PidHead {
+            bytes: [0; 17],
+            len: bytes.len() as u8,
+        };
+        head.bytes[..bytes.len()].copy_from_slice(&bytes);
+        head
+    }
+
+    /// Appends the `Cast` (or, with `info`, the `Info`).
+    #[inline]
+    pub(crate) fn append(&self, info: bool, out: &mut Vec<u8>) {
+        let start = out.len();
+        out.extend_from_slice(&self.bytes[..usize::from(self.len)]);
+        if info {
+            out[start] = INFO;
+        }
+    }
+}
+
 fn varint(out: &mut Vec<u8>, mut n: u64) {
     while n >= 0x80 {
         out.push(n as u8 | 0x80);
@@ -231,6 +269,21 @@ mod tests {
                 prop_assert_eq!(decoded, message);
                 prop_assert_eq!(rest, &tail[..]);
             }
+        }
+
+        #[test]
+        fn a_pid_head_is_the_cast_or_info_it_stands_for(serial in any::<u64>(), behavior in any::<u32>(), info in any::<bool>()) {
+            let to = Address::Pid { serial };
+            let message = if info {
+                WireMessage::Info { to, behavior }
+            } else {
+                WireMessage::Cast { to, behavior }
+            };
+            let mut ours = vec![1, 2];
+            PidHead::new(serial, behavior).append(info, &mut ours);
+            let mut serde = vec![1, 2];
+            serde.extend(postcard::to_allocvec(&message).unwrap());
+            prop_assert_eq!(ours, serde);
         }
 
         #[test]
