@@ -181,6 +181,38 @@ pub(crate) fn decode(bytes: &[u8]) -> Option<(WireMessage, &[u8])> {
     Some((message, input.0))
 }
 
+/// A `Cast` or an `Info` to a pid: the message of nearly every frame of a stream of casts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct OneWay {
+    /// An `Info` (`ServerRef::send`), not a `Cast`.
+    pub(crate) info: bool,
+    /// The pid's serial.
+    pub(crate) serial: u64,
+    /// The FNV-1a hash of the behaviour name the sender expects.
+    pub(crate) behavior: u32,
+}
+
+/// Decodes the `Cast` or `Info` to a pid at the start of `bytes`, with the bytes after it
+/// (its payload), without building a [`WireMessage`]; `None` for anything else, which
+/// [`decode`] (or serde) then decodes as it would anyway.
+#[inline]
+pub(crate) fn one_way(bytes: &[u8]) -> Option<(OneWay, &[u8])> {
+    let info = match bytes.first_chunk::<2>()? {
+        [CAST, PID] => false,
+        [INFO, PID] => true,
+        _ => return None,
+    };
+    let mut input = Input(&bytes[2..]);
+    let serial = input.u64()?;
+    let behavior = input.u32()?;
+    let message = OneWay {
+        info,
+        serial,
+        behavior,
+    };
+    Some((message, input.0))
+}
+
 /// What is left to decode.
 struct Input<'a>(&'a [u8]);
 
@@ -291,6 +323,39 @@ mod tests {
             if let Some((ours, rest)) = decode(&bytes) {
                 let serde = postcard::take_from_bytes::<WireMessage>(&bytes);
                 prop_assert_eq!(serde.ok(), Some((ours, rest)));
+            }
+        }
+
+        #[test]
+        fn decodes_every_one_way_message_to_a_pid(message in message(), tail in proptest::collection::vec(any::<u8>(), 0..8)) {
+            let mut bytes = postcard::to_allocvec(&message).unwrap();
+            bytes.extend_from_slice(&tail);
+            let expected = match message {
+                WireMessage::Cast { to: Address::Pid { serial }, behavior } => Some(OneWay { info: false, serial, behavior }),
+                WireMessage::Info { to: Address::Pid { serial }, behavior } => Some(OneWay { info: true, serial, behavior }),
+                _ => None,
+            };
+            prop_assert_eq!(one_way(&bytes), expected.map(|one| (one, &tail[..])));
+        }
+
+        #[test]
+        fn decodes_one_way_messages_as_decode_does(bytes in proptest::collection::vec(any::<u8>(), 0..24)) {
+            if let Some((ours, rest)) = one_way(&bytes) {
+                let to = Address::Pid { serial: ours.serial };
+                let behavior = ours.behavior;
+                let message = if ours.info {
+                    WireMessage::Info { to, behavior }
+                } else {
+                    WireMessage::Cast { to, behavior }
+                };
+                prop_assert_eq!(decode(&bytes), Some((message, rest)));
+            } else if let Some((message, _)) = decode(&bytes) {
+                let pid_one_way = matches!(
+                    message,
+                    WireMessage::Cast { to: Address::Pid { .. }, .. }
+                        | WireMessage::Info { to: Address::Pid { .. }, .. }
+                );
+                prop_assert!(!pid_one_way);
             }
         }
 
