@@ -51,14 +51,26 @@ impl Reading {
         // The run's pid serial, and its process (`None`: there is none).
         let mut target: Option<(u64, Option<Arc<dyn AnyProcess>>)> = None;
         let mut behind = None;
+        // The last message decoded, and its bytes.
+        let mut last: Option<(header::OneWay, &[u8])> = None;
         let most_frames = (most_frames as usize).min(RUN_MOST);
         while self.run_frames.len() < most_frames && at < most_bytes {
             let Some(len) = buffered_frame(&buffered[at..], max_frame).map_err(Ended::Read)? else {
                 break;
             };
             let end = at + 4 + len;
-            let Some((message, payload)) = header::one_way(&buffered[at + 4..end]) else {
-                break;
+            let body = &buffered[at + 4..end];
+            // Mostly the same message as the run's first one, byte for byte: compared,
+            // not decoded again.
+            let (message, payload) = match last {
+                Some((message, head)) if body.starts_with(head) => (message, &body[head.len()..]),
+                _ => match header::one_way(body) {
+                    Some((message, payload)) => {
+                        last = Some((message, &body[..body.len() - payload.len()]));
+                        (message, payload)
+                    }
+                    None => break,
+                },
             };
             let process = match &target {
                 Some((serial, process)) if *serial == message.serial => process,
