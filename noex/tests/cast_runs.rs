@@ -160,3 +160,22 @@ fn casts_to_a_process_that_ended_are_dropped_and_the_others_delivered() {
         node.shutdown();
     });
 }
+
+#[test]
+fn casts_before_an_oversized_frame_are_delivered_before_the_connection_ends() {
+    run_blocking(async {
+        let node = Node::start(cluster_config("a")).await.unwrap();
+        let [log] = <[_; 1]>::try_from(logs(&node, 1).await).ok().unwrap();
+        let mut raw = Raw::join(&node).await;
+        let mut bytes = Vec::new();
+        for n in 1..=10 {
+            bytes.extend(to_log(&log, n, false, LOG));
+        }
+        // A length prefix far past the node's maximum frame size: a protocol error.
+        bytes.extend_from_slice(&u32::MAX.to_be_bytes());
+        raw.send_bytes(&bytes).await;
+        raw.closed().await;
+        assert_eq!(recorded(&log, 10).await, (1..=10).collect::<Vec<_>>());
+        node.shutdown();
+    });
+}

@@ -212,7 +212,7 @@ async fn read_until_moved(
                     max_frame,
                     YIELD_FRAMES - frames,
                     YIELD_BYTES - bytes,
-                )?;
+                );
                 if run.frames > 0 {
                     stream.consume(run.bytes);
                     (run.frames, run.bytes)

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use super::super::cluster::Cluster;
 use super::super::header;
 use super::super::inbound::{self, RunFrame};
-use super::{buffered_frame, Ended, Reading};
+use super::{buffered_frame, Reading};
 use crate::process::mailbox::RUN_MOST;
 use crate::process::AnyProcess;
 
@@ -41,9 +41,9 @@ impl Reading {
         max_frame: usize,
         most_frames: u32,
         most_bytes: usize,
-    ) -> Result<Taken, Ended> {
+    ) -> Taken {
         if !self.withheld.is_empty() || self.peer.queue.holding_back() {
-            return Ok(Taken::default());
+            return Taken::default();
         }
         let limit = cluster.config.mailbox_limit;
         self.run_frames.clear();
@@ -55,7 +55,9 @@ impl Reading {
         let mut last: Option<(header::OneWay, &[u8])> = None;
         let most_frames = (most_frames as usize).min(RUN_MOST);
         while self.run_frames.len() < most_frames && at < most_bytes {
-            let Some(len) = buffered_frame(&buffered[at..], max_frame).map_err(Ended::Read)? else {
+            // A frame not read whole ends the run, and so does an oversized one: the reader
+            // refuses it once the run before it is delivered.
+            let Ok(Some(len)) = buffered_frame(&buffered[at..], max_frame) else {
                 break;
             };
             let end = at + 4 + len;
@@ -105,6 +107,6 @@ impl Reading {
         }
         self.unreported.messages += u64::from(frames);
         self.unreported.bytes += at as u64;
-        Ok(Taken { frames, bytes: at })
+        Taken { frames, bytes: at }
     }
 }
