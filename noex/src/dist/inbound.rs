@@ -8,6 +8,8 @@
 //! call came on. A message that takes a process to its mailbox limit holds the connection
 //! back until the process has worked through its backlog (see [`hold_back`]).
 
+use std::any::Any;
+use std::collections::VecDeque;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -194,6 +196,50 @@ pub(crate) struct RemoteDelivery<'a> {
     pub(crate) trace: Option<Box<crate::trace::TraceContext>>,
 }
 
+/// A cast or info of a run for one process (see `reader::run`): where its payload lies in
+/// the bytes read.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RunFrame {
+    /// An info, not a cast.
+    pub(crate) info: bool,
+    /// The FNV-1a hash of the behaviour name the sender expects.
+    pub(crate) behavior: u32,
+    /// The payload's bounds.
+    pub(crate) start: usize,
+    pub(crate) end: usize,
+}
+
+/// Where a connection's reader has a run of messages decoded before they are queued in
+/// their process's mailbox together: a queue of the process's own message type, kept
+/// from one run to the next (a reader's runs mostly go to processes of one behaviour).
+#[derive(Default)]
+pub(crate) struct Staging(Option<Box<dyn Any + Send>>);
+
+impl Staging {
+    /// The queue for messages of type `M`, empty.
+    pub(crate) fn queue<M: Send + 'static>(&mut self) -> &mut VecDeque<M> {
+        if !self
+            .0
+            .as_ref()
+            .is_some_and(|queue| queue.is::<VecDeque<M>>())
+        {
+            self.0 = Some(Box::new(VecDeque::<M>::new()));
+        }
+        match self
+            .0
+            .as_mut()
+            .and_then(|queue| queue.downcast_mut::<VecDeque<M>>())
+        {
+            Some(queue) => {
+                // (Left with messages only by a decode that panicked.)
+                queue.clear();
+                queue
+            }
+            None => unreachable!("a queue of `M` was put there above"),
+        }
+    }
+}
+
 /// Delivers a message that arrived from `peer` to the local process it is for. Returns the
 /// scheduler thread that process runs on (0 if none or not known).
 #[inline]
@@ -248,7 +294,7 @@ pub(crate) fn deliver(
     match resolver.resolve(cluster, &to) {
         Some(process) => {
             let home = process.core().home();
-            let behind = resolver.behind(&process, cluster.config.mailbox_limit);
+            let behind = resolver.behind(&process, cluster.config.mailbox_limit, 0);
             process.deliver_remote(RemoteDelivery {
                 kind,
                 behavior,
@@ -274,7 +320,12 @@ pub(crate) fn deliver(
 /// one, has fewer than `limit` messages waiting or ends: a slow process slows down the nodes
 /// that send to it instead of growing its mailbox (see `ClusterConfig::mailbox_limit`).
 #[cold]
-fn hold_back(cluster: &Cluster, peer: &Arc<Peer>, process: Arc<dyn AnyProcess>, limit: usize) {
+pub(crate) fn hold_back(
+    cluster: &Cluster,
+    peer: &Arc<Peer>,
+    process: Arc<dyn AnyProcess>,
+    limit: usize,
+) {
     if !peer.queue.hold_for_backlog() {
         return;
     }
@@ -311,33 +362,41 @@ pub(crate) struct Resolver {
 
 impl Resolver {
     fn resolve(&mut self, cluster: &Cluster, address: &Address) -> Option<Arc<dyn AnyProcess>> {
-        let key = match address {
-            Address::Pid { serial } => Some(*serial),
-            Address::Name(_) => None,
-        };
-        if let (Some((last, process)), Some(key)) = (&self.last, key) {
-            if *last == key {
+        match address {
+            Address::Pid { serial } => self.resolve_pid(cluster, *serial),
+            Address::Name(_) => resolve(cluster, address),
+        }
+    }
+
+    /// The local process with pid serial `serial`.
+    pub(crate) fn resolve_pid(
+        &mut self,
+        cluster: &Cluster,
+        serial: u64,
+    ) -> Option<Arc<dyn AnyProcess>> {
+        if let Some((last, process)) = &self.last {
+            if *last == serial {
                 if let Some(process) = process.upgrade() {
                     return Some(process);
                 }
             }
         }
-        let process = resolve(cluster, address)?;
-        if let Some(key) = key {
-            self.last = Some((key, Arc::downgrade(&process)));
-            self.room = 0;
-        }
+        let process = resolve(cluster, &Address::Pid { serial })?;
+        self.last = Some((serial, Arc::downgrade(&process)));
+        self.room = 0;
         Some(process)
     }
 
     /// `process`, if the message about to be handed to it takes its mailbox to `limit`
-    /// (see `hold_back`). The mailbox is looked at (a lock) only once the room known to
+    /// (see `hold_back`), counting `staged` messages of this connection that are about to
+    /// be queued there too. The mailbox is looked at (a lock) only once the room known to
     /// be left is used up, so a process far from its limit costs one comparison.
     #[inline]
-    fn behind(
+    pub(crate) fn behind(
         &mut self,
         process: &Arc<dyn AnyProcess>,
         limit: usize,
+        staged: usize,
     ) -> Option<Arc<dyn AnyProcess>> {
         let last = match &self.last {
             Some((_, last)) => std::ptr::addr_eq(last.as_ptr(), Arc::as_ptr(process)),
@@ -347,7 +406,7 @@ impl Resolver {
             self.room -= 1;
             return None;
         }
-        let waiting = process.mailbox_len();
+        let waiting = process.mailbox_len() + staged;
         if last {
             // Each message adds one at most; the process only takes them away.
             self.room = limit.saturating_sub(waiting + 2);

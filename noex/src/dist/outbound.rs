@@ -149,7 +149,10 @@ impl Lanes {
     /// says whether it counts as a reply (see [`Outbound::holding_back`]); `behind_all`
     /// sends a small frame of no process (`sender` 0) behind everything already queued,
     /// as a signal must not overtake what was queued before it.
-    fn push(&mut self, frame: &mut Vec<u8>, sender: usize, reply: bool, behind_all: bool) {
+    ///
+    /// Returns `false` if the writer need not be told: the frame joined small frames it
+    /// has not taken yet, whose first one told it (see [`Outbound::try_push`]).
+    fn push(&mut self, frame: &mut Vec<u8>, sender: usize, reply: bool, behind_all: bool) -> bool {
         if is_large(frame) {
             let id = self.next_fragment;
             self.next_fragment += 1;
@@ -165,22 +168,26 @@ impl Lanes {
                 sender,
                 reply,
             });
+            true
         } else {
             self.small_bytes += frame.len();
             if reply {
                 self.reply_bytes += frame.len();
             }
-            let held = match self.senders_in_large.get_mut(&sender) {
-                Some(count) => {
-                    *count += 1;
-                    true
-                }
-                None if behind_all && sender == 0 && !self.large.is_empty() => {
+            // (Most of the time no sender has a large message queued: no hashing then.)
+            let held = !self.senders_in_large.is_empty()
+                && match self.senders_in_large.get_mut(&sender) {
+                    Some(count) => {
+                        *count += 1;
+                        true
+                    }
+                    None => false,
+                };
+            let held = held
+                || (behind_all && sender == 0 && !self.large.is_empty() && {
                     self.senders_in_large.insert(sender, 1);
                     true
-                }
-                None => false,
-            };
+                });
             if held {
                 let frame = std::mem::take(frame);
                 self.large.push_back(Large::Whole {
@@ -188,13 +195,16 @@ impl Lanes {
                     sender,
                     reply,
                 });
+                true
             } else {
                 self.small.extend_from_slice(frame);
+                let first = self.small_count == 0;
                 self.small_count += 1;
                 if reply {
                     self.small_reply_bytes += frame.len();
                 }
                 frame.clear();
+                first
             }
         }
     }
@@ -343,9 +353,14 @@ impl Outbound {
         if !lanes.may_queue(is_large(frame), sender, None, self.limit) {
             return Err(PushError::Full);
         }
-        lanes.push(frame, sender, false, false);
+        let tell = lanes.push(frame, sender, false, false);
         drop(lanes);
-        self.work.notify(1);
+        // Only the first small frame since the writer last took them tells it (a notify
+        // is a fence and a lock): whoever queued that one woke the writer, which takes
+        // them all. (A writer busy writing looks again when done: see `written`.)
+        if tell {
+            self.work.notify(1);
+        }
         Ok(())
     }
 
@@ -381,12 +396,14 @@ impl Outbound {
         if lanes.closed {
             return Err(PushError::Closed);
         }
-        lanes.push(frame, sender, reply, behind_all);
+        let tell = lanes.push(frame, sender, reply, behind_all);
         if reply {
             self.replies.store(lanes.reply_bytes, Ordering::Relaxed);
         }
         drop(lanes);
-        self.work.notify(1);
+        if tell {
+            self.work.notify(1);
+        }
         Ok(())
     }
 

@@ -21,7 +21,7 @@ use futures_lite::{AsyncBufReadExt, FutureExt};
 use smol::future::yield_now;
 
 use super::cluster::Cluster;
-use super::inbound::{Payload, Resolver};
+use super::inbound::{Payload, Resolver, RunFrame, Staging};
 use super::peer::{report, Counters, Pause, Peer, YIELD_BYTES};
 use super::reassembly::{Reassembly, Reserved};
 use super::status::NodeDownReason;
@@ -32,6 +32,7 @@ use crate::node::NodeInner;
 mod assembly;
 mod follow;
 mod incoming;
+mod run;
 mod withheld;
 
 use assembly::Assembly;
@@ -98,6 +99,8 @@ pub(super) async fn reader(cluster: Weak<Cluster>, peer: Arc<Peer>) {
             unreported: Unreported::default(),
             resolver: Resolver::default(),
             follow: Follow::default(),
+            run_frames: Vec::new(),
+            staging: Staging::default(),
         },
         max_frame,
     };
@@ -200,19 +203,34 @@ async fn read_until_moved(
             true => buffered_frame(stream.buffer(), max_frame).map_err(Ended::Read)?,
             false => None,
         };
-        let len = match buffered {
-            Some(len) => match reading.take(&cluster_now, &stream.buffer()[4..4 + len])? {
-                Handled::Done => {
-                    stream.consume(4 + len);
-                    len
+        let (taken, len) = match buffered {
+            Some(len) => {
+                // A run of casts for one process is delivered together.
+                let run = reading.run(
+                    &cluster_now,
+                    stream.buffer(),
+                    max_frame,
+                    YIELD_FRAMES - frames,
+                    YIELD_BYTES - bytes,
+                );
+                if run.frames > 0 {
+                    stream.consume(run.bytes);
+                    (run.frames, run.bytes)
+                } else {
+                    match reading.take(&cluster_now, &stream.buffer()[4..4 + len])? {
+                        Handled::Done => {
+                            stream.consume(4 + len);
+                            (1, len)
+                        }
+                        // The frame stays where it is, to be taken once the reader may go on.
+                        Handled::Later(wait) => {
+                            drop(cluster_now);
+                            reading.wait(wait).await;
+                            continue;
+                        }
+                    }
                 }
-                // The frame stays where it is, to be taken once the reader may go on.
-                Handled::Later(wait) => {
-                    drop(cluster_now);
-                    reading.wait(wait).await;
-                    continue;
-                }
-            },
+            }
             None => {
                 if incoming.whole().is_none() {
                     if stream.buffer().is_empty() {
@@ -242,7 +260,7 @@ async fn read_until_moved(
                 let cluster_now = cluster.upgrade().ok_or(Ended::Gone)?;
                 let frame = incoming.whole().unwrap_or_default();
                 match reading.take(&cluster_now, frame)? {
-                    Handled::Done => incoming.clear(),
+                    Handled::Done => (1, incoming.clear()),
                     Handled::Later(wait) => {
                         drop(cluster_now);
                         reading.wait(wait).await;
@@ -255,7 +273,7 @@ async fn read_until_moved(
             reading.unreported.report(&reading.peer.counters);
             return Ok(destination);
         }
-        frames += 1;
+        frames += taken;
         bytes += len;
         if frames >= YIELD_FRAMES || bytes >= YIELD_BYTES {
             (frames, bytes) = (0, 0);
@@ -321,6 +339,9 @@ struct Reading {
     unreported: Unreported,
     resolver: Resolver,
     follow: Follow,
+    /// The frames of the run being delivered (see [`run`]), kept for the next.
+    run_frames: Vec<RunFrame>,
+    staging: Staging,
 }
 
 fn protocol_error<T>(text: impl Into<String>) -> Result<T, Ended> {

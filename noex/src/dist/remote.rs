@@ -17,7 +17,6 @@
 //! this queue: a slow process slows its remote senders down, with bounded memory on both
 //! nodes.
 
-use std::cell::Cell;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
@@ -25,6 +24,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::cluster::Cluster;
+use super::header::PidHead;
 use super::outbound::PushError;
 use super::peer::{ConnectionLost, Counters, Peer};
 use super::wire::{self, Address, RemoteOutcome, Stop, WireMessage};
@@ -57,7 +57,9 @@ pub struct Codec<B: GenServer> {
 mod apart;
 
 use super::scratch::Scratch;
-use apart::{encode_apart, encode_here, encode_in_place, encode_within, Encoded};
+use apart::{
+    encode_apart, encode_here, encode_here_after, encode_in_place, encode_within, Encoded,
+};
 pub(crate) use apart::{Bounded, ENCODE_APART};
 
 /// Appends a value, encoded, to a buffer.
@@ -113,12 +115,6 @@ fn spares(peer: &Peer) -> Arc<super::spares::Spares> {
     peer.queue.spares().clone()
 }
 
-thread_local! {
-    /// A buffer casts are encoded in before being copied into a connection's queue (so a
-    /// cast allocates nothing). Taken out while in use, so a re-entrant cast gets another.
-    static SCRATCH: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
-}
-
 /// A process of another node — by pid or by registered name — with its behaviour's codec.
 pub(crate) struct RemoteTarget<B: GenServer> {
     node: Arc<str>,
@@ -127,6 +123,8 @@ pub(crate) struct RemoteTarget<B: GenServer> {
     incarnation: Option<u64>,
     cluster: Weak<Cluster>,
     codec: Codec<B>,
+    /// For a pid: its casts' and infos' header, encoded once.
+    pid_head: Option<PidHead>,
     /// The connection last used (weak: a reference does not keep a closed socket open).
     connection: Mutex<Weak<Peer>>,
 }
@@ -140,6 +138,7 @@ impl<B: GenServer> RemoteTarget<B> {
             },
             incarnation: Some(pid.incarnation()),
             cluster,
+            pid_head: Some(PidHead::new(pid.serial(), codec.hash)),
             codec,
             connection: Mutex::new(Weak::new()),
         }
@@ -157,6 +156,7 @@ impl<B: GenServer> RemoteTarget<B> {
             incarnation: None,
             cluster,
             codec,
+            pid_head: None,
             connection: Mutex::new(Weak::new()),
         }
     }
@@ -287,43 +287,70 @@ impl<B: GenServer> RemoteTarget<B> {
         }
     }
 
-    /// Queues a cast or info if there is room: `header`, then `message` encoded by
-    /// `encode`; hands the message back if it is not queued. A message that outgrows
+    /// Queues a cast (or, with `info`, an info) if there is room: its header, then `message`
+    /// encoded by `encode`; hands the message back if it is not queued. A message that outgrows
     /// [`ENCODE_APART`](apart::ENCODE_APART) has its place in the queue kept while the
     /// `blocking` thread pool encodes it (see `outbound::apart`), and is counted as dropped
     /// should it fail to encode there.
     fn one_way<T: Send + 'static>(
         &self,
-        header: WireMessage,
+        info: bool,
         message: T,
         encode: Bounded<T>,
     ) -> Result<(), CastError<T>> {
-        #[cfg(feature = "tracing-context")]
-        let header = crate::trace::wrap(header);
+        let traced = self.traced_header(info);
         let peer = match self.peer() {
             Ok(peer) => peer,
             Err(error) => return Err(CastError::new(error.into(), message)),
         };
         let sender = run::current_sender();
-        let mut frame = SCRATCH.take();
-        frame.clear();
-        let queued = match encode_here(&header, &message, encode, &mut frame) {
+        let mut frame = Scratch::take();
+        let encoded = match (&traced, &self.pid_head) {
+            (None, Some(head)) => {
+                encode_here_after(|out| head.append(info, out), &message, encode, &mut frame)
+            }
+            (Some(header), _) => encode_here(header, &message, encode, &mut frame),
+            (None, None) => encode_here(&self.one_way_header(info), &message, encode, &mut frame),
+        };
+        let queued = match encoded {
             // A message that does not encode cannot be delivered.
             Err(_) => Err(PushError::Closed),
             Ok(Encoded::Here) => peer.queue.try_push(&mut frame, sender),
             Ok(Encoded::Apart) => match peer.queue.hold(sender) {
                 Ok(slot) => {
-                    SCRATCH.set(frame);
+                    drop(frame);
+                    let header = traced.unwrap_or_else(|| self.one_way_header(info));
                     encode_in_place(peer, slot, header, message, encode);
                     return Ok(());
                 }
                 Err(error) => Err(error),
             },
         };
-        SCRATCH.set(frame);
+        drop(frame);
         match queued {
             Ok(()) => Ok(()),
             Err(error) => Err(CastError::new(self.refused(&peer, error), message)),
+        }
+    }
+
+    /// The header of a cast (or, with `info`, of an info) to the target in a `Trace`, if
+    /// it is sent with a trace context (see `crate::trace::wrap`).
+    fn traced_header(&self, info: bool) -> Option<WireMessage> {
+        #[cfg(feature = "tracing-context")]
+        if let traced @ WireMessage::Trace(_) = crate::trace::wrap(self.one_way_header(info)) {
+            return Some(traced);
+        }
+        let _ = info;
+        None
+    }
+
+    /// The header of a cast (or, with `info`, of an info) to the target.
+    fn one_way_header(&self, info: bool) -> WireMessage {
+        let (to, behavior) = (self.address.clone(), self.codec.hash);
+        if info {
+            WireMessage::Info { to, behavior }
+        } else {
+            WireMessage::Cast { to, behavior }
         }
     }
 
@@ -337,20 +364,13 @@ impl<B: GenServer> RemoteTarget<B> {
         }
     }
 
-    fn cast_header(&self) -> WireMessage {
-        WireMessage::Cast {
-            to: self.address.clone(),
-            behavior: self.codec.hash,
-        }
-    }
-
     pub(crate) fn cast(&self, message: B::Cast) -> Result<(), SendError> {
         self.try_cast(message).map_err(|error| error.into_parts().0)
     }
 
     /// [`cast`](Self::cast), handing the message back if it is not queued.
     pub(crate) fn try_cast(&self, message: B::Cast) -> Result<(), CastError<B::Cast>> {
-        self.one_way(self.cast_header(), message, self.codec.encode_cast)
+        self.one_way(false, message, self.codec.encode_cast)
     }
 
     /// Queues a cast, waiting in line for room if the connection's queue is full (see
@@ -363,9 +383,8 @@ impl<B: GenServer> RemoteTarget<B> {
         let sender = run::current_sender();
         // The scratch buffer stays out while waiting: a cast meanwhile on this thread
         // takes an empty one.
-        let mut frame = SCRATCH.take();
-        frame.clear();
-        let (header, encode) = (self.cast_header(), self.codec.encode_cast);
+        let mut frame = Scratch::take();
+        let (header, encode) = (self.one_way_header(false), self.codec.encode_cast);
         #[cfg(feature = "tracing-context")]
         let header = crate::trace::wrap(header);
         let (queued, message) = match encode_here(&header, &message, encode, &mut frame) {
@@ -381,16 +400,12 @@ impl<B: GenServer> RemoteTarget<B> {
                 }
             }
         };
-        SCRATCH.set(frame);
+        drop(frame);
         queued.map_err(|error| CastError::new(self.refused(&peer, error), message))
     }
 
     pub(crate) fn send(&self, message: B::Info) -> Result<(), SendError> {
-        let info = WireMessage::Info {
-            to: self.address.clone(),
-            behavior: self.codec.hash,
-        };
-        self.one_way(info, message, self.codec.encode_info)
+        self.one_way(true, message, self.codec.encode_info)
             .map_err(|error| error.into_parts().0)
     }
 

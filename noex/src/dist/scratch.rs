@@ -1,5 +1,6 @@
-//! A per-thread buffer that small frames are encoded in before they are written or copied
-//! into a connection's queue, so that sending one allocates nothing.
+//! A per-thread buffer that frames are encoded in before they are written or copied into
+//! a connection's queue — casts, infos, calls and replies — so that sending a small message
+//! allocates nothing.
 
 use std::cell::Cell;
 use std::ops::{Deref, DerefMut};
@@ -25,8 +26,9 @@ impl Scratch {
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        // A buffer grown for a large message would hold its memory for good.
-        if self.0.capacity() <= ENCODE_APART {
+        // A buffer grown for a large message would hold its memory for good. (One that
+        // grew to the size messages are encoded apart at is kept.)
+        if self.0.capacity() <= 2 * ENCODE_APART {
             let buffer = std::mem::take(&mut self.0);
             let _ = SCRATCH.try_with(|scratch| scratch.set(buffer));
         }

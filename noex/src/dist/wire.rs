@@ -504,14 +504,27 @@ pub(crate) fn encode_frame_with(
     out: &mut Vec<u8>,
     payload: impl FnOnce(&mut Vec<u8>) -> postcard::Result<()>,
 ) -> postcard::Result<()> {
+    let head = |out: &mut Vec<u8>| {
+        if header::encode(message, out) {
+            Ok(())
+        } else {
+            append(message, out)
+        }
+    };
+    encode_frame_of(out, head, payload)
+}
+
+/// Appends one frame to `out`: the message `head` appends, then the payload `payload`
+/// appends. On error `out` is left as it was.
+#[inline]
+pub(crate) fn encode_frame_of(
+    out: &mut Vec<u8>,
+    head: impl FnOnce(&mut Vec<u8>) -> postcard::Result<()>,
+    payload: impl FnOnce(&mut Vec<u8>) -> postcard::Result<()>,
+) -> postcard::Result<()> {
     let start = out.len();
     out.extend_from_slice(&[0; 4]);
-    let header = if header::encode(message, out) {
-        Ok(())
-    } else {
-        append(message, out)
-    };
-    let written = header.and_then(|()| payload(out));
+    let written = head(out).and_then(|()| payload(out));
     let len = u32::try_from(out.len() - start - 4);
     match (written, len) {
         (Ok(()), Ok(len)) => {

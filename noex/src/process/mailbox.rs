@@ -40,6 +40,10 @@ struct Shared<M> {
 /// pin its memory for the rest of the process's life.
 const KEEP_CAPACITY: usize = 64;
 
+/// The most messages to push at once with [`Mailbox::push_all`]: the buffers such runs go
+/// through then stay within what the consumer keeps when it goes idle.
+pub(crate) const RUN_MOST: usize = KEEP_CAPACITY;
+
 impl<M> Mailbox<M> {
     pub(crate) fn new() -> Self {
         Mailbox {
@@ -89,6 +93,31 @@ impl<M> Mailbox<M> {
         }
         shared.queue.push_back(msg);
         // Written only under the lock: a load and a store, not a read-modify-write.
+        let first = !self.queued.load(Ordering::Relaxed);
+        if first {
+            self.queued.store(true, Ordering::Release);
+        }
+        Ok(first)
+    }
+
+    /// Appends every message of `run`, in order, under one lock — or, if the mailbox is
+    /// closed, drops them (`Err`). Returns `true` if the consumer must be woken (see
+    /// [`push`](Self::push)). `run` is left empty, with a buffer for the next run: its
+    /// own, or the queue's if the queue was empty (then the two swap, and nothing is
+    /// copied). A run of at most [`RUN_MOST`] messages allocates nothing once the buffers
+    /// have grown to that.
+    pub(crate) fn push_all(&self, run: &mut VecDeque<M>) -> Result<bool, ()> {
+        let mut shared = self.lock();
+        if self.closed.load(Ordering::Relaxed) {
+            drop(shared);
+            run.clear();
+            return Err(());
+        }
+        if shared.queue.is_empty() {
+            std::mem::swap(&mut shared.queue, run);
+        } else {
+            shared.queue.append(run);
+        }
         let first = !self.queued.load(Ordering::Relaxed);
         if first {
             self.queued.store(true, Ordering::Release);
@@ -237,6 +266,28 @@ mod tests {
         for sender in senders {
             sender.join().unwrap();
         }
+    }
+
+    #[test]
+    fn a_run_keeps_its_order_among_single_pushes_and_wakes_once() {
+        let mailbox = Mailbox::new();
+        let mut run: VecDeque<_> = [2, 3, 4].into();
+        assert_eq!(mailbox.push(1), Ok(true));
+        assert_eq!(mailbox.push_all(&mut run), Ok(false));
+        assert!(run.is_empty());
+        let mut batch = VecDeque::new();
+        mailbox.take_into(&mut batch);
+        run.extend([5, 6]);
+        assert_eq!(mailbox.push_all(&mut run), Ok(true));
+        mailbox.take_into(&mut batch);
+        assert_eq!(
+            batch.into_iter().collect::<Vec<_>>(),
+            vec![1, 2, 3, 4, 5, 6]
+        );
+        mailbox.close();
+        run.extend([7]);
+        assert_eq!(mailbox.push_all(&mut run), Err(()));
+        assert!(run.is_empty());
     }
 
     #[test]

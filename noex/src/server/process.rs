@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use super::reply::{Failure, Forward, Outcome, ReplyTo};
 use super::{GenServer, Info};
-use crate::dist::inbound::{Owed, Payload, RemoteDelivery, RemoteKind, Responder};
+use crate::dist::inbound::{
+    Owed, Payload, RemoteDelivery, RemoteKind, Responder, RunFrame, Staging,
+};
 use crate::dist::remote::{Codec, Encode};
 use crate::dist::wire::RemoteOutcome;
 use crate::process::mailbox::Mailbox;
@@ -124,20 +126,35 @@ fn remote_envelope<B: GenServer>(
             });
             Some(Envelope::Call(request, reply))
         }
-        RemoteKind::Cast => match (codec.decode_cast)(payload) {
-            Ok(message) => Some(Envelope::Cast(message)),
-            Err(error) => {
-                tracing::warn!(%error, "dropped an undecodable remote cast");
-                None
-            }
-        },
-        RemoteKind::Info => match (codec.decode_info)(payload) {
+        RemoteKind::Cast => one_way_envelope(codec, false, payload),
+        RemoteKind::Info => one_way_envelope(codec, true, payload),
+    }
+}
+
+/// Decodes a cast (or, with `info`, an info) from another node; `None` (logged) if it does
+/// not decode.
+#[inline]
+fn one_way_envelope<B: GenServer>(
+    codec: Codec<B>,
+    info: bool,
+    payload: &[u8],
+) -> Option<Envelope<B>> {
+    if info {
+        match (codec.decode_info)(payload) {
             Ok(message) => Some(Envelope::Info(Info::Message(message))),
             Err(error) => {
                 tracing::warn!(%error, "dropped an undecodable remote message");
                 None
             }
-        },
+        }
+    } else {
+        match (codec.decode_cast)(payload) {
+            Ok(message) => Some(Envelope::Cast(message)),
+            Err(error) => {
+                tracing::warn!(%error, "dropped an undecodable remote cast");
+                None
+            }
+        }
     }
 }
 
@@ -289,6 +306,32 @@ impl<B: GenServer> AnyProcess for Process<B> {
         };
         // A closed mailbox drops the envelope: a call's ReplyTo then answers NoProc.
         let _ = self.deliver(envelope);
+    }
+
+    fn deliver_run(&self, frames: &[u8], run: &[RunFrame], staging: &mut Staging) {
+        let Some(codec) = B::__remote_codec() else {
+            // Casts to a local-only behaviour are dropped, as in `deliver_remote`.
+            return;
+        };
+        let staged = staging.queue::<Envelope<B>>();
+        for frame in run {
+            let payload = &frames[frame.start..frame.end];
+            if frame.behavior != codec.hash {
+                let pid = self.core.pid();
+                tracing::warn!(%pid, "dropped a remote message meant for another behaviour");
+                continue;
+            }
+            if let Some(envelope) = one_way_envelope(codec, frame.info, payload) {
+                staged.push_back(envelope);
+            }
+        }
+        if staged.is_empty() {
+            return;
+        }
+        // A closed mailbox drops them all, as it would each.
+        if let Ok(true) = self.mailbox.push_all(staged) {
+            self.core.waker.wake();
+        }
     }
 
     fn close_mailbox(&self) {

@@ -91,13 +91,19 @@ pub enum Wire {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Refusal {
-    Version { ours: u16, theirs: u16 },
+    Version {
+        ours: u16,
+        theirs: u16,
+    },
     Authentication,
     DuplicateNode,
     AlreadyConnected,
     Protocol,
     ShuttingDown,
-    CertificateName { expected: String, presented: Vec<String> },
+    CertificateName {
+        expected: String,
+        presented: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -135,9 +135,11 @@ impl Outbound {
                 return Err(PushError::Closed);
             }
             if lanes.may_queue(large, sender, None, self.limit) {
-                lanes.push(frame, sender, false, false);
+                let tell = lanes.push(frame, sender, false, false);
                 drop(lanes);
-                self.work.notify(1);
+                if tell {
+                    self.work.notify(1);
+                }
                 return Ok(());
             }
             let ticket = lanes.next_ticket;
@@ -162,10 +164,12 @@ impl Outbound {
                 if lanes.may_queue(large, sender, Some(ticket), self.limit) {
                     lanes.line(large).waiting.pop_front();
                     place.done = true;
-                    lanes.push(frame, sender, false, false);
+                    let tell = lanes.push(frame, sender, false, false);
                     let others = !lanes.nobody_waits();
                     drop(lanes);
-                    self.work.notify(1);
+                    if tell {
+                        self.work.notify(1);
+                    }
                     if others {
                         // Whoever is next may fit too, or waited only for this one.
                         self.room.notify(usize::MAX);

@@ -344,3 +344,61 @@ fn a_place_held_leaves_no_room_for_another_large_message_until_filled() {
     // Its size known, and under the bound: room again.
     queue.try_push(&mut large, 2).unwrap();
 }
+
+/// A waker that records that it was woken.
+#[derive(Default)]
+struct Flag(std::sync::atomic::AtomicBool);
+
+impl std::task::Wake for Flag {
+    fn wake(self: Arc<Self>) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Flag {
+    fn woken(&self) -> bool {
+        self.0.swap(false, Ordering::SeqCst)
+    }
+}
+
+#[test]
+fn a_waiting_writer_is_woken_by_the_first_frame_and_takes_those_queued_after_it() {
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+    let queue = Outbound::new(usize::MAX, Default::default());
+    let flag = Arc::new(Flag::default());
+    let waker = Waker::from(flag.clone());
+    let mut cx = Context::from_waker(&waker);
+    let mut batch = Vec::new();
+    // The writer waits: nothing is queued.
+    let mut next = Box::pin(queue.next_batch(&mut batch));
+    assert!(next.as_mut().poll(&mut cx).is_pending());
+    // The first frame wakes it; the second, queued before it runs, need not.
+    queue.try_push(&mut frame(10, 1), 1).unwrap();
+    assert!(flag.woken());
+    queue.try_push(&mut frame(10, 2), 2).unwrap();
+    let Poll::Ready(Some(taken)) = next.as_mut().poll(&mut cx) else {
+        panic!("the writer takes the frames queued");
+    };
+    assert_eq!(taken.messages, 2);
+    drop(next);
+    assert_eq!(frames(&batch).len(), 2);
+    // A frame queued while the batch is being written is taken once it is written.
+    queue.try_push(&mut frame(10, 3), 1).unwrap();
+    queue.written();
+    batch.clear();
+    let mut next = Box::pin(queue.next_batch(&mut batch));
+    let Poll::Ready(Some(taken)) = next.as_mut().poll(&mut cx) else {
+        panic!("the writer takes the frame queued while it wrote");
+    };
+    assert_eq!(taken.messages, 1);
+    // And the next frame after that batch wakes the waiting writer again.
+    drop(next);
+    queue.written();
+    batch.clear();
+    let mut next = Box::pin(queue.next_batch(&mut batch));
+    assert!(next.as_mut().poll(&mut cx).is_pending());
+    flag.woken();
+    queue.try_push(&mut frame(10, 4), 1).unwrap();
+    assert!(flag.woken());
+}

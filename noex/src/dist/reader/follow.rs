@@ -19,13 +19,18 @@ pub(super) struct Follow {
 
 impl Follow {
     pub(super) fn note(&mut self, target: usize) {
-        if target == 0 {
+        self.note_many(target, 1);
+    }
+
+    /// Notes `count` deliveries in a row to `target`.
+    pub(super) fn note_many(&mut self, target: usize, count: u32) {
+        if target == 0 || count == 0 {
             return;
         }
         if target == self.target {
-            self.run = self.run.saturating_add(1);
+            self.run = self.run.saturating_add(count);
         } else {
-            *self = Follow { target, run: 1 };
+            *self = Follow { target, run: count };
         }
     }
 

@@ -56,7 +56,30 @@ pub(super) fn encode_here<T>(
     encode: Bounded<T>,
     frame: &mut Vec<u8>,
 ) -> Result<Encoded, postcard::Error> {
-    match wire::encode_frame_with(header, frame, |out| encode(message, out, ENCODE_APART)) {
+    encoded_here(wire::encode_frame_with(header, frame, |out| {
+        encode(message, out, ENCODE_APART)
+    }))
+}
+
+/// [`encode_here`] with a header already encoded: `head`.
+#[inline]
+pub(super) fn encode_here_after<T>(
+    head: impl FnOnce(&mut Vec<u8>),
+    message: &T,
+    encode: Bounded<T>,
+    frame: &mut Vec<u8>,
+) -> Result<Encoded, postcard::Error> {
+    let head = |out: &mut Vec<u8>| {
+        head(out);
+        Ok(())
+    };
+    encoded_here(wire::encode_frame_of(frame, head, |out| {
+        encode(message, out, ENCODE_APART)
+    }))
+}
+
+fn encoded_here(written: postcard::Result<()>) -> Result<Encoded, postcard::Error> {
+    match written {
         Ok(()) => Ok(Encoded::Here),
         Err(postcard::Error::SerializeBufferFull) => Ok(Encoded::Apart),
         Err(error) => Err(error),

@@ -1,0 +1,181 @@
+//! Runs of casts: the frames for one process that lie together in a connection's read
+//! buffer are delivered together (see `dist::reader::run`). Whatever arrives together, each
+//! process gets each of its messages once, in the order they were sent; a message for
+//! another behaviour is dropped alone; and a process that has ended loses only its own.
+//!
+//! Each test writes all its frames at once, as a node's writer does, so that they reach
+//! the node's reader together.
+
+mod common;
+
+use common::raw::{frame, Address, Raw, Wire};
+use common::{cluster_config, run_blocking, within};
+use noex::{Ctx, ExitReason, GenServer, Info, Node, ReplyTo, ServerRef};
+
+/// Records the numbers cast to it, and those sent to it (as infos) negated.
+struct Log(Vec<i64>);
+
+#[noex::remote(name = "log")]
+impl GenServer for Log {
+    type Args = ();
+    type Call = ();
+    type Reply = Vec<i64>;
+    type Cast = i64;
+    type Info = i64;
+    type InitError = std::convert::Infallible;
+
+    async fn init(_: (), _: &mut Ctx<Self>) -> Result<Self, Self::InitError> {
+        Ok(Log(Vec::new()))
+    }
+
+    async fn handle_call(&mut self, _: (), reply: ReplyTo<Vec<i64>>, _: &mut Ctx<Self>) {
+        reply.send(self.0.clone());
+    }
+
+    async fn handle_cast(&mut self, n: i64, _: &mut Ctx<Self>) {
+        self.0.push(n);
+    }
+
+    async fn handle_info(&mut self, info: Info<i64>, _: &mut Ctx<Self>) {
+        if let Info::Message(n) = info {
+            self.0.push(-n);
+        }
+    }
+}
+
+const LOG: u32 = noex::__private::tag("log", "");
+
+/// A frame casting `n` to `log` — or, with `info`, sending it — expecting behaviour
+/// `behavior`.
+fn to_log(log: &ServerRef<Log>, n: i64, info: bool, behavior: u32) -> Vec<u8> {
+    let to = Address::Pid {
+        serial: log.pid().serial(),
+    };
+    let message = if info {
+        Wire::Info { to, behavior }
+    } else {
+        Wire::Cast { to, behavior }
+    };
+    frame(&message, &postcard::to_allocvec(&n).unwrap())
+}
+
+async fn logs(node: &Node, count: usize) -> Vec<ServerRef<Log>> {
+    let mut logs = Vec::new();
+    for _ in 0..count {
+        logs.push(node.spawn::<Log>(()).await.unwrap());
+    }
+    logs
+}
+
+/// What `log` has recorded, once it has recorded `len` numbers.
+async fn recorded(log: &ServerRef<Log>, len: usize) -> Vec<i64> {
+    within("the messages to be handled", async {
+        loop {
+            let recorded = log.call(()).await.unwrap();
+            if recorded.len() >= len {
+                return recorded;
+            }
+            smol::future::yield_now().await;
+        }
+    })
+    .await
+}
+
+#[test]
+fn a_run_of_casts_and_infos_for_one_process_arrives_in_order() {
+    run_blocking(async {
+        let node = Node::start(cluster_config("a")).await.unwrap();
+        let [log] = <[_; 1]>::try_from(logs(&node, 1).await).ok().unwrap();
+        let mut raw = Raw::join(&node).await;
+        // More than a run holds, casts and infos mixed, and one message for another
+        // behaviour in the middle.
+        let mut bytes = Vec::new();
+        let mut expected = Vec::new();
+        for n in 1..=300 {
+            let info = n % 3 == 0;
+            if n == 150 {
+                bytes.extend(to_log(&log, n, info, LOG ^ 1));
+                continue;
+            }
+            bytes.extend(to_log(&log, n, info, LOG));
+            expected.push(if info { -n } else { n });
+        }
+        raw.send_bytes(&bytes).await;
+        assert_eq!(recorded(&log, expected.len()).await, expected);
+        assert_eq!(node.connected_nodes().len(), 1, "the connection stays up");
+        node.shutdown();
+    });
+}
+
+#[test]
+fn interleaved_casts_for_several_processes_each_arrive_in_order() {
+    run_blocking(async {
+        let node = Node::start(cluster_config("a")).await.unwrap();
+        let logs = logs(&node, 3).await;
+        let mut raw = Raw::join(&node).await;
+        // Runs of every length from 1 to 7, to one process after another.
+        let mut bytes = Vec::new();
+        let mut expected = vec![Vec::new(); logs.len()];
+        let mut n = 0;
+        for round in 0..60 {
+            let which = (round * 7 + round / 3) % logs.len();
+            for _ in 0..=(round % 7) {
+                n += 1;
+                bytes.extend(to_log(&logs[which], n, false, LOG));
+                expected[which].push(n);
+            }
+        }
+        raw.send_bytes(&bytes).await;
+        for (log, expected) in logs.iter().zip(expected) {
+            assert_eq!(recorded(log, expected.len()).await, expected);
+        }
+        node.shutdown();
+    });
+}
+
+#[test]
+fn casts_to_a_process_that_ended_are_dropped_and_the_others_delivered() {
+    run_blocking(async {
+        let node = Node::start(cluster_config("a")).await.unwrap();
+        let logs = logs(&node, 2).await;
+        let (ended, alive) = (&logs[0], &logs[1]);
+        let mut raw = Raw::join(&node).await;
+        // The connection has delivered to the process before it ends (the reader
+        // remembers it).
+        raw.send_bytes(&to_log(ended, 0, false, LOG)).await;
+        recorded(ended, 1).await;
+        ended.stop(ExitReason::Normal).await.unwrap();
+        let mut bytes = Vec::new();
+        let mut expected = Vec::new();
+        for n in 1..=40 {
+            let to = if n % 10 < 4 { ended } else { alive };
+            bytes.extend(to_log(to, n, false, LOG));
+            if std::ptr::eq(to, alive) {
+                expected.push(n);
+            }
+        }
+        raw.send_bytes(&bytes).await;
+        assert_eq!(recorded(alive, expected.len()).await, expected);
+        assert_eq!(node.connected_nodes().len(), 1, "the connection stays up");
+        node.shutdown();
+    });
+}
+
+#[test]
+fn casts_before_an_oversized_frame_are_delivered_before_the_connection_ends() {
+    run_blocking(async {
+        let node = Node::start(cluster_config("a")).await.unwrap();
+        let [log] = <[_; 1]>::try_from(logs(&node, 1).await).ok().unwrap();
+        let mut raw = Raw::join(&node).await;
+        let mut bytes = Vec::new();
+        for n in 1..=10 {
+            bytes.extend(to_log(&log, n, false, LOG));
+        }
+        // A length prefix far past the node's maximum frame size: a protocol error.
+        bytes.extend_from_slice(&u32::MAX.to_be_bytes());
+        raw.send_bytes(&bytes).await;
+        raw.closed().await;
+        assert_eq!(recorded(&log, 10).await, (1..=10).collect::<Vec<_>>());
+        node.shutdown();
+    });
+}
