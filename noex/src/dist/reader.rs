@@ -1,6 +1,10 @@
 //! The reading side of a connection: frames are read, reassembled from fragments and
 //! handed to the local processes (or to the callers waiting for replies) they are for.
 //!
+//! Casts and infos for one process that lie one after the other in the read buffer are
+//! delivered together, as a run (see [`run`]): one lookup, one lock of the mailbox, one
+//! wake-up for the lot.
+//!
 //! The reader follows its deliveries: once they settle on processes of another scheduler
 //! thread, it moves there (see [`Follow`]), so that handing a message over wakes no other
 //! thread.
