@@ -71,7 +71,15 @@ thread_local! {
     /// Tasks left to run before the run loop reads the clock (see [`scheduler::Clock`]); one task
     /// that runs long sets it to 1 ([`ran_long`]).
     static CLOCK_LEFT: Cell<u32> = const { Cell::new(CLOCK_EVERY) };
+    /// How many tasks started at once ([`Executors::spawn_started`]) are being polled on
+    /// this thread, one inside the other.
+    static NESTED: Cell<u32> = const { Cell::new(0) };
 }
+
+/// How deep tasks started at once may nest (a process whose `init` spawns a process whose
+/// `init` spawns ...): deeper ones are queued, as [`Executors::spawn`] does, so that a long
+/// chain cannot exhaust the thread's stack.
+const MAX_NESTED: u32 = 8;
 
 /// Tells the calling scheduler thread that the task it runs has been running for a while
 /// (a process's long turn): the thread then sees whether the outside needs serving before
@@ -162,6 +170,33 @@ impl Executors {
         spawn_on(&self.schedulers[index], future)
     }
 
+    /// Spawns a task like [`spawn`](Self::spawn) and, when called from one of this node's
+    /// threads, polls it for the first time at once, in the caller, rather than behind the
+    /// tasks queued on the thread: a new process's `init`, which its spawner waits for,
+    /// then usually ends before the spawner's own poll does, and the spawner neither
+    /// yields nor is woken for it.
+    pub(crate) fn spawn_started<T: Send + 'static>(
+        &self,
+        future: impl Future<Output = T> + Send + 'static,
+    ) -> Task<T> {
+        let depth = NESTED.with(Cell::get);
+        let Some(index) = self.current().filter(|_| depth < MAX_NESTED) else {
+            return self.spawn(future);
+        };
+        let scheduler = &self.schedulers[index];
+        let (runnable, task) = task_on(scheduler, future);
+        if scheduler.stopped.load(Ordering::SeqCst) {
+            // Dropped unrun, as `spawn_on` would.
+            runnable.schedule();
+            return task;
+        }
+        NESTED.with(|nested| nested.set(depth + 1));
+        // The future's panics are caught (`propagate_panic`): `run` returns.
+        runnable.run();
+        NESTED.with(|nested| nested.set(depth));
+        task
+    }
+
     /// `true` if `key` (from [`current_scheduler`]) is one of this node's schedulers.
     pub(crate) fn is_scheduler(&self, key: usize) -> bool {
         self.schedulers.iter().any(|s| s.id() == key)
@@ -216,6 +251,16 @@ fn spawn_on<T: Send + 'static>(
     scheduler: &Arc<Scheduler>,
     future: impl Future<Output = T> + Send + 'static,
 ) -> Task<T> {
+    let (runnable, task) = task_on(scheduler, future);
+    runnable.schedule();
+    task
+}
+
+/// A task of `scheduler` running `future`, registered with it, not scheduled yet.
+fn task_on<T: Send + 'static>(
+    scheduler: &Arc<Scheduler>,
+    future: impl Future<Output = T> + Send + 'static,
+) -> (Runnable, Task<T>) {
     // Nothing is registered once the scheduler stopped: the task is dropped unrun (its
     // queue is closed), and there is nothing left to cancel it later.
     const NONE: usize = usize::MAX;
@@ -237,6 +282,5 @@ fn spawn_on<T: Send + 'static>(
     if key != NONE && !stopped() {
         scheduler.active().fill(key, runnable.waker());
     }
-    runnable.schedule();
-    task
+    (runnable, task)
 }
