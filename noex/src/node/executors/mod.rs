@@ -45,7 +45,7 @@ mod tests;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle, ThreadId};
 use std::time::Duration;
@@ -54,8 +54,11 @@ use async_task::{Runnable, Task};
 use atomic_waker::AtomicWaker;
 use concurrent_queue::ConcurrentQueue;
 
-use active::{Active, Registered};
+use active::{Active, Registered, Slot, HOME};
 use scheduler::{Scheduler, CLOCK_EVERY};
+
+/// The number of the next scheduler made (see `active::Slot`).
+static NEXT_NUMBER: AtomicU32 = AtomicU32::new(0);
 
 /// The bit of [`CURRENT`] set while the run loop is not running (a scheduler's address is
 /// aligned, so its lowest bit is free).
@@ -121,6 +124,7 @@ impl Executors {
                     sleeping: AtomicBool::new(false),
                     stopped: AtomicBool::new(false),
                     busy_wait,
+                    number: NEXT_NUMBER.fetch_add(1, Ordering::Relaxed),
                     active: Mutex::new(Active::default()),
                 })
             })
@@ -132,6 +136,7 @@ impl Executors {
                 .name(format!("noex-{node_name}-{index}"))
                 .spawn(move || {
                     CURRENT.with(|c| c.set(scheduler.id()));
+                    let _ = HOME.with(|home| home.set(scheduler.clone()));
                     spawn_on(&scheduler, crate::server::deadline::install_watch()).detach();
                     smol::block_on(scheduler.clone().run());
                     scheduler.cancel_all();
@@ -262,25 +267,25 @@ fn task_on<T: Send + 'static>(
     future: impl Future<Output = T> + Send + 'static,
 ) -> (Runnable, Task<T>) {
     // Nothing is registered once the scheduler stopped: the task is dropped unrun (its
-    // queue is closed), and there is nothing left to cancel it later.
-    const NONE: usize = usize::MAX;
-    let stopped = || scheduler.stopped.load(Ordering::SeqCst);
-    let key = if stopped() {
-        NONE
-    } else {
-        scheduler.active().reserve()
-    };
-    let future = Registered {
-        future,
-        scheduler: scheduler.clone(),
-        key,
-    };
+    // queue is closed), and there is nothing left to cancel it later. The slot is
+    // reserved and filled under one lock.
     let owner = scheduler.clone();
-    let (runnable, task) = async_task::Builder::new()
-        .propagate_panic(true)
-        .spawn(|_| future, move |runnable| owner.schedule(runnable));
-    if key != NONE && !stopped() {
-        scheduler.active().fill(key, runnable.waker());
+    let build = |slot: Slot| {
+        let future = Registered { future, slot };
+        async_task::Builder::new()
+            .propagate_panic(true)
+            .spawn(|_| future, move |runnable| owner.schedule(runnable))
+    };
+    if scheduler.stopped.load(Ordering::SeqCst) {
+        return build(Slot::NONE);
     }
+    let mut active = scheduler.active();
+    let index = active.reserve();
+    let (runnable, task) = build(Slot {
+        scheduler: scheduler.number,
+        index,
+    });
+    active.fill(index, runnable.waker());
+    drop(active);
     (runnable, task)
 }

@@ -49,6 +49,8 @@ pub(super) struct Scheduler {
     pub(super) stopped: AtomicBool,
     /// How long the thread busy-waits for work before it sleeps.
     pub(super) busy_wait: Duration,
+    /// A number of its own, unique in the OS process (see `active::Slot`).
+    pub(super) number: u32,
     /// The tasks not yet ended, so that stopping can cancel them.
     pub(super) active: Mutex<Active>,
 }
