@@ -318,9 +318,27 @@ pub(crate) fn run<B: GenServer>(
         started.send(Ok(()), &process);
         Ok((state, ctx))
     };
-    // The process loop, once `init` has succeeded: one message at a time, watching
-    // signals. A closure that captures nothing: no room taken in the process's future.
-    let serve = |(mut state, mut ctx): (B, Ctx<B>)| async move {
+    // `terminate`, once the loop has honoured a stop: a future of its own, so that the
+    // loop's keeps no room for the reason beside its other steps.
+    let terminate = |(mut state, mut ctx, process, reason): Terminating<B>| async move {
+        let ended = guarded(&process, state.terminate(&reason, &mut ctx)).await;
+        ended.err().unwrap_or(reason)
+    };
+    Phases {
+        phase: Phase::Init { future: init },
+        serve: serve::<B>,
+        terminate,
+    }
+}
+
+/// The process loop, once `init` has succeeded: one message at a time, watching signals;
+/// `Ok` to run `terminate` next, `Err` with the reason the process ends with now.
+// Not an `async fn`: that would hold copies of the arguments for the process's life.
+#[allow(clippy::manual_async_fn)]
+fn serve<B: GenServer>(
+    (mut state, mut ctx): (B, Ctx<B>),
+) -> impl Future<Output = Result<Terminating<B>, ExitReason>> {
+    async move {
         // One pointer for the process's life: borrowed where needed rather than kept
         // as a reference beside the `Arc` (both would be stored in this future).
         let process = ctx.process().clone();
@@ -454,17 +472,6 @@ pub(crate) fn run<B: GenServer>(
             }
             guarded(&process, handler).await?;
         }
-    };
-    // `terminate`, once the loop has honoured a stop: a future of its own, so that the
-    // loop's keeps no room for the reason beside its other steps.
-    let terminate = |(mut state, mut ctx, process, reason): Terminating<B>| async move {
-        let ended = guarded(&process, state.terminate(&reason, &mut ctx)).await;
-        ended.err().unwrap_or(reason)
-    };
-    Phases {
-        phase: Phase::Init { future: init },
-        serve,
-        terminate,
     }
 }
 
