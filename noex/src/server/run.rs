@@ -285,9 +285,7 @@ pub(crate) fn run<B: GenServer>(
     args: B::Args,
     started: Started<B>,
 ) -> impl Future<Output = ExitReason> {
-    // Both futures are written here, in one body, rather than by functions of their own:
-    // a handler that spawns a process of its own behaviour would otherwise make the
-    // compiler's check that the process's future is `Send` depend on itself.
+    // `init`: its future, with the arguments, lives only until `init` has ended.
     let init = async move {
         let process = ctx.process().clone();
         process
