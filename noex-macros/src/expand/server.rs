@@ -124,6 +124,38 @@ fn invoke(method: &Method, arguments: Vec<TokenStream>) -> TokenStream {
     }
 }
 
+/// A `GenServer` method returning a future: an `async fn` if `is_async`, else a plain `fn`
+/// that runs `body` at once and returns a ready future. The process keeps room for the
+/// largest of its handlers' futures for its whole life: a ready future takes none, where an
+/// `async fn` holds its arguments.
+fn future_fn(
+    is_async: bool,
+    name: TokenStream,
+    inputs: TokenStream,
+    output: TokenStream,
+    body: TokenStream,
+) -> TokenStream {
+    if is_async {
+        quote! {
+            async fn #name(#inputs) -> #output {
+                #body
+            }
+        }
+    } else {
+        quote! {
+            #[allow(unreachable_code, clippy::unused_unit)]
+            fn #name(#inputs) -> impl ::core::future::Future<Output = #output> + ::core::marker::Send {
+                ::core::future::ready({ #body })
+            }
+        }
+    }
+}
+
+/// `true` if some handler of `role` is an `async fn`.
+fn any_async(behavior: &Behavior, role: Role) -> bool {
+    with_role(behavior, role).any(|method| method.is_async)
+}
+
 /// The `GenServer` impl.
 pub(super) fn gen_server(behavior: &Behavior, names: &Names) -> TokenStream {
     let self_ty = &behavior.item.self_ty;
@@ -141,27 +173,23 @@ pub(super) fn gen_server(behavior: &Behavior, names: &Names) -> TokenStream {
     let handle_cast = handle_cast(behavior, names);
     let handle_info = info.map(|method| {
         let invoke = invoke(method, call_arguments(method, TokenStream::new()));
-        quote! {
-            async fn handle_info(
-                &mut self,
-                __noex_info: ::noex::Info<Self::Info>,
-                __noex_ctx: &mut ::noex::Ctx<Self>,
-            ) {
-                #invoke
-            }
-        }
+        future_fn(
+            method.is_async,
+            quote!(handle_info),
+            quote!(&mut self, __noex_info: ::noex::Info<Self::Info>, __noex_ctx: &mut ::noex::Ctx<Self>),
+            quote!(()),
+            quote!(#invoke;),
+        )
     });
     let terminate = with_role(behavior, Role::Terminate).next().map(|method| {
         let invoke = invoke(method, call_arguments(method, TokenStream::new()));
-        quote! {
-            async fn terminate(
-                &mut self,
-                __noex_reason: &::noex::ExitReason,
-                __noex_ctx: &mut ::noex::Ctx<Self>,
-            ) {
-                #invoke
-            }
-        }
+        future_fn(
+            method.is_async,
+            quote!(terminate),
+            quote!(&mut self, __noex_reason: &::noex::ExitReason, __noex_ctx: &mut ::noex::Ctx<Self>),
+            quote!(()),
+            quote!(#invoke;),
+        )
     });
     let init_method = init(behavior);
     let init_error = match &init_method.output {
@@ -246,6 +274,7 @@ fn init_fn(behavior: &Behavior) -> TokenStream {
         }
         _ => quote!(::core::result::Result::Ok(#invoke)),
     };
+    // Always an `async fn`, even for a plain `fn`: its future lives only until `init` ends.
     quote! {
         async fn init(
             __noex_args: Self::Args,
@@ -319,19 +348,25 @@ fn handle_call(behavior: &Behavior, names: &Names) -> TokenStream {
             }
         }
     });
-    quote! {
-        async fn handle_call(
+    let handle_call = future_fn(
+        any_async(behavior, Role::Call),
+        quote!(handle_call),
+        quote! {
             &mut self,
             __noex_request: Self::Call,
             __noex_reply: ::noex::ReplyTo<Self::Reply>,
-            __noex_ctx: &mut ::noex::Ctx<Self>,
-        ) {
+            __noex_ctx: &mut ::noex::Ctx<Self>
+        },
+        quote!(()),
+        quote! {
             match __noex_request {
                 #(#arms)*
                 #phantom
             }
-        }
-
+        },
+    );
+    quote! {
+        #handle_call
         #handle_now
     }
 }
@@ -389,14 +424,20 @@ fn handle_cast(behavior: &Behavior, names: &Names) -> TokenStream {
             }
         }
     });
-    quote! {
-        async fn handle_cast(&mut self, __noex_message: Self::Cast, __noex_ctx: &mut ::noex::Ctx<Self>) {
+    let handle_cast = future_fn(
+        any_async(behavior, Role::Cast),
+        quote!(handle_cast),
+        quote!(&mut self, __noex_message: Self::Cast, __noex_ctx: &mut ::noex::Ctx<Self>),
+        quote!(()),
+        quote! {
             match __noex_message {
                 #(#arms)*
                 #phantom
             }
-        }
-
+        },
+    );
+    quote! {
+        #handle_cast
         #handle_now
     }
 }

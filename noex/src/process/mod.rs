@@ -10,6 +10,7 @@
 //! notified, in the order OTP uses (names released before exit and down signals go out).
 
 pub(crate) mod drain;
+mod ended;
 pub(crate) mod mailbox;
 mod noted;
 pub(crate) mod table;
@@ -143,7 +144,7 @@ pub(crate) struct Core {
 
 #[derive(Default)]
 struct CoreState {
-    exit: Option<ExitReason>,
+    exit: ended::Ended,
     /// Allocated on first use: most processes never need it, and idle processes are many.
     ties: Option<Box<Ties>>,
 }
@@ -324,11 +325,11 @@ impl Core {
     }
 
     pub(crate) fn exit_reason(&self) -> Option<ExitReason> {
-        self.lock().exit.clone()
+        self.lock().exit.reason()
     }
 
     pub(crate) fn is_alive(&self) -> bool {
-        self.lock().exit.is_none()
+        !self.lock().exit.is_some()
     }
 
     /// Adds a link to `peer`. Fails with `false` if this process has ended.
@@ -534,7 +535,7 @@ impl Core {
         if state.exit.is_some() {
             return None;
         }
-        state.exit = Some(reason);
+        state.exit = ended::Ended::new(reason);
         self.signals_pending.store(false, Ordering::Release);
         let mut remains = state.ties.take().map_or_else(Ties::default, |ties| *ties);
         remains.signals.clear();

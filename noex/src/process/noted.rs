@@ -32,6 +32,12 @@ impl Core {
         self.stop_noted.store(true, Ordering::Relaxed);
     }
 
+    /// `true` if a stop was noted (see [`take_noted_stop`](Self::take_noted_stop)).
+    #[inline]
+    pub(crate) fn stop_is_noted(&self) -> bool {
+        self.stop_noted.load(Ordering::Relaxed)
+    }
+
     /// Takes the stop noted by [`note_stop`](Self::note_stop), if any. Only the process
     /// itself calls this (and `note_stop`), so the flag needs no ordering.
     #[inline]

@@ -8,7 +8,7 @@
 
 use std::cell::Cell;
 use std::collections::VecDeque;
-use std::future::{poll_fn, Future};
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
@@ -42,19 +42,26 @@ const CLOCK_EVERY: u32 = 64;
 #[derive(Default)]
 struct Turn {
     handled: u32,
-    /// When the turn had handled [`CLOCK_EVERY`] messages, in nanoseconds since
-    /// [`clock`]'s epoch; 0 before. (Not an `Option<Instant>`: twice the size, in every
-    /// process's future.)
-    mark: u64,
+    /// When the turn had handled [`CLOCK_EVERY`] messages, in [`clock`] ticks; 0 before.
+    /// (Not an `Option<Instant>`: four times the size, in every process's future.)
+    mark: u32,
 }
 
-/// Nanoseconds since the first call (at least 1).
-fn clock() -> u64 {
+/// Nanoseconds in one tick of [`clock`].
+const TICK_NANOS: u32 = 1 << TICK_SHIFT;
+const TICK_SHIFT: u32 = 10;
+
+/// [`TURN_TIME`] in ticks of [`clock`].
+const TURN_TICKS: u32 = (TURN_TIME.as_nanos() / TICK_NANOS as u128) as u32;
+
+/// Ticks of about a microsecond (1,024 ns) since the first call, wrapping after some 73
+/// minutes (compared with wrapping arithmetic); never 0.
+fn clock() -> u32 {
     static EPOCH: OnceLock<Instant> = OnceLock::new();
     let epoch = *EPOCH.get_or_init(Instant::now);
-    u64::try_from(epoch.elapsed().as_nanos())
-        .unwrap_or(u64::MAX)
-        .max(1)
+    // Truncated on purpose: only differences of a few ticks are ever looked at.
+    let ticks = (epoch.elapsed().as_nanos() >> TICK_SHIFT) as u32;
+    ticks.max(1)
 }
 
 impl Turn {
@@ -67,7 +74,7 @@ impl Turn {
             if self.mark == 0 {
                 self.mark = now;
             }
-            if now - self.mark >= TURN_TIME.as_nanos() as u64 {
+            if now.wrapping_sub(self.mark) >= TURN_TICKS {
                 // Let `over` see it at once, and the thread serve the outside next.
                 self.handled = self.handled.max(TURN_LIMIT);
                 crate::node::executors::ran_long();
@@ -204,30 +211,48 @@ impl<B: GenServer, F: Future> Future for Guarded<'_, B, F> {
 
 /// Waits until the mailbox or the signal queue has something, moving queued messages into
 /// `batch`. Returns `true` if it had to wait (the process's turn ended).
-async fn wait_for_work<B: GenServer>(
-    process: &Process<B>,
-    batch: &mut VecDeque<Envelope<B>>,
-) -> bool {
-    let mut waited = false;
+fn wait_for_work<'a, B: GenServer>(
+    process: &'a Process<B>,
+    batch: &'a mut VecDeque<Envelope<B>>,
+) -> WaitForWork<'a, B> {
     // Every message taken is handled: a reader holding a peer back for this process may
     // look again (see `process::drain`).
     process.core.drain.batch_done();
-    poll_fn(|cx| {
-        process.mailbox.take_into(batch);
-        if !batch.is_empty() || process.core.has_signals() {
-            return Poll::Ready(waited);
+    WaitForWork {
+        process,
+        batch,
+        waited: false,
+    }
+}
+
+/// The future of [`wait_for_work`]: a struct, as small as can be (it is part of every idle
+/// process's memory).
+struct WaitForWork<'a, B: GenServer> {
+    process: &'a Process<B>,
+    batch: &'a mut VecDeque<Envelope<B>>,
+    waited: bool,
+}
+
+impl<B: GenServer> Future for WaitForWork<'_, B> {
+    type Output = bool;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<bool> {
+        let this = self.get_mut();
+        let process = this.process;
+        process.mailbox.take_into(this.batch);
+        if !this.batch.is_empty() || process.core.has_signals() {
+            return Poll::Ready(this.waited);
         }
         process.core.waker.register(cx.waker());
         // A push after the take above either sets `queued` before we look, or wakes us.
         if process.mailbox.has_queued() || process.core.has_signals() {
-            Poll::Ready(waited)
+            Poll::Ready(this.waited)
         } else {
-            process.mailbox.trim(batch);
-            waited = true;
+            process.mailbox.trim(this.batch);
+            this.waited = true;
             Poll::Pending
         }
-    })
-    .await
+    }
 }
 
 /// [`wait_for_work`] for at most `after`: `None` if nothing came. Boxed: only processes
@@ -250,35 +275,32 @@ fn idle_wait<'a, B: GenServer>(
 
 /// Runs a process of behaviour `B` from `init` to its end; returns why it ended.
 ///
-/// Written with an eye on the size of its future, which every process carries: the
-/// arguments are used where they were captured (an `async fn` would copy them), results
-/// are consumed where they are produced, and the message being dispatched lives only in
-/// the block that turns it into its handler.
-// Not an `async fn`: that would hold copies of the arguments for the process's life.
-#[allow(clippy::manual_async_fn)]
+/// Written with an eye on the size of its future, which every process carries: `init`
+/// and the loop are two futures, one after the other, so that the loop keeps nothing of
+/// `init`'s arguments; the arguments are used where they were captured (an `async fn`
+/// would copy them), results are consumed where they are produced, and the message being
+/// dispatched lives only in the block that turns it into its handler.
 pub(crate) fn run<B: GenServer>(
     mut ctx: Ctx<B>,
     args: B::Args,
     started: Started<B>,
 ) -> impl Future<Output = ExitReason> {
-    async move {
-        // One pointer for the process's life: borrowed where needed rather than kept
-        // as a reference beside the `Arc` (both would be stored in this future).
+    // `init`: its future, with the arguments, lives only until `init` has ended.
+    let init = async move {
         let process = ctx.process().clone();
         process
             .core
             .set_home(crate::node::executors::current_scheduler());
-
-        let mut state = match guarded(&process, B::init(args, &mut ctx)).await {
+        let state = match guarded(&process, B::init(args, &mut ctx)).await {
             Ok(Ok(state)) => state,
             Ok(Err(error)) => {
                 let reason = ExitReason::error(&error);
                 started.send(Err(SpawnError::Init(error)), &process);
-                return reason;
+                return Err(reason);
             }
             Err(reason) => {
                 started.send(Err(SpawnError::Exited(reason.clone())), &process);
-                return reason;
+                return Err(reason);
             }
         };
         process.core.set_initialized();
@@ -292,7 +314,32 @@ pub(crate) fn run<B: GenServer>(
             }
         }
         started.send(Ok(()), &process);
+        Ok((state, ctx))
+    };
+    // `terminate`, once the loop has honoured a stop: a future of its own, so that the
+    // loop's keeps no room for the reason beside its other steps.
+    let terminate = |(mut state, mut ctx, process, reason): Terminating<B>| async move {
+        let ended = guarded(&process, state.terminate(&reason, &mut ctx)).await;
+        ended.err().unwrap_or(reason)
+    };
+    Phases {
+        phase: Phase::Init { future: init },
+        serve: serve::<B>,
+        terminate,
+    }
+}
 
+/// The process loop, once `init` has succeeded: one message at a time, watching signals;
+/// `Ok` to run `terminate` next, `Err` with the reason the process ends with now.
+// Not an `async fn`: that would hold copies of the arguments for the process's life.
+#[allow(clippy::manual_async_fn)]
+fn serve<B: GenServer>(
+    (mut state, mut ctx): (B, Ctx<B>),
+) -> impl Future<Output = Result<Terminating<B>, ExitReason>> {
+    async move {
+        // One pointer for the process's life: borrowed where needed rather than kept
+        // as a reference beside the `Arc` (both would be stored in this future).
+        let process = ctx.process().clone();
         let mut batch = VecDeque::new();
         let mut turn = Turn::default();
         loop {
@@ -302,13 +349,14 @@ pub(crate) fn run<B: GenServer>(
             }
             if process.core.has_signals() {
                 if let Some(reason) = handle_signals(&process) {
-                    return reason;
+                    return Err(reason);
                 }
             }
-            if let Some(reason) = process.core.take_noted_stop() {
-                let terminate = state.terminate(&reason, &mut ctx);
-                let ended = guarded(&process, terminate).await;
-                return ended.err().unwrap_or(reason);
+            if process.core.stop_is_noted() {
+                let Some(reason) = process.core.take_noted_stop() else {
+                    continue;
+                };
+                return Ok((state, ctx, process, reason));
             }
             if let Some(info) = ctx.take_continue() {
                 batch.push_front(Envelope::Info(Info::Continue(info)));
@@ -343,7 +391,7 @@ pub(crate) fn run<B: GenServer>(
                     Ok(Some(envelope)) => batch.push_front(envelope),
                     // Undecodable (and dropped): counted now, as it will not come back.
                     Ok(None) => process.core.count_message(),
-                    Err(reason) => return reason,
+                    Err(reason) => return Err(reason),
                 }
                 continue;
             }
@@ -417,14 +465,67 @@ pub(crate) fn run<B: GenServer>(
             };
             #[cfg(feature = "tracing-context")]
             if let Some(trace) = trace {
-                if let Err(reason) = trace.instrument(guarded(&process, handler)).await {
-                    return reason;
-                }
+                trace.instrument(guarded(&process, handler)).await?;
                 continue;
             }
-            if let Err(reason) = guarded(&process, handler).await {
-                return reason;
-            }
+            guarded(&process, handler).await?;
+        }
+    }
+}
+
+/// What `terminate` runs with: the state, the context, the process, and why it stops.
+type Terminating<B> = (B, Ctx<B>, Arc<Process<B>>, ExitReason);
+
+pin_project_lite::pin_project! {
+    /// The future of [`run`]: `init`'s future, then the loop's, then `terminate`'s if the
+    /// process stops gracefully; each made from the last one's output by a closure that
+    /// captures nothing (no room taken), and each holding only what it needs.
+    struct Phases<I, S, T, F, G> {
+        #[pin]
+        phase: Phase<I, S, T>,
+        serve: F,
+        terminate: G,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = PhaseProjection]
+    enum Phase<I, S, T> {
+        Init { #[pin] future: I },
+        Serve { #[pin] future: S },
+        Terminate { #[pin] future: T },
+    }
+}
+
+impl<A, C, I, S, T, F, G> Future for Phases<I, S, T, F, G>
+where
+    I: Future<Output = Result<A, ExitReason>>,
+    S: Future<Output = Result<C, ExitReason>>,
+    T: Future<Output = ExitReason>,
+    F: Fn(A) -> S,
+    G: Fn(C) -> T,
+{
+    type Output = ExitReason;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<ExitReason> {
+        let mut this = self.project();
+        loop {
+            let next = match this.phase.as_mut().project() {
+                PhaseProjection::Init { future } => match std::task::ready!(future.poll(cx)) {
+                    Ok(serving) => Phase::Serve {
+                        future: (this.serve)(serving),
+                    },
+                    Err(reason) => return Poll::Ready(reason),
+                },
+                PhaseProjection::Serve { future } => match std::task::ready!(future.poll(cx)) {
+                    Ok(terminating) => Phase::Terminate {
+                        future: (this.terminate)(terminating),
+                    },
+                    Err(reason) => return Poll::Ready(reason),
+                },
+                PhaseProjection::Terminate { future } => return future.poll(cx),
+            };
+            this.phase.set(next);
         }
     }
 }

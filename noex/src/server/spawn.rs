@@ -250,7 +250,8 @@ pub(crate) async fn spawn<B: GenServer>(
     let task = process_task(Arc::downgrade(node), ctx, args, started);
     #[cfg(feature = "tracing-context")]
     let task = tracing::Instrument::instrument(task, crate::trace::process_span(&pid, &node.name));
-    node.executors.spawn(task).detach();
+    // Its first poll runs `init` at once, here, when spawned from one of the node's threads.
+    node.executors.spawn_started(task).detach();
 
     // A thread's deadline table rather than a reactor timer: init is usually over before
     // the timer would even be registered.

@@ -1,0 +1,291 @@
+//! The node's scheduler threads, each running its own tasks from a queue of its own.
+//!
+//! A process spawned from one of the node's threads runs on that thread, like Erlang placing
+//! a spawned process on its parent's scheduler: processes that talk to each other then
+//! share a thread, and a call between them costs no cross-thread wake-up. Work spawned from
+//! any other thread is spread round-robin over the threads.
+//!
+//! Each thread is a small purpose-built executor on [`async_task`]: a task woken on its own
+//! thread goes to that thread's local queue — a plain `VecDeque`, no atomics, no notification
+//! — and one woken from elsewhere goes to the thread's injection queue, waking the thread
+//! only if it sleeps. A general-purpose executor pays for work stealing and for notifying
+//! other threads on every wake-up; here a task never moves between threads, so a message
+//! exchange between two processes of one thread is a few queue operations. The loop runs
+//! inside `smol::block_on`, which drives the I/O reactor whenever the thread has nothing to
+//! run, every [`BUDGET`] tasks, and whenever [`SERVICE_INTERVAL`] has passed since it last
+//! did (see below).
+//!
+//! # Work from elsewhere does not wait behind a busy neighbour
+//!
+//! A task woken from outside the run loop — by another thread (a call from outside the
+//! node, a message from a process of another thread), or by the reactor on this thread (a
+//! timer, a socket) — must not wait for the local queue to drain: a process flooded with
+//! messages takes turns of up to a millisecond, and many of them. So the loop looks at the
+//! clock every few tasks (every [`CLOCK_EVERY`] while tasks are short, down to every
+//! task while they take long) and after any task that says it ran long ([`ran_long`]); once [`SERVICE_INTERVAL`] has passed since it last served the outside, it
+//! lets `block_on` poll the reactor, and then runs the tasks injected from other threads
+//! before its local queue. Tasks the reactor wakes go to the front of the local queue.
+//!
+//! # Busy-waiting before sleeping
+//!
+//! Waking a parked thread costs tens of microseconds on a VM — more than a whole message
+//! round trip between processes. So a thread that runs out of work first busy-waits for
+//! the node's [`busy_wait`](crate::NodeBuilder::busy_wait) setting, polling the reactor
+//! (without blocking) and its injection queue, and only then sleeps: a reply, a call from
+//! another thread or a frame from a peer that comes within that time is picked up at once.
+//! The cost is CPU time while idle: at most `busy_wait` per burst of work, so a node with
+//! nothing to do sleeps, and one with a steady stream of work spaced less than `busy_wait`
+//! apart keeps its threads busy (like Erlang's scheduler busy-wait, `+sbwt`).
+
+mod active;
+mod scheduler;
+#[cfg(test)]
+mod tests;
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::{self, JoinHandle, ThreadId};
+use std::time::Duration;
+
+use async_task::{Runnable, Task};
+use atomic_waker::AtomicWaker;
+use concurrent_queue::ConcurrentQueue;
+
+use active::{Active, Registered, Slot, HOME};
+use scheduler::{Scheduler, CLOCK_EVERY};
+
+/// The number of the next scheduler made (see `active::Slot`).
+static NEXT_NUMBER: AtomicU32 = AtomicU32::new(0);
+
+/// The bit of [`CURRENT`] set while the run loop is not running (a scheduler's address is
+/// aligned, so its lowest bit is free).
+const OUTSIDE: usize = 1;
+
+thread_local! {
+    /// The scheduler this thread runs (its address), for a node's own threads.
+    /// Its lowest bit ([`OUTSIDE`]) is set while the run loop has handed the thread back
+    /// to `block_on`: a task woken on this thread meanwhile was woken by the reactor.
+    static CURRENT: Cell<usize> = const { Cell::new(0) };
+    /// This thread's local run queue.
+    static LOCAL: RefCell<VecDeque<Runnable>> = const { RefCell::new(VecDeque::new()) };
+    /// Tasks left to run before the run loop reads the clock (see [`scheduler::Clock`]); one task
+    /// that runs long sets it to 1 ([`ran_long`]).
+    static CLOCK_LEFT: Cell<u32> = const { Cell::new(CLOCK_EVERY) };
+    /// How many tasks started at once ([`Executors::spawn_started`]) are being polled on
+    /// this thread, one inside the other.
+    static NESTED: Cell<u32> = const { Cell::new(0) };
+}
+
+/// How deep tasks started at once may nest (a process whose `init` spawns a process whose
+/// `init` spawns ...): deeper ones are queued, as [`Executors::spawn`] does, so that a long
+/// chain cannot exhaust the thread's stack.
+const MAX_NESTED: u32 = 8;
+
+/// Tells the calling scheduler thread that the task it runs has been running for a while
+/// (a process's long turn): the thread then sees whether the outside needs serving before
+/// it runs the next task, rather than a few more.
+#[cold]
+#[inline(never)]
+pub(crate) fn ran_long() {
+    CLOCK_LEFT.with(|left| left.set(1));
+}
+
+/// The scheduler whose thread is calling (a key for [`Executors::spawn_on_scheduler`]), 0 on
+/// any other thread.
+pub(crate) fn current_scheduler() -> usize {
+    CURRENT.with(Cell::get) & !OUTSIDE
+}
+
+fn local_pop() -> Option<Runnable> {
+    LOCAL.with(|local| local.borrow_mut().pop_front())
+}
+
+/// The scheduler threads of one node.
+pub(crate) struct Executors {
+    schedulers: Vec<Arc<Scheduler>>,
+    next: AtomicUsize,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    thread_ids: Vec<ThreadId>,
+}
+
+impl Executors {
+    /// Starts `threads` scheduler threads named after the node, each busy-waiting for
+    /// `busy_wait` before it sleeps.
+    pub(crate) fn start(node_name: &str, threads: usize, busy_wait: Duration) -> Self {
+        let threads = threads.max(1);
+        let schedulers: Vec<_> = (0..threads)
+            .map(|_| {
+                Arc::new(Scheduler {
+                    injected: ConcurrentQueue::unbounded(),
+                    waker: AtomicWaker::new(),
+                    sleeping: AtomicBool::new(false),
+                    stopped: AtomicBool::new(false),
+                    busy_wait,
+                    number: NEXT_NUMBER.fetch_add(1, Ordering::Relaxed),
+                    active: Mutex::new(Active::default()),
+                })
+            })
+            .collect();
+        let mut handles = Vec::with_capacity(threads);
+        for (index, scheduler) in schedulers.iter().enumerate() {
+            let scheduler = scheduler.clone();
+            let handle = thread::Builder::new()
+                .name(format!("noex-{node_name}-{index}"))
+                .spawn(move || {
+                    CURRENT.with(|c| c.set(scheduler.id()));
+                    let _ = HOME.with(|home| home.set(scheduler.clone()));
+                    spawn_on(&scheduler, crate::server::deadline::install_watch()).detach();
+                    smol::block_on(scheduler.clone().run());
+                    scheduler.cancel_all();
+                    CURRENT.with(|c| c.set(0));
+                })
+                .expect("failed to start a noex scheduler thread");
+            handles.push(handle);
+        }
+        Executors {
+            thread_ids: handles.iter().map(|h| h.thread().id()).collect(),
+            schedulers,
+            next: AtomicUsize::new(0),
+            threads: Mutex::new(handles),
+        }
+    }
+
+    /// The scheduler of the calling thread, if it is one of ours.
+    fn current(&self) -> Option<usize> {
+        let current = current_scheduler();
+        self.schedulers.iter().position(|s| s.id() == current)
+    }
+
+    /// `true` when called from one of this node's scheduler threads.
+    pub(crate) fn on_own_thread(&self) -> bool {
+        self.current().is_some()
+    }
+
+    /// Spawns a task: on the calling thread if it is ours, else round-robin.
+    pub(crate) fn spawn<T: Send + 'static>(
+        &self,
+        future: impl Future<Output = T> + Send + 'static,
+    ) -> Task<T> {
+        let index = self
+            .current()
+            .unwrap_or_else(|| self.next.fetch_add(1, Ordering::Relaxed) % self.schedulers.len());
+        spawn_on(&self.schedulers[index], future)
+    }
+
+    /// Spawns a task like [`spawn`](Self::spawn) and, when called from one of this node's
+    /// threads, polls it for the first time at once, in the caller, rather than behind the
+    /// tasks queued on the thread: a new process's `init`, which its spawner waits for,
+    /// then usually ends before the spawner's own poll does, and the spawner neither
+    /// yields nor is woken for it.
+    pub(crate) fn spawn_started<T: Send + 'static>(
+        &self,
+        future: impl Future<Output = T> + Send + 'static,
+    ) -> Task<T> {
+        let depth = NESTED.with(Cell::get);
+        let Some(index) = self.current().filter(|_| depth < MAX_NESTED) else {
+            return self.spawn(future);
+        };
+        let scheduler = &self.schedulers[index];
+        let (runnable, task) = task_on(scheduler, future);
+        if scheduler.stopped.load(Ordering::SeqCst) {
+            // Dropped unrun, as `spawn_on` would.
+            runnable.schedule();
+            return task;
+        }
+        NESTED.with(|nested| nested.set(depth + 1));
+        // The future's panics are caught (`propagate_panic`): `run` returns.
+        runnable.run();
+        NESTED.with(|nested| nested.set(depth));
+        task
+    }
+
+    /// `true` if `key` (from [`current_scheduler`]) is one of this node's schedulers.
+    pub(crate) fn is_scheduler(&self, key: usize) -> bool {
+        self.schedulers.iter().any(|s| s.id() == key)
+    }
+
+    /// Spawns a task on the thread of the scheduler `key` (from [`current_scheduler`]);
+    /// `None` if it is not one of this node's.
+    pub(crate) fn spawn_on_scheduler<T: Send + 'static>(
+        &self,
+        key: usize,
+        future: impl Future<Output = T> + Send + 'static,
+    ) -> Option<Task<T>> {
+        let scheduler = self.schedulers.iter().find(|s| s.id() == key)?;
+        Some(spawn_on(scheduler, future))
+    }
+
+    /// Number of scheduler threads.
+    pub(crate) fn threads(&self) -> usize {
+        self.schedulers.len()
+    }
+
+    /// How long a thread busy-waits before it sleeps.
+    pub(crate) fn busy_wait(&self) -> Duration {
+        self.schedulers
+            .first()
+            .map_or(Duration::ZERO, |s| s.busy_wait)
+    }
+
+    /// Asks every thread to stop; joins them unless called from one of them.
+    pub(crate) fn stop(&self) {
+        for scheduler in &self.schedulers {
+            scheduler.stopped.store(true, Ordering::SeqCst);
+            scheduler.sleeping.store(false, Ordering::SeqCst);
+            scheduler.waker.wake();
+        }
+        let me = thread::current().id();
+        if self.thread_ids.contains(&me) {
+            return;
+        }
+        let handles =
+            std::mem::take(&mut *self.threads.lock().unwrap_or_else(PoisonError::into_inner));
+        for handle in handles {
+            // A thread only ends by returning from `run`; a panic there was already reported.
+            let _ = handle.join();
+        }
+    }
+}
+
+/// Spawns `future` on `scheduler`'s thread. A panic in the task is caught and re-raised
+/// where the task is awaited, never on the scheduler thread.
+fn spawn_on<T: Send + 'static>(
+    scheduler: &Arc<Scheduler>,
+    future: impl Future<Output = T> + Send + 'static,
+) -> Task<T> {
+    let (runnable, task) = task_on(scheduler, future);
+    runnable.schedule();
+    task
+}
+
+/// A task of `scheduler` running `future`, registered with it, not scheduled yet.
+fn task_on<T: Send + 'static>(
+    scheduler: &Arc<Scheduler>,
+    future: impl Future<Output = T> + Send + 'static,
+) -> (Runnable, Task<T>) {
+    // Nothing is registered once the scheduler stopped: the task is dropped unrun (its
+    // queue is closed), and there is nothing left to cancel it later. The slot is
+    // reserved and filled under one lock.
+    let owner = scheduler.clone();
+    let build = |slot: Slot| {
+        let future = Registered { future, slot };
+        async_task::Builder::new()
+            .propagate_panic(true)
+            .spawn(|_| future, move |runnable| owner.schedule(runnable))
+    };
+    if scheduler.stopped.load(Ordering::SeqCst) {
+        return build(Slot::NONE);
+    }
+    let mut active = scheduler.active();
+    let index = active.reserve();
+    let (runnable, task) = build(Slot {
+        scheduler: scheduler.number,
+        index,
+    });
+    active.fill(index, runnable.waker());
+    drop(active);
+    (runnable, task)
+}

@@ -1,0 +1,259 @@
+//! One scheduler thread: its run loop, and what other threads share with it.
+
+use std::cell::Cell;
+use std::future::poll_fn;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::Poll;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use async_task::Runnable;
+use atomic_waker::AtomicWaker;
+use concurrent_queue::ConcurrentQueue;
+
+use super::active::Active;
+use super::{local_pop, CLOCK_LEFT, CURRENT, LOCAL, OUTSIDE};
+
+/// Tasks run before a busy thread lets the I/O reactor look for events (a system call;
+/// an idle thread waits in the reactor anyway). At 256 the look cost a same-thread call
+/// round trip 8 %; 1,024 short tasks take some 100 µs. (tokio's current-thread runtime, as
+/// actix uses it, looks every 61 ticks of 31 local tasks.)
+const BUDGET: u32 = 1024;
+
+/// The injection queue is looked at (ahead of the local queue) every this many tasks, so
+/// tasks woken from other threads are not starved by a busy local queue.
+const INJECTED_EVERY: u32 = 31;
+
+/// The clock is read at most every this many tasks (reading it costs about as much as
+/// running a short task, so not after each while tasks are short). While tasks take long,
+/// it is read more often, down to after every task: the stride halves when the tasks
+/// since the last reading took more than [`LONG_STRIDE`], and doubles back otherwise.
+pub(super) const CLOCK_EVERY: u32 = 32;
+
+/// See [`CLOCK_EVERY`].
+const LONG_STRIDE: Duration = Duration::from_micros(100);
+
+/// How long a busy thread may go without polling the reactor and running the tasks
+/// injected from other threads ahead of its local queue.
+const SERVICE_INTERVAL: Duration = Duration::from_micros(500);
+
+/// What other threads share with one scheduler thread.
+pub(super) struct Scheduler {
+    /// Tasks woken from other threads.
+    pub(super) injected: ConcurrentQueue<Runnable>,
+    /// Wakes the thread's `block_on`.
+    pub(super) waker: AtomicWaker,
+    /// Set while the thread waits for work: a waker from elsewhere must wake it.
+    pub(super) sleeping: AtomicBool,
+    pub(super) stopped: AtomicBool,
+    /// How long the thread busy-waits for work before it sleeps.
+    pub(super) busy_wait: Duration,
+    /// A number of its own, unique in the OS process (see `active::Slot`).
+    pub(super) number: u32,
+    /// The tasks not yet ended, so that stopping can cancel them.
+    pub(super) active: Mutex<Active>,
+}
+
+impl Scheduler {
+    pub(super) fn active(&self) -> std::sync::MutexGuard<'_, Active> {
+        self.active.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(super) fn id(self: &Arc<Self>) -> usize {
+        Arc::as_ptr(self) as usize
+    }
+
+    /// Queues a woken task: locally if on this scheduler's thread, else injected.
+    pub(super) fn schedule(self: &Arc<Self>, runnable: Runnable) {
+        let current = CURRENT.with(Cell::get);
+        if current & !OUTSIDE == self.id() {
+            // Woken by a task of this thread: behind the others. Woken by the reactor (a
+            // timer, a socket): ahead of them, as work from outside.
+            if current & OUTSIDE != 0 {
+                LOCAL.with(|local| local.borrow_mut().push_front(runnable));
+            } else {
+                LOCAL.with(|local| local.borrow_mut().push_back(runnable));
+            }
+            // Woken on this thread but outside the run loop — by the I/O reactor, which
+            // `block_on` drives while the loop sleeps — the loop must be woken too. (On
+            // this thread, a plain load sees the loop's own store.)
+            if self.sleeping.load(Ordering::Relaxed) {
+                self.wake();
+            }
+            return;
+        }
+        // Only fails once closed, at shutdown: the task is then dropped, as intended.
+        let _ = self.injected.push(runnable);
+        self.wake();
+    }
+
+    /// Wakes the thread if it waits for work.
+    pub(super) fn wake(&self) {
+        if self.sleeping.swap(false, Ordering::SeqCst) {
+            self.waker.wake();
+        }
+    }
+
+    /// Runs tasks until the node stops.
+    pub(super) async fn run(self: Arc<Self>) {
+        // Local tasks to run before the injected queue is looked at first.
+        let mut until_injected = INJECTED_EVERY;
+        let mut clock = Clock::new();
+        // Since when the thread has found no work (busy-waiting).
+        let mut idle_since: Option<Instant> = None;
+        // Injected tasks to run ahead of the local queue.
+        let mut injected_first = 0usize;
+        let id = self.id();
+        let outside = |outside: bool| {
+            CURRENT.with(|current| current.set(if outside { id | OUTSIDE } else { id }))
+        };
+        poll_fn(|cx| {
+            self.waker.register(cx.waker());
+            // Here `block_on` has just polled the reactor.
+            outside(false);
+            let now = Instant::now();
+            let serve_at = now + SERVICE_INTERVAL;
+            // The time the thread spent outside (asleep, or polling the reactor) is not
+            // the tasks': measure them from here.
+            clock.restart(now);
+            for _ in 0..BUDGET {
+                if self.stopped.load(Ordering::Relaxed) {
+                    outside(true);
+                    return Poll::Ready(());
+                }
+                let next = if until_injected == 0 {
+                    until_injected = match injected_first {
+                        0 => INJECTED_EVERY,
+                        _ => {
+                            injected_first -= 1;
+                            0
+                        }
+                    };
+                    self.injected.pop().ok().or_else(local_pop)
+                } else {
+                    until_injected -= 1;
+                    local_pop().or_else(|| self.injected.pop().ok())
+                };
+                match next {
+                    Some(runnable) => {
+                        idle_since = None;
+                        runnable.run();
+                        if clock.tick().is_some_and(|now| now >= serve_at) {
+                            // Serve the outside: the reactor now, the injected tasks next.
+                            (injected_first, until_injected) = (self.injected.len(), 0);
+                            outside(true);
+                            cx.waker().wake_by_ref();
+                            return Poll::Pending;
+                        }
+                    }
+                    None if self.busy_waits(&mut idle_since) => {
+                        // `block_on` polls the reactor without blocking and comes back.
+                        outside(true);
+                        cx.waker().wake_by_ref();
+                        return Poll::Pending;
+                    }
+                    None => {
+                        // Announce the sleep, then look again: a task injected meanwhile
+                        // is either seen here or its scheduler sees `sleeping` and wakes us.
+                        self.sleeping.store(true, Ordering::SeqCst);
+                        if self.injected.is_empty() && !self.stopped.load(Ordering::SeqCst) {
+                            outside(true);
+                            return Poll::Pending;
+                        }
+                        self.sleeping.store(false, Ordering::SeqCst);
+                    }
+                }
+            }
+            // Budget spent: let `block_on` poll the reactor, then come back at once.
+            outside(true);
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        })
+        .await;
+    }
+
+    /// `true` while the thread, out of work since `idle_since`, should busy-wait rather
+    /// than sleep.
+    fn busy_waits(&self, idle_since: &mut Option<Instant>) -> bool {
+        if self.busy_wait.is_zero() {
+            return false;
+        }
+        let now = Instant::now();
+        let since = *idle_since.get_or_insert(now);
+        if now.duration_since(since) < self.busy_wait {
+            // Let other threads of the machine run meanwhile, if any wait.
+            thread::yield_now();
+            return true;
+        }
+        false
+    }
+}
+
+impl Scheduler {
+    /// Cancels every task left (on the scheduler's thread, once it stopped running them):
+    /// wakes each, so it is queued, then drops the queued tasks, which drops their futures.
+    pub(super) fn cancel_all(&self) {
+        let active = std::mem::take(&mut *self.active());
+        for waker in active.wakers.into_iter().flatten() {
+            waker.wake();
+        }
+        self.injected.close();
+        // Dropped outside any borrow of the queue: a future's drop may wake another task.
+        loop {
+            let left = LOCAL.with(|local| std::mem::take(&mut *local.borrow_mut()));
+            let injected: Vec<_> = std::iter::from_fn(|| self.injected.pop().ok()).collect();
+            if left.is_empty() && injected.is_empty() {
+                return;
+            }
+            drop(left);
+            drop(injected);
+        }
+    }
+}
+
+/// When the run loop reads the clock (see [`CLOCK_EVERY`]); the count of tasks left until
+/// then is [`CLOCK_LEFT`].
+pub(super) struct Clock {
+    stride: u32,
+    /// When the tasks since the last reading count as long.
+    long_at: Instant,
+}
+
+impl Clock {
+    pub(super) fn new() -> Clock {
+        CLOCK_LEFT.with(|left| left.set(CLOCK_EVERY));
+        Clock {
+            stride: CLOCK_EVERY,
+            long_at: Instant::now() + LONG_STRIDE,
+        }
+    }
+
+    /// Starts measuring the tasks from `now` (the run loop is back from outside).
+    #[inline]
+    fn restart(&mut self, now: Instant) {
+        self.long_at = now + LONG_STRIDE;
+    }
+
+    /// Counts a task run; the time now if the clock is due.
+    #[inline]
+    fn tick(&mut self) -> Option<Instant> {
+        let due = CLOCK_LEFT.with(|left| {
+            let now_left = left.get().saturating_sub(1);
+            left.set(now_left);
+            now_left == 0
+        });
+        if !due {
+            return None;
+        }
+        let now = Instant::now();
+        self.stride = if now > self.long_at {
+            (self.stride / 2).max(1)
+        } else {
+            (self.stride * 2).min(CLOCK_EVERY)
+        };
+        self.long_at = now + LONG_STRIDE;
+        CLOCK_LEFT.with(|left| left.set(self.stride));
+        Some(now)
+    }
+}

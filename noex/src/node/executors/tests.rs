@@ -1,0 +1,121 @@
+//! Tests of the scheduler threads.
+
+use std::sync::atomic::AtomicBool;
+
+use futures_lite::FutureExt;
+
+use super::*;
+
+/// Waits for `future` on the test thread, failing after 10 s.
+fn wait<T>(future: impl Future<Output = T>) -> T {
+    smol::block_on(future.or(async {
+        smol::Timer::after(Duration::from_secs(10)).await;
+        panic!("timed out")
+    }))
+}
+
+#[test]
+fn a_task_woken_by_a_timer_on_its_idle_thread_runs() {
+    // The idle thread drives the reactor itself; the timer wakes the task from there,
+    // outside the run loop.
+    let executors = Executors::start("test", 1, Duration::ZERO);
+    for _ in 0..20 {
+        let task = executors.spawn(async {
+            smol::Timer::after(Duration::from_millis(2)).await;
+            7
+        });
+        assert_eq!(wait(task), 7);
+    }
+    executors.stop();
+}
+
+#[test]
+fn a_task_woken_from_another_thread_runs() {
+    let executors = Executors::start("test", 2, Duration::ZERO);
+    let (tx, rx) = async_channel::unbounded::<u32>();
+    let task = executors.spawn(async move {
+        let mut sum = 0;
+        while let Ok(n) = rx.recv().await {
+            sum += n;
+        }
+        sum
+    });
+    for n in 0..1_000 {
+        tx.send_blocking(n).unwrap();
+    }
+    drop(tx);
+    assert_eq!(wait(task), (0..1_000).sum());
+    executors.stop();
+}
+
+#[test]
+fn tasks_spawned_on_a_scheduler_thread_stay_on_it() {
+    let executors = Arc::new(Executors::start("test", 2, Duration::ZERO));
+    let inner = executors.clone();
+    let same = wait(executors.spawn(async move {
+        let here = thread::current().id();
+        let child = inner.spawn(async { thread::current().id() });
+        child.await == here
+    }));
+    assert!(same);
+    executors.stop();
+}
+
+#[test]
+fn stopping_cancels_the_tasks_left() {
+    struct Flag(Arc<AtomicBool>);
+    impl Drop for Flag {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+    let executors = Executors::start("test", 1, Duration::ZERO);
+    let dropped = Arc::new(AtomicBool::new(false));
+    let flag = Flag(dropped.clone());
+    let (started_tx, started) = async_channel::bounded::<()>(1);
+    executors
+        .spawn(async move {
+            let _flag = flag;
+            started_tx.send(()).await.unwrap();
+            std::future::pending::<()>().await
+        })
+        .detach();
+    wait(started.recv()).unwrap();
+    executors.stop();
+    assert!(
+        dropped.load(Ordering::SeqCst),
+        "the pending task was dropped"
+    );
+}
+
+#[test]
+fn spawning_onto_a_stopped_scheduler_neither_panics_nor_hangs() {
+    let executors = Executors::start("test", 1, Duration::ZERO);
+    // Tasks that ended leave free slots behind.
+    for n in 0..3 {
+        assert_eq!(wait(executors.spawn(async move { n })), n);
+    }
+    executors.stop();
+    let ran = Arc::new(AtomicBool::new(false));
+    let flag = ran.clone();
+    executors
+        .spawn(async move { flag.store(true, Ordering::SeqCst) })
+        .detach();
+    assert!(
+        !ran.load(Ordering::SeqCst),
+        "a stopped scheduler runs nothing"
+    );
+}
+
+#[test]
+fn a_panicking_task_does_not_take_its_thread_down() {
+    let executors = Executors::start("test", 1, Duration::ZERO);
+    let failed = executors.spawn(async { panic!("on purpose") });
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| wait(failed)));
+    assert!(
+        outcome.is_err(),
+        "the panic reaches whoever awaits the task"
+    );
+    assert_eq!(wait(executors.spawn(async { 1 })), 1);
+    executors.stop();
+}
