@@ -138,3 +138,42 @@ fn timers_and_calls_from_outside_pass_a_flooded_neighbour() {
     );
     node.shutdown();
 }
+
+/// A process that does nothing.
+#[behavior]
+pub struct Idle;
+
+#[behavior(local)]
+impl Idle {
+    #[init]
+    fn init() -> Self {
+        Idle
+    }
+}
+
+#[test]
+fn a_task_spawning_processes_in_a_loop_lets_the_others_of_its_thread_run() {
+    // A process spawned from a node thread starts at once, inside the spawn, so a spawn
+    // need not make its spawner wait; a loop of them still gives the thread's other tasks
+    // their turn.
+    let node = NodeBuilder::default().threads(1).build();
+    let other_ran = Arc::new(AtomicBool::new(false));
+    let seen_during_loop = node.block_on({
+        let node = node.clone();
+        let other_ran = other_ran.clone();
+        node.clone().spawn_task(async move {
+            // Queued behind this task, on the same (only) thread.
+            let flag = other_ran.clone();
+            let other = node.spawn_task(async move { flag.store(true, Ordering::SeqCst) });
+            let mut servers = Vec::new();
+            for _ in 0..1_000 {
+                servers.push(node.spawn::<Idle>(()).await.expect("spawned"));
+            }
+            let seen = other_ran.load(Ordering::SeqCst);
+            other.await;
+            seen
+        })
+    });
+    assert!(seen_during_loop, "the other task waited for the whole loop");
+    node.shutdown();
+}

@@ -77,7 +77,16 @@ thread_local! {
     /// How many tasks started at once ([`Executors::spawn_started`]) are being polled on
     /// this thread, one inside the other.
     static NESTED: Cell<u32> = const { Cell::new(0) };
+    /// How many more tasks may start at once on this thread before the run loop next
+    /// reads its clock (see [`STARTS_PER_STRIDE`]).
+    static STARTS_LEFT: Cell<u32> = const { Cell::new(STARTS_PER_STRIDE) };
 }
+
+/// At most this many tasks start at once ([`Executors::spawn_started`]) between two
+/// readings of the run loop's clock; later ones are queued. A task that spawns processes
+/// in a loop, none of which makes it wait, would otherwise keep its thread from every
+/// other task until the loop ends; queued, a spawn makes its spawner yield.
+pub(super) const STARTS_PER_STRIDE: u32 = 32;
 
 /// How deep tasks started at once may nest (a process whose `init` spawns a process whose
 /// `init` spawns ...): deeper ones are queued, as [`Executors::spawn`] does, so that a long
@@ -185,9 +194,14 @@ impl Executors {
         future: impl Future<Output = T> + Send + 'static,
     ) -> Task<T> {
         let depth = NESTED.with(Cell::get);
-        let Some(index) = self.current().filter(|_| depth < MAX_NESTED) else {
+        let starts_left = STARTS_LEFT.with(Cell::get);
+        let Some(index) = self
+            .current()
+            .filter(|_| depth < MAX_NESTED && starts_left > 0)
+        else {
             return self.spawn(future);
         };
+        STARTS_LEFT.with(|left| left.set(starts_left - 1));
         let scheduler = &self.schedulers[index];
         let (runnable, task) = task_on(scheduler, future);
         if scheduler.stopped.load(Ordering::SeqCst) {

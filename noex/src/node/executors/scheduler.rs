@@ -13,7 +13,7 @@ use atomic_waker::AtomicWaker;
 use concurrent_queue::ConcurrentQueue;
 
 use super::active::Active;
-use super::{local_pop, CLOCK_LEFT, CURRENT, LOCAL, OUTSIDE};
+use super::{local_pop, CLOCK_LEFT, CURRENT, LOCAL, OUTSIDE, STARTS_LEFT, STARTS_PER_STRIDE};
 
 /// Tasks run before a busy thread lets the I/O reactor look for events (a system call;
 /// an idle thread waits in the reactor anyway). At 256 the look cost a same-thread call
@@ -233,6 +233,7 @@ impl Clock {
     #[inline]
     fn restart(&mut self, now: Instant) {
         self.long_at = now + LONG_STRIDE;
+        STARTS_LEFT.with(|left| left.set(STARTS_PER_STRIDE));
     }
 
     /// Counts a task run; the time now if the clock is due.
@@ -254,6 +255,7 @@ impl Clock {
         };
         self.long_at = now + LONG_STRIDE;
         CLOCK_LEFT.with(|left| left.set(self.stride));
+        STARTS_LEFT.with(|left| left.set(STARTS_PER_STRIDE));
         Some(now)
     }
 }
