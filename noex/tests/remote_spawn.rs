@@ -382,11 +382,15 @@ fn a_spawn_given_up_after_its_reply_was_read_leaves_no_process_and_no_link() {
         let (tx, seen) = async_channel::unbounded();
         let parent = a.spawn::<Parent>(tx).await.unwrap();
         let (open, gate) = async_channel::bounded(1);
+        // b's answers wait until the worker runs: the spawn is surely still under way when
+        // the parent first polls it (both nodes share this machine's threads).
+        assert!(b.faults().stall(&id(a), true));
         let mut spawning = Box::pin(parent.spawn_link_on_then_drop(id(b), gate));
         assert!(futures_lite::future::poll_once(&mut spawning)
             .await
             .is_none());
         runs(b, 1).await;
+        assert!(b.faults().stall(&id(a), false));
         let worker = b.processes()[0].pid.clone();
         // The worker's reply to this call follows its spawn reply on the connection: once
         // it is back, a has read the spawn reply — which the parent never takes.
