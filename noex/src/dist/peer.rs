@@ -397,6 +397,8 @@ async fn writer(cluster: Weak<Cluster>, peer: Arc<Peer>) {
         let Some(taken) = peer.queue.next_batch(&mut batch).await else {
             return;
         };
+        // Stalled while it waited for the batch: the batch waits too.
+        peer.wait_unstalled().await;
         let messages = taken.messages;
         let silenced = peer.silenced.load(Ordering::Relaxed);
         // Fault injection drops the batch — all but the end of a frame already begun.
