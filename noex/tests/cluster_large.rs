@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
@@ -11,24 +12,49 @@ use noex::{behavior, Node, ServerRef};
 use serde::ser::SerializeTuple;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// Closed until a test opens it: a [`Gated`] message's encoding waits for it.
-static GATE: Mutex<bool> = Mutex::new(false);
-static GATE_OPENED: Condvar = Condvar::new();
+/// Closed until a test opens it: an encoding that reaches it waits (at most
+/// [`GATE_LIMIT`], so that a failing test ends).
+struct Gate {
+    open: Mutex<bool>,
+    opened: Condvar,
+    /// Set once an encoding has reached the gate.
+    reached: AtomicBool,
+}
 
-/// How long an encoding waits for the gate at most (so that a failing test ends).
+impl Gate {
+    const fn new() -> Gate {
+        Gate {
+            open: Mutex::new(false),
+            opened: Condvar::new(),
+            reached: AtomicBool::new(false),
+        }
+    }
+
+    fn reached(&self) -> bool {
+        self.reached.load(Ordering::SeqCst)
+    }
+
+    fn open(&self) {
+        *self.open.lock().unwrap() = true;
+        self.opened.notify_all();
+    }
+
+    fn wait(&self) {
+        self.reached.store(true, Ordering::SeqCst);
+        let open = self.open.lock().unwrap();
+        let _open = self
+            .opened
+            .wait_timeout_while(open, GATE_LIMIT, |open| !*open)
+            .unwrap();
+    }
+}
+
+/// What a [`Gated`] message's encoding waits for.
+static GATE: Gate = Gate::new();
+/// What a [`GatedReply`]'s encoding waits for.
+static REPLY_GATE: Gate = Gate::new();
+
 const GATE_LIMIT: Duration = Duration::from_secs(20);
-
-fn open_gate() {
-    *GATE.lock().unwrap() = true;
-    GATE_OPENED.notify_all();
-}
-
-fn wait_for_gate() {
-    let gate = GATE.lock().unwrap();
-    let _open = GATE_OPENED
-        .wait_timeout_while(gate, GATE_LIMIT, |open| !*open)
-        .unwrap();
-}
 
 /// A large message whose encoding, once its bytes are written, waits for the gate: an
 /// encoding that outgrows the sender's thread's budget stops before it reaches the gate
@@ -38,11 +64,7 @@ pub struct Gated(Vec<u8>);
 
 impl Serialize for Gated {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut tuple = serializer.serialize_tuple(2)?;
-        tuple.serialize_element(&self.0)?;
-        wait_for_gate();
-        tuple.serialize_element(&0u8)?;
-        tuple.end()
+        serialize_gated(&self.0, &GATE, serializer)
     }
 }
 
@@ -51,6 +73,36 @@ impl<'de> Deserialize<'de> for Gated {
         let (bytes, _): (Vec<u8>, u8) = Deserialize::deserialize(deserializer)?;
         Ok(Gated(bytes))
     }
+}
+
+/// The same, as a reply, behind its own gate.
+#[derive(Debug)]
+pub struct GatedReply(Vec<u8>);
+
+impl Serialize for GatedReply {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serialize_gated(&self.0, &REPLY_GATE, serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for GatedReply {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let (bytes, _): (Vec<u8>, u8) = Deserialize::deserialize(deserializer)?;
+        Ok(GatedReply(bytes))
+    }
+}
+
+/// `bytes`, then — once `gate` is open — a 0.
+fn serialize_gated<S: Serializer>(
+    bytes: &Vec<u8>,
+    gate: &Gate,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    let mut tuple = serializer.serialize_tuple(2)?;
+    tuple.serialize_element(bytes)?;
+    gate.wait();
+    tuple.serialize_element(&0u8)?;
+    tuple.end()
 }
 
 /// Keeps what it is sent, in order.
@@ -142,7 +194,7 @@ fn a_large_message_is_encoded_off_its_senders_thread_and_keeps_its_place() {
         sender.send_three(size).unwrap();
         // The encoding waits at the gate; the sender's thread is not held up by it.
         let pinged = pinger.ping_with_timeout(Duration::from_secs(10)).await;
-        open_gate();
+        GATE.open();
         assert_eq!(
             pinged,
             Ok(1),
@@ -160,6 +212,59 @@ fn a_large_message_is_encoded_off_its_senders_thread_and_keeps_its_place() {
         let seen = within("the three messages", arrived).await;
         let large = format!("large of {size}");
         assert_eq!(seen, ["note 0", large.as_str(), "note 1"]);
+        a.shutdown();
+        b.shutdown();
+    });
+}
+
+/// Answers with large replies.
+#[behavior(name = "cluster-large-replier")]
+pub struct Replier;
+
+#[behavior]
+impl Replier {
+    #[init]
+    fn init() -> Self {
+        Replier
+    }
+
+    #[call]
+    fn large(&self, size: usize) -> GatedReply {
+        GatedReply(vec![9; size])
+    }
+}
+
+#[test]
+fn a_large_reply_is_encoded_off_its_servers_thread() {
+    run_blocking(async {
+        // One scheduler thread on `b`: the replier and the pinger share it.
+        let config = |name: &str| {
+            cluster_config(name)
+                .threads(1)
+                .heartbeat(Duration::from_millis(200), Duration::from_secs(20))
+        };
+        let a = Node::start(config("a")).await.unwrap();
+        let seed = a.local_node_id().unwrap().to_string();
+        let b = Node::start(config("b").seed(seed)).await.unwrap();
+        wait_connected(&a, 1).await;
+        let replier = b.spawn::<Replier>(()).await.unwrap();
+        let pinger = b.spawn::<Pinger>(()).await.unwrap();
+        let remote = a.server_ref::<Replier>(replier.pid()).unwrap();
+        // 2 MiB: past what is encoded on the server's thread.
+        let size = 2 << 20;
+        let call = a.spawn_task(async move { remote.large_with_timeout(size, GATE_LIMIT).await });
+        // The reply's encoding waits at the gate; the server's thread is not held up by it.
+        common::eventually("the reply's encoding at the gate", || REPLY_GATE.reached()).await;
+        let pinged = pinger.ping_with_timeout(Duration::from_secs(10)).await;
+        REPLY_GATE.open();
+        assert_eq!(
+            pinged,
+            Ok(1),
+            "the server's thread ran while the reply encoded"
+        );
+        let reply = within("the large reply", call).await.unwrap();
+        assert_eq!(reply.0.len(), size);
+        assert!(reply.0.iter().all(|&byte| byte == 9));
         a.shutdown();
         b.shutdown();
     });

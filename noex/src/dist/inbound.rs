@@ -17,6 +17,7 @@ use futures_lite::FutureExt;
 
 use super::cluster::Cluster;
 use super::peer::Peer;
+use super::remote::{Bounded, ENCODE_APART};
 use super::scratch::Scratch;
 use super::spares::Pooled;
 use super::wire::{self, Address, RemoteOutcome, Stop, WireMessage};
@@ -99,13 +100,32 @@ impl Responder {
         answer(&self.peer, self.id, outcome, |_| Ok(()));
     }
 
-    /// Answers with a reply, which `encode` appends.
-    pub(crate) fn reply(
-        mut self,
-        encode: impl FnOnce(&mut Vec<u8>) -> Result<(), postcard::Error>,
-    ) {
+    /// Answers with `reply`, encoded by `encode` on this thread — or, a reply that outgrows
+    /// [`ENCODE_APART`], on the `blocking` thread pool, its place in the connection's queue
+    /// kept meanwhile behind what this process sent before (as a large cast's is): a long
+    /// encode does not hold up the other processes of this thread.
+    pub(crate) fn reply<R: Send + 'static>(mut self, reply: R, encode: Bounded<R>) {
         self.answered = true;
-        answer(&self.peer, self.id, RemoteOutcome::Reply, encode);
+        let (peer, id) = (&self.peer, self.id);
+        let header = WireMessage::Reply {
+            id,
+            outcome: RemoteOutcome::Reply,
+        };
+        let mut frame = Scratch::take();
+        match wire::encode_frame_with(&header, &mut frame, |out| encode(&reply, out, ENCODE_APART))
+        {
+            Ok(()) => send_answer(peer, &mut frame),
+            Err(postcard::Error::SerializeBufferFull) => {
+                drop(frame);
+                reply_apart(peer.clone(), header, reply, encode);
+            }
+            Err(error) => {
+                frame.clear();
+                if wire::encode_frame(&not_encoded(id, &error), &mut frame).is_ok() {
+                    send_answer(peer, &mut frame);
+                }
+            }
+        }
     }
 
     /// The handler dropped the reply: the server is ending, or chose not to answer. As for
@@ -144,20 +164,63 @@ fn answer(
     let reply = WireMessage::Reply { id, outcome };
     let mut frame = Scratch::take();
     if let Err(error) = wire::encode_frame_with(&reply, &mut frame, payload) {
-        let failed = WireMessage::Reply {
-            id,
-            outcome: RemoteOutcome::Failed(format!("the reply does not encode: {error}")),
-        };
-        if wire::encode_frame(&failed, &mut frame).is_err() {
+        frame.clear();
+        if wire::encode_frame(&not_encoded(id, &error), &mut frame).is_err() {
             return;
         }
     }
-    // Written at once if this is the server's last message for now (a reply among many
-    // waits for the writer's next batch, with the others). A reply never waits for room:
-    // the reader bounds replies by taking no more calls while too many are queued.
-    if run::more_to_handle() || !peer.write_now(&frame) {
-        let _ = peer.queue.push_reply(&mut frame, run::current_sender());
+    send_answer(peer, &mut frame);
+}
+
+/// The answer to call `id` whose reply did not encode.
+fn not_encoded(id: u64, error: &postcard::Error) -> WireMessage {
+    WireMessage::Reply {
+        id,
+        outcome: RemoteOutcome::Failed(format!("the reply does not encode: {error}")),
     }
+}
+
+/// Sends an answer's frame: written at once if this is the server's last message for now
+/// (a reply among many waits for the writer's next batch, with the others). A reply never
+/// waits for room: the reader bounds replies by taking no more calls while too many are
+/// queued.
+fn send_answer(peer: &Peer, frame: &mut Vec<u8>) {
+    if run::more_to_handle() || !peer.write_now(frame) {
+        let _ = peer.queue.push_reply(frame, run::current_sender());
+    }
+}
+
+/// Encodes a large reply (`header`, then `reply`) on the `blocking` thread pool into a
+/// place kept for it in `peer`'s queue; a reply that does not encode leaves the failure's
+/// answer in its place.
+fn reply_apart<R: Send + 'static>(
+    peer: Arc<Peer>,
+    header: WireMessage,
+    reply: R,
+    encode: Bounded<R>,
+) {
+    let Ok(slot) = peer.queue.hold_reply(run::current_sender()) else {
+        return; // The connection is closed: the caller hears of that.
+    };
+    smol::unblock(move || {
+        // The buffer of an earlier large message, if the node kept one (see `spares`).
+        let mut frame = peer.queue.spares().take(0);
+        if let Err(error) =
+            wire::encode_frame_with(&header, &mut frame, |out| encode(&reply, out, usize::MAX))
+        {
+            let WireMessage::Reply { id, .. } = header else {
+                unreachable!("a reply's header")
+            };
+            frame.clear();
+            if wire::encode_frame(&not_encoded(id, &error), &mut frame).is_err() {
+                peer.queue.fill(slot, None);
+                return;
+            }
+        }
+        drop(reply);
+        peer.queue.fill(slot, Some(&mut frame));
+    })
+    .detach();
 }
 
 /// A call from another node handed to a local process and not yet taken by a handler:

@@ -63,7 +63,12 @@ pub(crate) fn is_large(frame: &[u8]) -> bool {
 enum Large {
     /// A place kept for a message being encoded off the scheduler threads (see
     /// [`apart`]): what its sender queues meanwhile waits behind it.
-    Encoding { slot: u64, sender: usize },
+    Encoding {
+        slot: u64,
+        sender: usize,
+        /// A reply's place (counted as a reply once filled).
+        reply: bool,
+    },
     /// A small message held behind its sender's large one (a frame).
     Whole {
         frame: Vec<u8>,

@@ -8,7 +8,7 @@ use super::{GenServer, Info};
 use crate::dist::inbound::{
     Owed, Payload, RemoteDelivery, RemoteKind, Responder, RunFrame, Staging,
 };
-use crate::dist::remote::{Codec, Encode};
+use crate::dist::remote::{Bounded, Codec};
 use crate::dist::wire::RemoteOutcome;
 use crate::process::mailbox::Mailbox;
 use crate::process::{AnyProcess, Core, Identity, SystemInfo};
@@ -162,7 +162,7 @@ fn one_way_envelope<B: GenServer>(
 /// it came on.
 struct RemoteReply<B: GenServer> {
     responder: Responder,
-    encode: Encode<B::Reply>,
+    encode: Bounded<B::Reply>,
     process: Arc<Process<B>>,
     /// Counts the call against its connection until a handler takes it.
     owed: Option<Owed>,
@@ -177,7 +177,7 @@ impl<B: GenServer> Forward<B::Reply> for RemoteReply<B> {
             ..
         } = *self;
         match outcome {
-            Ok(reply) => responder.reply(|out| encode(&reply, out)),
+            Ok(reply) => responder.reply(reply, encode),
             Err(Failure::Unhandled) => responder.respond(RemoteOutcome::NoProc),
             Err(Failure::Abandoned) => responder.respond_when_exited(process),
         }

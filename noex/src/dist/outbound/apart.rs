@@ -13,6 +13,8 @@
 //! (`Overloaded`) until the first is encoded, as it is once that is queued and fills the
 //! lane — so encodings do not pile up on the thread pool past the queue's bound.
 
+use std::sync::atomic::Ordering;
+
 use super::{is_large, Large, Outbound, PushError};
 
 impl Outbound {
@@ -20,11 +22,22 @@ impl Outbound {
     /// message of that sender could be queued now (as [`try_push`](Self::try_push) would
     /// queue it); returns the place's slot, for [`fill`](Self::fill).
     pub(crate) fn hold(&self, sender: usize) -> Result<u64, PushError> {
+        self.hold_place(sender, false)
+    }
+
+    /// Keeps a place in the large lane for a reply of `sender` being encoded. A reply never
+    /// waits for room (the reader bounds replies by taking no more calls while too many
+    /// are queued): only a closed queue refuses it.
+    pub(crate) fn hold_reply(&self, sender: usize) -> Result<u64, PushError> {
+        self.hold_place(sender, true)
+    }
+
+    fn hold_place(&self, sender: usize, reply: bool) -> Result<u64, PushError> {
         let mut lanes = self.lock();
         if lanes.closed {
             return Err(PushError::Closed);
         }
-        if !lanes.may_queue(true, sender, None, self.limit) {
+        if !reply && !lanes.may_queue(true, sender, None, self.limit) {
             return Err(PushError::Full);
         }
         // Slots and fragmented messages share the numbering: the slot's number becomes the
@@ -33,7 +46,11 @@ impl Outbound {
         lanes.next_fragment += 1;
         *lanes.senders_in_large.entry(sender).or_default() += 1;
         lanes.encoding += 1;
-        lanes.large.push_back(Large::Encoding { slot, sender });
+        lanes.large.push_back(Large::Encoding {
+            slot,
+            sender,
+            reply,
+        });
         Ok(slot)
     }
 
@@ -50,7 +67,7 @@ impl Outbound {
         let (Some(at), false) = (found, lanes.closed) else {
             return false;
         };
-        let Large::Encoding { sender, .. } = lanes.large[at] else {
+        let Large::Encoding { sender, reply, .. } = lanes.large[at] else {
             unreachable!("found above")
         };
         lanes.encoding -= 1;
@@ -59,21 +76,30 @@ impl Outbound {
                 let frame = std::mem::take(frame);
                 lanes.large[at] = if is_large(&frame) {
                     lanes.large_bytes += frame.len() - 4;
+                    if reply {
+                        lanes.reply_bytes += frame.len() - 4;
+                    }
                     Large::Fragmented {
                         id: slot,
                         frame,
                         sent: 4,
                         sender,
-                        reply: false,
+                        reply,
                     }
                 } else {
                     lanes.small_bytes += frame.len();
+                    if reply {
+                        lanes.reply_bytes += frame.len();
+                    }
                     Large::Whole {
                         frame,
                         sender,
-                        reply: false,
+                        reply,
                     }
                 };
+                if reply {
+                    self.replies.store(lanes.reply_bytes, Ordering::Relaxed);
+                }
             }
             None => {
                 lanes.large.remove(at);
