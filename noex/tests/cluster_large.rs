@@ -49,60 +49,36 @@ impl Gate {
     }
 }
 
-/// What a [`Gated`] message's encoding waits for.
-static GATE: Gate = Gate::new();
-/// What a [`GatedReply`]'s encoding waits for.
-static REPLY_GATE: Gate = Gate::new();
+/// The gates of [`Gated`] values: [`CAST`]'s and [`REPLY`]'s.
+static GATES: [Gate; 2] = [Gate::new(), Gate::new()];
+/// The gate a gated cast's encoding waits for.
+const CAST: usize = 0;
+/// The gate a gated reply's encoding waits for.
+const REPLY: usize = 1;
 
 const GATE_LIMIT: Duration = Duration::from_secs(20);
 
-/// A large message whose encoding, once its bytes are written, waits for the gate: an
+/// A large message whose encoding, once its bytes are written, waits for gate `G`: an
 /// encoding that outgrows the sender's thread's budget stops before it reaches the gate
 /// there, and only the encoding on the blocking thread pool waits.
 #[derive(Debug)]
-pub struct Gated(Vec<u8>);
+pub struct Gated<const G: usize>(Vec<u8>);
 
-impl Serialize for Gated {
+impl<const G: usize> Serialize for Gated<G> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serialize_gated(&self.0, &GATE, serializer)
+        let mut tuple = serializer.serialize_tuple(2)?;
+        tuple.serialize_element(&self.0)?;
+        GATES[G].wait();
+        tuple.serialize_element(&0u8)?;
+        tuple.end()
     }
 }
 
-impl<'de> Deserialize<'de> for Gated {
+impl<'de, const G: usize> Deserialize<'de> for Gated<G> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let (bytes, _): (Vec<u8>, u8) = Deserialize::deserialize(deserializer)?;
         Ok(Gated(bytes))
     }
-}
-
-/// The same, as a reply, behind its own gate.
-#[derive(Debug)]
-pub struct GatedReply(Vec<u8>);
-
-impl Serialize for GatedReply {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serialize_gated(&self.0, &REPLY_GATE, serializer)
-    }
-}
-
-impl<'de> Deserialize<'de> for GatedReply {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let (bytes, _): (Vec<u8>, u8) = Deserialize::deserialize(deserializer)?;
-        Ok(GatedReply(bytes))
-    }
-}
-
-/// `bytes`, then — once `gate` is open — a 0.
-fn serialize_gated<S: Serializer>(
-    bytes: &Vec<u8>,
-    gate: &Gate,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    let mut tuple = serializer.serialize_tuple(2)?;
-    tuple.serialize_element(bytes)?;
-    gate.wait();
-    tuple.serialize_element(&0u8)?;
-    tuple.end()
 }
 
 /// Keeps what it is sent, in order.
@@ -119,7 +95,7 @@ impl Recorder {
     }
 
     #[cast]
-    fn large(&mut self, gated: Gated) {
+    fn large(&mut self, gated: Gated<CAST>) {
         self.seen.push(format!("large of {}", gated.0.len()));
     }
 
@@ -150,7 +126,7 @@ impl Sender {
     #[cast]
     fn send_three(&self, size: usize) {
         self.to.note(0).unwrap();
-        self.to.large(Gated(vec![7; size])).unwrap();
+        self.to.large(Gated::<CAST>(vec![7; size])).unwrap();
         self.to.note(1).unwrap();
     }
 }
@@ -172,19 +148,25 @@ impl Pinger {
     }
 }
 
+/// Two connected nodes of one scheduler thread each.
+async fn one_thread_pair() -> (Node, Node) {
+    let config = |name: &str| {
+        cluster_config(name)
+            .threads(1)
+            .heartbeat(Duration::from_millis(200), Duration::from_secs(20))
+    };
+    let a = Node::start(config("a")).await.unwrap();
+    let seed = a.local_node_id().unwrap().to_string();
+    let b = Node::start(config("b").seed(seed)).await.unwrap();
+    wait_connected(&a, 1).await;
+    (a, b)
+}
+
 #[test]
 fn a_large_message_is_encoded_off_its_senders_thread_and_keeps_its_place() {
     run_blocking(async {
         // One scheduler thread on `a`: the sender and the pinger share it.
-        let config = |name: &str| {
-            cluster_config(name)
-                .threads(1)
-                .heartbeat(Duration::from_millis(200), Duration::from_secs(20))
-        };
-        let a = Node::start(config("a")).await.unwrap();
-        let seed = a.local_node_id().unwrap().to_string();
-        let b = Node::start(config("b").seed(seed)).await.unwrap();
-        wait_connected(&a, 1).await;
+        let (a, b) = one_thread_pair().await;
         let recorder = b.spawn::<Recorder>(()).await.unwrap();
         let remote = a.server_ref::<Recorder>(recorder.pid()).unwrap();
         let sender = a.spawn::<Sender>(remote.clone()).await.unwrap();
@@ -194,7 +176,7 @@ fn a_large_message_is_encoded_off_its_senders_thread_and_keeps_its_place() {
         sender.send_three(size).unwrap();
         // The encoding waits at the gate; the sender's thread is not held up by it.
         let pinged = pinger.ping_with_timeout(Duration::from_secs(10)).await;
-        GATE.open();
+        GATES[CAST].open();
         assert_eq!(
             pinged,
             Ok(1),
@@ -229,8 +211,8 @@ impl Replier {
     }
 
     #[call]
-    fn large(&self, size: usize) -> GatedReply {
-        GatedReply(vec![9; size])
+    fn large(&self, size: usize) -> Gated<REPLY> {
+        Gated(vec![9; size])
     }
 }
 
@@ -238,15 +220,7 @@ impl Replier {
 fn a_large_reply_is_encoded_off_its_servers_thread() {
     run_blocking(async {
         // One scheduler thread on `b`: the replier and the pinger share it.
-        let config = |name: &str| {
-            cluster_config(name)
-                .threads(1)
-                .heartbeat(Duration::from_millis(200), Duration::from_secs(20))
-        };
-        let a = Node::start(config("a")).await.unwrap();
-        let seed = a.local_node_id().unwrap().to_string();
-        let b = Node::start(config("b").seed(seed)).await.unwrap();
-        wait_connected(&a, 1).await;
+        let (a, b) = one_thread_pair().await;
         let replier = b.spawn::<Replier>(()).await.unwrap();
         let pinger = b.spawn::<Pinger>(()).await.unwrap();
         let remote = a.server_ref::<Replier>(replier.pid()).unwrap();
@@ -254,9 +228,12 @@ fn a_large_reply_is_encoded_off_its_servers_thread() {
         let size = 2 << 20;
         let call = a.spawn_task(async move { remote.large_with_timeout(size, GATE_LIMIT).await });
         // The reply's encoding waits at the gate; the server's thread is not held up by it.
-        common::eventually("the reply's encoding at the gate", || REPLY_GATE.reached()).await;
+        common::eventually("the reply's encoding at the gate", || {
+            GATES[REPLY].reached()
+        })
+        .await;
         let pinged = pinger.ping_with_timeout(Duration::from_secs(10)).await;
-        REPLY_GATE.open();
+        GATES[REPLY].open();
         assert_eq!(
             pinged,
             Ok(1),
