@@ -168,8 +168,99 @@ impl std::hash::Hash for Bytes {
 
 impl Serialize for Bytes {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_bytes(self)
+        if self.len() < LEND_FROM {
+            return serializer.serialize_bytes(self);
+        }
+        offer(self);
+        let serialized = serializer.serialize_bytes(self);
+        withdraw();
+        serialized
     }
+}
+
+/// A `Bytes` of at least this many bytes, in a large message encoded off the scheduler
+/// threads, is lent to the frame rather than copied into it (see [`lending`]).
+pub(crate) const LEND_FROM: usize = 64 * 1024;
+
+/// The `Bytes` a frame being encoded on this thread borrows, each with the offset in the
+/// frame's own bytes before which it goes.
+pub(crate) type Lent = Vec<(usize, Bytes)>;
+
+/// What [`lending`] keeps while it runs.
+struct Lending {
+    /// The `Bytes` being serialized, until the encoder takes its slice.
+    offered: Option<Bytes>,
+    lent: Lent,
+}
+
+thread_local! {
+    /// Set while a large frame is encoded on this thread (see [`lending`]).
+    static LENDING: RefCell<Option<Lending>> = const { RefCell::new(None) };
+}
+
+/// Runs `encode` with the `Bytes` of [`LEND_FROM`] bytes or more it serializes lent to
+/// the frame instead of copied: the encoder (`wire::append_within`) asks [`lend`] for each
+/// long slice it is given, and skips the slices lent. Returns what was lent, in order.
+///
+/// A `Bytes` is immutable and shares its buffer, so a frame holding one instead of a copy
+/// holds the same bytes, without copying megabytes to the frame first.
+pub(crate) fn lending<T>(encode: impl FnOnce() -> T) -> (T, Lent) {
+    struct Reset(Option<Lending>);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            LENDING.with(|current| *current.borrow_mut() = self.0.take());
+        }
+    }
+    let fresh = Lending {
+        offered: None,
+        lent: Vec::new(),
+    };
+    let previous = LENDING.with(|current| current.borrow_mut().replace(fresh));
+    let mut reset = Reset(previous);
+    let encoded = encode();
+    let lent = LENDING.with(|current| {
+        std::mem::replace(&mut *current.borrow_mut(), reset.0.take())
+            .map(|lending| lending.lent)
+            .unwrap_or_default()
+    });
+    (encoded, lent)
+}
+
+/// A `Bytes` about to be serialized offers itself (if a frame is being encoded).
+fn offer(bytes: &Bytes) {
+    LENDING.with(|current| {
+        if let Some(lending) = current.borrow_mut().as_mut() {
+            lending.offered = Some(bytes.clone());
+        }
+    });
+}
+
+/// The serialization is over: an offer not taken lapses.
+fn withdraw() {
+    LENDING.with(|current| {
+        if let Some(lending) = current.borrow_mut().as_mut() {
+            lending.offered = None;
+        }
+    });
+}
+
+/// Called by the encoder with a slice it is to append at `at` in the frame's own bytes:
+/// `true` if the slice is that of the `Bytes` being serialized, which is lent to the frame
+/// instead (see [`lending`]).
+pub(crate) fn lend(slice: &[u8], at: usize) -> bool {
+    LENDING.with(|current| {
+        let mut current = current.borrow_mut();
+        let Some(lending) = current.as_mut() else {
+            return false;
+        };
+        let offered = lending.offered.as_ref().is_some_and(|bytes| {
+            std::ptr::eq(bytes.as_ptr(), slice.as_ptr()) && bytes.len() == slice.len()
+        });
+        if let (true, Some(bytes)) = (offered, lending.offered.take()) {
+            lending.lent.push((at, bytes));
+        }
+        offered
+    })
 }
 
 thread_local! {

@@ -16,8 +16,9 @@ use std::time::Duration;
 use futures_lite::FutureExt;
 
 use super::cluster::Cluster;
+use super::outbound::Frame;
 use super::peer::Peer;
-use super::remote::{Bounded, ENCODE_APART};
+use super::remote::{encode_whole, Bounded, ENCODE_APART};
 use super::scratch::Scratch;
 use super::spares::Pooled;
 use super::wire::{self, Address, RemoteOutcome, Stop, WireMessage};
@@ -203,22 +204,22 @@ fn reply_apart<R: Send + 'static>(
         return; // The connection is closed: the caller hears of that.
     };
     smol::unblock(move || {
-        // The buffer of an earlier large message, if the node kept one (see `spares`).
-        let mut frame = peer.queue.spares().take(0);
-        if let Err(error) =
-            wire::encode_frame_with(&header, &mut frame, |out| encode(&reply, out, usize::MAX))
-        {
-            let WireMessage::Reply { id, .. } = header else {
-                unreachable!("a reply's header")
-            };
-            frame.clear();
-            if wire::encode_frame(&not_encoded(id, &error), &mut frame).is_err() {
-                peer.queue.fill(slot, None);
-                return;
+        let frame = match encode_whole(&header, &reply, encode, peer.queue.spares()) {
+            Ok(frame) => frame,
+            Err(error) => {
+                let WireMessage::Reply { id, .. } = header else {
+                    unreachable!("a reply's header")
+                };
+                let mut frame = Vec::new();
+                if wire::encode_frame(&not_encoded(id, &error), &mut frame).is_err() {
+                    peer.queue.fill(slot, None);
+                    return;
+                }
+                Frame::owned(frame)
             }
-        }
+        };
         drop(reply);
-        peer.queue.fill(slot, Some(&mut frame));
+        peer.queue.fill(slot, Some(frame));
     })
     .detach();
 }

@@ -36,10 +36,13 @@ use event_listener::Event;
 
 use super::spares::Spares;
 use super::wire::{self, WireMessage, FRAGMENT_SIZE, FRAGMENT_WINDOW};
+use crate::bytes::Lent;
 
 mod apart;
+mod frame;
 mod line;
 
+pub(crate) use frame::Frame;
 use line::Line;
 
 /// The writer adds fragments to a batch until it holds this many bytes.
@@ -56,7 +59,12 @@ pub(crate) const OWED_MOST: usize = 1024;
 
 /// `true` if a frame (with its length prefix) is sent in fragments.
 pub(crate) fn is_large(frame: &[u8]) -> bool {
-    frame.len() > FRAGMENT_SIZE + 4
+    is_large_len(frame.len())
+}
+
+/// `true` if a frame of `len` bytes (its length prefix included) is sent in fragments.
+fn is_large_len(len: usize) -> bool {
+    len > FRAGMENT_SIZE + 4
 }
 
 /// A message waiting in the large lane.
@@ -78,7 +86,7 @@ enum Large {
     /// A large message being sent in fragments: a frame, sent up to `sent`.
     Fragmented {
         id: u64,
-        frame: Vec<u8>,
+        frame: Frame,
         sent: usize,
         sender: usize,
         reply: bool,
@@ -124,8 +132,9 @@ struct Lanes {
     large_line: Line,
     next_ticket: u64,
     closed: bool,
-    /// Frames of large messages sent in full, for the node's spares (see `spares`).
-    finished: Vec<Vec<u8>>,
+    /// Frames of large messages sent in full: their own bytes for the node's spares (see
+    /// `spares`), the buffers they borrowed to be dropped outside the lock.
+    finished: Vec<Frame>,
 }
 
 impl Lanes {
@@ -157,18 +166,41 @@ impl Lanes {
     ///
     /// Returns `false` if the writer need not be told: the frame joined small frames it
     /// has not taken yet, whose first one told it (see [`Outbound::try_push`]).
+    #[inline]
     fn push(&mut self, frame: &mut Vec<u8>, sender: usize, reply: bool, behind_all: bool) -> bool {
-        if is_large(frame) {
+        self.push_lent(frame, Lent::new(), sender, reply, behind_all)
+    }
+
+    /// [`push`](Self::push) for a frame that borrows `lent` (see [`Frame`]).
+    #[inline]
+    fn push_lent(
+        &mut self,
+        frame: &mut Vec<u8>,
+        lent: Lent,
+        sender: usize,
+        reply: bool,
+        behind_all: bool,
+    ) -> bool {
+        if !lent.is_empty() || is_large(frame) {
+            let frame = Frame {
+                own: std::mem::take(frame),
+                lent,
+            };
+            if !is_large_len(frame.len()) {
+                let mut whole = frame.into_vec();
+                return self.push(&mut whole, sender, reply, behind_all);
+            }
+            let len = frame.len();
             let id = self.next_fragment;
             self.next_fragment += 1;
-            self.large_bytes += frame.len() - 4;
+            self.large_bytes += len - 4;
             if reply {
-                self.reply_bytes += frame.len() - 4;
+                self.reply_bytes += len - 4;
             }
             *self.senders_in_large.entry(sender).or_default() += 1;
             self.large.push_back(Large::Fragmented {
                 id,
-                frame: std::mem::take(frame),
+                frame,
                 sent: 4,
                 sender,
                 reply,
@@ -216,7 +248,7 @@ impl Lanes {
 
     /// Moves the next large-lane entries into `batch`, up to [`BATCH`] bytes and within
     /// the window. Returns the bytes freed of each class and the messages completed.
-    fn take_large(&mut self, batch: &mut Vec<u8>) -> (usize, usize, usize) {
+    fn take_large(&mut self, batch: &mut Frame) -> (usize, usize, usize) {
         let (mut freed_small, mut freed_large, mut messages) = (0, 0, 0);
         while batch.len() < BATCH {
             let Some(head) = self.large.front_mut() else {
@@ -234,7 +266,7 @@ impl Lanes {
                     if *reply {
                         self.reply_bytes -= frame.len();
                     }
-                    batch.extend_from_slice(frame);
+                    batch.own.extend_from_slice(frame);
                     messages += 1;
                     (true, *sender)
                 }
@@ -248,23 +280,26 @@ impl Lanes {
                     if self.unacked >= FRAGMENT_WINDOW {
                         break;
                     }
-                    let end = (*sent + FRAGMENT_SIZE).min(frame.len());
-                    let last = end == frame.len();
-                    let piece = &frame[*sent..end];
+                    let len = frame.len();
+                    let end = (*sent + FRAGMENT_SIZE).min(len);
+                    let last = end == len;
+                    let piece = end - *sent;
                     let fragment = WireMessage::Fragment {
                         id: *id,
                         last,
-                        size: (frame.len() - 4) as u64,
+                        size: (len - 4) as u64,
                     };
-                    // A fragment always encodes (two numbers and plain bytes).
-                    let _ = wire::encode_frame_with(&fragment, batch, |out| {
-                        out.extend_from_slice(piece);
-                        Ok(())
-                    });
-                    self.unacked += piece.len();
-                    freed_large += piece.len();
+                    // The fragment's header (two numbers: always encodes), its length
+                    // prefix counting the piece, then the piece: lent buffers stay lent.
+                    let start = batch.own.len();
+                    let _ = wire::encode_frame(&fragment, &mut batch.own);
+                    let len = batch.own.len() - start - 4 + piece;
+                    batch.own[start..start + 4].copy_from_slice(&(len as u32).to_be_bytes());
+                    frame.share(*sent, end, batch);
+                    self.unacked += piece;
+                    freed_large += piece;
                     if *reply {
-                        self.reply_bytes -= piece.len();
+                        self.reply_bytes -= piece;
                     }
                     *sent = end;
                     messages += usize::from(last);
@@ -553,7 +588,7 @@ impl Outbound {
 
     /// Waits for the next batch of frames to write, appending them to `batch`; returns how
     /// many messages it holds, or `None` once the queue is closed.
-    pub(crate) async fn next_batch(&self, batch: &mut Vec<u8>) -> Option<Batch> {
+    pub(crate) async fn next_batch(&self, batch: &mut Frame) -> Option<Batch> {
         loop {
             let listener = self.work.listen();
             match self.take_batch(batch) {
@@ -569,9 +604,9 @@ impl Outbound {
         &self.spares
     }
 
-    fn take_batch(&self, batch: &mut Vec<u8>) -> Taken {
+    fn take_batch(&self, batch: &mut Frame) -> Taken {
         // Declared first, dropped last: after the lock (handing pages back takes time).
-        let mut dropped = Vec::new();
+        let (mut dropped, mut dropped_lent) = (Vec::new(), Vec::new());
         let mut lanes = self.lock();
         let lanes = &mut *lanes;
         if lanes.closed {
@@ -584,9 +619,9 @@ impl Outbound {
         // The rest of a frame a sender began to write.
         let head = lanes.partial.len();
         let mut messages = usize::from(head > 0);
-        batch.append(&mut lanes.partial);
+        batch.own.append(&mut lanes.partial);
         messages += std::mem::take(&mut lanes.control_count);
-        batch.extend_from_slice(&lanes.control);
+        batch.own.extend_from_slice(&lanes.control);
         lanes.control.clear();
         if lanes.ack_due > 0 {
             let bytes = lanes.ack_due.min(u64::from(u32::MAX));
@@ -595,21 +630,22 @@ impl Outbound {
                 bytes: bytes as u32,
             };
             // Two numbers: always encodes.
-            let _ = wire::encode_frame(&ack, batch);
+            let _ = wire::encode_frame(&ack, &mut batch.own);
             messages += 1;
         }
         let mut freed_small = lanes.small.len();
         lanes.reply_bytes -= std::mem::take(&mut lanes.small_reply_bytes);
         messages += std::mem::take(&mut lanes.small_count);
-        if batch.is_empty() {
-            std::mem::swap(batch, &mut lanes.small);
+        if batch.own.is_empty() {
+            std::mem::swap(&mut batch.own, &mut lanes.small);
         } else {
-            batch.extend_from_slice(&lanes.small);
+            batch.own.extend_from_slice(&lanes.small);
             lanes.small.clear();
         }
         let (small, large, completed) = lanes.take_large(batch);
         for frame in lanes.finished.drain(..) {
-            dropped.extend(self.spares.give(frame));
+            dropped.extend(self.spares.give(frame.own));
+            dropped_lent.push(frame.lent);
         }
         freed_small += small;
         messages += completed;
@@ -619,10 +655,11 @@ impl Outbound {
         if freed_small + large > 0 {
             self.room.notify(usize::MAX);
         }
-        lanes.writing = !batch.is_empty();
+        let empty = batch.own.is_empty() && batch.lent.is_empty();
+        lanes.writing = !empty;
         // A fragment alone counts as progress too.
         Taken::Batch(Batch {
-            messages: if batch.is_empty() { 0 } else { messages.max(1) },
+            messages: if empty { 0 } else { messages.max(1) },
             head,
         })
     }

@@ -27,11 +27,12 @@ use super::cluster::Cluster;
 use super::inbound::Payload;
 use super::monitor::PeerTies;
 use super::node_id::NodeId;
-use super::outbound::{is_large, Outbound, PushError};
+use super::outbound::{is_large, Frame, Outbound, PushError};
 use super::spawn::Spawns;
 use super::status::{NodeDownReason, TrafficStats};
 use super::transport::{ReadHalf, Stream, WriteHalf};
 use super::wire::{RemoteOutcome, WireMessage};
+use crate::bytes::Lent;
 use crate::node::executors;
 use crate::server::slot;
 
@@ -338,11 +339,17 @@ impl Peer {
     /// Queues the frame of a user message from `sender`, waiting in line for room if the
     /// queue is full — or writes it at once if the connection is idle (see
     /// [`Peer::write_now`]).
-    pub(crate) async fn send(&self, frame: &mut Vec<u8>, sender: usize) -> Result<(), PushError> {
-        if self.write_now(frame) {
+    /// `lent`: the buffers a large frame borrows (see `outbound::Frame`).
+    pub(crate) async fn send(
+        &self,
+        frame: &mut Vec<u8>,
+        lent: Lent,
+        sender: usize,
+    ) -> Result<(), PushError> {
+        if lent.is_empty() && self.write_now(frame) {
             return Ok(());
         }
-        self.queue.push_waiting(frame, sender).await
+        self.queue.push_waiting_lent(frame, lent, sender).await
     }
 
     /// The reading half of the stream, for the reader (once).
@@ -390,7 +397,7 @@ async fn writer(cluster: Weak<Cluster>, peer: Arc<Peer>) {
     let Some(mut stream) = peer.take_writer() else {
         return;
     };
-    let mut batch = Vec::with_capacity(64 * 1024);
+    let mut batch = Frame::owned(Vec::with_capacity(64 * 1024));
     let mut since_yield = 0;
     loop {
         peer.wait_unstalled().await;
@@ -402,11 +409,7 @@ async fn writer(cluster: Weak<Cluster>, peer: Arc<Peer>) {
         let messages = taken.messages;
         let silenced = peer.silenced.load(Ordering::Relaxed);
         // Fault injection drops the batch — all but the end of a frame already begun.
-        let to_write = if silenced {
-            &batch[..taken.head]
-        } else {
-            &batch[..]
-        };
+        let end = if silenced { taken.head } else { batch.len() };
         if silenced {
             // Its fragments will never be acknowledged; they must not close the window
             // for good.
@@ -415,8 +418,15 @@ async fn writer(cluster: Weak<Cluster>, peer: Arc<Peer>) {
         // Counted as it goes: a peer that reads slowly through a large batch is seen to
         // read (see the ticker).
         let mut written = 0;
-        while written < to_write.len() {
-            match stream.write(&to_write[written..]).await {
+        while written < end {
+            // The buffers fragments lend (see `outbound::Frame`) are written from where
+            // they are.
+            let wrote = if batch.lent.is_empty() {
+                stream.write(&batch.own[written..end]).await
+            } else {
+                stream.write_vectored(&batch.io_slices(written, end)).await
+            };
+            match wrote {
                 Ok(0) => {
                     let error = std::io::Error::from(std::io::ErrorKind::WriteZero);
                     report(
@@ -451,9 +461,10 @@ async fn writer(cluster: Weak<Cluster>, peer: Arc<Peer>) {
         peer.queue.written();
         Counters::add(&peer.counters.messages_sent, messages as u64);
         since_yield += batch.len();
-        batch.clear();
-        if batch.capacity() > 1 << 20 {
-            batch.shrink_to(64 * 1024);
+        batch.own.clear();
+        batch.lent.clear();
+        if batch.own.capacity() > 1 << 20 {
+            batch.own.shrink_to(64 * 1024);
         }
         if since_yield >= YIELD_BYTES {
             since_yield = 0;

@@ -29,6 +29,7 @@ use super::outbound::PushError;
 use super::peer::{ConnectionLost, Counters, Peer};
 use super::wire::{self, Address, RemoteOutcome, Stop, WireMessage};
 use crate::behavior::BehaviorName;
+use crate::bytes::Lent;
 use crate::error::{CallError, CastError, SendError, Target};
 use crate::server::deadline::Deadline;
 use crate::server::slot;
@@ -60,7 +61,7 @@ use super::scratch::Scratch;
 use apart::{
     encode_apart, encode_here, encode_here_after, encode_in_place, encode_within, Encoded,
 };
-pub(crate) use apart::{Bounded, ENCODE_APART};
+pub(crate) use apart::{encode_whole, Bounded, ENCODE_APART};
 
 /// Appends a value, encoded, to a buffer.
 pub(crate) type Encode<T> = fn(&T, &mut Vec<u8>) -> Result<(), postcard::Error>;
@@ -239,20 +240,22 @@ impl<B: GenServer> RemoteTarget<B> {
         // The scratch buffer stays out while the call waits for room: a cast or call
         // meanwhile on this thread takes an empty one.
         let mut frame = Scratch::take();
+        let mut lent = Lent::new();
         let encode = self.codec.encode_call;
         if let Encoded::Apart =
             encode_here(&message, &request, encode, &mut frame).map_err(not_encoded)?
         {
             // The caller waits for its frame: nothing it sends can pass this request.
-            *frame = encode_apart(message, request, encode, spares(&peer))
+            let whole = encode_apart(message, request, encode, spares(&peer))
                 .await
                 .0
                 .map_err(not_encoded)?;
+            (*frame, lent) = (whole.own, whole.lent);
         }
         let (pending, mut reply) = PendingCall::expect(&peer, id);
         let mut deadline = Deadline::after(timeout);
         let sent = deadline
-            .run(peer.send(&mut frame, run::current_sender()))
+            .run(peer.send(&mut frame, lent, run::current_sender()))
             .await;
         drop(frame);
         match sent {
@@ -394,8 +397,10 @@ impl<B: GenServer> RemoteTarget<B> {
             Ok(Encoded::Apart) => {
                 match encode_apart(header, message, encode, spares(&peer)).await {
                     (Err(_), message) => (Err(PushError::Closed), message),
-                    (Ok(mut whole), message) => {
-                        (peer.queue.push_waiting(&mut whole, sender).await, message)
+                    (Ok(whole), message) => {
+                        let (mut own, lent) = (whole.own, whole.lent);
+                        let queued = peer.queue.push_waiting_lent(&mut own, lent, sender).await;
+                        (queued, message)
                     }
                 }
             }
@@ -488,7 +493,7 @@ async fn stop_at(
     let mut frame = Vec::new();
     wire::encode_frame(&message, &mut frame).map_err(|_| no_connection())?;
     let (pending, reply) = PendingCall::expect(peer, id);
-    peer.send(&mut frame, run::current_sender())
+    peer.send(&mut frame, Lent::new(), run::current_sender())
         .await
         .map_err(|_| no_connection())?;
     let answered = reply.await;

@@ -39,6 +39,7 @@ use super::node_id::NodeId;
 use super::peer::Peer;
 use super::wire::{self, SpawnRequest, SpawnResult, WireMessage};
 use crate::behavior::{SpawnByNameError, SpawnParams};
+use crate::bytes::Lent;
 use crate::error::RemoteSpawnError;
 use crate::server::deadline::Deadline;
 use crate::server::run;
@@ -242,7 +243,11 @@ impl Cluster {
             counters,
             pending: true,
         };
-        if peer.send(&mut frame, run::current_sender()).await.is_err() {
+        if peer
+            .send(&mut frame, Lent::new(), run::current_sender())
+            .await
+            .is_err()
+        {
             entry.give_up_unanswered();
             return Err(unreachable());
         }

@@ -89,6 +89,14 @@ macro_rules! forward_read {
             ) -> Poll<io::Result<usize>> {
                 forward!(self, s => Pin::new(s).poll_read(cx, buf))
             }
+
+            fn poll_read_vectored(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                bufs: &mut [io::IoSliceMut<'_>],
+            ) -> Poll<io::Result<usize>> {
+                forward!(self, s => Pin::new(s).poll_read_vectored(cx, bufs))
+            }
         }
     };
 }
@@ -104,6 +112,14 @@ macro_rules! forward_write {
                 buf: &[u8],
             ) -> Poll<io::Result<usize>> {
                 forward!(self, s => Pin::new(s).poll_write(cx, buf))
+            }
+
+            fn poll_write_vectored(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                bufs: &[io::IoSlice<'_>],
+            ) -> Poll<io::Result<usize>> {
+                forward!(self, s => Pin::new(s).poll_write_vectored(cx, bufs))
             }
 
             fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

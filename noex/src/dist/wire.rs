@@ -471,6 +471,10 @@ impl postcard::ser_flavors::Flavor for Append<'_> {
         if bytes.len() > self.end - self.out.len() {
             return Err(postcard::Error::SerializeBufferFull);
         }
+        // A large `Bytes` in a frame encoded off the scheduler threads is lent, not copied.
+        if bytes.len() >= crate::bytes::LEND_FROM && crate::bytes::lend(bytes, self.out.len()) {
+            return Ok(());
+        }
         self.out.extend_from_slice(bytes);
         Ok(())
     }

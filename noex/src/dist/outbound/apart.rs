@@ -15,7 +15,7 @@
 
 use std::sync::atomic::Ordering;
 
-use super::{is_large, Large, Outbound, PushError};
+use super::{is_large_len, Frame, Large, Outbound, PushError};
 
 impl Outbound {
     /// Keeps a place in the large lane for a message of `sender` being encoded, if a large
@@ -54,10 +54,10 @@ impl Outbound {
         Ok(slot)
     }
 
-    /// Puts the frame encoded for `slot` in its place, taking it out of `frame` — or, with
-    /// `None` (the message did not encode), gives the place up. `false` if the place is
-    /// gone: the connection closed meanwhile.
-    pub(crate) fn fill(&self, slot: u64, frame: Option<&mut Vec<u8>>) -> bool {
+    /// Puts the frame encoded for `slot` in its place — or, with `None` (the message did
+    /// not encode), gives the place up. `false` if the place is gone: the connection closed
+    /// meanwhile (the frame is dropped then, after the lock).
+    pub(crate) fn fill(&self, slot: u64, frame: Option<Frame>) -> bool {
         let mut lanes = self.lock();
         let lanes = &mut *lanes;
         let found = lanes
@@ -73,11 +73,11 @@ impl Outbound {
         lanes.encoding -= 1;
         match frame {
             Some(frame) => {
-                let frame = std::mem::take(frame);
-                lanes.large[at] = if is_large(&frame) {
-                    lanes.large_bytes += frame.len() - 4;
+                let len = frame.len();
+                lanes.large[at] = if is_large_len(len) {
+                    lanes.large_bytes += len - 4;
                     if reply {
-                        lanes.reply_bytes += frame.len() - 4;
+                        lanes.reply_bytes += len - 4;
                     }
                     Large::Fragmented {
                         id: slot,
@@ -87,6 +87,7 @@ impl Outbound {
                         reply,
                     }
                 } else {
+                    let frame = frame.into_vec();
                     lanes.small_bytes += frame.len();
                     if reply {
                         lanes.reply_bytes += frame.len();

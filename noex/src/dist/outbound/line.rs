@@ -14,7 +14,8 @@
 
 use std::collections::VecDeque;
 
-use super::{is_large, Lanes, Outbound, PushError};
+use super::{is_large_len, Lanes, Outbound, PushError};
+use crate::bytes::Lent;
 
 /// The senders waiting for room in one lane: (ticket, sender), in the order they came.
 #[derive(Default)]
@@ -128,14 +129,26 @@ impl Outbound {
         frame: &mut Vec<u8>,
         sender: usize,
     ) -> Result<(), PushError> {
-        let large = is_large(frame);
+        self.push_waiting_lent(frame, Lent::new(), sender).await
+    }
+
+    /// [`push_waiting`](Self::push_waiting) for a frame that borrows `lent` (see
+    /// [`Frame`](super::Frame)).
+    pub(crate) async fn push_waiting_lent(
+        &self,
+        frame: &mut Vec<u8>,
+        mut lent: Lent,
+        sender: usize,
+    ) -> Result<(), PushError> {
+        let lent_len: usize = lent.iter().map(|(_, bytes)| bytes.len()).sum();
+        let large = is_large_len(frame.len() + lent_len);
         let ticket = {
             let mut lanes = self.lock();
             if lanes.closed {
                 return Err(PushError::Closed);
             }
             if lanes.may_queue(large, sender, None, self.limit) {
-                let tell = lanes.push(frame, sender, false, false);
+                let tell = lanes.push_lent(frame, std::mem::take(&mut lent), sender, false, false);
                 drop(lanes);
                 if tell {
                     self.work.notify(1);
@@ -164,7 +177,8 @@ impl Outbound {
                 if lanes.may_queue(large, sender, Some(ticket), self.limit) {
                     lanes.line(large).waiting.pop_front();
                     place.done = true;
-                    let tell = lanes.push(frame, sender, false, false);
+                    let tell =
+                        lanes.push_lent(frame, std::mem::take(&mut lent), sender, false, false);
                     let others = !lanes.nobody_waits();
                     drop(lanes);
                     if tell {

@@ -1,6 +1,7 @@
 //! Tests of the outbound queue: lanes, fragments, the window, direct writes.
 
 use super::*;
+use crate::Bytes;
 
 /// A frame holding a cast with a payload of `len` bytes of `fill`.
 fn frame(len: usize, fill: u8) -> Vec<u8> {
@@ -34,10 +35,10 @@ fn is_fragment(body: &[u8]) -> bool {
 
 /// Takes a batch as the writer does, and reports it written.
 fn take(queue: &Outbound) -> Vec<Vec<u8>> {
-    let mut batch = Vec::new();
+    let mut batch = Frame::default();
     queue.take_batch(&mut batch);
     queue.written();
-    frames(&batch)
+    frames(&batch.into_vec())
 }
 
 #[test]
@@ -140,9 +141,9 @@ fn a_sender_writes_itself_only_to_an_idle_connection() {
     assert!(!queue.claim_idle(), "claimed once at a time");
     // Queued meanwhile: the writer waits for the claim to end.
     queue.try_push(&mut frame(10, 1), 1).unwrap();
-    let mut batch = Vec::new();
+    let mut batch = Frame::default();
     queue.take_batch(&mut batch);
-    assert!(batch.is_empty(), "the writer stays off the socket");
+    assert!(batch.own.is_empty(), "the writer stays off the socket");
     queue.release(&[]);
     assert!(!queue.claim_idle(), "something is queued");
     assert_eq!(take(&queue).len(), 1);
@@ -166,12 +167,13 @@ fn the_rest_of_a_frame_written_in_part_goes_out_before_anything_else() {
         .unwrap();
     queue.try_push(&mut frame(10, 1), 1).unwrap();
     queue.release(&direct[30..]);
-    let mut batch = Vec::new();
+    let mut batch = Frame::default();
     let Taken::Batch(taken) = queue.take_batch(&mut batch) else {
         panic!("closed")
     };
     let rest = &direct[30..];
     assert_eq!(taken.head, rest.len(), "the writer knows what must go out");
+    let batch = batch.into_vec();
     assert_eq!(&batch[..rest.len()], rest, "the rest first, whole");
     let mut whole = direct[..30].to_vec();
     whole.extend_from_slice(&batch);
@@ -311,7 +313,7 @@ fn a_place_held_for_an_encoding_keeps_its_senders_order() {
     assert_eq!(take(&queue), vec![before[4..].to_vec()]);
     assert!(take(&queue).is_empty(), "nothing passes the place held");
     let large = frame(2 * FRAGMENT_SIZE, 1);
-    assert!(queue.fill(slot, Some(&mut large.clone())));
+    assert!(queue.fill(slot, Some(Frame::owned(large.clone()))));
     let bodies = take(&queue);
     let kinds: Vec<_> = bodies.iter().map(|b| is_fragment(b)).collect();
     assert_eq!(kinds, vec![true, true, true, false]);
@@ -340,7 +342,7 @@ fn a_place_held_leaves_no_room_for_another_large_message_until_filled() {
     let mut large = frame(2 * FRAGMENT_SIZE, 1);
     assert_eq!(queue.try_push(&mut large, 2), Err(PushError::Full));
     queue.try_push(&mut frame(10, 2), 2).unwrap();
-    assert!(queue.fill(slot, Some(&mut frame(2 * FRAGMENT_SIZE, 1))));
+    assert!(queue.fill(slot, Some(Frame::owned(frame(2 * FRAGMENT_SIZE, 1)))));
     // Its size known, and under the bound: room again.
     queue.try_push(&mut large, 2).unwrap();
 }
@@ -369,7 +371,7 @@ fn a_waiting_writer_is_woken_by_the_first_frame_and_takes_those_queued_after_it(
     let flag = Arc::new(Flag::default());
     let waker = Waker::from(flag.clone());
     let mut cx = Context::from_waker(&waker);
-    let mut batch = Vec::new();
+    let mut batch = Frame::default();
     // The writer waits: nothing is queued.
     let mut next = Box::pin(queue.next_batch(&mut batch));
     assert!(next.as_mut().poll(&mut cx).is_pending());
@@ -382,11 +384,11 @@ fn a_waiting_writer_is_woken_by_the_first_frame_and_takes_those_queued_after_it(
     };
     assert_eq!(taken.messages, 2);
     drop(next);
-    assert_eq!(frames(&batch).len(), 2);
+    assert_eq!(frames(&batch.own).len(), 2);
     // A frame queued while the batch is being written is taken once it is written.
     queue.try_push(&mut frame(10, 3), 1).unwrap();
     queue.written();
-    batch.clear();
+    batch.own.clear();
     let mut next = Box::pin(queue.next_batch(&mut batch));
     let Poll::Ready(Some(taken)) = next.as_mut().poll(&mut cx) else {
         panic!("the writer takes the frame queued while it wrote");
@@ -395,10 +397,56 @@ fn a_waiting_writer_is_woken_by_the_first_frame_and_takes_those_queued_after_it(
     // And the next frame after that batch wakes the waiting writer again.
     drop(next);
     queue.written();
-    batch.clear();
+    batch.own.clear();
     let mut next = Box::pin(queue.next_batch(&mut batch));
     assert!(next.as_mut().poll(&mut cx).is_pending());
     flag.woken();
     queue.try_push(&mut frame(10, 4), 1).unwrap();
     assert!(flag.woken());
+}
+
+#[test]
+fn a_frame_that_lends_its_bytes_goes_out_in_fragments_that_lend_them_too() {
+    let queue = Outbound::new(usize::MAX, Default::default());
+    let whole: Vec<u8> = (0..3 * FRAGMENT_SIZE + 100).map(|i| i as u8).collect();
+    let whole = {
+        let mut out = Vec::new();
+        wire::encode_frame_with(&WireMessage::Goodbye, &mut out, |out| {
+            out.extend_from_slice(&whole);
+            Ok(())
+        })
+        .unwrap();
+        out
+    };
+    // The same frame with two runs of it lent.
+    let (a, b) = (
+        1000..1000 + FRAGMENT_SIZE,
+        2 * FRAGMENT_SIZE..2 * FRAGMENT_SIZE + 500,
+    );
+    let mut own = whole[..a.start].to_vec();
+    let first = Bytes::from(whole[a.clone()].to_vec());
+    own.extend_from_slice(&whole[a.end..b.start]);
+    let second = Bytes::from(whole[b.clone()].to_vec());
+    let second_at = own.len();
+    own.extend_from_slice(&whole[b.end..]);
+    let lent = vec![(a.start, first), (second_at, second)];
+    let slot = queue.hold(1).unwrap();
+    assert!(queue.fill(slot, Some(Frame { own, lent })));
+    let mut batch = Frame::default();
+    queue.take_batch(&mut batch);
+    queue.written();
+    assert!(
+        !batch.lent.is_empty(),
+        "the fragments lend the buffers, not copies"
+    );
+    let mut payload = Vec::new();
+    for body in frames(&batch.into_vec()) {
+        let (message, piece) = wire::decode(&body).unwrap();
+        let WireMessage::Fragment { size, .. } = message else {
+            panic!("a fragment")
+        };
+        assert_eq!(size as usize, whole.len() - 4);
+        payload.extend_from_slice(piece);
+    }
+    assert_eq!(payload, whole[4..]);
 }

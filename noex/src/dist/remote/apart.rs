@@ -18,9 +18,11 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use super::super::outbound::Frame;
 use super::super::peer::{Counters, Peer};
-use super::super::spares::Spares;
+use super::super::spares::{Spares, KEEP_FROM};
 use super::super::wire::{self, WireMessage};
+use crate::bytes;
 
 /// Appends a value, encoded, to a buffer — unless its encoding is longer than the number
 /// of bytes given (see [`wire::append_within`]).
@@ -87,18 +89,36 @@ fn encoded_here(written: postcard::Result<()>) -> Result<Encoded, postcard::Erro
 }
 
 /// Encodes the frame of `header` and `message` whatever its size: on the calling thread,
-/// which must not be a scheduler's.
-fn encode_whole<T>(
+/// which must not be a scheduler's. A large `Bytes` in the message is lent to the frame,
+/// not copied (see [`Frame`]).
+pub(crate) fn encode_whole<T>(
     header: &WireMessage,
     message: &T,
     encode: Bounded<T>,
     spares: &Spares,
-) -> Result<Vec<u8>, postcard::Error> {
+) -> Result<Frame, postcard::Error> {
     // The buffer of an earlier large message, if the node kept one: its pages are
     // touched already (see `spares`).
-    let mut frame = spares.take(0);
-    wire::encode_frame_with(header, &mut frame, |out| encode(message, out, usize::MAX))?;
-    Ok(frame)
+    let mut own = spares.take(0);
+    let (encoded, lent) = bytes::lending(|| {
+        wire::encode_frame_with(header, &mut own, |out| encode(message, out, usize::MAX))
+    });
+    encoded?;
+    if lent.is_empty() {
+        return Ok(Frame::owned(own));
+    }
+    let frame = Frame { own, lent };
+    // The length prefix counts the lent bytes too.
+    let len = u32::try_from(frame.len() - 4).map_err(|_| postcard::Error::SerializeBufferFull)?;
+    let Frame { mut own, lent } = frame;
+    own[..4].copy_from_slice(&len.to_be_bytes());
+    // A spare taken for bytes that were lent goes back for the next message.
+    if own.capacity() >= KEEP_FROM && own.len() < KEEP_FROM {
+        let kept = own.clone();
+        drop(spares.give(own));
+        own = kept;
+    }
+    Ok(Frame { own, lent })
 }
 
 /// The frame of `header` and `message`, encoded on the `blocking` thread pool; with the
@@ -108,7 +128,7 @@ pub(super) async fn encode_apart<T: Send + 'static>(
     message: T,
     encode: Bounded<T>,
     spares: Arc<Spares>,
-) -> (Result<Vec<u8>, postcard::Error>, T) {
+) -> (Result<Frame, postcard::Error>, T) {
     smol::unblock(move || (encode_whole(&header, &message, encode, &spares), message)).await
 }
 
@@ -123,10 +143,14 @@ pub(super) fn encode_in_place<T: Send + 'static>(
     encode: Bounded<T>,
 ) {
     smol::unblock(move || {
-        let mut encoded = encode_whole(&header, &message, encode, peer.queue.spares());
+        let encoded = encode_whole(&header, &message, encode, peer.queue.spares());
         drop(message);
-        peer.queue.fill(slot, encoded.as_mut().ok());
-        if let Err(error) = encoded {
+        let (frame, error) = match encoded {
+            Ok(frame) => (Some(frame), None),
+            Err(error) => (None, Some(error)),
+        };
+        peer.queue.fill(slot, frame);
+        if let Some(error) = error {
             tracing::warn!(%error, "dropped a remote message that does not encode");
             Counters::add(&peer.counters.casts_dropped, 1);
         }
