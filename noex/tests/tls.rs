@@ -112,6 +112,11 @@ impl Tally {
     fn echo(&self, bytes: Vec<u8>) -> Vec<u8> {
         bytes
     }
+
+    #[call]
+    fn echo_bytes(&self, bytes: noex::Bytes) -> noex::Bytes {
+        bytes
+    }
 }
 
 fn id(node: &Node) -> String {
@@ -189,6 +194,13 @@ fn a_tls_cluster_of_three_calls_and_casts() {
             let big: Vec<u8> = (0..3 << 20).map(|i| (i % 251) as u8).collect();
             let echoed = remote
                 .echo_with_timeout(big.clone(), Duration::from_secs(20))
+                .await
+                .unwrap();
+            assert!(echoed == big);
+            // A `Bytes` is lent to its frame, not copied, both ways (written vectored).
+            let big = noex::Bytes::from(big);
+            let echoed = remote
+                .echo_bytes_with_timeout(big.clone(), Duration::from_secs(20))
                 .await
                 .unwrap();
             assert!(echoed == big);

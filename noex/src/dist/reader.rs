@@ -20,8 +20,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 
-use futures_lite::io::BufReader;
-use futures_lite::{AsyncBufReadExt, FutureExt};
+use futures_lite::FutureExt;
 use smol::future::yield_now;
 
 use super::cluster::Cluster;
@@ -29,17 +28,18 @@ use super::inbound::{Payload, Resolver, RunFrame, Staging};
 use super::peer::{report, Counters, Pause, Peer, YIELD_BYTES};
 use super::reassembly::{Reassembly, Reserved};
 use super::status::NodeDownReason;
-use super::transport::ReadHalf;
 use super::wire::{self, WireError, WireMessage};
 use crate::node::NodeInner;
 
 mod assembly;
+mod buffered;
 mod follow;
 mod incoming;
 mod run;
 mod withheld;
 
-use assembly::Assembly;
+use assembly::{Assembly, InPlaceStart};
+use buffered::Buffered;
 use follow::Follow;
 use incoming::Incoming;
 use withheld::Withheld;
@@ -68,6 +68,10 @@ impl Unreported {
     }
 }
 
+fn io_error(error: std::io::Error) -> Ended {
+    Ended::Read(WireError::Io(error))
+}
+
 /// Ends the connection because of `error`, read or decoded.
 fn read_failed(cluster: &Weak<Cluster>, peer: &Arc<Peer>, error: WireError) {
     let text = error.to_string();
@@ -91,7 +95,7 @@ pub(super) async fn reader(cluster: Weak<Cluster>, peer: Arc<Peer>) {
         return;
     };
     let state = ReaderState {
-        stream: BufReader::with_capacity(64 * 1024, stream),
+        stream: Buffered::new(stream),
         incoming: Incoming::default(),
         reading: Reading {
             peer: peer.clone(),
@@ -113,7 +117,7 @@ pub(super) async fn reader(cluster: Weak<Cluster>, peer: Arc<Peer>) {
 
 /// What a connection's reader holds, all of which moves with it to another thread.
 struct ReaderState {
-    stream: BufReader<ReadHalf>,
+    stream: Buffered,
     /// A frame that does not lie whole in the read buffer, as far as it has been read.
     incoming: Incoming,
     reading: Reading,
@@ -235,7 +239,50 @@ async fn read_until_moved(
                     }
                 }
             }
+            // A fragment begun in place is finished, and handled, even if the reader has
+            // started to hold back meanwhile: it was taken before.
+            None if reading.reading_in_place() => {
+                drop(cluster_now);
+                reading.read_in_place(stream).await?;
+                let cluster_now = cluster.upgrade().ok_or(Ended::Gone)?;
+                let len = reading.end_in_place(&cluster_now)?;
+                reading.unreported.bytes += len as u64 + 4;
+                (1, len)
+            }
             None => {
+                if incoming.is_empty() && reading.may_handle() {
+                    // A fragment is read in place (see `assembly`), anything else whole.
+                    let buffered = stream.buffer();
+                    if buffered.is_empty() {
+                        reading.unreported.report(&reading.peer.counters);
+                        drop(cluster_now);
+                        // While a message is reassembled, little: the payload of its next
+                        // fragment is to be read in place.
+                        let most = match reading.assembling {
+                            Some(_) => buffered::TAIL,
+                            None => usize::MAX,
+                        };
+                        if stream.fill(most).await.map_err(io_error)?.is_empty() {
+                            return Err(Ended::Read(incoming::eof()));
+                        }
+                        continue;
+                    }
+                    let len = buffered
+                        .first_chunk::<4>()
+                        .map_or(0, |prefix| u32::from_be_bytes(*prefix) as usize);
+                    match reading.begin_in_place(buffered, len)? {
+                        InPlaceStart::Begun(taken) => {
+                            stream.consume(taken);
+                            continue;
+                        }
+                        InPlaceStart::Later(wait) => {
+                            drop(cluster_now);
+                            reading.wait(wait).await;
+                            continue;
+                        }
+                        InPlaceStart::No => {}
+                    }
+                }
                 if incoming.whole().is_none() {
                     if stream.buffer().is_empty() {
                         // The read may wait: bring the counters up to date first.
@@ -353,12 +400,18 @@ fn protocol_error<T>(text: impl Into<String>) -> Result<T, Ended> {
 }
 
 impl Reading {
+    /// `true` if frames are handled as they are read (none is withheld: see [`Withheld`]).
+    #[inline]
+    fn may_handle(&self) -> bool {
+        self.withheld.is_empty() && !self.peer.queue.holding_back()
+    }
+
     /// Takes a frame just read: handles it — or, while the replies queued for the peer
     /// are over the bound, withholds it with the peer's other messages (see
     /// [`Withheld`]) — or leaves it, for the reader to wait before taking it.
     #[inline]
     fn take(&mut self, cluster: &Arc<Cluster>, frame: &[u8]) -> Result<Handled, Ended> {
-        let handled = if self.withheld.is_empty() && !self.peer.queue.holding_back() {
+        let handled = if self.may_handle() {
             self.frame(cluster, frame)?
         } else {
             self.withhold(cluster, frame)?

@@ -32,21 +32,20 @@ impl Spares {
     /// An empty buffer: the smallest spare of at least `capacity`, else the largest spare
     /// (`capacity` 0: the largest), else a new one with room for `capacity`.
     pub(crate) fn take(&self, capacity: usize) -> Vec<u8> {
-        let spare = {
-            let mut kept = self.lock();
-            let fitting = (0..kept.len())
-                .filter(|&i| kept[i].0.capacity() >= capacity && capacity > 0)
-                .min_by_key(|&i| kept[i].0.capacity());
-            let at = fitting.or_else(|| (0..kept.len()).max_by_key(|&i| kept[i].0.capacity()));
-            at.map(|i| kept.swap_remove(i).0)
-        };
-        match spare {
-            Some(mut buffer) => {
-                buffer.clear();
-                buffer
-            }
-            None => Vec::new(),
-        }
+        let mut buffer = self.take_as_is(capacity);
+        buffer.clear();
+        buffer
+    }
+
+    /// As [`take`](Self::take), but the buffer is as it was given: its bytes, which an
+    /// earlier message left, are there to be overwritten without being zeroed first.
+    pub(crate) fn take_as_is(&self, capacity: usize) -> Vec<u8> {
+        let mut kept = self.lock();
+        let fitting = (0..kept.len())
+            .filter(|&i| kept[i].0.capacity() >= capacity && capacity > 0)
+            .min_by_key(|&i| kept[i].0.capacity());
+        let at = fitting.or_else(|| (0..kept.len()).max_by_key(|&i| kept[i].0.capacity()));
+        at.map(|i| kept.swap_remove(i).0).unwrap_or_default()
     }
 
     /// Keeps `buffer` for a later large message if it is large. Returns what is dropped to

@@ -80,7 +80,7 @@ impl Incoming {
     }
 }
 
-fn eof() -> WireError {
+pub(super) fn eof() -> WireError {
     WireError::Io(std::io::ErrorKind::UnexpectedEof.into())
 }
 
