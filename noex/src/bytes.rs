@@ -14,11 +14,13 @@ use crate::dist::spares::Pooled;
 /// binary.
 ///
 /// In a message to another node it is encoded as one block of bytes (as `serde_bytes`
-/// does, where a `Vec<u8>` is encoded byte by byte). A large message (1 MiB or more) is
-/// received into one buffer, and a `Bytes` in it is decoded as a view of that buffer:
-/// no copy, and no fresh memory to fill, however large. (The buffer is freed once every
-/// view of it is dropped.) In smaller messages, and through other serde formats, it is
-/// copied out as any byte buffer.
+/// does, where a `Vec<u8>` is encoded byte by byte). In a large message (1 MiB or more) it
+/// is not copied on either side: the sending node lends a `Bytes` of 64 KiB or more to the
+/// message's frame and writes it to the socket from where it is (the frame keeps a clone
+/// until then), and the receiving node reads the message straight into one buffer and
+/// decodes a `Bytes` in it as a view of that buffer: no copy, and no fresh memory to fill,
+/// however large. (The buffer is freed once every view of it is dropped.) In smaller
+/// messages, and through other serde formats, it is copied as any byte buffer.
 ///
 /// ```
 /// use noex::Bytes;
