@@ -156,7 +156,7 @@ impl Remote for ErlangRemote {
             Step::Cast16 => "cast16",
             Step::Cast1k => "cast1k",
             Step::Big => "big",
-            Step::BigVec => return Err("noex only".into()),
+            Step::BigVec | Step::BigMemory => return Err("noex only".into()),
         };
         let stdin = self.stdin.as_mut().ok_or("the escript's stdin is closed")?;
         writeln!(stdin, "{command}")

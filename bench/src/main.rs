@@ -11,6 +11,7 @@
 
 mod actix_impl;
 mod bare;
+mod big_memory;
 mod common;
 mod erlang;
 mod fairness;
@@ -55,6 +56,8 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         Some("__memory") => return memory_child(&args[1..]),
         Some("__ractor-node") => return ractor_cluster_impl::node_child(&args[1..]),
+        Some("__noex-big-a") => return big_memory::a_child(&args[1..]),
+        Some("__noex-big-b") => return big_memory::b_child(),
         Some("__scale-cluster") => return child(scale::cluster_child(&args[1..])),
         Some("__scale-processes") => return child(scale::processes_child(&args[1..])),
         _ => {}

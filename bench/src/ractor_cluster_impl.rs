@@ -377,7 +377,7 @@ impl Remote for RactorRemote {
                     took.as_secs_f64() * 1e3,
                 ])
             }
-            Step::BigVec => Err("noex only".into()),
+            Step::BigVec | Step::BigMemory => Err("noex only".into()),
         }
     }
 }

@@ -31,7 +31,7 @@ const BARE_BATCH: usize = 256 * 1024;
 
 /// The figures of the remote workloads, in table order:
 /// (key, workload, label, unit, higher is better).
-pub const FIGURES: [(&str, &str, &str, &str, bool); 14] = [
+pub const FIGURES: [(&str, &str, &str, &str, bool); 18] = [
     (
         "call-p50",
         "remote-call",
@@ -130,11 +130,39 @@ pub const FIGURES: [(&str, &str, &str, &str, bool); 14] = [
         "µs",
         false,
     ),
+    (
+        "big-peak-sender",
+        "remote-big",
+        "peak memory growth of the sending node, 64 MiB `Bytes` (× its size)",
+        "×",
+        false,
+    ),
+    (
+        "big-peak-receiver",
+        "remote-big",
+        "peak memory growth of the receiving node, 64 MiB `Bytes` (× its size)",
+        "×",
+        false,
+    ),
+    (
+        "big-peak-sender-vec",
+        "remote-big",
+        "peak memory growth of the sending node, 64 MiB `Vec<u8>` (× its size)",
+        "×",
+        false,
+    ),
+    (
+        "big-peak-receiver-vec",
+        "remote-big",
+        "peak memory growth of the receiving node, 64 MiB `Vec<u8>` (× its size)",
+        "×",
+        false,
+    ),
 ];
 
 /// Figures only noex has (its extra rows): the peers' cells stay empty.
 fn noex_only(key: &str) -> bool {
-    key == "big-p99-vec" || key.ends_with("-busy-off")
+    key == "big-p99-vec" || key.starts_with("big-peak") || key.ends_with("-busy-off")
 }
 
 /// One library's remote results, keyed by [`FIGURES`] keys.
@@ -187,22 +215,26 @@ pub enum Step {
     Big,
     /// noex only: the same with a `Vec<u8>` payload: p99.
     BigVec,
+    /// noex only: each node's peak memory during one large message, in two fresh OS
+    /// processes (see `big_memory`), with a `Bytes` and with a `Vec<u8>` payload.
+    BigMemory,
 }
 
 impl Step {
-    const ALL: [Step; 5] = [
+    const ALL: [Step; 6] = [
         Step::Call,
         Step::Cast16,
         Step::Cast1k,
         Step::Big,
         Step::BigVec,
+        Step::BigMemory,
     ];
 
     fn workload(self) -> &'static str {
         match self {
             Step::Call => "remote-call",
             Step::Cast16 | Step::Cast1k => "remote-cast",
-            Step::Big | Step::BigVec => "remote-big",
+            Step::Big | Step::BigVec | Step::BigMemory => "remote-big",
         }
     }
 
@@ -213,6 +245,7 @@ impl Step {
             Step::Cast1k => "remote cast 1 KiB",
             Step::Big => "remote big",
             Step::BigVec => "remote big (Vec<u8>)",
+            Step::BigMemory => "remote big, peak memory",
         }
     }
 }
@@ -225,13 +258,19 @@ pub fn standard_keys(step: Step) -> &'static [&'static str] {
         Step::Cast1k => &["cast1k", "cast1k-mb"],
         Step::Big => &["big-p50", "big-p99", "big-max", "big-transfer"],
         Step::BigVec => &["big-p99-vec"],
+        Step::BigMemory => &[
+            "big-peak-sender",
+            "big-peak-receiver",
+            "big-peak-sender-vec",
+            "big-peak-receiver-vec",
+        ],
     }
 }
 
 /// ractor_cluster's and Erlang's keys: every step but noex's `Vec<u8>` variant.
 pub fn peer_keys(step: Step) -> &'static [&'static str] {
     match step {
-        Step::BigVec => &[],
+        Step::BigVec | Step::BigMemory => &[],
         _ => standard_keys(step),
     }
 }
@@ -339,6 +378,11 @@ pub fn run(plan: &Plan, wanted: &dyn Fn(&str) -> bool, report: &mut Report) {
                 "remote cast {size} B: {count} casts per repetition (a `Vec<u8>` payload); noex's cast frame is {frame} B, the bare batched stream sends frames of this size in 256 KiB writes; MB/s counts payload bytes (10^6)"
             ));
         }
+    }
+    if wanted("remote-big") {
+        report.notes.push(
+            "remote big, peak memory (noex): each repetition is two fresh OS processes, node A and node B (this binary re-executed); each node resets its peak resident memory (`/proc/self/clear_refs`) before A makes the payload and casts it to a process on B, and reads it (`VmHWM`) once that process has handled it: (peak − resident before) ÷ the message's size, the payload included".into(),
+        );
     }
     // noex with busy-waiting off: its own pair of nodes (warmed like the first).
     let busy_off = NoexRemote::start(Duration::ZERO, true)
@@ -808,6 +852,11 @@ impl Remote for NoexRemote {
                 let (calls, _) = noex_big(&self.a, &self.echo, &self.sink, plan.big_size, false)?;
                 Ok(vec![percentile(&calls, 99.0) as f64 / 1e3])
             }
+            Step::BigMemory => {
+                let (sender, receiver) = crate::big_memory::measure(plan.big_size, false)?;
+                let (sender_vec, receiver_vec) = crate::big_memory::measure(plan.big_size, true)?;
+                Ok(vec![sender, receiver, sender_vec, receiver_vec])
+            }
         }
     }
 }
@@ -860,7 +909,7 @@ impl Remote for BareRemote {
             }
             Step::Cast16 => stream(16, plan.remote_casts_small, self.frames.cast16),
             Step::Cast1k => stream(1024, plan.remote_casts_large, self.frames.cast1k),
-            Step::Big | Step::BigVec => Err("no bare large-message limit".into()),
+            Step::Big | Step::BigVec | Step::BigMemory => Err("no bare large-message limit".into()),
         }
     }
 }
