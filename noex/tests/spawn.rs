@@ -198,3 +198,35 @@ fn a_spawn_whose_init_waits_too_long_is_killed_after_its_timeout() {
         assert_eq!(node.process_count(), before);
     });
 }
+
+#[test]
+fn pids_of_ended_processes_find_nothing_and_an_early_process_is_still_found() {
+    run(|node| async move {
+        let early = node.spawn::<Gated>(Args::at_once(Outcome::Succeed)).await;
+        let early = early.unwrap();
+        // Many short-lived processes after it, a few alive at a time.
+        let mut ended = Vec::new();
+        let mut alive = std::collections::VecDeque::new();
+        for _ in 0..1_000 {
+            let server = node.spawn::<Gated>(Args::at_once(Outcome::Succeed)).await;
+            alive.push_back(server.unwrap());
+            if alive.len() > 4 {
+                let server = alive.pop_front().unwrap();
+                server.stop(ExitReason::Normal).await.unwrap();
+                ended.push(server.pid().clone());
+            }
+        }
+        for pid in &ended {
+            assert!(!node.is_alive(pid), "{pid} is alive");
+            assert!(node.server_ref::<Gated>(pid).is_err(), "{pid} found");
+        }
+        let found = node
+            .server_ref::<Gated>(early.pid())
+            .expect("the early one");
+        assert_eq!(found.call(()).await.unwrap(), "serving");
+        for server in alive {
+            let found = node.server_ref::<Gated>(server.pid()).expect("a live one");
+            assert_eq!(found.call(()).await.unwrap(), "serving");
+        }
+    });
+}
