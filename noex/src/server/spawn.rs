@@ -248,12 +248,16 @@ pub(crate) async fn spawn<B: GenServer>(
     };
 
     let ctx = Ctx::new(process.clone(), Arc::downgrade(node));
-    let task = process_task(Arc::downgrade(node), ctx, args);
+    let weak = Arc::downgrade(node);
+    let make = move || process_task(weak, ctx, args);
     #[cfg(feature = "tracing-context")]
-    let task = tracing::Instrument::instrument(task, crate::trace::process_span(&pid, &node.name));
+    let make = {
+        let span = crate::trace::process_span(&pid, &node.name);
+        move || tracing::Instrument::instrument(make(), span)
+    };
     // Its first poll runs `init` at once, here, when spawned from one of the node's threads:
     // `init` has then usually succeeded by now, and there is nothing to wait for.
-    let task = node.executors.spawn_started(task);
+    let task = node.executors.spawn_started(make);
     let outcome = if process.core.is_initialized() {
         task.detach();
         Ok(())

@@ -200,17 +200,20 @@ impl Executors {
     /// tasks queued on the thread: a new process's `init`, which its spawner waits for,
     /// then usually ends before the spawner's own poll does, and the spawner neither
     /// yields nor is woken for it. (A spawner then calls [`pace_starts`].)
-    pub(crate) fn spawn_started<T: Send + 'static>(
+    ///
+    /// The future is made by `make` where it is stored, in the task's memory, rather than
+    /// moved there: a process's future is a few hundred bytes.
+    pub(crate) fn spawn_started<T: Send + 'static, F: Future<Output = T> + Send + 'static>(
         &self,
-        future: impl Future<Output = T> + Send + 'static,
+        make: impl FnOnce() -> F,
     ) -> Task<T> {
         let depth = NESTED.with(Cell::get);
         let Some(index) = self.current().filter(|_| depth < MAX_NESTED) else {
-            return self.spawn(future);
+            return self.spawn(make());
         };
         STARTS_LEFT.with(|left| left.set(left.get().saturating_sub(1)));
         let scheduler = &self.schedulers[index];
-        let (runnable, task) = task_on(scheduler, future);
+        let (runnable, task) = task_on(scheduler, make);
         if scheduler.stopped.load(Ordering::SeqCst) {
             // Dropped unrun, as `spawn_on` would.
             runnable.schedule();
@@ -277,25 +280,29 @@ fn spawn_on<T: Send + 'static>(
     scheduler: &Arc<Scheduler>,
     future: impl Future<Output = T> + Send + 'static,
 ) -> Task<T> {
-    let (runnable, task) = task_on(scheduler, future);
+    let (runnable, task) = task_on(scheduler, || future);
     runnable.schedule();
     task
 }
 
-/// A task of `scheduler` running `future`, registered with it, not scheduled yet.
-fn task_on<T: Send + 'static>(
+/// A task of `scheduler` running the future `make` makes (in the task's memory),
+/// registered with it, not scheduled yet.
+fn task_on<T: Send + 'static, F: Future<Output = T> + Send + 'static>(
     scheduler: &Arc<Scheduler>,
-    future: impl Future<Output = T> + Send + 'static,
+    make: impl FnOnce() -> F,
 ) -> (Runnable, Task<T>) {
     // Nothing is registered once the scheduler stopped: the task is dropped unrun (its
     // queue is closed), and there is nothing left to cancel it later. The slot is
     // reserved and filled under one lock.
     let owner = scheduler.clone();
     let build = |slot: Slot| {
-        let future = Registered { future, slot };
-        async_task::Builder::new()
-            .propagate_panic(true)
-            .spawn(|_| future, move |runnable| owner.schedule(runnable))
+        async_task::Builder::new().propagate_panic(true).spawn(
+            move |_| Registered {
+                future: make(),
+                slot,
+            },
+            move |runnable| owner.schedule(runnable),
+        )
     };
     if scheduler.stopped.load(Ordering::SeqCst) {
         return build(Slot::NONE);
