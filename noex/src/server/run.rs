@@ -300,7 +300,9 @@ pub(crate) fn run<B: GenServer>(
             }
         }
         started(&process);
-        Ok((state, ctx))
+        // The loop keeps this handle on the process: one more would cost two atomic
+        // operations a spawn.
+        Ok((state, ctx, process))
     };
     // `terminate`, once the loop has honoured a stop: a future of its own, so that the
     // loop's keeps no room for the reason beside its other steps.
@@ -320,12 +322,12 @@ pub(crate) fn run<B: GenServer>(
 // Not an `async fn`: that would hold copies of the arguments for the process's life.
 #[allow(clippy::manual_async_fn)]
 fn serve<B: GenServer>(
-    (mut state, mut ctx): (B, Ctx<B>),
+    (mut state, mut ctx, process): (B, Ctx<B>, Arc<Process<B>>),
 ) -> impl Future<Output = Result<Terminating<B>, ExitReason>> {
     async move {
-        // One pointer for the process's life: borrowed where needed rather than kept
-        // as a reference beside the `Arc` (both would be stored in this future).
-        let process = ctx.process().clone();
+        // One pointer for the process's life (`init`'s, beside the one in `ctx`, which is
+        // borrowed mutably by the handlers): borrowed where needed rather than kept as a
+        // reference beside the `Arc` (both would be stored in this future).
         let mut batch = VecDeque::new();
         let mut turn = Turn::default();
         loop {
