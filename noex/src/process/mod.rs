@@ -25,8 +25,7 @@ use std::collections::VecDeque;
 use std::num::NonZeroU64;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-
-use event_listener::Event;
+use std::task::Waker;
 
 use crate::timer::TimerEntry;
 use crate::{ExitReason, MonitorRef, Pid};
@@ -138,8 +137,8 @@ pub(crate) struct Core {
     /// `executors::current_scheduler`), 0 until it first runs.
     home: AtomicUsize,
     state: Mutex<CoreState>,
-    /// Notified when `init` has succeeded and when the end is fully processed.
-    changed: Event,
+    /// Someone waits for `init` to succeed or for the end ([`CoreState::waiters`]).
+    waited: AtomicBool,
     /// Who waits for the process to work through its mailbox.
     pub(crate) drain: drain::Drain,
 }
@@ -149,6 +148,9 @@ struct CoreState {
     exit: ended::Ended,
     /// Allocated on first use: most processes never need it, and idle processes are many.
     ties: Option<Box<Ties>>,
+    /// The tasks waiting for `init` to succeed or for the end (see `lifecycle`): allocated
+    /// while anyone waits, freed when they are woken.
+    waiters: Option<Box<Vec<Waker>>>,
 }
 
 /// A process's relations to others, and its pending signals.
@@ -217,7 +219,7 @@ impl Core {
             message_count: AtomicU64::new(0),
             home: AtomicUsize::new(0),
             state: Mutex::new(CoreState::default()),
-            changed: Event::new(),
+            waited: AtomicBool::new(false),
             drain: drain::Drain::new(),
         }
     }
