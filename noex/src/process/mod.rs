@@ -150,6 +150,8 @@ struct CoreState {
     ties: Option<Box<Ties>>,
     /// The tasks waiting for `init` to succeed or for the end (see `lifecycle`): allocated
     /// while anyone waits, freed when they are woken.
+    // Boxed: 8 bytes in every process rather than a `Vec`'s 24.
+    #[allow(clippy::box_collection)]
     waiters: Option<Box<Vec<Waker>>>,
 }
 
