@@ -1,7 +1,6 @@
 //! The waker a process's task registers once and its senders wake.
 
 use std::sync::atomic::{fence, Ordering};
-use std::sync::OnceLock;
 use std::task::Waker;
 
 /// The waker of a process's task. A process is one task for its whole life, polled with
@@ -13,14 +12,18 @@ use std::task::Waker;
 /// the waker are each followed by a sequentially consistent fence, so that one of the two
 /// sees the other's write.) The waker outlives the task as long as the process's `Core`
 /// does — a `ServerRef` kept to an ended process keeps its task's memory too.
+///
+/// A `spin::Once` rather than a `std::sync::OnceLock`: the same size, and setting it is a
+/// compare-and-swap and a store, where `OnceLock::set` takes a hundred instructions, once
+/// per spawn. Only the process's task sets it, so it never spins.
 #[derive(Default)]
-pub(crate) struct TaskWaker(OnceLock<Waker>);
+pub(crate) struct TaskWaker(spin::Once<Waker>);
 
 impl TaskWaker {
     /// Keeps `waker` if none is kept yet (the process's own task: always the same one).
     pub(crate) fn register(&self, waker: &Waker) {
         if self.0.get().is_none() {
-            let _ = self.0.set(waker.clone());
+            self.0.call_once(|| waker.clone());
             fence(Ordering::SeqCst);
         }
     }

@@ -1,5 +1,6 @@
 //! `Ctx`: what a running process can do to itself and the processes around it.
 
+use std::future::Future;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -331,11 +332,12 @@ impl<B: GenServer> Ctx<B> {
     /// Spawns a process linked to this one, atomically: there is no moment at which the
     /// child runs unlinked. If `init` fails, the spawn returns the error and no exit signal
     /// arrives.
-    pub async fn spawn_link<C: GenServer>(
+    // Not an `async fn`: it would wrap the spawn's future in one more.
+    pub fn spawn_link<C: GenServer>(
         &mut self,
         args: C::Args,
-    ) -> Result<ServerRef<C>, SpawnError<C::InitError>> {
-        self.spawn_link_with(args, SpawnOptions::new()).await
+    ) -> impl Future<Output = Result<ServerRef<C>, SpawnError<C::InitError>>> + '_ {
+        self.spawn_link_with(args, SpawnOptions::new())
     }
 
     /// [`spawn_link`](Self::spawn_link) with options.

@@ -88,32 +88,20 @@ impl Turn {
     }
 }
 
-/// Tells the spawner how `init` went.
-///
-/// One pointer: it is part of every process's future for its whole life. What a spawner
-/// of another node wants done once `init` has succeeded (`spawn::OnStarted`) waits in the
-/// process's core instead (`spawn::Spawning`).
-pub(crate) struct Started<B: GenServer> {
-    tx: oneshot::Sender<Result<(), SpawnError<B::InitError>>>,
-}
+/// What a failed `init` tells its spawner: the output of the process's task (see
+/// `spawn::ProcessTask`), boxed so that the task's memory, which is kept for the process's
+/// life, does not grow with the behaviour's error type.
+pub(crate) type InitFailure<B> = Box<SpawnError<<B as GenServer>::InitError>>;
 
-impl<B: GenServer> Started<B> {
-    pub(crate) fn new(tx: oneshot::Sender<Result<(), SpawnError<B::InitError>>>) -> Self {
-        Started { tx }
+/// Marks a process as started once `init` has succeeded: runs what a spawner of another
+/// node left to run (`spawn::OnStarted`), before the process does anything else, then
+/// lets the spawner know (see `Core::set_initialized`).
+fn started<B: GenServer>(process: &Process<B>) {
+    let spawning = process.core.take_spawning();
+    if let Some(then) = spawning.and_then(|spawning| spawning.on_started) {
+        then(process.core.pid(), process as *const Process<B> as usize);
     }
-
-    /// Tells the spawner how `init` went (it may have given up: nothing else to tell it),
-    /// having first run what a spawner of another node left to run once `init` succeeded,
-    /// before the process does anything else.
-    fn send(self, result: Result<(), SpawnError<B::InitError>>, process: &Process<B>) {
-        if result.is_ok() {
-            let spawning = process.core.take_spawning();
-            if let Some(then) = spawning.and_then(|spawning| spawning.on_started) {
-                then(process.core.pid(), process as *const Process<B> as usize);
-            }
-        }
-        let _ = self.tx.send(result);
-    }
+    process.core.set_initialized();
 }
 
 thread_local! {
@@ -273,7 +261,8 @@ fn idle_wait<'a, B: GenServer>(
     })
 }
 
-/// Runs a process of behaviour `B` from `init` to its end; returns why it ended.
+/// Runs a process of behaviour `B` from `init` to its end; returns why it ended, or, if
+/// `init` failed, why and what to tell the spawner.
 ///
 /// Written with an eye on the size of its future, which every process carries: `init`
 /// and the loop are two futures, one after the other, so that the loop keeps nothing of
@@ -283,8 +272,7 @@ fn idle_wait<'a, B: GenServer>(
 pub(crate) fn run<B: GenServer>(
     mut ctx: Ctx<B>,
     args: B::Args,
-    started: Started<B>,
-) -> impl Future<Output = ExitReason> {
+) -> impl Future<Output = Result<ExitReason, (ExitReason, InitFailure<B>)>> {
     // `init`: its future, with the arguments, lives only until `init` has ended.
     let init = async move {
         let process = ctx.process().clone();
@@ -295,15 +283,13 @@ pub(crate) fn run<B: GenServer>(
             Ok(Ok(state)) => state,
             Ok(Err(error)) => {
                 let reason = ExitReason::error(&error);
-                started.send(Err(SpawnError::Init(error)), &process);
-                return Err(reason);
+                return Err((reason, Box::new(SpawnError::Init(error))));
             }
             Err(reason) => {
-                started.send(Err(SpawnError::Exited(reason.clone())), &process);
-                return Err(reason);
+                let failure = Box::new(SpawnError::Exited(reason.clone()));
+                return Err((reason, failure));
             }
         };
-        process.core.set_initialized();
         if let Some(node) = ctx.node_inner() {
             if node.events.is_active() {
                 node.events.publish(LifecycleEvent::Started {
@@ -313,8 +299,10 @@ pub(crate) fn run<B: GenServer>(
                 });
             }
         }
-        started.send(Ok(()), &process);
-        Ok((state, ctx))
+        started(&process);
+        // The loop keeps this handle on the process: one more would cost two atomic
+        // operations a spawn.
+        Ok((state, ctx, process))
     };
     // `terminate`, once the loop has honoured a stop: a future of its own, so that the
     // loop's keeps no room for the reason beside its other steps.
@@ -334,12 +322,12 @@ pub(crate) fn run<B: GenServer>(
 // Not an `async fn`: that would hold copies of the arguments for the process's life.
 #[allow(clippy::manual_async_fn)]
 fn serve<B: GenServer>(
-    (mut state, mut ctx): (B, Ctx<B>),
+    (mut state, mut ctx, process): (B, Ctx<B>, Arc<Process<B>>),
 ) -> impl Future<Output = Result<Terminating<B>, ExitReason>> {
     async move {
-        // One pointer for the process's life: borrowed where needed rather than kept
-        // as a reference beside the `Arc` (both would be stored in this future).
-        let process = ctx.process().clone();
+        // One pointer for the process's life (`init`'s, beside the one in `ctx`, which is
+        // borrowed mutably by the handlers): borrowed where needed rather than kept as a
+        // reference beside the `Arc` (both would be stored in this future).
         let mut batch = VecDeque::new();
         let mut turn = Turn::default();
         loop {
@@ -497,17 +485,18 @@ pin_project_lite::pin_project! {
     }
 }
 
-impl<A, C, I, S, T, F, G> Future for Phases<I, S, T, F, G>
+impl<A, C, E, I, S, T, F, G> Future for Phases<I, S, T, F, G>
 where
-    I: Future<Output = Result<A, ExitReason>>,
+    I: Future<Output = Result<A, E>>,
     S: Future<Output = Result<C, ExitReason>>,
     T: Future<Output = ExitReason>,
     F: Fn(A) -> S,
     G: Fn(C) -> T,
 {
-    type Output = ExitReason;
+    /// Why the process ended, or `init`'s failure.
+    type Output = Result<ExitReason, E>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<ExitReason> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         loop {
             let next = match this.phase.as_mut().project() {
@@ -515,15 +504,15 @@ where
                     Ok(serving) => Phase::Serve {
                         future: (this.serve)(serving),
                     },
-                    Err(reason) => return Poll::Ready(reason),
+                    Err(failure) => return Poll::Ready(Err(failure)),
                 },
                 PhaseProjection::Serve { future } => match std::task::ready!(future.poll(cx)) {
                     Ok(terminating) => Phase::Terminate {
                         future: (this.terminate)(terminating),
                     },
-                    Err(reason) => return Poll::Ready(reason),
+                    Err(reason) => return Poll::Ready(Ok(reason)),
                 },
-                PhaseProjection::Terminate { future } => return future.poll(cx),
+                PhaseProjection::Terminate { future } => return future.poll(cx).map(Ok),
             };
             this.phase.set(next);
         }

@@ -9,6 +9,7 @@ use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use async_task::{FallibleTask, Task};
 use futures_lite::future::CatchUnwind;
 use futures_lite::FutureExt;
 
@@ -16,9 +17,11 @@ use super::ctx::Ctx;
 use super::deadline::Deadline;
 use super::process::Process;
 use super::reference::ServerRef;
-use super::{run, GenServer};
+use super::run::{self, InitFailure};
+use super::GenServer;
 use crate::error::{GlobalError, RegisterError, SpawnError};
 use crate::exit::panic_message;
+use crate::node::executors::pace_starts;
 use crate::node::NodeInner;
 use crate::process::{AnyProcess, Core, Identity, Signal};
 use crate::{ExitReason, MonitorRef, Pid};
@@ -244,43 +247,108 @@ pub(crate) async fn spawn<B: GenServer>(
         }
     };
 
-    let (tx, init_result) = oneshot::async_channel();
-    let started = run::Started::new(tx);
     let ctx = Ctx::new(process.clone(), Arc::downgrade(node));
-    let task = process_task(Arc::downgrade(node), ctx, args, started);
+    let weak = Arc::downgrade(node);
+    let make = move || process_task(weak, ctx, args);
     #[cfg(feature = "tracing-context")]
-    let task = tracing::Instrument::instrument(task, crate::trace::process_span(&pid, &node.name));
-    // Its first poll runs `init` at once, here, when spawned from one of the node's threads.
-    node.executors.spawn_started(task).detach();
-
-    // A thread's deadline table rather than a reactor timer: init is usually over before
-    // the timer would even be registered.
-    let outcome = match options.init_timeout {
-        Some(timeout) => Deadline::after(timeout).run(init_result).await,
-        None => Some(init_result.await),
+    let make = {
+        let span = crate::trace::process_span(&pid, &node.name);
+        move || tracing::Instrument::instrument(make(), span)
     };
-    let failure = match outcome {
-        Some(Ok(Ok(()))) => return Ok(ServerRef::from_process(process)),
-        Some(Ok(Err(error))) => error,
-        // The task ended without a word: `init` panicked.
-        Some(Err(_)) => match process.core.exited().await {
-            ExitReason::Panic(message) => SpawnError::InitPanicked(message),
-            reason => SpawnError::Exited(reason),
-        },
-        None => {
-            process.core.signal(Signal::Die(ExitReason::Killed));
-            process.core.exited().await;
-            SpawnError::InitTimeout
-        }
+    // Its first poll runs `init` at once, here, when spawned from one of the node's threads:
+    // `init` has then usually succeeded by now, and there is nothing to wait for.
+    let task = node.executors.spawn_started(make);
+    let outcome = if process.core.is_initialized() {
+        task.detach();
+        Ok(())
+    } else {
+        init_outcome(&process, task, options.init_timeout).await
     };
-    if let Some((spawner, monitor)) = spawner {
+    if let (Err(_), Some((spawner, monitor))) = (&outcome, spawner) {
         // The spawner hears of the failure through the result, not through a signal.
         spawner.remove_link(&pid);
         if let Some(monitor) = monitor {
             spawner.remove_watching(monitor);
         }
     }
-    Err(failure)
+    // A spawner in a loop yields now and then, as if some spawns had made it wait.
+    pace_starts().await;
+    outcome.map(|()| ServerRef::from_process(process))
+}
+
+/// Waits until the process's `init` has succeeded, or its task has ended (the failure is
+/// its output), or `timeout` has passed (the process is then killed).
+async fn init_outcome<B: GenServer>(
+    process: &Process<B>,
+    task: Task<Option<InitFailure<B>>>,
+    timeout: Option<Duration>,
+) -> Result<(), SpawnError<B::InitError>> {
+    // Detached however this ends: the process runs on if the spawner gives up.
+    let mut task = Detaching(Some(task.fallible()));
+    let ended = async {
+        let initialized = async {
+            process.core.initialized().await;
+            Init::<B>::Succeeded
+        };
+        let task_ended = async {
+            match task.ended().await {
+                Some(None) => Init::Succeeded,
+                Some(Some(failure)) => Init::Failed(failure),
+                None => Init::Dropped,
+            }
+        };
+        initialized.or(task_ended).await
+    };
+    // A thread's deadline table rather than a reactor timer: init is usually over before
+    // the timer would even be registered.
+    let outcome = match timeout {
+        Some(timeout) => Deadline::after(timeout).run(ended).await,
+        None => Some(ended.await),
+    };
+    match outcome {
+        Some(Init::Succeeded) => Ok(()),
+        Some(Init::Failed(failure)) => Err(*failure),
+        Some(Init::Dropped) => Err(match process.core.exited().await {
+            ExitReason::Panic(message) => SpawnError::InitPanicked(message),
+            reason => SpawnError::Exited(reason),
+        }),
+        None => {
+            process.core.signal(Signal::Die(ExitReason::Killed));
+            process.core.exited().await;
+            Err(SpawnError::InitTimeout)
+        }
+    }
+}
+
+/// How a process's `init` went, as its spawner learns it.
+enum Init<B: GenServer> {
+    /// It succeeded (the process may have ended since).
+    Succeeded,
+    Failed(InitFailure<B>),
+    /// The process's task was dropped unfinished: its node is gone.
+    Dropped,
+}
+
+/// A process's task while its spawner waits for `init`: detached when dropped, rather
+/// than cancelled.
+struct Detaching<T>(Option<FallibleTask<T>>);
+
+impl<T> Detaching<T> {
+    /// The task's output once it has ended; `None` if it was dropped unfinished.
+    async fn ended(&mut self) -> Option<T> {
+        match self.0.as_mut() {
+            Some(task) => task.await,
+            None => None,
+        }
+    }
+}
+
+impl<T> Drop for Detaching<T> {
+    fn drop(&mut self) {
+        if let Some(task) = self.0.take() {
+            task.detach();
+        }
+    }
 }
 
 /// A process not started yet, whose spawn may still fail or be dropped: ended with reason
@@ -321,11 +389,10 @@ fn process_task<B: GenServer>(
     node: Weak<NodeInner>,
     ctx: Ctx<B>,
     args: B::Args,
-    started: run::Started<B>,
-) -> ProcessTask<B, impl Future<Output = ExitReason>> {
+) -> ProcessTask<B, impl Future<Output = Result<ExitReason, (ExitReason, InitFailure<B>)>>> {
     let process = ctx.process().clone();
     ProcessTask {
-        body: AssertUnwindSafe(run::run(ctx, args, started)).catch_unwind(),
+        body: AssertUnwindSafe(run::run(ctx, args)).catch_unwind(),
         guard: ExitGuard {
             node,
             process: Some(process),
@@ -333,14 +400,30 @@ fn process_task<B: GenServer>(
     }
 }
 
-impl<B: GenServer, F: Future<Output = ExitReason>> Future for ProcessTask<B, F> {
-    type Output = ();
+impl<B, F> Future for ProcessTask<B, F>
+where
+    B: GenServer,
+    F: Future<Output = Result<ExitReason, (ExitReason, InitFailure<B>)>>,
+{
+    /// What a failed `init` tells the spawner (see [`init_outcome`]).
+    type Output = Option<InitFailure<B>>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let reason = match std::task::ready!(this.body.poll(cx)) {
-            Ok(reason) => reason,
-            Err(payload) => ExitReason::Panic(panic_message(&*payload)),
+        let (reason, failure) = match std::task::ready!(this.body.poll(cx)) {
+            Ok(Ok(reason)) => (reason, None),
+            Ok(Err((reason, failure))) => (reason, Some(failure)),
+            Err(payload) => {
+                let message = panic_message(&*payload);
+                let initialized = this
+                    .guard
+                    .process
+                    .as_ref()
+                    .is_none_or(|process| process.core.is_initialized());
+                let failure =
+                    (!initialized).then(|| Box::new(SpawnError::InitPanicked(message.clone())));
+                (ExitReason::Panic(message), failure)
+            }
         };
         if let Some(process) = &this.guard.process {
             let core = &process.core;
@@ -366,7 +449,7 @@ impl<B: GenServer, F: Future<Output = ExitReason>> Future for ProcessTask<B, F> 
             }
         }
         this.guard.finish(reason);
-        Poll::Ready(())
+        Poll::Ready(failure)
     }
 }
 

@@ -77,16 +77,27 @@ thread_local! {
     /// How many tasks started at once ([`Executors::spawn_started`]) are being polled on
     /// this thread, one inside the other.
     static NESTED: Cell<u32> = const { Cell::new(0) };
-    /// How many more tasks may start at once on this thread before the run loop next
-    /// reads its clock (see [`STARTS_PER_STRIDE`]).
+    /// How many more tasks may start at once on this thread before their spawner yields
+    /// (see [`STARTS_PER_STRIDE`]).
     static STARTS_LEFT: Cell<u32> = const { Cell::new(STARTS_PER_STRIDE) };
 }
 
-/// At most this many tasks start at once ([`Executors::spawn_started`]) between two
-/// readings of the run loop's clock; later ones are queued. A task that spawns processes
-/// in a loop, none of which makes it wait, would otherwise keep its thread from every
-/// other task until the loop ends; queued, a spawn makes its spawner yield.
+/// After this many tasks started at once ([`Executors::spawn_started`]) since the run loop
+/// last read its clock or a spawner last yielded, the spawner yields ([`pace_starts`]). A
+/// task that spawns processes in a loop, none of which makes it wait, would otherwise keep
+/// its thread from every other task until the loop ends.
 pub(super) const STARTS_PER_STRIDE: u32 = 32;
+
+/// Yields to the other tasks of the calling thread if [`STARTS_PER_STRIDE`] tasks have
+/// started at once on it since the run loop last read its clock or a spawner last yielded
+/// here (a spawner calls it after each spawn): a spawning loop then yields once every 32
+/// spawns, as if one spawn in 32 had made it wait.
+pub(crate) async fn pace_starts() {
+    if STARTS_LEFT.with(Cell::get) == 0 {
+        STARTS_LEFT.with(|left| left.set(STARTS_PER_STRIDE));
+        smol::future::yield_now().await;
+    }
+}
 
 /// How deep tasks started at once may nest (a process whose `init` spawns a process whose
 /// `init` spawns ...): deeper ones are queued, as [`Executors::spawn`] does, so that a long
@@ -188,22 +199,21 @@ impl Executors {
     /// threads, polls it for the first time at once, in the caller, rather than behind the
     /// tasks queued on the thread: a new process's `init`, which its spawner waits for,
     /// then usually ends before the spawner's own poll does, and the spawner neither
-    /// yields nor is woken for it.
-    pub(crate) fn spawn_started<T: Send + 'static>(
+    /// yields nor is woken for it. (A spawner then calls [`pace_starts`].)
+    ///
+    /// The future is made by `make` where it is stored, in the task's memory, rather than
+    /// moved there: a process's future is a few hundred bytes.
+    pub(crate) fn spawn_started<T: Send + 'static, F: Future<Output = T> + Send + 'static>(
         &self,
-        future: impl Future<Output = T> + Send + 'static,
+        make: impl FnOnce() -> F,
     ) -> Task<T> {
         let depth = NESTED.with(Cell::get);
-        let starts_left = STARTS_LEFT.with(Cell::get);
-        let Some(index) = self
-            .current()
-            .filter(|_| depth < MAX_NESTED && starts_left > 0)
-        else {
-            return self.spawn(future);
+        let Some(index) = self.current().filter(|_| depth < MAX_NESTED) else {
+            return self.spawn(make());
         };
-        STARTS_LEFT.with(|left| left.set(starts_left - 1));
+        STARTS_LEFT.with(|left| left.set(left.get().saturating_sub(1)));
         let scheduler = &self.schedulers[index];
-        let (runnable, task) = task_on(scheduler, future);
+        let (runnable, task) = task_on(scheduler, make);
         if scheduler.stopped.load(Ordering::SeqCst) {
             // Dropped unrun, as `spawn_on` would.
             runnable.schedule();
@@ -270,25 +280,29 @@ fn spawn_on<T: Send + 'static>(
     scheduler: &Arc<Scheduler>,
     future: impl Future<Output = T> + Send + 'static,
 ) -> Task<T> {
-    let (runnable, task) = task_on(scheduler, future);
+    let (runnable, task) = task_on(scheduler, || future);
     runnable.schedule();
     task
 }
 
-/// A task of `scheduler` running `future`, registered with it, not scheduled yet.
-fn task_on<T: Send + 'static>(
+/// A task of `scheduler` running the future `make` makes (in the task's memory),
+/// registered with it, not scheduled yet.
+fn task_on<T: Send + 'static, F: Future<Output = T> + Send + 'static>(
     scheduler: &Arc<Scheduler>,
-    future: impl Future<Output = T> + Send + 'static,
+    make: impl FnOnce() -> F,
 ) -> (Runnable, Task<T>) {
     // Nothing is registered once the scheduler stopped: the task is dropped unrun (its
     // queue is closed), and there is nothing left to cancel it later. The slot is
     // reserved and filled under one lock.
     let owner = scheduler.clone();
     let build = |slot: Slot| {
-        let future = Registered { future, slot };
-        async_task::Builder::new()
-            .propagate_panic(true)
-            .spawn(|_| future, move |runnable| owner.schedule(runnable))
+        async_task::Builder::new().propagate_panic(true).spawn(
+            move |_| Registered {
+                future: make(),
+                slot,
+            },
+            move |runnable| owner.schedule(runnable),
+        )
     };
     if scheduler.stopped.load(Ordering::SeqCst) {
         return build(Slot::NONE);
