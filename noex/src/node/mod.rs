@@ -10,6 +10,7 @@
 //! is spread round-robin.
 
 mod behaviors;
+mod builder;
 mod cluster;
 pub(crate) mod executors;
 mod global;
@@ -41,6 +42,7 @@ use crate::server::{GenServer, NamedRef, ServerRef, SpawnOptions};
 use crate::timer::{self, TimerRef};
 use crate::{ExitReason, MonitorRef, Pid};
 
+pub use builder::NodeBuilder;
 pub use cluster::{ClusterEvents, Faults};
 use executors::Executors;
 pub use global::GlobalEvents;
@@ -113,96 +115,6 @@ pub(crate) struct NodeInner {
     /// What the node keeps for its metrics (the `metrics` feature).
     #[cfg(feature = "metrics")]
     pub(crate) metrics: crate::metrics::NodeMetrics,
-}
-
-/// Configures a [`Node`] before it starts.
-#[derive(Debug, Clone)]
-pub struct NodeBuilder {
-    name: String,
-    threads: usize,
-    busy_wait: Duration,
-    register_behaviors: bool,
-    #[cfg(feature = "metrics")]
-    metrics_interval: Duration,
-}
-
-impl Default for NodeBuilder {
-    fn default() -> Self {
-        NodeBuilder {
-            name: "nonode".to_owned(),
-            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            busy_wait: DEFAULT_BUSY_WAIT,
-            register_behaviors: false,
-            #[cfg(feature = "metrics")]
-            metrics_interval: crate::metrics::DEFAULT_METRICS_INTERVAL,
-        }
-    }
-}
-
-impl NodeBuilder {
-    /// The node's name, shown in every pid (`<name.serial>`). Defaults to `nonode`.
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = name.into();
-        self
-    }
-
-    /// The number of scheduler threads. Defaults to the number of CPUs.
-    pub fn threads(mut self, threads: usize) -> Self {
-        self.threads = threads.max(1);
-        self
-    }
-
-    /// How long a scheduler thread out of work busy-waits for more before it sleeps, and
-    /// [`Node::block_on`] for its future before it parks; [`Duration::ZERO`] turns
-    /// busy-waiting off. Defaults to [`DEFAULT_BUSY_WAIT`].
-    ///
-    /// Waking a sleeping thread costs tens of microseconds on a VM; a thread that
-    /// busy-waits picks up a reply, a call from another thread or a frame from a peer
-    /// that comes within the window at once. The price is CPU time: each thread spends up
-    /// to `busy_wait` after each burst of work spinning (yielding to any other thread
-    /// that wants its core). A node with nothing to do sleeps; one whose work comes less
-    /// than `busy_wait` apart keeps its threads busy. Turn it off where idle CPU matters
-    /// more than latency (a laptop on battery, many nodes sharing few cores).
-    pub fn busy_wait(mut self, busy_wait: Duration) -> Self {
-        self.busy_wait = busy_wait;
-        self
-    }
-
-    /// Registers every behaviour of the program when the node starts, as
-    /// [`Node::register_behaviors`] does.
-    pub fn register_behaviors(mut self) -> Self {
-        self.register_behaviors = true;
-        self
-    }
-
-    /// How often the node samples its [metrics](crate::metrics) (the `metrics` feature);
-    /// [`Duration::ZERO`] turns the sampling off. Defaults to
-    /// [`DEFAULT_METRICS_INTERVAL`](crate::metrics::DEFAULT_METRICS_INTERVAL).
-    #[cfg(feature = "metrics")]
-    pub fn metrics_interval(mut self, interval: Duration) -> Self {
-        self.metrics_interval = interval;
-        self
-    }
-
-    /// Starts the node.
-    ///
-    /// # Panics
-    ///
-    /// With [`register_behaviors`](Self::register_behaviors), if two behaviours of the
-    /// program share a name (the message names both).
-    pub fn build(self) -> Node {
-        let node = Node {
-            inner: Arc::new(NodeInner::new(&self.name, self.threads, self.busy_wait)),
-        };
-        if self.register_behaviors {
-            if let Err(error) = node.register_behaviors() {
-                panic!("noex: {error}");
-            }
-        }
-        #[cfg(feature = "metrics")]
-        crate::metrics::start(&node.inner, self.metrics_interval, None);
-        node
-    }
 }
 
 impl NodeInner {
