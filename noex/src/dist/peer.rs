@@ -13,6 +13,7 @@
 //! starves the processes that share the thread.
 
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
@@ -34,6 +35,7 @@ use super::transport::{ReadHalf, Stream, WriteHalf};
 use super::wire::{RemoteOutcome, WireMessage};
 use crate::bytes::Lent;
 use crate::node::executors;
+use crate::process::table::SerialHasher;
 use crate::server::slot;
 
 /// The writer and the reader yield after this many bytes.
@@ -41,6 +43,12 @@ pub(super) const YIELD_BYTES: usize = 256 * 1024;
 
 /// How a remote call ended on the connection's side: the outcome and its payload.
 pub(crate) type CallOutcome = Result<(RemoteOutcome, Payload<'static>), ConnectionLost>;
+
+/// The calls waiting for their reply, by call id (ids are handed out in sequence by this
+/// node: hashed by one multiplication, see `SerialHasher`), with the scheduler thread of
+/// each caller.
+type PendingCalls =
+    HashMap<u64, (slot::Sender<CallOutcome>, usize), BuildHasherDefault<SerialHasher>>;
 
 /// The connection carrying a call was lost before its reply arrived.
 #[derive(Debug)]
@@ -120,7 +128,7 @@ pub(crate) struct Peer {
     /// The stream's halves until the reader and the writer take theirs.
     halves: Mutex<(Option<ReadHalf>, Option<WriteHalf>)>,
     /// Calls waiting for their reply, with the scheduler thread of each caller.
-    pending: Mutex<HashMap<u64, (slot::Sender<CallOutcome>, usize)>>,
+    pending: Mutex<PendingCalls>,
     closed: AtomicBool,
     /// Notified when the connection closes.
     closing: event_listener::Event,
@@ -169,7 +177,7 @@ impl Peer {
                 let (read, write) = stream.split();
                 (Some(read), Some(write))
             }),
-            pending: Mutex::new(HashMap::new()),
+            pending: Mutex::default(),
             closed: AtomicBool::new(false),
             closing: event_listener::Event::new(),
             counters: Counters::default(),
@@ -230,7 +238,7 @@ impl Peer {
         self.spawns.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn pending(&self) -> MutexGuard<'_, HashMap<u64, (slot::Sender<CallOutcome>, usize)>> {
+    fn pending(&self) -> MutexGuard<'_, PendingCalls> {
         self.pending.lock().unwrap_or_else(PoisonError::into_inner)
     }
 

@@ -58,9 +58,10 @@ impl<T: Serial> Eq for Entry<T> {}
 
 /// Hashes a serial number with one multiplication (Fibonacci hashing): serials are
 /// handed out by the node itself, one after the other, so they need spreading, not
-/// protection from chosen collisions (they are not chosen by anyone outside).
+/// protection from chosen collisions (they are not chosen by anyone outside). The ids of
+/// remote calls (see `dist::peer`) are hashed so too, for the same reasons.
 #[derive(Default)]
-struct SerialHasher(u64);
+pub(crate) struct SerialHasher(u64);
 
 impl Hasher for SerialHasher {
     fn finish(&self) -> u64 {
