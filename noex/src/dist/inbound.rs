@@ -32,13 +32,24 @@ pub(crate) enum Payload<'a> {
     Borrowed(&'a [u8]),
     /// Shared: a [`Bytes`](crate::Bytes) decoded from it may keep it.
     Owned(Arc<Pooled>, usize),
+    /// A small payload kept whole in place (the reply to most calls): its first `len`
+    /// bytes.
+    Inline {
+        len: u8,
+        bytes: [u8; INLINE],
+    },
 }
+
+/// A payload of at most this many bytes is kept in place when owned (see
+/// [`Payload::into_owned`]): no allocation, and the enum no larger.
+const INLINE: usize = 22;
 
 impl Payload<'_> {
     pub(crate) fn bytes(&self) -> &[u8] {
         match self {
             Payload::Borrowed(bytes) => bytes,
             Payload::Owned(bytes, start) => &bytes.bytes()[*start..],
+            Payload::Inline { len, bytes } => &bytes[..usize::from(*len)],
         }
     }
 
@@ -46,19 +57,28 @@ impl Payload<'_> {
     /// decoded as a view of it, without a copy.
     pub(crate) fn decode<T>(&self, decode: impl FnOnce(&[u8]) -> T) -> T {
         match self {
-            Payload::Borrowed(bytes) => decode(bytes),
             Payload::Owned(buffer, start) => {
                 crate::bytes::sharing(buffer, || decode(&buffer.bytes()[*start..]))
             }
+            payload => decode(payload.bytes()),
         }
     }
 
     pub(crate) fn into_owned(self) -> Payload<'static> {
         match self {
+            Payload::Borrowed(small) if small.len() <= INLINE => {
+                let mut bytes = [0; INLINE];
+                bytes[..small.len()].copy_from_slice(small);
+                Payload::Inline {
+                    len: small.len() as u8,
+                    bytes,
+                }
+            }
             Payload::Borrowed(bytes) => {
                 Payload::Owned(Arc::new(Pooled::unpooled(bytes.to_vec())), 0)
             }
             Payload::Owned(bytes, start) => Payload::Owned(bytes, start),
+            Payload::Inline { len, bytes } => Payload::Inline { len, bytes },
         }
     }
 }
@@ -487,6 +507,23 @@ fn resolve(cluster: &Cluster, address: &Address) -> Option<Arc<dyn AnyProcess>> 
         Address::Name(name) => {
             let pid = node.registry.whereis(name)?;
             node.resolve(&pid)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_small_payload_is_owned_in_place_and_the_enum_stays_three_words() {
+        assert_eq!(std::mem::size_of::<Payload<'_>>(), 24);
+        for len in [0, 1, INLINE, INLINE + 1, 1000] {
+            let bytes: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let owned = Payload::Borrowed(&bytes).into_owned();
+            assert_eq!(owned.bytes(), &bytes[..]);
+            assert_eq!(matches!(owned, Payload::Inline { .. }), len <= INLINE);
+            assert_eq!(owned.decode(|decoded| decoded.len()), len);
         }
     }
 }
