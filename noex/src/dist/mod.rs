@@ -103,6 +103,7 @@ mod scratch;
 pub(crate) mod spares;
 pub(crate) mod spawn;
 mod status;
+pub(crate) mod tagged;
 #[cfg(feature = "tls")]
 mod tls;
 mod transport;

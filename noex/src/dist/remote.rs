@@ -57,6 +57,7 @@ pub struct Codec<B: GenServer> {
 mod apart;
 
 use super::scratch::Scratch;
+use super::tagged::Tagged;
 use apart::{
     encode_apart, encode_here, encode_here_after, encode_in_place, encode_within, Encoded,
 };
@@ -104,6 +105,42 @@ where
         decode_reply: decode::<B::Reply>,
         encode_cast: encode_within::<B::Cast>,
         decode_cast: decode::<B::Cast>,
+        encode_info: encode_within::<B::Info>,
+        decode_info: decode::<B::Info>,
+        encode_args: encode::<B::Args>,
+    }
+}
+
+fn encode_tagged<T: Tagged>(
+    value: &T,
+    out: &mut Vec<u8>,
+    most: usize,
+) -> Result<(), postcard::Error> {
+    value.encode_tagged(out, most)
+}
+
+/// The codec of a behaviour written with `#[behavior]`: its calls, replies and casts are
+/// the enums it generates, encoded without serde's generic path (see `tagged`); its infos
+/// and init arguments are serde types.
+#[doc(hidden)]
+pub fn tagged_codec<B>() -> Codec<B>
+where
+    B: GenServer + BehaviorName,
+    B::Call: Tagged,
+    B::Reply: Tagged,
+    B::Cast: Tagged,
+    B::Info: Serialize + DeserializeOwned,
+    B::Args: Serialize,
+{
+    Codec {
+        name: B::NAME,
+        hash: const { crate::__private::tag(B::NAME, "") },
+        encode_call: encode_tagged::<B::Call>,
+        decode_call: B::Call::decode_tagged,
+        encode_reply: encode_tagged::<B::Reply>,
+        decode_reply: B::Reply::decode_tagged,
+        encode_cast: encode_tagged::<B::Cast>,
+        decode_cast: B::Cast::decode_tagged,
         encode_info: encode_within::<B::Info>,
         decode_info: decode::<B::Info>,
         encode_args: encode::<B::Args>,
