@@ -137,6 +137,11 @@ impl<'a> Input<'a> {
     /// as postcard checks them.
     #[inline]
     fn varint(&mut self, max_bytes: usize, max_last: u8) -> Result<u64, Error> {
+        // Mostly one byte (a length under 128).
+        if let [byte @ 0..0x80, rest @ ..] = self.0 {
+            self.0 = rest;
+            return Ok(u64::from(*byte));
+        }
         let bytes = self.0;
         let mut value = 0u64;
         for i in 0..max_bytes {
