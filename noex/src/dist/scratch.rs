@@ -22,10 +22,7 @@ const KEEP: usize = 2 * ENCODE_APART;
 #[inline]
 pub(crate) fn with<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
     let mut f = Some(f);
-    let mut run = |buffer: &mut Vec<u8>| match f.take() {
-        Some(f) => Some(f(buffer)),
-        None => None,
-    };
+    let mut run = |buffer: &mut Vec<u8>| f.take().map(|f| f(buffer));
     let ran = SCRATCH.try_with(|scratch| match scratch.try_borrow_mut() {
         Ok(mut buffer) => {
             buffer.clear();

@@ -1,6 +1,8 @@
 //! Tests of the outbound queue: lanes, fragments, the window, direct writes.
 
+use super::batch::Taken;
 use super::*;
+use crate::dist::wire::FRAGMENT_WINDOW;
 
 /// A frame holding a cast with a payload of `len` bytes of `fill`.
 fn frame(len: usize, fill: u8) -> Vec<u8> {
