@@ -163,6 +163,18 @@ impl<'a> Input<'a> {
     /// The message's tag.
     #[inline]
     pub fn tag(&mut self) -> Result<u32, Error> {
+        // Mostly 5 bytes (a hash), lying whole in the input: read without a bounds check
+        // per byte.
+        if let Some(&[b0, b1, b2, b3, b4]) = self.0.first_chunk::<5>() {
+            if b0 & b1 & b2 & b3 & 0x80 != 0 && b4 <= 0x0f {
+                self.0 = &self.0[5..];
+                return Ok(u32::from(b0 & 0x7f)
+                    | u32::from(b1 & 0x7f) << 7
+                    | u32::from(b2 & 0x7f) << 14
+                    | u32::from(b3 & 0x7f) << 21
+                    | u32::from(b4) << 28);
+            }
+        }
         self.varint(5, 0x0f).map(|n| n as u32)
     }
 
@@ -187,5 +199,34 @@ impl<'a> Input<'a> {
         let (value, rest) = postcard::take_from_bytes(self.0)?;
         self.0 = rest;
         Ok(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Bytes that are mostly varint-like: continuation bits set, small last bytes.
+    fn varint_like() -> impl Strategy<Value = Vec<u8>> {
+        let byte = prop_oneof![0x80u8..=0xff, 0u8..=0x0f, 0x10u8..=0x7f];
+        proptest::collection::vec(byte, 0..12)
+    }
+
+    proptest! {
+        #[test]
+        fn tags_and_lengths_decode_as_postcard_decodes_them(bytes in varint_like()) {
+            let mut input = Input::new(&bytes);
+            let ours = input.tag().ok().map(|tag| (tag, input.0));
+            let theirs = postcard::take_from_bytes::<u32>(&bytes).ok();
+            prop_assert_eq!(ours, theirs);
+            let mut input = Input::new(&bytes);
+            let ours = input.bytes().ok().map(|bytes| (bytes, input.0));
+            let theirs = postcard::take_from_bytes::<crate::__private::ByteBuf>(&bytes)
+                .ok()
+                .map(|(bytes, rest)| (bytes.0, rest));
+            prop_assert_eq!(ours, theirs);
+        }
     }
 }
