@@ -93,7 +93,13 @@ impl Outbound {
             let listener = self.work.listen();
             match self.take_batch(batch) {
                 Taken::Closed => return None,
-                Taken::Batch(Batch { messages: 0, .. }) => listener.await,
+                Taken::Batch(Batch { messages: 0, .. }) => {
+                    listener.await;
+                    // Woken by the first frame queued since the last batch: whoever queued
+                    // it (a task of this thread, mostly) goes on first, so that the next
+                    // write carries its following frames too rather than one each.
+                    smol::future::yield_now().await;
+                }
                 Taken::Batch(taken) => return Some(taken),
             }
         }
