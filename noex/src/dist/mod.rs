@@ -108,6 +108,7 @@ pub(crate) mod tagged;
 mod tls;
 mod transport;
 pub(crate) mod wire;
+mod writer;
 
 pub(crate) use cluster::Cluster;
 pub use config::{ClusterConfig, StartError};

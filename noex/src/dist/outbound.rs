@@ -36,6 +36,7 @@ use event_listener::Event;
 
 use super::spares::Spares;
 use super::wire::{self, WireMessage, FRAGMENT_SIZE};
+use crate::node::executors;
 
 mod apart;
 mod batch;
@@ -257,6 +258,12 @@ pub(crate) struct Outbound {
     backlog: AtomicBool,
     /// The node's spare buffers, which the frames of large messages go back to.
     spares: Arc<Spares>,
+    /// The scheduler thread (a key, 0 for none) of the last task that told the writer of
+    /// work: where the writer would rather be (see `writer`).
+    told_from: AtomicUsize,
+    /// The scheduler thread the writer last started on (for tests of its moves).
+    #[cfg(test)]
+    pub(crate) writer_at: AtomicUsize,
     /// Work for the writer.
     work: Event,
     /// Room for senders (and for the reader, see [`Outbound::room_to_take`]).
@@ -272,6 +279,9 @@ impl Outbound {
             replies: AtomicUsize::new(0),
             owed: AtomicUsize::new(0),
             backlog: AtomicBool::new(false),
+            told_from: AtomicUsize::new(0),
+            #[cfg(test)]
+            writer_at: AtomicUsize::new(0),
             work: Event::new(),
             room: Event::new(),
         }
@@ -318,9 +328,23 @@ impl Outbound {
         // is a fence and a lock): whoever queued that one woke the writer, which takes
         // them all. (A writer busy writing looks again when done: see `written`.)
         if tell {
-            self.work.notify(1);
+            self.tell_writer();
         }
         Ok(())
+    }
+
+    /// Wakes the writer for the first frame queued since it last took them.
+    #[inline]
+    pub(super) fn tell_writer(&self) {
+        self.told_from
+            .store(executors::current_scheduler(), Ordering::Relaxed);
+        self.work.notify(1);
+    }
+
+    /// The scheduler thread of the task that last woke the writer for a frame (0: none of a
+    /// scheduler's).
+    pub(crate) fn told_from(&self) -> usize {
+        self.told_from.load(Ordering::Relaxed)
     }
 
     /// Queues a signal (a link, monitor or exit signal between processes) whatever the queue
@@ -361,7 +385,7 @@ impl Outbound {
         }
         drop(lanes);
         if tell {
-            self.work.notify(1);
+            self.tell_writer();
         }
         Ok(())
     }

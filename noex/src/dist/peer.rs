@@ -19,8 +19,6 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use async_net::TcpStream;
-use futures_lite::AsyncWriteExt;
-use smol::future::yield_now;
 use smol::Async;
 
 use super::cluster::Cluster;
@@ -194,7 +192,7 @@ impl Peer {
         }
     }
 
-    async fn wait_unstalled(&self) {
+    pub(super) async fn wait_unstalled(&self) {
         loop {
             let listener = self.unstalled.listen();
             if !self.stalled.load(Ordering::Acquire) || self.is_closed() {
@@ -354,7 +352,7 @@ impl Peer {
             .take()
     }
 
-    fn take_writer(&self) -> Option<WriteHalf> {
+    pub(super) fn take_writer(&self) -> Option<WriteHalf> {
         self.halves
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -381,85 +379,9 @@ impl Peer {
 /// Starts the connection's tasks on the node's executors.
 pub(crate) fn run(cluster: &Arc<Cluster>, peer: &Arc<Peer>) {
     let weak = Arc::downgrade(cluster);
-    cluster.spawn(writer(weak.clone(), peer.clone()));
+    cluster.spawn(super::writer::writer(weak.clone(), peer.clone()));
     cluster.spawn(super::reader::reader(weak.clone(), peer.clone()));
     cluster.spawn(ticker(weak, peer.clone()));
-}
-
-async fn writer(cluster: Weak<Cluster>, peer: Arc<Peer>) {
-    let Some(mut stream) = peer.take_writer() else {
-        return;
-    };
-    let mut batch = Vec::with_capacity(64 * 1024);
-    let mut since_yield = 0;
-    loop {
-        peer.wait_unstalled().await;
-        let Some(taken) = peer.queue.next_batch(&mut batch).await else {
-            return;
-        };
-        // Stalled while it waited for the batch: the batch waits too.
-        peer.wait_unstalled().await;
-        let messages = taken.messages;
-        let silenced = peer.silenced.load(Ordering::Relaxed);
-        // Fault injection drops the batch — all but the end of a frame already begun.
-        let to_write = if silenced {
-            &batch[..taken.head]
-        } else {
-            &batch[..]
-        };
-        if silenced {
-            // Its fragments will never be acknowledged; they must not close the window
-            // for good.
-            peer.queue.acknowledged(usize::MAX);
-        }
-        // Counted as it goes: a peer that reads slowly through a large batch is seen to
-        // read (see the ticker).
-        let mut written = 0;
-        while written < to_write.len() {
-            match stream.write(&to_write[written..]).await {
-                Ok(0) => {
-                    let error = std::io::Error::from(std::io::ErrorKind::WriteZero);
-                    report(
-                        &cluster,
-                        &peer,
-                        NodeDownReason::ConnectionClosed,
-                        &error.to_string(),
-                    );
-                    return;
-                }
-                Ok(n) => {
-                    written += n;
-                    Counters::add(&peer.counters.bytes_sent, n as u64);
-                }
-                Err(error) => {
-                    let text = error.to_string();
-                    report(&cluster, &peer, NodeDownReason::ConnectionClosed, &text);
-                    return;
-                }
-            }
-        }
-        // Over TLS, the end of the batch may still be in the session.
-        if let Err(error) = stream.flush().await {
-            let text = error.to_string();
-            report(&cluster, &peer, NodeDownReason::ConnectionClosed, &text);
-            return;
-        }
-        if silenced {
-            // What fault injection dropped counts as sent.
-            Counters::add(&peer.counters.bytes_sent, (batch.len() - written) as u64);
-        }
-        peer.queue.written();
-        Counters::add(&peer.counters.messages_sent, messages as u64);
-        since_yield += batch.len();
-        batch.clear();
-        if batch.capacity() > 1 << 20 {
-            batch.shrink_to(64 * 1024);
-        }
-        if since_yield >= YIELD_BYTES {
-            since_yield = 0;
-            yield_now().await;
-        }
-    }
 }
 
 /// A heartbeat (with this node's load) goes out at least every this many heartbeat

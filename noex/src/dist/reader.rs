@@ -34,7 +34,7 @@ use super::wire::{self, WireError, WireMessage};
 use crate::node::NodeInner;
 
 mod assembly;
-mod follow;
+pub(super) mod follow;
 mod incoming;
 mod run;
 mod withheld;

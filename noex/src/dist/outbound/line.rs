@@ -138,7 +138,7 @@ impl Outbound {
                 let tell = lanes.push(frame, sender, false, false);
                 drop(lanes);
                 if tell {
-                    self.work.notify(1);
+                    self.tell_writer();
                 }
                 return Ok(());
             }
@@ -168,7 +168,7 @@ impl Outbound {
                     let others = !lanes.nobody_waits();
                     drop(lanes);
                     if tell {
-                        self.work.notify(1);
+                        self.tell_writer();
                     }
                     if others {
                         // Whoever is next may fit too, or waited only for this one.
