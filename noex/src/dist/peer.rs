@@ -1,11 +1,11 @@
 //! One established connection to a peer node: its writer, reader and heartbeat tasks.
 //!
-//! The writer drains the [`Outbound`] queue into batched writes (a sender may also write to
-//! an idle socket itself: [`Peer::write_now`]). The reader (`reader.rs`) decodes frames and
-//! hands them to the cluster; fragments are acknowledged and reassembled first. The
-//! ticker sends a heartbeat when nothing was sent for an interval, and declares the peer
-//! down when nothing was received for the timeout. Whichever task notices the end first
-//! reports it, once.
+//! The writer (`writer.rs`) drains the [`Outbound`] queue into batched writes (a sender may
+//! also write to an idle socket itself: [`Peer::write_now`]). The reader (`reader.rs`)
+//! decodes frames and hands them to the cluster; fragments are acknowledged and
+//! reassembled first. The ticker sends a heartbeat when nothing was sent for an interval,
+//! and declares the peer down when nothing was received for the timeout. Whichever task
+//! notices the end first reports it, once.
 //!
 //! On loopback a socket is almost always ready, so neither the writer nor the reader would
 //! ever wait; each yields to the other tasks of its thread every [`YIELD_BYTES`] bytes (the
