@@ -9,7 +9,11 @@ use serde::ser::SerializeTuple;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub use crate::behavior::{BehaviorEntry, LocalBehaviorEntry, SpawnFuture, SpawnParams};
-pub use crate::dist::remote::{codec, Codec};
+pub use crate::dist::remote::{codec, tagged_codec, Codec};
+pub use crate::dist::tagged::{
+    end as wire_end, put_bytes, put_tag, put_value, unknown_tag as unknown_wire_tag,
+    Error as WireError, Input as WireInput, TagBytes, Tagged,
+};
 pub use crate::server::reference::DEFAULT_CALL_TIMEOUT;
 pub use inventory;
 pub use serde;

@@ -612,6 +612,61 @@ fn calls_and_casts_go_on_while_the_readers_move_to_their_processes_threads() {
 }
 
 #[test]
+fn casts_from_both_threads_keep_each_senders_order_while_the_writer_follows_them() {
+    // A connection's writer moves to the thread whose tasks queue its frames, once they
+    // settle there. Senders on both of a's threads casting bursts in turn make it move
+    // back and forth mid-stream; each sender's casts still arrive once, in order.
+    run_blocking(async {
+        let nodes = start_cluster(2).await;
+        let (a, b) = (&nodes[0], &nodes[1]);
+        let server = remote_recorders(a, b, 1).await.remove(0);
+        let senders: Vec<_> = (0..4u64)
+            .map(|sender| {
+                let server = server.clone();
+                a.spawn_task(async move {
+                    for i in 0..1_200u64 {
+                        let note = Note {
+                            seq: sender << 32 | i,
+                            text: String::new(),
+                        };
+                        while let Err(error) = server.try_record(note.clone()) {
+                            assert!(matches!(error.into_parts().0, SendError::Overloaded));
+                            smol::future::yield_now().await;
+                        }
+                        if i % 200 == 199 {
+                            smol::future::yield_now().await;
+                        }
+                    }
+                })
+            })
+            .collect();
+        for sender in senders {
+            within("a sender's casts", sender).await;
+        }
+        let notes = within("the casts to arrive", async {
+            loop {
+                let notes = server.notes().await.unwrap();
+                if notes.len() >= 4 * 1_200 {
+                    return notes;
+                }
+                smol::future::yield_now().await;
+            }
+        })
+        .await;
+        for sender in 0..4u64 {
+            let seqs: Vec<u64> = notes
+                .iter()
+                .filter(|note| note.seq >> 32 == sender)
+                .map(|note| note.seq & 0xffff_ffff)
+                .collect();
+            let all: Vec<u64> = (0..1_200).collect();
+            assert_eq!(seqs, all, "sender {sender}: each cast once, in order");
+        }
+        shutdown(nodes);
+    });
+}
+
+#[test]
 fn a_message_larger_than_a_frame_arrives_whole() {
     run_blocking(async {
         let nodes = start_patient_pair().await;

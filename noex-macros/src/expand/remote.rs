@@ -4,6 +4,9 @@
 //! A message is encoded as a tuple: its tag (a `u32` derived from the behaviour's name and
 //! the method's name, or given with `#[tag = ..]`), then its payload. Decoding matches on
 //! the tag, so a message of a renamed or removed method is an error, never another method.
+//! The same bytes are also written and read directly (`Tagged`: the tag and `Vec<u8>`
+//! arguments by hand, other arguments with postcard), which is what the codec uses; the
+//! serde impls remain the definition of the format.
 
 use proc_macro2::{Ident, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
@@ -69,7 +72,7 @@ pub(super) fn remote(behavior: &Behavior, names: &Names) -> TokenStream {
             const TAGS: &'static [(&'static str, u32)] = &[#(#tag_table),*];
 
             fn codec() -> ::noex::__private::Codec<Self> {
-                ::noex::__private::codec::<Self>()
+                ::noex::__private::tagged_codec::<Self>()
             }
         }
 
@@ -166,7 +169,27 @@ fn decoded(name: &Ident, ty: &syn::Type) -> TokenStream {
     }
 }
 
-/// `Serialize`, `Deserialize` and `FromTagged` for one message enum.
+/// Appends argument `name` (a reference to a `ty`) in the direct encoding (see
+/// `noex::dist::tagged`).
+fn put(name: &Ident, ty: &syn::Type) -> TokenStream {
+    if is_byte_vec(ty) {
+        quote!(::noex::__private::put_bytes(__noex_out, #name, __noex_end)?;)
+    } else {
+        quote!(::noex::__private::put_value(__noex_out, #name, __noex_end)?;)
+    }
+}
+
+/// Decodes argument `name`, a `ty`, in the direct encoding.
+fn take(name: &Ident, ty: &syn::Type) -> TokenStream {
+    if is_byte_vec(ty) {
+        quote!(let #name: #ty = __noex_input.bytes()?;)
+    } else {
+        quote!(let #name: #ty = __noex_input.value()?;)
+    }
+}
+
+/// `Serialize`, `Deserialize`, `FromTagged` and `Tagged` (the direct encoding) for one
+/// message enum.
 fn message_serde(
     behavior: &Behavior,
     enum_ident: &Ident,
@@ -185,6 +208,8 @@ fn message_serde(
     let guard = quote!(where #(for<'__noex> #field_types: ::noex::__private::RemoteMessage,)*);
     let mut serialize_arms = Vec::new();
     let mut decode_arms = Vec::new();
+    let mut encode_direct_arms = Vec::new();
+    let mut decode_direct_arms = Vec::new();
     for method in with_role(behavior, role) {
         let variant = variant(method);
         let tag = tag_const(method);
@@ -204,6 +229,21 @@ fn message_serde(
                         ::core::result::Result::Ok(Self::#variant(#(#decoded),*))
                     }
                 });
+                let puts = names.iter().zip(&types).map(|(name, ty)| put(name, ty));
+                encode_direct_arms.push(quote! {
+                    Self::#variant(#(#names),*) => {
+                        ::noex::__private::put_tag(__noex_out, &const { ::noex::__private::TagBytes::new(#tag) }, __noex_end)?;
+                        #(#puts)*
+                        ::core::result::Result::Ok(())
+                    }
+                });
+                let takes = names.iter().zip(&types).map(|(name, ty)| take(name, ty));
+                decode_direct_arms.push(quote! {
+                    #tag => {
+                        #(#takes)*
+                        ::core::result::Result::Ok(Self::#variant(#(#names),*))
+                    }
+                });
             }
             Payload::Reply => match method.reply_type() {
                 Some(ty) => {
@@ -221,6 +261,21 @@ fn message_serde(
                             ::core::result::Result::Ok(Self::#variant(#decoded))
                         }
                     });
+                    let put = put(&value, ty);
+                    encode_direct_arms.push(quote! {
+                        Self::#variant(#value) => {
+                            ::noex::__private::put_tag(__noex_out, &const { ::noex::__private::TagBytes::new(#tag) }, __noex_end)?;
+                            #put
+                            ::core::result::Result::Ok(())
+                        }
+                    });
+                    let take = take(&value, ty);
+                    decode_direct_arms.push(quote! {
+                        #tag => {
+                            #take
+                            ::core::result::Result::Ok(Self::#variant(#value))
+                        }
+                    });
                 }
                 None => {
                     serialize_arms.push(quote! {
@@ -232,6 +287,12 @@ fn message_serde(
                             ::core::result::Result::Ok(Self::#variant)
                         }
                     });
+                    encode_direct_arms.push(quote! {
+                        Self::#variant => ::noex::__private::put_tag(__noex_out, &const { ::noex::__private::TagBytes::new(#tag) }, __noex_end)
+                    });
+                    decode_direct_arms.push(quote! {
+                        #tag => ::core::result::Result::Ok(Self::#variant)
+                    });
                 }
             },
         }
@@ -240,6 +301,14 @@ fn message_serde(
         quote!(match *self {})
     } else {
         quote!(match self { #(#serialize_arms,)* })
+    };
+    let encode_direct_body = if encode_direct_arms.is_empty() {
+        quote!(match *self {})
+    } else {
+        quote! {
+            let __noex_end = ::noex::__private::wire_end(__noex_out, __noex_most);
+            match self { #(#encode_direct_arms,)* }
+        }
     };
     quote! {
         #[automatically_derived]
@@ -275,6 +344,30 @@ fn message_serde(
                     other => ::core::result::Result::Err(
                         ::noex::__private::unknown_tag(Self::BEHAVIOR, other),
                     ),
+                }
+            }
+        }
+
+        #[automatically_derived]
+        impl ::noex::__private::Tagged for #enum_ident #guard {
+            #[inline]
+            fn encode_tagged(
+                &self,
+                __noex_out: &mut ::std::vec::Vec<u8>,
+                __noex_most: usize,
+            ) -> ::core::result::Result<(), ::noex::__private::WireError> {
+                #encode_direct_body
+            }
+
+            #[inline]
+            fn decode_tagged(
+                __noex_bytes: &[u8],
+            ) -> ::core::result::Result<Self, ::noex::__private::WireError> {
+                let mut __noex_input = ::noex::__private::WireInput::new(__noex_bytes);
+                #[allow(unreachable_code, unused_variables)]
+                match __noex_input.tag()? {
+                    #(#decode_direct_arms,)*
+                    _ => ::core::result::Result::Err(::noex::__private::unknown_wire_tag()),
                 }
             }
         }

@@ -3,10 +3,12 @@
 //!
 //! # How it works
 //!
-//! * **Transport** ([`wire`], `header`, `peer`, `outbound`): one TCP connection per pair
-//!   of nodes (`TCP_NODELAY`), carrying length-prefixed postcard frames, a user message's
-//!   payload after its header so it is encoded and decoded in place. A writer task per
-//!   peer drains a bounded queue into batched writes; control traffic (heartbeats, member
+//! * **Transport** ([`wire`], `header`, `peer`, `outbound`, `writer`): one TCP connection
+//!   per pair of nodes (`TCP_NODELAY`), carrying length-prefixed postcard frames, a user
+//!   message's payload after its header so it is encoded and decoded in place. A writer
+//!   task per peer drains a bounded queue into batched writes, on the scheduler thread of
+//!   the tasks that queue its frames (it follows them there, as a connection's reader
+//!   follows the processes it feeds); control traffic (heartbeats, member
 //!   lists, acknowledgements) goes first, and large messages are fragmented, with at most
 //!   512 KiB of fragments unacknowledged, so that small ones pass them; messages of 1 MiB
 //!   or more are encoded (`remote::apart`) and decoded off the scheduler threads, in
@@ -103,10 +105,12 @@ mod scratch;
 pub(crate) mod spares;
 pub(crate) mod spawn;
 mod status;
+pub(crate) mod tagged;
 #[cfg(feature = "tls")]
 mod tls;
 mod transport;
 pub(crate) mod wire;
+mod writer;
 
 pub(crate) use cluster::Cluster;
 pub use config::{ClusterConfig, StartError};

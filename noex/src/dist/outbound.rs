@@ -35,18 +35,17 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use event_listener::Event;
 
 use super::spares::Spares;
-use super::wire::{self, WireMessage, FRAGMENT_SIZE, FRAGMENT_WINDOW};
+use super::wire::{self, WireMessage, FRAGMENT_SIZE};
 use crate::bytes::Lent;
+use crate::node::executors;
 
 mod apart;
+mod batch;
 mod frame;
 mod line;
 
 pub(crate) use frame::Frame;
 use line::Line;
-
-/// The writer adds fragments to a batch until it holds this many bytes.
-const BATCH: usize = 256 * 1024;
 
 /// While any reply waits to be sent, this many of the peer's calls waiting for a handler
 /// hold its reader back (see [`Outbound::holding_back`]).
@@ -132,8 +131,7 @@ struct Lanes {
     large_line: Line,
     next_ticket: u64,
     closed: bool,
-    /// Frames of large messages sent in full: their own bytes for the node's spares (see
-    /// `spares`), the buffers they borrowed to be dropped outside the lock.
+    /// Frames of large messages sent in full, for the node's spares (see `spares`).
     finished: Vec<Frame>,
 }
 
@@ -207,10 +205,6 @@ impl Lanes {
             });
             true
         } else {
-            self.small_bytes += frame.len();
-            if reply {
-                self.reply_bytes += frame.len();
-            }
             // (Most of the time no sender has a large message queued: no hashing then.)
             let held = !self.senders_in_large.is_empty()
                 && match self.senders_in_large.get_mut(&sender) {
@@ -226,6 +220,10 @@ impl Lanes {
                     true
                 });
             if held {
+                self.small_bytes += frame.len();
+                if reply {
+                    self.reply_bytes += frame.len();
+                }
                 let frame = std::mem::take(frame);
                 self.large.push_back(Large::Whole {
                     frame,
@@ -234,91 +232,38 @@ impl Lanes {
                 });
                 true
             } else {
-                self.small.extend_from_slice(frame);
-                let first = self.small_count == 0;
-                self.small_count += 1;
-                if reply {
-                    self.small_reply_bytes += frame.len();
-                }
-                frame.clear();
-                first
+                self.push_small(frame, reply)
             }
         }
     }
 
-    /// Moves the next large-lane entries into `batch`, up to [`BATCH`] bytes and within
-    /// the window. Returns the bytes freed of each class and the messages completed.
-    fn take_large(&mut self, batch: &mut Frame) -> (usize, usize, usize) {
-        let (mut freed_small, mut freed_large, mut messages) = (0, 0, 0);
-        while batch.len() < BATCH {
-            let Some(head) = self.large.front_mut() else {
-                break;
-            };
-            let (done, sender) = match head {
-                // Sent once encoded: nothing behind it may pass it.
-                Large::Encoding { .. } => break,
-                Large::Whole {
-                    frame,
-                    sender,
-                    reply,
-                } => {
-                    freed_small += frame.len();
-                    if *reply {
-                        self.reply_bytes -= frame.len();
-                    }
-                    batch.own.extend_from_slice(frame);
-                    messages += 1;
-                    (true, *sender)
-                }
-                Large::Fragmented {
-                    id,
-                    frame,
-                    sent,
-                    sender,
-                    reply,
-                } => {
-                    if self.unacked >= FRAGMENT_WINDOW {
-                        break;
-                    }
-                    let len = frame.len();
-                    let end = (*sent + FRAGMENT_SIZE).min(len);
-                    let last = end == len;
-                    let piece = end - *sent;
-                    let fragment = WireMessage::Fragment {
-                        id: *id,
-                        last,
-                        size: (len - 4) as u64,
-                    };
-                    // The fragment's header (two numbers: always encodes), its length
-                    // prefix counting the piece, then the piece: lent buffers stay lent.
-                    let start = batch.own.len();
-                    let _ = wire::encode_frame(&fragment, &mut batch.own);
-                    let len = batch.own.len() - start - 4 + piece;
-                    batch.own[start..start + 4].copy_from_slice(&(len as u32).to_be_bytes());
-                    frame.share(*sent, end, batch);
-                    self.unacked += piece;
-                    freed_large += piece;
-                    if *reply {
-                        self.reply_bytes -= piece;
-                    }
-                    *sent = end;
-                    messages += usize::from(last);
-                    (last, *sender)
-                }
-            };
-            if done {
-                if let Some(Large::Fragmented { frame, .. }) = self.large.pop_front() {
-                    self.finished.push(frame);
-                }
-                if let Some(count) = self.senders_in_large.get_mut(&sender) {
-                    *count -= 1;
-                    if *count == 0 {
-                        self.senders_in_large.remove(&sender);
-                    }
-                }
-            }
+    /// `true` if a small frame of any sender may go straight to the small lane: the queue
+    /// is open, nobody waits for room, no sender has a message in the large lane (which a
+    /// frame of that sender would wait behind), and the small lane has room.
+    #[inline]
+    fn clear_for_small(&self, limit: usize) -> bool {
+        !self.closed
+            && self.nobody_waits()
+            && self.senders_in_large.is_empty()
+            && self.has_room(false, limit)
+    }
+
+    /// Appends a small frame to the small lane (see [`clear_for_small`]), as `push` does;
+    /// `true` if the writer must be told.
+    ///
+    /// [`clear_for_small`]: Self::clear_for_small
+    #[inline]
+    fn push_small(&mut self, frame: &mut Vec<u8>, reply: bool) -> bool {
+        self.small_bytes += frame.len();
+        self.small.extend_from_slice(frame);
+        if reply {
+            self.reply_bytes += frame.len();
+            self.small_reply_bytes += frame.len();
         }
-        (freed_small, freed_large, messages)
+        frame.clear();
+        let first = self.small_count == 0;
+        self.small_count += 1;
+        first
     }
 }
 
@@ -344,6 +289,12 @@ pub(crate) struct Outbound {
     backlog: AtomicBool,
     /// The node's spare buffers, which the frames of large messages go back to.
     spares: Arc<Spares>,
+    /// The scheduler thread (a key, 0 for none) of the last task that told the writer of
+    /// work: where the writer would rather be (see `writer`).
+    told_from: AtomicUsize,
+    /// The scheduler thread the writer last started on (for tests of its moves).
+    #[cfg(test)]
+    pub(crate) writer_at: AtomicUsize,
     /// Work for the writer.
     work: Event,
     /// Room for senders (and for the reader, see [`Outbound::room_to_take`]).
@@ -359,6 +310,9 @@ impl Outbound {
             replies: AtomicUsize::new(0),
             owed: AtomicUsize::new(0),
             backlog: AtomicBool::new(false),
+            told_from: AtomicUsize::new(0),
+            #[cfg(test)]
+            writer_at: AtomicUsize::new(0),
             work: Event::new(),
             room: Event::new(),
         }
@@ -386,22 +340,42 @@ impl Outbound {
     /// nobody waits for it (see [`line`]). A queued frame is taken out of `frame` (which
     /// keeps its allocation if it was copied); a refused one is left there.
     pub(crate) fn try_push(&self, frame: &mut Vec<u8>, sender: usize) -> Result<(), PushError> {
+        let large = is_large(frame);
         let mut lanes = self.lock();
-        if lanes.closed {
-            return Err(PushError::Closed);
-        }
-        if !lanes.may_queue(is_large(frame), sender, None, self.limit) {
-            return Err(PushError::Full);
-        }
-        let tell = lanes.push(frame, sender, false, false);
+        let tell = if !large && lanes.clear_for_small(self.limit) {
+            // Nothing in the way (what nearly every cast finds): straight to the small lane.
+            lanes.push_small(frame, false)
+        } else {
+            if lanes.closed {
+                return Err(PushError::Closed);
+            }
+            if !lanes.may_queue(large, sender, None, self.limit) {
+                return Err(PushError::Full);
+            }
+            lanes.push(frame, sender, false, false)
+        };
         drop(lanes);
         // Only the first small frame since the writer last took them tells it (a notify
         // is a fence and a lock): whoever queued that one woke the writer, which takes
         // them all. (A writer busy writing looks again when done: see `written`.)
         if tell {
-            self.work.notify(1);
+            self.tell_writer();
         }
         Ok(())
+    }
+
+    /// Wakes the writer for the first frame queued since it last took them.
+    #[inline]
+    pub(super) fn tell_writer(&self) {
+        self.told_from
+            .store(executors::current_scheduler(), Ordering::Relaxed);
+        self.work.notify(1);
+    }
+
+    /// The scheduler thread of the task that last woke the writer for a frame (0: none of a
+    /// scheduler's).
+    pub(crate) fn told_from(&self) -> usize {
+        self.told_from.load(Ordering::Relaxed)
     }
 
     /// Queues a signal (a link, monitor or exit signal between processes) whatever the queue
@@ -442,7 +416,7 @@ impl Outbound {
         }
         drop(lanes);
         if tell {
-            self.work.notify(1);
+            self.tell_writer();
         }
         Ok(())
     }
@@ -569,115 +543,16 @@ impl Outbound {
         }
     }
 
-    /// The writer has written the batch it took.
-    pub(crate) fn written(&self) {
-        let mut lanes = self.lock();
-        lanes.writing = false;
-        let work = !lanes.is_empty();
-        drop(lanes);
-        if work {
-            self.work.notify(1);
-        }
-    }
-
     /// Bytes of user messages queued.
     pub(crate) fn queued_bytes(&self) -> usize {
         let lanes = self.lock();
         lanes.small_bytes + lanes.large_bytes
     }
 
-    /// Waits for the next batch of frames to write, appending them to `batch`; returns how
-    /// many messages it holds, or `None` once the queue is closed.
-    pub(crate) async fn next_batch(&self, batch: &mut Frame) -> Option<Batch> {
-        loop {
-            let listener = self.work.listen();
-            match self.take_batch(batch) {
-                Taken::Closed => return None,
-                Taken::Batch(Batch { messages: 0, .. }) => listener.await,
-                Taken::Batch(taken) => return Some(taken),
-            }
-        }
-    }
-
     /// The node's spare buffers.
     pub(crate) fn spares(&self) -> &Arc<Spares> {
         &self.spares
     }
-
-    fn take_batch(&self, batch: &mut Frame) -> Taken {
-        // Declared first, dropped last: after the lock (handing pages back takes time).
-        let (mut dropped, mut dropped_lent) = (Vec::new(), Vec::new());
-        let mut lanes = self.lock();
-        let lanes = &mut *lanes;
-        if lanes.closed {
-            return Taken::Closed;
-        }
-        if lanes.writing {
-            // A sender is writing its frame; it calls for the writer when done.
-            return Taken::Batch(Batch::default());
-        }
-        // The rest of a frame a sender began to write.
-        let head = lanes.partial.len();
-        let mut messages = usize::from(head > 0);
-        batch.own.append(&mut lanes.partial);
-        messages += std::mem::take(&mut lanes.control_count);
-        batch.own.extend_from_slice(&lanes.control);
-        lanes.control.clear();
-        if lanes.ack_due > 0 {
-            let bytes = lanes.ack_due.min(u64::from(u32::MAX));
-            lanes.ack_due -= bytes;
-            let ack = WireMessage::FragmentAck {
-                bytes: bytes as u32,
-            };
-            // Two numbers: always encodes.
-            let _ = wire::encode_frame(&ack, &mut batch.own);
-            messages += 1;
-        }
-        let mut freed_small = lanes.small.len();
-        lanes.reply_bytes -= std::mem::take(&mut lanes.small_reply_bytes);
-        messages += std::mem::take(&mut lanes.small_count);
-        if batch.own.is_empty() {
-            std::mem::swap(&mut batch.own, &mut lanes.small);
-        } else {
-            batch.own.extend_from_slice(&lanes.small);
-            lanes.small.clear();
-        }
-        let (small, large, completed) = lanes.take_large(batch);
-        for frame in lanes.finished.drain(..) {
-            dropped.extend(self.spares.give(frame.own));
-            dropped_lent.push(frame.lent);
-        }
-        freed_small += small;
-        messages += completed;
-        lanes.small_bytes -= freed_small;
-        lanes.large_bytes -= large;
-        self.replies.store(lanes.reply_bytes, Ordering::Relaxed);
-        if freed_small + large > 0 {
-            self.room.notify(usize::MAX);
-        }
-        let empty = batch.own.is_empty() && batch.lent.is_empty();
-        lanes.writing = !empty;
-        // A fragment alone counts as progress too.
-        Taken::Batch(Batch {
-            messages: if empty { 0 } else { messages.max(1) },
-            head,
-        })
-    }
-}
-
-enum Taken {
-    Closed,
-    Batch(Batch),
-}
-
-/// What a batch holds.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct Batch {
-    /// Messages (0: nothing to write).
-    pub(crate) messages: usize,
-    /// Bytes at its front that finish a frame a sender wrote in part: they must reach the
-    /// socket whatever happens to the rest, or the stream is broken mid-frame.
-    pub(crate) head: usize,
 }
 
 #[cfg(test)]

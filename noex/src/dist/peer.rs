@@ -1,11 +1,11 @@
 //! One established connection to a peer node: its writer, reader and heartbeat tasks.
 //!
-//! The writer drains the [`Outbound`] queue into batched writes (a sender may also write to
-//! an idle socket itself: [`Peer::write_now`]). The reader (`reader.rs`) decodes frames and
-//! hands them to the cluster; fragments are acknowledged and reassembled first. The
-//! ticker sends a heartbeat when nothing was sent for an interval, and declares the peer
-//! down when nothing was received for the timeout. Whichever task notices the end first
-//! reports it, once.
+//! The writer (`writer.rs`) drains the [`Outbound`] queue into batched writes (a sender may
+//! also write to an idle socket itself: [`Peer::write_now`]). The reader (`reader.rs`)
+//! decodes frames and hands them to the cluster; fragments are acknowledged and
+//! reassembled first. The ticker sends a heartbeat when nothing was sent for an interval,
+//! and declares the peer down when nothing was received for the timeout. Whichever task
+//! notices the end first reports it, once.
 //!
 //! On loopback a socket is almost always ready, so neither the writer nor the reader would
 //! ever wait; each yields to the other tasks of its thread every [`YIELD_BYTES`] bytes (the
@@ -20,15 +20,13 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use async_net::TcpStream;
-use futures_lite::AsyncWriteExt;
-use smol::future::yield_now;
 use smol::Async;
 
 use super::cluster::Cluster;
 use super::inbound::Payload;
 use super::monitor::PeerTies;
 use super::node_id::NodeId;
-use super::outbound::{is_large, Frame, Outbound, PushError};
+use super::outbound::{is_large, Outbound, PushError};
 use super::spawn::Spawns;
 use super::status::{NodeDownReason, TrafficStats};
 use super::transport::{ReadHalf, Stream, WriteHalf};
@@ -203,7 +201,7 @@ impl Peer {
         }
     }
 
-    async fn wait_unstalled(&self) {
+    pub(super) async fn wait_unstalled(&self) {
         loop {
             let listener = self.unstalled.listen();
             if !self.stalled.load(Ordering::Acquire) || self.is_closed() {
@@ -369,7 +367,7 @@ impl Peer {
             .take()
     }
 
-    fn take_writer(&self) -> Option<WriteHalf> {
+    pub(super) fn take_writer(&self) -> Option<WriteHalf> {
         self.halves
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -396,89 +394,9 @@ impl Peer {
 /// Starts the connection's tasks on the node's executors.
 pub(crate) fn run(cluster: &Arc<Cluster>, peer: &Arc<Peer>) {
     let weak = Arc::downgrade(cluster);
-    cluster.spawn(writer(weak.clone(), peer.clone()));
+    cluster.spawn(super::writer::writer(weak.clone(), peer.clone()));
     cluster.spawn(super::reader::reader(weak.clone(), peer.clone()));
     cluster.spawn(ticker(weak, peer.clone()));
-}
-
-async fn writer(cluster: Weak<Cluster>, peer: Arc<Peer>) {
-    let Some(mut stream) = peer.take_writer() else {
-        return;
-    };
-    let mut batch = Frame::owned(Vec::with_capacity(64 * 1024));
-    let mut since_yield = 0;
-    loop {
-        peer.wait_unstalled().await;
-        let Some(taken) = peer.queue.next_batch(&mut batch).await else {
-            return;
-        };
-        // Stalled while it waited for the batch: the batch waits too.
-        peer.wait_unstalled().await;
-        let messages = taken.messages;
-        let silenced = peer.silenced.load(Ordering::Relaxed);
-        // Fault injection drops the batch — all but the end of a frame already begun.
-        let end = if silenced { taken.head } else { batch.len() };
-        if silenced {
-            // Its fragments will never be acknowledged; they must not close the window
-            // for good.
-            peer.queue.acknowledged(usize::MAX);
-        }
-        // Counted as it goes: a peer that reads slowly through a large batch is seen to
-        // read (see the ticker).
-        let mut written = 0;
-        while written < end {
-            // The buffers fragments lend (see `outbound::Frame`) are written from where
-            // they are.
-            let wrote = if batch.lent.is_empty() {
-                stream.write(&batch.own[written..end]).await
-            } else {
-                stream.write_vectored(&batch.io_slices(written, end)).await
-            };
-            match wrote {
-                Ok(0) => {
-                    let error = std::io::Error::from(std::io::ErrorKind::WriteZero);
-                    report(
-                        &cluster,
-                        &peer,
-                        NodeDownReason::ConnectionClosed,
-                        &error.to_string(),
-                    );
-                    return;
-                }
-                Ok(n) => {
-                    written += n;
-                    Counters::add(&peer.counters.bytes_sent, n as u64);
-                }
-                Err(error) => {
-                    let text = error.to_string();
-                    report(&cluster, &peer, NodeDownReason::ConnectionClosed, &text);
-                    return;
-                }
-            }
-        }
-        // Over TLS, the end of the batch may still be in the session.
-        if let Err(error) = stream.flush().await {
-            let text = error.to_string();
-            report(&cluster, &peer, NodeDownReason::ConnectionClosed, &text);
-            return;
-        }
-        if silenced {
-            // What fault injection dropped counts as sent.
-            Counters::add(&peer.counters.bytes_sent, (batch.len() - written) as u64);
-        }
-        peer.queue.written();
-        Counters::add(&peer.counters.messages_sent, messages as u64);
-        since_yield += batch.len();
-        batch.own.clear();
-        batch.lent.clear();
-        if batch.own.capacity() > 1 << 20 {
-            batch.own.shrink_to(64 * 1024);
-        }
-        if since_yield >= YIELD_BYTES {
-            since_yield = 0;
-            yield_now().await;
-        }
-    }
 }
 
 /// A heartbeat (with this node's load) goes out at least every this many heartbeat

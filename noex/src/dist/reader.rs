@@ -33,7 +33,7 @@ use crate::node::NodeInner;
 
 mod assembly;
 mod buffered;
-mod follow;
+pub(super) mod follow;
 mod incoming;
 mod run;
 mod withheld;

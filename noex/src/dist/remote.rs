@@ -17,11 +17,12 @@
 //! this queue: a slow process slows its remote senders down, with bounded memory on both
 //! nodes.
 
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use spin::mutex::SpinMutex;
 
 use super::cluster::Cluster;
 use super::header::PidHead;
@@ -57,7 +58,8 @@ pub struct Codec<B: GenServer> {
 
 mod apart;
 
-use super::scratch::Scratch;
+use super::scratch::{self, Scratch};
+use super::tagged::Tagged;
 use apart::{
     encode_apart, encode_here, encode_here_after, encode_in_place, encode_within, Encoded,
 };
@@ -111,6 +113,42 @@ where
     }
 }
 
+fn encode_tagged<T: Tagged>(
+    value: &T,
+    out: &mut Vec<u8>,
+    most: usize,
+) -> Result<(), postcard::Error> {
+    value.encode_tagged(out, most)
+}
+
+/// The codec of a behaviour written with `#[behavior]`: its calls, replies and casts are
+/// the enums it generates, encoded without serde's generic path (see `tagged`); its infos
+/// and init arguments are serde types.
+#[doc(hidden)]
+pub fn tagged_codec<B>() -> Codec<B>
+where
+    B: GenServer + BehaviorName,
+    B::Call: Tagged,
+    B::Reply: Tagged,
+    B::Cast: Tagged,
+    B::Info: Serialize + DeserializeOwned,
+    B::Args: Serialize,
+{
+    Codec {
+        name: B::NAME,
+        hash: const { crate::__private::tag(B::NAME, "") },
+        encode_call: encode_tagged::<B::Call>,
+        decode_call: B::Call::decode_tagged,
+        encode_reply: encode_tagged::<B::Reply>,
+        decode_reply: B::Reply::decode_tagged,
+        encode_cast: encode_tagged::<B::Cast>,
+        decode_cast: B::Cast::decode_tagged,
+        encode_info: encode_within::<B::Info>,
+        decode_info: decode::<B::Info>,
+        encode_args: encode::<B::Args>,
+    }
+}
+
 /// The spare buffers of `peer`'s node (see `spares`).
 fn spares(peer: &Peer) -> Arc<super::spares::Spares> {
     peer.queue.spares().clone()
@@ -127,7 +165,7 @@ pub(crate) struct RemoteTarget<B: GenServer> {
     /// For a pid: its casts' and infos' header, encoded once.
     pid_head: Option<PidHead>,
     /// The connection last used (weak: a reference does not keep a closed socket open).
-    connection: Mutex<Weak<Peer>>,
+    connection: SpinMutex<Weak<Peer>>,
 }
 
 impl<B: GenServer> RemoteTarget<B> {
@@ -141,7 +179,7 @@ impl<B: GenServer> RemoteTarget<B> {
             cluster,
             pid_head: Some(PidHead::new(pid.serial(), codec.hash)),
             codec,
-            connection: Mutex::new(Weak::new()),
+            connection: SpinMutex::new(Weak::new()),
         }
     }
 
@@ -158,29 +196,27 @@ impl<B: GenServer> RemoteTarget<B> {
             cluster,
             codec,
             pid_head: None,
-            connection: Mutex::new(Weak::new()),
+            connection: SpinMutex::new(Weak::new()),
         }
     }
 
     /// The connection to the target's node; `NoProc` if the target belongs to an earlier
     /// incarnation of that node.
     fn peer(&self) -> Result<Arc<Peer>, Unreachable> {
-        let mut connection = self
-            .connection
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let peer = match connection.upgrade() {
+        // The lock is held for an upgrade (a spin lock: released with a plain store; only
+        // senders sharing this reference ever wait for it).
+        let cached = self.connection.lock().upgrade();
+        let peer = match cached {
             Some(peer) if !peer.is_closed() => peer,
             _ => {
                 let cluster = self.cluster.upgrade().ok_or_else(|| self.no_connection())?;
                 let peer = cluster
                     .peer(&self.node)
                     .ok_or_else(|| self.no_connection())?;
-                *connection = Arc::downgrade(&peer);
+                *self.connection.lock() = Arc::downgrade(&peer);
                 peer
             }
         };
-        drop(connection);
         if self
             .incarnation
             .is_some_and(|incarnation| incarnation != peer.incarnation)
@@ -307,31 +343,29 @@ impl<B: GenServer> RemoteTarget<B> {
             Err(error) => return Err(CastError::new(error.into(), message)),
         };
         let sender = run::current_sender();
-        let mut frame = Scratch::take();
-        let encoded = match (&traced, &self.pid_head) {
-            (None, Some(head)) => {
-                encode_here_after(|out| head.append(info, out), &message, encode, &mut frame)
-            }
-            (Some(header), _) => encode_here(header, &message, encode, &mut frame),
-            (None, None) => encode_here(&self.one_way_header(info), &message, encode, &mut frame),
-        };
-        let queued = match encoded {
-            // A message that does not encode cannot be delivered.
-            Err(_) => Err(PushError::Closed),
-            Ok(Encoded::Here) => peer.queue.try_push(&mut frame, sender),
-            Ok(Encoded::Apart) => match peer.queue.hold(sender) {
-                Ok(slot) => {
-                    drop(frame);
-                    let header = traced.unwrap_or_else(|| self.one_way_header(info));
-                    encode_in_place(peer, slot, header, message, encode);
-                    return Ok(());
+        // `Ok(Some(slot))`: a place kept in the queue for the message, encoded apart.
+        let queued = scratch::with(|frame| {
+            let encoded = match (&traced, &self.pid_head) {
+                (None, Some(head)) => {
+                    encode_here_after(|out| head.append(info, out), &message, encode, frame)
                 }
-                Err(error) => Err(error),
-            },
-        };
-        drop(frame);
+                (Some(header), _) => encode_here(header, &message, encode, frame),
+                (None, None) => encode_here(&self.one_way_header(info), &message, encode, frame),
+            };
+            match encoded {
+                // A message that does not encode cannot be delivered.
+                Err(_) => Err(PushError::Closed),
+                Ok(Encoded::Here) => peer.queue.try_push(frame, sender).map(|()| None),
+                Ok(Encoded::Apart) => peer.queue.hold(sender).map(Some),
+            }
+        });
         match queued {
-            Ok(()) => Ok(()),
+            Ok(None) => Ok(()),
+            Ok(Some(slot)) => {
+                let header = traced.unwrap_or_else(|| self.one_way_header(info));
+                encode_in_place(peer, slot, header, message, encode);
+                Ok(())
+            }
             Err(error) => Err(CastError::new(self.refused(&peer, error), message)),
         }
     }

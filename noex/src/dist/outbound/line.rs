@@ -151,7 +151,7 @@ impl Outbound {
                 let tell = lanes.push_lent(frame, std::mem::take(&mut lent), sender, false, false);
                 drop(lanes);
                 if tell {
-                    self.work.notify(1);
+                    self.tell_writer();
                 }
                 return Ok(());
             }
@@ -182,7 +182,7 @@ impl Outbound {
                     let others = !lanes.nobody_waits();
                     drop(lanes);
                     if tell {
-                        self.work.notify(1);
+                        self.tell_writer();
                     }
                     if others {
                         // Whoever is next may fit too, or waited only for this one.

@@ -1,6 +1,8 @@
 //! Tests of the outbound queue: lanes, fragments, the window, direct writes.
 
+use super::batch::Taken;
 use super::*;
+use crate::dist::wire::FRAGMENT_WINDOW;
 use crate::Bytes;
 
 /// A frame holding a cast with a payload of `len` bytes of `fill`.
@@ -379,12 +381,18 @@ fn a_waiting_writer_is_woken_by_the_first_frame_and_takes_those_queued_after_it(
     queue.try_push(&mut frame(10, 1), 1).unwrap();
     assert!(flag.woken());
     queue.try_push(&mut frame(10, 2), 2).unwrap();
+    // Woken, it lets the tasks of its thread go first (it yields once, waking itself):
+    // what they queue meanwhile goes out in the same write.
+    assert!(next.as_mut().poll(&mut cx).is_pending());
+    assert!(flag.woken());
+    queue.try_push(&mut frame(10, 3), 1).unwrap();
+    assert!(!flag.woken());
     let Poll::Ready(Some(taken)) = next.as_mut().poll(&mut cx) else {
         panic!("the writer takes the frames queued");
     };
-    assert_eq!(taken.messages, 2);
+    assert_eq!(taken.messages, 3);
     drop(next);
-    assert_eq!(frames(&batch.own).len(), 2);
+    assert_eq!(frames(&batch.own).len(), 3);
     // A frame queued while the batch is being written is taken once it is written.
     queue.try_push(&mut frame(10, 3), 1).unwrap();
     queue.written();

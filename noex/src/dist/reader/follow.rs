@@ -1,10 +1,11 @@
-//! Where a reader's deliveries go, and when it moves to their thread.
+//! Where a reader's deliveries go (or where a writer's frames come from), and when it
+//! moves to their thread.
 
 use crate::node::executors;
 
 /// After this many deliveries in a row to one other scheduler thread, the reader moves
 /// there.
-pub(super) const FOLLOW_AFTER: u32 = 64;
+pub(in crate::dist) const FOLLOW_AFTER: u32 = 64;
 
 /// Where the reader's deliveries go: the scheduler thread of the processes (or callers)
 /// that got the last ones, and how many in a row. A reader on the thread of the process it
@@ -12,18 +13,18 @@ pub(super) const FOLLOW_AFTER: u32 = 64;
 /// remote call round trip otherwise pays such a wake-up on each node whenever the
 /// connection's tasks and the processes ended up on different threads.
 #[derive(Default)]
-pub(super) struct Follow {
+pub(in crate::dist) struct Follow {
     target: usize,
     run: u32,
 }
 
 impl Follow {
-    pub(super) fn note(&mut self, target: usize) {
+    pub(in crate::dist) fn note(&mut self, target: usize) {
         self.note_many(target, 1);
     }
 
     /// Notes `count` deliveries in a row to `target`.
-    pub(super) fn note_many(&mut self, target: usize, count: u32) {
+    pub(in crate::dist) fn note_many(&mut self, target: usize, count: u32) {
         if target == 0 || count == 0 {
             return;
         }
@@ -35,7 +36,7 @@ impl Follow {
     }
 
     /// The thread to move to, if the deliveries have settled on one other than this one.
-    pub(super) fn destination(&mut self) -> Option<usize> {
+    pub(in crate::dist) fn destination(&mut self) -> Option<usize> {
         if self.run < FOLLOW_AFTER || self.target == executors::current_scheduler() {
             return None;
         }
