@@ -33,7 +33,6 @@ use crate::behavior::BehaviorName;
 use crate::bytes::Lent;
 use crate::error::{CallError, CastError, SendError, Target};
 use crate::server::deadline::Deadline;
-use crate::server::slot;
 use crate::server::{run, GenServer};
 use crate::{ExitReason, Pid};
 
@@ -57,6 +56,7 @@ pub struct Codec<B: GenServer> {
 }
 
 mod apart;
+mod pending;
 
 use super::scratch::{self, Scratch};
 use super::tagged::Tagged;
@@ -64,6 +64,7 @@ use apart::{
     encode_apart, encode_here, encode_here_after, encode_in_place, encode_within, Encoded,
 };
 pub(crate) use apart::{encode_whole, Bounded, ENCODE_APART};
+use pending::PendingCall;
 
 /// Appends a value, encoded, to a buffer.
 pub(crate) type Encode<T> = fn(&T, &mut Vec<u8>) -> Result<(), postcard::Error>;
@@ -536,50 +537,6 @@ async fn stop_at(
         Some(Ok((RemoteOutcome::Exited(reason), _))) => Ok(reason),
         Some(Ok((RemoteOutcome::NoProc, _))) => Err(SendError::NoProc { target }),
         Some(Ok(_)) | Some(Err(ConnectionLost)) | None => Err(no_connection()),
-    }
-}
-
-/// A request's entry in its connection's table of calls awaiting a reply, removed when
-/// the request's future ends, however it ends: answered, timed out, or dropped by its
-/// caller (a `select`, a killed process) — so no entry outlives its caller.
-struct PendingCall<'a> {
-    peer: &'a Peer,
-    id: u64,
-    /// The entry is gone: its answer (or the connection's loss) came.
-    settled: bool,
-}
-
-impl<'a> PendingCall<'a> {
-    /// Registers request `id` on `peer`; returns the entry and where its reply arrives.
-    fn expect(peer: &'a Peer, id: u64) -> (Self, slot::Receiver<super::peer::CallOutcome>) {
-        let reply = peer.expect_reply(id);
-        let pending = PendingCall {
-            peer,
-            id,
-            settled: false,
-        };
-        (pending, reply)
-    }
-
-    /// The answer came (whoever sends one removes the entry): nothing to forget.
-    fn settled(mut self) {
-        self.settled = true;
-    }
-
-    /// The call timed out after `timeout`: counted, unless its reply arrived just now.
-    fn timed_out(self, timeout: Duration) -> CallError {
-        if self.peer.forget_call(self.id) {
-            Counters::add(&self.peer.counters.calls_timed_out, 1);
-        }
-        CallError::Timeout { timeout }
-    }
-}
-
-impl Drop for PendingCall<'_> {
-    fn drop(&mut self) {
-        if !self.settled {
-            self.peer.forget_call(self.id);
-        }
     }
 }
 
