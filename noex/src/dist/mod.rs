@@ -10,7 +10,7 @@
 //!   the tasks that queue its frames (it follows them there, as a connection's reader
 //!   follows the processes it feeds); control traffic (heartbeats, member
 //!   lists, acknowledgements) goes first, and large messages are fragmented, with at most
-//!   512 KiB of fragments unacknowledged, so that small ones pass them; messages of 1 MiB
+//!   256 KiB of fragments unacknowledged, so that small ones pass them; messages of 1 MiB
 //!   or more are encoded (`remote::apart`) and decoded off the scheduler threads, in
 //!   their sender's order. The buffers of the last large messages (a sender's frame, a
 //!   receiver's reassembly) are kept for the next ones (`spares`: at most two a node,
