@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use noex::{behavior, Bytes, ClusterConfig, Node};
 
-use crate::common::{rss_bytes, smol_limit, Rep, PHASE_LIMIT, THREADS};
+use crate::common::{child_pair, rss_bytes, smol_limit, Rep, PHASE_LIMIT, THREADS};
 
 /// Takes large messages and reports its node's memory.
 #[behavior(name = "noex-bench-peak-sink")]
@@ -85,30 +85,8 @@ fn config(name: &str) -> ClusterConfig {
 /// One repetition: (sender's, receiver's) peak growth ÷ `size`, for a `Bytes` payload or
 /// (`vec`) a `Vec<u8>`.
 pub fn measure(size: usize, vec: bool) -> Rep<(f64, f64)> {
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let kind = if vec { "vec" } else { "bytes" };
-    let output = Command::new(exe)
-        .args(["__noex-big-a", &size.to_string(), kind])
-        .output()
-        .map_err(|e| format!("could not start node A: {e}"))?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let line = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("peak "))
-        .ok_or_else(|| {
-            format!(
-                "node A failed: {}",
-                String::from_utf8_lossy(&output.stderr)
-                    .lines()
-                    .last()
-                    .unwrap_or("no output")
-            )
-        })?;
-    let mut fields = line.split(' ').map(|f| f.parse::<f64>().ok());
-    match (fields.next().flatten(), fields.next().flatten()) {
-        (Some(sender), Some(receiver)) => Ok((sender, receiver)),
-        _ => Err(format!("bad output from node A: {line:?}")),
-    }
+    child_pair(&["__noex-big-a", &size.to_string(), kind], "peak")
 }
 
 /// Node B: `__noex-big-b`. Prints its node id, runs until stdin closes.

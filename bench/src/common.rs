@@ -216,3 +216,31 @@ pub fn percentile(sorted: &[u64], p: f64) -> u64 {
     let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
+
+/// Runs this binary re-executed with `args` and parses the two numbers of the line of its
+/// output that starts with `prefix` and a space (`rss 100 200`, say).
+pub fn child_pair<T: std::str::FromStr>(args: &[&str], prefix: &str) -> Rep<(T, T)> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let output = std::process::Command::new(exe)
+        .args(args)
+        .output()
+        .map_err(|e| format!("could not start the child: {e}"))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix)?.strip_prefix(' '))
+        .ok_or_else(|| {
+            format!(
+                "the child failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+                    .lines()
+                    .last()
+                    .unwrap_or("no output")
+            )
+        })?;
+    let mut fields = line.split(' ').map(|f| f.parse::<T>().ok());
+    match (fields.next().flatten(), fields.next().flatten()) {
+        (Some(first), Some(second)) => Ok((first, second)),
+        _ => Err(format!("bad child output {line:?}")),
+    }
+}

@@ -487,29 +487,7 @@ fn run_local(plan: &Plan, wanted: &dyn Fn(&str) -> bool, report: &mut Report) {
 
 /// Runs this binary as `__memory <library> <count>` and parses its `rss <before> <after>`.
 fn memory_in_child(library: &str, count: usize) -> Rep<(u64, u64)> {
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let output = Command::new(exe)
-        .args(["__memory", library, &count.to_string()])
-        .output()
-        .map_err(|e| format!("could not start the child: {e}"))?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let line = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("rss "))
-        .ok_or_else(|| {
-            format!(
-                "the child failed: {}",
-                String::from_utf8_lossy(&output.stderr)
-                    .lines()
-                    .last()
-                    .unwrap_or("no output")
-            )
-        })?;
-    let mut fields = line.split(' ').map(|f| f.parse::<u64>().ok());
-    match (fields.next().flatten(), fields.next().flatten()) {
-        (Some(before), Some(after)) => Ok((before, after)),
-        _ => Err(format!("bad child output {line:?}")),
-    }
+    common::child_pair(&["__memory", library, &count.to_string()], "rss")
 }
 
 fn memory_child(args: &[String]) -> ExitCode {
