@@ -174,16 +174,8 @@ fn move_reader(
     cluster: Weak<Cluster>,
     state: ReaderState,
 ) -> Option<ReaderState> {
-    if !node.executors.is_scheduler(scheduler) {
-        return Some(state);
-    }
-    let moved = node
-        .executors
-        .spawn_on_scheduler(scheduler, read(cluster, state));
-    if let Some(task) = moved {
-        task.detach();
-    }
-    None
+    node.executors
+        .go_on(scheduler, state, |state| read(cluster, state))
 }
 
 /// The reader's loop, until the connection ends (`Err`) or the reader should move to the

@@ -72,16 +72,8 @@ fn move_writer(
     peer: Arc<Peer>,
     state: WriterState,
 ) -> Option<WriterState> {
-    if !node.executors.is_scheduler(scheduler) {
-        return Some(state);
-    }
-    let moved = node
-        .executors
-        .spawn_on_scheduler(scheduler, write(cluster, peer, state));
-    if let Some(task) = moved {
-        task.detach();
-    }
-    None
+    node.executors
+        .go_on(scheduler, state, |state| write(cluster, peer, state))
 }
 
 /// The writer's loop, until the connection ends (`None`) or the writer should move to the

@@ -242,6 +242,23 @@ impl Executors {
         Some(spawn_on(scheduler, future))
     }
 
+    /// Goes on with `state` in a task on the thread of the scheduler `key`, the future
+    /// `run` makes of it (detached) — or hands `state` back if that is not one of this
+    /// node's threads. For a connection's reader and writer, which follow the tasks they
+    /// serve to their thread.
+    pub(crate) fn go_on<S, F>(&self, key: usize, state: S, run: impl FnOnce(S) -> F) -> Option<S>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        if !self.is_scheduler(key) {
+            return Some(state);
+        }
+        if let Some(task) = self.spawn_on_scheduler(key, run(state)) {
+            task.detach();
+        }
+        None
+    }
+
     /// Number of scheduler threads.
     pub(crate) fn threads(&self) -> usize {
         self.schedulers.len()
