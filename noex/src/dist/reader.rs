@@ -28,6 +28,7 @@ use super::peer::{report, Counters, Pause, Peer, YIELD_BYTES};
 use super::reassembly::{Reassembly, Reserved};
 use super::status::NodeDownReason;
 use super::wire::{self, WireError, WireMessage};
+use crate::node::executors::yield_until_idle;
 use crate::node::NodeInner;
 
 mod assembly;
@@ -192,6 +193,8 @@ async fn read_until_moved(
     } = state;
     let max_frame = *max_frame;
     let (mut frames, mut bytes) = (0u32, 0usize);
+    // Frames were handled since the read buffer was last filled.
+    let mut handled = false;
     loop {
         if !reading.withheld.is_empty() && !reading.peer.queue.holding_back() {
             reading.release_withheld(cluster).await?;
@@ -249,6 +252,12 @@ async fn read_until_moved(
                     if buffered.is_empty() {
                         reading.unreported.report(&reading.peer.counters);
                         drop(cluster_now);
+                        if std::mem::take(&mut handled) {
+                            // What the frames woke runs first (a process's reply goes out
+                            // before this read, which most likely finds nothing yet).
+                            yield_until_idle().await;
+                            continue;
+                        }
                         // While a message is reassembled, little: the payload of its next
                         // fragment is to be read in place.
                         let most = match reading.assembling {
@@ -319,6 +328,7 @@ async fn read_until_moved(
         }
         frames += taken;
         bytes += len;
+        handled = true;
         if frames >= YIELD_FRAMES || bytes >= YIELD_BYTES {
             (frames, bytes) = (0, 0);
             reading.unreported.report(&reading.peer.counters);

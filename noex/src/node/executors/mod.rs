@@ -47,6 +47,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Poll, Waker};
 use std::thread::{self, JoinHandle, ThreadId};
 use std::time::Duration;
 
@@ -80,6 +81,8 @@ thread_local! {
     /// How many more tasks may start at once on this thread before their spawner yields
     /// (see [`STARTS_PER_STRIDE`]).
     static STARTS_LEFT: Cell<u32> = const { Cell::new(STARTS_PER_STRIDE) };
+    /// Tasks of this thread waiting for it to run out of queued work ([`yield_until_idle`]).
+    static IDLE_WAITERS: RefCell<Vec<Waker>> = const { RefCell::new(Vec::new()) };
 }
 
 /// After this many tasks started at once ([`Executors::spawn_started`]) since the run loop
@@ -117,6 +120,53 @@ pub(crate) fn ran_long() {
 /// any other thread.
 pub(crate) fn current_scheduler() -> usize {
     CURRENT.with(Cell::get) & !OUTSIDE
+}
+
+/// Lets every task queued on the calling scheduler thread run before the caller goes on:
+/// it is woken once the thread runs out of queued work, or at the thread's next turn
+/// serving the outside (every 500 µs at most) if it never does — so no later than a
+/// task woken by the reactor would be. On any other thread, a plain yield.
+///
+/// For a connection's reader whose read buffer ran dry: what its frames woke (a process
+/// that will reply, a caller that will call again) runs first, and its reply goes out
+/// before the read that most likely finds nothing yet — and costs a system call, and
+/// another to wait for the socket.
+pub(crate) async fn yield_until_idle() {
+    let mut yielded = false;
+    std::future::poll_fn(move |cx| {
+        if yielded {
+            return Poll::Ready(());
+        }
+        yielded = true;
+        if current_scheduler() == 0 {
+            cx.waker().wake_by_ref();
+        } else {
+            IDLE_WAITERS.with(|waiters| waiters.borrow_mut().push(cx.waker().clone()));
+        }
+        Poll::Pending
+    })
+    .await;
+}
+
+/// Wakes the tasks waiting for the calling thread to be idle ([`yield_until_idle`]);
+/// `false` if none waits.
+fn wake_idle_waiters() -> bool {
+    if IDLE_WAITERS.with(|waiters| waiters.borrow().is_empty()) {
+        return false;
+    }
+    // Woken outside the borrow (a wake queues the task: another thread-local).
+    let mut waiters = IDLE_WAITERS.with(|waiters| std::mem::take(&mut *waiters.borrow_mut()));
+    for waiter in waiters.drain(..) {
+        waiter.wake();
+    }
+    // The list's memory is kept for the next waiters.
+    IDLE_WAITERS.with(|kept| {
+        let mut kept = kept.borrow_mut();
+        if kept.is_empty() {
+            *kept = waiters;
+        }
+    });
+    true
 }
 
 fn local_pop() -> Option<Runnable> {

@@ -13,7 +13,10 @@ use atomic_waker::AtomicWaker;
 use concurrent_queue::ConcurrentQueue;
 
 use super::active::Active;
-use super::{local_pop, CLOCK_LEFT, CURRENT, LOCAL, OUTSIDE, STARTS_LEFT, STARTS_PER_STRIDE};
+use super::{
+    local_pop, wake_idle_waiters, CLOCK_LEFT, CURRENT, IDLE_WAITERS, LOCAL, OUTSIDE, STARTS_LEFT,
+    STARTS_PER_STRIDE,
+};
 
 /// Tasks run before a busy thread lets the I/O reactor look for events (a system call;
 /// an idle thread waits in the reactor anyway). At 256 the look cost a same-thread call
@@ -140,13 +143,18 @@ impl Scheduler {
                         idle_since = None;
                         runnable.run();
                         if clock.tick().is_some_and(|now| now >= serve_at) {
-                            // Serve the outside: the reactor now, the injected tasks next.
+                            // Serve the outside: the reactor now, the injected tasks next
+                            // (and the tasks waiting for the thread to be idle: it may
+                            // not be for a while).
                             (injected_first, until_injected) = (self.injected.len(), 0);
+                            wake_idle_waiters();
                             outside(true);
                             cx.waker().wake_by_ref();
                             return Poll::Pending;
                         }
                     }
+                    // Out of queued work: the tasks waiting for that go on.
+                    None if wake_idle_waiters() => {}
                     None if self.busy_waits(&mut idle_since) => {
                         // `block_on` polls the reactor without blocking and comes back.
                         outside(true);
@@ -166,6 +174,7 @@ impl Scheduler {
                 }
             }
             // Budget spent: let `block_on` poll the reactor, then come back at once.
+            wake_idle_waiters();
             outside(true);
             cx.waker().wake_by_ref();
             Poll::Pending
@@ -194,6 +203,8 @@ impl Scheduler {
     /// Cancels every task left (on the scheduler's thread, once it stopped running them):
     /// wakes each, so it is queued, then drops the queued tasks, which drops their futures.
     pub(super) fn cancel_all(&self) {
+        // Dropped outside the borrow: a task dropped with its waker may wake another.
+        drop(IDLE_WAITERS.with(|waiters| std::mem::take(&mut *waiters.borrow_mut())));
         let active = std::mem::take(&mut *self.active());
         for waker in active.wakers.into_iter().flatten() {
             waker.wake();

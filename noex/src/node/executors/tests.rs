@@ -119,3 +119,60 @@ fn a_panicking_task_does_not_take_its_thread_down() {
     assert_eq!(wait(executors.spawn(async { 1 })), 1);
     executors.stop();
 }
+
+#[test]
+fn a_task_yielding_until_idle_goes_on_after_all_the_work_it_queued() {
+    let executors = Arc::new(Executors::start("test", 1, Duration::ZERO));
+    let inner = executors.clone();
+    let order = wait(executors.spawn(async move {
+        let order = Arc::new(Mutex::new(Vec::new()));
+        // A chain of tasks, each queuing the next after a plain yield: a plain yield of
+        // the reader's would go on before the end of the chain.
+        let chain = {
+            let order = order.clone();
+            let inner = inner.clone();
+            inner.clone().spawn(async move {
+                for step in 0..3 {
+                    smol::future::yield_now().await;
+                    order.lock().unwrap().push(format!("chain {step}"));
+                }
+                let order = order.clone();
+                inner
+                    .spawn(async move { order.lock().unwrap().push("last".into()) })
+                    .detach();
+            })
+        };
+        yield_until_idle().await;
+        order.lock().unwrap().push("after idle".into());
+        chain.await;
+        let order = order.lock().unwrap().clone();
+        order
+    }));
+    assert_eq!(
+        order,
+        ["chain 0", "chain 1", "chain 2", "last", "after idle"]
+    );
+    executors.stop();
+}
+
+#[test]
+fn a_task_yielding_until_idle_on_a_busy_thread_goes_on_at_its_next_service_turn() {
+    let executors = Arc::new(Executors::start("test", 1, Duration::ZERO));
+    let busy = Arc::new(AtomicBool::new(true));
+    // Keeps the thread's queue from ever emptying.
+    let spinner = {
+        let busy = busy.clone();
+        executors.spawn(async move {
+            while busy.load(Ordering::Relaxed) {
+                smol::future::yield_now().await;
+            }
+        })
+    };
+    let waited = executors.spawn(async move {
+        yield_until_idle().await;
+        busy.store(false, Ordering::Relaxed);
+    });
+    wait(waited);
+    wait(spinner);
+    executors.stop();
+}
