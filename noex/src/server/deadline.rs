@@ -4,30 +4,34 @@
 //! Every `call` has a timeout, and almost every call is answered long before it. A reactor
 //! timer per call costs more than a local call itself (registering one may wake the thread
 //! that sleeps in the reactor), so a call made on a node's scheduler thread registers its
-//! deadline in that thread's [`Watch`] instead: a slot in a per-thread table. A sweeper
-//! task per thread wakes every [`TICK`] while deadlines are registered and wakes the calls
-//! whose deadline has passed. The clock of a deadline starts when the sweeper first sees it
-//! (not when the call starts, which saves reading the clock on every call), so a call times
-//! out no earlier than asked and at most two ticks later. Calls made from other threads use
-//! a reactor timer — but not while [`Node::block_on`](crate::Node::block_on) busy-waits for
-//! the call's answer (see [`deferring_timers`]): most calls from outside are answered
-//! within that window, and registering a reactor timer costs a system call.
+//! deadline in that thread's [`Watch`] instead: a slot in a per-thread table.
+//!
+//! A deadline's clock starts the next time the thread's run loop reads the clock — it does
+//! every few tasks, after any long one, and before it waits for work — rather than when the
+//! call starts, which saves reading the clock on every call: so a call times out no earlier
+//! than asked, and later only by what the thread ran meanwhile. A sweeper task per thread
+//! sleeps on one reactor timer set to the earliest expiry it knows of, and wakes the calls
+//! whose deadline has passed. That timer is set again only when a deadline expires earlier
+//! than it: calls answered within their timeout, one after another, cost no timer and no
+//! wake-up at all (a sweeper ticking every few milliseconds would wake a sleeping thread —
+//! and move it to another core — that often).
+//!
+//! Calls made from other threads use a reactor timer — but not while
+//! [`Node::block_on`](crate::Node::block_on) busy-waits for the call's answer (see
+//! [`deferring_timers`]): most calls from outside are answered within that window, and
+//! registering a reactor timer costs a system call.
 //!
 //! The sweeper frees an expired slot itself when it wakes its call: a deadline that finds
 //! its slot freed (or reused, under a newer generation) has expired. So a deadline that is
 //! dropped on another thread than its table's — a call future completed elsewhere, which
 //! cannot touch this thread's table — costs its table no more than the call would have had
-//! it kept waiting: its slot is freed at its expiry, and the sweeper goes back to sleep
-//! once no slot is in use.
+//! it kept waiting: its slot is freed at its expiry.
 
 use std::cell::{Cell, RefCell};
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
-
-/// How often a thread's sweeper checks its deadlines while any are registered.
-const TICK: Duration = Duration::from_millis(5);
 
 thread_local! {
     /// The deadline table of a node scheduler thread; not `installed` on any other thread.
@@ -53,16 +57,58 @@ pub(crate) fn deferring_timers<T>(poll: impl FnOnce() -> T) -> T {
     poll()
 }
 
+/// The run loop of the calling scheduler thread has read the clock: the deadlines
+/// registered since start theirs.
+#[inline]
+pub(crate) fn clock_read(now: Instant) {
+    let sweeper = WATCH.with(|cell| {
+        let mut watch = cell.borrow_mut();
+        match watch.unseen.is_empty() {
+            true => None,
+            false => watch.start_clocks(now),
+        }
+    });
+    if let Some(sweeper) = sweeper {
+        sweeper.wake();
+    }
+}
+
+/// The calling scheduler thread is about to wait for work: the deadlines registered since
+/// the clock was last read start theirs, and free slots let go of the wakers they kept (so
+/// a quiet thread holds no ended task's memory). `true` if the sweeper was woken (to set
+/// its timer earlier): the thread has work after all.
+pub(crate) fn before_idle() -> bool {
+    let sweeper = WATCH.with(|cell| {
+        let mut watch = cell.borrow_mut();
+        watch.forget_wakers();
+        match watch.unseen.is_empty() {
+            true => None,
+            false => watch.start_clocks(Instant::now()),
+        }
+    });
+    sweeper.map(Waker::wake).is_some()
+}
+
 /// The deadlines registered on one scheduler thread.
 pub(crate) struct Watch {
     /// Set on a node's scheduler thread, whose sweeper checks the table.
     installed: bool,
     slots: Vec<Slot>,
     /// Free slots, reused last-freed first: a task making one call after another gets
-    /// the same slot back, with its own waker still in it.
+    /// the same slot back, with its own waker still in it. The slots that keep a waker
+    /// are the last ones freed: those pushed since wakers were last forgotten.
     free: Vec<u32>,
     registered: usize,
-    /// The sweeper's waker while it waits for the first deadline.
+    /// Slots registered since the clock was last read (index, generation): their clock
+    /// has not started.
+    unseen: Vec<(u32, u32)>,
+    /// No deadline expires before this (one that does may have been released since).
+    due: Option<Instant>,
+    /// What the sweeper's timer is set to (`None`: not set).
+    armed: Option<Instant>,
+    /// Free slots may keep wakers.
+    kept: bool,
+    /// The sweeper's waker.
     sweeper: Option<Waker>,
 }
 
@@ -71,10 +117,10 @@ struct Slot {
     generation: u32,
     in_use: bool,
     timeout: Duration,
-    /// When the sweeper first saw the slot: the start of its clock.
+    /// When its clock started.
     seen: Option<Instant>,
     /// The caller's waker. Kept when the slot is freed (its next user is likely the same
-    /// task, which then needs no clone) until the sweeper's next tick.
+    /// task, which then needs no clone) until the thread next waits for work.
     waker: Option<Waker>,
 }
 
@@ -85,6 +131,10 @@ impl Watch {
             slots: Vec::new(),
             free: Vec::new(),
             registered: 0,
+            unseen: Vec::new(),
+            due: None,
+            armed: None,
+            kept: false,
             sweeper: None,
         }
     }
@@ -107,9 +157,7 @@ impl Watch {
         }
         let generation = slot.generation;
         self.registered += 1;
-        if self.registered == 1 {
-            self.wake_sweeper();
-        }
+        self.unseen.push((index, generation));
         (index, generation)
     }
 
@@ -126,13 +174,6 @@ impl Watch {
         index
     }
 
-    #[cold]
-    fn wake_sweeper(&mut self) {
-        if let Some(sweeper) = self.sweeper.take() {
-            sweeper.wake();
-        }
-    }
-
     #[inline]
     fn release(&mut self, index: u32, generation: u32) {
         if let Some(slot) = self.slots.get_mut(index as usize) {
@@ -141,24 +182,58 @@ impl Watch {
                 slot.generation = generation.wrapping_add(1);
                 self.registered -= 1;
                 self.free.push(index);
+                self.kept = true;
             }
         }
     }
 
-    /// Drops the wakers kept in free slots (they hold their tasks' memory).
+    /// Starts the clock of the deadlines registered since it was last read; the sweeper's
+    /// waker if one of them expires before its timer is set to fire.
+    fn start_clocks(&mut self, now: Instant) -> Option<Waker> {
+        let mut unseen = std::mem::take(&mut self.unseen);
+        for (index, generation) in unseen.drain(..) {
+            let Some(slot) = self.slots.get_mut(index as usize) else {
+                continue;
+            };
+            if !slot.in_use || slot.generation != generation {
+                continue;
+            }
+            slot.seen = Some(now);
+            if let Some(at) = now.checked_add(slot.timeout) {
+                self.due = Some(self.due.map_or(at, |due| due.min(at)));
+            }
+        }
+        // The list's memory is kept.
+        self.unseen = unseen;
+        match (self.due, self.armed) {
+            (Some(due), Some(armed)) if armed <= due => None,
+            (None, _) => None,
+            _ => self.sweeper.clone(),
+        }
+    }
+
+    /// Drops the wakers kept in free slots (they hold their tasks' memory): those of the
+    /// slots freed since the last time, which lie on top of the free list.
     fn forget_wakers(&mut self) {
-        for slot in self.slots.iter_mut().filter(|s| !s.in_use) {
-            slot.waker = None;
+        if !std::mem::take(&mut self.kept) {
+            return;
+        }
+        for &index in self.free.iter().rev() {
+            match self.slots.get_mut(index as usize).map(|s| s.waker.take()) {
+                Some(Some(_)) => {}
+                _ => break,
+            }
         }
     }
 
     /// Starts the clock of new deadlines, frees the slots of expired ones and returns the
-    /// wakers of their calls (which find their slot freed: see [`Deadline::poll_expired`]).
-    /// Drops the wakers kept in free slots: a freed slot keeps its waker for one tick at
-    /// most.
+    /// wakers of their calls (which find their slot freed: see [`Deadline::poll_expired`]);
+    /// finds the next expiry, which the sweeper's timer is to be set to.
     fn expire(&mut self, now: Instant) -> Vec<Waker> {
         self.forget_wakers();
+        self.unseen.clear();
         let mut expired = Vec::new();
+        let mut due: Option<Instant> = None;
         for (index, slot) in self.slots.iter_mut().enumerate() {
             if !slot.in_use {
                 continue;
@@ -170,8 +245,11 @@ impl Watch {
                 self.registered -= 1;
                 self.free.push(index as u32);
                 expired.extend(slot.waker.take());
+            } else if let Some(at) = seen.checked_add(slot.timeout) {
+                due = Some(due.map_or(at, |due| due.min(at)));
             }
         }
+        (self.due, self.armed) = (due, None);
         expired
     }
 }
@@ -186,23 +264,30 @@ fn table_id(watch: &RefCell<Watch>) -> usize {
 pub(crate) fn install_watch() -> impl Future<Output = ()> + Send + 'static {
     WATCH.with(|watch| watch.borrow_mut().installed = true);
     async {
+        let mut timer = smol::Timer::never();
         loop {
-            // Sleep until a deadline is registered...
+            // Sleep until the earliest expiry known (set again when an earlier one comes)...
             poll_fn(|cx| {
-                WATCH.with(|watch| {
-                    let mut watch = watch.borrow_mut();
-                    if watch.registered == 0 {
-                        watch.forget_wakers();
-                        watch.sweeper = Some(cx.waker().clone());
-                        Poll::Pending
-                    } else {
-                        Poll::Ready(())
+                let set = WATCH.with(|cell| {
+                    let mut watch = cell.borrow_mut();
+                    match &watch.sweeper {
+                        Some(waker) if waker.will_wake(cx.waker()) => {}
+                        _ => watch.sweeper = Some(cx.waker().clone()),
                     }
-                })
+                    (watch.armed != watch.due).then(|| {
+                        watch.armed = watch.due;
+                        watch.due
+                    })
+                });
+                match set {
+                    Some(Some(at)) => timer.set_at(at),
+                    Some(None) => timer = smol::Timer::never(),
+                    None => {}
+                }
+                Pin::new(&mut timer).poll(cx).map(drop)
             })
             .await;
-            // ...then check every tick while any are.
-            smol::Timer::after(TICK).await;
+            // ...then wake the calls whose deadline has passed.
             let expired = WATCH.with(|watch| watch.borrow_mut().expire(Instant::now()));
             for waker in expired {
                 waker.wake();
@@ -419,7 +504,7 @@ mod tests {
                 start.elapsed() < Duration::from_secs(10),
                 "the orphaned slot was never freed"
             );
-            std::thread::sleep(TICK);
+            std::thread::sleep(Duration::from_millis(5));
         }
         node.shutdown();
     }
@@ -450,13 +535,69 @@ mod tests {
         watch.release(again, generation);
         watch.forget_wakers();
         assert_eq!(Arc::strong_count(&task), 2, "forgotten once free");
-        // The sweeper's tick forgets them too, even while other deadlines are registered.
+        // Freed after others were forgotten: forgotten the next time, the others untouched.
+        let (first, first_generation) = watch.register(Duration::from_secs(5), &waker);
+        let other_task = Arc::new(Count);
+        let other = Waker::from(other_task.clone());
+        let (second, second_generation) = watch.register(Duration::from_secs(5), &other);
+        watch.release(first, first_generation);
+        watch.release(second, second_generation);
+        assert_eq!(Arc::strong_count(&task), 3);
+        assert_eq!(Arc::strong_count(&other_task), 3);
+        watch.forget_wakers();
+        assert_eq!(Arc::strong_count(&task), 2);
+        assert_eq!(Arc::strong_count(&other_task), 2);
+        // The sweeper forgets them too.
         let (index, generation) = watch.register(Duration::from_secs(5), &waker);
-        let other = Waker::from(Arc::new(Count));
         watch.register(Duration::from_secs(5), &other);
         watch.release(index, generation);
         assert_eq!(Arc::strong_count(&task), 3);
         assert!(watch.expire(Instant::now()).is_empty());
-        assert_eq!(Arc::strong_count(&task), 2, "one tick at most");
+        assert_eq!(Arc::strong_count(&task), 2);
+    }
+
+    #[test]
+    fn a_deadline_starts_its_clock_when_the_clock_is_next_read() {
+        let waker = Waker::from(Arc::new(Count));
+        let mut watch = Watch::new();
+        let timeout = Duration::from_millis(10);
+        let start = Instant::now();
+        watch.register(timeout, &waker);
+        let read = start + Duration::from_millis(3);
+        watch.start_clocks(read);
+        assert_eq!(watch.due, Some(read + timeout));
+        assert!(
+            watch.expire(start + timeout).is_empty(),
+            "not before its timeout from when the clock was read"
+        );
+        assert_eq!(watch.expire(read + timeout).len(), 1);
+        assert_eq!((watch.registered, watch.due), (0, None));
+    }
+
+    #[test]
+    fn calls_answered_in_time_set_the_sweepers_timer_once() {
+        let sweeper_task = Arc::new(Count);
+        let waker = Waker::from(Arc::new(Count));
+        let mut watch = Watch::new();
+        watch.sweeper = Some(Waker::from(sweeper_task.clone()));
+        let timeout = Duration::from_secs(5);
+        let start = Instant::now();
+        let mut sweeper_woken = 0;
+        for call in 0..1_000u32 {
+            let (index, generation) = watch.register(timeout, &waker);
+            let now = start + Duration::from_micros(u64::from(call) * 80);
+            if watch.start_clocks(now).is_some() {
+                sweeper_woken += 1;
+                // The sweeper sets its timer to the earliest expiry.
+                watch.armed = watch.due;
+            }
+            watch.release(index, generation);
+        }
+        assert_eq!(sweeper_woken, 1, "only the first call needs the timer set");
+        // A shorter timeout does need it set earlier.
+        watch.register(Duration::from_millis(1), &waker);
+        assert!(watch
+            .start_clocks(start + Duration::from_millis(100))
+            .is_some());
     }
 }

@@ -226,9 +226,11 @@ impl<B: GenServer> ServerRef<B> {
 
     /// [`call`](Self::call) with a timeout of your choice.
     ///
-    /// The timeout is never cut short; from a node's own threads it may run up to about
-    /// 10 ms long, because call deadlines are checked by a per-thread sweeper rather than a
-    /// timer per call (which would cost more than the call).
+    /// The timeout is never cut short. From a node's own threads its clock starts when the
+    /// thread next reads the clock (it does every few tasks, and before it waits for work)
+    /// rather than when the call starts, and call deadlines share one timer per thread
+    /// rather than a timer per call (which would cost more than the call): a busy thread
+    /// may see it expire a little late.
     pub fn call_timeout(
         &self,
         request: B::Call,

@@ -17,6 +17,7 @@ use super::{
     local_pop, wake_idle_waiters, CLOCK_LEFT, CURRENT, IDLE_WAITERS, LOCAL, OUTSIDE, STARTS_LEFT,
     STARTS_PER_STRIDE,
 };
+use crate::server::deadline;
 
 /// Tasks run before a busy thread lets the I/O reactor look for events (a system call;
 /// an idle thread waits in the reactor anyway). At 256 the look cost a same-thread call
@@ -120,6 +121,7 @@ impl Scheduler {
             // The time the thread spent outside (asleep, or polling the reactor) is not
             // the tasks': measure them from here.
             clock.restart(now);
+            deadline::clock_read(now);
             for _ in 0..BUDGET {
                 if self.stopped.load(Ordering::Relaxed) {
                     outside(true);
@@ -142,7 +144,11 @@ impl Scheduler {
                     Some(runnable) => {
                         idle_since = None;
                         runnable.run();
-                        if clock.tick().is_some_and(|now| now >= serve_at) {
+                        let read = clock.tick();
+                        if let Some(now) = read {
+                            deadline::clock_read(now);
+                        }
+                        if read.is_some_and(|now| now >= serve_at) {
                             // Serve the outside: the reactor now, the injected tasks next
                             // (and the tasks waiting for the thread to be idle: it may
                             // not be for a while).
@@ -153,8 +159,9 @@ impl Scheduler {
                             return Poll::Pending;
                         }
                     }
-                    // Out of queued work: the tasks waiting for that go on.
-                    None if wake_idle_waiters() => {}
+                    // Out of queued work: the tasks waiting for that go on, and the new
+                    // call deadlines start their clocks (which may wake the sweeper).
+                    None if wake_idle_waiters() | deadline::before_idle() => {}
                     None if self.busy_waits(&mut idle_since) => {
                         // `block_on` polls the reactor without blocking and comes back.
                         outside(true);
