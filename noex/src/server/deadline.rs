@@ -183,6 +183,11 @@ impl Watch {
                 self.registered -= 1;
                 self.free.push(index);
                 self.kept = true;
+                // Released before its clock started (a call answered before the thread
+                // next read the clock): not to be started.
+                if self.unseen.last() == Some(&(index, generation)) {
+                    self.unseen.pop();
+                }
             }
         }
     }
