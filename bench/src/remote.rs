@@ -505,6 +505,14 @@ pub fn run(plan: &Plan, wanted: &dyn Fn(&str) -> bool, report: &mut Report) {
                 figure.set(library, outcome.clone());
             }
         }
+        // A busy-waiting-off row is held against the same bare limit as its default row
+        // (the bare ping-pong parks too): shown again there, with noex's ratio to it.
+        if let Some(bare) = key
+            .strip_suffix("-busy-off")
+            .and_then(|base| columns.get("bare")?.get(base))
+        {
+            figure.set("bare", bare.clone());
+        }
         if !noex_only(key) {
             for (library, reason) in skipped_peers {
                 figure.set(library, Outcome::skipped(reason));
