@@ -250,7 +250,6 @@ async fn read_until_moved(
                     // A fragment is read in place (see `assembly`), anything else whole.
                     let buffered = stream.buffer();
                     if buffered.is_empty() {
-                        reading.unreported.report(&reading.peer.counters);
                         drop(cluster_now);
                         if std::mem::take(&mut handled) {
                             // What the frames woke runs first (a process's reply goes out
@@ -258,6 +257,7 @@ async fn read_until_moved(
                             yield_until_idle().await;
                             continue;
                         }
+                        reading.unreported.report(&reading.peer.counters);
                         // While a message is reassembled, little: the payload of its next
                         // fragment is to be read in place.
                         let most = match reading.assembling {
