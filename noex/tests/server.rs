@@ -169,6 +169,41 @@ fn call_timeout_returns_timeout_and_the_late_reply_is_dropped() {
 }
 
 #[test]
+fn a_short_timeout_after_a_long_one_is_not_held_to_the_long_ones_timer() {
+    // From a task on the node: deadlines share one timer per thread, set to the earliest
+    // expiry known; a shorter timeout coming later must set it earlier.
+    run(|node| async move {
+        let server = spawn(&node).await;
+        assert_eq!(server.call(Call::Get).await, Ok(Ok(0)));
+        // A task of this thread: its deadline goes in this thread's table.
+        let long = node.spawn_task({
+            let server = server.clone();
+            async move {
+                server
+                    .call_timeout(Call::Defer, Duration::from_secs(60))
+                    .await
+            }
+        });
+        common::eventually("the long call taken", || {
+            node.process_info(server.pid())
+                .is_some_and(|i| i.message_count == 2 && i.mailbox_len == 0)
+        })
+        .await;
+        let timeout = Duration::from_millis(50);
+        let started = Instant::now();
+        assert_matches!(
+            server.call_timeout(Call::Defer, timeout).await,
+            Err(CallError::Timeout { .. })
+        );
+        let took = started.elapsed();
+        assert!(took >= timeout, "cut short: {took:?}");
+        // Held to the 60 s call's timer, it would take a minute.
+        assert!(took < Duration::from_secs(30), "took {took:?}");
+        drop(long);
+    });
+}
+
+#[test]
 fn call_without_a_timeout_gives_up_after_five_seconds() {
     assert_eq!(DEFAULT_CALL_TIMEOUT, Duration::from_secs(5));
     run(|node| async move {
