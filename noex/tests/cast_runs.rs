@@ -9,8 +9,10 @@
 mod common;
 
 use common::raw::{frame, Address, Raw, Wire};
-use common::{cluster_config, run_blocking, within};
+use common::{cluster_config, eventually, run_blocking, within};
 use noex::{Ctx, ExitReason, GenServer, Info, Node, ReplyTo, ServerRef};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 
 /// Records the numbers cast to it, and those sent to it (as infos) negated.
 struct Log(Vec<i64>);
@@ -33,6 +35,13 @@ impl GenServer for Log {
     }
 
     async fn handle_cast(&mut self, n: i64, _: &mut Ctx<Self>) {
+        if n == HOLD {
+            // Handled while the test holds the gate: the messages after it wait in the
+            // mailbox meanwhile.
+            let gate = GATE.lock().unwrap().take().expect("a gate to wait at");
+            HELD.store(true, Ordering::Release);
+            let _ = gate.recv().await;
+        }
         self.0.push(n);
     }
 
@@ -44,6 +53,12 @@ impl GenServer for Log {
 }
 
 const LOG: u32 = noex::__private::tag("log", "");
+
+/// A cast that makes `log` wait at [`GATE`] (one test uses it).
+const HOLD: i64 = i64::MIN;
+static GATE: Mutex<Option<async_channel::Receiver<()>>> = Mutex::new(None);
+/// Set once `log` waits at the gate.
+static HELD: AtomicBool = AtomicBool::new(false);
 
 /// A frame casting `n` to `log` — or, with `info`, sending it — expecting behaviour
 /// `behavior`.
@@ -176,6 +191,79 @@ fn casts_before_an_oversized_frame_are_delivered_before_the_connection_ends() {
         raw.send_bytes(&bytes).await;
         raw.closed().await;
         assert_eq!(recorded(&log, 10).await, (1..=10).collect::<Vec<_>>());
+        node.shutdown();
+    });
+}
+
+/// A frame to `log` whose payload does not decode as its cast type (no bytes at all).
+fn undecodable(log: &ServerRef<Log>) -> Vec<u8> {
+    let to = Address::Pid {
+        serial: log.pid().serial(),
+    };
+    frame(&Wire::Cast { to, behavior: LOG }, &[])
+}
+
+#[test]
+fn an_undecodable_message_in_a_long_run_is_dropped_alone() {
+    run_blocking(async {
+        let node = Node::start(cluster_config("a")).await.unwrap();
+        let [log] = <[_; 1]>::try_from(logs(&node, 1).await).ok().unwrap();
+        let mut raw = Raw::join(&node).await;
+        // Long runs are queued still encoded and decoded one by one as handled.
+        let mut bytes = Vec::new();
+        for n in 1..=40 {
+            bytes.extend(if n % 13 == 0 {
+                undecodable(&log)
+            } else {
+                to_log(&log, n, false, LOG)
+            });
+        }
+        raw.send_bytes(&bytes).await;
+        let expected: Vec<i64> = (1..=40).filter(|n| n % 13 != 0).collect();
+        assert_eq!(recorded(&log, expected.len()).await, expected);
+        // Every message the process took is counted once, the dropped ones too.
+        let pid = log.pid().clone();
+        eventually("the mailbox to read empty", || {
+            node.process_info(&pid)
+                .is_some_and(|info| info.mailbox_len == 0)
+        })
+        .await;
+        assert_eq!(node.connected_nodes().len(), 1, "the connection stays up");
+        node.shutdown();
+    });
+}
+
+#[test]
+fn the_messages_of_a_run_waiting_in_a_mailbox_are_each_counted_in_its_length() {
+    run_blocking(async {
+        let node = Node::start(cluster_config("a")).await.unwrap();
+        let [log] = <[_; 1]>::try_from(logs(&node, 1).await).ok().unwrap();
+        let (release, gate) = async_channel::bounded(1);
+        *GATE.lock().unwrap() = Some(gate);
+        let mut raw = Raw::join(&node).await;
+        raw.send_bytes(&to_log(&log, HOLD, false, LOG)).await;
+        eventually("the log to wait at the gate", || {
+            HELD.load(Ordering::Acquire)
+        })
+        .await;
+        let mut bytes = Vec::new();
+        for n in 1..=20 {
+            bytes.extend(to_log(&log, n, false, LOG));
+        }
+        raw.send_bytes(&bytes).await;
+        let pid = log.pid().clone();
+        let len = || node.process_info(&pid).map(|info| info.mailbox_len);
+        within("the run to be counted", async {
+            while len() != Some(20) {
+                assert!(len() < Some(20), "counted {:?} of 20", len());
+                smol::Timer::after(std::time::Duration::from_millis(1)).await;
+            }
+        })
+        .await;
+        release.send(()).await.unwrap();
+        let expected: Vec<i64> = std::iter::once(HOLD).chain(1..=20).collect();
+        assert_eq!(recorded(&log, expected.len()).await, expected);
+        assert_eq!(len(), Some(0));
         node.shutdown();
     });
 }

@@ -34,6 +34,9 @@ pub(crate) struct Mailbox<M> {
 
 struct Shared<M> {
     queue: VecDeque<M>,
+    /// Messages queued beyond one per entry: an entry may carry several (see
+    /// [`Mailbox::push_several`]).
+    extra: usize,
 }
 
 /// A batch larger than this is released when the mailbox runs dry, so a burst does not
@@ -49,6 +52,7 @@ impl<M> Mailbox<M> {
         Mailbox {
             shared: SpinMutex::new(Shared {
                 queue: VecDeque::new(),
+                extra: 0,
             }),
             queued: AtomicBool::new(false),
             taken: AtomicU64::new(0),
@@ -86,12 +90,22 @@ impl<M> Mailbox<M> {
     /// Appends `msg`, or hands it back if the mailbox is closed. Returns `true` if the
     /// consumer must be woken: only the first message since it last took the queue needs
     /// to (whoever pushed that one wakes it, and it takes them all).
+    #[inline]
     pub(crate) fn push(&self, msg: M) -> Result<bool, M> {
+        self.push_several(msg, 1)
+    }
+
+    /// Appends `msg`, an entry that carries `count` (at least one) messages — which the
+    /// consumer counts as handled one by one — or hands it back if the mailbox is closed.
+    /// Returns `true` if the consumer must be woken (see [`push`](Self::push)).
+    #[inline]
+    pub(crate) fn push_several(&self, msg: M, count: usize) -> Result<bool, M> {
         let mut shared = self.lock();
         if self.closed.load(Ordering::Relaxed) {
             return Err(msg);
         }
         shared.queue.push_back(msg);
+        shared.extra += count.saturating_sub(1);
         // Written only under the lock: a load and a store, not a read-modify-write.
         let first = !self.queued.load(Ordering::Relaxed);
         if first {
@@ -134,7 +148,9 @@ impl<M> Mailbox<M> {
         }
         let mut shared = self.lock();
         self.queued.store(false, Ordering::Relaxed);
-        let taken = self.taken.load(Ordering::Relaxed) + shared.queue.len() as u64;
+        let taken = self.taken.load(Ordering::Relaxed)
+            + shared.queue.len() as u64
+            + std::mem::take(&mut shared.extra) as u64;
         self.taken.store(taken, Ordering::Relaxed);
         if batch.is_empty() {
             std::mem::swap(&mut shared.queue, batch);
@@ -175,13 +191,17 @@ impl<M> Mailbox<M> {
     /// from both.
     pub(crate) fn queued_and_taken(&self) -> (usize, u64) {
         let shared = self.lock();
-        (shared.queue.len(), self.taken.load(Ordering::Relaxed))
+        (
+            shared.queue.len() + shared.extra,
+            self.taken.load(Ordering::Relaxed),
+        )
     }
 
     /// Closes the mailbox and returns what was still queued. Later pushes fail.
     pub(crate) fn close(&self) -> VecDeque<M> {
         let mut shared = self.lock();
         self.closed.store(true, Ordering::Relaxed);
+        shared.extra = 0;
         std::mem::take(&mut shared.queue)
     }
 }
@@ -288,6 +308,22 @@ mod tests {
         run.extend([7]);
         assert_eq!(mailbox.push_all(&mut run), Err(()));
         assert!(run.is_empty());
+    }
+
+    #[test]
+    fn an_entry_of_several_messages_counts_them_all_queued_and_taken() {
+        let mailbox = Mailbox::new();
+        mailbox.push("one").unwrap();
+        assert_eq!(mailbox.push_several("twenty", 20), Ok(false));
+        assert_eq!(mailbox.queued_and_taken(), (21, 0));
+        let mut batch = VecDeque::new();
+        mailbox.take_into(&mut batch);
+        assert_eq!(batch.len(), 2);
+        assert_eq!(mailbox.queued_and_taken(), (0, 21));
+        mailbox.push_several("three", 3).unwrap();
+        mailbox.close();
+        assert_eq!(mailbox.queued_and_taken(), (0, 21));
+        assert_eq!(mailbox.push_several("late", 2), Err("late"));
     }
 
     #[test]

@@ -551,12 +551,13 @@ pub(crate) trait AnyProcess: Send + Sync + 'static {
     fn behavior_tag(&self) -> (&'static str, u32);
     /// Decodes a message from another node and queues it (or answers why not).
     fn deliver_remote(self: Arc<Self>, delivery: crate::dist::inbound::RemoteDelivery);
-    /// Decodes a run of casts and infos from another node — `run` says where each lies in
-    /// `frames` — and queues them in order, under one lock of the mailbox, staging them
-    /// in `staging` meanwhile; drops them if the process has ended.
+    /// Queues a run of casts and infos from another node — `run` says where each lies in
+    /// `bytes` — in order, under one lock of the mailbox: decoded, staged in `staging`
+    /// meanwhile, or for a long run still encoded (the process decodes each message as it
+    /// reaches it); drops them if the process has ended.
     fn deliver_run(
         &self,
-        frames: &[u8],
+        bytes: &[u8],
         run: &[crate::dist::inbound::RunFrame],
         staging: &mut crate::dist::inbound::Staging,
     );

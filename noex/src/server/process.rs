@@ -23,6 +23,8 @@ pub(crate) enum Envelope<B: GenServer> {
     Info(Info<B::Info>),
     /// A large message from another node, still encoded (see [`Encoded`]).
     Encoded(Box<Encoded<B>>),
+    /// A run of casts and infos from another node, still encoded (see [`Frames`]).
+    Frames(Box<Frames<B>>),
     /// A message from another node that came with a trace context (the
     /// `tracing-context` feature): handled in a span that continues the trace.
     #[cfg(feature = "tracing-context")]
@@ -155,6 +157,49 @@ fn one_way_envelope<B: GenServer>(
                 None
             }
         }
+    }
+}
+
+/// Runs of at least this many casts and infos from another node are queued encoded, as one
+/// [`Frames`]; shorter ones are decoded as they are queued.
+const DECODE_LATE: usize = 8;
+
+/// A run of casts and infos from another node, queued encoded: the process decodes each
+/// just before handling it. Decoding a long run up front would allocate all its messages'
+/// buffers, then free them all as they are handled — more than a thread's allocator cache
+/// holds (glibc's keeps 7 blocks of a size), so each allocation and free would take the
+/// allocator's slower, atomic path; decoded one by one, each message's buffers are freed
+/// before the next one's are made. One allocation holds the whole run's bytes.
+pub(crate) struct Frames<B: GenServer> {
+    codec: Codec<B>,
+    /// The payloads, one after the other.
+    bytes: Vec<u8>,
+    /// Where each payload ends in `bytes`, and whether it is an info.
+    ends: Vec<(u32, bool)>,
+    /// The next message's index in `ends`.
+    next: usize,
+}
+
+impl<B: GenServer> Frames<B> {
+    /// The next message, decoded (`Some(None)`: it does not decode, and is dropped);
+    /// `None` once all are taken.
+    pub(crate) fn next(&mut self) -> Option<Option<Envelope<B>>> {
+        let &(end, info) = self.ends.get(self.next)?;
+        let start = match self.next {
+            0 => 0,
+            next => self.ends[next - 1].0 as usize,
+        };
+        self.next += 1;
+        Some(one_way_envelope(
+            self.codec,
+            info,
+            &self.bytes[start..end as usize],
+        ))
+    }
+
+    /// `true` once every message has been taken.
+    pub(crate) fn is_done(&self) -> bool {
+        self.next == self.ends.len()
     }
 }
 
@@ -308,14 +353,45 @@ impl<B: GenServer> AnyProcess for Process<B> {
         let _ = self.deliver(envelope);
     }
 
-    fn deliver_run(&self, frames: &[u8], run: &[RunFrame], staging: &mut Staging) {
+    fn deliver_run(&self, bytes: &[u8], run: &[RunFrame], staging: &mut Staging) {
         let Some(codec) = B::__remote_codec() else {
             // Casts to a local-only behaviour are dropped, as in `deliver_remote`.
             return;
         };
+        if run.len() >= DECODE_LATE {
+            let mut frames = Frames {
+                codec,
+                bytes: Vec::with_capacity(run.iter().map(|frame| frame.end - frame.start).sum()),
+                ends: Vec::with_capacity(run.len()),
+                next: 0,
+            };
+            for frame in run {
+                if frame.behavior != codec.hash {
+                    let pid = self.core.pid();
+                    tracing::warn!(%pid, "dropped a remote message meant for another behaviour");
+                    continue;
+                }
+                frames
+                    .bytes
+                    .extend_from_slice(&bytes[frame.start..frame.end]);
+                frames.ends.push((frames.bytes.len() as u32, frame.info));
+            }
+            let count = frames.ends.len();
+            if count == 0 {
+                return;
+            }
+            // A closed mailbox drops them all, as it would each.
+            if let Ok(true) = self
+                .mailbox
+                .push_several(Envelope::Frames(Box::new(frames)), count)
+            {
+                self.core.waker.wake();
+            }
+            return;
+        }
         let staged = staging.queue::<Envelope<B>>();
         for frame in run {
-            let payload = &frames[frame.start..frame.end];
+            let payload = &bytes[frame.start..frame.end];
             if frame.behavior != codec.hash {
                 let pid = self.core.pid();
                 tracing::warn!(%pid, "dropped a remote message meant for another behaviour");

@@ -390,7 +390,7 @@ fn serve<B: GenServer>(
             // A handler that is a plain `fn` runs at once, here (and the loop goes on);
             // others become a future, polled while signals are watched.
             let handler = {
-                let Some(envelope) = batch.pop_front() else {
+                let Some(envelope) = take_next(&mut batch, &process) else {
                     continue;
                 };
                 #[cfg(feature = "tracing-context")]
@@ -441,9 +441,9 @@ fn serve<B: GenServer>(
                             handler: state.handle_info(info, &mut ctx),
                         }
                     }
-                    // Taken out above.
-                    Envelope::Encoded(message) => {
-                        batch.push_front(Envelope::Encoded(message));
+                    // Taken out above; a run is taken apart by `take_next`.
+                    envelope @ (Envelope::Encoded(_) | Envelope::Frames(_)) => {
+                        batch.push_front(envelope);
                         continue;
                     }
                     // Unwrapped above.
@@ -528,6 +528,30 @@ fn take_encoded<B: GenServer>(batch: &mut VecDeque<Envelope<B>>) -> Option<Box<E
     match batch.pop_front() {
         Some(Envelope::Encoded(message)) => Some(message),
         _ => None,
+    }
+}
+
+/// The first message of `batch`, taken out: from the run of messages still encoded that
+/// `batch` begins with, if it does (see `Frames`). `None` if there is none, or if that
+/// message does not decode (dropped, and counted: it will not be handled).
+#[inline]
+fn take_next<B: GenServer>(
+    batch: &mut VecDeque<Envelope<B>>,
+    process: &Process<B>,
+) -> Option<Envelope<B>> {
+    let Some(Envelope::Frames(frames)) = batch.front_mut() else {
+        return batch.pop_front();
+    };
+    let next = frames.next();
+    if frames.is_done() {
+        batch.pop_front();
+    }
+    match next? {
+        Some(envelope) => Some(envelope),
+        None => {
+            process.core.count_message();
+            None
+        }
     }
 }
 

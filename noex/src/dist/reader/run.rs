@@ -1,8 +1,9 @@
 //! Runs: the casts and infos for one process that lie one after the other in the read
 //! buffer, delivered together. The process is looked up once and its behaviour's codec
 //! found once; each message is decoded from its frame straight into the process's own
-//! message type (no `WireMessage` is built for it), and the run is queued under one lock
-//! of the mailbox, with at most one wake-up. A stream of casts to one process — what a
+//! message type (no `WireMessage` is built for it) — a long run's when the process reaches
+//! it (`server::process::Frames`) — and the run is queued under one lock of the mailbox,
+//! with at most one wake-up. A stream of casts to one process — what a
 //! busy connection mostly carries — costs about half the instructions it did frame by
 //! frame.
 //!
