@@ -393,3 +393,34 @@ fn unfinished_messages_from_all_peers_stay_within_the_nodes_reassembly_limit() {
         node.shutdown();
     });
 }
+
+#[test]
+fn a_scheduler_thread_lets_go_of_a_closed_connection_it_sent_on() {
+    run_blocking(async {
+        let nodes = start_cluster(2).await;
+        let (a, b) = (&nodes[0], &nodes[1]);
+        let server = spawn_named(b).await;
+        let remote = a.server_ref::<Bounds>(server.pid()).unwrap();
+        // Calls from a task on a's threads: the thread keeps the connection for its next.
+        let call = |remote: noex::ServerRef<Bounds>| {
+            a.spawn_task(async move { remote.blob(3).await.map(|blob| blob.len()) })
+        };
+        assert_eq!(call(remote.clone()).await, Ok(3));
+        let events = a.cluster_events();
+        assert!(a.faults().disconnect(&id(b)));
+        loop {
+            if let ClusterEvent::NodeUp { .. } = next_event(&events).await {
+                break;
+            }
+        }
+        // Nothing sent since: the thread lets go of the closed connection once idle.
+        eventually("a to hold only its one live connection", || {
+            a.faults().connections_held() == 1
+        })
+        .await;
+        assert_eq!(call(remote).await, Ok(3), "sent on the new connection");
+        for node in nodes {
+            node.shutdown();
+        }
+    });
+}

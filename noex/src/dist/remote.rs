@@ -56,6 +56,7 @@ pub struct Codec<B: GenServer> {
 }
 
 mod apart;
+mod connection;
 mod pending;
 
 use super::scratch::{self, Scratch};
@@ -64,6 +65,7 @@ use apart::{
     encode_apart, encode_here, encode_here_after, encode_in_place, encode_within, Encoded,
 };
 pub(crate) use apart::{encode_whole, Bounded, ENCODE_APART};
+pub(crate) use connection::{forget_closed, keep_on_this_thread};
 use pending::PendingCall;
 
 /// Appends a value, encoded, to a buffer.
@@ -201,30 +203,54 @@ impl<B: GenServer> RemoteTarget<B> {
         }
     }
 
-    /// The connection to the target's node; `NoProc` if the target belongs to an earlier
-    /// incarnation of that node.
+    /// Runs `send` with the connection to the target's node (see `connection`), or why
+    /// there is none to send on.
+    #[inline]
+    fn with_peer<R>(&self, send: impl FnOnce(Result<&Arc<Peer>, Missing>) -> R) -> R {
+        connection::with_peer(
+            &self.cluster,
+            &self.node,
+            || self.find_peer(),
+            |peer| {
+                send(match (peer, self.incarnation) {
+                    (None, _) => Err(Missing::Connection),
+                    (Some(peer), Some(incarnation)) if incarnation != peer.incarnation => {
+                        Err(Missing::Incarnation)
+                    }
+                    (Some(peer), _) => Ok(peer),
+                })
+            },
+        )
+    }
+
+    /// The connection to the target's node (see [`with_peer`](Self::with_peer)); `NoProc`
+    /// if the target belongs to an earlier incarnation of that node.
     fn peer(&self) -> Result<Arc<Peer>, Unreachable> {
+        self.with_peer(|peer| peer.cloned())
+            .map_err(|missing| self.unreachable(missing))
+    }
+
+    /// The connection to the target's node, found through this reference's own cache.
+    fn find_peer(&self) -> Option<Arc<Peer>> {
         // The lock is held for an upgrade (a spin lock: released with a plain store; only
         // senders sharing this reference ever wait for it).
         let cached = self.connection.lock().upgrade();
-        let peer = match cached {
-            Some(peer) if !peer.is_closed() => peer,
+        match cached {
+            Some(peer) if !peer.is_closed() => Some(peer),
             _ => {
-                let cluster = self.cluster.upgrade().ok_or_else(|| self.no_connection())?;
-                let peer = cluster
-                    .peer(&self.node)
-                    .ok_or_else(|| self.no_connection())?;
+                let peer = self.cluster.upgrade()?.peer(&self.node)?;
                 *self.connection.lock() = Arc::downgrade(&peer);
-                peer
+                Some(peer)
             }
-        };
-        if self
-            .incarnation
-            .is_some_and(|incarnation| incarnation != peer.incarnation)
-        {
-            return Err(Unreachable::NoProc(self.target()));
         }
-        Ok(peer)
+    }
+
+    #[cold]
+    fn unreachable(&self, missing: Missing) -> Unreachable {
+        match missing {
+            Missing::Connection => self.no_connection(),
+            Missing::Incarnation => Unreachable::NoProc(self.target()),
+        }
     }
 
     /// The process the target names, for errors.
@@ -339,35 +365,44 @@ impl<B: GenServer> RemoteTarget<B> {
         encode: Bounded<T>,
     ) -> Result<(), CastError<T>> {
         let traced = self.traced_header(info);
-        let peer = match self.peer() {
-            Ok(peer) => peer,
-            Err(error) => return Err(CastError::new(error.into(), message)),
-        };
         let sender = run::current_sender();
-        // `Ok(Some(slot))`: a place kept in the queue for the message, encoded apart.
-        let queued = scratch::with(|frame| {
-            let encoded = match (&traced, &self.pid_head) {
-                (None, Some(head)) => {
-                    encode_here_after(|out| head.append(info, out), &message, encode, frame)
+        // Taken apart from what it returns, so that only a few words come back through
+        // `with_peer` (the message and the error are built out here).
+        let queued = self.with_peer(|peer| {
+            let peer = peer.map_err(Refused::Missing)?;
+            scratch::with(|frame| {
+                let encoded = match (&traced, &self.pid_head) {
+                    (None, Some(head)) => {
+                        encode_here_after(|out| head.append(info, out), &message, encode, frame)
+                    }
+                    (Some(header), _) => encode_here(header, &message, encode, frame),
+                    (None, None) => {
+                        encode_here(&self.one_way_header(info), &message, encode, frame)
+                    }
+                };
+                match encoded {
+                    // A message that does not encode cannot be delivered.
+                    Err(_) => Err(PushError::Closed),
+                    Ok(Encoded::Here) => peer.queue.try_push(frame, sender).map(|()| None),
+                    Ok(Encoded::Apart) => peer
+                        .queue
+                        .hold(sender)
+                        .map(|slot| Some((peer.clone(), slot))),
                 }
-                (Some(header), _) => encode_here(header, &message, encode, frame),
-                (None, None) => encode_here(&self.one_way_header(info), &message, encode, frame),
-            };
-            match encoded {
-                // A message that does not encode cannot be delivered.
-                Err(_) => Err(PushError::Closed),
-                Ok(Encoded::Here) => peer.queue.try_push(frame, sender).map(|()| None),
-                Ok(Encoded::Apart) => peer.queue.hold(sender).map(Some),
-            }
+            })
+            .map_err(|error| {
+                Counters::add(&peer.counters.casts_dropped, 1);
+                Refused::Push(error)
+            })
         });
         match queued {
             Ok(None) => Ok(()),
-            Ok(Some(slot)) => {
+            Ok(Some((peer, slot))) => {
                 let header = traced.unwrap_or_else(|| self.one_way_header(info));
                 encode_in_place(peer, slot, header, message, encode);
                 Ok(())
             }
-            Err(error) => Err(CastError::new(self.refused(&peer, error), message)),
+            Err(refused) => Err(CastError::new(self.refused(refused), message)),
         }
     }
 
@@ -392,13 +427,13 @@ impl<B: GenServer> RemoteTarget<B> {
         }
     }
 
-    /// The error of a message `peer`'s queue refused, counted.
+    /// The error of a message not queued.
     #[cold]
-    fn refused(&self, peer: &Peer, error: PushError) -> SendError {
-        Counters::add(&peer.counters.casts_dropped, 1);
-        match error {
-            PushError::Full => SendError::Overloaded,
-            PushError::Closed => self.no_connection().into(),
+    fn refused(&self, refused: Refused) -> SendError {
+        match refused {
+            Refused::Missing(missing) => self.unreachable(missing).into(),
+            Refused::Push(PushError::Full) => SendError::Overloaded,
+            Refused::Push(PushError::Closed) => self.no_connection().into(),
         }
     }
 
@@ -441,7 +476,10 @@ impl<B: GenServer> RemoteTarget<B> {
             }
         };
         drop(frame);
-        queued.map_err(|error| CastError::new(self.refused(&peer, error), message))
+        queued.map_err(|error| {
+            Counters::add(&peer.counters.casts_dropped, 1);
+            CastError::new(self.refused(Refused::Push(error)), message)
+        })
     }
 
     pub(crate) fn send(&self, message: B::Info) -> Result<(), SendError> {
@@ -538,6 +576,21 @@ async fn stop_at(
         Some(Ok((RemoteOutcome::NoProc, _))) => Err(SendError::NoProc { target }),
         Some(Ok(_)) | Some(Err(ConnectionLost)) | None => Err(no_connection()),
     }
+}
+
+/// Why there is no connection to send to a remote target on (see `Unreachable`).
+#[derive(Clone, Copy)]
+enum Missing {
+    /// Its node is not connected.
+    Connection,
+    /// It belongs to an earlier incarnation of its node.
+    Incarnation,
+}
+
+/// Why a message was not queued.
+enum Refused {
+    Missing(Missing),
+    Push(PushError),
 }
 
 /// Why a remote target cannot be reached.

@@ -207,6 +207,7 @@ impl Executors {
                 .spawn(move || {
                     CURRENT.with(|c| c.set(scheduler.id()));
                     let _ = HOME.with(|home| home.set(scheduler.clone()));
+                    crate::dist::remote::keep_on_this_thread();
                     spawn_on(&scheduler, crate::server::deadline::install_watch()).detach();
                     smol::block_on(scheduler.clone().run());
                     scheduler.cancel_all();

@@ -17,6 +17,7 @@ use super::{
     local_pop, wake_idle_waiters, CLOCK_LEFT, CURRENT, IDLE_WAITERS, LOCAL, OUTSIDE, STARTS_LEFT,
     STARTS_PER_STRIDE,
 };
+use crate::dist::remote;
 use crate::server::deadline;
 
 /// Tasks run before a busy thread lets the I/O reactor look for events (a system call;
@@ -160,8 +161,9 @@ impl Scheduler {
                         }
                     }
                     // Out of queued work: the tasks waiting for that go on, and the new
-                    // call deadlines start their clocks (which may wake the sweeper).
-                    None if wake_idle_waiters() | deadline::before_idle() => {}
+                    // call deadlines start their clocks (which may wake the sweeper); a
+                    // closed connection kept for sending is let go of.
+                    None if wake_idle_waiters() | before_idle() => {}
                     None if self.busy_waits(&mut idle_since) => {
                         // `block_on` polls the reactor without blocking and comes back.
                         outside(true);
@@ -276,4 +278,11 @@ impl Clock {
         STARTS_LEFT.with(|left| left.set(STARTS_PER_STRIDE));
         Some(now)
     }
+}
+
+/// The calling scheduler thread is about to wait for work (see `deadline::before_idle`);
+/// `true` if it has work after all.
+fn before_idle() -> bool {
+    remote::forget_closed();
+    deadline::before_idle()
 }
