@@ -146,12 +146,15 @@ async fn write_until_moved(
             // What fault injection dropped counts as sent.
             Counters::add(&peer.counters.bytes_sent, (batch.len() - written) as u64);
         }
-        peer.queue.written();
+        let more = peer.queue.written();
         Counters::add(&peer.counters.messages_sent, messages as u64);
         since_yield += batch.len();
         batch.own.clear();
         batch.lent.clear();
-        if batch.own.capacity() > 1 << 20 {
+        // The batch's buffer goes back and forth with the queue's: while more is queued it
+        // keeps its size (made again, a large buffer's pages are touched for the first
+        // time again); once the connection is quiet, a large one goes.
+        if !more && batch.own.capacity() > 1 << 20 {
             batch.own.shrink_to(64 * 1024);
         }
         // Whoever queued the first frame of the batch (and woke the writer for it).

@@ -108,8 +108,8 @@ impl Outbound {
         }
     }
 
-    /// The writer has written the batch it took.
-    pub(crate) fn written(&self) {
+    /// The writer has written the batch it took. Returns `true` if more is queued.
+    pub(crate) fn written(&self) -> bool {
         let mut lanes = self.lock();
         lanes.writing = false;
         let work = !lanes.is_empty();
@@ -117,6 +117,7 @@ impl Outbound {
         if work {
             self.work.notify(1);
         }
+        work
     }
 
     pub(super) fn take_batch(&self, batch: &mut Frame) -> Taken {
