@@ -169,14 +169,15 @@ const DECODE_LATE: usize = 8;
 /// buffers, then free them all as they are handled — more than a thread's allocator cache
 /// holds (glibc's keeps 7 blocks of a size), so each allocation and free would take the
 /// allocator's slower, atomic path; decoded one by one, each message's buffers are freed
-/// before the next one's are made. One allocation holds the whole run's bytes.
+/// before the next one's are made. One allocation holds the whole run's bytes, copied at
+/// once.
 pub(crate) struct Frames<B: GenServer> {
     codec: Codec<B>,
-    /// The payloads, one after the other.
+    /// The run's frames, as they lay in the read buffer (copied at once).
     bytes: Vec<u8>,
-    /// Where each payload ends in `bytes`, and whether it is an info.
-    ends: Vec<(u32, bool)>,
-    /// The next message's index in `ends`.
+    /// Where each payload lies in `bytes`, and whether it is an info.
+    payloads: Vec<(u32, u32, bool)>,
+    /// The next message's index in `payloads`.
     next: usize,
 }
 
@@ -184,22 +185,18 @@ impl<B: GenServer> Frames<B> {
     /// The next message, decoded (`Some(None)`: it does not decode, and is dropped);
     /// `None` once all are taken.
     pub(crate) fn next(&mut self) -> Option<Option<Envelope<B>>> {
-        let &(end, info) = self.ends.get(self.next)?;
-        let start = match self.next {
-            0 => 0,
-            next => self.ends[next - 1].0 as usize,
-        };
+        let &(start, end, info) = self.payloads.get(self.next)?;
         self.next += 1;
         Some(one_way_envelope(
             self.codec,
             info,
-            &self.bytes[start..end as usize],
+            &self.bytes[start as usize..end as usize],
         ))
     }
 
     /// `true` once every message has been taken.
     pub(crate) fn is_done(&self) -> bool {
-        self.next == self.ends.len()
+        self.next == self.payloads.len()
     }
 }
 
@@ -358,11 +355,15 @@ impl<B: GenServer> AnyProcess for Process<B> {
             // Casts to a local-only behaviour are dropped, as in `deliver_remote`.
             return;
         };
-        if run.len() >= DECODE_LATE {
+        if let (true, Some(first), Some(last)) = (run.len() >= DECODE_LATE, run.first(), run.last())
+        {
+            // Frames lie one after the other: the run is copied at once, with the headers
+            // between its payloads.
+            let base = first.start;
             let mut frames = Frames {
                 codec,
-                bytes: Vec::with_capacity(run.iter().map(|frame| frame.end - frame.start).sum()),
-                ends: Vec::with_capacity(run.len()),
+                bytes: bytes[base..last.end].to_vec(),
+                payloads: Vec::with_capacity(run.len()),
                 next: 0,
             };
             for frame in run {
@@ -371,12 +372,10 @@ impl<B: GenServer> AnyProcess for Process<B> {
                     tracing::warn!(%pid, "dropped a remote message meant for another behaviour");
                     continue;
                 }
-                frames
-                    .bytes
-                    .extend_from_slice(&bytes[frame.start..frame.end]);
-                frames.ends.push((frames.bytes.len() as u32, frame.info));
+                let (start, end) = (frame.start - base, frame.end - base);
+                frames.payloads.push((start as u32, end as u32, frame.info));
             }
-            let count = frames.ends.len();
+            let count = frames.payloads.len();
             if count == 0 {
                 return;
             }
