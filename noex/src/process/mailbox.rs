@@ -90,23 +90,31 @@ impl<M> Mailbox<M> {
     /// Appends `msg`, or hands it back if the mailbox is closed. Returns `true` if the
     /// consumer must be woken: only the first message since it last took the queue needs
     /// to (whoever pushed that one wakes it, and it takes them all).
-    #[inline]
     pub(crate) fn push(&self, msg: M) -> Result<bool, M> {
-        self.push_several(msg, 1)
+        let mut shared = self.lock();
+        if self.closed.load(Ordering::Relaxed) {
+            return Err(msg);
+        }
+        shared.queue.push_back(msg);
+        // Written only under the lock: a load and a store, not a read-modify-write.
+        let first = !self.queued.load(Ordering::Relaxed);
+        if first {
+            self.queued.store(true, Ordering::Release);
+        }
+        Ok(first)
     }
 
     /// Appends `msg`, an entry that carries `count` (at least one) messages — which the
     /// consumer counts as handled one by one — or hands it back if the mailbox is closed.
     /// Returns `true` if the consumer must be woken (see [`push`](Self::push)).
-    #[inline]
     pub(crate) fn push_several(&self, msg: M, count: usize) -> Result<bool, M> {
         let mut shared = self.lock();
         if self.closed.load(Ordering::Relaxed) {
             return Err(msg);
         }
         shared.queue.push_back(msg);
+        // Counted under the same lock as the entry: a take moves both.
         shared.extra += count.saturating_sub(1);
-        // Written only under the lock: a load and a store, not a read-modify-write.
         let first = !self.queued.load(Ordering::Relaxed);
         if first {
             self.queued.store(true, Ordering::Release);
