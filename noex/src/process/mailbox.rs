@@ -23,7 +23,9 @@ pub(crate) struct Mailbox<M> {
     queued: AtomicBool,
     /// How many messages the consumer has taken so far, updated once per take: with the
     /// count it has handled, how many it holds (for introspection) — without a write per
-    /// message to the cache line that senders on other threads lock.
+    /// message to the cache line that senders on other threads lock. An entry that
+    /// carries several messages has those beyond the first counted here as it is queued.
+    /// Written under the lock only.
     taken: AtomicU64,
     /// The queue's buffer may be larger than [`KEEP_CAPACITY`] (known at each take).
     large: AtomicBool,
@@ -34,9 +36,6 @@ pub(crate) struct Mailbox<M> {
 
 struct Shared<M> {
     queue: VecDeque<M>,
-    /// Messages queued beyond one per entry: an entry may carry several (see
-    /// [`Mailbox::push_several`]).
-    extra: usize,
 }
 
 /// A batch larger than this is released when the mailbox runs dry, so a burst does not
@@ -52,7 +51,6 @@ impl<M> Mailbox<M> {
         Mailbox {
             shared: SpinMutex::new(Shared {
                 queue: VecDeque::new(),
-                extra: 0,
             }),
             queued: AtomicBool::new(false),
             taken: AtomicU64::new(0),
@@ -113,8 +111,11 @@ impl<M> Mailbox<M> {
             return Err(msg);
         }
         shared.queue.push_back(msg);
-        // Counted under the same lock as the entry: a take moves both.
-        shared.extra += count.saturating_sub(1);
+        // The messages beyond the first are counted as taken at once (the entry itself is
+        // when it is): queued and taken together still count each message once. Under the
+        // lock, as every write of `taken`.
+        let taken = self.taken.load(Ordering::Relaxed) + count.saturating_sub(1) as u64;
+        self.taken.store(taken, Ordering::Relaxed);
         let first = !self.queued.load(Ordering::Relaxed);
         if first {
             self.queued.store(true, Ordering::Release);
@@ -156,9 +157,7 @@ impl<M> Mailbox<M> {
         }
         let mut shared = self.lock();
         self.queued.store(false, Ordering::Relaxed);
-        let taken = self.taken.load(Ordering::Relaxed)
-            + shared.queue.len() as u64
-            + std::mem::take(&mut shared.extra) as u64;
+        let taken = self.taken.load(Ordering::Relaxed) + shared.queue.len() as u64;
         self.taken.store(taken, Ordering::Relaxed);
         if batch.is_empty() {
             std::mem::swap(&mut shared.queue, batch);
@@ -199,17 +198,13 @@ impl<M> Mailbox<M> {
     /// from both.
     pub(crate) fn queued_and_taken(&self) -> (usize, u64) {
         let shared = self.lock();
-        (
-            shared.queue.len() + shared.extra,
-            self.taken.load(Ordering::Relaxed),
-        )
+        (shared.queue.len(), self.taken.load(Ordering::Relaxed))
     }
 
     /// Closes the mailbox and returns what was still queued. Later pushes fail.
     pub(crate) fn close(&self) -> VecDeque<M> {
         let mut shared = self.lock();
         self.closed.store(true, Ordering::Relaxed);
-        shared.extra = 0;
         std::mem::take(&mut shared.queue)
     }
 }
@@ -321,16 +316,20 @@ mod tests {
     #[test]
     fn an_entry_of_several_messages_counts_them_all_queued_and_taken() {
         let mailbox = Mailbox::new();
+        let counted = |mailbox: &Mailbox<&str>| {
+            let (queued, taken) = mailbox.queued_and_taken();
+            queued as u64 + taken
+        };
         mailbox.push("one").unwrap();
         assert_eq!(mailbox.push_several("twenty", 20), Ok(false));
-        assert_eq!(mailbox.queued_and_taken(), (21, 0));
+        assert_eq!(counted(&mailbox), 21, "each message once, queued or taken");
         let mut batch = VecDeque::new();
         mailbox.take_into(&mut batch);
         assert_eq!(batch.len(), 2);
         assert_eq!(mailbox.queued_and_taken(), (0, 21));
         mailbox.push_several("three", 3).unwrap();
+        assert_eq!(counted(&mailbox), 24);
         mailbox.close();
-        assert_eq!(mailbox.queued_and_taken(), (0, 21));
         assert_eq!(mailbox.push_several("late", 2), Err("late"));
     }
 
