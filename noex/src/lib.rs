@@ -84,6 +84,7 @@ mod error;
 mod events;
 mod exit;
 pub mod global;
+mod lock;
 #[cfg(feature = "metrics")]
 pub mod metrics;
 mod node;

@@ -30,9 +30,10 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 
 use event_listener::Event;
+use spin::mutex::{SpinMutex, SpinMutexGuard};
 
 use super::spares::Spares;
 use super::wire::{self, WireMessage, FRAGMENT_SIZE};
@@ -278,7 +279,7 @@ pub(crate) enum PushError {
 
 /// The outbound queue of one connection.
 pub(crate) struct Outbound {
-    lanes: Mutex<Lanes>,
+    lanes: SpinMutex<Lanes>,
     limit: usize,
     /// `Lanes::reply_bytes`, for a look without the lock.
     replies: AtomicUsize,
@@ -304,7 +305,7 @@ pub(crate) struct Outbound {
 impl Outbound {
     pub(crate) fn new(limit: usize, spares: Arc<Spares>) -> Self {
         Outbound {
-            lanes: Mutex::new(Lanes::default()),
+            lanes: SpinMutex::new(Lanes::default()),
             spares,
             limit,
             replies: AtomicUsize::new(0),
@@ -318,8 +319,11 @@ impl Outbound {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Lanes> {
-        self.lanes.lock().unwrap_or_else(PoisonError::into_inner)
+    /// Takes the lanes' lock: held for a push, a take or a look — never across a write to
+    /// the socket (see `crate::lock`).
+    #[inline]
+    fn lock(&self) -> SpinMutexGuard<'_, Lanes> {
+        crate::lock::patiently(&self.lanes)
     }
 
     /// Queues a control message (never refused for lack of room).

@@ -9,12 +9,6 @@ use spin::mutex::{SpinMutex, SpinMutexGuard};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-/// How many times taking the lock is tried, backing off between tries (up to 64 spins),
-/// before yielding the thread between tries: some tens of microseconds, enough to outlast a
-/// holder that grows the queue. (With 16 tries, two senders on two threads still often
-/// yielded.)
-const SPINS: u32 = 40;
-
 /// A closable FIFO of messages of type `M`.
 pub(crate) struct Mailbox<M> {
     shared: SpinMutex<Shared<M>>,
@@ -59,30 +53,10 @@ impl<M> Mailbox<M> {
         }
     }
 
-    /// Takes the lock. It is held for a push or a swap, a few nanoseconds, so it spins
-    /// rather than sleeps: a spin lock is released with a plain store, where a sleeping
-    /// mutex's release is a read-modify-write (it must look for sleepers), and every
-    /// message pays a release. Should the holder be descheduled, waiters yield their thread
-    /// after [`SPINS`] tries.
+    /// Takes the lock, held for a push or a swap: a few nanoseconds (see `crate::lock`).
+    #[inline]
     fn lock(&self) -> SpinMutexGuard<'_, Shared<M>> {
-        let mut attempt = 0u32;
-        loop {
-            // Look before trying: a try takes the lock's cache line from its holder, who
-            // needs it back to finish.
-            if !self.shared.is_locked() {
-                if let Some(guard) = self.shared.try_lock() {
-                    return guard;
-                }
-            }
-            if attempt < SPINS {
-                for _ in 0..1u32 << attempt.min(6) {
-                    std::hint::spin_loop();
-                }
-                attempt += 1;
-            } else {
-                std::thread::yield_now();
-            }
-        }
+        crate::lock::patiently(&self.shared)
     }
 
     /// Appends `msg`, or hands it back if the mailbox is closed. Returns `true` if the
