@@ -15,7 +15,6 @@ use spin::mutex::{SpinMutex, SpinMutexGuard};
 const SPINS: u32 = 40;
 
 /// Takes `lock`, spinning with back-off, then yielding the thread between tries.
-#[inline]
 pub(crate) fn patiently<T>(lock: &SpinMutex<T>) -> SpinMutexGuard<'_, T> {
     let mut attempt = 0u32;
     loop {

@@ -321,7 +321,6 @@ impl Outbound {
 
     /// Takes the lanes' lock: held for a push, a take or a look — never across a write to
     /// the socket (see `crate::lock`).
-    #[inline]
     fn lock(&self) -> SpinMutexGuard<'_, Lanes> {
         crate::lock::patiently(&self.lanes)
     }

@@ -54,7 +54,6 @@ impl<M> Mailbox<M> {
     }
 
     /// Takes the lock, held for a push or a swap: a few nanoseconds (see `crate::lock`).
-    #[inline]
     fn lock(&self) -> SpinMutexGuard<'_, Shared<M>> {
         crate::lock::patiently(&self.shared)
     }
