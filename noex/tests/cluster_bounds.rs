@@ -51,6 +51,17 @@ fn id(node: &Node) -> NodeId {
     node.local_node_id().unwrap().clone()
 }
 
+/// Drops `a`'s connection to `b` and waits until it is made again.
+async fn reconnect(a: &Node, b: &Node) {
+    let events = a.cluster_events();
+    assert!(a.faults().disconnect(&id(b)));
+    loop {
+        if let ClusterEvent::NodeUp { .. } = next_event(&events).await {
+            break;
+        }
+    }
+}
+
 async fn spawn_named(node: &Node) -> noex::ServerRef<Bounds> {
     node.spawn_with::<Bounds>((), SpawnOptions::new().name("bounds"))
         .await
@@ -73,13 +84,7 @@ fn an_unanswered_remote_call_holds_no_connection_once_its_caller_stops_waiting()
                 Err(CallError::Timeout { .. })
             );
             // Then the connection is lost and made again.
-            let events = a.cluster_events();
-            assert!(a.faults().disconnect(&id(b)));
-            loop {
-                if let ClusterEvent::NodeUp { .. } = next_event(&events).await {
-                    break;
-                }
-            }
+            reconnect(a, b).await;
         }
         wait_connected(b, 1).await;
         // Nothing b parked for those calls keeps a closed connection (and its socket).
@@ -406,13 +411,7 @@ fn a_scheduler_thread_lets_go_of_a_closed_connection_it_sent_on() {
             a.spawn_task(async move { remote.blob(3).await.map(|blob| blob.len()) })
         };
         assert_eq!(call(remote.clone()).await, Ok(3));
-        let events = a.cluster_events();
-        assert!(a.faults().disconnect(&id(b)));
-        loop {
-            if let ClusterEvent::NodeUp { .. } = next_event(&events).await {
-                break;
-            }
-        }
+        reconnect(a, b).await;
         // Nothing sent since: the thread lets go of the closed connection once idle.
         eventually("a to hold only its one live connection", || {
             a.faults().connections_held() == 1

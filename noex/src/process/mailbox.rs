@@ -61,6 +61,10 @@ impl<M> Mailbox<M> {
     /// Appends `msg`, or hands it back if the mailbox is closed. Returns `true` if the
     /// consumer must be woken: only the first message since it last took the queue needs
     /// to (whoever pushed that one wakes it, and it takes them all).
+    ///
+    /// [`push_several`](Self::push_several) without the count, written out: every local
+    /// call and cast comes through here, and calling that one instead changed what the
+    /// compiler inlined around it (~45 more instructions a local call, callgrind).
     pub(crate) fn push(&self, msg: M) -> Result<bool, M> {
         let mut shared = self.lock();
         if self.closed.load(Ordering::Relaxed) {
