@@ -142,6 +142,13 @@ impl<'a> Input<'a> {
             self.0 = rest;
             return Ok(u64::from(*byte));
         }
+        self.long_varint(max_bytes, max_last)
+    }
+
+    /// [`varint`](Self::varint) of more than one byte (out of line: the callers inline the
+    /// one-byte case only).
+    #[inline(never)]
+    fn long_varint(&mut self, max_bytes: usize, max_last: u8) -> Result<u64, Error> {
         let bytes = self.0;
         let mut value = 0u64;
         for i in 0..max_bytes {
@@ -161,17 +168,22 @@ impl<'a> Input<'a> {
     }
 
     /// The message's tag.
-    #[inline]
+    #[inline(always)]
     pub fn tag(&mut self) -> Result<u32, Error> {
-        // Mostly 5 bytes (a hash), lying whole in the input: read without a bounds check
-        // per byte.
-        if let Some(&[b0, b1, b2, b3, b4]) = self.0.first_chunk::<5>() {
-            if b0 & b1 & b2 & b3 & 0x80 != 0 && b4 <= 0x0f {
-                self.0 = &self.0[5..];
-                return Ok(u32::from(b0 & 0x7f)
-                    | u32::from(b1 & 0x7f) << 7
-                    | u32::from(b2 & 0x7f) << 14
-                    | u32::from(b3 & 0x7f) << 21
+        // Mostly 5 bytes (a hash), lying whole in the input: the first four read as one
+        // word, their 7-bit groups moved together with masks and shifts, where reading
+        // them a byte at a time took some 40 instructions.
+        if let Some((five, rest)) = self.0.split_first_chunk::<5>() {
+            let (low, b4) = match five.split_first_chunk::<4>() {
+                Some((four, &[b4])) => (u32::from_le_bytes(*four), b4),
+                _ => unreachable!("five bytes are four and one"),
+            };
+            if low & 0x8080_8080 == 0x8080_8080 && b4 <= 0x0f {
+                self.0 = rest;
+                return Ok((low & 0x7f)
+                    | (low >> 1 & 0x7f << 7)
+                    | (low >> 2 & 0x7f << 14)
+                    | (low >> 3 & 0x7f << 21)
                     | u32::from(b4) << 28);
             }
         }
