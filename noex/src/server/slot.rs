@@ -16,15 +16,15 @@
 
 #![allow(unsafe_code)]
 
-use std::any::{Any, TypeId};
+use std::any::TypeId;
 use std::cell::{RefCell, UnsafeCell};
 use std::fmt;
 use std::future::Future;
-use std::mem::MaybeUninit;
+use std::mem::{ManuallyDrop, MaybeUninit};
 use std::pin::Pin;
+use std::ptr::NonNull;
 use std::sync::atomic::AtomicU8;
-use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
-use std::sync::Arc;
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 use std::task::{Context, Poll, Waker};
 
 /// No value; no waker registered (or one the sender must not use).
@@ -38,40 +38,60 @@ const TAKEN: u8 = 3;
 /// The sender went away without a value.
 const CLOSED: u8 = 4;
 
-/// The shared part of a slot.
+/// The shared part of a slot, owned by its two ends together.
 ///
 /// Who touches what:
 /// * `value` is written by the [`Sender`] only, once, before it moves the state to `FULL`
 ///   (release); it is moved out by the [`Receiver`] only, after it reads `FULL` (acquire),
-///   and the receiver then sets `TAKEN`. If it is still `FULL` when the slot is dropped,
-///   the drop frees it.
+///   and the receiver then sets `TAKEN`. If it is still `FULL` when the slot is freed,
+///   the free drops it.
 /// * `waker` is written by the receiver only, and only while the state is `EMPTY` — a state
 ///   only the receiver leaves for `WAITING`. While it is `WAITING` the receiver and the
 ///   sender may both read it (the sender wakes through a shared reference); to change it,
 ///   the receiver first takes it back to `EMPTY` with a compare-exchange that fails if the
 ///   sender got there first.
-/// * A slot is reset for reuse only through `Arc::get_mut`, that is with no other holder.
+/// * `holders` counts the ends that have not let go (2, then 1, then 0). Each end lets go
+///   once, with a release decrement, after its last access; the one that takes it to 0
+///   frees the slot (after an acquire fence). The receiver, done first in the usual case,
+///   reads 1 instead — the sender gone — and then holds the slot alone: it reuses it without
+///   a read-modify-write. (An `Arc` per slot cost two more: a clone per call, and the
+///   compare-and-swap `Arc::get_mut` makes.)
+/// * A slot is reset for reuse only by an end that holds it alone.
 struct Inner<T> {
     state: AtomicU8,
+    holders: AtomicU8,
     value: UnsafeCell<MaybeUninit<T>>,
     waker: UnsafeCell<Option<Waker>>,
 }
-
-// SAFETY: the `T` in `value` moves from the sender's thread to the receiver's (hence
-// `T: Send`), and is never shared by reference between threads; the `Waker` is `Send +
-// Sync`. Access to both cells follows the protocol documented on `Inner`, ordered by the
-// acquire/release operations on `state`.
-unsafe impl<T: Send> Send for Inner<T> {}
-// SAFETY: as above: the only accesses through `&Inner` from two threads at once are reads
-// of the waker (`Waker: Sync`) and atomic operations on `state`.
-unsafe impl<T: Send> Sync for Inner<T> {}
 
 impl<T> Inner<T> {
     fn new() -> Self {
         Inner {
             state: AtomicU8::new(EMPTY),
+            holders: AtomicU8::new(2),
             value: UnsafeCell::new(MaybeUninit::uninit()),
             waker: UnsafeCell::new(None),
+        }
+    }
+
+    /// A new slot, on the heap, held by both ends.
+    fn allocate() -> NonNull<Self> {
+        NonNull::from(Box::leak(Box::new(Inner::new())))
+    }
+
+    /// Lets go of the slot for one end, after its last access; frees it if the other end
+    /// has let go too.
+    ///
+    /// # Safety
+    /// `inner` is a live slot, and the calling end holds it (it lets go once, and touches
+    /// the slot no more).
+    unsafe fn let_go(inner: NonNull<Self>) {
+        // SAFETY: the caller holds the slot, so it is live.
+        if unsafe { inner.as_ref() }.holders.fetch_sub(1, Release) == 1 {
+            std::sync::atomic::fence(Acquire);
+            // SAFETY: both ends have let go: nothing else can reach the slot, and the
+            // fence orders the other end's accesses before this free.
+            drop(unsafe { Box::from_raw(inner.as_ptr()) });
         }
     }
 }
@@ -88,23 +108,40 @@ impl<T> Drop for Inner<T> {
 
 /// The sending end: held by the [`ReplyTo`](super::ReplyTo) of the request.
 pub(crate) struct Sender<T> {
-    inner: Option<Arc<Inner<T>>>,
+    /// `None` once it has let go (after `send`).
+    inner: Option<NonNull<Inner<T>>>,
 }
 
 /// The receiving end: held by the caller's call future.
 pub(crate) struct Receiver<T> {
-    inner: Arc<Inner<T>>,
+    inner: NonNull<Inner<T>>,
 }
+
+// SAFETY: an end moves to another thread with its share of the slot: the `T` it sends or
+// receives moves from the sender's thread to the receiver's (hence `T: Send`), and the
+// slot is freed by whichever end lets go last, on its thread (dropping a `T` there: `T:
+// Send` again, and `Waker: Send`). Access to the cells follows the protocol on `Inner`.
+unsafe impl<T: Send> Send for Sender<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Send for Receiver<T> {}
+// SAFETY: `&Sender` and `&Receiver` give no access to the slot (every method that touches
+// it takes `&mut self` or `self`).
+unsafe impl<T: Send> Sync for Sender<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Sync for Receiver<T> {}
 
 /// A slot for one call: a spare from this thread's cache if there is one of this type.
 pub(crate) fn slot<T: Send + 'static>() -> (Sender<T>, Receiver<T>) {
-    let inner = spares::take::<Inner<T>>().unwrap_or_else(|| Arc::new(Inner::new()));
-    (
-        Sender {
-            inner: Some(inner.clone()),
-        },
-        Receiver { inner },
-    )
+    let inner = match spares::take::<T>() {
+        Some(spare) => {
+            // SAFETY: a spare is held by nobody else (see `Receiver::recycle`), so a plain
+            // store makes both ends its holders.
+            unsafe { spare.as_ref() }.holders.store(2, Relaxed);
+            spare
+        }
+        None => Inner::allocate(),
+    };
+    (Sender { inner: Some(inner) }, Receiver { inner })
 }
 
 impl<T> Sender<T> {
@@ -113,38 +150,57 @@ impl<T> Sender<T> {
         let Some(inner) = self.inner.take() else {
             unreachable!("a sender sends once: `send` takes it by value")
         };
-        // SAFETY: only the sender writes `value`, once (this is the one `send` of the one
-        // sender), and the receiver reads it only after seeing `FULL`, set below.
-        unsafe { (*inner.value.get()).write(value) };
-        Self::finish(&inner, FULL);
+        // SAFETY: this end holds the slot until it lets go below, so it is live; only the
+        // sender writes `value`, once (this is the one `send` of the one sender), and the
+        // receiver reads it only after seeing `FULL`, set in `finish`.
+        unsafe {
+            (*inner.as_ref().value.get()).write(value);
+            Self::finish(inner, FULL);
+        }
     }
 
-    /// Moves the state to `end` and wakes the receiver if it registered.
-    fn finish(inner: &Inner<T>, end: u8) {
-        if inner.state.swap(end, AcqRel) == WAITING {
+    /// Moves the state to `end`, wakes the receiver if it registered, and lets go.
+    ///
+    /// # Safety
+    /// `inner` is held by this sender, which lets go here and touches it no more.
+    unsafe fn finish(inner: NonNull<Inner<T>>, end: u8) {
+        // SAFETY: held by this end until `let_go`.
+        let shared = unsafe { inner.as_ref() };
+        if shared.state.swap(end, AcqRel) == WAITING {
             // SAFETY: the state was `WAITING`, so the receiver's waker is in place and the
             // receiver writes it only after moving the state from `WAITING` to `EMPTY`,
-            // which it can no longer do (the state is now `end`): shared reads only.
-            if let Some(waker) = unsafe { &*inner.waker.get() } {
+            // which it can no longer do (the state is now `end`): shared reads only. The
+            // slot cannot be reset or freed meanwhile: this end still holds it.
+            if let Some(waker) = unsafe { &*shared.waker.get() } {
                 waker.wake_by_ref();
             }
         }
+        // SAFETY: this end holds the slot and is done with it.
+        unsafe { Inner::let_go(inner) }
     }
 }
 
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
         if let Some(inner) = self.inner.take() {
-            Self::finish(&inner, CLOSED);
+            // SAFETY: still held by this end (taken out of `self` just now).
+            unsafe { Self::finish(inner, CLOSED) }
         }
     }
 }
 
 impl<T> Receiver<T> {
+    /// The shared slot.
+    fn shared(&self) -> &Inner<T> {
+        // SAFETY: the receiver holds the slot until it is dropped or recycled, both of
+        // which take it by value.
+        unsafe { self.inner.as_ref() }
+    }
+
     /// The value once sent: `Some(value)`, or `None` if the sender went away without one.
     /// Not to be polled again after it returned `Ready`.
     pub(crate) fn poll_reply(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
-        let inner = &*self.inner;
+        let inner = self.shared();
         let mut state = inner.state.load(Acquire);
         if state == WAITING {
             // SAFETY: while the state is `WAITING` the waker is only read (by us and by a
@@ -193,15 +249,31 @@ impl<T> Receiver<T> {
 }
 
 impl<T: Send + 'static> Receiver<T> {
-    /// Gives the slot back to this thread's spares if the sender has let go of it.
-    pub(crate) fn recycle(mut self) {
-        if let Some(inner) = Arc::get_mut(&mut self.inner) {
-            let state = inner.state.get_mut();
-            if *state == TAKEN || *state == CLOSED {
-                *state = EMPTY;
-                spares::put(self.inner);
-            }
+    /// Gives the slot back to this thread's spares if the sender has let go of it (else
+    /// lets go, as a drop does).
+    pub(crate) fn recycle(self) {
+        let this = ManuallyDrop::new(self);
+        let inner = this.inner;
+        // SAFETY: this end holds the slot (taken by value; its drop is not run).
+        let shared = unsafe { inner.as_ref() };
+        let state = shared.state.load(Relaxed);
+        if shared.holders.load(Acquire) == 1 && (state == TAKEN || state == CLOSED) {
+            // The sender has let go (its release decrement is what this acquire load
+            // read), and the value is out: the slot is this end's alone, with nothing in
+            // it but the waker it keeps.
+            shared.state.store(EMPTY, Relaxed);
+            spares::put(inner);
+        } else {
+            // SAFETY: this end holds the slot and touches it no more.
+            unsafe { Inner::let_go(inner) }
         }
+    }
+}
+
+impl<T> Drop for Receiver<T> {
+    fn drop(&mut self) {
+        // SAFETY: this end holds the slot and touches it no more.
+        unsafe { Inner::let_go(self.inner) }
     }
 }
 
@@ -226,40 +298,70 @@ mod spares {
     /// How many slot types a thread keeps a spare of.
     pub(super) const KEPT: usize = 4;
 
-    type Spare = Option<(TypeId, Arc<dyn Any + Send + Sync>)>;
-
-    thread_local! {
-        static SPARES: RefCell<[Spare; KEPT]> = const { RefCell::new([None, None, None, None]) };
+    /// A spare slot of some type, held by nobody but this thread's cache (freed with it).
+    struct Spare {
+        /// The type of the values the slot carries.
+        of: TypeId,
+        slot: NonNull<()>,
+        free: unsafe fn(NonNull<()>),
     }
 
-    /// This thread's spare of type `S`, if it has one.
+    impl Drop for Spare {
+        fn drop(&mut self) {
+            // SAFETY: `free` is the free of the slot's own type, and the spare is the
+            // slot's only holder.
+            unsafe { (self.free)(self.slot) }
+        }
+    }
+
+    /// Frees a spare slot carrying `T`s.
+    ///
+    /// # Safety
+    /// `slot` is an `Inner<T>` held by nobody else.
+    unsafe fn free<T>(slot: NonNull<()>) {
+        // SAFETY: as the caller promises; a spare's state is `EMPTY` (no value to drop).
+        drop(unsafe { Box::from_raw(slot.cast::<Inner<T>>().as_ptr()) });
+    }
+
+    thread_local! {
+        static SPARES: RefCell<[Option<Spare>; KEPT]> =
+            const { RefCell::new([None, None, None, None]) };
+    }
+
+    /// This thread's spare slot for `T`s, if it has one: held by nobody.
     #[inline]
-    pub(super) fn take<S: Any + Send + Sync>() -> Option<Arc<S>> {
-        let id = TypeId::of::<S>();
-        let spare = SPARES
+    pub(super) fn take<T: 'static>() -> Option<NonNull<Inner<T>>> {
+        let of = TypeId::of::<T>();
+        SPARES
             .try_with(|spares| {
                 let mut spares = spares.try_borrow_mut().ok()?;
                 let entry = spares
                     .iter_mut()
-                    .find(|e| matches!(e, Some((t, _)) if *t == id))?;
-                entry.take().map(|(_, spare)| spare)
+                    .find(|e| matches!(e, Some(spare) if spare.of == of))?;
+                // Taken out of the cache without its drop (which would free it).
+                let spare = ManuallyDrop::new(entry.take()?);
+                Some(spare.slot.cast::<Inner<T>>())
             })
             .ok()
-            .flatten()?;
-        spare.downcast::<S>().ok()
+            .flatten()
     }
 
-    /// Keeps `spare` for this thread's next slot of its type (in place of the oldest kind
-    /// if all places are taken).
+    /// Keeps `slot` (held by nobody else) for this thread's next slot of its type, in
+    /// place of the oldest kind if all places are taken; frees it if the thread is ending.
     #[inline]
-    pub(super) fn put<S: Any + Send + Sync>(spare: Arc<S>) {
-        let id = TypeId::of::<S>();
+    pub(super) fn put<T: 'static>(slot: NonNull<Inner<T>>) {
+        let spare = Spare {
+            of: TypeId::of::<T>(),
+            slot: slot.cast(),
+            free: free::<T>,
+        };
         let _ = SPARES.try_with(|spares| {
             if let Ok(mut spares) = spares.try_borrow_mut() {
                 let index = spares.iter().position(Option::is_none).unwrap_or(KEPT - 1);
-                spares[index] = Some((id, spare));
+                spares[index] = Some(spare);
             }
         });
+        // (Not kept — the cache busy or gone — it is dropped: freed.)
     }
 }
 
@@ -267,6 +369,7 @@ mod spares {
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    use std::sync::Arc;
     use std::task::Wake;
 
     /// A waker that counts its wake-ups.
@@ -366,14 +469,14 @@ mod tests {
         let (count, waker) = counter();
         let mut cx = Context::from_waker(&waker);
         let (tx, mut rx) = slot::<u32>();
-        let first = Arc::as_ptr(&rx.inner);
+        let first = rx.inner;
         assert_eq!(rx.poll_reply(&mut cx), Poll::Pending);
         tx.send(1);
         assert_eq!(rx.poll_reply(&mut cx), Poll::Ready(Some(1)));
         rx.recycle();
 
         let (tx, mut rx) = slot::<u32>();
-        assert_eq!(Arc::as_ptr(&rx.inner), first, "the spare came back");
+        assert_eq!(rx.inner, first, "the spare came back");
         assert_eq!(rx.poll_reply(&mut cx), Poll::Pending);
         tx.send(2);
         assert_eq!(count.0.load(SeqCst), 2);
@@ -384,8 +487,9 @@ mod tests {
     #[test]
     fn a_slot_the_sender_still_holds_is_not_reused() {
         let (tx, mut rx) = slot::<u8>();
-        let first = Arc::as_ptr(&rx.inner);
-        let other = tx.inner.clone(); // as if the sender were still finishing
+        let first = rx.inner;
+        // One more hold, as if the sender were still finishing; let go of at the end.
+        rx.shared().holders.fetch_add(1, SeqCst);
         tx.send(3);
         assert_eq!(
             rx.poll_reply(&mut Context::from_waker(&counter().1)),
@@ -393,15 +497,16 @@ mod tests {
         );
         rx.recycle();
         let (_tx, rx) = slot::<u8>();
-        assert_ne!(Arc::as_ptr(&rx.inner), first);
-        drop(other);
+        assert_ne!(rx.inner, first);
+        // SAFETY: the hold taken above, let go of once.
+        unsafe { Inner::let_go(first) };
     }
 
     #[test]
     fn spares_of_several_types_are_kept_apart() {
         fn finish<T: Send + 'static + PartialEq + fmt::Debug>(value: T) -> *const () {
             let (tx, mut rx) = slot::<T>();
-            let at = Arc::as_ptr(&rx.inner).cast::<()>();
+            let at = rx.inner.as_ptr().cast::<()>().cast_const();
             tx.send(value);
             assert!(rx
                 .poll_reply(&mut Context::from_waker(&counter().1))
@@ -440,6 +545,30 @@ mod tests {
             rx.recycle();
         }
         assert!(count.0.load(SeqCst) <= rounds as usize);
+    }
+
+    #[test]
+    fn a_slot_recycled_while_its_sender_finishes_is_reused_or_freed_safely() {
+        let (_, waker) = counter();
+        let rounds = if cfg!(miri) { 50 } else { 2_000 };
+        let mut senders = Vec::new();
+        for round in 0..rounds {
+            let (tx, mut rx) = slot::<Vec<u64>>();
+            senders.push(std::thread::spawn(move || tx.send(vec![round])));
+            let mut cx = Context::from_waker(&waker);
+            let value = loop {
+                if let Poll::Ready(value) = rx.poll_reply(&mut cx) {
+                    break value;
+                }
+                std::thread::yield_now();
+            };
+            assert_eq!(value, Some(vec![round]));
+            // The sender may still be waking us: the slot is kept only once it let go.
+            rx.recycle();
+        }
+        for sender in senders {
+            sender.join().unwrap();
+        }
     }
 
     #[test]
