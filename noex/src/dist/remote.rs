@@ -364,45 +364,53 @@ impl<B: GenServer> RemoteTarget<B> {
         message: T,
         encode: Bounded<T>,
     ) -> Result<(), CastError<T>> {
-        let traced = self.traced_header(info);
+        let mut traced = self.traced_header(info);
         let sender = run::current_sender();
-        // Taken apart from what it returns, so that only a few words come back through
-        // `with_peer` (the message and the error are built out here).
+        // The message stays out here (taken only when encoded apart), to be handed back
+        // with the error: only a small status comes back through `with_peer` and
+        // `scratch::with`. A larger one — the connection and a slot — written in pieces by
+        // the closures and read back whole, stalled the sender on store forwarding, some
+        // 10 % of a small cast's time (perf).
+        let mut message = Some(message);
         let queued = self.with_peer(|peer| {
             let peer = peer.map_err(Refused::Missing)?;
-            scratch::with(|frame| {
+            let Some(unsent) = message.as_ref() else {
+                unreachable!("sent once")
+            };
+            let held = scratch::with(|frame| {
                 let encoded = match (&traced, &self.pid_head) {
                     (None, Some(head)) => {
-                        encode_here_after(|out| head.append(info, out), &message, encode, frame)
+                        encode_here_after(|out| head.append(info, out), unsent, encode, frame)
                     }
-                    (Some(header), _) => encode_here(header, &message, encode, frame),
-                    (None, None) => {
-                        encode_here(&self.one_way_header(info), &message, encode, frame)
-                    }
+                    (Some(header), _) => encode_here(header, unsent, encode, frame),
+                    (None, None) => encode_here(&self.one_way_header(info), unsent, encode, frame),
                 };
                 match encoded {
                     // A message that does not encode cannot be delivered.
                     Err(_) => Err(PushError::Closed),
                     Ok(Encoded::Here) => peer.queue.try_push(frame, sender).map(|()| None),
-                    Ok(Encoded::Apart) => peer
-                        .queue
-                        .hold(sender)
-                        .map(|slot| Some((peer.clone(), slot))),
+                    Ok(Encoded::Apart) => peer.queue.hold(sender).map(Some),
                 }
-            })
-            .map_err(|error| {
-                Counters::add(&peer.counters.casts_dropped, 1);
-                Refused::Push(error)
-            })
-        });
-        match queued {
-            Ok(None) => Ok(()),
-            Ok(Some((peer, slot))) => {
-                let header = traced.unwrap_or_else(|| self.one_way_header(info));
-                encode_in_place(peer, slot, header, message, encode);
-                Ok(())
+            });
+            match held {
+                Ok(None) => Ok(()),
+                Ok(Some(slot)) => {
+                    let header = traced.take().unwrap_or_else(|| self.one_way_header(info));
+                    if let Some(message) = message.take() {
+                        encode_in_place(peer.clone(), slot, header, message, encode);
+                    }
+                    Ok(())
+                }
+                Err(error) => {
+                    Counters::add(&peer.counters.casts_dropped, 1);
+                    Err(Refused::Push(error))
+                }
             }
-            Err(refused) => Err(CastError::new(self.refused(refused), message)),
+        });
+        match (queued, message) {
+            (Ok(()), _) => Ok(()),
+            (Err(refused), Some(message)) => Err(CastError::new(self.refused(refused), message)),
+            (Err(_), None) => unreachable!("a message encoded apart is queued"),
         }
     }
 
