@@ -242,10 +242,15 @@ fn peers_report_traffic_and_a_round_trip_time() {
     run_blocking(async {
         let nodes = start_cluster(2).await;
         let (a, b) = (&nodes[0], &nodes[1]);
-        let peers = within("a round trip to be measured", async {
+        let peers = within("a round trip and traffic to be measured", async {
             loop {
                 let peers = a.observer_of(&id(b)).peers().await.unwrap();
-                if peers.iter().all(|p| p.round_trip.is_some()) {
+                // Both come in time: the counters are brought up to date in batches (see
+                // `TrafficStats`), so the observer's first call may not be counted yet.
+                if peers
+                    .iter()
+                    .all(|p| p.round_trip.is_some() && p.stats.messages_received > 0)
+                {
                     break peers;
                 }
                 smol::Timer::after(Duration::from_millis(20)).await;

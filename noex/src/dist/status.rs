@@ -153,6 +153,10 @@ pub struct TieStats {
 }
 
 /// Traffic counters of one connection, or of all together.
+///
+/// The receiving counters are brought up to date in batches — whenever the connection's
+/// reader pauses, and every hundred-odd frames — so a message just received, and even
+/// one being handled, may not be counted yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct TrafficStats {
