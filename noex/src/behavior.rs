@@ -76,6 +76,7 @@ impl<B: GenServer> ServerHandle<B> for ServerRef<B> {
         self.call_timeout(request, timeout)
     }
 
+    #[inline]
     fn cast_message(&self, message: B::Cast) -> Result<(), SendError> {
         self.cast(message)
     }
@@ -101,6 +102,7 @@ impl<B: GenServer> ServerHandle<B> for NamedRef<B> {
         self.call_timeout(request, timeout)
     }
 
+    #[inline]
     fn cast_message(&self, message: B::Cast) -> Result<(), SendError> {
         self.cast(message)
     }

@@ -226,6 +226,7 @@ fn cast_methods(behavior: &Behavior, names: &Names, method: &Method) -> TokenStr
     };
     quote! {
         #docs
+        #[inline]
         fn #ident(&self, #(#arg_names: #arg_types),*)
             -> ::core::result::Result<(), ::noex::SendError>
         {

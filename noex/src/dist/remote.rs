@@ -364,26 +364,26 @@ impl<B: GenServer> RemoteTarget<B> {
         message: T,
         encode: Bounded<T>,
     ) -> Result<(), CastError<T>> {
-        let mut traced = self.traced_header(info);
+        let traced = self.traced_header(info);
         let sender = run::current_sender();
-        // The message stays out here (taken only when encoded apart), to be handed back
-        // with the error: only a small status comes back through `with_peer` and
-        // `scratch::with`. A larger one — the connection and a slot — written in pieces by
-        // the closures and read back whole, stalled the sender on store forwarding, some
-        // 10 % of a small cast's time (perf).
-        let mut message = Some(message);
+        // Only a small status comes back through `with_peer` and `scratch::with` — a slot
+        // of the large lane if the message is to be encoded apart (the connection is left
+        // in `apart`) — and the message is neither moved nor copied until then: a larger
+        // value written in pieces by the closures and read back whole, or a copy of the
+        // message just written by the caller, stalled the sender on store forwarding
+        // (some 10 % of a small cast's time each, perf).
+        let mut apart = None;
         let queued = self.with_peer(|peer| {
             let peer = peer.map_err(Refused::Missing)?;
-            let Some(unsent) = message.as_ref() else {
-                unreachable!("sent once")
-            };
             let held = scratch::with(|frame| {
                 let encoded = match (&traced, &self.pid_head) {
                     (None, Some(head)) => {
-                        encode_here_after(|out| head.append(info, out), unsent, encode, frame)
+                        encode_here_after(|out| head.append(info, out), &message, encode, frame)
                     }
-                    (Some(header), _) => encode_here(header, unsent, encode, frame),
-                    (None, None) => encode_here(&self.one_way_header(info), unsent, encode, frame),
+                    (Some(header), _) => encode_here(header, &message, encode, frame),
+                    (None, None) => {
+                        encode_here(&self.one_way_header(info), &message, encode, frame)
+                    }
                 };
                 match encoded {
                     // A message that does not encode cannot be delivered.
@@ -393,13 +393,11 @@ impl<B: GenServer> RemoteTarget<B> {
                 }
             });
             match held {
-                Ok(None) => Ok(()),
-                Ok(Some(slot)) => {
-                    let header = traced.take().unwrap_or_else(|| self.one_way_header(info));
-                    if let Some(message) = message.take() {
-                        encode_in_place(peer.clone(), slot, header, message, encode);
+                Ok(slot) => {
+                    if slot.is_some() {
+                        apart = Some(peer.clone());
                     }
-                    Ok(())
+                    Ok(slot)
                 }
                 Err(error) => {
                     Counters::add(&peer.counters.casts_dropped, 1);
@@ -407,10 +405,14 @@ impl<B: GenServer> RemoteTarget<B> {
                 }
             }
         });
-        match (queued, message) {
-            (Ok(()), _) => Ok(()),
-            (Err(refused), Some(message)) => Err(CastError::new(self.refused(refused), message)),
-            (Err(_), None) => unreachable!("a message encoded apart is queued"),
+        match (queued, apart) {
+            (Ok(Some(slot)), Some(peer)) => {
+                let header = traced.unwrap_or_else(|| self.one_way_header(info));
+                encode_in_place(peer, slot, header, message, encode);
+                Ok(())
+            }
+            (Ok(_), _) => Ok(()),
+            (Err(refused), _) => Err(CastError::new(self.refused(refused), message)),
         }
     }
 
@@ -445,11 +447,13 @@ impl<B: GenServer> RemoteTarget<B> {
         }
     }
 
+    #[inline]
     pub(crate) fn cast(&self, message: B::Cast) -> Result<(), SendError> {
         self.try_cast(message).map_err(|error| error.into_parts().0)
     }
 
     /// [`cast`](Self::cast), handing the message back if it is not queued.
+    #[inline]
     pub(crate) fn try_cast(&self, message: B::Cast) -> Result<(), CastError<B::Cast>> {
         self.one_way(false, message, self.codec.encode_cast)
     }

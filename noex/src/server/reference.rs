@@ -249,6 +249,7 @@ impl<B: GenServer> ServerRef<B> {
     /// A message that fails is dropped: [`try_cast`](Self::try_cast) hands it back, and
     /// [`cast_wait`](Self::cast_wait) waits for room instead of failing with `Overloaded`
     /// (see [flow control](Self#casts-and-flow-control)).
+    #[inline]
     pub fn cast(&self, message: B::Cast) -> Result<(), SendError> {
         match &self.route {
             Route::Local(process) => process
