@@ -555,6 +555,17 @@ mod tests {
         }
     }
 
+    /// Polls `rx` with `waker` until it is ready, yielding the thread between polls.
+    fn poll_until_ready<T>(rx: &mut Receiver<T>, waker: &Waker) -> Option<T> {
+        let mut cx = Context::from_waker(waker);
+        loop {
+            if let Poll::Ready(value) = rx.poll_reply(&mut cx) {
+                return value;
+            }
+            std::thread::yield_now();
+        }
+    }
+
     #[test]
     fn sends_from_another_thread_race_the_polls() {
         let (count, waker) = counter();
@@ -562,13 +573,7 @@ mod tests {
         for round in 0..rounds {
             let (tx, mut rx) = slot::<Vec<u64>>();
             let sender = std::thread::spawn(move || tx.send(vec![round]));
-            let mut cx = Context::from_waker(&waker);
-            let value = loop {
-                if let Poll::Ready(value) = rx.poll_reply(&mut cx) {
-                    break value;
-                }
-                std::thread::yield_now();
-            };
+            let value = poll_until_ready(&mut rx, &waker);
             assert_eq!(value, Some(vec![round]));
             sender.join().unwrap();
             rx.recycle();
@@ -584,13 +589,7 @@ mod tests {
         for round in 0..rounds {
             let (tx, mut rx) = slot::<Vec<u64>>();
             senders.push(std::thread::spawn(move || tx.send(vec![round])));
-            let mut cx = Context::from_waker(&waker);
-            let value = loop {
-                if let Poll::Ready(value) = rx.poll_reply(&mut cx) {
-                    break value;
-                }
-                std::thread::yield_now();
-            };
+            let value = poll_until_ready(&mut rx, &waker);
             assert_eq!(value, Some(vec![round]));
             // The sender may still be waking us: the slot is kept only once it let go.
             rx.recycle();
