@@ -405,14 +405,17 @@ impl<B: GenServer> RemoteTarget<B> {
                 }
             }
         });
-        match (queued, apart) {
-            (Ok(Some(slot)), Some(peer)) => {
+        match queued {
+            Ok(None) => Ok(()),
+            Ok(Some(slot)) => {
+                let Some(peer) = apart else {
+                    unreachable!("the connection is kept with the slot")
+                };
                 let header = traced.unwrap_or_else(|| self.one_way_header(info));
                 encode_in_place(peer, slot, header, message, encode);
                 Ok(())
             }
-            (Ok(_), _) => Ok(()),
-            (Err(refused), _) => Err(CastError::new(self.refused(refused), message)),
+            Err(refused) => Err(CastError::new(self.refused(refused), message)),
         }
     }
 
