@@ -11,8 +11,9 @@
 //! replaces that spare — at most [`spares::KEPT`] tasks a thread.)
 //!
 //! This is the crate's only `unsafe` module: the value and the waker live in `UnsafeCell`s
-//! whose access is ruled by one atomic state (see [`Inner`]). Its tests run under Miri in
-//! CI (`cargo +nightly miri test -p noex --lib server::slot`).
+//! whose access is ruled by one atomic state, and the slot is shared by its two ends
+//! through a count of its holders rather than an `Arc` (see [`Inner`]). Its tests run
+//! under Miri in CI (`cargo +nightly miri test -p noex --lib server::slot`).
 
 #![allow(unsafe_code)]
 
