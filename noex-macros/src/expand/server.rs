@@ -411,6 +411,7 @@ fn handle_cast(behavior: &Behavior, names: &Names) -> TokenStream {
             other.then(|| quote!(__noex_other => ::core::result::Result::Err(__noex_other),));
         quote! {
             #[allow(unreachable_code, unused_braces)]
+            #[inline]
             fn __handle_cast_now(
                 &mut self,
                 __noex_message: Self::Cast,

@@ -199,7 +199,6 @@ async fn read_until_moved(
         if !reading.withheld.is_empty() && !reading.peer.queue.holding_back() {
             reading.release_withheld(cluster).await?;
         }
-        let cluster_now = cluster.upgrade().ok_or(Ended::Gone)?;
         // A frame begun in `incoming` comes first. Otherwise a frame that lies whole in the
         // read buffer is handled where it lies, and one that does not is read (copied)
         // into `incoming`.
@@ -209,6 +208,9 @@ async fn read_until_moved(
         };
         let (taken, len) = match buffered {
             Some(len) => {
+                // (Upgraded here, where a frame is handled: a wake-up that finds none is
+                // spared its two read-modify-writes.)
+                let cluster_now = cluster.upgrade().ok_or(Ended::Gone)?;
                 // A run of casts for one process is delivered together.
                 let run = reading.run(
                     &cluster_now,
@@ -238,7 +240,6 @@ async fn read_until_moved(
             // A fragment begun in place is finished, and handled, even if the reader has
             // started to hold back meanwhile: it was taken before.
             None if reading.reading_in_place() => {
-                drop(cluster_now);
                 reading.read_in_place(stream).await?;
                 let cluster_now = cluster.upgrade().ok_or(Ended::Gone)?;
                 let len = reading.end_in_place(&cluster_now)?;
@@ -250,7 +251,6 @@ async fn read_until_moved(
                     // A fragment is read in place (see `assembly`), anything else whole.
                     let buffered = stream.buffer();
                     if buffered.is_empty() {
-                        drop(cluster_now);
                         if std::mem::take(&mut handled) {
                             // What the frames woke runs first (a process's reply goes out
                             // before this read, which most likely finds nothing yet).
@@ -278,7 +278,6 @@ async fn read_until_moved(
                             continue;
                         }
                         InPlaceStart::Later(wait) => {
-                            drop(cluster_now);
                             reading.wait(wait).await;
                             continue;
                         }
@@ -290,7 +289,6 @@ async fn read_until_moved(
                         // The read may wait: bring the counters up to date first.
                         reading.unreported.report(&reading.peer.counters);
                     }
-                    drop(cluster_now);
                     let read = incoming.read(stream, max_frame);
                     if reading.withheld.is_empty() {
                         read.await.map_err(Ended::Read)?;

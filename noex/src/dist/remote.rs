@@ -33,7 +33,7 @@ use crate::behavior::BehaviorName;
 use crate::bytes::Lent;
 use crate::error::{CallError, CastError, SendError, Target};
 use crate::server::deadline::Deadline;
-use crate::server::{run, GenServer};
+use crate::server::{run, Ctx, GenServer};
 use crate::{ExitReason, Pid};
 
 /// How the messages of behaviour `B` are encoded on the wire. Built by
@@ -48,6 +48,8 @@ pub struct Codec<B: GenServer> {
     decode_reply: Decode<B::Reply>,
     encode_cast: Bounded<B::Cast>,
     pub(crate) decode_cast: Decode<B::Cast>,
+    /// Decodes a cast and hands it to the behaviour's handler if that does not await.
+    pub(crate) handle_cast: HandleCast<B>,
     encode_info: Bounded<B::Info>,
     pub(crate) decode_info: Decode<B::Info>,
     /// Encodes the init arguments, for a spawn on another node by a process that knows
@@ -73,6 +75,39 @@ pub(crate) type Encode<T> = fn(&T, &mut Vec<u8>) -> Result<(), postcard::Error>;
 
 /// Decodes a value from bytes.
 type Decode<T> = fn(&[u8]) -> Result<T, postcard::Error>;
+
+/// Decodes a cast and runs its handler at once if that does not await (`Ok(Err)`: the
+/// message, for the handler that does). One function, with the decoding inlined, so the
+/// message goes from the bytes to the handler without being moved through an envelope
+/// (each move of a freshly written value can stall on store forwarding).
+pub(crate) type HandleCast<B> =
+    fn(&mut B, &[u8], &mut Ctx<B>) -> Result<Result<(), <B as GenServer>::Cast>, postcard::Error>;
+
+fn handle_cast<B>(
+    state: &mut B,
+    bytes: &[u8],
+    ctx: &mut Ctx<B>,
+) -> Result<Result<(), B::Cast>, postcard::Error>
+where
+    B: GenServer,
+    B::Cast: DeserializeOwned,
+{
+    let message = postcard::from_bytes(bytes)?;
+    Ok(state.__handle_cast_now(message, ctx))
+}
+
+fn handle_cast_tagged<B>(
+    state: &mut B,
+    bytes: &[u8],
+    ctx: &mut Ctx<B>,
+) -> Result<Result<(), B::Cast>, postcard::Error>
+where
+    B: GenServer,
+    B::Cast: Tagged,
+{
+    let message = B::Cast::decode_tagged(bytes)?;
+    Ok(state.__handle_cast_now(message, ctx))
+}
 
 impl<B: GenServer> Clone for Codec<B> {
     fn clone(&self) -> Self {
@@ -110,6 +145,7 @@ where
         decode_reply: decode::<B::Reply>,
         encode_cast: encode_within::<B::Cast>,
         decode_cast: decode::<B::Cast>,
+        handle_cast: handle_cast::<B>,
         encode_info: encode_within::<B::Info>,
         decode_info: decode::<B::Info>,
         encode_args: encode::<B::Args>,
@@ -146,6 +182,7 @@ where
         decode_reply: B::Reply::decode_tagged,
         encode_cast: encode_tagged::<B::Cast>,
         decode_cast: B::Cast::decode_tagged,
+        handle_cast: handle_cast_tagged::<B>,
         encode_info: encode_within::<B::Info>,
         decode_info: decode::<B::Info>,
         encode_args: encode::<B::Args>,

@@ -8,7 +8,7 @@ use super::{GenServer, Info};
 use crate::dist::inbound::{
     Owed, Payload, RemoteDelivery, RemoteKind, Responder, RunFrame, Staging,
 };
-use crate::dist::remote::{Bounded, Codec};
+use crate::dist::remote::{Bounded, Codec, HandleCast};
 use crate::dist::wire::RemoteOutcome;
 use crate::process::mailbox::Mailbox;
 use crate::process::{AnyProcess, Core, Identity, SystemInfo};
@@ -190,6 +190,21 @@ impl<B: GenServer> Frames<B> {
         Some(one_way_envelope(
             self.codec,
             info,
+            &self.bytes[start as usize..end as usize],
+        ))
+    }
+
+    /// The next message if it is a cast: its payload, with the function that decodes and
+    /// handles it; `None` if it is an info, or once all are taken.
+    #[inline]
+    pub(crate) fn next_cast(&mut self) -> Option<(HandleCast<B>, &[u8])> {
+        let &(start, end, info) = self.payloads.get(self.next)?;
+        if info {
+            return None;
+        }
+        self.next += 1;
+        Some((
+            self.codec.handle_cast,
             &self.bytes[start as usize..end as usize],
         ))
     }

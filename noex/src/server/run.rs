@@ -389,6 +389,30 @@ fn serve<B: GenServer>(
             let trace;
             // A handler that is a plain `fn` runs at once, here (and the loop goes on);
             // others become a future, polled while signals are watched.
+            // A cast of a run from another node: decoded and handled in one step.
+            if let Some(Envelope::Frames(frames)) = batch.front_mut() {
+                if let Some((handle, payload)) = frames.next_cast() {
+                    ctx.idle_arm(true);
+                    turn.count();
+                    process.core.count_message();
+                    let handled = as_current(Arc::as_ptr(&process) as usize, || {
+                        handle(&mut state, payload, &mut ctx)
+                    });
+                    if frames.is_done() {
+                        batch.pop_front();
+                    }
+                    match handled {
+                        Ok(Ok(())) => {}
+                        Ok(Err(message)) => {
+                            guarded(&process, state.handle_cast(message, &mut ctx)).await?;
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, "dropped an undecodable remote cast");
+                        }
+                    }
+                    continue;
+                }
+            }
             let handler = {
                 let Some(envelope) = take_next(&mut batch, &process) else {
                     continue;
