@@ -383,13 +383,9 @@ fn serve<B: GenServer>(
                 }
                 continue;
             }
-            // A message from another node with a trace context is handled in the trace's
-            // span (the `tracing-context` feature; see `crate::trace`).
-            #[cfg(feature = "tracing-context")]
-            let trace;
-            // A handler that is a plain `fn` runs at once, here (and the loop goes on);
-            // others become a future, polled while signals are watched.
-            // A cast of a run from another node: decoded and handled in one step.
+            // A cast of a run from another node: decoded and handed to its handler in one
+            // step (see `HandleCast`), never moved through an envelope. A handler that
+            // awaits gets the message back, and is awaited here, signals watched.
             if let Some(Envelope::Frames(frames)) = batch.front_mut() {
                 if let Some((handle, payload)) = frames.next_cast() {
                     ctx.idle_arm(true);
@@ -413,6 +409,12 @@ fn serve<B: GenServer>(
                     continue;
                 }
             }
+            // A message from another node with a trace context is handled in the trace's
+            // span (the `tracing-context` feature; see `crate::trace`).
+            #[cfg(feature = "tracing-context")]
+            let trace;
+            // A handler that is a plain `fn` runs at once, here (and the loop goes on);
+            // others become a future, polled while signals are watched.
             let handler = {
                 let Some(envelope) = take_next(&mut batch, &process) else {
                     continue;
