@@ -2,7 +2,7 @@
 //! registry entry for spawning by name.
 //!
 //! The traits here are implemented by the macros; hand-written behaviours may implement them
-//! too. See the [`behavior`](crate::behavior) attribute for what is generated.
+//! too. See the [`behavior`](macro@crate::behavior) attribute for what is generated.
 
 use std::fmt;
 use std::future::Future;

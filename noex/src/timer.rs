@@ -2,8 +2,8 @@
 //!
 //! A timer belongs to the process it delivers to, as in Erlang: when that process ends, its
 //! pending timers are cancelled. A timer's message arrives through
-//! [`GenServer::handle_info`](crate::GenServer::handle_info) as
-//! [`Info::Message`](crate::Info::Message).
+//! [`GenServer::handle_info`] as
+//! [`Info::Message`].
 
 use std::fmt;
 use std::sync::atomic::{AtomicU8, Ordering};

@@ -8,7 +8,7 @@
 //!   no allocation, one write per batch.
 //! * **Large** messages (over [`FRAGMENT_SIZE`] encoded) are cut into fragments, sent after
 //!   the small messages of each batch. The receiver acknowledges the fragments it reads and
-//!   at most [`FRAGMENT_WINDOW`] bytes of them are unacknowledged, so the sockets' buffers
+//!   at most [`FRAGMENT_WINDOW`](wire::FRAGMENT_WINDOW) bytes of them are unacknowledged, so the sockets' buffers
 //!   never hold more than that in front of a small message: a small call is never stuck
 //!   behind a 64 MiB message.
 //!
@@ -19,7 +19,7 @@
 //!
 //! Small and large messages are each bounded by `limit` bytes: past it, `try_push` refuses
 //! (a cast then fails with `Overloaded`) and [`Outbound::push_waiting`] (a call, an awaited
-//! cast) waits in line for room (see [`line`]). A large message in flight thus never makes
+//! cast) waits in line for room (see [`line`](mod@line)). A large message in flight thus never makes
 //! small ones wait. One message larger than the limit is accepted when its lane is empty.
 //!
 //! Replies are never refused (a caller waits for each), but they are counted, and so are
@@ -340,7 +340,7 @@ impl Outbound {
     }
 
     /// Queues a frame from `sender` (a process key, 0 for none) if there is room and
-    /// nobody waits for it (see [`line`]). A queued frame is taken out of `frame` (which
+    /// nobody waits for it (see [`line`](mod@line)). A queued frame is taken out of `frame` (which
     /// keeps its allocation if it was copied); a refused one is left there.
     pub(crate) fn try_push(&self, frame: &mut Vec<u8>, sender: usize) -> Result<(), PushError> {
         let large = is_large(frame);

@@ -15,7 +15,7 @@ use super::status::ClusterEvent;
 use super::wire::{Refusal, WireError};
 
 /// Why a connection with another node was refused before it was up, from
-/// [`ClusterEvent::Refused`](super::ClusterEvent::Refused).
+/// [`super::ClusterEvent::Refused`].
 ///
 /// The refusing side reports what it found wrong; the other side reports what it was told
 /// (`by_peer` in the event), when it was told — a dialler that reaches another node than

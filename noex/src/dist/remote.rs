@@ -392,7 +392,7 @@ impl<B: GenServer> RemoteTarget<B> {
 
     /// Queues a cast (or, with `info`, an info) if there is room: its header, then `message`
     /// encoded by `encode`; hands the message back if it is not queued. A message that outgrows
-    /// [`ENCODE_APART`](apart::ENCODE_APART) has its place in the queue kept while the
+    /// [`apart::ENCODE_APART`] has its place in the queue kept while the
     /// `blocking` thread pool encodes it (see `outbound::apart`), and is counted as dropped
     /// should it fail to encode there.
     fn one_way<T: Send + 'static>(

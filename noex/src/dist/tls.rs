@@ -159,7 +159,7 @@ impl TlsConfig {
     /// Uses rustls configurations made elsewhere: `client` for connections this node
     /// dials, `server` for those it accepts. For mutual authentication, `client` must
     /// present a certificate and `server` must verify its peers' (a
-    /// [`WebPkiClientVerifier`](rustls::server::WebPkiClientVerifier)); the TLS versions
+    /// [`rustls::server::WebPkiClientVerifier`]); the TLS versions
     /// and cipher suites are theirs. Turn session resumption off in both (as the other
     /// constructors do): a resumed handshake checks no certificate, so an expired or
     /// revoked one would be let back in.

@@ -1,5 +1,5 @@
 //! The byte stream of a connection between nodes: plain TCP, or TLS over it (the `tls`
-//! feature; see [`TlsConfig`](super::TlsConfig)).
+//! feature; see `TlsConfig`).
 //!
 //! The handshake runs over a whole [`Stream`]; an established connection is split into a
 //! [`ReadHalf`] for its reader and a [`WriteHalf`] for its writer. A plain TCP stream is

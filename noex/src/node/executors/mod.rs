@@ -12,7 +12,8 @@
 //! other threads on every wake-up; here a task never moves between threads, so a message
 //! exchange between two processes of one thread is a few queue operations. The loop runs
 //! inside `smol::block_on`, which drives the I/O reactor whenever the thread has nothing to
-//! run, every [`BUDGET`] tasks, and whenever [`SERVICE_INTERVAL`] has passed since it last
+//! run, every [`BUDGET`](scheduler::BUDGET) tasks, and whenever
+//! [`SERVICE_INTERVAL`](scheduler::SERVICE_INTERVAL) has passed since it last
 //! did (see below).
 //!
 //! # Work from elsewhere does not wait behind a busy neighbour
@@ -22,7 +23,8 @@
 //! timer, a socket) — must not wait for the local queue to drain: a process flooded with
 //! messages takes turns of up to a millisecond, and many of them. So the loop looks at the
 //! clock every few tasks (every [`CLOCK_EVERY`] while tasks are short, down to every
-//! task while they take long) and after any task that says it ran long ([`ran_long`]); once [`SERVICE_INTERVAL`] has passed since it last served the outside, it
+//! task while they take long) and after any task that says it ran long ([`ran_long`]); once
+//! [`SERVICE_INTERVAL`](scheduler::SERVICE_INTERVAL) has passed since it last served the outside, it
 //! lets `block_on` poll the reactor, and then runs the tasks injected from other threads
 //! before its local queue. Tasks the reactor wakes go to the front of the local queue.
 //!

@@ -24,7 +24,7 @@ use crate::server::deadline;
 /// an idle thread waits in the reactor anyway). At 256 the look cost a same-thread call
 /// round trip 8 %; 1,024 short tasks take some 100 µs. (tokio's current-thread runtime, as
 /// actix uses it, looks every 61 ticks of 31 local tasks.)
-const BUDGET: u32 = 1024;
+pub(super) const BUDGET: u32 = 1024;
 
 /// The injection queue is looked at (ahead of the local queue) every this many tasks, so
 /// tasks woken from other threads are not starved by a busy local queue.
@@ -41,7 +41,7 @@ const LONG_STRIDE: Duration = Duration::from_micros(100);
 
 /// How long a busy thread may go without polling the reactor and running the tasks
 /// injected from other threads ahead of its local queue.
-const SERVICE_INTERVAL: Duration = Duration::from_micros(500);
+pub(super) const SERVICE_INTERVAL: Duration = Duration::from_micros(500);
 
 /// What other threads share with one scheduler thread.
 pub(super) struct Scheduler {
