@@ -267,3 +267,69 @@ fn the_messages_of_a_run_waiting_in_a_mailbox_are_each_counted_in_its_length() {
         node.shutdown();
     });
 }
+
+/// `Log` as a `#[behavior]`: its casts are decoded by the generated (tagged) decoder, and
+/// its cast handler is a plain `fn`, run as soon as each cast of a run is decoded.
+#[noex::behavior(name = "tagged-log")]
+struct TaggedLog(Vec<i64>);
+
+#[noex::behavior]
+impl TaggedLog {
+    #[init]
+    fn init() -> Self {
+        TaggedLog(Vec::new())
+    }
+
+    #[cast]
+    fn note(&mut self, n: i64) {
+        self.0.push(n);
+    }
+
+    #[call]
+    fn notes(&self) -> Vec<i64> {
+        self.0.clone()
+    }
+}
+
+#[test]
+fn a_long_run_to_a_behavior_is_handled_in_order_and_an_undecodable_cast_dropped_alone() {
+    run_blocking(async {
+        let node = Node::start(cluster_config("a")).await.unwrap();
+        let log = node.spawn::<TaggedLog>(()).await.unwrap();
+        let mut raw = Raw::join(&node).await;
+        let behavior = noex::__private::tag("tagged-log", "");
+        let mut bytes = Vec::new();
+        for n in 1..=40 {
+            // No bytes at all: not a cast of the behaviour.
+            let payload = match n % 13 {
+                0 => Vec::new(),
+                _ => postcard::to_allocvec(&__NoexTaggedLogCast::Note(n)).unwrap(),
+            };
+            let to = Address::Pid {
+                serial: log.pid().serial(),
+            };
+            bytes.extend(frame(&Wire::Cast { to, behavior }, &payload));
+        }
+        raw.send_bytes(&bytes).await;
+        let expected: Vec<i64> = (1..=40).filter(|n| n % 13 != 0).collect();
+        let notes = within("the casts to be handled", async {
+            loop {
+                let notes = log.notes().await.unwrap();
+                if notes.len() >= expected.len() {
+                    return notes;
+                }
+                smol::future::yield_now().await;
+            }
+        })
+        .await;
+        assert_eq!(notes, expected);
+        let pid = log.pid().clone();
+        eventually("the mailbox to read empty", || {
+            node.process_info(&pid)
+                .is_some_and(|info| info.mailbox_len == 0)
+        })
+        .await;
+        assert_eq!(node.connected_nodes().len(), 1, "the connection stays up");
+        node.shutdown();
+    });
+}
