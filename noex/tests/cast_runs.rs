@@ -10,7 +10,7 @@ mod common;
 
 use common::raw::{frame, Address, Raw, Wire};
 use common::{cluster_config, eventually, run_blocking, within};
-use noex::{Ctx, ExitReason, GenServer, Info, Node, ReplyTo, ServerRef};
+use noex::{Ctx, ExitReason, GenServer, Info, Node, Pid, ReplyTo, ServerRef};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
@@ -203,6 +203,18 @@ fn undecodable(log: &ServerRef<Log>) -> Vec<u8> {
     frame(&Wire::Cast { to, behavior: LOG }, &[])
 }
 
+/// Once a run with undecodable messages is handled: every message the process took was
+/// counted once, the dropped ones too (its mailbox reads empty), and the connection stayed
+/// up.
+async fn all_taken_and_connected(node: &Node, pid: &Pid) {
+    eventually("the mailbox to read empty", || {
+        node.process_info(pid)
+            .is_some_and(|info| info.mailbox_len == 0)
+    })
+    .await;
+    assert_eq!(node.connected_nodes().len(), 1, "the connection stays up");
+}
+
 #[test]
 fn an_undecodable_message_in_a_long_run_is_dropped_alone() {
     run_blocking(async {
@@ -221,14 +233,7 @@ fn an_undecodable_message_in_a_long_run_is_dropped_alone() {
         raw.send_bytes(&bytes).await;
         let expected: Vec<i64> = (1..=40).filter(|n| n % 13 != 0).collect();
         assert_eq!(recorded(&log, expected.len()).await, expected);
-        // Every message the process took is counted once, the dropped ones too.
-        let pid = log.pid().clone();
-        eventually("the mailbox to read empty", || {
-            node.process_info(&pid)
-                .is_some_and(|info| info.mailbox_len == 0)
-        })
-        .await;
-        assert_eq!(node.connected_nodes().len(), 1, "the connection stays up");
+        all_taken_and_connected(&node, log.pid()).await;
         node.shutdown();
     });
 }
@@ -323,13 +328,7 @@ fn a_long_run_to_a_behavior_is_handled_in_order_and_an_undecodable_cast_dropped_
         })
         .await;
         assert_eq!(notes, expected);
-        let pid = log.pid().clone();
-        eventually("the mailbox to read empty", || {
-            node.process_info(&pid)
-                .is_some_and(|info| info.mailbox_len == 0)
-        })
-        .await;
-        assert_eq!(node.connected_nodes().len(), 1, "the connection stays up");
+        all_taken_and_connected(&node, log.pid()).await;
         node.shutdown();
     });
 }
