@@ -83,30 +83,43 @@ type Decode<T> = fn(&[u8]) -> Result<T, postcard::Error>;
 pub(crate) type HandleCast<B> =
     fn(&mut B, &[u8], &mut Ctx<B>) -> Result<Result<(), <B as GenServer>::Cast>, postcard::Error>;
 
-fn handle_cast<B>(
+fn handle_cast<B, D>(
     state: &mut B,
     bytes: &[u8],
     ctx: &mut Ctx<B>,
 ) -> Result<Result<(), B::Cast>, postcard::Error>
 where
     B: GenServer,
-    B::Cast: DeserializeOwned,
+    D: DecodeCast<B::Cast>,
 {
-    let message = postcard::from_bytes(bytes)?;
+    let message = D::decode(bytes)?;
     Ok(state.__handle_cast_now(message, ctx))
 }
 
-fn handle_cast_tagged<B>(
-    state: &mut B,
-    bytes: &[u8],
-    ctx: &mut Ctx<B>,
-) -> Result<Result<(), B::Cast>, postcard::Error>
-where
-    B: GenServer,
-    B::Cast: Tagged,
-{
-    let message = B::Cast::decode_tagged(bytes)?;
-    Ok(state.__handle_cast_now(message, ctx))
+/// How a codec decodes its casts in [`handle_cast`]: a type rather than a function
+/// pointer, so that the decoding is inlined there.
+trait DecodeCast<T> {
+    fn decode(bytes: &[u8]) -> Result<T, postcard::Error>;
+}
+
+/// Casts that are serde types.
+struct Serde;
+
+/// The cast enums `#[behavior]` writes (see `tagged`).
+struct Direct;
+
+impl<T: DeserializeOwned> DecodeCast<T> for Serde {
+    #[inline]
+    fn decode(bytes: &[u8]) -> Result<T, postcard::Error> {
+        postcard::from_bytes(bytes)
+    }
+}
+
+impl<T: Tagged> DecodeCast<T> for Direct {
+    #[inline]
+    fn decode(bytes: &[u8]) -> Result<T, postcard::Error> {
+        T::decode_tagged(bytes)
+    }
 }
 
 impl<B: GenServer> Clone for Codec<B> {
@@ -145,7 +158,7 @@ where
         decode_reply: decode::<B::Reply>,
         encode_cast: encode_within::<B::Cast>,
         decode_cast: decode::<B::Cast>,
-        handle_cast: handle_cast::<B>,
+        handle_cast: handle_cast::<B, Serde>,
         encode_info: encode_within::<B::Info>,
         decode_info: decode::<B::Info>,
         encode_args: encode::<B::Args>,
@@ -182,7 +195,7 @@ where
         decode_reply: B::Reply::decode_tagged,
         encode_cast: encode_tagged::<B::Cast>,
         decode_cast: B::Cast::decode_tagged,
-        handle_cast: handle_cast_tagged::<B>,
+        handle_cast: handle_cast::<B, Direct>,
         encode_info: encode_within::<B::Info>,
         decode_info: decode::<B::Info>,
         encode_args: encode::<B::Args>,
