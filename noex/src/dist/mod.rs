@@ -102,6 +102,7 @@ mod refused;
 pub(crate) mod remote;
 mod rtt;
 mod scratch;
+mod socket;
 pub(crate) mod spares;
 pub(crate) mod spawn;
 mod status;

@@ -37,6 +37,7 @@ use futures_rustls::{TlsAcceptor, TlsConnector, TlsStream};
 use thiserror::Error;
 
 use super::node_id::{split_address, NodeId};
+use super::socket::Socket;
 use super::transport::Stream;
 use super::wire::Refusal;
 
@@ -230,14 +231,16 @@ impl TlsConfig {
                 })?,
         };
         let stream = TlsConnector::from(self.client.clone())
-            .connect(name, tcp)
+            .connect(name, Socket::new(tcp))
             .await?;
         Ok(Stream::Tls(Box::new(TlsStream::Client(stream))))
     }
 
     /// Runs the TLS handshake of a connection this node accepted.
     pub(crate) async fn accept(&self, tcp: TcpStream) -> io::Result<Stream> {
-        let stream = TlsAcceptor::from(self.server.clone()).accept(tcp).await?;
+        let stream = TlsAcceptor::from(self.server.clone())
+            .accept(Socket::new(tcp))
+            .await?;
         Ok(Stream::Tls(Box::new(TlsStream::Server(stream))))
     }
 

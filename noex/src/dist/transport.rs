@@ -14,9 +14,10 @@ use async_net::TcpStream;
 use futures_lite::{AsyncRead, AsyncWrite};
 
 use super::cluster::Cluster;
+use super::socket::Socket;
 
 #[cfg(feature = "tls")]
-type Tls = futures_rustls::TlsStream<TcpStream>;
+type Tls = futures_rustls::TlsStream<Socket>;
 
 /// A connection's byte stream, before it is split.
 pub(crate) enum Stream {
@@ -27,7 +28,7 @@ pub(crate) enum Stream {
 
 /// The reading half of an established connection.
 pub(crate) enum ReadHalf {
-    Plain(TcpStream),
+    Plain(Socket),
     #[cfg(feature = "tls")]
     Tls(futures_lite::io::ReadHalf<Tls>),
 }
@@ -45,7 +46,7 @@ impl Stream {
         match self {
             Stream::Plain(stream) => stream,
             #[cfg(feature = "tls")]
-            Stream::Tls(stream) => stream.get_ref().0,
+            Stream::Tls(stream) => stream.get_ref().0.tcp(),
         }
     }
 
@@ -57,7 +58,10 @@ impl Stream {
 
     pub(crate) fn split(self) -> (ReadHalf, WriteHalf) {
         match self {
-            Stream::Plain(stream) => (ReadHalf::Plain(stream.clone()), WriteHalf::Plain(stream)),
+            Stream::Plain(stream) => (
+                ReadHalf::Plain(Socket::new(stream.clone())),
+                WriteHalf::Plain(stream),
+            ),
             #[cfg(feature = "tls")]
             Stream::Tls(stream) => {
                 let (read, write) = futures_lite::io::split(*stream);

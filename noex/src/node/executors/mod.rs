@@ -10,36 +10,48 @@
 //! — and one woken from elsewhere goes to the thread's injection queue, waking the thread
 //! only if it sleeps. A general-purpose executor pays for work stealing and for notifying
 //! other threads on every wake-up; here a task never moves between threads, so a message
-//! exchange between two processes of one thread is a few queue operations. The loop runs
-//! inside `smol::block_on`, which drives the I/O reactor whenever the thread has nothing to
-//! run, every [`BUDGET`](scheduler::BUDGET) tasks, and whenever
-//! [`SERVICE_INTERVAL`](scheduler::SERVICE_INTERVAL) has passed since it last
-//! did (see below).
+//! exchange between two processes of one thread is a few queue operations.
+//!
+//! # Each thread sleeps in a poller of its own
+//!
+//! A thread with nothing to run sleeps in its own poller (see [`poller`]), where the
+//! sockets its connection readers read are watched: a frame from a peer wakes the thread
+//! that reads it, directly. (Under async-io's `block_on`, one thread of the OS process at a
+//! time waits in the shared reactor, and a frame for another thread's reader woke that
+//! thread first, which then woke the reader's — two wake-ups in a row.) Timers and the rest
+//! of async-io's sources are served by the thread driving async-io's reactor (its own
+//! `async-io` thread, or a thread in `block_on`), which wakes the task's thread like any
+//! other thread does. The loop looks at its poller whenever the thread has nothing to run,
+//! every [`BUDGET`](scheduler::BUDGET) tasks, and whenever
+//! [`SERVICE_INTERVAL`](scheduler::SERVICE_INTERVAL) has passed since it last did (see
+//! below).
 //!
 //! # Work from elsewhere does not wait behind a busy neighbour
 //!
-//! A task woken from outside the run loop — by another thread (a call from outside the
-//! node, a message from a process of another thread), or by the reactor on this thread (a
-//! timer, a socket) — must not wait for the local queue to drain: a process flooded with
-//! messages takes turns of up to a millisecond, and many of them. So the loop looks at the
-//! clock every few tasks (every [`CLOCK_EVERY`] while tasks are short, down to every
-//! task while they take long) and after any task that says it ran long ([`ran_long`]); once
-//! [`SERVICE_INTERVAL`](scheduler::SERVICE_INTERVAL) has passed since it last served the outside, it
-//! lets `block_on` poll the reactor, and then runs the tasks injected from other threads
-//! before its local queue. Tasks the reactor wakes go to the front of the local queue.
+//! A task woken from outside the run loop — by another thread (a timer, a call from outside
+//! the node, a message from a process of another thread), or by the thread's poller (a
+//! socket) — must not wait for the local queue to drain: a process flooded with messages
+//! takes turns of up to a millisecond, and many of them. So the loop looks at the clock
+//! every few tasks (every [`CLOCK_EVERY`] while tasks are short, down to every task while
+//! they take long) and after any task that says it ran long ([`ran_long`]); once
+//! [`SERVICE_INTERVAL`](scheduler::SERVICE_INTERVAL) has passed since it last served the
+//! outside, it looks at its poller without waiting, and then runs the tasks injected from
+//! other threads before its local queue. Tasks the poller wakes go to the front of the
+//! local queue.
 //!
 //! # Busy-waiting before sleeping
 //!
 //! Waking a parked thread costs tens of microseconds on a VM — more than a whole message
 //! round trip between processes. So a thread that runs out of work first busy-waits for
-//! the node's [`busy_wait`](crate::NodeBuilder::busy_wait) setting, polling the reactor
-//! (without blocking) and its injection queue, and only then sleeps: a reply, a call from
+//! the node's [`busy_wait`](crate::NodeBuilder::busy_wait) setting, looking at its poller
+//! (without waiting) and its injection queue, and only then sleeps: a reply, a call from
 //! another thread or a frame from a peer that comes within that time is picked up at once.
 //! The cost is CPU time while idle: at most `busy_wait` per burst of work, so a node with
 //! nothing to do sleeps, and one with a steady stream of work spaced less than `busy_wait`
 //! apart keeps its threads busy (like Erlang's scheduler busy-wait, `+sbwt`).
 
 mod active;
+pub(crate) mod poller;
 mod scheduler;
 #[cfg(test)]
 mod tests;
@@ -47,6 +59,7 @@ mod tests;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::Future;
+use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Poll, Waker};
@@ -54,10 +67,11 @@ use std::thread::{self, JoinHandle, ThreadId};
 use std::time::Duration;
 
 use async_task::{Runnable, Task};
-use atomic_waker::AtomicWaker;
 use concurrent_queue::ConcurrentQueue;
+use smol::Async;
 
 use active::{Active, Registered, Slot, HOME};
+use poller::{ThreadPoller, Watch};
 use scheduler::{Scheduler, CLOCK_EVERY};
 
 /// The number of the next scheduler made (see `active::Slot`).
@@ -69,8 +83,8 @@ const OUTSIDE: usize = 1;
 
 thread_local! {
     /// The scheduler this thread runs (its address), for a node's own threads.
-    /// Its lowest bit ([`OUTSIDE`]) is set while the run loop has handed the thread back
-    /// to `block_on`: a task woken on this thread meanwhile was woken by the reactor.
+    /// Its lowest bit ([`OUTSIDE`]) is set while the run loop is out, looking at the
+    /// thread's poller: a task woken on this thread meanwhile was woken by a socket.
     static CURRENT: Cell<usize> = const { Cell::new(0) };
     /// This thread's local run queue.
     static LOCAL: RefCell<VecDeque<Runnable>> = const { RefCell::new(VecDeque::new()) };
@@ -127,7 +141,7 @@ pub(crate) fn current_scheduler() -> usize {
 /// Lets every task queued on the calling scheduler thread run before the caller goes on:
 /// it is woken once the thread runs out of queued work, or at the thread's next turn
 /// serving the outside (every 500 µs at most) if it never does — so no later than a
-/// task woken by the reactor would be. On any other thread, a plain yield.
+/// task woken by a socket would be. On any other thread, a plain yield.
 ///
 /// For a connection's reader whose read buffer ran dry: what its frames woke (a process
 /// that will reply, a caller that will call again) runs first, and its reply goes out
@@ -171,6 +185,30 @@ fn wake_idle_waiters() -> bool {
     true
 }
 
+/// Arms `watch` in the poller of the calling scheduler thread — after moving it there if
+/// it is another thread's (a reader that moved), or making it — so that `waker` is woken
+/// once `socket` is readable; `None` on any other thread.
+pub(crate) fn watch_readable(
+    watch: &mut Option<Watch>,
+    socket: &Arc<Async<std::net::TcpStream>>,
+    waker: &Waker,
+) -> Option<io::Result<()>> {
+    HOME.try_with(|home| {
+        let poller = &home.get()?.poller;
+        if !watch.as_ref().is_some_and(|watch| watch.is_in(poller)) {
+            // The old watch leaves its poller first.
+            *watch = None;
+            match Watch::new(poller, socket) {
+                Ok(made) => *watch = Some(made),
+                Err(error) => return Some(Err(error)),
+            }
+        }
+        watch.as_ref().map(|watch| watch.arm(waker))
+    })
+    .ok()
+    .flatten()
+}
+
 fn local_pop() -> Option<Runnable> {
     LOCAL.with(|local| local.borrow_mut().pop_front())
 }
@@ -192,7 +230,9 @@ impl Executors {
             .map(|_| {
                 Arc::new(Scheduler {
                     injected: ConcurrentQueue::unbounded(),
-                    waker: AtomicWaker::new(),
+                    poller: Arc::new(
+                        ThreadPoller::new().expect("failed to make a scheduler thread's poller"),
+                    ),
                     sleeping: AtomicBool::new(false),
                     stopped: AtomicBool::new(false),
                     busy_wait,
@@ -211,7 +251,7 @@ impl Executors {
                     let _ = HOME.with(|home| home.set(scheduler.clone()));
                     crate::dist::remote::keep_on_this_thread();
                     spawn_on(&scheduler, crate::server::deadline::install_watch()).detach();
-                    smol::block_on(scheduler.clone().run());
+                    scheduler.clone().run();
                     scheduler.cancel_all();
                     CURRENT.with(|c| c.set(0));
                 })
@@ -329,7 +369,7 @@ impl Executors {
         for scheduler in &self.schedulers {
             scheduler.stopped.store(true, Ordering::SeqCst);
             scheduler.sleeping.store(false, Ordering::SeqCst);
-            scheduler.waker.wake();
+            scheduler.poller.notify();
         }
         let me = thread::current().id();
         if self.thread_ids.contains(&me) {

@@ -1,18 +1,16 @@
 //! One scheduler thread: its run loop, and what other threads share with it.
 
 use std::cell::Cell;
-use std::future::poll_fn;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::Poll;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use async_task::Runnable;
-use atomic_waker::AtomicWaker;
 use concurrent_queue::ConcurrentQueue;
 
 use super::active::Active;
+use super::poller::{Events, ThreadPoller};
 use super::{
     local_pop, wake_idle_waiters, CLOCK_LEFT, CURRENT, IDLE_WAITERS, LOCAL, OUTSIDE, STARTS_LEFT,
     STARTS_PER_STRIDE,
@@ -20,8 +18,8 @@ use super::{
 use crate::dist::remote;
 use crate::server::deadline;
 
-/// Tasks run before a busy thread lets the I/O reactor look for events (a system call;
-/// an idle thread waits in the reactor anyway). At 256 the look cost a same-thread call
+/// Tasks run before a busy thread looks at its poller for events (a system call; an idle
+/// thread waits in it anyway). At 256 the look cost a same-thread call
 /// round trip 8 %; 1,024 short tasks take some 100 µs. (tokio's current-thread runtime, as
 /// actix uses it, looks every 61 ticks of 31 local tasks.)
 pub(super) const BUDGET: u32 = 1024;
@@ -39,7 +37,7 @@ pub(super) const CLOCK_EVERY: u32 = 32;
 /// See [`CLOCK_EVERY`].
 const LONG_STRIDE: Duration = Duration::from_micros(100);
 
-/// How long a busy thread may go without polling the reactor and running the tasks
+/// How long a busy thread may go without looking at its poller and running the tasks
 /// injected from other threads ahead of its local queue.
 pub(super) const SERVICE_INTERVAL: Duration = Duration::from_micros(500);
 
@@ -47,8 +45,8 @@ pub(super) const SERVICE_INTERVAL: Duration = Duration::from_micros(500);
 pub(super) struct Scheduler {
     /// Tasks woken from other threads.
     pub(super) injected: ConcurrentQueue<Runnable>,
-    /// Wakes the thread's `block_on`.
-    pub(super) waker: AtomicWaker,
+    /// The poller the thread sleeps in.
+    pub(super) poller: Arc<ThreadPoller>,
     /// Set while the thread waits for work: a waker from elsewhere must wake it.
     pub(super) sleeping: AtomicBool,
     pub(super) stopped: AtomicBool,
@@ -73,18 +71,13 @@ impl Scheduler {
     pub(super) fn schedule(self: &Arc<Self>, runnable: Runnable) {
         let current = CURRENT.with(Cell::get);
         if current & !OUTSIDE == self.id() {
-            // Woken by a task of this thread: behind the others. Woken by the reactor (a
-            // timer, a socket): ahead of them, as work from outside.
+            // Woken by a task of this thread: behind the others. Woken by the thread's
+            // poller (a socket): ahead of them, as work from outside. (The thread is awake
+            // either way: the poller wakes tasks once the thread is back from its wait.)
             if current & OUTSIDE != 0 {
                 LOCAL.with(|local| local.borrow_mut().push_front(runnable));
             } else {
                 LOCAL.with(|local| local.borrow_mut().push_back(runnable));
-            }
-            // Woken on this thread but outside the run loop — by the I/O reactor, which
-            // `block_on` drives while the loop sleeps — the loop must be woken too. (On
-            // this thread, a plain load sees the loop's own store.)
-            if self.sleeping.load(Ordering::Relaxed) {
-                self.wake();
             }
             return;
         }
@@ -96,99 +89,113 @@ impl Scheduler {
     /// Wakes the thread if it waits for work.
     pub(super) fn wake(&self) {
         if self.sleeping.swap(false, Ordering::SeqCst) {
-            self.waker.wake();
+            self.poller.notify();
         }
     }
 
-    /// Runs tasks until the node stops.
-    pub(super) async fn run(self: Arc<Self>) {
-        // Local tasks to run before the injected queue is looked at first.
-        let mut until_injected = INJECTED_EVERY;
-        let mut clock = Clock::new();
-        // Since when the thread has found no work (busy-waiting).
-        let mut idle_since: Option<Instant> = None;
-        // Injected tasks to run ahead of the local queue.
-        let mut injected_first = 0usize;
-        let id = self.id();
-        let outside = |outside: bool| {
-            CURRENT.with(|current| current.set(if outside { id | OUTSIDE } else { id }))
+    /// Runs tasks until the node stops, waiting in the thread's poller whenever it has
+    /// none to run.
+    pub(super) fn run(self: Arc<Self>) {
+        let mut state = Turns {
+            until_injected: INJECTED_EVERY,
+            clock: Clock::new(),
+            idle_since: None,
+            injected_first: 0,
         };
-        poll_fn(|cx| {
-            self.waker.register(cx.waker());
-            // Here `block_on` has just polled the reactor.
-            outside(false);
-            let now = Instant::now();
-            let serve_at = now + SERVICE_INTERVAL;
-            // The time the thread spent outside (asleep, or polling the reactor) is not
-            // the tasks': measure them from here.
-            clock.restart(now);
-            deadline::clock_read(now);
-            for _ in 0..BUDGET {
-                if self.stopped.load(Ordering::Relaxed) {
-                    outside(true);
-                    return Poll::Ready(());
-                }
-                let next = if until_injected == 0 {
-                    until_injected = match injected_first {
-                        0 => INJECTED_EVERY,
-                        _ => {
-                            injected_first -= 1;
-                            0
-                        }
-                    };
-                    self.injected.pop().ok().or_else(local_pop)
-                } else {
-                    until_injected -= 1;
-                    local_pop().or_else(|| self.injected.pop().ok())
+        let mut events = Events::new();
+        loop {
+            let timeout = match self.turn(&mut state) {
+                Turn::Stopped => return,
+                Turn::Again => Some(Duration::ZERO),
+                Turn::Sleep => None,
+            };
+            // Tasks woken while the thread waits, or by the sockets it watches, are woken
+            // from outside the run loop.
+            self.outside(true);
+            self.poller.wait(&mut events, timeout);
+            // Awake: a waker needs not notify the poller (a wake-up it misses here is in
+            // the injected queue, which the run loop looks at before it sleeps again).
+            self.sleeping.store(false, Ordering::SeqCst);
+            self.poller.wake_ready(&events);
+        }
+    }
+
+    fn outside(&self, outside: bool) {
+        let id = self as *const Scheduler as usize;
+        CURRENT.with(|current| current.set(if outside { id | OUTSIDE } else { id }));
+    }
+
+    /// Runs tasks until the thread is to look at its poller: at once (`Again`), or to
+    /// sleep there (`Sleep`).
+    fn turn(&self, state: &mut Turns) -> Turn {
+        let Turns {
+            until_injected,
+            clock,
+            idle_since,
+            injected_first,
+        } = state;
+        self.outside(false);
+        let now = Instant::now();
+        let serve_at = now + SERVICE_INTERVAL;
+        // The time the thread spent outside (asleep, or polling) is not the tasks':
+        // measure them from here.
+        clock.restart(now);
+        deadline::clock_read(now);
+        for _ in 0..BUDGET {
+            if self.stopped.load(Ordering::Relaxed) {
+                self.outside(true);
+                return Turn::Stopped;
+            }
+            let next = if *until_injected == 0 {
+                *until_injected = match *injected_first {
+                    0 => INJECTED_EVERY,
+                    _ => {
+                        *injected_first -= 1;
+                        0
+                    }
                 };
-                match next {
-                    Some(runnable) => {
-                        idle_since = None;
-                        runnable.run();
-                        let read = clock.tick();
-                        if let Some(now) = read {
-                            deadline::clock_read(now);
-                        }
-                        if read.is_some_and(|now| now >= serve_at) {
-                            // Serve the outside: the reactor now, the injected tasks next
-                            // (and the tasks waiting for the thread to be idle: it may
-                            // not be for a while).
-                            (injected_first, until_injected) = (self.injected.len(), 0);
-                            wake_idle_waiters();
-                            outside(true);
-                            cx.waker().wake_by_ref();
-                            return Poll::Pending;
-                        }
+                self.injected.pop().ok().or_else(local_pop)
+            } else {
+                *until_injected -= 1;
+                local_pop().or_else(|| self.injected.pop().ok())
+            };
+            match next {
+                Some(runnable) => {
+                    *idle_since = None;
+                    runnable.run();
+                    let read = clock.tick();
+                    if let Some(now) = read {
+                        deadline::clock_read(now);
                     }
-                    // Out of queued work: the tasks waiting for that go on, and the new
-                    // call deadlines start their clocks (which may wake the sweeper); a
-                    // closed connection kept for sending is let go of.
-                    None if wake_idle_waiters() | before_idle() => {}
-                    None if self.busy_waits(&mut idle_since) => {
-                        // `block_on` polls the reactor without blocking and comes back.
-                        outside(true);
-                        cx.waker().wake_by_ref();
-                        return Poll::Pending;
+                    if read.is_some_and(|now| now >= serve_at) {
+                        // Serve the outside: the poller now, the injected tasks next (and
+                        // the tasks waiting for the thread to be idle: it may not be for
+                        // a while).
+                        (*injected_first, *until_injected) = (self.injected.len(), 0);
+                        wake_idle_waiters();
+                        return Turn::Again;
                     }
-                    None => {
-                        // Announce the sleep, then look again: a task injected meanwhile
-                        // is either seen here or its scheduler sees `sleeping` and wakes us.
-                        self.sleeping.store(true, Ordering::SeqCst);
-                        if self.injected.is_empty() && !self.stopped.load(Ordering::SeqCst) {
-                            outside(true);
-                            return Poll::Pending;
-                        }
-                        self.sleeping.store(false, Ordering::SeqCst);
+                }
+                // Out of queued work: the tasks waiting for that go on, and the new call
+                // deadlines start their clocks (which may wake the sweeper); a closed
+                // connection kept for sending is let go of.
+                None if wake_idle_waiters() | before_idle() => {}
+                // Polls without waiting, and comes back.
+                None if self.busy_waits(idle_since) => return Turn::Again,
+                None => {
+                    // Announce the sleep, then look again: a task injected meanwhile is
+                    // either seen here or its scheduler sees `sleeping` and wakes us.
+                    self.sleeping.store(true, Ordering::SeqCst);
+                    if self.injected.is_empty() && !self.stopped.load(Ordering::SeqCst) {
+                        return Turn::Sleep;
                     }
+                    self.sleeping.store(false, Ordering::SeqCst);
                 }
             }
-            // Budget spent: let `block_on` poll the reactor, then come back at once.
-            wake_idle_waiters();
-            outside(true);
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        })
-        .await;
+        }
+        // Budget spent: poll, then come back at once.
+        wake_idle_waiters();
+        Turn::Again
     }
 
     /// `true` while the thread, out of work since `idle_since`, should busy-wait rather
@@ -230,6 +237,27 @@ impl Scheduler {
             drop(injected);
         }
     }
+}
+
+/// What the run loop keeps from one turn to the next.
+struct Turns {
+    /// Local tasks to run before the injected queue is looked at first.
+    until_injected: u32,
+    clock: Clock,
+    /// Since when the thread has found no work (busy-waiting).
+    idle_since: Option<Instant>,
+    /// Injected tasks to run ahead of the local queue.
+    injected_first: usize,
+}
+
+/// How a turn of the run loop ends.
+enum Turn {
+    /// The node stopped.
+    Stopped,
+    /// The poller is to be looked at without waiting.
+    Again,
+    /// The poller is to be waited in: there is nothing to run.
+    Sleep,
 }
 
 /// When the run loop reads the clock (see [`CLOCK_EVERY`]); the count of tasks left until

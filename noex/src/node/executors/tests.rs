@@ -16,8 +16,8 @@ fn wait<T>(future: impl Future<Output = T>) -> T {
 
 #[test]
 fn a_task_woken_by_a_timer_on_its_idle_thread_runs() {
-    // The idle thread drives the reactor itself; the timer wakes the task from there,
-    // outside the run loop.
+    // The idle thread sleeps in its own poller; the timer is served by the thread driving
+    // async-io's reactor, which wakes the task's thread from there.
     let executors = Executors::start("test", 1, Duration::ZERO);
     for _ in 0..20 {
         let task = executors.spawn(async {
