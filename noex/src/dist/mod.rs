@@ -107,6 +107,8 @@ pub(crate) mod spares;
 pub(crate) mod spawn;
 mod status;
 pub(crate) mod tagged;
+#[cfg(test)]
+mod testing;
 #[cfg(feature = "tls")]
 mod tls;
 mod transport;

@@ -112,3 +112,55 @@ impl AsyncWrite for Socket {
         Pin::new(&mut self.get_mut().tcp).poll_close(cx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use crate::Node;
+
+    async fn start(name: &str, seed: Option<&Node>) -> Node {
+        crate::dist::testing::start_node(name, "socket tests", seed).await
+    }
+
+    #[test]
+    fn a_connections_reader_waits_in_its_threads_poller() {
+        smol::block_on(async {
+            let b = start("socket-b", None).await;
+            let a = start("socket-a", Some(&b)).await;
+            let c = start("socket-c", Some(&b)).await;
+            let deadline = Instant::now() + Duration::from_secs(20);
+            // Each node's readers, once they found nothing to read, wait in a poller of
+            // the node's threads: one socket watched per connection.
+            for node in [&a, &b, &c] {
+                while node.connected_nodes().len() < 2 || node.inner.executors.watched_sockets() < 2
+                {
+                    assert!(
+                        Instant::now() < deadline,
+                        "{:?} watches {} sockets, with {} peers",
+                        node.local_node_id(),
+                        node.inner.executors.watched_sockets(),
+                        node.connected_nodes().len()
+                    );
+                    smol::Timer::after(Duration::from_millis(1)).await;
+                }
+                assert_eq!(node.inner.executors.watched_sockets(), 2);
+            }
+            // A connection that ends leaves the poller.
+            c.shutdown();
+            for node in [&a, &b] {
+                while node.connected_nodes().len() > 1 || node.inner.executors.watched_sockets() > 1
+                {
+                    assert!(
+                        Instant::now() < deadline,
+                        "{:?} still watches {} sockets",
+                        node.local_node_id(),
+                        node.inner.executors.watched_sockets()
+                    );
+                    smol::Timer::after(Duration::from_millis(1)).await;
+                }
+                assert_eq!(node.inner.executors.watched_sockets(), 1);
+            }
+        });
+    }
+}

@@ -177,17 +177,10 @@ mod tests {
 
     use crate::dist::wire::{self, Address, WireMessage};
     use crate::node::executors::current_scheduler;
-    use crate::{ClusterConfig, Node};
+    use crate::Node;
 
     async fn start(name: &str, seed: Option<&Node>) -> Node {
-        let mut config = ClusterConfig::new(name)
-            .secret("writer tests")
-            .threads(2)
-            .busy_wait(Duration::ZERO);
-        if let Some(seed) = seed {
-            config = config.seed(seed.local_node_id().unwrap().to_string());
-        }
-        Node::start(config).await.unwrap()
+        crate::dist::testing::start_node(name, "writer tests", seed).await
     }
 
     #[test]

@@ -352,6 +352,12 @@ impl Executors {
         None
     }
 
+    /// How many sockets the threads' pollers watch, in all.
+    #[cfg(test)]
+    pub(crate) fn watched_sockets(&self) -> usize {
+        self.schedulers.iter().map(|s| s.poller.watching()).sum()
+    }
+
     /// Number of scheduler threads.
     pub(crate) fn threads(&self) -> usize {
         self.schedulers.len()

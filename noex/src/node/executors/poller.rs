@@ -77,6 +77,13 @@ impl ThreadPoller {
         }
     }
 
+    /// How many sockets are watched.
+    #[cfg(test)]
+    pub(crate) fn watching(&self) -> usize {
+        let watched = self.watched();
+        watched.wakers.len() - watched.free.len()
+    }
+
     /// Wakes the readers of the sockets `events` found ready.
     pub(super) fn wake_ready(&self, events: &Events) {
         for key in events.keys() {
