@@ -10,10 +10,11 @@
 //! allocation: a task that ended after a call stays allocated until a later call's slot
 //! replaces that spare — at most [`spares::KEPT`] tasks a thread.)
 //!
-//! This is the crate's only `unsafe` module: the value and the waker live in `UnsafeCell`s
-//! whose access is ruled by one atomic state, and the slot is shared by its two ends
-//! through a count of its holders rather than an `Arc` (see [`Inner`]). Its tests run
-//! under Miri in CI (`cargo +nightly miri test -p noex --lib server::slot`).
+//! This is the crate's only `unsafe` module (away from Linux, `node::executors::poller`
+//! makes one `unsafe` call too: `polling::Poller::add`): the value and the waker live in
+//! `UnsafeCell`s whose access is ruled by one atomic state, and the slot is shared by its
+//! two ends through a count of its holders rather than an `Arc` (see [`Inner`]). Its tests
+//! run under Miri in CI (`cargo +nightly miri test -p noex --lib server::slot`).
 
 #![allow(unsafe_code)]
 
