@@ -24,7 +24,7 @@
 //! waking up costs one more only when the thread was notified — where the general-purpose
 //! `polling` crate, which async-io uses, re-arms a one-shot socket before each wait, and a
 //! timer and its notifier around every wait. Elsewhere the poller is a `polling::Poller`,
-//! its sockets watched one-shot and re-armed before each wait.
+//! its sockets watched one-shot and re-armed each time a reader waits.
 
 use std::io;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -175,7 +175,7 @@ mod sys {
 
     use rustix::buffer::spare_capacity;
     use rustix::event::epoll::{self, EventData, EventFlags};
-    use rustix::event::{eventfd, EventfdFlags, Timespec};
+    use rustix::event::{eventfd, EventfdFlags, Secs, Timespec};
 
     /// The key of the notifier's events.
     const NOTIFIED: u64 = u64::MAX;
@@ -229,8 +229,9 @@ mod sys {
         ) -> io::Result<()> {
             events.0.clear();
             let timeout = timeout.map(|timeout| Timespec {
-                tv_sec: timeout.as_secs().try_into().unwrap_or(i64::MAX),
-                tv_nsec: timeout.subsec_nanos().into(),
+                tv_sec: timeout.as_secs().try_into().unwrap_or(Secs::MAX),
+                // (`Nsecs` is 32 bits wide on some targets: below 10^9 fits either way.)
+                tv_nsec: timeout.subsec_nanos() as _,
             });
             epoll::wait(&self.epoll, spare_capacity(&mut events.0), timeout.as_ref())?;
             if events.0.iter().any(|event| event.data.u64() == NOTIFIED) {
