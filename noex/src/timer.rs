@@ -10,9 +10,9 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
-use smol::stream::StreamExt;
 use smol::Task;
 
+use crate::node::executors::timers::{Interval, Sleep};
 use crate::node::executors::Executors;
 
 use crate::process::AnyProcess;
@@ -145,7 +145,7 @@ pub(crate) fn start<B: GenServer>(
     let task = executors.spawn(async move {
         match repeat {
             None => {
-                smol::Timer::after(delay).await;
+                Sleep::after(delay).await;
                 if timer.fire() {
                     timer.detach_from_owner();
                     if let Some(target) = weak_target.upgrade() {
@@ -155,9 +155,9 @@ pub(crate) fn start<B: GenServer>(
                 }
             }
             Some(copy) => {
-                let mut ticks = smol::Timer::interval(delay);
+                let mut ticks = Interval::new(delay);
                 loop {
-                    ticks.next().await;
+                    ticks.tick().await;
                     let Some(target) = weak_target.upgrade() else {
                         return;
                     };

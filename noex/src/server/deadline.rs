@@ -10,11 +10,12 @@
 //! every few tasks, after any long one, and before it waits for work — rather than when the
 //! call starts, which saves reading the clock on every call: so a call times out no earlier
 //! than asked, and later only by what the thread ran meanwhile. A sweeper task per thread
-//! sleeps on one reactor timer set to the earliest expiry it knows of, and wakes the calls
-//! whose deadline has passed. That timer is set again only when a deadline expires earlier
-//! than it: calls answered within their timeout, one after another, cost no timer and no
-//! wake-up at all (a sweeper ticking every few milliseconds would wake a sleeping thread —
-//! and move it to another core — that often).
+//! sleeps on one timer (the thread's own: see `node::executors::timers`) set to the
+//! earliest expiry it knows of, and wakes the calls whose deadline has passed. That timer
+//! is set again only when a deadline expires earlier than it: calls answered within their
+//! timeout, one after another, cost no timer and no wake-up at all (a sweeper ticking every
+//! few milliseconds would wake a sleeping thread — and move it to another core — that
+//! often).
 //!
 //! Calls made from other threads use a reactor timer — but not while
 //! [`Node::block_on`](crate::Node::block_on) busy-waits for the call's answer (see
@@ -32,6 +33,8 @@ use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
+
+use crate::node::executors::timers::Sleep;
 
 thread_local! {
     /// The deadline table of a node scheduler thread; not `installed` on any other thread.
@@ -269,7 +272,7 @@ fn table_id(watch: &RefCell<Watch>) -> usize {
 pub(crate) fn install_watch() -> impl Future<Output = ()> + Send + 'static {
     WATCH.with(|watch| watch.borrow_mut().installed = true);
     async {
-        let mut timer = smol::Timer::never();
+        let mut timer = Sleep::never();
         loop {
             // Sleep until the earliest expiry known (set again when an earlier one comes)...
             poll_fn(|cx| {
@@ -286,10 +289,10 @@ pub(crate) fn install_watch() -> impl Future<Output = ()> + Send + 'static {
                 });
                 match set {
                     Some(Some(at)) => timer.set_at(at),
-                    Some(None) => timer = smol::Timer::never(),
+                    Some(None) => timer = Sleep::never(),
                     None => {}
                 }
-                Pin::new(&mut timer).poll(cx).map(drop)
+                Pin::new(&mut timer).poll(cx)
             })
             .await;
             // ...then wake the calls whose deadline has passed.

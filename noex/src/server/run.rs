@@ -19,6 +19,7 @@ use super::process::{Encoded, Envelope, Process};
 use super::{GenServer, Info};
 use crate::error::SpawnError;
 use crate::events::LifecycleEvent;
+use crate::node::executors::timers::Sleep;
 use crate::process::Signal;
 use crate::ExitReason;
 
@@ -254,7 +255,7 @@ fn idle_wait<'a, B: GenServer>(
         use futures_lite::FutureExt;
         async { Some(wait_for_work(process, batch).await) }
             .or(async {
-                smol::Timer::after(after).await;
+                Sleep::after(after).await;
                 None
             })
             .await

@@ -18,26 +18,29 @@
 //! sockets its connection readers read are watched: a frame from a peer wakes the thread
 //! that reads it, directly. (Under async-io's `block_on`, one thread of the OS process at a
 //! time waits in the shared reactor, and a frame for another thread's reader woke that
-//! thread first, which then woke the reader's — two wake-ups in a row.) Timers and the rest
-//! of async-io's sources are served by the thread driving async-io's reactor (its own
-//! `async-io` thread, or a thread in `block_on`), which wakes the task's thread like any
-//! other thread does. The loop looks at its poller whenever the thread has nothing to run,
+//! thread first, which then woke the reader's — two wake-ups in a row.) The runtime's own
+//! timers are the thread's too (see [`timers`]): the earliest bounds the wait. The rest of
+//! async-io's sources (a timer of the user's, accepting, connecting, a writer waiting for
+//! room) are served by the thread driving async-io's reactor (its own `async-io` thread, or
+//! a thread in `block_on`), which wakes the task's thread like any other thread does. The
+//! loop looks at its poller whenever the thread has nothing to run,
 //! every [`BUDGET`](scheduler::BUDGET) tasks, and whenever
 //! [`SERVICE_INTERVAL`](scheduler::SERVICE_INTERVAL) has passed since it last did (see
 //! below).
 //!
 //! # Work from elsewhere does not wait behind a busy neighbour
 //!
-//! A task woken from outside the run loop — by another thread (a timer, a call from outside
-//! the node, a message from a process of another thread), or by the thread's poller (a
-//! socket) — must not wait for the local queue to drain: a process flooded with messages
+//! A task woken from outside the run loop — by another thread (a call from outside the
+//! node, a message from a process of another thread), by the thread's poller (a socket) or
+//! by one of its timers — must not wait for the local queue to drain: a process flooded with messages
 //! takes turns of up to a millisecond, and many of them. So the loop looks at the clock
 //! every few tasks (every [`CLOCK_EVERY`] while tasks are short, down to every task while
 //! they take long) and after any task that says it ran long ([`ran_long`]); once
 //! [`SERVICE_INTERVAL`](scheduler::SERVICE_INTERVAL) has passed since it last served the
 //! outside, it looks at its poller without waiting, and then runs the tasks injected from
 //! other threads before its local queue. Tasks the poller wakes go to the front of the
-//! local queue.
+//! local queue, and so do those of the timers due, which the loop wakes each time it reads
+//! the clock.
 //!
 //! # Busy-waiting before sleeping
 //!
@@ -55,6 +58,7 @@ pub(crate) mod poller;
 mod scheduler;
 #[cfg(test)]
 mod tests;
+pub(crate) mod timers;
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;

@@ -17,23 +17,35 @@
 //! socket is added to this poller besides async-io's (an epoll or kqueue set may share a
 //! socket with another).
 //!
-//! On Linux the poller is an epoll set and an eventfd, used directly ([`sys`]), and a
-//! socket is watched edge-triggered: new bytes are an event whether or not the reader
-//! waits (if it does not, the event finds no waker and is dropped: the reader reads before
-//! it waits again). Waiting for a socket then costs no system call, a wait is one, and
-//! waking up costs one more only when the thread was notified — where the general-purpose
-//! `polling` crate, which async-io uses, re-arms a one-shot socket before each wait, and a
-//! timer and its notifier around every wait. Elsewhere the poller is a `polling::Poller`,
+//! On Linux the poller is an epoll set, an eventfd and a timerfd (for the thread's earliest
+//! timer: `epoll_wait` counts milliseconds), used directly ([`sys`]), and a socket is
+//! watched edge-triggered: new bytes are an event whether or not the reader waits (if it
+//! does not, the event finds no waker and is dropped: the reader reads before it waits
+//! again). Waiting for a socket then costs no system call, a wait is one, and waking up
+//! costs one more only when the thread was notified (or its timer fired) — where the
+//! general-purpose `polling` crate, which async-io uses, re-arms a one-shot socket before
+//! each wait, and a timer and its notifier around every wait. Elsewhere the poller is a `polling::Poller`,
 //! its sockets watched one-shot and re-armed each time a reader waits.
 
 use std::io;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::Waker;
-use std::time::Duration;
+use std::time::Instant;
 
 use smol::Async;
 
 pub(crate) use sys::Events;
+
+/// How long a wait in the poller may last.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Until {
+    /// Not at all: the poller is only looked at.
+    Now,
+    /// Until a socket is ready or the thread is notified.
+    Never,
+    /// As `Never`, or until then (the thread's earliest timer: see `timers`).
+    At(Instant),
+}
 
 /// A scheduler thread's poller and the wakers of the sockets watched in it.
 pub(crate) struct ThreadPoller {
@@ -67,10 +79,10 @@ impl ThreadPoller {
         let _ = self.poller.notify();
     }
 
-    /// Waits for a watched socket to be ready or for [`notify`](Self::notify), `timeout` at
-    /// most (`None`: no limit).
-    pub(super) fn wait(&self, events: &mut Events, timeout: Option<Duration>) {
-        if let Err(error) = self.poller.wait(events, timeout) {
+    /// Waits for a watched socket to be ready or for [`notify`](Self::notify), until
+    /// `until` at the latest.
+    pub(super) fn wait(&self, events: &mut Events, until: Until) {
+        if let Err(error) = self.poller.wait(events, until) {
             if error.kind() != io::ErrorKind::Interrupted {
                 tracing::warn!(%error, "a scheduler thread's poller failed to wait");
             }
@@ -171,19 +183,41 @@ impl Drop for Watch {
 mod sys {
     use std::io;
     use std::os::fd::{AsFd, OwnedFd};
-    use std::time::Duration;
+    use std::sync::{Mutex, PoisonError};
+    use std::time::{Duration, Instant};
 
     use rustix::buffer::spare_capacity;
     use rustix::event::epoll::{self, EventData, EventFlags};
     use rustix::event::{eventfd, EventfdFlags, Secs, Timespec};
+    use rustix::time::{
+        timerfd_create, timerfd_settime, Itimerspec, TimerfdClockId, TimerfdFlags,
+        TimerfdTimerFlags,
+    };
+
+    use super::Until;
 
     /// The key of the notifier's events.
     const NOTIFIED: u64 = u64::MAX;
+    /// The key of the timer's events.
+    const TIMER: u64 = u64::MAX - 1;
 
     pub(super) struct Poller {
         epoll: OwnedFd,
         /// Level-triggered: readable from a notification until the waiter reads it.
         notifier: OwnedFd,
+        /// Ends a wait at the thread's earliest timer (`epoll_pwait` counts milliseconds):
+        /// readable once it fires, until the waiter reads it.
+        timer: OwnedFd,
+        /// What `timer` is set to, if set and not yet read.
+        armed: Mutex<Option<Instant>>,
+    }
+
+    fn timespec(duration: Duration) -> Timespec {
+        Timespec {
+            tv_sec: duration.as_secs().try_into().unwrap_or(Secs::MAX),
+            // (`Nsecs` is 32 bits wide on some targets: below 10^9 fits either way.)
+            tv_nsec: duration.subsec_nanos() as _,
+        }
     }
 
     /// The events of one wait.
@@ -199,7 +233,7 @@ mod sys {
             self.0
                 .iter()
                 .map(|event| event.data.u64())
-                .filter(|&key| key != NOTIFIED)
+                .filter(|&key| key != NOTIFIED && key != TIMER)
                 .map(|key| key as usize)
         }
     }
@@ -214,7 +248,21 @@ mod sys {
                 EventData::new_u64(NOTIFIED),
                 EventFlags::IN,
             )?;
-            Ok(Poller { epoll, notifier })
+            let timer = timerfd_create(
+                TimerfdClockId::Monotonic,
+                TimerfdFlags::CLOEXEC | TimerfdFlags::NONBLOCK,
+            )?;
+            epoll::add(&epoll, &timer, EventData::new_u64(TIMER), EventFlags::IN)?;
+            Ok(Poller {
+                epoll,
+                notifier,
+                timer,
+                armed: Mutex::new(None),
+            })
+        }
+
+        fn armed(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
+            self.armed.lock().unwrap_or_else(PoisonError::into_inner)
         }
 
         pub(super) fn notify(&self) -> io::Result<()> {
@@ -222,22 +270,49 @@ mod sys {
             Ok(())
         }
 
-        pub(super) fn wait(
-            &self,
-            events: &mut Events,
-            timeout: Option<Duration>,
-        ) -> io::Result<()> {
+        pub(super) fn wait(&self, events: &mut Events, until: Until) -> io::Result<()> {
             events.0.clear();
-            let timeout = timeout.map(|timeout| Timespec {
-                tv_sec: timeout.as_secs().try_into().unwrap_or(Secs::MAX),
-                // (`Nsecs` is 32 bits wide on some targets: below 10^9 fits either way.)
-                tv_nsec: timeout.subsec_nanos() as _,
-            });
+            let zero = Timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            let timeout = match until {
+                Until::Now => Some(zero),
+                Until::Never => None,
+                Until::At(at) => {
+                    let now = Instant::now();
+                    match at.checked_duration_since(now).filter(|d| !d.is_zero()) {
+                        None => Some(zero),
+                        Some(left) => {
+                            // Set again only when the earliest timer changed.
+                            let mut armed = self.armed();
+                            if *armed != Some(at) {
+                                let value = Itimerspec {
+                                    it_interval: zero,
+                                    it_value: timespec(left),
+                                };
+                                timerfd_settime(&self.timer, TimerfdTimerFlags::empty(), &value)?;
+                                *armed = Some(at);
+                            }
+                            None
+                        }
+                    }
+                }
+            };
             epoll::wait(&self.epoll, spare_capacity(&mut events.0), timeout.as_ref())?;
-            if events.0.iter().any(|event| event.data.u64() == NOTIFIED) {
-                // Empty, so that the next wait waits.
+            for event in &events.0 {
+                // Emptied, so that the next wait waits.
                 let mut count = [0; 8];
-                let _ = rustix::io::read(&self.notifier, &mut count);
+                match event.data.u64() {
+                    NOTIFIED => {
+                        let _ = rustix::io::read(&self.notifier, &mut count);
+                    }
+                    TIMER => {
+                        let _ = rustix::io::read(&self.timer, &mut count);
+                        *self.armed() = None;
+                    }
+                    _ => {}
+                }
             }
             Ok(())
         }
@@ -270,9 +345,11 @@ mod sys {
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 mod sys {
     use std::io;
-    use std::time::Duration;
+    use std::time::{Duration, Instant};
 
     use polling::{AsRawSource, AsSource, Event};
+
+    use super::Until;
 
     pub(super) struct Poller(polling::Poller);
 
@@ -299,12 +376,13 @@ mod sys {
             self.0.notify()
         }
 
-        pub(super) fn wait(
-            &self,
-            events: &mut Events,
-            timeout: Option<Duration>,
-        ) -> io::Result<()> {
+        pub(super) fn wait(&self, events: &mut Events, until: Until) -> io::Result<()> {
             events.0.clear();
+            let timeout = match until {
+                Until::Now => Some(Duration::ZERO),
+                Until::Never => None,
+                Until::At(at) => Some(at.saturating_duration_since(Instant::now())),
+            };
             self.0.wait(&mut events.0, timeout).map(drop)
         }
 
@@ -340,7 +418,7 @@ mod tests {
 
     use smol::Async;
 
-    use super::{Events, ThreadPoller, Watch};
+    use super::{Events, ThreadPoller, Until, Watch};
 
     /// Counts its wake-ups.
     #[derive(Default)]
@@ -365,7 +443,10 @@ mod tests {
         let deadline = Instant::now() + Duration::from_secs(10);
         while count.0.load(Ordering::SeqCst) < at_least {
             assert!(Instant::now() < deadline, "no wake-up within 10 s");
-            poller.wait(&mut events, Some(Duration::from_millis(100)));
+            poller.wait(
+                &mut events,
+                Until::At(Instant::now() + Duration::from_millis(100)),
+            );
             poller.wake_ready(&events);
         }
     }
@@ -394,7 +475,10 @@ mod tests {
         drop(watch);
         peer.write_all(b"unseen").unwrap();
         let mut events = Events::new();
-        poller.wait(&mut events, Some(Duration::from_millis(50)));
+        poller.wait(
+            &mut events,
+            Until::At(Instant::now() + Duration::from_millis(50)),
+        );
         poller.wake_ready(&events);
         assert_eq!(count.0.load(Ordering::SeqCst), 2);
     }
@@ -406,12 +490,15 @@ mod tests {
         let notify = std::thread::spawn(move || notifier.notify());
         let mut events = Events::new();
         // Without a limit: only the notification ends it.
-        poller.wait(&mut events, None);
+        poller.wait(&mut events, Until::Never);
         notify.join().unwrap();
         // The notification is used up: the next wait waits its time.
         let start = Instant::now();
-        poller.wait(&mut events, Some(Duration::from_millis(20)));
-        assert!(start.elapsed() >= Duration::from_millis(15));
+        poller.wait(&mut events, Until::At(start + Duration::from_millis(20)));
+        assert!(
+            start.elapsed() >= Duration::from_millis(20),
+            "a wait ends at its time"
+        );
     }
 
     #[test]
@@ -432,7 +519,7 @@ mod tests {
         peer.write_all(b"frame").unwrap();
         wait_for(&second, &count, 1);
         let mut events = Events::new();
-        first.wait(&mut events, Some(Duration::ZERO));
+        first.wait(&mut events, Until::Now);
         assert_eq!(
             events.keys().count(),
             0,

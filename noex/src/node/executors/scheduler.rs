@@ -10,7 +10,8 @@ use async_task::Runnable;
 use concurrent_queue::ConcurrentQueue;
 
 use super::active::Active;
-use super::poller::{Events, ThreadPoller};
+use super::poller::{Events, ThreadPoller, Until};
+use super::timers;
 use super::{
     local_pop, wake_idle_waiters, CLOCK_LEFT, CURRENT, IDLE_WAITERS, LOCAL, OUTSIDE, STARTS_LEFT,
     STARTS_PER_STRIDE,
@@ -104,15 +105,15 @@ impl Scheduler {
         };
         let mut events = Events::new();
         loop {
-            let timeout = match self.turn(&mut state) {
+            let until = match self.turn(&mut state) {
                 Turn::Stopped => return,
-                Turn::Again => Some(Duration::ZERO),
-                Turn::Sleep => None,
+                Turn::Again => Until::Now,
+                Turn::Sleep => timers::earliest().map_or(Until::Never, Until::At),
             };
             // Tasks woken while the thread waits, or by the sockets it watches, are woken
             // from outside the run loop.
             self.outside(true);
-            self.poller.wait(&mut events, timeout);
+            self.poller.wait(&mut events, until);
             // Awake: a waker needs not notify the poller (a wake-up it misses here is in
             // the injected queue, which the run loop looks at before it sleeps again).
             self.sleeping.store(false, Ordering::SeqCst);
@@ -134,8 +135,10 @@ impl Scheduler {
             idle_since,
             injected_first,
         } = state;
-        self.outside(false);
         let now = Instant::now();
+        // (Still outside: the timers' tasks go ahead of the others.)
+        timers::wake_due(now);
+        self.outside(false);
         let serve_at = now + SERVICE_INTERVAL;
         // The time the thread spent outside (asleep, or polling) is not the tasks':
         // measure them from here.
@@ -166,6 +169,13 @@ impl Scheduler {
                     let read = clock.tick();
                     if let Some(now) = read {
                         deadline::clock_read(now);
+                        // A timer due goes ahead of the local queue, as if woken from
+                        // outside: not behind a flood.
+                        if timers::earliest().is_some_and(|at| at <= now) {
+                            self.outside(true);
+                            timers::wake_due(now);
+                            self.outside(false);
+                        }
                     }
                     if read.is_some_and(|now| now >= serve_at) {
                         // Serve the outside: the poller now, the injected tasks next (and

@@ -1,6 +1,7 @@
 //! Tests of the scheduler threads.
 
 use std::sync::atomic::AtomicBool;
+use std::time::Instant;
 
 use futures_lite::FutureExt;
 
@@ -174,5 +175,42 @@ fn a_task_yielding_until_idle_on_a_busy_thread_goes_on_at_its_next_service_turn(
     });
     wait(waited);
     wait(spinner);
+    executors.stop();
+}
+
+#[test]
+fn the_threads_own_timers_fire_in_order_and_a_dropped_one_never() {
+    use super::timers::{Interval, Sleep};
+    use futures_lite::future;
+    // One thread, asleep between the timers: its poller's wait ends at the earliest.
+    let executors = Executors::start("test", 1, Duration::ZERO);
+    let task = executors.spawn(async {
+        let start = Instant::now();
+        let order = Arc::new(Mutex::new(Vec::<u64>::new()));
+        let sleeper = |ms: u64| {
+            let order = order.clone();
+            async move {
+                Sleep::after(Duration::from_millis(ms)).await;
+                order.lock().unwrap().push(ms);
+            }
+        };
+        // Polled once, then dropped: its entry leaves the table.
+        let mut dropped = Box::pin(Sleep::after(Duration::from_millis(1)));
+        assert!(future::poll_once(&mut dropped).await.is_none());
+        drop(dropped);
+        future::zip(future::zip(sleeper(9), sleeper(3)), sleeper(6)).await;
+        assert_eq!(*order.lock().unwrap(), [3, 6, 9]);
+        assert!(
+            start.elapsed() >= Duration::from_millis(9),
+            "none fires early"
+        );
+        let mut ticks = Interval::new(Duration::from_millis(2));
+        for _ in 0..3 {
+            ticks.tick().await;
+        }
+        assert!(start.elapsed() >= Duration::from_millis(15));
+        super::timers::earliest()
+    });
+    assert_eq!(wait(task), None, "nothing left in the table");
     executors.stop();
 }
