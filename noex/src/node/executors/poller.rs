@@ -167,6 +167,8 @@ impl Watch {
 
 impl Drop for Watch {
     fn drop(&mut self) {
+        // Cannot fail while the watch holds its socket open (and a socket left in the set
+        // would only cause spurious wake-ups of the key's next user).
         let _ = self.poller.poller.delete(self.socket.get_ref());
         let waker = {
             let mut watched = self.poller.watched();

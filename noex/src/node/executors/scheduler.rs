@@ -73,8 +73,9 @@ impl Scheduler {
         let current = CURRENT.with(Cell::get);
         if current & !OUTSIDE == self.id() {
             // Woken by a task of this thread: behind the others. Woken by the thread's
-            // poller (a socket): ahead of them, as work from outside. (The thread is awake
-            // either way: the poller wakes tasks once the thread is back from its wait.)
+            // poller (a socket) or one of its timers: ahead of them, as work from outside.
+            // (The thread is awake either way: those are woken once it is back from its
+            // wait, or between two tasks.)
             if current & OUTSIDE != 0 {
                 LOCAL.with(|local| local.borrow_mut().push_front(runnable));
             } else {
