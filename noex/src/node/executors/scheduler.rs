@@ -64,8 +64,9 @@ impl Scheduler {
         self.active.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub(super) fn id(self: &Arc<Self>) -> usize {
-        Arc::as_ptr(self) as usize
+    /// Its key: its address (an `Arc`'s, so the same from every clone).
+    pub(super) fn id(&self) -> usize {
+        self as *const Scheduler as usize
     }
 
     /// Queues a woken task: locally if on this scheduler's thread, else injected.
@@ -123,7 +124,7 @@ impl Scheduler {
     }
 
     fn outside(&self, outside: bool) {
-        let id = self as *const Scheduler as usize;
+        let id = self.id();
         CURRENT.with(|current| current.set(if outside { id | OUTSIDE } else { id }));
     }
 

@@ -67,9 +67,9 @@ pub(crate) struct Sleep {
 /// Where a [`Sleep`] waits.
 enum Kept {
     Nowhere,
-    /// In the table of the scheduler thread `scheduler`, under `(at, key)`.
+    /// In the table of the scheduler thread `scheduler`, under `(at, key)` (`at` being
+    /// the sleep's own).
     Here {
-        at: Instant,
         key: u64,
         scheduler: usize,
     },
@@ -105,9 +105,8 @@ impl Sleep {
     /// Leaves the table it waits in (if it is the calling thread's: on another thread,
     /// at the end of a node's life, it is left to be woken for nothing).
     fn forget(&mut self) {
-        if let Kept::Here { at, key, scheduler } = std::mem::replace(&mut self.kept, Kept::Nowhere)
-        {
-            if current_scheduler() == scheduler {
+        if let Kept::Here { key, scheduler } = std::mem::replace(&mut self.kept, Kept::Nowhere) {
+            if let Some(at) = self.at.filter(|_| current_scheduler() == scheduler) {
                 let _ = TIMERS.try_with(|timers| timers.borrow_mut().due.remove(&(at, key)));
             }
         }
@@ -152,7 +151,7 @@ impl Future for Sleep {
             let key = timers.next;
             timers.next += 1;
             timers.due.insert((at, key), cx.waker().clone());
-            this.kept = Kept::Here { at, key, scheduler };
+            this.kept = Kept::Here { key, scheduler };
         });
         Poll::Pending
     }
