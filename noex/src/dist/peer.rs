@@ -201,10 +201,15 @@ impl Peer {
         }
     }
 
+    /// Fault injection holds the writer back (see [`Peer::stall`]).
+    pub(super) fn is_stalled(&self) -> bool {
+        self.stalled.load(Ordering::Acquire)
+    }
+
     pub(super) async fn wait_unstalled(&self) {
         loop {
             let listener = self.unstalled.listen();
-            if !self.stalled.load(Ordering::Acquire) || self.is_closed() {
+            if !self.is_stalled() || self.is_closed() {
                 return;
             }
             listener.await;

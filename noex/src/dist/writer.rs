@@ -91,9 +91,11 @@ async fn write_until_moved(
     let mut since_yield = 0;
     loop {
         peer.wait_unstalled().await;
-        let taken = peer.queue.next_batch(batch).await?;
-        // Stalled while it waited for the batch: the batch waits too.
-        peer.wait_unstalled().await;
+        let taken = peer.queue.next_batch(batch, || peer.is_stalled()).await?;
+        if taken.messages == 0 {
+            // Stalled while it waited: nothing was taken.
+            continue;
+        }
         let messages = taken.messages;
         let silenced = peer.silenced.load(Ordering::Relaxed);
         // Fault injection drops the batch — all but the end of a frame already begun.

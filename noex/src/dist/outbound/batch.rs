@@ -90,12 +90,20 @@ impl Lanes {
 
 impl Outbound {
     /// Waits for the next batch of frames to write, appending them to `batch`; returns how
-    /// many messages it holds, or `None` once the queue is closed.
-    pub(crate) async fn next_batch(&self, batch: &mut Frame) -> Option<Batch> {
+    /// many messages it holds, or `None` once the queue is closed. Returns an empty batch
+    /// at once, taking nothing, if `held()` (fault injection's stall) when it would take:
+    /// it is asked under the queue's lock, so that a frame queued after the stall began is
+    /// never taken.
+    pub(crate) async fn next_batch(
+        &self,
+        batch: &mut Frame,
+        held: impl Fn() -> bool,
+    ) -> Option<Batch> {
         loop {
             let listener = self.work.listen();
-            match self.take_batch(batch) {
+            match self.take_batch_unless(batch, &held) {
                 Taken::Closed => return None,
+                Taken::Held => return Some(Batch::default()),
                 Taken::Batch(Batch { messages: 0, .. }) => {
                     listener.await;
                     // Woken by the first frame queued since the last batch: whoever queued
@@ -120,13 +128,21 @@ impl Outbound {
         work
     }
 
+    #[cfg(test)]
     pub(super) fn take_batch(&self, batch: &mut Frame) -> Taken {
+        self.take_batch_unless(batch, &|| false)
+    }
+
+    fn take_batch_unless(&self, batch: &mut Frame, held: &dyn Fn() -> bool) -> Taken {
         // Declared first, dropped last: after the lock (handing pages back takes time).
         let (mut dropped, mut dropped_lent) = (Vec::new(), Vec::new());
         let mut lanes = self.lock();
         let lanes = &mut *lanes;
         if lanes.closed {
             return Taken::Closed;
+        }
+        if held() {
+            return Taken::Held;
         }
         if lanes.writing {
             // A sender is writing its frame; it calls for the writer when done.
@@ -183,6 +199,8 @@ impl Outbound {
 
 pub(super) enum Taken {
     Closed,
+    /// Fault injection holds the writer back.
+    Held,
     Batch(Batch),
 }
 

@@ -375,7 +375,7 @@ fn a_waiting_writer_is_woken_by_the_first_frame_and_takes_those_queued_after_it(
     let mut cx = Context::from_waker(&waker);
     let mut batch = Frame::default();
     // The writer waits: nothing is queued.
-    let mut next = Box::pin(queue.next_batch(&mut batch));
+    let mut next = Box::pin(queue.next_batch(&mut batch, || false));
     assert!(next.as_mut().poll(&mut cx).is_pending());
     // The first frame wakes it; the second, queued before it runs, need not.
     queue.try_push(&mut frame(10, 1), 1).unwrap();
@@ -397,7 +397,7 @@ fn a_waiting_writer_is_woken_by_the_first_frame_and_takes_those_queued_after_it(
     queue.try_push(&mut frame(10, 3), 1).unwrap();
     queue.written();
     batch.own.clear();
-    let mut next = Box::pin(queue.next_batch(&mut batch));
+    let mut next = Box::pin(queue.next_batch(&mut batch, || false));
     let Poll::Ready(Some(taken)) = next.as_mut().poll(&mut cx) else {
         panic!("the writer takes the frame queued while it wrote");
     };
@@ -406,7 +406,7 @@ fn a_waiting_writer_is_woken_by_the_first_frame_and_takes_those_queued_after_it(
     drop(next);
     queue.written();
     batch.own.clear();
-    let mut next = Box::pin(queue.next_batch(&mut batch));
+    let mut next = Box::pin(queue.next_batch(&mut batch, || false));
     assert!(next.as_mut().poll(&mut cx).is_pending());
     flag.woken();
     queue.try_push(&mut frame(10, 4), 1).unwrap();
