@@ -1,0 +1,118 @@
+//! Strategies.
+
+use super::*;
+
+#[test]
+fn one_for_one_restarts_only_the_crashed_child() {
+    run(|node| async move {
+        // given
+        let mut log = Log::new();
+        let sup = start(&node, three_children(Strategy::OneForOne, &log)).await;
+        log.expect(&["init a", "init b", "init c"]).await;
+        let before = children(&sup).await;
+
+        // when
+        log.worker("b").cast(Cast::Crash).unwrap();
+
+        // then
+        log.expect(&["init b"]).await;
+        let after = children(&sup).await;
+        assert_eq!(after[0], before[0], "a keeps its pid");
+        assert_eq!(after[2], before[2], "c keeps its pid");
+        assert_eq!(after[1].1.as_ref(), Some(log.worker("b").pid()));
+        assert_ne!(after[1].1, before[1].1, "b has a new pid");
+        settle(&sup).await;
+        log.assert_quiet();
+    });
+}
+
+#[test]
+fn one_for_all_stops_the_others_in_reverse_order_then_starts_all_in_order() {
+    run(|node| async move {
+        // given
+        let mut log = Log::new();
+        let sup = start(&node, three_children(Strategy::OneForAll, &log)).await;
+        log.expect(&["init a", "init b", "init c"]).await;
+        let before = children(&sup).await;
+
+        // when
+        log.worker("b").cast(Cast::Crash).unwrap();
+
+        // then
+        log.expect(&[
+            "terminate c shutdown",
+            "terminate a shutdown",
+            "init a",
+            "init b",
+            "init c",
+        ])
+        .await;
+        let after = children(&sup).await;
+        for (old, new) in before.iter().zip(&after) {
+            assert_ne!(old.1, new.1, "{} has a new pid", old.0);
+        }
+        settle(&sup).await;
+        log.assert_quiet();
+    });
+}
+
+#[test]
+fn rest_for_one_restarts_the_crashed_child_and_those_after_it() {
+    run(|node| async move {
+        // given: four children, so that two follow the crashing one
+        let mut log = Log::new();
+        let spec = three_children(Strategy::RestForOne, &log).child(log.spec("d"));
+        let sup = start(&node, spec).await;
+        log.expect(&["init a", "init b", "init c", "init d"]).await;
+        let before = children(&sup).await;
+
+        // when
+        log.worker("b").cast(Cast::Crash).unwrap();
+
+        // then
+        log.expect(&[
+            "terminate d shutdown",
+            "terminate c shutdown",
+            "init b",
+            "init c",
+            "init d",
+        ])
+        .await;
+        let after = children(&sup).await;
+        assert_eq!(after[0], before[0], "a keeps its pid");
+        for i in 1..4 {
+            assert_ne!(after[i].1, before[i].1, "{} has a new pid", before[i].0);
+        }
+        settle(&sup).await;
+        log.assert_quiet();
+    });
+}
+
+#[test]
+fn a_temporary_sibling_stopped_by_a_one_for_all_restart_is_not_restarted() {
+    run(|node| async move {
+        // given
+        let mut log = Log::new();
+        let spec = SupervisorSpec::new(Strategy::OneForAll)
+            .child(log.spec("a"))
+            .child(log.spec("t").restart(Restart::Temporary))
+            .child(log.spec("c"));
+        let sup = start(&node, spec).await;
+        log.expect(&["init a", "init t", "init c"]).await;
+
+        // when
+        log.worker("a").cast(Cast::Crash).unwrap();
+
+        // then
+        log.expect(&[
+            "terminate c shutdown",
+            "terminate t shutdown",
+            "init a",
+            "init c",
+        ])
+        .await;
+        assert_eq!(ids(&sup).await, ["a", "c"]);
+        settle(&sup).await;
+        log.assert_quiet();
+    });
+}
