@@ -414,6 +414,49 @@ fn a_waiting_writer_is_woken_by_the_first_frame_and_takes_those_queued_after_it(
 }
 
 #[test]
+fn a_held_writer_woken_by_a_frame_takes_nothing_and_frees_no_room() {
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+    let queue = Outbound::new(256, Default::default());
+    let flag = Arc::new(Flag::default());
+    let waker = Waker::from(flag.clone());
+    let mut cx = Context::from_waker(&waker);
+    let mut batch = Frame::default();
+    let held = AtomicBool::new(false);
+    // The writer waits for frames before the stall begins.
+    let mut next = Box::pin(queue.next_batch(&mut batch, || held.load(Ordering::SeqCst)));
+    assert!(next.as_mut().poll(&mut cx).is_pending());
+    // Stalled; then the queue fills, waking it.
+    held.store(true, Ordering::SeqCst);
+    let mut queued = 0;
+    while queue.try_push(&mut frame(40, 1), 1).is_ok() {
+        queued += 1;
+    }
+    assert!(queued > 0);
+    assert!(flag.woken());
+    // It yields once, then comes back empty-handed: the frame stays queued...
+    assert!(next.as_mut().poll(&mut cx).is_pending());
+    let Poll::Ready(Some(taken)) = next.as_mut().poll(&mut cx) else {
+        panic!("a held writer returns to wait for the end of the stall");
+    };
+    assert_eq!(taken.messages, 0);
+    drop(next);
+    assert!(batch.own.is_empty());
+    // ... and the queue stays full.
+    assert!(matches!(
+        queue.try_push(&mut frame(40, 2), 1),
+        Err(PushError::Full)
+    ));
+    // Once the stall ends, the writer takes it.
+    held.store(false, Ordering::SeqCst);
+    let mut next = Box::pin(queue.next_batch(&mut batch, || held.load(Ordering::SeqCst)));
+    let Poll::Ready(Some(taken)) = next.as_mut().poll(&mut cx) else {
+        panic!("the writer takes the frame once the stall ends");
+    };
+    assert_eq!(taken.messages, queued);
+}
+
+#[test]
 fn a_frame_that_lends_its_bytes_goes_out_in_fragments_that_lend_them_too() {
     let queue = Outbound::new(usize::MAX, Default::default());
     let whole: Vec<u8> = (0..3 * FRAGMENT_SIZE + 100).map(|i| i as u8).collect();
