@@ -93,7 +93,11 @@ async fn write_until_moved(
         peer.wait_unstalled().await;
         let taken = peer.queue.next_batch(batch, || peer.is_stalled()).await?;
         if taken.messages == 0 {
-            // Stalled while it waited: nothing was taken.
+            // Stalled while it waited: nothing was taken. (Closed meanwhile, the stall
+            // no longer holds it back: the queue's closing follows at once.)
+            if peer.is_closed() {
+                return None;
+            }
             continue;
         }
         let messages = taken.messages;

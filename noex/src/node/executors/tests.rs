@@ -214,3 +214,39 @@ fn the_threads_own_timers_fire_in_order_and_a_dropped_one_never() {
     assert_eq!(wait(task), None, "nothing left in the table");
     executors.stop();
 }
+
+#[test]
+fn timers_due_together_run_in_the_order_they_were_set() {
+    use super::timers::Sleep;
+    // One deadline for all: they come due in one reading of the clock.
+    let executors = Executors::start("test", 1, Duration::ZERO);
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let at = Instant::now() + Duration::from_millis(5);
+    let tasks: Vec<_> = (0..4)
+        .map(|n| {
+            let order = order.clone();
+            executors.spawn(async move {
+                Sleep::until(Some(at)).await;
+                order.lock().unwrap().push(n);
+            })
+        })
+        .collect();
+    for task in tasks {
+        wait(task);
+    }
+    assert_eq!(*order.lock().unwrap(), [0, 1, 2, 3]);
+    executors.stop();
+}
+
+#[test]
+fn an_interval_longer_than_an_instant_can_reach_never_ticks() {
+    use super::timers::Interval;
+    use futures_lite::future;
+    let executors = Executors::start("test", 1, Duration::ZERO);
+    let task = executors.spawn(async {
+        let mut ticks = Interval::new(Duration::MAX);
+        future::poll_once(Box::pin(ticks.tick())).await.is_none()
+    });
+    assert!(wait(task), "it never ticks (and does not panic)");
+    executors.stop();
+}

@@ -28,21 +28,23 @@ struct Timers {
     next: u64,
 }
 
-/// Wakes the calling thread's timers due at `now`.
+/// Wakes the calling thread's timers due at `now`, so that they run in the order of their
+/// deadlines (of one deadline, in the order they were set).
 pub(super) fn wake_due(now: Instant) {
-    loop {
-        let waker = TIMERS.with(|timers| {
-            let mut timers = timers.borrow_mut();
-            match timers.due.first_key_value() {
-                Some(((at, _), _)) if *at <= now => timers.due.pop_first().map(|(_, w)| w),
-                _ => None,
+    let mut due = Vec::new();
+    TIMERS.with(|timers| {
+        let mut timers = timers.borrow_mut();
+        while let Some(entry) = timers.due.first_entry() {
+            if entry.key().0 > now {
+                break;
             }
-        });
-        // Woken outside the borrow.
-        match waker {
-            Some(waker) => waker.wake(),
-            None => return,
+            due.push(entry.remove());
         }
+    });
+    // Woken outside the borrow, the latest first: each task woken here goes to the front
+    // of the thread's queue (the run loop wakes timers as from outside).
+    for waker in due.into_iter().rev() {
+        waker.wake();
     }
 }
 
@@ -166,16 +168,17 @@ impl Drop for Sleep {
 /// Ticks every `period`, at fixed times (a tick that comes late does not move the next).
 pub(crate) struct Interval {
     sleep: Sleep,
-    next: Instant,
+    /// The next tick; `None` past what an `Instant` can hold: never.
+    next: Option<Instant>,
     period: Duration,
 }
 
 impl Interval {
     /// The first tick is `period` from now.
     pub(crate) fn new(period: Duration) -> Interval {
-        let next = Instant::now() + period;
+        let next = Instant::now().checked_add(period);
         Interval {
-            sleep: Sleep::until(Some(next)),
+            sleep: Sleep::until(next),
             next,
             period,
         }
@@ -184,7 +187,10 @@ impl Interval {
     /// Waits for the next tick.
     pub(crate) async fn tick(&mut self) {
         (&mut self.sleep).await;
-        self.next += self.period;
-        self.sleep.set_at(self.next);
+        self.next = self.next.and_then(|next| next.checked_add(self.period));
+        // (Without a next tick, the sleep, having fired, stays pending for good.)
+        if let Some(next) = self.next {
+            self.sleep.set_at(next);
+        }
     }
 }
