@@ -204,7 +204,7 @@ impl Sampler {
             match woke {
                 Woke::Tick => {
                     self.sample(&node);
-                    next = Instant::now() + interval;
+                    next = crate::timer::instant_after(interval);
                 }
                 Woke::Event(Some(event)) => self.event(event),
                 // The cluster is gone.

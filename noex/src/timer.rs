@@ -8,7 +8,7 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use smol::Task;
 
@@ -22,6 +22,20 @@ use crate::server::{GenServer, Info};
 const PENDING: u8 = 0;
 const FIRED: u8 = 1;
 const CANCELLED: u8 = 2;
+
+/// `delay` from now; a century from now if that is past what an `Instant` can hold (a
+/// `Duration::MAX` given for "never" must not overflow).
+pub(crate) fn instant_after(delay: Duration) -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    let now = Instant::now();
+    now.checked_add(delay).unwrap_or(now + CENTURY)
+}
+
+/// `delay` × `factor` (not negative), saturating at `Duration::MAX`: a backoff whose cap is
+/// `Duration::MAX` (none) must not overflow.
+pub(crate) fn scaled(delay: Duration, factor: f64) -> Duration {
+    Duration::try_from_secs_f64(delay.as_secs_f64() * factor).unwrap_or(Duration::MAX)
+}
 
 /// The shared state of one timer.
 pub(crate) struct TimerEntry {
@@ -212,4 +226,21 @@ pub(crate) fn start_detached(
         );
     }
     TimerRef { entry }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_meaning_never_saturate_instead_of_overflowing() {
+        let far = instant_after(Duration::MAX);
+        assert!(far > Instant::now() + Duration::from_secs(50 * 365 * 24 * 3600));
+        assert_eq!(scaled(Duration::MAX, 1.2), Duration::MAX);
+        assert_eq!(scaled(Duration::MAX / 2, 3.0), Duration::MAX);
+        assert_eq!(
+            scaled(Duration::from_secs(1), 0.5),
+            Duration::from_millis(500)
+        );
+    }
 }

@@ -80,6 +80,27 @@ fn a_restart_waits_for_its_backoff_and_shows_as_restarting() {
 }
 
 #[test]
+fn a_backoff_without_a_cap_restarts_its_child() {
+    run(|node: Node| async move {
+        // `Duration::MAX` as the cap: no cap (the delays would overflow were they not
+        // saturated).
+        let backoff = Backoff::exponential(Duration::from_millis(1), Duration::MAX);
+        let spec = SupervisorSpec::new(Strategy::OneForOne)
+            .child(ChildSpec::worker::<Child>("c", false).backoff(backoff));
+        let sup = node.spawn::<Supervisor>(spec).await.unwrap();
+        let first = child_pid(&sup).await.unwrap();
+        assert!(node.kill(&first));
+        within("the restart", async {
+            while child_pid(&sup).await.is_none_or(|pid| pid == first) {
+                smol::Timer::after(Duration::from_millis(1)).await;
+            }
+        })
+        .await;
+        assert!(sup.is_alive());
+    });
+}
+
+#[test]
 fn a_crash_loop_with_backoff_still_exhausts_the_intensity() {
     run(|node: Node| async move {
         let events = node.events();

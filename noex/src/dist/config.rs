@@ -291,7 +291,8 @@ impl ClusterConfig {
         self
     }
 
-    /// Reconnection backoff: the first retry after `min`, doubling up to `max`.
+    /// Reconnection backoff: the first retry after `min`, doubling up to `max`
+    /// (`Duration::MAX`: no cap).
     pub fn reconnect_backoff(mut self, min: Duration, max: Duration) -> Self {
         self.reconnect_min = min;
         self.reconnect_max = max.max(min);

@@ -469,7 +469,7 @@ async fn dial_loop(cluster: &Weak<Cluster>, address: &str, expected: Option<Node
         }
         drop(strong);
         smol::Timer::after(jitter(backoff)).await;
-        backoff = (backoff * 2).min(max);
+        backoff = backoff.saturating_mul(2).min(max);
     }
 }
 
@@ -538,5 +538,5 @@ fn refused_or(error: &HandshakeError, answered: bool) -> Attempt {
 /// `delay` ±20 %.
 fn jitter(delay: Duration) -> Duration {
     let random = getrandom::u32().unwrap_or(0) as f64 / u32::MAX as f64;
-    delay.mul_f64(0.8 + 0.4 * random)
+    crate::timer::scaled(delay, 0.8 + 0.4 * random)
 }

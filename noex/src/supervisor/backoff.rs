@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::timer::scaled;
+
 /// How long a supervisor waits before restarting a child: a fixed delay, or one that grows
 /// exponentially (with jitter, up to a cap) while the child keeps crashing soon after its
 /// start, back to the first delay once it has run for a while. Akka's `BackoffSupervisor`
@@ -40,8 +42,9 @@ impl Backoff {
         }
     }
 
-    /// `min` first, doubling at each restart up to `max`; ±10 % jitter; back to `min`
-    /// once the child has run for `max` (or [`reset_after`](Self::reset_after)).
+    /// `min` first, doubling at each restart up to `max` (`Duration::MAX`: no cap);
+    /// ±10 % jitter; back to `min` once the child has run for `max` (or
+    /// [`reset_after`](Self::reset_after)).
     pub fn exponential(min: Duration, max: Duration) -> Self {
         Backoff {
             min,
@@ -71,12 +74,12 @@ impl Backoff {
         let base = if previous.is_zero() || ran >= self.reset_after {
             self.min
         } else {
-            previous.mul_f64(self.factor).min(self.max)
+            scaled(previous, self.factor).min(self.max)
         };
         let random = getrandom::u32().unwrap_or(0) as f64 / u32::MAX as f64;
-        let jittered = base.mul_f64(1.0 + self.jitter * (2.0 * random - 1.0));
+        let jittered = scaled(base, 1.0 + self.jitter * (2.0 * random - 1.0));
         (
-            jittered.clamp(self.min, self.max.mul_f64(1.0 + self.jitter)),
+            jittered.clamp(self.min, scaled(self.max, 1.0 + self.jitter)),
             base,
         )
     }
@@ -109,5 +112,17 @@ mod tests {
             let (delay, _) = jittered.next(ms(100), ms(1));
             assert!(delay >= ms(100) && delay <= ms(150), "{delay:?}");
         }
+    }
+
+    #[test]
+    fn an_uncapped_backoff_saturates_instead_of_overflowing() {
+        let backoff = Backoff::exponential(Duration::from_secs(1), Duration::MAX);
+        let mut previous = Duration::ZERO;
+        for _ in 0..80 {
+            let (delay, remembered) = backoff.next(previous, Duration::ZERO);
+            assert!(delay >= Duration::from_secs(1));
+            previous = remembered;
+        }
+        assert_eq!(previous, Duration::MAX);
     }
 }

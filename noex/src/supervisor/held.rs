@@ -42,7 +42,7 @@ impl Supervisor {
         why: Held,
         wait: Duration,
     ) {
-        let at = Instant::now() + wait;
+        let at = crate::timer::instant_after(wait);
         self.children[index].held = Some((why, at));
         self.arm_timer(ctx, at);
     }
