@@ -207,7 +207,7 @@ pub(in crate::dist) async fn discover(
                 }
                 failing = true;
                 let retry = backoff;
-                backoff = (backoff * 2).min(max);
+                backoff = backoff.saturating_mul(2).min(max);
                 Some(retry)
             }
         };
