@@ -182,6 +182,9 @@ pub(crate) fn start<B: GenServer>(
                     {
                         return;
                     }
+                    // A period shorter than a delivery (zero, say) is due again at once:
+                    // the thread's other tasks go first.
+                    smol::future::yield_now().await;
                 }
             }
         }

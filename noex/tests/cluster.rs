@@ -210,6 +210,31 @@ fn nodes_on_ipv6_loopback_connect_by_their_bracketed_ids() {
 }
 
 #[test]
+fn degenerate_limits_are_refused_or_given_a_meaning() {
+    run_blocking(async {
+        // A zero connect timeout would fail every handshake: refused.
+        let result = Node::start(cluster_config("zero").connect_timeout(Duration::ZERO)).await;
+        assert!(matches!(result, Err(StartError::Config(_))), "{result:?}");
+        // A zero outbound queue is one byte (a zero one withheld every reply for good),
+        // a zero first reconnect delay 1 ms: calls between such nodes are answered.
+        let tiny = |name: &str| {
+            cluster_config(name)
+                .outbound_queue(0)
+                .reconnect_backoff(Duration::ZERO, Duration::ZERO)
+        };
+        let a = Node::start(tiny("a")).await.unwrap();
+        let b = Node::start(tiny("b").seed(id(&a).to_string()))
+            .await
+            .unwrap();
+        wait_connected(&a, 1).await;
+        let server = b.spawn::<Recorder>(()).await.unwrap();
+        let remote = a.server_ref::<Recorder>(server.pid()).unwrap();
+        assert_eq!(within("a call", remote.count()).await, Ok(0));
+        shutdown(vec![a, b]);
+    });
+}
+
+#[test]
 fn binding_every_interface_requires_an_advertised_host() {
     run_blocking(async {
         let any = "0.0.0.0:0".parse().unwrap();

@@ -165,3 +165,12 @@ fn server_refs_are_clone_send_and_sync() {
     assert_shareable::<noex::NamedRef<common::Probe>>();
     assert_shareable::<Node>();
 }
+
+#[test]
+fn any_name_starts_a_node_even_one_with_a_nul() {
+    // (An OS thread's name may not hold one: the node's threads are named without it.)
+    let node = Node::builder().name("odd\0name").threads(1).build();
+    let pid = node.block_on(async { probe(&node, false).await.server.pid().clone() });
+    assert!(pid.to_string().contains("odd"));
+    node.shutdown();
+}

@@ -4,6 +4,8 @@ mod common;
 
 use std::time::Duration;
 
+use futures_lite::FutureExt;
+
 use common::{probe, run, Seen};
 use noex::{Ctx, ExitReason, GenServer, Info};
 
@@ -144,4 +146,46 @@ fn a_timer_to_a_process_that_already_ended_is_never_pending() {
         assert!(!timer.is_pending());
         assert!(!timer.cancel());
     });
+}
+
+/// Sets a zero-period interval to itself in `init`.
+struct Spinning;
+
+impl GenServer for Spinning {
+    type Args = ();
+    type Call = ();
+    type Reply = ();
+    type Cast = ();
+    type Info = ();
+    type InitError = std::convert::Infallible;
+
+    async fn init(_: (), ctx: &mut Ctx<Self>) -> Result<Self, Self::InitError> {
+        ctx.send_interval((), Duration::ZERO);
+        Ok(Spinning)
+    }
+}
+
+#[test]
+fn a_zero_period_interval_leaves_its_thread_to_the_others() {
+    // One thread: were the interval's task never to yield, nothing else would run.
+    let node = noex::Node::builder().name("zero").threads(1).build();
+    let finished = node.block_on(
+        async {
+            let spinning = node.spawn::<Spinning>(()).await.unwrap();
+            let probe = probe(&node, false).await;
+            probe.server.stop(ExitReason::Normal).await.unwrap();
+            spinning.stop(ExitReason::Normal).await.unwrap();
+            true
+        }
+        .or(async {
+            smol::Timer::after(Duration::from_secs(20)).await;
+            false
+        }),
+    );
+    if !finished {
+        // (Its thread would never stop: shutting it down would hang the test.)
+        std::mem::forget(node);
+        panic!("the other processes never ran");
+    }
+    node.shutdown();
 }

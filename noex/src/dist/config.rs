@@ -251,7 +251,7 @@ impl ClusterConfig {
             .unwrap_or_else(|| self.max_message_size.saturating_mul(2))
     }
 
-    /// The bytes of messages queued for one peer, at most: past it a cast fails with
+    /// The bytes of messages queued for one peer, at most (at least 1): past it a cast fails with
     /// `Overloaded`, and a call or a [`cast_wait`](crate::ServerRef::cast_wait) waits for
     /// room (a call up to its timeout). Replies to the peer's
     /// calls are bounded by it too: while that many bytes of them wait to be sent (or
@@ -260,7 +260,7 @@ impl ClusterConfig {
     /// them in the peer's socket. The replies queued then stay within this bound plus the
     /// replies to the calls already handed to processes.
     pub fn outbound_queue(mut self, bytes: usize) -> Self {
-        self.outbound_queue_bytes = bytes;
+        self.outbound_queue_bytes = bytes.max(1);
         self
     }
 
@@ -291,9 +291,10 @@ impl ClusterConfig {
         self
     }
 
-    /// Reconnection backoff: the first retry after `min`, doubling up to `max`
-    /// (`Duration::MAX`: no cap).
+    /// Reconnection backoff: the first retry after `min` (at least 1 ms), doubling up to
+    /// `max` (`Duration::MAX`: no cap).
     pub fn reconnect_backoff(mut self, min: Duration, max: Duration) -> Self {
+        let min = min.max(Duration::from_millis(1));
         self.reconnect_min = min;
         self.reconnect_max = max.max(min);
         self
@@ -349,7 +350,7 @@ impl ClusterConfig {
         self
     }
 
-    /// The number of scheduler threads (default: one per CPU).
+    /// The number of scheduler threads, from 1 to 1,024 (default: one per CPU).
     pub fn threads(mut self, threads: usize) -> Self {
         self.threads = Some(threads);
         self
@@ -444,6 +445,11 @@ impl ClusterConfig {
         if self.heartbeat_interval.is_zero() || self.heartbeat_timeout <= self.heartbeat_interval {
             return Err(StartError::Config(
                 "the heartbeat timeout must be longer than the (non-zero) interval".into(),
+            ));
+        }
+        if self.connect_timeout.is_zero() {
+            return Err(StartError::Config(
+                "the connect timeout must be longer than zero".into(),
             ));
         }
         if self.max_frame_size < 1024 {

@@ -458,7 +458,7 @@ async fn ticker(cluster: Weak<Cluster>, peer: Arc<Peer>) {
             peer.last_received.store(now, Ordering::Relaxed);
         }
         let silent = now.saturating_sub(peer.last_received.load(Ordering::Relaxed));
-        if silent > timeout.as_millis() as u64 {
+        if silent > u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX) {
             let text = match peer.pause() {
                 Pause::ForReplies => format!("it read none of its replies for {silent} ms"),
                 _ => format!("nothing received for {silent} ms"),

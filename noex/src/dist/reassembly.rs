@@ -59,7 +59,10 @@ impl Reassembly {
     /// bound, which is at least the largest message a node accepts.)
     pub(crate) fn try_reserve(self: &Arc<Self>, bytes: usize) -> Option<Reserved> {
         let mut held = self.lock();
-        if *held + bytes > self.limit {
+        if held
+            .checked_add(bytes)
+            .is_none_or(|total| total > self.limit)
+        {
             return None;
         }
         *held += bytes;
@@ -90,6 +93,13 @@ impl Reassembly {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reservation_past_an_unbounded_pool_is_refused_not_overflowed() {
+        let pool = Reassembly::new(usize::MAX);
+        let _held = pool.try_reserve(10).unwrap();
+        assert!(pool.try_reserve(usize::MAX).is_none());
+    }
 
     #[test]
     fn reservations_stay_within_the_bound_and_a_waiter_gets_released_room() {

@@ -470,7 +470,7 @@ async fn stop_at(
         id,
         to,
         reason,
-        grace_ms: grace.map(|g| g.as_millis() as u64),
+        grace_ms: grace.map(|g| u64::try_from(g.as_millis()).unwrap_or(u64::MAX)),
     }));
     let mut frame = Vec::new();
     wire::encode_frame(&message, &mut frame).map_err(|_| no_connection())?;

@@ -527,7 +527,8 @@ impl Cluster {
             Err(error) => return answer(failure(error)),
         };
         // Kept only on the spawner's word.
-        let wait = Duration::from_millis(request.timeout_ms) + self.config.heartbeat_timeout;
+        let wait =
+            Duration::from_millis(request.timeout_ms).saturating_add(self.config.heartbeat_timeout);
         let word = async { confirmed.await.unwrap_or(false) }.or(async {
             peer.closed().await;
             false

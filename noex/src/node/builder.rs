@@ -36,7 +36,7 @@ impl NodeBuilder {
         self
     }
 
-    /// The number of scheduler threads. Defaults to the number of CPUs.
+    /// The number of scheduler threads, from 1 to 1,024. Defaults to the number of CPUs.
     pub fn threads(mut self, threads: usize) -> Self {
         self.threads = threads.max(1);
         self

@@ -370,7 +370,9 @@ impl<B: GenServer> Ctx<B> {
     }
 
     /// Delivers a copy of `message` to this process every `period` until the timer is
-    /// cancelled or this process ends.
+    /// cancelled or this process ends. The ticks keep their times when one comes late;
+    /// ticks missed altogether (the thread busy for a whole period) are skipped, not
+    /// delivered in a burst. A period of zero ticks as often as the thread gets to it.
     pub fn send_interval(&mut self, message: B::Info, period: Duration) -> TimerRef
     where
         B::Info: Clone,

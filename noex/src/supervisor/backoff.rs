@@ -58,7 +58,12 @@ impl Backoff {
     /// Each delay varies at random by up to this fraction either way (0.0 to 1.0); a
     /// delay never goes below the first one.
     pub fn jitter(mut self, fraction: f64) -> Self {
-        self.jitter = fraction.clamp(0.0, 1.0);
+        // (NaN: none.)
+        self.jitter = if fraction.is_nan() {
+            0.0
+        } else {
+            fraction.clamp(0.0, 1.0)
+        };
         self
     }
 
@@ -112,6 +117,13 @@ mod tests {
             let (delay, _) = jittered.next(ms(100), ms(1));
             assert!(delay >= ms(100) && delay <= ms(150), "{delay:?}");
         }
+    }
+
+    #[test]
+    fn a_nan_jitter_is_none() {
+        let ms = Duration::from_millis;
+        let backoff = Backoff::exponential(ms(100), ms(800)).jitter(f64::NAN);
+        assert_eq!(backoff.next(Duration::ZERO, Duration::ZERO).0, ms(100));
     }
 
     #[test]

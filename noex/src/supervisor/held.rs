@@ -29,7 +29,7 @@ pub(super) fn migration_delay(ctx: &Ctx<Supervisor>) -> Duration {
         .node_inner()
         .and_then(|node| node.cluster.get().map(|c| c.config.heartbeat_interval))
         .unwrap_or_default();
-    MAJORITY_RETRY + 3 * interval
+    MAJORITY_RETRY.saturating_add(interval.saturating_mul(3))
 }
 
 impl Supervisor {

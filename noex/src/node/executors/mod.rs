@@ -225,11 +225,16 @@ pub(crate) struct Executors {
     thread_ids: Vec<ThreadId>,
 }
 
+/// The most scheduler threads a node runs (more are asked for: this many).
+pub(crate) const MAX_THREADS: usize = 1024;
+
 impl Executors {
     /// Starts `threads` scheduler threads named after the node, each busy-waiting for
     /// `busy_wait` before it sleeps.
     pub(crate) fn start(node_name: &str, threads: usize, busy_wait: Duration) -> Self {
-        let threads = threads.max(1);
+        let threads = threads.clamp(1, MAX_THREADS);
+        // (A thread's name may not hold a NUL.)
+        let node_name = node_name.replace('\0', "");
         let schedulers: Vec<_> = (0..threads)
             .map(|_| {
                 Arc::new(Scheduler {

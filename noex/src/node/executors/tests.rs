@@ -250,3 +250,24 @@ fn an_interval_longer_than_an_instant_can_reach_never_ticks() {
     assert!(wait(task), "it never ticks (and does not panic)");
     executors.stop();
 }
+
+#[test]
+fn a_late_interval_skips_the_ticks_it_missed() {
+    use super::timers::Interval;
+    let executors = Executors::start("test", 1, Duration::ZERO);
+    let task = executors.spawn(async {
+        let mut ticks = Interval::new(Duration::from_millis(2));
+        ticks.tick().await;
+        // The thread busy for five periods: one late tick, then the next a period later.
+        std::thread::sleep(Duration::from_millis(10));
+        ticks.tick().await;
+        let late = Instant::now();
+        ticks.tick().await;
+        late.elapsed()
+    });
+    assert!(
+        wait(task) >= Duration::from_millis(1),
+        "no burst of missed ticks"
+    );
+    executors.stop();
+}

@@ -165,7 +165,9 @@ impl Drop for Sleep {
     }
 }
 
-/// Ticks every `period`, at fixed times (a tick that comes late does not move the next).
+/// Ticks every `period`, at fixed times (a tick that comes late does not move the next);
+/// ticks missed altogether, while the thread was busy for a whole period or more, are
+/// skipped rather than sent in a burst: the next is then a period from the late one.
 pub(crate) struct Interval {
     sleep: Sleep,
     /// The next tick; `None` past what an `Instant` can hold: never.
@@ -187,7 +189,17 @@ impl Interval {
     /// Waits for the next tick.
     pub(crate) async fn tick(&mut self) {
         (&mut self.sleep).await;
-        self.next = self.next.and_then(|next| next.checked_add(self.period));
+        let now = Instant::now();
+        self.next = self
+            .next
+            .and_then(|next| next.checked_add(self.period))
+            .and_then(|next| {
+                if next <= now {
+                    now.checked_add(self.period)
+                } else {
+                    Some(next)
+                }
+            });
         // (Without a next tick, the sleep, having fired, stays pending for good.)
         if let Some(next) = self.next {
             self.sleep.set_at(next);
