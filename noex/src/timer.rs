@@ -183,8 +183,11 @@ pub(crate) fn start<B: GenServer>(
                         return;
                     }
                     // A period shorter than a delivery (zero, say) is due again at once:
-                    // the thread's other tasks go first.
-                    smol::future::yield_now().await;
+                    // the thread's other tasks go first. (Otherwise the next tick waits
+                    // in the thread's timers, which wake it ahead of its queue.)
+                    if ticks.is_due() {
+                        smol::future::yield_now().await;
+                    }
                 }
             }
         }

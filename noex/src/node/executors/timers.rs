@@ -186,6 +186,11 @@ impl Interval {
         }
     }
 
+    /// The next tick is due now.
+    pub(crate) fn is_due(&self) -> bool {
+        self.next.is_some_and(|next| next <= Instant::now())
+    }
+
     /// Waits for the next tick.
     pub(crate) async fn tick(&mut self) {
         (&mut self.sleep).await;
