@@ -121,7 +121,7 @@ pub use dist::{rustls, TlsConfig, TlsError};
 pub use dist::{
     ClusterConfig, ClusterEvent, Discovery, DiscoveryError, DnsSeeds, NodeDownReason, NodeId,
     NodeIdError, NodeInfo, NodeStatus, RefusedReason, RemoteStats, SpawnStats, StartError,
-    StaticSeeds, TieStats, TrafficStats, DEFAULT_DISCOVERY_INTERVAL,
+    StaticSeeds, TieStats, TrafficStats, DEFAULT_DISCOVERY_INTERVAL, MIN_FRAME_SIZE,
 };
 pub use error::{
     CallError, CastError, GlobalError, LookupError, RegisterError, RemoteSpawnError, SendError,

@@ -215,6 +215,11 @@ fn degenerate_limits_are_refused_or_given_a_meaning() {
         // A zero connect timeout would fail every handshake: refused.
         let result = Node::start(cluster_config("zero").connect_timeout(Duration::ZERO)).await;
         assert!(matches!(result, Err(StartError::Config(_))), "{result:?}");
+        // Frames smaller than a message sent whole would drop such messages, and the
+        // connection with them: refused.
+        let small = cluster_config("small").limits(noex::MIN_FRAME_SIZE - 1, 1 << 20);
+        let result = Node::start(small).await;
+        assert!(matches!(result, Err(StartError::Config(_))), "{result:?}");
         // A zero outbound queue is one byte (a zero one withheld every reply for good),
         // a zero first reconnect delay 1 ms: calls between such nodes are answered.
         let tiny = |name: &str| {

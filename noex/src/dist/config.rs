@@ -8,6 +8,7 @@ use thiserror::Error;
 
 use super::discovery::{Discovery, Source, StaticSeeds};
 use super::node_id::{split_address, NodeId, NodeIdError};
+use super::wire::FRAGMENT_SIZE;
 
 /// The settings of a clustered node, for [`Node::start`](crate::Node::start).
 ///
@@ -228,8 +229,8 @@ impl ClusterConfig {
         self
     }
 
-    /// Limits: the largest frame read from a peer, and the largest message reassembled
-    /// from fragments. A peer exceeding them is disconnected.
+    /// Limits: the largest frame read from a peer (at least [`MIN_FRAME_SIZE`]), and the
+    /// largest message reassembled from fragments. A peer exceeding them is disconnected.
     pub fn limits(mut self, max_frame_size: usize, max_message_size: usize) -> Self {
         self.max_frame_size = max_frame_size;
         self.max_message_size = max_message_size;
@@ -452,10 +453,11 @@ impl ClusterConfig {
                 "the connect timeout must be longer than zero".into(),
             ));
         }
-        if self.max_frame_size < 1024 {
-            return Err(StartError::Config(
-                "the max frame size must be at least 1 KiB".into(),
-            ));
+        if self.max_frame_size < MIN_FRAME_SIZE {
+            return Err(StartError::Config(format!(
+                "the max frame size must be at least {MIN_FRAME_SIZE} bytes: a message up to \
+                 {FRAGMENT_SIZE} bytes is sent whole, and a larger one in fragments of that size"
+            )));
         }
         if self.reassembly_bound() < self.max_message_size {
             return Err(StartError::Config(
@@ -494,6 +496,11 @@ impl Seed {
         }
     }
 }
+
+/// The smallest frame limit a node accepts ([`ClusterConfig::limits`]): every node sends a
+/// message of up to 64 KiB in one frame, and a larger one in fragments of 64 KiB, each with
+/// a header of a few bytes.
+pub const MIN_FRAME_SIZE: usize = FRAGMENT_SIZE + 1024;
 
 /// Why a clustered node did not start.
 #[derive(Debug, Error)]
