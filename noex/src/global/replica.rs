@@ -141,11 +141,17 @@ impl Table {
         Some(next)
     }
 
-    /// Keeps `entry` as a record that lost to the holder of `name`.
+    /// Keeps `entry` as a record that lost to the holder of `name`: one per node (a node
+    /// holds a name once; a newer record of its replaces the older), so that a name's
+    /// shadows stay as few as the nodes, whatever a peer sends.
     pub(super) fn shadow(&mut self, name: &str, entry: Entry) {
         let shadows = self.shadows.entry(Key::new(name)).or_default();
-        if !shadows.iter().any(|e| e.pid == entry.pid) {
-            shadows.push(entry);
+        match shadows
+            .iter_mut()
+            .find(|e| e.pid.node() == entry.pid.node())
+        {
+            Some(same_node) => *same_node = entry,
+            None => shadows.push(entry),
         }
     }
 
@@ -163,5 +169,34 @@ pub(super) fn record(name: &str, entry: &Entry) -> NameRecord {
         time: entry.stamp.time,
         behavior: entry.behavior.name.to_string(),
         hash: entry.behavior.hash,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(node: &str, serial: u64, time: u64) -> Entry {
+        Entry {
+            pid: Pid::new(Arc::from(node), 1, serial),
+            stamp: Stamp {
+                time,
+                node: Arc::from(node),
+            },
+            behavior: Behavior {
+                name: Arc::from("b"),
+                hash: 0,
+            },
+        }
+    }
+
+    #[test]
+    fn a_name_keeps_one_shadow_per_node_whatever_a_peer_sends() {
+        let mut table = Table::default();
+        for serial in 0..10_000 {
+            table.shadow("x", entry("a@h:1", serial, serial));
+        }
+        table.shadow("x", entry("b@h:1", 1, 1));
+        assert_eq!(table.records(), 2);
     }
 }
