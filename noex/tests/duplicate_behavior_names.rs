@@ -1,7 +1,7 @@
 //! Two behaviours of one program with the same name: registering fails at start-up, naming
 //! both types. (A test binary of its own, since the registry covers the whole program.)
 
-use noex::{Node, RegistryError};
+use noex::{BuildError, Node, RegistryError};
 
 mod first {
     use noex::behavior;
@@ -48,4 +48,19 @@ fn two_behaviours_with_one_name_fail_registration_with_both_types() {
     assert!(error.to_string().contains("#[behavior(name = \"...\")]"));
     assert!(node.behaviors().is_empty(), "nothing is registered");
     node.shutdown();
+}
+
+#[test]
+fn a_builder_registering_them_returns_the_error_from_try_build() {
+    let error = Node::builder()
+        .name("dup")
+        .threads(1)
+        .register_behaviors()
+        .try_build()
+        .err()
+        .expect("two behaviours share a name");
+    match error {
+        BuildError::Behaviors(RegistryError::DuplicateName { name, .. }) => assert_eq!(name, "dup"),
+        other => panic!("unexpected error: {other}"),
+    }
 }

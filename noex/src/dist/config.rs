@@ -522,6 +522,10 @@ pub enum StartError {
     /// The behaviours could not be registered (two share a name).
     #[error(transparent)]
     Behaviors(#[from] crate::behavior::RegistryError),
+    /// The node's scheduler threads could not be started (the OS is out of threads or
+    /// file descriptors).
+    #[error("cannot start the node's scheduler threads: {0}")]
+    Threads(std::io::Error),
     /// The node would listen beyond loopback with no cluster secret: anyone who can reach
     /// the port could join.
     #[error(

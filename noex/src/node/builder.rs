@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Node, NodeInner, DEFAULT_BUSY_WAIT};
+use crate::behavior::RegistryError;
 
 /// Configures a [`Node`] before it starts.
 #[derive(Debug, Clone)]
@@ -78,19 +79,52 @@ impl NodeBuilder {
     ///
     /// # Panics
     ///
-    /// With [`register_behaviors`](Self::register_behaviors), if two behaviours of the
-    /// program share a name (the message names both).
+    /// If the node cannot start: see [`try_build`](Self::try_build), which returns why.
     pub fn build(self) -> Node {
+        self.try_build()
+            .unwrap_or_else(|error| panic!("noex: {error}"))
+    }
+
+    /// Starts the node, or says why it cannot: its scheduler threads could not be made
+    /// (the OS is out of threads or file descriptors), or, with
+    /// [`register_behaviors`](Self::register_behaviors), two behaviours of the program
+    /// share a name.
+    ///
+    /// ```
+    /// use noex::{BuildError, Node};
+    ///
+    /// let node = match Node::builder().name("worker").threads(2).try_build() {
+    ///     Ok(node) => node,
+    ///     Err(BuildError::Threads(error)) => panic!("out of threads: {error}"),
+    ///     Err(error) => panic!("{error}"),
+    /// };
+    /// assert_eq!(node.threads(), 2);
+    /// # node.shutdown();
+    /// ```
+    pub fn try_build(self) -> Result<Node, BuildError> {
+        let inner = NodeInner::new(&self.name, self.threads, self.busy_wait)
+            .map_err(BuildError::Threads)?;
         let node = Node {
-            inner: Arc::new(NodeInner::new(&self.name, self.threads, self.busy_wait)),
+            inner: Arc::new(inner),
         };
         if self.register_behaviors {
-            if let Err(error) = node.register_behaviors() {
-                panic!("noex: {error}");
-            }
+            node.register_behaviors()?;
         }
         #[cfg(feature = "metrics")]
         crate::metrics::start(&node.inner, self.metrics_interval, None);
-        node
+        Ok(node)
     }
+}
+
+/// Why [`NodeBuilder::try_build`] could not start a node.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// The node's scheduler threads, or the pollers they sleep in, could not be made: the
+    /// OS is out of threads or file descriptors. The threads already started were stopped.
+    #[error("cannot start the node's scheduler threads: {0}")]
+    Threads(std::io::Error),
+    /// The behaviours could not be registered (two share a name).
+    #[error(transparent)]
+    Behaviors(#[from] RegistryError),
 }

@@ -39,7 +39,9 @@ impl Node {
             .threads
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         let (listener, id) = Cluster::bind(config.clone()).await?;
-        let inner = Arc::new(NodeInner::new(id.as_str(), threads, config.busy_wait));
+        let inner = Arc::new(
+            NodeInner::new(id.as_str(), threads, config.busy_wait).map_err(StartError::Threads)?,
+        );
         if config.register_behaviors {
             inner.register_behaviors()?;
         }

@@ -42,7 +42,7 @@ use crate::server::{GenServer, NamedRef, ServerRef, SpawnOptions};
 use crate::timer::{self, TimerRef};
 use crate::{ExitReason, MonitorRef, Pid};
 
-pub use builder::NodeBuilder;
+pub use builder::{BuildError, NodeBuilder};
 pub use cluster::{ClusterEvents, Faults};
 use executors::Executors;
 pub use global::GlobalEvents;
@@ -118,10 +118,11 @@ pub(crate) struct NodeInner {
 }
 
 impl NodeInner {
-    fn new(name: &str, threads: usize, busy_wait: Duration) -> NodeInner {
+    /// A node's state, its threads started; fails if they cannot be.
+    fn new(name: &str, threads: usize, busy_wait: Duration) -> std::io::Result<NodeInner> {
         let thread_name = name.split('@').next().unwrap_or(name);
-        NodeInner {
-            executors: Executors::start(thread_name, threads, busy_wait),
+        Ok(NodeInner {
+            executors: Executors::start(thread_name, threads, busy_wait)?,
             name: Arc::from(name),
             incarnation: random_u64(),
             serials: AtomicU64::new(1),
@@ -138,7 +139,7 @@ impl NodeInner {
             rate_base: Mutex::default(),
             #[cfg(feature = "metrics")]
             metrics: crate::metrics::NodeMetrics::default(),
-        }
+        })
     }
 }
 
@@ -209,6 +210,10 @@ impl Default for Node {
 
 impl Node {
     /// Starts a local node named `nonode` with one scheduler thread per CPU.
+    ///
+    /// # Panics
+    ///
+    /// If its threads cannot be started; [`NodeBuilder::try_build`] returns the error.
     pub fn new() -> Node {
         NodeBuilder::default().build()
     }

@@ -230,48 +230,71 @@ pub(crate) const MAX_THREADS: usize = 1024;
 
 impl Executors {
     /// Starts `threads` scheduler threads named after the node, each busy-waiting for
-    /// `busy_wait` before it sleeps.
-    pub(crate) fn start(node_name: &str, threads: usize, busy_wait: Duration) -> Self {
+    /// `busy_wait` before it sleeps. If a thread or its poller cannot be made (the OS is
+    /// out of threads or file descriptors), the threads already started are stopped and
+    /// joined, and the error returned.
+    pub(crate) fn start(node_name: &str, threads: usize, busy_wait: Duration) -> io::Result<Self> {
+        Self::start_with(node_name, threads, busy_wait, |builder, run| {
+            builder.spawn(run)
+        })
+    }
+
+    /// [`start`](Self::start), making each thread with `spawn` (tests make it fail).
+    fn start_with(
+        node_name: &str,
+        threads: usize,
+        busy_wait: Duration,
+        mut spawn: impl FnMut(thread::Builder, Box<dyn FnOnce() + Send>) -> io::Result<JoinHandle<()>>,
+    ) -> io::Result<Self> {
         let threads = threads.clamp(1, MAX_THREADS);
         // (A thread's name may not hold a NUL.)
         let node_name = node_name.replace('\0', "");
-        let schedulers: Vec<_> = (0..threads)
-            .map(|_| {
-                Arc::new(Scheduler {
-                    injected: ConcurrentQueue::unbounded(),
-                    poller: Arc::new(
-                        ThreadPoller::new().expect("failed to make a scheduler thread's poller"),
-                    ),
-                    sleeping: AtomicBool::new(false),
-                    stopped: AtomicBool::new(false),
-                    busy_wait,
-                    number: NEXT_NUMBER.fetch_add(1, Ordering::Relaxed),
-                    active: Mutex::new(Active::default()),
-                })
-            })
-            .collect();
+        let mut schedulers = Vec::with_capacity(threads);
+        for _ in 0..threads {
+            schedulers.push(Arc::new(Scheduler {
+                injected: ConcurrentQueue::unbounded(),
+                poller: Arc::new(ThreadPoller::new()?),
+                sleeping: AtomicBool::new(false),
+                stopped: AtomicBool::new(false),
+                busy_wait,
+                number: NEXT_NUMBER.fetch_add(1, Ordering::Relaxed),
+                active: Mutex::new(Active::default()),
+            }));
+        }
         let mut handles = Vec::with_capacity(threads);
+        let mut failed = None;
         for (index, scheduler) in schedulers.iter().enumerate() {
             let scheduler = scheduler.clone();
-            let handle = thread::Builder::new()
-                .name(format!("noex-{node_name}-{index}"))
-                .spawn(move || {
-                    CURRENT.with(|c| c.set(scheduler.id()));
-                    let _ = HOME.with(|home| home.set(scheduler.clone()));
-                    crate::dist::remote::keep_on_this_thread();
-                    spawn_on(&scheduler, crate::server::deadline::install_watch()).detach();
-                    scheduler.clone().run();
-                    scheduler.cancel_all();
-                    CURRENT.with(|c| c.set(0));
-                })
-                .expect("failed to start a noex scheduler thread");
-            handles.push(handle);
+            let builder = thread::Builder::new().name(format!("noex-{node_name}-{index}"));
+            let run = Box::new(move || {
+                CURRENT.with(|c| c.set(scheduler.id()));
+                let _ = HOME.with(|home| home.set(scheduler.clone()));
+                crate::dist::remote::keep_on_this_thread();
+                spawn_on(&scheduler, crate::server::deadline::install_watch()).detach();
+                scheduler.clone().run();
+                scheduler.cancel_all();
+                CURRENT.with(|c| c.set(0));
+            });
+            match spawn(builder, run) {
+                Ok(handle) => handles.push(handle),
+                Err(error) => {
+                    failed = Some(error);
+                    break;
+                }
+            }
         }
-        Executors {
+        let executors = Executors {
             thread_ids: handles.iter().map(|h| h.thread().id()).collect(),
             schedulers,
             next: AtomicUsize::new(0),
             threads: Mutex::new(handles),
+        };
+        match failed {
+            None => Ok(executors),
+            Some(error) => {
+                executors.stop();
+                Err(error)
+            }
         }
     }
 

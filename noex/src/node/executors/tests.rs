@@ -19,7 +19,7 @@ fn wait<T>(future: impl Future<Output = T>) -> T {
 fn a_task_woken_by_a_timer_on_its_idle_thread_runs() {
     // The idle thread sleeps in its own poller; the timer is served by the thread driving
     // async-io's reactor, which wakes the task's thread from there.
-    let executors = Executors::start("test", 1, Duration::ZERO);
+    let executors = Executors::start("test", 1, Duration::ZERO).unwrap();
     for _ in 0..20 {
         let task = executors.spawn(async {
             smol::Timer::after(Duration::from_millis(2)).await;
@@ -32,7 +32,7 @@ fn a_task_woken_by_a_timer_on_its_idle_thread_runs() {
 
 #[test]
 fn a_task_woken_from_another_thread_runs() {
-    let executors = Executors::start("test", 2, Duration::ZERO);
+    let executors = Executors::start("test", 2, Duration::ZERO).unwrap();
     let (tx, rx) = async_channel::unbounded::<u32>();
     let task = executors.spawn(async move {
         let mut sum = 0;
@@ -51,7 +51,7 @@ fn a_task_woken_from_another_thread_runs() {
 
 #[test]
 fn tasks_spawned_on_a_scheduler_thread_stay_on_it() {
-    let executors = Arc::new(Executors::start("test", 2, Duration::ZERO));
+    let executors = Arc::new(Executors::start("test", 2, Duration::ZERO).unwrap());
     let inner = executors.clone();
     let same = wait(executors.spawn(async move {
         let here = thread::current().id();
@@ -70,7 +70,7 @@ fn stopping_cancels_the_tasks_left() {
             self.0.store(true, Ordering::SeqCst);
         }
     }
-    let executors = Executors::start("test", 1, Duration::ZERO);
+    let executors = Executors::start("test", 1, Duration::ZERO).unwrap();
     let dropped = Arc::new(AtomicBool::new(false));
     let flag = Flag(dropped.clone());
     let (started_tx, started) = async_channel::bounded::<()>(1);
@@ -91,7 +91,7 @@ fn stopping_cancels_the_tasks_left() {
 
 #[test]
 fn spawning_onto_a_stopped_scheduler_neither_panics_nor_hangs() {
-    let executors = Executors::start("test", 1, Duration::ZERO);
+    let executors = Executors::start("test", 1, Duration::ZERO).unwrap();
     // Tasks that ended leave free slots behind.
     for n in 0..3 {
         assert_eq!(wait(executors.spawn(async move { n })), n);
@@ -110,7 +110,7 @@ fn spawning_onto_a_stopped_scheduler_neither_panics_nor_hangs() {
 
 #[test]
 fn a_panicking_task_does_not_take_its_thread_down() {
-    let executors = Executors::start("test", 1, Duration::ZERO);
+    let executors = Executors::start("test", 1, Duration::ZERO).unwrap();
     let failed = executors.spawn(async { panic!("on purpose") });
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| wait(failed)));
     assert!(
@@ -123,7 +123,7 @@ fn a_panicking_task_does_not_take_its_thread_down() {
 
 #[test]
 fn a_task_yielding_until_idle_goes_on_after_all_the_work_it_queued() {
-    let executors = Arc::new(Executors::start("test", 1, Duration::ZERO));
+    let executors = Arc::new(Executors::start("test", 1, Duration::ZERO).unwrap());
     let inner = executors.clone();
     let order = wait(executors.spawn(async move {
         let order = Arc::new(Mutex::new(Vec::new()));
@@ -158,7 +158,7 @@ fn a_task_yielding_until_idle_goes_on_after_all_the_work_it_queued() {
 
 #[test]
 fn a_task_yielding_until_idle_on_a_busy_thread_goes_on_at_its_next_service_turn() {
-    let executors = Arc::new(Executors::start("test", 1, Duration::ZERO));
+    let executors = Arc::new(Executors::start("test", 1, Duration::ZERO).unwrap());
     let busy = Arc::new(AtomicBool::new(true));
     // Keeps the thread's queue from ever emptying.
     let spinner = {
@@ -183,7 +183,7 @@ fn the_threads_own_timers_fire_in_order_and_a_dropped_one_never() {
     use super::timers::{Interval, Sleep};
     use futures_lite::future;
     // One thread, asleep between the timers: its poller's wait ends at the earliest.
-    let executors = Executors::start("test", 1, Duration::ZERO);
+    let executors = Executors::start("test", 1, Duration::ZERO).unwrap();
     let task = executors.spawn(async {
         let start = Instant::now();
         let order = Arc::new(Mutex::new(Vec::<u64>::new()));
@@ -219,7 +219,7 @@ fn the_threads_own_timers_fire_in_order_and_a_dropped_one_never() {
 fn timers_due_together_run_in_the_order_they_were_set() {
     use super::timers::Sleep;
     // One deadline for all: they come due in one reading of the clock.
-    let executors = Executors::start("test", 1, Duration::ZERO);
+    let executors = Executors::start("test", 1, Duration::ZERO).unwrap();
     let order = Arc::new(Mutex::new(Vec::new()));
     let at = Instant::now() + Duration::from_millis(5);
     let tasks: Vec<_> = (0..4)
@@ -242,7 +242,7 @@ fn timers_due_together_run_in_the_order_they_were_set() {
 fn an_interval_longer_than_an_instant_can_reach_never_ticks() {
     use super::timers::Interval;
     use futures_lite::future;
-    let executors = Executors::start("test", 1, Duration::ZERO);
+    let executors = Executors::start("test", 1, Duration::ZERO).unwrap();
     let task = executors.spawn(async {
         let mut ticks = Interval::new(Duration::MAX);
         future::poll_once(Box::pin(ticks.tick())).await.is_none()
@@ -254,7 +254,7 @@ fn an_interval_longer_than_an_instant_can_reach_never_ticks() {
 #[test]
 fn a_late_interval_skips_the_ticks_it_missed() {
     use super::timers::Interval;
-    let executors = Executors::start("test", 1, Duration::ZERO);
+    let executors = Executors::start("test", 1, Duration::ZERO).unwrap();
     let task = executors.spawn(async {
         let mut ticks = Interval::new(Duration::from_millis(2));
         ticks.tick().await;
@@ -270,4 +270,27 @@ fn a_late_interval_skips_the_ticks_it_missed() {
         "no burst of missed ticks"
     );
     executors.stop();
+}
+
+#[test]
+fn a_thread_that_cannot_start_stops_the_threads_started_before_it() {
+    let started = Arc::new(AtomicUsize::new(0));
+    let ended = Arc::new(AtomicUsize::new(0));
+    let (counted, done) = (started.clone(), ended.clone());
+    let result = Executors::start_with("test", 3, Duration::ZERO, move |builder, run| {
+        if counted.load(Ordering::SeqCst) == 2 {
+            return Err(io::Error::other("out of threads"));
+        }
+        counted.fetch_add(1, Ordering::SeqCst);
+        let done = done.clone();
+        builder.spawn(move || {
+            run();
+            done.fetch_add(1, Ordering::SeqCst);
+        })
+    });
+    let error = result.err().expect("the third thread failed to start");
+    assert_eq!(error.to_string(), "out of threads");
+    // The two threads that started were stopped and joined before the error came back.
+    assert_eq!(started.load(Ordering::SeqCst), 2);
+    assert_eq!(ended.load(Ordering::SeqCst), 2);
 }
