@@ -135,6 +135,38 @@ fn the_busiest_processes_are_those_of_the_last_interval() {
 }
 
 #[test]
+fn observers_on_two_nodes_each_see_the_rates_of_their_own_interval() {
+    run_blocking(async {
+        let nodes = start_cluster(3).await;
+        let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
+        let old = b.spawn::<Worker>(()).await.unwrap();
+        let new = b.spawn::<Worker>(()).await.unwrap();
+        for _ in 0..50 {
+            old.ping().await.unwrap();
+        }
+        let query = ProcessQuery::new(SortBy::MessageRate, 1);
+        let (from_a, from_c) = (a.observer_of(&id(b)), c.observer_of(&id(b)));
+        let first = from_a.processes(query).await.unwrap();
+        assert_eq!(first.processes[0].pid, *old.pid());
+        for _ in 0..5 {
+            new.ping().await.unwrap();
+        }
+        // c's first query counts since the start; it must not become a's base.
+        let of_c = from_c.processes(query).await.unwrap();
+        assert_eq!(of_c.processes[0].pid, *old.pid());
+        let second = from_a.processes(query).await.unwrap();
+        assert_eq!(
+            second.processes[0].pid,
+            *new.pid(),
+            "5 since a's query, against none"
+        );
+        for node in nodes {
+            node.shutdown();
+        }
+    });
+}
+
+#[test]
 fn a_process_in_detail_shows_its_links_monitors_names_and_groups() {
     run_blocking(async {
         let nodes = start_cluster(2).await;

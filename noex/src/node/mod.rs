@@ -110,8 +110,8 @@ pub(crate) struct NodeInner {
     /// The serial of the node's agent (see `observe`), a system process that answers
     /// observers of other nodes; clustered nodes only.
     pub(crate) agent: OnceLock<u64>,
-    /// The message counts of the last `SortBy::MessageRate` query (see `observe`).
-    pub(crate) rate_base: Mutex<Option<crate::observe::snapshot::RateBase>>,
+    /// The message counts of the last `SortBy::MessageRate` queries (see `observe`).
+    pub(crate) rate_bases: Mutex<crate::observe::snapshot::RateBases>,
     /// What the node keeps for its metrics (the `metrics` feature).
     #[cfg(feature = "metrics")]
     pub(crate) metrics: crate::metrics::NodeMetrics,
@@ -136,7 +136,7 @@ impl NodeInner {
             shutting_down: AtomicBool::new(false),
             started: std::time::Instant::now(),
             agent: OnceLock::new(),
-            rate_base: Mutex::default(),
+            rate_bases: Mutex::default(),
             #[cfg(feature = "metrics")]
             metrics: crate::metrics::NodeMetrics::default(),
         })

@@ -21,7 +21,8 @@ pub(crate) struct Agent;
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum Request {
     Overview,
-    Processes(ProcessQuery),
+    /// The query, and the asking node's incarnation (its message rates are its own).
+    Processes(ProcessQuery, u64),
     Process(Pid),
     Supervisors,
     Globals,
@@ -55,7 +56,9 @@ impl GenServer for Agent {
         let node = ctx.node();
         let answer = match request {
             Request::Overview => Answer::Overview(Box::new(node.read_overview().await)),
-            Request::Processes(query) => Answer::Processes(node.read_processes(query).await),
+            Request::Processes(query, observer) => {
+                Answer::Processes(node.read_processes(query, observer).await)
+            }
             Request::Process(pid) => Answer::Process(node.read_process(&pid).await.map(Box::new)),
             Request::Supervisors => Answer::Supervisors(node.read_supervisors().await),
             Request::Globals => Answer::Globals(node.read_globals()),

@@ -68,7 +68,8 @@ use crate::{Node, NodeId, Pid};
 use agent::{Answer, Request};
 
 /// How long a node remembers the message counts of a [`SortBy::MessageRate`] query for
-/// the next one; then it forgets them (they take 16 bytes a process).
+/// the observing node's next one; then it forgets them (they take 16 bytes a process). A
+/// node keeps the counts of the four nodes that queried it last at most.
 pub const RATE_WINDOW: Duration = Duration::from_secs(10);
 
 /// How long an observer waits for another node's answer, unless told otherwise.
@@ -158,10 +159,11 @@ impl Observer {
     /// The node's processes: how many it runs, and the first `query.limit` in the
     /// query's order.
     pub async fn processes(&self, query: ProcessQuery) -> Result<ProcessList, CallError> {
+        let observer = self.node.inner.incarnation;
         let Some(id) = &self.target else {
-            return Ok(self.node.read_processes(query).await);
+            return Ok(self.node.read_processes(query, observer).await);
         };
-        match self.ask(id, Request::Processes(query)).await? {
+        match self.ask(id, Request::Processes(query, observer)).await? {
             Answer::Processes(list) => Ok(list),
             _ => Err(CallError::BadReply),
         }

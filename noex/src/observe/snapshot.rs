@@ -54,43 +54,75 @@ pub(crate) fn process_info(process: &dyn AnyProcess) -> ProcessInfo {
     }
 }
 
-/// The message counts a `SortBy::MessageRate` query saw, for the next one.
-pub(crate) struct RateBase {
+/// The message counts the `SortBy::MessageRate` queries of each observing node saw, for
+/// their next ones: at most [`MAX_RATE_OBSERVERS`] nodes', each for [`RATE_WINDOW`].
+#[derive(Default)]
+pub(crate) struct RateBases {
+    /// By observing node (its incarnation), oldest first.
+    bases: Vec<(u64, RateBase)>,
+}
+
+/// The message counts one query saw.
+struct RateBase {
     at: Instant,
     counts: HashMap<u64, u64>,
 }
 
-impl Node {
-    /// The counts of the previous `MessageRate` query, if it was recent.
-    fn take_rate_base(&self) -> Option<RateBase> {
-        let mut base = self
-            .inner
-            .rate_base
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        base.take().filter(|b| b.at.elapsed() < RATE_WINDOW)
+/// How many observing nodes' counts a node keeps at once (each takes 16 bytes a process);
+/// past that, the oldest are forgotten, and their next query counts since the start.
+pub(crate) const MAX_RATE_OBSERVERS: usize = 4;
+
+impl RateBases {
+    /// The counts of `observer`'s previous query, if it was recent; forgets them.
+    fn take(&mut self, observer: u64) -> Option<RateBase> {
+        let index = self.bases.iter().position(|(o, _)| *o == observer)?;
+        let (_, base) = self.bases.remove(index);
+        (base.at.elapsed() < RATE_WINDOW).then_some(base)
     }
 
-    /// Keeps `counts` for the next `MessageRate` query, and forgets them after
-    /// [`RATE_WINDOW`] unless a query has replaced them.
-    fn keep_rate_base(&self, counts: HashMap<u64, u64>) {
-        let at = Instant::now();
-        *self
-            .inner
-            .rate_base
+    /// Keeps `base` for `observer`'s next query, forgetting the oldest counts kept if
+    /// there are too many.
+    fn keep(&mut self, observer: u64, base: RateBase) {
+        self.bases.retain(|(o, _)| *o != observer);
+        if self.bases.len() >= MAX_RATE_OBSERVERS {
+            self.bases.remove(0);
+        }
+        self.bases.push((observer, base));
+    }
+
+    /// Forgets `observer`'s counts if they are still those taken at `at`.
+    fn expire(&mut self, observer: u64, at: Instant) {
+        self.bases.retain(|(o, b)| *o != observer || b.at != at);
+    }
+}
+
+impl Node {
+    /// The counts of `observer`'s previous `MessageRate` query, if it was recent.
+    fn take_rate_base(&self, observer: u64) -> Option<RateBase> {
+        self.inner
+            .rate_bases
             .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(RateBase { at, counts });
+            .unwrap_or_else(PoisonError::into_inner)
+            .take(observer)
+    }
+
+    /// Keeps `counts` for `observer`'s next `MessageRate` query, and forgets them after
+    /// [`RATE_WINDOW`] unless a query has replaced them.
+    fn keep_rate_base(&self, observer: u64, counts: HashMap<u64, u64>) {
+        let at = Instant::now();
+        self.inner
+            .rate_bases
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keep(observer, RateBase { at, counts });
         let node = Arc::downgrade(&self.inner);
         self.spawn_task(async move {
             smol::Timer::after(RATE_WINDOW).await;
             if let Some(node) = node.upgrade() {
-                let mut base = node
-                    .rate_base
+                node.rate_bases
                     .lock()
-                    .unwrap_or_else(PoisonError::into_inner);
-                if base.as_ref().is_some_and(|b| b.at == at) {
-                    *base = None;
-                }
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .expire(observer, at);
             }
         })
         .detach();
@@ -112,7 +144,9 @@ impl Node {
         all
     }
 
-    pub(crate) async fn read_processes(&self, query: ProcessQuery) -> ProcessList {
+    /// The processes `query` asks for, as the node `observer` (its incarnation) sees them:
+    /// message rates are since that node's previous `MessageRate` query.
+    pub(crate) async fn read_processes(&self, query: ProcessQuery, observer: u64) -> ProcessList {
         let all = self.observable_unordered();
         let total = all.len();
         let limit = query.limit.min(ProcessQuery::MAX_LIMIT);
@@ -120,7 +154,11 @@ impl Node {
         // sorted and described: with a million processes, a query for the 50 longest
         // mailboxes reads one number of each, not everything.
         let rates = query.sort == SortBy::MessageRate;
-        let before = if rates { self.take_rate_base() } else { None };
+        let before = if rates {
+            self.take_rate_base(observer)
+        } else {
+            None
+        };
         let mut counts = HashMap::with_capacity(if rates { total } else { 0 });
         let mut key = |p: &Arc<dyn AnyProcess>| {
             let serial = p.core().pid().serial();
@@ -143,7 +181,7 @@ impl Node {
             yield_now().await;
         }
         if rates {
-            self.keep_rate_base(counts);
+            self.keep_rate_base(observer, counts);
         }
         if keyed.len() > limit {
             keyed.select_nth_unstable_by_key(limit, |(key, _)| *key);
@@ -293,5 +331,42 @@ impl Node {
             traffic: self.cluster_stats(),
             remote: self.remote_stats(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> RateBase {
+        RateBase {
+            at: Instant::now(),
+            counts: HashMap::new(),
+        }
+    }
+
+    #[test]
+    fn the_counts_of_the_oldest_observer_go_when_too_many_are_kept() {
+        let mut bases = RateBases::default();
+        for observer in 0..=MAX_RATE_OBSERVERS as u64 {
+            bases.keep(observer, base());
+        }
+        assert!(bases.take(0).is_none(), "the oldest was forgotten");
+        for observer in 1..=MAX_RATE_OBSERVERS as u64 {
+            assert!(bases.take(observer).is_some());
+        }
+        // Kept again, an observer's counts replace its earlier ones.
+        bases.keep(7, base());
+        let at = Instant::now();
+        bases.keep(
+            7,
+            RateBase {
+                at,
+                counts: HashMap::new(),
+            },
+        );
+        assert_eq!(bases.bases.len(), 1);
+        bases.expire(7, at);
+        assert!(bases.take(7).is_none());
     }
 }

@@ -98,10 +98,12 @@ pub enum SortBy {
     MailboxLen,
     /// Most messages handled first.
     MessageCount,
-    /// Most messages handled recently first: since the node's previous `MessageRate`
-    /// query, if that was within [`RATE_WINDOW`](super::RATE_WINDOW) (else, as
-    /// `MessageCount`, since they started). An observer that asks once a refresh gets the
-    /// busiest processes of its last interval, however long they have run.
+    /// Most messages handled recently first: since the previous `MessageRate` query of
+    /// this node by the observing node (any of its observers), if that was within
+    /// [`RATE_WINDOW`](super::RATE_WINDOW) (else, as `MessageCount`, since they started).
+    /// An observer that asks once a refresh gets the busiest processes of its last
+    /// interval, however long they have run; observers on other nodes do not disturb it
+    /// (the observed node keeps the counts of the last four observing nodes).
     MessageRate,
 }
 
