@@ -77,6 +77,8 @@ async fn accept_one(cluster: Weak<Cluster>, tcp: TcpStream, from: SocketAddr) {
     // While the handshake is under way, this node does not begin one of its own with the
     // same peer (see the module docs); dropped at the end, whatever the end.
     let mut admitted = None;
+    // The node the dialler says it is, once it has (for the logs).
+    let mut claimed: Option<NodeId> = None;
     let handshake = async {
         let mut stream = match strong.secure_accepted(tcp).await {
             Ok(stream) => stream,
@@ -90,6 +92,7 @@ async fn accept_one(cluster: Weak<Cluster>, tcp: TcpStream, from: SocketAddr) {
             .as_ref()
             .and_then(|tls| tls.peer_identity(&stream));
         let admit = |peer: &NodeId, incarnation| {
+            claimed = Some(peer.clone());
             #[cfg(feature = "tls")]
             if let Some(identity) = &identity {
                 identity.check(peer)?;
@@ -106,19 +109,22 @@ async fn accept_one(cluster: Weak<Cluster>, tcp: TcpStream, from: SocketAddr) {
             None
         })
         .await;
+    let peer = claimed.as_ref().map(NodeId::as_str);
     match result {
         Some(Ok((established, stream))) => {
             strong.register(established, stream, false);
         }
         Some(Err(HandshakeError::Refused(Refusal::AlreadyConnected))) => {
-            tracing::debug!(%from, "refused a duplicate connection");
+            tracing::debug!(%from, ?peer, "refused a duplicate connection");
         }
         Some(Err(error)) => {
             if !strong.report_inbound_refusal(from, &error) {
-                tracing::warn!(%from, %error, "an accepted connection failed in its handshake");
+                tracing::warn!(%from, ?peer, %error, "an accepted connection failed in its handshake");
             }
         }
-        None => tracing::warn!(%from, "a connection did not complete its handshake in time"),
+        None => {
+            tracing::warn!(%from, ?peer, "a connection did not complete its handshake in time")
+        }
     }
     drop(admitted);
 }
