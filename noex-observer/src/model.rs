@@ -64,8 +64,10 @@ pub enum NodeState {
     Up,
     /// Connected, but it did not answer the last reading in time.
     NoAnswer,
-    /// No longer connected (it was once).
+    /// No longer connected (it was once): the connection was lost.
     Down,
+    /// No longer connected: the node left the cluster (it said goodbye as it shut down).
+    Left,
 }
 
 impl std::fmt::Display for NodeState {
@@ -74,6 +76,7 @@ impl std::fmt::Display for NodeState {
             NodeState::Up => "up",
             NodeState::NoAnswer => "silent",
             NodeState::Down => "down",
+            NodeState::Left => "left",
         })
     }
 }

@@ -51,6 +51,9 @@ pub struct Poller {
     events: noex::ClusterEvents,
     /// The last refusal since a node was last up: shown while no member answers.
     refused: Option<String>,
+    /// The members that said goodbye (shut down) rather than being lost, until they are
+    /// back.
+    left: HashSet<String>,
 }
 
 /// What the user looks at, read from the model at the start of a refresh.
@@ -72,6 +75,7 @@ impl Poller {
             peers: HashMap::new(),
             processes: HashMap::new(),
             refused: None,
+            left: HashSet::new(),
         }
     }
 
@@ -109,7 +113,17 @@ impl Poller {
                     let by = if by_peer { "the peer" } else { "this observer" };
                     self.refused = Some(format!("{address}: refused by {by}: {reason}"));
                 }
-                noex::ClusterEvent::NodeUp { .. } => self.refused = None,
+                noex::ClusterEvent::NodeUp { node, .. } => {
+                    self.refused = None;
+                    self.left.remove(node.as_str());
+                }
+                noex::ClusterEvent::NodeDown { node, reason } => {
+                    if reason == noex::NodeDownReason::Shutdown {
+                        self.left.insert(node.to_string());
+                    } else {
+                        self.left.remove(node.as_str());
+                    }
+                }
                 _ => {}
             }
         }
@@ -207,14 +221,19 @@ impl Poller {
         }
 
         let mut model = model.lock().unwrap();
-        // Nodes seen before and gone now stay listed as down.
+        // Nodes seen before and gone now stay listed: as left if they said goodbye, else
+        // as down.
         let up: HashSet<&str> = rows.iter().map(|r| r.id.as_str()).collect();
         let down: Vec<NodeRow> = model
             .nodes
             .iter()
             .filter(|r| !up.contains(r.id.as_str()))
             .map(|r| NodeRow {
-                state: NodeState::Down,
+                state: if self.left.contains(&r.id) {
+                    NodeState::Left
+                } else {
+                    NodeState::Down
+                },
                 handled: 0.0,
                 traffic: Rates::default(),
                 round_trip: None,

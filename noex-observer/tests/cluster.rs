@@ -135,33 +135,45 @@ fn a_known_process_and_a_supervision_tree_of_a_real_cluster_reach_the_model() {
 }
 
 #[test]
-fn a_member_that_leaves_stays_listed_as_down() {
+fn a_member_that_leaves_stays_listed_as_left_and_one_lost_as_down() {
     run(async {
-        let nodes = start_cluster(&["one", "two"]).await;
+        let nodes = start_cluster(&["one", "three", "two"]).await;
         let observer = Node::start(cluster_config("observer").seed(id(&nodes[0])).hidden())
             .await
             .unwrap();
-        eventually("the observer to reach both members", || {
-            observer.connected_nodes().len() == 2
+        eventually("the observer to reach the members", || {
+            observer.connected_nodes().len() == 3
         })
         .await;
         let model = Mutex::new(Model::new(id(&observer)));
         let mut poller = Poller::new(observer.clone());
         poller.refresh(&model).await;
-        assert_eq!(model.lock().unwrap().nodes.len(), 2);
+        assert_eq!(model.lock().unwrap().nodes.len(), 3);
 
-        nodes[1].shutdown();
-        eventually("the observer to lose the member", || {
+        // "two" shuts down (says goodbye); the link to "three" is cut (lost).
+        nodes[2].shutdown();
+        let three = nodes[1].local_node_id().unwrap().clone();
+        observer.faults().partition(&three, true);
+        nodes[1]
+            .faults()
+            .partition(&id(&observer).parse().unwrap(), true);
+        eventually("the observer to lose both members", || {
             observer.connected_nodes().len() == 1
         })
         .await;
         poller.refresh(&model).await;
-        let model = model.lock().unwrap();
-        let states: Vec<_> = model.nodes.iter().map(|n| n.state).collect();
-        assert_eq!(states, [NodeState::Up, NodeState::Down]);
+        let states: Vec<_> = model
+            .lock()
+            .unwrap()
+            .nodes
+            .iter()
+            .map(|n| n.state)
+            .collect();
+        assert_eq!(states, [NodeState::Up, NodeState::Down, NodeState::Left]);
 
         observer.shutdown();
         nodes[0].shutdown();
+        nodes[1].shutdown();
     });
 }
 
