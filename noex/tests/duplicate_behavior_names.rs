@@ -57,8 +57,7 @@ fn a_builder_registering_them_returns_the_error_from_try_build() {
         .threads(1)
         .register_behaviors()
         .try_build()
-        .err()
-        .expect("two behaviours share a name");
+        .expect_err("two behaviours share a name");
     match error {
         BuildError::Behaviors(RegistryError::DuplicateName { name, .. }) => assert_eq!(name, "dup"),
         other => panic!("unexpected error: {other}"),
