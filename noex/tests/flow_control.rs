@@ -246,6 +246,65 @@ fn a_stopped_consumer_holds_its_remote_sender_back_without_losing_the_connection
     });
 }
 
+/// A tally on `b` stuck in a handler, with messages from `a` held back behind it.
+async fn stuck_behind_its_messages() -> (Node, Node, ServerRef<Tally>) {
+    let (a, b, remote) = pair(64 * 1024, 2).await;
+    remote.pause(600_000).unwrap();
+    for n in 0..4 {
+        remote.push(n).unwrap();
+    }
+    eventually("b to hold a's messages back", || {
+        b.process_info(remote.pid())
+            .is_some_and(|tally| tally.mailbox_len >= 2)
+    })
+    .await;
+    (a, b, remote)
+}
+
+#[test]
+fn a_process_holding_its_senders_back_can_still_be_killed_from_their_node() {
+    run_blocking(async {
+        let (a, b, remote) = stuck_behind_its_messages().await;
+        // The monitor `exited` sets and the kill both pass the messages held back.
+        let exited = smol::spawn({
+            let (a, pid) = (a.clone(), remote.pid().clone());
+            async move { a.exited(&pid).await }
+        });
+        within("the monitor to reach b", async {
+            loop {
+                let detail = b.observer().process(remote.pid()).await.unwrap();
+                if detail.is_some_and(|d| !d.monitored_by.is_empty()) {
+                    break;
+                }
+                smol::Timer::after(Duration::from_millis(1)).await;
+            }
+        })
+        .await;
+        assert!(a.kill(remote.pid()));
+        assert_eq!(within("the kill", exited).await, ExitReason::Killed);
+        // Then the connection goes on: the messages held back were for a process that
+        // has ended, and a new one is reached.
+        let fresh = b.spawn::<Tally>(()).await.unwrap();
+        let fresh = a.server_ref::<Tally>(fresh.pid()).unwrap();
+        assert_eq!(within("a call", fresh.received()).await, Ok((0, 0)));
+        a.shutdown();
+        b.shutdown();
+    });
+}
+
+#[test]
+fn a_process_holding_its_senders_back_can_still_be_stopped_from_their_node() {
+    run_blocking(async {
+        let (a, b, remote) = stuck_behind_its_messages().await;
+        let grace = Some(Duration::from_millis(50));
+        let stopped = a.stop_with_grace(remote.pid(), ExitReason::Shutdown, grace);
+        // Stuck in its handler past the grace period: killed.
+        assert_eq!(within("the stop", stopped).await, Ok(ExitReason::Killed));
+        a.shutdown();
+        b.shutdown();
+    });
+}
+
 /// Awaits `future` for at most 30 s.
 async fn within_long<T>(future: impl std::future::Future<Output = T>) -> T {
     use futures_lite::FutureExt;

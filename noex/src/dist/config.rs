@@ -274,7 +274,11 @@ impl ClusterConfig {
     /// and its senders wait ([`cast_wait`](crate::ServerRef::cast_wait), calls) or are
     /// refused ([`cast`](crate::ServerRef::cast)). A slow process thus slows down its
     /// senders on other nodes instead of growing its mailbox without bound. Heartbeats
-    /// still pass, so the peer is not declared down meanwhile.
+    /// still pass, so the peer is not declared down meanwhile; so do the signals that act
+    /// on a process at once rather than through its mailbox, as they would locally — a
+    /// kill, a stop, an exit signal the process does not trap, links and monitors — so
+    /// that a process stuck behind its messages can be killed or stopped from the nodes
+    /// it holds back (those read before the connection's reading stops, at least).
     ///
     /// Messages from this node's own processes are not limited (a mailbox is unbounded).
     /// The price of holding a connection back is that the peer's other messages wait too:

@@ -306,6 +306,28 @@ impl Cluster {
         }
     }
 
+    /// `true` if `signal` acts on its process at once rather than through its mailbox,
+    /// so that it need not wait behind messages from the same peer that are held back
+    /// (see `ClusterConfig::mailbox_limit`): a kill, an exit signal its target does not
+    /// trap (it kills the target, or is ignored), a link or a monitor, or their undoing.
+    /// An exit signal the target traps becomes a message, and a `Down` is one: those keep
+    /// their place behind the messages sent before them (a `Down` after the last messages
+    /// of the process that ended).
+    pub(crate) fn acts_at_once(&self, signal: &RemoteSignal) -> bool {
+        match signal {
+            RemoteSignal::Kill { .. }
+            | RemoteSignal::Link { .. }
+            | RemoteSignal::Unlink { .. }
+            | RemoteSignal::Monitor { .. }
+            | RemoteSignal::Demonitor { .. } => true,
+            RemoteSignal::Exit { to, .. } => self
+                .node()
+                .and_then(|node| node.table.get(*to))
+                .is_none_or(|process| !process.core().trap_exit()),
+            RemoteSignal::Down { .. } => false,
+        }
+    }
+
     /// A signal from `peer` for one of this node's processes.
     pub(crate) fn receive_signal(&self, peer: &Arc<Peer>, signal: RemoteSignal) {
         let Some(node) = self.node() else {

@@ -425,11 +425,20 @@ impl Reading {
 
     /// Withholds a frame — unless it is one that keeps the connection going (a heartbeat,
     /// an acknowledgement of this node's fragments: the replies cannot drain without
-    /// those), which is handled at once.
+    /// those), or a signal that acts on its process at once, as it would locally (a kill,
+    /// a stop, an exit signal the process does not trap, a link or a monitor: see
+    /// [`Cluster::acts_at_once`]) — those are handled at once. A process stuck behind
+    /// its messages can then still be killed or stopped from the node holding them.
     #[inline(never)]
     fn withhold(&mut self, cluster: &Arc<Cluster>, frame: &[u8]) -> Result<Handled, Ended> {
         let (message, _) = wire::decode(frame).map_err(Ended::Read)?;
-        if let WireMessage::Heartbeat { .. } | WireMessage::FragmentAck { .. } = message {
+        let at_once = match &message {
+            WireMessage::Heartbeat { .. } | WireMessage::FragmentAck { .. } => true,
+            WireMessage::Stop(_) => true,
+            WireMessage::Signal(signal) => cluster.acts_at_once(signal),
+            _ => false,
+        };
+        if at_once {
             return self.frame(cluster, frame);
         }
         if !self.withheld.has_room(frame.len(), self.peer.queue.limit()) {
