@@ -9,7 +9,10 @@ use std::time::Duration;
 
 use common::{cluster_config, eventually, run, run_blocking, wait_connected, within};
 use futures_lite::future::poll_once;
-use noex::{behavior, ClusterEvent, ClusterEvents, ExitReason, Node, NodeId, SendError, ServerRef};
+use noex::{
+    behavior, ClusterEvent, ClusterEvents, ExitReason, Node, NodeId, RemoteSpawnError, SendError,
+    ServerRef, SpawnOptions,
+};
 
 /// Takes numbers, counting them and those that came out of order. Slow: each number ends
 /// its turn on the thread (as a handler that awaits I/O would), while a connection's
@@ -300,6 +303,62 @@ fn a_process_holding_its_senders_back_can_still_be_stopped_from_their_node() {
         let stopped = a.stop_with_grace(remote.pid(), ExitReason::Shutdown, grace);
         // Stuck in its handler past the grace period: killed.
         assert_eq!(within("the stop", stopped).await, Ok(ExitReason::Killed));
+        a.shutdown();
+        b.shutdown();
+    });
+}
+
+#[test]
+fn a_node_held_back_still_gets_the_replies_to_its_calls() {
+    run_blocking(async {
+        let (a, b, remote) = stuck_behind_its_messages().await;
+        // A process of b calls one of a: its reply comes on the connection b holds back.
+        let on_a = a.spawn::<Tally>(()).await.unwrap();
+        let from_b = b.server_ref::<Tally>(on_a.pid()).unwrap();
+        assert_eq!(within("the reply", from_b.received()).await, Ok((0, 0)));
+        assert!(b.kill(remote.pid()));
+        a.shutdown();
+        b.shutdown();
+    });
+}
+
+#[test]
+fn a_remote_spawn_waiting_for_room_gives_up_at_its_spawn_timeout() {
+    run_blocking(async {
+        let (a, b, remote) = pair(4 * 1024, 1 << 16).await;
+        b.register_behaviors().unwrap();
+        assert!(a.faults().stall(&id(&b), true));
+        fill(&remote, 0);
+        let timeout = Duration::from_millis(200);
+        let options = SpawnOptions::new().spawn_timeout(timeout);
+        let b_id = id(&b);
+        let spawned = a.spawn_on_with::<Tally>(&b_id, (), options);
+        match within("the spawn to give up", spawned).await {
+            Err(RemoteSpawnError::Timeout { timeout: t, .. }) => assert_eq!(t, timeout),
+            other => panic!("unexpected {other:?}"),
+        }
+        a.shutdown();
+        b.shutdown();
+    });
+}
+
+#[test]
+fn a_stop_is_queued_whatever_the_queue_holds_as_a_kill_is() {
+    run_blocking(async {
+        let (a, b, remote) = pair(4 * 1024, 1 << 16).await;
+        assert!(a.faults().stall(&id(&b), true));
+        fill(&remote, 0);
+        let queued = || a.connected_nodes()[0].stats.queued_bytes;
+        let before = queued();
+        let grace = Some(Duration::from_millis(50));
+        let mut stopping = Box::pin(a.stop_with_grace(remote.pid(), ExitReason::Shutdown, grace));
+        assert!(poll_once(&mut stopping).await.is_none());
+        assert!(
+            queued() > before,
+            "the stop is queued, not waiting for room"
+        );
+        assert!(a.faults().stall(&id(&b), false));
+        assert_eq!(within("the stop", stopping).await, Ok(ExitReason::Shutdown));
         a.shutdown();
         b.shutdown();
     });

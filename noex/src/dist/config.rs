@@ -268,23 +268,27 @@ impl ClusterConfig {
     /// How many messages may wait in the mailbox of a process of this node before it
     /// holds back the nodes that send to it (at least 1). When a message from a peer
     /// leaves a process with this many messages waiting, the connection to that peer
-    /// hands it no more messages, whoever they are for, until the process is under the
-    /// limit again (or ends): it reads up to the [outbound-queue](Self::outbound_queue)
-    /// bound more, then leaves the rest in the peer's socket, so the peer's queue fills
-    /// and its senders wait ([`cast_wait`](crate::ServerRef::cast_wait), calls) or are
-    /// refused ([`cast`](crate::ServerRef::cast)). A slow process thus slows down its
-    /// senders on other nodes instead of growing its mailbox without bound. Heartbeats
-    /// still pass, so the peer is not declared down meanwhile; so do the signals that act
-    /// on a process at once rather than through its mailbox, as they would locally — a
-    /// kill, a stop, an exit signal the process does not trap, links and monitors — so
-    /// that a process stuck behind its messages can be killed or stopped from the nodes
-    /// it holds back (those read before the connection's reading stops, at least).
+    /// hands no more messages to processes, whoever they are for, until the process is
+    /// under the limit again (or ends): it reads up to the
+    /// [outbound-queue](Self::outbound_queue) bound more, then leaves the rest in the
+    /// peer's socket, so the peer's queue fills and its senders wait
+    /// ([`cast_wait`](crate::ServerRef::cast_wait), calls) or are refused
+    /// ([`cast`](crate::ServerRef::cast)). A slow process thus slows down its senders on
+    /// other nodes instead of growing its mailbox without bound.
+    ///
+    /// What fills no mailbox is not held back with the messages: heartbeats (the peer is
+    /// not declared down meanwhile), the replies to this node's calls and spawns, the
+    /// global registry's traffic, and the signals that act on a process at once rather
+    /// than through its mailbox, as they would locally — a kill, a stop, an exit signal
+    /// the process does not trap, links and monitors — so that a process stuck behind its
+    /// messages can be killed or stopped from the nodes it holds back. (Once the
+    /// outbound-queue bound of messages is read and held, nothing more is read until they
+    /// are handed on; what the peer sends after them waits in its socket.)
     ///
     /// Messages from this node's own processes are not limited (a mailbox is unbounded).
-    /// The price of holding a connection back is that the peer's other messages wait too:
-    /// a handler that awaits a reply from the very node whose messages it is behind on
-    /// waits until the call times out. Raise the limit for processes that receive bursts
-    /// larger than this from other nodes.
+    /// The price of holding a connection back is that the peer's other messages wait too.
+    /// Raise the limit for processes that receive bursts larger than this from other
+    /// nodes.
     pub fn mailbox_limit(mut self, messages: usize) -> Self {
         self.mailbox_limit = messages.max(1);
         self

@@ -423,22 +423,32 @@ impl Reading {
         Ok(handled)
     }
 
-    /// Withholds a frame — unless it is one that keeps the connection going (a heartbeat,
-    /// an acknowledgement of this node's fragments: the replies cannot drain without
-    /// those), or a signal that acts on its process at once, as it would locally (a kill,
-    /// a stop, an exit signal the process does not trap, a link or a monitor: see
-    /// [`Cluster::acts_at_once`]) — those are handled at once. A process stuck behind
-    /// its messages can then still be killed or stopped from the node holding them.
+    /// Withholds a frame for a mailbox — a user message (a call, a cast, an info, a
+    /// piece of a large one), an exit signal its process traps, a `Down` — which keeps its
+    /// place behind the messages withheld before it, as does a goodbye (the messages sent
+    /// before it are handled before the connection ends). Every other frame is handled at
+    /// once: those that keep the connection going (heartbeats, acknowledgements of this
+    /// node's fragments: the replies cannot drain without those), and those that fill no
+    /// mailbox — replies to this node's calls and spawns, signals that act on a process at
+    /// once as they would locally (a kill, a stop, an exit signal not trapped, links and
+    /// monitors: see [`Cluster::acts_at_once`]), spawn requests, the global registry's
+    /// messages. A process stuck behind its messages can then still be killed or stopped
+    /// from the node holding them, and that node's replies and registry traffic do not
+    /// wait behind it.
     #[inline(never)]
     fn withhold(&mut self, cluster: &Arc<Cluster>, frame: &[u8]) -> Result<Handled, Ended> {
         let (message, _) = wire::decode(frame).map_err(Ended::Read)?;
-        let at_once = match &message {
-            WireMessage::Heartbeat { .. } | WireMessage::FragmentAck { .. } => true,
-            WireMessage::Stop(_) => true,
-            WireMessage::Signal(signal) => cluster.acts_at_once(signal),
+        let in_order = match &message {
+            WireMessage::Call { .. }
+            | WireMessage::Cast { .. }
+            | WireMessage::Info { .. }
+            | WireMessage::Trace(_)
+            | WireMessage::Fragment { .. }
+            | WireMessage::Goodbye => true,
+            WireMessage::Signal(signal) => !cluster.acts_at_once(signal),
             _ => false,
         };
-        if at_once {
+        if !in_order {
             return self.frame(cluster, frame);
         }
         if !self.withheld.has_room(frame.len(), self.peer.queue.limit()) {

@@ -475,8 +475,10 @@ async fn stop_at(
     let mut frame = Vec::new();
     wire::encode_frame(&message, &mut frame).map_err(|_| no_connection())?;
     let (pending, reply) = PendingCall::expect(peer, id);
-    peer.send(&mut frame, Lent::new(), run::current_sender())
-        .await
+    // Queued like a signal, whatever the queue holds (it is a few bytes, as a kill is):
+    // a stop never waits for room, so its grace period bounds it as it does locally.
+    peer.queue
+        .push_signal(&mut frame, run::current_sender())
         .map_err(|_| no_connection())?;
     let answered = reply.await;
     pending.settled();

@@ -243,16 +243,21 @@ impl Cluster {
             counters,
             pending: true,
         };
-        if peer
-            .send(&mut frame, Lent::new(), run::current_sender())
-            .await
-            .is_err()
-        {
-            entry.give_up_unanswered();
-            return Err(unreachable());
-        }
+        // The spawn timeout bounds it all, the wait for room in the queue included.
         let mut deadline = Deadline::after(options.spawn_timeout);
-        let answered = match deadline.run(&mut reply).await {
+        let sent = deadline
+            .run(peer.send(&mut frame, Lent::new(), run::current_sender()))
+            .await;
+        let answered = match sent {
+            Some(Ok(())) => deadline.run(&mut reply).await,
+            Some(Err(_)) => {
+                entry.give_up_unanswered();
+                return Err(unreachable());
+            }
+            // Never queued: the node was not asked.
+            None => None,
+        };
+        let answered = match answered {
             Some(answered) => answered,
             // Too late — unless the reply was read just then.
             None if entry.give_up_unanswered() => {

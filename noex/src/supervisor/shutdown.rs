@@ -4,6 +4,8 @@ use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::task::Poll;
 
+use futures_lite::future::poll_once;
+
 use super::spec::Shutdown;
 use crate::node::{stop_process, NodeInner};
 use crate::process::Signal;
@@ -40,8 +42,14 @@ pub(crate) async fn stop_child(node: &NodeInner, pid: &Pid, shutdown: Shutdown) 
 async fn stop_remote_child(node: &NodeInner, pid: &Pid, shutdown: Shutdown) -> ExitReason {
     let grace = match shutdown {
         Shutdown::BrutalKill => {
+            // The monitor first (the first poll sends it), then the kill: the child's end
+            // is then seen as the kill's (a monitor after it would find no process).
+            let mut exited = std::pin::pin!(node.exited(pid));
+            if let Some(reason) = poll_once(exited.as_mut()).await {
+                return reason;
+            }
             node.kill(pid);
-            return node.exited(pid).await;
+            return exited.await;
         }
         Shutdown::Timeout(grace) => Some(grace),
         Shutdown::Infinity => None,
