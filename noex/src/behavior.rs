@@ -254,6 +254,10 @@ pub enum SpawnByNameError {
         /// The name.
         name: String,
     },
+    /// The global name could not be registered, for another reason than those above;
+    /// no process was started.
+    #[error("the global name could not be registered: {0}")]
+    GlobalName(crate::GlobalError),
     /// The node is shutting down.
     #[error("the node is shutting down")]
     NodeDown,
@@ -278,6 +282,7 @@ impl SpawnByNameError {
             SpawnError::RegistrationTimeout { name } => {
                 SpawnByNameError::RegistrationTimeout { name }
             }
+            SpawnError::GlobalName(error) => SpawnByNameError::GlobalName(error),
             SpawnError::NodeDown => SpawnByNameError::NodeDown,
         }
     }

@@ -274,6 +274,10 @@ pub enum SpawnError<E> {
         /// The name.
         name: String,
     },
+    /// The global name could not be registered, for another reason than those above
+    /// (it is too long, or this node is hidden); no process was started.
+    #[error("the global name could not be registered: {0}")]
+    GlobalName(GlobalError),
     /// The node is shutting down.
     #[error("the node is shutting down")]
     NodeDown,
@@ -289,6 +293,7 @@ impl<E> SpawnError<E> {
             SpawnError::Exited(reason) => SpawnError::Exited(reason),
             SpawnError::NameTaken { name, holder } => SpawnError::NameTaken { name, holder },
             SpawnError::RegistrationTimeout { name } => SpawnError::RegistrationTimeout { name },
+            SpawnError::GlobalName(error) => SpawnError::GlobalName(error),
             SpawnError::NodeDown => SpawnError::NodeDown,
         }
     }
@@ -405,6 +410,15 @@ pub enum RemoteSpawnError {
         name: String,
         /// The node.
         node: NodeId,
+    },
+    /// The global name could not be registered, for another reason than those above (it
+    /// is longer than [`MAX_NAME_LEN`](crate::MAX_NAME_LEN)); no process was started.
+    #[error("the global name could not be registered on {node}: {error}")]
+    GlobalName {
+        /// The node.
+        node: NodeId,
+        /// Why.
+        error: GlobalError,
     },
     /// The node is shutting down.
     #[error("node {node} is shutting down")]
@@ -533,6 +547,14 @@ pub enum GlobalError {
     /// The node is shutting down.
     #[error("the node is shutting down")]
     ShuttingDown,
+    /// A hidden node (see [`ClusterConfig::hidden`](crate::ClusterConfig::hidden)) takes no
+    /// part in the global registry and groups: neither its processes nor, on it, any
+    /// process can be registered or join a group.
+    #[error("node {node} is a hidden node, outside the global registry")]
+    HiddenNode {
+        /// The node, `name@host:port`.
+        node: String,
+    },
 }
 
 /// Why a name could not be registered.

@@ -721,3 +721,79 @@ fn a_spawn_given_up_while_registering_its_global_name_tells_its_watchers() {
         shutdown(nodes);
     });
 }
+
+#[test]
+fn a_hidden_node_and_its_processes_are_refused_by_the_registry_and_groups() {
+    run_blocking(async {
+        let nodes = start_cluster(1).await;
+        let a = &nodes[0];
+        let hidden = Node::start(cluster_config("hidden").hidden().seed(id(a).to_string()))
+            .await
+            .unwrap();
+        eventually("the hidden node to connect", || a.hidden_nodes().len() == 1).await;
+        let refused = |node: &Node| GlobalError::HiddenNode {
+            node: id(node).to_string(),
+        };
+        let on_hidden = counter(&hidden, 0).await;
+        let on_a = counter(a, 0).await;
+
+        // A member cannot register a hidden node's process, nor make it join a group.
+        let hidden_pid = on_hidden.pid();
+        assert_eq!(
+            a.register_global("h", hidden_pid).await,
+            Err(refused(&hidden))
+        );
+        assert_eq!(a.join_group("g", hidden_pid).await, Err(refused(&hidden)));
+        assert_eq!(a.whereis_global("h"), None);
+        assert!(a.group_members("g").is_empty());
+
+        // A hidden node registers nothing, its own process or a member's.
+        assert_eq!(
+            hidden.register_global("h", hidden_pid).await,
+            Err(refused(&hidden))
+        );
+        assert_eq!(
+            hidden.register_global("m", on_a.pid()).await,
+            Err(refused(&hidden))
+        );
+        assert_eq!(
+            hidden.join_group("g", on_a.pid()).await,
+            Err(refused(&hidden))
+        );
+        assert_eq!(a.whereis_global("m"), None);
+        let named = SpawnOptions::new().global_name("spawned");
+        match hidden.spawn_with::<Counter>(0, named).await {
+            Err(SpawnError::GlobalName(error)) => assert_eq!(error, refused(&hidden)),
+            other => panic!("unexpected {other:?}"),
+        }
+        hidden.shutdown();
+        shutdown(nodes);
+    });
+}
+
+#[test]
+fn a_global_name_too_long_fails_the_spawn_with_that_reason() {
+    run_blocking(async {
+        let nodes = start_cluster(2).await;
+        let long = "n".repeat(noex::MAX_NAME_LEN + 1);
+        let too_long = GlobalError::NameTooLong {
+            len: long.len(),
+            max: noex::MAX_NAME_LEN,
+        };
+        let named = SpawnOptions::new().global_name(long.clone());
+        match nodes[0].spawn_with::<Counter>(0, named.clone()).await {
+            Err(SpawnError::GlobalName(error)) => assert_eq!(error, too_long),
+            other => panic!("unexpected {other:?}"),
+        }
+        nodes[1].register_behaviors().unwrap();
+        match nodes[0]
+            .spawn_on_with::<Counter>(&id(&nodes[1]), 0, named)
+            .await
+        {
+            Err(RemoteSpawnError::GlobalName { error, .. }) => assert_eq!(error, too_long),
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(nodes[1].process_count(), 0, "nothing was started");
+        shutdown(nodes);
+    });
+}

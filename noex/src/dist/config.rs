@@ -351,7 +351,11 @@ impl ClusterConfig {
     /// on it, and do not share the global registry with it; it refuses their spawns
     /// ([`RemoteSpawnError::HiddenNode`](crate::RemoteSpawnError::HiddenNode)). Calls,
     /// casts, monitors and links between its processes and theirs work as between any two
-    /// nodes.
+    /// nodes. The global registry and groups refuse it
+    /// ([`GlobalError::HiddenNode`](crate::GlobalError::HiddenNode)): its processes cannot
+    /// be registered or join a group, on any node, and it registers no process itself —
+    /// a name it registered would be known to it alone. (Its
+    /// [`whereis_global`](crate::Node::whereis_global) finds nothing of the cluster's.)
     ///
     /// A hidden node itself connects to every member it learns of, as any node does.
     pub fn hidden(mut self) -> Self {

@@ -209,6 +209,13 @@ impl Cluster {
             SpawnCounters::add(&counters.unreachable);
             RemoteSpawnError::NodeNotReachable { node: node.clone() }
         };
+        if let Some(name) = &options.global_name {
+            // Refused here rather than by the node asked, which would only say it failed.
+            crate::global::check_name(name).map_err(|error| RemoteSpawnError::GlobalName {
+                node: node.clone(),
+                error,
+            })?;
+        }
         let peer = self.peer(node.as_str()).ok_or_else(unreachable)?;
         let id = self.next_id();
         let request = SpawnRequest {
@@ -574,7 +581,9 @@ fn failure(error: SpawnByNameError) -> SpawnResult {
         SpawnByNameError::NameTaken { holder, .. } => SpawnResult::NameTaken(holder),
         SpawnByNameError::RegistrationTimeout { .. } => SpawnResult::RegistrationTimeout,
         SpawnByNameError::Exited { reason, .. } => SpawnResult::Exited(reason),
-        SpawnByNameError::NodeDown => SpawnResult::ShuttingDown,
+        // The spawner checks the name's length, and a hidden node hosts no spawns: what
+        // is left is its own end.
+        SpawnByNameError::GlobalName(_) | SpawnByNameError::NodeDown => SpawnResult::ShuttingDown,
     }
 }
 

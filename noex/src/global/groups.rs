@@ -103,6 +103,7 @@ impl Global {
         pid: &Pid,
     ) -> Result<bool, GlobalError> {
         super::check_name(group)?;
+        super::check_visible(node)?;
         if pid.node() == &*node.name {
             return self.join(node, group, pid);
         }
@@ -140,6 +141,9 @@ impl Global {
     ) -> Result<bool, GlobalError> {
         match self.forward(node, pid, op, group).await? {
             ForwardResult::Done(changed) => Ok(changed),
+            ForwardResult::Hidden => Err(GlobalError::HiddenNode {
+                node: pid.node().to_owned(),
+            }),
             _ => Err(GlobalError::NoProc { pid: pid.clone() }),
         }
     }

@@ -115,8 +115,18 @@ const FORWARD_MARGIN: Duration = Duration::from_secs(2);
 /// The longest global name or group name, in bytes (as Erlang's atoms).
 pub const MAX_NAME_LEN: usize = 255;
 
+/// Refuses an operation of a hidden node, which takes no part in the global registry.
+fn check_visible(node: &NodeInner) -> Result<(), GlobalError> {
+    match node.cluster.get().is_some_and(|c| c.config.hidden) {
+        true => Err(GlobalError::HiddenNode {
+            node: node.name.to_string(),
+        }),
+        false => Ok(()),
+    }
+}
+
 /// Refuses a name longer than [`MAX_NAME_LEN`].
-fn check_name(name: &str) -> Result<(), GlobalError> {
+pub(crate) fn check_name(name: &str) -> Result<(), GlobalError> {
     match name.len() <= MAX_NAME_LEN {
         true => Ok(()),
         false => Err(GlobalError::NameTooLong {
@@ -438,6 +448,11 @@ impl Global {
             .get()
             .and_then(|cluster| cluster.peer(pid.node()))
             .ok_or_else(no_connection)?;
+        if peer.hidden {
+            return Err(GlobalError::HiddenNode {
+                node: pid.node().to_owned(),
+            });
+        }
         if peer.incarnation != pid.incarnation() {
             return Err(GlobalError::NoProc { pid: pid.clone() });
         }
@@ -532,10 +547,13 @@ fn forwarded(node: &Arc<NodeInner>, peer: &Arc<Peer>, id: u64, op: ForwardOp) {
     let weak = Arc::downgrade(peer);
     let (name, incarnation) = (node.name.clone(), node.incarnation);
     let pid = move |serial| Pid::new(name.clone(), incarnation, serial);
+    // Neither a hidden node nor one asked by a hidden node takes part.
+    let hidden = peer.hidden || check_visible(node).is_err();
     let task = {
         let node = node.clone();
         async move {
             let result = match op {
+                _ if hidden => ForwardResult::Hidden,
                 ForwardOp::Register { name, serial } => {
                     match node.global.register(&node, &name, &pid(serial)).await {
                         Ok(()) => ForwardResult::Done(true),
@@ -572,6 +590,7 @@ impl From<GlobalError> for ForwardResult {
             GlobalError::Taken { holder, .. } => ForwardResult::Taken(holder),
             GlobalError::NoProc { .. } => ForwardResult::NoProc,
             GlobalError::Timeout { .. } => ForwardResult::Timeout,
+            GlobalError::HiddenNode { .. } => ForwardResult::Hidden,
             GlobalError::NoConnection { .. }
             | GlobalError::ShuttingDown
             | GlobalError::NameTooLong { .. } => ForwardResult::ShuttingDown,

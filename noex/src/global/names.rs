@@ -71,6 +71,7 @@ impl Global {
         pid: &Pid,
     ) -> Result<(), GlobalError> {
         super::check_name(name)?;
+        super::check_visible(node)?;
         if pid.node() != &*node.name {
             let op = ForwardOp::Register {
                 name: name.to_owned(),
@@ -444,6 +445,9 @@ fn from_forwarded(result: ForwardResult, name: &str, pid: &Pid) -> GlobalError {
             timeout: GLOBAL_TIMEOUT,
         },
         ForwardResult::ShuttingDown => GlobalError::NoConnection {
+            node: pid.node().to_owned(),
+        },
+        ForwardResult::Hidden => GlobalError::HiddenNode {
             node: pid.node().to_owned(),
         },
         ForwardResult::NoProc | ForwardResult::Done(_) => GlobalError::NoProc { pid: pid.clone() },

@@ -167,4 +167,6 @@ pub(crate) enum ForwardResult {
     Timeout,
     /// The node is shutting down.
     ShuttingDown,
+    /// The node asked, or the one asking, is hidden: outside the global registry.
+    Hidden,
 }

@@ -315,6 +315,7 @@ fn by_name_error(
             reason,
         },
         E::RegistrationTimeout { name } => RemoteSpawnError::RegistrationTimeout { name, node },
+        E::GlobalName(error) => RemoteSpawnError::GlobalName { node, error },
         E::NodeDown => RemoteSpawnError::NodeShuttingDown { node },
     }
 }
@@ -368,6 +369,7 @@ fn local_error<E: std::fmt::Display>(
         SpawnError::RegistrationTimeout { name } => {
             RemoteSpawnError::RegistrationTimeout { name, node }
         }
+        SpawnError::GlobalName(error) => RemoteSpawnError::GlobalName { node, error },
         SpawnError::NodeDown => RemoteSpawnError::NodeShuttingDown { node },
     }
 }

@@ -205,7 +205,8 @@ pub(crate) async fn spawn<B: GenServer>(
             return Err(match error {
                 GlobalError::Taken { name, holder } => SpawnError::NameTaken { name, holder },
                 GlobalError::Timeout { name, .. } => SpawnError::RegistrationTimeout { name },
-                _ => SpawnError::NodeDown,
+                GlobalError::ShuttingDown => SpawnError::NodeDown,
+                other => SpawnError::GlobalName(other),
             });
         }
         unstarted.started();
