@@ -579,4 +579,11 @@ pub enum RegisterError {
     /// The process is not running.
     #[error("no such process")]
     NoProc,
+    /// The process runs on another node: a node's names are for its own processes (a
+    /// name the cluster shares is [`Node::register_global`](crate::Node::register_global)'s).
+    #[error("{pid} is a process of another node; register it there, or globally")]
+    NotLocal {
+        /// The process.
+        pid: Pid,
+    },
 }

@@ -797,3 +797,19 @@ fn a_global_name_too_long_fails_the_spawn_with_that_reason() {
         shutdown(nodes);
     });
 }
+
+#[test]
+fn a_local_name_refuses_a_process_of_another_node() {
+    run_blocking(async {
+        let nodes = start_cluster(2).await;
+        let on_b = counter(&nodes[1], 0).await;
+        assert_eq!(
+            nodes[0].register("local", on_b.pid()),
+            Err(noex::RegisterError::NotLocal {
+                pid: on_b.pid().clone()
+            })
+        );
+        assert_eq!(nodes[0].whereis("local"), None);
+        shutdown(nodes);
+    });
+}

@@ -9,7 +9,8 @@ use common::{cluster_config, eventually, next_event, run_blocking, start_cluster
 use noex::observe::{ProcessQuery, ProcessStatus, SortBy};
 use noex::supervisor::{ChildSpec, NodeSelector, Strategy, SupervisorSpec};
 use noex::{
-    behavior, ClusterEvent, Ctx, DistributedSupervisor, MonitorRef, Node, NodeId, Pid, Supervisor,
+    behavior, ClusterEvent, Ctx, DistributedSupervisor, ExitReason, MonitorRef, Node, NodeId, Pid,
+    Supervisor,
 };
 
 #[behavior(name = "observe-worker")]
@@ -98,8 +99,13 @@ fn another_node_is_read_through_its_agent_as_this_one_is() {
             assert_eq!(by_count.processes[1].status, ProcessStatus::Busy);
             assert_eq!(by_count.processes[0].status, ProcessStatus::Idle);
 
-            let missing = a.spawn::<Worker>(()).await.unwrap();
-            assert_eq!(observer.process(missing.pid()).await.unwrap(), None);
+            // A process that ended; and one of a, read on a whichever node is observed.
+            let ended = b.spawn::<Worker>(()).await.unwrap();
+            b.stop(ended.pid(), ExitReason::Normal).await.unwrap();
+            assert_eq!(observer.process(ended.pid()).await.unwrap(), None);
+            let elsewhere = a.spawn::<Worker>(()).await.unwrap();
+            let detail = observer.process(elsewhere.pid()).await.unwrap();
+            assert_eq!(detail.map(|d| d.info.pid), Some(elsewhere.pid().clone()));
         }
         for node in nodes {
             node.shutdown();
@@ -399,6 +405,23 @@ fn a_hidden_node_is_left_out_of_members_events_and_the_global_registry() {
             ClusterEvent::NodeDown { node, .. } => assert_eq!(node, id(&late)),
             other => panic!("expected late's NodeDown, got {other:?}"),
         }
+        for node in nodes {
+            node.shutdown();
+        }
+    });
+}
+
+#[test]
+fn a_process_is_read_on_its_own_node_whichever_node_is_observed() {
+    run_blocking(async {
+        let nodes = start_cluster(2).await;
+        let (a, b) = (&nodes[0], &nodes[1]);
+        let on_b = b.spawn::<Worker>(()).await.unwrap();
+        let detail = a.observer().process(on_b.pid()).await.unwrap();
+        assert_eq!(detail.map(|d| d.info.pid), Some(on_b.pid().clone()));
+        let on_a = a.spawn::<Worker>(()).await.unwrap();
+        let detail = a.observer_of(&id(b)).process(on_a.pid()).await.unwrap();
+        assert_eq!(detail.map(|d| d.info.pid), Some(on_a.pid().clone()));
         for node in nodes {
             node.shutdown();
         }

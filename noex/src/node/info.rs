@@ -15,7 +15,9 @@ impl Node {
             .collect()
     }
 
-    /// A snapshot of one process, if it runs.
+    /// A snapshot of one process of this node, if it runs (`None` for a process of another
+    /// node: [`observer_of`](Node::observer_of) its node reads it there, as
+    /// [`observer`](Node::observer)`().process(pid)` does).
     pub fn process_info(&self, pid: &Pid) -> Option<ProcessInfo> {
         self.inner.resolve(pid).map(|p| process_info(p.as_ref()))
     }

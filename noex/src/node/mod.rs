@@ -342,9 +342,14 @@ impl Node {
         self.inner.exited(pid).await
     }
 
-    /// Registers `name` for a running process. Names are unique on the node, a process has
-    /// at most one, and the name is released when the process ends.
+    /// Registers `name` for a running process of this node. Names are unique on the node,
+    /// a process has at most one, and the name is released when the process ends. A
+    /// process of another node is refused ([`RegisterError::NotLocal`]): register it on
+    /// its node, or cluster-wide with [`register_global`](Self::register_global).
     pub fn register(&self, name: &str, pid: &Pid) -> Result<(), RegisterError> {
+        if self.inner.is_remote(pid) {
+            return Err(RegisterError::NotLocal { pid: pid.clone() });
+        }
         let process = self.inner.resolve(pid).ok_or(RegisterError::NoProc)?;
         self.inner.registry.register(name, process.core())
     }

@@ -169,12 +169,16 @@ impl Observer {
         }
     }
 
-    /// One process of the node in detail; `None` if it does not run (there).
+    /// One process in detail; `None` if it does not run. It is read where it runs: on the
+    /// node of its pid, whichever node this observer reads otherwise.
     pub async fn process(&self, pid: &Pid) -> Result<Option<ProcessDetail>, CallError> {
-        let Some(id) = &self.target else {
+        if !self.node.inner.is_remote(pid) {
             return Ok(self.node.read_process(pid).await);
-        };
-        match self.ask(id, Request::Process(pid.clone())).await? {
+        }
+        let id: NodeId = pid.node().parse().map_err(|_| CallError::NoConnection {
+            node: pid.node().to_owned(),
+        })?;
+        match self.ask(&id, Request::Process(pid.clone())).await? {
             Answer::Process(detail) => Ok(detail.map(|d| *d)),
             _ => Err(CallError::BadReply),
         }

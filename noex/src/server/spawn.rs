@@ -189,7 +189,7 @@ pub(crate) async fn spawn<B: GenServer>(
             node.table.remove(pid.serial());
             return Err(match error {
                 RegisterError::NameTaken { name, holder } => SpawnError::NameTaken { name, holder },
-                // A fresh process is alive and has no name yet.
+                // A fresh process is alive, local, and has no name yet.
                 other => unreachable!("registering a fresh process failed: {other}"),
             });
         }
