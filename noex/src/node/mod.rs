@@ -419,8 +419,10 @@ impl Node {
     }
 
     /// Delivers `message` to `target`'s [`handle_info`](GenServer::handle_info) after
-    /// `delay`. The timer is cancelled if `target` ends first (for a process of another
-    /// node, the message is sent at the deadline whatever happened).
+    /// `delay`. The timer is cancelled if `target` ends first. For a process of another
+    /// node, the message is sent at the deadline whatever happened; if it cannot be sent
+    /// then (the process ended, its node is not connected) it is dropped, as for a local
+    /// target that ended — logged at debug level.
     pub fn send_after<B: GenServer>(
         &self,
         target: &ServerRef<B>,
@@ -433,7 +435,10 @@ impl Node {
                 let target = target.clone();
                 timer::start_detached(&self.inner.executors, delay, move || {
                     // A remote target's end is not known here; a failed send is the answer.
-                    let _ = target.send(message);
+                    if let Err(error) = target.send(message) {
+                        let pid = target.pid();
+                        tracing::debug!(%pid, %error, "a timer's message was not delivered");
+                    }
                 })
             }
         }
