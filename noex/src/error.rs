@@ -93,9 +93,6 @@ pub enum CallError {
     /// reason: the request may have had effects.
     #[error("the server exited while handling the call: {0}")]
     Exited(ExitReason),
-    /// The way to the server is full.
-    #[error("the server is overloaded")]
-    Overloaded,
     /// A process called itself, which could only time out.
     #[error("a process cannot call itself")]
     CallingSelf,
