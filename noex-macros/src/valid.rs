@@ -1,5 +1,6 @@
 //! Checks of the model: every misuse becomes an error at the offending token.
 
+use syn::ext::IdentExt;
 use syn::{FnArg, GenericParam, PatType, TypeParamBound, WherePredicate};
 
 use crate::ast::{combine, Behavior, Input, Method, Receiver};
@@ -10,6 +11,7 @@ pub(crate) fn check(behavior: &Behavior) -> syn::Result<()> {
     check_generics(behavior, &mut errors);
     check_roles(behavior, &mut errors);
     check_tags(behavior, &mut errors);
+    check_names(behavior, &mut errors);
     for method in &behavior.methods {
         check_method(method, &mut errors);
     }
@@ -287,6 +289,87 @@ fn check_tags(behavior: &Behavior, errors: &mut Option<syn::Error>) {
                 ),
             ),
             None => seen.push((value, method)),
+        }
+    }
+}
+
+/// Method names that `ServerRef` or `NamedRef` already have: a message method with one of
+/// these names would be hidden behind them.
+const TAKEN: &[&str] = &[
+    "call",
+    "call_timeout",
+    "cast",
+    "send",
+    "stop",
+    "stop_with_grace",
+    "pid",
+    "exited",
+    "is_alive",
+    "resolve",
+    "name",
+    "clone",
+    "eq",
+    "ne",
+    "fmt",
+    "call_with_timeout",
+    "cast_message",
+    "try_cast",
+    "cast_wait",
+    "try_cast_message",
+    "cast_message_wait",
+];
+
+/// The client methods generated for a `#[call]` or `#[cast]` method besides its own name
+/// (see `expand::api`).
+fn generated_names(method: &Method) -> Vec<String> {
+    let name = method.ident.unraw();
+    match method.role {
+        Role::Call => vec![format!("{name}_with_timeout")],
+        Role::Cast => vec![format!("try_{name}"), format!("{name}_wait")],
+        _ => Vec::new(),
+    }
+}
+
+/// Refuses a message method whose client method would be hidden by a method of the
+/// handles, or would clash with another client method.
+fn check_names(behavior: &Behavior, errors: &mut Option<syn::Error>) {
+    let messages: Vec<&Method> = behavior
+        .methods
+        .iter()
+        .filter(|m| matches!(m.role, Role::Call | Role::Cast))
+        .collect();
+    for method in &messages {
+        let name = method.ident.unraw().to_string();
+        if TAKEN.contains(&name.as_str()) {
+            combine(
+                errors,
+                syn::Error::new_spanned(
+                    &method.ident,
+                    format!(
+                        "a message method named `{name}` would be hidden by \
+                         `ServerRef::{name}`; give it another name"
+                    ),
+                ),
+            );
+        }
+        for other in &messages {
+            let role = match other.role {
+                Role::Call => "#[call]",
+                _ => "#[cast]",
+            };
+            if generated_names(other).contains(&name) {
+                combine(
+                    errors,
+                    syn::Error::new_spanned(
+                        &method.ident,
+                        format!(
+                            "`{name}` is the name of a client method generated for the {role} \
+                             method `{}`; give this method another name",
+                            other.ident.unraw()
+                        ),
+                    ),
+                );
+            }
         }
     }
 }

@@ -9,38 +9,11 @@ use super::{variant, Names};
 use crate::ast::{Behavior, Method};
 use crate::attr::Role;
 
-/// Method names that `ServerRef` or `NamedRef` already have: a message method with one of
-/// these names would be hidden behind them.
-const TAKEN: &[&str] = &[
-    "call",
-    "call_timeout",
-    "cast",
-    "send",
-    "stop",
-    "stop_with_grace",
-    "pid",
-    "exited",
-    "is_alive",
-    "resolve",
-    "name",
-    "clone",
-    "eq",
-    "ne",
-    "fmt",
-    "call_with_timeout",
-    "cast_message",
-    "try_cast",
-    "cast_wait",
-    "try_cast_message",
-    "cast_message_wait",
-];
-
-pub(super) fn client_trait(behavior: &Behavior, names: &Names) -> syn::Result<TokenStream> {
+pub(super) fn client_trait(behavior: &Behavior, names: &Names) -> TokenStream {
     let self_ty = &behavior.item.self_ty;
     let api = &names.api;
     let generics = &behavior.item.generics;
     let (_, ty_generics, where_clause) = generics.split_for_impl();
-    check_names(behavior)?;
     let mut methods = Vec::new();
     for method in &behavior.methods {
         match method.role {
@@ -59,7 +32,7 @@ pub(super) fn client_trait(behavior: &Behavior, names: &Names) -> syn::Result<To
         __NoexHandle: ::noex::ServerHandle<#self_ty> + ?::core::marker::Sized
     ));
     let (blanket_impl_generics, _, _) = blanket_generics.split_for_impl();
-    Ok(quote! {
+    quote! {
         #[doc = #doc]
         #[allow(private_bounds, private_interfaces)]
         pub trait #api #generics: ::noex::ServerHandle<#self_ty> #where_clause {
@@ -68,56 +41,7 @@ pub(super) fn client_trait(behavior: &Behavior, names: &Names) -> syn::Result<To
 
         #[allow(private_bounds, private_interfaces)]
         impl #blanket_impl_generics #api #ty_generics for __NoexHandle #where_clause {}
-    })
-}
-
-/// The client methods generated for a `#[call]` or `#[cast]` method, besides its own name.
-fn generated_names(method: &Method) -> Vec<String> {
-    let name = method.ident.unraw();
-    match method.role {
-        Role::Call => vec![format!("{name}_with_timeout")],
-        Role::Cast => vec![format!("try_{name}"), format!("{name}_wait")],
-        _ => Vec::new(),
     }
-}
-
-/// Refuses a message method whose client method would be hidden by a method of the
-/// handles, or would clash with another client method.
-fn check_names(behavior: &Behavior) -> syn::Result<()> {
-    let messages: Vec<&Method> = behavior
-        .methods
-        .iter()
-        .filter(|m| matches!(m.role, Role::Call | Role::Cast))
-        .collect();
-    for method in &messages {
-        let name = method.ident.unraw().to_string();
-        if TAKEN.contains(&name.as_str()) {
-            return Err(syn::Error::new_spanned(
-                &method.ident,
-                format!(
-                    "a message method named `{name}` would be hidden by `ServerRef::{name}`; \
-                     give it another name"
-                ),
-            ));
-        }
-        for other in &messages {
-            let role = match other.role {
-                Role::Call => "#[call]",
-                _ => "#[cast]",
-            };
-            if generated_names(other).contains(&name) {
-                return Err(syn::Error::new_spanned(
-                    &method.ident,
-                    format!(
-                        "`{name}` is the name of a client method generated for the {role} \
-                         method `{}`; give this method another name",
-                        other.ident.unraw()
-                    ),
-                ));
-            }
-        }
-    }
-    Ok(())
 }
 
 /// `method(args)` and `method_with_timeout(args, timeout)` for a `#[call]`.

@@ -89,7 +89,7 @@ fn expand_impl(args: attr::BehaviorArgs, item: ItemImpl) -> syn::Result<TokenStr
     let item = &behavior.item;
     let enums = server::enums(&behavior, &names);
     let gen_server = server::gen_server(&behavior, &names);
-    let api = api::client_trait(&behavior, &names)?;
+    let api = api::client_trait(&behavior, &names);
     let remote = if behavior.local.is_none() {
         remote::remote(&behavior, &names)
     } else if behavior.item.generics.params.is_empty() {

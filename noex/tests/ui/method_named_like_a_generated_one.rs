@@ -24,4 +24,10 @@ impl Counter {
     }
 }
 
-fn main() {}
+// The impl block is kept despite the error: its methods are there, so using them adds no
+// error of its own.
+fn main() {
+    let mut counter = Counter::init();
+    counter.add(1);
+    let _ = counter.add_wait();
+}
