@@ -293,30 +293,43 @@ fn check_tags(behavior: &Behavior, errors: &mut Option<syn::Error>) {
     }
 }
 
-/// Method names that `ServerRef` or `NamedRef` already have: a message method with one of
-/// these names would be hidden behind them.
-const TAKEN: &[&str] = &[
-    "call",
-    "call_timeout",
-    "cast",
-    "send",
-    "stop",
-    "stop_with_grace",
-    "pid",
-    "exited",
-    "is_alive",
-    "resolve",
-    "name",
-    "clone",
-    "eq",
-    "ne",
-    "fmt",
-    "call_with_timeout",
-    "cast_message",
-    "try_cast",
-    "cast_wait",
-    "try_cast_message",
-    "cast_message_wait",
+/// The inherent methods of the handles (`ServerRef`, `NamedRef`), each with the type that
+/// has it. A method call on a handle finds them before the client trait's methods, so a
+/// message method named like one would be hidden behind it.
+const HANDLE_METHODS: &[(&str, &str)] = &[
+    ("pid", "ServerRef::pid"),
+    ("is_local", "ServerRef::is_local"),
+    ("is_alive", "ServerRef::is_alive"),
+    ("call", "ServerRef::call"),
+    ("call_timeout", "ServerRef::call_timeout"),
+    ("cast", "ServerRef::cast"),
+    ("try_cast", "ServerRef::try_cast"),
+    ("cast_wait", "ServerRef::cast_wait"),
+    ("send", "ServerRef::send"),
+    ("stop", "ServerRef::stop"),
+    ("stop_with_grace", "ServerRef::stop_with_grace"),
+    ("exited", "ServerRef::exited"),
+    ("name", "NamedRef::name"),
+    ("resolve", "NamedRef::resolve"),
+];
+
+/// Methods of traits the handles implement: the client trait's supertrait `ServerHandle`,
+/// and traits of the prelude (and `Debug`). A client method named like one would make a
+/// call on a handle ambiguous, or (`into`, `try_into`, which take `self`) resolve to the
+/// other trait's method.
+const TRAIT_METHODS: &[(&str, &str)] = &[
+    ("call_with_timeout", "ServerHandle::call_with_timeout"),
+    ("cast_message", "ServerHandle::cast_message"),
+    ("try_cast_message", "ServerHandle::try_cast_message"),
+    ("cast_message_wait", "ServerHandle::cast_message_wait"),
+    ("clone", "Clone::clone"),
+    ("to_owned", "ToOwned::to_owned"),
+    ("clone_into", "ToOwned::clone_into"),
+    ("eq", "PartialEq::eq"),
+    ("ne", "PartialEq::ne"),
+    ("fmt", "Debug::fmt"),
+    ("into", "Into::into"),
+    ("try_into", "TryInto::try_into"),
 ];
 
 /// The client methods generated for a `#[call]` or `#[cast]` method besides its own name
@@ -332,6 +345,11 @@ fn generated_names(method: &Method) -> Vec<String> {
 
 /// Refuses a message method whose client method would be hidden by a method of the
 /// handles, or would clash with another client method.
+///
+/// Only a message method's own name is looked up in the lists above: every listed name
+/// made with a generated affix (`try_cast`, `cast_wait`, `call_with_timeout`, `try_into`)
+/// has its bare name (`cast`, `call`, `into`) listed too, so its generated methods cannot
+/// clash with them either (the unit test below checks this).
 fn check_names(behavior: &Behavior, errors: &mut Option<syn::Error>) {
     let messages: Vec<&Method> = behavior
         .methods
@@ -340,15 +358,22 @@ fn check_names(behavior: &Behavior, errors: &mut Option<syn::Error>) {
         .collect();
     for method in &messages {
         let name = method.ident.unraw().to_string();
-        if TAKEN.contains(&name.as_str()) {
+        let taken = |list: &[(&str, &'static str)]| {
+            list.iter()
+                .find(|(taken, _)| *taken == name)
+                .map(|(_, owner)| *owner)
+        };
+        let clash = match (taken(HANDLE_METHODS), taken(TRAIT_METHODS)) {
+            (Some(owner), _) => Some(format!("would be hidden by `{owner}`")),
+            (None, Some(owner)) => Some(format!("would clash with `{owner}`")),
+            (None, None) => None,
+        };
+        if let Some(clash) = clash {
             combine(
                 errors,
                 syn::Error::new_spanned(
                     &method.ident,
-                    format!(
-                        "a message method named `{name}` would be hidden by \
-                         `ServerRef::{name}`; give it another name"
-                    ),
+                    format!("a message method named `{name}` {clash}; give it another name"),
                 ),
             );
         }
@@ -443,4 +468,34 @@ fn check_generics(behavior: &Behavior, errors: &mut Option<syn::Error>) {
 
 fn is_param(ty: &syn::Type, ident: &syn::Ident) -> bool {
     matches!(ty, syn::Type::Path(path) if path.qself.is_none() && path.path.is_ident(ident))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The message method name that a client method named `name` would be generated for
+    /// (see `generated_names`), if any.
+    fn bare(name: &str) -> Option<&str> {
+        name.strip_prefix("try_")
+            .or_else(|| name.strip_suffix("_wait"))
+            .or_else(|| name.strip_suffix("_with_timeout"))
+    }
+
+    #[test]
+    fn a_taken_name_with_a_generated_affix_has_its_bare_name_taken_too() {
+        let taken: Vec<&str> = HANDLE_METHODS
+            .iter()
+            .chain(TRAIT_METHODS)
+            .map(|(name, _)| *name)
+            .collect();
+        for name in &taken {
+            if let Some(bare) = bare(name) {
+                assert!(
+                    taken.contains(&bare),
+                    "`{bare}` must be refused: its generated method would be `{name}`"
+                );
+            }
+        }
+    }
 }

@@ -269,9 +269,11 @@ pub use timer::TimerRef;
 ///   messages decoding after a rename or to resolve a (compile-time detected) collision.
 ///
 /// A message method named like a method of `ServerRef` or `NamedRef` (`call`, `cast`,
-/// `send`, `stop`, `pid`, `name`, ...) would be hidden by it, and is refused, as is one
-/// named like a client method generated for another (`add_wait` next to a `#[cast] add`). The
-/// `noex-macros` README writes out the code generated for a small example.
+/// `send`, `stop`, `pid`, `is_local`, `name`, ...) would be hidden by it, and is refused, as
+/// is one named like a method of a trait they implement (`cast_message`, `clone`, `into`,
+/// ...) or like a client method generated for another (`add_wait` next to a
+/// `#[cast] add`). The `noex-macros` README writes out the code generated for a small
+/// example.
 pub use noex_macros::behavior;
 
 /// Makes a hand-written [`GenServer`] usable across nodes and spawnable by name, as
