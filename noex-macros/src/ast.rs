@@ -251,6 +251,27 @@ fn classify(role: Role, position: usize, typed: &syn::PatType) -> syn::Result<In
     })
 }
 
+/// A type as the user would write it (`Vec<u8>`, not `Vec < u8 >`), for messages and for
+/// the registry.
+pub(crate) fn type_text(ty: &Type) -> String {
+    let text = quote::ToTokens::to_token_stream(ty).to_string();
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == ' ' {
+            let prev = out.chars().last();
+            let next = chars.peek().copied();
+            let glued = matches!(prev, Some('<' | '&' | ':' | '(' | '['))
+                || matches!(next, Some('<' | '>' | ',' | ':' | ')' | ']'));
+            if glued {
+                continue;
+            }
+        }
+        out.push(c);
+    }
+    out
+}
+
 pub(crate) fn is_unit(ty: &Type) -> bool {
     matches!(ty, Type::Tuple(tuple) if tuple.elems.is_empty())
 }

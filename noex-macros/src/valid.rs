@@ -3,7 +3,7 @@
 use syn::ext::IdentExt;
 use syn::{FnArg, GenericParam, PatType, TypeParamBound, WherePredicate};
 
-use crate::ast::{combine, Behavior, Input, Method, Receiver};
+use crate::ast::{combine, type_text, Behavior, Input, Method, Receiver};
 use crate::attr::Role;
 
 pub(crate) fn check(behavior: &Behavior) -> syn::Result<()> {
@@ -227,26 +227,6 @@ fn check_method(method: &Method, errors: &mut Option<syn::Error>) {
             }
         }
     }
-}
-
-/// A type as the user would write it (`Vec<u8>`, not `Vec < u8 >`), for messages.
-fn type_text(ty: &syn::Type) -> String {
-    let text = quote::ToTokens::to_token_stream(ty).to_string();
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == ' ' {
-            let prev = out.chars().last();
-            let next = chars.peek().copied();
-            let glued = matches!(prev, Some('<' | '&' | ':' | '(' | '['))
-                || matches!(next, Some('<' | '>' | ',' | ':' | ')' | ']'));
-            if glued {
-                continue;
-            }
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// The method's typed parameters (all but `self`), each with what it was parsed as.

@@ -314,6 +314,7 @@ pub struct BehaviorInfo {
     pub name: &'static str,
     /// Its Rust type.
     pub type_name: &'static str,
-    /// The Rust type of its init arguments.
+    /// The Rust type of its init arguments, as written in the source (`u64`,
+    /// `(u64, String)`).
     pub args_type: &'static str,
 }

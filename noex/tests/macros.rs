@@ -629,6 +629,15 @@ fn register_all_makes_behaviours_spawnable_by_name() {
             !names.contains(&"macros::Notifier"),
             "local behaviours are not registered"
         );
+        let worker = node
+            .behaviors()
+            .into_iter()
+            .find(|b| b.name == "macros::Worker");
+        assert_eq!(
+            worker.map(|b| b.args_type),
+            Some("(u64, String)"),
+            "the init arguments' types as written"
+        );
 
         let args = postcard::to_allocvec(&5_i64).unwrap();
         let pid = node.spawn_by_name("counter", &args).await.unwrap();

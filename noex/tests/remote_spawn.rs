@@ -538,6 +538,19 @@ fn a_hand_written_gen_server_is_spawned_and_called_across_nodes() {
 }
 
 #[test]
+fn the_registry_lists_a_hand_written_behaviours_args_type_as_written() {
+    let node = Node::new();
+    node.register_behaviors().unwrap();
+    let args_type = |name: &str| {
+        let info = node.behaviors().into_iter().find(|b| b.name == name);
+        info.map(|b| b.args_type)
+    };
+    assert_eq!(args_type("hand-counter"), Some("u64"));
+    assert_eq!(args_type("worker"), Some("Start"), "as for a #[behavior]");
+    node.shutdown();
+}
+
+#[test]
 fn a_trapping_child_spawned_from_another_node_ends_with_its_parent() {
     run_blocking(async {
         let nodes = cluster(2).await;

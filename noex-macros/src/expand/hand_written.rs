@@ -5,7 +5,9 @@
 use proc_macro2::TokenStream;
 use quote::quote;
 use syn::spanned::Spanned;
-use syn::{ItemImpl, LitStr};
+use syn::{ImplItem, ItemImpl, LitStr};
+
+use crate::ast::type_text;
 
 /// Expands `#[remote]` / `#[remote(name = "..")]`.
 pub(crate) fn remote(args: TokenStream, input: TokenStream) -> syn::Result<TokenStream> {
@@ -33,6 +35,16 @@ pub(crate) fn remote(args: TokenStream, input: TokenStream) -> syn::Result<Token
             "#[remote] takes no generic behaviour: spawning by name needs one concrete type",
         ));
     }
+    // `type Args = ..;` as written, as `#[behavior]` records its init arguments. (An impl
+    // without one does not compile anyway.)
+    let args_type = item
+        .items
+        .iter()
+        .find_map(|item| match item {
+            ImplItem::Type(ty) if ty.ident == "Args" => Some(type_text(&ty.ty)),
+            _ => None,
+        })
+        .unwrap_or_default();
     item.items.push(syn::parse_quote! {
         #[doc(hidden)]
         fn __remote_codec() -> ::core::option::Option<::noex::__private::Codec<Self>> {
@@ -70,7 +82,7 @@ pub(crate) fn remote(args: TokenStream, input: TokenStream) -> syn::Result<Token
                 ::noex::__private::BehaviorEntry {
                     name: <#self_ty as ::noex::BehaviorName>::NAME,
                     type_name: ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#self_ty)),
-                    args_type: ::core::stringify!(<#self_ty as ::noex::GenServer>::Args),
+                    args_type: #args_type,
                     spawn: ::noex::__private::spawn_encoded::<#self_ty>,
                 }
             }

@@ -13,9 +13,9 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 
-use super::server::{args_type, message_types};
+use super::server::message_types;
 use super::{variant, with_role, Names};
-use crate::ast::{Behavior, Method};
+use crate::ast::{type_text, Behavior, Method};
 use crate::attr::Role;
 
 pub(super) fn remote(behavior: &Behavior, names: &Names) -> TokenStream {
@@ -49,7 +49,7 @@ pub(super) fn remote(behavior: &Behavior, names: &Names) -> TokenStream {
     let call_serde = message_serde(behavior, &names.call, Role::Call, Payload::Arguments);
     let reply_serde = message_serde(behavior, &names.reply, Role::Call, Payload::Reply);
     let cast_serde = message_serde(behavior, &names.cast, Role::Cast, Payload::Arguments);
-    let args_ty = args_type(behavior);
+    let args_text = args_text(behavior);
     let all_types: Vec<&syn::Type> = message_types(behavior)
         .chain(args_types(behavior))
         .collect();
@@ -80,7 +80,7 @@ pub(super) fn remote(behavior: &Behavior, names: &Names) -> TokenStream {
             ::noex::__private::BehaviorEntry {
                 name: <#self_ty as ::noex::BehaviorName>::NAME,
                 type_name: ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#ident)),
-                args_type: ::core::stringify!(#args_ty),
+                args_type: #args_text,
                 spawn: ::noex::__private::spawn_encoded::<#self_ty>,
             }
         }
@@ -104,6 +104,16 @@ pub(super) fn local_entry(behavior: &Behavior) -> TokenStream {
 
 fn tag_const(method: &Method) -> Ident {
     format_ident!("TAG_{}", method.ident.unraw().to_string().to_uppercase())
+}
+
+/// The init arguments' type as written (a tuple of two or more), for the registry.
+fn args_text(behavior: &Behavior) -> String {
+    let types: Vec<String> = args_types(behavior).map(type_text).collect();
+    match types.as_slice() {
+        [] => "()".to_owned(),
+        [one] => one.clone(),
+        many => format!("({})", many.join(", ")),
+    }
 }
 
 /// The types of the `#[init]` method's arguments.

@@ -85,7 +85,7 @@ pub(super) fn enum_type(behavior: &Behavior, ident: &syn::Ident) -> TokenStream 
 }
 
 /// `Args` of the behaviour: the `#[init]` method's message arguments, as one type.
-pub(super) fn args_type(behavior: &Behavior) -> TokenStream {
+fn args_type(behavior: &Behavior) -> TokenStream {
     let types: Vec<&Type> = init(behavior).messages().map(|(_, ty)| ty).collect();
     match types.as_slice() {
         [] => quote!(()),
