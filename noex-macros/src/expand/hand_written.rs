@@ -35,6 +35,13 @@ pub(crate) fn remote(args: TokenStream, input: TokenStream) -> syn::Result<Token
             "#[remote] takes no generic behaviour: spawning by name needs one concrete type",
         ));
     }
+    if let Some(name) = name.as_ref().filter(|name| name.value().is_empty()) {
+        // Keep the impl block, so that the error is not followed by others wherever `T` is
+        // used as a `GenServer`.
+        let error = syn::Error::new_spanned(name, "a behaviour name cannot be empty");
+        let error = error.into_compile_error();
+        return Ok(quote!(#item #error));
+    }
     // `type Args = ..;` as written, as `#[behavior]` records its init arguments. (An impl
     // without one does not compile anyway.)
     let args_type = item
