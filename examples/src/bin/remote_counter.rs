@@ -41,8 +41,8 @@
 //! [node1] listening as node1@127.0.0.1:4370
 //! [node1] node-up node2@127.0.0.1:4371 incarnation 3f2a…
 //! [node1] call node2@127.0.0.1:4371 get() -> 4
-//! [node1] call node2@127.0.0.1:4371 get() failed: the server's node is not connected
-//! [node1] cast node2@127.0.0.1:4371 add(1) failed: the target's node is not connected
+//! [node1] cast node2@127.0.0.1:4371 add(1) failed: node node2@127.0.0.1:4371 is not connected
+//! [node1] call node2@127.0.0.1:4371 get() failed: node node2@127.0.0.1:4371 is not connected
 //! [node1] node-down node2@127.0.0.1:4371 connection closed
 //! ```
 //!
