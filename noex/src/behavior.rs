@@ -1,8 +1,10 @@
 //! What `#[behavior]` adds to a `GenServer`: a name, wire tags, typed client methods and a
 //! registry entry for spawning by name.
 //!
-//! The traits here are implemented by the macros; hand-written behaviours may implement them
-//! too. See the [`behavior`](macro@crate::behavior) attribute for what is generated.
+//! The traits here are implemented by the macros. A hand-written `GenServer` may implement
+//! [`BehaviorName`] itself, but not [`RemoteBehavior`], whose codec is noex's own: put
+//! [`#[noex::remote]`](macro@crate::remote) on its `impl GenServer` block, which implements
+//! both. See the [`behavior`](macro@crate::behavior) attribute for what is generated.
 
 use std::fmt;
 use std::future::Future;
@@ -29,6 +31,10 @@ pub trait BehaviorName {
 
 /// A behaviour whose messages can cross the network: they are serde types, and each has a
 /// stable wire tag derived from the behaviour's name and the method's name.
+///
+/// `#[behavior]` implements it (unless the behaviour is `local`), and
+/// [`#[noex::remote]`](macro@crate::remote) for a hand-written `GenServer`; its codec is
+/// noex's own, so it is not implemented by hand.
 #[diagnostic::on_unimplemented(
     message = "the messages of `{Self}` cannot be sent to another node",
     note = "see the errors about its argument and reply types, or declare the behaviour \
