@@ -281,7 +281,7 @@ const HANDLE_METHODS: &[(&str, &str)] = &[
     ("is_local", "ServerRef::is_local"),
     ("is_alive", "ServerRef::is_alive"),
     ("call", "ServerRef::call"),
-    ("call_timeout", "ServerRef::call_timeout"),
+    ("call_with_timeout", "ServerRef::call_with_timeout"),
     ("cast", "ServerRef::cast"),
     ("try_cast", "ServerRef::try_cast"),
     ("cast_wait", "ServerRef::cast_wait"),
@@ -298,7 +298,6 @@ const HANDLE_METHODS: &[(&str, &str)] = &[
 /// call on a handle ambiguous, or (`into`, `try_into`, which take `self`) resolve to the
 /// other trait's method.
 const TRAIT_METHODS: &[(&str, &str)] = &[
-    ("call_with_timeout", "ServerHandle::call_with_timeout"),
     ("cast_message", "ServerHandle::cast_message"),
     ("try_cast_message", "ServerHandle::try_cast_message"),
     ("cast_message_wait", "ServerHandle::cast_message_wait"),

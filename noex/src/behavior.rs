@@ -52,7 +52,7 @@ pub trait RemoteBehavior: GenServer + BehaviorName {
 /// Something calls and casts to a behaviour `B` can go through: a [`ServerRef`] or a
 /// [`NamedRef`]. The methods `#[behavior]` generates work on every handle.
 pub trait ServerHandle<B: GenServer>: Sync {
-    /// Calls the server; see [`ServerRef::call_timeout`].
+    /// Calls the server; see [`ServerRef::call_with_timeout`].
     fn call_with_timeout(
         &self,
         request: B::Call,
@@ -79,7 +79,7 @@ impl<B: GenServer> ServerHandle<B> for ServerRef<B> {
         request: B::Call,
         timeout: Duration,
     ) -> impl Future<Output = Result<B::Reply, CallError>> + Send {
-        self.call_timeout(request, timeout)
+        self.call_with_timeout(request, timeout)
     }
 
     #[inline]
@@ -105,7 +105,7 @@ impl<B: GenServer> ServerHandle<B> for NamedRef<B> {
         request: B::Call,
         timeout: Duration,
     ) -> impl Future<Output = Result<B::Reply, CallError>> + Send {
-        self.call_timeout(request, timeout)
+        self.call_with_timeout(request, timeout)
     }
 
     #[inline]

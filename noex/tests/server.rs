@@ -157,7 +157,7 @@ fn casts_and_calls_are_handled_in_order() {
 fn call_timeout_returns_timeout_and_the_late_reply_is_dropped() {
     run(|node| async move {
         let server = spawn(&node).await;
-        let slow = server.call_timeout(
+        let slow = server.call_with_timeout(
             Call::Sleep(Duration::from_millis(200)),
             Duration::from_millis(20),
         );
@@ -180,7 +180,7 @@ fn a_short_timeout_after_a_long_one_is_not_held_to_the_long_ones_timer() {
             let server = server.clone();
             async move {
                 server
-                    .call_timeout(Call::Defer, Duration::from_secs(60))
+                    .call_with_timeout(Call::Defer, Duration::from_secs(60))
                     .await
             }
         });
@@ -192,7 +192,7 @@ fn a_short_timeout_after_a_long_one_is_not_held_to_the_long_ones_timer() {
         let timeout = Duration::from_millis(50);
         let started = Instant::now();
         assert_matches!(
-            server.call_timeout(Call::Defer, timeout).await,
+            server.call_with_timeout(Call::Defer, timeout).await,
             Err(CallError::Timeout { .. })
         );
         let took = started.elapsed();
@@ -222,7 +222,7 @@ fn call_to_dead_process_returns_noproc_without_waiting() {
     run(|node| async move {
         let server = spawn(&node).await;
         server.stop(ExitReason::Normal).await.unwrap();
-        let call = server.call_timeout(Call::Get, Duration::from_secs(60));
+        let call = server.call_with_timeout(Call::Get, Duration::from_secs(60));
         assert_matches!(
             within("a prompt NoProc", call).await,
             Err(CallError::NoProc { .. })
@@ -348,7 +348,7 @@ fn a_deferred_call_fails_with_exited_when_the_server_dies() {
 fn a_dropped_reply_leaves_the_caller_to_its_timeout() {
     run(|node| async move {
         let server = spawn(&node).await;
-        let call = server.call_timeout(Call::DropReply, Duration::from_millis(50));
+        let call = server.call_with_timeout(Call::DropReply, Duration::from_millis(50));
         assert_matches!(call.await, Err(CallError::Timeout { .. }));
         assert!(server.is_alive());
     });
@@ -633,7 +633,7 @@ fn a_process_with_slow_handlers_yields_in_the_middle_of_a_batch() {
 fn a_call_from_outside_the_node_times_out_too() {
     let node = Node::builder().name("outside").threads(1).build();
     let server = node.block_on(spawn(&node));
-    let slow = server.call_timeout(
+    let slow = server.call_with_timeout(
         Call::Sleep(Duration::from_millis(200)),
         Duration::from_millis(20),
     );
@@ -649,7 +649,7 @@ fn call_timeouts_still_fire_after_many_answered_calls() {
         for _ in 0..10_000 {
             server.call(Call::Get).await.unwrap().unwrap();
         }
-        let slow = server.call_timeout(
+        let slow = server.call_with_timeout(
             Call::Sleep(Duration::from_secs(60)),
             Duration::from_millis(20),
         );

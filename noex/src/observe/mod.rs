@@ -141,7 +141,7 @@ impl Observer {
     async fn ask(&self, id: &NodeId, request: Request) -> Result<Answer, CallError> {
         self.node
             .named_on::<Agent>(AGENT_NAME, id)
-            .call_timeout(request, self.timeout)
+            .call_with_timeout(request, self.timeout)
             .await
     }
 

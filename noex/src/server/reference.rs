@@ -41,7 +41,7 @@ pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// node.block_on(async {
 ///     let echo = node.spawn::<Echo>(()).await.unwrap();
 ///     assert_eq!(echo.call("hi".to_string()).await.unwrap(), "hi");
-///     let quick = echo.call_timeout("hey".to_string(), Duration::from_millis(100));
+///     let quick = echo.call_with_timeout("hey".to_string(), Duration::from_millis(100));
 ///     assert_eq!(quick.await.unwrap(), "hey");
 ///
 ///     echo.stop(ExitReason::Normal).await.unwrap();
@@ -221,7 +221,7 @@ impl<B: GenServer> ServerRef<B> {
     /// to another node fails with [`CallError::NoConnection`] as soon as that node is
     /// lost.
     pub async fn call(&self, request: B::Call) -> Result<B::Reply, CallError> {
-        self.call_timeout(request, DEFAULT_CALL_TIMEOUT).await
+        self.call_with_timeout(request, DEFAULT_CALL_TIMEOUT).await
     }
 
     /// [`call`](Self::call) with a timeout of your choice.
@@ -231,7 +231,7 @@ impl<B: GenServer> ServerRef<B> {
     /// rather than when the call starts, and call deadlines share one timer per thread
     /// rather than a timer per call (which would cost more than the call): a busy thread
     /// may see it expire a little late.
-    pub fn call_timeout(
+    pub fn call_with_timeout(
         &self,
         request: B::Call,
         timeout: Duration,
@@ -451,11 +451,11 @@ impl<B: GenServer> NamedRef<B> {
 
     /// [`ServerRef::call`] on the process holding the name; `NoProc` if nobody does.
     pub async fn call(&self, request: B::Call) -> Result<B::Reply, CallError> {
-        self.call_timeout(request, DEFAULT_CALL_TIMEOUT).await
+        self.call_with_timeout(request, DEFAULT_CALL_TIMEOUT).await
     }
 
-    /// [`ServerRef::call_timeout`] on the process holding the name.
-    pub async fn call_timeout(
+    /// [`ServerRef::call_with_timeout`] on the process holding the name.
+    pub async fn call_with_timeout(
         &self,
         request: B::Call,
         timeout: Duration,
@@ -463,7 +463,7 @@ impl<B: GenServer> NamedRef<B> {
         match &self.scope {
             Scope::Node(target) => target.call(request, timeout).await,
             _ => match self.resolve() {
-                Ok(holder) => holder.call_timeout(request, timeout).await,
+                Ok(holder) => holder.call_with_timeout(request, timeout).await,
                 Err(LookupError::NotFound(_)) => Err(CallError::NoProc {
                     target: self.nobody(),
                 }),

@@ -170,7 +170,7 @@ impl ServerRef<Supervisor> {
     async fn request(&self, request: Request) -> Result<Response, SupervisorError> {
         // Starting and stopping children can take the children's own timeouts; the supervisor
         // itself answers as soon as it is done.
-        Ok(self.call_timeout(request, REQUEST_TIMEOUT).await?)
+        Ok(self.call_with_timeout(request, REQUEST_TIMEOUT).await?)
     }
 
     /// Starts a new child from `spec` and adds it to the supervisor's children.
