@@ -100,8 +100,15 @@ pub enum CallError {
     /// disagree on the behaviour's messages (for example, two different builds).
     #[error("the server answered with a reply to another request")]
     BadReply,
-    /// The server's node could not handle the request: it did not decode there, the
-    /// behaviour is local-only, or the reply did not decode here. The text says which.
+    /// The server runs on another node, and its behaviour is local-only
+    /// (`#[behavior(local)]`): its messages cannot cross nodes.
+    #[error("behaviour {behavior} is local-only: it cannot be called on another node")]
+    LocalOnly {
+        /// The behaviour.
+        behavior: String,
+    },
+    /// The server's node could not handle the request: it did not decode there, or the
+    /// reply did not decode here. The text says which.
     #[error("the remote node could not handle the call: {0}")]
     Remote(String),
     /// The process found under a name runs a different behaviour than the caller expects.
@@ -134,6 +141,13 @@ pub enum SendError {
     /// The way to the target is full.
     #[error("the target is overloaded")]
     Overloaded,
+    /// The target runs on another node, and its behaviour is local-only
+    /// (`#[behavior(local)]`): its messages cannot cross nodes.
+    #[error("behaviour {behavior} is local-only: it cannot be sent to on another node")]
+    LocalOnly {
+        /// The behaviour.
+        behavior: String,
+    },
     /// The process found under a name runs a different behaviour than the sender expects.
     #[error("{name:?} runs behaviour {found}, not {expected}")]
     WrongBehavior {
@@ -463,9 +477,7 @@ impl From<LookupError> for CallError {
             LookupError::NotFound(name) | LookupError::OnAnotherNode(name) => CallError::NoProc {
                 target: Target::name(&name),
             },
-            LookupError::LocalOnly(behavior) => {
-                CallError::Remote(format!("behaviour {behavior} is local-only"))
-            }
+            LookupError::LocalOnly(behavior) => CallError::LocalOnly { behavior },
             LookupError::WrongBehavior {
                 name,
                 expected,
@@ -485,9 +497,7 @@ impl From<LookupError> for SendError {
             LookupError::NotFound(name) | LookupError::OnAnotherNode(name) => SendError::NoProc {
                 target: Target::name(&name),
             },
-            LookupError::LocalOnly(behavior) => SendError::NoProc {
-                target: Target::name(&behavior),
-            },
+            LookupError::LocalOnly(behavior) => SendError::LocalOnly { behavior },
             LookupError::WrongBehavior {
                 name,
                 expected,

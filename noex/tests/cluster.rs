@@ -479,6 +479,22 @@ fn remote_call_errors_are_the_local_ones() {
             Err(CallError::WrongBehavior { found, .. }) if found == "other"
         ));
         let _ = other;
+
+        // A local-only behaviour on another node: neither a cast nor a call can reach it.
+        let forwarder = b.spawn::<Forwarder>(server.clone()).await.unwrap();
+        b.register_global("fwd", forwarder.pid()).await.unwrap();
+        common::eventually("a to know the name", || a.whereis_global("fwd").is_some()).await;
+        let local_only = a.named_global::<Forwarder>("fwd");
+        let note = Note {
+            seq: 1,
+            text: String::new(),
+        };
+        assert_eq!(
+            local_only.forward(note),
+            Err(SendError::LocalOnly {
+                behavior: std::any::type_name::<Forwarder>().to_owned()
+            })
+        );
         shutdown(nodes);
     });
 }
