@@ -109,8 +109,7 @@ pub mod guide {
 }
 
 pub use behavior::{
-    BehaviorEntry, BehaviorInfo, BehaviorName, LocalBehaviorEntry, RegistryError, RemoteBehavior,
-    ServerHandle, SpawnByNameError, SpawnFuture, SpawnParams,
+    BehaviorInfo, BehaviorName, RegistryError, RemoteBehavior, ServerHandle, SpawnByNameError,
 };
 pub use bytes::Bytes;
 pub use dist::discovery;
