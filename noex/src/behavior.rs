@@ -296,6 +296,7 @@ impl SpawnByNameError {
 
 /// Why the behaviour registry could not be filled.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum RegistryError {
     /// Two behaviours of the program have the same name.
     #[error(

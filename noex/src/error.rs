@@ -68,6 +68,7 @@ impl std::fmt::Display for Target {
 /// handler had taken it, so it may have had effects. The reason the server ended is not
 /// lost: [`ServerRef::exited`](crate::ServerRef::exited) and monitors report it.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum CallError {
     /// No reply arrived within the call's timeout (5 s by default). The server may still
     /// handle the request; its late reply is dropped.
@@ -125,6 +126,7 @@ pub enum CallError {
 
 /// Why a [`cast`](crate::ServerRef::cast) or another one-way send was not delivered.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum SendError {
     /// The target process is not running.
     #[error("no such process: {target}")]
@@ -256,6 +258,7 @@ impl<M> std::error::Error for CastError<M> {}
 /// Why a process could not be started. `E` is the behaviour's
 /// [`InitError`](crate::GenServer::InitError).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum SpawnError<E> {
     /// `init` returned this error.
     #[error("init failed: {0}")]
@@ -449,6 +452,7 @@ pub enum RemoteSpawnError {
 
 /// Why a name or pid could not be looked up as a process of a given behaviour.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum LookupError {
     /// No process runs under the name (or pid).
     #[error("no process runs as {0}")]
@@ -566,6 +570,7 @@ pub enum GlobalError {
 
 /// Why a name could not be registered.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum RegisterError {
     /// Another process holds the name.
     #[error("the name {name:?} is already registered to {holder}")]

@@ -516,6 +516,7 @@ pub const MIN_FRAME_SIZE: usize = FRAGMENT_SIZE + 1024;
 
 /// Why a clustered node did not start.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum StartError {
     /// The listening socket could not be bound.
     #[error("cannot listen on {address}: {error}")]

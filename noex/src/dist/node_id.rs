@@ -29,6 +29,7 @@ pub struct NodeId {
 
 /// Why a node id or seed address did not parse.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum NodeIdError {
     /// There is no `@` between the name and the address.
     #[error("{0:?} is not a node id: expected name@host:port")]

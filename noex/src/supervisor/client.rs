@@ -93,6 +93,7 @@ pub struct ChildCounts {
 
 /// Why a supervisor request failed.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum SupervisorError {
     /// The supervisor could not be reached.
     #[error(transparent)]

@@ -122,6 +122,7 @@ use validate::{validate, validate_child};
 
 /// Why a supervisor could not start.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum SupervisorInitError {
     /// A child failed to start; the children started before it were stopped.
     #[error("child {id:?} failed to start: {error}")]
