@@ -40,7 +40,7 @@ use super::wire::WireMessage;
 use crate::events::EventBus;
 use crate::node::NodeInner;
 use crate::process::{AnyProcess, SystemInfo};
-use crate::Pid;
+use crate::{ExitReason, Pid};
 
 /// The cluster state of one node.
 pub(crate) struct Cluster {
@@ -76,6 +76,8 @@ pub(crate) struct Cluster {
     pub(super) spawn_counters: super::spawn::SpawnCounters,
     /// The member lists sent and received.
     pub(super) membership: super::membership::Counters,
+    /// The incarnations of each node this node was connected to.
+    pub(super) incarnations: super::incarnations::Incarnations,
 }
 
 #[derive(Default)]
@@ -162,6 +164,7 @@ impl Cluster {
             downs_delivered: AtomicU64::new(0),
             spawn_counters: Default::default(),
             membership: Default::default(),
+            incarnations: Default::default(),
         }
     }
 
@@ -253,6 +256,7 @@ impl Cluster {
                 peer.close();
                 return false;
             }
+            self.incarnations.record(&key, peer.incarnation);
             if let Some(existing) = state.peers.get(&key).cloned() {
                 if existing.incarnation == peer.incarnation {
                     // Two connections to one peer: keep the one dialled by the greater id.
@@ -508,6 +512,23 @@ impl Cluster {
     /// may have reconnected after).
     pub(crate) fn lost_since(&self, node: &str, since: Instant) -> bool {
         self.lock().lost_at.get(node).is_some_and(|&at| at >= since)
+    }
+
+    /// What a pid of an incarnation of its node other than the one connected means: the
+    /// pid's process is gone for good (`NoProc`) if this node was connected to that
+    /// incarnation before, else that node cannot be reached (`NoConnection`: it may be a
+    /// later incarnation, whose connection this node has not made yet). See
+    /// `incarnations`.
+    pub(crate) fn other_incarnation(&self, pid: &Pid) -> ExitReason {
+        match self.incarnations.seen(pid.node(), pid.incarnation()) {
+            true => ExitReason::NoProc,
+            false => ExitReason::NoConnection,
+        }
+    }
+
+    /// `true` if this node was once connected to `node` in its incarnation `incarnation`.
+    pub(crate) fn incarnations_seen(&self, node: &str, incarnation: u64) -> bool {
+        self.incarnations.seen(node, incarnation)
     }
 
     /// `true` while the node of `pid` is connected with the pid's incarnation.

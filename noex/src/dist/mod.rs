@@ -91,6 +91,7 @@ mod faults;
 mod handshake;
 mod header;
 pub(crate) mod inbound;
+mod incarnations;
 mod membership;
 pub(crate) mod monitor;
 mod node_id;

@@ -98,12 +98,12 @@ fn sender_key(process: &dyn AnyProcess) -> usize {
 }
 
 /// The connection to the node of `pid`, if it is connected with `pid`'s incarnation:
-/// `Err(NoConnection)` if not connected, `Err(NoProc)` if connected to a later incarnation
-/// (the pid's process is gone for good).
+/// `Err(NoConnection)` if not connected, and if connected to another incarnation, as
+/// [`Cluster::other_incarnation`] says (`NoProc` for an earlier one).
 fn route(cluster: &Cluster, pid: &Pid) -> Result<Arc<Peer>, ExitReason> {
     let peer = cluster.peer(pid.node()).ok_or(ExitReason::NoConnection)?;
     if peer.incarnation != pid.incarnation() {
-        return Err(ExitReason::NoProc);
+        return Err(cluster.other_incarnation(pid));
     }
     Ok(peer)
 }

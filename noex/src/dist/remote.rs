@@ -143,7 +143,16 @@ impl<B: GenServer> RemoteTarget<B> {
     fn unreachable(&self, missing: Missing) -> Unreachable {
         match missing {
             Missing::Connection => self.no_connection(),
-            Missing::Incarnation => Unreachable::NoProc(self.target()),
+            Missing::Incarnation => {
+                let earlier = self.incarnation.is_some_and(|incarnation| {
+                    let cluster = self.cluster.upgrade();
+                    cluster.is_some_and(|c| c.incarnations_seen(&self.node, incarnation))
+                });
+                match earlier {
+                    true => Unreachable::NoProc(self.target()),
+                    false => self.no_connection(),
+                }
+            }
         }
     }
 
@@ -443,8 +452,11 @@ pub(crate) async fn stop(
     };
     let peer = cluster.peer(pid.node()).ok_or_else(no_connection)?;
     if peer.incarnation != pid.incarnation() {
-        return Err(SendError::NoProc {
-            target: Target::Pid(pid.clone()),
+        return Err(match cluster.other_incarnation(pid) {
+            ExitReason::NoProc => SendError::NoProc {
+                target: Target::Pid(pid.clone()),
+            },
+            _ => no_connection(),
         });
     }
     let to = Address::Pid {
@@ -494,7 +506,8 @@ async fn stop_at(
 enum Missing {
     /// Its node is not connected.
     Connection,
-    /// It belongs to an earlier incarnation of its node.
+    /// It belongs to another incarnation of its node than the one connected (an earlier
+    /// one, or perhaps a later one: see `Cluster::other_incarnation`).
     Incarnation,
 }
 

@@ -443,18 +443,18 @@ impl Global {
         let no_connection = || GlobalError::NoConnection {
             node: pid.node().to_owned(),
         };
-        let peer = node
-            .cluster
-            .get()
-            .and_then(|cluster| cluster.peer(pid.node()))
-            .ok_or_else(no_connection)?;
+        let cluster = node.cluster.get().ok_or_else(no_connection)?;
+        let peer = cluster.peer(pid.node()).ok_or_else(no_connection)?;
         if peer.hidden {
             return Err(GlobalError::HiddenNode {
                 node: pid.node().to_owned(),
             });
         }
         if peer.incarnation != pid.incarnation() {
-            return Err(GlobalError::NoProc { pid: pid.clone() });
+            return Err(match cluster.other_incarnation(pid) {
+                crate::ExitReason::NoProc => GlobalError::NoProc { pid: pid.clone() },
+                _ => no_connection(),
+            });
         }
         let (tx, rx) = oneshot::channel();
         let id = {

@@ -57,7 +57,7 @@ mod types;
 
 use std::time::Duration;
 
-pub(crate) use agent::{Agent, AGENT_NAME};
+pub(crate) use agent::{Agent, Request, AGENT_NAME};
 pub use types::{
     GlobalInfo, NodeOverview, PeerList, ProcessDetail, ProcessInfo, ProcessList, ProcessQuery,
     ProcessStatus, SortBy, SupervisorInfo,
@@ -65,7 +65,7 @@ pub use types::{
 
 use crate::error::CallError;
 use crate::{Node, NodeId, Pid};
-use agent::{Answer, Request};
+use agent::Answer;
 
 /// How long a node remembers the message counts of a [`SortBy::MessageRate`] query for
 /// the observing node's next one; then it forgets them (they take 16 bytes a process). A
