@@ -87,7 +87,7 @@ mod tests {
             let b = crate::dist::testing::start_node("inc-b", "incarnation tests", None).await;
             let a = crate::dist::testing::start_node("inc-a", "incarnation tests", Some(&b)).await;
             let deadline = Instant::now() + Duration::from_secs(20);
-            while a.connected_nodes().len() < 1 {
+            while a.connected_nodes().is_empty() {
                 assert!(Instant::now() < deadline, "a never connected to b");
                 smol::Timer::after(Duration::from_millis(1)).await;
             }
