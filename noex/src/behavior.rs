@@ -266,7 +266,7 @@ pub enum SpawnByNameError {
     GlobalName(crate::GlobalError),
     /// The node is shutting down.
     #[error("the node is shutting down")]
-    NodeDown,
+    ShuttingDown,
 }
 
 impl SpawnByNameError {
@@ -275,7 +275,7 @@ impl SpawnByNameError {
         use crate::SpawnError;
         let behavior = name.to_owned();
         match error {
-            SpawnError::Init(error) => SpawnByNameError::InitFailed {
+            SpawnError::InitFailed(error) => SpawnByNameError::InitFailed {
                 behavior,
                 error: error.to_string(),
             },
@@ -289,7 +289,7 @@ impl SpawnByNameError {
                 SpawnByNameError::RegistrationTimeout { name }
             }
             SpawnError::GlobalName(error) => SpawnByNameError::GlobalName(error),
-            SpawnError::NodeDown => SpawnByNameError::NodeDown,
+            SpawnError::ShuttingDown => SpawnByNameError::ShuttingDown,
         }
     }
 }

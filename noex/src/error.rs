@@ -262,7 +262,7 @@ impl<M> std::error::Error for CastError<M> {}
 pub enum SpawnError<E> {
     /// `init` returned this error.
     #[error("init failed: {0}")]
-    Init(E),
+    InitFailed(E),
     /// `init` panicked with this message.
     #[error("init panicked: {0}")]
     InitPanicked(String),
@@ -294,21 +294,21 @@ pub enum SpawnError<E> {
     GlobalName(GlobalError),
     /// The node is shutting down.
     #[error("the node is shutting down")]
-    NodeDown,
+    ShuttingDown,
 }
 
 impl<E> SpawnError<E> {
     /// Converts the `Init` error with `f`, keeping every other variant.
     pub fn map_init<F>(self, f: impl FnOnce(E) -> F) -> SpawnError<F> {
         match self {
-            SpawnError::Init(e) => SpawnError::Init(f(e)),
+            SpawnError::InitFailed(e) => SpawnError::InitFailed(f(e)),
             SpawnError::InitPanicked(msg) => SpawnError::InitPanicked(msg),
             SpawnError::InitTimeout => SpawnError::InitTimeout,
             SpawnError::Exited(reason) => SpawnError::Exited(reason),
             SpawnError::NameTaken { name, holder } => SpawnError::NameTaken { name, holder },
             SpawnError::RegistrationTimeout { name } => SpawnError::RegistrationTimeout { name },
             SpawnError::GlobalName(error) => SpawnError::GlobalName(error),
-            SpawnError::NodeDown => SpawnError::NodeDown,
+            SpawnError::ShuttingDown => SpawnError::ShuttingDown,
         }
     }
 }
@@ -320,8 +320,8 @@ impl<E> SpawnError<E> {
 #[non_exhaustive]
 pub enum RemoteSpawnError {
     /// The node is not connected (or its connection was lost during the spawn).
-    #[error("node {node} is not reachable")]
-    NodeNotReachable {
+    #[error("node {node} is not connected")]
+    NoConnection {
         /// The node.
         node: NodeId,
     },
@@ -521,7 +521,7 @@ impl From<LookupError> for SendError {
 pub enum GlobalError {
     /// Another process holds the name, somewhere in the cluster.
     #[error("the global name {name:?} is registered to {holder}")]
-    Taken {
+    NameTaken {
         /// The name.
         name: String,
         /// The process that holds it.

@@ -223,7 +223,7 @@ pub use timer::TimerRef;
 /// parameters), and may be an `async fn` or a plain `fn`. The arguments of `#[init]` are the
 /// behaviour's `Args`: `()` for none, the type itself for one, a tuple for several
 /// (`node.spawn::<Worker>((10, "w".to_string()))`). An `Err` from `#[init]` fails the spawn
-/// with [`SpawnError::Init`]; an `Err` returned by a `#[call]` method is the caller's
+/// with [`SpawnError::InitFailed`]; an `Err` returned by a `#[call]` method is the caller's
 /// reply, not a crash. Methods without a marker stay ordinary methods.
 ///
 /// An `async fn` that takes `&self` holds `&Self` across an `.await` of the server, so the

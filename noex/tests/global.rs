@@ -277,8 +277,12 @@ fn two_nodes_racing_for_one_name_make_exactly_one_winner_every_round() {
             )
             .await;
             let winner = match (&ra, &rb) {
-                (Ok(()), Err(GlobalError::Taken { holder, .. })) if holder == a.pid() => a.pid(),
-                (Err(GlobalError::Taken { holder, .. }), Ok(())) if holder == b.pid() => b.pid(),
+                (Ok(()), Err(GlobalError::NameTaken { holder, .. })) if holder == a.pid() => {
+                    a.pid()
+                }
+                (Err(GlobalError::NameTaken { holder, .. }), Ok(())) if holder == b.pid() => {
+                    b.pid()
+                }
                 other => panic!("round {round}: not exactly one winner: {other:?}"),
             };
             everywhere(&nodes, &name, Some(winner)).await;
@@ -299,7 +303,7 @@ fn registrations_of_one_node_in_a_row_wait_for_each_other() {
         )
         .await;
         assert_eq!(ra, Ok(()));
-        assert!(matches!(rb, Err(GlobalError::Taken { holder, .. }) if &holder == a.pid()));
+        assert!(matches!(rb, Err(GlobalError::NameTaken { holder, .. }) if &holder == a.pid()));
         // Registering again under the same name is no change.
         assert_eq!(nodes[1].register_global("one", a.pid()).await, Ok(()));
         assert_eq!(nodes[0].global_names().len(), 1);
@@ -654,7 +658,7 @@ fn a_conflicts_loser_takes_over_where_the_winner_goes_first() {
         let other = counter(b, 0).await;
         let taken = b.register_global("x", other.pid()).await;
         assert!(
-            matches!(&taken, Err(GlobalError::Taken { holder, .. }) if holder == loser.pid()),
+            matches!(&taken, Err(GlobalError::NameTaken { holder, .. }) if holder == loser.pid()),
             "{taken:?}"
         );
         shutdown(nodes);

@@ -559,7 +559,7 @@ fn spawn_link_returns_the_init_error_and_no_exit_arrives() {
         // when
         let result = parent.spawn_link(Fate::InitFails("no config".into())).await;
         // then
-        assert_eq!(result, Err(SpawnError::Init("no config".into())));
+        assert_eq!(result, Err(SpawnError::InitFailed("no config".into())));
         parent.sync().await;
         parent.assert_saw_nothing();
     });

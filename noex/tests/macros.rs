@@ -333,7 +333,7 @@ fn an_init_error_fails_the_spawn_with_the_methods_error_type() {
         let result = node.spawn::<Cache>(0).await;
         assert_eq!(
             result.err(),
-            Some(SpawnError::Init(
+            Some(SpawnError::InitFailed(
                 "a cache needs room for one entry".to_owned()
             ))
         );

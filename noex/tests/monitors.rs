@@ -572,7 +572,7 @@ fn spawn_monitor_returns_the_init_error_and_no_down_arrives() {
             .spawn_monitor(Fate::InitFails("no config".into()))
             .await;
         // then
-        assert_eq!(result, Err(SpawnError::Init("no config".into())));
+        assert_eq!(result, Err(SpawnError::InitFailed("no config".into())));
         watcher.sync().await;
         watcher.assert_saw_nothing();
     });

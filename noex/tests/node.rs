@@ -135,7 +135,7 @@ fn shutdown_kills_every_process_and_refuses_new_ones() {
         seen: tx,
         trap_exits: false,
     }));
-    assert!(matches!(late, Err(noex::SpawnError::NodeDown)));
+    assert!(matches!(late, Err(noex::SpawnError::ShuttingDown)));
 }
 
 #[test]

@@ -381,7 +381,10 @@ fn init_error_fails_the_spawn_and_leaves_no_process() {
             ..Args::ok()
         };
         let result = node.spawn::<Server>(args).await;
-        assert_eq!(result.err(), Some(SpawnError::Init("no config".to_owned())));
+        assert_eq!(
+            result.err(),
+            Some(SpawnError::InitFailed("no config".to_owned()))
+        );
         assert_eq!(node.process_count(), before);
     });
 }

@@ -113,7 +113,7 @@ fn init_that_fails_after_waiting_fails_the_spawn_with_its_error_and_leaves_no_pr
     run(|node| async move {
         let before = node.process_count();
         let result = spawn_then_open(&node, Outcome::Fail).await;
-        assert_eq!(result, Err(SpawnError::Init("refused".to_owned())));
+        assert_eq!(result, Err(SpawnError::InitFailed("refused".to_owned())));
         assert_eq!(node.process_count(), before);
     });
 }
@@ -144,7 +144,10 @@ fn init_outcomes_reach_a_spawner_outside_the_node() {
                 node.block_on(server.stop(ExitReason::Normal)).unwrap();
             }
             Outcome::Fail => {
-                assert_eq!(result.err(), Some(SpawnError::Init("refused".to_owned())));
+                assert_eq!(
+                    result.err(),
+                    Some(SpawnError::InitFailed("refused".to_owned()))
+                );
             }
             Outcome::Panic => {
                 let expected = SpawnError::InitPanicked("init gave up".to_owned());

@@ -207,7 +207,7 @@ impl Cluster {
         SpawnCounters::add(&counters.started);
         let unreachable = || {
             SpawnCounters::add(&counters.unreachable);
-            RemoteSpawnError::NodeNotReachable { node: node.clone() }
+            RemoteSpawnError::NoConnection { node: node.clone() }
         };
         if let Some(name) = &options.global_name {
             // Refused here rather than by the node asked, which would only say it failed.
@@ -583,7 +583,9 @@ fn failure(error: SpawnByNameError) -> SpawnResult {
         SpawnByNameError::Exited { reason, .. } => SpawnResult::Exited(reason),
         // The spawner checks the name's length, and a hidden node hosts no spawns: what
         // is left is its own end.
-        SpawnByNameError::GlobalName(_) | SpawnByNameError::NodeDown => SpawnResult::ShuttingDown,
+        SpawnByNameError::GlobalName(_) | SpawnByNameError::ShuttingDown => {
+            SpawnResult::ShuttingDown
+        }
     }
 }
 

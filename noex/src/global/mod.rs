@@ -587,7 +587,7 @@ fn forwarded(node: &Arc<NodeInner>, peer: &Arc<Peer>, id: u64, op: ForwardOp) {
 impl From<GlobalError> for ForwardResult {
     fn from(error: GlobalError) -> Self {
         match error {
-            GlobalError::Taken { holder, .. } => ForwardResult::Taken(holder),
+            GlobalError::NameTaken { holder, .. } => ForwardResult::Taken(holder),
             GlobalError::NoProc { .. } => ForwardResult::NoProc,
             GlobalError::Timeout { .. } => ForwardResult::Timeout,
             GlobalError::HiddenNode { .. } => ForwardResult::Hidden,

@@ -103,7 +103,7 @@ impl Global {
                 if let Some(entry) = self.names().get(name) {
                     return match entry.pid == *pid {
                         true => Ok(()),
-                        false => Err(GlobalError::Taken {
+                        false => Err(GlobalError::NameTaken {
                             name: name.to_owned(),
                             holder: entry.pid.clone(),
                         }),
@@ -272,7 +272,7 @@ impl Global {
         if let Some(entry) = names.get(name) {
             return match entry.pid == claim.pid {
                 true => Ok(()),
-                false => Err(GlobalError::Taken {
+                false => Err(GlobalError::NameTaken {
                     name: name.to_string(),
                     holder: entry.pid.clone(),
                 }),
@@ -436,7 +436,7 @@ impl Global {
 /// The error of a forwarded registration that did not succeed.
 fn from_forwarded(result: ForwardResult, name: &str, pid: &Pid) -> GlobalError {
     match result {
-        ForwardResult::Taken(holder) => GlobalError::Taken {
+        ForwardResult::Taken(holder) => GlobalError::NameTaken {
             name: name.to_owned(),
             holder,
         },

@@ -19,7 +19,7 @@ impl Node {
     ///
     /// The name is unique in the cluster: if any process holds it, or another node
     /// registers it at the same moment and is settled first, this fails with
-    /// [`GlobalError::Taken`] (naming the holder). A process may hold several global names.
+    /// [`GlobalError::NameTaken`] (naming the holder). A process may hold several global names.
     /// It runs on the process's node (a process of another node is registered there),
     /// and takes one round trip to every connected node; it fails with
     /// [`GlobalError::Timeout`] only if a connected node does not answer within
@@ -45,7 +45,7 @@ impl Node {
     ///
     ///     let other = node.spawn::<Cache>(()).await.unwrap();
     ///     let taken = node.register_global("cache", other.pid()).await;
-    ///     assert!(matches!(taken, Err(GlobalError::Taken { holder, .. }) if &holder == cache.pid()));
+    ///     assert!(matches!(taken, Err(GlobalError::NameTaken { holder, .. }) if &holder == cache.pid()));
     /// });
     /// node.shutdown();
     /// ```

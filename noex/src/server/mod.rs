@@ -4,7 +4,7 @@
 //!
 //! * [`init`](GenServer::init) runs inside the new process before anything else. The spawner
 //!   waits for it (up to the init timeout, 5 s by default): `Ok(state)` makes the process
-//!   run, `Err(e)` makes the spawn fail with [`SpawnError::Init`](crate::SpawnError::Init).
+//!   run, `Err(e)` makes the spawn fail with [`SpawnError::InitFailed`](crate::SpawnError::InitFailed).
 //!   Messages sent during `init` wait in the mailbox.
 //! * Messages are handled one at a time, in arrival order per sender. Each handler may
 //!   `.await`; the next message waits until the handler returns.

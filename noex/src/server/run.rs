@@ -284,7 +284,7 @@ pub(crate) fn run<B: GenServer>(
             Ok(Ok(state)) => state,
             Ok(Err(error)) => {
                 let reason = ExitReason::error(&error);
-                return Err((reason, Box::new(SpawnError::Init(error))));
+                return Err((reason, Box::new(SpawnError::InitFailed(error))));
             }
             Err(reason) => {
                 let failure = Box::new(SpawnError::Exited(reason.clone()));

@@ -167,7 +167,7 @@ pub(crate) async fn spawn<B: GenServer>(
     relation: Relation<'_>,
 ) -> Result<ServerRef<B>, SpawnError<B::InitError>> {
     if node.is_shutting_down() {
-        return Err(SpawnError::NodeDown);
+        return Err(SpawnError::ShuttingDown);
     }
     let pid = node.next_pid();
     let parent = match &relation {
@@ -203,9 +203,9 @@ pub(crate) async fn spawn<B: GenServer>(
         if let Err(error) = registered {
             drop(unstarted);
             return Err(match error {
-                GlobalError::Taken { name, holder } => SpawnError::NameTaken { name, holder },
+                GlobalError::NameTaken { name, holder } => SpawnError::NameTaken { name, holder },
                 GlobalError::Timeout { name, .. } => SpawnError::RegistrationTimeout { name },
-                GlobalError::ShuttingDown => SpawnError::NodeDown,
+                GlobalError::ShuttingDown => SpawnError::ShuttingDown,
                 other => SpawnError::GlobalName(other),
             });
         }

@@ -116,7 +116,7 @@ fn place_error(error: RemoteSpawnError) -> PlaceError {
     match error {
         // Not a timeout: the process may have started there (it is ended, shortly, as one
         // its spawner gave up); trying another node at once could run the child twice.
-        RemoteSpawnError::NodeNotReachable { .. }
+        RemoteSpawnError::NoConnection { .. }
         | RemoteSpawnError::BehaviorNotFound { .. }
         | RemoteSpawnError::NodeShuttingDown { .. }
         | RemoteSpawnError::HiddenNode { .. } => PlaceError::Node(error.to_string()),

@@ -37,7 +37,7 @@ fn a_child_failing_to_start_fails_the_supervisor_start_and_stops_earlier_childre
 
         // then
         match result {
-            Err(SpawnError::Init(SupervisorInitError::ChildStart { id, error })) => {
+            Err(SpawnError::InitFailed(SupervisorInitError::ChildStart { id, error })) => {
                 assert_eq!(id, "c");
                 assert!(error.contains("c refuses to start"), "error: {error}");
             }
@@ -72,7 +72,7 @@ fn duplicate_child_ids_are_an_invalid_spec() {
         assert!(
             matches!(
                 result,
-                Err(SpawnError::Init(SupervisorInitError::InvalidSpec(_)))
+                Err(SpawnError::InitFailed(SupervisorInitError::InvalidSpec(_)))
             ),
             "got {result:?}"
         );
@@ -96,7 +96,7 @@ fn a_significant_child_under_auto_shutdown_never_is_an_invalid_spec() {
         assert!(
             matches!(
                 result,
-                Err(SpawnError::Init(SupervisorInitError::InvalidSpec(_)))
+                Err(SpawnError::InitFailed(SupervisorInitError::InvalidSpec(_)))
             ),
             "got {result:?}"
         );
@@ -119,7 +119,7 @@ fn a_significant_permanent_child_is_an_invalid_spec() {
         assert!(
             matches!(
                 result,
-                Err(SpawnError::Init(SupervisorInitError::InvalidSpec(_)))
+                Err(SpawnError::InitFailed(SupervisorInitError::InvalidSpec(_)))
             ),
             "got {result:?}"
         );
