@@ -122,6 +122,18 @@ impl Parent {
             .await
     }
 
+    #[call]
+    async fn spawn_monitor_on_named(
+        &mut self,
+        node: NodeId,
+        name: String,
+        ctx: &mut Ctx<Self>,
+    ) -> Result<(ServerRef<Worker>, MonitorRef), RemoteSpawnError> {
+        let options = SpawnOptions::new().name(name);
+        ctx.spawn_monitor_on_with::<Worker>(&node, Start::Fine, options)
+            .await
+    }
+
     /// Starts spawning a linked worker on `node`, waits for `gate`, then gives the spawn up.
     #[call]
     async fn spawn_link_on_then_drop(
@@ -334,7 +346,7 @@ fn every_failed_remote_spawn_says_why_and_leaves_nothing_behind() {
         let stranger = Node::start(cluster_config("stranger")).await.unwrap();
         assert_eq!(
             spawn_on_stranger(a, &id(&stranger)).await,
-            Err(RemoteSpawnError::NodeNotReachable {
+            Err(RemoteSpawnError::NoConnection {
                 node: id(&stranger)
             })
         );
@@ -514,6 +526,28 @@ fn a_linked_child_is_spawned_on_another_node_under_a_name() {
             within("the parent to see it", seen.recv()).await,
             Ok(Seen::Exit(worker.pid().clone(), crash))
         );
+        shutdown(nodes);
+    });
+}
+
+#[test]
+fn a_monitored_child_is_spawned_under_a_name_on_another_node_or_this_one() {
+    run_blocking(async {
+        let nodes = cluster(2).await;
+        let (a, b) = (&nodes[0], &nodes[1]);
+        let (tx, seen) = async_channel::unbounded();
+        let parent = a.spawn::<Parent>(tx).await.unwrap();
+        for (node, name) in [(b, "watched-there"), (a, "watched-here")] {
+            let spawn = parent.spawn_monitor_on_named(id(node), name.into());
+            let (worker, monitor) = spawn.await.unwrap().unwrap();
+            assert_eq!(node.whereis(name).as_ref(), Some(worker.pid()));
+            assert!(worker.crash().await.is_err());
+            let crash = ExitReason::Panic("worker crashed".into());
+            assert_eq!(
+                within("the parent to see it", seen.recv()).await,
+                Ok(Seen::Down(monitor, worker.pid().clone(), crash))
+            );
+        }
         shutdown(nodes);
     });
 }

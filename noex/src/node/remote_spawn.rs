@@ -10,7 +10,7 @@ use crate::dist::spawn::Tie;
 use crate::dist::NodeId;
 use crate::error::{RemoteSpawnError, SpawnError};
 use crate::server::{Ctx, GenServer, ServerRef, SpawnOptions};
-use crate::{MonitorRef, Pid, RemoteBehavior, DEFAULT_INIT_TIMEOUT};
+use crate::{MonitorRef, Pid, RemoteBehavior};
 
 impl Node {
     /// Spawns a process of behaviour `B` on `node` and waits for its `init` there; the
@@ -143,7 +143,7 @@ impl Node {
                     .spawn_remote(node, behavior, args, options, tie)
                     .await
             }
-            None => Err(RemoteSpawnError::NodeNotReachable { node: node.clone() }),
+            None => Err(RemoteSpawnError::NoConnection { node: node.clone() }),
         }
     }
 
@@ -249,12 +249,29 @@ impl<P: GenServer> Ctx<P> {
         C: RemoteBehavior,
         C::Args: Serialize,
     {
+        self.spawn_monitor_on_with::<C>(node, args, SpawnOptions::new())
+            .await
+    }
+
+    /// [`spawn_monitor_on`](Self::spawn_monitor_on) with options: a name to register the
+    /// child under on `node`, the init timeout, and the timeout of the spawn as a whole.
+    pub async fn spawn_monitor_on_with<C>(
+        &mut self,
+        node: &NodeId,
+        args: C::Args,
+        options: SpawnOptions,
+    ) -> Result<(ServerRef<C>, MonitorRef), RemoteSpawnError>
+    where
+        C: RemoteBehavior,
+        C::Args: Serialize,
+    {
         let here = self.node();
         if here.local_node_id() == Some(node) {
+            let init_timeout = options.init_timeout;
             return self
-                .spawn_monitor::<C>(args)
+                .spawn_monitor_with::<C>(args, options)
                 .await
-                .map_err(|error| local_error(node, C::NAME, Some(DEFAULT_INIT_TIMEOUT), error));
+                .map_err(|error| local_error(node, C::NAME, init_timeout, error));
         }
         let args = encode(C::NAME, node, &args)?;
         let monitor = here.inner.next_monitor_ref();
@@ -263,7 +280,6 @@ impl<P: GenServer> Ctx<P> {
             link: false,
             monitor: Some(monitor),
         };
-        let options = SpawnOptions::new();
         let pid = here
             .spawn_remote(node, C::NAME, &args, &options, Some(tie))
             .await?;
@@ -316,7 +332,7 @@ fn by_name_error(
         },
         E::RegistrationTimeout { name } => RemoteSpawnError::RegistrationTimeout { name, node },
         E::GlobalName(error) => RemoteSpawnError::GlobalName { node, error },
-        E::NodeDown => RemoteSpawnError::NodeShuttingDown { node },
+        E::ShuttingDown => RemoteSpawnError::NodeShuttingDown { node },
     }
 }
 
@@ -343,7 +359,7 @@ fn local_error<E: std::fmt::Display>(
 ) -> RemoteSpawnError {
     let (node, behavior) = (node.clone(), behavior.to_owned());
     match error {
-        SpawnError::Init(error) => RemoteSpawnError::InitFailed {
+        SpawnError::InitFailed(error) => RemoteSpawnError::InitFailed {
             behavior,
             node,
             error: error.to_string(),
@@ -370,6 +386,6 @@ fn local_error<E: std::fmt::Display>(
             RemoteSpawnError::RegistrationTimeout { name, node }
         }
         SpawnError::GlobalName(error) => RemoteSpawnError::GlobalName { node, error },
-        SpawnError::NodeDown => RemoteSpawnError::NodeShuttingDown { node },
+        SpawnError::ShuttingDown => RemoteSpawnError::NodeShuttingDown { node },
     }
 }

@@ -346,7 +346,7 @@ impl<B: GenServer> Ctx<B> {
         args: C::Args,
         options: SpawnOptions,
     ) -> Result<ServerRef<C>, SpawnError<C::InitError>> {
-        let node = self.node_inner().ok_or(SpawnError::NodeDown)?;
+        let node = self.node_inner().ok_or(SpawnError::ShuttingDown)?;
         spawn::spawn(&node, args, options, Relation::Link(&self.process.core)).await
     }
 
@@ -356,10 +356,19 @@ impl<B: GenServer> Ctx<B> {
         &mut self,
         args: C::Args,
     ) -> Result<(ServerRef<C>, MonitorRef), SpawnError<C::InitError>> {
-        let node = self.node_inner().ok_or(SpawnError::NodeDown)?;
+        self.spawn_monitor_with(args, SpawnOptions::new()).await
+    }
+
+    /// [`spawn_monitor`](Self::spawn_monitor) with options.
+    pub async fn spawn_monitor_with<C: GenServer>(
+        &mut self,
+        args: C::Args,
+        options: SpawnOptions,
+    ) -> Result<(ServerRef<C>, MonitorRef), SpawnError<C::InitError>> {
+        let node = self.node_inner().ok_or(SpawnError::ShuttingDown)?;
         let monitor = node.next_monitor_ref();
         let relation = Relation::Monitor(&self.process.core, monitor);
-        let server = spawn::spawn(&node, args, SpawnOptions::new(), relation).await?;
+        let server = spawn::spawn(&node, args, options, relation).await?;
         Ok((server, monitor))
     }
 
