@@ -45,13 +45,16 @@ fn expand_struct(args: attr::BehaviorArgs, item: ItemStruct) -> syn::Result<Toke
         ));
     }
     let ident = &item.ident;
+    // An empty name is an error, but the struct and its `BehaviorName` are still emitted,
+    // so that the error is not followed by others wherever the struct is used.
+    let empty_name = args
+        .name
+        .as_ref()
+        .filter(|name| name.value().is_empty())
+        .map(|name| {
+            syn::Error::new_spanned(name, "a behaviour name cannot be empty").into_compile_error()
+        });
     let name = match &args.name {
-        Some(name) if name.value().is_empty() => {
-            return Err(syn::Error::new_spanned(
-                name,
-                "a behaviour name cannot be empty",
-            ))
-        }
         Some(name) => quote!(#name),
         None => quote!(::core::concat!(
             ::core::module_path!(),
@@ -66,6 +69,8 @@ fn expand_struct(args: attr::BehaviorArgs, item: ItemStruct) -> syn::Result<Toke
         impl #impl_generics ::noex::BehaviorName for #ident #ty_generics #where_clause {
             const NAME: &'static str = #name;
         }
+
+        #empty_name
     })
 }
 
