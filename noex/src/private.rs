@@ -126,8 +126,57 @@ pub trait RemoteMessage: Serialize + DeserializeOwned {}
 
 impl<T: Serialize + DeserializeOwned> RemoteMessage for T {}
 
-/// Compile-time check that `T` can travel between nodes.
-pub fn assert_remote<T: RemoteMessage>() {}
+/// The `Serialize` half of [`RemoteMessage`], with its error message.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be sent to another node",
+    label = "this type is not serde-serializable",
+    note = "every argument and return type of a remote-capable behaviour must implement \
+            serde's `Serialize` and `DeserializeOwned` (derive them), or declare the behaviour \
+            local-only with `#[behavior(local)]` on its impl block"
+)]
+pub trait RemoteSerialize: Serialize {}
+
+impl<T: Serialize> RemoteSerialize for T {}
+
+/// Compile-time check that `T` can travel between nodes, with one error for a type that
+/// cannot: `(&RemoteCheck::<T>::new()).check()`. A bound `T: RemoteMessage` gives an error
+/// per serde trait missing, two for a type that is neither `Serialize` nor `Deserialize`.
+/// So this requires `T: RemoteMessage` of a `Serialize` type ([`CheckAll`]), where only
+/// `Deserialize` can be missing, and `T: RemoteSerialize` of any other ([`CheckSerialize`]):
+/// autoref specialization, as [`Probe`].
+pub struct RemoteCheck<T>(PhantomData<T>);
+
+impl<T> RemoteCheck<T> {
+    /// A check of `T`.
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
+        RemoteCheck(PhantomData)
+    }
+}
+
+/// The check of a `Serialize` type.
+pub trait CheckAll<T> {
+    /// Requires `T: RemoteMessage`.
+    fn check(&self)
+    where
+        T: RemoteMessage,
+    {
+    }
+}
+
+impl<T: Serialize> CheckAll<T> for RemoteCheck<T> {}
+
+/// The check of any other type.
+pub trait CheckSerialize<T> {
+    /// Requires `T: RemoteSerialize`, which fails.
+    fn check(&self)
+    where
+        T: RemoteSerialize,
+    {
+    }
+}
+
+impl<T> CheckSerialize<T> for &RemoteCheck<T> {}
 
 /// A type that can live in a process's messages.
 #[diagnostic::on_unimplemented(

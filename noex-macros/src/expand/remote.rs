@@ -43,9 +43,9 @@ pub(super) fn remote(behavior: &Behavior, names: &Names) -> TokenStream {
     });
     let collision =
         format!("two messages of behaviour {ident} have the same wire tag; give one a #[tag = ..]");
-    let remote_checks = message_types(behavior)
-        .chain(args_types(behavior))
-        .map(|ty| quote_spanned!(ty.span()=> ::noex::__private::assert_remote::<#ty>();));
+    let remote_checks = message_types(behavior).chain(args_types(behavior)).map(
+        |ty| quote_spanned!(ty.span()=> (&::noex::__private::RemoteCheck::<#ty>::new()).check();),
+    );
     let call_serde = message_serde(behavior, &names.call, Role::Call, Payload::Arguments);
     let reply_serde = message_serde(behavior, &names.reply, Role::Call, Payload::Reply);
     let cast_serde = message_serde(behavior, &names.cast, Role::Cast, Payload::Arguments);
@@ -60,6 +60,8 @@ pub(super) fn remote(behavior: &Behavior, names: &Names) -> TokenStream {
         const _: () = ::core::assert!(::noex::__private::distinct(&[#(#all_tags),*]), #collision);
 
         const _: fn() = || {
+            #[allow(unused_imports)]
+            use ::noex::__private::{CheckAll as _, CheckSerialize as _};
             #(#remote_checks)*
         };
 
