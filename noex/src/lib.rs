@@ -277,8 +277,9 @@ pub use noex_macros::behavior;
 
 /// Makes a hand-written [`GenServer`] usable across nodes and spawnable by name, as
 /// `#[behavior]` does for its behaviours: put it on the `impl GenServer for T` block. Its
-/// `Args`, `Call`, `Reply`, `Cast` and `Info` types must be serde types. The behaviour's
-/// name is `T`'s module path, or the one given as `#[noex::remote(name = "..")]`.
+/// `Args`, `Call`, `Reply`, `Cast` and `Info` types must be serde types (one that is not is a
+/// compile error at that type). The behaviour's name is `T`'s module path, or the one given
+/// as `#[noex::remote(name = "..")]`.
 ///
 /// ```
 /// use noex::{Ctx, GenServer, Node, ReplyTo};

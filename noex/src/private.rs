@@ -118,9 +118,11 @@ impl<T, E: fmt::Display + Send + 'static> InitResult for Result<T, E> {
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be sent to another node",
     label = "this type is not serde-serializable",
-    note = "every argument and return type of a remote-capable behaviour must implement \
-            serde's `Serialize` and `DeserializeOwned` (derive them), or declare the behaviour \
-            local-only with `#[behavior(local)]` on its impl block"
+    note = "the arguments, replies, infos and init arguments of a remote-capable behaviour \
+            (a hand-written one's `Args`, `Call`, `Reply`, `Cast` and `Info`) must implement \
+            serde's `Serialize` and `DeserializeOwned` (derive them)",
+    note = "or make the behaviour local-only: `#[behavior(local)]` on its impl block, or no \
+            `#[noex::remote]` on a hand-written `impl GenServer`"
 )]
 pub trait RemoteMessage: Serialize + DeserializeOwned {}
 
@@ -130,9 +132,11 @@ impl<T: Serialize + DeserializeOwned> RemoteMessage for T {}
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be sent to another node",
     label = "this type is not serde-serializable",
-    note = "every argument and return type of a remote-capable behaviour must implement \
-            serde's `Serialize` and `DeserializeOwned` (derive them), or declare the behaviour \
-            local-only with `#[behavior(local)]` on its impl block"
+    note = "the arguments, replies, infos and init arguments of a remote-capable behaviour \
+            (a hand-written one's `Args`, `Call`, `Reply`, `Cast` and `Info`) must implement \
+            serde's `Serialize` and `DeserializeOwned` (derive them)",
+    note = "or make the behaviour local-only: `#[behavior(local)]` on its impl block, or no \
+            `#[noex::remote]` on a hand-written `impl GenServer`"
 )]
 pub trait RemoteSerialize: Serialize {}
 
@@ -295,15 +299,20 @@ pub fn unknown_tag<E: de::Error>(behavior: &str, tag: u32) -> E {
     ))
 }
 
-/// The spawn function of a behaviour's registry entry.
+/// The spawn function of a behaviour's registry entry. It decodes the arguments with the
+/// behaviour's codec, so it asks nothing of `B::Args`: an `Args` that is not a serde type
+/// is reported once, at that type, not again here.
 pub fn spawn_encoded<'a, B>(node: &'a Node, args: &'a [u8], params: SpawnParams) -> SpawnFuture<'a>
 where
     B: GenServer + BehaviorName,
-    B::Args: DeserializeOwned,
 {
     Box::pin(async move {
+        // A behaviour with a registry entry has a codec (or the program does not compile).
+        let Some(codec) = B::__remote_codec() else {
+            return Err(SpawnByNameError::LocalOnly(B::NAME.to_owned()));
+        };
         let args: B::Args =
-            postcard::from_bytes(args).map_err(|error| SpawnByNameError::BadArgs {
+            (codec.decode_args)(args).map_err(|error| SpawnByNameError::BadArgs {
                 behavior: B::NAME.to_owned(),
                 args_type: std::any::type_name::<B::Args>(),
                 error: error.to_string(),

@@ -3,11 +3,14 @@
 //! whose message types are the user's own serde types.
 
 use proc_macro2::TokenStream;
-use quote::quote;
+use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{ImplItem, ItemImpl, LitStr};
+use syn::{ImplItem, ImplItemType, ItemImpl, LitStr};
 
 use crate::ast::type_text;
+
+/// The associated types of `GenServer` that travel between nodes.
+const MESSAGE_TYPES: [&str; 5] = ["Args", "Call", "Reply", "Cast", "Info"];
 
 /// Expands `#[remote]` / `#[remote(name = "..")]`.
 pub(crate) fn remote(args: TokenStream, input: TokenStream) -> syn::Result<TokenStream> {
@@ -52,13 +55,38 @@ pub(crate) fn remote(args: TokenStream, input: TokenStream) -> syn::Result<Token
             _ => None,
         })
         .unwrap_or_default();
+    // The codec if `RemoteBehavior` is implemented, as for `#[behavior]`: where a message type
+    // is not a serde type, the checks below say so at that type, and this stays quiet.
     item.items.push(syn::parse_quote! {
         #[doc(hidden)]
         fn __remote_codec() -> ::core::option::Option<::noex::__private::Codec<Self>> {
-            ::core::option::Option::Some(::noex::__private::codec::<Self>())
+            #[allow(unused_imports)]
+            use ::noex::__private::{ViaNothing as _, ViaRemote as _};
+            (&::noex::__private::Probe::<Self>::new()).remote_codec()
         }
     });
     let self_ty = &item.self_ty;
+    let message_types: Vec<&ImplItemType> = item
+        .items
+        .iter()
+        .filter_map(|item| match item {
+            ImplItem::Type(ty) if MESSAGE_TYPES.iter().any(|name| ty.ident == name) => Some(ty),
+            _ => None,
+        })
+        .collect();
+    // One check per message type, at the type as written in its `type Call = ..;` (named
+    // through `GenServer`, as it may mention `Self`).
+    let remote_checks = message_types.iter().map(|ty| {
+        let ident = &ty.ident;
+        quote_spanned! {ty.ty.span()=>
+            (&::noex::__private::RemoteCheck::<<#self_ty as ::noex::GenServer>::#ident>::new())
+                .check();
+        }
+    });
+    // `RemoteBehavior` only where every message type is a serde type, so that a type that
+    // is not is reported once, by its check, rather than again inside the codec.
+    let guarded = message_types.iter().map(|ty| &ty.ty);
+    let remote_guard = quote!(where #(for<'__noex> #guarded: ::noex::__private::RemoteMessage,)*);
     let name = match name {
         Some(name) => quote!(#name),
         None => quote!(::core::concat!(
@@ -76,8 +104,14 @@ pub(crate) fn remote(args: TokenStream, input: TokenStream) -> syn::Result<Token
                 const NAME: &'static str = #name;
             }
 
+            const _: fn() = || {
+                #[allow(unused_imports)]
+                use ::noex::__private::{CheckAll as _, CheckSerialize as _};
+                #(#remote_checks)*
+            };
+
             #[automatically_derived]
-            impl ::noex::RemoteBehavior for #self_ty {
+            impl ::noex::RemoteBehavior for #self_ty #remote_guard {
                 const TAGS: &'static [(&'static str, u32)] = &[];
 
                 fn codec() -> ::noex::__private::Codec<Self> {

@@ -29,6 +29,8 @@ pub struct Codec<B: GenServer> {
     /// Encodes the init arguments, for a spawn on another node by a process that knows
     /// the behaviour only as `B` (a supervisor placing a child).
     pub(crate) encode_args: Encode<B::Args>,
+    /// Decodes the init arguments of a spawn by name.
+    pub(crate) decode_args: Decode<B::Args>,
 }
 
 /// Appends a value, encoded, to a buffer.
@@ -108,7 +110,7 @@ where
     B::Reply: Serialize + DeserializeOwned,
     B::Cast: Serialize + DeserializeOwned,
     B::Info: Serialize + DeserializeOwned,
-    B::Args: Serialize,
+    B::Args: Serialize + DeserializeOwned,
 {
     Codec {
         name: B::NAME,
@@ -123,6 +125,7 @@ where
         encode_info: encode_within::<B::Info>,
         decode_info: decode::<B::Info>,
         encode_args: encode::<B::Args>,
+        decode_args: decode::<B::Args>,
     }
 }
 
@@ -145,7 +148,7 @@ where
     B::Reply: Tagged,
     B::Cast: Tagged,
     B::Info: Serialize + DeserializeOwned,
-    B::Args: Serialize,
+    B::Args: Serialize + DeserializeOwned,
 {
     Codec {
         name: B::NAME,
@@ -160,5 +163,6 @@ where
         encode_info: encode_within::<B::Info>,
         decode_info: decode::<B::Info>,
         encode_args: encode::<B::Args>,
+        decode_args: decode::<B::Args>,
     }
 }
