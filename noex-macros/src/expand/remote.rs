@@ -53,7 +53,13 @@ pub(super) fn remote(behavior: &Behavior, names: &Names) -> TokenStream {
     let all_types: Vec<&syn::Type> = message_types(behavior)
         .chain(args_types(behavior))
         .collect();
-    let remote_guard = quote!(where #(for<'__noex> #all_types: ::noex::__private::RemoteMessage,)*);
+    // Also only where the struct is a behaviour: where it has no `#[behavior]`, the uses of
+    // its name below say so, and the codec does not say it again.
+    let remote_guard = quote! {
+        where
+            for<'__noex> #self_ty: ::noex::BehaviorName,
+            #(for<'__noex> #all_types: ::noex::__private::RemoteMessage,)*
+    };
     quote! {
         #(#tag_consts)*
 
