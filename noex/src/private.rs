@@ -95,17 +95,19 @@ pub const fn distinct(tags: &[u32]) -> bool {
     true
 }
 
-/// What an `#[init]` method returning a `Result` (under any alias) fails with.
+/// What an `#[init]` method returning a `Result` (under any alias) fails with. The error's
+/// bounds are left to `GenServer::InitError`, so that an error type without them is
+/// reported once, by that bound.
 pub trait InitResult {
     /// The state built.
     type Ok;
     /// The error.
-    type Error: fmt::Display + Send + 'static;
+    type Error;
     /// The result itself.
     fn into_result(self) -> Result<Self::Ok, Self::Error>;
 }
 
-impl<T, E: fmt::Display + Send + 'static> InitResult for Result<T, E> {
+impl<T, E> InitResult for Result<T, E> {
     type Ok = T;
     type Error = E;
 
