@@ -183,22 +183,29 @@ fn the_threads_own_timers_fire_in_order_and_a_dropped_one_never() {
     use super::timers::{Interval, Sleep};
     use futures_lite::future;
     // One thread, asleep between the timers: its poller's wait ends at the earliest.
-    let executors = Executors::start("test", 1, Duration::ZERO).unwrap();
-    let task = executors.spawn(async {
+    let executors = Arc::new(Executors::start("test", 1, Duration::ZERO).unwrap());
+    let spawner = executors.clone();
+    let task = executors.spawn(async move {
         let start = Instant::now();
         let order = Arc::new(Mutex::new(Vec::<u64>::new()));
+        // One task each: timers that come due in one reading of the clock (a busy
+        // machine) wake their tasks in deadline order, whereas one task polling them all
+        // would see them in its own order.
         let sleeper = |ms: u64| {
             let order = order.clone();
-            async move {
+            spawner.spawn(async move {
                 Sleep::after(Duration::from_millis(ms)).await;
                 order.lock().unwrap().push(ms);
-            }
+            })
         };
         // Polled once, then dropped: its entry leaves the table.
         let mut dropped = Box::pin(Sleep::after(Duration::from_millis(1)));
         assert!(future::poll_once(&mut dropped).await.is_none());
         drop(dropped);
-        future::zip(future::zip(sleeper(9), sleeper(3)), sleeper(6)).await;
+        let sleepers = [sleeper(9), sleeper(3), sleeper(6)];
+        for sleeper in sleepers {
+            sleeper.await;
+        }
         assert_eq!(*order.lock().unwrap(), [3, 6, 9]);
         assert!(
             start.elapsed() >= Duration::from_millis(9),
