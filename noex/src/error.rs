@@ -108,10 +108,17 @@ pub enum CallError {
         /// The behaviour.
         behavior: String,
     },
-    /// The server's node could not handle the request: it did not decode there, or the
-    /// reply did not decode here. The text says which.
-    #[error("the remote node could not handle the call: {0}")]
-    Remote(String),
+    /// The request or its reply of a call to another node could not be encoded or
+    /// decoded, here or on the server's node (`step` says which): the two nodes disagree
+    /// on the behaviour's messages (two builds of it), or a `Serialize` impl failed. The
+    /// request was not handled, unless its reply is what failed.
+    #[error("{step}: {error}")]
+    Codec {
+        /// Which message failed, and where.
+        step: CodecStep,
+        /// The codec's complaint.
+        error: String,
+    },
     /// The process found under a name runs a different behaviour than the caller expects.
     #[error("{name:?} runs behaviour {found}, not {expected}")]
     WrongBehavior {
@@ -122,6 +129,32 @@ pub enum CallError {
         /// The behaviour the process actually runs.
         found: String,
     },
+}
+
+/// Which message of a call to another node could not be encoded or decoded (see
+/// [`CallError::Codec`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CodecStep {
+    /// The request did not encode, on this node: it was not sent.
+    EncodeRequest,
+    /// The request did not decode on the server's node: it was not handled.
+    DecodeRequest,
+    /// The reply did not encode on the server's node: the request was handled.
+    EncodeReply,
+    /// The reply did not decode on this node: the request was handled.
+    DecodeReply,
+}
+
+impl std::fmt::Display for CodecStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CodecStep::EncodeRequest => "the request does not encode",
+            CodecStep::DecodeRequest => "the request does not decode on the server's node",
+            CodecStep::EncodeReply => "the reply does not encode on the server's node",
+            CodecStep::DecodeReply => "the reply does not decode",
+        })
+    }
 }
 
 /// Why a [`cast`](crate::ServerRef::cast) or another one-way send was not delivered.

@@ -123,8 +123,8 @@ pub use dist::{
     StaticSeeds, TieStats, TrafficStats, DEFAULT_DISCOVERY_INTERVAL, MIN_FRAME_SIZE,
 };
 pub use error::{
-    CallError, CastError, GlobalError, LookupError, RegisterError, RemoteSpawnError, SendError,
-    SpawnError, Target,
+    CallError, CastError, CodecStep, GlobalError, LookupError, RegisterError, RemoteSpawnError,
+    SendError, SpawnError, Target,
 };
 pub use events::{Events, LifecycleEvent, Subscription, EVENT_QUEUE};
 pub use exit::ExitReason;

@@ -886,3 +886,67 @@ fn traffic_is_counted_per_peer_and_node_wide() {
         shutdown(nodes);
     });
 }
+
+/// A value whose 1 does not encode and whose 2 does not decode.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Flaky(u8);
+
+impl Serialize for Flaky {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if self.0 == 1 {
+            return Err(serde::ser::Error::custom("1 does not encode"));
+        }
+        serializer.serialize_u8(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Flaky {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match u8::deserialize(deserializer)? {
+            2 => Err(serde::de::Error::custom("2 does not decode")),
+            n => Ok(Flaky(n)),
+        }
+    }
+}
+
+#[behavior]
+pub struct Mirror;
+
+#[behavior]
+impl Mirror {
+    #[init]
+    fn init() -> Self {
+        Mirror
+    }
+
+    #[call]
+    fn echo(&self, value: Flaky) -> Flaky {
+        value
+    }
+
+    #[call]
+    fn make(&self, n: u8) -> Flaky {
+        Flaky(n)
+    }
+}
+
+#[test]
+fn a_message_that_does_not_encode_or_decode_says_which_and_where() {
+    use noex::CodecStep;
+    run_blocking(async {
+        let nodes = start_cluster(2).await;
+        let (a, b) = (&nodes[0], &nodes[1]);
+        let mirror = b.spawn::<Mirror>(()).await.unwrap();
+        let remote = a.server_ref::<Mirror>(mirror.pid()).unwrap();
+        let step = |result: Result<Flaky, CallError>| match result {
+            Err(CallError::Codec { step, .. }) => step,
+            other => panic!("unexpected {other:?}"),
+        };
+        assert_eq!(step(remote.echo(Flaky(1)).await), CodecStep::EncodeRequest);
+        assert_eq!(step(remote.echo(Flaky(2)).await), CodecStep::DecodeRequest);
+        assert_eq!(step(remote.make(1).await), CodecStep::EncodeReply);
+        assert_eq!(step(remote.make(2).await), CodecStep::DecodeReply);
+        assert_eq!(remote.echo(Flaky(3)).await, Ok(Flaky(3)));
+        shutdown(nodes);
+    });
+}

@@ -197,7 +197,7 @@ fn answer(
 fn not_encoded(id: u64, error: &postcard::Error) -> WireMessage {
     WireMessage::Reply {
         id,
-        outcome: RemoteOutcome::Failed(format!("the reply does not encode: {error}")),
+        outcome: RemoteOutcome::NotEncoded(error.to_string()),
     }
 }
 

@@ -28,7 +28,7 @@ use super::outbound::PushError;
 use super::peer::{ConnectionLost, Counters, Peer};
 use super::wire::{self, Address, RemoteOutcome, Stop, WireMessage};
 use crate::bytes::Lent;
-use crate::error::{CallError, CastError, SendError, Target};
+use crate::error::{CallError, CastError, CodecStep, SendError, Target};
 use crate::server::deadline::Deadline;
 use crate::server::{run, GenServer};
 use crate::{ExitReason, Pid};
@@ -201,8 +201,10 @@ impl<B: GenServer> RemoteTarget<B> {
         };
         #[cfg(feature = "tracing-context")]
         let message = crate::trace::wrap(message);
-        let not_encoded =
-            |error| CallError::Remote(format!("the request does not encode: {error}"));
+        let not_encoded = |error: postcard::Error| CallError::Codec {
+            step: CodecStep::EncodeRequest,
+            error: error.to_string(),
+        };
         // The scratch buffer stays out while the call waits for room: a cast or call
         // meanwhile on this thread takes an empty one.
         let mut frame = Scratch::take();
@@ -241,8 +243,12 @@ impl<B: GenServer> RemoteTarget<B> {
             }
         };
         match outcome {
-            RemoteOutcome::Reply => (self.codec.decode_reply)(payload.bytes())
-                .map_err(|error| CallError::Remote(format!("the reply does not decode: {error}"))),
+            RemoteOutcome::Reply => {
+                (self.codec.decode_reply)(payload.bytes()).map_err(|error| CallError::Codec {
+                    step: CodecStep::DecodeReply,
+                    error: error.to_string(),
+                })
+            }
             RemoteOutcome::NoProc => Err(CallError::NoProc {
                 target: self.target(),
             }),
@@ -252,7 +258,15 @@ impl<B: GenServer> RemoteTarget<B> {
                 expected: self.codec.name.to_owned(),
                 found,
             }),
-            RemoteOutcome::Failed(text) => Err(CallError::Remote(text)),
+            RemoteOutcome::NotDecoded(error) => Err(CallError::Codec {
+                step: CodecStep::DecodeRequest,
+                error,
+            }),
+            RemoteOutcome::NotEncoded(error) => Err(CallError::Codec {
+                step: CodecStep::EncodeReply,
+                error,
+            }),
+            RemoteOutcome::LocalOnly(behavior) => Err(CallError::LocalOnly { behavior }),
         }
     }
 

@@ -427,8 +427,12 @@ pub(crate) enum RemoteOutcome {
         /// The behaviour it runs.
         found: String,
     },
-    /// The request could not be handled: it did not decode, or the behaviour is local-only.
-    Failed(String),
+    /// The request did not decode (the decoder's complaint).
+    NotDecoded(String),
+    /// The reply did not encode (the encoder's complaint).
+    NotEncoded(String),
+    /// The process's behaviour (named) is local-only: its messages cannot cross nodes.
+    LocalOnly(String),
 }
 
 /// Why a frame could not be read or decoded.

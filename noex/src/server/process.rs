@@ -115,8 +115,7 @@ fn remote_envelope<B: GenServer>(
             let request = match (codec.decode_call)(payload) {
                 Ok(request) => request,
                 Err(error) => {
-                    let text = format!("the request does not decode: {error}");
-                    responder.respond(RemoteOutcome::Failed(text));
+                    responder.respond(RemoteOutcome::NotDecoded(error.to_string()));
                     return None;
                 }
             };
@@ -324,8 +323,8 @@ impl<B: GenServer> AnyProcess for Process<B> {
         } = delivery;
         let Some(codec) = B::__remote_codec() else {
             if let RemoteKind::Call(responder, _) = kind {
-                let text = format!("behaviour {} is local-only", std::any::type_name::<B>());
-                responder.respond(RemoteOutcome::Failed(text));
+                let behavior = std::any::type_name::<B>().to_owned();
+                responder.respond(RemoteOutcome::LocalOnly(behavior));
             }
             return;
         };

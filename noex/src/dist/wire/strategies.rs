@@ -60,7 +60,7 @@ pub(crate) fn message() -> impl Strategy<Value = WireMessage> {
         }),
         any::<u64>().prop_map(|id| WireMessage::Reply {
             id,
-            outcome: RemoteOutcome::Failed("no".into())
+            outcome: RemoteOutcome::NotDecoded("no".into())
         }),
         (any::<u64>(), any::<bool>(), any::<u64>())
             .prop_map(|(id, last, size)| WireMessage::Fragment { id, last, size }),
