@@ -817,3 +817,63 @@ fn a_local_name_refuses_a_process_of_another_node() {
         shutdown(nodes);
     });
 }
+
+#[test]
+fn a_supervisor_that_loses_its_global_name_when_a_partition_heals_stops_with_its_children() {
+    run_blocking(async {
+        let nodes = start_cluster(2).await;
+        let ids: Vec<NodeId> = nodes.iter().map(id).collect();
+        nodes[0].faults().partition(&ids[1], true);
+        nodes[1].faults().partition(&ids[0], true);
+        eventually("the cut", || {
+            nodes.iter().all(|n| n.connected_nodes().is_empty())
+        })
+        .await;
+        // One supervisor named "sup" on each side, each with its own child; their ends
+        // watched from before the heal.
+        let mut sides = Vec::new();
+        for node in &nodes {
+            let spec =
+                SupervisorSpec::new(noex::Strategy::OneForOne)
+                    .child(ChildSpec::worker::<Counter>("counter", 0));
+            let named = SpawnOptions::new().global_name("sup");
+            let supervisor = node.spawn_with::<Supervisor>(spec, named).await.unwrap();
+            let child = supervisor.which_children().await.unwrap()[0]
+                .pid
+                .clone()
+                .unwrap();
+            let ended = |pid: &Pid| {
+                let (node, pid) = (node.clone(), pid.clone());
+                smol::spawn(async move { node.exited(&pid).await })
+            };
+            let ends = (ended(supervisor.pid()), ended(&child));
+            sides.push((supervisor.pid().clone(), child, ends));
+        }
+        nodes[0].faults().partition(&ids[1], false);
+        nodes[1].faults().partition(&ids[0], false);
+        let winner = within("one owner everywhere", async {
+            loop {
+                let owners: Vec<_> = nodes.iter().map(|n| n.whereis_global("sup")).collect();
+                if owners[0].is_some() && owners[0] == owners[1] {
+                    break owners[0].clone().unwrap();
+                }
+                smol::Timer::after(Duration::from_millis(2)).await;
+            }
+        })
+        .await;
+        let loser = sides.iter().position(|(s, _, _)| *s != winner).unwrap();
+        let (_, kept_child, _) = &sides[1 - loser];
+        let kept_child = kept_child.clone();
+        let (_, _, (supervisor_end, child_end)) = sides.swap_remove(loser);
+        assert_eq!(
+            within("the loser to stop", supervisor_end).await,
+            ExitReason::NameConflict("sup".into())
+        );
+        assert_eq!(
+            within("its child to stop", child_end).await,
+            ExitReason::Shutdown
+        );
+        assert!(nodes[1 - loser].is_alive(&kept_child));
+        shutdown(nodes);
+    });
+}

@@ -366,6 +366,15 @@ impl GenServer for Supervisor {
 
     async fn handle_info(&mut self, info: Info<()>, ctx: &mut Ctx<Self>) {
         match info {
+            // It lost its global name to another supervisor when a partition healed (the
+            // winner tells it; a child losing its own name is a child's exit): that one
+            // runs the children now. A supervisor traps exits to see its children's, not
+            // to outlive this: it stops, and its children with it.
+            Info::Exit { from, reason }
+                if matches!(reason, ExitReason::NameConflict(_)) && !self.is_child(&from) =>
+            {
+                ctx.stop(reason)
+            }
             Info::Exit { from, reason } => self.child_exited(ctx, from, reason).await,
             // The timer of children waiting to be started again.
             Info::Message(()) => self.start_held_back(ctx).await,
@@ -383,6 +392,11 @@ impl Supervisor {
     async fn start_at(&mut self, ctx: &mut Ctx<Self>, index: usize) -> Result<Started, String> {
         let placement = self.placement.as_mut().map(|p| (p, &self.children[..]));
         start(ctx, &self.children[index].spec, placement).await
+    }
+
+    /// `true` if `pid` is one of the current children.
+    fn is_child(&self, pid: &Pid) -> bool {
+        self.children.iter().any(|c| c.pid.as_ref() == Some(pid))
     }
 
     fn position(&self, id: &str) -> Option<usize> {
