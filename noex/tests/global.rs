@@ -877,3 +877,51 @@ fn a_supervisor_that_loses_its_global_name_when_a_partition_heals_stops_with_its
         shutdown(nodes);
     });
 }
+
+#[test]
+fn a_node_started_after_a_name_was_taken_loses_its_own_registration_of_it() {
+    run_blocking(async {
+        let nodes = start_cluster(1).await;
+        let old = &nodes[0];
+        // The old node has registered a few names before; its holder is registered next.
+        for n in 0..3 {
+            let other = counter(old, n).await;
+            old.register_global(&format!("other-{n}"), other.pid())
+                .await
+                .unwrap();
+        }
+        let holder = counter(old, 1).await;
+        old.register_global("leader", holder.pid()).await.unwrap();
+        let registered = std::time::SystemTime::now();
+        // Later, a node on its own (it has seen no claim) registers the name too...
+        let late = Node::start(cluster_config("late")).await.unwrap();
+        eventually("the wall clock to move on", || {
+            registered.elapsed().unwrap_or_default() >= Duration::from_millis(20)
+        })
+        .await;
+        let newcomer = counter(&late, 2).await;
+        late.register_global("leader", newcomer.pid())
+            .await
+            .unwrap();
+        let newcomer_end = smol::spawn({
+            let (late, pid) = (late.clone(), newcomer.pid().clone());
+            async move { late.exited(&pid).await }
+        });
+        // ...then meets the old one: the earlier registration keeps the name.
+        let address = id(old).to_string();
+        late.faults().dial(address.split('@').nth(1).unwrap());
+        wait_connected(&late, 1).await;
+        let both = [old, &late];
+        eventually("one owner everywhere", || {
+            both.iter()
+                .all(|n| n.whereis_global("leader").as_ref() == Some(holder.pid()))
+        })
+        .await;
+        assert_eq!(
+            within("the newcomer to lose", newcomer_end).await,
+            ExitReason::NameConflict("leader".into())
+        );
+        late.shutdown();
+        shutdown(nodes);
+    });
+}

@@ -22,7 +22,7 @@
 //! another node is forwarded there) as a round of Ricart–Agrawala mutual exclusion for
 //! the name, among the nodes connected at that moment:
 //!
-//! 1. The node stamps its claim with its Lamport clock, `(time, node id)`, and sends
+//! 1. The node stamps its claim with its clock, `(time, node id)`, and sends
 //!    `Claim` to every connected node (and to any node that connects while it waits).
 //! 2. A node that has its own earlier claim to the same name (a smaller stamp) keeps the
 //!    answer back until its claim is settled; any other node answers `Grant` at once. A
@@ -52,10 +52,14 @@
 //! one name may be held on both sides. Every node applies the same rule to the two
 //! registrations, whatever order it learns them in: **the registration with the smaller
 //! stamp keeps the name** — the one registered earlier in Lamport time, ties broken by
-//! the owners' node ids. The loser's node removes its registration, tells every node
-//! (`Unregistered`), and sends the losing process an exit signal from the winner with
-//! reason [`ExitReason::NameConflict`](crate::ExitReason::NameConflict): a process that
-//! does not trap exits ends; one that does receives `Info::Exit` and decides. Every node
+//! the owners' node ids. The clock is a hybrid one: a Lamport clock that is never behind
+//! the wall clock (in milliseconds), so that of two registrations made on two sides of a
+//! partition, the earlier in real time wins (up to the nodes' clock skew), whatever
+//! either side did before — a node that restarted does not take a name held for hours.
+//! The loser's node removes its registration, tells every node (`Unregistered`), and
+//! sends the losing process an exit signal from the winner with reason
+//! [`ExitReason::NameConflict`](crate::ExitReason::NameConflict): a process that does not
+//! trap exits ends; one that does receives `Info::Exit` and decides. Every node
 //! that sees the conflict publishes [`GlobalEvent::Conflict`]. A node that hears of the
 //! loser's registration keeps it aside until the loser's node withdraws it: should the
 //! winner go first (its process ends, its node is lost), the loser holds the name there as
@@ -114,6 +118,12 @@ const FORWARD_MARGIN: Duration = Duration::from_secs(2);
 
 /// The longest global name or group name, in bytes (as Erlang's atoms).
 pub const MAX_NAME_LEN: usize = 255;
+
+/// Milliseconds since the Unix epoch (0 for a clock set before it).
+fn wall_millis() -> u64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    since.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX >> 2))
+}
 
 /// Refuses an operation of a hidden node, which takes no part in the global registry.
 fn check_visible(node: &NodeInner) -> Result<(), GlobalError> {
@@ -275,7 +285,13 @@ impl Global {
         }
     }
 
+    /// The stamp of a new claim: past every stamp this node made or saw, and at least the
+    /// wall clock in milliseconds (a hybrid logical clock). So a registration made after
+    /// another in real time (by more than the nodes' clock skew) has the greater stamp
+    /// even when its node has just started and seen nothing — a restarted node does not
+    /// win back a name held since long before it started.
     fn tick(&self) -> u64 {
+        self.clock.fetch_max(wall_millis(), Ordering::Relaxed);
         self.clock.fetch_add(1, Ordering::Relaxed) + 1
     }
 
