@@ -130,7 +130,8 @@ impl<T: Clone> EventBus<T> {
     }
 
     /// A subscription that never loses an event: for the runtime's own subscribers
-    /// (placement, metrics), whose events are rare or read at once.
+    /// (metrics), whose events are rare or read at once.
+    #[cfg(any(test, feature = "metrics"))]
     pub(crate) fn subscribe_unbounded(&self) -> Subscription<T> {
         self.subscribe_with(false)
     }

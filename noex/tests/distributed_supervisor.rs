@@ -617,3 +617,53 @@ fn a_distributed_supervisor_alone_retries_a_failed_restart() {
         assert_ne!(now, first);
     });
 }
+
+#[test]
+fn members_that_joined_after_the_supervisor_started_count_toward_the_majority() {
+    run_blocking(async {
+        // The supervisor starts on n0 with n1 only, and places its child on n1.
+        let mut nodes = cluster(2).await;
+        let sup = supervise(
+            &nodes[0],
+            Strategy::OneForOne,
+            NodeSelector::Specific(id(&nodes[1])),
+            workers(1),
+        )
+        .await;
+        // n2 and n3 join later; the supervisor places nothing meanwhile.
+        for name in ["n2", "n3"] {
+            let seed = id(&nodes[0]).to_string();
+            let node = Node::start(common::cluster_config(name).seed(seed))
+                .await
+                .unwrap();
+            node.register_behaviors().unwrap();
+            nodes.push(node);
+        }
+        for node in &nodes {
+            wait_connected(node, 3).await;
+        }
+        // An even split, {n0, n2} | {n1, n3}: neither side has a majority of 4.
+        let ids: Vec<NodeId> = nodes.iter().map(id).collect();
+        for (a, b) in [(0, 1), (0, 3), (2, 1), (2, 3)] {
+            nodes[a].faults().partition(&ids[b], true);
+            nodes[b].faults().partition(&ids[a], true);
+        }
+        within("the child to be held back", async {
+            while sup.distribution().await.unwrap().waiting_for_majority != 1 {
+                smol::Timer::after(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+        // Well past the migration delay (0.55 s with these heartbeats), it has not moved:
+        // an absence, so a window of time is what the test can give it.
+        let window = std::time::Instant::now();
+        while window.elapsed() < Duration::from_secs(2) {
+            let stats = sup.distribution().await.unwrap();
+            assert_eq!((stats.waiting_for_majority, stats.migrations), (1, 0));
+            smol::Timer::after(Duration::from_millis(50)).await;
+        }
+        assert_eq!(workers_running(&nodes[..1]), 0);
+        assert_eq!(workers_running(&nodes[2..3]), 0);
+        shutdown(nodes);
+    });
+}

@@ -34,7 +34,7 @@ use super::node_id::NodeId;
 use super::peer::{self, Held, Peer};
 use super::reassembly::Reassembly;
 use super::refused::Inbound;
-use super::status::{ClusterEvent, NodeDownReason, NodeInfo, NodeStatus, TrafficStats};
+use super::status::{ClusterEvent, NodeDownReason, TrafficStats};
 use super::transport::Stream;
 use super::wire::WireMessage;
 use crate::events::EventBus;
@@ -91,13 +91,16 @@ pub(super) struct State {
     /// Inbound handshakes admitted and under way, by the peer's address.
     pub(super) accepting: HashMap<String, usize>,
     /// Reconnections per node.
-    reconnects: HashMap<Arc<str>, u64>,
+    pub(super) reconnects: HashMap<Arc<str>, u64>,
     /// When the connection to each node was last lost.
     lost_at: HashMap<Arc<str>, Instant>,
+    /// The members this node has been connected to, hidden nodes aside, but those that
+    /// left with a goodbye (for a distributed supervisor's majority).
+    known: std::collections::HashSet<Arc<str>>,
     /// Processes (by serial) monitoring a connected node, once per monitor.
     node_watchers: HashMap<Arc<str>, Vec<u64>>,
     /// The traffic of connections no longer current, so that totals never go backwards.
-    departed: TrafficStats,
+    pub(super) departed: TrafficStats,
     /// Fault injection: nodes this node neither connects to nor accepts.
     pub(super) partitioned: std::collections::HashSet<String>,
     /// Learnt nodes waiting for a dial loop.
@@ -257,6 +260,9 @@ impl Cluster {
                 return false;
             }
             self.incarnations.record(&key, peer.incarnation);
+            if !peer.hidden {
+                state.known.insert(key.clone());
+            }
             if let Some(existing) = state.peers.get(&key).cloned() {
                 if existing.incarnation == peer.incarnation {
                     // Two connections to one peer: keep the one dialled by the greater id.
@@ -395,6 +401,9 @@ impl Cluster {
     /// order) and returns what must follow once the lock is released.
     fn report_down(&self, state: &mut State, peer: &Arc<Peer>, reason: NodeDownReason) -> Lost {
         state.lost_at.insert(peer.id.as_arc(), Instant::now());
+        if reason == NodeDownReason::Shutdown {
+            state.known.remove(peer.id.as_str());
+        }
         if !peer.hidden {
             self.events.publish(ClusterEvent::NodeDown {
                 node: peer.id.clone(),
@@ -407,7 +416,7 @@ impl Cluster {
             calls_pending: 0,
             ..peer.traffic()
         };
-        state.departed = add(state.departed, traffic);
+        state.departed = super::stats::add(state.departed, traffic);
         let watchers = state.node_watchers.remove(peer.id.as_str());
         Lost {
             peer: peer.clone(),
@@ -526,6 +535,11 @@ impl Cluster {
         }
     }
 
+    /// How many members this node has been connected to (see `State::known`).
+    pub(crate) fn known_members(&self) -> usize {
+        self.lock().known.len()
+    }
+
     /// `true` if this node was once connected to `node` in its incarnation `incarnation`.
     pub(crate) fn incarnations_seen(&self, node: &str, incarnation: u64) -> bool {
         self.incarnations.seen(node, incarnation)
@@ -535,64 +549,5 @@ impl Cluster {
     pub(crate) fn reaches(&self, pid: &Pid) -> bool {
         self.peer(pid.node())
             .is_some_and(|peer| peer.incarnation == pid.incarnation())
-    }
-
-    /// The connected peers, hidden ones (`true`) or the others.
-    pub(crate) fn connected(&self, hidden: bool) -> Vec<NodeInfo> {
-        let state = self.lock();
-        let mut nodes: Vec<_> = state
-            .peers
-            .values()
-            .filter(|peer| peer.hidden == hidden)
-            .map(|peer| {
-                let mut stats = peer.traffic();
-                stats.reconnects = state.reconnects.get(peer.id.as_str()).copied().unwrap_or(0);
-                NodeInfo {
-                    id: peer.id.clone(),
-                    incarnation: peer.incarnation,
-                    status: NodeStatus::Connected,
-                    process_count: peer.process_count.load(Ordering::Relaxed),
-                    uptime: Duration::from_millis(peer.uptime_ms.load(Ordering::Relaxed)),
-                    last_seen: peer.last_seen(),
-                    stats,
-                    ties: peer.tie_stats(),
-                    round_trip: peer.round_trip.last(),
-                    hidden: peer.hidden,
-                }
-            })
-            .collect();
-        nodes.sort_by(|a, b| a.id.cmp(&b.id));
-        nodes
-    }
-
-    /// Traffic counters of all connections together, past ones included.
-    pub(crate) fn totals(&self) -> TrafficStats {
-        let (departed, reconnects) = {
-            let state = self.lock();
-            (state.departed, state.reconnects.values().sum())
-        };
-        let mut connected = self.connected(false);
-        connected.extend(self.connected(true));
-        let current = connected
-            .iter()
-            .fold(departed, |total, node| add(total, node.stats));
-        TrafficStats {
-            reconnects,
-            ..current
-        }
-    }
-}
-
-fn add(a: TrafficStats, b: TrafficStats) -> TrafficStats {
-    TrafficStats {
-        messages_sent: a.messages_sent + b.messages_sent,
-        bytes_sent: a.bytes_sent + b.bytes_sent,
-        messages_received: a.messages_received + b.messages_received,
-        bytes_received: a.bytes_received + b.bytes_received,
-        queued_bytes: a.queued_bytes + b.queued_bytes,
-        calls_pending: a.calls_pending + b.calls_pending,
-        calls_timed_out: a.calls_timed_out + b.calls_timed_out,
-        casts_dropped: a.casts_dropped + b.casts_dropped,
-        reconnects: a.reconnects + b.reconnects,
     }
 }

@@ -106,6 +106,7 @@ mod scratch;
 mod socket;
 pub(crate) mod spares;
 pub(crate) mod spawn;
+mod stats;
 mod status;
 pub(crate) mod tagged;
 #[cfg(test)]

@@ -65,6 +65,12 @@ impl Node {
         Ok(node)
     }
 
+    /// How many other members of the cluster this node has been connected to, but those
+    /// that left with a goodbye (0 on a node that is not clustered).
+    pub(crate) fn known_members(&self) -> usize {
+        self.cluster().map_or(0, |c| c.known_members())
+    }
+
     /// `true` if this node's connection to the node of `pid` was lost at `since` or later
     /// (it may be connected again by now).
     pub(crate) fn lost_since(&self, pid: &crate::Pid, since: std::time::Instant) -> bool {
@@ -125,15 +131,6 @@ impl Node {
         match self.cluster() {
             Some(cluster) => cluster.events.subscribe(),
             None => crate::events::EventBus::default().subscribe(),
-        }
-    }
-
-    /// Cluster events for the runtime's own use: a subscription that loses none (placement
-    /// reads it only when it places a child; the events are rare).
-    pub(crate) fn cluster_events_unbounded(&self) -> ClusterEvents {
-        match self.cluster() {
-            Some(cluster) => cluster.events.subscribe_unbounded(),
-            None => crate::events::EventBus::default().subscribe_unbounded(),
         }
     }
 

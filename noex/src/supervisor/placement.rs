@@ -27,12 +27,13 @@
 //!
 //! 1. **Only the majority side moves children.** The supervisor restarts a child lost
 //!    with its node only while it sees a strict majority of the cluster's known members
-//!    (every node it has seen connected since it started, itself included, but those
-//!    that left with a goodbye). On the minority side the child waits, not running, and
+//!    (every node its node has been connected to since it started, itself included, but
+//!    those that left with a goodbye — whenever the supervisor started, so one started
+//!    during a partition counts the nodes it cannot reach). On the minority side the child waits, not running, and
 //!    is started once a majority is connected again (looked at every [`MAJORITY_RETRY`]).
 //!    A node that crashes stays a member: a cluster whose nodes come back under new ids
-//!    (a new port each time) grows its known members, and a supervisor restarted there
-//!    starts afresh.
+//!    (a new port each time) grows its known members, and a node restarted there starts
+//!    afresh.
 //! 2. **Children cut off from their supervisor stop.** A child is linked to its
 //!    supervisor across the nodes, and a link to a lost node delivers
 //!    [`ExitReason::NoConnection`] — which ends the child even if it traps exits (its
@@ -54,12 +55,12 @@
 //! [`ChildSpec::by_name`]: super::ChildSpec::by_name
 //! [`ExitReason::NoConnection`]: crate::ExitReason::NoConnection
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::{ClusterEvent, ClusterEvents, Node, NodeDownReason, NodeId};
+use crate::{Node, NodeId};
 
 /// A supervisor whose children are placed on the nodes of a cluster: a [`Supervisor`]
 /// started with a [`SupervisorSpec::distributed`] spec (see the [module docs](self)).
@@ -168,13 +169,8 @@ pub struct DistributionStats {
 pub(crate) struct Placement {
     pub(crate) selector: NodeSelector,
     turn: usize,
-    /// The known members: every node seen connected since the supervisor started.
-    members: BTreeSet<String>,
     pub(crate) restarts: u64,
     pub(crate) migrations: u64,
-    /// The cluster's events since the supervisor started: a node that leaves with a
-    /// goodbye is no longer a member.
-    events: Option<ClusterEvents>,
 }
 
 impl Placement {
@@ -182,34 +178,15 @@ impl Placement {
         Placement {
             selector,
             turn: 0,
-            members: BTreeSet::new(),
             restarts: 0,
             migrations: 0,
-            events: None,
         }
     }
 
     /// This node (if clustered) and the connected ones, sorted by id after this node.
     fn candidates(&mut self, node: &Node) -> Vec<NodeId> {
-        let events = self
-            .events
-            .get_or_insert_with(|| node.cluster_events_unbounded());
-        while let Some(event) = events.try_recv() {
-            if let ClusterEvent::NodeDown {
-                node,
-                reason: NodeDownReason::Shutdown,
-            } = event
-            {
-                self.members.remove(node.as_str());
-            }
-        }
         let mut candidates: Vec<NodeId> = node.local_node_id().cloned().into_iter().collect();
         candidates.extend(node.connected_nodes().into_iter().map(|info| info.id));
-        for candidate in &candidates {
-            if !self.members.contains(candidate.as_str()) {
-                self.members.insert(candidate.as_str().to_owned());
-            }
-        }
         candidates
     }
 
@@ -220,7 +197,8 @@ impl Placement {
             return true;
         }
         let seen = self.candidates(node).len();
-        2 * seen > self.members.len()
+        // The node's known members, itself included (they include those connected now).
+        2 * seen > node.known_members() + 1
     }
 
     /// Picks the node for the next child: `load` holds this supervisor's children per
