@@ -55,6 +55,12 @@ impl Worker {
     fn crash(&self) {
         panic!("worker crashed");
     }
+
+    /// Busy for `ms` milliseconds.
+    #[call]
+    async fn busy(&self, ms: u64) {
+        smol::Timer::after(Duration::from_millis(ms)).await;
+    }
 }
 
 /// A local-only behaviour: not spawned by name.
@@ -604,6 +610,50 @@ fn a_trapping_child_spawned_from_another_node_ends_with_its_parent() {
         let reason = ExitReason::Custom("closing down".into());
         parent.stop(reason.clone()).await.unwrap();
         assert_eq!(within("the child's end", ended).await, reason);
+        shutdown(nodes);
+    });
+}
+
+#[test]
+fn a_trapping_child_cut_off_from_its_parent_ends_at_once_even_in_a_long_handler() {
+    run_blocking(async {
+        let nodes = cluster(2).await;
+        let (a, b) = (&nodes[0], &nodes[1]);
+        let (tx, _seen) = async_channel::unbounded();
+        let parent = a.spawn::<Parent>(tx).await.unwrap();
+        let child = parent
+            .spawn_link_on(id(b), Start::Trapping)
+            .await
+            .unwrap()
+            .unwrap();
+        // Busy for a minute on b.
+        let local = b.server_ref::<Worker>(child.pid()).unwrap();
+        let busy = smol::spawn({
+            let local = local.clone();
+            async move {
+                local
+                    .busy_with_timeout(60_000, Duration::from_secs(120))
+                    .await
+            }
+        });
+        common::eventually("the child to be busy", || {
+            b.process_info(child.pid())
+                .is_some_and(|info| info.message_count == 1)
+        })
+        .await;
+        let ended = smol::spawn({
+            let (b, pid) = (b.clone(), child.pid().clone());
+            async move { b.exited(&pid).await }
+        });
+        // Its parent's node is lost: it must not run on beside a replacement its parent's
+        // supervisor may start elsewhere (supervisor::placement, rule 2).
+        a.faults().partition(&id(b), true);
+        b.faults().partition(&id(a), true);
+        assert_eq!(
+            within("the child's end", ended).await,
+            ExitReason::NoConnection
+        );
+        assert!(busy.await.is_err());
         shutdown(nodes);
     });
 }

@@ -272,7 +272,15 @@ impl Core {
             // The link was removed (unlink): the signal is void.
             return ExitVerdict::Ignore;
         }
-        if self.trap_exit() {
+        // Cut off from a parent of another node: it ends at once, trapping or not, its
+        // handler cut short. Its parent (a distributed supervisor) may start it again on
+        // another node once it has waited for the loss to be seen here; a trapping child
+        // taking the exit after a long handler would run beside its replacement.
+        let cut_off =
+            matches!(reason, ExitReason::NoConnection) && ties.remote_parent.as_ref() == Some(from);
+        if cut_off {
+            ExitVerdict::Die
+        } else if self.trap_exit() {
             ExitVerdict::Trap
         } else if reason.is_normal() && from != self.pid() {
             ExitVerdict::Ignore

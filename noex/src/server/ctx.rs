@@ -222,7 +222,10 @@ impl<B: GenServer> Ctx<B> {
     /// sent before, instead of ending this process — except a [kill](crate::Node::kill),
     /// which cannot be trapped. An exit from the parent (the process that spawn-linked this
     /// one) is not given to `handle_info`: when the server reaches it, it terminates with the
-    /// parent's reason, as in OTP.
+    /// parent's reason, as in OTP. A parent of another node whose node is lost
+    /// ([`NoConnection`](crate::ExitReason::NoConnection)) ends this process at once, as a
+    /// kill would: a distributed supervisor may start it again elsewhere (see
+    /// [`placement`](crate::supervisor::placement)).
     pub fn trap_exits(&mut self, trap: bool) {
         self.process.core.set_trap_exit(trap);
     }

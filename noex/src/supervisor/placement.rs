@@ -36,8 +36,10 @@
 //!    afresh.
 //! 2. **Children cut off from their supervisor stop.** A child is linked to its
 //!    supervisor across the nodes, and a link to a lost node delivers
-//!    [`ExitReason::NoConnection`] — which ends the child even if it traps exits (its
-//!    parent's exit always does). So a child whose node loses the supervisor's node ends
+//!    [`ExitReason::NoConnection`] — which ends the child at once, even if it traps exits:
+//!    from a parent of another node, that exit cannot be trapped, and a handler under way
+//!    is cut short (`terminate` does not run), so a child in a long handler does not run
+//!    on beside its replacement. So a child whose node loses the supervisor's node ends
 //!    within that node's failure-detection window. The two nodes notice a silent link
 //!    up to about three heartbeat intervals apart, so the supervisor moves a lost child
 //!    only `MAJORITY_RETRY` plus three heartbeat intervals after it noticed the loss:
