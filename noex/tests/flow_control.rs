@@ -269,10 +269,7 @@ fn a_process_holding_its_senders_back_can_still_be_killed_from_their_node() {
     run_blocking(async {
         let (a, b, remote) = stuck_behind_its_messages().await;
         // The monitor `exited` sets and the kill both pass the messages held back.
-        let exited = smol::spawn({
-            let (a, pid) = (a.clone(), remote.pid().clone());
-            async move { a.exited(&pid).await }
-        });
+        let exited = common::watch_end(&a, remote.pid());
         within("the monitor to reach b", async {
             loop {
                 let detail = b.observer().process(remote.pid()).await.unwrap();

@@ -6,7 +6,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{cluster_config, eventually, run_blocking, start_cluster, wait_connected, within};
+use common::{
+    cluster_config, eventually, run_blocking, start_cluster, wait_connected, watch_end, within,
+};
 use futures_lite::future::zip;
 use noex::supervisor::{ChildSpec, SupervisorSpec};
 use noex::{
@@ -842,11 +844,7 @@ fn a_supervisor_that_loses_its_global_name_when_a_partition_heals_stops_with_its
                 .pid
                 .clone()
                 .unwrap();
-            let ended = |pid: &Pid| {
-                let (node, pid) = (node.clone(), pid.clone());
-                smol::spawn(async move { node.exited(&pid).await })
-            };
-            let ends = (ended(supervisor.pid()), ended(&child));
+            let ends = (watch_end(node, supervisor.pid()), watch_end(node, &child));
             sides.push((supervisor.pid().clone(), child, ends));
         }
         nodes[0].faults().partition(&ids[1], false);
@@ -903,10 +901,7 @@ fn a_node_started_after_a_name_was_taken_loses_its_own_registration_of_it() {
         late.register_global("leader", newcomer.pid())
             .await
             .unwrap();
-        let newcomer_end = smol::spawn({
-            let (late, pid) = (late.clone(), newcomer.pid().clone());
-            async move { late.exited(&pid).await }
-        });
+        let newcomer_end = watch_end(&late, newcomer.pid());
         // ...then meets the old one: the earlier registration keeps the name.
         let address = id(old).to_string();
         late.faults().dial(address.split('@').nth(1).unwrap());

@@ -590,18 +590,20 @@ fn the_registry_lists_a_hand_written_behaviours_args_type_as_written() {
     node.shutdown();
 }
 
+/// A parent on `a` and the child it spawn-linked on `b`, which traps exits.
+async fn trapping_child(a: &Node, b: &Node) -> (ServerRef<Parent>, ServerRef<Worker>) {
+    let (tx, _seen) = async_channel::unbounded();
+    let parent = a.spawn::<Parent>(tx).await.unwrap();
+    let child = parent.spawn_link_on(id(b), Start::Trapping).await.unwrap();
+    (parent, child.unwrap())
+}
+
 #[test]
 fn a_trapping_child_spawned_from_another_node_ends_with_its_parent() {
     run_blocking(async {
         let nodes = cluster(2).await;
         let (a, b) = (&nodes[0], &nodes[1]);
-        let (tx, _seen) = async_channel::unbounded();
-        let parent = a.spawn::<Parent>(tx).await.unwrap();
-        let child = parent
-            .spawn_link_on(id(b), Start::Trapping)
-            .await
-            .unwrap()
-            .unwrap();
+        let (parent, child) = trapping_child(a, b).await;
         let info = b.process_info(child.pid()).unwrap();
         assert_eq!(info.parent.as_ref(), Some(parent.pid()));
         // As in OTP: the parent's exit ends a trapping child, with the parent's reason.
@@ -619,32 +621,20 @@ fn a_trapping_child_cut_off_from_its_parent_ends_at_once_even_in_a_long_handler(
     run_blocking(async {
         let nodes = cluster(2).await;
         let (a, b) = (&nodes[0], &nodes[1]);
-        let (tx, _seen) = async_channel::unbounded();
-        let parent = a.spawn::<Parent>(tx).await.unwrap();
-        let child = parent
-            .spawn_link_on(id(b), Start::Trapping)
-            .await
-            .unwrap()
-            .unwrap();
+        let (_parent, child) = trapping_child(a, b).await;
         // Busy for a minute on b.
         let local = b.server_ref::<Worker>(child.pid()).unwrap();
-        let busy = smol::spawn({
-            let local = local.clone();
-            async move {
-                local
-                    .busy_with_timeout(60_000, Duration::from_secs(120))
-                    .await
-            }
+        let busy = smol::spawn(async move {
+            local
+                .busy_with_timeout(60_000, Duration::from_secs(120))
+                .await
         });
         common::eventually("the child to be busy", || {
             b.process_info(child.pid())
                 .is_some_and(|info| info.message_count == 1)
         })
         .await;
-        let ended = smol::spawn({
-            let (b, pid) = (b.clone(), child.pid().clone());
-            async move { b.exited(&pid).await }
-        });
+        let ended = common::watch_end(b, child.pid());
         // Its parent's node is lost: it must not run on beside a replacement its parent's
         // supervisor may start elsewhere (supervisor::placement, rule 2).
         a.faults().partition(&id(b), true);

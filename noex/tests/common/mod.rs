@@ -69,6 +69,13 @@ pub async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
     .await
 }
 
+/// The reason `pid` ends with, watched from now on (through `node`): a monitor set before
+/// what the test does next, so that an end that comes at once is not missed (`NoProc`).
+pub fn watch_end(node: &Node, pid: &Pid) -> smol::Task<ExitReason> {
+    let (node, pid) = (node.clone(), pid.clone());
+    smol::spawn(async move { node.exited(&pid).await })
+}
+
 /// What a [`Probe`] saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Seen {
