@@ -5,7 +5,8 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    cluster_config, eventually, next_event, run_blocking, start_cluster, wait_connected, within,
+    cluster_config, eventually, next_event, run_blocking, shutdown_all, start_cluster,
+    wait_connected, within,
 };
 use noex::{
     behavior, CallError, ClusterConfig, ClusterEvent, Ctx, ExitReason, LookupError, Node,
@@ -166,12 +167,6 @@ async fn remote_recorders(a: &Node, b: &Node, count: usize) -> Vec<ServerRef<Rec
     servers
 }
 
-fn shutdown(nodes: Vec<Node>) {
-    for node in nodes {
-        node.shutdown();
-    }
-}
-
 #[test]
 fn a_node_reports_its_real_address_when_bound_to_port_zero() {
     run_blocking(async {
@@ -205,7 +200,7 @@ fn nodes_on_ipv6_loopback_connect_by_their_bracketed_ids() {
         let server = b.spawn::<Recorder>(()).await.unwrap();
         let remote = a.server_ref::<Recorder>(server.pid()).unwrap();
         assert_eq!(remote.count().await, Ok(0));
-        shutdown(vec![a, b]);
+        shutdown_all(vec![a, b]);
     });
 }
 
@@ -235,7 +230,7 @@ fn degenerate_limits_are_refused_or_given_a_meaning() {
         let server = b.spawn::<Recorder>(()).await.unwrap();
         let remote = a.server_ref::<Recorder>(server.pid()).unwrap();
         assert_eq!(within("a call", remote.count()).await, Ok(0));
-        shutdown(vec![a, b]);
+        shutdown_all(vec![a, b]);
     });
 }
 
@@ -299,7 +294,7 @@ fn two_nodes_connect_and_report_node_up_with_peer_info() {
         let info = &a.connected_nodes()[0];
         assert_eq!(info.id, id(&b));
         assert!(info.last_seen < Duration::from_secs(1));
-        shutdown(vec![a, b]);
+        shutdown_all(vec![a, b]);
     });
 }
 
@@ -312,7 +307,7 @@ fn five_nodes_started_from_one_seed_all_see_each_other() {
             assert_eq!(peers.len(), 4);
             assert!(!peers.contains(&id(node)));
         }
-        shutdown(nodes);
+        shutdown_all(nodes);
     });
 }
 
@@ -358,7 +353,7 @@ fn nodes_that_seed_each_other_end_with_one_connection_each() {
         };
         assert!(ups(&a_events) <= 1 && ups(&b_events) <= 1);
         assert_eq!(a.connected_nodes().len(), 1);
-        shutdown(vec![a, b]);
+        shutdown_all(vec![a, b]);
     });
 }
 
@@ -382,7 +377,7 @@ fn a_seed_that_is_down_at_start_is_retried_until_it_answers() {
         assert!(
             matches!(next_event(&events).await, ClusterEvent::NodeUp { node, .. } if node == id(&b))
         );
-        shutdown(vec![a, b]);
+        shutdown_all(vec![a, b]);
     });
 }
 
@@ -409,7 +404,7 @@ fn remote_calls_and_casts_work_like_local_ones() {
         );
         // The same process, reached locally, saw the same message.
         assert_eq!(local.count().await, Ok(1));
-        shutdown(nodes);
+        shutdown_all(nodes);
     });
 }
 
@@ -437,7 +432,7 @@ fn calls_and_casts_by_name_on_a_given_node() {
         // The local id falls back to a local name.
         let here = a.named_on::<Recorder>("log", &id(a));
         assert_matches!(here.count().await, Err(CallError::NoProc { .. }));
-        shutdown(nodes);
+        shutdown_all(nodes);
     });
 }
 
@@ -495,7 +490,7 @@ fn remote_call_errors_are_the_local_ones() {
                 behavior: std::any::type_name::<Forwarder>().to_owned()
             })
         );
-        shutdown(nodes);
+        shutdown_all(nodes);
     });
 }
 
@@ -520,7 +515,7 @@ fn a_deferred_remote_call_fails_with_exited_when_the_server_dies() {
             within("the deferred call's failure", waiting).await,
             Err(CallError::Exited(ExitReason::Killed))
         );
-        shutdown(nodes);
+        shutdown_all(nodes);
     });
 }
 
@@ -538,7 +533,7 @@ fn a_remote_process_is_stopped_with_its_reason() {
             remote.stop(ExitReason::Normal).await,
             Err(SendError::NoProc { .. })
         );
-        shutdown(nodes);
+        shutdown_all(nodes);
     });
 }
 
@@ -565,7 +560,7 @@ fn messages_from_one_process_arrive_in_order() {
         let notes = remote.notes().await.unwrap();
         let seqs: Vec<u64> = notes.iter().map(|n| n.seq).collect();
         assert_eq!(seqs, (0..count).collect::<Vec<_>>());
-        shutdown(nodes);
+        shutdown_all(nodes);
     });
 }
 
@@ -610,7 +605,7 @@ fn concurrent_callers_on_every_thread_each_get_their_own_replies() {
             recorded += server.count().await.unwrap();
         }
         assert_eq!(recorded, 8 * 150);
-        shutdown(nodes);
+        shutdown_all(nodes);
     });
 }
 
@@ -653,7 +648,7 @@ fn calls_and_casts_go_on_while_the_readers_move_to_their_processes_threads() {
             assert_eq!(seqs, all, "every cast arrived once");
         });
         within("the calls and casts", caller).await;
-        shutdown(nodes);
+        shutdown_all(nodes);
     });
 }
 
@@ -708,7 +703,7 @@ fn casts_from_both_threads_keep_each_senders_order_while_the_writer_follows_them
             let all: Vec<u64> = (0..1_200).collect();
             assert_eq!(seqs, all, "sender {sender}: each cast once, in order");
         }
-        shutdown(nodes);
+        shutdown_all(nodes);
     });
 }
 
@@ -727,7 +722,7 @@ fn a_message_larger_than_a_frame_arrives_whole() {
             .unwrap();
         assert!(echoed == big);
         assert_eq!(remote.count().await, Ok(0));
-        shutdown(nodes);
+        shutdown_all(nodes);
     });
 }
 
@@ -766,7 +761,7 @@ fn small_calls_pass_a_large_message_in_flight() {
         };
         within("the large message to arrive", arrived).await;
         assert_eq!(sink.notes().await.unwrap()[0].text.len(), size);
-        shutdown(nodes);
+        shutdown_all(nodes);
     });
 }
 
@@ -796,7 +791,7 @@ fn a_large_message_keeps_its_place_among_its_senders_messages() {
         let notes = remote.notes().await.unwrap();
         let order: Vec<(u64, usize)> = notes.iter().map(|n| (n.seq, n.text.len())).collect();
         assert_eq!(order, vec![(0, 10), (1, 3 << 20), (2, 10)]);
-        shutdown(nodes);
+        shutdown_all(nodes);
     });
 }
 
@@ -842,7 +837,7 @@ fn a_large_call_queued_at_a_process_that_dies_fails_with_noproc_at_once() {
             within("the busy call", busy).await,
             Err(CallError::Exited(_))
         ));
-        shutdown(nodes);
+        shutdown_all(nodes);
     });
 }
 
@@ -861,7 +856,7 @@ fn a_graceful_shutdown_is_reported_as_shutdown() {
             }
         );
         assert!(a.connected_nodes().is_empty());
-        shutdown(nodes);
+        shutdown_all(nodes);
     });
 }
 
@@ -883,7 +878,7 @@ fn traffic_is_counted_per_peer_and_node_wide() {
         assert_eq!(stats.calls_timed_out, 1);
         assert_eq!(stats.calls_pending, 0);
         assert_eq!(a.cluster_stats().calls_timed_out, 1);
-        shutdown(nodes);
+        shutdown_all(nodes);
     });
 }
 
@@ -947,6 +942,6 @@ fn a_message_that_does_not_encode_or_decode_says_which_and_where() {
         assert_eq!(step(remote.make(1).await), CodecStep::EncodeReply);
         assert_eq!(step(remote.make(2).await), CodecStep::DecodeReply);
         assert_eq!(remote.echo(Flaky(3)).await, Ok(Flaky(3)));
-        shutdown(nodes);
+        shutdown_all(nodes);
     });
 }

@@ -6,7 +6,9 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{eventually, run_blocking, start_cluster, wait_connected, within};
+use common::{
+    eventually, isolate, run_blocking, shutdown_all, start_cluster, wait_connected, within,
+};
 use noex::supervisor::{ChildSpec, ChildTemplate, NodeSelector, Restart, Strategy, SupervisorSpec};
 use noex::{behavior, DistributedSupervisor, ExitReason, Node, NodeId, Pid, ServerRef, Supervisor};
 
@@ -94,21 +96,6 @@ fn workers_running(nodes: &[Node]) -> usize {
         .count()
 }
 
-/// Cuts (or heals) every link between `nodes[at]` and the others, both ways.
-fn isolate(nodes: &[Node], at: usize, cut: bool) {
-    let lone = id(&nodes[at]);
-    for (i, node) in nodes.iter().enumerate().filter(|(i, _)| *i != at) {
-        node.faults().partition(&lone, cut);
-        nodes[at].faults().partition(&id(&nodes[i]), cut);
-    }
-}
-
-fn shutdown(nodes: Vec<Node>) {
-    for node in nodes {
-        node.shutdown();
-    }
-}
-
 #[test]
 fn children_are_placed_by_the_selector_and_reported_with_their_nodes() {
     run_blocking(async {
@@ -159,7 +146,7 @@ fn children_are_placed_by_the_selector_and_reported_with_their_nodes() {
         assert_eq!(last.node(), ids.iter().max().unwrap());
         let stats = sup.distribution().await.unwrap();
         assert_eq!(stats.selector, "Custom(..)");
-        shutdown(nodes);
+        shutdown_all(nodes);
     });
 }
 
@@ -187,7 +174,7 @@ fn least_loaded_evens_out_and_random_stays_in_the_cluster() {
         assert_eq!(placed.values().sum::<usize>(), 9);
         let ids: Vec<String> = nodes.iter().map(|n| id(n).to_string()).collect();
         assert!(placed.keys().all(|node| ids.contains(node)), "{placed:?}");
-        shutdown(nodes);
+        shutdown_all(nodes);
     });
 }
 
@@ -221,7 +208,7 @@ fn a_child_that_crashes_is_restarted_where_the_selector_says() {
         assert_eq!(after.node(), id(&nodes[1]).as_str());
         let stats = sup.distribution().await.unwrap();
         assert_eq!((stats.restarts, stats.migrations), (1, 0));
-        shutdown(nodes);
+        shutdown_all(nodes);
     });
 }
 
@@ -292,7 +279,7 @@ fn the_children_of_a_lost_node_move_to_the_survivors_and_keep_their_global_names
         })
         .await;
         assert_eq!(label, "named");
-        shutdown(nodes);
+        shutdown_all(nodes);
     });
 }
 
@@ -342,7 +329,7 @@ fn a_supervisor_on_the_minority_side_holds_its_children_back_until_a_majority_re
         .await;
         let stats = sup.distribution().await.unwrap();
         assert_eq!((stats.waiting_for_majority, stats.migrations), (0, 4));
-        shutdown(nodes);
+        shutdown_all(nodes);
     });
 }
 
@@ -385,7 +372,7 @@ fn one_for_all_restarts_every_child_when_one_node_is_lost() {
             }
         }
         assert_eq!(workers_running(&nodes[..2]), 3);
-        shutdown(nodes);
+        shutdown_all(nodes);
     });
 }
 
@@ -410,7 +397,7 @@ fn stopping_a_distributed_supervisor_stops_its_children_on_every_node() {
             within("a child to end", nodes[0].exited(pid)).await;
         }
         assert_eq!(workers_running(&nodes), 0);
-        shutdown(nodes);
+        shutdown_all(nodes);
     });
 }
 
@@ -458,7 +445,7 @@ fn simple_one_for_one_and_by_name_children_are_placed_too() {
             Err(noex::supervisor::SupervisorError::NotDistributed)
         );
         let _ = plain.stop(ExitReason::Shutdown).await;
-        shutdown(nodes);
+        shutdown_all(nodes);
     });
 }
 
@@ -502,7 +489,7 @@ fn a_child_behind_a_silent_link_never_runs_twice() {
         .await;
         assert_eq!(most, 1, "the child ran twice at some moment");
         assert_eq!(sup.distribution().await.unwrap().migrations, 1);
-        shutdown(nodes);
+        shutdown_all(nodes);
     });
 }
 
@@ -569,7 +556,7 @@ fn a_child_lost_with_a_connection_that_came_back_still_moves_as_lost() {
         })
         .await;
         eventually("the worker to run again", || workers_running(&nodes) == 1).await;
-        shutdown(nodes);
+        shutdown_all(nodes);
     });
 }
 
@@ -664,6 +651,6 @@ fn members_that_joined_after_the_supervisor_started_count_toward_the_majority() 
         }
         assert_eq!(workers_running(&nodes[..1]), 0);
         assert_eq!(workers_running(&nodes[2..3]), 0);
-        shutdown(nodes);
+        shutdown_all(nodes);
     });
 }

@@ -269,7 +269,7 @@ fn a_process_holding_its_senders_back_can_still_be_killed_from_their_node() {
     run_blocking(async {
         let (a, b, remote) = stuck_behind_its_messages().await;
         // The monitor `exited` sets and the kill both pass the messages held back.
-        let exited = common::watch_end(&a, remote.pid());
+        let exited = common::watch_end(&a, remote.pid()).await;
         within("the monitor to reach b", async {
             loop {
                 let detail = b.observer().process(remote.pid()).await.unwrap();

@@ -7,7 +7,8 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    cluster_config, eventually, run_blocking, start_cluster, wait_connected, watch_end, within,
+    cluster_config, eventually, run_blocking, shutdown_all, start_cluster, wait_connected,
+    watch_end, within,
 };
 use futures_lite::future::zip;
 use noex::supervisor::{ChildSpec, SupervisorSpec};
@@ -121,12 +122,6 @@ async fn registered(nodes: &[Node], at: usize, name: &str, start: u64) -> noex::
     server
 }
 
-fn shutdown(nodes: Vec<Node>) {
-    for node in nodes {
-        node.shutdown();
-    }
-}
-
 #[test]
 fn a_name_registered_on_one_node_is_found_and_called_from_every_other() {
     run_blocking(async {
@@ -144,7 +139,7 @@ fn a_name_registered_on_one_node_is_found_and_called_from_every_other() {
             );
         }
         assert_eq!(cache.get().await, Ok(44));
-        shutdown(nodes);
+        shutdown_all(nodes);
     });
 }
 
@@ -186,7 +181,7 @@ fn a_typed_lookup_of_the_wrong_behaviour_is_an_error() {
             );
             assert_eq!(nobody.add(1), Err(SendError::NoProc { target }));
         }
-        shutdown(nodes);
+        shutdown_all(nodes);
     });
 }
 
@@ -218,7 +213,7 @@ fn a_name_follows_a_restart_of_its_owner_under_a_supervisor() {
         .await;
         assert_eq!(within("a call", named.get()).await, Ok(7));
         drop(supervisor);
-        shutdown(nodes);
+        shutdown_all(nodes);
     });
 }
 
@@ -261,7 +256,7 @@ fn a_name_disappears_everywhere_when_its_process_ends_or_its_node_is_lost() {
             name: "on-lost-node".into(),
             pid: staying.pid().clone()
         }));
-        shutdown(nodes);
+        shutdown_all(nodes);
     });
 }
 
@@ -289,7 +284,7 @@ fn two_nodes_racing_for_one_name_make_exactly_one_winner_every_round() {
             };
             everywhere(&nodes, &name, Some(winner)).await;
         }
-        shutdown(nodes);
+        shutdown_all(nodes);
     });
 }
 
@@ -309,7 +304,7 @@ fn registrations_of_one_node_in_a_row_wait_for_each_other() {
         // Registering again under the same name is no change.
         assert_eq!(nodes[1].register_global("one", a.pid()).await, Ok(()));
         assert_eq!(nodes[0].global_names().len(), 1);
-        shutdown(nodes);
+        shutdown_all(nodes);
     });
 }
 
@@ -349,7 +344,7 @@ fn a_process_of_another_node_is_registered_and_unregistered_through_its_node() {
         let gone = nodes[0].register_global("local", local.pid()).await;
         assert!(matches!(gone, Err(GlobalError::NoProc { .. })), "{gone:?}");
         assert_eq!(nodes[0].faults().global_pending(), (0, 0));
-        shutdown(nodes);
+        shutdown_all(nodes);
     });
 }
 
@@ -444,7 +439,7 @@ fn a_healed_partition_keeps_one_owner_per_name_and_tells_the_loser() {
         })
         .await;
         assert_eq!(conflict, ("leader".to_owned(), winner));
-        shutdown(nodes);
+        shutdown_all(nodes);
     });
 }
 
@@ -484,7 +479,7 @@ fn a_joining_node_learns_every_name_and_group() {
         assert_eq!(late.groups(), vec!["all", "group-0", "group-1"]);
         assert!(late.local_group_members("all").is_empty());
         late.shutdown();
-        shutdown(nodes);
+        shutdown_all(nodes);
     });
 }
 
@@ -540,7 +535,7 @@ fn group_membership_follows_joins_leaves_exits_and_node_loss() {
         .await;
         let gone = nodes[0].join_group("workers", a.pid()).await;
         assert!(matches!(gone, Err(GlobalError::NoProc { .. })), "{gone:?}");
-        shutdown(nodes);
+        shutdown_all(nodes);
     });
 }
 
@@ -568,7 +563,7 @@ fn many_cycles_leave_no_names_groups_or_claims_behind() {
             })
         })
         .await;
-        shutdown(nodes);
+        shutdown_all(nodes);
     });
 }
 
@@ -621,7 +616,7 @@ fn a_spawn_with_a_global_name_registers_before_init_and_fails_if_the_name_is_hel
             local.map(|_| ())
         );
         assert_eq!(nodes[1].process_count(), count);
-        shutdown(nodes);
+        shutdown_all(nodes);
     });
 }
 
@@ -663,7 +658,7 @@ fn a_conflicts_loser_takes_over_where_the_winner_goes_first() {
             matches!(&taken, Err(GlobalError::NameTaken { holder, .. }) if holder == loser.pid()),
             "{taken:?}"
         );
-        shutdown(nodes);
+        shutdown_all(nodes);
     });
 }
 
@@ -724,7 +719,7 @@ fn a_spawn_given_up_while_registering_its_global_name_tells_its_watchers() {
         );
         assert_eq!(nodes[0].whereis("svc"), None);
         assert_eq!(nodes[0].faults().global_pending(), (0, 0));
-        shutdown(nodes);
+        shutdown_all(nodes);
     });
 }
 
@@ -773,7 +768,7 @@ fn a_hidden_node_and_its_processes_are_refused_by_the_registry_and_groups() {
             other => panic!("unexpected {other:?}"),
         }
         hidden.shutdown();
-        shutdown(nodes);
+        shutdown_all(nodes);
     });
 }
 
@@ -800,7 +795,7 @@ fn a_global_name_too_long_fails_the_spawn_with_that_reason() {
             other => panic!("unexpected {other:?}"),
         }
         assert_eq!(nodes[1].process_count(), 0, "nothing was started");
-        shutdown(nodes);
+        shutdown_all(nodes);
     });
 }
 
@@ -816,7 +811,7 @@ fn a_local_name_refuses_a_process_of_another_node() {
             })
         );
         assert_eq!(nodes[0].whereis("local"), None);
-        shutdown(nodes);
+        shutdown_all(nodes);
     });
 }
 
@@ -844,7 +839,10 @@ fn a_supervisor_that_loses_its_global_name_when_a_partition_heals_stops_with_its
                 .pid
                 .clone()
                 .unwrap();
-            let ends = (watch_end(node, supervisor.pid()), watch_end(node, &child));
+            let ends = (
+                watch_end(node, supervisor.pid()).await,
+                watch_end(node, &child).await,
+            );
             sides.push((supervisor.pid().clone(), child, ends));
         }
         nodes[0].faults().partition(&ids[1], false);
@@ -872,7 +870,7 @@ fn a_supervisor_that_loses_its_global_name_when_a_partition_heals_stops_with_its
             ExitReason::Shutdown
         );
         assert!(nodes[1 - loser].is_alive(&kept_child));
-        shutdown(nodes);
+        shutdown_all(nodes);
     });
 }
 
@@ -901,7 +899,7 @@ fn a_node_started_after_a_name_was_taken_loses_its_own_registration_of_it() {
         late.register_global("leader", newcomer.pid())
             .await
             .unwrap();
-        let newcomer_end = watch_end(&late, newcomer.pid());
+        let newcomer_end = watch_end(&late, newcomer.pid()).await;
         // ...then meets the old one: the earlier registration keeps the name.
         let address = id(old).to_string();
         late.faults().dial(address.split('@').nth(1).unwrap());
@@ -917,6 +915,6 @@ fn a_node_started_after_a_name_was_taken_loses_its_own_registration_of_it() {
             ExitReason::NameConflict("leader".into())
         );
         late.shutdown();
-        shutdown(nodes);
+        shutdown_all(nodes);
     });
 }

@@ -5,7 +5,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{cluster_config, eventually, run_blocking, start_cluster, wait_connected, within};
+use common::{
+    cluster_config, eventually, run_blocking, shutdown_all, start_cluster, wait_connected, within,
+};
 use noex::{behavior, Ctx, ExitReason, Info, MonitorRef, Node, NodeId, Pid, ServerRef};
 use serde::{Deserialize, Serialize};
 
@@ -193,12 +195,6 @@ fn downs(seen: &[Event]) -> Vec<(MonitorRef, Pid, ExitReason)> {
         .collect()
 }
 
-fn shutdown(nodes: Vec<Node>) {
-    for node in nodes {
-        node.shutdown();
-    }
-}
-
 /// Monitors a target on `b` from a recorder on `a`, ends the target with `end`, and returns
 /// the recorder's `Down`s.
 async fn down_of(
@@ -254,7 +250,7 @@ fn a_monitor_of_a_live_remote_process_waits_and_gets_the_real_reason() {
         })
         .await;
         assert_eq!(downs, vec![(monitor, pid, ExitReason::Killed)]);
-        shutdown(nodes);
+        shutdown_all(nodes);
     });
 }
 
@@ -272,7 +268,7 @@ fn a_monitor_of_a_remote_process_that_does_not_run_is_down_with_noproc() {
             downs(&seen),
             vec![(monitor, gone.pid().clone(), ExitReason::NoProc)]
         );
-        shutdown(nodes);
+        shutdown_all(nodes);
     });
 }
 
@@ -315,7 +311,7 @@ fn monitors_and_links_of_a_lost_node_fire_noconnection() {
         );
         // And nothing is left behind on either side.
         assert_eq!(a.processes().len(), 1);
-        shutdown(nodes);
+        shutdown_all(nodes);
     });
 }
 
@@ -341,7 +337,7 @@ fn a_demonitor_stops_delivery_for_good() {
             downs(&seen),
             vec![(second, target.pid().clone(), ExitReason::NoProc)]
         );
-        shutdown(nodes);
+        shutdown_all(nodes);
     });
 }
 
@@ -386,7 +382,7 @@ fn a_cross_node_link_kills_the_side_that_does_not_trap_and_tells_the_side_that_d
             within("the signalled process to end", other.exited()).await,
             ExitReason::Custom("go".into())
         );
-        shutdown(nodes);
+        shutdown_all(nodes);
     });
 }
 
@@ -422,7 +418,7 @@ fn a_remote_process_s_last_messages_arrive_before_its_down() {
                 }
             );
         }
-        shutdown(nodes);
+        shutdown_all(nodes);
     });
 }
 
@@ -483,7 +479,7 @@ fn exited_stop_kill_and_is_alive_work_on_a_remote_pid() {
             within("the killed process", killed).await,
             ExitReason::Killed
         );
-        shutdown(nodes);
+        shutdown_all(nodes);
     });
 }
 
@@ -511,7 +507,7 @@ fn many_monitor_cycles_leave_no_ties_behind() {
         .await;
         let target_info = b.process_info(target.pid()).unwrap();
         assert!(target_info.links.is_empty());
-        shutdown(nodes);
+        shutdown_all(nodes);
     });
 }
 
@@ -594,7 +590,7 @@ fn call_errors_name_the_process_the_node_and_the_time_waited() {
             Err(CallError::NoConnection { node: node.clone() })
         );
         assert_eq!(live.send(()), Err(SendError::NoConnection { node }));
-        shutdown(nodes);
+        shutdown_all(nodes);
     });
 }
 
@@ -619,7 +615,7 @@ fn a_link_to_a_remote_process_that_does_not_run_leaves_no_link_on_either_side() 
         assert!(a.process_info(linker.pid()).unwrap().links.is_empty());
         assert_eq!(a.connected_nodes()[0].ties, noex::TieStats::default());
         assert_eq!(b.connected_nodes()[0].ties, noex::TieStats::default());
-        shutdown(nodes);
+        shutdown_all(nodes);
     });
 }
 
@@ -636,6 +632,6 @@ fn a_demonitor_never_overtakes_its_monitor_held_behind_a_large_message() {
         // Once "after" has arrived, b has read everything the watcher sent before it.
         seen_when(&sink, |s| s.last() == Some(&Event::Message("after".into()))).await;
         assert_eq!(b.connected_nodes()[0].ties, noex::TieStats::default());
-        shutdown(nodes);
+        shutdown_all(nodes);
     });
 }

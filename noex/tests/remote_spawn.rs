@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{cluster_config, eventually, run_blocking, start_cluster, within};
+use common::{cluster_config, eventually, run_blocking, shutdown_all, start_cluster, within};
 use noex::{
     behavior, Ctx, ExitReason, Info, MonitorRef, Node, NodeId, Pid, RemoteSpawnError, ServerRef,
     SpawnOptions,
@@ -219,12 +219,6 @@ async fn cluster(n: usize) -> Vec<Node> {
     nodes
 }
 
-fn shutdown(nodes: Vec<Node>) {
-    for node in nodes {
-        node.shutdown();
-    }
-}
-
 /// Waits until `node` runs exactly `count` processes.
 async fn runs(node: &Node, count: usize) {
     eventually("the processes to be as expected", || {
@@ -249,7 +243,7 @@ fn a_typed_remote_spawn_returns_a_reference_usable_at_once() {
         assert!(here.is_local());
         let stats = a.remote_stats().spawns;
         assert_eq!((stats.started, stats.succeeded, stats.pending), (1, 1, 0));
-        shutdown(nodes);
+        shutdown_all(nodes);
     });
 }
 
@@ -280,7 +274,7 @@ fn a_remote_spawn_with_a_name_is_found_from_a_third_node() {
             })
         );
         runs(b, 1).await;
-        shutdown(nodes);
+        shutdown_all(nodes);
     });
 }
 
@@ -366,7 +360,7 @@ fn every_failed_remote_spawn_says_why_and_leaves_nothing_behind() {
         assert_eq!(stats.init_failed, 3);
         assert_eq!(stats.refused, 3);
         assert_eq!(stats.pending, 0);
-        shutdown(nodes);
+        shutdown_all(nodes);
     });
 }
 
@@ -388,7 +382,7 @@ fn a_spawn_its_caller_gives_up_leaves_no_process_behind() {
         drop(spawn);
         runs(b, 0).await;
         assert_eq!(a.remote_stats().spawns.pending, 0);
-        shutdown(nodes);
+        shutdown_all(nodes);
     });
 }
 
@@ -428,7 +422,7 @@ fn a_spawn_given_up_after_its_reply_was_read_leaves_no_process_and_no_link() {
         })
         .await;
         assert_eq!(a.remote_stats().spawns.pending, 0);
-        shutdown(nodes);
+        shutdown_all(nodes);
     });
 }
 
@@ -504,7 +498,7 @@ fn a_process_spawns_linked_and_monitored_workers_on_another_node() {
                 && b.connected_nodes()[0].ties == noex::TieStats::default()
         })
         .await;
-        shutdown(nodes);
+        shutdown_all(nodes);
     });
 }
 
@@ -532,7 +526,7 @@ fn a_linked_child_is_spawned_on_another_node_under_a_name() {
             within("the parent to see it", seen.recv()).await,
             Ok(Seen::Exit(worker.pid().clone(), crash))
         );
-        shutdown(nodes);
+        shutdown_all(nodes);
     });
 }
 
@@ -554,7 +548,7 @@ fn a_monitored_child_is_spawned_under_a_name_on_another_node_or_this_one() {
                 Ok(Seen::Down(monitor, worker.pid().clone(), crash))
             );
         }
-        shutdown(nodes);
+        shutdown_all(nodes);
     });
 }
 
@@ -573,7 +567,7 @@ fn a_hand_written_gen_server_is_spawned_and_called_across_nodes() {
             .unwrap();
         let by_name = a.server_ref::<HandCounter>(&pid).unwrap();
         assert_eq!(by_name.call(HandCall::Get).await, Ok(1));
-        shutdown(nodes);
+        shutdown_all(nodes);
     });
 }
 
@@ -612,7 +606,7 @@ fn a_trapping_child_spawned_from_another_node_ends_with_its_parent() {
         let reason = ExitReason::Custom("closing down".into());
         parent.stop(reason.clone()).await.unwrap();
         assert_eq!(within("the child's end", ended).await, reason);
-        shutdown(nodes);
+        shutdown_all(nodes);
     });
 }
 
@@ -634,7 +628,7 @@ fn a_trapping_child_cut_off_from_its_parent_ends_at_once_even_in_a_long_handler(
                 .is_some_and(|info| info.message_count == 1)
         })
         .await;
-        let ended = common::watch_end(b, child.pid());
+        let ended = common::watch_end(b, child.pid()).await;
         // Its parent's node is lost: it must not run on beside a replacement its parent's
         // supervisor may start elsewhere (supervisor::placement, rule 2).
         a.faults().partition(&id(b), true);
@@ -644,7 +638,7 @@ fn a_trapping_child_cut_off_from_its_parent_ends_at_once_even_in_a_long_handler(
             ExitReason::NoConnection
         );
         assert!(busy.await.is_err());
-        shutdown(nodes);
+        shutdown_all(nodes);
     });
 }
 

@@ -71,9 +71,14 @@ pub async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
 
 /// The reason `pid` ends with, watched from now on (through `node`): a monitor set before
 /// what the test does next, so that an end that comes at once is not missed (`NoProc`).
-pub fn watch_end(node: &Node, pid: &Pid) -> smol::Task<ExitReason> {
+pub async fn watch_end(node: &Node, pid: &Pid) -> smol::Task<ExitReason> {
     let (node, pid) = (node.clone(), pid.clone());
-    smol::spawn(async move { node.exited(&pid).await })
+    let mut exited = Box::pin(async move { node.exited(&pid).await });
+    // Its first poll sets the monitor: here, not whenever the task is first run.
+    if let Some(reason) = futures_lite::future::poll_once(&mut exited).await {
+        return smol::spawn(async move { reason });
+    }
+    smol::spawn(exited)
 }
 
 /// What a [`Probe`] saw.
@@ -471,6 +476,23 @@ pub async fn start_cluster(n: usize) -> Vec<Node> {
         wait_connected(node, n - 1).await;
     }
     nodes
+}
+
+/// Shuts every node down.
+pub fn shutdown_all(nodes: Vec<Node>) {
+    for node in nodes {
+        node.shutdown();
+    }
+}
+
+/// Cuts (or heals) every link between `nodes[at]` and the others, both ways.
+pub fn isolate(nodes: &[Node], at: usize, cut: bool) {
+    let lone = nodes[at].local_node_id().unwrap();
+    for (i, node) in nodes.iter().enumerate().filter(|(i, _)| *i != at) {
+        node.faults().partition(lone, cut);
+        let other = nodes[i].local_node_id().unwrap();
+        nodes[at].faults().partition(other, cut);
+    }
 }
 
 /// Waits until `node` is connected to exactly `count` peers.
