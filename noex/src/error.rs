@@ -352,9 +352,18 @@ impl<E> SpawnError<E> {
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum RemoteSpawnError {
-    /// The node is not connected (or its connection was lost during the spawn).
+    /// The node is not connected: it was not asked.
     #[error("node {node} is not connected")]
     NoConnection {
+        /// The node.
+        node: NodeId,
+    },
+    /// The connection to the node was lost after it was asked: the process may have
+    /// started there, and runs until that node sees the connection lost (then it is
+    /// ended, as one whose spawner gave up). Starting it again elsewhere at once could
+    /// run it twice for that long.
+    #[error("the connection to node {node} was lost during the spawn")]
+    ConnectionLost {
         /// The node.
         node: NodeId,
     },

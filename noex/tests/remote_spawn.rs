@@ -387,6 +387,32 @@ fn a_spawn_its_caller_gives_up_leaves_no_process_behind() {
 }
 
 #[test]
+fn a_spawn_whose_connection_is_lost_once_asked_says_so_and_leaves_no_process_behind() {
+    run_blocking(async {
+        let nodes = cluster(2).await;
+        let (a, b) = (&nodes[0], &nodes[1]);
+        let target = id(b);
+        let spawn = a.spawn_on::<Worker>(&target, Start::Slow(1_000));
+        let mut spawn = Box::pin(spawn);
+        assert!(futures_lite::future::poll_once(&mut spawn).await.is_none());
+        // b runs the process's init when the connection goes: it may have started there,
+        // which `NoConnection` ("not asked") would hide from a caller about to try elsewhere.
+        runs(b, 1).await;
+        a.faults().partition(&target, true);
+        b.faults().partition(&id(a), true);
+        assert_eq!(
+            within("the spawn to fail", spawn).await.map(|_| ()),
+            Err(RemoteSpawnError::ConnectionLost {
+                node: target.clone()
+            })
+        );
+        runs(b, 0).await;
+        assert_eq!(a.remote_stats().spawns.pending, 0);
+        shutdown_all(nodes);
+    });
+}
+
+#[test]
 fn a_spawn_given_up_after_its_reply_was_read_leaves_no_process_and_no_link() {
     run_blocking(async {
         let nodes = cluster(2).await;

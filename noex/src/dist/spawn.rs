@@ -209,6 +209,10 @@ impl Cluster {
             SpawnCounters::add(&counters.unreachable);
             RemoteSpawnError::NoConnection { node: node.clone() }
         };
+        let lost = || {
+            SpawnCounters::add(&counters.unreachable);
+            RemoteSpawnError::ConnectionLost { node: node.clone() }
+        };
         if let Some(name) = &options.global_name {
             // Refused here rather than by the node asked, which would only say it failed.
             crate::global::check_name(name).map_err(|error| RemoteSpawnError::GlobalName {
@@ -278,16 +282,17 @@ impl Cluster {
             None => reply.await,
         };
         entry.settle();
-        // No result: the connection was lost as the reply was read.
+        // No result: the connection was lost, the request perhaps read there.
         let Ok(result) = answered else {
-            return Err(unreachable());
+            return Err(lost());
         };
         let error = match result {
             SpawnResult::Started(serial) if entry.keep() => {
                 SpawnCounters::add(&counters.succeeded);
                 return Ok(peer.pid_of(serial));
             }
-            SpawnResult::Started(_) => return Err(unreachable()),
+            // Started, and the connection lost as the reply was read.
+            SpawnResult::Started(_) => return Err(lost()),
             failure => failure,
         };
         let (node, behavior) = (node.clone(), behavior.to_owned());
