@@ -1,12 +1,15 @@
 //! Children waiting to be started again: after their restart backoff, or — for a
 //! distributed supervisor — until this side sees a majority (a child lost with its node)
 //! or a node can take them (a failed restart). One timer, armed for the earliest wait.
+//!
+//! A child whose last run may still go on, unseen, on a lost node (`Child::lost`) starts
+//! only while this side sees a majority, whatever it waits for, and not before the
+//! migration delay has passed since the loss was seen.
 
 use std::time::{Duration, Instant};
 
 use super::placement::MAJORITY_RETRY;
-use super::{Internal, InternalKind, Supervisor};
-use crate::events::LifecycleEvent;
+use super::Supervisor;
 use crate::server::Ctx;
 
 /// Why a child waits to be started again.
@@ -14,8 +17,11 @@ use crate::server::Ctx;
 pub(super) enum Held {
     /// Its restart waits for its backoff delay (the restart is counted already).
     Backoff,
-    /// Lost with its node: it moves once this side sees a majority.
+    /// Lost with its node: it moves (its group restarted) once this side sees a majority.
     Migration,
+    /// Lost with its node, and its group restarted since (for a sibling): it only has to
+    /// start, once this side sees a majority.
+    GroupMigration,
     /// Its restart failed (no node could take it, say): tried again.
     Retry,
 }
@@ -47,6 +53,21 @@ impl Supervisor {
         self.arm_timer(ctx, at);
     }
 
+    /// Holds the child at `index`, whose last run may still go on on the node it was lost
+    /// with (`lost`), for the migration delay. Every child held for the loss of that node
+    /// waits as long: children lost together move together, in one restart of their group.
+    pub(super) fn hold_lost(&mut self, ctx: &mut Ctx<Self>, index: usize, why: Held) {
+        let at = crate::timer::instant_after(migration_delay(ctx));
+        let node = self.children[index].lost.clone();
+        for child in self.children.iter_mut().filter(|c| c.lost == node) {
+            if let Some((Held::Migration | Held::GroupMigration, held_until)) = &mut child.held {
+                *held_until = at;
+            }
+        }
+        self.children[index].held = Some((why, at));
+        self.arm_timer(ctx, at);
+    }
+
     /// Makes sure the timer fires by `at`.
     fn arm_timer(&mut self, ctx: &mut Ctx<Self>, at: Instant) {
         if let Some((armed, timer)) = &self.timer {
@@ -59,8 +80,9 @@ impl Supervisor {
         self.timer = Some((at, ctx.send_after((), wait)));
     }
 
-    /// The timer fired: starts the held children whose time has come — those lost with
-    /// their node only while this side sees a majority — and arms the timer for the rest.
+    /// The timer fired: starts the held children whose time has come — those that may run
+    /// on a lost node, and failed restarts, only while this side sees a majority — and
+    /// arms the timer for the rest.
     pub(super) async fn start_held_back(&mut self, ctx: &mut Ctx<Self>) {
         self.timer = None;
         let majority = match self.placement.as_mut() {
@@ -72,8 +94,10 @@ impl Supervisor {
             .children
             .iter_mut()
             .filter(|c| {
-                c.held
-                    .is_some_and(|(why, at)| at <= now && (majority || why == Held::Backoff))
+                let free = c.lost.is_none();
+                c.held.is_some_and(|(why, at)| {
+                    at <= now && (majority || (why == Held::Backoff && free))
+                })
             })
             .filter_map(|c| Some((c.spec.id.clone(), c.held.take()?.0)))
             .collect();
@@ -87,11 +111,11 @@ impl Supervisor {
                 continue;
             }
             match why {
-                Held::Backoff => self.start_after_backoff(ctx, index).await,
+                // Counted already (with its group, for a migration).
+                Held::Backoff | Held::GroupMigration => {
+                    self.start_again(ctx, index).await;
+                }
                 Held::Migration | Held::Retry => {
-                    if let Some(placement) = self.placement.as_mut() {
-                        placement.migrations += u64::from(why == Held::Migration);
-                    }
                     if !self.restart(ctx, &id).await {
                         return;
                     }
@@ -106,39 +130,6 @@ impl Supervisor {
         if let Some(at) = next {
             // Waiting for a majority: look again shortly.
             self.arm_timer(ctx, at.max(now + MAJORITY_RETRY * u32::from(!majority)));
-        }
-    }
-
-    /// Starts a child whose restart waited for its backoff delay (counted already).
-    async fn start_after_backoff(&mut self, ctx: &mut Ctx<Self>, index: usize) {
-        let id = self.children[index].spec.id.clone();
-        match self.start_at(ctx, index).await {
-            Ok(started) => {
-                tracing::info!(supervisor = %ctx.pid(), child = %id, pid = %started.pid, "child restarted after its backoff");
-                #[cfg(feature = "metrics")]
-                if let Some(node) = ctx.node_inner() {
-                    crate::metrics::restarted(&node);
-                }
-                self.publish(ctx, || LifecycleEvent::ChildRestarted {
-                    supervisor: ctx.pid().clone(),
-                    child: id.clone(),
-                    pid: started.pid.clone(),
-                });
-                self.children[index].started(started.pid);
-            }
-            Err(error) => {
-                tracing::error!(supervisor = %ctx.pid(), child = %id, %error, "child restart failed; trying again");
-                self.publish(ctx, || LifecycleEvent::ChildStartFailed {
-                    supervisor: ctx.pid().clone(),
-                    child: id.clone(),
-                    error,
-                });
-                if self.placement.is_some() {
-                    self.hold_back(ctx, index, Held::Retry, MAJORITY_RETRY);
-                } else {
-                    let _ = ctx.server_ref().cast(Internal(InternalKind::TryAgain(id)));
-                }
-            }
         }
     }
 }

@@ -90,6 +90,7 @@ mod client;
 mod held;
 pub mod placement;
 mod requests;
+mod restart;
 mod shutdown;
 mod spec;
 mod validate;
@@ -115,10 +116,25 @@ pub use spec::{
     DEFAULT_MAX_RESTARTS, DEFAULT_RESTART_WINDOW, DEFAULT_WORKER_SHUTDOWN,
 };
 
-use held::{migration_delay, Held};
+use held::Held;
 use placement::Placement;
+use restart::Intensity;
 use spec::{PlaceError, Started};
 use validate::{validate, validate_child};
+
+/// Why a child did not start (see [`start`]).
+struct Failed {
+    error: String,
+    /// The node asked that gave no answer: the child may run there (see
+    /// [`PlaceError::Lost`]).
+    lost: Option<String>,
+}
+
+impl From<String> for Failed {
+    fn from(error: String) -> Self {
+        Failed { error, lost: None }
+    }
+}
 
 /// Why a supervisor could not start.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -173,6 +189,10 @@ struct Child {
     backoff: Duration,
     /// Starts after the first (see `ChildInfo::restarts`).
     restarts: u32,
+    /// The node where its last run may still go on, unseen: the child was lost with that
+    /// node, or a start there got no answer. Until it runs again, it starts only while this
+    /// side sees a majority, and its start counts as a migration (see `placement`).
+    lost: Option<String>,
 }
 
 impl Child {
@@ -183,6 +203,7 @@ impl Child {
         self.held = None;
         self.terminated = false;
         self.started = Instant::now();
+        self.lost = None;
     }
 
     /// The delay its restart waits, by its spec's backoff (none without one).
@@ -202,49 +223,20 @@ impl Child {
             started: Instant::now(),
             backoff: Duration::ZERO,
             restarts: 0,
+            lost: None,
         }
-    }
-}
-
-/// Restart intensity: at most `max` restarts within `within`.
-struct Intensity {
-    max: u32,
-    within: Duration,
-    restarts: VecDeque<Instant>,
-}
-
-impl Intensity {
-    /// Counts a restart now; `false` if that exceeds the limit.
-    fn allow(&mut self, now: Instant) -> bool {
-        self.restarts.push_back(now);
-        while let Some(&first) = self.restarts.front() {
-            if now.duration_since(first) > self.within {
-                self.restarts.pop_front();
-            } else {
-                break;
-            }
-        }
-        self.restarts.len() as u32 <= self.max
-    }
-}
-
-/// Whether a child that ended with `reason` is restarted.
-fn restarts(restart: Restart, reason: &ExitReason) -> bool {
-    match restart {
-        Restart::Permanent => true,
-        Restart::Transient => !reason.is_clean(),
-        Restart::Temporary => false,
     }
 }
 
 /// Starts one child, linked to the supervisor and registered under the spec's names: on
-/// the node `placement` picks (trying the next one while a node cannot take it), given the
-/// supervisor's running `children`; on the supervisor's node without placement.
+/// the node `placement` picks (trying the next one while a node cannot take it, but not
+/// after one that was asked and gave no answer), given the supervisor's running
+/// `children`; on the supervisor's node without placement.
 async fn start(
     ctx: &mut Ctx<Supervisor>,
     spec: &ChildSpec,
     placement: Option<(&mut Placement, &[Child])>,
-) -> Result<Started, String> {
+) -> Result<Started, Failed> {
     let mut options = SpawnOptions::new()
         .supervised_by(ctx.pid().clone())
         .init_timeout(spec.init_timeout);
@@ -258,7 +250,7 @@ async fn start(
     let (Some(place), Some((placement, children)), Some(here)) =
         (&spec.place, placement, node.local_node_id().cloned())
     else {
-        return (spec.start)(ctx, options).await;
+        return Ok((spec.start)(ctx, options).await?);
     };
     let mut load = std::collections::HashMap::new();
     for pid in children.iter().filter_map(|c| c.pid.as_ref()) {
@@ -269,11 +261,17 @@ async fn start(
     while let Some(target) = placement.choose(&node, &load, &excluded) {
         if target == here {
             // Typed, and no need for the behaviour's registration here.
-            return (spec.start)(ctx, options).await;
+            return Ok((spec.start)(ctx, options).await?);
         }
         match place(ctx, target.clone(), options.clone()).await {
             Ok(started) => return Ok(started),
-            Err(PlaceError::Child(error)) => return Err(error),
+            Err(PlaceError::Child(error)) => return Err(error.into()),
+            Err(PlaceError::Lost(error)) => {
+                return Err(Failed {
+                    error,
+                    lost: Some(target.to_string()),
+                })
+            }
             Err(PlaceError::Node(error)) => {
                 tracing::warn!(supervisor = %ctx.pid(), node = %target, %error, "cannot place a child there; trying another node");
                 last = error;
@@ -281,7 +279,7 @@ async fn start(
             }
         }
     }
-    Err(last)
+    Err(last.into())
 }
 
 impl GenServer for Supervisor {
@@ -316,11 +314,11 @@ impl GenServer for Supervisor {
                 .map(|p| (p, &supervisor.children[..]));
             match start(ctx, &child, placement).await {
                 Ok(started) => supervisor.children.push(Child::new(child, started.pid)),
-                Err(error) => {
+                Err(failed) => {
                     supervisor.stop_all(ctx).await;
                     return Err(SupervisorInitError::ChildStart {
                         id: child.id,
-                        error,
+                        error: failed.error,
                     });
                 }
             }
@@ -389,7 +387,7 @@ impl GenServer for Supervisor {
 
 impl Supervisor {
     /// Starts the child at `index` (see [`start`]).
-    async fn start_at(&mut self, ctx: &mut Ctx<Self>, index: usize) -> Result<Started, String> {
+    async fn start_at(&mut self, ctx: &mut Ctx<Self>, index: usize) -> Result<Started, Failed> {
         let placement = self.placement.as_mut().map(|p| (p, &self.children[..]));
         start(ctx, &self.children[index].spec, placement).await
     }
@@ -403,149 +401,6 @@ impl Supervisor {
         self.children.iter().position(|c| c.spec.id == id)
     }
 
-    /// A child ended by itself: restart it (and its group) or let it go.
-    async fn child_exited(&mut self, ctx: &mut Ctx<Self>, pid: Pid, reason: ExitReason) {
-        let Some(index) = self
-            .children
-            .iter()
-            .position(|c| c.pid.as_ref() == Some(&pid))
-        else {
-            return; // Not a current child (already stopped by us, or replaced).
-        };
-        self.children[index].pid = None;
-        let spec = &self.children[index].spec;
-        let id = spec.id.clone();
-        // Its node is lost (not: it ended by itself with that reason, its node still up) —
-        // even if this node has reconnected to it since: the link went with the
-        // connection, so the child may still run there until its node ends it.
-        let started = self.children[index].started;
-        let lost_node = reason == ExitReason::NoConnection
-            && pid.node() != ctx.pid().node()
-            && (!ctx.node().is_alive(&pid) || ctx.node().lost_since(&pid, started));
-        if lost_node && restarts(spec.restart, &reason) && self.placement.is_some() {
-            // Decided on the view of the cluster a moment later, when the loss that took
-            // this node has taken the others it takes (see `placement`).
-            tracing::warn!(supervisor = %ctx.pid(), child = %id, %pid, "child lost with its node; it moves once a majority is seen");
-            let settle = migration_delay(ctx);
-            self.hold_back(ctx, index, Held::Migration, settle);
-            return;
-        }
-        if restarts(spec.restart, &reason) {
-            tracing::error!(supervisor = %ctx.pid(), child = %id, %pid, %reason, "child terminated; restarting");
-            self.restart(ctx, &id).await;
-            return;
-        }
-        let significant = spec.significant;
-        if spec.restart == Restart::Temporary || self.strategy == Strategy::SimpleOneForOne {
-            self.children.remove(index);
-        }
-        let shut_down = significant
-            && match self.auto_shutdown {
-                AutoShutdown::Never => false,
-                AutoShutdown::AnySignificant => true,
-                AutoShutdown::AllSignificant => !self
-                    .children
-                    .iter()
-                    .any(|c| c.spec.significant && c.pid.is_some()),
-            };
-        if shut_down {
-            tracing::info!(supervisor = %ctx.pid(), child = %id, "significant child ended; shutting down");
-            ctx.stop(ExitReason::Shutdown);
-        }
-    }
-
-    /// Restarts the group of `id` (by strategy), counting one restart toward intensity.
-    /// Returns `false` if the supervisor gave up (too many restarts).
-    async fn restart(&mut self, ctx: &mut Ctx<Self>, id: &str) -> bool {
-        if !self.intensity.allow(Instant::now()) {
-            tracing::error!(
-                supervisor = %ctx.pid(),
-                max_restarts = self.intensity.max,
-                within = ?self.intensity.within,
-                "MaxRestartsExceeded: too many restarts; shutting down"
-            );
-            if let Some(node) = ctx.node_inner() {
-                node.events.publish(LifecycleEvent::MaxRestartsExceeded {
-                    supervisor: ctx.pid().clone(),
-                    max_restarts: self.intensity.max,
-                    within: self.intensity.within,
-                });
-            }
-            ctx.stop(ExitReason::Shutdown);
-            return false;
-        }
-        if let Some(placement) = self.placement.as_mut() {
-            placement.restarts += 1;
-        }
-        let Some(index) = self.position(id) else {
-            return true;
-        };
-        let group: Vec<String> = match self.strategy {
-            Strategy::OneForOne | Strategy::SimpleOneForOne => vec![id.to_owned()],
-            Strategy::OneForAll => self.children.iter().map(|c| c.spec.id.clone()).collect(),
-            Strategy::RestForOne => self.children[index..]
-                .iter()
-                .map(|c| c.spec.id.clone())
-                .collect(),
-        };
-        for member in group.iter().rev() {
-            if let Some(i) = self.position(member) {
-                self.stop_child(ctx, i).await;
-            }
-        }
-        // Temporary siblings stopped for the group are gone for good.
-        self.children
-            .retain(|c| c.spec.restart != Restart::Temporary || !group.contains(&c.spec.id));
-        for member in &group {
-            let Some(i) = self.position(member) else {
-                continue;
-            };
-            if member != id && self.children[i].held.is_some() {
-                // Lost with its node and waiting for its own turn (a majority, say).
-                continue;
-            }
-            if let Some(delay) = self.children[i].backoff() {
-                tracing::info!(supervisor = %ctx.pid(), child = %member, ?delay, "child restarts after its backoff");
-                self.hold_back(ctx, i, Held::Backoff, delay);
-                continue;
-            }
-            match self.start_at(ctx, i).await {
-                Ok(started) => {
-                    tracing::info!(supervisor = %ctx.pid(), child = %member, pid = %started.pid, "child restarted");
-                    #[cfg(feature = "metrics")]
-                    if let Some(node) = ctx.node_inner() {
-                        crate::metrics::restarted(&node);
-                    }
-                    self.publish(ctx, || LifecycleEvent::ChildRestarted {
-                        supervisor: ctx.pid().clone(),
-                        child: member.clone(),
-                        pid: started.pid.clone(),
-                    });
-                    self.children[i].started(started.pid);
-                }
-                Err(error) => {
-                    tracing::error!(supervisor = %ctx.pid(), child = %member, %error, "child restart failed; trying again");
-                    self.publish(ctx, || LifecycleEvent::ChildStartFailed {
-                        supervisor: ctx.pid().clone(),
-                        child: member.clone(),
-                        error: error.clone(),
-                    });
-                    if self.placement.is_some() {
-                        // Spaced out: the cluster may need a moment to offer a node.
-                        self.hold_back(ctx, i, Held::Retry, MAJORITY_RETRY);
-                        return true;
-                    }
-                    // Our own mailbox is open while we run.
-                    let _ = ctx
-                        .server_ref()
-                        .cast(Internal(InternalKind::TryAgain(member.clone())));
-                    return true;
-                }
-            }
-        }
-        true
-    }
-
     fn publish(&self, ctx: &Ctx<Self>, event: impl FnOnce() -> LifecycleEvent) {
         if let Some(node) = ctx.node_inner() {
             if node.events.is_active() {
@@ -554,15 +409,13 @@ impl Supervisor {
         }
     }
 
-    /// Stops the child at `index` if it runs, by its shutdown spec. No restart follows.
-    async fn stop_child(&mut self, ctx: &mut Ctx<Self>, index: usize) {
-        let Some(pid) = self.children[index].pid.take() else {
-            return;
-        };
+    /// Stops the child at `index` if it runs, by its shutdown spec, and returns how it
+    /// ended. No restart follows.
+    async fn stop_child(&mut self, ctx: &mut Ctx<Self>, index: usize) -> Option<ExitReason> {
+        let pid = self.children[index].pid.take()?;
         ctx.unlink(&pid);
-        if let Some(node) = ctx.node_inner() {
-            shutdown::stop_child(&node, &pid, self.children[index].spec.shutdown).await;
-        }
+        let node = ctx.node_inner()?;
+        Some(shutdown::stop_child(&node, &pid, self.children[index].spec.shutdown).await)
     }
 
     /// Stops every child: in reverse start order, or all at once for simple_one_for_one.

@@ -21,6 +21,18 @@
 //! restart that fails (no node can take the child, say) is tried again every
 //! `MAJORITY_RETRY`, each attempt counting toward the intensity.
 //!
+//! A loss costs one restart of the child's group, whatever the strategy: children lost
+//! with one node move together; with `OneForAll` or `RestForOne`, a child lost with its
+//! node while its group restarts anyway (for a sibling that crashed, or a child of another
+//! lost node) starts with that restart, once its own wait below is over, and is not
+//! restarted again for its own loss. Every start of a lost child counts as a migration.
+//!
+//! A node that was asked to start a child and gave no answer — the connection was lost,
+//! or the spawn timed out ([`RemoteSpawnError::ConnectionLost`],
+//! [`RemoteSpawnError::Timeout`]) — may run it until it notices: the child is then
+//! treated as lost with that node (a restart waits as a migration does; a start asked
+//! for with [`start_child`] fails instead of trying another node).
+//!
 //! # Partitions: a child never runs twice
 //!
 //! Two rules keep a child from running on both sides of a partition:
@@ -30,7 +42,8 @@
 //!    (every node its node has been connected to since it started, itself included, but
 //!    those that left with a goodbye — whenever the supervisor started, so one started
 //!    during a partition counts the nodes it cannot reach). On the minority side the child waits, not running, and
-//!    is started once a majority is connected again (looked at every [`MAJORITY_RETRY`]).
+//!    is started once a majority is connected again (looked at every [`MAJORITY_RETRY`]),
+//!    even if it was waiting for its restart [`Backoff`](super::Backoff) only.
 //!    A node that crashes stays a member: a cluster whose nodes come back under new ids
 //!    (a new port each time) grows its known members, and a node restarted there starts
 //!    afresh.
@@ -56,6 +69,9 @@
 //! [`ChildSpec::worker`]: super::ChildSpec::worker
 //! [`ChildSpec::by_name`]: super::ChildSpec::by_name
 //! [`ExitReason::NoConnection`]: crate::ExitReason::NoConnection
+//! [`RemoteSpawnError::ConnectionLost`]: crate::RemoteSpawnError::ConnectionLost
+//! [`RemoteSpawnError::Timeout`]: crate::RemoteSpawnError::Timeout
+//! [`start_child`]: crate::ServerRef::start_child
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -156,7 +172,8 @@ impl fmt::Debug for NodeSelector {
 pub struct DistributionStats {
     /// Children restarted (migrations included), since the supervisor started.
     pub restarts: u64,
-    /// Children restarted because their node was lost.
+    /// Starts of children whose last run was lost with its node (or whose start there
+    /// got no answer).
     pub migrations: u64,
     /// Running children per node id.
     pub children_per_node: BTreeMap<String, usize>,

@@ -76,7 +76,10 @@ impl Supervisor {
                 self.children.push(Child::new(spec, started.pid.clone()));
                 Ok((started.pid, started.server))
             }
-            Err(error) => Err(SupervisorError::StartFailed { id: spec.id, error }),
+            Err(failed) => Err(SupervisorError::StartFailed {
+                id: spec.id,
+                error: failed.error,
+            }),
         }
     }
 
@@ -121,10 +124,13 @@ impl Supervisor {
         }
         match self.start_at(ctx, index).await {
             Ok(started) => {
-                self.children[index].started(started.pid.clone());
+                self.record_started(index, started.pid.clone());
                 Ok((started.pid, started.server))
             }
-            Err(error) => Err(SupervisorError::StartFailed { id, error }),
+            Err(failed) => Err(SupervisorError::StartFailed {
+                id,
+                error: failed.error,
+            }),
         }
     }
 

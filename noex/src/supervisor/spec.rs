@@ -95,11 +95,14 @@ pub(crate) type StartFn =
 
 /// Why a child could not be started on a given node.
 pub(crate) enum PlaceError {
-    /// The node cannot take it (not reachable, the behaviour not registered there...):
+    /// The node cannot take it (not connected, the behaviour not registered there...):
     /// another node may.
     Node(String),
     /// The child itself failed (its `init`, a taken name...).
     Child(String),
+    /// The node was asked, and no answer came back (the connection was lost, or the spawn
+    /// timed out): the child may run there until that node ends it.
+    Lost(String),
 }
 
 /// The future of a [`PlaceFn`].
@@ -114,12 +117,15 @@ pub(crate) type PlaceFn = Arc<
 /// Sorts a remote spawn's error: the node's fault, or the child's.
 fn place_error(error: RemoteSpawnError) -> PlaceError {
     match error {
-        // Not a timeout: the process may have started there (it is ended, shortly, as one
-        // its spawner gave up); trying another node at once could run the child twice.
         RemoteSpawnError::NoConnection { .. }
         | RemoteSpawnError::BehaviorNotFound { .. }
         | RemoteSpawnError::NodeShuttingDown { .. }
         | RemoteSpawnError::HiddenNode { .. } => PlaceError::Node(error.to_string()),
+        // The process may have started there (it is ended once that node sees its spawner
+        // gave up, or lost): trying another node at once could run the child twice.
+        RemoteSpawnError::ConnectionLost { .. } | RemoteSpawnError::Timeout { .. } => {
+            PlaceError::Lost(error.to_string())
+        }
         _ => PlaceError::Child(error.to_string()),
     }
 }

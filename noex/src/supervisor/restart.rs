@@ -1,0 +1,235 @@
+//! What a child's end costs: whether it is restarted, with which siblings, counted
+//! against the intensity — and, under a distributed supervisor, whether it was lost with
+//! its node (see `placement`).
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use super::held::Held;
+use super::placement::MAJORITY_RETRY;
+use super::{AutoShutdown, Failed, Internal, InternalKind, Restart, Strategy, Supervisor};
+use crate::events::LifecycleEvent;
+use crate::server::Ctx;
+use crate::{ExitReason, Pid};
+
+/// Restart intensity: at most `max` restarts within `within`.
+pub(super) struct Intensity {
+    pub(super) max: u32,
+    pub(super) within: Duration,
+    pub(super) restarts: VecDeque<Instant>,
+}
+
+impl Intensity {
+    /// Counts a restart now; `false` if that exceeds the limit.
+    pub(super) fn allow(&mut self, now: Instant) -> bool {
+        self.restarts.push_back(now);
+        while let Some(&first) = self.restarts.front() {
+            if now.duration_since(first) > self.within {
+                self.restarts.pop_front();
+            } else {
+                break;
+            }
+        }
+        self.restarts.len() as u32 <= self.max
+    }
+}
+
+/// Whether a child that ended with `reason` is restarted.
+fn restarts(restart: Restart, reason: &ExitReason) -> bool {
+    match restart {
+        Restart::Permanent => true,
+        Restart::Transient => !reason.is_clean(),
+        Restart::Temporary => false,
+    }
+}
+
+impl Supervisor {
+    /// Records that the child at `index` runs as `pid` now: a migration if its last run
+    /// was lost with its node.
+    pub(super) fn record_started(&mut self, index: usize, pid: Pid) {
+        if let Some(placement) = self.placement.as_mut() {
+            placement.migrations += u64::from(self.children[index].lost.is_some());
+        }
+        self.children[index].started(pid);
+    }
+
+    /// `true` if `pid`, a child started at `started`, ended with `reason` because its node
+    /// is lost (not: it ended by itself with that reason, its node still up) — even if
+    /// this node has reconnected to it since: the link went with the connection, so the
+    /// child may still run there until its node ends it.
+    fn lost_with_node(ctx: &Ctx<Self>, pid: &Pid, started: Instant, reason: &ExitReason) -> bool {
+        *reason == ExitReason::NoConnection
+            && pid.node() != ctx.pid().node()
+            && (!ctx.node().is_alive(pid) || ctx.node().lost_since(pid, started))
+    }
+
+    /// A child ended by itself: restart it (and its group) or let it go.
+    pub(super) async fn child_exited(&mut self, ctx: &mut Ctx<Self>, pid: Pid, reason: ExitReason) {
+        let Some(index) = self
+            .children
+            .iter()
+            .position(|c| c.pid.as_ref() == Some(&pid))
+        else {
+            return; // Not a current child (already stopped by us, or replaced).
+        };
+        self.children[index].pid = None;
+        let spec = &self.children[index].spec;
+        let id = spec.id.clone();
+        let lost_node = Self::lost_with_node(ctx, &pid, self.children[index].started, &reason);
+        if lost_node && restarts(spec.restart, &reason) && self.placement.is_some() {
+            // Decided on the view of the cluster a moment later, when the loss that took
+            // this node has taken the others it takes (see `placement`).
+            tracing::warn!(supervisor = %ctx.pid(), child = %id, %pid, "child lost with its node; it moves once a majority is seen");
+            self.children[index].lost = Some(pid.node().to_owned());
+            self.hold_lost(ctx, index, Held::Migration);
+            return;
+        }
+        if restarts(spec.restart, &reason) {
+            tracing::error!(supervisor = %ctx.pid(), child = %id, %pid, %reason, "child terminated; restarting");
+            self.restart(ctx, &id).await;
+            return;
+        }
+        let significant = spec.significant;
+        if spec.restart == Restart::Temporary || self.strategy == Strategy::SimpleOneForOne {
+            self.children.remove(index);
+        }
+        let shut_down = significant
+            && match self.auto_shutdown {
+                AutoShutdown::Never => false,
+                AutoShutdown::AnySignificant => true,
+                AutoShutdown::AllSignificant => !self
+                    .children
+                    .iter()
+                    .any(|c| c.spec.significant && c.pid.is_some()),
+            };
+        if shut_down {
+            tracing::info!(supervisor = %ctx.pid(), child = %id, "significant child ended; shutting down");
+            ctx.stop(ExitReason::Shutdown);
+        }
+    }
+
+    /// Restarts the group of `id` (by strategy), counting one restart toward intensity.
+    /// Returns `false` if the supervisor gave up (too many restarts).
+    pub(super) async fn restart(&mut self, ctx: &mut Ctx<Self>, id: &str) -> bool {
+        if !self.intensity.allow(Instant::now()) {
+            tracing::error!(
+                supervisor = %ctx.pid(),
+                max_restarts = self.intensity.max,
+                within = ?self.intensity.within,
+                "MaxRestartsExceeded: too many restarts; shutting down"
+            );
+            if let Some(node) = ctx.node_inner() {
+                node.events.publish(LifecycleEvent::MaxRestartsExceeded {
+                    supervisor: ctx.pid().clone(),
+                    max_restarts: self.intensity.max,
+                    within: self.intensity.within,
+                });
+            }
+            ctx.stop(ExitReason::Shutdown);
+            return false;
+        }
+        if let Some(placement) = self.placement.as_mut() {
+            placement.restarts += 1;
+        }
+        let Some(index) = self.position(id) else {
+            return true;
+        };
+        let group: Vec<String> = match self.strategy {
+            Strategy::OneForOne | Strategy::SimpleOneForOne => vec![id.to_owned()],
+            Strategy::OneForAll => self.children.iter().map(|c| c.spec.id.clone()).collect(),
+            Strategy::RestForOne => self.children[index..]
+                .iter()
+                .map(|c| c.spec.id.clone())
+                .collect(),
+        };
+        for member in group.iter().rev() {
+            let Some(i) = self.position(member) else {
+                continue;
+            };
+            let (pid, started) = (self.children[i].pid.clone(), self.children[i].started);
+            let stopped = self.stop_child(ctx, i).await;
+            if self.placement.is_none() || member == id {
+                continue;
+            }
+            let child = &mut self.children[i];
+            match (pid, stopped) {
+                // Found lost with its node as it was stopped: it may run there still, so
+                // it starts (alone: this is its group's restart) after the migration delay.
+                (Some(pid), Some(reason)) if Self::lost_with_node(ctx, &pid, started, &reason) => {
+                    child.lost = Some(pid.node().to_owned());
+                    self.hold_lost(ctx, i, Held::GroupMigration);
+                }
+                // Lost with its node before, waiting to move: this restart is its group's,
+                // it only has to start.
+                _ => {
+                    if let Some((why @ Held::Migration, _)) = &mut child.held {
+                        *why = Held::GroupMigration;
+                    }
+                }
+            }
+        }
+        // Temporary siblings stopped for the group are gone for good.
+        self.children
+            .retain(|c| c.spec.restart != Restart::Temporary || !group.contains(&c.spec.id));
+        for member in &group {
+            let Some(i) = self.position(member) else {
+                continue;
+            };
+            if member != id && self.children[i].held.is_some() {
+                // Lost with its node and waiting for its own turn (a majority, say).
+                continue;
+            }
+            if let Some(delay) = self.children[i].backoff() {
+                tracing::info!(supervisor = %ctx.pid(), child = %member, ?delay, "child restarts after its backoff");
+                self.hold_back(ctx, i, Held::Backoff, delay);
+                continue;
+            }
+            if !self.start_again(ctx, i).await {
+                return true;
+            }
+        }
+        true
+    }
+
+    /// Starts the child at `index` again (its restart counted already); if it fails,
+    /// arranges another try and returns `false`.
+    pub(super) async fn start_again(&mut self, ctx: &mut Ctx<Self>, index: usize) -> bool {
+        let id = self.children[index].spec.id.clone();
+        match self.start_at(ctx, index).await {
+            Ok(started) => {
+                tracing::info!(supervisor = %ctx.pid(), child = %id, pid = %started.pid, "child restarted");
+                #[cfg(feature = "metrics")]
+                if let Some(node) = ctx.node_inner() {
+                    crate::metrics::restarted(&node);
+                }
+                self.publish(ctx, || LifecycleEvent::ChildRestarted {
+                    supervisor: ctx.pid().clone(),
+                    child: id.clone(),
+                    pid: started.pid.clone(),
+                });
+                self.record_started(index, started.pid);
+                true
+            }
+            Err(Failed { error, lost }) => {
+                tracing::error!(supervisor = %ctx.pid(), child = %id, %error, "child restart failed; trying again");
+                self.publish(ctx, || LifecycleEvent::ChildStartFailed {
+                    supervisor: ctx.pid().clone(),
+                    child: id.clone(),
+                    error,
+                });
+                if lost.is_some() {
+                    // It may run where it was asked to start: moved as a lost child.
+                    self.children[index].lost = lost;
+                    self.hold_lost(ctx, index, Held::Retry);
+                } else if self.placement.is_some() {
+                    // Spaced out: the cluster may need a moment to offer a node.
+                    self.hold_back(ctx, index, Held::Retry, MAJORITY_RETRY);
+                } else {
+                    // Our own mailbox is open while we run.
+                    let _ = ctx.server_ref().cast(Internal(InternalKind::TryAgain(id)));
+                }
+                false
+            }
+        }
+    }
+}

@@ -1,0 +1,330 @@
+//! When a distributed supervisor moves a child: never while the child may still run where
+//! it was, and once per loss — a sibling's restart, a spawn that got no answer, a backoff,
+//! several nodes lost in turn.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use common::{
+    cluster_config, eventually, isolate, run_blocking, shutdown_all, wait_connected, within,
+};
+use noex::supervisor::{
+    Backoff, ChildSpec, NodeSelector, Strategy, SupervisorError, SupervisorSpec,
+};
+use noex::{behavior, Ctx, DistributedSupervisor, Node, NodeId, Pid, ServerRef};
+
+/// Every start of a [`Stamped`]: its label, its node, when its `init` ran.
+static STARTS: Mutex<Vec<(String, String, Instant)>> = Mutex::new(Vec::new());
+/// (label, node) pairs whose `init` waits while they are listed here.
+static GATES: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+
+/// A worker that records each start, and can be made to wait in `init` on one node.
+#[behavior(name = "migration-stamped")]
+pub struct Stamped;
+
+#[behavior]
+impl Stamped {
+    #[init]
+    async fn init(label: String, ctx: &mut Ctx<Self>) -> Self {
+        let here = ctx.node().local_node_id().unwrap().to_string();
+        let gated = || {
+            GATES
+                .lock()
+                .unwrap()
+                .contains(&(label.clone(), here.clone()))
+        };
+        while gated() {
+            smol::Timer::after(Duration::from_millis(2)).await;
+        }
+        STARTS.lock().unwrap().push((label, here, Instant::now()));
+        Stamped
+    }
+
+    #[call]
+    fn crash(&self) {
+        panic!("crashed on purpose");
+    }
+}
+
+/// The starts of `label` so far: (node, when).
+fn starts(label: &str) -> Vec<(String, Instant)> {
+    let starts = STARTS.lock().unwrap();
+    let of_label = starts.iter().filter(|(l, ..)| l == label);
+    of_label.map(|(_, node, at)| (node.clone(), *at)).collect()
+}
+
+fn gate(label: &str, node: &NodeId, closed: bool) {
+    let key = (label.to_owned(), node.to_string());
+    let mut gates = GATES.lock().unwrap();
+    gates.retain(|k| *k != key);
+    if closed {
+        gates.push(key);
+    }
+}
+
+/// `n` nodes with the tests' settings but heartbeats every `heartbeat`, all connected.
+async fn cluster(n: usize, heartbeat: Duration) -> Vec<Node> {
+    let config = |name: String| cluster_config(&name).heartbeat(heartbeat, heartbeat * 8);
+    let first = Node::start(config("n0".into())).await.unwrap();
+    let seed = first.local_node_id().unwrap().to_string();
+    let mut nodes = vec![first];
+    for i in 1..n {
+        let node = Node::start(config(format!("n{i}")).seed(seed.clone()));
+        nodes.push(node.await.unwrap());
+    }
+    for node in &nodes {
+        wait_connected(node, n - 1).await;
+        node.register_behaviors().unwrap();
+    }
+    nodes
+}
+
+fn id(node: &Node) -> NodeId {
+    node.local_node_id().unwrap().clone()
+}
+
+/// A supervisor on `nodes[0]` with a child `label` on each of the nodes `on`, in order.
+async fn supervise(
+    nodes: &[Node],
+    strategy: Strategy,
+    children: &[(&str, usize)],
+) -> ServerRef<DistributedSupervisor> {
+    let spec = SupervisorSpec::distributed(strategy, NodeSelector::Specific(id(&nodes[0])))
+        .intensity(10, Duration::from_secs(60));
+    let sup = nodes[0].spawn::<DistributedSupervisor>(spec).await.unwrap();
+    for (label, on) in children {
+        sup.set_selector(NodeSelector::Specific(id(&nodes[*on])))
+            .await
+            .unwrap();
+        let child = ChildSpec::worker::<Stamped>(*label, (*label).to_owned());
+        let child = within("a child to start", sup.start_child(child)).await;
+        assert_eq!(child.unwrap().node(), id(&nodes[*on]).as_str());
+    }
+    sup
+}
+
+async fn pids(sup: &ServerRef<DistributedSupervisor>) -> BTreeMap<String, Option<Pid>> {
+    let children = sup.which_children().await.unwrap().into_iter();
+    children.map(|c| (c.id, c.pid)).collect()
+}
+
+/// Waits until every child runs, none as one of `before`.
+async fn all_restarted(
+    sup: &ServerRef<DistributedSupervisor>,
+    before: &BTreeMap<String, Option<Pid>>,
+) {
+    within("every child to run again", async {
+        loop {
+            let now = pids(sup).await;
+            if now
+                .iter()
+                .all(|(c, pid)| pid.is_some() && *pid != before[c])
+            {
+                break;
+            }
+            smol::Timer::after(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+}
+
+/// A selector that places on `node` while it is connected, elsewhere on the first
+/// candidate.
+fn preferring(node: &NodeId) -> NodeSelector {
+    let node = node.clone();
+    NodeSelector::custom(move |nodes| {
+        nodes
+            .iter()
+            .find(|n| **n == node)
+            .or(nodes.first())
+            .cloned()
+    })
+}
+
+/// Waits until a [`Stamped`] process runs on `node` (in its `init`, when gated).
+async fn waiting_in_init(node: &Node) {
+    eventually("a child to wait in its init", || {
+        node.processes()
+            .iter()
+            .any(|p| p.behavior.contains("Stamped"))
+    })
+    .await
+}
+
+#[test]
+fn a_child_found_lost_as_its_group_restarts_for_a_sibling_still_waits_to_move() {
+    run_blocking(async {
+        let nodes = cluster(3, Duration::from_millis(100)).await;
+        let sup = supervise(&nodes, Strategy::OneForAll, &[("b-local", 0), ("b-far", 1)]).await;
+        sup.set_selector(NodeSelector::RoundRobin).await.unwrap();
+        let before = pids(&sup).await;
+        // n1 falls silent: the supervisor finds out by heartbeats, well after the local
+        // sibling's crash has sent it to stop its group — the far child among them.
+        let far = id(&nodes[1]);
+        for other in [0, 2] {
+            nodes[1].faults().silence(&id(&nodes[other]), true);
+            nodes[other].faults().silence(&far, true);
+        }
+        let local = before["b-local"].clone().unwrap();
+        let local = nodes[0].server_ref::<Stamped>(&local).unwrap();
+        assert!(local.crash().await.is_err());
+        all_restarted(&sup, &before).await;
+        // The stop of the far child ends with its node lost: it may still run there, so it
+        // moves only after the migration delay (0.55 s here), unlike its sibling, restarted
+        // as soon as the group was stopped.
+        let (_, sibling) = starts("b-local").pop().unwrap();
+        // (Where: n1 may be connected again by then; its own child ended with the loss.)
+        let (_, moved) = starts("b-far").pop().unwrap();
+        let waited = moved.duration_since(sibling);
+        assert!(
+            waited >= Duration::from_millis(300),
+            "moved {waited:?} after its sibling"
+        );
+        let stats = sup.distribution().await.unwrap();
+        assert_eq!((stats.restarts, stats.migrations), (1, 1));
+        shutdown_all(nodes);
+    });
+}
+
+#[test]
+fn a_restart_whose_spawn_got_no_answer_moves_only_after_the_migration_delay() {
+    run_blocking(async {
+        let nodes = cluster(3, Duration::from_millis(100)).await;
+        let sup = supervise(&nodes, Strategy::OneForOne, &[("c-restart", 1)]).await;
+        // Its restart goes to n1 again, where its `init` waits.
+        let far = id(&nodes[1]);
+        sup.set_selector(preferring(&far)).await.unwrap();
+        gate("c-restart", &far, true);
+        let before = pids(&sup).await;
+        let child = nodes[0].server_ref::<Stamped>(before["c-restart"].as_ref().unwrap());
+        assert!(child.unwrap().crash().await.is_err());
+        waiting_in_init(&nodes[1]).await;
+        // The connection goes with the spawn asked and unanswered: the child may have
+        // started there (it has not: it is ended there with the connection).
+        let cut = Instant::now();
+        isolate(&nodes, 1, true);
+        gate("c-restart", &far, false);
+        all_restarted(&sup, &before).await;
+        // (Its `init` on n1, let go, may have recorded a start there: not the one sought.)
+        let mut elsewhere = starts("c-restart")
+            .into_iter()
+            .filter(|(node, _)| *node != far.to_string());
+        let (_, moved) = elsewhere.next_back().unwrap();
+        let waited = moved.duration_since(cut);
+        assert!(
+            waited >= Duration::from_millis(500),
+            "moved {waited:?} after the cut"
+        );
+        assert_eq!(sup.distribution().await.unwrap().migrations, 1);
+        shutdown_all(nodes);
+    });
+}
+
+#[test]
+fn a_start_whose_spawn_got_no_answer_fails_instead_of_trying_another_node() {
+    run_blocking(async {
+        let nodes = cluster(3, Duration::from_millis(100)).await;
+        let sup = supervise(&nodes, Strategy::OneForOne, &[]).await;
+        let far = id(&nodes[1]);
+        sup.set_selector(preferring(&far)).await.unwrap();
+        gate("c-start", &far, true);
+        let starting = {
+            let sup = sup.clone();
+            let spec = ChildSpec::worker::<Stamped>("c-start", "c-start".to_owned());
+            nodes[0].spawn_task(async move { sup.start_child(spec).await.map(|_| ()) })
+        };
+        waiting_in_init(&nodes[1]).await;
+        isolate(&nodes, 1, true);
+        gate("c-start", &far, false);
+        let result = within("the start to fail", starting).await;
+        assert!(
+            matches!(&result, Err(SupervisorError::StartFailed { id, .. }) if id == "c-start"),
+            "{result:?}"
+        );
+        // Not started on another node meanwhile (its `init` on n1, let go, may have
+        // finished there; that process is ended with the connection).
+        assert!(starts("c-start")
+            .iter()
+            .all(|(node, _)| *node == far.to_string()));
+        assert!(pids(&sup).await.is_empty());
+        shutdown_all(nodes);
+    });
+}
+
+#[test]
+fn a_lost_child_waiting_for_its_backoff_starts_only_while_a_majority_is_seen() {
+    run_blocking(async {
+        let nodes = cluster(3, Duration::from_millis(100)).await;
+        let sup = supervise(&nodes, Strategy::OneForOne, &[]).await;
+        sup.set_selector(NodeSelector::Specific(id(&nodes[1])))
+            .await
+            .unwrap();
+        let child = ChildSpec::worker::<Stamped>("d-backoff", "d-backoff".to_owned())
+            .backoff(Backoff::fixed(Duration::from_secs(1)));
+        sup.start_child(child).await.unwrap();
+        sup.set_selector(NodeSelector::RoundRobin).await.unwrap();
+        // n1 is lost; with n0 and n2 a majority, the move is decided after the migration
+        // delay, and waits for the child's backoff.
+        isolate(&nodes, 1, true);
+        within("the move to be decided", async {
+            while sup.distribution().await.unwrap().restarts == 0 {
+                smol::Timer::after(Duration::from_millis(2)).await;
+            }
+        })
+        .await;
+        let decided = Instant::now();
+        // Meanwhile n2 is lost too: n0 alone is no majority of three.
+        isolate(&nodes, 2, true);
+        wait_connected(&nodes[0], 0).await;
+        // Past the backoff (an absence: a window of time is what the test can give it).
+        while decided.elapsed() < Duration::from_millis(1_500) {
+            let stats = sup.distribution().await.unwrap();
+            assert_eq!((stats.waiting_for_majority, stats.migrations), (1, 0));
+            smol::Timer::after(Duration::from_millis(20)).await;
+        }
+        assert!(starts("d-backoff")
+            .iter()
+            .all(|(node, _)| *node == id(&nodes[1]).to_string()));
+        // n2 comes back: a majority again, and the child moves.
+        isolate(&nodes, 2, false);
+        within("the child to move", async {
+            while sup.distribution().await.unwrap().migrations == 0 {
+                smol::Timer::after(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+        shutdown_all(nodes);
+    });
+}
+
+#[test]
+fn children_lost_with_two_nodes_in_turn_cost_one_restart_of_their_group() {
+    run_blocking(async {
+        // Slow heartbeats: a migration delay of 1.15 s leaves time to lose the second node.
+        let nodes = cluster(5, Duration::from_millis(300)).await;
+        let children = [("e-local", 0), ("e-first", 1), ("e-second", 2)];
+        let sup = supervise(&nodes, Strategy::OneForAll, &children).await;
+        sup.set_selector(NodeSelector::Specific(id(&nodes[3])))
+            .await
+            .unwrap();
+        let before = pids(&sup).await;
+        isolate(&nodes, 1, true);
+        within("the first loss to be seen", async {
+            while sup.distribution().await.unwrap().waiting_for_majority == 0 {
+                smol::Timer::after(Duration::from_millis(2)).await;
+            }
+        })
+        .await;
+        isolate(&nodes, 2, true);
+        all_restarted(&sup, &before).await;
+        // The first loss restarted the group, the second child with it once its own delay
+        // had passed: one restart, two migrations, the local child started once again.
+        let stats = sup.distribution().await.unwrap();
+        assert_eq!((stats.restarts, stats.migrations), (1, 2));
+        assert_eq!(starts("e-local").len(), 2);
+        shutdown_all(nodes);
+    });
+}
