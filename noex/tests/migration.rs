@@ -328,3 +328,30 @@ fn children_lost_with_two_nodes_in_turn_cost_one_restart_of_their_group() {
         shutdown_all(nodes);
     });
 }
+
+#[test]
+fn a_child_lost_on_the_minority_side_is_not_restarted_by_request() {
+    run_blocking(async {
+        let nodes = cluster(3, Duration::from_millis(100)).await;
+        let sup = supervise(&nodes, Strategy::OneForOne, &[("f-minority", 1)]).await;
+        sup.set_selector(NodeSelector::RoundRobin).await.unwrap();
+        // n0 alone: its child on n1 is lost, and it sees no majority to move it.
+        isolate(&nodes, 1, true);
+        isolate(&nodes, 2, true);
+        within("the child to be held back", async {
+            while sup.distribution().await.unwrap().waiting_for_majority == 0 {
+                smol::Timer::after(Duration::from_millis(2)).await;
+            }
+        })
+        .await;
+        assert_eq!(
+            sup.restart_child("f-minority").await,
+            Err(SupervisorError::WaitingToMove {
+                id: "f-minority".into(),
+                node: id(&nodes[1]).to_string(),
+            })
+        );
+        assert_eq!(starts("f-minority").len(), 1);
+        shutdown_all(nodes);
+    });
+}

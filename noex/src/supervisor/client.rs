@@ -123,6 +123,16 @@ pub enum SupervisorError {
         /// Why.
         error: String,
     },
+    /// The child was lost with its node and may still run there: it moves by itself
+    /// once that is safe (see [`placement`](super::placement)), and is not started by
+    /// request meanwhile.
+    #[error("child {id:?} was lost with node {node} and may still run there; it moves once that is safe")]
+    WaitingToMove {
+        /// The child's id.
+        id: String,
+        /// The node it was lost with.
+        node: String,
+    },
     /// The request does not apply to a simple_one_for_one supervisor.
     #[error("not supported by a simple_one_for_one supervisor")]
     SimpleOneForOne,
@@ -215,7 +225,8 @@ impl ServerRef<Supervisor> {
         self.done(Request::Terminate(child.into())).await
     }
 
-    /// Starts a stopped child again from its spec.
+    /// Starts a stopped child again from its spec — not one a distributed supervisor lost
+    /// with its node and is about to move ([`SupervisorError::WaitingToMove`]).
     pub async fn restart_child(&self, id: &str) -> Result<Pid, SupervisorError> {
         match self.request(Request::Restart(id.to_owned())).await? {
             Response::Started(result) => result.map(|(pid, _)| pid),

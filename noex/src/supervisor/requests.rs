@@ -122,6 +122,10 @@ impl Supervisor {
         if self.children[index].pid.is_some() {
             return Err(SupervisorError::Running(id));
         }
+        if let Some(node) = self.children[index].lost.clone() {
+            // Started now, it could run beside its last run (see `placement`).
+            return Err(SupervisorError::WaitingToMove { id, node });
+        }
         match self.start_at(ctx, index).await {
             Ok(started) => {
                 self.record_started(index, started.pid.clone());
