@@ -390,6 +390,23 @@ impl Cluster {
                 smol::Timer::after(Duration::from_millis(500)).await;
             })
             .await;
+        self.close(peers);
+    }
+
+    /// Stops the node's connections at once, without goodbyes (for a shutdown that cannot
+    /// wait for them).
+    pub(crate) fn close_all(&self) {
+        if self.stopping.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.stopped.notify(usize::MAX);
+        let peers: Vec<_> = self.lock().peers.drain().map(|(_, p)| p).collect();
+        self.close(peers);
+    }
+
+    /// Closes `peers`, taken out of the state as the node stops: what was in flight on
+    /// them fails, their monitors and links fire.
+    fn close(&self, peers: Vec<Arc<Peer>>) {
         for peer in peers {
             peer.close();
             let lost = self.report_down(&mut self.lock(), &peer, NodeDownReason::Shutdown);

@@ -480,24 +480,42 @@ impl Node {
 
     /// Shuts the node down: refuses new processes, kills every running one (their links and
     /// monitors on this node see `Killed`; those held by processes of other nodes see
-    /// `NoConnection`, as the connections close first), and stops the scheduler threads. Call it from outside the
-    /// node (a `main` function or a test); from inside a process it kills everything but
-    /// cannot wait for the threads to end. Dropping the last handle of a node does the
-    /// same, without the wait.
+    /// `NoConnection`, as the connections close first), and stops the scheduler threads.
+    /// Call it from outside the node (a `main` function or a test) to wait for all that.
+    /// Called from inside the node (a process or a task of the node), it returns at once
+    /// and the same happens on a thread of its own: the node's threads must keep running
+    /// for its goodbyes to go out and its connections to close (what waits elsewhere on
+    /// an answer of a peer then fails with `NoConnection`, and the peers see `Shutdown`).
+    /// Dropping the last handle of a node stops its threads, without the wait.
     ///
     /// To run `terminate` callbacks, stop your top-level supervisors first.
     pub fn shutdown(&self) {
         if self.inner.shutting_down.swap(true, Ordering::AcqRel) {
             return;
         }
+        if self.inner.executors.on_own_thread() {
+            let node = self.clone();
+            let helper = std::thread::Builder::new()
+                .name("noex-shutdown".to_owned())
+                .spawn(move || node.shut_down());
+            if helper.is_ok() {
+                return;
+            }
+            // No thread to spare: the connections close without goodbyes.
+            tracing::warn!("no thread for the shutdown; connections closed without goodbyes");
+            if let Some(cluster) = self.inner.cluster.get() {
+                cluster.close_all();
+            }
+        }
+        self.shut_down();
+    }
+
+    /// The body of [`shutdown`](Self::shutdown), once.
+    fn shut_down(&self) {
+        let own_thread = self.inner.executors.on_own_thread();
         if let Some(cluster) = self.inner.cluster.get().cloned() {
             // Say goodbye first, so peers report this node down as `Shutdown`.
-            if self.inner.executors.on_own_thread() {
-                self.inner
-                    .executors
-                    .spawn(async move { cluster.shutdown().await })
-                    .detach();
-            } else {
+            if !own_thread {
                 smol::block_on(cluster.shutdown());
             }
         }
@@ -506,7 +524,7 @@ impl Node {
                 .core()
                 .signal(crate::process::Signal::Die(ExitReason::Killed));
         }
-        if !self.inner.executors.on_own_thread() {
+        if !own_thread {
             // A handler stuck in blocking code cannot be interrupted; do not wait forever.
             let all_ended = async {
                 for process in self.inner.table.all() {
