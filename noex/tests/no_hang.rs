@@ -11,18 +11,32 @@ use noex::{behavior, CallError, ClusterEvent, ExitReason, Node, NodeDownReason, 
 #[behavior(name = "no_hang_sink")]
 pub struct Sink {
     held: Vec<ReplyTo<u64>>,
+    count: u64,
 }
 
 #[behavior]
 impl Sink {
     #[init]
     fn init() -> Self {
-        Sink { held: Vec::new() }
+        Sink {
+            held: Vec::new(),
+            count: 0,
+        }
     }
 
     #[call]
     fn ping(&self) -> u64 {
         1
+    }
+
+    #[cast]
+    fn take(&mut self, bytes: Vec<u8>) {
+        self.count += bytes.len() as u64;
+    }
+
+    #[call]
+    fn count(&self) -> u64 {
+        self.count
     }
 
     /// Never answers while the process lives.
@@ -85,6 +99,31 @@ fn a_node_shut_down_from_its_own_thread_ends_what_waits_on_its_peers() {
         })
         .await;
         assert_eq!(down, NodeDownReason::Shutdown);
+        common::shutdown_all(nodes);
+    });
+}
+
+/// A node that leaves with a goodbye lets what it sent before go first: the peer handles
+/// the messages queued before the goodbye (the goodbye overtook them, and the peer,
+/// closing on it, dropped them unreported).
+#[test]
+fn messages_queued_before_a_goodbye_are_delivered() {
+    run_blocking(async {
+        let nodes = start_cluster(2).await;
+        let (a, b) = (&nodes[0], &nodes[1]);
+        let sink = a.spawn::<Sink>(()).await.unwrap();
+        let remote = b.server_ref::<Sink>(sink.pid()).unwrap();
+        const LARGE: usize = 8 << 20;
+        remote.take(vec![7; LARGE]).unwrap();
+        remote.take(vec![1]).unwrap();
+        b.shutdown();
+        let expected = LARGE as u64 + 1;
+        within("the messages b sent before its goodbye", async {
+            while sink.count().await != Ok(expected) {
+                smol::Timer::after(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
         common::shutdown_all(nodes);
     });
 }

@@ -372,8 +372,12 @@ impl Cluster {
         }
         self.stopped.notify(usize::MAX);
         let peers: Vec<_> = self.lock().peers.drain().map(|(_, p)| p).collect();
-        for peer in &peers {
-            let _ = peer.queue.push_control(&WireMessage::Goodbye);
+        // Behind everything queued (as a signal of no process), not in the control lane:
+        // the peer handles what this node sent before its goodbye, then closes.
+        let mut goodbye = Vec::new();
+        let encoded = super::wire::encode_frame(&WireMessage::Goodbye, &mut goodbye).is_ok();
+        for peer in peers.iter().filter(|_| encoded) {
+            let _ = peer.queue.push_signal(&mut goodbye.clone(), 0);
         }
         // Give the writers a moment to flush the goodbyes, then close.
         let flushed = async {
@@ -382,14 +386,21 @@ impl Cluster {
                     smol::Timer::after(Duration::from_millis(1)).await;
                 }
             }
-            // The goodbye itself is a control frame; let it reach the socket.
-            smol::Timer::after(Duration::from_millis(20)).await;
+            true
         };
-        flushed
-            .or(async {
-                smol::Timer::after(Duration::from_millis(500)).await;
-            })
-            .await;
+        let timed_out = async {
+            smol::Timer::after(Duration::from_millis(500)).await;
+            false
+        };
+        if !flushed.or(timed_out).await {
+            // Still sending (processes run until the connections close): a goodbye ahead
+            // of the rest, so that the peers still know this node left.
+            for peer in &peers {
+                let _ = peer.queue.push_control(&WireMessage::Goodbye);
+            }
+        }
+        // Let the last goodbye taken by the writers reach the sockets.
+        smol::Timer::after(Duration::from_millis(20)).await;
         self.close(peers);
     }
 

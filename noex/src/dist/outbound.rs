@@ -1,7 +1,7 @@
 //! The outbound queue of one connection: three lanes, byte bounds, fragmentation and a
 //! window on fragments in flight.
 //!
-//! * **Control** (heartbeats, member lists, fragment acknowledgements, goodbye) goes first,
+//! * **Control** (heartbeats, member lists, fragment acknowledgements) goes first,
 //!   always.
 //! * **Small** messages are sent in FIFO order. They are appended to one buffer of frames,
 //!   which the writer takes whole (swapping in its emptied buffer): one copy per message,
