@@ -296,6 +296,11 @@ impl Node {
     ///
     /// Processes spawned from the task start on its thread, which makes it the fastest
     /// place for a driver loop that talks to them.
+    ///
+    /// A task still pending when the node shuts down is dropped with the node's threads;
+    /// awaiting its `Task` then panics, as awaiting any cancelled smol task does. Await
+    /// [`task.fallible()`](Task::fallible) instead where the node may shut down first: it
+    /// gives `None` for a task that never finished.
     pub fn spawn_task<T: Send + 'static>(
         &self,
         future: impl Future<Output = T> + Send + 'static,
