@@ -283,7 +283,11 @@ impl ClusterConfig {
     /// the process does not trap, links and monitors — so that a process stuck behind its
     /// messages can be killed or stopped from the nodes it holds back. (Once the
     /// outbound-queue bound of messages is read and held, nothing more is read until they
-    /// are handed on; what the peer sends after them waits in its socket.)
+    /// are handed on; what the peer sends after them waits in its socket. The peer counts
+    /// as heard from meanwhile — its heartbeats wait there too — so a peer lost while a
+    /// process holds its connection back is noticed once the process is under the limit
+    /// again, within the heartbeat timeout; a process that never drains its mailbox keeps
+    /// the loss unnoticed: kill it, and the loss is seen.)
     ///
     /// Messages from this node's own processes are not limited (a mailbox is unbounded).
     /// The price of holding a connection back is that the peer's other messages wait too.
