@@ -176,6 +176,10 @@ impl Responder {
 }
 
 /// Sends the answer to call `id` on `peer`: `outcome`, and the payload `payload` appends.
+/// An answer given on the process's behalf rather than by its handler (it does not run,
+/// it ended, it was stopped, the request did not decode...) goes behind everything
+/// queued, as a signal of no process does: it never overtakes that process's last
+/// messages (a large one still being encoded or sent), as its `Down` does not.
 fn answer(
     peer: &Peer,
     id: u64,
@@ -190,7 +194,9 @@ fn answer(
             return;
         }
     }
-    send_answer(peer, &mut frame);
+    if run::more_to_handle() || !peer.write_now(&frame) {
+        let _ = peer.queue.push_answer(&mut frame);
+    }
 }
 
 /// The answer to call `id` whose reply did not encode.

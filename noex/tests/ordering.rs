@@ -1,0 +1,280 @@
+//! Order between one sending process and one receiving process on another node, in the
+//! corners the other tests leave: answers the sending node gives on a process's behalf
+//! (a call to a process that has ended, a stop) come after that process's last messages,
+//! large ones included.
+//!
+//! A large message is held in its sender's queue deterministically by a [`Gated`] value,
+//! whose encoding (on the blocking thread pool) waits until the test opens its gate.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
+
+use common::{cluster_config, eventually, run_blocking, wait_connected, within};
+use noex::{behavior, Ctx, ExitReason, Node, Pid};
+use serde::ser::SerializeTuple;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Closed until a test opens it: an encoding that reaches it waits (at most
+/// [`GATE_LIMIT`], so that a failing test ends).
+struct Gate {
+    open: Mutex<bool>,
+    opened: Condvar,
+    reached: AtomicBool,
+}
+
+impl Gate {
+    const fn new() -> Gate {
+        Gate {
+            open: Mutex::new(false),
+            opened: Condvar::new(),
+            reached: AtomicBool::new(false),
+        }
+    }
+
+    fn reached(&self) -> bool {
+        self.reached.load(Ordering::SeqCst)
+    }
+
+    fn open(&self) {
+        *self.open.lock().unwrap() = true;
+        self.opened.notify_all();
+    }
+
+    fn wait(&self) {
+        self.reached.store(true, Ordering::SeqCst);
+        let open = self.open.lock().unwrap();
+        let _open = self
+            .opened
+            .wait_timeout_while(open, GATE_LIMIT, |open| !*open)
+            .unwrap();
+    }
+}
+
+/// One gate per test (the tests of this file run in parallel).
+static GATES: [Gate; 4] = [Gate::new(), Gate::new(), Gate::new(), Gate::new()];
+
+const GATE_LIMIT: Duration = Duration::from_secs(10);
+
+/// A large message whose encoding, once its bytes are written, waits for the gate named
+/// by its second field: it keeps a place in its sender's queue until the gate opens.
+#[derive(Debug)]
+pub struct Gated(Vec<u8>, usize);
+
+impl Serialize for Gated {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut tuple = serializer.serialize_tuple(2)?;
+        tuple.serialize_element(&self.0)?;
+        // Only past the sender thread's budget, on the blocking pool (the attempt on the
+        // sender's thread stops before, its buffer full).
+        GATES[self.1].wait();
+        tuple.serialize_element(&self.1)?;
+        tuple.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Gated {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let (bytes, gate): (Vec<u8>, usize) = Deserialize::deserialize(deserializer)?;
+        Ok(Gated(bytes, gate))
+    }
+}
+
+/// 2 MiB: encoded apart from the sender's thread, and sent in fragments.
+const LARGE: usize = 2 << 20;
+
+/// Records, in order, what it is sent and what its calls to others came back with.
+#[behavior(name = "ordering-caller")]
+pub struct Caller {
+    seen: Vec<String>,
+}
+
+#[behavior]
+impl Caller {
+    #[init]
+    fn init() -> Self {
+        Caller { seen: Vec::new() }
+    }
+
+    #[cast]
+    fn large(&mut self, gated: Gated) {
+        self.seen.push(format!("large of {}", gated.0.len()));
+    }
+
+    #[cast]
+    fn note(&mut self, note: String) {
+        self.seen.push(note);
+    }
+
+    #[call]
+    fn seen(&self) -> Vec<String> {
+        self.seen.clone()
+    }
+
+    /// Pings `target` and then casts itself a note of the outcome: the note comes after
+    /// whatever the target sent this process before the answer.
+    #[call]
+    async fn ping_then_note(&mut self, target: Pid, ctx: &mut Ctx<Self>) -> String {
+        let me = ctx.server_ref();
+        let target = ctx.node().server_ref::<Talker>(&target).unwrap();
+        let outcome = format!("ping: {:?}", target.ping().await.map_err(|e| e.to_string()));
+        me.note(outcome.clone()).unwrap();
+        outcome
+    }
+
+    /// Calls `target`, which casts this process a note before it replies, and then
+    /// casts itself a note of the reply.
+    #[call]
+    async fn call_then_note(&mut self, target: Pid, pad: usize, ctx: &mut Ctx<Self>) -> String {
+        let me = ctx.server_ref();
+        let talker = ctx.node().server_ref::<Talker>(&target).unwrap();
+        let reply = talker.note_then_reply(me.pid().clone(), pad).await;
+        let outcome = format!("reply: {:?}", reply.map(|text| text.len()));
+        me.note(outcome.clone()).unwrap();
+        outcome
+    }
+
+    /// Handles nothing for `ms` milliseconds.
+    #[cast]
+    async fn pause(&mut self, ms: u64) {
+        smol::Timer::after(Duration::from_millis(ms)).await;
+    }
+
+    /// Stops `target` and then casts itself a note of the outcome.
+    #[call]
+    async fn stop_then_note(&mut self, target: Pid, ctx: &mut Ctx<Self>) -> String {
+        let me = ctx.server_ref();
+        let outcome = ctx.node().stop(&target, ExitReason::Shutdown).await;
+        let outcome = format!("stop: {outcome:?}");
+        me.note(outcome.clone()).unwrap();
+        outcome
+    }
+}
+
+/// Sends large messages to a [`Caller`] on another node.
+#[behavior(name = "ordering-talker")]
+pub struct Talker;
+
+#[behavior]
+impl Talker {
+    #[init]
+    fn init() -> Self {
+        Talker
+    }
+
+    #[call]
+    fn ping(&self) {}
+
+    /// Casts `to` a note of `pad` bytes, then replies with as many.
+    #[call]
+    fn note_then_reply(&mut self, to: Pid, pad: usize, ctx: &mut Ctx<Self>) -> String {
+        let to = ctx.node().server_ref::<Caller>(&to).unwrap();
+        to.note("n".repeat(pad)).unwrap();
+        "r".repeat(pad)
+    }
+
+    /// Sends `to` a large message gated by `gate`; with `stop`, then stops normally.
+    #[cast]
+    fn large_to(&mut self, to: Pid, gate: usize, stop: bool, ctx: &mut Ctx<Self>) {
+        let to = ctx.node().server_ref::<Caller>(&to).unwrap();
+        to.large(Gated(vec![5; LARGE], gate)).unwrap();
+        if stop {
+            ctx.stop(ExitReason::Normal);
+        }
+    }
+}
+
+/// Two connected nodes whose heartbeats do not time out while a test holds a queue.
+async fn pair() -> (Node, Node) {
+    let config = |name: &str| {
+        cluster_config(name).heartbeat(Duration::from_millis(100), Duration::from_secs(20))
+    };
+    let a = Node::start(config("a")).await.unwrap();
+    let seed = a.local_node_id().unwrap().to_string();
+    let b = Node::start(config("b").seed(seed)).await.unwrap();
+    wait_connected(&a, 1).await;
+    wait_connected(&b, 1).await;
+    (a, b)
+}
+
+/// Messages `node` has received from its one peer.
+fn received(node: &Node) -> u64 {
+    node.connected_nodes()[0].stats.messages_received
+}
+
+/// The caller's record once it holds `count` entries.
+async fn seen(caller: &noex::ServerRef<Caller>, count: usize) -> Vec<String> {
+    within("the caller's record", async {
+        loop {
+            let seen = caller.seen().await.unwrap();
+            if seen.len() >= count {
+                return seen;
+            }
+            smol::Timer::after(Duration::from_millis(2)).await;
+        }
+    })
+    .await
+}
+
+#[test]
+fn a_call_to_an_ended_process_fails_after_its_last_large_message() {
+    run_blocking(async {
+        const GATE: usize = 0;
+        let (a, b) = pair().await;
+        let caller = a.spawn::<Caller>(()).await.unwrap();
+        let talker = b.spawn::<Talker>(()).await.unwrap();
+        // The talker's last message, large, keeps its place in b's queue (its encoding
+        // waits at the gate), and the talker ends.
+        talker.large_to(caller.pid().clone(), GATE, true).unwrap();
+        eventually("the large message to be encoding", || GATES[GATE].reached()).await;
+        within("the talker to end", talker.exited()).await;
+        // The caller pings the ended talker: b answers NoProc on its behalf.
+        let before = received(&b);
+        let ping = smol::spawn({
+            let (caller, talker) = (caller.clone(), talker.pid().clone());
+            async move { caller.ping_then_note(talker).await }
+        });
+        eventually("b to take the ping", || received(&b) > before).await;
+        GATES[GATE].open();
+        let outcome = within("the ping's outcome", ping).await.unwrap();
+        assert!(outcome.contains("Err"), "{outcome}");
+        let seen = seen(&caller, 2).await;
+        assert_eq!(seen, [format!("large of {LARGE}"), outcome]);
+        a.shutdown();
+        b.shutdown();
+    });
+}
+
+#[test]
+fn a_remote_stop_returns_after_the_stopped_process_s_last_large_message() {
+    run_blocking(async {
+        const GATE: usize = 1;
+        let (a, b) = pair().await;
+        let caller = a.spawn::<Caller>(()).await.unwrap();
+        let talker = b.spawn::<Talker>(()).await.unwrap();
+        talker.large_to(caller.pid().clone(), GATE, false).unwrap();
+        eventually("the large message to be encoding", || GATES[GATE].reached()).await;
+        // The caller stops the talker: b answers with its exit reason once it has ended.
+        let stop = smol::spawn({
+            let (caller, talker) = (caller.clone(), talker.pid().clone());
+            async move { caller.stop_then_note(talker).await }
+        });
+        within("the talker to end", talker.exited()).await;
+        // The answer is queued as the talker ends (on b's side, from a task of its own):
+        // give that task every chance to queue it before the gate opens.
+        let before = b.connected_nodes()[0].stats.queued_bytes;
+        eventually("b to queue the stop's answer", || {
+            b.connected_nodes()[0].stats.queued_bytes > before || stop.is_finished()
+        })
+        .await;
+        GATES[GATE].open();
+        let outcome = within("the stop's outcome", stop).await.unwrap();
+        assert!(outcome.contains("Shutdown"), "{outcome}");
+        let seen = seen(&caller, 2).await;
+        assert_eq!(seen, [format!("large of {LARGE}"), outcome]);
+        a.shutdown();
+        b.shutdown();
+    });
+}
