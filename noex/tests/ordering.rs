@@ -43,6 +43,10 @@ impl Gate {
         self.opened.notify_all();
     }
 
+    fn is_open(&self) -> bool {
+        *self.open.lock().unwrap()
+    }
+
     fn wait(&self) {
         self.reached.store(true, Ordering::SeqCst);
         let open = self.open.lock().unwrap();
@@ -134,6 +138,21 @@ impl Caller {
         let outcome = format!("reply: {:?}", reply.map(|text| text.len()));
         me.note(outcome.clone()).unwrap();
         outcome
+    }
+
+    /// Waits (in its handler) until gate `gate` opens, then pings `target` and notes the
+    /// outcome.
+    #[cast]
+    async fn ping_when_open(&mut self, gate: usize, target: Pid, ctx: &mut Ctx<Self>) {
+        let target = ctx.node().server_ref::<Talker>(&target).unwrap();
+        for _ in 0..10_000 {
+            if GATES[gate].is_open() {
+                break;
+            }
+            smol::Timer::after(Duration::from_millis(1)).await;
+        }
+        let pinged = target.ping_with_timeout(Duration::from_secs(3)).await;
+        self.seen.push(format!("ping: {pinged:?}"));
     }
 
     /// Handles nothing for `ms` milliseconds.
@@ -263,10 +282,10 @@ fn a_remote_stop_returns_after_the_stopped_process_s_last_large_message() {
         });
         within("the talker to end", talker.exited()).await;
         // The answer is queued as the talker ends (on b's side, from a task of its own):
-        // give that task every chance to queue it before the gate opens.
-        let before = b.connected_nodes()[0].stats.queued_bytes;
+        // the gate opens once it is (b's queue held only the large message's place, of no
+        // size yet), or once the stop has returned without it.
         eventually("b to queue the stop's answer", || {
-            b.connected_nodes()[0].stats.queued_bytes > before || stop.is_finished()
+            b.connected_nodes()[0].stats.queued_bytes > 0 || stop.is_finished()
         })
         .await;
         GATES[GATE].open();
@@ -274,6 +293,100 @@ fn a_remote_stop_returns_after_the_stopped_process_s_last_large_message() {
         assert!(outcome.contains("Shutdown"), "{outcome}");
         let seen = seen(&caller, 2).await;
         assert_eq!(seen, [format!("large of {LARGE}"), outcome]);
+        a.shutdown();
+        b.shutdown();
+    });
+}
+
+#[test]
+fn a_reply_does_not_pass_its_servers_earlier_message_held_back_by_a_mailbox_limit() {
+    run_blocking(async {
+        const PAD: usize = 16 * 1024;
+        let config = |name: &str| {
+            cluster_config(name)
+                .heartbeat(Duration::from_millis(100), Duration::from_secs(20))
+                .mailbox_limit(2)
+        };
+        let a = Node::start(config("a")).await.unwrap();
+        let seed = a.local_node_id().unwrap().to_string();
+        let b = Node::start(config("b").seed(seed)).await.unwrap();
+        wait_connected(&a, 1).await;
+        wait_connected(&b, 1).await;
+        // A process of a stuck in a handler, past its mailbox limit with b's messages:
+        // a holds back what b sends its processes.
+        let stuck = a.spawn::<Caller>(()).await.unwrap();
+        stuck.pause(600_000).unwrap();
+        let stuck_from_b = b.server_ref::<Caller>(stuck.pid()).unwrap();
+        for _ in 0..3 {
+            stuck_from_b.note("fill".into()).unwrap();
+        }
+        eventually("a to hold b's messages back", || {
+            a.process_info(stuck.pid())
+                .is_some_and(|info| info.mailbox_len >= 2)
+        })
+        .await;
+        // The caller, on a, calls a talker on b, which casts the caller a note and then
+        // replies: both are read by a (their bytes counted), the note held back.
+        let caller = a.spawn::<Caller>(()).await.unwrap();
+        let talker = b.spawn::<Talker>(()).await.unwrap();
+        let before = a.connected_nodes()[0].stats.bytes_received;
+        let call = smol::spawn({
+            let (caller, talker) = (caller.clone(), talker.pid().clone());
+            async move { caller.call_then_note(talker, PAD).await }
+        });
+        eventually("a to read the note and the reply", || {
+            a.connected_nodes()[0].stats.bytes_received >= before + 2 * PAD as u64
+        })
+        .await;
+        // The stuck process goes: what was held back is handed on.
+        assert!(a.kill(stuck.pid()));
+        let outcome = within("the call", call).await.unwrap();
+        assert_eq!(outcome, format!("reply: Ok({PAD})"));
+        let seen = seen(&caller, 2).await;
+        let seen: Vec<String> = seen
+            .into_iter()
+            .map(|s| if s.starts_with('n') { "note".into() } else { s })
+            .collect();
+        assert_eq!(seen, ["note".to_owned(), outcome]);
+        a.shutdown();
+        b.shutdown();
+    });
+}
+
+#[test]
+fn a_process_past_its_mailbox_limit_still_gets_the_reply_to_its_call() {
+    run_blocking(async {
+        const GATE: usize = 3;
+        let config = |name: &str| {
+            cluster_config(name)
+                .heartbeat(Duration::from_millis(100), Duration::from_secs(20))
+                .mailbox_limit(2)
+        };
+        let a = Node::start(config("a")).await.unwrap();
+        let seed = a.local_node_id().unwrap().to_string();
+        let b = Node::start(config("b").seed(seed)).await.unwrap();
+        wait_connected(&a, 1).await;
+        wait_connected(&b, 1).await;
+        let talker = b.spawn::<Talker>(()).await.unwrap();
+        // A process of a, busy in a handler, gets past its mailbox limit with b's
+        // messages (a holds back what follows them, for it among others)...
+        let busy = a.spawn::<Caller>(()).await.unwrap();
+        busy.ping_when_open(GATE, talker.pid().clone()).unwrap();
+        let busy_from_b = b.server_ref::<Caller>(busy.pid()).unwrap();
+        for _ in 0..4 {
+            busy_from_b.note("fill".into()).unwrap();
+        }
+        eventually("a to hold b's messages back", || {
+            a.process_info(busy.pid())
+                .is_some_and(|info| info.mailbox_len >= 2)
+        })
+        .await;
+        // ...then calls a process of b: the reply reaches it, the messages withheld for it
+        // handed on first.
+        GATES[GATE].open();
+        let seen = seen(&busy, 5).await;
+        assert_eq!(seen[0], "ping: Ok(())");
+        assert_eq!(seen[1..], ["fill", "fill", "fill", "fill"]);
         a.shutdown();
         b.shutdown();
     });

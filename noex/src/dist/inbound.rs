@@ -506,7 +506,7 @@ impl Resolver {
 }
 
 /// The local process an address names.
-fn resolve(cluster: &Cluster, address: &Address) -> Option<Arc<dyn AnyProcess>> {
+pub(crate) fn resolve(cluster: &Cluster, address: &Address) -> Option<Arc<dyn AnyProcess>> {
     let node = cluster.node()?;
     match address {
         Address::Pid { serial } => node.table.get(*serial),

@@ -93,7 +93,7 @@ impl Peer {
 
 /// The key a connection's queue orders a process's messages by (see
 /// `server::run::current_sender`).
-fn sender_key(process: &dyn AnyProcess) -> usize {
+pub(crate) fn sender_key(process: &dyn AnyProcess) -> usize {
     process as *const dyn AnyProcess as *const () as usize
 }
 

@@ -44,9 +44,9 @@ pub(crate) type CallOutcome = Result<(RemoteOutcome, Payload<'static>), Connecti
 
 /// The calls waiting for their reply, by call id (ids are handed out in sequence by this
 /// node: hashed by one multiplication, see `SerialHasher`), with the scheduler thread of
-/// each caller.
+/// each caller and its process's key (see `run::current_sender`; 0 for none).
 type PendingCalls =
-    HashMap<u64, (slot::Sender<CallOutcome>, usize), BuildHasherDefault<SerialHasher>>;
+    HashMap<u64, (slot::Sender<CallOutcome>, usize, usize), BuildHasherDefault<SerialHasher>>;
 
 /// The connection carrying a call was lost before its reply arrived.
 #[derive(Debug)]
@@ -257,8 +257,9 @@ impl Peer {
         if self.is_closed() {
             tx.send(Err(ConnectionLost));
         } else {
+            let caller = crate::server::run::current_sender();
             self.pending()
-                .insert(id, (tx, executors::current_scheduler()));
+                .insert(id, (tx, executors::current_scheduler(), caller));
             // Closed meanwhile: make sure nobody waits for a reply that cannot come.
             if self.is_closed() {
                 self.fail_pending();
@@ -273,9 +274,14 @@ impl Peer {
         self.pending().remove(&id).is_some()
     }
 
+    /// The key of the process that made call `id` (0 for none), if it still waits.
+    pub(super) fn caller_of(&self, id: u64) -> Option<usize> {
+        self.pending().get(&id).map(|&(_, _, caller)| caller)
+    }
+
     /// Hands a reply to its caller; returns the caller's scheduler thread (0 if unknown).
     pub(super) fn answer(&self, id: u64, outcome: RemoteOutcome, payload: Payload<'_>) -> usize {
-        let Some((waiting, caller)) = self.pending().remove(&id) else {
+        let Some((waiting, caller, _)) = self.pending().remove(&id) else {
             return 0;
         };
         // The caller may have given up just now; the reply is then dropped.
@@ -284,7 +290,7 @@ impl Peer {
     }
 
     fn fail_pending(&self) {
-        let waiting: Vec<_> = self.pending().drain().map(|(_, (tx, _))| tx).collect();
+        let waiting: Vec<_> = self.pending().drain().map(|(_, (tx, ..))| tx).collect();
         for tx in waiting {
             tx.send(Err(ConnectionLost));
         }

@@ -429,8 +429,9 @@ impl Reading {
     /// before it are handled before the connection ends). Every other frame is handled at
     /// once: those that keep the connection going (heartbeats, acknowledgements of this
     /// node's fragments: the replies cannot drain without those), and those that fill no
-    /// mailbox — replies to this node's calls and spawns, signals that act on a process at
-    /// once as they would locally (a kill, a stop, an exit signal not trapped, links and
+    /// mailbox — replies to this node's calls (after the messages withheld for their
+    /// caller: see [`before_reply`](Self::before_reply)) and spawns, signals that act on
+    /// a process at once as they would locally (a kill, a stop, an exit signal not trapped, links and
     /// monitors: see [`Cluster::acts_at_once`]), spawn requests, the global registry's
     /// messages. A process stuck behind its messages can then still be killed or stopped
     /// from the node holding them, and that node's replies and registry traffic do not
@@ -446,10 +447,10 @@ impl Reading {
             | WireMessage::Fragment { .. }
             | WireMessage::Goodbye => true,
             WireMessage::Signal(signal) => !cluster.acts_at_once(signal),
+            WireMessage::Reply { id, .. } => !self.before_reply(cluster, *id)?,
             // Named one by one, so that a new kind of frame is placed here on purpose.
             WireMessage::Heartbeat { .. }
             | WireMessage::FragmentAck { .. }
-            | WireMessage::Reply { .. }
             | WireMessage::Stop(_)
             | WireMessage::Spawn(_)
             | WireMessage::SpawnReply { .. }
@@ -469,8 +470,37 @@ impl Reading {
         if !self.withheld.has_room(frame.len(), self.peer.queue.limit()) {
             return Ok(Handled::Later(Wait::Replies));
         }
-        self.withheld.push(frame);
+        let target = withheld::target(cluster, &self.peer, &message);
+        self.withheld.push(frame, target);
         Ok(Handled::Done)
+    }
+
+    /// Hands on, before the reply to call `id`, the withheld messages for its caller: they
+    /// may come from the replying process, and a reply does not pass what its sender sent
+    /// before (the caller would see them after the call returned). Those for other
+    /// processes stay withheld. Whom a piece of a large message is for is not known: with
+    /// one withheld, every message before the reply goes first. `false` if that cannot be
+    /// done now (such a piece waits for reassembly room): the reply is withheld behind.
+    #[cold]
+    fn before_reply(&mut self, cluster: &Arc<Cluster>, id: u64) -> Result<bool, Ended> {
+        let caller = self.peer.caller_of(id).unwrap_or(0);
+        if !self.withheld.may_hold_for(caller) {
+            return Ok(true);
+        }
+        if self.withheld.holds_unknown() {
+            while let Some((frame, target)) = self.withheld.pop() {
+                if let Handled::Later(_) = self.frame(cluster, &frame)? {
+                    self.withheld.put_back(frame, target);
+                    return Ok(false);
+                }
+            }
+            return Ok(true);
+        }
+        // (No piece of a large message among them: each is handled, none waits.)
+        for frame in self.withheld.take_for(caller) {
+            self.frame(cluster, &frame)?;
+        }
+        Ok(true)
     }
 
     /// Handles the withheld messages, in order, until none is left or the replies are
@@ -478,13 +508,13 @@ impl Reading {
     async fn release_withheld(&mut self, cluster: &Weak<Cluster>) -> Result<(), Ended> {
         let mut since_yield = 0;
         while !self.peer.queue.holding_back() {
-            let Some(frame) = self.withheld.pop() else {
+            let Some((frame, target)) = self.withheld.pop() else {
                 break;
             };
             let cluster_now = cluster.upgrade().ok_or(Ended::Gone)?;
             if let Handled::Later(wait) = self.frame(&cluster_now, &frame)? {
                 drop(cluster_now);
-                self.withheld.put_back(frame);
+                self.withheld.put_back(frame, target);
                 self.wait(wait).await;
             }
             since_yield += 1;
@@ -499,7 +529,7 @@ impl Reading {
     /// Handles every withheld message, bound or not, once the connection has ended. (A
     /// message that would wait for reassembly room is lost with the connection.)
     fn flush_withheld(&mut self, cluster: &Arc<Cluster>) -> Result<(), Ended> {
-        while let Some(frame) = self.withheld.pop() {
+        while let Some((frame, _)) = self.withheld.pop() {
             self.frame(cluster, &frame)?;
         }
         Ok(())
