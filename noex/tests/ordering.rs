@@ -13,7 +13,7 @@ use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
 use common::{cluster_config, eventually, run_blocking, wait_connected, within};
-use noex::{behavior, Ctx, ExitReason, Node, Pid};
+use noex::{behavior, Ctx, ExitReason, Info, MonitorRef, Node, Pid};
 use serde::ser::SerializeTuple;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -155,6 +155,18 @@ impl Caller {
         self.seen.push(format!("ping: {pinged:?}"));
     }
 
+    #[call]
+    fn monitor(&mut self, pid: Pid, ctx: &mut Ctx<Self>) -> MonitorRef {
+        ctx.monitor(&pid)
+    }
+
+    #[info]
+    fn info(&mut self, info: Info<()>) {
+        if let Info::Down { reason, .. } = info {
+            self.seen.push(format!("down: {reason:?}"));
+        }
+    }
+
     /// Handles nothing for `ms` milliseconds.
     #[cast]
     async fn pause(&mut self, ms: u64) {
@@ -185,6 +197,14 @@ impl Talker {
 
     #[call]
     fn ping(&self) {}
+
+    /// Casts `to` a note (if its node is connected).
+    #[cast]
+    fn note_to(&mut self, to: Pid, note: String, ctx: &mut Ctx<Self>) {
+        if let Ok(to) = ctx.node().server_ref::<Caller>(&to) {
+            let _ = to.note(note);
+        }
+    }
 
     /// Casts `to` a note of `pad` bytes, then replies with as many.
     #[call]
@@ -387,6 +407,79 @@ fn a_process_past_its_mailbox_limit_still_gets_the_reply_to_its_call() {
         let seen = seen(&busy, 5).await;
         assert_eq!(seen[0], "ping: Ok(())");
         assert_eq!(seen[1..], ["fill", "fill", "fill", "fill"]);
+        a.shutdown();
+        b.shutdown();
+    });
+}
+
+#[test]
+fn messages_held_back_when_the_connection_is_lost_never_arrive_after_the_down() {
+    run_blocking(async {
+        const PAD: usize = 16 * 1024;
+        let config = |name: &str| {
+            cluster_config(name)
+                .heartbeat(Duration::from_millis(100), Duration::from_secs(20))
+                .mailbox_limit(2)
+        };
+        let a = Node::start(config("a")).await.unwrap();
+        let seed = a.local_node_id().unwrap().to_string();
+        let b = Node::start(config("b").seed(seed)).await.unwrap();
+        wait_connected(&a, 1).await;
+        wait_connected(&b, 1).await;
+        let b_id = b.local_node_id().unwrap().clone();
+        // a holds back what b sends its processes (one of them is stuck past its limit).
+        let stuck = a.spawn::<Caller>(()).await.unwrap();
+        stuck.pause(600_000).unwrap();
+        let stuck_from_b = b.server_ref::<Caller>(stuck.pid()).unwrap();
+        for _ in 0..3 {
+            stuck_from_b.note("fill".into()).unwrap();
+        }
+        eventually("a to hold b's messages back", || {
+            a.process_info(stuck.pid())
+                .is_some_and(|info| info.mailbox_len >= 2)
+        })
+        .await;
+        // A watcher on a monitors a talker on b, which sends it a note: read by a and
+        // held back.
+        let watcher = a.spawn::<Caller>(()).await.unwrap();
+        let talker = b.spawn::<Talker>(()).await.unwrap();
+        watcher.monitor(talker.pid().clone()).await.unwrap();
+        let before = a.connected_nodes()[0].stats.bytes_received;
+        talker
+            .note_to(watcher.pid().clone(), "n".repeat(PAD))
+            .unwrap();
+        eventually("a to read the note", || {
+            a.connected_nodes()[0].stats.bytes_received >= before + PAD as u64
+        })
+        .await;
+        // The connection is lost: the watcher's monitor fires NoConnection.
+        assert!(a.faults().disconnect(&b_id));
+        seen(&watcher, 1).await;
+        // The nodes reconnect; a note sent over the new connection arrives.
+        wait_connected(&a, 1).await;
+        wait_connected(&b, 1).await;
+        let after = within("a note over the new connection", async {
+            loop {
+                let seen = watcher.seen().await.unwrap();
+                if seen.iter().any(|s| s == "after") {
+                    return seen;
+                }
+                let _ = talker.note_to(watcher.pid().clone(), "after".into());
+                smol::Timer::after(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        let seen: Vec<String> = after
+            .into_iter()
+            .filter(|s| s != "after")
+            .map(|s| if s.starts_with('n') { "note".into() } else { s })
+            .collect();
+        // The note came before the Down, or not at all (lost with its connection).
+        let down = "down: NoConnection".to_owned();
+        assert!(
+            seen == [down.clone()] || seen == ["note".to_owned(), down],
+            "{seen:?}"
+        );
         a.shutdown();
         b.shutdown();
     });

@@ -231,7 +231,7 @@ async fn read_until_moved(
                         // The frame stays where it is, to be taken once the reader may go on.
                         Handled::Later(wait) => {
                             drop(cluster_now);
-                            reading.wait(wait).await;
+                            reading.wait(wait).await?;
                             continue;
                         }
                     }
@@ -278,7 +278,7 @@ async fn read_until_moved(
                             continue;
                         }
                         InPlaceStart::Later(wait) => {
-                            reading.wait(wait).await;
+                            reading.wait(wait).await?;
                             continue;
                         }
                         InPlaceStart::No => {}
@@ -314,7 +314,7 @@ async fn read_until_moved(
                     Handled::Done => (1, incoming.clear()),
                     Handled::Later(wait) => {
                         drop(cluster_now);
-                        reading.wait(wait).await;
+                        reading.wait(wait).await?;
                         continue;
                     }
                 }
@@ -475,39 +475,12 @@ impl Reading {
         Ok(Handled::Done)
     }
 
-    /// Hands on, before the reply to call `id`, the withheld messages for its caller: they
-    /// may come from the replying process, and a reply does not pass what its sender sent
-    /// before (the caller would see them after the call returned). Those for other
-    /// processes stay withheld. Whom a piece of a large message is for is not known: with
-    /// one withheld, every message before the reply goes first. `false` if that cannot be
-    /// done now (such a piece waits for reassembly room): the reply is withheld behind.
-    #[cold]
-    fn before_reply(&mut self, cluster: &Arc<Cluster>, id: u64) -> Result<bool, Ended> {
-        let caller = self.peer.caller_of(id).unwrap_or(0);
-        if !self.withheld.may_hold_for(caller) {
-            return Ok(true);
-        }
-        if self.withheld.holds_unknown() {
-            while let Some((frame, target)) = self.withheld.pop() {
-                if let Handled::Later(_) = self.frame(cluster, &frame)? {
-                    self.withheld.put_back(frame, target);
-                    return Ok(false);
-                }
-            }
-            return Ok(true);
-        }
-        // (No piece of a large message among them: each is handled, none waits.)
-        for frame in self.withheld.take_for(caller) {
-            self.frame(cluster, &frame)?;
-        }
-        Ok(true)
-    }
-
     /// Handles the withheld messages, in order, until none is left or the replies are
     /// over the bound again.
     async fn release_withheld(&mut self, cluster: &Weak<Cluster>) -> Result<(), Ended> {
         let mut since_yield = 0;
         while !self.peer.queue.holding_back() {
+            self.lost()?;
             let Some((frame, target)) = self.withheld.pop() else {
                 break;
             };
@@ -515,7 +488,7 @@ impl Reading {
             if let Handled::Later(wait) = self.frame(&cluster_now, &frame)? {
                 drop(cluster_now);
                 self.withheld.put_back(frame, target);
-                self.wait(wait).await;
+                self.wait(wait).await?;
             }
             since_yield += 1;
             if since_yield == YIELD_FRAMES {
@@ -529,6 +502,7 @@ impl Reading {
     /// Handles every withheld message, bound or not, once the connection has ended. (A
     /// message that would wait for reassembly room is lost with the connection.)
     fn flush_withheld(&mut self, cluster: &Arc<Cluster>) -> Result<(), Ended> {
+        self.lost()?;
         while let Some((frame, _)) = self.withheld.pop() {
             self.frame(cluster, &frame)?;
         }
@@ -550,7 +524,8 @@ impl Reading {
     /// Reads nothing more until `wait` is over: until the node has room for a message
     /// of that size (reserved then for the message the next frame begins), or until the
     /// replies queued for the peer are under the bound.
-    async fn wait(&mut self, wait: Wait) {
+    /// `Err` if the connection was closed meanwhile (see [`Reading::lost`]).
+    async fn wait(&mut self, wait: Wait) -> Result<(), Ended> {
         self.unreported.report(&self.peer.counters);
         match wait {
             Wait::Room(size) => {
@@ -563,6 +538,19 @@ impl Reading {
             }
         }
         self.peer.set_pause(Pause::Reading);
+        self.lost()
+    }
+
+    /// `Err` if this node has closed the connection (lost, replaced, the node stopping):
+    /// its loss is reported already — monitors of the peer's processes have fired
+    /// `NoConnection` — so nothing read on it and not yet handed on (withheld) may reach
+    /// a process any more, after its `Down`. (A peer that hangs up is another matter: what
+    /// it sent before is handed on before its loss is reported, see [`read`].)
+    fn lost(&self) -> Result<(), Ended> {
+        match self.peer.is_closed() {
+            true => Err(Ended::Gone),
+            false => Ok(()),
+        }
     }
 
     #[inline]

@@ -2,12 +2,14 @@
 //! replies.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
 use super::super::cluster::Cluster;
 use super::super::inbound;
 use super::super::monitor::{sender_key, Watcher};
 use super::super::peer::Peer;
 use super::super::wire::{RemoteSignal, WireMessage};
+use super::{Ended, Handled, Reading};
 use crate::MonitorRef;
 
 /// Whom a withheld frame is for.
@@ -137,5 +139,36 @@ impl Withheld {
         self.for_process.remove(&key);
         self.bytes -= taken.iter().map(Vec::len).sum::<usize>();
         taken
+    }
+}
+
+impl Reading {
+    /// Hands on, before the reply to call `id`, the withheld messages for its caller: they
+    /// may come from the replying process, and a reply does not pass what its sender sent
+    /// before (the caller would see them after the call returned). Those for other
+    /// processes stay withheld. Whom a piece of a large message is for is not known: with
+    /// one withheld, every message before the reply goes first. `false` if that cannot be
+    /// done now (such a piece waits for reassembly room): the reply is withheld behind.
+    #[cold]
+    pub(super) fn before_reply(&mut self, cluster: &Arc<Cluster>, id: u64) -> Result<bool, Ended> {
+        let caller = self.peer.caller_of(id).unwrap_or(0);
+        if !self.withheld.may_hold_for(caller) {
+            return Ok(true);
+        }
+        self.lost()?;
+        if self.withheld.holds_unknown() {
+            while let Some((frame, target)) = self.withheld.pop() {
+                if let Handled::Later(_) = self.frame(cluster, &frame)? {
+                    self.withheld.put_back(frame, target);
+                    return Ok(false);
+                }
+            }
+            return Ok(true);
+        }
+        // (No piece of a large message among them: each is handled, none waits.)
+        for frame in self.withheld.take_for(caller) {
+            self.frame(cluster, &frame)?;
+        }
+        Ok(true)
     }
 }
