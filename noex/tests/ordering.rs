@@ -128,6 +128,23 @@ impl Caller {
         outcome
     }
 
+    /// Calls `target`, which casts this process a long note before it replies, and then
+    /// casts itself a note of the reply.
+    #[call]
+    async fn call_long_then_note(
+        &mut self,
+        target: Pid,
+        len: usize,
+        ctx: &mut Ctx<Self>,
+    ) -> String {
+        let me = ctx.server_ref();
+        let talker = ctx.node().server_ref::<Talker>(&target).unwrap();
+        let reply = talker.long_note_then_reply(me.pid().clone(), len).await;
+        let outcome = format!("reply: {reply:?}");
+        me.note(outcome.clone()).unwrap();
+        outcome
+    }
+
     /// Calls `target`, which casts this process a note before it replies, and then
     /// casts itself a note of the reply.
     #[call]
@@ -204,6 +221,15 @@ impl Talker {
         if let Ok(to) = ctx.node().server_ref::<Caller>(&to) {
             let _ = to.note(note);
         }
+    }
+
+    /// Casts `to` a note of `len` bytes (sent in fragments if large), then replies with
+    /// a short text.
+    #[call]
+    fn long_note_then_reply(&mut self, to: Pid, len: usize, ctx: &mut Ctx<Self>) -> String {
+        let to = ctx.node().server_ref::<Caller>(&to).unwrap();
+        to.note("n".repeat(len)).unwrap();
+        "ok".into()
     }
 
     /// Casts `to` a note of `pad` bytes, then replies with as many.
@@ -480,6 +506,61 @@ fn messages_held_back_when_the_connection_is_lost_never_arrive_after_the_down() 
             seen == [down.clone()] || seen == ["note".to_owned(), down],
             "{seen:?}"
         );
+        a.shutdown();
+        b.shutdown();
+    });
+}
+
+#[test]
+fn a_reply_does_not_pass_a_large_message_held_back_before_it() {
+    run_blocking(async {
+        // Sent in three fragments, within the window of fragments in flight: all read.
+        const LONG: usize = 150 * 1024;
+        let config = |name: &str| {
+            cluster_config(name)
+                .heartbeat(Duration::from_millis(100), Duration::from_secs(20))
+                .mailbox_limit(2)
+        };
+        let a = Node::start(config("a")).await.unwrap();
+        let seed = a.local_node_id().unwrap().to_string();
+        let b = Node::start(config("b").seed(seed)).await.unwrap();
+        wait_connected(&a, 1).await;
+        wait_connected(&b, 1).await;
+        let stuck = a.spawn::<Caller>(()).await.unwrap();
+        stuck.pause(600_000).unwrap();
+        let stuck_from_b = b.server_ref::<Caller>(stuck.pid()).unwrap();
+        for _ in 0..3 {
+            stuck_from_b.note("fill".into()).unwrap();
+        }
+        eventually("a to hold b's messages back", || {
+            a.process_info(stuck.pid())
+                .is_some_and(|info| info.mailbox_len >= 2)
+        })
+        .await;
+        // The talker's long note to the caller is held back in pieces (whom it is for is
+        // not known until it is whole); its reply must not pass it.
+        let caller = a.spawn::<Caller>(()).await.unwrap();
+        let talker = b.spawn::<Talker>(()).await.unwrap();
+        let outcome = within(
+            "the call",
+            caller.call_long_then_note(talker.pid().clone(), LONG),
+        )
+        .await
+        .unwrap();
+        assert_eq!(outcome, "reply: Ok(\"ok\")");
+        let seen: Vec<String> = seen(&caller, 2)
+            .await
+            .into_iter()
+            .map(|s| {
+                if s.starts_with('n') {
+                    format!("note of {}", s.len())
+                } else {
+                    s
+                }
+            })
+            .collect();
+        assert_eq!(seen, [format!("note of {LONG}"), outcome]);
+        assert!(a.kill(stuck.pid()));
         a.shutdown();
         b.shutdown();
     });
