@@ -277,7 +277,9 @@ impl ClusterConfig {
     /// other nodes instead of growing its mailbox without bound.
     ///
     /// What fills no mailbox is not held back with the messages: heartbeats (the peer is
-    /// not declared down meanwhile), the replies to this node's calls and spawns, the
+    /// not declared down meanwhile), the replies to this node's calls (each after the
+    /// messages held back for its caller, which are handed on first: a reply never passes
+    /// what its server sent before it) and spawns, the
     /// global registry's traffic, and the signals that act on a process at once rather
     /// than through its mailbox, as they would locally — a kill, a stop, an exit signal
     /// the process does not trap, links and monitors — so that a process stuck behind its
@@ -287,7 +289,8 @@ impl ClusterConfig {
     /// as heard from meanwhile — its heartbeats wait there too — so a peer lost while a
     /// process holds its connection back is noticed once the process is under the limit
     /// again, within the heartbeat timeout; a process that never drains its mailbox keeps
-    /// the loss unnoticed: kill it, and the loss is seen.)
+    /// the loss unnoticed: kill it, and the loss is seen. Messages held back when this
+    /// node drops the connection are lost with it.)
     ///
     /// Messages from this node's own processes are not limited (a mailbox is unbounded).
     /// The price of holding a connection back is that the peer's other messages wait too.
