@@ -253,8 +253,18 @@ impl Talker {
 
 /// Two connected nodes whose heartbeats do not time out while a test holds a queue.
 async fn pair() -> (Node, Node) {
+    pair_limited(None).await
+}
+
+/// [`pair`], with a mailbox limit if one is given.
+async fn pair_limited(limit: Option<usize>) -> (Node, Node) {
     let config = |name: &str| {
-        cluster_config(name).heartbeat(Duration::from_millis(100), Duration::from_secs(20))
+        let config =
+            cluster_config(name).heartbeat(Duration::from_millis(100), Duration::from_secs(20));
+        match limit {
+            Some(limit) => config.mailbox_limit(limit),
+            None => config,
+        }
     };
     let a = Node::start(config("a")).await.unwrap();
     let seed = a.local_node_id().unwrap().to_string();
@@ -262,6 +272,23 @@ async fn pair() -> (Node, Node) {
     wait_connected(&a, 1).await;
     wait_connected(&b, 1).await;
     (a, b)
+}
+
+/// A process of `a` stuck in a handler, past its mailbox limit (2) with `b`'s messages:
+/// `a` holds back what `b` sends its processes.
+async fn stuck_past_its_limit(a: &Node, b: &Node) -> noex::ServerRef<Caller> {
+    let stuck = a.spawn::<Caller>(()).await.unwrap();
+    stuck.pause(600_000).unwrap();
+    let stuck_from_b = b.server_ref::<Caller>(stuck.pid()).unwrap();
+    for _ in 0..3 {
+        stuck_from_b.note("fill".into()).unwrap();
+    }
+    eventually("a to hold b's messages back", || {
+        a.process_info(stuck.pid())
+            .is_some_and(|info| info.mailbox_len >= 2)
+    })
+    .await;
+    stuck
 }
 
 /// Messages `node` has received from its one peer.
@@ -348,29 +375,9 @@ fn a_remote_stop_returns_after_the_stopped_process_s_last_large_message() {
 fn a_reply_does_not_pass_its_servers_earlier_message_held_back_by_a_mailbox_limit() {
     run_blocking(async {
         const PAD: usize = 16 * 1024;
-        let config = |name: &str| {
-            cluster_config(name)
-                .heartbeat(Duration::from_millis(100), Duration::from_secs(20))
-                .mailbox_limit(2)
-        };
-        let a = Node::start(config("a")).await.unwrap();
-        let seed = a.local_node_id().unwrap().to_string();
-        let b = Node::start(config("b").seed(seed)).await.unwrap();
-        wait_connected(&a, 1).await;
-        wait_connected(&b, 1).await;
-        // A process of a stuck in a handler, past its mailbox limit with b's messages:
-        // a holds back what b sends its processes.
-        let stuck = a.spawn::<Caller>(()).await.unwrap();
-        stuck.pause(600_000).unwrap();
-        let stuck_from_b = b.server_ref::<Caller>(stuck.pid()).unwrap();
-        for _ in 0..3 {
-            stuck_from_b.note("fill".into()).unwrap();
-        }
-        eventually("a to hold b's messages back", || {
-            a.process_info(stuck.pid())
-                .is_some_and(|info| info.mailbox_len >= 2)
-        })
-        .await;
+        let (a, b) = pair_limited(Some(2)).await;
+        // A process of a stuck past its limit: a holds back what b sends its processes.
+        let stuck = stuck_past_its_limit(&a, &b).await;
         // The caller, on a, calls a talker on b, which casts the caller a note and then
         // replies: both are read by a (their bytes counted), the note held back.
         let caller = a.spawn::<Caller>(()).await.unwrap();
@@ -403,16 +410,7 @@ fn a_reply_does_not_pass_its_servers_earlier_message_held_back_by_a_mailbox_limi
 fn a_process_past_its_mailbox_limit_still_gets_the_reply_to_its_call() {
     run_blocking(async {
         const GATE: usize = 3;
-        let config = |name: &str| {
-            cluster_config(name)
-                .heartbeat(Duration::from_millis(100), Duration::from_secs(20))
-                .mailbox_limit(2)
-        };
-        let a = Node::start(config("a")).await.unwrap();
-        let seed = a.local_node_id().unwrap().to_string();
-        let b = Node::start(config("b").seed(seed)).await.unwrap();
-        wait_connected(&a, 1).await;
-        wait_connected(&b, 1).await;
+        let (a, b) = pair_limited(Some(2)).await;
         let talker = b.spawn::<Talker>(()).await.unwrap();
         // A process of a, busy in a handler, gets past its mailbox limit with b's
         // messages (a holds back what follows them, for it among others)...
@@ -442,29 +440,10 @@ fn a_process_past_its_mailbox_limit_still_gets_the_reply_to_its_call() {
 fn messages_held_back_when_the_connection_is_lost_never_arrive_after_the_down() {
     run_blocking(async {
         const PAD: usize = 16 * 1024;
-        let config = |name: &str| {
-            cluster_config(name)
-                .heartbeat(Duration::from_millis(100), Duration::from_secs(20))
-                .mailbox_limit(2)
-        };
-        let a = Node::start(config("a")).await.unwrap();
-        let seed = a.local_node_id().unwrap().to_string();
-        let b = Node::start(config("b").seed(seed)).await.unwrap();
-        wait_connected(&a, 1).await;
-        wait_connected(&b, 1).await;
+        let (a, b) = pair_limited(Some(2)).await;
         let b_id = b.local_node_id().unwrap().clone();
-        // a holds back what b sends its processes (one of them is stuck past its limit).
-        let stuck = a.spawn::<Caller>(()).await.unwrap();
-        stuck.pause(600_000).unwrap();
-        let stuck_from_b = b.server_ref::<Caller>(stuck.pid()).unwrap();
-        for _ in 0..3 {
-            stuck_from_b.note("fill".into()).unwrap();
-        }
-        eventually("a to hold b's messages back", || {
-            a.process_info(stuck.pid())
-                .is_some_and(|info| info.mailbox_len >= 2)
-        })
-        .await;
+        // A process of a stuck past its limit: a holds back what b sends its processes.
+        stuck_past_its_limit(&a, &b).await;
         // A watcher on a monitors a talker on b, which sends it a note: read by a and
         // held back.
         let watcher = a.spawn::<Caller>(()).await.unwrap();
@@ -516,27 +495,9 @@ fn a_reply_does_not_pass_a_large_message_held_back_before_it() {
     run_blocking(async {
         // Sent in three fragments, within the window of fragments in flight: all read.
         const LONG: usize = 150 * 1024;
-        let config = |name: &str| {
-            cluster_config(name)
-                .heartbeat(Duration::from_millis(100), Duration::from_secs(20))
-                .mailbox_limit(2)
-        };
-        let a = Node::start(config("a")).await.unwrap();
-        let seed = a.local_node_id().unwrap().to_string();
-        let b = Node::start(config("b").seed(seed)).await.unwrap();
-        wait_connected(&a, 1).await;
-        wait_connected(&b, 1).await;
-        let stuck = a.spawn::<Caller>(()).await.unwrap();
-        stuck.pause(600_000).unwrap();
-        let stuck_from_b = b.server_ref::<Caller>(stuck.pid()).unwrap();
-        for _ in 0..3 {
-            stuck_from_b.note("fill".into()).unwrap();
-        }
-        eventually("a to hold b's messages back", || {
-            a.process_info(stuck.pid())
-                .is_some_and(|info| info.mailbox_len >= 2)
-        })
-        .await;
+        let (a, b) = pair_limited(Some(2)).await;
+        // A process of a stuck past its limit: a holds back what b sends its processes.
+        let stuck = stuck_past_its_limit(&a, &b).await;
         // The talker's long note to the caller is held back in pieces (whom it is for is
         // not known until it is whole); its reply must not pass it.
         let caller = a.spawn::<Caller>(()).await.unwrap();
