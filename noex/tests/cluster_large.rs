@@ -3,51 +3,13 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
+use common::gate::{Gate, GATE_LIMIT};
 use common::{cluster_config, run_blocking, wait_connected, within};
 use noex::{behavior, Node, ServerRef};
 use serde::ser::SerializeTuple;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-/// Closed until a test opens it: an encoding that reaches it waits (at most
-/// [`GATE_LIMIT`], so that a failing test ends).
-struct Gate {
-    open: Mutex<bool>,
-    opened: Condvar,
-    /// Set once an encoding has reached the gate.
-    reached: AtomicBool,
-}
-
-impl Gate {
-    const fn new() -> Gate {
-        Gate {
-            open: Mutex::new(false),
-            opened: Condvar::new(),
-            reached: AtomicBool::new(false),
-        }
-    }
-
-    fn reached(&self) -> bool {
-        self.reached.load(Ordering::SeqCst)
-    }
-
-    fn open(&self) {
-        *self.open.lock().unwrap() = true;
-        self.opened.notify_all();
-    }
-
-    fn wait(&self) {
-        self.reached.store(true, Ordering::SeqCst);
-        let open = self.open.lock().unwrap();
-        let _open = self
-            .opened
-            .wait_timeout_while(open, GATE_LIMIT, |open| !*open)
-            .unwrap();
-    }
-}
 
 /// The gates of [`Gated`] values: [`CAST`]'s and [`REPLY`]'s.
 static GATES: [Gate; 2] = [Gate::new(), Gate::new()];
@@ -55,8 +17,6 @@ static GATES: [Gate; 2] = [Gate::new(), Gate::new()];
 const CAST: usize = 0;
 /// The gate a gated reply's encoding waits for.
 const REPLY: usize = 1;
-
-const GATE_LIMIT: Duration = Duration::from_secs(20);
 
 /// A large message whose encoding, once its bytes are written, waits for gate `G`: an
 /// encoding that outgrows the sender's thread's budget stops before it reaches the gate

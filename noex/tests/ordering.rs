@@ -8,59 +8,16 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
+use common::gate::Gate;
 use common::{cluster_config, eventually, run_blocking, wait_connected, within};
 use noex::{behavior, Ctx, ExitReason, Info, MonitorRef, Node, Pid};
 use serde::ser::SerializeTuple;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// Closed until a test opens it: an encoding that reaches it waits (at most
-/// [`GATE_LIMIT`], so that a failing test ends).
-struct Gate {
-    open: Mutex<bool>,
-    opened: Condvar,
-    reached: AtomicBool,
-}
-
-impl Gate {
-    const fn new() -> Gate {
-        Gate {
-            open: Mutex::new(false),
-            opened: Condvar::new(),
-            reached: AtomicBool::new(false),
-        }
-    }
-
-    fn reached(&self) -> bool {
-        self.reached.load(Ordering::SeqCst)
-    }
-
-    fn open(&self) {
-        *self.open.lock().unwrap() = true;
-        self.opened.notify_all();
-    }
-
-    fn is_open(&self) -> bool {
-        *self.open.lock().unwrap()
-    }
-
-    fn wait(&self) {
-        self.reached.store(true, Ordering::SeqCst);
-        let open = self.open.lock().unwrap();
-        let _open = self
-            .opened
-            .wait_timeout_while(open, GATE_LIMIT, |open| !*open)
-            .unwrap();
-    }
-}
-
 /// One gate per test (the tests of this file run in parallel).
 static GATES: [Gate; 4] = [Gate::new(), Gate::new(), Gate::new(), Gate::new()];
-
-const GATE_LIMIT: Duration = Duration::from_secs(10);
 
 /// A large message whose encoding, once its bytes are written, waits for the gate named
 /// by its second field: it keeps a place in its sender's queue until the gate opens.

@@ -2,6 +2,7 @@
 //! `Probe`, a process that does what the test tells it and reports everything it sees.
 #![allow(dead_code)]
 
+pub mod gate;
 pub mod raw;
 
 use std::future::Future;
