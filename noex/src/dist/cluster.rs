@@ -259,6 +259,18 @@ impl Cluster {
                 peer.close();
                 return false;
             }
+            // An earlier incarnation than the one connected is alive after all: two nodes
+            // claim one id (see `admit`). The one connected stays.
+            let earlier = state.peers.get(&key).is_some_and(|existing| {
+                existing.incarnation != peer.incarnation
+                    && self.incarnations.seen(&key, peer.incarnation)
+            });
+            if earlier {
+                drop(state);
+                tracing::warn!(node = %peer.id, "dropped a connection to an earlier incarnation of a connected node (two live nodes claim its id)");
+                peer.close();
+                return false;
+            }
             self.incarnations.record(&key, peer.incarnation);
             if !peer.hidden {
                 state.known.insert(key.clone());

@@ -78,6 +78,9 @@ pub enum RefusedReason {
     Tls(String),
     /// The peer does not follow the handshake protocol; the text says how.
     Protocol(String),
+    /// Another node with the same id (a later incarnation, as far as the refusing node
+    /// can tell) is connected to the refusing node: two live nodes claim one id.
+    IdInUse,
 }
 
 impl std::fmt::Display for RefusedReason {
@@ -116,6 +119,7 @@ impl std::fmt::Display for RefusedReason {
             RefusedReason::BadCertificate(text) => write!(f, "bad certificate: {text}"),
             RefusedReason::Tls(text) => write!(f, "TLS: {text}"),
             RefusedReason::Protocol(text) => write!(f, "protocol: {text}"),
+            RefusedReason::IdInUse => f.write_str("another node with this id is connected"),
         }
     }
 }
@@ -244,6 +248,7 @@ pub(crate) fn classify(error: &HandshakeError) -> Option<(RefusedReason, bool)> 
         }),
         Refusal::Authentication => Some(RefusedReason::Secret),
         Refusal::DuplicateNode => Some(RefusedReason::DuplicateNode),
+        Refusal::IdInUse => Some(RefusedReason::IdInUse),
         Refusal::Protocol => Some(RefusedReason::Protocol(refusal.to_string())),
         Refusal::CertificateName {
             expected,

@@ -397,6 +397,10 @@ pub(crate) enum Refusal {
         /// The names the certificate is valid for.
         presented: Vec<String>,
     },
+    /// Another live incarnation of the connecting node's id is connected to the refusing
+    /// node (two nodes claim one id), and the connecting one is an earlier one.
+    #[error("another node with this id is connected")]
+    IdInUse,
 }
 
 /// Which process of the receiving node a message is for.

@@ -104,6 +104,7 @@ pub enum Refusal {
         expected: String,
         presented: Vec<String>,
     },
+    IdInUse,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,0 +1,80 @@
+//! Membership under churn: two live nodes with one id, seeds lost for long, restarts.
+
+mod common;
+
+use common::{cluster_config, next_event, run_blocking, wait_connected, within};
+use noex::{ClusterEvent, Node, NodeId, RefusedReason};
+
+fn id(node: &Node) -> NodeId {
+    node.local_node_id().unwrap().clone()
+}
+
+/// Waits for the first `Refused` event among `events`, returning (inbound, by_peer,
+/// reason); other events are returned in `others`.
+async fn refused(
+    events: &noex::ClusterEvents,
+    others: &mut Vec<ClusterEvent>,
+) -> (bool, bool, RefusedReason) {
+    loop {
+        match next_event(events).await {
+            ClusterEvent::Refused {
+                inbound,
+                by_peer,
+                reason,
+                ..
+            } => return (inbound, by_peer, reason),
+            other => others.push(other),
+        }
+    }
+}
+
+#[test]
+fn a_second_live_node_with_the_same_id_is_refused_rather_than_flapping() {
+    run_blocking(async {
+        let s = Node::start(cluster_config("s")).await.unwrap();
+        let seed = id(&s).to_string();
+        let x1 = Node::start(cluster_config("x").seed(seed.clone()))
+            .await
+            .unwrap();
+        wait_connected(&s, 1).await;
+        let s_events = s.cluster_events();
+        let x1_events = x1.cluster_events();
+
+        // A second node claims x1's id: bound elsewhere, advertising x1's address.
+        let port = id(&x1).port();
+        let bind = format!("127.0.0.2:{port}").parse().unwrap();
+        let x2 = Node::start(
+            cluster_config("x")
+                .bind(bind)
+                .advertise_host("127.0.0.1")
+                .seed(seed),
+        )
+        .await
+        .unwrap();
+        assert_eq!(id(&x2), id(&x1));
+
+        // s takes x2 for x1 restarted; x1, still alive, comes back and is refused (it
+        // used to replace x2, which came back and replaced it, and so on for ever).
+        let mut seen = Vec::new();
+        assert_eq!(
+            within("s to refuse the clash", refused(&s_events, &mut seen)).await,
+            (true, false, RefusedReason::IdInUse)
+        );
+        let ups = seen
+            .iter()
+            .filter(|e| matches!(e, ClusterEvent::NodeUp { .. }))
+            .count();
+        assert_eq!(ups, 1, "s saw {seen:?}");
+        let mut x1_seen = Vec::new();
+        assert_eq!(
+            within("x1 to be told", refused(&x1_events, &mut x1_seen)).await,
+            (false, true, RefusedReason::IdInUse)
+        );
+        let connected = s.connected_nodes();
+        assert_eq!(connected.len(), 1);
+        assert_eq!(connected[0].incarnation, x2.incarnation());
+        s.shutdown();
+        x1.shutdown();
+        x2.shutdown();
+    });
+}
