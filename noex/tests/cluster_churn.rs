@@ -2,7 +2,9 @@
 
 mod common;
 
-use common::{cluster_config, next_event, run_blocking, wait_connected, within};
+use std::time::Duration;
+
+use common::{cluster_config, eventually, next_event, run_blocking, wait_connected, within};
 use noex::{ClusterEvent, Node, NodeId, RefusedReason};
 
 fn id(node: &Node) -> NodeId {
@@ -76,5 +78,41 @@ fn a_second_live_node_with_the_same_id_is_refused_rather_than_flapping() {
         s.shutdown();
         x1.shutdown();
         x2.shutdown();
+    });
+}
+
+#[test]
+fn a_configured_seed_lost_for_longer_than_forget_unreachable_after_is_still_redialled() {
+    run_blocking(async {
+        // b gives up long before a does.
+        let a_forgets = Duration::from_millis(500);
+        let a = Node::start(cluster_config("a").forget_unreachable_after(a_forgets))
+            .await
+            .unwrap();
+        let b = Node::start(
+            cluster_config("b")
+                .forget_unreachable_after(Duration::from_millis(50))
+                .seed(id(&a).to_string()),
+        )
+        .await
+        .unwrap();
+        wait_connected(&a, 1).await;
+        wait_connected(&b, 1).await;
+
+        // The network between them fails, and stays down longer than either waits for
+        // an address that does not answer: both give up re-dialling the other.
+        b.faults().refuse_connections(true);
+        assert!(b.faults().disconnect(&id(&a)));
+        eventually("a to stop dialling b", || {
+            a.connected_nodes().is_empty() && a.faults().dials() == 0
+        })
+        .await;
+
+        // It heals: b's configured seed is still dialled, so the two meet again.
+        b.faults().refuse_connections(false);
+        wait_connected(&b, 1).await;
+        wait_connected(&a, 1).await;
+        a.shutdown();
+        b.shutdown();
     });
 }

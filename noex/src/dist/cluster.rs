@@ -27,7 +27,7 @@ use futures_lite::FutureExt;
 
 use super::accept::accept_loop;
 use super::config::ClusterConfig;
-use super::connect::{Dial, DialKind};
+use super::connect::Dial;
 use super::discovery::{self, Listings};
 use super::handshake::{Established, Local};
 use super::node_id::NodeId;
@@ -372,8 +372,7 @@ impl Cluster {
         }
         if reason != NodeDownReason::Shutdown && !self.is_stopping() {
             *self.lock().reconnects.entry(key).or_default() += 1;
-            let address = peer.id.address().to_owned();
-            self.dial(address, Some(peer.id.clone()), DialKind::Lost);
+            self.redial(&peer.id);
         }
     }
 

@@ -156,6 +156,17 @@ impl Cluster {
         });
     }
 
+    /// Dials `node` again, its connection lost by failure: until it answers if a
+    /// discovery source lists it (a configured seed: else a partition longer than
+    /// `forget_unreachable_after` would never heal), else until forgotten.
+    pub(super) fn redial(self: &Arc<Self>, node: &NodeId) {
+        let kind = match self.lock().listings.lists(node) {
+            true => DialKind::Seed,
+            false => DialKind::Lost,
+        };
+        self.dial(node.address().to_owned(), Some(node.clone()), kind);
+    }
+
     /// The dial of `address`'s reason, and whether it was asked for again since the last
     /// look; `None` if there is no such dial.
     fn renewal(&self, address: &str) -> Option<(DialKind, bool)> {

@@ -39,6 +39,15 @@ impl Listings {
         }
     }
 
+    /// `true` if a source lists `node`: at the address in its id, or at one a dial of
+    /// which reached it.
+    pub(crate) fn lists(&self, node: &NodeId) -> bool {
+        self.by_address.iter().any(|(address, listing)| {
+            !listing.refused
+                && (address == node.address() || listing.reached.as_ref() == Some(node))
+        })
+    }
+
     /// `address` refused this node for good.
     pub(crate) fn refused(&mut self, address: &str) {
         if let Some(listing) = self.by_address.get_mut(address) {
