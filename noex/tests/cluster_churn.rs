@@ -116,3 +116,59 @@ fn a_configured_seed_lost_for_longer_than_forget_unreachable_after_is_still_redi
         b.shutdown();
     });
 }
+
+/// `n` free loopback ports (bound once, then let go).
+fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<_> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
+}
+
+#[test]
+fn nodes_started_at_once_in_a_ring_of_seeds_form_one_mesh_without_losses() {
+    run_blocking(async {
+        const N: usize = 8;
+        let ports = free_ports(N);
+        let starts = (0..N).map(|i| {
+            let bind = format!("127.0.0.1:{}", ports[i]).parse().unwrap();
+            let seed = format!("r{}@127.0.0.1:{}", (i + 1) % N, ports[(i + 1) % N]);
+            smol::spawn(Node::start(
+                cluster_config(&format!("r{i}")).bind(bind).seed(seed),
+            ))
+        });
+        let starts: Vec<_> = starts.collect();
+        let mut nodes = Vec::new();
+        let mut events = Vec::new();
+        for start in starts {
+            let node = start.await.unwrap();
+            events.push(node.cluster_events());
+            nodes.push(node);
+        }
+        for node in &nodes {
+            wait_connected(node, N - 1).await;
+        }
+        eventually("every dial loop to end", || {
+            nodes.iter().all(|n| n.faults().dials() == 0)
+        })
+        .await;
+        for (node, events) in nodes.iter().zip(&events) {
+            let mut ups = std::collections::HashMap::new();
+            while let Some(event) = events.try_recv() {
+                match event {
+                    ClusterEvent::NodeUp { node, .. } => *ups.entry(node).or_insert(0) += 1,
+                    other => panic!("{:?} saw {other:?}", id(node)),
+                }
+            }
+            assert!(ups.values().all(|&n| n == 1), "{ups:?}");
+            assert_eq!(node.faults().connections_held(), N - 1);
+            assert_eq!(node.faults().handshakes_held(), 0);
+        }
+        for node in nodes {
+            node.shutdown();
+        }
+    });
+}
