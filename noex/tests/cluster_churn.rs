@@ -172,3 +172,41 @@ fn nodes_started_at_once_in_a_ring_of_seeds_form_one_mesh_without_losses() {
         }
     });
 }
+
+#[test]
+fn a_configured_seed_that_left_with_a_goodbye_is_joined_again_when_it_restarts() {
+    run_blocking(async {
+        // a is the cluster's first node: it has no seeds. b joins through it.
+        let a = Node::start(cluster_config("a")).await.unwrap();
+        let a_id = id(&a);
+        let b = Node::start(cluster_config("b").seed(a_id.to_string()))
+            .await
+            .unwrap();
+        wait_connected(&b, 1).await;
+        let events = b.cluster_events();
+
+        // A rolling restart: a leaves with a goodbye and comes back on its address.
+        a.shutdown();
+        assert_eq!(
+            next_event(&events).await,
+            ClusterEvent::NodeDown {
+                node: a_id.clone(),
+                reason: noex::NodeDownReason::Shutdown
+            }
+        );
+        let bind = format!("127.0.0.1:{}", a_id.port()).parse().unwrap();
+        let a2 = Node::start(cluster_config("a").bind(bind)).await.unwrap();
+
+        // a2 knows no one; b's seed is a, which it dials again.
+        match next_event(&events).await {
+            ClusterEvent::NodeUp { node, incarnation } => {
+                assert_eq!(node, a_id);
+                assert_eq!(incarnation, a2.incarnation());
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        wait_connected(&a2, 1).await;
+        a2.shutdown();
+        b.shutdown();
+    });
+}

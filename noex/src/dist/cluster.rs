@@ -11,7 +11,8 @@
 //! restarted) replaces its old connection: the old one is reported down first.
 //!
 //! A connection lost by failure is re-dialled with exponential backoff and jitter. One
-//! ended by the peer's goodbye is not: the peer left.
+//! ended by the peer's goodbye is not — the peer left — unless the peer is a configured
+//! seed, which is dialled until it answers again.
 //!
 //! A member list names at most [`ClusterConfig::max_members`] nodes, each a well-formed
 //! node id; anything else is a protocol error that ends the connection.
@@ -345,7 +346,8 @@ impl Cluster {
     }
 
     /// A connection ended. Reports `NodeDown` if it was the current connection to the
-    /// peer, fails its pending calls, and re-dials unless the peer left.
+    /// peer, fails its pending calls, and re-dials unless the peer left (a configured
+    /// seed is re-dialled even then: see `redial`).
     pub(crate) fn peer_down(
         self: &Arc<Self>,
         peer: &Arc<Peer>,
@@ -370,10 +372,14 @@ impl Cluster {
             NodeDownReason::Shutdown => tracing::info!(node = %peer.id, "node left"),
             _ => tracing::warn!(node = %peer.id, %reason, detail, "node down"),
         }
-        if reason != NodeDownReason::Shutdown && !self.is_stopping() {
-            *self.lock().reconnects.entry(key).or_default() += 1;
-            self.redial(&peer.id);
+        if self.is_stopping() {
+            return;
         }
+        let left = reason == NodeDownReason::Shutdown;
+        if !left {
+            *self.lock().reconnects.entry(key).or_default() += 1;
+        }
+        self.redial(&peer.id, left);
     }
 
     /// Says goodbye to every peer and closes every connection.

@@ -319,7 +319,7 @@ impl ClusterConfig {
     /// How long an address that does not answer is dialled before this node gives up on
     /// it: a peer lost by failure, or a node another peer announced. Configured seeds are
     /// dialled until they answer, however long that takes — at start and whenever their
-    /// connection is lost by failure. (A peer that comes back later
+    /// connection is lost, by failure or by their goodbye. (A peer that comes back later
     /// dials its seeds, and the cluster reconnects through them.)
     pub fn forget_unreachable_after(mut self, after: Duration) -> Self {
         self.forget_unreachable_after = after;

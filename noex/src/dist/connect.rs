@@ -156,12 +156,15 @@ impl Cluster {
         });
     }
 
-    /// Dials `node` again, its connection lost by failure: until it answers if a
-    /// discovery source lists it (a configured seed: else a partition longer than
-    /// `forget_unreachable_after` would never heal), else until forgotten.
-    pub(super) fn redial(self: &Arc<Self>, node: &NodeId) {
+    /// Dials `node` again, its connection lost — by failure, or by its goodbye (`left`).
+    /// A node a discovery source lists (a configured seed) is dialled until it answers,
+    /// whichever way it went: else a partition longer than `forget_unreachable_after`
+    /// would never heal, nor would a seed that knows no one rejoin after a restart. Any
+    /// other is dialled until forgotten, and not at all if it left.
+    pub(super) fn redial(self: &Arc<Self>, node: &NodeId, left: bool) {
         let kind = match self.lock().listings.lists(node) {
             true => DialKind::Seed,
+            false if left => return,
             false => DialKind::Lost,
         };
         self.dial(node.address().to_owned(), Some(node.clone()), kind);
