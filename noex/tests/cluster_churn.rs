@@ -210,3 +210,73 @@ fn a_configured_seed_that_left_with_a_goodbye_is_joined_again_when_it_restarts()
         b.shutdown();
     });
 }
+
+#[test]
+fn a_node_crashing_and_restarting_on_its_address_is_down_once_and_up_once_each_time() {
+    run_blocking(async {
+        let survivors = common::start_cluster(3).await;
+        let seed = id(&survivors[0]).to_string();
+        let mut restarted = Node::start(cluster_config("x").seed(seed.clone()))
+            .await
+            .unwrap();
+        let x = id(&restarted);
+        for node in &survivors {
+            wait_connected(node, 3).await;
+        }
+        let events: Vec<_> = survivors.iter().map(Node::cluster_events).collect();
+        for round in 0..3 {
+            // A crash: no goodbye; everyone re-dials x while it comes back and dials them.
+            let old = restarted.incarnation();
+            restarted.faults().refuse_connections(true);
+            for node in &survivors {
+                restarted.faults().disconnect(&id(node));
+            }
+            restarted.shutdown();
+            let bind = format!("127.0.0.1:{}", x.port()).parse().unwrap();
+            restarted = Node::start(cluster_config("x").bind(bind).seed(seed.clone()))
+                .await
+                .unwrap();
+            wait_connected(&restarted, 3).await;
+            for (node, events) in survivors.iter().zip(&events) {
+                wait_connected(node, 3).await;
+                let mut seen = Vec::new();
+                loop {
+                    let event = next_event(events).await;
+                    let up = matches!(event, ClusterEvent::NodeUp { .. });
+                    seen.push(event);
+                    if up {
+                        break;
+                    }
+                }
+                assert_eq!(
+                    seen,
+                    [
+                        ClusterEvent::NodeDown {
+                            node: x.clone(),
+                            reason: noex::NodeDownReason::ConnectionClosed
+                        },
+                        ClusterEvent::NodeUp {
+                            node: x.clone(),
+                            incarnation: restarted.incarnation()
+                        }
+                    ],
+                    "round {round} on {:?} (old incarnation {old})",
+                    id(node)
+                );
+            }
+        }
+        eventually("every dial loop to end", || {
+            survivors.iter().all(|n| n.faults().dials() == 0)
+        })
+        .await;
+        eventually("the lost connections to be let go", || {
+            survivors.iter().all(|n| n.faults().connections_held() == 3)
+        })
+        .await;
+        for (node, events) in survivors.iter().zip(&events) {
+            assert_eq!(events.try_recv(), None, "{:?}", id(node));
+        }
+        restarted.shutdown();
+        common::shutdown_all(survivors);
+    });
+}
