@@ -280,3 +280,61 @@ fn a_node_crashing_and_restarting_on_its_address_is_down_once_and_up_once_each_t
         common::shutdown_all(survivors);
     });
 }
+
+#[test]
+fn a_healed_partition_is_one_down_and_one_up_per_link_on_both_sides() {
+    run_blocking(async {
+        const N: usize = 5;
+        let nodes = common::start_cluster(N).await;
+        let ids: Vec<NodeId> = nodes.iter().map(id).collect();
+        let events: Vec<_> = nodes.iter().map(Node::cluster_events).collect();
+        common::isolate(&nodes, N - 1, true);
+        for (i, node) in nodes.iter().enumerate() {
+            wait_connected(node, if i == N - 1 { 0 } else { N - 2 }).await;
+        }
+        common::isolate(&nodes, N - 1, false);
+        for node in &nodes {
+            wait_connected(node, N - 1).await;
+        }
+        eventually("every dial loop to end", || {
+            nodes.iter().all(|n| n.faults().dials() == 0)
+        })
+        .await;
+        for (i, events) in events.iter().enumerate() {
+            let others: Vec<&NodeId> = match i == N - 1 {
+                true => ids[..N - 1].iter().collect(),
+                false => vec![&ids[N - 1]],
+            };
+            let mut seen = Vec::new();
+            while let Some(event) = events.try_recv() {
+                seen.push(event);
+            }
+            for other in others {
+                let about: Vec<_> =
+                    seen.iter()
+                        .filter(|e| match e {
+                            ClusterEvent::NodeUp { node, .. }
+                            | ClusterEvent::NodeDown { node, .. } => node == other,
+                            _ => false,
+                        })
+                        .collect();
+                assert!(
+                    matches!(
+                        about[..],
+                        [
+                            ClusterEvent::NodeDown {
+                                reason: noex::NodeDownReason::ConnectionClosed,
+                                ..
+                            },
+                            ClusterEvent::NodeUp { .. }
+                        ]
+                    ),
+                    "{:?} about {other:?}: {about:?}",
+                    ids[i]
+                );
+            }
+            assert_eq!(seen.len(), if i == N - 1 { 2 * (N - 1) } else { 2 });
+        }
+        common::shutdown_all(nodes);
+    });
+}
