@@ -24,7 +24,8 @@
 //! secret, another protocol version, another node than expected at that address, a
 //! certificate refused, or something that does not speak the protocol — ends it, unless the
 //! address is a seed, which is tried again every 30 s (its node may be fixed and
-//! restarted without knowing of this one). Each refusal is reported once per loop (see
+//! restarted without knowing of this one) — but not a seed that turns out to be this node
+//! itself under another address (a seed list shared by every node names each). Each refusal is reported once per loop (see
 //! `refused`). So does silence: an address that
 //! has not answered for [`ClusterConfig::forget_unreachable_after`] is forgotten, unless it
 //! is a configured seed. A dial refused because the peer is connecting to this node
@@ -449,7 +450,10 @@ async fn dial_loop(cluster: &Weak<Cluster>, address: &str, expected: Option<Node
                     strong.report_refused(address, false, by_peer, reason.clone());
                 }
                 if reason.is_final() {
-                    if kind != DialKind::Seed {
+                    // This node itself, reached under another name (a seed list shared
+                    // by every node), or a node with its id: no use trying again.
+                    let itself = by_peer && reason == RefusedReason::DuplicateNode;
+                    if kind != DialKind::Seed || itself {
                         tracing::error!(%address, %error, "refused for good; no longer dialling it");
                         let mut state = strong.lock();
                         state.dials.remove(address);
