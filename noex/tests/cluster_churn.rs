@@ -363,3 +363,42 @@ fn a_seed_list_naming_the_node_itself_under_a_host_name_leaves_no_dial_loop() {
         a.shutdown();
     });
 }
+
+#[test]
+fn seeds_under_other_addresses_than_their_nodes_ids_are_not_dialled_once_connected() {
+    run_blocking(async {
+        // Every node listens on every interface and advertises 127.0.0.1; the shared seed
+        // list names the others at 127.0.0.2 (as host names for IPs): a dial's address is
+        // not its peer's id's.
+        const N: usize = 6;
+        let ports = free_ports(N);
+        let starts: Vec<_> = (0..N)
+            .map(|i| {
+                let bind = format!("0.0.0.0:{}", ports[i]).parse().unwrap();
+                let mut config = cluster_config(&format!("h{i}"))
+                    .bind(bind)
+                    .advertise_host("127.0.0.1");
+                for (_, port) in ports.iter().enumerate().filter(|(j, _)| *j != i) {
+                    config = config.seed(format!("127.0.0.2:{port}"));
+                }
+                smol::spawn(Node::start(config))
+            })
+            .collect();
+        let mut nodes = Vec::new();
+        for start in starts {
+            nodes.push(start.await.unwrap());
+        }
+        for node in &nodes {
+            wait_connected(node, N - 1).await;
+        }
+        // Connected through the others' dials, each still dialled every seed it had not
+        // reached itself, for ever: refused as connected, but not known to be connected.
+        eventually("every dial loop to end", || {
+            nodes.iter().all(|n| n.faults().dials() == 0)
+        })
+        .await;
+        for node in nodes {
+            node.shutdown();
+        }
+    });
+}

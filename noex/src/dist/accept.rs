@@ -114,7 +114,7 @@ async fn accept_one(cluster: Weak<Cluster>, tcp: TcpStream, from: SocketAddr) {
         Some(Ok((established, stream))) => {
             strong.register(established, stream, false);
         }
-        Some(Err(HandshakeError::Refused(Refusal::AlreadyConnected))) => {
+        Some(Err(HandshakeError::Refused(Refusal::AlreadyConnected { .. }))) => {
             tracing::debug!(%from, ?peer, "refused a duplicate connection");
         }
         Some(Err(error)) => {

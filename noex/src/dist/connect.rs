@@ -258,7 +258,7 @@ impl Cluster {
         }
         if let Some(existing) = state.peers.get(peer.as_str()) {
             if existing.incarnation == incarnation {
-                return Err(Refusal::AlreadyConnected);
+                return Err(self.already_connected());
             }
             // An earlier incarnation than the one connected: it is alive after all, so
             // two nodes claim one id. Let in, each would replace the other for ever.
@@ -273,7 +273,7 @@ impl Cluster {
             .get(peer.address())
             .is_some_and(|dial| dial.handshaking);
         if dialing && self.id > *peer {
-            return Err(Refusal::AlreadyConnected);
+            return Err(self.already_connected());
         }
         let address = peer.address().to_owned();
         *state.accepting.entry(address.clone()).or_default() += 1;
@@ -281,6 +281,12 @@ impl Cluster {
             cluster: Arc::downgrade(self),
             address,
         })
+    }
+
+    fn already_connected(&self) -> Refusal {
+        Refusal::AlreadyConnected {
+            node: self.id.to_string(),
+        }
     }
 
     /// Fault injection: resolves once admitted handshakes are not held.
@@ -337,8 +343,8 @@ const REFUSED_RETRY: Duration = Duration::from_secs(30);
 enum Attempt {
     Connected(Established, Stream),
     /// Refused because the peer is connected, or connecting, to this node: where the
-    /// socket led (to recognise the peer by it).
-    Tied(Option<SocketAddr>),
+    /// socket led and the node the peer says it is (to recognise the peer by them).
+    Tied(Option<SocketAddr>, Option<NodeId>),
     /// Refused, by either side.
     Refused {
         reason: RefusedReason,
@@ -421,10 +427,16 @@ async fn dial_loop(cluster: &Weak<Cluster>, address: &str, expected: Option<Node
                     false => continue,
                 }
             }
-            Attempt::Tied(resolved) => {
+            Attempt::Tied(resolved, claimed) => {
                 strong.end_handshake(address);
                 last_answer = Instant::now();
-                if strong.connected_to(address, expected.as_ref(), resolved) {
+                // An address dialled without an id (a seed) that is not the one in its
+                // node's id is known by the id the node gave.
+                let known = expected.as_ref().or(claimed.as_ref());
+                if let (None, Some(claimed)) = (&expected, &claimed) {
+                    strong.lock().listings.reached(address, claimed);
+                }
+                if strong.connected_to(address, known, resolved) {
                     match strong.finish_dial(address) {
                         true => return,
                         false => continue,
@@ -530,8 +542,8 @@ async fn attempt(cluster: &Cluster, address: &str, expected: Option<&NodeId>) ->
     let local = cluster.local();
     match handshake::connect(&mut stream, &local, expected).await {
         Ok(established) => Attempt::Connected(established, stream),
-        Err(HandshakeError::RefusedByPeer(Refusal::AlreadyConnected)) => {
-            Attempt::Tied(stream.tcp().peer_addr().ok())
+        Err(HandshakeError::RefusedByPeer(Refusal::AlreadyConnected { node })) => {
+            Attempt::Tied(stream.tcp().peer_addr().ok(), node.parse().ok())
         }
         Err(error @ HandshakeError::RefusedByPeer(Refusal::ShuttingDown)) => Attempt::Failed {
             error: error.to_string(),

@@ -257,7 +257,7 @@ pub(crate) fn classify(error: &HandshakeError) -> Option<(RefusedReason, bool)> 
             expected: expected.clone(),
             presented: presented.clone(),
         }),
-        Refusal::AlreadyConnected | Refusal::ShuttingDown => None,
+        Refusal::AlreadyConnected { .. } | Refusal::ShuttingDown => None,
     };
     match error {
         HandshakeError::RefusedByPeer(refusal) => from_refusal(refusal).map(|r| (r, true)),

@@ -29,7 +29,7 @@ use super::header;
 use crate::ExitReason;
 
 /// The protocol version this build speaks.
-pub(crate) const PROTOCOL_VERSION: u16 = 6;
+pub(crate) const PROTOCOL_VERSION: u16 = 7;
 
 /// Encoded messages longer than this travel in fragments of this size.
 pub(crate) const FRAGMENT_SIZE: usize = 64 * 1024;
@@ -379,9 +379,13 @@ pub(crate) enum Refusal {
     #[error("duplicate node id")]
     DuplicateNode,
     /// The nodes are already connected (or the other connection of a simultaneous
-    /// connect wins).
-    #[error("already connected")]
-    AlreadyConnected,
+    /// connect wins). `node` is the refusing node's id, so that a dialler that knew only
+    /// an address (a seed under another name than the node's id) knows whom it reached.
+    #[error("already connected to {node}")]
+    AlreadyConnected {
+        /// The refusing node's id.
+        node: String,
+    },
     /// The message was not the expected handshake step.
     #[error("unexpected handshake message")]
     Protocol,
