@@ -1,0 +1,329 @@
+//! Process groups as a worker pool on several nodes meets them: members that end, nodes
+//! that are lost, partitions that heal with changes on both sides, nodes restarted under
+//! their id, and what `global_events` reports of all that.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::{
+    crash, eventually, isolate, probe, run_blocking, shutdown_all, start_cluster, wait_connected,
+    within, ProbeHandle,
+};
+use noex::{ExitReason, GlobalEvent, Node, NodeId, Pid};
+
+fn id(node: &Node) -> NodeId {
+    node.local_node_id().unwrap().clone()
+}
+
+/// Waits until every node in `nodes` sees exactly `expected` (sorted) in `group`.
+async fn converged(nodes: &[&Node], group: &str, expected: &[Pid]) {
+    let mut expected = expected.to_vec();
+    expected.sort();
+    let what = format!("every node to see {group:?} as {expected:?}");
+    eventually(&what, || {
+        nodes.iter().all(|n| n.group_members(group) == expected)
+    })
+    .await;
+}
+
+/// Replays the group events `events` has received so far onto `members`, failing on a
+/// join reported for a member already in, or a leave for one not in.
+fn replay(events: &noex::GlobalEvents, members: &mut BTreeMap<String, Vec<Pid>>, node: &NodeId) {
+    while let Some(event) = events.try_recv() {
+        match event {
+            GlobalEvent::Joined { group, pid } => {
+                let list = members.entry(group.clone()).or_default();
+                assert!(
+                    !list.contains(&pid),
+                    "{node:?}: {pid:?} reported joining {group:?} twice"
+                );
+                list.push(pid);
+            }
+            GlobalEvent::Left { group, pid } => {
+                let list = members.entry(group.clone()).or_default();
+                let at = list.iter().position(|p| *p == pid);
+                let at = at.unwrap_or_else(|| {
+                    panic!("{node:?}: {pid:?} reported leaving {group:?} it was not in")
+                });
+                list.remove(at);
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(events.missed(), 0);
+}
+
+async fn pool_member(node: &Node, group: &str) -> ProbeHandle {
+    let worker = probe(node, false).await;
+    assert_eq!(node.join_group(group, worker.pid()).await, Ok(true));
+    worker
+}
+
+#[test]
+fn members_that_end_normally_crash_or_are_killed_leave_every_group_on_every_node() {
+    run_blocking(async {
+        let nodes = start_cluster(3).await;
+        let all: Vec<&Node> = nodes.iter().collect();
+        let events: Vec<_> = nodes.iter().map(Node::global_events).collect();
+        let mut workers = Vec::new();
+        for _ in 0..3 {
+            let worker = pool_member(&nodes[1], "pool").await;
+            assert_eq!(nodes[1].join_group("other", worker.pid()).await, Ok(true));
+            workers.push(worker);
+        }
+        let pids: Vec<Pid> = workers.iter().map(|w| w.pid().clone()).collect();
+        converged(&all, "pool", &pids).await;
+        converged(&all, "other", &pids).await;
+
+        workers[0].stop_itself(ExitReason::Normal).await;
+        assert_eq!(workers[0].exited().await, ExitReason::Normal);
+        crash(&workers[1], "boom").await;
+        assert!(nodes[1].kill(workers[2].pid()));
+        assert_eq!(workers[2].exited().await, ExitReason::Killed);
+
+        converged(&all, "pool", &[]).await;
+        converged(&all, "other", &[]).await;
+        for (node, events) in nodes.iter().zip(&events) {
+            assert!(node.groups().is_empty());
+            let mut members = BTreeMap::new();
+            replay(events, &mut members, &id(node));
+            assert!(members.values().all(Vec::is_empty), "{members:?}");
+        }
+        shutdown_all(nodes);
+    });
+}
+
+#[test]
+fn a_healed_partition_converges_every_node_to_one_membership_with_changes_of_both_sides() {
+    run_blocking(async {
+        let nodes = start_cluster(4).await;
+        let all: Vec<&Node> = nodes.iter().collect();
+        let events: Vec<_> = nodes.iter().map(Node::global_events).collect();
+        let mut workers: Vec<Vec<ProbeHandle>> = Vec::new();
+        for node in &nodes {
+            let mut mine = Vec::new();
+            for _ in 0..3 {
+                mine.push(pool_member(node, "pool").await);
+            }
+            workers.push(mine);
+        }
+        let pids = |workers: &[Vec<ProbeHandle>]| -> Vec<Pid> {
+            workers.iter().flatten().map(|w| w.pid().clone()).collect()
+        };
+        converged(&all, "pool", &pids(&workers)).await;
+
+        // Node 3 is cut off: each side loses the other's members.
+        isolate(&nodes, 3, true);
+        for (i, node) in nodes.iter().enumerate() {
+            wait_connected(node, if i == 3 { 0 } else { 2 }).await;
+        }
+        converged(&all[..3], "pool", &pids(&workers[..3])).await;
+        converged(&all[3..], "pool", &pids(&workers[3..])).await;
+
+        // Both sides change the pool while apart.
+        let gone = workers[3].remove(0);
+        gone.stop_itself(ExitReason::Normal).await;
+        gone.exited().await;
+        let left = workers[3].remove(0);
+        assert_eq!(nodes[3].leave_group("pool", left.pid()).await, Ok(true));
+        workers[3].push(pool_member(&nodes[3], "pool").await);
+        let gone = workers[0].remove(0);
+        assert!(nodes[0].kill(gone.pid()));
+        gone.exited().await;
+        let left = workers[1].remove(0);
+        // Through another node of its side.
+        assert_eq!(nodes[2].leave_group("pool", left.pid()).await, Ok(true));
+        workers[2].push(pool_member(&nodes[2], "pool").await);
+        converged(&all[..3], "pool", &pids(&workers[..3])).await;
+        converged(&all[3..], "pool", &pids(&workers[3..])).await;
+
+        isolate(&nodes, 3, false);
+        for node in &nodes {
+            wait_connected(node, 3).await;
+        }
+        converged(&all, "pool", &pids(&workers)).await;
+        for (node, events) in nodes.iter().zip(&events) {
+            let mut members = BTreeMap::new();
+            replay(events, &mut members, &id(node));
+            let mut seen = members.remove("pool").unwrap_or_default();
+            seen.sort();
+            assert_eq!(seen, node.group_members("pool"), "{:?}", id(node));
+        }
+        shutdown_all(nodes);
+    });
+}
+
+#[test]
+fn a_node_restarted_under_its_id_does_not_bring_back_its_old_members() {
+    run_blocking(async {
+        let survivors = start_cluster(3).await;
+        let seed = id(&survivors[0]).to_string();
+        let x = Node::start(common::cluster_config("x").seed(seed.clone()))
+            .await
+            .unwrap();
+        let x_id = id(&x);
+        for node in &survivors {
+            wait_connected(node, 3).await;
+        }
+        let events: Vec<_> = survivors.iter().map(Node::global_events).collect();
+        let mut old = Vec::new();
+        for _ in 0..3 {
+            old.push(pool_member(&x, "pool").await.pid().clone());
+        }
+        let all: Vec<&Node> = survivors.iter().chain([&x]).collect();
+        converged(&all, "pool", &old).await;
+
+        // A crash: no goodbye; x comes back on its address at once.
+        x.faults().refuse_connections(true);
+        for node in &survivors {
+            x.faults().silence(&id(node), true);
+        }
+        x.shutdown();
+        let bind = format!("127.0.0.1:{}", x_id.port()).parse().unwrap();
+        let x = Node::start(common::cluster_config("x").bind(bind).seed(seed))
+            .await
+            .unwrap();
+        wait_connected(&x, 3).await;
+        let fresh = pool_member(&x, "pool").await;
+        let all: Vec<&Node> = survivors.iter().chain([&x]).collect();
+        for node in &survivors {
+            wait_connected(node, 3).await;
+        }
+        converged(&all, "pool", &[fresh.pid().clone()]).await;
+        for (node, events) in survivors.iter().zip(&events) {
+            let mut members = BTreeMap::new();
+            replay(events, &mut members, &id(node));
+            assert_eq!(
+                members.remove("pool").unwrap_or_default(),
+                vec![fresh.pid().clone()],
+                "{:?}",
+                id(node)
+            );
+        }
+        x.shutdown();
+        shutdown_all(survivors);
+    });
+}
+
+#[test]
+fn queries_during_churn_never_show_a_member_that_ended_once_its_end_is_seen() {
+    run_blocking(async {
+        let nodes = start_cluster(3).await;
+        let watcher = probe(&nodes[2], false).await;
+        for round in 0..50 {
+            let worker = pool_member(&nodes[0], "churn").await;
+            let pid = worker.pid().clone();
+            // The end is seen on node 2 through a monitor: the owner's `Left` went out on
+            // the same connection, before the `Down`.
+            watcher.monitor(&pid).await;
+            if round % 2 == 0 {
+                assert!(nodes[0].kill(&pid));
+            } else {
+                worker.stop_itself(ExitReason::Normal).await;
+            }
+            within("the Down", watcher.next_seen()).await;
+            assert!(
+                !nodes[2].group_members("churn").contains(&pid),
+                "round {round}: {pid:?} ended but is still a member on node 2"
+            );
+        }
+        shutdown_all(nodes);
+    });
+}
+
+/// Spawns, joins and ends workers on `node` for `rounds` rounds, keeping every third.
+async fn churn(node: Node, rounds: usize) -> Vec<ProbeHandle> {
+    let mut kept = Vec::new();
+    for round in 0..rounds {
+        let worker = pool_member(&node, "pool").await;
+        match round % 3 {
+            0 => kept.push(worker),
+            1 => {
+                assert!(node.kill(worker.pid()));
+                worker.exited().await;
+            }
+            _ => {
+                assert_eq!(node.leave_group("pool", worker.pid()).await, Ok(true));
+                worker.stop_itself(ExitReason::Normal).await;
+                worker.exited().await;
+            }
+        }
+    }
+    kept
+}
+
+#[test]
+fn churn_on_both_sides_while_a_silent_partition_is_detected_and_heals_converges() {
+    run_blocking(async {
+        let nodes = start_cluster(5).await;
+        let all: Vec<&Node> = nodes.iter().collect();
+        let events: Vec<_> = nodes.iter().map(Node::global_events).collect();
+        let lone = 4;
+        // The network goes silent: no FIN, each side finds the other gone by heartbeats.
+        nodes[lone].faults().refuse_connections(true);
+        for (i, node) in nodes.iter().enumerate().filter(|(i, _)| *i != lone) {
+            node.faults().silence(&id(&nodes[lone]), true);
+            nodes[lone].faults().silence(&id(&nodes[i]), true);
+        }
+        let a = smol::spawn(churn(nodes[0].clone(), 60));
+        let b = smol::spawn(churn(nodes[lone].clone(), 60));
+        within("the lone node to see its peers lost", async {
+            while !nodes[lone].connected_nodes().is_empty() {
+                smol::Timer::after(std::time::Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+        nodes[lone].faults().refuse_connections(false);
+        let mut kept = within("churn", a).await;
+        kept.extend(within("churn", b).await);
+        for node in &nodes {
+            wait_connected(node, 4).await;
+        }
+        let pids: Vec<Pid> = kept.iter().map(|w| w.pid().clone()).collect();
+        converged(&all, "pool", &pids).await;
+        for (node, events) in nodes.iter().zip(&events) {
+            let mut members = BTreeMap::new();
+            replay(events, &mut members, &id(node));
+            let mut seen = members.remove("pool").unwrap_or_default();
+            seen.sort();
+            assert_eq!(seen, node.group_members("pool"), "{:?}", id(node));
+        }
+        shutdown_all(nodes);
+    });
+}
+
+#[test]
+fn crossing_connections_keep_both_nodes_members() {
+    run_blocking(async {
+        let nodes = start_cluster(2).await;
+        let all: Vec<&Node> = nodes.iter().collect();
+        let events: Vec<_> = nodes.iter().map(Node::global_events).collect();
+        let mut workers = Vec::new();
+        for node in &nodes {
+            workers.push(pool_member(node, "pool").await);
+        }
+        let pids: Vec<Pid> = workers.iter().map(|w| w.pid().clone()).collect();
+        converged(&all, "pool", &pids).await;
+        for round in 0..10 {
+            // Both drop the link and dial each other at once.
+            nodes[0].faults().disconnect(&id(&nodes[1]));
+            nodes[1].faults().disconnect(&id(&nodes[0]));
+            for node in &nodes {
+                wait_connected(node, 1).await;
+            }
+            let extra = pool_member(&nodes[round % 2], "pool").await;
+            workers.push(extra);
+            let pids: Vec<Pid> = workers.iter().map(|w| w.pid().clone()).collect();
+            converged(&all, "pool", &pids).await;
+        }
+        for (node, events) in nodes.iter().zip(&events) {
+            let mut members = BTreeMap::new();
+            replay(events, &mut members, &id(node));
+            let mut seen = members.remove("pool").unwrap_or_default();
+            seen.sort();
+            assert_eq!(seen, node.group_members("pool"), "{:?}", id(node));
+        }
+        shutdown_all(nodes);
+    });
+}
