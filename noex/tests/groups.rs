@@ -7,10 +7,10 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::{
-    crash, eventually, isolate, probe, run_blocking, shutdown_all, start_cluster, wait_connected,
-    within, ProbeHandle,
+    crash, eventually, isolate, next_event, probe, run_blocking, shutdown_all, start_cluster,
+    wait_connected, within, ProbeHandle,
 };
-use noex::{ExitReason, GlobalEvent, Node, NodeId, Pid};
+use noex::{ClusterEvent, ExitReason, GlobalError, GlobalEvent, Node, NodeId, Pid};
 
 fn id(node: &Node) -> NodeId {
     node.local_node_id().unwrap().clone()
@@ -324,6 +324,39 @@ fn crossing_connections_keep_both_nodes_members() {
             seen.sort();
             assert_eq!(seen, node.group_members("pool"), "{:?}", id(node));
         }
+        shutdown_all(nodes);
+    });
+}
+
+#[test]
+fn a_join_or_leave_through_a_peer_just_reconnected_is_answered() {
+    run_blocking(async {
+        let nodes = start_cluster(2).await;
+        let worker = probe(&nodes[1], false).await;
+        let pid = worker.pid().clone();
+        let events = nodes[0].cluster_events();
+        let mut spurious = Vec::new();
+        for round in 0..200 {
+            nodes[0].faults().disconnect(&id(&nodes[1]));
+            while !matches!(next_event(&events).await, ClusterEvent::NodeUp { .. }) {}
+            // At once: the forward may go out before the new connection's state is set up.
+            let (result, expected) = match round % 2 {
+                0 => (nodes[0].join_group("g", &pid).await, vec![pid.clone()]),
+                _ => (nodes[0].leave_group("g", &pid).await, vec![]),
+            };
+            match result {
+                Ok(_) => assert_eq!(nodes[0].group_members("g"), expected, "round {round}"),
+                // Fine only if that connection was lost too.
+                Err(GlobalError::NoConnection { .. }) if events.try_recv().is_some() => {}
+                Err(error) => spurious.push((round, error)),
+            }
+            wait_connected(&nodes[0], 1).await;
+            wait_connected(&nodes[1], 1).await;
+        }
+        assert!(
+            spurious.is_empty(),
+            "failed with the connection up: {spurious:?}"
+        );
         shutdown_all(nodes);
     });
 }

@@ -90,7 +90,7 @@ mod replica;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
 use event_listener::Event;
@@ -216,9 +216,12 @@ struct State {
     /// This node's claim of each name, if any (one at a time per name).
     claimed: HashMap<Arc<str>, u64>,
     next_id: u64,
-    /// Operations forwarded to other nodes, awaiting their answer: (node, answer).
-    forwards: HashMap<u64, (Arc<str>, oneshot::Sender<ForwardResult>)>,
+    /// Operations forwarded to other nodes, awaiting their answer: (node, the connection
+    /// it went over, answer).
+    forwards: HashMap<u64, Forward>,
 }
+
+type Forward = (Arc<str>, Weak<Peer>, oneshot::Sender<ForwardResult>);
 
 impl State {
     fn next_id(&mut self) -> u64 {
@@ -302,7 +305,7 @@ impl Global {
     pub(crate) fn peer_up(&self, node: &NodeInner, peer: &Peer) {
         let mut state = self.state();
         let id = peer.id.as_str();
-        self.forget_node(&mut state, id);
+        self.forget_node(&mut state, id, Some(peer));
         for claim in state.claims.values_mut() {
             // Asked again over this connection by `claims_meet`.
             claim.waiting.retain(|n| &**n != id);
@@ -356,12 +359,13 @@ impl Global {
         if current.is_some_and(|current| !Arc::ptr_eq(&current, peer)) {
             return;
         }
-        self.forget_node(&mut state, peer.id.as_str());
+        self.forget_node(&mut state, peer.id.as_str(), None);
         self.claims_lose(node, &mut state, peer);
     }
 
-    /// Forgets what node `lost` held and what this node awaits of it, but its grants.
-    fn forget_node(&self, state: &mut State, lost: &str) {
+    /// Forgets what node `lost` held and what this node awaits of it, but its grants and
+    /// the answers awaited over `kept`, its connection that has just come up.
+    fn forget_node(&self, state: &mut State, lost: &str, kept: Option<&Peer>) {
         let removed = self.names().remove_node(lost);
         for (name, pid, change) in removed {
             self.released(&name, &pid, change);
@@ -373,8 +377,12 @@ impl Global {
                 pid,
             });
         }
-        // Dropped answers: their callers learn the node is lost.
-        state.forwards.retain(|_, (node, _)| &**node != lost);
+        // Dropped answers: their callers learn the node is lost. An operation forwarded
+        // over the new connection (found in the moment before this runs) is answered.
+        let over = |conn: &Weak<Peer>| kept.is_some_and(|k| std::ptr::eq(conn.as_ptr(), k));
+        state
+            .forwards
+            .retain(|_, (node, conn, _)| &**node != lost || over(conn));
         for claim in state.claims.values_mut() {
             claim.deferred.retain(|(p, _)| p.id.as_str() != lost);
         }
@@ -420,7 +428,7 @@ impl Global {
                 forwarded(node, peer, id, op);
             }
             GlobalMessage::Forwarded { id, result } => {
-                if let Some((_, answer)) = state.forwards.remove(&id) {
+                if let Some((_, _, answer)) = state.forwards.remove(&id) {
                     let _ = answer.send(result);
                 }
             }
@@ -476,7 +484,9 @@ impl Global {
         let id = {
             let mut state = self.state();
             let id = state.next_id();
-            state.forwards.insert(id, (peer.id.as_arc(), tx));
+            state
+                .forwards
+                .insert(id, (peer.id.as_arc(), Arc::downgrade(&peer), tx));
             id
         };
         let message = WireMessage::Global(Box::new(GlobalMessage::Forward { id, op }));
