@@ -82,6 +82,7 @@
 //! cluster are the union of every node's local members. A process is a member of a
 //! group at most once; it leaves its groups when it ends.
 
+mod forward;
 mod groups;
 mod key;
 mod names;
@@ -97,7 +98,7 @@ use event_listener::Event;
 
 use self::groups::Groups;
 use self::names::Claim;
-use self::protocol::{ForwardOp, ForwardResult, GlobalMessage, SYNC_BYTES};
+use self::protocol::{ForwardResult, GlobalMessage, SYNC_BYTES};
 use self::replica::{Change, Table};
 use crate::dist::peer::Peer;
 use crate::dist::wire::WireMessage;
@@ -112,9 +113,6 @@ pub(crate) use replica::Behavior;
 /// fails with [`GlobalError::Timeout`]. A lost node's answer is not awaited past its
 /// loss, so this only bounds waits on a node that is connected but does not answer.
 pub const GLOBAL_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// How much longer than [`GLOBAL_TIMEOUT`] a forwarded operation waits for its answer.
-const FORWARD_MARGIN: Duration = Duration::from_secs(2);
 
 /// The longest global name or group name, in bytes (as Erlang's atoms).
 pub const MAX_NAME_LEN: usize = 255;
@@ -425,7 +423,7 @@ impl Global {
             }
             GlobalMessage::Forward { id, op } => {
                 drop(state);
-                forwarded(node, peer, id, op);
+                forward::forwarded(node, peer, id, op);
             }
             GlobalMessage::Forwarded { id, result } => {
                 if let Some((_, _, answer)) = state.forwards.remove(&id) {
@@ -453,62 +451,6 @@ impl Global {
         let message = WireMessage::Global(Box::new(message));
         for peer in cluster.peers() {
             let _ = peer.queue.push_control(&message);
-        }
-    }
-
-    /// Asks the node of `pid` to do `op`, and waits for its answer.
-    pub(crate) async fn forward(
-        &self,
-        node: &NodeInner,
-        pid: &Pid,
-        op: ForwardOp,
-        name: &str,
-    ) -> Result<ForwardResult, GlobalError> {
-        let no_connection = || GlobalError::NoConnection {
-            node: pid.node().to_owned(),
-        };
-        let cluster = node.cluster.get().ok_or_else(no_connection)?;
-        let peer = cluster.peer(pid.node()).ok_or_else(no_connection)?;
-        if peer.hidden {
-            return Err(GlobalError::HiddenNode {
-                node: pid.node().to_owned(),
-            });
-        }
-        if peer.incarnation != pid.incarnation() {
-            return Err(match cluster.other_incarnation(pid) {
-                crate::ExitReason::NoProc => GlobalError::NoProc { pid: pid.clone() },
-                _ => no_connection(),
-            });
-        }
-        let (tx, rx) = oneshot::channel();
-        let id = {
-            let mut state = self.state();
-            let id = state.next_id();
-            state
-                .forwards
-                .insert(id, (peer.id.as_arc(), Arc::downgrade(&peer), tx));
-            id
-        };
-        let message = WireMessage::Global(Box::new(GlobalMessage::Forward { id, op }));
-        if peer.queue.push_control(&message).is_err() || peer.is_closed() {
-            self.state().forwards.remove(&id);
-            return Err(no_connection());
-        }
-        drop(peer);
-        // The node asked may take GLOBAL_TIMEOUT itself: its answer gets a margin.
-        let answer = crate::server::deadline::Deadline::after(GLOBAL_TIMEOUT + FORWARD_MARGIN)
-            .run(async { rx.await })
-            .await;
-        match answer {
-            Some(Ok(result)) => Ok(result),
-            Some(Err(_)) => Err(no_connection()),
-            None => {
-                self.state().forwards.remove(&id);
-                Err(GlobalError::Timeout {
-                    name: name.to_owned(),
-                    timeout: GLOBAL_TIMEOUT,
-                })
-            }
         }
     }
 
@@ -565,61 +507,5 @@ impl Global {
             state.claims.len() + state.claimed.len(),
             state.forwards.len(),
         )
-    }
-}
-
-/// Runs an operation a peer forwarded for one of this node's processes, and answers.
-fn forwarded(node: &Arc<NodeInner>, peer: &Arc<Peer>, id: u64, op: ForwardOp) {
-    let weak = Arc::downgrade(peer);
-    let (name, incarnation) = (node.name.clone(), node.incarnation);
-    let pid = move |serial| Pid::new(name.clone(), incarnation, serial);
-    // Neither a hidden node nor one asked by a hidden node takes part.
-    let hidden = peer.hidden || check_visible(node).is_err();
-    let task = {
-        let node = node.clone();
-        async move {
-            let result = match op {
-                _ if hidden => ForwardResult::Hidden,
-                ForwardOp::Register { name, serial } => {
-                    match node.global.register(&node, &name, &pid(serial)).await {
-                        Ok(()) => ForwardResult::Done(true),
-                        Err(error) => error.into(),
-                    }
-                }
-                ForwardOp::Unregister { name, serial } => {
-                    ForwardResult::Done(node.global.unregister(&node, &name, &pid(serial)))
-                }
-                ForwardOp::Join { group, serial } => {
-                    match node.global.join(&node, &group, &pid(serial)) {
-                        Ok(changed) => ForwardResult::Done(changed),
-                        Err(error) => error.into(),
-                    }
-                }
-                ForwardOp::Leave { group, serial } => {
-                    ForwardResult::Done(node.global.leave(&node, &group, &pid(serial)))
-                }
-            };
-            if let Some(peer) = weak.upgrade() {
-                let answer = GlobalMessage::Forwarded { id, result };
-                let _ = peer
-                    .queue
-                    .push_control(&WireMessage::Global(Box::new(answer)));
-            }
-        }
-    };
-    node.executors.spawn(task).detach();
-}
-
-impl From<GlobalError> for ForwardResult {
-    fn from(error: GlobalError) -> Self {
-        match error {
-            GlobalError::NameTaken { holder, .. } => ForwardResult::Taken(holder),
-            GlobalError::NoProc { .. } => ForwardResult::NoProc,
-            GlobalError::Timeout { .. } => ForwardResult::Timeout,
-            GlobalError::HiddenNode { .. } => ForwardResult::Hidden,
-            GlobalError::NoConnection { .. }
-            | GlobalError::ShuttingDown
-            | GlobalError::NameTooLong { .. } => ForwardResult::ShuttingDown,
-        }
     }
 }
