@@ -360,3 +360,32 @@ fn a_join_or_leave_through_a_peer_just_reconnected_is_answered() {
         shutdown_all(nodes);
     });
 }
+
+#[test]
+fn a_lost_nodes_members_and_names_are_gone_when_its_node_down_is_seen() {
+    run_blocking(async {
+        let nodes = start_cluster(2).await;
+        let worker = probe(&nodes[1], false).await;
+        assert_eq!(nodes[1].join_group("g", worker.pid()).await, Ok(true));
+        nodes[1].register_global("w", worker.pid()).await.unwrap();
+        let events = nodes[0].cluster_events();
+        let mut stale = Vec::new();
+        for round in 0..200 {
+            eventually("the member and the name back", || {
+                nodes[0].group_members("g").len() == 1 && nodes[0].whereis_global("w").is_some()
+            })
+            .await;
+            // Dropped by the other end: this node finds out on its own reader.
+            nodes[1].faults().disconnect(&id(&nodes[0]));
+            while !matches!(next_event(&events).await, ClusterEvent::NodeDown { .. }) {}
+            let (members, name) = (nodes[0].group_members("g"), nodes[0].whereis_global("w"));
+            if !members.is_empty() || name.is_some() {
+                stale.push((round, members, name));
+            }
+            while !matches!(next_event(&events).await, ClusterEvent::NodeUp { .. }) {}
+            wait_connected(&nodes[0], 1).await;
+        }
+        assert!(stale.is_empty(), "seen after NodeDown: {stale:?}");
+        shutdown_all(nodes);
+    });
+}

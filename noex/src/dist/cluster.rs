@@ -357,6 +357,12 @@ impl Cluster {
         if !peer.close() {
             return;
         }
+        // Its node's global names and group members go first, before anyone hears of the
+        // loss (`NodeDown`, monitors, links), as a process's are released before its
+        // watchers hear of its end. (`settle` asks again, a no-op by then.)
+        if let Some(node) = self.node().filter(|_| self.shares_with(peer)) {
+            node.global.peer_down(&node, peer);
+        }
         let key = peer.id.as_arc();
         let lost = {
             let mut state = self.lock();
