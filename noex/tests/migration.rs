@@ -355,3 +355,80 @@ fn a_child_lost_on_the_minority_side_is_not_restarted_by_request() {
         shutdown_all(nodes);
     });
 }
+
+#[test]
+fn a_lost_child_terminated_by_request_can_be_restarted_once_that_is_safe() {
+    run_blocking(async {
+        let nodes = cluster(3, Duration::from_millis(100)).await;
+        let sup = supervise(&nodes, Strategy::OneForOne, &[("g-terminated", 1)]).await;
+        sup.set_selector(NodeSelector::RoundRobin).await.unwrap();
+        isolate(&nodes, 1, true);
+        within("the child to be held back", async {
+            while sup.distribution().await.unwrap().waiting_for_majority == 0 {
+                smol::Timer::after(Duration::from_millis(2)).await;
+            }
+        })
+        .await;
+        // Stopped by request while it waits to move: it no longer moves by itself...
+        sup.terminate_child("g-terminated").await.unwrap();
+        // ...and a restart by request is refused until the migration delay has passed,
+        // then done (it was refused for ever).
+        let restarted = within("the restart to be allowed", async {
+            loop {
+                match sup.restart_child("g-terminated").await {
+                    Err(SupervisorError::WaitingToMove { .. }) => {
+                        smol::Timer::after(Duration::from_millis(10)).await;
+                    }
+                    other => break other,
+                }
+            }
+        })
+        .await;
+        assert_ne!(restarted.unwrap().node(), id(&nodes[1]).as_str());
+        assert_eq!(sup.distribution().await.unwrap().migrations, 1);
+        shutdown_all(nodes);
+    });
+}
+
+#[test]
+fn a_restart_by_request_whose_spawn_got_no_answer_is_held_as_lost() {
+    run_blocking(async {
+        let nodes = cluster(3, Duration::from_millis(100)).await;
+        let sup = supervise(&nodes, Strategy::OneForOne, &[("h-request", 1)]).await;
+        let far = id(&nodes[1]);
+        sup.set_selector(preferring(&far)).await.unwrap();
+        sup.terminate_child("h-request").await.unwrap();
+        gate("h-request", &far, true);
+        let restarting = {
+            let sup = sup.clone();
+            nodes[0].spawn_task(async move { sup.restart_child("h-request").await.map(|_| ()) })
+        };
+        waiting_in_init(&nodes[1]).await;
+        let cut = Instant::now();
+        isolate(&nodes, 1, true);
+        gate("h-request", &far, false);
+        let result = within("the restart to fail", restarting).await;
+        assert!(
+            matches!(&result, Err(SupervisorError::StartFailed { .. })),
+            "{result:?}"
+        );
+        // Not started elsewhere at once by a second request (it could run twice)...
+        assert!(matches!(
+            sup.restart_child("h-request").await,
+            Err(SupervisorError::WaitingToMove { .. })
+        ));
+        // ...but by itself, once that is safe.
+        let before = BTreeMap::from([("h-request".to_owned(), None)]);
+        all_restarted(&sup, &before).await;
+        let mut elsewhere = starts("h-request")
+            .into_iter()
+            .filter(|(node, _)| *node != far.to_string());
+        let (_, moved) = elsewhere.next_back().unwrap();
+        let waited = moved.duration_since(cut);
+        assert!(
+            waited >= Duration::from_millis(500),
+            "moved {waited:?} after the cut"
+        );
+        shutdown_all(nodes);
+    });
+}

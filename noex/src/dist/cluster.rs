@@ -359,7 +359,8 @@ impl Cluster {
         }
         // Its node's global names and group members go first, before anyone hears of the
         // loss (`NodeDown`, monitors, links), as a process's are released before its
-        // watchers hear of its end. (`settle` asks again, a no-op by then.)
+        // watchers hear of its end. (`settle` asks again: by then only for the claims
+        // started meanwhile that still wait for the lost node, which it clears.)
         if let Some(node) = self.node().filter(|_| self.shares_with(peer)) {
             node.global.peer_down(&node, peer);
         }
@@ -398,9 +399,10 @@ impl Cluster {
         // Behind everything queued (as a signal of no process), not in the control lane:
         // the peer handles what this node sent before its goodbye, then closes.
         let mut goodbye = Vec::new();
-        let encoded = super::wire::encode_frame(&WireMessage::Goodbye, &mut goodbye).is_ok();
-        for peer in peers.iter().filter(|_| encoded) {
-            let _ = peer.queue.push_signal(&mut goodbye.clone(), 0);
+        if super::wire::encode_frame(&WireMessage::Goodbye, &mut goodbye).is_ok() {
+            for peer in &peers {
+                let _ = peer.queue.push_signal(&mut goodbye.clone(), 0);
+            }
         }
         // Give the writers a moment to flush the goodbyes, then close.
         let flushed = async {

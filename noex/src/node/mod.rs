@@ -491,7 +491,9 @@ impl Node {
     /// and the same happens on a thread of its own: the node's threads must keep running
     /// for its goodbyes to go out and its connections to close (what waits elsewhere on
     /// an answer of a peer then fails with `NoConnection`, and the peers see `Shutdown`).
-    /// Dropping the last handle of a node stops its threads, without the wait.
+    /// Only the first call does this: another, made meanwhile (from the node's threads or
+    /// from outside), returns at once, before the node has stopped. Dropping the last
+    /// handle of a node stops its threads, without the wait.
     ///
     /// To run `terminate` callbacks, stop your top-level supervisors first.
     pub fn shutdown(&self) {

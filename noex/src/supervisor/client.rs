@@ -123,9 +123,10 @@ pub enum SupervisorError {
         /// Why.
         error: String,
     },
-    /// The child was lost with its node and may still run there: it moves by itself
-    /// once that is safe (see [`placement`](super::placement)), and is not started by
-    /// request meanwhile.
+    /// The child was lost with its node (or a start there got no answer) and may still
+    /// run there: it is not started by request until the migration delay has passed and
+    /// this side sees a majority (see [`placement`](super::placement)). Unless stopped by
+    /// request, it moves by itself then.
     #[error("child {id:?} was lost with node {node} and may still run there; it moves once that is safe")]
     WaitingToMove {
         /// The child's id.
@@ -226,7 +227,9 @@ impl ServerRef<Supervisor> {
     }
 
     /// Starts a stopped child again from its spec — not one a distributed supervisor lost
-    /// with its node and is about to move ([`SupervisorError::WaitingToMove`]).
+    /// with its node while it may still run there ([`SupervisorError::WaitingToMove`]). If
+    /// the node asked to start it gives no answer, the request fails and the child is
+    /// held as lost with that node: it starts by itself once that is safe.
     pub async fn restart_child(&self, id: &str) -> Result<Pid, SupervisorError> {
         match self.request(Request::Restart(id.to_owned())).await? {
             Response::Started(result) => result.map(|(pid, _)| pid),

@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use super::placement::MAJORITY_RETRY;
-use super::Supervisor;
+use super::{Lost, Supervisor};
 use crate::server::Ctx;
 
 /// Why a child waits to be started again.
@@ -53,19 +53,42 @@ impl Supervisor {
         self.arm_timer(ctx, at);
     }
 
-    /// Holds the child at `index`, whose last run may still go on on the node it was lost
-    /// with (`lost`), for the migration delay. Every child held for the loss of that node
-    /// waits as long: children lost together move together, in one restart of their group.
-    pub(super) fn hold_lost(&mut self, ctx: &mut Ctx<Self>, index: usize, why: Held) {
+    /// Holds the child at `index`, whose last run may still go on on `node` (lost, or
+    /// asked to start it without answering), for the migration delay. The children waiting
+    /// to move for the loss of that node wait as long: children lost together move
+    /// together, in one restart of their group.
+    pub(super) fn hold_lost(&mut self, ctx: &mut Ctx<Self>, index: usize, node: &str, why: Held) {
         let at = crate::timer::instant_after(migration_delay(ctx));
-        let node = self.children[index].lost.clone();
-        for child in self.children.iter_mut().filter(|c| c.lost == node) {
+        for child in &mut self.children {
+            let Some(lost) = child.lost.as_mut().filter(|lost| lost.node == node) else {
+                continue;
+            };
+            lost.safe_at = at;
             if let Some((Held::Migration | Held::GroupMigration, held_until)) = &mut child.held {
                 *held_until = at;
             }
         }
+        self.children[index].lost = Some(Lost {
+            node: node.to_owned(),
+            safe_at: at,
+        });
         self.children[index].held = Some((why, at));
         self.arm_timer(ctx, at);
+    }
+
+    /// `true` if the child at `index` may start now: its last run cannot still go on
+    /// unseen (it was not lost, or the migration delay has passed and this side sees a
+    /// majority).
+    pub(super) fn safe_to_start(&mut self, ctx: &Ctx<Self>, index: usize) -> bool {
+        let Some(lost) = &self.children[index].lost else {
+            return true;
+        };
+        let waited = Instant::now() >= lost.safe_at;
+        waited
+            && self
+                .placement
+                .as_mut()
+                .is_none_or(|p| p.sees_majority(&ctx.node()))
     }
 
     /// Makes sure the timer fires by `at`.

@@ -189,10 +189,18 @@ struct Child {
     backoff: Duration,
     /// Starts after the first (see `ChildInfo::restarts`).
     restarts: u32,
-    /// The node where its last run may still go on, unseen: the child was lost with that
-    /// node, or a start there got no answer. Until it runs again, it starts only while this
-    /// side sees a majority, and its start counts as a migration (see `placement`).
-    lost: Option<String>,
+    /// Set while its last run may still go on, unseen, on a lost node: until it runs
+    /// again, it starts only while this side sees a majority, and its start counts as a
+    /// migration (see `placement`).
+    lost: Option<Lost>,
+}
+
+/// Where a child's last run may still go on: it was lost with that node, or a start there
+/// got no answer.
+struct Lost {
+    node: String,
+    /// When it may start elsewhere: the migration delay after the loss was seen.
+    safe_at: Instant,
 }
 
 impl Child {

@@ -4,6 +4,7 @@
 use std::any::{Any, TypeId};
 
 use super::client::{ChildCounts, ChildInfo, ChildKey, SupervisorError};
+use super::held::Held;
 use super::placement::{DistributionStats, NodeSelector};
 use super::spec::{ChildKind, ChildSpec, Restart, Strategy};
 use super::{start, validate_child, Child, Supervisor};
@@ -122,8 +123,10 @@ impl Supervisor {
         if self.children[index].pid.is_some() {
             return Err(SupervisorError::Running(id));
         }
-        if let Some(node) = self.children[index].lost.clone() {
+        if !self.safe_to_start(ctx, index) {
             // Started now, it could run beside its last run (see `placement`).
+            let node = self.children[index].lost.as_ref().map(|l| l.node.clone());
+            let node = node.unwrap_or_default();
             return Err(SupervisorError::WaitingToMove { id, node });
         }
         match self.start_at(ctx, index).await {
@@ -131,10 +134,18 @@ impl Supervisor {
                 self.record_started(index, started.pid.clone());
                 Ok((started.pid, started.server))
             }
-            Err(failed) => Err(SupervisorError::StartFailed {
-                id,
-                error: failed.error,
-            }),
+            Err(failed) => {
+                if let Some(node) = &failed.lost {
+                    // It may run where it was asked to start: it starts by itself once
+                    // that is safe (it was asked for), as a child lost with that node.
+                    self.children[index].terminated = false;
+                    self.hold_lost(ctx, index, node, Held::GroupMigration);
+                }
+                Err(SupervisorError::StartFailed {
+                    id,
+                    error: failed.error,
+                })
+            }
         }
     }
 

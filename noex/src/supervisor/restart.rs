@@ -80,8 +80,7 @@ impl Supervisor {
             // Decided on the view of the cluster a moment later, when the loss that took
             // this node has taken the others it takes (see `placement`).
             tracing::warn!(supervisor = %ctx.pid(), child = %id, %pid, "child lost with its node; it moves once a majority is seen");
-            self.children[index].lost = Some(pid.node().to_owned());
-            self.hold_lost(ctx, index, Held::Migration);
+            self.hold_lost(ctx, index, pid.node(), Held::Migration);
             return;
         }
         if restarts(spec.restart, &reason) {
@@ -152,12 +151,15 @@ impl Supervisor {
                 continue;
             }
             let child = &mut self.children[i];
+            let temporary = child.spec.restart == Restart::Temporary;
             match (pid, stopped) {
                 // Found lost with its node as it was stopped: it may run there still, so
                 // it starts (alone: this is its group's restart) after the migration delay.
-                (Some(pid), Some(reason)) if Self::lost_with_node(ctx, &pid, started, &reason) => {
-                    child.lost = Some(pid.node().to_owned());
-                    self.hold_lost(ctx, i, Held::GroupMigration);
+                // (A temporary one is removed below.)
+                (Some(pid), Some(reason))
+                    if !temporary && Self::lost_with_node(ctx, &pid, started, &reason) =>
+                {
+                    self.hold_lost(ctx, i, pid.node(), Held::GroupMigration);
                 }
                 // Lost with its node before, waiting to move: this restart is its group's,
                 // it only has to start.
@@ -217,10 +219,9 @@ impl Supervisor {
                     child: id.clone(),
                     error,
                 });
-                if lost.is_some() {
+                if let Some(node) = lost {
                     // It may run where it was asked to start: moved as a lost child.
-                    self.children[index].lost = lost;
-                    self.hold_lost(ctx, index, Held::Retry);
+                    self.hold_lost(ctx, index, &node, Held::Retry);
                 } else if self.placement.is_some() {
                     // Spaced out: the cluster may need a moment to offer a node.
                     self.hold_back(ctx, index, Held::Retry, MAJORITY_RETRY);
