@@ -27,6 +27,18 @@ async fn converged(nodes: &[&Node], group: &str, expected: &[Pid]) {
     .await;
 }
 
+/// Asserts that each node's `global_events` (in `events`, by node), replayed, give its
+/// membership of `group`.
+fn events_replay_to_the_membership(nodes: &[Node], events: &[noex::GlobalEvents], group: &str) {
+    for (node, events) in nodes.iter().zip(events) {
+        let mut members = BTreeMap::new();
+        replay(events, &mut members, &id(node));
+        let mut seen = members.remove(group).unwrap_or_default();
+        seen.sort();
+        assert_eq!(seen, node.group_members(group), "{:?}", id(node));
+    }
+}
+
 /// Replays the group events `events` has received so far onto `members`, failing on a
 /// join reported for a member already in, or a leave for one not in.
 fn replay(events: &noex::GlobalEvents, members: &mut BTreeMap<String, Vec<Pid>>, node: &NodeId) {
@@ -143,13 +155,7 @@ fn a_healed_partition_converges_every_node_to_one_membership_with_changes_of_bot
             wait_connected(node, 3).await;
         }
         converged(&all, "pool", &pids(&workers)).await;
-        for (node, events) in nodes.iter().zip(&events) {
-            let mut members = BTreeMap::new();
-            replay(events, &mut members, &id(node));
-            let mut seen = members.remove("pool").unwrap_or_default();
-            seen.sort();
-            assert_eq!(seen, node.group_members("pool"), "{:?}", id(node));
-        }
+        events_replay_to_the_membership(&nodes, &events, "pool");
         shutdown_all(nodes);
     });
 }
@@ -282,13 +288,7 @@ fn churn_on_both_sides_while_a_silent_partition_is_detected_and_heals_converges(
         }
         let pids: Vec<Pid> = kept.iter().map(|w| w.pid().clone()).collect();
         converged(&all, "pool", &pids).await;
-        for (node, events) in nodes.iter().zip(&events) {
-            let mut members = BTreeMap::new();
-            replay(events, &mut members, &id(node));
-            let mut seen = members.remove("pool").unwrap_or_default();
-            seen.sort();
-            assert_eq!(seen, node.group_members("pool"), "{:?}", id(node));
-        }
+        events_replay_to_the_membership(&nodes, &events, "pool");
         shutdown_all(nodes);
     });
 }
@@ -317,13 +317,7 @@ fn crossing_connections_keep_both_nodes_members() {
             let pids: Vec<Pid> = workers.iter().map(|w| w.pid().clone()).collect();
             converged(&all, "pool", &pids).await;
         }
-        for (node, events) in nodes.iter().zip(&events) {
-            let mut members = BTreeMap::new();
-            replay(events, &mut members, &id(node));
-            let mut seen = members.remove("pool").unwrap_or_default();
-            seen.sort();
-            assert_eq!(seen, node.group_members("pool"), "{:?}", id(node));
-        }
+        events_replay_to_the_membership(&nodes, &events, "pool");
         shutdown_all(nodes);
     });
 }

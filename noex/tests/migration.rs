@@ -131,6 +131,20 @@ async fn all_restarted(
     .await
 }
 
+/// Waits until the supervisor's distribution stats satisfy `done`.
+async fn until(
+    sup: &ServerRef<DistributedSupervisor>,
+    what: &str,
+    done: impl Fn(&noex::supervisor::DistributionStats) -> bool,
+) {
+    within(what, async {
+        while !done(&sup.distribution().await.unwrap()) {
+            smol::Timer::after(Duration::from_millis(2)).await;
+        }
+    })
+    .await
+}
+
 /// A selector that places on `node` while it is connected, elsewhere on the first
 /// candidate.
 fn preferring(node: &NodeId) -> NodeSelector {
@@ -269,12 +283,7 @@ fn a_lost_child_waiting_for_its_backoff_starts_only_while_a_majority_is_seen() {
         // n1 is lost; with n0 and n2 a majority, the move is decided after the migration
         // delay, and waits for the child's backoff.
         isolate(&nodes, 1, true);
-        within("the move to be decided", async {
-            while sup.distribution().await.unwrap().restarts == 0 {
-                smol::Timer::after(Duration::from_millis(2)).await;
-            }
-        })
-        .await;
+        until(&sup, "the move to be decided", |stats| stats.restarts > 0).await;
         let decided = Instant::now();
         // Meanwhile n2 is lost too: n0 alone is no majority of three.
         isolate(&nodes, 2, true);
@@ -290,12 +299,7 @@ fn a_lost_child_waiting_for_its_backoff_starts_only_while_a_majority_is_seen() {
             .all(|(node, _)| *node == id(&nodes[1]).to_string()));
         // n2 comes back: a majority again, and the child moves.
         isolate(&nodes, 2, false);
-        within("the child to move", async {
-            while sup.distribution().await.unwrap().migrations == 0 {
-                smol::Timer::after(Duration::from_millis(5)).await;
-            }
-        })
-        .await;
+        until(&sup, "the child to move", |stats| stats.migrations > 0).await;
         shutdown_all(nodes);
     });
 }
@@ -312,10 +316,8 @@ fn children_lost_with_two_nodes_in_turn_cost_one_restart_of_their_group() {
             .unwrap();
         let before = pids(&sup).await;
         isolate(&nodes, 1, true);
-        within("the first loss to be seen", async {
-            while sup.distribution().await.unwrap().waiting_for_majority == 0 {
-                smol::Timer::after(Duration::from_millis(2)).await;
-            }
+        until(&sup, "the first loss to be seen", |stats| {
+            stats.waiting_for_majority > 0
         })
         .await;
         isolate(&nodes, 2, true);
@@ -338,10 +340,8 @@ fn a_child_lost_on_the_minority_side_is_not_restarted_by_request() {
         // n0 alone: its child on n1 is lost, and it sees no majority to move it.
         isolate(&nodes, 1, true);
         isolate(&nodes, 2, true);
-        within("the child to be held back", async {
-            while sup.distribution().await.unwrap().waiting_for_majority == 0 {
-                smol::Timer::after(Duration::from_millis(2)).await;
-            }
+        until(&sup, "the child to be held back", |stats| {
+            stats.waiting_for_majority > 0
         })
         .await;
         assert_eq!(
@@ -363,10 +363,8 @@ fn a_lost_child_terminated_by_request_can_be_restarted_once_that_is_safe() {
         let sup = supervise(&nodes, Strategy::OneForOne, &[("g-terminated", 1)]).await;
         sup.set_selector(NodeSelector::RoundRobin).await.unwrap();
         isolate(&nodes, 1, true);
-        within("the child to be held back", async {
-            while sup.distribution().await.unwrap().waiting_for_majority == 0 {
-                smol::Timer::after(Duration::from_millis(2)).await;
-            }
+        until(&sup, "the child to be held back", |stats| {
+            stats.waiting_for_majority > 0
         })
         .await;
         // Stopped by request while it waits to move: it no longer moves by itself...
