@@ -279,8 +279,8 @@ impl ClusterConfig {
     /// What fills no mailbox is not held back with the messages: heartbeats (the peer is
     /// not declared down meanwhile), the replies to this node's calls (each after the
     /// messages held back for its caller, which are handed on first: a reply never passes
-    /// what its server sent before it) and spawns, the
-    /// global registry's traffic, and the signals that act on a process at once rather
+    /// what its server sent before it) and spawns, the global registry's traffic, and the
+    /// signals that act on a process at once rather
     /// than through its mailbox, as they would locally — a kill, a stop, an exit signal
     /// the process does not trap, links and monitors — so that a process stuck behind its
     /// messages can be killed or stopped from the nodes it holds back. (Once the
@@ -291,6 +291,10 @@ impl ClusterConfig {
     /// again, within the heartbeat timeout; a process that never drains its mailbox keeps
     /// the loss unnoticed: kill it, and the loss is seen. Messages held back when this
     /// node drops the connection are lost with it.)
+    ///
+    /// A reply large enough to travel in fragments (64 KiB or more) is held back with the
+    /// messages, as any large message is: a call whose caller is itself past the limit
+    /// with the same peer's messages then ends at its timeout.
     ///
     /// Messages from this node's own processes are not limited (a mailbox is unbounded).
     /// The price of holding a connection back is that the peer's other messages wait too.
