@@ -131,6 +131,15 @@ async fn all_restarted(
     .await
 }
 
+/// Three nodes, and on n0 a `OneForOne` supervisor of one child `label` running on n1,
+/// placing by turns from then on.
+async fn one_child_on_n1(label: &str) -> (Vec<Node>, ServerRef<DistributedSupervisor>) {
+    let nodes = cluster(3, Duration::from_millis(100)).await;
+    let sup = supervise(&nodes, Strategy::OneForOne, &[(label, 1)]).await;
+    sup.set_selector(NodeSelector::RoundRobin).await.unwrap();
+    (nodes, sup)
+}
+
 /// Waits until the supervisor's distribution stats satisfy `done`.
 async fn until(
     sup: &ServerRef<DistributedSupervisor>,
@@ -334,9 +343,7 @@ fn children_lost_with_two_nodes_in_turn_cost_one_restart_of_their_group() {
 #[test]
 fn a_child_lost_on_the_minority_side_is_not_restarted_by_request() {
     run_blocking(async {
-        let nodes = cluster(3, Duration::from_millis(100)).await;
-        let sup = supervise(&nodes, Strategy::OneForOne, &[("f-minority", 1)]).await;
-        sup.set_selector(NodeSelector::RoundRobin).await.unwrap();
+        let (nodes, sup) = one_child_on_n1("f-minority").await;
         // n0 alone: its child on n1 is lost, and it sees no majority to move it.
         isolate(&nodes, 1, true);
         isolate(&nodes, 2, true);
@@ -359,9 +366,7 @@ fn a_child_lost_on_the_minority_side_is_not_restarted_by_request() {
 #[test]
 fn a_lost_child_terminated_by_request_can_be_restarted_once_that_is_safe() {
     run_blocking(async {
-        let nodes = cluster(3, Duration::from_millis(100)).await;
-        let sup = supervise(&nodes, Strategy::OneForOne, &[("g-terminated", 1)]).await;
-        sup.set_selector(NodeSelector::RoundRobin).await.unwrap();
+        let (nodes, sup) = one_child_on_n1("g-terminated").await;
         isolate(&nodes, 1, true);
         until(&sup, "the child to be held back", |stats| {
             stats.waiting_for_majority > 0
