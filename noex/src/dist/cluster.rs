@@ -94,10 +94,11 @@ pub(super) struct State {
     /// Reconnections per node.
     pub(super) reconnects: HashMap<Arc<str>, u64>,
     /// When the connection to each node was last lost.
-    lost_at: HashMap<Arc<str>, Instant>,
+    pub(super) lost_at: HashMap<Arc<str>, Instant>,
     /// The members this node has been connected to, hidden nodes aside, but those that
-    /// left with a goodbye (for a distributed supervisor's majority).
-    known: std::collections::HashSet<Arc<str>>,
+    /// left with a goodbye or were forgotten (for a distributed supervisor's majority;
+    /// see `members`).
+    pub(super) known: HashMap<Arc<str>, NodeId>,
     /// Processes (by serial) monitoring a connected node, once per monitor.
     node_watchers: HashMap<Arc<str>, Vec<u64>>,
     /// The traffic of connections no longer current, so that totals never go backwards.
@@ -274,7 +275,7 @@ impl Cluster {
             }
             self.incarnations.record(&key, peer.incarnation);
             if !peer.hidden {
-                state.known.insert(key.clone());
+                state.known.insert(key.clone(), peer.id.clone());
             }
             if let Some(existing) = state.peers.get(&key).cloned() {
                 if existing.incarnation == peer.incarnation {
@@ -586,11 +587,6 @@ impl Cluster {
             true => ExitReason::NoProc,
             false => ExitReason::NoConnection,
         }
-    }
-
-    /// How many members this node has been connected to (see `State::known`).
-    pub(crate) fn known_members(&self) -> usize {
-        self.lock().known.len()
     }
 
     /// `true` if this node was once connected to `node` in its incarnation `incarnation`.

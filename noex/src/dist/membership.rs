@@ -100,6 +100,16 @@ pub(super) struct Waiting {
     addresses: HashSet<String>,
 }
 
+impl Waiting {
+    /// No longer keeps `node` to dial (it was forgotten).
+    pub(super) fn remove(&mut self, node: &NodeId) {
+        if self.addresses.remove(node.address()) {
+            self.nodes
+                .retain(|waiting| waiting.address() != node.address());
+        }
+    }
+}
+
 impl Cluster {
     /// Keeps `node` to dial once a learnt address's dial loop ends (called with
     /// `max_dials` of them running).

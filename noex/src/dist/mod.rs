@@ -92,6 +92,7 @@ mod handshake;
 mod header;
 pub(crate) mod inbound;
 mod incarnations;
+mod members;
 mod membership;
 pub(crate) mod monitor;
 mod node_id;
@@ -124,6 +125,7 @@ pub use discovery::{Discovery, DiscoveryError, DnsSeeds, StaticSeeds, DEFAULT_DI
 /// The rustls crate noex's `tls` feature uses, for [`TlsConfig::from_rustls`].
 #[cfg(feature = "tls")]
 pub use futures_rustls::rustls;
+pub use members::ForgetError;
 pub use membership::MembershipCounts;
 pub use node_id::{NodeId, NodeIdError};
 pub use refused::RefusedReason;

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use super::{Node, NodeInner};
 use crate::dist::remote::RemoteTarget;
 use crate::dist::{
-    Cluster, ClusterConfig, ClusterEvent, NodeId, NodeInfo, RemoteStats, StartError, TrafficStats,
+    Cluster, ClusterConfig, ClusterEvent, ForgetError, NodeId, NodeInfo, RemoteStats, StartError,
+    TrafficStats,
 };
 use crate::events::Subscription;
 use crate::server::NamedRef;
@@ -65,8 +66,8 @@ impl Node {
         Ok(node)
     }
 
-    /// How many other members of the cluster this node has been connected to, but those
-    /// that left with a goodbye (0 on a node that is not clustered).
+    /// How many [`members`](Node::members) this node has (0 on a node that is not
+    /// clustered).
     pub(crate) fn known_members(&self) -> usize {
         self.cluster().map_or(0, |c| c.known_members())
     }
@@ -112,6 +113,63 @@ impl Node {
         self.cluster()
             .map(|c| c.connected(true))
             .unwrap_or_default()
+    }
+
+    /// The members of this node's cluster, itself aside, sorted: every node it has been
+    /// connected to since it started (hidden nodes aside), connected now or not, but those
+    /// that left with a goodbye (a [`shutdown`](Node::shutdown)) and those
+    /// [forgotten](Node::forget_node). Empty on a local node.
+    ///
+    /// A [distributed supervisor](crate::DistributedSupervisor) on this node moves a child
+    /// lost with its node only while it sees a strict majority of these members and
+    /// itself, so that the two sides of a partition never both do. A member that crashed
+    /// counts against that majority until it comes back under its id.
+    pub fn members(&self) -> Vec<NodeId> {
+        self.cluster().map(|c| c.members()).unwrap_or_default()
+    }
+
+    /// Forgets `node`, a member of this node's cluster that is gone for good: it no
+    /// longer counts towards the majority a distributed supervisor needs (see
+    /// [`members`](Node::members)), nor is it dialled again (unless a discovery source
+    /// lists it). Returns `false` if it was not a member; fails if it is connected.
+    ///
+    /// A member lost without a goodbye stays one, because this node cannot tell a crashed
+    /// node from one cut off by a partition, where it may still run. So a cluster whose
+    /// nodes crash and come back under new ids (a new port or pod address each time)
+    /// grows its membership, until its live nodes are no majority of it and their
+    /// supervisors wait for ever: forget the old ids as they are known to be gone, as an
+    /// operator downs a node in Akka. Forget them on each node that runs a distributed
+    /// supervisor (each counts its own members).
+    ///
+    /// Forget only a node known to be dead (its process or machine gone). A node forgotten
+    /// while it runs on the other side of a partition is a member again once it connects,
+    /// but meanwhile this side counts a smaller cluster: both sides may then see a
+    /// majority, and a supervised child run on both.
+    ///
+    /// ```
+    /// use noex::{ClusterConfig, ForgetError, Node};
+    ///
+    /// # smol::block_on(async {
+    /// let config = |name| ClusterConfig::new(name).secret("s3cret");
+    /// let a = Node::start(config("a")).await.unwrap();
+    /// let seed = a.local_node_id().unwrap().to_string();
+    /// let b = Node::start(config("b").seed(seed)).await.unwrap();
+    /// # while a.connected_nodes().is_empty() { smol::Timer::after(std::time::Duration::from_millis(5)).await; }
+    /// let b_id = b.local_node_id().unwrap().clone();
+    /// assert_eq!(a.members(), vec![b_id.clone()]);
+    ///
+    /// // A connected node is alive as far as `a` can tell: it cannot be forgotten.
+    /// assert_eq!(a.forget_node(&b_id), Err(ForgetError::Connected { node: b_id.clone() }));
+    ///
+    /// // Once its machine is known to be gone for good (here: a node that never was one).
+    /// let gone = "c@127.0.0.1:1".parse().unwrap();
+    /// assert_eq!(a.forget_node(&gone), Ok(false));
+    /// # a.shutdown();
+    /// # b.shutdown();
+    /// # });
+    /// ```
+    pub fn forget_node(&self, node: &NodeId) -> Result<bool, ForgetError> {
+        self.cluster().map_or(Ok(false), |c| c.forget(node))
     }
 
     /// `true` for a hidden node (see [`ClusterConfig::hidden`]).

@@ -45,7 +45,9 @@
 //!    is started once a majority is connected again (looked at every [`MAJORITY_RETRY`]),
 //!    even if it was waiting for its restart [`Backoff`](super::Backoff) only.
 //!    A node that crashes stays a member: a cluster whose nodes come back under new ids
-//!    (a new port each time) grows its known members, and a node restarted there starts
+//!    (a new port each time) grows its known members, until its live nodes are no
+//!    majority of them — forget those known to be gone for good with
+//!    [`Node::forget_node`](crate::Node::forget_node) — and a node restarted there starts
 //!    afresh.
 //! 2. **Children cut off from their supervisor stop.** A child is linked to its
 //!    supervisor across the nodes, and a link to a lost node delivers
