@@ -254,7 +254,9 @@ impl Cluster {
         let key = peer.id.as_arc();
         let members;
         let mut lost = None;
+        let node = self.node().filter(|_| self.shares_with(&peer));
         {
+            let mut global = node.as_ref().map(|node| node.global.replacing());
             let mut state = self.lock();
             if self.is_stopping() || state.partitioned.contains(peer.id.as_str()) {
                 drop(state);
@@ -296,6 +298,9 @@ impl Cluster {
                     // calls fail, its links and monitors break. Say so, as for any lost
                     // connection, before the new one is up.
                     existing.close();
+                    if let Some(global) = &mut global {
+                        global.connection_replaced(&key);
+                    }
                     lost = Some(self.report_down(
                         &mut state,
                         &existing,
@@ -307,6 +312,9 @@ impl Cluster {
                 } else {
                     // The peer restarted: its old connection is dead.
                     existing.close();
+                    if let Some(global) = &mut global {
+                        global.connection_replaced(&key);
+                    }
                     state.peers.remove(&key);
                     lost = Some(self.report_down(
                         &mut state,
@@ -337,7 +345,7 @@ impl Cluster {
         }
         // Before the reader takes anything: the peer's first global message meets this
         // node's claims, and this node's table goes out first.
-        if let Some(node) = self.node().filter(|_| self.shares_with(&peer)) {
+        if let Some(node) = node {
             node.global.peer_up(&node, &peer);
         }
         peer::run(self, &peer);

@@ -296,6 +296,17 @@ impl Global {
         self.clock.fetch_add(1, Ordering::Relaxed) + 1
     }
 
+    /// Holds this node's global state while a new connection is installed, so that the
+    /// connection it replaces can have its node's names and members removed before the
+    /// loss is reported (see `Replacing`). Taken before the cluster's lock, as the global
+    /// state always is.
+    pub(crate) fn replacing(&self) -> Replacing<'_> {
+        Replacing {
+            global: self,
+            state: self.state(),
+        }
+    }
+
     /// A connection to `peer` is up: what an earlier connection to its node left is
     /// cleared, then this node sends what its processes hold, and the claims it is waiting
     /// on (the new node's grant is needed too). Runs before the connection's reader takes
@@ -507,5 +518,21 @@ impl Global {
             state.claims.len() + state.claimed.len(),
             state.forwards.len(),
         )
+    }
+}
+
+/// This node's global state, held while `Cluster::register` installs a new connection.
+pub(crate) struct Replacing<'a> {
+    global: &'a Global,
+    state: MutexGuard<'a, State>,
+}
+
+impl Replacing<'_> {
+    /// The connection to `node` is being replaced (its node restarted, or a second
+    /// connection won): what it held goes now, before its `NodeDown` is published —
+    /// as `peer_down` does for a connection lost on its own. Its pending claims are left
+    /// to `peer_up`, which asks them again over the new connection.
+    pub(crate) fn connection_replaced(&mut self, node: &str) {
+        self.global.forget_node(&mut self.state, node, None);
     }
 }

@@ -1,0 +1,57 @@
+//! A node restarted under its id before its peers noticed it was gone: its new connection
+//! replaces the old one, and what the old incarnation held goes with it.
+
+mod common;
+
+use common::{cluster_config, eventually, next_event, probe, run_blocking, within};
+use noex::{ClusterEvent, Node, NodeId};
+
+fn id(node: &Node) -> NodeId {
+    node.local_node_id().unwrap().clone()
+}
+
+#[test]
+fn a_restarted_nodes_old_members_and_names_are_gone_when_its_node_down_is_seen() {
+    run_blocking(async {
+        let s = Node::start(cluster_config("s")).await.unwrap();
+        let seed = id(&s).to_string();
+        let first = Node::start(cluster_config("x").seed(seed.clone()));
+        let mut x = first.await.unwrap();
+        let port = id(&x).port();
+        let events = s.cluster_events();
+        let mut stale = Vec::new();
+        // Each round, x "restarts": a new incarnation under its id (bound to another
+        // loopback address, advertising the same one) connects while s still holds the
+        // old one's connection, which it replaces.
+        for round in 0..30u32 {
+            let worker = probe(&x, false).await;
+            assert_eq!(x.join_group("g", worker.pid()).await, Ok(true));
+            let name = format!("w{round}");
+            x.register_global(&name, worker.pid()).await.unwrap();
+            eventually("the member and the name to reach s", || {
+                s.group_members("g").contains(worker.pid()) && s.whereis_global(&name).is_some()
+            })
+            .await;
+            let bind = format!("127.0.0.{}:{port}", round + 2).parse().unwrap();
+            let config = cluster_config("x")
+                .bind(bind)
+                .advertise_host("127.0.0.1")
+                .seed(seed.clone());
+            let next = Node::start(config).await.unwrap();
+            assert_eq!(id(&next), id(&x));
+            within("the old incarnation's NodeDown", async {
+                while !matches!(next_event(&events).await, ClusterEvent::NodeDown { .. }) {}
+            })
+            .await;
+            let (members, holder) = (s.group_members("g"), s.whereis_global(&name));
+            if members.contains(worker.pid()) || holder.is_some() {
+                stale.push((round, members, holder));
+            }
+            x.shutdown();
+            x = next;
+        }
+        assert!(stale.is_empty(), "seen after NodeDown: {stale:?}");
+        x.shutdown();
+        s.shutdown();
+    });
+}
