@@ -349,12 +349,15 @@ impl Cluster {
                 if !linked {
                     // As for a local link to a process that is not running: the linker's
                     // side of the link goes (a linked signal removes it) and it gets an
-                    // exit signal `NoProc`.
-                    peer.answer_signal(RemoteSignal::Exit {
-                        from: to,
-                        to: from,
-                        reason: ExitReason::NoProc,
-                        linked: true,
+                    // exit signal `NoProc` (behind the release of the process's names).
+                    let peer = peer.clone();
+                    node.once_ended(local(to), move || {
+                        peer.answer_signal(RemoteSignal::Exit {
+                            from: to,
+                            to: from,
+                            reason: ExitReason::NoProc,
+                            linked: true,
+                        })
                     });
                 }
             }
@@ -401,10 +404,14 @@ impl Cluster {
                     watched
                 };
                 if !watched {
-                    peer.answer_signal(RemoteSignal::Down {
-                        monitor: monitor.0,
-                        pid: target,
-                        reason: ExitReason::NoProc,
+                    // Behind the release of the process's names and groups.
+                    let peer = peer.clone();
+                    node.once_ended(local(target), move || {
+                        peer.answer_signal(RemoteSignal::Down {
+                            monitor: monitor.0,
+                            pid: target,
+                            reason: ExitReason::NoProc,
+                        })
                     });
                 }
             }

@@ -24,6 +24,29 @@ impl NodeInner {
         self.cluster.get()
     }
 
+    /// Runs `answer` — what tells someone that `target`, found ended, is not running —
+    /// once `target`'s end has been fully processed: at once if it has (or `target` is
+    /// gone from the table), else when it is. A process found ended may still be in the
+    /// middle of [`finalize`](Self::finalize) on another thread, its names and groups not
+    /// yet released here and on the peers; an answer given then would overtake that
+    /// release, where its own `Down`s and exit signals never do.
+    pub(crate) fn once_ended(
+        &self,
+        target: Option<Arc<dyn AnyProcess>>,
+        answer: impl FnOnce() + Send + 'static,
+    ) {
+        match target.filter(|t| !t.core().is_finished()) {
+            None => answer(),
+            Some(target) => self
+                .executors
+                .spawn(async move {
+                    target.core().exited().await;
+                    answer();
+                })
+                .detach(),
+        }
+    }
+
     /// Links `process` (a running process, the caller) with `peer`. If `peer` is not
     /// running, `process` receives an exit signal with reason `NoProc` instead (for a
     /// process of a node that is not connected, `NoConnection`).
@@ -44,12 +67,18 @@ impl NodeInner {
             }
             return;
         }
-        let linked = self
-            .resolve(peer)
+        let target = self.resolve(peer);
+        let linked = target
+            .as_ref()
             .is_some_and(|p| p.core().add_link(core.pid()));
         if !linked {
             core.remove_link(peer);
-            send_exit(process, peer, ExitReason::NoProc, false);
+            let (linker, peer) = (self.resolve(core.pid()), peer.clone());
+            self.once_ended(target, move || {
+                if let Some(linker) = linker {
+                    send_exit(linker.as_ref(), &peer, ExitReason::NoProc, false);
+                }
+            });
         }
     }
 
@@ -85,14 +114,21 @@ impl NodeInner {
             }
             return monitor;
         }
-        let watched = self
-            .resolve(target)
+        let target_process = self.resolve(target);
+        let watched = target_process
+            .as_ref()
             .is_some_and(|p| p.core().add_monitored_by(monitor, core.pid()));
         if !watched {
-            process.deliver_system(SystemInfo::Down {
+            let down = SystemInfo::Down {
                 monitor,
                 pid: target.clone(),
                 reason: ExitReason::NoProc,
+            };
+            let watcher = self.resolve(core.pid());
+            self.once_ended(target_process, move || {
+                if let Some(watcher) = watcher {
+                    watcher.deliver_system(down);
+                }
             });
         }
         monitor

@@ -101,6 +101,11 @@ impl Core {
         self.notify_changed();
     }
 
+    /// `true` once the process's end was fully processed (see [`notify_exited`](Self::notify_exited)).
+    pub(crate) fn is_finished(&self) -> bool {
+        self.finished.load(Ordering::Acquire)
+    }
+
     /// Resolves with the exit reason once the process has ended and its end was processed.
     pub(crate) async fn exited(&self) -> ExitReason {
         self.until(Core::finished_reason).await
