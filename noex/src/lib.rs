@@ -118,9 +118,10 @@ pub use dist::MembershipCounts;
 #[cfg(feature = "tls")]
 pub use dist::{rustls, TlsConfig, TlsError};
 pub use dist::{
-    ClusterConfig, ClusterEvent, Discovery, DiscoveryError, DnsSeeds, ForgetError, NodeDownReason,
-    NodeId, NodeIdError, NodeInfo, NodeStatus, RefusedReason, RemoteStats, SpawnStats, StartError,
-    StaticSeeds, TieStats, TrafficStats, DEFAULT_DISCOVERY_INTERVAL, MIN_FRAME_SIZE,
+    ClusterConfig, ClusterEvent, ConfigError, Discovery, DiscoveryError, DnsSeeds, ForgetError,
+    NodeDownReason, NodeId, NodeIdError, NodeInfo, NodeStatus, RefusedReason, RemoteStats,
+    SpawnStats, StartError, StaticSeeds, TieStats, TrafficStats, DEFAULT_DISCOVERY_INTERVAL,
+    MIN_FRAME_SIZE,
 };
 pub use error::{
     CallError, CastError, CodecStep, GlobalError, LookupError, RegisterError, RemoteSpawnError,

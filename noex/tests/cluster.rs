@@ -9,8 +9,8 @@ use common::{
     wait_connected, within,
 };
 use noex::{
-    behavior, CallError, ClusterConfig, ClusterEvent, Ctx, ExitReason, LookupError, Node,
-    NodeDownReason, NodeId, ReplyTo, SendError, ServerRef, SpawnOptions, StartError,
+    behavior, CallError, ClusterConfig, ClusterEvent, ConfigError, Ctx, ExitReason, LookupError,
+    Node, NodeDownReason, NodeId, ReplyTo, SendError, ServerRef, SpawnOptions, StartError,
 };
 use serde::{Deserialize, Serialize};
 
@@ -209,12 +209,25 @@ fn degenerate_limits_are_refused_or_given_a_meaning() {
     run_blocking(async {
         // A zero connect timeout would fail every handshake: refused.
         let result = Node::start(cluster_config("zero").connect_timeout(Duration::ZERO)).await;
-        assert!(matches!(result, Err(StartError::Config(_))), "{result:?}");
+        assert!(
+            matches!(
+                result,
+                Err(StartError::Config(ConfigError::ZeroConnectTimeout))
+            ),
+            "{result:?}"
+        );
         // Frames smaller than a message sent whole would drop such messages, and the
         // connection with them: refused.
         let small = cluster_config("small").limits(noex::MIN_FRAME_SIZE - 1, 1 << 20);
         let result = Node::start(small).await;
-        assert!(matches!(result, Err(StartError::Config(_))), "{result:?}");
+        assert!(
+            matches!(
+                result,
+                Err(StartError::Config(ConfigError::FrameSize { max_frame_size }))
+                    if max_frame_size == noex::MIN_FRAME_SIZE - 1
+            ),
+            "{result:?}"
+        );
         // A zero outbound queue is one byte (a zero one withheld every reply for good),
         // a zero first reconnect delay 1 ms: calls between such nodes are answered.
         let tiny = |name: &str| {
@@ -239,7 +252,13 @@ fn binding_every_interface_requires_an_advertised_host() {
     run_blocking(async {
         let any = "0.0.0.0:0".parse().unwrap();
         let result = Node::start(cluster_config("any").bind(any)).await;
-        assert!(matches!(result, Err(StartError::Config(_))), "{result:?}");
+        assert!(
+            matches!(
+                result,
+                Err(StartError::Config(ConfigError::NoAdvertisedHost { .. }))
+            ),
+            "{result:?}"
+        );
 
         let node = Node::start(cluster_config("any").bind(any).advertise_host("10.1.2.3"))
             .await

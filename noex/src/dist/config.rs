@@ -420,9 +420,7 @@ impl ClusterConfig {
         let host = match &self.advertise_host {
             Some(host) => host.clone(),
             None if local.ip().is_unspecified() => {
-                return Err(StartError::Config(format!(
-                    "bound to {local}: set advertise_host to an address other nodes can reach"
-                )))
+                return Err(ConfigError::NoAdvertisedHost { bound: local }.into())
             }
             None => match local.ip() {
                 IpAddr::V4(ip) => ip.to_string(),
@@ -468,25 +466,27 @@ impl ClusterConfig {
 
     pub(crate) fn validate(&self) -> Result<(), StartError> {
         if self.heartbeat_interval.is_zero() || self.heartbeat_timeout <= self.heartbeat_interval {
-            return Err(StartError::Config(
-                "the heartbeat timeout must be longer than the (non-zero) interval".into(),
-            ));
+            return Err(ConfigError::Heartbeat {
+                interval: self.heartbeat_interval,
+                timeout: self.heartbeat_timeout,
+            }
+            .into());
         }
         if self.connect_timeout.is_zero() {
-            return Err(StartError::Config(
-                "the connect timeout must be longer than zero".into(),
-            ));
+            return Err(ConfigError::ZeroConnectTimeout.into());
         }
         if self.max_frame_size < MIN_FRAME_SIZE {
-            return Err(StartError::Config(format!(
-                "the max frame size must be at least {MIN_FRAME_SIZE} bytes: a message up to \
-                 {FRAGMENT_SIZE} bytes is sent whole, and a larger one in fragments of that size"
-            )));
+            return Err(ConfigError::FrameSize {
+                max_frame_size: self.max_frame_size,
+            }
+            .into());
         }
         if self.reassembly_bound() < self.max_message_size {
-            return Err(StartError::Config(
-                "the reassembly limit must be at least the max message size".into(),
-            ));
+            return Err(ConfigError::ReassemblyLimit {
+                reassembly_limit: self.reassembly_bound(),
+                max_message_size: self.max_message_size,
+            }
+            .into());
         }
         for seed in &self.seeds {
             Seed::parse(seed)?;
@@ -541,9 +541,9 @@ pub enum StartError {
     /// The node id (name, advertised host) or a seed is invalid.
     #[error(transparent)]
     NodeId(#[from] NodeIdError),
-    /// The settings contradict each other.
+    /// The settings contradict each other, or cannot give the node an id.
     #[error("invalid cluster configuration: {0}")]
-    Config(String),
+    Config(#[from] ConfigError),
     /// The behaviours could not be registered (two share a name).
     #[error(transparent)]
     Behaviors(#[from] crate::behavior::RegistryError),
@@ -569,6 +569,58 @@ pub enum StartError {
         from: String,
         /// Why.
         error: String,
+    },
+}
+
+/// Settings of a [`ClusterConfig`] that contradict each other, or cannot give the node an
+/// id: [`StartError::Config`].
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The node is bound to every interface (`0.0.0.0` or `::`), and no
+    /// [`advertise_host`](ClusterConfig::advertise_host) says which address other nodes
+    /// reach it at.
+    #[error("bound to {bound}: set advertise_host to an address other nodes can reach")]
+    NoAdvertisedHost {
+        /// The address bound.
+        bound: SocketAddr,
+    },
+    /// The heartbeat interval is zero, or the timeout is not longer than it.
+    #[error(
+        "the heartbeat timeout ({timeout:?}) must be longer than the (non-zero) interval \
+         ({interval:?})"
+    )]
+    Heartbeat {
+        /// The interval.
+        interval: Duration,
+        /// The timeout.
+        timeout: Duration,
+    },
+    /// The connect timeout is zero: every handshake would fail.
+    #[error("the connect timeout must be longer than zero")]
+    ZeroConnectTimeout,
+    /// The max frame size is under [`MIN_FRAME_SIZE`]: messages sent whole (up to the
+    /// fragment size) or fragments would not fit in a frame.
+    #[error(
+        "the max frame size ({max_frame_size} bytes) must be at least {MIN_FRAME_SIZE} bytes: \
+         a message up to {FRAGMENT_SIZE} bytes is sent whole, and a larger one in fragments \
+         of that size"
+    )]
+    FrameSize {
+        /// The max frame size given.
+        max_frame_size: usize,
+    },
+    /// The reassembly limit is under the max message size: a message of that size could
+    /// never be put back together.
+    #[error(
+        "the reassembly limit ({reassembly_limit} bytes) must be at least the max message \
+         size ({max_message_size} bytes)"
+    )]
+    ReassemblyLimit {
+        /// The reassembly limit.
+        reassembly_limit: usize,
+        /// The max message size.
+        max_message_size: usize,
     },
 }
 

@@ -119,7 +119,7 @@ pub(crate) mod wire;
 mod writer;
 
 pub(crate) use cluster::Cluster;
-pub use config::{ClusterConfig, StartError, MIN_FRAME_SIZE};
+pub use config::{ClusterConfig, ConfigError, StartError, MIN_FRAME_SIZE};
 pub(crate) use connect::DialKind;
 pub use discovery::{Discovery, DiscoveryError, DnsSeeds, StaticSeeds, DEFAULT_DISCOVERY_INTERVAL};
 /// The rustls crate noex's `tls` feature uses, for [`TlsConfig::from_rustls`].
