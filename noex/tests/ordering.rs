@@ -17,7 +17,14 @@ use serde::ser::SerializeTuple;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// One gate per test (the tests of this file run in parallel).
-static GATES: [Gate; 4] = [Gate::new(), Gate::new(), Gate::new(), Gate::new()];
+static GATES: [Gate; 6] = [
+    Gate::new(),
+    Gate::new(),
+    Gate::new(),
+    Gate::new(),
+    Gate::new(),
+    Gate::new(),
+];
 
 /// A large message whose encoding, once its bytes are written, waits for the gate named
 /// by its second field: it keeps a place in its sender's queue until the gate opens.
@@ -102,13 +109,19 @@ impl Caller {
         outcome
     }
 
-    /// Calls `target`, which casts this process a note before it replies, and then
-    /// casts itself a note of the reply.
+    /// Calls `target`, which casts this process a note of `note` bytes before it replies
+    /// with `reply` bytes, and then casts itself a note of the reply's length.
     #[call]
-    async fn call_then_note(&mut self, target: Pid, pad: usize, ctx: &mut Ctx<Self>) -> String {
+    async fn call_then_note(
+        &mut self,
+        target: Pid,
+        note: usize,
+        reply: usize,
+        ctx: &mut Ctx<Self>,
+    ) -> String {
         let me = ctx.server_ref();
         let talker = ctx.node().server_ref::<Talker>(&target).unwrap();
-        let reply = talker.note_then_reply(me.pid().clone(), pad).await;
+        let reply = talker.note_then_reply(me.pid().clone(), note, reply).await;
         let outcome = format!("reply: {:?}", reply.map(|text| text.len()));
         me.note(outcome.clone()).unwrap();
         outcome
@@ -119,14 +132,33 @@ impl Caller {
     #[cast]
     async fn ping_when_open(&mut self, gate: usize, target: Pid, ctx: &mut Ctx<Self>) {
         let target = ctx.node().server_ref::<Talker>(&target).unwrap();
-        for _ in 0..10_000 {
-            if GATES[gate].is_open() {
-                break;
-            }
-            smol::Timer::after(Duration::from_millis(1)).await;
-        }
+        until_open(gate).await;
         let pinged = target.ping_with_timeout(Duration::from_secs(3)).await;
         self.seen.push(format!("ping: {pinged:?}"));
+    }
+
+    /// Waits (in its handler) until gate `gate` opens, then calls `target` for a reply of
+    /// `len` bytes and notes its length.
+    #[cast]
+    async fn fetch_when_open(&mut self, gate: usize, target: Pid, len: usize, ctx: &mut Ctx<Self>) {
+        let target = ctx.node().server_ref::<Talker>(&target).unwrap();
+        until_open(gate).await;
+        let fetched = target
+            .reply_of_with_timeout(len, Duration::from_secs(3))
+            .await;
+        self.seen
+            .push(format!("fetched: {:?}", fetched.map(|reply| reply.len())));
+    }
+
+    /// Calls `target` for a large reply whose encoding waits for gate `gate`, and answers
+    /// with its length.
+    #[call]
+    async fn fetch_gated(&mut self, target: Pid, gate: usize, ctx: &mut Ctx<Self>) -> String {
+        let target = ctx.node().server_ref::<Talker>(&target).unwrap();
+        let fetched = target
+            .gated_reply_with_timeout(gate, Duration::from_secs(4))
+            .await;
+        format!("fetched: {:?}", fetched.map(|reply| reply.0.len()))
     }
 
     #[call]
@@ -158,6 +190,16 @@ impl Caller {
     }
 }
 
+/// Waits (at most 10 s) until gate `gate` opens.
+async fn until_open(gate: usize) {
+    for _ in 0..10_000 {
+        if GATES[gate].is_open() {
+            break;
+        }
+        smol::Timer::after(Duration::from_millis(1)).await;
+    }
+}
+
 /// Sends large messages to a [`Caller`] on another node.
 #[behavior(name = "ordering-talker")]
 pub struct Talker;
@@ -171,6 +213,18 @@ impl Talker {
 
     #[call]
     fn ping(&self) {}
+
+    /// A reply of `len` bytes (sent in fragments if large).
+    #[call]
+    fn reply_of(&self, len: usize) -> String {
+        "r".repeat(len)
+    }
+
+    /// A reply of [`LARGE`] bytes, whose encoding waits for gate `gate`.
+    #[call]
+    fn gated_reply(&self, gate: usize) -> Gated {
+        Gated(vec![5; LARGE], gate)
+    }
 
     /// Casts `to` a note (if its node is connected).
     #[cast]
@@ -189,12 +243,18 @@ impl Talker {
         "ok".into()
     }
 
-    /// Casts `to` a note of `pad` bytes, then replies with as many.
+    /// Casts `to` a note of `note` bytes, then replies with `reply` bytes.
     #[call]
-    fn note_then_reply(&mut self, to: Pid, pad: usize, ctx: &mut Ctx<Self>) -> String {
+    fn note_then_reply(
+        &mut self,
+        to: Pid,
+        note: usize,
+        reply: usize,
+        ctx: &mut Ctx<Self>,
+    ) -> String {
         let to = ctx.node().server_ref::<Caller>(&to).unwrap();
-        to.note("n".repeat(pad)).unwrap();
-        "r".repeat(pad)
+        to.note("n".repeat(note)).unwrap();
+        "r".repeat(reply)
     }
 
     /// Sends `to` a large message gated by `gate`; with `stop`, then stops normally.
@@ -342,7 +402,7 @@ fn a_reply_does_not_pass_its_servers_earlier_message_held_back_by_a_mailbox_limi
         let before = a.connected_nodes()[0].stats.bytes_received;
         let call = smol::spawn({
             let (caller, talker) = (caller.clone(), talker.pid().clone());
-            async move { caller.call_then_note(talker, PAD).await }
+            async move { caller.call_then_note(talker, PAD, PAD).await }
         });
         eventually("a to read the note and the reply", || {
             a.connected_nodes()[0].stats.bytes_received >= before + 2 * PAD as u64
@@ -478,6 +538,116 @@ fn a_reply_does_not_pass_a_large_message_held_back_before_it() {
             })
             .collect();
         assert_eq!(seen, [format!("note of {LONG}"), outcome]);
+        assert!(a.kill(stuck.pid()));
+        a.shutdown();
+        b.shutdown();
+    });
+}
+
+/// 1 MiB: a reply sent in fragments, more than the window of fragments in flight.
+const LARGE_REPLY: usize = 1 << 20;
+
+#[test]
+fn a_process_past_its_mailbox_limit_gets_a_large_reply_to_its_call() {
+    run_blocking(async {
+        const GATE: usize = 4;
+        let (a, b) = pair_limited(Some(2)).await;
+        let talker = b.spawn::<Talker>(()).await.unwrap();
+        // A process of a, busy in a handler, gets past its mailbox limit with b's
+        // messages (a holds back what follows them, for it among others)...
+        let busy = a.spawn::<Caller>(()).await.unwrap();
+        busy.fetch_when_open(GATE, talker.pid().clone(), LARGE_REPLY)
+            .unwrap();
+        let busy_from_b = b.server_ref::<Caller>(busy.pid()).unwrap();
+        for _ in 0..4 {
+            busy_from_b.note("fill".into()).unwrap();
+        }
+        eventually("a to hold b's messages back", || {
+            a.process_info(busy.pid())
+                .is_some_and(|info| info.mailbox_len >= 2)
+        })
+        .await;
+        // ...then calls a process of b, which answers in fragments: the reply reaches it,
+        // the messages withheld for it handed on first.
+        GATES[GATE].open();
+        let seen = seen(&busy, 5).await;
+        assert_eq!(seen[0], format!("fetched: Ok({LARGE_REPLY})"));
+        assert_eq!(seen[1..], ["fill", "fill", "fill", "fill"]);
+        a.shutdown();
+        b.shutdown();
+    });
+}
+
+#[test]
+fn a_large_reply_does_not_pass_its_servers_earlier_message_held_back_by_a_mailbox_limit() {
+    run_blocking(async {
+        let (a, b) = pair_limited(Some(2)).await;
+        // A process of a stuck past its limit: a holds back what b sends its processes.
+        let stuck = stuck_past_its_limit(&a, &b).await;
+        // The caller, on a, calls a talker on b, which casts the caller a short note (held
+        // back) and then replies in fragments: the reply reaches the caller while the
+        // stuck process still holds b's messages back, the note handed on before it.
+        let caller = a.spawn::<Caller>(()).await.unwrap();
+        let talker = b.spawn::<Talker>(()).await.unwrap();
+        let outcome = within(
+            "the call",
+            caller.call_then_note(talker.pid().clone(), 1, LARGE_REPLY),
+        )
+        .await
+        .unwrap();
+        assert_eq!(outcome, format!("reply: Ok({LARGE_REPLY})"));
+        let seen = seen(&caller, 2).await;
+        assert_eq!(seen, ["n".to_owned(), outcome]);
+        assert!(a.kill(stuck.pid()));
+        a.shutdown();
+        b.shutdown();
+    });
+}
+
+#[test]
+fn a_large_reply_begun_before_its_connection_is_held_back_still_arrives() {
+    run_blocking(async {
+        const GATE: usize = 5;
+        let (a, b) = pair_limited(Some(2)).await;
+        let b_id = b.local_node_id().unwrap().clone();
+        // A process of a stuck in a handler, one message short of its limit.
+        let stuck = a.spawn::<Caller>(()).await.unwrap();
+        stuck.pause(600_000).unwrap();
+        let stuck_from_b = b.server_ref::<Caller>(stuck.pid()).unwrap();
+        stuck_from_b.note("fill".into()).unwrap();
+        eventually("the stuck process to hold b's note", || {
+            a.process_info(stuck.pid())
+                .is_some_and(|info| info.mailbox_len >= 1)
+        })
+        .await;
+        // A caller on a calls a talker on b, whose large reply waits at the gate; a stops
+        // writing to b, so that b sends the reply's first fragments (one window's worth)
+        // and no more: a reads them at once, holding nothing back yet.
+        let caller = a.spawn::<Caller>(()).await.unwrap();
+        let talker = b.spawn::<Talker>(()).await.unwrap();
+        let call = smol::spawn({
+            let (caller, talker) = (caller.clone(), talker.pid().clone());
+            async move { caller.fetch_gated(talker, GATE).await }
+        });
+        eventually("the reply to be encoding", || GATES[GATE].reached()).await;
+        assert!(a.faults().stall(&b_id, true));
+        let before = a.connected_nodes()[0].stats.bytes_received;
+        GATES[GATE].open();
+        eventually("a to read the reply's first fragments", || {
+            a.connected_nodes()[0].stats.bytes_received >= before + 128 * 1024
+        })
+        .await;
+        // A second note takes the stuck process to its limit: a holds b's messages back,
+        // and the rest of the reply comes once a writes again (its acknowledgements).
+        stuck_from_b.note("fill".into()).unwrap();
+        eventually("a to hold b's messages back", || {
+            a.process_info(stuck.pid())
+                .is_some_and(|info| info.mailbox_len >= 2)
+        })
+        .await;
+        assert!(a.faults().stall(&b_id, false));
+        let outcome = within("the call", call).await.unwrap();
+        assert_eq!(outcome, format!("fetched: Ok({LARGE})"));
         assert!(a.kill(stuck.pid()));
         a.shutdown();
         b.shutdown();

@@ -13,9 +13,10 @@
 //! outbound bound (a peer that calls without reading its replies), or while a local process
 //! the peer's messages went to is past its mailbox limit (see `inbound::hold_back`), it
 //! handles no more of the peer's messages: it withholds them, up to that bound again, and
-//! then reads nothing more, leaving the rest in the peer's socket (see [`Withheld`]). And
-//! it reads nothing more before the first fragment of a message for which the node-wide
-//! reassembly bound has no room yet (see `reassembly`).
+//! then reads nothing more, leaving the rest in the peer's socket (see [`Withheld`]) —
+//! save those that fill no mailbox, replies among them, large ones included (see
+//! [`large_reply`]). And it reads nothing more before the first fragment of a message
+//! for which the node-wide reassembly bound has no room yet (see `reassembly`).
 
 use std::sync::{Arc, Weak};
 
@@ -36,6 +37,7 @@ mod buffered;
 mod dispatch;
 pub(super) mod follow;
 mod incoming;
+mod large_reply;
 mod run;
 mod withheld;
 
@@ -44,6 +46,7 @@ use buffered::Buffered;
 use dispatch::dispatch;
 use follow::Follow;
 use incoming::Incoming;
+use large_reply::Arriving;
 use withheld::Withheld;
 
 /// The reader yields after this many frames (or [`YIELD_BYTES`]).
@@ -105,6 +108,7 @@ pub(super) async fn reader(cluster: Weak<Cluster>, peer: Arc<Peer>) {
             reassembly,
             room: None,
             assembling: None,
+            arriving: None,
             withheld: Withheld::default(),
             unreported: Unreported::default(),
             resolver: Resolver::default(),
@@ -385,6 +389,9 @@ struct Reading {
     /// The large message being reassembled. (A sender sends one large message at a
     /// time, so fragments of two never interleave.)
     assembling: Option<Assembly>,
+    /// The large message whose fragments arrive while messages are withheld, and whether
+    /// it is handed on (see [`large_reply`]).
+    arriving: Option<Arriving>,
     /// The peer's messages read but not yet handled, while the replies queued for it are
     /// over the bound.
     withheld: Withheld,
@@ -424,30 +431,31 @@ impl Reading {
     }
 
     /// Withholds a frame for a mailbox — a user message (a call, a cast, an info, a
-    /// piece of a large one), an exit signal its process traps, a `Down` — which keeps its
-    /// place behind the messages withheld before it, as does a goodbye (the messages sent
-    /// before it are handled before the connection ends). Every other frame is handled at
-    /// once: those that keep the connection going (heartbeats, acknowledgements of this
-    /// node's fragments: the replies cannot drain without those), and those that fill no
-    /// mailbox — replies to this node's calls (after the messages withheld for their
-    /// caller: see [`before_reply`](Self::before_reply)) and spawns, signals that act on
-    /// a process at once as they would locally (a kill, a stop, an exit signal not trapped, links and
-    /// monitors: see [`Cluster::acts_at_once`]), spawn requests, the global registry's
-    /// messages. A process stuck behind its messages can then still be killed or stopped
-    /// from the node holding them, and that node's replies and registry traffic do not
-    /// wait behind it.
+    /// piece of a large one other than a reply), an exit signal its process traps, a
+    /// `Down` — which keeps its place behind the messages withheld before it, as does a
+    /// goodbye (the messages sent before it are handled before the connection ends).
+    /// Every other frame is handled at once: those that keep the connection going
+    /// (heartbeats, acknowledgements of this node's fragments: the replies cannot drain
+    /// without those), and those that fill no mailbox — replies to this node's calls
+    /// (after the messages withheld for their caller: see
+    /// [`before_reply`](Self::before_reply); a large one piece by piece, see
+    /// [`large_reply`]) and spawns, signals that act on a process at once as they would
+    /// locally (a kill, a stop, an exit signal not trapped, links and monitors: see
+    /// [`Cluster::acts_at_once`]), spawn requests, the global registry's messages. A
+    /// process stuck behind its messages can then still be killed or stopped from the node
+    /// holding them, and that node's replies and registry traffic do not wait behind it.
     #[inline(never)]
     fn withhold(&mut self, cluster: &Arc<Cluster>, frame: &[u8]) -> Result<Handled, Ended> {
-        let (message, _) = wire::decode(frame).map_err(Ended::Read)?;
+        let (message, payload) = wire::decode(frame).map_err(Ended::Read)?;
         let in_order = match &message {
             WireMessage::Call { .. }
             | WireMessage::Cast { .. }
             | WireMessage::Info { .. }
             | WireMessage::Trace(_)
-            | WireMessage::Fragment { .. }
             | WireMessage::Goodbye => true,
             WireMessage::Signal(signal) => !cluster.acts_at_once(signal),
-            WireMessage::Reply { id, .. } => !self.before_reply(cluster, *id)?,
+            WireMessage::Reply { id, .. } => !self.before_reply(cluster, *id, false)?,
+            WireMessage::Fragment { id, .. } => !self.passes(cluster, *id, payload)?,
             // Named one by one, so that a new kind of frame is placed here on purpose.
             WireMessage::Heartbeat { .. }
             | WireMessage::FragmentAck { .. }
@@ -464,15 +472,21 @@ impl Reading {
             | WireMessage::Welcome
             | WireMessage::Refused { .. } => false,
         };
-        if !in_order {
-            return self.frame(cluster, frame);
+        let handled = if !in_order {
+            self.frame(cluster, frame)?
+        } else if !self.withheld.has_room(frame.len(), self.peer.queue.limit()) {
+            Handled::Later(Wait::Replies)
+        } else {
+            let target = withheld::target(cluster, &self.peer, &message);
+            self.withheld.push(frame, target);
+            Handled::Done
+        };
+        // (A fragment left in place is asked about again when it is taken.)
+        if let (WireMessage::Fragment { id, last: true, .. }, Handled::Done) = (&message, &handled)
+        {
+            self.arrived(*id);
         }
-        if !self.withheld.has_room(frame.len(), self.peer.queue.limit()) {
-            return Ok(Handled::Later(Wait::Replies));
-        }
-        let target = withheld::target(cluster, &self.peer, &message);
-        self.withheld.push(frame, target);
-        Ok(Handled::Done)
+        Ok(handled)
     }
 
     /// Handles the withheld messages, in order, until none is left or the replies are

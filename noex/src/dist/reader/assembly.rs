@@ -72,6 +72,14 @@ impl Reading {
             .is_some_and(|assembly| assembly.in_place.is_some())
     }
 
+    /// The bytes of message `id` reassembled so far, if it is the one being reassembled.
+    pub(super) fn assembled_so_far(&self, id: u64) -> Option<&[u8]> {
+        self.assembling
+            .as_ref()
+            .filter(|assembly| assembly.id == id)
+            .map(|assembly| &assembly.whole[..assembly.filled])
+    }
+
     /// Handles a fragment — unless it begins a message the node has no room for yet.
     #[inline(never)]
     pub(super) fn piece(

@@ -147,16 +147,24 @@ impl Reading {
     /// may come from the replying process, and a reply does not pass what its sender sent
     /// before (the caller would see them after the call returned). Those for other
     /// processes stay withheld. Whom a piece of a large message is for is not known: with
-    /// one withheld, every message before the reply goes first. `false` if that cannot be
-    /// done now (such a piece waits for reassembly room): the reply is withheld behind.
+    /// one withheld, every message before the reply goes first — before a `large` reply
+    /// (one in fragments, about to be reassembled) whoever its caller, since the pieces of
+    /// two large messages cannot be reassembled at once. `false` if that cannot be done
+    /// now (such a piece waits for reassembly room): the reply is withheld behind.
     #[cold]
-    pub(super) fn before_reply(&mut self, cluster: &Arc<Cluster>, id: u64) -> Result<bool, Ended> {
+    pub(super) fn before_reply(
+        &mut self,
+        cluster: &Arc<Cluster>,
+        id: u64,
+        large: bool,
+    ) -> Result<bool, Ended> {
         let caller = self.peer.caller_of(id).unwrap_or(0);
-        if !self.withheld.may_hold_for(caller) {
+        let unknown = self.withheld.holds_unknown();
+        if !self.withheld.may_hold_for(caller) && !(large && unknown) {
             return Ok(true);
         }
         self.lost()?;
-        if self.withheld.holds_unknown() {
+        if unknown {
             while let Some((frame, target)) = self.withheld.pop() {
                 if let Handled::Later(_) = self.frame(cluster, &frame)? {
                     self.withheld.put_back(frame, target);
