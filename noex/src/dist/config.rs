@@ -277,12 +277,13 @@ impl ClusterConfig {
     /// other nodes instead of growing its mailbox without bound.
     ///
     /// What fills no mailbox is not held back with the messages: heartbeats (the peer is
-    /// not declared down meanwhile), the replies to this node's calls (each after the
-    /// messages held back for its caller, which are handed on first: a reply never passes
-    /// what its server sent before it) and spawns, the global registry's traffic, and the
-    /// signals that act on a process at once rather
-    /// than through its mailbox, as they would locally — a kill, a stop, an exit signal
-    /// the process does not trap, links and monitors — so that a process stuck behind its
+    /// not declared down meanwhile), the replies to this node's calls, large ones sent in
+    /// fragments included, so that a process past the limit still gets the replies to its
+    /// own calls (each reply after the messages held back for its caller, which are handed
+    /// on first: a reply never passes what its server sent before it), spawns, the global
+    /// registry's traffic, and the signals that act on a process at once rather than
+    /// through its mailbox, as they would locally — a kill, a stop, an exit signal the
+    /// process does not trap, links and monitors — so that a process stuck behind its
     /// messages can be killed or stopped from the nodes it holds back. (Once the
     /// outbound-queue bound of messages is read and held, nothing more is read until they
     /// are handed on; what the peer sends after them waits in its socket. The peer counts
@@ -292,9 +293,13 @@ impl ClusterConfig {
     /// the loss unnoticed: kill it, and the loss is seen. Messages held back when this
     /// node drops the connection are lost with it.)
     ///
-    /// A reply large enough to travel in fragments (64 KiB or more) is held back with the
-    /// messages, as any large message is: a call whose caller is itself past the limit
-    /// with the same peer's messages then ends at its timeout.
+    /// Of a large message held back (64 KiB or more, sent in fragments), no more than the
+    /// window of fragments in flight (256 KiB) is read: until the connection is no longer
+    /// held back, the peer sends no more of it, no other large message (large replies
+    /// included), and nothing its sender sends after it (a process's messages keep their
+    /// order). A call whose server sends its caller such a message before replying, or
+    /// whose large reply comes behind one, waits that long: if its caller is itself past
+    /// the limit with the same peer's messages, it ends at its timeout.
     ///
     /// Messages from this node's own processes are not limited (a mailbox is unbounded).
     /// The price of holding a connection back is that the peer's other messages wait too.
