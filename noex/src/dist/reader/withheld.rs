@@ -160,7 +160,8 @@ impl Reading {
     ) -> Result<bool, Ended> {
         let caller = self.peer.caller_of(id).unwrap_or(0);
         let unknown = self.withheld.holds_unknown();
-        if !self.withheld.may_hold_for(caller) && !(large && unknown) {
+        let hand_on_first = self.withheld.may_hold_for(caller) || (large && unknown);
+        if !hand_on_first {
             return Ok(true);
         }
         self.lost()?;
