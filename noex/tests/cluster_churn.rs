@@ -4,8 +4,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::{cluster_config, eventually, next_event, run_blocking, wait_connected, within};
-use noex::{ClusterEvent, Node, NodeId, RefusedReason};
+use common::{
+    cluster_config, eventually, next_event, run_blocking, wait_connected, within, Seen,
+};
+use noex::{
+    behavior, CallError, ClusterEvent, ExitReason, GlobalError, Node, NodeId, RefusedReason,
+    SendError,
+};
 
 fn id(node: &Node) -> NodeId {
     node.local_node_id().unwrap().clone()
@@ -30,31 +35,36 @@ async fn refused(
     }
 }
 
+/// A node `x` (x1), joined through a seed `s`, and a second live node claiming x1's id
+/// (x2: bound elsewhere, advertising x1's address); with the event streams of s and x1,
+/// taken before x2 started.
+async fn claimed_twice() -> (Node, Node, Node, noex::ClusterEvents, noex::ClusterEvents) {
+    let s = Node::start(cluster_config("s")).await.unwrap();
+    let seed = id(&s).to_string();
+    let x1 = Node::start(cluster_config("x").seed(seed.clone()))
+        .await
+        .unwrap();
+    wait_connected(&s, 1).await;
+    let s_events = s.cluster_events();
+    let x1_events = x1.cluster_events();
+    let port = id(&x1).port();
+    let bind = format!("127.0.0.2:{port}").parse().unwrap();
+    let x2 = Node::start(
+        cluster_config("x")
+            .bind(bind)
+            .advertise_host("127.0.0.1")
+            .seed(seed),
+    )
+    .await
+    .unwrap();
+    assert_eq!(id(&x2), id(&x1));
+    (s, x1, x2, s_events, x1_events)
+}
+
 #[test]
 fn a_second_live_node_with_the_same_id_is_refused_rather_than_flapping() {
     run_blocking(async {
-        let s = Node::start(cluster_config("s")).await.unwrap();
-        let seed = id(&s).to_string();
-        let x1 = Node::start(cluster_config("x").seed(seed.clone()))
-            .await
-            .unwrap();
-        wait_connected(&s, 1).await;
-        let s_events = s.cluster_events();
-        let x1_events = x1.cluster_events();
-
-        // A second node claims x1's id: bound elsewhere, advertising x1's address.
-        let port = id(&x1).port();
-        let bind = format!("127.0.0.2:{port}").parse().unwrap();
-        let x2 = Node::start(
-            cluster_config("x")
-                .bind(bind)
-                .advertise_host("127.0.0.1")
-                .seed(seed),
-        )
-        .await
-        .unwrap();
-        assert_eq!(id(&x2), id(&x1));
-
+        let (s, x1, x2, s_events, x1_events) = claimed_twice().await;
         // s takes x2 for x1 restarted; x1, still alive, comes back and is refused (it
         // used to replace x2, which came back and replaced it, and so on for ever).
         let mut seen = Vec::new();
@@ -75,6 +85,63 @@ fn a_second_live_node_with_the_same_id_is_refused_rather_than_flapping() {
         let connected = s.connected_nodes();
         assert_eq!(connected.len(), 1);
         assert_eq!(connected[0].incarnation, x2.incarnation());
+        s.shutdown();
+        x1.shutdown();
+        x2.shutdown();
+    });
+}
+
+/// A server of another node to call.
+#[behavior(name = "churn-echo")]
+pub struct Echo;
+
+#[behavior]
+impl Echo {
+    #[init]
+    fn init() -> Self {
+        Echo
+    }
+
+    #[call]
+    fn ping(&self) -> u8 {
+        1
+    }
+}
+
+#[test]
+fn the_processes_of_a_node_refused_for_its_id_are_unreachable_not_gone() {
+    run_blocking(async {
+        // A process of x1, known to s before x2 came.
+        let (s, x1, x2, s_events, _) = claimed_twice().await;
+        let echo = x1.spawn::<Echo>(()).await.unwrap();
+        let pid = echo.pid().clone();
+        within("s to refuse x1", refused(&s_events, &mut Vec::new())).await;
+
+        // x1 is alive, only not connected to s: every way of reaching its processes from
+        // s says so, none says they are gone.
+        assert_eq!(s.exited(&pid).await, ExitReason::NoConnection);
+        let remote = s.server_ref::<Echo>(&pid).unwrap();
+        assert!(
+            matches!(remote.ping().await, Err(CallError::NoConnection { .. })),
+            "a call"
+        );
+        assert!(matches!(
+            s.stop(&pid, ExitReason::Normal).await,
+            Err(SendError::NoConnection { .. })
+        ));
+        assert!(matches!(
+            s.register_global("on-x1", &pid).await,
+            Err(GlobalError::NoConnection { .. })
+        ));
+        let watcher = common::probe(&s, true).await;
+        watcher.link(&pid).await;
+        assert_eq!(
+            watcher.next_seen().await,
+            Seen::Exit {
+                from: pid.clone(),
+                reason: ExitReason::NoConnection
+            }
+        );
         s.shutdown();
         x1.shutdown();
         x2.shutdown();

@@ -271,6 +271,7 @@ impl Cluster {
             });
             if earlier {
                 drop(state);
+                self.incarnations.alive(&key, peer.incarnation);
                 tracing::warn!(node = %peer.id, "dropped a connection to an earlier incarnation of a connected node (two live nodes claim its id)");
                 peer.close();
                 return false;
@@ -588,18 +589,19 @@ impl Cluster {
     /// What a pid of an incarnation of its node other than the one connected means: the
     /// pid's process is gone for good (`NoProc`) if this node was connected to that
     /// incarnation before, else that node cannot be reached (`NoConnection`: it may be a
-    /// later incarnation, whose connection this node has not made yet). See
-    /// `incarnations`.
+    /// later incarnation, whose connection this node has not made yet, or an earlier one
+    /// found alive and refused, two live nodes claiming one id). See `incarnations`.
     pub(crate) fn other_incarnation(&self, pid: &Pid) -> ExitReason {
-        match self.incarnations.seen(pid.node(), pid.incarnation()) {
+        match self.incarnation_ended(pid.node(), pid.incarnation()) {
             true => ExitReason::NoProc,
             false => ExitReason::NoConnection,
         }
     }
 
-    /// `true` if this node was once connected to `node` in its incarnation `incarnation`.
-    pub(crate) fn incarnations_seen(&self, node: &str, incarnation: u64) -> bool {
-        self.incarnations.seen(node, incarnation)
+    /// `true` if `node`'s incarnation `incarnation` has ended as far as this node knows:
+    /// it was connected to it, and has not found it alive since (see `incarnations`).
+    pub(crate) fn incarnation_ended(&self, node: &str, incarnation: u64) -> bool {
+        self.incarnations.ended(node, incarnation)
     }
 
     /// `true` while the node of `pid` is connected with the pid's incarnation.

@@ -263,6 +263,7 @@ impl Cluster {
             // An earlier incarnation than the one connected: it is alive after all, so
             // two nodes claim one id. Let in, each would replace the other for ever.
             if self.incarnations.seen(peer.as_str(), incarnation) {
+                self.incarnations.alive(peer.as_str(), incarnation);
                 tracing::warn!(node = %peer, "refused: an earlier incarnation of a connected node (two live nodes claim its id)");
                 return Err(Refusal::IdInUse);
             }

@@ -7,6 +7,12 @@
 //! node cannot reach yet (`NoConnection`). Incarnations are random numbers, not counters,
 //! so only the history tells the two apart: an incarnation this node was connected to
 //! before is an earlier one; any other is treated as one it cannot reach.
+//!
+//! An earlier incarnation may turn out to be alive: two live nodes claim one id, and the
+//! one connected first was taken for restarted (see `Refusal::IdInUse`). Once this node
+//! refuses it (or drops a connection it made to it), that incarnation is marked alive:
+//! its processes may well run, this node just has no connection to them
+//! (`NoConnection`), until it is connected to it again.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -21,7 +27,14 @@ const NODES: usize = 4096;
 /// The incarnations seen of each node, by node id text.
 #[derive(Default)]
 pub(crate) struct Incarnations {
-    seen: Mutex<HashMap<Arc<str>, VecDeque<u64>>>,
+    seen: Mutex<HashMap<Arc<str>, VecDeque<Seen>>>,
+}
+
+/// An incarnation this node was connected to.
+struct Seen {
+    incarnation: u64,
+    /// Found alive since, while another incarnation is connected (and refused for it).
+    alive: bool,
 }
 
 impl Incarnations {
@@ -34,22 +47,50 @@ impl Incarnations {
             }
         }
         let history = seen.entry(node.clone()).or_default();
-        if history.contains(&incarnation) {
+        if let Some(known) = history.iter_mut().find(|s| s.incarnation == incarnation) {
+            known.alive = false;
             return;
         }
         if history.len() == PER_NODE {
             history.pop_front();
         }
-        history.push_back(incarnation);
+        history.push_back(Seen {
+            incarnation,
+            alive: false,
+        });
+    }
+
+    /// Notes that `node`'s incarnation `incarnation`, one seen before, is alive though
+    /// another is connected (two live nodes claim its id): its processes are not known to
+    /// have ended.
+    pub(crate) fn alive(&self, node: &str, incarnation: u64) {
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        let history = seen.get_mut(node);
+        let known = history.and_then(|h| h.iter_mut().find(|s| s.incarnation == incarnation));
+        if let Some(known) = known {
+            known.alive = true;
+        }
     }
 
     /// `true` if this node was once connected to `node` in its incarnation `incarnation`.
     pub(crate) fn seen(&self, node: &str, incarnation: u64) -> bool {
-        self.seen
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(node)
-            .is_some_and(|history| history.contains(&incarnation))
+        self.find(node, incarnation).is_some()
+    }
+
+    /// `true` if `node`'s incarnation `incarnation` has ended, as far as this node knows:
+    /// it was connected to it, and has not found it alive since (see [`alive`]).
+    ///
+    /// [`alive`]: Self::alive
+    pub(crate) fn ended(&self, node: &str, incarnation: u64) -> bool {
+        self.find(node, incarnation) == Some(false)
+    }
+
+    /// Whether `node`'s incarnation `incarnation` was found alive, if it was seen.
+    fn find(&self, node: &str, incarnation: u64) -> Option<bool> {
+        let seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        let history = seen.get(node)?;
+        let known = history.iter().find(|s| s.incarnation == incarnation)?;
+        Some(known.alive)
     }
 }
 
@@ -69,6 +110,22 @@ mod tests {
         assert!(incarnations.seen(&node, 1));
         assert!(incarnations.seen(&node, PER_NODE as u64));
         assert!(!incarnations.seen("c@127.0.0.1:1", 1));
+    }
+
+    #[test]
+    fn an_incarnation_found_alive_is_not_ended_until_connected_again() {
+        let incarnations = Incarnations::default();
+        let node: Arc<str> = Arc::from("b@127.0.0.1:1");
+        incarnations.record(&node, 1);
+        incarnations.record(&node, 2);
+        assert!(incarnations.ended(&node, 1));
+        incarnations.alive(&node, 1);
+        assert!(incarnations.seen(&node, 1), "still an earlier one, to refuse");
+        assert!(!incarnations.ended(&node, 1));
+        incarnations.alive(&node, 3);
+        assert!(!incarnations.seen(&node, 3), "never seen: not recorded");
+        incarnations.record(&node, 1);
+        assert!(incarnations.ended(&node, 1), "connected again, then lost");
     }
 
     /// A pid of node `b` in incarnation `incarnation`.

@@ -146,7 +146,7 @@ impl<B: GenServer> RemoteTarget<B> {
             Missing::Incarnation => {
                 let earlier = self.incarnation.is_some_and(|incarnation| {
                     let cluster = self.cluster.upgrade();
-                    cluster.is_some_and(|c| c.incarnations_seen(&self.node, incarnation))
+                    cluster.is_some_and(|c| c.incarnation_ended(&self.node, incarnation))
                 });
                 match earlier {
                     true => Unreachable::NoProc(self.target()),
