@@ -469,3 +469,50 @@ fn seeds_under_other_addresses_than_their_nodes_ids_are_not_dialled_once_connect
         }
     });
 }
+
+#[test]
+fn a_seed_reached_only_under_its_listed_address_is_redialled_there_when_it_restarts() {
+    run_blocking(async {
+        // b listens on 127.0.0.2 only and advertises 127.0.0.1 (as a pod behind a name
+        // that is the only way in): nothing answers at its id's address. a's seed is the
+        // address that works.
+        let port = free_ports(1)[0];
+        let b_config = || {
+            let bind = format!("127.0.0.2:{port}").parse().unwrap();
+            cluster_config("b").bind(bind).advertise_host("127.0.0.1")
+        };
+        let b = Node::start(b_config()).await.unwrap();
+        let b_id = id(&b);
+        assert_eq!(b_id.address(), format!("127.0.0.1:{port}"));
+        let a = Node::start(cluster_config("a").seed(format!("127.0.0.2:{port}")))
+            .await
+            .unwrap();
+        wait_connected(&a, 1).await;
+        let events = a.cluster_events();
+
+        // A rolling restart: b leaves and comes back where it listened, knowing no one.
+        b.shutdown();
+        assert_eq!(
+            next_event(&events).await,
+            ClusterEvent::NodeDown {
+                node: b_id.clone(),
+                reason: noex::NodeDownReason::Shutdown
+            }
+        );
+        let b2 = Node::start(b_config()).await.unwrap();
+        assert_eq!(id(&b2), b_id);
+
+        // a dials its seed as it was given, not the address in b's id.
+        match next_event(&events).await {
+            ClusterEvent::NodeUp { node, incarnation } => {
+                assert_eq!(node, b_id);
+                assert_eq!(incarnation, b2.incarnation());
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        wait_connected(&b2, 1).await;
+        eventually("a to stop dialling", || a.faults().dials() == 0).await;
+        a.shutdown();
+        b2.shutdown();
+    });
+}

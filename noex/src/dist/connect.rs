@@ -160,15 +160,22 @@ impl Cluster {
     /// Dials `node` again, its connection lost — by failure, or by its goodbye (`left`).
     /// A node a discovery source lists (a configured seed) is dialled until it answers,
     /// whichever way it went: else a partition longer than `forget_unreachable_after`
-    /// would never heal, nor would a seed that knows no one rejoin after a restart. Any
-    /// other is dialled until forgotten, and not at all if it left.
+    /// would never heal, nor would a seed that knows no one rejoin after a restart. It is
+    /// dialled at the addresses listed for it, which may not be the one in its id (a name
+    /// in front of a pod, the only way in). Any other is dialled at its id's address
+    /// until forgotten, and not at all if it left.
     pub(super) fn redial(self: &Arc<Self>, node: &NodeId, left: bool) {
-        let kind = match self.lock().listings.lists(node) {
-            true => DialKind::Seed,
-            false if left => return,
-            false => DialKind::Lost,
-        };
-        self.dial(node.address().to_owned(), Some(node.clone()), kind);
+        let listed = self.lock().listings.addresses_of(node);
+        if listed.is_empty() {
+            if !left {
+                let address = node.address().to_owned();
+                self.dial(address, Some(node.clone()), DialKind::Lost);
+            }
+            return;
+        }
+        for (address, expected) in listed {
+            self.dial(address, expected, DialKind::Seed);
+        }
     }
 
     /// The dial of `address`'s reason, and whether it was asked for again since the last

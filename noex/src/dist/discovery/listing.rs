@@ -25,6 +25,8 @@ pub(crate) struct Listings {
 struct Listing {
     /// The sources (by index) that list it.
     sources: BTreeSet<usize>,
+    /// The node an entry names there (`name@host:port`), if any: what a dial expects.
+    named: Option<NodeId>,
     /// The node a dial of it reached, to leave it alone while that node is connected.
     reached: Option<NodeId>,
     /// It refused this node for good: not dialled while it stays listed.
@@ -39,13 +41,21 @@ impl Listings {
         }
     }
 
-    /// `true` if a source lists `node`: at the address in its id, or at one a dial of
-    /// which reached it.
-    pub(crate) fn lists(&self, node: &NodeId) -> bool {
-        self.by_address.iter().any(|(address, listing)| {
-            !listing.refused
-                && (address == node.address() || listing.reached.as_ref() == Some(node))
-        })
+    /// The listed addresses of `node`, each with the node a dial of it expects: the
+    /// address in its id (expecting it), and those a dial of which reached it (expecting
+    /// what their entries name, as when first dialled). A node listed only under another
+    /// address than its id's may be reachable there only (a name in front of a pod).
+    pub(crate) fn addresses_of(&self, node: &NodeId) -> Vec<(String, Option<NodeId>)> {
+        let listed = self.by_address.iter().filter(|(_, listing)| !listing.refused);
+        listed
+            .filter_map(|(address, listing)| match address == node.address() {
+                true => Some((address.clone(), Some(node.clone()))),
+                false if listing.reached.as_ref() == Some(node) => {
+                    Some((address.clone(), listing.named.clone()))
+                }
+                false => None,
+            })
+            .collect()
     }
 
     /// `address` refused this node for good.
@@ -67,12 +77,10 @@ impl Listings {
             }
             true
         });
-        for address in wanted.keys() {
-            self.by_address
-                .entry(address.clone())
-                .or_default()
-                .sources
-                .insert(source);
+        for (address, named) in wanted {
+            let listing = self.by_address.entry(address.clone()).or_default();
+            listing.sources.insert(source);
+            listing.named.clone_from(named);
         }
         unlisted
     }

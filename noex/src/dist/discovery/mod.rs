@@ -26,9 +26,10 @@
 //!   connected to is dialled as a seed: retried with the reconnect backoff until it
 //!   answers, however long that takes. (A polled source's address whose connection is
 //!   lost is thus a seed again at the next poll; a static seed is asked for once, and a
-//!   lost one — by failure or by its goodbye — is dialled again as a seed, however long
-//!   it stays silent, so that a partition longer than `forget_unreachable_after` still
-//!   heals and a seed that restarts knowing no one is joined again.) Left alone are the
+//!   lost one — by failure or by its goodbye — is dialled again as a seed, at the address
+//!   listed (not the one in its id, if that differs), however long it stays silent, so
+//!   that a partition longer than `forget_unreachable_after` still heals and a seed that
+//!   restarts knowing no one is joined again.) Left alone are the
 //!   node's own address (a DNS name for a whole cluster lists the node itself) and an
 //!   address that refused the node for good (a wrong secret, another protocol version,
 //!   a node with the same id — itself, reached under another name), for as long as it
