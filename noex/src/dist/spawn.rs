@@ -38,13 +38,17 @@ use super::monitor::Watcher;
 use super::node_id::NodeId;
 use super::peer::Peer;
 use super::wire::{self, SpawnRequest, SpawnResult, WireMessage};
-use crate::behavior::{SpawnByNameError, SpawnParams};
+use crate::behavior::SpawnParams;
 use crate::bytes::Lent;
 use crate::error::RemoteSpawnError;
 use crate::server::deadline::Deadline;
 use crate::server::run;
 use crate::server::spawn::RemoteSpawner;
 use crate::{MonitorRef, Node, Pid, SpawnOptions};
+
+mod results;
+
+use results::failure;
 
 /// The spawns a connection has under way, on either side.
 #[derive(Default)]
@@ -295,62 +299,7 @@ impl Cluster {
             SpawnResult::Started(_) => return Err(lost()),
             failure => failure,
         };
-        let (node, behavior) = (node.clone(), behavior.to_owned());
-        let counted = match &error {
-            SpawnResult::InitFailed(_)
-            | SpawnResult::InitPanicked(_)
-            | SpawnResult::InitTimeout
-            | SpawnResult::Exited(_) => &counters.init_failed,
-            _ => &counters.refused,
-        };
-        SpawnCounters::add(counted);
-        Err(match error {
-            SpawnResult::Started(_) => unreachable!("returned above"),
-            SpawnResult::NotFound => RemoteSpawnError::BehaviorNotFound { behavior, node },
-            SpawnResult::LocalOnly => RemoteSpawnError::LocalOnly { behavior },
-            SpawnResult::BadArgs { args_type, error } => RemoteSpawnError::BadArgs {
-                behavior,
-                node,
-                args_type,
-                error,
-            },
-            SpawnResult::InitFailed(error) => RemoteSpawnError::InitFailed {
-                behavior,
-                node,
-                error,
-            },
-            SpawnResult::InitPanicked(message) => RemoteSpawnError::InitPanicked {
-                behavior,
-                node,
-                message,
-            },
-            SpawnResult::InitTimeout => RemoteSpawnError::InitTimeout {
-                behavior,
-                node,
-                timeout: options.init_timeout.unwrap_or_default(),
-            },
-            SpawnResult::NameTaken(holder) => RemoteSpawnError::NameTaken {
-                // The local name is taken on the node itself.
-                name: match holder.node() == node.as_str() && options.name.is_some() {
-                    true => options.name.clone(),
-                    false => options.global_name.clone(),
-                }
-                .unwrap_or_default(),
-                node,
-                holder,
-            },
-            SpawnResult::RegistrationTimeout => RemoteSpawnError::RegistrationTimeout {
-                name: options.global_name.clone().unwrap_or_default(),
-                node,
-            },
-            SpawnResult::Exited(reason) => RemoteSpawnError::Exited {
-                behavior,
-                node,
-                reason,
-            },
-            SpawnResult::ShuttingDown => RemoteSpawnError::NodeShuttingDown { node },
-            SpawnResult::Hidden => RemoteSpawnError::HiddenNode { node },
-        })
+        Err(results::refused(counters, node, behavior, options, error))
     }
 
     /// The reply to one of this node's spawns, read from `peer`: the spawner's link or
@@ -566,31 +515,6 @@ struct Unconfirmed<'a> {
 impl Drop for Unconfirmed<'_> {
     fn drop(&mut self) {
         self.peer.spawns().unconfirmed.remove(&self.id);
-    }
-}
-
-/// What a failed spawn by name answers.
-fn failure(error: SpawnByNameError) -> SpawnResult {
-    match error {
-        SpawnByNameError::NotFound(_) => SpawnResult::NotFound,
-        SpawnByNameError::LocalOnly(_) => SpawnResult::LocalOnly,
-        SpawnByNameError::BadArgs {
-            args_type, error, ..
-        } => SpawnResult::BadArgs {
-            args_type: args_type.to_owned(),
-            error,
-        },
-        SpawnByNameError::InitFailed { error, .. } => SpawnResult::InitFailed(error),
-        SpawnByNameError::InitPanicked { message, .. } => SpawnResult::InitPanicked(message),
-        SpawnByNameError::InitTimeout { .. } => SpawnResult::InitTimeout,
-        SpawnByNameError::NameTaken { holder, .. } => SpawnResult::NameTaken(holder),
-        SpawnByNameError::RegistrationTimeout { .. } => SpawnResult::RegistrationTimeout,
-        SpawnByNameError::Exited { reason, .. } => SpawnResult::Exited(reason),
-        // The spawner checks the name's length, and a hidden node hosts no spawns: what
-        // is left is its own end.
-        SpawnByNameError::GlobalName(_) | SpawnByNameError::ShuttingDown => {
-            SpawnResult::ShuttingDown
-        }
     }
 }
 
