@@ -436,6 +436,20 @@ pub enum RemoteSpawnError {
         /// The spawn timeout.
         timeout: Duration,
     },
+    /// The spawn timeout ran out before the request left this node (the connection to
+    /// the node was backed up: its queue full, or not written to in time): the node was
+    /// not asked, and no process was started there — the request was taken back, it is
+    /// never sent. Another node may be tried at once. (A request the connection had begun
+    /// to send may have been read there: its spawn fails with [`Timeout`](Self::Timeout).)
+    #[error("spawning {behavior:?} on {node}: the request was not sent within {timeout:?}")]
+    NotSent {
+        /// The behaviour's name.
+        behavior: String,
+        /// The node.
+        node: NodeId,
+        /// The spawn timeout.
+        timeout: Duration,
+    },
     /// The requested name is registered to another process: on the node, or — for a
     /// global name — anywhere in the cluster.
     #[error("the name {name:?} asked of {node} is already registered to {holder}")]

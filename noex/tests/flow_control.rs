@@ -330,8 +330,9 @@ fn a_remote_spawn_waiting_for_room_gives_up_at_its_spawn_timeout() {
         let options = SpawnOptions::new().spawn_timeout(timeout);
         let b_id = id(&b);
         let spawned = a.spawn_on_with::<Tally>(&b_id, (), options);
+        // Never queued: the node was not asked.
         match within("the spawn to give up", spawned).await {
-            Err(RemoteSpawnError::Timeout { timeout: t, .. }) => assert_eq!(t, timeout),
+            Err(RemoteSpawnError::NotSent { timeout: t, .. }) => assert_eq!(t, timeout),
             other => panic!("unexpected {other:?}"),
         }
         a.shutdown();

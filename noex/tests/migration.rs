@@ -14,7 +14,10 @@ use common::{
 use noex::supervisor::{
     Backoff, ChildSpec, NodeSelector, Strategy, SupervisorError, SupervisorSpec,
 };
-use noex::{behavior, Ctx, DistributedSupervisor, Node, NodeId, Pid, ServerRef};
+use noex::{
+    behavior, Ctx, DistributedSupervisor, Node, NodeId, Pid, RemoteSpawnError, ServerRef,
+    SpawnOptions,
+};
 
 /// Every start of a [`Stamped`]: its label, its node, when its `init` ran.
 static STARTS: Mutex<Vec<(String, String, Instant)>> = Mutex::new(Vec::new());
@@ -432,6 +435,67 @@ fn a_restart_by_request_whose_spawn_got_no_answer_is_held_as_lost() {
             waited >= Duration::from_millis(500),
             "moved {waited:?} after the cut"
         );
+        shutdown_all(nodes);
+    });
+}
+
+#[test]
+fn a_spawn_whose_request_never_left_the_queue_was_not_sent_and_never_starts() {
+    run_blocking(async {
+        // Heartbeats slow enough that n1 keeps the connection while n0 writes nothing.
+        let nodes = cluster(2, Duration::from_millis(500)).await;
+        let far = id(&nodes[1]);
+        // n0 stops writing to n1 (as if n1 stopped reading): the request stays queued.
+        assert!(nodes[0].faults().stall(&far, true));
+        let timeout = Duration::from_millis(200);
+        let options = SpawnOptions::new().spawn_timeout(timeout);
+        let label = "i-unsent".to_owned();
+        let spawned = nodes[0].spawn_on_with::<Stamped>(&far, label, options);
+        match within("the spawn to give up", spawned).await {
+            Err(RemoteSpawnError::NotSent { node, timeout: t, .. }) => {
+                assert_eq!((node, t), (far.clone(), timeout));
+            }
+            other => panic!("unexpected {:?}", other.map(|_| ())),
+        }
+        // Taken out of the queue, which the writer never looked at: it cannot be sent
+        // later, to start a process nobody tracks.
+        assert_eq!(nodes[0].connected_nodes()[0].stats.queued_bytes, 0);
+        nodes[0].faults().stall(&far, false);
+        let later = SpawnOptions::new();
+        let spawned = nodes[0].spawn_on_with::<Stamped>(&far, "i-later".to_owned(), later);
+        within("a later spawn", spawned).await.unwrap();
+        assert!(starts("i-unsent").is_empty());
+        let stamped = nodes[1].processes().into_iter();
+        assert_eq!(stamped.filter(|p| p.behavior.contains("Stamped")).count(), 1);
+        shutdown_all(nodes);
+    });
+}
+
+#[test]
+fn a_start_whose_spawn_was_never_sent_tries_another_node_at_once() {
+    run_blocking(async {
+        // Heartbeats slow enough that n1 keeps the connection through the spawn timeout
+        // (10 s, a supervisor's) while n0 writes nothing to it.
+        let nodes = cluster(3, Duration::from_secs(2)).await;
+        let sup = supervise(&nodes, Strategy::OneForOne, &[]).await;
+        let far = id(&nodes[1]);
+        sup.set_selector(preferring(&far)).await.unwrap();
+        assert!(nodes[0].faults().stall(&far, true));
+        let spec = ChildSpec::worker::<Stamped>("i-start", "i-start".to_owned());
+        let started = futures_lite::FutureExt::or(
+            async { Some(sup.start_child(spec).await) },
+            async {
+                smol::Timer::after(Duration::from_secs(20)).await;
+                None
+            },
+        );
+        // n1 was never asked: the child starts on another node rather than fail.
+        let pid = started.await.expect("the start to end").unwrap();
+        assert_ne!(pid.node(), far.as_str());
+        assert!(starts("i-start")
+            .iter()
+            .all(|(node, _)| *node != far.to_string()));
+        nodes[0].faults().stall(&far, false);
         shutdown_all(nodes);
     });
 }

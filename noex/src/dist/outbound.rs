@@ -44,8 +44,10 @@ mod apart;
 mod batch;
 mod frame;
 mod line;
+mod withdraw;
 
 pub(crate) use frame::Frame;
+pub(crate) use withdraw::Queued;
 use line::Line;
 
 /// While any reply waits to be sent, this many of the peer's calls waiting for a handler
@@ -82,6 +84,8 @@ enum Large {
         frame: Vec<u8>,
         sender: usize,
         reply: bool,
+        /// Its mark, if it may be taken back (see [`withdraw`]).
+        mark: Option<u64>,
     },
     /// A large message being sent in fragments: a frame, sent up to `sent`.
     Fragmented {
@@ -90,6 +94,7 @@ enum Large {
         sent: usize,
         sender: usize,
         reply: bool,
+        mark: Option<u64>,
     },
 }
 
@@ -134,6 +139,9 @@ struct Lanes {
     closed: bool,
     /// Frames of large messages sent in full, for the node's spares (see `spares`).
     finished: Vec<Frame>,
+    /// The frames of the small lane that may be taken back (see [`withdraw`]).
+    small_marks: Vec<withdraw::SmallMark>,
+    next_mark: u64,
 }
 
 impl Lanes {
@@ -203,6 +211,7 @@ impl Lanes {
                 sent: 4,
                 sender,
                 reply,
+                mark: None,
             });
             true
         } else {
@@ -230,6 +239,7 @@ impl Lanes {
                     frame,
                     sender,
                     reply,
+                    mark: None,
                 });
                 true
             } else {

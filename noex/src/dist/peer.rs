@@ -26,7 +26,7 @@ use super::cluster::Cluster;
 use super::inbound::Payload;
 use super::monitor::PeerTies;
 use super::node_id::NodeId;
-use super::outbound::{is_large, Outbound, PushError};
+use super::outbound::{is_large, Outbound, PushError, Queued};
 use super::spawn::Spawns;
 use super::status::{NodeDownReason, TrafficStats};
 use super::transport::{ReadHalf, Stream, WriteHalf};
@@ -367,6 +367,19 @@ impl Peer {
             return Ok(());
         }
         self.queue.push_waiting_lent(frame, lent, sender).await
+    }
+
+    /// [`send`](Self::send), for a frame that may have to be taken back: its mark if it
+    /// was queued (see `Outbound::withdraw`), `None` if it was written at once.
+    pub(crate) async fn send_withdrawable(
+        &self,
+        frame: &mut Vec<u8>,
+        sender: usize,
+    ) -> Result<Option<Queued>, PushError> {
+        if self.write_now(frame) {
+            return Ok(None);
+        }
+        self.queue.push_waiting_marked(frame, sender).await.map(Some)
     }
 
     /// The reading half of the stream, for the reader (once).

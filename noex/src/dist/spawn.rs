@@ -24,6 +24,13 @@
 //! meanwhile, if the connection is lost, or if no word comes within the spawn's timeout
 //! plus the heartbeat timeout, the target kills the process; a link or monitor recorded for
 //! it is then undone silently.
+//!
+//! A spawn whose timeout runs out before its request left this node — waiting for room in
+//! the connection's queue, or queued and not yet taken by the connection's writer — takes
+//! the request back (see `outbound::withdraw`) and fails with `NotSent`: the node was not
+//! asked, and never will be, so another node may be tried at once. A request the writer
+//! has taken may be on the wire, half written: that spawn fails with `Timeout`, as one
+//! the node may have started (and ends, when the spawner's word does not come).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -39,7 +46,6 @@ use super::node_id::NodeId;
 use super::peer::Peer;
 use super::wire::{self, SpawnRequest, SpawnResult, WireMessage};
 use crate::behavior::SpawnParams;
-use crate::bytes::Lent;
 use crate::error::RemoteSpawnError;
 use crate::server::deadline::Deadline;
 use crate::server::run;
@@ -146,6 +152,12 @@ impl WaitingEntry<'_> {
         }
         self.end_it();
         true
+    }
+
+    /// Gives the spawn up without a word to the node: its request was never sent.
+    fn unsent(&mut self) {
+        self.settle();
+        self.peer.spawns().waiting.remove(&self.id);
     }
 
     /// The spawn's future takes the new process: the target is told to keep it. `false`
@@ -258,19 +270,38 @@ impl Cluster {
             counters,
             pending: true,
         };
+        let not_sent = || {
+            SpawnCounters::add(&counters.timed_out);
+            RemoteSpawnError::NotSent {
+                behavior: behavior.to_owned(),
+                node: node.clone(),
+                timeout: options.spawn_timeout,
+            }
+        };
         // The spawn timeout bounds it all, the wait for room in the queue included.
         let mut deadline = Deadline::after(options.spawn_timeout);
         let sent = deadline
-            .run(peer.send(&mut frame, Lent::new(), run::current_sender()))
+            .run(peer.send_withdrawable(&mut frame, run::current_sender()))
             .await;
         let answered = match sent {
-            Some(Ok(())) => deadline.run(&mut reply).await,
+            Some(Ok(queued)) => match deadline.run(&mut reply).await {
+                Some(answered) => Some(answered),
+                // Too late, and still queued: taken back, the node was not asked.
+                None if queued.as_ref().is_some_and(|q| peer.queue.withdraw(q)) => {
+                    entry.unsent();
+                    return Err(not_sent());
+                }
+                None => None,
+            },
             Some(Err(_)) => {
                 entry.give_up_unanswered();
                 return Err(unreachable());
             }
             // Never queued: the node was not asked.
-            None => None,
+            None => {
+                entry.unsent();
+                return Err(not_sent());
+            }
         };
         let answered = match answered {
             Some(answered) => answered,

@@ -125,7 +125,8 @@ pub struct SpawnStats {
     pub started: u64,
     /// Spawns whose process runs.
     pub succeeded: u64,
-    /// Spawns that ran out of time (their process, if any, was ended).
+    /// Spawns that ran out of time (their process, if any, was ended; one whose request
+    /// was never sent, [`NotSent`](crate::RemoteSpawnError::NotSent), started none).
     pub timed_out: u64,
     /// Spawns waiting for their answer now.
     pub pending: u64,

@@ -95,8 +95,10 @@ impl SpawnOptions {
 
     /// How long a spawn on another node ([`Node::spawn_on_with`](crate::Node::spawn_on_with))
     /// may take in all — the request, `init` there, the answer — before it fails with
-    /// [`RemoteSpawnError::Timeout`](crate::RemoteSpawnError::Timeout); a process that
-    /// started too late is then ended. 10 s by default.
+    /// [`RemoteSpawnError::Timeout`](crate::RemoteSpawnError::Timeout) (a process that
+    /// started too late is then ended), or with
+    /// [`RemoteSpawnError::NotSent`](crate::RemoteSpawnError::NotSent) if the request had
+    /// not left this node by then. 10 s by default.
     pub fn spawn_timeout(mut self, timeout: Duration) -> Self {
         self.spawn_timeout = timeout;
         self

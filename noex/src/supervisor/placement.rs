@@ -31,7 +31,9 @@
 //! or the spawn timed out ([`RemoteSpawnError::ConnectionLost`],
 //! [`RemoteSpawnError::Timeout`]) — may run it until it notices: the child is then
 //! treated as lost with that node (a restart waits as a migration does; a start asked
-//! for with [`start_child`] fails instead of trying another node).
+//! for with [`start_child`] fails instead of trying another node). A spawn that timed out
+//! before its request left the supervisor's node ([`RemoteSpawnError::NotSent`]: the
+//! connection was backed up) asked nothing: another node is tried at once.
 //!
 //! # Partitions: a child never runs twice
 //!
@@ -73,6 +75,7 @@
 //! [`ExitReason::NoConnection`]: crate::ExitReason::NoConnection
 //! [`RemoteSpawnError::ConnectionLost`]: crate::RemoteSpawnError::ConnectionLost
 //! [`RemoteSpawnError::Timeout`]: crate::RemoteSpawnError::Timeout
+//! [`RemoteSpawnError::NotSent`]: crate::RemoteSpawnError::NotSent
 //! [`start_child`]: crate::ServerRef::start_child
 
 use std::collections::{BTreeMap, HashMap};

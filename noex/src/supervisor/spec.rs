@@ -118,6 +118,7 @@ pub(crate) type PlaceFn = Arc<
 fn place_error(error: RemoteSpawnError) -> PlaceError {
     match error {
         RemoteSpawnError::NoConnection { .. }
+        | RemoteSpawnError::NotSent { .. }
         | RemoteSpawnError::BehaviorNotFound { .. }
         | RemoteSpawnError::NodeShuttingDown { .. }
         | RemoteSpawnError::HiddenNode { .. } => PlaceError::Node(error.to_string()),

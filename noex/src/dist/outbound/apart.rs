@@ -85,6 +85,7 @@ impl Outbound {
                         sent: 4,
                         sender,
                         reply,
+                        mark: None,
                     }
                 } else {
                     let frame = frame.into_vec();
@@ -96,6 +97,7 @@ impl Outbound {
                         frame,
                         sender,
                         reply,
+                        mark: None,
                     }
                 };
                 if reply {

@@ -27,6 +27,7 @@ impl Lanes {
                     frame,
                     sender,
                     reply,
+                    ..
                 } => {
                     freed_small += frame.len();
                     if *reply {
@@ -42,6 +43,7 @@ impl Lanes {
                     sent,
                     sender,
                     reply,
+                    ..
                 } => {
                     if self.unacked >= FRAGMENT_WINDOW {
                         break;
@@ -174,6 +176,8 @@ impl Outbound {
             batch.own.extend_from_slice(&lanes.small);
             lanes.small.clear();
         }
+        // Taken: none of them can be taken back now.
+        lanes.small_marks.clear();
         let (small, large, completed) = lanes.take_large(batch);
         for frame in lanes.finished.drain(..) {
             dropped.extend(self.spares.give(frame.own));

@@ -14,7 +14,7 @@
 
 use std::collections::VecDeque;
 
-use super::{is_large_len, Lanes, Outbound, PushError};
+use super::{is_large_len, Lanes, Outbound, PushError, Queued};
 use crate::bytes::Lent;
 
 /// The senders waiting for room in one lane: (ticket, sender), in the order they came.
@@ -137,9 +137,35 @@ impl Outbound {
     pub(crate) async fn push_waiting_lent(
         &self,
         frame: &mut Vec<u8>,
-        mut lent: Lent,
+        lent: Lent,
         sender: usize,
     ) -> Result<(), PushError> {
+        self.push_waiting_inner(frame, lent, sender, false)
+            .await
+            .map(drop)
+    }
+
+    /// [`push_waiting`](Self::push_waiting) for a frame that may have to be taken back
+    /// (see [`withdraw`](Self::withdraw)): its mark, once queued.
+    pub(crate) async fn push_waiting_marked(
+        &self,
+        frame: &mut Vec<u8>,
+        sender: usize,
+    ) -> Result<Queued, PushError> {
+        let queued = self.push_waiting_inner(frame, Lent::new(), sender, true);
+        match queued.await? {
+            Some(queued) => Ok(queued),
+            None => unreachable!("a frame pushed with a mark is marked"),
+        }
+    }
+
+    async fn push_waiting_inner(
+        &self,
+        frame: &mut Vec<u8>,
+        mut lent: Lent,
+        sender: usize,
+        mark: bool,
+    ) -> Result<Option<Queued>, PushError> {
         let lent_len: usize = lent.iter().map(|(_, bytes)| bytes.len()).sum();
         let large = is_large_len(frame.len() + lent_len);
         let ticket = {
@@ -148,12 +174,14 @@ impl Outbound {
                 return Err(PushError::Closed);
             }
             if lanes.may_queue(large, sender, None, self.limit) {
+                let before = lanes.before_push();
                 let tell = lanes.push_lent(frame, std::mem::take(&mut lent), sender, false, false);
+                let queued = mark.then(|| lanes.mark_pushed(before));
                 drop(lanes);
                 if tell {
                     self.tell_writer();
                 }
-                return Ok(());
+                return Ok(queued);
             }
             let ticket = lanes.next_ticket;
             lanes.next_ticket += 1;
@@ -177,8 +205,10 @@ impl Outbound {
                 if lanes.may_queue(large, sender, Some(ticket), self.limit) {
                     lanes.line(large).waiting.pop_front();
                     place.done = true;
+                    let before = lanes.before_push();
                     let tell =
                         lanes.push_lent(frame, std::mem::take(&mut lent), sender, false, false);
+                    let queued = mark.then(|| lanes.mark_pushed(before));
                     let others = !lanes.nobody_waits();
                     drop(lanes);
                     if tell {
@@ -188,7 +218,7 @@ impl Outbound {
                         // Whoever is next may fit too, or waited only for this one.
                         self.room.notify(usize::MAX);
                     }
-                    return Ok(());
+                    return Ok(queued);
                 }
             }
             room.await;
