@@ -4,9 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{
-    cluster_config, eventually, next_event, run_blocking, wait_connected, within, Seen,
-};
+use common::{cluster_config, eventually, next_event, run_blocking, wait_connected, within, Seen};
 use noex::{
     behavior, CallError, ClusterEvent, ExitReason, GlobalError, Node, NodeId, RefusedReason,
     SendError,

@@ -452,7 +452,9 @@ fn a_spawn_whose_request_never_left_the_queue_was_not_sent_and_never_starts() {
         let label = "i-unsent".to_owned();
         let spawned = nodes[0].spawn_on_with::<Stamped>(&far, label, options);
         match within("the spawn to give up", spawned).await {
-            Err(RemoteSpawnError::NotSent { node, timeout: t, .. }) => {
+            Err(RemoteSpawnError::NotSent {
+                node, timeout: t, ..
+            }) => {
                 assert_eq!((node, t), (far.clone(), timeout));
             }
             other => panic!("unexpected {:?}", other.map(|_| ())),
@@ -466,7 +468,10 @@ fn a_spawn_whose_request_never_left_the_queue_was_not_sent_and_never_starts() {
         within("a later spawn", spawned).await.unwrap();
         assert!(starts("i-unsent").is_empty());
         let stamped = nodes[1].processes().into_iter();
-        assert_eq!(stamped.filter(|p| p.behavior.contains("Stamped")).count(), 1);
+        assert_eq!(
+            stamped.filter(|p| p.behavior.contains("Stamped")).count(),
+            1
+        );
         shutdown_all(nodes);
     });
 }
@@ -482,13 +487,11 @@ fn a_start_whose_spawn_was_never_sent_tries_another_node_at_once() {
         sup.set_selector(preferring(&far)).await.unwrap();
         assert!(nodes[0].faults().stall(&far, true));
         let spec = ChildSpec::worker::<Stamped>("i-start", "i-start".to_owned());
-        let started = futures_lite::FutureExt::or(
-            async { Some(sup.start_child(spec).await) },
-            async {
+        let started =
+            futures_lite::FutureExt::or(async { Some(sup.start_child(spec).await) }, async {
                 smol::Timer::after(Duration::from_secs(20)).await;
                 None
-            },
-        );
+            });
         // n1 was never asked: the child starts on another node rather than fail.
         let pid = started.await.expect("the start to end").unwrap();
         assert_ne!(pid.node(), far.as_str());

@@ -120,7 +120,10 @@ mod tests {
         incarnations.record(&node, 2);
         assert!(incarnations.ended(&node, 1));
         incarnations.alive(&node, 1);
-        assert!(incarnations.seen(&node, 1), "still an earlier one, to refuse");
+        assert!(
+            incarnations.seen(&node, 1),
+            "still an earlier one, to refuse"
+        );
         assert!(!incarnations.ended(&node, 1));
         incarnations.alive(&node, 3);
         assert!(!incarnations.seen(&node, 3), "never seen: not recorded");

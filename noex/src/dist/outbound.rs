@@ -47,8 +47,8 @@ mod line;
 mod withdraw;
 
 pub(crate) use frame::Frame;
-pub(crate) use withdraw::Queued;
 use line::Line;
+pub(crate) use withdraw::Queued;
 
 /// While any reply waits to be sent, this many of the peer's calls waiting for a handler
 /// hold its reader back (see [`Outbound::holding_back`]).

@@ -379,7 +379,10 @@ impl Peer {
         if self.write_now(frame) {
             return Ok(None);
         }
-        self.queue.push_waiting_marked(frame, sender).await.map(Some)
+        self.queue
+            .push_waiting_marked(frame, sender)
+            .await
+            .map(Some)
     }
 
     /// The reading half of the stream, for the reader (once).

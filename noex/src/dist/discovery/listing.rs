@@ -46,7 +46,10 @@ impl Listings {
     /// what their entries name, as when first dialled). A node listed only under another
     /// address than its id's may be reachable there only (a name in front of a pod).
     pub(crate) fn addresses_of(&self, node: &NodeId) -> Vec<(String, Option<NodeId>)> {
-        let listed = self.by_address.iter().filter(|(_, listing)| !listing.refused);
+        let listed = self
+            .by_address
+            .iter()
+            .filter(|(_, listing)| !listing.refused);
         listed
             .filter_map(|(address, listing)| match address == node.address() {
                 true => Some((address.clone(), Some(node.clone()))),

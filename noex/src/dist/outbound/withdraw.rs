@@ -153,15 +153,24 @@ mod tests {
             // Held behind its sender's large message, and large itself.
             let large = frame(4, FRAGMENT_SIZE * 2);
             queue.push_waiting(&mut large.clone(), 5).await.unwrap();
-            let held = queue.push_waiting_marked(&mut frame(5, 10), 5).await.unwrap();
-            let big = queue.push_waiting_marked(&mut large.clone(), 6).await.unwrap();
+            let held = queue
+                .push_waiting_marked(&mut frame(5, 10), 5)
+                .await
+                .unwrap();
+            let big = queue
+                .push_waiting_marked(&mut large.clone(), 6)
+                .await
+                .unwrap();
             assert!(queue.withdraw(&held));
             assert!(queue.withdraw(&big));
             assert_eq!(queue.queued_bytes(), large.len() - 4);
             taken(&queue);
             assert_eq!(queue.queued_bytes(), 0);
             let fresh = Outbound::new(1 << 20, Arc::default());
-            let first = fresh.push_waiting_marked(&mut large.clone(), 6).await.unwrap();
+            let first = fresh
+                .push_waiting_marked(&mut large.clone(), 6)
+                .await
+                .unwrap();
             let mut batch = Frame::default();
             assert!(matches!(fresh.take_batch(&mut batch), Taken::Batch(_)));
             assert!(!fresh.withdraw(&first), "its first fragment is taken");
