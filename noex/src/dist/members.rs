@@ -50,7 +50,7 @@ impl Cluster {
         }
         let member = state.known.remove(node.as_str()).is_some();
         state.lost_at.remove(node.as_str());
-        if !state.listings.lists(node) {
+        if state.listings.addresses_of(node).is_empty() {
             // Its dial loop, if any, ends at its next look (`renewal` finds no dial).
             let address = node.address();
             if state
