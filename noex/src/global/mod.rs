@@ -80,11 +80,14 @@
 //! Groups work as Erlang's `pg`: no claims and no cluster-wide lock. A process joins and
 //! leaves through its own node, which tells every peer; a group's members across the
 //! cluster are the union of every node's local members. A process is a member of a
-//! group at most once; it leaves its groups when it ends.
+//! group at most once; it leaves its groups when it ends. A join, a leave and a lost
+//! node's removal cost O(log n) a member, n the group's size; a group's members are kept
+//! in order, so [`group_members`](crate::Node::group_members) is a copy.
 
 mod forward;
 mod groups;
 mod key;
+mod membership;
 mod names;
 pub(crate) mod protocol;
 mod replica;
@@ -96,7 +99,7 @@ use std::time::Duration;
 
 use event_listener::Event;
 
-use self::groups::Groups;
+use self::membership::Groups;
 use self::names::Claim;
 use self::protocol::{ForwardResult, GlobalMessage, SYNC_BYTES};
 use self::replica::{Change, Table};
@@ -271,6 +274,11 @@ impl Global {
     /// The members of `group` across the cluster, sorted.
     pub(crate) fn members(&self, group: &str) -> Vec<Pid> {
         self.groups().members(group)
+    }
+
+    /// The members of `group` on node `own`, sorted.
+    pub(crate) fn node_members(&self, group: &str, own: &str) -> Vec<Pid> {
+        self.groups().node_members(group, own)
     }
 
     /// Every group with members, sorted.

@@ -164,9 +164,7 @@ impl Node {
 
     /// The members of `group` on this node, sorted.
     pub fn local_group_members(&self, group: &str) -> Vec<Pid> {
-        let mut members = self.group_members(group);
-        members.retain(|pid| pid.node() == self.name());
-        members
+        self.inner.global.node_members(group, self.name())
     }
 
     /// Every group with members, sorted.
