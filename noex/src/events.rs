@@ -124,6 +124,27 @@ impl<T: Clone> EventBus<T> {
             .store(!subscribers.is_empty(), Ordering::Relaxed);
     }
 
+    /// Forgets the subscriptions that were dropped; how many are left.
+    pub(crate) fn prune(&self) -> usize {
+        let mut subscribers = self
+            .subscribers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        subscribers.retain(|subscriber| !subscriber.tx.is_closed());
+        self.active
+            .store(!subscribers.is_empty(), Ordering::Relaxed);
+        subscribers.len()
+    }
+
+    /// How many subscriptions it holds, dropped ones not forgotten yet included.
+    #[cfg(test)]
+    pub(crate) fn subscribers(&self) -> usize {
+        self.subscribers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
     /// A subscription holding up to [`EVENT_QUEUE`] unread events.
     pub(crate) fn subscribe(&self) -> Subscription<T> {
         self.subscribe_with(true)

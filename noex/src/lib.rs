@@ -129,10 +129,10 @@ pub use error::{
 };
 pub use events::{Events, LifecycleEvent, Subscription, EVENT_QUEUE};
 pub use exit::ExitReason;
-pub use global::{GlobalEvent, GLOBAL_TIMEOUT, MAX_NAME_LEN};
+pub use global::{GlobalEvent, GroupEvent, GLOBAL_TIMEOUT, MAX_NAME_LEN};
 pub use node::{
-    BuildError, ClusterEvents, Faults, GlobalEvents, Node, NodeBuilder, DEFAULT_BUSY_WAIT,
-    DEFAULT_STOP_GRACE,
+    BuildError, ClusterEvents, Faults, GlobalEvents, GroupEvents, Node, NodeBuilder,
+    DEFAULT_BUSY_WAIT, DEFAULT_STOP_GRACE,
 };
 pub use observe::{Observer, ProcessInfo};
 pub use pid::{MonitorRef, Pid};

@@ -1,16 +1,18 @@
 //! Process groups as a worker pool on several nodes meets them: members that end, nodes
 //! that are lost, partitions that heal with changes on both sides, nodes restarted under
-//! their id, and what `global_events` reports of all that.
+//! their id, and what `global_events` and `monitor_group` report of all that.
 
 mod common;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use common::{
     crash, eventually, isolate, next_event, probe, run_blocking, shutdown_all, start_cluster,
     wait_connected, within, ProbeHandle,
 };
-use noex::{ClusterEvent, ExitReason, GlobalError, GlobalEvent, Node, NodeId, Pid};
+use noex::{
+    ClusterEvent, ExitReason, GlobalError, GlobalEvent, GroupEvent, GroupEvents, Node, NodeId, Pid,
+};
 
 fn id(node: &Node) -> NodeId {
     node.local_node_id().unwrap().clone()
@@ -78,6 +80,8 @@ fn members_that_end_normally_crash_or_are_killed_leave_every_group_on_every_node
         let nodes = start_cluster(3).await;
         let all: Vec<&Node> = nodes.iter().collect();
         let events: Vec<_> = nodes.iter().map(Node::global_events).collect();
+        let (snapshot, monitor) = nodes[0].monitor_group("pool");
+        let mut monitored = BTreeSet::from_iter(snapshot);
         let mut workers = Vec::new();
         for _ in 0..3 {
             let worker = pool_member(&nodes[1], "pool").await;
@@ -87,6 +91,8 @@ fn members_that_end_normally_crash_or_are_killed_leave_every_group_on_every_node
         let pids: Vec<Pid> = workers.iter().map(|w| w.pid().clone()).collect();
         converged(&all, "pool", &pids).await;
         converged(&all, "other", &pids).await;
+        apply(&monitor, &mut monitored, "the monitor of node 0");
+        assert!(monitored.iter().eq(&pids));
 
         workers[0].stop_itself(ExitReason::Normal).await;
         assert_eq!(workers[0].exited().await, ExitReason::Normal);
@@ -96,6 +102,8 @@ fn members_that_end_normally_crash_or_are_killed_leave_every_group_on_every_node
 
         converged(&all, "pool", &[]).await;
         converged(&all, "other", &[]).await;
+        apply(&monitor, &mut monitored, "the monitor of node 0");
+        assert!(monitored.is_empty(), "{monitored:?}");
         for (node, events) in nodes.iter().zip(&events) {
             assert!(node.groups().is_empty());
             let mut members = BTreeMap::new();
@@ -380,6 +388,108 @@ fn a_lost_nodes_members_and_names_are_gone_when_its_node_down_is_seen() {
             wait_connected(&nodes[0], 1).await;
         }
         assert!(stale.is_empty(), "seen after NodeDown: {stale:?}");
+        shutdown_all(nodes);
+    });
+}
+
+/// Joins and leaves the processes of `pool` in turn through `via`, `ops` times, starting
+/// from `members` (those of `pool` in the group); returns the members of `pool` at the end.
+async fn toggle(
+    via: Node,
+    pool: Vec<Pid>,
+    mut members: BTreeSet<Pid>,
+    ops: usize,
+) -> BTreeSet<Pid> {
+    for op in 0..ops {
+        let pid = &pool[op % pool.len()];
+        if members.remove(pid) {
+            assert_eq!(via.leave_group("watched", pid).await, Ok(true));
+        } else {
+            assert_eq!(via.join_group("watched", pid).await, Ok(true));
+            members.insert(pid.clone());
+        }
+        smol::future::yield_now().await;
+    }
+    members
+}
+
+/// Applies the events `events` has received so far to `members`, failing on a join
+/// reported for a member already in, or a leave for one not in.
+fn apply(events: &GroupEvents, members: &mut BTreeSet<Pid>, what: &str) {
+    while let Some(event) = events.try_recv() {
+        match event {
+            GroupEvent::Joined(pid) => {
+                assert!(members.insert(pid.clone()), "{what}: {pid:?} joined twice")
+            }
+            GroupEvent::Left(pid) => {
+                assert!(members.remove(&pid), "{what}: {pid:?} left, not a member")
+            }
+        }
+    }
+    assert_eq!(events.missed(), 0, "{what}");
+}
+
+#[test]
+fn a_group_monitor_sees_exactly_the_changes_after_its_snapshot_while_two_nodes_churn() {
+    // Not a multiple of a pool's size: the members at the end of a round vary.
+    const OPS: usize = 601;
+    const MONITORS: usize = 100;
+    run_blocking(async {
+        let nodes = start_cluster(2).await;
+        // Processes of node 0 through node 0, of node 1 through node 1, and of node 0
+        // through node 1 (forwarded).
+        let plan = [(0, 0), (1, 1), (0, 1)];
+        let mut workers = Vec::new();
+        for &(owner, _) in &plan {
+            let mut pool = Vec::new();
+            for _ in 0..5 {
+                pool.push(probe(&nodes[owner], false).await);
+            }
+            workers.push(pool);
+        }
+        let pools: Vec<Vec<Pid>> = workers
+            .iter()
+            .map(|pool| pool.iter().map(|w| w.pid().clone()).collect())
+            .collect();
+        let mut members = vec![BTreeSet::new(); plan.len()];
+        for round in 0..5 {
+            // Given processes joining and leaving on both nodes,
+            let changes = nodes[0].global_events();
+            let togglers: Vec<_> = plan
+                .iter()
+                .zip(&pools)
+                .zip(&members)
+                .map(|((&(_, via), pool), members)| {
+                    let node = nodes[via].clone();
+                    let toggle = toggle(node, pool.clone(), members.clone(), OPS);
+                    nodes[via].spawn_task(toggle)
+                })
+                .collect();
+            // when monitors are taken on either node all along (one after each change
+            // node 0 sees, the first MONITORS of the round's),
+            let mut monitors = Vec::new();
+            for i in 0..MONITORS {
+                let node = &nodes[i % 2];
+                let (snapshot, events) = node.monitor_group("watched");
+                monitors.push((node, BTreeSet::from_iter(snapshot), events));
+                within("a change", changes.recv()).await;
+            }
+            for (toggler, members) in togglers.into_iter().zip(&mut members) {
+                *members = within("a toggler", toggler).await;
+            }
+            let mut expected: Vec<Pid> = members.iter().flatten().cloned().collect();
+            expected.sort();
+            // then each snapshot with its events applied gives the final members.
+            for (i, (node, mut seen, events)) in monitors.into_iter().enumerate() {
+                let what = format!("round {round}, monitor {i} on {:?}", id(node));
+                eventually(&what, || {
+                    apply(&events, &mut seen, &what);
+                    seen.iter().eq(&expected)
+                })
+                .await;
+                assert_eq!(node.group_members("watched"), expected, "{what}");
+            }
+        }
         shutdown_all(nodes);
     });
 }

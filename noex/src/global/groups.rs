@@ -1,9 +1,11 @@
 //! Process groups (Erlang's `pg`): joining and leaving through the member's own node
 //! (the replica they change is `membership.rs`).
 
+use super::membership::GroupEvent;
 use super::protocol::{ForwardOp, ForwardResult, GlobalMessage};
 use super::{Global, GlobalEvent};
 use crate::error::GlobalError;
+use crate::events::Subscription;
 use crate::node::NodeInner;
 use crate::Pid;
 
@@ -115,5 +117,11 @@ impl Global {
             pid: pid.clone(),
         });
         true
+    }
+
+    /// The members of `group` and a subscription to its changes from then on, taken at
+    /// one moment of the replica (see [`Node::monitor_group`](crate::Node::monitor_group)).
+    pub(crate) fn monitor_group(&self, group: &str) -> (Vec<Pid>, Subscription<GroupEvent>) {
+        self.groups().monitor(group)
     }
 }

@@ -1,5 +1,6 @@
 //! The replica of every process group: each group's members across the cluster, in order,
-//! and an index of the groups each node's processes are in.
+//! an index of the groups each node's processes are in, and the monitors of each group,
+//! told of every change as it is made.
 //!
 //! Joining, leaving and a lost node's removal cost O(log n) a member (n: the group's
 //! members), whatever the group's size: a pid orders by node first, so a node's members
@@ -9,7 +10,18 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use super::protocol::GroupRecord;
+use crate::events::{EventBus, Subscription};
 use crate::Pid;
+
+/// A change of one group's members, delivered to a [`GroupEvents`](crate::GroupEvents)
+/// subscription from [`Node::monitor_group`](crate::Node::monitor_group).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupEvent {
+    /// The process joined the group.
+    Joined(Pid),
+    /// The process left the group, ended, or its node was lost.
+    Left(Pid),
+}
 
 /// One group: its name (shared by the index) and its members, sorted.
 struct Group {
@@ -24,6 +36,7 @@ pub(crate) struct Groups {
     groups: HashMap<Arc<str>, Group>,
     /// For each node, the groups its processes are members of, with how many each.
     by_node: HashMap<Arc<str>, HashMap<Arc<str>, usize>>,
+    monitors: Monitors,
 }
 
 impl Groups {
@@ -59,6 +72,8 @@ impl Groups {
                 counts.insert(entry.name.clone(), 1);
             }
         }
+        self.monitors
+            .publish(group, || GroupEvent::Joined(pid.clone()));
         true
     }
 
@@ -84,6 +99,8 @@ impl Groups {
                 self.by_node.remove(pid.node());
             }
         }
+        self.monitors
+            .publish(group, || GroupEvent::Left(pid.clone()));
         true
     }
 
@@ -108,6 +125,11 @@ impl Groups {
         let mut names: Vec<_> = self.groups.keys().map(|g| g.to_string()).collect();
         names.sort();
         names
+    }
+
+    /// The members of `group` and, atomically, a subscription to its changes from then on.
+    pub(crate) fn monitor(&mut self, group: &str) -> (Vec<Pid>, Subscription<GroupEvent>) {
+        (self.members(group), self.monitors.subscribe(group))
     }
 
     /// The memberships of processes of node `own`, as sent to a new peer: at most `most`
@@ -146,6 +168,8 @@ impl Groups {
             let gone: Vec<Pid> = of_node(&entry.members, &node).cloned().collect();
             for pid in gone {
                 entry.members.remove(&pid);
+                self.monitors
+                    .publish(&group, || GroupEvent::Left(pid.clone()));
                 removed.push((group.clone(), pid));
             }
             if entry.members.is_empty() {
@@ -161,6 +185,59 @@ fn of_node<'a>(members: &'a BTreeSet<Pid>, node: &Arc<str>) -> impl Iterator<Ite
     let first = Pid::new(node.clone(), 0, 0);
     let last = Pid::new(node.clone(), u64::MAX, u64::MAX);
     members.range(first..=last)
+}
+
+/// The fewest subscriptions made between two sweeps of the monitors.
+const SWEEP_FLOOR: usize = 64;
+
+/// The subscriptions of [`Node::monitor_group`](crate::Node::monitor_group), by group.
+///
+/// A dropped subscription leaves its bus at the group's next change; those of a group
+/// that does not change are swept once the subscriptions made since the last sweep
+/// outnumber those it kept, so a sweep costs O(1) amortised a subscription.
+#[derive(Default)]
+struct Monitors {
+    buses: HashMap<Arc<str>, EventBus<GroupEvent>>,
+    /// Subscriptions made since the last sweep.
+    made: usize,
+    /// Subscriptions the last sweep found open.
+    kept: usize,
+}
+
+impl Monitors {
+    fn publish(&mut self, group: &str, event: impl FnOnce() -> GroupEvent) {
+        let Some(bus) = self.buses.get(group) else {
+            return;
+        };
+        bus.publish(event());
+        if !bus.is_active() {
+            self.buses.remove(group);
+        }
+    }
+
+    fn subscribe(&mut self, group: &str) -> Subscription<GroupEvent> {
+        self.made += 1;
+        if self.made > self.kept.max(SWEEP_FLOOR) {
+            self.kept = 0;
+            self.made = 0;
+            let kept = &mut self.kept;
+            self.buses.retain(|_, bus| {
+                let open = bus.prune();
+                *kept += open;
+                open > 0
+            });
+        }
+        match self.buses.get(group) {
+            Some(bus) => bus.subscribe(),
+            None => self.buses.entry(Arc::from(group)).or_default().subscribe(),
+        }
+    }
+
+    /// Every subscription held, open or not swept yet.
+    #[cfg(test)]
+    fn held(&self) -> usize {
+        self.buses.values().map(EventBus::subscribers).sum()
+    }
 }
 
 #[cfg(test)]
@@ -198,6 +275,7 @@ mod tests {
         }
         groups.add("h", &a[0]);
         groups.add("only-ab", &ab[0]);
+        let (_, events) = groups.monitor("g");
         let mut removed = groups.remove_node("a");
         removed.sort();
         let g: Arc<str> = Arc::from("g");
@@ -214,8 +292,28 @@ mod tests {
         assert_eq!(groups.names(), ["g", "only-ab"]);
         assert_eq!(groups.node_members("g", "a"), []);
         assert_eq!(groups.node_members("g", "ab"), ab.to_vec());
+        let seen: Vec<_> = std::iter::from_fn(|| events.try_recv()).collect();
+        assert_eq!(
+            seen,
+            [
+                GroupEvent::Left(a[1].clone()),
+                GroupEvent::Left(a[0].clone())
+            ]
+        );
         let records = groups.local_records("ab", 1);
         assert_eq!(records.len(), 3);
         assert!(groups.remove_node("a").is_empty());
+    }
+
+    #[test]
+    fn monitors_of_groups_that_never_change_are_swept_once_dropped() {
+        let mut groups = Groups::default();
+        for round in 0..10 * SWEEP_FLOOR {
+            drop(groups.monitor(&format!("idle-{round}")));
+        }
+        let kept = groups.monitor("kept");
+        assert!(groups.monitors.held() <= 2 * SWEEP_FLOOR + 1);
+        groups.add("kept", &pid("a", 1));
+        assert_eq!(kept.1.try_recv(), Some(GroupEvent::Joined(pid("a", 1))));
     }
 }

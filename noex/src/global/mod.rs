@@ -3,8 +3,9 @@
 //! The operations are methods of [`Node`](crate::Node): [`register_global`](crate::Node::register_global),
 //! [`whereis_global`](crate::Node::whereis_global), [`lookup_global`](crate::Node::lookup_global),
 //! [`named_global`](crate::Node::named_global), [`unregister_global`](crate::Node::unregister_global),
-//! [`join_group`](crate::Node::join_group), [`group_members`](crate::Node::group_members) and
-//! their kin; [`SpawnOptions::global_name`](crate::SpawnOptions::global_name) registers a process
+//! [`join_group`](crate::Node::join_group), [`group_members`](crate::Node::group_members),
+//! [`monitor_group`](crate::Node::monitor_group) and their kin;
+//! [`SpawnOptions::global_name`](crate::SpawnOptions::global_name) registers a process
 //! (on any node) before its `init`. This page says how they work.
 //!
 //! Every node keeps a replica of the whole table, so a lookup is a read of local memory
@@ -83,6 +84,9 @@
 //! group at most once; it leaves its groups when it ends. A join, a leave and a lost
 //! node's removal cost O(log n) a member, n the group's size; a group's members are kept
 //! in order, so [`group_members`](crate::Node::group_members) is a copy.
+//! [`monitor_group`](crate::Node::monitor_group) takes a group's members and subscribes
+//! to its changes at one moment (as `pg:monitor/2`): the replica tells a group's monitors
+//! of each change as it makes it, under the lock the snapshot is read under.
 
 mod forward;
 mod groups;
@@ -110,6 +114,7 @@ use crate::events::EventBus;
 use crate::node::NodeInner;
 use crate::Pid;
 
+pub use membership::GroupEvent;
 pub(crate) use replica::Behavior;
 
 /// How long a registration (or a forwarded operation) may wait for the cluster before it

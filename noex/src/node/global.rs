@@ -4,12 +4,15 @@ use super::Node;
 use crate::error::{GlobalError, LookupError};
 use crate::events::Subscription;
 use crate::global::protocol::{ForwardOp, ForwardResult};
-use crate::global::GlobalEvent;
+use crate::global::{GlobalEvent, GroupEvent};
 use crate::server::{GenServer, NamedRef, ServerRef};
 use crate::Pid;
 
 /// A subscription to [`GlobalEvent`]s, from [`Node::global_events`].
 pub type GlobalEvents = Subscription<GlobalEvent>;
+
+/// A subscription to the changes of one process group, from [`Node::monitor_group`].
+pub type GroupEvents = Subscription<GroupEvent>;
 
 impl Node {
     /// Registers `name` for the process `pid` across the cluster: from now on every node
@@ -165,6 +168,57 @@ impl Node {
     /// The members of `group` on this node, sorted.
     pub fn local_group_members(&self, group: &str) -> Vec<Pid> {
         self.inner.global.node_members(group, self.name())
+    }
+
+    /// The members of `group` on every node, sorted, and a subscription to the group's
+    /// changes from that moment on, as Erlang's `pg:monitor/2`: the two are taken at one
+    /// moment of this node's replica, so the subscription delivers every join and leave
+    /// of the group this node sees after the snapshot, in order, and none it already
+    /// shows. Applied to the snapshot in order, the events received give
+    /// [`group_members`](Self::group_members) as of the last one (up to
+    /// [`EVENT_QUEUE`](crate::EVENT_QUEUE) unread events, see
+    /// [`Subscription::missed`](crate::Subscription::missed): a subscription that falls
+    /// further behind should be dropped and the group monitored again).
+    ///
+    /// [`group_members`](Self::group_members) followed by
+    /// [`global_events`](Self::global_events) leaves a gap: a change made between the two
+    /// calls is either missed or reported again. A member that ends, or whose node is
+    /// lost, is reported as [`GroupEvent::Left`]. Dropping the subscription ends the
+    /// monitor.
+    ///
+    /// ```
+    /// # use noex::{Ctx, GenServer, Node};
+    /// # struct Worker;
+    /// # impl GenServer for Worker {
+    /// #     type Args = (); type Call = (); type Reply = (); type Cast = (); type Info = ();
+    /// #     type InitError = std::convert::Infallible;
+    /// #     async fn init(_: (), _: &mut Ctx<Self>) -> Result<Self, Self::InitError> { Ok(Worker) }
+    /// # }
+    /// use noex::GroupEvent;
+    ///
+    /// let node = Node::new();
+    /// node.block_on(async {
+    ///     let first = node.spawn::<Worker>(()).await.unwrap();
+    ///     node.join_group("workers", first.pid()).await.unwrap();
+    ///
+    ///     let (mut members, events) = node.monitor_group("workers");
+    ///     assert_eq!(members, vec![first.pid().clone()]);
+    ///
+    ///     let second = node.spawn::<Worker>(()).await.unwrap();
+    ///     node.join_group("workers", second.pid()).await.unwrap();
+    ///     node.leave_group("workers", first.pid()).await.unwrap();
+    ///     for _ in 0..2 {
+    ///         match events.recv().await.unwrap() {
+    ///             GroupEvent::Joined(pid) => members.push(pid),
+    ///             GroupEvent::Left(pid) => members.retain(|p| *p != pid),
+    ///         }
+    ///     }
+    ///     assert_eq!(members, node.group_members("workers"));
+    /// });
+    /// node.shutdown();
+    /// ```
+    pub fn monitor_group(&self, group: &str) -> (Vec<Pid>, GroupEvents) {
+        self.inner.global.monitor_group(group)
     }
 
     /// Every group with members, sorted.

@@ -45,7 +45,7 @@ use crate::{ExitReason, MonitorRef, Pid};
 pub use builder::{BuildError, NodeBuilder};
 pub use cluster::{ClusterEvents, Faults};
 use executors::Executors;
-pub use global::GlobalEvents;
+pub use global::{GlobalEvents, GroupEvents};
 pub(crate) use signals::stop_process;
 
 /// How long [`Node::shutdown`] waits for killed processes to end.
