@@ -337,16 +337,17 @@ impl Cluster {
         match signal {
             RemoteSignal::Link { from, to } => {
                 let from_pid = peer.pid_of(from);
-                let linked = {
+                let (linked, lost) = {
                     let mut ties = peer.ties();
                     let linked = !ties.lost
                         && local(to).is_some_and(|process| process.core().add_link(&from_pid));
                     if linked {
                         ties.links.insert((to, from));
                     }
-                    linked
+                    (linked, ties.lost)
                 };
-                if !linked {
+                // (Over a lost connection, no answer: the linker's node sees the loss.)
+                if !linked && !lost {
                     // As for a local link to a process that is not running: the linker's
                     // side of the link goes (a linked signal removes it) and it gets an
                     // exit signal `NoProc` (behind the release of the process's names).
@@ -392,7 +393,7 @@ impl Cluster {
             } => {
                 let monitor = MonitorRef(monitor);
                 let watcher_pid = peer.pid_of(watcher);
-                let watched = {
+                let (watched, lost) = {
                     let mut ties = peer.ties();
                     let watched = !ties.lost
                         && local(target).is_some_and(|process| {
@@ -401,9 +402,10 @@ impl Cluster {
                     if watched {
                         ties.watched.insert((monitor, watcher), target);
                     }
-                    watched
+                    (watched, ties.lost)
                 };
-                if !watched {
+                // (Over a lost connection, no answer: the watcher's node sees the loss.)
+                if !watched && !lost {
                     // Behind the release of the process's names and groups.
                     let peer = peer.clone();
                     node.once_ended(local(target), move || {
@@ -447,9 +449,11 @@ impl Cluster {
     /// and the monitors and links its processes held here are removed.
     pub(crate) fn ties_lost(&self, peer: &Peer) {
         let ties = {
-            let mut ties = peer.ties();
-            ties.lost = true;
-            std::mem::take(&mut *ties)
+            let lost = PeerTies {
+                lost: true,
+                ..PeerTies::default()
+            };
+            std::mem::replace(&mut *peer.ties(), lost)
         };
         let Some(node) = self.node() else {
             return;
@@ -544,3 +548,6 @@ impl Drop for Demonitor<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -24,32 +24,32 @@ impl NodeInner {
         self.cluster.get()
     }
 
-    /// Runs `answer` — what tells someone that `target`, found ended, is not running —
+    /// Gives `answer` — what tells someone that `target`, found ended, is not running —
     /// once `target`'s end has been fully processed: at once if it has (or `target` is
-    /// gone from the table), else when it is. A process found ended may still be in the
-    /// middle of [`finalize`](Self::finalize) on another thread, its names and groups not
-    /// yet released here and on the peers; an answer given then would overtake that
-    /// release, where its own `Down`s and exit signals never do.
+    /// gone from the table), else when it is, behind the answers kept before it (see
+    /// [`Core::answer_when_ended`]). A process found ended may still be in the middle of
+    /// [`finalize`](Self::finalize) on another thread, its names and groups not yet
+    /// released here and on the peers, its earlier watchers not yet told: an answer given
+    /// then would overtake those.
     pub(crate) fn once_ended(
         &self,
         target: Option<Arc<dyn AnyProcess>>,
         answer: impl FnOnce() + Send + 'static,
     ) {
-        match target.filter(|t| !t.core().is_finished()) {
-            None => answer(),
-            Some(target) => self
-                .executors
-                .spawn(async move {
-                    target.core().exited().await;
-                    answer();
-                })
-                .detach(),
+        let answer: crate::process::Answer = Box::new(answer);
+        let now = match target {
+            Some(target) => target.core().answer_when_ended(answer),
+            None => Some(answer),
+        };
+        if let Some(answer) = now {
+            answer();
         }
     }
 
     /// Links `process` (a running process, the caller) with `peer`. If `peer` is not
-    /// running, `process` receives an exit signal with reason `NoProc` instead (for a
-    /// process of a node that is not connected, `NoConnection`).
+    /// running, `process` receives an exit signal with reason `NoProc` instead, once the
+    /// peer's end is processed (see [`once_ended`](Self::once_ended); for a process of a
+    /// node that is not connected, `NoConnection`).
     pub(crate) fn link(&self, process: &dyn AnyProcess, peer: &Pid) {
         let core = process.core();
         if peer == core.pid() {
@@ -94,9 +94,9 @@ impl NodeInner {
         }
     }
 
-    /// Makes `process` monitor `target`. A target that is not running produces an
-    /// immediate `Down` with reason `NoProc` (for a process of a node that is not
-    /// connected, `NoConnection`).
+    /// Makes `process` monitor `target`. A target that is not running produces a `Down`
+    /// with reason `NoProc` once its end is processed (see [`once_ended`](Self::once_ended);
+    /// for a process of a node that is not connected, `NoConnection`, at once).
     pub(crate) fn monitor(&self, process: &dyn AnyProcess, target: &Pid) -> MonitorRef {
         let core = process.core();
         let monitor = self.next_monitor_ref();
@@ -332,3 +332,6 @@ fn log_exit(pid: &Pid, behavior: &str, reason: &ExitReason) {
         _ => tracing::warn!(%pid, behavior, %reason, "process exited abnormally"),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -13,7 +13,7 @@ use std::pin::Pin;
 use std::sync::atomic::{fence, Ordering};
 use std::task::{Context, Poll, Waker};
 
-use super::{ended, Core, Remains, Ties};
+use super::{ended, Answer, Core, Remains, Ties};
 use crate::ExitReason;
 
 impl Core {
@@ -95,15 +95,40 @@ impl Core {
     }
 
     /// Wakes everyone waiting in [`exited`](Self::exited). Called once the end is fully
-    /// processed (name released, signals sent).
+    /// processed (name released, signals sent), it first gives the answers kept by
+    /// [`answer_when_ended`](Self::answer_when_ended), in order (those kept meanwhile too).
     pub(crate) fn notify_exited(&self) {
-        self.finished.store(true, Ordering::Release);
+        loop {
+            let late = {
+                let mut state = self.lock();
+                match state.late.take() {
+                    Some(late) => late,
+                    None => {
+                        self.finished.store(true, Ordering::Release);
+                        break;
+                    }
+                }
+            };
+            for answer in *late {
+                answer();
+            }
+        }
         self.notify_changed();
     }
 
-    /// `true` once the process's end was fully processed (see [`notify_exited`](Self::notify_exited)).
-    pub(crate) fn is_finished(&self) -> bool {
-        self.finished.load(Ordering::Acquire)
+    /// Keeps `answer` — what tells someone that this process is not running, for a link
+    /// or monitor it could not take — until its end is fully processed, behind those kept
+    /// before it (see [`notify_exited`](Self::notify_exited)); gives it back to be given
+    /// now if the end is processed already. An answer given while the process is in the
+    /// middle of ending, on another thread, would overtake the release of its names and
+    /// groups, and the `Down`s and exit signals of its earlier links and monitors.
+    pub(crate) fn answer_when_ended(&self, answer: Answer) -> Option<Answer> {
+        let mut state = self.lock();
+        if !state.exit.is_some() || self.finished.load(Ordering::Acquire) {
+            return Some(answer);
+        }
+        state.late.get_or_insert_with(Box::default).push(answer);
+        None
     }
 
     /// Resolves with the exit reason once the process has ended and its end was processed.

@@ -153,7 +153,14 @@ struct CoreState {
     // Boxed: 8 bytes in every process rather than a `Vec`'s 24.
     #[allow(clippy::box_collection)]
     waiters: Option<Box<Vec<Waker>>>,
+    /// The answers kept until the end is fully processed (see
+    /// [`Core::answer_when_ended`]): allocated if any, 8 bytes in every process.
+    #[allow(clippy::box_collection)]
+    late: Option<Box<Vec<Answer>>>,
 }
+
+/// What tells someone that a process is not running (see [`Core::answer_when_ended`]).
+pub(crate) type Answer = Box<dyn FnOnce() + Send>;
 
 /// A process's relations to others, and its pending signals.
 #[derive(Default)]

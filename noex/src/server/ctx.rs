@@ -237,7 +237,8 @@ impl<B: GenServer> Ctx<B> {
 
     /// Links this process with `pid`: when either ends abnormally, the other gets an exit
     /// signal. Linking to a process that is not running sends this process an exit signal
-    /// with reason [`ExitReason::NoProc`].
+    /// with reason [`ExitReason::NoProc`] (for one caught in the middle of ending, once its
+    /// end is processed).
     ///
     /// `pid` may be a process of another node: the link works the same, and if that node is
     /// lost (or is not connected when linking) the link breaks with an exit signal with
@@ -259,7 +260,9 @@ impl<B: GenServer> Ctx<B> {
 
     /// Monitors `pid`: when it ends, this process gets exactly one
     /// [`Info::Down`](crate::Info::Down) with the returned reference. A process that is not
-    /// running produces a `Down` with reason [`ExitReason::NoProc`] at once.
+    /// running produces a `Down` with reason [`ExitReason::NoProc`] at once — or, for one
+    /// caught in the middle of ending, once its end is processed (its names and groups
+    /// released, its earlier watchers told).
     ///
     /// `pid` may be a process of another node: the `Down` carries the reason it ended with,
     /// after every message it sent this process before; if its node is lost (or is not
