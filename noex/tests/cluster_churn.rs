@@ -147,6 +147,62 @@ fn the_processes_of_a_node_refused_for_its_id_are_unreachable_not_gone() {
 }
 
 #[test]
+fn a_hello_without_the_secret_cannot_make_an_ended_incarnation_count_as_alive() {
+    run_blocking(async {
+        use common::raw::{Raw, Refusal, Wire, PROTOCOL_VERSION};
+        // x restarts on its address: its first incarnation's processes are gone for s.
+        let s = Node::start(cluster_config("s")).await.unwrap();
+        let seed = id(&s).to_string();
+        let x1 = Node::start(cluster_config("x").seed(seed.clone()))
+            .await
+            .unwrap();
+        wait_connected(&s, 1).await;
+        let pid = x1.spawn::<Echo>(()).await.unwrap().pid().clone();
+        let x_id = id(&x1);
+        x1.shutdown();
+        let bind = format!("127.0.0.1:{}", x_id.port()).parse().unwrap();
+        let x2 = Node::start(cluster_config("x").bind(bind).seed(seed))
+            .await
+            .unwrap();
+        eventually("s to meet x again", || {
+            s.connected_nodes()
+                .iter()
+                .any(|n| n.id == x_id && n.incarnation != pid.incarnation())
+        })
+        .await;
+        assert_eq!(s.exited(&pid).await, ExitReason::NoProc);
+
+        // Someone without the secret says hello as x's first incarnation.
+        let mut raw = Raw::connect(&s).await;
+        raw.send(&Wire::Hello {
+            version: PROTOCOL_VERSION,
+            node: x_id.to_string(),
+            incarnation: pid.incarnation(),
+            nonce: [3; 32],
+            hidden: false,
+        })
+        .await;
+        let answer = match raw.receive().await {
+            Some(Wire::Challenge { .. }) => {
+                raw.send(&Wire::Proof { proof: [0; 32] }).await;
+                raw.receive().await
+            }
+            other => other,
+        };
+        assert_eq!(
+            answer,
+            Some(Wire::Refused {
+                reason: Refusal::Authentication
+            })
+        );
+        // Its processes are still gone, not "unreachable".
+        assert_eq!(s.exited(&pid).await, ExitReason::NoProc);
+        s.shutdown();
+        x2.shutdown();
+    });
+}
+
+#[test]
 fn a_configured_seed_lost_for_longer_than_forget_unreachable_after_is_still_redialled() {
     run_blocking(async {
         // b gives up long before a does.

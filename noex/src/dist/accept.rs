@@ -100,7 +100,9 @@ async fn accept_one(cluster: Weak<Cluster>, tcp: TcpStream, from: SocketAddr) {
             admitted = Some(strong.admit(peer, incarnation)?);
             Ok(())
         };
-        let established = handshake::accept(&mut stream, &local, admit, strong.handshake_hold());
+        let confirm = |peer: &NodeId, incarnation| strong.confirm(peer, incarnation);
+        let hold = strong.handshake_hold();
+        let established = handshake::accept(&mut stream, &local, admit, hold, confirm);
         Some(established.await.map(|established| (established, stream)))
     };
     let result = handshake

@@ -267,13 +267,6 @@ impl Cluster {
             if existing.incarnation == incarnation {
                 return Err(self.already_connected());
             }
-            // An earlier incarnation than the one connected: it is alive after all, so
-            // two nodes claim one id. Let in, each would replace the other for ever.
-            if self.incarnations.seen(peer.as_str(), incarnation) {
-                self.incarnations.alive(peer.as_str(), incarnation);
-                tracing::warn!(node = %peer, "refused: an earlier incarnation of a connected node (two live nodes claim its id)");
-                return Err(Refusal::IdInUse);
-            }
         }
         // Crossing handshakes: the one dialled by the greater id goes on.
         let dialing = state
@@ -289,6 +282,25 @@ impl Cluster {
             cluster: Arc::downgrade(self),
             address,
         })
+    }
+
+    /// Decides, once an inbound peer has proved it knows the secret, whether its
+    /// connection may be set up. An earlier incarnation than the one connected is alive
+    /// after all, so two nodes claim one id: refused (let in, each would replace the other
+    /// for ever), and that incarnation is noted alive — after authentication, since
+    /// anyone who can reach the port could name any incarnation in a hello.
+    pub(super) fn confirm(&self, peer: &NodeId, incarnation: u64) -> Result<(), Refusal> {
+        let state = self.lock();
+        let earlier = state.peers.get(peer.as_str()).is_some_and(|existing| {
+            existing.incarnation != incarnation
+                && self.incarnations.seen(peer.as_str(), incarnation)
+        });
+        if earlier {
+            self.incarnations.alive(peer.as_str(), incarnation);
+            tracing::warn!(node = %peer, "refused: an earlier incarnation of a connected node (two live nodes claim its id)");
+            return Err(Refusal::IdInUse);
+        }
+        Ok(())
     }
 
     fn already_connected(&self) -> Refusal {

@@ -203,12 +203,15 @@ pub(crate) async fn connect<S: AsyncRead + AsyncWrite + Unpin>(
 
 /// Runs the accepting side. `admit` decides, once the peer has said who it is, whether
 /// this connection may proceed (not ourselves, not a duplicate, not shutting down);
-/// `hold` is awaited once it has (fault injection holds handshakes open there).
+/// `hold` is awaited once it has (fault injection holds handshakes open there);
+/// `confirm` decides again once the peer has proved it knows the secret, for what only
+/// a member may make this node believe (that an incarnation is alive).
 pub(crate) async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     local: &Local<'_>,
     admit: impl FnOnce(&NodeId, u64) -> Result<(), Refusal>,
     hold: impl std::future::Future<Output = ()>,
+    confirm: impl FnOnce(&NodeId, u64) -> Result<(), Refusal>,
 ) -> Result<Established, HandshakeError> {
     let mut buffer = Vec::new();
     let hello = match wire::read_message(stream, HANDSHAKE_FRAME_LIMIT, &mut buffer).await {
@@ -274,6 +277,9 @@ pub(crate) async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
         }
         WireMessage::Refused { reason } => return Err(HandshakeError::RefusedByPeer(reason)),
         _ => return Err(refuse(stream, Refusal::Protocol).await),
+    }
+    if let Err(reason) = confirm(&peer, incarnation) {
+        return Err(refuse(stream, reason).await);
     }
     send(stream, &WireMessage::Welcome).await?;
     Ok(Established {
@@ -377,7 +383,7 @@ mod fuzz {
             let local = Local { id: &id, incarnation: 1, secret: b"secret", hidden: false };
             let input = if raw { chunks.concat() } else { framed(&chunks) };
             let mut stream = Scripted { input: input.clone(), at: 0 };
-            let accepted = smol::block_on(accept(&mut stream, &local, |_, _| Ok(()), async {}));
+            let accepted = smol::block_on(accept(&mut stream, &local, |_, _| Ok(()), async {}, |_, _| Ok(())));
             // Random bytes cannot carry a valid proof of the secret.
             prop_assert!(accepted.is_err());
             let mut stream = Scripted { input, at: 0 };
