@@ -68,6 +68,12 @@
 //! majority, and the children stay down until the partition heals, as Akka's
 //! keep-majority does.
 //!
+//! A partial partition — the link between the supervisor's node a and a child's node c
+//! fails while a third node b reaches both — is no exception: a sees a majority (a and
+//! b of three) and moves the child, and c, which sees b and c, ends the child all the
+//! same when its link to the supervisor breaks (rule 2 does not depend on a majority).
+//! When the link heals, the child runs once, where it was moved.
+//!
 //! [`Supervisor`]: super::Supervisor
 //! [`SupervisorSpec::distributed`]: super::SupervisorSpec::distributed
 //! [`ChildSpec::worker`]: super::ChildSpec::worker
