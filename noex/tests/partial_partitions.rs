@@ -364,7 +364,7 @@ fn a_child_cut_off_from_its_supervisor_on_one_link_moves_and_never_runs_twice() 
         let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
         let spec = SupervisorSpec::distributed(Strategy::OneForOne, NodeSelector::Specific(id(c)))
             .intensity(10, Duration::from_secs(60))
-            .child(ChildSpec::worker::<Worker>("w", ()));
+            .child(ChildSpec::worker::<Worker>("w", ()).global_name("w"));
         let sup = within(
             "the supervisor to start",
             a.spawn::<DistributedSupervisor>(spec),
@@ -375,6 +375,12 @@ fn a_child_cut_off_from_its_supervisor_on_one_link_moves_and_never_runs_twice() 
         assert_eq!(workers_running(&nodes), 1);
         let old = sup.which_children().await.unwrap()[0].pid.clone().unwrap();
         assert_eq!(old.node(), c.name());
+        eventually("every node to see the child's name", || {
+            nodes
+                .iter()
+                .all(|n| n.whereis_global("w").as_ref() == Some(&old))
+        })
+        .await;
         sup.set_selector(NodeSelector::RoundRobin).await.unwrap();
 
         // The a–c link falls silent both ways, and c takes no new connection: the cut
@@ -409,9 +415,14 @@ fn a_child_cut_off_from_its_supervisor_on_one_link_moves_and_never_runs_twice() 
         };
         within("the move to be recorded", recorded).await;
         assert_eq!(stats.migrations, 1, "first seen: {first:?}");
+        assert_eq!(stats.restarts, 1, "one start did it: {stats:?}");
         let new = sup.which_children().await.unwrap()[0].pid.clone().unwrap();
         assert_ne!(new.node(), c.name());
         assert_ne!(new, old);
+        // The name followed the child: a and b see it; c does if the child went to b,
+        // which c reaches, and sees nobody if it went to a, which c does not reach.
+        let on_c = (new.node() == b.name()).then_some(&new);
+        holders(&nodes, "w", [Some(&new), Some(&new), on_c]).await;
 
         c.faults().refuse_connections(false);
         for node in &nodes {
@@ -423,6 +434,7 @@ fn a_child_cut_off_from_its_supervisor_on_one_link_moves_and_never_runs_twice() 
         assert_eq!(workers_running(&nodes), 1);
         let after = sup.which_children().await.unwrap()[0].pid.clone().unwrap();
         assert_eq!(after, new);
+        holders(&nodes, "w", [Some(&new); 3]).await;
         let child: ServerRef<Worker> = a.server_ref(&new).unwrap_or_else(|_| {
             panic!("the child {new} is reachable from a");
         });
@@ -469,6 +481,53 @@ fn a_name_registered_at_both_ends_of_a_chain_has_one_holder() {
                 || on_d.trapped().await.unwrap().len() == 1,
             "{by_d:?}"
         );
+        shutdown_all(nodes);
+    });
+}
+
+/// A call from a to a process of c made as the a–c link falls silent (b still reaching
+/// both) waits only until a notices the loss (its failure-detection window), then fails
+/// with `NoConnection` — not at its own timeout. Once the loss is known, a call fails at
+/// once.
+#[test]
+fn a_call_across_a_link_that_falls_silent_fails_when_the_loss_is_noticed() {
+    run_blocking(async {
+        let nodes = start_cluster(3).await;
+        let (a, c) = (&nodes[0], &nodes[2]);
+        let on_c = counter(c, "on c").await;
+        let from_a: ServerRef<Counter> = a.server_ref(on_c.pid()).unwrap();
+        assert_eq!(within("a call", from_a.label()).await.unwrap(), "on c");
+        c.faults().refuse_connections(true);
+        a.faults().silence(&id(c), true);
+        c.faults().silence(&id(a), true);
+        let started = Instant::now();
+        let timeout = Duration::from_secs(4);
+        let call = within(
+            "a call across the silent link",
+            from_a.label_with_timeout(timeout),
+        )
+        .await;
+        let took = started.elapsed();
+        assert!(
+            matches!(&call, Err(CallError::NoConnection { .. })),
+            "{call:?} after {took:?}"
+        );
+        // The detection window of the tests' settings is 800 ms.
+        assert!(took < Duration::from_secs(2), "{took:?}");
+        wait_connected(a, 1).await;
+        let started = Instant::now();
+        let call = within("a call after the loss", from_a.label()).await;
+        assert!(
+            matches!(&call, Err(CallError::NoConnection { .. })),
+            "{call:?}"
+        );
+        assert!(started.elapsed() < Duration::from_millis(500));
+        c.faults().refuse_connections(false);
+        for node in &nodes {
+            wait_connected(node, 2).await;
+        }
+        // The process on c ran on: reached again through the same reference.
+        assert_eq!(within("a call", from_a.label()).await.unwrap(), "on c");
         shutdown_all(nodes);
     });
 }
