@@ -163,6 +163,25 @@ fn a_name_held_beyond_a_cut_link_is_refused_to_the_cut_off_node() {
             "on c"
         );
 
+        // What a asks of c's process goes to c, which a does not reach: refused at once.
+        // a cannot unregister the name either: it sees nobody holding it.
+        for op in [
+            within(
+                "a forwarded registration",
+                a.register_global("y", on_c.pid()),
+            )
+            .await,
+            within("a forwarded join", a.join_group("g", on_c.pid()))
+                .await
+                .map(|_| ()),
+        ] {
+            assert!(
+                matches!(&op, Err(GlobalError::NoConnection { .. })),
+                "{op:?}"
+            );
+        }
+        assert_eq!(a.unregister_global("x").await, Ok(None));
+
         // a registers the name for a process of its own: b, which sees c's holder, refuses.
         let on_a = counter(a, "on a").await;
         let taken = within("a's registration", a.register_global("x", on_a.pid())).await;
