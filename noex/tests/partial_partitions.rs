@@ -550,3 +550,86 @@ fn a_call_across_a_link_that_falls_silent_fails_when_the_loss_is_noticed() {
         shutdown_all(nodes);
     });
 }
+
+/// As above with two nodes reaching both ends of the cut link (a–c cut; b1 and b2 reach
+/// everyone): each tells the loser's node, which withdraws the registration once, and
+/// the loser is told once.
+#[test]
+fn two_nodes_that_reach_both_ends_tell_the_loser_once() {
+    run_blocking(async {
+        let nodes = start_cluster(4).await;
+        let (a, c) = (&nodes[0], &nodes[3]);
+        a.faults().partition(&id(c), true);
+        c.faults().partition(&id(a), true);
+        for (node, peers) in nodes.iter().zip([2, 3, 3, 2]) {
+            wait_connected(node, peers).await;
+        }
+        for round in 0..4 {
+            let name = format!("x{round}");
+            let on_a = counter(a, "on a").await;
+            let on_c = counter(c, "on c").await;
+            let (by_a, by_c) = within(
+                "both registrations",
+                zip(
+                    a.register_global(&name, on_a.pid()),
+                    c.register_global(&name, on_c.pid()),
+                ),
+            )
+            .await;
+            let what = format!("one holder of {name:?}, the same on b1 and b2");
+            eventually(&what, || {
+                distinct_holders(&nodes, &name).len() == 1
+                    && nodes[1].whereis_global(&name).is_some()
+                    && nodes[2].whereis_global(&name).is_some()
+            })
+            .await;
+            let winner = nodes[1].whereis_global(&name).unwrap();
+            let (lost, lost_by) = match &winner == on_a.pid() {
+                true => (&on_c, &by_c),
+                false => (&on_a, &by_a),
+            };
+            if lost_by.is_ok() {
+                let told = async {
+                    loop {
+                        let trapped = lost.trapped().await.unwrap();
+                        if !trapped.is_empty() {
+                            break trapped;
+                        }
+                        smol::Timer::after(Duration::from_millis(2)).await;
+                    }
+                };
+                within("the loser to be told", told).await;
+            } else {
+                assert!(
+                    matches!(lost_by, Err(GlobalError::NameTaken { holder, .. }) if *holder == winner),
+                    "{lost_by:?}"
+                );
+            }
+            eventually("one record per name on every node that sees it", || {
+                nodes[1].faults().global_records() == 3 * round + 1
+                    && nodes[2].faults().global_records() == 3 * round + 1
+            })
+            .await;
+            // Whatever b1 and b2 sent the loser's node has been handled there once it sees
+            // a name each registers afterwards (one control lane per connection, in order).
+            let lost_at = if lost.pid().node() == a.name() { a } else { c };
+            for bridge in &nodes[1..3] {
+                let marker = counter(bridge, "marker").await;
+                let name = format!("after-{name}-{}", bridge.name());
+                bridge.register_global(&name, marker.pid()).await.unwrap();
+                eventually("the marker to reach the loser's node", || {
+                    lost_at.whereis_global(&name).is_some()
+                })
+                .await;
+            }
+            lost.trapped().await.unwrap();
+            let trapped = lost.trapped().await.unwrap();
+            assert_eq!(
+                trapped.len(),
+                usize::from(lost_by.is_ok()),
+                "told {trapped:?}"
+            );
+        }
+        shutdown_all(nodes);
+    });
+}
