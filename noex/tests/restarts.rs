@@ -55,3 +55,39 @@ fn a_restarted_nodes_old_members_and_names_are_gone_when_its_node_down_is_seen()
         s.shutdown();
     });
 }
+
+#[test]
+fn a_node_restarted_hidden_under_its_id_leaves_none_of_its_old_names_and_members() {
+    run_blocking(async {
+        let s = Node::start(cluster_config("s")).await.unwrap();
+        let seed = id(&s).to_string();
+        let x = Node::start(cluster_config("x").seed(seed.clone()))
+            .await
+            .unwrap();
+        let worker = probe(&x, false).await;
+        assert_eq!(x.join_group("g", worker.pid()).await, Ok(true));
+        x.register_global("w", worker.pid()).await.unwrap();
+        eventually("the member and the name to reach s", || {
+            s.group_members("g").contains(worker.pid()) && s.whereis_global("w").is_some()
+        })
+        .await;
+        // x comes back under its id as a hidden node (an observer, say), before s noticed
+        // it was gone: its new connection replaces the old one, and shares no names.
+        let port = id(&x).port();
+        let config = cluster_config("x")
+            .bind(format!("127.0.0.2:{port}").parse().unwrap())
+            .advertise_host("127.0.0.1")
+            .hidden()
+            .seed(seed);
+        let hidden = Node::start(config).await.unwrap();
+        eventually("s to take the hidden incarnation", || {
+            s.hidden_nodes().iter().any(|n| n.id == id(&x))
+        })
+        .await;
+        assert!(s.group_members("g").is_empty());
+        assert_eq!(s.whereis_global("w"), None);
+        x.shutdown();
+        hidden.shutdown();
+        s.shutdown();
+    });
+}

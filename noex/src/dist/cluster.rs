@@ -254,10 +254,23 @@ impl Cluster {
         let key = peer.id.as_arc();
         let members;
         let mut lost = None;
-        let node = self.node().filter(|_| self.shares_with(&peer));
+        let node = self.node();
         {
-            let mut global = node.as_ref().map(|node| node.global.replacing());
-            let mut state = self.lock();
+            // The global state is held while a connection this node shares it over is
+            // replaced (see `Replacing`): taken before the cluster's lock, as always, and
+            // only when there is such a connection (looked at again if one appeared).
+            let mut global = None;
+            let mut state = loop {
+                let state = self.lock();
+                let shared = state.peers.get(&key).is_some_and(|e| self.shares_with(e));
+                match node.as_ref().filter(|_| shared && global.is_none()) {
+                    None => break state,
+                    Some(node) => {
+                        drop(state);
+                        global = Some(node.global.replacing());
+                    }
+                }
+            };
             if self.is_stopping() || state.partitioned.contains(peer.id.as_str()) {
                 drop(state);
                 peer.close();
@@ -346,7 +359,7 @@ impl Cluster {
         }
         // Before the reader takes anything: the peer's first global message meets this
         // node's claims, and this node's table goes out first.
-        if let Some(node) = node {
+        if let Some(node) = node.filter(|_| self.shares_with(&peer)) {
             node.global.peer_up(&node, &peer);
         }
         peer::run(self, &peer);
