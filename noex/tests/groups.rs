@@ -427,6 +427,7 @@ fn apply(events: &GroupEvents, members: &mut BTreeSet<Pid>, what: &str) {
             GroupEvent::Left(pid) => {
                 assert!(members.remove(&pid), "{what}: {pid:?} left, not a member")
             }
+            other => panic!("{what}: unexpected {other:?}"),
         }
     }
     assert_eq!(events.missed(), 0, "{what}");

@@ -16,6 +16,7 @@ use crate::Pid;
 /// A change of one group's members, delivered to a [`GroupEvents`](crate::GroupEvents)
 /// subscription from [`Node::monitor_group`](crate::Node::monitor_group).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum GroupEvent {
     /// The process joined the group.
     Joined(Pid),

@@ -211,6 +211,7 @@ impl Node {
     ///         match events.recv().await.unwrap() {
     ///             GroupEvent::Joined(pid) => members.push(pid),
     ///             GroupEvent::Left(pid) => members.retain(|p| *p != pid),
+    ///             _ => {} // (the enum is non-exhaustive)
     ///         }
     ///     }
     ///     assert_eq!(members, node.group_members("workers"));
