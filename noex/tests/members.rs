@@ -65,7 +65,11 @@ fn members_are_the_nodes_connected_since_start_but_those_that_left_or_were_forgo
         assert_eq!(nodes[0].faults().dials(), 2);
 
         // Forgotten: no longer a member, no longer dialled; a second time, not a member.
+        // Its reconnections stay counted.
+        let reconnects = nodes[0].cluster_stats().reconnects;
+        assert!(reconnects >= 2, "{reconnects}");
         assert_eq!(nodes[0].forget_node(&ids[1]), Ok(true));
+        assert_eq!(nodes[0].cluster_stats().reconnects, reconnects);
         assert_eq!(nodes[0].members(), vec![ids[2].clone()]);
         assert_eq!(nodes[0].faults().dials(), 1);
         assert_eq!(nodes[0].forget_node(&ids[1]), Ok(false));

@@ -56,6 +56,9 @@ use super::wire::{Refusal, WireError};
 
 /// A dial loop.
 pub(super) struct Dial {
+    /// Which loop this is: a loop whose entry was removed (its node forgotten) and
+    /// replaced by another's ends at its next look rather than run beside it.
+    id: u64,
     pub(super) kind: DialKind,
     /// In its handshake now (not waiting for its next attempt).
     pub(super) handshaking: bool,
@@ -115,7 +118,7 @@ impl Cluster {
         expected: Option<NodeId>,
         kind: DialKind,
     ) {
-        {
+        let id = {
             let mut state = self.lock();
             if let Some(id) = &expected {
                 if state.peers.contains_key(id.as_str()) {
@@ -142,15 +145,18 @@ impl Cluster {
                 }
             }
             let dial = Dial {
+                id: self.next_id(),
                 kind,
                 handshaking: false,
                 renewed: false,
             };
+            let id = dial.id;
             state.dials.insert(address.clone(), dial);
-        }
+            id
+        };
         let cluster = Arc::downgrade(self);
         self.spawn(async move {
-            dial_loop(&cluster, &address, expected).await;
+            dial_loop(&cluster, &address, id, expected).await;
             if let Some(cluster) = cluster.upgrade() {
                 cluster.dial_waiting();
             }
@@ -178,20 +184,21 @@ impl Cluster {
         }
     }
 
-    /// The dial of `address`'s reason, and whether it was asked for again since the last
-    /// look; `None` if there is no such dial.
-    fn renewal(&self, address: &str) -> Option<(DialKind, bool)> {
+    /// The reason of dial `id` of `address`, and whether it was asked for again since
+    /// the last look; `None` if there is no such dial.
+    fn renewal(&self, address: &str, id: u64) -> Option<(DialKind, bool)> {
         let mut state = self.lock();
-        let dial = state.dials.get_mut(address)?;
+        let dial = state.dials.get_mut(address).filter(|dial| dial.id == id)?;
         Some((dial.kind, std::mem::take(&mut dial.renewed)))
     }
 
     /// Ends the dial of `address` — unless it was asked for again meanwhile (then `false`:
     /// the loop goes on). Decided under the lock that `dial` takes, so that no request to
     /// dial is lost to a loop ending.
-    fn finish_dial(&self, address: &str) -> bool {
+    fn finish_dial(&self, address: &str, id: u64) -> bool {
         let mut state = self.lock();
         match state.dials.get_mut(address) {
+            Some(dial) if dial.id != id => true,
             Some(dial) if dial.renewed => false,
             _ => {
                 state.dials.remove(address);
@@ -379,7 +386,7 @@ enum Attempt {
 }
 
 /// Dials `address` until connected, refused for good, forgotten, or the node stops.
-async fn dial_loop(cluster: &Weak<Cluster>, address: &str, expected: Option<NodeId>) {
+async fn dial_loop(cluster: &Weak<Cluster>, address: &str, id: u64, expected: Option<NodeId>) {
     let Some(strong) = cluster.upgrade() else {
         return;
     };
@@ -405,7 +412,7 @@ async fn dial_loop(cluster: &Weak<Cluster>, address: &str, expected: Option<Node
         if strong.is_stopping() {
             return;
         }
-        let Some((kind, renewed)) = strong.renewal(address) else {
+        let Some((kind, renewed)) = strong.renewal(address, id) else {
             return;
         };
         if renewed {
@@ -415,7 +422,7 @@ async fn dial_loop(cluster: &Weak<Cluster>, address: &str, expected: Option<Node
         // this dial back no longer than a handshake may take.
         let waited_out = waiting_since.is_some_and(|since| since.elapsed() >= connect_timeout);
         match strong.begin_handshake(address, expected.as_ref(), waited_out) {
-            Begin::Connected => match strong.finish_dial(address) {
+            Begin::Connected => match strong.finish_dial(address, id) {
                 true => return,
                 false => continue,
             },
@@ -442,7 +449,7 @@ async fn dial_loop(cluster: &Weak<Cluster>, address: &str, expected: Option<Node
                 strong.lock().listings.reached(address, &established.peer);
                 strong.register(established, stream, true);
                 strong.end_handshake(address);
-                match strong.finish_dial(address) {
+                match strong.finish_dial(address, id) {
                     true => return,
                     false => continue,
                 }
@@ -457,7 +464,7 @@ async fn dial_loop(cluster: &Weak<Cluster>, address: &str, expected: Option<Node
                     strong.lock().listings.reached(address, claimed);
                 }
                 if strong.connected_to(address, known, resolved) {
-                    match strong.finish_dial(address) {
+                    match strong.finish_dial(address, id) {
                         true => return,
                         false => continue,
                     }
@@ -488,7 +495,9 @@ async fn dial_loop(cluster: &Weak<Cluster>, address: &str, expected: Option<Node
                     if kind != DialKind::Seed || itself {
                         tracing::error!(%address, %error, "refused for good; no longer dialling it");
                         let mut state = strong.lock();
-                        state.dials.remove(address);
+                        if state.dials.get(address).is_some_and(|dial| dial.id == id) {
+                            state.dials.remove(address);
+                        }
                         state.listings.refused(address);
                         return;
                     }
@@ -517,7 +526,7 @@ async fn dial_loop(cluster: &Weak<Cluster>, address: &str, expected: Option<Node
             }
         }
         if kind != DialKind::Seed && last_answer.elapsed() >= forget_after {
-            if strong.finish_dial(address) {
+            if strong.finish_dial(address, id) {
                 tracing::info!(%address, "no answer for {forget_after:?}; no longer dialling it");
                 return;
             }

@@ -42,7 +42,9 @@ impl Cluster {
     }
 
     /// Forgets `node`, not connected: it is no longer a member, nor dialled (unless a
-    /// discovery source lists it). `false` if it was not a member.
+    /// discovery source lists it), and what this node keeps per node about it goes (but
+    /// its incarnations, which tell its pids' processes gone). `false` if it was not a
+    /// member.
     pub(crate) fn forget(&self, node: &NodeId) -> Result<bool, ForgetError> {
         let mut state = self.lock();
         if state.peers.contains_key(node.as_str()) {
@@ -50,6 +52,10 @@ impl Cluster {
         }
         let member = state.known.remove(node.as_str()).is_some();
         state.lost_at.remove(node.as_str());
+        // Its reconnections stay in the totals, which never go backwards.
+        if let Some(reconnects) = state.reconnects.remove(node.as_str()) {
+            state.departed.reconnects += reconnects;
+        }
         if state.listings.addresses_of(node).is_empty() {
             // Its dial loop, if any, ends at its next look (`renewal` finds no dial).
             let address = node.address();

@@ -40,7 +40,9 @@ impl Cluster {
     pub(crate) fn totals(&self) -> TrafficStats {
         let (departed, reconnects) = {
             let state = self.lock();
-            (state.departed, state.reconnects.values().sum())
+            // (Those of forgotten nodes are kept in `departed`.)
+            let current: u64 = state.reconnects.values().sum();
+            (state.departed, state.departed.reconnects + current)
         };
         let mut connected = self.connected(false);
         connected.extend(self.connected(true));
