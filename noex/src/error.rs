@@ -352,7 +352,8 @@ impl<E> SpawnError<E> {
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum RemoteSpawnError {
-    /// The node is not connected: it was not asked.
+    /// The node is not connected, or its connection was lost before the request left
+    /// this node: it was not asked.
     #[error("node {node} is not connected")]
     NoConnection {
         /// The node.

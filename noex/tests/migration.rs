@@ -477,6 +477,38 @@ fn a_spawn_whose_request_never_left_the_queue_was_not_sent_and_never_starts() {
 }
 
 #[test]
+fn a_spawn_whose_request_was_still_queued_when_its_connection_was_lost_was_not_asked() {
+    run_blocking(async {
+        let nodes = cluster(2, Duration::from_millis(500)).await;
+        let far = id(&nodes[1]);
+        // n0 stops writing to n1: the request stays queued, until the connection goes.
+        assert!(nodes[0].faults().stall(&far, true));
+        let spawned = smol::spawn({
+            let node = nodes[0].clone();
+            let far = far.clone();
+            async move {
+                let label = "i-queued".to_owned();
+                node.spawn_on_with::<Stamped>(&far, label, SpawnOptions::new())
+                    .await
+                    .map(|_| ())
+            }
+        });
+        eventually("the request to be queued", || {
+            nodes[0].connected_nodes()[0].stats.queued_bytes > 0
+        })
+        .await;
+        assert!(nodes[0].faults().disconnect(&far));
+        // Not `ConnectionLost`: n1 was never asked, so another node may be tried at once.
+        match within("the spawn to fail", spawned).await {
+            Err(RemoteSpawnError::NoConnection { node }) => assert_eq!(node, far),
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(starts("i-queued").is_empty());
+        shutdown_all(nodes);
+    });
+}
+
+#[test]
 fn a_start_whose_spawn_was_never_sent_tries_another_node_at_once() {
     run_blocking(async {
         // Heartbeats slow enough that n1 keeps the connection through the spawn timeout

@@ -142,6 +142,9 @@ struct Lanes {
     /// The frames of the small lane that may be taken back (see [`withdraw`]).
     small_marks: Vec<withdraw::SmallMark>,
     next_mark: u64,
+    /// Once closed: the marks of the frames still queued then, never sent (see
+    /// [`withdraw`]).
+    unsent: Vec<u64>,
 }
 
 impl Lanes {
@@ -520,6 +523,7 @@ impl Outbound {
         let mut lanes = self.lock();
         *lanes = Lanes {
             closed: true,
+            unsent: lanes.marked(),
             ..Lanes::default()
         };
         self.replies.store(0, Ordering::Relaxed);

@@ -283,15 +283,15 @@ impl Cluster {
         let sent = deadline
             .run(peer.send_withdrawable(&mut frame, run::current_sender()))
             .await;
-        let answered = match sent {
+        let (answered, queued) = match sent {
             Some(Ok(queued)) => match deadline.run(&mut reply).await {
-                Some(answered) => Some(answered),
+                Some(answered) => (Some(answered), queued),
                 // Too late, and still queued: taken back, the node was not asked.
                 None if queued.as_ref().is_some_and(|q| peer.queue.withdraw(q)) => {
                     entry.unsent();
                     return Err(not_sent());
                 }
-                None => None,
+                None => (None, queued),
             },
             Some(Err(_)) => {
                 entry.give_up_unanswered();
@@ -317,9 +317,13 @@ impl Cluster {
             None => reply.await,
         };
         entry.settle();
-        // No result: the connection was lost, the request perhaps read there.
+        // No result: the connection was lost — the request perhaps read there, unless it
+        // was still queued as the connection closed.
         let Ok(result) = answered else {
-            return Err(lost());
+            return match queued.as_ref().is_some_and(|q| peer.queue.withdraw(q)) {
+                true => Err(unreachable()),
+                false => Err(lost()),
+            };
         };
         let error = match result {
             SpawnResult::Started(serial) if entry.keep() => {

@@ -60,8 +60,23 @@ impl Lanes {
         Queued { mark }
     }
 
-    /// Takes the frame `mark` marks out of its lane, if none of it was taken.
+    /// The marks of the frames queued that may still be taken back.
+    pub(super) fn marked(&self) -> Vec<u64> {
+        let small = self.small_marks.iter().map(|m| m.mark);
+        let large = self.large.iter().filter_map(|entry| match entry {
+            Large::Whole { mark, .. } => *mark,
+            Large::Fragmented { mark, sent, .. } if *sent == 4 => *mark,
+            _ => None,
+        });
+        small.chain(large).collect()
+    }
+
+    /// Takes the frame `mark` marks out of its lane, if none of it was taken — or, the
+    /// queue closed, says whether it was still queued then, never sent.
     fn withdraw(&mut self, mark: u64) -> bool {
+        if self.closed {
+            return self.unsent.contains(&mark);
+        }
         if let Some(at) = self.small_marks.iter().position(|m| m.mark == mark) {
             let SmallMark { offset, len, .. } = self.small_marks.remove(at);
             self.small.drain(offset..offset + len);
@@ -105,8 +120,8 @@ impl Lanes {
 
 impl Outbound {
     /// Takes back the frame `queued` stands for, unless the writer has taken it (or any
-    /// of it): `true` if taken back — it is never sent. `false` if it may be on its way
-    /// (or the queue closed).
+    /// of it): `true` if taken back — it is never sent (also once the queue has closed,
+    /// for a frame still queued then). `false` if it may be on its way.
     pub(crate) fn withdraw(&self, queued: &Queued) -> bool {
         let withdrawn = self.lock().withdraw(queued.mark);
         if withdrawn {
