@@ -94,7 +94,7 @@
 //!   [`CallError::NoConnection`](crate::CallError::NoConnection).
 //! - **A name held on c cannot be registered on a.** a's claim reaches b, whose replica
 //!   has c's holder: b refuses the claim, and the registration fails with
-//!   [`GlobalError::NameTaken`] naming c's process — which
+//!   [`GlobalError::NameTaken`](crate::GlobalError::NameTaken) naming c's process — which
 //!   a's own lookups do not show.
 //! - **Two registrations at the same moment, on a and on c**, may both be granted (each
 //!   claim reaches b before either is registered). b applies the conflict rule as soon as
