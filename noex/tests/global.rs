@@ -621,6 +621,48 @@ fn a_spawn_with_a_global_name_registers_before_init_and_fails_if_the_name_is_hel
 }
 
 #[test]
+fn a_conflicts_loser_takes_over_where_the_winner_goes_first() {
+    run_blocking(async {
+        // a and c cannot reach each other; b reaches both.
+        let nodes = start_cluster(3).await;
+        let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
+        a.faults().partition(&id(c), true);
+        c.faults().partition(&id(a), true);
+        wait_connected(a, 1).await;
+        wait_connected(c, 1).await;
+        let on_a = counter(a, 0).await;
+        let on_c = counter(c, 0).await;
+        a.register_global("x", on_a.pid()).await.unwrap();
+        c.register_global("x", on_c.pid()).await.unwrap();
+        // b keeps one of them by the rule; the other waits there.
+        eventually("b to hear of both", || {
+            b.faults().global_records() == 2 && b.whereis_global("x").is_some()
+        })
+        .await;
+        let first = b.whereis_global("x").unwrap();
+        let (winner, loser) = match &first == on_a.pid() {
+            true => (&on_a, &on_c),
+            false => (&on_c, &on_a),
+        };
+        winner.stop(ExitReason::Normal).await.unwrap();
+        everywhere(&nodes[1..2], "x", Some(loser.pid())).await;
+        a.faults().partition(&id(c), false);
+        c.faults().partition(&id(a), false);
+        for node in &nodes {
+            wait_connected(node, 2).await;
+        }
+        everywhere(&nodes, "x", Some(loser.pid())).await;
+        let other = counter(b, 0).await;
+        let taken = b.register_global("x", other.pid()).await;
+        assert!(
+            matches!(&taken, Err(GlobalError::NameTaken { holder, .. }) if holder == loser.pid()),
+            "{taken:?}"
+        );
+        shutdown_all(nodes);
+    });
+}
+
+#[test]
 fn long_names_are_refused_and_large_tables_reach_a_node_with_small_frames() {
     run_blocking(async {
         // The smallest frames a node accepts: its table goes in several parts.

@@ -33,9 +33,7 @@
 //!    registers it and tells every node (`Registered`), then sends the grants it kept
 //!    back. If not, the registration fails with `Taken`. A node that holds the name
 //!    itself sends its registration along with its grant, so a claimant whose replica
-//!    missed it learns of it in time; a node whose replica has the name held by a
-//!    process of a third node refuses the claim (`Held`: the claimant cannot reach that
-//!    node, see *Partial partitions* below), and the registration fails with `Taken`.
+//!    missed it learns of it in time.
 //!
 //! So of two concurrent claims to one name, the one with the smaller stamp is settled
 //! first, everywhere; the other is settled after its node has seen the first one's
@@ -92,26 +90,15 @@
 //!   [`CallError::NoProc`](crate::CallError::NoProc), while on b and c the name reaches
 //!   c's process. A call from a to a process of c fails at once with
 //!   [`CallError::NoConnection`](crate::CallError::NoConnection).
-//! - **A name held on c cannot be registered on a.** a's claim reaches b, whose replica
-//!   has c's holder: b refuses the claim, and the registration fails with
-//!   [`GlobalError::NameTaken`](crate::GlobalError::NameTaken) naming c's process — which
-//!   a's own lookups do not show.
-//! - **Two registrations at the same moment, on a and on c**, may both be granted (each
-//!   claim reaches b before either is registered). b applies the conflict rule as soon as
-//!   it hears of both and tells the loser's node, which withdraws the registration and
-//!   sends its process the [`NameConflict`](crate::ExitReason::NameConflict) exit, as when
-//!   a partition heals. Both hold the name only for that moment — about one round trip
-//!   through b — each on its own node. Every node that hears of both does this, so it
-//!   holds as long as one node reaches both owners. It does not when none does: in a
-//!   chain a–b–c–d with only those three links up, b knows a's registrations and c
-//!   knows d's, but records travel one hop (each node tells its peers what its own
-//!   processes hold), so a name registered on a and on d is held on both sides until a
-//!   link between them heals.
+//! - **A name may be held on both ends while the link is cut** (a known limitation). a
+//!   may register a name c's process holds — b grants the claim: its replica cannot tell
+//!   a cut link from a replica that is merely behind, and refusing would fail a fresh
+//!   registration made the moment a crashed holder is seen lost — and then a and c each
+//!   answer their own holder; b answers the earlier registration (the conflict rule). When
+//!   the link heals the rule keeps one, everywhere, and the loser is told, as after any
+//!   partition.
 //! - **Groups** need nothing of the kind: a sees the members on a and b, c those on b
 //!   and c, b all of them, until the link heals and every node sees every member.
-//!
-//! When the cut link heals, each end sends the other what its processes hold, and the
-//! tables converge as after any partition.
 //!
 //! # Groups
 //!
@@ -491,14 +478,6 @@ impl Global {
                     let _ = answer.send(result);
                 }
             }
-            GlobalMessage::Held { id, holder } => self.refused(&mut state, id, holder),
-            GlobalMessage::Lost {
-                name,
-                serial,
-                time,
-                winner,
-                winner_time,
-            } => self.lost_elsewhere(node, &name, (serial, time), (winner, winner_time)),
         }
     }
 

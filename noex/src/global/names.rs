@@ -187,20 +187,6 @@ impl Global {
                 .queue
                 .push_control(&WireMessage::Global(Box::new(held)));
         }
-        // A name held by a process of a third node: the claimant would know of it if it
-        // reached that node, so it does not (a partial partition). Refused, or it would
-        // register the name a second time.
-        let third = self.names().get(name).and_then(|entry| {
-            let owner = entry.pid.node();
-            (owner != &*node.name && owner != peer.id.as_str()).then(|| entry.pid.clone())
-        });
-        if let Some(holder) = third {
-            let refusal = GlobalMessage::Held { id, holder };
-            let _ = peer
-                .queue
-                .push_control(&WireMessage::Global(Box::new(refusal)));
-            return;
-        }
         if let Some(mine) = state.claimed.get(name).copied() {
             if let Some(claim) = state.claims.get_mut(&mine) {
                 if claim.precedes(&node.name, time, peer.id.as_str()) {
@@ -218,26 +204,6 @@ impl Global {
             claim.waiting.retain(|n| **n != *peer.id.as_str());
             self.settle_if_granted(node, state, id);
         }
-    }
-
-    /// A peer refused this node's claim `id`: its replica says `holder`, a process of a
-    /// node this one does not reach, holds the name. The claim fails now, and the claims
-    /// it kept back go ahead.
-    pub(super) fn refused(&self, state: &mut State, id: u64, holder: Pid) {
-        let Some(mut claim) = state.claims.remove(&id) else {
-            return;
-        };
-        state.claimed.remove(&claim.name);
-        for (peer, id) in claim.deferred.drain(..) {
-            grant(&peer, id);
-        }
-        if let Some(done) = claim.done.take() {
-            let _ = done.send(Err(GlobalError::NameTaken {
-                name: claim.name.to_string(),
-                holder,
-            }));
-        }
-        self.settled.notify(usize::MAX);
     }
 
     /// Every claim under way now also awaits the grant of `peer`, just connected.
@@ -379,7 +345,6 @@ impl Global {
             },
         };
         let mut names = self.names();
-        let mut relay = None;
         let loser = match names.held.get(name.as_bytes()) {
             None => None,
             Some(held) if held.pid == pid => return,
@@ -388,12 +353,8 @@ impl Global {
                 // hears of the holder; until then its record waits here, in case the
                 // holder goes first.
                 let winner = held.pid.clone();
-                let relay = lost_notice(node, &name, &entry, held);
                 names.shadow(&name, entry);
                 drop(names);
-                if let Some(relay) = relay {
-                    let _ = peer.queue.push_control(&relay);
-                }
                 self.events.publish(GlobalEvent::Conflict {
                     name: name.to_string(),
                     winner,
@@ -401,12 +362,7 @@ impl Global {
                 });
                 return;
             }
-            Some(held) => {
-                // The newcomer takes the name; the holder's node may not reach the
-                // newcomer's (a partial partition): told from here, below.
-                relay = lost_notice(node, &name, held, &entry);
-                Some(held.pid.clone())
-            }
+            Some(held) => Some(held.pid.clone()),
         };
         let replaced = names.held.insert(Key::new(&name), entry);
         let Some(loser) = loser else {
@@ -423,12 +379,6 @@ impl Global {
             names.shadow(&name, replaced);
         }
         drop(names);
-        if let Some(relay) = relay {
-            let owner = node.cluster.get().and_then(|c| c.peer(loser.node()));
-            if let Some(owner) = owner {
-                let _ = owner.queue.push_control(&relay);
-            }
-        }
         self.events.publish(GlobalEvent::Conflict {
             name: name.to_string(),
             winner: pid.clone(),
@@ -458,43 +408,6 @@ impl Global {
                 });
             }
         }
-    }
-
-    /// A peer says this node's process `serial`, registered under `name` at `time`, lost
-    /// the name to `winner`, registered at `winner_time` (on a node this one may not
-    /// reach). If the process holds the name by that registration here and the rule
-    /// agrees, it loses it as if this node had heard of the winner itself — but the
-    /// winner is not recorded: this node hears of it from its own node, if it reaches it.
-    pub(super) fn lost_elsewhere(
-        &self,
-        node: &NodeInner,
-        name: &str,
-        (serial, time): (u64, u64),
-        (winner, winner_time): (Pid, u64),
-    ) {
-        let own = node.name.as_ref();
-        let mut names = self.names();
-        let Some(held) = names.get(name) else {
-            return;
-        };
-        let winning = Stamp {
-            time: winner_time,
-            node: Arc::from(winner.node()),
-        };
-        let ours = held.pid.node() == own && held.pid.serial() == serial;
-        if !ours || held.stamp.time != time || winner.node() == own || held.stamp <= winning {
-            return;
-        }
-        let loser = held.pid.clone();
-        let change = names.release(name, &loser);
-        drop(names);
-        self.events.publish(GlobalEvent::Conflict {
-            name: name.to_owned(),
-            winner: winner.clone(),
-            loser: loser.clone(),
-        });
-        self.released(name, &loser, change);
-        self.lost(node, name, &loser, &winner);
     }
 
     /// A process of this node lost `name` to `winner`: every peer is told, and so is the
@@ -539,27 +452,4 @@ fn from_forwarded(result: ForwardResult, name: &str, pid: &Pid) -> GlobalError {
         },
         ForwardResult::NoProc | ForwardResult::Done(_) => GlobalError::NoProc { pid: pid.clone() },
     }
-}
-
-/// The `Lost` notice for `loser`'s node, which lost `name` to `winner` by the rule, if
-/// neither is a process of this node (this node's own registrations reach every peer
-/// itself) nor both of one node; `None` otherwise. Sent by a node that hears of both
-/// registrations, because the loser's node may not reach the winner's (a partial
-/// partition): it would keep the name there for as long as the partition lasts. A
-/// loser's node that hears of the winner itself withdraws it first; the notice then
-/// finds nothing to do there.
-fn lost_notice(node: &NodeInner, name: &str, loser: &Entry, winner: &Entry) -> Option<WireMessage> {
-    let own = node.name.as_ref();
-    let (from, to) = (loser.pid.node(), winner.pid.node());
-    if from == own || to == own || from == to {
-        return None;
-    }
-    let notice = GlobalMessage::Lost {
-        name: name.to_owned(),
-        serial: loser.pid.serial(),
-        time: loser.stamp.time,
-        winner: winner.pid.clone(),
-        winner_time: winner.stamp.time,
-    };
-    Some(WireMessage::Global(Box::new(notice)))
 }

@@ -68,33 +68,6 @@ pub(crate) enum GlobalMessage {
         /// What became of it.
         result: ForwardResult,
     },
-    /// The answer to the receiver's `Claim` instead of a `Grant`: the sender's replica
-    /// says `holder`, a process of a third node, holds the name. The claimant does not
-    /// see it (it cannot reach that node: a partial partition), and would otherwise
-    /// register the name a second time. The claim fails with `NameTaken`.
-    Held {
-        /// The claim's id.
-        id: u64,
-        /// The process holding the name.
-        holder: Pid,
-    },
-    /// The receiver's process `serial`, registered under `name` at `time`, lost the name by
-    /// the conflict rule to `winner`, registered at `winner_time` on a node the receiver
-    /// may not reach (a partial partition): sent by a node that hears of both. The
-    /// receiver checks the rule and, if its process lost, withdraws it as it would on
-    /// hearing of the winner itself.
-    Lost {
-        /// The name.
-        name: String,
-        /// The losing process (its serial on the receiver).
-        serial: u64,
-        /// The logical time of the losing registration.
-        time: u64,
-        /// The process that keeps the name.
-        winner: Pid,
-        /// The logical time of the winning registration.
-        winner_time: u64,
-    },
 }
 
 /// The most a `Sync` part holds, roughly (see [`NameRecord::size`]).

@@ -63,16 +63,16 @@
 //!    by then the child has ended. This needs every node to use the same heartbeat
 //!    settings.
 //!
-//! A supervisor on the minority side thus stops what it cannot see and starts nothing; the
-//! majority side starts again what it lost. With an even split neither side has a
-//! majority, and the children stay down until the partition heals, as Akka's
-//! keep-majority does.
-//!
 //! A partial partition — the link between the supervisor's node a and a child's node c
 //! fails while a third node b reaches both — is no exception: a sees a majority (a and
 //! b of three) and moves the child, and c, which sees b and c, ends the child all the
 //! same when its link to the supervisor breaks (rule 2 does not depend on a majority).
 //! When the link heals, the child runs once, where it was moved.
+//!
+//! A supervisor on the minority side thus stops what it cannot see and starts nothing; the
+//! majority side starts again what it lost. With an even split neither side has a
+//! majority, and the children stay down until the partition heals, as Akka's
+//! keep-majority does.
 //!
 //! [`Supervisor`]: super::Supervisor
 //! [`SupervisorSpec::distributed`]: super::SupervisorSpec::distributed
