@@ -91,3 +91,46 @@ fn a_node_restarted_hidden_under_its_id_leaves_none_of_its_old_names_and_members
         s.shutdown();
     });
 }
+
+#[test]
+fn a_claim_waiting_for_a_node_that_comes_back_hidden_is_settled_at_once() {
+    run_blocking(async {
+        let s = Node::start(cluster_config("s")).await.unwrap();
+        let seed = id(&s).to_string();
+        let x = Node::start(cluster_config("x").seed(seed.clone()))
+            .await
+            .unwrap();
+        eventually("s and x to connect", || !s.connected_nodes().is_empty()).await;
+        let worker = probe(&s, false).await;
+        // s's claim to x stays queued: x never grants it.
+        assert!(s.faults().stall(&id(&x), true));
+        let registered = smol::spawn({
+            let s = s.clone();
+            let pid = worker.pid().clone();
+            async move { s.register_global("n", &pid).await }
+        });
+        eventually("the claim to wait for x", || {
+            s.faults().global_pending().0 > 0
+        })
+        .await;
+        // x comes back under its id as a hidden node: it will never grant the claim (a
+        // hidden node shares no names), so s no longer waits for it.
+        let port = id(&x).port();
+        let config = cluster_config("x")
+            .bind(format!("127.0.0.2:{port}").parse().unwrap())
+            .advertise_host("127.0.0.1")
+            .hidden()
+            .seed(seed);
+        let hidden = Node::start(config).await.unwrap();
+        // Well within `GLOBAL_TIMEOUT` (10 s), which it waited for before.
+        let settled = futures_lite::future::or(async { Some(registered.await) }, async {
+            smol::Timer::after(std::time::Duration::from_secs(5)).await;
+            None
+        })
+        .await;
+        assert_eq!(settled, Some(Ok(())));
+        x.shutdown();
+        hidden.shutdown();
+        s.shutdown();
+    });
+}

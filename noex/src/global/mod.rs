@@ -401,7 +401,12 @@ impl Global {
     /// cleared what this one left).
     pub(crate) fn peer_down(&self, node: &NodeInner, peer: &Arc<Peer>) {
         let mut state = self.state();
-        let current = node.cluster.get().and_then(|c| c.peer(peer.id.as_str()));
+        // A newer connection this node shares the tables over takes it from here (see
+        // `peer_up`); a hidden one (the node came back hidden) does not.
+        let current = node.cluster.get().and_then(|c| {
+            c.peer(peer.id.as_str())
+                .filter(|current| c.shares_with(current))
+        });
         if current.is_some_and(|current| !Arc::ptr_eq(&current, peer)) {
             return;
         }
@@ -568,7 +573,9 @@ impl Replacing<'_> {
     /// The connection to `node` is being replaced (its node restarted, or a second
     /// connection won): what it held goes now, before its `NodeDown` is published —
     /// as `peer_down` does for a connection lost on its own. Its pending claims are left
-    /// to `peer_up`, which asks them again over the new connection.
+    /// to `peer_up`, which asks them again over the new connection — or, if the new one is
+    /// hidden (it shares no tables), to `peer_down` of the old one, which stops waiting
+    /// for its grants.
     pub(crate) fn connection_replaced(&mut self, node: &str) {
         self.global.forget_node(&mut self.state, node, None);
     }
