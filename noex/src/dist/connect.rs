@@ -227,7 +227,12 @@ impl Cluster {
 
     /// Marks the dial of `address` as in its handshake — unless the peer is connected, or
     /// (unless `waited_out`) its own handshake with this node is under way.
-    fn begin_handshake(&self, address: &str, expected: Option<&NodeId>, waited_out: bool) -> Begin {
+    fn begin_handshake(
+        &self,
+        (address, id): (&str, u64),
+        expected: Option<&NodeId>,
+        waited_out: bool,
+    ) -> Begin {
         let mut state = self.lock();
         let connected = match expected {
             Some(id) => state.peers.contains_key(id.as_str()),
@@ -242,15 +247,20 @@ impl Cluster {
         if state.accepting.contains_key(address) && !waited_out {
             return Begin::Wait;
         }
-        if let Some(dial) = state.dials.get_mut(address) {
+        if let Some(dial) = state.dials.get_mut(address).filter(|dial| dial.id == id) {
             dial.handshaking = true;
         }
         Begin::Go
     }
 
-    /// The dial of `address` is no longer in its handshake.
-    pub(super) fn end_handshake(&self, address: &str) {
-        if let Some(dial) = self.lock().dials.get_mut(address) {
+    /// Dial `id` of `address` is no longer in its handshake.
+    pub(super) fn end_handshake(&self, address: &str, id: u64) {
+        if let Some(dial) = self
+            .lock()
+            .dials
+            .get_mut(address)
+            .filter(|dial| dial.id == id)
+        {
             dial.handshaking = false;
         }
     }
@@ -421,7 +431,7 @@ async fn dial_loop(cluster: &Weak<Cluster>, address: &str, id: u64, expected: Op
         // An inbound handshake that never ends (its peer unauthenticated as yet) holds
         // this dial back no longer than a handshake may take.
         let waited_out = waiting_since.is_some_and(|since| since.elapsed() >= connect_timeout);
-        match strong.begin_handshake(address, expected.as_ref(), waited_out) {
+        match strong.begin_handshake((address, id), expected.as_ref(), waited_out) {
             Begin::Connected => match strong.finish_dial(address, id) {
                 true => return,
                 false => continue,
@@ -448,14 +458,14 @@ async fn dial_loop(cluster: &Weak<Cluster>, address: &str, id: u64, expected: Op
             Attempt::Connected(established, stream) => {
                 strong.lock().listings.reached(address, &established.peer);
                 strong.register(established, stream, true);
-                strong.end_handshake(address);
+                strong.end_handshake(address, id);
                 match strong.finish_dial(address, id) {
                     true => return,
                     false => continue,
                 }
             }
             Attempt::Tied(resolved, claimed) => {
-                strong.end_handshake(address);
+                strong.end_handshake(address, id);
                 last_answer = Instant::now();
                 // An address dialled without an id (a seed) that is not the one in its
                 // node's id is known by the id the node gave.
@@ -481,7 +491,7 @@ async fn dial_loop(cluster: &Weak<Cluster>, address: &str, id: u64, expected: Op
                 by_peer,
                 error,
             } => {
-                strong.end_handshake(address);
+                strong.end_handshake(address, id);
                 ties = 0;
                 let new = refused.as_ref() != Some(&reason);
                 refused = Some(reason.clone());
@@ -512,7 +522,7 @@ async fn dial_loop(cluster: &Weak<Cluster>, address: &str, id: u64, expected: Op
                 }
             }
             Attempt::Failed { error, answered } => {
-                strong.end_handshake(address);
+                strong.end_handshake(address, id);
                 ties = 0;
                 if answered {
                     last_answer = Instant::now();

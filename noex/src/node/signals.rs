@@ -30,7 +30,9 @@ impl NodeInner {
     /// [`Core::answer_when_ended`]). A process found ended may still be in the middle of
     /// [`finalize`](Self::finalize) on another thread, its names and groups not yet
     /// released here and on the peers, its earlier watchers not yet told: an answer given
-    /// then would overtake those.
+    /// then would overtake those. (One asked after `finalize` took the process out of the
+    /// table, before it told the watchers, finds no target and is given at once: that
+    /// moment is not covered.)
     pub(crate) fn once_ended(
         &self,
         target: Option<Arc<dyn AnyProcess>>,
