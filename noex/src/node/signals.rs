@@ -30,9 +30,8 @@ impl NodeInner {
     /// [`Core::answer_when_ended`]). A process found ended may still be in the middle of
     /// [`finalize`](Self::finalize) on another thread, its names and groups not yet
     /// released here and on the peers, its earlier watchers not yet told: an answer given
-    /// then would overtake those. (One asked after `finalize` took the process out of the
-    /// table, before it told the watchers, finds no target and is given at once: that
-    /// moment is not covered.)
+    /// then would overtake those. (`finalize` takes the process out of the table last, so
+    /// that every such answer is kept.)
     pub(crate) fn once_ended(
         &self,
         target: Option<Arc<dyn AnyProcess>>,
@@ -229,9 +228,11 @@ impl NodeInner {
     }
 
     /// Records the end of `process` and tells everyone concerned, in OTP's order: queued
-    /// requests fail, timers are cancelled, the name is released, the process leaves the
-    /// table, then linked processes get exit signals and monitors get `Down` — those of
-    /// other nodes over the connection its messages took, behind them.
+    /// requests fail, timers are cancelled, the name is released, then linked processes
+    /// get exit signals and monitors get `Down` — those of other nodes over the connection
+    /// its messages took, behind them — and the process leaves the table. (Ended, it is
+    /// no longer alive nor reachable meanwhile; links and monitors asked of it then are
+    /// answered once its end is processed: see `once_ended`.)
     pub(crate) fn finalize(&self, process: &dyn AnyProcess, reason: ExitReason) {
         let core = process.core();
         let Some(remains) = core.mark_exited(reason.clone()) else {
@@ -249,7 +250,6 @@ impl NodeInner {
             self.global
                 .process_ended(self, pid, &remains.global_names, &remains.groups);
         }
-        self.table.remove(pid.serial());
         #[cfg(feature = "metrics")]
         self.metrics.process_ended(core.message_count());
         let mut remote = Remote::default();
@@ -294,6 +294,9 @@ impl NodeInner {
                 reason: reason.clone(),
             });
         }
+        // Out of the table last: until then, a link or monitor asked of it finds it ended
+        // and is answered behind what this sent (see `once_ended`).
+        self.table.remove(pid.serial());
         core.notify_exited();
         log_exit(pid, process.behavior(), &reason);
     }
