@@ -216,3 +216,40 @@ impl noex::GenServer for Idle {
         Ok(Idle)
     }
 }
+
+#[test]
+fn a_hello_changed_on_the_way_fails_the_proofs() {
+    run_blocking(async {
+        use common::raw::{proof, Refusal, Wire, PROTOCOL_VERSION};
+        let node = Node::start(cluster_config("n")).await.unwrap();
+        // A member's hello says incarnation 7; something on the path made it 9 before it
+        // reached the node. The member proves who it is as it said it: the node refuses.
+        let mut raw = Raw::connect(&node).await;
+        let mut hello = raw.hello(PROTOCOL_VERSION);
+        if let Wire::Hello { incarnation, .. } = &mut hello {
+            *incarnation = 9;
+        }
+        raw.send(&hello).await;
+        let Some(Wire::Challenge {
+            nonce,
+            incarnation,
+            hidden,
+            ..
+        }) = raw.receive().await
+        else {
+            panic!("expected a challenge");
+        };
+        let node_id = node.local_node_id().unwrap();
+        let them = format!("{node_id} {incarnation} {}", u8::from(hidden));
+        let me = format!("{} 7 0", raw.name);
+        let mine = proof(b"test secret", b"proof", &nonce, &them, &me);
+        raw.send(&Wire::Proof { proof: mine }).await;
+        assert_eq!(
+            raw.receive().await,
+            Some(Wire::Refused {
+                reason: Refusal::Authentication
+            })
+        );
+        node.shutdown();
+    });
+}

@@ -71,10 +71,17 @@ pub(crate) enum HandshakeError {
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// HMAC-SHA256 keyed by the secret over `label`, the nonce and both node ids.
+/// What a proof binds of a node: its id, incarnation and whether it is hidden — so that
+/// no one on the path can change what a hello or challenge says of its sender without
+/// the proofs failing.
+fn identity(id: &str, incarnation: u64, hidden: bool) -> String {
+    format!("{id} {incarnation} {}", u8::from(hidden))
+}
+
+/// HMAC-SHA256 keyed by the secret over `label`, the nonce and both nodes' identities.
 fn proof(secret: &[u8], label: &[u8], nonce: &[u8; 32], first: &str, second: &str) -> HmacSha256 {
     let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length");
-    mac.update(b"noex/1 ");
+    mac.update(b"noex/2 ");
     mac.update(label);
     mac.update(nonce);
     // Length-prefixed, so that ids cannot be shifted between the two fields.
@@ -177,18 +184,19 @@ pub(crate) async fn connect<S: AsyncRead + AsyncWrite + Unpin>(
             });
         }
     }
-    let (me, them) = (local.id.as_str(), peer.as_str());
+    let me = identity(local.id.as_str(), local.incarnation, local.hidden);
+    let them = identity(peer.as_str(), incarnation, hidden);
     if !verify(
         local.secret,
         b"challenge",
         &my_nonce,
-        me,
-        them,
+        &me,
+        &them,
         &their_proof,
     ) {
         return Err(refuse(stream, Refusal::Authentication).await);
     }
-    let proof = sign(local.secret, b"proof", &their_nonce, them, me);
+    let proof = sign(local.secret, b"proof", &their_nonce, &them, &me);
     send(stream, &WireMessage::Proof { proof }).await?;
     match wire::read_message(stream, HANDSHAKE_FRAME_LIMIT, &mut buffer).await? {
         WireMessage::Welcome => Ok(Established {
@@ -256,22 +264,23 @@ pub(crate) async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
         return Err(refuse(stream, reason).await);
     }
     hold.await;
-    let (me, them) = (local.id.as_str(), peer.as_str());
+    let me = identity(local.id.as_str(), local.incarnation, local.hidden);
+    let them = identity(peer.as_str(), incarnation, hidden);
     let my_nonce = nonce();
     send(
         stream,
         &WireMessage::Challenge(Box::new(Challenge {
-            node: me.to_owned(),
+            node: local.id.as_str().to_owned(),
             incarnation: local.incarnation,
             nonce: my_nonce,
-            proof: sign(local.secret, b"challenge", &their_nonce, them, me),
+            proof: sign(local.secret, b"challenge", &their_nonce, &them, &me),
             hidden: local.hidden,
         })),
     )
     .await?;
     match wire::read_message(stream, HANDSHAKE_FRAME_LIMIT, &mut buffer).await? {
         WireMessage::Proof { proof } => {
-            if !verify(local.secret, b"proof", &my_nonce, me, them, &proof) {
+            if !verify(local.secret, b"proof", &my_nonce, &me, &them, &proof) {
                 return Err(refuse(stream, Refusal::Authentication).await);
             }
         }

@@ -17,7 +17,8 @@
 //!   dropped after 2 s unused), as a fresh buffer of megabytes costs several times its
 //!   copy in first touches of its pages.
 //! * **Handshake** (`handshake`): protocol version, node ids and incarnations, and mutual
-//!   HMAC-SHA256 challenge–response over fresh nonces keyed by the cluster secret.
+//!   HMAC-SHA256 challenge–response over fresh nonces keyed by the cluster secret, the
+//!   proofs binding both nodes' ids, incarnations and hidden flags.
 //! * **Discovery** ([`discovery`]): where the seeds come from — a static list, a DNS name
 //!   resolved again and again, or any source that implements `Discovery`.
 //! * **Membership** (`cluster`, `membership`, `connect`): seeds, a member list sent once

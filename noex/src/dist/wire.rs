@@ -29,7 +29,7 @@ use super::header;
 use crate::ExitReason;
 
 /// The protocol version this build speaks.
-pub(crate) const PROTOCOL_VERSION: u16 = 7;
+pub(crate) const PROTOCOL_VERSION: u16 = 8;
 
 /// Encoded messages longer than this travel in fragments of this size.
 pub(crate) const FRAGMENT_SIZE: usize = 64 * 1024;
@@ -321,7 +321,7 @@ pub(crate) struct Challenge {
     /// A fresh random nonce the connecting node must prove it can sign.
     pub(crate) nonce: [u8; 32],
     /// HMAC-SHA256, keyed by the cluster secret, over the connecting node's nonce and both
-    /// ids (see `handshake::proof`).
+    /// nodes' ids, incarnations and hidden flags (see `handshake::proof`).
     pub(crate) proof: [u8; 32],
     /// A hidden node (an observer): left out of member lists, events and placement.
     pub(crate) hidden: bool,

@@ -11,7 +11,7 @@ use sha2::Sha256;
 use super::within;
 
 /// The protocol version of this build.
-pub const PROTOCOL_VERSION: u16 = 7;
+pub const PROTOCOL_VERSION: u16 = 8;
 
 /// The index of the first message kind `Wire` does not model (signals, spawns, the global
 /// registry): frames of those kinds are skipped by [`Raw::receive_with_payload`].
@@ -135,7 +135,7 @@ pub fn frame(message: &Wire, payload: &[u8]) -> Vec<u8> {
 
 pub fn proof(secret: &[u8], label: &[u8], nonce: &[u8; 32], first: &str, second: &str) -> [u8; 32] {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).unwrap();
-    mac.update(b"noex/1 ");
+    mac.update(b"noex/2 ");
     mac.update(label);
     mac.update(nonce);
     for id in [first, second] {
@@ -243,18 +243,23 @@ impl Raw {
         let Some(Wire::Challenge {
             nonce,
             proof: theirs,
+            incarnation,
+            hidden,
             ..
         }) = self.receive().await
         else {
             panic!("expected a challenge");
         };
-        let node_id = id(node).to_string();
+        // What a proof binds of each node: id, incarnation, hidden (this client's hello
+        // says 7 and not hidden).
+        let node_id = format!("{} {incarnation} {}", id(node), u8::from(hidden));
+        let me = format!("{} 7 0", self.name);
         assert_eq!(
             theirs,
-            proof(b"test secret", b"challenge", &[1; 32], &self.name, &node_id),
+            proof(b"test secret", b"challenge", &[1; 32], &me, &node_id),
             "the node proves it knows the secret"
         );
-        let mine = proof(secret, b"proof", &nonce, &node_id, &self.name);
+        let mine = proof(secret, b"proof", &nonce, &node_id, &me);
         self.send(&Wire::Proof { proof: mine }).await;
         self.receive().await
     }
