@@ -109,6 +109,17 @@ async fn holders(nodes: &[Node], name: &str, expected: [Option<&Pid>; 3]) {
     .await;
 }
 
+/// The exit signals `counter` trapped, once it has trapped one.
+async fn told(counter: &ServerRef<Counter>) -> Vec<(Pid, ExitReason)> {
+    loop {
+        let trapped = counter.trapped().await.unwrap();
+        if !trapped.is_empty() {
+            return trapped;
+        }
+        smol::Timer::after(Duration::from_millis(2)).await;
+    }
+}
+
 /// The distinct holders of `name` in the nodes' replicas.
 fn distinct_holders(nodes: &[Node], name: &str) -> BTreeSet<Pid> {
     nodes
@@ -207,17 +218,8 @@ fn a_name_held_beyond_a_cut_link_has_one_holder_once_the_link_heals() {
             on_c.trapped().await.unwrap().is_empty(),
             "c's holder was told nothing"
         );
-        let told = async {
-            loop {
-                let trapped = on_a.trapped().await.unwrap();
-                if !trapped.is_empty() {
-                    break trapped;
-                }
-                smol::Timer::after(Duration::from_millis(2)).await;
-            }
-        };
         assert_eq!(
-            within("a's process to be told", told).await,
+            within("a's process to be told", told(&on_a)).await,
             vec![(on_c.pid().clone(), ExitReason::NameConflict("x".into()))]
         );
         shutdown_all(nodes);
@@ -261,17 +263,8 @@ fn names_registered_at_both_ends_of_a_cut_link_have_one_holder_once_the_link_hea
                 false => (on_c, on_a),
             };
             assert!(won.trapped().await.unwrap().is_empty());
-            let told = async {
-                loop {
-                    let trapped = lost.trapped().await.unwrap();
-                    if !trapped.is_empty() {
-                        break trapped;
-                    }
-                    smol::Timer::after(Duration::from_millis(2)).await;
-                }
-            };
             assert_eq!(
-                within("the loser to be told", told).await,
+                within("the loser to be told", told(lost)).await,
                 vec![(winner.clone(), ExitReason::NameConflict(name.clone()))]
             );
         }

@@ -56,14 +56,31 @@ fn a_restarted_nodes_old_members_and_names_are_gone_when_its_node_down_is_seen()
     });
 }
 
+/// Node s, and node x seeded with s; s's id as a seed.
+async fn s_and_x() -> (Node, Node, String) {
+    let s = Node::start(cluster_config("s")).await.unwrap();
+    let seed = id(&s).to_string();
+    let x = Node::start(cluster_config("x").seed(seed.clone()))
+        .await
+        .unwrap();
+    (s, x, seed)
+}
+
+/// x back under its id as a hidden node (bound elsewhere, advertising x's address)
+/// before its peers saw it go.
+fn back_hidden(x: &Node, seed: String) -> noex::ClusterConfig {
+    let port = id(x).port();
+    cluster_config("x")
+        .bind(format!("127.0.0.2:{port}").parse().unwrap())
+        .advertise_host("127.0.0.1")
+        .hidden()
+        .seed(seed)
+}
+
 #[test]
 fn a_node_restarted_hidden_under_its_id_leaves_none_of_its_old_names_and_members() {
     run_blocking(async {
-        let s = Node::start(cluster_config("s")).await.unwrap();
-        let seed = id(&s).to_string();
-        let x = Node::start(cluster_config("x").seed(seed.clone()))
-            .await
-            .unwrap();
+        let (s, x, seed) = s_and_x().await;
         let worker = probe(&x, false).await;
         assert_eq!(x.join_group("g", worker.pid()).await, Ok(true));
         x.register_global("w", worker.pid()).await.unwrap();
@@ -73,13 +90,7 @@ fn a_node_restarted_hidden_under_its_id_leaves_none_of_its_old_names_and_members
         .await;
         // x comes back under its id as a hidden node (an observer, say), before s noticed
         // it was gone: its new connection replaces the old one, and shares no names.
-        let port = id(&x).port();
-        let config = cluster_config("x")
-            .bind(format!("127.0.0.2:{port}").parse().unwrap())
-            .advertise_host("127.0.0.1")
-            .hidden()
-            .seed(seed);
-        let hidden = Node::start(config).await.unwrap();
+        let hidden = Node::start(back_hidden(&x, seed)).await.unwrap();
         eventually("s to take the hidden incarnation", || {
             s.hidden_nodes().iter().any(|n| n.id == id(&x))
         })
@@ -95,11 +106,7 @@ fn a_node_restarted_hidden_under_its_id_leaves_none_of_its_old_names_and_members
 #[test]
 fn a_claim_waiting_for_a_node_that_comes_back_hidden_is_settled_at_once() {
     run_blocking(async {
-        let s = Node::start(cluster_config("s")).await.unwrap();
-        let seed = id(&s).to_string();
-        let x = Node::start(cluster_config("x").seed(seed.clone()))
-            .await
-            .unwrap();
+        let (s, x, seed) = s_and_x().await;
         eventually("s and x to connect", || !s.connected_nodes().is_empty()).await;
         let worker = probe(&s, false).await;
         // s's claim to x stays queued: x never grants it.
@@ -115,13 +122,7 @@ fn a_claim_waiting_for_a_node_that_comes_back_hidden_is_settled_at_once() {
         .await;
         // x comes back under its id as a hidden node: it will never grant the claim (a
         // hidden node shares no names), so s no longer waits for it.
-        let port = id(&x).port();
-        let config = cluster_config("x")
-            .bind(format!("127.0.0.2:{port}").parse().unwrap())
-            .advertise_host("127.0.0.1")
-            .hidden()
-            .seed(seed);
-        let hidden = Node::start(config).await.unwrap();
+        let hidden = Node::start(back_hidden(&x, seed)).await.unwrap();
         // Well within `GLOBAL_TIMEOUT` (10 s), which it waited for before.
         let settled = futures_lite::future::or(async { Some(registered.await) }, async {
             smol::Timer::after(std::time::Duration::from_secs(5)).await;
