@@ -1,6 +1,6 @@
 //! The global registry on a three-node cluster (127.0.0.1, one process): registrations per
-//! second, lookups against the local registry's, how soon another node sees a new name, and
-//! how soon a joining node has the whole table.
+//! second, lookups against the local registry's, how soon another node sees a new name, how
+//! soon a joining node has the whole table, and joins of one growing group.
 //!
 //! `cargo bench -p noex --bench global` for the figures; under `cargo test` it runs with
 //! tiny counts as a smoke test.
@@ -297,6 +297,34 @@ fn main() {
     rows.push((
         format!("a joining node has all {held} names after"),
         format!("{complete:.1?} (connected to all three after {joined:.1?})"),
+    ));
+
+    // Joins of one group from one node, timed by quarter as the group grows (each a step
+    // of the same cost whatever the group's size), then the leaves.
+    let members = plan.names * 2;
+    let (quarters, leaves) = block_on_limit("group joins and leaves", {
+        let a = nodes[0].clone();
+        nodes[0].spawn_task(async move {
+            let pids = idle(&a, members).await;
+            let mut quarters = Vec::new();
+            for quarter in pids.chunks(members / 4) {
+                let start = Instant::now();
+                for pid in quarter {
+                    a.join_group("pool", pid).await.expect("joins");
+                }
+                quarters.push(start.elapsed());
+            }
+            let start = Instant::now();
+            for pid in &pids {
+                a.leave_group("pool", pid).await.expect("leaves");
+            }
+            (quarters, start.elapsed())
+        })
+    });
+    let quarters: Vec<String> = quarters.iter().map(|q| format!("{q:.1?}")).collect();
+    rows.push((
+        format!("{members} joins of one group from one node, by quarter; then every leave"),
+        format!("{}; {leaves:.1?}", quarters.join(" / ")),
     ));
 
     for node in nodes {
