@@ -59,6 +59,15 @@ async fn claimed_twice() -> (Node, Node, Node, noex::ClusterEvents, noex::Cluste
     (s, x1, x2, s_events, x1_events)
 }
 
+/// Waits for the next event of `events`, which must be `node` leaving with a goodbye.
+async fn left(events: &noex::ClusterEvents, node: &NodeId) {
+    let expected = ClusterEvent::NodeDown {
+        node: node.clone(),
+        reason: noex::NodeDownReason::Shutdown,
+    };
+    assert_eq!(next_event(events).await, expected);
+}
+
 #[test]
 fn a_second_live_node_with_the_same_id_is_refused_rather_than_flapping() {
     run_blocking(async {
@@ -308,13 +317,7 @@ fn a_configured_seed_that_left_with_a_goodbye_is_joined_again_when_it_restarts()
 
         // A rolling restart: a leaves with a goodbye and comes back on its address.
         a.shutdown();
-        assert_eq!(
-            next_event(&events).await,
-            ClusterEvent::NodeDown {
-                node: a_id.clone(),
-                reason: noex::NodeDownReason::Shutdown
-            }
-        );
+        left(&events, &a_id).await;
         let bind = format!("127.0.0.1:{}", a_id.port()).parse().unwrap();
         let a2 = Node::start(cluster_config("a").bind(bind)).await.unwrap();
 
@@ -546,13 +549,7 @@ fn a_seed_reached_only_under_its_listed_address_is_redialled_there_when_it_resta
 
         // A rolling restart: b leaves and comes back where it listened, knowing no one.
         b.shutdown();
-        assert_eq!(
-            next_event(&events).await,
-            ClusterEvent::NodeDown {
-                node: b_id.clone(),
-                reason: noex::NodeDownReason::Shutdown
-            }
-        );
+        left(&events, &b_id).await;
         let b2 = Node::start(b_config()).await.unwrap();
         assert_eq!(id(&b2), b_id);
 

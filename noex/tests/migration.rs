@@ -170,6 +170,20 @@ fn preferring(node: &NodeId) -> NodeSelector {
     })
 }
 
+/// Three nodes with heartbeats every `heartbeat`, a one-for-one supervisor on n0 with
+/// `children` placed as [`supervise`] places them, and its selector preferring n1 from
+/// then on (n1's id is given back).
+async fn preferring_n1(
+    heartbeat: Duration,
+    children: &[(&str, usize)],
+) -> (Vec<Node>, ServerRef<DistributedSupervisor>, NodeId) {
+    let nodes = cluster(3, heartbeat).await;
+    let sup = supervise(&nodes, Strategy::OneForOne, children).await;
+    let far = id(&nodes[1]);
+    sup.set_selector(preferring(&far)).await.unwrap();
+    (nodes, sup, far)
+}
+
 /// Waits until a [`Stamped`] process runs on `node` (in its `init`, when gated).
 async fn waiting_in_init(node: &Node) {
     eventually("a child to wait in its init", || {
@@ -218,11 +232,9 @@ fn a_child_found_lost_as_its_group_restarts_for_a_sibling_still_waits_to_move() 
 #[test]
 fn a_restart_whose_spawn_got_no_answer_moves_only_after_the_migration_delay() {
     run_blocking(async {
-        let nodes = cluster(3, Duration::from_millis(100)).await;
-        let sup = supervise(&nodes, Strategy::OneForOne, &[("c-restart", 1)]).await;
         // Its restart goes to n1 again, where its `init` waits.
-        let far = id(&nodes[1]);
-        sup.set_selector(preferring(&far)).await.unwrap();
+        let (nodes, sup, far) =
+            preferring_n1(Duration::from_millis(100), &[("c-restart", 1)]).await;
         gate("c-restart", &far, true);
         let before = pids(&sup).await;
         let child = nodes[0].server_ref::<Stamped>(before["c-restart"].as_ref().unwrap());
@@ -252,10 +264,7 @@ fn a_restart_whose_spawn_got_no_answer_moves_only_after_the_migration_delay() {
 #[test]
 fn a_start_whose_spawn_got_no_answer_fails_instead_of_trying_another_node() {
     run_blocking(async {
-        let nodes = cluster(3, Duration::from_millis(100)).await;
-        let sup = supervise(&nodes, Strategy::OneForOne, &[]).await;
-        let far = id(&nodes[1]);
-        sup.set_selector(preferring(&far)).await.unwrap();
+        let (nodes, sup, far) = preferring_n1(Duration::from_millis(100), &[]).await;
         gate("c-start", &far, true);
         let starting = {
             let sup = sup.clone();
@@ -399,10 +408,8 @@ fn a_lost_child_terminated_by_request_can_be_restarted_once_that_is_safe() {
 #[test]
 fn a_restart_by_request_whose_spawn_got_no_answer_is_held_as_lost() {
     run_blocking(async {
-        let nodes = cluster(3, Duration::from_millis(100)).await;
-        let sup = supervise(&nodes, Strategy::OneForOne, &[("h-request", 1)]).await;
-        let far = id(&nodes[1]);
-        sup.set_selector(preferring(&far)).await.unwrap();
+        let (nodes, sup, far) =
+            preferring_n1(Duration::from_millis(100), &[("h-request", 1)]).await;
         sup.terminate_child("h-request").await.unwrap();
         gate("h-request", &far, true);
         let restarting = {
@@ -483,12 +490,11 @@ fn a_spawn_whose_request_was_still_queued_when_its_connection_was_lost_was_not_a
         let far = id(&nodes[1]);
         // n0 stops writing to n1: the request stays queued, until the connection goes.
         assert!(nodes[0].faults().stall(&far, true));
+        // A label long enough to tell the request from the heartbeats queued with it.
+        let label = format!("i-queued{}", " ".repeat(8 << 10));
         let spawned = smol::spawn({
-            let node = nodes[0].clone();
-            let far = far.clone();
+            let (node, far, label) = (nodes[0].clone(), far.clone(), label.clone());
             async move {
-                // A label long enough to tell the request from the heartbeats queued with it.
-                let label = format!("i-queued{}", " ".repeat(8 << 10));
                 node.spawn_on_with::<Stamped>(&far, label, SpawnOptions::new())
                     .await
                     .map(|_| ())
@@ -504,11 +510,7 @@ fn a_spawn_whose_request_was_still_queued_when_its_connection_was_lost_was_not_a
             Err(RemoteSpawnError::NoConnection { node }) => assert_eq!(node, far),
             other => panic!("unexpected {other:?}"),
         }
-        assert!(STARTS
-            .lock()
-            .unwrap()
-            .iter()
-            .all(|(l, ..)| !l.starts_with("i-queued")));
+        assert!(starts(&label).is_empty());
         shutdown_all(nodes);
     });
 }
@@ -518,10 +520,7 @@ fn a_start_whose_spawn_was_never_sent_tries_another_node_at_once() {
     run_blocking(async {
         // Heartbeats slow enough that n1 keeps the connection through the spawn timeout
         // (10 s, a supervisor's) while n0 writes nothing to it.
-        let nodes = cluster(3, Duration::from_secs(2)).await;
-        let sup = supervise(&nodes, Strategy::OneForOne, &[]).await;
-        let far = id(&nodes[1]);
-        sup.set_selector(preferring(&far)).await.unwrap();
+        let (nodes, sup, far) = preferring_n1(Duration::from_secs(2), &[]).await;
         assert!(nodes[0].faults().stall(&far, true));
         let spec = ChildSpec::worker::<Stamped>("i-start", "i-start".to_owned());
         let started =
