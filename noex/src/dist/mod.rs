@@ -108,6 +108,7 @@ mod scratch;
 mod socket;
 pub(crate) mod spares;
 pub(crate) mod spawn;
+mod start_error;
 mod stats;
 mod status;
 pub(crate) mod tagged;
@@ -120,7 +121,7 @@ pub(crate) mod wire;
 mod writer;
 
 pub(crate) use cluster::Cluster;
-pub use config::{ClusterConfig, ConfigError, StartError, MIN_FRAME_SIZE};
+pub use config::ClusterConfig;
 pub(crate) use connect::DialKind;
 pub use discovery::{Discovery, DiscoveryError, DnsSeeds, StaticSeeds, DEFAULT_DISCOVERY_INTERVAL};
 /// The rustls crate noex's `tls` feature uses, for [`TlsConfig::from_rustls`].
@@ -130,6 +131,7 @@ pub use members::ForgetError;
 pub use membership::MembershipCounts;
 pub use node_id::{NodeId, NodeIdError};
 pub use refused::RefusedReason;
+pub use start_error::{ConfigError, StartError, MIN_FRAME_SIZE};
 pub use status::{
     ClusterEvent, NodeDownReason, NodeInfo, NodeStatus, RemoteStats, SpawnStats, TieStats,
     TrafficStats,
