@@ -17,48 +17,22 @@
 //! addresses, say a host name and an IP), both nodes keep the one dialled by the greater
 //! id, and report the other's loss like any lost connection (see `Cluster::register`).
 //!
-//! # Dial loops
-//!
-//! A dial loop retries with exponential backoff and jitter until it connects, or until
-//! the peer is connected through a connection of its own. A refusal for good — a wrong
-//! secret, another protocol version, another node than expected at that address, a
-//! certificate refused, or something that does not speak the protocol — ends it, unless the
-//! address is a seed, which is tried again every 30 s (its node may be fixed and
-//! restarted without knowing of this one) — but not a seed that turns out to be this node
-//! itself under another address (a seed list shared by every node names each). Each refusal is reported once per loop (see
-//! `refused`). So does silence: an address that
-//! has not answered for [`ClusterConfig::forget_unreachable_after`] is forgotten, unless it
-//! is a configured seed. A dial refused because the peer is connecting to this node
-//! (`AlreadyConnected`) tries again shortly, until that connection exists.
-//!
-//! Addresses learnt from peers' member lists are dialled by at most
-//! [`ClusterConfig::max_dials`] loops at once (a lost peer and a seed always get one), so a
-//! member list cannot make a node dial without bound; the others wait for a loop to end
-//! (see `membership`).
-//!
-//! [`ClusterConfig::forget_unreachable_after`]: super::ClusterConfig::forget_unreachable_after
-//! [`ClusterConfig::max_dials`]: super::ClusterConfig::max_dials
+//! The dial loops themselves are `dial_loop`'s.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
-
-use async_net::TcpStream;
-use futures_lite::FutureExt;
 
 use super::cluster::Cluster;
-use super::handshake::{self, Established, HandshakeError};
+use super::dial_loop::dial_loop;
 use super::node_id::NodeId;
-use super::refused::{classify, RefusedReason};
-use super::transport::Stream;
-use super::wire::{Refusal, WireError};
+use super::wire::Refusal;
 
 /// A dial loop.
 pub(super) struct Dial {
     /// Which loop this is: a loop whose entry was removed (its node forgotten) and
     /// replaced by another's ends at its next look rather than run beside it.
-    id: u64,
+    pub(super) id: u64,
     pub(super) kind: DialKind,
     /// In its handshake now (not waiting for its next attempt).
     pub(super) handshaking: bool,
@@ -186,7 +160,7 @@ impl Cluster {
 
     /// The reason of dial `id` of `address`, and whether it was asked for again since
     /// the last look; `None` if there is no such dial.
-    fn renewal(&self, address: &str, id: u64) -> Option<(DialKind, bool)> {
+    pub(super) fn renewal(&self, address: &str, id: u64) -> Option<(DialKind, bool)> {
         let mut state = self.lock();
         let dial = state.dials.get_mut(address).filter(|dial| dial.id == id)?;
         Some((dial.kind, std::mem::take(&mut dial.renewed)))
@@ -195,7 +169,7 @@ impl Cluster {
     /// Ends the dial of `address` — unless it was asked for again meanwhile (then `false`:
     /// the loop goes on). Decided under the lock that `dial` takes, so that no request to
     /// dial is lost to a loop ending.
-    fn finish_dial(&self, address: &str, id: u64) -> bool {
+    pub(super) fn finish_dial(&self, address: &str, id: u64) -> bool {
         let mut state = self.lock();
         match state.dials.get_mut(address) {
             Some(dial) if dial.id != id => true,
@@ -227,7 +201,7 @@ impl Cluster {
 
     /// Marks the dial of `address` as in its handshake — unless the peer is connected, or
     /// (unless `waited_out`) its own handshake with this node is under way.
-    fn begin_handshake(
+    pub(super) fn begin_handshake(
         &self,
         (address, id): (&str, u64),
         expected: Option<&NodeId>,
@@ -366,252 +340,4 @@ impl Cluster {
             self.handshakes_released.notify(usize::MAX);
         }
     }
-}
-
-/// After this many `AlreadyConnected` refusals in a row with no connection to show for
-/// them, a dial loop goes back to its backoff.
-const MAX_TIES: u32 = 20;
-
-/// A seed that refused this node is tried again this often (or every `reconnect_max`, if
-/// longer).
-const REFUSED_RETRY: Duration = Duration::from_secs(30);
-
-/// How one attempt to connect ended.
-enum Attempt {
-    Connected(Established, Stream),
-    /// Refused because the peer is connected, or connecting, to this node: where the
-    /// socket led and the node the peer says it is (to recognise the peer by them).
-    Tied(Option<SocketAddr>, Option<NodeId>),
-    /// Refused, by either side.
-    Refused {
-        reason: RefusedReason,
-        by_peer: bool,
-        error: String,
-    },
-    /// Failed; `answered` if something at the address replied.
-    Failed {
-        error: String,
-        answered: bool,
-    },
-}
-
-/// Dials `address` until connected, refused for good, forgotten, or the node stops.
-async fn dial_loop(cluster: &Weak<Cluster>, address: &str, id: u64, expected: Option<NodeId>) {
-    let Some(strong) = cluster.upgrade() else {
-        return;
-    };
-    let config = &strong.config;
-    let (min, max, forget_after, connect_timeout) = (
-        config.reconnect_min,
-        config.reconnect_max,
-        config.forget_unreachable_after,
-        config.connect_timeout,
-    );
-    drop(strong);
-    let mut backoff = min;
-    let mut last_answer = Instant::now();
-    let (mut ties, mut warned) = (0, false);
-    // What the last refusal said (each is reported once per loop).
-    let mut refused: Option<RefusedReason> = None;
-    // Since when an inbound handshake from the peer has kept this dial waiting.
-    let mut waiting_since: Option<Instant> = None;
-    loop {
-        let Some(strong) = cluster.upgrade() else {
-            return;
-        };
-        if strong.is_stopping() {
-            return;
-        }
-        let Some((kind, renewed)) = strong.renewal(address, id) else {
-            return;
-        };
-        if renewed {
-            (last_answer, backoff, ties) = (Instant::now(), min, 0);
-        }
-        // An inbound handshake that never ends (its peer unauthenticated as yet) holds
-        // this dial back no longer than a handshake may take.
-        let waited_out = waiting_since.is_some_and(|since| since.elapsed() >= connect_timeout);
-        match strong.begin_handshake((address, id), expected.as_ref(), waited_out) {
-            Begin::Connected => match strong.finish_dial(address, id) {
-                true => return,
-                false => continue,
-            },
-            // A handshake from that peer is under way: it will connect us, or fail.
-            Begin::Wait => {
-                waiting_since.get_or_insert_with(Instant::now);
-                drop(strong);
-                smol::Timer::after(min).await;
-                continue;
-            }
-            Begin::Go => waiting_since = None,
-        }
-        let attempt = attempt(&strong, address, expected.as_ref())
-            .or(async {
-                smol::Timer::after(connect_timeout).await;
-                Attempt::Failed {
-                    error: "timed out".to_owned(),
-                    answered: false,
-                }
-            })
-            .await;
-        match attempt {
-            Attempt::Connected(established, stream) => {
-                strong.lock().listings.reached(address, &established.peer);
-                strong.register(established, stream, true);
-                strong.end_handshake(address, id);
-                match strong.finish_dial(address, id) {
-                    true => return,
-                    false => continue,
-                }
-            }
-            Attempt::Tied(resolved, claimed) => {
-                strong.end_handshake(address, id);
-                last_answer = Instant::now();
-                // An address dialled without an id (a seed) that is not the one in its
-                // node's id is known by the id the node gave.
-                let known = expected.as_ref().or(claimed.as_ref());
-                if let (None, Some(claimed)) = (&expected, &claimed) {
-                    strong.lock().listings.reached(address, claimed);
-                }
-                if strong.connected_to(address, known, resolved) {
-                    match strong.finish_dial(address, id) {
-                        true => return,
-                        false => continue,
-                    }
-                }
-                ties += 1;
-                if ties <= MAX_TIES {
-                    drop(strong);
-                    smol::Timer::after(min).await;
-                    continue;
-                }
-            }
-            Attempt::Refused {
-                reason,
-                by_peer,
-                error,
-            } => {
-                strong.end_handshake(address, id);
-                ties = 0;
-                let new = refused.as_ref() != Some(&reason);
-                refused = Some(reason.clone());
-                if new {
-                    strong.report_refused(address, false, by_peer, reason.clone());
-                }
-                if reason.is_final() {
-                    // This node itself, reached under another name (a seed list shared
-                    // by every node), or a node with its id: no use trying again.
-                    let itself = by_peer && reason == RefusedReason::DuplicateNode;
-                    if kind != DialKind::Seed || itself {
-                        tracing::error!(%address, %error, "refused for good; no longer dialling it");
-                        let mut state = strong.lock();
-                        if state.dials.get(address).is_some_and(|dial| dial.id == id) {
-                            state.dials.remove(address);
-                        }
-                        state.listings.refused(address);
-                        return;
-                    }
-                    // A seed is tried again, slowly: its node may be fixed and restarted
-                    // without knowing of this one.
-                    if new {
-                        tracing::error!(%address, %error, "refused; trying again every {REFUSED_RETRY:?}");
-                    }
-                    drop(strong);
-                    smol::Timer::after(jitter(REFUSED_RETRY.max(max))).await;
-                    continue;
-                }
-            }
-            Attempt::Failed { error, answered } => {
-                strong.end_handshake(address, id);
-                ties = 0;
-                if answered {
-                    last_answer = Instant::now();
-                }
-                if !warned {
-                    tracing::warn!(%address, %error, "cannot connect; retrying with backoff");
-                    warned = true;
-                } else {
-                    tracing::debug!(%address, %error, "cannot connect");
-                }
-            }
-        }
-        if kind != DialKind::Seed && last_answer.elapsed() >= forget_after {
-            if strong.finish_dial(address, id) {
-                tracing::info!(%address, "no answer for {forget_after:?}; no longer dialling it");
-                return;
-            }
-            continue;
-        }
-        drop(strong);
-        smol::Timer::after(jitter(backoff)).await;
-        backoff = backoff.saturating_mul(2).min(max);
-    }
-}
-
-/// Connects to `address` and runs the handshake.
-async fn attempt(cluster: &Cluster, address: &str, expected: Option<&NodeId>) -> Attempt {
-    if cluster.refuse_connections.load(Ordering::Relaxed) {
-        return Attempt::Failed {
-            error: "connections refused (fault injection)".to_owned(),
-            answered: false,
-        };
-    }
-    if expected.is_some_and(|id| cluster.is_partitioned(id.as_str())) {
-        return Attempt::Failed {
-            error: "partitioned (fault injection)".to_owned(),
-            answered: true,
-        };
-    }
-    let tcp = match TcpStream::connect(address).await {
-        Ok(stream) => stream,
-        Err(error) => {
-            return Attempt::Failed {
-                error: error.to_string(),
-                answered: false,
-            }
-        }
-    };
-    let mut stream = match cluster.secure_dialled(address, tcp).await {
-        Ok(stream) => stream,
-        Err(error) => {
-            let error = HandshakeError::Wire(WireError::Io(error));
-            return refused_or(&error, true);
-        }
-    };
-    let local = cluster.local();
-    match handshake::connect(&mut stream, &local, expected).await {
-        Ok(established) => Attempt::Connected(established, stream),
-        Err(HandshakeError::RefusedByPeer(Refusal::AlreadyConnected { node })) => {
-            Attempt::Tied(stream.tcp().peer_addr().ok(), node.parse().ok())
-        }
-        Err(error @ HandshakeError::RefusedByPeer(Refusal::ShuttingDown)) => Attempt::Failed {
-            error: error.to_string(),
-            answered: true,
-        },
-        // A wrong secret or version, another node at that address, a certificate refused,
-        // or something that does not speak the protocol: for good. A lost connection is
-        // tried again.
-        Err(error) => refused_or(&error, false),
-    }
-}
-
-/// A refusal, if `error` is one; otherwise a failure.
-fn refused_or(error: &HandshakeError, answered: bool) -> Attempt {
-    match classify(error) {
-        Some((reason, by_peer)) => Attempt::Refused {
-            reason,
-            by_peer,
-            error: error.to_string(),
-        },
-        None => Attempt::Failed {
-            error: error.to_string(),
-            answered,
-        },
-    }
-}
-
-/// `delay` ±20 %.
-fn jitter(delay: Duration) -> Duration {
-    let random = getrandom::u32().unwrap_or(0) as f64 / u32::MAX as f64;
-    crate::timer::scaled(delay, 0.8 + 0.4 * random)
 }

@@ -87,6 +87,7 @@ mod accept;
 mod cluster;
 mod config;
 mod connect;
+mod dial_loop;
 pub mod discovery;
 mod faults;
 mod handshake;
