@@ -98,6 +98,7 @@ mod members;
 mod membership;
 pub(crate) mod monitor;
 mod node_id;
+mod node_monitors;
 mod outbound;
 pub(crate) mod peer;
 mod reader;
