@@ -45,6 +45,7 @@ pub(crate) mod reply;
 pub(crate) mod run;
 pub(crate) mod slot;
 pub(crate) mod spawn;
+mod turn;
 
 use std::fmt;
 use std::future::Future;
