@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use super::placement::MAJORITY_RETRY;
-use super::{Lost, Supervisor};
+use super::{Lost, Strategy, Supervisor};
 use crate::server::Ctx;
 
 /// Why a child waits to be started again.
@@ -105,38 +105,49 @@ impl Supervisor {
 
     /// The timer fired: starts the held children whose time has come — those that may run
     /// on a lost node, and failed restarts, only while this side sees a majority — and
-    /// arms the timer for the rest.
+    /// arms the timer for the rest. Under `one_for_all` and `rest_for_one`, where a child
+    /// may depend on those started before it, a child does not start while one before it
+    /// still waits.
     pub(super) async fn start_held_back(&mut self, ctx: &mut Ctx<Self>) {
         self.timer = None;
         let majority = match self.placement.as_mut() {
             Some(placement) => placement.sees_majority(&ctx.node()),
             None => true,
         };
+        let ordered = matches!(self.strategy, Strategy::OneForAll | Strategy::RestForOne);
         let now = Instant::now();
-        let due: Vec<(String, Held)> = self
+        let held: Vec<String> = self
             .children
-            .iter_mut()
-            .filter(|c| {
-                let free = c.lost.is_none();
-                c.held.is_some_and(|(why, at)| {
-                    at <= now && (majority || (why == Held::Backoff && free))
-                })
-            })
-            .filter_map(|c| Some((c.spec.id.clone(), c.held.take()?.0)))
+            .iter()
+            .filter(|c| c.held.is_some())
+            .map(|c| c.spec.id.clone())
             .collect();
-        for (id, why) in due {
+        // A child before this one still waits.
+        let mut blocked = false;
+        for id in held {
             // Unless restarted meanwhile (with its group, or by request), or stopped.
             let Some(index) = self.position(&id) else {
                 continue;
             };
-            let child = &self.children[index];
+            let child = &mut self.children[index];
+            let Some((why, at)) = child.held else {
+                continue;
+            };
+            let due = at <= now && (majority || (why == Held::Backoff && child.lost.is_none()));
+            if !due || (ordered && blocked) {
+                blocked = true;
+                continue;
+            }
+            child.held = None;
             if child.pid.is_some() || child.terminated {
                 continue;
             }
             match why {
                 // Counted already (with its group, for a migration).
                 Held::Backoff | Held::GroupMigration => {
-                    self.start_again(ctx, index).await;
+                    if !self.start_again(ctx, index).await {
+                        blocked = true;
+                    }
                 }
                 Held::Migration | Held::Retry => {
                     if !self.restart(ctx, &id).await {
@@ -145,11 +156,15 @@ impl Supervisor {
                 }
             }
         }
-        let next = self
+        // The first child still waiting decides, under an order: those after it wait for it.
+        let mut waiting = self
             .children
             .iter()
-            .filter_map(|c| c.held.map(|(_, at)| at))
-            .min();
+            .filter_map(|c| c.held.map(|(_, at)| at));
+        let next = match ordered {
+            true => waiting.next(),
+            false => waiting.min(),
+        };
         if let Some(at) = next {
             // Waiting for a majority: look again shortly.
             self.arm_timer(ctx, at.max(now + MAJORITY_RETRY * u32::from(!majority)));

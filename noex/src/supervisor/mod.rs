@@ -28,9 +28,10 @@
 //!   once the child has run for a while. The child shows as
 //!   [`restarting`](ChildInfo::restarting) meanwhile; the restart counts toward the
 //!   intensity when it is decided; a supervisor stopped meanwhile stops cleanly (the
-//!   waiting child is not started).
-//! * **Intensity.** Every restart — including each failed attempt, which is retried — is
-//!   counted. More than `max_restarts` within `within` (default 3 in 5 s) and the supervisor
+//!   waiting child is not started). In a group restart (`OneForAll`, `RestForOne`) the
+//!   children after one that waits wait too, and start after it, in start order.
+//! * **Intensity.** Every restart — including each failed attempt, which is retried (the
+//!   child showing as [`restarting`](ChildInfo::restarting) until then) — is counted. More than `max_restarts` within `within` (default 3 in 5 s) and the supervisor
 //!   gives up: it logs and publishes [`LifecycleEvent::MaxRestartsExceeded`], stops its
 //!   children in reverse order and exits with [`ExitReason::Shutdown`], leaving the decision
 //!   to its own supervisor.
@@ -38,10 +39,13 @@
 //!   asked, each by its [`Shutdown`]: `BrutalKill` kills at once; `Timeout(d)` (5 s by
 //!   default for workers) asks it to stop, which runs its `terminate`, and kills it after
 //!   `d`; `Infinity` (the default for supervisors) waits. A simple_one_for_one supervisor
-//!   stops its children concurrently.
+//!   stops its children concurrently. A child stays linked to the supervisor until it has
+//!   ended: should the supervisor be killed meanwhile (its own stop's grace ran out), the
+//!   child ends with it.
 //! * **Auto shutdown.** With [`AutoShutdown::AnySignificant`] (or `AllSignificant`), a
 //!   significant child that ends by itself and is not restarted makes the supervisor shut
-//!   down with `Shutdown`. A child stopped by the supervisor does not count.
+//!   down with `Shutdown` — under `AllSignificant`, once no other significant child runs
+//!   or waits to be started again. A child stopped by the supervisor does not count.
 //! * **Names.** A child spec with a [`name`](ChildSpec::name) registers every incarnation
 //!   of the child under that name, so callers using [`Node::named`](crate::Node::named) reach
 //!   the current one; with a [`global_name`](ChildSpec::global_name), callers on any node
@@ -153,15 +157,13 @@ pub enum SupervisorInitError {
     InvalidSpec(String),
 }
 
-/// A message a supervisor sends itself (the `Cast` type of [`Supervisor`]). Only the
-/// supervisor can make one.
+/// The `Cast` type of [`Supervisor`]: a supervisor takes no casts, and no value of this
+/// type can be made.
 #[doc(hidden)]
 pub struct Internal(InternalKind);
 
-enum InternalKind {
-    /// Try again to restart a child whose restart failed.
-    TryAgain(String),
-}
+/// None today: a failed restart is tried again through the timer of held children.
+enum InternalKind {}
 
 /// The supervisor behaviour. See the [module docs](self) for its contract.
 pub struct Supervisor {
@@ -356,18 +358,8 @@ impl GenServer for Supervisor {
         reply.send(response);
     }
 
-    async fn handle_cast(&mut self, message: Internal, ctx: &mut Ctx<Self>) {
-        match message.0 {
-            InternalKind::TryAgain(id) => {
-                // Unless it was restarted (or removed) by request meanwhile.
-                let waiting = self.position(&id).is_some_and(|i| {
-                    self.children[i].pid.is_none() && !self.children[i].terminated
-                });
-                if waiting {
-                    self.restart(ctx, &id).await;
-                }
-            }
-        }
+    async fn handle_cast(&mut self, message: Internal, _ctx: &mut Ctx<Self>) {
+        match message.0 {}
     }
 
     async fn handle_info(&mut self, info: Info<()>, ctx: &mut Ctx<Self>) {
@@ -419,25 +411,34 @@ impl Supervisor {
 
     /// Stops the child at `index` if it runs, by its shutdown spec, and returns how it
     /// ended. No restart follows.
+    ///
+    /// The link stays until the child has ended (as in OTP): should this supervisor be
+    /// killed meanwhile — its own grace running out while the child's lasts — the child
+    /// ends with it rather than run on, linked to nobody. The exit signal of its end is
+    /// then a message for a pid no longer a child's, which `child_exited` ignores.
     async fn stop_child(&mut self, ctx: &mut Ctx<Self>, index: usize) -> Option<ExitReason> {
         let pid = self.children[index].pid.take()?;
-        ctx.unlink(&pid);
         let node = ctx.node_inner()?;
-        Some(shutdown::stop_child(&node, &pid, self.children[index].spec.shutdown).await)
+        let reason = shutdown::stop_child(&node, &pid, self.children[index].spec.shutdown).await;
+        ctx.unlink(&pid);
+        Some(reason)
     }
 
-    /// Stops every child: in reverse start order, or all at once for simple_one_for_one.
+    /// Stops every child: in reverse start order, or all at once for simple_one_for_one
+    /// (each linked until it has ended, as in [`stop_child`](Self::stop_child)).
     async fn stop_all(&mut self, ctx: &mut Ctx<Self>) {
         if self.strategy == Strategy::SimpleOneForOne {
-            let mut running = Vec::new();
-            for child in &mut self.children {
-                if let Some(pid) = child.pid.take() {
-                    ctx.unlink(&pid);
-                    running.push((pid, child.spec.shutdown));
-                }
-            }
+            let running: Vec<_> = self
+                .children
+                .iter_mut()
+                .filter_map(|child| Some((child.pid.take()?, child.spec.shutdown)))
+                .collect();
+            let pids: Vec<Pid> = running.iter().map(|(pid, _)| pid.clone()).collect();
             if let Some(node) = ctx.node_inner() {
                 shutdown::stop_children_concurrently(&node, running).await;
+            }
+            for pid in &pids {
+                ctx.unlink(pid);
             }
             return;
         }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::held::Held;
 use super::placement::MAJORITY_RETRY;
-use super::{AutoShutdown, Failed, Internal, InternalKind, Restart, Strategy, Supervisor};
+use super::{AutoShutdown, Failed, Restart, Strategy, Supervisor};
 use crate::events::LifecycleEvent;
 use crate::server::Ctx;
 use crate::{ExitReason, Pid};
@@ -96,10 +96,11 @@ impl Supervisor {
             && match self.auto_shutdown {
                 AutoShutdown::Never => false,
                 AutoShutdown::AnySignificant => true,
+                // One waiting to be started again (its backoff, a retry) is not gone.
                 AutoShutdown::AllSignificant => !self
                     .children
                     .iter()
-                    .any(|c| c.spec.significant && c.pid.is_some()),
+                    .any(|c| c.spec.significant && (c.pid.is_some() || c.held.is_some())),
             };
         if shut_down {
             tracing::info!(supervisor = %ctx.pid(), child = %id, "significant child ended; shutting down");
@@ -173,21 +174,30 @@ impl Supervisor {
         // Temporary siblings stopped for the group are gone for good.
         self.children
             .retain(|c| c.spec.restart != Restart::Temporary || !group.contains(&c.spec.id));
+        // Started in start order: once a member waits (its backoff, a failed start to be
+        // tried again, a move), those after it wait too, and start after it (see
+        // `start_held_back`).
+        let mut waiting = false;
         for member in &group {
             let Some(i) = self.position(member) else {
                 continue;
             };
             if member != id && self.children[i].held.is_some() {
                 // Lost with its node and waiting for its own turn (a majority, say).
+                waiting = true;
                 continue;
             }
-            if let Some(delay) = self.children[i].backoff() {
+            let backoff = self.children[i].backoff();
+            if let Some(delay) = backoff {
                 tracing::info!(supervisor = %ctx.pid(), child = %member, ?delay, "child restarts after its backoff");
-                self.hold_back(ctx, i, Held::Backoff, delay);
+            }
+            if waiting || backoff.is_some() {
+                self.hold_back(ctx, i, Held::Backoff, backoff.unwrap_or_default());
+                waiting = true;
                 continue;
             }
             if !self.start_again(ctx, i).await {
-                return true;
+                waiting = true;
             }
         }
         true
@@ -222,12 +232,14 @@ impl Supervisor {
                 if let Some(node) = lost {
                     // It may run where it was asked to start: moved as a lost child.
                     self.hold_lost(ctx, index, &node, Held::Retry);
-                } else if self.placement.is_some() {
-                    // Spaced out: the cluster may need a moment to offer a node.
-                    self.hold_back(ctx, index, Held::Retry, MAJORITY_RETRY);
                 } else {
-                    // Our own mailbox is open while we run.
-                    let _ = ctx.server_ref().cast(Internal(InternalKind::TryAgain(id)));
+                    // Spaced out for a distributed supervisor: the cluster may need a
+                    // moment to offer a node.
+                    let wait = match self.placement {
+                        Some(_) => MAJORITY_RETRY,
+                        None => Duration::ZERO,
+                    };
+                    self.hold_back(ctx, index, Held::Retry, wait);
                 }
                 false
             }

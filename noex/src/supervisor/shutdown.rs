@@ -13,7 +13,7 @@ use crate::{ExitReason, Pid};
 
 /// Stops one child by its shutdown spec and waits until it has ended; returns its reason.
 ///
-/// The caller unlinks the child first, so its end produces no exit signal.
+/// The caller keeps its link to the child until then (see `Supervisor::stop_child`).
 pub(crate) async fn stop_child(node: &NodeInner, pid: &Pid, shutdown: Shutdown) -> ExitReason {
     if node.is_remote(pid) {
         return stop_remote_child(node, pid, shutdown).await;

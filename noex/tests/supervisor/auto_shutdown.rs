@@ -133,3 +133,127 @@ fn all_significant_waits_for_the_last_significant_child() {
         assert_eq!(sup_ended(&sup).await, ExitReason::Shutdown);
     });
 }
+
+/// Under `AllSignificant`: `a`, significant, with `a`'s spec as given, and `b`,
+/// significant and transient; both started.
+async fn all_significant(
+    node: &Node,
+    log: &mut Log,
+    a: ChildSpec,
+) -> (ServerRef<Supervisor>, ServerRef<Worker>) {
+    let spec = SupervisorSpec::new(Strategy::OneForOne)
+        .intensity(10, LONG_WINDOW)
+        .auto_shutdown(AutoShutdown::AllSignificant)
+        .child(a.restart(Restart::Transient).significant(true))
+        .child(log.spec("b").restart(Restart::Transient).significant(true));
+    let sup = start(node, spec).await;
+    log.expect(&["init a", "init b"]).await;
+    (sup, log.worker("b"))
+}
+
+#[test]
+fn all_significant_counts_a_significant_child_waiting_for_its_backoff_as_running() {
+    run(|node| async move {
+        // given: a crashed, and waits for its backoff
+        let mut log = Log::new();
+        let a = log
+            .spec("a")
+            .backoff(Backoff::fixed(Duration::from_secs(60)));
+        let (sup, b) = all_significant(&node, &mut log, a).await;
+        log.worker("a").cast(Cast::Crash).unwrap();
+        eventually_restarting(&sup, "a").await;
+
+        // when: the other significant child ends for good
+        b.cast(Cast::Exit(ExitReason::Normal)).unwrap();
+        log.expect(&["terminate b normal"]).await;
+
+        // then: a is still to come back, so the supervisor stays
+        settle(&sup).await;
+        assert!(sup.is_alive());
+    });
+}
+
+/// A child whose second `init` waits for the test's go and then fails; the others succeed.
+struct Gated;
+
+#[derive(Clone)]
+struct GatedArgs {
+    inits: Arc<AtomicUsize>,
+    go: async_channel::Receiver<()>,
+    log: async_channel::Sender<usize>,
+}
+
+impl GenServer for Gated {
+    type Args = GatedArgs;
+    type Call = ();
+    type Reply = ();
+    type Cast = ();
+    type Info = ();
+    type InitError = String;
+
+    async fn init(args: GatedArgs, _: &mut Ctx<Self>) -> Result<Self, String> {
+        let n = args.inits.fetch_add(1, Ordering::SeqCst) + 1;
+        let _ = args.log.try_send(n);
+        if n == 2 {
+            let _ = args.go.recv().await;
+            return Err("the second start fails".into());
+        }
+        Ok(Gated)
+    }
+}
+
+#[test]
+fn all_significant_counts_a_significant_child_whose_restart_is_retried_as_running() {
+    run(|node| async move {
+        // given: a's restart (its second init) waits, then fails, and is tried again
+        let (go_tx, go) = async_channel::unbounded();
+        let (inits_tx, inits) = async_channel::unbounded();
+        let args = GatedArgs {
+            inits: Arc::default(),
+            go,
+            log: inits_tx,
+        };
+        let mut log = Log::new();
+        let spec = SupervisorSpec::new(Strategy::OneForOne)
+            .intensity(10, LONG_WINDOW)
+            .auto_shutdown(AutoShutdown::AllSignificant)
+            .child(
+                ChildSpec::worker::<Gated>("a", args)
+                    .restart(Restart::Transient)
+                    .significant(true),
+            )
+            .child(log.spec("b").restart(Restart::Transient).significant(true));
+        let sup = start(&node, spec).await;
+        log.expect(&["init b"]).await;
+        assert_eq!(within("a's first init", inits.recv()).await, Ok(1));
+        assert!(node.kill(&pid_of(&sup, "a").await));
+        assert_eq!(within("a's second init", inits.recv()).await, Ok(2));
+
+        // when: the other significant child ends for good while the restart is under
+        // way (its exit waits in the mailbox), and then the restart fails
+        let b = log.worker("b");
+        b.cast(Cast::Exit(ExitReason::Normal)).unwrap();
+        assert_eq!(ended(&b).await, ExitReason::Normal);
+        go_tx.send(()).await.unwrap();
+
+        // then: a is still to come back, and does (the channel closes if the supervisor
+        // ends first: it holds the only other sender)
+        assert_eq!(within("a's third init", inits.recv()).await, Ok(3));
+        settle(&sup).await;
+        assert!(sup.is_alive());
+    });
+}
+
+/// Waits until the child `id` shows as restarting.
+async fn eventually_restarting(sup: &ServerRef<Supervisor>, id: &str) {
+    within("the child to wait for its restart", async {
+        loop {
+            let children = sup.which_children().await.unwrap();
+            if children.iter().any(|c| c.id == id && c.restarting) {
+                return;
+            }
+            smol::Timer::after(Duration::from_millis(1)).await;
+        }
+    })
+    .await
+}

@@ -27,8 +27,9 @@ use std::time::{Duration, Instant};
 use common::{eventually, run, within, WAIT};
 use futures_lite::FutureExt;
 use noex::supervisor::{
-    AutoShutdown, ChildKey, ChildSpec, ChildTemplate, Restart, Shutdown, Strategy, SupervisorError,
-    SupervisorInitError, SupervisorSpec, DEFAULT_MAX_RESTARTS, DEFAULT_RESTART_WINDOW,
+    AutoShutdown, Backoff, ChildKey, ChildSpec, ChildTemplate, Restart, Shutdown, Strategy,
+    SupervisorError, SupervisorInitError, SupervisorSpec, DEFAULT_MAX_RESTARTS,
+    DEFAULT_RESTART_WINDOW,
 };
 use noex::{
     Ctx, Events, ExitReason, GenServer, LifecycleEvent, Node, Pid, ReplyTo, ServerRef, SpawnError,

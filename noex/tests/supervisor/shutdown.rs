@@ -120,3 +120,33 @@ fn stopping_a_tree_stops_a_nested_supervisor_and_its_children_in_reverse_order()
         assert_eq!(node.process_count(), 0);
     });
 }
+
+#[test]
+fn a_child_being_stopped_ends_with_its_supervisor_when_the_supervisor_is_killed() {
+    run(|node| async move {
+        // given: a's terminate never returns, and its shutdown timeout outlasts the
+        // supervisor's own grace
+        let mut log = Log::new();
+        let spec = SupervisorSpec::new(Strategy::OneForOne).child(
+            log.args("a")
+                .hang_in_terminate()
+                .spec()
+                .shutdown(Shutdown::Timeout(Duration::from_secs(60))),
+        );
+        let sup = start(&node, spec).await;
+        log.expect(&["init a"]).await;
+        let a = log.worker("a");
+
+        // when: the supervisor is killed while it waits for a
+        let stopped = sup.stop_with_grace(ExitReason::Shutdown, Some(Duration::from_millis(100)));
+        assert_eq!(
+            within("the supervisor to end", stopped).await,
+            Ok(ExitReason::Killed)
+        );
+
+        // then: a, still linked to it, is killed with it (it was unlinked before being
+        // asked, and ran on for good, linked to nobody)
+        log.expect(&["terminate a shutdown"]).await;
+        assert_eq!(ended(&a).await, ExitReason::Killed);
+    });
+}

@@ -220,3 +220,37 @@ fn a_simple_one_for_one_supervisor_stops_its_children_concurrently() {
         );
     });
 }
+
+#[test]
+fn simple_children_being_stopped_end_with_their_supervisor_when_it_is_killed() {
+    run(|node| async move {
+        // given: children whose terminate never returns
+        let mut log = Log::new();
+        let template = ChildTemplate::worker::<Worker>("worker")
+            .shutdown(Shutdown::Timeout(Duration::from_secs(60)));
+        let sup = start(&node, simple(template)).await;
+        let mut workers = Vec::new();
+        for id in ["w1", "w2"] {
+            let args = log.args(id).hang_in_terminate();
+            let worker = within(id, sup.start_simple_child::<Worker>(args)).await;
+            workers.push(worker.unwrap());
+        }
+        log.expect(&["init w1", "init w2"]).await;
+
+        // when: the supervisor is killed while it waits for them
+        let stopped = sup.stop_with_grace(ExitReason::Shutdown, Some(Duration::from_millis(100)));
+        assert_eq!(
+            within("the supervisor to end", stopped).await,
+            Ok(ExitReason::Killed)
+        );
+
+        // then: both end with it
+        log.next_sorted(2).await;
+        for worker in &workers {
+            assert_eq!(
+                within("a child to end", worker.exited()).await,
+                ExitReason::Killed
+            );
+        }
+    });
+}

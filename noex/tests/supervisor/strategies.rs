@@ -116,3 +116,58 @@ fn a_temporary_sibling_stopped_by_a_one_for_all_restart_is_not_restarted() {
         log.assert_quiet();
     });
 }
+
+/// A group restart in which one member waits for its backoff: with `first_waits`, the
+/// crashed child itself; otherwise the one after it.
+async fn group_restart_with_a_backoff(node: &Node, strategy: Strategy, first_waits: bool) {
+    let mut log = Log::new();
+    let backoff = || Backoff::fixed(Duration::from_millis(100));
+    let (a, b) = (log.spec("a"), log.spec("b"));
+    let (a, b) = match first_waits {
+        true => (a.backoff(backoff()), b),
+        false => (a, b.backoff(backoff())),
+    };
+    let spec = SupervisorSpec::new(strategy)
+        .intensity(10, LONG_WINDOW)
+        .child(a)
+        .child(b)
+        .child(log.spec("c"));
+    let sup = start(node, spec).await;
+    log.expect(&["init a", "init b", "init c"]).await;
+
+    log.worker("a").cast(Cast::Crash).unwrap();
+
+    // Those after the waiting child wait for it: each may depend on those before it.
+    log.expect(&[
+        "terminate c shutdown",
+        "terminate b shutdown",
+        "init a",
+        "init b",
+        "init c",
+    ])
+    .await;
+    settle(&sup).await;
+    log.assert_quiet();
+}
+
+#[test]
+fn rest_for_one_starts_its_group_in_order_when_the_crashed_child_waits_for_its_backoff() {
+    run(|node| async move {
+        group_restart_with_a_backoff(&node, Strategy::RestForOne, true).await;
+    });
+}
+
+#[test]
+fn rest_for_one_starts_its_group_in_order_when_a_later_child_waits_for_its_backoff() {
+    run(|node| async move {
+        group_restart_with_a_backoff(&node, Strategy::RestForOne, false).await;
+    });
+}
+
+#[test]
+fn one_for_all_starts_its_group_in_order_when_a_child_waits_for_its_backoff() {
+    run(|node| async move {
+        group_restart_with_a_backoff(&node, Strategy::OneForAll, true).await;
+        group_restart_with_a_backoff(&node, Strategy::OneForAll, false).await;
+    });
+}
