@@ -193,6 +193,12 @@ pub enum SendError {
         /// The behaviour the process actually runs.
         found: String,
     },
+    /// A handler asked to stop its own process and wait for the end
+    /// ([`ServerRef::stop`](crate::ServerRef::stop), [`Node::stop`](crate::Node::stop)),
+    /// which cannot come while the handler waits: nothing was asked. A handler ends its
+    /// process with [`Ctx::stop`](crate::Ctx::stop).
+    #[error("a process cannot stop itself and wait for its end: use Ctx::stop")]
+    StoppingSelf,
 }
 
 /// Why a cast was not queued, with the message handed back: what

@@ -60,6 +60,8 @@ enum Call {
     Release(u64),
     DropReply,
     AskMyself,
+    /// Stops itself through its own `ServerRef`, then through `Node::stop`: both errors.
+    StopMyself,
     StopAfterReply(ExitReason),
 }
 
@@ -117,6 +119,12 @@ impl GenServer for Server {
             Call::AskMyself => {
                 let result = ctx.server_ref().call(Call::Get).await;
                 reply.send(result.map_err(|e| e.to_string()).and_then(|r| r));
+            }
+            Call::StopMyself => {
+                let by_ref = ctx.server_ref().stop(ExitReason::Normal).await;
+                let by_node = ctx.node().stop(ctx.pid(), ExitReason::Normal).await;
+                assert_eq!(by_ref, by_node);
+                reply.send(by_ref.map(|_| 0).map_err(|e| e.to_string()));
             }
             Call::StopAfterReply(reason) => {
                 reply.send(Ok(self.value));
@@ -360,6 +368,17 @@ fn a_process_calling_itself_gets_an_error_not_a_deadlock() {
         let server = spawn(&node).await;
         let result = server.call(Call::AskMyself).await.unwrap();
         assert_eq!(result, Err(CallError::CallingSelf.to_string()));
+    });
+}
+
+#[test]
+fn a_process_stopping_itself_and_waiting_gets_an_error_not_a_kill() {
+    run(|node| async move {
+        // (waiting for its own end, it would have been killed once the grace ran out)
+        let server = spawn(&node).await;
+        let result = within("the answer", server.call(Call::StopMyself)).await;
+        assert_eq!(result, Ok(Err(SendError::StoppingSelf.to_string())));
+        assert!(server.is_alive(), "nothing was asked");
     });
 }
 

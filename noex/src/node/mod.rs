@@ -310,7 +310,8 @@ impl Node {
 
     /// Stops a process gracefully with `reason`: it finishes its current message, runs
     /// `terminate`, and is killed if that takes longer than 5 s. Resolves with the reason it
-    /// actually ended with.
+    /// actually ended with. Asked from the process's own handler, it fails with
+    /// [`SendError::StoppingSelf`] (the end cannot come while the handler waits for it).
     pub async fn stop(&self, pid: &Pid, reason: ExitReason) -> Result<ExitReason, SendError> {
         self.inner.stop(pid, reason, Some(DEFAULT_STOP_GRACE)).await
     }

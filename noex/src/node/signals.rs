@@ -198,6 +198,9 @@ impl NodeInner {
         let process = self.resolve(pid).ok_or_else(|| SendError::NoProc {
             target: Target::Pid(pid.clone()),
         })?;
+        if crate::server::run::is_current_any(process.as_ref()) {
+            return Err(SendError::StoppingSelf);
+        }
         stop_process(process.core(), reason, grace).await
     }
 

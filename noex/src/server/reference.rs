@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::call::Call;
 use super::process::{Envelope, Process};
+use super::run;
 use super::{GenServer, Info};
 use crate::dist::remote::RemoteTarget;
 use crate::error::{CallError, CastError, LookupError, SendError, Target};
@@ -303,7 +304,8 @@ impl<B: GenServer> ServerRef<B> {
 
     /// Stops the server gracefully: it finishes its current message, runs `terminate` and
     /// ends with `reason`; if that takes more than 5 s it is killed. Resolves with the
-    /// reason it actually ended with.
+    /// reason it actually ended with. A server's own handler cannot wait for its end: it
+    /// gets [`SendError::StoppingSelf`], and stops with [`Ctx::stop`](crate::Ctx::stop).
     pub async fn stop(&self, reason: ExitReason) -> Result<ExitReason, SendError> {
         self.stop_with_grace(reason, Some(DEFAULT_STOP_GRACE)).await
     }
@@ -316,6 +318,7 @@ impl<B: GenServer> ServerRef<B> {
         grace: Option<Duration>,
     ) -> Result<ExitReason, SendError> {
         match &self.route {
+            Route::Local(process) if run::is_current(process) => Err(SendError::StoppingSelf),
             Route::Local(process) => stop_process(&process.core, reason, grace).await,
             Route::Remote(remote) => remote.target.stop(reason, grace).await,
         }

@@ -21,7 +21,7 @@ use super::{GenServer, Info};
 use crate::error::SpawnError;
 use crate::events::LifecycleEvent;
 use crate::node::executors::timers::Sleep;
-use crate::process::Signal;
+use crate::process::{AnyProcess, Signal};
 use crate::ExitReason;
 
 /// What a failed `init` tells its spawner: the output of the process's task (see
@@ -62,6 +62,11 @@ pub(crate) fn current_sender() -> usize {
 /// `true` if the handler being polled on this thread belongs to `process`.
 pub(crate) fn is_current<B: GenServer>(process: &Process<B>) -> bool {
     CURRENT.with(|c| c.get()) == process as *const Process<B> as usize
+}
+
+/// [`is_current`] for a process of any behaviour.
+pub(crate) fn is_current_any(process: &dyn AnyProcess) -> bool {
+    CURRENT.with(|c| c.get()) == process as *const dyn AnyProcess as *const () as usize
 }
 
 /// Runs `handler` as the handler of the process at address `me` (see [`current_sender`]),
