@@ -193,3 +193,42 @@ fn a_long_handler_sees_the_stop_request_and_ends_within_the_grace_period() {
         assert_eq!(seen.recv().await.unwrap(), "terminate: shutdown");
     });
 }
+
+/// Hands its stop request (`ctx.stopping()`) to a task of its own in `init`, which tells
+/// the test when it resolves.
+#[behavior]
+pub struct Delegating;
+
+#[behavior(local)]
+impl Delegating {
+    #[init]
+    async fn init(told: async_channel::Sender<&'static str>, ctx: &mut Ctx<Self>) -> Self {
+        let stopping = ctx.stopping();
+        let (polled_tx, polled) = async_channel::bounded(1);
+        smol::spawn(async move {
+            let mut stopping = Box::pin(stopping);
+            // Pending (and its waker kept) before the stop is asked for.
+            let early = futures_lite::future::poll_once(stopping.as_mut()).await;
+            let _ = polled_tx.send(early.is_some()).await;
+            stopping.await;
+            let _ = told.send("stop seen").await;
+        })
+        .detach();
+        assert_eq!(polled.recv().await, Ok(false));
+        Delegating
+    }
+}
+
+#[test]
+fn a_stop_request_reaches_stopping_awaited_in_another_task() {
+    run(|node: Node| async move {
+        let (tx, told) = async_channel::unbounded();
+        let delegating = node.spawn::<Delegating>(tx).await.unwrap();
+        let stopped = delegating.stop(ExitReason::Shutdown).await;
+        assert_eq!(stopped, Ok(ExitReason::Shutdown));
+        assert_eq!(
+            within("the other task to see it", told.recv()).await,
+            Ok("stop seen")
+        );
+    });
+}

@@ -244,18 +244,23 @@ impl Core {
 
     /// Queues a signal and wakes the process. Returns `false` if the process has ended.
     pub(crate) fn signal(&self, signal: Signal) -> bool {
+        let stop = matches!(signal, Signal::Stop(_));
         {
             let mut state = self.lock();
             let Some(ties) = state.live_ties() else {
                 return false;
             };
-            if let Signal::Stop(_) = signal {
+            if stop {
                 self.stop_requested.store(true, Ordering::Release);
             }
             ties.signals.push_back(signal);
             self.signals_pending.store(true, Ordering::Release);
         }
         self.waker.wake();
+        if stop {
+            // Whoever awaits `Ctx::stopping` (see `stop_asked`).
+            self.notify_changed();
+        }
         true
     }
 

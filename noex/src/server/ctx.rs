@@ -200,19 +200,12 @@ impl<B: GenServer> Ctx<B> {
     /// Resolves once a graceful stop of this process is asked for
     /// ([`stop`](crate::ServerRef::stop), a supervisor's `Timeout` shutdown...): a
     /// handler that awaits something long can `select` on it and wind down in time; the
-    /// stop then takes effect when the handler returns (`terminate` runs). Await it in
-    /// this process's own handlers.
+    /// stop then takes effect when the handler returns (`terminate` runs). It works
+    /// wherever it is awaited: in a handler, under a combinator of its own, or in a task
+    /// the process started.
     pub fn stopping(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
         let process = self.process.clone();
-        std::future::poll_fn(move |cx| {
-            if process.core.stop_requested() {
-                return std::task::Poll::Ready(());
-            }
-            // The stop signal wakes the process's task, which polls this again; from
-            // elsewhere, the waker given here is woken too.
-            process.core.waker.register(cx.waker());
-            std::task::Poll::Pending
-        })
+        std::future::poll_fn(move |cx| std::pin::pin!(process.core.stop_asked()).poll(cx))
     }
 
     /// Turns trapping of exit signals on or off (off at start).
