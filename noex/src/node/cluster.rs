@@ -206,18 +206,20 @@ impl Node {
 
     /// A reference to whatever process is registered as `name` on `node`, resolved there at
     /// each message: Erlang's `{Name, Node}`. On this node's own id, the same as
-    /// [`named`](Node::named).
+    /// [`named`](Node::named); from a node not in a cluster, every message to another
+    /// node fails with `NoConnection`.
     pub fn named_on<B: RemoteBehavior>(
         &self,
         name: impl Into<String>,
         node: &NodeId,
     ) -> NamedRef<B> {
         let name = name.into();
-        let Some(cluster) = self.cluster().filter(|c| c.id != *node) else {
+        if self.local_node_id() == Some(node) {
             return self.named(name);
-        };
+        }
         let codec = <B as RemoteBehavior>::codec();
-        let target = RemoteTarget::by_name(node.as_arc(), &name, Arc::downgrade(cluster), codec);
+        let cluster = self.cluster().map(Arc::downgrade).unwrap_or_default();
+        let target = RemoteTarget::by_name(node.as_arc(), &name, cluster, codec);
         NamedRef::on_node(self.clone(), name, target)
     }
 

@@ -219,7 +219,7 @@ impl<P: GenServer> Ctx<P> {
         options: SpawnOptions,
     ) -> Result<Pid, RemoteSpawnError> {
         let here = self.node();
-        if here.local_node_id().is_none_or(|id| id == node) {
+        if here.local_node_id() == Some(node) {
             let init_timeout = options.init_timeout.unwrap_or_default();
             let me = here.inner.resolve(self.pid());
             return here
