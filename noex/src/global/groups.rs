@@ -19,7 +19,7 @@ impl Global {
     ) -> Result<bool, GlobalError> {
         super::check_name(group)?;
         super::check_visible(node)?;
-        if pid.node() == &*node.name {
+        if !node.is_remote(pid) {
             return self.join(node, group, pid);
         }
         let op = ForwardOp::Join {
@@ -36,7 +36,7 @@ impl Global {
         group: &str,
         pid: &Pid,
     ) -> Result<bool, GlobalError> {
-        if pid.node() == &*node.name {
+        if !node.is_remote(pid) {
             return Ok(self.leave(node, group, pid));
         }
         let op = ForwardOp::Leave {

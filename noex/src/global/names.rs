@@ -72,7 +72,7 @@ impl Global {
     ) -> Result<(), GlobalError> {
         super::check_name(name)?;
         super::check_visible(node)?;
-        if pid.node() != &*node.name {
+        if node.is_remote(pid) {
             let op = ForwardOp::Register {
                 name: name.to_owned(),
                 serial: pid.serial(),

@@ -402,9 +402,16 @@ impl Node {
     /// A typed reference to the running process `pid`.
     ///
     /// Fails with [`LookupError::NotFound`] if it does not run, and with
-    /// [`LookupError::WrongBehavior`] if it runs another behaviour than `B`.
+    /// [`LookupError::WrongBehavior`] if it runs another behaviour than `B`. A process of
+    /// another node is not looked at here (that would take a round trip): its node checks
+    /// each message — a call to a process that has ended or runs another behaviour fails
+    /// with [`CallError::NoProc`](crate::CallError::NoProc) or
+    /// [`CallError::WrongBehavior`](crate::CallError::WrongBehavior), and a cast or a send
+    /// is dropped there, logged and counted in its connection's
+    /// [`TrafficStats::messages_undelivered`](crate::TrafficStats::messages_undelivered).
+    /// Its behaviour must be able to cross nodes ([`LookupError::LocalOnly`] if not).
     pub fn server_ref<B: GenServer>(&self, pid: &Pid) -> Result<ServerRef<B>, LookupError> {
-        if pid.node() != &*self.inner.name {
+        if self.inner.is_remote(pid) {
             return self.remote_ref(pid);
         }
         match self.inner.resolve_as::<B>(pid) {

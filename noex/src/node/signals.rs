@@ -14,9 +14,15 @@ use crate::server::deadline::Deadline;
 use crate::{ExitReason, MonitorRef, Pid};
 
 impl NodeInner {
-    /// `true` if `pid` names a process of another node.
+    /// `true` if `pid` names a process of another node. Unclustered nodes in one OS
+    /// process share a name (`nonode` unless named): a pid with this node's name and
+    /// another incarnation belongs to another of them (or to a node no longer running),
+    /// which this node cannot reach — not to a process of this one that has ended. (A
+    /// clustered node's id is unique: there, another incarnation is an earlier run of
+    /// this node, whose processes have all ended.)
     pub(crate) fn is_remote(&self, pid: &Pid) -> bool {
         pid.node() != &*self.name
+            || (pid.incarnation() != self.incarnation && self.cluster.get().is_none())
     }
 
     /// The cluster, for a pid of another node; `None` on a local node.
