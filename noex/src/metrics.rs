@@ -33,6 +33,7 @@
 //! | `noex_peer_calls_pending` | gauge | `node`, `peer` | calls to `peer`'s processes waiting for a reply |
 //! | `noex_peer_calls_timed_out_total` | counter | `node`, `peer` | calls to `peer`'s processes that timed out |
 //! | `noex_peer_casts_dropped_total` | counter | `node`, `peer` | casts and sends to `peer` that could not be queued |
+//! | `noex_peer_messages_undelivered_total` | counter | `node`, `peer` | casts and sends from `peer` that no process took (ended, another behaviour, undecodable) |
 //!
 //! The per-peer counters add up the traffic of each connection to the peer, a connection
 //! that replaces a lost one included; what a connection carried in its last interval
@@ -152,6 +153,10 @@ fn describe() {
     describe_counter!(
         "noex_peer_casts_dropped_total",
         "Casts and sends to a peer that could not be queued"
+    );
+    describe_counter!(
+        "noex_peer_messages_undelivered_total",
+        "Casts and sends from a peer that no process took"
     );
 }
 
@@ -298,6 +303,7 @@ impl Sampler {
                     || stats.bytes_received < last.stats.bytes_received
                     || stats.calls_timed_out < last.stats.calls_timed_out
                     || stats.casts_dropped < last.stats.casts_dropped
+                    || stats.messages_undelivered < last.stats.messages_undelivered
             });
             let before = match (fresh, last) {
                 (false, Some(last)) => last.stats,
@@ -328,6 +334,10 @@ impl Sampler {
                 (
                     "noex_peer_casts_dropped_total",
                     stats.casts_dropped - before.casts_dropped,
+                ),
+                (
+                    "noex_peer_messages_undelivered_total",
+                    stats.messages_undelivered - before.messages_undelivered,
                 ),
             ];
             for (name, delta) in counters {

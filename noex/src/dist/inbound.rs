@@ -17,7 +17,7 @@ use futures_lite::FutureExt;
 
 use super::cluster::Cluster;
 use super::outbound::Frame;
-use super::peer::Peer;
+use super::peer::{Counters, Peer};
 use super::remote::{encode_whole, Bounded, ENCODE_APART};
 use super::scratch::Scratch;
 use super::spares::Pooled;
@@ -385,21 +385,25 @@ pub(crate) fn deliver(
         Some(process) => {
             let home = process.core().home();
             let behind = resolver.behind(&process, cluster.config.mailbox_limit, 0);
-            process.deliver_remote(RemoteDelivery {
+            let taken = process.deliver_remote(RemoteDelivery {
                 kind,
                 behavior,
                 payload,
                 #[cfg(feature = "tracing-context")]
                 trace,
             });
+            if !taken {
+                Counters::add(&peer.counters.messages_undelivered, 1);
+            }
             if let Some(process) = behind {
                 hold_back(cluster, peer, process, cluster.config.mailbox_limit);
             }
             home
         }
         None => {
-            if let RemoteKind::Call(responder, _) = kind {
-                responder.respond(RemoteOutcome::NoProc);
+            match kind {
+                RemoteKind::Call(responder, _) => responder.respond(RemoteOutcome::NoProc),
+                _ => Counters::add(&peer.counters.messages_undelivered, 1),
             }
             0
         }

@@ -75,6 +75,7 @@ pub(crate) struct Counters {
     pub(crate) bytes_received: AtomicU64,
     pub(crate) calls_timed_out: AtomicU64,
     pub(crate) casts_dropped: AtomicU64,
+    pub(crate) messages_undelivered: AtomicU64,
 }
 
 impl Counters {
@@ -413,6 +414,7 @@ impl Peer {
             calls_pending: self.pending().len() as u64,
             calls_timed_out: c.calls_timed_out.load(Ordering::Relaxed),
             casts_dropped: c.casts_dropped.load(Ordering::Relaxed),
+            messages_undelivered: c.messages_undelivered.load(Ordering::Relaxed),
             reconnects: 0,
         }
     }

@@ -66,6 +66,7 @@ pub(super) fn add(a: TrafficStats, b: TrafficStats) -> TrafficStats {
         calls_pending: a.calls_pending + b.calls_pending,
         calls_timed_out: a.calls_timed_out + b.calls_timed_out,
         casts_dropped: a.casts_dropped + b.casts_dropped,
+        messages_undelivered: a.messages_undelivered + b.messages_undelivered,
         reconnects: a.reconnects + b.reconnects,
     }
 }

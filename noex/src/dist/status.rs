@@ -177,6 +177,10 @@ pub struct TrafficStats {
     pub calls_timed_out: u64,
     /// Casts and sends that could not be queued (overloaded or not connected).
     pub casts_dropped: u64,
+    /// Casts and sends from the peer that no process took: the process had ended, runs
+    /// another behaviour (or a local-only one), or the message did not decode. Each is
+    /// logged too (a call that fails so is answered with the error instead).
+    pub messages_undelivered: u64,
     /// Connections re-established after a loss.
     pub reconnects: u64,
 }

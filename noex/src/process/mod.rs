@@ -569,16 +569,19 @@ pub(crate) trait AnyProcess: Send + Sync + 'static {
     fn deliver_system(&self, info: SystemInfo) -> bool;
     /// The behaviour's name and wire hash (the hash is 0 for a local-only behaviour).
     fn behavior_tag(&self) -> (&'static str, u32);
-    /// Decodes a message from another node and queues it (or answers why not).
-    fn deliver_remote(self: Arc<Self>, delivery: crate::dist::inbound::RemoteDelivery);
+    /// Decodes a message from another node and queues it (or answers why not); `false` if
+    /// it was a cast or an info and was dropped (another behaviour's, undecodable, or the
+    /// process has ended).
+    fn deliver_remote(self: Arc<Self>, delivery: crate::dist::inbound::RemoteDelivery) -> bool;
     /// Queues a run of casts and infos from another node — `run` says where each lies in
     /// `bytes` — in order, under one lock of the mailbox: decoded, staged in `staging`
     /// meanwhile, or for a long run still encoded (the process decodes each message as it
-    /// reaches it); drops them if the process has ended.
+    /// reaches it); drops them if the process has ended. Returns how many were dropped
+    /// (as `deliver_remote`).
     fn deliver_run(
         &self,
         bytes: &[u8],
         run: &[crate::dist::inbound::RunFrame],
         staging: &mut crate::dist::inbound::Staging,
-    );
+    ) -> u32;
 }

@@ -265,6 +265,15 @@ impl<B: GenServer> Process<B> {
         }
         Ok(())
     }
+
+    /// Logs `count` one-way messages from another node that this process cannot take
+    /// (counted by the connection: `TrafficStats::messages_undelivered`); `false`.
+    #[cold]
+    fn refused(&self, why: &'static str, count: usize) -> bool {
+        let pid = self.core.pid();
+        tracing::warn!(%pid, count, "{why}");
+        false
+    }
 }
 
 impl<B: GenServer> AnyProcess for Process<B> {
@@ -313,7 +322,7 @@ impl<B: GenServer> AnyProcess for Process<B> {
         }
     }
 
-    fn deliver_remote(self: Arc<Self>, delivery: RemoteDelivery<'_>) {
+    fn deliver_remote(self: Arc<Self>, delivery: RemoteDelivery<'_>) -> bool {
         let RemoteDelivery {
             kind,
             behavior,
@@ -322,25 +331,26 @@ impl<B: GenServer> AnyProcess for Process<B> {
             trace,
         } = delivery;
         let Some(codec) = B::__remote_codec() else {
-            if let RemoteKind::Call(responder, _) = kind {
-                let behavior = std::any::type_name::<B>().to_owned();
-                responder.respond(RemoteOutcome::LocalOnly(behavior));
-            }
-            return;
+            return match kind {
+                RemoteKind::Call(responder, _) => {
+                    let behavior = std::any::type_name::<B>().to_owned();
+                    responder.respond(RemoteOutcome::LocalOnly(behavior));
+                    true
+                }
+                _ => self.refused("dropped a remote message for a local-only behaviour", 1),
+            };
         };
         if behavior != codec.hash {
-            match kind {
+            return match kind {
                 RemoteKind::Call(responder, _) => {
                     let found = codec.name.to_owned();
                     responder.respond(RemoteOutcome::WrongBehavior { found });
+                    true
                 }
-                _ => {
-                    let pid = self.core.pid();
-                    tracing::warn!(%pid, "dropped a remote message meant for another behaviour");
-                }
-            }
-            return;
+                _ => self.refused("dropped a remote message meant for another behaviour", 1),
+            };
         }
+        let one_way = !matches!(kind, RemoteKind::Call(..));
         let envelope = match payload {
             Payload::Owned(..) if payload.bytes().len() >= DECODE_APART => {
                 Envelope::Encoded(Box::new(Encoded {
@@ -357,17 +367,21 @@ impl<B: GenServer> AnyProcess for Process<B> {
                 Some(envelope) => Envelope::traced(envelope, trace),
                 #[cfg(not(feature = "tracing-context"))]
                 Some(envelope) => envelope,
-                None => return,
+                // A call is answered with the error.
+                None => return !one_way,
             },
         };
         // A closed mailbox drops the envelope: a call's ReplyTo then answers NoProc.
-        let _ = self.deliver(envelope);
+        self.deliver(envelope).is_ok() || !one_way
     }
 
-    fn deliver_run(&self, bytes: &[u8], run: &[RunFrame], staging: &mut Staging) {
+    fn deliver_run(&self, bytes: &[u8], run: &[RunFrame], staging: &mut Staging) -> u32 {
         let Some(codec) = B::__remote_codec() else {
-            // Casts to a local-only behaviour are dropped, as in `deliver_remote`.
-            return;
+            self.refused(
+                "dropped remote messages for a local-only behaviour",
+                run.len(),
+            );
+            return run.len() as u32;
         };
         if let (true, Some(first), Some(last)) = (run.len() >= DECODE_LATE, run.first(), run.last())
         {
@@ -382,44 +396,54 @@ impl<B: GenServer> AnyProcess for Process<B> {
             };
             for frame in run {
                 if frame.behavior != codec.hash {
-                    let pid = self.core.pid();
-                    tracing::warn!(%pid, "dropped a remote message meant for another behaviour");
+                    self.refused("dropped a remote message meant for another behaviour", 1);
                     continue;
                 }
                 let (start, end) = (frame.start - base, frame.end - base);
                 frames.payloads.push((start as u32, end as u32, frame.info));
             }
             let count = frames.payloads.len();
+            // Those of another behaviour, and — if the process has ended — all.
+            let refused = (run.len() - count) as u32;
             if count == 0 {
-                return;
+                return refused;
             }
-            // A closed mailbox drops them all, as it would each.
-            if let Ok(true) = self
+            return match self
                 .mailbox
                 .push_several(Envelope::Frames(Box::new(frames)), count)
             {
-                self.core.waker.wake();
-            }
-            return;
+                Ok(wake) => {
+                    if wake {
+                        self.core.waker.wake();
+                    }
+                    refused
+                }
+                Err(_) => run.len() as u32,
+            };
         }
         let staged = staging.queue::<Envelope<B>>();
         for frame in run {
             let payload = &bytes[frame.start..frame.end];
             if frame.behavior != codec.hash {
-                let pid = self.core.pid();
-                tracing::warn!(%pid, "dropped a remote message meant for another behaviour");
+                self.refused("dropped a remote message meant for another behaviour", 1);
                 continue;
             }
             if let Some(envelope) = one_way_envelope(codec, frame.info, payload) {
                 staged.push_back(envelope);
             }
         }
+        let refused = (run.len() - staged.len()) as u32;
         if staged.is_empty() {
-            return;
+            return refused;
         }
-        // A closed mailbox drops them all, as it would each.
-        if let Ok(true) = self.mailbox.push_all(staged) {
-            self.core.waker.wake();
+        match self.mailbox.push_all(staged) {
+            Ok(wake) => {
+                if wake {
+                    self.core.waker.wake();
+                }
+                refused
+            }
+            Err(_) => run.len() as u32,
         }
     }
 

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use super::super::cluster::Cluster;
 use super::super::header;
 use super::super::inbound::{self, RunFrame};
+use super::super::peer::Counters;
 use super::{buffered_frame, Reading};
 use crate::process::mailbox::RUN_MOST;
 use crate::process::AnyProcess;
@@ -99,12 +100,23 @@ impl Reading {
             }
         }
         let frames = self.run_frames.len() as u32;
-        if let Some((_, Some(process))) = &target {
-            process.deliver_run(buffered, &self.run_frames, &mut self.staging);
-            self.follow.note_many(process.core().home(), frames);
-            if let Some(process) = behind {
-                inbound::hold_back(cluster, &self.peer, process, limit);
+        let undelivered = match &target {
+            Some((_, Some(process))) => {
+                let dropped = process.deliver_run(buffered, &self.run_frames, &mut self.staging);
+                self.follow.note_many(process.core().home(), frames);
+                if let Some(process) = behind {
+                    inbound::hold_back(cluster, &self.peer, process, limit);
+                }
+                dropped
             }
+            // The process has ended.
+            _ => frames,
+        };
+        if undelivered > 0 {
+            Counters::add(
+                &self.peer.counters.messages_undelivered,
+                u64::from(undelivered),
+            );
         }
         self.unreported.messages += u64::from(frames);
         self.unreported.bytes += at as u64;
