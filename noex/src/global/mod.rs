@@ -112,6 +112,7 @@
 //! to its changes at one moment (as `pg:monitor/2`): the replica tells a group's monitors
 //! of each change as it makes it, under the lock the snapshot is read under.
 
+mod ask;
 mod forward;
 mod groups;
 mod key;
@@ -249,6 +250,8 @@ struct State {
     /// Operations forwarded to other nodes, awaiting their answer: (node, the connection
     /// it went over, answer).
     forwards: HashMap<u64, Forward>,
+    /// Claims of other nodes this node answers once the holder's node has (see `ask`).
+    questions: HashMap<u64, ask::Question>,
 }
 
 type Forward = (Arc<str>, Weak<Peer>, oneshot::Sender<ForwardResult>);
@@ -393,6 +396,7 @@ impl Global {
             }
         }
         self.claims_meet(&mut state, peer);
+        self.questions_meet(&mut state, peer);
     }
 
     /// The connection to `peer` is lost: its node's names and members leave the tables,
@@ -412,6 +416,7 @@ impl Global {
         }
         self.forget_node(&mut state, peer.id.as_str(), None);
         self.claims_lose(node, &mut state, peer);
+        self.questions_lose(node, &mut state, peer.id.as_str());
     }
 
     /// Forgets what node `lost` held and what this node awaits of it, but its grants and
@@ -483,6 +488,11 @@ impl Global {
                     let _ = answer.send(result);
                 }
             }
+            GlobalMessage::Ask { id, name } => self.asked(node, peer, id, &name),
+            GlobalMessage::Answer { id, holder } => {
+                self.answered(node, &mut state, peer, (id, holder))
+            }
+            GlobalMessage::Held { id, holder } => self.refused(&mut state, peer, id, holder),
         }
     }
 
@@ -553,11 +563,12 @@ impl Global {
         self.names().records()
     }
 
-    /// Claims in progress and forwards awaited: for leak checks.
+    /// Claims in progress (this node's, and other nodes' waiting for a holder's node to
+    /// answer) and forwards awaited: for leak checks.
     pub(crate) fn pending(&self) -> (usize, usize) {
         let state = self.state();
         (
-            state.claims.len() + state.claimed.len(),
+            state.claims.len() + state.claimed.len() + state.questions.len(),
             state.forwards.len(),
         )
     }

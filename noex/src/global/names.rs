@@ -17,7 +17,7 @@ use crate::{ExitReason, Pid};
 
 /// A claim of this node to a name, waiting for grants.
 pub(crate) struct Claim {
-    name: Arc<str>,
+    pub(super) name: Arc<str>,
     time: u64,
     pid: Pid,
     /// The nodes whose grant is awaited.
@@ -51,12 +51,8 @@ impl Drop for Pending<'_> {
     fn drop(&mut self) {
         let mut state = self.global.state();
         if let Some(claim) = state.claims.remove(&self.id) {
-            state.claimed.remove(&claim.name);
-            for (peer, id) in claim.deferred {
-                grant(&peer, id);
-            }
-            drop(state);
-            self.global.settled.notify(usize::MAX);
+            // Nobody waits for the result any more.
+            self.global.finish(&mut state, claim, Ok(()));
         }
     }
 }
@@ -166,16 +162,31 @@ impl Global {
         (id, rx)
     }
 
-    /// A peer claims `name`: granted now, or once this node's earlier claim is settled.
+    /// A peer claims `name`: granted now, once this node's earlier claim is settled, or
+    /// once the node holding the name has answered (see `ask.rs`).
     pub(super) fn claimed(
         &self,
         node: &NodeInner,
         state: &mut State,
-        (peer, id): (&Arc<Peer>, u64),
+        claim: (&Arc<Peer>, u64),
         name: &str,
         time: u64,
     ) {
         self.observe(time);
+        self.consider(node, state, claim, (name, time), None);
+    }
+
+    /// Decides on a peer's claim: asks the holder's node (not `skip`, which has just
+    /// answered) if a third node's process holds the name, else grants it now or keeps
+    /// it back behind this node's earlier claim.
+    pub(super) fn consider(
+        &self,
+        node: &NodeInner,
+        state: &mut State,
+        (peer, id): (&Arc<Peer>, u64),
+        (name, time): (&str, u64),
+        skip: Option<&str>,
+    ) {
         // A name held here: the claimant hears of it before the grant, whatever its
         // replica says (it may have dropped the record as a conflict's loser).
         let held = self.names().get(name).and_then(|entry| {
@@ -186,6 +197,8 @@ impl Global {
             let _ = peer
                 .queue
                 .push_control(&WireMessage::Global(Box::new(held)));
+        } else if self.ask_holder(node, state, (peer, id), (name, time), skip) {
+            return;
         }
         if let Some(mine) = state.claimed.get(name).copied() {
             if let Some(claim) = state.claims.get_mut(&mine) {
@@ -252,11 +265,22 @@ impl Global {
         if !state.claims.get(&id).is_some_and(|c| c.waiting.is_empty()) {
             return;
         }
-        let Some(mut claim) = state.claims.remove(&id) else {
+        let Some(claim) = state.claims.remove(&id) else {
             return;
         };
-        state.claimed.remove(&claim.name);
         let result = self.commit(node, &claim);
+        self.finish(state, claim, result);
+    }
+
+    /// Ends `claim`, taken out of the claims under way: the name may be claimed again,
+    /// the grants it kept back go, and its registration learns `result`.
+    pub(super) fn finish(
+        &self,
+        state: &mut State,
+        mut claim: Claim,
+        result: Result<(), GlobalError>,
+    ) {
+        state.claimed.remove(&claim.name);
         for (peer, id) in claim.deferred.drain(..) {
             grant(&peer, id);
         }

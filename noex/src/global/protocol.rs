@@ -68,6 +68,32 @@ pub(crate) enum GlobalMessage {
         /// What became of it.
         result: ForwardResult,
     },
+    /// Does a process of the receiver hold `name`? Asked by a node that has a claim to the
+    /// name from a third node while its replica has the name held by a process of the
+    /// receiver (which that third node may not reach: see `ask.rs`).
+    Ask {
+        /// The sender's id for the question, echoed in `Answer`.
+        id: u64,
+        /// The name.
+        name: String,
+    },
+    /// The answer to an `Ask`: the process of the sender holding the name (its serial), if
+    /// any. Sent after every `Registered` and `Unregistered` the sender sent before.
+    Answer {
+        /// The question's id.
+        id: u64,
+        /// The holder's serial on the sender.
+        holder: Option<u64>,
+    },
+    /// The answer to the receiver's `Claim` instead of a `Grant`: `holder`, a process of a
+    /// node the receiver did not ask (it does not reach it), holds the name, as that node
+    /// has just confirmed. The claim fails with `NameTaken`.
+    Held {
+        /// The claim's id.
+        id: u64,
+        /// The process holding the name.
+        holder: Pid,
+    },
 }
 
 /// The most a `Sync` part holds, roughly (see [`NameRecord::size`]).

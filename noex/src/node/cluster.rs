@@ -272,7 +272,8 @@ impl Faults<'_> {
         self.node.inner.global.records()
     }
 
-    /// Claims and forwarded operations of the global registry under way on this node.
+    /// Claims (this node's, and other nodes' it has asked a holder's node about) and
+    /// forwarded operations of the global registry under way on this node.
     pub fn global_pending(&self) -> (usize, usize) {
         self.node.inner.global.pending()
     }
