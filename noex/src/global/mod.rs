@@ -26,9 +26,10 @@
 //! 1. The node stamps its claim with its clock, `(time, node id)`, and sends
 //!    `Claim` to every connected node (and to any node that connects while it waits).
 //! 2. A node that has its own earlier claim to the same name (a smaller stamp) keeps the
-//!    answer back until its claim is settled; any other node answers `Grant` at once. A
-//!    claim seen moves the receiver's clock past it, so a claim made afterwards on any
-//!    node has a greater stamp.
+//!    answer back until its claim is settled; any other node answers `Grant` at once —
+//!    unless its replica has the name held by a process of a third node, which it then
+//!    asks first (see *Partial partitions* below). A claim seen moves the receiver's
+//!    clock past it, so a claim made afterwards on any node has a greater stamp.
 //! 3. With every grant in, the claiming node looks at its replica: if the name is free it
 //!    registers it and tells every node (`Registered`), then sends the grants it kept
 //!    back. If not, the registration fails with `Taken`. A node that holds the name
@@ -90,13 +91,26 @@
 //!   [`CallError::NoProc`](crate::CallError::NoProc), while on b and c the name reaches
 //!   c's process. A call from a to a process of c fails at once with
 //!   [`CallError::NoConnection`](crate::CallError::NoConnection).
-//! - **A name may be held on both ends while the link is cut** (a known limitation). a
-//!   may register a name c's process holds — b grants the claim: its replica cannot tell
-//!   a cut link from a replica that is merely behind, and refusing would fail a fresh
-//!   registration made the moment a crashed holder is seen lost — and then a and c each
-//!   answer their own holder; b answers the earlier registration (the conflict rule). When
-//!   the link heals the rule keeps one, everywhere, and the loser is told, as after any
-//!   partition.
+//! - **A name held on c cannot be registered on a.** a's claim reaches b, whose replica
+//!   has the name held by c's process. b cannot tell a cut link from a replica that is
+//!   merely behind (the holder gave the name up, or c crashed, and a saw it first), so it
+//!   asks c, the authority for its processes' names (`Ask`), before it answers a. If c's
+//!   process still holds the name, b refuses the claim (`Held`), and the registration
+//!   fails with [`GlobalError::NameTaken`](crate::GlobalError::NameTaken) naming c's
+//!   process — which a's own lookups do not show: a records nothing of a node it does not
+//!   reach. If not — c answers after the `Unregistered` it sent, so b's replica is up to
+//!   date — or if b loses c before c answers, b grants as it would have. A registration
+//!   in a healthy cluster waits at most for that one more round trip (b–c), or, when c
+//!   has crashed, until b sees it lost. The answer is that of one moment: a holder that
+//!   gives the name up just after c answered still fails the registration, as a holder
+//!   the claimant's replica shows would.
+//! - **Two registrations at the same moment, on a and on c**, are both granted if b takes
+//!   both claims before either is registered (a known limitation): a and c then each
+//!   answer their own holder, and b the earlier registration (the conflict rule). So are
+//!   registrations at the two ends of a longer chain (a–b–c–d with only those links up:
+//!   records travel one hop, so no node sees both a name held on a and a claim from d).
+//!   When a link between them heals the rule keeps one, everywhere, and the loser is
+//!   told, as after any partition.
 //! - **Groups** need nothing of the kind: a sees the members on a and b, c those on b
 //!   and c, b all of them, until the link heals and every node sees every member.
 //!
