@@ -91,26 +91,20 @@
 //!   [`CallError::NoProc`](crate::CallError::NoProc), while on b and c the name reaches
 //!   c's process. A call from a to a process of c fails at once with
 //!   [`CallError::NoConnection`](crate::CallError::NoConnection).
-//! - **A name held on c cannot be registered on a.** a's claim reaches b, whose replica
-//!   has the name held by c's process. b cannot tell a cut link from a replica that is
-//!   merely behind (the holder gave the name up, or c crashed, and a saw it first), so it
-//!   asks c, the authority for its processes' names (`Ask`), before it answers a. If c's
-//!   process still holds the name, b refuses the claim (`Held`), and the registration
-//!   fails with [`GlobalError::NameTaken`](crate::GlobalError::NameTaken) naming c's
-//!   process — which a's own lookups do not show: a records nothing of a node it does not
-//!   reach. If not — c answers after the `Unregistered` it sent, so b's replica is up to
-//!   date — or if b loses c before c answers, b grants as it would have. A registration
-//!   in a healthy cluster waits at most for that one more round trip (b–c), or, when c
-//!   has crashed, until b sees it lost. The answer is that of one moment: a holder that
-//!   gives the name up just after c answered still fails the registration, as a holder
-//!   the claimant's replica shows would.
+//! - **A name held on c cannot be registered on a.** b, whose replica has the name held
+//!   by c's process, cannot tell a cut link from a replica merely behind (the holder gave
+//!   the name up, or c crashed, and a saw it first), so it asks c (`Ask`) before it
+//!   answers a's claim. If c's process still holds the name, b refuses (`Held`) and the
+//!   registration fails with [`GlobalError::NameTaken`] naming it (a records nothing of a
+//!   node it does not reach). If not — c answers after its `Unregistered` — or if b loses
+//!   c first, b grants as before: a registration waits at most one more round trip, or,
+//!   when c has crashed, until b sees it lost. A holder that gives the name up just after
+//!   c answered still fails the registration, as one the claimant's replica shows would.
 //! - **Two registrations at the same moment, on a and on c**, are both granted if b takes
-//!   both claims before either is registered (a known limitation): a and c then each
-//!   answer their own holder, and b the earlier registration (the conflict rule). So are
-//!   registrations at the two ends of a longer chain (a–b–c–d with only those links up:
-//!   records travel one hop, so no node sees both a name held on a and a claim from d).
-//!   When a link between them heals the rule keeps one, everywhere, and the loser is
-//!   told, as after any partition.
+//!   both claims before either is registered (a known limitation), as are registrations
+//!   at the ends of a longer chain a–b–c–d (records travel one hop: no node sees both a
+//!   name held on a and a claim from d). Each side answers its own holder until a link
+//!   between them heals; then the rule keeps one, everywhere, and the loser is told.
 //! - **Groups** need nothing of the kind: a sees the members on a and b, c those on b
 //!   and c, b all of them, until the link heals and every node sees every member.
 //!
