@@ -44,6 +44,15 @@ async fn holders(nodes: &[Node], name: &str, expected: &[Option<&Pid>]) {
     .await;
 }
 
+/// Three nodes a, b and c, and a process of c holding "x", as every node sees.
+async fn held_on_c() -> (Vec<Node>, ServerRef<Counter>) {
+    let nodes = start_cluster(3).await;
+    let on_c = counter(&nodes[2]).await;
+    nodes[2].register_global("x", on_c.pid()).await.unwrap();
+    holders(&nodes, "x", &[Some(on_c.pid()); 3]).await;
+    (nodes, on_c)
+}
+
 /// c's process gives up a name (unregisters it, or ends); a hears of it while b does not
 /// yet (c's writes to b are held back). A registration of the name on a is then fresh:
 /// b's replica is only behind, and the registration succeeds once b is up to date.
@@ -51,11 +60,8 @@ async fn holders(nodes: &[Node], name: &str, expected: &[Option<&Pid>]) {
 fn a_name_given_up_is_registered_anew_while_a_replica_is_behind() {
     run_blocking(async {
         for ends in [false, true] {
-            let nodes = start_cluster(3).await;
+            let (nodes, on_c) = held_on_c().await;
             let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
-            let on_c = counter(c).await;
-            c.register_global("x", on_c.pid()).await.unwrap();
-            holders(&nodes, "x", &[Some(on_c.pid()); 3]).await;
 
             c.faults().stall(&id(b), true);
             match ends {
@@ -98,11 +104,8 @@ fn a_name_given_up_is_registered_anew_while_a_replica_is_behind() {
 #[test]
 fn a_failover_registration_succeeds_before_every_node_sees_the_holder_lost() {
     run_blocking(async {
-        let nodes = start_cluster(3).await;
+        let (nodes, on_c) = held_on_c().await;
         let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
-        let on_c = counter(c).await;
-        c.register_global("x", on_c.pid()).await.unwrap();
-        holders(&nodes, "x", &[Some(on_c.pid()); 3]).await;
 
         c.faults().refuse_connections(true);
         c.faults().silence(&id(b), true);

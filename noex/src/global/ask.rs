@@ -15,7 +15,8 @@
 //!   the same way.
 //!
 //! Deciding on a claim is what `claimed` did before the question: grant it, or keep it
-//! back behind b's own earlier claim to the name (Ricart–Agrawala, unchanged). A claim
+//! back behind b's own earlier claim to the name (Ricart–Agrawala, unchanged); b asks
+//! only a node other than a and b, and not again the node that has just answered. A claim
 //! asked about is not in b's `deferred` lists until then; a claim b has kept back is
 //! granted as before.
 
@@ -32,12 +33,21 @@ use crate::Pid;
 /// A claim of another node that this node answers once the holder's node has answered.
 pub(crate) struct Question {
     /// The claim: its node's connection, its id and its stamp's time.
-    claimant: Arc<Peer>,
-    claim: u64,
-    time: u64,
-    name: Arc<str>,
+    pub(super) claimant: Arc<Peer>,
+    pub(super) claim: u64,
+    pub(super) time: u64,
+    pub(super) name: Arc<str>,
     /// The node asked: the holder's, in this node's replica.
-    asked: Arc<str>,
+    pub(super) asked: Arc<str>,
+}
+
+impl Question {
+    fn ask(&self, id: u64) -> GlobalMessage {
+        GlobalMessage::Ask {
+            id,
+            name: self.name.to_string(),
+        }
+    }
 }
 
 fn push(peer: &Peer, message: GlobalMessage) -> bool {
@@ -46,46 +56,22 @@ fn push(peer: &Peer, message: GlobalMessage) -> bool {
 }
 
 impl Global {
-    /// If this node's replica has `name` held by a process of a third node (neither this
-    /// one nor the claimant's, nor `skip`) that this node shares the tables with: asks
-    /// that node, and `true` (the claim is answered with its answer). `false` otherwise.
-    pub(super) fn ask_holder(
-        &self,
-        node: &NodeInner,
-        state: &mut State,
-        (peer, id): (&Arc<Peer>, u64),
-        (name, time): (&str, u64),
-        skip: Option<&str>,
-    ) -> bool {
-        let Some(owner) = self.names().get(name).map(|e| e.pid.node_arc()) else {
-            return false;
-        };
-        let third = [Some(&*node.name), Some(peer.id.as_str()), skip];
-        if third.contains(&Some(&*owner)) {
-            return false;
-        }
+    /// Asks the node `question.asked` (a third node's, holding the name in this node's
+    /// replica) if this node shares the tables with it: `true` if it did (the claim is
+    /// answered with its answer), `false` if the claim is to be decided on now.
+    pub(super) fn ask(&self, node: &NodeInner, state: &mut State, question: Question) -> bool {
         let Some(cluster) = node.cluster.get() else {
             return false;
         };
-        let Some(asked) = cluster.peer(&owner).filter(|p| cluster.shares_with(p)) else {
+        let asked = cluster.peer(&question.asked);
+        let Some(asked) = asked.filter(|p| cluster.shares_with(p)) else {
             return false;
         };
-        let question = state.next_id();
-        let ask = GlobalMessage::Ask {
-            id: question,
-            name: name.to_owned(),
-        };
-        if !push(&asked, ask) {
+        let id = state.next_id();
+        if !push(&asked, question.ask(id)) {
             return false;
         }
-        let question_of = Question {
-            claimant: peer.clone(),
-            claim: id,
-            time,
-            name: Arc::from(name),
-            asked: owner,
-        };
-        state.questions.insert(question, question_of);
+        state.questions.insert(id, question);
         true
     }
 
@@ -176,11 +162,7 @@ impl Global {
             .retain(|_, q| q.claimant.id.as_str() != node);
         for (id, question) in &state.questions {
             if &*question.asked == node {
-                let ask = GlobalMessage::Ask {
-                    id: *id,
-                    name: question.name.to_string(),
-                };
-                push(peer, ask);
+                push(peer, question.ask(*id));
             }
         }
     }

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use super::ask::Question;
 use super::key::Key;
 use super::protocol::{ForwardOp, ForwardResult, GlobalMessage, NameRecord};
 use super::replica::{record, Behavior, Change, Entry, Stamp};
@@ -188,17 +189,32 @@ impl Global {
         skip: Option<&str>,
     ) {
         // A name held here: the claimant hears of it before the grant, whatever its
-        // replica says (it may have dropped the record as a conflict's loser).
-        let held = self.names().get(name).and_then(|entry| {
-            (entry.pid.node() == &*node.name)
-                .then(|| GlobalMessage::Registered(record(name, entry)))
-        });
+        // replica says (it may have dropped the record as a conflict's loser). Held on a
+        // third node: that node is asked first.
+        let (held, owner) = match self.names().get(name) {
+            Some(entry) if entry.pid.node() == &*node.name => {
+                (Some(GlobalMessage::Registered(record(name, entry))), None)
+            }
+            Some(entry) => (None, Some(entry.pid.node_arc())),
+            None => (None, None),
+        };
         if let Some(held) = held {
             let _ = peer
                 .queue
                 .push_control(&WireMessage::Global(Box::new(held)));
-        } else if self.ask_holder(node, state, (peer, id), (name, time), skip) {
-            return;
+        }
+        let third = |owner: &Arc<str>| ![Some(peer.id.as_str()), skip].contains(&Some(owner));
+        if let Some(asked) = owner.filter(third) {
+            let question = Question {
+                claimant: peer.clone(),
+                claim: id,
+                time,
+                name: Arc::from(name),
+                asked,
+            };
+            if self.ask(node, state, question) {
+                return;
+            }
         }
         if let Some(mine) = state.claimed.get(name).copied() {
             if let Some(claim) = state.claims.get_mut(&mine) {
