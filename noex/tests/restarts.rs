@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{cluster_config, eventually, next_event, probe, run_blocking, within};
+use common::{cluster_config, eventually, next_event, probe, run_blocking, wait_connected, within};
 use noex::{ClusterEvent, Node, NodeId};
 
 fn id(node: &Node) -> NodeId {
@@ -133,5 +133,47 @@ fn a_claim_waiting_for_a_node_that_comes_back_hidden_is_settled_at_once() {
         x.shutdown();
         hidden.shutdown();
         s.shutdown();
+    });
+}
+
+/// b asks x whether x's process still holds a name a claims (a does not reach x); before
+/// x answers, x comes back under its id, and its new connection to b replaces the old
+/// one. b asks the new incarnation, which holds nothing: a's registration goes ahead.
+#[test]
+fn a_question_pending_when_the_holders_node_restarts_is_asked_again() {
+    run_blocking(async {
+        let (b, x, seed) = s_and_x().await;
+        let a = Node::start(cluster_config("a").seed(seed.clone()))
+            .await
+            .unwrap();
+        wait_connected(&b, 2).await;
+        a.faults().partition(&id(&x), true);
+        x.faults().partition(&id(&a), true);
+        wait_connected(&a, 1).await;
+        let held = probe(&x, false).await;
+        x.register_global("w", held.pid()).await.unwrap();
+        eventually("b to see the name", || b.whereis_global("w").is_some()).await;
+        // x's answers to b stay queued.
+        assert!(x.faults().stall(&id(&b), true));
+        let on_a = probe(&a, false).await;
+        let registered = smol::spawn({
+            let (a, pid) = (a.clone(), on_a.pid().clone());
+            async move { a.register_global("w", &pid).await }
+        });
+        eventually("b to ask x", || b.faults().global_pending().0 > 0).await;
+        let port = id(&x).port();
+        let config = cluster_config("x")
+            .bind(format!("127.0.0.2:{port}").parse().unwrap())
+            .advertise_host("127.0.0.1")
+            .seed(seed);
+        let next = Node::start(config).await.unwrap();
+        assert_eq!(within("a's registration", registered).await, Ok(()));
+        eventually("b to see a's process hold the name", || {
+            b.whereis_global("w").as_ref() == Some(on_a.pid())
+        })
+        .await;
+        for node in [x, next, a, b] {
+            node.shutdown();
+        }
     });
 }
