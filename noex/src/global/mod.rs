@@ -32,16 +32,17 @@
 //!    clock past it, so a claim made afterwards on any node has a greater stamp.
 //! 3. With every grant in, the claiming node looks at its replica: if the name is free it
 //!    registers it and tells every node (`Registered`), then sends the grants it kept
-//!    back. If not, the registration fails with `Taken`. A node that holds the name
-//!    itself sends its registration along with its grant, so a claimant whose replica
-//!    missed it learns of it in time.
+//!    back. If not, or if a node refused the claim, it fails with `Taken`. A node that
+//!    holds the name itself sends its registration along with its grant, so a claimant
+//!    whose replica missed it learns of it in time.
 //!
 //! So of two concurrent claims to one name, the one with the smaller stamp is settled
 //! first, everywhere; the other is settled after its node has seen the first one's
 //! `Registered` (it travels on the same connection, before the grant), and fails with
 //! `Taken`. Exactly one wins. Claims of different names never wait for each other, and a
-//! registration costs one round trip to the slowest peer, with no cluster-wide lock:
-//! nothing waits for a node that is lost, whose grant is no longer awaited.
+//! registration costs one round trip to the slowest peer (two if a peer asks first), with
+//! no cluster-wide lock: nothing waits for a node that is lost, whose grant is no longer
+//! awaited.
 //!
 //! The round covers the nodes each claimant is connected to. While a node is joining —
 //! connected to some members but not yet to all — it and a member it has not reached can
