@@ -406,3 +406,35 @@ fn a_full_outbound_queue_refuses_casts_and_makes_calls_wait() {
         b.shutdown();
     });
 }
+
+/// A dial whose handshake ends just as its link is cut: the connection is not kept (the
+/// link is cut), and the dial goes on — a node that knows the other only as its seed
+/// connects once the link heals, rather than stay apart for good. (Whether the dialling
+/// side sees the handshake through before the cut varies: five rounds.)
+#[test]
+fn a_dial_that_completes_into_a_cut_link_goes_on_and_connects_once_it_heals() {
+    run_blocking(async {
+        for _ in 0..5 {
+            let s = Node::start(cluster_config("s")).await.unwrap();
+            // s holds x's handshake before answering it, so the cut lands mid-handshake.
+            s.faults().hold_handshakes(true);
+            let x = Node::start(cluster_config("x").seed(id(&s).to_string()))
+                .await
+                .unwrap();
+            common::eventually("s to hold x's handshake", || {
+                s.faults().handshakes_held() == 1
+            })
+            .await;
+            s.faults().partition(&id(&x), true);
+            x.faults().partition(&id(&s), true);
+            s.faults().hold_handshakes(false);
+            common::eventually("the handshake to end", || s.faults().handshakes_held() == 0).await;
+            s.faults().partition(&id(&x), false);
+            x.faults().partition(&id(&s), false);
+            wait_connected(&x, 1).await;
+            assert_eq!(x.faults().dials(), 0, "the dial loop ended once connected");
+            x.shutdown();
+            s.shutdown();
+        }
+    });
+}

@@ -129,12 +129,20 @@ pub(super) async fn dial_loop(
             .await;
         match attempt {
             Attempt::Connected(established, stream) => {
-                strong.lock().listings.reached(address, &established.peer);
-                strong.register(established, stream, true);
+                let peer = established.peer.clone();
+                strong.lock().listings.reached(address, &peer);
+                let registered = strong.register(established, stream, true);
                 strong.end_handshake(address, id);
-                match strong.finish_dial(address, id) {
-                    true => return,
-                    false => continue,
+                // Not installed, and no connection to the node either (the link was cut
+                // as the handshake ended, say): tried again, as a failed attempt.
+                let unconnected = !registered && strong.peer(peer.as_str()).is_none();
+                if unconnected && !strong.is_stopping() {
+                    tracing::debug!(%address, "connected, but the connection was not kept");
+                } else {
+                    match strong.finish_dial(address, id) {
+                        true => return,
+                        false => continue,
+                    }
                 }
             }
             Attempt::Tied(resolved, claimed) => {
