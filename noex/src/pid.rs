@@ -1,9 +1,10 @@
 //! Process identifiers and the references that name one-off things (monitors).
 //!
 //! A [`Pid`] names one process for its whole life and never names another: it carries the
-//! name of the node the process runs on, that node's *incarnation* (a random number drawn when
-//! the node starts, so a restarted node never accepts pids of its previous life) and a serial
-//! number that the node never reuses. Pids are plain data: they can be compared, hashed,
+//! name of the node the process runs on, that node's *incarnation* (drawn when the node
+//! starts: its start time above random bits, so a restarted node never accepts pids of its
+//! previous life, and other nodes can tell a pid of an earlier life from one of a later
+//! one) and a serial number that the node never reuses. Pids are plain data: they can be compared, hashed,
 //! printed and serialised, which is what lets them travel inside messages.
 
 use std::fmt;

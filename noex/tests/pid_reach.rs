@@ -371,6 +371,38 @@ fn a_pid_of_an_earlier_incarnation_is_noproc_everywhere() {
     });
 }
 
+/// A pid of a run of a node that ended before this node ever reached that node: its
+/// incarnation, older than the one connected, is an earlier run's (incarnations grow with
+/// the start time), so its processes are gone — not a later run's, not yet reached.
+#[test]
+fn a_pid_of_an_earlier_incarnation_never_seen_is_noproc() {
+    run_blocking(async {
+        let x = Node::start(cluster_config("x")).await.unwrap();
+        let old = x.spawn::<Echo>(1).await.unwrap().pid().clone();
+        let port = id(&x).port();
+        x.shutdown();
+        // s starts after x's first run ended: it never sees that run.
+        let s = Node::start(cluster_config("s")).await.unwrap();
+        let config = cluster_config("x")
+            .bind(format!("127.0.0.2:{port}").parse().unwrap())
+            .advertise_host("127.0.0.1")
+            .seed(id(&s).to_string());
+        let x2 = Node::start(config).await.unwrap();
+        assert_eq!(id(&x2), old.node().parse::<NodeId>().unwrap());
+        assert!(
+            x2.incarnation() > old.incarnation(),
+            "a later run, a greater incarnation"
+        );
+        wait_connected(&s, 1).await;
+        let call = within("the call", s.server_ref::<Echo>(&old).unwrap().tag()).await;
+        assert!(matches!(call, Err(CallError::NoProc { .. })), "{call:?}");
+        assert_eq!(within("exited", s.exited(&old)).await, ExitReason::NoProc);
+        let stop = within("stop", s.stop(&old, ExitReason::Normal)).await;
+        assert_eq!(kind_send(&stop.map(|_| ())), "NoProc");
+        shutdown_all(vec![s, x2]);
+    });
+}
+
 // An ended process of a connected node, a node not connected.
 
 #[test]

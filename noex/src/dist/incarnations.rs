@@ -4,9 +4,10 @@
 //! connected to, the pid is either of an earlier one — its process is gone for good
 //! (`NoProc`) — or of a later one, reached through a third node before this node has seen
 //! its own connection to the restarted node fail: a process that may well run, which this
-//! node cannot reach yet (`NoConnection`). Incarnations are random numbers, not counters,
-//! so only the history tells the two apart: an incarnation this node was connected to
-//! before is an earlier one; any other is treated as one it cannot reach.
+//! node cannot reach yet (`NoConnection`). An incarnation this node was connected to
+//! before is an earlier one; so is one it never saw that is smaller than one it saw
+//! (incarnations grow with the wall clock at start: see `Node::incarnation`), such as a
+//! pid of a run before this node joined. Any other is treated as one it cannot reach.
 //!
 //! An earlier incarnation may turn out to be alive: two live nodes claim one id, and the
 //! one connected first was taken for restarted (see `Refusal::IdInUse`). Once this node
@@ -78,11 +79,19 @@ impl Incarnations {
     }
 
     /// `true` if `node`'s incarnation `incarnation` has ended, as far as this node knows:
-    /// it was connected to it, and has not found it alive since (see [`alive`]).
+    /// it was connected to it, and has not found it alive since (see [`alive`]) — or it
+    /// never was, and the incarnation is older than one it was connected to.
     ///
     /// [`alive`]: Self::alive
     pub(crate) fn ended(&self, node: &str, incarnation: u64) -> bool {
-        self.find(node, incarnation) == Some(false)
+        let seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(history) = seen.get(node) else {
+            return false;
+        };
+        match history.iter().find(|s| s.incarnation == incarnation) {
+            Some(known) => !known.alive,
+            None => history.iter().any(|s| s.incarnation > incarnation),
+        }
     }
 
     /// Whether `node`'s incarnation `incarnation` was found alive, if it was seen.
@@ -129,6 +138,19 @@ mod tests {
         assert!(!incarnations.seen(&node, 3), "never seen: not recorded");
         incarnations.record(&node, 1);
         assert!(incarnations.ended(&node, 1), "connected again, then lost");
+    }
+
+    #[test]
+    fn an_unseen_incarnation_older_than_one_seen_has_ended_and_a_newer_one_not() {
+        let incarnations = Incarnations::default();
+        let node: Arc<str> = Arc::from("b@127.0.0.1:1");
+        assert!(!incarnations.ended(&node, 5), "nothing seen of the node");
+        incarnations.record(&node, 10);
+        assert!(incarnations.ended(&node, 5), "a run before the one seen");
+        assert!(
+            !incarnations.ended(&node, 15),
+            "a later run, not reached yet"
+        );
     }
 
     /// A pid of node `b` in incarnation `incarnation`.

@@ -303,7 +303,7 @@ pub(crate) struct Hello {
     pub(crate) version: u16,
     /// Its node id, `name@host:port`.
     pub(crate) node: String,
-    /// Its incarnation: a random number drawn when it started.
+    /// Its incarnation, drawn when it started (see `Node::incarnation`).
     pub(crate) incarnation: u64,
     /// A fresh random nonce the accepting node must prove it can sign.
     pub(crate) nonce: [u8; 32],

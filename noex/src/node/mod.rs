@@ -124,7 +124,7 @@ impl NodeInner {
         Ok(NodeInner {
             executors: Executors::start(thread_name, threads, busy_wait)?,
             name: Arc::from(name),
-            incarnation: random_u64(),
+            incarnation: new_incarnation(),
             serials: AtomicU64::new(1),
             monitor_refs: AtomicU64::new(1),
             table: ProcessTable::default(),
@@ -141,6 +141,23 @@ impl NodeInner {
             metrics: crate::metrics::NodeMetrics::default(),
         })
     }
+}
+
+/// Random bits at the bottom of an incarnation.
+const INCARNATION_RANDOM_BITS: u32 = 22;
+
+/// A new incarnation number: the wall-clock time of the start, in milliseconds since the
+/// Unix epoch, above [`INCARNATION_RANDOM_BITS`] random bits. A later run of a node has
+/// a greater one (unless the clock went back by more than the time between the runs), so
+/// a node can tell a pid of an earlier run it never saw from one of a later run it has
+/// not reached yet (see `dist::incarnations`); two runs started within one millisecond
+/// differ by their random bits.
+fn new_incarnation() -> u64 {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as u64);
+    let random = random_u64() & ((1 << INCARNATION_RANDOM_BITS) - 1);
+    (millis << INCARNATION_RANDOM_BITS) | random
 }
 
 fn random_u64() -> u64 {
@@ -232,8 +249,9 @@ impl Node {
         &self.inner.name
     }
 
-    /// The node's incarnation: a random number drawn at start. Pids of other incarnations
-    /// never reach this node's processes.
+    /// The node's incarnation, drawn at start: its start time (milliseconds since the Unix
+    /// epoch) in the high bits, random low bits, so that a later run of a node has a
+    /// greater one. Pids of other incarnations never reach this node's processes.
     pub fn incarnation(&self) -> u64 {
         self.inner.incarnation
     }
