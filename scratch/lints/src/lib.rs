@@ -1,0 +1,44 @@
+//! A library with strict lints.
+#![forbid(unsafe_code)]
+#![deny(missing_docs, missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
+#![warn(clippy::pedantic)]
+use noex::behavior;
+use serde::{Deserialize, Serialize};
+
+/// A job.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Job(pub u64);
+
+/// A counter.
+#[derive(Debug)]
+#[behavior]
+pub struct Counter { n: u64 }
+
+#[behavior]
+impl Counter {
+    #[init]
+    fn init(n: u64) -> Self { Counter { n } }
+    /// The count: [`Self::n`], see also [`Counter::reset`].
+    #[call]
+    fn get(&self) -> u64 { self.n }
+    /// Resets.
+    pub fn reset(&mut self) { self.n = 0 }
+    /// Adds.
+    #[cast]
+    async fn add(&mut self, job: Job) { self.n += job.0; }
+}
+
+/// Private stuff.
+mod private {
+    use noex::behavior;
+    #[derive(Debug)]
+    #[behavior]
+    pub(crate) struct Hidden { n: u64 }
+    #[behavior]
+    impl Hidden {
+        #[init]
+        fn init() -> Self { Hidden { n: 0 } }
+        #[call]
+        fn get(&self) -> u64 { self.n }
+    }
+}
