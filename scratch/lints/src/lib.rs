@@ -42,3 +42,18 @@ mod private {
         fn get(&self) -> u64 { self.n }
     }
 }
+
+/// A public module with a crate-private behaviour.
+pub mod exposed {
+    use noex::behavior;
+    #[derive(Debug)]
+    #[behavior]
+    pub(crate) struct Internal { n: u64 }
+    #[behavior]
+    impl Internal {
+        #[init]
+        fn init() -> Self { Internal { n: 0 } }
+        #[call]
+        fn get(&self) -> u64 { self.n }
+    }
+}
