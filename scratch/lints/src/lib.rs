@@ -1,6 +1,7 @@
 //! A library with strict lints.
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations, unreachable_pub, rust_2018_idioms)]
+#![deny(unused_results, unused_qualifications, single_use_lifetimes, trivial_casts, unused_lifetimes, let_underscore_drop, variant_size_differences)]
 #![warn(clippy::pedantic)]
 use noex::behavior;
 use serde::{Deserialize, Serialize};
