@@ -37,6 +37,8 @@ pub(crate) struct Method {
     pub(crate) tag_attr: Option<Attribute>,
     /// The method's doc comments, reused on the generated client method.
     pub(crate) docs: Vec<Attribute>,
+    /// The method's `#[cfg(..)]`s, put on everything generated for it.
+    pub(crate) cfgs: Vec<Attribute>,
 }
 
 /// How a method takes `self`.
@@ -196,6 +198,12 @@ fn method(
         .filter(|attr| attr.path().is_ident("doc"))
         .cloned()
         .collect();
+    let cfgs = function
+        .attrs
+        .iter()
+        .filter(|attr| attr.path().is_ident("cfg"))
+        .cloned()
+        .collect();
     Ok(Method {
         role,
         marker,
@@ -208,6 +216,7 @@ fn method(
         tag,
         tag_attr,
         docs,
+        cfgs,
     })
 }
 

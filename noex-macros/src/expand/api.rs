@@ -72,7 +72,9 @@ fn call_methods(behavior: &Behavior, names: &Names, method: &Method) -> TokenStr
         ),
     };
     let timeout_doc = format!("[`{ident}`](Self::{ident}) with a timeout of your choice.");
+    let cfgs = &method.cfgs;
     quote! {
+        #(#cfgs)*
         #docs
         fn #ident(&self, #(#arg_names: #arg_types),*)
             -> impl ::core::future::Future<
@@ -82,6 +84,7 @@ fn call_methods(behavior: &Behavior, names: &Names, method: &Method) -> TokenStr
             self.#with_timeout(#(#arg_names,)* ::noex::__private::DEFAULT_CALL_TIMEOUT)
         }
 
+        #(#cfgs)*
         #[doc = #timeout_doc]
         fn #with_timeout(&self, #(#arg_names: #arg_types,)* #timeout: ::core::time::Duration)
             -> impl ::core::future::Future<
@@ -148,7 +151,9 @@ fn cast_methods(behavior: &Behavior, names: &Names, method: &Method) -> TokenStr
             })
         }
     };
+    let cfgs = &method.cfgs;
     quote! {
+        #(#cfgs)*
         #docs
         #[inline]
         fn #ident(&self, #(#arg_names: #arg_types),*)
@@ -157,6 +162,7 @@ fn cast_methods(behavior: &Behavior, names: &Names, method: &Method) -> TokenStr
             ::noex::ServerHandle::cast_message(self, <#cast>::#variant(#(#arg_names),*))
         }
 
+        #(#cfgs)*
         #[doc = #try_doc]
         fn #try_ident(&self, #(#arg_names: #arg_types),*)
             -> ::core::result::Result<(), ::noex::CastError<#args_type>>
@@ -165,6 +171,7 @@ fn cast_methods(behavior: &Behavior, names: &Names, method: &Method) -> TokenStr
                 .map_err(#hand_back)
         }
 
+        #(#cfgs)*
         #[doc = #wait_doc]
         fn #wait_ident(&self, #(#arg_names: #arg_types),*)
             -> impl ::core::future::Future<

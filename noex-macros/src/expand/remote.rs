@@ -28,29 +28,43 @@ pub(super) fn remote(behavior: &Behavior, names: &Names) -> TokenStream {
         .collect();
     let tag_consts = messages.iter().map(|method| {
         let name = tag_const(method);
+        let cfgs = &method.cfgs;
         let method_name = method.ident.unraw().to_string();
         let value = match &method.tag {
             Some(tag) => quote!(#tag),
             None => quote!(::noex::__private::tag(<#self_ty as ::noex::BehaviorName>::NAME, #method_name)),
         };
-        quote!(const #name: u32 = #value;)
+        quote!(#(#cfgs)* const #name: u32 = #value;)
     });
-    let all_tags: Vec<Ident> = messages.iter().map(|m| tag_const(m)).collect();
+    let all_tags = messages.iter().map(|method| {
+        let name = tag_const(method);
+        let cfgs = &method.cfgs;
+        quote!(#(#cfgs)* #name)
+    });
     let tag_table = messages.iter().map(|method| {
         let method_name = method.ident.unraw().to_string();
         let name = tag_const(method);
-        quote!((#method_name, #name))
+        let cfgs = &method.cfgs;
+        quote!(#(#cfgs)* (#method_name, #name))
     });
     let collision =
         format!("two messages of behaviour {ident} have the same wire tag; give one a #[tag = ..]");
-    let remote_checks = message_types(behavior).chain(args_types(behavior)).map(
-        |ty| quote_spanned!(ty.span()=> (&::noex::__private::RemoteCheck::<#ty>::new()).check();),
-    );
+    let init = super::init(behavior);
+    let remote_checks = message_types(behavior)
+        .chain(args_types(behavior).map(|ty| (init, ty)))
+        .map(|(method, ty)| {
+            let cfgs = &method.cfgs;
+            quote_spanned!(ty.span()=> #(#cfgs)* (&::noex::__private::RemoteCheck::<#ty>::new()).check();)
+        });
     let call_serde = message_serde(behavior, &names.call, Role::Call, Payload::Arguments);
     let reply_serde = message_serde(behavior, &names.reply, Role::Call, Payload::Reply);
     let cast_serde = message_serde(behavior, &names.cast, Role::Cast, Payload::Arguments);
     let args_text = args_text(behavior);
+    // The types of a `#[cfg]`-ed method are left out: a where clause cannot carry `#[cfg]`
+    // (before Rust 1.91), and such a type may not exist.
     let all_types: Vec<&syn::Type> = message_types(behavior)
+        .filter(|(method, _)| method.cfgs.is_empty())
+        .map(|(_, ty)| ty)
         .chain(args_types(behavior))
         .collect();
     // Also only where the struct is a behaviour: where it has no `#[behavior]`, the uses of
@@ -216,6 +230,7 @@ fn message_serde(
 ) -> TokenStream {
     let self_ty = &behavior.item.self_ty;
     let field_types: Vec<&syn::Type> = with_role(behavior, role)
+        .filter(|method| method.cfgs.is_empty())
         .flat_map(|method| -> Vec<&syn::Type> {
             match payload {
                 Payload::Arguments => method.messages().map(|(_, ty)| ty).collect(),
@@ -231,6 +246,7 @@ fn message_serde(
     for method in with_role(behavior, role) {
         let variant = variant(method);
         let tag = tag_const(method);
+        let cfgs = &method.cfgs;
         match payload {
             Payload::Arguments => {
                 let (names, types): (Vec<_>, Vec<_>) = method.messages().unzip();
@@ -238,10 +254,12 @@ fn message_serde(
                 let wire_types = types.iter().map(|ty| wire_type(ty));
                 let decoded = names.iter().zip(&types).map(|(name, ty)| decoded(name, ty));
                 serialize_arms.push(quote! {
+                    #(#cfgs)*
                     Self::#variant(#(#names),*) =>
                         ::noex::__private::serialize_tagged(serializer, #tag, &(#(#encoded,)*))
                 });
                 decode_arms.push(quote! {
+                    #(#cfgs)*
                     #tag => {
                         let (#(#names,)*): (#(#wire_types,)*) = ::noex::__private::payload(seq)?;
                         ::core::result::Result::Ok(Self::#variant(#(#decoded),*))
@@ -249,6 +267,7 @@ fn message_serde(
                 });
                 let puts = names.iter().zip(&types).map(|(name, ty)| put(name, ty));
                 encode_direct_arms.push(quote! {
+                    #(#cfgs)*
                     Self::#variant(#(#names),*) => {
                         ::noex::__private::put_tag(__noex_out, &const { ::noex::__private::TagBytes::new(#tag) }, __noex_end)?;
                         #(#puts)*
@@ -257,6 +276,7 @@ fn message_serde(
                 });
                 let takes = names.iter().zip(&types).map(|(name, ty)| take(name, ty));
                 decode_direct_arms.push(quote! {
+                    #(#cfgs)*
                     #tag => {
                         #(#takes)*
                         ::core::result::Result::Ok(Self::#variant(#(#names),*))
@@ -270,10 +290,12 @@ fn message_serde(
                     let wire_type = wire_type(ty);
                     let decoded = decoded(&value, ty);
                     serialize_arms.push(quote! {
+                        #(#cfgs)*
                         Self::#variant(#value) =>
                             ::noex::__private::serialize_tagged(serializer, #tag, &#encoded)
                     });
                     decode_arms.push(quote! {
+                        #(#cfgs)*
                         #tag => {
                             let #value = ::noex::__private::payload::<_, #wire_type>(seq)?;
                             ::core::result::Result::Ok(Self::#variant(#decoded))
@@ -281,6 +303,7 @@ fn message_serde(
                     });
                     let put = put(&value, ty);
                     encode_direct_arms.push(quote! {
+                        #(#cfgs)*
                         Self::#variant(#value) => {
                             ::noex::__private::put_tag(__noex_out, &const { ::noex::__private::TagBytes::new(#tag) }, __noex_end)?;
                             #put
@@ -289,6 +312,7 @@ fn message_serde(
                     });
                     let take = take(&value, ty);
                     decode_direct_arms.push(quote! {
+                        #(#cfgs)*
                         #tag => {
                             #take
                             ::core::result::Result::Ok(Self::#variant(#value))
@@ -297,18 +321,22 @@ fn message_serde(
                 }
                 None => {
                     serialize_arms.push(quote! {
+                        #(#cfgs)*
                         Self::#variant => ::noex::__private::serialize_tagged(serializer, #tag, &())
                     });
                     decode_arms.push(quote! {
+                        #(#cfgs)*
                         #tag => {
                             ::noex::__private::payload::<_, ()>(seq)?;
                             ::core::result::Result::Ok(Self::#variant)
                         }
                     });
                     encode_direct_arms.push(quote! {
+                        #(#cfgs)*
                         Self::#variant => ::noex::__private::put_tag(__noex_out, &const { ::noex::__private::TagBytes::new(#tag) }, __noex_end)
                     });
                     decode_direct_arms.push(quote! {
+                        #(#cfgs)*
                         #tag => ::core::result::Result::Ok(Self::#variant)
                     });
                 }

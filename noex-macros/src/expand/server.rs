@@ -13,20 +13,23 @@ use crate::attr::Role;
 pub(super) fn enums(behavior: &Behavior, names: &Names) -> TokenStream {
     let calls = with_role(behavior, Role::Call).map(|m| {
         let variant = variant(m);
+        let cfgs = &m.cfgs;
         let fields = m.messages().map(|(_, ty)| ty);
-        quote!(#variant(#(#fields),*))
+        quote!(#(#cfgs)* #variant(#(#fields),*))
     });
     let replies = with_role(behavior, Role::Call).map(|m| {
         let variant = variant(m);
+        let cfgs = &m.cfgs;
         match m.reply_type() {
-            Some(ty) => quote!(#variant(#ty)),
-            None => quote!(#variant),
+            Some(ty) => quote!(#(#cfgs)* #variant(#ty)),
+            None => quote!(#(#cfgs)* #variant),
         }
     });
     let casts = with_role(behavior, Role::Cast).map(|m| {
         let variant = variant(m);
+        let cfgs = &m.cfgs;
         let fields = m.messages().map(|(_, ty)| ty);
-        quote!(#variant(#(#fields),*))
+        quote!(#(#cfgs)* #variant(#(#fields),*))
     });
     let generics = &behavior.item.generics;
     let where_clause = &generics.where_clause;
@@ -207,8 +210,10 @@ pub(super) fn gen_server(behavior: &Behavior, names: &Names) -> TokenStream {
             }
         }
     });
-    let process_safe = message_types(behavior)
-        .map(|ty| quote_spanned!(ty.span()=> ::noex::__private::assert_process_safe::<#ty>();));
+    let process_safe = message_types(behavior).map(|(method, ty)| {
+        let cfgs = &method.cfgs;
+        quote_spanned!(ty.span()=> #(#cfgs)* ::noex::__private::assert_process_safe::<#ty>();)
+    });
     quote! {
         #[automatically_derived]
         impl #impl_generics ::noex::GenServer for #self_ty #where_clause {
@@ -236,15 +241,19 @@ pub(super) fn gen_server(behavior: &Behavior, names: &Names) -> TokenStream {
     }
 }
 
-/// Every type that travels in a message: arguments, replies, init arguments, infos.
-pub(super) fn message_types(behavior: &Behavior) -> impl Iterator<Item = &Type> {
+/// Every type that travels in a message: arguments, replies, init arguments, infos; each
+/// with its method (for its `#[cfg]`s).
+pub(super) fn message_types(behavior: &Behavior) -> impl Iterator<Item = (&Method, &Type)> {
     behavior.methods.iter().flat_map(|method| {
         let arguments = method.messages().map(|(_, ty)| ty);
         let reply = match method.role {
             Role::Call => method.reply_type(),
             _ => None,
         };
-        arguments.chain(reply).chain(method.info_type())
+        arguments
+            .chain(reply)
+            .chain(method.info_type())
+            .map(move |ty| (method, ty))
     })
 }
 
@@ -321,7 +330,8 @@ fn handle_call(behavior: &Behavior, names: &Names) -> TokenStream {
                 }
             }
         };
-        quote!(#call::#variant(#(#bindings),*) => { #body #tail })
+        let cfgs = &method.cfgs;
+        quote!(#(#cfgs)* #call::#variant(#(#bindings),*) => { #body #tail })
     };
     let arms = with_role(behavior, Role::Call).map(|method| arm(method, TokenStream::new()));
     let phantom = phantom_arm(behavior, call);
@@ -333,7 +343,7 @@ fn handle_call(behavior: &Behavior, names: &Names) -> TokenStream {
             || quote!(__noex_other => ::core::result::Result::Err((__noex_other, __noex_reply)),),
         );
         quote! {
-            #[allow(unreachable_code, unused_braces)]
+            #[allow(unreachable_code, unreachable_patterns, unused_braces)]
             fn __handle_call_now(
                 &mut self,
                 __noex_request: Self::Call,
@@ -399,7 +409,8 @@ fn handle_cast(behavior: &Behavior, names: &Names) -> TokenStream {
         let variant = variant(method);
         let bindings = bindings(method);
         let invoke = invoke(method, call_arguments(method, TokenStream::new()));
-        quote!(#cast::#variant(#(#bindings),*) => { #invoke; #tail })
+        let cfgs = &method.cfgs;
+        quote!(#(#cfgs)* #cast::#variant(#(#bindings),*) => { #invoke; #tail })
     };
     let arms = with_role(behavior, Role::Cast).map(|method| arm(method, TokenStream::new()));
     let phantom = phantom_arm(behavior, cast);
@@ -410,7 +421,7 @@ fn handle_cast(behavior: &Behavior, names: &Names) -> TokenStream {
         let other =
             other.then(|| quote!(__noex_other => ::core::result::Result::Err(__noex_other),));
         quote! {
-            #[allow(unreachable_code, unused_braces)]
+            #[allow(unreachable_code, unreachable_patterns, unused_braces)]
             #[inline]
             fn __handle_cast_now(
                 &mut self,
