@@ -39,7 +39,12 @@ pub(super) fn enums(behavior: &Behavior, names: &Names) -> TokenStream {
         quote! {
             #[doc = #doc]
             #[doc(hidden)]
-            #[allow(non_camel_case_types, clippy::enum_variant_names, clippy::large_enum_variant)]
+            #[allow(
+                non_camel_case_types,
+                private_interfaces,
+                clippy::enum_variant_names,
+                clippy::large_enum_variant
+            )]
             pub enum #ident #generics #where_clause {
                 #(#variants,)*
                 #phantom

@@ -1,7 +1,5 @@
-//! DEFECT: a private behaviour with a private message type, all in one module, is fine Rust,
-//! but the generated `pub enum __NoexPrivateCast` warns `private_interfaces` ("type `Msg` is
-//! more private than the item `__NoexPrivateCast::Put::0`"). `deny(warnings)` makes the
-//! warning visible here. Should compile without warnings.
+//! A private behaviour with a private message type, all in one module: the generated
+//! (`pub`, hidden) enums do not warn `private_interfaces`. `deny(warnings)` would show it.
 #![deny(warnings)]
 
 mod inner {
