@@ -236,6 +236,18 @@ fn classify(role: Role, position: usize, typed: &syn::PatType) -> syn::Result<In
         if role == Role::Terminate && last_segment_is(&reference.elem, "ExitReason") {
             return Ok(Input::Reason);
         }
+        if let (Some(_), Some(name)) = (reference.mutability, context_alias(&reference.elem)) {
+            return Err(syn::Error::new_spanned(
+                ty,
+                format!(
+                    "`{}` is not recognised as the context, so it would be a message \
+                     argument, which cannot borrow: write the context `ctx: &mut Ctx<Self>` \
+                     (noex recognises it by the name `Ctx`: import `noex::Ctx` without \
+                     renaming it, not as `{name}`)",
+                    type_text(ty)
+                ),
+            ));
+        }
     }
     if role == Role::Call {
         if let Some(inner) = generic_argument(ty, "ReplyTo") {
@@ -283,6 +295,13 @@ pub(crate) fn type_text(ty: &Type) -> String {
 
 pub(crate) fn is_unit(ty: &Type) -> bool {
     matches!(ty, Type::Tuple(tuple) if tuple.elems.is_empty())
+}
+
+/// The name of a type that looks like the context under another name (`Context<Self>`).
+fn context_alias(ty: &Type) -> Option<String> {
+    let Type::Path(path) = ty else { return None };
+    let name = path.path.segments.last()?.ident.to_string();
+    (name.ends_with("Ctx") || name.ends_with("Context")).then_some(name)
 }
 
 fn last_segment_is(ty: &Type, name: &str) -> bool {

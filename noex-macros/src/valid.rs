@@ -1,7 +1,8 @@
 //! Checks of the model: every misuse becomes an error at the offending token.
 
 use syn::ext::IdentExt;
-use syn::{FnArg, GenericParam, PatType, TypeParamBound, WherePredicate};
+use syn::visit::Visit;
+use syn::{FnArg, GenericParam, PatType, Type, TypeParamBound, WherePredicate};
 
 use crate::ast::{combine, type_text, Behavior, Input, Method, Receiver};
 use crate::attr::Role;
@@ -12,8 +13,14 @@ pub(crate) fn check(behavior: &Behavior) -> syn::Result<()> {
     check_roles(behavior, &mut errors);
     check_tags(behavior, &mut errors);
     check_names(behavior, &mut errors);
+    // A lifetime parameter is refused in `check_generics`: the references that use it are
+    // that one error.
+    let borrows = behavior.item.generics.lifetimes().next().is_some();
     for method in &behavior.methods {
         check_method(method, &mut errors);
+        if !borrows {
+            check_message_types(method, &mut errors);
+        }
     }
     match errors {
         Some(error) => Err(error),
@@ -227,6 +234,110 @@ fn check_method(method: &Method, errors: &mut Option<syn::Error>) {
             }
         }
     }
+}
+
+/// What a message type is, for the errors about it.
+#[derive(Clone, Copy)]
+enum Carried {
+    Argument,
+    Reply,
+    Info,
+}
+
+/// Refuses a type that travels in a message but borrows (`&str`), is not named
+/// (`impl Trait`) or is left to inference (`_`): each is one error at that type, where the
+/// compiler would give several about the generated code.
+fn check_message_types(method: &Method, errors: &mut Option<syn::Error>) {
+    let mut types: Vec<(&Type, Carried)> = Vec::new();
+    for input in &method.inputs {
+        match input {
+            // Those of #[info] and #[terminate] are refused in `check_method`.
+            Input::Message { ty, .. } if !matches!(method.role, Role::Info | Role::Terminate) => {
+                types.push((ty, Carried::Argument));
+            }
+            Input::Reply { ty, .. } => types.push((ty, Carried::Reply)),
+            Input::Info { ty } => types.push((ty, Carried::Info)),
+            _ => {}
+        }
+    }
+    if method.role == Role::Call {
+        if let Some(output) = &method.output {
+            types.push((output, Carried::Reply));
+        }
+    }
+    for (ty, carried) in types {
+        let mut find = Unowned(None);
+        find.visit_type(ty);
+        if let Some(found) = find.0 {
+            combine(errors, unowned_error(found, carried));
+        }
+    }
+}
+
+/// Finds the first reference, `impl Trait` or `_` in a type, but not in the arguments of a
+/// function type (`fn(&str)`, `Box<dyn Fn(&str) + Send>` own no borrowed data).
+struct Unowned<'ast>(Option<&'ast Type>);
+
+impl<'ast> Visit<'ast> for Unowned<'ast> {
+    fn visit_type(&mut self, ty: &'ast Type) {
+        if self.0.is_some() {
+            return;
+        }
+        match ty {
+            Type::Reference(_) | Type::ImplTrait(_) | Type::Infer(_) => self.0 = Some(ty),
+            Type::BareFn(_) | Type::Macro(_) => {}
+            _ => syn::visit::visit_type(self, ty),
+        }
+    }
+
+    fn visit_parenthesized_generic_arguments(
+        &mut self,
+        _: &'ast syn::ParenthesizedGenericArguments,
+    ) {
+    }
+}
+
+fn unowned_error(ty: &Type, carried: Carried) -> syn::Error {
+    let (what, owner) = match carried {
+        Carried::Argument => ("a message", "the process"),
+        Carried::Reply => ("a reply", "the caller"),
+        Carried::Info => ("an info message", "the process"),
+    };
+    let message = match ty {
+        Type::Reference(reference) => {
+            let elem = type_text(&reference.elem);
+            let owned = match &*reference.elem {
+                Type::Path(path) if path.qself.is_none() && path.path.is_ident("str") => {
+                    "String".to_owned()
+                }
+                Type::Slice(slice) => format!("Vec<{}>", type_text(&slice.elem)),
+                _ => elem.clone(),
+            };
+            let borrowed = format!(
+                "&{}{elem}",
+                if reference.mutability.is_some() {
+                    "mut "
+                } else {
+                    ""
+                }
+            );
+            format!(
+                "{what} is moved to {owner} and must own its data: use `{owned}` rather than \
+                 `{borrowed}`"
+            )
+        }
+        Type::ImplTrait(_) => match carried {
+            Carried::Argument => {
+                "a message method's argument cannot be `impl Trait`: name the type".to_owned()
+            }
+            Carried::Reply => {
+                "a #[call] method's reply cannot be `impl Trait`: name the type".to_owned()
+            }
+            Carried::Info => "an info message cannot be `impl Trait`: name the type".to_owned(),
+        },
+        _ => format!("the type of {what} cannot be left to inference (`_`): write it out"),
+    };
+    syn::Error::new_spanned(ty, message)
 }
 
 /// The method's typed parameters (all but `self`), each with what it was parsed as.

@@ -1,6 +1,4 @@
-//! DEFECT (error quality): an `impl Trait` argument gives four E0562 errors ("not allowed in
-//! field types", "in paths", "in bounds", "in the type of variable bindings"). Should be one
-//! error: a message argument needs a concrete type.
+//! An `impl Trait` argument is one error: a message argument needs a named type.
 
 use noex::behavior;
 

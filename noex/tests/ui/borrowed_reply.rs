@@ -1,6 +1,5 @@
-//! DEFECT (error quality): a borrowed reply is refused with "missing lifetime specifier"
-//! and the suggestion `impl S<'a>` (which the macro refuses). Should be one error at `&str`:
-//! the reply is sent to the caller and must be owned.
+//! A borrowed reply is one error at `&str`: the reply is moved to the caller and must own
+//! its data.
 
 use noex::behavior;
 
