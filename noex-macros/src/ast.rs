@@ -1,7 +1,9 @@
 //! The plain model of a behaviour, parsed from its annotated `impl` block.
 
-use proc_macro2::Span;
+use proc_macro2::{Span, TokenStream, TokenTree};
+use quote::ToTokens;
 use syn::spanned::Spanned;
+use syn::visit_mut::VisitMut;
 use syn::{
     Attribute, FnArg, GenericArgument, Ident, ImplItem, ItemImpl, Pat, PathArguments, ReturnType,
     Type,
@@ -147,6 +149,22 @@ pub(crate) fn parse(mut item: ItemImpl, local: Option<Span>) -> syn::Result<Beha
             Err(error) => combine(&mut errors, error),
         }
     }
+    // The types are copied out of the impl block, into items where `Self` means something
+    // else (the client trait) or nothing (the enums): there it becomes the self type.
+    let mut replace = ReplaceSelf(&item.self_ty);
+    for method in &mut methods {
+        for input in &mut method.inputs {
+            match input {
+                Input::Message { ty, .. } | Input::Reply { ty, .. } | Input::Info { ty } => {
+                    replace.visit_type_mut(ty);
+                }
+                Input::Ctx | Input::Reason => {}
+            }
+        }
+        if let Some(output) = &mut method.output {
+            replace.visit_type_mut(output);
+        }
+    }
     match errors {
         Some(error) => Err(error),
         None => Ok(Behavior {
@@ -156,6 +174,40 @@ pub(crate) fn parse(mut item: ItemImpl, local: Option<Span>) -> syn::Result<Beha
             methods,
         }),
     }
+}
+
+/// Replaces `Self` with the self type (spanned as the `Self` it replaces).
+struct ReplaceSelf<'a>(&'a Type);
+
+impl VisitMut for ReplaceSelf<'_> {
+    fn visit_type_mut(&mut self, ty: &mut Type) {
+        if let Type::Path(path) = ty {
+            if path.qself.is_none() && path.path.is_ident("Self") {
+                let span = path.path.segments[0].ident.span();
+                let tokens = respan(self.0.to_token_stream(), span);
+                *ty = syn::parse2(tokens).unwrap_or_else(|_| self.0.clone());
+                return;
+            }
+        }
+        syn::visit_mut::visit_type_mut(self, ty);
+    }
+}
+
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut token| {
+            if let TokenTree::Group(group) = &token {
+                let mut respanned =
+                    proc_macro2::Group::new(group.delimiter(), respan(group.stream(), span));
+                respanned.set_span(span);
+                token = TokenTree::Group(respanned);
+            } else {
+                token.set_span(span);
+            }
+            token
+        })
+        .collect()
 }
 
 pub(crate) fn combine(errors: &mut Option<syn::Error>, error: syn::Error) {
