@@ -97,6 +97,23 @@ fn check_method(method: &Method, errors: &mut Option<syn::Error>) {
             ),
         ),
     }
+    let generics = &method.sig.generics;
+    if generics
+        .params
+        .iter()
+        .any(|param| !matches!(param, GenericParam::Lifetime(_)))
+    {
+        combine(
+            errors,
+            syn::Error::new_spanned(
+                generics,
+                format!(
+                    "a #[{role}] method cannot have type or const parameters: its arguments \
+                     are the fields of one message type; name their types"
+                ),
+            ),
+        );
+    }
     if let Some(tag) = &method.tag_attr {
         if !matches!(method.role, Role::Call | Role::Cast) {
             combine(
