@@ -13,6 +13,7 @@ pub(crate) fn check(behavior: &Behavior) -> syn::Result<()> {
     check_roles(behavior, &mut errors);
     check_tags(behavior, &mut errors);
     check_names(behavior, &mut errors);
+    check_variants(behavior, &mut errors);
     // A lifetime parameter is refused in `check_generics`: the references that use it are
     // that one error.
     let borrows = behavior.item.generics.lifetimes().next().is_some();
@@ -502,6 +503,48 @@ fn check_names(behavior: &Behavior, errors: &mut Option<syn::Error>) {
                     ),
                 );
             }
+        }
+    }
+}
+
+/// Two message methods of one kind must not make the same variant of the generated enum
+/// (`level_2` and `level2` are both `Level2`), nor, for a remote behaviour, the same wire
+/// tag constant (`getX` and `getx` are both `TAG_GETX`).
+fn check_variants(behavior: &Behavior, errors: &mut Option<syn::Error>) {
+    let messages: Vec<&Method> = behavior
+        .methods
+        .iter()
+        .filter(|m| matches!(m.role, Role::Call | Role::Cast))
+        .collect();
+    for (index, method) in messages.iter().enumerate() {
+        let variant = crate::expand::variant(method).to_string();
+        let constant = method.ident.unraw().to_string().to_uppercase();
+        let clash = messages[..index].iter().find_map(|other| {
+            // The same name twice is for the compiler to refuse (or `#[cfg]`s to choose).
+            if other.ident == method.ident {
+                None
+            } else if other.role == method.role && crate::expand::variant(other) == variant {
+                Some((other, format!("the enum variant `{variant}`")))
+            } else if behavior.local.is_none()
+                && other.ident.unraw().to_string().to_uppercase() == constant
+            {
+                Some((other, format!("the wire tag constant `TAG_{constant}`")))
+            } else {
+                None
+            }
+        });
+        if let Some((other, generated)) = clash {
+            combine(
+                errors,
+                syn::Error::new_spanned(
+                    &method.ident,
+                    format!(
+                        "`{}` and `{}` would both generate {generated}: rename one",
+                        other.ident.unraw(),
+                        method.ident.unraw()
+                    ),
+                ),
+            );
         }
     }
 }

@@ -1,6 +1,4 @@
-//! DEFECT: `level_2` and `level2` both become variant `Level2`: five errors at
-//! `#[behavior]` (E0428 "defined multiple times", non-exhaustive patterns). Should be one
-//! error at the second method name, or distinct variants.
+//! `level_2` and `level2` would both be variant `Level2`: one error at the second method.
 
 use noex::behavior;
 
