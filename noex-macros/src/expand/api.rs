@@ -56,11 +56,13 @@ fn call_methods(behavior: &Behavior, names: &Names, method: &Method) -> TokenStr
     let call = enum_type(behavior, &names.call);
     let reply = &names.reply;
     let (arg_names, arg_types): (Vec<_>, Vec<_>) = method.messages().unzip();
-    let timeout = if arg_names.iter().any(|name| *name == "timeout") {
-        format_ident!("call_timeout")
-    } else {
-        format_ident!("timeout")
-    };
+    let timeout = ["timeout", "call_timeout", "__noex_timeout"]
+        .into_iter()
+        .find(|candidate| !arg_names.iter().any(|name| name.unraw() == candidate))
+        .map_or_else(
+            || format_ident!("__noex_timeout"),
+            |name| format_ident!("{name}"),
+        );
     let (output, unpack) = match method.reply_type() {
         Some(ty) => (
             quote!(#ty),

@@ -152,6 +152,18 @@ pub(crate) fn variant(method: &Method) -> Ident {
     Ident::new(&camel, method.ident.span())
 }
 
+/// The name a message argument is bound to in generated code: prefixed, so that it shadows
+/// nothing the generated code uses (an argument named `serializer`), and is no constant's
+/// name.
+pub(crate) fn binding(name: &Ident) -> Ident {
+    format_ident!("__noex_arg_{}", name.unraw(), span = name.span())
+}
+
+/// The bindings of a method's message arguments, in order.
+pub(crate) fn bindings(method: &Method) -> Vec<Ident> {
+    method.messages().map(|(name, _)| binding(name)).collect()
+}
+
 /// The methods with one role, in declaration order.
 pub(crate) fn with_role(behavior: &Behavior, role: Role) -> impl Iterator<Item = &Method> {
     behavior.methods.iter().filter(move |m| m.role == role)

@@ -249,19 +249,20 @@ fn message_serde(
         let cfgs = &method.cfgs;
         match payload {
             Payload::Arguments => {
-                let (names, types): (Vec<_>, Vec<_>) = method.messages().unzip();
+                let names = super::bindings(method);
+                let types: Vec<_> = method.messages().map(|(_, ty)| ty).collect();
                 let encoded = names.iter().zip(&types).map(|(name, ty)| encoded(name, ty));
                 let wire_types = types.iter().map(|ty| wire_type(ty));
                 let decoded = names.iter().zip(&types).map(|(name, ty)| decoded(name, ty));
                 serialize_arms.push(quote! {
                     #(#cfgs)*
                     Self::#variant(#(#names),*) =>
-                        ::noex::__private::serialize_tagged(serializer, #tag, &(#(#encoded,)*))
+                        ::noex::__private::serialize_tagged(__noex_serializer, #tag, &(#(#encoded,)*))
                 });
                 decode_arms.push(quote! {
                     #(#cfgs)*
                     #tag => {
-                        let (#(#names,)*): (#(#wire_types,)*) = ::noex::__private::payload(seq)?;
+                        let (#(#names,)*): (#(#wire_types,)*) = ::noex::__private::payload(__noex_seq)?;
                         ::core::result::Result::Ok(Self::#variant(#(#decoded),*))
                     }
                 });
@@ -285,19 +286,19 @@ fn message_serde(
             }
             Payload::Reply => match method.reply_type() {
                 Some(ty) => {
-                    let value = format_ident!("value");
+                    let value = format_ident!("__noex_value");
                     let encoded = encoded(&value, ty);
                     let wire_type = wire_type(ty);
                     let decoded = decoded(&value, ty);
                     serialize_arms.push(quote! {
                         #(#cfgs)*
                         Self::#variant(#value) =>
-                            ::noex::__private::serialize_tagged(serializer, #tag, &#encoded)
+                            ::noex::__private::serialize_tagged(__noex_serializer, #tag, &#encoded)
                     });
                     decode_arms.push(quote! {
                         #(#cfgs)*
                         #tag => {
-                            let #value = ::noex::__private::payload::<_, #wire_type>(seq)?;
+                            let #value = ::noex::__private::payload::<_, #wire_type>(__noex_seq)?;
                             ::core::result::Result::Ok(Self::#variant(#decoded))
                         }
                     });
@@ -322,12 +323,12 @@ fn message_serde(
                 None => {
                     serialize_arms.push(quote! {
                         #(#cfgs)*
-                        Self::#variant => ::noex::__private::serialize_tagged(serializer, #tag, &())
+                        Self::#variant => ::noex::__private::serialize_tagged(__noex_serializer, #tag, &())
                     });
                     decode_arms.push(quote! {
                         #(#cfgs)*
                         #tag => {
-                            ::noex::__private::payload::<_, ()>(seq)?;
+                            ::noex::__private::payload::<_, ()>(__noex_seq)?;
                             ::core::result::Result::Ok(Self::#variant)
                         }
                     });
@@ -361,7 +362,7 @@ fn message_serde(
         impl ::noex::__private::serde::Serialize for #enum_ident #guard {
             fn serialize<S: ::noex::__private::serde::Serializer>(
                 &self,
-                serializer: S,
+                __noex_serializer: S,
             ) -> ::core::result::Result<S::Ok, S::Error> {
                 #serialize_body
             }
@@ -370,9 +371,9 @@ fn message_serde(
         #[automatically_derived]
         impl<'de> ::noex::__private::serde::Deserialize<'de> for #enum_ident #guard {
             fn deserialize<D: ::noex::__private::serde::Deserializer<'de>>(
-                deserializer: D,
+                __noex_deserializer: D,
             ) -> ::core::result::Result<Self, D::Error> {
-                ::noex::__private::deserialize_tagged(deserializer)
+                ::noex::__private::deserialize_tagged(__noex_deserializer)
             }
         }
 
@@ -381,11 +382,11 @@ fn message_serde(
             const BEHAVIOR: &'static str = <#self_ty as ::noex::BehaviorName>::NAME;
 
             fn from_tagged<'de, A: ::noex::__private::serde::de::SeqAccess<'de>>(
-                tag: u32,
-                seq: A,
+                __noex_tag: u32,
+                __noex_seq: A,
             ) -> ::core::result::Result<Self, A::Error> {
                 #[allow(unreachable_code, unused_variables)]
-                match tag {
+                match __noex_tag {
                     #(#decode_arms,)*
                     other => ::core::result::Result::Err(
                         ::noex::__private::unknown_tag(Self::BEHAVIOR, other),

@@ -108,7 +108,10 @@ fn call_arguments(method: &Method, reply: TokenStream) -> Vec<TokenStream> {
         .inputs
         .iter()
         .map(|input| match input {
-            Input::Message { name, .. } => quote!(#name),
+            Input::Message { name, .. } => {
+                let binding = super::binding(name);
+                quote!(#binding)
+            }
             Input::Ctx => quote!(__noex_ctx),
             Input::Reply { .. } => reply.clone(),
             Input::Info { .. } => quote!(__noex_info),
@@ -275,7 +278,7 @@ fn returns_result(output: &Type) -> bool {
 
 fn init_fn(behavior: &Behavior) -> TokenStream {
     let method = init(behavior);
-    let names: Vec<_> = method.messages().map(|(name, _)| name).collect();
+    let names = super::bindings(method);
     let unpack = match names.as_slice() {
         [] => quote!(let _ = __noex_args;),
         [one] => quote!(let #one = __noex_args;),
@@ -300,17 +303,13 @@ fn init_fn(behavior: &Behavior) -> TokenStream {
     }
 }
 
-fn bindings(method: &Method) -> Vec<syn::Ident> {
-    method.messages().map(|(name, _)| name.clone()).collect()
-}
-
 fn handle_call(behavior: &Behavior, names: &Names) -> TokenStream {
     let call = &names.call;
     let reply = &names.reply;
     // `tail` ends the arm's block (the `Ok(())` of the synchronous version).
     let arm = |method: &Method, tail: TokenStream| {
         let variant = variant(method);
-        let bindings = bindings(method);
+        let bindings = super::bindings(method);
         let body = match method.deferred_reply() {
             Some(ty) => {
                 let adapt = if is_unit(ty) {
@@ -412,7 +411,7 @@ fn handle_cast(behavior: &Behavior, names: &Names) -> TokenStream {
     let cast = &names.cast;
     let arm = |method: &Method, tail: TokenStream| {
         let variant = variant(method);
-        let bindings = bindings(method);
+        let bindings = super::bindings(method);
         let invoke = invoke(method, call_arguments(method, TokenStream::new()));
         let cfgs = &method.cfgs;
         quote!(#(#cfgs)* #cast::#variant(#(#bindings),*) => { #invoke; #tail })
