@@ -230,10 +230,15 @@ fn method(
     for (position, input) in sig.inputs.iter().enumerate() {
         match input {
             FnArg::Receiver(r) => {
-                receiver = match (&r.reference, &r.mutability) {
-                    (Some(_), None) => Receiver::Ref,
-                    (Some(_), Some(_)) => Receiver::RefMut,
-                    (None, _) => Receiver::Value(r.span()),
+                // `r.ty` is the receiver's type, for `&self` as for `self: &Self`.
+                receiver = match &*r.ty {
+                    Type::Reference(reference) if is_self(&reference.elem) => {
+                        match reference.mutability {
+                            Some(_) => Receiver::RefMut,
+                            None => Receiver::Ref,
+                        }
+                    }
+                    _ => Receiver::Value(r.span()),
                 };
             }
             FnArg::Typed(typed) => inputs.push(classify(role, position, typed)?),
@@ -347,6 +352,10 @@ pub(crate) fn type_text(ty: &Type) -> String {
 
 pub(crate) fn is_unit(ty: &Type) -> bool {
     matches!(ty, Type::Tuple(tuple) if tuple.elems.is_empty())
+}
+
+fn is_self(ty: &Type) -> bool {
+    matches!(ty, Type::Path(path) if path.qself.is_none() && path.path.is_ident("Self"))
 }
 
 /// The name of a type that looks like the context under another name (`Context<Self>`).

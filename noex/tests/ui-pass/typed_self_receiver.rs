@@ -1,5 +1,4 @@
-//! DEFECT: `self: &Self` / `self: &mut Self` are refused as "not `self`", although they are
-//! `&self` / `&mut self`. Should compile.
+//! `self: &Self` / `self: &mut Self` are `&self` / `&mut self`.
 
 use noex::behavior;
 
