@@ -59,7 +59,7 @@ impl Role {
     }
 
     fn from_attr(attr: &Attribute) -> Option<Role> {
-        let ident = attr.path().get_ident()?;
+        let ident = marker_name(attr.path())?;
         [
             Role::Init,
             Role::Call,
@@ -69,6 +69,21 @@ impl Role {
         ]
         .into_iter()
         .find(|role| ident == role.attr_name())
+    }
+}
+
+/// The name of a marker written `#[name]` or `#[noex::name]` (as `#[noex::behavior]` can
+/// be).
+fn marker_name(path: &syn::Path) -> Option<&syn::Ident> {
+    let mut segments = path.segments.iter();
+    let (first, second) = (segments.next()?, segments.next());
+    if segments.next().is_some() || !first.arguments.is_none() {
+        return None;
+    }
+    match second {
+        None if path.leading_colon.is_none() => Some(&first.ident),
+        Some(second) if first.ident == "noex" && second.arguments.is_none() => Some(&second.ident),
+        _ => None,
     }
 }
 
@@ -113,7 +128,7 @@ pub(crate) fn take_markers(attrs: &mut Vec<Attribute>) -> syn::Result<Markers> {
             } else {
                 markers.role = Some((role, attr));
             }
-        } else if attr.path().is_ident("tag") {
+        } else if marker_name(attr.path()).is_some_and(|name| name == "tag") {
             match &attr.meta {
                 Meta::NameValue(nv) => match &nv.value {
                     Expr::Lit(ExprLit {
