@@ -47,13 +47,19 @@ fn check_roles(behavior: &Behavior, errors: &mut Option<syn::Error>) {
             );
         }
         if role == Role::Init && first.is_none() {
+            let message = if behavior.methods.is_empty() {
+                "a behaviour needs an #[init] method that builds its state, \
+                 e.g. `#[init] async fn init(args: Args) -> Result<Self, Error>`"
+            } else {
+                // Perhaps a second `#[behavior]` block of a behaviour.
+                "this #[behavior] impl block has no #[init] method; a behaviour has exactly \
+                 one #[behavior] impl block, with its #[init] and all its messages: add an \
+                 #[init] here (e.g. `#[init] async fn init(args: Args) -> Result<Self, \
+                 Error>`), or move these methods into the block that has one"
+            };
             combine(
                 errors,
-                syn::Error::new_spanned(
-                    &behavior.item.self_ty,
-                    "a behaviour needs an #[init] method that builds its state, \
-                     e.g. `#[init] async fn init(args: Args) -> Result<Self, Error>`",
-                ),
+                syn::Error::new_spanned(&behavior.item.self_ty, message),
             );
         }
     }

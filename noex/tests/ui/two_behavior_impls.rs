@@ -1,6 +1,5 @@
-//! DEFECT (error quality): splitting a behaviour's messages over two `#[behavior]` impl
-//! blocks fails with "a behaviour needs an #[init] method" at the second block. Should say
-//! that a behaviour has one `#[behavior]` impl block (other impl blocks go unmarked).
+//! A second `#[behavior]` impl block (no `#[init]`) is one error saying that a behaviour has
+//! exactly one `#[behavior]` impl block.
 
 use noex::behavior;
 
