@@ -41,6 +41,8 @@ pub(crate) struct Method {
     pub(crate) docs: Vec<Attribute>,
     /// The method's `#[cfg(..)]`s, put on everything generated for it.
     pub(crate) cfgs: Vec<Attribute>,
+    /// The method's `#[deprecated]`, put on its client methods.
+    pub(crate) deprecated: Vec<Attribute>,
 }
 
 /// How a method takes `self`.
@@ -261,6 +263,12 @@ fn method(
         .filter(|attr| attr.path().is_ident("cfg"))
         .cloned()
         .collect();
+    let deprecated = function
+        .attrs
+        .iter()
+        .filter(|attr| attr.path().is_ident("deprecated"))
+        .cloned()
+        .collect();
     Ok(Method {
         role,
         marker,
@@ -274,6 +282,7 @@ fn method(
         tag_attr,
         docs,
         cfgs,
+        deprecated,
     })
 }
 

@@ -75,8 +75,11 @@ fn call_methods(behavior: &Behavior, names: &Names, method: &Method) -> TokenStr
     };
     let timeout_doc = format!("[`{ident}`](Self::{ident}) with a timeout of your choice.");
     let cfgs = &method.cfgs;
+    let deprecated = &method.deprecated;
     quote! {
         #(#cfgs)*
+        #(#deprecated)*
+        #[allow(deprecated)]
         #docs
         fn #ident(&self, #(#arg_names: #arg_types),*)
             -> impl ::core::future::Future<
@@ -87,6 +90,8 @@ fn call_methods(behavior: &Behavior, names: &Names, method: &Method) -> TokenStr
         }
 
         #(#cfgs)*
+        #(#deprecated)*
+        #[allow(deprecated)]
         #[doc = #timeout_doc]
         fn #with_timeout(&self, #(#arg_names: #arg_types,)* #timeout: ::core::time::Duration)
             -> impl ::core::future::Future<
@@ -154,8 +159,11 @@ fn cast_methods(behavior: &Behavior, names: &Names, method: &Method) -> TokenStr
         }
     };
     let cfgs = &method.cfgs;
+    let deprecated = &method.deprecated;
     quote! {
         #(#cfgs)*
+        #(#deprecated)*
+        #[allow(deprecated)]
         #docs
         #[inline]
         fn #ident(&self, #(#arg_names: #arg_types),*)
@@ -165,6 +173,8 @@ fn cast_methods(behavior: &Behavior, names: &Names, method: &Method) -> TokenStr
         }
 
         #(#cfgs)*
+        #(#deprecated)*
+        #[allow(deprecated)]
         #[doc = #try_doc]
         fn #try_ident(&self, #(#arg_names: #arg_types),*)
             -> ::core::result::Result<(), ::noex::CastError<#args_type>>
@@ -174,6 +184,8 @@ fn cast_methods(behavior: &Behavior, names: &Names, method: &Method) -> TokenStr
         }
 
         #(#cfgs)*
+        #(#deprecated)*
+        #[allow(deprecated)]
         #[doc = #wait_doc]
         fn #wait_ident(&self, #(#arg_names: #arg_types),*)
             -> impl ::core::future::Future<

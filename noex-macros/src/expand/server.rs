@@ -148,13 +148,14 @@ fn future_fn(
 ) -> TokenStream {
     if is_async {
         quote! {
+            #[allow(deprecated)]
             async fn #name(#inputs) -> #output {
                 #body
             }
         }
     } else {
         quote! {
-            #[allow(unreachable_code, clippy::unused_unit)]
+            #[allow(deprecated, unreachable_code, clippy::unused_unit)]
             fn #name(#inputs) -> impl ::core::future::Future<Output = #output> + ::core::marker::Send {
                 ::core::future::ready({ #body })
             }
@@ -293,6 +294,7 @@ fn init_fn(behavior: &Behavior) -> TokenStream {
     };
     // Always an `async fn`, even for a plain `fn`: its future lives only until `init` ends.
     quote! {
+        #[allow(deprecated)]
         async fn init(
             __noex_args: Self::Args,
             __noex_ctx: &mut ::noex::Ctx<Self>,
@@ -347,7 +349,7 @@ fn handle_call(behavior: &Behavior, names: &Names) -> TokenStream {
             || quote!(__noex_other => ::core::result::Result::Err((__noex_other, __noex_reply)),),
         );
         quote! {
-            #[allow(unreachable_code, unreachable_patterns, unused_braces)]
+            #[allow(deprecated, unreachable_code, unreachable_patterns, unused_braces)]
             fn __handle_call_now(
                 &mut self,
                 __noex_request: Self::Call,
@@ -425,7 +427,7 @@ fn handle_cast(behavior: &Behavior, names: &Names) -> TokenStream {
         let other =
             other.then(|| quote!(__noex_other => ::core::result::Result::Err(__noex_other),));
         quote! {
-            #[allow(unreachable_code, unreachable_patterns, unused_braces)]
+            #[allow(deprecated, unreachable_code, unreachable_patterns, unused_braces)]
             #[inline]
             fn __handle_cast_now(
                 &mut self,
