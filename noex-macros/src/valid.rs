@@ -298,8 +298,8 @@ fn check_message_types(method: &Method, errors: &mut Option<syn::Error>) {
     }
 }
 
-/// Finds the first reference, `impl Trait` or `_` in a type, but not in the arguments of a
-/// function type (`fn(&str)`, `Box<dyn Fn(&str) + Send>` own no borrowed data).
+/// Finds the first reference (but `&'static`), `impl Trait` or `_` in a type, but not in the
+/// arguments of a function type (`fn(&str)`, `Box<dyn Fn(&str) + Send>` own no borrowed data).
 struct Unowned<'ast>(Option<&'ast Type>);
 
 impl<'ast> Visit<'ast> for Unowned<'ast> {
@@ -308,6 +308,15 @@ impl<'ast> Visit<'ast> for Unowned<'ast> {
             return;
         }
         match ty {
+            // `&'static str` borrows nothing that could end (`Sender<&'static str>`).
+            Type::Reference(reference)
+                if reference
+                    .lifetime
+                    .as_ref()
+                    .is_some_and(|lifetime| lifetime.ident == "static") =>
+            {
+                syn::visit::visit_type(self, ty);
+            }
             Type::Reference(_) | Type::ImplTrait(_) | Type::Infer(_) => self.0 = Some(ty),
             Type::BareFn(_) | Type::Macro(_) => {}
             _ => syn::visit::visit_type(self, ty),

@@ -1,5 +1,6 @@
-//! Function types own no borrowed data, even with references in their arguments: they are
-//! fine in messages (references elsewhere in message types are refused).
+//! Function types own no borrowed data, even with references in their arguments, and
+//! `&'static` references borrow nothing that ends: both are fine in messages (other
+//! references in message types are refused).
 
 use noex::behavior;
 
@@ -24,6 +25,11 @@ impl S {
     #[cast]
     fn set_g(&mut self, g: Box<dyn Fn(&str) -> usize + Send>) {
         self.g = Some(g);
+    }
+
+    #[cast]
+    fn note(&mut self, label: &'static str, labels: Vec<&'static [u8]>) {
+        let _ = (label, labels);
     }
 
     #[call]
