@@ -225,7 +225,16 @@ pub use timer::TimerRef;
 /// behaviour's `Args`: `()` for none, the type itself for one, a tuple for several
 /// (`node.spawn::<Worker>((10, "w".to_string()))`). An `Err` from `#[init]` fails the spawn
 /// with [`SpawnError::InitFailed`]; an `Err` returned by a `#[call]` method is the caller's
-/// reply, not a crash. Methods without a marker stay ordinary methods.
+/// reply, not a crash. Methods without a marker stay ordinary methods. `&self` may also be
+/// written `self: &Self`, and the markers `#[noex::init]` etc. (as `#[noex::behavior]`). A
+/// behaviour has exactly one `#[behavior]` impl block.
+///
+/// A message is moved to the process (a reply to the caller), so it owns its data: a
+/// reference in an argument, reply or info type is refused, with the owned type to use
+/// (`String` rather than `&str`), as are `impl Trait` and `_`. `Self` in these types is the
+/// behaviour's type. A marked method cannot have type or const parameters (lifetimes are
+/// fine). A marked method's `#[cfg(..)]`s apply to everything generated for it, and its
+/// doc comments and `#[deprecated]` are copied to its client methods.
 ///
 /// An `async fn` that takes `&self` holds `&Self` across an `.await` of the server, so the
 /// state must be `Sync` (a `Cell` field, for example, is refused with "future cannot be sent
