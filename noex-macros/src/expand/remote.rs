@@ -256,7 +256,7 @@ fn message_serde(
                 let decoded = names.iter().zip(&types).map(|(name, ty)| decoded(name, ty));
                 serialize_arms.push(quote! {
                     #(#cfgs)*
-                    Self::#variant(#(#names),*) =>
+                    Self::#variant(#(ref #names),*) =>
                         ::noex::__private::serialize_tagged(__noex_serializer, #tag, &(#(#encoded,)*))
                 });
                 decode_arms.push(quote! {
@@ -269,7 +269,7 @@ fn message_serde(
                 let puts = names.iter().zip(&types).map(|(name, ty)| put(name, ty));
                 encode_direct_arms.push(quote! {
                     #(#cfgs)*
-                    Self::#variant(#(#names),*) => {
+                    Self::#variant(#(ref #names),*) => {
                         ::noex::__private::put_tag(__noex_out, &const { ::noex::__private::TagBytes::new(#tag) }, __noex_end)?;
                         #(#puts)*
                         ::core::result::Result::Ok(())
@@ -292,7 +292,7 @@ fn message_serde(
                     let decoded = decoded(&value, ty);
                     serialize_arms.push(quote! {
                         #(#cfgs)*
-                        Self::#variant(#value) =>
+                        Self::#variant(ref #value) =>
                             ::noex::__private::serialize_tagged(__noex_serializer, #tag, &#encoded)
                     });
                     decode_arms.push(quote! {
@@ -305,7 +305,7 @@ fn message_serde(
                     let put = put(&value, ty);
                     encode_direct_arms.push(quote! {
                         #(#cfgs)*
-                        Self::#variant(#value) => {
+                        Self::#variant(ref #value) => {
                             ::noex::__private::put_tag(__noex_out, &const { ::noex::__private::TagBytes::new(#tag) }, __noex_end)?;
                             #put
                             ::core::result::Result::Ok(())
@@ -344,17 +344,15 @@ fn message_serde(
             },
         }
     }
-    let serialize_body = if serialize_arms.is_empty() {
-        quote!(match *self {})
-    } else {
-        quote!(match self { #(#serialize_arms,)* })
-    };
+    // `match *self` with `ref` bindings: it also holds no arm when every message of the enum
+    // is `#[cfg]`-ed out, which `match self` cannot.
+    let serialize_body = quote!(match *self { #(#serialize_arms,)* });
     let encode_direct_body = if encode_direct_arms.is_empty() {
         quote!(match *self {})
     } else {
         quote! {
             let __noex_end = ::noex::__private::wire_end(__noex_out, __noex_most);
-            match self { #(#encode_direct_arms,)* }
+            match *self { #(#encode_direct_arms,)* }
         }
     };
     quote! {

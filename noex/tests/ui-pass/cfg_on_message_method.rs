@@ -73,6 +73,32 @@ impl L {
     }
 }
 
+/// Every cast (and call) compiled out: the enums have no variant left.
+#[behavior]
+pub struct R {
+    n: u32,
+}
+
+#[behavior]
+impl R {
+    #[init]
+    fn init() -> Self {
+        R { n: 0 }
+    }
+
+    #[cfg(any())]
+    #[call]
+    fn get(&self) -> u32 {
+        self.n
+    }
+
+    #[cfg(any())]
+    #[cast]
+    fn set(&mut self, n: u32) {
+        self.n = n;
+    }
+}
+
 fn main() {
     use noex::ServerRef;
     fn _uses(s: ServerRef<S>, l: ServerRef<L>) {
