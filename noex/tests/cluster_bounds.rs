@@ -341,9 +341,11 @@ fn unfinished_messages_from_all_peers_stay_within_the_nodes_reassembly_limit() {
     run_blocking(async {
         const SIZE: usize = 512 * 1024;
         const PIECE: usize = 64 * 1024;
+        // The raw peers send nothing while they wait: a timeout no slow machine reaches
+        // (a peer dropped for silence would give its room to the third).
         let node = Node::start(
             cluster_config("a")
-                .heartbeat(Duration::from_millis(100), Duration::from_secs(30))
+                .heartbeat(Duration::from_millis(100), Duration::from_secs(600))
                 .limits(1 << 20, SIZE)
                 .reassembly_limit(2 * SIZE),
         )
