@@ -11,6 +11,9 @@ pub(crate) struct BehaviorArgs {
     pub(crate) name: Option<LitStr>,
     /// `local`: no serialization, no registry entry (on the impl block).
     pub(crate) local: Option<Span>,
+    /// `crate = path` (or `crate = "path"`): the path of the noex crate in the generated code,
+    /// for a crate that renames the dependency or reaches noex through another crate.
+    pub(crate) krate: Option<syn::Path>,
 }
 
 pub(crate) fn behavior_args(args: TokenStream) -> syn::Result<BehaviorArgs> {
@@ -18,6 +21,9 @@ pub(crate) fn behavior_args(args: TokenStream) -> syn::Result<BehaviorArgs> {
     let parser = syn::meta::parser(|meta| {
         if meta.path.is_ident("name") {
             parsed.name = Some(meta.value()?.parse()?);
+            Ok(())
+        } else if meta.path.is_ident("crate") {
+            parsed.krate = Some(crate_path(&meta)?);
             Ok(())
         } else if meta.path.is_ident("local") {
             if !meta.input.is_empty() && !meta.input.peek(syn::Token![,]) {
@@ -30,11 +36,35 @@ pub(crate) fn behavior_args(args: TokenStream) -> syn::Result<BehaviorArgs> {
             parsed.local = Some(meta.path.require_ident()?.span());
             Ok(())
         } else {
-            Err(meta.error("unknown #[behavior] option; expected `name = \"...\"` or `local`"))
+            Err(meta.error(
+                "unknown #[behavior] option; expected `name = \"...\"`, `local` or `crate = path`",
+            ))
         }
     });
     parser.parse2(args)?;
     Ok(parsed)
+}
+
+/// The value of `crate = ..`: a path (`crate = actors`, `crate = crate::facade`) or a string
+/// holding one (`crate = "actors"`, as serde's `#[serde(crate = "..")]`).
+pub(crate) fn crate_path(meta: &syn::meta::ParseNestedMeta<'_>) -> syn::Result<syn::Path> {
+    let value = meta.value()?;
+    if value.peek(LitStr) {
+        let lit: LitStr = value.parse()?;
+        lit.parse::<syn::Path>().map_err(|_| {
+            syn::Error::new_spanned(
+                &lit,
+                "expected the path of the noex crate: crate = \"actors\"",
+            )
+        })
+    } else {
+        value.call(syn::Path::parse_mod_style).map_err(|error| {
+            syn::Error::new(
+                error.span(),
+                "expected the path of the noex crate: crate = actors",
+            )
+        })
+    }
 }
 
 /// What a method of the impl block is marked as.

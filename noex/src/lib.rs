@@ -274,6 +274,13 @@ pub use timer::TimerRef;
 ///   argument, reply, init argument and info type must implement `Serialize` and
 ///   `DeserializeOwned`. A generic behaviour must be local, its type parameters
 ///   `Send + 'static`.
+/// * `#[behavior(crate = path)]` on the struct **and** on the impl block: the path by which
+///   the generated code names noex, instead of `::noex`, for a crate that renames the
+///   dependency (`actors = { package = "noex", .. }` in `Cargo.toml`: `crate = actors`) or
+///   reaches noex through a facade crate (`crate = facade::noex`); `crate = "actors"` is
+///   accepted too. Each of the two expansions names noex on its own, so give it to both
+///   (one without it fails with "cannot find `noex` in the crate root"); it combines with
+///   the other options, `#[behavior(crate = actors, local)]`.
 /// * `#[tag = 0x1234]` on a `#[call]` or `#[cast]` method pins its wire tag, to keep old
 ///   messages decoding after a rename or to resolve a (compile-time detected) collision.
 ///
@@ -289,7 +296,9 @@ pub use noex_macros::behavior;
 /// `#[behavior]` does for its behaviours: put it on the `impl GenServer for T` block. Its
 /// `Args`, `Call`, `Reply`, `Cast` and `Info` types must be serde types (one that is not is a
 /// compile error at that type). The behaviour's name is `T`'s module path, or the one given
-/// as `#[noex::remote(name = "..")]`.
+/// as `#[noex::remote(name = "..")]`. A crate that names noex otherwise than `::noex` (a
+/// renamed dependency, a facade) gives its path as `#[remote(crate = path)]`, as for
+/// [`#[behavior]`](behavior).
 ///
 /// ```
 /// use noex::{Ctx, GenServer, Node, ReplyTo};

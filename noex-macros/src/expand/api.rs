@@ -10,6 +10,7 @@ use crate::ast::{Behavior, Method};
 use crate::attr::Role;
 
 pub(super) fn client_trait(behavior: &Behavior, names: &Names) -> TokenStream {
+    let noex = crate::expand::krate();
     let self_ty = &behavior.item.self_ty;
     let api = &names.api;
     let generics = &behavior.item.generics;
@@ -29,13 +30,13 @@ pub(super) fn client_trait(behavior: &Behavior, names: &Names) -> TokenStream {
     );
     let mut blanket_generics = generics.clone();
     blanket_generics.params.push(syn::parse_quote!(
-        __NoexHandle: ::noex::ServerHandle<#self_ty> + ?::core::marker::Sized
+        __NoexHandle: #noex::ServerHandle<#self_ty> + ?::core::marker::Sized
     ));
     let (blanket_impl_generics, _, _) = blanket_generics.split_for_impl();
     quote! {
         #[doc = #doc]
         #[allow(private_bounds, private_interfaces)]
-        pub trait #api #generics: ::noex::ServerHandle<#self_ty> #where_clause {
+        pub trait #api #generics: #noex::ServerHandle<#self_ty> #where_clause {
             #(#methods)*
         }
 
@@ -46,6 +47,7 @@ pub(super) fn client_trait(behavior: &Behavior, names: &Names) -> TokenStream {
 
 /// `method(args)` and `method_with_timeout(args, timeout)` for a `#[call]`.
 fn call_methods(behavior: &Behavior, names: &Names, method: &Method) -> TokenStream {
+    let noex = crate::expand::krate();
     let ident = &method.ident;
     let with_timeout = format_ident!("{}_with_timeout", method.ident.unraw());
     let docs = docs(
@@ -83,10 +85,10 @@ fn call_methods(behavior: &Behavior, names: &Names, method: &Method) -> TokenStr
         #docs
         fn #ident(&self, #(#arg_names: #arg_types),*)
             -> impl ::core::future::Future<
-                Output = ::core::result::Result<#output, ::noex::CallError>,
+                Output = ::core::result::Result<#output, #noex::CallError>,
             > + ::core::marker::Send
         {
-            self.#with_timeout(#(#arg_names,)* ::noex::__private::DEFAULT_CALL_TIMEOUT)
+            self.#with_timeout(#(#arg_names,)* #noex::__private::DEFAULT_CALL_TIMEOUT)
         }
 
         #(#cfgs)*
@@ -95,18 +97,18 @@ fn call_methods(behavior: &Behavior, names: &Names, method: &Method) -> TokenStr
         #[doc = #timeout_doc]
         fn #with_timeout(&self, #(#arg_names: #arg_types,)* #timeout: ::core::time::Duration)
             -> impl ::core::future::Future<
-                Output = ::core::result::Result<#output, ::noex::CallError>,
+                Output = ::core::result::Result<#output, #noex::CallError>,
             > + ::core::marker::Send
         {
-            let __noex_call = ::noex::ServerHandle::call_with_timeout(
+            let __noex_call = #noex::ServerHandle::call_with_timeout(
                 self,
                 <#call>::#variant(#(#arg_names),*),
                 #timeout,
             );
-            ::noex::__private::Unpack::new(__noex_call, |__noex_reply| match __noex_reply {
+            #noex::__private::Unpack::new(__noex_call, |__noex_reply| match __noex_reply {
                 #unpack,
                 #[allow(unreachable_patterns)]
-                _ => ::core::result::Result::Err(::noex::CallError::BadReply),
+                _ => ::core::result::Result::Err(#noex::CallError::BadReply),
             })
         }
     }
@@ -125,6 +127,7 @@ fn docs(method: &Method, fallback: &str) -> TokenStream {
 
 /// `method(args)`, `try_method(args)` and `method_wait(args)` for a `#[cast]`.
 fn cast_methods(behavior: &Behavior, names: &Names, method: &Method) -> TokenStream {
+    let noex = crate::expand::krate();
     let ident = &method.ident;
     let try_ident = format_ident!("try_{}", method.ident.unraw());
     let wait_ident = format_ident!("{}_wait", method.ident.unraw());
@@ -150,7 +153,7 @@ fn cast_methods(behavior: &Behavior, names: &Names, method: &Method) -> TokenStr
         many => (quote!((#(#many,)*)), quote!((#(#arg_names,)*))),
     };
     let hand_back = quote! {
-        |__noex_refused: ::noex::CastError<#cast>| {
+        |__noex_refused: #noex::CastError<#cast>| {
             __noex_refused.map(|__noex_message| match __noex_message {
                 #cast_ident::#variant(#(#arg_names),*) => #args,
                 #[allow(unreachable_patterns)]
@@ -167,9 +170,9 @@ fn cast_methods(behavior: &Behavior, names: &Names, method: &Method) -> TokenStr
         #docs
         #[inline]
         fn #ident(&self, #(#arg_names: #arg_types),*)
-            -> ::core::result::Result<(), ::noex::SendError>
+            -> ::core::result::Result<(), #noex::SendError>
         {
-            ::noex::ServerHandle::cast_message(self, <#cast>::#variant(#(#arg_names),*))
+            #noex::ServerHandle::cast_message(self, <#cast>::#variant(#(#arg_names),*))
         }
 
         #(#cfgs)*
@@ -177,9 +180,9 @@ fn cast_methods(behavior: &Behavior, names: &Names, method: &Method) -> TokenStr
         #[allow(deprecated)]
         #[doc = #try_doc]
         fn #try_ident(&self, #(#arg_names: #arg_types),*)
-            -> ::core::result::Result<(), ::noex::CastError<#args_type>>
+            -> ::core::result::Result<(), #noex::CastError<#args_type>>
         {
-            ::noex::ServerHandle::try_cast_message(self, <#cast>::#variant(#(#arg_names),*))
+            #noex::ServerHandle::try_cast_message(self, <#cast>::#variant(#(#arg_names),*))
                 .map_err(#hand_back)
         }
 
@@ -189,11 +192,11 @@ fn cast_methods(behavior: &Behavior, names: &Names, method: &Method) -> TokenStr
         #[doc = #wait_doc]
         fn #wait_ident(&self, #(#arg_names: #arg_types),*)
             -> impl ::core::future::Future<
-                Output = ::core::result::Result<(), ::noex::CastError<#args_type>>,
+                Output = ::core::result::Result<(), #noex::CastError<#args_type>>,
             > + ::core::marker::Send
         {
             let __noex_cast =
-                ::noex::ServerHandle::cast_message_wait(self, <#cast>::#variant(#(#arg_names),*));
+                #noex::ServerHandle::cast_message_wait(self, <#cast>::#variant(#(#arg_names),*));
             async move { __noex_cast.await.map_err(#hand_back) }
         }
     }

@@ -12,9 +12,11 @@ use crate::ast::type_text;
 /// The associated types of `GenServer` that travel between nodes.
 const MESSAGE_TYPES: [&str; 5] = ["Args", "Call", "Reply", "Cast", "Info"];
 
-/// Expands `#[remote]` / `#[remote(name = "..")]`.
+/// Expands `#[remote]` / `#[remote(name = "..", crate = path)]`.
 pub(crate) fn remote(args: TokenStream, input: TokenStream) -> syn::Result<TokenStream> {
-    let name = remote_args(args)?;
+    let (name, krate) = remote_args(args)?;
+    let _krate = crate::expand::KrateGuard::set(krate);
+    let noex = crate::expand::krate();
     let mut item: ItemImpl = syn::parse2(input).map_err(|error| {
         syn::Error::new(
             error.span(),
@@ -59,10 +61,10 @@ pub(crate) fn remote(args: TokenStream, input: TokenStream) -> syn::Result<Token
     // is not a serde type, the checks below say so at that type, and this stays quiet.
     item.items.push(syn::parse_quote! {
         #[doc(hidden)]
-        fn __remote_codec() -> ::core::option::Option<::noex::__private::Codec<Self>> {
+        fn __remote_codec() -> ::core::option::Option<#noex::__private::Codec<Self>> {
             #[allow(unused_imports)]
-            use ::noex::__private::{ViaNothing as _, ViaRemote as _};
-            (&::noex::__private::Probe::<Self>::new()).remote_codec()
+            use #noex::__private::{ViaNothing as _, ViaRemote as _};
+            (&#noex::__private::Probe::<Self>::new()).remote_codec()
         }
     });
     let self_ty = &item.self_ty;
@@ -79,14 +81,14 @@ pub(crate) fn remote(args: TokenStream, input: TokenStream) -> syn::Result<Token
     let remote_checks = message_types.iter().map(|ty| {
         let ident = &ty.ident;
         quote_spanned! {ty.ty.span()=>
-            (&::noex::__private::RemoteCheck::<<#self_ty as ::noex::GenServer>::#ident>::new())
+            (&#noex::__private::RemoteCheck::<<#self_ty as #noex::GenServer>::#ident>::new())
                 .check();
         }
     });
     // `RemoteBehavior` only where every message type is a serde type, so that a type that
     // is not is reported once, by its check, rather than again inside the codec.
     let guarded = message_types.iter().map(|ty| &ty.ty);
-    let remote_guard = quote!(where #(for<'__noex> #guarded: ::noex::__private::RemoteMessage,)*);
+    let remote_guard = quote!(where #(for<'__noex> #guarded: #noex::__private::RemoteMessage,)*);
     let name = match name {
         Some(name) => quote!(#name),
         None => quote!(::core::concat!(
@@ -100,48 +102,52 @@ pub(crate) fn remote(args: TokenStream, input: TokenStream) -> syn::Result<Token
 
         const _: () = {
             #[automatically_derived]
-            impl ::noex::BehaviorName for #self_ty {
+            impl #noex::BehaviorName for #self_ty {
                 const NAME: &'static str = #name;
             }
 
             const _: fn() = || {
                 #[allow(unused_imports)]
-                use ::noex::__private::{CheckAll as _, CheckSerialize as _};
+                use #noex::__private::{CheckAll as _, CheckSerialize as _};
                 #(#remote_checks)*
             };
 
             #[automatically_derived]
-            impl ::noex::RemoteBehavior for #self_ty #remote_guard {
+            impl #noex::RemoteBehavior for #self_ty #remote_guard {
                 const TAGS: &'static [(&'static str, u32)] = &[];
 
-                fn codec() -> ::noex::__private::Codec<Self> {
-                    ::noex::__private::codec::<Self>()
+                fn codec() -> #noex::__private::Codec<Self> {
+                    #noex::__private::codec::<Self>()
                 }
             }
 
-            ::noex::__private::inventory::submit! {
-                ::noex::__private::BehaviorEntry {
-                    name: <#self_ty as ::noex::BehaviorName>::NAME,
+            #noex::__private::inventory::submit! {
+                #noex::__private::BehaviorEntry {
+                    name: <#self_ty as #noex::BehaviorName>::NAME,
                     type_name: ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#self_ty)),
                     args_type: #args_type,
-                    spawn: ::noex::__private::spawn_encoded::<#self_ty>,
+                    spawn: #noex::__private::spawn_encoded::<#self_ty>,
                 }
             }
         };
     })
 }
 
-/// `name = ".."`, or nothing.
-fn remote_args(args: TokenStream) -> syn::Result<Option<LitStr>> {
+/// `name = ".."` and `crate = path`, each optional.
+fn remote_args(args: TokenStream) -> syn::Result<(Option<LitStr>, Option<syn::Path>)> {
     let mut name = None;
+    let mut krate = None;
     let parser = syn::meta::parser(|meta| {
         if meta.path.is_ident("name") {
             name = Some(meta.value()?.parse()?);
             Ok(())
+        } else if meta.path.is_ident("crate") {
+            krate = Some(crate::attr::crate_path(&meta)?);
+            Ok(())
         } else {
-            Err(meta.error("unknown #[remote] option; expected `name = \"...\"`"))
+            Err(meta.error("unknown #[remote] option; expected `name = \"...\"` or `crate = path`"))
         }
     });
     syn::parse::Parser::parse2(parser, args)?;
-    Ok(name)
+    Ok((name, krate))
 }

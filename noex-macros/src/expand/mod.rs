@@ -15,6 +15,8 @@ pub(crate) mod hand_written;
 mod remote;
 mod server;
 
+use std::cell::RefCell;
+
 use proc_macro2::{Ident, TokenStream};
 use quote::{format_ident, quote};
 use syn::ext::IdentExt;
@@ -26,6 +28,7 @@ use crate::valid;
 
 pub(crate) fn behavior(args: TokenStream, input: TokenStream) -> syn::Result<TokenStream> {
     let args = attr::behavior_args(args)?;
+    let _krate = KrateGuard::set(args.krate.clone());
     match syn::parse2::<Item>(input)? {
         Item::Struct(item) => expand_struct(args, item),
         Item::Impl(item) => expand_impl(args, item),
@@ -38,6 +41,7 @@ pub(crate) fn behavior(args: TokenStream, input: TokenStream) -> syn::Result<Tok
 
 /// The struct: unchanged, plus its `BehaviorName`.
 fn expand_struct(args: attr::BehaviorArgs, item: ItemStruct) -> syn::Result<TokenStream> {
+    let noex = crate::expand::krate();
     if let Some(span) = args.local {
         return Err(syn::Error::new(
             span,
@@ -66,7 +70,7 @@ fn expand_struct(args: attr::BehaviorArgs, item: ItemStruct) -> syn::Result<Toke
     Ok(quote! {
         #item
 
-        impl #impl_generics ::noex::BehaviorName for #ident #ty_generics #where_clause {
+        impl #impl_generics #noex::BehaviorName for #ident #ty_generics #where_clause {
             const NAME: &'static str = #name;
         }
 
@@ -114,6 +118,37 @@ fn expand_impl(args: attr::BehaviorArgs, item: ItemImpl) -> syn::Result<TokenStr
             #remote
         };
     })
+}
+
+thread_local! {
+    /// The path of the noex crate in the code being generated: `::noex`, or the one given
+    /// with `#[behavior(crate = path)]`. Set for the time of one expansion.
+    static KRATE: RefCell<Option<syn::Path>> = const { RefCell::new(None) };
+}
+
+/// The path generated code names the noex crate by (`::noex` unless `crate = ..` was
+/// given): a `syn::Path`, which, unlike a `TokenStream`, is no iterator, so it can be
+/// interpolated in a `quote!` repetition.
+pub(crate) fn krate() -> syn::Path {
+    KRATE
+        .with(|krate| krate.borrow().clone())
+        .unwrap_or_else(|| syn::parse_quote!(::noex))
+}
+
+/// Sets the crate path for one expansion, and resets it when dropped.
+pub(crate) struct KrateGuard(Option<syn::Path>);
+
+impl KrateGuard {
+    pub(crate) fn set(krate: Option<syn::Path>) -> Self {
+        KrateGuard(KRATE.with(|current| current.replace(krate)))
+    }
+}
+
+impl Drop for KrateGuard {
+    fn drop(&mut self) {
+        let previous = self.0.take();
+        KRATE.with(|current| *current.borrow_mut() = previous);
+    }
 }
 
 /// Names of the generated items of one behaviour.
@@ -174,4 +209,83 @@ pub(crate) fn init(behavior: &Behavior) -> &Method {
     with_role(behavior, Role::Init)
         .next()
         .expect("validated: one #[init]")
+}
+
+#[cfg(test)]
+mod tests {
+    use quote::quote;
+
+    /// Whether `tokens` name a path starting with `noex` (`::noex::..` or `noex::..`).
+    fn names_noex(tokens: &proc_macro2::TokenStream) -> bool {
+        let text = tokens.to_string();
+        text.contains(":: noex ::") || text.starts_with("noex ::") || text.contains(" noex ::")
+    }
+
+    #[test]
+    fn crate_option_replaces_every_noex_path() {
+        let methods = quote! {
+            impl Counter {
+                #[init]
+                fn init(start: u64) -> Result<Self, String> { Ok(Counter(start)) }
+                #[call]
+                fn get(&self) -> u64 { self.0 }
+                #[call]
+                async fn echo(&self, data: Vec<u8>) -> Vec<u8> { data }
+                #[cast]
+                fn add(&mut self, n: u64) { self.0 += n; }
+                #[cast]
+                #[tag = 7]
+                fn reset(&mut self) { self.0 = 0; }
+                #[info]
+                async fn tick(&mut self, info: Info<u8>) { let _ = info; }
+                #[terminate]
+                fn bye(&mut self) {}
+            }
+        };
+        for (args, item) in [
+            (
+                quote!(crate = actors),
+                quote!(
+                    struct Counter(u64);
+                ),
+            ),
+            (
+                quote!(crate = "actors", name = "c"),
+                quote!(
+                    struct Counter(u64);
+                ),
+            ),
+            (quote!(crate = actors), methods.clone()),
+            (quote!(crate = actors, local), methods.clone()),
+        ] {
+            let expanded = super::behavior(args.clone(), item).expect("expands");
+            let text = expanded.to_string();
+            assert!(!text.contains("compile_error"), "{args}: {text}");
+            assert!(text.contains("actors ::"), "{args}: {text}");
+            assert!(!names_noex(&expanded), "{args} names noex: {text}");
+        }
+        let default = super::behavior(quote!(), methods).expect("expands");
+        assert!(names_noex(&default), "the default path is ::noex");
+        // The option of one expansion does not stay for the next.
+        let krate = super::krate();
+        assert_eq!(quote!(#krate).to_string(), ":: noex");
+    }
+
+    #[test]
+    fn remote_crate_option_replaces_every_noex_path() {
+        let item = quote! {
+            impl GenServer for Hand {
+                type Args = u64;
+                type Call = ();
+                type Reply = u64;
+                type Cast = u64;
+                type Info = ();
+                type InitError = std::convert::Infallible;
+            }
+        };
+        let expanded = super::hand_written::remote(quote!(crate = actors), item).expect("expands");
+        let text = expanded.to_string();
+        assert!(text.contains("actors ::"), "{text}");
+        assert!(!names_noex(&expanded), "names noex: {text}");
+    }
 }

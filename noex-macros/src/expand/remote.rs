@@ -19,6 +19,7 @@ use crate::ast::{type_text, Behavior, Method};
 use crate::attr::Role;
 
 pub(super) fn remote(behavior: &Behavior, names: &Names) -> TokenStream {
+    let noex = crate::expand::krate();
     let self_ty = &behavior.item.self_ty;
     let ident = &behavior.ident;
     let messages: Vec<&Method> = behavior
@@ -32,7 +33,9 @@ pub(super) fn remote(behavior: &Behavior, names: &Names) -> TokenStream {
         let method_name = method.ident.unraw().to_string();
         let value = match &method.tag {
             Some(tag) => quote!(#tag),
-            None => quote!(::noex::__private::tag(<#self_ty as ::noex::BehaviorName>::NAME, #method_name)),
+            None => {
+                quote!(#noex::__private::tag(<#self_ty as #noex::BehaviorName>::NAME, #method_name))
+            }
         };
         quote!(#(#cfgs)* const #name: u32 = #value;)
     });
@@ -54,7 +57,7 @@ pub(super) fn remote(behavior: &Behavior, names: &Names) -> TokenStream {
         .chain(args_types(behavior).map(|ty| (init, ty)))
         .map(|(method, ty)| {
             let cfgs = &method.cfgs;
-            quote_spanned!(ty.span()=> #(#cfgs)* (&::noex::__private::RemoteCheck::<#ty>::new()).check();)
+            quote_spanned!(ty.span()=> #(#cfgs)* (&#noex::__private::RemoteCheck::<#ty>::new()).check();)
         });
     let call_serde = message_serde(behavior, &names.call, Role::Call, Payload::Arguments);
     let reply_serde = message_serde(behavior, &names.reply, Role::Call, Payload::Reply);
@@ -71,17 +74,17 @@ pub(super) fn remote(behavior: &Behavior, names: &Names) -> TokenStream {
     // its name below say so, and the codec does not say it again.
     let remote_guard = quote! {
         where
-            for<'__noex> #self_ty: ::noex::BehaviorName,
-            #(for<'__noex> #all_types: ::noex::__private::RemoteMessage,)*
+            for<'__noex> #self_ty: #noex::BehaviorName,
+            #(for<'__noex> #all_types: #noex::__private::RemoteMessage,)*
     };
     quote! {
         #(#tag_consts)*
 
-        const _: () = ::core::assert!(::noex::__private::distinct(&[#(#all_tags),*]), #collision);
+        const _: () = ::core::assert!(#noex::__private::distinct(&[#(#all_tags),*]), #collision);
 
         const _: fn() = || {
             #[allow(unused_imports)]
-            use ::noex::__private::{CheckAll as _, CheckSerialize as _};
+            use #noex::__private::{CheckAll as _, CheckSerialize as _};
             #(#remote_checks)*
         };
 
@@ -90,20 +93,20 @@ pub(super) fn remote(behavior: &Behavior, names: &Names) -> TokenStream {
         #cast_serde
 
         #[automatically_derived]
-        impl ::noex::RemoteBehavior for #self_ty #remote_guard {
+        impl #noex::RemoteBehavior for #self_ty #remote_guard {
             const TAGS: &'static [(&'static str, u32)] = &[#(#tag_table),*];
 
-            fn codec() -> ::noex::__private::Codec<Self> {
-                ::noex::__private::tagged_codec::<Self>()
+            fn codec() -> #noex::__private::Codec<Self> {
+                #noex::__private::tagged_codec::<Self>()
             }
         }
 
-        ::noex::__private::inventory::submit! {
-            ::noex::__private::BehaviorEntry {
-                name: <#self_ty as ::noex::BehaviorName>::NAME,
+        #noex::__private::inventory::submit! {
+            #noex::__private::BehaviorEntry {
+                name: <#self_ty as #noex::BehaviorName>::NAME,
                 type_name: ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#ident)),
                 args_type: #args_text,
-                spawn: ::noex::__private::spawn_encoded::<#self_ty>,
+                spawn: #noex::__private::spawn_encoded::<#self_ty>,
             }
         }
     }
@@ -112,12 +115,13 @@ pub(super) fn remote(behavior: &Behavior, names: &Names) -> TokenStream {
 /// The registry entry of a local-only behaviour: known by name, so that a request to spawn
 /// it by name is answered "local-only" rather than "not registered".
 pub(super) fn local_entry(behavior: &Behavior) -> TokenStream {
+    let noex = crate::expand::krate();
     let self_ty = &behavior.item.self_ty;
     let ident = &behavior.ident;
     quote! {
-        ::noex::__private::inventory::submit! {
-            ::noex::__private::LocalBehaviorEntry {
-                name: <#self_ty as ::noex::BehaviorName>::NAME,
+        #noex::__private::inventory::submit! {
+            #noex::__private::LocalBehaviorEntry {
+                name: <#self_ty as #noex::BehaviorName>::NAME,
                 type_name: ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#ident)),
             }
         }
@@ -176,8 +180,9 @@ fn is_byte_vec(ty: &syn::Type) -> bool {
 
 /// The value to serialize for `name` (a reference to a `ty`).
 fn encoded(name: &Ident, ty: &syn::Type) -> TokenStream {
+    let noex = crate::expand::krate();
     if is_byte_vec(ty) {
-        quote!(::noex::__private::AsBytes(#name))
+        quote!(#noex::__private::AsBytes(#name))
     } else {
         quote!(#name)
     }
@@ -185,8 +190,9 @@ fn encoded(name: &Ident, ty: &syn::Type) -> TokenStream {
 
 /// The type to deserialize for a `ty`.
 fn wire_type(ty: &syn::Type) -> TokenStream {
+    let noex = crate::expand::krate();
     if is_byte_vec(ty) {
-        quote!(::noex::__private::ByteBuf)
+        quote!(#noex::__private::ByteBuf)
     } else {
         quote!(#ty)
     }
@@ -204,10 +210,11 @@ fn decoded(name: &Ident, ty: &syn::Type) -> TokenStream {
 /// Appends argument `name` (a reference to a `ty`) in the direct encoding (see
 /// `noex::dist::tagged`).
 fn put(name: &Ident, ty: &syn::Type) -> TokenStream {
+    let noex = crate::expand::krate();
     if is_byte_vec(ty) {
-        quote!(::noex::__private::put_bytes(__noex_out, #name, __noex_end)?;)
+        quote!(#noex::__private::put_bytes(__noex_out, #name, __noex_end)?;)
     } else {
-        quote!(::noex::__private::put_value(__noex_out, #name, __noex_end)?;)
+        quote!(#noex::__private::put_value(__noex_out, #name, __noex_end)?;)
     }
 }
 
@@ -228,6 +235,7 @@ fn message_serde(
     role: Role,
     payload: Payload,
 ) -> TokenStream {
+    let noex = crate::expand::krate();
     let self_ty = &behavior.item.self_ty;
     let field_types: Vec<&syn::Type> = with_role(behavior, role)
         .filter(|method| method.cfgs.is_empty())
@@ -238,7 +246,7 @@ fn message_serde(
             }
         })
         .collect();
-    let guard = quote!(where #(for<'__noex> #field_types: ::noex::__private::RemoteMessage,)*);
+    let guard = quote!(where #(for<'__noex> #field_types: #noex::__private::RemoteMessage,)*);
     let mut serialize_arms = Vec::new();
     let mut decode_arms = Vec::new();
     let mut encode_direct_arms = Vec::new();
@@ -257,12 +265,12 @@ fn message_serde(
                 serialize_arms.push(quote! {
                     #(#cfgs)*
                     Self::#variant(#(ref #names),*) =>
-                        ::noex::__private::serialize_tagged(__noex_serializer, #tag, &(#(#encoded,)*))
+                        #noex::__private::serialize_tagged(__noex_serializer, #tag, &(#(#encoded,)*))
                 });
                 decode_arms.push(quote! {
                     #(#cfgs)*
                     #tag => {
-                        let (#(#names,)*): (#(#wire_types,)*) = ::noex::__private::payload(__noex_seq)?;
+                        let (#(#names,)*): (#(#wire_types,)*) = #noex::__private::payload(__noex_seq)?;
                         ::core::result::Result::Ok(Self::#variant(#(#decoded),*))
                     }
                 });
@@ -270,7 +278,7 @@ fn message_serde(
                 encode_direct_arms.push(quote! {
                     #(#cfgs)*
                     Self::#variant(#(ref #names),*) => {
-                        ::noex::__private::put_tag(__noex_out, &const { ::noex::__private::TagBytes::new(#tag) }, __noex_end)?;
+                        #noex::__private::put_tag(__noex_out, &const { #noex::__private::TagBytes::new(#tag) }, __noex_end)?;
                         #(#puts)*
                         ::core::result::Result::Ok(())
                     }
@@ -293,12 +301,12 @@ fn message_serde(
                     serialize_arms.push(quote! {
                         #(#cfgs)*
                         Self::#variant(ref #value) =>
-                            ::noex::__private::serialize_tagged(__noex_serializer, #tag, &#encoded)
+                            #noex::__private::serialize_tagged(__noex_serializer, #tag, &#encoded)
                     });
                     decode_arms.push(quote! {
                         #(#cfgs)*
                         #tag => {
-                            let #value = ::noex::__private::payload::<_, #wire_type>(__noex_seq)?;
+                            let #value = #noex::__private::payload::<_, #wire_type>(__noex_seq)?;
                             ::core::result::Result::Ok(Self::#variant(#decoded))
                         }
                     });
@@ -306,7 +314,7 @@ fn message_serde(
                     encode_direct_arms.push(quote! {
                         #(#cfgs)*
                         Self::#variant(ref #value) => {
-                            ::noex::__private::put_tag(__noex_out, &const { ::noex::__private::TagBytes::new(#tag) }, __noex_end)?;
+                            #noex::__private::put_tag(__noex_out, &const { #noex::__private::TagBytes::new(#tag) }, __noex_end)?;
                             #put
                             ::core::result::Result::Ok(())
                         }
@@ -323,18 +331,18 @@ fn message_serde(
                 None => {
                     serialize_arms.push(quote! {
                         #(#cfgs)*
-                        Self::#variant => ::noex::__private::serialize_tagged(__noex_serializer, #tag, &())
+                        Self::#variant => #noex::__private::serialize_tagged(__noex_serializer, #tag, &())
                     });
                     decode_arms.push(quote! {
                         #(#cfgs)*
                         #tag => {
-                            ::noex::__private::payload::<_, ()>(__noex_seq)?;
+                            #noex::__private::payload::<_, ()>(__noex_seq)?;
                             ::core::result::Result::Ok(Self::#variant)
                         }
                     });
                     encode_direct_arms.push(quote! {
                         #(#cfgs)*
-                        Self::#variant => ::noex::__private::put_tag(__noex_out, &const { ::noex::__private::TagBytes::new(#tag) }, __noex_end)
+                        Self::#variant => #noex::__private::put_tag(__noex_out, &const { #noex::__private::TagBytes::new(#tag) }, __noex_end)
                     });
                     decode_direct_arms.push(quote! {
                         #(#cfgs)*
@@ -351,14 +359,14 @@ fn message_serde(
         quote!(match *self {})
     } else {
         quote! {
-            let __noex_end = ::noex::__private::wire_end(__noex_out, __noex_most);
+            let __noex_end = #noex::__private::wire_end(__noex_out, __noex_most);
             match *self { #(#encode_direct_arms,)* }
         }
     };
     quote! {
         #[automatically_derived]
-        impl ::noex::__private::serde::Serialize for #enum_ident #guard {
-            fn serialize<S: ::noex::__private::serde::Serializer>(
+        impl #noex::__private::serde::Serialize for #enum_ident #guard {
+            fn serialize<S: #noex::__private::serde::Serializer>(
                 &self,
                 __noex_serializer: S,
             ) -> ::core::result::Result<S::Ok, S::Error> {
@@ -367,19 +375,19 @@ fn message_serde(
         }
 
         #[automatically_derived]
-        impl<'de> ::noex::__private::serde::Deserialize<'de> for #enum_ident #guard {
-            fn deserialize<D: ::noex::__private::serde::Deserializer<'de>>(
+        impl<'de> #noex::__private::serde::Deserialize<'de> for #enum_ident #guard {
+            fn deserialize<D: #noex::__private::serde::Deserializer<'de>>(
                 __noex_deserializer: D,
             ) -> ::core::result::Result<Self, D::Error> {
-                ::noex::__private::deserialize_tagged(__noex_deserializer)
+                #noex::__private::deserialize_tagged(__noex_deserializer)
             }
         }
 
         #[automatically_derived]
-        impl ::noex::__private::FromTagged for #enum_ident #guard {
-            const BEHAVIOR: &'static str = <#self_ty as ::noex::BehaviorName>::NAME;
+        impl #noex::__private::FromTagged for #enum_ident #guard {
+            const BEHAVIOR: &'static str = <#self_ty as #noex::BehaviorName>::NAME;
 
-            fn from_tagged<'de, A: ::noex::__private::serde::de::SeqAccess<'de>>(
+            fn from_tagged<'de, A: #noex::__private::serde::de::SeqAccess<'de>>(
                 __noex_tag: u32,
                 __noex_seq: A,
             ) -> ::core::result::Result<Self, A::Error> {
@@ -387,32 +395,32 @@ fn message_serde(
                 match __noex_tag {
                     #(#decode_arms,)*
                     other => ::core::result::Result::Err(
-                        ::noex::__private::unknown_tag(Self::BEHAVIOR, other),
+                        #noex::__private::unknown_tag(Self::BEHAVIOR, other),
                     ),
                 }
             }
         }
 
         #[automatically_derived]
-        impl ::noex::__private::Tagged for #enum_ident #guard {
+        impl #noex::__private::Tagged for #enum_ident #guard {
             #[inline]
             fn encode_tagged(
                 &self,
                 __noex_out: &mut ::std::vec::Vec<u8>,
                 __noex_most: usize,
-            ) -> ::core::result::Result<(), ::noex::__private::WireError> {
+            ) -> ::core::result::Result<(), #noex::__private::WireError> {
                 #encode_direct_body
             }
 
             #[inline]
             fn decode_tagged(
                 __noex_bytes: &[u8],
-            ) -> ::core::result::Result<Self, ::noex::__private::WireError> {
-                let mut __noex_input = ::noex::__private::WireInput::new(__noex_bytes);
+            ) -> ::core::result::Result<Self, #noex::__private::WireError> {
+                let mut __noex_input = #noex::__private::WireInput::new(__noex_bytes);
                 #[allow(unreachable_code, unused_variables)]
                 match __noex_input.tag()? {
                     #(#decode_direct_arms,)*
-                    _ => ::core::result::Result::Err(::noex::__private::unknown_wire_tag()),
+                    _ => ::core::result::Result::Err(#noex::__private::unknown_wire_tag()),
                 }
             }
         }

@@ -170,6 +170,7 @@ fn any_async(behavior: &Behavior, role: Role) -> bool {
 
 /// The `GenServer` impl.
 pub(super) fn gen_server(behavior: &Behavior, names: &Names) -> TokenStream {
+    let noex = crate::expand::krate();
     let self_ty = &behavior.item.self_ty;
     let (impl_generics, _, where_clause) = behavior.item.generics.split_for_impl();
     let args_ty = args_type(behavior);
@@ -188,7 +189,7 @@ pub(super) fn gen_server(behavior: &Behavior, names: &Names) -> TokenStream {
         future_fn(
             method.is_async,
             quote!(handle_info),
-            quote!(&mut self, __noex_info: ::noex::Info<Self::Info>, __noex_ctx: &mut ::noex::Ctx<Self>),
+            quote!(&mut self, __noex_info: #noex::Info<Self::Info>, __noex_ctx: &mut #noex::Ctx<Self>),
             quote!(()),
             quote!(#invoke;),
         )
@@ -198,7 +199,7 @@ pub(super) fn gen_server(behavior: &Behavior, names: &Names) -> TokenStream {
         future_fn(
             method.is_async,
             quote!(terminate),
-            quote!(&mut self, __noex_reason: &::noex::ExitReason, __noex_ctx: &mut ::noex::Ctx<Self>),
+            quote!(&mut self, __noex_reason: &#noex::ExitReason, __noex_ctx: &mut #noex::Ctx<Self>),
             quote!(()),
             quote!(#invoke;),
         )
@@ -206,26 +207,26 @@ pub(super) fn gen_server(behavior: &Behavior, names: &Names) -> TokenStream {
     let init_method = init(behavior);
     let init_error = match &init_method.output {
         Some(output) if returns_result(output) => {
-            quote_spanned!(output.span()=> <#output as ::noex::__private::InitResult>::Error)
+            quote_spanned!(output.span()=> <#output as #noex::__private::InitResult>::Error)
         }
         _ => quote!(::core::convert::Infallible),
     };
     let remote_codec = behavior.local.is_none().then(|| {
         quote! {
-            fn __remote_codec() -> ::core::option::Option<::noex::__private::Codec<Self>> {
+            fn __remote_codec() -> ::core::option::Option<#noex::__private::Codec<Self>> {
                 #[allow(unused_imports)]
-                use ::noex::__private::{ViaNothing as _, ViaRemote as _};
-                (&::noex::__private::Probe::<Self>::new()).remote_codec()
+                use #noex::__private::{ViaNothing as _, ViaRemote as _};
+                (&#noex::__private::Probe::<Self>::new()).remote_codec()
             }
         }
     });
     let process_safe = message_types(behavior).map(|(method, ty)| {
         let cfgs = &method.cfgs;
-        quote_spanned!(ty.span()=> #(#cfgs)* ::noex::__private::assert_process_safe::<#ty>();)
+        quote_spanned!(ty.span()=> #(#cfgs)* #noex::__private::assert_process_safe::<#ty>();)
     });
     quote! {
         #[automatically_derived]
-        impl #impl_generics ::noex::GenServer for #self_ty #where_clause {
+        impl #impl_generics #noex::GenServer for #self_ty #where_clause {
             type Args = #args_ty;
             type Call = #call_ty;
             type Reply = #reply_ty;
@@ -278,6 +279,7 @@ fn returns_result(output: &Type) -> bool {
 }
 
 fn init_fn(behavior: &Behavior) -> TokenStream {
+    let noex = crate::expand::krate();
     let method = init(behavior);
     let names = super::bindings(method);
     let unpack = match names.as_slice() {
@@ -288,7 +290,7 @@ fn init_fn(behavior: &Behavior) -> TokenStream {
     let invoke = invoke(method, call_arguments(method, TokenStream::new()));
     let body = match &method.output {
         Some(output) if returns_result(output) => {
-            quote!(::noex::__private::InitResult::into_result(#invoke))
+            quote!(#noex::__private::InitResult::into_result(#invoke))
         }
         _ => quote!(::core::result::Result::Ok(#invoke)),
     };
@@ -297,7 +299,7 @@ fn init_fn(behavior: &Behavior) -> TokenStream {
         #[allow(deprecated)]
         async fn init(
             __noex_args: Self::Args,
-            __noex_ctx: &mut ::noex::Ctx<Self>,
+            __noex_ctx: &mut #noex::Ctx<Self>,
         ) -> ::core::result::Result<Self, Self::InitError> {
             #unpack
             #body
@@ -306,6 +308,7 @@ fn init_fn(behavior: &Behavior) -> TokenStream {
 }
 
 fn handle_call(behavior: &Behavior, names: &Names) -> TokenStream {
+    let noex = crate::expand::krate();
     let call = &names.call;
     let reply = &names.reply;
     // `tail` ends the arm's block (the `Ok(())` of the synchronous version).
@@ -353,9 +356,9 @@ fn handle_call(behavior: &Behavior, names: &Names) -> TokenStream {
             fn __handle_call_now(
                 &mut self,
                 __noex_request: Self::Call,
-                __noex_reply: ::noex::ReplyTo<Self::Reply>,
-                __noex_ctx: &mut ::noex::Ctx<Self>,
-            ) -> ::core::result::Result<(), (Self::Call, ::noex::ReplyTo<Self::Reply>)> {
+                __noex_reply: #noex::ReplyTo<Self::Reply>,
+                __noex_ctx: &mut #noex::Ctx<Self>,
+            ) -> ::core::result::Result<(), (Self::Call, #noex::ReplyTo<Self::Reply>)> {
                 match __noex_request {
                     #(#arms)*
                     #other
@@ -370,8 +373,8 @@ fn handle_call(behavior: &Behavior, names: &Names) -> TokenStream {
         quote! {
             &mut self,
             __noex_request: Self::Call,
-            __noex_reply: ::noex::ReplyTo<Self::Reply>,
-            __noex_ctx: &mut ::noex::Ctx<Self>
+            __noex_reply: #noex::ReplyTo<Self::Reply>,
+            __noex_ctx: &mut #noex::Ctx<Self>
         },
         quote!(()),
         quote! {
@@ -410,6 +413,7 @@ fn now_arms(
 }
 
 fn handle_cast(behavior: &Behavior, names: &Names) -> TokenStream {
+    let noex = crate::expand::krate();
     let cast = &names.cast;
     let arm = |method: &Method, tail: TokenStream| {
         let variant = variant(method);
@@ -432,7 +436,7 @@ fn handle_cast(behavior: &Behavior, names: &Names) -> TokenStream {
             fn __handle_cast_now(
                 &mut self,
                 __noex_message: Self::Cast,
-                __noex_ctx: &mut ::noex::Ctx<Self>,
+                __noex_ctx: &mut #noex::Ctx<Self>,
             ) -> ::core::result::Result<(), Self::Cast> {
                 match __noex_message {
                     #(#arms)*
@@ -445,7 +449,7 @@ fn handle_cast(behavior: &Behavior, names: &Names) -> TokenStream {
     let handle_cast = future_fn(
         any_async(behavior, Role::Cast),
         quote!(handle_cast),
-        quote!(&mut self, __noex_message: Self::Cast, __noex_ctx: &mut ::noex::Ctx<Self>),
+        quote!(&mut self, __noex_message: Self::Cast, __noex_ctx: &mut #noex::Ctx<Self>),
         quote!(()),
         quote! {
             match __noex_message {
