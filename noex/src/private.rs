@@ -145,7 +145,9 @@ pub trait RemoteSerialize: Serialize {}
 impl<T: Serialize> RemoteSerialize for T {}
 
 /// Compile-time check that `T` can travel between nodes, with one error for a type that
-/// cannot: `(&RemoteCheck::<T>::new()).check()`. A bound `T: RemoteMessage` gives an error
+/// cannot: `(&RemoteCheck::<T>::new()).check::<T>()`, the type given again to `check` so that
+/// the error points at all of it (a method's error points at its turbofish argument, not at
+/// the receiver's). A bound `T: RemoteMessage` gives an error
 /// per serde trait missing, two for a type that is neither `Serialize` nor `Deserialize`.
 /// So this requires `T: RemoteMessage` of a `Serialize` type ([`CheckAll`]), where only
 /// `Deserialize` can be missing, and `T: RemoteSerialize` of any other ([`CheckSerialize`]):
@@ -162,10 +164,10 @@ impl<T> RemoteCheck<T> {
 
 /// The check of a `Serialize` type.
 pub trait CheckAll<T> {
-    /// Requires `T: RemoteMessage`.
-    fn check(&self)
+    /// Requires `U: RemoteMessage` (`U` is `T`).
+    fn check<U>(&self)
     where
-        T: RemoteMessage,
+        U: RemoteMessage,
     {
     }
 }
@@ -174,10 +176,10 @@ impl<T: Serialize> CheckAll<T> for RemoteCheck<T> {}
 
 /// The check of any other type.
 pub trait CheckSerialize<T> {
-    /// Requires `T: RemoteSerialize`, which fails.
-    fn check(&self)
+    /// Requires `U: RemoteSerialize` (`U` is `T`), which fails.
+    fn check<U>(&self)
     where
-        T: RemoteSerialize,
+        U: RemoteSerialize,
     {
     }
 }

@@ -80,9 +80,12 @@ pub(crate) fn remote(args: TokenStream, input: TokenStream) -> syn::Result<Token
     // through `GenServer`, as it may mention `Self`).
     let remote_checks = message_types.iter().map(|ty| {
         let ident = &ty.ident;
-        quote_spanned! {ty.ty.span()=>
-            (&#noex::__private::RemoteCheck::<<#self_ty as #noex::GenServer>::#ident>::new())
-                .check();
+        // All at the type's first token (the type named through `GenServer` has tokens from
+        // elsewhere: the impl's self type), as one place to point at.
+        let span = ty.ty.span();
+        let message = respan(quote!(<#self_ty as #noex::GenServer>::#ident), span);
+        quote_spanned! {span=>
+            (&#noex::__private::RemoteCheck::<#message>::new()).check::<#message>();
         }
     });
     // `RemoteBehavior` only where every message type is a serde type, so that a type that
@@ -150,4 +153,22 @@ fn remote_args(args: TokenStream) -> syn::Result<(Option<LitStr>, Option<syn::Pa
     });
     syn::parse::Parser::parse2(parser, args)?;
     Ok((name, krate))
+}
+
+/// `tokens`, every one of them at `span`.
+fn respan(tokens: TokenStream, span: proc_macro2::Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut token| {
+            if let proc_macro2::TokenTree::Group(group) = &token {
+                let mut inner =
+                    proc_macro2::Group::new(group.delimiter(), respan(group.stream(), span));
+                inner.set_span(span);
+                token = proc_macro2::TokenTree::Group(inner);
+            } else {
+                token.set_span(span);
+            }
+            token
+        })
+        .collect()
 }

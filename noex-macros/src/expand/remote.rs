@@ -9,9 +9,8 @@
 //! serde impls remain the definition of the format.
 
 use proc_macro2::{Ident, TokenStream};
-use quote::{format_ident, quote, quote_spanned};
+use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::ext::IdentExt;
-use syn::spanned::Spanned;
 
 use super::server::message_types;
 use super::{variant, with_role, Names};
@@ -55,9 +54,21 @@ pub(super) fn remote(behavior: &Behavior, names: &Names) -> TokenStream {
     let init = super::init(behavior);
     let remote_checks = message_types(behavior)
         .chain(args_types(behavior).map(|ty| (init, ty)))
-        .map(|(method, ty)| {
+        .flat_map(|(method, ty)| {
+            let mut leaves = Vec::new();
+            serde_leaves(ty, &mut leaves);
+            leaves.into_iter().map(move |leaf| (method, leaf))
+        })
+        .map(|(method, leaf)| {
             let cfgs = &method.cfgs;
-            quote_spanned!(ty.span()=> #(#cfgs)* (&#noex::__private::RemoteCheck::<#ty>::new()).check();)
+            // The turbofish of `check` carries the leaf's own spans, so that the error
+            // points at all of it, and the call spans the same tokens (from its first to its
+            // last), so that it is not pointed at again.
+            let (first, last) = first_last_spans(&leaf);
+            let check = Ident::new("check", last);
+            let start = quote_spanned!(first=> (&#noex::__private::RemoteCheck::<#leaf>::new()));
+            let end = quote_spanned!(last=> ());
+            quote!(#(#cfgs)* #start.#check::<#leaf>#end;)
         });
     let call_serde = message_serde(behavior, &names.call, Role::Call, Payload::Arguments);
     let reply_serde = message_serde(behavior, &names.reply, Role::Call, Payload::Reply);
@@ -145,6 +156,104 @@ fn args_text(behavior: &Behavior) -> String {
 /// The types of the `#[init]` method's arguments.
 fn args_types(behavior: &Behavior) -> impl Iterator<Item = &syn::Type> {
     super::init(behavior).messages().map(|(_, ty)| ty)
+}
+
+/// The types a message type is a serde type if all of are, found syntactically through the
+/// common wrappers whose serde impls require just that of their parameters: `Result<T, E>`,
+/// `io::Result<T>` (`T` and `std::io::Error`), `Option<T>`, `Vec<T>` and tuples. Each is
+/// checked on its own, so that a type that is not a serde type is reported with noex's
+/// message at that type, which a bound not met inside a wrapper's impl does not get.
+fn serde_leaves(ty: &syn::Type, out: &mut Vec<syn::Type>) {
+    match ty {
+        syn::Type::Paren(inner) => serde_leaves(&inner.elem, out),
+        syn::Type::Group(inner) => serde_leaves(&inner.elem, out),
+        syn::Type::Tuple(tuple) if !tuple.elems.is_empty() => {
+            for elem in &tuple.elems {
+                serde_leaves(elem, out);
+            }
+        }
+        syn::Type::Path(path) if path.qself.is_none() => {
+            let names: Vec<String> = path
+                .path
+                .segments
+                .iter()
+                .map(|segment| segment.ident.to_string())
+                .collect();
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            let args: Option<Vec<&syn::Type>> =
+                match &path.path.segments.last().map(|s| &s.arguments) {
+                    Some(syn::PathArguments::AngleBracketed(args)) => args
+                        .args
+                        .iter()
+                        .map(|arg| match arg {
+                            syn::GenericArgument::Type(ty) => Some(ty),
+                            _ => None,
+                        })
+                        .collect(),
+                    _ => None,
+                };
+            let prefix_free = path
+                .path
+                .segments
+                .iter()
+                .rev()
+                .skip(1)
+                .all(|segment| segment.arguments.is_none());
+            let std_path = |last: &str, module: &str| {
+                let roots = ["std", "core", "alloc"];
+                match names.as_slice() {
+                    [only] => *only == last && path.path.leading_colon.is_none(),
+                    [root, m, l] => roots.contains(root) && *m == module && *l == last,
+                    _ => false,
+                }
+            };
+            let io_result = match names.as_slice() {
+                ["io", "Result"] => path.path.leading_colon.is_none(),
+                ["std", "io", "Result"] => true,
+                _ => false,
+            };
+            match args.as_deref() {
+                Some([ok, err]) if prefix_free && std_path("Result", "result") => {
+                    serde_leaves(ok, out);
+                    serde_leaves(err, out);
+                }
+                Some([ok]) if prefix_free && io_result => {
+                    serde_leaves(ok, out);
+                    out.push(io_error(ty));
+                }
+                Some([inner])
+                    if prefix_free && (std_path("Option", "option") || std_path("Vec", "vec")) =>
+                {
+                    serde_leaves(inner, out);
+                }
+                _ => out.push(ty.clone()),
+            }
+        }
+        _ => out.push(ty.clone()),
+    }
+}
+
+/// The spans of the first and last tokens of `ty`.
+fn first_last_spans(ty: &syn::Type) -> (proc_macro2::Span, proc_macro2::Span) {
+    let tokens: Vec<proc_macro2::TokenTree> = ty.to_token_stream().into_iter().collect();
+    let first = match tokens.first() {
+        Some(proc_macro2::TokenTree::Group(group)) => group.span_open(),
+        Some(token) => token.span(),
+        None => proc_macro2::Span::call_site(),
+    };
+    let last = match tokens.last() {
+        Some(proc_macro2::TokenTree::Group(group)) => group.span_close(),
+        Some(token) => token.span(),
+        None => first,
+    };
+    (first, last)
+}
+
+/// `::std::io::Error`, spanning all of `ty` (an `io::Result<T>`).
+fn io_error(ty: &syn::Type) -> syn::Type {
+    let (first, last) = first_last_spans(ty);
+    let error = syn::Ident::new("Error", last);
+    syn::parse_quote_spanned!(first=> ::std::io::#error)
 }
 
 /// What a variant of a message enum carries.
@@ -423,6 +532,50 @@ fn message_serde(
                     _ => ::core::result::Result::Err(#noex::__private::unknown_wire_tag()),
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use quote::ToTokens;
+
+    fn leaves(ty: &str) -> Vec<String> {
+        let ty: syn::Type = syn::parse_str(ty).expect("a type");
+        let mut out = Vec::new();
+        super::serde_leaves(&ty, &mut out);
+        out.iter()
+            .map(|leaf| leaf.to_token_stream().to_string().replace(' ', ""))
+            .collect()
+    }
+
+    #[test]
+    fn wrappers_are_looked_through() {
+        assert_eq!(
+            leaves("std::io::Result<Vec<u8>>"),
+            ["u8", "::std::io::Error"]
+        );
+        assert_eq!(leaves("io::Result<()>"), ["()", "::std::io::Error"]);
+        assert_eq!(leaves("Result<u32, Plain>"), ["u32", "Plain"]);
+        assert_eq!(leaves("core::result::Result<A, B>"), ["A", "B"]);
+        assert_eq!(leaves("Option<Vec<(u8, X)>>"), ["u8", "X"]);
+        assert_eq!(leaves("(A, (B, C))"), ["A", "B", "C"]);
+    }
+
+    #[test]
+    fn other_types_are_checked_whole() {
+        for ty in [
+            "anyhow::Result<u8>",
+            "Result<u8>",
+            "my::Option<X>",
+            "::io::Result<u8>",
+            "[X; 4]",
+            "Box<X>",
+            "()",
+            "Vec<X, A>",
+            "HashMap<K, V>",
+        ] {
+            assert_eq!(leaves(ty), [ty.replace(' ', "")], "{ty}");
         }
     }
 }
