@@ -298,7 +298,7 @@ pub use noex_macros::behavior;
 /// compile error at that type). The behaviour's name is `T`'s module path, or the one given
 /// as `#[noex::remote(name = "..")]`. A crate that names noex otherwise than `::noex` (a
 /// renamed dependency, a facade) gives its path as `#[remote(crate = path)]`, as for
-/// [`#[behavior]`](behavior).
+/// [`#[behavior]`](macro@behavior).
 ///
 /// ```
 /// use noex::{Ctx, GenServer, Node, ReplyTo};
