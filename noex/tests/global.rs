@@ -620,11 +620,14 @@ fn a_spawn_with_a_global_name_registers_before_init_and_fails_if_the_name_is_hel
     });
 }
 
+/// a and c register one name while c is cut off; then b (but not a) reaches c again, so a
+/// and c still do not meet. b sees both registrations and keeps one by the rule, and tells
+/// the loser's node: its process gives the name up and is told (`NameConflict`) while a
+/// and c are still apart. Once every link heals, every node sees the winner, and nobody
+/// is told anything more.
 #[test]
-fn a_conflicts_loser_takes_over_where_the_winner_goes_first() {
+fn a_conflict_seen_by_a_third_node_is_settled_though_the_two_nodes_do_not_meet() {
     run_blocking(async {
-        // c is cut off while a and c register one name each; then b (but not a) reaches c
-        // again: a and c cannot reach each other, b reaches both.
         let nodes = start_cluster(3).await;
         let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
         isolate(&nodes, 2, true);
@@ -632,33 +635,55 @@ fn a_conflicts_loser_takes_over_where_the_winner_goes_first() {
         wait_connected(c, 0).await;
         let on_a = counter(a, 0).await;
         let on_c = counter(c, 0).await;
+        for counter in [&on_a, &on_c] {
+            counter.trap_exits().await.unwrap();
+        }
         a.register_global("x", on_a.pid()).await.unwrap();
         c.register_global("x", on_c.pid()).await.unwrap();
         b.faults().partition(&id(c), false);
         c.faults().partition(&id(b), false);
         wait_connected(c, 1).await;
-        // b keeps one of them by the rule; the other waits there.
-        eventually("b to hear of both", || {
-            b.faults().global_records() == 2 && b.whereis_global("x").is_some()
+        // b keeps one by the rule; the other's node withdraws it once told.
+        eventually("b to keep one", || {
+            b.faults().global_records() == 1 && b.whereis_global("x").is_some()
         })
         .await;
-        let first = b.whereis_global("x").unwrap();
-        let (winner, loser) = match &first == on_a.pid() {
-            true => (&on_a, &on_c),
-            false => (&on_c, &on_a),
+        let winner = b.whereis_global("x").unwrap();
+        let (won, lost, losers_node) = match &winner == on_a.pid() {
+            true => (&on_a, &on_c, c),
+            false => (&on_c, &on_a, a),
         };
-        winner.stop(ExitReason::Normal).await.unwrap();
-        everywhere(&nodes[1..2], "x", Some(loser.pid())).await;
+        let told = async {
+            loop {
+                let trapped = lost.trapped().await.unwrap();
+                if !trapped.is_empty() {
+                    break trapped;
+                }
+                smol::Timer::after(Duration::from_millis(2)).await;
+            }
+        };
+        assert_eq!(
+            within("the loser to be told", told).await,
+            vec![(winner.clone(), ExitReason::NameConflict("x".into()))]
+        );
+        // The loser's node does not reach the winner's: it sees nobody.
+        eventually("the loser's node to give the name up", || {
+            losers_node.whereis_global("x").is_none()
+        })
+        .await;
+        assert_eq!(a.connected_nodes().len(), 1, "a and c are still apart");
         a.faults().partition(&id(c), false);
         c.faults().partition(&id(a), false);
         for node in &nodes {
             wait_connected(node, 2).await;
         }
-        everywhere(&nodes, "x", Some(loser.pid())).await;
+        everywhere(&nodes, "x", Some(&winner)).await;
+        assert!(won.trapped().await.unwrap().is_empty());
+        assert_eq!(lost.trapped().await.unwrap().len(), 1, "told once");
         let other = counter(b, 0).await;
         let taken = b.register_global("x", other.pid()).await;
         assert!(
-            matches!(&taken, Err(GlobalError::NameTaken { holder, .. }) if holder == loser.pid()),
+            matches!(&taken, Err(GlobalError::NameTaken { holder, .. }) if holder == &winner),
             "{taken:?}"
         );
         shutdown_all(nodes);

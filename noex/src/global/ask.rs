@@ -171,18 +171,7 @@ impl Global {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dist::wire::{decode, encode_frame};
-
-    fn round_trip(message: GlobalMessage) {
-        let wire = WireMessage::Global(Box::new(message));
-        let mut frame = Vec::new();
-        encode_frame(&wire, &mut frame).unwrap();
-        let body = &frame[4..];
-        assert_eq!(decode(body).unwrap(), (wire, &[][..]));
-        for cut in 0..body.len() {
-            assert!(decode(&body[..cut]).is_err(), "{cut} bytes decoded");
-        }
-    }
+    use crate::global::protocol::round_trip;
 
     #[test]
     fn questions_answers_and_refusals_cross_the_wire_and_truncations_are_errors() {

@@ -102,10 +102,15 @@
 //!   when c has crashed, until b sees it lost. A holder that gives the name up just after
 //!   c answered still fails the registration, as one the claimant's replica shows would.
 //! - **Two registrations at the same moment, on a and on c**, are both granted if b takes
-//!   both claims before either is registered (a known limitation), as are registrations
-//!   at the ends of a longer chain a–b–c–d (records travel one hop: no node sees both a
-//!   name held on a and a claim from d). Each side answers its own holder until a link
-//!   between them heals; then the rule keeps one, everywhere, and the loser is told.
+//!   both claims before either is registered. b then holds both registrations and
+//!   applies the conflict rule to them (below) as to any pair; since a and c may not
+//!   hear of each other, b tells the loser's node (`Superseded`), whose process gives
+//!   the name up and is told as on any conflict. The name has two holders only for that
+//!   round trip, and one, everywhere, once the link heals.
+//! - **A longer chain a–b–c–d** is a known limitation: records travel one hop, so no
+//!   node sees both a name held on a and a claim from d, and both registrations succeed.
+//!   Each side answers its own holder until a link between them heals; then the rule
+//!   keeps one, everywhere, and the loser is told.
 //! - **Groups** need nothing of the kind: a sees the members on a and b, c those on b
 //!   and c, b all of them, until the link heals and every node sees every member.
 //!
@@ -127,8 +132,10 @@ mod groups;
 mod key;
 mod membership;
 mod names;
+mod probe;
 pub(crate) mod protocol;
 mod replica;
+mod verdict;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -261,6 +268,8 @@ struct State {
     forwards: HashMap<u64, Forward>,
     /// Claims of other nodes this node answers once the holder's node has (see `ask`).
     questions: HashMap<u64, ask::Question>,
+    /// Claims of other nodes taken, for tests (`probe`).
+    claims_taken: u64,
 }
 
 type Forward = (Arc<str>, Weak<Peer>, oneshot::Sender<ForwardResult>);
@@ -502,6 +511,13 @@ impl Global {
                 self.answered(node, &mut state, peer, (id, holder))
             }
             GlobalMessage::Held { id, holder } => self.refused(&mut state, peer, id, holder),
+            GlobalMessage::Superseded {
+                name,
+                serial,
+                time,
+                winner,
+                winner_time,
+            } => self.superseded(node, &name, (serial, time), (winner, winner_time)),
         }
     }
 
@@ -565,21 +581,6 @@ impl Global {
                 });
             }
         }
-    }
-
-    /// Records in the name table, those of conflicts' losers included.
-    pub(crate) fn records(&self) -> usize {
-        self.names().records()
-    }
-
-    /// Claims in progress (this node's, and other nodes' waiting for a holder's node to
-    /// answer) and forwards awaited: for leak checks.
-    pub(crate) fn pending(&self) -> (usize, usize) {
-        let state = self.state();
-        (
-            state.claims.len() + state.claimed.len() + state.questions.len(),
-            state.forwards.len(),
-        )
     }
 }
 

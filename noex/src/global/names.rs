@@ -7,6 +7,7 @@ use super::ask::Question;
 use super::key::Key;
 use super::protocol::{ForwardOp, ForwardResult, GlobalMessage, NameRecord};
 use super::replica::{record, Behavior, Change, Entry, Stamp};
+use super::verdict::Verdict;
 use super::{Global, GlobalEvent, State, GLOBAL_TIMEOUT};
 use crate::dist::peer::Peer;
 use crate::dist::wire::WireMessage;
@@ -174,6 +175,7 @@ impl Global {
         time: u64,
     ) {
         self.observe(time);
+        state.claims_taken += 1;
         self.consider(node, state, claim, (name, time), None);
     }
 
@@ -390,11 +392,13 @@ impl Global {
             Some(held) if held.pid == pid => return,
             Some(held) if held.stamp <= entry.stamp => {
                 // The holder keeps it. The newcomer's node applies the same rule once it
-                // hears of the holder; until then its record waits here, in case the
-                // holder goes first.
+                // hears of the holder (told now, in case it does not reach the holder's
+                // node); until then its record waits here, in case the holder goes first.
                 let winner = held.pid.clone();
+                let verdict = Verdict::new(&name, &entry, held);
                 names.shadow(&name, entry);
                 drop(names);
+                verdict.tell(node);
                 self.events.publish(GlobalEvent::Conflict {
                     name: name.to_string(),
                     winner,
@@ -414,11 +418,19 @@ impl Global {
             return;
         };
         let local = loser.node() == &*node.name;
+        let mut verdict = None;
         if let Some(replaced) = replaced.filter(|_| !local) {
-            // Withdrawn by its own node once it hears of the winner.
+            // Withdrawn by its own node once it hears of the winner (told now, in case it
+            // does not reach the winner's node).
+            verdict = names
+                .get(&name)
+                .map(|won| Verdict::new(&name, &replaced, won));
             names.shadow(&name, replaced);
         }
         drop(names);
+        if let Some(verdict) = verdict {
+            verdict.tell(node);
+        }
         self.events.publish(GlobalEvent::Conflict {
             name: name.to_string(),
             winner: pid.clone(),
@@ -452,7 +464,7 @@ impl Global {
 
     /// A process of this node lost `name` to `winner`: every peer is told, and so is the
     /// process, by an exit signal.
-    fn lost(&self, node: &NodeInner, name: &str, loser: &Pid, winner: &Pid) {
+    pub(super) fn lost(&self, node: &NodeInner, name: &str, loser: &Pid, winner: &Pid) {
         self.broadcast(
             node,
             GlobalMessage::Unregistered {

@@ -94,6 +94,21 @@ pub(crate) enum GlobalMessage {
         /// The process holding the name.
         holder: Pid,
     },
+    /// A process of the receiver lost `name` to `winner` under the conflict rule, as the
+    /// sender's replica, holding both registrations, shows. Sent because the receiver may
+    /// not reach the winner's node (a partial partition: see `verdict.rs`).
+    Superseded {
+        /// The name.
+        name: String,
+        /// The losing process (its serial on the receiver).
+        serial: u64,
+        /// The logical time of its registration, as the sender's replica has it.
+        time: u64,
+        /// The process that keeps the name.
+        winner: Pid,
+        /// The logical time of the winner's registration.
+        winner_time: u64,
+    },
 }
 
 /// The most a `Sync` part holds, roughly (see [`NameRecord::size`]).
@@ -195,4 +210,18 @@ pub(crate) enum ForwardResult {
     ShuttingDown,
     /// The node asked, or the one asking, is hidden: outside the global registry.
     Hidden,
+}
+
+/// Checks that `message` decodes to itself, and that every truncation of it is an error.
+#[cfg(test)]
+pub(super) fn round_trip(message: GlobalMessage) {
+    use crate::dist::wire::{decode, encode_frame, WireMessage};
+    let wire = WireMessage::Global(Box::new(message));
+    let mut frame = Vec::new();
+    encode_frame(&wire, &mut frame).unwrap();
+    let body = &frame[4..];
+    assert_eq!(decode(body).unwrap(), (wire, &[][..]));
+    for cut in 0..body.len() {
+        assert!(decode(&body[..cut]).is_err(), "{cut} bytes decoded");
+    }
 }

@@ -278,6 +278,12 @@ impl Faults<'_> {
         self.node.inner.global.pending()
     }
 
+    /// Claims of other nodes to global names this node has taken (granted, kept back or
+    /// asked about): a test waits for a claim to have arrived.
+    pub fn global_claims_taken(&self) -> u64 {
+        self.node.inner.global.claims_taken()
+    }
+
     /// Drops the connection to `peer` as a network failure would.
     pub fn disconnect(&self, peer: &NodeId) -> bool {
         self.node.cluster().is_some_and(|c| c.disconnect(peer))

@@ -11,7 +11,7 @@ use sha2::Sha256;
 use super::within;
 
 /// The protocol version of this build.
-pub const PROTOCOL_VERSION: u16 = 9;
+pub const PROTOCOL_VERSION: u16 = 10;
 
 /// The index of the first message kind `Wire` does not model (signals, spawns, the global
 /// registry): frames of those kinds are skipped by [`Raw::receive_with_payload`].
