@@ -153,6 +153,11 @@ impl Supervisor {
                     if !self.restart(ctx, &id).await {
                         return;
                     }
+                    // Its start failed again (it waits anew): those after it wait too.
+                    let running = self
+                        .position(&id)
+                        .is_some_and(|i| self.children[i].pid.is_some());
+                    blocked |= !running;
                 }
             }
         }

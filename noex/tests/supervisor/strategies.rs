@@ -171,3 +171,44 @@ fn one_for_all_starts_its_group_in_order_when_a_child_waits_for_its_backoff() {
         group_restart_with_a_backoff(&node, Strategy::OneForAll, false).await;
     });
 }
+
+/// A group restart in which the middle child's start keeps failing: the child after it
+/// waits for it (tried again, and counted, until the intensity is used up), never
+/// starting while the one before it is not running.
+async fn group_restart_with_a_failing_start(node: &Node, strategy: Strategy) {
+    let mut log = Log::new();
+    let spec = SupervisorSpec::new(strategy)
+        .intensity(2, LONG_WINDOW)
+        .child(log.spec("a"))
+        .child(log.args("b").inits_that_succeed(1).spec())
+        .child(log.spec("c"));
+    let sup = start(node, spec).await;
+    log.expect(&["init a", "init b", "init c"]).await;
+
+    log.worker("a").cast(Cast::Crash).unwrap();
+
+    let retried: &[&str] = match strategy {
+        // b's retry restarts its group: a too, under one_for_all.
+        Strategy::OneForAll => &["terminate a shutdown", "init a", "init-failed b"],
+        _ => &["init-failed b"],
+    };
+    let mut expected = vec![
+        "terminate c shutdown",
+        "terminate b shutdown",
+        "init a",
+        "init-failed b",
+    ];
+    expected.extend(retried);
+    expected.push("terminate a shutdown");
+    log.expect(&expected).await;
+    assert_eq!(sup_ended(&sup).await, ExitReason::Shutdown);
+    log.assert_quiet();
+}
+
+#[test]
+fn a_group_restart_whose_child_fails_to_start_does_not_start_those_after_it() {
+    run(|node| async move {
+        group_restart_with_a_failing_start(&node, Strategy::OneForAll).await;
+        group_restart_with_a_failing_start(&node, Strategy::RestForOne).await;
+    });
+}
