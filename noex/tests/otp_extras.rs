@@ -232,3 +232,54 @@ fn a_stop_request_reaches_stopping_awaited_in_another_task() {
         );
     });
 }
+
+/// Counts its wake-ups; a waker made from it holds a reference to it.
+struct Counted;
+
+impl std::task::Wake for Counted {
+    fn wake(self: std::sync::Arc<Self>) {}
+}
+
+/// Polls `ctx.stopping()` once per call with a waker of its own (as a combinator or a
+/// short-lived task would), then drops it; answers how many of those wakers are still
+/// referenced by someone other than itself.
+#[behavior]
+pub struct Poller {
+    wakers: Vec<std::sync::Arc<Counted>>,
+}
+
+#[behavior(local)]
+impl Poller {
+    #[init]
+    fn init() -> Self {
+        Poller { wakers: Vec::new() }
+    }
+
+    #[call]
+    fn poll_and_drop(&mut self, ctx: &mut Ctx<Self>) -> usize {
+        let counted = std::sync::Arc::new(Counted);
+        let waker = std::task::Waker::from(counted.clone());
+        let mut stopping = Box::pin(ctx.stopping());
+        let polled = stopping
+            .as_mut()
+            .poll(&mut std::task::Context::from_waker(&waker));
+        assert!(polled.is_pending());
+        drop((stopping, waker));
+        self.wakers.push(counted);
+        self.wakers
+            .iter()
+            .filter(|w| std::sync::Arc::strong_count(w) > 1)
+            .count()
+    }
+}
+
+#[test]
+fn a_dropped_stopping_future_keeps_no_waker() {
+    run(|node: Node| async move {
+        let poller = node.spawn::<Poller>(()).await.unwrap();
+        for _ in 0..3 {
+            let kept = within("the call", poller.poll_and_drop()).await.unwrap();
+            assert_eq!(kept, 0, "wakers of dropped stopping() futures still kept");
+        }
+    });
+}

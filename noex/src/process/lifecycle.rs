@@ -1,6 +1,5 @@
 //! A process's start and end as its core records them: `init` has succeeded, the end is
-//! recorded and then fully processed, and whoever waits for either (or for a stop to be
-//! asked for).
+//! recorded and then fully processed, and whoever waits for either.
 //!
 //! The waiting tasks' wakers are kept in the core's state while they wait, and dropped
 //! once woken: most processes are never waited for, and a spawn from a node's thread
@@ -25,10 +24,9 @@ impl Core {
         self.notify_changed();
     }
 
-    /// Wakes everyone waiting in [`initialized`](Self::initialized),
-    /// [`stop_asked`](Self::stop_asked) or [`exited`](Self::exited), if anyone does (a
-    /// load, when nobody does).
-    pub(super) fn notify_changed(&self) {
+    /// Wakes everyone waiting in [`initialized`](Self::initialized) or
+    /// [`exited`](Self::exited), if anyone does (a load, when nobody does).
+    fn notify_changed(&self) {
         // Either a waiter registered before this look (and is seen), or it looks for what
         // the caller stored after registering: each side has a `SeqCst` fence between its
         // store (here the caller's flag; there its waker) and its look.
@@ -80,12 +78,6 @@ impl Core {
     /// for the process's task).
     pub(crate) async fn initialized(&self) {
         self.until(|core| core.is_initialized().then_some(())).await;
-    }
-
-    /// Resolves once a graceful stop of the process was asked for, wherever it is
-    /// polled (see `Ctx::stopping`): its waker is kept with the core's waiters.
-    pub(crate) fn stop_asked(&self) -> impl Future<Output = ()> + '_ {
-        self.until(|core| core.stop_requested().then_some(()))
     }
 
     /// Records the end of the process. Returns what must be notified, or `None` if the end

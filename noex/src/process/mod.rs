@@ -121,6 +121,9 @@ pub(crate) struct Core {
     signals_pending: AtomicBool,
     /// A graceful stop was asked for (see `Ctx::stopping`).
     stop_requested: AtomicBool,
+    /// Notified when `stop_requested` is set. Its listeners leave it when dropped, so a
+    /// `Ctx::stopping` future dropped before the stop keeps nothing here.
+    stop_asked: event_listener::Event,
     /// A stop the process has taken note of waits in [`Ties::stop`] (see
     /// [`Core::note_stop`]): a flag, so the process loop looks without the lock.
     stop_noted: AtomicBool,
@@ -220,6 +223,7 @@ impl Core {
             waker: TaskWaker::default(),
             signals_pending: AtomicBool::new(false),
             stop_requested: AtomicBool::new(false),
+            stop_asked: event_listener::Event::new(),
             stop_noted: AtomicBool::new(false),
             spawning: AtomicBool::new(false),
             trap_exit: AtomicBool::new(false),
@@ -259,7 +263,7 @@ impl Core {
         self.waker.wake();
         if stop {
             // Whoever awaits `Ctx::stopping` (see `stop_asked`).
-            self.notify_changed();
+            self.stop_asked.notify(usize::MAX);
         }
         true
     }
@@ -267,6 +271,22 @@ impl Core {
     /// `true` once a graceful stop of this process was asked for.
     pub(crate) fn stop_requested(&self) -> bool {
         self.stop_requested.load(Ordering::Acquire)
+    }
+
+    /// Resolves once a graceful stop of the process was asked for, wherever it is
+    /// polled (see `Ctx::stopping`).
+    pub(crate) async fn stop_asked(&self) {
+        loop {
+            if self.stop_requested() {
+                return;
+            }
+            let listener = self.stop_asked.listen();
+            // Set between the look and the listen: the notification may have gone.
+            if self.stop_requested() {
+                return;
+            }
+            listener.await;
+        }
     }
 
     /// `true` if signals wait to be handled (a cheap check for the process loop).

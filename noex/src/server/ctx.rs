@@ -205,7 +205,7 @@ impl<B: GenServer> Ctx<B> {
     /// the process started.
     pub fn stopping(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
         let process = self.process.clone();
-        std::future::poll_fn(move |cx| std::pin::pin!(process.core.stop_asked()).poll(cx))
+        async move { process.core.stop_asked().await }
     }
 
     /// Turns trapping of exit signals on or off (off at start).
