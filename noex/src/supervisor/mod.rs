@@ -177,6 +177,9 @@ pub struct Supervisor {
     placement: Option<Placement>,
     /// The timer of held children (see `held`): when it fires.
     timer: Option<(Instant, crate::TimerRef)>,
+    /// Children it stopped that had ended losing a global name: the exit signal of their
+    /// end, still linked, may follow, and is a child's conflict, not this supervisor's.
+    conflicted: Vec<Pid>,
 }
 
 struct Child {
@@ -316,6 +319,7 @@ impl GenServer for Supervisor {
             simple_serial: 0,
             placement: spec.selector.map(Placement::new),
             timer: None,
+            conflicted: Vec::new(),
         };
         for child in spec.children {
             let placement = supervisor
@@ -371,7 +375,10 @@ impl GenServer for Supervisor {
             Info::Exit { from, reason }
                 if matches!(reason, ExitReason::NameConflict(_)) && !self.is_child(&from) =>
             {
-                ctx.stop(reason)
+                match self.conflicted.iter().position(|pid| *pid == from) {
+                    Some(former) => drop(self.conflicted.swap_remove(former)),
+                    None => ctx.stop(reason),
+                }
             }
             Info::Exit { from, reason } => self.child_exited(ctx, from, reason).await,
             // The timer of children waiting to be started again.
@@ -415,12 +422,16 @@ impl Supervisor {
     /// The link stays until the child has ended (as in OTP): should this supervisor be
     /// killed meanwhile — its own grace running out while the child's lasts — the child
     /// ends with it rather than run on, linked to nobody. The exit signal of its end is
-    /// then a message for a pid no longer a child's, which `child_exited` ignores.
+    /// then a message for a pid no longer a child's, which `child_exited` ignores (and
+    /// `handle_info` too, if the child ended losing a global name: see `conflicted`).
     async fn stop_child(&mut self, ctx: &mut Ctx<Self>, index: usize) -> Option<ExitReason> {
         let pid = self.children[index].pid.take()?;
         let node = ctx.node_inner()?;
         let reason = shutdown::stop_child(&node, &pid, self.children[index].spec.shutdown).await;
         ctx.unlink(&pid);
+        if matches!(reason, ExitReason::NameConflict(_)) {
+            self.conflicted.push(pid);
+        }
         Some(reason)
     }
 

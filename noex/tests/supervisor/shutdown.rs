@@ -150,3 +150,57 @@ fn a_child_being_stopped_ends_with_its_supervisor_when_the_supervisor_is_killed(
         assert_eq!(ended(&a).await, ExitReason::Killed);
     });
 }
+
+/// Sends `.0` an exit signal with reason `.1` from its `init`.
+struct Exiter;
+
+impl GenServer for Exiter {
+    type Args = (Pid, ExitReason);
+    type Call = ();
+    type Reply = ();
+    type Cast = ();
+    type Info = ();
+    type InitError = std::convert::Infallible;
+
+    async fn init(
+        (pid, reason): (Pid, ExitReason),
+        ctx: &mut Ctx<Self>,
+    ) -> Result<Self, Self::InitError> {
+        ctx.exit(&pid, reason);
+        Ok(Exiter)
+    }
+}
+
+#[test]
+fn a_child_that_loses_a_name_conflict_while_being_stopped_does_not_stop_its_supervisor() {
+    run(|node| async move {
+        // given: a is being stopped (its terminate waits)
+        let mut log = Log::new();
+        let spec = SupervisorSpec::new(Strategy::OneForOne).child(
+            log.args("a")
+                .hang_in_terminate()
+                .spec()
+                .shutdown(Shutdown::Timeout(Duration::from_secs(60))),
+        );
+        let sup = start(&node, spec).await;
+        log.expect(&["init a"]).await;
+        let a = log.worker("a");
+        let terminating = node.spawn_task({
+            let sup = sup.clone();
+            async move { sup.terminate_child(ChildKey::Id("a".into())).await }
+        });
+        log.expect(&["terminate a shutdown"]).await;
+
+        // when: meanwhile it loses a global name of its own to another process
+        let conflict = ExitReason::NameConflict("a's name".into());
+        node.spawn::<Exiter>((a.pid().clone(), conflict.clone()))
+            .await
+            .unwrap();
+        assert_eq!(ended(&a).await, conflict);
+        assert!(within("terminate_child", terminating).await.is_ok());
+
+        // then: that was its child's conflict, not the supervisor's
+        settle(&sup).await;
+        assert!(sup.is_alive());
+    });
+}
