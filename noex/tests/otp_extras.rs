@@ -233,6 +233,25 @@ fn a_stop_request_reaches_stopping_awaited_in_another_task() {
     });
 }
 
+/// A process that ends without a graceful stop asked for — killed, or crashed — ends
+/// `stopping()` too: a task of its own awaiting it is not left waiting for ever.
+#[test]
+fn stopping_awaited_in_another_task_resolves_when_the_process_is_killed() {
+    run(|node: Node| async move {
+        let (tx, told) = async_channel::unbounded();
+        let delegating = node.spawn::<Delegating>(tx).await.unwrap();
+        assert!(node.kill(delegating.pid()));
+        assert_eq!(
+            within("the process to end", node.exited(delegating.pid())).await,
+            ExitReason::Killed
+        );
+        assert_eq!(
+            within("the other task to see it", told.recv()).await,
+            Ok("stop seen")
+        );
+    });
+}
+
 /// Counts its wake-ups; a waker made from it holds a reference to it.
 struct Counted;
 

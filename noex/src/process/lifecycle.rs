@@ -105,6 +105,8 @@ impl Core {
                     Some(late) => late,
                     None => {
                         self.finished.store(true, Ordering::Release);
+                        // `Ctx::stopping` awaited outside the process ends too.
+                        self.stop_asked.notify(usize::MAX);
                         break;
                     }
                 }

@@ -273,16 +273,18 @@ impl Core {
         self.stop_requested.load(Ordering::Acquire)
     }
 
-    /// Resolves once a graceful stop of the process was asked for, wherever it is
-    /// polled (see `Ctx::stopping`).
+    /// Resolves once a graceful stop of the process was asked for, or the process has
+    /// ended (killed, crashed: no stop will come), wherever it is polled (see
+    /// `Ctx::stopping`).
     pub(crate) async fn stop_asked(&self) {
+        let done = || self.stop_requested() || self.finished.load(Ordering::Acquire);
         loop {
-            if self.stop_requested() {
+            if done() {
                 return;
             }
             let listener = self.stop_asked.listen();
             // Set between the look and the listen: the notification may have gone.
-            if self.stop_requested() {
+            if done() {
                 return;
             }
             listener.await;

@@ -202,7 +202,8 @@ impl<B: GenServer> Ctx<B> {
     /// handler that awaits something long can `select` on it and wind down in time; the
     /// stop then takes effect when the handler returns (`terminate` runs). It works
     /// wherever it is awaited: in a handler, under a combinator of its own, or in a task
-    /// the process started.
+    /// the process started. It also resolves once the process has ended without a stop
+    /// asked for (killed, crashed), so such a task is not left waiting for ever.
     pub fn stopping(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
         let process = self.process.clone();
         async move { process.core.stop_asked().await }
