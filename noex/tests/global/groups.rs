@@ -1,0 +1,127 @@
+//! Joining nodes, group membership, and leaks over many cycles.
+
+use super::*;
+
+#[test]
+fn a_joining_node_learns_every_name_and_group() {
+    run_blocking(async {
+        let nodes = start_cluster(2).await;
+        let mut held = Vec::new();
+        for (i, node) in nodes.iter().enumerate() {
+            for j in 0..50 {
+                let server = counter(node, 0).await;
+                let name = format!("name-{i}-{j}");
+                node.register_global(&name, server.pid()).await.unwrap();
+                node.join_group("all", server.pid()).await.unwrap();
+                node.join_group(&format!("group-{i}"), server.pid())
+                    .await
+                    .unwrap();
+                held.push((name, server.pid().clone()));
+            }
+        }
+        held.sort();
+        let seed = id(&nodes[0]).to_string();
+        let late = Node::start(cluster_config("late").seed(seed))
+            .await
+            .unwrap();
+        wait_connected(&late, 2).await;
+        eventually("the late node to learn every name", || {
+            late.global_names() == held
+        })
+        .await;
+        eventually("the late node to learn every group", || {
+            late.group_members("all").len() == 100
+                && late.group_members("group-0").len() == 50
+                && late.group_members("group-1").len() == 50
+        })
+        .await;
+        assert_eq!(late.groups(), vec!["all", "group-0", "group-1"]);
+        assert!(late.local_group_members("all").is_empty());
+        late.shutdown();
+        shutdown_all(nodes);
+    });
+}
+
+#[test]
+fn group_membership_follows_joins_leaves_exits_and_node_loss() {
+    run_blocking(async {
+        let nodes = start_cluster(3).await;
+        let a = counter(&nodes[0], 0).await;
+        let b = counter(&nodes[1], 0).await;
+        let c = counter(&nodes[2], 0).await;
+        assert_eq!(nodes[0].join_group("workers", a.pid()).await, Ok(true));
+        assert_eq!(nodes[0].join_group("workers", a.pid()).await, Ok(false));
+        // A process of another node joins through its node.
+        assert_eq!(nodes[0].join_group("workers", b.pid()).await, Ok(true));
+        assert_eq!(nodes[2].join_group("workers", c.pid()).await, Ok(true));
+        let mut all = vec![a.pid().clone(), b.pid().clone(), c.pid().clone()];
+        all.sort();
+        let members = |expected: Vec<Pid>| {
+            let nodes = nodes.clone();
+            async move {
+                let what = format!("every node to see members {expected:?}");
+                eventually(&what, || {
+                    nodes.iter().all(|n| n.group_members("workers") == expected)
+                })
+                .await
+            }
+        };
+        members(all.clone()).await;
+        assert_eq!(
+            nodes[1].local_group_members("workers"),
+            vec![b.pid().clone()]
+        );
+
+        assert_eq!(nodes[2].leave_group("workers", b.pid()).await, Ok(true));
+        assert_eq!(nodes[2].leave_group("workers", b.pid()).await, Ok(false));
+        all.retain(|p| p != b.pid());
+        members(all.clone()).await;
+
+        a.stop(ExitReason::Normal).await.unwrap();
+        all.retain(|p| p != a.pid());
+        members(all.clone()).await;
+
+        let lost = id(&nodes[2]);
+        for node in &nodes[..2] {
+            node.faults().partition(&lost, true);
+        }
+        let what = "the lost node's members to leave";
+        eventually(what, || {
+            nodes[..2]
+                .iter()
+                .all(|n| n.group_members("workers").is_empty() && n.groups().is_empty())
+        })
+        .await;
+        let gone = nodes[0].join_group("workers", a.pid()).await;
+        assert!(matches!(gone, Err(GlobalError::NoProc { .. })), "{gone:?}");
+        shutdown_all(nodes);
+    });
+}
+
+#[test]
+fn many_cycles_leave_no_names_groups_or_claims_behind() {
+    run_blocking(async {
+        let nodes = start_cluster(2).await;
+        for round in 0..300 {
+            let node = &nodes[round % 2];
+            let server = counter(node, 0).await;
+            let name = format!("cycle-{round}");
+            node.register_global(&name, server.pid()).await.unwrap();
+            node.join_group("cycling", server.pid()).await.unwrap();
+            if round % 3 == 0 {
+                node.unregister_global(&name).await.unwrap();
+            }
+            server.stop(ExitReason::Normal).await.unwrap();
+        }
+        eventually("every table to empty", || {
+            nodes.iter().all(|n| {
+                n.global_names().is_empty()
+                    && n.groups().is_empty()
+                    && n.faults().global_pending() == (0, 0)
+                    && n.faults().global_records() == 0
+            })
+        })
+        .await;
+        shutdown_all(nodes);
+    });
+}
