@@ -39,6 +39,19 @@ impl Worker {
     }
 }
 
+/// A worker whose `init` does not end (in a test's time): the supervisor starting it waits.
+#[behavior(name = "observe-slow")]
+pub struct Slow;
+
+#[behavior]
+impl Slow {
+    #[init]
+    async fn init() -> Self {
+        smol::Timer::after(Duration::from_secs(600)).await;
+        Slow
+    }
+}
+
 fn id(node: &Node) -> NodeId {
     node.local_node_id().unwrap().clone()
 }
@@ -422,6 +435,66 @@ fn a_process_is_read_on_its_own_node_whichever_node_is_observed() {
         let on_a = a.spawn::<Worker>(()).await.unwrap();
         let detail = a.observer_of(&id(b)).process(on_a.pid()).await.unwrap();
         assert_eq!(detail.map(|d| d.info.pid), Some(on_a.pid().clone()));
+        for node in nodes {
+            node.shutdown();
+        }
+    });
+}
+
+#[test]
+fn supervisors_that_cannot_answer_are_waited_for_together() {
+    run_blocking(async {
+        let nodes = start_cluster(2).await;
+        let (a, b) = (&nodes[0], &nodes[1]);
+        let mut stuck = Vec::new();
+        for _ in 0..4 {
+            let sup = b
+                .spawn::<Supervisor>(SupervisorSpec::new(Strategy::OneForOne))
+                .await
+                .unwrap();
+            // Busy starting a child whose init does not end, it answers nobody.
+            let busy = sup.clone();
+            let slow = ChildSpec::worker::<Slow>("slow", ()).init_timeout(None);
+            b.spawn_task(async move { busy.start_child(slow).await })
+                .detach();
+            stuck.push(sup);
+        }
+        let fine = SupervisorSpec::new(Strategy::OneForOne)
+            .child(ChildSpec::worker::<Worker>("w", ()).name("w"));
+        let fine = b.spawn::<Supervisor>(fine).await.unwrap();
+        eventually("the slow children to be starting", || {
+            b.processes()
+                .iter()
+                .filter(|p| p.status == ProcessStatus::Starting)
+                .count()
+                == 4
+        })
+        .await;
+
+        // Each of them is given its second at the same time, not one after the other:
+        // the reads end well within the observer's timeout.
+        let observer = a.observer_of(&id(b)).timeout(Duration::from_secs(3));
+        let supervisors = within("the supervisors", observer.supervisors())
+            .await
+            .unwrap();
+        assert_eq!(supervisors.len(), 5);
+        for sup in &stuck {
+            let info = supervisors.iter().find(|s| s.pid == *sup.pid()).unwrap();
+            assert!(!info.answered && info.children.is_empty());
+        }
+        let answered = supervisors.iter().find(|s| s.pid == *fine.pid()).unwrap();
+        assert!(answered.answered);
+        assert_eq!(answered.children.len(), 1);
+
+        let list = within("the processes", observer.processes(ProcessQuery::default()))
+            .await
+            .unwrap();
+        let child = list
+            .processes
+            .iter()
+            .find(|p| p.name.as_deref() == Some("w"))
+            .unwrap();
+        assert_eq!(child.restarts, Some(0));
         for node in nodes {
             node.shutdown();
         }

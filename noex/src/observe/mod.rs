@@ -15,8 +15,9 @@
 //! *agent*: a system process every clustered node starts, registered as `noex.observer`,
 //! which answers one request at a time — so however many observers ask, the node does one
 //! read at a time. A read walks the process table once (with each process's lock taken
-//! briefly, as [`Node::processes`] does) and asks each supervisor concerned at most once,
-//! giving it a second. Nothing is recorded for observers: a node that nobody observes pays
+//! briefly, as [`Node::processes`] does) and asks the supervisors concerned all at once,
+//! giving them a second together (one busy starting a child is reported as not having
+//! answered). Nothing is recorded for observers: a node that nobody observes pays
 //! nothing per message beyond the counters it keeps anyway (messages handled per process,
 //! traffic per connection). The agent is left out of
 //! [`process_count`](Node::process_count), [`processes`](Node::processes) and every list

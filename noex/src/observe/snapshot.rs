@@ -1,6 +1,6 @@
 //! Reading a node: what an [`Observer`](super::Observer) of this node returns, and what the
 //! node's agent answers to observers of other nodes. Each read walks the node's tables
-//! once and asks each supervisor at most once, with a deadline.
+//! once and asks the supervisors concerned all at once, with one deadline.
 
 use std::cmp::Reverse;
 use std::collections::HashMap;
@@ -207,12 +207,15 @@ impl Node {
         supervisors.sort();
         supervisors.dedup();
         let mut restarts = HashMap::new();
-        for supervisor in supervisors {
-            if let Some(children) = self.children_of(&supervisor).await {
-                for child in children {
-                    if let Some(pid) = child.pid {
-                        restarts.insert(pid, child.restarts);
-                    }
+        for (children, _) in self
+            .ask_supervisors(&supervisors, false)
+            .await
+            .into_iter()
+            .flatten()
+        {
+            for child in children {
+                if let Some(pid) = child.pid {
+                    restarts.insert(pid, child.restarts);
                 }
             }
         }
@@ -221,15 +224,41 @@ impl Node {
         }
     }
 
-    /// The children of a supervisor of this node, if it answers in time.
-    async fn children_of(&self, supervisor: &Pid) -> Option<Vec<ChildInfo>> {
-        let reference = self.server_ref::<Supervisor>(supervisor).ok()?;
-        async { reference.which_children().await.ok() }
-            .or(async {
-                smol::Timer::after(SUPERVISOR_DEADLINE).await;
-                None
+    /// What the supervisors `pids` of this node answer, in order: their children, and
+    /// (if `distribution`) whether each is distributed; `None` for one that did not answer
+    /// within [`SUPERVISOR_DEADLINE`]. They are asked all at once, so that those that
+    /// cannot answer (busy starting a child, say) cost the read one deadline in all, not
+    /// one each.
+    async fn ask_supervisors(
+        &self,
+        pids: &[Pid],
+        distribution: bool,
+    ) -> Vec<Option<(Vec<ChildInfo>, bool)>> {
+        let deadline = Instant::now() + SUPERVISOR_DEADLINE;
+        let asks: Vec<_> = pids
+            .iter()
+            .map(|pid| {
+                let reference = self.server_ref::<Supervisor>(pid).ok();
+                self.spawn_task(async move {
+                    let reference = reference?;
+                    async {
+                        let children = reference.which_children().await.ok()?;
+                        let distributed = distribution && reference.distribution().await.is_ok();
+                        Some((children, distributed))
+                    }
+                    .or(async {
+                        smol::Timer::at(deadline).await;
+                        None
+                    })
+                    .await
+                })
             })
-            .await
+            .collect();
+        let mut answers = Vec::with_capacity(asks.len());
+        for ask in asks {
+            answers.push(ask.fallible().await.flatten());
+        }
+        answers
     }
 
     pub(crate) async fn read_process(&self, pid: &Pid) -> Option<ProcessDetail> {
@@ -254,35 +283,31 @@ impl Node {
 
     pub(crate) async fn read_supervisors(&self) -> Vec<SupervisorInfo> {
         let kind = std::any::type_name::<Supervisor>();
-        let mut out = Vec::new();
-        for process in self.observable() {
-            if process.behavior() != kind || !process.core().is_alive() {
-                continue;
-            }
-            let core = process.core();
-            let pid = core.pid().clone();
-            let children = self.children_of(&pid).await;
-            let distributed = match self.server_ref::<Supervisor>(&pid) {
-                Ok(reference) => {
-                    async { reference.distribution().await.is_ok() }
-                        .or(async {
-                            smol::Timer::after(SUPERVISOR_DEADLINE).await;
-                            false
-                        })
-                        .await
+        let supervisors: Vec<_> = self
+            .observable()
+            .into_iter()
+            .filter(|p| p.behavior() == kind && p.core().is_alive())
+            .collect();
+        let pids: Vec<Pid> = supervisors.iter().map(|p| p.core().pid().clone()).collect();
+        let answers = self.ask_supervisors(&pids, true).await;
+        supervisors
+            .iter()
+            .zip(pids)
+            .zip(answers)
+            .map(|((process, pid), answer)| {
+                let core = process.core();
+                let answered = answer.is_some();
+                let (children, distributed) = answer.unwrap_or_default();
+                SupervisorInfo {
+                    pid,
+                    name: core.name().map(|n| n.to_string()),
+                    supervisor: core.supervisor(),
+                    distributed,
+                    answered,
+                    children,
                 }
-                Err(_) => false,
-            };
-            out.push(SupervisorInfo {
-                pid,
-                name: core.name().map(|n| n.to_string()),
-                supervisor: core.supervisor(),
-                distributed,
-                answered: children.is_some(),
-                children: children.unwrap_or_default(),
-            });
-        }
-        out
+            })
+            .collect()
     }
 
     pub(crate) fn read_globals(&self) -> GlobalInfo {
