@@ -294,9 +294,12 @@ impl Sampler {
             let peer = info.id.to_string();
             let stats = info.stats;
             let last = self.peers.get(&peer);
-            // A connection's counters start at zero: those of a new one count whole.
+            // A connection's counters start at zero: those of a new one count whole. One
+            // that replaced a lost one since the last sample is told by the peer's count of
+            // losses (its counters may have passed the old one's already).
             let fresh = last.is_none_or(|last| {
                 last.incarnation != info.incarnation
+                    || stats.reconnects != last.stats.reconnects
                     || stats.messages_sent < last.stats.messages_sent
                     || stats.messages_received < last.stats.messages_received
                     || stats.bytes_sent < last.stats.bytes_sent
@@ -359,5 +362,83 @@ impl Sampler {
             ::metrics::gauge!("noex_peer_calls_pending", &labels).set(0.0);
         }
         self.peers = peers;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use ::metrics::{
+        Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit,
+    };
+
+    use super::*;
+    use crate::dist::{NodeStatus, TieStats};
+
+    /// Keeps the counters by name (the tests here use one peer).
+    #[derive(Default)]
+    struct Counters(Mutex<HashMap<String, Arc<AtomicU64>>>);
+
+    impl Counters {
+        fn get(&self, name: &str) -> u64 {
+            let counters = self.0.lock().unwrap();
+            counters.get(name).map_or(0, |c| c.load(Ordering::Relaxed))
+        }
+    }
+
+    impl Recorder for Counters {
+        fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
+            let mut counters = self.0.lock().unwrap();
+            let counter = counters.entry(key.name().to_owned()).or_default();
+            Counter::from_arc(counter.clone())
+        }
+        fn register_gauge(&self, _: &Key, _: &Metadata<'_>) -> Gauge {
+            Gauge::noop()
+        }
+        fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
+            Histogram::noop()
+        }
+    }
+
+    fn peer(messages_sent: u64, reconnects: u64) -> crate::NodeInfo {
+        crate::NodeInfo {
+            id: "b@127.0.0.1:1".parse().unwrap(),
+            incarnation: 1,
+            status: NodeStatus::Connected,
+            process_count: 0,
+            uptime: Duration::ZERO,
+            last_seen: Duration::ZERO,
+            stats: TrafficStats {
+                messages_sent,
+                reconnects,
+                ..TrafficStats::default()
+            },
+            ties: TieStats::default(),
+            round_trip: None,
+            hidden: false,
+        }
+    }
+
+    #[test]
+    fn a_connection_that_replaced_a_lost_one_between_samples_counts_whole() {
+        let counters = Counters::default();
+        let mut sampler = Sampler {
+            node: Weak::new(),
+            label: "a".to_owned(),
+            messages: 0,
+            names: HashSet::new(),
+            peers: HashMap::new(),
+        };
+        ::metrics::with_local_recorder(&counters, || {
+            sampler.sample_peers(vec![peer(100, 0)]);
+            // Lost and connected again (the same incarnation) since: the new connection
+            // has sent 150 already, more than the old one had.
+            sampler.sample_peers(vec![peer(150, 1)]);
+        });
+        assert_eq!(counters.get("noex_peer_messages_sent_total"), 250);
     }
 }
