@@ -7,7 +7,7 @@ use std::sync::Mutex;
 
 use common::{cluster_config, eventually, id, run, start_cluster, Idle};
 use noex::supervisor::{ChildSpec, Strategy, SupervisorSpec};
-use noex::{Node, SpawnOptions, Supervisor};
+use noex::{ExitReason, Node, SpawnOptions, Supervisor};
 use noex_observer::model::{Action, Detail, Model, NodeState, TreeKind, View};
 use noex_observer::poll::Poller;
 
@@ -208,4 +208,59 @@ fn a_seed_that_refuses_the_observer_says_why() {
             node.shutdown();
         }
     });
+}
+
+#[test]
+fn messages_handled_by_a_process_that_ended_between_two_refreshes_count_in_the_rate() {
+    run(async {
+        let nodes = start_cluster(&["churn"]).await;
+        let observer = Node::start(cluster_config("observer").seed(id(&nodes[0])).hidden())
+            .await
+            .unwrap();
+        eventually("the observer to reach the member", || {
+            observer.connected_nodes().len() == 1
+        })
+        .await;
+        let model = Mutex::new(Model::new(id(&observer)));
+        let mut poller = Poller::new(observer.clone());
+        poller.refresh(&model).await;
+
+        // A short-lived process handles twenty messages, and ends before the next refresh.
+        let short = nodes[0].spawn::<Echo>(()).await.unwrap();
+        for _ in 0..20 {
+            short.call(()).await.unwrap();
+        }
+        nodes[0]
+            .stop(short.pid(), ExitReason::Normal)
+            .await
+            .unwrap();
+        poller.refresh(&model).await;
+        let handled = model.lock().unwrap().nodes[0].handled;
+        assert!(handled > 0.0, "messages handled per second: {handled}");
+
+        observer.shutdown();
+        for node in nodes {
+            node.shutdown();
+        }
+    });
+}
+
+/// Answers every call.
+struct Echo;
+
+impl noex::GenServer for Echo {
+    type Args = ();
+    type Call = ();
+    type Reply = ();
+    type Cast = ();
+    type Info = ();
+    type InitError = std::convert::Infallible;
+
+    async fn init(_: (), _: &mut noex::Ctx<Self>) -> Result<Self, Self::InitError> {
+        Ok(Echo)
+    }
+
+    async fn handle_call(&mut self, _: (), reply: noex::ReplyTo<()>, _: &mut noex::Ctx<Self>) {
+        reply.send(());
+    }
 }

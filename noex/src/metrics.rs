@@ -59,7 +59,7 @@
 //! thread, which the nodes' own threads are not.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -71,20 +71,6 @@ use crate::node::NodeInner;
 
 /// How often a node samples its metrics unless configured otherwise.
 pub const DEFAULT_METRICS_INTERVAL: Duration = Duration::from_secs(1);
-
-/// What a node keeps for its metrics besides what it keeps anyway.
-#[derive(Default)]
-pub(crate) struct NodeMetrics {
-    /// Messages handled by the node's processes that have ended.
-    ended_messages: AtomicU64,
-}
-
-impl NodeMetrics {
-    /// Counts the messages of a process that ended (once, as it leaves the table).
-    pub(crate) fn process_ended(&self, messages: u64) {
-        self.ended_messages.fetch_add(messages, Ordering::Relaxed);
-    }
-}
 
 /// Counts a restart by a supervisor of `node`.
 pub(crate) fn restarted(node: &NodeInner) {
@@ -253,7 +239,7 @@ impl Sampler {
 
         // Ended processes first: one that ends meanwhile is then missed for this sample
         // (it has left the table), never counted twice; and the counter never goes back.
-        let ended = node.metrics.ended_messages.load(Ordering::Relaxed);
+        let ended = node.ended_messages.load(Ordering::Relaxed);
         let running: u64 = node
             .table
             .all()
@@ -367,6 +353,7 @@ impl Sampler {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::AtomicU64;
     use std::sync::Mutex;
 
     use ::metrics::{

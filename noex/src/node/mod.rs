@@ -112,9 +112,9 @@ pub(crate) struct NodeInner {
     pub(crate) agent: OnceLock<u64>,
     /// The message counts of the last `SortBy::MessageRate` queries (see `observe`).
     pub(crate) rate_bases: Mutex<crate::observe::snapshot::RateBases>,
-    /// What the node keeps for its metrics (the `metrics` feature).
-    #[cfg(feature = "metrics")]
-    pub(crate) metrics: crate::metrics::NodeMetrics,
+    /// Messages handled by the node's processes that have ended (added as each leaves the
+    /// table), for the node's count of messages handled (overview and metrics).
+    pub(crate) ended_messages: AtomicU64,
 }
 
 impl NodeInner {
@@ -137,8 +137,7 @@ impl NodeInner {
             started: std::time::Instant::now(),
             agent: OnceLock::new(),
             rate_bases: Mutex::default(),
-            #[cfg(feature = "metrics")]
-            metrics: crate::metrics::NodeMetrics::default(),
+            ended_messages: AtomicU64::new(0),
         })
     }
 }

@@ -1,6 +1,7 @@
 //! Untyped operations between processes of one node: links, monitors, exit signals, stops,
 //! and the end of a process.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -259,8 +260,8 @@ impl NodeInner {
             self.global
                 .process_ended(self, pid, &remains.global_names, &remains.groups);
         }
-        #[cfg(feature = "metrics")]
-        self.metrics.process_ended(core.message_count());
+        self.ended_messages
+            .fetch_add(core.message_count(), Ordering::Relaxed);
         let mut remote = Remote::default();
         for (monitor, target) in remains.watching {
             if self.is_remote(&target) {

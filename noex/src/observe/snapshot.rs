@@ -4,6 +4,7 @@
 
 use std::cmp::Reverse;
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -332,8 +333,11 @@ impl Node {
     }
 
     pub(crate) async fn read_overview(&self) -> NodeOverview {
+        // Ended processes first: one that ends meanwhile is then missed by this reading
+        // (it has left the table), never counted twice (as in the metrics).
+        let ended = self.inner.ended_messages.load(Ordering::Relaxed);
         let processes = self.observable_unordered();
-        let (mut handled, mut queued) = (0, 0);
+        let (mut handled, mut queued) = (ended, 0);
         for chunk in processes.chunks(WALK_CHUNK) {
             for p in chunk {
                 handled += p.core().message_count();

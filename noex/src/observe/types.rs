@@ -197,7 +197,8 @@ pub struct NodeOverview {
     pub hidden: bool,
     /// How many processes it runs (system processes aside).
     pub processes: usize,
-    /// Messages handled by the processes running now (those that ended are not counted).
+    /// Messages its processes have handled since it started, those of processes that
+    /// have ended included (so the count only grows, and two readings give a rate).
     pub messages_handled: u64,
     /// Messages waiting in the mailboxes of its processes.
     pub messages_queued: u64,
