@@ -46,7 +46,8 @@ pub enum LifecycleEvent {
         /// The new incarnation's pid.
         pid: Pid,
     },
-    /// A supervisor could not start (or restart) a child.
+    /// A supervisor could not start a child: in its own start, for `start_child` (or
+    /// `start_simple_child`) or `restart_child`, or to restart it.
     ChildStartFailed {
         /// The supervisor.
         supervisor: Pid,

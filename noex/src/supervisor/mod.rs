@@ -329,6 +329,11 @@ impl GenServer for Supervisor {
             match start(ctx, &child, placement).await {
                 Ok(started) => supervisor.children.push(Child::new(child, started.pid)),
                 Err(failed) => {
+                    supervisor.publish(ctx, || LifecycleEvent::ChildStartFailed {
+                        supervisor: ctx.pid().clone(),
+                        child: child.id.clone(),
+                        error: failed.error.clone(),
+                    });
                     supervisor.stop_all(ctx).await;
                     return Err(SupervisorInitError::ChildStart {
                         id: child.id,

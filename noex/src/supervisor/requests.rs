@@ -8,6 +8,7 @@ use super::held::Held;
 use super::placement::{DistributionStats, NodeSelector};
 use super::spec::{ChildKind, ChildSpec, Restart, Strategy};
 use super::{start, validate_child, Child, Supervisor};
+use crate::events::LifecycleEvent;
 use crate::server::Ctx;
 use crate::Pid;
 
@@ -77,10 +78,17 @@ impl Supervisor {
                 self.children.push(Child::new(spec, started.pid.clone()));
                 Ok((started.pid, started.server))
             }
-            Err(failed) => Err(SupervisorError::StartFailed {
-                id: spec.id,
-                error: failed.error,
-            }),
+            Err(failed) => {
+                self.publish(ctx, || LifecycleEvent::ChildStartFailed {
+                    supervisor: ctx.pid().clone(),
+                    child: spec.id.clone(),
+                    error: failed.error.clone(),
+                });
+                Err(SupervisorError::StartFailed {
+                    id: spec.id,
+                    error: failed.error,
+                })
+            }
         }
     }
 
@@ -135,6 +143,11 @@ impl Supervisor {
                 Ok((started.pid, started.server))
             }
             Err(failed) => {
+                self.publish(ctx, || LifecycleEvent::ChildStartFailed {
+                    supervisor: ctx.pid().clone(),
+                    child: id.clone(),
+                    error: failed.error.clone(),
+                });
                 if let Some(node) = &failed.lost {
                     // It may run where it was asked to start: it starts by itself once
                     // that is safe (it was asked for), as a child lost with that node.

@@ -150,3 +150,51 @@ fn a_nested_supervisor_may_take_longer_than_the_default_init_timeout_to_start_it
         assert_eq!(ids(&top).await, ["sub"]);
     });
 }
+
+#[test]
+fn a_child_that_fails_to_start_is_reported_as_an_event_whatever_started_it() {
+    run(|node| async move {
+        let events = node.events();
+        let failed = |child: &'static str| {
+            move |event| match event {
+                LifecycleEvent::ChildStartFailed {
+                    supervisor,
+                    child: id,
+                    error,
+                } if id == child => Some((supervisor, error)),
+                _ => None,
+            }
+        };
+
+        // In the supervisor's start.
+        let log = Log::new();
+        let spec = SupervisorSpec::new(Strategy::OneForOne)
+            .child(log.args("a").inits_that_succeed(0).spec());
+        let result = within("the supervisor's start", node.spawn::<Supervisor>(spec)).await;
+        assert!(result.is_err());
+        let (_, error) = next_event(&events, "a's failed start", failed("a")).await;
+        assert!(error.contains("a refuses to start"), "error: {error}");
+
+        // By start_child, and by restart_child.
+        let sup = start(&node, SupervisorSpec::new(Strategy::OneForOne)).await;
+        let result = within(
+            "start_child",
+            sup.start_child(log.args("b").inits_that_succeed(0).spec()),
+        )
+        .await;
+        assert!(result.is_err());
+        let (supervisor, _) = next_event(&events, "b's failed start", failed("b")).await;
+        assert_eq!(&supervisor, sup.pid());
+
+        let spec = log.args("c").inits_that_succeed(1).spec();
+        within("start_child", sup.start_child(spec)).await.unwrap();
+        within("terminate_child", sup.terminate_child("c"))
+            .await
+            .unwrap();
+        assert!(within("restart_child", sup.restart_child("c"))
+            .await
+            .is_err());
+        let (supervisor, _) = next_event(&events, "c's failed restart", failed("c")).await;
+        assert_eq!(&supervisor, sup.pid());
+    });
+}
