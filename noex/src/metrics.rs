@@ -14,7 +14,13 @@
 //!
 //! Every metric has the label `node`: the node's name (its id, `name@host:port`, for a
 //! node of a cluster). Those of a peer also have `peer`, its node id; those of a named
-//! process, `name`.
+//! process, `name`. Nodes of one program that share a name share their series and mix
+//! their figures: give local nodes distinct names
+//! ([`NodeBuilder::name`](crate::NodeBuilder::name); every [`Node::new`](crate::Node::new)
+//! is `nonode`). Hidden nodes (observers, see
+//! [`ClusterConfig::hidden`](crate::ClusterConfig::hidden)) are no peers here: neither
+//! counted in `noex_peers_connected` nor reported per peer, and no up/down is counted for
+//! them.
 //!
 //! | metric | kind | labels | what |
 //! | --- | --- | --- | --- |
