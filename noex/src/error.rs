@@ -101,6 +101,12 @@ pub enum CallError {
     /// A process called itself, which could only time out.
     #[error("a process cannot call itself")]
     CallingSelf,
+    /// The server took the request and a handler dropped its
+    /// [`ReplyTo`](crate::ReplyTo) unanswered, the server running on: no reply will come.
+    /// (A reply dropped as the server ends — a crash, a kill, a reply still deferred in its
+    /// state — gives [`Exited`](Self::Exited) instead.)
+    #[error("the server dropped the call without replying")]
+    NoReply,
     /// The server answered with the reply of another request: the caller and the server
     /// disagree on the behaviour's messages (for example, two different builds).
     #[error("the server answered with a reply to another request")]

@@ -253,6 +253,7 @@ impl<B: GenServer> RemoteTarget<B> {
                 target: self.target(),
             }),
             RemoteOutcome::Exited(reason) => Err(CallError::Exited(reason)),
+            RemoteOutcome::NoReply => Err(CallError::NoReply),
             RemoteOutcome::WrongBehavior { found } => Err(CallError::WrongBehavior {
                 name: self.describe(),
                 expected: self.codec.name.to_owned(),

@@ -441,6 +441,8 @@ pub(crate) enum RemoteOutcome {
     NotEncoded(String),
     /// The process's behaviour (named) is local-only: its messages cannot cross nodes.
     LocalOnly(String),
+    /// A handler dropped the request's reply unanswered, the process running on.
+    NoReply,
 }
 
 /// Why a frame could not be read or decoded.

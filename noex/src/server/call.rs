@@ -115,8 +115,9 @@ impl<B: GenServer> Future for Call<'_, B> {
                         return Poll::Ready(Ok(value));
                     }
                     Poll::Ready(Some(Err(Failure::Abandoned))) => {
-                        // Taken but never answered: the server is ending (or chose not to
-                        // reply). Wait for its end, within the same deadline.
+                        // Taken but never answered, and dropped outside a running handler:
+                        // the server is ending (or the reply went to a task that dropped
+                        // it). Wait for its end, within the same deadline.
                         let State::Waiting {
                             process,
                             mut deadline,
@@ -133,6 +134,10 @@ impl<B: GenServer> Future for Call<'_, B> {
                                 }),
                             }
                         }));
+                    }
+                    Poll::Ready(Some(Err(Failure::Discarded))) => {
+                        *state = State::Done;
+                        return Poll::Ready(Err(CallError::NoReply));
                     }
                     // The request was dropped unhandled with the mailbox.
                     Poll::Ready(Some(Err(Failure::Unhandled)) | None) => {

@@ -124,8 +124,8 @@ pub trait GenServer: Sized + Send + 'static {
     ) -> impl Future<Output = Result<Self, Self::InitError>> + Send;
 
     /// Handles a call. Answer with [`ReplyTo::send`], now or later. Dropping the `ReplyTo`
-    /// without answering leaves the caller waiting until this process ends or the call
-    /// times out. The default ignores the request that way.
+    /// in a handler without answering fails the call at once with
+    /// [`CallError::NoReply`](crate::CallError::NoReply). The default does that.
     fn handle_call(
         &mut self,
         request: Self::Call,
@@ -133,8 +133,8 @@ pub trait GenServer: Sized + Send + 'static {
         ctx: &mut Ctx<Self>,
     ) -> impl Future<Output = ()> + Send {
         let _ = (request, ctx);
-        drop(reply);
-        std::future::ready(())
+        // Dropped as the handler runs (a future polled as one), not before.
+        async move { drop(reply) }
     }
 
     /// Handles a cast. The default ignores it.

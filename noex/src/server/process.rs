@@ -236,6 +236,7 @@ impl<B: GenServer> Forward<B::Reply> for RemoteReply<B> {
             Ok(reply) => responder.reply(reply, encode),
             Err(Failure::Unhandled) => responder.respond(RemoteOutcome::NoProc),
             Err(Failure::Abandoned) => responder.respond_when_exited(process),
+            Err(Failure::Discarded) => responder.respond(RemoteOutcome::NoReply),
         }
     }
 

@@ -6,10 +6,14 @@
 //! * [`ReplyTo::send`] delivers the reply;
 //! * a request dropped unhandled (still queued when the server ended) reports
 //!   [`Failure::Unhandled`]: the caller returns [`CallError::NoProc`](crate::CallError::NoProc);
-//! * a `ReplyTo` dropped unanswered after the handler took it (the handler crashed, was
-//!   killed, or discarded it) reports [`Failure::Abandoned`]: the caller waits for the
-//!   server to end and returns [`CallError::Exited`](crate::CallError::Exited) with its
-//!   reason, or times out.
+//! * a `ReplyTo` dropped unanswered by a handler, as it runs (discarded, or replaced in
+//!   the state by another), reports [`Failure::Discarded`]: the caller returns
+//!   [`CallError::NoReply`](crate::CallError::NoReply) at once — nobody can answer it;
+//! * a `ReplyTo` dropped unanswered otherwise after the handler took it (the handler
+//!   crashed or was killed, the process ended with the reply deferred in its state, or a
+//!   task it was handed to dropped it) reports [`Failure::Abandoned`]: the caller waits
+//!   for the server to end and returns [`CallError::Exited`](crate::CallError::Exited)
+//!   with its reason, or times out.
 //!
 //! For a call from another node, the slot is a function that encodes the outcome and sends
 //! it back over the connection.
@@ -25,8 +29,11 @@ pub(crate) type Outcome<R> = Result<R, Failure>;
 pub(crate) enum Failure {
     /// The request was dropped before a handler took it.
     Unhandled,
-    /// A handler took the request but will not answer it.
+    /// A handler took the request but will not answer it: the process is ending, or the
+    /// `ReplyTo` went where this is not known.
     Abandoned,
+    /// A handler of the process, running, dropped the `ReplyTo` unanswered.
+    Discarded,
 }
 
 /// The sending end of a reply slot, as carried by a queued request.
@@ -36,8 +43,10 @@ pub(crate) type Slot<R> = super::slot::Sender<Outcome<R>>;
 ///
 /// Answer with [`send`](ReplyTo::send), now or later: a `ReplyTo` can be stored in the
 /// server's state and answered from another message (a *deferred* reply), or handed to
-/// another process. If it is dropped unanswered, the caller's call ends when the server ends
-/// ([`CallError::Exited`](crate::CallError::Exited)) or at its timeout.
+/// another process. If a handler drops it unanswered, the call fails at once with
+/// [`CallError::NoReply`](crate::CallError::NoReply); if it is dropped as the server ends
+/// (a crash, a kill, a reply still deferred in the state), the call fails with
+/// [`CallError::Exited`](crate::CallError::Exited) once the server has ended.
 pub struct ReplyTo<R> {
     sink: Option<Sink<R>>,
     /// Whether a handler has taken the request (decides what dropping it means): 0 or 1.
@@ -149,10 +158,14 @@ impl<R> ReplyTo<R> {
 impl<R> Drop for ReplyTo<R> {
     fn drop(&mut self) {
         if let Some(sink) = self.sink.take() {
-            let failure = if self.taken != 0 {
-                Failure::Abandoned
-            } else {
+            let failure = if self.taken == 0 {
                 Failure::Unhandled
+            } else if super::run::in_handler() && !std::thread::panicking() {
+                // Dropped by a handler as it runs (a process's end drops what it holds
+                // outside its handlers; a panic unwinds through them).
+                Failure::Discarded
+            } else {
+                Failure::Abandoned
             };
             sink.deliver(Err(failure));
         }

@@ -59,6 +59,11 @@ pub(crate) fn current_sender() -> usize {
     CURRENT.with(|c| c.get())
 }
 
+/// `true` while a handler (or `init`, or `terminate`) of a process runs on this thread.
+pub(crate) fn in_handler() -> bool {
+    CURRENT.with(|c| c.get()) != 0
+}
+
 /// `true` if the handler being polled on this thread belongs to `process`.
 pub(crate) fn is_current<B: GenServer>(process: &Process<B>) -> bool {
     CURRENT.with(|c| c.get()) == process as *const Process<B> as usize

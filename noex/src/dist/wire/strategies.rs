@@ -62,6 +62,10 @@ pub(crate) fn message() -> impl Strategy<Value = WireMessage> {
             id,
             outcome: RemoteOutcome::NotDecoded("no".into())
         }),
+        any::<u64>().prop_map(|id| WireMessage::Reply {
+            id,
+            outcome: RemoteOutcome::NoReply
+        }),
         (any::<u64>(), any::<bool>(), any::<u64>())
             .prop_map(|(id, last, size)| WireMessage::Fragment { id, last, size }),
         any::<u32>().prop_map(|bytes| WireMessage::FragmentAck { bytes }),
