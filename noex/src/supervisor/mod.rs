@@ -272,7 +272,7 @@ async fn start(
     let mut excluded = Vec::new();
     let mut last = "no node of the cluster can take it".to_owned();
     while let Some(target) = placement.choose(&node, &load, &excluded) {
-        if target == here {
+        if target == here && !spec.by_name {
             // Typed, and no need for the behaviour's registration here.
             return Ok((spec.start)(ctx, options).await?);
         }

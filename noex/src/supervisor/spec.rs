@@ -163,6 +163,9 @@ pub struct ChildSpec {
     pub(crate) init_timeout: Option<Duration>,
     /// How to start it on a given node, if it can cross nodes.
     pub(crate) place: Option<PlaceFn>,
+    /// Known by its behaviour's registered name ([`by_name`](Self::by_name)): placed on
+    /// the supervisor's node too through `place`, as that node may not register it.
+    pub(crate) by_name: bool,
     pub(crate) backoff: Option<Backoff>,
 }
 
@@ -177,6 +180,7 @@ impl ChildSpec {
         ChildSpec {
             id: id.into(),
             place: place_fn::<B>(&args),
+            by_name: false,
             start: start_fn::<B>(args),
             restart: Restart::Permanent,
             shutdown: DEFAULT_WORKER_SHUTDOWN,
@@ -235,6 +239,7 @@ impl ChildSpec {
             id: id.into(),
             start,
             place: Some(place),
+            by_name: true,
             restart: Restart::Permanent,
             shutdown: DEFAULT_WORKER_SHUTDOWN,
             kind: ChildKind::Worker,
@@ -261,6 +266,7 @@ impl ChildSpec {
             global_name: None,
             init_timeout: None,
             place: None,
+            by_name: false,
             backoff: None,
         }
     }

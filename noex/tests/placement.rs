@@ -1,0 +1,69 @@
+//! Where a distributed supervisor places a child, and what becomes of it when that fails.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::{run_blocking, shutdown_all, start_cluster, within};
+use noex::supervisor::{ChildSpec, NodeSelector, Strategy, SupervisorSpec};
+use noex::{behavior, DistributedSupervisor, Node, NodeId, Pid, ServerRef};
+
+#[behavior(name = "placement-worker")]
+pub struct Worker {
+    label: String,
+}
+
+#[behavior]
+impl Worker {
+    #[init]
+    fn init(label: String) -> Self {
+        Worker { label }
+    }
+
+    #[call]
+    fn label(&self) -> String {
+        self.label.clone()
+    }
+}
+
+fn id(node: &Node) -> NodeId {
+    node.local_node_id().unwrap().clone()
+}
+
+async fn pids(sup: &ServerRef<DistributedSupervisor>) -> BTreeMap<String, Option<Pid>> {
+    let children = sup.which_children().await.unwrap().into_iter();
+    children.map(|c| (c.id, c.pid)).collect()
+}
+
+fn by_name(id: &str) -> ChildSpec {
+    let args = postcard::to_allocvec(&id.to_owned()).unwrap();
+    ChildSpec::by_name(id, "placement-worker", args)
+}
+
+#[test]
+fn a_child_by_name_goes_where_its_behaviour_is_registered() {
+    run_blocking(async {
+        // The supervisor's node, n0, does not register the behaviour; n1 does.
+        let nodes = start_cluster(2).await;
+        nodes[1].register_behaviors().unwrap();
+        let far = id(&nodes[1]);
+        for selector in [NodeSelector::LocalFirst, NodeSelector::RoundRobin] {
+            let spec = SupervisorSpec::distributed(Strategy::OneForOne, selector.clone())
+                .child(by_name("a"))
+                .child(by_name("b"));
+            let started = nodes[0].spawn::<DistributedSupervisor>(spec);
+            let sup = within("the supervisor to start", started).await;
+            let sup = sup.unwrap_or_else(|e| panic!("{selector:?}: {e}"));
+            for (child, pid) in pids(&sup).await {
+                assert_eq!(pid.unwrap().node(), far.as_str(), "{selector:?}: {child}");
+            }
+            within(
+                "the supervisor to stop",
+                sup.stop(noex::ExitReason::Shutdown),
+            )
+            .await
+            .unwrap();
+        }
+        shutdown_all(nodes);
+    });
+}
