@@ -406,6 +406,37 @@ fn a_lost_child_terminated_by_request_can_be_restarted_once_that_is_safe() {
 }
 
 #[test]
+fn a_lost_child_terminated_by_request_is_not_started_by_its_groups_restart_until_safe() {
+    run_blocking(async {
+        let nodes = cluster(3, Duration::from_millis(100)).await;
+        let children = [("i-local", 0), ("i-far", 1)];
+        let sup = supervise(&nodes, Strategy::OneForAll, &children).await;
+        sup.set_selector(NodeSelector::RoundRobin).await.unwrap();
+        // n0 alone: its child on n1 is lost, and it sees no majority to move it.
+        isolate(&nodes, 0, true);
+        until(&sup, "the child to be held back", |stats| {
+            stats.waiting_for_majority > 0
+        })
+        .await;
+        sup.terminate_child("i-far").await.unwrap();
+        // Its sibling's crash restarts the group, which starts it again — not here and
+        // now, where it may run beside its last run.
+        let local = pids(&sup).await["i-local"].clone().unwrap();
+        let local = nodes[0].server_ref::<Stamped>(&local).unwrap();
+        assert!(local.crash().await.is_err());
+        eventually("the sibling to restart", || starts("i-local").len() == 2).await;
+        assert_eq!(pids(&sup).await["i-far"], None);
+        assert_eq!(starts("i-far").len(), 1);
+        // Once a majority is seen again, it starts.
+        isolate(&nodes, 0, false);
+        let before = BTreeMap::from([("i-far".to_owned(), None), ("i-local".to_owned(), None)]);
+        all_restarted(&sup, &before).await;
+        assert_eq!(starts("i-far").len(), 2);
+        shutdown_all(nodes);
+    });
+}
+
+#[test]
 fn a_restart_by_request_whose_spawn_got_no_answer_is_held_as_lost() {
     run_blocking(async {
         let (nodes, sup, far) =

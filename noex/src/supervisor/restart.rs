@@ -187,6 +187,18 @@ impl Supervisor {
                 waiting = true;
                 continue;
             }
+            if !self.safe_to_start(ctx, i) {
+                // Lost with its node, then terminated by request (so not held): it may
+                // still run there, and starts once that is safe, as a held lost child.
+                let safe_at = self.children[i].lost.as_ref().map(|lost| lost.safe_at);
+                let wait = safe_at.map_or(Duration::ZERO, |at| {
+                    at.saturating_duration_since(Instant::now())
+                });
+                self.children[i].terminated = false;
+                self.hold_back(ctx, i, Held::GroupMigration, wait);
+                waiting = true;
+                continue;
+            }
             let backoff = self.children[i].backoff();
             if let Some(delay) = backoff {
                 tracing::info!(supervisor = %ctx.pid(), child = %member, ?delay, "child restarts after its backoff");
