@@ -3,6 +3,7 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use common::{run_blocking, shutdown_all, start_cluster, within};
 use noex::supervisor::{ChildSpec, NodeSelector, Strategy, SupervisorSpec};
@@ -23,6 +24,19 @@ impl Worker {
     #[call]
     fn label(&self) -> String {
         self.label.clone()
+    }
+}
+
+/// A worker whose `init` takes as long as it is told.
+#[behavior(name = "placement-slow")]
+pub struct Slow;
+
+#[behavior]
+impl Slow {
+    #[init]
+    async fn init(millis: u64) -> Self {
+        smol::Timer::after(Duration::from_millis(millis)).await;
+        Slow
     }
 }
 
@@ -64,6 +78,28 @@ fn a_child_by_name_goes_where_its_behaviour_is_registered() {
             .await
             .unwrap();
         }
+        shutdown_all(nodes);
+    });
+}
+
+#[test]
+fn a_child_whose_init_outlasts_the_default_spawn_timeout_starts_on_another_node() {
+    run_blocking(async {
+        let nodes = start_cluster(2).await;
+        nodes[1].register_behaviors().unwrap();
+        let far = id(&nodes[1]);
+        let spec =
+            SupervisorSpec::distributed(Strategy::OneForOne, NodeSelector::Specific(far.clone()));
+        let sup = nodes[0].spawn::<DistributedSupervisor>(spec).await.unwrap();
+        // Its init may take 30 s, and takes a little more than a remote spawn's default
+        // timeout: it is as much a success as on the supervisor's own node.
+        let slow = noex::DEFAULT_SPAWN_TIMEOUT + Duration::from_millis(500);
+        let child = ChildSpec::worker::<Slow>("slow", slow.as_millis() as u64)
+            .init_timeout(Duration::from_secs(30));
+        let asked = Instant::now();
+        let started = sup.start_child(child).await;
+        assert_eq!(started.unwrap().node(), far.as_str());
+        assert!(asked.elapsed() >= slow);
         shutdown_all(nodes);
     });
 }

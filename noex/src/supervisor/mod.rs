@@ -241,6 +241,16 @@ impl Child {
     }
 }
 
+/// How long a child's start on another node may take: its init timeout and the slack the
+/// defaults leave for the request and the answer, at least the default — an `init` that
+/// takes as long as its spec allows is no more a failure there than here.
+fn spawn_timeout(init_timeout: Option<Duration>) -> Duration {
+    let slack = crate::DEFAULT_SPAWN_TIMEOUT.saturating_sub(crate::DEFAULT_INIT_TIMEOUT);
+    init_timeout.map_or(Duration::MAX, |init| {
+        crate::DEFAULT_SPAWN_TIMEOUT.max(init.saturating_add(slack))
+    })
+}
+
 /// Starts one child, linked to the supervisor and registered under the spec's names: on
 /// the node `placement` picks (trying the next one while a node cannot take it, but not
 /// after one that was asked and gave no answer), given the supervisor's running
@@ -252,7 +262,8 @@ async fn start(
 ) -> Result<Started, Failed> {
     let mut options = SpawnOptions::new()
         .supervised_by(ctx.pid().clone())
-        .init_timeout(spec.init_timeout);
+        .init_timeout(spec.init_timeout)
+        .spawn_timeout(spawn_timeout(spec.init_timeout));
     if let Some(name) = &spec.name {
         options = options.name(name.clone());
     }

@@ -27,6 +27,8 @@
 //! lost node) starts with that restart, once its own wait below is over, and is not
 //! restarted again for its own loss. Every start of a lost child counts as a migration.
 //!
+//! A start on another node may take the child's init timeout and 5 s more (10 s at
+//! least, the default spawn timeout; without an init timeout, as long as it takes).
 //! A node that was asked to start a child and gave no answer — the connection was lost,
 //! or the spawn timed out ([`RemoteSpawnError::ConnectionLost`],
 //! [`RemoteSpawnError::Timeout`]) — may run it until it notices: the child is then
