@@ -148,10 +148,21 @@ impl Supervisor {
             };
             let (pid, started) = (self.children[i].pid.clone(), self.children[i].started);
             let stopped = self.stop_child(ctx, i).await;
-            if self.placement.is_none() || member == id {
+            if member == id {
                 continue;
             }
             let child = &mut self.children[i];
+            if let Some((why @ Held::Retry, _)) = &mut child.held {
+                // Its start failed and is to be tried again: this restart is its group's,
+                // it only has to start (once that is safe, if it may run on a lost node).
+                *why = match child.lost {
+                    Some(_) => Held::GroupMigration,
+                    None => Held::Backoff,
+                };
+            }
+            if self.placement.is_none() {
+                continue;
+            }
             let temporary = child.spec.restart == Restart::Temporary;
             match (pid, stopped) {
                 // Found lost with its node as it was stopped: it may run there still, so

@@ -446,3 +446,47 @@ fn a_start_whose_spawn_was_never_sent_tries_another_node_at_once() {
         shutdown_all(nodes);
     });
 }
+
+#[test]
+fn a_group_restarted_for_a_sibling_takes_in_a_child_waiting_to_try_its_start_again() {
+    run_blocking(async {
+        let nodes = cluster(3, Duration::from_millis(100)).await;
+        let children = [("j-local", 0), ("j-far", 1)];
+        let sup = supervise(&nodes, Strategy::OneForAll, &children).await;
+        let far = id(&nodes[1]);
+        // By turns: n0, then n1 while connected (the far child's start, in start order).
+        let turn = std::sync::atomic::AtomicUsize::new(0);
+        let target = far.clone();
+        let selector = NodeSelector::custom(move |nodes| {
+            let far = nodes.iter().find(|n| **n == target);
+            match turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 2 {
+                0 => nodes.first().cloned(),
+                _ => far.or(nodes.first()).cloned(),
+            }
+        });
+        sup.set_selector(selector).await.unwrap();
+        // The far child's restart is asked of n1, which gives no answer: the child waits
+        // to be tried again, as a child lost with n1.
+        gate("j-far", &far, true);
+        let before = pids(&sup).await;
+        let child = nodes[0].server_ref::<Stamped>(before["j-far"].as_ref().unwrap());
+        assert!(child.unwrap().crash().await.is_err());
+        waiting_in_init(&nodes[1]).await;
+        isolate(&nodes, 1, true);
+        gate("j-far", &far, false);
+        until(&sup, "the far child to wait", |stats| {
+            stats.waiting_for_majority > 0
+        })
+        .await;
+        // Its sibling crashes meanwhile: the group's restart for it is the far child's
+        // too, which then only has to start — not restart the group once more.
+        let local = pids(&sup).await["j-local"].clone().unwrap();
+        let local = nodes[0].server_ref::<Stamped>(&local).unwrap();
+        assert!(local.crash().await.is_err());
+        all_restarted(&sup, &before).await;
+        assert_eq!(starts("j-local").len(), 3);
+        let stats = sup.distribution().await.unwrap();
+        assert_eq!((stats.restarts, stats.migrations), (2, 1));
+        shutdown_all(nodes);
+    });
+}
