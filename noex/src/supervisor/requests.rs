@@ -105,7 +105,18 @@ impl Supervisor {
                 .position(|c| c.pid.as_ref() == Some(pid)),
         }
         .ok_or(SupervisorError::NotFound(key))?;
-        self.stop_child(ctx, index).await;
+        let (pid, started) = (
+            self.children[index].pid.clone(),
+            self.children[index].started,
+        );
+        let stopped = self.stop_child(ctx, index).await;
+        if let (Some(pid), Some(reason), Some(_)) = (pid, stopped, &self.placement) {
+            if Self::lost_with_node(ctx, &pid, started, &reason) {
+                // Found lost with its node as it was stopped: it may run there still, and
+                // is not started again (by request, or with its group) until that is safe.
+                self.hold_lost(ctx, index, pid.node(), Held::GroupMigration);
+            }
+        }
         // No pending restart brings it back.
         self.children[index].held = None;
         self.children[index].terminated = true;

@@ -57,7 +57,12 @@ impl Supervisor {
     /// is lost (not: it ended by itself with that reason, its node still up) — even if
     /// this node has reconnected to it since: the link went with the connection, so the
     /// child may still run there until its node ends it.
-    fn lost_with_node(ctx: &Ctx<Self>, pid: &Pid, started: Instant, reason: &ExitReason) -> bool {
+    pub(super) fn lost_with_node(
+        ctx: &Ctx<Self>,
+        pid: &Pid,
+        started: Instant,
+        reason: &ExitReason,
+    ) -> bool {
         *reason == ExitReason::NoConnection
             && pid.node() != ctx.pid().node()
             && (!ctx.node().is_alive(pid) || ctx.node().lost_since(pid, started))

@@ -127,3 +127,40 @@ fn a_restart_by_request_whose_spawn_got_no_answer_is_held_as_lost() {
         shutdown_all(nodes);
     });
 }
+
+#[test]
+fn a_child_found_lost_as_it_is_terminated_by_request_is_not_restarted_at_once() {
+    run_blocking(async {
+        let (nodes, sup) = one_child_on_n1("k-silent").await;
+        // n0 and n1 fall silent to each other, sockets open: the stop gets no answer, and
+        // ends when n0 finds n1 lost — n1 may find n0 lost a little later.
+        let (n0, n1) = (id(&nodes[0]), id(&nodes[1]));
+        nodes[0].faults().silence(&n1, true);
+        nodes[1].faults().silence(&n0, true);
+        within("the stop", sup.terminate_child("k-silent"))
+            .await
+            .unwrap();
+        assert_eq!(
+            sup.restart_child("k-silent").await,
+            Err(SupervisorError::WaitingToMove {
+                id: "k-silent".into(),
+                node: n1.to_string(),
+            })
+        );
+        // Once that is safe, it is.
+        let restarted = within("the restart to be allowed", async {
+            loop {
+                match sup.restart_child("k-silent").await {
+                    Err(SupervisorError::WaitingToMove { .. }) => {
+                        smol::Timer::after(Duration::from_millis(10)).await;
+                    }
+                    other => break other,
+                }
+            }
+        })
+        .await;
+        assert_ne!(restarted.unwrap().node(), n1.as_str());
+        assert_eq!(starts("k-silent").len(), 2);
+        shutdown_all(nodes);
+    });
+}
