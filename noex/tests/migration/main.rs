@@ -450,7 +450,9 @@ fn a_start_whose_spawn_was_never_sent_tries_another_node_at_once() {
 #[test]
 fn a_group_restarted_for_a_sibling_takes_in_a_child_waiting_to_try_its_start_again() {
     run_blocking(async {
-        let nodes = cluster(3, Duration::from_millis(100)).await;
+        // Heartbeats every 200 ms: the sibling crashes well within the 850 ms the far
+        // child waits before it is tried again.
+        let nodes = cluster(3, Duration::from_millis(200)).await;
         let children = [("j-local", 0), ("j-far", 1)];
         let sup = supervise(&nodes, Strategy::OneForAll, &children).await;
         let far = id(&nodes[1]);

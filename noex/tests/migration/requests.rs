@@ -131,7 +131,11 @@ fn a_restart_by_request_whose_spawn_got_no_answer_is_held_as_lost() {
 #[test]
 fn a_child_found_lost_as_it_is_terminated_by_request_is_not_restarted_at_once() {
     run_blocking(async {
-        let (nodes, sup) = one_child_on_n1("k-silent").await;
+        // Heartbeats every 200 ms: the restart is asked well within the 850 ms a lost
+        // child waits.
+        let nodes = cluster(3, Duration::from_millis(200)).await;
+        let sup = supervise(&nodes, Strategy::OneForOne, &[("k-silent", 1)]).await;
+        sup.set_selector(NodeSelector::RoundRobin).await.unwrap();
         // n0 and n1 fall silent to each other, sockets open: the stop gets no answer, and
         // ends when n0 finds n1 lost — n1 may find n0 lost a little later.
         let (n0, n1) = (id(&nodes[0]), id(&nodes[1]));
