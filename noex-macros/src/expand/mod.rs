@@ -189,9 +189,16 @@ pub(crate) fn variant(method: &Method) -> Ident {
 
 /// The name a message argument is bound to in generated code: prefixed, so that it shadows
 /// nothing the generated code uses (an argument named `serializer`), and is no constant's
-/// name.
+/// name. An argument's leading underscores become a count (`_why` → `__noex_arg1_why`),
+/// so that the name stays snake case (a `__` inside one is not) and distinct from the
+/// binding of the same name without them.
 pub(crate) fn binding(name: &Ident) -> Ident {
-    format_ident!("__noex_arg_{}", name.unraw(), span = name.span())
+    let text = name.unraw().to_string();
+    let bare = text.trim_start_matches('_');
+    match text.len() - bare.len() {
+        0 => format_ident!("__noex_arg_{}", bare, span = name.span()),
+        leading => format_ident!("__noex_arg{}_{}", leading, bare, span = name.span()),
+    }
 }
 
 /// The bindings of a method's message arguments, in order.
