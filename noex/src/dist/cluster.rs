@@ -253,6 +253,7 @@ impl Cluster {
         ));
         let key = peer.id.as_arc();
         let members;
+        let mut watchers: Vec<Arc<Peer>> = Vec::new();
         let mut lost = None;
         let node = self.node();
         {
@@ -353,6 +354,16 @@ impl Cluster {
                 .filter(|p| p.id.as_str() != &*key && !p.hidden && !self.config.hidden)
                 .map(|p| p.id.to_string())
                 .collect::<Vec<_>>();
+            // A hidden peer (an observer) meets no one through the members' own lists:
+            // it is told of each member that joins after it (see `membership`).
+            if !peer.hidden && !self.config.hidden {
+                watchers = state
+                    .peers
+                    .values()
+                    .filter(|p| p.hidden && p.id.as_str() != &*key)
+                    .cloned()
+                    .collect();
+            }
         }
         if let Some(lost) = lost {
             self.settle(lost);
@@ -363,8 +374,12 @@ impl Cluster {
             node.global.peer_up(&node, &peer);
         }
         peer::run(self, &peer);
-        // The new peer meets this node's other peers; they are not told (see `membership`).
+        // The new peer meets this node's other peers; they are not told (see `membership`),
+        // but for hidden ones.
         self.send_members(&peer, members);
+        for watcher in watchers {
+            self.send_members(&watcher, vec![peer.id.to_string()]);
+        }
         true
     }
 

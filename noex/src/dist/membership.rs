@@ -19,6 +19,12 @@
 //! and a connected cluster closes into a full mesh, however it was seeded (a node seeded
 //! only with the one started before it included). A node that restarts or is lost and
 //! comes back starts over through its seeds, and its peers re-dial it (see `connect`).
+//! Hidden nodes (observers) are the exception: they are named in no list and name no
+//! one, so the argument above does not reach them. A node tells each of its hidden peers
+//! of every visible member that connects to it after them (a list naming that one node),
+//! so an observer reaches the members that join after it started: one list per hidden
+//! peer and join.
+//!
 //! What this does not do is tell anyone again: an address a node gave up dialling
 //! (refused for good, or silent for `forget_unreachable_after`) is learnt again only from
 //! a list on a later connection.
