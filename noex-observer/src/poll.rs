@@ -198,9 +198,18 @@ impl Poller {
                 }
             }
             View::Tree => {
+                // Every member asked at once: a silent one costs one timeout, not one each.
+                let tasks: Vec<_> = members
+                    .iter()
+                    .map(|info| {
+                        let observer = self.observer(&info.id);
+                        self.node
+                            .spawn_task(async move { observer.supervisors().await })
+                    })
+                    .collect();
                 let mut supervisors = Vec::new();
-                for info in &members {
-                    match self.observer(&info.id).supervisors().await {
+                for (info, task) in members.iter().zip(tasks) {
+                    match task.await {
                         Ok(list) => supervisors.extend(list),
                         Err(error) => errors.push(format!("{}: supervisors: {error}", info.id)),
                     }

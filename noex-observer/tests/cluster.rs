@@ -4,6 +4,7 @@
 mod common;
 
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use common::{cluster_config, eventually, id, run, start_cluster, Idle};
 use noex::supervisor::{ChildSpec, Strategy, SupervisorSpec};
@@ -263,4 +264,59 @@ impl noex::GenServer for Echo {
     async fn handle_call(&mut self, _: (), reply: noex::ReplyTo<()>, _: &mut noex::Ctx<Self>) {
         reply.send(());
     }
+}
+
+/// The tree view asks every member for its supervisors at once: members that do not answer
+/// cost one timeout together, not one timeout each.
+#[test]
+fn members_that_do_not_answer_cost_the_tree_view_one_timeout_together() {
+    run(async {
+        // Heartbeats that let a member stay connected, silent, for as long as the test.
+        let patient = |name: &str| {
+            cluster_config(name).heartbeat(Duration::from_millis(100), Duration::from_secs(60))
+        };
+        let first = Node::start(patient("one")).await.unwrap();
+        let mut nodes = vec![first];
+        for name in ["three", "two"] {
+            let config = patient(name).seed(id(&nodes[0]));
+            nodes.push(Node::start(config).await.unwrap());
+        }
+        let observer = Node::start(patient("observer").seed(id(&nodes[0])).hidden())
+            .await
+            .unwrap();
+        eventually("the observer to reach the members", || {
+            observer.connected_nodes().len() == 3
+        })
+        .await;
+        let timeout = Duration::from_millis(1500);
+        let model = Mutex::new(Model::new(id(&observer)));
+        model.lock().unwrap().view = View::Tree;
+        let mut poller = Poller::new(observer.clone()).timeout(timeout);
+        poller.refresh(&model).await;
+        assert!(model.lock().unwrap().errors.is_empty());
+        // Every member stops writing to the observer: its answers wait.
+        let seen_by = id(&observer).parse().unwrap();
+        for node in &nodes {
+            assert!(node.faults().stall(&seen_by, true));
+        }
+        let started = Instant::now();
+        poller.refresh(&model).await;
+        let took = started.elapsed();
+        let errors = model.lock().unwrap().errors.clone();
+        assert_eq!(
+            errors.iter().filter(|e| e.contains("supervisors")).count(),
+            3,
+            "{errors:?}"
+        );
+        // The overviews (asked together) and the supervisors (together): two timeouts;
+        // one after the other, the supervisors alone would take three.
+        assert!(took < timeout * 3, "the refresh took {took:?}");
+        for node in &nodes {
+            node.faults().stall(&seen_by, false);
+        }
+        observer.shutdown();
+        for node in nodes {
+            node.shutdown();
+        }
+    });
 }
