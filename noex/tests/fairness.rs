@@ -115,25 +115,30 @@ fn timers_and_calls_from_outside_pass_a_flooded_neighbour() {
         .map(|pair| (pair[1] - pair[0]).saturating_sub(Duration::from_millis(1)))
         .collect();
     assert!(late.len() > 100, "only {} ticks", late.len());
-    let call_p50 = percentile(calls.clone(), 50);
+    let (late_p50, call_p50) = (percentile(late.clone(), 50), percentile(calls.clone(), 50));
     let (late_p99, call_p99) = (percentile(late, 99), percentile(calls, 99));
     eprintln!(
-        "timer lateness p99 {late_p99:?}; outside call p50 {call_p50:?} p99 {call_p99:?}; \
-         flood {sent} casts"
+        "timer lateness p50 {late_p50:?} p99 {late_p99:?}; outside call p50 {call_p50:?} \
+         p99 {call_p99:?}; flood {sent} casts"
     );
+    // The medians tell the fix from the defect (a flooded neighbour held ticks back by
+    // 10-30 ms and calls by 15 ms at the median); the tails only show that nothing waits
+    // for good, with bounds a busy test machine's other work cannot reach. (The aim, met
+    // on a quiet machine and measured by `noex-bench fairness`, is 2 ms at p99.)
     assert!(
-        call_p50 < Duration::from_millis(5),
+        call_p50 < Duration::from_millis(8),
         "outside call p50 {call_p50:?}"
     );
-    // Generous bounds: a test machine's other work holds this thread back as well. (The
-    // aim, met on a quiet machine, is 2 ms; a flooded neighbour once held ticks back by
-    // 10-30 ms and calls by up to 140 ms.)
     assert!(
-        late_p99 < Duration::from_millis(50),
+        late_p50 < Duration::from_millis(8),
+        "timer lateness p50 {late_p50:?}"
+    );
+    assert!(
+        late_p99 < Duration::from_millis(250),
         "timer lateness p99 {late_p99:?}"
     );
     assert!(
-        call_p99 < Duration::from_millis(50),
+        call_p99 < Duration::from_millis(250),
         "outside call p99 {call_p99:?}"
     );
     node.shutdown();
