@@ -23,7 +23,10 @@
 //! was dropped — even with the reply read but not yet taken), if its process ended
 //! meanwhile, if the connection is lost, or if no word comes within the spawn's timeout
 //! plus the heartbeat timeout, the target kills the process; a link or monitor recorded for
-//! it is then undone silently.
+//! it is then undone silently. A word that comes while `init` still runs (the spawner gave
+//! up, or the connection was lost) kills it then, `init` and all, rather than once `init`
+//! is over: what it holds meanwhile (a global name registered before `init`) does not
+//! outlast the spawn.
 //!
 //! A spawn whose timeout runs out before its request left this node — waiting for room in
 //! the connection's queue, or queued and not yet taken by the connection's writer — takes
@@ -507,6 +510,7 @@ impl Cluster {
                 send(&peer, &WireMessage::SpawnReply { id, result }, key);
             }
         };
+        let spawned = Arc::new(std::sync::OnceLock::new());
         let options = SpawnOptions {
             name: request.name.clone(),
             global_name: request.global_name.clone(),
@@ -519,21 +523,44 @@ impl Cluster {
                 link,
                 monitor,
                 on_started: Box::new(on_started),
+                spawned: spawned.clone(),
             })),
             linked: None,
         };
         let local = Node::from_inner(node.clone());
-        let pid = match (entry.spawn)(&local, &args, params).await {
-            Ok(pid) => pid,
-            Err(error) => return answer(failure(error)),
+        // The spawner's word: `keep` once it has the pid; `false` if it gives up (its
+        // timeout, its future dropped) or the connection is lost — which may come while
+        // `init` still runs.
+        let mut word = std::pin::pin!(async { confirmed.await.unwrap_or(false) }.or(async {
+            peer.closed().await;
+            false
+        }));
+        let spawning = (entry.spawn)(&local, &args, params);
+        let spawned_first = async { Some(spawning.await) };
+        let given_up = async {
+            let keep = word.as_mut().await;
+            // (A `keep` before the pid went out is no spawner's: wait for `init`.)
+            if keep {
+                std::future::pending::<()>().await;
+            }
+            None
+        };
+        let pid = match spawned_first.or(given_up).await {
+            Some(Ok(pid)) => pid,
+            Some(Err(error)) => return answer(failure(error)),
+            None => {
+                // Ended now rather than once `init` is over: its side effects (a global
+                // name it holds) would outlast a spawn nobody waits for.
+                if let Some(pid) = spawned.get() {
+                    tracing::debug!(%pid, "its spawner gave up during init; ending it");
+                    node.kill(pid);
+                }
+                return;
+            }
         };
         // Kept only on the spawner's word.
         let wait =
             Duration::from_millis(request.timeout_ms).saturating_add(self.config.heartbeat_timeout);
-        let word = async { confirmed.await.unwrap_or(false) }.or(async {
-            peer.closed().await;
-            false
-        });
         if Deadline::after(wait).run(word).await != Some(true) {
             tracing::debug!(%pid, "its spawner did not keep it; ending it");
             node.kill(&pid);

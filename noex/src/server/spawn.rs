@@ -130,6 +130,9 @@ pub(crate) struct RemoteSpawner {
     pub(crate) link: Option<Pid>,
     pub(crate) monitor: Option<(MonitorRef, Pid)>,
     pub(crate) on_started: OnStarted,
+    /// Given the new process's pid before its `init` runs: what its node ends it by if
+    /// the spawner gives up meanwhile.
+    pub(crate) spawned: Arc<std::sync::OnceLock<Pid>>,
 }
 
 /// What runs in a new process's task once its `init` has succeeded: called with its pid
@@ -234,7 +237,9 @@ pub(crate) async fn spawn<B: GenServer>(
                 link,
                 monitor,
                 on_started: then,
+                spawned,
             } = *remote;
+            let _ = spawned.set(pid.clone());
             if let Some(spawner) = &link {
                 process.core.add_link(spawner);
                 process.core.set_remote_parent(spawner);
