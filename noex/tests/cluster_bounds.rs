@@ -407,6 +407,59 @@ fn unfinished_messages_from_all_peers_stay_within_the_nodes_reassembly_limit() {
 }
 
 #[test]
+fn a_connection_closed_while_it_waits_for_reassembly_room_is_let_go() {
+    run_blocking(async {
+        const SIZE: usize = 512 * 1024;
+        const PIECE: usize = 64 * 1024;
+        let node = Node::start(
+            cluster_config("a")
+                .heartbeat(Duration::from_millis(100), Duration::from_secs(600))
+                .limits(1 << 20, SIZE)
+                .reassembly_limit(2 * SIZE),
+        )
+        .await
+        .unwrap();
+        let mut body = postcard::to_allocvec(&Wire::Cast {
+            to: Address::Name("nobody".into()),
+            behavior: 0,
+        })
+        .unwrap();
+        body.resize(SIZE, 0);
+        let first = frame(
+            &Wire::Fragment {
+                id: 1,
+                last: false,
+                size: SIZE as u64,
+            },
+            &body[..PIECE],
+        );
+        // Two peers hold all the room with messages they never finish.
+        let mut holders = Vec::new();
+        for _ in 0..2 {
+            let mut raw = Raw::join(&node).await;
+            raw.send_bytes(&first).await;
+            assert_eq!(next_ack(&mut raw).await, PIECE as u32);
+            holders.push(raw);
+        }
+        // A third begins one too: its reader waits for room.
+        let mut third = Raw::join(&node).await;
+        third.send_bytes(&first).await;
+        wait_connected(&node, 3).await;
+        let third_id: NodeId = third.name.parse().unwrap();
+        assert!(node.faults().disconnect(&third_id));
+        wait_connected(&node, 2).await;
+        // Closed, the connection is let go at once: not when room frees up (never here).
+        eventually("the closed connection to be let go", || {
+            node.faults().connections_held() == 2
+        })
+        .await;
+        drop(third);
+        drop(holders);
+        node.shutdown();
+    });
+}
+
+#[test]
 fn a_scheduler_thread_lets_go_of_a_closed_connection_it_sent_on() {
     run_blocking(async {
         let nodes = start_cluster(2).await;

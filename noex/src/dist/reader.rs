@@ -544,7 +544,14 @@ impl Reading {
         match wait {
             Wait::Room(size) => {
                 self.peer.set_pause(Pause::ForRoom);
-                self.room = Some(self.reassembly.reserve(size).await);
+                // Room may take for ever to free up (other peers' unfinished messages
+                // hold it): a connection closed meanwhile stops waiting.
+                let reserved = async { Some(self.reassembly.reserve(size).await) };
+                let closed = async {
+                    self.peer.closed().await;
+                    None
+                };
+                self.room = reserved.or(closed).await;
             }
             Wait::Replies => {
                 self.peer.set_pause(Pause::ForReplies);
