@@ -351,3 +351,35 @@ fn large_bytes_arrive_as_a_view_of_the_buffer_they_were_received_in() {
         b.shutdown();
     });
 }
+
+#[test]
+fn a_buffer_kept_for_the_next_large_message_is_released_with_no_connection_left() {
+    run_blocking(async {
+        let (a, b) = two_nodes().await;
+        let local = b.spawn::<Keeper>(()).await.unwrap();
+        let keeper = a.server_ref::<Keeper>(local.pid()).unwrap();
+        const SIZE: usize = 3 << 20;
+        keeper.keep(noex::Bytes::from(vec![7; SIZE])).unwrap();
+        within("the bytes to arrive", async {
+            while local.kept().await.unwrap().is_none() {
+                smol::Timer::after(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+        // b's last connection ends while its process holds the reassembly buffer...
+        a.shutdown();
+        wait_connected(&b, 0).await;
+        // ...which, let go, is kept for a while for the next large message...
+        local.release().await.unwrap();
+        common::eventually("the buffer to come back", || {
+            b.faults().spare_bytes() >= SIZE
+        })
+        .await;
+        // ...and then released, though no connection is left to look after it.
+        common::eventually("the buffer to be released", || {
+            b.faults().spare_bytes() == 0
+        })
+        .await;
+        b.shutdown();
+    });
+}

@@ -179,6 +179,8 @@ impl Cluster {
         let own = discovery::own_addresses(&self.id, &listener);
         let cluster = Arc::downgrade(self);
         self.spawn(accept_loop(cluster.clone(), listener));
+        let stopped = self.stopped.listen();
+        self.spawn(super::spares::expire_until(self.spares.clone(), stopped));
         for (index, source) in self.config.sources().into_iter().enumerate() {
             self.spawn(discovery::discover(
                 cluster.clone(),

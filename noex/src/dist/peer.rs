@@ -465,7 +465,6 @@ async fn ticker(cluster: Weak<Cluster>, peer: Arc<Peer>) {
         if peer.is_closed() {
             return;
         }
-        peer.queue.spares().expire();
         let now = peer.now_ms();
         let received_now = counted(&peer.counters.bytes_received);
         let sent_now = counted(&peer.counters.bytes_sent);

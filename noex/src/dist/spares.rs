@@ -6,10 +6,14 @@
 //! when they are freed). So a node keeps the buffers of its last large messages — the
 //! frame it encoded one into, the buffer it reassembled one in — for a while, and the next
 //! large message reuses them: at most [`KEEP_AT_MOST`] buffers, each dropped once unused
-//! for [`KEEP_FOR`].
+//! for [`KEEP_FOR`] (by [`expire_until`], whether or not any connection is left).
 
+use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
+
+use event_listener::Event;
+use futures_lite::FutureExt;
 
 /// Buffers of this capacity or more are kept; smaller ones are cheap to make.
 pub(crate) const KEEP_FROM: usize = 1 << 20;
@@ -22,6 +26,8 @@ pub(crate) const KEEP_FOR: Duration = Duration::from_secs(2);
 #[derive(Default)]
 pub(crate) struct Spares {
     kept: Mutex<Vec<(Vec<u8>, Instant)>>,
+    /// Notified when a buffer is kept.
+    given: Event,
 }
 
 impl Spares {
@@ -58,11 +64,27 @@ impl Spares {
         }
         let mut kept = self.lock();
         kept.push((buffer, Instant::now()));
-        if kept.len() <= KEEP_AT_MOST {
-            return None;
+        let dropped = match kept.len() <= KEEP_AT_MOST {
+            true => None,
+            false => {
+                let smallest = (0..kept.len()).min_by_key(|&i| kept[i].0.capacity())?;
+                Some(kept.swap_remove(smallest).0)
+            }
+        };
+        drop(kept);
+        self.given.notify(1);
+        dropped
+    }
+
+    /// Waits until a buffer is kept.
+    async fn kept_any(&self) {
+        loop {
+            let given = self.given.listen();
+            if !self.lock().is_empty() {
+                return;
+            }
+            given.await;
         }
-        let smallest = (0..kept.len()).min_by_key(|&i| kept[i].0.capacity())?;
-        Some(kept.swap_remove(smallest).0)
     }
 
     /// Drops the buffers unused for [`KEEP_FOR`].
@@ -85,6 +107,20 @@ impl Spares {
     pub(crate) fn kept(&self) -> usize {
         self.lock().iter().map(|(b, _)| b.capacity()).sum()
     }
+}
+
+/// Drops the buffers of `spares` as they go unused for [`KEEP_FOR`], until `stopped`
+/// resolves: a task of the node's, so that a buffer given back once no connection is left
+/// (a message's, let go by its process) is not kept for good.
+pub(crate) async fn expire_until(spares: Arc<Spares>, stopped: impl Future<Output = ()>) {
+    let expiring = async {
+        loop {
+            spares.kept_any().await;
+            smol::Timer::after(KEEP_FOR).await;
+            spares.expire();
+        }
+    };
+    expiring.or(stopped).await
 }
 
 /// A buffer that goes back to its node's spares when dropped (see [`Spares`]).
