@@ -383,3 +383,42 @@ fn a_buffer_kept_for_the_next_large_message_is_released_with_no_connection_left(
         b.shutdown();
     });
 }
+
+#[test]
+fn a_large_message_counts_as_one_message_sent_and_one_received() {
+    run_blocking(async {
+        let (a, b) = two_nodes().await;
+        let local = b.spawn::<Sink>(()).await.unwrap();
+        let sink = a.server_ref::<Sink>(local.pid()).unwrap();
+        let sent = || a.connected_nodes()[0].stats.messages_sent;
+        let received = || b.connected_nodes()[0].stats.messages_received;
+        // A call first: b has a's earlier messages counted once it has answered.
+        assert_eq!(sink.taken().await, Ok(0));
+        common::eventually("a's call to be counted", || sent() == received()).await;
+        let (sent_before, received_before) = (sent(), received());
+        // One message of many fragments (and heartbeats meanwhile: not user messages),
+        // then calls until it has arrived.
+        sink.take(vec![7; 4 << 20]).unwrap();
+        let mut calls = 0;
+        within("the large message", async {
+            loop {
+                calls += 1;
+                if sink.taken().await.unwrap() == 1 {
+                    break;
+                }
+                smol::Timer::after(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+        common::eventually("b to count what it received", || {
+            received() - received_before == 1 + calls
+        })
+        .await;
+        common::eventually("a to count what it sent as b did", || {
+            sent() - sent_before == 1 + calls
+        })
+        .await;
+        a.shutdown();
+        b.shutdown();
+    });
+}

@@ -153,7 +153,7 @@ async fn write_until_moved(
             Counters::add(&peer.counters.bytes_sent, (batch.len() - written) as u64);
         }
         let more = peer.queue.written();
-        Counters::add(&peer.counters.messages_sent, messages as u64);
+        Counters::add(&peer.counters.messages_sent, taken.counted as u64);
         since_yield += batch.len();
         batch.own.clear();
         batch.lent.clear();

@@ -154,7 +154,10 @@ impl Outbound {
         let head = lanes.partial.len();
         let mut messages = usize::from(head > 0);
         batch.own.append(&mut lanes.partial);
-        messages += std::mem::take(&mut lanes.control_count);
+        // Control frames (heartbeats, member lists, the global registry's messages) and
+        // fragment acknowledgements are not counted as messages sent: the receiving side
+        // does not count them either.
+        let control = std::mem::take(&mut lanes.control_count);
         batch.own.extend_from_slice(&lanes.control);
         lanes.control.clear();
         if lanes.ack_due > 0 {
@@ -165,7 +168,6 @@ impl Outbound {
             };
             // Two numbers: always encodes.
             let _ = wire::encode_frame(&ack, &mut batch.own);
-            messages += 1;
         }
         let mut freed_small = lanes.small.len();
         lanes.reply_bytes -= std::mem::take(&mut lanes.small_reply_bytes);
@@ -193,9 +195,14 @@ impl Outbound {
         }
         let empty = batch.own.is_empty() && batch.lent.is_empty();
         lanes.writing = !empty;
-        // A fragment alone counts as progress too.
+        // A fragment (or a control frame) alone counts as progress too.
         Taken::Batch(Batch {
-            messages: if empty { 0 } else { messages.max(1) },
+            messages: if empty {
+                0
+            } else {
+                (messages + control).max(1)
+            },
+            counted: messages,
             head,
         })
     }
@@ -211,8 +218,11 @@ pub(super) enum Taken {
 /// What a batch holds.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Batch {
-    /// Messages (0: nothing to write).
+    /// Frames, more or less: a batch of fragments counts as one (0: nothing to write).
     pub(crate) messages: usize,
+    /// The messages it holds for `TrafficStats::messages_sent`: user messages, replies,
+    /// signals, a large message once its last fragment is in — not control frames.
+    pub(crate) counted: usize,
     /// Bytes at its front that finish a frame a sender wrote in part: they must reach the
     /// socket whatever happens to the rest, or the stream is broken mid-frame.
     pub(crate) head: usize,
