@@ -423,3 +423,94 @@ fn two_hundred_thousand_casts_to_a_slow_consumer_arrive_in_order_with_bounded_me
 fn ten_million_casts_to_a_slow_consumer_arrive_in_order_with_bounded_memory() {
     run_blocking(flood(10_000_000));
 }
+
+/// Takes bytes and numbers.
+#[behavior]
+pub struct Bulk;
+
+#[behavior]
+impl Bulk {
+    #[init]
+    fn init() -> Self {
+        Bulk
+    }
+
+    #[cast]
+    fn take(&mut self, bytes: Vec<u8>) {
+        drop(bytes);
+    }
+
+    #[cast]
+    fn note(&mut self, n: u64) {
+        let _ = n;
+    }
+}
+
+/// A local process that sends to a `Bulk` of another node two messages at once.
+#[behavior]
+pub struct Juggler {
+    to: ServerRef<Bulk>,
+}
+
+#[behavior(local)]
+impl Juggler {
+    #[init]
+    fn init(to: ServerRef<Bulk>) -> Self {
+        Juggler { to }
+    }
+
+    /// Begins an awaited cast of `len` bytes and one of a number after it, gives the first
+    /// up while both wait, and says whether the second is then queued.
+    #[call]
+    async fn give_up_first(&self, len: usize) -> bool {
+        let mut large = Box::pin(self.to.take_wait(vec![7; len]));
+        assert!(
+            poll_once(&mut large).await.is_none(),
+            "the large lane is full"
+        );
+        let mut small = Box::pin(self.to.note_wait(1));
+        assert!(
+            poll_once(&mut small).await.is_none(),
+            "behind its sender's large one"
+        );
+        drop(large);
+        let queued = async { small.await.is_ok() };
+        let deadline = async {
+            smol::Timer::after(Duration::from_secs(3)).await;
+            false
+        };
+        futures_lite::FutureExt::or(queued, deadline).await
+    }
+}
+
+#[test]
+fn an_awaited_cast_behind_its_senders_message_given_up_goes_on_at_once() {
+    run_blocking(async {
+        const LARGE: usize = 100 * 1024;
+        // A stalled writer sends no heartbeats: b must not take a for lost meanwhile.
+        let config = |name: &str| {
+            cluster_config(name)
+                .outbound_queue(64 * 1024)
+                .heartbeat(Duration::from_millis(100), Duration::from_secs(60))
+        };
+        let a = Node::start(config("a")).await.unwrap();
+        let b = Node::start(config("b").seed(id(&a).to_string()))
+            .await
+            .unwrap();
+        wait_connected(&a, 1).await;
+        let bulk = b.spawn::<Bulk>(()).await.unwrap();
+        let remote = a.server_ref::<Bulk>(bulk.pid()).unwrap();
+        assert!(a.faults().stall(&id(&b), true));
+        // The large lane full, and another sender first in line for room there.
+        remote.take(vec![7; LARGE]).unwrap();
+        let mut first_in_line = Box::pin(remote.take_wait(vec![7; LARGE]));
+        assert!(poll_once(&mut first_in_line).await.is_none());
+        // A process's large message waits behind it, its small one behind its large one:
+        // once the large one is given up, the small one (with room in its lane) is queued.
+        let juggler = a.spawn::<Juggler>(remote.clone()).await.unwrap();
+        assert_eq!(juggler.give_up_first(LARGE).await, Ok(true));
+        drop(first_in_line);
+        a.shutdown();
+        b.shutdown();
+    });
+}

@@ -45,6 +45,11 @@ impl Line {
                 .any(|&(other, waiting)| waiting == sender && other < ticket)
     }
 
+    /// `true` if `sender` waits here.
+    fn has_sender(&self, sender: usize) -> bool {
+        self.waiting.iter().any(|&(_, waiting)| waiting == sender)
+    }
+
     /// Takes `ticket` out of the line; `true` if it was first.
     fn leave(&mut self, ticket: u64) -> bool {
         match self.waiting.iter().position(|&(other, _)| other == ticket) {
@@ -101,6 +106,7 @@ impl Lanes {
 struct Place<'a> {
     queue: &'a Outbound,
     ticket: u64,
+    sender: usize,
     large: bool,
     /// Out of line already: queued, or the queue closed (which empties the lines).
     done: bool,
@@ -111,8 +117,12 @@ impl Drop for Place<'_> {
         if self.done {
             return;
         }
-        let first = self.queue.lock().line(self.large).leave(self.ticket);
-        if first {
+        let mut lanes = self.queue.lock();
+        let first = lanes.line(self.large).leave(self.ticket);
+        // A later message of its sender waiting in the other line may go now.
+        let behind = lanes.line(!self.large).has_sender(self.sender);
+        drop(lanes);
+        if first || behind {
             // The next in line may have room now.
             self.queue.room.notify(usize::MAX);
         }
@@ -191,6 +201,7 @@ impl Outbound {
         let mut place = Place {
             queue: self,
             ticket,
+            sender,
             large,
             done: false,
         };
