@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::gate::{Gate, GATE_LIMIT};
 use common::{cluster_config, run_blocking, wait_connected, within};
-use noex::{behavior, Node, ServerRef};
+use noex::{behavior, CallError, CodecStep, Node, ServerRef};
 use serde::ser::SerializeTuple;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -41,6 +41,26 @@ impl<'de, const G: usize> Deserialize<'de> for Gated<G> {
     }
 }
 
+/// A large message whose encoding panics once its bytes are written: on the blocking
+/// thread pool only (on the sender's thread it outgrows the budget first).
+#[derive(Debug)]
+pub struct Exploding(Vec<u8>);
+
+impl Serialize for Exploding {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut tuple = serializer.serialize_tuple(2)?;
+        tuple.serialize_element(&self.0)?;
+        panic!("a message that panics as it encodes (as this test wants)");
+    }
+}
+
+impl<'de> Deserialize<'de> for Exploding {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let (bytes, _): (Vec<u8>, u8) = Deserialize::deserialize(deserializer)?;
+        Ok(Exploding(bytes))
+    }
+}
+
 /// Keeps what it is sent, in order.
 #[behavior(name = "cluster-large-recorder")]
 pub struct Recorder {
@@ -57,6 +77,12 @@ impl Recorder {
     #[cast]
     fn large(&mut self, gated: Gated<CAST>) {
         self.seen.push(format!("large of {}", gated.0.len()));
+    }
+
+    #[cast]
+    fn explode(&mut self, exploding: Exploding) {
+        self.seen
+            .push(format!("exploding of {}", exploding.0.len()));
     }
 
     #[cast]
@@ -173,6 +199,11 @@ impl Replier {
     #[call]
     fn large(&self, size: usize) -> Gated<REPLY> {
         Gated(vec![9; size])
+    }
+
+    #[call]
+    fn explode(&self, size: usize) -> Exploding {
+        Exploding(vec![9; size])
     }
 }
 
@@ -416,6 +447,47 @@ fn a_large_message_counts_as_one_message_sent_and_one_received() {
         .await;
         common::eventually("a to count what it sent as b did", || {
             sent() - sent_before == 1 + calls
+        })
+        .await;
+        a.shutdown();
+        b.shutdown();
+    });
+}
+
+#[test]
+fn a_large_message_whose_encoding_panics_is_dropped_and_holds_nothing_up() {
+    run_blocking(async {
+        let (a, b) = two_nodes().await;
+        let recorder = b.spawn::<Recorder>(()).await.unwrap();
+        let remote = a.server_ref::<Recorder>(recorder.pid()).unwrap();
+        // Its place was kept in the queue: given up, the sender's next messages go on.
+        remote.explode(Exploding(vec![7; 2 << 20])).unwrap();
+        remote.note(1).unwrap();
+        let seen = within("the note after it", remote.seen()).await;
+        assert_eq!(seen, Ok(vec!["note 1".to_owned()]));
+        assert_eq!(a.connected_nodes()[0].stats.casts_dropped, 1);
+        // A reply that panics as it encodes is answered with the failure, at once.
+        let replier = b.spawn::<Replier>(()).await.unwrap();
+        let remote = a.server_ref::<Replier>(replier.pid()).unwrap();
+        let answered = within("the failed reply", remote.explode(2 << 20)).await;
+        assert!(
+            matches!(
+                answered,
+                Err(CallError::Codec {
+                    step: CodecStep::EncodeReply,
+                    ..
+                })
+            ),
+            "{answered:?}"
+        );
+        // Its place in b's queue was given up too: b's next large message goes.
+        let local = a.spawn::<Sink>(()).await.unwrap();
+        let sink = b.server_ref::<Sink>(local.pid()).unwrap();
+        sink.take(vec![7; 3 << 20]).unwrap();
+        within("b's next large message", async {
+            while local.taken().await != Ok(1) {
+                smol::Timer::after(Duration::from_millis(5)).await;
+            }
         })
         .await;
         a.shutdown();

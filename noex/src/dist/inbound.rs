@@ -18,7 +18,7 @@ use futures_lite::FutureExt;
 use super::cluster::Cluster;
 use super::outbound::Frame;
 use super::peer::{Counters, Peer};
-use super::remote::{encode_whole, Bounded, ENCODE_APART};
+use super::remote::{encode_whole_unawaited, Bounded, ENCODE_APART};
 use super::scratch::Scratch;
 use super::spares::Pooled;
 use super::wire::{self, Address, RemoteOutcome, Stop, WireMessage};
@@ -230,7 +230,7 @@ fn reply_apart<R: Send + 'static>(
         return; // The connection is closed: the caller hears of that.
     };
     smol::unblock(move || {
-        let frame = match encode_whole(&header, &reply, encode, peer.queue.spares()) {
+        let frame = match encode_whole_unawaited(&header, &reply, encode, peer.queue.spares()) {
             Ok(frame) => frame,
             Err(error) => {
                 let WireMessage::Reply { id, .. } = header else {

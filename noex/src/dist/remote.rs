@@ -40,7 +40,7 @@ mod pending;
 
 use super::scratch::{self, Scratch};
 use apart::{encode_apart, encode_here, encode_here_after, encode_in_place, Encoded};
-pub(crate) use apart::{encode_whole, Bounded, ENCODE_APART};
+pub(crate) use apart::{encode_whole_unawaited, Bounded, ENCODE_APART};
 pub(crate) use codec::HandleCast;
 pub use codec::{codec, tagged_codec, Codec};
 pub(crate) use connection::{forget_closed, keep_on_this_thread};

@@ -12,8 +12,9 @@
 //!   sender queues next waits, as behind any large message of that sender, until the frame
 //!   fills it (`Outbound::fill`). Room for it is checked when the place is taken, as for a
 //!   message encoded at once; should it fail to encode there (a `Serialize` impl that
-//!   errors past the budget), it is logged and counted as a dropped cast.
+//!   errors, or panics, past the budget), it is logged and counted as a dropped cast.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -121,6 +122,20 @@ pub(crate) fn encode_whole<T>(
     Ok(Frame { own, lent })
 }
 
+/// [`encode_whole`] for a message whose encoding nobody awaits (see [`encode_in_place`]):
+/// a panic of its `Serialize` impl is taken for an encoding error, so that the place kept
+/// for it is given up (or filled with the failure's answer) rather than kept for ever,
+/// holding up its sender's later messages and the large ones of everyone.
+pub(crate) fn encode_whole_unawaited<T>(
+    header: &WireMessage,
+    message: &T,
+    encode: Bounded<T>,
+    spares: &Spares,
+) -> Result<Frame, postcard::Error> {
+    let encode = AssertUnwindSafe(|| encode_whole(header, message, encode, spares));
+    std::panic::catch_unwind(encode).unwrap_or(Err(postcard::Error::SerdeSerCustom))
+}
+
 /// The frame of `header` and `message`, encoded on the `blocking` thread pool; with the
 /// message, handed back.
 pub(super) async fn encode_apart<T: Send + 'static>(
@@ -143,7 +158,7 @@ pub(super) fn encode_in_place<T: Send + 'static>(
     encode: Bounded<T>,
 ) {
     smol::unblock(move || {
-        let encoded = encode_whole(&header, &message, encode, peer.queue.spares());
+        let encoded = encode_whole_unawaited(&header, &message, encode, peer.queue.spares());
         drop(message);
         let (frame, error) = match encoded {
             Ok(frame) => (Some(frame), None),
