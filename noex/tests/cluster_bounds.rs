@@ -460,6 +460,30 @@ fn a_connection_closed_while_it_waits_for_reassembly_room_is_let_go() {
 }
 
 #[test]
+fn messages_read_together_with_a_goodbye_are_counted() {
+    run_blocking(async {
+        let node = Node::start(cluster_config("a")).await.unwrap();
+        let mut raw = Raw::join(&node).await;
+        wait_connected(&node, 1).await;
+        // Ten casts to a process that does not run, and a goodbye: one read for the node.
+        let cast = Wire::Cast {
+            to: Address::Pid { serial: u64::MAX },
+            behavior: 0,
+        };
+        let mut bytes: Vec<u8> = (0..10).flat_map(|_| frame(&cast, &[])).collect();
+        bytes.extend(frame(&Wire::Goodbye, &[]));
+        raw.send_bytes(&bytes).await;
+        wait_connected(&node, 0).await;
+        let stats = node.cluster_stats();
+        assert_eq!(stats.messages_undelivered, 10, "{stats:?}");
+        assert_eq!(stats.messages_received, 10, "{stats:?}");
+        let casts = 10 * frame(&cast, &[]).len() as u64;
+        assert!(stats.bytes_received >= casts, "{stats:?}");
+        node.shutdown();
+    });
+}
+
+#[test]
 fn a_scheduler_thread_lets_go_of_a_closed_connection_it_sent_on() {
     run_blocking(async {
         let nodes = start_cluster(2).await;

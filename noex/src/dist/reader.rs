@@ -160,6 +160,9 @@ async fn read(cluster: Weak<Cluster>, mut state: ReaderState) {
         },
         ended => ended,
     };
+    // Counted before the connection's end is reported (its counters are added to the
+    // node's totals then): what came with a goodbye, or before a bad frame.
+    state.reading.unreported.report(&peer.counters);
     match ended {
         Ended::Read(error) => read_failed(&cluster, &peer, error),
         Ended::Down(reason) => {
