@@ -12,11 +12,13 @@ use serde::ser::SerializeTuple;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The gates of [`Gated`] values: [`CAST`]'s and [`REPLY`]'s.
-static GATES: [Gate; 2] = [Gate::new(), Gate::new()];
+static GATES: [Gate; 3] = [Gate::new(), Gate::new(), Gate::new()];
 /// The gate a gated cast's encoding waits for.
 const CAST: usize = 0;
 /// The gate a gated reply's encoding waits for.
 const REPLY: usize = 1;
+/// The gate a gated request's encoding waits for.
+const CALL: usize = 2;
 
 /// A large message whose encoding, once its bytes are written, waits for gate `G`: an
 /// encoding that outgrows the sender's thread's budget stops before it reaches the gate
@@ -88,6 +90,11 @@ impl Recorder {
     #[cast]
     fn note(&mut self, seq: u64) {
         self.seen.push(format!("note {seq}"));
+    }
+
+    #[call]
+    fn gated(&self, gated: Gated<CALL>) -> usize {
+        gated.0.len()
     }
 
     #[call]
@@ -490,6 +497,25 @@ fn a_large_message_whose_encoding_panics_is_dropped_and_holds_nothing_up() {
             }
         })
         .await;
+        a.shutdown();
+        b.shutdown();
+    });
+}
+
+#[test]
+fn a_call_whose_request_takes_long_to_encode_times_out_in_time() {
+    run_blocking(async {
+        let (a, b) = two_nodes().await;
+        let recorder = b.spawn::<Recorder>(()).await.unwrap();
+        let remote = a.server_ref::<Recorder>(recorder.pid()).unwrap();
+        // Its encoding, off the caller's thread, waits at the gate: the call's timeout
+        // runs meanwhile.
+        let timeout = Duration::from_millis(300);
+        let call = remote.gated_with_timeout(Gated(vec![7; 2 << 20]), timeout);
+        let answered = within("the call to time out", call).await;
+        GATES[CALL].open();
+        assert_eq!(answered, Err(noex::CallError::Timeout { timeout }));
+        assert_eq!(a.connected_nodes()[0].stats.calls_timed_out, 1);
         a.shutdown();
         b.shutdown();
     });

@@ -210,18 +210,21 @@ impl<B: GenServer> RemoteTarget<B> {
         let mut frame = Scratch::take();
         let mut lent = Lent::new();
         let encode = self.codec.encode_call;
+        let mut deadline = Deadline::after(timeout);
         if let Encoded::Apart =
             encode_here(&message, &request, encode, &mut frame).map_err(not_encoded)?
         {
-            // The caller waits for its frame: nothing it sends can pass this request.
-            let whole = encode_apart(message, request, encode, spares(&peer))
-                .await
-                .0
-                .map_err(not_encoded)?;
+            // The caller waits for its frame: nothing it sends can pass this request. The
+            // timeout runs meanwhile (a long encoding is given up, and never sent).
+            let encoding = encode_apart(message, request, encode, spares(&peer));
+            let Some((whole, _)) = deadline.run(encoding).await else {
+                Counters::add(&peer.counters.calls_timed_out, 1);
+                return Err(CallError::Timeout { timeout });
+            };
+            let whole = whole.map_err(not_encoded)?;
             (*frame, lent) = (whole.own, whole.lent);
         }
         let (pending, mut reply) = PendingCall::expect(&peer, id);
-        let mut deadline = Deadline::after(timeout);
         let sent = deadline
             .run(peer.send(&mut frame, lent, run::current_sender()))
             .await;
