@@ -438,3 +438,77 @@ fn a_dial_that_completes_into_a_cut_link_goes_on_and_connects_once_it_heals() {
         }
     });
 }
+
+/// A byte whose decoding panics on 13 (a `Deserialize` impl with an assertion, say).
+#[derive(Debug, serde::Serialize)]
+pub struct Brittle(u8);
+
+impl<'de> serde::Deserialize<'de> for Brittle {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let byte = u8::deserialize(deserializer)?;
+        assert_ne!(byte, 13, "a byte this test's type refuses with a panic");
+        Ok(Brittle(byte))
+    }
+}
+
+#[behavior(name = "brittle")]
+pub struct Fragile {
+    taken: u64,
+}
+
+#[behavior]
+impl Fragile {
+    #[init]
+    fn init() -> Self {
+        Fragile { taken: 0 }
+    }
+
+    #[cast]
+    fn take(&mut self, brittle: Brittle) {
+        self.taken += u64::from(brittle.0);
+    }
+
+    #[call]
+    fn taken(&self) -> u64 {
+        self.taken
+    }
+
+    #[call]
+    fn echo(&self, brittle: Brittle) -> u8 {
+        brittle.0
+    }
+}
+
+#[test]
+fn a_message_whose_decoding_panics_is_not_delivered_and_harms_nothing_else() {
+    run_blocking(async {
+        let nodes = start_cluster(2).await;
+        let (a, b) = (&nodes[0], &nodes[1]);
+        let fragile = b.spawn::<Fragile>(()).await.unwrap();
+        let remote = a.server_ref::<Fragile>(fragile.pid()).unwrap();
+        let events = b.cluster_events();
+        remote.take(Brittle(1)).unwrap();
+        remote.take(Brittle(13)).unwrap();
+        remote.take(Brittle(2)).unwrap();
+        assert_eq!(within("the call after", remote.taken()).await, Ok(3));
+        while let Some(event) = events.try_recv() {
+            assert!(
+                !matches!(event, ClusterEvent::NodeDown { .. }),
+                "the connection stays up: {event:?}"
+            );
+        }
+        assert_eq!(b.connected_nodes()[0].stats.messages_undelivered, 1);
+        // A call is answered with the failure.
+        assert_matches!(
+            within("the call that does not decode", remote.echo(Brittle(13))).await,
+            Err(CallError::Codec {
+                step: noex::CodecStep::DecodeRequest,
+                ..
+            })
+        );
+        assert_eq!(remote.echo(Brittle(7)).await, Ok(7));
+        for node in nodes {
+            node.shutdown();
+        }
+    });
+}

@@ -112,10 +112,10 @@ fn remote_envelope<B: GenServer>(
 ) -> Option<Envelope<B>> {
     match kind {
         RemoteKind::Call(responder, owed) => {
-            let request = match (codec.decode_call)(payload) {
+            let request = match decode_remote(codec.decode_call, payload) {
                 Ok(request) => request,
                 Err(error) => {
-                    responder.respond(RemoteOutcome::NotDecoded(error.to_string()));
+                    responder.respond(RemoteOutcome::NotDecoded(error));
                     return None;
                 }
             };
@@ -132,6 +132,22 @@ fn remote_envelope<B: GenServer>(
     }
 }
 
+/// Decodes a payload from another node with `decode`. A `Deserialize` impl that panics on
+/// it (an assertion on what it reads, say) makes a message that does not decode, like one
+/// that errors: bad input from the network never unwinds through the connection's reader
+/// (which stopped, leaving the connection unread until it was found silent).
+#[inline]
+fn decode_remote<T>(
+    decode: fn(&[u8]) -> Result<T, postcard::Error>,
+    payload: &[u8],
+) -> Result<T, String> {
+    match std::panic::catch_unwind(|| decode(payload)) {
+        Ok(Ok(decoded)) => Ok(decoded),
+        Ok(Err(error)) => Err(error.to_string()),
+        Err(_) => Err("its decoding panicked".to_owned()),
+    }
+}
+
 /// Decodes a cast (or, with `info`, an info) from another node; `None` (logged) if it does
 /// not decode.
 #[inline]
@@ -141,7 +157,7 @@ fn one_way_envelope<B: GenServer>(
     payload: &[u8],
 ) -> Option<Envelope<B>> {
     if info {
-        match (codec.decode_info)(payload) {
+        match decode_remote(codec.decode_info, payload) {
             Ok(message) => Some(Envelope::Info(Info::Message(message))),
             Err(error) => {
                 tracing::warn!(%error, "dropped an undecodable remote message");
@@ -149,7 +165,7 @@ fn one_way_envelope<B: GenServer>(
             }
         }
     } else {
-        match (codec.decode_cast)(payload) {
+        match decode_remote(codec.decode_cast, payload) {
             Ok(message) => Some(Envelope::Cast(message)),
             Err(error) => {
                 tracing::warn!(%error, "dropped an undecodable remote cast");
