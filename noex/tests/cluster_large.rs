@@ -520,3 +520,27 @@ fn a_call_whose_request_takes_long_to_encode_times_out_in_time() {
         b.shutdown();
     });
 }
+
+#[test]
+fn a_reply_whose_encoding_panics_is_answered_with_the_failure_at_once() {
+    run_blocking(async {
+        let (a, b) = two_nodes().await;
+        let replier = b.spawn::<Replier>(()).await.unwrap();
+        let remote = a.server_ref::<Replier>(replier.pid()).unwrap();
+        // A small reply, encoded on the server's thread.
+        let call = remote.explode_with_timeout(10, Duration::from_secs(60));
+        let answered = within("the failed reply", call).await;
+        assert!(
+            matches!(
+                answered,
+                Err(CallError::Codec {
+                    step: CodecStep::EncodeReply,
+                    ..
+                })
+            ),
+            "{answered:?}"
+        );
+        a.shutdown();
+        b.shutdown();
+    });
+}

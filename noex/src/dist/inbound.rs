@@ -10,6 +10,7 @@
 
 use std::any::Any;
 use std::collections::VecDeque;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -133,8 +134,12 @@ impl Responder {
             outcome: RemoteOutcome::Reply,
         };
         let mut frame = Scratch::take();
-        match wire::encode_frame_with(&header, &mut frame, |out| encode(&reply, out, ENCODE_APART))
-        {
+        // A `Serialize` impl that panics fails the encoding: the caller is answered with
+        // the failure (as for a reply encoded apart), rather than left to its timeout.
+        let encoded = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            wire::encode_frame_with(&header, &mut frame, |out| encode(&reply, out, ENCODE_APART))
+        }));
+        match encoded.unwrap_or(Err(postcard::Error::SerdeSerCustom)) {
             Ok(()) => send_answer(peer, &mut frame),
             Err(postcard::Error::SerializeBufferFull) => {
                 drop(frame);
