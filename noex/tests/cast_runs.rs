@@ -332,3 +332,46 @@ fn a_long_run_to_a_behavior_is_handled_in_order_and_an_undecodable_cast_dropped_
         node.shutdown();
     });
 }
+
+#[test]
+fn undecodable_casts_the_process_decodes_itself_are_counted_undelivered() {
+    run_blocking(async {
+        let node = Node::start(cluster_config("a")).await.unwrap();
+        let [log] = <[_; 1]>::try_from(logs(&node, 1).await).ok().unwrap();
+        let mut raw = Raw::join(&node).await;
+        // A long run (queued encoded, decoded as handled) with three undecodable casts...
+        let mut bytes = Vec::new();
+        for n in 1..=40 {
+            bytes.extend(if n % 13 == 0 {
+                undecodable(&log)
+            } else {
+                to_log(&log, n, false, LOG)
+            });
+        }
+        // ...and a large one (decoded on the blocking pool), in fragments: no number.
+        let to = Address::Pid {
+            serial: log.pid().serial(),
+        };
+        let mut body = postcard::to_allocvec(&Wire::Cast { to, behavior: LOG }).unwrap();
+        body.resize(body.len() + (1 << 20), 0xff);
+        const PIECE: usize = 64 * 1024;
+        for (i, piece) in body.chunks(PIECE).enumerate() {
+            let fragment = Wire::Fragment {
+                id: 1,
+                last: (i + 1) * PIECE >= body.len(),
+                size: body.len() as u64,
+            };
+            bytes.extend(frame(&fragment, piece));
+        }
+        bytes.extend(to_log(&log, 41, false, LOG));
+        raw.send_bytes(&bytes).await;
+        let mut expected: Vec<i64> = (1..=40).filter(|n| n % 13 != 0).collect();
+        expected.push(41);
+        assert_eq!(recorded(&log, expected.len()).await, expected);
+        eventually("the four undecodable casts to be counted", || {
+            node.cluster_stats().messages_undelivered == 4
+        })
+        .await;
+        node.shutdown();
+    });
+}

@@ -280,8 +280,30 @@ pub(crate) enum RemoteKind {
     Info,
 }
 
+/// Where a message from another node that its process finds undecodable, decoding it
+/// itself (a large one, or one of a long run), is counted: its connection's
+/// `messages_undelivered`. Weak: a message waiting in a mailbox does not keep its
+/// connection.
+pub(crate) struct Undelivered(Weak<Peer>);
+
+impl Undelivered {
+    pub(crate) fn new(peer: &Arc<Peer>) -> Self {
+        Undelivered(Arc::downgrade(peer))
+    }
+
+    /// Counts one message dropped.
+    #[cold]
+    pub(crate) fn count(&self) {
+        if let Some(peer) = self.0.upgrade() {
+            Counters::add(&peer.counters.messages_undelivered, 1);
+        }
+    }
+}
+
 /// A message from another node for a local process.
 pub(crate) struct RemoteDelivery<'a> {
+    /// The connection it came on.
+    pub(crate) peer: &'a Arc<Peer>,
     pub(crate) kind: RemoteKind,
     /// The FNV-1a hash of the behaviour name the sender expects.
     pub(crate) behavior: u32,
@@ -391,6 +413,7 @@ pub(crate) fn deliver(
             let home = process.core().home();
             let behind = resolver.behind(&process, cluster.config.mailbox_limit, 0);
             let taken = process.deliver_remote(RemoteDelivery {
+                peer,
                 kind,
                 behavior,
                 payload,

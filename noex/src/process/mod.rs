@@ -599,11 +599,12 @@ pub(crate) trait AnyProcess: Send + Sync + 'static {
     /// `bytes` — in order, under one lock of the mailbox: decoded, staged in `staging`
     /// meanwhile, or for a long run still encoded (the process decodes each message as it
     /// reaches it); drops them if the process has ended. Returns how many were dropped
-    /// (as `deliver_remote`).
+    /// (as `deliver_remote`). `peer`: the connection they came on.
     fn deliver_run(
         &self,
         bytes: &[u8],
         run: &[crate::dist::inbound::RunFrame],
         staging: &mut crate::dist::inbound::Staging,
+        peer: &Arc<crate::dist::peer::Peer>,
     ) -> u32;
 }

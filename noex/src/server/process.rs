@@ -6,8 +6,9 @@ use std::sync::Arc;
 use super::reply::{Failure, Forward, Outcome, ReplyTo};
 use super::{GenServer, Info};
 use crate::dist::inbound::{
-    Owed, Payload, RemoteDelivery, RemoteKind, Responder, RunFrame, Staging,
+    Owed, Payload, RemoteDelivery, RemoteKind, Responder, RunFrame, Staging, Undelivered,
 };
+use crate::dist::peer::Peer;
 use crate::dist::remote::{Bounded, Codec, HandleCast};
 use crate::dist::wire::RemoteOutcome;
 use crate::process::mailbox::Mailbox;
@@ -76,6 +77,8 @@ pub(crate) struct Encoded<B: GenServer> {
     codec: Codec<B>,
     kind: RemoteKind,
     payload: Payload<'static>,
+    /// Where it is counted if it is a cast or an info that does not decode.
+    undelivered: Undelivered,
     #[cfg(feature = "tracing-context")]
     trace: Option<Box<crate::trace::TraceContext>>,
 }
@@ -88,13 +91,18 @@ impl<B: GenServer> Encoded<B> {
             codec,
             kind,
             payload,
+            undelivered,
             #[cfg(feature = "tracing-context")]
             trace,
         } = self;
+        let one_way = !matches!(kind, RemoteKind::Call(..));
         let envelope = smol::unblock(move || {
             payload.decode(|bytes| remote_envelope(&process, codec, kind, bytes))
         })
         .await;
+        if envelope.is_none() && one_way {
+            undelivered.count();
+        }
         #[cfg(feature = "tracing-context")]
         let envelope = envelope.map(|envelope| Envelope::traced(envelope, trace));
         envelope
@@ -194,6 +202,8 @@ pub(crate) struct Frames<B: GenServer> {
     payloads: Vec<(u32, u32, bool)>,
     /// The next message's index in `payloads`.
     next: usize,
+    /// Where those that do not decode are counted.
+    undelivered: Undelivered,
 }
 
 impl<B: GenServer> Frames<B> {
@@ -202,11 +212,19 @@ impl<B: GenServer> Frames<B> {
     pub(crate) fn next(&mut self) -> Option<Option<Envelope<B>>> {
         let &(start, end, info) = self.payloads.get(self.next)?;
         self.next += 1;
-        Some(one_way_envelope(
-            self.codec,
-            info,
-            &self.bytes[start as usize..end as usize],
-        ))
+        let envelope =
+            one_way_envelope(self.codec, info, &self.bytes[start as usize..end as usize]);
+        if envelope.is_none() {
+            self.undelivered.count();
+        }
+        Some(envelope)
+    }
+
+    /// The cast [`next_cast`](Self::next_cast) gave did not decode: it is dropped (and
+    /// counted).
+    #[cold]
+    pub(crate) fn undecoded(&self) {
+        self.undelivered.count();
     }
 
     /// The next message if it is a cast: its payload, with the function that decodes and
@@ -341,6 +359,7 @@ impl<B: GenServer> AnyProcess for Process<B> {
 
     fn deliver_remote(self: Arc<Self>, delivery: RemoteDelivery<'_>) -> bool {
         let RemoteDelivery {
+            peer,
             kind,
             behavior,
             payload,
@@ -375,6 +394,7 @@ impl<B: GenServer> AnyProcess for Process<B> {
                     codec,
                     kind,
                     payload: payload.into_owned(),
+                    undelivered: Undelivered::new(peer),
                     #[cfg(feature = "tracing-context")]
                     trace,
                 }))
@@ -392,7 +412,13 @@ impl<B: GenServer> AnyProcess for Process<B> {
         self.deliver(envelope).is_ok() || !one_way
     }
 
-    fn deliver_run(&self, bytes: &[u8], run: &[RunFrame], staging: &mut Staging) -> u32 {
+    fn deliver_run(
+        &self,
+        bytes: &[u8],
+        run: &[RunFrame],
+        staging: &mut Staging,
+        peer: &Arc<Peer>,
+    ) -> u32 {
         let Some(codec) = B::__remote_codec() else {
             self.refused(
                 "dropped remote messages for a local-only behaviour",
@@ -410,6 +436,7 @@ impl<B: GenServer> AnyProcess for Process<B> {
                 bytes: bytes[base..last.end].to_vec(),
                 payloads: Vec::with_capacity(run.len()),
                 next: 0,
+                undelivered: Undelivered::new(peer),
             };
             for frame in run {
                 if frame.behavior != codec.hash {

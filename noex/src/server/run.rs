@@ -340,6 +340,9 @@ fn serve<B: GenServer>(
                     let handled = as_current(Arc::as_ptr(&process) as usize, || {
                         handle(&mut state, payload, &mut ctx)
                     });
+                    if handled.is_err() {
+                        frames.undecoded();
+                    }
                     if frames.is_done() {
                         batch.pop_front();
                     }

@@ -102,7 +102,8 @@ impl Reading {
         let frames = self.run_frames.len() as u32;
         let undelivered = match &target {
             Some((_, Some(process))) => {
-                let dropped = process.deliver_run(buffered, &self.run_frames, &mut self.staging);
+                let dropped =
+                    process.deliver_run(buffered, &self.run_frames, &mut self.staging, &self.peer);
                 self.follow.note_many(process.core().home(), frames);
                 if let Some(process) = behind {
                     inbound::hold_back(cluster, &self.peer, process, limit);
