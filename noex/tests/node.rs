@@ -174,3 +174,25 @@ fn any_name_starts_a_node_even_one_with_a_nul() {
     assert!(pid.to_string().contains("odd"));
     node.shutdown();
 }
+
+/// `block_on` called from a process or a task of a node panics at once, rather than block
+/// the scheduler thread (what it waits for could never come: a process of that thread,
+/// or a call's timeout, which that thread's sweeper keeps).
+#[test]
+fn block_on_on_a_scheduler_thread_panics_instead_of_blocking_it() {
+    run(|node| async move {
+        let other = Node::builder().name("other").threads(1).build();
+        for on in [&node, &other] {
+            let blocked =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| on.block_on(async { 1 })));
+            let message = blocked.expect_err("block_on panics on a scheduler thread");
+            let message = message
+                .downcast_ref::<&str>()
+                .map(|text| text.to_string())
+                .or_else(|| message.downcast_ref::<String>().cloned())
+                .expect("a message");
+            assert!(message.contains("scheduler thread"), "{message}");
+        }
+        other.shutdown();
+    });
+}

@@ -298,11 +298,20 @@ impl Node {
         spawn::spawn(&self.inner, args, params.options, relation).await
     }
 
-    /// Runs a future to completion on the current thread, driving timers and I/O.
+    /// Runs a future to completion on the current thread, driving timers and I/O: the
+    /// entry point of `main` functions and tests.
     ///
-    /// This is the entry point of `main` functions and tests. Do not call it from inside a
-    /// process: it would block that process's scheduler thread.
+    /// # Panics
+    ///
+    /// On a node's scheduler thread (in a process or a task of any node): blocking it would
+    /// hang it and its processes, as what the future waits for needs that thread.
+    #[track_caller]
     pub fn block_on<T>(&self, future: impl Future<Output = T>) -> T {
+        assert!(
+            executors::current_scheduler() == 0,
+            "Node::block_on called on a node's scheduler thread (from a process or a task): \
+             it would block the thread and every process on it; await the future instead"
+        );
         smol::block_on(spin::SpinFirst::new(
             future,
             self.inner.executors.busy_wait(),
