@@ -72,7 +72,7 @@ impl<F: Future> Future for SpinFirst<F> {
                 return this.future.as_mut().poll(&mut inner);
             }
             // While it spins, the calls' deadlines need no reactor timer (see `deadline`).
-            let polled = deferring_timers(|| this.future.as_mut().poll(&mut inner));
+            let polled = deferring_timers(this.waker, || this.future.as_mut().poll(&mut inner));
             if let Poll::Ready(output) = polled {
                 return Poll::Ready(output);
             }
@@ -124,6 +124,62 @@ mod tests {
             .await
         });
         assert_eq!(expired, Some(None), "the deadline expired");
+    }
+
+    /// Whether a deadline that never comes expires, awaited by `block` (on a thread of
+    /// its own, so that a hang fails the test rather than blocks it).
+    fn expires_within_5_s(block: fn(Deadline) -> Option<()>) -> bool {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(block(Deadline::after(Duration::from_millis(10))));
+        });
+        rx.recv_timeout(Duration::from_secs(5)) == Ok(None)
+    }
+
+    #[test]
+    fn a_deadline_under_a_block_on_nested_in_a_busy_waiting_one_expires() {
+        // The inner one drives its future with a waker of its own: the outer busy-wait
+        // must not keep the deadline's timer from being registered before it parks.
+        let nested_node_block_on = |mut deadline: Deadline| {
+            smol::block_on(SpinFirst::new(
+                async {
+                    smol::block_on(SpinFirst::new(
+                        deadline.run(std::future::pending::<()>()),
+                        Duration::ZERO,
+                    ))
+                },
+                Duration::from_secs(1),
+            ))
+        };
+        assert!(expires_within_5_s(nested_node_block_on));
+        let nested_plain_block_on = |mut deadline: Deadline| {
+            smol::block_on(SpinFirst::new(
+                async {
+                    futures_lite::future::block_on(deadline.run(std::future::pending::<()>()))
+                },
+                Duration::from_secs(1),
+            ))
+        };
+        assert!(expires_within_5_s(nested_plain_block_on));
+    }
+
+    #[test]
+    fn a_deadline_polled_while_spinning_gets_no_timer_yet() {
+        let mut deadline = Deadline::after(Duration::from_secs(5));
+        let mut polled = false;
+        smol::block_on(SpinFirst::new(
+            std::future::poll_fn(|cx| {
+                if polled {
+                    return std::task::Poll::Ready(());
+                }
+                polled = true;
+                assert!(deadline.poll_expired(cx).is_pending());
+                cx.waker().wake_by_ref();
+                std::task::Poll::Pending
+            }),
+            Duration::from_secs(1),
+        ));
+        assert!(!deadline.has_timer(), "deferred while spinning");
     }
 
     #[test]

@@ -39,24 +39,31 @@ use crate::node::executors::timers::Sleep;
 thread_local! {
     /// The deadline table of a node scheduler thread; not `installed` on any other thread.
     static WATCH: RefCell<Watch> = const { RefCell::new(Watch::new()) };
-    /// Set while a busy-waiting `block_on` polls its future (see [`deferring_timers`]).
-    static DEFER_TIMERS: Cell<bool> = const { Cell::new(false) };
+    /// While a busy-waiting `block_on` polls its future, the data pointer of the waker it
+    /// polls it with (see [`deferring_timers`]); 0 otherwise.
+    static DEFER_TIMERS: Cell<usize> = const { Cell::new(0) };
 }
 
 /// Runs `poll` with the reactor timers of deadlines deferred (off the scheduler threads):
-/// a deadline polled meanwhile waits unregistered. For a caller that polls the same future
-/// again without deferring before it lets its thread park — as `Node::block_on` does when
-/// its busy-wait ends — so the deadline's clock starts at most that much later.
-pub(crate) fn deferring_timers<T>(poll: impl FnOnce() -> T) -> T {
-    /// Ends the deferral however `poll` ends (a panic included).
-    struct Deferring;
+/// a deadline polled meanwhile with `waker` waits unregistered. For a caller that polls the
+/// same future again without deferring before it lets its thread park — as
+/// `Node::block_on` does when its busy-wait ends — so the deadline's clock starts at most
+/// that much later.
+///
+/// Only a deadline polled with `waker` itself is deferred: one polled with another waker
+/// belongs to a future that something else drives — an executor run inside the poll (a
+/// nested `block_on`) — which would park its thread with the deadline unregistered.
+pub(crate) fn deferring_timers<T>(waker: &Waker, poll: impl FnOnce() -> T) -> T {
+    /// Ends the deferral however `poll` ends (a panic included), giving back the one of
+    /// an outer `block_on`.
+    struct Deferring(usize);
     impl Drop for Deferring {
         fn drop(&mut self) {
-            DEFER_TIMERS.with(|defer| defer.set(false));
+            DEFER_TIMERS.with(|defer| defer.set(self.0));
         }
     }
-    DEFER_TIMERS.with(|defer| defer.set(true));
-    let _deferring = Deferring;
+    let outer = DEFER_TIMERS.with(|defer| defer.replace(waker.data() as usize));
+    let _deferring = Deferring(outer);
     poll()
 }
 
@@ -332,6 +339,12 @@ impl Deadline {
         }
     }
 
+    /// `true` once it has a reactor timer.
+    #[cfg(test)]
+    pub(crate) fn has_timer(&self) -> bool {
+        matches!(self.state, State::Timer(_))
+    }
+
     /// How long the deadline is from its start.
     pub(crate) fn timeout(&self) -> Duration {
         self.timeout
@@ -406,9 +419,11 @@ impl Deadline {
     /// Off a scheduler thread: a reactor timer, unless timers are deferred meanwhile.
     #[cold]
     fn unwatched(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        match DEFER_TIMERS.with(Cell::get) {
-            true => Poll::Pending,
-            false => self.start_timer(cx),
+        let deferring = DEFER_TIMERS.with(Cell::get);
+        if deferring != 0 && deferring == cx.waker().data() as usize {
+            Poll::Pending
+        } else {
+            self.start_timer(cx)
         }
     }
 
