@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::{probe, run, within, ProbeArgs, ProbeCall};
-use noex::{ExitReason, LifecycleEvent, Node};
+use noex::{Ctx, ExitReason, GenServer, LifecycleEvent, Node};
 
 #[test]
 fn several_nodes_coexist_without_sharing_processes_or_names() {
@@ -195,4 +195,58 @@ fn block_on_on_a_scheduler_thread_panics_instead_of_blocking_it() {
         }
         other.shutdown();
     });
+}
+
+/// A process whose cast handler blocks its thread (not at an `await`) until released.
+struct Blocker {
+    started: async_channel::Sender<()>,
+    release: async_channel::Receiver<()>,
+}
+
+impl GenServer for Blocker {
+    type Args = (async_channel::Sender<()>, async_channel::Receiver<()>);
+    type Call = ();
+    type Reply = ();
+    type Cast = ();
+    type Info = ();
+    type InitError = String;
+
+    async fn init(args: Self::Args, _ctx: &mut Ctx<Self>) -> Result<Self, String> {
+        let (started, release) = args;
+        Ok(Blocker { started, release })
+    }
+
+    async fn handle_cast(&mut self, _: (), _ctx: &mut Ctx<Self>) {
+        let _ = self.started.try_send(());
+        let _ = self.release.recv_blocking();
+    }
+}
+
+/// A handler stuck in blocking code cannot be interrupted, but it does not hold the
+/// shutdown for ever: `shutdown` returns (after its waits for the processes and for the
+/// threads), leaving that thread to end once the handler returns.
+#[test]
+fn shutdown_returns_while_a_handler_blocks_its_thread() {
+    let node = Node::builder().name("stuck").threads(1).build();
+    let (started, started_rx) = async_channel::unbounded();
+    let (release, released) = async_channel::unbounded::<()>();
+    let blocker = node
+        .block_on(node.spawn::<Blocker>((started, released)))
+        .unwrap();
+    blocker.cast(()).unwrap();
+    node.block_on(within("the handler to block its thread", started_rx.recv()))
+        .unwrap();
+    let (done, returned) = std::sync::mpsc::channel();
+    let shutting_down = std::thread::spawn({
+        let node = node.clone();
+        move || {
+            node.shutdown();
+            let _ = done.send(());
+        }
+    });
+    // 5 s for the processes, 5 s for the threads, and room for a loaded machine.
+    let returned = returned.recv_timeout(Duration::from_secs(30));
+    drop(release);
+    assert!(returned.is_ok(), "shutdown did not return");
+    shutting_down.join().unwrap();
 }

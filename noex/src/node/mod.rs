@@ -529,6 +529,9 @@ impl Node {
     /// from outside), returns at once, before the node has stopped. Dropping the last
     /// handle of a node stops its threads, without the wait.
     ///
+    /// A handler stuck in blocking code cannot be interrupted: the shutdown waits 5 s for
+    /// the processes and 5 s for the threads, then returns, leaving such a thread behind.
+    ///
     /// To run `terminate` callbacks, stop your top-level supervisors first.
     pub fn shutdown(&self) {
         if self.inner.shutting_down.swap(true, Ordering::AcqRel) {

@@ -223,7 +223,31 @@ pub(crate) struct Executors {
     next: AtomicUsize,
     threads: Mutex<Vec<JoinHandle<()>>>,
     thread_ids: Vec<ThreadId>,
+    /// How many of the threads have ended their run loop (see [`stop`](Self::stop)).
+    ended: Arc<Ended>,
 }
+
+/// A count of ended threads, and a condition variable to wait for it on.
+#[derive(Default)]
+struct Ended {
+    count: Mutex<usize>,
+    changed: std::sync::Condvar,
+}
+
+/// Counts its thread as ended when dropped (at the end of the thread's closure, however
+/// it ends).
+struct CountsEnd(Arc<Ended>);
+
+impl Drop for CountsEnd {
+    fn drop(&mut self) {
+        *self.0.count.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+        self.0.changed.notify_all();
+    }
+}
+
+/// How long [`Executors::stop`] waits for the threads to end before it leaves those still
+/// running (a handler stuck in blocking code holds its thread) to end on their own.
+const STOP_WAIT: Duration = Duration::from_secs(5);
 
 /// The most scheduler threads a node runs (more are asked for: this many).
 pub(crate) const MAX_THREADS: usize = 1024;
@@ -263,10 +287,13 @@ impl Executors {
         }
         let mut handles = Vec::with_capacity(threads);
         let mut failed = None;
+        let ended = Arc::new(Ended::default());
         for (index, scheduler) in schedulers.iter().enumerate() {
             let scheduler = scheduler.clone();
             let builder = thread::Builder::new().name(format!("noex-{node_name}-{index}"));
+            let ended = ended.clone();
             let run = Box::new(move || {
+                let _counts_end = CountsEnd(ended);
                 CURRENT.with(|c| c.set(scheduler.id()));
                 let _ = HOME.with(|home| home.set(scheduler.clone()));
                 crate::dist::remote::keep_on_this_thread();
@@ -288,6 +315,7 @@ impl Executors {
             schedulers,
             next: AtomicUsize::new(0),
             threads: Mutex::new(handles),
+            ended,
         };
         match failed {
             None => Ok(executors),
@@ -402,7 +430,10 @@ impl Executors {
             .map_or(Duration::ZERO, |s| s.busy_wait)
     }
 
-    /// Asks every thread to stop; joins them unless called from one of them.
+    /// Asks every thread to stop; joins them unless called from one of them. A thread
+    /// that has not ended within [`STOP_WAIT`] — a task of it blocks it (a handler stuck
+    /// in blocking code cannot be interrupted) — is left to end on its own once that task
+    /// returns, rather than waited for without end.
     pub(crate) fn stop(&self) {
         for scheduler in &self.schedulers {
             scheduler.stopped.store(true, Ordering::SeqCst);
@@ -415,9 +446,36 @@ impl Executors {
         }
         let handles =
             std::mem::take(&mut *self.threads.lock().unwrap_or_else(PoisonError::into_inner));
+        if handles.is_empty() {
+            // Joined (or left) by an earlier call.
+            return;
+        }
+        let count = self
+            .ended
+            .count
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let all = self.thread_ids.len();
+        let (count, _) = self
+            .ended
+            .changed
+            .wait_timeout_while(count, STOP_WAIT, |ended| *ended < all)
+            .unwrap_or_else(PoisonError::into_inner);
+        let all_ended = *count >= all;
+        drop(count);
         for handle in handles {
-            // A thread only ends by returning from `run`; a panic there was already reported.
-            let _ = handle.join();
+            if all_ended || handle.is_finished() {
+                // A thread only ends by returning from `run`; a panic there was already
+                // reported.
+                let _ = handle.join();
+            } else {
+                let thread = handle.thread().name().unwrap_or_default().to_owned();
+                tracing::warn!(
+                    %thread,
+                    "a scheduler thread did not stop within {STOP_WAIT:?} (a task blocks \
+                     it); left to end on its own"
+                );
+            }
         }
     }
 }
