@@ -75,6 +75,9 @@ pub const EVENT_QUEUE: usize = 65_536;
 pub(crate) struct EventBus<T = LifecycleEvent> {
     active: AtomicBool,
     subscribers: Mutex<Vec<Subscriber<T>>>,
+    /// Set once no event will come any more (see [`close`](Self::close)); read under the
+    /// lock of `subscribers`.
+    closed: AtomicBool,
 }
 
 /// One subscription's end in the bus.
@@ -91,6 +94,7 @@ impl<T> Default for EventBus<T> {
         EventBus {
             active: AtomicBool::new(false),
             subscribers: Mutex::new(Vec::new()),
+            closed: AtomicBool::new(false),
         }
     }
 }
@@ -123,6 +127,18 @@ impl<T: Clone> EventBus<T> {
         });
         self.active
             .store(!subscribers.is_empty(), Ordering::Relaxed);
+    }
+
+    /// Ends every subscription (each receives what it holds, then `None`), and those made
+    /// from now on at once: no event will come any more (the node has shut down).
+    pub(crate) fn close(&self) {
+        let mut subscribers = self
+            .subscribers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.closed.store(true, Ordering::Relaxed);
+        self.active.store(false, Ordering::Relaxed);
+        subscribers.clear();
     }
 
     /// Forgets the subscriptions that were dropped; how many are left.
@@ -167,6 +183,13 @@ impl<T: Clone> EventBus<T> {
             .subscribers
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
+        if self.closed.load(Ordering::Relaxed) {
+            // Ended from the start (its sender dropped here).
+            return Subscription {
+                rx: Box::pin(rx),
+                missed,
+            };
+        }
         subscribers.push(Subscriber {
             tx,
             bounded,
@@ -214,7 +237,8 @@ pub struct Subscription<T> {
 }
 
 impl<T> Subscription<T> {
-    /// The next event; `None` once the node is gone.
+    /// The next event; `None` once the node has shut down (or is gone) and the events
+    /// published before are read.
     pub async fn recv(&self) -> Option<T> {
         self.rx.recv().await.ok()
     }
@@ -278,6 +302,19 @@ mod tests {
             EVENT_QUEUE + 11,
             "the unbounded one lost nothing"
         );
+    }
+
+    #[test]
+    fn a_closed_bus_ends_its_subscriptions_after_what_they_hold() {
+        let bus = EventBus::<u8>::default();
+        let subscription = bus.subscribe();
+        bus.publish(1);
+        bus.close();
+        bus.publish(2);
+        assert_eq!(smol::block_on(subscription.recv()), Some(1));
+        assert_eq!(smol::block_on(subscription.recv()), None);
+        assert_eq!(smol::block_on(bus.subscribe().recv()), None);
+        assert!(!bus.is_active());
     }
 
     #[test]

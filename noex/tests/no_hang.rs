@@ -127,3 +127,30 @@ fn messages_queued_before_a_goodbye_are_delivered() {
         common::shutdown_all(nodes);
     });
 }
+
+/// A clustered node's cluster events end once it has shut down: the `NodeDown`s of its
+/// peers come first, then `None`.
+#[test]
+fn cluster_events_end_after_the_shutdown() {
+    run_blocking(async {
+        let nodes = start_cluster(2).await;
+        let (a, b) = (&nodes[0], &nodes[1]);
+        let events = a.cluster_events();
+        a.shutdown();
+        let mut downs = Vec::new();
+        while let Some(event) = within("the subscription to end", events.recv()).await {
+            downs.push(event);
+        }
+        assert!(
+            downs.contains(&ClusterEvent::NodeDown {
+                node: id(b),
+                reason: NodeDownReason::Shutdown,
+            }),
+            "{downs:?}"
+        );
+        assert!(within("a late one", a.cluster_events().recv())
+            .await
+            .is_none());
+        common::shutdown_all(nodes);
+    });
+}

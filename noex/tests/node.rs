@@ -250,3 +250,38 @@ fn shutdown_returns_while_a_handler_blocks_its_thread() {
     assert!(returned.is_ok(), "shutdown did not return");
     shutting_down.join().unwrap();
 }
+
+/// A subscription to a node's events ends once the node has shut down: what the shutdown
+/// published comes first, then `None` (a loop reading them ends, rather than wait for
+/// ever while a handle of the node lives on). One made after the shutdown ends at once.
+#[test]
+fn event_subscriptions_end_after_the_shutdown() {
+    let node = Node::builder().name("ending").threads(1).build();
+    let events = node.events();
+    let global = node.global_events();
+    let (_, group) = node.monitor_group("g");
+    let probe = node.block_on(probe(&node, false));
+    node.shutdown();
+    node.block_on(async {
+        let mut seen = Vec::new();
+        while let Some(event) = within("the subscription to end", events.recv()).await {
+            seen.push(event);
+        }
+        let killed = LifecycleEvent::Exited {
+            pid: probe.pid().clone(),
+            reason: ExitReason::Killed,
+        };
+        assert!(seen.contains(&killed), "{seen:?}");
+        assert!(within("global events to end", global.recv())
+            .await
+            .is_none());
+        assert!(within("group events to end", group.recv()).await.is_none());
+        assert!(within("a late subscription", node.events().recv())
+            .await
+            .is_none());
+        let (_, late_group) = node.monitor_group("g");
+        assert!(within("a late group subscription", late_group.recv())
+            .await
+            .is_none());
+    });
+}

@@ -119,6 +119,13 @@ impl Global {
         true
     }
 
+    /// Ends every subscription to the node's global and group events (the node has shut
+    /// down).
+    pub(crate) fn close_events(&self) {
+        self.events.close();
+        self.groups().close_monitors();
+    }
+
     /// The members of `group` and a subscription to its changes from then on, taken at
     /// one moment of the replica (see [`Node::monitor_group`](crate::Node::monitor_group)).
     pub(crate) fn monitor_group(&self, group: &str) -> (Vec<Pid>, Subscription<GroupEvent>) {

@@ -128,6 +128,15 @@ impl Groups {
         names
     }
 
+    /// Ends every subscription to the groups' changes, and those made from now on at once
+    /// (the node has shut down).
+    pub(crate) fn close_monitors(&mut self) {
+        for bus in self.monitors.buses.values() {
+            bus.close();
+        }
+        self.monitors.closed = true;
+    }
+
     /// The members of `group` and, atomically, a subscription to its changes from then on.
     pub(crate) fn monitor(&mut self, group: &str) -> (Vec<Pid>, Subscription<GroupEvent>) {
         (self.members(group), self.monitors.subscribe(group))
@@ -203,6 +212,8 @@ struct Monitors {
     made: usize,
     /// Subscriptions the last sweep found open.
     kept: usize,
+    /// Set once the node has shut down: subscriptions end at once.
+    closed: bool,
 }
 
 impl Monitors {
@@ -217,6 +228,10 @@ impl Monitors {
     }
 
     fn subscribe(&mut self, group: &str) -> Subscription<GroupEvent> {
+        if self.closed {
+            // Of a bus dropped at once: ended from the start.
+            return EventBus::default().subscribe();
+        }
         self.made += 1;
         if self.made > self.kept.max(SWEEP_FLOOR) {
             self.kept = 0;

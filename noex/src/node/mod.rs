@@ -580,6 +580,12 @@ impl Node {
             }));
         }
         self.inner.executors.stop();
+        // No event comes any more: the subscriptions end once read.
+        self.inner.events.close();
+        self.inner.global.close_events();
+        if let Some(cluster) = self.inner.cluster.get() {
+            cluster.events.close();
+        }
     }
 }
 
