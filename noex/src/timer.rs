@@ -92,6 +92,20 @@ impl TimerEntry {
     }
 }
 
+/// Marks its timer as no longer pending when dropped: its task ended, or was dropped
+/// unfinished (its node's threads stopped), so it delivers nothing more. (A fired
+/// one-shot timer stays fired.)
+struct Ends(Arc<TimerEntry>);
+
+impl Drop for Ends {
+    fn drop(&mut self) {
+        let _ =
+            self.0
+                .state
+                .compare_exchange(PENDING, CANCELLED, Ordering::AcqRel, Ordering::Acquire);
+    }
+}
+
 /// A handle on a timer started with [`Ctx::send_after`](crate::Ctx::send_after),
 /// [`Ctx::send_interval`](crate::Ctx::send_interval) or
 /// [`Node::send_after`](crate::Node::send_after).
@@ -156,7 +170,9 @@ pub(crate) fn start<B: GenServer>(
     *entry.owner.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::downgrade(&owner));
     let weak_target = Arc::downgrade(target);
     let timer = entry.clone();
+    let ends = Ends(entry.clone());
     let task = executors.spawn(async move {
+        let _ends = ends;
         match repeat {
             None => {
                 Sleep::after(delay).await;
@@ -215,7 +231,9 @@ pub(crate) fn start_detached(
 ) -> TimerRef {
     let entry = Arc::new(TimerEntry::new());
     let timer = entry.clone();
+    let ends = Ends(entry.clone());
     let task = executors.spawn(async move {
+        let _ends = ends;
         smol::Timer::after(delay).await;
         if timer.fire() {
             deliver();

@@ -512,6 +512,13 @@ fn a_timer_to_a_live_remote_process_delivers() {
         let timer = a.send_after(&remote, 11, std::time::Duration::from_secs(30));
         assert!(a.cancel_timer(&timer));
         assert!(!timer.is_pending());
+        // Still waiting when its node shuts down: it never delivers, nor says it may.
+        let timer = a.send_after(&remote, 12, std::time::Duration::from_secs(30));
+        a.shutdown();
+        assert!(
+            !timer.is_pending(),
+            "a timer of a node shut down is not pending"
+        );
         shutdown_all(nodes);
     });
 }
