@@ -209,6 +209,15 @@ pub enum SendError {
     /// process with [`Ctx::stop`](crate::Ctx::stop).
     #[error("a process cannot stop itself and wait for its end: use Ctx::stop")]
     StoppingSelf,
+    /// The message, for a process of another node, could not be encoded (its `Serialize`
+    /// impl failed): it was not sent. (A message large enough to be encoded off the
+    /// sender's thread is sent first and, should it fail to encode there, counted as
+    /// dropped.)
+    #[error("the message could not be encoded: {error}")]
+    Codec {
+        /// The codec's complaint.
+        error: String,
+    },
 }
 
 /// Why a cast was not queued, with the message handed back: what

@@ -308,9 +308,13 @@ impl<B: GenServer> RemoteTarget<B> {
                 };
                 match encoded {
                     // A message that does not encode cannot be delivered.
-                    Err(_) => Err(PushError::Closed),
-                    Ok(Encoded::Here) => peer.queue.try_push(frame, sender).map(|()| None),
-                    Ok(Encoded::Apart) => peer.queue.hold(sender).map(Some),
+                    Err(error) => Err(Refused::Encode(error)),
+                    Ok(Encoded::Here) => peer
+                        .queue
+                        .try_push(frame, sender)
+                        .map(|()| None)
+                        .map_err(Refused::Push),
+                    Ok(Encoded::Apart) => peer.queue.hold(sender).map(Some).map_err(Refused::Push),
                 }
             });
             match held {
@@ -320,9 +324,11 @@ impl<B: GenServer> RemoteTarget<B> {
                     }
                     Ok(slot)
                 }
-                Err(error) => {
-                    Counters::add(&peer.counters.casts_dropped, 1);
-                    Err(Refused::Push(error))
+                Err(refused) => {
+                    if matches!(refused, Refused::Push(_)) {
+                        Counters::add(&peer.counters.casts_dropped, 1);
+                    }
+                    Err(refused)
                 }
             }
         });
@@ -368,6 +374,9 @@ impl<B: GenServer> RemoteTarget<B> {
             Refused::Missing(missing) => self.unreachable(missing).into(),
             Refused::Push(PushError::Full) => SendError::Overloaded,
             Refused::Push(PushError::Closed) => self.no_connection().into(),
+            Refused::Encode(error) => SendError::Codec {
+                error: error.to_string(),
+            },
         }
     }
 
@@ -397,12 +406,22 @@ impl<B: GenServer> RemoteTarget<B> {
         #[cfg(feature = "tracing-context")]
         let header = crate::trace::wrap(header);
         let (queued, message) = match encode_here(&header, &message, encode, &mut frame) {
-            Err(_) => (Err(PushError::Closed), message),
+            Err(error) => {
+                return Err(CastError::new(
+                    self.refused(Refused::Encode(error)),
+                    message,
+                ))
+            }
             Ok(Encoded::Here) => (peer.queue.push_waiting(&mut frame, sender).await, message),
             // The sender waits for its frame: nothing it sends can pass this cast.
             Ok(Encoded::Apart) => {
                 match encode_apart(header, message, encode, spares(&peer)).await {
-                    (Err(_), message) => (Err(PushError::Closed), message),
+                    (Err(error), message) => {
+                        return Err(CastError::new(
+                            self.refused(Refused::Encode(error)),
+                            message,
+                        ))
+                    }
                     (Ok(whole), message) => {
                         let (mut own, lent) = (whole.own, whole.lent);
                         let queued = peer.queue.push_waiting_lent(&mut own, lent, sender).await;
@@ -533,6 +552,8 @@ enum Missing {
 enum Refused {
     Missing(Missing),
     Push(PushError),
+    /// The message did not encode.
+    Encode(postcard::Error),
 }
 
 /// Why a remote target cannot be reached.

@@ -199,6 +199,9 @@ impl Mirror {
     fn make(&self, n: u8) -> Flaky {
         Flaky(n)
     }
+
+    #[cast]
+    fn take(&mut self, _value: Flaky) {}
 }
 
 #[test]
@@ -218,6 +221,15 @@ fn a_message_that_does_not_encode_or_decode_says_which_and_where() {
         assert_eq!(step(remote.make(1).await), CodecStep::EncodeReply);
         assert_eq!(step(remote.make(2).await), CodecStep::DecodeReply);
         assert_eq!(remote.echo(Flaky(3)).await, Ok(Flaky(3)));
+        // A cast that does not encode says so, with the message handed back.
+        let codec = |error: &SendError| matches!(error, SendError::Codec { .. });
+        let cast = remote.take(Flaky(1));
+        assert!(cast.as_ref().is_err_and(codec), "{cast:?}");
+        let (error, message) = remote.take_wait(Flaky(1)).await.unwrap_err().into_parts();
+        assert!(codec(&error), "{error:?}");
+        assert_eq!(message, Flaky(1));
+        assert_eq!(a.cluster_stats().casts_dropped, 0);
+        assert_eq!(remote.take(Flaky(3)), Ok(()));
         shutdown_all(nodes);
     });
 }
