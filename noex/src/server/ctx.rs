@@ -119,7 +119,8 @@ impl<B: GenServer> Ctx<B> {
         self.process.core.parent()
     }
 
-    /// The node this process runs on.
+    /// The node this process runs on. A handle kept in the process's state keeps the node
+    /// running when every other handle is dropped: call [`Node::shutdown`] to stop it.
     ///
     /// # Panics
     ///
