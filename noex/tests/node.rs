@@ -285,3 +285,43 @@ fn event_subscriptions_end_after_the_shutdown() {
             .is_none());
     });
 }
+
+/// A process whose `init` never ends.
+struct Stuck;
+
+impl GenServer for Stuck {
+    type Args = ();
+    type Call = ();
+    type Reply = ();
+    type Cast = ();
+    type Info = ();
+    type InitError = std::convert::Infallible;
+
+    async fn init(_: (), _: &mut Ctx<Self>) -> Result<Self, Self::InitError> {
+        std::future::pending().await
+    }
+}
+
+/// A spawn whose process is killed by the node's shutdown as its `init` runs fails with
+/// `ShuttingDown` (not `Exited(Killed)`, which would blame the process).
+#[test]
+fn a_spawn_cut_short_by_the_shutdown_fails_with_shutting_down() {
+    let node = Node::builder().name("cut-short").threads(1).build();
+    let spawning = std::thread::spawn({
+        let node = node.clone();
+        move || {
+            let options = noex::SpawnOptions::new().init_timeout(None);
+            node.block_on(node.spawn_with::<Stuck>((), options))
+                .map(|_| ())
+        }
+    });
+    node.block_on(common::eventually("init to run", || {
+        node.process_count() == 1
+    }));
+    node.shutdown();
+    let spawned = spawning.join().unwrap();
+    assert!(
+        matches!(spawned, Err(noex::SpawnError::ShuttingDown)),
+        "{spawned:?}"
+    );
+}

@@ -45,7 +45,8 @@ pub enum SpawnError<E> {
     /// (it is too long, or this node is hidden); no process was started.
     #[error("the global name could not be registered: {0}")]
     GlobalName(GlobalError),
-    /// The node is shutting down.
+    /// The node is shutting down: it was before the spawn, or it shut down as the new
+    /// process's `init` ran (which ended it).
     #[error("the node is shutting down")]
     ShuttingDown,
 }

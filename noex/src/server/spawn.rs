@@ -270,7 +270,13 @@ pub(crate) async fn spawn<B: GenServer>(
         task.detach();
         Ok(())
     } else {
-        init_outcome(&process, task, options.init_timeout).await
+        match init_outcome(&process, task, options.init_timeout).await {
+            // Killed by the node's shutdown as `init` ran: that is what the spawner hears.
+            Err(SpawnError::Exited(ExitReason::Killed)) if node.is_shutting_down() => {
+                Err(SpawnError::ShuttingDown)
+            }
+            outcome => outcome,
+        }
     };
     if let (Err(_), Some((spawner, monitor))) = (&outcome, spawner) {
         // The spawner hears of the failure through the result, not through a signal.
