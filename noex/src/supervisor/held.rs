@@ -124,6 +124,10 @@ impl Supervisor {
             .collect();
         // A child before this one still waits.
         let mut blocked = false;
+        // The nodes whose loss a move of this pass has counted toward the intensity: the
+        // children lost with one node move together (`hold_lost` makes them due at one
+        // moment), and the loss costs one restart, not one per child.
+        let mut counted: Vec<String> = Vec::new();
         for id in held {
             // Unless restarted meanwhile (with its group, or by request), or stopped.
             let Some(index) = self.position(&id) else {
@@ -150,7 +154,19 @@ impl Supervisor {
                     }
                 }
                 Held::Migration | Held::Retry => {
-                    if !self.restart(ctx, &id).await {
+                    let loss = match (why, &child.lost) {
+                        (Held::Migration, Some(lost)) => Some(&lost.node),
+                        _ => None,
+                    };
+                    let count = match loss {
+                        Some(node) if counted.contains(node) => false,
+                        Some(node) => {
+                            counted.push(node.clone());
+                            true
+                        }
+                        None => true,
+                    };
+                    if !self.restart_counting(ctx, &id, count).await {
                         return;
                     }
                     // Its start failed again (it waits anew): those after it wait too.

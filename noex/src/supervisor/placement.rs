@@ -13,9 +13,11 @@
 //! The link of every child that ran there breaks with [`ExitReason::NoConnection`]: the
 //! child is restarted by its restart type and the strategy (a temporary child is dropped),
 //! on a node the selector picks among those still connected. That is a *migration*,
-//! counted in [`DistributionStats`]; each counts toward the restart intensity, which still
-//! bounds storms (so size it for the children one node holds: with the default 3 in 5 s, a
-//! node that held four children takes the supervisor down with it). The supervisor
+//! counted in [`DistributionStats`]. The children lost with one node move together and
+//! cost the restart intensity one restart, however many there were (a node's loss is no
+//! child's fault; counted one per child, a node that held four children would take a
+//! supervisor of the default 3 in 5 s down with it, and every child on every node); the
+//! intensity still bounds storms of nodes lost one after another. The supervisor
 //! decides a while after the loss (see below), on the view of the cluster then — a loss
 //! that takes several nodes (a partition) is seen whole, not one connection at a time. A
 //! restart that fails (no node can take the child, say) is tried again every

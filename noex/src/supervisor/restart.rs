@@ -116,7 +116,18 @@ impl Supervisor {
     /// Restarts the group of `id` (by strategy), counting one restart toward intensity.
     /// Returns `false` if the supervisor gave up (too many restarts).
     pub(super) async fn restart(&mut self, ctx: &mut Ctx<Self>, id: &str) -> bool {
-        if !self.intensity.allow(Instant::now()) {
+        self.restart_counting(ctx, id, true).await
+    }
+
+    /// [`restart`](Self::restart), counted toward the intensity only if `count` (a move
+    /// for a node's loss another move has counted).
+    pub(super) async fn restart_counting(
+        &mut self,
+        ctx: &mut Ctx<Self>,
+        id: &str,
+        count: bool,
+    ) -> bool {
+        if count && !self.intensity.allow(Instant::now()) {
             tracing::error!(
                 supervisor = %ctx.pid(),
                 max_restarts = self.intensity.max,

@@ -4,6 +4,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod intensity;
 mod requests;
 
 use std::collections::BTreeMap;
