@@ -378,6 +378,32 @@ fn a_node_cannot_claim_an_id_on_a_host_its_certificate_is_not_for() {
 }
 
 #[test]
+fn a_dialled_node_cannot_claim_an_id_on_a_host_its_certificate_is_not_for() {
+    run_blocking(async {
+        let ca = Authority::new("cluster CA");
+        // a's certificate is for 127.0.0.1, where it listens, but its id claims another
+        // host: dialled at its address (a seed without a name, a discovered address), it
+        // passes the TLS handshake, and is refused when it claims its id.
+        let config = cluster_config("a")
+            .advertise_host("localhost")
+            .tls(ca.node_named(&ca, &["127.0.0.1"], false));
+        let a = Node::start(config).await.unwrap();
+        let a_events = a.cluster_events();
+        let address = id(&a).replace("a@localhost", "127.0.0.1");
+        let config = cluster_config("b").seed(address).tls(ca.node(&ca, false));
+        let b = Node::start(config).await.unwrap();
+        let b_events = b.cluster_events();
+        let (expected, presented) = name_mismatch(refused(&b_events).await, (false, false));
+        assert_eq!(expected, "localhost");
+        assert_eq!(presented, ["IpAddress(127.0.0.1)"]);
+        let (expected, _) = name_mismatch(refused(&a_events).await, (true, true));
+        assert_eq!(expected, "localhost");
+        assert!(a.connected_nodes().is_empty() && b.connected_nodes().is_empty());
+        shutdown(&[&a, &b]);
+    });
+}
+
+#[test]
 fn tls_settings_that_cannot_work_are_typed_errors() {
     let ca = Authority::new("cluster CA");
     let (certificate, key) = ca.issue(&["127.0.0.1"], false);

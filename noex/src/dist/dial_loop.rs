@@ -260,7 +260,20 @@ async fn attempt(cluster: &Cluster, address: &str, expected: Option<&NodeId>) ->
         }
     };
     let local = cluster.local();
-    match handshake::connect(&mut stream, &local, expected).await {
+    #[cfg(feature = "tls")]
+    let identity = cluster
+        .config
+        .tls
+        .as_ref()
+        .and_then(|tls| tls.peer_identity(&stream));
+    let check = |_peer: &NodeId| {
+        #[cfg(feature = "tls")]
+        if let Some(identity) = &identity {
+            identity.check(_peer)?;
+        }
+        Ok(())
+    };
+    match handshake::connect(&mut stream, &local, expected, check).await {
         Ok(established) => Attempt::Connected(established, stream),
         Err(HandshakeError::RefusedByPeer(Refusal::AlreadyConnected { node })) => {
             Attempt::Tied(stream.tcp().peer_addr().ok(), node.parse().ok())

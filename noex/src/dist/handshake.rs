@@ -142,11 +142,14 @@ async fn refuse<S: AsyncWrite + Unpin>(stream: &mut S, reason: Refusal) -> Hands
     HandshakeError::Refused(reason)
 }
 
-/// Runs the connecting side. `expected` is the node we dialled, if we know its id.
+/// Runs the connecting side. `expected` is the node we dialled, if we know its id;
+/// `check` decides, once the peer has said who it is, whether it may claim that id (over
+/// TLS: whether its certificate is valid for the id's host).
 pub(crate) async fn connect<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     local: &Local<'_>,
     expected: Option<&NodeId>,
+    check: impl FnOnce(&NodeId) -> Result<(), Refusal>,
 ) -> Result<Established, HandshakeError> {
     let my_nonce = nonce();
     send(
@@ -183,6 +186,9 @@ pub(crate) async fn connect<S: AsyncRead + AsyncWrite + Unpin>(
                 found: peer,
             });
         }
+    }
+    if let Err(reason) = check(&peer) {
+        return Err(refuse(stream, reason).await);
     }
     let me = identity(local.id.as_str(), local.incarnation, local.hidden);
     let them = identity(peer.as_str(), incarnation, hidden);
@@ -396,7 +402,7 @@ mod fuzz {
             // Random bytes cannot carry a valid proof of the secret.
             prop_assert!(accepted.is_err());
             let mut stream = Scripted { input, at: 0 };
-            let connected = smol::block_on(connect(&mut stream, &local, None));
+            let connected = smol::block_on(connect(&mut stream, &local, None, |_| Ok(())));
             prop_assert!(connected.is_err());
         }
     }

@@ -65,7 +65,8 @@ pub enum RefusedReason {
     CertificateNotYetValid,
     /// The certificate is not valid for the name it was checked against.
     NameMismatch {
-        /// The name dialled (or `TlsConfig::server_name`).
+        /// The name dialled, or the host of the node id the peer claims (or
+        /// `TlsConfig::server_name`).
         expected: String,
         /// The names the certificate is valid for.
         presented: Vec<String>,

@@ -7,8 +7,10 @@
 //! checks that the peer's certificate is valid for the host it dialled (the `host` of
 //! `host:port`, a DNS name or an IP address), and the accepting side that the dialler's
 //! certificate is valid for the host of the node id it claims (so a node cannot pass for
-//! a node of another host) — both against [`TlsConfig::server_name`] instead, if set, for
-//! certificates issued to one service name. The cluster secret's handshake then runs
+//! a node of another host) — and the dialling side the same of the id the accepting node
+//! claims, which need not name the address dialled (a seed without a name, a discovered
+//! address) — all against [`TlsConfig::server_name`] instead, if set, for certificates
+//! issued to one service name. The cluster secret's handshake then runs
 //! inside TLS: a peer must pass both.
 //!
 //! Certificates are checked when a connection is made (every handshake is a full one: no
@@ -244,16 +246,19 @@ impl TlsConfig {
         Ok(Stream::Tls(Box::new(TlsStream::Server(stream))))
     }
 
-    /// What an accepted connection's peer proved with its certificate, to check the node id
-    /// it then claims against (`None` for a stream that is not an accepted TLS one).
+    /// What a connection's peer proved with its certificate, to check the node id it then
+    /// claims against (`None` for a stream that is not a TLS one). Both ways: a dialled
+    /// peer's certificate was checked against the address dialled, which need not be the
+    /// host of the id it claims (a seed or discovered address).
     pub(crate) fn peer_identity(&self, stream: &Stream) -> Option<PeerIdentity> {
         let Stream::Tls(tls) = stream else {
             return None;
         };
-        let TlsStream::Server(server) = &**tls else {
-            return None;
+        let certificates = match &**tls {
+            TlsStream::Server(server) => server.get_ref().1.peer_certificates(),
+            TlsStream::Client(client) => client.get_ref().1.peer_certificates(),
         };
-        let certificate = server.get_ref().1.peer_certificates()?.first()?.clone();
+        let certificate = certificates?.first()?.clone();
         Some(PeerIdentity {
             certificate: certificate.into_owned(),
             server_name: self.server_name.clone(),
@@ -270,7 +275,7 @@ pub(crate) struct PeerIdentity {
 
 impl PeerIdentity {
     /// Checks that the certificate is valid for the host of the node id the peer claims —
-    /// as the peer's own dials are checked against the host they dial — or, with
+    /// as a dial is checked against the host it dials — or, with
     /// [`TlsConfig::server_name`], for that name. So a node cannot claim the id of a node on
     /// another host with its own certificate.
     pub(crate) fn check(&self, peer: &NodeId) -> Result<(), Refusal> {

@@ -392,8 +392,8 @@ pub(crate) enum Refusal {
     /// The refusing node is shutting down.
     #[error("the node is shutting down")]
     ShuttingDown,
-    /// The connecting node's TLS certificate is not valid for the host of the node id it
-    /// claims (or for the refusing node's `TlsConfig::server_name`).
+    /// The other node's TLS certificate is not valid for the host of the node id it claims
+    /// (or for the refusing node's `TlsConfig::server_name`).
     #[error("the certificate is not valid for {expected:?} (it is for {presented:?})")]
     CertificateName {
         /// The name the certificate was checked against.
