@@ -90,6 +90,44 @@ fn the_secret_can_come_from_a_file_or_the_environment() {
     });
 }
 
+/// A secret that is not UTF-8 is refused without being shown: `std::env::VarError`'s
+/// text quotes the value. (The variable is set for a child process, this test's binary
+/// again: setting one here would race with other threads.)
+#[cfg(unix)]
+#[test]
+fn a_secret_that_cannot_be_read_is_not_shown_in_the_error() {
+    const CHILD: &str = "NOEX_TEST_SECRET_CHILD";
+    const VARIABLE: &str = "NOEX_TEST_SECRET_NOT_UTF8";
+    const TEST: &str = "a_secret_that_cannot_be_read_is_not_shown_in_the_error";
+    if std::env::var_os(CHILD).is_some() {
+        run_blocking(async {
+            let started = Node::start(ClusterConfig::new("g").secret_env(VARIABLE)).await;
+            let error = match started {
+                Ok(node) => {
+                    node.shutdown();
+                    panic!("started with a secret that is not UTF-8");
+                }
+                Err(error) => error,
+            };
+            assert!(matches!(error, StartError::Secret { .. }), "{error:?}");
+            for text in [error.to_string(), format!("{error:?}")] {
+                assert!(!text.contains("hunter"), "the secret is shown: {text}");
+            }
+        });
+        return;
+    }
+    use std::os::unix::ffi::OsStrExt;
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", TEST, "--test-threads=1", "--nocapture"])
+        .env(CHILD, "1")
+        .env(VARIABLE, std::ffi::OsStr::from_bytes(b"hunter2\xff"))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&output.stdout) + String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{said}");
+    assert!(said.contains("1 passed"), "the child ran no test: {said}");
+}
+
 #[test]
 fn a_wrong_secret_is_reported_as_a_refusal_on_both_sides() {
     run_blocking(async {

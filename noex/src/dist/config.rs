@@ -456,7 +456,11 @@ impl ClusterConfig {
                 self.secret = read(format!("the file {}", path.display()), text)?;
             }
             Some(SecretSource::Env(name)) => {
-                let text = std::env::var(&name).map_err(|e| e.to_string());
+                let text = std::env::var(&name).map_err(|error| match error {
+                    // Its text quotes the value: the secret.
+                    std::env::VarError::NotUnicode(_) => "it is not valid UTF-8".to_owned(),
+                    error => error.to_string(),
+                });
                 self.secret = read(format!("the environment variable {name}"), text)?;
             }
             None => {}
