@@ -12,7 +12,7 @@ use futures_lite::FutureExt;
 use super::cluster::Cluster;
 use super::handshake::{self, HandshakeError};
 use super::node_id::NodeId;
-use super::refused::MAX_INBOUND_HANDSHAKES;
+use super::refused::{InboundEnd, MAX_INBOUND_HANDSHAKES};
 use super::wire::{Refusal, WireError};
 
 pub(super) async fn accept_loop(cluster: Weak<Cluster>, listener: TcpListener) {
@@ -119,13 +119,24 @@ async fn accept_one(cluster: Weak<Cluster>, tcp: TcpStream, from: SocketAddr) {
         Some(Err(HandshakeError::Refused(Refusal::AlreadyConnected { .. }))) => {
             tracing::debug!(%from, ?peer, "refused a duplicate connection");
         }
+        // Not refusals, but as frequent (a port scanner, a health check): rate-limited.
         Some(Err(error)) => {
             if !strong.report_inbound_refusal(from, &error) {
-                tracing::warn!(%from, ?peer, %error, "an accepted connection failed in its handshake");
+                let what = "an accepted connection failed in its handshake";
+                if strong.inbound_report_due(from, InboundEnd::Failed) {
+                    tracing::warn!(%from, ?peer, %error, "{what}");
+                } else {
+                    tracing::debug!(%from, ?peer, %error, "{what}");
+                }
             }
         }
         None => {
-            tracing::warn!(%from, ?peer, "a connection did not complete its handshake in time")
+            let what = "a connection did not complete its handshake in time";
+            if strong.inbound_report_due(from, InboundEnd::TimedOut) {
+                tracing::warn!(%from, ?peer, "{what}");
+            } else {
+                tracing::debug!(%from, ?peer, "{what}");
+            }
         }
     }
     drop(admitted);

@@ -28,8 +28,9 @@ use super::wire::{Refusal, WireError};
 /// alerts do not tell an expired certificate from one not valid yet).
 ///
 /// A node reports each reason once per dial loop, and an accepted connection's refusal at
-/// most once per 10 s per source address and reason, so a port scanner cannot flood the
-/// events or the log.
+/// most once per 10 s per source address and reason (and likewise logs an accepted
+/// connection that fails or times out in its handshake), so a port scanner cannot flood
+/// the events or the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RefusedReason {
@@ -176,16 +177,27 @@ impl Drop for InboundHandshake {
     }
 }
 
-/// When each (source address, reason) of accepted connections was last reported.
+/// How an accepted connection's handshake ended, as far as its reports are rate-limited.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum InboundEnd {
+    /// Refused, for a reason of this kind.
+    Refused(Discriminant<RefusedReason>),
+    /// Failed otherwise (the connection closed or broke).
+    Failed,
+    /// Not finished in time.
+    TimedOut,
+}
+
+/// When each (source address, end) of accepted connections was last reported.
 #[derive(Default)]
-struct InboundReports(Mutex<HashMap<(IpAddr, Discriminant<RefusedReason>), Instant>>);
+struct InboundReports(Mutex<HashMap<(IpAddr, InboundEnd), Instant>>);
 
 impl InboundReports {
-    /// `true` if the refusal of a connection from `from` for `reason` is to be reported.
-    fn admit(&self, from: IpAddr, reason: &RefusedReason) -> bool {
+    /// `true` if the end of a connection from `from` is to be reported.
+    fn admit(&self, from: IpAddr, end: InboundEnd) -> bool {
         let mut reported = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         let now = Instant::now();
-        let key = (from, std::mem::discriminant(reason));
+        let key = (from, end);
         match reported.get(&key) {
             Some(last) if now.duration_since(*last) < INBOUND_REPORT_EVERY => false,
             _ => {
@@ -200,6 +212,12 @@ impl InboundReports {
 }
 
 impl Cluster {
+    /// `true` if an accepted connection from `from` that ended so is to be logged as a
+    /// warning (rate-limited; else at debug level).
+    pub(super) fn inbound_report_due(&self, from: SocketAddr, end: InboundEnd) -> bool {
+        self.inbound.reports.admit(from.ip(), end)
+    }
+
     /// Reports (an event and a log line) a refusal by either side.
     pub(super) fn report_refused(
         &self,
@@ -224,7 +242,8 @@ impl Cluster {
         let Some((reason, by_peer)) = classify(error) else {
             return false;
         };
-        if self.inbound.reports.admit(from.ip(), &reason) {
+        let end = InboundEnd::Refused(std::mem::discriminant(&reason));
+        if self.inbound.reports.admit(from.ip(), end) {
             self.report_refused(&from.to_string(), true, by_peer, reason);
         } else {
             tracing::debug!(%from, %reason, "connection refused (reported recently)");
