@@ -112,9 +112,11 @@ impl std::fmt::Display for RefusedReason {
                 expected,
                 presented,
             } => {
+                // Quoted: the peer may have said it (`Refusal::CertificateName`), and a
+                // line break in it would forge lines of the log.
                 write!(
                     f,
-                    "certificate not valid for {expected} (valid for {presented:?})"
+                    "certificate not valid for {expected:?} (valid for {presented:?})"
                 )
             }
             RefusedReason::NoCertificate => f.write_str("no certificate presented"),
@@ -354,4 +356,27 @@ fn tls_failure(error: &std::io::Error) -> Option<(RefusedReason, bool)> {
         }
         other => (RefusedReason::Tls(other.to_string()), false),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_a_peer_said_is_quoted_in_a_reasons_text() {
+        // A refusal's text goes into the log: a peer's line break must not start a line.
+        let reason = RefusedReason::NameMismatch {
+            expected: "h\nERROR forged".to_owned(),
+            presented: vec!["p\nq".to_owned()],
+        };
+        let text = reason.to_string();
+        assert!(!text.contains('\n'), "{text}");
+        assert!(text.contains(r#""h\nERROR forged""#), "{text}");
+        // A refusal an accepting node gets from its dialler, logged as a failure.
+        let refused = HandshakeError::RefusedByPeer(Refusal::AlreadyConnected {
+            node: "n\nERROR forged".to_owned(),
+        });
+        let text = refused.to_string();
+        assert!(!text.contains('\n'), "{text}");
+    }
 }

@@ -381,7 +381,7 @@ pub(crate) enum Refusal {
     /// The nodes are already connected (or the other connection of a simultaneous
     /// connect wins). `node` is the refusing node's id, so that a dialler that knew only
     /// an address (a seed under another name than the node's id) knows whom it reached.
-    #[error("already connected to {node}")]
+    #[error("already connected to {node:?}")]
     AlreadyConnected {
         /// The refusing node's id.
         node: String,
