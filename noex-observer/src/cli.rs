@@ -18,8 +18,9 @@ Joins a noex cluster as a hidden node and shows it live.
   --refresh MS     milliseconds between refreshes (default: 1000)
   --help           this text";
 
-/// What the command line asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What the command line asks for. (Its `Debug` hides the secret, as `ClusterConfig`'s
+/// does.)
+#[derive(Clone, PartialEq, Eq)]
 pub struct Options {
     /// The members to join through.
     pub seeds: Vec<String>,
@@ -31,6 +32,18 @@ pub struct Options {
     pub bind: SocketAddr,
     /// The time between refreshes.
     pub refresh: Duration,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("seeds", &self.seeds)
+            .field("secret", &"<hidden>")
+            .field("name", &self.name)
+            .field("bind", &self.bind)
+            .field("refresh", &self.refresh)
+            .finish()
+    }
 }
 
 /// The outcome of [`parse`].
@@ -151,6 +164,12 @@ mod tests {
         };
         assert_eq!(options.secret, "env");
         assert!(parse(args("--seed h:1"), None).is_err());
+        // Options printed (a log line, a failed assertion) do not show it.
+        let printed = format!("{options:?}");
+        assert!(
+            !printed.contains("env") && printed.contains("<hidden>"),
+            "{printed}"
+        );
     }
 
     #[test]
