@@ -20,7 +20,9 @@ const WORK_MS: u64 = 50;
 /// How long the demo may take in all.
 const DEADLINE: Duration = Duration::from_secs(60);
 
-/// The worker nodes' processes: killed (and waited for) however the demo ends.
+/// The worker nodes' processes: killed (and waited for) however the demo ends. Each reads
+/// its console from a pipe this process holds, and ends at its end of input: should this
+/// process be killed, they end too.
 struct Processes(Vec<(String, Child)>);
 
 impl Drop for Processes {
@@ -37,13 +39,20 @@ impl Processes {
     fn start(&mut self, name: &str, seed: &str) -> Result<(), String> {
         let program = std::env::current_exe().map_err(|e| format!("this program: {e}"))?;
         let child = Command::new(program)
-            .args(["worker", "--name", name, "--seed", seed, "--headless"])
-            .stdin(Stdio::null())
+            .args(["worker", "--name", name, "--seed", seed])
+            .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()
             .map_err(|e| format!("starting {name}: {e}"))?;
         self.0.push((name.to_owned(), child));
         Ok(())
+    }
+
+    /// The OS process id of node `id` (`name@host:port`).
+    fn os_pid(&self, id: &str) -> Option<u32> {
+        let name = id.split('@').next()?;
+        let (_, child) = self.0.iter().find(|(n, _)| n == name)?;
+        Some(child.id())
     }
 
     /// Kills node `name` with SIGKILL.
@@ -120,7 +129,8 @@ async fn run_demo() -> Result<(), String> {
     })
     .await?;
     for info in node.connected_nodes() {
-        println!("   joined: {}", info.id);
+        let os_pid = processes.os_pid(info.id.as_str()).unwrap_or(0);
+        println!("   joined: {} (OS process {os_pid})", info.id);
     }
 
     let mut pool = SupervisorNode::start(node.clone(), worker_nodes_only(id.clone())).await?;
