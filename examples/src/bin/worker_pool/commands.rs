@@ -2,7 +2,7 @@
 //! A bad command or argument prints a one-line error, never ends the node.
 
 use noex::supervisor::NodeSelector;
-use noex::Node;
+use noex::{CallError, Node};
 use smol::io::{AsyncBufReadExt, BufReader};
 use smol::stream::StreamExt;
 
@@ -95,8 +95,11 @@ pub async fn supervisor(mut pool: SupervisorNode) {
             }
             "/batch" => {
                 let n = count_arg(args, 10)?;
+                if n == 0 {
+                    return Err("give at least one task".into());
+                }
                 let first = pool.queue.submit(n, 100).await.map_err(|e| e.to_string())?;
-                println!("tasks {first}..{} queued", first + n.max(1) - 1);
+                println!("tasks {first}..{} queued", first + n - 1);
             }
             "/results" => {
                 let n = count_arg(args, 10)? as usize;
@@ -173,8 +176,12 @@ pub async fn worker(node: Node) {
             }
             "/crash" => {
                 let worker = node.named_global::<Worker>(worker_name(id_arg(args)?));
-                let _ = worker.crash().await;
-                println!("crashed; its supervisor restarts it");
+                match worker.crash().await {
+                    Ok(()) | Err(CallError::Exited(_)) => {
+                        println!("crashed; its supervisor restarts it")
+                    }
+                    Err(error) => return Err(error.to_string()),
+                }
             }
             "/slow" | "/fast" | "/normal" => {
                 let speed = match command {

@@ -1,0 +1,90 @@
+//! The `worker_pool` consoles driven by hand, as the README describes: a supervisor node
+//! and a worker node, each reading commands on its standard input.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_worker_pool");
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A node's process, killed (and waited for) when dropped.
+struct Console {
+    child: Child,
+    stdin: ChildStdin,
+    lines: Receiver<String>,
+}
+
+impl Console {
+    /// Starts a node; its id, once it listens, and its console past its greeting.
+    fn start(args: &[&str]) -> (Console, String) {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the node starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let stdin = child.stdin.take().expect("piped stdin");
+        let mut console = Console {
+            child,
+            stdin,
+            lines,
+        };
+        let listening = console.line();
+        let id = listening.strip_prefix("listening as ").expect("its id");
+        assert!(console.line().contains("/help"), "no greeting");
+        (console, id.to_owned())
+    }
+
+    fn line(&mut self) -> String {
+        self.lines.recv_timeout(TIMEOUT).expect("a line in time")
+    }
+
+    /// Sends `command`; the first line of its answer.
+    fn ask(&mut self, command: &str) -> String {
+        writeln!(self.stdin, "{command}").expect("the console reads");
+        self.line()
+    }
+}
+
+impl Drop for Console {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn crash_names_a_missing_worker_and_batch_refuses_zero_tasks() {
+    let (mut supervisor, id) = Console::start(&["supervisor", "--port", "0"]);
+    let (mut worker, _) = Console::start(&["worker", "--name", "w1", "--seed", &id]);
+    let added = supervisor.ask("/add-worker");
+    assert!(added.starts_with("worker 1 runs on "), "{added}");
+
+    // The worker node learns the worker's global name once it has joined.
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let answer = worker.ask("/crash 1");
+        if answer == "crashed; its supervisor restarts it" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "/crash 1 answered {answer:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let missing = worker.ask("/crash 99");
+    assert!(missing.starts_with("error: "), "{missing}");
+    assert!(missing.contains("worker-99"), "{missing}");
+
+    let zero = supervisor.ask("/batch 0");
+    assert!(zero.starts_with("error: "), "{zero}");
+    assert_eq!(supervisor.ask("/batch 2"), "tasks 1..2 queued");
+}
