@@ -99,18 +99,37 @@ fn tree() -> SupervisorSpec {
 
 async fn print_tree(node: &Node, root: &ServerRef<Supervisor>) {
     println!("  root {}", root.pid());
-    for child in root.which_children().await.expect("root answers") {
+    let children = root.which_children().await.expect("root answers");
+    let count = children.len();
+    for (i, child) in children.into_iter().enumerate() {
+        let last = i + 1 == count;
         let pid = child.pid.as_ref().map_or("-".to_owned(), |p| p.to_string());
-        println!("  ├── {:<9} {pid}", child.id);
+        println!("  {} {:<9} {pid}", branch(last), child.id);
         if child.id == "pool" {
             let pool = node
                 .server_ref::<Supervisor>(child.pid.as_ref().expect("pool runs"))
                 .expect("pool is a supervisor");
-            for worker in pool.which_children().await.expect("pool answers") {
+            let indent = if last { "    " } else { "│   " };
+            let workers = pool.which_children().await.expect("pool answers");
+            let count = workers.len();
+            for (i, worker) in workers.into_iter().enumerate() {
                 let pid = worker.pid.map_or("-".to_owned(), |p| p.to_string());
-                println!("  │   ├── {:<9} {pid}", worker.id);
+                println!(
+                    "  {indent}{} {:<9} {pid}",
+                    branch(i + 1 == count),
+                    worker.id
+                );
             }
         }
+    }
+}
+
+/// A tree branch: the last of its siblings closes it.
+fn branch(last: bool) -> &'static str {
+    if last {
+        "└──"
+    } else {
+        "├──"
     }
 }
 
