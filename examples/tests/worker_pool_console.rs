@@ -88,3 +88,31 @@ fn crash_names_a_missing_worker_and_batch_refuses_zero_tasks() {
     assert!(zero.starts_with("error: "), "{zero}");
     assert_eq!(supervisor.ask("/batch 2"), "tasks 1..2 queued");
 }
+
+#[test]
+fn stats_count_only_the_idle_workers_that_run() {
+    let (mut supervisor, _) = Console::start(&["supervisor", "--port", "0"]);
+    let idle = |supervisor: &mut Console, want: &str| {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let queue = supervisor.ask("/stats");
+            let (_summary, _distribution) = (supervisor.line(), supervisor.line());
+            if queue.contains(&format!("idle_workers: {want},")) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{want} idle wanted: {queue}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    for n in 1..=3 {
+        assert!(supervisor
+            .ask("/add-worker")
+            .starts_with(&format!("worker {n} ")));
+    }
+    idle(&mut supervisor, "3");
+    assert_eq!(supervisor.ask("/remove-worker 1"), "removed");
+    idle(&mut supervisor, "2");
+    assert!(supervisor
+        .ask("/crash 2")
+        .starts_with("error: unknown command"));
+}

@@ -1,10 +1,10 @@
 //! The pool's processes: the task queue, the result collector and the workers.
 //!
 //! Workers ask the queue for work (`ready`), and the queue hands each a task (a cast to
-//! the worker) and monitors it until the worker reports the task complete. A worker that
-//! ends, or whose node is lost, has its task put back at the front of the queue: its
-//! `Down` arrives after everything it sent, so a completion it reported is never undone,
-//! and a task is completed exactly once. The queue passes each completion on to the
+//! the worker). The queue monitors every worker from its first `ready` on: a worker that
+//! ends, or whose node is lost, leaves the idle list, and has its task, if it held one,
+//! put back at the front of the queue: its `Down` arrives after everything it sent, so a
+//! completion it reported is never undone, and a task is completed exactly once. The queue passes each completion on to the
 //! collector, which counts every task id once.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -54,8 +54,10 @@ pub struct QueueStats {
 #[behavior(name = "task-queue")]
 pub struct TaskQueue {
     pending: VecDeque<Task>,
-    /// Tasks handed out, by worker: (task, monitor of the worker).
-    in_flight: HashMap<Pid, (Task, MonitorRef)>,
+    /// Tasks handed out, by worker.
+    in_flight: HashMap<Pid, Task>,
+    /// The monitor of every worker that asked for work and has not ended.
+    watched: HashMap<Pid, MonitorRef>,
     /// Workers waiting for a task.
     idle: VecDeque<Pid>,
     submitted: u64,
@@ -70,6 +72,7 @@ impl TaskQueue {
         TaskQueue {
             pending: VecDeque::new(),
             in_flight: HashMap::new(),
+            watched: HashMap::new(),
             idle: VecDeque::new(),
             submitted: 0,
             requeued: 0,
@@ -97,6 +100,10 @@ impl TaskQueue {
     /// `worker` wants a task.
     #[cast]
     fn ready(&mut self, worker: Pid, ctx: &mut Ctx<Self>) {
+        if !self.watched.contains_key(&worker) {
+            let monitor = ctx.monitor(&worker);
+            self.watched.insert(worker.clone(), monitor);
+        }
         if !self.idle.contains(&worker) && !self.in_flight.contains_key(&worker) {
             self.idle.push_back(worker);
         }
@@ -105,9 +112,8 @@ impl TaskQueue {
 
     /// `worker` finished its task: passed on to the collector.
     #[cast]
-    fn complete(&mut self, worker: Pid, outcome: Outcome, ctx: &mut Ctx<Self>) {
-        if let Some((task, monitor)) = self.in_flight.remove(&worker) {
-            ctx.demonitor(monitor);
+    fn complete(&mut self, worker: Pid, outcome: Outcome) {
+        if let Some(task) = self.in_flight.remove(&worker) {
             if task.id == outcome.task {
                 let _ = self.results.record(outcome);
             }
@@ -128,8 +134,9 @@ impl TaskQueue {
     #[info]
     fn info(&mut self, info: Info<()>, ctx: &mut Ctx<Self>) {
         if let Info::Down { pid, .. } = info {
+            self.watched.remove(&pid);
             self.idle.retain(|w| *w != pid);
-            if let Some((task, _)) = self.in_flight.remove(&pid) {
+            if let Some(task) = self.in_flight.remove(&pid) {
                 self.requeued += 1;
                 self.pending.push_front(task);
                 self.dispatch(ctx);
@@ -149,14 +156,13 @@ impl TaskQueue {
                 continue;
             };
             let task = self.pending.pop_front().expect("not empty");
-            let monitor = ctx.monitor(&worker);
             match server.work(task.clone()) {
                 Ok(()) => {
-                    self.in_flight.insert(worker, (task, monitor));
+                    self.in_flight.insert(worker, task);
                 }
                 Err(_) => {
-                    // Gone (or unreachable): the task waits for another worker.
-                    ctx.demonitor(monitor);
+                    // Gone (or unreachable; its Down forgets it): the task waits for
+                    // another worker.
                     self.pending.push_front(task);
                 }
             }
