@@ -14,6 +14,8 @@ struct Console {
     child: Child,
     stdin: ChildStdin,
     lines: Receiver<String>,
+    /// The `* ` lines (cluster events) read so far.
+    events: Vec<String>,
 }
 
 impl Console {
@@ -38,6 +40,7 @@ impl Console {
             child,
             stdin,
             lines,
+            events: Vec::new(),
         };
         let listening = console.line();
         let id = listening.strip_prefix("listening as ").expect("its id");
@@ -45,8 +48,28 @@ impl Console {
         (console, id.to_owned())
     }
 
+    /// The next line that is not a cluster event.
     fn line(&mut self) -> String {
-        self.lines.recv_timeout(TIMEOUT).expect("a line in time")
+        loop {
+            let line = self.lines.recv_timeout(TIMEOUT).expect("a line in time");
+            if !line.starts_with("* ") {
+                return line;
+            }
+            self.events.push(line);
+        }
+    }
+
+    /// Waits for a cluster event line that contains `needle`.
+    fn event(&mut self, needle: &str) -> String {
+        while !self.events.iter().any(|e| e.contains(needle)) {
+            let line = self.lines.recv_timeout(TIMEOUT);
+            let line = line.unwrap_or_else(|_| panic!("no {needle:?} in {:?}", self.events));
+            if line.starts_with("* ") {
+                self.events.push(line);
+            }
+        }
+        let found = self.events.iter().find(|e| e.contains(needle));
+        found.expect("found").clone()
     }
 
     /// Sends `command`; the first line of its answer.
@@ -115,4 +138,16 @@ fn stats_count_only_the_idle_workers_that_run() {
     assert!(supervisor
         .ask("/crash 2")
         .starts_with("error: unknown command"));
+}
+
+#[test]
+fn the_consoles_show_peers_up_and_a_wrong_secret() {
+    let (mut supervisor, id) = Console::start(&["supervisor", "--port", "0"]);
+    let (mut worker, worker_id) = Console::start(&["worker", "--name", "w1", "--seed", &id]);
+    supervisor.event(&format!("* {worker_id} is up"));
+    worker.event(&format!("* {id} is up"));
+    let args = ["worker", "--name", "w2", "--seed", &id, "--secret", "wrong"];
+    let (mut intruder, _) = Console::start(&args);
+    let refused = intruder.event("refused");
+    assert!(refused.contains("wrong cluster secret"), "{refused}");
 }

@@ -1,8 +1,10 @@
 //! The interactive consoles of the two kinds of node: one command per line on stdin.
-//! A bad command or argument prints a one-line error, never ends the node.
+//! A bad command or argument prints a one-line error, never ends the node. The node's
+//! cluster events (a peer up or down, a connection refused) are printed as `* ` lines.
 
 use noex::supervisor::NodeSelector;
-use noex::{CallError, Node};
+use noex::{CallError, ClusterEvent, Node, NodeInfo};
+use smol::future::FutureExt;
 use smol::io::{AsyncBufReadExt, BufReader};
 use smol::stream::StreamExt;
 
@@ -49,6 +51,46 @@ async fn console(prompt: &str, mut run: impl AsyncFnMut(&str, &[&str]) -> Result
     }
 }
 
+/// Prints the cluster events of `node` until it shuts down: a wrong `--secret` shows
+/// here as a refused connection.
+async fn print_cluster_events(node: Node) {
+    let events = node.cluster_events();
+    // Peers that came up before the subscription: printed now, their event skipped.
+    let mut up = node.connected_nodes();
+    for info in &up {
+        println!("* {} is up", info.id);
+    }
+    drop(node);
+    while let Some(event) = events.recv().await {
+        match event {
+            ClusterEvent::NodeUp { node, incarnation } => {
+                let seen = |info: &NodeInfo| info.id == node && info.incarnation == incarnation;
+                if !up.iter().any(seen) {
+                    println!("* {node} is up");
+                }
+            }
+            ClusterEvent::NodeDown { node, reason } => {
+                up.retain(|info| info.id != node);
+                println!("* {node} is down: {reason}");
+            }
+            ClusterEvent::Refused {
+                address,
+                by_peer,
+                reason,
+                ..
+            } => {
+                let by = if by_peer {
+                    "by the peer"
+                } else {
+                    "by this node"
+                };
+                println!("* a connection with {address} refused {by}: {reason}");
+            }
+            other => println!("* {other:?}"),
+        }
+    }
+}
+
 fn id_arg(args: &[&str]) -> Result<u32, String> {
     match args {
         [id] => id
@@ -77,7 +119,8 @@ fn print_nodes(node: &Node) {
 
 /// The supervisor node's console.
 pub async fn supervisor(mut pool: SupervisorNode) {
-    console("supervisor", async |command: &str, args: &[&str]| {
+    let events = print_cluster_events(pool.node.clone());
+    let console = console("supervisor", async |command: &str, args: &[&str]| {
         match command {
             "/help" => println!("{SUPERVISOR_HELP}"),
             "/add-worker" => {
@@ -145,13 +188,14 @@ pub async fn supervisor(mut pool: SupervisorNode) {
             other => return Err(format!("unknown command {other:?} (try /help)")),
         }
         Ok(true)
-    })
-    .await
+    });
+    console.or(events).await
 }
 
 /// A worker node's console.
 pub async fn worker(node: Node) {
-    console("worker node", async |command: &str, args: &[&str]| {
+    let events = print_cluster_events(node.clone());
+    let console = console("worker node", async |command: &str, args: &[&str]| {
         match command {
             "/help" => println!("{WORKER_HELP}"),
             "/workers" => {
@@ -198,6 +242,6 @@ pub async fn worker(node: Node) {
             other => return Err(format!("unknown command {other:?} (try /help)")),
         }
         Ok(true)
-    })
-    .await
+    });
+    console.or(events).await
 }
