@@ -154,7 +154,7 @@ async fn run_demo() -> Result<(), String> {
             shown = summary.completed;
             println!("   {}", bar(summary.completed, TASKS));
         }
-        if !killed && summary.completed >= TASKS / 3 {
+        if !killed && summary.completed >= TASKS / 2 {
             println!("== killing {victim} with SIGKILL");
             processes.kill(victim)?;
             killed = true;
