@@ -198,18 +198,15 @@ impl Poller {
                 }
             }
             View::Tree => {
-                // Every member asked at once: a silent one costs one timeout, not one each.
-                let tasks: Vec<_> = members
-                    .iter()
-                    .map(|info| {
-                        let observer = self.observer(&info.id);
-                        self.node
-                            .spawn_task(async move { observer.supervisors().await })
-                    })
-                    .collect();
+                let asked = self
+                    .ask_all(
+                        &members,
+                        |observer| async move { observer.supervisors().await },
+                    )
+                    .await;
                 let mut supervisors = Vec::new();
-                for (info, task) in members.iter().zip(tasks) {
-                    match task.await {
+                for (info, answer) in members.iter().zip(asked) {
+                    match answer {
                         Ok(list) => supervisors.extend(list),
                         Err(error) => errors.push(format!("{}: supervisors: {error}", info.id)),
                     }
@@ -276,19 +273,26 @@ impl Poller {
 
     /// Every member's overview, asked of all at once.
     async fn overviews(&self, members: &[NodeInfo]) -> Vec<Result<NodeOverview, noex::CallError>> {
+        self.ask_all(members, |observer| async move { observer.overview().await })
+            .await
+    }
+
+    /// Asks every member at once with `ask` (a member that does not answer costs one
+    /// timeout, not one each); the answers in the members' order.
+    async fn ask_all<T, F>(&self, members: &[NodeInfo], ask: impl Fn(noex::Observer) -> F) -> Vec<T>
+    where
+        T: Send + 'static,
+        F: std::future::Future<Output = T> + Send + 'static,
+    {
         let tasks: Vec<_> = members
             .iter()
-            .map(|info| {
-                let observer = self.observer(&info.id);
-                self.node
-                    .spawn_task(async move { observer.overview().await })
-            })
+            .map(|info| self.node.spawn_task(ask(self.observer(&info.id))))
             .collect();
-        let mut overviews = Vec::with_capacity(tasks.len());
+        let mut answers = Vec::with_capacity(tasks.len());
         for task in tasks {
-            overviews.push(task.await);
+            answers.push(task.await);
         }
-        overviews
+        answers
     }
 
     fn node_row(&mut self, info: &NodeInfo, overview: &NodeOverview, now: Instant) -> NodeRow {
