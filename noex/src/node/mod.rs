@@ -70,7 +70,7 @@ pub const DEFAULT_BUSY_WAIT: Duration = Duration::from_micros(50);
 /// can run side by side in one OS process. A `Node` is a cheap handle; clones share the
 /// same runtime, and dropping the last one shuts it down. A handle kept by the node's own
 /// processes or tasks (a `Node` from [`Ctx::node`](crate::Ctx::node) stored in a
-/// process's state, a [`NamedRef`](crate::NamedRef), a task holding a clone) counts too:
+/// process's state, a [`NamedRef`], a task holding a clone) counts too:
 /// such a node runs until [`shutdown`](Self::shutdown) is called.
 ///
 /// A node runs its processes on its own scheduler threads (by default one per CPU). A
