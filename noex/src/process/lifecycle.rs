@@ -105,8 +105,6 @@ impl Core {
                     Some(late) => late,
                     None => {
                         self.finished.store(true, Ordering::Release);
-                        // `Ctx::stopping` awaited outside the process ends too.
-                        self.stop_asked.notify(usize::MAX);
                         break;
                     }
                 }
@@ -116,6 +114,8 @@ impl Core {
             }
         }
         self.notify_changed();
+        // `Ctx::stopping` awaited outside the process ends too (after the fence above).
+        self.wake_stopping_fenced();
     }
 
     /// Keeps `answer` — what tells someone that this process is not running, for a link

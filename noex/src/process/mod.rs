@@ -263,9 +263,22 @@ impl Core {
         self.waker.wake();
         if stop {
             // Whoever awaits `Ctx::stopping` (see `stop_asked`).
-            self.stop_asked.notify(usize::MAX);
+            std::sync::atomic::fence(Ordering::SeqCst);
+            self.wake_stopping_fenced();
         }
         true
+    }
+
+    /// Wakes whoever awaits [`stop_asked`](Self::stop_asked), if anyone ever listened:
+    /// notifying an event allocates its state if no listener has, which a process ended
+    /// or stopped must not pay for nothing. The caller has stored the flag the listeners
+    /// look for (`stop_requested`, `finished`), then passed a `SeqCst` fence: either a
+    /// listener registered before this look (and is counted), or it sees the flag (`listen`
+    /// has a `SeqCst` fence after registering).
+    pub(crate) fn wake_stopping_fenced(&self) {
+        if self.stop_asked.total_listeners() > 0 {
+            self.stop_asked.notify(usize::MAX);
+        }
     }
 
     /// `true` once a graceful stop of this process was asked for.
