@@ -510,7 +510,7 @@ impl Cluster {
                 send(&peer, &WireMessage::SpawnReply { id, result }, key);
             }
         };
-        let spawned = Arc::new(std::sync::OnceLock::new());
+        let spawned_pid = Arc::new(std::sync::OnceLock::new());
         let options = SpawnOptions {
             name: request.name.clone(),
             global_name: request.global_name.clone(),
@@ -523,7 +523,7 @@ impl Cluster {
                 link,
                 monitor,
                 on_started: Box::new(on_started),
-                spawned: spawned.clone(),
+                spawned: spawned_pid.clone(),
             })),
             linked: None,
         };
@@ -535,33 +535,43 @@ impl Cluster {
             peer.closed().await;
             false
         }));
-        let spawning = (entry.spawn)(&local, &args, params);
-        let spawned_first = async { Some(spawning.await) };
-        let given_up = async {
-            let keep = word.as_mut().await;
-            // (A `keep` before the pid went out is no spawner's: wait for `init`.)
-            if keep {
-                std::future::pending::<()>().await;
-            }
-            None
-        };
-        let pid = match spawned_first.or(given_up).await {
-            Some(Ok(pid)) => pid,
-            Some(Err(error)) => return answer(failure(error)),
-            None => {
+        let mut spawning = std::pin::pin!((entry.spawn)(&local, &args, params));
+        // The word, if it comes before the spawn has ended (a `keep` can: the process
+        // sends its pid as soon as `init` has succeeded).
+        let mut early = None;
+        let ended = async { Some(spawning.as_mut().await) }
+            .or(async {
+                early = Some(word.as_mut().await);
+                None
+            })
+            .await;
+        let spawned = match (ended, early) {
+            (Some(spawned), _) => spawned,
+            (None, Some(true)) => spawning.as_mut().await,
+            (None, _) => {
                 // Ended now rather than once `init` is over: its side effects (a global
                 // name it holds) would outlast a spawn nobody waits for.
-                if let Some(pid) = spawned.get() {
+                if let Some(pid) = spawned_pid.get() {
                     tracing::debug!(%pid, "its spawner gave up during init; ending it");
                     node.kill(pid);
                 }
                 return;
             }
         };
+        let pid = match spawned {
+            Ok(pid) => pid,
+            Err(error) => return answer(failure(error)),
+        };
         // Kept only on the spawner's word.
-        let wait =
-            Duration::from_millis(request.timeout_ms).saturating_add(self.config.heartbeat_timeout);
-        if Deadline::after(wait).run(word).await != Some(true) {
+        let keep = match early {
+            Some(keep) => keep,
+            None => {
+                let wait = Duration::from_millis(request.timeout_ms)
+                    .saturating_add(self.config.heartbeat_timeout);
+                Deadline::after(wait).run(word.as_mut()).await == Some(true)
+            }
+        };
+        if !keep {
             tracing::debug!(%pid, "its spawner did not keep it; ending it");
             node.kill(&pid);
         }
