@@ -45,9 +45,20 @@ impl Registry {
         }
     }
 
-    /// Removes `name`; returns the process it named.
-    pub(crate) fn unregister(&self, name: &str) -> Option<Pid> {
-        self.lock().remove(name)
+    /// Removes `name` if it still names `pid`, and clears it from the process's `core`
+    /// under the same lock: a registration of that process made once the name is seen
+    /// gone finds it unnamed. `false` if the name names another process now (or none).
+    pub(crate) fn unregister(&self, name: &str, pid: &Pid, core: Option<&Core>) -> bool {
+        let mut names = self.lock();
+        if names.get(name) != Some(pid) {
+            return false;
+        }
+        names.remove(name);
+        // Lock order: registry, then process core (as `register`).
+        if let Some(core) = core {
+            core.clear_name(name);
+        }
+        true
     }
 
     /// Removes `name` if it still names `pid` (the exit path).

@@ -177,3 +177,31 @@ fn a_typed_lookup_of_the_wrong_behaviour_is_an_error_not_a_panic() {
         ));
     });
 }
+
+/// Once `unregister` has freed a name, its process is unnamed: a registration of it under
+/// another name that sees the name gone never fails with `AlreadyNamed` (the process's own
+/// record of its name was cleared after the registry's, outside its lock). Two threads race
+/// for many rounds.
+#[test]
+fn a_process_seen_unnamed_after_unregister_takes_another_name() {
+    run(|node| async move {
+        let probe = probe(&node, false).await;
+        let pid = probe.pid().clone();
+        for round in 0..60_000 {
+            node.register("first", &pid).unwrap();
+            let racing = std::thread::spawn({
+                let (node, pid) = (node.clone(), pid.clone());
+                move || {
+                    while node.whereis("first").is_some() {
+                        std::hint::spin_loop();
+                    }
+                    node.register("second", &pid)
+                }
+            });
+            assert_eq!(node.unregister("first"), Some(pid.clone()));
+            let second = racing.join().unwrap();
+            assert_eq!(second, Ok(()), "round {round}");
+            assert_eq!(node.unregister("second"), Some(pid.clone()));
+        }
+    });
+}

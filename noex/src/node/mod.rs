@@ -391,11 +391,17 @@ impl Node {
 
     /// Removes a name; returns the process it named.
     pub fn unregister(&self, name: &str) -> Option<Pid> {
-        let pid = self.inner.registry.unregister(name)?;
-        if let Some(process) = self.inner.resolve(&pid) {
-            process.core().clear_name(name);
+        loop {
+            // The process is looked up first: the registry's lock is not held over the
+            // process table's.
+            let pid = self.inner.registry.whereis(name)?;
+            let process = self.inner.resolve(&pid);
+            let core = process.as_ref().map(|process| process.core());
+            if self.inner.registry.unregister(name, &pid, core) {
+                return Some(pid);
+            }
+            // Registered for another process meanwhile: that one is unregistered.
         }
-        Some(pid)
     }
 
     /// The process registered under `name`.
