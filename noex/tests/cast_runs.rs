@@ -215,6 +215,16 @@ async fn all_taken_and_connected(node: &Node, pid: &Pid) {
     assert_eq!(node.connected_nodes().len(), 1, "the connection stays up");
 }
 
+/// Casts 1 to 40 to `log` in one run, the multiples of 13 undecodable.
+fn run_of_forty(log: &ServerRef<Log>) -> Vec<u8> {
+    (1..=40)
+        .flat_map(|n| match n % 13 {
+            0 => undecodable(log),
+            _ => to_log(log, n, false, LOG),
+        })
+        .collect()
+}
+
 #[test]
 fn an_undecodable_message_in_a_long_run_is_dropped_alone() {
     run_blocking(async {
@@ -222,14 +232,7 @@ fn an_undecodable_message_in_a_long_run_is_dropped_alone() {
         let [log] = <[_; 1]>::try_from(logs(&node, 1).await).ok().unwrap();
         let mut raw = Raw::join(&node).await;
         // Long runs are queued still encoded and decoded one by one as handled.
-        let mut bytes = Vec::new();
-        for n in 1..=40 {
-            bytes.extend(if n % 13 == 0 {
-                undecodable(&log)
-            } else {
-                to_log(&log, n, false, LOG)
-            });
-        }
+        let bytes = run_of_forty(&log);
         raw.send_bytes(&bytes).await;
         let expected: Vec<i64> = (1..=40).filter(|n| n % 13 != 0).collect();
         assert_eq!(recorded(&log, expected.len()).await, expected);
@@ -340,14 +343,7 @@ fn undecodable_casts_the_process_decodes_itself_are_counted_undelivered() {
         let [log] = <[_; 1]>::try_from(logs(&node, 1).await).ok().unwrap();
         let mut raw = Raw::join(&node).await;
         // A long run (queued encoded, decoded as handled) with three undecodable casts...
-        let mut bytes = Vec::new();
-        for n in 1..=40 {
-            bytes.extend(if n % 13 == 0 {
-                undecodable(&log)
-            } else {
-                to_log(&log, n, false, LOG)
-            });
-        }
+        let mut bytes = run_of_forty(&log);
         // ...and a large one (decoded on the blocking pool), in fragments: no number.
         let to = Address::Pid {
             serial: log.pid().serial(),

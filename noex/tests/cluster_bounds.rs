@@ -338,28 +338,36 @@ async fn next_ack(raw: &mut Raw) -> u32 {
     }
 }
 
+/// A node that takes messages of at most `size` bytes and holds at most two unfinished
+/// at once; its peers may stay silent for ten minutes (raw peers send nothing while they
+/// wait, and a peer dropped for silence would give its room to another).
+async fn reassembling_node(size: usize) -> Node {
+    let config = cluster_config("a")
+        .heartbeat(Duration::from_millis(100), Duration::from_secs(600))
+        .limits(1 << 20, size)
+        .reassembly_limit(2 * size);
+    Node::start(config).await.unwrap()
+}
+
+/// The body of a cast to nobody, padded to `size` bytes.
+fn padded_cast(size: usize) -> Vec<u8> {
+    let cast = Wire::Cast {
+        to: Address::Name("nobody".into()),
+        behavior: 0,
+    };
+    let mut body = postcard::to_allocvec(&cast).unwrap();
+    body.resize(size, 0);
+    body
+}
+
 #[test]
 fn unfinished_messages_from_all_peers_stay_within_the_nodes_reassembly_limit() {
     run_blocking(async {
         const SIZE: usize = 512 * 1024;
         const PIECE: usize = 64 * 1024;
-        // The raw peers send nothing while they wait: a timeout no slow machine reaches
-        // (a peer dropped for silence would give its room to the third).
-        let node = Node::start(
-            cluster_config("a")
-                .heartbeat(Duration::from_millis(100), Duration::from_secs(600))
-                .limits(1 << 20, SIZE)
-                .reassembly_limit(2 * SIZE),
-        )
-        .await
-        .unwrap();
+        let node = reassembling_node(SIZE).await;
         // A message of SIZE bytes: a cast to nobody, padded.
-        let mut body = postcard::to_allocvec(&Wire::Cast {
-            to: Address::Name("nobody".into()),
-            behavior: 0,
-        })
-        .unwrap();
-        body.resize(SIZE, 0);
+        let body = padded_cast(SIZE);
         let piece = |i: usize| {
             let fragment = Wire::Fragment {
                 id: 1,
@@ -411,20 +419,8 @@ fn a_connection_closed_while_it_waits_for_reassembly_room_is_let_go() {
     run_blocking(async {
         const SIZE: usize = 512 * 1024;
         const PIECE: usize = 64 * 1024;
-        let node = Node::start(
-            cluster_config("a")
-                .heartbeat(Duration::from_millis(100), Duration::from_secs(600))
-                .limits(1 << 20, SIZE)
-                .reassembly_limit(2 * SIZE),
-        )
-        .await
-        .unwrap();
-        let mut body = postcard::to_allocvec(&Wire::Cast {
-            to: Address::Name("nobody".into()),
-            behavior: 0,
-        })
-        .unwrap();
-        body.resize(SIZE, 0);
+        let node = reassembling_node(SIZE).await;
+        let body = padded_cast(SIZE);
         let first = frame(
             &Wire::Fragment {
                 id: 1,
