@@ -151,3 +151,22 @@ fn the_consoles_show_peers_up_and_a_wrong_secret() {
     let refused = intruder.event("refused");
     assert!(refused.contains("wrong cluster secret"), "{refused}");
 }
+
+#[test]
+fn help_prints_the_usage_and_starts_nothing() {
+    for args in [
+        &["--help"][..],
+        &["help"],
+        &["worker", "--seed", "x@127.0.0.1:1", "-h"],
+    ] {
+        let output = Command::new(BIN).args(args).output().expect("it runs");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{args:?}: {:?}", output.status);
+        assert!(
+            stdout.starts_with("usage: worker_pool"),
+            "{args:?}: {stdout}"
+        );
+    }
+    let wrong = Command::new(BIN).arg("--bogus").output().expect("it runs");
+    assert_eq!(wrong.status.code(), Some(2));
+}

@@ -25,11 +25,13 @@ use noex::supervisor::NodeSelector;
 
 const USAGE: &str = "\
 usage: worker_pool [demo]
+       worker_pool help
        worker_pool supervisor [--port PORT] [--secret SECRET]
        worker_pool worker --seed NAME@HOST:PORT [--name NAME] [--port PORT] [--secret SECRET] [--headless]";
 
 /// What the command line asks for.
 enum Mode {
+    Help,
     Demo,
     Supervisor,
     Worker { seed: String, headless: bool },
@@ -46,6 +48,9 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
     let kind = args.next().unwrap_or_else(|| "demo".to_owned());
     let (mut name, mut port, mut secret, mut seed, mut headless) =
         (None, 0, node::DEFAULT_SECRET.to_owned(), None, false);
+    if matches!(kind.as_str(), "help" | "-h" | "--help") {
+        return Ok(help());
+    }
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
         match flag.as_str() {
@@ -57,6 +62,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
             "--secret" => secret = value()?,
             "--seed" => seed = Some(value()?),
             "--headless" => headless = true,
+            "-h" | "--help" => return Ok(help()),
             other => return Err(format!("unknown option {other:?}")),
         }
     }
@@ -81,6 +87,16 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
     })
 }
 
+/// `--help` anywhere on the line: the usage, nothing started.
+fn help() -> Options {
+    Options {
+        mode: Mode::Help,
+        name: String::new(),
+        port: 0,
+        secret: String::new(),
+    }
+}
+
 fn main() {
     // A worker crashed on request panics: one line, not a backtrace, in the console.
     std::panic::set_hook(Box::new(|info| eprintln!("(a process panicked: {info})")));
@@ -91,8 +107,13 @@ fn main() {
             std::process::exit(2);
         }
     };
+    if let Mode::Help = options.mode {
+        println!("{USAGE}");
+        return;
+    }
     let result = smol::block_on(async {
         match options.mode {
+            Mode::Help => Ok(()),
             Mode::Demo => demo::run().await,
             Mode::Supervisor => {
                 let node = node::start(&options.name, options.port, None, &options.secret).await?;
