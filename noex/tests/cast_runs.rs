@@ -371,3 +371,78 @@ fn undecodable_casts_the_process_decodes_itself_are_counted_undelivered() {
         node.shutdown();
     });
 }
+
+/// A number whose decoding panics on 13 (a `Deserialize` impl with an assertion, say).
+#[derive(Debug, serde::Serialize)]
+struct Brittle(u8);
+
+impl<'de> serde::Deserialize<'de> for Brittle {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let byte = u8::deserialize(deserializer)?;
+        assert_ne!(byte, 13, "a byte this test's type refuses with a panic");
+        Ok(Brittle(byte))
+    }
+}
+
+#[noex::behavior(name = "brittle-log")]
+struct BrittleLog(Vec<u8>);
+
+#[noex::behavior]
+impl BrittleLog {
+    #[init]
+    fn init() -> Self {
+        BrittleLog(Vec::new())
+    }
+
+    #[cast]
+    fn note(&mut self, n: Brittle) {
+        self.0.push(n.0);
+    }
+
+    #[call]
+    fn notes(&self) -> Vec<u8> {
+        self.0.clone()
+    }
+}
+
+#[test]
+fn a_cast_whose_decoding_panics_in_a_long_run_is_dropped_alone() {
+    run_blocking(async {
+        let node = Node::start(cluster_config("a")).await.unwrap();
+        let log = node.spawn::<BrittleLog>(()).await.unwrap();
+        let mut raw = Raw::join(&node).await;
+        let behavior = noex::__private::tag("brittle-log", "");
+        let to = Address::Pid {
+            serial: log.pid().serial(),
+        };
+        // 13 and 26 decode with a panic; the run is long enough to be queued encoded.
+        let bytes: Vec<u8> = (1..=40u8)
+            .flat_map(|n| {
+                let brittle = Brittle(if n % 13 == 0 { 13 } else { n });
+                let payload = postcard::to_allocvec(&__NoexBrittleLogCast::Note(brittle));
+                frame(
+                    &Wire::Cast {
+                        to: to.clone(),
+                        behavior,
+                    },
+                    &payload.unwrap(),
+                )
+            })
+            .collect();
+        raw.send_bytes(&bytes).await;
+        let expected: Vec<u8> = (1..=40).filter(|n| n % 13 != 0).collect();
+        let notes = within("the casts to be handled", async {
+            loop {
+                let notes = log.notes().await.expect("the process runs on");
+                if notes.len() >= expected.len() {
+                    return notes;
+                }
+                smol::future::yield_now().await;
+            }
+        })
+        .await;
+        assert_eq!(notes, expected);
+        all_taken_and_connected(&node, log.pid()).await;
+        node.shutdown();
+    });
+}

@@ -55,7 +55,14 @@ where
     B: GenServer,
     D: DecodeCast<B::Cast>,
 {
-    let message = D::decode(bytes)?;
+    // A `Deserialize` impl that panics on these bytes drops the cast, as one that errors
+    // does (and as the casts of a short run, decoded as they are queued, are dropped): bad
+    // input from the network does not end the process. Only the decoding is guarded; a
+    // handler's panic ends its process as ever.
+    let message = match std::panic::catch_unwind(|| D::decode(bytes)) {
+        Ok(decoded) => decoded?,
+        Err(_) => return Err(postcard::Error::SerdeDeCustom),
+    };
     Ok(state.__handle_cast_now(message, ctx))
 }
 
