@@ -114,6 +114,67 @@ fn members_that_end_normally_crash_or_are_killed_leave_every_group_on_every_node
     });
 }
 
+/// Takes what `events` has received so far.
+fn received(events: &GroupEvents) -> Vec<GroupEvent> {
+    std::iter::from_fn(|| events.try_recv()).collect()
+}
+
+#[test]
+fn a_process_that_joined_twice_stays_a_member_on_every_node_until_it_has_left_twice() {
+    run_blocking(async {
+        let nodes = start_cluster(2).await;
+        let all: Vec<&Node> = nodes.iter().collect();
+        let events: Vec<_> = nodes.iter().map(Node::global_events).collect();
+        let monitors: Vec<_> = nodes.iter().map(|n| n.monitor_group("pool").1).collect();
+        let worker = probe(&nodes[1], false).await;
+        let pid = worker.pid().clone();
+        // Joined through either node: the first time forwarded to node 1.
+        assert_eq!(nodes[0].join_group("pool", &pid).await, Ok(true));
+        assert_eq!(nodes[1].join_group("pool", &pid).await, Ok(false));
+        converged(&all, "pool", std::slice::from_ref(&pid)).await;
+
+        // Left once of twice: a member still. (Its node tells node 0 of a last leave
+        // before it answers the forwarded leave.)
+        assert_eq!(nodes[0].leave_group("pool", &pid).await, Ok(true));
+        for node in &nodes {
+            assert_eq!(
+                node.group_members("pool"),
+                vec![pid.clone()],
+                "{:?}",
+                id(node)
+            );
+        }
+        assert_eq!(nodes[0].leave_group("pool", &pid).await, Ok(true));
+        for node in &nodes {
+            assert!(node.group_members("pool").is_empty(), "{:?}", id(node));
+        }
+        assert_eq!(nodes[1].leave_group("pool", &pid).await, Ok(false));
+        assert_eq!(nodes[0].leave_group("pool", &pid).await, Ok(false));
+
+        // Joined three times, it leaves once when it ends.
+        for first in [true, false, false] {
+            assert_eq!(nodes[1].join_group("pool", &pid).await, Ok(first));
+        }
+        converged(&all, "pool", std::slice::from_ref(&pid)).await;
+        worker.stop_itself(ExitReason::Normal).await;
+        worker.exited().await;
+        converged(&all, "pool", &[]).await;
+
+        // Each node reported the first join and the last leave, each once.
+        let expected = [
+            GroupEvent::Joined(pid.clone()),
+            GroupEvent::Left(pid.clone()),
+            GroupEvent::Joined(pid.clone()),
+            GroupEvent::Left(pid.clone()),
+        ];
+        for (node, monitor) in nodes.iter().zip(&monitors) {
+            assert_eq!(received(monitor), expected, "{:?}", id(node));
+        }
+        events_replay_to_the_membership(&nodes, &events, "pool");
+        shutdown_all(nodes);
+    });
+}
+
 #[test]
 fn a_healed_partition_converges_every_node_to_one_membership_with_changes_of_both_sides() {
     run_blocking(async {

@@ -63,7 +63,9 @@ impl Global {
         }
     }
 
-    /// Makes the process `pid` of this node a member of `group`, here and on every peer.
+    /// Adds a join of `group` to the process `pid` of this node; if it was not a member,
+    /// it becomes one here and on every peer (`true`). The process counts its joins, the
+    /// replica has each member once.
     pub(crate) fn join(
         &self,
         node: &NodeInner,
@@ -71,15 +73,14 @@ impl Global {
         pid: &Pid,
     ) -> Result<bool, GlobalError> {
         let _state = self.state();
-        let process = node
+        let joins = node
             .resolve(pid)
-            .ok_or_else(|| GlobalError::NoProc { pid: pid.clone() })?;
-        if self.groups().contains(group, pid) {
-            return Ok(false);
-        }
-        if !process.core().add_group(group) {
-            // It has ended (and has released its groups: both are done under `state`).
-            return Err(GlobalError::NoProc { pid: pid.clone() });
+            .and_then(|process| process.core().add_group(group));
+        match joins {
+            // It has ended (and releases its groups: both are done under `state`).
+            None => return Err(GlobalError::NoProc { pid: pid.clone() }),
+            Some(1) => {}
+            Some(_) => return Ok(false),
         }
         self.groups().add(group, pid);
         self.broadcast(
@@ -96,14 +97,20 @@ impl Global {
         Ok(true)
     }
 
-    /// Removes the process `pid` of this node from `group`, here and on every peer.
+    /// Undoes one join of `group` by the process `pid` of this node (`true` if it was a
+    /// member); at its last, it leaves the group here and on every peer.
     pub(crate) fn leave(&self, node: &NodeInner, group: &str, pid: &Pid) -> bool {
         let _state = self.state();
+        let joins_left = node
+            .resolve(pid)
+            .and_then(|process| process.core().remove_group(group));
+        if joins_left.is_some_and(|left| left > 0) {
+            return true;
+        }
+        // Its last join; or it is not a member, or has ended and is not released yet:
+        // the replica says which (its release then finds it gone).
         if !self.groups().remove(group, pid) {
             return false;
-        }
-        if let Some(process) = node.resolve(pid) {
-            process.core().remove_group(group);
         }
         self.broadcast(
             node,

@@ -41,13 +41,6 @@ pub(crate) struct Groups {
 }
 
 impl Groups {
-    /// `true` if `pid` is a member of `group`.
-    pub(crate) fn contains(&self, group: &str, pid: &Pid) -> bool {
-        self.groups
-            .get(group)
-            .is_some_and(|g| g.members.contains(pid))
-    }
-
     /// Adds `pid` to `group`; `true` if it was not a member.
     pub(crate) fn add(&mut self, group: &str, pid: &Pid) -> bool {
         let entry = match self.groups.get_mut(group) {

@@ -118,10 +118,13 @@
 //!
 //! Groups work as Erlang's `pg`: no claims and no cluster-wide lock. A process joins and
 //! leaves through its own node, which tells every peer; a group's members across the
-//! cluster are the union of every node's local members. A process is a member of a
-//! group at most once; it leaves its groups when it ends. A join, a leave and a lost
-//! node's removal cost O(log n) a member, n the group's size; a group's members are kept
-//! in order, so [`group_members`](crate::Node::group_members) is a copy.
+//! cluster are the union of every node's local members. Joins are counted, as in `pg`:
+//! the process keeps how many times it joined each group, and its node tells its peers
+//! only of its first join and its last leave, so every replica has each member once. It
+//! leaves its groups when it ends. A join, a leave and a lost node's removal cost
+//! O(log n) a member, n the group's size, and O(log k) for a process in k groups; a
+//! group's members are kept in order, so [`group_members`](crate::Node::group_members) is
+//! a copy.
 //! [`monitor_group`](crate::Node::monitor_group) takes a group's members and subscribes
 //! to its changes at one moment (as `pg:monitor/2`): the replica tells a group's monitors
 //! of each change as it makes it, under the lock the snapshot is read under.
@@ -545,12 +548,12 @@ impl Global {
     /// The process `pid` of this node ended holding `names` and member of `groups`: they
     /// are released here and on every peer, before its links and monitors hear of its
     /// end.
-    pub(crate) fn process_ended(
+    pub(crate) fn process_ended<'a>(
         &self,
         node: &NodeInner,
         pid: &Pid,
         names: &[Arc<str>],
-        groups: &[Arc<str>],
+        groups: impl Iterator<Item = &'a Arc<str>>,
     ) {
         let _state = self.state();
         for name in names {

@@ -132,8 +132,15 @@ impl Node {
     }
 
     /// Makes `pid` a member of `group`, cluster-wide (through its node, as Erlang's `pg`
-    /// does: no lock, no round trip for a process of this node). A process is a member at
-    /// most once; `Ok(false)` if it was one already. It leaves its groups when it ends.
+    /// does: no lock, no round trip for a process of this node). `Ok(true)` if it was not
+    /// a member, `Ok(false)` if it was one already.
+    ///
+    /// Joins are counted, as in `pg`: a process that joins a group twice stays a member
+    /// until it has [left](Self::leave_group) it twice — so two parts of a program can
+    /// each join and leave on their own. It is listed once in
+    /// [`group_members`](Self::group_members) however many times it joined, and
+    /// [`GroupEvent::Joined`] and [`GlobalEvent::Joined`] report only its first join. It
+    /// leaves its groups when it ends, whatever its joins.
     ///
     /// ```
     /// # use noex::{Ctx, GenServer, Node};
@@ -155,12 +162,38 @@ impl Node {
         self.inner.global.join_group(&self.inner, group, pid).await
     }
 
-    /// Removes `pid` from `group`; `Ok(false)` if it was not a member.
+    /// Undoes one join of `pid` to `group` (through its node): at its last join, the
+    /// process leaves the group cluster-wide; if it joined more times than it has left,
+    /// it stays a member. `Ok(true)` if it was a member, `Ok(false)` if not (`pg`'s
+    /// `not_joined`).
+    ///
+    /// ```
+    /// # use noex::{Ctx, GenServer, Node};
+    /// # struct Worker;
+    /// # impl GenServer for Worker {
+    /// #     type Args = (); type Call = (); type Reply = (); type Cast = (); type Info = ();
+    /// #     type InitError = std::convert::Infallible;
+    /// #     async fn init(_: (), _: &mut Ctx<Self>) -> Result<Self, Self::InitError> { Ok(Worker) }
+    /// # }
+    /// let node = Node::new();
+    /// node.block_on(async {
+    ///     let worker = node.spawn::<Worker>(()).await.unwrap();
+    ///     assert_eq!(node.join_group("workers", worker.pid()).await, Ok(true));
+    ///     assert_eq!(node.join_group("workers", worker.pid()).await, Ok(false));
+    ///     assert_eq!(node.leave_group("workers", worker.pid()).await, Ok(true));
+    ///     assert_eq!(node.group_members("workers"), vec![worker.pid().clone()]);
+    ///     assert_eq!(node.leave_group("workers", worker.pid()).await, Ok(true));
+    ///     assert!(node.group_members("workers").is_empty());
+    ///     assert_eq!(node.leave_group("workers", worker.pid()).await, Ok(false));
+    /// });
+    /// node.shutdown();
+    /// ```
     pub async fn leave_group(&self, group: &str, pid: &Pid) -> Result<bool, GlobalError> {
         self.inner.global.leave_group(&self.inner, group, pid).await
     }
 
-    /// The members of `group` on every node, sorted.
+    /// The members of `group` on every node, sorted, each once (however many times it
+    /// joined).
     pub fn group_members(&self, group: &str) -> Vec<Pid> {
         self.inner.global.members(group)
     }

@@ -258,7 +258,7 @@ impl NodeInner {
         }
         if !remains.global_names.is_empty() || !remains.groups.is_empty() {
             self.global
-                .process_ended(self, pid, &remains.global_names, &remains.groups);
+                .process_ended(self, pid, &remains.global_names, remains.groups.keys());
         }
         self.ended_messages
             .fetch_add(core.message_count(), Ordering::Relaxed);

@@ -11,6 +11,7 @@
 
 pub(crate) mod drain;
 mod ended;
+mod groups;
 mod lifecycle;
 pub(crate) mod mailbox;
 mod noted;
@@ -21,7 +22,7 @@ mod waker;
 pub(crate) use waker::TaskWaker;
 
 use std::any::Any;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::num::NonZeroU64;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -194,8 +195,9 @@ pub(crate) struct Ties {
     pub(crate) spawning: Option<Box<crate::server::spawn::Spawning>>,
     /// The global names it holds.
     pub(crate) global_names: Vec<Arc<str>>,
-    /// The process groups it is a member of.
-    pub(crate) groups: Vec<Arc<str>>,
+    /// The process groups it is a member of, with how many joins of each it has not left
+    /// (as Erlang's `pg`: it leaves a group once it has left as often as it joined).
+    pub(crate) groups: BTreeMap<Arc<str>, u64>,
 }
 
 impl CoreState {
@@ -495,26 +497,6 @@ impl Core {
     pub(crate) fn remove_global_name(&self, name: &str) {
         if let Some(ties) = self.lock().ties.as_mut() {
             remove(&mut ties.global_names, |n| &**n == name);
-        }
-    }
-
-    /// Records that this process is a member of `group`. Fails with `false` if it has
-    /// ended.
-    pub(crate) fn add_group(&self, group: &str) -> bool {
-        let mut state = self.lock();
-        let Some(ties) = state.live_ties() else {
-            return false;
-        };
-        if !ties.groups.iter().any(|g| &**g == group) {
-            ties.groups.push(Arc::from(group));
-        }
-        true
-    }
-
-    /// Forgets its membership of `group`.
-    pub(crate) fn remove_group(&self, group: &str) {
-        if let Some(ties) = self.lock().ties.as_mut() {
-            remove(&mut ties.groups, |g| &**g == group);
         }
     }
 

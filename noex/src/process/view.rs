@@ -42,7 +42,7 @@ impl Core {
             view.monitored_by = ties.monitored_by.clone();
             view.monitored_nodes = strings(&ties.monitored_nodes);
             view.global_names = strings(&ties.global_names);
-            view.groups = strings(&ties.groups);
+            view.groups = ties.groups.keys().map(|g| g.to_string()).collect();
             view.timers = ties.timers.len();
         }
         view

@@ -158,11 +158,11 @@ impl H {
                         problems.push(format!("n{s}: {group} has ended {pid}"));
                     }
                     let key = (group.to_owned(), pid.clone());
-                    if !self.groups.contains(&key) && !self.groups_maybe.contains(&key) {
+                    if !self.groups.contains_key(&key) && !self.groups_maybe.contains(&key) {
                         problems.push(format!("n{s}: {group} has {pid}, which did not join"));
                     }
                 }
-                for (g, pid) in &self.groups {
+                for (g, pid) in self.groups.keys() {
                     if g == group && self.alive(pid) && !view.contains(pid) {
                         problems.push(format!("n{s}: {group} misses live member {pid}"));
                     }

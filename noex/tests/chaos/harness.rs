@@ -305,7 +305,7 @@ impl H {
             node_mons: Vec::new(),
             names: BTreeMap::new(),
             names_maybe: BTreeMap::new(),
-            groups: BTreeSet::new(),
+            groups: BTreeMap::new(),
             groups_maybe: BTreeSet::new(),
             sup: None,
             labels: (0..CHILDREN).map(|i| format!("s{seed}-c{i}")).collect(),

@@ -112,8 +112,9 @@ struct H {
     /// Global names registered, and those that may have been (an error after the fact).
     names: BTreeMap<String, BTreeSet<Pid>>,
     names_maybe: BTreeMap<String, BTreeSet<Pid>>,
-    /// Group members joined, and those that may have (as with names).
-    groups: BTreeSet<(String, Pid)>,
+    /// Group members joined, with their joins not left (joins are counted), and those
+    /// that may be members (as with names; their joins are not known).
+    groups: BTreeMap<(String, Pid), usize>,
     groups_maybe: BTreeSet<(String, Pid)>,
     /// The distributed supervisor (on n0) and its children's labels.
     sup: Option<ServerRef<DistributedSupervisor>>,

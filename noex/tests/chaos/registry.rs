@@ -18,18 +18,20 @@ impl H {
         self.names_maybe.entry(name.into()).or_default().insert(pid);
     }
 
+    /// One more join of `pid` to `group` (a member whose joins are not known stays so).
     pub(crate) fn joined(&mut self, group: &str, pid: Pid) {
         let key = (group.to_owned(), pid);
-        self.groups_maybe.remove(&key);
-        self.groups.insert(key);
+        if !self.groups_maybe.contains(&key) {
+            *self.groups.entry(key).or_default() += 1;
+        }
     }
 
-    /// `pid` may be a member of `group`: joining failed, but may have been applied.
+    /// `pid` may be a member of `group`: joining failed, but may have been applied (so
+    /// its joins are not known any more).
     pub(crate) fn maybe_joined(&mut self, group: &str, pid: Pid) {
         let key = (group.to_owned(), pid);
-        if !self.groups.contains(&key) {
-            self.groups_maybe.insert(key);
-        }
+        self.groups.remove(&key);
+        self.groups_maybe.insert(key);
     }
 
     pub(crate) async fn op_register(&mut self) {
@@ -152,7 +154,7 @@ impl H {
     }
 
     pub(crate) async fn op_leave(&mut self) {
-        let joined: Vec<(String, Pid)> = self.groups.iter().cloned().collect();
+        let joined: Vec<(String, Pid)> = self.groups.keys().cloned().collect();
         if joined.is_empty() {
             return;
         }
@@ -169,9 +171,15 @@ impl H {
         let key = (group.clone(), pid.clone());
         match r {
             None => self.violation(format!("leave_group n{a} {group} hung")),
-            Some(Ok(_)) => {
+            Some(Ok(true)) => {
+                let joins = self.groups.get_mut(&key).expect("picked from the joined");
+                *joins -= 1;
+                if *joins == 0 {
+                    self.groups.remove(&key);
+                }
+            }
+            Some(Ok(false)) => {
                 self.groups.remove(&key);
-                self.groups_maybe.remove(&key);
             }
             Some(Err(e)) => {
                 self.groups.remove(&key);
