@@ -18,9 +18,11 @@ use crate::Pid;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum GroupEvent {
-    /// The process joined the group.
+    /// The process joined the group (its first join: see
+    /// [`Node::join_group`](crate::Node::join_group)).
     Joined(Pid),
-    /// The process left the group, ended, or its node was lost.
+    /// The process left the group (as many times as it joined), ended, or its node was
+    /// lost.
     Left(Pid),
 }
 

@@ -226,14 +226,15 @@ pub enum GlobalEvent {
         /// The process that lost it.
         loser: Pid,
     },
-    /// A process joined a group.
+    /// A process joined a group (its first join: see
+    /// [`Node::join_group`](crate::Node::join_group)).
     Joined {
         /// The group.
         group: String,
         /// The process.
         pid: Pid,
     },
-    /// A process left a group (or ended, or its node was lost).
+    /// A process left a group (as many times as it joined), ended, or its node was lost.
     Left {
         /// The group.
         group: String,

@@ -142,6 +142,12 @@ impl Node {
     /// [`GroupEvent::Joined`] and [`GlobalEvent::Joined`] report only its first join. It
     /// leaves its groups when it ends, whatever its joins.
     ///
+    /// A process of another node is joined by its node: if that fails with
+    /// [`GlobalError::NoConnection`] or [`GlobalError::Timeout`], the join may have been
+    /// made all the same (the answer was lost on the way back), so a program that must
+    /// count its joins exactly joins through the process's own node, where no answer is
+    /// lost. The same holds for [`leave_group`](Self::leave_group).
+    ///
     /// ```
     /// # use noex::{Ctx, GenServer, Node};
     /// # struct Worker;
