@@ -176,6 +176,37 @@ fn a_process_that_joined_twice_stays_a_member_on_every_node_until_it_has_left_tw
 }
 
 #[test]
+fn a_process_joined_twice_is_a_member_once_after_its_node_reconnects_and_leaves_twice() {
+    run_blocking(async {
+        let nodes = start_cluster(2).await;
+        let all: Vec<&Node> = nodes.iter().collect();
+        let worker = probe(&nodes[1], false).await;
+        let pid = worker.pid().clone();
+        for first in [true, false] {
+            assert_eq!(nodes[1].join_group("pool", &pid).await, Ok(first));
+        }
+        converged(&all, "pool", std::slice::from_ref(&pid)).await;
+
+        // Cut and healed: node 0 drops the member, then learns it again, once.
+        isolate(&nodes, 1, true);
+        converged(&all[..1], "pool", &[]).await;
+        isolate(&nodes, 1, false);
+        for node in &nodes {
+            wait_connected(node, 1).await;
+        }
+        converged(&all, "pool", std::slice::from_ref(&pid)).await;
+
+        // The joins are counted on the member's node, across the reconnection.
+        assert_eq!(nodes[0].leave_group("pool", &pid).await, Ok(true));
+        assert_eq!(nodes[0].group_members("pool"), vec![pid.clone()]);
+        assert_eq!(nodes[0].leave_group("pool", &pid).await, Ok(true));
+        assert!(nodes[0].group_members("pool").is_empty());
+        assert_eq!(nodes[0].leave_group("pool", &pid).await, Ok(false));
+        shutdown_all(nodes);
+    });
+}
+
+#[test]
 fn a_healed_partition_converges_every_node_to_one_membership_with_changes_of_both_sides() {
     run_blocking(async {
         let nodes = start_cluster(4).await;
