@@ -1,12 +1,14 @@
 //! Safe secrets: a node reachable beyond loopback needs one, it can come from a file or
 //! the environment, and connections that never finish their handshake are closed while the
-//! node goes on serving its peers.
+//! node goes on serving its peers and letting others join.
 
 mod common;
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures_lite::future::poll_once;
+use socket2::{Domain, Socket, Type};
 
 use common::raw::Raw;
 use common::{cluster_config, eventually, run_blocking, wait_connected, within};
@@ -203,7 +205,10 @@ fn a_flood_of_connections_holds_at_most_64_handshakes_open() {
     run_blocking(async {
         // Long enough that the silent connections are not closed for their silence here.
         let config = |name: &str| cluster_config(name).connect_timeout(Duration::from_secs(30));
-        let a = Node::start(config("a")).await.unwrap();
+        // All from one address: a lets it have every slot, to show the bound in all.
+        let a = Node::start(config("a").max_handshakes_per_source(100))
+            .await
+            .unwrap();
         let seed = a.local_node_id().unwrap().to_string();
         let b = Node::start(config("b").seed(seed)).await.unwrap();
         wait_connected(&a, 1).await;
@@ -235,6 +240,37 @@ fn a_flood_of_connections_holds_at_most_64_handshakes_open() {
         })
         .await;
         assert_eq!(registered, Ok(()));
+        a.shutdown();
+        b.shutdown();
+    });
+}
+
+/// A connection to `to` from `source` (an address of this host: any of 127/8 on Linux).
+fn connect_from(source: &str, to: SocketAddr) -> std::net::TcpStream {
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    let source = SocketAddr::new(source.parse().unwrap(), 0);
+    socket.bind(&source.into()).unwrap();
+    socket.connect(&to.into()).unwrap();
+    socket.into()
+}
+
+#[test]
+fn silent_connections_from_one_address_do_not_keep_other_nodes_out() {
+    run_blocking(async {
+        // a gives a handshake long: a silent connection holds its slot all the test.
+        let a = Node::start(cluster_config("a").connect_timeout(Duration::from_secs(60)))
+            .await
+            .unwrap();
+        let at: SocketAddr = a.local_node_id().unwrap().address().parse().unwrap();
+        // As many silent connections as a lets be in their handshake in all, from
+        // 127.0.0.2, made before b dials: a accepts them first.
+        let silent: Vec<_> = (0..64).map(|_| connect_from("127.0.0.2", at)).collect();
+        // b, from 127.0.0.1, joins all the same.
+        let seed = a.local_node_id().unwrap().to_string();
+        let b = Node::start(cluster_config("b").seed(seed)).await.unwrap();
+        wait_connected(&b, 1).await;
+        wait_connected(&a, 1).await;
+        drop(silent);
         a.shutdown();
         b.shutdown();
     });

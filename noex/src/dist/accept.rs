@@ -1,5 +1,6 @@
 //! Accepting connections: the accept loop, and the handshake of each accepted connection
-//! (TLS first, if this node has it), bounded in number and in time (see `refused`).
+//! (TLS first, if this node has it), bounded in number, in number from one source, and
+//! in time (see `pending`).
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -12,7 +13,8 @@ use futures_lite::FutureExt;
 use super::cluster::Cluster;
 use super::handshake::{self, HandshakeError};
 use super::node_id::NodeId;
-use super::refused::{InboundEnd, MAX_INBOUND_HANDSHAKES};
+use super::pending::{Crowded, MAX_INBOUND_HANDSHAKES};
+use super::refused::InboundEnd;
 use super::wire::{Refusal, WireError};
 
 pub(super) async fn accept_loop(cluster: Weak<Cluster>, listener: TcpListener) {
@@ -56,10 +58,21 @@ pub(super) async fn accept_loop(cluster: Weak<Cluster>, listener: TcpListener) {
             drop(stream);
             continue;
         }
-        let Some(handshake) = cluster.inbound.begin_handshake() else {
-            tracing::debug!(%from, "closed: {MAX_INBOUND_HANDSHAKES} handshakes under way");
-            drop(stream);
-            continue;
+        let per_source = cluster.config.max_handshakes_per_source;
+        let handshake = match cluster.inbound.begin_handshake(from.ip(), per_source) {
+            Ok(handshake) => handshake,
+            Err(crowded) => {
+                match crowded {
+                    Crowded::All => {
+                        tracing::debug!(%from, "closed: {MAX_INBOUND_HANDSHAKES} handshakes under way")
+                    }
+                    Crowded::Source => {
+                        tracing::debug!(%from, "closed: {per_source} handshakes from its address under way")
+                    }
+                }
+                drop(stream);
+                continue;
+            }
         };
         let weak = Arc::downgrade(&cluster);
         cluster.spawn(async move {

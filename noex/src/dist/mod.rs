@@ -101,6 +101,7 @@ mod node_id;
 mod node_monitors;
 mod outbound;
 pub(crate) mod peer;
+mod pending;
 mod reader;
 mod reassembly;
 mod refused;

@@ -4,8 +4,7 @@
 use std::collections::HashMap;
 use std::mem::Discriminant;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::cluster::Cluster;
@@ -146,39 +145,6 @@ const INBOUND_REPORT_EVERY: Duration = Duration::from_secs(10);
 /// Source addresses and reasons remembered at most (then forgotten all at once).
 const INBOUND_REPORTS_KEPT: usize = 1024;
 
-/// Handshakes of accepted connections under way at most; more connections are closed at
-/// once. A handshake is work for a peer nobody has authenticated yet (over TLS, a key
-/// exchange and a signature), so a flood of connections must not take the threads.
-pub(crate) const MAX_INBOUND_HANDSHAKES: usize = 64;
-
-/// What a node keeps about the connections it accepted before they are authenticated.
-#[derive(Default)]
-pub(crate) struct Inbound {
-    /// When each (source address, reason) of a refusal was last reported.
-    reports: InboundReports,
-    /// Handshakes under way.
-    handshakes: AtomicUsize,
-}
-
-impl Inbound {
-    /// Counts an accepted connection's handshake while the returned guard lives; `None`
-    /// if [`MAX_INBOUND_HANDSHAKES`] are under way.
-    pub(crate) fn begin_handshake(self: &Arc<Self>) -> Option<InboundHandshake> {
-        let before = self.handshakes.fetch_add(1, Ordering::AcqRel);
-        let guard = InboundHandshake(self.clone());
-        (before < MAX_INBOUND_HANDSHAKES).then_some(guard)
-    }
-}
-
-/// An accepted connection's handshake, counted until dropped.
-pub(crate) struct InboundHandshake(Arc<Inbound>);
-
-impl Drop for InboundHandshake {
-    fn drop(&mut self) {
-        self.0.handshakes.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
 /// How an accepted connection's handshake ended, as far as its reports are rate-limited.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum InboundEnd {
@@ -192,7 +158,7 @@ pub(crate) enum InboundEnd {
 
 /// When each (source address, end) of accepted connections was last reported.
 #[derive(Default)]
-struct InboundReports(Mutex<HashMap<(IpAddr, InboundEnd), Instant>>);
+pub(super) struct InboundReports(Mutex<HashMap<(IpAddr, InboundEnd), Instant>>);
 
 impl InboundReports {
     /// `true` if the end of a connection from `from` is to be reported.
