@@ -464,31 +464,6 @@ fn a_healed_partition_is_one_down_and_one_up_per_link_on_both_sides() {
 }
 
 #[test]
-fn a_seed_list_naming_the_node_itself_under_a_host_name_leaves_no_dial_loop() {
-    run_blocking(async {
-        // One seed list for every node, by names other than the advertised ones (host
-        // names, say): it names each node itself. a listens on every interface, so
-        // 127.0.0.2 reaches it too.
-        let port = free_ports(1)[0];
-        let bind = format!("0.0.0.0:{port}").parse().unwrap();
-        let a = Node::start(
-            cluster_config("a")
-                .bind(bind)
-                .advertise_host("127.0.0.1")
-                .seed(format!("127.0.0.2:{port}")),
-        )
-        .await
-        .unwrap();
-        let events = a.cluster_events();
-        // a reaches itself, and refuses itself; then it stops dialling itself.
-        let mut others = Vec::new();
-        refused(&events, &mut others).await;
-        eventually("a to stop dialling itself", || a.faults().dials() == 0).await;
-        a.shutdown();
-    });
-}
-
-#[test]
 fn seeds_under_other_addresses_than_their_nodes_ids_are_not_dialled_once_connected() {
     run_blocking(async {
         // Every node listens on every interface and advertises 127.0.0.1; the shared seed

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_net::TcpListener;
-use common::raw::{frame, Refusal, Wire};
+use common::raw::{frame, Raw, Refusal, Wire};
 use common::{cluster_config, eventually, run_blocking, wait_connected, within};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use noex::{Discovery, DiscoveryError, DnsSeeds, Node, NodeId};
@@ -211,8 +211,8 @@ fn a_failing_source_is_retried_and_what_it_listed_stays_listed() {
     });
 }
 
-/// A listener that refuses every handshake (a wrong secret, it says), counting them.
-async fn refuser() -> (String, Arc<AtomicUsize>, smol::Task<()>) {
+/// A listener that refuses every handshake for `reason`, counting them.
+async fn refuser(reason: Refusal) -> (String, Arc<AtomicUsize>, smol::Task<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap().to_string();
     let connections = Arc::new(AtomicUsize::new(0));
@@ -224,7 +224,7 @@ async fn refuser() -> (String, Arc<AtomicUsize>, smol::Task<()>) {
                 let mut hello = [0u8; 256];
                 let _ = stream.read(&mut hello).await;
                 let refused = Wire::Refused {
-                    reason: Refusal::Authentication,
+                    reason: reason.clone(),
                 };
                 let _ = stream.write_all(&frame(&refused, &[])).await;
             }
@@ -236,7 +236,7 @@ async fn refuser() -> (String, Arc<AtomicUsize>, smol::Task<()>) {
 #[test]
 fn an_address_that_refuses_for_good_is_tried_again_only_slowly_while_listed() {
     run_blocking(async {
-        let (address, connections, _refusing) = refuser().await;
+        let (address, connections, _refusing) = refuser(Refusal::Authentication).await;
         let (stub, a) = start_with_stub(cluster_config("a")).await;
         let events = a.cluster_events();
         stub.set(&[&address]);
@@ -258,6 +258,91 @@ fn an_address_that_refuses_for_good_is_tried_again_only_slowly_while_listed() {
         stub.next_round().await;
         assert_eq!(connections.load(Ordering::SeqCst), 1);
         assert_eq!(a.faults().dials(), 1, "the seed's loop waits to try again");
+        a.shutdown();
+    });
+}
+
+#[test]
+fn a_seed_that_claims_to_be_the_node_itself_is_dialled_on() {
+    run_blocking(async {
+        // Whatever answers at a seed's address can say "you dialled yourself" before any
+        // authentication: the seed must not be given up for it, or it is lost until the
+        // node restarts.
+        let (address, connections, _refusing) = refuser(Refusal::DuplicateNode).await;
+        let a = Node::start(cluster_config("a").seed(address))
+            .await
+            .unwrap();
+        let events = a.cluster_events();
+        let reported = within("the refusal", events.recv()).await;
+        assert!(
+            matches!(
+                reported,
+                Some(noex::ClusterEvent::Refused {
+                    by_peer: true,
+                    reason: noex::RefusedReason::DuplicateNode,
+                    ..
+                })
+            ),
+            "{reported:?}"
+        );
+        eventually("the seed to be dialled again", || {
+            connections.load(Ordering::SeqCst) >= 3
+        })
+        .await;
+        assert_eq!(a.faults().dials(), 1);
+        a.shutdown();
+    });
+}
+
+/// A listener that, given a node's hello, passes it on to `node` (at its address) over
+/// a connection of its own, and answers the dial with the node's answer to that: a
+/// `DuplicateNode` refusal the node made itself. Counts the refusals so relayed.
+async fn relayer(node: String) -> (String, Arc<AtomicUsize>, smol::Task<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let relayed = Arc::new(AtomicUsize::new(0));
+    let task = smol::spawn({
+        let relayed = relayed.clone();
+        async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let name = String::new();
+                let mut dial = Raw { stream, name };
+                let Some(hello) = dial.receive().await else {
+                    continue;
+                };
+                let stream = async_net::TcpStream::connect(node.as_str()).await.unwrap();
+                let name = String::new();
+                let mut relay = Raw { stream, name };
+                relay.send(&hello).await;
+                let answer = relay.receive().await;
+                let refused = Wire::Refused {
+                    reason: Refusal::DuplicateNode,
+                };
+                if answer == Some(refused.clone()) {
+                    dial.send(&refused).await;
+                    relayed.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        }
+    });
+    (address, relayed, task)
+}
+
+#[test]
+fn a_dials_hello_relayed_back_to_the_node_does_not_pass_for_the_node_itself() {
+    run_blocking(async {
+        // What answers at the seed's address sends the node's own hello (its nonce) back
+        // to the node, and the node's refusal back to the dial: a dial that reached the
+        // node itself, as far as the node's listener and the refusal can tell, but not
+        // over the dial's own connection.
+        let (stub, a) = start_with_stub(cluster_config("a")).await;
+        let (address, relayed, _relaying) = relayer(id(&a).address().to_owned()).await;
+        stub.set(&[&address]);
+        eventually("the seed to be dialled again", || {
+            relayed.load(Ordering::SeqCst) >= 3
+        })
+        .await;
+        assert_eq!(a.faults().dials(), 1);
         a.shutdown();
     });
 }
@@ -289,6 +374,34 @@ fn a_node_does_not_dial_its_own_address() {
         stub.set(&[id(&a).address(), &dead]);
         stub.next_round().await;
         assert_eq!(a.faults().dials(), 1, "only {dead} is dialled");
+        a.shutdown();
+    });
+}
+
+#[test]
+fn a_node_listed_under_another_address_stops_dialling_itself_quietly() {
+    run_blocking(async {
+        // One list for every node, by names other than the advertised ones (host names,
+        // say): it names each node itself. a listens on every interface, so 127.0.0.2
+        // reaches it too.
+        let bind = "0.0.0.0:0".parse().unwrap();
+        let config = cluster_config("a").bind(bind).advertise_host("127.0.0.1");
+        let (stub, a) = start_with_stub(config).await;
+        let events = a.cluster_events();
+        stub.set(&[&format!("127.0.0.2:{}", id(&a).port())]);
+        // a reaches itself, knows its own hello, and stops dialling itself, reporting no
+        // refusal on either side: a list that names every node is no fault.
+        stub.next_round().await;
+        eventually("a to stop dialling itself", || a.faults().dials() == 0).await;
+        while let Some(event) = events.try_recv() {
+            assert!(
+                !matches!(event, noex::ClusterEvent::Refused { .. }),
+                "{event:?}"
+            );
+        }
+        // Listed again, it is left alone.
+        stub.next_round().await;
+        assert_eq!(a.faults().dials(), 0);
         a.shutdown();
     });
 }

@@ -92,6 +92,8 @@ async fn accept_one(cluster: Weak<Cluster>, tcp: TcpStream, from: SocketAddr) {
     let mut admitted = None;
     // The node the dialler says it is, once it has (for the logs).
     let mut claimed: Option<NodeId> = None;
+    // The hello is one of this node's own dials' (see `pending`): not reported.
+    let mut itself = false;
     let handshake = async {
         let mut stream = match strong.secure_accepted(tcp).await {
             Ok(stream) => stream,
@@ -114,8 +116,9 @@ async fn accept_one(cluster: Weak<Cluster>, tcp: TcpStream, from: SocketAddr) {
             Ok(())
         };
         let confirm = |peer: &NodeId, incarnation| strong.confirm(peer, incarnation);
+        let own = |nonce: &[u8; 32]| itself = strong.inbound.own_hello(nonce, from);
         let hold = strong.handshake_hold();
-        let established = handshake::accept(&mut stream, &local, admit, hold, confirm);
+        let established = handshake::accept(&mut stream, &local, own, admit, hold, confirm);
         Some(established.await.map(|established| (established, stream)))
     };
     let result = handshake
@@ -131,6 +134,9 @@ async fn accept_one(cluster: Weak<Cluster>, tcp: TcpStream, from: SocketAddr) {
         }
         Some(Err(HandshakeError::Refused(Refusal::AlreadyConnected { .. }))) => {
             tracing::debug!(%from, ?peer, "refused a duplicate connection");
+        }
+        Some(Err(_)) if itself => {
+            tracing::debug!(%from, "refused a dial of this node itself");
         }
         // Not refusals, but as frequent (a port scanner, a health check): rate-limited.
         Some(Err(error)) => {

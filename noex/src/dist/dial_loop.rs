@@ -5,12 +5,18 @@
 //! secret, another protocol version, another node than expected at that address, a
 //! certificate refused, or something that does not speak the protocol — ends it, unless the
 //! address is a seed, which is tried again every 30 s (its node may be fixed and
-//! restarted without knowing of this one) — but not a seed that turns out to be this node
-//! itself under another address (a seed list shared by every node names each). Each
-//! refusal is reported once per loop (see `refused`). So does silence: an address that has
-//! not answered for [`ClusterConfig::forget_unreachable_after`] is forgotten, unless it is
-//! a configured seed. A dial refused because the peer is connecting to this node
-//! (`AlreadyConnected`) tries again shortly, until that connection exists.
+//! restarted without knowing of this one). Each refusal is reported once per loop (see
+//! `refused`). So does silence: an address that has not answered for
+//! [`ClusterConfig::forget_unreachable_after`] is forgotten, unless it is a configured
+//! seed. A dial refused because the peer is connecting to this node (`AlreadyConnected`)
+//! tries again shortly, until that connection exists.
+//!
+//! A dial that reached this node itself, under another address (a seed list shared by
+//! every node names each), ends at once and quietly — known by this node's own listener
+//! having received its hello over its connection (see `pending`), never by what the
+//! other end says: a `DuplicateNode` refusal not so confirmed (anyone who answers at the
+//! address can send one, or a node with this node's id) is retried as a failed
+//! connection is.
 //!
 //! Addresses learnt from peers' member lists are dialled by at most
 //! [`ClusterConfig::max_dials`] loops at once (a lost peer and a seed always get one), so a
@@ -32,6 +38,7 @@ use super::cluster::Cluster;
 use super::connect::{Begin, DialKind};
 use super::handshake::{self, Established, HandshakeError};
 use super::node_id::NodeId;
+use super::pending::Dialling;
 use super::refused::{classify, RefusedReason};
 use super::transport::Stream;
 use super::wire::{Refusal, WireError};
@@ -50,6 +57,8 @@ enum Attempt {
     /// Refused because the peer is connected, or connecting, to this node: where the
     /// socket led and the node the peer says it is (to recognise the peer by them).
     Tied(Option<SocketAddr>, Option<NodeId>),
+    /// Reached this node itself (see `pending`).
+    Itself,
     /// Refused, by either side.
     Refused {
         reason: RefusedReason,
@@ -167,6 +176,12 @@ pub(super) async fn dial_loop(
                     continue;
                 }
             }
+            Attempt::Itself => {
+                strong.end_handshake(address, id);
+                tracing::info!(%address, "this address leads to this node itself; no longer dialling it");
+                give_up(&strong, address, id);
+                return;
+            }
             Attempt::Refused {
                 reason,
                 by_peer,
@@ -180,16 +195,9 @@ pub(super) async fn dial_loop(
                     strong.report_refused(address, false, by_peer, reason.clone());
                 }
                 if reason.is_final() {
-                    // This node itself, reached under another name (a seed list shared
-                    // by every node), or a node with its id: no use trying again.
-                    let itself = by_peer && reason == RefusedReason::DuplicateNode;
-                    if kind != DialKind::Seed || itself {
+                    if kind != DialKind::Seed {
                         tracing::error!(%address, %error, "refused for good; no longer dialling it");
-                        let mut state = strong.lock();
-                        if state.dials.get(address).is_some_and(|dial| dial.id == id) {
-                            state.dials.remove(address);
-                        }
-                        state.listings.refused(address);
+                        give_up(&strong, address, id);
                         return;
                     }
                     // A seed is tried again, slowly: its node may be fixed and restarted
@@ -229,6 +237,16 @@ pub(super) async fn dial_loop(
     }
 }
 
+/// Ends dial `id` of `address` for good: not dialled again while a discovery source
+/// lists it.
+fn give_up(cluster: &Cluster, address: &str, id: u64) {
+    let mut state = cluster.lock();
+    if state.dials.get(address).is_some_and(|dial| dial.id == id) {
+        state.dials.remove(address);
+    }
+    state.listings.refused(address);
+}
+
 /// Connects to `address` and runs the handshake.
 async fn attempt(cluster: &Cluster, address: &str, expected: Option<&NodeId>) -> Attempt {
     if cluster.refuse_connections.load(Ordering::Relaxed) {
@@ -252,6 +270,13 @@ async fn attempt(cluster: &Cluster, address: &str, expected: Option<&NodeId>) ->
             }
         }
     };
+    // Recorded from before the hello is sent until the attempt ends, so that this node's
+    // listener knows the hello if the dial reached this node itself.
+    let nonce = handshake::nonce();
+    let dialling = tcp
+        .local_addr()
+        .ok()
+        .map(|from| cluster.inbound.dialling(nonce, from));
     let mut stream = match cluster.secure_dialled(address, tcp).await {
         Ok(stream) => stream,
         Err(error) => {
@@ -273,8 +298,13 @@ async fn attempt(cluster: &Cluster, address: &str, expected: Option<&NodeId>) ->
         }
         Ok(())
     };
-    match handshake::connect(&mut stream, &local, expected, check).await {
+    match handshake::connect(&mut stream, &local, nonce, expected, check).await {
         Ok(established) => Attempt::Connected(established, stream),
+        Err(HandshakeError::RefusedByPeer(Refusal::DuplicateNode))
+            if dialling.as_ref().is_some_and(Dialling::reached_itself) =>
+        {
+            Attempt::Itself
+        }
         Err(HandshakeError::RefusedByPeer(Refusal::AlreadyConnected { node })) => {
             Attempt::Tied(stream.tcp().peer_addr().ok(), node.parse().ok())
         }

@@ -113,7 +113,8 @@ fn verify(
         .is_ok()
 }
 
-fn nonce() -> [u8; 32] {
+/// A fresh random nonce.
+pub(crate) fn nonce() -> [u8; 32] {
     let mut nonce = [0u8; 32];
     getrandom::fill(&mut nonce).expect("the operating system's random source failed");
     nonce
@@ -142,16 +143,17 @@ async fn refuse<S: AsyncWrite + Unpin>(stream: &mut S, reason: Refusal) -> Hands
     HandshakeError::Refused(reason)
 }
 
-/// Runs the connecting side. `expected` is the node we dialled, if we know its id;
-/// `check` decides, once the peer has said who it is, whether it may claim that id (over
-/// TLS: whether its certificate is valid for the id's host).
+/// Runs the connecting side, its hello carrying `my_nonce` (fresh: see [`nonce`]).
+/// `expected` is the node we dialled, if we know its id; `check` decides, once the peer
+/// has said who it is, whether it may claim that id (over TLS: whether its certificate
+/// is valid for the id's host).
 pub(crate) async fn connect<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     local: &Local<'_>,
+    my_nonce: [u8; 32],
     expected: Option<&NodeId>,
     check: impl FnOnce(&NodeId) -> Result<(), Refusal>,
 ) -> Result<Established, HandshakeError> {
-    let my_nonce = nonce();
     send(
         stream,
         &WireMessage::Hello(Box::new(Hello {
@@ -215,14 +217,17 @@ pub(crate) async fn connect<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-/// Runs the accepting side. `admit` decides, once the peer has said who it is, whether
-/// this connection may proceed (not ourselves, not a duplicate, not shutting down);
-/// `hold` is awaited once it has (fault injection holds handshakes open there);
-/// `confirm` decides again once the peer has proved it knows the secret, for what only
-/// a member may make this node believe (that an incarnation is alive).
+/// Runs the accepting side. A hello that claims this node's id is refused; `own` is
+/// given its nonce first (it may be this node's own, its dial having reached itself: see
+/// `pending`). `admit` decides, once the peer has said who it is, whether this
+/// connection may proceed (not a duplicate, not shutting down); `hold` is awaited once it
+/// has (fault injection holds handshakes open there); `confirm` decides again once the
+/// peer has proved it knows the secret, for what only a member may make this node
+/// believe (that an incarnation is alive).
 pub(crate) async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     local: &Local<'_>,
+    own: impl FnOnce(&[u8; 32]),
     admit: impl FnOnce(&NodeId, u64) -> Result<(), Refusal>,
     hold: impl std::future::Future<Output = ()>,
     confirm: impl FnOnce(&NodeId, u64) -> Result<(), Refusal>,
@@ -264,6 +269,8 @@ pub(crate) async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
         _ => return Err(refuse(stream, Refusal::Protocol).await),
     };
     if peer == *local.id {
+        // Before the refusal is sent, so that a dial of this node's own knows it by then.
+        own(&their_nonce);
         return Err(refuse(stream, Refusal::DuplicateNode).await);
     }
     if let Err(reason) = admit(&peer, incarnation) {
@@ -398,11 +405,11 @@ mod fuzz {
             let local = Local { id: &id, incarnation: 1, secret: b"secret", hidden: false };
             let input = if raw { chunks.concat() } else { framed(&chunks) };
             let mut stream = Scripted { input: input.clone(), at: 0 };
-            let accepted = smol::block_on(accept(&mut stream, &local, |_, _| Ok(()), async {}, |_, _| Ok(())));
+            let accepted = smol::block_on(accept(&mut stream, &local, |_| {}, |_, _| Ok(()), async {}, |_, _| Ok(())));
             // Random bytes cannot carry a valid proof of the secret.
             prop_assert!(accepted.is_err());
             let mut stream = Scripted { input, at: 0 };
-            let connected = smol::block_on(connect(&mut stream, &local, None, |_| Ok(())));
+            let connected = smol::block_on(connect(&mut stream, &local, nonce(), None, |_| Ok(())));
             prop_assert!(connected.is_err());
         }
     }

@@ -1,5 +1,6 @@
 //! Connections before they are authenticated: how many accepted ones are in their
-//! handshake, in all and from each source address.
+//! handshake, in all and from each source address; and the hellos of this node's own
+//! dials in flight, by which it recognises a dial that reached this node itself.
 //!
 //! # Bounds
 //!
@@ -14,11 +15,28 @@
 //! share. Connections that finished their handshake do not count, so any number of nodes
 //! on one host can be connected; they only join a few at a time.
 //!
+//! # A dial that reached this node itself
+//!
+//! A node may be given its own address under another name (a seed list shared by every
+//! node names each, by host names; a DNS name lists every node). Its dial's hello then
+//! reaches its own listener, which refuses it (`DuplicateNode`: the hello claims the
+//! node's id), and the dial has no use going on. But the refusal alone proves nothing:
+//! anyone who answers at a dialled address can send it, before any authentication, and a
+//! dial that took it for "this is me" would leave a seed undialled until a restart. So
+//! a dial stops for that reason only on what this node saw itself: its listener received
+//! the very hello the dial sent (the same fresh nonce) over a connection that comes from
+//! the dial's own socket (the accepted connection's source is the dial's local address).
+//! Something at the dialled address that relays the hello to this node's listener comes
+//! from an address of its own, and is not taken for this node. Another `DuplicateNode`
+//! refusal is retried as a failed connection is (see `dial_loop`). A dial that reaches
+//! this node through an address translation (a NAT that loops back, a proxy) is not
+//! recognised either, and is retried so, refused by this node each time.
+//!
 //! [`ClusterConfig::connect_timeout`]: super::ClusterConfig::connect_timeout
 //! [`ClusterConfig::max_handshakes_per_source`]: super::ClusterConfig::max_handshakes_per_source
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::refused::InboundReports;
@@ -34,6 +52,8 @@ pub(crate) struct Inbound {
     pub(super) reports: InboundReports,
     /// Handshakes of accepted connections under way.
     handshakes: Mutex<Handshakes>,
+    /// The hellos of this node's dials in their handshake, by nonce.
+    hellos: Mutex<HashMap<[u8; 32], OwnHello>>,
 }
 
 #[derive(Default)]
@@ -50,6 +70,19 @@ pub(crate) enum Crowded {
     All,
     /// As many as allowed from its source address are under way.
     Source,
+}
+
+/// A hello this node sent on a dial, and whether its own listener received it.
+struct OwnHello {
+    /// The dial's local address: where a connection that is the dial comes from.
+    from: (IpAddr, u16),
+    seen: bool,
+}
+
+/// An address as it compares with another: an IPv4 address mapped into IPv6 (as a
+/// dual-stack listener sees IPv4 peers) as the IPv4 one.
+fn canonical(address: SocketAddr) -> (IpAddr, u16) {
+    (address.ip().to_canonical(), address.port())
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -84,6 +117,34 @@ impl Inbound {
             source,
         })
     }
+
+    /// Records the hello with `nonce` of a dial whose socket's local address is `from`,
+    /// until the returned guard is dropped.
+    pub(crate) fn dialling(self: &Arc<Self>, nonce: [u8; 32], from: SocketAddr) -> Dialling {
+        let hello = OwnHello {
+            from: canonical(from),
+            seen: false,
+        };
+        lock(&self.hellos).insert(nonce, hello);
+        Dialling {
+            inbound: self.clone(),
+            nonce,
+        }
+    }
+
+    /// A hello that claims this node's id, with `nonce`, came over a connection from
+    /// `from`: `true` (and noted for the dial) if it is the hello of one of this node's
+    /// dials, over that dial's own connection.
+    pub(crate) fn own_hello(&self, nonce: &[u8; 32], from: SocketAddr) -> bool {
+        let mut hellos = lock(&self.hellos);
+        match hellos.get_mut(nonce) {
+            Some(hello) if hello.from == canonical(from) => {
+                hello.seen = true;
+                true
+            }
+            _ => false,
+        }
+    }
 }
 
 /// An accepted connection's handshake, counted until dropped.
@@ -102,6 +163,28 @@ impl Drop for InboundHandshake {
                 handshakes.by_source.remove(&self.source);
             }
         }
+    }
+}
+
+/// A dial's hello, recorded until dropped.
+pub(crate) struct Dialling {
+    inbound: Arc<Inbound>,
+    nonce: [u8; 32],
+}
+
+impl Dialling {
+    /// `true` if this node's own listener received the hello over the dial's connection:
+    /// the dial reached this node itself.
+    pub(crate) fn reached_itself(&self) -> bool {
+        lock(&self.inbound.hellos)
+            .get(&self.nonce)
+            .is_some_and(|hello| hello.seen)
+    }
+}
+
+impl Drop for Dialling {
+    fn drop(&mut self) {
+        lock(&self.inbound.hellos).remove(&self.nonce);
     }
 }
 
@@ -138,5 +221,21 @@ mod tests {
             .collect();
         assert_eq!(inbound.begin_handshake(b, 1).err(), Some(Crowded::All));
         drop(held);
+    }
+
+    #[test]
+    fn a_hello_is_the_dials_own_only_with_its_nonce_and_from_its_socket() {
+        let inbound = Arc::new(Inbound::default());
+        let from: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        let dial = inbound.dialling([7; 32], from);
+        // Another nonce, or the right one relayed from elsewhere: not this node's.
+        assert!(!inbound.own_hello(&[8; 32], from));
+        assert!(!inbound.own_hello(&[7; 32], "127.0.0.1:40001".parse().unwrap()));
+        assert!(!dial.reached_itself());
+        assert!(inbound.own_hello(&[7; 32], "[::ffff:127.0.0.1]:40000".parse().unwrap()));
+        assert!(dial.reached_itself());
+        drop(dial);
+        assert!(lock(&inbound.hellos).is_empty());
+        assert!(!inbound.own_hello(&[7; 32], from));
     }
 }

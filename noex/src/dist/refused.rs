@@ -24,7 +24,11 @@ use super::wire::{Refusal, WireError};
 /// change first — except [`CertificateExpired`](Self::CertificateExpired),
 /// [`CertificateNotYetValid`](Self::CertificateNotYetValid) and [`Tls`](Self::Tls), which
 /// are retried as a failed connection is (a certificate renewed, a clock caught up; TLS
-/// alerts do not tell an expired certificate from one not valid yet).
+/// alerts do not tell an expired certificate from one not valid yet), and
+/// [`DuplicateNode`](Self::DuplicateNode), likewise retried: a dial that reached this
+/// node itself (its own address under another name) is recognised by the node and ended
+/// without a refusal reported, so a dial refused so was told it by someone else — a node
+/// with this node's id, or anyone who answered at the address before any authentication.
 ///
 /// A node reports each reason once per dial loop, and an accepted connection's refusal at
 /// most once per 10 s per source address and reason (and likewise logs an accepted
@@ -49,7 +53,8 @@ pub enum RefusedReason {
         /// The node that answered.
         found: NodeId,
     },
-    /// The peer claims this node's own id.
+    /// The peer claims this node's own id (reported by the node refusing it; a dialler
+    /// told so retries).
     DuplicateNode,
     /// This node runs TLS and the peer does not speak it (a node without TLS configured,
     /// or not a node at all).
@@ -135,6 +140,7 @@ impl RefusedReason {
             RefusedReason::CertificateExpired
                 | RefusedReason::CertificateNotYetValid
                 | RefusedReason::Tls(_)
+                | RefusedReason::DuplicateNode
         )
     }
 }

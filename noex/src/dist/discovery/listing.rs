@@ -29,7 +29,8 @@ struct Listing {
     named: Option<NodeId>,
     /// The node a dial of it reached, to leave it alone while that node is connected.
     reached: Option<NodeId>,
-    /// It refused this node for good: not dialled while it stays listed.
+    /// It refused this node for good, or led to this node itself: not dialled while it
+    /// stays listed.
     refused: bool,
 }
 
@@ -61,7 +62,7 @@ impl Listings {
             .collect()
     }
 
-    /// `address` refused this node for good.
+    /// `address` refused this node for good, or led to this node itself.
     pub(crate) fn refused(&mut self, address: &str) {
         if let Some(listing) = self.by_address.get_mut(address) {
             listing.refused = true;

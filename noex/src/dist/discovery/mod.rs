@@ -31,9 +31,8 @@
 //!   that a partition longer than `forget_unreachable_after` still heals and a seed that
 //!   restarts knowing no one is joined again.) Left alone are the
 //!   node's own address (a DNS name for a whole cluster lists the node itself) and an
-//!   address that refused the node for good (a wrong secret, another protocol version,
-//!   a node with the same id — itself, reached under another name), for as long as it
-//!   stays listed.
+//!   address found to lead to the node itself under another name (its own listener
+//!   received the dial's hello), for as long as it stays listed.
 //! * **No longer listed** by any source: it is no longer a seed. A connection to it stays
 //!   up — membership is decided by connections and heartbeats, not by the listing — and a
 //!   dial of it goes on as for a peer lost by failure, given up once the address has not
