@@ -407,6 +407,27 @@ fn a_node_listed_under_another_address_stops_dialling_itself_quietly() {
 }
 
 #[test]
+fn a_source_listing_more_than_max_members_addresses_is_dialled_up_to_that_bound() {
+    run_blocking(async {
+        // A source gone wrong lists a thousand addresses: a takes eight.
+        let (stub, a) = start_with_stub(cluster_config("a").max_members(8)).await;
+        // Every attempt fails: a dial, once begun, goes on.
+        a.faults().refuse_connections(true);
+        let listed: Vec<String> = (0..1000)
+            .map(|i| format!("10.0.{}.{}:4370", i / 250, 1 + i % 250))
+            .collect();
+        let listed: Vec<&str> = listed.iter().map(String::as_str).collect();
+        stub.set(&listed);
+        stub.next_round().await;
+        assert_eq!(a.faults().dials(), 8);
+        // Asked again, the same: no more, none lost.
+        stub.next_round().await;
+        assert_eq!(a.faults().dials(), 8);
+        a.shutdown();
+    });
+}
+
+#[test]
 fn the_discovery_tasks_end_when_the_node_shuts_down() {
     run_blocking(async {
         let (stub, a) = start_with_stub(cluster_config("a")).await;

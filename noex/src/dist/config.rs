@@ -102,7 +102,7 @@ impl ClusterConfig {
     /// | reconnect backoff | 100 ms doubling to 5 s, ±20 % jitter |
     /// | an address that does not answer is no longer dialled after (seeds: never) | 5 min |
     /// | learnt addresses dialled at once | 128 |
-    /// | nodes one member list may name | 1,024 |
+    /// | nodes one member list (or one answer of a discovery source) may name | 1,024 |
     /// | accepted connections in their handshake from one IP address | 8 (64 in all) |
     /// | a [`DnsSeeds`](crate::DnsSeeds) name is resolved again every | 5 s |
     ///
@@ -347,6 +347,11 @@ impl ClusterConfig {
 
     /// The most nodes one member list from a peer may name: the largest cluster this node
     /// can be part of. A longer list is a protocol error that ends the connection.
+    ///
+    /// It bounds what a discovery source makes this node dial too: of one answer, the
+    /// first `members` addresses are taken (the node's own and invalid entries left out
+    /// first), the rest left out, with a warning the first time a source's answer is cut
+    /// (see [`discovery`](crate::discovery)).
     pub fn max_members(mut self, members: usize) -> Self {
         self.max_members = members;
         self

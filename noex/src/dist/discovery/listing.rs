@@ -102,9 +102,15 @@ pub(in crate::dist) fn own_addresses(id: &NodeId, listener: &TcpListener) -> Vec
 }
 
 /// The dialable entries of a source's list, by address, with the node id an entry names
-/// (if any); invalid entries and this node's own addresses are left out.
-fn wanted(listed: &[String], own: &[String]) -> HashMap<String, Option<NodeId>> {
+/// (if any): invalid entries and this node's own addresses left out, and of the rest the
+/// first `max` addresses taken. Also how many addresses were left out past `max`.
+fn wanted(
+    listed: &[String],
+    own: &[String],
+    max: usize,
+) -> (HashMap<String, Option<NodeId>>, usize) {
     let mut wanted: HashMap<String, Option<NodeId>> = HashMap::new();
+    let mut cut = 0;
     for entry in listed {
         let seed = match Seed::parse(entry) {
             Ok(seed) => seed,
@@ -121,20 +127,25 @@ fn wanted(listed: &[String], own: &[String]) -> HashMap<String, Option<NodeId>> 
             Seed::Node(id) => Some(id),
             Seed::Address(_) => None,
         };
+        if wanted.len() >= max && !wanted.contains_key(&address) {
+            cut += 1;
+            continue;
+        }
         let named = wanted.entry(address).or_default();
         if named.is_none() {
             *named = expected;
         }
     }
-    wanted
+    (wanted, cut)
 }
 
 impl Cluster {
     /// `source` lists `listed` now: dials what is newly listed (or listed and not
     /// connected), and makes what no source lists any more an ordinary address, forgotten
-    /// if it does not answer.
-    fn relist(self: &Arc<Self>, source: usize, listed: &[String], own: &[String]) {
-        let wanted = wanted(listed, own);
+    /// if it does not answer. Returns how many addresses were left out past
+    /// `max_members`.
+    fn relist(self: &Arc<Self>, source: usize, listed: &[String], own: &[String]) -> usize {
+        let (wanted, cut) = wanted(listed, own, self.config.max_members);
         let mut dial = Vec::new();
         {
             let mut state = self.lock();
@@ -166,6 +177,7 @@ impl Cluster {
         for (address, expected) in dial {
             self.dial(address, expected, DialKind::Seed);
         }
+        cut
     }
 }
 
@@ -204,6 +216,9 @@ pub(in crate::dist) async fn discover(
         return;
     };
     let (mut backoff, mut failing) = (min, false);
+    // The source's answers have been cut to `max_members` since the last one that was
+    // not (warned of once).
+    let mut cutting = false;
     loop {
         let Some(listed) = unless_stopped(&cluster, source.addresses()).await else {
             return;
@@ -217,7 +232,17 @@ pub(in crate::dist) async fn discover(
                 let Some(cluster) = cluster.upgrade() else {
                     return;
                 };
-                cluster.relist(index, &listed, &own);
+                let cut = cluster.relist(index, &listed, &own);
+                if cut > 0 {
+                    let max = cluster.config.max_members;
+                    let what = format!("a discovery source listed more than max_members ({max}) addresses; the rest are not dialled");
+                    if cutting {
+                        tracing::debug!(?source, cut, "{what}");
+                    } else {
+                        tracing::warn!(?source, cut, "{what}");
+                    }
+                }
+                cutting = cut > 0;
                 None
             }
             Err(error) => {
@@ -267,7 +292,8 @@ mod tests {
             "not an address",
             "127.0.0.1",
         ]);
-        let wanted = wanted(&listed, &texts(&["127.0.0.1:3"]));
+        let (wanted, cut) = wanted(&listed, &texts(&["127.0.0.1:3"]), 10);
+        assert_eq!(cut, 0);
         let mut addresses: Vec<_> = wanted.keys().cloned().collect();
         addresses.sort();
         assert_eq!(addresses, ["127.0.0.1:1", "127.0.0.1:2"]);
@@ -277,8 +303,29 @@ mod tests {
     }
 
     #[test]
+    fn an_answer_is_taken_up_to_the_bound() {
+        let listed = texts(&[
+            "127.0.0.1:3",
+            "127.0.0.1:1",
+            "bad",
+            "127.0.0.1:2",
+            "b@127.0.0.1:1",
+            "127.0.0.1:4",
+            "127.0.0.1:5",
+        ]);
+        // Its own address and invalid entries do not count; an address already taken
+        // may be named again.
+        let (wanted, cut) = wanted(&listed, &texts(&["127.0.0.1:3"]), 2);
+        let mut addresses: Vec<_> = wanted.keys().cloned().collect();
+        addresses.sort();
+        assert_eq!(addresses, ["127.0.0.1:1", "127.0.0.1:2"]);
+        assert_eq!(wanted["127.0.0.1:1"].as_ref().unwrap().name(), "b");
+        assert_eq!(cut, 2);
+    }
+
+    #[test]
     fn an_address_is_listed_while_any_source_lists_it() {
-        let set = |list: &[&str]| wanted(&texts(list), &[]);
+        let set = |list: &[&str]| wanted(&texts(list), &[], 10).0;
         let mut listings = Listings::default();
         assert!(listings
             .relist(0, &set(&["10.0.0.1:1", "10.0.0.2:1"]))
@@ -292,7 +339,7 @@ mod tests {
 
     #[test]
     fn a_refusal_lasts_while_the_address_is_listed() {
-        let set = |list: &[&str]| wanted(&texts(list), &[]);
+        let set = |list: &[&str]| wanted(&texts(list), &[], 10).0;
         let mut listings = Listings::default();
         listings.relist(0, &set(&["10.0.0.1:1"]));
         listings.refused("10.0.0.1:1");

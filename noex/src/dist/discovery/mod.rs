@@ -33,6 +33,13 @@
 //!   node's own address (a DNS name for a whole cluster lists the node itself) and an
 //!   address found to lead to the node itself under another name (its own listener
 //!   received the dial's hello), for as long as it stays listed.
+//! * **Bounded**: of one answer, at most
+//!   [`max_members`](crate::ClusterConfig::max_members) addresses are taken (1,024 by
+//!   default: the largest cluster the node can be part of), in the order listed, the
+//!   node's own and invalid entries left out first; the rest are not dialled, and the
+//!   first answer of a run that is cut so is logged as a warning (the next at debug
+//!   level). So a source that lists thousands of addresses (a DNS name gone wrong) makes
+//!   the node dial at most that many.
 //! * **No longer listed** by any source: it is no longer a seed. A connection to it stays
 //!   up — membership is decided by connections and heartbeats, not by the listing — and a
 //!   dial of it goes on as for a peer lost by failure, given up once the address has not
