@@ -139,6 +139,29 @@ pub enum CallError {
         /// The behaviour the process actually runs.
         found: String,
     },
+    /// The request, encoded, is larger than the server's node takes (its max message
+    /// size, [`ClusterConfig::limits`](crate::ClusterConfig::limits)): it was not sent, so
+    /// it was not handled. The connection is unaffected.
+    #[error(
+        "the request ({size} bytes encoded) is larger than the server's node takes ({limit} bytes)"
+    )]
+    TooLarge {
+        /// The request's encoded size, in bytes (with its frame's header).
+        size: usize,
+        /// The largest message the server's node takes, in bytes.
+        limit: usize,
+    },
+    /// The server handled the request, and its reply, encoded, is larger than this node
+    /// takes (its max message size, [`ClusterConfig::limits`](crate::ClusterConfig::limits)):
+    /// the server's node did not send it, and answered this instead. The request may have
+    /// had effects. The connection is unaffected.
+    #[error("the reply ({size} bytes encoded) is larger than this node takes ({limit} bytes)")]
+    ReplyTooLarge {
+        /// The reply's encoded size, in bytes (with its frame's header).
+        size: usize,
+        /// The largest message this node takes, in bytes.
+        limit: usize,
+    },
 }
 
 /// Which message of a call to another node could not be encoded or decoded (see
@@ -217,6 +240,21 @@ pub enum SendError {
     Codec {
         /// The codec's complaint.
         error: String,
+    },
+    /// The message, for a process of another node, is larger encoded than that node takes
+    /// (its max message size, [`ClusterConfig::limits`](crate::ClusterConfig::limits)): it
+    /// was not sent, and the connection is unaffected. (A message large enough to be
+    /// encoded off the sender's thread, past 1 MiB, is measured there, after a plain
+    /// `cast` or `send` has returned: one too large is then dropped, logged and counted in
+    /// [`TrafficStats::casts_dropped`](crate::TrafficStats::casts_dropped).)
+    #[error(
+        "the message ({size} bytes encoded) is larger than the target's node takes ({limit} bytes)"
+    )]
+    TooLarge {
+        /// The message's encoded size, in bytes (with its frame's header).
+        size: usize,
+        /// The largest message the target's node takes, in bytes.
+        limit: usize,
     },
 }
 

@@ -189,6 +189,7 @@ fn a_hello_without_the_secret_cannot_make_an_ended_incarnation_count_as_alive() 
             incarnation: pid.incarnation(),
             nonce: [3; 32],
             hidden: false,
+            max_message: common::raw::MAX_MESSAGE,
         })
         .await;
         let answer = match raw.receive().await {

@@ -294,7 +294,7 @@ impl noex::GenServer for Idle {
 #[test]
 fn a_hello_changed_on_the_way_fails_the_proofs() {
     run_blocking(async {
-        use common::raw::{proof, Refusal, Wire, PROTOCOL_VERSION};
+        use common::raw::{identity, proof, Refusal, Wire, MAX_MESSAGE, PROTOCOL_VERSION};
         let node = Node::start(cluster_config("n")).await.unwrap();
         // A member's hello says incarnation 7; something on the path made it 9 before it
         // reached the node. The member proves who it is as it said it: the node refuses.
@@ -308,14 +308,15 @@ fn a_hello_changed_on_the_way_fails_the_proofs() {
             nonce,
             incarnation,
             hidden,
+            max_message,
             ..
         }) = raw.receive().await
         else {
             panic!("expected a challenge");
         };
-        let node_id = node.local_node_id().unwrap();
-        let them = format!("{node_id} {incarnation} {}", u8::from(hidden));
-        let me = format!("{} 7 0", raw.name);
+        let node_id = node.local_node_id().unwrap().to_string();
+        let them = identity(&node_id, incarnation, hidden, max_message);
+        let me = identity(&raw.name, 7, false, MAX_MESSAGE);
         let mine = proof(b"test secret", b"proof", &nonce, &them, &me);
         raw.send(&Wire::Proof { proof: mine }).await;
         assert_eq!(

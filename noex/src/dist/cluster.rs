@@ -233,6 +233,7 @@ impl Cluster {
             incarnation: self.incarnation,
             secret: &self.config.secret,
             hidden: self.config.hidden,
+            max_message: self.config.max_message_size as u64,
         }
     }
 

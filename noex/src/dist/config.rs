@@ -232,7 +232,18 @@ impl ClusterConfig {
     }
 
     /// Limits: the largest frame read from a peer (at least [`MIN_FRAME_SIZE`]), and the
-    /// largest message reassembled from fragments. A peer exceeding them is disconnected.
+    /// largest message reassembled from fragments (a message encoded larger than 64 KiB
+    /// travels in fragments; smaller ones are always taken).
+    ///
+    /// The max message size is told to each peer in the handshake, and a peer refuses to
+    /// send this node anything larger: that one send fails, with
+    /// [`SendError::TooLarge`](crate::SendError::TooLarge) (a cast or send),
+    /// [`CallError::TooLarge`](crate::CallError::TooLarge) (a call's request),
+    /// [`CallError::ReplyTooLarge`](crate::CallError::ReplyTooLarge) (the caller's, when
+    /// the reply to its call is what would be too large for it) or
+    /// [`RemoteSpawnError::TooLarge`](crate::RemoteSpawnError::TooLarge) (a remote spawn's
+    /// arguments), and the connection carries on. Only a peer that breaks the protocol
+    /// (sending more than it was told) is disconnected.
     pub fn limits(mut self, max_frame_size: usize, max_message_size: usize) -> Self {
         self.max_frame_size = max_frame_size;
         self.max_message_size = max_message_size;

@@ -2,8 +2,10 @@
 //!
 //! ```text
 //! connector                                   acceptor
-//!   Hello { version, node, incarnation, n_c } ──▶  checks version, identity, admission
-//!   ◀── Challenge { node, incarnation, n_a, proof_a = HMAC(secret, "challenge" n_c C A) }
+//!   Hello { version, node, incarnation, n_c, max_message } ──▶  checks version, identity,
+//!                                                               admission
+//!   ◀── Challenge { node, incarnation, n_a, proof_a = HMAC(secret, "challenge" n_c C A),
+//!                   max_message }
 //!   verifies proof_a
 //!   Proof { proof_c = HMAC(secret, "proof" n_a A C) } ──▶  verifies proof_c
 //!   ◀── Welcome
@@ -15,6 +17,10 @@
 //! the peer can still be told) and the connection is closed. Handshake frames are limited
 //! to [`HANDSHAKE_FRAME_LIMIT`] bytes, so an unauthenticated peer cannot make a node
 //! allocate much.
+//!
+//! Each side also says the largest message it takes (`max_message`, its
+//! `ClusterConfig::limits` max message size), bound into the proofs with its identity: the
+//! other refuses to send it larger messages (see `Outbound::check_size`).
 
 use futures_lite::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use hmac::{Hmac, KeyInit, Mac};
@@ -33,6 +39,8 @@ pub(crate) struct Local<'a> {
     pub(crate) incarnation: u64,
     pub(crate) secret: &'a [u8],
     pub(crate) hidden: bool,
+    /// The largest message this node takes reassembled (`max_message_size`).
+    pub(crate) max_message: u64,
 }
 
 /// The peer a handshake established.
@@ -42,6 +50,8 @@ pub(crate) struct Established {
     pub(crate) incarnation: u64,
     /// The peer is a hidden node.
     pub(crate) hidden: bool,
+    /// The largest message the peer takes reassembled, in bytes.
+    pub(crate) max_message: u64,
 }
 
 /// Why a handshake failed.
@@ -71,11 +81,11 @@ pub(crate) enum HandshakeError {
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// What a proof binds of a node: its id, incarnation and whether it is hidden — so that
-/// no one on the path can change what a hello or challenge says of its sender without
-/// the proofs failing.
-fn identity(id: &str, incarnation: u64, hidden: bool) -> String {
-    format!("{id} {incarnation} {}", u8::from(hidden))
+/// What a proof binds of a node: its id, incarnation, whether it is hidden and the
+/// largest message it takes — so that no one on the path can change what a hello or
+/// challenge says of its sender without the proofs failing.
+fn identity(id: &str, incarnation: u64, hidden: bool, max_message: u64) -> String {
+    format!("{id} {incarnation} {} {max_message}", u8::from(hidden))
 }
 
 /// HMAC-SHA256 keyed by the secret over `label`, the nonce and both nodes' identities.
@@ -162,11 +172,12 @@ pub(crate) async fn connect<S: AsyncRead + AsyncWrite + Unpin>(
             incarnation: local.incarnation,
             nonce: my_nonce,
             hidden: local.hidden,
+            max_message: local.max_message,
         })),
     )
     .await?;
     let mut buffer = Vec::new();
-    let (peer, incarnation, their_nonce, their_proof, hidden) =
+    let (peer, incarnation, their_nonce, their_proof, hidden, max_message) =
         match wire::read_message(stream, HANDSHAKE_FRAME_LIMIT, &mut buffer).await? {
             WireMessage::Challenge(challenge) => {
                 let Challenge {
@@ -175,8 +186,10 @@ pub(crate) async fn connect<S: AsyncRead + AsyncWrite + Unpin>(
                     nonce,
                     proof,
                     hidden,
+                    max_message,
                 } = *challenge;
-                (node.parse::<NodeId>()?, incarnation, nonce, proof, hidden)
+                let peer = node.parse::<NodeId>()?;
+                (peer, incarnation, nonce, proof, hidden, max_message)
             }
             WireMessage::Refused { reason } => return Err(HandshakeError::RefusedByPeer(reason)),
             _ => return Err(refuse(stream, Refusal::Protocol).await),
@@ -192,8 +205,13 @@ pub(crate) async fn connect<S: AsyncRead + AsyncWrite + Unpin>(
     if let Err(reason) = check(&peer) {
         return Err(refuse(stream, reason).await);
     }
-    let me = identity(local.id.as_str(), local.incarnation, local.hidden);
-    let them = identity(peer.as_str(), incarnation, hidden);
+    let me = identity(
+        local.id.as_str(),
+        local.incarnation,
+        local.hidden,
+        local.max_message,
+    );
+    let them = identity(peer.as_str(), incarnation, hidden, max_message);
     if !verify(
         local.secret,
         b"challenge",
@@ -211,6 +229,7 @@ pub(crate) async fn connect<S: AsyncRead + AsyncWrite + Unpin>(
             peer,
             incarnation,
             hidden,
+            max_message,
         }),
         WireMessage::Refused { reason } => Err(HandshakeError::RefusedByPeer(reason)),
         _ => Err(refuse(stream, Refusal::Protocol).await),
@@ -242,7 +261,7 @@ pub(crate) async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
         }
         hello => hello?,
     };
-    let (peer, incarnation, their_nonce, hidden) = match hello {
+    let (peer, incarnation, their_nonce, hidden, max_message) = match hello {
         WireMessage::Hello(hello) => {
             let Hello {
                 version,
@@ -250,6 +269,7 @@ pub(crate) async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
                 incarnation,
                 nonce,
                 hidden,
+                max_message,
             } = *hello;
             if version != PROTOCOL_VERSION {
                 let reason = Refusal::Version {
@@ -259,7 +279,7 @@ pub(crate) async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
                 return Err(refuse(stream, reason).await);
             }
             match node.parse::<NodeId>() {
-                Ok(peer) => (peer, incarnation, nonce, hidden),
+                Ok(peer) => (peer, incarnation, nonce, hidden, max_message),
                 Err(error) => {
                     let _ = refuse(stream, Refusal::Protocol).await;
                     return Err(error.into());
@@ -277,8 +297,13 @@ pub(crate) async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
         return Err(refuse(stream, reason).await);
     }
     hold.await;
-    let me = identity(local.id.as_str(), local.incarnation, local.hidden);
-    let them = identity(peer.as_str(), incarnation, hidden);
+    let me = identity(
+        local.id.as_str(),
+        local.incarnation,
+        local.hidden,
+        local.max_message,
+    );
+    let them = identity(peer.as_str(), incarnation, hidden, max_message);
     let my_nonce = nonce();
     send(
         stream,
@@ -288,6 +313,7 @@ pub(crate) async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
             nonce: my_nonce,
             proof: sign(local.secret, b"challenge", &their_nonce, &them, &me),
             hidden: local.hidden,
+            max_message: local.max_message,
         })),
     )
     .await?;
@@ -308,6 +334,7 @@ pub(crate) async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
         peer,
         incarnation,
         hidden,
+        max_message,
     })
 }
 
@@ -402,7 +429,7 @@ mod fuzz {
             raw in any::<bool>(),
         ) {
             let id: NodeId = "me@127.0.0.1:1".parse().unwrap();
-            let local = Local { id: &id, incarnation: 1, secret: b"secret", hidden: false };
+            let local = Local { id: &id, incarnation: 1, secret: b"secret", hidden: false, max_message: 1 << 20 };
             let input = if raw { chunks.concat() } else { framed(&chunks) };
             let mut stream = Scripted { input: input.clone(), at: 0 };
             let accepted = smol::block_on(accept(&mut stream, &local, |_| {}, |_, _| Ok(()), async {}, |_, _| Ok(())));

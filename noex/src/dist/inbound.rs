@@ -17,7 +17,7 @@ use std::time::Duration;
 use futures_lite::FutureExt;
 
 use super::cluster::Cluster;
-use super::outbound::Frame;
+use super::outbound::{Frame, PushError};
 use super::peer::{Counters, Peer};
 use super::remote::{encode_whole_unawaited, Bounded, ENCODE_APART};
 use super::scratch::Scratch;
@@ -140,7 +140,7 @@ impl Responder {
             wire::encode_frame_with(&header, &mut frame, |out| encode(&reply, out, ENCODE_APART))
         }));
         match encoded.unwrap_or(Err(postcard::Error::SerdeSerCustom)) {
-            Ok(()) => send_answer(peer, &mut frame),
+            Ok(()) => send_reply(peer, id, &mut frame),
             Err(postcard::Error::SerializeBufferFull) => {
                 drop(frame);
                 reply_apart(peer.clone(), header, reply, encode);
@@ -222,9 +222,33 @@ fn send_answer(peer: &Peer, frame: &mut Vec<u8>) {
     }
 }
 
+/// Sends the frame of the reply to call `id` as [`send_answer`] does — or, if it is larger
+/// than the caller's node takes, the answer that says so in its place.
+fn send_reply(peer: &Peer, id: u64, frame: &mut Vec<u8>) {
+    if let Err(PushError::TooLarge { size, limit }) = peer.queue.check_size(frame.len()) {
+        frame.clear();
+        if wire::encode_frame(&too_large(id, size, limit), frame).is_err() {
+            return;
+        }
+    }
+    send_answer(peer, frame);
+}
+
+/// The answer to call `id` whose reply, of `size` bytes, is larger than the caller's node
+/// takes (`limit`).
+fn too_large(id: u64, size: usize, limit: usize) -> WireMessage {
+    WireMessage::Reply {
+        id,
+        outcome: RemoteOutcome::TooLarge {
+            size: size as u64,
+            limit: limit as u64,
+        },
+    }
+}
+
 /// Encodes a large reply (`header`, then `reply`) on the `blocking` thread pool into a
-/// place kept for it in `peer`'s queue; a reply that does not encode leaves the failure's
-/// answer in its place.
+/// place kept for it in `peer`'s queue; a reply that does not encode, or is larger than
+/// the caller's node takes, leaves the failure's answer in its place.
 fn reply_apart<R: Send + 'static>(
     peer: Arc<Peer>,
     header: WireMessage,
@@ -235,14 +259,21 @@ fn reply_apart<R: Send + 'static>(
         return; // The connection is closed: the caller hears of that.
     };
     smol::unblock(move || {
-        let frame = match encode_whole_unawaited(&header, &reply, encode, peer.queue.spares()) {
+        let WireMessage::Reply { id, .. } = header else {
+            unreachable!("a reply's header")
+        };
+        let encoded = match encode_whole_unawaited(&header, &reply, encode, peer.queue.spares()) {
+            Ok(frame) => match peer.queue.check_size(frame.len()) {
+                Err(PushError::TooLarge { size, limit }) => Err(too_large(id, size, limit)),
+                _ => Ok(frame),
+            },
+            Err(error) => Err(not_encoded(id, &error)),
+        };
+        let frame = match encoded {
             Ok(frame) => frame,
-            Err(error) => {
-                let WireMessage::Reply { id, .. } = header else {
-                    unreachable!("a reply's header")
-                };
+            Err(failure) => {
                 let mut frame = Vec::new();
-                if wire::encode_frame(&not_encoded(id, &error), &mut frame).is_err() {
+                if wire::encode_frame(&failure, &mut frame).is_err() {
                     peer.queue.fill(slot, None);
                     return;
                 }

@@ -22,11 +22,17 @@
 //! cast) waits in line for room (see [`line`](mod@line)). A large message in flight thus never makes
 //! small ones wait. One message larger than the limit is accepted when its lane is empty.
 //!
-//! Replies are never refused (a caller waits for each), but they are counted, and so are
-//! the peer's calls that local handlers have yet to take (each will add a reply): while
-//! the peer is behind in reading its replies (see [`Outbound::holding_back`]), the
-//! connection's reader takes no more of the peer's messages, so a peer that calls without
-//! reading its replies is held up in its own socket instead of growing this queue.
+//! A message larger than the peer takes (its max message size, said in the handshake) is
+//! refused whatever the lanes hold, with [`PushError::TooLarge`]: the peer would close the
+//! connection over it (see [`limit`](mod@limit)). Only a large frame can be, so a small
+//! cast costs nothing for it, and a small reply or signal one compare.
+//!
+//! Replies are never refused for lack of room (a caller waits for each), but they are
+//! counted, and so are the peer's calls that local handlers have yet to take (each will
+//! add a reply): while the peer is behind in reading its replies (see
+//! [`Outbound::holding_back`]), the connection's reader takes no more of the peer's
+//! messages, so a peer that calls without reading its replies is held up in its own socket
+//! instead of growing this queue.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -43,6 +49,7 @@ use crate::node::executors;
 mod apart;
 mod batch;
 mod frame;
+mod limit;
 mod line;
 mod withdraw;
 
@@ -288,12 +295,22 @@ pub(crate) enum PushError {
     Full,
     /// The connection is closed.
     Closed,
+    /// The message is larger than the peer takes: it would close the connection over it.
+    TooLarge {
+        /// The message's size: its frame's bytes after the length prefix (what the peer
+        /// measures).
+        size: usize,
+        /// The largest message the peer takes (see [`Outbound::taking`]).
+        limit: usize,
+    },
 }
 
 /// The outbound queue of one connection.
 pub(crate) struct Outbound {
     lanes: SpinMutex<Lanes>,
     limit: usize,
+    /// The largest message the peer takes (see [`limit`](mod@limit)).
+    peer_takes: usize,
     /// `Lanes::reply_bytes`, for a look without the lock.
     replies: AtomicUsize,
     /// The peer's calls handed to local processes whose handlers have not taken them yet.
@@ -321,6 +338,7 @@ impl Outbound {
             lanes: SpinMutex::new(Lanes::default()),
             spares,
             limit,
+            peer_takes: usize::MAX,
             replies: AtomicUsize::new(0),
             owed: AtomicUsize::new(0),
             backlog: AtomicBool::new(false),
@@ -365,6 +383,9 @@ impl Outbound {
             if lanes.closed {
                 return Err(PushError::Closed);
             }
+            if large {
+                self.check_size(frame.len())?;
+            }
             if !lanes.may_queue(large, sender, None, self.limit) {
                 return Err(PushError::Full);
             }
@@ -401,7 +422,8 @@ impl Outbound {
         self.push_unrefused(frame, sender, false, true)
     }
 
-    /// Queues a reply whatever the queue holds: a reply is never lost to a full queue.
+    /// Queues a reply whatever the queue holds: a reply is never lost to a full queue (only
+    /// one larger than the peer takes is refused, [`PushError::TooLarge`]).
     /// Replies are bounded by the reader instead, which stops taking the peer's messages
     /// while [`holding_back`](Self::holding_back). The answers the peer's signals provoke
     /// (a `Down` for a monitor of a process that is not running...) are replies too.
@@ -422,6 +444,7 @@ impl Outbound {
         reply: bool,
         behind_all: bool,
     ) -> Result<(), PushError> {
+        self.check_size(frame.len())?;
         let mut lanes = self.lock();
         if lanes.closed {
             return Err(PushError::Closed);

@@ -169,7 +169,7 @@ impl Peer {
             outbound,
             hidden: established.hidden,
             round_trip: super::rtt::RoundTrip::new(),
-            queue: Outbound::new(queue_limit, spares.clone()),
+            queue: Outbound::new(queue_limit, spares.clone()).taking(established.max_message),
             tcp: stream.tcp().clone(),
             socket: (!stream.is_tls()).then(|| stream.tcp().clone().into()),
             halves: Mutex::new({

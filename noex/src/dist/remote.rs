@@ -231,6 +231,9 @@ impl<B: GenServer> RemoteTarget<B> {
         drop(frame);
         match sent {
             None => return Err(pending.timed_out(timeout)),
+            Some(Err(PushError::TooLarge { size, limit })) => {
+                return Err(CallError::TooLarge { size, limit })
+            }
             Some(Err(_)) => return Err(self.no_connection().into()),
             Some(Ok(())) => {}
         }
@@ -271,6 +274,10 @@ impl<B: GenServer> RemoteTarget<B> {
                 error,
             }),
             RemoteOutcome::LocalOnly(behavior) => Err(CallError::LocalOnly { behavior }),
+            RemoteOutcome::TooLarge { size, limit } => Err(CallError::ReplyTooLarge {
+                size: usize::try_from(size).unwrap_or(usize::MAX),
+                limit: usize::try_from(limit).unwrap_or(usize::MAX),
+            }),
         }
     }
 
@@ -374,6 +381,9 @@ impl<B: GenServer> RemoteTarget<B> {
             Refused::Missing(missing) => self.unreachable(missing).into(),
             Refused::Push(PushError::Full) => SendError::Overloaded,
             Refused::Push(PushError::Closed) => self.no_connection().into(),
+            Refused::Push(PushError::TooLarge { size, limit }) => {
+                SendError::TooLarge { size, limit }
+            }
             Refused::Encode(error) => SendError::Codec {
                 error: error.to_string(),
             },

@@ -260,6 +260,9 @@ impl Cluster {
         if encoded.is_err() {
             return Err(unreachable());
         }
+        // Larger than the node takes: refused here, the node not asked.
+        let too_large = |error| results::too_large(counters, node, behavior, error);
+        peer.queue.check_size(frame.len()).map_err(too_large)?;
         let (tx, mut reply) = oneshot::async_channel();
         peer.spawns().waiting.insert(id, Waiting { reply: tx, tie });
         if peer.is_closed() {

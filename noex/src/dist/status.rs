@@ -133,7 +133,8 @@ pub struct SpawnStats {
     /// Spawns that failed because the node was not reachable, or was lost meanwhile.
     pub unreachable: u64,
     /// Spawns the node refused: behaviour not registered or local-only, arguments that do
-    /// not decode, name taken, node shutting down.
+    /// not decode, name taken, node shutting down — or arguments larger than it takes
+    /// (refused here, the node not asked).
     pub refused: u64,
     /// Spawns whose process failed in `init` (an error, a panic, its init timeout, or an
     /// exit signal).
@@ -175,7 +176,8 @@ pub struct TrafficStats {
     pub calls_pending: u64,
     /// Remote calls that timed out.
     pub calls_timed_out: u64,
-    /// Casts and sends that could not be queued (overloaded or not connected).
+    /// Casts and sends that could not be queued (overloaded, not connected, or larger
+    /// than the peer takes).
     pub casts_dropped: u64,
     /// Casts and sends from the peer that no process took: the process had ended, runs
     /// another behaviour (or a local-only one), or the message did not decode. Each is

@@ -16,6 +16,11 @@
 //! sender keeps at most [`FRAGMENT_WINDOW`] bytes unacknowledged, so a large message never
 //! fills the sockets' buffers in front of a small one.
 //!
+//! The handshake also tells each side the largest message the other takes reassembled
+//! (`Hello::max_message`, `Challenge::max_message`: the receiver's `max_message_size`):
+//! a sender refuses a message larger than that with a typed error, rather than send what
+//! the receiver would close the connection over (see `Outbound::check_size`).
+//!
 //! Versioning: `PROTOCOL_VERSION` is exchanged in `Hello`; nodes of different versions
 //! refuse each other. New message kinds get new variants at the end of the enum, so an
 //! older node that receives one fails to decode it (an error that closes the connection,
@@ -29,7 +34,7 @@ use super::header;
 use crate::ExitReason;
 
 /// The protocol version this build speaks.
-pub(crate) const PROTOCOL_VERSION: u16 = 10;
+pub(crate) const PROTOCOL_VERSION: u16 = 11;
 
 /// Encoded messages longer than this travel in fragments of this size.
 pub(crate) const FRAGMENT_SIZE: usize = 64 * 1024;
@@ -309,6 +314,9 @@ pub(crate) struct Hello {
     pub(crate) nonce: [u8; 32],
     /// A hidden node (an observer): left out of member lists, events and placement.
     pub(crate) hidden: bool,
+    /// The largest message it takes reassembled from fragments, in bytes (its
+    /// `max_message_size`).
+    pub(crate) max_message: u64,
 }
 
 /// Handshake step 2, from the accepting node.
@@ -321,10 +329,13 @@ pub(crate) struct Challenge {
     /// A fresh random nonce the connecting node must prove it can sign.
     pub(crate) nonce: [u8; 32],
     /// HMAC-SHA256, keyed by the cluster secret, over the connecting node's nonce and both
-    /// nodes' ids, incarnations and hidden flags (see `handshake::proof`).
+    /// nodes' ids, incarnations, hidden flags and message limits (see `handshake::proof`).
     pub(crate) proof: [u8; 32],
     /// A hidden node (an observer): left out of member lists, events and placement.
     pub(crate) hidden: bool,
+    /// The largest message it takes reassembled from fragments, in bytes (its
+    /// `max_message_size`).
+    pub(crate) max_message: u64,
 }
 
 /// A request to stop a process of the receiver gracefully.
@@ -443,6 +454,14 @@ pub(crate) enum RemoteOutcome {
     LocalOnly(String),
     /// A handler dropped the request's reply unanswered, the process running on.
     NoReply,
+    /// The reply, encoded, is larger than the caller's node takes (its
+    /// `max_message_size`): it was not sent.
+    TooLarge {
+        /// The reply's encoded size, in bytes.
+        size: u64,
+        /// The largest message the caller's node takes.
+        limit: u64,
+    },
 }
 
 /// Why a frame could not be read or decoded.

@@ -218,6 +218,21 @@ pub enum RemoteSpawnError {
         /// The node.
         node: NodeId,
     },
+    /// The init arguments, encoded with the request, are larger than the node takes (its
+    /// max message size, [`ClusterConfig::limits`](crate::ClusterConfig::limits)): the
+    /// request was not sent, no process was started, and the connection is unaffected.
+    /// A node with a larger limit may take it.
+    #[error("spawning {behavior:?} on {node}: the request ({size} bytes encoded) is larger than the node takes ({limit} bytes)")]
+    TooLarge {
+        /// The behaviour's name.
+        behavior: String,
+        /// The node.
+        node: NodeId,
+        /// The request's encoded size, in bytes (the arguments with the request's header).
+        size: usize,
+        /// The largest message the node takes, in bytes.
+        limit: usize,
+    },
     /// The node is a hidden node (see
     /// [`ClusterConfig::hidden`](crate::ClusterConfig::hidden)), which hosts no processes
     /// for other nodes.

@@ -121,6 +121,7 @@ fn place_error(error: RemoteSpawnError) -> PlaceError {
         | RemoteSpawnError::NotSent { .. }
         | RemoteSpawnError::BehaviorNotFound { .. }
         | RemoteSpawnError::NodeShuttingDown { .. }
+        | RemoteSpawnError::TooLarge { .. }
         | RemoteSpawnError::HiddenNode { .. } => PlaceError::Node(error.to_string()),
         // The process may have started there (it is ended once that node sees its spawner
         // gave up, or lost): trying another node at once could run the child twice.

@@ -11,7 +11,10 @@ use sha2::Sha256;
 use super::within;
 
 /// The protocol version of this build.
-pub const PROTOCOL_VERSION: u16 = 10;
+pub const PROTOCOL_VERSION: u16 = 11;
+
+/// The largest message this client says it takes, in its hello.
+pub const MAX_MESSAGE: u64 = 256 << 20;
 
 /// The index of the first message kind `Wire` does not model (signals, spawns, the global
 /// registry): frames of those kinds are skipped by [`Raw::receive_with_payload`].
@@ -27,6 +30,7 @@ pub enum Wire {
         incarnation: u64,
         nonce: [u8; 32],
         hidden: bool,
+        max_message: u64,
     },
     Challenge {
         node: String,
@@ -34,6 +38,7 @@ pub enum Wire {
         nonce: [u8; 32],
         proof: [u8; 32],
         hidden: bool,
+        max_message: u64,
     },
     Proof {
         proof: [u8; 32],
@@ -145,6 +150,12 @@ pub fn proof(secret: &[u8], label: &[u8], nonce: &[u8; 32], first: &str, second:
     mac.finalize().into_bytes().into()
 }
 
+/// What a proof binds of a node: its id, incarnation, whether it is hidden, and the largest
+/// message it takes.
+pub fn identity(id: &str, incarnation: u64, hidden: bool, max_message: u64) -> String {
+    format!("{id} {incarnation} {} {max_message}", u8::from(hidden))
+}
+
 fn id(node: &Node) -> NodeId {
     node.local_node_id().unwrap().clone()
 }
@@ -234,6 +245,7 @@ impl Raw {
             incarnation: 7,
             nonce: [1; 32],
             hidden: false,
+            max_message: MAX_MESSAGE,
         }
     }
 
@@ -245,15 +257,16 @@ impl Raw {
             proof: theirs,
             incarnation,
             hidden,
+            max_message,
             ..
         }) = self.receive().await
         else {
             panic!("expected a challenge");
         };
-        // What a proof binds of each node: id, incarnation, hidden (this client's hello
-        // says 7 and not hidden).
-        let node_id = format!("{} {incarnation} {}", id(node), u8::from(hidden));
-        let me = format!("{} 7 0", self.name);
+        // What a proof binds of each node: id, incarnation, hidden, largest message taken
+        // (this client's hello says 7, not hidden, `MAX_MESSAGE`).
+        let node_id = identity(&id(node).to_string(), incarnation, hidden, max_message);
+        let me = identity(&self.name, 7, false, MAX_MESSAGE);
         assert_eq!(
             theirs,
             proof(b"test secret", b"challenge", &[1; 32], &me, &node_id),

@@ -132,7 +132,8 @@ impl Drop for Place<'_> {
 impl Outbound {
     /// Queues a frame from `sender` (a process key, 0 for none), waiting in line for room
     /// if its lane is full or others wait (see the module docs); fails only if the
-    /// connection closes first. The frame is taken out of `frame` once queued. Dropping
+    /// connection closes first, or at once if the frame is larger than the peer takes
+    /// ([`PushError::TooLarge`]). The frame is taken out of `frame` once queued. Dropping
     /// the future gives up the wait: the frame is then not queued.
     pub(crate) async fn push_waiting(
         &self,
@@ -178,6 +179,9 @@ impl Outbound {
     ) -> Result<Option<Queued>, PushError> {
         let lent_len: usize = lent.iter().map(|(_, bytes)| bytes.len()).sum();
         let large = is_large_len(frame.len() + lent_len);
+        if large {
+            self.check_size(frame.len() + lent_len)?;
+        }
         let ticket = {
             let mut lanes = self.lock();
             if lanes.closed {

@@ -137,6 +137,32 @@ fn a_full_queue_refuses_until_the_writer_takes() {
 }
 
 #[test]
+fn a_message_larger_than_the_peer_takes_is_refused_whatever_the_room() {
+    // A peer that takes less than `FRAGMENT_SIZE` takes whatever is sent whole.
+    let queue = Outbound::new(usize::MAX, Default::default()).taking(1000);
+    // Frame bodies of `FRAGMENT_SIZE` bytes (the most sent whole) and one more.
+    let header = frame(0, 0).len() - 4;
+    let most = frame(FRAGMENT_SIZE - header, 1);
+    queue.try_push(&mut most.clone(), 1).unwrap();
+    queue.push_reply(&mut most.clone(), 1).unwrap();
+    let mut over = frame(FRAGMENT_SIZE - header + 1, 1);
+    let too_large = Err(PushError::TooLarge {
+        size: FRAGMENT_SIZE + 1,
+        limit: FRAGMENT_SIZE,
+    });
+    assert_eq!(queue.try_push(&mut over, 1), too_large);
+    assert_eq!(queue.push_reply(&mut over, 1), too_large);
+    let waited = futures_lite::future::block_on(queue.push_waiting(&mut over, 1));
+    assert_eq!(waited, too_large);
+    assert_eq!(
+        over.len(),
+        FRAGMENT_SIZE + 5,
+        "a refused frame is left in place"
+    );
+    assert_eq!(queue.queued_bytes(), 2 * most.len());
+}
+
+#[test]
 fn a_sender_writes_itself_only_to_an_idle_connection() {
     let queue = Outbound::new(usize::MAX, Default::default());
     assert!(queue.claim_idle(), "idle");

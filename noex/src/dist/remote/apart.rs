@@ -148,8 +148,8 @@ pub(super) async fn encode_apart<T: Send + 'static>(
 }
 
 /// Encodes the frame of `header` and `message` on the `blocking` thread pool into the place
-/// `slot` kept for it in `peer`'s queue. A message that does not encode is logged and
-/// counted as dropped.
+/// `slot` kept for it in `peer`'s queue. A message that does not encode, or is larger than
+/// the peer takes, is logged and counted as dropped (its sender returned already).
 pub(super) fn encode_in_place<T: Send + 'static>(
     peer: Arc<Peer>,
     slot: u64,
@@ -160,14 +160,24 @@ pub(super) fn encode_in_place<T: Send + 'static>(
     smol::unblock(move || {
         let encoded = encode_whole_unawaited(&header, &message, encode, peer.queue.spares());
         drop(message);
-        let (frame, error) = match encoded {
-            Ok(frame) => (Some(frame), None),
-            Err(error) => (None, Some(error)),
-        };
-        peer.queue.fill(slot, frame);
-        if let Some(error) = error {
-            tracing::warn!(%error, "dropped a remote message that does not encode");
-            Counters::add(&peer.counters.casts_dropped, 1);
+        match encoded.map(|frame| (peer.queue.check_size(frame.len()), frame)) {
+            Ok((Ok(()), frame)) => {
+                peer.queue.fill(slot, Some(frame));
+            }
+            Ok((Err(too_large), _)) => {
+                peer.queue.fill(slot, None);
+                tracing::warn!(
+                    ?too_large,
+                    peer = %peer.id,
+                    "dropped a remote message larger than its node takes"
+                );
+                Counters::add(&peer.counters.casts_dropped, 1);
+            }
+            Err(error) => {
+                peer.queue.fill(slot, None);
+                tracing::warn!(%error, "dropped a remote message that does not encode");
+                Counters::add(&peer.counters.casts_dropped, 1);
+            }
         }
     })
     .detach();

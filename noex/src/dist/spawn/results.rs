@@ -4,6 +4,7 @@
 use super::SpawnCounters;
 use crate::behavior::SpawnByNameError;
 use crate::dist::node_id::NodeId;
+use crate::dist::outbound::PushError;
 use crate::dist::wire::SpawnResult;
 use crate::error::RemoteSpawnError;
 use crate::SpawnOptions;
@@ -71,6 +72,27 @@ pub(super) fn refused(
         },
         SpawnResult::ShuttingDown => RemoteSpawnError::NodeShuttingDown { node },
         SpawnResult::Hidden => RemoteSpawnError::HiddenNode { node },
+    }
+}
+
+/// The spawner's error for a request larger than the node takes (`error`, from
+/// `Outbound::check_size`), counted as refused: the node was not asked (it would close the
+/// connection over it).
+pub(super) fn too_large(
+    counters: &SpawnCounters,
+    node: &NodeId,
+    behavior: &str,
+    error: PushError,
+) -> RemoteSpawnError {
+    SpawnCounters::add(&counters.refused);
+    let PushError::TooLarge { size, limit } = error else {
+        unreachable!("`check_size` refuses only what is too large")
+    };
+    RemoteSpawnError::TooLarge {
+        behavior: behavior.to_owned(),
+        node: node.clone(),
+        size,
+        limit,
     }
 }
 

@@ -19,15 +19,17 @@ pub(crate) fn message() -> impl Strategy<Value = WireMessage> {
             ".{0,30}",
             any::<u64>(),
             any::<[u8; 32]>(),
-            any::<bool>()
+            any::<bool>(),
+            any::<u64>()
         )
-            .prop_map(|(version, node, incarnation, nonce, hidden)| {
+            .prop_map(|(version, node, incarnation, nonce, hidden, max_message)| {
                 WireMessage::Hello(Box::new(Hello {
                     version,
                     node,
                     incarnation,
                     nonce,
                     hidden,
+                    max_message,
                 }))
             }),
         (any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>()).prop_map(
