@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::raw::{Raw, Wire, PROTOCOL_VERSION};
+use common::raw::{identity, proof, Raw, Refusal, Wire, MAX_MESSAGE, PROTOCOL_VERSION};
 use common::{cluster_config, eventually, run_blocking, wait_connected, within};
 use noex::{
     behavior, CallError, ClusterEvent, ClusterEvents, Info, Node, NodeId, RemoteSpawnError,
@@ -125,6 +125,42 @@ fn the_handshake_says_the_largest_message_a_node_takes() {
             Some(Wire::Challenge { max_message, .. }) => assert_eq!(max_message, LIMIT as u64),
             other => panic!("expected a challenge, got {other:?}"),
         }
+        node.shutdown();
+    });
+}
+
+#[test]
+fn a_limit_changed_on_the_way_fails_the_proofs() {
+    run_blocking(async {
+        let node = Node::start(cluster_config("n")).await.unwrap();
+        // The hello says 1 KiB; the client proves who it is as it said it (`MAX_MESSAGE`),
+        // as if something on the path had lowered the limit: the node refuses.
+        let mut raw = Raw::connect(&node).await;
+        let mut hello = raw.hello(PROTOCOL_VERSION);
+        if let Wire::Hello { max_message, .. } = &mut hello {
+            *max_message = 1024;
+        }
+        raw.send(&hello).await;
+        let Some(Wire::Challenge {
+            nonce,
+            incarnation,
+            hidden,
+            max_message,
+            ..
+        }) = raw.receive().await
+        else {
+            panic!("expected a challenge");
+        };
+        let them = identity(&id(&node).to_string(), incarnation, hidden, max_message);
+        let me = identity(&raw.name, 7, false, MAX_MESSAGE);
+        let mine = proof(b"test secret", b"proof", &nonce, &them, &me);
+        raw.send(&Wire::Proof { proof: mine }).await;
+        assert_eq!(
+            raw.receive().await,
+            Some(Wire::Refused {
+                reason: Refusal::Authentication
+            })
+        );
         node.shutdown();
     });
 }
