@@ -1,6 +1,6 @@
 //! Accepting connections: the accept loop, and the handshake of each accepted connection
-//! (TLS first, if this node has it), bounded in number, in number from one source, and
-//! in time (see `pending`).
+//! (TLS first, if this node has it), bounded in number, shared fairly among the sources
+//! once the bound is reached, and bounded in time (see `pending`).
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -13,7 +13,7 @@ use futures_lite::FutureExt;
 use super::cluster::Cluster;
 use super::handshake::{self, HandshakeError};
 use super::node_id::NodeId;
-use super::pending::{Crowded, MAX_INBOUND_HANDSHAKES};
+use super::pending::{InboundHandshake, MAX_INBOUND_HANDSHAKES};
 use super::refused::InboundEnd;
 use super::wire::{Refusal, WireError};
 
@@ -58,31 +58,30 @@ pub(super) async fn accept_loop(cluster: Weak<Cluster>, listener: TcpListener) {
             drop(stream);
             continue;
         }
-        let per_source = cluster.config.max_handshakes_per_source;
-        let handshake = match cluster.inbound.begin_handshake(from.ip(), per_source) {
-            Ok(handshake) => handshake,
-            Err(crowded) => {
-                match crowded {
-                    Crowded::All => {
-                        tracing::debug!(%from, "closed: {MAX_INBOUND_HANDSHAKES} handshakes under way")
-                    }
-                    Crowded::Source => {
-                        tracing::debug!(%from, "closed: {per_source} handshakes from its address under way")
-                    }
-                }
-                drop(stream);
-                continue;
-            }
+        let Ok(pending) = cluster.inbound.begin_handshake(from.ip()) else {
+            tracing::debug!(%from, "closed: {MAX_INBOUND_HANDSHAKES} handshakes under way");
+            drop(stream);
+            continue;
         };
         let weak = Arc::downgrade(&cluster);
-        cluster.spawn(async move {
-            accept_one(weak, stream, from).await;
-            drop(handshake);
-        });
+        cluster.spawn(accept_one(weak, stream, from, pending));
     }
 }
 
-async fn accept_one(cluster: Weak<Cluster>, tcp: TcpStream, from: SocketAddr) {
+/// How an accepted connection's handshake ended.
+enum End<T> {
+    Done(T),
+    TimedOut,
+    /// Closed for a connection from a source holding fewer handshakes (see `pending`).
+    Evicted,
+}
+
+async fn accept_one(
+    cluster: Weak<Cluster>,
+    tcp: TcpStream,
+    from: SocketAddr,
+    pending: InboundHandshake,
+) {
     let Some(strong) = cluster.upgrade() else {
         return;
     };
@@ -121,13 +120,28 @@ async fn accept_one(cluster: Weak<Cluster>, tcp: TcpStream, from: SocketAddr) {
         let established = handshake::accept(&mut stream, &local, own, admit, hold, confirm);
         Some(established.await.map(|established| (established, stream)))
     };
-    let result = handshake
+    let result = async { End::Done(handshake.await) }
         .or(async {
             smol::Timer::after(timeout).await;
-            None
+            End::TimedOut
+        })
+        .or(async {
+            pending.evicted().await;
+            End::Evicted
         })
         .await;
+    // Authenticated or not, the connection no longer counts as in its handshake.
+    drop(pending);
     let peer = claimed.as_ref().map(NodeId::as_str);
+    let result = match result {
+        End::Done(result) => result,
+        End::Evicted => {
+            tracing::debug!(%from, ?peer, "closed in its handshake, for a connection from another source");
+            drop(admitted);
+            return;
+        }
+        End::TimedOut => None,
+    };
     match result {
         Some(Ok((established, stream))) => {
             strong.register(established, stream, false);

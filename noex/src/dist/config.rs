@@ -47,7 +47,6 @@ pub struct ClusterConfig {
     pub(crate) forget_unreachable_after: Duration,
     pub(crate) max_dials: usize,
     pub(crate) max_members: usize,
-    pub(crate) max_handshakes_per_source: usize,
     pub(crate) threads: Option<usize>,
     pub(crate) busy_wait: Duration,
     pub(crate) register_behaviors: bool,
@@ -82,7 +81,6 @@ impl std::fmt::Debug for ClusterConfig {
             .field("max_dials", &self.max_dials)
             .field("hidden", &self.hidden)
             .field("max_members", &self.max_members)
-            .field("max_handshakes_per_source", &self.max_handshakes_per_source)
             .finish()
     }
 }
@@ -103,7 +101,7 @@ impl ClusterConfig {
     /// | an address that does not answer is no longer dialled after (seeds: never) | 5 min |
     /// | learnt addresses dialled at once | 128 |
     /// | nodes one member list (or one answer of a discovery source) may name | 1,024 |
-    /// | accepted connections in their handshake from one IP address | 8 (64 in all) |
+    /// | accepted connections in their handshake (fairly shared among sources once full) | 64 |
     /// | a [`DnsSeeds`](crate::DnsSeeds) name is resolved again every | 5 s |
     ///
     /// The cluster secret defaults to empty: set one with [`secret`](Self::secret).
@@ -129,7 +127,6 @@ impl ClusterConfig {
             forget_unreachable_after: Duration::from_secs(5 * 60),
             max_dials: 128,
             max_members: 1024,
-            max_handshakes_per_source: 8,
             threads: None,
             busy_wait: crate::node::DEFAULT_BUSY_WAIT,
             register_behaviors: false,
@@ -365,21 +362,6 @@ impl ClusterConfig {
     /// (see [`discovery`](crate::discovery)).
     pub fn max_members(mut self, members: usize) -> Self {
         self.max_members = members;
-        self
-    }
-
-    /// The most accepted connections from one IP address that may be in their handshake
-    /// at once (at least 1; default 8); more from that address are closed at once, until
-    /// some of those finish. At most 64 are in their handshake in all, whatever their
-    /// sources, so this bound keeps one source that opens connections and stays silent
-    /// from holding every slot until the [`connect_timeout`](Self::connect_timeout), and
-    /// other nodes from joining. Connections that finished their handshake do not count:
-    /// any number of nodes on one host can be connected to this node; when many dial it
-    /// at the same moment, those past the bound are closed and try again after their
-    /// reconnect backoff. Raise it for many nodes behind one address (a NAT) that start
-    /// together.
-    pub fn max_handshakes_per_source(mut self, handshakes: usize) -> Self {
-        self.max_handshakes_per_source = handshakes.max(1);
         self
     }
 

@@ -7,13 +7,14 @@
 //! A handshake is work for a peer nobody has authenticated yet (over TLS, a key exchange
 //! and a signature), and a connection in its handshake holds a socket until it ends or
 //! [`ClusterConfig::connect_timeout`] passes. At most [`MAX_INBOUND_HANDSHAKES`] accepted
-//! connections are in their handshake at once, and at most
-//! [`ClusterConfig::max_handshakes_per_source`] of them from one IP address; a
-//! connection past either bound is closed at once. The second bound is what keeps one
-//! source that opens silent connections (and opens them again as they time out) from
-//! holding every slot, so that the other nodes can still join: it takes only its own
-//! share. Connections that finished their handshake do not count, so any number of nodes
-//! on one host can be connected; they only join a few at a time.
+//! connections are in their handshake at once. While there is room, any connection is
+//! let in, so that many nodes of one host joining at once are not turned away. Once the
+//! handshakes under way fill it, a connection from a source address holding fewer of
+//! them than another source closes the oldest handshake of the source holding the most,
+//! and takes its place; any other is closed at once. So one source that opens silent
+//! connections (and opens them again as they time out) holds no slot another source
+//! needs: the other nodes still join. Connections that finished their handshake do not
+//! count.
 //!
 //! # A dial that reached this node itself
 //!
@@ -33,9 +34,8 @@
 //! recognised either, and is retried so, refused by this node each time.
 //!
 //! [`ClusterConfig::connect_timeout`]: super::ClusterConfig::connect_timeout
-//! [`ClusterConfig::max_handshakes_per_source`]: super::ClusterConfig::max_handshakes_per_source
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -59,18 +59,17 @@ pub(crate) struct Inbound {
 #[derive(Default)]
 struct Handshakes {
     all: usize,
-    /// By source address; only addresses with a handshake under way.
-    by_source: HashMap<IpAddr, usize>,
+    /// Names each handshake, for its end to find it.
+    next: u64,
+    /// By source address, oldest first; only addresses with a handshake under way. Each
+    /// handshake's sender: dropped, it closes the handshake's connection.
+    by_source: HashMap<IpAddr, VecDeque<(u64, async_channel::Sender<()>)>>,
 }
 
-/// Why an accepted connection was not let begin its handshake.
+/// An accepted connection was not let begin its handshake: [`MAX_INBOUND_HANDSHAKES`]
+/// are under way, no source holding more of them than its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Crowded {
-    /// [`MAX_INBOUND_HANDSHAKES`] are under way.
-    All,
-    /// As many as allowed from its source address are under way.
-    Source,
-}
+pub(crate) struct Crowded;
 
 /// A hello this node sent on a dial, and whether its own listener received it.
 struct OwnHello {
@@ -91,30 +90,41 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Inbound {
     /// Counts the handshake of a connection accepted from `from` while the returned guard
-    /// lives; an error if [`MAX_INBOUND_HANDSHAKES`] are under way, or `per_source` from
-    /// that address.
+    /// lives. If [`MAX_INBOUND_HANDSHAKES`] are under way: the oldest handshake of the
+    /// source holding the most is closed for it (see [`InboundHandshake::evicted`]) if
+    /// that source holds more than `from` would, else `Err`.
     pub(crate) fn begin_handshake(
         self: &Arc<Self>,
         from: IpAddr,
-        per_source: usize,
     ) -> Result<InboundHandshake, Crowded> {
         let source = from.to_canonical();
         let mut handshakes = lock(&self.handshakes);
         if handshakes.all >= MAX_INBOUND_HANDSHAKES {
-            return Err(Crowded::All);
-        }
-        let count = handshakes.by_source.entry(source).or_default();
-        if *count >= per_source {
-            if *count == 0 {
-                handshakes.by_source.remove(&source);
+            let mine = handshakes.by_source.get(&source).map_or(0, VecDeque::len);
+            let (&most, queue) = handshakes
+                .by_source
+                .iter_mut()
+                .max_by_key(|(_, queue)| queue.len())
+                .ok_or(Crowded)?;
+            if queue.len() <= mine + 1 {
+                return Err(Crowded);
             }
-            return Err(Crowded::Source);
+            // At least two, so some stay.
+            queue.pop_front();
+            handshakes.all -= 1;
+            tracing::debug!(source = %most, "closed a handshake of the source holding the most");
         }
-        *count += 1;
+        let serial = handshakes.next;
+        handshakes.next += 1;
+        let (keep, evicted) = async_channel::bounded(1);
+        let queue = handshakes.by_source.entry(source).or_default();
+        queue.push_back((serial, keep));
         handshakes.all += 1;
         Ok(InboundHandshake {
             inbound: self.clone(),
             source,
+            serial,
+            evicted,
         })
     }
 
@@ -151,18 +161,34 @@ impl Inbound {
 pub(crate) struct InboundHandshake {
     inbound: Arc<Inbound>,
     source: IpAddr,
+    serial: u64,
+    evicted: async_channel::Receiver<()>,
+}
+
+impl InboundHandshake {
+    /// Resolves if the handshake was closed for a connection from a source holding fewer
+    /// (see the module docs): its connection is to be closed.
+    pub(crate) async fn evicted(&self) {
+        // Nothing is ever sent: the sender dropped is the word.
+        let _ = self.evicted.recv().await;
+    }
 }
 
 impl Drop for InboundHandshake {
     fn drop(&mut self) {
         let mut handshakes = lock(&self.inbound.handshakes);
-        handshakes.all -= 1;
-        if let Some(count) = handshakes.by_source.get_mut(&self.source) {
-            *count -= 1;
-            if *count == 0 {
-                handshakes.by_source.remove(&self.source);
-            }
+        let Some(queue) = handshakes.by_source.get_mut(&self.source) else {
+            return;
+        };
+        // Not there if it was closed for another (and no longer counted).
+        let Some(at) = queue.iter().position(|(serial, _)| *serial == self.serial) else {
+            return;
+        };
+        queue.remove(at);
+        if queue.is_empty() {
+            handshakes.by_source.remove(&self.source);
         }
+        handshakes.all -= 1;
     }
 }
 
@@ -192,35 +218,43 @@ impl Drop for Dialling {
 mod tests {
     use super::*;
 
+    fn is_evicted(handshake: &InboundHandshake) -> bool {
+        futures_lite::future::block_on(futures_lite::future::poll_once(handshake.evicted()))
+            .is_some()
+    }
+
     #[test]
-    fn one_source_takes_only_its_share_of_the_handshakes() {
+    fn a_full_table_makes_room_only_by_the_source_holding_the_most() {
         let inbound = Arc::new(Inbound::default());
         let a: IpAddr = "10.0.0.1".parse().unwrap();
         let b: IpAddr = "10.0.0.2".parse().unwrap();
-        let held: Vec<_> = (0..3)
-            .map(|_| inbound.begin_handshake(a, 3).unwrap())
+        let c: IpAddr = "10.0.0.3".parse().unwrap();
+        // While there is room, one source may take it all.
+        let from_a: Vec<_> = (0..MAX_INBOUND_HANDSHAKES)
+            .map(|_| inbound.begin_handshake(a).unwrap())
             .collect();
-        assert_eq!(inbound.begin_handshake(a, 3).err(), Some(Crowded::Source));
-        // The same source, as a dual-stack listener sees it.
+        // Full: a's next is turned away (as the same source from a dual-stack listener).
+        assert_eq!(inbound.begin_handshake(a).err(), Some(Crowded));
         let mapped = IpAddr::V6("::ffff:10.0.0.1".parse().unwrap());
-        assert_eq!(
-            inbound.begin_handshake(mapped, 3).err(),
-            Some(Crowded::Source)
-        );
-        let other = inbound.begin_handshake(b, 3).unwrap();
-        drop(held);
-        drop(other);
+        assert_eq!(inbound.begin_handshake(mapped).err(), Some(Crowded));
+        // Another source takes the place of a's oldest handshake, which is told to end.
+        let from_b = inbound.begin_handshake(b).unwrap();
+        assert!(is_evicted(&from_a[0]));
+        assert!(from_a[1..].iter().all(|h| !is_evicted(h)));
+        assert!(!is_evicted(&from_b));
+        assert_eq!(lock(&inbound.handshakes).all, MAX_INBOUND_HANDSHAKES);
+        // And so on, while a holds more than the newcomer would.
+        let more_b: Vec<_> = (0..30)
+            .map(|_| inbound.begin_handshake(b).unwrap())
+            .collect();
+        let from_c = inbound.begin_handshake(c).unwrap();
+        assert_eq!(from_a.iter().filter(|h| is_evicted(h)).count(), 32);
+        // a holds 32, b 31: b's next would hold as many as a, so it is turned away.
+        assert_eq!(inbound.begin_handshake(b).err(), Some(Crowded));
+        drop(from_a);
+        drop((from_b, more_b, from_c));
         assert!(lock(&inbound.handshakes).by_source.is_empty());
         assert_eq!(lock(&inbound.handshakes).all, 0);
-        // The bound in all holds whatever the sources.
-        let held: Vec<_> = (0..MAX_INBOUND_HANDSHAKES)
-            .map(|i| {
-                let source = IpAddr::from([10, 1, (i / 256) as u8, i as u8]);
-                inbound.begin_handshake(source, 1).unwrap()
-            })
-            .collect();
-        assert_eq!(inbound.begin_handshake(b, 1).err(), Some(Crowded::All));
-        drop(held);
     }
 
     #[test]
