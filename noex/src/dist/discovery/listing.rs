@@ -101,21 +101,35 @@ pub(in crate::dist) fn own_addresses(id: &NodeId, listener: &TcpListener) -> Vec
     own
 }
 
+/// What of a source's answer was left out.
+#[derive(Default)]
+struct LeftOut {
+    /// Addresses past `max_members`.
+    cut: usize,
+    /// Invalid entries.
+    invalid: usize,
+    /// The first invalid entry, and why.
+    first_invalid: Option<(String, String)>,
+}
+
 /// The dialable entries of a source's list, by address, with the node id an entry names
 /// (if any): invalid entries and this node's own addresses left out, and of the rest the
-/// first `max` addresses taken. Also how many addresses were left out past `max`.
+/// first `max` addresses taken. Also what was left out.
 fn wanted(
     listed: &[String],
     own: &[String],
     max: usize,
-) -> (HashMap<String, Option<NodeId>>, usize) {
+) -> (HashMap<String, Option<NodeId>>, LeftOut) {
     let mut wanted: HashMap<String, Option<NodeId>> = HashMap::new();
-    let mut cut = 0;
+    let mut left_out = LeftOut::default();
     for entry in listed {
         let seed = match Seed::parse(entry) {
             Ok(seed) => seed,
             Err(error) => {
-                tracing::warn!(%entry, %error, "a discovery source listed an invalid address");
+                left_out.invalid += 1;
+                if left_out.first_invalid.is_none() {
+                    left_out.first_invalid = Some((entry.clone(), error.to_string()));
+                }
                 continue;
             }
         };
@@ -128,7 +142,7 @@ fn wanted(
             Seed::Address(_) => None,
         };
         if wanted.len() >= max && !wanted.contains_key(&address) {
-            cut += 1;
+            left_out.cut += 1;
             continue;
         }
         let named = wanted.entry(address).or_default();
@@ -136,16 +150,15 @@ fn wanted(
             *named = expected;
         }
     }
-    (wanted, cut)
+    (wanted, left_out)
 }
 
 impl Cluster {
     /// `source` lists `listed` now: dials what is newly listed (or listed and not
     /// connected), and makes what no source lists any more an ordinary address, forgotten
-    /// if it does not answer. Returns how many addresses were left out past
-    /// `max_members`.
-    fn relist(self: &Arc<Self>, source: usize, listed: &[String], own: &[String]) -> usize {
-        let (wanted, cut) = wanted(listed, own, self.config.max_members);
+    /// if it does not answer. Returns what was left out of the list.
+    fn relist(self: &Arc<Self>, source: usize, listed: &[String], own: &[String]) -> LeftOut {
+        let (wanted, left_out) = wanted(listed, own, self.config.max_members);
         let mut dial = Vec::new();
         {
             let mut state = self.lock();
@@ -177,7 +190,7 @@ impl Cluster {
         for (address, expected) in dial {
             self.dial(address, expected, DialKind::Seed);
         }
-        cut
+        left_out
     }
 }
 
@@ -217,8 +230,8 @@ pub(in crate::dist) async fn discover(
     };
     let (mut backoff, mut failing) = (min, false);
     // The source's answers have been cut to `max_members` since the last one that was
-    // not (warned of once).
-    let mut cutting = false;
+    // not (warned of once); likewise, have listed invalid entries.
+    let (mut cutting, mut invalid) = (false, false);
     loop {
         let Some(listed) = unless_stopped(&cluster, source.addresses()).await else {
             return;
@@ -232,7 +245,18 @@ pub(in crate::dist) async fn discover(
                 let Some(cluster) = cluster.upgrade() else {
                     return;
                 };
-                let cut = cluster.relist(index, &listed, &own);
+                let left_out = cluster.relist(index, &listed, &own);
+                if let Some((entry, error)) = &left_out.first_invalid {
+                    let count = left_out.invalid;
+                    let what = "a discovery source listed invalid addresses (not dialled)";
+                    if invalid {
+                        tracing::debug!(?source, count, first = %entry, %error, "{what}");
+                    } else {
+                        tracing::warn!(?source, count, first = %entry, %error, "{what}");
+                    }
+                }
+                invalid = left_out.invalid > 0;
+                let cut = left_out.cut;
                 if cut > 0 {
                     let max = cluster.config.max_members;
                     let what = format!("a discovery source listed more than max_members ({max}) addresses; the rest are not dialled");
@@ -292,8 +316,10 @@ mod tests {
             "not an address",
             "127.0.0.1",
         ]);
-        let (wanted, cut) = wanted(&listed, &texts(&["127.0.0.1:3"]), 10);
-        assert_eq!(cut, 0);
+        let (wanted, left_out) = wanted(&listed, &texts(&["127.0.0.1:3"]), 10);
+        assert_eq!((left_out.cut, left_out.invalid), (0, 2));
+        let (first, _) = left_out.first_invalid.unwrap();
+        assert_eq!(first, "not an address");
         let mut addresses: Vec<_> = wanted.keys().cloned().collect();
         addresses.sort();
         assert_eq!(addresses, ["127.0.0.1:1", "127.0.0.1:2"]);
@@ -315,12 +341,12 @@ mod tests {
         ]);
         // Its own address and invalid entries do not count; an address already taken
         // may be named again.
-        let (wanted, cut) = wanted(&listed, &texts(&["127.0.0.1:3"]), 2);
+        let (wanted, left_out) = wanted(&listed, &texts(&["127.0.0.1:3"]), 2);
         let mut addresses: Vec<_> = wanted.keys().cloned().collect();
         addresses.sort();
         assert_eq!(addresses, ["127.0.0.1:1", "127.0.0.1:2"]);
         assert_eq!(wanted["127.0.0.1:1"].as_ref().unwrap().name(), "b");
-        assert_eq!(cut, 2);
+        assert_eq!((left_out.cut, left_out.invalid), (2, 1));
     }
 
     #[test]
