@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{probe, run, within, ProbeArgs, ProbeCall};
+use common::{probe, run, within, ProbeArgs, ProbeCall, Seen};
 use noex::{Ctx, ExitReason, GenServer, LifecycleEvent, Node};
 
 #[test]
@@ -124,11 +124,14 @@ fn lifecycle_events_report_starts_and_exits_in_order() {
 }
 
 #[test]
-fn shutdown_kills_every_process_and_refuses_new_ones() {
+fn shutdown_stops_every_process_and_refuses_new_ones() {
     let node = Node::builder().name("closing").threads(2).build();
     let probe = node.block_on(common::probe(&node, true));
     node.shutdown();
-    assert_eq!(node.block_on(probe.server.exited()), ExitReason::Killed);
+    assert_eq!(node.block_on(probe.server.exited()), ExitReason::Shutdown);
+    // Stopped, not killed: its `terminate` ran.
+    let terminated = probe.seen.try_recv();
+    assert_eq!(terminated, Ok(Seen::Terminated(ExitReason::Shutdown)));
     assert_eq!(node.process_count(), 0);
     let (tx, _rx) = async_channel::unbounded();
     let late = node.block_on(node.spawn::<common::Probe>(ProbeArgs {
@@ -136,6 +139,28 @@ fn shutdown_kills_every_process_and_refuses_new_ones() {
         trap_exits: false,
     }));
     assert!(matches!(late, Err(noex::SpawnError::ShuttingDown)));
+}
+
+/// A supervision tree stops with `Shutdown`, its children each running `terminate`.
+#[test]
+fn shutdown_stops_a_supervision_tree_from_the_top() {
+    use noex::supervisor::{ChildSpec, Strategy, SupervisorSpec};
+
+    let node = Node::builder().name("tree").threads(2).build();
+    let (tx, seen) = async_channel::unbounded();
+    let args = ProbeArgs {
+        seen: tx,
+        trap_exits: true,
+    };
+    let spec = SupervisorSpec::new(Strategy::OneForOne)
+        .child(ChildSpec::worker::<common::Probe>("first", args.clone()))
+        .child(ChildSpec::worker::<common::Probe>("second", args));
+    let sup = node.block_on(node.spawn::<noex::Supervisor>(spec)).unwrap();
+    node.shutdown();
+    assert_eq!(node.block_on(sup.exited()), ExitReason::Shutdown);
+    let terminated: Vec<_> = std::iter::from_fn(|| seen.try_recv().ok()).collect();
+    let shutdown = Seen::Terminated(ExitReason::Shutdown);
+    assert_eq!(terminated, vec![shutdown.clone(), shutdown]);
 }
 
 #[test]
@@ -267,11 +292,11 @@ fn event_subscriptions_end_after_the_shutdown() {
         while let Some(event) = within("the subscription to end", events.recv()).await {
             seen.push(event);
         }
-        let killed = LifecycleEvent::Exited {
+        let stopped = LifecycleEvent::Exited {
             pid: probe.pid().clone(),
-            reason: ExitReason::Killed,
+            reason: ExitReason::Shutdown,
         };
-        assert!(seen.contains(&killed), "{seen:?}");
+        assert!(seen.contains(&stopped), "{seen:?}");
         assert!(within("global events to end", global.recv())
             .await
             .is_none());

@@ -24,7 +24,6 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use async_net::TcpListener;
-use futures_lite::FutureExt;
 
 use super::accept::accept_loop;
 use super::config::ClusterConfig;
@@ -55,7 +54,9 @@ pub(crate) struct Cluster {
     pub(crate) reassembly: Arc<Reassembly>,
     started: Instant,
     next_id: AtomicU64,
-    stopping: AtomicBool,
+    pub(super) stopping: AtomicBool,
+    /// This node announced that it leaves (see `leaving`).
+    pub(super) leaving: AtomicBool,
     /// Notified when the node stops (the accept loop then closes the listener).
     pub(super) stopped: event_listener::Event,
     /// Fault injection: refuse every new connection.
@@ -158,6 +159,7 @@ impl Cluster {
             started: Instant::now(),
             next_id: AtomicU64::new(1),
             stopping: AtomicBool::new(false),
+            leaving: AtomicBool::new(false),
             stopped: event_listener::Event::new(),
             refuse_connections: AtomicBool::new(false),
             hold_handshakes: AtomicBool::new(false),
@@ -258,6 +260,7 @@ impl Cluster {
         let members;
         let mut watchers: Vec<Arc<Peer>> = Vec::new();
         let mut lost = None;
+        let leaving;
         let node = self.node();
         {
             // The global state is held while a connection this node shares it over is
@@ -348,6 +351,9 @@ impl Cluster {
                 self.announce_up(&peer);
                 tracing::info!(node = %peer.id, "node up");
             }
+            // Read under the lock, as `announce_leaving` sets it: a connection it did not
+            // find is told here.
+            leaving = self.leaving.load(Ordering::Acquire);
             // Taken with the connection installed, under the lock: of two connections of
             // this node, the later one's list names the earlier one's peer.
             // Hidden nodes are named to no one, and name no one.
@@ -377,6 +383,9 @@ impl Cluster {
             node.global.peer_up(&node, &peer);
         }
         peer::run(self, &peer);
+        if leaving {
+            let _ = peer.queue.push_control(&WireMessage::Leaving);
+        }
         // The new peer meets this node's other peers; they are not told (see `membership`),
         // but for hidden ones.
         self.send_members(&peer, members);
@@ -430,46 +439,6 @@ impl Cluster {
         self.redial(&peer.id, left);
     }
 
-    /// Says goodbye to every peer and closes every connection.
-    pub(crate) async fn shutdown(&self) {
-        if self.stopping.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        self.stopped.notify(usize::MAX);
-        let peers: Vec<_> = self.lock().peers.drain().map(|(_, p)| p).collect();
-        // Behind everything queued (as a signal of no process), not in the control lane:
-        // the peer handles what this node sent before its goodbye, then closes.
-        let mut goodbye = Vec::new();
-        if super::wire::encode_frame(&WireMessage::Goodbye, &mut goodbye).is_ok() {
-            for peer in &peers {
-                let _ = peer.queue.push_signal(&mut goodbye.clone(), 0);
-            }
-        }
-        // Give the writers a moment to flush the goodbyes, then close.
-        let flushed = async {
-            for peer in &peers {
-                while peer.queue.queued_bytes() > 0 && !peer.is_closed() {
-                    smol::Timer::after(Duration::from_millis(1)).await;
-                }
-            }
-            true
-        };
-        let timed_out = async {
-            smol::Timer::after(Duration::from_millis(500)).await;
-            false
-        };
-        if !flushed.or(timed_out).await {
-            // Still sending (processes run until the connections close): a goodbye ahead
-            // of the rest, so that the peers still know this node left.
-            for peer in &peers {
-                let _ = peer.queue.push_control(&WireMessage::Goodbye);
-            }
-        }
-        // Let the last goodbye taken by the writers reach the sockets.
-        smol::Timer::after(Duration::from_millis(20)).await;
-        self.close(peers);
-    }
-
     /// Stops the node's connections at once, without goodbyes (for a shutdown that cannot
     /// wait for them).
     pub(crate) fn close_all(&self) {
@@ -483,7 +452,7 @@ impl Cluster {
 
     /// Closes `peers`, taken out of the state as the node stops: what was in flight on
     /// them fails, their monitors and links fire.
-    fn close(&self, peers: Vec<Arc<Peer>>) {
+    pub(super) fn close(&self, peers: Vec<Arc<Peer>>) {
         for peer in peers {
             peer.close();
             let lost = self.report_down(&mut self.lock(), &peer, NodeDownReason::Shutdown);

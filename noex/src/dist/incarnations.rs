@@ -14,6 +14,10 @@
 //! refuses it (or drops a connection it made to it), that incarnation is marked alive:
 //! its processes may well run, this node just has no connection to them
 //! (`NoConnection`), until it is connected to it again.
+//!
+//! An incarnation that announced it is leaving (`Leaving`, as it shuts down) is marked so:
+//! a distributed supervisor takes the end of a child there for the node's loss, also
+//! once the connection has closed (see `supervisor::placement`).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -36,6 +40,8 @@ struct Seen {
     incarnation: u64,
     /// Found alive since, while another incarnation is connected (and refused for it).
     alive: bool,
+    /// It announced that it is leaving the cluster.
+    leaving: bool,
 }
 
 impl Incarnations {
@@ -58,7 +64,26 @@ impl Incarnations {
         history.push_back(Seen {
             incarnation,
             alive: false,
+            leaving: false,
         });
+    }
+
+    /// Notes that `node`'s incarnation `incarnation`, one connected, announced that it is
+    /// leaving the cluster.
+    pub(crate) fn leaving(&self, node: &str, incarnation: u64) {
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        let history = seen.get_mut(node);
+        let known = history.and_then(|h| h.iter_mut().find(|s| s.incarnation == incarnation));
+        if let Some(known) = known {
+            known.leaving = true;
+        }
+    }
+
+    /// `true` if `node`'s incarnation `incarnation` announced that it is leaving.
+    pub(crate) fn left(&self, node: &str, incarnation: u64) -> bool {
+        let seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        let history = seen.get(node);
+        history.is_some_and(|h| h.iter().any(|s| s.incarnation == incarnation && s.leaving))
     }
 
     /// Notes that `node`'s incarnation `incarnation`, one seen before, is alive though
@@ -138,6 +163,23 @@ mod tests {
         assert!(!incarnations.seen(&node, 3), "never seen: not recorded");
         incarnations.record(&node, 1);
         assert!(incarnations.ended(&node, 1), "connected again, then lost");
+    }
+
+    #[test]
+    fn an_incarnation_that_announced_its_leave_is_known_to_leave() {
+        let incarnations = Incarnations::default();
+        let node: Arc<str> = Arc::from("b@127.0.0.1:1");
+        incarnations.leaving(&node, 1);
+        assert!(
+            !incarnations.left(&node, 1),
+            "never connected: not recorded"
+        );
+        incarnations.record(&node, 1);
+        incarnations.record(&node, 2);
+        incarnations.leaving(&node, 1);
+        assert!(incarnations.left(&node, 1));
+        assert!(!incarnations.left(&node, 2), "another incarnation");
+        assert!(!incarnations.left("c@127.0.0.1:1", 1));
     }
 
     #[test]

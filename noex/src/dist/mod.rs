@@ -94,6 +94,7 @@ mod handshake;
 mod header;
 pub(crate) mod inbound;
 mod incarnations;
+mod leaving;
 mod members;
 mod membership;
 pub(crate) mod monitor;

@@ -138,6 +138,8 @@ pub(crate) struct Peer {
     /// From the peer's heartbeats.
     pub(crate) process_count: AtomicU64,
     pub(crate) uptime_ms: AtomicU64,
+    /// The peer announced that it leaves the cluster (see `leaving`).
+    pub(crate) leaving: AtomicBool,
     /// Why the reader is not reading (a [`Pause`]).
     pause: AtomicU8,
     /// Fault injection: drop everything this node writes to the peer.
@@ -184,6 +186,7 @@ impl Peer {
             epoch: Instant::now(),
             process_count: AtomicU64::new(0),
             uptime_ms: AtomicU64::new(0),
+            leaving: AtomicBool::new(false),
             pause: AtomicU8::new(Pause::Reading as u8),
             silenced: AtomicBool::new(false),
             stalled: AtomicBool::new(false),

@@ -468,6 +468,8 @@ impl Reading {
             | WireMessage::SpawnAck { .. }
             | WireMessage::Global(_)
             | WireMessage::Members { .. }
+            // Before what follows it: the exits of the peer's processes as it stops them.
+            | WireMessage::Leaving
             // (Handshake frames, out of place here: `frame` refuses them.)
             | WireMessage::Hello(_)
             | WireMessage::Challenge(_)

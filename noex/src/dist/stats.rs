@@ -21,7 +21,10 @@ impl Cluster {
                 NodeInfo {
                     id: peer.id.clone(),
                     incarnation: peer.incarnation,
-                    status: NodeStatus::Connected,
+                    status: match peer.leaving.load(Ordering::Acquire) {
+                        true => NodeStatus::Leaving,
+                        false => NodeStatus::Connected,
+                    },
                     process_count: peer.process_count.load(Ordering::Relaxed),
                     uptime: Duration::from_millis(peer.uptime_ms.load(Ordering::Relaxed)),
                     last_seen: peer.last_seen(),

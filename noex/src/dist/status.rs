@@ -74,6 +74,10 @@ pub enum ClusterEvent {
 pub enum NodeStatus {
     /// Connected and authenticated.
     Connected,
+    /// Connected, and the node announced that it leaves the cluster (it is shutting
+    /// down: its processes stop, then it says goodbye). No new children of a
+    /// distributed supervisor are placed there.
+    Leaving,
 }
 
 /// A connected peer, from [`Node::connected_nodes`](crate::Node::connected_nodes).

@@ -177,6 +177,11 @@ pub(crate) enum WireMessage {
     Global(Box<crate::global::protocol::GlobalMessage>),
     /// A user message that carries a trace context (see [`Traced`]).
     Trace(Box<Traced>),
+    /// The sender is leaving the cluster (it is shutting down): it stops its processes
+    /// now, their exits following with their reasons, then says `Goodbye`. The receiver
+    /// places no new work there, and a distributed supervisor takes the end of a child
+    /// there for the node's loss (see `supervisor::placement`).
+    Leaving,
 }
 
 /// A request to spawn a registered behaviour.

@@ -79,6 +79,12 @@ impl Node {
             .is_some_and(|c| c.lost_since(pid.node(), since))
     }
 
+    /// `true` if the node of `pid`, in the pid's incarnation, announced that it leaves
+    /// the cluster (see `dist::leaving`).
+    pub(crate) fn left(&self, pid: &crate::Pid) -> bool {
+        self.cluster().is_some_and(|c| c.left(pid))
+    }
+
     /// Starts the node's agent, which answers observers of other nodes (see `observe`).
     async fn start_agent(&self) {
         let options = crate::SpawnOptions::default().name(crate::observe::AGENT_NAME);

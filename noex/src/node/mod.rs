@@ -16,6 +16,7 @@ pub(crate) mod executors;
 mod global;
 mod info;
 mod remote_spawn;
+mod shutdown;
 mod signals;
 mod spin;
 
@@ -26,7 +27,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use futures_lite::FutureExt;
 use smol::Task;
 
 use crate::dist::Cluster;
@@ -47,9 +47,6 @@ pub use cluster::{ClusterEvents, Faults};
 use executors::Executors;
 pub use global::{GlobalEvents, GroupEvents};
 pub(crate) use signals::stop_process;
-
-/// How long [`Node::shutdown`] waits for killed processes to end.
-const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
 
 /// The grace period of [`Node::stop`]: how long `terminate` may take before a kill.
 pub const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(5);
@@ -524,77 +521,6 @@ impl Node {
             .unwrap_or_default();
         let target = crate::dist::remote::RemoteTarget::by_pid(pid, cluster, codec);
         Ok(ServerRef::remote(pid.clone(), target))
-    }
-
-    /// Shuts the node down: refuses new processes, kills every running one (their links and
-    /// monitors on this node see `Killed`; those held by processes of other nodes see
-    /// `NoConnection`, as the connections close first), and stops the scheduler threads.
-    /// Call it from outside the node (a `main` function or a test) to wait for all that.
-    /// Called from inside the node (a process or a task of the node), it returns at once
-    /// and the same happens on a thread of its own: the node's threads must keep running
-    /// for its goodbyes to go out and its connections to close (what waits elsewhere on
-    /// an answer of a peer then fails with `NoConnection`, and the peers see `Shutdown`).
-    /// Only the first call does this: another, made meanwhile (from the node's threads or
-    /// from outside), returns at once, before the node has stopped. Dropping the last
-    /// handle of a node stops its threads, without the wait.
-    ///
-    /// A handler stuck in blocking code cannot be interrupted: the shutdown waits 5 s for
-    /// the processes and 5 s for the threads, then returns, leaving such a thread behind.
-    ///
-    /// To run `terminate` callbacks, stop your top-level supervisors first.
-    pub fn shutdown(&self) {
-        if self.inner.shutting_down.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        if self.inner.executors.on_own_thread() {
-            let node = self.clone();
-            let helper = std::thread::Builder::new()
-                .name("noex-shutdown".to_owned())
-                .spawn(move || node.shut_down());
-            if helper.is_ok() {
-                return;
-            }
-            // No thread to spare: the connections close without goodbyes.
-            tracing::warn!("no thread for the shutdown; connections closed without goodbyes");
-            if let Some(cluster) = self.inner.cluster.get() {
-                cluster.close_all();
-            }
-        }
-        self.shut_down();
-    }
-
-    /// The body of [`shutdown`](Self::shutdown), once.
-    fn shut_down(&self) {
-        let own_thread = self.inner.executors.on_own_thread();
-        if let Some(cluster) = self.inner.cluster.get().cloned() {
-            // Say goodbye first, so peers report this node down as `Shutdown`.
-            if !own_thread {
-                smol::block_on(cluster.shutdown());
-            }
-        }
-        for process in self.inner.table.all() {
-            process
-                .core()
-                .signal(crate::process::Signal::Die(ExitReason::Killed));
-        }
-        if !own_thread {
-            // A handler stuck in blocking code cannot be interrupted; do not wait forever.
-            let all_ended = async {
-                for process in self.inner.table.all() {
-                    process.core().exited().await;
-                }
-            };
-            smol::block_on(all_ended.or(async {
-                smol::Timer::after(SHUTDOWN_WAIT).await;
-            }));
-        }
-        self.inner.executors.stop();
-        // No event comes any more: the subscriptions end once read.
-        self.inner.events.close();
-        self.inner.global.close_events();
-        if let Some(cluster) = self.inner.cluster.get() {
-            cluster.events.close();
-        }
     }
 }
 

@@ -23,6 +23,18 @@
 //! restart that fails (no node can take the child, say) is tried again every
 //! `MAJORITY_RETRY`, each attempt counting toward the intensity.
 //!
+//! # When a node leaves
+//!
+//! A node that shuts down ([`Node::shutdown`](crate::Node::shutdown)) first tells its
+//! peers that it leaves: from then on no new child is placed there (it shows as
+//! [`NodeStatus::Leaving`]). It then stops its processes
+//! before it says goodbye, so a child there ends with [`ExitReason::Shutdown`] (or however
+//! its `terminate` left it) rather than `NoConnection`. The end of a child on a node that
+//! announced its leave is taken for the node's loss, whatever its reason: the child moves
+//! as above (a transient child stopped there is not gone for good; a temporary one is
+//! dropped), in the same single restart for the node. A child still running when the
+//! leaving node closes its connections ends with `NoConnection`, as on any lost node.
+//!
 //! A loss costs one restart of the child's group, whatever the strategy: children lost
 //! with one node move together; with `OneForAll` or `RestForOne`, a child lost with its
 //! node while its group restarts anyway (for a sibling that crashed, or a child of another
@@ -83,6 +95,8 @@
 //! [`ChildSpec::worker`]: super::ChildSpec::worker
 //! [`ChildSpec::by_name`]: super::ChildSpec::by_name
 //! [`ExitReason::NoConnection`]: crate::ExitReason::NoConnection
+//! [`ExitReason::Shutdown`]: crate::ExitReason::Shutdown
+//! [`NodeStatus::Leaving`]: crate::NodeStatus::Leaving
 //! [`RemoteSpawnError::ConnectionLost`]: crate::RemoteSpawnError::ConnectionLost
 //! [`RemoteSpawnError::Timeout`]: crate::RemoteSpawnError::Timeout
 //! [`RemoteSpawnError::NotSent`]: crate::RemoteSpawnError::NotSent
@@ -93,7 +107,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::{Node, NodeId};
+use crate::{Node, NodeId, NodeStatus};
 
 /// A supervisor whose children are placed on the nodes of a cluster: a [`Supervisor`]
 /// started with a [`SupervisorSpec::distributed`] spec (see the [module docs](self)).
@@ -217,10 +231,16 @@ impl Placement {
         }
     }
 
-    /// This node (if clustered) and the connected ones, sorted by id after this node.
+    /// This node (if clustered) and the connected ones, sorted by id after this node —
+    /// but those leaving the cluster.
     fn candidates(&mut self, node: &Node) -> Vec<NodeId> {
         let mut candidates: Vec<NodeId> = node.local_node_id().cloned().into_iter().collect();
-        candidates.extend(node.connected_nodes().into_iter().map(|info| info.id));
+        let connected = node.connected_nodes().into_iter();
+        candidates.extend(
+            connected
+                .filter(|info| info.status != NodeStatus::Leaving)
+                .map(|info| info.id),
+        );
         candidates
     }
 

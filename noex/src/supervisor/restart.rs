@@ -56,16 +56,22 @@ impl Supervisor {
     /// `true` if `pid`, a child started at `started`, ended with `reason` because its node
     /// is lost (not: it ended by itself with that reason, its node still up) — even if
     /// this node has reconnected to it since: the link went with the connection, so the
-    /// child may still run there until its node ends it.
+    /// child may still run there until its node ends it. A child of a node that announced
+    /// its leave is lost with it whatever its reason: its node stopped it, leaving (see
+    /// `dist::leaving`).
     pub(super) fn lost_with_node(
         ctx: &Ctx<Self>,
         pid: &Pid,
         started: Instant,
         reason: &ExitReason,
     ) -> bool {
-        *reason == ExitReason::NoConnection
-            && pid.node() != ctx.pid().node()
-            && (!ctx.node().is_alive(pid) || ctx.node().lost_since(pid, started))
+        if pid.node() == ctx.pid().node() {
+            return false;
+        }
+        let node = ctx.node();
+        let lost = *reason == ExitReason::NoConnection
+            && (!node.is_alive(pid) || node.lost_since(pid, started));
+        lost || node.left(pid)
     }
 
     /// A child ended by itself: restart it (and its group) or let it go.
@@ -81,6 +87,12 @@ impl Supervisor {
         let spec = &self.children[index].spec;
         let id = spec.id.clone();
         let lost_node = Self::lost_with_node(ctx, &pid, self.children[index].started, &reason);
+        // Lost with its node, it did not end by itself: whatever its reason, it is
+        // restarted as for the node's loss.
+        let reason = match lost_node {
+            true => ExitReason::NoConnection,
+            false => reason,
+        };
         if lost_node && restarts(spec.restart, &reason) && self.placement.is_some() {
             // Decided on the view of the cluster a moment later, when the loss that took
             // this node has taken the others it takes (see `placement`).

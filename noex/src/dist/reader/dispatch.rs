@@ -35,6 +35,7 @@ pub(super) fn dispatch(
         }
         WireMessage::Members { nodes } => cluster.learn(&nodes)?,
         WireMessage::Goodbye => return Err(NodeDownReason::Shutdown),
+        WireMessage::Leaving => cluster.peer_leaving(peer),
         WireMessage::FragmentAck { bytes } => peer.queue.acknowledged(bytes as usize),
         WireMessage::Reply { id, outcome } => {
             unreported.messages += 1;

@@ -78,6 +78,7 @@ pub(crate) fn message() -> impl Strategy<Value = WireMessage> {
             grace_ms: None,
         }))),
         Just(WireMessage::Goodbye),
+        Just(WireMessage::Leaving),
         proptest::collection::vec(".{0,20}", 0..5).prop_map(|nodes| WireMessage::Members { nodes }),
     ]
 }
