@@ -52,8 +52,8 @@ use std::future::Future;
 use std::time::Duration;
 
 use noex::{
-    behavior, ClusterConfig, Ctx, ExitReason, Info, MonitorRef, NamedRef, Node, NodeId, Pid,
-    ServerRef, SpawnOptions,
+    behavior, ClusterConfig, Ctx, ExitReason, Info, MonitorRef, NamedRef, Node, NodeId, NodeStatus,
+    Pid, ServerRef, SpawnOptions,
 };
 use serde::{Deserialize, Serialize};
 use smol::future::FutureExt;
@@ -251,11 +251,13 @@ impl Pool {
 }
 
 impl Pool {
-    /// The nodes a worker may go to: every connected node but `avoid`.
+    /// The nodes a worker may go to: every connected node but `avoid` and those leaving
+    /// the cluster (shutting down: their workers end with `Shutdown` as they stop).
     fn candidates(ctx: &Ctx<Self>, avoid: Option<&NodeId>) -> Vec<NodeId> {
         ctx.node()
             .connected_nodes()
             .into_iter()
+            .filter(|info| info.status != NodeStatus::Leaving)
             .map(|info| info.id)
             .filter(|id| Some(id) != avoid)
             .collect()
