@@ -96,6 +96,32 @@ impl Lingering {
     }
 }
 
+/// Set while a [`Slow`] process's call must wait.
+static HOLD_CALL: AtomicBool = AtomicBool::new(false);
+/// Set once a [`Slow`] process's call has started.
+static CALLED: AtomicBool = AtomicBool::new(false);
+
+/// A process whose call waits while [`HOLD_CALL`] is set.
+#[behavior(name = "leaving-slow")]
+pub struct Slow;
+
+#[behavior]
+impl Slow {
+    #[init]
+    fn init() -> Self {
+        Slow
+    }
+
+    #[call]
+    async fn slow(&self) -> u32 {
+        CALLED.store(true, Ordering::SeqCst);
+        while HOLD_CALL.load(Ordering::SeqCst) {
+            smol::Timer::after(Duration::from_millis(2)).await;
+        }
+        7
+    }
+}
+
 fn id(node: &Node) -> NodeId {
     node.local_node_id().unwrap().clone()
 }
@@ -285,6 +311,31 @@ fn a_leaving_node_shows_as_leaving_and_takes_no_new_children() {
             reason: ExitReason::Shutdown,
         };
         assert_eq!(seen(&watching, 1).await, vec![down]);
+        shutdown.join().unwrap();
+        shutdown_all(nodes);
+    });
+}
+
+#[test]
+fn a_call_under_way_when_its_node_shuts_down_is_answered() {
+    run_blocking(async {
+        let mut nodes = cluster(2).await;
+        let leaving = id(&nodes[1]);
+        let pid = nodes[1].spawn::<Slow>(()).await.unwrap().pid().clone();
+        let slow = nodes[0].server_ref::<Slow>(&pid).unwrap();
+        HOLD_CALL.store(true, Ordering::SeqCst);
+        let call = smol::spawn(async move { slow.slow().await });
+        eventually("the call to be under way", || CALLED.load(Ordering::SeqCst)).await;
+        let node = nodes.pop().unwrap();
+        let shutdown = std::thread::spawn(move || node.shutdown());
+        eventually("the node to be leaving", || {
+            let mut infos = nodes[0].connected_nodes().into_iter();
+            infos.any(|info| info.id == leaving && info.status == NodeStatus::Leaving)
+        })
+        .await;
+        // The process finishes the call before it stops; the connection is still open.
+        HOLD_CALL.store(false, Ordering::SeqCst);
+        assert_eq!(within("the reply", call).await, Ok(7));
         shutdown.join().unwrap();
         shutdown_all(nodes);
     });
