@@ -314,7 +314,7 @@ pub enum RegistryError {
 }
 
 /// A registered behaviour, as listed by [`Node::behaviors`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub struct BehaviorInfo {
     /// Its name.

@@ -69,7 +69,7 @@ pub enum ClusterEvent {
 }
 
 /// The state of a connection to a peer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum NodeStatus {
     /// Connected and authenticated.

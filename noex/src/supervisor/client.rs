@@ -13,7 +13,7 @@ use crate::Pid;
 
 /// Names one child of a supervisor: by id, or (useful for simple_one_for_one children) by
 /// pid.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ChildKey {
     /// The child's id.
     Id(String),

@@ -15,7 +15,7 @@ use crate::server::{Ctx, GenServer, SpawnOptions};
 use crate::{NodeId, Pid};
 
 /// Which children a supervisor restarts when one fails.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Strategy {
     /// Restart only the child that ended.
     #[default]
@@ -32,7 +32,9 @@ pub enum Strategy {
 }
 
 /// When a child is restarted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
 pub enum Restart {
     /// Always.
     #[default]
@@ -44,7 +46,7 @@ pub enum Restart {
 }
 
 /// How a child is stopped by its supervisor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Shutdown {
     /// Kill it at once; `terminate` does not run.
     BrutalKill,
@@ -58,7 +60,7 @@ pub enum Shutdown {
 pub const DEFAULT_WORKER_SHUTDOWN: Shutdown = Shutdown::Timeout(Duration::from_secs(5));
 
 /// Whether a child is a worker or a supervisor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum ChildKind {
     /// Any process that is not a supervisor.
     Worker,
@@ -68,7 +70,7 @@ pub enum ChildKind {
 
 /// When the ending of *significant* children shuts the supervisor down (OTP 24's
 /// `auto_shutdown`). Only a child ending by itself counts, not one stopped by its supervisor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum AutoShutdown {
     /// Never (the default); no child may be significant.
     #[default]

@@ -1,0 +1,181 @@
+//! The public API's common traits, checked so that a regression fails the build of this test:
+//! handles and errors are `Send + Sync + 'static` (they cross threads and tasks, and go into
+//! `Box<dyn Error + Send + Sync>` and `anyhow`), errors implement `std::error::Error` with a
+//! lowercase message without trailing punctuation, and the value types a user keeps in
+//! collections or compares in tests implement `Debug`, `Clone`, `Eq` and `Hash`.
+
+use std::error::Error;
+use std::fmt::{Debug, Display};
+use std::hash::Hash;
+use std::time::Duration;
+
+use noex::supervisor::{
+    AutoShutdown, ChildKey, ChildKind, Restart, Shutdown, Strategy, SupervisorError,
+    SupervisorInitError,
+};
+use noex::{
+    BehaviorInfo, BuildError, CallError, CastError, ClusterConfig, ConfigError, Ctx,
+    DiscoveryError, Events, ExitReason, ForgetError, GenServer, GlobalError, LookupError,
+    MonitorRef, NamedRef, Node, NodeBuilder, NodeId, NodeIdError, NodeStatus, Observer, Pid,
+    RegisterError, RegistryError, RemoteSpawnError, ReplyTo, SendError, ServerRef,
+    SpawnByNameError, SpawnError, SpawnOptions, StartError, Subscription, Target, TimerRef,
+};
+
+/// A behaviour that does nothing.
+struct Idle;
+
+impl GenServer for Idle {
+    type Args = ();
+    type Call = ();
+    type Reply = ();
+    type Cast = ();
+    type Info = ();
+    type InitError = std::convert::Infallible;
+
+    async fn init(_: (), _: &mut Ctx<Self>) -> Result<Self, Self::InitError> {
+        Ok(Idle)
+    }
+}
+
+fn send_sync<T: Send + Sync + 'static>() {}
+fn send<T: Send + 'static>() {}
+fn error<E: Error + Send + Sync + 'static>() {}
+fn value<T: Debug + Clone + PartialEq + Eq + Hash>() {}
+fn comparable<T: Debug + Clone + PartialEq + Eq>() {}
+fn display<T: Display>() {}
+
+/// Every behaviour's handles, not only one's: the bounds hold for any `B`.
+#[allow(dead_code)]
+fn handles_of<B: GenServer>() {
+    send_sync::<ServerRef<B>>();
+    send_sync::<NamedRef<B>>();
+    send_sync::<ReplyTo<B::Reply>>();
+    send::<Ctx<B>>();
+    comparable::<ServerRef<B>>();
+}
+
+#[test]
+fn handles_are_send_sync_and_static() {
+    send_sync::<Node>();
+    send_sync::<Pid>();
+    send_sync::<NodeId>();
+    send_sync::<MonitorRef>();
+    send_sync::<ExitReason>();
+    send_sync::<TimerRef>();
+    send_sync::<Observer>();
+    send_sync::<Events>();
+    send_sync::<Subscription<noex::ClusterEvent>>();
+    send_sync::<ClusterConfig>();
+    send_sync::<NodeBuilder>();
+    send_sync::<SpawnOptions>();
+    send_sync::<noex::ChildSpec>();
+    send_sync::<noex::SupervisorSpec>();
+    handles_of::<Idle>();
+}
+
+#[test]
+fn errors_are_send_sync_static_errors() {
+    error::<CallError>();
+    error::<SendError>();
+    error::<CastError<String>>();
+    error::<LookupError>();
+    error::<GlobalError>();
+    error::<RegisterError>();
+    error::<SpawnError<String>>();
+    error::<SpawnError<std::io::Error>>();
+    error::<SpawnError<std::convert::Infallible>>();
+    error::<RemoteSpawnError>();
+    error::<SpawnByNameError>();
+    error::<RegistryError>();
+    error::<BuildError>();
+    error::<StartError>();
+    error::<ConfigError>();
+    error::<NodeIdError>();
+    error::<ForgetError>();
+    error::<DiscoveryError>();
+    error::<SupervisorError>();
+    error::<SupervisorInitError>();
+    #[cfg(feature = "tls")]
+    error::<noex::TlsError>();
+}
+
+/// One value of each error type, as a user's `?` would meet it.
+fn samples() -> Vec<Box<dyn Error + Send + Sync>> {
+    let node: NodeId = "a@127.0.0.1:4000".parse().unwrap();
+    fn boxed<E: Error + Send + Sync + 'static>(
+        result: Result<(), E>,
+    ) -> Result<(), Box<dyn Error + Send + Sync>> {
+        result?;
+        Ok(())
+    }
+    let results = [
+        boxed(Err(CallError::Timeout {
+            timeout: Duration::from_secs(5),
+        })),
+        boxed(Err(SendError::Overloaded)),
+        boxed(Err(CastError::new(SendError::Overloaded, 7u64))),
+        boxed(Err(LookupError::NotFound("worker".into()))),
+        boxed(Err(GlobalError::ShuttingDown)),
+        boxed(Err(RegisterError::NoProc)),
+        boxed(Err(SpawnError::<String>::InitFailed("no disk".into()))),
+        boxed(Err(RemoteSpawnError::NoConnection { node: node.clone() })),
+        boxed(Err(SpawnByNameError::NotFound("worker".into()))),
+        boxed(Err(RegistryError::DuplicateName {
+            name: "worker".into(),
+            first: "a::Worker",
+            second: "b::Worker",
+        })),
+        boxed(Err(BuildError::Threads(std::io::Error::other(
+            "no threads",
+        )))),
+        boxed(Err(StartError::Config(ConfigError::ZeroConnectTimeout))),
+        boxed(Err(ConfigError::ZeroConnectTimeout)),
+        boxed(Err("a".parse::<NodeId>().unwrap_err())),
+        boxed(Err(ForgetError::Connected { node })),
+        boxed(Err(DiscoveryError::Io(std::io::Error::other("unreadable")))),
+        boxed(Err(SupervisorError::NotDistributed)),
+        boxed(Err(SupervisorInitError::InvalidSpec("no children".into()))),
+        boxed(Err(SupervisorError::Call(CallError::NoProc {
+            target: Target::Global {
+                name: "worker".into(),
+            },
+        }))),
+    ];
+    results.into_iter().map(Result::unwrap_err).collect()
+}
+
+#[test]
+fn errors_convert_with_the_question_mark_and_read_as_messages() {
+    for error in samples() {
+        let message = error.to_string();
+        let first = message.chars().next().unwrap();
+        assert!(!first.is_uppercase(), "{message:?} should start lowercase");
+        assert!(
+            !message.ends_with(['.', '!', '\n']),
+            "{message:?} should not end with punctuation"
+        );
+    }
+}
+
+#[test]
+fn value_types_are_comparable_hashable_and_printable() {
+    value::<Pid>();
+    value::<NodeId>();
+    value::<MonitorRef>();
+    value::<ExitReason>();
+    value::<Target>();
+    value::<BehaviorInfo>();
+    value::<ChildKey>();
+    value::<Strategy>();
+    value::<Restart>();
+    value::<Shutdown>();
+    value::<AutoShutdown>();
+    value::<ChildKind>();
+    value::<NodeStatus>();
+    display::<Pid>();
+    display::<NodeId>();
+    display::<MonitorRef>();
+    display::<ExitReason>();
+    display::<Target>();
+    display::<ChildKey>();
+}
