@@ -86,6 +86,7 @@ impl Bytes {
     /// # Panics
     ///
     /// If `range` is out of bounds, as slicing does.
+    #[must_use = "`slice` returns a view and leaves this buffer as it is"]
     pub fn slice(&self, range: Range<usize>) -> Bytes {
         let _ = &self[range.clone()];
         Bytes {

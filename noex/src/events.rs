@@ -231,6 +231,7 @@ pub type Events = Subscription<LifecycleEvent>;
 /// node.shutdown();
 /// ```
 #[derive(Debug)]
+#[must_use = "a subscription dropped unread loses its events: keep it and read it"]
 pub struct Subscription<T> {
     rx: Pin<Box<async_channel::Receiver<T>>>,
     missed: Arc<AtomicU64>,

@@ -23,6 +23,7 @@ use super::start_error::{ConfigError, StartError, MIN_FRAME_SIZE};
 /// # let _ = config;
 /// ```
 #[derive(Clone)]
+#[must_use = "a ClusterConfig does nothing until a node starts with it (Node::start)"]
 pub struct ClusterConfig {
     pub(crate) name: String,
     pub(crate) bind: SocketAddr,

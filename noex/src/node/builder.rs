@@ -8,6 +8,7 @@ use crate::behavior::RegistryError;
 
 /// Configures a [`Node`] before it starts.
 #[derive(Debug, Clone)]
+#[must_use = "a NodeBuilder does nothing until `build` or `try_build` is called"]
 pub struct NodeBuilder {
     name: String,
     threads: usize,

@@ -126,6 +126,7 @@ impl Node {
 impl Observer {
     /// How long to wait for another node's answers (default
     /// [`DEFAULT_OBSERVE_TIMEOUT`]).
+    #[must_use = "`timeout` returns the observer with the new timeout"]
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self

@@ -140,6 +140,7 @@ impl<R> ReplyTo<R> {
     /// count.send(42); // the caller receives Ok(42)
     /// # }
     /// ```
+    #[must_use = "the adapted ReplyTo answers the call: dropping it fails the call with NoReply"]
     pub fn adapt<U>(mut self, convert: impl FnOnce(U) -> R + Send + 'static) -> ReplyTo<U>
     where
         R: Send + 'static,

@@ -40,6 +40,7 @@ pub const DEFAULT_INIT_TIMEOUT: Duration = Duration::from_secs(5);
 /// # let _ = options;
 /// ```
 #[derive(Debug, Clone)]
+#[must_use = "SpawnOptions do nothing until a spawn takes them (`spawn_with` and its kin)"]
 pub struct SpawnOptions {
     pub(crate) name: Option<String>,
     pub(crate) global_name: Option<String>,

@@ -22,6 +22,7 @@ use crate::timer::scaled;
 /// # let _ = (fixed, growing);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[must_use = "a Backoff does nothing until a ChildSpec or ChildTemplate takes it"]
 pub struct Backoff {
     min: Duration,
     max: Duration,

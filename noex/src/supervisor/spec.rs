@@ -154,6 +154,7 @@ fn place_error(error: RemoteSpawnError) -> PlaceError {
 /// assert_eq!(spec.id(), "cache");
 /// ```
 #[derive(Clone)]
+#[must_use = "a ChildSpec does nothing until a supervisor takes it (SupervisorSpec::child, start_child)"]
 pub struct ChildSpec {
     pub(crate) id: String,
     pub(crate) start: StartFn,
@@ -418,6 +419,7 @@ pub(crate) type Instantiate = Arc<
 /// # let _ = template;
 /// ```
 #[derive(Clone)]
+#[must_use = "a ChildTemplate does nothing until a supervisor takes it (SupervisorSpec::simple_one_for_one)"]
 pub struct ChildTemplate {
     pub(crate) id: String,
     pub(crate) behavior: TypeId,
@@ -498,6 +500,7 @@ pub const DEFAULT_RESTART_WINDOW: Duration = Duration::from_secs(5);
 /// # let _ = spec;
 /// ```
 #[derive(Debug, Clone)]
+#[must_use = "a SupervisorSpec does nothing until a supervisor is spawned with it"]
 pub struct SupervisorSpec {
     pub(crate) strategy: Strategy,
     pub(crate) max_restarts: u32,

@@ -75,6 +75,7 @@ impl Discovery for StaticSeeds {
 /// assert!(DnsSeeds::new("noex.default.svc.cluster.local").is_err()); // no port
 /// ```
 #[derive(Debug, Clone)]
+#[must_use = "a DnsSeeds does nothing until a ClusterConfig takes it (ClusterConfig::discovery)"]
 pub struct DnsSeeds {
     name: String,
     interval: Duration,
