@@ -133,6 +133,10 @@ fn samples() -> Vec<Box<dyn Error + Send + Sync>> {
         boxed(Err("a".parse::<NodeId>().unwrap_err())),
         boxed(Err(ForgetError::Connected { node })),
         boxed(Err(DiscoveryError::Io(std::io::Error::other("unreadable")))),
+        boxed(Err(DiscoveryError::Resolve {
+            name: "seeds:4000".into(),
+            error: std::io::Error::other("no such host"),
+        })),
         boxed(Err(SupervisorError::NotDistributed)),
         boxed(Err(SupervisorInitError::InvalidSpec("no children".into()))),
         boxed(Err(SupervisorError::Call(CallError::NoProc {
@@ -154,6 +158,23 @@ fn errors_convert_with_the_question_mark_and_read_as_messages() {
             !message.ends_with(['.', '!', '\n']),
             "{message:?} should not end with punctuation"
         );
+    }
+}
+
+/// An error tells its cause once: in its message, or as its `source()`, not both (a report
+/// such as `anyhow`'s `{:?}` prints the message, then each source).
+#[test]
+fn no_error_repeats_its_source_in_its_message() {
+    for error in samples() {
+        let mut error: &(dyn Error + 'static) = &*error;
+        while let Some(source) = error.source() {
+            let (message, cause) = (error.to_string(), source.to_string());
+            assert!(
+                !message.contains(&cause),
+                "{message:?} repeats its source {cause:?}"
+            );
+            error = source;
+        }
     }
 }
 

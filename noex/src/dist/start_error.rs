@@ -32,7 +32,7 @@ pub enum StartError {
     NodeId(#[from] NodeIdError),
     /// The settings contradict each other, or cannot give the node an id.
     #[error("invalid cluster configuration: {0}")]
-    Config(#[from] ConfigError),
+    Config(ConfigError),
     /// The behaviours could not be registered (two share a name).
     #[error(transparent)]
     Behaviors(#[from] crate::behavior::RegistryError),
@@ -59,6 +59,14 @@ pub enum StartError {
         /// Why.
         error: String,
     },
+}
+
+// Not `#[from]`, which would make the `ConfigError` the `source()` too: its message is
+// already this error's, and a report (`anyhow`'s `{:?}`) would print it twice.
+impl From<ConfigError> for StartError {
+    fn from(error: ConfigError) -> Self {
+        StartError::Config(error)
+    }
 }
 
 /// Settings of a [`ClusterConfig`](crate::ClusterConfig) that contradict each other, or

@@ -171,8 +171,7 @@ pub enum DiscoveryError {
     Resolve {
         /// The name, `host:port`.
         name: String,
-        /// Why.
-        #[source]
+        /// Why (already in this error's message, so not its `source()`).
         error: std::io::Error,
     },
     /// Reading the addresses failed (a file, a socket).
