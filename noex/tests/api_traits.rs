@@ -70,6 +70,17 @@ fn handles_are_send_sync_and_static() {
     send_sync::<SpawnOptions>();
     send_sync::<noex::ChildSpec>();
     send_sync::<noex::SupervisorSpec>();
+    send_sync::<noex::supervisor::ChildTemplate>();
+    send_sync::<noex::supervisor::Backoff>();
+    send_sync::<noex::NodeSelector>();
+    send_sync::<noex::StaticSeeds>();
+    send_sync::<noex::DnsSeeds>();
+    send_sync::<noex::Bytes>();
+    send_sync::<noex::LifecycleEvent>();
+    send_sync::<noex::ClusterEvent>();
+    send_sync::<noex::GlobalEvent>();
+    send_sync::<noex::GroupEvent>();
+    send_sync::<noex::ProcessInfo>();
     handles_of::<Idle>();
 }
 
@@ -176,6 +187,39 @@ fn no_error_repeats_its_source_in_its_message() {
             error = source;
         }
     }
+}
+
+/// A behaviour whose messages can cross nodes, for `named_on`.
+#[noex::behavior]
+pub struct Remote;
+
+#[noex::behavior]
+impl Remote {
+    #[init]
+    fn init() -> Self {
+        Remote
+    }
+}
+
+/// A `NamedRef`'s `Debug` tells where its name is registered: refs of one name on this
+/// node, on another and in the global registry reach different processes.
+#[test]
+fn named_refs_print_where_their_name_is() {
+    let node = Node::new();
+    let other: NodeId = "b@10.0.0.2:4000".parse().unwrap();
+    assert_eq!(
+        format!("{:?}", node.named::<Remote>("cache")),
+        r#"NamedRef("cache")"#
+    );
+    assert_eq!(
+        format!("{:?}", node.named_on::<Remote>("cache", &other)),
+        r#"NamedRef("cache", on b@10.0.0.2:4000)"#
+    );
+    assert_eq!(
+        format!("{:?}", node.named_global::<Remote>("cache")),
+        r#"NamedRef("cache", global)"#
+    );
+    node.shutdown();
 }
 
 #[test]

@@ -66,6 +66,11 @@ pub(crate) struct RemoteTarget<B: GenServer> {
 }
 
 impl<B: GenServer> RemoteTarget<B> {
+    /// The node it is on, `name@host:port`.
+    pub(crate) fn node(&self) -> &str {
+        &self.node
+    }
+
     pub(crate) fn by_pid(pid: &Pid, cluster: Weak<Cluster>, codec: Codec<B>) -> Self {
         RemoteTarget {
             node: pid.node_arc(),

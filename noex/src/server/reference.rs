@@ -396,9 +396,22 @@ impl<B: GenServer> Clone for NamedRef<B> {
     }
 }
 
+/// The name, and where it is registered when not on this node: `NamedRef("cache")`,
+/// `NamedRef("cache", on b@10.0.0.2:4000)`, `NamedRef("cache", global)`.
 impl<B: GenServer> fmt::Debug for NamedRef<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("NamedRef").field(&self.name).finish()
+        let mut named = f.debug_tuple("NamedRef");
+        named.field(&self.name);
+        match &self.scope {
+            Scope::Local => {}
+            Scope::Node(target) => {
+                named.field(&format_args!("on {}", target.node()));
+            }
+            Scope::Global => {
+                named.field(&format_args!("global"));
+            }
+        }
+        named.finish()
     }
 }
 
