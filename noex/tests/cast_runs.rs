@@ -84,11 +84,19 @@ async fn logs(node: &Node, count: usize) -> Vec<ServerRef<Log>> {
 
 /// What `log` has recorded, once it has recorded `len` numbers.
 async fn recorded(log: &ServerRef<Log>, len: usize) -> Vec<i64> {
+    at_least(len, || log.call(())).await
+}
+
+/// What `ask` answers, once it answers at least `len` things (the process running on).
+async fn at_least<T, F>(len: usize, ask: impl Fn() -> F) -> Vec<T>
+where
+    F: std::future::Future<Output = Result<Vec<T>, noex::CallError>>,
+{
     within("the messages to be handled", async {
         loop {
-            let recorded = log.call(()).await.unwrap();
-            if recorded.len() >= len {
-                return recorded;
+            let answer = ask().await.expect("the process runs on");
+            if answer.len() >= len {
+                return answer;
             }
             smol::future::yield_now().await;
         }
@@ -320,16 +328,7 @@ fn a_long_run_to_a_behavior_is_handled_in_order_and_an_undecodable_cast_dropped_
         }
         raw.send_bytes(&bytes).await;
         let expected: Vec<i64> = (1..=40).filter(|n| n % 13 != 0).collect();
-        let notes = within("the casts to be handled", async {
-            loop {
-                let notes = log.notes().await.unwrap();
-                if notes.len() >= expected.len() {
-                    return notes;
-                }
-                smol::future::yield_now().await;
-            }
-        })
-        .await;
+        let notes = at_least(expected.len(), || log.notes()).await;
         assert_eq!(notes, expected);
         all_taken_and_connected(&node, log.pid()).await;
         node.shutdown();
@@ -431,16 +430,7 @@ fn a_cast_whose_decoding_panics_in_a_long_run_is_dropped_alone() {
             .collect();
         raw.send_bytes(&bytes).await;
         let expected: Vec<u8> = (1..=40).filter(|n| n % 13 != 0).collect();
-        let notes = within("the casts to be handled", async {
-            loop {
-                let notes = log.notes().await.expect("the process runs on");
-                if notes.len() >= expected.len() {
-                    return notes;
-                }
-                smol::future::yield_now().await;
-            }
-        })
-        .await;
+        let notes = at_least(expected.len(), || log.notes()).await;
         assert_eq!(notes, expected);
         all_taken_and_connected(&node, log.pid()).await;
         node.shutdown();

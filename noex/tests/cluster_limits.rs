@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::raw::{identity, proof, Raw, Refusal, Wire, MAX_MESSAGE, PROTOCOL_VERSION};
+use common::raw::{Raw, Refusal, Wire, PROTOCOL_VERSION};
 use common::{cluster_config, eventually, run_blocking, wait_connected, within};
 use noex::{
     behavior, CallError, ClusterEvent, ClusterEvents, Info, Node, NodeId, RemoteSpawnError,
@@ -140,27 +140,11 @@ fn a_limit_changed_on_the_way_fails_the_proofs() {
         if let Wire::Hello { max_message, .. } = &mut hello {
             *max_message = 1024;
         }
-        raw.send(&hello).await;
-        let Some(Wire::Challenge {
-            nonce,
-            incarnation,
-            hidden,
-            max_message,
-            ..
-        }) = raw.receive().await
-        else {
-            panic!("expected a challenge");
+        let answer = raw.handshake_sent(&node, b"test secret", hello).await;
+        let refused = Wire::Refused {
+            reason: Refusal::Authentication,
         };
-        let them = identity(&id(&node).to_string(), incarnation, hidden, max_message);
-        let me = identity(&raw.name, 7, false, MAX_MESSAGE);
-        let mine = proof(b"test secret", b"proof", &nonce, &them, &me);
-        raw.send(&Wire::Proof { proof: mine }).await;
-        assert_eq!(
-            raw.receive().await,
-            Some(Wire::Refused {
-                reason: Refusal::Authentication
-            })
-        );
+        assert_eq!(answer, Some(refused));
         node.shutdown();
     });
 }

@@ -167,29 +167,39 @@ async fn seen(watcher: &ServerRef<Watcher>, count: usize) -> Vec<Seen> {
     .await
 }
 
+/// A process of node 1 monitored and linked from node 0; `end` ends node 1 one way or
+/// another, and the monitor and the link are to see `reason`.
+async fn watched_from_node_0_sees(
+    nodes: &mut Vec<Node>,
+    end: fn(&mut Vec<Node>),
+    reason: ExitReason,
+) {
+    let watching = watcher(&nodes[0]).await;
+    let linked = watcher(&nodes[0]).await;
+    let watched = target(&nodes[1]).await;
+    let pid = watched.pid().clone();
+    watching.monitor(pid.clone()).await.unwrap();
+    linked.link(pid.clone()).await.unwrap();
+    ties_in_place(&nodes[1], 1, 1).await;
+
+    end(nodes);
+    let down = Seen::Down {
+        pid: pid.clone(),
+        reason: reason.clone(),
+    };
+    assert_eq!(seen(&watching, 1).await, vec![down]);
+    assert_eq!(
+        seen(&linked, 1).await,
+        vec![Seen::Exit { from: pid, reason }]
+    );
+}
+
 #[test]
 fn a_monitor_and_a_link_of_another_node_see_shutdown_when_the_node_shuts_down() {
     run_blocking(async {
         let mut nodes = cluster(2).await;
-        let watching = watcher(&nodes[0]).await;
-        let linked = watcher(&nodes[0]).await;
-        let watched = target(&nodes[1]).await;
-        let pid = watched.pid().clone();
-        watching.monitor(pid.clone()).await.unwrap();
-        linked.link(pid.clone()).await.unwrap();
-        ties_in_place(&nodes[1], 1, 1).await;
-
-        nodes.pop().unwrap().shutdown();
-        let reason = ExitReason::Shutdown;
-        let down = Seen::Down {
-            pid: pid.clone(),
-            reason: reason.clone(),
-        };
-        assert_eq!(seen(&watching, 1).await, vec![down]);
-        assert_eq!(
-            seen(&linked, 1).await,
-            vec![Seen::Exit { from: pid, reason }]
-        );
+        let shut_down = |nodes: &mut Vec<Node>| nodes.pop().unwrap().shutdown();
+        watched_from_node_0_sees(&mut nodes, shut_down, ExitReason::Shutdown).await;
         shutdown_all(nodes);
     });
 }
@@ -197,26 +207,9 @@ fn a_monitor_and_a_link_of_another_node_see_shutdown_when_the_node_shuts_down() 
 #[test]
 fn a_node_lost_without_a_goodbye_still_shows_as_no_connection() {
     run_blocking(async {
-        let nodes = cluster(2).await;
-        let watching = watcher(&nodes[0]).await;
-        let linked = watcher(&nodes[0]).await;
-        let watched = target(&nodes[1]).await;
-        let pid = watched.pid().clone();
-        watching.monitor(pid.clone()).await.unwrap();
-        linked.link(pid.clone()).await.unwrap();
-        ties_in_place(&nodes[1], 1, 1).await;
-
-        isolate(&nodes, 1, true);
-        let reason = ExitReason::NoConnection;
-        let down = Seen::Down {
-            pid: pid.clone(),
-            reason: reason.clone(),
-        };
-        assert_eq!(seen(&watching, 1).await, vec![down]);
-        assert_eq!(
-            seen(&linked, 1).await,
-            vec![Seen::Exit { from: pid, reason }]
-        );
+        let mut nodes = cluster(2).await;
+        let cut = |nodes: &mut Vec<Node>| isolate(nodes, 1, true);
+        watched_from_node_0_sees(&mut nodes, cut, ExitReason::NoConnection).await;
         shutdown_all(nodes);
     });
 }
