@@ -33,6 +33,7 @@ use serde::{Deserialize, Serialize};
 /// assert_eq!(ExitReason::error("disk full").to_string(), "error: disk full");
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum ExitReason {
     /// The process finished its work. Never propagates through links.
     Normal,
