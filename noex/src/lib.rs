@@ -146,6 +146,12 @@ pub use supervisor::{
 
 pub use timer::TimerRef;
 
+/// The handle of a task started with [`Node::spawn_task`] (smol's task, re-exported so
+/// that its type can be named without depending on smol): await it for the task's output
+/// ([`fallible`](Task::fallible) where the node may shut down first), drop it to cancel
+/// the task, or [`detach`](Task::detach) it to let the task run on.
+pub use smol::Task;
+
 /// Writes a behaviour from a struct and one annotated `impl` block: the message types, the
 /// [`GenServer`] impl, and a client trait with one typed method per message.
 ///

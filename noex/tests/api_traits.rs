@@ -244,3 +244,12 @@ fn value_types_are_comparable_hashable_and_printable() {
     display::<Target>();
     display::<ChildKey>();
 }
+
+/// A task's handle is named through noex (`Node::spawn_task` returns it).
+#[test]
+fn a_task_handle_is_named_through_noex() {
+    let node = noex::Node::new();
+    let task: noex::Task<u8> = node.spawn_task(async { 7 });
+    assert_eq!(node.block_on(task), 7);
+    node.shutdown();
+}
