@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::{
-    eventually, isolate, run_blocking, shutdown_all, start_cluster, wait_connected, within,
+    eventually, isolate, run_blocking, shutdown_all, start_registered_cluster, wait_connected,
+    within,
 };
 use noex::supervisor::{ChildSpec, ChildTemplate, NodeSelector, Restart, Strategy, SupervisorSpec};
 use noex::{behavior, DistributedSupervisor, ExitReason, Node, NodeId, Pid, ServerRef, Supervisor};
@@ -33,14 +34,6 @@ impl Worker {
     fn crash(&self) {
         panic!("worker crashed on purpose");
     }
-}
-
-async fn cluster(n: usize) -> Vec<Node> {
-    let nodes = start_cluster(n).await;
-    for node in &nodes {
-        node.register_behaviors().unwrap();
-    }
-    nodes
 }
 
 fn id(node: &Node) -> NodeId {
@@ -99,7 +92,7 @@ fn workers_running(nodes: &[Node]) -> usize {
 #[test]
 fn children_are_placed_by_the_selector_and_reported_with_their_nodes() {
     run_blocking(async {
-        let nodes = cluster(3).await;
+        let nodes = start_registered_cluster(3).await;
         let ids: Vec<String> = nodes.iter().map(|n| id(n).to_string()).collect();
         let sup = supervise(
             &nodes[0],
@@ -153,7 +146,7 @@ fn children_are_placed_by_the_selector_and_reported_with_their_nodes() {
 #[test]
 fn least_loaded_evens_out_and_random_stays_in_the_cluster() {
     run_blocking(async {
-        let nodes = cluster(3).await;
+        let nodes = start_registered_cluster(3).await;
         let sup = supervise(
             &nodes[0],
             Strategy::OneForOne,
@@ -181,7 +174,7 @@ fn least_loaded_evens_out_and_random_stays_in_the_cluster() {
 #[test]
 fn a_child_that_crashes_is_restarted_where_the_selector_says() {
     run_blocking(async {
-        let nodes = cluster(2).await;
+        let nodes = start_registered_cluster(2).await;
         let sup = supervise(
             &nodes[0],
             Strategy::OneForOne,
@@ -215,7 +208,7 @@ fn a_child_that_crashes_is_restarted_where_the_selector_says() {
 #[test]
 fn the_children_of_a_lost_node_move_to_the_survivors_and_keep_their_global_names() {
     run_blocking(async {
-        let nodes = cluster(3).await;
+        let nodes = start_registered_cluster(3).await;
         let lost = id(&nodes[2]);
         let mut children = workers(4);
         children.push(
@@ -286,7 +279,7 @@ fn the_children_of_a_lost_node_move_to_the_survivors_and_keep_their_global_names
 #[test]
 fn a_supervisor_on_the_minority_side_holds_its_children_back_until_a_majority_returns() {
     run_blocking(async {
-        let nodes = cluster(3).await;
+        let nodes = start_registered_cluster(3).await;
         let ids: Vec<NodeId> = nodes.iter().map(id).collect();
         // The supervisor runs on n2, its children on n0 and n1.
         let selector = NodeSelector::custom({
@@ -336,7 +329,7 @@ fn a_supervisor_on_the_minority_side_holds_its_children_back_until_a_majority_re
 #[test]
 fn one_for_all_restarts_every_child_when_one_node_is_lost() {
     run_blocking(async {
-        let nodes = cluster(3).await;
+        let nodes = start_registered_cluster(3).await;
         let sup = supervise(
             &nodes[0],
             Strategy::OneForAll,
@@ -379,7 +372,7 @@ fn one_for_all_restarts_every_child_when_one_node_is_lost() {
 #[test]
 fn stopping_a_distributed_supervisor_stops_its_children_on_every_node() {
     run_blocking(async {
-        let nodes = cluster(3).await;
+        let nodes = start_registered_cluster(3).await;
         let sup = supervise(
             &nodes[0],
             Strategy::OneForOne,
@@ -404,7 +397,7 @@ fn stopping_a_distributed_supervisor_stops_its_children_on_every_node() {
 #[test]
 fn simple_one_for_one_and_by_name_children_are_placed_too() {
     run_blocking(async {
-        let nodes = cluster(2).await;
+        let nodes = start_registered_cluster(2).await;
         let template = ChildTemplate::worker::<Worker>("pool");
         let spec = SupervisorSpec::simple_one_for_one(template)
             .selector(NodeSelector::Specific(id(&nodes[1])));
@@ -451,7 +444,7 @@ fn simple_one_for_one_and_by_name_children_are_placed_too() {
 
 /// Three nodes, and on n0 a supervisor of one worker, running on n1.
 async fn one_worker_on_n1() -> (Vec<Node>, Vec<NodeId>, ServerRef<DistributedSupervisor>) {
-    let nodes = cluster(3).await;
+    let nodes = start_registered_cluster(3).await;
     let ids: Vec<NodeId> = nodes.iter().map(id).collect();
     let sup = supervise(
         &nodes[0],
@@ -609,7 +602,7 @@ fn a_distributed_supervisor_alone_retries_a_failed_restart() {
 fn members_that_joined_after_the_supervisor_started_count_toward_the_majority() {
     run_blocking(async {
         // The supervisor starts on n0 with n1 only, and places its child on n1.
-        let mut nodes = cluster(2).await;
+        let mut nodes = start_registered_cluster(2).await;
         let sup = supervise(
             &nodes[0],
             Strategy::OneForOne,

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{eventually, isolate, run_blocking, shutdown_all, start_cluster, within};
+use common::{eventually, isolate, run_blocking, shutdown_all, start_registered_cluster, within};
 use noex::supervisor::{ChildSpec, NodeSelector, Restart, Strategy, SupervisorSpec};
 use noex::{
     behavior, Ctx, DistributedSupervisor, ExitReason, Info, MonitorRef, Node, NodeId, NodeStatus,
@@ -126,14 +126,6 @@ fn id(node: &Node) -> NodeId {
     node.local_node_id().unwrap().clone()
 }
 
-async fn cluster(n: usize) -> Vec<Node> {
-    let nodes = start_cluster(n).await;
-    for node in &nodes {
-        node.register_behaviors().unwrap();
-    }
-    nodes
-}
-
 async fn watcher(node: &Node) -> ServerRef<Watcher> {
     node.spawn::<Watcher>(()).await.unwrap()
 }
@@ -197,7 +189,7 @@ async fn watched_from_node_0_sees(
 #[test]
 fn a_monitor_and_a_link_of_another_node_see_shutdown_when_the_node_shuts_down() {
     run_blocking(async {
-        let mut nodes = cluster(2).await;
+        let mut nodes = start_registered_cluster(2).await;
         let shut_down = |nodes: &mut Vec<Node>| nodes.pop().unwrap().shutdown();
         watched_from_node_0_sees(&mut nodes, shut_down, ExitReason::Shutdown).await;
         shutdown_all(nodes);
@@ -207,7 +199,7 @@ fn a_monitor_and_a_link_of_another_node_see_shutdown_when_the_node_shuts_down() 
 #[test]
 fn a_node_lost_without_a_goodbye_still_shows_as_no_connection() {
     run_blocking(async {
-        let mut nodes = cluster(2).await;
+        let mut nodes = start_registered_cluster(2).await;
         let cut = |nodes: &mut Vec<Node>| isolate(nodes, 1, true);
         watched_from_node_0_sees(&mut nodes, cut, ExitReason::NoConnection).await;
         shutdown_all(nodes);
@@ -217,7 +209,7 @@ fn a_node_lost_without_a_goodbye_still_shows_as_no_connection() {
 #[test]
 fn a_transient_child_on_a_node_that_leaves_moves_to_a_survivor() {
     run_blocking(async {
-        let mut nodes = cluster(3).await;
+        let mut nodes = start_registered_cluster(3).await;
         let leaving = id(&nodes[2]);
         let selector = NodeSelector::Specific(leaving.clone());
         let spec = SupervisorSpec::distributed(Strategy::OneForOne, selector)
@@ -253,7 +245,7 @@ fn a_transient_child_on_a_node_that_leaves_moves_to_a_survivor() {
 #[test]
 fn a_leaving_node_shows_as_leaving_and_takes_no_new_children() {
     run_blocking(async {
-        let mut nodes = cluster(3).await;
+        let mut nodes = start_registered_cluster(3).await;
         let leaving = id(&nodes[2]);
         let lingering = nodes[2].spawn::<Lingering>(true).await.unwrap();
         let watching = watcher(&nodes[0]).await;
@@ -312,7 +304,7 @@ fn a_leaving_node_shows_as_leaving_and_takes_no_new_children() {
 #[test]
 fn a_call_under_way_when_its_node_shuts_down_is_answered() {
     run_blocking(async {
-        let mut nodes = cluster(2).await;
+        let mut nodes = start_registered_cluster(2).await;
         let leaving = id(&nodes[1]);
         let pid = nodes[1].spawn::<Slow>(()).await.unwrap().pid().clone();
         let slow = nodes[0].server_ref::<Slow>(&pid).unwrap();

@@ -5,7 +5,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{cluster_config, eventually, run_blocking, shutdown_all, start_cluster, within};
+use common::{
+    cluster_config, eventually, run_blocking, shutdown_all, start_registered_cluster, within,
+};
 use noex::{
     behavior, Ctx, ExitReason, Info, MonitorRef, Node, NodeId, Pid, RemoteSpawnError, ServerRef,
     SpawnOptions,
@@ -210,15 +212,6 @@ fn id(node: &Node) -> NodeId {
     node.local_node_id().unwrap().clone()
 }
 
-/// A cluster of `n` nodes that all registered their behaviours before listening.
-async fn cluster(n: usize) -> Vec<Node> {
-    let nodes = start_cluster(n).await;
-    for node in &nodes {
-        node.register_behaviors().unwrap();
-    }
-    nodes
-}
-
 /// Waits until `node` runs exactly `count` processes.
 async fn runs(node: &Node, count: usize) {
     eventually("the processes to be as expected", || {
@@ -230,7 +223,7 @@ async fn runs(node: &Node, count: usize) {
 #[test]
 fn a_typed_remote_spawn_returns_a_reference_usable_at_once() {
     run_blocking(async {
-        let nodes = cluster(2).await;
+        let nodes = start_registered_cluster(2).await;
         let (a, b) = (&nodes[0], &nodes[1]);
         let worker = a.spawn_on::<Worker>(&id(b), Start::Fine).await.unwrap();
         assert_eq!(worker.pid().node(), id(b).as_str());
@@ -250,7 +243,7 @@ fn a_typed_remote_spawn_returns_a_reference_usable_at_once() {
 #[test]
 fn a_remote_spawn_with_a_name_is_found_from_a_third_node() {
     run_blocking(async {
-        let nodes = cluster(3).await;
+        let nodes = start_registered_cluster(3).await;
         let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
         let options = SpawnOptions::new().name("the-worker");
         let worker = a
@@ -281,7 +274,7 @@ fn a_remote_spawn_with_a_name_is_found_from_a_third_node() {
 #[test]
 fn every_failed_remote_spawn_says_why_and_leaves_nothing_behind() {
     run_blocking(async {
-        let nodes = cluster(2).await;
+        let nodes = start_registered_cluster(2).await;
         let (a, b) = (&nodes[0], &nodes[1]);
         let node = id(b);
         let spawn = |start: Start| a.spawn_on::<Worker>(&node, start);
@@ -373,7 +366,7 @@ async fn spawn_on_stranger(a: &Node, stranger: &NodeId) -> Result<(), RemoteSpaw
 #[test]
 fn a_spawn_its_caller_gives_up_leaves_no_process_behind() {
     run_blocking(async {
-        let nodes = cluster(2).await;
+        let nodes = start_registered_cluster(2).await;
         let (a, b) = (&nodes[0], &nodes[1]);
         let target = id(b);
         let mut spawn = Box::pin(a.spawn_on::<Worker>(&target, Start::Slow(200)));
@@ -389,7 +382,7 @@ fn a_spawn_its_caller_gives_up_leaves_no_process_behind() {
 #[test]
 fn a_spawn_whose_connection_is_lost_once_asked_says_so_and_leaves_no_process_behind() {
     run_blocking(async {
-        let nodes = cluster(2).await;
+        let nodes = start_registered_cluster(2).await;
         let (a, b) = (&nodes[0], &nodes[1]);
         let target = id(b);
         let spawn = a.spawn_on::<Worker>(&target, Start::Slow(1_000));
@@ -415,7 +408,7 @@ fn a_spawn_whose_connection_is_lost_once_asked_says_so_and_leaves_no_process_beh
 #[test]
 fn a_spawn_given_up_after_its_reply_was_read_leaves_no_process_and_no_link() {
     run_blocking(async {
-        let nodes = cluster(2).await;
+        let nodes = start_registered_cluster(2).await;
         let (a, b) = (&nodes[0], &nodes[1]);
         let (tx, seen) = async_channel::unbounded();
         let parent = a.spawn::<Parent>(tx).await.unwrap();
@@ -455,7 +448,7 @@ fn a_spawn_given_up_after_its_reply_was_read_leaves_no_process_and_no_link() {
 #[test]
 fn a_process_spawns_linked_and_monitored_workers_on_another_node() {
     run_blocking(async {
-        let nodes = cluster(2).await;
+        let nodes = start_registered_cluster(2).await;
         let (a, b) = (&nodes[0], &nodes[1]);
         let (tx, seen) = async_channel::unbounded();
         let parent = a.spawn::<Parent>(tx).await.unwrap();
@@ -531,7 +524,7 @@ fn a_process_spawns_linked_and_monitored_workers_on_another_node() {
 #[test]
 fn a_linked_child_is_spawned_on_another_node_under_a_name() {
     run_blocking(async {
-        let nodes = cluster(2).await;
+        let nodes = start_registered_cluster(2).await;
         let (a, b) = (&nodes[0], &nodes[1]);
         let (tx, seen) = async_channel::unbounded();
         let parent = a.spawn::<Parent>(tx).await.unwrap();
@@ -559,7 +552,7 @@ fn a_linked_child_is_spawned_on_another_node_under_a_name() {
 #[test]
 fn a_monitored_child_is_spawned_under_a_name_on_another_node_or_this_one() {
     run_blocking(async {
-        let nodes = cluster(2).await;
+        let nodes = start_registered_cluster(2).await;
         let (a, b) = (&nodes[0], &nodes[1]);
         let (tx, seen) = async_channel::unbounded();
         let parent = a.spawn::<Parent>(tx).await.unwrap();
@@ -581,7 +574,7 @@ fn a_monitored_child_is_spawned_under_a_name_on_another_node_or_this_one() {
 #[test]
 fn a_hand_written_gen_server_is_spawned_and_called_across_nodes() {
     run_blocking(async {
-        let nodes = cluster(2).await;
+        let nodes = start_registered_cluster(2).await;
         let (a, b) = (&nodes[0], &nodes[1]);
         let counter = a.spawn_on::<HandCounter>(&id(b), 40).await.unwrap();
         counter.cast(HandCast::Add(2)).unwrap();
@@ -621,7 +614,7 @@ async fn trapping_child(a: &Node, b: &Node) -> (ServerRef<Parent>, ServerRef<Wor
 #[test]
 fn a_trapping_child_spawned_from_another_node_ends_with_its_parent() {
     run_blocking(async {
-        let nodes = cluster(2).await;
+        let nodes = start_registered_cluster(2).await;
         let (a, b) = (&nodes[0], &nodes[1]);
         let (parent, child) = trapping_child(a, b).await;
         let info = b.process_info(child.pid()).unwrap();
@@ -639,7 +632,7 @@ fn a_trapping_child_spawned_from_another_node_ends_with_its_parent() {
 #[test]
 fn a_trapping_child_cut_off_from_its_parent_ends_at_once_even_in_a_long_handler() {
     run_blocking(async {
-        let nodes = cluster(2).await;
+        let nodes = start_registered_cluster(2).await;
         let (a, b) = (&nodes[0], &nodes[1]);
         let (_parent, child) = trapping_child(a, b).await;
         // Busy for a minute on b.

@@ -462,6 +462,16 @@ pub fn cluster_config(name: &str) -> noex::ClusterConfig {
         .threads(2)
 }
 
+/// [`start_cluster`], then every node registers the program's behaviours (for spawns by
+/// name).
+pub async fn start_registered_cluster(n: usize) -> Vec<Node> {
+    let nodes = start_cluster(n).await;
+    for node in &nodes {
+        node.register_behaviors().unwrap();
+    }
+    nodes
+}
+
 /// Starts `n` nodes, each seeded with the first, and waits until all see each other.
 pub async fn start_cluster(n: usize) -> Vec<Node> {
     let first = Node::start(cluster_config("n0"))
