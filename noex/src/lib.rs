@@ -140,8 +140,8 @@ pub use server::reference::DEFAULT_CALL_TIMEOUT;
 pub use server::spawn::{DEFAULT_INIT_TIMEOUT, DEFAULT_SPAWN_TIMEOUT};
 pub use server::{Ctx, GenServer, Info, NamedRef, ReplyTo, ServerRef, SpawnOptions};
 pub use supervisor::{
-    ChildSpec, DistributedSupervisor, NodeSelector, Restart, Shutdown, Strategy, Supervisor,
-    SupervisorSpec,
+    ChildSpec, DistributedSupervisor, NodeSelector, Restart, Shutdown, Singleton, SingletonSpec,
+    Strategy, Supervisor, SupervisorSpec,
 };
 
 pub use timer::TimerRef;

@@ -27,15 +27,9 @@ pub(super) enum Held {
 }
 
 /// How long a distributed supervisor waits before moving a child lost with its node: the
-/// child's node may notice the loss up to about three heartbeat intervals after this one
-/// (each side hears from the other at least every other interval, and checks once an
-/// interval), and the child must have ended there first (see `placement`).
+/// child must have ended there first (see `placement`).
 pub(super) fn migration_delay(ctx: &Ctx<Supervisor>) -> Duration {
-    let interval = ctx
-        .node_inner()
-        .and_then(|node| node.cluster.get().map(|c| c.config.heartbeat_interval))
-        .unwrap_or_default();
-    MAJORITY_RETRY.saturating_add(interval.saturating_mul(3))
+    super::placement::loss_delay(&ctx.node())
 }
 
 impl Supervisor {

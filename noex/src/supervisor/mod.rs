@@ -96,6 +96,7 @@ pub mod placement;
 mod requests;
 mod restart;
 mod shutdown;
+pub mod singleton;
 mod spec;
 mod validate;
 
@@ -114,6 +115,9 @@ pub use client::{ChildCounts, ChildInfo, ChildKey, SupervisorError};
 pub use client::{Request, Response};
 pub use placement::{
     Choose, DistributedSupervisor, DistributionStats, NodeSelector, MAJORITY_RETRY,
+};
+pub use singleton::{
+    Singleton, SingletonInitError, SingletonRequest, SingletonSpec, SingletonState,
 };
 pub use spec::{
     AutoShutdown, ChildKind, ChildSpec, ChildTemplate, Restart, Shutdown, Strategy, SupervisorSpec,

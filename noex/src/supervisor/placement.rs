@@ -23,6 +23,16 @@
 //! restart that fails (no node can take the child, say) is tried again every
 //! `MAJORITY_RETRY`, each attempt counting toward the intensity.
 //!
+//! # When the supervisor's node goes down
+//!
+//! Its children end where they run (rule 2 below), and nothing starts them again: run the
+//! supervisor as a [`Singleton`](super::Singleton) — a manager on every node that may host
+//! it — and another node starts the supervisor again, which starts its children again.
+//! A supervisor's requests ([`which_children`](crate::ServerRef::which_children),
+//! [`start_child`]...) do not cross nodes (a [`ChildSpec`](super::ChildSpec) holds
+//! functions): ask them on the node where it runs
+//! ([`Node::lookup_global`](crate::Node::lookup_global) there).
+//!
 //! # When a node leaves
 //!
 //! A node that shuts down ([`Node::shutdown`](crate::Node::shutdown)) first tells its
@@ -149,6 +159,39 @@ pub type DistributedSupervisor = super::Supervisor;
 /// majority, to start the children it holds back.
 pub const MAJORITY_RETRY: Duration = Duration::from_millis(250);
 
+/// `true` while `node` sees a strict majority of the known members of its cluster: itself
+/// and the connected nodes but those leaving, out of every node it has been connected to
+/// since it started (itself included) but those that left with a goodbye or were
+/// forgotten. A node alone (not clustered) is all of its cluster.
+pub(crate) fn sees_majority(node: &Node) -> bool {
+    if node.local_node_id().is_none() {
+        return true;
+    }
+    let connected = node.connected_nodes();
+    let seen = 1 + connected
+        .iter()
+        .filter(|info| info.status != NodeStatus::Leaving)
+        .count();
+    // `known_members` leaves this node out (it includes those connected now).
+    2 * seen > node.known_members() + 1
+}
+
+/// How long after this node saw another node lost the processes there may still run,
+/// unseen: the other node notices the loss up to about three heartbeat intervals later
+/// (each side hears from the other at least every other interval, and checks once an
+/// interval), and what it stops on noticing — a child cut off from its supervisor, a
+/// [`Singleton`](super::Singleton) on the minority side — has ended by then, with
+/// [`MAJORITY_RETRY`] to spare for a periodic check. Zero for a node alone.
+pub(crate) fn loss_delay(node: &Node) -> Duration {
+    let interval = node
+        .inner
+        .cluster
+        .get()
+        .map(|c| c.config.heartbeat_interval)
+        .unwrap_or_default();
+    MAJORITY_RETRY.saturating_add(interval.saturating_mul(3))
+}
+
 /// Where a distributed supervisor starts a child, among this node and the connected ones.
 #[derive(Clone)]
 #[non_exhaustive]
@@ -246,13 +289,7 @@ impl Placement {
 
     /// `true` while this node sees a strict majority of the known members.
     pub(crate) fn sees_majority(&mut self, node: &Node) -> bool {
-        if node.local_node_id().is_none() {
-            // A node alone (not clustered) is all of its cluster.
-            return true;
-        }
-        let seen = self.candidates(node).len();
-        // The node's known members, itself included (they include those connected now).
-        2 * seen > node.known_members() + 1
+        sees_majority(node)
     }
 
     /// Picks the node for the next child: `load` holds this supervisor's children per

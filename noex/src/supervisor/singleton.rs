@@ -1,0 +1,433 @@
+//! One process in the whole cluster, started again on another node when its node is lost:
+//! a cluster singleton (Akka's `ClusterSingletonManager`, Erlang's distributed
+//! applications' failover).
+//!
+//! Start a [`Singleton`] manager on every node that may run the process, with the same
+//! name: the managers agree, through the [global registry](crate::global), on one of them
+//! to run it, registered under that global name — call it from anywhere with
+//! [`Node::named_global`](crate::Node::named_global). When its node is lost, another
+//! manager starts it again; when it ends (it crashed, or its node shut down), one starts
+//! it again at once — after a growing [`Backoff`] when it failed.
+//!
+//! A [`DistributedSupervisor`](crate::DistributedSupervisor) run as a singleton removes
+//! the supervisor's node as a single point of failure: should that node die, the
+//! supervisor starts again on another node and starts its children again (those that ran
+//! on surviving nodes end when they lose their supervisor, see
+//! [`placement`](super::placement)).
+//!
+//! # At most one, also under partitions
+//!
+//! The rules are those of the distributed supervisor:
+//!
+//! 1. **Only a manager whose node sees a strict majority of the cluster's known members
+//!    starts the singleton** — and, after the node that ran it was lost, only once the
+//!    loss delay has passed ([`MAJORITY_RETRY`] plus three heartbeat intervals): by then
+//!    the lost node has noticed the loss too, and applied rule 2.
+//! 2. **A singleton whose node no longer sees a majority is killed** (with
+//!    [`ExitReason::Killed`]: `terminate` does not run, as for a child cut off from its
+//!    supervisor; what it linked to itself gets the exit signal). Its manager looks every
+//!    [`MAJORITY_RETRY`].
+//!
+//! The global name is the arbiter between managers that try at the same moment: the
+//! singleton's process is registered before its `init` runs, so a manager that loses the
+//! race starts nothing. A manager that starts where a majority of the known members is
+//! not connected (it may have missed a loss) first waits the loss delay.
+//!
+//! With an even split neither side has a majority, and the singleton runs nowhere until
+//! the partition heals. A cluster of two nodes therefore loses its singleton with either
+//! node, unless the lost node is forgotten ([`Node::forget_node`](crate::Node::forget_node));
+//! run three or more. Every node must use the same heartbeat settings. What runs on the
+//! minority side after its singleton was killed (the `terminate` of processes it linked
+//! to itself, say) is not bounded by these rules: keep it short.
+//!
+//! A node alone (not clustered) is its own majority: the singleton runs there.
+//!
+//! ```
+//! use noex::supervisor::{Singleton, SingletonSpec, SingletonState};
+//! use noex::{behavior, Node};
+//!
+//! #[behavior]
+//! pub struct Scheduler {
+//!     ticks: u64,
+//! }
+//!
+//! #[behavior]
+//! impl Scheduler {
+//!     #[init]
+//!     fn init(start: u64) -> Self {
+//!         Scheduler { ticks: start }
+//!     }
+//!
+//!     #[call]
+//!     fn ticks(&self) -> u64 {
+//!         self.ticks
+//!     }
+//! }
+//!
+//! let node = Node::new();
+//! node.block_on(async {
+//!     // On every node that may run it, the same name.
+//!     let manager = node
+//!         .spawn::<Singleton<Scheduler>>(SingletonSpec::new("scheduler", 7))
+//!         .await
+//!         .unwrap();
+//!     // A node alone runs it at once.
+//!     let Some(pid) = manager.where_running().await.unwrap() else {
+//!         unreachable!("a node alone runs its singleton")
+//!     };
+//!     assert!(matches!(manager.state().await.unwrap(), SingletonState::Here(_)));
+//!     // Reach it wherever it runs by its global name.
+//!     let scheduler = node.named_global::<Scheduler>("scheduler");
+//!     assert_eq!(scheduler.ticks().await.unwrap(), 7);
+//!     assert_eq!(node.whereis_global("scheduler"), Some(pid));
+//! });
+//! node.shutdown();
+//! ```
+
+use std::convert::Infallible;
+use std::fmt;
+use std::marker::PhantomData;
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+
+use super::backoff::Backoff;
+use super::placement::{loss_delay, sees_majority, MAJORITY_RETRY};
+use crate::error::CallError;
+use crate::server::{Ctx, GenServer, Info, ReplyTo, ServerRef, SpawnOptions};
+use crate::{ExitReason, MonitorRef, Pid, SpawnError, TimerRef, MAX_NAME_LEN};
+
+/// What a [`Singleton`] manager is started with: the global name of the singleton and the
+/// arguments of its `init` (each start takes a clone).
+#[must_use = "a SingletonSpec does nothing until a Singleton manager is spawned with it"]
+pub struct SingletonSpec<B: GenServer> {
+    name: String,
+    args: B::Args,
+    backoff: Backoff,
+    init_timeout: Option<Duration>,
+}
+
+impl<B: GenServer> SingletonSpec<B>
+where
+    B::Args: Clone,
+{
+    /// The singleton registered as the global `name`, started with a clone of `args`;
+    /// a restart after a failure waits 100 ms, doubling up to 5 s, and `init` may take
+    /// [`DEFAULT_INIT_TIMEOUT`](crate::DEFAULT_INIT_TIMEOUT).
+    pub fn new(name: impl Into<String>, args: B::Args) -> Self {
+        SingletonSpec {
+            name: name.into(),
+            args,
+            backoff: Backoff::exponential(Duration::from_millis(100), Duration::from_secs(5)),
+            init_timeout: Some(crate::DEFAULT_INIT_TIMEOUT),
+        }
+    }
+
+    /// How long this manager waits before it tries to start the singleton again, after the
+    /// one it started failed (ended with another reason than `Normal` or `Shutdown`) or
+    /// could not start.
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// How long the singleton's `init` may take; `None` waits however long it takes (a
+    /// supervisor's `init` starts its children: give it `None`, as
+    /// [`ChildSpec::supervisor`](super::ChildSpec::supervisor) does).
+    pub fn init_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.init_timeout = timeout.into();
+        self
+    }
+
+    /// The singleton's global name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl<B: GenServer> Clone for SingletonSpec<B>
+where
+    B::Args: Clone,
+{
+    fn clone(&self) -> Self {
+        SingletonSpec {
+            name: self.name.clone(),
+            args: self.args.clone(),
+            backoff: self.backoff,
+            init_timeout: self.init_timeout,
+        }
+    }
+}
+
+impl<B: GenServer> fmt::Debug for SingletonSpec<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SingletonSpec")
+            .field("name", &self.name)
+            .field("behavior", &std::any::type_name::<B>())
+            .field("backoff", &self.backoff)
+            .field("init_timeout", &self.init_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a singleton runs, as its manager on this node sees it
+/// ([`ServerRef::state`](ServerRef::state)).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SingletonState {
+    /// This manager started it; it runs on this node.
+    Here(Pid),
+    /// It runs elsewhere: this node's replica of the global registry has it under its name.
+    Elsewhere(Pid),
+    /// It runs nowhere this node knows of, and this node does not see a majority of the
+    /// cluster: this manager starts nothing until it does.
+    NoMajority,
+    /// It runs nowhere this node knows of: this manager starts it once the loss delay
+    /// (after its node was lost) or its backoff (after a failure) is over, unless another
+    /// does first.
+    Waiting,
+}
+
+/// Why a [`Singleton`] manager could not start.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Error)]
+#[non_exhaustive]
+pub enum SingletonInitError {
+    /// The name is longer than [`MAX_NAME_LEN`].
+    #[error("the singleton name is {len} bytes long, over the {max} bytes of a global name")]
+    NameTooLong {
+        /// The name's length in bytes.
+        len: usize,
+        /// [`MAX_NAME_LEN`].
+        max: usize,
+    },
+    /// The node is hidden: it cannot register global names, so it cannot run a singleton.
+    #[error("a hidden node cannot run a singleton")]
+    HiddenNode,
+}
+
+/// The `Call` type of [`Singleton`]: ask with [`ServerRef::state`](ServerRef::state).
+#[derive(Debug)]
+pub struct SingletonRequest(());
+
+/// The manager of a cluster singleton of behaviour `B` (see the [module docs](self)): spawn
+/// one on every node that may run it, with the same [`SingletonSpec`], as you spawn any
+/// process (also as a supervisor's child, [`ChildSpec::worker`](super::ChildSpec::worker)).
+///
+/// The singleton is linked to the manager that started it: stopping that manager stops
+/// it (then another manager starts it again), and the manager starts it again when it
+/// ends. Reach the singleton by its global name
+/// ([`Node::named_global`](crate::Node::named_global)); calls made while it moves fail
+/// with [`CallError::NoProc`] or [`CallError::NoConnection`], as calls to any process that
+/// ended do.
+pub struct Singleton<B: GenServer> {
+    name: String,
+    args: B::Args,
+    backoff: Backoff,
+    init_timeout: Option<Duration>,
+    /// The singleton, when this manager runs it, and when it started.
+    running: Option<(Pid, Instant)>,
+    /// The singleton run by another manager (the global name's holder), monitored.
+    holder: Option<(Pid, MonitorRef)>,
+    /// No start before this instant: the loss delay after a loss, or the backoff.
+    not_before: Instant,
+    /// The backoff's last delay (zero: none yet).
+    last_backoff: Duration,
+    _ticks: TimerRef,
+    _behavior: PhantomData<fn() -> B>,
+}
+
+impl<B> GenServer for Singleton<B>
+where
+    B: GenServer,
+    B::Args: Clone + Sync,
+{
+    type Args = SingletonSpec<B>;
+    type Call = SingletonRequest;
+    type Reply = SingletonState;
+    type Cast = Infallible;
+    type Info = ();
+    type InitError = SingletonInitError;
+
+    async fn init(spec: SingletonSpec<B>, ctx: &mut Ctx<Self>) -> Result<Self, Self::InitError> {
+        if spec.name.len() > MAX_NAME_LEN {
+            return Err(SingletonInitError::NameTooLong {
+                len: spec.name.len(),
+                max: MAX_NAME_LEN,
+            });
+        }
+        let node = ctx.node();
+        if node.is_hidden() {
+            return Err(SingletonInitError::HiddenNode);
+        }
+        ctx.trap_exits(true);
+        // A manager that does not see every known member may have missed the loss of the
+        // node running the singleton: it waits as if it had seen it.
+        let known = node.known_members();
+        let unseen = node.local_node_id().is_some() && node.connected_nodes().len() < known;
+        let not_before = match unseen {
+            true => crate::timer::instant_after(loss_delay(&node)),
+            false => Instant::now(),
+        };
+        let ticks = ctx.send_interval((), MAJORITY_RETRY);
+        ctx.continue_with(());
+        Ok(Singleton {
+            name: spec.name,
+            args: spec.args,
+            backoff: spec.backoff,
+            init_timeout: spec.init_timeout,
+            running: None,
+            holder: None,
+            not_before,
+            last_backoff: Duration::ZERO,
+            _ticks: ticks,
+            _behavior: PhantomData,
+        })
+    }
+
+    async fn handle_call(
+        &mut self,
+        _request: SingletonRequest,
+        reply: ReplyTo<SingletonState>,
+        ctx: &mut Ctx<Self>,
+    ) {
+        reply.send(self.state(ctx));
+    }
+
+    async fn handle_info(&mut self, info: Info<()>, ctx: &mut Ctx<Self>) {
+        match info {
+            Info::Message(()) | Info::Continue(()) => self.check(ctx).await,
+            Info::Down {
+                monitor,
+                pid,
+                reason,
+            } if self.holder.as_ref().is_some_and(|(_, m)| *m == monitor) => {
+                self.holder = None;
+                if reason == ExitReason::NoConnection {
+                    // Its node is lost: it may run on there until that node notices.
+                    let safe_at = crate::timer::instant_after(loss_delay(&ctx.node()));
+                    self.not_before = self.not_before.max(safe_at);
+                }
+                tracing::debug!(singleton = %self.name, %pid, %reason, "the singleton ended elsewhere");
+                self.check(ctx).await;
+            }
+            Info::Exit { from, reason } if self.running_pid() == Some(&from) => {
+                let (_, started) = self.running.take().expect("running");
+                match reason {
+                    ExitReason::Normal | ExitReason::Shutdown | ExitReason::NameConflict(_) => {
+                        tracing::info!(singleton = %self.name, pid = %from, %reason, "the singleton ended here");
+                    }
+                    _ => {
+                        tracing::warn!(singleton = %self.name, pid = %from, %reason, "the singleton failed here");
+                        self.back_off(started.elapsed());
+                    }
+                }
+                self.check(ctx).await;
+            }
+            _ => {}
+        }
+    }
+
+    async fn terminate(&mut self, _reason: &ExitReason, ctx: &mut Ctx<Self>) {
+        if let Some((pid, _)) = self.running.take() {
+            let _ = ctx.node().stop(&pid, ExitReason::Shutdown).await;
+        }
+    }
+}
+
+impl<B> Singleton<B>
+where
+    B: GenServer,
+    B::Args: Clone + Sync,
+{
+    fn running_pid(&self) -> Option<&Pid> {
+        self.running.as_ref().map(|(pid, _)| pid)
+    }
+
+    fn state(&self, ctx: &Ctx<Self>) -> SingletonState {
+        let node = ctx.node();
+        if let Some(pid) = self.running_pid() {
+            return SingletonState::Here(pid.clone());
+        }
+        if let Some(pid) = node.whereis_global(&self.name) {
+            return SingletonState::Elsewhere(pid);
+        }
+        match sees_majority(&node) {
+            true => SingletonState::Waiting,
+            false => SingletonState::NoMajority,
+        }
+    }
+
+    /// The next start waits for the backoff, after a run of `ran`.
+    fn back_off(&mut self, ran: Duration) {
+        let (delay, remembered) = self.backoff.next(self.last_backoff, ran);
+        self.last_backoff = remembered;
+        self.not_before = self.not_before.max(crate::timer::instant_after(delay));
+    }
+
+    /// Applies the rules: kills the singleton running here if this node lost its majority;
+    /// otherwise, with no singleton in this node's view, starts it here when that is safe.
+    async fn check(&mut self, ctx: &mut Ctx<Self>) {
+        let node = ctx.node();
+        if let Some((pid, _)) = &self.running {
+            if !sees_majority(&node) {
+                tracing::warn!(singleton = %self.name, %pid, "this node no longer sees a majority of the cluster: killing the singleton here");
+                node.kill(pid);
+                self.running = None;
+                // Should this side see a majority again soon, the other side may have
+                // started it meanwhile: wait until its registration is seen here.
+                self.not_before = crate::timer::instant_after(loss_delay(&node));
+            }
+            return;
+        }
+        if self.holder.is_some() || Instant::now() < self.not_before || !sees_majority(&node) {
+            return;
+        }
+        if let Some(holder) = node.whereis_global(&self.name) {
+            self.watch(ctx, holder);
+            return;
+        }
+        let options = SpawnOptions::new()
+            .global_name(self.name.clone())
+            .init_timeout(self.init_timeout);
+        match ctx.spawn_link_with::<B>(self.args.clone(), options).await {
+            Ok(server) => {
+                tracing::info!(singleton = %self.name, pid = %server.pid(), "the singleton started here");
+                self.running = Some((server.pid().clone(), Instant::now()));
+            }
+            Err(SpawnError::NameTaken { holder, .. }) => self.watch(ctx, holder),
+            // The node shuts down: nothing more to do.
+            Err(SpawnError::ShuttingDown) => {}
+            // A connected node did not answer the claim in time: tried again at the next
+            // look.
+            Err(SpawnError::RegistrationTimeout { .. }) => {}
+            Err(error) => {
+                tracing::warn!(singleton = %self.name, %error, "the singleton could not start here");
+                self.back_off(Duration::ZERO);
+            }
+        }
+    }
+
+    fn watch(&mut self, ctx: &mut Ctx<Self>, holder: Pid) {
+        let monitor = ctx.monitor(&holder);
+        self.holder = Some((holder, monitor));
+    }
+}
+
+impl<B> ServerRef<Singleton<B>>
+where
+    B: GenServer,
+    B::Args: Clone + Sync,
+{
+    /// Where the singleton runs, as this manager sees it.
+    pub async fn state(&self) -> Result<SingletonState, CallError> {
+        self.call(SingletonRequest(())).await
+    }
+
+    /// The singleton's pid, if it runs (here or elsewhere) as this manager sees it.
+    pub async fn where_running(&self) -> Result<Option<Pid>, CallError> {
+        Ok(match self.state().await? {
+            SingletonState::Here(pid) | SingletonState::Elsewhere(pid) => Some(pid),
+            _ => None,
+        })
+    }
+}
