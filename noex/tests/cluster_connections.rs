@@ -1,5 +1,6 @@
 //! Connections: a restarted node rejoins at once, crossing connects end with one
-//! connection (and a lost duplicate is reported), and what a node dials is bounded.
+//! connection (and a lost duplicate is reported), what a node dials is bounded, and what
+//! answers at an address before proving itself neither ends its dial nor keeps it up.
 
 mod common;
 
@@ -12,7 +13,8 @@ use common::raw::{frame, Raw, Refusal, Wire};
 use common::{cluster_config, eventually, next_event, run_blocking, wait_connected, within};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use noex::{
-    behavior, CallError, ClusterEvent, Node, NodeDownReason, NodeId, ReplyTo, SpawnOptions,
+    behavior, CallError, ClusterEvent, Node, NodeDownReason, NodeId, RefusedReason, ReplyTo,
+    SpawnOptions,
 };
 
 #[behavior(name = "holder")]
@@ -346,43 +348,148 @@ fn announced_addresses_are_dialled_by_a_bounded_number_of_loops_that_end() {
     });
 }
 
-#[test]
-fn an_address_that_refuses_for_good_is_dialled_once() {
-    run_blocking(async {
-        // Something at an announced address that refuses every handshake: a wrong secret.
-        let refuser = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = refuser.local_addr().unwrap();
-        let connections = Arc::new(AtomicUsize::new(0));
-        let _refusing = smol::spawn({
-            let connections = connections.clone();
-            async move {
-                loop {
-                    let (mut stream, _) = refuser.accept().await.unwrap();
-                    connections.fetch_add(1, Ordering::Relaxed);
+/// What a listener at a learnt address does with a connection a node makes to it.
+enum Answer {
+    /// Reads the hello and sends these bytes: anyone at the address can.
+    Unproven(Vec<u8>),
+    /// Proves the test secret as `name`, then refuses the node's proof so.
+    Proven(String, Refusal),
+    /// Passes the connection on to this address.
+    Relay(std::net::SocketAddr),
+}
+
+/// Serves `listener`: its `n`th connection gets `answers[n]` (the last one, past them);
+/// returns how many it accepted.
+fn serve(listener: TcpListener, answers: Vec<Answer>) -> (Arc<AtomicUsize>, smol::Task<()>) {
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counted = connections.clone();
+    let task = smol::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let n = counted.fetch_add(1, Ordering::SeqCst);
+            match &answers[n.min(answers.len() - 1)] {
+                Answer::Unproven(bytes) => {
                     let mut hello = [0u8; 256];
                     let _ = stream.read(&mut hello).await;
-                    let refused = Wire::Refused {
-                        reason: Refusal::Authentication,
+                    let _ = stream.write_all(bytes).await;
+                }
+                Answer::Proven(name, reason) => {
+                    let name = name.clone();
+                    let mut raw = Raw { stream, name };
+                    if let Some(Wire::Proof { .. }) = raw.challenge(b"test secret").await {
+                        let reason = reason.clone();
+                        raw.send(&Wire::Refused { reason }).await;
+                    }
+                }
+                Answer::Relay(to) => {
+                    let Ok(onward) = async_net::TcpStream::connect(to).await else {
+                        continue;
                     };
-                    let _ = stream.write_all(&frame(&refused, &[])).await;
+                    smol::spawn(futures_lite::io::copy(stream.clone(), onward.clone())).detach();
+                    smol::spawn(futures_lite::io::copy(onward, stream)).detach();
                 }
             }
-        });
-        let config =
-            cluster_config("a").heartbeat(Duration::from_millis(100), Duration::from_secs(30));
-        let node = Node::start(config).await.unwrap();
-        let mut raw = Raw::join(&node).await;
-        raw.send_bytes(&members(vec![format!("other@{address}")]))
+        }
+    });
+    (connections, task)
+}
+
+/// A node that forgets what does not answer after `forget` (its raw peers, which send no
+/// heartbeats, are not lost meanwhile), a raw peer of it, and its events from before.
+async fn learner(forget: Duration) -> (Node, Raw, noex::ClusterEvents) {
+    let config = cluster_config("a")
+        .heartbeat(Duration::from_millis(100), Duration::from_secs(30))
+        .forget_unreachable_after(forget);
+    let node = Node::start(config).await.unwrap();
+    let events = node.cluster_events();
+    let raw = Raw::join(&node).await;
+    (node, raw, events)
+}
+
+/// Waits for the first `Refused` event among `events`: (by_peer, reason).
+async fn refused(events: &noex::ClusterEvents) -> (bool, RefusedReason) {
+    loop {
+        if let ClusterEvent::Refused {
+            by_peer, reason, ..
+        } = next_event(events).await
+        {
+            return (by_peer, reason);
+        }
+    }
+}
+
+#[test]
+fn a_learnt_address_answered_by_an_impostor_is_dialled_on_until_forgotten() {
+    run_blocking(async {
+        // Whatever answers at a lost peer's address before proving itself — a refusal,
+        // garbage, "already connected" — must neither stop the node from dialling it nor
+        // keep it dialled for ever.
+        for answer in ["a refusal", "garbage", "already connected"] {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let x = format!("x@{}", listener.local_addr().unwrap());
+            let refused = |reason| frame(&Wire::Refused { reason }, &[]);
+            let bytes = match answer {
+                "a refusal" => refused(Refusal::Authentication),
+                "garbage" => b"HTTP/1.1 400 Bad Request\r\n\r\n".to_vec(),
+                _ => refused(Refusal::AlreadyConnected { node: x.clone() }),
+            };
+            let (connections, listening) = serve(listener, vec![Answer::Unproven(bytes)]);
+            let (node, mut raw, _) = learner(Duration::from_millis(500)).await;
+            raw.send_bytes(&members(vec![x.clone()])).await;
+            eventually("the address to be dialled again", || {
+                connections.load(Ordering::SeqCst) >= 2
+            })
             .await;
-        eventually("the node to dial it", || {
-            connections.load(Ordering::Relaxed) > 0
-        })
-        .await;
+            eventually("the address to be forgotten", || node.faults().dials() == 0).await;
+            node.shutdown();
+            listening.cancel().await;
+        }
+    });
+}
+
+#[test]
+fn a_learnt_address_refused_by_its_node_after_it_proved_itself_is_dialled_once() {
+    run_blocking(async {
+        // The node at the address proves the secret, then refuses: its word holds.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let x = format!("x@{}", listener.local_addr().unwrap());
+        let answer = Answer::Proven(x.clone(), Refusal::IdInUse);
+        let (connections, _listening) = serve(listener, vec![answer]);
+        // Not forgotten for its silence here: the dial ends for the refusal.
+        let (node, mut raw, events) = learner(Duration::from_secs(300)).await;
+        raw.send_bytes(&members(vec![x])).await;
+        assert_eq!(refused(&events).await, (true, RefusedReason::IdInUse));
         eventually("the node to stop dialling", || node.faults().dials() == 0).await;
-        // Several of its backoffs later, it has not come back.
-        smol::Timer::after(Duration::from_millis(500)).await;
-        assert_eq!(connections.load(Ordering::Relaxed), 1);
+        assert_eq!(connections.load(Ordering::SeqCst), 1);
         node.shutdown();
+    });
+}
+
+#[test]
+fn a_learnt_address_refused_by_an_impostor_is_joined_when_its_node_answers_there() {
+    run_blocking(async {
+        // x's address first leads to an impostor, which refuses the node; then to x (x
+        // listens on 127.0.0.2 under the address's port, and says the address is its own).
+        // x knows no one: only the node's dial can bring them together.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let behind = std::net::SocketAddr::from(([127, 0, 0, 2], port));
+        let x = Node::start(cluster_config("x").bind(behind).advertise_host("127.0.0.1"))
+            .await
+            .unwrap();
+        let refusal = frame(
+            &Wire::Refused {
+                reason: Refusal::Authentication,
+            },
+            &[],
+        );
+        let answers = vec![Answer::Unproven(refusal), Answer::Relay(behind)];
+        let (_, _listening) = serve(listener, answers);
+        let (node, mut raw, events) = learner(Duration::from_secs(1)).await;
+        raw.send_bytes(&members(vec![id(&x).to_string()])).await;
+        assert_eq!(refused(&events).await, (true, RefusedReason::Secret));
+        node_up(&events, &id(&x)).await;
+        node.shutdown();
+        x.shutdown();
     });
 }
 

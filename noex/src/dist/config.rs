@@ -337,10 +337,13 @@ impl ClusterConfig {
     }
 
     /// How long an address that does not answer is dialled before this node gives up on
-    /// it: a peer lost by failure, or a node another peer announced. Configured seeds are
-    /// dialled until they answer, however long that takes — at start and whenever their
-    /// connection is lost, by failure or by their goodbye. (A peer that comes back later
-    /// dials its seeds, and the cluster reconnects through them.)
+    /// it: a peer lost by failure, or a node another peer announced. Only the node's own
+    /// answers count, once it has proved it holds the cluster secret: an address where
+    /// only something else replies (a refusal, or garbage, from whatever took the port) is
+    /// given up as a silent one is. It is tried one last time as its time runs out. Configured
+    /// seeds are dialled until they answer, however long that takes — at start and
+    /// whenever their connection is lost, by failure or by their goodbye. (A peer that
+    /// comes back later dials its seeds, and the cluster reconnects through them.)
     pub fn forget_unreachable_after(mut self, after: Duration) -> Self {
         self.forget_unreachable_after = after;
         self

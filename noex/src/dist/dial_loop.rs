@@ -3,13 +3,24 @@
 //! A dial loop retries with exponential backoff and jitter until it connects, or until
 //! the peer is connected through a connection of its own. A refusal for good — a wrong
 //! secret, another protocol version, another node than expected at that address, a
-//! certificate refused, or something that does not speak the protocol — ends it, unless the
-//! address is a seed, which is tried again every 30 s (its node may be fixed and
-//! restarted without knowing of this one). Each refusal is reported once per loop (see
-//! `refused`). So does silence: an address that has not answered for
-//! [`ClusterConfig::forget_unreachable_after`] is forgotten, unless it is a configured
-//! seed. A dial refused because the peer is connecting to this node (`AlreadyConnected`)
-//! tries again shortly, until that connection exists.
+//! certificate refused, or something that does not speak the protocol — ends it if the
+//! node at the address had proved itself first (its challenge carried the proof of the
+//! cluster secret: see `handshake`), unless the address is a seed. A seed is tried again
+//! every 30 s (its node may be fixed and restarted without knowing of this one), and so is
+//! any address refused before the node there proved itself: anyone who answers at a lost
+//! peer's address (a stray process that took its port, an impostor) can send a refusal,
+//! or garbage, and must not stop this node from ever dialling that peer again. (Another
+//! node than expected is found before any proof — a proof names no address, and anyone
+//! could relay another member's — and a TLS certificate is no such proof either: only
+//! the secret's is.) Each refusal is reported once per loop (see `refused`).
+//!
+//! An address whose node has not proved itself for
+//! [`ClusterConfig::forget_unreachable_after`] — silent, or answered only by something
+//! that did not prove itself (a refusal, an `AlreadyConnected` that no connection
+//! follows) — is forgotten, unless it is a configured seed; it is tried one last time as
+//! that time runs out. So an impostor cannot keep an address dialled for ever either. A
+//! dial refused because the peer is connecting to this node (`AlreadyConnected`) tries
+//! again shortly, until that connection exists.
 //!
 //! A dial that reached this node itself, under another address (a seed list shared by
 //! every node names each), ends at once and quietly — known by this node's own listener
@@ -36,7 +47,7 @@ use futures_lite::FutureExt;
 
 use super::cluster::Cluster;
 use super::connect::{Begin, DialKind};
-use super::handshake::{self, Established, HandshakeError};
+use super::handshake::{self, ConnectError, Established, HandshakeError};
 use super::node_id::NodeId;
 use super::pending::Dialling;
 use super::refused::{classify, RefusedReason};
@@ -47,8 +58,8 @@ use super::wire::{Refusal, WireError};
 /// them, a dial loop goes back to its backoff.
 const MAX_TIES: u32 = 20;
 
-/// A seed that refused this node is tried again this often (or every `reconnect_max`, if
-/// longer).
+/// A seed that refused this node, or an address refused before its node proved itself,
+/// is tried again this often (or every `reconnect_max`, if longer).
 const REFUSED_RETRY: Duration = Duration::from_secs(30);
 
 /// How one attempt to connect ended.
@@ -59,16 +70,18 @@ enum Attempt {
     Tied(Option<SocketAddr>, Option<NodeId>),
     /// Reached this node itself (see `pending`).
     Itself,
-    /// Refused, by either side.
+    /// Refused, by either side; `proven` if after the peer proved itself (see
+    /// [`ConnectError`]).
     Refused {
         reason: RefusedReason,
         by_peer: bool,
+        proven: bool,
         error: String,
     },
-    /// Failed; `answered` if something at the address replied.
+    /// Failed; `proven` if after the peer proved itself.
     Failed {
         error: String,
-        answered: bool,
+        proven: bool,
     },
 }
 
@@ -91,7 +104,8 @@ pub(super) async fn dial_loop(
     );
     drop(strong);
     let mut backoff = min;
-    let mut last_answer = Instant::now();
+    // When the node at the address last proved itself (or the loop began, or was renewed).
+    let mut last_proof = Instant::now();
     let (mut ties, mut warned) = (0, false);
     // What the last refusal said (each is reported once per loop).
     let mut refused: Option<RefusedReason> = None;
@@ -108,7 +122,7 @@ pub(super) async fn dial_loop(
             return;
         };
         if renewed {
-            (last_answer, backoff, ties) = (Instant::now(), min, 0);
+            (last_proof, backoff, ties) = (Instant::now(), min, 0);
         }
         // An inbound handshake that never ends (its peer unauthenticated as yet) holds
         // this dial back no longer than a handshake may take.
@@ -132,10 +146,12 @@ pub(super) async fn dial_loop(
                 smol::Timer::after(connect_timeout).await;
                 Attempt::Failed {
                     error: "timed out".to_owned(),
-                    answered: false,
+                    proven: false,
                 }
             })
             .await;
+        // The slow retry of a final refusal, instead of the backoff.
+        let mut slow = None;
         match attempt {
             Attempt::Connected(established, stream) => {
                 let peer = established.peer.clone();
@@ -154,9 +170,9 @@ pub(super) async fn dial_loop(
                     }
                 }
             }
+            // Said before any proof: it counts as no answer for forgetting the address.
             Attempt::Tied(resolved, claimed) => {
                 strong.end_handshake(address, id);
-                last_answer = Instant::now();
                 // An address dialled without an id (a seed) that is not the one in its
                 // node's id is known by the id the node gave.
                 let known = expected.as_ref().or(claimed.as_ref());
@@ -185,6 +201,7 @@ pub(super) async fn dial_loop(
             Attempt::Refused {
                 reason,
                 by_peer,
+                proven,
                 error,
             } => {
                 strong.end_handshake(address, id);
@@ -195,26 +212,26 @@ pub(super) async fn dial_loop(
                     strong.report_refused(address, false, by_peer, reason.clone());
                 }
                 if reason.is_final() {
-                    if kind != DialKind::Seed {
+                    if proven && kind != DialKind::Seed {
                         tracing::error!(%address, %error, "refused for good; no longer dialling it");
                         give_up(&strong, address, id);
                         return;
                     }
                     // A seed is tried again, slowly: its node may be fixed and restarted
-                    // without knowing of this one.
+                    // without knowing of this one. So is an address refused before its
+                    // node proved itself, until forgotten: anyone there could say it.
+                    let retry = REFUSED_RETRY.max(max);
+                    slow = Some(retry);
                     if new {
-                        tracing::error!(%address, %error, "refused; trying again every {REFUSED_RETRY:?}");
+                        tracing::error!(%address, %error, "refused; trying again every {retry:?}");
                     }
-                    drop(strong);
-                    smol::Timer::after(jitter(REFUSED_RETRY.max(max))).await;
-                    continue;
                 }
             }
-            Attempt::Failed { error, answered } => {
+            Attempt::Failed { error, proven } => {
                 strong.end_handshake(address, id);
                 ties = 0;
-                if answered {
-                    last_answer = Instant::now();
+                if proven {
+                    last_proof = Instant::now();
                 }
                 if !warned {
                     tracing::warn!(%address, %error, "cannot connect; retrying with backoff");
@@ -224,16 +241,29 @@ pub(super) async fn dial_loop(
                 }
             }
         }
-        if kind != DialKind::Seed && last_answer.elapsed() >= forget_after {
+        let left = forget_after.saturating_sub(last_proof.elapsed());
+        if kind != DialKind::Seed && left.is_zero() {
             if strong.finish_dial(address, id) {
-                tracing::info!(%address, "no answer for {forget_after:?}; no longer dialling it");
+                tracing::info!(%address, "no answer from its node for {forget_after:?}; no longer dialling it");
                 return;
             }
             continue;
         }
+        let delay = match slow {
+            Some(retry) => jitter(retry),
+            None => {
+                let delay = jitter(backoff);
+                backoff = backoff.saturating_mul(2).min(max);
+                delay
+            }
+        };
         drop(strong);
-        smol::Timer::after(jitter(backoff)).await;
-        backoff = backoff.saturating_mul(2).min(max);
+        // Not a seed: tried one last time as its time runs out.
+        let delay = match kind {
+            DialKind::Seed => delay,
+            _ => delay.min(left),
+        };
+        smol::Timer::after(delay).await;
     }
 }
 
@@ -252,13 +282,14 @@ async fn attempt(cluster: &Cluster, address: &str, expected: Option<&NodeId>) ->
     if cluster.refuse_connections.load(Ordering::Relaxed) {
         return Attempt::Failed {
             error: "connections refused (fault injection)".to_owned(),
-            answered: false,
+            proven: false,
         };
     }
+    // A partition is between live nodes: it heals, and is no reason to forget one.
     if expected.is_some_and(|id| cluster.is_partitioned(id.as_str())) {
         return Attempt::Failed {
             error: "partitioned (fault injection)".to_owned(),
-            answered: true,
+            proven: true,
         };
     }
     let tcp = match TcpStream::connect(address).await {
@@ -266,7 +297,7 @@ async fn attempt(cluster: &Cluster, address: &str, expected: Option<&NodeId>) ->
         Err(error) => {
             return Attempt::Failed {
                 error: error.to_string(),
-                answered: false,
+                proven: false,
             }
         }
     };
@@ -281,7 +312,7 @@ async fn attempt(cluster: &Cluster, address: &str, expected: Option<&NodeId>) ->
         Ok(stream) => stream,
         Err(error) => {
             let error = HandshakeError::Wire(WireError::Io(error));
-            return refused_or(&error, true);
+            return refused_or(&error, false);
         }
     };
     let local = cluster.local();
@@ -298,38 +329,44 @@ async fn attempt(cluster: &Cluster, address: &str, expected: Option<&NodeId>) ->
         }
         Ok(())
     };
-    match handshake::connect(&mut stream, &local, nonce, expected, check).await {
-        Ok(established) => Attempt::Connected(established, stream),
-        Err(HandshakeError::RefusedByPeer(Refusal::DuplicateNode))
+    let ConnectError { error, proven } =
+        match handshake::connect(&mut stream, &local, nonce, expected, check).await {
+            Ok(established) => return Attempt::Connected(established, stream),
+            Err(failed) => failed,
+        };
+    match error {
+        HandshakeError::RefusedByPeer(Refusal::DuplicateNode)
             if dialling.as_ref().is_some_and(Dialling::reached_itself) =>
         {
             Attempt::Itself
         }
-        Err(HandshakeError::RefusedByPeer(Refusal::AlreadyConnected { node })) => {
+        HandshakeError::RefusedByPeer(Refusal::AlreadyConnected { node }) => {
             Attempt::Tied(stream.tcp().peer_addr().ok(), node.parse().ok())
         }
-        Err(error @ HandshakeError::RefusedByPeer(Refusal::ShuttingDown)) => Attempt::Failed {
+        error @ HandshakeError::RefusedByPeer(Refusal::ShuttingDown) => Attempt::Failed {
             error: error.to_string(),
-            answered: true,
+            proven,
         },
         // A wrong secret or version, another node at that address, a certificate refused,
-        // or something that does not speak the protocol: for good. A lost connection is
-        // tried again.
-        Err(error) => refused_or(&error, false),
+        // or something that does not speak the protocol: for good, if the peer had proved
+        // itself. A lost connection is tried again.
+        error => refused_or(&error, proven),
     }
 }
 
-/// A refusal, if `error` is one; otherwise a failure.
-fn refused_or(error: &HandshakeError, answered: bool) -> Attempt {
+/// A refusal, if `error` is one; otherwise a failure. `proven`: after the peer proved
+/// itself.
+fn refused_or(error: &HandshakeError, proven: bool) -> Attempt {
     match classify(error) {
         Some((reason, by_peer)) => Attempt::Refused {
             reason,
             by_peer,
+            proven,
             error: error.to_string(),
         },
         None => Attempt::Failed {
             error: error.to_string(),
-            answered,
+            proven,
         },
     }
 }

@@ -18,6 +18,10 @@
 //! to [`HANDSHAKE_FRAME_LIMIT`] bytes, so an unauthenticated peer cannot make a node
 //! allocate much.
 //!
+//! The connecting side's failure says whether the peer had proved the secret by then: a
+//! refusal before that may come from anyone who answers at the address dialled (see
+//! `dial_loop`).
+//!
 //! Each side also says the largest message it takes (`max_message`, its
 //! `ClusterConfig::limits` max message size), bound into the proofs with its identity: the
 //! other refuses to send it larger messages (see `Outbound::check_size`).
@@ -153,6 +157,16 @@ async fn refuse<S: AsyncWrite + Unpin>(stream: &mut S, reason: Refusal) -> Hands
     HandshakeError::Refused(reason)
 }
 
+/// A connecting handshake that failed.
+#[derive(Debug)]
+pub(crate) struct ConnectError {
+    pub(crate) error: HandshakeError,
+    /// The peer had proved, as the node dialled, that it holds the cluster secret (its
+    /// challenge checked): what it said after that is that node's own word. Before, anyone
+    /// who answers at the address can say anything.
+    pub(crate) proven: bool,
+}
+
 /// Runs the connecting side, its hello carrying `my_nonce` (fresh: see [`nonce`]).
 /// `expected` is the node we dialled, if we know its id; `check` decides, once the peer
 /// has said who it is, whether it may claim that id (over TLS: whether its certificate
@@ -163,7 +177,34 @@ pub(crate) async fn connect<S: AsyncRead + AsyncWrite + Unpin>(
     my_nonce: [u8; 32],
     expected: Option<&NodeId>,
     check: impl FnOnce(&NodeId) -> Result<(), Refusal>,
-) -> Result<Established, HandshakeError> {
+) -> Result<Established, ConnectError> {
+    let mut buffer = Vec::new();
+    let (established, proof) = challenged(stream, local, my_nonce, expected, check, &mut buffer)
+        .await
+        .map_err(|error| ConnectError {
+            error,
+            proven: false,
+        })?;
+    // From here on, the peer has proved itself.
+    match welcomed(stream, proof, &mut buffer).await {
+        Ok(()) => Ok(established),
+        Err(error) => Err(ConnectError {
+            error,
+            proven: true,
+        }),
+    }
+}
+
+/// The connecting side until the peer has proved itself: the hello sent, the challenge
+/// checked. Returns the peer and this node's proof to send.
+async fn challenged<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    local: &Local<'_>,
+    my_nonce: [u8; 32],
+    expected: Option<&NodeId>,
+    check: impl FnOnce(&NodeId) -> Result<(), Refusal>,
+    buffer: &mut Vec<u8>,
+) -> Result<(Established, [u8; 32]), HandshakeError> {
     send(
         stream,
         &WireMessage::Hello(Box::new(Hello {
@@ -176,9 +217,8 @@ pub(crate) async fn connect<S: AsyncRead + AsyncWrite + Unpin>(
         })),
     )
     .await?;
-    let mut buffer = Vec::new();
     let (peer, incarnation, their_nonce, their_proof, hidden, max_message) =
-        match wire::read_message(stream, HANDSHAKE_FRAME_LIMIT, &mut buffer).await? {
+        match wire::read_message(stream, HANDSHAKE_FRAME_LIMIT, buffer).await? {
             WireMessage::Challenge(challenge) => {
                 let Challenge {
                     node,
@@ -222,15 +262,27 @@ pub(crate) async fn connect<S: AsyncRead + AsyncWrite + Unpin>(
     ) {
         return Err(refuse(stream, Refusal::Authentication).await);
     }
-    let proof = sign(local.secret, b"proof", &their_nonce, &them, &me);
+    let established = Established {
+        peer,
+        incarnation,
+        hidden,
+        max_message,
+    };
+    Ok((
+        established,
+        sign(local.secret, b"proof", &their_nonce, &them, &me),
+    ))
+}
+
+/// Sends this node's proof, and takes the peer's answer: its welcome, or why not.
+async fn welcomed<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    proof: [u8; 32],
+    buffer: &mut Vec<u8>,
+) -> Result<(), HandshakeError> {
     send(stream, &WireMessage::Proof { proof }).await?;
-    match wire::read_message(stream, HANDSHAKE_FRAME_LIMIT, &mut buffer).await? {
-        WireMessage::Welcome => Ok(Established {
-            peer,
-            incarnation,
-            hidden,
-            max_message,
-        }),
+    match wire::read_message(stream, HANDSHAKE_FRAME_LIMIT, buffer).await? {
+        WireMessage::Welcome => Ok(()),
         WireMessage::Refused { reason } => Err(HandshakeError::RefusedByPeer(reason)),
         _ => Err(refuse(stream, Refusal::Protocol).await),
     }

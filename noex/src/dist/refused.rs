@@ -19,9 +19,13 @@ use super::wire::{Refusal, WireError};
 /// The refusing side reports what it found wrong; the other side reports what it was told
 /// (`by_peer` in the event), when it was told — a dialler that reaches another node than
 /// it dialled hangs up without a word, and a name mismatch reaches the accepting side as
-/// `BadCertificate`. A dial refused for one of these reasons is retried only slowly (a
-/// seed every 30 s; another address not at all): the settings of one of the nodes must
-/// change first — except [`CertificateExpired`](Self::CertificateExpired),
+/// `BadCertificate`. A dial refused for one of these reasons is retried only slowly: the
+/// settings of one of the nodes must change first. A seed is tried again every 30 s;
+/// another address not at all if the node there had proved it holds the cluster secret
+/// before it refused, else every 30 s until forgotten
+/// ([`forget_unreachable_after`](super::ClusterConfig::forget_unreachable_after)): anyone
+/// who answers at an address can refuse before proving anything. The exceptions are
+/// [`CertificateExpired`](Self::CertificateExpired),
 /// [`CertificateNotYetValid`](Self::CertificateNotYetValid) and [`Tls`](Self::Tls), which
 /// are retried as a failed connection is (a certificate renewed, a clock caught up; TLS
 /// alerts do not tell an expired certificate from one not valid yet), and

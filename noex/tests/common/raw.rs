@@ -291,4 +291,33 @@ impl Raw {
         self.send(&Wire::Proof { proof: mine }).await;
         self.receive().await
     }
+
+    /// The accepting side, over a connection a node dialled: reads its hello and answers
+    /// with a challenge under this client's name, proving `secret`; returns the node's
+    /// answer (its proof, or a refusal).
+    pub async fn challenge(&mut self, secret: &[u8]) -> Option<Wire> {
+        let Some(Wire::Hello {
+            node,
+            incarnation,
+            nonce,
+            hidden,
+            max_message,
+            ..
+        }) = self.receive().await
+        else {
+            panic!("expected a hello");
+        };
+        let dialler = identity(&node, incarnation, hidden, max_message);
+        let me = identity(&self.name, 7, false, MAX_MESSAGE);
+        self.send(&Wire::Challenge {
+            node: self.name.clone(),
+            incarnation: 7,
+            nonce: [2; 32],
+            proof: proof(secret, b"challenge", &nonce, &dialler, &me),
+            hidden: false,
+            max_message: MAX_MESSAGE,
+        })
+        .await;
+        self.receive().await
+    }
 }
