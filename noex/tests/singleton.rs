@@ -73,6 +73,24 @@ impl Tracked {
     }
 }
 
+/// The nodes (by id) where a [`Picky`] cannot start.
+static REFUSING: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// A singleton whose `init` fails on the nodes in [`REFUSING`]; its argument is its node.
+#[behavior(name = "singleton-picky")]
+pub struct Picky;
+
+#[behavior]
+impl Picky {
+    #[init]
+    fn init(node: String) -> Result<Self, String> {
+        match REFUSING.lock().unwrap().contains(&node) {
+            true => Err(format!("{node} cannot run it")),
+            false => Ok(Picky),
+        }
+    }
+}
+
 #[behavior(name = "singleton-worker")]
 pub struct Worker;
 
@@ -393,6 +411,33 @@ fn a_distributed_supervisor_run_as_a_singleton_outlives_its_node() {
         assert_eq!(children.len(), 3);
         assert!(children.iter().all(|c| c.pid.is_some()));
         isolate(&nodes, old, false);
+        shutdown_all(nodes);
+    });
+}
+
+#[test]
+fn a_singleton_that_cannot_start_on_its_managers_node_is_left_to_another_node() {
+    run_blocking(async {
+        let nodes = start_cluster(3).await;
+        // Only n2 can run it.
+        REFUSING
+            .lock()
+            .unwrap()
+            .extend([id(&nodes[0]).to_string(), id(&nodes[1]).to_string()]);
+        for node in &nodes {
+            let spec = SingletonSpec::<Picky>::new("picky", id(node).to_string())
+                .backoff(Backoff::fixed(Duration::from_millis(20)));
+            node.spawn::<Singleton<Picky>>(spec).await.unwrap();
+        }
+        eventually("the singleton to run on n2", || {
+            running(&nodes[2..], "Picky") == 1
+                && nodes.iter().all(|n| {
+                    n.whereis_global("picky")
+                        .is_some_and(|p| p.node() == id(&nodes[2]).as_str())
+                })
+        })
+        .await;
+        assert_eq!(running(&nodes[..2], "Picky"), 0);
         shutdown_all(nodes);
     });
 }

@@ -25,6 +25,8 @@
 //! | `watch PID...` | a [`Watcher`] on this node monitors the pids | how many it watches |
 //! | `downs` | the `Down`s the watcher saw | `[[pid, reason]]` |
 //! | `stop-watcher` | stops the watcher (its monitors go with it) | `null` |
+//! | `singleton` | starts this node's manager of the singleton [`Ticker`] (global name [`SINGLETON_NAME`]) | `null` |
+//! | `tickers` | the tickers running on this node | `[pid]` |
 //! | `partition NODE on\|off` | cuts or heals the link to `NODE` (fault injection) | `null` |
 //! | `quit` | answers, then shuts the node down and exits | `null` |
 //!
@@ -32,6 +34,7 @@
 //! [`Worker`]: crate::workload::Worker
 //! [`Holder`]: crate::workload::Holder
 //! [`Watcher`]: crate::workload::Watcher
+//! [`Ticker`]: crate::workload::Ticker
 
 use std::collections::BTreeMap;
 
@@ -40,6 +43,9 @@ use serde::{Deserialize, Serialize};
 
 /// The global name of the task queue.
 pub const QUEUE_NAME: &str = "chaos-queue";
+
+/// The global name of the cluster singleton.
+pub const SINGLETON_NAME: &str = "chaos-singleton";
 
 /// What the task queue reports.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

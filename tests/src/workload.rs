@@ -8,6 +8,8 @@
 //!   name), spends the work time on it, reports it done, and takes the next.
 //! * [`Holder`] holds global names; [`Watcher`] monitors processes and records their
 //!   `Down`s.
+//! * [`Ticker`] is the cluster singleton: every node runs a `Singleton<Ticker>` manager,
+//!   and one ticker runs in the cluster.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
@@ -33,6 +35,16 @@ pub fn local_workers(node: &Node) -> Vec<(String, Pid)> {
         .iter()
         .map(|(pid, id)| (id.clone(), pid.clone()))
         .collect()
+}
+
+/// The tickers started in this OS process (pids).
+static TICKERS: Mutex<Vec<Pid>> = Mutex::new(Vec::new());
+
+/// The tickers running on `node`.
+pub fn local_tickers(node: &Node) -> Vec<Pid> {
+    let mut tickers = TICKERS.lock().unwrap_or_else(|e| e.into_inner());
+    tickers.retain(|pid| node.is_alive(pid));
+    tickers.clone()
 }
 
 /// The task queue (see the [module docs](self)).
@@ -245,5 +257,27 @@ impl Watcher {
         if let Info::Down { pid, reason, .. } = info {
             self.downs.push((pid, format!("{reason:?}")));
         }
+    }
+}
+
+/// The cluster singleton (see the [module docs](self)): does nothing but run.
+#[behavior(name = "chaos-ticker")]
+pub struct Ticker;
+
+#[behavior]
+impl Ticker {
+    #[init]
+    fn init(ctx: &mut Ctx<Self>) -> Self {
+        TICKERS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(ctx.pid().clone());
+        Ticker
+    }
+
+    /// Answers, to show it runs.
+    #[call]
+    fn alive(&self) -> bool {
+        true
     }
 }

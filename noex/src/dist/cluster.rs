@@ -539,6 +539,15 @@ impl Cluster {
         self.lock().lost_at.get(node).is_some_and(|&at| at >= since)
     }
 
+    /// When this node last lost a connection to a member without a goodbye (one not
+    /// forgotten since, nor gone with a goodbye since).
+    pub(crate) fn last_loss(&self) -> Option<Instant> {
+        let state = self.lock();
+        let members = state.lost_at.iter();
+        let members = members.filter(|(node, _)| state.known.contains_key(&***node));
+        members.map(|(_, at)| *at).max()
+    }
+
     /// What a pid of an incarnation of its node other than the one connected means: the
     /// pid's process is gone for good (`NoProc`) if this node was connected to that
     /// incarnation before, else that node cannot be reached (`NoConnection`: it may be a

@@ -72,6 +72,12 @@ impl Node {
         self.cluster().map_or(0, |c| c.known_members())
     }
 
+    /// When this node last lost a connection to a member (`None` if never, or not
+    /// clustered).
+    pub(crate) fn last_loss(&self) -> Option<std::time::Instant> {
+        self.cluster().and_then(|c| c.last_loss())
+    }
+
     /// `true` if this node's connection to the node of `pid` was lost at `since` or later
     /// (it may be connected again by now).
     pub(crate) fn lost_since(&self, pid: &crate::Pid, since: std::time::Instant) -> bool {

@@ -5,9 +5,10 @@
 //! Start a [`Singleton`] manager on every node that may run the process, with the same
 //! name: the managers agree, through the [global registry](crate::global), on one of them
 //! to run it, registered under that global name — call it from anywhere with
-//! [`Node::named_global`](crate::Node::named_global). When its node is lost, another
-//! manager starts it again; when it ends (it crashed, or its node shut down), one starts
-//! it again at once — after a growing [`Backoff`] when it failed.
+//! [`Node::named_global`](crate::Node::named_global). When its node is lost or shuts
+//! down, another manager starts it again; when it ends, its manager starts it again — after
+//! a growing [`Backoff`] when it failed, and one that cannot start there is left to
+//! another node.
 //!
 //! A [`DistributedSupervisor`](crate::DistributedSupervisor) run as a singleton removes
 //! the supervisor's node as a single point of failure: should that node die, the
@@ -28,10 +29,14 @@
 //!    supervisor; what it linked to itself gets the exit signal). Its manager looks every
 //!    [`MAJORITY_RETRY`].
 //!
-//! The global name is the arbiter between managers that try at the same moment: the
-//! singleton's process is registered before its `init` runs, so a manager that loses the
-//! race starts nothing. A manager that starts where a majority of the known members is
-//! not connected (it may have missed a loss) first waits the loss delay.
+//! The managers agree through a lock: a global name of their own (`noex.singleton/` and
+//! the singleton's name), which the registry gives to one manager at a time. The manager
+//! holding it starts the singleton; the others monitor it, and wait the loss delay when
+//! its node is lost. A manager takes the lock only when no node was lost within the loss
+//! delay — whether or not it knew the singleton ran there — and gives it back at once if a
+//! node was lost while its claim was under way (that loss may be what let the claim
+//! through). A manager that starts where a majority of the known members is not
+//! connected (it may have missed a loss) first waits the loss delay.
 //!
 //! With an even split neither side has a majority, and the singleton runs nowhere until
 //! the partition heals. A cluster of two nodes therefore loses its singleton with either
@@ -95,7 +100,7 @@ use super::backoff::Backoff;
 use super::placement::{loss_delay, sees_majority, MAJORITY_RETRY};
 use crate::error::CallError;
 use crate::server::{Ctx, GenServer, Info, ReplyTo, ServerRef, SpawnOptions};
-use crate::{ExitReason, MonitorRef, Pid, SpawnError, TimerRef, MAX_NAME_LEN};
+use crate::{ExitReason, GlobalError, MonitorRef, Pid, SpawnError, TimerRef, MAX_NAME_LEN};
 
 /// What a [`Singleton`] manager is started with: the global name of the singleton and the
 /// arguments of its `init` (each start takes a clone).
@@ -192,12 +197,12 @@ pub enum SingletonState {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Error)]
 #[non_exhaustive]
 pub enum SingletonInitError {
-    /// The name is longer than [`MAX_NAME_LEN`].
-    #[error("the singleton name is {len} bytes long, over the {max} bytes of a global name")]
+    /// The name is longer than [`MAX_SINGLETON_NAME_LEN`].
+    #[error("the singleton name is {len} bytes long, over the limit of {max} bytes")]
     NameTooLong {
         /// The name's length in bytes.
         len: usize,
-        /// [`MAX_NAME_LEN`].
+        /// [`MAX_SINGLETON_NAME_LEN`].
         max: usize,
     },
     /// The node is hidden: it cannot register global names, so it cannot run a singleton.
@@ -209,26 +214,42 @@ pub enum SingletonInitError {
 #[derive(Debug)]
 pub struct SingletonRequest(());
 
+/// The global name of the lock of the singleton `name`, held by the manager that runs it.
+fn lock_name(name: &str) -> String {
+    format!("{LOCK_PREFIX}{name}")
+}
+
+/// What the lock's global name starts with.
+const LOCK_PREFIX: &str = "noex.singleton/";
+
+/// The longest name of a singleton: its lock's name is a global name too.
+pub const MAX_SINGLETON_NAME_LEN: usize = MAX_NAME_LEN - LOCK_PREFIX.len();
+
 /// The manager of a cluster singleton of behaviour `B` (see the [module docs](self)): spawn
 /// one on every node that may run it, with the same [`SingletonSpec`], as you spawn any
 /// process (also as a supervisor's child, [`ChildSpec::worker`](super::ChildSpec::worker)).
 ///
-/// The singleton is linked to the manager that started it: stopping that manager stops
-/// it (then another manager starts it again), and the manager starts it again when it
-/// ends. Reach the singleton by its global name
-/// ([`Node::named_global`](crate::Node::named_global)); calls made while it moves fail
-/// with [`CallError::NoProc`] or [`CallError::NoConnection`], as calls to any process that
-/// ended do.
+/// The managers agree on one of them through a lock, a global name of their own
+/// (`noex.singleton/` and the singleton's name); the one holding it starts the singleton,
+/// linked to itself, and starts it again when it ends (after its [`Backoff`] if it
+/// failed; a singleton that cannot start there is left to another manager). Stopping that
+/// manager stops the singleton, and another manager starts it. Reach the singleton by its
+/// global name ([`Node::named_global`](crate::Node::named_global)); calls made while it
+/// moves fail with [`CallError::NoProc`] or [`CallError::NoConnection`], as calls to any
+/// process that ended do.
 pub struct Singleton<B: GenServer> {
     name: String,
+    lock: String,
     args: B::Args,
     backoff: Backoff,
     init_timeout: Option<Duration>,
+    /// `true` while this manager holds the lock.
+    owner: bool,
     /// The singleton, when this manager runs it, and when it started.
     running: Option<(Pid, Instant)>,
-    /// The singleton run by another manager (the global name's holder), monitored.
+    /// The manager holding the lock, elsewhere, monitored.
     holder: Option<(Pid, MonitorRef)>,
-    /// No start before this instant: the loss delay after a loss, or the backoff.
+    /// No start before this instant: the loss delay, or the backoff.
     not_before: Instant,
     /// The backoff's last delay (zero: none yet).
     last_backoff: Duration,
@@ -249,10 +270,10 @@ where
     type InitError = SingletonInitError;
 
     async fn init(spec: SingletonSpec<B>, ctx: &mut Ctx<Self>) -> Result<Self, Self::InitError> {
-        if spec.name.len() > MAX_NAME_LEN {
+        if spec.name.len() > MAX_SINGLETON_NAME_LEN {
             return Err(SingletonInitError::NameTooLong {
                 len: spec.name.len(),
-                max: MAX_NAME_LEN,
+                max: MAX_SINGLETON_NAME_LEN,
             });
         }
         let node = ctx.node();
@@ -271,10 +292,12 @@ where
         let ticks = ctx.send_interval((), MAJORITY_RETRY);
         ctx.continue_with(());
         Ok(Singleton {
+            lock: lock_name(&spec.name),
             name: spec.name,
             args: spec.args,
             backoff: spec.backoff,
             init_timeout: spec.init_timeout,
+            owner: false,
             running: None,
             holder: None,
             not_before,
@@ -303,21 +326,31 @@ where
             } if self.holder.as_ref().is_some_and(|(_, m)| *m == monitor) => {
                 self.holder = None;
                 if reason == ExitReason::NoConnection {
-                    // Its node is lost: it may run on there until that node notices.
+                    // Its node is lost: the singleton may run on there until that node
+                    // notices.
                     let safe_at = crate::timer::instant_after(loss_delay(&ctx.node()));
                     self.not_before = self.not_before.max(safe_at);
                 }
-                tracing::debug!(singleton = %self.name, %pid, %reason, "the singleton ended elsewhere");
+                tracing::debug!(singleton = %self.name, manager = %pid, %reason, "the manager running the singleton ended");
+                self.check(ctx).await;
+            }
+            // The lock (or the singleton's name) went to another node's manager when a
+            // partition healed: that one runs it.
+            Info::Exit {
+                reason: ExitReason::NameConflict(_),
+                ..
+            } if self.owner => {
+                self.give_up(ctx, "another node runs the singleton");
                 self.check(ctx).await;
             }
             Info::Exit { from, reason } if self.running_pid() == Some(&from) => {
                 let (_, started) = self.running.take().expect("running");
                 match reason {
-                    ExitReason::Normal | ExitReason::Shutdown | ExitReason::NameConflict(_) => {
-                        tracing::info!(singleton = %self.name, pid = %from, %reason, "the singleton ended here");
+                    ExitReason::Normal | ExitReason::Shutdown => {
+                        tracing::info!(singleton = %self.name, pid = %from, %reason, "the singleton ended; starting it again");
                     }
                     _ => {
-                        tracing::warn!(singleton = %self.name, pid = %from, %reason, "the singleton failed here");
+                        tracing::warn!(singleton = %self.name, pid = %from, %reason, "the singleton failed; starting it again after the backoff");
                         self.back_off(started.elapsed());
                     }
                 }
@@ -328,6 +361,7 @@ where
     }
 
     async fn terminate(&mut self, _reason: &ExitReason, ctx: &mut Ctx<Self>) {
+        // The lock goes with this process.
         if let Some((pid, _)) = self.running.take() {
             let _ = ctx.node().stop(&pid, ExitReason::Shutdown).await;
         }
@@ -364,28 +398,72 @@ where
         self.not_before = self.not_before.max(crate::timer::instant_after(delay));
     }
 
-    /// Applies the rules: kills the singleton running here if this node lost its majority;
-    /// otherwise, with no singleton in this node's view, starts it here when that is safe.
+    /// `true` if a node lost lately may still run the singleton, unseen — whether or not
+    /// this manager knew it ran there (it may have been lost before this manager looked,
+    /// or while it claimed the lock) — or this manager waits for its backoff.
+    fn must_wait(&self, node: &crate::Node) -> bool {
+        let now = Instant::now();
+        let after_loss = node.last_loss().map(|at| at + loss_delay(node));
+        now < self.not_before || after_loss.is_some_and(|safe| now < safe)
+    }
+
+    /// Applies the rules: the manager holding the lock gives it up, killing the singleton,
+    /// when this node no longer sees a majority, and otherwise keeps the singleton
+    /// running; another takes the lock when nobody holds it in this node's view and that
+    /// is safe.
     async fn check(&mut self, ctx: &mut Ctx<Self>) {
         let node = ctx.node();
-        if let Some((pid, _)) = &self.running {
+        if self.owner {
             if !sees_majority(&node) {
-                tracing::warn!(singleton = %self.name, %pid, "this node no longer sees a majority of the cluster: killing the singleton here");
-                node.kill(pid);
-                self.running = None;
-                // Should this side see a majority again soon, the other side may have
-                // started it meanwhile: wait until its registration is seen here.
+                self.give_up(ctx, "this node no longer sees a majority of the cluster");
                 self.not_before = crate::timer::instant_after(loss_delay(&node));
+            } else if self.running.is_none() && Instant::now() >= self.not_before {
+                self.start(ctx).await;
             }
             return;
         }
-        if self.holder.is_some() || Instant::now() < self.not_before || !sees_majority(&node) {
-            return;
+        if let Some((holder, monitor)) = &self.holder {
+            // Given up without ending (a manager that could not start it): look again.
+            if node.whereis_global(&self.lock).as_ref() != Some(holder) {
+                ctx.demonitor(*monitor);
+                self.holder = None;
+            } else {
+                return;
+            }
         }
-        if let Some(holder) = node.whereis_global(&self.name) {
+        // Watched also while this manager may not take it: should its node be lost, the
+        // `Down` tells this manager to wait.
+        if let Some(holder) = node.whereis_global(&self.lock) {
             self.watch(ctx, holder);
             return;
         }
+        if self.must_wait(&node) || !sees_majority(&node) {
+            return;
+        }
+        let claimed = Instant::now();
+        match node.register_global(&self.lock, ctx.pid()).await {
+            Ok(()) if node.last_loss().is_some_and(|at| at >= claimed) => {
+                // A node lost while the claim was under way may have held the lock (its
+                // loss is what let the claim through): its singleton may still run there.
+                self.release(ctx);
+            }
+            Ok(()) => {
+                self.owner = true;
+                self.start(ctx).await;
+            }
+            Err(GlobalError::NameTaken { holder, .. }) => self.watch(ctx, holder),
+            // The node shuts down: nothing more to do.
+            Err(GlobalError::ShuttingDown) => {}
+            // A connected node did not answer in time: tried again at the next look.
+            Err(error) => {
+                tracing::debug!(singleton = %self.name, %error, "the singleton's lock could not be taken");
+            }
+        }
+    }
+
+    /// Starts the singleton here (this manager holds the lock). One that cannot start is
+    /// left to another manager: the lock is given up, and this manager waits its backoff.
+    async fn start(&mut self, ctx: &mut Ctx<Self>) {
         let options = SpawnOptions::new()
             .global_name(self.name.clone())
             .init_timeout(self.init_timeout);
@@ -394,16 +472,30 @@ where
                 tracing::info!(singleton = %self.name, pid = %server.pid(), "the singleton started here");
                 self.running = Some((server.pid().clone(), Instant::now()));
             }
-            Err(SpawnError::NameTaken { holder, .. }) => self.watch(ctx, holder),
-            // The node shuts down: nothing more to do.
             Err(SpawnError::ShuttingDown) => {}
-            // A connected node did not answer the claim in time: tried again at the next
-            // look.
-            Err(SpawnError::RegistrationTimeout { .. }) => {}
             Err(error) => {
-                tracing::warn!(singleton = %self.name, %error, "the singleton could not start here");
+                tracing::warn!(singleton = %self.name, %error, "the singleton could not start here; leaving it to another node");
                 self.back_off(Duration::ZERO);
+                self.give_up(ctx, "it could not start here");
             }
+        }
+    }
+
+    /// Kills the singleton if it runs here, and gives the lock up.
+    fn give_up(&mut self, ctx: &mut Ctx<Self>, why: &str) {
+        let node = ctx.node();
+        if let Some((pid, _)) = self.running.take() {
+            tracing::warn!(singleton = %self.name, %pid, "{why}: killing the singleton here");
+            node.kill(&pid);
+        }
+        self.owner = false;
+        self.release(ctx);
+    }
+
+    /// Gives the lock up, if this manager holds it (not another, which took it over).
+    fn release(&self, ctx: &Ctx<Self>) {
+        if let Some(node) = ctx.node_inner() {
+            node.global.unregister(&node, &self.lock, ctx.pid());
         }
     }
 

@@ -12,11 +12,14 @@ use std::io::{BufRead, Write};
 use std::time::Duration;
 
 use futures_lite::FutureExt;
-use noex::supervisor::{ChildSpec, NodeSelector, Strategy, SupervisorSpec};
+use noex::supervisor::{
+    ChildSpec, NodeSelector, Singleton, SingletonSpec, Strategy, SupervisorSpec,
+};
 use noex::{CallError, DistributedSupervisor, Node, NodeId, Pid, ServerRef, Supervisor};
-use noex_chaos::protocol::{ChildLine, PeerLine, SupStats, QUEUE_NAME};
+use noex_chaos::protocol::{ChildLine, PeerLine, SupStats, QUEUE_NAME, SINGLETON_NAME};
 use noex_chaos::workload::{
-    local_workers, Holder, HolderApi, Queue, QueueApi, Watcher, WatcherApi, Worker,
+    local_tickers, local_workers, Holder, HolderApi, Queue, QueueApi, Ticker, Watcher, WatcherApi,
+    Worker,
 };
 use serde::Serialize;
 
@@ -30,6 +33,7 @@ struct State {
     sup: Option<ServerRef<Supervisor>>,
     queue: Option<ServerRef<Queue>>,
     watcher: Option<ServerRef<Watcher>>,
+    singleton: Option<ServerRef<Singleton<Ticker>>>,
 }
 
 fn json(value: &impl Serialize) -> Reply {
@@ -187,6 +191,16 @@ impl State {
                 Some(watcher) => json(&watcher.downs().await.map_err(|e| e.to_string())?),
                 None => json(&Vec::<(Pid, String)>::new()),
             },
+            ["singleton"] => {
+                let spec = SingletonSpec::<Ticker>::new(SINGLETON_NAME, ());
+                let manager = node
+                    .spawn::<Singleton<Ticker>>(spec)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                self.singleton = Some(manager);
+                json(&())
+            }
+            ["tickers"] => json(&local_tickers(&node)),
             ["partition", peer, state] => {
                 let peer: NodeId = peer.parse().map_err(|e| format!("bad node id: {e}"))?;
                 let cut = match *state {
@@ -259,6 +273,7 @@ fn main() {
         sup: None,
         queue: None,
         watcher: None,
+        singleton: None,
     };
     for line in std::io::stdin().lock().lines() {
         let Ok(line) = line else { break };
