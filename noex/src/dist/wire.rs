@@ -34,7 +34,7 @@ use super::header;
 use crate::ExitReason;
 
 /// The protocol version this build speaks.
-pub(crate) const PROTOCOL_VERSION: u16 = 11;
+pub(crate) const PROTOCOL_VERSION: u16 = 12;
 
 /// Encoded messages longer than this travel in fragments of this size.
 pub(crate) const FRAGMENT_SIZE: usize = 64 * 1024;

@@ -1,9 +1,12 @@
 //! Process groups (Erlang's `pg`): joining and leaving through the member's own node
 //! (the replica they change is `membership.rs`).
 
+use std::sync::Arc;
+
 use super::membership::GroupEvent;
 use super::protocol::{ForwardOp, ForwardResult, GlobalMessage};
 use super::{Global, GlobalEvent};
+use crate::dist::peer::Peer;
 use crate::error::GlobalError;
 use crate::events::Subscription;
 use crate::node::NodeInner;
@@ -126,6 +129,72 @@ impl Global {
         true
     }
 
+    /// The process `pid` of this node ended, a member of `groups`: it leaves them here in
+    /// one step, and every peer is told in one message (a few for more groups than a
+    /// `Sync` part holds), whatever their number.
+    pub(super) fn ended_in_groups<'a>(
+        &self,
+        node: &NodeInner,
+        pid: &Pid,
+        groups: impl Iterator<Item = &'a Arc<str>>,
+    ) {
+        let left = self.groups().remove_all(groups.map(|g| &**g), pid);
+        let (budget, serial) = (super::sync_budget(node), pid.serial());
+        let (mut part, mut bytes) = (Vec::new(), 0);
+        for group in &left {
+            // At least its encoded size.
+            let size = group.len() + 8;
+            if !part.is_empty() && bytes + size > budget {
+                let groups = std::mem::take(&mut part);
+                self.broadcast(node, GlobalMessage::LeftGroups { serial, groups });
+                bytes = 0;
+            }
+            bytes += size;
+            part.push(group.to_string());
+        }
+        if !part.is_empty() {
+            self.broadcast(
+                node,
+                GlobalMessage::LeftGroups {
+                    serial,
+                    groups: part,
+                },
+            );
+        }
+        self.publish_left(left, pid);
+    }
+
+    /// A peer's process `serial` left `groups` (a `Left` or a `LeftGroups`): it leaves them
+    /// here in one step.
+    pub(super) fn left(&self, peer: &Peer, serial: u64, groups: &[String]) {
+        let pid = peer.pid_of(serial);
+        let left = self
+            .groups()
+            .remove_all(groups.iter().map(String::as_str), &pid);
+        self.publish_left(left, &pid);
+    }
+
+    /// A peer's process `serial` joined `group`.
+    pub(super) fn joined(&self, peer: &Peer, group: &str, serial: u64) {
+        let pid = peer.pid_of(serial);
+        if self.groups().add(group, &pid) {
+            self.events.publish(GlobalEvent::Joined {
+                group: group.to_owned(),
+                pid,
+            });
+        }
+    }
+
+    /// Tells the subscribers of [`GlobalEvent`]s that `pid` left `groups`.
+    fn publish_left(&self, groups: Vec<Arc<str>>, pid: &Pid) {
+        for group in groups {
+            self.events.publish(GlobalEvent::Left {
+                group: group.to_string(),
+                pid: pid.clone(),
+            });
+        }
+    }
+
     /// Ends every subscription to the node's global and group events (the node has shut
     /// down).
     pub(crate) fn close_events(&self) {
@@ -137,5 +206,17 @@ impl Global {
     /// one moment of the replica (see [`Node::monitor_group`](crate::Node::monitor_group)).
     pub(crate) fn monitor_group(&self, group: &str) -> (Vec<Pid>, Subscription<GroupEvent>) {
         self.groups().monitor(group)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::protocol::round_trip;
+    use super::*;
+
+    #[test]
+    fn the_groups_a_process_left_round_trip() {
+        let groups = vec!["a".to_owned(), "b".repeat(super::super::MAX_NAME_LEN)];
+        round_trip(GlobalMessage::LeftGroups { serial: 7, groups });
     }
 }

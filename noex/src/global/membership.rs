@@ -75,12 +75,29 @@ impl Groups {
 
     /// Removes `pid` from `group`; `true` if it was a member.
     pub(crate) fn remove(&mut self, group: &str, pid: &Pid) -> bool {
-        let Some(entry) = self.groups.get_mut(group) else {
-            return false;
-        };
+        self.take(group, pid).is_some()
+    }
+
+    /// Removes `pid` from each of `groups` (a process that ended, in one step); the groups
+    /// it was a member of, in the order given.
+    pub(crate) fn remove_all<'a>(
+        &mut self,
+        groups: impl IntoIterator<Item = &'a str>,
+        pid: &Pid,
+    ) -> Vec<Arc<str>> {
+        groups
+            .into_iter()
+            .filter_map(|group| self.take(group, pid))
+            .collect()
+    }
+
+    /// Removes `pid` from `group`: the group's name if it was a member.
+    fn take(&mut self, group: &str, pid: &Pid) -> Option<Arc<str>> {
+        let entry = self.groups.get_mut(group)?;
         if !entry.members.remove(pid) {
-            return false;
+            return None;
         }
+        let name = entry.name.clone();
         if entry.members.is_empty() {
             self.groups.remove(group);
         }
@@ -96,8 +113,8 @@ impl Groups {
             }
         }
         self.monitors
-            .publish(group, || GroupEvent::Left(pid.clone()));
-        true
+            .publish(&name, || GroupEvent::Left(pid.clone()));
+        Some(name)
     }
 
     /// The members of `group`, sorted.

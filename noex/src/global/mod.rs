@@ -12,10 +12,10 @@
 //! (one lock and one hash lookup, like the local registry). Each node is the authority
 //! for the names and group memberships of its own processes: it is the only one that
 //! registers, unregisters or releases them, and it tells every peer (`Registered`,
-//! `Unregistered`, `Joined`, `Left`, on the connection's control lane, in order). A node
-//! that connects receives, from every peer, everything that peer's processes hold
-//! (`Sync`); a node that goes down takes its processes' names and memberships with it,
-//! on every node at the moment each sees it go.
+//! `Unregistered`, `Joined`, `Left`, `LeftGroups`, on the connection's control lane, in
+//! order). A node that connects receives, from every peer, everything that peer's
+//! processes hold (`Sync`); a node that goes down takes its processes' names and
+//! memberships with it, on every node at the moment each sees it go.
 //!
 //! # Registering a name: one winner
 //!
@@ -121,10 +121,12 @@
 //! cluster are the union of every node's local members. Joins are counted, as in `pg`:
 //! the process keeps how many times it joined each group, and its node tells its peers
 //! only of its first join and its last leave, so every replica has each member once. It
-//! leaves its groups when it ends. A join, a leave and a lost node's removal cost
-//! O(log n) a member, n the group's size, and O(log k) for a process in k groups; a
-//! group's members are kept in order, so [`group_members`](crate::Node::group_members) is
-//! a copy.
+//! leaves its groups when it ends: its node tells each peer of all of them in one message
+//! (`LeftGroups`, as `pg` batches them; a few for groups whose names fill more than a
+//! `Sync` part), which the peer applies in one step. A join, a leave and a lost node's
+//! removal cost O(log n) a member, n the group's size, and O(log k) for a process in k
+//! groups; a group's members are kept in order, so
+//! [`group_members`](crate::Node::group_members) is a copy.
 //! [`monitor_group`](crate::Node::monitor_group) takes a group's members and subscribes
 //! to its changes at one moment (as `pg:monitor/2`): the replica tells a group's monitors
 //! of each change as it makes it, under the lock the snapshot is read under.
@@ -173,6 +175,14 @@ pub const MAX_NAME_LEN: usize = 255;
 fn wall_millis() -> u64 {
     let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
     since.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX >> 2))
+}
+
+/// The most a `Sync` part (or a `LeftGroups`) holds, roughly: [`SYNC_BYTES`], or a quarter
+/// of the frames the peers take if that is less.
+fn sync_budget(node: &NodeInner) -> usize {
+    node.cluster.get().map_or(SYNC_BYTES, |cluster| {
+        (cluster.config.max_frame_size / 4).clamp(1024, SYNC_BYTES)
+    })
 }
 
 /// Refuses an operation of a hidden node, which takes no part in the global registry.
@@ -274,6 +284,8 @@ struct State {
     questions: HashMap<u64, ask::Question>,
     /// Claims of other nodes taken, for tests (`probe`).
     claims_taken: u64,
+    /// Messages taken from peers, for tests (`probe`).
+    messages_received: u64,
 }
 
 type Forward = (Arc<str>, Weak<Peer>, oneshot::Sender<ForwardResult>);
@@ -381,9 +393,7 @@ impl Global {
             // Asked again over this connection by `claims_meet`.
             claim.waiting.retain(|n| &**n != id);
         }
-        let budget = node.cluster.get().map_or(SYNC_BYTES, |cluster| {
-            (cluster.config.max_frame_size / 4).clamp(1024, SYNC_BYTES)
-        });
+        let budget = sync_budget(node);
         let own = node.name.as_ref();
         let names = self.names().local_records(own);
         let groups = self.groups().local_records(own, budget / 10);
@@ -469,6 +479,7 @@ impl Global {
     /// A message of the global protocol from `peer`.
     pub(crate) fn receive(&self, node: &Arc<NodeInner>, peer: &Arc<Peer>, message: GlobalMessage) {
         let mut state = self.state();
+        state.messages_received += 1;
         // A message read just as its connection was lost would outlive the cleanup.
         if peer.is_closed() {
             return;
@@ -495,12 +506,8 @@ impl Global {
                 self.released(&name, &pid, change);
             }
             GlobalMessage::Joined { group, serial } => self.joined(peer, &group, serial),
-            GlobalMessage::Left { group, serial } => {
-                let pid = peer.pid_of(serial);
-                if self.groups().remove(&group, &pid) {
-                    self.events.publish(GlobalEvent::Left { group, pid });
-                }
-            }
+            GlobalMessage::Left { group, serial } => self.left(peer, serial, &[group]),
+            GlobalMessage::LeftGroups { serial, groups } => self.left(peer, serial, &groups),
             GlobalMessage::Forward { id, op } => {
                 drop(state);
                 forward::forwarded(node, peer, id, op);
@@ -522,16 +529,6 @@ impl Global {
                 winner,
                 winner_time,
             } => self.superseded(node, &name, (serial, time), (winner, winner_time)),
-        }
-    }
-
-    fn joined(&self, peer: &Peer, group: &str, serial: u64) {
-        let pid = peer.pid_of(serial);
-        if self.groups().add(group, &pid) {
-            self.events.publish(GlobalEvent::Joined {
-                group: group.to_owned(),
-                pid,
-            });
         }
     }
 
@@ -570,21 +567,7 @@ impl Global {
                 self.released(name, pid, change);
             }
         }
-        for group in groups {
-            if self.groups().remove(group, pid) {
-                self.broadcast(
-                    node,
-                    GlobalMessage::Left {
-                        group: group.to_string(),
-                        serial: pid.serial(),
-                    },
-                );
-                self.events.publish(GlobalEvent::Left {
-                    group: group.to_string(),
-                    pid: pid.clone(),
-                });
-            }
-        }
+        self.ended_in_groups(node, pid, groups);
     }
 }
 

@@ -23,4 +23,9 @@ impl Global {
     pub(crate) fn claims_taken(&self) -> u64 {
         self.state().claims_taken
     }
+
+    /// Messages of the protocol taken from peers.
+    pub(crate) fn messages_received(&self) -> u64 {
+        self.state().messages_received
+    }
 }

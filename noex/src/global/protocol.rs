@@ -109,6 +109,14 @@ pub(crate) enum GlobalMessage {
         /// The logical time of the winner's registration.
         winner_time: u64,
     },
+    /// A process of the sender left these groups: it ended, and they are every group it
+    /// was a member of (told in one message, or in a few of at most [`SYNC_BYTES`] each).
+    LeftGroups {
+        /// The process.
+        serial: u64,
+        /// The groups.
+        groups: Vec<String>,
+    },
 }
 
 /// The most a `Sync` part holds, roughly (see [`NameRecord::size`]).

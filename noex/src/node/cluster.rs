@@ -296,6 +296,12 @@ impl Faults<'_> {
         self.node.inner.global.claims_taken()
     }
 
+    /// Messages of the global registry's protocol (names and groups) this node has taken
+    /// from its peers.
+    pub fn global_messages_received(&self) -> u64 {
+        self.node.inner.global.messages_received()
+    }
+
     /// Drops the connection to `peer` as a network failure would.
     pub fn disconnect(&self, peer: &NodeId) -> bool {
         self.node.cluster().is_some_and(|c| c.disconnect(peer))

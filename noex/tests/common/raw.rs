@@ -11,7 +11,7 @@ use sha2::Sha256;
 use super::within;
 
 /// The protocol version of this build.
-pub const PROTOCOL_VERSION: u16 = 11;
+pub const PROTOCOL_VERSION: u16 = 12;
 
 /// The largest message this client says it takes, in its hello.
 pub const MAX_MESSAGE: u64 = 256 << 20;

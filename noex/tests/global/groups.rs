@@ -1,5 +1,7 @@
 //! Joining nodes, group membership, and leaks over many cycles.
 
+use noex::GroupEvent;
+
 use super::*;
 
 #[test]
@@ -149,5 +151,73 @@ fn a_process_in_thirty_thousand_groups_joins_and_leaves_each_in_one_step() {
         server.stop(ExitReason::Normal).await.unwrap();
         assert!(node.groups().is_empty());
         node.shutdown();
+    });
+}
+
+/// Takes what `events` has received so far.
+fn received<T>(events: &noex::Subscription<T>) -> Vec<T> {
+    let received = std::iter::from_fn(|| events.try_recv()).collect();
+    assert_eq!(events.missed(), 0);
+    received
+}
+
+/// The groups `events` reports `pid` left, sorted; failing on any other event.
+fn groups_left(events: &noex::GlobalEvents, pid: &Pid) -> Vec<String> {
+    let mut left: Vec<String> = received(events)
+        .into_iter()
+        .map(|event| match event {
+            GlobalEvent::Left { group, pid: p } if p == *pid => group,
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    left.sort();
+    left
+}
+
+#[test]
+fn a_process_that_ends_in_fifty_groups_costs_each_peer_one_message_and_reports_fifty_leaves() {
+    const GROUPS: usize = 50;
+    run_blocking(async {
+        let nodes = start_cluster(3).await;
+        let server = counter(&nodes[0], 0).await;
+        let pid = server.pid().clone();
+        let groups: Vec<String> = (0..GROUPS).map(|g| format!("g-{g:02}")).collect();
+        for group in &groups {
+            assert_eq!(nodes[0].join_group(group, &pid).await, Ok(true));
+        }
+        let peers = &nodes[1..];
+        eventually("the peers to see every membership", || {
+            peers.iter().all(|node| {
+                node.groups() == groups
+                    && groups
+                        .iter()
+                        .all(|g| node.group_members(g) == [pid.clone()])
+            })
+        })
+        .await;
+        let watching: Vec<_> = peers
+            .iter()
+            .map(|node| {
+                let monitors: Vec<_> = groups.iter().map(|g| node.monitor_group(g).1).collect();
+                let received = node.faults().global_messages_received();
+                (node.global_events(), monitors, received)
+            })
+            .collect();
+
+        server.stop(ExitReason::Normal).await.unwrap();
+        eventually("the peers to drop it from every group", || {
+            peers.iter().all(|node| node.groups().is_empty())
+        })
+        .await;
+        for (node, (events, monitors, before)) in peers.iter().zip(watching) {
+            let what = format!("{:?}", id(node));
+            let messages = node.faults().global_messages_received() - before;
+            assert_eq!(messages, 1, "{what}: messages for the end of a process");
+            for monitor in &monitors {
+                assert_eq!(received(monitor), [GroupEvent::Left(pid.clone())], "{what}");
+            }
+            assert_eq!(groups_left(&events, &pid), groups, "{what}: global_events");
+        }
+        shutdown_all(nodes);
     });
 }

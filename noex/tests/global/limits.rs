@@ -38,6 +38,38 @@ fn long_names_are_refused_and_large_tables_reach_a_node_with_small_frames() {
 }
 
 #[test]
+fn a_process_that_ends_in_more_groups_than_a_frame_holds_leaves_them_all_on_a_small_frames_peer() {
+    run_blocking(async {
+        let config = |name: &str| cluster_config(name).limits(noex::MIN_FRAME_SIZE, 1 << 20);
+        let a = Node::start(config("a")).await.unwrap();
+        let b = Node::start(config("b").seed(id(&a).to_string()))
+            .await
+            .unwrap();
+        wait_connected(&a, 1).await;
+        wait_connected(&b, 1).await;
+        let events = b.cluster_events();
+        // Their names alone are more than a frame.
+        let server = counter(&a, 0).await;
+        for g in 0..300 {
+            let group = format!("{g:03}{}", "g".repeat(noex::MAX_NAME_LEN - 3));
+            assert_eq!(a.join_group(&group, server.pid()).await, Ok(true));
+        }
+        eventually("b to see every group", || b.groups().len() == 300).await;
+        server.stop(ExitReason::Normal).await.unwrap();
+        eventually("b to see it leave them", || b.groups().is_empty()).await;
+        // A join told after the leaves, over the same connection, is seen on it.
+        let last = counter(&a, 0).await;
+        a.join_group("last", last.pid()).await.unwrap();
+        eventually("b to see the last join", || b.groups() == ["last"]).await;
+        let lost = std::iter::from_fn(|| events.try_recv())
+            .find(|event| matches!(event, noex::ClusterEvent::NodeDown { .. }));
+        assert_eq!(lost, None);
+        a.shutdown();
+        b.shutdown();
+    });
+}
+
+#[test]
 fn a_hidden_node_and_its_processes_are_refused_by_the_registry_and_groups() {
     run_blocking(async {
         let nodes = start_cluster(1).await;
