@@ -1,6 +1,7 @@
 //! Process groups (Erlang's `pg`): joining and leaving through the member's own node
 //! (the replica they change is `membership.rs`).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::membership::GroupEvent;
@@ -206,6 +207,13 @@ impl Global {
     /// one moment of the replica (see [`Node::monitor_group`](crate::Node::monitor_group)).
     pub(crate) fn monitor_group(&self, group: &str) -> (Vec<Pid>, Subscription<GroupEvent>) {
         self.groups().monitor(group)
+    }
+
+    /// Every group's members and a subscription to every group's changes from then on,
+    /// taken at one moment of the replica (see
+    /// [`Node::monitor_groups`](crate::Node::monitor_groups)).
+    pub(crate) fn monitor_groups(&self) -> (BTreeMap<String, Vec<Pid>>, Subscription<GlobalEvent>) {
+        self.groups().monitor_all()
     }
 }
 

@@ -1,15 +1,16 @@
 //! The replica of every process group: each group's members across the cluster, in order,
-//! an index of the groups each node's processes are in, and the monitors of each group,
-//! told of every change as it is made.
+//! an index of the groups each node's processes are in, and the monitors of each group
+//! and of every group, told of every change as it is made.
 //!
 //! Joining, leaving and a lost node's removal cost O(log n) a member (n: the group's
 //! members), whatever the group's size: a pid orders by node first, so a node's members
 //! of a group are adjacent, found by one range.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use super::protocol::GroupRecord;
+use super::GlobalEvent;
 use crate::events::{EventBus, Subscription};
 use crate::Pid;
 
@@ -146,12 +147,27 @@ impl Groups {
         for bus in self.monitors.buses.values() {
             bus.close();
         }
+        self.monitors.every.close();
         self.monitors.closed = true;
     }
 
     /// The members of `group` and, atomically, a subscription to its changes from then on.
     pub(crate) fn monitor(&mut self, group: &str) -> (Vec<Pid>, Subscription<GroupEvent>) {
         (self.members(group), self.monitors.subscribe(group))
+    }
+
+    /// Every group's members and, atomically, a subscription to every group's changes
+    /// from then on.
+    pub(crate) fn monitor_all(
+        &mut self,
+    ) -> (BTreeMap<String, Vec<Pid>>, Subscription<GlobalEvent>) {
+        let all = self
+            .groups
+            .iter()
+            .map(|(name, group)| (name.to_string(), group.members.iter().cloned().collect()))
+            .collect();
+        // Closed with the others (the node has shut down): ended from the start.
+        (all, self.monitors.every.subscribe())
     }
 
     /// The memberships of processes of node `own`, as sent to a new peer: at most `most`
@@ -224,12 +240,23 @@ struct Monitors {
     made: usize,
     /// Subscriptions the last sweep found open.
     kept: usize,
+    /// The subscriptions of [`Node::monitor_groups`](crate::Node::monitor_groups), to
+    /// every group.
+    every: EventBus<GlobalEvent>,
     /// Set once the node has shut down: subscriptions end at once.
     closed: bool,
 }
 
 impl Monitors {
-    fn publish(&mut self, group: &str, event: impl FnOnce() -> GroupEvent) {
+    /// Tells the monitors of `group`, and those of every group, of `event`.
+    fn publish(&mut self, group: &str, event: impl Fn() -> GroupEvent) {
+        if self.every.is_active() {
+            let group = group.to_owned();
+            self.every.publish(match event() {
+                GroupEvent::Joined(pid) => GlobalEvent::Joined { group, pid },
+                GroupEvent::Left(pid) => GlobalEvent::Left { group, pid },
+            });
+        }
         let Some(bus) = self.buses.get(group) else {
             return;
         };
@@ -331,6 +358,28 @@ mod tests {
         let records = groups.local_records("ab", 1);
         assert_eq!(records.len(), 3);
         assert!(groups.remove_node("a").is_empty());
+    }
+
+    #[test]
+    fn a_monitor_of_every_group_sees_each_group_a_process_leaves_in_one_step() {
+        let mut groups = Groups::default();
+        let (a, b) = (pid("a", 1), pid("a", 2));
+        for group in ["g", "h", "i"] {
+            groups.add(group, &a);
+        }
+        groups.add("h", &b);
+        let (snapshot, events) = groups.monitor_all();
+        assert_eq!(snapshot.keys().collect::<Vec<_>>(), ["g", "h", "i"]);
+        assert_eq!(snapshot["h"], [a.clone(), b.clone()]);
+        let left = groups.remove_all(["h", "absent", "g", "i"], &a);
+        assert_eq!(left, [Arc::from("h"), Arc::from("g"), Arc::from("i")]);
+        assert_eq!(groups.names(), ["h"]);
+        let left = |group: &str| GlobalEvent::Left {
+            group: group.to_owned(),
+            pid: a.clone(),
+        };
+        let seen: Vec<_> = std::iter::from_fn(|| events.try_recv()).collect();
+        assert_eq!(seen, [left("h"), left("g"), left("i")]);
     }
 
     #[test]

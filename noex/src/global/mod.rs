@@ -128,8 +128,10 @@
 //! groups; a group's members are kept in order, so
 //! [`group_members`](crate::Node::group_members) is a copy.
 //! [`monitor_group`](crate::Node::monitor_group) takes a group's members and subscribes
-//! to its changes at one moment (as `pg:monitor/2`): the replica tells a group's monitors
-//! of each change as it makes it, under the lock the snapshot is read under.
+//! to its changes at one moment (as `pg:monitor/2`), and
+//! [`monitor_groups`](crate::Node::monitor_groups) every group's (as
+//! `pg:monitor_scope/1`): the replica tells the monitors of each change as it makes it,
+//! under the lock the snapshot is read under.
 
 mod ask;
 mod forward;
@@ -207,7 +209,8 @@ pub(crate) fn check_name(name: &str) -> Result<(), GlobalError> {
 }
 
 /// A change of the global registry or of a process group, seen by one node (from
-/// [`Node::global_events`](crate::Node::global_events)).
+/// [`Node::global_events`](crate::Node::global_events); the group changes alone from
+/// [`Node::monitor_groups`](crate::Node::monitor_groups)).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum GlobalEvent {

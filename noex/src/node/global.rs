@@ -1,5 +1,7 @@
 //! The global side of `Node`: cluster-wide names and process groups (see `global`).
 
+use std::collections::BTreeMap;
+
 use super::Node;
 use crate::error::{GlobalError, LookupError};
 use crate::events::Subscription;
@@ -259,6 +261,67 @@ impl Node {
     /// ```
     pub fn monitor_group(&self, group: &str) -> (Vec<Pid>, GroupEvents) {
         self.inner.global.monitor_group(group)
+    }
+
+    /// Every group's members (each group with members, and its members sorted), and a
+    /// subscription to the changes of every group from that moment on, as Erlang's
+    /// `pg:monitor_scope/1`: [`monitor_group`](Self::monitor_group) for all the groups at
+    /// once, groups created later included. The two are taken at one moment of this
+    /// node's replica, so the subscription delivers every join and leave this node sees
+    /// after the snapshot, in order, and none it already shows: applied to the snapshot
+    /// in order, the events received give each group's
+    /// [`group_members`](Self::group_members) as of the last one (up to
+    /// [`EVENT_QUEUE`](crate::EVENT_QUEUE) unread events, see
+    /// [`Subscription::missed`](crate::Subscription::missed)).
+    ///
+    /// It delivers [`GlobalEvent::Joined`] and [`GlobalEvent::Left`] only, which name
+    /// their group ([`global_events`](Self::global_events) delivers the same and the
+    /// changes of global names, with no snapshot). A member that ends, or whose node is
+    /// lost, is reported as leaving each of its groups. Dropping the subscription ends the
+    /// monitor.
+    ///
+    /// ```
+    /// # use noex::{Ctx, GenServer, Node};
+    /// # struct Worker;
+    /// # impl GenServer for Worker {
+    /// #     type Args = (); type Call = (); type Reply = (); type Cast = (); type Info = ();
+    /// #     type InitError = std::convert::Infallible;
+    /// #     async fn init(_: (), _: &mut Ctx<Self>) -> Result<Self, Self::InitError> { Ok(Worker) }
+    /// # }
+    /// use noex::GlobalEvent;
+    ///
+    /// let node = Node::new();
+    /// node.block_on(async {
+    ///     let worker = node.spawn::<Worker>(()).await.unwrap();
+    ///     node.join_group("workers", worker.pid()).await.unwrap();
+    ///
+    ///     let (mut groups, events) = node.monitor_groups();
+    ///     assert_eq!(groups["workers"], vec![worker.pid().clone()]);
+    ///
+    ///     node.join_group("cache", worker.pid()).await.unwrap();
+    ///     node.leave_group("workers", worker.pid()).await.unwrap();
+    ///     for _ in 0..2 {
+    ///         match events.recv().await.unwrap() {
+    ///             GlobalEvent::Joined { group, pid } => {
+    ///                 groups.entry(group).or_default().push(pid);
+    ///             }
+    ///             GlobalEvent::Left { group, pid } => {
+    ///                 let members = groups.get_mut(&group).unwrap();
+    ///                 members.retain(|p| *p != pid);
+    ///                 if members.is_empty() {
+    ///                     groups.remove(&group);
+    ///                 }
+    ///             }
+    ///             _ => {} // (only group events come; the enum is non-exhaustive)
+    ///         }
+    ///     }
+    ///     assert_eq!(groups.keys().cloned().collect::<Vec<_>>(), node.groups());
+    ///     assert_eq!(groups["cache"], node.group_members("cache"));
+    /// });
+    /// node.shutdown();
+    /// ```
+    pub fn monitor_groups(&self) -> (BTreeMap<String, Vec<Pid>>, GlobalEvents) {
+        self.inner.global.monitor_groups()
     }
 
     /// Every group with members, sorted.

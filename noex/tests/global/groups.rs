@@ -1,4 +1,6 @@
-//! Joining nodes, group membership, and leaks over many cycles.
+//! Joining nodes, group membership, monitors of every group, and leaks over many cycles.
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use noex::GroupEvent;
 
@@ -200,7 +202,12 @@ fn a_process_that_ends_in_fifty_groups_costs_each_peer_one_message_and_reports_f
             .map(|node| {
                 let monitors: Vec<_> = groups.iter().map(|g| node.monitor_group(g).1).collect();
                 let received = node.faults().global_messages_received();
-                (node.global_events(), monitors, received)
+                (
+                    node.global_events(),
+                    node.monitor_groups(),
+                    monitors,
+                    received,
+                )
             })
             .collect();
 
@@ -209,14 +216,142 @@ fn a_process_that_ends_in_fifty_groups_costs_each_peer_one_message_and_reports_f
             peers.iter().all(|node| node.groups().is_empty())
         })
         .await;
-        for (node, (events, monitors, before)) in peers.iter().zip(watching) {
+        for (node, (events, (snapshot, scope), monitors, before)) in peers.iter().zip(watching) {
             let what = format!("{:?}", id(node));
             let messages = node.faults().global_messages_received() - before;
             assert_eq!(messages, 1, "{what}: messages for the end of a process");
             for monitor in &monitors {
                 assert_eq!(received(monitor), [GroupEvent::Left(pid.clone())], "{what}");
             }
+            assert!(snapshot.keys().eq(&groups), "{what}: {snapshot:?}");
+            assert!(snapshot.values().all(|members| *members == [pid.clone()]));
             assert_eq!(groups_left(&events, &pid), groups, "{what}: global_events");
+            assert_eq!(groups_left(&scope, &pid), groups, "{what}: monitor_groups");
+        }
+        shutdown_all(nodes);
+    });
+}
+
+/// Toggles the membership of each of `pool` in each of `groups` through `via`, `ops`
+/// times; every 40th time, a process of `owner` joins five groups and ends.
+async fn toggle_groups(owner: Node, via: Node, pool: Vec<Pid>, groups: Vec<String>, ops: usize) {
+    for op in 0..ops {
+        let pid = &pool[op % pool.len()];
+        let group = &groups[(op / pool.len()) % groups.len()];
+        if !via.join_group(group, pid).await.unwrap() {
+            assert_eq!(via.leave_group(group, pid).await, Ok(true));
+        }
+        if op % 40 == 39 {
+            let server = counter(&owner, 0).await;
+            for group in groups.iter().take(5) {
+                via.join_group(group, server.pid()).await.unwrap();
+            }
+            server.stop(ExitReason::Normal).await.unwrap();
+        }
+        smol::future::yield_now().await;
+    }
+}
+
+type Membership = BTreeMap<String, BTreeSet<Pid>>;
+
+/// Every group's members on `node`.
+fn membership(node: &Node) -> Membership {
+    let groups = node.groups().into_iter();
+    groups
+        .map(|g| (g.clone(), node.group_members(&g).into_iter().collect()))
+        .collect()
+}
+
+/// Applies the events `events` has received so far to `members`, failing on a join
+/// reported for a member already in, or a leave for one not in.
+fn apply(events: &noex::GlobalEvents, members: &mut Membership, what: &str) {
+    for event in received(events) {
+        match event {
+            GlobalEvent::Joined { group, pid } => {
+                let list = members.entry(group.clone()).or_default();
+                assert!(
+                    list.insert(pid.clone()),
+                    "{what}: {pid:?} joined {group} twice"
+                );
+            }
+            GlobalEvent::Left { group, pid } => {
+                let list = members.entry(group.clone()).or_default();
+                assert!(list.remove(&pid), "{what}: {pid:?} left {group}, not in it");
+                if list.is_empty() {
+                    members.remove(&group);
+                }
+            }
+            other => panic!("{what}: unexpected {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_monitor_of_every_group_sees_exactly_the_changes_after_its_snapshot_while_two_nodes_churn() {
+    const OPS: usize = 401;
+    const CHANGES: usize = 100;
+    run_blocking(async {
+        let nodes = start_cluster(2).await;
+        let groups: Vec<String> = (0..7).map(|g| format!("watched-{g}")).collect();
+        // Processes of node 0 through node 0, of node 1 through node 1, and of node 0
+        // through node 1 (forwarded).
+        let plan = [(0, 0), (1, 1), (0, 1)];
+        let mut pools = Vec::new();
+        let mut servers = Vec::new();
+        for (owner, _) in plan {
+            let mut pool = Vec::new();
+            for _ in 0..5 {
+                let server = counter(&nodes[owner], 0).await;
+                pool.push(server.pid().clone());
+                servers.push(server);
+            }
+            pools.push(pool);
+        }
+        for round in 0..3 {
+            // Given the groups' members changing on both nodes,
+            let changes = nodes[0].global_events();
+            let togglers: Vec<_> = plan
+                .iter()
+                .zip(&pools)
+                .map(|(&(owner, via), pool)| {
+                    let (owner, via) = (nodes[owner].clone(), nodes[via].clone());
+                    let toggle =
+                        toggle_groups(owner, via.clone(), pool.clone(), groups.clone(), OPS);
+                    via.spawn_task(toggle)
+                })
+                .collect();
+            // when monitors are taken on either node all along (a few after each change
+            // node 0 sees, for the first CHANGES changes of the round),
+            let mut monitors = Vec::new();
+            for i in 0..CHANGES * 4 {
+                let node = &nodes[i % 2];
+                let (snapshot, events) = node.monitor_groups();
+                let seen: Membership = snapshot
+                    .into_iter()
+                    .map(|(group, members)| (group, members.into_iter().collect()))
+                    .collect();
+                monitors.push((node, seen, events));
+                if i % 4 == 3 {
+                    within("a change", changes.recv()).await;
+                }
+            }
+            for toggler in togglers {
+                within("a toggler", toggler).await;
+            }
+            eventually("both nodes to agree", || {
+                membership(&nodes[0]) == membership(&nodes[1])
+            })
+            .await;
+            let expected = membership(&nodes[0]);
+            // then each snapshot with its events applied gives the final members.
+            for (i, (node, mut seen, events)) in monitors.into_iter().enumerate() {
+                let what = format!("round {round}, monitor {i} on {:?}", id(node));
+                eventually(&what, || {
+                    apply(&events, &mut seen, &what);
+                    seen == expected
+                })
+                .await;
+            }
         }
         shutdown_all(nodes);
     });
