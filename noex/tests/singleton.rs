@@ -441,3 +441,43 @@ fn a_singleton_that_cannot_start_on_its_managers_node_is_left_to_another_node() 
         shutdown_all(nodes);
     });
 }
+
+#[test]
+fn a_manager_under_a_supervisor_is_restarted_and_starts_its_singleton_again() {
+    run_blocking(async {
+        let node = Node::new();
+        let label = format!("supervised-{}", std::process::id());
+        let manager = ChildSpec::worker::<Singleton<Tracked>>(
+            "manager",
+            SingletonSpec::new("supervised", label.clone()),
+        );
+        let spec = noex::SupervisorSpec::new(Strategy::OneForOne).child(manager);
+        let sup = node.spawn::<noex::Supervisor>(spec).await.unwrap();
+        let first = within("the singleton to start", async {
+            loop {
+                if let Some(pid) = node.whereis_global("supervised") {
+                    return pid;
+                }
+                smol::Timer::after(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+        let children = sup.which_children().await.unwrap();
+        let manager = children[0].pid.clone().unwrap();
+        assert!(node.kill(&manager));
+        // The singleton ends with its manager, and the restarted manager starts another.
+        let second = within("the singleton to start again", async {
+            loop {
+                match node.whereis_global("supervised") {
+                    Some(pid) if pid != first => return pid,
+                    _ => drop(smol::Timer::after(Duration::from_millis(5)).await),
+                }
+            }
+        })
+        .await;
+        assert!(!node.is_alive(&first));
+        assert!(node.is_alive(&second));
+        assert_eq!(running(std::slice::from_ref(&node), "Tracked"), 1);
+        node.shutdown();
+    });
+}
