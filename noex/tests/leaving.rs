@@ -4,15 +4,19 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use common::{eventually, isolate, run_blocking, shutdown_all, start_registered_cluster, within};
+use common::{
+    eventually, isolate, run_blocking, shutdown_all, start_cluster_with, start_registered_cluster,
+    within,
+};
 use noex::supervisor::{ChildSpec, NodeSelector, Restart, Strategy, SupervisorSpec};
 use noex::{
-    behavior, Ctx, DistributedSupervisor, ExitReason, Info, MonitorRef, Node, NodeId, NodeStatus,
-    Pid, ServerRef,
+    behavior, ClusterConfig, Ctx, DistributedSupervisor, ExitReason, Info, MonitorRef, Node,
+    NodeId, NodeStatus, Pid, ServerRef,
 };
 use serde::{Deserialize, Serialize};
 
@@ -119,6 +123,35 @@ impl Slow {
             smol::Timer::after(Duration::from_millis(2)).await;
         }
         7
+    }
+}
+
+/// Set while the [`Stubborn`] processes of a slot (one per test) must wait in their
+/// `terminate`.
+static HOLD_STUBBORN: [AtomicBool; 2] = [const { AtomicBool::new(false) }; 2];
+/// Set once a [`Stubborn`] process of a slot has started its `terminate`.
+static STUBBORN_TERMINATING: [AtomicBool; 2] = [const { AtomicBool::new(false) }; 2];
+
+/// A process whose `terminate` signals [`STUBBORN_TERMINATING`] of its slot, then waits
+/// while [`HOLD_STUBBORN`] of its slot is set.
+#[behavior(name = "leaving-stubborn")]
+pub struct Stubborn {
+    slot: usize,
+}
+
+#[behavior]
+impl Stubborn {
+    #[init]
+    fn init(slot: usize) -> Self {
+        Stubborn { slot }
+    }
+
+    #[terminate]
+    async fn terminate(&mut self, _reason: &ExitReason) {
+        STUBBORN_TERMINATING[self.slot].store(true, Ordering::SeqCst);
+        while HOLD_STUBBORN[self.slot].load(Ordering::SeqCst) {
+            smol::Timer::after(Duration::from_millis(2)).await;
+        }
     }
 }
 
@@ -322,6 +355,215 @@ fn a_call_under_way_when_its_node_shuts_down_is_answered() {
         HOLD_CALL.store(false, Ordering::SeqCst);
         assert_eq!(within("the reply", call).await, Ok(7));
         shutdown.join().unwrap();
+        shutdown_all(nodes);
+    });
+}
+
+/// Heartbeats so slow that a move after a node's loss — the migration delay, 250 ms and
+/// three heartbeat intervals: 15.25 s — would wait longer than a test waits.
+fn slow_heartbeats(config: ClusterConfig) -> ClusterConfig {
+    config.heartbeat(Duration::from_secs(5), Duration::from_secs(30))
+}
+
+/// [`start_registered_cluster`] with [`slow_heartbeats`].
+async fn start_slow_cluster(n: usize) -> Vec<Node> {
+    let nodes = start_cluster_with(n, slow_heartbeats).await;
+    for node in &nodes {
+        node.register_behaviors().unwrap();
+    }
+    nodes
+}
+
+/// A distributed supervisor on `node` of `children`, all placed on `on`, then placing
+/// round robin.
+async fn supervise_on(
+    node: &Node,
+    on: &NodeId,
+    max_restarts: u32,
+    children: Vec<ChildSpec>,
+) -> ServerRef<DistributedSupervisor> {
+    let selector = NodeSelector::Specific(on.clone());
+    let mut spec = SupervisorSpec::distributed(Strategy::OneForOne, selector)
+        .intensity(max_restarts, Duration::from_secs(60));
+    for child in children {
+        spec = spec.child(child);
+    }
+    let sup = node.spawn::<DistributedSupervisor>(spec).await.unwrap();
+    let placed = sup.distribution().await.unwrap().children_per_node;
+    assert_eq!(placed.into_keys().collect::<Vec<_>>(), vec![on.to_string()]);
+    sup.set_selector(NodeSelector::RoundRobin).await.unwrap();
+    sup
+}
+
+/// The node each child of `sup` runs on, by id (`None`: not running), once `done` holds
+/// of it.
+async fn children_until(
+    sup: &ServerRef<DistributedSupervisor>,
+    what: &str,
+    done: impl Fn(&BTreeMap<String, Option<String>>) -> bool,
+) -> BTreeMap<String, Option<String>> {
+    within(what, async {
+        loop {
+            let children = sup.which_children().await.unwrap();
+            let nodes = children.into_iter().map(|c| (c.id, c.node)).collect();
+            if done(&nodes) {
+                break nodes;
+            }
+            smol::Timer::after(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+}
+
+/// Checks, for half a second, that `sup` starts none of its children elsewhere than on
+/// `left` (where they ran): a move would come at once.
+async fn nothing_moves(sup: &ServerRef<DistributedSupervisor>, left: &NodeId) {
+    let until = Instant::now() + Duration::from_millis(500);
+    while Instant::now() < until {
+        let stats = sup.distribution().await.unwrap();
+        assert_eq!(stats.migrations, 0);
+        let running = stats.children_per_node.into_keys();
+        assert!(running.into_iter().all(|node| node == left.as_str()));
+        smol::Timer::after(Duration::from_millis(5)).await;
+    }
+}
+
+#[test]
+fn the_children_of_a_node_that_leaves_move_at_once_in_one_restart() {
+    run_blocking(async {
+        let mut nodes = start_slow_cluster(3).await;
+        let leaving = id(&nodes[2]);
+        let children = (0..3)
+            .map(|i| ChildSpec::worker::<Lingering>(format!("w{i}"), false))
+            .collect();
+        // One restart allowed: the three children of the node cost one, together.
+        let sup = supervise_on(&nodes[0], &leaving, 1, children).await;
+
+        // The node stops them and tells their ends: they have ended, and move without the
+        // migration delay (longer than this test waits).
+        nodes.pop().unwrap().shutdown();
+        let moved = children_until(&sup, "the children to move", |children| {
+            children
+                .values()
+                .all(|node| node.as_ref().is_some_and(|n| n != leaving.as_str()))
+        })
+        .await;
+        assert_eq!(moved.len(), 3);
+        let stats = sup.distribution().await.unwrap();
+        // Three children restarted (the supervisor still runs: one restart counted).
+        assert_eq!((stats.restarts, stats.migrations), (3, 3));
+        assert_eq!(stats.waiting_for_majority, 0);
+        shutdown_all(nodes);
+    });
+}
+
+#[test]
+fn in_a_cluster_of_two_the_children_of_the_node_that_leaves_move_once_it_is_gone() {
+    run_blocking(async {
+        let mut nodes = start_slow_cluster(2).await;
+        let leaving = id(&nodes[1]);
+        let children = (0..2)
+            .map(|i| ChildSpec::worker::<Lingering>(format!("w{i}"), false))
+            .collect();
+        let sup = supervise_on(&nodes[0], &leaving, 1, children).await;
+
+        // Leaving, the node is no longer seen but still a member: the survivor, one of
+        // two, sees no majority until the goodbye leaves it the whole cluster.
+        nodes.pop().unwrap().shutdown();
+        let here = id(&nodes[0]).to_string();
+        children_until(&sup, "the children to move", |children| {
+            children.values().all(|node| node.as_ref() == Some(&here))
+        })
+        .await;
+        let stats = sup.distribution().await.unwrap();
+        assert_eq!((stats.restarts, stats.migrations), (2, 2));
+        shutdown_all(nodes);
+    });
+}
+
+/// Shuts down `nodes[2]` on a thread of its own, and waits until the [`Stubborn`]
+/// processes of `slot` there, held, have started their `terminate`.
+async fn shut_down_held(nodes: &[Node], slot: usize) -> std::thread::JoinHandle<()> {
+    HOLD_STUBBORN[slot].store(true, Ordering::SeqCst);
+    let node = nodes[2].clone();
+    let shutdown = std::thread::spawn(move || node.shutdown());
+    eventually("the stubborn child to be stopping", || {
+        STUBBORN_TERMINATING[slot].load(Ordering::SeqCst)
+    })
+    .await;
+    shutdown
+}
+
+#[test]
+fn the_children_of_a_leaving_node_wait_for_the_last_one_there_to_end() {
+    run_blocking(async {
+        let mut nodes = start_slow_cluster(3).await;
+        let leaving = id(&nodes[2]);
+        let stubborn = ChildSpec::worker::<Stubborn>("stubborn", 0).restart(Restart::Temporary);
+        let children = vec![
+            ChildSpec::worker::<Lingering>("quick", false),
+            stubborn,
+            ChildSpec::worker::<Lingering>("quick too", false),
+        ];
+        let sup = supervise_on(&nodes[0], &leaving, 1, children).await;
+        let shutdown = shut_down_held(&nodes, 0).await;
+        children_until(&sup, "the quick children's ends", |children| {
+            children["quick"].as_deref() != Some(leaving.as_str())
+                && children["quick too"].as_deref() != Some(leaving.as_str())
+        })
+        .await;
+        nothing_moves(&sup, &leaving).await;
+
+        // The last one ends there (temporary, it is not started again): the others move,
+        // in one restart.
+        HOLD_STUBBORN[0].store(false, Ordering::SeqCst);
+        let moved = children_until(&sup, "the quick children to move", |children| {
+            children.len() == 2 && children.values().all(Option::is_some)
+        })
+        .await;
+        assert!(moved
+            .values()
+            .all(|node| node.as_deref() != Some(leaving.as_str())));
+        let stats = sup.distribution().await.unwrap();
+        assert_eq!((stats.restarts, stats.migrations), (2, 2));
+        shutdown.join().unwrap();
+        nodes.pop();
+        shutdown_all(nodes);
+    });
+}
+
+#[test]
+fn children_of_a_leaving_node_whose_connection_closes_first_wait_the_migration_delay() {
+    run_blocking(async {
+        let mut nodes = start_slow_cluster(3).await;
+        let leaving = id(&nodes[2]);
+        let children = vec![
+            ChildSpec::worker::<Lingering>("quick", false),
+            ChildSpec::worker::<Stubborn>("stubborn", 1),
+        ];
+        let sup = supervise_on(&nodes[0], &leaving, 10, children).await;
+        let shutdown = shut_down_held(&nodes, 1).await;
+        // The quick one has ended there, as its node said: it waits for the other one.
+        children_until(&sup, "the quick child's end", |children| {
+            children["quick"].as_deref() != Some(leaving.as_str())
+        })
+        .await;
+        nothing_moves(&sup, &leaving).await;
+
+        // The connection closes with the stubborn one still running: it may run on, unseen,
+        // so both wait the migration delay (longer than this test).
+        isolate(&nodes, 2, true);
+        children_until(&sup, "the stubborn child's end", |children| {
+            children["stubborn"].is_none()
+        })
+        .await;
+        nothing_moves(&sup, &leaving).await;
+        let stats = sup.distribution().await.unwrap();
+        assert_eq!(stats.waiting_for_majority, 2);
+
+        HOLD_STUBBORN[1].store(false, Ordering::SeqCst);
+        shutdown.join().unwrap();
+        nodes.pop();
         shutdown_all(nodes);
     });
 }

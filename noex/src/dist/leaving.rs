@@ -11,7 +11,8 @@
 //!    supervisor of another node takes the end of a child on a node that announced its
 //!    leave for the node's loss, whatever the child's reason, and moves it (see
 //!    `supervisor::placement`): a transient child stopped there with `Shutdown` is not
-//!    gone for good.
+//!    gone for good. Told of its end, it does not wait the migration delay of a lost
+//!    node: the node's children move once the last of them there has ended.
 //! 3. **`Goodbye`** ([`Cluster::shutdown`]), behind everything queued: the peers report
 //!    the node down with [`NodeDownReason::Shutdown`](super::NodeDownReason::Shutdown)
 //!    and do not dial it again (unless it is a seed of theirs).

@@ -26,7 +26,7 @@ impl Node {
     ///
     /// A node of a cluster first tells its peers that it leaves (they place no new
     /// children of a distributed supervisor here, and move those that end here
-    /// meanwhile), then stops its processes over the connections still open — so
+    /// meanwhile, without waiting as for a lost node), then stops its processes over the connections still open — so
     /// monitors, links and callers on other nodes see the same reasons, and global names
     /// are released as their processes end — then says goodbye (its peers report it down
     /// with [`NodeDownReason::Shutdown`](crate::NodeDownReason::Shutdown)) and closes its

@@ -198,17 +198,18 @@ struct Child {
     backoff: Duration,
     /// Starts after the first (see `ChildInfo::restarts`).
     restarts: u32,
-    /// Set while its last run may still go on, unseen, on a lost node: until it runs
-    /// again, it starts only while this side sees a majority, and its start counts as a
-    /// migration (see `placement`).
+    /// Set once it was lost with its node (its last run may still go on there, unseen,
+    /// unless that node, leaving, told its end): until it runs again, it starts only while
+    /// this side sees a majority, and its start counts as a migration (see `placement`).
     lost: Option<Lost>,
 }
 
-/// Where a child's last run may still go on: it was lost with that node, or a start there
-/// got no answer.
+/// Where a child's last run was lost: it ended with that node, or a start there got no
+/// answer.
 struct Lost {
     node: String,
-    /// When it may start elsewhere: the migration delay after the loss was seen.
+    /// When it may start elsewhere: the migration delay after the loss was seen (at once
+    /// if its leaving node told its end), or later, with the others lost with that node.
     safe_at: Instant,
 }
 
@@ -449,6 +450,7 @@ impl Supervisor {
         let node = ctx.node_inner()?;
         let reason = shutdown::stop_child(&node, &pid, self.children[index].spec.shutdown).await;
         ctx.unlink(&pid);
+        self.ended_on(ctx, &pid);
         if matches!(reason, ExitReason::NameConflict(_)) {
             self.conflicted.push(pid);
         }

@@ -18,8 +18,9 @@
 //! child's fault; counted one per child, a node that held four children would take a
 //! supervisor of the default 3 in 5 s down with it, and every child on every node); the
 //! intensity still bounds storms of nodes lost one after another. The supervisor
-//! decides a while after the loss (see below), on the view of the cluster then — a loss
-//! that takes several nodes (a partition) is seen whole, not one connection at a time. A
+//! decides a while after the loss (see below; a node that leaves is no such wait), on
+//! the view of the cluster then — a loss that takes several nodes (a partition) is seen
+//! whole, not one connection at a time. A
 //! restart that fails (no node can take the child, say) is tried again every
 //! `MAJORITY_RETRY`, each attempt counting toward the intensity.
 //!
@@ -42,8 +43,22 @@
 //! its `terminate` left it) rather than `NoConnection`. The end of a child on a node that
 //! announced its leave is taken for the node's loss, whatever its reason: the child moves
 //! as above (a transient child stopped there is not gone for good; a temporary one is
-//! dropped), in the same single restart for the node. A child still running when the
-//! leaving node closes its connections ends with `NoConnection`, as on any lost node.
+//! dropped), in the same single restart for the node.
+//!
+//! It moves without the migration delay, though: its node told its end, so it has ended,
+//! and nothing runs on there unseen. The node stops the children of this supervisor
+//! together (each by its `terminate`); once the last of them there has ended, they move
+//! together, in one restart — as soon as this side sees a majority. A leaving node is no
+//! longer seen but still a known member until its goodbye: a cluster of three that loses
+//! one this way still sees two of three, and the children move at once; the other node of
+//! a cluster of two waits for the goodbye, which leaves it the whole cluster. A rolling
+//! restart thus moves each node's children as soon as they have stopped, however slow the
+//! heartbeats.
+//!
+//! A child still running when the leaving node closes its connections (its `terminate`
+//! outlasting the shutdown's 5 s, or the connection lost meanwhile) ends with
+//! `NoConnection`, as on any lost node: it may run on there, unseen, and the node's
+//! children — those that ended before it too — move together after the migration delay.
 //!
 //! A loss costs one restart of the child's group, whatever the strategy: children lost
 //! with one node move together; with `OneForAll` or `RestForOne`, a child lost with its
@@ -87,7 +102,7 @@
 //!    up to about three heartbeat intervals apart, so the supervisor moves a lost child
 //!    only `MAJORITY_RETRY` plus three heartbeat intervals after it noticed the loss:
 //!    by then the child has ended. This needs every node to use the same heartbeat
-//!    settings.
+//!    settings. (A child whose end its leaving node told has ended: it does not wait.)
 //!
 //! A partial partition — the link between the supervisor's node a and a child's node c
 //! fails while a third node b reaches both — is no exception: a sees a majority (a and

@@ -10,7 +10,7 @@ use super::spec::{ChildKind, ChildSpec, Restart, Strategy};
 use super::{start, validate_child, Child, Supervisor};
 use crate::events::LifecycleEvent;
 use crate::server::Ctx;
-use crate::Pid;
+use crate::{ExitReason, Pid};
 
 impl Supervisor {
     pub(super) async fn start_child(
@@ -114,7 +114,8 @@ impl Supervisor {
             if Self::lost_with_node(ctx, &pid, started, &reason) {
                 // Found lost with its node as it was stopped: it may run there still, and
                 // is not started again (by request, or with its group) until that is safe.
-                self.hold_lost(ctx, index, pid.node(), Held::GroupMigration);
+                let ended = reason != ExitReason::NoConnection;
+                self.hold_lost(ctx, index, pid.node(), ended, Held::GroupMigration);
             }
         }
         // No pending restart brings it back.
@@ -163,7 +164,7 @@ impl Supervisor {
                     // It may run where it was asked to start: it starts by itself once
                     // that is safe (it was asked for), as a child lost with that node.
                     self.children[index].terminated = false;
-                    self.hold_lost(ctx, index, node, Held::GroupMigration);
+                    self.hold_lost(ctx, index, node, false, Held::GroupMigration);
                 }
                 Err(SupervisorError::StartFailed {
                     id,

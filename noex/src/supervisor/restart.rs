@@ -84,9 +84,12 @@ impl Supervisor {
             return; // Not a current child (already stopped by us, or replaced).
         };
         self.children[index].pid = None;
+        self.ended_on(ctx, &pid);
         let spec = &self.children[index].spec;
         let id = spec.id.clone();
         let lost_node = Self::lost_with_node(ctx, &pid, self.children[index].started, &reason);
+        // Its end came from its node, leaving (a lost node tells nothing): it has ended.
+        let ended = reason != ExitReason::NoConnection;
         // Lost with its node, it did not end by itself: whatever its reason, it is
         // restarted as for the node's loss.
         let reason = match lost_node {
@@ -95,9 +98,10 @@ impl Supervisor {
         };
         if lost_node && restarts(spec.restart, &reason) && self.placement.is_some() {
             // Decided on the view of the cluster a moment later, when the loss that took
-            // this node has taken the others it takes (see `placement`).
+            // this node has taken the others it takes, or when the other children of a
+            // leaving node have ended there (see `placement`).
             tracing::warn!(supervisor = %ctx.pid(), child = %id, %pid, "child lost with its node; it moves once a majority is seen");
-            self.hold_lost(ctx, index, pid.node(), Held::Migration);
+            self.hold_lost(ctx, index, pid.node(), ended, Held::Migration);
             return;
         }
         if restarts(spec.restart, &reason) {
@@ -194,12 +198,14 @@ impl Supervisor {
             let temporary = child.spec.restart == Restart::Temporary;
             match (pid, stopped) {
                 // Found lost with its node as it was stopped: it may run there still, so
-                // it starts (alone: this is its group's restart) after the migration delay.
+                // it starts (alone: this is its group's restart) after the migration delay
+                // — or, stopped by its leaving node, once the others there have ended.
                 // (A temporary one is removed below.)
                 (Some(pid), Some(reason))
                     if !temporary && Self::lost_with_node(ctx, &pid, started, &reason) =>
                 {
-                    self.hold_lost(ctx, i, pid.node(), Held::GroupMigration);
+                    let ended = reason != ExitReason::NoConnection;
+                    self.hold_lost(ctx, i, pid.node(), ended, Held::GroupMigration);
                 }
                 // Lost with its node before, waiting to move: this restart is its group's,
                 // it only has to start.
@@ -282,7 +288,7 @@ impl Supervisor {
                 });
                 if let Some(node) = lost {
                     // It may run where it was asked to start: moved as a lost child.
-                    self.hold_lost(ctx, index, &node, Held::Retry);
+                    self.hold_lost(ctx, index, &node, false, Held::Retry);
                 } else {
                     // Spaced out for a distributed supervisor: the cluster may need a
                     // moment to offer a node.

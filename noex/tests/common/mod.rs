@@ -474,13 +474,22 @@ pub async fn start_registered_cluster(n: usize) -> Vec<Node> {
 
 /// Starts `n` nodes, each seeded with the first, and waits until all see each other.
 pub async fn start_cluster(n: usize) -> Vec<Node> {
-    let first = Node::start(cluster_config("n0"))
+    start_cluster_with(n, |config| config).await
+}
+
+/// [`start_cluster`], each node's [`cluster_config`] changed by `tune` (slower heartbeats,
+/// say).
+pub async fn start_cluster_with(
+    n: usize,
+    tune: fn(noex::ClusterConfig) -> noex::ClusterConfig,
+) -> Vec<Node> {
+    let first = Node::start(tune(cluster_config("n0")))
         .await
         .expect("node starts");
     let seed = first.local_node_id().unwrap().to_string();
     let mut nodes = vec![first];
     for i in 1..n {
-        let config = cluster_config(&format!("n{i}")).seed(seed.clone());
+        let config = tune(cluster_config(&format!("n{i}"))).seed(seed.clone());
         nodes.push(Node::start(config).await.expect("node starts"));
     }
     for node in &nodes {
