@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use common::{
-    cluster_config, eventually, isolate, run_blocking, shutdown_all, start_cluster,
+    eventually, isolate, run_blocking, shutdown_all, start_cluster, start_cluster_with,
     start_registered_cluster, wait_connected, within,
 };
 use noex::supervisor::{
@@ -267,22 +267,10 @@ fn a_singleton_whose_node_shuts_down_moves_without_waiting_for_a_loss() {
     run_blocking(async {
         // Heartbeats so slow that a move after a loss would wait longer than the test
         // waits: this one is told of the end, by a node that says goodbye.
-        let first = Node::start(
-            cluster_config("n0").heartbeat(Duration::from_secs(5), Duration::from_secs(30)),
-        )
-        .await
-        .unwrap();
-        let seed = id(&first).to_string();
-        let mut nodes = vec![first];
-        for i in 1..3 {
-            let config = cluster_config(&format!("n{i}"))
-                .heartbeat(Duration::from_secs(5), Duration::from_secs(30))
-                .seed(seed.clone());
-            nodes.push(Node::start(config).await.unwrap());
-        }
-        for node in &nodes {
-            wait_connected(node, 2).await;
-        }
+        let mut nodes = start_cluster_with(3, |config| {
+            config.heartbeat(Duration::from_secs(5), Duration::from_secs(30))
+        })
+        .await;
         let managers = managers(&nodes, "tracked").await;
         agreed(&nodes, &managers).await;
         let old = running_on(&nodes, "Tracked").unwrap();
