@@ -27,7 +27,8 @@
 //! 2. **A singleton whose node no longer sees a majority is killed** (with
 //!    [`ExitReason::Killed`]: `terminate` does not run, as for a child cut off from its
 //!    supervisor; what it linked to itself gets the exit signal). Its manager looks every
-//!    [`MAJORITY_RETRY`].
+//!    [`MAJORITY_RETRY`], also while the singleton's `init` runs: it runs user code from
+//!    the start, however long its init timeout lets it take.
 //!
 //! The managers agree through a lock: a global name of their own (`noex.singleton/` and
 //! the singleton's name), which the registry gives to one manager at a time. The manager
@@ -35,8 +36,18 @@
 //! its node is lost. A manager takes the lock only when no node was lost within the loss
 //! delay — whether or not it knew the singleton ran there — and gives it back at once if a
 //! node was lost while its claim was under way (that loss may be what let the claim
-//! through). A manager that starts where a majority of the known members is not
-//! connected (it may have missed a loss) first waits the loss delay.
+//! through). A manager that starts where not every known member is connected (it may
+//! have missed a loss) first waits the loss delay. A singleton that no longer holds its
+//! global name — it lost it to an earlier registration when a partition healed and
+//! trapped the exit signal that told it so, or it gave the name up — is no longer the
+//! singleton: its manager kills it and gives the lock up.
+//!
+//! A node counts its cluster's members as those it has been connected to (see
+//! [`Node::members`](crate::Node::members)), so a node that dials seeds (or discovery
+//! sources) and has not yet been connected to any of them — it has just started, or
+//! restarted under a new id, cut off from its cluster — would be a majority of itself
+//! alone: it starts nothing until it has joined. A node that dials no one is the first
+//! of its cluster: alone, it runs the singleton.
 //!
 //! With an even split neither side has a majority, and the singleton runs nowhere until
 //! the partition heals. A cluster of two nodes therefore loses its singleton with either
@@ -89,130 +100,20 @@
 //! node.shutdown();
 //! ```
 
+mod api;
+
 use std::convert::Infallible;
-use std::fmt;
 use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
-use thiserror::Error;
+use futures_lite::FutureExt;
 
 use super::backoff::Backoff;
 use super::placement::{loss_delay, sees_majority, MAJORITY_RETRY};
-use crate::error::CallError;
-use crate::server::{Ctx, GenServer, Info, ReplyTo, ServerRef, SpawnOptions};
-use crate::{ExitReason, GlobalError, MonitorRef, Pid, SpawnError, TimerRef, MAX_NAME_LEN};
+use crate::server::{Ctx, GenServer, Info, ReplyTo, SpawnOptions};
+use crate::{ExitReason, GlobalError, MonitorRef, Node, Pid, SpawnError, TimerRef, MAX_NAME_LEN};
 
-/// What a [`Singleton`] manager is started with: the global name of the singleton and the
-/// arguments of its `init` (each start takes a clone).
-#[must_use = "a SingletonSpec does nothing until a Singleton manager is spawned with it"]
-pub struct SingletonSpec<B: GenServer> {
-    name: String,
-    args: B::Args,
-    backoff: Backoff,
-    init_timeout: Option<Duration>,
-}
-
-impl<B: GenServer> SingletonSpec<B>
-where
-    B::Args: Clone,
-{
-    /// The singleton registered as the global `name`, started with a clone of `args`;
-    /// a restart after a failure waits 100 ms, doubling up to 5 s, and `init` may take
-    /// [`DEFAULT_INIT_TIMEOUT`](crate::DEFAULT_INIT_TIMEOUT).
-    pub fn new(name: impl Into<String>, args: B::Args) -> Self {
-        SingletonSpec {
-            name: name.into(),
-            args,
-            backoff: Backoff::exponential(Duration::from_millis(100), Duration::from_secs(5)),
-            init_timeout: Some(crate::DEFAULT_INIT_TIMEOUT),
-        }
-    }
-
-    /// How long this manager waits before it tries to start the singleton again, after the
-    /// one it started failed (ended with another reason than `Normal` or `Shutdown`) or
-    /// could not start.
-    pub fn backoff(mut self, backoff: Backoff) -> Self {
-        self.backoff = backoff;
-        self
-    }
-
-    /// How long the singleton's `init` may take; `None` waits however long it takes (a
-    /// supervisor's `init` starts its children: give it `None`, as
-    /// [`ChildSpec::supervisor`](super::ChildSpec::supervisor) does).
-    pub fn init_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
-        self.init_timeout = timeout.into();
-        self
-    }
-
-    /// The singleton's global name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-}
-
-impl<B: GenServer> Clone for SingletonSpec<B>
-where
-    B::Args: Clone,
-{
-    fn clone(&self) -> Self {
-        SingletonSpec {
-            name: self.name.clone(),
-            args: self.args.clone(),
-            backoff: self.backoff,
-            init_timeout: self.init_timeout,
-        }
-    }
-}
-
-impl<B: GenServer> fmt::Debug for SingletonSpec<B> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SingletonSpec")
-            .field("name", &self.name)
-            .field("behavior", &std::any::type_name::<B>())
-            .field("backoff", &self.backoff)
-            .field("init_timeout", &self.init_timeout)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Where a singleton runs, as its manager on this node sees it
-/// ([`ServerRef::state`](ServerRef::state)).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum SingletonState {
-    /// This manager started it; it runs on this node.
-    Here(Pid),
-    /// It runs elsewhere: this node's replica of the global registry has it under its name.
-    Elsewhere(Pid),
-    /// It runs nowhere this node knows of, and this node does not see a majority of the
-    /// cluster: this manager starts nothing until it does.
-    NoMajority,
-    /// It runs nowhere this node knows of: this manager starts it once the loss delay
-    /// (after its node was lost) or its backoff (after a failure) is over, unless another
-    /// does first.
-    Waiting,
-}
-
-/// Why a [`Singleton`] manager could not start.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Error)]
-#[non_exhaustive]
-pub enum SingletonInitError {
-    /// The name is longer than [`MAX_SINGLETON_NAME_LEN`].
-    #[error("the singleton name is {len} bytes long, over the limit of {max} bytes")]
-    NameTooLong {
-        /// The name's length in bytes.
-        len: usize,
-        /// [`MAX_SINGLETON_NAME_LEN`].
-        max: usize,
-    },
-    /// The node is hidden: it cannot register global names, so it cannot run a singleton.
-    #[error("a hidden node cannot run a singleton")]
-    HiddenNode,
-}
-
-/// The `Call` type of [`Singleton`]: ask with [`ServerRef::state`](ServerRef::state).
-#[derive(Debug)]
-pub struct SingletonRequest(());
+pub use api::{SingletonInitError, SingletonRequest, SingletonSpec, SingletonState};
 
 /// The global name of the lock of the singleton `name`, held by the manager that runs it.
 fn lock_name(name: &str) -> String {
@@ -235,7 +136,8 @@ pub const MAX_SINGLETON_NAME_LEN: usize = MAX_NAME_LEN - LOCK_PREFIX.len();
 /// failed; a singleton that cannot start there is left to another manager). Stopping that
 /// manager stops the singleton, and another manager starts it. Reach the singleton by its
 /// global name ([`Node::named_global`](crate::Node::named_global)); calls made while it
-/// moves fail with [`CallError::NoProc`] or [`CallError::NoConnection`], as calls to any
+/// moves fail with [`CallError::NoProc`](crate::CallError::NoProc) or
+/// [`CallError::NoConnection`](crate::CallError::NoConnection), as calls to any
 /// process that ended do.
 pub struct Singleton<B: GenServer> {
     name: String,
@@ -253,6 +155,9 @@ pub struct Singleton<B: GenServer> {
     not_before: Instant,
     /// The backoff's last delay (zero: none yet).
     last_backoff: Duration,
+    /// This node has joined its cluster: it dials no seeds, or it has been connected to a
+    /// member since this manager started (see [`may_run`](Self::may_run)).
+    joined: bool,
     _ticks: TimerRef,
     _behavior: PhantomData<fn() -> B>,
 }
@@ -289,6 +194,7 @@ where
             true => crate::timer::instant_after(loss_delay(&node)),
             false => Instant::now(),
         };
+        let joined = !seeded(&node) || known > 0;
         let ticks = ctx.send_interval((), MAJORITY_RETRY);
         ctx.continue_with(());
         Ok(Singleton {
@@ -302,6 +208,7 @@ where
             holder: None,
             not_before,
             last_backoff: Duration::ZERO,
+            joined,
             _ticks: ticks,
             _behavior: PhantomData,
         })
@@ -385,10 +292,20 @@ where
         if let Some(pid) = node.whereis_global(&self.name) {
             return SingletonState::Elsewhere(pid);
         }
-        match sees_majority(&node) {
+        match (self.joined || node.known_members() > 0) && sees_majority(&node) {
             true => SingletonState::Waiting,
             false => SingletonState::NoMajority,
         }
+    }
+
+    /// `true` while this manager may run the singleton (rule 1 without the loss delay): its
+    /// node sees a strict majority of its cluster's known members, and has joined that
+    /// cluster. A node that dials seeds (or discovery sources) and has not been connected
+    /// to any of its members yet knows none of them: alone, it would be a majority of
+    /// itself, beside the cluster it is cut off from.
+    fn may_run(&mut self, node: &Node) -> bool {
+        self.joined = self.joined || node.known_members() > 0;
+        self.joined && sees_majority(node)
     }
 
     /// The next start waits for the backoff, after a run of `ran`.
@@ -401,7 +318,7 @@ where
     /// `true` if a node lost lately may still run the singleton, unseen — whether or not
     /// this manager knew it ran there (it may have been lost before this manager looked,
     /// or while it claimed the lock) — or this manager waits for its backoff.
-    fn must_wait(&self, node: &crate::Node) -> bool {
+    fn must_wait(&self, node: &Node) -> bool {
         let now = Instant::now();
         let after_loss = node.last_loss().map(|at| at + loss_delay(node));
         now < self.not_before || after_loss.is_some_and(|safe| now < safe)
@@ -414,9 +331,18 @@ where
     async fn check(&mut self, ctx: &mut Ctx<Self>) {
         let node = ctx.node();
         if self.owner {
-            if !sees_majority(&node) {
+            let named = node.whereis_global(&self.name);
+            if !self.may_run(&node) {
                 self.give_up(ctx, "this node no longer sees a majority of the cluster");
                 self.not_before = crate::timer::instant_after(loss_delay(&node));
+            } else if self
+                .running_pid()
+                .is_some_and(|pid| named.as_ref() != Some(pid))
+            {
+                // It lost its name to an earlier registration when a partition healed and
+                // trapped the exit signal that told it so (or it gave the name up): it is
+                // not the singleton any more.
+                self.give_up(ctx, "the singleton here no longer holds its global name");
             } else if self.running.is_none() && Instant::now() >= self.not_before {
                 self.start(ctx).await;
             }
@@ -437,7 +363,7 @@ where
             self.watch(ctx, holder);
             return;
         }
-        if self.must_wait(&node) || !sees_majority(&node) {
+        if self.must_wait(&node) || !self.may_run(&node) {
             return;
         }
         let claimed = Instant::now();
@@ -467,12 +393,21 @@ where
         let options = SpawnOptions::new()
             .global_name(self.name.clone())
             .init_timeout(self.init_timeout);
-        match ctx.spawn_link_with::<B>(self.args.clone(), options).await {
+        let node = ctx.node();
+        let cut_off = kill_if_cut_off(node.clone(), &self.name, ctx.pid().clone());
+        let spawn = ctx.spawn_link_with::<B>(self.args.clone(), options);
+        match spawn.or(cut_off).await {
             Ok(server) => {
                 tracing::info!(singleton = %self.name, pid = %server.pid(), "the singleton started here");
                 self.running = Some((server.pid().clone(), Instant::now()));
             }
             Err(SpawnError::ShuttingDown) => {}
+            // Killed in its `init` by `kill_if_cut_off`, or failed there as this node lost
+            // its majority: as if it had been killed running.
+            Err(error) if !sees_majority(&node) => {
+                self.give_up(ctx, &format!("it did not start ({error})"));
+                self.not_before = crate::timer::instant_after(loss_delay(&node));
+            }
             Err(error) => {
                 tracing::warn!(singleton = %self.name, %error, "the singleton could not start here; leaving it to another node");
                 self.back_off(Duration::ZERO);
@@ -505,21 +440,31 @@ where
     }
 }
 
-impl<B> ServerRef<Singleton<B>>
-where
-    B: GenServer,
-    B::Args: Clone + Sync,
-{
-    /// Where the singleton runs, as this manager sees it.
-    pub async fn state(&self) -> Result<SingletonState, CallError> {
-        self.call(SingletonRequest(())).await
-    }
+/// `true` for a clustered node that dials seeds or discovery sources: it has a cluster to
+/// join.
+fn seeded(node: &Node) -> bool {
+    let cluster = node.inner.cluster.get();
+    cluster.is_some_and(|c| !c.config.sources().is_empty())
+}
 
-    /// The singleton's pid, if it runs (here or elsewhere) as this manager sees it.
-    pub async fn where_running(&self) -> Result<Option<Pid>, CallError> {
-        Ok(match self.state().await? {
-            SingletonState::Here(pid) | SingletonState::Elsewhere(pid) => Some(pid),
-            _ => None,
-        })
+/// Never ends: rule 2 while a manager waits for the `init` of the singleton it spawned
+/// (which may take as long as its init timeout allows, and the manager handles nothing
+/// meanwhile). Every [`MAJORITY_RETRY`] that `node` does not see a majority, it kills the
+/// holder of the singleton's global `name` if it is the process `manager` spawned: the
+/// name is registered before `init` runs.
+async fn kill_if_cut_off<T>(node: Node, name: &str, manager: Pid) -> T {
+    loop {
+        smol::Timer::after(MAJORITY_RETRY).await;
+        if sees_majority(&node) {
+            continue;
+        }
+        let starting = node.whereis_global(name).filter(|pid| {
+            let info = node.process_info(pid);
+            info.is_some_and(|info| info.parent.as_ref() == Some(&manager))
+        });
+        if let Some(pid) = starting {
+            tracing::warn!(singleton = %name, %pid, "this node no longer sees a majority of the cluster: killing the singleton in its init");
+            node.kill(&pid);
+        }
     }
 }
