@@ -95,6 +95,12 @@ pub enum SingletonState {
     Here(Pid),
     /// It runs elsewhere: this node's replica of the global registry has it under its name.
     Elsewhere(Pid),
+    /// It runs on `node`, which this node does not reach (a partial partition: a third
+    /// node that reaches both refused this manager's claim, for the manager there).
+    Unreachable {
+        /// The node it runs on.
+        node: String,
+    },
     /// It runs nowhere this node knows of, and this node does not see a majority of the
     /// cluster (or has not joined it yet, see the [module docs](super)): this manager
     /// starts nothing until it does.

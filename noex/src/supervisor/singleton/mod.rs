@@ -151,6 +151,9 @@ pub struct Singleton<B: GenServer> {
     running: Option<(Pid, Instant)>,
     /// The manager holding the lock, elsewhere, monitored.
     holder: Option<(Pid, MonitorRef)>,
+    /// The manager holding the lock on a node this one does not reach, as the last refusal
+    /// of this manager's claim said (through a third node): it cannot be monitored.
+    unreached: Option<Pid>,
     /// No start before this instant: the loss delay, or the backoff.
     not_before: Instant,
     /// The backoff's last delay (zero: none yet).
@@ -206,6 +209,7 @@ where
             owner: false,
             running: None,
             holder: None,
+            unreached: None,
             not_before,
             last_backoff: Duration::ZERO,
             joined,
@@ -292,6 +296,10 @@ where
         if let Some(pid) = node.whereis_global(&self.name) {
             return SingletonState::Elsewhere(pid);
         }
+        if let Some(manager) = &self.unreached {
+            let node = manager.node().to_owned();
+            return SingletonState::Unreachable { node };
+        }
         match (self.joined || node.known_members() > 0) && sees_majority(&node) {
             true => SingletonState::Waiting,
             false => SingletonState::NoMajority,
@@ -366,6 +374,7 @@ where
         if self.must_wait(&node) || !self.may_run(&node) {
             return;
         }
+        self.unreached = None;
         let claimed = Instant::now();
         match node.register_global(&self.lock, ctx.pid()).await {
             Ok(()) if node.last_loss().is_some_and(|at| at >= claimed) => {
@@ -377,7 +386,17 @@ where
                 self.owner = true;
                 self.start(ctx).await;
             }
-            Err(GlobalError::NameTaken { holder, .. }) => self.watch(ctx, holder),
+            Err(GlobalError::NameTaken { holder, .. }) if reaches(&node, &holder) => {
+                self.watch(ctx, holder);
+            }
+            // Held on a node this one does not reach, refused by a third node that reaches
+            // both (a partial partition): it cannot be monitored from here. Tried again
+            // after the loss delay, as if it had just been lost.
+            Err(GlobalError::NameTaken { holder, .. }) => {
+                tracing::debug!(singleton = %self.name, manager = %holder, "the singleton runs on a node this one does not reach");
+                self.unreached = Some(holder);
+                self.not_before = crate::timer::instant_after(loss_delay(&node));
+            }
             // The node shuts down: nothing more to do.
             Err(GlobalError::ShuttingDown) => {}
             // A connected node did not answer in time: tried again at the next look.
@@ -435,9 +454,22 @@ where
     }
 
     fn watch(&mut self, ctx: &mut Ctx<Self>, holder: Pid) {
+        self.unreached = None;
         let monitor = ctx.monitor(&holder);
         self.holder = Some((holder, monitor));
     }
+}
+
+/// `true` if `pid` is a process of `node` or of a node connected to it.
+fn reaches(node: &Node, pid: &Pid) -> bool {
+    let local = node
+        .local_node_id()
+        .is_none_or(|id| id.as_str() == pid.node());
+    local
+        || node
+            .connected_nodes()
+            .iter()
+            .any(|n| n.id.as_str() == pid.node())
 }
 
 /// `true` for a clustered node that dials seeds or discovery sources: it has a cluster to

@@ -1,7 +1,9 @@
 //! Cluster singletons: one process in the cluster, started again elsewhere when its node is
 //! lost or shuts down, never running twice across a partition.
 
+#[path = "../common/mod.rs"]
 mod common;
+mod hardening;
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -220,7 +222,11 @@ fn a_singleton_whose_node_falls_silent_moves_and_never_runs_twice() {
             state == SingletonState::NoMajority
         })
         .await;
-        let moved = nodes[(old + 1) % 3].whereis_global("tracked").unwrap();
+        // The majority side agrees on it (its registration may still be on its way).
+        let majority: Vec<usize> = (0..3).filter(|i| *i != old).collect();
+        let majority_managers = [managers[majority[0]].clone(), managers[majority[1]].clone()];
+        let majority_nodes = [nodes[majority[0]].clone(), nodes[majority[1]].clone()];
+        let moved = agreed(&majority_nodes, &majority_managers).await;
         nodes[old].faults().refuse_connections(false);
         for node in &nodes {
             wait_connected(node, 2).await;
@@ -413,8 +419,10 @@ fn a_singleton_that_cannot_start_on_its_managers_node_is_left_to_another_node() 
             .unwrap()
             .extend([id(&nodes[0]).to_string(), id(&nodes[1]).to_string()]);
         for node in &nodes {
+            // A manager whose start failed waits longer than the test: it cannot take the
+            // lock back before n2 gets it.
             let spec = SingletonSpec::<Picky>::new("picky", id(node).to_string())
-                .backoff(Backoff::fixed(Duration::from_millis(20)));
+                .backoff(Backoff::fixed(Duration::from_secs(30)));
             node.spawn::<Singleton<Picky>>(spec).await.unwrap();
         }
         eventually("the singleton to run on n2", || {
@@ -467,5 +475,38 @@ fn a_manager_under_a_supervisor_is_restarted_and_starts_its_singleton_again() {
         assert!(node.is_alive(&second));
         assert_eq!(running(std::slice::from_ref(&node), "Tracked"), 1);
         node.shutdown();
+    });
+}
+
+#[test]
+fn a_manager_started_after_a_loss_it_did_not_see_waits_the_loss_delay() {
+    run_blocking(async {
+        let nodes = start_cluster(3).await;
+        // Only n0 has a manager: no other saw the singleton, nor its loss.
+        let first = managers(&nodes[..1], "tracked").await;
+        agreed(&nodes, &first).await;
+        isolate(&nodes, 0, true);
+        wait_connected(&nodes[1], 1).await;
+        wait_connected(&nodes[2], 1).await;
+        // Managers started now, on the majority side, cannot tell how recent the loss of
+        // n0 is: they wait the loss delay, by which n0 has killed its singleton.
+        let later = managers(&nodes[1..], "tracked").await;
+        assert_eq!(later[0].state().await.unwrap(), SingletonState::Waiting);
+        let mut most = 0;
+        within("the singleton to move", async {
+            loop {
+                let count = live(&nodes);
+                most = most.max(count);
+                if live(&nodes[..1]) == 0 && count == 1 {
+                    break;
+                }
+                smol::Timer::after(Duration::from_millis(1)).await;
+            }
+        })
+        .await;
+        assert_eq!(most, 1, "the singleton ran twice at some moment");
+        agreed(&nodes[1..], &later).await;
+        isolate(&nodes, 0, false);
+        shutdown_all(nodes);
     });
 }
