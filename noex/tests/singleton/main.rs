@@ -510,3 +510,35 @@ fn a_manager_started_after_a_loss_it_did_not_see_waits_the_loss_delay() {
         shutdown_all(nodes);
     });
 }
+
+#[test]
+fn a_process_holding_the_singletons_name_is_waited_for_then_the_singleton_starts() {
+    run_blocking(async {
+        let nodes = start_cluster(3).await;
+        // A process of the user's holds the name before any manager starts.
+        let squatter = common::probe(&nodes[1], false).await;
+        nodes[1]
+            .register_global("held", squatter.pid())
+            .await
+            .unwrap();
+        let mut managers = Vec::new();
+        for node in &nodes {
+            // A manager whose start failed would wait longer than the test.
+            let spec = SingletonSpec::<Tracked>::new("held", id(node).to_string())
+                .backoff(Backoff::fixed(Duration::from_secs(30)));
+            managers.push(node.spawn::<Singleton<Tracked>>(spec).await.unwrap());
+        }
+        let held = SingletonState::Elsewhere(squatter.pid().clone());
+        for manager in &managers {
+            eventually("the managers to see the name held", || {
+                smol::block_on(manager.state()).unwrap() == held
+            })
+            .await;
+        }
+        assert_eq!(live(&nodes), 0);
+        // Once it ends, the manager holding the lock starts the singleton.
+        squatter.stop_itself(ExitReason::Normal).await;
+        agreed(&nodes, &managers).await;
+        shutdown_all(nodes);
+    });
+}

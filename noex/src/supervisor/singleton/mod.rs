@@ -58,6 +58,22 @@
 //!
 //! A node alone (not clustered) is its own majority: the singleton runs there.
 //!
+//! A process other than a singleton holding the name (one of yours, or a singleton whose
+//! manager ended while it ran on) is waited for: the manager holding the lock starts the
+//! singleton once that process has ended.
+//!
+//! # Known limits
+//!
+//! - **A second failure during a partial partition.** With links a–b and b–c up and a–c
+//!   cut, c sees the singleton on a through b and starts nothing. Should the a–b link
+//!   fail too, b drops a's registrations as soon as it notices and grants c's next claim,
+//!   while a may notice its own loss of majority up to about three heartbeat intervals
+//!   later: for that moment both may run. (c saw no recent loss of its own to wait for.)
+//! - **A node that joins during a partition** learns the members of the side it joins
+//!   only: joining the minority side, it may count that side a majority.
+//! - **While the singleton's `init` runs**, its manager answers no
+//!   [`state`](crate::ServerRef::state) call (a call may time out), and a shutdown waits for it.
+//!
 //! ```
 //! use noex::supervisor::{Singleton, SingletonSpec, SingletonState};
 //! use noex::{behavior, Node};
@@ -151,6 +167,10 @@ pub struct Singleton<B: GenServer> {
     running: Option<(Pid, Instant)>,
     /// The manager holding the lock, elsewhere, monitored.
     holder: Option<(Pid, MonitorRef)>,
+    /// Another process holding the singleton's name while this manager holds the lock (a
+    /// user's, or a singleton whose manager ended while it ran on), monitored: the
+    /// singleton starts once it has ended.
+    blocker: Option<(Pid, MonitorRef)>,
     /// The manager holding the lock on a node this one does not reach, as the last refusal
     /// of this manager's claim said (through a third node): it cannot be monitored.
     unreached: Option<Pid>,
@@ -209,6 +229,7 @@ where
             owner: false,
             running: None,
             holder: None,
+            blocker: None,
             unreached: None,
             not_before,
             last_backoff: Duration::ZERO,
@@ -230,6 +251,16 @@ where
     async fn handle_info(&mut self, info: Info<()>, ctx: &mut Ctx<Self>) {
         match info {
             Info::Message(()) | Info::Continue(()) => self.check(ctx).await,
+            Info::Down {
+                monitor, reason, ..
+            } if self.blocker.as_ref().is_some_and(|(_, m)| *m == monitor) => {
+                self.blocker = None;
+                if reason == ExitReason::NoConnection {
+                    let safe_at = crate::timer::instant_after(loss_delay(&ctx.node()));
+                    self.not_before = self.not_before.max(safe_at);
+                }
+                self.check(ctx).await;
+            }
             Info::Down {
                 monitor,
                 pid,
@@ -351,8 +382,12 @@ where
                 // trapped the exit signal that told it so (or it gave the name up): it is
                 // not the singleton any more.
                 self.give_up(ctx, "the singleton here no longer holds its global name");
-            } else if self.running.is_none() && Instant::now() >= self.not_before {
-                self.start(ctx).await;
+            } else if self.running.is_none() && self.blocker.is_none() {
+                match named {
+                    Some(other) => self.block(ctx, other),
+                    None if Instant::now() >= self.not_before => self.start(ctx).await,
+                    None => {}
+                }
             }
             return;
         }
@@ -421,6 +456,7 @@ where
                 self.running = Some((server.pid().clone(), Instant::now()));
             }
             Err(SpawnError::ShuttingDown) => {}
+            Err(SpawnError::NameTaken { holder, .. }) => self.block(ctx, holder),
             // Killed in its `init` by `kill_if_cut_off`, or failed there as this node lost
             // its majority: as if it had been killed running.
             Err(error) if !sees_majority(&node) => {
@@ -442,6 +478,9 @@ where
             tracing::warn!(singleton = %self.name, %pid, "{why}: killing the singleton here");
             node.kill(&pid);
         }
+        if let Some((_, monitor)) = self.blocker.take() {
+            ctx.demonitor(monitor);
+        }
         self.owner = false;
         self.release(ctx);
     }
@@ -451,6 +490,13 @@ where
         if let Some(node) = ctx.node_inner() {
             node.global.unregister(&node, &self.lock, ctx.pid());
         }
+    }
+
+    /// Waits, holding the lock, for `other` — which holds the singleton's name — to end.
+    fn block(&mut self, ctx: &mut Ctx<Self>, other: Pid) {
+        tracing::info!(singleton = %self.name, %other, "another process holds the singleton's name: starting it once that one has ended");
+        let monitor = ctx.monitor(&other);
+        self.blocker = Some((other, monitor));
     }
 
     fn watch(&mut self, ctx: &mut Ctx<Self>, holder: Pid) {
