@@ -378,7 +378,11 @@ fn a_singleton_slow_to_stop_on_a_node_shutting_down_runs_once() {
             let live = SLOW_LIVE.lock().unwrap();
             live.iter().filter(|label| labels.contains(label)).count()
         };
-        eventually("the singleton to run", || live(&labels) == 1).await;
+        // Running, and known to n0 (its registration may still be on its way there).
+        eventually("the singleton to run", || {
+            live(&labels) == 1 && nodes[0].whereis_global("slow").is_some()
+        })
+        .await;
         let pid = nodes[0].whereis_global("slow").unwrap();
         let at = nodes.iter().position(|n| id(n).as_str() == pid.node());
         let leaving = nodes.remove(at.unwrap());
@@ -428,7 +432,9 @@ fn in_a_chain_of_four_the_singleton_leaves_the_end_node_and_runs_once_in_the_mid
         }
         let middle = [nodes[x].clone(), nodes[y].clone()];
         eventually("the singleton to run in the middle of the chain", || {
-            live(&nodes[h..=h]) == 0 && live(&middle) == 1
+            live(&nodes[h..=h]) == 0
+                && live(&middle) == 1
+                && nodes[x].whereis_global("tracked").is_some()
         })
         .await;
         assert_eq!(sampler.most().await, 1, "two singletons ran at once");
