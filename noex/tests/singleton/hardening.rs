@@ -516,3 +516,44 @@ fn across_a_cut_link_a_manager_sees_the_singleton_through_the_third_node_and_sta
         shutdown_all(nodes);
     });
 }
+
+#[test]
+fn when_the_last_link_to_the_singletons_node_fails_a_manager_that_could_not_reach_it_waits() {
+    run_blocking(async {
+        let nodes = start_cluster(3).await;
+        let managers = managers(&nodes, "tracked").await;
+        let first = agreed(&nodes, &managers).await;
+        let a = nodes.iter().position(|n| id(n).as_str() == first.node());
+        let a = a.unwrap();
+        let (b, c) = ((a + 1) % 3, (a + 2) % 3);
+        // a – b – c: c's claims are refused through b, for a's manager.
+        let sampler = Sampler::start(&nodes);
+        cut(&nodes, a, c, true);
+        wait_connected(&nodes[a], 1).await;
+        wait_connected(&nodes[c], 1).await;
+        let unreachable = SingletonState::Unreachable {
+            node: first.node().to_owned(),
+        };
+        within("c's claim to be refused for a's manager", async {
+            while managers[c].state().await.unwrap() != unreachable {
+                smol::Timer::after(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+        // Now a–b fails too: b drops a's names at once, and grants c's next claim; a kills
+        // its singleton only at its next look. c, which never saw it end, waits.
+        cut(&nodes, a, b, true);
+        eventually("the singleton to run on c's side only", || {
+            live(&nodes[a..=a]) == 0 && live(&nodes) == 1
+        })
+        .await;
+        assert_eq!(sampler.most().await, 1, "two singletons ran at once");
+        cut(&nodes, a, b, false);
+        cut(&nodes, a, c, false);
+        for node in &nodes {
+            wait_connected(node, 2).await;
+        }
+        agreed(&nodes, &managers).await;
+        shutdown_all(nodes);
+    });
+}

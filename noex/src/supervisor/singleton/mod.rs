@@ -65,10 +65,10 @@
 //! # Known limits
 //!
 //! - **A second failure during a partial partition.** With links a–b and b–c up and a–c
-//!   cut, c sees the singleton on a through b and starts nothing. Should the a–b link
-//!   fail too, b drops a's registrations as soon as it notices and grants c's next claim,
-//!   while a may notice its own loss of majority up to about three heartbeat intervals
-//!   later: for that moment both may run. (c saw no recent loss of its own to wait for.)
+//!   cut, c sees the singleton on a through b and starts nothing; should the a–b link fail
+//!   too, c's next claim goes through, and c waits the loss delay before it starts the
+//!   singleton, as it never saw it end. But a manager on a fourth node d, connected to b
+//!   and c only, that never tried to claim the lock meanwhile would not know to wait.
 //! - **A node that joins during a partition** learns the members of the side it joins
 //!   only: joining the minority side, it may count that side a majority.
 //! - **While the singleton's `init` runs**, its manager answers no
@@ -409,7 +409,7 @@ where
         if self.must_wait(&node) || !self.may_run(&node) {
             return;
         }
-        self.unreached = None;
+        let unreached = self.unreached.take();
         let claimed = Instant::now();
         match node.register_global(&self.lock, ctx.pid()).await {
             Ok(()) if node.last_loss().is_some_and(|at| at >= claimed) => {
@@ -419,7 +419,17 @@ where
             }
             Ok(()) => {
                 self.owner = true;
-                self.start(ctx).await;
+                match unreached {
+                    // As far as this manager knew, it ran on a node this one does not
+                    // reach: its end was not seen here — the third node that reached both
+                    // may merely have lost that node, which may not have noticed yet.
+                    Some(manager) => {
+                        tracing::debug!(singleton = %self.name, %manager, "the lock was free where it was held out of reach: starting the singleton after the loss delay");
+                        let safe_at = crate::timer::instant_after(loss_delay(&node));
+                        self.not_before = self.not_before.max(safe_at);
+                    }
+                    None => self.start(ctx).await,
+                }
             }
             Err(GlobalError::NameTaken { holder, .. }) if reaches(&node, &holder) => {
                 self.watch(ctx, holder);
