@@ -3,6 +3,7 @@
 //! needed.
 
 mod common;
+use common::id;
 
 use std::time::Duration;
 
@@ -47,10 +48,6 @@ impl Bounds {
 }
 
 type Request = <Bounds as GenServer>::Call;
-
-fn id(node: &Node) -> NodeId {
-    node.local_node_id().unwrap().clone()
-}
 
 /// Drops `a`'s connection to `b` and waits until it is made again.
 async fn reconnect(a: &Node, b: &Node) {

@@ -1,6 +1,7 @@
 //! Membership under churn: two live nodes with one id, seeds lost for long, restarts.
 
 mod common;
+use common::id;
 
 use std::time::Duration;
 
@@ -9,10 +10,6 @@ use noex::{
     behavior, CallError, ClusterEvent, ExitReason, GlobalError, Node, NodeId, RefusedReason,
     SendError,
 };
-
-fn id(node: &Node) -> NodeId {
-    node.local_node_id().unwrap().clone()
-}
 
 /// Waits for the first `Refused` event among `events`, returning (inbound, by_peer,
 /// reason); other events are returned in `others`.

@@ -3,6 +3,7 @@
 //! answers at an address before proving itself neither ends its dial nor keeps it up.
 
 mod common;
+use common::id;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -37,10 +38,6 @@ impl Holder {
     fn hold(&mut self, reply: ReplyTo<()>) {
         self.held.push(reply);
     }
-}
-
-fn id(node: &Node) -> NodeId {
-    node.local_node_id().unwrap().clone()
 }
 
 /// Waits for the next `NodeUp` of `node` among `events`.

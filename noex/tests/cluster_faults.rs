@@ -3,14 +3,14 @@
 //! noex's own implementation, to send what a well-behaved node never would.
 
 mod common;
+use common::id;
 
 use std::time::Duration;
 
 use common::raw::{Raw, Refusal, Wire, PROTOCOL_VERSION};
 use common::{cluster_config, next_event, run_blocking, start_cluster, wait_connected, within};
 use noex::{
-    behavior, CallError, ClusterEvent, Node, NodeDownReason, NodeId, ReplyTo, SendError,
-    SpawnOptions,
+    behavior, CallError, ClusterEvent, Node, NodeDownReason, ReplyTo, SendError, SpawnOptions,
 };
 
 #[behavior(name = "sink")]
@@ -44,10 +44,6 @@ impl Sink {
     fn hold(&mut self, reply: ReplyTo<u64>) {
         self.held.push(reply);
     }
-}
-
-fn id(node: &Node) -> NodeId {
-    node.local_node_id().unwrap().clone()
 }
 
 /// The node still serves: a new node can join it.

@@ -3,14 +3,15 @@
 //! everything else on it, stays up.
 
 mod common;
+use common::id;
 
 use std::time::Duration;
 
 use common::raw::{Raw, Refusal, Wire, PROTOCOL_VERSION};
 use common::{cluster_config, eventually, run_blocking, wait_connected, within};
 use noex::{
-    behavior, CallError, ClusterEvent, ClusterEvents, Info, Node, NodeId, RemoteSpawnError,
-    SendError, TrafficStats, MIN_FRAME_SIZE,
+    behavior, CallError, ClusterEvent, ClusterEvents, Info, Node, RemoteSpawnError, SendError,
+    TrafficStats, MIN_FRAME_SIZE,
 };
 
 /// The largest message `small` takes.
@@ -79,10 +80,6 @@ async fn two_nodes() -> (Node, Node, ClusterEvents, ClusterEvents) {
     small.register_behaviors().unwrap();
     let events = (big.cluster_events(), small.cluster_events());
     (big, small, events.0, events.1)
-}
-
-fn id(node: &Node) -> NodeId {
-    node.local_node_id().unwrap().clone()
 }
 
 /// The traffic counters of `node`'s connection (its only one, which must be up).

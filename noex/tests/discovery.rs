@@ -2,6 +2,7 @@
 //! at its addresses; a source that fails is retried; the sources' tasks end with the node.
 
 mod common;
+use common::id;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -11,7 +12,7 @@ use async_net::TcpListener;
 use common::raw::{frame, Raw, Refusal, Wire};
 use common::{cluster_config, eventually, run_blocking, wait_connected, within};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use noex::{Discovery, DiscoveryError, DnsSeeds, Node, NodeId};
+use noex::{Discovery, DiscoveryError, DnsSeeds, Node};
 
 /// A source the test controls: it lists what the test sets, and tells the node at once.
 #[derive(Debug)]
@@ -104,10 +105,6 @@ impl Discovery for StubSource {
             .store(stub.asks.load(Ordering::SeqCst), Ordering::SeqCst);
         let _ = stub.changes.1.recv().await;
     }
-}
-
-fn id(node: &Node) -> NodeId {
-    node.local_node_id().unwrap().clone()
 }
 
 async fn start(name: &str) -> Node {

@@ -2,6 +2,7 @@
 //! migrations when a node is lost, and no child running twice across a partition.
 
 mod common;
+use common::id;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -34,10 +35,6 @@ impl Worker {
     fn crash(&self) {
         panic!("worker crashed on purpose");
     }
-}
-
-fn id(node: &Node) -> NodeId {
-    node.local_node_id().unwrap().clone()
 }
 
 fn workers(n: usize) -> Vec<ChildSpec> {

@@ -4,13 +4,14 @@
 //! so that a flood of casts reaches it whole, in order, with bounded memory on both nodes.
 
 mod common;
+use common::id;
 
 use std::time::Duration;
 
 use common::{cluster_config, eventually, run, run_blocking, wait_connected, within};
 use futures_lite::future::poll_once;
 use noex::{
-    behavior, ClusterEvent, ClusterEvents, ExitReason, Node, NodeId, RemoteSpawnError, SendError,
+    behavior, ClusterEvent, ClusterEvents, ExitReason, Node, RemoteSpawnError, SendError,
     ServerRef, SpawnOptions,
 };
 
@@ -56,10 +57,6 @@ impl Tally {
     fn received(&self) -> (u64, u64) {
         (self.received, self.out_of_order)
     }
-}
-
-fn id(node: &Node) -> NodeId {
-    node.local_node_id().unwrap().clone()
 }
 
 /// Node `a` (outbound queue `queue` bytes) and `b` (mailbox limit `mailbox`), connected,

@@ -3,6 +3,7 @@
 //! their id, and what `global_events` and `monitor_group` report of all that.
 
 mod common;
+use common::id;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -13,10 +14,6 @@ use common::{
 use noex::{
     ClusterEvent, ExitReason, GlobalError, GlobalEvent, GroupEvent, GroupEvents, Node, NodeId, Pid,
 };
-
-fn id(node: &Node) -> NodeId {
-    node.local_node_id().unwrap().clone()
-}
 
 /// Waits until every node in `nodes` sees exactly `expected` (sorted) in `group`.
 async fn converged(nodes: &[&Node], group: &str, expected: &[Pid]) {

@@ -3,6 +3,7 @@
 //! lost without a goodbye still shows as `NoConnection`.
 
 mod common;
+use common::id;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -153,10 +154,6 @@ impl Stubborn {
             smol::Timer::after(Duration::from_millis(2)).await;
         }
     }
-}
-
-fn id(node: &Node) -> NodeId {
-    node.local_node_id().unwrap().clone()
 }
 
 async fn watcher(node: &Node) -> ServerRef<Watcher> {

@@ -2,6 +2,7 @@
 //! forgetting those gone for good.
 
 mod common;
+use common::id;
 
 use std::time::Duration;
 
@@ -20,10 +21,6 @@ impl Worker {
     fn init() -> Self {
         Worker
     }
-}
-
-fn id(node: &Node) -> NodeId {
-    node.local_node_id().unwrap().clone()
 }
 
 fn workers_running(nodes: &[Node]) -> usize {

@@ -2,11 +2,12 @@
 //! process it concerns goes away, however it goes.
 
 mod common;
+use common::id;
 
 use std::time::Duration;
 
 use common::{run_blocking, start_cluster, watch_end, within};
-use noex::{behavior, CallError, ClusterEvent, ExitReason, Node, NodeDownReason, NodeId, ReplyTo};
+use noex::{behavior, CallError, ClusterEvent, ExitReason, NodeDownReason, ReplyTo};
 
 #[behavior(name = "no_hang_sink")]
 pub struct Sink {
@@ -44,10 +45,6 @@ impl Sink {
     fn hold(&mut self, reply: ReplyTo<u64>) {
         self.held.push(reply);
     }
-}
-
-fn id(node: &Node) -> NodeId {
-    node.local_node_id().unwrap().clone()
 }
 
 /// `node.shutdown()` called from one of the node's own threads (a process or a task of

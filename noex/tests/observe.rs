@@ -2,6 +2,7 @@
 //! agent left out of counts, restarts from supervisors, round-trip times, and hidden nodes.
 
 mod common;
+use common::id;
 
 use std::time::Duration;
 
@@ -50,10 +51,6 @@ impl Slow {
         smol::Timer::after(Duration::from_secs(600)).await;
         Slow
     }
-}
-
-fn id(node: &Node) -> NodeId {
-    node.local_node_id().unwrap().clone()
 }
 
 #[test]

@@ -5,6 +5,7 @@
 //! another unclustered node in the same OS process.
 
 mod common;
+use common::id;
 
 use common::{
     cluster_config, next_event, probe, run_blocking, shutdown_all, start_cluster, wait_connected,
@@ -88,10 +89,6 @@ impl GenServer for Spawner {
             .await;
         reply.send(spawned);
     }
-}
-
-fn id(node: &Node) -> NodeId {
-    node.local_node_id().unwrap().clone()
 }
 
 /// A node id no node of the test listens on.

@@ -1,13 +1,14 @@
 //! Where a distributed supervisor places a child, and what becomes of it when that fails.
 
 mod common;
+use common::id;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::{run_blocking, shutdown_all, start_cluster, within};
 use noex::supervisor::{ChildSpec, NodeSelector, Strategy, SupervisorSpec};
-use noex::{behavior, DistributedSupervisor, Node, NodeId, Pid, ServerRef};
+use noex::{behavior, DistributedSupervisor, Pid, ServerRef};
 
 #[behavior(name = "placement-worker")]
 pub struct Worker {
@@ -38,10 +39,6 @@ impl Slow {
         smol::Timer::after(Duration::from_millis(millis)).await;
         Slow
     }
-}
-
-fn id(node: &Node) -> NodeId {
-    node.local_node_id().unwrap().clone()
 }
 
 async fn pids(sup: &ServerRef<DistributedSupervisor>) -> BTreeMap<String, Option<Pid>> {

@@ -2,6 +2,7 @@
 //! node behaves like a local one.
 
 mod common;
+use common::id;
 
 use std::time::Duration;
 
@@ -158,10 +159,6 @@ impl Target {
 
     #[info]
     fn info(&mut self, _info: Info<()>) {}
-}
-
-fn id(node: &Node) -> NodeId {
-    node.local_node_id().unwrap().clone()
 }
 
 async fn recorder(node: &Node, trap: bool) -> ServerRef<Recorder> {

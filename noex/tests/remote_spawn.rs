@@ -2,6 +2,7 @@
 //! process, and every way a spawn can fail — with no process left behind.
 
 mod common;
+use common::id;
 
 use std::time::Duration;
 
@@ -206,10 +207,6 @@ impl noex::GenServer for HandCounter {
     async fn handle_cast(&mut self, HandCast::Add(n): HandCast, _: &mut Ctx<Self>) {
         self.0 += n;
     }
-}
-
-fn id(node: &Node) -> NodeId {
-    node.local_node_id().unwrap().clone()
 }
 
 /// Waits until `node` runs exactly `count` processes.

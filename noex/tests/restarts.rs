@@ -2,13 +2,10 @@
 //! replaces the old one, and what the old incarnation held goes with it.
 
 mod common;
+use common::id;
 
 use common::{cluster_config, eventually, next_event, probe, run_blocking, wait_connected, within};
-use noex::{ClusterEvent, Node, NodeId};
-
-fn id(node: &Node) -> NodeId {
-    node.local_node_id().unwrap().clone()
-}
+use noex::{ClusterEvent, Node};
 
 #[test]
 fn a_restarted_nodes_old_members_and_names_are_gone_when_its_node_down_is_seen() {

@@ -3,10 +3,11 @@
 //! process unregistered or ended, or its node lost) must not fail the registration.
 
 mod common;
+use common::id;
 
 use common::{eventually, run_blocking, shutdown_all, start_cluster, wait_connected, within};
 use futures_lite::future::poll_once;
-use noex::{behavior, ExitReason, Node, NodeId, Pid, ServerRef};
+use noex::{behavior, ExitReason, Node, Pid, ServerRef};
 
 #[behavior(name = "stale-counter")]
 pub struct Counter;
@@ -20,10 +21,6 @@ impl Counter {
 
     #[call]
     fn ping(&self) {}
-}
-
-fn id(node: &Node) -> NodeId {
-    node.local_node_id().unwrap().clone()
 }
 
 async fn counter(node: &Node) -> ServerRef<Counter> {

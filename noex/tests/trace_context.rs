@@ -8,6 +8,7 @@
 #![cfg(feature = "tracing-context")]
 
 mod common;
+use common::id;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -17,7 +18,7 @@ use std::time::Duration;
 
 use common::{run_blocking, start_cluster, within};
 use noex::trace::TraceContext;
-use noex::{Ctx, Node, NodeId, Pid};
+use noex::{Ctx, Node, Pid};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Metadata, Subscriber};
@@ -204,10 +205,6 @@ impl Notes {
         next.note(text).unwrap();
         TraceContext::current().map(|c| c.trace_id)
     }
-}
-
-fn id(node: &Node) -> NodeId {
-    node.local_node_id().unwrap().clone()
 }
 
 fn hex(trace_id: u128) -> String {

@@ -3,6 +3,7 @@
 mod calls;
 #[path = "../common/mod.rs"]
 mod common;
+use common::id;
 mod config;
 mod membership;
 mod payloads;
@@ -15,7 +16,7 @@ use common::{
 };
 use noex::{
     behavior, CallError, ClusterConfig, ClusterEvent, ConfigError, Ctx, ExitReason, LookupError,
-    Node, NodeDownReason, NodeId, ReplyTo, SendError, ServerRef, SpawnOptions, StartError,
+    Node, NodeDownReason, ReplyTo, SendError, ServerRef, SpawnOptions, StartError,
 };
 use serde::{Deserialize, Serialize};
 
@@ -141,10 +142,6 @@ impl Napper {
     fn size(&self, bytes: Vec<u8>) -> usize {
         bytes.len()
     }
-}
-
-fn id(node: &Node) -> NodeId {
-    node.local_node_id().unwrap().clone()
 }
 
 /// Two connected nodes whose heartbeats allow 20 s of silence: encoding a large message in

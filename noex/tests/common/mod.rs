@@ -452,6 +452,11 @@ pub fn run_blocking<Fut: Future<Output = ()>>(body: Fut) {
     );
 }
 
+/// The id of a clustered node.
+pub fn id(node: &Node) -> noex::NodeId {
+    node.local_node_id().expect("a clustered node").clone()
+}
+
 /// The cluster settings of tests: quick heartbeats and reconnects, loopback, a secret.
 pub fn cluster_config(name: &str) -> noex::ClusterConfig {
     noex::ClusterConfig::new(name)

@@ -4,6 +4,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+use common::id;
 mod conflicts;
 mod groups;
 mod limits;
@@ -103,10 +104,6 @@ async fn counter(node: &Node, start: u64) -> noex::ServerRef<Counter> {
     within("a counter to start", node.spawn::<Counter>(start))
         .await
         .expect("counter starts")
-}
-
-fn id(node: &Node) -> NodeId {
-    node.local_node_id().unwrap().clone()
 }
 
 /// Waits until every node's replica says `name` is held by `holder`.

@@ -4,6 +4,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+use common::id;
 mod intensity;
 mod requests;
 
@@ -86,10 +87,6 @@ async fn cluster(n: usize, heartbeat: Duration) -> Vec<Node> {
         node.register_behaviors().unwrap();
     }
     nodes
-}
-
-fn id(node: &Node) -> NodeId {
-    node.local_node_id().unwrap().clone()
 }
 
 /// A supervisor on `nodes[0]` with a child `label` on each of the nodes `on`, in order.

@@ -6,6 +6,7 @@
 mod calls;
 #[path = "../common/mod.rs"]
 mod common;
+use common::id;
 mod groups;
 mod names;
 mod supervision;
@@ -70,10 +71,6 @@ impl Worker {
 
     #[call]
     fn ping(&self) {}
-}
-
-fn id(node: &Node) -> NodeId {
-    node.local_node_id().unwrap().clone()
 }
 
 async fn counter(node: &Node, label: &str) -> ServerRef<Counter> {

@@ -3,6 +3,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+use common::id;
 mod hardening;
 
 use std::sync::Mutex;
@@ -102,10 +103,6 @@ impl Worker {
     fn init() -> Self {
         Worker
     }
-}
-
-fn id(node: &Node) -> NodeId {
-    node.local_node_id().unwrap().clone()
 }
 
 /// `true` for a process of the type named `behavior` (not its manager's, say).
