@@ -476,32 +476,65 @@ async fn settled(manager: &ServerRef<Singleton<Tracked>>) -> SingletonState {
     .await
 }
 
+/// Three nodes a – b – c with the singleton on a, the link a–c cut, and c's manager told
+/// (its claim refused through b) that the singleton runs out of its reach.
+struct CutLink {
+    nodes: Vec<Node>,
+    managers: Vec<ServerRef<Singleton<Tracked>>>,
+    first: noex::Pid,
+    a: usize,
+    b: usize,
+    c: usize,
+    sampler: Sampler,
+}
+
+async fn cut_link() -> CutLink {
+    let nodes = start_cluster(3).await;
+    let managers = managers(&nodes, "tracked").await;
+    let first = agreed(&nodes, &managers).await;
+    let a = nodes.iter().position(|n| id(n).as_str() == first.node());
+    let a = a.unwrap();
+    let (b, c) = ((a + 1) % 3, (a + 2) % 3);
+    // c no longer reaches the singleton's node, but b does (and both see a majority).
+    // c's replica drops the name; its manager's claim, once the loss delay is over, is
+    // refused through b.
+    let sampler = Sampler::start(&nodes);
+    cut(&nodes, a, c, true);
+    wait_connected(&nodes[a], 1).await;
+    wait_connected(&nodes[c], 1).await;
+    let unreachable = SingletonState::Unreachable {
+        node: first.node().to_owned(),
+    };
+    within("c's manager to learn where the singleton runs", async {
+        while managers[c].state().await.unwrap() != unreachable {
+            smol::Timer::after(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    CutLink {
+        nodes,
+        managers,
+        first,
+        a,
+        b,
+        c,
+        sampler,
+    }
+}
+
 #[test]
 fn across_a_cut_link_a_manager_sees_the_singleton_through_the_third_node_and_starts_none() {
     run_blocking(async {
-        let nodes = start_cluster(3).await;
-        let managers = managers(&nodes, "tracked").await;
-        let first = agreed(&nodes, &managers).await;
-        let a = nodes.iter().position(|n| id(n).as_str() == first.node());
-        let a = a.unwrap();
-        let (b, c) = ((a + 1) % 3, (a + 2) % 3);
-        // a – b – c: c no longer reaches the singleton's node, but b does (and both see a
-        // majority). c's replica drops the name; its manager's claim, once the loss delay
-        // is over, is refused through b.
-        let sampler = Sampler::start(&nodes);
-        cut(&nodes, a, c, true);
-        wait_connected(&nodes[a], 1).await;
-        wait_connected(&nodes[c], 1).await;
+        let CutLink {
+            nodes,
+            managers,
+            first,
+            a,
+            b,
+            c,
+            sampler,
+        } = cut_link().await;
         let elsewhere = SingletonState::Elsewhere(first.clone());
-        let unreachable = SingletonState::Unreachable {
-            node: first.node().to_owned(),
-        };
-        within("c's manager to learn where the singleton runs", async {
-            while managers[c].state().await.unwrap() != unreachable {
-                smol::Timer::after(Duration::from_millis(5)).await;
-            }
-        })
-        .await;
         assert_eq!(managers[b].state().await.unwrap(), elsewhere);
         assert_eq!(
             managers[a].state().await.unwrap(),
@@ -520,26 +553,15 @@ fn across_a_cut_link_a_manager_sees_the_singleton_through_the_third_node_and_sta
 #[test]
 fn when_the_last_link_to_the_singletons_node_fails_a_manager_that_could_not_reach_it_waits() {
     run_blocking(async {
-        let nodes = start_cluster(3).await;
-        let managers = managers(&nodes, "tracked").await;
-        let first = agreed(&nodes, &managers).await;
-        let a = nodes.iter().position(|n| id(n).as_str() == first.node());
-        let a = a.unwrap();
-        let (b, c) = ((a + 1) % 3, (a + 2) % 3);
-        // a – b – c: c's claims are refused through b, for a's manager.
-        let sampler = Sampler::start(&nodes);
-        cut(&nodes, a, c, true);
-        wait_connected(&nodes[a], 1).await;
-        wait_connected(&nodes[c], 1).await;
-        let unreachable = SingletonState::Unreachable {
-            node: first.node().to_owned(),
-        };
-        within("c's claim to be refused for a's manager", async {
-            while managers[c].state().await.unwrap() != unreachable {
-                smol::Timer::after(Duration::from_millis(5)).await;
-            }
-        })
-        .await;
+        let CutLink {
+            nodes,
+            managers,
+            a,
+            b,
+            c,
+            sampler,
+            ..
+        } = cut_link().await;
         // Now a–b fails too: b drops a's names at once, and grants c's next claim; a kills
         // its singleton only at its next look. c, which never saw it end, waits.
         cut(&nodes, a, b, true);
