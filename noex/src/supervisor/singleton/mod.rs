@@ -371,9 +371,14 @@ where
         let node = ctx.node();
         if self.owner {
             let named = node.whereis_global(&self.name);
+            let locked = node.whereis_global(&self.lock).as_ref() == Some(ctx.pid());
             if !self.may_run(&node) {
                 self.give_up(ctx, "this node no longer sees a majority of the cluster");
                 self.not_before = crate::timer::instant_after(loss_delay(&node));
+            } else if !locked {
+                // The lock went to another manager as a partition healed (the exit signal
+                // that says so may still be on its way).
+                self.give_up(ctx, "another node's manager holds the lock");
             } else if self
                 .running_pid()
                 .is_some_and(|pid| named.as_ref() != Some(pid))
