@@ -71,8 +71,10 @@
 //!   and c only, that never tried to claim the lock meanwhile would not know to wait.
 //! - **A node that joins during a partition** learns the members of the side it joins
 //!   only: joining the minority side, it may count that side a majority.
-//! - **While the singleton's `init` runs**, its manager answers no
-//!   [`state`](crate::ServerRef::state) call (a call may time out), and a shutdown waits for it.
+//! - **While the singleton's `init` runs, or its manager claims the lock** (up to
+//!   [`GLOBAL_TIMEOUT`](crate::GLOBAL_TIMEOUT) if a connected node does not answer), the
+//!   manager answers no [`state`](crate::ServerRef::state) call (a call may time out), and a
+//!   shutdown waits for it.
 //!
 //! ```
 //! use noex::supervisor::{Singleton, SingletonSpec, SingletonState};
