@@ -17,7 +17,10 @@
 //! Every process belongs to a [`Node`]; nothing is global, so several nodes can run in one
 //! OS process. Nodes started with [`Node::start`] form a cluster over TCP, in which a
 //! [`ServerRef`] works the same whether its process runs here or on another node (see
-//! [`ClusterConfig`]).
+//! [`ClusterConfig`]): processes are spawned, linked, monitored and named across nodes
+//! ([`global`]), a [`DistributedSupervisor`] places its children on the cluster and moves
+//! them off a lost node, and a [`Singleton`] runs one process in the cluster, started again
+//! elsewhere when its node is lost — never on both sides of a partition.
 //!
 //! # Example
 //!
