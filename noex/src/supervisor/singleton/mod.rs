@@ -258,8 +258,7 @@ where
             } if self.blocker.as_ref().is_some_and(|(_, m)| *m == monitor) => {
                 self.blocker = None;
                 if reason == ExitReason::NoConnection {
-                    let safe_at = crate::timer::instant_after(loss_delay(&ctx.node()));
-                    self.not_before = self.not_before.max(safe_at);
+                    self.wait_loss_delay(&ctx.node());
                 }
                 self.check(ctx).await;
             }
@@ -272,8 +271,7 @@ where
                 if reason == ExitReason::NoConnection {
                     // Its node is lost: the singleton may run on there until that node
                     // notices.
-                    let safe_at = crate::timer::instant_after(loss_delay(&ctx.node()));
-                    self.not_before = self.not_before.max(safe_at);
+                    self.wait_loss_delay(&ctx.node());
                 }
                 tracing::debug!(singleton = %self.name, manager = %pid, %reason, "the manager running the singleton ended");
                 self.check(ctx).await;
@@ -349,6 +347,12 @@ where
         self.joined && sees_majority(node)
     }
 
+    /// No start before the loss delay is over, from now.
+    fn wait_loss_delay(&mut self, node: &Node) {
+        let safe_at = crate::timer::instant_after(loss_delay(node));
+        self.not_before = self.not_before.max(safe_at);
+    }
+
     /// The next start waits for the backoff, after a run of `ran`.
     fn back_off(&mut self, ran: Duration) {
         let (delay, remembered) = self.backoff.next(self.last_backoff, ran);
@@ -376,7 +380,7 @@ where
             let locked = node.whereis_global(&self.lock).as_ref() == Some(ctx.pid());
             if !self.may_run(&node) {
                 self.give_up(ctx, "this node no longer sees a majority of the cluster");
-                self.not_before = crate::timer::instant_after(loss_delay(&node));
+                self.wait_loss_delay(&node);
             } else if !locked {
                 // The lock went to another manager as a partition healed (the exit signal
                 // that says so may still be on its way).
@@ -432,8 +436,7 @@ where
                     // may merely have lost that node, which may not have noticed yet.
                     Some(manager) => {
                         tracing::debug!(singleton = %self.name, %manager, "the lock was free where it was held out of reach: starting the singleton after the loss delay");
-                        let safe_at = crate::timer::instant_after(loss_delay(&node));
-                        self.not_before = self.not_before.max(safe_at);
+                        self.wait_loss_delay(&node);
                     }
                     None => self.start(ctx).await,
                 }
@@ -447,7 +450,7 @@ where
             Err(GlobalError::NameTaken { holder, .. }) => {
                 tracing::debug!(singleton = %self.name, manager = %holder, "the singleton runs on a node this one does not reach");
                 self.unreached = Some(holder);
-                self.not_before = crate::timer::instant_after(loss_delay(&node));
+                self.wait_loss_delay(&node);
             }
             // The node shuts down: nothing more to do.
             Err(GlobalError::ShuttingDown) => {}
@@ -478,7 +481,7 @@ where
             // its majority: as if it had been killed running.
             Err(error) if !sees_majority(&node) => {
                 self.give_up(ctx, &format!("it did not start ({error})"));
-                self.not_before = crate::timer::instant_after(loss_delay(&node));
+                self.wait_loss_delay(&node);
             }
             Err(error) => {
                 tracing::warn!(singleton = %self.name, %error, "the singleton could not start here; leaving it to another node");
