@@ -5,7 +5,7 @@
 //! supervisor or sharing a node, and a singleton slow to stop on a node that shuts down.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use noex::supervisor::{
@@ -18,20 +18,15 @@ use super::common::{
     cluster_config, eventually, isolate, probe, run_blocking, shutdown_all, start_cluster,
     wait_connected, within,
 };
-use super::{agreed, id, live, managers, running, Tracked};
+use super::{agreed, id, live, managers, running, Labels, Tracked};
 
-/// The labels (node ids) of the [`Stuck`] processes in their `init`.
-static IN_INIT: Mutex<Vec<String>> = Mutex::new(Vec::new());
+/// The [`Stuck`] processes in their `init`.
+static IN_INIT: Labels = Labels::new();
 
 /// How many [`Stuck`] processes of `nodes` are in their `init` (those whose registration
 /// of the name failed never got there).
 fn in_init(nodes: &[Node]) -> usize {
-    let labels: Vec<String> = nodes.iter().map(|n| id(n).to_string()).collect();
-    let in_init = IN_INIT.lock().unwrap();
-    in_init
-        .iter()
-        .filter(|label| labels.contains(label))
-        .count()
+    IN_INIT.count(nodes)
 }
 
 /// One [`Stuck`] process in its `init`, until that is dropped (the process killed).
@@ -39,10 +34,7 @@ struct InInit(String);
 
 impl Drop for InInit {
     fn drop(&mut self) {
-        let mut in_init = IN_INIT.lock().unwrap();
-        if let Some(at) = in_init.iter().position(|label| *label == self.0) {
-            in_init.swap_remove(at);
-        }
+        IN_INIT.remove(&self.0);
     }
 }
 
@@ -58,7 +50,7 @@ impl GenServer for Stuck {
     type InitError = String;
 
     async fn init(label: String, _ctx: &mut Ctx<Self>) -> Result<Self, String> {
-        IN_INIT.lock().unwrap().push(label.clone());
+        IN_INIT.add(&label);
         let _in_init = InInit(label);
         futures_lite::future::pending().await
     }
@@ -331,19 +323,16 @@ impl Sampler {
     }
 }
 
-/// The labels (node ids) of the [`SlowStop`] processes that run (from `init` until their
-/// state is dropped, after `terminate`).
-static SLOW_LIVE: Mutex<Vec<String>> = Mutex::new(Vec::new());
+/// The [`SlowStop`] processes that run (from `init` until their state is dropped, after
+/// `terminate`).
+static SLOW_LIVE: Labels = Labels::new();
 
 /// A singleton whose `terminate` takes a while (a third of a second).
 pub struct SlowStop(String);
 
 impl Drop for SlowStop {
     fn drop(&mut self) {
-        let mut live = SLOW_LIVE.lock().unwrap();
-        if let Some(at) = live.iter().position(|label| *label == self.0) {
-            live.swap_remove(at);
-        }
+        SLOW_LIVE.remove(&self.0);
     }
 }
 
@@ -356,7 +345,7 @@ impl GenServer for SlowStop {
     type InitError = String;
 
     async fn init(label: String, _ctx: &mut Ctx<Self>) -> Result<Self, String> {
-        SLOW_LIVE.lock().unwrap().push(label.clone());
+        SLOW_LIVE.add(&label);
         Ok(SlowStop(label))
     }
 
@@ -369,18 +358,14 @@ impl GenServer for SlowStop {
 fn a_singleton_slow_to_stop_on_a_node_shutting_down_runs_once() {
     run_blocking(async {
         let mut nodes = start_cluster(3).await;
-        let labels: Vec<String> = nodes.iter().map(|n| id(n).to_string()).collect();
+        let all = nodes.clone();
         for node in &nodes {
             let spec = SingletonSpec::<SlowStop>::new("slow", id(node).to_string());
             node.spawn::<Singleton<SlowStop>>(spec).await.unwrap();
         }
-        let live = |labels: &[String]| {
-            let live = SLOW_LIVE.lock().unwrap();
-            live.iter().filter(|label| labels.contains(label)).count()
-        };
         // Running, and known to n0 (its registration may still be on its way there).
         eventually("the singleton to run", || {
-            live(&labels) == 1 && nodes[0].whereis_global("slow").is_some()
+            SLOW_LIVE.count(&all) == 1 && nodes[0].whereis_global("slow").is_some()
         })
         .await;
         let pid = nodes[0].whereis_global("slow").unwrap();
@@ -390,7 +375,7 @@ fn a_singleton_slow_to_stop_on_a_node_shutting_down_runs_once() {
         let mut most = 0;
         within("the singleton to run on another node", async {
             loop {
-                let count = live(&labels);
+                let count = SLOW_LIVE.count(&all);
                 most = most.max(count);
                 let moved = nodes[0].whereis_global("slow").filter(|p| *p != pid);
                 if moved.is_some() && count == 1 {

@@ -29,15 +29,42 @@ fn terminated(node: &Node) -> bool {
     TERMINATED.lock().unwrap().contains(&id(node).to_string())
 }
 
-/// The labels of the [`Tracked`] processes whose `init` ran and whose state is not yet
-/// dropped: those that run, or ran user code.
-static LIVE: Mutex<Vec<String>> = Mutex::new(Vec::new());
+/// Labels (node ids) of processes that run, kept by the processes themselves: each test's
+/// labels are its nodes' ids, which no other test shares.
+pub struct Labels(Mutex<Vec<String>>);
 
-/// How many [`Tracked`] processes of `nodes` (by their labels) are live.
+impl Labels {
+    #[allow(clippy::new_without_default)] // for statics: a `const fn`
+    pub const fn new() -> Labels {
+        Labels(Mutex::new(Vec::new()))
+    }
+
+    pub fn add(&self, label: &str) {
+        self.0.lock().unwrap().push(label.to_owned());
+    }
+
+    pub fn remove(&self, label: &str) {
+        let mut labels = self.0.lock().unwrap();
+        if let Some(at) = labels.iter().position(|l| l == label) {
+            labels.swap_remove(at);
+        }
+    }
+
+    /// How many are labelled with one of `nodes`' ids.
+    pub fn count(&self, nodes: &[Node]) -> usize {
+        let ids: Vec<String> = nodes.iter().map(|n| id(n).to_string()).collect();
+        let labels = self.0.lock().unwrap();
+        labels.iter().filter(|label| ids.contains(label)).count()
+    }
+}
+
+/// The [`Tracked`] processes whose `init` ran and whose state is not yet dropped: those
+/// that run, or ran user code.
+static LIVE: Labels = Labels::new();
+
+/// How many [`Tracked`] processes of `nodes` are live.
 fn live(nodes: &[Node]) -> usize {
-    let labels: Vec<String> = nodes.iter().map(|n| id(n).to_string()).collect();
-    let live = LIVE.lock().unwrap();
-    live.iter().filter(|label| labels.contains(label)).count()
+    LIVE.count(nodes)
 }
 
 #[behavior(name = "singleton-tracked")]
@@ -47,10 +74,7 @@ pub struct Tracked {
 
 impl Drop for Tracked {
     fn drop(&mut self) {
-        let mut live = LIVE.lock().unwrap();
-        if let Some(at) = live.iter().position(|label| *label == self.label) {
-            live.swap_remove(at);
-        }
+        LIVE.remove(&self.label);
     }
 }
 
@@ -58,7 +82,7 @@ impl Drop for Tracked {
 impl Tracked {
     #[init]
     fn init(label: String) -> Self {
-        LIVE.lock().unwrap().push(label.clone());
+        LIVE.add(&label);
         Tracked { label }
     }
 
