@@ -47,6 +47,18 @@ pub(crate) struct Local<'a> {
     pub(crate) max_message: u64,
 }
 
+impl Local<'_> {
+    /// What the proofs bind of this node (see [`identity`]).
+    fn identity(&self) -> String {
+        identity(
+            self.id.as_str(),
+            self.incarnation,
+            self.hidden,
+            self.max_message,
+        )
+    }
+}
+
 /// The peer a handshake established.
 #[derive(Debug, Clone)]
 pub(crate) struct Established {
@@ -245,12 +257,7 @@ async fn challenged<S: AsyncRead + AsyncWrite + Unpin>(
     if let Err(reason) = check(&peer) {
         return Err(refuse(stream, reason).await);
     }
-    let me = identity(
-        local.id.as_str(),
-        local.incarnation,
-        local.hidden,
-        local.max_message,
-    );
+    let me = local.identity();
     let them = identity(peer.as_str(), incarnation, hidden, max_message);
     if !verify(
         local.secret,
@@ -349,12 +356,7 @@ pub(crate) async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
         return Err(refuse(stream, reason).await);
     }
     hold.await;
-    let me = identity(
-        local.id.as_str(),
-        local.incarnation,
-        local.hidden,
-        local.max_message,
-    );
+    let me = local.identity();
     let them = identity(peer.as_str(), incarnation, hidden, max_message);
     let my_nonce = nonce();
     send(
